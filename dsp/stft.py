@@ -1,0 +1,217 @@
+"""One streaming STFT (analysis + weighted overlap-add synthesis) that hosts every spectral stage.
+
+Why one: spectral stages then add no latency to each other; the section's latency is the
+window length minus one sample (plus any look-ahead a stage declares), whatever the number of stages.
+
+Latency: a sample pushed at time t leaves at t + (n_fft - 1). That figure is the same for every
+block size, including 1, because the output of a hop is emitted one sample per input sample
+starting on the sample that completes its frame (see ``_run``). Streaming with any block
+partition is therefore bit-identical to one whole-signal call.
+
+Windows: periodic sqrt-Hann for analysis and synthesis, normalised so that the overlap-add of
+analysis*synthesis is exactly 1 for the configured hop (COLA), so an identity spectrum
+reconstructs the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .processor import Processor, ProcessorError
+
+
+@dataclass(frozen=True)
+class STFTConfig:
+    """Window and hop in milliseconds; sample counts are derived per rate.
+
+    The hop is 5 ms in both shipped configs so learned stages see the same frame rate (200 frames/s)
+    at every rate and in both latency modes; only the window (frequency resolution) changes.
+    """
+
+    name: str
+    window_ms: float
+    hop_ms: float
+
+    def sizes(self, sample_rate: int) -> tuple[int, int]:
+        """(n_fft, hop) in samples at ``sample_rate``; n_fft is a multiple of the hop ratio."""
+        ratio = round(self.window_ms / self.hop_ms)
+        hop = max(1, int(round(self.hop_ms * 1e-3 * sample_rate)))
+        return hop * ratio, hop
+
+
+# low-latency: 10 ms window, 50 % overlap -> 479 samples = 9.98 ms at 48 kHz.
+# default: 20 ms window, 75 % overlap -> 959 samples = 19.98 ms at 48 kHz, 50 Hz bins.
+CONFIGS = {
+    "low-latency": STFTConfig("low-latency", 10.0, 5.0),
+    "default": STFTConfig("default", 20.0, 5.0),
+}
+
+
+def get_config(name: str) -> STFTConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown STFT config {name!r}; choose one of {sorted(CONFIGS)}") from None
+
+
+@dataclass
+class SpectralContext:
+    """What a spectral stage learns in prepare().
+
+    Attributes:
+        sample_rate: Hz.
+        n_fft, hop: samples.
+        n_bins: n_fft // 2 + 1.
+        channels: number of audio channels (rows of every spectrum).
+        linked: if True, stereo stages derive one gain from all channels and apply it to every
+            channel (keeps the stereo image); if False each channel is analysed on its own.
+        freqs_hz: (n_bins,) bin centre frequencies.
+    """
+
+    sample_rate: int
+    n_fft: int
+    hop: int
+    n_bins: int
+    channels: int
+    linked: bool
+    freqs_hz: np.ndarray
+
+    @property
+    def frame_rate_hz(self) -> float:
+        return self.sample_rate / self.hop
+
+
+class SpectralStage:
+    """A stage that edits complex spectra inside the shared STFT.
+
+    Lifecycle mirrors Processor: ``prepare(ctx)`` (control thread, allocates),
+    ``process_frame(spec)`` (audio thread, edits ``spec`` (channels, n_bins) complex64 in place,
+    allocates nothing), ``reset()`` (zero-fill). ``latency_frames`` is the look-ahead the stage
+    needs, in hops; the section delays its output by that many hops and reports it.
+    """
+
+    name = "spectral-stage"
+    latency_frames = 0
+
+    def prepare(self, ctx: SpectralContext) -> None:
+        self.ctx = ctx
+
+    def process_frame(self, spec: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        pass
+
+
+def sqrt_hann_pair(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis and synthesis windows (n_fft,) with sum over hops of a*s == 1 exactly."""
+    w = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft))
+    ola = np.zeros(hop)
+    for k in range(0, n_fft, hop):
+        ola += (w * w)[k : k + hop]
+    if not np.allclose(ola, ola[0], rtol=1e-9):
+        raise ValueError(f"n_fft={n_fft}, hop={hop} is not COLA for sqrt-Hann")
+    return w.astype(np.float32), (w / ola[0]).astype(np.float32)
+
+
+class StreamingSTFT(Processor):
+    """Streaming STFT section: analysis, spectral stages in order, weighted overlap-add.
+
+    Args:
+        config: an :class:`STFTConfig` or its name ("default", "low-latency").
+        stages: spectral stages run in order on every frame.
+        linked: stereo-linked analysis (see :class:`SpectralContext`).
+
+    process(block): block float32 (channels, n); output is the input delayed by
+    ``latency_samples`` = n_fft - 1 + hop * sum(stage.latency_frames) when every stage is identity.
+    """
+
+    name = "stft"
+
+    def __init__(self, config: STFTConfig | str = "default", stages=(), linked: bool = True):
+        super().__init__()
+        self.config = get_config(config) if isinstance(config, str) else config
+        self.stages = list(stages)
+        self.linked = linked
+        self.frames_processed = 0
+
+    def prepare(self, sample_rate: int, max_block: int, channels: int) -> None:
+        super().prepare(sample_rate, max_block, channels)
+        n_fft, hop = self.config.sizes(sample_rate)
+        self.n_fft, self.hop = n_fft, hop
+        self.n_bins = n_fft // 2 + 1
+        self.win_a, self.win_s = sqrt_hann_pair(n_fft, hop)
+        c = channels
+        self._inbuf = np.zeros((c, n_fft), np.float32)    # last n_fft input samples
+        self._frame = np.zeros((c, n_fft), np.float32)    # windowed frame / irfft output
+        self._spec = np.zeros((c, self.n_bins), np.complex64)
+        self._acc = np.zeros((c, n_fft), np.float32)      # overlap-add accumulator
+        self._ogroup = np.zeros((c, hop), np.float32)     # finished hop being emitted
+        self.ctx = SpectralContext(
+            sample_rate, n_fft, hop, self.n_bins, c, self.linked,
+            np.arange(self.n_bins) * (sample_rate / n_fft),
+        )
+        for st in self.stages:
+            st.prepare(self.ctx)
+        self.latency_samples = n_fft - 1 + hop * sum(int(st.latency_frames) for st in self.stages)
+        self.reset()
+
+    def reset(self) -> None:
+        self._inbuf.fill(0.0)
+        self._acc.fill(0.0)
+        self._ogroup.fill(0.0)
+        # Invariant between calls: _opos == _fill + 1 (the first hop - 1 outputs are silence).
+        self._fill = 0
+        self._opos = 1
+        self.frames_processed = 0
+        for st in self.stages:
+            st.reset()
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        n = block.shape[1]
+        hop, n_fft = self.hop, self.n_fft
+        base = n_fft - hop
+        i = 0
+        while i < n:
+            m = min(n - i, hop - self._fill)
+            seg = block[:, i : i + m]
+            f0 = self._fill
+            self._inbuf[:, base + f0 : base + f0 + m] = seg
+            self._fill = f0 + m
+            if self._fill == hop:
+                # Emit m-1 samples of the old hop, run the frame, then the new hop's first sample.
+                op = self._opos
+                seg[:, : m - 1] = self._ogroup[:, op : op + m - 1]
+                self._run_frame()
+                seg[:, m - 1] = self._ogroup[:, 0]
+                self._fill = 0
+                self._opos = 1
+            else:
+                op = self._opos
+                seg[:, :] = self._ogroup[:, op : op + m]
+                self._opos = op + m
+            i += m
+        return block
+
+    def _run_frame(self) -> None:
+        hop, n_fft = self.hop, self.n_fft
+        np.multiply(self._inbuf, self.win_a, out=self._frame)
+        np.fft.rfft(self._frame, axis=-1, out=self._spec)
+        for st in self.stages:
+            st.process_frame(self._spec)
+        np.fft.irfft(self._spec, n=n_fft, axis=-1, out=self._frame)
+        self._frame *= self.win_s
+        self._acc += self._frame
+        self._ogroup[:] = self._acc[:, :hop]
+        # Shift history and accumulator by one hop (memmove of n_fft - hop samples).
+        self._acc[:, : n_fft - hop] = self._acc[:, hop:]
+        self._acc[:, n_fft - hop :] = 0.0
+        self._inbuf[:, : n_fft - hop] = self._inbuf[:, hop:]
+        self.frames_processed += 1
+
+    @staticmethod
+    def require(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ProcessorError(msg)

@@ -1,0 +1,1 @@
+"""The host: chain, parameters, presets, latency, CLI, OSC, live audio and DAW maps."""

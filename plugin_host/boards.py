@@ -1,0 +1,70 @@
+"""pedalboard boards run inside our block protocol, plus VST3 loading.
+
+pedalboard cannot host a Python stage inside a Pedalboard, so the host calls a pre-board, our
+spectral section and a post-board in one callback, each board with reset=False. Two pedalboard
+behaviours (0.9.x) shape this wrapper, both checked by tests/test_boards.py:
+  * a call with more samples than any earlier call re-prepares the plugins and drops their state,
+    so prepare() runs one silent max_block call first;
+  * the channel layout of a (2, 1) or (2, 2) array is guessed from the previous call, and reset()
+    forgets it, so every reset is followed by a zero-length call, and a (c, c) block is split in two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pedalboard
+
+from resculpt.dsp.processor import Processor
+
+
+class Board(Processor):
+    """A list of pedalboard plugins processed in place.
+
+    process(block): float32 (channels, n), any n in 0..max_block.
+    """
+
+    name = "board"
+
+    def __init__(self, plugins, name: str = "board"):
+        super().__init__()
+        self.name = name
+        self.plugins = list(plugins)
+        self.board = pedalboard.Pedalboard(self.plugins)
+
+    def prepare(self, sample_rate, max_block, channels):
+        super().prepare(sample_rate, max_block, channels)
+        self._silence = np.zeros((channels, max_block), np.float32)
+        self._empty = np.zeros((channels, 0), np.float32)
+        # Reported latency of hosted plugins (VST3s may report some; built-ins report 0).
+        self.latency_samples = sum(int(getattr(p, "reported_latency_samples", 0) or 0) for p in self.plugins)
+        if self.plugins:
+            self.board(self._silence, float(sample_rate), reset=False)
+        self.reset()
+
+    def reset(self):
+        if self.plugins:
+            self.board.reset()
+            self.board(self._empty, float(self.sample_rate), reset=False)
+
+    def process(self, block):
+        n = block.shape[1]
+        if n == 0 or not self.plugins:
+            return block
+        if n == self.channels and n > 1:
+            for k in range(n):
+                block[:, k : k + 1] = self.board(block[:, k : k + 1], float(self.sample_rate), reset=False)
+            return block
+        block[:] = self.board(block, float(self.sample_rate), reset=False)
+        return block
+
+
+def load_vst3(path: str):
+    """Load a VST3 (or AU on macOS) plugin by path; raise ValueError with a clear message."""
+    import os
+
+    if not os.path.exists(path):
+        raise ValueError(f"plugin not found: {path}")
+    try:
+        return pedalboard.load_plugin(path)
+    except Exception as e:  # pedalboard raises ImportError/RuntimeError with varied text
+        raise ValueError(f"could not load plugin {path}: {e}") from None

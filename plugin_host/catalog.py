@@ -1,0 +1,173 @@
+"""The catalog of stage slots: the one place that defines every parameter id Resculpt has.
+
+A chain is a fixed set of *slots* (hpf, gate, comp, sgate, mask, low_shelf, limiter, ...).
+A preset's chain layout chooses which slots run, in which section and order; the parameter table
+always holds every slot's parameters, so OSC addresses, panel widgets, DAW automation lanes and
+preset keys stay the same whatever preset is loaded (a DAW lane never breaks on a preset change).
+Parameters of slots that are not in the current layout are kept and take effect when a layout
+that uses the slot is loaded.
+
+Board slots wrap pedalboard plugins; spectral slots are :class:`~resculpt.dsp.stft.SpectralStage`s
+in the shared STFT. VST3 plugins loaded by path add ``<slot>.<param>`` ids at build time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pedalboard as pb
+
+from resculpt.dsp import spectral_gate
+from resculpt.dsp.params import ParamSpec
+
+# Global parameters, applied by the host around the engine.
+GLOBAL_PARAMS = (
+    ParamSpec("in.gain_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=20.0, doc="input trim before the wet chain"),
+    ParamSpec("out.gain_db", -60.0, 24.0, 0.0, "dB", smoothing_ms=20.0, doc="output level after the mix"),
+    ParamSpec("mix", 0.0, 1.0, 1.0, "", smoothing_ms=20.0, doc="wet/dry mix; the dry path is latency-aligned"),
+    ParamSpec("bypass", 0.0, 1.0, 0.0, "", scale="bool", smoothing_ms=10.0,
+              doc="crossfade to the latency-aligned dry signal"),
+)
+
+
+@dataclass(frozen=True)
+class BoardSlot:
+    """A slot made of pedalboard plugins.
+
+    build() returns the plugin list; binds maps a parameter id to (plugin index, attribute,
+    transform from the parameter's unit to the plugin's).
+    """
+
+    slot: str
+    doc: str
+    params: tuple[ParamSpec, ...]
+    build: Callable[[], list]
+    binds: dict = field(default_factory=dict)
+    kind: str = "board"
+
+
+@dataclass(frozen=True)
+class SpectralSlot:
+    """A slot that runs in the shared STFT; build(table) returns a SpectralStage."""
+
+    slot: str
+    doc: str
+    params: tuple[ParamSpec, ...]
+    build: Callable
+    kind: str = "spectral"
+
+
+def _db_to_lin(db):
+    return 10.0 ** (db / 20.0)
+
+
+def _ident(v):
+    return v
+
+
+P = ParamSpec
+SLOTS: dict[str, BoardSlot | SpectralSlot] = {}
+
+
+def register(slot):
+    if slot.slot in SLOTS:
+        raise ValueError(f"slot {slot.slot!r} registered twice")
+    for p in slot.params:
+        if not p.id.startswith(slot.slot + "."):
+            raise ValueError(f"param {p.id} must start with its slot name {slot.slot}.")
+    SLOTS[slot.slot] = slot
+    return slot
+
+
+register(BoardSlot(
+    "hpf", "high-pass filter (12 dB/oct): rumble, handling noise, plosive thumps",
+    (P("hpf.cutoff_hz", 20.0, 2000.0, 80.0, "Hz", "log", 30.0, "cutoff frequency"),),
+    lambda: [pb.HighpassFilter(80.0)], {"hpf.cutoff_hz": (0, "cutoff_frequency_hz", _ident)}))
+register(BoardSlot(
+    "lpf", "low-pass filter (12 dB/oct)",
+    (P("lpf.cutoff_hz", 500.0, 22000.0, 18000.0, "Hz", "log", 30.0, "cutoff frequency"),),
+    lambda: [pb.LowpassFilter(18000.0)], {"lpf.cutoff_hz": (0, "cutoff_frequency_hz", _ident)}))
+register(BoardSlot(
+    "gate", "noise gate (downward expander)",
+    (P("gate.threshold_db", -90.0, 0.0, -55.0, "dB", smoothing_ms=30.0, doc="opens above this level"),
+     P("gate.ratio", 1.0, 20.0, 4.0, ":1", smoothing_ms=30.0, doc="expansion ratio"),
+     P("gate.attack_ms", 0.1, 100.0, 1.0, "ms", "log", 0.0, "opening time"),
+     P("gate.release_ms", 5.0, 2000.0, 120.0, "ms", "log", 0.0, "closing time")),
+    lambda: [pb.NoiseGate(-55.0, 4.0, 1.0, 120.0)],
+    {"gate.threshold_db": (0, "threshold_db", _ident), "gate.ratio": (0, "ratio", _ident),
+     "gate.attack_ms": (0, "attack_ms", _ident), "gate.release_ms": (0, "release_ms", _ident)}))
+register(BoardSlot(
+    "comp", "compressor with make-up gain",
+    (P("comp.threshold_db", -60.0, 0.0, -18.0, "dB", smoothing_ms=30.0, doc="compression starts here"),
+     P("comp.ratio", 1.0, 20.0, 3.0, ":1", smoothing_ms=30.0, doc="compression ratio"),
+     P("comp.attack_ms", 0.1, 200.0, 5.0, "ms", "log", 0.0, "attack time"),
+     P("comp.release_ms", 5.0, 2000.0, 120.0, "ms", "log", 0.0, "release time"),
+     P("comp.makeup_db", 0.0, 24.0, 0.0, "dB", smoothing_ms=20.0, doc="gain after compression")),
+    lambda: [pb.Compressor(-18.0, 3.0, 5.0, 120.0), pb.Gain(0.0)],
+    {"comp.threshold_db": (0, "threshold_db", _ident), "comp.ratio": (0, "ratio", _ident),
+     "comp.attack_ms": (0, "attack_ms", _ident), "comp.release_ms": (0, "release_ms", _ident),
+     "comp.makeup_db": (1, "gain_db", _ident)}))
+for _name, _cls, _fc, _lo, _hi, _doc in (
+    ("low_shelf", pb.LowShelfFilter, 120.0, 20.0, 1000.0, "low shelf: body, warmth, boom"),
+    ("high_shelf", pb.HighShelfFilter, 8000.0, 1000.0, 20000.0, "high shelf: air, hiss, brightness"),
+    ("presence", pb.PeakFilter, 3500.0, 200.0, 12000.0, "peaking band: presence, nasal, honk"),
+):
+    register(BoardSlot(
+        _name, _doc,
+        (P(f"{_name}.cutoff_hz", _lo, _hi, _fc, "Hz", "log", 30.0, "centre/corner frequency"),
+         P(f"{_name}.gain_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=30.0, doc="boost or cut"),
+         P(f"{_name}.q", 0.1, 10.0, 0.707, "", "log", 30.0, "bandwidth (higher = narrower)")),
+        (lambda cls=_cls, fc=_fc: [cls(fc, 0.0, 0.707)]),
+        {f"{_name}.cutoff_hz": (0, "cutoff_frequency_hz", _ident), f"{_name}.gain_db": (0, "gain_db", _ident),
+         f"{_name}.q": (0, "q", _ident)}))
+register(BoardSlot(
+    "drive", "tanh saturation with output trim",
+    (P("drive.drive_db", 0.0, 60.0, 12.0, "dB", smoothing_ms=30.0, doc="gain into the saturator"),
+     P("drive.trim_db", -48.0, 12.0, -6.0, "dB", smoothing_ms=20.0, doc="level after the saturator")),
+    lambda: [pb.Distortion(12.0), pb.Gain(-6.0)],
+    {"drive.drive_db": (0, "drive_db", _ident), "drive.trim_db": (1, "gain_db", _ident)}))
+register(BoardSlot(
+    "reverb", "algorithmic room (Freeverb)",
+    (P("reverb.room_size", 0.0, 1.0, 0.35, "", smoothing_ms=50.0, doc="room size"),
+     P("reverb.damping", 0.0, 1.0, 0.5, "", smoothing_ms=50.0, doc="high-frequency damping"),
+     P("reverb.wet_db", -60.0, 0.0, -14.0, "dB", smoothing_ms=30.0, doc="reverberant level"),
+     P("reverb.dry_db", -60.0, 0.0, 0.0, "dB", smoothing_ms=30.0, doc="direct level"),
+     P("reverb.width", 0.0, 1.0, 1.0, "", smoothing_ms=50.0, doc="stereo width of the tail")),
+    lambda: [pb.Reverb(0.35, 0.5, _db_to_lin(-14.0), 1.0, 1.0)],
+    {"reverb.room_size": (0, "room_size", _ident), "reverb.damping": (0, "damping", _ident),
+     "reverb.wet_db": (0, "wet_level", _db_to_lin), "reverb.dry_db": (0, "dry_level", _db_to_lin),
+     "reverb.width": (0, "width", _ident)}))
+# JUCE's Limiter adds -threshold of make-up gain and hard-clips at 0 dBFS, so the threshold sets
+# how hard it limits and a Gain after it sets the true output ceiling.
+register(BoardSlot(
+    "limiter", "limiter (JUCE Limiter) with an output ceiling",
+    (P("limiter.threshold_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0,
+       doc="limiting starts here (the limiter then adds -threshold of make-up)"),
+     P("limiter.release_ms", 1.0, 1000.0, 80.0, "ms", "log", 0.0, "release time"),
+     P("limiter.ceiling_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0, doc="highest output peak, dBFS")),
+    lambda: [pb.Limiter(-1.0, 80.0), pb.Gain(-1.0)],
+    {"limiter.threshold_db": (0, "threshold_db", _ident), "limiter.release_ms": (0, "release_ms", _ident),
+     "limiter.ceiling_db": (1, "gain_db", _ident)}))
+
+register(SpectralSlot("sgate", "spectral gate with tilted threshold", spectral_gate.PARAMS,
+                      spectral_gate.SpectralGate))
+
+
+def all_param_specs() -> list[ParamSpec]:
+    """Every parameter: globals first, then each slot's in registration order."""
+    specs = list(GLOBAL_PARAMS)
+    for s in SLOTS.values():
+        specs.extend(s.params)
+    return specs
+
+
+def slot(name: str):
+    try:
+        return SLOTS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(SLOTS), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown stage {name!r}{hint}; known: {', '.join(SLOTS)}") from None

@@ -1,0 +1,224 @@
+"""`resculpt` command line. Every command has --help; errors go to stderr with exit code 1 (bad
+input) or 2 (usage). Heavy imports happen inside the command that needs them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
+
+
+def _die(msg: str, code: int = 1):
+    print(f"resculpt: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _parse_sets(items) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ValueError(f"--set expects ID=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+# -- render ----------------------------------------------------------------------------------------
+def cmd_render(a) -> int:
+    from .render import READ_EXT, RenderError, render_file
+
+    if a.output and len(a.inputs) > 1:
+        return _die("-o takes one input; use --out-dir for several", 2)
+    if not a.output and not a.out_dir:
+        return _die("give -o OUT or --out-dir DIR", 2)
+    try:
+        sets = _parse_sets(a.set)
+    except ValueError as e:
+        return _die(str(e), 2)
+    if a.block < 1 or a.block > 1 << 16:
+        return _die("--block must be between 1 and 65536", 2)
+    failed = 0
+    for inp in a.inputs:
+        p = Path(inp)
+        out = Path(a.output) if a.output else Path(a.out_dir) / (p.stem + "." + a.format)
+        if p.suffix.lower() not in READ_EXT and p.exists():
+            print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
+        try:
+            r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None)
+        except Exception as e:  # one bad file never stops the others
+            failed += 1
+            msg = str(e) if str(e) else type(e).__name__
+            print(f"resculpt: error: {msg}", file=sys.stderr)
+            continue
+        if not a.quiet:
+            print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
+                  f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
+    if failed:
+        print(f"resculpt: {failed} of {len(a.inputs)} file(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- presets / params ---------------------------------------------------------------------------
+def cmd_presets(a) -> int:
+    from .presets import PresetError, list_presets, load_preset, read_file
+
+    if a.action == "list":
+        for name, path in list_presets():
+            try:
+                p = read_file(path)
+                print(f"{name:20s} {', '.join(p.tags):28s} {p.description}")
+            except PresetError as e:
+                print(f"{name:20s} (invalid: {e})")
+        return 0
+    if not a.name:
+        return _die("presets show NAME", 2)
+    try:
+        p = load_preset(a.name)
+    except PresetError as e:
+        return _die(str(e))
+    print(json.dumps({**p.to_dict(), "path": str(p.path)}, indent=2))
+    return 0
+
+
+def cmd_params(a) -> int:
+    from .catalog import SLOTS, all_param_specs
+
+    specs = all_param_specs()
+    if a.json:
+        print(json.dumps([s.as_dict() for s in specs], indent=2))
+        return 0
+    print(f"{'id':28s} {'min':>9s} {'max':>9s} {'default':>9s} {'unit':7s} {'scale':7s} {'smooth':>7s}  doc")
+    for s in specs:
+        print(f"{s.id:28s} {s.min:9.4g} {s.max:9.4g} {s.default:9.4g} {s.unit:7s} {s.scale:7s} "
+              f"{s.smoothing_ms:6.0f}ms  {s.doc}{' (' + '|'.join(s.choices) + ')' if s.choices else ''}")
+    print(f"\n{len(specs)} parameters in {len(SLOTS)} stage slots + globals")
+    return 0
+
+
+# -- bench -----------------------------------------------------------------------------------------
+def cmd_bench(a) -> int:
+    from .bench import bench_chain
+    from .host import Chain
+    from .presets import PresetError
+
+    try:
+        chain = Chain.from_preset(a.preset, sample_rate=a.rate, channels=a.channels, max_block=a.block)
+    except (PresetError, ValueError) as e:
+        return _die(str(e))
+    sig = None
+    if EXAMPLE.exists():
+        import numpy as np
+
+        from .render import read_audio
+
+        x, sr = read_audio(EXAMPLE)
+        if sr != a.rate:
+            from scipy.signal import resample_poly
+
+            g = np.gcd(sr, a.rate)
+            x = resample_poly(x, a.rate // g, sr // g, axis=1).astype("float32")
+        sig = np.repeat(x, a.channels, axis=0) if x.shape[0] == 1 else x[: a.channels]
+    r = bench_chain(chain, seconds=a.seconds, block=a.block, signal=sig)
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    print(f"preset {a.preset} at {a.rate} Hz, {a.channels} ch, {a.block}-sample blocks, {a.seconds:g} s, one thread")
+    print(f"latency: {r['latency_samples']} samples = {r['latency_ms']:.2f} ms")
+    print(f"chain RTF {r['rtf']:.4f} ({100 * r['rtf']:.2f} % of one core); per block median "
+          f"{r['per_block_us']['median']:.1f} us, p99 {r['per_block_us']['p99']:.1f} us of a {r['period_us']:.0f} us period")
+    for s in r["stages"]:
+        print(f"  {s['name']:22s} RTF {s['rtf']:.5f}  latency {s['latency_samples']} samples")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------------
+def cmd_demo(a) -> int:
+    from .presets import list_presets
+    from .render import RenderError, read_audio, render_file
+    from .spectrogram import spectrogram_png
+
+    src = Path(a.input) if a.input else EXAMPLE
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        x, sr = read_audio(src)
+    except RenderError as e:
+        return _die(str(e))
+    spectrogram_png(out / "input.png", x, sr)
+    print(f"demo: {src.name} ({x.shape[1] / sr:.1f} s, {sr} Hz) through every shipped preset")
+    rc = 0
+    for name, _ in list_presets():
+        dst = out / f"{name}.wav"
+        try:
+            r = render_file(src, dst, name, block=a.block, progress=False)
+        except Exception as e:
+            print(f"  {name:18s} FAILED: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        y, _ = read_audio(dst)
+        spectrogram_png(out / f"{name}.png", y, sr)
+        print(f"  {name:18s} -> {dst}  (+ {name}.png)  latency {r['latency_samples']} samples, RTF {r['rtf']:.3f}")
+    print(f"demo output: {out.resolve()}  (input.png is the unprocessed spectrogram)")
+    return rc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="resculpt", description="Real-time audio effect with learned spectral stages.")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("render", help="render audio files through a preset (offline, latency trimmed)")
+    r.add_argument("inputs", nargs="+", metavar="IN", help="WAV/FLAC/OGG/MP3 input file(s)")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("-o", "--output", help="output file (.wav float32 or .flac 24-bit)")
+    g.add_argument("--out-dir", help="output folder for several inputs (keeps each stem)")
+    r.add_argument("--format", choices=["wav", "flac"], default="wav", help="format with --out-dir")
+    r.add_argument("--preset", default="clean", help="shipped/user preset name or a .json path")
+    r.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
+    r.add_argument("--block", type=int, default=4096, help="processing block size in samples")
+    r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(fn=cmd_render)
+
+    p = sub.add_parser("presets", help="list or show presets")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("name", nargs="?")
+    p.set_defaults(fn=cmd_presets)
+
+    pa = sub.add_parser("params", help="print the parameter table")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(fn=cmd_params)
+
+    b = sub.add_parser("bench", help="real-time factor per stage and for the chain (one thread)")
+    b.add_argument("--preset", default="broadcast-voice")
+    b.add_argument("--rate", type=int, default=48000)
+    b.add_argument("--block", type=int, default=128)
+    b.add_argument("--channels", type=int, default=2, choices=[1, 2])
+    b.add_argument("--seconds", type=float, default=10.0)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(fn=cmd_bench)
+
+    d = sub.add_parser("demo", help="render the bundled clip through every shipped preset, with spectrograms")
+    d.add_argument("--out-dir", default="demo-output")
+    d.add_argument("--input", help="another clip instead of the bundled one")
+    d.add_argument("--block", type=int, default=4096)
+    d.set_defaults(fn=cmd_demo)
+
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    try:
+        return int(a.fn(a) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Versioned presets: {schema_version, name, description, tags, chain, params}.
+
+Loading validates everything before anything is applied and raises :class:`PresetError` naming
+the file and the field. Shipped presets (the package's presets/ folder) are searched first, then
+the user folder ($XDG_CONFIG_HOME/resculpt/presets, default ~/.config/resculpt/presets).
+Older schema versions are upgraded by :func:`migrate`, one version step at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import catalog
+from .host import Layout
+
+SCHEMA_VERSION = 1
+
+
+class PresetError(ValueError):
+    """A preset could not be loaded or saved; the message names the file and the field."""
+
+
+def user_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "resculpt" / "presets"
+
+
+def shipped_dir() -> Path:
+    # Installed package: resculpt/presets next to resculpt/plugin_host; dev checkout: ../presets.
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "presets", here.parent.parent / "presets"):
+        if cand.is_dir() and any(cand.glob("*.json")):
+            return cand
+    import resculpt.presets as pkg
+
+    return Path(pkg.__file__).resolve().parent
+
+
+@dataclass
+class Preset:
+    """A validated preset. ``params`` holds only the values the file sets (by id)."""
+
+    name: str
+    layout: Layout
+    params: dict = field(default_factory=dict)
+    description: str = ""
+    tags: tuple = ()
+    path: Path | None = None
+
+    def full_params(self) -> dict:
+        """Every built-in parameter: the preset's values over the catalog defaults.
+
+        A preset fully defines the sound, so a parameter it leaves out goes back to its default.
+        """
+        out = {s.id: s.default for s in catalog.all_param_specs()}
+        out.update(self.params)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "name": self.name, "description": self.description,
+                "tags": list(self.tags), "chain": self.layout.to_dict(), "params": dict(self.params)}
+
+
+# -- migration -----------------------------------------------------------------------------------
+def _v0_to_v1(d: dict) -> dict:
+    """Version 0 (pre-release, hand-written files): a flat {"params": {...}} with an optional
+    "stages" list of spectral stages and "mask.reduction" without its unit suffix."""
+    out = {k: v for k, v in d.items() if k not in ("stages",)}
+    params = dict(d.get("params", {}))
+    renames = {"mask.reduction": "mask.reduction_db", "gain_db": "out.gain_db"}
+    for old, new in renames.items():
+        if old in params:
+            params[new] = params.pop(old)
+    out["params"] = params
+    out.setdefault("chain", {"spectral": list(d.get("stages", []))})
+    out["schema_version"] = 1
+    return out
+
+
+MIGRATIONS = {0: _v0_to_v1}
+
+
+def migrate(d: dict, where: str = "preset") -> dict:
+    v = d.get("schema_version", 0)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise PresetError(f"{where}: schema_version: expected an integer, got {v!r}")
+    if v > SCHEMA_VERSION:
+        raise PresetError(f"{where}: schema_version {v} is newer than this Resculpt ({SCHEMA_VERSION}); upgrade")
+    if v < 0:
+        raise PresetError(f"{where}: schema_version {v} is invalid")
+    while v < SCHEMA_VERSION:
+        d = MIGRATIONS[v](d)
+        v = d["schema_version"]
+    return d
+
+
+# -- validation ----------------------------------------------------------------------------------
+def validate(d, where: str = "preset", name_hint: str | None = None) -> Preset:
+    """Validate a decoded preset object; return a Preset or raise PresetError naming the field."""
+    if not isinstance(d, dict):
+        raise PresetError(f"{where}: expected a JSON object at top level")
+    d = migrate(d, where)
+    allowed = {"schema_version", "name", "description", "tags", "chain", "params"}
+    extra = set(d) - allowed
+    if extra:
+        raise PresetError(f"{where}: unknown field(s) {sorted(extra)}")
+    name = d.get("name", name_hint)
+    if not isinstance(name, str) or not name:
+        raise PresetError(f"{where}: name: expected a non-empty string")
+    desc = d.get("description", "")
+    if not isinstance(desc, str):
+        raise PresetError(f"{where}: description: expected a string")
+    tags = d.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise PresetError(f"{where}: tags: expected a list of strings")
+    try:
+        layout = Layout.from_dict(d.get("chain", {}), "chain")
+    except ValueError as e:
+        raise PresetError(f"{where}: {e}") from None
+    params = d.get("params", {})
+    if not isinstance(params, dict):
+        raise PresetError(f"{where}: params: expected an object of id: value")
+    specs = {s.id: s for s in catalog.all_param_specs()}
+    plugin_slots = {e.slot for e in layout.plugin_entries()}
+    clean = {}
+    for pid, v in params.items():
+        f = f"params.{pid}"
+        if pid.split(".", 1)[0] in plugin_slots:
+            # VST3 parameters are checked against the plugin when the chain is built.
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise PresetError(f"{where}: {f}: expected a number")
+            clean[pid] = float(v)
+            continue
+        spec = specs.get(pid)
+        if spec is None:
+            import difflib
+
+            close = difflib.get_close_matches(pid, list(specs), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise PresetError(f"{where}: {f}: unknown parameter{hint}")
+        if spec.scale == "choice" and isinstance(v, str):
+            if v not in spec.choices:
+                raise PresetError(f"{where}: {f}: {v!r} is not one of {list(spec.choices)}")
+            v = spec.choices.index(v)
+        elif spec.scale == "bool" and isinstance(v, bool):
+            v = float(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise PresetError(f"{where}: {f}: expected a number, got {type(v).__name__}")
+        v = float(v)
+        if not math.isfinite(v) or v < spec.min or v > spec.max:
+            raise PresetError(f"{where}: {f}: {v} is out of range [{spec.min}, {spec.max}] {spec.unit}".rstrip())
+        if spec.discrete and v != round(v):
+            raise PresetError(f"{where}: {f}: expected a whole number for a {spec.scale} parameter")
+        clean[pid] = v
+    return Preset(name, layout, clean, desc, tuple(tags))
+
+
+def read_file(path: str | Path) -> Preset:
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PresetError(f"{where}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PresetError(f"{where}: cannot read: {e}") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PresetError(f"{where}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    p = validate(d, where, name_hint=path.stem)
+    p.path = path
+    return p
+
+
+def search_dirs() -> list[Path]:
+    return [shipped_dir(), user_dir()]
+
+
+def find(name: str) -> Path:
+    """Path of preset ``name``: shipped first, then the user folder."""
+    for d in search_dirs():
+        p = d / f"{name}.json"
+        if p.is_file():
+            return p
+    known = list_presets()
+    import difflib
+
+    close = difflib.get_close_matches(name, [k for k, _ in known], n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise PresetError(f"preset {name!r} not found{hint}; `resculpt presets list` shows them")
+
+
+def load_preset(name_or_path) -> Preset:
+    """Load by name (shipped, then user folder) or by a path to a .json file."""
+    s = str(name_or_path)
+    if s.endswith(".json") or os.sep in s or Path(s).is_file():
+        return read_file(s)
+    return read_file(find(s))
+
+
+def list_presets() -> list[tuple[str, Path]]:
+    """(name, path) of every preset; a user preset with a shipped name is shadowed and not listed."""
+    seen, out = set(), []
+    for d in search_dirs():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.json")):
+            if p.stem not in seen:
+                seen.add(p.stem)
+                out.append((p.stem, p))
+    return out
+
+
+def save_preset(preset: Preset, path: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write ``preset``. Without a path, into the user folder as <name>.json (never over a shipped one)."""
+    if path is None:
+        if not preset.name or any(c in preset.name for c in "/\\") or preset.name.startswith("."):
+            raise PresetError(f"invalid preset name {preset.name!r}")
+        if (shipped_dir() / f"{preset.name}.json").exists():
+            raise PresetError(f"{preset.name!r} is a shipped preset; save under another name")
+        path = user_dir() / f"{preset.name}.json"
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PresetError(f"{path}: exists (pass overwrite=True to replace it)")
+    validate(json.loads(json.dumps(preset.to_dict())), str(path))  # what we write must load
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(preset.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def preset_from_chain(chain, name: str, description: str = "", tags=()) -> Preset:
+    """Snapshot a chain's layout and every parameter target into a Preset."""
+    return Preset(name, chain.layout, chain.params.targets(), description, tuple(tags))

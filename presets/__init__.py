@@ -1,0 +1,1 @@
+"""Shipped preset files (JSON, schema in resculpt.plugin_host.presets)."""
