@@ -81,6 +81,10 @@ def register(slot):
 
 
 register(BoardSlot(
+    "trim", "gain stage (level into the next stage)",
+    (P("trim.gain_db", -48.0, 24.0, 0.0, "dB", smoothing_ms=20.0, doc="gain"),),
+    lambda: [pb.Gain(0.0)], {"trim.gain_db": (0, "gain_db", _ident)}))
+register(BoardSlot(
     "hpf", "high-pass filter (12 dB/oct): rumble, handling noise, plosive thumps",
     (P("hpf.cutoff_hz", 20.0, 2000.0, 80.0, "Hz", "log", 30.0, "cutoff frequency"),),
     lambda: [pb.HighpassFilter(80.0)], {"hpf.cutoff_hz": (0, "cutoff_frequency_hz", _ident)}))

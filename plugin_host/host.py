@@ -496,6 +496,19 @@ class Chain(Processor):
         return w
 
     def _segment(self, seg, left: int, m: int) -> None:
+        t = self._table
+        im, ib = self._i_mix, self._i_byp
+        if (self._old is None and t.value[im] == 1.0 and t.prev[im] == 1.0 and t.value[ib] == 0.0
+                and t.prev[ib] == 0.0):
+            # Fast path (fully wet, not bypassed, no swap in progress): process in place.
+            g = self._gain_ramp(self._i_in, m)
+            if not (isinstance(g, float) and g == 1.0):
+                seg *= g
+            self._engine.process(seg)
+            g = self._gain_ramp(self._i_out, m)
+            if not (isinstance(g, float) and g == 1.0):
+                seg *= g
+            return
         # Samples from the end of this segment to the ring's write head (the block's end).
         back_end = left - m
         y = self._mix_engine(self._engine, seg, self._wet, self._dry, back_end, m)

@@ -1,0 +1,76 @@
+"""Shared fixtures: real clips, block-size schedules, streaming helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resculpt.models import data
+
+RATES = (16000, 22050, 44100, 48000, 96000)
+BLOCK_SIZES = (1, 63, 64, 65, 512, 8193)
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "speech_1081_librispeech.flac"
+
+
+def stream(proc, x: np.ndarray, sizes, seed: int = 0) -> np.ndarray:
+    """Feed x (channels, n) through proc.process in blocks cycling through ``sizes``; "random"
+    picks a size in 0..max_block (0 included: zero-length blocks are part of the schedule)."""
+    out = x.copy()
+    rng = np.random.default_rng(seed)
+    i, k = 0, 0
+    n = x.shape[1]
+    while i < n:
+        s = sizes[k % len(sizes)]
+        k += 1
+        if s == "random":
+            s = int(rng.integers(0, min(proc.max_block, 3000) + 1))
+        s = min(s, n - i, proc.max_block)
+        proc.process(out[:, i : i + s])
+        i += s
+    return out
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return x
+    from scipy.signal import resample_poly
+
+    g = int(np.gcd(sr_in, sr_out))
+    return resample_poly(x, sr_out // g, sr_in // g, axis=-1).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def speech_clip():
+    """The bundled real speech clip (LibriSpeech, CC BY 4.0): (x (n,), 16000)."""
+    x, sr = data.load(EXAMPLE)
+    return x, sr
+
+
+def real_stereo(sr: int, seconds: float = 1.0, offset_s: float = 2.0) -> np.ndarray:
+    """A real stereo-ish test signal at ``sr``: left = bundled speech, right = a shared-data music
+    clip (validation split) when the data folder is present, else speech delayed by 7 ms."""
+    x, xsr = data.load(EXAMPLE)
+    x = resample(x, xsr, sr)
+    a = int(offset_s * sr)
+    n = int(seconds * sr)
+    left = x[a : a + n]
+    right = None
+    if data.have_data():
+        music = data.select("music", "val", min_duration_s=seconds + offset_s)
+        if music:
+            m, _ = data.load(music[0], sample_rate=sr)
+            right = m[a : a + n]
+    if right is None or right.size < n:
+        d = int(0.007 * sr)
+        right = x[a - d : a - d + n]
+    return np.stack([left, right]).astype(np.float32) * 0.8
+
+
+@pytest.fixture
+def needs_data():
+    if not data.have_data():
+        pytest.skip(f"shared data folder not found at {data.data_root()} (set RESCULPT_DATA)")
+    return data.data_root()

@@ -1,0 +1,108 @@
+"""Parameter table: validation, normalisation, smoothing, thread handoff."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from resculpt.dsp.params import ParamError, ParamSpec, ParamTable
+from resculpt.plugin_host.catalog import all_param_specs
+
+
+def test_every_parameter_id_has_a_unit_suffix_when_it_has_a_unit():
+    """Ids carry their unit (_db, _hz, _ms) so OSC/DAW users see it in the name."""
+    suffix = {"dB": "_db", "Hz": "_hz", "ms": "_ms"}
+    for s in all_param_specs():
+        if s.unit in suffix:
+            assert s.id.endswith(suffix[s.unit]), s.id
+
+
+def test_set_clamps_out_of_range_values_and_returns_the_clamped_value():
+    t = ParamTable(all_param_specs())
+    assert t.set("out.gain_db", 1000) == 24.0
+    assert t.get("out.gain_db") == 24.0
+    assert t.set("mix", -3) == 0.0
+
+
+def test_unknown_id_error_suggests_close_ids():
+    t = ParamTable(all_param_specs())
+    with pytest.raises(ParamError, match="did you mean.*out.gain_db"):
+        t.set("out.gain_bd", 1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "loud", None, [1]])
+def test_non_finite_or_non_numeric_values_raise_a_clear_error_and_change_nothing(bad):
+    t = ParamTable(all_param_specs())
+    before = t.get("mix")
+    with pytest.raises(ParamError, match="mix"):
+        t.set("mix", bad)
+    assert t.get("mix") == before
+
+
+def test_normalized_round_trip_for_linear_and_log_parameters():
+    for s in all_param_specs():
+        if s.discrete:
+            continue
+        for v in (s.min, s.default, s.max):
+            assert math.isclose(s.from_normalized(s.to_normalized(v)), v, rel_tol=1e-9, abs_tol=1e-9), s.id
+
+
+def test_set_many_validates_everything_before_publishing_anything():
+    """A batch with one bad value leaves every parameter untouched."""
+    t = ParamTable(all_param_specs())
+    with pytest.raises(ParamError):
+        t.set_many({"mix": 0.3, "out.gain_db": "x"})
+    assert t.get("mix") == 1.0
+
+
+def test_ramp_reaches_target_after_smoothing_time_linearly():
+    """A change ramps linearly over smoothing_ms and lands exactly on the target."""
+    spec = ParamSpec("g_db", -60, 0, 0, "dB", smoothing_ms=10.0)
+    t = ParamTable([spec])
+    t.prepare(48000)
+    t.set("g_db", -40)
+    steps = 480
+    vals = []
+    for _ in range(steps // 48):
+        t.advance(48)
+        vals.append(t.value[0])
+    assert vals[-1] == -40.0
+    d = np.diff([0.0] + vals)
+    assert np.allclose(d, d[0])
+    assert not t.ramping
+
+
+def test_choice_and_bool_parameters_accept_names_and_jump_without_ramps():
+    s = ParamSpec("m", 0, 2, 0, scale="choice", smoothing_ms=0, choices=("a", "b", "c"))
+    b = ParamSpec("on", 0, 1, 0, scale="bool", smoothing_ms=0)
+    t = ParamTable([s, b])
+    assert t.set("m", "c") == 2.0
+    assert t.set("on", "on") == 1.0
+    with pytest.raises(ParamError, match="one of a, b, c"):
+        t.set("m", "d")
+
+
+def test_concurrent_control_writes_never_give_the_audio_side_an_invalid_value():
+    """A control thread hammering set() while the audio side advances never yields a value
+    outside the spec range or a non-finite value."""
+    t = ParamTable(all_param_specs())
+    t.prepare(48000)
+    i = t.index("out.gain_db")
+    stop = threading.Event()
+
+    def writer():
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            t.set("out.gain_db", float(rng.uniform(-100, 100)))
+
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        for _ in range(20000):
+            t.advance(64)
+            v = t.value[i]
+            assert np.isfinite(v) and -60.0 - 1e-9 <= v <= 24.0 + 1e-9
+    finally:
+        stop.set()
+        th.join()
