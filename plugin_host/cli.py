@@ -84,12 +84,27 @@ def cmd_presets(a) -> int:
     return 0
 
 
+def params_markdown() -> str:
+    """The parameter table as Markdown (the README embeds it; a test keeps it current)."""
+    from .catalog import all_param_specs
+
+    rows = ["| id | range | default | unit | scale | smoothing | what it does |", "|---|---|---|---|---|---|---|"]
+    for s in all_param_specs():
+        rng = " / ".join(s.choices) if s.choices else f"{s.min:g} .. {s.max:g}"
+        dflt = s.choices[int(s.default)] if s.choices else f"{s.default:g}"
+        rows.append(f"| `{s.id}` | {rng} | {dflt} | {s.unit} | {s.scale} | {s.smoothing_ms:g} ms | {s.doc} |")
+    return "\n".join(rows)
+
+
 def cmd_params(a) -> int:
     from .catalog import SLOTS, all_param_specs
 
     specs = all_param_specs()
     if a.json:
         print(json.dumps([s.as_dict() for s in specs], indent=2))
+        return 0
+    if a.markdown:
+        print(params_markdown())
         return 0
     print(f"{'id':28s} {'min':>9s} {'max':>9s} {'default':>9s} {'unit':7s} {'scale':7s} {'smooth':>7s}  doc")
     for s in specs:
@@ -191,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pa = sub.add_parser("params", help="print the parameter table")
     pa.add_argument("--json", action="store_true")
+    pa.add_argument("--markdown", action="store_true", help="the table as Markdown (as in the README)")
     pa.set_defaults(fn=cmd_params)
 
     b = sub.add_parser("bench", help="real-time factor per stage and for the chain (one thread)")
