@@ -92,33 +92,87 @@ def render_array(chain, x: np.ndarray, block: int, progress: Progress | None = N
 
 
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None) -> dict:
-    """Render one file; returns a summary dict. Raises RenderError with a clear message."""
+    """Render one file, streaming it in blocks (memory stays flat for hour-long files).
+
+    The output is written to a temporary file beside ``out`` and renamed on success, so a file
+    that fails half-way never leaves a truncated output. Raises RenderError with a clear message.
+    """
+    from pedalboard.io import AudioFile
+
     from .host import Chain
     from .presets import PresetError
 
     inp, out = Path(inp), Path(out)
-    if out.exists() and inp.exists() and os.path.samefile(inp, out):
+    if not inp.exists():
+        raise RenderError(f"{inp}: no such file")
+    if inp.stat().st_size == 0:
+        raise RenderError(f"{inp}: file is empty")
+    if out.exists() and os.path.samefile(inp, out):
         raise RenderError(f"{out}: refusing to overwrite the input file")
     if out.suffix.lower() not in WRITE_EXT:
         raise RenderError(f"{out}: output must be .wav or .flac")
-    x, sr = read_audio(inp)
-    if x.shape[1] == 0:
-        raise RenderError(f"{inp}: no audio frames")
-    if x.shape[0] > 2:
-        raise RenderError(f"{inp}: {x.shape[0]} channels; Resculpt renders mono or stereo")
     try:
-        chain = Chain.from_preset(preset, sample_rate=sr, channels=x.shape[0], max_block=block)
-        for k, v in (sets or {}).items():
-            chain.params.set(k, v)
-    except (PresetError, ValueError) as e:
-        raise RenderError(str(e)) from None
-    chain.reset()
-    bar = Progress(inp.name, x.shape[1] + chain.latency_samples, progress)
-    t0 = time.perf_counter()
-    y = render_array(chain, x, block, bar)
-    el = time.perf_counter() - t0
-    bar.close()
-    write_audio(out, y, sr)
-    return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": x.shape[0],
-            "frames": x.shape[1], "latency_samples": chain.latency_samples, "seconds": el,
-            "rtf": el / (x.shape[1] / sr), "nonfinite_in": chain.stats.nonfinite_in}
+        src = AudioFile(str(inp))
+    except Exception as e:
+        raise RenderError(f"{inp}: cannot decode audio ({e})") from None
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    try:
+        with src:
+            sr, c, frames = int(round(src.samplerate)), src.num_channels, src.frames
+            if frames == 0:
+                raise RenderError(f"{inp}: no audio frames")
+            if c > 2:
+                raise RenderError(f"{inp}: {c} channels; Resculpt renders mono or stereo")
+            try:
+                chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
+                for k, v in (sets or {}).items():
+                    chain.params.set(k, v)
+            except (PresetError, ValueError) as e:
+                raise RenderError(str(e)) from None
+            chain.reset()
+            lat = chain.latency_samples
+            bar = Progress(inp.name, frames + lat, progress)
+            buf = np.zeros((c, block), np.float32)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            written, skip, done = 0, lat, 0
+            with AudioFile(str(tmp), "w", sr, c, bit_depth=WRITE_EXT[out.suffix.lower()]) as dst:
+                def emit(y, cap=None):
+                    nonlocal skip, written
+                    if skip:
+                        k = min(skip, y.shape[1])
+                        y, skip = y[:, k:], skip - k
+                    if cap is not None:
+                        y = y[:, : cap - written]
+                    if y.shape[1]:
+                        dst.write(y)
+                        written += y.shape[1]
+
+                while True:
+                    try:
+                        chunk = src.read(block)
+                    except Exception as e:
+                        raise RenderError(f"{inp}: decoding failed after {done} frames ({e})") from None
+                    k = chunk.shape[1]
+                    if k == 0:
+                        break
+                    buf[:, :k] = chunk
+                    emit(chain.process(buf[:, :k]))
+                    done += k
+                    bar.update(done)
+                # Compressed formats may announce an estimate: the output has what actually decoded.
+                left = lat
+                while left > 0:  # flush the chain's tail (its latency) with silence
+                    k = min(left, block)
+                    buf[:, :k] = 0.0
+                    emit(chain.process(buf[:, :k]), cap=done)
+                    left -= k
+            el = time.perf_counter() - t0
+            bar.close()
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": c,
+            "frames": written, "latency_samples": lat, "seconds": el,
+            "rtf": el / max(written / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in}
