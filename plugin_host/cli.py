@@ -41,9 +41,12 @@ def cmd_render(a) -> int:
     if a.block < 1 or a.block > 1 << 16:
         return _die("--block must be between 1 and 65536", 2)
     failed = 0
+    stems = [Path(i).stem for i in a.inputs]
     for inp in a.inputs:
         p = Path(inp)
-        out = Path(a.output) if a.output else Path(a.out_dir) / (p.stem + "." + a.format)
+        # Inputs sharing a stem (take.wav, take.mp3) keep their extension in the name, never collide.
+        stem = p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
+        out = Path(a.output) if a.output else Path(a.out_dir) / (stem + "." + a.format)
         if p.suffix.lower() not in READ_EXT and p.exists():
             print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
         try:

@@ -127,3 +127,19 @@ def test_console_script_help_and_usage_error_exit_codes():
     assert r.returncode == 0 and "render" in r.stdout
     r = subprocess.run([str(exe), "render"], capture_output=True, text=True)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_render_decodes_mp3_and_ogg_and_never_collides_output_names(tmp_path):
+    """Compressed inputs render; inputs with the same stem get distinct outputs in --out-dir."""
+    from pedalboard.io import AudioFile
+
+    x = real_stereo(44100, 1.0)
+    for ext in ("mp3", "ogg"):
+        with AudioFile(str(tmp_path / f"take.{ext}"), "w", 44100, 2) as f:
+            f.write(x)
+    out = tmp_path / "out"
+    assert main(["render", str(tmp_path / "take.mp3"), str(tmp_path / "take.ogg"), "--out-dir", str(out), "-q",
+                 "--preset", "podcast-clean"]) == 0
+    for name in ("take_mp3.wav", "take_ogg.wav"):
+        y, sr = read_audio(out / name)
+        assert sr == 44100 and y.shape[0] == 2 and y.shape[1] >= 44100 and np.isfinite(y).all()
