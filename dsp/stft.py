@@ -129,6 +129,9 @@ class StreamingSTFT(Processor):
     """
 
     name = "stft"
+    # Optional metering tap (set by the host): an object with frame_in(spec) / frame_out(spec),
+    # called on the audio thread with each frame before and after the stages; must not allocate.
+    tap = None
 
     def __init__(self, config: STFTConfig | str = "default", stages=(), linked: bool = True):
         super().__init__()
@@ -199,8 +202,13 @@ class StreamingSTFT(Processor):
         hop, n_fft = self.hop, self.n_fft
         np.multiply(self._inbuf, self.win_a, out=self._frame)
         np.fft.rfft(self._frame, axis=-1, out=self._spec)
+        tap = self.tap
+        if tap is not None:
+            tap.frame_in(self._spec)
         for st in self.stages:
             st.process_frame(self._spec)
+        if tap is not None:
+            tap.frame_out(self._spec)
         np.fft.irfft(self._spec, n=n_fft, axis=-1, out=self._frame)
         self._frame *= self.win_s
         self._acc += self._frame

@@ -184,6 +184,87 @@ def cmd_demo(a) -> int:
     return rc
 
 
+# -- serve / osc-docs / daw / ui (control surface) -----------------------------------------------
+def start_control_surface(a, chain, feeder=None):
+    """Start the OSC server for ``chain`` from the serve/live arguments (shared with `resculpt live`)."""
+    from .osc import OscServer
+
+    srv = OscServer(chain, host=a.host, port=a.port, secret=a.secret, allow=a.allow or None,
+                    allow_insecure=a.insecure)
+    return srv.start()
+
+
+def add_control_surface_args(p) -> None:
+    """--host/--port/--secret/--allow/--insecure (used by `serve` and `live`)."""
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless told otherwise)")
+    p.add_argument("--port", type=int, default=9010, help="UDP port (0 picks a free one and prints it)")
+    p.add_argument("--secret", help="shared secret non-loopback senders send with /resculpt/auth")
+    p.add_argument("--allow", action="append", metavar="ADDR[/BITS]",
+                   help="sender address or network accepted without a secret (repeatable)")
+    p.add_argument("--insecure", action="store_true", help="bind beyond loopback with no secret or allow-list")
+
+
+def cmd_serve(a) -> int:
+    import logging
+    import signal
+    import threading
+
+    from .feeder import BlockFeeder
+    from .host import Chain
+    from .osc import OscError
+    from .presets import PresetError
+
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(asctime)s %(message)s")
+    try:
+        chain = Chain.from_preset(a.preset, sample_rate=a.rate, channels=a.channels, max_block=max(a.block, 1024))
+        feeder = BlockFeeder(chain, a.input, block=a.block)
+    except (PresetError, ValueError, OSError) as e:
+        return _die(str(e))
+    try:
+        srv = start_control_surface(a, chain)
+    except OscError as e:
+        return _die(str(e))
+    feeder.start()
+    src = a.input or "silence"
+    print(f"resculpt serve: OSC on udp://{srv.address[0]}:{srv.port}, preset {chain.preset_name}, "
+          f"{a.rate} Hz, {a.channels} ch, {a.block}-sample blocks, fed from {src}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait(a.seconds if a.seconds else None)
+    feeder.stop()
+    srv.stop()
+    return 0
+
+
+def cmd_osc_docs(a) -> int:
+    from .osc import osc_docs_markdown
+
+    sys.stdout.write(osc_docs_markdown())
+    return 0
+
+
+def cmd_daw(a) -> int:
+    from .daw import generate, write
+
+    if a.out:
+        for p in write(a.kind, a.out):
+            print(p)
+        return 0
+    for name, text in generate(a.kind).items():
+        print(f"===== {name} =====")
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_ui(a) -> int:
+    try:
+        from resculpt.ui.panel import run_panel
+    except ImportError as e:
+        return _die(f"the panel needs Dear PyGui: {e}")
+    return run_panel(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="resculpt", description="Real-time audio effect with learned spectral stages.")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
@@ -226,6 +307,35 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--input", help="another clip instead of the bundled one")
     d.add_argument("--block", type=int, default=4096)
     d.set_defaults(fn=cmd_demo)
+
+    sv = sub.add_parser("serve", help="OSC control server next to a processor fed from a file or silence")
+    sv.add_argument("--preset", default="broadcast-voice")
+    add_control_surface_args(sv)
+    sv.add_argument("--input", help="audio file to loop through the chain (default: silence)")
+    sv.add_argument("--rate", type=int, default=48000)
+    sv.add_argument("--channels", type=int, default=2, choices=[1, 2])
+    sv.add_argument("--block", type=int, default=256)
+    sv.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
+    sv.add_argument("-v", "--verbose", action="store_true", help="log every rejected message (rate-limited)")
+    sv.set_defaults(fn=cmd_serve)
+
+    od = sub.add_parser("osc-docs", help="print the OSC address space as Markdown (docs/osc.md)")
+    od.set_defaults(fn=cmd_osc_docs)
+
+    dw = sub.add_parser("daw", help="generate DAW integration files (REAPER, Ardour, TouchOSC-style)")
+    dw.add_argument("kind", choices=["reaper", "ardour", "touchosc"])
+    dw.add_argument("--out", help="write the files into this folder (default: print them)")
+    dw.set_defaults(fn=cmd_daw)
+
+    ui = sub.add_parser("ui", help="Dear PyGui control panel (an OSC client of resculpt serve/live)")
+    ui.add_argument("--host", default="127.0.0.1", help="engine address")
+    ui.add_argument("--port", type=int, default=9010, help="engine port")
+    ui.add_argument("--start-engine", action="store_true", help="start a `resculpt serve` in-process")
+    ui.add_argument("--preset", default="broadcast-voice", help="preset for --start-engine")
+    ui.add_argument("--input", help="audio file for --start-engine (default: the bundled example)")
+    ui.add_argument("--screenshot", metavar="PNG", help="render a few frames, write a PNG and exit")
+    ui.add_argument("--frames", type=int, default=90, help="frames to render before --screenshot")
+    ui.set_defaults(fn=cmd_ui)
 
     return ap
 

@@ -15,6 +15,7 @@ playing while the new one warms up for its own latency, then a 20 ms equal-gain 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,6 +265,7 @@ class Chain(Processor):
         if params:
             self._table.set_many(params, notify=False)
         self._pending = None  # (seq, engine, table) published by the control thread
+        self.meters = None  # optional plugin_host.meters.Meters, see attach_meters()
         self._seq = 0
         self._taken = 0
         self.prepare(sample_rate, max_block, channels)
@@ -297,6 +299,14 @@ class Chain(Processor):
     def engine(self) -> Engine:
         return self._engine
 
+    def attach_meters(self, meters) -> None:
+        """Meter this chain (control thread): ``meters`` (plugin_host.meters.Meters) is prepared
+        here and then updated by :meth:`process` each block (levels, callback time) and by the
+        STFT tap each hop (spectrum and mask). ``None`` detaches."""
+        if meters is not None:
+            meters.prepare(self.sample_rate, self.max_block, self.channels)
+        self.meters = meters
+
     # -- lifecycle -----------------------------------------------------------------------------
     def prepare(self, sample_rate: int, max_block: int, channels: int) -> None:
         super().prepare(sample_rate, max_block, channels)
@@ -326,6 +336,8 @@ class Chain(Processor):
         self._i_mix = self._table.index("mix")
         self._i_byp = self._table.index("bypass")
         self.latency_samples = self._engine.latency_samples
+        if getattr(self, "meters", None) is not None:
+            self.meters.prepare(sample_rate, max_block, channels)
         self.reset()
 
     def reset(self) -> None:
@@ -409,11 +421,22 @@ class Chain(Processor):
         n = block.shape[1]
         if n == 0:
             return block
+        meters = self.meters
+        if meters is not None:
+            t0 = time.perf_counter()
         self._take_pending(crossfade=True)
         self.stats.blocks += 1
         self._san_in.process(block)
         self.stats.nonfinite_in = self._san_in.nonfinite
         self.stats.denormal_in = self._san_in.denormal
+        if meters is not None:
+            # Metering tap (allocation-free): input levels here, output levels and callback time
+            # at the end; the engine's STFT (if any) copies its frames into the meters.
+            meters.block_in(block)
+            sec = self._engine.section
+            meters.stft_active = sec is not None
+            if sec is not None and sec.tap is not meters:
+                sec.tap = meters
         self._ring_write(block, n)
         table = self._table
         pos = 0
@@ -435,6 +458,8 @@ class Chain(Processor):
             self._engine.reset()
             if self._old is not None:
                 self._old.reset()
+        if meters is not None:
+            meters.block_out(block, time.perf_counter() - t0)
         return block
 
     def _ring_write(self, block, n):
