@@ -160,7 +160,7 @@ class Meters:
         hit = self._band_cache.get(key)
         if hit is not None:
             return hit
-        fmax = min(self.fmax, 0.5 * (freqs_n - 1) * bin_hz)
+        fmax = min(self.fmax, (freqs_n - 1) * bin_hz)
         edges = np.geomspace(self.fmin, max(fmax, self.fmin * 2), self.n_bands + 1)
         lo = np.floor(edges[:-1] / bin_hz).astype(int)
         hi = np.maximum(lo + 1, np.floor(edges[1:] / bin_hz).astype(int))
@@ -172,7 +172,7 @@ class Meters:
     def _band_power(self, power: np.ndarray, bin_hz: float) -> np.ndarray:
         lo, hi = self._bands(power.size, bin_hz)
         cs = np.concatenate([[0.0], np.cumsum(power, dtype=np.float64)])
-        return (cs[hi] - cs[lo]) / (hi - lo)
+        return cs[hi] - cs[lo]  # energy in the band: a sine reads its level, pink noise is flat
 
     def centers_hz(self) -> np.ndarray:
         """Geometric centre frequency of each band (for axis labels)."""
@@ -193,7 +193,7 @@ class Meters:
                 xout = self._fout[:, :nb].copy()
                 if self.frames == f0:
                     break
-            scale = (nfft / math.pi) ** 2  # sqrt-Hann: |X| of a full-scale sine is n_fft / pi
+            scale = nfft * nfft / 8.0  # sqrt-Hann: a full-scale sine's lobe energy is n^2/8 (0 dBFS)
             p_in = (np.abs(xin) ** 2).mean(axis=0) / scale
             p_out = (np.abs(xout) ** 2).mean(axis=0) / scale
             bin_hz = self.sample_rate / nfft
@@ -203,7 +203,7 @@ class Meters:
             r = self._rpos
             idx = (np.arange(r - n, r)) % _RING
             win = np.hanning(n).astype(np.float32)
-            scale = (n / 4.0) ** 2
+            scale = 3.0 * n * n / 32.0  # Hann: a full-scale sine's lobe energy
             p_in = np.abs(np.fft.rfft(self._ring_in[idx] * win)) ** 2 / scale
             p_out = np.abs(np.fft.rfft(self._ring_out[idx] * win)) ** 2 / scale
             bin_hz = self.sample_rate / n
