@@ -110,7 +110,7 @@ class BlockFeeder:
             if delay > 0:
                 time.sleep(delay)
 
-    def start(self) -> "BlockFeeder":
+    def start(self) -> BlockFeeder:
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="resculpt-feeder", daemon=True)

@@ -134,8 +134,7 @@ class Meters:
             load = elapsed_s * self.sample_rate / n
             self._cpu_sum += load
             self._cpu_n += 1
-            if load > self._cpu_max:
-                self._cpu_max = load
+            self._cpu_max = max(self._cpu_max, load)
         self.blocks += 1
 
     def frame_in(self, spec: np.ndarray) -> None:

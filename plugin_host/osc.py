@@ -36,7 +36,6 @@ from pathlib import Path
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
-
 from resculpt.dsp.params import ParamError
 
 from .meters import Meters
@@ -65,10 +64,10 @@ class BadMessage(ValueError):
 # name -> (module, attribute). Resolved lazily at call time; register_hook() overrides. Until the
 # profile modules exist, the addresses answer "/resculpt/error profiles not available in this build".
 HOOK_SOURCES = {
-    "describe": ("resculpt.dsp.profile", "apply_descriptor"),    # fn(chain, text) -> dict | None
-    "reference": ("resculpt.dsp.profile", "apply_reference"),    # fn(chain, path) -> dict | None
-    "context": ("resculpt.dsp.profile", "apply_context"),        # fn(chain, name) -> dict | None
-    "contexts": ("resculpt.dsp.profile", "list_contexts"),       # fn() -> list[str]
+    "describe": ("resculpt.dsp.profile", "apply_descriptor"),  # fn(chain, text) -> dict | None
+    "reference": ("resculpt.dsp.profile", "apply_reference"),  # fn(chain, path) -> dict | None
+    "context": ("resculpt.dsp.profile", "apply_context"),  # fn(chain, name) -> dict | None
+    "contexts": ("resculpt.dsp.profile", "list_contexts"),  # fn() -> list[str]
     "adjustment_log": ("resculpt.plugin_host.user_profile", "AdjustmentLog"),  # .attach(chain)
 }
 _HOOKS: dict = {}
@@ -100,24 +99,64 @@ def resolve_hook(name: str):
 # -- address space -------------------------------------------------------------------------------
 FIXED_ADDRESSES = (
     ("/resculpt/ping", "", "answers /resculpt/pong"),
-    ("/resculpt/bypass", "f or i 0..1", "crossfade to the latency-aligned dry signal (same as /resculpt/param/bypass)"),
+    (
+        "/resculpt/bypass",
+        "f or i 0..1",
+        "crossfade to the latency-aligned dry signal (same as /resculpt/param/bypass)",
+    ),
     ("/resculpt/mix", "f 0..1", "wet/dry mix (same as /resculpt/param/mix)"),
-    ("/resculpt/dump", "", "replies every /resculpt/param/<id>, /resculpt/preset/current and /resculpt/latency"),
-    ("/resculpt/preset/load", "s name", "load a shipped or user preset; replies /resculpt/preset/current <name>"),
-    ("/resculpt/preset/save", "s name", "save the current sound as a user preset; replies /resculpt/preset/saved <name> <path>"),
-    ("/resculpt/preset/rename", "s old, s new", "rename a user preset; replies /resculpt/preset/renamed <old> <new>"),
-    ("/resculpt/preset/list", "", "replies /resculpt/preset/list <names...> and /resculpt/preset/user <user names...>"),
-    ("/resculpt/profile/describe", "s text", "apply a descriptor (\"more bass, clearer highs\"); needs the profile module"),
+    (
+        "/resculpt/dump",
+        "",
+        "replies every /resculpt/param/<id>, /resculpt/preset/current and /resculpt/latency",
+    ),
+    (
+        "/resculpt/preset/load",
+        "s name",
+        "load a shipped or user preset; replies /resculpt/preset/current <name>",
+    ),
+    (
+        "/resculpt/preset/save",
+        "s name",
+        "save the current sound as a user preset; replies /resculpt/preset/saved <name> <path>",
+    ),
+    (
+        "/resculpt/preset/rename",
+        "s old, s new",
+        "rename a user preset; replies /resculpt/preset/renamed <old> <new>",
+    ),
+    (
+        "/resculpt/preset/list",
+        "",
+        "replies /resculpt/preset/list <names...> and /resculpt/preset/user <user names...>",
+    ),
+    (
+        "/resculpt/profile/describe",
+        "s text",
+        'apply a descriptor ("more bass, clearer highs"); needs the profile module',
+    ),
     ("/resculpt/profile/reference", "s path", "match a reference clip; needs the profile module"),
     ("/resculpt/context", "s name", "switch listening context; needs the profile module"),
     ("/resculpt/context/list", "", "replies /resculpt/context/list <names...>; needs the profile module"),
-    ("/resculpt/subscribe", "i port", "send feedback (~30 Hz) to the sender's address at <port> for 30 s; renew to keep it"),
-    ("/resculpt/unsubscribe", "[i port]", "stop feedback to the sender (at <port>, or every port of the sender)"),
+    (
+        "/resculpt/subscribe",
+        "i port",
+        "send feedback (~30 Hz) to the sender's address at <port> for 30 s; renew to keep it",
+    ),
+    (
+        "/resculpt/unsubscribe",
+        "[i port]",
+        "stop feedback to the sender (at <port>, or every port of the sender)",
+    ),
     ("/resculpt/auth", "s secret", "authorise the sender's address (non-loopback binds with a secret)"),
 )
 
 FEEDBACK_ADDRESSES = (
-    ("/resculpt/meters", "f in_peak_db, f in_rms_db, f out_peak_db, f out_rms_db", "levels since the last report, dBFS"),
+    (
+        "/resculpt/meters",
+        "f in_peak_db, f in_rms_db, f out_peak_db, f out_rms_db",
+        "levels since the last report, dBFS",
+    ),
     ("/resculpt/latency", "i samples, f ms", "chain latency"),
     ("/resculpt/cpu", "f load, f peak", "chain time / block period, mean and peak since the last report"),
     ("/resculpt/spectrum", "64 x f", "output spectrum, dBFS per log-spaced band (30 Hz .. 20 kHz)"),
@@ -171,17 +210,26 @@ def osc_docs_markdown(table=None) -> str:
     for a, args, doc in FIXED_ADDRESSES:
         lines.append(f"| `{a}` | {args or '-'} | {doc} |")
     lines += ["", "## Parameters", "", "| address | arguments | what it does |", "|---|---|---|"]
-    for a, args, doc in address_space(table)[len(FIXED_ADDRESSES):]:
+    for a, args, doc in address_space(table)[len(FIXED_ADDRESSES) :]:
         lines.append(f"| `{a}` | {args or '-'} | {doc} |")
-    lines += ["", "## Feedback (to subscribers, ~30 Hz)", "", "| address | arguments | meaning |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Feedback (to subscribers, ~30 Hz)",
+        "",
+        "| address | arguments | meaning |",
+        "|---|---|---|",
+    ]
     for a, args, doc in FEEDBACK_ADDRESSES:
         lines.append(f"| `{a}` | {args} | {doc} |")
     lines += [
-        "", "## DAW shapes", "",
+        "",
+        "## DAW shapes",
+        "",
         "Also accepted (see `docs/daw/`): REAPER `/track/<t>/fx/<f>/fxparam/<k>/value <0..1>` and "
         "`/fx/<f>/fxparam/<k>/value <0..1>` (linear over the parameter range, as the generated JSFX "
         "sliders), Ardour `/strip/plugin/parameter <ssid> <piid> <k> <value>` (native units); `k` is "
-        "1-based in this order:", "",
+        "1-based in this order:",
+        "",
     ]
     for k, pid in enumerate(param_order(), 1):
         lines.append(f"{k}. `{pid}`")
@@ -279,9 +327,17 @@ class OscServer:
     ``start()`` binds and runs the receive and feedback threads; ``stop()`` ends them.
     """
 
-    def __init__(self, chain, host: str = "127.0.0.1", port: int = DEFAULT_PORT, secret: str | None = None,
-                 allow=None, meters: Meters | None = None, allow_insecure: bool = False,
-                 feedback_hz: float = FEEDBACK_HZ):
+    def __init__(
+        self,
+        chain,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        secret: str | None = None,
+        allow=None,
+        meters: Meters | None = None,
+        allow_insecure: bool = False,
+        feedback_hz: float = FEEDBACK_HZ,
+    ):
         self.chain = chain
         self.host = host
         self._req_port = int(port)
@@ -341,7 +397,7 @@ class OscServer:
         fam, _, _, _, sa = infos[0]
         return fam, sa
 
-    def start(self) -> "OscServer":
+    def start(self) -> OscServer:
         if self._sock is not None:
             return self
         fam, sa = self._resolve()
@@ -349,7 +405,8 @@ class OscServer:
         if not _loopback(ip) and not (self.secret or self.allow or self.allow_insecure):
             raise OscError(
                 f"refusing to bind {self.host} ({ip}): not a loopback address. Pass a shared secret "
-                "(--secret) or an allow-list (--allow), or --insecure to accept any sender")
+                "(--secret) or an allow-list (--allow), or --insecure to accept any sender"
+            )
         sock = socket.socket(fam, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -433,7 +490,7 @@ class OscServer:
         while not self._stop.is_set():
             try:
                 data, addr = sock.recvfrom(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():
@@ -477,8 +534,13 @@ class OscServer:
             return True  # allow_insecure
         if address == "/resculpt/auth" and self.secret is not None:
             return True
-        self.error(addr, "not authorised: send /resculpt/auth <secret> first" if self.secret
-                   else "sender not in the allow-list", address)
+        self.error(
+            addr,
+            "not authorised: send /resculpt/auth <secret> first"
+            if self.secret
+            else "sender not in the allow-list",
+            address,
+        )
         return False
 
     def handle_message(self, address: str, args: list, addr) -> None:
@@ -517,8 +579,9 @@ class OscServer:
         t = self.chain.params
         spec = t.spec(pid)  # ParamError for an unknown id, with suggestions
         if len(args) != 1:
-            raise BadMessage(f"{address}: expected 1 argument (value in {spec.unit or 'native units'}), "
-                             f"got {len(args)}")
+            raise BadMessage(
+                f"{address}: expected 1 argument (value in {spec.unit or 'native units'}), got {len(args)}"
+            )
         v = args[0]
         if isinstance(v, str):
             v = spec.parse(v)  # choice names, on/off
@@ -529,11 +592,13 @@ class OscServer:
         v = spec.parse(v)
         tol = 1e-6 * (spec.max - spec.min)
         if v < spec.min - tol or v > spec.max + tol:
-            raise BadMessage(f"{pid}: {v:g} is out of range [{spec.min:g}, {spec.max:g}] {spec.unit}".rstrip())
+            raise BadMessage(
+                f"{pid}: {v:g} is out of range [{spec.min:g}, {spec.max:g}] {spec.unit}".rstrip()
+            )
         return t.set(pid, v)
 
     def _h_param(self, address: str, args, addr) -> None:
-        rest = address[len(PREFIX) + len("/param/"):]
+        rest = address[len(PREFIX) + len("/param/") :]
         if rest.endswith("/get"):
             pid = rest[:-4]
             self.chain.params.spec(pid)
@@ -575,8 +640,10 @@ class OscServer:
     @staticmethod
     def _check_name(name: str, address: str) -> str:
         if not _NAME_RE.match(name):
-            raise BadMessage(f"{address}: invalid preset name {name!r} (letters, digits, space, _ . + -; "
-                             "at most 64 characters)")
+            raise BadMessage(
+                f"{address}: invalid preset name {name!r} (letters, digits, space, _ . + -; "
+                "at most 64 characters)"
+            )
         return name
 
     def _h_preset_load(self, address, args, addr) -> None:
@@ -774,8 +841,10 @@ class OscServer:
         t = self.chain.params
         lat = int(self.chain.latency_samples)
         msgs = [
-            build_message("/resculpt/meters", (snap["in_peak_db"], snap["in_rms_db"], snap["out_peak_db"],
-                                               snap["out_rms_db"])),
+            build_message(
+                "/resculpt/meters",
+                (snap["in_peak_db"], snap["in_rms_db"], snap["out_peak_db"], snap["out_rms_db"]),
+            ),
             build_message("/resculpt/latency", (lat, 1000.0 * lat / self.chain.sample_rate)),
             build_message("/resculpt/cpu", (float(snap["cpu_load"]), float(snap["cpu_peak"]))),
             build_message("/resculpt/spectrum", [float(v) for v in snap["spectrum_db"]]),
@@ -798,5 +867,16 @@ class OscServer:
         self.stats["feedback_frames"] += 1
 
 
-__all__ = ["OscServer", "OscError", "BadMessage", "address_space", "osc_docs_markdown", "register_hook",
-           "resolve_hook", "build_message", "MAX_PACKET", "PROFILES_UNAVAILABLE", "HOOK_SOURCES"]
+__all__ = [
+    "HOOK_SOURCES",
+    "MAX_PACKET",
+    "PROFILES_UNAVAILABLE",
+    "BadMessage",
+    "OscError",
+    "OscServer",
+    "address_space",
+    "build_message",
+    "osc_docs_markdown",
+    "register_hook",
+    "resolve_hook",
+]

@@ -8,7 +8,6 @@ import time
 from contextlib import contextmanager
 
 from pythonosc.osc_packet import OscPacket
-
 from resculpt.plugin_host.feeder import BlockFeeder
 from resculpt.plugin_host.host import Chain
 from resculpt.plugin_host.osc import OscServer, build_message
@@ -34,7 +33,7 @@ class Client:
         self.sock.settimeout(max(timeout, 1e-4))
         try:
             data, _ = self.sock.recvfrom(65536)
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             return
         for tm in OscPacket(data).messages:
             self.inbox.append((tm.message.address, list(tm.message.params)))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from osc_testlib import Client, running_server
-
 from resculpt.plugin_host.daw import GENERATORS, generate, param_order
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "daw"
@@ -28,7 +27,7 @@ def test_jsfx_sliders_mirror_the_parameter_table_in_order():
     from resculpt.plugin_host.catalog import all_param_specs
 
     text = generate("reaper")["resculpt_remote.jsfx"]
-    sliders = re.findall(r"^slider(\d+):([-\d.e]+)<([-\d.e]+),([-\d.e]+),[^>]*>(\S+)", text, re.M)
+    sliders = re.findall(r"^slider(\d+):([-\d.e]+)<([-\d.e]+),([-\d.e]+),[^>]*>(\S+)", text, re.MULTILINE)
     specs = all_param_specs()
     assert len(sliders) == len(specs) == len(param_order())
     for (k, d, lo, hi, label), s in zip(sliders, specs):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 from osc_testlib import Client, running_server
-
 from resculpt.plugin_host.osc import build_message
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
@@ -78,8 +77,11 @@ def test_server_survives_thousands_of_malformed_packets_and_audio_stays_finite()
             s = chain.params.spec(pid)
             assert np.isfinite(v) and s.min <= v <= s.max
         assert {k: v for k, v in after.items() if k != "comp.ratio"} == {
-            k: v for k, v in before.items() if k != "comp.ratio"}
-        print(f"\nfuzz: {sent} packets in {elapsed:.1f} s, {srv.stats['packets']} received, "
-              f"{srv.stats['errors']} error replies, audio blocks {feeder.blocks - blocks0}, all finite")
+            k: v for k, v in before.items() if k != "comp.ratio"
+        }
+        print(
+            f"\nfuzz: {sent} packets in {elapsed:.1f} s, {srv.stats['packets']} received, "
+            f"{srv.stats['errors']} error replies, audio blocks {feeder.blocks - blocks0}, all finite"
+        )
         assert srv.stats["errors"] > 1000
         c.close()

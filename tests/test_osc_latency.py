@@ -40,8 +40,10 @@ def test_param_messages_reach_the_audio_path_within_two_blocks_at_100_per_second
         delays = np.array([(applied[v] - pending[v]) / period for v in values if v in applied])
         lost = len(values) - delays.size
         med, p90, mx = np.median(delays), np.percentile(delays, 90), delays.max()
-        print(f"\nsend->applied at 100 msg/s, 256-sample blocks ({1e3 * period:.2f} ms): "
-              f"median {med:.2f} blocks ({med * period * 1e3:.2f} ms), p90 {p90:.2f}, max {mx:.2f}, "
-              f"{lost} not observed")
+        print(
+            f"\nsend->applied at 100 msg/s, 256-sample blocks ({1e3 * period:.2f} ms): "
+            f"median {med:.2f} blocks ({med * period * 1e3:.2f} ms), p90 {p90:.2f}, max {mx:.2f}, "
+            f"{lost} not observed"
+        )
         assert lost <= 3
         assert med <= 2.0 and p90 <= 2.0

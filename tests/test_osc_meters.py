@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from resculpt.plugin_host.host import Chain
 from resculpt.plugin_host.meters import Meters
 
@@ -23,15 +22,22 @@ def test_meters_audio_side_allocates_nothing():
     m.prepare(48000, 1024, 2)
     b = _sine(1000, 0.5, 1024)
     spec = np.zeros((2, 481), np.complex64)
+
+    def one_block():
+        m.block_in(b)
+        m.frame_in(spec)
+        m.frame_out(spec)
+        m.block_out(b, 0.001)
+
     for _ in range(10):
-        m.block_in(b); m.frame_in(spec); m.frame_out(spec); m.block_out(b, 0.001)
+        one_block()
     m.snapshot()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         a0, _ = tracemalloc.get_traced_memory()
         for _ in range(2000):
-            m.block_in(b); m.frame_in(spec); m.frame_out(spec); m.block_out(b, 0.001)
+            one_block()
         a1, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -61,7 +67,7 @@ def test_metered_chain_allocates_no_more_than_unmetered():
     plain = Chain.from_preset("spectral-dark", 48000, 2, 512)
     metered = Chain.from_preset("spectral-dark", 48000, 2, 512)
     metered.attach_meters(Meters())
-    (n0, p0), (n1, p1) = net(plain), net(metered)
+    (_, p0), (n1, p1) = net(plain), net(metered)
     assert n1 < 2048, f"metered chain net {n1} bytes"
     assert p1 < p0 + 2048, f"meters raised the per-block peak from {p0} to {p1}"
 

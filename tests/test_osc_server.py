@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import pytest
 from osc_testlib import Client, running_server
-
 from resculpt.plugin_host import osc
 from resculpt.plugin_host.host import Chain
 from resculpt.plugin_host.osc import OscError, OscServer
@@ -45,26 +43,29 @@ def test_param_set_in_native_units_normalised_and_get_reply(served):
     assert c.wait_for("/resculpt/param/bypass")[2] == "on"
 
 
-@pytest.mark.parametrize("address,args,needle", [
-    ("/resculpt/nope", (), "unknown address"),
-    ("/resculpt/param/comp.ratoi", (2.0,), "did you mean comp.ratio"),
-    ("/resculpt/param/comp.ratio", (), "expected 1 argument"),
-    ("/resculpt/param/comp.ratio", (1.0, 2.0), "expected 1 argument"),
-    ("/resculpt/param/comp.ratio", ("lots",), "not a number"),
-    ("/resculpt/param/comp.ratio", (float("nan"),), "finite"),
-    ("/resculpt/param/comp.ratio", (float("inf"),), "finite"),
-    ("/resculpt/param/comp.ratio", (500.0,), "out of range [1, 20]"),
-    ("/resculpt/param/comp.ratio/norm", (1.5,), "outside 0..1"),
-    ("/resculpt/mix", (2.0,), "out of range"),
-    ("/resculpt/bypass", (0.5,), "expected 0 or 1"),
-    ("/resculpt/preset/load", ("no-such-preset",), "not found"),
-    ("/resculpt/preset/load", (3,), "expected a string"),
-    ("/resculpt/preset/load", ("../../etc/passwd",), "not a path"),
-    ("/resculpt/preset/save", ("clean",), "shipped preset"),
-    ("/resculpt/preset/save", ("bad/name",), "invalid preset name"),
-    ("/resculpt/profile/reference", ("/no/such/clip.wav",), "no such file"),
-    ("/resculpt/subscribe", (70000,), "1..65535"),
-])
+@pytest.mark.parametrize(
+    "address,args,needle",
+    [
+        ("/resculpt/nope", (), "unknown address"),
+        ("/resculpt/param/comp.ratoi", (2.0,), "did you mean comp.ratio"),
+        ("/resculpt/param/comp.ratio", (), "expected 1 argument"),
+        ("/resculpt/param/comp.ratio", (1.0, 2.0), "expected 1 argument"),
+        ("/resculpt/param/comp.ratio", ("lots",), "not a number"),
+        ("/resculpt/param/comp.ratio", (float("nan"),), "finite"),
+        ("/resculpt/param/comp.ratio", (float("inf"),), "finite"),
+        ("/resculpt/param/comp.ratio", (500.0,), "out of range [1, 20]"),
+        ("/resculpt/param/comp.ratio/norm", (1.5,), "outside 0..1"),
+        ("/resculpt/mix", (2.0,), "out of range"),
+        ("/resculpt/bypass", (0.5,), "expected 0 or 1"),
+        ("/resculpt/preset/load", ("no-such-preset",), "not found"),
+        ("/resculpt/preset/load", (3,), "expected a string"),
+        ("/resculpt/preset/load", ("../../etc/passwd",), "not a path"),
+        ("/resculpt/preset/save", ("clean",), "shipped preset"),
+        ("/resculpt/preset/save", ("bad/name",), "invalid preset name"),
+        ("/resculpt/profile/reference", ("/no/such/clip.wav",), "no such file"),
+        ("/resculpt/subscribe", (70000,), "1..65535"),
+    ],
+)
 def test_bad_messages_get_an_error_reply_and_change_nothing(served, address, args, needle):
     """Each rejected message answers /resculpt/error <message> <address> naming the problem; the
     parameter table is unchanged and the server keeps answering."""

@@ -45,41 +45,52 @@ def reaper_jsfx() -> str:
         if s.scale == "choice":
             rng = f"<{s.min:g},{s.max:g},1{{{','.join(s.choices)}}}>"
         elif s.scale == "bool":
-            rng = f"<0,1,1{{off,on}}>"
+            rng = "<0,1,1{off,on}>"
         else:
             rng = f"<{s.min:g},{s.max:g},0>"
         out.append(f"slider{k}:{s.default:g}{rng}{lab}")
-    out += ["", "in_pin:left input", "in_pin:right input", "out_pin:left output", "out_pin:right output",
-            "", "@sample", "// pass-through", ""]
+    out += [
+        "",
+        "in_pin:left input",
+        "in_pin:right input",
+        "out_pin:left output",
+        "out_pin:right output",
+        "",
+        "@sample",
+        "// pass-through",
+        "",
+    ]
     return "\n".join(out)
 
 
 def reaper_osc() -> str:
     """A REAPER OSC pattern config that reports FX names and FX parameter values."""
     n = len(_specs())
-    return "\n".join([
-        "# Resculpt.ReaperOSC: REAPER OSC pattern config for Resculpt",
-        "# " + HEADER.format(kind="reaper", n=n),
-        "#",
-        "# Install: copy this file into REAPER's OSC folder (Preferences > Control/OSC/web > Add >",
-        "# OSC > Pattern config > open config directory), choose pattern config \"Resculpt\",",
-        "# mode \"Configure device IP + local port\", device IP 127.0.0.1, device port 9010",
-        "# (where `resculpt serve`/`live` listens). Put the \"Resculpt Remote\" JSFX on a track:",
-        "# moving or automating its sliders sends the values to Resculpt.",
-        "",
-        "DEVICE_TRACK_COUNT 8",
-        "DEVICE_FX_COUNT 8",
-        f"DEVICE_FX_PARAM_COUNT {n}",
-        "REAPER_TRACK_FOLLOWS REAPER",
-        "DEVICE_TRACK_FOLLOWS DEVICE",
-        "DEVICE_FX_FOLLOWS DEVICE",
-        "",
-        "# Resculpt follows the FX whose name contains \"Resculpt\" (from FX_NAME) and reads",
-        "# parameter k (1-based, JSFX slider order) normalised 0..1.",
-        "FX_NAME s/track/@/fx/@/name s/fx/@/name",
-        "FX_PARAM_VALUE n/track/@/fx/@/fxparam/@/value n/fx/@/fxparam/@/value",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Resculpt.ReaperOSC: REAPER OSC pattern config for Resculpt",
+            "# " + HEADER.format(kind="reaper", n=n),
+            "#",
+            "# Install: copy this file into REAPER's OSC folder (Preferences > Control/OSC/web > Add >",
+            '# OSC > Pattern config > open config directory), choose pattern config "Resculpt",',
+            '# mode "Configure device IP + local port", device IP 127.0.0.1, device port 9010',
+            '# (where `resculpt serve`/`live` listens). Put the "Resculpt Remote" JSFX on a track:',
+            "# moving or automating its sliders sends the values to Resculpt.",
+            "",
+            "DEVICE_TRACK_COUNT 8",
+            "DEVICE_FX_COUNT 8",
+            f"DEVICE_FX_PARAM_COUNT {n}",
+            "REAPER_TRACK_FOLLOWS REAPER",
+            "DEVICE_TRACK_FOLLOWS DEVICE",
+            "DEVICE_FX_FOLLOWS DEVICE",
+            "",
+            '# Resculpt follows the FX whose name contains "Resculpt" (from FX_NAME) and reads',
+            "# parameter k (1-based, JSFX slider order) normalised 0..1.",
+            "FX_NAME s/track/@/fx/@/name s/fx/@/name",
+            "FX_PARAM_VALUE n/track/@/fx/@/fxparam/@/value n/fx/@/fxparam/@/value",
+            "",
+        ]
+    )
 
 
 # -- Ardour ----------------------------------------------------------------------------------------
@@ -96,72 +107,81 @@ def ardour_dsp_lua() -> str:
         if s.scale == "bool":
             extra = ", toggled = true"
         elif s.scale == "choice":
-            extra = ", integer = true, enum = true, scalepoints = {" + ", ".join(
-                f"[{_lua_str(c)}] = {i}" for i, c in enumerate(s.choices)) + "}"
+            extra = (
+                ", integer = true, enum = true, scalepoints = {"
+                + ", ".join(f"[{_lua_str(c)}] = {i}" for i, c in enumerate(s.choices))
+                + "}"
+            )
         elif s.scale == "log":
             extra = ", logarithmic = true"
         unit = f", unit = {_lua_str(s.unit)}" if s.unit in ("dB", "Hz") else ""
-        params.append(f'    {{ ["type"] = "input", name = {_lua_str(s.id)}, min = {s.min!r}, max = {s.max!r}, '
-                      f'default = {s.default!r}{unit}{extra} }},')
-    return "\n".join([
-        "ardour { [\"type\"] = \"dsp\", name = \"Resculpt Remote\", category = \"Utility\",",
-        "  license = \"MIT\", author = \"Resculpt\",",
-        "  description = \"Pass-through; its controls mirror Resculpt's parameters so automation lanes can drive "
-        "Resculpt over OSC (with resculpt_osc_hook.lua)\" }",
-        "-- " + HEADER.format(kind="ardour", n=len(specs)),
-        "function dsp_ioconfig () return { { audio_in = -1, audio_out = -1 } } end",
-        "function dsp_params ()",
-        "  return {",
-        *params,
-        "  }",
-        "end",
-        "function dsp_run (ins, outs, n_samples)",
-        "  for c = 1, #outs do",
-        "    if ins[c] ~= outs[c] then ARDOUR.DSP.copy_vector (outs[c], ins[c], n_samples) end",
-        "  end",
-        "end",
-        "",
-    ])
+        params.append(
+            f'    {{ ["type"] = "input", name = {_lua_str(s.id)}, min = {s.min!r}, max = {s.max!r}, '
+            f"default = {s.default!r}{unit}{extra} }},"
+        )
+    return "\n".join(
+        [
+            'ardour { ["type"] = "dsp", name = "Resculpt Remote", category = "Utility",',
+            '  license = "MIT", author = "Resculpt",',
+            "  description = \"Pass-through; its controls mirror Resculpt's parameters so automation lanes "
+            'can drive Resculpt over OSC (with resculpt_osc_hook.lua)" }',
+            "-- " + HEADER.format(kind="ardour", n=len(specs)),
+            "function dsp_ioconfig () return { { audio_in = -1, audio_out = -1 } } end",
+            "function dsp_params ()",
+            "  return {",
+            *params,
+            "  }",
+            "end",
+            "function dsp_run (ins, outs, n_samples)",
+            "  for c = 1, #outs do",
+            "    if ins[c] ~= outs[c] then ARDOUR.DSP.copy_vector (outs[c], ins[c], n_samples) end",
+            "  end",
+            "end",
+            "",
+        ]
+    )
 
 
 def ardour_hook_lua(host: str = "127.0.0.1", port: int = 9010) -> str:
     """An Ardour EditorHook: every 100 ms, send changed "Resculpt Remote" controls as
     /strip/plugin/parameter <ssid> <piid> <k> <value> to Resculpt."""
     n = len(_specs())
-    return "\n".join([
-        "ardour { [\"type\"] = \"EditorHook\", name = \"Resculpt OSC\",",
-        "  description = \"Send Resculpt Remote controls (and their automation) to resculpt serve/live\" }",
-        "-- " + HEADER.format(kind="ardour", n=n),
-        "function signals () return LuaSignal.Set ():add ({ [LuaSignal.LuaTimerDS] = true }) end",
-        "function factory ()",
-        f"  local osc = ARDOUR.LuaOSC.Address (\"osc.udp://{host}:{port}\")",
-        "  local last = {}",
-        "  return function (signal, ref, ...)",
-        "    local ssid = 0",
-        "    for route in Session:get_routes ():iter () do",
-        "      ssid = ssid + 1",
-        "      local i = 0",
-        "      while true do",
-        "        local proc = route:nth_plugin (i)",
-        "        if proc:isnil () then break end",
-        "        if string.find (proc:display_name (), \"Resculpt Remote\") then",
-        "          local pi = proc:to_insert ()",
-        f"          for k = 1, {n} do",
-        "            local v = ARDOUR.LuaAPI.get_processor_param (proc, k - 1, true)",
-        "            local key = ssid .. \":\" .. i .. \":\" .. k",
-        "            if last[key] ~= v then",
-        "              last[key] = v",
-        "              osc:send (\"/strip/plugin/parameter\", \"iiif\", ssid, i + 1, k, v)",
-        "            end",
-        "          end",
-        "        end",
-        "        i = i + 1",
-        "      end",
-        "    end",
-        "  end",
-        "end",
-        "",
-    ])
+    return "\n".join(
+        [
+            'ardour { ["type"] = "EditorHook", name = "Resculpt OSC",',
+            '  description = "Send Resculpt Remote controls (and their automation) to resculpt serve/live" }',
+            "-- " + HEADER.format(kind="ardour", n=n),
+            "function signals () return LuaSignal.Set ():add ({ [LuaSignal.LuaTimerDS] = true }) end",
+            "function factory ()",
+            f'  local osc = ARDOUR.LuaOSC.Address ("osc.udp://{host}:{port}")',
+            "  local last = {}",
+            "  return function (signal, ref, ...)",
+            "    local ssid = 0",
+            "    for route in Session:get_routes ():iter () do",
+            "      ssid = ssid + 1",
+            "      local i = 0",
+            "      while true do",
+            "        local proc = route:nth_plugin (i)",
+            "        if proc:isnil () then break end",
+            '        if string.find (proc:display_name (), "Resculpt Remote") then',
+            "          local pi = proc:to_insert ()",
+            f"          for k = 1, {n} do",
+            "            local v = ARDOUR.LuaAPI.get_processor_param (proc, k - 1, true)",
+            '            local key = ssid .. ":" .. i .. ":" .. k',
+            "            if last[key] ~= v then",
+            "              last[key] = v",
+            '              osc:send ("/strip/plugin/parameter", "iiif", ssid, i + 1, k, v)',
+            "            end",
+            "          end",
+            "        end",
+            "        i = i + 1",
+            "      end",
+            "    end",
+            "  end",
+            "end",
+            "",
+        ]
+    )
 
 
 # -- TouchOSC-style --------------------------------------------------------------------------------
@@ -175,22 +195,43 @@ def touchosc_layout() -> str:
         if s.scale == "bool":
             return {"type": "toggle", "label": s.id, "address": base, "values": [0, 1]}
         if s.scale == "choice":
-            return {"type": "radio", "label": s.id, "address": base, "values": list(range(len(s.choices))),
-                    "labels": list(s.choices)}
-        return {"type": "fader", "label": f"{s.id} ({s.unit})" if s.unit else s.id, "address": base + "/norm",
-                "range": [0.0, 1.0], "default": round(s.to_normalized(s.default), 6),
-                "feedback": base, "native_range": [s.min, s.max], "scale": s.scale}
+            return {
+                "type": "radio",
+                "label": s.id,
+                "address": base,
+                "values": list(range(len(s.choices))),
+                "labels": list(s.choices),
+            }
+        return {
+            "type": "fader",
+            "label": f"{s.id} ({s.unit})" if s.unit else s.id,
+            "address": base + "/norm",
+            "range": [0.0, 1.0],
+            "default": round(s.to_normalized(s.default), 6),
+            "feedback": base,
+            "native_range": [s.min, s.max],
+            "scale": s.scale,
+        }
 
-    pages = [{"name": "main", "controls": [ctl(s) for s in GLOBAL_PARAMS] + [
-        {"type": "button", "label": "ping", "address": "/resculpt/ping"},
-        {"type": "button", "label": "presets", "address": "/resculpt/preset/list"}]}]
+    pages = [
+        {
+            "name": "main",
+            "controls": [ctl(s) for s in GLOBAL_PARAMS]
+            + [
+                {"type": "button", "label": "ping", "address": "/resculpt/ping"},
+                {"type": "button", "label": "presets", "address": "/resculpt/preset/list"},
+            ],
+        }
+    ]
     for name, slot in SLOTS.items():
         pages.append({"name": name, "doc": slot.doc, "controls": [ctl(s) for s in slot.params]})
-    doc = {"generator": HEADER.format(kind="touchosc", n=len(_specs())),
-           "target": {"host": "127.0.0.1", "port": 9010, "protocol": "udp"},
-           "note": "Faders send 0..1 on /resculpt/param/<id>/norm; subscribe with /resculpt/subscribe <port> "
-                   "to receive /resculpt/param/<id> <value> <unit> <display> feedback.",
-           "pages": pages}
+    doc = {
+        "generator": HEADER.format(kind="touchosc", n=len(_specs())),
+        "target": {"host": "127.0.0.1", "port": 9010, "protocol": "udp"},
+        "note": "Faders send 0..1 on /resculpt/param/<id>/norm; subscribe with /resculpt/subscribe <port> "
+        "to receive /resculpt/param/<id> <value> <unit> <display> feedback.",
+        "pages": pages,
+    }
     return json.dumps(doc, indent=1) + "\n"
 
 
@@ -221,5 +262,14 @@ def write(kind: str, out_dir) -> list[Path]:
     return paths
 
 
-__all__ = ["param_order", "generate", "write", "GENERATORS", "reaper_jsfx", "reaper_osc", "ardour_dsp_lua",
-           "ardour_hook_lua", "touchosc_layout"]
+__all__ = [
+    "GENERATORS",
+    "ardour_dsp_lua",
+    "ardour_hook_lua",
+    "generate",
+    "param_order",
+    "reaper_jsfx",
+    "reaper_osc",
+    "touchosc_layout",
+    "write",
+]
