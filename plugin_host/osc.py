@@ -52,8 +52,9 @@ FEEDBACK_HZ = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
 
 
-class OscError(RuntimeError):
-    """The server could not be started as asked (bind refused, port in use, ...)."""
+class OscError(OSError):
+    """The server could not be started as asked (bind refused, port in use, ...). An OSError, so
+    callers that treat "cannot open the socket" as optional (``resculpt live``) catch it too."""
 
 
 class BadMessage(ValueError):
@@ -157,7 +158,11 @@ FEEDBACK_ADDRESSES = (
         "f in_peak_db, f in_rms_db, f out_peak_db, f out_rms_db",
         "levels since the last report, dBFS",
     ),
-    ("/resculpt/latency", "i samples, f ms", "chain latency"),
+    (
+        "/resculpt/latency",
+        "i samples, f ms [, i total_samples, f total_ms]",
+        "chain latency (plus device buffering under `resculpt live`)",
+    ),
     ("/resculpt/cpu", "f load, f peak", "chain time / block period, mean and peak since the last report"),
     ("/resculpt/spectrum", "64 x f", "output spectrum, dBFS per log-spaced band (30 Hz .. 20 kHz)"),
     ("/resculpt/mask", "64 x f", "|processed| / |input| per band (1 = unchanged)"),
@@ -632,9 +637,22 @@ class OscServer:
         self.send(addr, "/resculpt/preset/current", self.chain.preset_name or "")
         self._send_latency(addr)
 
-    def _send_latency(self, addr) -> None:
+    def _latency_args(self) -> tuple:
+        """(chain samples, chain ms[, total samples, total ms]); the totals (with the audio device's
+        buffering) come from ``chain.stats.extra["live"]`` when `resculpt live` runs the chain."""
         lat = int(self.chain.latency_samples)
-        self.send(addr, "/resculpt/latency", lat, 1000.0 * lat / self.chain.sample_rate)
+        out = (lat, 1000.0 * lat / self.chain.sample_rate)
+        live = self.chain.stats.extra.get("live") if hasattr(self.chain, "stats") else None
+        if live is not None:
+            try:
+                snap = live.snapshot()
+                out += (int(snap["latency_samples"]), float(snap["latency_ms"]))
+            except Exception:
+                pass
+        return out
+
+    def _send_latency(self, addr) -> None:
+        self.send(addr, "/resculpt/latency", *self._latency_args())
 
     # -- handlers: presets ---------------------------------------------------------------------
     @staticmethod
@@ -839,13 +857,12 @@ class OscServer:
         snap = self.meters.snapshot()
         dirty, self._dirty = self._dirty, set()
         t = self.chain.params
-        lat = int(self.chain.latency_samples)
         msgs = [
             build_message(
                 "/resculpt/meters",
                 (snap["in_peak_db"], snap["in_rms_db"], snap["out_peak_db"], snap["out_rms_db"]),
             ),
-            build_message("/resculpt/latency", (lat, 1000.0 * lat / self.chain.sample_rate)),
+            build_message("/resculpt/latency", self._latency_args()),
             build_message("/resculpt/cpu", (float(snap["cpu_load"]), float(snap["cpu_peak"]))),
             build_message("/resculpt/spectrum", [float(v) for v in snap["spectrum_db"]]),
             build_message("/resculpt/mask", [float(v) for v in snap["mask"]]),

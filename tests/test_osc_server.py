@@ -207,3 +207,44 @@ def test_osc_docs_are_current():
     assert doc.read_text() == osc.osc_docs_markdown(), "docs/osc.md is stale: resculpt osc-docs > docs/osc.md"
     for pid in Chain.from_preset("clean", 48000, 2, 512).params:
         assert f"`/resculpt/param/{pid}`" in doc.read_text()
+
+
+def test_latency_reply_includes_device_buffering_under_live():
+    """When `resculpt live` registers its stats as chain.stats.extra["live"], /resculpt/latency
+    carries the total (chain + device buffering) after the chain's own figures."""
+
+    class FakeLive:
+        def snapshot(self):
+            return {"latency_samples": 1471, "latency_ms": 30.65}
+
+    with running_server("spectral-dark", feed=False) as (chain, feeder, srv):
+        c = Client(srv.port)
+        c.send("/resculpt/dump")
+        assert c.wait_for("/resculpt/latency")[0] == chain.latency_samples
+        chain.stats.extra["live"] = FakeLive()
+        c.send("/resculpt/dump")
+        lat = c.wait_for("/resculpt/latency")
+        assert lat[0] == chain.latency_samples and lat[2] == 1471 and lat[3] == pytest.approx(30.65, rel=1e-5)
+        c.close()
+
+
+def test_serve_command_runs_and_answers_ping(tmp_path):
+    """`resculpt serve --port 0 --seconds N` prints its port, answers /ping while it runs and exits 0."""
+    import re
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "resculpt.plugin_host.cli", "serve", "--port", "0",
+                          "--seconds", "6", "--preset", "clean"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"udp://127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        c = Client(int(m.group(1)))
+        c.send("/resculpt/ping")
+        assert c.wait_for("/resculpt/pong", 3.0) is not None
+        c.close()
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()

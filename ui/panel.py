@@ -48,6 +48,7 @@ class EngineClient:
         self.spectrum: list[float] = []
         self.mask: list[float] = []
         self.latency = (0, 0.0)
+        self.total_latency_ms: float | None = None  # with device buffering (resculpt live)
         self.cpu = (0.0, 0.0)
         self.last_error = ""
         self.last_info = ""
@@ -97,8 +98,9 @@ class EngineClient:
             self.spectrum = [float(a) for a in args]
         elif address == "/resculpt/mask":
             self.mask = [float(a) for a in args]
-        elif address == "/resculpt/latency" and len(args) == 2:
+        elif address == "/resculpt/latency" and len(args) >= 2:
             self.latency = (int(args[0]), float(args[1]))
+            self.total_latency_ms = float(args[3]) if len(args) >= 4 else None
         elif address == "/resculpt/cpu" and len(args) == 2:
             self.cpu = (float(args[0]), float(args[1]))
         elif address == "/resculpt/preset/list":
@@ -256,7 +258,9 @@ class PanelLogic:
             return (f"ENGINE NOT REACHABLE at udp://{c.target[0]}:{c.target[1]} - "
                     "start `resculpt serve` or `resculpt live`")
         return (
-            f"preset {c.preset or '-'}   latency {c.latency[0]} samples ({c.latency[1]:.1f} ms)   "
+            f"preset {c.preset or '-'}   latency {c.latency[0]} samples ({c.latency[1]:.1f} ms"
+            + (f", {c.total_latency_ms:.1f} ms with the device" if c.total_latency_ms is not None else "")
+            + ")   "
             f"CPU {100 * c.cpu[0]:.1f} % (peak {100 * c.cpu[1]:.1f} %)"
         )
 
