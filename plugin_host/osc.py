@@ -64,12 +64,72 @@ class BadMessage(ValueError):
 # -- optional handlers (profiles, contexts) ------------------------------------------------------
 # name -> (module, attribute). Resolved lazily at call time; register_hook() overrides. Until the
 # profile modules exist, the addresses answer "/resculpt/error profiles not available in this build".
+# name -> (module that must be importable, adapter). Resolved lazily at call time, so the profile
+# modules (another branch) are picked up as soon as they are installed; register_hook() overrides
+# any of them. Until they exist the addresses answer
+# "/resculpt/error profiles not available in this build".
+#
+#   describe(chain, text) -> dict | None        resculpt.dsp.descriptors.describe(text) -> delta Profile,
+#                                               published with chain.set_target (adds the "match" stage)
+#   reference(chain, path) -> dict | None       resculpt.dsp.profile.from_reference(x, sr, name), same way
+#   context(chain, name) -> Any                 resculpt.plugin_host.contexts.apply_context(chain, name)
+#   contexts() -> list[str]                     sorted(resculpt.plugin_host.contexts.load_contexts())
+#   adjustment_log(chain) -> Any                user_profile.AdjustmentLog().attach(chain) (detached on stop)
+def _set_match_target(chain, target) -> dict:
+    import dataclasses
+
+    if not hasattr(chain, "set_target"):
+        raise BadMessage(PROFILES_UNAVAILABLE)
+    if "match" not in chain.layout.spectral:  # as contexts.apply_context does: add the match stage
+        chain.set_layout(
+            dataclasses.replace(chain.layout, spectral=tuple(chain.layout.spectral) + ("match",))
+        )
+    chain.set_target(target)
+    return {}
+
+
+def _describe(chain, text):
+    from resculpt.dsp.descriptors import describe
+
+    return _set_match_target(chain, describe(text))
+
+
+def _reference(chain, path):
+    from resculpt.dsp.profile import from_reference
+
+    from .render import read_audio
+
+    try:
+        x, sr = read_audio(Path(path))
+    except Exception as e:  # RenderError, soundfile errors: an unreadable clip
+        raise BadMessage(f"cannot read reference clip {path}: {e}") from None
+    return _set_match_target(chain, from_reference(x, sr, Path(path).stem))
+
+
+def _context(chain, name):
+    from resculpt.plugin_host.contexts import apply_context
+
+    return apply_context(chain, name)
+
+
+def _contexts():
+    from resculpt.plugin_host.contexts import load_contexts
+
+    return sorted(load_contexts())
+
+
+def _adjustment_log(chain):
+    from resculpt.plugin_host.user_profile import AdjustmentLog
+
+    return AdjustmentLog().attach(chain)
+
+
 HOOK_SOURCES = {
-    "describe": ("resculpt.dsp.profile", "apply_descriptor"),  # fn(chain, text) -> dict | None
-    "reference": ("resculpt.dsp.profile", "apply_reference"),  # fn(chain, path) -> dict | None
-    "context": ("resculpt.dsp.profile", "apply_context"),  # fn(chain, name) -> dict | None
-    "contexts": ("resculpt.dsp.profile", "list_contexts"),  # fn() -> list[str]
-    "adjustment_log": ("resculpt.plugin_host.user_profile", "AdjustmentLog"),  # .attach(chain)
+    "describe": ("resculpt.dsp.descriptors", _describe),
+    "reference": ("resculpt.dsp.profile", _reference),
+    "context": ("resculpt.plugin_host.contexts", _context),
+    "contexts": ("resculpt.plugin_host.contexts", _contexts),
+    "adjustment_log": ("resculpt.plugin_host.user_profile", _adjustment_log),
 }
 _HOOKS: dict = {}
 PROFILES_UNAVAILABLE = "profiles not available in this build"
@@ -86,15 +146,17 @@ def register_hook(name: str, fn) -> None:
 
 
 def resolve_hook(name: str):
-    """The callable for hook ``name``, or None when neither registered nor importable."""
+    """The callable for hook ``name``: the registered one, else the default adapter when its module
+    imports, else None (the address then answers PROFILES_UNAVAILABLE)."""
     fn = _HOOKS.get(name)
     if fn is not None:
         return fn
-    mod, attr = HOOK_SOURCES[name]
+    mod, adapter = HOOK_SOURCES[name]
     try:
-        return getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError):
+        importlib.import_module(mod)
+    except ImportError:
         return None
+    return adapter
 
 
 # -- address space -------------------------------------------------------------------------------
@@ -373,6 +435,7 @@ class OscServer:
         self._log = _RateLimitedLog()
         self.stats = {"packets": 0, "messages": 0, "errors": 0, "feedback_frames": 0}
         self.last_error: str | None = None
+        self.adjustment_log = None  # what the adjustment_log hook returned (detached on stop)
         self._routes = {
             "/resculpt/ping": self._h_ping,
             "/resculpt/bypass": self._h_bypass,
@@ -431,9 +494,9 @@ class OscServer:
         al = resolve_hook("adjustment_log")
         if al is not None:
             try:
-                al.attach(self.chain)
+                self.adjustment_log = al(self.chain)
             except Exception as e:  # an optional module must never stop the server
-                log.warning("osc: AdjustmentLog.attach failed: %s", e)
+                log.warning("osc: the adjustment log could not attach: %s", e)
         for fn, name in ((self._recv_loop, "resculpt-osc"), (self._feedback_loop, "resculpt-osc-feedback")):
             t = threading.Thread(target=fn, name=name, daemon=True)
             t.start()
@@ -450,6 +513,12 @@ class OscServer:
             self.chain.params.listeners.remove(self._listener)
         except ValueError:
             pass
+        if self.adjustment_log is not None and hasattr(self.adjustment_log, "detach"):
+            try:
+                self.adjustment_log.detach()
+            except Exception as e:
+                log.warning("osc: the adjustment log could not detach: %s", e)
+            self.adjustment_log = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -234,8 +234,22 @@ def test_serve_command_runs_and_answers_ping(tmp_path):
     import subprocess
     import sys
 
-    p = subprocess.Popen([sys.executable, "-m", "resculpt.plugin_host.cli", "serve", "--port", "0",
-                          "--seconds", "6", "--preset", "clean"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resculpt.plugin_host.cli",
+            "serve",
+            "--port",
+            "0",
+            "--seconds",
+            "6",
+            "--preset",
+            "clean",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = p.stdout.readline()
         m = re.search(r"udp://127\.0\.0\.1:(\d+)", line)
@@ -248,3 +262,38 @@ def test_serve_command_runs_and_answers_ping(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_profile_modules_are_picked_up_when_installed(monkeypatch):
+    """When resculpt.plugin_host.contexts and .user_profile exist (the profile branch), /context,
+    /context/list and the adjustment log work through them with no wiring."""
+    import sys
+    import types
+
+    if osc.resolve_hook("context") is not None:
+        pytest.skip("the real profile modules are present; covered by their own tests")
+    calls = []
+    ctx = types.ModuleType("resculpt.plugin_host.contexts")
+    ctx.apply_context = lambda chain, name: calls.append(("context", name))
+    ctx.load_contexts = lambda: {"stream": {}, "call": {}}
+    up = types.ModuleType("resculpt.plugin_host.user_profile")
+
+    class AdjustmentLog:
+        def attach(self, chain):
+            calls.append(("attach", chain.preset_name))
+            return self
+
+        def detach(self):
+            calls.append(("detach",))
+
+    up.AdjustmentLog = AdjustmentLog
+    monkeypatch.setitem(sys.modules, "resculpt.plugin_host.contexts", ctx)
+    monkeypatch.setitem(sys.modules, "resculpt.plugin_host.user_profile", up)
+    with running_server("clean", feed=False) as (chain, feeder, srv):
+        c = Client(srv.port)
+        c.send("/resculpt/context/list")
+        assert c.wait_for("/resculpt/context/list") == ["call", "stream"]
+        c.send("/resculpt/context", "stream")
+        assert c.wait_for("/resculpt/context") == ["stream"]
+        c.close()
+    assert calls == [("attach", "clean"), ("context", "stream"), ("detach",)]
