@@ -295,7 +295,7 @@ def osc_docs_markdown(table=None) -> str:
         "Also accepted (see `docs/daw/`): REAPER `/track/<t>/fx/<f>/fxparam/<k>/value <0..1>` and "
         "`/fx/<f>/fxparam/<k>/value <0..1>` (linear over the parameter range, as the generated JSFX "
         "sliders), Ardour `/strip/plugin/parameter <ssid> <piid> <k> <value>` (native units); `k` is "
-        "1-based in this order:",
+        "1-based in this order (append-only: `plugin_host/daw/order.py`):",
         "",
     ]
     for k, pid in enumerate(param_order(), 1):
@@ -880,6 +880,8 @@ class OscServer:
         x = _number(args, address, "a normalised value 0..1")
         if x < -1e-6 or x > 1 + 1e-6:
             raise BadMessage(f"{address}: {x:g} is outside 0..1")
+        if order[k - 1] not in self.chain.params:
+            return  # a retired index (see daw/order.py)
         spec = self.chain.params.spec(order[k - 1])
         self.chain.params.set(spec.id, spec.clamp(spec.min + min(max(x, 0.0), 1.0) * (spec.max - spec.min)))
 
@@ -894,6 +896,8 @@ class OscServer:
         k = int(args[2])
         if not 1 <= k <= len(order):
             raise BadMessage(f"{address}: parameter {k} out of range 1..{len(order)}")
+        if order[k - 1] not in self.chain.params:
+            return  # a retired index (see daw/order.py)
         self._set_native(order[k - 1], [args[3]], address)
 
     # -- feedback --------------------------------------------------------------------------------

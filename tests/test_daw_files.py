@@ -103,3 +103,34 @@ def test_touchosc_layout_addresses_all_work(served):
     assert n == len(param_order())
     spec = chain.params.spec("comp.ratio")
     assert chain.params.get("comp.ratio") == pytest.approx(spec.from_normalized(0.75), rel=1e-5)
+
+
+def test_daw_indices_are_append_only_and_cover_every_parameter():
+    """plugin_host/daw/order.py lists every catalog parameter once; the generated files use exactly
+    that order, so adding a parameter never shifts the indices saved in DAW projects (append it)."""
+    from resculpt.plugin_host.catalog import all_param_specs
+    from resculpt.plugin_host.daw.order import ORDER
+
+    missing = [s.id for s in all_param_specs() if s.id not in ORDER]
+    assert not missing, (
+        f"append {missing} to plugin_host/daw/order.py (never insert: DAW indices would shift)"
+    )
+    assert len(set(ORDER)) == len(ORDER)
+    assert param_order() == list(ORDER)
+
+
+def test_a_retired_index_is_ignored_and_later_indices_keep_their_meaning(served, monkeypatch):
+    """An id removed from the catalog keeps its index: messages to it do nothing, and the index of
+    every parameter after it is unchanged."""
+    from resculpt.plugin_host.daw import order
+
+    chain, srv, c = served
+    monkeypatch.setattr(order, "ORDER", ("old.gone_db",) + tuple(order.ORDER))
+    text = generate("reaper")["resculpt_remote.jsfx"]
+    assert "slider1:0<0,1,0>-old.gone_db (retired)" in text
+    c.send("/strip/plugin/parameter", 1, 1, 1, 0.5)
+    k = param_order().index("comp.ratio") + 1
+    c.send("/strip/plugin/parameter", 1, 1, k, 5.0)
+    _sync(c)
+    assert c.wait_for("/resculpt/error", 0.1) is None
+    assert chain.params.get("comp.ratio") == 5.0

@@ -1,0 +1,50 @@
+"""DAW parameter indices: append-only, so automation in saved DAW projects keeps its meaning.
+
+REAPER sliders, Ardour controls and OSC `/fxparam/<k>`, `/strip/plugin/parameter ... <k>` address
+parameters by position (1-based in this tuple). A new parameter is APPENDED here (tests fail until it is);
+a removed one stays in place (its index then does nothing), so earlier indices never shift.
+"""
+
+ORDER = (
+    "in.gain_db",
+    "out.gain_db",
+    "mix",
+    "bypass",
+    "trim.gain_db",
+    "hpf.cutoff_hz",
+    "lpf.cutoff_hz",
+    "gate.threshold_db",
+    "gate.ratio",
+    "gate.attack_ms",
+    "gate.release_ms",
+    "comp.threshold_db",
+    "comp.ratio",
+    "comp.attack_ms",
+    "comp.release_ms",
+    "comp.makeup_db",
+    "low_shelf.cutoff_hz",
+    "low_shelf.gain_db",
+    "low_shelf.q",
+    "high_shelf.cutoff_hz",
+    "high_shelf.gain_db",
+    "high_shelf.q",
+    "presence.cutoff_hz",
+    "presence.gain_db",
+    "presence.q",
+    "drive.drive_db",
+    "drive.trim_db",
+    "reverb.room_size",
+    "reverb.damping",
+    "reverb.wet_db",
+    "reverb.dry_db",
+    "reverb.width",
+    "limiter.threshold_db",
+    "limiter.release_ms",
+    "limiter.ceiling_db",
+    "sgate.threshold_db",
+    "sgate.tilt_db_oct",
+    "sgate.range_db",
+    "sgate.knee_db",
+    "sgate.attack_ms",
+    "sgate.release_ms",
+)
