@@ -1,9 +1,9 @@
 """DAW integration files generated from the parameter table (REAPER, Ardour, TouchOSC-style).
 
 Every generated file indexes parameters in :func:`param_order` (``order.ORDER``: append-only, so
-a parameter added later never shifts the indices saved in DAW projects); the OSC server maps
-the 1-based indices DAWs send back to ids with the same list. ``resculpt daw reaper|ardour|touchosc --out DIR`` writes them; committed copies
-live in ``docs/daw/`` and a test keeps them current.
+a parameter added later never shifts the indices saved in DAW projects); the OSC server maps the
+1-based indices DAWs send back to ids with the same list. ``resculpt daw reaper|ardour|touchosc
+--out DIR`` writes them; committed copies live in ``docs/daw/`` and a test keeps them current.
 """
 
 from __future__ import annotations
