@@ -14,7 +14,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_lib
 
 
 def _malformed(rng: np.random.Generator, k: int) -> bytes:
-    kind = k % 12
+    kind = k % 13
     good = build_message("/resculpt/param/comp.ratio", (4.0,))
     if kind == 0:
         return rng.bytes(int(rng.integers(1, 400)))  # random bytes
@@ -38,12 +38,17 @@ def _malformed(rng: np.random.Generator, k: int) -> bytes:
         return build_message("/resculpt/preset/load", (int(rng.integers(-5, 5)),))
     if kind == 10:
         return b"/resculpt/ping\x00\x00,\xff\xfe\x00" + rng.bytes(16)  # unknown type tags
-    return build_message("/resculpt/subscribe", (float(rng.standard_normal()),))
+    if kind == 11:
+        return build_message("/resculpt/subscribe", (float(rng.standard_normal()),))
+    pkt = good  # deeply nested bundles (parser recursion)
+    for _ in range(int(rng.integers(50, 400))):
+        pkt = b"#bundle\x00" + bytes(7) + b"\x01" + struct.pack(">i", len(pkt)) + pkt
+    return pkt
 
 
 def test_server_survives_thousands_of_malformed_packets_and_audio_stays_finite():
     """3000 malformed packets (random bytes, truncations, NaN, lying bundle sizes, huge datagrams,
-    bad types) in at most ~20 s: the server still answers /ping, every processed block stayed finite,
+    bad types, bundles nested hundreds deep) in at most ~20 s: the server still answers /ping, every processed block stayed finite,
     the feeder kept running, and the parameter table only holds valid values."""
     rng = np.random.default_rng(1234)
     with running_server("broadcast-voice", source=EXAMPLE) as (chain, feeder, srv):
