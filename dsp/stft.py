@@ -8,6 +8,17 @@ block size, including 1, because the output of a hop is emitted one sample per i
 starting on the sample that completes its frame (see ``_run``). Streaming with any block
 partition is therefore bit-identical to one whole-signal call.
 
+Delta listen: with a parameter table holding ``spectral.delta`` (a bool, 0..1 while it ramps), the
+section keeps a copy of every analysis spectrum (delayed by the stages' declared look-ahead) and,
+after the stages, outputs ``proc + d * ((dry - proc) - proc)``: at d = 1 the section plays only what
+its stages removed (``dry - proc``), so delta output + normal output == the delayed input. ``d``
+follows the table value through a per-frame linear ramp of ``DELTA_XFADE_MS`` so a switch
+crossfades (in the overlap-add) instead of clicking.
+
+Non-finite spectra (a NaN/Inf that reached the section) are zeroed before any stage sees them, so
+no stage's recursive state can be poisoned; the section recovers once the bad samples leave the
+window.
+
 Windows: periodic sqrt-Hann for analysis and synthesis, normalised so that the overlap-add of
 analysis*synthesis is exactly 1 for the configured hop (COLA), so an identity spectrum
 reconstructs the input.
@@ -116,6 +127,10 @@ def sqrt_hann_pair(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(np.float32), (w / ola[0]).astype(np.float32)
 
 
+DELTA_PARAM = "spectral.delta"
+DELTA_XFADE_MS = 30.0
+
+
 class StreamingSTFT(Processor):
     """Streaming STFT section: analysis, spectral stages in order, weighted overlap-add.
 
@@ -123,6 +138,8 @@ class StreamingSTFT(Processor):
         config: an :class:`STFTConfig` or its name ("default", "low-latency").
         stages: spectral stages run in order on every frame.
         linked: stereo-linked analysis (see :class:`SpectralContext`).
+        table: optional :class:`~resculpt.dsp.params.ParamTable`; if it holds ``spectral.delta``
+            the section-level delta listen switch is live (see the module docstring).
 
     process(block): block float32 (channels, n); output is the input delayed by
     ``latency_samples`` = n_fft - 1 + hop * sum(stage.latency_frames) when every stage is identity.
@@ -133,12 +150,15 @@ class StreamingSTFT(Processor):
     # called on the audio thread with each frame before and after the stages; must not allocate.
     tap = None
 
-    def __init__(self, config: STFTConfig | str = "default", stages=(), linked: bool = True):
+    def __init__(self, config: STFTConfig | str = "default", stages=(), linked: bool = True, table=None):
         super().__init__()
         self.config = get_config(config) if isinstance(config, str) else config
         self.stages = list(stages)
         self.linked = linked
         self.frames_processed = 0
+        self.table = table
+        self._i_delta = table.index(DELTA_PARAM) if table is not None and DELTA_PARAM in table else -1
+        self.delta_amount = 0.0
 
     def prepare(self, sample_rate: int, max_block: int, channels: int) -> None:
         super().prepare(sample_rate, max_block, channels)
@@ -158,7 +178,15 @@ class StreamingSTFT(Processor):
         )
         for st in self.stages:
             st.prepare(self.ctx)
-        self.latency_samples = n_fft - 1 + hop * sum(int(st.latency_frames) for st in self.stages)
+        look = sum(int(st.latency_frames) for st in self.stages)
+        self.latency_samples = n_fft - 1 + hop * look
+        # Delta listen: ring of the last look + 1 analysis spectra (the dry copy aligned with the
+        # stages' output), a scratch spectrum, and a bool buffer for the non-finite guard.
+        self._dry = np.zeros((look + 1, c, self.n_bins), np.complex64)
+        self._dpos = 0
+        self._dtmp = np.zeros((c, self.n_bins), np.complex64)
+        self._bad = np.zeros((c, self.n_bins), bool)
+        self._delta_step = hop / (DELTA_XFADE_MS * 1e-3 * sample_rate)
         self.reset()
 
     def reset(self) -> None:
@@ -169,8 +197,16 @@ class StreamingSTFT(Processor):
         self._fill = 0
         self._opos = 1
         self.frames_processed = 0
+        self._dry.fill(0.0)
+        self._dpos = 0
+        self.delta_amount = self._delta_target()
         for st in self.stages:
             st.reset()
+
+    def _delta_target(self) -> float:
+        if self._i_delta < 0:
+            return 0.0
+        return min(max(float(self.table.value[self._i_delta]), 0.0), 1.0)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         n = block.shape[1]
@@ -201,14 +237,33 @@ class StreamingSTFT(Processor):
     def _run_frame(self) -> None:
         hop, n_fft = self.hop, self.n_fft
         np.multiply(self._inbuf, self.win_a, out=self._frame)
-        np.fft.rfft(self._frame, axis=-1, out=self._spec)
-        tap = self.tap
-        if tap is not None:
-            tap.frame_in(self._spec)
+        spec = self._spec
+        np.fft.rfft(self._frame, axis=-1, out=spec)
+        if not np.isfinite(spec.sum()):  # rare path: a NaN/Inf reached the section
+            np.isfinite(spec, out=self._bad)
+            np.logical_not(self._bad, out=self._bad)
+            np.copyto(spec, 0.0, where=self._bad)
+        ring = self._dry
+        np.copyto(ring[self._dpos], spec)
         for st in self.stages:
-            st.process_frame(self._spec)
-        if tap is not None:
-            tap.frame_out(self._spec)
+            st.process_frame(spec)
+        # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
+        tgt = self._delta_target()
+        d = self.delta_amount
+        if d != tgt:
+            step = self._delta_step
+            d = min(d + step, tgt) if tgt > d else max(d - step, tgt)
+            self.delta_amount = d
+        nr = ring.shape[0]
+        dry = ring[(self._dpos + 1) % nr]  # the spectrum analysed `look` frames ago
+        self._dpos = (self._dpos + 1) % nr
+        if d > 0.0:
+            # spec <- proc + d * ((dry - proc) - proc)
+            t = self._dtmp
+            np.subtract(dry, spec, out=t)
+            t -= spec
+            t *= d
+            spec += t
         np.fft.irfft(self._spec, n=n_fft, axis=-1, out=self._frame)
         self._frame *= self.win_s
         self._acc += self._frame

@@ -18,7 +18,7 @@ from typing import Callable
 
 import pedalboard as pb
 
-from resculpt.dsp import spectral_gate
+from resculpt.dsp import lfo_mask, mask_transfer, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
 
 # Global parameters, applied by the host around the engine.
@@ -28,6 +28,9 @@ GLOBAL_PARAMS = (
     ParamSpec("mix", 0.0, 1.0, 1.0, "", smoothing_ms=20.0, doc="wet/dry mix; the dry path is latency-aligned"),
     ParamSpec("bypass", 0.0, 1.0, 0.0, "", scale="bool", smoothing_ms=10.0,
               doc="crossfade to the latency-aligned dry signal"),
+    # Read by the spectral section itself (dsp/stft.py), not by the host; no effect without one.
+    ParamSpec("spectral.delta", 0.0, 1.0, 0.0, "", scale="bool", smoothing_ms=20.0,
+              doc="delta listen: the spectral section outputs only what its stages removed (dry - processed)"),
 )
 
 
@@ -156,6 +159,15 @@ register(BoardSlot(
 
 register(SpectralSlot("sgate", "spectral gate with tilted threshold", spectral_gate.PARAMS,
                       spectral_gate.SpectralGate))
+# Creative spectral effects (docs/creative.md).
+register(SpectralSlot("freeze", "spectral freeze: hold a spectrum and sustain it (pitch-true phase advance)",
+                      spectral_freeze.PARAMS, spectral_freeze.SpectralFreeze))
+register(SpectralSlot("blur", "spectral blur: smear magnitudes in time and frequency",
+                      spectral_blur.PARAMS, spectral_blur.SpectralBlur))
+register(SpectralSlot("xmask", "mask transfer: a reference clip's band envelopes imposed on the input, looping",
+                      mask_transfer.PARAMS, mask_transfer.MaskTransfer))
+register(SpectralSlot("lfo", "rhythmic mask: band-selective LFO amplitude modulation sweeping the spectrum",
+                      lfo_mask.PARAMS, lfo_mask.LfoMask))
 
 
 def all_param_specs() -> list[ParamSpec]:

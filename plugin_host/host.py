@@ -180,7 +180,7 @@ class Engine:
         self.pre = board(layout.pre, "pre")
         self.post = board(layout.post, "post")
         stages = [catalog.SLOTS[s].build(table) for s in layout.spectral]
-        self.section = (StreamingSTFT(layout.stft, stages, layout.linked)
+        self.section = (StreamingSTFT(layout.stft, stages, layout.linked, table=table)
                         if stages or layout.force_stft else None)
         self.stages = stages
         self._applied = np.full(len(self.binds), np.nan)
@@ -313,6 +313,7 @@ class Chain(Processor):
         c = channels
         self._table.prepare(sample_rate)
         self._engine = Engine(self.layout, self._table, sample_rate, max_block, c, self._plugins)
+        self._apply_sidechain(self._engine)
         self._old: Engine | None = None
         cap = int(MAX_LATENCY_S * sample_rate) + max_block + 1
         self._ring = np.zeros((c, cap), np.float32)
@@ -376,10 +377,45 @@ class Chain(Processor):
         if params:
             table.set_many(params)
         engine = Engine(layout, table, self.sample_rate, self.max_block, self.channels, plugins)
+        self._apply_sidechain(engine)
         self.layout = layout
         self._plugins = plugins
         self._seq += 1
         self._pending = (self._seq, engine, table)
+
+    def set_sidechain(self, source, sample_rate: int | None = None) -> None:
+        """Load the reference clip for mask transfer (``xmask``, source ``sidechain``). Control thread.
+
+        ``source``: a file path, or audio (n,) / (channels, n) with ``sample_rate``. It is analysed
+        here, off the audio thread, and published to every xmask stage (the running engine, a
+        pending one, and engines built by later layout changes) by one reference store each.
+        ``None`` clears it (xmask with source ``sidechain`` then passes audio through).
+        """
+        from resculpt.dsp.mask_transfer import analyse_reference
+
+        if source is None:
+            mask = None
+        else:
+            if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+                from .render import read_audio
+
+                source, sample_rate = read_audio(source)
+            if sample_rate is None:
+                raise ValueError("set_sidechain: give sample_rate with an array")
+            mask = analyse_reference(source, int(sample_rate))
+        self._sidechain_mask = mask
+        engines = [self._engine]
+        pend = self._pending
+        if pend is not None:
+            engines.append(pend[1])
+        for eng in engines:
+            self._apply_sidechain(eng)
+
+    def _apply_sidechain(self, engine) -> None:
+        mask = getattr(self, "_sidechain_mask", None)
+        for st in engine.stages:
+            if hasattr(st, "set_mask"):
+                st.set_mask(mask)
 
     def load_preset(self, preset) -> None:
         """Load a preset by name, path or Preset object (control thread). Validates fully first."""
