@@ -26,6 +26,7 @@ import numpy as np
 
 from .bands import hz_to_erb
 from .params import ParamSpec
+from .spectral_util import apply_gain
 from .stft import SpectralStage
 
 SHAPES = ("sine", "square", "saw", "random-step")
@@ -83,6 +84,7 @@ class LfoMask(SpectralStage):
         self._s = np.zeros(nb, np.float64)
         self._idx = np.zeros(nb, np.int64)
         self._g = np.zeros(nb, np.float32)
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
         self._steps = np.random.default_rng(0x1F0).random(_RANDOM_STEPS)
         self._band_key = None
         self.reset()
@@ -139,11 +141,11 @@ class LfoMask(SpectralStage):
             np.floor(ph, out=s)
             np.remainder(s, _RANDOM_STEPS, out=s)
             np.copyto(self._idx, s, casting="unsafe")
-            np.take(self._steps, self._idx, out=s)
+            np.take(self._steps, self._idx, out=s, mode="clip")  # "raise" mode buffers `out`
         # g = 1 - depth * w * (1 - s)
         np.subtract(1.0, s, out=s)
         s *= self._w
         s *= -depth
         s += 1.0
         np.copyto(self._g, s, casting="same_kind")
-        spec *= self._g
+        apply_gain(spec, self._g, self._cbuf)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .bands import BandMap
 from .params import ParamSpec
+from .spectral_util import apply_gain
 from .stft import SpectralStage, sqrt_hann_pair
 
 N_BANDS = 32
@@ -193,6 +194,7 @@ class MaskTransfer(SpectralStage):
         self._band2 = np.zeros(N_BANDS, np.float64)
         self._bandf = np.zeros(N_BANDS, np.float32)
         self._gain = np.zeros(ctx.n_bins, np.float32)
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
         self.reset()
 
     def reset(self):
@@ -217,5 +219,5 @@ class MaskTransfer(SpectralStage):
         np.exp(b, out=b)
         np.copyto(self._bandf, b, casting="same_kind")
         self._bm.bin_gains(self._bandf, out=self._gain)
-        spec *= self._gain
+        apply_gain(spec, self._gain, self._cbuf)
         self.pos = (pos + float(v[self._i_rate])) % n

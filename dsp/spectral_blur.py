@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .params import ParamSpec
+from .spectral_util import apply_gain
 from .stft import SpectralStage
 
 PARAMS = (
@@ -56,10 +57,11 @@ class SpectralBlur(SpectralStage):
         self._a = np.zeros((c, nb), np.float64)
         self._b = np.zeros((c, nb), np.float64)
         self._g = np.zeros((c, nb), np.float32)
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
         self._ar = np.arange(nb, dtype=np.int64)
         self._lo = np.zeros(nb, np.int64)
         self._hi = np.zeros(nb, np.int64)
-        self._cnt = np.zeros(nb, np.float64)
+        self._cnt = np.zeros((c, nb), np.float64)  # per row: a broadcast in-place divide copies
         self._w = -1
         self._jit_tab = np.random.default_rng(0xB1D).random((c, 32 * nb + 1), np.float32) * np.float32(_TWO_PI)
         self._jpos = 0
@@ -79,7 +81,8 @@ class SpectralBlur(SpectralStage):
         np.clip(self._lo, 0, nb, out=self._lo)
         np.add(self._ar, half + 1, out=self._hi)
         np.clip(self._hi, 0, nb, out=self._hi)
-        np.subtract(self._hi, self._lo, out=self._cnt, casting="unsafe")
+        for row in self._cnt:
+            np.subtract(self._hi, self._lo, out=row, casting="unsafe")
         self._w = half
 
     def process_frame(self, spec):
@@ -94,9 +97,10 @@ class SpectralBlur(SpectralStage):
             if half != self._w:
                 self._set_width(half)
             cs = self._cs
-            np.cumsum(mag, axis=1, out=cs[:, 1:])
-            np.take(cs, self._hi, axis=1, out=self._a)
-            np.take(cs, self._lo, axis=1, out=self._b)
+            np.copyto(self._a, mag)  # cumsum/take in float64 only: mixed dtypes make numpy buffer
+            np.cumsum(self._a, axis=1, out=cs[:, 1:])
+            np.take(cs, self._hi, axis=1, out=self._a, mode="clip")  # "raise" mode buffers `out`
+            np.take(cs, self._lo, axis=1, out=self._b, mode="clip")
             self._a -= self._b
             self._a /= self._cnt
             np.copyto(mag, self._a, casting="same_kind")
@@ -121,7 +125,7 @@ class SpectralBlur(SpectralStage):
             np.divide(sm, self._g, out=self._g)
             self._g *= mix
             self._g += 1.0 - mix
-            spec *= self._g
+            apply_gain(spec, self._g, self._cbuf)
         else:
             nb = sm.shape[1]
             j = self._jpos

@@ -138,7 +138,8 @@ class SpectralFreeze(SpectralStage):
             nb = ph.shape[1]
             j = self._jpos
             t = self._t64
-            np.multiply(self._jit_tab[:, j : j + nb], jit, out=t)
+            for ch in range(t.shape[0]):  # row by row: a strided 2-D operand makes numpy buffer
+                np.multiply(self._jit_tab[ch, j : j + nb], jit, out=t[ch])
             ph += t
             self._jpos = (j + 7) % (self._jit_tab.shape[1] - nb)
         np.remainder(ph, _TWO_PI, out=ph)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .params import ParamSpec
+from .spectral_util import apply_gain
 from .stft import SpectralStage
 
 PARAMS = (
@@ -49,6 +50,7 @@ class SpectralGate(SpectralStage):
         self._up = np.zeros((rows, nb), bool)
         self._coef = np.zeros((rows, nb), np.float32)
         self._thr = np.zeros(nb, np.float32)
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
         f = np.maximum(ctx.freqs_hz, ctx.freqs_hz[1] if nb > 1 else 1.0)
         self._oct = np.log2(f / 1000.0).astype(np.float32)
         # sqrt-Hann analysis window: a full-scale sine on a bin gives |X| = sum(w) / 2.
@@ -81,7 +83,11 @@ class SpectralGate(SpectralStage):
         np.multiply(spec.imag, spec.imag, out=self._im)
         self._pow += self._im
         if self.ctx.linked and self.ctx.channels > 1:
-            np.mean(self._pow, axis=0, keepdims=True, out=self._lvl)
+            # Mean power over channels (an explicit sum: np.mean(out=) allocates a reduction buffer).
+            np.copyto(self._lvl[0], self._pow[0])
+            for ch in range(1, self.ctx.channels):
+                self._lvl[0] += self._pow[ch]
+            self._lvl *= 1.0 / self.ctx.channels
         else:
             np.copyto(self._lvl, self._pow)
         lvl = self._lvl
@@ -105,4 +111,4 @@ class SpectralGate(SpectralStage):
         np.subtract(1.0, self._coef, out=self._coef)
         tgt *= self._coef
         self._gain += tgt
-        spec *= self._gain
+        apply_gain(spec, self._gain, self._cbuf)

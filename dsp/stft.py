@@ -170,7 +170,19 @@ class StreamingSTFT(Processor):
         self._inbuf = np.zeros((c, n_fft), np.float32)    # last n_fft input samples
         self._frame = np.zeros((c, n_fft), np.float32)    # windowed frame / irfft output
         self._spec = np.zeros((c, self.n_bins), np.complex64)
+        # numpy's pocketfft computes float32 input in float64 and allocates the converted copy
+        # (16 KB per channel per frame at 48 kHz); analysing from float64 buffers avoids that.
+        self._frame64 = np.zeros((c, n_fft), np.float64)
+        # Windows tiled to (channels, n_fft): an in-place multiply by a broadcast operand makes numpy
+        # copy the operand first (overlap check), a same-shape one does not.
+        self._win_a64 = np.tile(self.win_a.astype(np.float64), (c, 1))
+        self._win_s_full = np.tile(self.win_s, (c, 1))
+        self._spec64 = np.zeros((c, self.n_bins), np.complex128)
         self._acc = np.zeros((c, n_fft), np.float32)      # overlap-add accumulator
+        # Ping-pong twins for the one-hop shifts: an overlapping in-place slice copy makes numpy
+        # allocate a temporary, a copy into the other buffer does not.
+        self._inbuf2 = np.zeros((c, n_fft), np.float32)
+        self._acc2 = np.zeros((c, n_fft), np.float32)
         self._ogroup = np.zeros((c, hop), np.float32)     # finished hop being emitted
         self.ctx = SpectralContext(
             sample_rate, n_fft, hop, self.n_bins, c, self.linked,
@@ -192,6 +204,8 @@ class StreamingSTFT(Processor):
     def reset(self) -> None:
         self._inbuf.fill(0.0)
         self._acc.fill(0.0)
+        self._inbuf2.fill(0.0)
+        self._acc2.fill(0.0)
         self._ogroup.fill(0.0)
         # Invariant between calls: _opos == _fill + 1 (the first hop - 1 outputs are silence).
         self._fill = 0
@@ -236,9 +250,11 @@ class StreamingSTFT(Processor):
 
     def _run_frame(self) -> None:
         hop, n_fft = self.hop, self.n_fft
-        np.multiply(self._inbuf, self.win_a, out=self._frame)
+        np.copyto(self._frame64, self._inbuf)
+        self._frame64 *= self._win_a64
         spec = self._spec
-        np.fft.rfft(self._frame, axis=-1, out=spec)
+        np.fft.rfft(self._frame64, axis=-1, out=self._spec64)
+        np.copyto(spec, self._spec64, casting="same_kind")
         if not np.isfinite(spec.sum()):  # rare path: a NaN/Inf reached the section
             np.isfinite(spec, out=self._bad)
             np.logical_not(self._bad, out=self._bad)
@@ -265,13 +281,16 @@ class StreamingSTFT(Processor):
             t *= d
             spec += t
         np.fft.irfft(self._spec, n=n_fft, axis=-1, out=self._frame)
-        self._frame *= self.win_s
+        self._frame *= self._win_s_full
         self._acc += self._frame
         self._ogroup[:] = self._acc[:, :hop]
-        # Shift history and accumulator by one hop (memmove of n_fft - hop samples).
-        self._acc[:, : n_fft - hop] = self._acc[:, hop:]
-        self._acc[:, n_fft - hop :] = 0.0
-        self._inbuf[:, : n_fft - hop] = self._inbuf[:, hop:]
+        # Shift history and accumulator by one hop (copy n_fft - hop samples into the twin, swap).
+        a2, i2 = self._acc2, self._inbuf2
+        a2[:, : n_fft - hop] = self._acc[:, hop:]
+        a2[:, n_fft - hop :] = 0.0
+        i2[:, : n_fft - hop] = self._inbuf[:, hop:]
+        self._acc2, self._acc = self._acc, a2
+        self._inbuf2, self._inbuf = self._inbuf, i2
         self.frames_processed += 1
 
     @staticmethod
