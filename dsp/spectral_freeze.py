@@ -1,8 +1,9 @@
 """Spectral freeze: hold one magnitude spectrum and resynthesise it as a sustained sound.
 
-When ``freeze.hold`` switches on, the stage is *armed*: the first frame whose loudest bin is above
-``freeze.arm_db`` (dBFS, 0 dB = a full-scale sine on a bin) is captured, so pressing hold in a pause
-waits for the next sound instead of freezing silence. Capture stores each bin's magnitude and its
+When ``freeze.hold`` switches on, the stage is *armed*: it captures once a whole window's worth of
+consecutive frames (n_fft / hop: 15-20 ms) had their loudest bin above ``freeze.arm_db`` (dBFS,
+0 dB = a full-scale sine on a bin), so pressing hold in a pause waits for the next sound instead
+of freezing silence, and an onset is captured once the window is full of it. Capture stores each bin's magnitude and its
 instantaneous frequency, measured phase-vocoder style from the phase advance between that frame and
 the one before it (expected advance 2*pi*k*hop/n_fft plus the wrapped deviation). Every later frame
 advances each bin's phase by that amount, so a held partial keeps its exact pitch and the frozen
@@ -70,7 +71,8 @@ class SpectralFreeze(SpectralStage):
         # Jitter: a fixed table of uniform phases, read at a per-frame rotating offset.
         self._jit_tab = np.random.default_rng(0x5EED).random((c, 32 * nb + 1)) * _TWO_PI - np.pi
         wsum = float(np.sqrt(0.5 - 0.5 * np.cos(_TWO_PI * np.arange(ctx.n_fft) / ctx.n_fft)).sum())
-        self._ref_pow = (wsum / 2.0) ** 2  # |X|^2 of a full-scale sine centred on a bin
+        self._ref_pow = (wsum / 2.0) ** 2
+        self._settle = max(1, ctx.n_fft // ctx.hop)  # frames per window  # |X|^2 of a full-scale sine centred on a bin
         self.reset()
 
     def reset(self):
@@ -83,6 +85,7 @@ class SpectralFreeze(SpectralStage):
         self.armed = False
         self._hold_prev = False
         self._jpos = 0
+        self._above = 0
 
     # -- audio thread -------------------------------------------------------------------------
     def _capture(self, spec) -> None:
@@ -107,6 +110,7 @@ class SpectralFreeze(SpectralStage):
         hold = v[self._i_hold] >= 0.5
         if hold and not self._hold_prev and self.x == 0.0:
             self.armed = True
+            self._above = 0
         if not hold:
             self.armed = False
         self._hold_prev = hold
@@ -115,7 +119,11 @@ class SpectralFreeze(SpectralStage):
             np.multiply(spec.imag, spec.imag, out=self._im)
             self._pow += self._im
             level_db = 10.0 * np.log10(max(float(self._pow.max()), 1e-30) / self._ref_pow)
-            if level_db > v[self._i_arm]:
+            # Capture once a whole window of frames has been above arm_db: the window is then full
+            # of the sound (not an onset half in silence) and the previous frame gives a valid
+            # phase advance for the frequency estimate.
+            self._above = self._above + 1 if level_db > v[self._i_arm] else 0
+            if self._above >= self._settle:
                 self._capture(spec)
                 self.armed = False
         np.copyto(self._prev, spec)

@@ -91,7 +91,7 @@ class SpectralGate(SpectralStage):
         else:
             np.copyto(self._lvl, self._pow)
         lvl = self._lvl
-        np.maximum(lvl, 1e-20, out=lvl)
+        np.fmax(lvl, 1e-20, out=lvl)  # fmax, not maximum: a NaN bin reads as silence, not poison
         np.log10(lvl, out=lvl)
         lvl *= 10.0
         lvl -= self._thr  # dB above threshold (negative = below)

@@ -1,0 +1,114 @@
+"""Spectral freeze (dsp/spectral_freeze.py, slot ``freeze``)."""
+
+import numpy as np
+import pytest
+from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
+                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
+                            make_section, run)
+
+from resculpt.dsp.processor import SUPPORTED_RATES
+
+SLOTS = ["freeze"]
+PARAMS = {"freeze.crossfade_ms": 30.0, "freeze.mix": 0.8, "freeze.jitter": 0.2}
+# Hold on during the tones, off during the burst, on again (re-capture) near the end.
+EVENTS = [(0.05, {"freeze.hold": 1}), (0.14, {"freeze.hold": 0}), (0.22, {"freeze.hold": 1})]
+
+
+@pytest.mark.parametrize("block", BLOCK_SIZES)
+def test_freeze_streaming_equals_offline_for_any_block_partition(block):
+    """Output of any block partition equals the one-call render to 1e-6 (hold toggled mid-stream)."""
+    check_streaming_equals_offline(SLOTS, PARAMS, EVENTS, block)
+
+
+def test_freeze_reset_then_rerun_is_identical():
+    """reset() restores every piece of state: a second run is bit-identical."""
+    check_reset_rerun_identical(SLOTS, PARAMS, EVENTS)
+
+
+def test_freeze_zero_length_blocks_change_nothing():
+    """Zero-length blocks between blocks are no-ops."""
+    check_zero_length_blocks(SLOTS, PARAMS, EVENTS)
+
+
+def test_freeze_nonfinite_input_gives_finite_output():
+    """NaN/Inf input never reaches the frozen state; output stays finite and keeps sounding."""
+    check_nonfinite_input(SLOTS, PARAMS, EVENTS)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("rate", SUPPORTED_RATES)
+def test_freeze_runs_at_every_rate_mono_and_stereo(rate, channels):
+    """Every supported rate, mono and stereo: latency n_fft - 1, finite, streaming == offline."""
+    check_rate_and_channels(SLOTS, PARAMS, EVENTS, rate, channels)
+
+
+def test_freeze_allocates_nothing_per_call():
+    """No net allocation and no per-frame temporaries while frozen with jitter."""
+    check_no_allocation(SLOTS, {**PARAMS, "freeze.hold": 1})
+
+
+def _tones_then_silence(sr, tone_s=0.3, silence_s=1.0):
+    t = np.arange(int(tone_s * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.2 * np.sin(2 * np.pi * 1210.0 * t)
+    return np.concatenate([y, np.zeros(int(silence_s * sr))]).astype(np.float32)[None, :]
+
+
+def _peak_hz(y, sr):
+    w = np.hanning(y.size)
+    mag = np.abs(np.fft.rfft(y * w))
+    k = int(np.argmax(mag))
+    # Parabolic interpolation of the log-magnitude peak.
+    a, b, c = np.log(mag[k - 1 : k + 2] + 1e-20)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / y.size, mag
+
+
+def test_freeze_output_keeps_the_held_spectrum_after_the_input_goes_silent():
+    """Hold captured during a 440 + 1210 Hz chord keeps sounding that chord, at its pitch and
+    balance, for the whole second of silence that follows (mix 1: only the frozen spectrum)."""
+    sr = 48000
+    x = _tones_then_silence(sr)
+    sec, table = make_section(SLOTS, sr, 1, {"freeze.mix": 1.0, "freeze.crossfade_ms": 20.0})
+    y = run(sec, table, x, 256, [(int(0.15 * sr), {"freeze.hold": 1})])[0]
+    live = x[0, int(0.1 * sr) : int(0.3 * sr)]
+    tail = y[int(0.5 * sr) :]
+    late = y[int(1.1 * sr) :]
+    rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(tail) > 0.5 * rms(live), (rms(tail), rms(live))
+    assert abs(rms(late) / rms(y[int(0.5 * sr) : int(0.7 * sr)]) - 1.0) < 0.15, "the freeze decays"
+    # Pitch-true: the strongest partial is still 440 Hz (phase-vocoder advance, not bin centres).
+    f0, mag = _peak_hz(tail, sr)
+    assert abs(f0 - 440.0) < 2.0, f0
+    f = np.fft.rfftfreq(tail.size, 1 / sr)
+    e440 = mag[(f > 420) & (f < 460)].max()
+    e1210 = mag[(f > 1190) & (f < 1230)].max()
+    assert 0.4 < e1210 / e440 < 1.0, e1210 / e440  # the chord's balance (0.2 / 0.3) is kept
+    # Nothing but the chord: energy away from both partials is far below them.
+    other = mag[((f > 600) & (f < 1000)) | ((f > 1500) & (f < 4000))].max()
+    assert other < 0.05 * e440
+
+
+def test_freeze_release_fades_out_within_the_crossfade_time():
+    """After hold goes off the frozen sound is gone within crossfade + one window (input silent)."""
+    sr = 48000
+    x = _tones_then_silence(sr)
+    sec, table = make_section(SLOTS, sr, 1, {"freeze.mix": 1.0, "freeze.crossfade_ms": 100.0})
+    off = 0.6
+    y = run(sec, table, x, 512, [(int(0.15 * sr), {"freeze.hold": 1}), (int(off * sr), {"freeze.hold": 0})])[0]
+    assert np.abs(y[int(0.5 * sr) : int(off * sr)]).max() > 0.1
+    mid = y[int((off + 0.04) * sr) : int((off + 0.06) * sr)]
+    assert 0.0 < np.abs(mid).max(), "the release should fade, not cut"
+    assert np.abs(y[int((off + 0.1 + 0.025) * sr) :]).max() < 1e-6
+
+
+def test_freeze_armed_in_silence_captures_the_next_sound():
+    """Pressing hold in silence arms the freeze; the first frame above arm_db is captured."""
+    sr = 48000
+    sil = np.zeros((1, int(0.2 * sr)), np.float32)
+    x = np.concatenate([sil, _tones_then_silence(sr, 0.2, 0.6)], axis=1)
+    sec, table = make_section(SLOTS, sr, 1, {"freeze.mix": 1.0, "freeze.hold": 1})
+    y = run(sec, table, x, 128)[0]
+    st = sec.stages[0]
+    assert st.captured
+    assert np.abs(y[: int(0.15 * sr)]).max() < 1e-6  # nothing frozen before the sound
+    f0, _ = _peak_hz(y[int(0.5 * sr) :], sr)
+    assert abs(f0 - 440.0) < 2.0
