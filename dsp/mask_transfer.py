@@ -54,7 +54,7 @@ PARAMS = (
 
 
 def analyse_reference(x: np.ndarray, sample_rate: int, n_bands: int = N_BANDS) -> np.ndarray:
-    """Band envelope mask of a reference clip (control thread; allocates freely).
+    """Band envelope mask of a looping reference clip (control thread; allocates freely).
 
     Args:
         x: (n,) or (channels, n) audio, any float dtype; channels are averaged.
@@ -73,7 +73,10 @@ def analyse_reference(x: np.ndarray, sample_rate: int, n_bands: int = N_BANDS) -
     if x.size < n_fft:
         raise ValueError(f"reference clip too short: {x.size} samples, need at least {n_fft}")
     win, _ = sqrt_hann_pair(n_fft, hop)
-    n_frames = 1 + (x.size - n_fft) // hop
+    # Circular analysis: the clip loops, so the frames across the seam see its end then its start,
+    # and the loop is exactly len // hop frames long (its own duration, no drift against a tempo).
+    n_frames = x.size // hop
+    x = np.concatenate([x, x[: n_fft]])
     idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
     spec = np.fft.rfft(x[idx] * win, axis=-1)
     power = spec.real ** 2 + spec.imag ** 2
