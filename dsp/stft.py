@@ -213,7 +213,10 @@ class StreamingSTFT(Processor):
         self.frames_processed = 0
         self._dry.fill(0.0)
         self._dpos = 0
+        # The first frame after reset() jumps to the table's value (a render with delta on starts
+        # on; the host may snap the table after resetting the engine).
         self.delta_amount = self._delta_target()
+        self._delta_jump = True
         for st in self.stages:
             st.reset()
 
@@ -266,7 +269,10 @@ class StreamingSTFT(Processor):
         # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
         tgt = self._delta_target()
         d = self.delta_amount
-        if d != tgt:
+        if self._delta_jump:
+            self._delta_jump = False
+            d = self.delta_amount = tgt
+        elif d != tgt:
             step = self._delta_step
             d = min(d + step, tgt) if tgt > d else max(d - step, tgt)
             self.delta_amount = d
