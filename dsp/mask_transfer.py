@@ -68,8 +68,8 @@ def analyse_reference(x: np.ndarray, sample_rate: int, n_bands: int = N_BANDS) -
     if x.ndim != 1:
         raise ValueError(f"reference audio must be (n,) or (channels, n), got shape {np.shape(x)}")
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    hop = max(1, int(round(HOP_MS * 1e-3 * sample_rate)))
-    n_fft = hop * int(round(WINDOW_MS / HOP_MS))
+    hop = max(1, round(HOP_MS * 1e-3 * sample_rate))
+    n_fft = hop * round(WINDOW_MS / HOP_MS)
     if x.size < n_fft:
         raise ValueError(f"reference clip too short: {x.size} samples, need at least {n_fft}")
     win, _ = sqrt_hann_pair(n_fft, hop)
@@ -132,7 +132,7 @@ def synthetic_reference(kind: str, sample_rate: int = 48000) -> np.ndarray:
         seg = int(0.4 * sr)
         t = np.arange(seg) / sr
         src = np.zeros(seg)
-        src[:: max(1, int(round(sr / 110.0)))] = 1.0
+        src[:: max(1, round(sr / 110.0))] = 1.0
         src += 0.02 * rng.standard_normal(seg)
         out = []
         for fs in formants:

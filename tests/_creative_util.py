@@ -8,13 +8,13 @@ partition), which is what makes streaming == offline a meaningful, exact check w
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 
 import numpy as np
 from numpy.testing import assert_allclose
-
-from resculpt.dsp.processor import SUPPORTED_RATES  # noqa: F401  (re-exported for the tests)
 from resculpt.dsp.params import ParamTable
+from resculpt.dsp.processor import SUPPORTED_RATES  # noqa: F401  (re-exported for the tests)
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.plugin_host import catalog
 
@@ -80,7 +80,7 @@ def run(sec, table, x, block="whole", events=(), zero_blocks=False):
     for i, p in events:
         ev.setdefault(min(max(int(i), 0), n + lat), {}).update(p)
     sizes = None if block == "whole" else _sizes(block)
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         if a in ev:
             table.set_many(ev[a], notify=False)
             table.snap()
@@ -99,7 +99,7 @@ def run(sec, table, x, block="whole", events=(), zero_blocks=False):
 
 def at_samples(events, sample_rate):
     """Scenario events in seconds -> run() events in samples."""
-    return [(int(round(t * sample_rate)), p) for t, p in events]
+    return [(round(t * sample_rate), p) for t, p in events]
 
 
 def check_streaming_equals_offline(slots, params, events, block, sample_rate=48000, channels=2, seconds=0.3):
@@ -162,7 +162,7 @@ def check_nonfinite_input(slots, params, events, sample_rate=48000, channels=2):
 
 def check_rate_and_channels(slots, params, events, sample_rate, channels):
     """Runs at the rate with the right latency, finite output, streaming == offline (block 65)."""
-    sec, table = make_section(slots, sample_rate, channels, params)
+    sec, _table = make_section(slots, sample_rate, channels, params)
     n_fft, hop = sec.config.sizes(sample_rate)
     assert sec.latency_samples == n_fft - 1
     assert hop == round(0.005 * sample_rate)

@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
-                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
-                            make_section, run)
-
+from _creative_util import (
+    BLOCK_SIZES,
+    check_no_allocation,
+    check_nonfinite_input,
+    check_rate_and_channels,
+    check_reset_rerun_identical,
+    check_streaming_equals_offline,
+    check_zero_length_blocks,
+    make_section,
+    run,
+)
 from resculpt.dsp.bands import BandMap
 from resculpt.dsp.processor import SUPPORTED_RATES
 
@@ -113,7 +120,7 @@ def test_blur_random_phase_tail_rings_on_after_the_input_stops():
     x[0, : int(0.3 * sr)] = 0.3 * np.random.default_rng(0).standard_normal(int(0.3 * sr))
     sec, table = make_section(SLOTS, sr, 1, {"blur.time_ms": 1000.0, "blur.phase": 1})
     y = run(sec, table, x, 512)[0]
-    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))
     early, late = rms(y[int(0.4 * sr) : int(0.5 * sr)]), rms(y[int(1.3 * sr) : int(1.4 * sr)])
     assert early > 0.01
     assert 0.0 < late < 0.6 * early

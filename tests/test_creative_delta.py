@@ -2,10 +2,18 @@
 
 import numpy as np
 import pytest
-from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
-                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
-                            make_section, run, signal_for)
-
+from _creative_util import (
+    BLOCK_SIZES,
+    check_no_allocation,
+    check_nonfinite_input,
+    check_rate_and_channels,
+    check_reset_rerun_identical,
+    check_streaming_equals_offline,
+    check_zero_length_blocks,
+    make_section,
+    run,
+    signal_for,
+)
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.dsp.stft import DELTA_XFADE_MS, SpectralStage, StreamingSTFT
 from resculpt.plugin_host.host import Chain

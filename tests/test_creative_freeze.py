@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
-                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
-                            make_section, run)
-
+from _creative_util import (
+    BLOCK_SIZES,
+    check_no_allocation,
+    check_nonfinite_input,
+    check_rate_and_channels,
+    check_reset_rerun_identical,
+    check_streaming_equals_offline,
+    check_zero_length_blocks,
+    make_section,
+    run,
+)
 from resculpt.dsp.processor import SUPPORTED_RATES
 
 SLOTS = ["freeze"]
@@ -72,7 +79,7 @@ def test_freeze_output_keeps_the_held_spectrum_after_the_input_goes_silent():
     live = x[0, int(0.1 * sr) : int(0.3 * sr)]
     tail = y[int(0.5 * sr) :]
     late = y[int(1.1 * sr) :]
-    rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))  # noqa: E731
+    rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))
     assert rms(tail) > 0.5 * rms(live), (rms(tail), rms(live))
     assert abs(rms(late) / rms(y[int(0.5 * sr) : int(0.7 * sr)]) - 1.0) < 0.15, "the freeze decays"
     # Pitch-true: the strongest partial is still 440 Hz (phase-vocoder advance, not bin centres).

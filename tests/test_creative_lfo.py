@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
-                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
-                            make_section, run)
-
+from _creative_util import (
+    BLOCK_SIZES,
+    check_no_allocation,
+    check_nonfinite_input,
+    check_rate_and_channels,
+    check_reset_rerun_identical,
+    check_streaming_equals_offline,
+    check_zero_length_blocks,
+    make_section,
+    run,
+)
 from resculpt.dsp.lfo_mask import lfo_rate_hz
 from resculpt.dsp.processor import SUPPORTED_RATES
 

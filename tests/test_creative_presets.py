@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from resculpt.plugin_host.host import Chain
 from resculpt.plugin_host.presets import load_preset
 
@@ -40,7 +39,7 @@ def test_creative_preset_loads_and_documents_itself(name):
 def test_creative_preset_is_audibly_distinct(renders, name):
     """Finite output whose difference from the dry input and from every other creative preset is at
     least -20 dB relative to the input (a clearly audible change, not a subtle tweak)."""
-    sr, out = renders
+    _, out = renders
     y, x = out[name], out["dry"]
     assert np.isfinite(y).all()
     ref = np.sqrt(np.mean(x ** 2))

@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
-                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
-                            make_section, run)
-
+from _creative_util import (
+    BLOCK_SIZES,
+    check_no_allocation,
+    check_nonfinite_input,
+    check_rate_and_channels,
+    check_reset_rerun_identical,
+    check_streaming_equals_offline,
+    check_zero_length_blocks,
+    make_section,
+    run,
+)
 from resculpt.dsp.processor import SUPPORTED_RATES
 
 SLOTS = ["sgate"]
@@ -38,7 +45,7 @@ def test_sgate_nonfinite_input_gives_finite_output():
 def test_sgate_nan_spectrum_does_not_poison_the_gain_state():
     """Called directly with a NaN bin (no section guard), the per-bin gain state stays finite
     (a NaN level reads as silence: that bin closes, the next frame is normal again)."""
-    sec, table = make_section(SLOTS, 48000, 2, PARAMS)
+    sec, _table = make_section(SLOTS, 48000, 2, PARAMS)
     st = sec.stages[0]
     spec = np.full((2, sec.n_bins), 10.0 + 0j, np.complex64)
     spec[0, 5] = np.nan

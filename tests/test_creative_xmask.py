@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-from _creative_util import (BLOCK_SIZES, check_no_allocation, check_nonfinite_input, check_rate_and_channels,
-                            check_reset_rerun_identical, check_streaming_equals_offline, check_zero_length_blocks,
-                            make_section, run)
-
+from _creative_util import (
+    BLOCK_SIZES,
+    check_no_allocation,
+    check_nonfinite_input,
+    check_rate_and_channels,
+    check_reset_rerun_identical,
+    check_streaming_equals_offline,
+    check_zero_length_blocks,
+    make_section,
+    run,
+)
 from resculpt.dsp import mask_transfer as mt
 from resculpt.dsp.processor import SUPPORTED_RATES
 
@@ -131,7 +138,6 @@ def test_chain_set_sidechain_loads_a_file_and_survives_a_layout_change(tmp_path)
     """Chain.set_sidechain(path) analyses the file off the audio thread and publishes it to the
     running xmask stage and to the stages of engines built later (preset/layout changes)."""
     import soundfile as sf
-
     from resculpt.plugin_host.host import Chain
 
     ref, _ = _alternating_reference(44100)
