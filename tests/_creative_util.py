@@ -102,10 +102,11 @@ def at_samples(events, sample_rate):
     return [(round(t * sample_rate), p) for t, p in events]
 
 
-def check_streaming_equals_offline(slots, params, events, block, sample_rate=48000, channels=2, seconds=0.3):
+def check_streaming_equals_offline(slots, params, events, block, sample_rate=48000, channels=2, seconds=0.3,
+                                   stft="default"):
     events = at_samples(events, sample_rate)
     x = signal_for(sample_rate, channels, seconds)
-    sec, table = make_section(slots, sample_rate, channels, params)
+    sec, table = make_section(slots, sample_rate, channels, params, stft=stft)
     init = table.targets()
     ref = run(sec, table, x, "whole", events)
     restart(sec, table, init)
