@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from _creative_util import check_streaming_equals_offline, signal_for
-
 from resculpt.plugin_host.host import Chain
 
 ALL = ["freeze", "sgate", "blur", "xmask", "lfo"]
