@@ -262,10 +262,6 @@ class StreamingSTFT(Processor):
             np.isfinite(spec, out=self._bad)
             np.logical_not(self._bad, out=self._bad)
             np.copyto(spec, 0.0, where=self._bad)
-        ring = self._dry
-        np.copyto(ring[self._dpos], spec)
-        for st in self.stages:
-            st.process_frame(spec)
         # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
         tgt = self._delta_target()
         d = self.delta_amount
@@ -276,7 +272,13 @@ class StreamingSTFT(Processor):
             step = self._delta_step
             d = min(d + step, tgt) if tgt > d else max(d - step, tgt)
             self.delta_amount = d
+        ring = self._dry
         nr = ring.shape[0]
+        # Without look-ahead the ring holds only this frame: skip the copy while delta is off.
+        if nr > 1 or d > 0.0:
+            np.copyto(ring[self._dpos], spec)
+        for st in self.stages:
+            st.process_frame(spec)
         dry = ring[(self._dpos + 1) % nr]  # the spectrum analysed `look` frames ago
         self._dpos = (self._dpos + 1) % nr
         if d > 0.0:
