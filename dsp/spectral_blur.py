@@ -63,10 +63,11 @@ class SpectralBlur(SpectralStage):
         self._hi = np.zeros(nb, np.int64)
         self._cnt = np.zeros((c, nb), np.float64)  # per row: a broadcast in-place divide copies
         self._w = -1
-        self._jit_tab = np.random.default_rng(0xB1D).random((c, 32 * nb + 1), np.float32) * np.float32(_TWO_PI)
+        # Random phase: a fixed table of unit phasors, read at a per-frame rotating offset.
+        ph = np.random.default_rng(0xB1D).random((c, 32 * nb + 1)) * _TWO_PI
+        self._jit_tab = np.exp(1j * ph).astype(np.complex64)
         self._jpos = 0
-        self._cos = np.zeros((c, nb), np.float32)
-        self._sin = np.zeros((c, nb), np.float32)
+        self._rnd = np.zeros((c, nb), np.complex64)
         self.reset()
 
     def reset(self):
@@ -127,17 +128,15 @@ class SpectralBlur(SpectralStage):
             self._g += 1.0 - mix
             apply_gain(spec, self._g, self._cbuf)
         else:
+            # spec <- (1 - mix) * spec + mix * sm * exp(i * random phase), all complex64 same-shape
+            # (mixed dtypes or a strided 2-D operand would make numpy buffer).
             nb = sm.shape[1]
             j = self._jpos
-            ph = self._jit_tab[:, j : j + nb]
             self._jpos = (j + 11) % (self._jit_tab.shape[1] - nb)
-            np.cos(ph, out=self._cos, casting="same_kind")
-            np.sin(ph, out=self._sin, casting="same_kind")
-            self._cos *= sm
-            self._sin *= sm
+            r = self._rnd
+            np.copyto(r, sm)
+            for ch in range(r.shape[0]):
+                r[ch] *= self._jit_tab[ch, j : j + nb]
+            r *= mix
             spec *= 1.0 - mix
-            self._cos *= mix
-            self._sin *= mix
-            re, im = spec.real, spec.imag
-            np.add(re, self._cos, out=re)
-            np.add(im, self._sin, out=im)
+            spec += r

@@ -49,7 +49,7 @@ class SpectralGate(SpectralStage):
         self._tgt = np.zeros((rows, nb), np.float32)
         self._up = np.zeros((rows, nb), bool)
         self._coef = np.zeros((rows, nb), np.float32)
-        self._thr = np.zeros(nb, np.float32)
+        self._thr = np.zeros((rows, nb), np.float32)  # per row: `lvl -= thr` must not broadcast
         self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
         f = np.maximum(ctx.freqs_hz, ctx.freqs_hz[1] if nb > 1 else 1.0)
         self._oct = np.log2(f / 1000.0).astype(np.float32)
