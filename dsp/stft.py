@@ -262,6 +262,9 @@ class StreamingSTFT(Processor):
             np.isfinite(spec, out=self._bad)
             np.logical_not(self._bad, out=self._bad)
             np.copyto(spec, 0.0, where=self._bad)
+        tap = self.tap
+        if tap is not None:
+            tap.frame_in(spec)
         # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
         tgt = self._delta_target()
         d = self.delta_amount
@@ -279,6 +282,8 @@ class StreamingSTFT(Processor):
             np.copyto(ring[self._dpos], spec)
         for st in self.stages:
             st.process_frame(spec)
+        if tap is not None:  # the stages' own result (their mask), also while delta listen is on
+            tap.frame_out(spec)
         dry = ring[(self._dpos + 1) % nr]  # the spectrum analysed `look` frames ago
         self._dpos = (self._dpos + 1) % nr
         if d > 0.0:

@@ -28,9 +28,6 @@ GLOBAL_PARAMS = (
     ParamSpec("mix", 0.0, 1.0, 1.0, "", smoothing_ms=20.0, doc="wet/dry mix; the dry path is latency-aligned"),
     ParamSpec("bypass", 0.0, 1.0, 0.0, "", scale="bool", smoothing_ms=10.0,
               doc="crossfade to the latency-aligned dry signal"),
-    # Read by the spectral section itself (dsp/stft.py), not by the host; no effect without one.
-    ParamSpec("spectral.delta", 0.0, 1.0, 0.0, "", scale="bool", smoothing_ms=20.0,
-              doc="delta listen: the spectral section outputs only what its stages removed (dry - processed)"),
 )
 
 
@@ -48,6 +45,20 @@ class BoardSlot:
     build: Callable[[], list]
     binds: dict = field(default_factory=dict)
     kind: str = "board"
+
+
+@dataclass(frozen=True)
+class SectionSlot:
+    """Parameters of the shared spectral section itself (read by dsp/stft.py:StreamingSTFT).
+
+    Not a stage: it cannot be placed in a layout (Layout rejects kind "section"); its parameters
+    take effect whenever a layout has a spectral section, and do nothing without one.
+    """
+
+    slot: str
+    doc: str
+    params: tuple[ParamSpec, ...]
+    kind: str = "section"
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ def _ident(v):
 
 
 P = ParamSpec
-SLOTS: dict[str, BoardSlot | SpectralSlot] = {}
+SLOTS: dict[str, BoardSlot | SpectralSlot | SectionSlot] = {}
 
 
 def register(slot):
@@ -168,6 +179,11 @@ register(SpectralSlot("xmask", "mask transfer: a reference clip's band envelopes
                       mask_transfer.PARAMS, mask_transfer.MaskTransfer))
 register(SpectralSlot("lfo", "rhythmic mask: band-selective LFO amplitude modulation sweeping the spectrum",
                       lfo_mask.PARAMS, lfo_mask.LfoMask))
+# Registered after the stages so the catalog order stays the append-only DAW order
+# (plugin_host/daw/order.py).
+register(SectionSlot("spectral", "spectral section: delta listen (hear only what the spectral stages remove)", (
+    P("spectral.delta", 0.0, 1.0, 0.0, "", "bool", 20.0,
+      "delta listen: the spectral section outputs only what its stages removed (dry - processed)"),)))
 
 
 def all_param_specs() -> list[ParamSpec]:
