@@ -18,7 +18,7 @@ from typing import Callable
 
 import pedalboard as pb
 
-from resculpt.dsp import lfo_mask, mask_transfer, spectral_blur, spectral_freeze, spectral_gate
+from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
 
 # Global parameters, applied by the host around the engine.
@@ -184,6 +184,9 @@ register(SpectralSlot("lfo", "rhythmic mask: band-selective LFO amplitude modula
 register(SectionSlot("spectral", "spectral section: delta listen (hear only what the spectral stages remove)", (
     P("spectral.delta", 0.0, 1.0, 0.0, "", "bool", 20.0,
       "delta listen: the spectral section outputs only what its stages removed (dry - processed)"),)))
+
+register(SpectralSlot("match", "profile-matching EQ: moves the band envelope toward a target profile "
+                      "(Chain.set_target)", match_eq.PARAMS, match_eq.MatchEQ))
 
 
 def all_param_specs() -> list[ParamSpec]:

@@ -372,6 +372,8 @@ class Chain(Processor):
             old_t = table.targets()
             new.set_many({k: v for k, v in old_t.items() if k in new}, notify=False)
             new.listeners = table.listeners
+            if hasattr(table, "_match_target"):  # the match stage's target follows the table
+                new._match_target = table._match_target
             new.prepare(self.sample_rate)
             table = new
         if params:
@@ -416,6 +418,16 @@ class Chain(Processor):
         for st in engine.stages:
             if hasattr(st, "set_mask"):
                 st.set_mask(mask)
+
+    def set_target(self, target, amount: float | None = None) -> None:
+        """Publish a target for the ``match`` stage (control thread): a Profile (target/fingerprint:
+        absolute band envelope; delta: dB offsets), a (32,) dB array, or None (flat). One reference
+        store; the stage crossfades to it over its attack/release times. Survives layout changes."""
+        from resculpt.dsp.match_eq import publish_target
+
+        publish_target(self._table, target)
+        if amount is not None:
+            self._table.set("match.amount", amount)
 
     def load_preset(self, preset) -> None:
         """Load a preset by name, path or Preset object (control thread). Validates fully first."""

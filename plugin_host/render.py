@@ -91,8 +91,132 @@ def render_array(chain, x: np.ndarray, block: int, progress: Progress | None = N
     return buf[:, lat:]
 
 
-def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None) -> dict:
+def with_match_stage(chain):
+    """``chain`` if its layout has the ``match`` stage, else an equal chain with ``match`` appended
+    to the spectral section (same parameters)."""
+    import dataclasses
+
+    from .host import Chain
+
+    if "match" in chain.layout.spectral:
+        return chain
+    layout = dataclasses.replace(chain.layout, spectral=tuple(chain.layout.spectral) + ("match",))
+    return Chain(layout, chain.sample_rate, chain.channels, chain.max_block, params=chain.params.targets(),
+                 preset_name=chain.preset_name)
+
+
+def match_stage(chain):
+    for st in chain.engine.stages:
+        if st.name == "match":
+            return st
+    return None
+
+
+def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None):
+    """Render ``x`` through ``chain`` (which has a ``match`` stage) toward ``target`` (a Profile).
+
+    Offline, the whole file is known: the stage's input estimate is primed with the file's own
+    long-term envelope, and with ``passes`` > 1 each further pass adds the remaining level-free
+    envelope error of the previous output to the stage's target (corrects analysis leakage and
+    band blur). Returns (y, info).
+    """
+    from resculpt.dsp.profile import band_distance_db, band_shape_diff, long_term_envelope, target_envelope
+
+    env_in = long_term_envelope(x, sr)
+    if target.kind == "delta":
+        from resculpt.dsp.profile import Profile
+
+        cur = Profile("fingerprint", band_env_db=list(env_in))
+        goal = target_envelope(target, cur)[0]
+    else:
+        goal = target.env()
+    st = match_stage(chain)
+    st.prime(env_in)
+    eff = goal.copy()
+    info = {"distance_before_db": band_distance_db(env_in, goal)}
+    y = x
+    for p in range(max(1, passes)):
+        chain.set_target(eff)
+        chain.reset()
+        y = render_array(chain, x, block, progress if p == passes - 1 else None)
+        if p < passes - 1:
+            r = np.nan_to_num(band_shape_diff(goal, long_term_envelope(y, sr)))
+            eff = eff + r * chain.params.get("match.amount")
+    info["distance_after_db"] = band_distance_db(long_term_envelope(y, sr), goal)
+    return y, info
+
+
+def _chain_for(preset, sr, c, block, sets, target, amount, context):
+    """Build the chain for a render: preset, context (params + delta), match stage when a target
+    applies, then --set overrides. Returns (chain, target Profile or None)."""
+    from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas, load_profile
+
+    from .host import Chain
+    from .presets import PresetError
+
+    try:
+        if target is not None and not isinstance(target, Profile):
+            target = load_profile(target)
+        chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
+        if context:
+            from .contexts import get_context
+
+            ctx = get_context(context)
+            chain.params.set_many({k: v for k, v in ctx.params.items() if k in chain.params})
+            if ctx.delta is not None:
+                target = ctx.delta if target is None else (
+                    combine_deltas(target, ctx.delta) if target.kind == "delta" else apply_delta(target, ctx.delta))
+        if target is not None:
+            chain = with_match_stage(chain)
+            if amount is not None:
+                chain.params.set("match.amount", amount)
+        for k, v in (sets or {}).items():
+            chain.params.set(k, v)
+    except (PresetError, ProfileError, ValueError) as e:
+        raise RenderError(str(e)) from None
+    chain.reset()
+    return chain, target
+
+
+def _render_file_whole(inp, out, preset, sets, block, progress, target, amount, context, passes) -> dict:
+    """The --target/--context path: the whole file is read (the match-EQ primes on the file's own
+    envelope and refines in a second pass), written to a temporary file and renamed on success."""
+    x, sr = read_audio(inp)
+    if x.shape[1] == 0:
+        raise RenderError(f"{inp}: no audio frames")
+    if x.shape[0] > 2:
+        raise RenderError(f"{inp}: {x.shape[0]} channels; Resculpt renders mono or stereo")
+    chain, target = _chain_for(preset, sr, x.shape[0], block, sets, target, amount, context)
+    bar = Progress(inp.name, x.shape[1] + chain.latency_samples, progress)
+    t0 = time.perf_counter()
+    info = {}
+    if target is not None:
+        y, info = render_with_target(chain, x, sr, target, block, passes, bar)
+    else:
+        y = render_array(chain, x, block, bar)
+    el = time.perf_counter() - t0
+    bar.close()
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    try:
+        write_audio(tmp, y, sr)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": x.shape[0],
+            "frames": x.shape[1], "latency_samples": chain.latency_samples, "seconds": el,
+            "rtf": el / (x.shape[1] / sr), "nonfinite_in": chain.stats.nonfinite_in, **info}
+
+
+def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
+                target=None, amount: float | None = None, context: str | None = None,
+                engine: str = "match-eq", passes: int = 2) -> dict:
     """Render one file, streaming it in blocks (memory stays flat for hour-long files).
+
+    ``target``: a Profile or a path to a profile JSON, applied by the match-EQ (``engine``
+    "match-eq"; "model" is reserved for the resculpting model). ``amount``: match.amount 0..1.
+    ``context``: a context rule name (presets/contexts.json or the user's), applied before ``sets``.
+    With a target or context the file is read whole (see :func:`_render_file_whole`).
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a clear message.
@@ -111,6 +235,12 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
         raise RenderError(f"{out}: refusing to overwrite the input file")
     if out.suffix.lower() not in WRITE_EXT:
         raise RenderError(f"{out}: output must be .wav or .flac")
+    if engine not in ("match-eq", "model"):
+        raise RenderError(f"--engine must be match-eq or model, got {engine!r}")
+    if engine == "model" and target is not None:
+        raise RenderError("the resculpting model is not available yet; use --engine match-eq")
+    if target is not None or context:
+        return _render_file_whole(inp, out, preset, sets, block, progress, target, amount, context, passes)
     try:
         src = AudioFile(str(inp))
     except Exception as e:

@@ -1,0 +1,146 @@
+"""Frame analysers: pass-through processors that compute one feature row per 5 ms hop.
+
+Every feature extractor in ``resculpt.dsp.features`` is a :class:`FrameAnalyzer`. It follows the
+:class:`~resculpt.dsp.processor.Processor` protocol (``prepare``/``process``/``reset``), passes
+the audio through untouched (latency 0) and, each time a hop of ``hop`` samples (5 ms, the shared
+STFT hop at every rate) has arrived, computes one row of ``columns`` from the last
+``win_len`` samples. Rows go into a preallocated ring ``history`` (frames, n_columns); the
+control side reads them with :meth:`FrameAnalyzer.read`.
+
+Streaming equals offline by construction: :func:`analyze` runs the very same processor over a
+whole signal, and every per-hop computation (and every stateful filter, which is advanced one
+whole hop at a time) depends only on the samples seen so far, never on how they were cut into
+blocks. Frame ``i`` ends at sample ``(i + 1) * hop``; samples before the start are zeros.
+
+Non-finite input samples are replaced by 0 inside the analyser's own buffer (the caller's block
+is never modified).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..processor import Processor
+from ..stft import get_config
+
+
+def hop_size(sample_rate: int) -> int:
+    """The feature hop in samples: the shared STFT's 5 ms hop at this rate."""
+    return get_config("default").sizes(sample_rate)[1]
+
+
+class FrameAnalyzer(Processor):
+    """Base class. Subclasses set ``columns``/``units``, ``window_ms`` and implement
+    ``_setup()`` (allocate, called from prepare), ``_reset_state()`` and ``_compute(row)``
+    (fill ``row`` from ``self._buf`` (channels, win_len), float64, newest sample last).
+    """
+
+    name = "features"
+    columns: tuple = ()
+    units: tuple = ()
+    window_ms = 20.0
+
+    def __init__(self, history_s: float = 10.0):
+        super().__init__()
+        self.history_s = float(history_s)
+
+    def window_samples(self, sample_rate: int) -> int:
+        return int(round(self.window_ms * 1e-3 * sample_rate))
+
+    def prepare(self, sample_rate: int, max_block: int, channels: int, history_frames: int | None = None) -> None:
+        super().prepare(sample_rate, max_block, channels)
+        self.hop = hop_size(sample_rate)
+        self.win_len = max(self.window_samples(sample_rate), self.hop)
+        self.frame_rate_hz = sample_rate / self.hop
+        cap = history_frames if history_frames else int(np.ceil(self.history_s * self.frame_rate_hz))
+        self.capacity = max(1, int(cap))
+        self._buf = np.zeros((channels, self.win_len), np.float64)
+        self._mono = np.zeros(self.win_len, np.float64)
+        self.history = np.full((self.capacity, len(self.columns)), np.nan)
+        self._setup()
+        self.reset()
+
+    def _setup(self) -> None:
+        pass
+
+    def _reset_state(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        self._buf.fill(0.0)
+        self.history.fill(np.nan)
+        self._fill = 0
+        self.frames = 0
+        self._read = 0
+        self._reset_state()
+
+    def mono(self) -> np.ndarray:
+        """The analysis window mixed to mono (mean of channels), into a preallocated buffer."""
+        if self.channels == 1:
+            np.copyto(self._mono, self._buf[0])
+        else:
+            np.mean(self._buf, axis=0, out=self._mono)
+        return self._mono
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        n = block.shape[1]
+        hop, w = self.hop, self.win_len
+        base = w - hop
+        i = 0
+        while i < n:
+            m = min(n - i, hop - self._fill)
+            f = self._fill
+            self._buf[:, base + f : base + f + m] = block[:, i : i + m]
+            self._fill = f + m
+            i += m
+            if self._fill == hop:
+                seg = self._buf[:, base:]
+                np.nan_to_num(seg, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+                self._compute(self.history[self.frames % self.capacity])
+                self.frames += 1
+                if base:
+                    self._buf[:, :base] = self._buf[:, hop:]
+                self._fill = 0
+        return block
+
+    def _compute(self, row: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # -- control side --------------------------------------------------------------------------
+    def read(self) -> np.ndarray:
+        """Rows computed since the last read (oldest first; at most ``capacity``). Control thread."""
+        end = self.frames
+        start = max(self._read, end - self.capacity)
+        self._read = end
+        idx = np.arange(start, end) % self.capacity
+        return self.history[idx].copy()
+
+    def latest(self) -> dict:
+        """The newest row as {column: value} (NaN where undefined)."""
+        if self.frames == 0:
+            return {c: float("nan") for c in self.columns}
+        row = self.history[(self.frames - 1) % self.capacity]
+        return dict(zip(self.columns, (float(v) for v in row)))
+
+
+def as_2d(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] not in (1, 2):
+        raise ValueError(f"expected mono (n,) or (channels, n) audio with 1 or 2 channels, got {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def analyze(proc: FrameAnalyzer, x, sample_rate: int, block: int = 16384) -> np.ndarray:
+    """Run ``proc`` offline over a whole signal (``(n,)`` or ``(channels, n)``); return its rows
+    (n // hop, n_columns). Uses exactly the streaming code path."""
+    x = as_2d(x)
+    n = x.shape[1]
+    hop = hop_size(sample_rate)
+    proc.prepare(sample_rate, max(1, min(block, n)), x.shape[0], history_frames=n // hop + 1)
+    buf = x.copy()
+    bs = proc.max_block
+    for i in range(0, n, bs):
+        proc.process(buf[:, i : i + bs])
+    return proc.history[: proc.frames].copy()

@@ -1,0 +1,94 @@
+"""Pitch (F0), voicing and harmonic-to-noise ratio: YIN (de Cheveigné & Kawahara 2002).
+
+Per 5 ms hop, on the last ``tau_max + integration`` samples (mono mix):
+  * difference function d(τ) = E0 + E_τ − 2 r(τ) (cross-correlation by FFT, energies by cumsum),
+  * cumulative-mean-normalised d'(τ); the first τ in [sr/fmax, sr/fmin] with d' < ``threshold``
+    (then walked down to its local minimum), else the global minimum,
+  * parabolic interpolation of d' around it; F0 = sr / τ.
+Voiced when d'(τ) < ``voicing_threshold`` and the integration window is above ``floor_dbfs``.
+HNR (Boersma 1993): r = normalised autocorrelation at the pitch lag, HNR = 10 log10(r / (1 − r)),
+clipped to [−20, 40] dB; low HNR = breathy/noisy. Unvoiced frames: f0_hz = NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import FrameAnalyzer
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << int(np.ceil(np.log2(max(2, n))))
+
+
+class Pitch(FrameAnalyzer):
+    name = "pitch"
+    columns = ("f0_hz", "voiced", "periodicity", "hnr_db")
+    units = ("Hz", "", "", "dB")
+
+    def __init__(self, fmin_hz: float = 60.0, fmax_hz: float = 1100.0, threshold: float = 0.15,
+                 voicing_threshold: float = 0.3, integration_ms: float = 20.0, floor_dbfs: float = -60.0,
+                 history_s: float = 10.0):
+        super().__init__(history_s)
+        self.fmin_hz, self.fmax_hz = float(fmin_hz), float(fmax_hz)
+        self.threshold, self.voicing_threshold = float(threshold), float(voicing_threshold)
+        self.integration_ms, self.floor_dbfs = float(integration_ms), float(floor_dbfs)
+
+    def window_samples(self, sr: int) -> int:
+        tau_max = int(np.ceil(sr / self.fmin_hz))
+        wi = max(tau_max, int(round(self.integration_ms * 1e-3 * sr)))
+        return wi + tau_max + 2
+
+    def _setup(self):
+        sr = self.sample_rate
+        self.tau_max = int(np.ceil(sr / self.fmin_hz))
+        self.tau_min = max(2, int(np.floor(sr / self.fmax_hz)))
+        self.wi = self.win_len - self.tau_max - 2
+        self.nfft = _next_pow2(self.win_len + self.wi)
+        self._tau = np.arange(self.tau_max + 2, dtype=np.float64)
+        self._floor = self.wi * (10.0 ** (self.floor_dbfs / 10.0)) * 0.5
+
+    def _compute(self, row):
+        x = self.mono()
+        wi, tmax, nfft = self.wi, self.tau_max + 2, self.nfft
+        row[:] = (np.nan, 0.0, 0.0, np.nan)
+        a = x[:wi]
+        e0 = float(np.dot(a, a))
+        if e0 <= self._floor:
+            return
+        fa = np.fft.rfft(a, nfft)
+        fx = np.fft.rfft(x, nfft)
+        r = np.fft.irfft(np.conj(fa) * fx, nfft)[:tmax]
+        cs = np.concatenate(([0.0], np.cumsum(x * x)))
+        et = cs[wi : wi + tmax] - cs[:tmax]          # energy of x[τ : τ + wi]
+        d = np.maximum(e0 + et - 2.0 * r, 0.0)
+        d[0] = 0.0
+        c = np.cumsum(d[1:])
+        dn = np.ones(tmax)
+        dn[1:] = d[1:] * self._tau[1:tmax] / np.maximum(c, 1e-30)
+        lo, hi = self.tau_min, self.tau_max
+        seg = dn[lo : hi + 1]
+        below = np.flatnonzero(seg < self.threshold)
+        if below.size:
+            k = lo + int(below[0])
+            while k + 1 <= hi and dn[k + 1] < dn[k]:
+                k += 1
+        else:
+            k = lo + int(np.argmin(seg))
+        # Parabolic interpolation of d' around k.
+        if lo < k < hi:
+            y0, y1, y2 = dn[k - 1], dn[k], dn[k + 1]
+            den = y0 - 2.0 * y1 + y2
+            delta = 0.5 * (y0 - y2) / den if den > 0 else 0.0
+            delta = min(max(delta, -0.5), 0.5)
+        else:
+            delta = 0.0
+        tau = k + delta
+        ap = float(dn[k])
+        rn = float(r[k] / np.sqrt(max(e0 * et[k], 1e-30)))
+        rn = min(max(rn, 1e-6), 1.0 - 1e-6)
+        row[2] = max(0.0, 1.0 - ap)
+        row[3] = float(np.clip(10.0 * np.log10(rn / (1.0 - rn)), -20.0, 40.0))
+        if ap < self.voicing_threshold and lo < k < hi:
+            row[0] = self.sample_rate / tau
+            row[1] = 1.0

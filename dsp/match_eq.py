@@ -1,0 +1,236 @@
+"""Profile-matching EQ: moves the input's spectral envelope toward a target profile's.
+
+The non-learned baseline the resculpting model must beat, and a stage in its own right
+(``match`` slot). Per STFT frame (5 ms hop):
+
+1. Band power of the frame on the 32 ERB bands (:class:`~resculpt.dsp.bands.BandMap`), PSD-
+   normalised exactly like :mod:`resculpt.dsp.features.spectral` (stereo: mean of channels when
+   linked, so one gain keeps the image).
+2. A running long-term estimate C of the input's band power over *active* frames (within 35 dB
+   of the running level and above −90 dB): an exponential average with time constant
+   ``match.window_s``, which starts as a plain running mean (weight 1/n) so the first seconds
+   converge quickly. Offline renders may :meth:`MatchEQ.prime` it with the file's own envelope.
+3. Desired band gains, level-free: ``g = (T − mean T) − (C − mean C)`` in dB over the bands both
+   define, centred from 60 Hz to 0.45 x the rate (others get 0 dB) (a delta target gives g = its offsets directly); clipped to [−max_cut, +max_boost],
+   scaled by ``amount``, smoothed across ±``smooth_bands`` bands (triangular).
+4. Time smoothing per band in dB: ``attack_ms`` where a gain falls (cuts deepen), ``release_ms``
+   where it rises. A new target therefore crossfades in over the same times.
+5. Band gains (dB) interpolated to bins with the BandMap's synthesis weights; ``spec *= 10^(g/20)``.
+
+The stage matches shape, not level (loudness is the job of gain/limiter stages).
+The target is published from the control thread by one reference store (:func:`publish_target`
+or :meth:`MatchEQ.set_target`); the audio thread reads the reference once per frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .bands import BandMap
+from .params import ParamSpec
+from .stft import SpectralStage
+
+N_BANDS = 32
+
+PARAMS = (
+    ParamSpec("match.amount", 0.0, 1.0, 1.0, "", smoothing_ms=50.0, doc="how far to move toward the target (0 = off)"),
+    ParamSpec("match.attack_ms", 5.0, 5000.0, 200.0, "ms", scale="log", smoothing_ms=0.0,
+              doc="time for a band gain to fall (cut)"),
+    ParamSpec("match.release_ms", 5.0, 5000.0, 500.0, "ms", scale="log", smoothing_ms=0.0,
+              doc="time for a band gain to rise (boost)"),
+    ParamSpec("match.max_boost_db", 0.0, 24.0, 12.0, "dB", smoothing_ms=50.0, doc="largest boost per band"),
+    ParamSpec("match.max_cut_db", 0.0, 36.0, 18.0, "dB", smoothing_ms=50.0, doc="largest cut per band"),
+    ParamSpec("match.smooth_bands", 0.0, 6.0, 0.0, "bands", smoothing_ms=0.0,
+              doc="half-width of the triangular smoothing of gains across bands"),
+    ParamSpec("match.window_s", 0.5, 30.0, 6.0, "s", scale="log", smoothing_ms=0.0,
+              doc="time constant of the input's long-term envelope estimate"),
+)
+
+TARGET_ATTR = "_match_target"
+
+
+def make_target(target, delta: bool | None = None):
+    """(band values (32,) float64, is_delta) from a Profile, an array, or None (no target)."""
+    if target is None:
+        return None
+    from .profile import Profile, target_envelope
+
+    if isinstance(target, Profile):
+        env, is_delta = target_envelope(target)
+    else:
+        env = np.asarray(target, dtype=np.float64)
+        is_delta = bool(delta)
+    if env.shape != (N_BANDS,):
+        raise ValueError(f"a match target needs {N_BANDS} band values, got shape {env.shape}")
+    env = env.copy()
+    env.setflags(write=False)
+    return (env, bool(is_delta))
+
+
+def publish_target(table, target, delta: bool | None = None) -> None:
+    """Control thread: hand a target to every match stage built on ``table`` (one reference store)."""
+    setattr(table, TARGET_ATTR, make_target(target, delta))
+
+
+class MatchEQ(SpectralStage):
+    name = "match"
+
+    def __init__(self, table):
+        self.table = table
+        self._idx = [table.index(p.id) for p in PARAMS]
+        self._own = None       # target set on this stage directly (overrides the table's)
+        self._use_own = False
+        self._primed = None
+
+    # -- control side ---------------------------------------------------------------------------
+    def set_target(self, target, delta: bool | None = None) -> None:
+        """Set this stage's own target (Profile, (32,) dB array, or None to follow the table)."""
+        t = make_target(target, delta)
+        self._own = t
+        self._use_own = t is not None
+
+    def prime(self, env_db) -> None:
+        """Start the long-term input estimate from a known envelope (dB, 32 bands; offline renders)."""
+        e = np.asarray(env_db, dtype=np.float64)
+        self._primed = np.where(np.isfinite(e), 10.0 ** (e / 10.0), 0.0)
+        if hasattr(self, "_avg"):
+            self.reset()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def prepare(self, ctx):
+        super().prepare(ctx)
+        self.bands = BandMap(ctx.sample_rate, ctx.n_fft, N_BANDS)
+        self._ana_t = self.bands.analysis.T.astype(np.float64).copy()   # (n_bins, bands)
+        self._syn_t = self.bands.synthesis.T.astype(np.float64).copy()  # (bands, n_bins)
+        from .profile import COMPARE_LO_HZ
+
+        c = self.bands.centers_hz
+        self._valid = self.bands.valid & (c <= 0.45 * ctx.sample_rate)
+        self._match = self._valid & (c >= COMPARE_LO_HZ)   # bands the gains are computed on
+        # Bands outside the matched set take the gain of the nearest matched band (flat edges).
+        idx = np.flatnonzero(self._match)
+        if idx.size == 0:
+            idx = np.array([0])
+        self._edge = idx[np.abs(np.arange(N_BANDS)[:, None] - idx[None, :]).argmin(axis=1)]
+        # De-blur: synthesis then analysis (triangular weights) smears a band gain into its
+        # neighbours; solve (M^T M + lam I) g = M^T d with M = A S so the *measured* band change
+        # equals the desired one (lam keeps it smooth).
+        m = (self.bands.analysis.astype(np.float64) @ self.bands.synthesis.astype(np.float64))
+        m = m[np.ix_(idx, idx)]
+        k = np.linalg.solve(m.T @ m + 0.02 * np.eye(idx.size), m.T)
+        self._deblur = np.zeros((N_BANDS, N_BANDS))
+        self._deblur[np.ix_(idx, idx)] = k
+        self._tmp = np.zeros(N_BANDS)
+        w = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(ctx.n_fft) / ctx.n_fft))
+        self._norm = 1.0 / float(np.sum(w * w))
+        nb = ctx.n_bins
+        self._pow = np.zeros((ctx.channels, nb))
+        self._pm = np.zeros(nb)
+        self._bp = np.zeros(N_BANDS)
+        self._avg = np.zeros(N_BANDS)
+        self._cur = np.zeros(N_BANDS)
+        self._des = np.zeros(N_BANDS)
+        self._gdb = np.zeros(N_BANDS)
+        self._coef = np.zeros(N_BANDS)
+        self._ok = np.zeros(N_BANDS, bool)
+        self._bin_db = np.zeros(nb)
+        self._bin_g = np.zeros(nb, np.float32)
+        self._smooth_key = None
+        self._cache = None
+        self.reset()
+
+    def reset(self):
+        if self._primed is not None:
+            np.copyto(self._avg, self._primed)
+            self._n = 10 ** 6
+        else:
+            self._avg.fill(0.0)
+            self._n = 0
+        self._gdb.fill(0.0)
+        self._cache = None
+
+    def _update(self):
+        v = self.table.value
+        vals = tuple(float(v[i]) for i in self._idx)
+        if vals == self._cache:
+            return
+        self._cache = vals
+        amount, att, rel, boost, cut, sb, win = vals
+        hop_s = self.ctx.hop / self.ctx.sample_rate
+        self._amount, self._boost, self._cut = amount, boost, cut
+        self._a_att = math.exp(-hop_s / (att * 1e-3))
+        self._a_rel = math.exp(-hop_s / (rel * 1e-3))
+        self._alpha = 1.0 - math.exp(-hop_s / win)
+        k = int(round(sb))
+        if k != self._smooth_key:
+            self._smooth_key = k
+            m = np.zeros((N_BANDS, N_BANDS))
+            for i in range(N_BANDS):
+                for j in range(max(0, i - k), min(N_BANDS, i + k + 1)):
+                    m[i, j] = k + 1 - abs(i - j)
+            self._smooth = m / m.sum(axis=1, keepdims=True)
+
+    def process_frame(self, spec):
+        self._update()
+        p = self._pow
+        np.multiply(spec.real, spec.real, out=p)
+        p += spec.imag * spec.imag
+        if self.ctx.channels > 1:
+            np.mean(p, axis=0, out=self._pm)
+        else:
+            np.copyto(self._pm, p[0])
+        self._pm *= self._norm
+        np.matmul(self._pm, self._ana_t, out=self._bp)
+        lvl = float(self._bp[self._valid].mean())
+        if lvl > 1e-9:
+            ref = float(self._avg[self._valid].mean())
+            if self._n == 0 or lvl > ref * 10 ** (-3.5):
+                self._n += 1
+                a = max(1.0 / self._n, self._alpha)
+                self._avg += a * (self._bp - self._avg)
+        t = self._own if self._use_own else getattr(self.table, TARGET_ATTR, None)
+        des = self._des
+        if t is None or self._n == 0:
+            des.fill(0.0)
+        else:
+            env, is_delta = t
+            if is_delta:
+                np.copyto(des, env)
+            else:
+                np.maximum(self._avg, 1e-20, out=self._cur)
+                np.log10(self._cur, out=self._cur)
+                self._cur *= 10.0
+                ok = self._ok
+                np.isfinite(env, out=ok)
+                ok &= self._match
+                if ok.any():
+                    np.subtract(env, self._cur, out=des)
+                    des[~ok] = 0.0
+                    des[ok] -= des[ok].mean()
+                else:
+                    des.fill(0.0)
+            if not is_delta:
+                np.matmul(self._deblur, des, out=self._tmp)
+                np.take(self._tmp, self._edge, out=des)
+            np.clip(des, -self._cut, self._boost, out=des)
+            des *= self._amount
+            if self._smooth_key:
+                np.matmul(self._smooth, des.copy(), out=des)
+        # attack where the gain falls, release where it rises
+        g = self._gdb
+        np.copyto(self._coef, self._a_rel)
+        np.copyto(self._coef, self._a_att, where=des < g)
+        des -= g
+        des *= 1.0 - self._coef
+        g += des
+        np.matmul(g, self._syn_t, out=self._bin_db)
+        self._bin_db *= math.log(10.0) / 20.0
+        np.exp(self._bin_db, out=self._bin_db)
+        np.copyto(self._bin_g, self._bin_db)
+        spec *= self._bin_g
+
+    def gains_db(self) -> np.ndarray:
+        """Current band gains (dB), for meters and tests."""
+        return self._gdb.copy()

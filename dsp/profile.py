@@ -1,0 +1,380 @@
+"""Sonic fingerprints and target profiles: one versioned schema (see docs/profiles.md).
+
+A :class:`Profile` is a set of named, unit-bearing dimensions (:data:`DIMS`) plus the 32-band ERB
+envelope ``band_env_db`` and 13 ``mfcc``. ``kind`` says what the numbers are:
+
+* ``fingerprint``: measured from a recording (:func:`fingerprint`); also carries per-feature
+  statistics (``stats``: mean, std, p10, p50, p90 and the number of frames used);
+* ``target``: absolute values the resculpting stage should move the sound toward;
+* ``delta``: changes relative to whatever comes in (descriptors without a base clip, the learned
+  user profile, context rules); ``band_env_db`` then holds dB offsets and scalar dims hold
+  offsets in their own unit (semitone-like dims use the ``*_ratio`` convention below).
+
+Missing values are ``None`` in JSON and NaN in memory (e.g. bands above a 16 kHz clip's Nyquist).
+
+Normalisation (:func:`normalized`): each dim becomes ``z = T(value) / scale``, with T a log for
+frequencies (octaves) and identity otherwise, and ``scale`` about one "clearly audible step"
+(2 semitones of F0, 10 % of a formant, a quarter octave of centroid, 1 LU, 3 dB of HNR...). The
+band envelope is compared by *shape*: its level-free form (each band minus the mean over the
+bands both profiles have) in units of 3 dB. :func:`distance` is the weighted RMS of normalised
+differences over the dims both profiles define; weights (:data:`DIMS`) favour what a listener
+notices most (envelope shape, loudness, F0) over derived statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+N_BANDS = 32
+N_MFCC = 13
+
+
+class ProfileError(ValueError):
+    """A profile could not be built, read or validated; the message says why."""
+
+
+@dataclass(frozen=True)
+class Dim:
+    name: str
+    unit: str
+    log: bool          # compare in octaves (frequencies)
+    scale: float       # one normalised unit, in `unit` (or octaves when log)
+    weight: float
+    doc: str
+
+
+DIMS: tuple[Dim, ...] = (
+    Dim("f0_median_hz", "Hz", True, 2 / 12, 1.0, "median F0 over voiced frames"),
+    Dim("f0_range_st", "st", False, 2.0, 0.3, "F0 spread: p90 − p10 over voiced frames, semitones"),
+    Dim("voiced_fraction", "", False, 0.1, 0.2, "voiced frames / active frames"),
+    Dim("f1_hz", "Hz", True, 0.1375, 0.5, "median F1 over voiced frames (LPC)"),
+    Dim("f2_hz", "Hz", True, 0.1375, 0.5, "median F2 over voiced frames"),
+    Dim("f3_hz", "Hz", True, 0.1375, 0.3, "median F3 over voiced frames"),
+    Dim("centroid_hz", "Hz", True, 0.25, 0.7, "median spectral centroid over active frames"),
+    Dim("rolloff_hz", "Hz", True, 0.25, 0.4, "median 85 % roll-off frequency over active frames"),
+    Dim("tilt_db_oct", "dB/oct", False, 1.5, 0.7, "median spectral tilt 100 Hz–8 kHz"),
+    Dim("hnr_db", "dB", False, 3.0, 0.5, "median harmonic-to-noise ratio over voiced frames (low = breathy)"),
+    Dim("lufs_integrated", "LUFS", False, 1.0, 0.8, "integrated loudness (BS.1770-4)"),
+    Dim("lra_lu", "LU", False, 2.0, 0.3, "loudness range (EBU Tech 3342)"),
+    Dim("crest_db", "dB", False, 2.0, 0.3, "median 400 ms crest factor over active frames"),
+    Dim("onset_rate_hz", "1/s", True, 0.2, 0.4, "syllable/onset rate per active second (pace)"),
+)
+DIM_BY_NAME = {d.name: d for d in DIMS}
+BAND_SCALE_DB, BAND_WEIGHT = 3.0, 2.0
+MFCC_SCALE_DB, MFCC_WEIGHT = 10.0, 0.0  # stored and returned, not part of the default distance
+KINDS = ("fingerprint", "target", "delta")
+
+
+def _nan_list(n):
+    return [float("nan")] * n
+
+
+@dataclass
+class Profile:
+    """See the module doc. ``dims`` maps :data:`DIMS` names to values (NaN = unknown)."""
+
+    kind: str = "target"
+    dims: dict = field(default_factory=dict)
+    band_env_db: list = field(default_factory=lambda: _nan_list(N_BANDS))
+    mfcc: list = field(default_factory=lambda: _nan_list(N_MFCC))
+    stats: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ProfileError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for d in DIMS:
+            self.dims.setdefault(d.name, float("nan"))
+        unknown = set(self.dims) - set(DIM_BY_NAME)
+        if unknown:
+            raise ProfileError(f"unknown dimension(s) {sorted(unknown)}; known: {[d.name for d in DIMS]}")
+        self.band_env_db = [float(v) for v in self.band_env_db]
+        self.mfcc = [float(v) for v in self.mfcc]
+        if len(self.band_env_db) != N_BANDS or len(self.mfcc) != N_MFCC:
+            raise ProfileError(f"band_env_db needs {N_BANDS} values and mfcc {N_MFCC}")
+
+    # -- vector view -----------------------------------------------------------------------------
+    def env(self) -> np.ndarray:
+        return np.asarray(self.band_env_db, dtype=np.float64)
+
+    def get(self, name: str) -> float:
+        return float(self.dims[name])
+
+    def copy(self) -> "Profile":
+        return Profile.from_dict(self.to_dict())
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        def enc(v):
+            v = float(v)
+            return round(v, 4) if math.isfinite(v) else None
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": self.kind,
+            "dims": {d.name: enc(self.dims[d.name]) for d in DIMS},
+            "units": {d.name: d.unit for d in DIMS} | {"band_env_db": "dB", "mfcc": "dB"},
+            "band_env_db": [enc(v) for v in self.band_env_db],
+            "mfcc": [enc(v) for v in self.mfcc],
+            "stats": self.stats,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d, where: str = "profile") -> "Profile":
+        if not isinstance(d, dict):
+            raise ProfileError(f"{where}: expected a JSON object")
+        v = d.get("schema_version")
+        if v != SCHEMA_VERSION:
+            raise ProfileError(f"{where}: schema_version {v!r} is not supported (this Resculpt reads {SCHEMA_VERSION})")
+
+        def dec(x, f):
+            if x is None:
+                return float("nan")
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise ProfileError(f"{where}: {f}: expected a number or null, got {x!r}")
+            return float(x)
+
+        dims = d.get("dims", {})
+        if not isinstance(dims, dict):
+            raise ProfileError(f"{where}: dims: expected an object")
+        for k in dims:
+            if k not in DIM_BY_NAME:
+                import difflib
+
+                close = difflib.get_close_matches(k, list(DIM_BY_NAME), n=3)
+                raise ProfileError(f"{where}: dims.{k}: unknown dimension"
+                                   + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        env = d.get("band_env_db", [None] * N_BANDS)
+        mf = d.get("mfcc", [None] * N_MFCC)
+        if not isinstance(env, list) or len(env) != N_BANDS:
+            raise ProfileError(f"{where}: band_env_db: expected a list of {N_BANDS} numbers/null")
+        if not isinstance(mf, list) or len(mf) != N_MFCC:
+            raise ProfileError(f"{where}: mfcc: expected a list of {N_MFCC} numbers/null")
+        try:
+            return cls(kind=d.get("kind", "target"),
+                       dims={k: dec(x, f"dims.{k}") for k, x in dims.items()},
+                       band_env_db=[dec(x, f"band_env_db[{i}]") for i, x in enumerate(env)],
+                       mfcc=[dec(x, f"mfcc[{i}]") for i, x in enumerate(mf)],
+                       stats=dict(d.get("stats", {})), meta=dict(d.get("meta", {})))
+        except ProfileError as e:
+            raise ProfileError(f"{where}: {e}") if not str(e).startswith(where) else e from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+
+def load_profile(path) -> Profile:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise ProfileError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
+    return Profile.from_dict(d, str(path))
+
+
+# -- normalisation and distance -----------------------------------------------------------------
+def normalized(p: Profile) -> dict:
+    """{dim: z} for the scalar dims (see module doc); NaN stays NaN."""
+    out = {}
+    for d in DIMS:
+        v = p.dims[d.name]
+        if d.log:
+            v = math.log2(v) if (isinstance(v, float) and v > 0) else float("nan")
+        out[d.name] = v / d.scale
+    return out
+
+
+# Bands compared by distances and matched by the match-EQ: centred at or above 60 Hz (below, a
+# 20 ms analysis at 16 kHz only sees the DC and 50 Hz bins: rumble and offsets, not timbre).
+COMPARE_LO_HZ = 60.0
+
+
+def compare_mask() -> np.ndarray:
+    from .bands import band_centers_hz, erb_band_edges
+
+    return band_centers_hz(erb_band_edges(N_BANDS)) >= COMPARE_LO_HZ
+
+
+def band_shape_diff(a, b) -> np.ndarray:
+    """Level-free band difference a − b (dB) over the compared bands both define (NaN elsewhere)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b) & compare_mask()
+    out = np.full(a.shape, np.nan)
+    if ok.any():
+        d = a[ok] - b[ok]
+        out[ok] = d - d.mean()
+    return out
+
+
+def band_distance_db(a, b) -> float:
+    """RMS (dB) of the level-free band-envelope difference: the match-EQ figure of merit."""
+    d = band_shape_diff(a, b)
+    d = d[np.isfinite(d)]
+    return float(np.sqrt(np.mean(d * d))) if d.size else float("nan")
+
+
+def distance(a: Profile, b: Profile, weights: dict | None = None) -> float:
+    """Weighted RMS of normalised differences over the dims both define (0 = identical).
+
+    ``weights`` overrides per-dim weights by name (``band_env_db`` for the envelope shape).
+    """
+    w = {d.name: d.weight for d in DIMS} | {"band_env_db": BAND_WEIGHT}
+    w.update(weights or {})
+    za, zb = normalized(a), normalized(b)
+    num = den = 0.0
+    for d in DIMS:
+        x = za[d.name] - zb[d.name]
+        if math.isfinite(x) and w[d.name] > 0:
+            num += w[d.name] * x * x
+            den += w[d.name]
+    bd = band_distance_db(a.band_env_db, b.band_env_db)
+    if math.isfinite(bd) and w["band_env_db"] > 0:
+        num += w["band_env_db"] * (bd / BAND_SCALE_DB) ** 2
+        den += w["band_env_db"]
+    return math.sqrt(num / den) if den else float("nan")
+
+
+# -- fingerprint ------------------------------------------------------------------------------
+def _stats(v: np.ndarray) -> dict:
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"n": 0}
+    p10, p50, p90 = np.percentile(v, [10, 50, 90])
+    return {"n": int(v.size), "mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4),
+            "p10": round(float(p10), 4), "p50": round(float(p50), 4), "p90": round(float(p90), 4)}
+
+
+def _med(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else float("nan")
+
+
+def active_frames(tracks: dict, rel_db: float = 40.0, abs_db: float = -70.0) -> np.ndarray:
+    """Frames within ``rel_db`` of the loud (95th-percentile) frame level and above ``abs_db``."""
+    lv = tracks["level_db"]
+    fin = np.isfinite(lv)
+    if not fin.any():
+        return np.zeros(lv.shape, bool)
+    top = np.percentile(lv[fin], 95)
+    return fin & (lv > max(top - rel_db, abs_db))
+
+
+def long_term_envelope(x, sample_rate: int) -> np.ndarray:
+    """The 32-band long-term envelope (dB) a fingerprint stores: mean band power over active frames."""
+    from .features import SpectralFeatures, analyze
+
+    cols = SpectralFeatures.columns
+    rows = analyze(SpectralFeatures(), x, sample_rate)
+    tr = {"level_db": rows[:, cols.index("level_db")]}
+    act = active_frames(tr)
+    if not act.any():
+        return np.full(N_BANDS, np.nan)
+    with np.errstate(invalid="ignore"):
+        return 10.0 * np.log10(np.mean(10.0 ** (rows[act, :N_BANDS] / 10.0), axis=0))
+
+
+def fingerprint(x, sample_rate: int, source: str = "") -> Profile:
+    """Measure a recording (``(n,)`` or ``(channels, n)`` float) into a fingerprint Profile."""
+    from .features import extract
+    from .features.base import as_2d, hop_size
+
+    x = as_2d(x)
+    tr = extract(x, sample_rate)
+    act = active_frames(tr)
+    voiced = act & (tr["voiced"] > 0.5)
+    f0 = tr["f0_hz"][voiced]
+    env_tracks = np.stack([tr[f"band_env_db[{i}]"] for i in range(N_BANDS)], axis=1)
+    env = np.full(N_BANDS, np.nan)
+    if act.any():
+        # long-term envelope: mean band power over active frames, in dB
+        with np.errstate(invalid="ignore"):
+            env = 10.0 * np.log10(np.mean(10.0 ** (env_tracks[act] / 10.0), axis=0))
+    mf = np.stack([tr[f"mfcc[{i}]"] for i in range(N_MFCC)], axis=1)
+    mfcc = np.nanmean(mf[act], axis=0) if act.any() else np.full(N_MFCC, np.nan)
+    hop = hop_size(sample_rate)
+    dims = {
+        "f0_median_hz": _med(f0),
+        "f0_range_st": (12 * math.log2(np.percentile(f0, 90) / np.percentile(f0, 10))) if f0.size > 10 else float("nan"),
+        "voiced_fraction": float(voiced.sum() / act.sum()) if act.any() else float("nan"),
+        "f1_hz": _med(tr["f1_hz"][voiced]), "f2_hz": _med(tr["f2_hz"][voiced]), "f3_hz": _med(tr["f3_hz"][voiced]),
+        "centroid_hz": _med(tr["centroid_hz"][act]), "rolloff_hz": _med(tr["rolloff_hz"][act]),
+        "tilt_db_oct": _med(tr["tilt_db_oct"][act]), "hnr_db": _med(tr["hnr_db"][voiced]),
+        "lufs_integrated": float(tr["lufs_integrated"][-1]) if len(act) else float("nan"),
+        "lra_lu": float(tr["lra_lu"][-1]) if len(act) else float("nan"),
+        "crest_db": _med(tr["crest_db"][act]),
+    }
+    act_s = float(tr["active"].sum()) * hop / sample_rate
+    dims["onset_rate_hz"] = float(tr["event"].sum() / act_s) if act_s >= 1.0 else float("nan")
+    stats = {k: _stats(tr[k][voiced if k in ("f0_hz", "f1_hz", "f2_hz", "f3_hz", "hnr_db") else act])
+             for k in ("f0_hz", "f1_hz", "f2_hz", "f3_hz", "hnr_db", "centroid_hz", "rolloff_hz", "tilt_db_oct",
+                       "lufs_momentary", "lufs_shortterm", "crest_db", "level_db")}
+    meta = {"source": str(source), "sample_rate": int(sample_rate), "channels": int(x.shape[0]),
+            "duration_s": round(x.shape[1] / sample_rate, 3), "active_s": round(float(act.sum()) * hop / sample_rate, 3),
+            "bandwidth_hz": sample_rate / 2}
+    return Profile("fingerprint", dims, list(env), list(mfcc), stats, meta)
+
+
+# -- deltas -------------------------------------------------------------------------------------
+# Scalar dims whose delta is multiplicative (stored as a ratio in a delta profile).
+RATIO_DIMS = {"f0_median_hz", "f1_hz", "f2_hz", "f3_hz", "centroid_hz", "rolloff_hz", "onset_rate_hz"}
+
+
+def empty_delta(**meta) -> Profile:
+    """A delta that changes nothing (zeros for additive dims, 1 for ratio dims)."""
+    dims = {d.name: (1.0 if d.name in RATIO_DIMS else 0.0) for d in DIMS}
+    return Profile("delta", dims, [0.0] * N_BANDS, [0.0] * N_MFCC, {}, dict(meta))
+
+
+def combine_deltas(a: Profile, b: Profile, amount_b: float = 1.0) -> Profile:
+    """a then b (scaled by amount_b): band offsets add, additive dims add, ratio dims multiply."""
+    out = a.copy()
+    for d in DIMS:
+        va, vb = a.dims[d.name], b.dims[d.name]
+        va = (1.0 if d.name in RATIO_DIMS else 0.0) if not math.isfinite(va) else va
+        if not math.isfinite(vb):
+            continue
+        out.dims[d.name] = va * vb ** amount_b if d.name in RATIO_DIMS else va + amount_b * vb
+    ea, eb = np.nan_to_num(a.env()), np.nan_to_num(b.env())
+    out.band_env_db = list(ea + amount_b * eb)
+    return out
+
+
+def apply_delta(base: Profile, delta: Profile, amount: float = 1.0) -> Profile:
+    """A target: ``base`` (fingerprint/target) moved by ``delta`` (scaled by ``amount``)."""
+    if delta.kind != "delta":
+        raise ProfileError("apply_delta needs a delta profile")
+    out = base.copy()
+    out.kind = "target"
+    for d in DIMS:
+        b, v = base.dims[d.name], delta.dims[d.name]
+        if not (math.isfinite(b) and math.isfinite(v)):
+            continue
+        out.dims[d.name] = b * v ** amount if d.name in RATIO_DIMS else b + amount * v
+    out.band_env_db = list(base.env() + amount * np.nan_to_num(delta.env()))
+    out.stats = {}
+    out.meta = dict(base.meta) | {"delta": delta.meta}
+    return out
+
+
+def target_envelope(target: Profile, current: Profile | None = None) -> tuple[np.ndarray, bool]:
+    """(band values, is_delta) for the match-EQ: an absolute envelope, or dB offsets for a delta."""
+    if target.kind == "delta":
+        if current is not None:
+            return apply_delta(current, target).env(), False
+        return np.nan_to_num(target.env()), True
+    return target.env(), False
