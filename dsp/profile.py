@@ -378,3 +378,39 @@ def target_envelope(target: Profile, current: Profile | None = None) -> tuple[np
             return apply_delta(current, target).env(), False
         return np.nan_to_num(target.env()), True
     return target.env(), False
+
+
+# -- from reference audio -----------------------------------------------------------------------
+MIN_REFERENCE_S = 3.0
+
+
+def check_reference(x, sample_rate: int, name: str = "reference") -> None:
+    """Raise ProfileError when a reference clip is too short, silent or clipped."""
+    from .features.base import as_2d
+
+    x = as_2d(x)
+    dur = x.shape[1] / sample_rate
+    if dur < MIN_REFERENCE_S:
+        raise ProfileError(f"{name}: {dur:.2f} s is too short; a reference needs at least {MIN_REFERENCE_S:g} s")
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if not np.isfinite(peak) or peak < 10 ** (-60 / 20):
+        raise ProfileError(f"{name}: the clip is silent (peak below -60 dBFS)")
+    a = np.abs(x)
+    near = a >= 0.999 * max(peak, 0.999)
+    # clipped: runs of 3+ consecutive samples at the peak >= -0.01 dBFS, on more than 0.1 % of samples
+    if peak >= 0.999:
+        runs = near[:, 2:] & near[:, 1:-1] & near[:, :-2]
+        frac = float(runs.sum()) / x.size
+        if frac > 1e-3:
+            raise ProfileError(f"{name}: the clip is clipped ({100 * frac:.2f} % of samples sit at full scale); "
+                               "use an unclipped recording")
+
+
+def from_reference(x, sample_rate: int, name: str = "reference") -> Profile:
+    """A target profile measured from a reference clip (>= 3 s, not silent, not clipped)."""
+    check_reference(x, sample_rate, name)
+    p = fingerprint(x, sample_rate, source=name)
+    if p.meta.get("active_s", 0) < 1.0:
+        raise ProfileError(f"{name}: under 1 s of active (non-silent) audio")
+    p.kind = "target"
+    return p

@@ -40,6 +40,10 @@ def cmd_render(a) -> int:
         return _die(str(e), 2)
     if a.block < 1 or a.block > 1 << 16:
         return _die("--block must be between 1 and 65536", 2)
+    if a.amount is not None and not 0.0 <= a.amount <= 1.0:
+        return _die("--amount must be between 0 and 1", 2)
+    if a.amount is not None and a.target is None and a.context is None:
+        return _die("--amount needs --target (or --context)", 2)
     failed = 0
     stems = [Path(i).stem for i in a.inputs]
     for inp in a.inputs:
@@ -50,12 +54,16 @@ def cmd_render(a) -> int:
         if p.suffix.lower() not in READ_EXT and p.exists():
             print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
         try:
-            r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None)
+            r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None, target=a.target,
+                            amount=a.amount, context=a.context, engine=a.engine, passes=a.passes)
         except Exception as e:  # one bad file never stops the others
             failed += 1
             msg = str(e) if str(e) else type(e).__name__
             print(f"resculpt: error: {msg}", file=sys.stderr)
             continue
+        if not a.quiet and "distance_before_db" in r:
+            print(f"  match-EQ: band-envelope distance to target {r['distance_before_db']:.2f} dB -> "
+                  f"{r['distance_after_db']:.2f} dB")
         if not a.quiet:
             print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
                   f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
@@ -265,6 +273,89 @@ def cmd_ui(a) -> int:
     return run_panel(a)
 
 
+# -- profile ---------------------------------------------------------------------------------------
+def cmd_profile(a) -> int:
+    from resculpt.dsp.profile import ProfileError
+
+    try:
+        return _profile(a)
+    except ProfileError as e:
+        return _die(str(e))
+    except ValueError as e:  # DescriptorError, ContextError, RenderError-like input problems
+        return _die(str(e))
+
+
+def _read_mono_or_stereo(path):
+    from .render import RenderError, read_audio
+
+    try:
+        x, sr = read_audio(path)
+    except RenderError as e:
+        raise ValueError(str(e)) from None
+    if x.shape[0] > 2:
+        x = x[:2]
+    return x, sr
+
+
+def _profile(a) -> int:
+    from resculpt.dsp import profile as P
+
+    from . import user_profile as U
+
+    act = a.action
+    if act in ("describe", "from-reference", "fingerprint") and not a.output:
+        return _die(f"profile {act} needs -o OUT.json", 2)
+    if act == "describe":
+        from resculpt.dsp.descriptors import describe, parse
+
+        if not a.args:
+            return _die('profile describe "more bass, clearer highs" [--base IN.wav] -o target.json', 2)
+        text = " ".join(a.args)
+        delta = describe(text)
+        prof = delta
+        if a.base:
+            x, sr = _read_mono_or_stereo(a.base)
+            prof = P.apply_delta(P.fingerprint(x, sr, source=a.base), delta)
+        prof.save(a.output)
+        print(f"{', '.join(f'{k} x{s:+g}' for k, s in parse(text))} -> {a.output} ({prof.kind})")
+        return 0
+    if act in ("from-reference", "fingerprint"):
+        if len(a.args) != 1:
+            return _die(f"profile {act} REF.wav -o OUT.json", 2)
+        x, sr = _read_mono_or_stereo(a.args[0])
+        prof = P.from_reference(x, sr, a.args[0]) if act == "from-reference" else P.fingerprint(x, sr, a.args[0])
+        prof.save(a.output)
+        d = prof.dims
+        print(f"{a.args[0]}: F0 {d['f0_median_hz']:.0f} Hz, centroid {d['centroid_hz']:.0f} Hz, "
+              f"tilt {d['tilt_db_oct']:.1f} dB/oct, {d['lufs_integrated']:.1f} LUFS -> {a.output}")
+        return 0
+    if act == "show":
+        if a.args:
+            print(P.load_profile(a.args[0]).to_json())
+        else:
+            print(json.dumps({"folder": str(U.data_dir()), "adjustments": len(U.read_log()),
+                              "profile": U.load_user_profile()}, indent=1))
+        return 0
+    if act == "learn":
+        prof = U.learn()
+        print(f"learned {len(prof['params'])} parameter preference(s) from {len(U.read_log())} logged "
+              f"adjustment(s) -> {U.data_dir() / U.PROFILE_NAME}")
+        for k, v in prof["params"].items():
+            print(f"  {k} = {v:g}")
+        return 0
+    if act == "forget":
+        gone = U.forget()
+        print(f"erased {len(gone)} file(s) from {U.data_dir()}" if gone else "nothing stored; nothing to erase")
+        return 0
+    if act == "contexts":
+        from .contexts import load_contexts
+
+        for k, c in sorted(load_contexts().items()):
+            print(f"{k:12s} {c.get('description', '')}")
+        return 0
+    return _die(f"unknown profile action {act!r}", 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="resculpt", description="Real-time audio effect with learned spectral stages.")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
@@ -279,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="clean", help="shipped/user preset name or a .json path")
     r.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
     r.add_argument("--block", type=int, default=4096, help="processing block size in samples")
+    r.add_argument("--target", metavar="TARGET.json", help="target profile to move toward (match-EQ)")
+    r.add_argument("--amount", type=float, help="how far toward the target, 0..1 (match.amount)")
+    r.add_argument("--context", help="context rule (formal, casual, stream, call, ...; `resculpt profile contexts`)")
+    r.add_argument("--engine", choices=["match-eq", "model"], default="match-eq",
+                   help="what applies --target (the resculpting model once it exists)")
+    r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
     r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_render)
@@ -336,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--screenshot", metavar="PNG", help="render a few frames, write a PNG and exit")
     ui.add_argument("--frames", type=int, default=90, help="frames to render before --screenshot")
     ui.set_defaults(fn=cmd_ui)
+
+    pr = sub.add_parser("profile", help="sonic fingerprints and target profiles",
+                        description="describe TEXT | from-reference REF | fingerprint IN (-o OUT.json); "
+                                    "show [FILE] | learn | forget | contexts")
+    pr.add_argument("action", choices=["describe", "from-reference", "fingerprint", "show", "learn", "forget",
+                                       "contexts"])
+    pr.add_argument("args", nargs="*", help="descriptor text, or an audio/profile file")
+    pr.add_argument("-o", "--output", help="output profile JSON")
+    pr.add_argument("--base", help="describe: apply the descriptors to this clip's fingerprint")
+    pr.set_defaults(fn=cmd_profile)
 
     return ap
 
