@@ -285,7 +285,24 @@ def long_term_envelope(x, sample_rate: int) -> np.ndarray:
     if not act.any():
         return np.full(N_BANDS, np.nan)
     with np.errstate(invalid="ignore"):
-        return 10.0 * np.log10(np.mean(10.0 ** (rows[act, :N_BANDS] / 10.0), axis=0))
+        env = 10.0 * np.log10(np.mean(10.0 ** (rows[act, :N_BANDS] / 10.0), axis=0))
+    return limit_bandwidth(env)
+
+
+EMPTY_BELOW_DB = 60.0
+
+
+def limit_bandwidth(env: np.ndarray) -> np.ndarray:
+    """Bands above the recording's effective bandwidth (every band from the top down that sits more
+    than 60 dB below the loudest band, e.g. an upsampled 16 kHz source) become NaN: the recording
+    says nothing about them, so neither distances nor the match-EQ use them."""
+    env = np.asarray(env, dtype=np.float64).copy()
+    fin = np.isfinite(env)
+    if not fin.any():
+        return env
+    live = np.flatnonzero(fin & (env > np.nanmax(env) - EMPTY_BELOW_DB))
+    env[live[-1] + 1 :] = np.nan
+    return env
 
 
 def fingerprint(x, sample_rate: int, source: str = "") -> Profile:
@@ -301,9 +318,9 @@ def fingerprint(x, sample_rate: int, source: str = "") -> Profile:
     env_tracks = np.stack([tr[f"band_env_db[{i}]"] for i in range(N_BANDS)], axis=1)
     env = np.full(N_BANDS, np.nan)
     if act.any():
-        # long-term envelope: mean band power over active frames, in dB
+        # long-term envelope: mean band power over active frames, in dB (as long_term_envelope)
         with np.errstate(invalid="ignore"):
-            env = 10.0 * np.log10(np.mean(10.0 ** (env_tracks[act] / 10.0), axis=0))
+            env = limit_bandwidth(10.0 * np.log10(np.mean(10.0 ** (env_tracks[act] / 10.0), axis=0)))
     mf = np.stack([tr[f"mfcc[{i}]"] for i in range(N_MFCC)], axis=1)
     mfcc = np.nanmean(mf[act], axis=0) if act.any() else np.full(N_MFCC, np.nan)
     hop = hop_size(sample_rate)
@@ -325,8 +342,16 @@ def fingerprint(x, sample_rate: int, source: str = "") -> Profile:
                        "lufs_momentary", "lufs_shortterm", "crest_db", "level_db")}
     meta = {"source": str(source), "sample_rate": int(sample_rate), "channels": int(x.shape[0]),
             "duration_s": round(x.shape[1] / sample_rate, 3), "active_s": round(float(act.sum()) * hop / sample_rate, 3),
-            "bandwidth_hz": sample_rate / 2}
+            "bandwidth_hz": _bandwidth(env, sample_rate)}
     return Profile("fingerprint", dims, list(env), list(mfcc), stats, meta)
+
+
+def _bandwidth(env, sample_rate) -> float:
+    """Upper edge (Hz) of the highest band the envelope defines (the effective bandwidth)."""
+    from .bands import erb_band_edges
+
+    fin = np.flatnonzero(np.isfinite(env))
+    return round(float(min(erb_band_edges(N_BANDS)[fin[-1] + 1], sample_rate / 2)), 1) if fin.size else 0.0
 
 
 # -- deltas -------------------------------------------------------------------------------------

@@ -74,3 +74,17 @@ def needs_data():
     if not data.have_data():
         pytest.skip(f"shared data folder not found at {data.data_root()} (set RESCULPT_DATA)")
     return data.data_root()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch):
+    """Own XDG data/config folders for a test (the user profile and contexts never touch $HOME).
+    Profile tests use it module-wide: ``pytestmark = pytest.mark.usefixtures("private_dirs")``."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    return tmp_path

@@ -1,6 +1,7 @@
 """Pitch (F0), voicing and harmonic-to-noise ratio: YIN (de Cheveigné & Kawahara 2002).
 
-Per 5 ms hop, on the last ``tau_max + integration`` samples (mono mix):
+Per 5 ms hop, on the last ``tau_max + integration`` samples (mono mix; integration 50 ms, so the
+analysis spans ~67 ms at fmin 60 Hz, comparable to pyin's 64 ms frames):
   * difference function d(τ) = E0 + E_τ − 2 r(τ) (cross-correlation by FFT, energies by cumsum),
   * cumulative-mean-normalised d'(τ); the first τ in [sr/fmax, sr/fmin] with d' < ``threshold``
     (then walked down to its local minimum), else the global minimum,
@@ -27,7 +28,7 @@ class Pitch(FrameAnalyzer):
     units = ("Hz", "", "", "dB")
 
     def __init__(self, fmin_hz: float = 60.0, fmax_hz: float = 1100.0, threshold: float = 0.15,
-                 voicing_threshold: float = 0.3, integration_ms: float = 20.0, floor_dbfs: float = -60.0,
+                 voicing_threshold: float = 0.3, integration_ms: float = 50.0, floor_dbfs: float = -60.0,
                  history_s: float = 10.0):
         super().__init__(history_s)
         self.fmin_hz, self.fmax_hz = float(fmin_hz), float(fmax_hz)
