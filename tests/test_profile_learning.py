@@ -1,0 +1,118 @@
+"""The learned user profile: logging, update rule, privacy (0600/0700), forget; contexts."""
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from resculpt.plugin_host import user_profile as U
+from resculpt.plugin_host.host import Chain, Layout
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def _gesture(chain, clock, pid, values):
+    """A fader drag: several sets 0.1 s apart, then a pause."""
+    for v in values:
+        chain.params.set(pid, v)
+        clock.t += 0.1
+    clock.t += 30.0
+
+
+def test_attached_log_records_every_control_side_set_in_a_private_file():
+    """attach(chain) logs sets as JSON lines; folder 0700, files 0600."""
+    chain = Chain(Layout(), 48000, 2, 256)
+    clock = Clock()
+    log = U.AdjustmentLog(clock=clock).attach(chain)
+    _gesture(chain, clock, "low_shelf.gain_db", [1.0, 2.0, 3.0])
+    entries = U.read_log()
+    assert [e["value"] for e in entries] == [1.0, 2.0, 3.0] and entries[0]["id"] == "low_shelf.gain_db"
+    d = U.data_dir()
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(d / U.LOG_NAME).st_mode) == 0o600
+    U.learn()
+    assert stat.S_IMODE(os.stat(d / U.PROFILE_NAME).st_mode) == 0o600
+    log.detach()
+    chain.params.set("low_shelf.gain_db", 9.0)
+    assert len(U.read_log()) == 3
+
+
+def test_repeated_consistent_tweaks_move_the_profile_and_a_single_stray_tweak_does_not():
+    """A simulated user who keeps choosing +4 dB bass moves the learned value toward +4; one stray -10
+    among them leaves it there; one lone tweak of another parameter is not learned at all."""
+    chain = Chain(Layout(), 48000, 2, 256)
+    clock = Clock()
+    U.AdjustmentLog(clock=clock).attach(chain)
+    for _ in range(5):
+        _gesture(chain, clock, "low_shelf.gain_db", [1.0, 2.5, 4.0])
+    p1 = U.learn()["params"]
+    assert p1["low_shelf.gain_db"] == pytest.approx(4.0)
+    _gesture(chain, clock, "low_shelf.gain_db", [-5.0, -10.0])   # one stray
+    _gesture(chain, clock, "presence.gain_db", [6.0])            # a single tweak elsewhere
+    p2 = U.learn()["params"]
+    assert p2["low_shelf.gain_db"] == pytest.approx(4.0)
+    assert "presence.gain_db" not in p2
+    # the delta profile reflects the learned bass boost
+    delta = U.load_user_profile()["delta"]
+    assert delta["band_env_db"][3] > 1.0 and abs(delta["band_env_db"][28]) < 0.5
+    # a consistent new habit moves it, gradually (RATE = 0.5 per learn)
+    for _ in range(12):
+        _gesture(chain, clock, "low_shelf.gain_db", [0.0])
+    p3 = U.learn()["params"]
+    assert 0.0 < p3["low_shelf.gain_db"] < 4.0
+    p4 = U.learn()["params"]
+    assert p4["low_shelf.gain_db"] < p3["low_shelf.gain_db"]
+
+
+def test_auto_learn_updates_after_enough_gestures_and_apply_sets_learned_params():
+    """auto_learn runs the rule every AUTO_EVERY gestures; apply_user_profile sets the learned values."""
+    chain = Chain(Layout(), 48000, 2, 256)
+    clock = Clock()
+    U.AdjustmentLog(auto_learn=True, clock=clock).attach(chain)
+    for _ in range(U.AUTO_EVERY):
+        _gesture(chain, clock, "high_shelf.gain_db", [3.0])
+    assert U.load_user_profile()["params"]["high_shelf.gain_db"] == pytest.approx(3.0)
+    other = Chain(Layout(), 48000, 2, 256)
+    U.apply_user_profile(other)
+    assert other.params.get("high_shelf.gain_db") == pytest.approx(3.0)
+
+
+def test_forget_erases_everything_stored():
+    """forget() removes the log, the learned profile and the folder."""
+    chain = Chain(Layout(), 48000, 2, 256)
+    U.AdjustmentLog().attach(chain)
+    chain.params.set("mix", 0.5)
+    U.learn()
+    gone = U.forget()
+    assert len(gone) == 2 and not U.data_dir().exists()
+    assert U.read_log() == [] and U.load_user_profile()["params"] == {}
+
+
+def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_path):
+    """apply_context sets params through the smoothed table and adds a match stage with a target; a user
+    contexts file overrides the shipped one."""
+    from resculpt.plugin_host.contexts import ContextError, apply_context, get_context, load_contexts, user_file
+
+    assert {"formal", "casual", "stream", "call"} <= set(load_contexts())
+    chain = Chain(Layout(), 16000, 1, 512)
+    ctx = apply_context(chain, "call")
+    assert ctx.delta is not None and "match" in chain.layout.spectral
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)
+    for i in range(0, x.shape[1], 512):
+        chain.process(x[:, i : i + 512])
+    assert chain.stats.swaps == 1 and np.all(np.isfinite(x))
+    assert chain.params.get("match.amount") == pytest.approx(0.8)
+    with pytest.raises(ContextError, match="did you mean formal"):
+        get_context("formel")
+    f = user_file()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"schema_version": 1, "contexts": {"call": {"describe": "more bass", "params": {}}}}))
+    assert np.asarray(get_context("call").delta.band_env_db)[2] > 2.5

@@ -1,0 +1,104 @@
+"""Profile schema: JSON round trip, versioning, normalisation and distance, fingerprints, reference checks."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from resculpt.dsp.profile import (DIMS, SCHEMA_VERSION, Profile, ProfileError, apply_delta, band_distance_db,
+                                  check_reference, distance, empty_delta, fingerprint, from_reference,
+                                  load_profile, normalized)
+
+
+def _speechlike(sr, sec=4.0, f0=140.0, rng=None):
+    rng = rng or np.random.default_rng(0)
+    t = np.arange(int(sec * sr)) / sr
+    f = f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * ph) / k for k in range(1, 20) if k * f0 * 1.1 < sr / 2)
+    x = x * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t) ** 2) + 0.01 * rng.standard_normal(t.size)
+    return (0.2 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def test_json_round_trip_keeps_every_named_unit_bearing_dim_and_nan_as_null(tmp_path):
+    """to_json/load_profile preserve values; NaN is written as null; units are named per dim."""
+    p = Profile("target", {"f0_median_hz": 120.0, "lufs_integrated": -20.0}, list(np.linspace(-40, -60, 32)))
+    p.band_env_db[31] = float("nan")
+    path = p.save(tmp_path / "t.json")
+    d = json.loads(path.read_text())
+    assert d["schema_version"] == SCHEMA_VERSION
+    assert d["band_env_db"][31] is None and d["dims"]["f1_hz"] is None
+    assert d["units"]["f0_median_hz"] == "Hz" and d["units"]["tilt_db_oct"] == "dB/oct"
+    q = load_profile(path)
+    assert q.dims["f0_median_hz"] == 120.0 and math.isnan(q.band_env_db[31])
+    assert distance(p, q) == pytest.approx(0.0, abs=1e-4)  # JSON keeps 4 decimals
+
+
+def test_wrong_schema_version_unknown_dim_and_bad_values_are_rejected_with_the_field_named(tmp_path):
+    """Validation names what is wrong."""
+    good = Profile().to_dict()
+    with pytest.raises(ProfileError, match="schema_version"):
+        Profile.from_dict(dict(good, schema_version=99))
+    with pytest.raises(ProfileError, match="f0_median_h.*did you mean f0_median_hz"):
+        Profile.from_dict(dict(good, dims={"f0_median_h": 1.0}))
+    with pytest.raises(ProfileError, match=r"band_env_db\[3\]"):
+        Profile.from_dict(dict(good, band_env_db=[0.0] * 3 + ["x"] + [0.0] * 28))
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(ProfileError, match="malformed JSON"):
+        load_profile(tmp_path / "bad.json")
+
+
+def test_distance_is_zero_to_itself_symmetric_level_free_on_bands_and_weighted():
+    """distance(a, a) = 0, symmetric; a pure level shift of the envelope costs nothing; 2 semitones of F0
+    is one normalised unit."""
+    a = Profile("target", {"f0_median_hz": 100.0}, list(np.linspace(-30, -60, 32)))
+    b = a.copy()
+    b.band_env_db = list(np.asarray(a.band_env_db) + 6.0)
+    assert distance(a, a) == 0 and distance(a, b) == pytest.approx(0.0, abs=1e-9)
+    c = a.copy()
+    c.dims["f0_median_hz"] = 100.0 * 2 ** (2 / 12)
+    assert normalized(c)["f0_median_hz"] - normalized(a)["f0_median_hz"] == pytest.approx(1.0)
+    assert distance(a, c) == pytest.approx(distance(c, a))
+    assert distance(a, c, weights={"band_env_db": 0.0}) == pytest.approx(1.0)
+    assert band_distance_db(a.band_env_db, b.band_env_db) == pytest.approx(0.0, abs=1e-9)
+    assert {d.name for d in DIMS} >= {"f0_median_hz", "f1_hz", "centroid_hz", "tilt_db_oct", "lufs_integrated"}
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_fingerprint_of_a_known_signal_reads_its_f0_and_loudness(sr):
+    """A harmonic 140 Hz (+-5 %) signal: F0 median within 2 %, integrated loudness equals the meter's."""
+    from resculpt.dsp.features.loudness import integrated_lufs
+
+    x = _speechlike(sr)
+    p = fingerprint(x, sr, "synthetic")
+    assert p.kind == "fingerprint"
+    assert abs(p.dims["f0_median_hz"] / 140.0 - 1) < 0.02
+    assert p.dims["lufs_integrated"] == pytest.approx(integrated_lufs(x, sr), abs=1e-6)
+    assert p.stats["f0_hz"]["n"] > 100 and np.isfinite(p.env()[5:20]).all()
+
+
+def test_apply_delta_moves_ratio_dims_multiplicatively_and_bands_additively():
+    """Deltas: frequencies scale, loudness adds, band offsets add."""
+    base = Profile("fingerprint", {"f0_median_hz": 100.0, "lufs_integrated": -20.0}, [-40.0] * 32)
+    d = empty_delta()
+    d.dims["f0_median_hz"] = 1.5
+    d.dims["lufs_integrated"] = 3.0
+    d.band_env_db = [1.0] * 32
+    t = apply_delta(base, d, amount=1.0)
+    assert t.kind == "target" and t.dims["f0_median_hz"] == pytest.approx(150.0)
+    assert t.dims["lufs_integrated"] == pytest.approx(-17.0) and t.band_env_db[0] == pytest.approx(-39.0)
+
+
+def test_from_reference_rejects_short_silent_and_clipped_clips_and_accepts_a_good_one():
+    """>= 3 s, not silent, not clipped; each refusal says why."""
+    sr = 16000
+    with pytest.raises(ProfileError, match="too short.*at least 3 s"):
+        check_reference(_speechlike(sr, 2.0), sr)
+    with pytest.raises(ProfileError, match="silent"):
+        check_reference(np.zeros(4 * sr, np.float32), sr)
+    loud = np.clip(_speechlike(sr) * 20, -1, 1)
+    with pytest.raises(ProfileError, match="clipped"):
+        check_reference(loud, sr)
+    p = from_reference(_speechlike(sr), sr, "ok.wav")
+    assert p.kind == "target" and np.isfinite(p.dims["f0_median_hz"])
