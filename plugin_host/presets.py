@@ -183,7 +183,7 @@ def search_dirs() -> list[Path]:
 
 def find(name: str) -> Path:
     """Path of preset ``name``: shipped first, then the user folder."""
-    for d in search_dirs():
+    for d in search_dirs() if name not in NOT_PRESETS else ():
         p = d / f"{name}.json"
         if p.is_file():
             return p
@@ -203,9 +203,13 @@ def load_preset(name_or_path) -> Preset:
     return read_file(find(s))
 
 
+# JSON files in the preset folders that are not presets (context rules: plugin_host/contexts.py).
+NOT_PRESETS = {"contexts"}
+
+
 def list_presets() -> list[tuple[str, Path]]:
     """(name, path) of every preset; a user preset with a shipped name is shadowed and not listed."""
-    seen, out = set(), []
+    seen, out = set(NOT_PRESETS), []
     for d in search_dirs():
         if not d.is_dir():
             continue

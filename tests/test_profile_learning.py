@@ -116,3 +116,12 @@ def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_pa
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps({"schema_version": 1, "contexts": {"call": {"describe": "more bass", "params": {}}}}))
     assert np.asarray(get_context("call").delta.band_env_db)[2] > 2.5
+
+
+def test_contexts_file_is_not_listed_or_loadable_as_a_preset():
+    """presets/contexts.json holds context rules, not a preset: `presets list` skips it."""
+    from resculpt.plugin_host.presets import PresetError, list_presets, load_preset
+
+    assert "contexts" not in [n for n, _ in list_presets()]
+    with pytest.raises(PresetError):
+        load_preset("contexts")
