@@ -123,6 +123,9 @@ class MatchEQ(SpectralStage):
         self._deblur = np.zeros((N_BANDS, N_BANDS))
         self._deblur[np.ix_(idx, idx)] = k
         self._tmp = np.zeros(N_BANDS)
+        self._wvalid = self._valid / max(1, int(self._valid.sum()))
+        self._okw_env = None
+        self._okw = None
         w = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(ctx.n_fft) / ctx.n_fft))
         self._norm = 1.0 / float(np.sum(w * w))
         nb = ctx.n_bins
@@ -183,9 +186,9 @@ class MatchEQ(SpectralStage):
             np.copyto(self._pm, p[0])
         self._pm *= self._norm
         np.matmul(self._pm, self._ana_t, out=self._bp)
-        lvl = float(self._bp[self._valid].mean())
+        lvl = float(np.dot(self._bp, self._wvalid))
         if lvl > 1e-9:
-            ref = float(self._avg[self._valid].mean())
+            ref = float(np.dot(self._avg, self._wvalid))
             if self._n == 0 or lvl > ref * 10 ** (-3.5):
                 self._n += 1
                 a = max(1.0 / self._n, self._alpha)
@@ -202,13 +205,12 @@ class MatchEQ(SpectralStage):
                 np.maximum(self._avg, 1e-20, out=self._cur)
                 np.log10(self._cur, out=self._cur)
                 self._cur *= 10.0
-                ok = self._ok
-                np.isfinite(env, out=ok)
-                ok &= self._match
-                if ok.any():
-                    np.subtract(env, self._cur, out=des)
-                    des[~ok] = 0.0
-                    des[ok] -= des[ok].mean()
+                okw = self._okw_for(env)
+                if okw is not None:
+                    # des = (T - C) - weighted mean over the compared bands, 0 elsewhere
+                    np.subtract(self._env0, self._cur, out=des)
+                    des -= float(np.dot(des, okw))
+                    des *= self._okmask
                 else:
                     des.fill(0.0)
             if not is_delta:
@@ -217,11 +219,13 @@ class MatchEQ(SpectralStage):
             np.clip(des, -self._cut, self._boost, out=des)
             des *= self._amount
             if self._smooth_key:
-                np.matmul(self._smooth, des.copy(), out=des)
+                np.matmul(self._smooth, des, out=self._tmp)
+                np.copyto(des, self._tmp)
         # attack where the gain falls, release where it rises
         g = self._gdb
         np.copyto(self._coef, self._a_rel)
-        np.copyto(self._coef, self._a_att, where=des < g)
+        np.less(des, g, out=self._ok)
+        np.copyto(self._coef, self._a_att, where=self._ok)
         des -= g
         des *= 1.0 - self._coef
         g += des
@@ -230,6 +234,20 @@ class MatchEQ(SpectralStage):
         np.exp(self._bin_db, out=self._bin_db)
         np.copyto(self._bin_g, self._bin_db)
         spec *= self._bin_g
+
+    def _okw_for(self, env):
+        """Per-target constants, computed once when a new target reference is seen (the first frame
+        after a swap; a 32-element job): compared-band weights for the mean, 0/1 mask, NaN-free target."""
+        if env is not self._okw_env:
+            ok = np.isfinite(env) & self._match
+            self._okw_env = env
+            if ok.any():
+                self._okw = ok / ok.sum()
+                self._okmask = ok.astype(np.float64)
+                self._env0 = np.where(ok, env, 0.0)
+            else:
+                self._okw = None
+        return self._okw
 
     def gains_db(self) -> np.ndarray:
         """Current band gains (dB), for meters and tests."""
