@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from resculpt.dsp.features import Formants, Pitch, analyze, hop_size
 from resculpt.dsp.features.loudness import integrated_lufs
 from resculpt.models import data

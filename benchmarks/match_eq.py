@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from resculpt.dsp.profile import Profile, long_term_envelope
 from resculpt.models import data
 from resculpt.plugin_host.host import Chain, Layout

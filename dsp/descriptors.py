@@ -96,7 +96,7 @@ INTENSITY = {"a bit": 0.5, "a little": 0.5, "a touch": 0.5, "slightly": 0.5, "so
 NEGATION = {"not", "no", "less", "fewer", "without", "dont", "don't", "never", "reduce", "remove", "cut"}
 POSITIVE = {"more", "add", "boost", "increase", "extra", "some"}
 STOP = {"a", "an", "the", "tone", "sound", "sounding", "make", "it", "with", "please", "to", "of", "my", "me",
-        "bit", "little", "lot", "sound", "and", "too", "so", "as", "is", "be", "should", "i", "want", "like",
+        "bit", "little", "lot", "and", "too", "so", "as", "is", "be", "should", "i", "want", "like",
         "quality", "overall", "than", "now", "voice"}
 
 ALIASES = {a: k for k, (al, _, _) in VOCAB.items() for a in al}
@@ -141,7 +141,7 @@ def parse_phrase(phrase: str) -> tuple[str, float]:
     if not content:
         raise DescriptorError(f"{phrase!r}: no descriptor word; known: {', '.join(sorted(VOCAB))}")
     for n in range(len(content), 0, -1):
-        for j in range(0, len(content) - n + 1):
+        for j in range(len(content) - n + 1):
             cand = " ".join(content[j : j + n])
             if cand in ALIASES:
                 extra = [w for w in content if w not in cand.split()]

@@ -106,7 +106,7 @@ class Profile:
     def get(self, name: str) -> float:
         return float(self.dims[name])
 
-    def copy(self) -> "Profile":
+    def copy(self) -> Profile:
         return Profile.from_dict(self.to_dict())
 
     # -- JSON ---------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, d, where: str = "profile") -> "Profile":
+    def from_dict(cls, d, where: str = "profile") -> Profile:
         if not isinstance(d, dict):
             raise ProfileError(f"{where}: expected a JSON object")
         v = d.get("schema_version")

@@ -76,7 +76,7 @@ class AdjustmentLog:
         self._gestures = 0
         self._last = {}
 
-    def attach(self, chain) -> "AdjustmentLog":
+    def attach(self, chain) -> AdjustmentLog:
         self.detach()
         table = chain.params if hasattr(chain, "params") else chain
         self._table = table
@@ -218,5 +218,14 @@ def apply_user_profile(chain, amount: float = 1.0) -> dict:
     return params
 
 
-__all__ = ["AdjustmentLog", "learn", "forget", "read_log", "settled_values", "preference", "load_user_profile",
-           "apply_user_profile", "data_dir"]
+__all__ = [
+    "AdjustmentLog",
+    "apply_user_profile",
+    "data_dir",
+    "forget",
+    "learn",
+    "load_user_profile",
+    "preference",
+    "read_log",
+    "settled_values",
+]

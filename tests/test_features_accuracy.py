@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-from scipy.signal import lfilter
-
 from resculpt.dsp.features import Formants, Loudness, Pace, Pitch, SpectralFeatures, analyze
 from resculpt.dsp.features.loudness import integrated_lufs, k_weighting_sos
 from resculpt.dsp.processor import SUPPORTED_RATES
+from scipy.signal import lfilter
 
 
 def harmonic(f0, sr, dur=0.6, n_harm=8, amp=0.3):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from resculpt.dsp.features import ALL, MFCC, BandEnvelope, Brightness, analyze, hop_size
 from resculpt.dsp.processor import SUPPORTED_RATES
 

@@ -4,8 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 from resculpt.plugin_host.cli import main
 from resculpt.plugin_host.render import read_audio, write_audio
 

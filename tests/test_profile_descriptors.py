@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from resculpt.dsp.descriptors import VOCAB, DescriptorError, describe, parse
 from resculpt.dsp.profile import band_shape_diff
 

@@ -6,7 +6,6 @@ import stat
 
 import numpy as np
 import pytest
-
 from resculpt.plugin_host import user_profile as U
 from resculpt.plugin_host.host import Chain, Layout
 
@@ -99,7 +98,13 @@ def test_forget_erases_everything_stored():
 def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_path):
     """apply_context sets params through the smoothed table and adds a match stage with a target; a user
     contexts file overrides the shipped one."""
-    from resculpt.plugin_host.contexts import ContextError, apply_context, get_context, load_contexts, user_file
+    from resculpt.plugin_host.contexts import (
+        ContextError,
+        apply_context,
+        get_context,
+        load_contexts,
+        user_file,
+    )
 
     assert {"formal", "casual", "stream", "call"} <= set(load_contexts())
     chain = Chain(Layout(), 16000, 1, 512)

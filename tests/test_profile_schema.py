@@ -5,10 +5,21 @@ import math
 
 import numpy as np
 import pytest
-
-from resculpt.dsp.profile import (DIMS, SCHEMA_VERSION, Profile, ProfileError, apply_delta, band_distance_db,
-                                  check_reference, distance, empty_delta, fingerprint, from_reference,
-                                  load_profile, normalized)
+from resculpt.dsp.profile import (
+    DIMS,
+    SCHEMA_VERSION,
+    Profile,
+    ProfileError,
+    apply_delta,
+    band_distance_db,
+    check_reference,
+    distance,
+    empty_delta,
+    fingerprint,
+    from_reference,
+    load_profile,
+    normalized,
+)
 
 
 def _speechlike(sr, sec=4.0, f0=140.0, rng=None):

@@ -42,6 +42,23 @@ def extract(x, sample_rate: int) -> dict[str, np.ndarray]:
     return out
 
 
-__all__ = ["FrameAnalyzer", "analyze", "as_2d", "hop_size", "extract", "ALL", "Pitch", "Formants",
-           "SpectralFeatures", "BandEnvelope", "MFCC", "Brightness", "Loudness", "Pace", "integrated_lufs",
-           "k_weighting_sos", "N_BANDS", "N_MFCC"]
+__all__ = [
+    "ALL",
+    "MFCC",
+    "N_BANDS",
+    "N_MFCC",
+    "BandEnvelope",
+    "Brightness",
+    "Formants",
+    "FrameAnalyzer",
+    "Loudness",
+    "Pace",
+    "Pitch",
+    "SpectralFeatures",
+    "analyze",
+    "as_2d",
+    "extract",
+    "hop_size",
+    "integrated_lufs",
+    "k_weighting_sos",
+]

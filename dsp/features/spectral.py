@@ -11,7 +11,7 @@ weights (a weighted mean over the band's bins), in dB. White noise of variance �
 size. Bands centred above 0.45 x the sample rate (on or past the anti-alias slope) are NaN.
 
 Brightness: ``centroid_hz`` (power-weighted mean frequency), ``rolloff_hz`` (85 % of the power
-below it), both over 0 .. min(Nyquist, 20 kHz); ``tilt_db_oct``: least-squares slope of
+below it), both over 80 Hz .. min(Nyquist, 20 kHz) (DC and rumble excluded); ``tilt_db_oct``: least-squares slope of
 ``band_env_db`` against log2(band centre) over the bands centred 100 Hz .. min(8 kHz, 0.9·Nyquist).
 MFCCs: 13 coefficients, DCT-II (orthonormal) of 10·log10 of 40 triangular mel (HTK) band powers over
 20 Hz .. 8 kHz, so they mean the same at every supported rate.
@@ -93,7 +93,7 @@ class SpectralFeatures(FrameAnalyzer):
         self._valid = self.bands.valid & (self.bands.centers_hz <= 0.45 * sr)
         f = np.arange(n // 2 + 1) * sr / n
         self._f = f
-        self._fsel = f <= min(0.5 * sr, 20000.0)
+        self._fsel = (f >= 80.0) & (f <= min(0.5 * sr, 20000.0))  # no DC/rumble
         self._mel = mel_filterbank(sr, n)
         self._dct = dct_matrix(N_MFCC, N_MELS)
         c = self.bands.centers_hz
