@@ -8,6 +8,8 @@ from resculpt.models import data
 from resculpt.plugin_host.host import Chain, Layout
 from resculpt.plugin_host.render import match_stage, render_with_target, with_match_stage
 
+pytestmark = pytest.mark.usefixtures("private_dirs")
+
 EXAMPLE = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
 
 

@@ -4,8 +4,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+
 from resculpt.plugin_host.cli import main
 from resculpt.plugin_host.render import read_audio, write_audio
+
+pytestmark = pytest.mark.usefixtures("private_dirs")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
 

@@ -9,6 +9,8 @@ import pytest
 from resculpt.plugin_host import user_profile as U
 from resculpt.plugin_host.host import Chain, Layout
 
+pytestmark = pytest.mark.usefixtures("private_dirs")
+
 
 class Clock:
     def __init__(self):

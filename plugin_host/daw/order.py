@@ -69,4 +69,11 @@ ORDER = (
     "lfo.low_hz",
     "lfo.high_hz",
     "spectral.delta",
+    "match.amount",
+    "match.attack_ms",
+    "match.release_ms",
+    "match.max_boost_db",
+    "match.max_cut_db",
+    "match.smooth_bands",
+    "match.window_s",
 )
