@@ -75,6 +75,8 @@ class AdjustmentLog:
         self._fn = None
         self._gestures = 0
         self._last = {}
+        self._fh = None
+        self.error = None  # set (and logging stops) if the log cannot be written
 
     def attach(self, chain) -> AdjustmentLog:
         self.detach()
@@ -88,19 +90,44 @@ class AdjustmentLog:
         if self._table is not None and self._fn in self._table.listeners:
             self._table.listeners.remove(self._fn)
         self._table = None
+        self.close()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
 
     def record(self, pid: str, value: float, t: float | None = None) -> None:
-        """Log one change (called by the parameter table's listeners, control thread)."""
+        """Log one change (called by the parameter table's listeners, control thread).
+
+        Never raises into the caller (a parameter set must not fail because the disk is full):
+        on an I/O error logging stops and ``error`` holds the reason."""
+        if self.error is not None:
+            return
         t = self.clock() if t is None else t
-        path = _ensure_dir() / LOG_NAME
-        with _open_private(path, "a") as f:
-            f.write(json.dumps({"t": round(float(t), 3), "id": pid, "value": float(value)}) + "\n")
+        try:
+            path = _ensure_dir() / LOG_NAME
+            if self._fh is None or not path.exists():  # reopen after `profile forget`
+                self.close()
+                self._fh = _open_private(path, "a")
+            self._fh.write(json.dumps({"t": round(float(t), 3), "id": pid, "value": float(value)}) + "\n")
+            self._fh.flush()
+        except OSError as e:
+            self.error = f"adjustment log disabled: {e}"
+            self.close()
+            return
         prev = self._last.get(pid)
         self._last[pid] = t
         if prev is None or t - prev >= SETTLE_S:
             self._gestures += 1
             if self.auto_learn and self._gestures % AUTO_EVERY == 0:
-                learn()
+                try:
+                    learn()
+                except (OSError, ValueError) as e:
+                    self.error = f"automatic learning failed: {e}"
 
 
 def read_log() -> list[dict]:

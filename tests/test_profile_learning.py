@@ -132,3 +132,25 @@ def test_contexts_file_is_not_listed_or_loadable_as_a_preset():
     assert "contexts" not in [n for n, _ in list_presets()]
     with pytest.raises(PresetError):
         load_preset("contexts")
+
+
+def test_a_log_that_cannot_be_written_never_breaks_a_parameter_set(tmp_path, monkeypatch):
+    """If the data folder is unwritable, sets still succeed and the log reports why it stopped."""
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    chain = Chain(Layout(), 48000, 2, 256)
+    log = U.AdjustmentLog().attach(chain)
+    assert chain.params.set("mix", 0.5) == 0.5
+    assert log.error and "adjustment log disabled" in log.error
+
+
+def test_logging_resumes_into_a_fresh_private_file_after_forget():
+    """forget() while a log is attached: the next set recreates the folder (0700) and file (0600)."""
+    chain = Chain(Layout(), 48000, 2, 256)
+    U.AdjustmentLog().attach(chain)
+    chain.params.set("mix", 0.4)
+    U.forget()
+    chain.params.set("mix", 0.6)
+    assert [e["value"] for e in U.read_log()] == [0.6]
+    assert stat.S_IMODE(os.stat(U.data_dir() / U.LOG_NAME).st_mode) == 0o600
