@@ -88,3 +88,13 @@ def private_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     return tmp_path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_data(tmp_path_factory):
+    """The whole suite writes user data (the adjustment log an OSC server attaches, learned
+    profiles) under a temporary $XDG_DATA_HOME, never into the tester's home."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    mp.undo()

@@ -154,3 +154,24 @@ def test_logging_resumes_into_a_fresh_private_file_after_forget():
     chain.params.set("mix", 0.6)
     assert [e["value"] for e in U.read_log()] == [0.6]
     assert stat.S_IMODE(os.stat(U.data_dir() / U.LOG_NAME).st_mode) == 0o600
+
+
+def test_osc_server_uses_the_real_profile_hooks_describe_context_and_logs_adjustments():
+    """With this branch installed the OSC hooks resolve to the real modules: describe adds the match
+    stage with a delta target, /resculpt/context switches, and the server's adjustment log records sets."""
+    from resculpt.plugin_host import osc
+
+    chain = Chain.from_preset("clean", 48000, 2, 512)
+    srv = osc.OscServer(chain, port=0).start()
+    try:
+        peer = ("127.0.0.1", 9)
+        srv.handle_message("/resculpt/profile/describe", ["more bass, a bit brighter"], peer)
+        assert "match" in chain.layout.spectral
+        srv.handle_message("/resculpt/context", ["call"], peer)
+        assert chain.params.get("match.amount") == pytest.approx(0.8)
+        srv.handle_message("/resculpt/profile/describe", ["more brite"], peer)
+        assert "brite" in (srv.last_error or "")
+        srv.handle_message("/resculpt/mix", [0.5], peer)
+        assert any(e["id"] == "mix" and e["value"] == 0.5 for e in U.read_log())
+    finally:
+        srv.stop()
