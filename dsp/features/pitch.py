@@ -1,7 +1,10 @@
 """Pitch (F0), voicing and harmonic-to-noise ratio: YIN (de Cheveigné & Kawahara 2002).
 
-Per 5 ms hop, on the last ``tau_max + integration`` samples (mono mix; integration 50 ms, so the
-analysis spans ~67 ms at fmin 60 Hz, comparable to pyin's 64 ms frames):
+Per 5 ms hop, on the last ``tau_max + integration`` samples of the mono mix, low-passed (Chebyshev
+I, 8th order, run a hop at a time) and decimated by the largest factor that keeps >= 16 kHz and
+divides the hop (44.1 kHz -> 22.05, 48/96 kHz -> 16 kHz), so the cost and the analysis are about
+the same at every rate; integration 50 ms, so the analysis spans ~67 ms at fmin 60 Hz, comparable
+to pyin's 64 ms frames:
   * difference function d(τ) = E0 + E_τ − 2 r(τ) (cross-correlation by FFT, energies by cumsum),
   * cumulative-mean-normalised d'(τ); the first τ in [sr/fmax, sr/fmin] with d' < ``threshold``
     (then walked down to its local minimum), else the global minimum,
@@ -35,22 +38,56 @@ class Pitch(FrameAnalyzer):
         self.threshold, self.voicing_threshold = float(threshold), float(voicing_threshold)
         self.integration_ms, self.floor_dbfs = float(integration_ms), float(floor_dbfs)
 
+    def _decimation(self, sr: int, hop: int) -> int:
+        """Largest factor D with sr / D >= 16 kHz that divides the hop (YIN runs at sr / D)."""
+        for d in range(max(1, sr // 16000), 0, -1):
+            if hop % d == 0:
+                return d
+        return 1
+
     def window_samples(self, sr: int) -> int:
-        tau_max = int(np.ceil(sr / self.fmin_hz))
-        wi = max(tau_max, int(round(self.integration_ms * 1e-3 * sr)))
-        return wi + tau_max + 2
+        return 0  # the base buffer holds the newest hop; the decimated analysis window is our own
 
     def _setup(self):
-        sr = self.sample_rate
-        self.tau_max = int(np.ceil(sr / self.fmin_hz))
-        self.tau_min = max(2, int(np.floor(sr / self.fmax_hz)))
-        self.wi = self.win_len - self.tau_max - 2
-        self.nfft = _next_pow2(self.win_len + self.wi)
+        from scipy.signal import cheby1
+
+        sr, hop = self.sample_rate, self.hop
+        self.dec = self._decimation(sr, hop)
+        self.rate = sr / self.dec              # analysis rate
+        self._sos = (cheby1(8, 0.05, 0.8 * 0.5 * self.rate, fs=sr, output="sos") if self.dec > 1 else None)
+        self._zi = np.zeros((self._sos.shape[0], 2)) if self._sos is not None else None
+        r = self.rate
+        self.tau_max = int(np.ceil(r / self.fmin_hz))
+        self.tau_min = max(2, int(np.floor(r / self.fmax_hz)))
+        self.wi = max(self.tau_max, int(round(self.integration_ms * 1e-3 * r)))
+        self.ana_len = self.wi + self.tau_max + 2
+        self.hop_dec = hop // self.dec
+        self._x = np.zeros(self.ana_len)
+        self.nfft = _next_pow2(self.ana_len + self.wi)
         self._tau = np.arange(self.tau_max + 2, dtype=np.float64)
         self._floor = self.wi * (10.0 ** (self.floor_dbfs / 10.0)) * 0.5
 
+    def _reset_state(self):
+        self._x.fill(0.0)
+        if self._zi is not None:
+            self._zi.fill(0.0)
+
+    def _push(self) -> np.ndarray:
+        """Low-pass and decimate the newest hop into the analysis window (a hop at a time)."""
+        h = self.mono()
+        if self._sos is not None:
+            from scipy.signal import sosfilt
+
+            h, self._zi = sosfilt(self._sos, h, zi=self._zi)
+            h = h[self.dec - 1 :: self.dec]
+        k = self.hop_dec
+        x = self._x
+        x[:-k] = x[k:]
+        x[-k:] = h
+        return x
+
     def _compute(self, row):
-        x = self.mono()
+        x = self._push()
         wi, tmax, nfft = self.wi, self.tau_max + 2, self.nfft
         row[:] = (np.nan, 0.0, 0.0, np.nan)
         a = x[:wi]
@@ -91,5 +128,5 @@ class Pitch(FrameAnalyzer):
         row[2] = max(0.0, 1.0 - ap)
         row[3] = float(np.clip(10.0 * np.log10(rn / (1.0 - rn)), -20.0, 40.0))
         if ap < self.voicing_threshold and lo < k < hi:
-            row[0] = self.sample_rate / tau
+            row[0] = self.rate / tau
             row[1] = 1.0
