@@ -337,6 +337,10 @@ def _profile(a) -> int:
                               "profile": U.load_user_profile()}, indent=1))
         return 0
     if act == "learn":
+        if a.auto:
+            U.set_auto_learn(a.auto == "on")
+            print(f"automatic learning {a.auto} (stored in {U.data_dir() / U.SETTINGS_NAME})")
+            return 0
         prof = U.learn()
         print(f"learned {len(prof['params'])} parameter preference(s) from {len(U.read_log())} logged "
               f"adjustment(s) -> {U.data_dir() / U.PROFILE_NAME}")
@@ -442,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("args", nargs="*", help="descriptor text, or an audio/profile file")
     pr.add_argument("-o", "--output", help="output profile JSON")
     pr.add_argument("--base", help="describe: apply the descriptors to this clip's fingerprint")
+    pr.add_argument("--auto", choices=["on", "off"], help="learn: switch automatic learning on or off")
     pr.set_defaults(fn=cmd_profile)
 
     return ap

@@ -26,7 +26,9 @@ Update rule (:func:`learn`), per parameter:
      ``learned <- learned + RATE * (preference - learned)`` (first time: the preference).
 The learned EQ/level parameters are also summarised as a delta profile (band offsets of the
 low/high shelf and presence gains, loudness from out.gain_db) so the model and the match-EQ can
-use it. With ``auto_learn`` the log runs :func:`learn` after every ``AUTO_EVERY`` gestures.
+use it. With ``auto_learn`` the log runs :func:`learn` after every ``AUTO_EVERY`` (5) gestures;
+``AdjustmentLog()`` follows the user's setting, ``resculpt profile learn --auto on|off``
+(``settings.json``).
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ def _open_private(path: Path, mode: str):
 class AdjustmentLog:
     """Appends every control-side parameter change of an attached chain to the local log."""
 
-    def __init__(self, auto_learn: bool = False, clock=time.time):
-        self.auto_learn = auto_learn
+    def __init__(self, auto_learn: bool | None = None, clock=time.time):
+        # None: follow the user's setting (`resculpt profile learn --auto on|off`)
+        self.auto_learn = auto_learn_setting() if auto_learn is None else bool(auto_learn)
         self.clock = clock
         self._table = None
         self._fn = None
@@ -128,6 +131,23 @@ class AdjustmentLog:
                     learn()
                 except (OSError, ValueError) as e:
                     self.error = f"automatic learning failed: {e}"
+
+
+SETTINGS_NAME = "settings.json"
+
+
+def auto_learn_setting() -> bool:
+    """The user's choice for automatic learning (default off)."""
+    p = data_dir() / SETTINGS_NAME
+    try:
+        return bool(json.loads(p.read_text(encoding="utf-8")).get("auto_learn", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def set_auto_learn(on: bool) -> None:
+    with _open_private(_ensure_dir() / SETTINGS_NAME, "w") as f:
+        f.write(json.dumps({"auto_learn": bool(on)}) + "\n")
 
 
 def read_log() -> list[dict]:
@@ -224,7 +244,7 @@ def forget() -> list[str]:
     """Delete the log, the learned profile and the folder if empty; returns what was removed."""
     d = data_dir()
     gone = []
-    for name in (LOG_NAME, PROFILE_NAME):
+    for name in (LOG_NAME, PROFILE_NAME, SETTINGS_NAME):
         p = d / name
         if p.exists():
             p.unlink()
