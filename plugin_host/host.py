@@ -426,6 +426,9 @@ class Chain(Processor):
         from resculpt.dsp.match_eq import publish_target
 
         publish_target(self._table, target)
+        pend = self._pending
+        if pend is not None and pend[2] is not self._table:  # a layout swap with a new table is pending
+            publish_target(pend[2], target)
         if amount is not None:
             self._table.set("match.amount", amount)
 
