@@ -80,6 +80,10 @@ class MatchEQ(SpectralStage):
     def __init__(self, table):
         self.table = table
         self._idx = [table.index(p.id) for p in PARAMS]
+        self._idx_arr = np.array(self._idx, dtype=np.intp)
+        self._vnew = np.zeros(len(PARAMS))
+        self._vold = np.zeros(len(PARAMS))
+        self._vchg = np.zeros(len(PARAMS), bool)
         self._own = None       # target set on this stage directly (overrides the table's)
         self._use_own = False
         self._primed = None
@@ -102,8 +106,10 @@ class MatchEQ(SpectralStage):
     def prepare(self, ctx):
         super().prepare(ctx)
         self.bands = BandMap(ctx.sample_rate, ctx.n_fft, N_BANDS)
-        self._ana_t = self.bands.analysis.T.astype(np.float64).copy()   # (n_bins, bands)
-        self._syn_t = self.bands.synthesis.T.astype(np.float64).copy()  # (bands, n_bins)
+        # Per-bin work in float32 (the spectrum's precision: mixed dtypes make numpy allocate cast
+        # buffers), per-band state in float64.
+        self._ana_t = np.ascontiguousarray(self.bands.analysis.T, dtype=np.float32)   # (n_bins, bands)
+        self._syn_t = np.ascontiguousarray(self.bands.synthesis.T, dtype=np.float32)  # (bands, n_bins)
         from .profile import COMPARE_LO_HZ
 
         c = self.bands.centers_hz
@@ -129,16 +135,18 @@ class MatchEQ(SpectralStage):
         w = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(ctx.n_fft) / ctx.n_fft))
         self._norm = 1.0 / float(np.sum(w * w))
         nb = ctx.n_bins
-        self._pow = np.zeros((ctx.channels, nb))
-        self._pm = np.zeros(nb)
+        self._pow = np.zeros((ctx.channels, nb), np.float32)
+        self._im = np.zeros((ctx.channels, nb), np.float32)
+        self._pm = np.zeros(nb, np.float32)
+        self._bp32 = np.zeros(N_BANDS, np.float32)
         self._bp = np.zeros(N_BANDS)
+        self._g32 = np.zeros(N_BANDS, np.float32)
         self._avg = np.zeros(N_BANDS)
         self._cur = np.zeros(N_BANDS)
         self._des = np.zeros(N_BANDS)
         self._gdb = np.zeros(N_BANDS)
         self._coef = np.zeros(N_BANDS)
         self._ok = np.zeros(N_BANDS, bool)
-        self._bin_db = np.zeros(nb)
         self._bin_g = np.zeros(nb, np.float32)
         self._smooth_key = None
         self._cache = None
@@ -155,12 +163,14 @@ class MatchEQ(SpectralStage):
         self._cache = None
 
     def _update(self):
-        v = self.table.value
-        vals = tuple(float(v[i]) for i in self._idx)
-        if vals == self._cache:
+        # change detection without per-frame Python objects (tuples/floats would be kept by freelists)
+        np.take(self.table.value, self._idx_arr, out=self._vnew, mode="clip")
+        np.not_equal(self._vnew, self._vold, out=self._vchg)
+        if self._cache is not None and not self._vchg.any():
             return
-        self._cache = vals
-        amount, att, rel, boost, cut, sb, win = vals
+        np.copyto(self._vold, self._vnew)
+        self._cache = True
+        amount, att, rel, boost, cut, sb, win = (float(x) for x in self._vnew)
         hop_s = self.ctx.hop / self.ctx.sample_rate
         self._amount, self._boost, self._cut = amount, boost, cut
         self._a_att = math.exp(-hop_s / (att * 1e-3))
@@ -179,20 +189,23 @@ class MatchEQ(SpectralStage):
         self._update()
         p = self._pow
         np.multiply(spec.real, spec.real, out=p)
-        p += spec.imag * spec.imag
-        if self.ctx.channels > 1:
-            np.mean(p, axis=0, out=self._pm)
-        else:
-            np.copyto(self._pm, p[0])
-        self._pm *= self._norm
-        np.matmul(self._pm, self._ana_t, out=self._bp)
+        np.multiply(spec.imag, spec.imag, out=self._im)
+        p += self._im
+        np.copyto(self._pm, p[0])
+        for c in range(1, self.ctx.channels):  # linked: mean of the channels (np.mean would allocate)
+            self._pm += p[c]
+        self._pm *= self._norm / self.ctx.channels
+        np.matmul(self._pm, self._ana_t, out=self._bp32)
+        self._bp[:] = self._bp32
         lvl = float(np.dot(self._bp, self._wvalid))
         if lvl > 1e-9:
             ref = float(np.dot(self._avg, self._wvalid))
             if self._n == 0 or lvl > ref * 10 ** (-3.5):
                 self._n += 1
                 a = max(1.0 / self._n, self._alpha)
-                self._avg += a * (self._bp - self._avg)
+                np.subtract(self._bp, self._avg, out=self._tmp)
+                self._tmp *= a
+                self._avg += self._tmp
         t = self._own if self._use_own else getattr(self.table, TARGET_ATTR, None)
         des = self._des
         if t is None or self._n == 0:
@@ -215,7 +228,7 @@ class MatchEQ(SpectralStage):
                     des.fill(0.0)
             if not is_delta:
                 np.matmul(self._deblur, des, out=self._tmp)
-                np.take(self._tmp, self._edge, out=des)
+                np.take(self._tmp, self._edge, out=des, mode="clip")  # mode=raise buffers
             np.clip(des, -self._cut, self._boost, out=des)
             des *= self._amount
             if self._smooth_key:
@@ -227,13 +240,20 @@ class MatchEQ(SpectralStage):
         np.less(des, g, out=self._ok)
         np.copyto(self._coef, self._a_att, where=self._ok)
         des -= g
-        des *= 1.0 - self._coef
+        np.subtract(1.0, self._coef, out=self._coef)
+        des *= self._coef
         g += des
-        np.matmul(g, self._syn_t, out=self._bin_db)
-        self._bin_db *= math.log(10.0) / 20.0
-        np.exp(self._bin_db, out=self._bin_db)
-        np.copyto(self._bin_g, self._bin_db)
-        spec *= self._bin_g
+        np.multiply(g, math.log(10.0) / 20.0, out=self._tmp)
+        self._g32[:] = self._tmp
+        np.matmul(self._g32, self._syn_t, out=self._bin_g)
+        np.exp(self._bin_g, out=self._bin_g)
+        # complex64 *= float32 would allocate a complex cast buffer: scale both parts in place
+        g = self._bin_g
+        for c in range(spec.shape[0]):  # per row: a 2-D broadcast into strided views is buffered
+            row = spec[c]
+            re, im = row.real, row.imag
+            np.multiply(re, g, out=re)
+            np.multiply(im, g, out=im)
 
     def _okw_for(self, env):
         """Per-target constants, computed once when a new target reference is seen (the first frame

@@ -167,3 +167,20 @@ def test_match_eq_removes_at_least_80_percent_of_band_distance_on_held_back_real
             _, info = render_with_target(c, x, sr, Profile(band_env_db=list(long_term_envelope(r[: 10 * sr], sr))), 4096)
             removed.append(1 - info["distance_after_db"] / info["distance_before_db"])
     assert np.median(removed) >= 0.8, removed
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_match_stage_allocates_nothing_per_frame(channels):
+    """tracemalloc over many frames with an absolute target: no net growth and a transient peak within
+    1 KB of an empty section's (the shared STFT's own scratch), i.e. no per-frame arrays."""
+    from _creative_util import _measure_allocation, make_section, signal_for
+
+    from resculpt.dsp.match_eq import publish_target
+
+    sec, table = make_section(["match"], 48000, channels, {"match.smooth_bands": 2})
+    publish_target(table, np.linspace(-20, -60, 32))
+    x = signal_for(48000, channels, seconds=1.0)
+    growth, peak = _measure_allocation(sec, x, 1500, 64)
+    empty, _ = make_section([], 48000, channels, {})
+    _, peak0 = _measure_allocation(empty, x, 1500, 64)
+    assert growth < 4096 and peak - peak0 < 1024, (growth, peak, peak0)
