@@ -164,7 +164,9 @@ class Profile:
                        mfcc=[dec(x, f"mfcc[{i}]") for i, x in enumerate(mf)],
                        stats=dict(d.get("stats", {})), meta=dict(d.get("meta", {})))
         except ProfileError as e:
-            raise ProfileError(f"{where}: {e}") if not str(e).startswith(where) else e from None
+            if str(e).startswith(where):
+                raise
+            raise ProfileError(f"{where}: {e}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
