@@ -38,7 +38,7 @@ def f0_agreement(x, sr):
     p = Pitch()
     p.prepare(sr, 1024, 1)
     win = p.ana_len * p.dec  # analysis span in input samples
-    fl = int(2 ** round(np.log2(0.064 * sr)))  # 64 ms frames (1024 at 16 kHz)
+    fl = int(round(0.064 * sr))  # 64 ms frames at every rate (1024 at 16 kHz)
     f0, vflag, _ = librosa.pyin(x, fmin=60, fmax=1100, sr=sr, frame_length=fl, hop_length=hop, center=True)
     # our frame i ends at (i+1)*hop: centre (i+1)*hop - win/2; pyin frame j centre j*hop
     n = ours.shape[0]

@@ -96,9 +96,13 @@ class MatchEQ(SpectralStage):
         self._use_own = t is not None
 
     def prime(self, env_db) -> None:
-        """Start the long-term input estimate from a known envelope (dB, 32 bands; offline renders)."""
-        e = np.asarray(env_db, dtype=np.float64)
-        self._primed = np.where(np.isfinite(e), 10.0 ** (e / 10.0), 0.0)
+        """Start the long-term input estimate from a known envelope (dB, 32 bands; offline renders);
+        None: start empty again (the default, as in a live stream)."""
+        if env_db is None:
+            self._primed = None
+        else:
+            e = np.asarray(env_db, dtype=np.float64)
+            self._primed = np.where(np.isfinite(e), 10.0 ** (e / 10.0), 0.0)
         if hasattr(self, "_avg"):
             self.reset()
 

@@ -112,7 +112,7 @@ def match_stage(chain):
     return None
 
 
-def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None):
+def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
     """Render ``x`` through ``chain`` (which has a ``match`` stage) toward ``target`` (a Profile).
 
     Offline, the whole file is known: the stage's input estimate is primed with the file's own
@@ -131,7 +131,7 @@ def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progre
     else:
         goal = target.env()
     st = match_stage(chain)
-    st.prime(env_in)
+    st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
     eff = goal.copy()
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     y = x
