@@ -146,16 +146,10 @@ def test_subscribe_streams_meters_spectrum_mask_latency_cpu_and_param_echoes(tmp
         other.close()
 
 
-def test_profile_addresses_answer_not_available_until_a_hook_is_registered(served):
-    """Without the profile module, describe/reference/context answer
-    "profiles not available in this build"; a registered hook is called with (chain, arg)."""
+def test_a_registered_hook_overrides_the_built_in_profile_handler(served):
+    """register_hook("describe", fn) replaces the built-in descriptor handler; fn is called with
+    (chain, text) and its result is acknowledged on /resculpt/profile/applied."""
     chain, feeder, srv, c = served
-    if osc.resolve_hook("describe") is not None:
-        pytest.skip("the profile module is present in this build")
-    c.send("/resculpt/profile/describe", "more bass, clearer highs")
-    assert c.wait_for("/resculpt/error")[0] == osc.PROFILES_UNAVAILABLE
-    c.send("/resculpt/context", "podcast")
-    assert c.wait_for("/resculpt/error")[0] == osc.PROFILES_UNAVAILABLE
     seen = []
 
     def describe(ch, text):
@@ -262,38 +256,3 @@ def test_serve_command_runs_and_answers_ping(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
-
-
-def test_profile_modules_are_picked_up_when_installed(monkeypatch):
-    """When resculpt.plugin_host.contexts and .user_profile exist (the profile branch), /context,
-    /context/list and the adjustment log work through them with no wiring."""
-    import sys
-    import types
-
-    if osc.resolve_hook("context") is not None:
-        pytest.skip("the real profile modules are present; covered by their own tests")
-    calls = []
-    ctx = types.ModuleType("resculpt.plugin_host.contexts")
-    ctx.apply_context = lambda chain, name: calls.append(("context", name))
-    ctx.load_contexts = lambda: {"stream": {}, "call": {}}
-    up = types.ModuleType("resculpt.plugin_host.user_profile")
-
-    class AdjustmentLog:
-        def attach(self, chain):
-            calls.append(("attach", chain.preset_name))
-            return self
-
-        def detach(self):
-            calls.append(("detach",))
-
-    up.AdjustmentLog = AdjustmentLog
-    monkeypatch.setitem(sys.modules, "resculpt.plugin_host.contexts", ctx)
-    monkeypatch.setitem(sys.modules, "resculpt.plugin_host.user_profile", up)
-    with running_server("clean", feed=False) as (chain, feeder, srv):
-        c = Client(srv.port)
-        c.send("/resculpt/context/list")
-        assert c.wait_for("/resculpt/context/list") == ["call", "stream"]
-        c.send("/resculpt/context", "stream")
-        assert c.wait_for("/resculpt/context") == ["stream"]
-        c.close()
-    assert calls == [("attach", "clean"), ("context", "stream"), ("detach",)]
