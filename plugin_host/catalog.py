@@ -20,6 +20,7 @@ import pedalboard as pb
 
 from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
+from resculpt.models.mask import stage as mask_stage
 
 # Global parameters, applied by the host around the engine.
 GLOBAL_PARAMS = (
@@ -187,6 +188,9 @@ register(SectionSlot("spectral", "spectral section: delta listen (hear only what
 
 register(SpectralSlot("match", "profile-matching EQ: moves the band envelope toward a target profile "
                       "(Chain.set_target)", match_eq.PARAMS, match_eq.MatchEQ))
+# The learned mask (models/mask); registered last so the catalog order stays the append-only DAW order.
+register(SpectralSlot("mask", "adaptive spectral mask (learned denoise/enhance, ONNX, causal, no look-ahead)",
+                      mask_stage.PARAMS, mask_stage.MaskStage))
 
 
 def all_param_specs() -> list[ParamSpec]:

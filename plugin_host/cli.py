@@ -360,6 +360,15 @@ def _profile(a) -> int:
     return _die(f"unknown profile action {act!r}", 2)
 
 
+# -- train -----------------------------------------------------------------------------------------
+def cmd_train(a) -> int:
+    if a.model == "mask":
+        from resculpt.models.mask import train as mask_train  # torch: training extra only
+
+        return mask_train.main(a.rest)
+    return _die(f"unknown model {a.model!r}", 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="resculpt", description="Real-time audio effect with learned spectral stages.")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
@@ -448,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--base", help="describe: apply the descriptors to this clip's fingerprint")
     pr.add_argument("--auto", choices=["on", "off"], help="learn: switch automatic learning on or off")
     pr.set_defaults(fn=cmd_profile)
+
+    t = sub.add_parser("train", help="train a learned stage (needs the [train] extra: torch)",
+                       description="resculpt train mask [--out DIR] [--steps N] [--smoke] ...; "
+                                   "`resculpt train mask --help` lists the options")
+    t.add_argument("model", choices=["mask"])
+    t.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer")
+    t.set_defaults(fn=cmd_train)
 
     return ap
 

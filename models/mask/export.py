@@ -1,0 +1,166 @@
+"""Export a MaskNet checkpoint to the streaming ONNX bundle the stage loads.
+
+    python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt.pt --out models/weights/mask
+
+Writes ``model.onnx`` (one frame per call; inputs feat (1, 1, 24) dB, cond (1, 2), cache1, cache2,
+cache3, hidden; outputs gains (1, 1, 24) and ``<state>_out``), ``config.json`` (version, sha256, frame/
+hop/look-ahead, band layout, feature definition, state shapes, training summary) and ``golden.npz``
+(reference features -> gains from torch). Asserts before writing the config that
+(a) torch streaming (``step``) == torch whole-sequence (``forward``) and (b) onnxruntime == torch on
+every streaming frame of real-looking features, both within 1e-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from resculpt.dsp.bands import BandMap
+from resculpt.models.mask import common as C
+from resculpt.models.mask.net import MaskNet, n_params
+
+STATE = ("cache1", "cache2", "cache3", "hidden")
+
+
+class _Step(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, feat, cond, cache1, cache2, cache3, hidden):
+        return self.net.step(feat, cond, cache1, cache2, cache3, hidden)
+
+
+def load_net(ckpt: Path) -> tuple[MaskNet, dict]:
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    net = MaskNet(**ck["net_kwargs"])
+    net.load_state_dict(ck["net"])
+    net.eval()
+    return net, ck
+
+
+def reference_features(T: int = 400, seed: int = 7) -> np.ndarray:
+    """Band features of a deterministic speech-like test signal (harmonics + noise bursts), 16 kHz, 20 ms."""
+    rng = np.random.default_rng(seed)
+    sr, hop, n_fft = 16000, 80, 320
+    n = T * hop
+    t = np.arange(n) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    ph = 2 * np.pi * np.cumsum(f0) / sr
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    x = 0.05 * env * sum(np.sin(h * ph) / h for h in range(1, 30)) + 0.01 * rng.standard_normal(n)
+    w = C.sqrt_hann(n_fft)
+    xp = np.concatenate([np.zeros(n_fft - hop), x])
+    frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop][:T] * w
+    p = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 * C.psd_scale(sr, w)
+    band = p @ BandMap(sr, n_fft, C.N_BANDS).analysis.T
+    return (10 * np.log10(band[:, : C.N_LEARNED] + C.EPS)).astype(np.float32)
+
+
+def torch_stream(net, feat, cond):
+    st = net.init_state(1)
+    out = []
+    with torch.no_grad():
+        for t in range(feat.shape[0]):
+            g, *st = net.step(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(cond).view(1, 2), *st)
+            out.append(g[0, 0].numpy())
+    return np.stack(out)
+
+
+def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) -> dict:
+    from .stage import _sha256, load_bundle, make_session
+
+    net, ck = load_net(ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_p = out / "model.onnx"
+    shapes = net.state_shapes(1)
+    args = (torch.zeros(1, 1, net.n_bands), torch.tensor([[0.0, 1.0]]), *[torch.zeros(s) for s in shapes.values()])
+    in_names = ["feat", "cond", *STATE]
+    out_names = ["gains", *[s + "_out" for s in STATE]]
+    tmp = out / "model.onnx.tmp"
+    torch.onnx.export(_Step(net), args, str(tmp), input_names=in_names, output_names=out_names,
+                      opset_version=opset, dynamo=False)
+    tmp.replace(onnx_p)
+
+    feat = reference_features()
+    max_err = {}
+    for cond in (np.array([0.0, 1.0], np.float32), np.array([1.0, 0.75], np.float32)):
+        ref_stream = torch_stream(net, feat, cond)
+        with torch.no_grad():
+            ref_full = net(torch.tensor(feat)[None], torch.tensor(cond)[None])[0].numpy()
+        e_sf = float(np.max(np.abs(ref_stream - ref_full)))
+        assert e_sf < 1e-5, f"torch streaming != torch whole-sequence ({e_sf:.3g})"
+        sess = make_session(onnx_p)
+        st = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
+        got = []
+        for t in range(feat.shape[0]):
+            r = sess.run(out_names, {"feat": feat[t].reshape(1, 1, -1), "cond": cond.reshape(1, 2), **st})
+            got.append(r[0][0, 0])
+            st = dict(zip(STATE, r[1:]))
+        e_ort = float(np.max(np.abs(np.stack(got) - ref_stream)))
+        assert e_ort < 1e-5, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
+        max_err[f"cond={cond.tolist()}"] = {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort}
+    gold_cond = np.array([0.0, 1.0], np.float32)
+    gT = 64
+    np.savez(out / "golden.npz", feat=feat[:gT], cond=gold_cond, gains=torch_stream(net, feat[:gT], gold_cond))
+    from resculpt.dsp.bands import erb_band_edges
+
+    cfg = {
+        "version": C.CONFIG_VERSION,
+        "name": "resculpt-mask",
+        "sha256": _sha256(onnx_p),
+        "onnx_opset": opset,
+        "params": n_params(net),
+        "onnx_bytes": onnx_p.stat().st_size,
+        "sample_rate_independent": {
+            "statement": "the model sees band features and emits band gains; bands are defined in Hz and the "
+                         "feature is a power spectral density per Hz, so one model serves 16-96 kHz",
+            "trained_at_hz": 16000,
+            "runs_at_hz": [16000, 22050, 44100, 48000, 96000],
+        },
+        "frame": {"hop_ms": C.HOP_MS, "frames_per_s": 1000.0 / C.HOP_MS, "window_ms": [10.0, 20.0],
+                  "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
+        "lookahead_frames": 0,
+        "algorithmic_latency_ms": {"low-latency": 10.0, "default": 20.0,
+                                   "note": "STFT window minus one sample; the model adds no look-ahead"},
+        "n_bands": C.N_BANDS,
+        "n_learned": C.N_LEARNED,
+        "band_edges_hz": [round(float(e), 2) for e in erb_band_edges(C.N_BANDS)],
+        "band_layout": "ERB (Glasberg & Moore) 0-24 kHz, 32 bands, resculpt.dsp.bands.BandMap; bands 0..23 "
+                       "learned, bands 24..31 noise-floor rule in the stage",
+        "eps": C.EPS,
+        "feature": "10*log10(BandMap.analysis @ (|X|^2 / (fs * sum(w_a^2))) + eps), bands 0..23",
+        "cond": ["enhance (0 denoise, 1 enhance)", "strength 0..1 (1 - 10^(-reduction_db/20) in the stage)"],
+        "state_inputs": list(STATE),
+        "state_shapes": {k: list(v) for k, v in shapes.items()},
+        "inputs": {"feat": [1, 1, C.N_LEARNED], "cond": [1, 2]},
+        "outputs": {"gains": [1, 1, C.N_LEARNED]},
+        "export_check": max_err,
+        "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s")},
+    }
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    load_bundle(out)  # the loader's own checks (sha256, version, golden) pass on what we wrote
+    return cfg
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m resculpt.models.mask.export")
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "weights" / "mask"))
+    ap.add_argument("--summary", help="training summary.json to embed (default: next to the checkpoint)")
+    a = ap.parse_args(argv)
+    sp = Path(a.summary) if a.summary else Path(a.ckpt).parent / "summary.json"
+    summary = json.loads(sp.read_text()) if sp.is_file() else None
+    cfg = export(Path(a.ckpt), Path(a.out), summary)
+    print(json.dumps({k: cfg[k] for k in ("sha256", "params", "onnx_bytes", "export_check")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

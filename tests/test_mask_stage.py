@@ -1,0 +1,301 @@
+"""The adaptive spectral-mask stage: streaming, reset, robustness, rates, channels, params, bundle checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from resculpt.dsp.params import ParamTable
+from resculpt.dsp.stft import StreamingSTFT
+from resculpt.models.mask import common as C
+from resculpt.models.mask.stage import BUNDLE_DIR, PARAMS, BundleError, MaskStage, load_bundle
+from resculpt.plugin_host import catalog
+from resculpt.plugin_host.host import Chain
+
+RATES = (16000, 22050, 44100, 48000, 96000)
+BLOCKS = (1, 63, 64, 65, 512, 8193, "random")
+
+
+def _signal(sr, n, ch=1, seed=0):
+    """Speech-like test signal: a gliding harmonic tone with syllable envelope plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    f0 = 150 + 40 * np.sin(2 * np.pi * 0.8 * t)
+    ph = 2 * np.pi * np.cumsum(f0) / sr
+    env = (np.sin(2 * np.pi * 3 * t) > 0).astype(float)
+    v = sum(np.sin(h * ph) / h for h in range(1, 25)) * env * 0.1
+    x = np.stack([v + 0.02 * rng.standard_normal(n) for _ in range(ch)])
+    return x.astype(np.float32)
+
+
+def _table(**params):
+    t = ParamTable(catalog.all_param_specs())
+    if params:
+        t.set_many(params)
+    t.snap()
+    return t
+
+
+def _section(sr, ch=1, cfg="low-latency", linked=True, max_block=8193, **params):
+    st = MaskStage(_table(**params))
+    s = StreamingSTFT(cfg, [st], linked=linked)
+    s.prepare(sr, max_block, ch)
+    return s, st
+
+
+def _stream(proc, x, sizes, seed=0):
+    out = x.copy()
+    rng = np.random.default_rng(seed)
+    i, k, n = 0, 0, x.shape[1]
+    while i < n:
+        s = sizes[k % len(sizes)]
+        k += 1
+        if s == "random":
+            s = int(rng.integers(0, 3001))
+        s = min(s, n - i, proc.max_block)
+        proc.process(out[:, i : i + s])
+        i += s
+    return out
+
+
+def test_mask_slot_registers_exact_param_ids():
+    """The catalog has a spectral slot "mask" whose params are exactly the documented ids, mode a choice."""
+    s = catalog.slot("mask")
+    assert s.kind == "spectral"
+    ids = [p.id for p in s.params]
+    assert ids == ["mask.reduction_db", "mask.mix", "mask.attack_ms", "mask.release_ms", "mask.low_hz",
+                   "mask.high_hz", "mask.mode"]
+    mode = s.params[-1]
+    assert mode.scale == "choice" and mode.choices == ("denoise", "enhance", "creative")
+    red = s.params[0]
+    assert (red.min, red.max) == (0.0, 60.0)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_streaming_equals_offline_for_block_size(block):
+    """Any block partition (1, 63, 64, 65, 512, 8193, random incl. 0) gives bit-identical output to
+    one whole-signal call (mask stage in the shared STFT, 48 kHz)."""
+    sr = 48000
+    x = _signal(sr, sr // 2)
+    ref, _ = _section(sr)
+    y_ref = x.copy()
+    ref.process(y_ref)
+    s, _ = _section(sr)
+    y = _stream(s, x, [block])
+    np.testing.assert_array_equal(y, y_ref)
+    assert np.abs(y_ref).max() > 1e-3  # the comparison is on real output, not silence
+
+
+def test_reset_then_rerun_is_identical():
+    """After reset() (STFT + model state + smoothers + noise floor), the same input gives the same output."""
+    sr = 44100
+    x = _signal(sr, sr // 2)
+    s, _ = _section(sr, cfg="default")
+    a = x.copy()
+    s.process(a)
+    s.reset()
+    b = x.copy()
+    s.process(b)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_zero_length_block_is_a_no_op():
+    """A zero-length block changes nothing: output and later output are as without it."""
+    sr = 48000
+    x = _signal(sr, 4800)
+    s1, _ = _section(sr)
+    y1 = _stream(s1, x, [480])
+    s2, _ = _section(sr)
+    y2 = x.copy()
+    for i in range(0, x.shape[1], 480):
+        s2.process(y2[:, i:i])
+        s2.process(y2[:, i : i + 480])
+    np.testing.assert_array_equal(y1, y2)
+
+
+def test_nan_and_inf_input_keep_output_finite_and_recover():
+    """NaN/Inf samples give finite output; once they leave the window the stage processes normally
+    (model state was not poisoned)."""
+    sr = 48000
+    x = _signal(sr, sr)
+    bad = x.copy()
+    bad[0, 1000] = np.nan
+    bad[0, 2000] = np.inf
+    bad[0, 3000] = -np.inf
+    s, _ = _section(sr)
+    y = bad.copy()
+    s.process(y)
+    assert np.all(np.isfinite(y))
+    assert np.abs(y[0, sr // 2 :]).max() > 1e-3
+    for v in s.stages[0]._state:
+        assert all(np.all(np.isfinite(a)) for a in v.values())
+
+
+@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("cfg", ["default", "low-latency"])
+def test_chain_runs_at_every_rate_mono_and_stereo(sr, channels, cfg):
+    """In the chain at 16/22.05/44.1/48/96 kHz, mono and stereo, both windows: finite output, latency =
+    STFT window - 1 sample (no look-ahead), and the mask attenuates noise-only input."""
+    ch = Chain({"spectral": ["mask"], "stft": cfg}, sample_rate=sr, channels=channels, max_block=2048,
+               params={"mask.reduction_db": 40.0})
+    n_fft = ch.engine.section.n_fft
+    assert ch.latency_samples == n_fft - 1
+    noise = (np.random.default_rng(1).standard_normal((channels, sr)) * 0.03).astype(np.float32)
+    y = ch(noise)
+    assert y.shape == noise.shape and np.all(np.isfinite(y))
+    assert np.sqrt(np.mean(y[:, sr // 2 :] ** 2)) < np.sqrt(np.mean(noise[:, sr // 2 :] ** 2))
+
+
+def test_linked_stereo_applies_one_gain_and_unlinked_matches_mono_per_channel():
+    """Linked: identical L/R stay identical. Unlinked: each channel equals its own mono run."""
+    sr = 48000
+    a = _signal(sr, sr // 2, seed=1)
+    b = _signal(sr, sr // 2, seed=2) * 0.3
+    s, _ = _section(sr, ch=2, linked=True)
+    y = np.concatenate([a, a]).copy()
+    s.process(y)
+    np.testing.assert_array_equal(y[0], y[1])
+    s, _ = _section(sr, ch=2, linked=False)
+    y = np.concatenate([a, b]).copy()
+    s.process(y)
+    for k, sig in enumerate((a, b)):
+        m, _ = _section(sr, ch=1)
+        z = sig.copy()
+        m.process(z)
+        np.testing.assert_allclose(y[k], z[0], atol=1e-6)
+
+
+def _identity_out(sr, x, cfg="low-latency"):
+    s = StreamingSTFT(cfg, [])
+    s.prepare(sr, 8193, x.shape[0])
+    y = x.copy()
+    s.process(y)
+    return y
+
+
+@pytest.mark.parametrize("params", [{"mask.reduction_db": 0.0}, {"mask.mix": 0.0}])
+def test_zero_reduction_or_zero_mix_is_identity(params):
+    """reduction_db = 0 floors every gain at 1, mix = 0 blends fully to 1: output == the bare STFT."""
+    sr = 48000
+    x = _signal(sr, sr // 2)
+    s, _ = _section(sr, **params)
+    y = x.copy()
+    s.process(y)
+    np.testing.assert_allclose(y, _identity_out(sr, x), atol=1e-6)
+
+
+def _frames(sr, n_fft, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, 1, n_fft // 2 + 1)) + 1j * rng.standard_normal((n, 1, n_fft // 2 + 1))).astype(
+        np.complex64) * 0.01
+
+
+def _run_frames(sr, **params):
+    s, st = _section(sr, cfg="default", **params)
+    out = []
+    for f in _frames(sr, s.n_fft):
+        g = f.copy()
+        st.process_frame(g)
+        out.append((f, g))
+    return st, out
+
+
+def test_reduction_db_floors_the_gain():
+    """Every bin gain is >= 10^(-reduction/20) (noise input, 12 dB limit)."""
+    st, out = _run_frames(48000, **{"mask.reduction_db": 12.0})
+    for f, g in out:
+        assert np.all(np.abs(g) >= np.abs(f) * (10 ** (-12 / 20) - 1e-5))
+
+
+def test_low_and_high_hz_restrict_where_the_mask_acts():
+    """Bins below low_hz and above high_hz pass unchanged; inside the range the mask attenuates noise."""
+    st, out = _run_frames(48000, **{"mask.low_hz": 500.0, "mask.high_hz": 4000.0, "mask.reduction_db": 40.0})
+    f_hz = st.ctx.freqs_hz
+    outside = (f_hz < 500.0) | (f_hz > 4000.0)
+    for f, g in out:
+        np.testing.assert_array_equal(g[:, outside], f[:, outside])
+    f, g = out[-1]
+    assert np.abs(g[:, ~outside]).sum() < 0.9 * np.abs(f[:, ~outside]).sum()
+
+
+def test_creative_mode_is_the_inverted_denoise_mask():
+    """With instant attack/release and a 60 dB floor, creative band gains = max(1 - denoise gain, floor)."""
+    fast = {"mask.attack_ms": 0.5, "mask.release_ms": 5.0, "mask.reduction_db": 60.0}
+    sd, _ = _run_frames(48000, **fast)
+    sc, _ = _run_frames(48000, **fast, **{"mask.mode": "creative"})
+    # Same input frames and conditioning, so the raw model gains are equal; the stage stores the floored
+    # gain of the last frame in _g: denoise max(g, floor), creative max(1 - g, floor).
+    floor = 10 ** (-60 / 20)
+    np.testing.assert_allclose(sc._g, np.maximum(1.0 - sd._g, floor), atol=1.01 * floor)
+    assert not np.allclose(sc._g, sd._g, atol=1e-2)
+
+
+def test_attack_and_release_smooth_the_gain_over_time():
+    """A slow release (2 s) keeps the smoothed gain near 1 on noise where a fast one has closed."""
+    s_fast, _ = _run_frames(48000, **{"mask.release_ms": 5.0, "mask.reduction_db": 60.0})
+    s_slow, _ = _run_frames(48000, **{"mask.release_ms": 2000.0, "mask.reduction_db": 60.0})
+    assert s_slow._gs[:, : C.N_LEARNED].mean() > s_fast._gs[:, : C.N_LEARNED].mean() + 0.05
+
+
+# -- bundle checks -------------------------------------------------------------------------------
+def _copy_bundle(tmp_path):
+    d = tmp_path / "bundle"
+    shutil.copytree(BUNDLE_DIR, d)
+    return d
+
+
+def test_shipped_bundle_verifies_sha256_version_and_golden():
+    """The committed bundle loads: sha256 matches config.json, version is current, golden I/O reproduces."""
+    b = load_bundle(BUNDLE_DIR)
+    cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
+    assert cfg["version"] == C.CONFIG_VERSION and cfg["lookahead_frames"] == 0
+    assert (BUNDLE_DIR / "model.onnx").stat().st_size < 1_100_000
+    assert b.state_names == ["cache1", "cache2", "cache3", "hidden"]
+
+
+def test_bundle_with_tampered_model_is_rejected(tmp_path):
+    """One flipped byte in model.onnx: BundleError naming sha256."""
+    d = _copy_bundle(tmp_path)
+    raw = bytearray((d / "model.onnx").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (d / "model.onnx").write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(d)
+
+
+def test_bundle_with_other_config_version_is_rejected(tmp_path):
+    """config.json of another version: BundleError naming the version."""
+    d = _copy_bundle(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["version"] = C.CONFIG_VERSION + 1
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="version"):
+        load_bundle(d)
+
+
+def test_bundle_whose_golden_output_differs_is_rejected(tmp_path):
+    """golden.npz that the model does not reproduce: BundleError naming golden."""
+    d = _copy_bundle(tmp_path)
+    g = dict(np.load(d / "golden.npz"))
+    g["gains"] = g["gains"] * 0.5
+    np.savez(d / "golden.npz", **g)
+    with pytest.raises(BundleError, match="golden"):
+        load_bundle(d)
+
+
+def test_missing_bundle_file_is_a_clear_error(tmp_path):
+    """A bundle folder without model.onnx: BundleError naming the missing file."""
+    d = _copy_bundle(tmp_path)
+    (d / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="model.onnx"):
+        load_bundle(d)
+
+
+def test_params_have_documented_ranges():
+    """reduction 0-60 dB, mix 0-1, attack/release in ms, low/high in Hz."""
+    d = {p.id: p for p in PARAMS}
+    assert d["mask.mix"].max == 1.0 and d["mask.attack_ms"].unit == "ms" and d["mask.low_hz"].unit == "Hz"
