@@ -130,8 +130,8 @@ def test_nan_and_inf_input_keep_output_finite_and_recover():
     s.process(y)
     assert np.all(np.isfinite(y))
     assert np.abs(y[0, sr // 2 :]).max() > 1e-3
-    for v in s.stages[0]._state:
-        assert all(np.all(np.isfinite(a)) for a in v.values())
+    for feed in s.stages[0]._feeds:
+        assert all(np.all(np.isfinite(a)) for a in feed.values())
 
 
 @pytest.mark.parametrize("sr", RATES)

@@ -192,7 +192,9 @@ class MaskStage(SpectralStage):
         self._feat = np.zeros((1, 1, C.N_LEARNED), np.float32)
         self._cond = np.zeros((1, 2), np.float32)
         self._state0 = {k: np.zeros(s, np.float32) for k, s in self.bundle.state_shapes.items()}
-        self._state = [{k: v.copy() for k, v in self._state0.items()} for _ in range(rows)]
+        # One input dict per analysed row: feat (own buffer), cond (shared), state (rebound every frame).
+        self._feeds = [{"feat": np.zeros((1, 1, C.N_LEARNED), np.float32), "cond": self._cond, **self._state0}
+                       for _ in range(rows)]
         self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)
         self._hf = slice(C.N_LEARNED, C.N_BANDS)
         self._cache = None
@@ -203,9 +205,8 @@ class MaskStage(SpectralStage):
         self._g.fill(1.0)
         self._nf.fill(0.0)
         self._nf_init.fill(False)
-        for st in self._state:
-            for k, v in st.items():
-                v[...] = self._state0[k]
+        for feed in self._feeds:
+            feed.update(self._state0)  # zero state arrays are never written in place
         self._cache = None
 
     def _update(self):
@@ -247,14 +248,14 @@ class MaskStage(SpectralStage):
         self._band += C.EPS
         np.log10(self._band, out=self._db)
         self._db *= 10.0
-        sess, names = self.session, self.bundle.out_names
+        sess, names, snames = self.session, self.bundle.out_names, self.bundle.state_names
         for r in range(self.rows):
-            self._feat[0, 0] = self._db[r, : C.N_LEARNED]
-            st = self._state[r]
-            out = sess.run(names, {"feat": self._feat, "cond": self._cond, **st})
+            feed = self._feeds[r]
+            feed["feat"][0, 0] = self._db[r, : C.N_LEARNED]
+            out = sess.run(names, feed)
             self._g[r, : C.N_LEARNED] = out[0][0, 0]
-            for k, v in zip(self.bundle.state_names, out[1:]):
-                st[k][...] = v
+            for k, v in zip(snames, out[1:]):  # onnxruntime returns fresh arrays: rebind, no copy
+                feed[k] = v
         self._hf_rule()
         g = self._g
         if self._mode == 2:  # creative: inverted mask
