@@ -76,4 +76,11 @@ ORDER = (
     "match.max_cut_db",
     "match.smooth_bands",
     "match.window_s",
+    "mask.reduction_db",
+    "mask.mix",
+    "mask.attack_ms",
+    "mask.release_ms",
+    "mask.low_hz",
+    "mask.high_hz",
+    "mask.mode",
 )
