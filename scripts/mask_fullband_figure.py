@@ -7,18 +7,25 @@ mode, and a noisy 48 kHz speech mixture for contrast). Needs matplotlib (in .ven
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from test_mask_fullband import DRUMS, MUSIC, SPEECH, band_db  # noqa: E402
-
 from resculpt.models import data as D  # noqa: E402
 from resculpt.plugin_host.host import Chain  # noqa: E402
+
+
+# The same recordings as tests/test_mask_fullband.py.
+MUSIC = "music/librosa_data/Karissa_Hobbs_-_Lets_Go_Fishin.flac"
+DRUMS = "music/mirdata_test_excerpts/jtd__trio_drums.flac"
+SPEECH = "speech/freesound_misc/davidbain/xmas_136777.flac"
+
+
+def band_db(x, sr, lo, hi):
+    p = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(x.size, 1 / sr)
+    return float(10 * np.log10(p[(f >= lo) & (f < hi)].sum() + 1e-20))
 
 
 def ltas(x, sr, n=4096):
