@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-from resculpt.models import data as D  # noqa: E402
-from resculpt.plugin_host.host import Chain  # noqa: E402
-
+from resculpt.models import data as D
+from resculpt.plugin_host.host import Chain
 
 # The same recordings as tests/test_mask_fullband.py.
 MUSIC = "music/librosa_data/Karissa_Hobbs_-_Lets_Go_Fishin.flac"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from resculpt.models import data as D
 from resculpt.plugin_host.host import Chain
 

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from resculpt.dsp.params import ParamTable
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.models.mask import common as C
@@ -206,7 +205,7 @@ def _run_frames(sr, **params):
 
 def test_reduction_db_floors_the_gain():
     """Every bin gain is >= 10^(-reduction/20) (noise input, 12 dB limit)."""
-    st, out = _run_frames(48000, **{"mask.reduction_db": 12.0})
+    _, out = _run_frames(48000, **{"mask.reduction_db": 12.0})
     for f, g in out:
         assert np.all(np.abs(g) >= np.abs(f) * (10 ** (-12 / 20) - 1e-5))
 

@@ -13,14 +13,12 @@ every streaming frame of real-looking features, both within 1e-5.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
 from resculpt.dsp.bands import BandMap
 from resculpt.models.mask import common as C
 from resculpt.models.mask.net import MaskNet, n_params

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import fftconvolve, sosfilt
-
 from resculpt.models import data as D
+from scipy.signal import fftconvolve, sosfilt
 
 SR = 16000
 

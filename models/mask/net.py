@@ -24,8 +24,8 @@ from masked ones.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 N_LEARNED_BANDS = 24  # ERB bands 0..23 of the 32-band 0-24 kHz map lie below 7.33 kHz (speech data is 16 kHz)
 

@@ -33,7 +33,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from resculpt.dsp.bands import BandMap
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.stft import SpectralStage

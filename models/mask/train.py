@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from resculpt.dsp.bands import BandMap
 from resculpt.models.mask import common as C
 from resculpt.models.mask import mixing as M
