@@ -82,7 +82,8 @@ def goals() -> str:
         out.append(f"| RTF below RNNoise's (same run, 48 kHz, 1 thread) | - | {a:.4f} | {b:.4f} | {b - a:+.4f} | "
                    f"{'yes' if a < b else 'no'} |")
     out += ["", "RTF on this shared machine moves by several per cent from run to run (other jobs); an earlier run of the",
-            "same script with the same model measured 0.0383 (ours) vs 0.0393 (RNNoise), so read the RTF margin as",
+            "same script with the same model (benchmarks/results/denoise.md at commit ec4bf4d) measured 0.0383 (ours)",
+            "vs 0.0393 (RNNoise), so read the RTF margin as",
             "'about equal, slightly below', not as a firm lead."]
     return "\n".join(out)
 
