@@ -465,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer")
     t.set_defaults(fn=cmd_train)
 
+    from .live_cli import add_live_parser  # live + devices (imports nothing heavy)
+
+    add_live_parser(sub)
+
     return ap
 
 
