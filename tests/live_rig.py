@@ -85,18 +85,23 @@ class Rig:
         self.n = self.sig.shape[1]
         self.rec = np.zeros((2, record_len), np.float32)
         self.armed = False
+        self.done = False
         self.pos = 0
         self.f_play = None
-        self.xrun_frames: list[int] = []
+        self.xruns_armed = 0  # xrun notifications (any client of the server) while the signal plays
         self.player = jack.Client("rsx_player", no_start_server=True, servername=server)
         self.recorder = jack.Client("rsx_rec", no_start_server=True, servername=server)
         self.pout = [self.player.outports.register(f"out_{k}") for k in (1, 2)]
         self.rin = [self.recorder.inports.register(f"in_{k}") for k in (1, 2)]
         self.player.set_process_callback(self._play)
         self.recorder.set_process_callback(self._record)
-        self.recorder.set_xrun_callback(lambda d: self.xrun_frames.append(self.recorder.frame_time))
+        self.recorder.set_xrun_callback(self._xrun)
         self.player.activate()
         self.recorder.activate()
+
+    def _xrun(self, delay):
+        if self.armed and not self.done:
+            self.xruns_armed += 1
 
     @property
     def sources(self):
@@ -138,14 +143,14 @@ class Rig:
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
             if self.f_play is not None and (self.recorder.frame_time - self.f_play) & 0xFFFFFFFF > self.n + tail + 256:
+                time.sleep(0.3)  # xrun notifications arrive on another thread, a little later
+                self.done = True
                 return
             time.sleep(min(0.05, need))
         raise TimeoutError("the JACK cycle did not advance (server stalled?)")
 
     def xruns_after_play(self) -> int:
-        if self.f_play is None:
-            return 0
-        return sum(1 for f in self.xrun_frames if ((f - self.f_play) & 0xFFFFFFFF) < 1 << 31)
+        return self.xruns_armed
 
     def close(self) -> None:
         for c in (self.player, self.recorder):
