@@ -662,8 +662,10 @@ class PortAudioBackend:
             sd.check_input_settings(device=di, channels=self.cin, dtype="float32", samplerate=self.want_rate)
             sd.check_output_settings(device=do, channels=self.cout, dtype="float32", samplerate=self.want_rate)
         except Exception as e:
+            rates = sorted({int(devs[di]["default_samplerate"]), int(devs[do]["default_samplerate"])})
             raise LiveError(f"unsupported rate: {self.names[0]!r}/{self.names[1]!r} cannot run at "
-                            f"{self.want_rate} Hz ({e}); try --rate 48000 or 44100") from None
+                            f"{self.want_rate} Hz ({e}); the devices' default rate: "
+                            f"{' / '.join(f'{r} Hz' for r in rates)}") from None
         self.sample_rate, self.block = self.want_rate, self.want_block
         return self.sample_rate, self.block
 

@@ -180,3 +180,71 @@ def first_match_error(y: np.ndarray, ref: np.ndarray, tol: float) -> tuple[float
     e = np.abs(y - ref).max(axis=0)
     bad = np.flatnonzero(e > tol)
     return float(e.max()) if e.size else 0.0, int(bad[0]) if bad.size else -1
+
+
+class RigProcess:
+    """The same Rig in a child process, so its JACK callbacks do not share a GIL with an in-process
+    LiveEngine. Protocol on its stdin/stdout: 'ready' -> (parent connects) 'arm' -> 'mark' when the
+    player passed ``mark`` samples -> 'done' once recorded; results in an .npz file."""
+
+    def __init__(self, server: str, signal_: np.ndarray, record_len: int, workdir, mark: int = 0):
+        import sys
+
+        self.sig_path = str(workdir / "rig_in.npy")
+        self.out_path = str(workdir / "rig_out.npz")
+        np.save(self.sig_path, signal_)
+        self.proc = subprocess.Popen([sys.executable, __file__, server, self.sig_path, self.out_path,
+                                      str(record_len), str(mark)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self._expect("ready")
+        self.sources = ["rsx_player:out_1", "rsx_player:out_2"]
+        self.sinks = ["rsx_rec:in_1", "rsx_rec:in_2"]
+
+    def _expect(self, word: str, timeout: float = 60.0):
+        line = self.proc.stdout.readline().strip()
+        if line != word:
+            raise RuntimeError(f"rig process said {line!r}, expected {word!r}")
+
+    def arm(self):
+        self.proc.stdin.write("arm\n")
+        self.proc.stdin.flush()
+
+    def wait_mark(self):
+        self._expect("mark")
+
+    def wait_done(self) -> dict:
+        self._expect("done")
+        self.proc.wait(10)
+        r = np.load(self.out_path)
+        return {"rec": r["rec"], "f_play": int(r["f_play"]), "xruns": int(r["xruns"])}
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _rig_main(argv):
+    server, sig_path, out_path, record_len, mark = argv[0], argv[1], argv[2], int(argv[3]), int(argv[4])
+    rig = Rig(server, np.load(sig_path), record_len)
+    import sys
+
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "arm":
+        return 1
+    rig.armed = True
+    if mark:
+        while rig.pos < mark:
+            time.sleep(0.002)
+        print("mark", flush=True)
+    rig.play_and_wait(record_len - rig.n - 4 * 256, rig.player.samplerate)
+    np.savez(out_path, rec=rig.rec, f_play=rig.f_play, xruns=rig.xruns_after_play())
+    rig.close()
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_rig_main(sys.argv[1:]))

@@ -19,7 +19,7 @@ import pytest
 
 from resculpt.plugin_host.host import Chain
 
-from live_rig import JACKD, JackServer, Rig, first_match_error, speech_48k
+from live_rig import JACKD, JackServer, Rig, RigProcess, first_match_error, speech_48k
 
 pytestmark = [pytest.mark.live]
 if JACKD is None:
@@ -247,3 +247,103 @@ def test_devices_lists_jack_ports_of_the_running_server(jack_server):
     assert "48000 Hz, 256-sample periods" in r.stdout
     assert "source system:capture_1 physical  latency 256" in r.stdout
     assert "sink   system:playback_2 physical  latency 512" in r.stdout
+
+
+def _osc_server_class():
+    try:
+        from resculpt.plugin_host.osc import OscServer
+    except ImportError:
+        return None
+    return OscServer
+
+
+def test_live_parameter_change_mid_stream_takes_effect(jack_server, tmp_path):
+    """A parameter changed from the control side while audio runs (over OSC when the OSC server is in this
+    build, else `chain.params.set` from a separate control thread) takes effect within a few periods and
+    exactly as specified: out.gain_db 0 -> -12 dB on the `clean` chain; before the change the output is
+    the input, after its 20 ms ramp it is the input x 10^(-12/20), within 1e-4; the callback never fails.
+    The engine runs in this process (so a control thread can reach its chain); the player/recorder run
+    in a child process so their JACK callbacks do not compete with it for the GIL. (The `clean` chain
+    keeps the check independent of how many silent samples a stateful chain saw before the clip; output
+    equality of a stateful chain is test_live_output_equals_offline_render_after_reported_latency.)"""
+    import threading
+
+    from resculpt.plugin_host.live import JackBackend, LiveEngine
+
+    clip = speech_48k(2.5)
+    n = clip.shape[1]
+    preset, gain_db, mark = "clean", -12.0, int(1.2 * RATE)
+    OscServer = _osc_server_class()
+    report = []
+    for attempt in range(ATTEMPTS):
+        chain = Chain.from_preset(preset, sample_rate=RATE, channels=2, max_block=PERIOD)
+        rig = RigProcess(jack_server.name, clip, n + 9600, tmp_path, mark=mark)
+        be = JackBackend("resculpt", jack_server.name, rig.sources, rig.sinks)
+        eng = LiveEngine(chain, be, status_interval=0)
+        osc = None
+        try:
+            eng.start()
+            if OscServer is not None:
+                from pythonosc.udp_client import SimpleUDPClient
+
+                osc = OscServer(chain, host="127.0.0.1", port=0)
+                osc.start()
+                client = SimpleUDPClient("127.0.0.1", osc.port)
+
+                def send():
+                    client.send_message("/resculpt/param/out.gain_db", gain_db)
+                how = "OSC"
+            else:
+                def send():
+                    th = threading.Thread(target=chain.params.set, args=("out.gain_db", gain_db))
+                    th.start()
+                    th.join()
+                how = "control thread (OSC server not in this build)"
+            time.sleep(0.3)
+            rig.arm()
+            rig.wait_mark()
+            send()
+            res = rig.wait_done()
+        finally:
+            if osc is not None:
+                osc.stop()
+            eng.stop()
+            rig.close()
+        assert eng.stats.errors == 0
+        assert chain.latency_samples == 0
+        y = res["rec"][:, :n]
+        err, change = first_match_error(y, clip, TOL)
+        g = np.float32(10 ** (gain_db / 20))
+        after = change + int(0.02 * RATE) + PERIOD  # ramp + one period
+        err_after = float(np.abs(y[:, after:] - g * clip[:, after:]).max()) if change > 0 else float("inf")
+        report.append((attempt, how, change, mark, err_after, res["xruns"]))
+        print(f"param change via {how}: sent when the player passed clip sample {mark}, took effect at "
+              f"clip sample {change}, max |error| after the ramp vs input*{g:.4f}: {err_after:.3g}, "
+              f"xruns while playing {res['xruns']}")
+        if mark <= change < mark + int(0.1 * RATE) and err_after <= TOL:
+            assert np.abs(clip[:, after:]).max() > 0.05
+            return
+        if res["xruns"] == 0:
+            break
+    pytest.fail(f"parameter change did not take effect as expected (attempt, via, change, sent at, err after, "
+                f"xruns): {report}")
+
+
+@pytest.mark.parametrize("device", ["system", "jack"])
+def test_live_portaudio_backend_runs_on_jack_host_api_and_alsa_jack_device(jack_server, device):
+    """`--backend portaudio` opens a PortAudio duplex stream (device 'system' = PortAudio's JACK host API,
+    'jack' = the ALSA jack plugin: the ALSA path), processes callbacks and reports its latency."""
+    pytest.importorskip("sounddevice")
+    live = LiveProc(["--backend", "portaudio", "--input", device, "--output", device, "--block", "256",
+                     "--preset", "broadcast-voice", "--no-osc"], jack_server.env())
+    try:
+        ready = live.wait_event("ready")
+        assert ready["backend"] == "portaudio" and ready["sample_rate"] == RATE and ready["block"] == 256
+        lat = ready["latency"]
+        assert lat["compensated"] is False and lat["total_samples"] == lat["input_samples"] + lat["output_samples"]
+        st = live.wait_event("status", timeout=10)
+        time.sleep(1.0)
+        last = [e for e in live.events if e.get("event") == "status"][-1]
+        assert last["callbacks"] > st["callbacks"] > 0 and last["errors"] == 0
+    finally:
+        assert live.stop() == 0, live.stderr
