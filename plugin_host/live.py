@@ -234,9 +234,10 @@ class _Core:
 
     def set_block(self, block: int) -> None:
         b = min(int(block), self.maxb)
+        view = self.buf[:, :b]
+        # One reference store, so a callback running concurrently sees the old or the new triple.
+        self.cur = (b, view, [view[k] for k in range(view.shape[0])])
         self.block = b
-        self.view = self.buf[:, :b]
-        self.rows = [self.view[k] for k in range(self.view.shape[0])]
 
     def run(self, ins, outs, n: int) -> None:
         """ins: sequence of 1-D float32 input arrays (1 or 2, len >= n); outs: 1-D outputs (1 or 2).
@@ -246,8 +247,8 @@ class _Core:
         """
         chain = self.chain
         c = self.buf.shape[0]
-        if n == self.block:
-            view, rows = self.view, self.rows
+        b, view, rows = self.cur
+        if n == b:
             self._one(chain, view, rows, ins, outs, c, 0, n)
             return
         pos = 0
@@ -562,6 +563,9 @@ class JackBackend:
     def activate(self) -> None:
         self.client.activate()
 
+    def mark_gone(self) -> None:
+        self._gone = True
+
     def alive(self) -> bool:
         return self.client is not None and not self._gone
 
@@ -637,6 +641,7 @@ class PortAudioBackend:
     """PortAudio via sounddevice: one duplex stream on ``input``/``output`` (index or name)."""
 
     kind = "portaudio"
+    watchdog = True
 
     def __init__(self, input=None, output=None, rate: int = 48000, block: int = 128, latency="low"):
         self.input, self.output = input, output
@@ -709,6 +714,9 @@ class PortAudioBackend:
     def connect(self) -> None:
         pass
 
+    def mark_gone(self) -> None:
+        self._gone = True
+
     def remember_connections(self) -> None:
         pass
 
@@ -761,13 +769,16 @@ class LiveEngine:
         switch_interval: GIL switch interval during the run (seconds; None leaves it).
         gc_interval: seconds between young-generation collections on the supervisor thread.
         reconnect: reopen the backend when the server/device vanishes (every ``reconnect_interval`` s).
+        stall_timeout: PortAudio only: no callback for this many seconds counts as a vanished device
+            (some drivers stop calling back instead of reporting an error).
         on_event: callable(event: str, info: dict) run on the supervisor thread ("ready", "status",
             "reconnecting", "reconnected", "latency"); status every ``status_interval`` s.
     """
 
     def __init__(self, chain, backend, *, ring_size: int = 1 << 16, warmup_blocks: int = 64,
                  switch_interval: float | None = 0.001, gc_interval: float = 5.0, reconnect: bool = True,
-                 reconnect_interval: float = 1.0, status_interval: float = 1.0, on_event=None):
+                 reconnect_interval: float = 1.0, status_interval: float = 1.0, stall_timeout: float = 2.0,
+                 on_event=None):
         self.chain = chain
         self.backend = backend
         self.stats = LiveStats(ring_size)
@@ -778,6 +789,7 @@ class LiveEngine:
         self.reconnect = reconnect
         self.reconnect_interval = reconnect_interval
         self.status_interval = status_interval
+        self.stall_timeout = stall_timeout
         self.on_event = on_event
         self._stopping = False
         self._thread = None
@@ -815,7 +827,7 @@ class LiveEngine:
             self.core.run(z, o, bs)
         self.chain.reset()
 
-    def start(self) -> "LiveEngine":
+    def start(self) -> LiveEngine:
         """Open the backend, warm up, freeze gc, activate, connect. Raises LiveError with a clear message."""
         self._stopping = False
         self._open()
@@ -878,17 +890,25 @@ class LiveEngine:
                 pass
 
     def _supervise(self) -> None:
-        last_status = last_gc = last_lat = time.monotonic()
+        last_status = last_gc = last_lat = cb_time = time.monotonic()
+        cb_seen = -1
         chain_lat = self.chain.latency_samples
         while not self._stopping:
             time.sleep(0.05)
             now = time.monotonic()
-            if not self.backend.alive():
+            if self.stall_timeout and self.stats.callbacks != cb_seen:
+                cb_seen, cb_time = self.stats.callbacks, now
+            stalled = bool(self.stall_timeout) and getattr(self.backend, "watchdog", False) and \
+                now - cb_time > self.stall_timeout
+            if stalled or not self.backend.alive():
+                if stalled:
+                    self.backend.mark_gone()
                 if not self.reconnect:
                     self.stats.state = "stopped"
                     self._emit("stopped", {"reason": "backend gone"})
                     return
                 self._reconnect()
+                cb_time = time.monotonic()
                 continue
             if self.chain.latency_samples != chain_lat:  # a preset with another latency was loaded
                 chain_lat = self.chain.latency_samples

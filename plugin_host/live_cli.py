@@ -129,7 +129,16 @@ def _start_osc(chain, a):
 
 def cmd_live(a) -> int:
     from .host import Chain
-    from .live import MAX_BLOCK, MIN_BLOCK, RATES, JackBackend, LiveEngine, LiveError, PortAudioBackend, status_line
+    from .live import (
+        MAX_BLOCK,
+        MIN_BLOCK,
+        RATES,
+        JackBackend,
+        LiveEngine,
+        LiveError,
+        PortAudioBackend,
+        status_line,
+    )
     from .presets import PresetError
 
     if a.block is not None and not (MIN_BLOCK <= a.block <= MAX_BLOCK):

@@ -34,7 +34,7 @@ class JackServer:
         self.name = name or f"rsx-test-{os.getpid()}-{time.monotonic_ns() % 10**8}"
         self.proc = None
 
-    def start(self, timeout: float = 10.0) -> "JackServer":
+    def start(self, timeout: float = 10.0) -> JackServer:
         import jack
 
         self.log = open(f"/tmp/{self.name}.log", "w")

@@ -6,7 +6,6 @@ See tests/live_rig.py for how the comparison with the offline render is aligned.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from resculpt.plugin_host.host import Chain
-
 from live_rig import JACKD, JackServer, Rig, RigProcess, first_match_error, speech_48k
+from resculpt.plugin_host.host import Chain
 
 pytestmark = [pytest.mark.live]
 if JACKD is None:
