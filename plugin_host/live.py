@@ -137,6 +137,13 @@ class LiveStats:
         if dt > self.period_s:
             self.overruns += 1
 
+    def feedback(self) -> tuple:
+        """(xruns, overruns, cb_p99_ms, load_p99, cb_max_ms, reconnects) over the last STATUS_WINDOW
+        callbacks: the `/resculpt/live` OSC feedback message (cheap enough for 30 Hz)."""
+        p = self.percentiles(last=STATUS_WINDOW)
+        return (int(self.xruns), int(self.overruns), float(p["us"]["p99"] / 1000.0), float(p["load"]["p99"]),
+                float(self.max_cb_s * 1000.0), int(self.reconnects))
+
     def times(self, last: int | None = None) -> np.ndarray:
         """A copy of the recorded callback times (seconds): all the ring holds, or the ``last`` n."""
         k = self.callbacks
@@ -160,7 +167,9 @@ class LiveStats:
         return {"us": {k: float(v) for k, v in us.items()},
                 "load": {k: float(v * 1e-6 / per) for k, v in us.items()}, "n": int(t.size)}
 
-    def snapshot(self, last: int | None = None) -> dict:
+    def snapshot(self, last: int | None = STATUS_WINDOW) -> dict:
+        # Percentiles over the last STATUS_WINDOW callbacks by default (cheap for periodic readers:
+        # status line, OSC /resculpt/latency at 30 Hz); last=None covers the whole ring (final report).
         """Flat dict of numbers for OSC feedback / JSON status.
 
         Keys: callbacks, frames, xruns, overruns, reconnects, errors, cb_last_us, cb_median_us, cb_p99_us,

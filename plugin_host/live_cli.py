@@ -56,6 +56,10 @@ def add_live_parser(sub) -> None:
     lv.add_argument("--osc-port", type=int, default=9010, help="OSC control port (0 = any free port)")
     lv.add_argument("--osc-host", default="127.0.0.1")
     lv.add_argument("--no-osc", action="store_true", help="do not start the OSC server")
+    lv.add_argument("--secret", help="OSC: shared secret non-loopback senders send with /resculpt/auth")
+    lv.add_argument("--allow", action="append", metavar="ADDR[/BITS]",
+                    help="OSC: sender address or network accepted without a secret (repeatable)")
+    lv.add_argument("--insecure", action="store_true", help="OSC: bind beyond loopback with no secret or allow-list")
     lv.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     lv.add_argument("--status-interval", type=float, default=None,
                     help="seconds between status updates (default 0.5 on a terminal, 10 otherwise, 1 with --json)")
@@ -120,11 +124,12 @@ def _start_osc(chain, a):
     except ImportError:
         return None, "OSC server not available in this build"
     try:
-        srv = OscServer(chain, host=a.osc_host, port=a.osc_port)
+        srv = OscServer(chain, host=a.osc_host, port=a.osc_port, secret=a.secret, allow=a.allow or None,
+                        allow_insecure=a.insecure)
         srv.start()
-    except OSError as e:
+    except OSError as e:  # OscError is an OSError: port in use, refused non-loopback bind, ...
         return None, f"OSC server could not start on {a.osc_host}:{a.osc_port} ({e}); continuing without it"
-    return srv, f"OSC on {a.osc_host}:{srv.port} (/resculpt/param/<id> <value>)"
+    return srv, f"OSC on udp://{a.osc_host}:{srv.port} (/resculpt/param/<id> <value>; feedback: /resculpt/subscribe)"
 
 
 def cmd_live(a) -> int:
@@ -232,7 +237,7 @@ def cmd_live(a) -> int:
         engine.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    snap = engine.stats.snapshot()
+    snap = engine.stats.snapshot(last=None)
     if a.json:
         emit_json({"event": "stopped", **snap, "latency": engine.stats.latency.as_dict()})
     if tty:

@@ -226,6 +226,12 @@ FEEDBACK_ADDRESSES = (
         "chain latency (plus device buffering under `resculpt live`)",
     ),
     ("/resculpt/cpu", "f load, f peak", "chain time / block period, mean and peak since the last report"),
+    (
+        "/resculpt/live",
+        "i xruns, i overruns, f cb_p99_ms, f load_p99, f cb_max_ms, i reconnects",
+        "under `resculpt live` only: audio callback health (p99 over the last 4096 callbacks, max and counts "
+        "since start; load = callback time / period)",
+    ),
     ("/resculpt/spectrum", "64 x f", "output spectrum, dBFS per log-spaced band (30 Hz .. 20 kHz)"),
     ("/resculpt/mask", "64 x f", "|processed| / |input| per band (1 = unchanged)"),
     ("/resculpt/param/<id>", "f value, s unit, s display", "sent when a parameter changes (from any client)"),
@@ -720,6 +726,16 @@ class OscServer:
                 pass
         return out
 
+    def _live_feedback(self) -> list:
+        """The `/resculpt/live` message when `resculpt live` runs the chain (LiveStats.feedback())."""
+        live = self.chain.stats.extra.get("live") if hasattr(self.chain, "stats") else None
+        if live is None:
+            return []
+        try:
+            return [build_message("/resculpt/live", live.feedback())]
+        except Exception:
+            return []
+
     def _send_latency(self, addr) -> None:
         self.send(addr, "/resculpt/latency", *self._latency_args())
 
@@ -937,6 +953,7 @@ class OscServer:
             ),
             build_message("/resculpt/latency", self._latency_args()),
             build_message("/resculpt/cpu", (float(snap["cpu_load"]), float(snap["cpu_peak"]))),
+            *self._live_feedback(),
             build_message("/resculpt/spectrum", [float(v) for v in snap["spectrum_db"]]),
             build_message("/resculpt/mask", [float(v) for v in snap["mask"]]),
         ]

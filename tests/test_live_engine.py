@@ -142,3 +142,30 @@ def test_live_cli_portaudio_device_not_found_lists_the_devices():
     r = _run(["live", "--backend", "portaudio", "--input", "no-such-mic-xyz", "--no-osc", "--duration", "1"])
     assert r.returncode == 1, r.stderr
     assert "device not found" in r.stderr and "no-such-mic-xyz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_osc_feedback_carries_live_callback_health_under_live():
+    """With LiveStats registered as chain.stats.extra["live"] (what LiveEngine does), OSC subscribers get
+    /resculpt/live (xruns, overruns, callback p99 ms, p99 load, max ms, reconnects) and /resculpt/latency
+    carries the total latency; without it no /resculpt/live is sent."""
+    from osc_testlib import Client, running_server
+
+    st = LiveStats(1 << 10)
+    st.period_s = 256 / 48000
+    for k in range(500):
+        st.record(5e-4 if k % 20 else 1e-3, 256)  # 5 % slow: p99 = 1 ms
+    st.xruns, st.reconnects = 3, 1
+    with running_server("broadcast-voice", feed=False) as (chain, feeder, srv):
+        st.latency = LatencyReport(48000, 256, int(chain.latency_samples), 256, 512, "jack", True)
+        chain.stats.extra["live"] = st
+        c = Client(srv.port)
+        c.send("/resculpt/subscribe", c.port)
+        live = c.wait_for("/resculpt/live")
+        assert live is not None
+        xr, ov, p99_ms, load, max_ms, rc = live
+        assert (xr, ov, rc) == (3, 0, 1)
+        assert p99_ms == pytest.approx(1.0, rel=1e-3) and max_ms == pytest.approx(1.0, rel=1e-3)
+        assert load == pytest.approx(1e-3 / st.period_s, rel=1e-3)
+        lat = c.wait_for("/resculpt/latency")
+        assert lat[2] == chain.latency_samples + 768
+        c.close()
