@@ -344,3 +344,29 @@ def test_live_portaudio_backend_runs_on_jack_host_api_and_alsa_jack_device(jack_
         assert last["callbacks"] > st["callbacks"] > 0 and last["errors"] == 0
     finally:
         assert live.stop() == 0, live.stderr
+
+
+def test_live_cli_starts_the_osc_server_and_sends_callback_health_as_feedback(jack_server):
+    """`resculpt live --osc-port 0` starts the OSC server next to the audio: a parameter set over OSC reaches
+    the running chain (echoed back), and subscribers get /resculpt/live (xruns, overruns, callback p99...)
+    and the total latency in /resculpt/latency."""
+    if _osc_server_class() is None:
+        pytest.skip("OSC server not in this build")
+    from osc_testlib import Client
+
+    live = LiveProc(["--preset", "podcast-clean", "--osc-port", "0", "--auto-connect"], jack_server.env())
+    try:
+        ready = live.wait_event("ready")
+        port = live.wait_event("osc")["port"]
+        c = Client(port)
+        c.send("/resculpt/subscribe", c.port)
+        health = c.wait_for("/resculpt/live", timeout=5)
+        assert health is not None and len(health) == 6 and 0 < health[2] < 1000 * PERIOD / RATE
+        lat = c.wait_for("/resculpt/latency", timeout=5)
+        assert lat[0] == 959 and lat[2] == ready["latency"]["total_samples"] == 959 + 3 * PERIOD
+        c.send("/resculpt/param/comp.ratio", 3.0)
+        echo = c.wait_for("/resculpt/param/comp.ratio", timeout=5, pred=lambda a: abs(a[0] - 3.0) < 1e-6)
+        assert echo is not None and echo[0] == pytest.approx(3.0)
+        c.close()
+    finally:
+        assert live.stop() == 0, live.stderr
