@@ -6,6 +6,7 @@ See tests/live_rig.py for how the comparison with the offline render is aligned.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -176,20 +177,25 @@ def test_live_cli_reports_and_publishes_latency_on_jack_ports(jack_server):
     """With --auto-connect to the (dummy) system ports, `resculpt live` reports chain + capture + playback
     latency, and publishes the chain latency on its ports so JACK hosts compensate it:
     out_* capture latency = upstream + chain, in_* playback latency = downstream + chain."""
+    def port_latency(port, kind):
+        out = subprocess.run(["jack_lsp", "-l", port], env=jack_server.env(), capture_output=True, text=True).stdout
+        m = re.search(rf"port {kind} latency = \[ (\d+) (\d+) \]", out)
+        assert m, out
+        return int(m.group(2))
+
+    cap = port_latency("system:capture_1", "capture")  # dummy driver: 1 period
+    play = port_latency("system:playback_1", "playback")  # 1 period with -S, 2 in asynchronous mode
+    assert cap == PERIOD and play in (PERIOD, 2 * PERIOD)
     live = LiveProc(["--preset", "podcast-clean", "--no-osc", "--auto-connect"], jack_server.env())
     try:
         ready = live.wait_event("ready")
         lat = ready["latency"]
         assert lat["chain_samples"] == 959 and lat["compensated"] is True
-        assert lat["input_samples"] == PERIOD  # dummy capture: one period
-        assert lat["output_samples"] == 2 * PERIOD  # dummy playback: two periods
-        assert lat["total_samples"] == 959 + 3 * PERIOD
-        assert abs(lat["total_ms"] - 1000 * (959 + 768) / RATE) < 1e-9
-        out = subprocess.run(["jack_lsp", "-l", "resculpt:"], env=jack_server.env(), capture_output=True, text=True)
-        text = out.stdout
-        blocks = {b.split("\n")[0].strip(): b for b in text.split("resculpt:")[1:]}
-        assert "capture latency = [ 1215 1215 ]" in blocks["out_1"], text  # 256 + 959
-        assert "playback latency = [ 1471 1471 ]" in blocks["in_1"], text  # 512 + 959
+        assert lat["input_samples"] == cap and lat["output_samples"] == play
+        assert lat["total_samples"] == 959 + cap + play
+        assert abs(lat["total_ms"] - 1000 * (959 + cap + play) / RATE) < 1e-9
+        assert port_latency("resculpt:out_1", "capture") == cap + 959
+        assert port_latency("resculpt:in_1", "playback") == play + 959
     finally:
         live.stop()
 
@@ -243,7 +249,7 @@ def test_devices_lists_jack_ports_of_the_running_server(jack_server):
     assert r.returncode == 0, r.stderr
     assert "48000 Hz, 256-sample periods" in r.stdout
     assert "source system:capture_1 physical  latency 256" in r.stdout
-    assert "sink   system:playback_2 physical  latency 512" in r.stdout
+    assert re.search(r"sink   system:playback_2 physical  latency (256|512)\n", r.stdout), r.stdout
 
 
 def _osc_server_class():
@@ -363,7 +369,7 @@ def test_live_cli_starts_the_osc_server_and_sends_callback_health_as_feedback(ja
         health = c.wait_for("/resculpt/live", timeout=5)
         assert health is not None and len(health) == 6 and 0 < health[2] < 1000 * PERIOD / RATE
         lat = c.wait_for("/resculpt/latency", timeout=5)
-        assert lat[0] == 959 and lat[2] == ready["latency"]["total_samples"] == 959 + 3 * PERIOD
+        assert lat[0] == 959 and lat[2] == ready["latency"]["total_samples"] > 959
         c.send("/resculpt/param/comp.ratio", 3.0)
         echo = c.wait_for("/resculpt/param/comp.ratio", timeout=5, pred=lambda a: abs(a[0] - 3.0) < 1e-6)
         assert echo is not None and echo[0] == pytest.approx(3.0)
