@@ -659,7 +659,13 @@ class PortAudioBackend:
         self.stream = None
         self._gone = False
 
+    abandoned = False
+
     def open(self):
+        if self.abandoned:
+            raise LiveError("PortAudio did not release the vanished device (it hangs inside the old stream; "
+                            "seen with its JACK host API when the JACK server dies): restart `resculpt live`, or "
+                            "use --backend jack, which reconnects on its own")
         sd = _import_sd()
         self._sd = sd
         self._gone = False
@@ -751,18 +757,31 @@ class PortAudioBackend:
         s, self.stream = self.stream, None
         if s is None:
             return
-        try:
-            s.abort()
-            s.close()
-        except Exception:
-            pass
-        if self._gone:
-            # Rescan devices before reopening (a USB mic may come back under a new index).
+
+        def _close():
             try:
-                self._sd._terminate()
-                self._sd._initialize()
+                s.abort()
+                s.close()
             except Exception:
                 pass
+
+        if not self._gone:
+            _close()
+            return
+        # The device vanished. PortAudio can hang in abort/close here (seen with its JACK host API when
+        # the JACK server dies), so close on a helper thread and give up on the stream after 2 s.
+        t = threading.Thread(target=_close, name="resculpt-pa-close", daemon=True)
+        t.start()
+        t.join(2.0)
+        if t.is_alive():
+            self.abandoned = True  # PortAudio is stuck inside that stream: no rescan, no reopen in-process
+            return
+        # Rescan devices before reopening (a USB mic may come back under a new index).
+        try:
+            self._sd._terminate()
+            self._sd._initialize()
+        except Exception:
+            pass
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -910,8 +929,7 @@ class LiveEngine:
             stalled = bool(self.stall_timeout) and getattr(self.backend, "watchdog", False) and \
                 now - cb_time > self.stall_timeout
             if stalled or not self.backend.alive():
-                if stalled:
-                    self.backend.mark_gone()
+                self.backend.mark_gone()  # close() then treats it as vanished (guarded, no rescan hang)
                 if not self.reconnect:
                     self.stats.state = "stopped"
                     self._emit("stopped", {"reason": "backend gone"})
@@ -944,6 +962,8 @@ class LiveEngine:
             try:
                 self._open()
             except LiveError as e:
+                if str(e) != self.last_error:
+                    self._emit("reconnect_failed", {"error": str(e)})
                 self.last_error = str(e)
                 t_end = time.monotonic() + self.reconnect_interval
                 while time.monotonic() < t_end and not self._stopping:

@@ -10,6 +10,7 @@ seconds otherwise); with --json, JSON lines on stdout: {"event": "ready", ...} o
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -194,6 +195,8 @@ def cmd_live(a) -> int:
         elif event == "reconnecting":
             print(f"\nresculpt: the audio {'server' if a.backend == 'jack' else 'device'} went away; "
                   f"reconnecting every second (audio resumes when it is back)", file=sys.stderr)
+        elif event == "reconnect_failed":
+            print(f"\nresculpt: not back yet: {info['error']}", file=sys.stderr)
         elif event == "reconnected":
             print(f"\nresculpt: reconnected: {info['where']}", file=sys.stderr)
             if engine.stats.latency:
@@ -245,6 +248,12 @@ def cmd_live(a) -> int:
     print(f"resculpt live stopped: {snap['callbacks']} callbacks, xruns {snap['xruns']}, overruns {snap['overruns']}, "
           f"callback median {snap['cb_median_us']:.0f} us, p99 {snap['cb_p99_us']:.0f} us, max {snap['cb_max_us']:.0f} us "
           f"of a {snap['period_us']:.0f} us period", file=sys.stderr)
+    rc = 0
     if lost and a.no_reconnect:
-        return _die("the audio server/device went away (--no-reconnect)")
-    return 0
+        rc = _die("the audio server/device went away (--no-reconnect)")
+    if getattr(backend, "abandoned", False):
+        # PortAudio is stuck inside the vanished stream; its atexit Pa_Terminate would hang too.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc

@@ -376,3 +376,30 @@ def test_live_cli_starts_the_osc_server_and_sends_callback_health_as_feedback(ja
         c.close()
     finally:
         assert live.stop() == 0, live.stderr
+
+
+def test_live_portaudio_keeps_running_and_says_so_when_its_device_vanishes():
+    """PortAudio backend (on PortAudio's JACK host API): when the device vanishes (its JACK server dies),
+    `resculpt live` does not die or hang: it reports the loss, keeps retrying with a clear message, and
+    Ctrl-C still ends it promptly with exit code 0. (PortAudio hangs inside the old stream in this
+    case, so it cannot reopen in-process; the message says so and points to --backend jack.)"""
+    pytest.importorskip("sounddevice")
+    srv = JackServer(RATE, PERIOD).start()
+    live = None
+    try:
+        live = LiveProc(["--backend", "portaudio", "--input", "system", "--output", "system", "--block", "256",
+                         "--no-osc"], srv.env())
+        live.wait_event("ready")
+        srv.stop()
+        live.wait_event("reconnecting", timeout=15)
+        ev = live.wait_event("reconnect_failed", timeout=15)
+        assert "--backend jack" in ev["error"]
+        assert live.proc.poll() is None
+        t0 = time.monotonic()
+        assert live.stop() == 0
+        assert time.monotonic() - t0 < 10
+        assert "went away" in live.stderr and "Traceback" not in live.stderr
+    finally:
+        if live is not None and live.proc.poll() is None:
+            live.proc.kill()
+        srv.stop()
