@@ -23,10 +23,10 @@ Real-time discipline of the callback (what this module adds around ``Chain.proce
     * no logging, no locks, no waiting: counters are plain attribute stores, timings go into a
       preallocated ring; everything the user sees (status line, OSC feedback, reconnects) is read
       and done by the control-side supervisor thread;
-    * model inference stays inside the callback: every shipped stage (boards, spectral stages,
-      ONNX mask frames ~40 us) fits far inside a 128-sample period (2.7 ms), so there is no
-      double-buffered worker and no extra latency; the callback time is measured and reported so a
-      heavier stage that stops fitting shows up as overruns/xruns rather than silently;
+    * model inference stays inside the callback: the heaviest shipped preset (voice-enhance, ONNX
+      mask) measured p99.9 38.5 % of a 256-sample period (benchmarks/results/live.md), so there is
+      no double-buffered worker and no extra latency; the callback time is measured and reported so
+      a stage that stops fitting shows up as overruns/xruns rather than silently;
     * garbage collection: after warm-up, ``gc.collect(); gc.freeze()`` moves every object that
       exists into the permanent generation and automatic collection is disabled for the run
       (``gc.disable()``), so no collector pass can start inside the callback. The supervisor runs
