@@ -105,9 +105,17 @@ class SpectralStage:
 
     name = "spectral-stage"
     latency_frames = 0
+    # A stage that also needs the time-domain input (e.g. a longer look-back analysis window than the
+    # STFT's) sets this and implements ``observe_input(inbuf)``: called once per frame, before any
+    # stage's process_frame, with the section's input buffer (channels, n_fft) float32 whose last ``hop``
+    # samples are new. Read-only, and only during the call (the buffer is reused).
+    wants_input = False
 
     def prepare(self, ctx: SpectralContext) -> None:
         self.ctx = ctx
+
+    def observe_input(self, inbuf: np.ndarray) -> None:
+        pass
 
     def process_frame(self, spec: np.ndarray) -> None:
         raise NotImplementedError
@@ -190,6 +198,7 @@ class StreamingSTFT(Processor):
         )
         for st in self.stages:
             st.prepare(self.ctx)
+        self._watchers = tuple(st for st in self.stages if st.wants_input)
         look = sum(int(st.latency_frames) for st in self.stages)
         self.latency_samples = n_fft - 1 + hop * look
         # Delta listen: ring of the last look + 1 analysis spectra (the dry copy aligned with the
@@ -253,6 +262,8 @@ class StreamingSTFT(Processor):
 
     def _run_frame(self) -> None:
         hop, n_fft = self.hop, self.n_fft
+        for st in self._watchers:
+            st.observe_input(self._inbuf)
         np.copyto(self._frame64, self._inbuf)
         self._frame64 *= self._win_a64
         spec = self._spec

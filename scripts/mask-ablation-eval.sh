@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Export every ablation checkpoint and score them on the validation split (benchmarks/denoise.py --ablation).
-# The "all terms" row is the main run's step-300 checkpoint (same recipe, same batches).
+# Export every ablation checkpoint (scripts/mask-ablations.sh) and score them on the validation split:
+# benchmarks/denoise.py --ablation (PESQ/STOI/SI-SDR/DNSMOS) and scripts/mask_ablation_val.py (training's
+# validation metric). Extra rows: phase 1 itself (mask-p1: no fine-tuning), and the phase-1 runs with and
+# without the fine-feature branch at equal wall time (20 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N_VAL=${N_VAL:-3}
-[ -d runs/mask-main/bundle300 ] || .venv/bin/python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt_step300.pt --out runs/mask-main/bundle300
-args=("all-terms=runs/mask-main/bundle300")
-for term in recon adv perc sparse; do
-  d=runs/ablate-no-$term
-  [ -d $d/bundle ] || .venv/bin/python -m resculpt.models.mask.export --ckpt $d/ckpt.pt --out $d/bundle
-  args+=("no-$term=$d/bundle")
+N_VAL=${N_VAL:-6}
+args=()
+for name in all-terms no-recon no-adv no-perc no-sparse no-gain; do
+  d=runs/ablate-$name
+  [ -d $d/bundle ] || .venv/bin/python -m resculpt.models.mask.export --ckpt $d/ckpt.pt --out $d/bundle > /dev/null
+  args+=("$name=$d/bundle")
+done
+for name in mask-p1 p1-fine-20min p1-nofine-20min; do
+  d=runs/$name
+  if [ -f $d/ckpt.pt ]; then
+    [ -d $d/bundle ] || .venv/bin/python -m resculpt.models.mask.export --ckpt $d/ckpt.pt --out $d/bundle > /dev/null
+    args+=("$name=$d/bundle")
+  fi
 done
 .venv-bench/bin/python benchmarks/denoise.py --n-val "$N_VAL" --n-vb 0 --ablation "${args[@]}"
+.venv/bin/python scripts/mask_ablation_val.py

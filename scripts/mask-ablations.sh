@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Ablation runs for the mask model: the main recipe with one loss term off, stopped at step 300 of the
-# same 5000-step schedule (same seeds, same batches). The "all terms" row is the main run's
-# ckpt_step300.pt. Then each is exported to runs/ablate-*/bundle for benchmarks/denoise.py --ablation.
+# Loss ablation of the mask model's second phase: from the phase-1 checkpoint (recon + gain + sparse),
+# the all-terms fine-tuning (the shipped recipe's phase 2) and the same fine-tuning with one term off in
+# turn: same seed, same batches, same steps. Two runs at a time (one torch thread each: 2 cores).
+#   bash scripts/mask-ablations.sh            # P1=runs/mask-p1/ckpt.pt STEPS=300 JOBS=2
+# Then scripts/mask-ablation-eval.sh exports and scores them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-STOP=${STOP:-300}
-for term in adv perc sparse recon; do
-  $PY -m resculpt.models.mask.train --out runs/ablate-no-$term --steps 5000 --stop-at "$STOP" --off "$term" \
-      --threads 1 --batch 8 --segment-s 1.0 --adv-start 100 --val-every 0 --quiet
-done
+P1=${P1:-runs/mask-p1/ckpt.pt}
+STEPS=${STEPS:-300}
+JOBS=${JOBS:-2}
+run() {
+  local term=$1 name=all-terms off=()
+  if [ "$term" != all ]; then name=no-$term; off=(--off "$term"); fi
+  .venv/bin/python -m resculpt.models.mask.train --out "runs/ablate-$name" --fresh --init-from "$P1" \
+      --steps "$STEPS" --seed 1 --lr 3e-4 --adv-start 0 --batch 16 --segment-s 1.0 --threads 1 \
+      --val-every 0 --quiet "${off[@]}" > "runs/ablate-$name.log" 2>&1
+  echo "runs/ablate-$name done"
+}
+export -f run
+export P1 STEPS
+printf '%s\n' all recon adv perc sparse gain | xargs -P "$JOBS" -I{} bash -c 'run {}'

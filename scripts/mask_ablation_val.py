@@ -15,9 +15,8 @@ from resculpt.models.mask.export import load_net
 from resculpt.models.mask.train import evaluate
 
 REPO = Path(__file__).resolve().parent.parent
-RUNS = {"all-terms": "runs/mask-main/ckpt_step300.pt", "no-recon": "runs/ablate-no-recon/ckpt.pt",
-        "no-adv": "runs/ablate-no-adv/ckpt.pt", "no-perc": "runs/ablate-no-perc/ckpt.pt",
-        "no-sparse": "runs/ablate-no-sparse/ckpt.pt"}
+RUNS = {n: f"runs/ablate-{n}/ckpt.pt" for n in ("all-terms", "no-recon", "no-adv", "no-perc", "no-sparse", "no-gain")}
+RUNS.update({n: f"runs/{n}/ckpt.pt" for n in ("mask-p1", "p1-fine-20min", "p1-nofine-20min")})
 
 
 def main():
@@ -25,6 +24,8 @@ def main():
     val = M.validation_set()
     res = {}
     for name, ck in RUNS.items():
+        if not (REPO / ck).is_file():
+            continue
         net, _ = load_net(REPO / ck)
         res[name] = evaluate(net, val)
         print(name, res[name], flush=True)

@@ -19,20 +19,29 @@ def _read(p: Path, default: str = "(not produced)") -> str:
     return p.read_text().strip() if p.is_file() else default
 
 
-def val_curve(run: Path) -> str:
-    log = run / "log.jsonl"
-    if not log.is_file():
-        return "(training log not available)"
-    rows = ["| step | val SI-SDR out dB | val SI-SDR in dB | improvement dB | val multi-res STFT loss |",
-            "|---|---|---|---|---|"]
-    seen = set()
-    for line in log.read_text().splitlines():
-        r = json.loads(line)
-        if "val" in r and r["step"] not in seen:
-            seen.add(r["step"])
-            v = r["val"]
-            rows.append(f"| {r['step']} | {v['si_sdr_out']:.2f} | {v['si_sdr_in']:.2f} | {v['si_sdr_improvement']:+.2f} | "
-                        f"{v['mrstft']:.3f} |")
+def val_curve(runs: list[tuple[str, Path]]) -> str:
+    rows = ["| phase | step | val SI-SDR out dB | val SI-SDR in dB | improvement dB | val multi-res STFT loss |",
+            "|---|---|---|---|---|---|"]
+    for phase, run in runs:
+        log = run / "log.jsonl"
+        if not log.is_file():
+            rows.append(f"| {phase} | (training log not available) | | | | |")
+            continue
+        seen = set()
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            if "val" in r and r["step"] not in seen:
+                seen.add(r["step"])
+                v = r["val"]
+                rows.append(f"| {phase} | {r['step']} | {v['si_sdr_out']:.2f} | {v['si_sdr_in']:.2f} | "
+                            f"{v['si_sdr_improvement']:+.2f} | {v['mrstft']:.3f} |")
+        sp = run / "summary.json"
+        if sp.is_file():
+            v = json.loads(sp.read_text())
+            st, v = v["steps"], v["val"]
+            if st not in seen:
+                rows.append(f"| {phase} | {st} (end) | {v['si_sdr_out']:.2f} | {v['si_sdr_in']:.2f} | "
+                            f"{v['si_sdr_improvement']:+.2f} | {v['mrstft']:.3f} |")
     return "\n".join(rows)
 
 
@@ -44,7 +53,7 @@ def ablation_deltas() -> str:
     a, v = json.loads(a.read_text()), json.loads(v.read_text())
     base, vb = a["all-terms"], v["all-terms"]
     rows = ["| term | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | val SI-SDR impr. dB |", "|---|---|---|---|---|---|"]
-    for term in ("recon", "adv", "perc", "sparse"):
+    for term in ("recon", "adv", "perc", "sparse", "gain"):
         r, rv = a.get(f"no-{term}"), v.get(f"no-{term}")
         if r is None or rv is None:
             continue
@@ -81,38 +90,92 @@ def goals() -> str:
         a, b = me["rtf"], r["rnnoise"]["rtf"]
         out.append(f"| RTF below RNNoise's (same run, 48 kHz, 1 thread) | - | {a:.4f} | {b:.4f} | {b - a:+.4f} | "
                    f"{'yes' if a < b else 'no'} |")
-    out += ["", "RTF on this shared machine moves by several per cent from run to run (other jobs); an earlier run of the",
-            "same script with the same model (benchmarks/results/denoise.md at commit ec4bf4d) measured 0.0383 (ours)",
-            "vs 0.0393 (RNNoise), so read the RTF margin as",
-            "'about equal, slightly below', not as a firm lead."]
+    out += ["", "RTF moves by a few per cent from run to run on this 2-core machine; the ratio above is from one run",
+            "with both systems timed back to back (best of 3 x 10 s each)."]
     return "\n".join(out)
+
+
+PHASE_NOTES = """   Phase 1's first 3772 steps ran as one arm of a 20-minute comparison (band features only vs the fine-feature
+   branch, both `--steps 10000`, one thread each beside each other: `runs/p1-nofine-20min`, `runs/p1-fine-20min`);
+   the band-only arm was then resumed alone with two threads and `--steps 14000`, so its cosine schedule was
+   re-evaluated at step 3772 (the learning rate rose from 1.44e-3 to 1.70e-3 and then decayed to 2e-4).
+   Not counted in the wall times: the fine arm (20 min), and four 10-minute probes run before these
+   (recon only / + band-gain target / + fine branch with and without noise variations), whose
+   checkpoints were not kept; they scored within +-0.03 PESQ-WB of each other on 24 validation mixtures."""
+
+ABLATION_NOTES = """Loss terms (`scripts/mask-ablations.sh`): phase 2 repeated from the same phase-1 checkpoint with one term off
+in turn (same seed, same batches, same steps); `all-terms` is that recipe with every term. Two extra rows
+compare phase 1 at equal wall time (20 min, one thread each, run side by side): band features only (shipped)
+vs the fine-feature branch (`--fine`). Scores on the validation split by `benchmarks/denoise.py --ablation`."""
+
+LIMITS = """- Learned only below 7.33 kHz from 16 kHz speech; above that a rule decides (stationary-floor subtraction).
+- Band gains (24 learned bands) cannot remove noise between harmonics, but that is not what holds this model
+  back: the ideal band gains score far above it (`benchmarks/results/mask_diagnostics.md`, below); the model
+  hedges between passing and cutting where it cannot tell speech from noise.
+- The fine-feature branch (32 ms look-back, harmonic detail) is implemented, exported and tested but measured
+  no gain at equal training time, so the shipped model does not use it.
+- Trained on 0.8 h of speech and 21 min of noise on a 2-core CPU; see the benchmark for where it stands."""
+
+
+def _summary(run: Path) -> dict:
+    p = run / "summary.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _cmd(sm: dict, out: str) -> str:
+    """The trainer command line that reproduces a phase, from its summary.json."""
+    if not sm:
+        return "(summary not available)"
+    lw = sm.get("loss_w", {})
+    off = " ".join(f"--off {k}" for k, v in lw.items() if not v)
+    parts = [f"resculpt train mask --out {out}", f"--steps {sm.get('schedule_steps', sm.get('steps'))}",
+             f"--batch {sm.get('batch')} --segment-s {sm.get('segment_s')}", f"--lr {sm.get('lr')}",
+             f"--seed {sm.get('seed')}", f"--threads {sm.get('threads')}"]
+    if sm.get("init_from"):
+        parts.append(f"--init-from {sm['init_from']} --adv-start 0")
+    if off:
+        parts.append(off)
+    if sm.get("n_fine"):
+        parts.append("--fine")
+    if sm.get("vary_noise") is False:
+        parts.append("--plain-noise")
+    return " ".join(parts)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", default=str(REPO / "runs" / "mask-main"))
+    ap.add_argument("--run", default=str(REPO / "runs" / "mask-main"), help="phase-2 (shipped) run folder")
+    ap.add_argument("--p1", default=str(REPO / "runs" / "mask-p1"), help="phase-1 run folder")
     a = ap.parse_args(argv)
-    run = Path(a.run)
+    run, p1 = Path(a.run), Path(a.p1)
+    s1, s2 = _summary(p1), _summary(run)
     cfg = json.loads((BUNDLE / "config.json").read_text())
     tr = cfg.get("training") or {}
     fig = REPO / "docs" / "figures" / "mask-fullband.json"
     fb = json.loads(fig.read_text()) if fig.is_file() else {}
     fb_rows = "\n".join(f"| {k} | {v['hf_8_20k_db']:+.2f} | {v['lf_50_8k_db']:+.2f} |" for k, v in fb.items())
-    wall = tr.get("wall_s")
+    w1, w2 = s1.get("wall_s", 0.0), s2.get("wall_s", 0.0)
+    fine = cfg.get("n_fine", 0) > 0
+    fine_txt = ("""
+A second input branch sees the harmonic detail the bands average away: the PSD per Hz of the last 32 ms of
+input (Hann window ending at the current frame's last sample, so it looks back only and adds no latency),
+read at 128 points 31.25 Hz apart (0-3.97 kHz), per-bin normalised, through three strided 1-D convs over
+frequency (kernels 7/5/5) and a Linear(256, 96), concatenated with the band branch before FiLM and the GRU.
+""" if fine else "")
     text = f"""# Resculpt adaptive spectral mask (`mask` stage)
 
-Generated by `python scripts/mask_model_card.py` from `config.json`, the training log, `benchmarks/results/`
-and `docs/figures/mask-fullband.json`.
+Generated by `python scripts/mask_model_card.py` from `config.json`, the training runs' `summary.json` and
+`log.jsonl`, `benchmarks/results/` and `docs/figures/mask-fullband.json`.
 
 | | |
 |---|---|
 | file | `model.onnx`, {cfg['onnx_bytes']} bytes, sha256 `{cfg['sha256']}` |
 | parameters | {cfg['params']} (generator; the discriminator and the perceptual net are training-only) |
 | config version | {cfg['version']} (the loader refuses other versions, a changed sha256 or golden I/O it does not reproduce) |
-| runtime | onnxruntime, one intra-op thread, one frame per call, explicit state `{', '.join(cfg['state_inputs'])}` |
+| runtime | onnxruntime, one intra-op thread, one frame per call, inputs `{', '.join(cfg['inputs'])}`, explicit state `{', '.join(cfg['state_inputs'])}` (bound by IOBinding: no allocation per frame) |
 | frame | hop {cfg['frame']['hop_ms']} ms ({cfg['frame']['frames_per_s']:.0f} frames/s) at every rate; window 10 ms (`low-latency`) or 20 ms (`default`) |
 | look-ahead | {cfg['lookahead_frames']} frames: algorithmic latency = STFT window - 1 sample = 9.98 ms (`low-latency`) / 19.98 ms (`default`) at 48 kHz |
-| rates | one model for 16, 22.05, 44.1, 48, 96 kHz: band features (PSD per Hz in 32 ERB bands defined in Hz), band gains out |
+| rates | one model for 16, 22.05, 44.1, 48, 96 kHz: features are PSD per Hz on grids defined in Hz (32 ERB bands; 31.25 Hz fine grid), band gains out |
 
 ## What it is
 
@@ -120,6 +183,7 @@ A causal CNN over log band power (24 ERB bands, 0-7.33 kHz) with learnable frequ
 that pass through a learnable weighting layer (Linear 8->8) before being concatenated with the first conv
 layer's feature maps; two more causal convs (time kernel 3, two frames of cached context each), FiLM
 conditioning on `[enhance, strength]`, a GRU (128) and a sigmoid head: one gain in [0, 1] per band and frame.
+{fine_txt}
 Gains are interpolated to bins with `BandMap.synthesis` in the stage. Bands above 7.33 kHz (never seen in the
 16 kHz speech) use a non-learned noise-floor rule gated by the learned gains of 3.4-7.3 kHz (see
 `models/mask/stage.py`). Modes: `denoise` (voice only; music is interference), `enhance` (music and voice kept;
@@ -129,39 +193,33 @@ noise and late reverb removed), `creative` (the inverted denoise mask: keeps the
 
 Speech: LibriSpeech train-clean-100 (CC BY 4.0; 224 training speakers, 30 validation speakers), LibriSpeech
 librosa excerpts, CMU ARCTIC, LJ Speech, one freesound clip (FSDD 8 kHz digits excluded: no content above
-4 kHz). Noise: moodist ambiences (Pixabay/CC0), librosa bird/whale/dog, speechbrain test noises. Music:
-librosa, mirdata excerpts, madmom, pyroomacoustics guitar (CC BY / BY-NC / BY-NC-SA; non-commercial terms
-apply to derived weights). Room responses: OpenAIR (CC BY / BY-SA / BY-NC-SA), speechbrain. Split: speech
-by speaker, noise/music/RIR by recording (`resculpt.models.data`); speaker 1081 held out; VoiceBank-DEMAND
-pairs are test only. Mixtures are made on the fly at 16 kHz (`models/mask/mixing.py`): SNR -5..20 dB,
-reverb (p 0.4, target keeps the first 50 ms), random shelving EQ, band limits, level -45..-12 dBFS, music
-as interference (denoise) or as signal (enhance), strength conditioning.
+4 kHz): 0.8 h of training speech. Noise: moodist ambiences (Pixabay/CC0), librosa bird/whale/dog, speechbrain
+test noises: 73 training recordings, 21 min. Music: librosa, mirdata excerpts, madmom, pyroomacoustics guitar
+(CC BY / BY-NC / BY-NC-SA; non-commercial terms apply to derived weights). Room responses: OpenAIR (CC BY /
+BY-SA / BY-NC-SA), speechbrain. Split: speech by speaker, noise/music/RIR by recording
+(`resculpt.models.data`); speaker 1081 held out; VoiceBank-DEMAND pairs are test only. Mixtures are made on
+the fly at 16 kHz (`models/mask/mixing.py`): SNR -5..20 dB, reverb (p 0.4, target keeps the first 50 ms),
+random shelving EQ, band limits, level -45..-12 dBFS, music as interference (denoise) or as signal (enhance),
+strength conditioning; {'with' if s1.get('vary_noise', True) else 'without'} the noise variations (speed 0.7-1.4x, the noise's own EQ, coloured noise,
+babble of training speakers) that stretch 21 minutes of noise.
 
 ## Training
 
-Commands (in order; batches are drawn from `default_rng([seed, step])`, so every resume saw the same data):
-1. `resculpt train mask --out runs/mask-main --fresh --steps 5000 --minutes 56 --batch 8 --segment-s 1.0 --adv-start 100
-   --threads 1 --keep-steps 300 1000 2000 --val-every 250`, stopped at step 517 (resumed from the step-500 checkpoint):
-   on the 2-core machine shared with five other jobs a step took ~2 s, so 5000 steps would not fit;
-2. `resculpt train mask --out runs/mask-main --steps 2000 --minutes 40 ...` (same options): the cosine schedule
-   shortened to 2000 steps from step 500 on (the ablation rows used the original 5000-step schedule to step 300,
-   which the main run shares);
-3. `resculpt train mask --out runs/mask-main --steps 3000 --minutes 20 --keep-steps 2500 ...`: a warm-restart
-   extension (the schedule re-evaluated for 3000 steps, so the learning rate rose from 2e-4 to ~6.5e-4 and decayed
-   again) in the time left before the training deadline;
-4. `resculpt train mask --out runs/mask-main --steps 4000 --minutes 16 --keep-steps 3500 ...`: a second warm
-   restart of the same kind, run after a first benchmark of the step-3000 model showed it just short of RNNoise.
-   The shipped checkpoint is the last one, step 4000: its validation SI-SDR improvement equals step 3000's within
-   0.01 dB and its multi-resolution STFT loss is lower (see the curve below; every 250 steps).
-Shipped checkpoint: step {tr.get('steps')}; training wall time (sum over the runs above, as logged): {f'{wall / 60:.1f} min' if wall else 'n/a'} on 2 shared CPU cores
-(torch {tr.get('threads', 1)} thread, nice 5); not counted: three aborted starts (about 10 min) while
-choosing threads/batch for the shared machine, and 17 steps recomputed after the first resume. The four ablation
-runs took 3.9-7.0 min each (`runs/ablate-*/summary.json`). Batch {tr.get('batch')} x {tr.get('segment_s')} s at 16 kHz,
-10 or 20 ms window drawn per batch, AdamW lr 2e-3 cosine to 2e-4, seed {tr.get('seed')}.
+Two phases; batches are drawn from `default_rng([seed, step])`, so a resumed run sees the same data.
+1. Phase 1 (`{p1.name}`), the fast losses only (reconstruction, band-gain target, sparsity):
+   `{_cmd(s1, 'runs/' + p1.name)}`.
+   {s1.get('steps', '?')} steps, {w1 / 60:.1f} min on the 2-core CPU.
+2. Phase 2 (`{run.name}`, shipped), every term (adds the adversarial and perceptual terms) from phase 1's weights, fresh
+   optimiser, lower learning rate: `{_cmd(s2, 'runs/' + run.name)}`.
+   {s2.get('steps', '?')} steps, {w2 / 60:.1f} min.
+{PHASE_NOTES}
+Both phases: AdamW (betas 0.8/0.99), cosine from the given learning rate to a tenth of it over `--steps`,
+gradient clip 1.0, a 10 or 20 ms STFT window drawn per batch.
 
-Losses (weights {json.dumps(tr.get('loss_w'))}):
+Losses (phase-2 weights {json.dumps(s2.get('loss_w', tr.get('loss_w')))}):
 - recon: multi-resolution STFT (spectral convergence + log magnitude, FFT 256/512/1024) + 0.05 x negative SI-SDR;
-- adv: LSGAN with a multi-resolution spectrogram discriminator (3 resolutions, clean target vs masked output), from step 100;
+- gain: squared error of sqrt(gain) against the ideal band gain clip(sqrt(P_target / P_mixture), 0, 1) (as RNNoise trains);
+- adv: LSGAN with a multi-resolution spectrogram discriminator (3 resolutions, clean target vs masked output);
 - perc: frozen resemblyzer GE2E speaker encoder (`pretrained.pt` from the resemblyzer wheel, loaded by path,
   re-implemented LSTM(40,256,3)+Linear): L1 between frame features plus 1 - cosine of embeddings, on mel power;
 - sparse: mean attenuation `mean(1 - g)` (the mask acts only where it must).
@@ -169,13 +227,11 @@ No DeepFilterNet distillation was used.
 
 Validation during training (48 fixed mixtures, val speakers x val noises, SNR 0/5/10/15 dB, denoise, 10 ms window):
 
-{val_curve(run)}
+{val_curve([('1', p1), ('2', run)])}
 
-## Ablation (each loss term off in turn)
+## Ablation
 
-Short budget: every row is the same recipe and the same batches stopped at step 300 (the full row is the
-main run's step-300 checkpoint), not the full run; scores on the validation split by
-`benchmarks/denoise.py --ablation`.
+{ABLATION_NOTES}
 
 {_read(REPO / 'benchmarks' / 'results' / 'ablation.md')}
 
@@ -183,14 +239,9 @@ Same checkpoints, training-validation metric (`scripts/mask_ablation_val.py`, 48
 
 {_read(REPO / 'benchmarks' / 'results' / 'ablation_val.md')}
 
-What each term buys at this budget (all-terms minus the row without it; PESQ / STOI / SI-SDR dB / OVRL on the
-12-mixture scoring, SI-SDR improvement on the 48 mixtures):
+What each loss term buys in phase 2 (all-terms minus the row without it):
 
 {ablation_deltas()}
-
-The reconstruction term carries the model; the perceptual term adds a little on every metric. The adversarial and
-sparsity rows move PESQ by less than 0.01 and OVRL by less than 0.02 (see the table): with 12 scored mixtures and
-300 steps that is no measurable effect; read them as "no evidence either way at this budget".
 
 ## Benchmark (`.venv-bench/bin/python benchmarks/denoise.py`)
 
@@ -208,14 +259,18 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
 |---|---|---|
 {fb_rows}
 
+## How to retrain
+
+    bash scripts/bench-venv.sh                 # peers and metrics (once)
+    # phase 1 and phase 2: the two commands above (prefix `.venv/bin/`), then
+    bash scripts/mask-ablations.sh && bash scripts/mask-ablation-eval.sh
+    bash scripts/mask-release.sh runs/{run.name}/ckpt.pt   # export + figure + benchmark + this card
+
 ## Limits
 
-- Learned only below 7.33 kHz from 16 kHz speech; above that a rule decides (stationary-floor subtraction).
-- Band gains (24 learned bands) cannot remove noise between harmonics; quality is bounded accordingly.
-- Trained for a short time ({tr.get("steps")} steps of 8 x 1 s) on a shared 2-core CPU; see the benchmark for where it stands
-  against peers. It is conservative: steady white hiss at 10 dB SNR is reduced by only ~0.6 dB below 8 kHz in the
-  figure (the rule above 8 kHz takes ~9 dB off), and in enhance mode cymbals/hi-hats between 1 and 8 kHz are
-  partly treated as noise (drums: -3.3 dB below 8 kHz) while their content above 8 kHz is kept.
+{LIMITS}
+
+{_read(REPO / 'benchmarks' / 'results' / 'mask_diagnostics.md')}
 - Export check: ORT vs torch on streaming frames {json.dumps(cfg.get('export_check'))}.
 """
     (BUNDLE / "MODEL_CARD.md").write_text(text)

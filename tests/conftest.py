@@ -98,3 +98,20 @@ def _private_user_data(tmp_path_factory):
     mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def fine_mask_bundle(tmp_path_factory):
+    """A mask bundle *with* the fine-feature branch (random weights, exported and verified like a trained
+    one): the shipped model may not use the branch, its runtime path is tested all the same."""
+    torch = pytest.importorskip("torch")
+    from resculpt.models.mask.export import export
+    from resculpt.models.mask.net import MaskNet
+    from resculpt.models.mask.stage import load_bundle
+
+    d = tmp_path_factory.mktemp("fine_bundle")
+    torch.manual_seed(0)
+    net = MaskNet(n_fine=128)
+    torch.save({"net": net.state_dict(), "net_kwargs": {"n_fine": 128}, "step": 0}, d / "ckpt.pt")
+    export(d / "ckpt.pt", d / "bundle")
+    return load_bundle(d / "bundle")

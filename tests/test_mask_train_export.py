@@ -33,30 +33,51 @@ def test_smoke_training_runs_three_steps_and_writes_a_resumable_checkpoint(tmp_p
     assert s2["steps"] == 4
 
 
-def test_export_onnx_matches_torch_on_streaming_frames(tmp_path):
-    """A (random) MaskNet exported to ONNX gives the same gains as torch frame by frame (<= 1e-5), torch
-    streaming equals torch whole-sequence, and the written bundle passes the loader's checks."""
+def test_smoke_training_with_fine_branch_and_fine_tuning_from_a_checkpoint(tmp_path):
+    """--fine trains the fine-feature branch (n_fine = 128 in the checkpoint); --init-from starts a new run
+    from those weights (step 0, fresh optimiser) with the adversarial term on, as phase 2 of the recipe."""
+    from resculpt.plugin_host.cli import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "mask", "--smoke", "--quiet", "--fine", "--out", str(a)]) == 0
+    ck = torch.load(a / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert ck["net_kwargs"]["n_fine"] == 128
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(b), "--init-from", str(a / "ckpt.pt")]) == 0
+    s = json.loads((b / "summary.json").read_text())
+    assert s["steps"] == 3 and s["n_fine"] == 128 and s["init_from"] == str(a / "ckpt.pt")
+    logs = [json.loads(line) for line in (b / "log.jsonl").read_text().splitlines()]
+    assert any("adv" in r for r in logs) and all(np.isfinite(r["loss"]) for r in logs if "loss" in r)
+
+
+@pytest.mark.parametrize("n_fine", [0, 128])
+def test_export_onnx_matches_torch_on_streaming_frames(tmp_path, n_fine):
+    """A (random) MaskNet, with or without the fine branch, exported to ONNX gives the same gains as torch
+    frame by frame (<= 1e-5), torch streaming equals torch whole-sequence, and the written bundle passes
+    the loader's checks."""
     from resculpt.models.mask.export import STATE, export, reference_features, torch_stream
     from resculpt.models.mask.net import MaskNet
     from resculpt.models.mask.stage import load_bundle
 
     torch.manual_seed(0)
-    net = MaskNet()
+    net = MaskNet(n_fine=n_fine)
     ck = tmp_path / "ckpt.pt"
-    torch.save({"net": net.state_dict(), "net_kwargs": {}, "step": 0}, ck)
+    torch.save({"net": net.state_dict(), "net_kwargs": {"n_fine": n_fine}, "step": 0}, ck)
     cfg = export(ck, tmp_path / "bundle")
     for v in cfg["export_check"].values():
         assert v["ort_vs_torch"] < 1e-5 and v["torch_stream_vs_full"] < 1e-5
     b = load_bundle(tmp_path / "bundle")
-    feat = reference_features(T=50)
+    feat, fine = reference_features(T=50)
     cond = np.array([1.0, 0.5], np.float32)
-    np.testing.assert_allclose(b.run_sequence(feat, cond), torch_stream(net.eval(), feat, cond), atol=1e-5)
+    np.testing.assert_allclose(b.run_sequence(feat, fine, cond), torch_stream(net.eval(), feat, fine, cond), atol=1e-5)
     assert b.state_names == list(STATE)
+    assert b.has_fine == (n_fine > 0) and cfg["n_fine"] == n_fine
 
 
-def test_training_band_features_match_the_runtime_stage():
-    """The torch feature path (train.BandIO) and the numpy stage compute the same band dB features for the
-    same 16 kHz frames (so what the model learned is what it sees at run time)."""
+@pytest.mark.parametrize("cfg,n_fft", [("default", 320), ("low-latency", 160)])
+def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, fine_mask_bundle):
+    """The torch feature path (train.BandIO) and the numpy stage compute the same band dB features and the
+    same fine (32 ms look-back) dB features for the same 16 kHz frames, with either STFT window (so what
+    the model learned is what it sees at run time)."""
     from resculpt.dsp.params import ParamTable
     from resculpt.dsp.stft import StreamingSTFT
     from resculpt.models.mask import common as C
@@ -64,21 +85,29 @@ def test_training_band_features_match_the_runtime_stage():
     from resculpt.models.mask.train import BandIO
     from resculpt.plugin_host import catalog
 
-    sr, n_fft, hop = 16000, 320, 80
-    x = (np.random.default_rng(0).standard_normal(hop * 40) * 0.05).astype(np.float32)
-    _, feat = BandIO(n_fft, hop).analyse(torch.tensor(x)[None])
+    sr, hop = 16000, 80
+    rng = np.random.default_rng(0)
+    t_s = np.arange(hop * 40) / sr
+    x = (rng.standard_normal(hop * 40) * 0.05 + 0.1 * np.sin(2 * np.pi * 210 * t_s)).astype(np.float32)
+    io = BandIO(n_fft, hop)
+    _, feat = io.analyse(torch.tensor(x)[None])
+    fine = io.fine(torch.tensor(x)[None])
     t = ParamTable(catalog.all_param_specs())
-    st = MaskStage(t)
+    st = MaskStage(t, fine_mask_bundle)
     seen = []
-    orig = st.session.run
+    real = st.session
 
-    def spy(names, feed):
-        seen.append(feed["feat"].copy())
-        return orig(names, feed)
+    def spy(binding):  # the model inputs as bound at the moment of each call
+        feed = st._feeds[0][0]
+        seen.append((feed["feat"].copy(), feed["fine"].copy()))
+        return real.run_with_iobinding(binding)
 
-    st.session = type("S", (), {"run": staticmethod(spy)})()
-    s = StreamingSTFT("default", [st])
+    st.session = type("S", (), {"run_with_iobinding": staticmethod(spy), "io_binding": staticmethod(real.io_binding)})()
+    s = StreamingSTFT(cfg, [st])
     s.prepare(sr, 4096, 1)
     s.process(x[None].copy())
-    got = np.concatenate([f.reshape(1, C.N_LEARNED) for f in seen])
+    got = np.concatenate([f.reshape(1, C.N_LEARNED) for f, _ in seen])
+    assert got.shape[0] == 40
     np.testing.assert_allclose(got, feat[0].numpy()[: got.shape[0]], atol=2e-3)
+    got_f = np.concatenate([g.reshape(1, C.N_FINE) for _, g in seen])
+    np.testing.assert_allclose(got_f, fine[0].numpy()[: got_f.shape[0]], atol=2e-3)

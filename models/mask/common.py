@@ -4,6 +4,12 @@ Feature (rate- and window-independent): per ERB band, the weighted mean of the b
 density, ``P_k = |X_k|^2 / (fs * sum(w_a^2))`` (per Hz, so white noise of a given level per Hz gives the
 same value at 16 and 48 kHz and with a 10 or 20 ms window), in dB: ``10 log10(analysis @ P + EPS)``.
 
+Fine feature (harmonic detail the 24 bands cannot show): the same PSD per Hz from a longer analysis
+window, ``FINE_WIN_MS`` = 32 ms (Hann) of the *past* input ending at the current frame's last sample, read at
+``N_FINE`` = 128 frequencies ``j * FINE_HZ`` (31.25 Hz apart, 0-3.97 kHz), in dB. 31.25 Hz bins resolve
+the harmonics of a voice (F0 80-400 Hz) that 100 Hz (10 ms window) bins smear together. The window only
+looks back, so it adds no latency: the mask still applies to the current 10 or 20 ms frame.
+
 Bands: the 32-band ERB map of :class:`resculpt.dsp.bands.BandMap` (0-24 kHz). Bands 0..23 (0-7.33 kHz)
 are learned from 16 kHz speech; bands 24..31 (7.33-24 kHz, which 16 kHz speech does not reach) are
 handled by a non-learned noise-floor rule in the stage (see ``stage.py``).
@@ -16,9 +22,39 @@ import numpy as np
 N_BANDS = 32
 N_LEARNED = 24
 EPS = 1e-12
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: fine features (model input ``fine``)
 HOP_MS = 5.0
 MODES = ("denoise", "enhance", "creative")
+FINE_WIN_MS = 32.0
+FINE_HZ = 31.25
+N_FINE = 128
+
+
+def fine_len(sample_rate: int) -> int:
+    """Samples in the fine-feature window (32 ms): 512 at 16 kHz, 1411 at 44.1 kHz, 1536 at 48 kHz."""
+    return int(round(FINE_WIN_MS * 1e-3 * sample_rate))
+
+
+def fine_window(sample_rate: int) -> np.ndarray:
+    """Periodic Hann of ``fine_len`` samples (float64)."""
+    n = fine_len(sample_rate)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+
+
+def fine_matrix(sample_rate: int) -> np.ndarray:
+    """(N_FINE, n_bins_long) linear interpolation from the long window's rfft bins (spacing fs / n) to the
+    fixed grid j * FINE_HZ, with the PSD-per-Hz scale folded in. At 16/48/96 kHz the grid falls on bins
+    (fs / n = 31.25 Hz exactly) and the matrix is a scaled selection; at 44.1 kHz (31.254 Hz) and
+    22.05 kHz it interpolates."""
+    n = fine_len(sample_rate)
+    nb = n // 2 + 1
+    pos = np.arange(N_FINE) * FINE_HZ / (sample_rate / n)
+    m = np.zeros((N_FINE, nb))
+    i0 = np.minimum(np.floor(pos).astype(int), nb - 2)
+    fr = pos - i0
+    m[np.arange(N_FINE), i0] = 1.0 - fr
+    m[np.arange(N_FINE), i0 + 1] += fr
+    return m * psd_scale(sample_rate, fine_window(sample_rate))
 
 
 def psd_scale(sample_rate: int, win_a: np.ndarray) -> float:

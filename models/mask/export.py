@@ -2,7 +2,7 @@
 
     python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt.pt --out models/weights/mask
 
-Writes ``model.onnx`` (one frame per call; inputs feat (1, 1, 24) dB, cond (1, 2), cache1, cache2,
+Writes ``model.onnx`` (one frame per call; inputs feat (1, 1, 24) dB, fine (1, 1, 128) dB, cond (1, 2), cache1, cache2,
 cache3, hidden; outputs gains (1, 1, 24) and ``<state>_out``), ``config.json`` (version, sha256, frame/
 hop/look-ahead, band layout, feature definition, state shapes, training summary) and ``golden.npz``
 (reference features -> gains from torch). Asserts before writing the config that
@@ -31,8 +31,19 @@ class _Step(torch.nn.Module):
         super().__init__()
         self.net = net
 
+    def forward(self, feat, fine, cond, cache1, cache2, cache3, hidden):
+        return self.net.step(feat, fine, cond, cache1, cache2, cache3, hidden)
+
+
+class _StepBandsOnly(torch.nn.Module):
+    """Export wrapper of a model without the fine branch (n_fine = 0): no ``fine`` input."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
     def forward(self, feat, cond, cache1, cache2, cache3, hidden):
-        return self.net.step(feat, cond, cache1, cache2, cache3, hidden)
+        return self.net.step(feat, None, cond, cache1, cache2, cache3, hidden)
 
 
 def load_net(ckpt: Path) -> tuple[MaskNet, dict]:
@@ -43,8 +54,9 @@ def load_net(ckpt: Path) -> tuple[MaskNet, dict]:
     return net, ck
 
 
-def reference_features(T: int = 400, seed: int = 7) -> np.ndarray:
-    """Band features of a deterministic speech-like test signal (harmonics + noise bursts), 16 kHz, 20 ms."""
+def reference_features(T: int = 400, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Band features (T, 24) and fine features (T, 128) of a deterministic speech-like test signal
+    (harmonics + noise), 16 kHz, 20 ms window, 5 ms hop."""
     rng = np.random.default_rng(seed)
     sr, hop, n_fft = 16000, 80, 320
     n = T * hop
@@ -58,15 +70,21 @@ def reference_features(T: int = 400, seed: int = 7) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop][:T] * w
     p = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 * C.psd_scale(sr, w)
     band = p @ BandMap(sr, n_fft, C.N_BANDS).analysis.T
-    return (10 * np.log10(band[:, : C.N_LEARNED] + C.EPS)).astype(np.float32)
+    L = C.fine_len(sr)
+    xl = np.concatenate([np.zeros(L - hop), x])
+    fl = np.lib.stride_tricks.sliding_window_view(xl, L)[::hop][:T] * C.fine_window(sr)
+    fine = (np.abs(np.fft.rfft(fl, axis=-1)) ** 2) @ C.fine_matrix(sr).T
+    return ((10 * np.log10(band[:, : C.N_LEARNED] + C.EPS)).astype(np.float32),
+            (10 * np.log10(fine + C.EPS)).astype(np.float32))
 
 
-def torch_stream(net, feat, cond):
+def torch_stream(net, feat, fine, cond):
     st = net.init_state(1)
     out = []
     with torch.no_grad():
         for t in range(feat.shape[0]):
-            g, *st = net.step(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(cond).view(1, 2), *st)
+            g, *st = net.step(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(fine[t]).view(1, 1, -1),
+                              torch.tensor(cond).view(1, 2), *st)
             out.append(g[0, 0].numpy())
     return np.stack(out)
 
@@ -78,27 +96,32 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     out.mkdir(parents=True, exist_ok=True)
     onnx_p = out / "model.onnx"
     shapes = net.state_shapes(1)
-    args = (torch.zeros(1, 1, net.n_bands), torch.tensor([[0.0, 1.0]]), *[torch.zeros(s) for s in shapes.values()])
-    in_names = ["feat", "cond", *STATE]
+    has_fine = net.n_fine > 0
+    args = (torch.zeros(1, 1, net.n_bands), *([torch.zeros(1, 1, net.n_fine)] if has_fine else []),
+            torch.tensor([[0.0, 1.0]]), *[torch.zeros(s) for s in shapes.values()])
+    in_names = ["feat", *(["fine"] if has_fine else []), "cond", *STATE]
     out_names = ["gains", *[s + "_out" for s in STATE]]
     tmp = out / "model.onnx.tmp"
-    torch.onnx.export(_Step(net), args, str(tmp), input_names=in_names, output_names=out_names,
+    torch.onnx.export((_Step if has_fine else _StepBandsOnly)(net), args, str(tmp), input_names=in_names, output_names=out_names,
                       opset_version=opset, dynamo=False)
     tmp.replace(onnx_p)
 
-    feat = reference_features()
+    feat, fine = reference_features()
     max_err = {}
     for cond in (np.array([0.0, 1.0], np.float32), np.array([1.0, 0.75], np.float32)):
-        ref_stream = torch_stream(net, feat, cond)
+        ref_stream = torch_stream(net, feat, fine, cond)
         with torch.no_grad():
-            ref_full = net(torch.tensor(feat)[None], torch.tensor(cond)[None])[0].numpy()
+            ref_full = net(torch.tensor(feat)[None], torch.tensor(fine)[None], torch.tensor(cond)[None])[0].numpy()
         e_sf = float(np.max(np.abs(ref_stream - ref_full)))
         assert e_sf < 1e-5, f"torch streaming != torch whole-sequence ({e_sf:.3g})"
         sess = make_session(onnx_p)
         st = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
         got = []
         for t in range(feat.shape[0]):
-            r = sess.run(out_names, {"feat": feat[t].reshape(1, 1, -1), "cond": cond.reshape(1, 2), **st})
+            fd = {"feat": feat[t].reshape(1, 1, -1), "cond": cond.reshape(1, 2), **st}
+            if has_fine:
+                fd["fine"] = fine[t].reshape(1, 1, -1)
+            r = sess.run(out_names, fd)
             got.append(r[0][0, 0])
             st = dict(zip(STATE, r[1:]))
         e_ort = float(np.max(np.abs(np.stack(got) - ref_stream)))
@@ -106,7 +129,8 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         max_err[f"cond={cond.tolist()}"] = {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort}
     gold_cond = np.array([0.0, 1.0], np.float32)
     gT = 64
-    np.savez(out / "golden.npz", feat=feat[:gT], cond=gold_cond, gains=torch_stream(net, feat[:gT], gold_cond))
+    np.savez(out / "golden.npz", feat=feat[:gT], fine=fine[:gT], cond=gold_cond,
+             gains=torch_stream(net, feat[:gT], fine[:gT], gold_cond))
     from resculpt.dsp.bands import erb_band_edges
 
     cfg = {
@@ -134,10 +158,15 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
                        "learned, bands 24..31 noise-floor rule in the stage",
         "eps": C.EPS,
         "feature": "10*log10(BandMap.analysis @ (|X|^2 / (fs * sum(w_a^2))) + eps), bands 0..23",
+        "n_fine": net.n_fine,
+        "fine_win_ms": C.FINE_WIN_MS,
+        "fine_hz": C.FINE_HZ,
+        "fine_feature": "10*log10(fine_matrix @ |rfft(hann(32 ms) * last 32 ms of input)|^2 + eps): PSD per Hz at "
+                        "j * 31.25 Hz, j = 0..127; the window ends at the current frame's last sample (look-back only)",
         "cond": ["enhance (0 denoise, 1 enhance)", "strength 0..1 (1 - 10^(-reduction_db/20) in the stage)"],
         "state_inputs": list(STATE),
         "state_shapes": {k: list(v) for k, v in shapes.items()},
-        "inputs": {"feat": [1, 1, C.N_LEARNED], "cond": [1, 2]},
+        "inputs": {"feat": [1, 1, C.N_LEARNED], **({"fine": [1, 1, C.N_FINE]} if has_fine else {}), "cond": [1, 2]},
         "outputs": {"gains": [1, 1, C.N_LEARNED]},
         "export_check": max_err,
         "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s")},

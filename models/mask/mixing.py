@@ -9,7 +9,11 @@ Recipe of one training example (``make_example``):
     absent in ~8 % of examples (the target is then silence, or music in enhance mode);
   * reverb with a measured room response (p = 0.4); the target keeps the first 50 ms (direct + early),
     the late tail is interference;
-  * noise crop (one or two recordings), SNR uniform in -5..20 dB against what is kept;
+  * noise crop (one or two recordings), SNR uniform in -5..20 dB against what is kept; with only ~17 min
+    of training noise, each crop is varied (``_vary_noise``, training only): speed change 0.7-1.4x
+    (p 0.5: moves every spectral feature of the recording by up to half an octave), its own random EQ
+    (p 0.5), and in 10 % of examples coloured noise (slope -6..+3 dB/octave) or, in denoise mode,
+    babble of 3-6 training speakers stands in for the recording;
   * music (p = 0.3 denoise / 0.6 enhance): interference in ``denoise`` mode, kept in ``enhance`` mode;
   * strength s (1 in 70 %, else U(0.3, 1)): target = kept + (1 - s) * interference;
   * the same random EQ (low and high shelf, +-6 dB) and band limit (p = 0.15, 3.5-7.5 kHz low-pass)
@@ -27,6 +31,7 @@ from resculpt.models import data as D
 from scipy.signal import fftconvolve, sosfilt
 
 SR = 16000
+VARY_NOISE = True  # training's --plain-noise switches _vary_noise off (its ablation)
 
 
 def cache_dir() -> Path:
@@ -116,6 +121,40 @@ def _apply_eq(x, eq):
     return y
 
 
+def _speed(rng, x: np.ndarray, n: int, factor: float) -> np.ndarray:
+    """n samples of x played ``factor`` times faster (linear interpolation; the noise recordings are
+    broadband textures, so the interpolation's mild low-pass is immaterial)."""
+    m = int(np.ceil(n * factor)) + 2
+    src = _crop(rng, x, m) if x.size >= m else np.tile(x, m // max(1, x.size) + 1)[:m]
+    return np.interp(np.arange(n) * factor, np.arange(m), src).astype(np.float32)
+
+
+def _coloured(rng, n: int, sr: int) -> np.ndarray:
+    """Stationary noise with a random spectral slope of -6..+3 dB per octave around 1 kHz."""
+    slope = rng.uniform(-6.0, 3.0)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.fft.rfftfreq(n, 1 / sr), 20.0)
+    spec *= 10 ** (slope * np.log2(f / 1000.0) / 20)
+    return np.fft.irfft(spec, n).astype(np.float32)
+
+
+def _vary_noise(rng, pools: Pools, noise: np.ndarray, n: int, sr: int, babble_ok: bool) -> np.ndarray:
+    """Training-only variations of the interference (see the module doc)."""
+    r = rng.random()
+    if r < 0.05:
+        noise = _coloured(rng, n, sr)
+    elif r < 0.10 and babble_ok and len(pools.speech) > 6:
+        k = int(rng.integers(3, 7))
+        noise = sum(_crop(rng, pools.speech[int(i)], n) for i in rng.choice(len(pools.speech), k, replace=False))
+    elif rng.random() < 0.5:
+        src = pools.noise[int(rng.integers(len(pools.noise)))]
+        noise = _speed(rng, src, n, float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))))
+    if rng.random() < 0.5:
+        eq = [(k, sos, g * 1.5) for k, sos, g in _shelf_sos(rng, sr)]  # +-9 dB on the noise alone
+        noise = _apply_eq(noise, eq)
+    return np.asarray(noise, np.float32)
+
+
 def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, snr_db: float | None = None,
                  enhance: bool | None = None, music_p: float | None = None, reverb_p: float = 0.4,
                  augment: bool = True):
@@ -147,6 +186,8 @@ def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, s
     noise = _crop(rng, pools.noise[int(rng.integers(len(pools.noise)))], n).copy()
     if augment and rng.random() < 0.2:
         noise = noise + _crop(rng, pools.noise[int(rng.integers(len(pools.noise)))], n) * rng.uniform(0.3, 1.0)
+    if augment and VARY_NOISE:
+        noise = _vary_noise(rng, pools, noise, n, sr, babble_ok=not enhance)
     keep = sp_keep + (music if enhance else 0.0)
     ref = keep if _rms(keep) > 1e-3 else np.ones(1, np.float32)
     snr = float(rng.uniform(-5, 20)) if snr_db is None else float(snr_db)

@@ -7,8 +7,14 @@ band log-power (B, T, F=24, dB) ─► per-band normalise ─► causal Conv2d (
    ─► concat[ feature maps , W·E ]   (E: learnable frequency embeddings (F, d_e); W: learnable
    ─► causal Conv2d, freq stride 2 ─► ELU        weighting layer, Linear d_e -> d_e, applied
    ─► causal Conv2d ─► ELU                       before the concatenation)
-   ─► flatten (C * F/2) ─► + FiLM(cond) ─► GRU(H) ─► Linear ─► sigmoid ─► band gains (B, T, F) in [0, 1]
+   ─► flatten (C * F/2) ─┬─► + FiLM(cond) ─► GRU(H) ─► Linear ─► sigmoid ─► band gains (B, T, F) in [0, 1]
+fine log-PSD (B, T, 128)  │  (32 ms look-back window, 31.25 Hz grid 0-4 kHz, ``common.py``)
+   ─► per-bin normalise ─► Conv (1x7, /2) ─► Conv (1x5, /2) ─► Conv (1x5, /2) ─► Linear(256, 96) ─┘ (concat)
 ```
+
+The fine branch is per frame (kernel 1 in time: no state); it sees harmonic structure (voice F0 80-400 Hz
+puts partials 2.5-13 bins apart on the 31.25 Hz grid) that the 24 ERB bands average away, and the GRU
+carries it over time.
 
 ``cond`` (B, 2) = [enhance (0 = denoise: music is interference, 1 = enhance: music is kept), strength
 in 0..1 (how much of the interference the target removes)]. Every conv is causal in time (kernel 3,
@@ -28,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 N_LEARNED_BANDS = 24  # ERB bands 0..23 of the 32-band 0-24 kHz map lie below 7.33 kHz (speech data is 16 kHz)
+N_FINE = 128  # fine-feature grid (common.N_FINE)
+FINE_OUT = 96
 
 
 class CausalConv(nn.Module):
@@ -48,8 +56,20 @@ class CausalConv(nn.Module):
 
 class MaskNet(nn.Module):
     def __init__(self, n_bands: int = N_LEARNED_BANDS, ch: int = 16, emb: int = 8, hidden: int = 128,
-                 feat_mean=None, feat_std=None):
+                 feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE):
         super().__init__()
+        self.n_fine = n_fine
+        fim = torch.zeros(n_fine) if fine_mean is None else torch.as_tensor(fine_mean, dtype=torch.float32)
+        fis = torch.ones(n_fine) if fine_std is None else torch.as_tensor(fine_std, dtype=torch.float32)
+        self.register_buffer("fine_mean", fim.clone())
+        self.register_buffer("fine_std", fis.clone())
+        if n_fine:  # n_fine = 0: band features only (the ablation of the fine branch)
+            self.fine_convs = nn.ModuleList([
+                nn.Conv2d(1, 8, (1, 7), stride=(1, 2), padding=(0, 3)),
+                nn.Conv2d(8, 16, (1, 5), stride=(1, 2), padding=(0, 2)),
+                nn.Conv2d(16, 16, (1, 5), stride=(1, 2), padding=(0, 2)),
+            ])
+            self.fine_fc = nn.Linear(16 * (n_fine // 8), FINE_OUT)
         self.n_bands, self.ch, self.emb, self.hidden = n_bands, ch, emb, hidden
         fm = torch.zeros(n_bands) if feat_mean is None else torch.as_tensor(feat_mean, dtype=torch.float32)
         fs = torch.ones(n_bands) if feat_std is None else torch.as_tensor(feat_std, dtype=torch.float32)
@@ -61,7 +81,7 @@ class MaskNet(nn.Module):
         self.c2 = CausalConv(ch + emb, 2 * ch, sf=2)
         self.c3 = CausalConv(2 * ch, 2 * ch)
         self.f_out = (n_bands + 1) // 2
-        d = 2 * ch * self.f_out
+        d = 2 * ch * self.f_out + (FINE_OUT if n_fine else 0)
         self.film = nn.Linear(2, 2 * d)
         self.gru = nn.GRU(d, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_bands)
@@ -78,23 +98,33 @@ class MaskNet(nn.Module):
     def _norm(self, feat):  # (B, T, F) dB -> (B, 1, T, F)
         return ((feat - self.feat_mean) / self.feat_std).unsqueeze(1)
 
-    def _mid(self, h, cond):
+    def _fine(self, fine):  # (B, T, 128) dB -> (B, T, FINE_OUT)
+        x = ((fine - self.fine_mean) / self.fine_std).unsqueeze(1)
+        for c in self.fine_convs:
+            x = F.elu(c(x))
+        b, ch, t, f = x.shape
+        return F.elu(self.fine_fc(x.permute(0, 2, 1, 3).reshape(b, t, ch * f)))
+
+    def _mid(self, h, fine, cond):
         b, c, t, f = h.shape
         h = h.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        if self.n_fine:
+            h = torch.cat([h, self._fine(fine)], dim=-1)
         g = self.film(cond)  # (B, 2d)
         scale, shift = g.chunk(2, dim=-1)
         return h * (1.0 + scale[:, None, :]) + shift[:, None, :]
 
     # -- whole sequence (training) -------------------------------------------------------------
-    def forward(self, feat, cond):
-        """feat (B, T, F) band log-power in dB; cond (B, 2). Returns gains (B, T, F) in [0, 1]."""
+    def forward(self, feat, fine, cond):
+        """feat (B, T, F) band log-power in dB; fine (B, T, 128) fine log-PSD in dB; cond (B, 2).
+        Returns gains (B, T, F) in [0, 1]."""
         b, t, _ = feat.shape
         x = self._norm(feat)
         h = F.elu(self.c1(x))
         h = torch.cat([h, self._emb_map(b, t)], dim=1)
         h = F.elu(self.c2(h))
         h = F.elu(self.c3(h))
-        h = self._mid(h, cond)
+        h = self._mid(h, fine, cond)
         y, _ = self.gru(h)
         return torch.sigmoid(self.head(y))
 
@@ -110,8 +140,8 @@ class MaskNet(nn.Module):
     def init_state(self, b: int = 1):
         return [torch.zeros(s) for s in self.state_shapes(b).values()]
 
-    def step(self, feat, cond, cache1, cache2, cache3, hidden):
-        """feat (B, 1, F) dB, cond (B, 2), state -> gains (B, 1, F), new state (same shapes)."""
+    def step(self, feat, fine, cond, cache1, cache2, cache3, hidden):
+        """feat (B, 1, F) dB, fine (B, 1, 128) dB, cond (B, 2), state -> gains (B, 1, F), new state (same shapes)."""
         b = feat.shape[0]
         x = self._norm(feat)
         h, cache1 = self.c1.step(x, cache1)
@@ -121,7 +151,7 @@ class MaskNet(nn.Module):
         h = F.elu(h)
         h, cache3 = self.c3.step(h, cache3)
         h = F.elu(h)
-        h = self._mid(h, cond)
+        h = self._mid(h, fine, cond)
         y, hidden = self.gru(h, hidden)
         return torch.sigmoid(self.head(y)), cache1, cache2, cache3, hidden
 

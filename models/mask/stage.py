@@ -5,8 +5,13 @@ Per STFT frame (5 ms hop, any rate 16-96 kHz, 10 or 20 ms window):
 1. Band features: bin power -> power spectral density per Hz -> weighted mean in the 32 ERB bands of
    :class:`~resculpt.dsp.bands.BandMap` -> dB (``common.py``). Linked stereo (``ctx.linked``): one
    analysis on the channel-mean power, one gain for both channels; unlinked: one per channel.
+   Fine features, only for a bundle whose model has the optional fine branch (``n_fine`` > 0 in its
+   config; the shipped model has none): the stage keeps the last 32 ms of its input (``observe_input``,
+   called by the STFT section each frame), windows it (Hann), and reads the PSD per Hz at 128 points
+   31.25 Hz apart (0-3.97 kHz), in dB; same channel rule. This look-back window adds no latency.
 2. Bands 0..23 (0-7.33 kHz): the ONNX MaskNet, one frame per call with explicit streaming state
-   (conv caches + GRU hidden), conditioned on [mode == enhance, strength]; strength follows
+   (conv caches + GRU hidden) bound by IOBinding to two pre-allocated state sets used in turn (no array is
+   allocated per frame; ``session.run`` would return fresh ones), conditioned on [mode == enhance, strength]; strength follows
    ``mask.reduction_db`` (s = 1 - 10^(-R/20), the fraction of interference amplitude the target removes).
 3. Bands 24..31 (7.33-24 kHz; the 16 kHz speech never reached them): a non-learned noise-floor rule.
    Each band's floor N tracks the band level in dB, falling at once and rising at ``HF_RISE_DB_S``; the
@@ -92,14 +97,18 @@ class Bundle:
         self.state_names = list(config["state_inputs"])
         self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
         self.out_names = ["gains"] + [n + "_out" for n in self.state_names]
+        self.has_fine = int(config.get("n_fine", 0)) > 0
 
-    def run_sequence(self, feat: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        """Gains (T, 24) for features (T, 24) from zero state (reference / golden checks)."""
+    def run_sequence(self, feat: np.ndarray, fine: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        """Gains (T, 24) for band features (T, 24) and fine features (T, 128) from zero state (golden checks)."""
         st = {k: np.zeros(self.state_shapes[k], np.float32) for k in self.state_names}
         out = np.zeros_like(feat, dtype=np.float32)
         c = np.asarray(cond, np.float32).reshape(1, 2)
         for t in range(feat.shape[0]):
-            r = self.session.run(self.out_names, {"feat": feat[t].reshape(1, 1, -1).astype(np.float32), "cond": c, **st})
+            fd = {"feat": feat[t].reshape(1, 1, -1).astype(np.float32), "cond": c, **st}
+            if self.has_fine:
+                fd["fine"] = fine[t].reshape(1, 1, -1).astype(np.float32)
+            r = self.session.run(self.out_names, fd)
             out[t] = r[0][0, 0]
             st = dict(zip(self.state_names, r[1:]))
         return out
@@ -129,7 +138,10 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
     if cfg.get("sha256") != sha:
         raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json ({str(cfg.get('sha256'))[:16]}...); "
                           "the model file was altered or belongs to another bundle")
-    for k, v in (("n_bands", C.N_BANDS), ("n_learned", C.N_LEARNED), ("eps", C.EPS)):
+    if cfg.get("n_fine") not in (0, C.N_FINE):
+        raise BundleError(f"{cfg_p}: n_fine = {cfg.get('n_fine')!r}, the stage computes 0 or {C.N_FINE} fine features")
+    for k, v in (("n_bands", C.N_BANDS), ("n_learned", C.N_LEARNED), ("eps", C.EPS),
+                 ("fine_win_ms", C.FINE_WIN_MS), ("fine_hz", C.FINE_HZ)):
         if cfg.get(k) != v:
             raise BundleError(f"{cfg_p}: {k} = {cfg.get(k)!r}, the stage expects {v!r}")
     try:
@@ -139,7 +151,7 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
     b = Bundle(path, cfg, sess)
     if check_golden:
         g = np.load(gold_p)
-        got = b.run_sequence(g["feat"], g["cond"])
+        got = b.run_sequence(g["feat"], g["fine"], g["cond"])
         err = float(np.max(np.abs(got - g["gains"])))
         if not np.isfinite(err) or err > 1e-4:
             raise BundleError(f"{path}: model output differs from golden.npz by {err:.3g} (> 1e-4)")
@@ -152,12 +164,14 @@ class MaskStage(SpectralStage):
 
     name = "mask"
     latency_frames = 0
+    wants_input = True  # fine features: a 32 ms look-back window of the time-domain input
 
     def __init__(self, table, bundle: Bundle | str | Path | None = None):
         self.table = table
         self._idx = [table.index(p.id) for p in PARAMS]
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.session = self.bundle.session
+        self.wants_input = self.bundle.has_fine  # the 32 ms look-back history feeds the fine features
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -174,7 +188,6 @@ class MaskStage(SpectralStage):
         self.rows = rows
         self._finite = np.zeros((c, nb), bool)
         self._pow = np.zeros((c, nb), np.float32)
-        self._im = np.zeros((c, nb), np.float32)
         self._prow = np.zeros((rows, nb), np.float32)
         self._band = np.zeros((rows, C.N_BANDS), np.float32)
         self._db = np.zeros((rows, C.N_BANDS), np.float32)
@@ -185,27 +198,122 @@ class MaskStage(SpectralStage):
         self._coef = np.zeros((rows, C.N_BANDS), np.float32)
         self._binsg = np.ones((rows, nb), np.float32)
         self._nf = np.zeros((rows, C.N_BANDS), np.float32)       # HF noise floor, dB
-        self._nf_init = np.zeros(rows, bool)
         self._pres = np.zeros((rows, 1), np.float32)
         self._outside = np.zeros(nb, bool)
-        self._feat = np.zeros((1, 1, C.N_LEARNED), np.float32)
         self._cond = np.zeros((1, 2), np.float32)
-        self._state0 = {k: np.zeros(s, np.float32) for k, s in self.bundle.state_shapes.items()}
-        # One input dict per analysed row: feat (own buffer), cond (shared), state (rebound every frame).
-        self._feeds = [{"feat": np.zeros((1, 1, C.N_LEARNED), np.float32), "cond": self._cond, **self._state0}
-                       for _ in range(rows)]
+        # Fine features: ping-pong history of the last L input samples (float64: pocketfft computes in
+        # float64 and would allocate a converted copy of float32 input), Hann window, the rfft bins the
+        # 31.25 Hz grid reads (a prefix: up to ~4 kHz), and the interpolation matrix (PSD scale folded in).
+        L = C.fine_len(ctx.sample_rate)
+        self._L = L
+        self._lbuf = np.zeros((c, L), np.float64)
+        self._lbuf2 = np.zeros((c, L), np.float64)
+        self._lfr = np.zeros((c, L), np.float64)
+        self._lspec = np.zeros((c, L // 2 + 1), np.complex128)
+        self._lwin = np.tile(C.fine_window(ctx.sample_rate), (c, 1))
+        fm = C.fine_matrix(ctx.sample_rate)
+        used = int(np.flatnonzero(fm.any(axis=0))[-1]) + 1
+        self._fine_mt = np.ascontiguousarray(fm[:, :used].T.astype(np.float32))  # (used, 128)
+        self._lpow = np.zeros((c, used), np.float32)
+        self._lpow64 = np.zeros((c, used), np.float64)
+        self._v_lspec_used = self._lspec[:, :used]
+        self._lprow = np.zeros((rows, used), np.float32)
+        self._fine = np.zeros((rows, C.N_FINE), np.float32)
+        self._lbad = np.zeros((c, ctx.hop), bool)
+        self._used = used
+        # Per analysed row: input buffers (feat, fine; cond shared) and two state sets A, B bound to the
+        # session by pointer (IOBinding): frame k reads A and writes B, frame k+1 reads B and writes A, so
+        # a frame allocates nothing and copies no state (onnxruntime's plain run() returns fresh arrays).
+        names = self.bundle.state_names
+        self._feeds, self._bind, self._gout = [], [], []
+        for _ in range(rows):
+            feed = {"feat": np.zeros((1, 1, C.N_LEARNED), np.float32), "cond": self._cond}
+            if self.bundle.has_fine:
+                feed["fine"] = np.zeros((1, 1, C.N_FINE), np.float32)
+            sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in names}
+            sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in names}
+            gout = np.zeros((1, 1, C.N_LEARNED), np.float32)
+            pair = []
+            for src, dst in ((sa, sb), (sb, sa)):
+                io = self.session.io_binding()
+                for k, v in feed.items():
+                    io.bind_cpu_input(k, v)
+                for k in names:
+                    io.bind_cpu_input(k, src[k])
+                    io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
+                io.bind_output("gains", "cpu", 0, np.float32, list(gout.shape), gout.ctypes.data)
+                pair.append(io)
+            self._feeds.append((feed, sa, sb))
+            self._bind.append(pair)
+            self._gout.append(gout)
+        self._phase = [0] * rows
+        # Per-row views made once (slicing per frame would allocate view objects on the audio path).
+        self._row_views = [(feed["feat"][0, 0], self._db[r, : C.N_LEARNED],
+                            feed["fine"][0, 0] if "fine" in feed else None, self._fine[r],
+                            self._g[r, : C.N_LEARNED], self._gout[r][0, 0])
+                           for r, (feed, _, _) in enumerate(self._feeds)]
         self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)
-        self._hf = slice(C.N_LEARNED, C.N_BANDS)
+        hf = slice(C.N_LEARNED, C.N_BANDS)
+        self._v_db_hf, self._v_nf_hf = self._db[:, hf], self._nf[:, hf]
+        self._v_tmp_hf, self._v_g_hf = self._tmp[:, hf], self._g[:, hf]
+        self._v_g_pres = tuple(self._g[:, k : k + 1] for k in range(HF_PRESENCE.start, HF_PRESENCE.stop))
+        self._v_g_invalid = self._g[:, self._invalid]
+        self._v_g_learned, self._v_db_learned = self._g[:, : C.N_LEARNED], self._db[:, : C.N_LEARNED]
+        self._ln10_10 = np.float32(np.log(10.0) / 10.0)
+        self._m_over, self._one, self._zero = np.float32(-HF_OVER), np.float32(1.0), np.float32(0.0)
+        self._cbuf = np.zeros((rows, nb), np.complex64)
+
         self._cache = None
         self.reset()
 
+    def observe_input(self, inbuf):
+        """Append the newest hop of the section's input to the 32 ms history (non-finite samples -> 0)."""
+        hop, L = self.ctx.hop, self._L
+        new = inbuf[:, inbuf.shape[1] - hop :]
+        dst = self._lbuf2
+        np.copyto(dst[:, : L - hop], self._lbuf[:, hop:])
+        tail = dst[:, L - hop :]
+        np.copyto(tail, new)
+        if not np.isfinite(tail.sum()):  # rare path: NaN/Inf input must not reach the model state
+            np.isfinite(tail, out=self._lbad)
+            np.logical_not(self._lbad, out=self._lbad)
+            np.copyto(tail, 0.0, where=self._lbad)
+        self._lbuf2, self._lbuf = self._lbuf, dst
+
+    def _rowmean(self, per_channel, rows):
+        """Linked stereo: the channel mean (np.mean(out=) would allocate a temporary); else a copy."""
+        if self.rows == 1 and self.ctx.channels > 1:
+            np.copyto(rows[0], per_channel[0])
+            for k in range(1, self.ctx.channels):
+                rows[0] += per_channel[k]
+            rows *= np.float32(1.0 / self.ctx.channels)
+        else:
+            np.copyto(rows, per_channel)
+
+    def _fine_features(self):
+        np.copyto(self._lfr, self._lbuf)
+        self._lfr *= self._lwin
+        np.fft.rfft(self._lfr, axis=-1, out=self._lspec)
+        np.abs(self._v_lspec_used, out=self._lpow64)  # complex128 -> float64: no casting buffer
+        np.multiply(self._lpow64, self._lpow64, out=self._lpow64)
+        np.copyto(self._lpow, self._lpow64)
+        self._rowmean(self._lpow, self._lprow)
+        np.matmul(self._lprow, self._fine_mt, out=self._fine)
+        self._fine += C.EPS
+        np.log10(self._fine, out=self._fine)
+        self._fine *= 10.0
+
     def reset(self):
+        self._lbuf.fill(0.0)
+        self._lbuf2.fill(0.0)
         self._gs.fill(1.0)
         self._g.fill(1.0)
         self._nf.fill(0.0)
-        self._nf_init.fill(False)
-        for feed in self._feeds:
-            feed.update(self._state0)  # zero state arrays are never written in place
+        self._nf_ready = False
+        for _, sa, sb in self._feeds:
+            for v in (*sa.values(), *sb.values()):
+                v.fill(0.0)
+        self._phase = [0] * self.rows
         self._cache = None
 
     def _update(self):
@@ -217,6 +325,7 @@ class MaskStage(SpectralStage):
         self._cache = key
         self._floor = np.float32(10.0 ** (-red / 20.0))
         self._mix = np.float32(mix)
+        self._neg_mix = np.float32(-mix)
         hop_s = self.ctx.hop / self.ctx.sample_rate
         self._a_att = np.float32(np.exp(-hop_s / (att * 1e-3)))
         self._a_rel = np.float32(np.exp(-hop_s / (rel * 1e-3)))
@@ -235,72 +344,82 @@ class MaskStage(SpectralStage):
         if not self._finite.all():
             np.logical_not(self._finite, out=self._finite)
             np.copyto(spec, 0, where=self._finite)
-        np.multiply(spec.real, spec.real, out=self._pow)
-        np.multiply(spec.imag, spec.imag, out=self._im)
-        self._pow += self._im
-        if self.rows == 1 and self.ctx.channels > 1:
-            np.mean(self._pow, axis=0, keepdims=True, out=self._prow)
-        else:
-            np.copyto(self._prow, self._pow)
+        # |X|^2 as abs() then square: ufuncs over the strided .real/.imag views of a 2-D spectrum
+        # allocate an iteration buffer; complex64 -> float32 abs() does not.
+        np.abs(spec, out=self._pow)
+        np.multiply(self._pow, self._pow, out=self._pow)
+        self._rowmean(self._pow, self._prow)
         self._prow *= self._scale
         np.matmul(self._prow, self._ana_t, out=self._band)
         self._band += C.EPS
         np.log10(self._band, out=self._db)
         self._db *= 10.0
-        sess, names, snames = self.session, self.bundle.out_names, self.bundle.state_names
-        for r in range(self.rows):
-            feed = self._feeds[r]
-            feed["feat"][0, 0] = self._db[r, : C.N_LEARNED]
-            out = sess.run(names, feed)
-            self._g[r, : C.N_LEARNED] = out[0][0, 0]
-            for k, v in zip(snames, out[1:]):  # onnxruntime returns fresh arrays: rebind, no copy
-                feed[k] = v
+        if self.wants_input:
+            self._fine_features()
+        sess = self.session
+        for r, (feat_in, db_row, fine_in, fine_row, g_row, g_out) in enumerate(self._row_views):
+            np.copyto(feat_in, db_row)
+            if fine_in is not None:
+                np.copyto(fine_in, fine_row)
+            ph = self._phase[r]
+            sess.run_with_iobinding(self._bind[r][ph])
+            self._phase[r] = ph ^ 1
+            np.copyto(g_row, g_out)
         self._hf_rule()
         g = self._g
         if self._mode == 2:  # creative: inverted mask
-            np.subtract(1.0, g, out=g)
+            np.subtract(self._one, g, out=g)
         np.maximum(g, self._floor, out=g)
         # Attack (gain rising) / release (gain falling) per band: gs += (1 - a) (g - gs).
         np.greater(g, self._gs, out=self._up)
         self._coef.fill(self._a_rel)
         np.copyto(self._coef, self._a_att, where=self._up)
         np.subtract(g, self._gs, out=self._tmp)
-        np.subtract(1.0, self._coef, out=self._coef)
+        np.subtract(self._one, self._coef, out=self._coef)
         self._tmp *= self._coef
         self._gs += self._tmp
         # mix toward unity: 1 - mix (1 - g)
-        np.subtract(1.0, self._gs, out=self._tmp)
-        self._tmp *= -self._mix
-        self._tmp += 1.0
+        np.subtract(self._one, self._gs, out=self._tmp)
+        self._tmp *= self._neg_mix
+        self._tmp += self._one
         np.matmul(self._tmp, self._syn_t, out=self._binsg)
         if self._any_outside:
             np.copyto(self._binsg, 1.0, where=self._outside)
-        spec *= self._binsg
+        # complex64 *= float32 would allocate a converted copy, and a (1, n_bins) gain broadcast onto
+        # (channels, n_bins) an iteration buffer: cast once into a complex row, multiply per channel.
+        cb = self._cbuf
+        np.copyto(cb, self._binsg)
+        if self.rows == spec.shape[0]:
+            np.multiply(spec, cb, out=spec)
+        else:
+            row = cb[0]
+            for k in range(spec.shape[0]):
+                ch = spec[k]
+                np.multiply(ch, row, out=ch)
 
     def _hf_rule(self):
-        """Bands 24..31: power subtraction against a tracked noise floor (see module doc)."""
-        hf = self._hf
-        db = self._db[:, hf]
-        nf = self._nf[:, hf]
-        for r in range(self.rows):
-            if not self._nf_init[r]:
-                nf[r] = db[r]
-                self._nf_init[r] = True
+        """Bands 24..31: power subtraction against a tracked noise floor (see module doc). Works on views
+        made in prepare(): slicing here would allocate view objects every frame."""
+        db, nf, t, g = self._v_db_hf, self._v_nf_hf, self._v_tmp_hf, self._v_g_hf
+        if not self._nf_ready:
+            np.copyto(nf, db)
+            self._nf_ready = True
         nf += self._rise
         np.minimum(nf, db, out=nf)
-        self._nf[:, hf] = nf
-        # rule = clip(1 - over * 10^((N - P)/10), 0, 1)
-        t = self._tmp[:, hf]
+        # rule = clip(1 - over * 10^((N - P)/10), 0, 1); 10^(x/10) = exp(x ln(10) / 10)
         np.subtract(nf, db, out=t)
-        t *= 0.1
-        np.power(10.0, t, out=t)
-        t *= -HF_OVER
-        t += 1.0
-        np.clip(t, 0.0, 1.0, out=t)
-        np.max(self._g[:, HF_PRESENCE], axis=1, keepdims=True, out=self._pres)
+        t *= self._ln10_10
+        np.exp(t, out=t)
+        t *= self._m_over
+        t += self._one
+        np.maximum(t, self._zero, out=t)  # np.clip / np.max(axis=) allocate; plain ufuncs do not
+        np.minimum(t, self._one, out=t)
+        p0, p1, p2, p3 = self._v_g_pres
+        np.maximum(p0, p1, out=self._pres)
+        np.maximum(self._pres, p2, out=self._pres)
+        np.maximum(self._pres, p3, out=self._pres)
         if self._mode == 1:
-            np.maximum(t, self._pres, out=t)
+            np.maximum(t, self._pres, out=g)
         else:
-            np.minimum(t, self._pres, out=t)
-        self._g[:, hf] = t
-        self._g[:, self._invalid] = 1.0
+            np.minimum(t, self._pres, out=g)
+        self._v_g_invalid.fill(1.0)

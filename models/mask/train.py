@@ -18,7 +18,11 @@ Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
          embeddings of resemblyzer's frozen, pretrained speaker encoder (GE2E, ``pretrained.pt`` from
          the resemblyzer wheel, loaded by path; resemblyzer itself is never imported), on
          -30 dBFS-normalised mel power spectra (40 mels, 25 ms / 10 ms) of output and target;
-  sparse mean attenuation ``mean(1 - g)``: the mask should only act where it must.
+  sparse mean attenuation ``mean(1 - g)``: the mask should only act where it must;
+  gain   band-gain target (as RNNoise trains its gains): squared error between sqrt(g) and sqrt(g*), with
+         g* = clip(sqrt(P_target / P_mixture), 0, 1) the ideal gain of each learned band in each frame,
+         from the same band analysis the model sees. A dense per-band, per-frame signal that a 2-core
+         machine can fit far faster than the waveform losses alone (``docs/mask-training.md``).
 
 Determinism: batch k is drawn from ``np.random.default_rng([seed, k])`` and torch is seeded, so a
 resumed run sees the same batches as an uninterrupted one. Checkpoints: ``OUT/ckpt.pt`` (latest, every
@@ -44,7 +48,7 @@ from resculpt.models.mask import mixing as M
 from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
 
 SR = 16000
-LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02}
+LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0}
 SISDR_W = 0.05
 
 
@@ -62,15 +66,34 @@ class BandIO:
         self.ana = torch.tensor(bm.analysis)       # (32, nb)
         self.syn = torch.tensor(bm.synthesis)      # (nb, 32)
         self.scale = C.psd_scale(sr, w)
+        self.n_long = C.fine_len(sr)
+        self.win_l = torch.tensor(C.fine_window(sr), dtype=torch.float32)
+        self.fine_m = torch.tensor(C.fine_matrix(sr), dtype=torch.float32)  # (128, n_long // 2 + 1)
+
+    def fine(self, x):  # (B, N) -> (B, T, 128) dB: 32 ms look-back window ending where frame t ends
+        xp = F.pad(x, (self.n_long - self.hop, 0))
+        fr = xp.unfold(-1, self.n_long, self.hop) * self.win_l
+        s = torch.fft.rfft(fr, dim=-1)
+        return 10.0 * torch.log10((s.real**2 + s.imag**2) @ self.fine_m.t() + C.EPS)
 
     def analyse(self, x):  # (B, N) -> spec (B, T, nb), feat (B, T, 24) dB
+        spec, band = self.bands(x)
+        feat = 10.0 * torch.log10(band + C.EPS)
+        return spec, feat
+
+    def bands(self, x):  # (B, N) -> spec (B, T, nb), band PSD (B, T, 24) (linear, per Hz)
         xp = F.pad(x, (self.n_fft - self.hop, 0))
         frames = xp.unfold(-1, self.n_fft, self.hop) * self.win_a
         spec = torch.fft.rfft(frames, dim=-1)
         p = (spec.real**2 + spec.imag**2) * self.scale
-        band = p @ self.ana.t()
-        feat = 10.0 * torch.log10(band[..., : C.N_LEARNED] + C.EPS)
-        return spec, feat
+        return spec, (p @ self.ana.t())[..., : C.N_LEARNED]
+
+    def ideal_gains(self, x, t):
+        """g* (B, T, 24): clip(sqrt(P_t / P_x), 0, 1) per learned band and frame. A band where the
+        mixture is below -120 dB (PSD per Hz, i.e. digital silence) gets 1: nothing to remove."""
+        _, px = self.bands(x)
+        _, pt = self.bands(t)
+        return torch.sqrt((pt + C.EPS) / (px + C.EPS)).clamp(0.0, 1.0)
 
     def synth(self, spec, gains24, n):  # -> (B, n) aligned with the input
         g32 = torch.cat([gains24, gains24[..., -1:].expand(*gains24.shape[:-1], C.N_BANDS - C.N_LEARNED)], -1)
@@ -204,14 +227,18 @@ def synthetic_pools(seed=0, sr=SR) -> M.Pools:
 
 
 def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2):
+    """Per-input mean/std of the band and fine features over a few training batches (normalisation)."""
     io = BandIO(320, 80)
-    feats = []
+    feats, fines = [], []
     for k in range(n_batches):
         x, _, _ = M.batch(np.random.default_rng([seed, 10_000_000 + k]), pools, bsz, n)
-        _, f = io.analyse(torch.tensor(x))
+        xt = torch.tensor(x)
+        _, f = io.analyse(xt)
         feats.append(f.reshape(-1, C.N_LEARNED))
-    f = torch.cat(feats)
-    return f.mean(0).numpy(), f.std(0).clamp_min(1.0).numpy()
+        fines.append(io.fine(xt).reshape(-1, C.N_FINE))
+    f, g = torch.cat(feats), torch.cat(fines)
+    return {"feat_mean": f.mean(0).tolist(), "feat_std": f.std(0).clamp_min(1.0).tolist(),
+            "fine_mean": g.mean(0).tolist(), "fine_std": g.std(0).clamp_min(1.0).tolist()}
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -224,7 +251,7 @@ def evaluate(net, val, n_fft=160):
     t = torch.tensor(np.stack([v["clean"] for v in val]))
     cond = torch.tensor([[0.0, 1.0]]).expand(x.shape[0], 2)
     spec, feat = io.analyse(x)
-    y = io.synth(spec, net(feat, cond), x.shape[1])
+    y = io.synth(spec, net(feat, io.fine(x) if net.n_fine else None, cond), x.shape[1])
     e = x.shape[1] - n_fft
     r = {"si_sdr_out": float(si_sdr(y[:, :e], t[:, :e]).mean()), "si_sdr_in": float(si_sdr(x[:, :e], t[:, :e]).mean()),
          "mrstft": float(mrstft(y[:, :e], t[:, :e]))}
@@ -253,6 +280,7 @@ def train(args) -> dict:
     for term in args.off or []:
         w[term] = 0.0
     seg = int(args.segment_s * SR)
+    M.VARY_NOISE = not getattr(args, "plain_noise", False)
     if args.smoke:
         pools = synthetic_pools(args.seed)
         val = [{"noisy": x, "clean": y} for x, y, _ in (M.make_example(np.random.default_rng(i), pools, SR, augment=False)
@@ -282,14 +310,21 @@ def train(args) -> dict:
         net = MaskNet(**ck["net_kwargs"])
         net.load_state_dict(ck["net"])
         start = int(ck["step"])
-        fm, fs = ck["net_kwargs"]["feat_mean"], ck["net_kwargs"]["feat_std"]
+        kw = ck["net_kwargs"]
         print(f"resuming from {ckpt_path} at step {start}", flush=True)
-    else:
-        fm, fs = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8)
+    elif args.init_from:
+        ck0 = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        kw = ck0["net_kwargs"]
         ck = None
-    kw = {"feat_mean": [float(v) for v in fm], "feat_std": [float(v) for v in fs]}
+        print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule)", flush=True)
+    else:
+        kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8)
+        kw["n_fine"] = C.N_FINE if args.fine else 0
+        ck = None
     if ck is None:
         net = MaskNet(**kw)
+        if args.init_from:
+            net.load_state_dict(ck0["net"])
     disc = MultiResSpecDisc()
     opt_g = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
@@ -329,9 +364,10 @@ def train(args) -> dict:
         for g in opt_g.param_groups:
             g["lr"] = lr
         spec, feat = io.analyse(x)
-        gains = net(feat, c)
+        gains = net(feat, io.fine(x) if net.n_fine else None, c)
         y = io.synth(spec, gains, seg)
         e = seg - n_fft
+        t_full = t
         y, t = y[:, :e], t[:, :e]
         active = (t.pow(2).mean(-1) > 1e-9).float()
         parts = {}
@@ -351,6 +387,11 @@ def train(args) -> dict:
             pl = perc.loss(y[hb], t[hb], active[hb])
             parts["perc"] = pl.item()
             loss = loss + w["perc"] * pl
+        if w["gain"] > 0:
+            gt = io.ideal_gains(x, t_full)
+            gl = ((gains + 1e-4).sqrt() - (gt + 1e-4).sqrt()).pow(2).mean()  # +1e-4: finite slope at g = 0
+            parts["gain"] = gl.item()
+            loss = loss + w["gain"] * gl
         if w["sparse"] > 0:
             sp = (1.0 - gains).mean()
             parts["sparse"] = sp.item()
@@ -388,7 +429,9 @@ def train(args) -> dict:
     r = evaluate(net, val)
     wall = wall_before + time.time() - t0
     summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(net), "last": last,
-               "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads}
+               "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
+               "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
+               "vary_noise": M.VARY_NOISE}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -412,6 +455,12 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--keep-steps", type=int, nargs="*", help="also keep ckpt_stepN.pt at these steps")
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--init-from", help="start a new run (fresh optimiser, schedule from step 0) from this checkpoint's "
+                    "generator weights: the fine-tuning phase of the recipe and its ablations")
+    ap.add_argument("--fine", action="store_true",
+                    help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py). Off by default: "
+                         "at equal wall time it measured no gain (model card, ablation)")
+    ap.add_argument("--plain-noise", action="store_true", help="no noise variations (speed, EQ, coloured, babble)")
     ap.add_argument("--smoke", action="store_true", help="3 steps on synthetic signals (CI)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap

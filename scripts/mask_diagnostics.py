@@ -1,0 +1,87 @@
+"""What bounds the mask model: oracle band gains vs the trained model on the validation mixtures.
+
+    .venv-bench/bin/python scripts/mask_diagnostics.py --ckpt runs/mask-main/ckpt.pt
+    # -> benchmarks/results/mask_diagnostics.{md,json}
+
+Oracle rows apply ideal gains computed from the clean target (so they are upper bounds, not systems): the ideal
+band gain clip(sqrt(P_target / P_mixture), 0, 1) of the model's 24 learned bands (bands above repeat the
+last, as in training), with and without the -30 dB floor of ``denoise-live``, and the ideal per-bin magnitude
+gain for comparison; 10 ms window (the live STFT), 16 kHz, the first ``--n-val`` x 4 validation mixtures.
+The model row is the checkpoint through the same torch path (floor -30 dB). "Hedging" compares the model's
+gains with the ideal gains per band and frame: its mean gain where the ideal is < 0.2 (noise-dominated) and
+> 0.8 (speech-dominated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from pesq import pesq
+from pystoi import stoi
+from resculpt.models.mask.export import load_net
+from resculpt.models.mask.mixing import validation_set
+from resculpt.models.mask.train import BandIO
+
+REPO = Path(__file__).resolve().parent.parent
+FLOOR = 10 ** (-30 / 20)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=str(REPO / "runs" / "mask-main" / "ckpt.pt"))
+    ap.add_argument("--n-val", type=int, default=6)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    val = validation_set(n_utts=a.n_val)
+    x = torch.tensor(np.stack([v["noisy"] for v in val]))
+    t = torch.tensor(np.stack([v["clean"] for v in val]))
+    n = x.shape[1]
+    io = BandIO(160, 80)
+    spec, feat = io.analyse(x)
+    tspec, _ = io.analyse(t)
+    gt = io.ideal_gains(x, t)
+    net, _ = load_net(Path(a.ckpt))
+    with torch.no_grad():
+        g = net(feat, io.fine(x) if net.n_fine else None, torch.tensor([[0.0, 1.0 - FLOOR]]).expand(x.shape[0], 2))
+
+    def bins_out(s):
+        fr = torch.fft.irfft(s, n=io.n_fft, dim=-1) * io.win_s
+        L = (fr.shape[1] - 1) * io.hop + io.n_fft
+        y = torch.nn.functional.fold(fr.transpose(1, 2), (1, L), (1, io.n_fft), stride=(1, io.hop))[:, 0, 0]
+        return y[:, io.n_fft - io.hop : io.n_fft - io.hop + n]
+
+    rows = {
+        "noisy input": x,
+        "oracle band gains, no floor": io.synth(spec, gt, n),
+        "oracle band gains, -30 dB floor": io.synth(spec, gt.clamp_min(FLOOR), n),
+        "oracle per-bin magnitude gains, no floor": bins_out(spec * (tspec.abs() / (spec.abs() + 1e-9)).clamp(0, 1)),
+        "model (checkpoint), -30 dB floor": io.synth(spec, g.clamp_min(FLOOR), n),
+    }
+    res = {}
+    for name, y in rows.items():
+        y = y.detach().numpy()
+        res[name] = {"pesq_wb": float(np.mean([pesq(16000, v["clean"], yy, "wb") for v, yy in zip(val, y)])),
+                     "stoi": float(np.mean([stoi(v["clean"], yy, 16000) for v, yy in zip(val, y)]))}
+        print(name, res[name], flush=True)
+    lo, hi = gt < 0.2, gt > 0.8
+    hedge = {"mean_gain_where_ideal_below_0.2": float(g[lo].mean()), "mean_gain_where_ideal_above_0.8": float(g[hi].mean()),
+             "share_below_0.2": float(lo.float().mean()), "share_above_0.8": float(hi.float().mean())}
+    out = REPO / "benchmarks" / "results" / "mask_diagnostics"
+    out.with_suffix(".json").write_text(json.dumps({"ckpt": a.ckpt, "n_mixtures": len(val), "scores": res,
+                                                    "hedging": hedge}, indent=2) + "\n")
+    L = [f"Oracle bounds vs the model on {len(val)} validation mixtures (10 ms window, 16 kHz; "
+         "`scripts/mask_diagnostics.py`):", "", "| row | PESQ-WB | STOI |", "|---|---|---|"]
+    L += [f"| {k} | {v['pesq_wb']:.3f} | {v['stoi']:.3f} |" for k, v in res.items()]
+    L += ["", f"Hedging: the model's mean band gain is {hedge['mean_gain_where_ideal_below_0.2']:.2f} where the ideal "
+          f"gain is below 0.2 ({100 * hedge['share_below_0.2']:.0f} % of band-frames) and "
+          f"{hedge['mean_gain_where_ideal_above_0.8']:.2f} where it is above 0.8 ({100 * hedge['share_above_0.8']:.0f} %)."]
+    out.with_suffix(".md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()
