@@ -459,7 +459,7 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     "generator weights: the fine-tuning phase of the recipe and its ablations")
     ap.add_argument("--fine", action="store_true",
                     help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py). Off by default: "
-                         "at equal wall time it measured no gain (model card, ablation)")
+                         "at equal wall time it gave equal PESQ/STOI and +0.13 DNSMOS (model card, ablation)")
     ap.add_argument("--plain-noise", action="store_true", help="no noise variations (speed, EQ, coloured, babble)")
     ap.add_argument("--smoke", action="store_true", help="3 steps on synthetic signals (CI)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
