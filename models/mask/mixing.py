@@ -31,7 +31,6 @@ from resculpt.models import data as D
 from scipy.signal import fftconvolve, sosfilt
 
 SR = 16000
-VARY_NOISE = True  # training's --plain-noise switches _vary_noise off (its ablation)
 
 
 def cache_dir() -> Path:
@@ -157,7 +156,7 @@ def _vary_noise(rng, pools: Pools, noise: np.ndarray, n: int, sr: int, babble_ok
 
 def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, snr_db: float | None = None,
                  enhance: bool | None = None, music_p: float | None = None, reverb_p: float = 0.4,
-                 augment: bool = True):
+                 augment: bool = True, vary_noise: bool = True):
     """One (mixture, target, cond) triple; cond = [enhance, strength]. Arrays float32 (n,)."""
     if enhance is None:
         enhance = rng.random() < 0.35
@@ -186,7 +185,7 @@ def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, s
     noise = _crop(rng, pools.noise[int(rng.integers(len(pools.noise)))], n).copy()
     if augment and rng.random() < 0.2:
         noise = noise + _crop(rng, pools.noise[int(rng.integers(len(pools.noise)))], n) * rng.uniform(0.3, 1.0)
-    if augment and VARY_NOISE:
+    if augment and vary_noise:  # training's --plain-noise passes False (its ablation)
         noise = _vary_noise(rng, pools, noise, n, sr, babble_ok=not enhance)
     keep = sp_keep + (music if enhance else 0.0)
     ref = keep if _rms(keep) > 1e-3 else np.ones(1, np.float32)
@@ -213,8 +212,8 @@ def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, s
             np.array([1.0 if enhance else 0.0, strength], np.float32))
 
 
-def batch(rng, pools, bsz, n, sr=SR):
-    xs, ys, cs = zip(*(make_example(rng, pools, n, sr) for _ in range(bsz)))
+def batch(rng, pools, bsz, n, sr=SR, vary_noise: bool = True):
+    xs, ys, cs = zip(*(make_example(rng, pools, n, sr, vary_noise=vary_noise) for _ in range(bsz)))
     return np.stack(xs), np.stack(ys), np.stack(cs)
 
 

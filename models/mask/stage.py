@@ -164,7 +164,6 @@ class MaskStage(SpectralStage):
 
     name = "mask"
     latency_frames = 0
-    wants_input = True  # fine features: a 32 ms look-back window of the time-domain input
 
     def __init__(self, table, bundle: Bundle | str | Path | None = None):
         self.table = table
@@ -258,7 +257,6 @@ class MaskStage(SpectralStage):
         self._v_tmp_hf, self._v_g_hf = self._tmp[:, hf], self._g[:, hf]
         self._v_g_pres = tuple(self._g[:, k : k + 1] for k in range(HF_PRESENCE.start, HF_PRESENCE.stop))
         self._v_g_invalid = self._g[:, self._invalid]
-        self._v_g_learned, self._v_db_learned = self._g[:, : C.N_LEARNED], self._db[:, : C.N_LEARNED]
         self._ln10_10 = np.float32(np.log(10.0) / 10.0)
         self._m_over, self._one, self._zero = np.float32(-HF_OVER), np.float32(1.0), np.float32(0.0)
         self._cbuf = np.zeros((rows, nb), np.complex64)
@@ -414,10 +412,10 @@ class MaskStage(SpectralStage):
         t += self._one
         np.maximum(t, self._zero, out=t)  # np.clip / np.max(axis=) allocate; plain ufuncs do not
         np.minimum(t, self._one, out=t)
-        p0, p1, p2, p3 = self._v_g_pres
-        np.maximum(p0, p1, out=self._pres)
-        np.maximum(self._pres, p2, out=self._pres)
-        np.maximum(self._pres, p3, out=self._pres)
+        pres = self._pres
+        np.copyto(pres, self._v_g_pres[0])
+        for band in self._v_g_pres[1:]:
+            np.maximum(pres, band, out=pres)
         if self._mode == 1:
             np.maximum(t, self._pres, out=g)
         else:

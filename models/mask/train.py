@@ -226,12 +226,12 @@ def synthetic_pools(seed=0, sr=SR) -> M.Pools:
     return M.Pools(sp, ["s%d" % i for i in range(4)], no, ["n"] * 3, mu, ["m"], rir, ["r"])
 
 
-def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2):
+def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2, vary_noise=True):
     """Per-input mean/std of the band and fine features over a few training batches (normalisation)."""
     io = BandIO(320, 80)
     feats, fines = [], []
     for k in range(n_batches):
-        x, _, _ = M.batch(np.random.default_rng([seed, 10_000_000 + k]), pools, bsz, n)
+        x, _, _ = M.batch(np.random.default_rng([seed, 10_000_000 + k]), pools, bsz, n, vary_noise=vary_noise)
         xt = torch.tensor(x)
         _, f = io.analyse(xt)
         feats.append(f.reshape(-1, C.N_LEARNED))
@@ -280,7 +280,7 @@ def train(args) -> dict:
     for term in args.off or []:
         w[term] = 0.0
     seg = int(args.segment_s * SR)
-    M.VARY_NOISE = not getattr(args, "plain_noise", False)
+    vary = not args.plain_noise
     if args.smoke:
         pools = synthetic_pools(args.seed)
         val = [{"noisy": x, "clean": y} for x, y, _ in (M.make_example(np.random.default_rng(i), pools, SR, augment=False)
@@ -318,7 +318,7 @@ def train(args) -> dict:
         ck = None
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule)", flush=True)
     else:
-        kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8)
+        kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = C.N_FINE if args.fine else 0
         ck = None
     if ck is None:
@@ -356,7 +356,7 @@ def train(args) -> dict:
             print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
-        x, t, c = M.batch(rng, pools, args.batch, seg)
+        x, t, c = M.batch(rng, pools, args.batch, seg, vary_noise=vary)
         n_fft = 160 if rng.random() < 0.5 else 320
         io = ios[n_fft]
         x, t, c = torch.tensor(x), torch.tensor(t), torch.tensor(c)
@@ -431,7 +431,7 @@ def train(args) -> dict:
     summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(net), "last": last,
                "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
-               "vary_noise": M.VARY_NOISE}
+               "vary_noise": vary}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
