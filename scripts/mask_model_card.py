@@ -137,7 +137,7 @@ def _cmd(sm: dict, out: str) -> str:
              f"--batch {sm.get('batch')} --segment-s {sm.get('segment_s')}", f"--lr {sm.get('lr')}",
              f"--seed {sm.get('seed')}", f"--threads {sm.get('threads')}"]
     if sm.get("init_from"):
-        parts.append(f"--init-from {sm['init_from']} --adv-start 0")
+        parts.append(f"--init-from {sm['init_from']}" + (" --adv-start 0" if lw.get("adv") else ""))
     if off:
         parts.append(off)
     if sm.get("n_fine"):
@@ -150,16 +150,29 @@ def _cmd(sm: dict, out: str) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=str(REPO / "runs" / "mask-main"), help="phase-2 (shipped) run folder")
-    ap.add_argument("--p1", default=str(REPO / "runs" / "mask-p1"), help="phase-1 run folder")
+    ap.add_argument("--p1", nargs="+", default=[str(REPO / "runs" / "mask-p1")],
+                    help="phase-1 run folders in order (a continuation run after the first: phase 1b, ...)")
     a = ap.parse_args(argv)
-    run, p1 = Path(a.run), Path(a.p1)
+    run, p1s = Path(a.run), [Path(p) for p in a.p1]
+    p1 = p1s[0]
     s1, s2 = _summary(p1), _summary(run)
+    labels = ["1"] + [f"1{chr(ord('b') + i)}" for i in range(len(p1s) - 1)]
     cfg = json.loads((BUNDLE / "config.json").read_text())
     tr = cfg.get("training") or {}
     fig = REPO / "docs" / "figures" / "mask-fullband.json"
     fb = json.loads(fig.read_text()) if fig.is_file() else {}
     fb_rows = "\n".join(f"| {k} | {v['hf_8_20k_db']:+.2f} | {v['lf_50_8k_db']:+.2f} |" for k, v in fb.items())
-    w1, w2 = s1.get("wall_s", 0.0), s2.get("wall_s", 0.0)
+    w2 = s2.get("wall_s", 0.0)
+    phase1 = []
+    for lab, pr in zip(labels, p1s):
+        sm = _summary(pr)
+        what = ("the fast losses only (reconstruction, band-gain target, sparsity)" if lab == "1" else
+                "continued from the previous phase's weights with the same losses, fresh optimiser and schedule"
+                + ("; the fine-feature branch grown in (new inputs start at zero weight: same output at step 0)"
+                   if sm.get("n_fine") and not _summary(p1s[labels.index(lab) - 1]).get("n_fine") else ""))
+        phase1.append(f"- Phase {lab} (`{pr.name}`), {what}:\n  `{_cmd(sm, 'runs/' + pr.name)}`.\n"
+                      f"  {sm.get('steps', '?')} steps, {sm.get('wall_s', 0.0) / 60:.1f} min on the 2-core CPU.")
+    phase1_txt = "\n".join(phase1)
     fine = cfg.get("n_fine", 0) > 0
     fine_txt = ("""
 A second input branch sees the harmonic detail the bands average away: the PSD per Hz of the last 32 ms of
@@ -210,15 +223,13 @@ babble of training speakers) that stretch 21 minutes of noise.
 
 ## Training
 
-Two phases; batches are drawn from `default_rng([seed, step])`, so a resumed run sees the same data.
-1. Phase 1 (`{p1.name}`), the fast losses only (reconstruction, band-gain target, sparsity):
-   `{_cmd(s1, 'runs/' + p1.name)}`.
-   {s1.get('steps', '?')} steps, {w1 / 60:.1f} min on the 2-core CPU.
-2. Phase 2 (`{run.name}`, shipped), every term (adds the adversarial and perceptual terms) from phase 1's weights, fresh
-   optimiser, lower learning rate: `{_cmd(s2, 'runs/' + run.name)}`.
-   {s2.get('steps', '?')} steps, {w2 / 60:.1f} min.
+Batches are drawn from `default_rng([seed, step])`, so a resumed run sees the same data.
+{phase1_txt}
+- Phase 2 (`{run.name}`, shipped), every term (adds the adversarial and perceptual terms) from phase {labels[-1]}'s weights,
+  fresh optimiser, lower learning rate: `{_cmd(s2, 'runs/' + run.name)}`.
+  {s2.get('steps', '?')} steps, {w2 / 60:.1f} min.
 {PHASE_NOTES}
-Both phases: AdamW (betas 0.8/0.99), cosine from the given learning rate to a tenth of it over `--steps`,
+Every phase: AdamW (betas 0.8/0.99), cosine from the given learning rate to a tenth of it over `--steps`,
 gradient clip 1.0, a 10 or 20 ms STFT window drawn per batch.
 
 Losses (phase-2 weights {json.dumps(s2.get('loss_w', tr.get('loss_w')))}):
@@ -232,7 +243,7 @@ No DeepFilterNet distillation was used.
 
 Validation during training (48 fixed mixtures, val speakers x val noises, SNR 0/5/10/15 dB, denoise, 10 ms window):
 
-{val_curve([('1', p1), ('2', run)])}
+{val_curve(list(zip(labels, p1s)) + [('2', run)])}
 
 ## Ablation
 

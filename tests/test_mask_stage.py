@@ -333,13 +333,30 @@ def test_mask_stage_allocates_no_array_per_frame(channels, linked):
     nothing (net growth < 4 KB) and its transient peak above an empty section stays below one float32
     row of bins (1924 B), so no bin-sized array and no model output/state array (onnxruntime's run()
     returned ~8.5 KB of fresh gains and state per frame; IOBinding with pre-bound state returns none) is allocated
-    per frame. What remains are Python's small objects (the parameter check, ufunc overhead). (The
-    optional fine-feature branch, not in the shipped model, adds one rfft whose scratch numpy's FFT
-    allocates per frame: ~3 KB at 48 kHz.)"""
+    per frame. What remains are Python's small objects (the parameter check, ufunc overhead)."""
     from _creative_util import _measure_allocation, make_section, signal_for
 
     sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0}, linked=linked)
     assert sec.n_bins == 481
+    x = signal_for(48000, channels, seconds=1.0)
+    growth, peak = _measure_allocation(sec, x, 1500, 64)
+    empty, _ = make_section([], 48000, channels, {}, linked=linked)
+    _, peak0 = _measure_allocation(empty, x, 1500, 64)
+    assert growth < 4096, f"net growth {growth} bytes"
+    assert peak - peak0 < 4 * sec.n_bins, f"transient peak {peak} B vs {peak0} B for an empty section"
+
+
+@pytest.mark.parametrize("channels,linked", [(1, True), (2, False)])
+def test_mask_stage_with_fine_branch_allocates_no_array_per_frame(channels, linked, fine_mask_bundle):
+    """The same bound for a bundle with the fine-feature branch (a 32 ms rfft of 1536 samples, 769 bins, per
+    frame at 48 kHz, into a preallocated output): its transient peak above an empty section stays below
+    one float32 row of STFT bins (1924 B), far below one long-window spectrum (769 complex128 = 12.3 KB),
+    so neither the FFT nor the 128 fine features allocate a per-frame array."""
+    from _creative_util import _measure_allocation, make_section, signal_for
+
+    sec, st = _section(48000, ch=channels, cfg="default", linked=linked, bundle=fine_mask_bundle,
+                       **{"mask.reduction_db": 30.0})
+    assert sec.n_bins == 481 and st._lspec.shape[-1] == 769
     x = signal_for(48000, channels, seconds=1.0)
     growth, peak = _measure_allocation(sec, x, 1500, 64)
     empty, _ = make_section([], 48000, channels, {}, linked=linked)

@@ -49,6 +49,30 @@ def test_smoke_training_with_fine_branch_and_fine_tuning_from_a_checkpoint(tmp_p
     assert any("adv" in r for r in logs) and all(np.isfinite(r["loss"]) for r in logs if "loss" in r)
 
 
+def test_growing_a_band_only_net_with_the_fine_branch_keeps_its_output_exactly():
+    """grow_fine (--init-from a band-only checkpoint with --fine) copies every shared weight and zeroes the
+    new FiLM rows and GRU input columns: the grown net's gains equal the band-only net's on any input, so
+    the continued run starts from the trained model, not from a perturbed one."""
+    from resculpt.models.mask.net import MaskNet
+    from resculpt.models.mask.train import grow_fine
+
+    torch.manual_seed(0)
+    old = MaskNet(n_fine=0)
+    with torch.no_grad():  # non-trivial FiLM so that its row layout matters
+        old.film.weight.normal_(0, 0.3)
+        old.film.bias.normal_(0, 0.3)
+    new = MaskNet(n_fine=128, fine_mean=torch.full((128,), -60.0), fine_std=torch.full((128,), 12.0))
+    grow_fine(new, old.state_dict())
+    feat = torch.randn(2, 40, 24) * 10 - 50
+    fine = torch.randn(2, 40, 128) * 10 - 60
+    cond = torch.tensor([[0.0, 1.0], [1.0, 0.4]])
+    with torch.no_grad():
+        g_old, g_new = old(feat, None, cond), new(feat, fine, cond)
+    assert torch.allclose(g_old, g_new, atol=1e-6)
+    assert float(new.fine_mean[0]) == -60.0  # the new input's normalisation is the grown net's own
+    assert new.gru.weight_ih_l0[:, -1].abs().max() == 0 and old.gru.weight_ih_l0.abs().max() > 0
+
+
 @pytest.mark.parametrize("n_fine", [0, 128])
 def test_export_onnx_matches_torch_on_streaming_frames(tmp_path, n_fine):
     """A (random) MaskNet, with or without the fine branch, exported to ONNX gives the same gains as torch

@@ -215,7 +215,8 @@ class MaskStage(SpectralStage):
         self._fine_mt = np.ascontiguousarray(fm[:, :used].T.astype(np.float32))  # (used, 128)
         self._lpow = np.zeros((c, used), np.float32)
         self._lpow64 = np.zeros((c, used), np.float64)
-        self._v_lspec_used = self._lspec[:, :used]
+        # (a strided (c, used) view would make np.abs allocate a ~5 KB iteration buffer per frame in stereo)
+        self._lpow_views = [(self._lspec[k, :used], self._lpow64[k]) for k in range(c)]
         self._lprow = np.zeros((rows, used), np.float32)
         self._fine = np.zeros((rows, C.N_FINE), np.float32)
         self._lbad = np.zeros((c, ctx.hop), bool)
@@ -267,15 +268,20 @@ class MaskStage(SpectralStage):
     def observe_input(self, inbuf):
         """Append the newest hop of the section's input to the 32 ms history (non-finite samples -> 0)."""
         hop, L = self.ctx.hop, self._L
-        new = inbuf[:, inbuf.shape[1] - hop :]
+        n = inbuf.shape[1]
         dst = self._lbuf2
         np.copyto(dst[:, : L - hop], self._lbuf[:, hop:])
         tail = dst[:, L - hop :]
-        np.copyto(tail, new)
-        if not np.isfinite(tail.sum()):  # rare path: NaN/Inf input must not reach the model state
-            np.isfinite(tail, out=self._lbad)
-            np.logical_not(self._lbad, out=self._lbad)
-            np.copyto(tail, 0.0, where=self._lbad)
+        # Per row: a float32 -> float64 cast or a sum over a 2-D strided view would allocate a ~4 KB iteration
+        # buffer every frame in stereo; 1-D contiguous rows need none.
+        for k in range(inbuf.shape[0]):
+            row = tail[k]
+            np.copyto(row, inbuf[k, n - hop :])
+            if not np.isfinite(row.sum()):  # rare path: NaN/Inf input must not reach the model state
+                bad = self._lbad[k]
+                np.isfinite(row, out=bad)
+                np.logical_not(bad, out=bad)
+                np.copyto(row, 0.0, where=bad)
         self._lbuf2, self._lbuf = self._lbuf, dst
 
     def _rowmean(self, per_channel, rows):
@@ -292,7 +298,8 @@ class MaskStage(SpectralStage):
         np.copyto(self._lfr, self._lbuf)
         self._lfr *= self._lwin
         np.fft.rfft(self._lfr, axis=-1, out=self._lspec)
-        np.abs(self._v_lspec_used, out=self._lpow64)  # complex128 -> float64: no casting buffer
+        for spec_row, pow_row in self._lpow_views:  # per channel: a contiguous prefix, so no ufunc buffer
+            np.abs(spec_row, out=pow_row)  # complex128 -> float64: no casting buffer
         np.multiply(self._lpow64, self._lpow64, out=self._lpow64)
         np.copyto(self._lpow, self._lpow64)
         self._rowmean(self._lpow, self._lprow)

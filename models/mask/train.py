@@ -241,6 +241,28 @@ def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2, vary_noise=True):
             "fine_mean": g.mean(0).tolist(), "fine_std": g.std(0).clamp_min(1.0).tolist()}
 
 
+def grow_fine(net: MaskNet, sd_old: dict) -> None:
+    """Load a band-only state dict into ``net`` (which has the fine branch). Every shared tensor is copied;
+    the FiLM rows and GRU input columns of the FINE_OUT new features start at zero, so the grown net
+    computes exactly what the band-only net did (tested) and training decides what the fine features add.
+    The fine branch's own convs keep their random init (their gradient flows once the GRU columns move)."""
+    sd = net.state_dict()
+    d = net.gru.input_size
+    d0 = sd_old["gru.weight_ih_l0"].shape[1]
+    with torch.no_grad():
+        for k, v in sd_old.items():
+            if k == "gru.weight_ih_l0":
+                sd[k].zero_()
+                sd[k][:, :d0] = v
+            elif k in ("film.weight", "film.bias"):  # rows: [scale (d0) | shift (d0)] -> [scale (d) | shift (d)]
+                sd[k].zero_()
+                sd[k][:d0] = v[:d0]
+                sd[k][d:d + d0] = v[d0:]
+            elif k not in ("fine_mean", "fine_std"):
+                sd[k].copy_(v)
+    net.load_state_dict(sd)
+
+
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net, val, n_fft=160):
@@ -314,9 +336,14 @@ def train(args) -> dict:
         print(f"resuming from {ckpt_path} at step {start}", flush=True)
     elif args.init_from:
         ck0 = torch.load(args.init_from, map_location="cpu", weights_only=False)
-        kw = ck0["net_kwargs"]
+        kw = dict(ck0["net_kwargs"])
         ck = None
-        print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule)", flush=True)
+        grow = args.fine and not kw.get("n_fine", 0)
+        if grow:  # band-only checkpoint -> net with the fine branch (normalisation of the new input measured here)
+            st = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
+            kw.update(n_fine=C.N_FINE, fine_mean=st["fine_mean"], fine_std=st["fine_std"])
+        print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
+              f"{'; fine branch added' if grow else ''})", flush=True)
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = C.N_FINE if args.fine else 0
@@ -324,7 +351,10 @@ def train(args) -> dict:
     if ck is None:
         net = MaskNet(**kw)
         if args.init_from:
-            net.load_state_dict(ck0["net"])
+            if net.n_fine and not ck0["net_kwargs"].get("n_fine", 0):
+                grow_fine(net, ck0["net"])
+            else:
+                net.load_state_dict(ck0["net"])
     disc = MultiResSpecDisc()
     opt_g = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
