@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Loss ablation of the mask model's second phase: from the phase-1 checkpoint (recon + gain + sparse),
+# Loss ablation of the mask model's second phase: from the phase-1b checkpoint (recon + gain + sparse),
 # the all-terms fine-tuning (the shipped recipe's phase 2) and the same fine-tuning with one term off in
 # turn: same seed, same batches, same steps. Two runs at a time (one torch thread each: 2 cores).
-#   bash scripts/mask-ablations.sh            # P1=runs/mask-p1/ckpt.pt STEPS=300 JOBS=2
+#   bash scripts/mask-ablations.sh            # P1=runs/p1b-fine/ckpt.pt STEPS=300 JOBS=2
 # Then scripts/mask-ablation-eval.sh exports and scores them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-P1=${P1:-runs/mask-p1/ckpt.pt}
+P1=${P1:-runs/p1b-fine/ckpt.pt}
 STEPS=${STEPS:-300}
 JOBS=${JOBS:-2}
 run() {

@@ -16,7 +16,7 @@ from resculpt.models.mask.train import evaluate
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = {n: f"runs/ablate-{n}/ckpt.pt" for n in ("all-terms", "no-recon", "no-adv", "no-perc", "no-sparse", "no-gain")}
-RUNS.update({n: f"runs/{n}/ckpt.pt" for n in ("mask-p1", "p1-fine-20min", "p1-nofine-20min")})
+RUNS.update({n: f"runs/{n}/ckpt.pt" for n in ("mask-p1", "p1b-fine", "p1b-nofine")})
 
 
 def main():

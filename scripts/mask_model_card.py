@@ -95,31 +95,34 @@ def goals() -> str:
     return "\n".join(out)
 
 
-PHASE_NOTES = """   Phase 1's first 3772 steps ran as one arm of a 20-minute comparison (band features only vs the fine-feature
-   branch, both `--steps 10000`, one thread each beside each other: `runs/p1-nofine-20min`, `runs/p1-fine-20min`);
-   the band-only arm was then resumed alone with two threads and `--steps 14000`, so its cosine schedule was
-   re-evaluated at step 3772 (the learning rate rose from 1.44e-3 to 1.70e-3 and then decayed to 2e-4).
-   Phase 2 is the `all-terms` run of `scripts/mask-ablations.sh` (`runs/ablate-all-terms`, copied to
-   `runs/mask-main`): the shipped model and the ablation's reference row are one run.
-   Not counted in the wall times: the fine arm (20 min), four 10-minute probes run before these (recon only
-   / + band-gain target / + fine branch with and without noise variations; 1.47-1.53 PESQ-WB) and two after
-   (4 s segments, batch 4: band-only 1.48, fine branch 1.27), scored like the model row of
-   `scripts/mask_diagnostics.py` on 24 validation mixtures; their checkpoints were not kept."""
+PHASE_NOTES = """Phase 1's first 3772 steps ran as one arm of a 20-minute comparison (band features only vs the fine-feature
+branch, both `--steps 10000`, one thread each beside each other); the band-only arm was then resumed alone
+with two threads and `--steps 14000`, so its cosine schedule was re-evaluated at step 3772 (the learning
+rate rose from 1.44e-3 to 1.70e-3 and then decayed to 2e-4).
+Phase 1b grew the fine-feature branch into phase 1's network (`grow_fine` in `train.py`: the new GRU input
+columns and FiLM rows start at zero, so it starts exactly where phase 1 ended) and ran beside its control,
+`runs/p1b-nofine`: the same continuation without the branch (same seed, schedule and 88-minute budget;
+14000 steps in 72.4 min), one thread each. Phase 1b stopped on the budget at 13990 of 14000 steps.
+The fine arm was chosen on training-split mixtures (`scripts/mask_select.py`, table below), where the two
+tied, and on the 20-minute comparison's DNSMOS; the ablation rows below score both on the validation split."""
 
-ABLATION_NOTES = """Loss terms (`scripts/mask-ablations.sh`): phase 2 repeated from the same phase-1 checkpoint with one term off
-in turn (same seed, same batches, same steps); `all-terms` is that recipe with every term. Two extra rows
-compare phase 1 at equal wall time (20 min, one thread each, run side by side): band features only (shipped)
-vs the fine-feature branch (`--fine`). Scores on the validation split by `benchmarks/denoise.py --ablation`."""
+PHASE2_NOTES = """Phase 2 is the `all-terms` run of `scripts/mask-ablations.sh` (`runs/ablate-all-terms`, copied to
+`runs/mask-main`): the shipped model and the ablation's reference row are one run.
+Not counted in the wall times: the 20-minute fine arm, four 10-minute probes run before these and two
+after (4 s segments, batch 4), whose checkpoints were not kept."""
+
+ABLATION_NOTES = """Loss terms (`scripts/mask-ablations.sh`): phase 2 repeated from the same phase-1b checkpoint with one term
+off in turn (same seed, same batches, same steps); `all-terms` is that recipe with every term. Three extra
+rows: phase 1 (`mask-p1`) and its two continuations, with the fine-feature branch grown in (`p1b-fine`, the
+shipped model's phase 1b) and without (`p1b-nofine`). Scores on the validation split by
+`benchmarks/denoise.py --ablation`."""
 
 LIMITS = """- Learned only below 7.33 kHz from 16 kHz speech; above that a rule decides (stationary-floor subtraction).
 - Band gains (24 learned bands) cannot remove noise between harmonics, but that is not what holds this model
   back: the ideal band gains score far above it (`benchmarks/results/mask_diagnostics.md`, below); the model
   hedges between passing and cutting where it cannot tell speech from noise.
-- The fine-feature branch (32 ms look-back, harmonic detail) is implemented, exported and tested. At equal wall
-  time (20 min, ablation rows `p1-fine-20min` vs `p1-nofine-20min`) it scored the same PESQ-WB and STOI and
-  +0.13 DNSMOS OVRL with 20 % fewer steps; one pair of short runs was not enough to justify its extra cost
-  (a 32 ms FFT and a larger network every frame) in the shipped model. A full-length run with `--fine` is the obvious next experiment.
-- Trained on 0.8 h of speech and 21 min of noise on a 2-core CPU; see the benchmark for where it stands."""
+- Trained on 0.8 h of speech and 21 min of noise on a 2-core CPU (about 2.7 h of training in all); the
+  validation SI-SDR was still creeping up when each phase ended. See the benchmark for where it stands."""
 
 
 def _summary(run: Path) -> dict:
@@ -150,7 +153,7 @@ def _cmd(sm: dict, out: str) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=str(REPO / "runs" / "mask-main"), help="phase-2 (shipped) run folder")
-    ap.add_argument("--p1", nargs="+", default=[str(REPO / "runs" / "mask-p1")],
+    ap.add_argument("--p1", nargs="+", default=[str(REPO / "runs" / "mask-p1"), str(REPO / "runs" / "p1b-fine")],
                     help="phase-1 run folders in order (a continuation run after the first: phase 1b, ...)")
     a = ap.parse_args(argv)
     run, p1s = Path(a.run), [Path(p) for p in a.p1]
@@ -228,7 +231,12 @@ Batches are drawn from `default_rng([seed, step])`, so a resumed run sees the sa
 - Phase 2 (`{run.name}`, shipped), every term (adds the adversarial and perceptual terms) from phase {labels[-1]}'s weights,
   fresh optimiser, lower learning rate: `{_cmd(s2, 'runs/' + run.name)}`.
   {s2.get('steps', '?')} steps, {w2 / 60:.1f} min.
+
 {PHASE_NOTES}
+
+{_read(REPO / 'benchmarks' / 'results' / 'mask_select.md')}
+
+{PHASE2_NOTES}
 Every phase: AdamW (betas 0.8/0.99), cosine from the given learning rate to a tenth of it over `--steps`,
 gradient clip 1.0, a 10 or 20 ms STFT window drawn per batch.
 
@@ -259,11 +267,15 @@ What each loss term buys in phase 2 (all-terms minus the row without it):
 
 {ablation_deltas()}
 
-Reading: in a 300-step phase 2 every term moves PESQ-WB by 0.01 or less; only the reconstruction term is
-clearly useful there (+0.06 DNSMOS OVRL). The band-gain target costs 0.04 OVRL at this stage; its job is
-phase 1's fast fitting, which this ablation does not isolate. Phase 2 as a whole (`all-terms` vs `mask-p1`)
-gives no measurable gain (PESQ-WB -0.01, STOI +0.002, OVRL -0.014): the adversarial and perceptual terms are
-in the shipped recipe, but this budget cannot show that they help.
+Reading: in a 300-step phase 2 every term moves PESQ-WB by 0.02 or less; only the reconstruction term is
+clearly useful there (+0.02 PESQ-WB, +0.05 DNSMOS OVRL). The band-gain target costs 0.02 OVRL at this stage;
+its job is phase 1's fast fitting, which this ablation does not isolate. Phase 2 as a whole (`all-terms` vs
+`p1b-fine`) gives no measurable gain (PESQ-WB -0.008, OVRL -0.020): the adversarial and perceptual terms are in
+the shipped recipe, but this budget cannot show that they help. Phase 1b bought more than any loss term
+(`p1b-fine` vs `mask-p1`: PESQ-WB +0.023, STOI +0.005, SI-SDR +0.25 dB); the fine-feature branch itself is within
+noise of the same continuation without it (`p1b-fine` vs `p1b-nofine`: PESQ-WB +0.007, OVRL +0.008, SI-SDR
++0.09 dB) and costs run time (benchmark RTF 0.036 against 0.027 for the previous band-only model of the same
+recipe, two separate runs).
 
 ## Benchmark (`.venv-bench/bin/python benchmarks/denoise.py`)
 
@@ -284,8 +296,9 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
 ## How to retrain
 
     bash scripts/bench-venv.sh                 # peers and metrics (once)
-    # phase 1 and phase 2: the two commands above (prefix `.venv/bin/`), then
-    bash scripts/mask-ablations.sh && bash scripts/mask-ablation-eval.sh
+    # phases 1 and 1b: the commands above in order (prefix `.venv/bin/`; phase 1b with `--minutes 88`), then
+    # phase 2 and the ablation (phase 2 = runs/ablate-all-terms, copied to runs/mask-main):
+    P1=runs/p1b-fine/ckpt.pt bash scripts/mask-ablations.sh && bash scripts/mask-ablation-eval.sh
     bash scripts/mask-release.sh runs/{run.name}/ckpt.pt   # export + figure + benchmark + this card
 
 ## Limits

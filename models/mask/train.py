@@ -488,8 +488,8 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--init-from", help="start a new run (fresh optimiser, schedule from step 0) from this checkpoint's "
                     "generator weights: the fine-tuning phase of the recipe and its ablations")
     ap.add_argument("--fine", action="store_true",
-                    help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py). Off by default: "
-                         "at equal wall time it gave equal PESQ/STOI and +0.13 DNSMOS (model card, ablation)")
+                    help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py); with --init-from "
+                         "a band-only checkpoint it is grown in at zero weight (the shipped recipe's phase 1b)")
     ap.add_argument("--plain-noise", action="store_true", help="no noise variations (speed, EQ, coloured, babble)")
     ap.add_argument("--smoke", action="store_true", help="3 steps on synthetic signals (CI)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
