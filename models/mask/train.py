@@ -351,7 +351,7 @@ def train(args) -> dict:
     if ck is None:
         net = MaskNet(**kw)
         if args.init_from:
-            if net.n_fine and not ck0["net_kwargs"].get("n_fine", 0):
+            if grow:
                 grow_fine(net, ck0["net"])
             else:
                 net.load_state_dict(ck0["net"])
