@@ -30,6 +30,19 @@ REPO = Path(__file__).resolve().parent.parent
 FLOOR = 10 ** (-30 / 20)
 
 
+@torch.no_grad()
+def model_gains(net, io: BandIO, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+    """Band gains (B, T, 24) of a checkpoint's net on mixtures ``x`` (B, N), denoise mode, strength for the
+    -30 dB floor of ``denoise-live`` (the floor itself is applied by the caller's ``clamp_min(FLOOR)``)."""
+    return net(feat, io.fine(x) if net.n_fine else None, torch.tensor([[0.0, 1.0 - FLOOR]]).expand(x.shape[0], 2))
+
+
+def pesq_stoi(mixes: list[dict], y) -> dict:
+    """Mean PESQ-WB and STOI at 16 kHz of outputs ``y`` (B, N) against the mixtures' clean targets."""
+    return {"pesq_wb": float(np.mean([pesq(16000, v["clean"], yy, "wb") for v, yy in zip(mixes, y)])),
+            "stoi": float(np.mean([stoi(v["clean"], yy, 16000) for v, yy in zip(mixes, y)]))}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=str(REPO / "runs" / "mask-main" / "ckpt.pt"))
@@ -45,8 +58,7 @@ def main(argv=None):
     tspec, _ = io.analyse(t)
     gt = io.ideal_gains(x, t)
     net, _ = load_net(Path(a.ckpt))
-    with torch.no_grad():
-        g = net(feat, io.fine(x) if net.n_fine else None, torch.tensor([[0.0, 1.0 - FLOOR]]).expand(x.shape[0], 2))
+    g = model_gains(net, io, x, feat)
 
     def bins_out(s):
         fr = torch.fft.irfft(s, n=io.n_fft, dim=-1) * io.win_s
@@ -64,8 +76,7 @@ def main(argv=None):
     res = {}
     for name, y in rows.items():
         y = y.detach().numpy()
-        res[name] = {"pesq_wb": float(np.mean([pesq(16000, v["clean"], yy, "wb") for v, yy in zip(val, y)])),
-                     "stoi": float(np.mean([stoi(v["clean"], yy, 16000) for v, yy in zip(val, y)]))}
+        res[name] = pesq_stoi(val, y)
         print(name, res[name], flush=True)
     lo, hi = gt < 0.2, gt > 0.8
     hedge = {"mean_gain_where_ideal_below_0.2": float(g[lo].mean()), "mean_gain_where_ideal_above_0.8": float(g[hi].mean()),

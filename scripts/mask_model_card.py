@@ -167,12 +167,14 @@ def main(argv=None):
     fb_rows = "\n".join(f"| {k} | {v['hf_8_20k_db']:+.2f} | {v['lf_50_8k_db']:+.2f} |" for k, v in fb.items())
     w2 = s2.get("wall_s", 0.0)
     phase1 = []
+    prev = {}
     for lab, pr in zip(labels, p1s):
         sm = _summary(pr)
         what = ("the fast losses only (reconstruction, band-gain target, sparsity)" if lab == "1" else
                 "continued from the previous phase's weights with the same losses, fresh optimiser and schedule"
                 + ("; the fine-feature branch grown in (new inputs start at zero weight: same output at step 0)"
-                   if sm.get("n_fine") and not _summary(p1s[labels.index(lab) - 1]).get("n_fine") else ""))
+                   if sm.get("n_fine") and not prev.get("n_fine") else ""))
+        prev = sm
         phase1.append(f"- Phase {lab} (`{pr.name}`), {what}:\n  `{_cmd(sm, 'runs/' + pr.name)}`.\n"
                       f"  {sm.get('steps', '?')} steps, {sm.get('wall_s', 0.0) / 60:.1f} min on the 2-core CPU.")
     phase1_txt = "\n".join(phase1)

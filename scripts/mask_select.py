@@ -1,6 +1,7 @@
 """Pick between candidate mask checkpoints on *training-split* mixtures (train speakers x train noises, never the
 validation split the benchmark reports): PESQ-WB and STOI of each checkpoint through the torch path, denoise
-mode, 10 ms window, -30 dB floor (as the model row of ``scripts/mask_diagnostics.py``), 24 mixtures at 0/5/10/15 dB.
+mode, 10 ms window, -30 dB floor (the model row of ``scripts/mask_diagnostics.py``, same functions), 24 mixtures
+at 0/5/10/15 dB.
 
     .venv-bench/bin/python scripts/mask_select.py runs/p1b-fine/ckpt.pt runs/p1b-nofine/ckpt.pt
     # -> benchmarks/results/mask_select.md
@@ -13,14 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pesq import pesq
-from pystoi import stoi
+from mask_diagnostics import FLOOR, REPO, model_gains, pesq_stoi
 from resculpt.models.mask import mixing as M
 from resculpt.models.mask.export import load_net
 from resculpt.models.mask.train import BandIO
-
-REPO = Path(__file__).resolve().parent.parent
-FLOOR = 10 ** (-30 / 20)
 
 
 def main(argv=None):
@@ -30,17 +27,12 @@ def main(argv=None):
     x = torch.tensor(np.stack([v["noisy"] for v in mixes]))
     io = BandIO(160, 80)
     spec, feat = io.analyse(x)
-    fine = io.fine(x)
     rows = ["| checkpoint | step | PESQ-WB | STOI |", "|---|---|---|---|"]
     for ck in ckpts:
         net, meta = load_net(Path(ck))
-        step = meta.get("step", "?")
-        with torch.no_grad():
-            g = net(feat, fine if net.n_fine else None, torch.tensor([[0.0, 1.0 - FLOOR]]).expand(x.shape[0], 2))
-            y = io.synth(spec, g.clamp_min(FLOOR), x.shape[1]).numpy()
-        p = float(np.mean([pesq(16000, v["clean"], yy, "wb") for v, yy in zip(mixes, y)]))
-        s = float(np.mean([stoi(v["clean"], yy, 16000) for v, yy in zip(mixes, y)]))
-        rows.append(f"| `{ck}` | {step} | {p:.3f} | {s:.3f} |")
+        y = io.synth(spec, model_gains(net, io, x, feat).clamp_min(FLOOR), x.shape[1]).numpy()
+        r = pesq_stoi(mixes, y)
+        rows.append(f"| `{ck}` | {meta.get('step', '?')} | {r['pesq_wb']:.3f} | {r['stoi']:.3f} |")
         print(rows[-1], flush=True)
     text = (f"Checkpoint selection on {len(mixes)} training-split mixtures (`scripts/mask_select.py`):\n\n"
             + "\n".join(rows) + "\n")
