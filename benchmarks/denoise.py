@@ -17,7 +17,7 @@ STOI (pystoi), SI-SDR, DNSMOS OVRL (speechmos, P.835). RTF: seconds of CPU wall 
 audio (best of 3 runs of 10 s), one thread, 48 kHz mono, 10 ms blocks where the system streams. Latency: Resculpt's is the
 chain's measured latency; peers' are the documented algorithmic latencies (see LATENCY_MS).
 Resculpt rows: the mask stage alone in the chain (mask.* params and STFT window of the presets
-denoise-live (10 ms window, 30 dB limit) and denoise-strong (20 ms window, 40 dB limit)), no EQ/dynamics.
+denoise-live (10 ms window) and denoise-strong (20 ms window), read from the preset files), no EQ/dynamics.
 """
 
 from __future__ import annotations
@@ -309,6 +309,19 @@ def system_key(name):
     return f"{name}-{cfg['sha256'][:12]}-{ph}"
 
 
+def cached_scores(cache: Path | None, key: str, it: dict, compute) -> tuple[dict, bool]:
+    """Scores of one file for the system ``key``: read from ``cache/key/`` when present (the file name carries
+    a digest of the noisy input), else ``compute()`` and store. Returns (record, came_from_cache)."""
+    cf = cache / key / (it["name"] + "_" + _digest(it["noisy"]) + ".json") if cache else None
+    if cf is not None and cf.is_file():
+        return json.loads(cf.read_text()), True
+    rec = {**compute(), "computed_utc": time.strftime("%H:%M:%S", time.gmtime())}
+    if cf is not None:
+        cf.parent.mkdir(parents=True, exist_ok=True)
+        cf.write_text(json.dumps(rec))
+    return rec, False
+
+
 def rtf_of(fn, rate, seconds, sig16):
     x = rs(np.tile(sig16, int(np.ceil(seconds * SR / sig16.size)))[: int(seconds * SR)], SR, rate)
     fn(x[: rate // 2])  # warm-up
@@ -351,18 +364,12 @@ def main(argv=None):
         for sname, items in sets.items():
             rows = []
             for it in items:
-                cf = cache / key / (it["name"] + "_" + _digest(it["noisy"]) + ".json") if cache else None
-                if cf is not None and cf.is_file():
-                    rec = json.loads(cf.read_text())
-                    n_cached += 1
-                else:
-                    x = rs(it["noisy"], SR, rate)
-                    y = rs(fn(x), rate, SR)
-                    y, lag = align(y, it["clean"])
-                    rec = {"lag": lag, **metrics(y, it["clean"]), "computed_utc": time.strftime("%H:%M:%S", time.gmtime())}
-                    if cf is not None:
-                        cf.parent.mkdir(parents=True, exist_ok=True)
-                        cf.write_text(json.dumps(rec))
+                def compute(it=it, fn=fn, rate=rate):
+                    y, lag = align(rs(fn(rs(it["noisy"], SR, rate)), rate, SR), it["clean"])
+                    return {"lag": lag, **metrics(y, it["clean"])}
+
+                rec, hit = cached_scores(cache, key, it, compute)
+                n_cached += hit
                 m = {k: rec[k] for k in ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")}
                 rows.append(m)
                 per_file.append({"system": name, "set": sname, "file": it["name"], **rec})
@@ -423,13 +430,18 @@ def table(results, meta):
 
 def run_ablation(a, sets, out):
     res = {}
+    cache = Path(a.cache) if a.cache else None
     for spec in a.ablation:
         name, path = spec.split("=", 1)
         fn = resculpt_bundle(path, params={"mask.reduction_db": a.ablation_reduction_db})
+        sha = json.loads((Path(path) / "config.json").read_text())["sha256"]
+        key = f"ablation-{sha[:12]}-r{a.ablation_reduction_db:g}"  # the model file and the limit decide the output
         rows = []
         for it in sets["val"]:
-            y, _ = align(fn(it["noisy"]), it["clean"])
-            rows.append(metrics(y, it["clean"]))
+            def compute(it=it, fn=fn):
+                return metrics(align(fn(it["noisy"]), it["clean"])[0], it["clean"])
+
+            rows.append({k: v for k, v in cached_scores(cache, key, it, compute)[0].items() if k != "computed_utc"})
         res[name] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
         print(name, res[name], flush=True)
     L = [f"Ablation on the validation split ({len(sets['val'])} mixtures, SNR 0/5/10/15 dB), mask stage alone at "

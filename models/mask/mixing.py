@@ -156,11 +156,14 @@ def _vary_noise(rng, pools: Pools, noise: np.ndarray, n: int, sr: int, babble_ok
 
 def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, snr_db: float | None = None,
                  enhance: bool | None = None, music_p: float | None = None, reverb_p: float = 0.4,
-                 augment: bool = True, vary_noise: bool = True):
-    """One (mixture, target, cond) triple; cond = [enhance, strength]. Arrays float32 (n,)."""
+                 augment: bool = True, vary_noise: bool = True, strength: float | None = None):
+    """One (mixture, target, cond) triple; cond = [enhance, strength]. Arrays float32 (n,).
+    ``strength`` None draws it (1 in 70 % of examples when augmenting); a value fixes it (the teacher cache
+    fixes 1: its teacher only knows full removal)."""
     if enhance is None:
         enhance = rng.random() < 0.35
-    strength = 1.0 if (not augment or rng.random() < 0.7) else float(rng.uniform(0.3, 1.0))
+    if strength is None:
+        strength = 1.0 if (not augment or rng.random() < 0.7) else float(rng.uniform(0.3, 1.0))
     has_speech = (not augment) or rng.random() > 0.08
     speech = np.zeros(n, np.float32)
     if has_speech:

@@ -22,7 +22,15 @@ Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
   gain   band-gain target (as RNNoise trains its gains): squared error between sqrt(g) and sqrt(g*), with
          g* = clip(sqrt(P_target / P_mixture), 0, 1) the ideal gain of each learned band in each frame,
          from the same band analysis the model sees. A dense per-band, per-frame signal that a 2-core
-         machine can fit far faster than the waveform losses alone (``docs/mask-training.md``).
+         machine can fit far faster than the waveform losses alone (the model card, ``models/weights/mask/MODEL_CARD.md``).
+  teach  distillation from DeepFilterNet3-LL (only with ``--teacher DIR``, a cache built by
+         ``scripts/mask_teacher_cache.py``): ``--teacher-frac`` of each batch are crops of the cached
+         training-split mixtures, and on those rows the dense gain target is the teacher's band gain
+         clip(sqrt(P_teacher / P_mixture), 0, 1) instead of g* (same squared error of square roots). The
+         teacher is causal with a 10 ms window, so its gains are ones a causal frame can reach; g* is not
+         (it knows the clean speech), which is why the net hedges toward it. Every waveform loss still
+         compares with the clean target on every row: the teacher is an extra target, never the only one.
+         ``--off teach`` keeps the cached rows in the batch with g* as their gain target (its ablation).
 
 Determinism: batch k is drawn from ``np.random.default_rng([seed, k])`` and torch is seeded, so a
 resumed run sees the same batches as an uninterrupted one. Checkpoints: ``OUT/ckpt.pt`` (latest, every
@@ -48,7 +56,7 @@ from resculpt.models.mask import mixing as M
 from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
 
 SR = 16000
-LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0}
+LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0}
 SISDR_W = 0.05
 
 
@@ -132,6 +140,11 @@ def si_sdr(y, t, eps=1e-8):
     a = (y0 * t0).sum(-1, keepdim=True) / ((t0 * t0).sum(-1, keepdim=True) + eps)
     s = a * t0
     return 10 * torch.log10((s * s).sum(-1) / (((y0 - s) ** 2).sum(-1) + eps) + eps)
+
+
+def _gain_err(g, target):
+    """Per-row (B,) mean squared error of square roots of band gains (B, T, 24); +1e-4 keeps a finite slope at 0."""
+    return ((g + 1e-4).sqrt() - (target + 1e-4).sqrt()).pow(2).mean(dim=(1, 2))
 
 
 def _slaney_mel(sr=16000, n_fft=400, n_mels=40):
@@ -263,6 +276,29 @@ def grow_fine(net: MaskNet, sd_old: dict) -> None:
     net.load_state_dict(sd)
 
 
+class TeacherCache:
+    """The DeepFilterNet3-LL cache (``scripts/mask_teacher_cache.py``): mixtures, clean targets and the
+    teacher's output (n, N) at 16 kHz, aligned sample for sample."""
+
+    def __init__(self, folder: Path):
+        shards = sorted(Path(folder).glob("shard_*.npz"))
+        if not shards:
+            raise SystemExit(f"--teacher {folder}: no shard_*.npz (build it with scripts/mask_teacher_cache.py)")
+        parts = [np.load(p) for p in shards]
+        self.x, self.t, self.y = (np.concatenate([q[k] for q in parts]) for k in ("x", "target", "teacher"))
+        self.meta = json.loads((Path(folder) / "meta.json").read_text())
+
+    def batch(self, rng: np.random.Generator, bsz: int, n: int):
+        """``bsz`` random crops of ``n`` samples: mixture, clean target, teacher output (bsz, n); cond (bsz, 2)
+        = [denoise, strength 1] (what the cache was made with)."""
+        i = rng.integers(len(self.x), size=bsz)
+        s = rng.integers(self.x.shape[1] - n + 1, size=bsz)
+        def crop(a):
+            return np.stack([a[k, o : o + n] for k, o in zip(i, s)])
+
+        return crop(self.x), crop(self.t), crop(self.y), np.tile(np.array([0.0, 1.0], np.float32), (bsz, 1))
+
+
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net, val, n_fft=160):
@@ -315,6 +351,14 @@ def train(args) -> dict:
               f"{len(pools.noise)} noises, {len(pools.music)} music, {len(pools.rir)} RIRs; "
               f"{len(val)} validation mixtures; loaded in {time.time() - t_load:.0f} s", flush=True)
     ckpt_path = out / "ckpt.pt"
+    teacher, n_teach = None, 0
+    if args.teacher:
+        teacher = TeacherCache(Path(args.teacher))
+        n_teach = max(1, round(args.teacher_frac * args.batch))
+        print(f"teacher cache: {len(teacher.x)} mixtures of {teacher.x.shape[1] / SR:.1f} s "
+              f"({teacher.meta.get('teacher')}); {n_teach} of {args.batch} rows per batch", flush=True)
+    else:
+        w["teach"] = 0.0
     perc = None
     if w["perc"] > 0:
         wp = find_resemblyzer_weights()
@@ -386,7 +430,11 @@ def train(args) -> dict:
             print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
-        x, t, c = M.batch(rng, pools, args.batch, seg, vary_noise=vary)
+        x, t, c = M.batch(rng, pools, args.batch - n_teach, seg, vary_noise=vary)
+        if teacher is not None:  # the cached rows come last: rows [nb:] have a teacher output
+            xc, tc, yc, cc = teacher.batch(rng, n_teach, seg)
+            x, t, c = np.concatenate([x, xc]), np.concatenate([t, tc]), np.concatenate([c, cc])
+        nb = args.batch - n_teach
         n_fft = 160 if rng.random() < 0.5 else 320
         io = ios[n_fft]
         x, t, c = torch.tensor(x), torch.tensor(t), torch.tensor(c)
@@ -417,11 +465,17 @@ def train(args) -> dict:
             pl = perc.loss(y[hb], t[hb], active[hb])
             parts["perc"] = pl.item()
             loss = loss + w["perc"] * pl
-        if w["gain"] > 0:
+        if w["gain"] > 0 or w["teach"] > 0:
             gt = io.ideal_gains(x, t_full)
-            gl = ((gains + 1e-4).sqrt() - (gt + 1e-4).sqrt()).pow(2).mean()  # +1e-4: finite slope at g = 0
-            parts["gain"] = gl.item()
-            loss = loss + w["gain"] * gl
+            ge = _gain_err(gains, gt)
+            if w["teach"] > 0:  # cached rows: the teacher's gains replace g* as the dense target
+                te = _gain_err(gains[nb:], io.ideal_gains(x[nb:], torch.tensor(yc)))
+                parts["teach"] = te.mean().item()
+                loss = loss + w["teach"] * te.sum() / args.batch
+                ge = ge[:nb]
+            if w["gain"] > 0:
+                parts["gain"] = ge.mean().item() if ge.numel() else 0.0
+                loss = loss + w["gain"] * ge.sum() / args.batch
         if w["sparse"] > 0:
             sp = (1.0 - gains).mean()
             parts["sparse"] = sp.item()
@@ -461,7 +515,7 @@ def train(args) -> dict:
     summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(net), "last": last,
                "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
-               "vary_noise": vary}
+               "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -490,6 +544,9 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--fine", action="store_true",
                     help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py); with --init-from "
                          "a band-only checkpoint it is grown in at zero weight (the shipped recipe's phase 1b)")
+    ap.add_argument("--teacher", help="DeepFilterNet3-LL teacher cache folder (scripts/mask_teacher_cache.py): "
+                    "enables the teach term")
+    ap.add_argument("--teacher-frac", type=float, default=0.5, help="share of each batch drawn from the teacher cache")
     ap.add_argument("--plain-noise", action="store_true", help="no noise variations (speed, EQ, coloured, babble)")
     ap.add_argument("--smoke", action="store_true", help="3 steps on synthetic signals (CI)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
