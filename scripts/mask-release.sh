@@ -4,7 +4,8 @@
 # 1. ONNX export + config.json + golden.npz into models/weights/mask (asserts ORT == torch);
 # 2. fullband figure (docs/figures/mask-fullband.{png,json});
 # 3. benchmark against the peers (benchmarks/results/denoise.{md,json});
-# 4. MODEL_CARD.md from all of the above.
+# 4. oracle bounds and hedging of the checkpoint (benchmarks/results/mask_diagnostics.md);
+# 5. MODEL_CARD.md from all of the above.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CKPT=${1:-runs/mask-main/ckpt.pt}
@@ -12,4 +13,5 @@ CKPT=${1:-runs/mask-main/ckpt.pt}
     --summary "$(dirname "$CKPT")/summary.json"
 .venv-bench/bin/python scripts/mask_fullband_figure.py
 .venv-bench/bin/python benchmarks/denoise.py --n-val "${N_VAL:-6}" --n-vb "${N_VB:-6}"
+.venv-bench/bin/python scripts/mask_diagnostics.py --ckpt "$CKPT"
 .venv/bin/python scripts/mask_model_card.py --run "$(dirname "$CKPT")"

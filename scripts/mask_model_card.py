@@ -187,7 +187,9 @@ rows. The same phase 2 without them (the previous recipe, `runs/old3/ablate-all-
 PESQ-WB on the training-split mixtures, so the teacher stays on through phase 2; phase 2 with the teacher at
 a third of the learning rate (`runs/p2t-1e-4`) tied phase 1c there. The table chose phase 2 over phase 1c.
 Not counted in the wall times: the 20-minute fine arm, four 10-minute probes run before these and two
-after (4 s segments, batch 4), whose checkpoints were not kept."""
+after (4 s segments, batch 4), whose checkpoints were not kept; the phase-2 probes `runs/old3/ablate-all-terms`,
+`runs/p2t-1e-4` and `runs/p2t-3e-4` (which the all-terms run then reproduced, to the same validation scores),
+about 4 min each; and the teacher cache."""
 
 ABLATION_NOTES = """Loss terms (`scripts/mask-ablations.sh`): phase 2 repeated from the same phase-1c checkpoint with one term
 off in turn (same seed, same batches, same steps); `all-terms` is that recipe with every term. Extra rows:
@@ -255,7 +257,8 @@ def main(argv=None):
         what = ("the fast losses only (reconstruction, band-gain target, sparsity)" if lab == "1" else
                 "continued from the previous phase's weights with the same losses, fresh optimiser and schedule"
                 + ("; the fine-feature branch grown in (new inputs start at zero weight: same output at step 0)"
-                   if sm.get("n_fine") and not prev.get("n_fine") else ""))
+                   if sm.get("n_fine") and not prev.get("n_fine") else "")
+                + ("; the DeepFilterNet3-LL teacher term added (teach, below)" if sm.get("teacher") and not prev.get("teacher") else ""))
         prev = sm
         phase1.append(f"- Phase {lab} (`{pr.name}`), {what}:\n  `{_cmd(sm, 'runs/' + pr.name)}`.\n"
                       f"  {sm.get('steps', '?')} steps, {sm.get('wall_s', 0.0) / 60:.1f} min on the 2-core CPU.")
@@ -395,9 +398,14 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
 
     bash scripts/bench-venv.sh                 # peers and metrics (once)
     .venv-bench/bin/python scripts/mask_teacher_cache.py --out runs/teacher-cache --n 300 --seconds 8 --jobs 2
-    # phases 1 and 1b: the commands above in order (prefix `.venv/bin/`; phase 1b with `--minutes 88`), then
+    # phases 1, 1b and 1c: the commands above in order (prefix `.venv/bin/`; phase 1b with `--minutes 88`), then
     # phase 2 and the ablation (phase 2 = runs/ablate-all-terms, copied to runs/mask-main):
-    P1=runs/p1b-fine/ckpt.pt bash scripts/mask-ablations.sh && bash scripts/mask-ablation-eval.sh
+    P1=runs/p1c-teach/ckpt.pt TEACHER=runs/teacher-cache bash scripts/mask-ablations.sh
+    bash scripts/mask-ablation-eval.sh
+    .venv-bench/bin/python scripts/mask_select.py runs/p1c-teach/ckpt.pt runs/ablate-all-terms/ckpt.pt  # the choice
+    cp -r runs/ablate-all-terms runs/mask-main
+    .venv/bin/python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt.pt --out models/weights/mask
+    .venv-bench/bin/python scripts/mask_tune_live.py   # denoise-live limit and smoothing (set the picked row)
     bash scripts/mask-release.sh runs/{run.name}/ckpt.pt   # export + figure + benchmark + this card
 
 ## Limits
