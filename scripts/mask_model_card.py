@@ -382,6 +382,11 @@ What each phase, the fine branch and the teacher buy (row A minus row B above):
 
 {_read(REPO / 'benchmarks' / 'results' / 'denoise.md')}
 
+The `resculpt-live` row runs the `denoise-live` preset's mask settings, picked on training-split mixtures
+(the rule is in `scripts/mask_tune_live.py`):
+
+{_read(REPO / 'benchmarks' / 'results' / 'mask_tune_live.md')}
+
 ## Goals of issue 3
 
 {goals()}
@@ -405,7 +410,7 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
     .venv-bench/bin/python scripts/mask_select.py runs/p1c-teach/ckpt.pt runs/ablate-all-terms/ckpt.pt  # the choice
     cp -r runs/ablate-all-terms runs/mask-main
     .venv/bin/python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt.pt --out models/weights/mask
-    .venv-bench/bin/python scripts/mask_tune_live.py   # denoise-live limit and smoothing (set the picked row)
+    .venv-bench/bin/python scripts/mask_tune_live.py   # denoise-live limit, smoothing, contrast (set the picked row)
     bash scripts/mask-release.sh runs/{run.name}/ckpt.pt   # export + figure + benchmark + this card
 
 ## Limits

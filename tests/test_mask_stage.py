@@ -66,8 +66,8 @@ def test_mask_slot_registers_exact_param_ids():
     assert s.kind == "spectral"
     ids = [p.id for p in s.params]
     assert ids == ["mask.reduction_db", "mask.mix", "mask.attack_ms", "mask.release_ms", "mask.low_hz",
-                   "mask.high_hz", "mask.mode"]
-    mode = s.params[-1]
+                   "mask.high_hz", "mask.mode", "mask.contrast"]
+    mode = s.params[6]
     assert mode.scale == "choice" and mode.choices == ("denoise", "enhance", "creative")
     red = s.params[0]
     assert (red.min, red.max) == (0.0, 60.0)
@@ -236,6 +236,18 @@ def test_creative_mode_is_the_inverted_denoise_mask():
     assert not np.allclose(sc._g, sd._g, atol=1e-2)
 
 
+def test_contrast_raises_the_band_gains_to_its_power_before_the_limit():
+    """contrast c: the floored gain of a frame is max(g^c, floor) where contrast 1 gives max(g, floor); the
+    default (1) is the model as trained. Same frames, so the raw model gains are equal."""
+    fast = {"mask.attack_ms": 0.5, "mask.release_ms": 5.0, "mask.reduction_db": 60.0}
+    s1, _ = _run_frames(48000, **fast)
+    s2, _ = _run_frames(48000, **fast, **{"mask.contrast": 2.0})
+    floor = 10 ** (-60 / 20)
+    np.testing.assert_allclose(s2._g, np.maximum(s1._g ** 2, floor), rtol=1e-5, atol=1.01 * floor)
+    mid = (s1._g > 0.2) & (s1._g < 0.8)
+    assert mid.any() and np.all(s2._g[mid] < s1._g[mid] - 0.01)
+
+
 def test_attack_and_release_smooth_the_gain_over_time():
     """A slow release (2 s) keeps the smoothed gain near 1 on noise where a fast one has closed."""
     s_fast, _ = _run_frames(48000, **{"mask.release_ms": 5.0, "mask.reduction_db": 60.0})
@@ -345,11 +357,11 @@ def _assert_no_array_per_frame(sec, channels, linked):
 def test_mask_stage_allocates_no_array_per_frame(channels, linked):
     """The shipped preset path (catalog slot, 20 ms window): the mask stage keeps nothing and allocates no
     bin-sized array and no model output/state array per frame (onnxruntime's run() returned ~8.5 KB of
-    fresh gains and state per frame; IOBinding with pre-bound state returns none). What remains are
-    Python's small objects (the parameter check, ufunc overhead)."""
+    fresh gains and state per frame; IOBinding with pre-bound state returns none). contrast 1.5 so the
+    in-place power runs too. What remains are Python's small objects (the parameter check, ufunc overhead)."""
     from _creative_util import make_section
 
-    sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0}, linked=linked)
+    sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0, "mask.contrast": 1.5}, linked=linked)
     _assert_no_array_per_frame(sec, channels, linked)
 
 

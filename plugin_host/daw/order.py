@@ -83,4 +83,5 @@ ORDER = (
     "mask.low_hz",
     "mask.high_hz",
     "mask.mode",
+    "mask.contrast",
 )
