@@ -45,21 +45,28 @@ def val_curve(runs: list[tuple[str, Path]]) -> str:
     return "\n".join(rows)
 
 
-def ablation_deltas() -> str:
+def _ablation():
+    """(ablation.json, ablation_val.json) as dicts keyed by row name, or None where either is missing."""
     a = REPO / "benchmarks" / "results" / "ablation.json"
     v = REPO / "benchmarks" / "results" / "ablation_val.json"
-    if not (a.is_file() and v.is_file()):
+    return (json.loads(a.read_text()), json.loads(v.read_text())) if a.is_file() and v.is_file() else None
+
+
+def _cells(a: dict, v: dict, x: str, y: str) -> str:
+    """Row x minus row y: PESQ-WB | STOI | SI-SDR | DNSMOS OVRL | training metric, as table cells."""
+    return (f"{a[x]['pesq_wb'] - a[y]['pesq_wb']:+.3f} | {a[x]['stoi'] - a[y]['stoi']:+.3f} | "
+            f"{a[x]['si_sdr'] - a[y]['si_sdr']:+.2f} | {a[x]['dnsmos_ovrl'] - a[y]['dnsmos_ovrl']:+.3f} | "
+            f"{v[x]['si_sdr_improvement'] - v[y]['si_sdr_improvement']:+.2f} |")
+
+
+def ablation_deltas() -> str:
+    if _ablation() is None:
         return "(ablation results not available)"
-    a, v = json.loads(a.read_text()), json.loads(v.read_text())
-    base, vb = a["all-terms"], v["all-terms"]
+    a, v = _ablation()
     rows = ["| term | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | val SI-SDR impr. dB |", "|---|---|---|---|---|---|"]
     for term in ("recon", "adv", "perc", "sparse", "gain", "teach"):
-        r, rv = a.get(f"no-{term}"), v.get(f"no-{term}")
-        if r is None or rv is None:
-            continue
-        rows.append(f"| {term} | {base['pesq_wb'] - r['pesq_wb']:+.3f} | {base['stoi'] - r['stoi']:+.3f} | "
-                    f"{base['si_sdr'] - r['si_sdr']:+.2f} | {base['dnsmos_ovrl'] - r['dnsmos_ovrl']:+.3f} | "
-                    f"{vb['si_sdr_improvement'] - rv['si_sdr_improvement']:+.2f} |")
+        if f"no-{term}" in a and f"no-{term}" in v:
+            rows.append(f"| {term} | {_cells(a, v, 'all-terms', f'no-{term}')}")
     return "\n".join(rows)
 
 
@@ -72,28 +79,21 @@ PAIRS = (("p1b-fine", "mask-p1", "phase 1b (continuation, fine branch grown in)"
 
 def pair_deltas() -> str:
     """What each phase and each arm of a controlled comparison buys: row A minus row B of the ablation."""
-    a = REPO / "benchmarks" / "results" / "ablation.json"
-    v = REPO / "benchmarks" / "results" / "ablation_val.json"
-    if not (a.is_file() and v.is_file()):
+    if _ablation() is None:
         return "(ablation results not available)"
-    a, v = json.loads(a.read_text()), json.loads(v.read_text())
+    a, v = _ablation()
     rows = ["| what | A - B | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | val SI-SDR impr. dB |", "|---|---|---|---|---|---|---|"]
     for x, y, what in PAIRS:
-        if not all(k in d for k in (x, y) for d in (a, v)):
-            continue
-        rows.append(f"| {what} | `{x}` - `{y}` | {a[x]['pesq_wb'] - a[y]['pesq_wb']:+.3f} | {a[x]['stoi'] - a[y]['stoi']:+.3f} | "
-                    f"{a[x]['si_sdr'] - a[y]['si_sdr']:+.2f} | {a[x]['dnsmos_ovrl'] - a[y]['dnsmos_ovrl']:+.3f} | "
-                    f"{v[x]['si_sdr_improvement'] - v[y]['si_sdr_improvement']:+.2f} |")
+        if all(k in d for k in (x, y) for d in (a, v)):
+            rows.append(f"| {what} | `{x}` - `{y}` | {_cells(a, v, x, y)}")
     return "\n".join(rows)
 
 
 def reading() -> str:
     """The ablation's reading, every figure computed from the ablation results (no hand-copied numbers)."""
-    a = REPO / "benchmarks" / "results" / "ablation.json"
-    v = REPO / "benchmarks" / "results" / "ablation_val.json"
-    if not (a.is_file() and v.is_file()):
+    if _ablation() is None:
         return ""
-    a, v = json.loads(a.read_text()), json.loads(v.read_text())
+    a, v = _ablation()
     need = ("all-terms", "p1c-teach", "p1c-noteach", "p1b-fine", "p1b-nofine", "mask-p1")
     if not all(k in a and k in v for k in need):
         return ""
