@@ -10,16 +10,20 @@ cd "$(dirname "$0")/.."
 N_VAL=${N_VAL:-6}
 args=()
 ckpts=()
+bundle_of() {  # export RUN/bundle unless it is newer than RUN/ckpt.pt (a re-run ablation rewrites the checkpoint)
+  [ "$1/bundle/config.json" -nt "$1/ckpt.pt" ] ||
+    .venv/bin/python -m resculpt.models.mask.export --ckpt "$1/ckpt.pt" --out "$1/bundle" > /dev/null
+}
 for name in all-terms no-recon no-adv no-perc no-sparse no-gain no-teach; do
   d=runs/ablate-$name
-  [ -d $d/bundle ] || .venv/bin/python -m resculpt.models.mask.export --ckpt $d/ckpt.pt --out $d/bundle > /dev/null
+  bundle_of $d
   args+=("$name=$d/bundle")
   ckpts+=("$name=$d/ckpt.pt")
 done
 for name in mask-p1 p1b-fine p1b-nofine p1c-teach p1c-noteach; do
   d=runs/$name
   if [ -f $d/ckpt.pt ]; then
-    [ -d $d/bundle ] || .venv/bin/python -m resculpt.models.mask.export --ckpt $d/ckpt.pt --out $d/bundle > /dev/null
+    bundle_of $d
     args+=("$name=$d/bundle")
     ckpts+=("$name=$d/ckpt.pt")
   fi
