@@ -121,7 +121,8 @@ class ParamTable:
 
     Control side: ``set``, ``set_normalized``, ``get``, ``__getitem__``/``__setitem__``, ``index``.
     Audio side: ``prepare(sample_rate)``, ``advance(n)``, ``value`` (n_params,) float64 current
-    smoothed values, ``prev`` (values at the start of the last advance), ``fill_ramp``.
+    smoothed values, ``prev`` (values at the start of the last advance), ``fill_ramp``, ``serial``
+    (changes whenever ``value`` does).
     """
 
     def __init__(self, specs):
@@ -144,6 +145,9 @@ class ParamTable:
         self._smooth_samples = np.zeros(n)
         self._seen = 0
         self.ramping = False
+        # Bumped whenever ``value`` changes (snap, or an advance that moved a value): a stage that
+        # derives coefficients from ``value`` re-derives them only when this differs from what it saw.
+        self.serial = 0
         self.listeners = []  # callables(id, value) run on the control thread after a set
         self.prepare(48000)
 
@@ -233,6 +237,7 @@ class ParamTable:
         self._step.fill(0.0)
         self._seen = self._version
         self.ramping = False
+        self.serial += 1
 
     def advance(self, n: int) -> bool:
         """Move values n samples along their ramps. Audio thread, start of a (sub-)block.
@@ -258,6 +263,7 @@ class ParamTable:
         done = self._remaining <= 0
         self.value[done] = self._goal[done]
         self.ramping = bool((self._remaining > 0).any())
+        self.serial += 1
         return True
 
     def fill_ramp(self, i: int, n: int, out: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .processor import Processor, ProcessorError
+from .spectral_util import RealFFT
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class StreamingSTFT(Processor):
         self.n_fft, self.hop = n_fft, hop
         self.n_bins = n_fft // 2 + 1
         self.win_a, self.win_s = sqrt_hann_pair(n_fft, hop)
+        self._fft = RealFFT(n_fft)
         c = channels
         self._inbuf = np.zeros((c, n_fft), np.float32)    # last n_fft input samples
         self._frame = np.zeros((c, n_fft), np.float32)    # windowed frame / irfft output
@@ -267,7 +269,7 @@ class StreamingSTFT(Processor):
         np.copyto(self._frame64, self._inbuf)
         self._frame64 *= self._win_a64
         spec = self._spec
-        np.fft.rfft(self._frame64, axis=-1, out=self._spec64)
+        self._fft.forward(self._frame64, self._spec64)
         np.copyto(spec, self._spec64, casting="same_kind")
         if not np.isfinite(spec.sum()):  # rare path: a NaN/Inf reached the section
             np.isfinite(spec, out=self._bad)
@@ -304,7 +306,7 @@ class StreamingSTFT(Processor):
             t -= spec
             t *= d
             spec += t
-        np.fft.irfft(self._spec, n=n_fft, axis=-1, out=self._frame)
+        self._fft.inverse(self._spec, self._frame)
         self._frame *= self._win_s_full
         self._acc += self._frame
         self._ogroup[:] = self._acc[:, :hop]

@@ -73,6 +73,33 @@ def test_ramp_reaches_target_after_smoothing_time_linearly():
     assert not t.ramping
 
 
+def test_serial_changes_whenever_a_value_moves_and_only_then():
+    """Stages skip re-deriving coefficients while ``serial`` is unchanged, so it must move on every
+    advance that moves a value (each step of a ramp, a jump) and on snap, and stay put otherwise."""
+    spec = ParamSpec("g_db", -60, 0, 0, "dB", smoothing_ms=1.0)
+    t = ParamTable([spec, ParamSpec("mode", 0, 2, 0, "", scale="choice", smoothing_ms=0.0, choices=("a", "b", "c"))])
+    t.prepare(48000)
+    s = t.serial
+    assert not t.advance(64) and t.serial == s      # nothing set: no move, same serial
+    t.set("g_db", -40)
+    assert t.serial == s                             # a target alone moves no value
+    seen = []
+    while True:
+        before = t.value[0]
+        moved = t.advance(16)
+        assert moved == (t.serial != s) == (t.value[0] != before)
+        if not moved:
+            break
+        seen.append(t.value[0])
+        s = t.serial
+    assert seen[-1] == -40.0 and len(seen) == 3       # 48 samples of ramp in steps of 16
+    t.set("mode", "c")
+    assert t.advance(1) and t.serial != s and t.value[1] == 2.0
+    s = t.serial
+    t.snap()
+    assert t.serial != s
+
+
 def test_choice_and_bool_parameters_accept_names_and_jump_without_ramps():
     s = ParamSpec("m", 0, 2, 0, scale="choice", smoothing_ms=0, choices=("a", "b", "c"))
     b = ParamSpec("on", 0, 1, 0, scale="bool", smoothing_ms=0)

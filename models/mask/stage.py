@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from resculpt.dsp.bands import BandMap
 from resculpt.dsp.params import ParamSpec
+from resculpt.dsp.spectral_util import RealFFT
 from resculpt.dsp.stft import SpectralStage
 
 from . import common as C
@@ -180,35 +181,45 @@ class MaskStage(SpectralStage):
         super().prepare(ctx)
         bm = BandMap(ctx.sample_rate, ctx.n_fft, C.N_BANDS)
         self.bm = bm
-        self._ana_t = np.ascontiguousarray(bm.analysis.T)      # (nb, 32)
-        self._syn_t = np.ascontiguousarray(bm.synthesis.T)     # (32, nb)
-        n_valid = int(np.flatnonzero(bm.valid)[-1]) + 1  # valid bands are a prefix (bands above Nyquist are not)
-        self._invalid = slice(n_valid, C.N_BANDS)
-        w = C.sqrt_hann(ctx.n_fft)
-        self._scale = np.float32(C.psd_scale(ctx.sample_rate, w))
         nb, c = ctx.n_bins, ctx.channels
         rows = 1 if (ctx.linked or c == 1) else c
         self.rows = rows
-        self._finite = np.zeros((c, nb), bool)
+        # The PSD-per-Hz scale and, for linked stereo, the 1/channels of the channel mean are folded into
+        # the analysis matrix, so |X|^2 (summed over channels when linked) @ ana is the band PSD per Hz.
+        fold = C.psd_scale(ctx.sample_rate, C.sqrt_hann(ctx.n_fft)) / (c if rows < c else 1)
+        self._ana_t = np.ascontiguousarray((bm.analysis.T * fold).astype(np.float32))   # (nb, 32)
+        # Synthesis into the interleaved (re, im) float32 view of the spectrum: each bin's gain twice, so
+        # the gain multiplies the complex spectrum as one real product (no complex cast of the gains).
+        self._syn2 = np.ascontiguousarray(np.repeat(bm.synthesis.T, 2, axis=1).astype(np.float32))  # (32, 2 nb)
+        # Bins outside [low_hz, high_hz] get gain 1: their synthesis columns are zeroed and a base of 1 is
+        # added there (one same-shape add per frame instead of a masked copy); set in _update.
+        self._syn2_act = self._syn2.copy()
+        self._base2 = np.zeros((rows, 2 * nb), np.float32)
+        self._out2 = np.zeros(2 * nb, bool)
+        n_valid = int(np.flatnonzero(bm.valid)[-1]) + 1  # valid bands are a prefix (bands above Nyquist are not)
+        self._invalid = slice(n_valid, C.N_BANDS)
+        self._has_invalid = n_valid < C.N_BANDS
+        self._bad = np.zeros((c, nb), bool)
         self._pow = np.zeros((c, nb), np.float32)
         self._prow = np.zeros((rows, nb), np.float32)
         self._band = np.zeros((rows, C.N_BANDS), np.float32)
-        self._db = np.zeros((rows, C.N_BANDS), np.float32)
-        self._g = np.ones((rows, C.N_BANDS), np.float32)        # raw band gain this frame
-        self._gs = np.ones((rows, C.N_BANDS), np.float32)       # smoothed band gain
+        self._db = np.zeros((rows, C.N_BANDS), np.float32)   # bands 0..23 of a row are the model's input
+        self._g = np.ones((rows, C.N_BANDS), np.float32)     # raw band gain this frame (0..23: model output)
+        self._gs = np.ones((rows, C.N_BANDS), np.float32)    # smoothed band gain
         self._tmp = np.zeros((rows, C.N_BANDS), np.float32)
-        self._up = np.zeros((rows, C.N_BANDS), bool)
         self._coef = np.zeros((rows, C.N_BANDS), np.float32)
-        self._binsg = np.ones((rows, nb), np.float32)
-        self._nf = np.zeros((rows, C.N_BANDS), np.float32)       # HF noise floor, dB
+        self._binsg2 = np.ones((rows, 2 * nb), np.float32)
+        self._nf = np.zeros((rows, C.N_BANDS), np.float32)    # HF noise floor, dB
         self._pres = np.zeros((rows, 1), np.float32)
-        self._outside = np.zeros(nb, bool)
+        self._pres2 = np.zeros((rows, 2), np.float32)
         self._cond = np.zeros((1, 2), np.float32)
         # Fine features: ping-pong history of the last L input samples (float64: pocketfft computes in
         # float64 and would allocate a converted copy of float32 input), Hann window, the rfft bins the
-        # 31.25 Hz grid reads (a prefix: up to ~4 kHz), and the interpolation matrix (PSD scale folded in).
+        # 31.25 Hz grid reads (a prefix: up to ~4 kHz), and the interpolation matrix (PSD scale and, when
+        # linked, the 1/channels of the channel mean folded in).
         L = C.fine_len(ctx.sample_rate)
         self._L = L
+        self._lfft = RealFFT(L)
         self._lbuf = np.zeros((c, L), np.float64)
         self._lbuf2 = np.zeros((c, L), np.float64)
         self._lfr = np.zeros((c, L), np.float64)
@@ -216,27 +227,33 @@ class MaskStage(SpectralStage):
         self._lwin = np.tile(C.fine_window(ctx.sample_rate), (c, 1))
         fm = C.fine_matrix(ctx.sample_rate)
         used = int(np.flatnonzero(fm.any(axis=0))[-1]) + 1
-        self._fine_mt = np.ascontiguousarray(fm[:, :used].T.astype(np.float32))  # (used, 128)
+        self._fine_mt = np.ascontiguousarray((fm[:, :used].T / (c if rows < c else 1)).astype(np.float32))  # (used, 128)
+        # At 16/48/96 kHz the grid falls on the bins (31.25 Hz apart): the matrix is diagonal, and a
+        # scale per bin replaces the (128 x 128) product.
+        mt = self._fine_mt
+        diag = mt.shape[0] == mt.shape[1] and not np.any(mt - np.diag(np.diag(mt)))
+        self._fine_diag = np.ascontiguousarray(np.tile(np.diag(mt), (rows, 1))) if diag else None
         self._lpow = np.zeros((c, used), np.float32)
         self._lpow64 = np.zeros((c, used), np.float64)
         # (a strided (c, used) view would make np.abs allocate a ~5 KB iteration buffer per frame in stereo)
         self._lpow_views = [(self._lspec[k, :used], self._lpow64[k]) for k in range(c)]
         self._lprow = np.zeros((rows, used), np.float32)
-        self._fine = np.zeros((rows, C.N_FINE), np.float32)
+        self._fine = np.zeros((rows, C.N_FINE), np.float32)   # a row is the model's fine input
         self._lbad = np.zeros((c, ctx.hop), bool)
         self._used = used
-        # Per analysed row: input buffers (feat, fine; cond shared) and two state sets A, B bound to the
-        # session by pointer (IOBinding): frame k reads A and writes B, frame k+1 reads B and writes A, so
-        # a frame allocates nothing and copies no state (onnxruntime's plain run() returns fresh arrays).
+        # Per analysed row, bound to the session by pointer (IOBinding): the inputs are the row's views of
+        # _db (bands 0..23) and _fine, the gains output is written straight into _g's bands 0..23, and two
+        # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
+        # so a frame copies nothing in or out and allocates nothing (onnxruntime's plain run() returns
+        # fresh arrays).
         names = self.bundle.state_names
-        self._feeds, self._bind, self._gout = [], [], []
-        for _ in range(rows):
-            feed = {"feat": np.zeros((1, 1, C.N_LEARNED), np.float32), "cond": self._cond}
+        self._feeds, self._bind = [], []
+        for r in range(rows):
+            feed = {"feat": self._db[r, : C.N_LEARNED].reshape(1, 1, C.N_LEARNED), "cond": self._cond}
             if self.bundle.has_fine:
-                feed["fine"] = np.zeros((1, 1, C.N_FINE), np.float32)
+                feed["fine"] = self._fine[r].reshape(1, 1, C.N_FINE)
             sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in names}
             sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in names}
-            gout = np.zeros((1, 1, C.N_LEARNED), np.float32)
             pair = []
             for src, dst in ((sa, sb), (sb, sa)):
                 io = self.session.io_binding()
@@ -245,26 +262,22 @@ class MaskStage(SpectralStage):
                 for k in names:
                     io.bind_cpu_input(k, src[k])
                     io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
-                io.bind_output("gains", "cpu", 0, np.float32, list(gout.shape), gout.ctypes.data)
+                io.bind_output("gains", "cpu", 0, np.float32, [1, 1, C.N_LEARNED], self._g[r].ctypes.data)
                 pair.append(io)
             self._feeds.append((feed, sa, sb))
             self._bind.append(pair)
-            self._gout.append(gout)
         self._phase = [0] * rows
-        # Per-row views made once (slicing per frame would allocate view objects on the audio path).
-        self._row_views = [(feed["feat"][0, 0], self._db[r, : C.N_LEARNED],
-                            feed["fine"][0, 0] if "fine" in feed else None, self._fine[r],
-                            self._g[r, : C.N_LEARNED], self._gout[r][0, 0])
-                           for r, (feed, _, _) in enumerate(self._feeds)]
         self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)
         hf = slice(C.N_LEARNED, C.N_BANDS)
         self._v_db_hf, self._v_nf_hf = self._db[:, hf], self._nf[:, hf]
         self._v_tmp_hf, self._v_g_hf = self._tmp[:, hf], self._g[:, hf]
-        self._v_g_pres = tuple(self._g[:, k : k + 1] for k in range(HF_PRESENCE.start, HF_PRESENCE.stop))
+        p0 = HF_PRESENCE.start  # presence = max over the 4 bands as two pairwise maxima
+        self._v_g_pres = (self._g[:, p0 : p0 + 2], self._g[:, p0 + 2 : p0 + 4],
+                          self._pres2[:, 0:1], self._pres2[:, 1:2])
         self._v_g_invalid = self._g[:, self._invalid]
         self._ln10_10 = np.float32(np.log(10.0) / 10.0)
         self._m_over, self._one, self._zero = np.float32(-HF_OVER), np.float32(1.0), np.float32(0.0)
-        self._cbuf = np.zeros((rows, nb), np.complex64)
+        self._spec_id = None  # the spectrum array whose float32 views are cached (the section's, once)
 
         self._cache = None
         self.reset()
@@ -288,26 +301,28 @@ class MaskStage(SpectralStage):
                 np.copyto(row, 0.0, where=bad)
         self._lbuf2, self._lbuf = self._lbuf, dst
 
-    def _rowmean(self, per_channel, rows):
-        """Linked stereo: the channel mean (np.mean(out=) would allocate a temporary); else a copy."""
-        if self.rows == 1 and self.ctx.channels > 1:
-            np.copyto(rows[0], per_channel[0])
-            for k in range(1, self.ctx.channels):
-                rows[0] += per_channel[k]
-            rows *= np.float32(1.0 / self.ctx.channels)
-        else:
-            np.copyto(rows, per_channel)
+    def _rowsum(self, per_channel, rows):
+        """Linked stereo: the channel sum (the 1/channels of the mean is folded into the matrix that
+        follows; np.sum(out=) would allocate a temporary)."""
+        np.copyto(rows[0], per_channel[0])
+        for k in range(1, self.ctx.channels):
+            rows[0] += per_channel[k]
 
     def _fine_features(self):
-        np.copyto(self._lfr, self._lbuf)
-        self._lfr *= self._lwin
-        np.fft.rfft(self._lfr, axis=-1, out=self._lspec)
+        np.multiply(self._lbuf, self._lwin, out=self._lfr)
+        self._lfft.forward(self._lfr, self._lspec)
         for spec_row, pow_row in self._lpow_views:  # per channel: a contiguous prefix, so no ufunc buffer
             np.abs(spec_row, out=pow_row)  # complex128 -> float64: no casting buffer
         np.multiply(self._lpow64, self._lpow64, out=self._lpow64)
         np.copyto(self._lpow, self._lpow64)
-        self._rowmean(self._lpow, self._lprow)
-        np.matmul(self._lprow, self._fine_mt, out=self._fine)
+        lp = self._lpow
+        if self.rows < self.ctx.channels:
+            self._rowsum(lp, self._lprow)
+            lp = self._lprow
+        if self._fine_diag is not None:
+            np.multiply(lp, self._fine_diag, out=self._fine)
+        else:
+            np.matmul(lp, self._fine_mt, out=self._fine)
         self._fine += C.EPS
         np.log10(self._fine, out=self._fine)
         self._fine *= 10.0
@@ -324,8 +339,13 @@ class MaskStage(SpectralStage):
                 v.fill(0.0)
         self._phase = [0] * self.rows
         self._cache = None
+        self._serial = None
 
     def _update(self):
+        serial = self.table.serial  # unchanged serial: no value moved since the last frame
+        if serial == self._serial:
+            return
+        self._serial = serial
         v = self.table.value
         red, mix, att, rel, lo, hi, mode, contrast = (float(v[i]) for i in self._idx)
         key = (red, mix, att, rel, lo, hi, mode, contrast)
@@ -334,47 +354,73 @@ class MaskStage(SpectralStage):
         self._cache = key
         self._floor = np.float32(10.0 ** (-red / 20.0))
         self._mix = np.float32(mix)
+        self._one_minus_mix = np.float32(1.0 - mix)
         self._contrast = np.float32(contrast)
-        self._neg_mix = np.float32(-mix)
         hop_s = self.ctx.hop / self.ctx.sample_rate
-        self._a_att = np.float32(np.exp(-hop_s / (att * 1e-3)))
-        self._a_rel = np.float32(np.exp(-hop_s / (rel * 1e-3)))
+        # One-pole smoothing gs += k (g - gs), k = 1 - a: k_att when the gain rises, k_rel when it falls.
+        # With k_att >= k_rel (attack at least as fast as release) that choice is max(k_att d, k_rel d)
+        # for d = g - gs of either sign, otherwise min: two products and one max instead of a select.
+        k_att = self._one - np.float32(np.exp(-hop_s / (att * 1e-3)))
+        k_rel = self._one - np.float32(np.exp(-hop_s / (rel * 1e-3)))
+        self._k_att, self._k_rel = k_att, k_rel
+        self._pick = np.maximum if k_att >= k_rel else np.minimum
         self._mode = int(round(mode))
         self._cond[0, 0] = 1.0 if self._mode == 1 else 0.0
         self._cond[0, 1] = 1.0 - self._floor  # strength: fraction of interference amplitude removed
+        # Control rate only (a parameter moved): the band limits into the synthesis matrix and base.
         f = self.ctx.freqs_hz
         top = np.inf if hi >= PARAMS[5].max else hi
-        np.logical_or(f < lo, f > top, out=self._outside)
-        self._any_outside = bool(self._outside.any())
+        o2 = self._out2
+        for k in (0, 1):  # (re, im) interleaved
+            np.logical_or(f < lo, f > top, out=o2[k::2])
+        np.copyto(self._syn2_act, self._syn2)
+        np.copyto(self._syn2_act, 0.0, where=o2)
+        np.copyto(self._base2, o2)
+        self._any_outside = bool(o2.any())
+
+    def _views(self, spec):
+        """The interleaved float32 views of ``spec`` (whole and per channel), made once per array: the
+        section passes the same spectrum every frame, and a view made per frame would be an allocation."""
+        if spec is not self._spec_id:
+            f = spec.view(np.float32)
+            self._spec_id, self._spec_f, self._spec_rows = spec, f, [f[k] for k in range(f.shape[0])]
+        return self._spec_f
+
+    def _band_power(self, spec):
+        """_band (rows, 32) <- band PSD per Hz of spec (linked: of the channel mean)."""
+        # |X|^2 as abs() then square: ufuncs over the strided .real/.imag views of a 2-D spectrum
+        # allocate an iteration buffer; complex64 -> float32 abs() does not.
+        pw = self._pow
+        np.abs(spec, out=pw)
+        np.multiply(pw, pw, out=pw)
+        if self.rows < self.ctx.channels:
+            self._rowsum(pw, self._prow)
+            pw = self._prow
+        np.matmul(pw, self._ana_t, out=self._band)
 
     def process_frame(self, spec):
         self._update()
-        # Non-finite bins (NaN/Inf input) are zeroed so neither the output nor the model state sees them.
-        np.isfinite(spec, out=self._finite)
-        if not self._finite.all():
-            np.logical_not(self._finite, out=self._finite)
-            np.copyto(spec, 0, where=self._finite)
-        # |X|^2 as abs() then square: ufuncs over the strided .real/.imag views of a 2-D spectrum
-        # allocate an iteration buffer; complex64 -> float32 abs() does not.
-        np.abs(spec, out=self._pow)
-        np.multiply(self._pow, self._pow, out=self._pow)
-        self._rowmean(self._pow, self._prow)
-        self._prow *= self._scale
-        np.matmul(self._prow, self._ana_t, out=self._band)
+        self._band_power(spec)
+        # The section zeroes non-finite spectra before any stage; this guards a stage placed after one
+        # that produced them (checked on the 32 band sums, which any NaN/Inf bin reaches), so neither
+        # the output nor the model state sees a NaN/Inf.
+        if not np.isfinite(self._band.sum()):  # rare path
+            bad = self._bad
+            np.isfinite(spec, out=bad)
+            np.logical_not(bad, out=bad)
+            np.copyto(spec, 0, where=bad)
+            self._band_power(spec)
+            np.minimum(self._band, 1e30, out=self._band)  # |X|^2 of a finite but huge bin overflows
         self._band += C.EPS
         np.log10(self._band, out=self._db)
-        self._db *= 10.0
+        self._db *= 10.0   # bands 0..23 of each row are now the bound model input
         if self.wants_input:
             self._fine_features()
-        sess = self.session
-        for r, (feat_in, db_row, fine_in, fine_row, g_row, g_out) in enumerate(self._row_views):
-            np.copyto(feat_in, db_row)
-            if fine_in is not None:
-                np.copyto(fine_in, fine_row)
+        run = self.session.run_with_iobinding
+        for r in range(self.rows):   # writes the learned gains into _g[r, :24]
             ph = self._phase[r]
-            sess.run_with_iobinding(self._bind[r][ph])
+            run(self._bind[r][ph])
             self._phase[r] = ph ^ 1
-            np.copyto(g_row, g_out)
         self._hf_rule()
         g = self._g
         if self._contrast != 1.0:
@@ -385,31 +431,28 @@ class MaskStage(SpectralStage):
         if self._mode == 2:  # creative: inverted mask
             np.subtract(self._one, g, out=g)
         np.maximum(g, self._floor, out=g)
-        # Attack (gain rising) / release (gain falling) per band: gs += (1 - a) (g - gs).
-        np.greater(g, self._gs, out=self._up)
-        self._coef.fill(self._a_rel)
-        np.copyto(self._coef, self._a_att, where=self._up)
-        np.subtract(g, self._gs, out=self._tmp)
-        np.subtract(self._one, self._coef, out=self._coef)
-        self._tmp *= self._coef
-        self._gs += self._tmp
-        # mix toward unity: 1 - mix (1 - g)
-        np.subtract(self._one, self._gs, out=self._tmp)
-        self._tmp *= self._neg_mix
-        self._tmp += self._one
-        np.matmul(self._tmp, self._syn_t, out=self._binsg)
+        # Attack (gain rising) / release (gain falling) per band (see _update).
+        d, kd = self._tmp, self._coef
+        np.subtract(g, self._gs, out=d)
+        np.multiply(d, self._k_att, out=kd)
+        d *= self._k_rel
+        self._pick(d, kd, out=d)
+        self._gs += d
+        gain = self._gs
+        if self._mix != 1.0:   # mix toward unity: (1 - mix) + mix g
+            gain = self._tmp
+            np.multiply(self._gs, self._mix, out=gain)
+            gain += self._one_minus_mix
+        bg = self._binsg2
+        np.matmul(gain, self._syn2_act, out=bg)
         if self._any_outside:
-            np.copyto(self._binsg, 1.0, where=self._outside)
-        # complex64 *= float32 would allocate a converted copy, and a (1, n_bins) gain broadcast onto
-        # (channels, n_bins) an iteration buffer: cast once into a complex row, multiply per channel.
-        cb = self._cbuf
-        np.copyto(cb, self._binsg)
+            bg += self._base2
+        sf = self._views(spec)
         if self.rows == spec.shape[0]:
-            np.multiply(spec, cb, out=spec)
-        else:
-            row = cb[0]
-            for k in range(spec.shape[0]):
-                ch = spec[k]
+            np.multiply(sf, bg, out=sf)
+        else:   # linked: one gain row for every channel (a broadcast operand would need a buffer)
+            row = bg[0]
+            for ch in self._spec_rows:
                 np.multiply(ch, row, out=ch)
 
     def _hf_rule(self):
@@ -421,20 +464,21 @@ class MaskStage(SpectralStage):
             self._nf_ready = True
         nf += self._rise
         np.minimum(nf, db, out=nf)
-        # rule = clip(1 - over * 10^((N - P)/10), 0, 1); 10^(x/10) = exp(x ln(10) / 10)
+        # rule = clip(1 - over * 10^((N - P)/10), 0, 1); 10^(x/10) = exp(x ln(10) / 10). The power is
+        # positive, so the rule never exceeds 1: only the lower clip is needed, and only in denoise (in
+        # enhance max(rule, presence) with presence >= 0 ignores a negative rule anyway).
         np.subtract(nf, db, out=t)
         t *= self._ln10_10
         np.exp(t, out=t)
         t *= self._m_over
         t += self._one
-        np.maximum(t, self._zero, out=t)  # np.clip / np.max(axis=) allocate; plain ufuncs do not
-        np.minimum(t, self._one, out=t)
-        pres = self._pres
-        np.copyto(pres, self._v_g_pres[0])
-        for band in self._v_g_pres[1:]:
-            np.maximum(pres, band, out=pres)
+        pa, pb, p2a, p2b = self._v_g_pres
+        np.maximum(pa, pb, out=self._pres2)
+        np.maximum(p2a, p2b, out=self._pres)
         if self._mode == 1:
             np.maximum(t, self._pres, out=g)
         else:
+            np.maximum(t, self._zero, out=t)
             np.minimum(t, self._pres, out=g)
-        self._v_g_invalid.fill(1.0)
+        if self._has_invalid:
+            self._v_g_invalid.fill(1.0)
