@@ -14,7 +14,7 @@ Every system gets the 16 kHz mixture resampled to its own rate (48 kHz for Rescu
 DeepFilterNet3; 16 kHz for NSNet2 and noisereduce); outputs are resampled back to 16 kHz, aligned to
 the clean reference (integer lag by cross-correlation, |lag| <= 100 ms) and scored: PESQ-WB (pesq),
 STOI (pystoi), SI-SDR, DNSMOS OVRL (speechmos, P.835). RTF: seconds of CPU wall time per second of
-audio (best of 3 runs of 10 s), one thread, 48 kHz mono, 10 ms blocks where the system streams. Latency: Resculpt's is the
+audio (every system timed round-robin on the same 10 s, best of 5 rounds), one thread, 48 kHz mono, 10 ms blocks where the system streams. Latency: Resculpt's is the
 chain's measured latency; peers' are the documented algorithmic latencies (see LATENCY_MS).
 Resculpt rows: the mask stage alone in the chain (mask.* params and STFT window of the presets
 denoise-live (10 ms window) and denoise-strong (20 ms window), read from the preset files), no EQ/dynamics.
@@ -322,15 +322,22 @@ def cached_scores(cache: Path | None, key: str, it: dict, compute) -> tuple[dict
     return rec, False
 
 
-def rtf_of(fn, rate, seconds, sig16):
-    x = rs(np.tile(sig16, int(np.ceil(seconds * SR / sig16.size)))[: int(seconds * SR)], SR, rate)
-    fn(x[: rate // 2])  # warm-up
-    best = float("inf")
-    for _ in range(3):  # best of 3: the machine is shared, the minimum is the least disturbed run
-        t0 = time.perf_counter()
-        fn(x)
-        best = min(best, time.perf_counter() - t0)
-    return best / seconds
+def rtf_interleaved(fns: dict, seconds: float, sig16, rounds: int = 5) -> dict:
+    """RTF of every system on the same ``seconds`` of audio, measured round-robin: each round times every
+    system once, and a system's figure is its best round. The machine is shared, so the minimum is the least
+    disturbed run, and interleaving gives every system the same share of any slow spell (timing each system
+    right after its own scoring, minutes apart, did not)."""
+    xs = {}
+    for name, (fn, rate) in fns.items():
+        xs[name] = rs(np.tile(sig16, int(np.ceil(seconds * SR / sig16.size)))[: int(seconds * SR)], SR, rate)
+        fn(xs[name][: rate // 2])  # warm-up
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, (fn, _) in fns.items():
+            t0 = time.perf_counter()
+            fn(xs[name])
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: b / seconds for name, b in best.items()}
 
 
 def main(argv=None):
@@ -339,6 +346,7 @@ def main(argv=None):
     ap.add_argument("--n-vb", type=int, default=6, help="VoiceBank pairs")
     ap.add_argument("--systems", nargs="*", help="subset of systems")
     ap.add_argument("--rtf-seconds", type=float, default=10.0)
+    ap.add_argument("--rtf-rounds", type=int, default=5, help="round-robin RTF rounds (best round per system)")
     ap.add_argument("--ablation", nargs="*", metavar="NAME=BUNDLE",
                     help="score mask bundles on the val set only (16 kHz, low-latency STFT, reduction 30 dB)")
     ap.add_argument("--ablation-reduction-db", type=float, default=30.0, help="mask.reduction_db for --ablation")
@@ -356,6 +364,7 @@ def main(argv=None):
     per_file = []
     cache = Path(a.cache) if a.cache else None
     n_cached = 0
+    timed = {}
     for name, (rate, factory, _) in systems(a.systems).items():
         t0 = time.time()
         fn = factory()
@@ -378,7 +387,8 @@ def main(argv=None):
                 for snr in (0, 5, 10, 15):
                     sub = [r for r, it in zip(rows, items) if int(it["snr_db"]) == snr]
                     scores[f"val_{snr}dB"] = {k: float(np.nanmean([r[k] for r in sub])) for k in sub[0]}
-        rtf = None if (name == "noisy" or not a.rtf_seconds) else rtf_of(fn, rate, a.rtf_seconds, sets["val"][0]["noisy"])
+        if name != "noisy" and a.rtf_seconds:
+            timed[name] = (fn, rate)
         if name.startswith("resculpt"):
             from resculpt import Chain
 
@@ -387,16 +397,20 @@ def main(argv=None):
             lat = (1000.0 * ch.latency_samples / HI, "measured: chain latency_samples at 48 kHz")
         else:
             lat = LATENCY_MS.get(name, (0.0, "unprocessed"))
-        results[name] = {"rate": rate, "scores": scores, "rtf": rtf, "rtf_rate": rate,
+        results[name] = {"rate": rate, "scores": scores, "rtf": None, "rtf_rate": rate,
                          "latency_ms": lat[0], "latency_note": lat[1], "wall_s": time.time() - t0}
         print(f"{name:16s} val PESQ {scores['val']['pesq_wb']:.3f} STOI {scores['val']['stoi']:.3f} "
               f"SI-SDR {scores['val']['si_sdr']:.2f} OVRL {scores['val']['dnsmos_ovrl']:.3f} | "
-              f"VB PESQ {scores['voicebank']['pesq_wb']:.3f} | RTF {rtf if rtf is None else round(rtf, 4)} "
-              f"({time.time() - t0:.0f} s)", flush=True)
+              f"VB PESQ {scores['voicebank']['pesq_wb']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+    if timed:
+        for name, rtf in rtf_interleaved(timed, a.rtf_seconds, sets["val"][0]["noisy"], a.rtf_rounds).items():
+            results[name]["rtf"] = rtf
+            print(f"{name:16s} RTF {rtf:.4f} @ {results[name]['rtf_rate'] // 1000} kHz", flush=True)
     meta = {"n_val_files": len(sets["val"]), "n_voicebank_files": len(sets["voicebank"]), "threads": 1,
             "machine": os.uname().nodename, "cpu_count": os.cpu_count(),
             "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-            "load_avg": os.getloadavg(), "per_file_scores_from_cache": n_cached, "rtf_seconds": a.rtf_seconds}
+            "load_avg": os.getloadavg(), "per_file_scores_from_cache": n_cached, "rtf_seconds": a.rtf_seconds,
+            "rtf_rounds": a.rtf_rounds}
     Path(str(out) + ".json").write_text(json.dumps({"meta": meta, "results": results, "per_file": per_file}, indent=2))
     Path(str(out) + ".md").write_text(table(results, meta))
     print(table(results, meta))
@@ -405,8 +419,8 @@ def main(argv=None):
 
 def table(results, meta):
     L = [f"Per-file scores reused from the cache: {meta.get('per_file_scores_from_cache', 0)} (same script, same files, "
-         "computed earlier in the same session); every RTF in this table was measured in this run (best of 3 x "
-         f"{meta.get('rtf_seconds', 10):g} s).", "",
+         "computed earlier in the same session); every RTF in this table was measured in this run, all systems "
+         f"round-robin on the same {meta.get('rtf_seconds', 10):g} s of audio, best of {meta.get('rtf_rounds', 3)} rounds.", "",
          f"Measured {meta['time_utc']} UTC on {meta['cpu_count']} shared cores (load average "
          f"{meta['load_avg'][0]:.1f}), one thread; {meta['n_val_files']} validation mixtures (SNR 0/5/10/15 dB) and "
          f"{meta['n_voicebank_files']} VoiceBank-DEMAND pairs, all at 16 kHz for scoring.", "",

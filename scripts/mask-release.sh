@@ -12,6 +12,6 @@ CKPT=${1:-runs/mask-main/ckpt.pt}
 .venv/bin/python -m resculpt.models.mask.export --ckpt "$CKPT" --out models/weights/mask \
     --summary "$(dirname "$CKPT")/summary.json"
 .venv-bench/bin/python scripts/mask_fullband_figure.py
-.venv-bench/bin/python benchmarks/denoise.py --n-val "${N_VAL:-6}" --n-vb "${N_VB:-6}"
+.venv-bench/bin/python benchmarks/denoise.py --n-val "${N_VAL:-12}" --n-vb "${N_VB:-6}"
 .venv-bench/bin/python scripts/mask_diagnostics.py --ckpt "$CKPT"
 .venv/bin/python scripts/mask_model_card.py --run "$(dirname "$CKPT")"

@@ -3,6 +3,7 @@ benchmark and ablation results and the fullband figure's numbers (every figure i
 one of those files):
 
     python scripts/mask_model_card.py [--run runs/mask-main]
+    python scripts/mask_model_card.py --benchmark-only   # after re-running benchmarks/denoise.py alone
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def goals() -> str:
         out.append(f"| RTF below RNNoise's (same run, 48 kHz, 1 thread) | - | {a:.4f} | {b:.4f} | {b - a:+.4f} | "
                    f"{'yes' if a < b else 'no'} |")
     out += ["", "RTF moves by a few per cent from run to run on this 2-core machine; the ratio above is from one run",
-            "with both systems timed back to back (best of 3 x 10 s each)."]
+            "with every system timed round-robin on the same 10 s of audio (best of 5 rounds each)."]
     return "\n".join(out)
 
 
@@ -234,12 +235,47 @@ def _cmd(sm: dict, out: str) -> str:
     return " ".join(parts)
 
 
+BENCH_HEAD = "## Benchmark ("
+BENCH_END = "## Fullband content above 8 kHz"
+
+
+def benchmark_section() -> str:
+    """The card's benchmark, tuning and goals sections (from benchmarks/results/), up to BENCH_END."""
+    return f"""{BENCH_HEAD}`.venv-bench/bin/python benchmarks/denoise.py`)
+
+{_read(REPO / 'benchmarks' / 'results' / 'denoise.md')}
+
+The `resculpt-live` row runs the `denoise-live` preset's mask settings, picked on training-split mixtures
+(the rule is in `scripts/mask_tune_live.py`):
+
+{_read(REPO / 'benchmarks' / 'results' / 'mask_tune_live.md')}
+
+## Goals of issue 3
+
+{goals()}
+
+"""
+
+
+def refresh_benchmark() -> None:
+    """Rewrite only the card's benchmark/goals sections: a re-run benchmark of the same model, in a checkout
+    without the training runs that the rest of the card is generated from."""
+    card = (BUNDLE / "MODEL_CARD.md").read_text()
+    a, b = card.index(BENCH_HEAD), card.index(BENCH_END)
+    (BUNDLE / "MODEL_CARD.md").write_text(card[:a] + benchmark_section() + card[b:])
+    print(f"refreshed the benchmark sections of {BUNDLE / 'MODEL_CARD.md'}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=str(REPO / "runs" / "mask-main"), help="phase-2 (shipped) run folder")
     ap.add_argument("--p1", nargs="+", default=[str(REPO / "runs" / n) for n in ("mask-p1", "p1b-fine", "p1c-teach")],
                     help="phase-1 run folders in order (a continuation run after the first: phase 1b, ...)")
+    ap.add_argument("--benchmark-only", action="store_true",
+                    help="rewrite only the benchmark and goals sections (same model, benchmark re-run)")
     a = ap.parse_args(argv)
+    if a.benchmark_only:
+        return refresh_benchmark()
     run, p1s = Path(a.run), [Path(p) for p in a.p1]
     p1 = p1s[0]
     s1, s2 = _summary(p1), _summary(run)
@@ -378,20 +414,7 @@ What each phase, the fine branch and the teacher buy (row A minus row B above):
 
 {reading()}
 
-## Benchmark (`.venv-bench/bin/python benchmarks/denoise.py`)
-
-{_read(REPO / 'benchmarks' / 'results' / 'denoise.md')}
-
-The `resculpt-live` row runs the `denoise-live` preset's mask settings, picked on training-split mixtures
-(the rule is in `scripts/mask_tune_live.py`):
-
-{_read(REPO / 'benchmarks' / 'results' / 'mask_tune_live.md')}
-
-## Goals of issue 3
-
-{goals()}
-
-## Fullband content above 8 kHz (`scripts/mask_fullband_figure.py`, `tests/test_mask_fullband.py`)
+{benchmark_section()}## Fullband content above 8 kHz (`scripts/mask_fullband_figure.py`, `tests/test_mask_fullband.py`)
 
 Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/mask-fullband.png`):
 
@@ -412,6 +435,9 @@ Energy change through the stage at 48 kHz, 40 dB limit (figure: `docs/figures/ma
     .venv/bin/python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt.pt --out models/weights/mask
     .venv-bench/bin/python scripts/mask_tune_live.py   # denoise-live limit, smoothing, contrast (set the picked row)
     bash scripts/mask-release.sh runs/{run.name}/ckpt.pt   # export + figure + benchmark + this card
+
+Fine-tuning the shipped model needs no checkpoint: `--init-from models/weights/mask` rebuilds the torch net
+from `model.onnx`'s initialisers and checks it against `golden.npz` before training starts.
 
 ## Limits
 

@@ -136,6 +136,45 @@ def test_export_onnx_matches_torch_on_streaming_frames(tmp_path, n_fine):
     assert b.has_fine == (n_fine > 0) and cfg["n_fine"] == n_fine
 
 
+@pytest.mark.parametrize("n_fine", [0, 128])
+def test_a_bundle_gives_back_the_exact_torch_weights_it_was_exported_from(tmp_path, n_fine):
+    """checkpoint_from_bundle inverts export: every parameter and buffer of the rebuilt net equals the
+    exported net's bit for bit (GRU gates reordered from ONNX's z, r, h to torch's r, z, n; the renamed
+    MatMul weights transposed back), so training can fine-tune a shipped bundle without its checkpoint."""
+    from resculpt.models.mask.export import checkpoint_from_bundle, export
+    from resculpt.models.mask.net import MaskNet
+
+    torch.manual_seed(3)
+    net = MaskNet(n_fine=n_fine)
+    with torch.no_grad():  # non-trivial FiLM and head (their init is zero / constant)
+        net.film.weight.normal_(0, 0.1)
+        net.head.bias.normal_(0, 1)
+    ck = tmp_path / "ckpt.pt"
+    torch.save({"net": net.state_dict(), "net_kwargs": {"n_fine": n_fine}, "step": 7}, ck)
+    export(ck, tmp_path / "bundle")
+    back = checkpoint_from_bundle(tmp_path / "bundle")
+    ref = net.state_dict()
+    assert set(back["net"]) == set(ref)
+    for k, v in ref.items():
+        assert torch.equal(back["net"][k], v), k
+    assert back["net_kwargs"]["n_fine"] == n_fine and back["step"] == 7
+
+
+def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
+    """The shipped bundle's rebuilt net reproduces its golden gains (checked inside checkpoint_from_bundle)
+    and `--init-from models/weights/mask` starts a smoke fine-tune from it."""
+    from resculpt.models.mask.export import checkpoint_from_bundle
+    from resculpt.models.mask.stage import BUNDLE_DIR
+    from resculpt.plugin_host.cli import main
+
+    ck = checkpoint_from_bundle(BUNDLE_DIR)
+    assert ck["net_kwargs"]["n_fine"] == json.loads((BUNDLE_DIR / "config.json").read_text())["n_fine"]
+    out = tmp_path / "ft"
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--init-from", str(BUNDLE_DIR)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["steps"] == 3 and s["init_from"] == str(BUNDLE_DIR)
+
+
 @pytest.mark.parametrize("cfg,n_fft", [("default", 320), ("low-latency", 160)])
 def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, fine_mask_bundle):
     """The torch feature path (train.BandIO) and the numpy stage compute the same band dB features and the

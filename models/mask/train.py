@@ -379,7 +379,7 @@ def train(args) -> dict:
         kw = ck["net_kwargs"]
         print(f"resuming from {ckpt_path} at step {start}", flush=True)
     elif args.init_from:
-        ck0 = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        ck0 = load_init(args.init_from)
         kw = dict(ck0["net_kwargs"])
         ck = None
         grow = args.fine and not kw.get("n_fine", 0)
@@ -522,6 +522,17 @@ def train(args) -> dict:
     return summary
 
 
+def load_init(path) -> dict:
+    """``--init-from``: a training checkpoint (ckpt.pt), or a model bundle folder (model.onnx + config.json),
+    whose net is rebuilt from the ONNX initialisers and checked against its golden gains."""
+    p = Path(path)
+    if p.is_dir():
+        from .export import checkpoint_from_bundle
+
+        return checkpoint_from_bundle(p)
+    return torch.load(p, map_location="cpu", weights_only=False)
+
+
 def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--out", default="runs/mask", help="checkpoint/log folder (resumes if OUT/ckpt.pt exists)")
     ap.add_argument("--steps", type=int, default=6000)
@@ -540,7 +551,8 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--init-from", help="start a new run (fresh optimiser, schedule from step 0) from this checkpoint's "
-                    "generator weights: the fine-tuning phase of the recipe and its ablations")
+                    "generator weights: the fine-tuning phase of the recipe and its ablations; a bundle folder "
+                    "(e.g. models/weights/mask) rebuilds the net from its ONNX initialisers")
     ap.add_argument("--fine", action="store_true",
                     help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py); with --init-from "
                          "a band-only checkpoint it is grown in at zero weight (the shipped recipe's phase 1b)")
