@@ -107,9 +107,11 @@ class SpectralStage:
     name = "spectral-stage"
     latency_frames = 0
     # A stage that also needs the time-domain input (e.g. a longer look-back analysis window than the
-    # STFT's) sets this and implements ``observe_input(inbuf)``: called once per frame, before any
-    # stage's process_frame, with the section's input buffer (channels, n_fft) float32 whose last ``hop``
-    # samples are new. Read-only, and only during the call (the buffer is reused).
+    # STFT's) sets this and implements ``observe_input(inbuf)``: called once per frame as the frame is
+    # analysed, with the section's input buffer (channels, n_fft) float32 whose last ``hop`` samples are
+    # new. Read-only, and only during the call (the buffer is reused). Frames reach process_frames in
+    # batches after their observe_input calls, so what a stage derives from the input must be kept per
+    # frame (the k-th call since the last batch belongs to the batch's k-th frame).
     wants_input = False
 
     def prepare(self, ctx: SpectralContext) -> None:
@@ -120,6 +122,13 @@ class SpectralStage:
 
     def process_frame(self, spec: np.ndarray) -> None:
         raise NotImplementedError
+
+    def process_frames(self, specs, n: int) -> None:
+        """The section's batch: frames ``specs[0] .. specs[n - 1]`` (each (channels, n_bins) complex64, in
+        time order, edited in place). A stage that gains from batching (one model call for n frames)
+        overrides this; the default runs them one by one."""
+        for k in range(n):
+            self.process_frame(specs[k])
 
     def reset(self) -> None:
         pass
@@ -138,6 +147,7 @@ def sqrt_hann_pair(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
 
 DELTA_PARAM = "spectral.delta"
 DELTA_XFADE_MS = 30.0
+MAX_BATCH = 32  # frames run through the stages together at most (160 ms at the 5 ms hop)
 
 
 class StreamingSTFT(Processor):
@@ -178,8 +188,17 @@ class StreamingSTFT(Processor):
         self._fft = RealFFT(n_fft)
         c = channels
         self._inbuf = np.zeros((c, n_fft), np.float32)    # last n_fft input samples
-        self._frame = np.zeros((c, n_fft), np.float32)    # windowed frame / irfft output
-        self._spec = np.zeros((c, self.n_bins), np.complex64)
+        self._frame = np.zeros((c, n_fft), np.float32)    # irfft output
+        # Frames completed in one process() call are analysed as they complete and then run through the
+        # stages together (``process_frames``), up to MAX_BATCH at a time: a learned stage then makes one
+        # model call per block instead of one per frame. Their outputs are written back into the block
+        # afterwards, at the positions they would have had frame by frame, so the result is the same.
+        self._specs = np.zeros((MAX_BATCH, c, self.n_bins), np.complex64)
+        self._spec_list = [self._specs[j] for j in range(MAX_BATCH)]  # views made once
+        self._ogroups = np.zeros((MAX_BATCH, c, hop), np.float32)
+        self._pos = [0] * MAX_BATCH      # block index of the sample that completed each pending frame
+        self._dval = [0.0] * MAX_BATCH   # delta-listen amount of each pending frame
+        self._npend = 0
         # numpy's pocketfft computes float32 input in float64 and allocates the converted copy
         # (16 KB per channel per frame at 48 kHz); analysing from float64 buffers avoids that.
         self._frame64 = np.zeros((c, n_fft), np.float64)
@@ -202,11 +221,13 @@ class StreamingSTFT(Processor):
             st.prepare(self.ctx)
         self._watchers = tuple(st for st in self.stages if st.wants_input)
         look = sum(int(st.latency_frames) for st in self.stages)
+        self._look = look
         self.latency_samples = n_fft - 1 + hop * look
-        # Delta listen: ring of the last look + 1 analysis spectra (the dry copy aligned with the
-        # stages' output), a scratch spectrum, and a bool buffer for the non-finite guard.
-        self._dry = np.zeros((look + 1, c, self.n_bins), np.complex64)
-        self._dpos = 0
+        # Delta listen: ring of analysis spectra long enough for a whole batch plus the stages' look-ahead
+        # (frame g's dry copy is the spectrum of frame g - look), a scratch spectrum, and a bool buffer for
+        # the non-finite guard.
+        self._dry = np.zeros((look + MAX_BATCH, c, self.n_bins), np.complex64)
+        self._dry_list = [self._dry[j] for j in range(look + MAX_BATCH)]
         self._dtmp = np.zeros((c, self.n_bins), np.complex64)
         self._bad = np.zeros((c, self.n_bins), bool)
         self._delta_step = hop / (DELTA_XFADE_MS * 1e-3 * sample_rate)
@@ -221,9 +242,10 @@ class StreamingSTFT(Processor):
         # Invariant between calls: _opos == _fill + 1 (the first hop - 1 outputs are silence).
         self._fill = 0
         self._opos = 1
+        self._npend = 0
         self.frames_processed = 0
+        self._analysed = 0
         self._dry.fill(0.0)
-        self._dpos = 0
         # The first frame after reset() jumps to the table's value (a render with delta on starts
         # on; the host may snap the table after resetting the engine).
         self.delta_amount = self._delta_target()
@@ -248,27 +270,34 @@ class StreamingSTFT(Processor):
             self._inbuf[:, base + f0 : base + f0 + m] = seg
             self._fill = f0 + m
             if self._fill == hop:
-                # Emit m-1 samples of the old hop, run the frame, then the new hop's first sample.
-                op = self._opos
-                seg[:, : m - 1] = self._ogroup[:, op : op + m - 1]
-                self._run_frame()
-                seg[:, m - 1] = self._ogroup[:, 0]
+                # The hop is complete: its frame is analysed now and joins the batch. Until the batch is
+                # flushed, the outputs from here on belong to pending frames and are written by _flush;
+                # without a pending frame, emit the last m-1 samples of the old hop first.
+                if self._npend == 0:
+                    op = self._opos
+                    seg[:, : m - 1] = self._ogroup[:, op : op + m - 1]
+                self._analyse(i + m - 1)
                 self._fill = 0
-                self._opos = 1
-            else:
+                if self._npend == MAX_BATCH:
+                    self._flush(block, i + m)
+            elif self._npend == 0:
                 op = self._opos
                 seg[:, :] = self._ogroup[:, op : op + m]
                 self._opos = op + m
             i += m
+        if self._npend:
+            self._flush(block, n)
         return block
 
-    def _run_frame(self) -> None:
+    def _analyse(self, pos: int) -> None:
+        """Analyse the frame whose hop just completed (at block index ``pos``) into the batch."""
         hop, n_fft = self.hop, self.n_fft
+        j = self._npend
         for st in self._watchers:
             st.observe_input(self._inbuf)
         np.copyto(self._frame64, self._inbuf)
         self._frame64 *= self._win_a64
-        spec = self._spec
+        spec = self._spec_list[j]
         self._fft.forward(self._frame64, self._spec64)
         np.copyto(spec, self._spec64, casting="same_kind")
         if not np.isfinite(spec.sum()):  # rare path: a NaN/Inf reached the section
@@ -288,36 +317,62 @@ class StreamingSTFT(Processor):
             step = self._delta_step
             d = min(d + step, tgt) if tgt > d else max(d - step, tgt)
             self.delta_amount = d
-        ring = self._dry
-        nr = ring.shape[0]
-        # Without look-ahead the ring holds only this frame: skip the copy while delta is off.
-        if nr > 1 or d > 0.0:
-            np.copyto(ring[self._dpos], spec)
-        for st in self.stages:
-            st.process_frame(spec)
-        if tap is not None:  # the stages' own result (their mask), also while delta listen is on
-            tap.frame_out(spec)
-        dry = ring[(self._dpos + 1) % nr]  # the spectrum analysed `look` frames ago
-        self._dpos = (self._dpos + 1) % nr
-        if d > 0.0:
-            # spec <- proc + d * ((dry - proc) - proc)
-            t = self._dtmp
-            np.subtract(dry, spec, out=t)
-            t -= spec
-            t *= d
-            spec += t
-        self._fft.inverse(self._spec, self._frame)
-        self._frame *= self._win_s_full
-        self._acc += self._frame
-        self._ogroup[:] = self._acc[:, :hop]
-        # Shift history and accumulator by one hop (copy n_fft - hop samples into the twin, swap).
-        a2, i2 = self._acc2, self._inbuf2
-        a2[:, : n_fft - hop] = self._acc[:, hop:]
-        a2[:, n_fft - hop :] = 0.0
+        self._dval[j] = d
+        # Without look-ahead the dry copy of a frame is only read while delta is on: skip it otherwise.
+        if self._look or d > 0.0:
+            np.copyto(self._dry_list[self._analysed % len(self._dry_list)], spec)
+        self._analysed += 1
+        self._pos[j] = pos
+        self._npend = j + 1
+        # Shift the input history by one hop (copy n_fft - hop samples into the twin, swap).
+        i2 = self._inbuf2
         i2[:, : n_fft - hop] = self._inbuf[:, hop:]
-        self._acc2, self._acc = self._acc, a2
         self._inbuf2, self._inbuf = self._inbuf, i2
-        self.frames_processed += 1
+
+    def _flush(self, block: np.ndarray, end: int) -> None:
+        """Run the pending frames through the stages, synthesise them in order, and write each one's output
+        hop into the block from the sample that completed it; the last one's only up to ``end`` (the
+        samples after it are still input), the rest of it is emitted by process() as the current hop."""
+        hop, n_fft = self.hop, self.n_fft
+        T = self._npend
+        specs = self._spec_list
+        for st in self.stages:
+            st.process_frames(specs, T)
+        tap = self.tap
+        nr = len(self._dry_list)
+        g0 = self._analysed - T  # global index of the batch's first frame
+        for j in range(T):
+            spec = specs[j]
+            if tap is not None:  # the stages' own result (their mask), also while delta listen is on
+                tap.frame_out(spec)
+            d = self._dval[j]
+            if d > 0.0:
+                # spec <- proc + d * ((dry - proc) - proc); dry = the spectrum analysed `look` frames ago
+                dry = self._dry_list[(g0 + j - self._look) % nr]
+                t = self._dtmp
+                np.subtract(dry, spec, out=t)
+                t -= spec
+                t *= d
+                spec += t
+            self._fft.inverse(spec, self._frame)
+            self._frame *= self._win_s_full
+            self._acc += self._frame
+            og = self._ogroups[j]
+            og[:] = self._acc[:, :hop]
+            # Shift the accumulator by one hop (copy n_fft - hop samples into the twin, swap).
+            a2 = self._acc2
+            a2[:, : n_fft - hop] = self._acc[:, hop:]
+            a2[:, n_fft - hop :] = 0.0
+            self._acc2, self._acc = self._acc, a2
+            p = self._pos[j]
+            if j < T - 1:
+                block[:, p : p + hop] = og
+            else:
+                block[:, p:end] = og[:, : end - p]
+                self._ogroup[:] = og
+                self._opos = end - p
+        self.frames_processed += T
+        self._npend = 0
 
     @staticmethod
     def require(cond: bool, msg: str) -> None:

@@ -1,7 +1,7 @@
 """Real-time factor of a chain and of each of its stages, on one thread.
 
 RTF = processing time / audio duration (0.02 = 2 % of one core). Stage times are measured by
-wrapping each board's process() and each spectral stage's process_frame() with perf_counter;
+wrapping each board's process() and each spectral stage's process_frames() with perf_counter;
 "stft" is the section's own analysis/synthesis (section time minus its stages), "host" is the
 chain's overhead around the engine (sanitising, dry ring, mix, gains).
 """
@@ -55,7 +55,7 @@ def bench_chain(chain, seconds: float = 10.0, block: int = 128, signal: np.ndarr
     if eng.section is not None:
         _timed(eng.section, "process", acc, "section")
         for st in eng.stages:
-            _timed(st, "process_frame", acc, st.name)
+            _timed(st, "process_frames", acc, st.name)
     times = np.empty(int(np.ceil(n / block)))
     k = 0
     for i in range(0, n, block):
@@ -82,7 +82,7 @@ def bench_chain(chain, seconds: float = 10.0, block: int = 128, signal: np.ndarr
     for obj in [eng.pre, eng.post, eng.section, *eng.stages]:
         if obj is not None:
             obj.__dict__.pop("process", None)
-            obj.__dict__.pop("process_frame", None)
+            obj.__dict__.pop("process_frames", None)
     return {
         "preset": chain.preset_name, "sample_rate": sr, "channels": c, "block": block, "seconds": dur,
         "latency_samples": chain.latency_samples, "latency_ms": 1000.0 * chain.latency_samples / sr,

@@ -88,6 +88,38 @@ def test_streaming_equals_offline_for_block_size(block):
     assert np.abs(y_ref).max() > 1e-3  # the comparison is on real output, not silence
 
 
+@pytest.mark.parametrize("ch,linked", [(1, True), (2, False)])
+def test_batched_graph_and_frame_by_frame_give_identical_output(tmp_path, fine_mask_bundle, ch, linked):
+    """The same fine-branch bundle with and without its batched graph (model_seq.onnx; older bundles have
+    none and run a batch frame by frame) gives bit-identical output for large blocks, one frame per block
+    and random blocks, mono and unlinked stereo: batching changes how often the model is called, never
+    what it computes."""
+    import json
+    import shutil
+
+    from resculpt.models.mask.stage import load_bundle
+
+    d = tmp_path / "noseq"
+    shutil.copytree(fine_mask_bundle.path, d)
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["seq_model"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "model_seq.onnx").unlink()
+    plain = load_bundle(d)
+    assert plain.seq_session is None and fine_mask_bundle.seq_session is not None
+    sr = 48000
+    x = _signal(sr, sr // 2, ch=ch, seed=3)
+    ref = None
+    for bundle in (fine_mask_bundle, plain):
+        for sizes in ([8193], [240], ["random"]):
+            s, _ = _section(sr, ch=ch, linked=linked, bundle=bundle)
+            y = _stream(s, x, sizes)
+            if ref is None:
+                ref = y
+                assert np.abs(y).max() > 1e-3
+            np.testing.assert_array_equal(y, ref)
+
+
 def test_reset_then_rerun_is_identical():
     """After reset() (STFT + model state + smoothers + noise floor), the same input gives the same output."""
     sr = 44100
@@ -133,7 +165,8 @@ def test_nan_and_inf_input_keep_output_finite_and_recover(which, fine_mask_bundl
     st = s.stages[0]
     for feed, sa, sb in st._feeds:  # model inputs and both state sets
         assert all(np.all(np.isfinite(a)) for d in (feed, sa, sb) for a in d.values())
-    assert np.all(np.isfinite(st._lbuf)) and np.all(np.isfinite(st._fine))  # the fine-feature history too
+    assert np.all(np.isfinite(st._lbuf)) and np.all(np.isfinite(st._fineT))  # the fine-feature history too
+    assert np.all(np.isfinite(st._featT)) and np.all(np.isfinite(st._gT))  # the batched path's buffers
 
 
 @pytest.mark.parametrize("sr", RATES)
@@ -328,7 +361,9 @@ def test_fine_features_are_the_same_psd_at_every_rate(fine_mask_bundle):
              + 1e-3 * rng.standard_normal(n) * np.sqrt(sr / 16000)).astype(np.float32)[None]
         s, st = _section(sr, bundle=fine_mask_bundle)
         s.process(x.copy())
-        f = st._fine[0].copy()
+        f = np.zeros((1, 128), np.float32)
+        st._fine_features(f)  # of the last 32 ms the stage observed
+        f = f[0]
         tones = f[[10, 32]]
         floor = np.median(f[60:120])
         if ref is None:
@@ -339,16 +374,17 @@ def test_fine_features_are_the_same_psd_at_every_rate(fine_mask_bundle):
             assert abs(floor - ref[1]) < 1.5, (sr, floor, ref[1])
 
 
-def _assert_no_array_per_frame(sec, channels, linked):
-    """tracemalloc over 1500 calls of 64 samples at 48 kHz: net growth < 4 KB and a transient peak above an
-    empty section of the same layout below one float32 row of the 20 ms window's bins (481 x 4 = 1924 B)."""
+def _assert_no_array_per_frame(sec, channels, linked, block=64, calls=1500):
+    """tracemalloc over ``calls`` calls of ``block`` samples at 48 kHz: net growth < 4 KB and a transient peak
+    above an empty section of the same layout below one float32 row of the 20 ms window's bins (481 x 4 =
+    1924 B)."""
     from _creative_util import _measure_allocation, make_section, signal_for
 
     assert sec.n_bins == 481
     x = signal_for(48000, channels, seconds=1.0)
-    growth, peak = _measure_allocation(sec, x, 1500, 64)
+    growth, peak = _measure_allocation(sec, x, calls, block)
     empty, _ = make_section([], 48000, channels, {}, linked=linked)
-    _, peak0 = _measure_allocation(empty, x, 1500, 64)
+    _, peak0 = _measure_allocation(empty, x, calls, block)
     assert growth < 4096, f"net growth {growth} bytes"
     assert peak - peak0 < 4 * sec.n_bins, f"transient peak {peak} B vs {peak0} B for an empty section"
 
@@ -363,6 +399,18 @@ def test_mask_stage_allocates_no_array_per_frame(channels, linked):
 
     sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0, "mask.contrast": 1.5}, linked=linked)
     _assert_no_array_per_frame(sec, channels, linked)
+
+
+@pytest.mark.parametrize("channels,linked", [(1, True), (2, True), (2, False)])
+def test_batched_mask_frames_allocate_no_array_per_block(channels, linked):
+    """Blocks of 1024 samples complete 4-5 frames each, which reach the model in one batched call per row
+    (model_seq.onnx bound to preallocated (rows, 32, .) buffers): the same no-allocation bound as frame by
+    frame, over 300 blocks."""
+    from _creative_util import make_section
+
+    sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0, "mask.contrast": 1.5}, linked=linked)
+    assert sec.stages[0].seq_session is not None  # the shipped bundle has the batched graph
+    _assert_no_array_per_frame(sec, channels, linked, block=1024, calls=300)
 
 
 @pytest.mark.parametrize("channels,linked", [(1, True), (2, False)])

@@ -176,12 +176,14 @@ def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
 
 
 @pytest.mark.parametrize("cfg,n_fft", [("default", 320), ("low-latency", 160)])
-def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, fine_mask_bundle):
+@pytest.mark.parametrize("block", [80, 3200])
+def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, block, fine_mask_bundle):
     """The torch feature path (train.BandIO) and the numpy stage compute the same band dB features and the
     same fine (32 ms look-back) dB features for the same 16 kHz frames, with either STFT window (so what
-    the model learned is what it sees at run time)."""
+    the model learned is what it sees at run time), one frame per block (single-frame graph) and 40 frames
+    in one block (the batched graph: frames 0..31 in one call, then 32..39)."""
     from resculpt.dsp.params import ParamTable
-    from resculpt.dsp.stft import StreamingSTFT
+    from resculpt.dsp.stft import MAX_BATCH, StreamingSTFT
     from resculpt.models.mask import common as C
     from resculpt.models.mask.stage import MaskStage
     from resculpt.models.mask.train import BandIO
@@ -196,18 +198,30 @@ def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, fin
     fine = io.fine(torch.tensor(x)[None])
     t = ParamTable(catalog.all_param_specs())
     st = MaskStage(t, fine_mask_bundle)
-    seen = []
-    real = st.session
+    seen, calls = [], []
+    real, real_seq = st.session, st.seq_session
 
-    def spy(binding):  # the model inputs as bound at the moment of each call
+    def spy(binding):  # the single-frame model's inputs as bound at the moment of the call
         feed = st._feeds[0][0]
         seen.append((feed["feat"].copy(), feed["fine"].copy()))
+        calls.append(1)
         return real.run_with_iobinding(binding)
 
+    def spy_seq(binding):  # the batched model's inputs: the first T frames of the batch buffers
+        n = next(T for T in range(2, MAX_BATCH + 1) if binding in st._bindT[0][T])
+        seen.extend((st._featT[0, k].copy(), st._fineT[0, k].copy()) for k in range(n))
+        calls.append(n)
+        return real_seq.run_with_iobinding(binding)
+
     st.session = type("S", (), {"run_with_iobinding": staticmethod(spy), "io_binding": staticmethod(real.io_binding)})()
+    st.seq_session = type("Q", (), {"run_with_iobinding": staticmethod(spy_seq),
+                                    "io_binding": staticmethod(real_seq.io_binding)})()
     s = StreamingSTFT(cfg, [st])
     s.prepare(sr, 4096, 1)
-    s.process(x[None].copy())
+    y = x[None].copy()
+    for i in range(0, y.shape[1], block):
+        s.process(y[:, i : i + block])
+    assert calls == ([1] * 40 if block == hop else [32, 8])
     got = np.concatenate([f.reshape(1, C.N_LEARNED) for f, _ in seen])
     assert got.shape[0] == 40
     np.testing.assert_allclose(got, feat[0].numpy()[: got.shape[0]], atol=2e-3)

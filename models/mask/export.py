@@ -3,11 +3,13 @@
     python -m resculpt.models.mask.export --ckpt runs/mask-main/ckpt.pt --out models/weights/mask
 
 Writes ``model.onnx`` (one frame per call; inputs feat (1, 1, 24) dB, fine (1, 1, 128) dB, cond (1, 2), cache1, cache2,
-cache3, hidden; outputs gains (1, 1, 24) and ``<state>_out``), ``config.json`` (version, sha256, frame/
+cache3, hidden; outputs gains (1, 1, 24) and ``<state>_out``), ``model_seq.onnx`` (the same net and state, T frames
+per call: feat (1, T, 24), fine (1, T, 128), gains (1, T, 24)), ``config.json`` (version, sha256, frame/
 hop/look-ahead, band layout, feature definition, state shapes, training summary) and ``golden.npz``
 (reference features -> gains from torch). Asserts before writing the config that
 (a) torch streaming (``step``) == torch whole-sequence (``forward``) and (b) onnxruntime == torch on
-every streaming frame of real-looking features, both within 1e-5.
+every streaming frame of real-looking features, and (c) the batched graph fed 1, 3, 2, 7, 5 frames per call
+== torch, all within 1e-5.
 """
 
 from __future__ import annotations
@@ -44,6 +46,26 @@ class _StepBandsOnly(torch.nn.Module):
 
     def forward(self, feat, cond, cache1, cache2, cache3, hidden):
         return self.net.step(feat, None, cond, cache1, cache2, cache3, hidden)
+
+
+class _Seq(torch.nn.Module):
+    """T frames per call (``MaskNet.step_seq``): the runtime's batched path, same state as ``_Step``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, feat, fine, cond, cache1, cache2, cache3, hidden):
+        return self.net.step_seq(feat, fine, cond, cache1, cache2, cache3, hidden)
+
+
+class _SeqBandsOnly(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, feat, cond, cache1, cache2, cache3, hidden):
+        return self.net.step_seq(feat, None, cond, cache1, cache2, cache3, hidden)
 
 
 def load_net(ckpt: Path) -> tuple[MaskNet, dict]:
@@ -145,7 +167,7 @@ def torch_stream(net, feat, fine, cond):
 
 
 def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) -> dict:
-    from .stage import _sha256, load_bundle, make_session
+    from .stage import _sha256, load_bundle, make_session, run_seq_chunks
 
     net, ck = load_net(ckpt)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +182,15 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     torch.onnx.export((_Step if has_fine else _StepBandsOnly)(net), args, str(tmp), input_names=in_names, output_names=out_names,
                       opset_version=opset, dynamo=False)
     tmp.replace(onnx_p)
+    # The batched graph (T frames per call; same weights and state): one call per audio block instead of
+    # one per frame, which shares onnxruntime's per-node overhead and one pass over the GRU weights among
+    # the block's frames (tested: the same gains as T single-frame calls).
+    seq_p = out / "model_seq.onnx"
+    seq_args = (torch.zeros(1, 3, net.n_bands), *([torch.zeros(1, 3, net.n_fine)] if has_fine else []), *args[1 + has_fine :])
+    dyn = {"feat": {1: "frames"}, "gains": {1: "frames"}, **({"fine": {1: "frames"}} if has_fine else {})}
+    torch.onnx.export((_Seq if has_fine else _SeqBandsOnly)(net), seq_args, str(tmp), input_names=in_names,
+                      output_names=out_names, opset_version=opset, dynamo=False, dynamic_axes=dyn)
+    tmp.replace(seq_p)
 
     feat, fine = reference_features()
     max_err = {}
@@ -181,7 +212,11 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
             st = dict(zip(STATE, r[1:]))
         e_ort = float(np.max(np.abs(np.stack(got) - ref_stream)))
         assert e_ort < 1e-5, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
-        max_err[f"cond={cond.tolist()}"] = {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort}
+        e_seq = float(np.max(np.abs(run_seq_chunks(make_session(seq_p), feat, fine, cond, shapes, has_fine, STATE)
+                                    - ref_stream)))
+        assert e_seq < 1e-5, f"batched onnxruntime graph != torch on streaming frames ({e_seq:.3g})"
+        max_err[f"cond={cond.tolist()}"] = {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort,
+                                            "ort_batched_vs_torch": e_seq}
     gold_cond = np.array([0.0, 1.0], np.float32)
     gT = 64
     np.savez(out / "golden.npz", feat=feat[:gT], fine=fine[:gT], cond=gold_cond,
@@ -219,6 +254,9 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "fine_feature": "10*log10(fine_matrix @ |rfft(hann(32 ms) * last 32 ms of input)|^2 + eps): PSD per Hz at "
                         "j * 31.25 Hz, j = 0..127; the window ends at the current frame's last sample (look-back only)",
         "cond": ["enhance (0 denoise, 1 enhance)", "strength 0..1 (1 - 10^(-reduction_db/20) in the stage)"],
+        "seq_model": {"file": seq_p.name, "sha256": _sha256(seq_p), "onnx_bytes": seq_p.stat().st_size,
+                      "note": "the same net, T frames per call (inputs feat (1, T, 24), fine (1, T, 128); gains "
+                              "(1, T, 24)); same state as model.onnx"},
         "state_inputs": list(STATE),
         "state_shapes": {k: list(v) for k, v in shapes.items()},
         "inputs": {"feat": [1, 1, C.N_LEARNED], **({"fine": [1, 1, C.N_FINE]} if has_fine else {}), "cond": [1, 2]},

@@ -19,8 +19,8 @@ carries it over time.
 ``cond`` (B, 2) = [enhance (0 = denoise: music is interference, 1 = enhance: music is kept), strength
 in 0..1 (how much of the interference the target removes)]. Every conv is causal in time (kernel 3,
 two frames of left context); streaming state is explicit: two past input frames per conv layer plus the
-GRU hidden state. ``step`` runs one frame from that state, ``forward`` runs a whole sequence from zero
-state; both use the same weights and give the same numbers (tested).
+GRU hidden state. ``step`` runs one frame from that state, ``step_seq`` T frames from it, ``forward`` a
+whole sequence from zero state; all use the same weights and give the same numbers (tested).
 
 Discriminator (``MultiResSpecDisc``): log-magnitude spectrograms of a waveform at three STFT
 resolutions, each judged by a small 2-D conv net with patch outputs (LSGAN). It tells clean spectra
@@ -139,6 +139,23 @@ class MaskNet(nn.Module):
 
     def init_state(self, b: int = 1):
         return [torch.zeros(s) for s in self.state_shapes(b).values()]
+
+    def step_seq(self, feat, fine, cond, cache1, cache2, cache3, hidden):
+        """T frames from a streaming state in one call (the runtime batches the frames one audio block
+        completes): feat (B, T, F) dB, fine (B, T, 128) dB, cond (B, 2), state -> gains (B, T, F), new state.
+        The same numbers as T calls of ``step`` (each conv sees the cached frames, then its own T)."""
+        b, t, _ = feat.shape
+        x = self._norm(feat)
+        f1 = torch.cat([cache1, x], dim=2)
+        h = F.elu(self.c1.conv(f1))
+        h = torch.cat([h, self._emb_map(b, t)], dim=1)
+        f2 = torch.cat([cache2, h], dim=2)
+        h = F.elu(self.c2.conv(f2))
+        f3 = torch.cat([cache3, h], dim=2)
+        h = F.elu(self.c3.conv(f3))
+        h = self._mid(h, fine, cond)
+        y, hidden = self.gru(h, hidden)
+        return torch.sigmoid(self.head(y)), f1[:, :, -2:], f2[:, :, -2:], f3[:, :, -2:], hidden
 
     def step(self, feat, fine, cond, cache1, cache2, cache3, hidden):
         """feat (B, 1, F) dB, fine (B, 1, 128) dB, cond (B, 2), state -> gains (B, 1, F), new state (same shapes)."""
