@@ -28,44 +28,20 @@ from resculpt.models.mask.net import MaskNet, n_params
 STATE = ("cache1", "cache2", "cache3", "hidden")
 
 
-class _Step(torch.nn.Module):
-    def __init__(self, net):
+class _Wrap(torch.nn.Module):
+    """Export wrapper: ``net.step`` (one frame per call) or ``net.step_seq`` (T frames), with the ``fine``
+    input only when the net has the fine branch (n_fine > 0)."""
+
+    def __init__(self, net, seq: bool):
         super().__init__()
-        self.net = net
+        self.net, self.seq = net, seq
 
-    def forward(self, feat, fine, cond, cache1, cache2, cache3, hidden):
-        return self.net.step(feat, fine, cond, cache1, cache2, cache3, hidden)
-
-
-class _StepBandsOnly(torch.nn.Module):
-    """Export wrapper of a model without the fine branch (n_fine = 0): no ``fine`` input."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, feat, cond, cache1, cache2, cache3, hidden):
-        return self.net.step(feat, None, cond, cache1, cache2, cache3, hidden)
-
-
-class _Seq(torch.nn.Module):
-    """T frames per call (``MaskNet.step_seq``): the runtime's batched path, same state as ``_Step``."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, feat, fine, cond, cache1, cache2, cache3, hidden):
-        return self.net.step_seq(feat, fine, cond, cache1, cache2, cache3, hidden)
-
-
-class _SeqBandsOnly(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, feat, cond, cache1, cache2, cache3, hidden):
-        return self.net.step_seq(feat, None, cond, cache1, cache2, cache3, hidden)
+    def forward(self, *inputs):
+        if self.net.n_fine:
+            feat, fine, cond, *state = inputs
+        else:
+            (feat, cond, *state), fine = inputs, None
+        return (self.net.step_seq if self.seq else self.net.step)(feat, fine, cond, *state)
 
 
 def load_net(ckpt: Path) -> tuple[MaskNet, dict]:
@@ -179,7 +155,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     in_names = ["feat", *(["fine"] if has_fine else []), "cond", *STATE]
     out_names = ["gains", *[s + "_out" for s in STATE]]
     tmp = out / "model.onnx.tmp"
-    torch.onnx.export((_Step if has_fine else _StepBandsOnly)(net), args, str(tmp), input_names=in_names, output_names=out_names,
+    torch.onnx.export(_Wrap(net, seq=False), args, str(tmp), input_names=in_names, output_names=out_names,
                       opset_version=opset, dynamo=False)
     tmp.replace(onnx_p)
     # The batched graph (T frames per call; same weights and state): one call per audio block instead of
@@ -188,7 +164,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     seq_p = out / "model_seq.onnx"
     seq_args = (torch.zeros(1, 3, net.n_bands), *([torch.zeros(1, 3, net.n_fine)] if has_fine else []), *args[1 + has_fine :])
     dyn = {"feat": {1: "frames"}, "gains": {1: "frames"}, **({"fine": {1: "frames"}} if has_fine else {})}
-    torch.onnx.export((_Seq if has_fine else _SeqBandsOnly)(net), seq_args, str(tmp), input_names=in_names,
+    torch.onnx.export(_Wrap(net, seq=True), seq_args, str(tmp), input_names=in_names,
                       output_names=out_names, opset_version=opset, dynamo=False, dynamic_axes=dyn)
     tmp.replace(seq_p)
 
