@@ -188,7 +188,6 @@ class StreamingSTFT(Processor):
         self._fft = RealFFT(n_fft)
         c = channels
         self._inbuf = np.zeros((c, n_fft), np.float32)    # last n_fft input samples
-        self._frame = np.zeros((c, n_fft), np.float32)    # irfft output
         # Frames completed in one process() call are analysed as they complete and then run through the
         # stages together (``process_frames``), up to MAX_BATCH at a time: a learned stage then makes one
         # model call per block instead of one per frame. Their outputs are written back into the block
@@ -196,17 +195,27 @@ class StreamingSTFT(Processor):
         self._specs = np.zeros((MAX_BATCH, c, self.n_bins), np.complex64)
         self._spec_list = [self._specs[j] for j in range(MAX_BATCH)]  # views made once
         self._ogroups = np.zeros((MAX_BATCH, c, hop), np.float32)
+        # Analysis and synthesis run batch-wide too: one rfft and one irfft per batch instead of one per
+        # frame (numpy's FFT transforms each row alone, so the numbers are the same). Windows are tiled
+        # to the batch shape: an in-place multiply by a broadcast operand allocates a buffer.
+        self._frames64 = np.zeros((MAX_BATCH, c, n_fft), np.float64)   # frames as analysed, then windowed
+        self._specs64 = np.zeros((MAX_BATCH, c, self.n_bins), np.complex128)
+        self._frames32 = np.zeros((MAX_BATCH, c, n_fft), np.float32)   # irfft output
+        self._win_a_batch = np.tile(self.win_a.astype(np.float64), (MAX_BATCH, c, 1))
+        self._win_s_batch = np.tile(self.win_s, (MAX_BATCH, c, 1))
+        # Per batch size T, the views of the first T frames (made once: no view objects per call).
+        self._bviews = [None] + [tuple(a[:T] for a in (self._frames64, self._specs64, self._specs, self._frames32,
+                                                       self._win_a_batch, self._win_s_batch))
+                                 for T in range(1, MAX_BATCH + 1)]
+        self._f64_list = [self._frames64[j] for j in range(MAX_BATCH)]
+        self._f32_list = [self._frames32[j] for j in range(MAX_BATCH)]
         self._pos = [0] * MAX_BATCH      # block index of the sample that completed each pending frame
         self._dval = [0.0] * MAX_BATCH   # delta-listen amount of each pending frame
         self._npend = 0
         # numpy's pocketfft computes float32 input in float64 and allocates the converted copy
         # (16 KB per channel per frame at 48 kHz); analysing from float64 buffers avoids that.
-        self._frame64 = np.zeros((c, n_fft), np.float64)
         # Windows tiled to (channels, n_fft): an in-place multiply by a broadcast operand makes numpy
         # copy the operand first (overlap check), a same-shape one does not.
-        self._win_a64 = np.tile(self.win_a.astype(np.float64), (c, 1))
-        self._win_s_full = np.tile(self.win_s, (c, 1))
-        self._spec64 = np.zeros((c, self.n_bins), np.complex128)
         self._acc = np.zeros((c, n_fft), np.float32)      # overlap-add accumulator
         # Ping-pong twins for the one-hop shifts: an overlapping in-place slice copy makes numpy
         # allocate a temporary, a copy into the other buffer does not.
@@ -290,23 +299,13 @@ class StreamingSTFT(Processor):
         return block
 
     def _analyse(self, pos: int) -> None:
-        """Analyse the frame whose hop just completed (at block index ``pos``) into the batch."""
+        """Take the frame whose hop just completed (at block index ``pos``) into the batch: its samples
+        (the FFT runs batch-wide in _flush) and its delta-listen amount."""
         hop, n_fft = self.hop, self.n_fft
         j = self._npend
         for st in self._watchers:
             st.observe_input(self._inbuf)
-        np.copyto(self._frame64, self._inbuf)
-        self._frame64 *= self._win_a64
-        spec = self._spec_list[j]
-        self._fft.forward(self._frame64, self._spec64)
-        np.copyto(spec, self._spec64, casting="same_kind")
-        if not np.isfinite(spec.sum()):  # rare path: a NaN/Inf reached the section
-            np.isfinite(spec, out=self._bad)
-            np.logical_not(self._bad, out=self._bad)
-            np.copyto(spec, 0.0, where=self._bad)
-        tap = self.tap
-        if tap is not None:
-            tap.frame_in(spec)
+        np.copyto(self._f64_list[j], self._inbuf)  # float32 -> float64 (see prepare)
         # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
         tgt = self._delta_target()
         d = self.delta_amount
@@ -318,9 +317,6 @@ class StreamingSTFT(Processor):
             d = min(d + step, tgt) if tgt > d else max(d - step, tgt)
             self.delta_amount = d
         self._dval[j] = d
-        # Without look-ahead the dry copy of a frame is only read while delta is on: skip it otherwise.
-        if self._look or d > 0.0:
-            np.copyto(self._dry_list[self._analysed % len(self._dry_list)], spec)
         self._analysed += 1
         self._pos[j] = pos
         self._npend = j + 1
@@ -336,11 +332,27 @@ class StreamingSTFT(Processor):
         hop, n_fft = self.hop, self.n_fft
         T = self._npend
         specs = self._spec_list
-        for st in self.stages:
-            st.process_frames(specs, T)
+        f64, s64, sp, f32, wa, ws = self._bviews[T]
+        np.multiply(f64, wa, out=f64)
+        self._fft.forward(f64, s64)
+        np.copyto(sp, s64, casting="same_kind")
         tap = self.tap
         nr = len(self._dry_list)
         g0 = self._analysed - T  # global index of the batch's first frame
+        bad_batch = not np.isfinite(sp.sum())  # rare path: a NaN/Inf reached the section
+        for j in range(T):
+            spec = specs[j]
+            if bad_batch:
+                np.isfinite(spec, out=self._bad)
+                np.logical_not(self._bad, out=self._bad)
+                np.copyto(spec, 0.0, where=self._bad)
+            if tap is not None:
+                tap.frame_in(spec)
+            # Without look-ahead the dry copy of a frame is only read while delta is on: skip it otherwise.
+            if self._look or self._dval[j] > 0.0:
+                np.copyto(self._dry_list[(g0 + j) % nr], spec)
+        for st in self.stages:
+            st.process_frames(specs, T)
         for j in range(T):
             spec = specs[j]
             if tap is not None:  # the stages' own result (their mask), also while delta listen is on
@@ -354,9 +366,10 @@ class StreamingSTFT(Processor):
                 t -= spec
                 t *= d
                 spec += t
-            self._fft.inverse(spec, self._frame)
-            self._frame *= self._win_s_full
-            self._acc += self._frame
+        self._fft.inverse(sp, f32)
+        np.multiply(f32, ws, out=f32)
+        for j in range(T):
+            self._acc += self._f32_list[j]
             og = self._ogroups[j]
             og[:] = self._acc[:, :hop]
             # Shift the accumulator by one hop (copy n_fft - hop samples into the twin, swap).
