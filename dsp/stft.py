@@ -5,8 +5,10 @@ window length minus one sample (plus any look-ahead a stage declares), whatever 
 
 Latency: a sample pushed at time t leaves at t + (n_fft - 1). That figure is the same for every
 block size, including 1, because the output of a hop is emitted one sample per input sample
-starting on the sample that completes its frame (see ``_run``). Streaming with any block
-partition is therefore bit-identical to one whole-signal call.
+starting on the sample that completes its frame (see ``process``). The frames one call completes are
+analysed, run through the stages and synthesised as one batch (``_flush``), and each frame's output is
+written where it would have gone frame by frame. Streaming with any block partition is therefore
+bit-identical to one whole-signal call, as long as the stages' results do not depend on the batching.
 
 Delta listen: with a parameter table holding ``spectral.delta`` (a bool, 0..1 while it ramps), the
 section keeps a copy of every analysis spectrum (delayed by the stages' declared look-ahead) and,
@@ -198,6 +200,8 @@ class StreamingSTFT(Processor):
         # Analysis and synthesis run batch-wide too: one rfft and one irfft per batch instead of one per
         # frame (numpy's FFT transforms each row alone, so the numbers are the same). Windows are tiled
         # to the batch shape: an in-place multiply by a broadcast operand allocates a buffer.
+        # Analysed in float64: numpy's pocketfft computes float32 input in float64 and would allocate the
+        # converted copy (16 KB per channel per frame at 48 kHz).
         self._frames64 = np.zeros((MAX_BATCH, c, n_fft), np.float64)   # frames as analysed, then windowed
         self._specs64 = np.zeros((MAX_BATCH, c, self.n_bins), np.complex128)
         self._frames32 = np.zeros((MAX_BATCH, c, n_fft), np.float32)   # irfft output
@@ -212,10 +216,6 @@ class StreamingSTFT(Processor):
         self._pos = [0] * MAX_BATCH      # block index of the sample that completed each pending frame
         self._dval = [0.0] * MAX_BATCH   # delta-listen amount of each pending frame
         self._npend = 0
-        # numpy's pocketfft computes float32 input in float64 and allocates the converted copy
-        # (16 KB per channel per frame at 48 kHz); analysing from float64 buffers avoids that.
-        # Windows tiled to (channels, n_fft): an in-place multiply by a broadcast operand makes numpy
-        # copy the operand first (overlap check), a same-shape one does not.
         self._acc = np.zeros((c, n_fft), np.float32)      # overlap-add accumulator
         # Ping-pong twins for the one-hop shifts: an overlapping in-place slice copy makes numpy
         # allocate a temporary, a copy into the other buffer does not.

@@ -293,7 +293,6 @@ class MaskStage(SpectralStage):
         self._nobs = 0    # frames observed since the last batch
         self._slot = 0    # frames of the current batch already processed one by one
         self._lbad = np.zeros((c, ctx.hop), bool)
-        self._used = used
         # Per analysed row, bound to the session by pointer (IOBinding): the inputs are the row's views of
         # _db (bands 0..23) and _fine, the gains output is written straight into _g's bands 0..23, and two
         # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
