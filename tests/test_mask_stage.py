@@ -94,11 +94,6 @@ def test_batched_graph_and_frame_by_frame_give_identical_output(tmp_path, fine_m
     none and run a batch frame by frame) gives bit-identical output for large blocks, one frame per block
     and random blocks, mono and unlinked stereo: batching changes how often the model is called, never
     what it computes."""
-    import json
-    import shutil
-
-    from resculpt.models.mask.stage import load_bundle
-
     d = tmp_path / "noseq"
     shutil.copytree(fine_mask_bundle.path, d)
     cfg = json.loads((d / "config.json").read_text())
@@ -295,6 +290,12 @@ def _copy_bundle(tmp_path):
     return d
 
 
+def _flip_a_byte(path):
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
 def test_shipped_bundle_verifies_sha256_version_and_golden():
     """The committed bundle loads: sha256 matches config.json, version is current, golden I/O reproduces."""
     b = load_bundle(BUNDLE_DIR)
@@ -307,9 +308,7 @@ def test_shipped_bundle_verifies_sha256_version_and_golden():
 def test_bundle_with_tampered_model_is_rejected(tmp_path):
     """One flipped byte in model.onnx: BundleError naming sha256."""
     d = _copy_bundle(tmp_path)
-    raw = bytearray((d / "model.onnx").read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    (d / "model.onnx").write_bytes(bytes(raw))
+    _flip_a_byte(d / "model.onnx")
     with pytest.raises(BundleError, match="sha256"):
         load_bundle(d)
 
@@ -339,6 +338,30 @@ def test_missing_bundle_file_is_a_clear_error(tmp_path):
     d = _copy_bundle(tmp_path)
     (d / "model.onnx").unlink()
     with pytest.raises(BundleError, match="model.onnx"):
+        load_bundle(d)
+
+
+def test_bundle_with_tampered_or_missing_batched_model_is_rejected(tmp_path):
+    """model_seq.onnx is checked like model.onnx: one flipped byte gives a BundleError naming sha256, a
+    missing file one naming the file."""
+    d = _copy_bundle(tmp_path)
+    _flip_a_byte(d / "model_seq.onnx")
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(d)
+    (d / "model_seq.onnx").unlink()
+    with pytest.raises(BundleError, match="model_seq.onnx"):
+        load_bundle(d)
+
+
+def test_batched_model_that_misses_the_golden_gains_is_rejected(tmp_path, fine_mask_bundle):
+    """A valid batched graph of other weights (the random-weight fine bundle's), with its sha256 recorded,
+    still fails the golden check: the loader runs the batched graph on golden.npz, not only model.onnx."""
+    d = _copy_bundle(tmp_path)
+    shutil.copy(fine_mask_bundle.path / "model_seq.onnx", d / "model_seq.onnx")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["seq_model"]["sha256"] = json.loads((fine_mask_bundle.path / "config.json").read_text())["seq_model"]["sha256"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="batched model output differs from golden"):
         load_bundle(d)
 
 

@@ -143,7 +143,7 @@ def torch_stream(net, feat, fine, cond):
 
 
 def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) -> dict:
-    from .stage import _sha256, load_bundle, make_session, run_seq_chunks
+    from .stage import SEQ_CHUNKS, _sha256, load_bundle, make_session, run_streaming
 
     net, ck = load_net(ckpt)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,20 +176,11 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
             ref_full = net(torch.tensor(feat)[None], torch.tensor(fine)[None], torch.tensor(cond)[None])[0].numpy()
         e_sf = float(np.max(np.abs(ref_stream - ref_full)))
         assert e_sf < 1e-5, f"torch streaming != torch whole-sequence ({e_sf:.3g})"
-        sess = make_session(onnx_p)
-        st = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
-        got = []
-        for t in range(feat.shape[0]):
-            fd = {"feat": feat[t].reshape(1, 1, -1), "cond": cond.reshape(1, 2), **st}
-            if has_fine:
-                fd["fine"] = fine[t].reshape(1, 1, -1)
-            r = sess.run(out_names, fd)
-            got.append(r[0][0, 0])
-            st = dict(zip(STATE, r[1:]))
-        e_ort = float(np.max(np.abs(np.stack(got) - ref_stream)))
+        got = run_streaming(make_session(onnx_p), feat, fine, cond, shapes, has_fine, STATE)
+        e_ort = float(np.max(np.abs(got - ref_stream)))
         assert e_ort < 1e-5, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
-        e_seq = float(np.max(np.abs(run_seq_chunks(make_session(seq_p), feat, fine, cond, shapes, has_fine, STATE)
-                                    - ref_stream)))
+        got = run_streaming(make_session(seq_p), feat, fine, cond, shapes, has_fine, STATE, SEQ_CHUNKS)
+        e_seq = float(np.max(np.abs(got - ref_stream)))
         assert e_seq < 1e-5, f"batched onnxruntime graph != torch on streaming frames ({e_seq:.3g})"
         max_err[f"cond={cond.tolist()}"] = {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort,
                                             "ort_batched_vs_torch": e_seq}

@@ -6,7 +6,7 @@ Per STFT frame (5 ms hop, any rate 16-96 kHz, 10 or 20 ms window):
    :class:`~resculpt.dsp.bands.BandMap` -> dB (``common.py``). Linked stereo (``ctx.linked``): one
    analysis on the channel-mean power, one gain for both channels; unlinked: one per channel.
    Fine features, only for a bundle whose model has the optional fine branch (``n_fine`` > 0 in its
-   config; the shipped model has none): the stage keeps the last 32 ms of its input (``observe_input``,
+   config; the shipped model has it): the stage keeps the last 32 ms of its input (``observe_input``,
    called by the STFT section each frame), windows it (Hann), and reads the PSD per Hz at 128 points
    31.25 Hz apart (0-3.97 kHz), in dB; same channel rule. This look-back window adds no latency.
 2. Bands 0..23 (0-7.33 kHz): the ONNX MaskNet with explicit streaming state (conv caches + GRU hidden)
@@ -113,25 +113,15 @@ class Bundle:
 
     def run_sequence(self, feat: np.ndarray, fine: np.ndarray, cond: np.ndarray) -> np.ndarray:
         """Gains (T, 24) for band features (T, 24) and fine features (T, 128) from zero state (golden checks)."""
-        st = {k: np.zeros(self.state_shapes[k], np.float32) for k in self.state_names}
-        out = np.zeros_like(feat, dtype=np.float32)
-        c = np.asarray(cond, np.float32).reshape(1, 2)
-        for t in range(feat.shape[0]):
-            fd = {"feat": feat[t].reshape(1, 1, -1).astype(np.float32), "cond": c, **st}
-            if self.has_fine:
-                fd["fine"] = fine[t].reshape(1, 1, -1).astype(np.float32)
-            r = self.session.run(self.out_names, fd)
-            out[t] = r[0][0, 0]
-            st = dict(zip(self.state_names, r[1:]))
-        return out
+        return run_streaming(self.session, feat, fine, cond, self.state_shapes, self.has_fine, self.state_names)
 
 
 SEQ_CHUNKS = (1, 3, 2, 7, 5)  # frames per call when checking the batched graph (cycled)
 
 
-def run_seq_chunks(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=SEQ_CHUNKS) -> np.ndarray:
-    """Gains (T, 24) of a batched graph (model_seq.onnx) fed ``chunks`` frames per call in turn, from zero
-    state: feat (T, 24), fine (T, 128), cond (2,)."""
+def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=(1,)) -> np.ndarray:
+    """Gains (T, 24) of a streaming graph fed ``chunks`` frames per call in turn (cycled; (1,) for
+    model.onnx, e.g. SEQ_CHUNKS for model_seq.onnx), from zero state: feat (T, 24), fine (T, 128), cond (2,)."""
     st = {k: np.zeros(shapes[k], np.float32) for k in state_names}
     names = ["gains", *[k + "_out" for k in state_names]]
     c = np.asarray(cond, np.float32).reshape(1, 2)
@@ -203,7 +193,8 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
         if not np.isfinite(err) or err > 1e-4:
             raise BundleError(f"{path}: model output differs from golden.npz by {err:.3g} (> 1e-4)")
         if seq is not None:
-            got = run_seq_chunks(seq, g["feat"], g["fine"], g["cond"], b.state_shapes, b.has_fine, b.state_names)
+            got = run_streaming(seq, g["feat"], g["fine"], g["cond"], b.state_shapes, b.has_fine, b.state_names,
+                                SEQ_CHUNKS)
             err = float(np.max(np.abs(got - g["gains"])))
             if not np.isfinite(err) or err > 1e-4:
                 raise BundleError(f"{path}: batched model output differs from golden.npz by {err:.3g} (> 1e-4)")
@@ -244,6 +235,8 @@ class MaskStage(SpectralStage):
         self._syn2_act = self._syn2.copy()
         self._base2 = np.zeros((rows, 2 * nb), np.float32)
         self._out2 = np.zeros(2 * nb, bool)
+        self._above2 = np.zeros(2 * nb, bool)
+        self._freqs2 = np.repeat(ctx.freqs_hz, 2)  # bin frequencies in the interleaved (re, im) layout
         n_valid = int(np.flatnonzero(bm.valid)[-1]) + 1  # valid bands are a prefix (bands above Nyquist are not)
         self._invalid = slice(n_valid, C.N_BANDS)
         self._has_invalid = n_valid < C.N_BANDS
@@ -294,30 +287,19 @@ class MaskStage(SpectralStage):
         self._slot = 0    # frames of the current batch already processed one by one
         self._lbad = np.zeros((c, ctx.hop), bool)
         # Per analysed row, bound to the session by pointer (IOBinding): the inputs are the row's views of
-        # _db (bands 0..23) and _fine, the gains output is written straight into _g's bands 0..23, and two
+        # _db (bands 0..23) and fine slot 0, the gains output is written straight into _g's bands 0..23, and two
         # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
         # so a frame copies nothing in or out and allocates nothing (onnxruntime's plain run() returns
         # fresh arrays).
-        names = self.bundle.state_names
         self._feeds, self._bind = [], []
         for r in range(rows):
             feed = {"feat": self._db[r, : C.N_LEARNED].reshape(1, 1, C.N_LEARNED), "cond": self._cond}
             if self.bundle.has_fine:
                 feed["fine"] = self._fineT[r, 0].reshape(1, 1, C.N_FINE)
-            sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in names}
-            sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in names}
-            pair = []
-            for src, dst in ((sa, sb), (sb, sa)):
-                io = self.session.io_binding()
-                for k, v in feed.items():
-                    io.bind_cpu_input(k, v)
-                for k in names:
-                    io.bind_cpu_input(k, src[k])
-                    io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
-                io.bind_output("gains", "cpu", 0, np.float32, [1, 1, C.N_LEARNED], self._g[r].ctypes.data)
-                pair.append(io)
+            sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
+            sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
             self._feeds.append((feed, sa, sb))
-            self._bind.append(pair)
+            self._bind.append(self._bind_pair(self.session, feed, self._g[r, : C.N_LEARNED].reshape(1, 1, -1), sa, sb))
         self._phase = [0] * rows
         # Batched path (bundles with model_seq.onnx): T = 2..MAX_BATCH frames per call, inputs and gains
         # in (rows, MAX_BATCH, ·) buffers whose row prefixes are bound, the same state sets A/B in turn.
@@ -330,21 +312,12 @@ class MaskStage(SpectralStage):
         self._db_learned, self._g_learned = self._db[:, : C.N_LEARNED], self._g[:, : C.N_LEARNED]
         self._bindT = [[None] * (MAX_BATCH + 1) for _ in range(rows)]
         if seq is not None:
-            for r, (feed, sa, sb) in enumerate(self._feeds):
+            for r, (_, sa, sb) in enumerate(self._feeds):
                 for T in range(2, MAX_BATCH + 1):
-                    pair = []
-                    for src, dst in ((sa, sb), (sb, sa)):
-                        io = seq.io_binding()
-                        io.bind_cpu_input("feat", self._featT[r, :T].reshape(1, T, C.N_LEARNED))
-                        if self.bundle.has_fine:
-                            io.bind_cpu_input("fine", self._fineT[r, :T].reshape(1, T, C.N_FINE))
-                        io.bind_cpu_input("cond", self._cond)
-                        for k in names:
-                            io.bind_cpu_input(k, src[k])
-                            io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
-                        io.bind_output("gains", "cpu", 0, np.float32, [1, T, C.N_LEARNED], self._gT[r].ctypes.data)
-                        pair.append(io)
-                    self._bindT[r][T] = pair
+                    feed = {"feat": self._featT[r, :T].reshape(1, T, C.N_LEARNED), "cond": self._cond}
+                    if self.bundle.has_fine:
+                        feed["fine"] = self._fineT[r, :T].reshape(1, T, C.N_FINE)
+                    self._bindT[r][T] = self._bind_pair(seq, feed, self._gT[r, :T].reshape(1, T, -1), sa, sb)
         self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)
         hf = slice(C.N_LEARNED, C.N_BANDS)
         self._v_db_hf, self._v_nf_hf = self._db[:, hf], self._nf[:, hf]
@@ -359,6 +332,21 @@ class MaskStage(SpectralStage):
 
         self._cache = None
         self.reset()
+
+    def _bind_pair(self, sess, inputs: dict, gains: np.ndarray, sa: dict, sb: dict) -> list:
+        """Two IOBindings of ``sess`` by pointer: the inputs and the gains output as given (contiguous views
+        of the stage's arrays), state read from sa and written to sb, then the reverse."""
+        pair = []
+        for src, dst in ((sa, sb), (sb, sa)):
+            io = sess.io_binding()
+            for k, v in inputs.items():
+                io.bind_cpu_input(k, v)
+            for k in self.bundle.state_names:
+                io.bind_cpu_input(k, src[k])
+                io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
+            io.bind_output("gains", "cpu", 0, np.float32, list(gains.shape), gains.ctypes.data)
+            pair.append(io)
+        return pair
 
     def observe_input(self, inbuf):
         """Append the newest hop of the section's input to the 32 ms history (non-finite samples -> 0)."""
@@ -452,11 +440,11 @@ class MaskStage(SpectralStage):
         self._cond[0, 0] = 1.0 if self._mode == 1 else 0.0
         self._cond[0, 1] = 1.0 - self._floor  # strength: fraction of interference amplitude removed
         # Control rate only (a parameter moved): the band limits into the synthesis matrix and base.
-        f = self.ctx.freqs_hz
         top = np.inf if hi >= PARAMS[5].max else hi
-        o2 = self._out2
-        for k in (0, 1):  # (re, im) interleaved
-            np.logical_or(f < lo, f > top, out=o2[k::2])
+        o2, above = self._out2, self._above2
+        np.less(self._freqs2, lo, out=o2)
+        np.greater(self._freqs2, top, out=above)
+        o2 |= above
         np.copyto(self._syn2_act, self._syn2)
         np.copyto(self._syn2_act, 0.0, where=o2)
         np.copyto(self._base2, o2)
