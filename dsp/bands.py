@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+# The one band layout every band-domain stage, feature, profile and model uses: 32 bands equally spaced on
+# the ERB-rate scale from 0 Hz to 24 kHz (about 1.2 ERB each; 36 Hz wide at the bottom, 1.9 kHz at the top).
+N_BANDS = 32
+F_MAX_HZ = 24000.0
+
+
 # Glasberg & Moore (1990): ERB-rate scale, E(f) = 21.4 log10(1 + 0.00437 f).
 def hz_to_erb(f_hz):
     return 21.4 * np.log10(1.0 + 0.00437 * np.asarray(f_hz, dtype=np.float64))
@@ -18,7 +24,7 @@ def erb_to_hz(erb):
     return (10.0 ** (np.asarray(erb, dtype=np.float64) / 21.4) - 1.0) / 0.00437
 
 
-def erb_band_edges(n_bands: int = 32, f_min_hz: float = 0.0, f_max_hz: float = 24000.0) -> np.ndarray:
+def erb_band_edges(n_bands: int = N_BANDS, f_min_hz: float = 0.0, f_max_hz: float = F_MAX_HZ) -> np.ndarray:
     """Band edges (n_bands + 1,) in Hz, equally spaced on the ERB-rate scale."""
     if n_bands < 1:
         raise ValueError("n_bands must be >= 1")
@@ -48,7 +54,7 @@ class BandMap:
         valid: (n_bands,) bool, False for bands entirely above Nyquist.
     """
 
-    def __init__(self, sample_rate: int, n_fft: int, n_bands: int = 32, f_max_hz: float = 24000.0):
+    def __init__(self, sample_rate: int, n_fft: int, n_bands: int = N_BANDS, f_max_hz: float = F_MAX_HZ):
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.n_bands = int(n_bands)

@@ -28,12 +28,11 @@ import math
 
 import numpy as np
 
-from .bands import BandMap
+from .bands import N_BANDS, BandMap
 from .params import ParamSpec
 from .spectral_util import apply_gain
 from .stft import SpectralStage, sqrt_hann_pair
 
-N_BANDS = 32
 HOP_MS = 5.0
 WINDOW_MS = 20.0
 MAX_BOOST_DB = 40.0

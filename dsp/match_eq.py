@@ -28,11 +28,10 @@ import math
 
 import numpy as np
 
-from .bands import BandMap
+from .bands import N_BANDS, BandMap
 from .params import ParamSpec
 from .stft import SpectralStage
 
-N_BANDS = 32
 
 PARAMS = (
     ParamSpec("match.amount", 0.0, 1.0, 1.0, "", smoothing_ms=50.0, doc="how far to move toward the target (0 = off)"),

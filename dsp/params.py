@@ -88,8 +88,8 @@ class ParamSpec:
             try:
                 value = float(s)
             except ValueError:
-                hint = f" (one of {', '.join(self.choices)})" if self.choices else ""
-                raise ParamError(f"{self.id}: {value!r} is not a number{hint}") from None
+                hint = f" (or one of {', '.join(self.choices)})" if self.choices else ""
+                raise ParamError(f"{self.id}: expected a number{hint}, got {value!r}") from None
         if isinstance(value, bool):
             value = float(value)
         if not isinstance(value, (int, float, np.floating, np.integer)):
@@ -98,6 +98,24 @@ class ParamSpec:
         if not math.isfinite(value):
             raise ParamError(f"{self.id}: value must be finite, got {value}")
         return value
+
+    def coerce(self, value, *, strict: bool = False) -> float:
+        """The one validation of a user value (API, CLI, OSC, preset files) into native units.
+
+        :meth:`parse` first (numbers, numeric strings, bools, choice names; non-finite is an error),
+        then either clamp into the range (``strict=False``: ``chain.params[...] = v``, normalised
+        controls) or refuse what lies outside it (``strict=True``: preset files and OSC native
+        values, where an out-of-range number is a mistake worth reporting, not a wish to clamp).
+        Raises ParamError naming the id and the accepted range.
+        """
+        v = self.parse(value)
+        if strict:
+            tol = 1e-6 * (self.max - self.min)  # float32 rounding of an OSC argument or a unit conversion
+            if v < self.min - tol or v > self.max + tol:
+                raise ParamError(f"{self.id}: {v:g} is out of range [{self.min:g}, {self.max:g}] {self.unit}".rstrip())
+            if self.discrete and v != round(v):
+                raise ParamError(f"{self.id}: expected a whole number for a {self.scale} parameter, got {v:g}")
+        return self.clamp(v)
 
     def display(self, value: float) -> str:
         if self.scale == "choice":
@@ -180,8 +198,7 @@ class ParamTable:
     def set(self, pid: str, value, *, notify: bool = True) -> float:
         """Validate, clamp and publish a new target in native units. Returns the clamped value."""
         i = self.index(pid)
-        spec = self.specs[i]
-        v = spec.clamp(spec.parse(value))
+        v = self.specs[i].coerce(value)
         self._target[i] = v
         self._version += 1
         if notify:
@@ -198,8 +215,7 @@ class ParamTable:
         """Validate every value first, then publish them all (nothing half-applied)."""
         parsed = {}
         for pid, v in values.items():
-            spec = self.spec(pid)
-            parsed[pid] = spec.clamp(spec.parse(v))
+            parsed[pid] = self.spec(pid).coerce(v)
         for pid, v in parsed.items():
             self._target[self._index[pid]] = v
         self._version += 1

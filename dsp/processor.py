@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SUPPORTED_RATES = (16000, 22050, 44100, 48000, 96000)
+# Every sample rate the product accepts (render, live, the API): each stage is tested at each of them.
+SUPPORTED_RATES = (16000, 22050, 32000, 44100, 48000, 88200, 96000)
 
 
 class ProcessorError(ValueError):

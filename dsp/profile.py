@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .bands import N_BANDS
+
 SCHEMA_VERSION = 1
-N_BANDS = 32
 N_MFCC = 13
 
 

@@ -362,8 +362,7 @@ class Chain(Processor):
         if params:
             for pid, v in params.items():  # validate first: nothing half-applied
                 if pid in self._table:
-                    spec = self._table.spec(pid)
-                    spec.clamp(spec.parse(v))
+                    self._table.spec(pid).coerce(v)
         plugins = self._load_plugins(layout)
         table = self._table
         specs = self._specs_for(layout, plugins)

@@ -69,9 +69,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from resculpt.dsp.processor import SUPPORTED_RATES as RATES
+
 MIN_BLOCK, MAX_BLOCK = 16, 8192
 STATUS_WINDOW = 4096  # callbacks the periodic status percentiles look at (~10-20 s)
-RATES = (16000, 22050, 32000, 44100, 48000, 88200, 96000)
 _perf = time.perf_counter
 
 

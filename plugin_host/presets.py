@@ -9,10 +9,11 @@ Older schema versions are upgraded by :func:`migrate`, one version step at a tim
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from resculpt.dsp.params import ParamError
 
 from . import catalog
 from .host import Layout
@@ -142,19 +143,12 @@ def validate(d, where: str = "preset", name_hint: str | None = None) -> Preset:
             close = difflib.get_close_matches(pid, list(specs), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise PresetError(f"{where}: {f}: unknown parameter{hint}")
-        if spec.scale == "choice" and isinstance(v, str):
-            if v not in spec.choices:
-                raise PresetError(f"{where}: {f}: {v!r} is not one of {list(spec.choices)}")
-            v = spec.choices.index(v)
-        elif spec.scale == "bool" and isinstance(v, bool):
-            v = float(v)
-        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not isinstance(v, (int, float, str)) or (isinstance(v, str) and spec.scale != "choice"):
             raise PresetError(f"{where}: {f}: expected a number, got {type(v).__name__}")
-        v = float(v)
-        if not math.isfinite(v) or v < spec.min or v > spec.max:
-            raise PresetError(f"{where}: {f}: {v} is out of range [{spec.min}, {spec.max}] {spec.unit}".rstrip())
-        if spec.discrete and v != round(v):
-            raise PresetError(f"{where}: {f}: expected a whole number for a {spec.scale} parameter")
+        try:
+            v = spec.coerce(v, strict=True)
+        except ParamError as e:
+            raise PresetError(f"{where}: params.{e}") from None
         clean[pid] = v
     return Preset(name, layout, clean, desc, tuple(tags))
 

@@ -50,7 +50,7 @@ def test_param_set_in_native_units_normalised_and_get_reply(served):
         ("/resculpt/param/comp.ratoi", (2.0,), "did you mean comp.ratio"),
         ("/resculpt/param/comp.ratio", (), "expected 1 argument"),
         ("/resculpt/param/comp.ratio", (1.0, 2.0), "expected 1 argument"),
-        ("/resculpt/param/comp.ratio", ("lots",), "not a number"),
+        ("/resculpt/param/comp.ratio", ("lots",), "expected a number"),
         ("/resculpt/param/comp.ratio", (float("nan"),), "finite"),
         ("/resculpt/param/comp.ratio", (float("inf"),), "finite"),
         ("/resculpt/param/comp.ratio", (500.0,), "out of range [1, 20]"),

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bands import BandMap
+from ..bands import N_BANDS, BandMap
 from ..stft import get_config, sqrt_hann_pair
 from .base import FrameAnalyzer
 
-N_BANDS = 32
 N_MFCC = 13
 N_MELS = 40
 EPS = 1e-12

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-N_BANDS = 32
+from resculpt.dsp.bands import N_BANDS
+
 N_LEARNED = 24
 EPS = 1e-12
 CONFIG_VERSION = 2  # 2: fine features (model input ``fine``)
