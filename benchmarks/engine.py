@@ -22,7 +22,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from resculpt.plugin_host.bench import bench_chain  # noqa: E402
-from resculpt.plugin_host.host import Chain, Layout  # noqa: E402
+from resculpt.plugin_host.chain import Chain  # noqa: E402
+from resculpt.plugin_host.layout import Layout  # noqa: E402
 from resculpt.plugin_host.presets import list_presets  # noqa: E402
 
 BLOCKS = (64, 128, 256, 512)

@@ -50,13 +50,14 @@ def _speech() -> np.ndarray:
 def heaviest_preset(block: int = 256) -> tuple[str, dict]:
     """The shipped preset with the largest offline per-block cost (2 s of speech each)."""
     from resculpt.plugin_host.bench import bench_chain
-    from resculpt.plugin_host.host import Chain
-    from resculpt.plugin_host.presets import list_presets, shipped_dir
+    from resculpt.plugin_host.chain import Chain
+    from resculpt.plugin_host.paths import shipped_presets_dir
+from resculpt.plugin_host.presets import list_presets
 
     sig = _speech()
     costs = {}
     for name, path in list_presets():
-        if path.parent != shipped_dir():
+        if path.parent != shipped_presets_dir():
             continue
         try:
             ch = Chain.from_preset(name, sample_rate=RATE, channels=2, max_block=block)
@@ -133,7 +134,7 @@ def player_main(server: str, osc_port: int, rate_hz: float) -> int:
 
 
 def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz: float) -> dict:
-    from resculpt.plugin_host.host import Chain
+    from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.live import JackBackend, LiveEngine
 
     name = f"rsx-bench-{os.getpid()}-{period}"

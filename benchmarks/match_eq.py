@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from resculpt.dsp.profile import Profile, band_distance_db, long_term_envelope
 from resculpt.models import data
-from resculpt.plugin_host.host import Chain, Layout
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout
 from resculpt.plugin_host.render import render_with_target, with_match_stage
 
 OUT = Path(__file__).resolve().parent / "results" / "match_eq.md"

@@ -17,18 +17,21 @@ the reference loops for ever. Streaming == offline: the position is a function o
 since reset() only.
 
 Sources (``xmask.source``): ``beat`` (a synthetic 120 bpm two-bar drum loop: kick, snare, hats),
-``vowels`` (a synthetic 110 Hz voice gliding through a-e-i-o-u), ``sidechain`` (the clip given to
-``set_sidechain``; the stage passes audio through unchanged until one is loaded).
+``vowels`` (a synthetic 110 Hz voice gliding through a-e-i-o-u), ``sidechain`` (a clip's
+:class:`SidechainEnvelopes` published to the stage's inbox, ``Chain.set_sidechain`` on a chain; the
+stage passes audio through unchanged until one is published).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .bands import N_BANDS, BandMap
+from .inbox import Inbox
 from .params import ParamSpec
 from .spectral_util import apply_gain
 from .stft import SpectralStage, sqrt_hann_pair
@@ -90,6 +93,33 @@ def analyse_reference(x: np.ndarray, sample_rate: int, n_bands: int = N_BANDS) -
     db = 20.0 * np.log10(np.maximum(amp / norm, 10.0 ** (MIN_DB / 20.0)))
     db[:, ~bm.valid] = 0.0  # bands above the reference's Nyquist: no information, no cut
     return np.clip(db, MIN_DB, 0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SidechainEnvelopes:
+    """A sidechain clip analysed for the ``sidechain`` source (built on a control thread, read-only).
+
+    Attributes:
+        db: (frames, 32) float32, read-only: :func:`analyse_reference`'s mask levels, one frame per 5 ms.
+    """
+
+    db: np.ndarray
+
+    def __post_init__(self):
+        if self.db.ndim != 2 or self.db.shape[1] != N_BANDS or self.db.shape[0] < 1 or self.db.flags.writeable:
+            raise ValueError(f"sidechain envelopes must be a read-only (frames, {N_BANDS}) array, got {self.db.shape}")
+
+    @classmethod
+    def from_audio(cls, x: np.ndarray, sample_rate: int) -> "SidechainEnvelopes":
+        """Analyse reference audio (n,) or (channels, n) at ``sample_rate`` Hz (allocates freely)."""
+        return cls.from_table(analyse_reference(x, sample_rate))
+
+    @classmethod
+    def from_table(cls, db) -> "SidechainEnvelopes":
+        """From an analysed (frames, 32) dB table (copied, made read-only)."""
+        db = np.array(db, dtype=np.float32)
+        db.setflags(write=False)
+        return cls(db)
 
 
 def _env(n, sr, attack_s, decay_s):
@@ -184,32 +214,17 @@ def builtin_mask(kind: str) -> np.ndarray:
 class MaskTransfer(SpectralStage):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread).
 
-    Control thread: :meth:`set_sidechain` (audio) or :meth:`set_mask` (an analysed table).
+    The ``sidechain`` source reads the :class:`SidechainEnvelopes` in ``self.inbox``.
     """
 
     name = "xmask"
+    inbox_type = SidechainEnvelopes
 
-    def __init__(self, table):
+    def __init__(self, table, inbox: Inbox | None = None):
         self.table = table
+        self.inbox = inbox if inbox is not None else Inbox(SidechainEnvelopes)
         self._i_src, self._i_depth, self._i_rate, self._i_floor = (table.index(p.id) for p in PARAMS)
-        self._masks = [builtin_mask("beat"), builtin_mask("vowels"), None]
-
-    # -- control thread -------------------------------------------------------------------------
-    def set_mask(self, mask: np.ndarray | None) -> None:
-        """Publish an analysed (frames, N_BANDS) dB table for the ``sidechain`` source; None clears it.
-
-        The audio thread picks it up at its next frame (one list-item store; the old table is
-        never mutated, so a frame in flight finishes with it)."""
-        if mask is not None:
-            mask = np.array(mask, dtype=np.float32)
-            if mask.ndim != 2 or mask.shape[1] != N_BANDS or mask.shape[0] < 1:
-                raise ValueError(f"mask must be (frames, {N_BANDS}), got {mask.shape}")
-            mask.setflags(write=False)
-        self._masks[2] = mask
-
-    def set_sidechain(self, x: np.ndarray, sample_rate: int) -> None:
-        """Analyse reference audio (n,) or (channels, n) at ``sample_rate`` and publish it."""
-        self.set_mask(analyse_reference(x, sample_rate))
+        self._builtin = (builtin_mask("beat"), builtin_mask("vowels"))
 
     # -- lifecycle ------------------------------------------------------------------------------
     def prepare(self, ctx):
@@ -227,9 +242,14 @@ class MaskTransfer(SpectralStage):
 
     def process_frame(self, spec):
         v = self.table.value
-        m = self._masks[int(v[self._i_src])]
-        if m is None:
-            return
+        src = int(v[self._i_src])
+        if src < len(self._builtin):
+            m = self._builtin[src]
+        else:
+            side = self.inbox.value
+            if side is None:
+                return
+            m = side.db
         n = m.shape[0]
         pos = self.pos % n
         i0 = int(pos)

@@ -18,17 +18,19 @@ The non-learned baseline the resculpting model must beat, and a stage in its own
 5. Band gains (dB) interpolated to bins with the BandMap's synthesis weights; ``spec *= 10^(g/20)``.
 
 The stage matches shape, not level (loudness is the job of gain/limiter stages).
-The target is published from the control thread by one reference store (:func:`publish_target`
-or :meth:`MatchEQ.set_target`); the audio thread reads the reference once per frame.
+The target is a :class:`MatchTarget` published through the stage's inbox (:mod:`resculpt.dsp.inbox`,
+``Chain.set_target`` on a chain); the audio thread reads the reference once per frame.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .bands import N_BANDS, BandMap
+from .inbox import Inbox
 from .params import ParamSpec
 from .stft import SpectralStage
 
@@ -47,53 +49,56 @@ PARAMS = (
               doc="time constant of the input's long-term envelope estimate"),
 )
 
-TARGET_ATTR = "_match_target"
+@dataclass(frozen=True)
+class MatchTarget:
+    """What the match stage moves toward, built on a control thread and never mutated afterwards.
 
+    Attributes:
+        env_db: (32,) float64, read-only: an absolute long-term band envelope in dB (NaN = band not
+            compared), or with ``delta`` the per-band gain offsets in dB.
+        delta: True for offsets (a delta profile), False for an absolute envelope.
+    """
 
-def make_target(target, delta: bool | None = None):
-    """(band values (32,) float64, is_delta) from a Profile, an array, or None (no target)."""
-    if target is None:
-        return None
-    from .profile import Profile, target_envelope
+    env_db: np.ndarray
+    delta: bool = False
 
-    if isinstance(target, Profile):
-        env, is_delta = target_envelope(target)
-    else:
-        env = np.asarray(target, dtype=np.float64)
-        is_delta = bool(delta)
-    if env.shape != (N_BANDS,):
-        raise ValueError(f"a match target needs {N_BANDS} band values, got shape {env.shape}")
-    env = env.copy()
-    env.setflags(write=False)
-    return (env, bool(is_delta))
+    @classmethod
+    def make(cls, target, delta: bool | None = None) -> "MatchTarget | None":
+        """From a Profile (its kind decides ``delta``), a (32,) dB array (``delta`` as given), or None."""
+        if target is None:
+            return None
+        if isinstance(target, MatchTarget):
+            return target
+        from .profile import Profile, target_envelope
 
-
-def publish_target(table, target, delta: bool | None = None) -> None:
-    """Control thread: hand a target to every match stage built on ``table`` (one reference store)."""
-    setattr(table, TARGET_ATTR, make_target(target, delta))
+        if isinstance(target, Profile):
+            env, is_delta = target_envelope(target)
+        else:
+            env = np.asarray(target, dtype=np.float64)
+            is_delta = bool(delta)
+        if env.shape != (N_BANDS,):
+            raise ValueError(f"a match target needs {N_BANDS} band values, got shape {env.shape}")
+        env = env.astype(np.float64, copy=True)
+        env.setflags(write=False)
+        return cls(env, bool(is_delta))
 
 
 class MatchEQ(SpectralStage):
     name = "match"
 
-    def __init__(self, table):
+    inbox_type = MatchTarget
+
+    def __init__(self, table, inbox: Inbox | None = None):
         self.table = table
+        self.inbox = inbox if inbox is not None else Inbox(MatchTarget)
         self._idx = [table.index(p.id) for p in PARAMS]
         self._idx_arr = np.array(self._idx, dtype=np.intp)
         self._vnew = np.zeros(len(PARAMS))
         self._vold = np.zeros(len(PARAMS))
         self._vchg = np.zeros(len(PARAMS), bool)
-        self._own = None       # target set on this stage directly (overrides the table's)
-        self._use_own = False
         self._primed = None
 
     # -- control side ---------------------------------------------------------------------------
-    def set_target(self, target, delta: bool | None = None) -> None:
-        """Set this stage's own target (Profile, (32,) dB array, or None to follow the table)."""
-        t = make_target(target, delta)
-        self._own = t
-        self._use_own = t is not None
-
     def prime(self, env_db) -> None:
         """Start the long-term input estimate from a known envelope (dB, 32 bands; offline renders);
         None: start empty again (the default, as in a live stream)."""
@@ -209,12 +214,12 @@ class MatchEQ(SpectralStage):
                 np.subtract(self._bp, self._avg, out=self._tmp)
                 self._tmp *= a
                 self._avg += self._tmp
-        t = self._own if self._use_own else getattr(self.table, TARGET_ATTR, None)
+        t = self.inbox.value
         des = self._des
         if t is None or self._n == 0:
             des.fill(0.0)
         else:
-            env, is_delta = t
+            env, is_delta = t.env_db, t.delta
             if is_delta:
                 np.copyto(des, env)
             else:

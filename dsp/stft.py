@@ -108,6 +108,10 @@ class SpectralStage:
 
     name = "spectral-stage"
     latency_frames = 0
+    # Non-scalar control state (:mod:`resculpt.dsp.inbox`): the type of value the stage reads from
+    # ``self.inbox``, or None. A stage with a type takes ``inbox=`` in its constructor.
+    inbox_type = None
+    inbox = None
     # A stage that also needs the time-domain input (e.g. a longer look-back analysis window than the
     # STFT's) sets this and implements ``observe_input(inbuf)``: called once per frame as the frame is
     # analysed, with the section's input buffer (channels, n_fft) float32 whose last ``hop`` samples are

@@ -48,7 +48,7 @@ def bench_chain(chain, seconds: float = 10.0, block: int = 128, signal: np.ndarr
     for _ in range(warmup_blocks):
         chain.process(warm)
     chain.reset()
-    eng = chain.engine
+    eng = chain.graph
     acc: dict[str, float] = {}
     _timed(eng.pre, "process", acc, "pre")
     _timed(eng.post, "process", acc, "post")

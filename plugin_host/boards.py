@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pedalboard
 
+from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.processor import Processor
 
 
@@ -68,3 +69,23 @@ def load_vst3(path: str):
         return pedalboard.load_plugin(path)
     except Exception as e:  # pedalboard raises ImportError/RuntimeError with varied text
         raise ValueError(f"could not load plugin {path}: {e}") from None
+
+
+def plugin_param_specs(entry, plugin) -> list[ParamSpec]:
+    """ParamSpecs for a hosted VST3's numeric parameters (id <slot>.<param name>); ``entry`` is the
+    layout's :class:`~resculpt.plugin_host.layout.PluginEntry`."""
+    specs = []
+    for pname, p in getattr(plugin, "parameters", {}).items():
+        lo, hi = getattr(p, "min_value", None), getattr(p, "max_value", None)
+        if lo is None or hi is None:
+            lo, hi = 0.0, 1.0
+        try:
+            lo, hi = float(lo), float(hi)
+            val = float(getattr(plugin, pname))
+        except (TypeError, ValueError):
+            continue  # string/choice parameters are left to the plugin's own UI
+        if not hi > lo:
+            continue
+        specs.append(ParamSpec(f"{entry.slot}.{pname}", lo, hi, min(max(val, lo), hi),
+                               str(getattr(p, "label", "") or ""), smoothing_ms=20.0, doc=f"VST3 {pname}"))
+    return specs

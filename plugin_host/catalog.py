@@ -64,13 +64,25 @@ class SectionSlot:
 
 @dataclass(frozen=True)
 class SpectralSlot:
-    """A slot that runs in the shared STFT; build(table) returns a SpectralStage."""
+    """A slot that runs in the shared STFT; ``build(table)`` returns a SpectralStage (a stage class whose
+    ``inbox_type`` is set also takes ``inbox=``)."""
 
     slot: str
     doc: str
     params: tuple[ParamSpec, ...]
     build: Callable
     kind: str = "spectral"
+
+    @property
+    def inbox_type(self):
+        """The type of non-scalar state the slot's stage reads (:mod:`resculpt.dsp.inbox`), or None."""
+        return getattr(self.build, "inbox_type", None)
+
+    def make(self, table, inbox=None):
+        """The slot's stage on ``table``, reading ``inbox`` when it has state (its own inbox if None)."""
+        if inbox is not None and self.inbox_type is not None:
+            return self.build(table, inbox=inbox)
+        return self.build(table)
 
 
 def _db_to_lin(db):

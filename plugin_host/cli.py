@@ -28,7 +28,8 @@ def _parse_sets(items) -> dict:
 
 # -- render ----------------------------------------------------------------------------------------
 def cmd_render(a) -> int:
-    from .render import READ_EXT, RenderError, render_file
+    from .audio_io import READ_EXT
+    from .render import RenderError, render_file
 
     if a.output and len(a.inputs) > 1:
         return _die("-o takes one input; use --out-dir for several", 2)
@@ -55,7 +56,7 @@ def cmd_render(a) -> int:
             print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
         try:
             r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None, target=a.target,
-                            amount=a.amount, context=a.context, engine=a.engine, passes=a.passes)
+                            amount=a.amount, context=a.context, matcher=a.matcher, passes=a.passes)
         except Exception as e:  # one bad file never stops the others
             failed += 1
             msg = str(e) if str(e) else type(e).__name__
@@ -128,7 +129,7 @@ def cmd_params(a) -> int:
 # -- bench -----------------------------------------------------------------------------------------
 def cmd_bench(a) -> int:
     from .bench import bench_chain
-    from .host import Chain
+    from .chain import Chain
     from .presets import PresetError
 
     try:
@@ -139,7 +140,7 @@ def cmd_bench(a) -> int:
     if EXAMPLE.exists():
         import numpy as np
 
-        from .render import read_audio
+        from .audio_io import read_audio
 
         x, sr = read_audio(EXAMPLE)
         if sr != a.rate:
@@ -164,7 +165,8 @@ def cmd_bench(a) -> int:
 # -- demo ------------------------------------------------------------------------------------------
 def cmd_demo(a) -> int:
     from .presets import list_presets
-    from .render import RenderError, read_audio, render_file
+    from .audio_io import AudioFileError, read_audio
+    from .render import RenderError, render_file
     from .spectrogram import spectrogram_png
 
     src = Path(a.input) if a.input else EXAMPLE
@@ -172,7 +174,7 @@ def cmd_demo(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         x, sr = read_audio(src)
-    except RenderError as e:
+    except AudioFileError as e:
         return _die(str(e))
     spectrogram_png(out / "input.png", x, sr)
     print(f"demo: {src.name} ({x.shape[1] / sr:.1f} s, {sr} Hz) through every shipped preset")
@@ -218,7 +220,7 @@ def cmd_serve(a) -> int:
     import threading
 
     from .feeder import BlockFeeder
-    from .host import Chain
+    from .chain import Chain
     from .osc import OscError
     from .presets import PresetError
 
@@ -286,11 +288,11 @@ def cmd_profile(a) -> int:
 
 
 def _read_mono_or_stereo(path):
-    from .render import RenderError, read_audio
+    from .audio_io import AudioFileError, read_audio
 
     try:
         x, sr = read_audio(path)
-    except RenderError as e:
+    except AudioFileError as e:
         raise ValueError(str(e)) from None
     if x.shape[0] > 2:
         x = x[:2]
@@ -333,23 +335,23 @@ def _profile(a) -> int:
         if a.args:
             print(P.load_profile(a.args[0]).to_json())
         else:
-            print(json.dumps({"folder": str(U.data_dir()), "adjustments": len(U.read_log()),
+            print(json.dumps({"folder": str(U.user_data_dir()), "adjustments": len(U.read_log()),
                               "profile": U.load_user_profile()}, indent=1))
         return 0
     if act == "learn":
         if a.auto:
             U.set_auto_learn(a.auto == "on")
-            print(f"automatic learning {a.auto} (stored in {U.data_dir() / U.SETTINGS_NAME})")
+            print(f"automatic learning {a.auto} (stored in {U.user_data_dir() / U.SETTINGS_NAME})")
             return 0
         prof = U.learn()
         print(f"learned {len(prof['params'])} parameter preference(s) from {len(U.read_log())} logged "
-              f"adjustment(s) -> {U.data_dir() / U.PROFILE_NAME}")
+              f"adjustment(s) -> {U.user_data_dir() / U.PROFILE_NAME}")
         for k, v in prof["params"].items():
             print(f"  {k} = {v:g}")
         return 0
     if act == "forget":
         gone = U.forget()
-        print(f"erased {len(gone)} file(s) from {U.data_dir()}" if gone else "nothing stored; nothing to erase")
+        print(f"erased {len(gone)} file(s) from {U.user_data_dir()}" if gone else "nothing stored; nothing to erase")
         return 0
     if act == "contexts":
         from .contexts import load_contexts
@@ -386,8 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", metavar="TARGET.json", help="target profile to move toward (match-EQ)")
     r.add_argument("--amount", type=float, help="how far toward the target, 0..1 (match.amount)")
     r.add_argument("--context", help="context rule (formal, casual, stream, call, ...; `resculpt profile contexts`)")
-    r.add_argument("--engine", choices=["match-eq", "model"], default="match-eq",
-                   help="what applies --target (the resculpting model once it exists)")
+    from .render import MATCHERS
+
+    r.add_argument("--matcher", choices=MATCHERS, default="match-eq",
+                   help="what moves the audio toward --target: the profile-matching EQ, or the resculpting model "
+                        "(not in this version: refused with a clear error)")
     r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
     r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     r.add_argument("-q", "--quiet", action="store_true")

@@ -8,19 +8,19 @@ Files: the shipped ``presets/contexts.json`` then the user's ``$XDG_CONFIG_HOME/
         "delta": {<delta profile JSON>}      (optional, instead of describe)
         "params": {param id: value}}}}        (optional)
 
-:func:`apply_context` (used by ``--context`` and, later, OSC ``/resculpt/context NAME``) switches
-with a crossfade: parameter changes ramp through the parameter table's smoothing, and the new
+:func:`apply_context` (OSC ``/resculpt/context NAME``; ``render --context`` applies the same rule
+offline) switches with a crossfade: parameter changes ramp through the parameter table's smoothing, and the new
 target reaches the match stage by one reference swap and fades in over its attack/release times
 (if the layout has no match stage, one is added with the host's engine crossfade).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .paths import shipped_contexts_file, user_contexts_file
 
 
 class ContextError(ValueError):
@@ -35,17 +35,6 @@ class Context:
     delta: object  # Profile (kind delta) or None
 
 
-def shipped_file() -> Path:
-    from .presets import shipped_dir
-
-    return shipped_dir() / "contexts.json"
-
-
-def user_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "resculpt" / "contexts.json"
-
-
 def _read(path: Path) -> dict:
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
@@ -58,7 +47,7 @@ def _read(path: Path) -> dict:
 
 def load_contexts() -> dict[str, dict]:
     out = {}
-    for p in (shipped_file(), user_file()):
+    for p in (shipped_contexts_file(), user_contexts_file()):
         if p.is_file():
             out.update(_read(p))
     return out
@@ -90,8 +79,7 @@ def apply_context(chain, name: str) -> Context:
     ctx = get_context(name)
     params = {k: v for k, v in ctx.params.items() if k in chain.params}
     if ctx.delta is not None and "match" not in chain.layout.spectral:
-        layout = dataclasses.replace(chain.layout, spectral=tuple(chain.layout.spectral) + ("match",))
-        chain.set_layout(layout, params)
+        chain.set_layout(chain.layout.with_spectral("match"), params)
     else:
         chain.params.set_many(params)
     chain.set_target(ctx.delta)

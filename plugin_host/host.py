@@ -1,4 +1,4 @@
-"""The block-callback host: pre-board -> shared STFT with spectral stages -> post-board -> mix.
+"""The real-time chain host: pre-board -> shared STFT with spectral stages -> post-board -> mix.
 
 ```
 block ─► sanitise ─► dry ring (raw input, for mix/bypass, read at the chain latency)
@@ -6,10 +6,15 @@ block ─► sanitise ─► dry ring (raw input, for mix/bypass, read at the ch
 out = bypass_xfade( out.gain · ((1-mix)·dry(L) + mix·wet), dry(L) ) ─► sanitise ─► block
 ```
 
-Threads: the control thread (OSC, panel, CLI) sets parameter targets and builds new engines
-(preset/layout changes) off the audio path; it publishes an engine with one reference store.
-The audio thread picks it up at the next block start and crossfades: the old engine keeps
-playing while the new one warms up for its own latency, then a 20 ms equal-gain fade.
+Threads: control threads (OSC, panel, CLI) set parameter targets (:class:`ParamTable`), publish
+non-scalar state to the chain's inboxes (:mod:`resculpt.dsp.inbox`) and build new signal graphs
+(preset/layout changes) off the audio path; a new graph is published with one reference store.
+The audio thread picks it up at the next block start and crossfades: the old graph keeps playing
+while the new one warms up for its own latency, then a 20 ms equal-gain fade.
+
+This module touches no disk: presets, files and paths are resolved one layer up
+(:mod:`resculpt.plugin_host.chain`), which hands the host plain data (layouts, parameter values,
+arrays).
 """
 
 from __future__ import annotations
@@ -20,204 +25,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from resculpt.dsp.params import ParamError, ParamSpec, ParamTable
+from resculpt.dsp.mask_transfer import SidechainEnvelopes
+from resculpt.dsp.match_eq import MatchTarget
+from resculpt.dsp.inbox import Inbox
+from resculpt.dsp.params import ParamSpec, ParamTable
 from resculpt.dsp.processor import Processor, ProcessorError
 from resculpt.dsp.sanitize import Sanitizer
-from resculpt.dsp.stft import CONFIGS, StreamingSTFT
 
 from . import catalog
-from .boards import Board, load_vst3
+from .boards import load_vst3, plugin_param_specs
+from .graph import MAX_LATENCY_S, SignalGraph
+from .layout import Layout
 
 # While any parameter ramps, the block is cut into sub-blocks of this many samples so board
 # coefficients follow the ramp (1.3 ms at 48 kHz: far below the 20-50 ms ramps, no zipper).
 CONTROL_BLOCK = 64
 CROSSFADE_MS = 20.0
-# The dry ring holds this much audio: the largest chain latency a layout may have.
-MAX_LATENCY_S = 1.0
 _LN10_20 = math.log(10.0) / 20.0
-
-
-@dataclass(frozen=True)
-class PluginEntry:
-    """An external plugin (VST3) in a board, loaded by path; its parameters become <slot>.<name>."""
-
-    slot: str
-    path: str
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which slots run, where, in which order.
-
-    Attributes:
-        pre, post: board slot names (or PluginEntry) in processing order.
-        spectral: spectral slot names in processing order (all share one STFT).
-        stft: STFT config name ("default" 20 ms, "low-latency" 10 ms).
-        linked: stereo-linked spectral analysis.
-        force_stft: run the STFT even with no spectral stage (benchmarks, latency matching).
-    """
-
-    pre: tuple = ()
-    spectral: tuple = ()
-    post: tuple = ()
-    stft: str = "default"
-    linked: bool = True
-    force_stft: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "chain") -> "Layout":
-        """Build and validate; errors name the field (``chain.pre[1]``)."""
-        if not isinstance(d, dict):
-            raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
-        allowed = {"pre", "spectral", "post", "stft", "linked", "force_stft"}
-        extra = set(d) - allowed
-        if extra:
-            raise ValueError(f"{where}: unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
-        secs = {}
-        seen: dict[str, str] = {}
-        for sec in ("pre", "spectral", "post"):
-            items = d.get(sec, [])
-            if not isinstance(items, list):
-                raise ValueError(f"{where}.{sec}: expected a list of stage names")
-            out = []
-            for k, it in enumerate(items):
-                f = f"{where}.{sec}[{k}]"
-                if isinstance(it, dict):
-                    if sec == "spectral" or set(it) != {"slot", "vst3"}:
-                        raise ValueError(f"{f}: a plugin entry is {{\"slot\": NAME, \"vst3\": PATH}} in pre/post")
-                    name = str(it["slot"])
-                    if name in catalog.SLOTS:
-                        raise ValueError(f"{f}: plugin slot name {name!r} clashes with a built-in stage")
-                    entry = PluginEntry(name, str(it["vst3"]))
-                elif isinstance(it, str):
-                    try:
-                        s = catalog.slot(it)
-                    except ValueError as e:
-                        raise ValueError(f"{f}: {e}") from None
-                    want = "spectral" if sec == "spectral" else "board"
-                    if s.kind != want:
-                        raise ValueError(f"{f}: {it!r} is a {s.kind} stage and cannot go in {sec!r}")
-                    name, entry = it, it
-                else:
-                    raise ValueError(f"{f}: expected a stage name, got {type(it).__name__}")
-                if name in seen:
-                    raise ValueError(f"{f}: stage {name!r} appears twice (also in {seen[name]})")
-                seen[name] = f
-                out.append(entry)
-            secs[sec] = tuple(out)
-        stft = d.get("stft", "default")
-        if stft not in CONFIGS:
-            raise ValueError(f"{where}.stft: {stft!r} is not one of {sorted(CONFIGS)}")
-        for b in ("linked", "force_stft"):
-            if b in d and not isinstance(d[b], bool):
-                raise ValueError(f"{where}.{b}: expected true or false")
-        return cls(secs["pre"], secs["spectral"], secs["post"], stft,
-                   bool(d.get("linked", True)), bool(d.get("force_stft", False)))
-
-    def to_dict(self) -> dict:
-        def enc(items):
-            return [{"slot": i.slot, "vst3": i.path} if isinstance(i, PluginEntry) else i for i in items]
-
-        d = {"pre": enc(self.pre), "spectral": list(self.spectral), "post": enc(self.post), "stft": self.stft,
-             "linked": self.linked}
-        if self.force_stft:
-            d["force_stft"] = True
-        return d
-
-    def plugin_entries(self):
-        return [e for e in self.pre + self.post if isinstance(e, PluginEntry)]
-
-
-def plugin_param_specs(entry: PluginEntry, plugin) -> list[ParamSpec]:
-    """ParamSpecs for a hosted VST3's numeric parameters (id <slot>.<param name>)."""
-    specs = []
-    for pname, p in getattr(plugin, "parameters", {}).items():
-        lo, hi = getattr(p, "min_value", None), getattr(p, "max_value", None)
-        if lo is None or hi is None:
-            lo, hi = 0.0, 1.0
-        try:
-            lo, hi = float(lo), float(hi)
-            val = float(getattr(plugin, pname))
-        except (TypeError, ValueError):
-            continue  # string/choice parameters are left to the plugin's own UI
-        if not hi > lo:
-            continue
-        specs.append(ParamSpec(f"{entry.slot}.{pname}", lo, hi, min(max(val, lo), hi),
-                               str(getattr(p, "label", "") or ""), smoothing_ms=20.0, doc=f"VST3 {pname}"))
-    return specs
-
-
-class Engine:
-    """One built chain: boards and spectral section, prepared, with parameter bindings.
-
-    Built and prepared on a control thread; ``process`` runs on the audio thread.
-    """
-
-    def __init__(self, layout: Layout, table: ParamTable, sample_rate: int, max_block: int, channels: int,
-                 plugins: dict | None = None):
-        self.layout = layout
-        self.table = table
-        plugins = plugins or {}
-        self.binds = []  # (param index, plugin, attribute, transform)
-
-        def board(items, name):
-            pl = []
-            for it in items:
-                if isinstance(it, PluginEntry):
-                    p = plugins[it.slot]
-                    pl.append(p)
-                    for spec in plugin_param_specs(it, p):
-                        attr = spec.id.split(".", 1)[1]
-                        self.binds.append((table.index(spec.id), p, attr, float))
-                    continue
-                s = catalog.SLOTS[it]
-                made = s.build()
-                for pid, (k, attr, fn) in s.binds.items():
-                    self.binds.append((table.index(pid), made[k], attr, fn))
-                pl.extend(made)
-            return Board(pl, name)
-
-        self.pre = board(layout.pre, "pre")
-        self.post = board(layout.post, "post")
-        stages = [catalog.SLOTS[s].build(table) for s in layout.spectral]
-        self.section = (StreamingSTFT(layout.stft, stages, layout.linked, table=table)
-                        if stages or layout.force_stft else None)
-        self.stages = stages
-        self._applied = np.full(len(self.binds), np.nan)
-        self.apply_params(table._target)
-        for p in (self.pre, self.section, self.post):
-            if p is not None:
-                p.prepare(sample_rate, max_block, channels)
-        self.latency_samples = (self.pre.latency_samples + self.post.latency_samples
-                                + (self.section.latency_samples if self.section else 0))
-        if self.latency_samples > MAX_LATENCY_S * sample_rate:
-            raise ValueError(f"chain latency {self.latency_samples} samples exceeds {MAX_LATENCY_S} s")
-
-    def stage_names(self) -> list[str]:
-        names = [str(getattr(e, "slot", e)) for e in self.layout.pre]
-        names += list(self.layout.spectral) + [str(getattr(e, "slot", e)) for e in self.layout.post]
-        return names
-
-    def apply_params(self, values: np.ndarray) -> None:
-        """Push parameter values into board plugins where they changed (audio or build thread)."""
-        applied = self._applied
-        for k, (i, plugin, attr, fn) in enumerate(self.binds):
-            v = values[i]
-            if v != applied[k]:
-                applied[k] = v
-                setattr(plugin, attr, fn(float(v)))
-
-    def process(self, buf: np.ndarray) -> None:
-        self.pre.process(buf)
-        if self.section is not None:
-            self.section.process(buf)
-        self.post.process(buf)
-
-    def reset(self) -> None:
-        self.pre.reset()
-        if self.section is not None:
-            self.section.reset()
-        self.post.reset()
 
 
 @dataclass
@@ -227,25 +51,23 @@ class ChainStats:
     nonfinite_in: int = 0
     denormal_in: int = 0
     nonfinite_out: int = 0
-    engine_resets: int = 0
+    graph_resets: int = 0
     swaps: int = 0
     blocks: int = 0
     extra: dict = field(default_factory=dict)
 
 
-class Chain(Processor):
-    """A Resculpt effect chain: the user-facing processor.
+class ChainHost(Processor):
+    """A Resculpt effect chain as a block processor, with no file or preset lookup of its own.
 
-    Example:
-        >>> chain = Chain.from_preset("broadcast-voice", sample_rate=48000, channels=2)
-        >>> y = chain(x)                  # whole signal, (channels, n) or (n,), latency trimmed
-        >>> chain.process(block)          # streaming, in place, block (channels, n) float32
-        >>> chain.params["comp.ratio"] = 4
+    :class:`resculpt.plugin_host.chain.Chain` (``resculpt.Chain``) adds preset names, paths and
+    sidechain files on top; this class takes layouts, parameter values and arrays.
 
     Args:
         layout: a :class:`Layout` (or dict in the preset format).
         sample_rate: Hz. channels: 1 or 2. max_block: largest block process() will see.
         params: initial parameter values by id.
+        preset_name: the name reported for the current sound (OSC, panel).
     """
 
     name = "chain"
@@ -264,7 +86,11 @@ class Chain(Processor):
         self._table = ParamTable(self._specs_for(self.layout, self._plugins))
         if params:
             self._table.set_many(params, notify=False)
-        self._pending = None  # (seq, engine, table) published by the control thread
+        # One inbox per slot with non-scalar state, owned by the chain: every graph built for the slot
+        # reads the same one, so a published target or sidechain survives preset and layout changes.
+        self._inboxes = {name: Inbox(s.inbox_type) for name, s in catalog.SLOTS.items()
+                         if getattr(s, "inbox_type", None) is not None}
+        self._pending = None  # (seq, graph, table) published by the control thread
         self.meters = None  # optional plugin_host.meters.Meters, see attach_meters()
         self._seq = 0
         self._taken = 0
@@ -282,13 +108,8 @@ class Chain(Processor):
             specs.extend(plugin_param_specs(e, plugins[e.slot]))
         return specs
 
-    @classmethod
-    def from_preset(cls, preset, sample_rate: int = 48000, channels: int = 2, max_block: int = 8192) -> "Chain":
-        """Build a chain from a shipped/user preset name, a path, or a loaded Preset."""
-        from .presets import Preset, load_preset
-
-        p = preset if isinstance(preset, Preset) else load_preset(preset)
-        return cls(p.layout, sample_rate, channels, max_block, params=p.full_params(), preset_name=p.name)
+    def _build(self, layout: Layout, table: ParamTable, plugins: dict) -> SignalGraph:
+        return SignalGraph(layout, table, self.sample_rate, self.max_block, self.channels, plugins, self._inboxes)
 
     @property
     def params(self) -> ParamTable:
@@ -296,8 +117,9 @@ class Chain(Processor):
         return self._table
 
     @property
-    def engine(self) -> Engine:
-        return self._engine
+    def graph(self) -> SignalGraph:
+        """The signal graph the audio thread runs (the newest published one once a block has started)."""
+        return self._graph
 
     def attach_meters(self, meters) -> None:
         """Meter this chain (control thread): ``meters`` (plugin_host.meters.Meters) is prepared
@@ -312,20 +134,22 @@ class Chain(Processor):
         super().prepare(sample_rate, max_block, channels)
         c = channels
         self._table.prepare(sample_rate)
-        self._engine = Engine(self.layout, self._table, sample_rate, max_block, c, self._plugins)
-        self._apply_sidechain(self._engine)
-        self._old: Engine | None = None
+        self._graph = self._build(self.layout, self._table, self._plugins)
+        self._old: SignalGraph | None = None
         cap = int(MAX_LATENCY_S * sample_rate) + max_block + 1
         self._ring = np.zeros((c, cap), np.float32)
         self._wpos = 0
         sub = max_block
+        # Wet and dry scratch of the current graph and, during a crossfade, of the old one.
         self._wet = np.zeros((c, sub), np.float32)
         self._wet2 = np.zeros((c, sub), np.float32)
         self._dry = np.zeros((c, sub), np.float32)
         self._dry2 = np.zeros((c, sub), np.float32)
-        self._r64 = np.zeros(sub, np.float64)
-        self._ra = np.zeros(sub, np.float32)
-        self._rb = np.zeros(sub, np.float32)
+        # Per-sample ramps over one sub-block: a parameter ramp in float64 (the table's precision), and
+        # two float32 rows for what is multiplied into audio (gain or fade; mix, 1 - mix or bypass).
+        self._ramp64 = np.zeros(sub, np.float64)
+        self._ramp_a = np.zeros(sub, np.float32)
+        self._ramp_b = np.zeros(sub, np.float32)
         self._san_in = Sanitizer()
         self._san_in.prepare(max_block, c)
         self._san_out = Sanitizer()
@@ -336,7 +160,7 @@ class Chain(Processor):
         self._i_out = self._table.index("out.gain_db")
         self._i_mix = self._table.index("mix")
         self._i_byp = self._table.index("bypass")
-        self.latency_samples = self._engine.latency_samples
+        self.latency_samples = self._graph.latency_samples
         if getattr(self, "meters", None) is not None:
             self.meters.prepare(sample_rate, max_block, channels)
         self.reset()
@@ -344,16 +168,16 @@ class Chain(Processor):
     def reset(self) -> None:
         """Zero all audio state and jump parameters to their targets."""
         self._take_pending(crossfade=False)
-        self._engine.reset()
+        self._graph.reset()
         self._old = None
         self._ring.fill(0.0)
         self._wpos = 0
         self._table.snap()
-        self._engine.apply_params(self._table.value)
+        self._graph.apply_params(self._table.value)
 
-    # -- control side: layout and preset changes -------------------------------------------------
+    # -- control side: layout, preset and state changes -----------------------------------------
     def set_layout(self, layout: Layout | dict, params: dict | None = None) -> None:
-        """Build the new engine here (control thread) and publish it; the audio thread crossfades.
+        """Build the new graph here (control thread) and publish it; the audio thread crossfades.
 
         ``params``, if given, are validated before anything is built, then applied with the swap.
         """
@@ -371,83 +195,61 @@ class Chain(Processor):
             old_t = table.targets()
             new.set_many({k: v for k, v in old_t.items() if k in new}, notify=False)
             new.listeners = table.listeners
-            if hasattr(table, "_match_target"):  # the match stage's target follows the table
-                new._match_target = table._match_target
             new.prepare(self.sample_rate)
             table = new
         if params:
             table.set_many(params)
-        engine = Engine(layout, table, self.sample_rate, self.max_block, self.channels, plugins)
-        self._apply_sidechain(engine)
+        graph = self._build(layout, table, plugins)
         self.layout = layout
         self._plugins = plugins
         self._seq += 1
-        self._pending = (self._seq, engine, table)
+        self._pending = (self._seq, graph, table)
 
-    def set_sidechain(self, source, sample_rate: int | None = None) -> None:
-        """Load the reference clip for mask transfer (``xmask``, source ``sidechain``). Control thread.
-
-        ``source``: a file path, or audio (n,) / (channels, n) with ``sample_rate``. It is analysed
-        here, off the audio thread, and published to every xmask stage (the running engine, a
-        pending one, and engines built by later layout changes) by one reference store each.
-        ``None`` clears it (xmask with source ``sidechain`` then passes audio through).
-        """
-        from resculpt.dsp.mask_transfer import analyse_reference
-
-        if source is None:
-            mask = None
+    def switch(self, layout: Layout, params: dict, name: str | None = None) -> None:
+        """Change the whole sound (control thread): only the parameters if ``layout`` is the current one,
+        else a new graph, crossfaded. ``params`` are every built-in parameter's value (a preset's
+        ``full_params()``), validated fully before anything changes."""
+        if layout == self.layout:
+            self._table.set_many({k: v for k, v in params.items() if k in self._table})
         else:
-            if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
-                from .render import read_audio
+            self.set_layout(layout, params)
+        self.preset_name = name
 
-                source, sample_rate = read_audio(source)
-            if sample_rate is None:
-                raise ValueError("set_sidechain: give sample_rate with an array")
-            mask = analyse_reference(source, int(sample_rate))
-        self._sidechain_mask = mask
-        engines = [self._engine]
-        pend = self._pending
-        if pend is not None:
-            engines.append(pend[1])
-        for eng in engines:
-            self._apply_sidechain(eng)
-
-    def _apply_sidechain(self, engine) -> None:
-        mask = getattr(self, "_sidechain_mask", None)
-        for st in engine.stages:
-            if hasattr(st, "set_mask"):
-                st.set_mask(mask)
+    def publish(self, slot: str, value) -> None:
+        """Hand non-scalar state to slot ``slot``'s stages (control thread; see :mod:`resculpt.dsp.inbox`).
+        Takes effect at the stages' next frame, in the running graph and every later one."""
+        try:
+            box = self._inboxes[slot]
+        except KeyError:
+            raise ValueError(f"stage {slot!r} takes no published state; these do: {sorted(self._inboxes)}") from None
+        box.publish(value)
 
     def set_target(self, target, amount: float | None = None) -> None:
         """Publish a target for the ``match`` stage (control thread): a Profile (target/fingerprint:
-        absolute band envelope; delta: dB offsets), a (32,) dB array, or None (flat). One reference
-        store; the stage crossfades to it over its attack/release times. Survives layout changes."""
-        from resculpt.dsp.match_eq import publish_target
-
-        publish_target(self._table, target)
-        pend = self._pending
-        if pend is not None and pend[2] is not self._table:  # a layout swap with a new table is pending
-            publish_target(pend[2], target)
+        absolute band envelope; delta: dB offsets), a (32,) dB array, a MatchTarget, or None (flat).
+        The stage crossfades to it over its attack/release times."""
+        self.publish("match", MatchTarget.make(target))
         if amount is not None:
             self._table.set("match.amount", amount)
 
-    def load_preset(self, preset) -> None:
-        """Load a preset by name, path or Preset object (control thread). Validates fully first."""
-        from .presets import Preset, load_preset
+    def set_sidechain(self, audio, sample_rate: int | None = None) -> None:
+        """Load the reference clip for mask transfer (``xmask``, source ``sidechain``). Control thread.
 
-        p = preset if isinstance(preset, Preset) else load_preset(preset)
-        full = p.full_params()
-        if p.layout == self.layout:
-            self._table.set_many({k: v for k, v in full.items() if k in self._table})
-        else:
-            self.set_layout(p.layout, full)
-        self.preset_name = p.name
+        ``audio``: (n,) or (channels, n) at ``sample_rate`` Hz, analysed here, off the audio thread;
+        ``None`` clears it (xmask with source ``sidechain`` then passes audio through).
+        """
+        if audio is None:
+            self.publish("xmask", None)
+            return
+        if sample_rate is None:
+            raise ValueError("set_sidechain: give the sample_rate of the audio")
+        self.publish("xmask", SidechainEnvelopes.from_audio(audio, int(sample_rate)))
 
     def _take_pending(self, crossfade: bool) -> None:
         pend = self._pending
         if pend is None or pend[0] == self._taken:
             return
-        seq, engine, table = pend
+        seq, graph, table = pend
         self._taken = seq
         self.stats.swaps += 1
         if table is not self._table:
@@ -457,13 +259,13 @@ class Chain(Processor):
             self._i_in, self._i_out = table.index("in.gain_db"), table.index("out.gain_db")
             self._i_mix, self._i_byp = table.index("mix"), table.index("bypass")
         if crossfade:
-            self._old = self._engine
-            # Warm-up: the new engine's first `latency` output samples are its start-up silence.
-            self._xf_pos = -engine.latency_samples
+            self._old = self._graph
+            # Warm-up: the new graph's first `latency` output samples are its start-up silence.
+            self._xf_pos = -graph.latency_samples
         else:
             self._old = None
-        self._engine = engine
-        self.latency_samples = engine.latency_samples
+        self._graph = graph
+        self.latency_samples = graph.latency_samples
 
     # -- audio thread ---------------------------------------------------------------------------
     def process(self, block: np.ndarray) -> np.ndarray:
@@ -481,9 +283,9 @@ class Chain(Processor):
         self.stats.denormal_in = self._san_in.denormal
         if meters is not None:
             # Metering tap (allocation-free): input levels here, output levels and callback time
-            # at the end; the engine's STFT (if any) copies its frames into the meters.
+            # at the end; the graph's STFT (if any) copies its frames into the meters.
             meters.block_in(block)
-            sec = self._engine.section
+            sec = self._graph.section
             meters.stft_active = sec is not None
             if sec is not None and sec.tap is not meters:
                 sec.tap = meters
@@ -496,7 +298,7 @@ class Chain(Processor):
             else:
                 m = n - pos
             if table.advance(m):
-                self._engine.apply_params(table.value)
+                self._graph.apply_params(table.value)
                 if self._old is not None:
                     self._old.apply_params(table.value)
             self._segment(block[:, pos : pos + m], n - pos, m)
@@ -504,8 +306,8 @@ class Chain(Processor):
         if self._san_out.process(block):
             # Something inside the chain blew up (e.g. an unstable external plugin): start clean.
             self.stats.nonfinite_out = self._san_out.nonfinite
-            self.stats.engine_resets += 1
-            self._engine.reset()
+            self.stats.graph_resets += 1
+            self._graph.reset()
             if self._old is not None:
                 self._old.reset()
         if meters is not None:
@@ -535,38 +337,38 @@ class Chain(Processor):
         t = self._table
         if t.prev[i] == t.value[i]:
             return 10.0 ** (t.value[i] / 20.0)
-        r = t.fill_ramp(i, m, self._r64)
+        r = t.fill_ramp(i, m, self._ramp64)
         r *= _LN10_20
         np.exp(r, out=r)
-        np.copyto(self._ra[:m], r)
-        return self._ra[:m]
+        np.copyto(self._ramp_a[:m], r)
+        return self._ramp_a[:m]
 
     def _lin_ramp(self, i: int, m: int, out):
         t = self._table
         if t.prev[i] == t.value[i]:
             return float(t.value[i])
-        np.copyto(out[:m], t.fill_ramp(i, m, self._r64))
+        np.copyto(out[:m], t.fill_ramp(i, m, self._ramp64))
         return out[:m]
 
-    def _mix_engine(self, engine: Engine, seg, wet, dry, back_end: int, m: int):
-        """wet <- (1-mix)*dry(L) + mix*engine(in.gain*seg); back_end = samples from seg end to head."""
+    def _mix_graph(self, graph: SignalGraph, seg, wet, dry, back_end: int, m: int):
+        """wet <- (1-mix)*dry(L) + mix*graph(in.gain*seg); back_end = samples from seg end to head."""
         np.copyto(wet[:, :m], seg)
         w = wet[:, :m]
         g = self._gain_ramp(self._i_in, m)
         if not (isinstance(g, float) and g == 1.0):
             w *= g
-        engine.process(w)
-        mix = self._lin_ramp(self._i_mix, m, self._rb)
+        graph.process(w)
+        mix = self._lin_ramp(self._i_mix, m, self._ramp_b)
         if isinstance(mix, float) and mix >= 1.0:
             return w
         d = dry[:, :m]
-        self._ring_read(d, back_end + m + engine.latency_samples, m)
+        self._ring_read(d, back_end + m + graph.latency_samples, m)
         w *= mix
         if isinstance(mix, float):
             d *= 1.0 - mix
         else:
-            np.subtract(1.0, mix, out=self._rb[:m])  # reuse as (1 - mix)
-            d *= self._rb[:m]
+            np.subtract(1.0, mix, out=self._ramp_b[:m])  # reuse as (1 - mix)
+            d *= self._ramp_b[:m]
         w += d
         return w
 
@@ -579,22 +381,22 @@ class Chain(Processor):
             g = self._gain_ramp(self._i_in, m)
             if not (isinstance(g, float) and g == 1.0):
                 seg *= g
-            self._engine.process(seg)
+            self._graph.process(seg)
             g = self._gain_ramp(self._i_out, m)
             if not (isinstance(g, float) and g == 1.0):
                 seg *= g
             return
         # Samples from the end of this segment to the ring's write head (the block's end).
         back_end = left - m
-        y = self._mix_engine(self._engine, seg, self._wet, self._dry, back_end, m)
+        y = self._mix_graph(self._graph, seg, self._wet, self._dry, back_end, m)
         if self._old is not None:
-            y_old = self._mix_engine(self._old, seg, self._wet2, self._dry2, back_end, m)
+            y_old = self._mix_graph(self._old, seg, self._wet2, self._dry2, back_end, m)
             p0 = self._xf_pos
             self._xf_pos = p0 + m
             if p0 + m <= 0:
                 np.copyto(y, y_old)
             else:
-                r = self._ra[:m]
+                r = self._ramp_a[:m]
                 self._fade_ramp(p0, m, r)
                 y -= y_old
                 y *= r
@@ -604,12 +406,12 @@ class Chain(Processor):
         g = self._gain_ramp(self._i_out, m)
         if not (isinstance(g, float) and g == 1.0):
             y *= g
-        byp = self._lin_ramp(self._i_byp, m, self._rb)
+        byp = self._lin_ramp(self._i_byp, m, self._ramp_b)
         if isinstance(byp, float) and byp <= 0.0:
             np.copyto(seg, y)
             return
         d = self._dry[:, :m]
-        self._ring_read(d, back_end + m + self._engine.latency_samples, m)
+        self._ring_read(d, back_end + m + self._graph.latency_samples, m)
         # seg = y + byp * (dry - y)
         d -= y
         d *= byp
@@ -618,11 +420,11 @@ class Chain(Processor):
 
     def _fade_ramp(self, p0: int, m: int, out) -> None:
         """out[k] = clip((p0 + k + 1) / xf_len, 0, 1) without allocating."""
-        np.copyto(self._r64[:m], _RAMP[1 : m + 1])
-        self._r64[:m] += p0
-        self._r64[:m] *= 1.0 / self._xf_len
-        np.clip(self._r64[:m], 0.0, 1.0, out=self._r64[:m])
-        np.copyto(out, self._r64[:m])
+        np.copyto(self._ramp64[:m], _RAMP[1 : m + 1])
+        self._ramp64[:m] += p0
+        self._ramp64[:m] *= 1.0 / self._xf_len
+        np.clip(self._ramp64[:m], 0.0, 1.0, out=self._ramp64[:m])
+        np.copyto(out, self._ramp64[:m])
 
     # -- offline -------------------------------------------------------------------------------
     def __call__(self, x: np.ndarray, reset: bool = True) -> np.ndarray:
@@ -635,17 +437,26 @@ class Chain(Processor):
             raise ProcessorError(f"expected ({self.channels}, n) audio, got shape {x.shape}")
         if reset:
             self.reset()
-        lat = self.latency_samples
-        n = x2.shape[1]
-        y = np.zeros((self.channels, n + lat), np.float32)
-        y[:, :n] = x2
-        bs = self.max_block
-        for i in range(0, n + lat, bs):
-            self.process(y[:, i : i + bs])
-        out = y[:, lat:]
+        out = process_whole(self, x2, self.max_block)
         return out[0] if mono else out
+
+
+def process_whole(proc: Processor, x: np.ndarray, block: int, progress=None) -> np.ndarray:
+    """Stream ``x`` (channels, n) through ``proc`` in blocks of ``block`` samples, followed by
+    ``proc.latency_samples`` zeros to flush it; return (channels, n) float32 aligned with ``x``
+    (the latency trimmed). ``progress``: optional object with ``update(samples_done)``."""
+    c, n = x.shape
+    lat = proc.latency_samples
+    total = n + lat
+    buf = np.zeros((c, total), np.float32)
+    buf[:, :n] = x
+    for i in range(0, total, block):
+        proc.process(buf[:, i : i + block])
+        if progress:
+            progress.update(min(i + block, total))
+    return buf[:, lat:]
 
 
 _RAMP = np.arange(0, 1 << 17, dtype=np.float64)
 
-__all__ = ["Chain", "Engine", "Layout", "PluginEntry", "ParamError", "CONTROL_BLOCK"]
+__all__ = ["ChainHost", "ChainStats", "CONTROL_BLOCK", "process_whole"]

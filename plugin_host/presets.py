@@ -16,29 +16,14 @@ from pathlib import Path
 from resculpt.dsp.params import ParamError
 
 from . import catalog
-from .host import Layout
+from .layout import Layout
+from .paths import shipped_presets_dir, user_presets_dir
 
 SCHEMA_VERSION = 1
 
 
 class PresetError(ValueError):
     """A preset could not be loaded or saved; the message names the file and the field."""
-
-
-def user_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "resculpt" / "presets"
-
-
-def shipped_dir() -> Path:
-    # Installed package: resculpt/presets next to resculpt/plugin_host; dev checkout: ../presets.
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "presets", here.parent.parent / "presets"):
-        if cand.is_dir() and any(cand.glob("*.json")):
-            return cand
-    import resculpt.presets as pkg
-
-    return Path(pkg.__file__).resolve().parent
 
 
 @dataclass
@@ -172,7 +157,7 @@ def read_file(path: str | Path) -> Preset:
 
 
 def search_dirs() -> list[Path]:
-    return [shipped_dir(), user_dir()]
+    return [shipped_presets_dir(), user_presets_dir()]
 
 
 def find(name: str) -> Path:
@@ -219,9 +204,9 @@ def save_preset(preset: Preset, path: str | Path | None = None, overwrite: bool 
     if path is None:
         if not preset.name or any(c in preset.name for c in "/\\") or preset.name.startswith("."):
             raise PresetError(f"invalid preset name {preset.name!r}")
-        if (shipped_dir() / f"{preset.name}.json").exists():
+        if (shipped_presets_dir() / f"{preset.name}.json").exists():
             raise PresetError(f"{preset.name!r} is a shipped preset; save under another name")
-        path = user_dir() / f"{preset.name}.json"
+        path = user_presets_dir() / f"{preset.name}.json"
     path = Path(path)
     if path.exists() and not overwrite:
         raise PresetError(f"{path}: exists (pass overwrite=True to replace it)")

@@ -14,41 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-READ_EXT = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
-WRITE_EXT = {".wav": 32, ".flac": 24}  # WAV is written as 32-bit float (no clipping), FLAC as 24-bit
+from .audio_io import READ_EXT, WRITE_EXT, AudioFileError, read_audio, write_audio
+from .chain import Chain
+from .host import process_whole
+from .presets import PresetError
+
+MATCHERS = ("match-eq", "model")  # what moves audio toward a target profile (render --matcher)
 
 
 class RenderError(Exception):
     """One file could not be rendered; the message names it."""
-
-
-def read_audio(path) -> tuple[np.ndarray, int]:
-    """Read a whole file: returns (float32 (channels, n), sample_rate)."""
-    from pedalboard.io import AudioFile
-
-    path = str(path)
-    if not os.path.exists(path):
-        raise RenderError(f"{path}: no such file")
-    if os.path.getsize(path) == 0:
-        raise RenderError(f"{path}: file is empty")
-    try:
-        with AudioFile(path) as f:
-            x = f.read(f.frames)
-            sr = int(round(f.samplerate))
-    except Exception as e:
-        raise RenderError(f"{path}: cannot decode audio ({e})") from None
-    return np.ascontiguousarray(x, dtype=np.float32), sr
-
-
-def write_audio(path, x: np.ndarray, sample_rate: int) -> None:
-    from pedalboard.io import AudioFile
-
-    ext = Path(path).suffix.lower()
-    if ext not in WRITE_EXT:
-        raise RenderError(f"{path}: output must be .wav or .flac")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with AudioFile(str(path), "w", sample_rate, x.shape[0], bit_depth=WRITE_EXT[ext]) as f:
-        f.write(np.ascontiguousarray(x, dtype=np.float32))
 
 
 class Progress:
@@ -79,34 +54,20 @@ class Progress:
 
 def render_array(chain, x: np.ndarray, block: int, progress: Progress | None = None) -> np.ndarray:
     """Stream ``x`` (channels, n) through ``chain`` in blocks of ``block``; return (channels, n), aligned."""
-    c, n = x.shape
-    lat = chain.latency_samples
-    total = n + lat
-    buf = np.zeros((c, total), np.float32)
-    buf[:, :n] = x
-    for i in range(0, total, block):
-        chain.process(buf[:, i : i + block])
-        if progress:
-            progress.update(min(i + block, total))
-    return buf[:, lat:]
+    return process_whole(chain, x, block, progress)
 
 
 def with_match_stage(chain):
     """``chain`` if its layout has the ``match`` stage, else an equal chain with ``match`` appended
     to the spectral section (same parameters)."""
-    import dataclasses
-
-    from .host import Chain
-
     if "match" in chain.layout.spectral:
         return chain
-    layout = dataclasses.replace(chain.layout, spectral=tuple(chain.layout.spectral) + ("match",))
-    return Chain(layout, chain.sample_rate, chain.channels, chain.max_block, params=chain.params.targets(),
-                 preset_name=chain.preset_name)
+    return Chain(chain.layout.with_spectral("match"), chain.sample_rate, chain.channels, chain.max_block,
+                 params=chain.params.targets(), preset_name=chain.preset_name)
 
 
 def match_stage(chain):
-    for st in chain.engine.stages:
+    for st in chain.graph.stages:
         if st.name == "match":
             return st
     return None
@@ -151,9 +112,6 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context):
     applies, then --set overrides. Returns (chain, target Profile or None)."""
     from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas, load_profile
 
-    from .host import Chain
-    from .presets import PresetError
-
     try:
         if target is not None and not isinstance(target, Profile):
             target = load_profile(target)
@@ -181,7 +139,10 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context):
 def _render_file_whole(inp, out, preset, sets, block, progress, target, amount, context, passes) -> dict:
     """The --target/--context path: the whole file is read (the match-EQ primes on the file's own
     envelope and refines in a second pass), written to a temporary file and renamed on success."""
-    x, sr = read_audio(inp)
+    try:
+        x, sr = read_audio(inp)
+    except AudioFileError as e:
+        raise RenderError(str(e)) from None
     if x.shape[1] == 0:
         raise RenderError(f"{inp}: no audio frames")
     if x.shape[0] > 2:
@@ -210,11 +171,11 @@ def _render_file_whole(inp, out, preset, sets, block, progress, target, amount, 
 
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
                 target=None, amount: float | None = None, context: str | None = None,
-                engine: str = "match-eq", passes: int = 2) -> dict:
+                matcher: str = "match-eq", passes: int = 2) -> dict:
     """Render one file, streaming it in blocks (memory stays flat for hour-long files).
 
-    ``target``: a Profile or a path to a profile JSON, applied by the match-EQ (``engine``
-    "match-eq"; "model" is reserved for the resculpting model). ``amount``: match.amount 0..1.
+    ``target``: a Profile or a path to a profile JSON, moved toward by ``matcher``: "match-eq" (the
+    profile-matching EQ); "model" (the resculpting model) is not in this version and gives an error. ``amount``: match.amount 0..1.
     ``context``: a context rule name (presets/contexts.json or the user's), applied before ``sets``.
     With a target or context the file is read whole (see :func:`_render_file_whole`).
 
@@ -222,9 +183,6 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     that fails half-way never leaves a truncated output. Raises RenderError with a clear message.
     """
     from pedalboard.io import AudioFile
-
-    from .host import Chain
-    from .presets import PresetError
 
     inp, out = Path(inp), Path(out)
     if not inp.exists():
@@ -235,10 +193,10 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
         raise RenderError(f"{out}: refusing to overwrite the input file")
     if out.suffix.lower() not in WRITE_EXT:
         raise RenderError(f"{out}: output must be .wav or .flac")
-    if engine not in ("match-eq", "model"):
-        raise RenderError(f"--engine must be match-eq or model, got {engine!r}")
-    if engine == "model" and target is not None:
-        raise RenderError("the resculpting model is not available yet; use --engine match-eq")
+    if matcher not in MATCHERS:
+        raise RenderError(f"--matcher must be one of {', '.join(MATCHERS)}, got {matcher!r}")
+    if matcher == "model" and target is not None:
+        raise RenderError("the resculpting model is not in this version of Resculpt; use --matcher match-eq")
     if target is not None or context:
         return _render_file_whole(inp, out, preset, sets, block, progress, target, amount, context, passes)
     try:

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import user_data_dir
+
 SETTLE_S = 2.0
 HALF_LIFE = 10.0
 MIN_SUPPORT = 3
@@ -49,13 +51,8 @@ LOG_NAME = "adjustments.jsonl"
 PROFILE_NAME = "user_profile.json"
 
 
-def data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "resculpt"
-
-
 def _ensure_dir() -> Path:
-    d = data_dir()
+    d = user_data_dir()
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(d, 0o700)
     return d
@@ -138,7 +135,7 @@ SETTINGS_NAME = "settings.json"
 
 def auto_learn_setting() -> bool:
     """The user's choice for automatic learning (default off)."""
-    p = data_dir() / SETTINGS_NAME
+    p = user_data_dir() / SETTINGS_NAME
     try:
         return bool(json.loads(p.read_text(encoding="utf-8")).get("auto_learn", False))
     except (OSError, ValueError, AttributeError):
@@ -151,7 +148,7 @@ def set_auto_learn(on: bool) -> None:
 
 
 def read_log() -> list[dict]:
-    p = data_dir() / LOG_NAME
+    p = user_data_dir() / LOG_NAME
     if not p.is_file():
         return []
     out = []
@@ -197,7 +194,7 @@ def preference(values: list[float]) -> float | None:
 
 
 def load_user_profile() -> dict:
-    p = data_dir() / PROFILE_NAME
+    p = user_data_dir() / PROFILE_NAME
     if not p.is_file():
         return {"schema_version": 1, "params": {}, "delta": None, "updated": None}
     return json.loads(p.read_text(encoding="utf-8"))
@@ -242,7 +239,7 @@ def learn(now: float | None = None) -> dict:
 
 def forget() -> list[str]:
     """Delete the log, the learned profile and the folder if empty; returns what was removed."""
-    d = data_dir()
+    d = user_data_dir()
     gone = []
     for name in (LOG_NAME, PROFILE_NAME, SETTINGS_NAME):
         p = d / name
@@ -268,7 +265,6 @@ def apply_user_profile(chain, amount: float = 1.0) -> dict:
 __all__ = [
     "AdjustmentLog",
     "apply_user_profile",
-    "data_dir",
     "forget",
     "learn",
     "load_user_profile",

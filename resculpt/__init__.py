@@ -14,7 +14,8 @@ resculpt.ui and resculpt.presets (the repository's top-level folders).
 
 __version__ = "0.1.0"
 
-from resculpt.plugin_host.host import Chain, Layout  # noqa: E402
+from resculpt.plugin_host.chain import Chain  # noqa: E402
+from resculpt.plugin_host.layout import Layout  # noqa: E402
 from resculpt.plugin_host.presets import Preset, PresetError, list_presets, load_preset  # noqa: E402
 from resculpt.dsp.params import ParamError, ParamSpec  # noqa: E402
 

@@ -13,7 +13,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 from resculpt.models import data as D
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 
 # The same recordings as tests/test_mask_fullband.py.
 MUSIC = "music/librosa_data/Karissa_Hobbs_-_Lets_Go_Fishin.flac"

@@ -6,7 +6,9 @@ import pytest
 from conftest import BLOCK_SIZES, real_stereo, stream
 
 from resculpt.plugin_host.boards import Board, load_vst3
-from resculpt.plugin_host.host import Chain, Layout, PluginEntry, plugin_param_specs
+from resculpt.plugin_host.boards import plugin_param_specs
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout, PluginEntry
 
 
 def _plugins():

@@ -10,7 +10,7 @@ import pytest
 from conftest import real_stereo
 
 from resculpt.plugin_host.cli import main
-from resculpt.plugin_host.render import read_audio, write_audio
+from resculpt.plugin_host.audio_io import read_audio, write_audio
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from _creative_util import check_streaming_equals_offline, signal_for
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 
 ALL = ["freeze", "sgate", "blur", "xmask", "lfo"]
 PARAMS = {"freeze.mix": 0.5, "freeze.crossfade_ms": 20.0, "sgate.threshold_db": -50.0, "blur.time_ms": 60.0,

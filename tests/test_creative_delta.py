@@ -16,7 +16,7 @@ from _creative_util import (
 )
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.dsp.stft import DELTA_XFADE_MS, SpectralStage, StreamingSTFT
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 
 # A section that removes a lot: hard tilted gate, chopping LFO, blur.
 SLOTS = ["sgate", "lfo", "blur"]

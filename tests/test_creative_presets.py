@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.presets import load_preset
 
 CREATIVE = ["spectral-freeze", "spectral-blur", "spectral-gate-tilt", "mask-transfer", "rhythmic-mask",
@@ -17,7 +17,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_lib
 def renders():
     if not EXAMPLE.exists():
         pytest.skip("bundled example clip missing")
-    from resculpt.plugin_host.render import read_audio
+    from resculpt.plugin_host.audio_io import read_audio
 
     x, sr = read_audio(EXAMPLE)
     x = x[:, : 4 * sr]

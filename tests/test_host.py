@@ -8,7 +8,8 @@ import pytest
 from conftest import BLOCK_SIZES, RATES, real_stereo, stream
 
 import resculpt
-from resculpt.plugin_host.host import Chain, Layout
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout
 from resculpt.plugin_host.presets import list_presets
 
 PRESETS = [name for name, _ in list_presets()]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.live import LatencyReport, LiveStats, _Core, status_line
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from live_rig import JACKD, JackServer, Rig, RigProcess, first_match_error, speech_48k
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 
 pytestmark = [pytest.mark.live]
 if JACKD is None:

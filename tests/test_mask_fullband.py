@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from resculpt.models import data as D
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 
 pytestmark = pytest.mark.skipif(not D.have_data(), reason="shared data root (../shared/data) not present")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from resculpt.models import data as D
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.presets import load_preset
 
 PRESETS = ("denoise-gentle", "denoise-strong", "voice-enhance", "denoise-live")

@@ -6,7 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.meters import Meters
 
 

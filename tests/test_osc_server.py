@@ -8,7 +8,7 @@ import time
 import pytest
 from osc_testlib import Client, running_server
 from resculpt.plugin_host import osc
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.osc import OscError, OscServer
 
 

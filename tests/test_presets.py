@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import real_stereo
 
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.presets import (
     PresetError,
     list_presets,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from resculpt.plugin_host.cli import main
-from resculpt.plugin_host.render import read_audio, write_audio
+from resculpt.plugin_host.audio_io import read_audio, write_audio
 
 pytestmark = pytest.mark.usefixtures("private_dirs")
 
@@ -73,7 +73,7 @@ def test_render_context_and_usage_errors(tmp_path, capsys):
     assert main(["render", str(EXAMPLE), "-o", str(out), "--amount", "0.5"]) == 2
     t = tmp_path / "t.json"
     main(["profile", "describe", "brighter", "-o", str(t)])
-    assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--engine", "model"]) == 1
+    assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--matcher", "model"]) == 1
     assert "not available yet" in capsys.readouterr().err
     assert main(["render", str(EXAMPLE), "-o", str(out), "--context", "nope"]) == 1
 
@@ -90,7 +90,7 @@ def test_learn_show_forget_cycle(capsys):
     assert '"presence.gain_db": 3.0' in capsys.readouterr().out
     assert main(["profile", "forget"]) == 0
     assert "erased 2 file(s)" in capsys.readouterr().out  # log + profile (no settings written)
-    assert not U.data_dir().exists()
+    assert not U.user_data_dir().exists()
 
 
 def test_learn_auto_on_makes_new_adjustment_logs_learn_automatically(capsys):

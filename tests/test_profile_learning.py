@@ -7,7 +7,8 @@ import stat
 import numpy as np
 import pytest
 from resculpt.plugin_host import user_profile as U
-from resculpt.plugin_host.host import Chain, Layout
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout
 
 pytestmark = pytest.mark.usefixtures("private_dirs")
 
@@ -36,7 +37,7 @@ def test_attached_log_records_every_control_side_set_in_a_private_file():
     _gesture(chain, clock, "low_shelf.gain_db", [1.0, 2.0, 3.0])
     entries = U.read_log()
     assert [e["value"] for e in entries] == [1.0, 2.0, 3.0] and entries[0]["id"] == "low_shelf.gain_db"
-    d = U.data_dir()
+    d = U.user_data_dir()
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(d / U.LOG_NAME).st_mode) == 0o600
     U.learn()
@@ -93,7 +94,7 @@ def test_forget_erases_everything_stored():
     chain.params.set("mix", 0.5)
     U.learn()
     gone = U.forget()
-    assert len(gone) == 2 and not U.data_dir().exists()
+    assert len(gone) == 2 and not U.user_data_dir().exists()
     assert U.read_log() == [] and U.load_user_profile()["params"] == {}
 
 
@@ -105,8 +106,8 @@ def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_pa
         apply_context,
         get_context,
         load_contexts,
-        user_file,
     )
+    from resculpt.plugin_host.paths import user_contexts_file
 
     assert {"formal", "casual", "stream", "call"} <= set(load_contexts())
     chain = Chain(Layout(), 16000, 1, 512)
@@ -119,7 +120,7 @@ def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_pa
     assert chain.params.get("match.amount") == pytest.approx(0.8)
     with pytest.raises(ContextError, match="did you mean formal"):
         get_context("formel")
-    f = user_file()
+    f = user_contexts_file()
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps({"schema_version": 1, "contexts": {"call": {"describe": "more bass", "params": {}}}}))
     assert np.asarray(get_context("call").delta.band_env_db)[2] > 2.5
@@ -153,7 +154,7 @@ def test_logging_resumes_into_a_fresh_private_file_after_forget():
     U.forget()
     chain.params.set("mix", 0.6)
     assert [e["value"] for e in U.read_log()] == [0.6]
-    assert stat.S_IMODE(os.stat(U.data_dir() / U.LOG_NAME).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(U.user_data_dir() / U.LOG_NAME).st_mode) == 0o600
 
 
 def test_osc_server_uses_the_real_profile_hooks_describe_context_and_logs_adjustments():
