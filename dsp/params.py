@@ -155,12 +155,20 @@ class ParamTable:
         self._version = 0
         self.value = self._target.copy()
         self.prev = self._target.copy()
-        self._goal = self._target.copy()
-        self._step = np.zeros(n)
-        self._remaining = np.zeros(n)
-        self._tmp = np.zeros(n)
+        self._goal = self._target.copy()      # where each value's current ramp ends
+        self._step = np.zeros(n)              # per-sample increment of each ramp, native units
+        self._remaining = np.zeros(n)         # samples left in each ramp
         self._smooth_ms = np.array([s.smoothing_ms for s in self.specs], dtype=np.float64)
-        self._smooth_samples = np.zeros(n)
+        self._smooth_samples = np.zeros(n)    # ramp length per parameter at the prepared rate
+        # Audio-thread scratch, so that advance() allocates nothing while values ramp: a snapshot of the
+        # targets, a per-parameter float and bool, and the block length / zero as 0-d operands (a Python
+        # scalar operand would be converted to a fresh 0-d array on every call).
+        self._snap = np.zeros(n)
+        self._tmp = np.zeros(n)
+        self._tmp2 = np.zeros(n)
+        self._mask = np.zeros(n, bool)
+        self._n0d = np.zeros(())
+        self._zero0d = np.zeros(())
         self._seen = 0
         self.ramping = False
         # Bumped whenever ``value`` changes (snap, or an advance that moved a value): a stage that
@@ -255,30 +263,43 @@ class ParamTable:
         self.ramping = False
         self.serial += 1
 
+    @property
+    def pending(self) -> bool:
+        """A control thread has set a target that :meth:`advance` has not taken up yet."""
+        return self._seen != self._version
+
     def advance(self, n: int) -> bool:
-        """Move values n samples along their ramps. Audio thread, start of a (sub-)block.
+        """Move values n samples along their ramps. Audio thread, start of a (sub-)block; allocates nothing.
 
         Returns True if any value moved (callers then re-apply coefficients).
         """
         np.copyto(self.prev, self.value)
         if self._seen != self._version:
             self._seen = self._version
-            t = self._target  # read once; a concurrent write lands at the next advance
-            changed = t != self._goal  # small bool array; only on a control event
+            # One read of the targets: a concurrent set() lands whole in this snapshot or at the next advance.
+            snap = self._snap
+            np.copyto(snap, self._target)
+            changed = self._mask
+            np.not_equal(snap, self._goal, out=changed)
             if changed.any():
-                self._goal[changed] = t[changed]
-                steps = self._smooth_samples[changed]
-                self._step[changed] = (t[changed] - self.value[changed]) / steps
-                self._remaining[changed] = steps
+                # A new ramp from the current value to the new target over the parameter's smoothing time.
+                np.copyto(self._goal, snap, where=changed)
+                np.subtract(snap, self.value, out=self._tmp)
+                np.divide(self._tmp, self._smooth_samples, out=self._tmp)
+                np.copyto(self._step, self._tmp, where=changed)
+                np.copyto(self._remaining, self._smooth_samples, where=changed)
                 self.ramping = True
         if not self.ramping or n == 0:
             return False
-        np.minimum(self._remaining, n, out=self._tmp)
-        self.value += self._step * self._tmp
+        self._n0d.fill(n)
+        np.minimum(self._remaining, self._n0d, out=self._tmp)
+        np.multiply(self._step, self._tmp, out=self._tmp2)
+        self.value += self._tmp2
         self._remaining -= self._tmp
-        done = self._remaining <= 0
-        self.value[done] = self._goal[done]
-        self.ramping = bool((self._remaining > 0).any())
+        done = self._mask
+        np.less_equal(self._remaining, self._zero0d, out=done)
+        np.copyto(self.value, self._goal, where=done)  # land exactly on the target
+        self.ramping = not done.all()
         self.serial += 1
         return True
 

@@ -293,7 +293,7 @@ class ChainHost(Processor):
         table = self._table
         pos = 0
         while pos < n:
-            if table.ramping or table._seen != table._version:
+            if table.ramping or table.pending:
                 m = min(n - pos, CONTROL_BLOCK)
             else:
                 m = n - pos
