@@ -1,5 +1,490 @@
-"""Console entry point (`resculpt`); the commands live in resculpt.plugin_host.cli."""
+"""`resculpt` command line. Every command has --help; errors go to stderr with exit code 1 (bad
+input) or 2 (usage). Heavy imports happen inside the command that needs them."""
 
-from resculpt.plugin_host.cli import main
+from __future__ import annotations
 
-__all__ = ["main"]
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
+
+
+def _die(msg: str, code: int = 1):
+    print(f"resculpt: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _parse_sets(items) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ValueError(f"--set expects ID=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+# -- render ----------------------------------------------------------------------------------------
+def cmd_render(a) -> int:
+    from resculpt.plugin_host.audio_io import READ_EXT
+    from resculpt.plugin_host.render import RenderError, render_file
+
+    if a.output and len(a.inputs) > 1:
+        return _die("-o takes one input; use --out-dir for several", 2)
+    if not a.output and not a.out_dir:
+        return _die("give -o OUT or --out-dir DIR", 2)
+    try:
+        sets = _parse_sets(a.set)
+    except ValueError as e:
+        return _die(str(e), 2)
+    if a.block < 1 or a.block > 1 << 16:
+        return _die("--block must be between 1 and 65536", 2)
+    if a.amount is not None and not 0.0 <= a.amount <= 1.0:
+        return _die("--amount must be between 0 and 1", 2)
+    if a.amount is not None and a.target is None and a.context is None:
+        return _die("--amount needs --target (or --context)", 2)
+    failed = 0
+    stems = [Path(i).stem for i in a.inputs]
+    for inp in a.inputs:
+        p = Path(inp)
+        # Inputs sharing a stem (take.wav, take.mp3) keep their extension in the name, never collide.
+        stem = p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
+        out = Path(a.output) if a.output else Path(a.out_dir) / (stem + "." + a.format)
+        if p.suffix.lower() not in READ_EXT and p.exists():
+            print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
+        try:
+            r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None, target=a.target,
+                            amount=a.amount, context=a.context, matcher=a.matcher, passes=a.passes)
+        except Exception as e:  # one bad file never stops the others
+            failed += 1
+            msg = str(e) if str(e) else type(e).__name__
+            print(f"resculpt: error: {msg}", file=sys.stderr)
+            continue
+        if not a.quiet and "distance_before_db" in r:
+            print(f"  match-EQ: band-envelope distance to target {r['distance_before_db']:.2f} dB -> "
+                  f"{r['distance_after_db']:.2f} dB")
+        if not a.quiet:
+            print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
+                  f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
+    if failed:
+        print(f"resculpt: {failed} of {len(a.inputs)} file(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- presets / params ---------------------------------------------------------------------------
+def cmd_presets(a) -> int:
+    from resculpt.plugin_host.presets import PresetError, list_presets, load_preset, read_file
+
+    if a.action == "list":
+        for name, path in list_presets():
+            try:
+                p = read_file(path)
+                print(f"{name:20s} {', '.join(p.tags):28s} {p.description}")
+            except PresetError as e:
+                print(f"{name:20s} (invalid: {e})")
+        return 0
+    if not a.name:
+        return _die("presets show NAME", 2)
+    try:
+        p = load_preset(a.name)
+    except PresetError as e:
+        return _die(str(e))
+    print(json.dumps({**p.to_dict(), "path": str(p.path)}, indent=2))
+    return 0
+
+
+def params_markdown() -> str:
+    """The parameter table as Markdown (the README embeds it; a test keeps it current)."""
+    from resculpt.plugin_host.catalog import all_param_specs
+
+    rows = ["| id | range | default | unit | scale | smoothing | what it does |", "|---|---|---|---|---|---|---|"]
+    for s in all_param_specs():
+        rng = " / ".join(s.choices) if s.choices else f"{s.min:g} .. {s.max:g}"
+        dflt = s.choices[int(s.default)] if s.choices else f"{s.default:g}"
+        rows.append(f"| `{s.id}` | {rng} | {dflt} | {s.unit} | {s.scale} | {s.smoothing_ms:g} ms | {s.doc} |")
+    return "\n".join(rows)
+
+
+def cmd_params(a) -> int:
+    from resculpt.plugin_host.catalog import SLOTS, all_param_specs
+
+    specs = all_param_specs()
+    if a.json:
+        print(json.dumps([s.as_dict() for s in specs], indent=2))
+        return 0
+    if a.markdown:
+        print(params_markdown())
+        return 0
+    print(f"{'id':28s} {'min':>9s} {'max':>9s} {'default':>9s} {'unit':7s} {'scale':7s} {'smooth':>7s}  doc")
+    for s in specs:
+        print(f"{s.id:28s} {s.min:9.4g} {s.max:9.4g} {s.default:9.4g} {s.unit:7s} {s.scale:7s} "
+              f"{s.smoothing_ms:6.0f}ms  {s.doc}{' (' + '|'.join(s.choices) + ')' if s.choices else ''}")
+    print(f"\n{len(specs)} parameters in {len(SLOTS)} stage slots + globals")
+    return 0
+
+
+# -- bench -----------------------------------------------------------------------------------------
+def cmd_bench(a) -> int:
+    from resculpt.plugin_host.bench import bench_chain
+    from resculpt.plugin_host.chain import Chain
+    from resculpt.plugin_host.presets import PresetError
+
+    try:
+        chain = Chain.from_preset(a.preset, sample_rate=a.rate, channels=a.channels, max_block=a.block)
+    except (PresetError, ValueError) as e:
+        return _die(str(e))
+    sig = None
+    if EXAMPLE.exists():
+        import numpy as np
+
+        from resculpt.plugin_host.audio_io import read_audio
+
+        x, sr = read_audio(EXAMPLE)
+        if sr != a.rate:
+            from scipy.signal import resample_poly
+
+            g = np.gcd(sr, a.rate)
+            x = resample_poly(x, a.rate // g, sr // g, axis=1).astype("float32")
+        sig = np.repeat(x, a.channels, axis=0) if x.shape[0] == 1 else x[: a.channels]
+    r = bench_chain(chain, seconds=a.seconds, block=a.block, signal=sig)
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    print(f"preset {a.preset} at {a.rate} Hz, {a.channels} ch, {a.block}-sample blocks, {a.seconds:g} s, one thread")
+    print(f"latency: {r['latency_samples']} samples = {r['latency_ms']:.2f} ms")
+    print(f"chain RTF {r['rtf']:.4f} ({100 * r['rtf']:.2f} % of one core); per block median "
+          f"{r['per_block_us']['median']:.1f} us, p99 {r['per_block_us']['p99']:.1f} us of a {r['period_us']:.0f} us period")
+    for s in r["stages"]:
+        print(f"  {s['name']:22s} RTF {s['rtf']:.5f}  latency {s['latency_samples']} samples")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------------
+def cmd_demo(a) -> int:
+    from resculpt.plugin_host.presets import list_presets
+    from resculpt.plugin_host.audio_io import AudioFileError, read_audio
+    from resculpt.plugin_host.render import RenderError, render_file
+    from resculpt.plugin_host.spectrogram import spectrogram_png
+
+    src = Path(a.input) if a.input else EXAMPLE
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        x, sr = read_audio(src)
+    except AudioFileError as e:
+        return _die(str(e))
+    spectrogram_png(out / "input.png", x, sr)
+    print(f"demo: {src.name} ({x.shape[1] / sr:.1f} s, {sr} Hz) through every shipped preset")
+    rc = 0
+    for name, _ in list_presets():
+        dst = out / f"{name}.wav"
+        try:
+            r = render_file(src, dst, name, block=a.block, progress=False)
+        except Exception as e:
+            print(f"  {name:18s} FAILED: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        y, _ = read_audio(dst)
+        spectrogram_png(out / f"{name}.png", y, sr)
+        print(f"  {name:18s} -> {dst}  (+ {name}.png)  latency {r['latency_samples']} samples, RTF {r['rtf']:.3f}")
+    print(f"demo output: {out.resolve()}  (input.png is the unprocessed spectrogram)")
+    return rc
+
+
+# -- serve / osc-docs / daw / ui (control surface) -----------------------------------------------
+def start_control_surface(a, chain, feeder=None):
+    """Start the OSC server for ``chain`` from the serve/live arguments (shared with `resculpt live`)."""
+    from resculpt.plugin_host.osc import OscServer
+
+    srv = OscServer(chain, host=a.host, port=a.port, secret=a.secret, allow=a.allow or None,
+                    allow_insecure=a.insecure)
+    return srv.start()
+
+
+def add_control_surface_args(p) -> None:
+    """--host/--port/--secret/--allow/--insecure (used by `serve` and `live`)."""
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless told otherwise)")
+    p.add_argument("--port", type=int, default=9010, help="UDP port (0 picks a free one and prints it)")
+    p.add_argument("--secret", help="shared secret non-loopback senders send with /resculpt/auth")
+    p.add_argument("--allow", action="append", metavar="ADDR[/BITS]",
+                   help="sender address or network accepted without a secret (repeatable)")
+    p.add_argument("--insecure", action="store_true", help="bind beyond loopback with no secret or allow-list")
+
+
+def cmd_serve(a) -> int:
+    import logging
+    import signal
+    import threading
+
+    from resculpt.plugin_host.feeder import BlockFeeder
+    from resculpt.plugin_host.chain import Chain
+    from resculpt.plugin_host.osc import OscError
+    from resculpt.plugin_host.presets import PresetError
+
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(asctime)s %(message)s")
+    try:
+        chain = Chain.from_preset(a.preset, sample_rate=a.rate, channels=a.channels, max_block=max(a.block, 1024))
+        feeder = BlockFeeder(chain, a.input, block=a.block)
+    except (PresetError, ValueError, OSError) as e:
+        return _die(str(e))
+    try:
+        srv = start_control_surface(a, chain)
+    except OscError as e:
+        return _die(str(e))
+    feeder.start()
+    src = a.input or "silence"
+    print(f"resculpt serve: OSC on udp://{srv.address[0]}:{srv.port}, preset {chain.preset_name}, "
+          f"{a.rate} Hz, {a.channels} ch, {a.block}-sample blocks, fed from {src}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait(a.seconds if a.seconds else None)
+    feeder.stop()
+    srv.stop()
+    return 0
+
+
+def cmd_osc_docs(a) -> int:
+    from resculpt.plugin_host.osc import osc_docs_markdown
+
+    sys.stdout.write(osc_docs_markdown())
+    return 0
+
+
+def cmd_daw(a) -> int:
+    from resculpt.plugin_host.daw import generate, write
+
+    if a.out:
+        for p in write(a.kind, a.out):
+            print(p)
+        return 0
+    for name, text in generate(a.kind).items():
+        print(f"===== {name} =====")
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_ui(a) -> int:
+    try:
+        from resculpt.ui.panel import run_panel
+    except ImportError as e:
+        return _die(f"the panel needs Dear PyGui: {e}")
+    return run_panel(a)
+
+
+# -- profile ---------------------------------------------------------------------------------------
+def cmd_profile(a) -> int:
+    from resculpt.dsp.profile import ProfileError
+
+    try:
+        return _profile(a)
+    except ProfileError as e:
+        return _die(str(e))
+    except ValueError as e:  # DescriptorError, ContextError, RenderError-like input problems
+        return _die(str(e))
+
+
+def _read_mono_or_stereo(path):
+    from resculpt.plugin_host.audio_io import AudioFileError, read_audio
+
+    try:
+        x, sr = read_audio(path)
+    except AudioFileError as e:
+        raise ValueError(str(e)) from None
+    if x.shape[0] > 2:
+        x = x[:2]
+    return x, sr
+
+
+def _profile(a) -> int:
+    from resculpt.dsp import profile as P
+
+    from resculpt.plugin_host import user_profile as U
+
+    act = a.action
+    if act in ("describe", "from-reference", "fingerprint") and not a.output:
+        return _die(f"profile {act} needs -o OUT.json", 2)
+    if act == "describe":
+        from resculpt.dsp.descriptors import describe, parse
+
+        if not a.args:
+            return _die('profile describe "more bass, clearer highs" [--base IN.wav] -o target.json', 2)
+        text = " ".join(a.args)
+        delta = describe(text)
+        prof = delta
+        if a.base:
+            x, sr = _read_mono_or_stereo(a.base)
+            prof = P.apply_delta(P.fingerprint(x, sr, source=a.base), delta)
+        prof.save(a.output)
+        print(f"{', '.join(f'{k} x{s:+g}' for k, s in parse(text))} -> {a.output} ({prof.kind})")
+        return 0
+    if act in ("from-reference", "fingerprint"):
+        if len(a.args) != 1:
+            return _die(f"profile {act} REF.wav -o OUT.json", 2)
+        x, sr = _read_mono_or_stereo(a.args[0])
+        prof = P.from_reference(x, sr, a.args[0]) if act == "from-reference" else P.fingerprint(x, sr, a.args[0])
+        prof.save(a.output)
+        d = prof.dims
+        print(f"{a.args[0]}: F0 {d['f0_median_hz']:.0f} Hz, centroid {d['centroid_hz']:.0f} Hz, "
+              f"tilt {d['tilt_db_oct']:.1f} dB/oct, {d['lufs_integrated']:.1f} LUFS -> {a.output}")
+        return 0
+    if act == "show":
+        if a.args:
+            print(P.load_profile(a.args[0]).to_json())
+        else:
+            print(json.dumps({"folder": str(U.user_data_dir()), "adjustments": len(U.read_log()),
+                              "profile": U.load_user_profile()}, indent=1))
+        return 0
+    if act == "learn":
+        if a.auto:
+            U.set_auto_learn(a.auto == "on")
+            print(f"automatic learning {a.auto} (stored in {U.user_data_dir() / U.SETTINGS_NAME})")
+            return 0
+        prof = U.learn()
+        print(f"learned {len(prof['params'])} parameter preference(s) from {len(U.read_log())} logged "
+              f"adjustment(s) -> {U.user_data_dir() / U.PROFILE_NAME}")
+        for k, v in prof["params"].items():
+            print(f"  {k} = {v:g}")
+        return 0
+    if act == "forget":
+        gone = U.forget()
+        print(f"erased {len(gone)} file(s) from {U.user_data_dir()}" if gone else "nothing stored; nothing to erase")
+        return 0
+    if act == "contexts":
+        from resculpt.plugin_host.contexts import load_contexts
+
+        for k, c in sorted(load_contexts().items()):
+            print(f"{k:12s} {c.get('description', '')}")
+        return 0
+    return _die(f"unknown profile action {act!r}", 2)
+
+
+# -- train -----------------------------------------------------------------------------------------
+def cmd_train(a) -> int:
+    if a.model == "mask":
+        from resculpt.models.mask import train as mask_train  # torch: training extra only
+
+        return mask_train.main(a.rest)
+    return _die(f"unknown model {a.model!r}", 2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="resculpt", description="Real-time audio effect with learned spectral stages.")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("render", help="render audio files through a preset (offline, latency trimmed)")
+    r.add_argument("inputs", nargs="+", metavar="IN", help="WAV/FLAC/OGG/MP3 input file(s)")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("-o", "--output", help="output file (.wav float32 or .flac 24-bit)")
+    g.add_argument("--out-dir", help="output folder for several inputs (keeps each stem)")
+    r.add_argument("--format", choices=["wav", "flac"], default="wav", help="format with --out-dir")
+    r.add_argument("--preset", default="clean", help="shipped/user preset name or a .json path")
+    r.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
+    r.add_argument("--block", type=int, default=4096, help="processing block size in samples")
+    r.add_argument("--target", metavar="TARGET.json", help="target profile to move toward (match-EQ)")
+    r.add_argument("--amount", type=float, help="how far toward the target, 0..1 (match.amount)")
+    r.add_argument("--context", help="context rule (formal, casual, stream, call, ...; `resculpt profile contexts`)")
+    from resculpt.plugin_host.render import MATCHERS
+
+    r.add_argument("--matcher", choices=MATCHERS, default="match-eq",
+                   help="what moves the audio toward --target: the profile-matching EQ, or the resculpting model "
+                        "(not in this version: refused with a clear error)")
+    r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
+    r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(fn=cmd_render)
+
+    p = sub.add_parser("presets", help="list or show presets")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("name", nargs="?")
+    p.set_defaults(fn=cmd_presets)
+
+    pa = sub.add_parser("params", help="print the parameter table")
+    pa.add_argument("--json", action="store_true")
+    pa.add_argument("--markdown", action="store_true", help="the table as Markdown (as in the README)")
+    pa.set_defaults(fn=cmd_params)
+
+    b = sub.add_parser("bench", help="real-time factor per stage and for the chain (one thread)")
+    b.add_argument("--preset", default="broadcast-voice")
+    b.add_argument("--rate", type=int, default=48000)
+    b.add_argument("--block", type=int, default=128)
+    b.add_argument("--channels", type=int, default=2, choices=[1, 2])
+    b.add_argument("--seconds", type=float, default=10.0)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(fn=cmd_bench)
+
+    d = sub.add_parser("demo", help="render the bundled clip through every shipped preset, with spectrograms")
+    d.add_argument("--out-dir", default="demo-output")
+    d.add_argument("--input", help="another clip instead of the bundled one")
+    d.add_argument("--block", type=int, default=4096)
+    d.set_defaults(fn=cmd_demo)
+
+    sv = sub.add_parser("serve", help="OSC control server next to a processor fed from a file or silence")
+    sv.add_argument("--preset", default="broadcast-voice")
+    add_control_surface_args(sv)
+    sv.add_argument("--input", help="audio file to loop through the chain (default: silence)")
+    sv.add_argument("--rate", type=int, default=48000)
+    sv.add_argument("--channels", type=int, default=2, choices=[1, 2])
+    sv.add_argument("--block", type=int, default=256)
+    sv.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = until Ctrl-C)")
+    sv.add_argument("-v", "--verbose", action="store_true", help="log every rejected message (rate-limited)")
+    sv.set_defaults(fn=cmd_serve)
+
+    od = sub.add_parser("osc-docs", help="print the OSC address space as Markdown (docs/osc.md)")
+    od.set_defaults(fn=cmd_osc_docs)
+
+    dw = sub.add_parser("daw", help="generate DAW integration files (REAPER, Ardour, TouchOSC-style)")
+    dw.add_argument("kind", choices=["reaper", "ardour", "touchosc"])
+    dw.add_argument("--out", help="write the files into this folder (default: print them)")
+    dw.set_defaults(fn=cmd_daw)
+
+    ui = sub.add_parser("ui", help="Dear PyGui control panel (an OSC client of resculpt serve/live)")
+    ui.add_argument("--host", default="127.0.0.1", help="engine address")
+    ui.add_argument("--port", type=int, default=9010, help="engine port")
+    ui.add_argument("--start-engine", action="store_true", help="start a `resculpt serve` in-process")
+    ui.add_argument("--preset", default="broadcast-voice", help="preset for --start-engine")
+    ui.add_argument("--input", help="audio file for --start-engine (default: the bundled example)")
+    ui.add_argument("--screenshot", metavar="PNG", help="render a few frames, write a PNG and exit")
+    ui.add_argument("--frames", type=int, default=90, help="frames to render before --screenshot")
+    ui.set_defaults(fn=cmd_ui)
+
+    pr = sub.add_parser("profile", help="sonic fingerprints and target profiles",
+                        description="describe TEXT | from-reference REF | fingerprint IN (-o OUT.json); "
+                                    "show [FILE] | learn | forget | contexts")
+    pr.add_argument("action", choices=["describe", "from-reference", "fingerprint", "show", "learn", "forget",
+                                       "contexts"])
+    pr.add_argument("args", nargs="*", help="descriptor text, or an audio/profile file")
+    pr.add_argument("-o", "--output", help="output profile JSON")
+    pr.add_argument("--base", help="describe: apply the descriptors to this clip's fingerprint")
+    pr.add_argument("--auto", choices=["on", "off"], help="learn: switch automatic learning on or off")
+    pr.set_defaults(fn=cmd_profile)
+
+    t = sub.add_parser("train", help="train a learned stage (needs the [train] extra: torch)",
+                       description="resculpt train mask [--out DIR] [--steps N] [--smoke] ...; "
+                                   "`resculpt train mask --help` lists the options")
+    t.add_argument("model", choices=["mask"])
+    t.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer")
+    t.set_defaults(fn=cmd_train)
+
+    from resculpt.plugin_host.live_cli import add_live_parser  # live + devices (imports nothing heavy)
+
+    add_live_parser(sub)
+
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    try:
+        return int(a.fn(a) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,7 @@ git worktree add -f "$T/src" "$REV" -q
 PY=$PWD/.venv/bin/python
 rtf() {  # $1: PYTHONPATH ('' = this checkout), $2: preset. Run from $T: with the repository as the working
   # directory, Python would import its resculpt/ folder first, whatever PYTHONPATH says.
-  (cd "$T" && PYTHONPATH="$1" "$PY" -c "import sys; from resculpt.plugin_host.cli import main; sys.exit(main(sys.argv[1:]))" \
+  (cd "$T" && PYTHONPATH="$1" "$PY" -c "import sys; from resculpt.cli import main; sys.exit(main(sys.argv[1:]))" \
     bench --preset "$2" --block "$BLOCK" --seconds 5 --json) \
     | "$PY" -c "import json, sys; print(json.load(sys.stdin)['rtf'])"
 }

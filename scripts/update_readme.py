@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from resculpt.plugin_host.cli import params_markdown
+from resculpt.cli import params_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

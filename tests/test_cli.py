@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import real_stereo
 
-from resculpt.plugin_host.cli import main
+from resculpt.cli import main
 from resculpt.plugin_host.audio_io import read_audio, write_audio
 
 

@@ -14,7 +14,7 @@ from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.live import LatencyReport, LiveStats, _Core, status_line
 
 REPO = Path(__file__).resolve().parent.parent
-RESCULPT = [sys.executable, "-m", "resculpt.plugin_host.cli"]
+RESCULPT = [sys.executable, "-m", "resculpt.cli"]
 
 
 def _core(preset="clean", channels=2, block=256):

@@ -24,7 +24,7 @@ if JACKD is None:
     pytestmark.append(pytest.mark.skip(reason="jackd not installed (apt install jackd2; scripts/setup.sh does it)"))
 
 REPO = Path(__file__).resolve().parent.parent
-RESCULPT = [sys.executable, "-m", "resculpt.plugin_host.cli"]
+RESCULPT = [sys.executable, "-m", "resculpt.cli"]
 RATE, PERIOD = 48000, 256
 TOL = 1e-4
 ATTEMPTS = 5  # a run is retried only when JACK reported an xrun while the clip played

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="torch (the [train] extra) is not in
 def test_smoke_training_runs_three_steps_and_writes_a_resumable_checkpoint(tmp_path):
     """`resculpt train mask --smoke` runs 3 steps on synthetic signals (< 60 s), logs finite losses,
     writes ckpt.pt and summary.json; a second call resumes from the checkpoint instead of restarting."""
-    from resculpt.plugin_host.cli import main
+    from resculpt.cli import main
 
     out = tmp_path / "run"
     assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out)]) == 0
@@ -36,7 +36,7 @@ def test_smoke_training_runs_three_steps_and_writes_a_resumable_checkpoint(tmp_p
 def test_smoke_training_with_fine_branch_and_fine_tuning_from_a_checkpoint(tmp_path):
     """--fine trains the fine-feature branch (n_fine = 128 in the checkpoint); --init-from starts a new run
     from those weights (step 0, fresh optimiser) with the adversarial term on, as phase 2 of the recipe."""
-    from resculpt.plugin_host.cli import main
+    from resculpt.cli import main
 
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(["train", "mask", "--smoke", "--quiet", "--fine", "--out", str(a)]) == 0
@@ -74,7 +74,7 @@ def test_teacher_cache_crops_mixture_target_and_teacher_at_the_same_offsets(tmp_
 def test_smoke_training_with_the_teacher_term_and_its_ablation(tmp_path):
     """--teacher DIR mixes cached rows into each batch and logs a finite teach loss; --off teach keeps the
     rows but drops the term (the ablation); a missing cache is a clear error, not a crash."""
-    from resculpt.plugin_host.cli import main
+    from resculpt.cli import main
 
     _synthetic_teacher_cache(tmp_path / "c")
     for name, extra, has_teach in (("on", [], True), ("off", ["--off", "teach"], False)):
@@ -165,7 +165,7 @@ def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
     and `--init-from models/weights/mask` starts a smoke fine-tune from it."""
     from resculpt.models.mask.export import checkpoint_from_bundle
     from resculpt.models.mask.stage import BUNDLE_DIR
-    from resculpt.plugin_host.cli import main
+    from resculpt.cli import main
 
     ck = checkpoint_from_bundle(BUNDLE_DIR)
     assert ck["net_kwargs"]["n_fine"] == json.loads((BUNDLE_DIR / "config.json").read_text())["n_fine"]

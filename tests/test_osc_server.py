@@ -232,7 +232,7 @@ def test_serve_command_runs_and_answers_ping(tmp_path):
         [
             sys.executable,
             "-m",
-            "resculpt.plugin_host.cli",
+            "resculpt.cli",
             "serve",
             "--port",
             "0",

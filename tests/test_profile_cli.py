@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resculpt.plugin_host.cli import main
+from resculpt.cli import main
 from resculpt.plugin_host.audio_io import read_audio, write_audio
 
 pytestmark = pytest.mark.usefixtures("private_dirs")

@@ -136,7 +136,7 @@ def test_screenshot_under_xvfb_renders_a_non_blank_panel_with_live_feedback(tmp_
             [
                 sys.executable,
                 "-m",
-                "resculpt.plugin_host.cli",
+                "resculpt.cli",
                 "ui",
                 "--start-engine",
                 "--preset",
