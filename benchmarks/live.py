@@ -1,7 +1,7 @@
 """Live-mode benchmark (not a CI test): callback timing and xruns on a real JACK server.
 
 For each period size (default 128 and 256 samples at 48 kHz) it starts its own
-`jackd -d dummy -r 48000 -p PERIOD`, runs a LiveEngine with the full chain of the heaviest shipped
+`jackd -d dummy -r 48000 -p PERIOD`, runs a LiveSession with the full chain of the heaviest shipped
 preset (picked by offline cost unless --preset), feeds it the bundled speech clip in a loop from a
 player client in a separate process, and sends parameter changes at --rate-hz (default 50/s):
 over OSC from the player process when the OSC server (resculpt.plugin_host.osc.OscServer) is in
@@ -135,18 +135,18 @@ def player_main(server: str, osc_port: int, rate_hz: float) -> int:
 
 def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz: float) -> dict:
     from resculpt.plugin_host.chain import Chain
-    from resculpt.plugin_host.live import JackBackend, LiveEngine
+    from resculpt.plugin_host.live import JackBackend, LiveSession
 
     name = f"rsx-bench-{os.getpid()}-{period}"
     jackd = start_jackd(name, period)
-    player = eng = osc = None
+    player = session = osc = None
     sent = [0]
     try:
         chain = Chain.from_preset(preset, sample_rate=RATE, channels=2, max_block=period)
         n_cb = int((seconds + settle + 5) * RATE / period)
-        eng = LiveEngine(chain, JackBackend("resculpt", name, outputs=["system:playback_1", "system:playback_2"]), ring_size=n_cb,
+        session = LiveSession(chain, JackBackend("resculpt", name, outputs=["system:playback_1", "system:playback_2"]), ring_size=n_cb,
                          status_interval=0)
-        eng.start()
+        session.start()
         try:
             from resculpt.plugin_host.osc import OscServer
 
@@ -173,12 +173,12 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
             ctl = threading.Thread(target=control, daemon=True)
             ctl.start()
         time.sleep(settle)
-        eng.stats.reset_timing()
+        session.stats.reset_timing()
         load0 = os.getloadavg()
         t0 = time.monotonic()
         time.sleep(seconds)
         dur = time.monotonic() - t0
-        st = eng.stats
+        st = session.stats
         p = st.percentiles()
         res = {"period": period, "seconds": dur, "callbacks": st.callbacks, "xruns": st.xruns,
                "overruns": st.overruns, "errors": st.errors, "us": p["us"], "load": p["load"],
@@ -197,8 +197,8 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
                 player.kill()
         if osc is not None:
             osc.stop()
-        if eng is not None:
-            eng.stop()
+        if session is not None:
+            session.stop()
         jackd.terminate()
         jackd.wait(5)
 

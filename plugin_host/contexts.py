@@ -77,10 +77,6 @@ def get_context(name: str) -> Context:
 def apply_context(chain, name: str) -> Context:
     """Switch ``chain`` to context ``name`` (control thread), crossfaded (see the module doc)."""
     ctx = get_context(name)
-    params = {k: v for k, v in ctx.params.items() if k in chain.params}
-    if ctx.delta is not None and "match" not in chain.layout.spectral:
-        chain.set_layout(chain.layout.with_spectral("match"), params)
-    else:
-        chain.params.set_many(params)
-    chain.set_target(ctx.delta)
+    chain.params.set_many({k: v for k, v in ctx.params.items() if k in chain.params})
+    chain.set_target(ctx.delta, add_stage=ctx.delta is not None)
     return ctx

@@ -20,7 +20,7 @@ log = logging.getLogger("resculpt.feeder")
 
 def load_source(path, sample_rate: int, channels: int) -> np.ndarray:
     """Read ``path`` as float32 (channels, n) at ``sample_rate`` (resampled, channels matched)."""
-    from .render import read_audio
+    from .audio_io import read_audio
 
     x, sr = read_audio(Path(path))
     if sr != sample_rate:
@@ -62,8 +62,8 @@ class BlockFeeder:
         self.late = 0
         self.nonfinite_out = 0
         self.last_out_finite = True
-        self._buf = np.zeros((chain.channels, self.block), np.float32)
-        self._pos = 0
+        self._buf = np.zeros((chain.channels, self.block), np.float32)  # the next block handed to the chain
+        self._pos = 0  # read position in the looped source (samples)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -76,11 +76,6 @@ class SignalGraph:
         if self.latency_samples > MAX_LATENCY_S * sample_rate:
             raise ValueError(f"chain latency {self.latency_samples} samples exceeds {MAX_LATENCY_S} s")
 
-    def stage_names(self) -> list[str]:
-        names = [str(getattr(e, "slot", e)) for e in self.layout.pre]
-        names += list(self.layout.spectral) + [str(getattr(e, "slot", e)) for e in self.layout.post]
-        return names
-
     def apply_params(self, values: np.ndarray) -> None:
         """Push parameter values into board plugins where they changed (audio or build thread)."""
         applied = self._applied

@@ -224,11 +224,14 @@ class ChainHost(Processor):
             raise ValueError(f"stage {slot!r} takes no published state; these do: {sorted(self._inboxes)}") from None
         box.publish(value)
 
-    def set_target(self, target, amount: float | None = None) -> None:
+    def set_target(self, target, amount: float | None = None, add_stage: bool = False) -> None:
         """Publish a target for the ``match`` stage (control thread): a Profile (target/fingerprint:
         absolute band envelope; delta: dB offsets), a (32,) dB array, a MatchTarget, or None (flat).
-        The stage crossfades to it over its attack/release times."""
+        The stage crossfades to it over its attack/release times. ``add_stage``: if the layout has no
+        match stage, add one to the spectral section (a layout change, crossfaded)."""
         self.publish("match", MatchTarget.make(target))
+        if add_stage and "match" not in self.layout.spectral:
+            self.set_layout(self.layout.with_spectral("match"))
         if amount is not None:
             self._table.set("match.amount", amount)
 

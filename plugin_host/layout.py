@@ -102,6 +102,10 @@ class Layout:
             d["force_stft"] = True
         return d
 
+    def slots(self) -> list[str]:
+        """Every stage's slot name in processing order: pre-board, spectral section, post-board."""
+        return [e.slot if isinstance(e, PluginEntry) else e for e in (*self.pre, *self.spectral, *self.post)]
+
     def with_spectral(self, slot: str) -> "Layout":
         """This layout with spectral ``slot`` appended to the section (itself if the slot already runs)."""
         if slot in self.spectral:

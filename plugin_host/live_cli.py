@@ -134,13 +134,13 @@ def _start_osc(chain, a):
 
 
 def cmd_live(a) -> int:
-    from .host import Chain
+    from .chain import Chain
     from .live import (
         MAX_BLOCK,
         MIN_BLOCK,
         RATES,
         JackBackend,
-        LiveEngine,
+        LiveSession,
         LiveError,
         PortAudioBackend,
         status_line,
@@ -186,7 +186,7 @@ def cmd_live(a) -> int:
         if a.json:
             emit_json({"event": event, **info})
         if event == "status":
-            line = status_line(engine.stats)
+            line = status_line(session.stats)
             if tty:
                 sys.stderr.write("\r" + line[:160].ljust(160))
             elif not a.json:
@@ -199,12 +199,12 @@ def cmd_live(a) -> int:
             print(f"\nresculpt: not back yet: {info['error']}", file=sys.stderr)
         elif event == "reconnected":
             print(f"\nresculpt: reconnected: {info['where']}", file=sys.stderr)
-            if engine.stats.latency:
-                print("resculpt: " + engine.stats.latency.describe(), file=sys.stderr)
+            if session.stats.latency:
+                print("resculpt: " + session.stats.latency.describe(), file=sys.stderr)
         elif event == "latency":
-            print("\nresculpt: preset changed the " + engine.stats.latency.describe(), file=sys.stderr)
+            print("\nresculpt: preset changed the " + session.stats.latency.describe(), file=sys.stderr)
 
-    engine = LiveEngine(chain, backend, status_interval=interval, reconnect=not a.no_reconnect, on_event=on_event)
+    session = LiveSession(chain, backend, status_interval=interval, reconnect=not a.no_reconnect, on_event=on_event)
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -212,13 +212,13 @@ def cmd_live(a) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        engine.start()
+        session.start()
     except LiveError as e:
         return _die(str(e))
     osc, osc_msg = _start_osc(chain, a)
     print(f"resculpt live: preset {chain.preset_name!r} ({'mono' if a.mono else 'stereo'}) on {backend.describe()}",
           file=sys.stderr)
-    print("resculpt: " + engine.stats.latency.describe(), file=sys.stderr)
+    print("resculpt: " + session.stats.latency.describe(), file=sys.stderr)
     print(f"resculpt: {osc_msg}; Ctrl-C stops", file=sys.stderr)
     if a.json and osc is not None:
         emit_json({"event": "osc", "host": a.osc_host, "port": osc.port})
@@ -227,7 +227,7 @@ def cmd_live(a) -> int:
         while not stop.is_set():
             if t_end is not None and time.monotonic() >= t_end:
                 break
-            if engine.stats.state == "stopped":  # --no-reconnect and the backend went away
+            if session.stats.state == "stopped":  # --no-reconnect and the backend went away
                 break
             stop.wait(0.1)
     finally:
@@ -236,13 +236,13 @@ def cmd_live(a) -> int:
                 osc.stop()
             except Exception:
                 pass
-        lost = engine.stats.state == "stopped"
-        engine.stop()
+        lost = session.stats.state == "stopped"
+        session.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    snap = engine.stats.snapshot(last=None)
+    snap = session.stats.snapshot(last=None)
     if a.json:
-        emit_json({"event": "stopped", **snap, "latency": engine.stats.latency.as_dict()})
+        emit_json({"event": "stopped", **snap, "latency": session.stats.latency.as_dict()})
     if tty:
         sys.stderr.write("\n")
     print(f"resculpt live stopped: {snap['callbacks']} callbacks, xruns {snap['xruns']}, overruns {snap['overruns']}, "
@@ -251,7 +251,7 @@ def cmd_live(a) -> int:
     rc = 0
     if lost and a.no_reconnect:
         rc = _die("the audio server/device went away (--no-reconnect)")
-    if getattr(backend, "abandoned", False):
+    if backend.abandoned:
         # PortAudio is stuck inside the vanished stream; its atexit Pa_Terminate would hang too.
         sys.stdout.flush()
         sys.stderr.flush()

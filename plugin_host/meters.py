@@ -60,21 +60,21 @@ class Meters:
         """Allocate every buffer the audio side uses (control thread, before audio starts)."""
         c = channels
         self.sample_rate, self.max_block, self.channels = int(sample_rate), int(max_block), c
-        self._scratch = np.zeros((c, max_block), np.float32)
-        self._tmp = np.zeros(c, np.float32)  # same dtype as the block: no casting buffer
-        # accumulators: 0 = input, 1 = output
-        self._peak = np.zeros((2, c), np.float64)
-        self._ss = np.zeros((2, c), np.float64)
-        self._count = np.zeros(2, np.int64)
+        self._scratch = np.zeros((c, max_block), np.float32)  # |block| and block^2, per sample
+        self._tmp = np.zeros(c, np.float32)  # per-channel max / sum of one block (the block's dtype: no cast)
+        # accumulators since the last snapshot, row 0 = input, row 1 = output
+        self._peak = np.zeros((2, c), np.float64)  # largest |sample| per channel
+        self._ss = np.zeros((2, c), np.float64)  # sum of squares per channel (RMS = sqrt(ss / count))
+        self._count = np.zeros(2, np.int64)  # samples per channel
         self._cpu_max = 0.0
         self._cpu_sum = 0.0
         self._cpu_n = 0
         self._reset_req = False
-        self._ring_in = np.zeros(_RING, np.float32)
+        self._ring_in = np.zeros(_RING, np.float32)  # last _RING samples, channel mean, for the spectrum
         self._ring_out = np.zeros(_RING, np.float32)
-        self._rpos = 0
-        self._fin = np.zeros((c, _MAX_BINS), np.complex64)
-        self._fout = np.zeros((c, _MAX_BINS), np.complex64)
+        self._rpos = 0  # next write position in both rings
+        self._fin = np.zeros((c, _MAX_BINS), np.complex64)  # STFT frame tapped from the host: input
+        self._fout = np.zeros((c, _MAX_BINS), np.complex64)  # and processed (for the mask |out|/|in|)
         self._nbins = 0
         self._nfft = 0
         self.frames = 0

@@ -221,3 +221,20 @@ def save_preset(preset: Preset, path: str | Path | None = None, overwrite: bool 
 def preset_from_chain(chain, name: str, description: str = "", tags=()) -> Preset:
     """Snapshot a chain's layout and every parameter target into a Preset."""
     return Preset(name, chain.layout, chain.params.targets(), description, tuple(tags))
+
+
+def rename_preset(old: str, new: str) -> Path:
+    """Rename user preset ``old`` to ``new`` (its file and its ``name``); returns the new path.
+
+    PresetError when ``old`` is a shipped preset or no user preset, or when ``new`` is a shipped
+    name or already exists (the old file is kept then)."""
+    src = user_presets_dir() / f"{old}.json"
+    if not src.is_file():
+        if (shipped_presets_dir() / f"{old}.json").is_file():
+            raise PresetError(f"{old!r} is a shipped preset; save it under a new name instead")
+        raise PresetError(f"user preset {old!r} not found")
+    p = read_file(src)
+    p.name = new
+    path = save_preset(p)
+    os.remove(src)
+    return path

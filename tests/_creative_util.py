@@ -154,7 +154,7 @@ def check_nonfinite_input(slots, params, events, sample_rate=48000, channels=2):
     tail = y[:, int(0.8 * n) :]
     assert np.sqrt(np.mean(tail ** 2)) > 1e-3, "the section did not recover after the bad samples"
     # Through the Chain too (host sanitiser + section guard).
-    from resculpt.plugin_host.host import Chain
+    from resculpt.plugin_host.chain import Chain
 
     ch = Chain({"spectral": list(slots)}, sample_rate, channels, 512, params=params)
     y2 = ch(x)

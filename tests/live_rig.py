@@ -188,7 +188,7 @@ def first_match_error(y: np.ndarray, ref: np.ndarray, tol: float) -> tuple[float
 
 class RigProcess:
     """The same Rig in a child process, so its JACK callbacks do not share a GIL with an in-process
-    LiveEngine. Protocol on its stdin/stdout: 'ready' -> (parent connects) 'arm' -> 'mark' when the
+    LiveSession. Protocol on its stdin/stdout: 'ready' -> (parent connects) 'arm' -> 'mark' when the
     player passed ``mark`` samples -> 'done' once recorded; results in an .npz file."""
 
     def __init__(self, server: str, signal_: np.ndarray, record_len: int, workdir, mark: int = 0):

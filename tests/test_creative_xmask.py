@@ -138,20 +138,20 @@ def test_chain_set_sidechain_loads_a_file_and_survives_a_layout_change(tmp_path)
     """Chain.set_sidechain(path) analyses the file off the audio thread and publishes it to the
     running xmask stage and to the stages of engines built later (preset/layout changes)."""
     import soundfile as sf
-    from resculpt.plugin_host.host import Chain
+    from resculpt.plugin_host.chain import Chain
 
     ref, _ = _alternating_reference(44100)
     path = tmp_path / "ref.wav"
     sf.write(path, ref.astype(np.float32) * 0.5, 44100)
     ch = Chain({"spectral": ["xmask"]}, 48000, 1, 512, params={"xmask.source": 2})
     ch.set_sidechain(str(path))
-    st = ch.engine.stages[0]
+    st = ch.graph.stages[0]
     assert st._masks[2] is not None and st._masks[2].shape[1] == mt.N_BANDS
     ch.set_layout({"spectral": ["lfo", "xmask"]})
     x = np.zeros((1, 512), np.float32)
     ch.process(x)  # the audio thread picks up the new engine
-    assert np.array_equal(ch.engine.stages[1]._masks[2], st._masks[2])
+    assert np.array_equal(ch.graph.stages[1]._masks[2], st._masks[2])
     with pytest.raises(ValueError):
         ch.set_sidechain(np.zeros(10), 48000)  # shorter than one window
     ch.set_sidechain(None)
-    assert ch.engine.stages[1]._masks[2] is None
+    assert ch.graph.stages[1]._masks[2] is None

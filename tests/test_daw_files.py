@@ -64,7 +64,7 @@ def test_reaper_fx_param_value_moves_the_parameter(served):
     assert chain.params.get("comp.threshold_db") == pytest.approx(-45.0, abs=1e-4)
     kb = order.index("bypass") + 1
     c.send(f"/fx/2/fxparam/{kb}/value", 1.0)  # the device-FX form without a track
-    srv._reaper_names[("", "2")] = "JS: Resculpt Remote"
+    srv._reaper.fx_names[("", "2")] = "JS: Resculpt Remote"
     c.send(f"/fx/2/fxparam/{kb}/value", 1.0)
     _sync(c)
     assert chain.params.get("bypass") == 1.0

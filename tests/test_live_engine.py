@@ -1,4 +1,4 @@
-"""Live engine pieces that need no audio server: the block core, stats, latency report, CLI errors."""
+"""Live-mode pieces that need no audio server: the port bridge, stats, latency report, CLI errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from resculpt.plugin_host.chain import Chain
-from resculpt.plugin_host.live import LatencyReport, LiveStats, _Core, status_line
+from resculpt.plugin_host.live import LatencyReport, LiveStats, PortBridge, status_line
 
 REPO = Path(__file__).resolve().parent.parent
 RESCULPT = [sys.executable, "-m", "resculpt.cli"]
@@ -19,7 +19,7 @@ RESCULPT = [sys.executable, "-m", "resculpt.cli"]
 
 def _core(preset="clean", channels=2, block=256):
     ch = Chain.from_preset(preset, sample_rate=48000, channels=channels, max_block=block)
-    core = _Core(ch)
+    core = PortBridge(ch)
     core.prepare(block)
     return ch, core
 
@@ -145,7 +145,7 @@ def test_live_cli_portaudio_device_not_found_lists_the_devices():
 
 
 def test_osc_feedback_carries_live_callback_health_under_live():
-    """With LiveStats registered as chain.stats.extra["live"] (what LiveEngine does), OSC subscribers get
+    """With LiveStats registered as chain.stats.extra["live"] (what LiveSession does), OSC subscribers get
     /resculpt/live (xruns, overruns, callback p99 ms, p99 load, max ms, reconnects) and /resculpt/latency
     carries the total latency; without it no /resculpt/live is sent."""
     from osc_testlib import Client, running_server

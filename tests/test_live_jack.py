@@ -271,7 +271,7 @@ def test_live_parameter_change_mid_stream_takes_effect(jack_server, tmp_path):
     equality of a stateful chain is test_live_output_equals_offline_render_after_reported_latency.)"""
     import threading
 
-    from resculpt.plugin_host.live import JackBackend, LiveEngine
+    from resculpt.plugin_host.live import JackBackend, LiveSession
 
     clip = speech_48k(2.5)
     n = clip.shape[1]
@@ -282,10 +282,10 @@ def test_live_parameter_change_mid_stream_takes_effect(jack_server, tmp_path):
         chain = Chain.from_preset(preset, sample_rate=RATE, channels=2, max_block=PERIOD)
         rig = RigProcess(jack_server.name, clip, n + 9600, tmp_path, mark=mark)
         be = JackBackend("resculpt", jack_server.name, rig.sources, rig.sinks)
-        eng = LiveEngine(chain, be, status_interval=0)
+        session = LiveSession(chain, be, status_interval=0)
         osc = None
         try:
-            eng.start()
+            session.start()
             if OscServer is not None:
                 from pythonosc.udp_client import SimpleUDPClient
 
@@ -310,9 +310,9 @@ def test_live_parameter_change_mid_stream_takes_effect(jack_server, tmp_path):
         finally:
             if osc is not None:
                 osc.stop()
-            eng.stop()
+            session.stop()
             rig.close()
-        assert eng.stats.errors == 0
+        assert session.stats.errors == 0
         assert chain.latency_samples == 0
         y = res["rec"][:, :n]
         err, change = first_match_error(y, clip, TOL)

@@ -12,7 +12,7 @@ from resculpt.dsp.stft import StreamingSTFT
 from resculpt.models.mask import common as C
 from resculpt.models.mask.stage import BUNDLE_DIR, PARAMS, BundleError, MaskStage, load_bundle
 from resculpt.plugin_host import catalog
-from resculpt.plugin_host.host import Chain
+from resculpt.plugin_host.chain import Chain
 
 RATES = (16000, 22050, 44100, 48000, 96000)
 BLOCKS = (1, 63, 64, 65, 512, 8193, "random")
@@ -172,7 +172,7 @@ def test_chain_runs_at_every_rate_mono_and_stereo(sr, channels, cfg):
     STFT window - 1 sample (no look-ahead), and the mask attenuates noise-only input."""
     ch = Chain({"spectral": ["mask"], "stft": cfg}, sample_rate=sr, channels=channels, max_block=2048,
                params={"mask.reduction_db": 40.0})
-    n_fft = ch.engine.section.n_fft
+    n_fft = ch.graph.section.n_fft
     assert ch.latency_samples == n_fft - 1
     noise = (np.random.default_rng(1).standard_normal((channels, sr)) * 0.03).astype(np.float32)
     y = ch(noise)

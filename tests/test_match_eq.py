@@ -5,7 +5,8 @@ import pytest
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.dsp.profile import Profile, band_distance_db, long_term_envelope
 from resculpt.models import data
-from resculpt.plugin_host.host import Chain, Layout
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout
 from resculpt.plugin_host.render import match_stage, render_with_target, with_match_stage
 
 pytestmark = pytest.mark.usefixtures("private_dirs")
@@ -133,7 +134,7 @@ def test_self_matched_bundled_clip_is_unchanged_within_half_a_db():
     """Rendering a clip toward its own fingerprint leaves its band envelope within 0.5 dB RMS (level-free,
     compared bands) and within 1 dB in every compared band, with 1 and 2 passes."""
     from resculpt.dsp.profile import compare_mask
-    from resculpt.plugin_host.render import read_audio
+    from resculpt.plugin_host.audio_io import read_audio
 
     x, sr = read_audio(EXAMPLE)
     env = long_term_envelope(x, sr)

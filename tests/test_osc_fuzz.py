@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from osc_testlib import Client, running_server
-from resculpt.plugin_host.osc import build_message
+from resculpt.plugin_host.osc_protocol import build_message
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
 

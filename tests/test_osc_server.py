@@ -146,24 +146,29 @@ def test_subscribe_streams_meters_spectrum_mask_latency_cpu_and_param_echoes(tmp
         other.close()
 
 
-def test_a_registered_hook_overrides_the_built_in_profile_handler(served):
-    """register_hook("describe", fn) replaces the built-in descriptor handler; fn is called with
-    (chain, text) and its result is acknowledged on /resculpt/profile/applied."""
+def test_describe_adds_the_match_stage_and_the_chain_message_reports_it(served):
+    """/resculpt/profile/describe applies the descriptor as a match target (adding the match stage),
+    is acknowledged on /resculpt/profile/applied, and a subscriber then sees "match" in
+    /resculpt/chain, after the other spectral stages; /resculpt/dump reports the chain's stages in processing order."""
     chain, feeder, srv, c = served
-    seen = []
+    c.send("/resculpt/dump")
+    assert c.wait_for("/resculpt/chain") == osc.chain_stages(chain)
+    assert "match" not in chain.layout.spectral
+    c.send("/resculpt/subscribe", c.port)
+    c.send("/resculpt/profile/describe", "more bass")
+    assert c.wait_for("/resculpt/profile/applied") == ["more bass"]
+    assert "match" in chain.layout.spectral
+    stages = c.wait_for("/resculpt/chain", 2.0, pred=lambda a: "match" in a)
+    assert stages == osc.chain_stages(chain) and stages[-1 - len(chain.layout.post)] == "match"
 
-    def describe(ch, text):
-        seen.append(text)
-        ch.params.set("low_shelf.gain_db", 3.0)
-        return {"low_shelf.gain_db": 3.0}
 
-    osc.register_hook("describe", describe)
-    try:
-        c.send("/resculpt/profile/describe", "more bass")
-        assert c.wait_for("/resculpt/profile/applied") == ["more bass", 1]
-        assert seen == ["more bass"] and chain.params.get("low_shelf.gain_db") == 3.0
-    finally:
-        osc.register_hook("describe", None)
+def test_every_documented_control_address_has_a_handler_and_every_handler_is_documented():
+    """The server's route table and osc_protocol.FIXED_ADDRESSES (what docs/osc.md lists) name the
+    same addresses (the Ardour shape is documented under DAW shapes)."""
+    from resculpt.plugin_host import osc_protocol as P
+
+    srv = OscServer(Chain.from_preset("clean", 48000, 2, 512), port=0)
+    assert set(srv._routes) - {P.ARDOUR_PARAMETER} == {a.address for a in P.FIXED_ADDRESSES}
 
 
 def test_non_loopback_bind_is_refused_without_secret_or_allow_list():

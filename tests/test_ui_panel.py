@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from osc_testlib import running_server
-from resculpt.ui.panel import EngineClient, PanelLogic
+from resculpt.ui.panel import ServerMirror, PanelLogic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 def panel(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     with running_server("broadcast-voice") as (chain, feeder, srv):
-        client = EngineClient("127.0.0.1", srv.port).connect()
+        client = ServerMirror("127.0.0.1", srv.port).connect()
         assert client.wait_until(lambda: client.reachable and "comp.ratio" in client.params), "no dump"
         yield chain, client, PanelLogic(client)
         client.close()
@@ -82,7 +82,7 @@ def test_panel_shows_engine_errors_and_the_unreachable_banner(panel):
     chain, client, logic = panel
     logic.on_reference("/no/such/file.wav")
     assert client.wait_until(lambda: "no such file" in client.last_error)
-    dead = EngineClient("127.0.0.1", 9)  # discard port: nothing answers
+    dead = ServerMirror("127.0.0.1", 9)  # discard port: nothing answers
     dead.send("/resculpt/ping")
     time.sleep(0.2)
     dead.poll(0.05)
@@ -110,6 +110,39 @@ def test_dpg_widgets_callbacks_send_osc_without_a_display(panel):
         update_ui(logic)
         assert dpg.get_value("param:comp.ratio") == pytest.approx(9.0)
         assert "latency" in dpg.get_value("status")
+    finally:
+        dpg.destroy_context()
+
+
+def _shown_stages(dpg):
+    """(open slot headers in display order, closed slot headers in display order)."""
+    tags = [dpg.get_item_alias(i) for i in dpg.get_item_children("stages", 1)]
+    slots = [t for t in tags if t.startswith("stage:")]
+    return [t[6:] for t in slots if dpg.get_value(t)], [t[6:] for t in slots if not dpg.get_value(t)], tags
+
+
+def test_panel_lists_the_chain_stages_first_in_order_and_the_other_slots_collapsed(panel):
+    """The slot headers show the current chain's stages first, open, in processing order (from
+    /resculpt/chain), then every other slot collapsed; loading another preset re-orders them."""
+    dpg = pytest.importorskip("dearpygui.dearpygui")
+    from resculpt.plugin_host.osc import chain_stages
+    from resculpt.plugin_host.catalog import SLOTS
+    from resculpt.ui.panel import build_ui, update_ui
+
+    chain, client, logic = panel
+    dpg.create_context()
+    try:
+        build_ui(logic)
+        assert client.wait_until(lambda: client.stages == chain_stages(chain))
+        update_ui(logic)
+        opened, closed, tags = _shown_stages(dpg)
+        assert opened == chain_stages(chain) and set(opened) | set(closed) == set(SLOTS)
+        assert tags.index("others_note") == tags.index(f"stage:{opened[-1]}") + 1
+        logic.on_preset_load("telephone")
+        assert client.wait_until(lambda: client.preset == "telephone" and client.stages == chain_stages(chain), 5.0)
+        update_ui(logic)
+        opened2, closed2, _ = _shown_stages(dpg)
+        assert opened2 == chain_stages(chain) and opened2 != opened and set(opened2) | set(closed2) == set(SLOTS)
     finally:
         dpg.destroy_context()
 

@@ -2,48 +2,48 @@
 
 Three layers, so the logic is testable without a display:
 
-* :class:`EngineClient` - a UDP socket on loopback, a receive thread that keeps the engine's state
-  (parameter values, presets, meters, spectrum, mask, latency, CPU, last error) and a keep-alive
-  that renews ``/resculpt/subscribe`` and pings; ``reachable`` is False when nothing came back
-  for :data:`STALE_S` seconds (the panel then shows a banner).
+* :class:`ServerMirror` - an :class:`~resculpt.plugin_host.osc_client.OscClient`, a receive thread
+  that keeps a copy of the server's state (parameter values, presets, the chain's stages, meters,
+  spectrum, mask, latency, CPU, last error) and a keep-alive that renews ``/resculpt/subscribe`` and
+  pings; ``reachable`` is False when nothing came back for :data:`STALE_S` seconds (the panel then
+  shows a banner).
 * :class:`PanelLogic` - what every widget does (``on_param``, ``on_reset``, ``on_preset_load`` ...),
   as plain methods that send OSC. A/B compare keeps two parameter snapshots on the panel side.
 * :func:`build_ui` / :func:`run_panel` - the widgets, generated from the parameter table (sliders
   with units, combos for choices, checkboxes for switches; double-click resets to the default),
-  and the frame loop that copies the client's state into them.
+  the current chain's stages first and open in chain order, every other slot collapsed below, and
+  the frame loop that copies the mirror's state into them.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 
-from pythonosc.osc_packet import OscPacket
-from resculpt.plugin_host.osc import build_message
+from resculpt.plugin_host import osc_protocol as P
+from resculpt.plugin_host.catalog import GLOBAL_PARAMS, SLOTS, all_param_specs
+from resculpt.plugin_host.osc_client import OscClient
 
 STALE_S = 2.0
 LOCAL_HOLD_S = 0.3  # after the panel sets a parameter, older echoes of it are ignored this long
 KEEPALIVE_S = 1.0
 
 
-class EngineClient:
-    """OSC client state of one engine at (host, port)."""
+class ServerMirror:
+    """The panel's copy of one OSC server's state at (host, port), kept current by its feedback."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9010):
-        self.target = (host, int(port))
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
+    def __init__(self, host: str = "127.0.0.1", port: int = P.DEFAULT_PORT):
+        self.osc = OscClient(port, host)
+        self.target = self.osc.target
+        self.port = self.osc.port
         self.params: dict[str, float] = {}
         self.display: dict[str, str] = {}
         self.presets: list[str] = []
         self.user_presets: list[str] = []
         self.contexts: list[str] = []
-        self.contexts_available = True
         self.preset = ""
+        self.stages: list[str] = []  # the chain's stages in processing order (/resculpt/chain)
         self.meters = [-120.0, -120.0, -120.0, -120.0]
         self.spectrum: list[float] = []
         self.mask: list[float] = []
@@ -56,6 +56,7 @@ class EngineClient:
         self.received = 0
         self.sent: list[tuple[str, tuple]] = []  # the last messages sent (tests read it)
         self.changed: set[str] = set()
+        self.listed: set[str] = set()  # list replies received (PRESET_LIST, CONTEXT_LIST)
         self._local_t: dict[str, float] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -65,13 +66,13 @@ class EngineClient:
         """Send /resculpt/param/<pid> and hold the local value against stale echoes for a moment."""
         self.params[pid] = value
         self._local_t[pid] = time.monotonic()
-        self.send(f"/resculpt/param/{pid}", float(value))
+        self.send(P.param_address(pid), float(value))
 
     def send(self, address: str, *args) -> None:
         self.sent.append((address, args))
         del self.sent[:-200]
         try:
-            self.sock.sendto(build_message(address, args), self.target)
+            self.osc.send(address, *args)
         except OSError as e:
             self.last_error = f"cannot send to {self.target[0]}:{self.target[1]}: {e}"
 
@@ -79,8 +80,8 @@ class EngineClient:
     def handle(self, address: str, args: list) -> None:
         self.last_seen = time.monotonic()
         self.received += 1
-        if address.startswith("/resculpt/param/") and len(args) >= 1:
-            pid = address[len("/resculpt/param/") :]
+        pid = P.param_id(address)
+        if pid is not None and len(args) >= 1:
             t = self._local_t.get(pid)
             if (
                 t is not None
@@ -92,72 +93,60 @@ class EngineClient:
             if len(args) >= 3:
                 self.display[pid] = str(args[2])
             self.changed.add(pid)
-        elif address == "/resculpt/meters" and len(args) == 4:
+        elif address == P.METERS and len(args) == 4:
             self.meters = [float(a) for a in args]
-        elif address == "/resculpt/spectrum":
+        elif address == P.SPECTRUM:
             self.spectrum = [float(a) for a in args]
-        elif address == "/resculpt/mask":
+        elif address == P.MASK:
             self.mask = [float(a) for a in args]
-        elif address == "/resculpt/latency" and len(args) >= 2:
+        elif address == P.LATENCY and len(args) >= 2:
             self.latency = (int(args[0]), float(args[1]))
             self.total_latency_ms = float(args[3]) if len(args) >= 4 else None
-        elif address == "/resculpt/cpu" and len(args) == 2:
+        elif address == P.CPU and len(args) == 2:
             self.cpu = (float(args[0]), float(args[1]))
-        elif address == "/resculpt/preset/list":
+        elif address == P.PRESET_LIST:
             self.presets = [str(a) for a in args]
-        elif address == "/resculpt/preset/user":
+            self.listed.add(address)
+        elif address == P.PRESET_USER:
             self.user_presets = [str(a) for a in args]
-        elif address == "/resculpt/preset/current" and args:
+        elif address == P.PRESET_CURRENT and args:
             self.preset = str(args[0])
-        elif address == "/resculpt/context/list":
+        elif address == P.CHAIN:
+            self.stages = [str(a) for a in args]
+        elif address == P.CONTEXT_LIST:
             self.contexts = [str(a) for a in args]
-        elif address == "/resculpt/error" and args:
-            if len(args) > 1 and args[1] == "/resculpt/context/list":
-                self.contexts_available = False  # profiles not in this build: no error banner for that
-            else:
-                self.last_error = str(args[0])
-        elif address in (
-            "/resculpt/preset/saved",
-            "/resculpt/preset/renamed",
-            "/resculpt/profile/applied",
-            "/resculpt/context",
-        ):
+            self.listed.add(address)
+        elif address == P.ERROR and args:
+            self.last_error = str(args[0])
+        elif address in (P.PRESET_SAVED, P.PRESET_RENAMED, P.PROFILE_APPLIED, P.CONTEXT):
             self.last_info = f"{address.rsplit('/', 1)[1]}: {' '.join(str(a) for a in args)}"
-            if address != "/resculpt/context":
-                self.send("/resculpt/preset/list")
+            if address != P.CONTEXT:
+                self.send(P.PRESET_LIST)
 
     def poll(self, timeout: float = 0.0) -> int:
         """Read and handle what has arrived (the receive thread does this; tests may call it)."""
-        n = 0
-        self.sock.settimeout(max(timeout, 1e-4))
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except (TimeoutError, BlockingIOError, OSError):
-                return n
-            try:
-                for tm in OscPacket(data).messages:
-                    self.handle(tm.message.address, list(tm.message.params))
-                    n += 1
-            except Exception:
-                continue
-            self.sock.settimeout(1e-4)
+        msgs = self.osc.receive(timeout)
+        for address, args in msgs:
+            self.handle(address, args)
+        return len(msgs)
 
     def _loop(self) -> None:
         nxt = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= nxt:
-                self.send("/resculpt/subscribe", self.port)
-                self.send("/resculpt/ping")
+                self.send(P.SUBSCRIBE, self.port)
+                self.send(P.PING)
+                for lst in (P.PRESET_LIST, P.CONTEXT_LIST):  # until answered (the server may start later)
+                    if lst not in self.listed:
+                        self.send(lst)
                 nxt = now + KEEPALIVE_S
             self.poll(0.05)
 
-    def connect(self) -> EngineClient:
-        """Start the keep-alive / receive thread and ask for the full state."""
-        self.send("/resculpt/dump")
-        self.send("/resculpt/preset/list")
-        self.send("/resculpt/context/list")
+    def connect(self) -> ServerMirror:
+        """Start the keep-alive / receive thread and ask for the full state (subscribing makes the
+        server send a dump; the lists are asked for until they arrive)."""
+        self.send(P.DUMP)
         t = threading.Thread(target=self._loop, name="resculpt-panel-osc", daemon=True)
         t.start()
         self._threads.append(t)
@@ -183,17 +172,15 @@ class EngineClient:
         for t in self._threads:
             t.join(timeout=1.0)
         try:
-            self.send("/resculpt/unsubscribe", self.port)
+            self.send(P.UNSUBSCRIBE, self.port)
         finally:
-            self.sock.close()
+            self.osc.close()
 
 
 class PanelLogic:
     """What the widgets do, as methods that send OSC (no Dear PyGui here)."""
 
-    def __init__(self, client: EngineClient, specs=None):
-        from resculpt.plugin_host.catalog import all_param_specs
-
+    def __init__(self, client: ServerMirror, specs=None):
         self.client = client
         self.specs = {s.id: s for s in (specs or all_param_specs())}
         self.ab = {"A": None, "B": None}
@@ -218,27 +205,32 @@ class PanelLogic:
 
     def on_preset_load(self, name: str) -> None:
         if name:
-            self.client.send("/resculpt/preset/load", name)
+            self.client.send(P.PRESET_LOAD, name)
 
     def on_preset_save(self, name: str) -> None:
         if name.strip():
-            self.client.send("/resculpt/preset/save", name.strip())
+            self.client.send(P.PRESET_SAVE, name.strip())
 
     def on_preset_rename(self, old: str, new: str) -> None:
         if old and new.strip():
-            self.client.send("/resculpt/preset/rename", old, new.strip())
+            self.client.send(P.PRESET_RENAME, old, new.strip())
 
     def on_describe(self, text: str) -> None:
         if text.strip():
-            self.client.send("/resculpt/profile/describe", text.strip())
+            self.client.send(P.PROFILE_DESCRIBE, text.strip())
 
     def on_reference(self, path: str) -> None:
         if path.strip():
-            self.client.send("/resculpt/profile/reference", path.strip())
+            self.client.send(P.PROFILE_REFERENCE, path.strip())
 
     def on_context(self, name: str) -> None:
         if name:
-            self.client.send("/resculpt/context", name)
+            self.client.send(P.CONTEXT, name)
+
+    def stage_sections(self) -> tuple[list[str], list[str]]:
+        """(the chain's stages in processing order, every other catalog slot in catalog order)."""
+        in_chain = [n for n in self.client.stages if n in SLOTS]
+        return in_chain, [n for n in SLOTS if n not in in_chain]
 
     def ab_select(self, which: str) -> None:
         """A/B compare: remember the current sound as the slot being left, recall the other."""
@@ -255,7 +247,7 @@ class PanelLogic:
     def status(self) -> str:
         c = self.client
         if not c.reachable:
-            return (f"ENGINE NOT REACHABLE at udp://{c.target[0]}:{c.target[1]} - "
+            return (f"SERVER NOT REACHABLE at udp://{c.target[0]}:{c.target[1]} - "
                     "start `resculpt serve` or `resculpt live`")
         return (
             f"preset {c.preset or '-'}   latency {c.latency[0]} samples ({c.latency[1]:.1f} ms"
@@ -274,7 +266,6 @@ def _fmt(s) -> str:
 def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
     """Create every widget (needs dpg.create_context(); no viewport needed)."""
     import dearpygui.dearpygui as dpg
-    from resculpt.plugin_host.catalog import GLOBAL_PARAMS, SLOTS
 
     c = logic.client
 
@@ -354,7 +345,7 @@ def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
                     dpg.add_button(
                         label="Load", callback=lambda *_: logic.on_preset_load(dpg.get_value("presets"))
                     )
-                    dpg.add_button(label="Refresh", callback=lambda *_: c.send("/resculpt/preset/list"))
+                    dpg.add_button(label="Refresh", callback=lambda *_: c.send(P.PRESET_LIST))
                 dpg.add_input_text(tag="preset_name", hint="name", width=-1)
                 with dpg.group(horizontal=True):
                     dpg.add_button(
@@ -387,7 +378,6 @@ def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
                 )
                 dpg.add_text("Context")
                 dpg.add_combo([], tag="context", width=-1, callback=lambda s, a, u=None: logic.on_context(a))
-                dpg.add_text("", tag="context_note", color=(140, 140, 140))
                 dpg.add_separator()
                 dpg.add_text("", tag="error", color=(255, 150, 80), wrap=280)
             with dpg.child_window(width=-1, height=-1):
@@ -408,21 +398,22 @@ def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
                     dpg.set_axis_limits("yaxis", -100.0, 10.0)
                     dpg.set_axis_limits("yaxis2", 0.0, 1.5)
                     dpg.set_axis_limits("xaxis", 30.0, 20000.0)
-                with dpg.child_window(height=-1, width=-1):
+                with dpg.child_window(height=-1, width=-1, tag="stages"):
                     with dpg.collapsing_header(label="global", default_open=True):
                         for s in GLOBAL_PARAMS:
                             if s.id not in ("mix", "bypass"):
                                 add_param(s)
+                    dpg.add_text("stages of this preset, in processing order", tag="stages_note", color=(140, 140, 140))
                     for name, slot in SLOTS.items():
-                        with dpg.collapsing_header(
-                            label=f"{name}: {slot.doc}", default_open=name in ("comp", "sgate")
-                        ):
+                        with dpg.collapsing_header(label=f"{name}: {slot.doc}", tag=f"stage:{name}", default_open=False):
                             for s in slot.params:
                                 add_param(s)
+                    dpg.add_text("other stages (not in this preset)", tag="others_note", color=(140, 140, 140))
+    logic.shown_stages = None
 
 
 def band_centers(n: int, fmin: float = 30.0, fmax: float = 20000.0) -> list[float]:
-    """Centre frequencies of the engine's n log-spaced feedback bands (Meters' defaults at 48 kHz)."""
+    """Centre frequencies of the server's n log-spaced feedback bands (Meters' defaults at 48 kHz)."""
     import numpy as np
 
     e = np.geomspace(fmin, fmax, n + 1)
@@ -464,9 +455,8 @@ def update_ui(logic: PanelLogic) -> None:
         if getattr(logic, "_shown_preset", None) != c.preset:
             logic._shown_preset = c.preset
             dpg.set_value("presets", c.preset)
-    dpg.configure_item("context", enabled=c.contexts_available)
-    if not c.contexts_available:
-        dpg.set_value("context_note", "(profiles not available in this build)")
+    if c.stages != logic.shown_stages:
+        _show_stages(logic, dpg)
     changed, c.changed = c.changed, set()
     for pid in changed:
         v = c.params[pid]
@@ -488,11 +478,25 @@ def have_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _start_engine(preset: str, source):
+def _show_stages(logic: PanelLogic, dpg) -> None:
+    """Re-order the slot headers: the chain's stages first, open, in chain order; the rest collapsed."""
+    in_chain, others = logic.stage_sections()
+    logic.shown_stages = list(logic.client.stages)
+    dpg.move_item("stages_note", parent="stages")
+    for name in in_chain:
+        dpg.move_item(f"stage:{name}", parent="stages")
+        dpg.set_value(f"stage:{name}", True)
+    dpg.move_item("others_note", parent="stages")
+    for name in others:
+        dpg.move_item(f"stage:{name}", parent="stages")
+        dpg.set_value(f"stage:{name}", False)
+
+
+def _start_local_server(preset: str, source):
     from pathlib import Path
 
     from resculpt.plugin_host.feeder import BlockFeeder
-    from resculpt.plugin_host.host import Chain
+    from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.osc import OscServer
 
     if source is None:
@@ -505,7 +509,8 @@ def _start_engine(preset: str, source):
 
 
 def run_panel(a) -> int:
-    """`resculpt ui`: open the panel (optionally starting an engine); --screenshot PATH renders
+    """`resculpt ui`: open the panel (with --start-engine, on a chain and OSC server started in this
+    process); --screenshot PATH renders
     --frames frames, writes a PNG and exits."""
     import sys
 
@@ -518,12 +523,12 @@ def run_panel(a) -> int:
         return 1
     import dearpygui.dearpygui as dpg
 
-    engine = None
+    local = None  # (chain, feeder, server) started here
     host, port = a.host, a.port
     if a.start_engine:
-        engine = _start_engine(a.preset, a.input)
-        host, port = "127.0.0.1", engine[2].port
-    client = EngineClient(host, port).connect()
+        local = _start_local_server(a.preset, a.input)
+        host, port = "127.0.0.1", local[2].port
+    client = ServerMirror(host, port).connect()
     logic = PanelLogic(client)
     dpg.create_context()
     try:
@@ -559,10 +564,10 @@ def run_panel(a) -> int:
     finally:
         dpg.destroy_context()
         client.close()
-        if engine is not None:
-            engine[1].stop()
-            engine[2].stop()
+        if local is not None:
+            local[1].stop()
+            local[2].stop()
     return 0
 
 
-__all__ = ["EngineClient", "PanelLogic", "build_ui", "have_display", "run_panel", "update_ui"]
+__all__ = ["ServerMirror", "PanelLogic", "build_ui", "have_display", "run_panel", "update_ui"]
