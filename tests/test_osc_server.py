@@ -152,14 +152,14 @@ def test_describe_adds_the_match_stage_and_the_chain_message_reports_it(served):
     /resculpt/chain, after the other spectral stages; /resculpt/dump reports the chain's stages in processing order."""
     chain, feeder, srv, c = served
     c.send("/resculpt/dump")
-    assert c.wait_for("/resculpt/chain") == osc.chain_stages(chain)
+    assert c.wait_for("/resculpt/chain") == chain.layout.slots()
     assert "match" not in chain.layout.spectral
     c.send("/resculpt/subscribe", c.port)
     c.send("/resculpt/profile/describe", "more bass")
     assert c.wait_for("/resculpt/profile/applied") == ["more bass"]
     assert "match" in chain.layout.spectral
     stages = c.wait_for("/resculpt/chain", 2.0, pred=lambda a: "match" in a)
-    assert stages == osc.chain_stages(chain) and stages[-1 - len(chain.layout.post)] == "match"
+    assert stages == chain.layout.slots() and stages[-1 - len(chain.layout.post)] == "match"
 
 
 def test_every_documented_control_address_has_a_handler_and_every_handler_is_documented():

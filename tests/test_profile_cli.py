@@ -74,7 +74,7 @@ def test_render_context_and_usage_errors(tmp_path, capsys):
     t = tmp_path / "t.json"
     main(["profile", "describe", "brighter", "-o", str(t)])
     assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--matcher", "model"]) == 1
-    assert "not available yet" in capsys.readouterr().err
+    assert "not in this version" in capsys.readouterr().err
     assert main(["render", str(EXAMPLE), "-o", str(out), "--context", "nope"]) == 1
 
 

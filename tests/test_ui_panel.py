@@ -125,7 +125,6 @@ def test_panel_lists_the_chain_stages_first_in_order_and_the_other_slots_collaps
     """The slot headers show the current chain's stages first, open, in processing order (from
     /resculpt/chain), then every other slot collapsed; loading another preset re-orders them."""
     dpg = pytest.importorskip("dearpygui.dearpygui")
-    from resculpt.plugin_host.osc import chain_stages
     from resculpt.plugin_host.catalog import SLOTS
     from resculpt.ui.panel import build_ui, update_ui
 
@@ -133,16 +132,16 @@ def test_panel_lists_the_chain_stages_first_in_order_and_the_other_slots_collaps
     dpg.create_context()
     try:
         build_ui(logic)
-        assert client.wait_until(lambda: client.stages == chain_stages(chain))
+        assert client.wait_until(lambda: client.stages == chain.layout.slots())
         update_ui(logic)
         opened, closed, tags = _shown_stages(dpg)
-        assert opened == chain_stages(chain) and set(opened) | set(closed) == set(SLOTS)
+        assert opened == chain.layout.slots() and set(opened) | set(closed) == set(SLOTS)
         assert tags.index("others_note") == tags.index(f"stage:{opened[-1]}") + 1
         logic.on_preset_load("telephone")
-        assert client.wait_until(lambda: client.preset == "telephone" and client.stages == chain_stages(chain), 5.0)
+        assert client.wait_until(lambda: client.preset == "telephone" and client.stages == chain.layout.slots(), 5.0)
         update_ui(logic)
         opened2, closed2, _ = _shown_stages(dpg)
-        assert opened2 == chain_stages(chain) and opened2 != opened and set(opened2) | set(closed2) == set(SLOTS)
+        assert opened2 == chain.layout.slots() and opened2 != opened and set(opened2) | set(closed2) == set(SLOTS)
     finally:
         dpg.destroy_context()
 
