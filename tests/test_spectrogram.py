@@ -5,7 +5,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from resculpt.plugin_host.spectrogram import spectrogram_image, spectrogram_png
 
 PAPER = np.array([255, 255, 255])
