@@ -4,7 +4,7 @@
 
 Writes benchmarks/results/engine.{md,json}. One thread (the host is single-threaded; numpy's FFT
 is single-threaded; OMP/MKL pinned to 1). Each figure is the median over --repeats runs, so a
-background process on the machine moves it less. Target (issue 2): the identity chain (pre-board,
+background process on the machine moves it less. Target: the identity chain (pre-board,
 default 20 ms STFT with no stage, post-board) <= 2 % of one core at 128-sample blocks.
 """
 

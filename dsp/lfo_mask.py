@@ -80,11 +80,11 @@ class LfoMask(SpectralStage):
         self._erb = hz_to_erb(ctx.freqs_hz).astype(np.float64)
         self._pos = np.zeros(nb, np.float64)    # 0..1 position across the band (ERB)
         self._w = np.zeros(nb, np.float64)      # band weight 0..1 (edges fade over 1 ERB)
-        self._ph = np.zeros(nb, np.float64)
-        self._s = np.zeros(nb, np.float64)
-        self._idx = np.zeros(nb, np.int64)
-        self._g = np.zeros(nb, np.float32)
-        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
+        self._ph = np.zeros(nb, np.float64)     # LFO phase of each bin this frame, cycles
+        self._s = np.zeros(nb, np.float64)      # LFO shape value 0..1 per bin, then the gain
+        self._idx = np.zeros(nb, np.int64)      # random-step shape: cycle index into _steps
+        self._g = np.zeros(nb, np.float32)      # gain per bin, float32 for apply_gain
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)  # apply_gain's scratch
         self._steps = np.random.default_rng(0x1F0).random(_RANDOM_STEPS)
         self._band_key = None
         self.reset()

@@ -20,7 +20,8 @@ class Sanitizer:
         self.denormal = 0
 
     def prepare(self, max_block: int, channels: int) -> None:
-        self._abs = np.zeros((channels, max_block), np.float32)
+        self._abs = np.zeros((channels, max_block), np.float32)  # |x| of the block
+        # Per-sample masks: non-finite samples; then |x| < FLT_MIN, and |x| > 0 (their AND: denormals).
         self._b1 = np.zeros((channels, max_block), bool)
         self._b2 = np.zeros((channels, max_block), bool)
 

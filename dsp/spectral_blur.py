@@ -51,23 +51,25 @@ class SpectralBlur(SpectralStage):
         """Control thread: allocate every buffer."""
         super().prepare(ctx)
         c, nb = ctx.channels, ctx.n_bins
-        self._mag = np.zeros((c, nb), np.float32)
+        self._mag = np.zeros((c, nb), np.float32)     # |X| of this frame, then frequency-smeared
         self._sm = np.zeros((c, nb), np.float32)      # time-smeared magnitude (state)
         self._cs = np.zeros((c, nb + 1), np.float64)  # prefix sums for the frequency box
+        # Float64 box-average scratch: |X|, then the prefix sum at each box's upper edge (_a) and
+        # lower edge (_b); _a - _b over the box's bin count is the average.
         self._a = np.zeros((c, nb), np.float64)
         self._b = np.zeros((c, nb), np.float64)
-        self._g = np.zeros((c, nb), np.float32)
-        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
-        self._ar = np.arange(nb, dtype=np.int64)
-        self._lo = np.zeros(nb, np.int64)
-        self._hi = np.zeros(nb, np.int64)
+        self._g = np.zeros((c, nb), np.float32)       # input-phase mode: gain sm / |X| per bin
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)  # apply_gain's scratch
+        self._ar = np.arange(nb, dtype=np.int64)      # bin indices
+        self._lo = np.zeros(nb, np.int64)             # first bin of each bin's box
+        self._hi = np.zeros(nb, np.int64)             # one past its last bin
         self._cnt = np.zeros((c, nb), np.float64)  # per row: a broadcast in-place divide copies
         self._w = -1
         # Random phase: a fixed table of unit phasors, read at a per-frame rotating offset.
         ph = np.random.default_rng(0xB1D).random((c, 32 * nb + 1)) * _TWO_PI
         self._jit_tab = np.exp(1j * ph).astype(np.complex64)
         self._jpos = 0
-        self._rnd = np.zeros((c, nb), np.complex64)
+        self._rnd = np.zeros((c, nb), np.complex64)   # random-phase mode: sm * a unit phasor
         self.reset()
 
     def reset(self):

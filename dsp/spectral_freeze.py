@@ -62,17 +62,19 @@ class SpectralFreeze(SpectralStage):
         self._phase = np.zeros((c, nb), np.float64)      # running resynthesis phase
         self._omega = np.zeros((c, nb), np.float64)      # phase advance per hop (rad)
         self._expected = (_TWO_PI * ctx.hop / ctx.n_fft) * np.arange(nb, dtype=np.float64)
+        # Float64 scratch: the measured phase advance and |X| at capture; the jitter phases; then
+        # the real and imaginary parts of the frozen spectrum.
         self._t64 = np.zeros((c, nb), np.float64)
         self._u64 = np.zeros((c, nb), np.float64)
-        self._frozen = np.zeros((c, nb), np.complex64)
-        self._pow = np.zeros((c, nb), np.float32)
-        self._im = np.zeros((c, nb), np.float32)
-        self._c64 = np.zeros((c, nb), np.complex64)
+        self._frozen = np.zeros((c, nb), np.complex64)   # mag * exp(i * phase), mixed into the output
+        self._pow = np.zeros((c, nb), np.float32)        # |X|^2 while armed (capture level)
+        self._im = np.zeros((c, nb), np.float32)         # imag(X)^2, summed into _pow
+        self._c64 = np.zeros((c, nb), np.complex64)      # conj(previous) * current, for the advance
         # Jitter: a fixed table of uniform phases, read at a per-frame rotating offset.
         self._jit_tab = np.random.default_rng(0x5EED).random((c, 32 * nb + 1)) * _TWO_PI - np.pi
         wsum = float(np.sqrt(0.5 - 0.5 * np.cos(_TWO_PI * np.arange(ctx.n_fft) / ctx.n_fft)).sum())
-        self._ref_pow = (wsum / 2.0) ** 2
-        self._settle = max(1, ctx.n_fft // ctx.hop)  # frames per window  # |X|^2 of a full-scale sine centred on a bin
+        self._ref_pow = (wsum / 2.0) ** 2  # |X|^2 of a full-scale sine centred on a bin
+        self._settle = max(1, ctx.n_fft // ctx.hop)  # frames per window
         self.reset()
 
     def reset(self):

@@ -42,17 +42,18 @@ class SpectralGate(SpectralStage):
         super().prepare(ctx)
         nb = ctx.n_bins
         rows = 1 if ctx.linked else ctx.channels
-        self._pow = np.zeros((ctx.channels, nb), np.float32)
-        self._im = np.zeros((ctx.channels, nb), np.float32)
-        self._lvl = np.zeros((rows, nb), np.float32)
-        self._gain = np.ones((rows, nb), np.float32)
-        self._tgt = np.zeros((rows, nb), np.float32)
-        self._up = np.zeros((rows, nb), bool)
-        self._coef = np.zeros((rows, nb), np.float32)
+        self._pow = np.zeros((ctx.channels, nb), np.float32)  # |X|^2 per channel and bin
+        self._im = np.zeros((ctx.channels, nb), np.float32)   # imag(X)^2, summed into _pow
+        # One row when linked (gain from the mean power over channels), else one per channel.
+        self._lvl = np.zeros((rows, nb), np.float32)   # bin level, then dB above the threshold
+        self._gain = np.ones((rows, nb), np.float32)   # smoothed linear gain (state)
+        self._tgt = np.zeros((rows, nb), np.float32)   # target linear gain of this frame
+        self._up = np.zeros((rows, nb), bool)          # bins whose gain rises (attack, else release)
+        self._coef = np.zeros((rows, nb), np.float32)  # per-bin one-pole coefficient, then 1 - it
         self._thr = np.zeros((rows, nb), np.float32)  # per row: `lvl -= thr` must not broadcast
-        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)
+        self._cbuf = np.zeros((ctx.channels, ctx.n_bins), np.complex64)  # apply_gain's scratch
         f = np.maximum(ctx.freqs_hz, ctx.freqs_hz[1] if nb > 1 else 1.0)
-        self._oct = np.log2(f / 1000.0).astype(np.float32)
+        self._oct = np.log2(f / 1000.0).astype(np.float32)  # octaves above 1 kHz (DC reads as bin 1)
         # sqrt-Hann analysis window: a full-scale sine on a bin gives |X| = sum(w) / 2.
         wsum = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(ctx.n_fft) / ctx.n_fft)).sum()
         self._ref_db = float(20.0 * np.log10(wsum / 2.0))

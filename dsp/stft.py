@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .hop_window import HopWindow
 from .processor import Processor, ProcessorError
 from .spectral_util import RealFFT
 
@@ -193,7 +194,7 @@ class StreamingSTFT(Processor):
         self.win_a, self.win_s = sqrt_hann_pair(n_fft, hop)
         self._fft = RealFFT(n_fft)
         c = channels
-        self._inbuf = np.zeros((c, n_fft), np.float32)    # last n_fft input samples
+        self._in = HopWindow(c, n_fft, hop)               # last n_fft input samples
         # Frames completed in one process() call are analysed as they complete and then run through the
         # stages together (``process_frames``), up to MAX_BATCH at a time: a learned stage then makes one
         # model call per block instead of one per frame. Their outputs are written back into the block
@@ -221,9 +222,8 @@ class StreamingSTFT(Processor):
         self._dval = [0.0] * MAX_BATCH   # delta-listen amount of each pending frame
         self._npend = 0
         self._acc = np.zeros((c, n_fft), np.float32)      # overlap-add accumulator
-        # Ping-pong twins for the one-hop shifts: an overlapping in-place slice copy makes numpy
+        # Ping-pong twin for the one-hop shift: an overlapping in-place slice copy makes numpy
         # allocate a temporary, a copy into the other buffer does not.
-        self._inbuf2 = np.zeros((c, n_fft), np.float32)
         self._acc2 = np.zeros((c, n_fft), np.float32)
         self._ogroup = np.zeros((c, hop), np.float32)     # finished hop being emitted
         self.ctx = SpectralContext(
@@ -247,13 +247,11 @@ class StreamingSTFT(Processor):
         self.reset()
 
     def reset(self) -> None:
-        self._inbuf.fill(0.0)
+        self._in.reset()
         self._acc.fill(0.0)
-        self._inbuf2.fill(0.0)
         self._acc2.fill(0.0)
         self._ogroup.fill(0.0)
-        # Invariant between calls: _opos == _fill + 1 (the first hop - 1 outputs are silence).
-        self._fill = 0
+        # Invariant between calls: _opos == _in.fill + 1 (the first hop - 1 outputs are silence).
         self._opos = 1
         self._npend = 0
         self.frames_processed = 0
@@ -273,16 +271,13 @@ class StreamingSTFT(Processor):
 
     def process(self, block: np.ndarray) -> np.ndarray:
         n = block.shape[1]
-        hop, n_fft = self.hop, self.n_fft
-        base = n_fft - hop
+        hop = self.hop
+        inp = self._in
         i = 0
         while i < n:
-            m = min(n - i, hop - self._fill)
+            m = min(n - i, hop - inp.fill)
             seg = block[:, i : i + m]
-            f0 = self._fill
-            self._inbuf[:, base + f0 : base + f0 + m] = seg
-            self._fill = f0 + m
-            if self._fill == hop:
+            if inp.write(seg):
                 # The hop is complete: its frame is analysed now and joins the batch. Until the batch is
                 # flushed, the outputs from here on belong to pending frames and are written by _flush;
                 # without a pending frame, emit the last m-1 samples of the old hop first.
@@ -290,7 +285,6 @@ class StreamingSTFT(Processor):
                     op = self._opos
                     seg[:, : m - 1] = self._ogroup[:, op : op + m - 1]
                 self._analyse(i + m - 1)
-                self._fill = 0
                 if self._npend == MAX_BATCH:
                     self._flush(block, i + m)
             elif self._npend == 0:
@@ -304,12 +298,12 @@ class StreamingSTFT(Processor):
 
     def _analyse(self, pos: int) -> None:
         """Take the frame whose hop just completed (at block index ``pos``) into the batch: its samples
-        (the FFT runs batch-wide in _flush) and its delta-listen amount."""
-        hop, n_fft = self.hop, self.n_fft
+        (the FFT runs batch-wide in _flush) and its delta-listen amount; then move the input window on."""
         j = self._npend
+        inbuf = self._in.buf
         for st in self._watchers:
-            st.observe_input(self._inbuf)
-        np.copyto(self._f64_list[j], self._inbuf)  # float32 -> float64 (see prepare)
+            st.observe_input(inbuf)
+        np.copyto(self._f64_list[j], inbuf)  # float32 -> float64 (see prepare)
         # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
         tgt = self._delta_target()
         d = self.delta_amount
@@ -324,10 +318,7 @@ class StreamingSTFT(Processor):
         self._analysed += 1
         self._pos[j] = pos
         self._npend = j + 1
-        # Shift the input history by one hop (copy n_fft - hop samples into the twin, swap).
-        i2 = self._inbuf2
-        i2[:, : n_fft - hop] = self._inbuf[:, hop:]
-        self._inbuf2, self._inbuf = self._inbuf, i2
+        self._in.shift()
 
     def _flush(self, block: np.ndarray, end: int) -> None:
         """Run the pending frames through the stages, synthesise them in order, and write each one's output

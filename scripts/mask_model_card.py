@@ -250,7 +250,7 @@ The `resculpt-live` row runs the `denoise-live` preset's mask settings, picked o
 
 {_read(REPO / 'benchmarks' / 'results' / 'mask_tune_live.md')}
 
-## Goals of issue 3
+## Goals
 
 {goals()}
 

@@ -33,9 +33,15 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -E "^WARNING: Location|ignored: it is neither" || true
+# pip, quiet, without its note about a find-links location in the machine's pip config that does not
+# exist (not this project's to fix). pip's exit status is kept: a failed install stops the script.
+pip_q() {
+  .venv/bin/python -m pip "$@" -q 2>&1 | { grep -v -E "^WARNING: Location|is ignored: it is neither" || true; }
+}
+pip_q install --upgrade pip
 # torch==2.13.0 is pinned in the train extra so pip takes the CPU wheel and never a CUDA build.
-.venv/bin/python -m pip install -q -e ".[train,dev]" 2>&1 | grep -v -E "^WARNING: Location|ignored: it is neither" || true
+# setuptools notes once that an editable install with a package-dir mapping goes through a meta path finder.
+pip_q install -e ".[train,dev]"
 .venv/bin/python -c "import resculpt, torch; print('setup: resculpt', resculpt.__version__, '| torch', torch.__version__)"
 
 echo "setup: running the demo (bundled clip through every shipped preset)"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..hop_window import HopWindow
 from ..processor import Processor
 from ..stft import get_config
 
@@ -32,7 +33,8 @@ def hop_size(sample_rate: int) -> int:
 class FrameAnalyzer(Processor):
     """Base class. Subclasses set ``columns``/``units``, ``window_ms`` and implement
     ``_setup()`` (allocate, called from prepare), ``_reset_state()`` and ``_compute(row)``
-    (fill ``row`` from ``self._buf`` (channels, win_len), float64, newest sample last).
+    (fill ``row`` from ``self._input.buf`` (channels, win_len), float64, newest sample last, or from
+    :meth:`mono`).
     """
 
     name = "features"
@@ -54,7 +56,7 @@ class FrameAnalyzer(Processor):
         self.frame_rate_hz = sample_rate / self.hop
         cap = history_frames if history_frames else int(np.ceil(self.history_s * self.frame_rate_hz))
         self.capacity = max(1, int(cap))
-        self._buf = np.zeros((channels, self.win_len), np.float64)
+        self._input = HopWindow(channels, self.win_len, self.hop, np.float64)
         self._mono = np.zeros(self.win_len, np.float64)
         self.history = np.full((self.capacity, len(self.columns)), np.nan)
         self._setup()
@@ -67,40 +69,34 @@ class FrameAnalyzer(Processor):
         pass
 
     def reset(self) -> None:
-        self._buf.fill(0.0)
+        self._input.reset()
         self.history.fill(np.nan)
-        self._fill = 0
         self.frames = 0
         self._read = 0
         self._reset_state()
 
     def mono(self) -> np.ndarray:
         """The analysis window mixed to mono (mean of channels), into a preallocated buffer."""
+        buf = self._input.buf
         if self.channels == 1:
-            np.copyto(self._mono, self._buf[0])
+            np.copyto(self._mono, buf[0])
         else:
-            np.mean(self._buf, axis=0, out=self._mono)
+            np.mean(buf, axis=0, out=self._mono)
         return self._mono
 
     def process(self, block: np.ndarray) -> np.ndarray:
         n = block.shape[1]
-        hop, w = self.hop, self.win_len
-        base = w - hop
+        hop = self.hop
+        win = self._input
         i = 0
         while i < n:
-            m = min(n - i, hop - self._fill)
-            f = self._fill
-            self._buf[:, base + f : base + f + m] = block[:, i : i + m]
-            self._fill = f + m
-            i += m
-            if self._fill == hop:
-                seg = self._buf[:, base:]
-                np.nan_to_num(seg, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            m = min(n - i, hop - win.fill)
+            if win.write(block[:, i : i + m]):
+                np.nan_to_num(win.buf[:, -hop:], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 self._compute(self.history[self.frames % self.capacity])
                 self.frames += 1
-                if base:
-                    self._buf[:, :base] = self._buf[:, hop:]
-                self._fill = 0
+                win.shift()
+            i += m
         return block
 
     def _compute(self, row: np.ndarray) -> None:

@@ -137,7 +137,7 @@ class Loudness(FrameAnalyzer):
 
     def _compute(self, row):
         hop = self.hop
-        x = self._buf[:, -hop:]
+        x = self._input.buf[:, -hop:]
         y, self._zi = sosfilt(self.sos, x, axis=-1, zi=self._zi)
         h = self.frames
         self._e[h % self.S_HOPS] = float(np.sum(y * y))

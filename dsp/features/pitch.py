@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..hop_window import HopWindow
 from .base import FrameAnalyzer
 
 
@@ -62,13 +63,13 @@ class Pitch(FrameAnalyzer):
         self.wi = max(self.tau_max, int(round(self.integration_ms * 1e-3 * r)))
         self.ana_len = self.wi + self.tau_max + 2
         self.hop_dec = hop // self.dec
-        self._x = np.zeros(self.ana_len)
+        self._x = HopWindow(1, self.ana_len, self.hop_dec, np.float64)  # decimated analysis window
         self.nfft = _next_pow2(self.ana_len + self.wi)
         self._tau = np.arange(self.tau_max + 2, dtype=np.float64)
         self._floor = self.wi * (10.0 ** (self.floor_dbfs / 10.0)) * 0.5
 
     def _reset_state(self):
-        self._x.fill(0.0)
+        self._x.reset()
         if self._zi is not None:
             self._zi.fill(0.0)
 
@@ -80,11 +81,10 @@ class Pitch(FrameAnalyzer):
 
             h, self._zi = sosfilt(self._sos, h, zi=self._zi)
             h = h[self.dec - 1 :: self.dec]
-        k = self.hop_dec
         x = self._x
-        x[:-k] = x[k:]
-        x[-k:] = h
-        return x
+        x.shift()
+        x.write(h[None, :])
+        return x.buf[0]
 
     def _compute(self, row):
         x = self._push()
