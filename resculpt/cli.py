@@ -176,7 +176,7 @@ def cmd_demo(a) -> int:
         x, sr = read_audio(src)
     except AudioFileError as e:
         return _die(str(e))
-    spectrogram_png(out / "input.png", x, sr)
+    spectrogram_png(out / "input.png", x, sr, title=f"before: {src.name}")
     print(f"demo: {src.name} ({x.shape[1] / sr:.1f} s, {sr} Hz) through every shipped preset")
     rc = 0
     for name, _ in list_presets():
@@ -188,7 +188,7 @@ def cmd_demo(a) -> int:
             rc = 1
             continue
         y, _ = read_audio(dst)
-        spectrogram_png(out / f"{name}.png", y, sr)
+        spectrogram_png(out / f"{name}.png", y, sr, title=f"after: {name}")
         print(f"  {name:18s} -> {dst}  (+ {name}.png)  latency {r['latency_samples']} samples, RTF {r['rtf']:.3f}")
     print(f"demo output: {out.resolve()}  (input.png is the unprocessed spectrogram)")
     return rc
@@ -443,11 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     dw.set_defaults(fn=cmd_daw)
 
     ui = sub.add_parser("ui", help="Dear PyGui control panel (an OSC client of resculpt serve/live)")
-    ui.add_argument("--host", default="127.0.0.1", help="engine address")
-    ui.add_argument("--port", type=int, default=9010, help="engine port")
-    ui.add_argument("--start-engine", action="store_true", help="start a `resculpt serve` in-process")
-    ui.add_argument("--preset", default="broadcast-voice", help="preset for --start-engine")
-    ui.add_argument("--input", help="audio file for --start-engine (default: the bundled example)")
+    ui.add_argument("--host", default="127.0.0.1", help="address of the resculpt serve/live OSC server")
+    ui.add_argument("--port", type=int, default=9010, help="its OSC port")
+    ui.add_argument("--start-server", action="store_true", help="start a `resculpt serve` in-process")
+    ui.add_argument("--preset", default="broadcast-voice", help="preset for --start-server")
+    ui.add_argument("--input", help="audio file for --start-server (default: the bundled example)")
     ui.add_argument("--screenshot", metavar="PNG", help="render a few frames, write a PNG and exit")
     ui.add_argument("--frames", type=int, default=90, help="frames to render before --screenshot")
     ui.set_defaults(fn=cmd_ui)

@@ -148,7 +148,7 @@ def test_panel_lists_the_chain_stages_first_in_order_and_the_other_slots_collaps
 
 @pytest.mark.display
 def test_screenshot_under_xvfb_renders_a_non_blank_panel_with_live_feedback(tmp_path):
-    """`resculpt ui --start-engine --screenshot PNG` under a fresh Xvfb writes a PNG that is not
+    """`resculpt ui --start-server --screenshot PNG` under a fresh Xvfb writes a PNG that is not
     blank (many distinct colours, non-trivial variance)."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
@@ -170,7 +170,7 @@ def test_screenshot_under_xvfb_renders_a_non_blank_panel_with_live_feedback(tmp_
                 "-m",
                 "resculpt.cli",
                 "ui",
-                "--start-engine",
+                "--start-server",
                 "--preset",
                 "spectral-dark",
                 "--screenshot",

@@ -509,7 +509,7 @@ def _start_local_server(preset: str, source):
 
 
 def run_panel(a) -> int:
-    """`resculpt ui`: open the panel (with --start-engine, on a chain and OSC server started in this
+    """`resculpt ui`: open the panel (with --start-server, on a chain and OSC server started in this
     process); --screenshot PATH renders
     --frames frames, writes a PNG and exits."""
     import sys
@@ -525,7 +525,7 @@ def run_panel(a) -> int:
 
     local = None  # (chain, feeder, server) started here
     host, port = a.host, a.port
-    if a.start_engine:
+    if a.start_server:
         local = _start_local_server(a.preset, a.input)
         host, port = "127.0.0.1", local[2].port
     client = ServerMirror(host, port).connect()
