@@ -17,7 +17,7 @@ import torch
 from mask_diagnostics import FLOOR, REPO, model_gains, pesq_stoi
 from resculpt.models.mask import mixing as M
 from resculpt.models.mask.export import load_net
-from resculpt.models.mask.train import BandIO
+from resculpt.models.mask.band_io import BandIO
 
 
 def main(argv=None):
