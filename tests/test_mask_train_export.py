@@ -117,9 +117,9 @@ def test_export_onnx_matches_torch_on_streaming_frames(tmp_path, n_fine):
     """A (random) MaskNet, with or without the fine branch, exported to ONNX gives the same gains as torch
     frame by frame (<= 1e-5), torch streaming equals torch whole-sequence, and the written bundle passes
     the loader's checks."""
+    from resculpt.models.mask.bundle import load_bundle
     from resculpt.models.mask.export import STATE, export, reference_features, torch_stream
     from resculpt.models.mask.net import MaskNet
-    from resculpt.models.mask.bundle import load_bundle
 
     torch.manual_seed(0)
     net = MaskNet(n_fine=n_fine)
@@ -163,8 +163,8 @@ def test_a_bundle_gives_back_the_exact_torch_weights_it_was_exported_from(tmp_pa
 def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
     """The shipped bundle's rebuilt net reproduces its golden gains (checked inside checkpoint_from_bundle)
     and `--init-from models/weights/mask` starts a smoke fine-tune from it."""
-    from resculpt.models.mask.export import checkpoint_from_bundle
     from resculpt.models.mask.bundle import BUNDLE_DIR
+    from resculpt.models.mask.export import checkpoint_from_bundle
     from resculpt.plugin_host.cli import main
 
     ck = checkpoint_from_bundle(BUNDLE_DIR)
@@ -184,9 +184,9 @@ def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, blo
     in one block (the batched graph: frames 0..31 in one call, then 32..39)."""
     from resculpt.dsp.params import ParamTable
     from resculpt.dsp.stft import MAX_BATCH, StreamingSTFT
-    from resculpt.models.mask import common as C
-    from resculpt.models.mask.stage import MaskStage
+    from resculpt.models.mask import common
     from resculpt.models.mask.band_io import BandIO
+    from resculpt.models.mask.stage import MaskStage
     from resculpt.plugin_host import catalog
 
     sr, hop = 16000, 80
@@ -222,8 +222,8 @@ def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, blo
     for i in range(0, y.shape[1], block):
         s.process(y[:, i : i + block])
     assert calls == ([1] * 40 if block == hop else [32, 8])
-    got = np.concatenate([f.reshape(1, C.N_LEARNED) for f, _ in seen])
+    got = np.concatenate([f.reshape(1, common.N_LEARNED) for f, _ in seen])
     assert got.shape[0] == 40
     np.testing.assert_allclose(got, feat[0].numpy()[: got.shape[0]], atol=2e-3)
-    got_f = np.concatenate([g.reshape(1, C.N_FINE) for _, g in seen])
+    got_f = np.concatenate([g.reshape(1, common.N_FINE) for _, g in seen])
     np.testing.assert_allclose(got_f, fine[0].numpy()[: got_f.shape[0]], atol=2e-3)

@@ -25,12 +25,13 @@ from resculpt.dsp.bands import BandMap, erb_band_edges
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.models.mask import common
 from resculpt.models.mask.bundle import SEQ_CHUNKS, file_sha256, load_bundle, make_session, run_streaming
+from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, n_params
 
 STATE = ("cache1", "cache2", "cache3", "hidden")
 
 
-class _Wrap(torch.nn.Module):
+class _ExportGraph(torch.nn.Module):
     """Export wrapper: ``net.step`` (one frame per call) or ``net.step_seq`` (T frames), with the ``fine``
     input only when the net has the fine branch (n_fine > 0)."""
 
@@ -155,7 +156,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     in_names = ["feat", *(["fine"] if has_fine else []), "cond", *STATE]
     out_names = ["gains", *[s + "_out" for s in STATE]]
     tmp = out / "model.onnx.tmp"
-    torch.onnx.export(_Wrap(net, seq=False), args, str(tmp), input_names=in_names, output_names=out_names,
+    torch.onnx.export(_ExportGraph(net, seq=False), args, str(tmp), input_names=in_names, output_names=out_names,
                       opset_version=opset, dynamo=False)
     tmp.replace(onnx_p)
     # The batched graph (T frames per call; same weights and state): one call per audio block instead of
@@ -164,7 +165,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     seq_p = out / "model_seq.onnx"
     seq_args = (torch.zeros(1, 3, net.n_bands), *([torch.zeros(1, 3, net.n_fine)] if has_fine else []), *args[1 + has_fine :])
     dyn = {"feat": {1: "frames"}, "gains": {1: "frames"}, **({"fine": {1: "frames"}} if has_fine else {})}
-    torch.onnx.export(_Wrap(net, seq=True), seq_args, str(tmp), input_names=in_names,
+    torch.onnx.export(_ExportGraph(net, seq=True), seq_args, str(tmp), input_names=in_names,
                       output_names=out_names, opset_version=opset, dynamo=False, dynamic_axes=dyn)
     tmp.replace(seq_p)
 
@@ -198,7 +199,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "sample_rate_independent": {
             "statement": "the model sees band features and emits band gains; bands are defined in Hz and the "
                          "feature is a power spectral density per Hz, so one model serves 16-96 kHz",
-            "trained_at_hz": 16000,
+            "trained_at_hz": SR,
             "runs_at_hz": list(SUPPORTED_RATES),
         },
         "frame": {"hop_ms": common.HOP_MS, "frames_per_s": 1000.0 / common.HOP_MS, "window_ms": [10.0, 20.0],

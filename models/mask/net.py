@@ -30,12 +30,11 @@ from masked ones.
 from __future__ import annotations
 
 import torch
+from resculpt.models.mask.common import N_FINE, N_LEARNED
 from torch import nn
 from torch.nn.functional import elu, leaky_relu, pad
 
-N_LEARNED_BANDS = 24  # ERB bands 0..23 of the 32-band 0-24 kHz map lie below 7.33 kHz (speech data is 16 kHz)
-N_FINE = 128  # fine-feature grid (common.N_FINE)
-FINE_OUT = 96
+FINE_OUT = 96  # features the fine branch hands to the GRU per frame
 
 
 class CausalConv(nn.Module):
@@ -55,7 +54,7 @@ class CausalConv(nn.Module):
 
 
 class MaskNet(nn.Module):
-    def __init__(self, n_bands: int = N_LEARNED_BANDS, ch: int = 16, emb: int = 8, hidden: int = 128,
+    def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
                  feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE):
         super().__init__()
         self.n_fine = n_fine
