@@ -86,7 +86,8 @@ def resculpt_bundle(bundle, sr=SR, stft="low-latency", params=None):
     """The mask stage alone from a given bundle folder (ablations), at ``sr``."""
     from resculpt.dsp.params import ParamTable
     from resculpt.dsp.stft import StreamingSTFT
-    from resculpt.models.mask.stage import MaskStage, load_bundle
+    from resculpt.models.mask.bundle import load_bundle
+    from resculpt.models.mask.stage import MaskStage
     from resculpt.plugin_host import catalog
 
     b = load_bundle(bundle)
@@ -301,7 +302,7 @@ def system_key(name):
         return name
     import hashlib
 
-    from resculpt.models.mask.stage import BUNDLE_DIR
+    from resculpt.models.mask.bundle import BUNDLE_DIR
 
     cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
     preset = "denoise-live" if name == "resculpt-live" else "denoise-strong"

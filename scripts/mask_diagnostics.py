@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from pesq import pesq
 from pystoi import stoi
+from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.export import load_net
 from resculpt.models.mask.mixing import validation_set
-from resculpt.models.mask.train import BandIO
 
 REPO = Path(__file__).resolve().parent.parent
 FLOOR = 10 ** (-30 / 20)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from mask_diagnostics import FLOOR, REPO, model_gains, pesq_stoi
 from resculpt.models.mask import mixing as M
+from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.export import load_net
-from resculpt.models.mask.train import BandIO
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@ information a causal 10 ms Resculpt frame has) denoises fixed *training-split* m
 train noises and rooms, the training augmentation, denoise mode, strength 1). Training reads its output as an
 extra gain target: the band gains clip(sqrt(P_teacher / P_mixture), 0, 1) are computed per batch with the
 batch's own band analysis. The clean target stays the target of every waveform loss; the teacher is one
-extra term, never the only target (``models/mask/train.py``).
+extra term, never the only target (``models/mask/losses.py``; the cache is read by ``models/mask/teacher.py``).
 
 Why a cache: the teacher runs at RTF ~0.4 per core here (48 kHz, with resampling), far too slow to run on
 every training batch on 2 cores, while a cache of N x S seconds costs N * S * 0.4 / jobs seconds once.

@@ -24,7 +24,8 @@ from denoise import align, dnsmos_ovrl, rs  # noqa: E402
 from resculpt.dsp.params import ParamTable  # noqa: E402
 from resculpt.dsp.stft import StreamingSTFT  # noqa: E402
 from resculpt.models.mask import mixing as M  # noqa: E402
-from resculpt.models.mask.stage import MaskStage, load_bundle  # noqa: E402
+from resculpt.models.mask.bundle import load_bundle  # noqa: E402
+from resculpt.models.mask.stage import MaskStage  # noqa: E402
 from resculpt.plugin_host import catalog  # noqa: E402
 
 # (release_ms, attack_ms, reduction_db, contrast)

@@ -107,7 +107,7 @@ def fine_mask_bundle(tmp_path_factory):
     torch = pytest.importorskip("torch")
     from resculpt.models.mask.export import export
     from resculpt.models.mask.net import MaskNet
-    from resculpt.models.mask.stage import load_bundle
+    from resculpt.models.mask.bundle import load_bundle
 
     d = tmp_path_factory.mktemp("fine_bundle")
     torch.manual_seed(0)

@@ -10,7 +10,8 @@ import pytest
 from resculpt.dsp.params import ParamTable
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.models.mask import common as C
-from resculpt.models.mask.stage import BUNDLE_DIR, PARAMS, BundleError, MaskStage, load_bundle
+from resculpt.models.mask.bundle import BUNDLE_DIR, BundleError, load_bundle
+from resculpt.models.mask.stage import PARAMS, MaskStage
 from resculpt.plugin_host import catalog
 from resculpt.plugin_host.chain import Chain
 
@@ -446,3 +447,89 @@ def test_mask_stage_with_fine_branch_allocates_no_array_per_frame(channels, link
                        **{"mask.reduction_db": 30.0})
     assert st._lspec.shape[-1] == 769
     _assert_no_array_per_frame(sec, channels, linked)
+
+
+# -- hop and look-ahead from the bundle's config -------------------------------------------------
+def _bundle_with_config(tmp_path, name, edit):
+    """A copy of the shipped bundle whose config.json ``edit`` changed (the ONNX files, whose sha256 the
+    loader checks, and golden.npz stay as shipped)."""
+    d = tmp_path / name
+    shutil.copytree(BUNDLE_DIR, d)
+    cfg = json.loads((d / "config.json").read_text())
+    edit(cfg)
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def _impulse_response(sr, bundle, n=9600, at=1000):
+    """Output of the mask stage (reduction 0 dB: every gain floored at 1, so the stage only delays) for a
+    unit impulse at sample ``at``, in blocks of 1..700 samples; and the section it ran in."""
+    s, st = _section(sr, bundle=bundle, **{"mask.reduction_db": 0.0})
+    x = np.zeros((1, n), np.float32)
+    x[0, at] = 1.0
+    rng = np.random.default_rng(5)
+    i = 0
+    while i < n:
+        m = min(int(rng.integers(1, 701)), n - i)
+        s.process(x[:, i : i + m])
+        i += m
+    return x[0], s, st
+
+
+def test_lookahead_from_the_bundle_config_adds_one_hop_of_latency_per_frame_and_delays_by_it(tmp_path):
+    """latency_frames comes from the bundle's lookahead_frames: a bundle copy that declares one frame makes
+    the section report one hop (240 samples at 48 kHz) more than the shipped bundle (0 frames), and the
+    impulse comes out exactly at the reported latency in both cases (the stage delays its spectra by the
+    look-ahead it declares)."""
+    sr = 48000
+    ahead = _bundle_with_config(tmp_path, "ahead1", lambda c: c.update(lookahead_frames=1))
+    y0, s0, st0 = _impulse_response(sr, None)
+    y1, s1, st1 = _impulse_response(sr, load_bundle(ahead))
+    assert (st0.latency_frames, st1.latency_frames) == (0, 1)
+    assert s0.latency_samples == s0.n_fft - 1
+    assert s1.latency_samples == s0.latency_samples + s1.hop == s0.latency_samples + 240
+    for y, s in ((y0, s0), (y1, s1)):
+        assert int(np.argmax(np.abs(y))) == 1000 + s.latency_samples
+        assert abs(y[1000 + s.latency_samples] - 1.0) < 1e-4
+    np.testing.assert_allclose(y1[240:], y0[:-240], atol=1e-6)
+
+
+def test_section_whose_hop_is_not_the_bundle_hop_is_refused_with_a_clear_message(tmp_path):
+    """A bundle whose config says the model runs at a 10 ms hop loads (the golden check is on features),
+    but prepare() in a 5 ms-hop section raises a ValueError naming both hops instead of running the model
+    at a frame rate it was not trained at."""
+    d = _bundle_with_config(tmp_path, "hop10", lambda c: c["frame"].update(hop_ms=10.0))
+    b = load_bundle(d)
+    assert b.hop_ms == 10.0
+    with pytest.raises(ValueError, match=r"10 ms hop .* section's hop is 240 samples \(5 ms\)"):
+        _section(48000, bundle=b)
+
+
+@pytest.mark.parametrize("sr", [22050, 44100, 88200])
+def test_bundle_hop_matches_a_section_hop_rounded_to_whole_samples(sr):
+    """At rates where 5 ms is not a whole number of samples (110.25 at 22.05 kHz, 220.5 at 44.1 kHz) the
+    section's hop is 5 ms rounded to a sample, which the stage accepts as the bundle's hop."""
+    s, st = _section(sr)
+    assert abs(s.hop - 5e-3 * sr) <= 0.5 and st.latency_frames == 0
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: c.update(lookahead_frames=-1), "lookahead_frames"),
+    (lambda c: c.update(lookahead_frames=1.5), "lookahead_frames"),
+    (lambda c: c.pop("lookahead_frames"), "lookahead_frames"),
+    (lambda c: c["frame"].update(hop_ms=0.0), "hop_ms"),
+    (lambda c: c.pop("frame"), "hop_ms"),
+])
+def test_bundle_with_a_missing_or_invalid_hop_or_lookahead_is_rejected(tmp_path, edit, match):
+    """config.json must give frame.hop_ms > 0 and a whole lookahead_frames >= 0: BundleError naming the key."""
+    d = _bundle_with_config(tmp_path, "bad", edit)
+    with pytest.raises(BundleError, match=match):
+        load_bundle(d)
+
+
+def test_shipped_bundle_states_every_rate_the_product_runs_at():
+    """config.json's runs_at_hz lists exactly the rates the product accepts (dsp.processor.SUPPORTED_RATES)."""
+    from resculpt.dsp.processor import SUPPORTED_RATES
+
+    cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
+    assert cfg["sample_rate_independent"]["runs_at_hz"] == list(SUPPORTED_RATES)

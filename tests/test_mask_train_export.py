@@ -24,12 +24,12 @@ def test_smoke_training_runs_three_steps_and_writes_a_resumable_checkpoint(tmp_p
     ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
     assert ck["step"] == 3
     # Resume: same folder, more steps -> continues at 3 (no fresh start).
-    from resculpt.models.mask import train as T
+    from resculpt.models.mask import train
 
-    args = T.add_args(__import__("argparse").ArgumentParser()).parse_args(
+    args = train.add_args(__import__("argparse").ArgumentParser()).parse_args(
         ["--out", str(out), "--steps", "4", "--quiet", "--val-every", "0"])
     args.smoke, args.batch, args.segment_s, args.adv_start = True, 2, 0.5, 1
-    s2 = T.train(args)
+    s2 = train.train(args)
     assert s2["steps"] == 4
 
 
@@ -60,7 +60,7 @@ def _synthetic_teacher_cache(folder, n=3, seconds=1.0):
 def test_teacher_cache_crops_mixture_target_and_teacher_at_the_same_offsets(tmp_path):
     """A misaligned crop would train the net toward the teacher's gains of another instant: every row of a
     teacher batch takes the same item and offset from the three arrays; cond is [denoise, strength 1]."""
-    from resculpt.models.mask.train import TeacherCache
+    from resculpt.models.mask.teacher import TeacherCache
 
     _synthetic_teacher_cache(tmp_path / "c")
     tc = TeacherCache(tmp_path / "c")
@@ -117,9 +117,9 @@ def test_export_onnx_matches_torch_on_streaming_frames(tmp_path, n_fine):
     """A (random) MaskNet, with or without the fine branch, exported to ONNX gives the same gains as torch
     frame by frame (<= 1e-5), torch streaming equals torch whole-sequence, and the written bundle passes
     the loader's checks."""
+    from resculpt.models.mask.bundle import load_bundle
     from resculpt.models.mask.export import STATE, export, reference_features, torch_stream
     from resculpt.models.mask.net import MaskNet
-    from resculpt.models.mask.stage import load_bundle
 
     torch.manual_seed(0)
     net = MaskNet(n_fine=n_fine)
@@ -163,8 +163,8 @@ def test_a_bundle_gives_back_the_exact_torch_weights_it_was_exported_from(tmp_pa
 def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
     """The shipped bundle's rebuilt net reproduces its golden gains (checked inside checkpoint_from_bundle)
     and `--init-from models/weights/mask` starts a smoke fine-tune from it."""
+    from resculpt.models.mask.bundle import BUNDLE_DIR
     from resculpt.models.mask.export import checkpoint_from_bundle
-    from resculpt.models.mask.stage import BUNDLE_DIR
     from resculpt.cli import main
 
     ck = checkpoint_from_bundle(BUNDLE_DIR)
@@ -178,15 +178,15 @@ def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
 @pytest.mark.parametrize("cfg,n_fft", [("default", 320), ("low-latency", 160)])
 @pytest.mark.parametrize("block", [80, 3200])
 def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, block, fine_mask_bundle):
-    """The torch feature path (train.BandIO) and the numpy stage compute the same band dB features and the
+    """The torch feature path (band_io.BandIO) and the numpy stage compute the same band dB features and the
     same fine (32 ms look-back) dB features for the same 16 kHz frames, with either STFT window (so what
     the model learned is what it sees at run time), one frame per block (single-frame graph) and 40 frames
     in one block (the batched graph: frames 0..31 in one call, then 32..39)."""
     from resculpt.dsp.params import ParamTable
     from resculpt.dsp.stft import MAX_BATCH, StreamingSTFT
-    from resculpt.models.mask import common as C
+    from resculpt.models.mask import common
+    from resculpt.models.mask.band_io import BandIO
     from resculpt.models.mask.stage import MaskStage
-    from resculpt.models.mask.train import BandIO
     from resculpt.plugin_host import catalog
 
     sr, hop = 16000, 80
@@ -222,8 +222,8 @@ def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, blo
     for i in range(0, y.shape[1], block):
         s.process(y[:, i : i + block])
     assert calls == ([1] * 40 if block == hop else [32, 8])
-    got = np.concatenate([f.reshape(1, C.N_LEARNED) for f, _ in seen])
+    got = np.concatenate([f.reshape(1, common.N_LEARNED) for f, _ in seen])
     assert got.shape[0] == 40
     np.testing.assert_allclose(got, feat[0].numpy()[: got.shape[0]], atol=2e-3)
-    got_f = np.concatenate([g.reshape(1, C.N_FINE) for _, g in seen])
+    got_f = np.concatenate([g.reshape(1, common.N_FINE) for _, g in seen])
     np.testing.assert_allclose(got_f, fine[0].numpy()[: got_f.shape[0]], atol=2e-3)

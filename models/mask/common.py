@@ -8,7 +8,7 @@ Fine feature (harmonic detail the 24 bands cannot show): the same PSD per Hz fro
 window, ``FINE_WIN_MS`` = 32 ms (Hann) of the *past* input ending at the current frame's last sample, read at
 ``N_FINE`` = 128 frequencies ``j * FINE_HZ`` (31.25 Hz apart, 0-3.97 kHz), in dB. 31.25 Hz bins resolve
 the harmonics of a voice (F0 80-400 Hz) that 100 Hz (10 ms window) bins smear together. The window only
-looks back, so it adds no latency: the mask still applies to the current 10 or 20 ms frame.
+looks back, so it adds no latency: the mask applies to the current 10 or 20 ms frame.
 
 Bands: the 32-band ERB map of :class:`resculpt.dsp.bands.BandMap` (0-24 kHz). Bands 0..23 (0-7.33 kHz)
 are learned from 16 kHz speech; bands 24..31 (7.33-24 kHz, which 16 kHz speech does not reach) are
@@ -23,8 +23,8 @@ from resculpt.dsp.bands import N_BANDS
 
 N_LEARNED = 24
 EPS = 1e-12
-CONFIG_VERSION = 2  # 2: fine features (model input ``fine``)
-HOP_MS = 5.0
+CONFIG_VERSION = 2  # the bundle config layout the loader reads (with the model input ``fine``)
+HOP_MS = 5.0  # frame hop the model is trained and exported at (written to config.json frame.hop_ms)
 MODES = ("denoise", "enhance", "creative")
 FINE_WIN_MS = 32.0
 FINE_HZ = 31.25

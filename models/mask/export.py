@@ -21,14 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from resculpt.dsp.bands import BandMap
-from resculpt.models.mask import common as C
+from resculpt.dsp.bands import BandMap, erb_band_edges
+from resculpt.dsp.processor import SUPPORTED_RATES
+from resculpt.models.mask import common
+from resculpt.models.mask.bundle import SEQ_CHUNKS, file_sha256, load_bundle, make_session, run_streaming
+from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, n_params
 
 STATE = ("cache1", "cache2", "cache3", "hidden")
 
 
-class _Wrap(torch.nn.Module):
+class _ExportGraph(torch.nn.Module):
     """Export wrapper: ``net.step`` (one frame per call) or ``net.step_seq`` (T frames), with the ``fine``
     input only when the net has the fine branch (n_fine > 0)."""
 
@@ -84,7 +87,7 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
             sd["gru.bias_ih_l0"], sd["gru.bias_hh_l0"] = rzn(B[: 3 * hidden]), rzn(B[3 * hidden :])
         elif node.op_type == "MatMul" and node.input[1] in init:
             w = init[node.input[1]]
-            name = "head.weight" if w.shape == (hidden, C.N_LEARNED) else "fine_fc.weight"
+            name = "head.weight" if w.shape == (hidden, common.N_LEARNED) else "fine_fc.weight"
             sd[name] = torch.from_numpy(w.T.copy())
     kw = {"n_bands": int(cfg["n_learned"]), "ch": int(sd["c1.conv.weight"].shape[0]),
           "emb": int(sd["freq_emb"].shape[1]), "hidden": hidden, "n_fine": n_fine,
@@ -118,17 +121,17 @@ def reference_features(T: int = 400, seed: int = 7) -> tuple[np.ndarray, np.ndar
     ph = 2 * np.pi * np.cumsum(f0) / sr
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
     x = 0.05 * env * sum(np.sin(h * ph) / h for h in range(1, 30)) + 0.01 * rng.standard_normal(n)
-    w = C.sqrt_hann(n_fft)
+    w = common.sqrt_hann(n_fft)
     xp = np.concatenate([np.zeros(n_fft - hop), x])
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop][:T] * w
-    p = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 * C.psd_scale(sr, w)
-    band = p @ BandMap(sr, n_fft, C.N_BANDS).analysis.T
-    L = C.fine_len(sr)
+    p = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 * common.psd_scale(sr, w)
+    band = p @ BandMap(sr, n_fft, common.N_BANDS).analysis.T
+    L = common.fine_len(sr)
     xl = np.concatenate([np.zeros(L - hop), x])
-    fl = np.lib.stride_tricks.sliding_window_view(xl, L)[::hop][:T] * C.fine_window(sr)
-    fine = (np.abs(np.fft.rfft(fl, axis=-1)) ** 2) @ C.fine_matrix(sr).T
-    return ((10 * np.log10(band[:, : C.N_LEARNED] + C.EPS)).astype(np.float32),
-            (10 * np.log10(fine + C.EPS)).astype(np.float32))
+    fl = np.lib.stride_tricks.sliding_window_view(xl, L)[::hop][:T] * common.fine_window(sr)
+    fine = (np.abs(np.fft.rfft(fl, axis=-1)) ** 2) @ common.fine_matrix(sr).T
+    return ((10 * np.log10(band[:, : common.N_LEARNED] + common.EPS)).astype(np.float32),
+            (10 * np.log10(fine + common.EPS)).astype(np.float32))
 
 
 def torch_stream(net, feat, fine, cond):
@@ -143,8 +146,6 @@ def torch_stream(net, feat, fine, cond):
 
 
 def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) -> dict:
-    from .stage import SEQ_CHUNKS, _sha256, load_bundle, make_session, run_streaming
-
     net, ck = load_net(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     onnx_p = out / "model.onnx"
@@ -155,7 +156,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     in_names = ["feat", *(["fine"] if has_fine else []), "cond", *STATE]
     out_names = ["gains", *[s + "_out" for s in STATE]]
     tmp = out / "model.onnx.tmp"
-    torch.onnx.export(_Wrap(net, seq=False), args, str(tmp), input_names=in_names, output_names=out_names,
+    torch.onnx.export(_ExportGraph(net, seq=False), args, str(tmp), input_names=in_names, output_names=out_names,
                       opset_version=opset, dynamo=False)
     tmp.replace(onnx_p)
     # The batched graph (T frames per call; same weights and state): one call per audio block instead of
@@ -164,7 +165,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     seq_p = out / "model_seq.onnx"
     seq_args = (torch.zeros(1, 3, net.n_bands), *([torch.zeros(1, 3, net.n_fine)] if has_fine else []), *args[1 + has_fine :])
     dyn = {"feat": {1: "frames"}, "gains": {1: "frames"}, **({"fine": {1: "frames"}} if has_fine else {})}
-    torch.onnx.export(_Wrap(net, seq=True), seq_args, str(tmp), input_names=in_names,
+    torch.onnx.export(_ExportGraph(net, seq=True), seq_args, str(tmp), input_names=in_names,
                       output_names=out_names, opset_version=opset, dynamo=False, dynamic_axes=dyn)
     tmp.replace(seq_p)
 
@@ -188,46 +189,44 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     gT = 64
     np.savez(out / "golden.npz", feat=feat[:gT], fine=fine[:gT], cond=gold_cond,
              gains=torch_stream(net, feat[:gT], fine[:gT], gold_cond))
-    from resculpt.dsp.bands import erb_band_edges
-
     cfg = {
-        "version": C.CONFIG_VERSION,
+        "version": common.CONFIG_VERSION,
         "name": "resculpt-mask",
-        "sha256": _sha256(onnx_p),
+        "sha256": file_sha256(onnx_p),
         "onnx_opset": opset,
         "params": n_params(net),
         "onnx_bytes": onnx_p.stat().st_size,
         "sample_rate_independent": {
             "statement": "the model sees band features and emits band gains; bands are defined in Hz and the "
                          "feature is a power spectral density per Hz, so one model serves 16-96 kHz",
-            "trained_at_hz": 16000,
-            "runs_at_hz": [16000, 22050, 44100, 48000, 96000],
+            "trained_at_hz": SR,
+            "runs_at_hz": list(SUPPORTED_RATES),
         },
-        "frame": {"hop_ms": C.HOP_MS, "frames_per_s": 1000.0 / C.HOP_MS, "window_ms": [10.0, 20.0],
+        "frame": {"hop_ms": common.HOP_MS, "frames_per_s": 1000.0 / common.HOP_MS, "window_ms": [10.0, 20.0],
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
         "lookahead_frames": 0,
         "algorithmic_latency_ms": {"low-latency": 10.0, "default": 20.0,
                                    "note": "STFT window minus one sample; the model adds no look-ahead"},
-        "n_bands": C.N_BANDS,
-        "n_learned": C.N_LEARNED,
-        "band_edges_hz": [round(float(e), 2) for e in erb_band_edges(C.N_BANDS)],
+        "n_bands": common.N_BANDS,
+        "n_learned": common.N_LEARNED,
+        "band_edges_hz": [round(float(e), 2) for e in erb_band_edges(common.N_BANDS)],
         "band_layout": "ERB (Glasberg & Moore) 0-24 kHz, 32 bands, resculpt.dsp.bands.BandMap; bands 0..23 "
                        "learned, bands 24..31 noise-floor rule in the stage",
-        "eps": C.EPS,
+        "eps": common.EPS,
         "feature": "10*log10(BandMap.analysis @ (|X|^2 / (fs * sum(w_a^2))) + eps), bands 0..23",
         "n_fine": net.n_fine,
-        "fine_win_ms": C.FINE_WIN_MS,
-        "fine_hz": C.FINE_HZ,
+        "fine_win_ms": common.FINE_WIN_MS,
+        "fine_hz": common.FINE_HZ,
         "fine_feature": "10*log10(fine_matrix @ |rfft(hann(32 ms) * last 32 ms of input)|^2 + eps): PSD per Hz at "
                         "j * 31.25 Hz, j = 0..127; the window ends at the current frame's last sample (look-back only)",
         "cond": ["enhance (0 denoise, 1 enhance)", "strength 0..1 (1 - 10^(-reduction_db/20) in the stage)"],
-        "seq_model": {"file": seq_p.name, "sha256": _sha256(seq_p), "onnx_bytes": seq_p.stat().st_size,
+        "seq_model": {"file": seq_p.name, "sha256": file_sha256(seq_p), "onnx_bytes": seq_p.stat().st_size,
                       "note": "the same net, T frames per call (inputs feat (1, T, 24), fine (1, T, 128); gains "
                               "(1, T, 24)); same state as model.onnx"},
         "state_inputs": list(STATE),
         "state_shapes": {k: list(v) for k, v in shapes.items()},
-        "inputs": {"feat": [1, 1, C.N_LEARNED], **({"fine": [1, 1, C.N_FINE]} if has_fine else {}), "cond": [1, 2]},
-        "outputs": {"gains": [1, 1, C.N_LEARNED]},
+        "inputs": {"feat": [1, 1, common.N_LEARNED], **({"fine": [1, 1, common.N_FINE]} if has_fine else {}), "cond": [1, 2]},
+        "outputs": {"gains": [1, 1, common.N_LEARNED]},
         "export_check": max_err,
         "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s")},
     }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from resculpt.models import data as D
+from resculpt.models import data
 from scipy.signal import fftconvolve, sosfilt
 
 SR = 16000
@@ -40,11 +40,11 @@ def cache_dir() -> Path:
 
 
 def _load_cached(item, sr: int) -> np.ndarray:
-    key = item.path.relative_to(D.data_root()).as_posix().replace("/", "__")
+    key = item.path.relative_to(data.data_root()).as_posix().replace("/", "__")
     f = cache_dir() / f"{sr}__{key}.npy"
     if f.is_file():
         return np.load(f)
-    x, _ = D.load(item, sample_rate=sr)
+    x, _ = data.load(item, sample_rate=sr)
     np.save(f, x)
     return x
 
@@ -63,13 +63,13 @@ class Pools:
 
 def load_pools(split: str, sr: int = SR, limit_speech: int | None = None) -> Pools:
     """Every recording of ``split`` (train/val) resampled to ``sr``."""
-    sp = [it for it in D.select("speech", split) if it.sample_rate >= 16000]
+    sp = [it for it in data.select("speech", split) if it.sample_rate >= 16000]
     sp = sorted(sp, key=lambda it: str(it.path))
     if limit_speech:
         sp = sp[:limit_speech]
-    no = sorted(D.select("noise", split), key=lambda it: str(it.path))
-    mu = sorted(D.select("music", split), key=lambda it: str(it.path))
-    ri = sorted(D.select("rir", split), key=lambda it: str(it.path))
+    no = sorted(data.select("noise", split), key=lambda it: str(it.path))
+    mu = sorted(data.select("music", split), key=lambda it: str(it.path))
+    ri = sorted(data.select("rir", split), key=lambda it: str(it.path))
 
     def ld(items, norm=True):
         out = []
@@ -240,3 +240,22 @@ def validation_set(n_utts: int = 12, seconds: float = 4.0, sr: int = SR, seed: i
             out.append({"name": f"val_spk{pools.speech_ids[si]}_snr{int(snr)}", "noisy": x, "clean": y,
                         "snr_db": snr})
     return out
+
+
+def synthetic_pools(seed=0, sr=SR) -> Pools:
+    """Smoke-test pools (synthetic, labelled as such): harmonic 'voices', coloured noises, chords."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(3 * sr) / sr
+    sp = []
+    for k in range(4):
+        f0 = 100 + 40 * k + 20 * np.sin(2 * np.pi * 3 * t)
+        ph = 2 * np.pi * np.cumsum(f0) / sr
+        env = (np.sin(2 * np.pi * 2.5 * t + k) > 0).astype(float)
+        sp.append((sum(np.sin(h * ph) / h for h in range(1, 20)) * env).astype(np.float32))
+    no = [np.cumsum(rng.standard_normal(3 * sr)).astype(np.float32) * 0.01 + rng.standard_normal(3 * sr).astype(np.float32)
+          for _ in range(3)]
+    mu = [sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 440 * 4)).astype(np.float32)]
+    rir = [(np.exp(-np.arange(4000) / 800) * rng.standard_normal(4000)).astype(np.float32)]
+    rir = [r / np.sqrt(np.sum(r**2)) for r in rir]
+    return Pools(sp, ["s%d" % i for i in range(4)], no, ["n"] * 3, mu, ["m"], rir, ["r"])
+

@@ -30,12 +30,11 @@ from masked ones.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from resculpt.models.mask.common import N_FINE, N_LEARNED
 from torch import nn
+from torch.nn.functional import elu, leaky_relu, pad
 
-N_LEARNED_BANDS = 24  # ERB bands 0..23 of the 32-band 0-24 kHz map lie below 7.33 kHz (speech data is 16 kHz)
-N_FINE = 128  # fine-feature grid (common.N_FINE)
-FINE_OUT = 96
+FINE_OUT = 96  # features the fine branch hands to the GRU per frame
 
 
 class CausalConv(nn.Module):
@@ -47,7 +46,7 @@ class CausalConv(nn.Module):
         self.cin = cin
 
     def forward(self, x):  # x (B, C, T, F) -> zero left context
-        return self.conv(F.pad(x, (0, 0, 2, 0)))
+        return self.conv(pad(x, (0, 0, 2, 0)))
 
     def step(self, x, cache):  # x (B, C, 1, F), cache (B, C, 2, F)
         full = torch.cat([cache, x], dim=2)
@@ -55,7 +54,7 @@ class CausalConv(nn.Module):
 
 
 class MaskNet(nn.Module):
-    def __init__(self, n_bands: int = N_LEARNED_BANDS, ch: int = 16, emb: int = 8, hidden: int = 128,
+    def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
                  feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE):
         super().__init__()
         self.n_fine = n_fine
@@ -101,9 +100,9 @@ class MaskNet(nn.Module):
     def _fine(self, fine):  # (B, T, 128) dB -> (B, T, FINE_OUT)
         x = ((fine - self.fine_mean) / self.fine_std).unsqueeze(1)
         for c in self.fine_convs:
-            x = F.elu(c(x))
+            x = elu(c(x))
         b, ch, t, f = x.shape
-        return F.elu(self.fine_fc(x.permute(0, 2, 1, 3).reshape(b, t, ch * f)))
+        return elu(self.fine_fc(x.permute(0, 2, 1, 3).reshape(b, t, ch * f)))
 
     def _mid(self, h, fine, cond):
         b, c, t, f = h.shape
@@ -120,10 +119,10 @@ class MaskNet(nn.Module):
         Returns gains (B, T, F) in [0, 1]."""
         b, t, _ = feat.shape
         x = self._norm(feat)
-        h = F.elu(self.c1(x))
+        h = elu(self.c1(x))
         h = torch.cat([h, self._emb_map(b, t)], dim=1)
-        h = F.elu(self.c2(h))
-        h = F.elu(self.c3(h))
+        h = elu(self.c2(h))
+        h = elu(self.c3(h))
         h = self._mid(h, fine, cond)
         y, _ = self.gru(h)
         return torch.sigmoid(self.head(y))
@@ -147,12 +146,12 @@ class MaskNet(nn.Module):
         b, t, _ = feat.shape
         x = self._norm(feat)
         f1 = torch.cat([cache1, x], dim=2)
-        h = F.elu(self.c1.conv(f1))
+        h = elu(self.c1.conv(f1))
         h = torch.cat([h, self._emb_map(b, t)], dim=1)
         f2 = torch.cat([cache2, h], dim=2)
-        h = F.elu(self.c2.conv(f2))
+        h = elu(self.c2.conv(f2))
         f3 = torch.cat([cache3, h], dim=2)
-        h = F.elu(self.c3.conv(f3))
+        h = elu(self.c3.conv(f3))
         h = self._mid(h, fine, cond)
         y, hidden = self.gru(h, hidden)
         return torch.sigmoid(self.head(y)), f1[:, :, -2:], f2[:, :, -2:], f3[:, :, -2:], hidden
@@ -162,12 +161,12 @@ class MaskNet(nn.Module):
         b = feat.shape[0]
         x = self._norm(feat)
         h, cache1 = self.c1.step(x, cache1)
-        h = F.elu(h)
+        h = elu(h)
         h = torch.cat([h, self._emb_map(b, 1)], dim=1)
         h, cache2 = self.c2.step(h, cache2)
-        h = F.elu(h)
+        h = elu(h)
         h, cache3 = self.c3.step(h, cache3)
-        h = F.elu(h)
+        h = elu(h)
         h = self._mid(h, fine, cond)
         y, hidden = self.gru(h, hidden)
         return torch.sigmoid(self.head(y)), cache1, cache2, cache3, hidden
@@ -185,7 +184,7 @@ class _DiscNet(nn.Module):
 
     def forward(self, x):
         for c in self.convs:
-            x = F.leaky_relu(c(x), 0.2)
+            x = leaky_relu(c(x), 0.2)
         return self.out(x)
 
 

@@ -1,6 +1,6 @@
 """Adaptive spectral mask: the runtime stage (numpy + onnxruntime, one thread; never imports torch).
 
-Per STFT frame (5 ms hop, any rate 16-96 kHz, 10 or 20 ms window):
+Per STFT frame (the bundle's hop, 5 ms for the shipped model; any rate 16-96 kHz; 10 or 20 ms window):
 
 1. Band features: bin power -> power spectral density per Hz -> weighted mean in the 32 ERB bands of
    :class:`~resculpt.dsp.bands.BandMap` -> dB (``common.py``). Linked stereo (``ctx.linked``): one
@@ -18,11 +18,11 @@ Per STFT frame (5 ms hop, any rate 16-96 kHz, 10 or 20 ms window):
    ``model_seq.onnx`` once for all of them (the same net and state, T frames per call): onnxruntime's
    per-node overhead and the pass over the 0.9 MB of GRU weights are then shared among them (2 frames
    per 10 ms block live, 17 per 4096-sample render block). The gains are bit-identical either way
-   (tested), so streaming still equals offline exactly.
-3. Bands 24..31 (7.33-24 kHz; the 16 kHz speech never reached them): a non-learned noise-floor rule.
+   (tested), so streaming equals offline exactly.
+3. Bands 24..31 (7.33-24 kHz; absent from the 16 kHz training speech): a non-learned noise-floor rule.
    Each band's floor N tracks the band level in dB, falling at once and rising at ``HF_RISE_DB_S``; the
-   rule gain is ``clip(1 - HF_OVER * N / P, 0, 1)`` (power subtraction with 3 dB over-subtraction),
-   and, with ``p`` = the largest learned gain in bands 20..23 (3.4-7.3 kHz):
+   rule gain is ``clip(1 - HF_OVERSUBTRACTION * N / P, 0, 1)`` (power subtraction, 3 dB over-subtraction),
+   and, with ``p`` = the largest learned gain in ``HF_PRESENCE_BANDS`` 20..23 (3.4-7.3 kHz):
    denoise (and creative, before inversion): ``min(rule, p)``: content above 8 kHz passes when it stands
    above the stationary floor *and* the model hears speech in the top learned octave, so 48 kHz speech
    keeps its sibilance, steady hiss goes, and music removed below 7.3 kHz is not left audible above;
@@ -35,13 +35,15 @@ Per STFT frame (5 ms hop, any rate 16-96 kHz, 10 or 20 ms window):
    bins outside ``[low_hz, high_hz]`` get gain 1 (``high_hz`` at its maximum means up to Nyquist).
 5. Band gains -> bin gains with ``BandMap.synthesis``; the spectrum is scaled in place.
 
-Look-ahead: none (``latency_frames = 0``); the stage adds nothing to the STFT latency (n_fft - 1).
+Hop and look-ahead come from the bundle's config (``frame.hop_ms``, ``lookahead_frames``): prepare() refuses a
+section whose hop is not the bundle's, and ``latency_frames`` = the model's look-ahead L. A model with look-ahead
+emits, with the newest frame, the gains of the frame L hops before it: the stage keeps the last L + 1 spectra
+and applies those gains to the oldest, so its output is L hops late (L * hop samples added to the section's
+n_fft - 1). The shipped model has L = 0: the gains apply to the frame they were computed on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +52,12 @@ from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.spectral_util import RealFFT
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 
-from . import common as C
+from . import common
+from .bundle import Bundle, load_bundle
 
-BUNDLE_DIR = Path(__file__).resolve().parent.parent / "weights" / "mask"
-HF_RISE_DB_S = 6.0
-HF_OVER = 2.0
-HF_PRESENCE = slice(20, 24)  # learned bands 3.4-7.3 kHz whose gain gates the rule above 7.3 kHz
+HF_RISE_DB_S = 6.0  # how fast the HF noise floor may rise, dB per second (it falls at once)
+HF_OVERSUBTRACTION = 2.0  # power over-subtraction factor of the HF rule (3 dB)
+HF_PRESENCE_BANDS = slice(20, 24)  # learned bands 3.4-7.3 kHz whose gain gates the rule above 7.3 kHz
 
 PARAMS = (
     ParamSpec("mask.reduction_db", 0.0, 60.0, 24.0, "dB", smoothing_ms=30.0,
@@ -69,7 +71,7 @@ PARAMS = (
               doc="the mask acts above this frequency (gain 1 below)"),
     ParamSpec("mask.high_hz", 200.0, 24000.0, 24000.0, "Hz", scale="log", smoothing_ms=0.0,
               doc="the mask acts below this frequency (gain 1 above; at 24 kHz: up to Nyquist)"),
-    ParamSpec("mask.mode", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=C.MODES,
+    ParamSpec("mask.mode", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=common.MODES,
               doc="denoise (voice only), enhance (keeps music), creative (inverted mask: keeps the ambience)"),
     ParamSpec("mask.contrast", 1.0, 3.0, 1.0, "", smoothing_ms=0.0,
               doc="exponent on the mask's gains before the limit: above 1 deepens the cuts where the model "
@@ -77,136 +79,10 @@ PARAMS = (
 )
 
 
-class BundleError(RuntimeError):
-    """The model bundle is missing, altered, of another version, or does not reproduce its golden I/O."""
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def make_session(model_path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-
-
-class Bundle:
-    """A verified model bundle: config, ORT session, state shapes."""
-
-    def __init__(self, path: Path, config: dict, session, seq_session=None):
-        self.path, self.config, self.session = path, config, session
-        self.seq_session = seq_session  # batched graph (T frames per call), or None: one call per frame
-        self.state_names = list(config["state_inputs"])
-        self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
-        self.out_names = ["gains"] + [n + "_out" for n in self.state_names]
-        self.has_fine = int(config.get("n_fine", 0)) > 0
-
-    def run_sequence(self, feat: np.ndarray, fine: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        """Gains (T, 24) for band features (T, 24) and fine features (T, 128) from zero state (golden checks)."""
-        return run_streaming(self.session, feat, fine, cond, self.state_shapes, self.has_fine, self.state_names)
-
-
-SEQ_CHUNKS = (1, 3, 2, 7, 5)  # frames per call when checking the batched graph (cycled)
-
-
-def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=(1,)) -> np.ndarray:
-    """Gains (T, 24) of a streaming graph fed ``chunks`` frames per call in turn (cycled; (1,) for
-    model.onnx, e.g. SEQ_CHUNKS for model_seq.onnx), from zero state: feat (T, 24), fine (T, 128), cond (2,)."""
-    st = {k: np.zeros(shapes[k], np.float32) for k in state_names}
-    names = ["gains", *[k + "_out" for k in state_names]]
-    c = np.asarray(cond, np.float32).reshape(1, 2)
-    out, t, i = [], 0, 0
-    while t < feat.shape[0]:
-        n = min(chunks[i % len(chunks)], feat.shape[0] - t)
-        fd = {"feat": np.ascontiguousarray(feat[None, t : t + n], np.float32), "cond": c, **st}
-        if has_fine:
-            fd["fine"] = np.ascontiguousarray(fine[None, t : t + n], np.float32)
-        r = sess.run(names, fd)
-        out.append(r[0][0])
-        st = dict(zip(state_names, r[1:]))
-        t, i = t + n, i + 1
-    return np.concatenate(out)
-
-
-_CACHE: dict = {}
-
-
-def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bundle:
-    """Load and verify a bundle folder (model.onnx, config.json, golden.npz); raise BundleError."""
-    path = Path(path) if path else BUNDLE_DIR
-    key = (str(path.resolve()), check_golden)
-    cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
-    for p in (cfg_p, onnx_p, gold_p):
-        if not p.is_file():
-            raise BundleError(f"mask model bundle incomplete: {p} is missing (re-run models/mask/export.py)")
-    sha = _sha256(onnx_p)
-    if key in _CACHE and _CACHE[key][0] == sha:
-        return _CACHE[key][1]
-    try:
-        cfg = json.loads(cfg_p.read_text())
-    except ValueError as e:
-        raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
-    if cfg.get("version") != C.CONFIG_VERSION:
-        raise BundleError(f"{cfg_p}: config version {cfg.get('version')!r}, this code reads version "
-                          f"{C.CONFIG_VERSION}; re-export the bundle with this checkout")
-    if cfg.get("sha256") != sha:
-        raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json ({str(cfg.get('sha256'))[:16]}...); "
-                          "the model file was altered or belongs to another bundle")
-    if cfg.get("n_fine") not in (0, C.N_FINE):
-        raise BundleError(f"{cfg_p}: n_fine = {cfg.get('n_fine')!r}, the stage computes 0 or {C.N_FINE} fine features")
-    for k, v in (("n_bands", C.N_BANDS), ("n_learned", C.N_LEARNED), ("eps", C.EPS),
-                 ("fine_win_ms", C.FINE_WIN_MS), ("fine_hz", C.FINE_HZ)):
-        if cfg.get(k) != v:
-            raise BundleError(f"{cfg_p}: {k} = {cfg.get(k)!r}, the stage expects {v!r}")
-    try:
-        sess = make_session(onnx_p)
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise BundleError(f"{onnx_p}: onnxruntime cannot load it ({e})") from None
-    seq = None
-    if cfg.get("seq_model"):  # optional (older and ablation bundles have none): the batched graph
-        sm = cfg["seq_model"]
-        seq_p = path / str(sm.get("file"))
-        if not seq_p.is_file():
-            raise BundleError(f"mask model bundle incomplete: {seq_p} is missing (re-run models/mask/export.py)")
-        if sm.get("sha256") != _sha256(seq_p):
-            raise BundleError(f"{seq_p}: sha256 does not match config.json; the batched model was altered or "
-                              "belongs to another bundle")
-        try:
-            seq = make_session(seq_p)
-        except Exception as e:
-            raise BundleError(f"{seq_p}: onnxruntime cannot load it ({e})") from None
-    b = Bundle(path, cfg, sess, seq)
-    if check_golden:
-        g = np.load(gold_p)
-        got = b.run_sequence(g["feat"], g["fine"], g["cond"])
-        err = float(np.max(np.abs(got - g["gains"])))
-        if not np.isfinite(err) or err > 1e-4:
-            raise BundleError(f"{path}: model output differs from golden.npz by {err:.3g} (> 1e-4)")
-        if seq is not None:
-            got = run_streaming(seq, g["feat"], g["fine"], g["cond"], b.state_shapes, b.has_fine, b.state_names,
-                                SEQ_CHUNKS)
-            err = float(np.max(np.abs(got - g["gains"])))
-            if not np.isfinite(err) or err > 1e-4:
-                raise BundleError(f"{path}: batched model output differs from golden.npz by {err:.3g} (> 1e-4)")
-    _CACHE[key] = (sha, b)
-    return b
-
-
 class MaskStage(SpectralStage):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place."""
 
     name = "mask"
-    latency_frames = 0
 
     def __init__(self, table, bundle: Bundle | str | Path | None = None):
         self.table = table
@@ -215,17 +91,29 @@ class MaskStage(SpectralStage):
         self.session = self.bundle.session
         self.seq_session = self.bundle.seq_session  # batched graph, or None
         self.wants_input = self.bundle.has_fine  # the 32 ms look-back history feeds the fine features
+        self.latency_frames = self.bundle.lookahead_frames
+
+    def _check_hop(self, ctx):
+        """Raise ValueError unless the section's hop is the bundle's hop (to the nearest sample)."""
+        hop_ms = self.bundle.hop_ms
+        want = hop_ms * 1e-3 * ctx.sample_rate
+        if abs(ctx.hop - want) > 0.5:
+            raise ValueError(
+                f"mask: the model in {self.bundle.path} runs at a {hop_ms:g} ms hop ({want:g} samples at "
+                f"{ctx.sample_rate} Hz), but this STFT section's hop is {ctx.hop} samples "
+                f"({ctx.hop * 1e3 / ctx.sample_rate:.4g} ms): use an STFT config with a {hop_ms:g} ms hop")
 
     def prepare(self, ctx):
+        self._check_hop(ctx)
         super().prepare(ctx)
-        bm = BandMap(ctx.sample_rate, ctx.n_fft, C.N_BANDS)
+        bm = BandMap(ctx.sample_rate, ctx.n_fft, common.N_BANDS)
         self.bm = bm
         nb, c = ctx.n_bins, ctx.channels
         rows = 1 if (ctx.linked or c == 1) else c
         self.rows = rows
         # The PSD-per-Hz scale and, for linked stereo, the 1/channels of the channel mean are folded into
         # the analysis matrix, so |X|^2 (summed over channels when linked) @ ana is the band PSD per Hz.
-        fold = C.psd_scale(ctx.sample_rate, C.sqrt_hann(ctx.n_fft)) / (c if rows < c else 1)
+        fold = common.psd_scale(ctx.sample_rate, common.sqrt_hann(ctx.n_fft)) / (c if rows < c else 1)
         self._ana_t = np.ascontiguousarray((bm.analysis.T * fold).astype(np.float32))   # (nb, 32)
         # Synthesis into the interleaved (re, im) float32 view of the spectrum: each bin's gain twice, so
         # the gain multiplies the complex spectrum as one real product (no complex cast of the gains).
@@ -238,35 +126,42 @@ class MaskStage(SpectralStage):
         self._above2 = np.zeros(2 * nb, bool)
         self._freqs2 = np.repeat(ctx.freqs_hz, 2)  # bin frequencies in the interleaved (re, im) layout
         n_valid = int(np.flatnonzero(bm.valid)[-1]) + 1  # valid bands are a prefix (bands above Nyquist are not)
-        self._invalid = slice(n_valid, C.N_BANDS)
-        self._has_invalid = n_valid < C.N_BANDS
-        self._bad = np.zeros((c, nb), bool)
-        self._pow = np.zeros((c, nb), np.float32)
-        self._prow = np.zeros((rows, nb), np.float32)
-        self._band = np.zeros((rows, C.N_BANDS), np.float32)
-        self._db = np.zeros((rows, C.N_BANDS), np.float32)   # bands 0..23 of a row are the model's input
-        self._g = np.ones((rows, C.N_BANDS), np.float32)     # raw band gain this frame (0..23: model output)
-        self._gs = np.ones((rows, C.N_BANDS), np.float32)    # smoothed band gain
-        self._tmp = np.zeros((rows, C.N_BANDS), np.float32)
-        self._coef = np.zeros((rows, C.N_BANDS), np.float32)
-        self._binsg2 = np.ones((rows, 2 * nb), np.float32)
-        self._nf = np.zeros((rows, C.N_BANDS), np.float32)    # HF noise floor, dB
-        self._pres = np.zeros((rows, 1), np.float32)
-        self._pres2 = np.zeros((rows, 2), np.float32)
-        self._cond = np.zeros((1, 2), np.float32)
+        self._invalid = slice(n_valid, common.N_BANDS)
+        self._has_invalid = n_valid < common.N_BANDS
+        self._nonfinite = np.zeros((c, nb), bool)           # bins of a spectrum that are NaN/Inf (rare path)
+        self._bin_pow = np.zeros((c, nb), np.float32)       # |X|^2 per channel and bin
+        self._bin_pow_sum = np.zeros((rows, nb), np.float32)  # linked: |X|^2 summed over the channels
+        self._band_psd = np.zeros((rows, common.N_BANDS), np.float32)  # band PSD per Hz (linear)
+        self._db = np.zeros((rows, common.N_BANDS), np.float32)   # band PSD in dB; bands 0..23 are the model's input
+        self._g = np.ones((rows, common.N_BANDS), np.float32)     # raw band gain this frame (0..23: model output)
+        self._gs = np.ones((rows, common.N_BANDS), np.float32)    # smoothed band gain
+        # Band-shaped scratch: the smoother's gain change (g - gs) x k_rel, then the mixed gain; the HF rule's
+        # working row (bands 24..31) before that.
+        self._scratch = np.zeros((rows, common.N_BANDS), np.float32)
+        self._change_att = np.zeros((rows, common.N_BANDS), np.float32)  # the smoother's (g - gs) x k_att
+        self._bin_gain2 = np.ones((rows, 2 * nb), np.float32)  # bin gains, each twice (interleaved re, im)
+        self._nf = np.zeros((rows, common.N_BANDS), np.float32)    # HF noise floor, dB (bands 24..31 used)
+        self._presence = np.zeros((rows, 1), np.float32)       # largest learned gain in HF_PRESENCE_BANDS
+        self._presence_pair = np.zeros((rows, 2), np.float32)  # its two pairwise maxima
+        self._cond = np.zeros((1, 2), np.float32)              # model conditioning [enhance, strength]
+        # Look-ahead L > 0: the last L + 1 spectra in a ring; the gains of the newest frame are applied to
+        # the oldest (see the module doc). Views made here: none per frame.
+        look = self.latency_frames
+        self._ahead = np.zeros((look + 1 if look else 0, c, nb), np.complex64)
+        self._ahead_list = [self._ahead[k] for k in range(self._ahead.shape[0])]
         # Fine features: ping-pong history of the last L input samples (float64: pocketfft computes in
         # float64 and would allocate a converted copy of float32 input), Hann window, the rfft bins the
         # 31.25 Hz grid reads (a prefix: up to ~4 kHz), and the interpolation matrix (PSD scale and, when
         # linked, the 1/channels of the channel mean folded in).
-        L = C.fine_len(ctx.sample_rate)
+        L = common.fine_len(ctx.sample_rate)
         self._L = L
         self._lfft = RealFFT(L)
         self._lbuf = np.zeros((c, L), np.float64)
         self._lbuf2 = np.zeros((c, L), np.float64)
         self._lfr = np.zeros((c, L), np.float64)
         self._lspec = np.zeros((c, L // 2 + 1), np.complex128)
-        self._lwin = np.tile(C.fine_window(ctx.sample_rate), (c, 1))
-        fm = C.fine_matrix(ctx.sample_rate)
+        self._lwin = np.tile(common.fine_window(ctx.sample_rate), (c, 1))
+        fm = common.fine_matrix(ctx.sample_rate)
         used = int(np.flatnonzero(fm.any(axis=0))[-1]) + 1
         self._fine_mt = np.ascontiguousarray((fm[:, :used].T / (c if rows < c else 1)).astype(np.float32))  # (used, 128)
         # At 16/48/96 kHz the grid falls on the bins (31.25 Hz apart): the matrix is diagonal, and a
@@ -281,7 +176,7 @@ class MaskStage(SpectralStage):
         self._lprow = np.zeros((rows, used), np.float32)
         # Fine features per pending frame (observe_input runs as each frame is analysed, the model later):
         # slot k holds the k-th frame of the section's batch; slot 0 is also the single-frame model's input.
-        self._fineT = np.zeros((rows, MAX_BATCH, C.N_FINE), np.float32)
+        self._fineT = np.zeros((rows, MAX_BATCH, common.N_FINE), np.float32)
         self._fine_slot = [self._fineT[:, k] for k in range(MAX_BATCH)]
         self._nobs = 0    # frames observed since the last batch
         self._slot = 0    # frames of the current batch already processed one by one
@@ -293,41 +188,44 @@ class MaskStage(SpectralStage):
         # fresh arrays).
         self._feeds, self._bind = [], []
         for r in range(rows):
-            feed = {"feat": self._db[r, : C.N_LEARNED].reshape(1, 1, C.N_LEARNED), "cond": self._cond}
+            feed = {"feat": self._db[r, : common.N_LEARNED].reshape(1, 1, common.N_LEARNED), "cond": self._cond}
             if self.bundle.has_fine:
-                feed["fine"] = self._fineT[r, 0].reshape(1, 1, C.N_FINE)
+                feed["fine"] = self._fineT[r, 0].reshape(1, 1, common.N_FINE)
             sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
             sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
             self._feeds.append((feed, sa, sb))
-            self._bind.append(self._bind_pair(self.session, feed, self._g[r, : C.N_LEARNED].reshape(1, 1, -1), sa, sb))
+            self._bind.append(self._bind_pair(self.session, feed, self._g[r, : common.N_LEARNED].reshape(1, 1, -1), sa, sb))
         self._phase = [0] * rows
         # Batched path (bundles with model_seq.onnx): T = 2..MAX_BATCH frames per call, inputs and gains
         # in (rows, MAX_BATCH, ·) buffers whose row prefixes are bound, the same state sets A/B in turn.
         seq = self.seq_session
-        self._featT = np.zeros((rows, MAX_BATCH, C.N_LEARNED), np.float32)
-        self._gT = np.zeros((rows, MAX_BATCH, C.N_LEARNED), np.float32)
-        self._dbT = np.zeros((MAX_BATCH, rows, C.N_BANDS), np.float32)
+        self._featT = np.zeros((rows, MAX_BATCH, common.N_LEARNED), np.float32)
+        self._gT = np.zeros((rows, MAX_BATCH, common.N_LEARNED), np.float32)
+        self._dbT = np.zeros((MAX_BATCH, rows, common.N_BANDS), np.float32)
         self._feat_slot = [self._featT[:, k] for k in range(MAX_BATCH)]
         self._g_slot = [self._gT[:, k] for k in range(MAX_BATCH)]
-        self._db_learned, self._g_learned = self._db[:, : C.N_LEARNED], self._g[:, : C.N_LEARNED]
+        self._db_learned, self._g_learned = self._db[:, : common.N_LEARNED], self._g[:, : common.N_LEARNED]
         self._bindT = [[None] * (MAX_BATCH + 1) for _ in range(rows)]
         if seq is not None:
             for r, (_, sa, sb) in enumerate(self._feeds):
                 for T in range(2, MAX_BATCH + 1):
-                    feed = {"feat": self._featT[r, :T].reshape(1, T, C.N_LEARNED), "cond": self._cond}
+                    feed = {"feat": self._featT[r, :T].reshape(1, T, common.N_LEARNED), "cond": self._cond}
                     if self.bundle.has_fine:
-                        feed["fine"] = self._fineT[r, :T].reshape(1, T, C.N_FINE)
+                        feed["fine"] = self._fineT[r, :T].reshape(1, T, common.N_FINE)
                     self._bindT[r][T] = self._bind_pair(seq, feed, self._gT[r, :T].reshape(1, T, -1), sa, sb)
-        self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)
-        hf = slice(C.N_LEARNED, C.N_BANDS)
+        self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)  # dB per hop
+        # The HF rule's views (bands 24..31), made once: slicing per frame would allocate view objects.
+        hf = slice(common.N_LEARNED, common.N_BANDS)
         self._v_db_hf, self._v_nf_hf = self._db[:, hf], self._nf[:, hf]
-        self._v_tmp_hf, self._v_g_hf = self._tmp[:, hf], self._g[:, hf]
-        p0 = HF_PRESENCE.start  # presence = max over the 4 bands as two pairwise maxima
+        self._v_scratch_hf, self._v_g_hf = self._scratch[:, hf], self._g[:, hf]
+        p0 = HF_PRESENCE_BANDS.start  # presence = max over the 4 bands as two pairwise maxima
         self._v_g_pres = (self._g[:, p0 : p0 + 2], self._g[:, p0 + 2 : p0 + 4],
-                          self._pres2[:, 0:1], self._pres2[:, 1:2])
+                          self._presence_pair[:, 0:1], self._presence_pair[:, 1:2])
         self._v_g_invalid = self._g[:, self._invalid]
-        self._ln10_10 = np.float32(np.log(10.0) / 10.0)
-        self._m_over, self._one, self._zero = np.float32(-HF_OVER), np.float32(1.0), np.float32(0.0)
+        # float32 scalars, so that arithmetic with the float32 arrays stays float32 (no upcast copy).
+        self._ln10_over_10 = np.float32(np.log(10.0) / 10.0)  # 10^(x/10) = exp(x * ln(10) / 10)
+        self._neg_oversub = np.float32(-HF_OVERSUBTRACTION)
+        self._f32_one, self._f32_zero = np.float32(1.0), np.float32(0.0)
         self._vcache = {}  # id(spectrum) -> (spectrum, its float32 views): the section's, made once each
 
         self._cache = None
@@ -366,7 +264,8 @@ class MaskStage(SpectralStage):
                 np.logical_not(bad, out=bad)
                 np.copyto(row, 0.0, where=bad)
         self._lbuf2, self._lbuf = self._lbuf, dst
-        # This frame's fine features now: the batch reaches the model after later frames moved the history.
+        # This frame's fine features are computed here: the batch reaches the model after later frames
+        # have moved the history on.
         k = self._nobs
         self._fine_features(self._fine_slot[min(k, MAX_BATCH - 1)])
         self._nobs = k + 1
@@ -394,11 +293,13 @@ class MaskStage(SpectralStage):
             np.multiply(lp, self._fine_diag, out=out)
         else:
             np.matmul(lp, self._fine_mt, out=out)
-        out += C.EPS
+        out += common.EPS
         np.log10(out, out=out)
         out *= 10.0
 
     def reset(self):
+        self._ahead.fill(0.0)
+        self._ahead_i = 0
         self._lbuf.fill(0.0)
         self._lbuf2.fill(0.0)
         self._gs.fill(1.0)
@@ -432,8 +333,8 @@ class MaskStage(SpectralStage):
         # One-pole smoothing gs += k (g - gs), k = 1 - a: k_att when the gain rises, k_rel when it falls.
         # With k_att >= k_rel (attack at least as fast as release) that choice is max(k_att d, k_rel d)
         # for d = g - gs of either sign, otherwise min: two products and one max instead of a select.
-        k_att = self._one - np.float32(np.exp(-hop_s / (att * 1e-3)))
-        k_rel = self._one - np.float32(np.exp(-hop_s / (rel * 1e-3)))
+        k_att = self._f32_one - np.float32(np.exp(-hop_s / (att * 1e-3)))
+        k_rel = self._f32_one - np.float32(np.exp(-hop_s / (rel * 1e-3)))
         self._k_att, self._k_rel = k_att, k_rel
         self._pick = np.maximum if k_att >= k_rel else np.minimum
         self._mode = int(round(mode))
@@ -460,16 +361,16 @@ class MaskStage(SpectralStage):
         return hit[1], hit[2]
 
     def _band_power(self, spec):
-        """_band (rows, 32) <- band PSD per Hz of spec (linked: of the channel mean)."""
+        """_band_psd (rows, 32) <- band PSD per Hz of spec (linked: of the channel mean)."""
         # |X|^2 as abs() then square: ufuncs over the strided .real/.imag views of a 2-D spectrum
         # allocate an iteration buffer; complex64 -> float32 abs() does not.
-        pw = self._pow
+        pw = self._bin_pow
         np.abs(spec, out=pw)
         np.multiply(pw, pw, out=pw)
         if self.rows < self.ctx.channels:
-            self._rowsum(pw, self._prow)
-            pw = self._prow
-        np.matmul(pw, self._ana_t, out=self._band)
+            self._rowsum(pw, self._bin_pow_sum)
+            pw = self._bin_pow_sum
+        np.matmul(pw, self._ana_t, out=self._band_psd)
 
     def _analyse(self, spec):
         """_db (rows, 32) <- the frame's band features in dB (non-finite bins of spec zeroed first)."""
@@ -477,15 +378,15 @@ class MaskStage(SpectralStage):
         # The section zeroes non-finite spectra before any stage; this guards a stage placed after one
         # that produced them (checked on the 32 band sums, which any NaN/Inf bin reaches), so neither
         # the output nor the model state sees a NaN/Inf.
-        if not np.isfinite(self._band.sum()):  # rare path
-            bad = self._bad
+        if not np.isfinite(self._band_psd.sum()):  # rare path
+            bad = self._nonfinite
             np.isfinite(spec, out=bad)
             np.logical_not(bad, out=bad)
             np.copyto(spec, 0, where=bad)
             self._band_power(spec)
-            np.minimum(self._band, 1e30, out=self._band)  # |X|^2 of a finite but huge bin overflows
-        self._band += C.EPS
-        np.log10(self._band, out=self._db)
+            np.minimum(self._band_psd, 1e30, out=self._band_psd)  # |X|^2 of a finite but huge bin overflows
+        self._band_psd += common.EPS
+        np.log10(self._band_psd, out=self._db)
         self._db *= 10.0   # bands 0..23 of each row are the single-frame model's bound input
 
     def process_frame(self, spec):
@@ -528,7 +429,7 @@ class MaskStage(SpectralStage):
 
     def _apply(self, spec):
         """_g[:, :24] holds the frame's learned gains: the HF rule, controls, smoothing, and the gain
-        applied to spec in place."""
+        applied in place to spec (with look-ahead L: spec is replaced by the spectrum L frames back first)."""
         self._hf_rule()
         g = self._g
         if self._contrast != 1.0:
@@ -537,10 +438,10 @@ class MaskStage(SpectralStage):
             # keeping 1 at 1. Before the inversion, so creative mode removes the voice more cleanly too.
             np.power(g, self._contrast, out=g)
         if self._mode == 2:  # creative: inverted mask
-            np.subtract(self._one, g, out=g)
+            np.subtract(self._f32_one, g, out=g)
         np.maximum(g, self._floor, out=g)
         # Attack (gain rising) / release (gain falling) per band (see _update).
-        d, kd = self._tmp, self._coef
+        d, kd = self._scratch, self._change_att
         np.subtract(g, self._gs, out=d)
         np.multiply(d, self._k_att, out=kd)
         d *= self._k_rel
@@ -548,13 +449,19 @@ class MaskStage(SpectralStage):
         self._gs += d
         gain = self._gs
         if self._mix != 1.0:   # mix toward unity: (1 - mix) + mix g
-            gain = self._tmp
+            gain = self._scratch
             np.multiply(self._gs, self._mix, out=gain)
             gain += self._one_minus_mix
-        bg = self._binsg2
+        bg = self._bin_gain2
         np.matmul(gain, self._syn2_act, out=bg)
         if self._any_outside:
             bg += self._base2
+        if self._ahead_list:  # look-ahead L: these gains belong to the spectrum L frames back
+            ring, i = self._ahead_list, self._ahead_i
+            np.copyto(ring[i], spec)
+            i = (i + 1) % len(ring)
+            np.copyto(spec, ring[i])
+            self._ahead_i = i
         sf, sf_rows = self._views(spec)
         if self.rows == spec.shape[0]:
             np.multiply(sf, bg, out=sf)
@@ -566,7 +473,7 @@ class MaskStage(SpectralStage):
     def _hf_rule(self):
         """Bands 24..31: power subtraction against a tracked noise floor (see module doc). Works on views
         made in prepare(): slicing here would allocate view objects every frame."""
-        db, nf, t, g = self._v_db_hf, self._v_nf_hf, self._v_tmp_hf, self._v_g_hf
+        db, nf, t, g = self._v_db_hf, self._v_nf_hf, self._v_scratch_hf, self._v_g_hf
         if not self._nf_ready:
             np.copyto(nf, db)
             self._nf_ready = True
@@ -576,17 +483,17 @@ class MaskStage(SpectralStage):
         # positive, so the rule never exceeds 1: only the lower clip is needed, and only in denoise (in
         # enhance max(rule, presence) with presence >= 0 ignores a negative rule anyway).
         np.subtract(nf, db, out=t)
-        t *= self._ln10_10
+        t *= self._ln10_over_10
         np.exp(t, out=t)
-        t *= self._m_over
-        t += self._one
+        t *= self._neg_oversub
+        t += self._f32_one
         pa, pb, p2a, p2b = self._v_g_pres
-        np.maximum(pa, pb, out=self._pres2)
-        np.maximum(p2a, p2b, out=self._pres)
+        np.maximum(pa, pb, out=self._presence_pair)
+        np.maximum(p2a, p2b, out=self._presence)
         if self._mode == 1:
-            np.maximum(t, self._pres, out=g)
+            np.maximum(t, self._presence, out=g)
         else:
-            np.maximum(t, self._zero, out=t)
-            np.minimum(t, self._pres, out=g)
+            np.maximum(t, self._f32_zero, out=t)
+            np.minimum(t, self._presence, out=g)
         if self._has_invalid:
             self._v_g_invalid.fill(1.0)

@@ -1,36 +1,13 @@
-"""Train the adaptive spectral-mask generator (never imported at run time).
+"""Train the adaptive spectral-mask generator: the training loop and its command line (never imported at run time).
 
-    resculpt train mask --out runs/mask --steps 6000 [--minutes 45] [--no-adv] [--no-perc] ...
+    resculpt train mask --out runs/mask --steps 6000 [--minutes 45] [--off adv] [--off perc] ...
     python -m resculpt.models.mask.train --out runs/mask --steps 6000
     resculpt train mask --smoke --out /tmp/x        # CI: 3 steps on synthetic signals, < 60 s
 
-Everything happens at 16 kHz (the speech is 16 kHz) in the band domain the stage uses at every rate:
-the mixture's STFT (sqrt-Hann, 5 ms hop, 10 or 20 ms window drawn per batch, frames exactly as the
-streaming STFT forms them) -> band PSD features (``common.py``) -> MaskNet band gains for bands 0..23
-(band 24+ repeats band 23 here; in the stage bands above 7.3 kHz use the noise-floor rule) ->
-``BandMap.synthesis`` to bins -> masked spectrum -> overlap-add -> waveform.
-
-Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
-  recon  multi-resolution STFT loss (spectral convergence + log-magnitude L1 at 3 FFT sizes)
-         + 0.05 * negative SI-SDR (dB) on examples whose target is not silent;
-  adv    LSGAN against ``MultiResSpecDisc`` (clean target vs masked output), from step ``adv_start``;
-  perc   perceptual: L1 between the frame features (3-layer LSTM outputs) and 1 - cosine of the
-         embeddings of resemblyzer's frozen, pretrained speaker encoder (GE2E, ``pretrained.pt`` from
-         the resemblyzer wheel, loaded by path; resemblyzer itself is never imported), on
-         -30 dBFS-normalised mel power spectra (40 mels, 25 ms / 10 ms) of output and target;
-  sparse mean attenuation ``mean(1 - g)``: the mask should only act where it must;
-  gain   band-gain target (as RNNoise trains its gains): squared error between sqrt(g) and sqrt(g*), with
-         g* = clip(sqrt(P_target / P_mixture), 0, 1) the ideal gain of each learned band in each frame,
-         from the same band analysis the model sees. A dense per-band, per-frame signal that a 2-core
-         machine can fit far faster than the waveform losses alone (the model card, ``models/weights/mask/MODEL_CARD.md``).
-  teach  distillation from DeepFilterNet3-LL (only with ``--teacher DIR``, a cache built by
-         ``scripts/mask_teacher_cache.py``): ``--teacher-frac`` of each batch are crops of the cached
-         training-split mixtures, and on those rows the dense gain target is the teacher's band gain
-         clip(sqrt(P_teacher / P_mixture), 0, 1) instead of g* (same squared error of square roots). The
-         teacher is causal with a 10 ms window, so its gains are ones a causal frame can reach; g* is not
-         (it knows the clean speech), which is why the net hedges toward it. Every waveform loss still
-         compares with the clean target on every row: the teacher is an extra target, never the only one.
-         ``--off teach`` keeps the cached rows in the batch with g* as their gain target (its ablation).
+Each step: a batch of 16 kHz mixtures (``mixing.py``; with ``--teacher``, rows from the teacher cache,
+``teacher.py``), a 10 or 20 ms STFT window drawn per batch, band and fine features -> MaskNet band gains ->
+masked resynthesis (``band_io.py``), the weighted loss terms (``losses.py``), one generator step and, with
+the adversarial term on, one discriminator step.
 
 Determinism: batch k is drawn from ``np.random.default_rng([seed, k])`` and torch is seeded, so a
 resumed run sees the same batches as an uninterrupted one. Checkpoints: ``OUT/ckpt.pt`` (latest, every
@@ -49,194 +26,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from resculpt.dsp.bands import BandMap
-from resculpt.models.mask import common as C
-from resculpt.models.mask import mixing as M
+from resculpt.models.mask import common, mixing
+from resculpt.models.mask.band_io import BandIO
+from resculpt.models.mask.losses import (
+    LOSS_W,
+    SISDR_W,
+    PerceptualNet,
+    find_resemblyzer_weights,
+    gain_err,
+    mrstft,
+    si_sdr,
+)
+from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
-
-SR = 16000
-LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0}
-SISDR_W = 0.05
-
-
-# -- STFT / band plumbing (mirrors dsp/stft.py and the stage) ------------------------------------
-class BandIO:
-    def __init__(self, n_fft: int, hop: int, sr: int = SR):
-        self.n_fft, self.hop = n_fft, hop
-        w = C.sqrt_hann(n_fft)
-        ola = np.zeros(hop)
-        for k in range(0, n_fft, hop):
-            ola += (w * w)[k : k + hop]
-        self.win_a = torch.tensor(w, dtype=torch.float32)
-        self.win_s = torch.tensor(w / ola[0], dtype=torch.float32)
-        bm = BandMap(sr, n_fft, C.N_BANDS)
-        self.ana = torch.tensor(bm.analysis)       # (32, nb)
-        self.syn = torch.tensor(bm.synthesis)      # (nb, 32)
-        self.scale = C.psd_scale(sr, w)
-        self.n_long = C.fine_len(sr)
-        self.win_l = torch.tensor(C.fine_window(sr), dtype=torch.float32)
-        self.fine_m = torch.tensor(C.fine_matrix(sr), dtype=torch.float32)  # (128, n_long // 2 + 1)
-
-    def fine(self, x):  # (B, N) -> (B, T, 128) dB: 32 ms look-back window ending where frame t ends
-        xp = F.pad(x, (self.n_long - self.hop, 0))
-        fr = xp.unfold(-1, self.n_long, self.hop) * self.win_l
-        s = torch.fft.rfft(fr, dim=-1)
-        return 10.0 * torch.log10((s.real**2 + s.imag**2) @ self.fine_m.t() + C.EPS)
-
-    def analyse(self, x):  # (B, N) -> spec (B, T, nb), feat (B, T, 24) dB
-        spec, band = self.bands(x)
-        feat = 10.0 * torch.log10(band + C.EPS)
-        return spec, feat
-
-    def bands(self, x):  # (B, N) -> spec (B, T, nb), band PSD (B, T, 24) (linear, per Hz)
-        xp = F.pad(x, (self.n_fft - self.hop, 0))
-        frames = xp.unfold(-1, self.n_fft, self.hop) * self.win_a
-        spec = torch.fft.rfft(frames, dim=-1)
-        p = (spec.real**2 + spec.imag**2) * self.scale
-        return spec, (p @ self.ana.t())[..., : C.N_LEARNED]
-
-    def ideal_gains(self, x, t):
-        """g* (B, T, 24): clip(sqrt(P_t / P_x), 0, 1) per learned band and frame. A band where the
-        mixture is below -120 dB (PSD per Hz, i.e. digital silence) gets 1: nothing to remove."""
-        _, px = self.bands(x)
-        _, pt = self.bands(t)
-        return torch.sqrt((pt + C.EPS) / (px + C.EPS)).clamp(0.0, 1.0)
-
-    def synth(self, spec, gains24, n):  # -> (B, n) aligned with the input
-        g32 = torch.cat([gains24, gains24[..., -1:].expand(*gains24.shape[:-1], C.N_BANDS - C.N_LEARNED)], -1)
-        gb = g32 @ self.syn.t()
-        fr = torch.fft.irfft(spec * gb, n=self.n_fft, dim=-1) * self.win_s  # (B, T, n_fft)
-        b, t, _ = fr.shape
-        L = (t - 1) * self.hop + self.n_fft
-        y = F.fold(fr.transpose(1, 2), (1, L), (1, self.n_fft), stride=(1, self.hop))[:, 0, 0]
-        s = self.n_fft - self.hop
-        return y[:, s : s + n]
-
-
-# -- losses --------------------------------------------------------------------------------------
-_WINS = {}
-
-
-def _stft_mag(x, n_fft, hop):
-    if n_fft not in _WINS:
-        _WINS[n_fft] = torch.hann_window(n_fft)
-    return torch.stft(x, n_fft, hop, window=_WINS[n_fft], return_complex=True).abs().clamp_min(1e-5)
-
-
-def mrstft(y, t, ffts=((512, 128), (256, 64), (1024, 256))):
-    loss = 0.0
-    for n, h in ffts:
-        Y, T = _stft_mag(y, n, h), _stft_mag(t, n, h)
-        sc = torch.linalg.norm(T - Y) / (torch.linalg.norm(T) + 1e-5)  # over the batch: silent targets are fine
-        lm = (torch.log(Y) - torch.log(T)).abs().mean()
-        loss = loss + sc + lm
-    return loss / len(ffts)
-
-
-def si_sdr(y, t, eps=1e-8):
-    t0 = t - t.mean(-1, keepdim=True)
-    y0 = y - y.mean(-1, keepdim=True)
-    a = (y0 * t0).sum(-1, keepdim=True) / ((t0 * t0).sum(-1, keepdim=True) + eps)
-    s = a * t0
-    return 10 * torch.log10((s * s).sum(-1) / (((y0 - s) ** 2).sum(-1) + eps) + eps)
-
-
-def _gain_err(g, target):
-    """Per-row (B,) mean squared error of square roots of band gains (B, T, 24); +1e-4 keeps a finite slope at 0."""
-    return ((g + 1e-4).sqrt() - (target + 1e-4).sqrt()).pow(2).mean(dim=(1, 2))
-
-
-def _slaney_mel(sr=16000, n_fft=400, n_mels=40):
-    def hz2mel(f):
-        f = np.asarray(f, float)
-        lin = f / (200.0 / 3)
-        return np.where(f >= 1000, 15.0 + np.log(np.maximum(f, 1e-9) / 1000) / (np.log(6.4) / 27), lin)
-
-    def mel2hz(m):
-        m = np.asarray(m, float)
-        return np.where(m >= 15, 1000 * np.exp((np.log(6.4) / 27) * (m - 15)), m * 200.0 / 3)
-
-    fft_f = np.linspace(0, sr / 2, n_fft // 2 + 1)
-    hz = mel2hz(np.linspace(hz2mel(0), hz2mel(sr / 2), n_mels + 2))
-    fd = np.diff(hz)
-    ramps = hz[:, None] - fft_f[None, :]
-    w = np.zeros((n_mels, fft_f.size))
-    for i in range(n_mels):
-        lo = -ramps[i] / fd[i]
-        up = ramps[i + 2] / fd[i + 1]
-        w[i] = np.maximum(0, np.minimum(lo, up))
-    w *= (2.0 / (hz[2 : n_mels + 2] - hz[:n_mels]))[:, None]
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def find_resemblyzer_weights() -> Path | None:
-    """pretrained.pt of the resemblyzer wheel in this venv or in .venv-bench (path lookup, no import)."""
-    import importlib.util
-
-    env = os.environ.get("RESCULPT_PERC_WEIGHTS")
-    if env and Path(env).is_file():
-        return Path(env)
-    spec = importlib.util.find_spec("resemblyzer")
-    cands = []
-    if spec and spec.origin:
-        cands.append(Path(spec.origin).parent / "pretrained.pt")
-    repo = Path(__file__).resolve().parents[2]
-    cands += list((repo / ".venv-bench").glob("lib/python*/site-packages/resemblyzer/pretrained.pt"))
-    for c in cands:
-        if c.is_file():
-            return c
-    return None
-
-
-class PerceptualNet(torch.nn.Module):
-    """resemblyzer's GE2E speaker encoder (frozen): LSTM(40, 256, 3) + Linear + ReLU + L2 norm."""
-
-    def __init__(self, weights: Path):
-        super().__init__()
-        self.lstm = torch.nn.LSTM(40, 256, 3, batch_first=True)
-        self.linear = torch.nn.Linear(256, 256)
-        sd = torch.load(weights, map_location="cpu")["model_state"]
-        self.load_state_dict({k: v for k, v in sd.items() if k.startswith(("lstm", "linear"))})
-        self.register_buffer("mel", _slaney_mel())
-        self.register_buffer("win", torch.hann_window(400))
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def features(self, x):
-        s = torch.stft(x, 400, 160, window=self.win, return_complex=True, pad_mode="constant")
-        mel = self.mel @ (s.real**2 + s.imag**2)  # (B, 40, T) mel power, as resemblyzer feeds it
-        h, _ = self.lstm(mel.transpose(1, 2))
-        e = F.relu(self.linear(h[:, -1]))
-        return h, e / (e.norm(dim=-1, keepdim=True) + 1e-8)
-
-    def loss(self, y, t, active):
-        g = 10 ** (-30 / 20) / (t.pow(2).mean(-1, keepdim=True).sqrt() + 1e-5)  # target to -30 dBFS
-        hy, ey = self.features(y * g)
-        with torch.no_grad():
-            ht, et = self.features(t * g)
-        per = (hy - ht).abs().mean(dim=(1, 2)) + (1 - (ey * et).sum(-1))
-        return (per * active).sum() / active.sum().clamp_min(1.0)
-
-
-# -- data --------------------------------------------------------------------------------------
-def synthetic_pools(seed=0, sr=SR) -> M.Pools:
-    """Smoke-test pools (synthetic, labelled as such): harmonic 'voices', coloured noises, chords."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(3 * sr) / sr
-    sp = []
-    for k in range(4):
-        f0 = 100 + 40 * k + 20 * np.sin(2 * np.pi * 3 * t)
-        ph = 2 * np.pi * np.cumsum(f0) / sr
-        env = (np.sin(2 * np.pi * 2.5 * t + k) > 0).astype(float)
-        sp.append((sum(np.sin(h * ph) / h for h in range(1, 20)) * env).astype(np.float32))
-    no = [np.cumsum(rng.standard_normal(3 * sr)).astype(np.float32) * 0.01 + rng.standard_normal(3 * sr).astype(np.float32)
-          for _ in range(3)]
-    mu = [sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 440 * 4)).astype(np.float32)]
-    rir = [(np.exp(-np.arange(4000) / 800) * rng.standard_normal(4000)).astype(np.float32)]
-    rir = [r / np.sqrt(np.sum(r**2)) for r in rir]
-    return M.Pools(sp, ["s%d" % i for i in range(4)], no, ["n"] * 3, mu, ["m"], rir, ["r"])
+from resculpt.models.mask.teacher import TeacherCache
 
 
 def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2, vary_noise=True):
@@ -244,11 +47,11 @@ def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2, vary_noise=True):
     io = BandIO(320, 80)
     feats, fines = [], []
     for k in range(n_batches):
-        x, _, _ = M.batch(np.random.default_rng([seed, 10_000_000 + k]), pools, bsz, n, vary_noise=vary_noise)
+        x, _, _ = mixing.batch(np.random.default_rng([seed, 10_000_000 + k]), pools, bsz, n, vary_noise=vary_noise)
         xt = torch.tensor(x)
         _, f = io.analyse(xt)
-        feats.append(f.reshape(-1, C.N_LEARNED))
-        fines.append(io.fine(xt).reshape(-1, C.N_FINE))
+        feats.append(f.reshape(-1, common.N_LEARNED))
+        fines.append(io.fine(xt).reshape(-1, common.N_FINE))
     f, g = torch.cat(feats), torch.cat(fines)
     return {"feat_mean": f.mean(0).tolist(), "feat_std": f.std(0).clamp_min(1.0).tolist(),
             "fine_mean": g.mean(0).tolist(), "fine_std": g.std(0).clamp_min(1.0).tolist()}
@@ -274,29 +77,6 @@ def grow_fine(net: MaskNet, sd_old: dict) -> None:
             elif k not in ("fine_mean", "fine_std"):
                 sd[k].copy_(v)
     net.load_state_dict(sd)
-
-
-class TeacherCache:
-    """The DeepFilterNet3-LL cache (``scripts/mask_teacher_cache.py``): mixtures, clean targets and the
-    teacher's output (n, N) at 16 kHz, aligned sample for sample."""
-
-    def __init__(self, folder: Path):
-        shards = sorted(Path(folder).glob("shard_*.npz"))
-        if not shards:
-            raise SystemExit(f"--teacher {folder}: no shard_*.npz (build it with scripts/mask_teacher_cache.py)")
-        parts = [np.load(p) for p in shards]
-        self.x, self.t, self.y = (np.concatenate([q[k] for q in parts]) for k in ("x", "target", "teacher"))
-        self.meta = json.loads((Path(folder) / "meta.json").read_text())
-
-    def batch(self, rng: np.random.Generator, bsz: int, n: int):
-        """``bsz`` random crops of ``n`` samples: mixture, clean target, teacher output (bsz, n); cond (bsz, 2)
-        = [denoise, strength 1] (what the cache was made with)."""
-        i = rng.integers(len(self.x), size=bsz)
-        s = rng.integers(self.x.shape[1] - n + 1, size=bsz)
-        def crop(a):
-            return np.stack([a[k, o : o + n] for k, o in zip(i, s)])
-
-        return crop(self.x), crop(self.t), crop(self.y), np.tile(np.array([0.0, 1.0], np.float32), (bsz, 1))
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -340,13 +120,13 @@ def train(args) -> dict:
     seg = int(args.segment_s * SR)
     vary = not args.plain_noise
     if args.smoke:
-        pools = synthetic_pools(args.seed)
-        val = [{"noisy": x, "clean": y} for x, y, _ in (M.make_example(np.random.default_rng(i), pools, SR, augment=False)
+        pools = mixing.synthetic_pools(args.seed)
+        val = [{"noisy": x, "clean": y} for x, y, _ in (mixing.make_example(np.random.default_rng(i), pools, SR, augment=False)
                                                          for i in range(2))]
     else:
         t_load = time.time()
-        pools = M.load_pools("train")
-        val = M.validation_set()
+        pools = mixing.load_pools("train")
+        val = mixing.validation_set()
         print(f"data: {len(pools.speech)} train utterances ({len(set(pools.speech_ids))} speakers), "
               f"{len(pools.noise)} noises, {len(pools.music)} music, {len(pools.rir)} RIRs; "
               f"{len(val)} validation mixtures; loaded in {time.time() - t_load:.0f} s", flush=True)
@@ -385,12 +165,12 @@ def train(args) -> dict:
         grow = args.fine and not kw.get("n_fine", 0)
         if grow:  # band-only checkpoint -> net with the fine branch (normalisation of the new input measured here)
             st = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
-            kw.update(n_fine=C.N_FINE, fine_mean=st["fine_mean"], fine_std=st["fine_std"])
+            kw.update(n_fine=common.N_FINE, fine_mean=st["fine_mean"], fine_std=st["fine_std"])
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
               f"{'; fine branch added' if grow else ''})", flush=True)
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
-        kw["n_fine"] = C.N_FINE if args.fine else 0
+        kw["n_fine"] = common.N_FINE if args.fine else 0
         ck = None
     if ck is None:
         net = MaskNet(**kw)
@@ -430,7 +210,7 @@ def train(args) -> dict:
             print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
-        x, t, c = M.batch(rng, pools, args.batch - n_teach, seg, vary_noise=vary)
+        x, t, c = mixing.batch(rng, pools, args.batch - n_teach, seg, vary_noise=vary)
         if teacher is not None:  # the cached rows come last: rows [nb:] have a teacher output
             xc, tc, yc, cc = teacher.batch(rng, n_teach, seg)
             x, t, c = np.concatenate([x, xc]), np.concatenate([t, tc]), np.concatenate([c, cc])
@@ -467,9 +247,9 @@ def train(args) -> dict:
             loss = loss + w["perc"] * pl
         if w["gain"] > 0 or w["teach"] > 0:
             gt = io.ideal_gains(x, t_full)
-            ge = _gain_err(gains, gt)
+            ge = gain_err(gains, gt)
             if w["teach"] > 0:  # cached rows: the teacher's gains replace g* as the dense target
-                te = _gain_err(gains[nb:], io.ideal_gains(x[nb:], torch.tensor(yc)))
+                te = gain_err(gains[nb:], io.ideal_gains(x[nb:], torch.tensor(yc)))
                 parts["teach"] = te.mean().item()
                 loss = loss + w["teach"] * te.sum() / args.batch
                 ge = ge[:nb]

@@ -1,0 +1,173 @@
+"""The mask model bundle: reading and verifying a bundle folder (numpy + onnxruntime; never imports torch).
+
+A bundle folder holds ``model.onnx`` (one frame per call), optionally ``model_seq.onnx`` (the same net and
+state, T frames per call), ``config.json`` (written by ``export.py``) and ``golden.npz`` (reference band and
+fine features -> gains from torch). :func:`load_bundle` refuses a bundle whose files are missing, whose ONNX
+files do not have the sha256 that config.json records, whose config is of another version or describes
+features the stage does not compute, or whose graphs do not reproduce the golden gains within 1e-4.
+
+What the runtime stage reads from the config besides the graphs: the frame hop (``frame.hop_ms``, the
+section's hop must equal it) and the model's look-ahead (``lookahead_frames``: the gains of a call belong to
+the frame that many hops before the newest, so the stage delays its output by that many hops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import common
+
+BUNDLE_DIR = Path(__file__).resolve().parent.parent / "weights" / "mask"
+SEQ_CHUNKS = (1, 3, 2, 7, 5)  # frames per call when checking the batched graph (cycled)
+GOLDEN_TOL = 1e-4  # largest |gain - golden gain| a loaded graph may show (gains are in [0, 1])
+
+
+class BundleError(RuntimeError):
+    """The model bundle is missing, altered, of another version, or does not reproduce its golden I/O."""
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_session(model_path: Path):
+    """An onnxruntime CPU session with one intra-op and one inter-op thread (the audio thread's own core)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+
+
+class Bundle:
+    """A verified model bundle: config, ORT sessions, state names and shapes, frame hop and look-ahead."""
+
+    def __init__(self, path: Path, config: dict, session, seq_session=None):
+        self.path, self.config, self.session = path, config, session
+        self.seq_session = seq_session  # batched graph (T frames per call), or None: one call per frame
+        self.state_names = list(config["state_inputs"])
+        self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
+        self.out_names = ["gains"] + [n + "_out" for n in self.state_names]
+        self.has_fine = int(config.get("n_fine", 0)) > 0
+        self.hop_ms = float(config["frame"]["hop_ms"])          # frame hop the model was trained at, ms
+        self.lookahead_frames = int(config["lookahead_frames"])  # hops between the newest frame and its gains
+
+    def run_sequence(self, feat: np.ndarray, fine: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        """Gains (T, 24) for band features (T, 24) and fine features (T, 128) from zero state (golden checks)."""
+        return run_streaming(self.session, feat, fine, cond, self.state_shapes, self.has_fine, self.state_names)
+
+
+def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=(1,)) -> np.ndarray:
+    """Gains (T, 24) of a streaming graph fed ``chunks`` frames per call in turn (cycled; (1,) for
+    model.onnx, e.g. SEQ_CHUNKS for model_seq.onnx), from zero state: feat (T, 24), fine (T, 128), cond (2,)."""
+    state = {k: np.zeros(shapes[k], np.float32) for k in state_names}
+    names = ["gains", *[k + "_out" for k in state_names]]
+    cond_row = np.asarray(cond, np.float32).reshape(1, 2)
+    out, t, i = [], 0, 0
+    while t < feat.shape[0]:
+        n = min(chunks[i % len(chunks)], feat.shape[0] - t)
+        feed = {"feat": np.ascontiguousarray(feat[None, t : t + n], np.float32), "cond": cond_row, **state}
+        if has_fine:
+            feed["fine"] = np.ascontiguousarray(fine[None, t : t + n], np.float32)
+        r = sess.run(names, feed)
+        out.append(r[0][0])
+        state = dict(zip(state_names, r[1:]))
+        t, i = t + n, i + 1
+    return np.concatenate(out)
+
+
+def _check_config(cfg: dict, cfg_p: Path) -> None:
+    """Raise BundleError unless config.json describes what the stage computes and runs."""
+    if cfg.get("version") != common.CONFIG_VERSION:
+        raise BundleError(f"{cfg_p}: config version {cfg.get('version')!r}, this code reads version "
+                          f"{common.CONFIG_VERSION}; re-export the bundle with this checkout")
+    if cfg.get("n_fine") not in (0, common.N_FINE):
+        raise BundleError(f"{cfg_p}: n_fine = {cfg.get('n_fine')!r}, the stage computes 0 or {common.N_FINE} "
+                          "fine features")
+    for k, v in (("n_bands", common.N_BANDS), ("n_learned", common.N_LEARNED), ("eps", common.EPS),
+                 ("fine_win_ms", common.FINE_WIN_MS), ("fine_hz", common.FINE_HZ)):
+        if cfg.get(k) != v:
+            raise BundleError(f"{cfg_p}: {k} = {cfg.get(k)!r}, the stage expects {v!r}")
+    hop_ms = (cfg.get("frame") or {}).get("hop_ms")
+    if isinstance(hop_ms, bool) or not isinstance(hop_ms, (int, float)) or not hop_ms > 0:
+        raise BundleError(f"{cfg_p}: frame.hop_ms = {hop_ms!r}, expected a positive number of milliseconds")
+    look = cfg.get("lookahead_frames")
+    if isinstance(look, bool) or not isinstance(look, int) or look < 0:
+        raise BundleError(f"{cfg_p}: lookahead_frames = {look!r}, expected a whole number of frames >= 0")
+
+
+def _check_golden(b: Bundle, gold_p: Path) -> None:
+    """Raise BundleError unless both graphs reproduce golden.npz's gains within GOLDEN_TOL."""
+    g = np.load(gold_p)
+    got = b.run_sequence(g["feat"], g["fine"], g["cond"])
+    err = float(np.max(np.abs(got - g["gains"])))
+    if not np.isfinite(err) or err > GOLDEN_TOL:
+        raise BundleError(f"{b.path}: model output differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
+    if b.seq_session is not None:
+        got = run_streaming(b.seq_session, g["feat"], g["fine"], g["cond"], b.state_shapes, b.has_fine,
+                            b.state_names, SEQ_CHUNKS)
+        err = float(np.max(np.abs(got - g["gains"])))
+        if not np.isfinite(err) or err > GOLDEN_TOL:
+            raise BundleError(f"{b.path}: batched model output differs from golden.npz by {err:.3g} "
+                              f"(> {GOLDEN_TOL:g})")
+
+
+# (resolved folder, check_golden) -> (sha256 of model.onnx, Bundle): a stage per chain rebuild reuses the
+# verified sessions; a replaced model.onnx (another sha256) is loaded and verified afresh.
+_CACHE: dict = {}
+
+
+def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bundle:
+    """Load and verify a bundle folder (model.onnx, config.json, golden.npz; model_seq.onnx when the config
+    names it), the shipped one by default; raise BundleError."""
+    path = Path(path) if path else BUNDLE_DIR
+    key = (str(path.resolve()), check_golden)
+    cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
+    for p in (cfg_p, onnx_p, gold_p):
+        if not p.is_file():
+            raise BundleError(f"mask model bundle incomplete: {p} is missing (re-run models/mask/export.py)")
+    sha = file_sha256(onnx_p)
+    if key in _CACHE and _CACHE[key][0] == sha:
+        return _CACHE[key][1]
+    try:
+        cfg = json.loads(cfg_p.read_text())
+    except ValueError as e:
+        raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
+    _check_config(cfg, cfg_p)
+    if cfg.get("sha256") != sha:
+        raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json ({str(cfg.get('sha256'))[:16]}...); "
+                          "the model file was altered or belongs to another bundle")
+    try:
+        sess = make_session(onnx_p)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise BundleError(f"{onnx_p}: onnxruntime cannot load it ({e})") from None
+    seq = None
+    if cfg.get("seq_model"):  # optional (bundles exported without it run a block's frames one by one)
+        sm = cfg["seq_model"]
+        seq_p = path / str(sm.get("file"))
+        if not seq_p.is_file():
+            raise BundleError(f"mask model bundle incomplete: {seq_p} is missing (re-run models/mask/export.py)")
+        if sm.get("sha256") != file_sha256(seq_p):
+            raise BundleError(f"{seq_p}: sha256 does not match config.json; the batched model was altered or "
+                              "belongs to another bundle")
+        try:
+            seq = make_session(seq_p)
+        except Exception as e:
+            raise BundleError(f"{seq_p}: onnxruntime cannot load it ({e})") from None
+    b = Bundle(path, cfg, sess, seq)
+    if check_golden:
+        _check_golden(b, gold_p)
+    _CACHE[key] = (sha, b)
+    return b

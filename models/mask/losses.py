@@ -1,0 +1,142 @@
+"""The training losses of the mask generator (torch; never imported at run time).
+
+Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
+  recon  multi-resolution STFT loss (spectral convergence + log-magnitude L1 at 3 FFT sizes)
+         + 0.05 * negative SI-SDR (dB) on examples whose target is not silent;
+  adv    LSGAN against ``MultiResSpecDisc`` (clean target vs masked output), from step ``adv_start``;
+  perc   perceptual: L1 between the frame features (3-layer LSTM outputs) and 1 - cosine of the
+         embeddings of resemblyzer's frozen, pretrained speaker encoder (GE2E, ``pretrained.pt`` from
+         the resemblyzer wheel, loaded by path; resemblyzer itself is never imported), on
+         -30 dBFS-normalised mel power spectra (40 mels, 25 ms / 10 ms) of output and target;
+  sparse mean attenuation ``mean(1 - g)``: the mask should only act where it must;
+  gain   band-gain target (as RNNoise trains its gains): squared error between sqrt(g) and sqrt(g*), with
+         g* = clip(sqrt(P_target / P_mixture), 0, 1) the ideal gain of each learned band in each frame,
+         from the same band analysis the model sees. A dense per-band, per-frame signal that a 2-core
+         machine can fit far faster than the waveform losses alone (the model card, ``models/weights/mask/MODEL_CARD.md``).
+  teach  distillation from DeepFilterNet3-LL (only with ``--teacher DIR``, a cache built by
+         ``scripts/mask_teacher_cache.py``): ``--teacher-frac`` of each batch are crops of the cached
+         training-split mixtures, and on those rows the dense gain target is the teacher's band gain
+         clip(sqrt(P_teacher / P_mixture), 0, 1) instead of g* (same squared error of square roots). The
+         teacher is causal with a 10 ms window, so its gains are ones a causal frame can reach; g* is not
+         (it knows the clean speech), which is why the net hedges toward it. Every waveform loss
+         compares with the clean target on every row: the teacher is an extra target, never the only one.
+         ``--off teach`` keeps the cached rows in the batch with g* as their gain target (its ablation).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.functional import relu
+
+LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0}
+SISDR_W = 0.05  # weight of the negative SI-SDR (dB) inside the recon term
+
+
+_WINS = {}  # n_fft -> Hann window of the multi-resolution STFT loss, made once
+
+
+def _stft_mag(x, n_fft, hop):
+    if n_fft not in _WINS:
+        _WINS[n_fft] = torch.hann_window(n_fft)
+    return torch.stft(x, n_fft, hop, window=_WINS[n_fft], return_complex=True).abs().clamp_min(1e-5)
+
+
+def mrstft(y, t, ffts=((512, 128), (256, 64), (1024, 256))):
+    loss = 0.0
+    for n, h in ffts:
+        Y, T = _stft_mag(y, n, h), _stft_mag(t, n, h)
+        sc = torch.linalg.norm(T - Y) / (torch.linalg.norm(T) + 1e-5)  # over the batch: silent targets are fine
+        lm = (torch.log(Y) - torch.log(T)).abs().mean()
+        loss = loss + sc + lm
+    return loss / len(ffts)
+
+
+def si_sdr(y, t, eps=1e-8):
+    t0 = t - t.mean(-1, keepdim=True)
+    y0 = y - y.mean(-1, keepdim=True)
+    a = (y0 * t0).sum(-1, keepdim=True) / ((t0 * t0).sum(-1, keepdim=True) + eps)
+    s = a * t0
+    return 10 * torch.log10((s * s).sum(-1) / (((y0 - s) ** 2).sum(-1) + eps) + eps)
+
+
+def gain_err(g, target):
+    """Per-row (B,) mean squared error of square roots of band gains (B, T, 24); +1e-4 keeps a finite slope at 0."""
+    return ((g + 1e-4).sqrt() - (target + 1e-4).sqrt()).pow(2).mean(dim=(1, 2))
+
+
+def slaney_mel(sr=16000, n_fft=400, n_mels=40):
+    def hz2mel(f):
+        f = np.asarray(f, float)
+        lin = f / (200.0 / 3)
+        return np.where(f >= 1000, 15.0 + np.log(np.maximum(f, 1e-9) / 1000) / (np.log(6.4) / 27), lin)
+
+    def mel2hz(m):
+        m = np.asarray(m, float)
+        return np.where(m >= 15, 1000 * np.exp((np.log(6.4) / 27) * (m - 15)), m * 200.0 / 3)
+
+    fft_f = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    hz = mel2hz(np.linspace(hz2mel(0), hz2mel(sr / 2), n_mels + 2))
+    fd = np.diff(hz)
+    ramps = hz[:, None] - fft_f[None, :]
+    w = np.zeros((n_mels, fft_f.size))
+    for i in range(n_mels):
+        lo = -ramps[i] / fd[i]
+        up = ramps[i + 2] / fd[i + 1]
+        w[i] = np.maximum(0, np.minimum(lo, up))
+    w *= (2.0 / (hz[2 : n_mels + 2] - hz[:n_mels]))[:, None]
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def find_resemblyzer_weights() -> Path | None:
+    """pretrained.pt of the resemblyzer wheel in this venv or in .venv-bench (path lookup, no import)."""
+    import importlib.util
+
+    env = os.environ.get("RESCULPT_PERC_WEIGHTS")
+    if env and Path(env).is_file():
+        return Path(env)
+    spec = importlib.util.find_spec("resemblyzer")
+    cands = []
+    if spec and spec.origin:
+        cands.append(Path(spec.origin).parent / "pretrained.pt")
+    repo = Path(__file__).resolve().parents[2]
+    cands += list((repo / ".venv-bench").glob("lib/python*/site-packages/resemblyzer/pretrained.pt"))
+    for c in cands:
+        if c.is_file():
+            return c
+    return None
+
+
+class PerceptualNet(torch.nn.Module):
+    """resemblyzer's GE2E speaker encoder (frozen): LSTM(40, 256, 3) + Linear + ReLU + L2 norm."""
+
+    def __init__(self, weights: Path):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(40, 256, 3, batch_first=True)
+        self.linear = torch.nn.Linear(256, 256)
+        sd = torch.load(weights, map_location="cpu")["model_state"]
+        self.load_state_dict({k: v for k, v in sd.items() if k.startswith(("lstm", "linear"))})
+        self.register_buffer("mel", slaney_mel())
+        self.register_buffer("win", torch.hann_window(400))
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def features(self, x):
+        s = torch.stft(x, 400, 160, window=self.win, return_complex=True, pad_mode="constant")
+        mel = self.mel @ (s.real**2 + s.imag**2)  # (B, 40, T) mel power, as resemblyzer feeds it
+        h, _ = self.lstm(mel.transpose(1, 2))
+        e = relu(self.linear(h[:, -1]))
+        return h, e / (e.norm(dim=-1, keepdim=True) + 1e-8)
+
+    def loss(self, y, t, active):
+        g = 10 ** (-30 / 20) / (t.pow(2).mean(-1, keepdim=True).sqrt() + 1e-5)  # target to -30 dBFS
+        hy, ey = self.features(y * g)
+        with torch.no_grad():
+            ht, et = self.features(t * g)
+        per = (hy - ht).abs().mean(dim=(1, 2)) + (1 - (ey * et).sum(-1))
+        return (per * active).sum() / active.sum().clamp_min(1.0)
+
