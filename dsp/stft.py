@@ -104,7 +104,9 @@ class SpectralStage:
     Lifecycle mirrors Processor: ``prepare(ctx)`` (control thread, allocates),
     ``process_frame(spec)`` (audio thread, edits ``spec`` (channels, n_bins) complex64 in place,
     allocates nothing), ``reset()`` (zero-fill). ``latency_frames`` is the look-ahead the stage
-    needs, in hops; the section delays its output by that many hops and reports it.
+    needs, in hops: the stage's output lags its input by that many frames (the stage keeps the
+    spectra it needs), and the section adds ``hop * latency_frames`` to its reported latency and
+    delays its delta-listen dry copy by as much.
     """
 
     name = "spectral-stage"
