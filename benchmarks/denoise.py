@@ -206,20 +206,20 @@ def systems(include):
 
 # -- data and metrics -------------------------------------------------------------------------------
 def load_sets(n_val: int, n_vb: int):
-    from resculpt.models import data as D
+    from resculpt.models import data
     from resculpt.models.mask.mixing import validation_set
 
     sets = {"val": [dict(v, set="val") for v in validation_set(n_utts=n_val)]}
     vb = []
-    pairs = D.select("paired", "test")
+    pairs = data.select("paired", "test")
     noisy = sorted([p for p in pairs if p.role == "noisy"], key=lambda p: p.path.name)
     clean = {p.path.name: p for p in pairs if p.role == "clean"}
     for p in noisy[:n_vb]:
         c = clean.get(p.path.name)
         if c is None:
             continue
-        x, _ = D.load(p, SR)
-        y, _ = D.load(c, SR)
+        x, _ = data.load(p, SR)
+        y, _ = data.load(c, SR)
         m = min(x.size, y.size)
         vb.append({"name": "vb_" + p.path.stem, "noisy": x[:m], "clean": y[:m], "set": "voicebank"})
     sets["voicebank"] = vb

@@ -52,7 +52,7 @@ def heaviest_preset(block: int = 256) -> tuple[str, dict]:
     from resculpt.plugin_host.bench import bench_chain
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.paths import shipped_presets_dir
-from resculpt.plugin_host.presets import list_presets
+    from resculpt.plugin_host.presets import list_presets
 
     sig = _speech()
     costs = {}

@@ -37,7 +37,7 @@ from resculpt.dsp.descriptors import describe
 from resculpt.dsp.params import ParamError
 from resculpt.dsp.profile import from_reference
 
-from . import osc_protocol as P
+from . import osc_protocol
 from .contexts import apply_context, load_contexts
 from .daw.dialects import ReaperSurface, ardour_parameter
 from .meters import Meters
@@ -49,7 +49,7 @@ from .user_profile import AdjustmentLog
 
 log = logging.getLogger("resculpt.osc")
 
-DEFAULT_PORT = P.DEFAULT_PORT
+DEFAULT_PORT = osc_protocol.DEFAULT_PORT
 MAX_PACKET = 8192  # bytes; anything larger is refused unparsed
 MAX_MESSAGES = 64  # per bundle
 MAX_SUBSCRIBERS = 8
@@ -154,22 +154,22 @@ class OscServer:
         self.adjustment_log: AdjustmentLog | None = None  # records the user's adjustments while running
         # One handler per address of osc_protocol.FIXED_ADDRESSES (a test keeps the two in step).
         self._routes = {
-            P.PING: self._h_ping,
-            P.BYPASS: self._h_bypass,
-            P.MIX: self._h_mix,
-            P.DUMP: self._h_dump,
-            P.PRESET_LOAD: self._h_preset_load,
-            P.PRESET_SAVE: self._h_preset_save,
-            P.PRESET_RENAME: self._h_preset_rename,
-            P.PRESET_LIST: self._h_preset_list,
-            P.PROFILE_DESCRIBE: self._h_describe,
-            P.PROFILE_REFERENCE: self._h_reference,
-            P.CONTEXT: self._h_context,
-            P.CONTEXT_LIST: self._h_context_list,
-            P.SUBSCRIBE: self._h_subscribe,
-            P.UNSUBSCRIBE: self._h_unsubscribe,
-            P.AUTH: self._h_auth,
-            P.ARDOUR_PARAMETER: self._h_ardour,
+            osc_protocol.PING: self._h_ping,
+            osc_protocol.BYPASS: self._h_bypass,
+            osc_protocol.MIX: self._h_mix,
+            osc_protocol.DUMP: self._h_dump,
+            osc_protocol.PRESET_LOAD: self._h_preset_load,
+            osc_protocol.PRESET_SAVE: self._h_preset_save,
+            osc_protocol.PRESET_RENAME: self._h_preset_rename,
+            osc_protocol.PRESET_LIST: self._h_preset_list,
+            osc_protocol.PROFILE_DESCRIBE: self._h_describe,
+            osc_protocol.PROFILE_REFERENCE: self._h_reference,
+            osc_protocol.CONTEXT: self._h_context,
+            osc_protocol.CONTEXT_LIST: self._h_context_list,
+            osc_protocol.SUBSCRIBE: self._h_subscribe,
+            osc_protocol.UNSUBSCRIBE: self._h_unsubscribe,
+            osc_protocol.AUTH: self._h_auth,
+            osc_protocol.ARDOUR_PARAMETER: self._h_ardour,
         }
         self._listener = self._on_param
 
@@ -271,7 +271,7 @@ class OscServer:
         self.stats["errors"] += 1
         self.last_error = message
         self._log(logging.WARNING, f"osc: {addr[0]}:{addr[1]}: {message}")
-        self.send(addr, P.ERROR, message, address)
+        self.send(addr, osc_protocol.ERROR, message, address)
 
     # -- receiving -----------------------------------------------------------------------------
     def _recv_loop(self) -> None:
@@ -320,7 +320,7 @@ class OscServer:
                 pass
         if self.secret is None and not self.allow:
             return True  # allow_insecure
-        if address == P.AUTH and self.secret is not None:
+        if address == osc_protocol.AUTH and self.secret is not None:
             return True
         self.error(
             addr,
@@ -342,9 +342,9 @@ class OscServer:
             h = self._routes.get(address)
             if h is not None:
                 h(address, args, addr)
-            elif address.startswith(P.PARAM):
+            elif address.startswith(osc_protocol.PARAM):
                 self._h_param(address, args, addr)
-            elif address.startswith(P.REAPER_PREFIXES):
+            elif address.startswith(osc_protocol.REAPER_PREFIXES):
                 self._h_reaper(address, args, addr)
             else:
                 raise BadMessage(f"unknown address {address}; /resculpt/ping answers, docs/osc.md lists them")
@@ -361,7 +361,7 @@ class OscServer:
         t = self.chain.params
         spec = t.spec(pid)
         v = t.get(pid)
-        self.send(addr, P.param_address(pid), float(v), spec.unit, spec.display(v))
+        self.send(addr, osc_protocol.param_address(pid), float(v), spec.unit, spec.display(v))
 
     def _set_native(self, pid: str, args, address: str) -> float:
         t = self.chain.params
@@ -377,7 +377,7 @@ class OscServer:
         return t.set(pid, v)
 
     def _h_param(self, address: str, args, addr) -> None:
-        rest = P.param_id(address)
+        rest = osc_protocol.param_id(address)
         if rest.endswith("/get"):
             pid = rest[:-4]
             self.chain.params.spec(pid)
@@ -408,8 +408,8 @@ class OscServer:
     def _h_dump(self, address, args, addr) -> None:
         for pid in self.chain.params:
             self._param_reply(addr, pid)
-        self.send(addr, P.PRESET_CURRENT, self.chain.preset_name or "")
-        self.send(addr, P.CHAIN, *self.chain.layout.slots())
+        self.send(addr, osc_protocol.PRESET_CURRENT, self.chain.preset_name or "")
+        self.send(addr, osc_protocol.CHAIN, *self.chain.layout.slots())
         self._send_latency(addr)
 
     def _latency_args(self) -> tuple:
@@ -432,12 +432,12 @@ class OscServer:
         if live is None:
             return []
         try:
-            return [build_message(P.LIVE, live.feedback())]
+            return [build_message(osc_protocol.LIVE, live.feedback())]
         except Exception:
             return []
 
     def _send_latency(self, addr) -> None:
-        self.send(addr, P.LATENCY, *self._latency_args())
+        self.send(addr, osc_protocol.LATENCY, *self._latency_args())
 
     # -- handlers: presets ---------------------------------------------------------------------
     @staticmethod
@@ -456,14 +456,14 @@ class OscServer:
         self.chain.load_preset(name)  # validates fully before applying; PresetError otherwise
         self._attach_listener()
         self._preset_dirty = True
-        self.send(addr, P.PRESET_CURRENT, self.chain.preset_name or name)
+        self.send(addr, osc_protocol.PRESET_CURRENT, self.chain.preset_name or name)
 
     def _h_preset_save(self, address, args, addr) -> None:
         (name,) = string_args(args, address, "preset name")
         self._check_name(name, address)
         path = save_preset(preset_from_chain(self.chain, name), overwrite=True)
         self.chain.preset_name = name
-        self.send(addr, P.PRESET_SAVED, name, str(path))
+        self.send(addr, osc_protocol.PRESET_SAVED, name, str(path))
 
     def _h_preset_rename(self, address, args, addr) -> None:
         old, new = string_args(args, address, "old and new preset names", 2)
@@ -471,14 +471,14 @@ class OscServer:
         rename_preset(old, new)
         if self.chain.preset_name == old:
             self.chain.preset_name = new
-        self.send(addr, P.PRESET_RENAMED, old, new)
+        self.send(addr, osc_protocol.PRESET_RENAMED, old, new)
 
     def _h_preset_list(self, address, args, addr) -> None:
         items = list_presets()
         udir = user_presets_dir().resolve()
-        self.send(addr, P.PRESET_LIST, *[n for n, _ in items])
-        self.send(addr, P.PRESET_USER, *[n for n, p in items if p.resolve().parent == udir])
-        self.send(addr, P.PRESET_CURRENT, self.chain.preset_name or "")
+        self.send(addr, osc_protocol.PRESET_LIST, *[n for n, _ in items])
+        self.send(addr, osc_protocol.PRESET_USER, *[n for n, p in items if p.resolve().parent == udir])
+        self.send(addr, osc_protocol.PRESET_CURRENT, self.chain.preset_name or "")
 
     # -- handlers: profiles and contexts ---------------------------------------------------------
     def _h_describe(self, address, args, addr) -> None:
@@ -486,7 +486,7 @@ class OscServer:
         if len(text) > 500:
             raise BadMessage(f"{address}: descriptor longer than 500 characters")
         self.chain.set_target(add_stage=True, target=describe(text))
-        self.send(addr, P.PROFILE_APPLIED, text)
+        self.send(addr, osc_protocol.PROFILE_APPLIED, text)
 
     def _h_reference(self, address, args, addr) -> None:
         (path,) = string_args(args, address, "path to a reference clip")
@@ -500,19 +500,19 @@ class OscServer:
         except Exception as e:  # RenderError, soundfile errors: an unreadable clip
             raise BadMessage(f"cannot read reference clip {p}: {e}") from None
         self.chain.set_target(add_stage=True, target=from_reference(x, sr, p.stem))
-        self.send(addr, P.PROFILE_APPLIED, str(p))
+        self.send(addr, osc_protocol.PROFILE_APPLIED, str(p))
 
     def _h_context(self, address, args, addr) -> None:
         (name,) = string_args(args, address, "context name")
         apply_context(self.chain, name)
-        self.send(addr, P.CONTEXT, name)
+        self.send(addr, osc_protocol.CONTEXT, name)
 
     def _h_context_list(self, address, args, addr) -> None:
-        self.send(addr, P.CONTEXT_LIST, *sorted(load_contexts()))
+        self.send(addr, osc_protocol.CONTEXT_LIST, *sorted(load_contexts()))
 
     # -- handlers: session -----------------------------------------------------------------------
     def _h_ping(self, address, args, addr) -> None:
-        self.send(addr, P.PONG, *[a for a in args[:4] if isinstance(a, (int, float, str))])
+        self.send(addr, osc_protocol.PONG, *[a for a in args[:4] if isinstance(a, (int, float, str))])
 
     def _h_subscribe(self, address, args, addr) -> None:
         port = number_arg(args, address, "a UDP port")
@@ -523,7 +523,7 @@ class OscServer:
             raise BadMessage(f"{address}: too many subscribers ({MAX_SUBSCRIBERS})")
         new = key not in self._subs
         self._subs[key] = time.monotonic() + SUBSCRIPTION_S
-        self.send(key, P.SUBSCRIBED, int(port), SUBSCRIPTION_S)
+        self.send(key, osc_protocol.SUBSCRIBED, int(port), SUBSCRIPTION_S)
         if new:
             self._h_dump(address, [], key)
 
@@ -538,11 +538,11 @@ class OscServer:
     def _h_auth(self, address, args, addr) -> None:
         (given,) = string_args(args, address, "secret")
         if self.secret is None:
-            self.send(addr, P.AUTH, 1)
+            self.send(addr, osc_protocol.AUTH, 1)
             return
         if hmac.compare_digest(given.encode(), self.secret.encode()):
             self._authorised.add(addr[0])
-            self.send(addr, P.AUTH, 1)
+            self.send(addr, osc_protocol.AUTH, 1)
         else:
             self._log(logging.WARNING, f"osc: wrong secret from {addr[0]}")
             raise BadMessage("wrong secret")
@@ -589,24 +589,24 @@ class OscServer:
         dirty, self._dirty = self._dirty, set()
         t = self.chain.params
         msgs = [
-            build_message(P.METERS, (snap["in_peak_db"], snap["in_rms_db"], snap["out_peak_db"], snap["out_rms_db"])),
-            build_message(P.LATENCY, self._latency_args()),
-            build_message(P.CPU, (float(snap["cpu_load"]), float(snap["cpu_peak"]))),
+            build_message(osc_protocol.METERS, (snap["in_peak_db"], snap["in_rms_db"], snap["out_peak_db"], snap["out_rms_db"])),
+            build_message(osc_protocol.LATENCY, self._latency_args()),
+            build_message(osc_protocol.CPU, (float(snap["cpu_load"]), float(snap["cpu_peak"]))),
             *self._live_feedback(),
-            build_message(P.SPECTRUM, [float(v) for v in snap["spectrum_db"]]),
-            build_message(P.MASK, [float(v) for v in snap["mask"]]),
+            build_message(osc_protocol.SPECTRUM, [float(v) for v in snap["spectrum_db"]]),
+            build_message(osc_protocol.MASK, [float(v) for v in snap["mask"]]),
         ]
         for pid in sorted(dirty):
             if pid in t:
                 spec, v = t.spec(pid), t.get(pid)
-                msgs.append(build_message(P.param_address(pid), (float(v), spec.unit, spec.display(v))))
+                msgs.append(build_message(osc_protocol.param_address(pid), (float(v), spec.unit, spec.display(v))))
         if self._preset_dirty:
             self._preset_dirty = False
-            msgs.append(build_message(P.PRESET_CURRENT, (self.chain.preset_name or "",)))
+            msgs.append(build_message(osc_protocol.PRESET_CURRENT, (self.chain.preset_name or "",)))
         stages = self.chain.layout.slots()  # a preset load or a context can change them
         if stages != self._stages_sent:
             self._stages_sent = stages
-            msgs.append(build_message(P.CHAIN, stages))
+            msgs.append(build_message(osc_protocol.CHAIN, stages))
         sock = self._sock
         for s in subs:
             for m in msgs:

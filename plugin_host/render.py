@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import READ_EXT, WRITE_EXT, AudioFileError, read_audio, write_audio
+from .audio_io import WRITE_EXT, AudioFileError, read_audio, write_audio
 from .chain import Chain
 from .host import process_whole
 from .presets import PresetError

@@ -29,7 +29,7 @@ def _parse_sets(items) -> dict:
 # -- render ----------------------------------------------------------------------------------------
 def cmd_render(a) -> int:
     from resculpt.plugin_host.audio_io import READ_EXT
-    from resculpt.plugin_host.render import RenderError, render_file
+    from resculpt.plugin_host.render import render_file
 
     if a.output and len(a.inputs) > 1:
         return _die("-o takes one input; use --out-dir for several", 2)
@@ -166,7 +166,7 @@ def cmd_bench(a) -> int:
 def cmd_demo(a) -> int:
     from resculpt.plugin_host.presets import list_presets
     from resculpt.plugin_host.audio_io import AudioFileError, read_audio
-    from resculpt.plugin_host.render import RenderError, render_file
+    from resculpt.plugin_host.render import render_file
     from resculpt.plugin_host.spectrogram import spectrogram_png
 
     src = Path(a.input) if a.input else EXAMPLE
@@ -300,9 +300,9 @@ def _read_mono_or_stereo(path):
 
 
 def _profile(a) -> int:
-    from resculpt.dsp import profile as P
+    from resculpt.dsp import profile
 
-    from resculpt.plugin_host import user_profile as U
+    from resculpt.plugin_host import user_profile
 
     act = a.action
     if act in ("describe", "from-reference", "fingerprint") and not a.output:
@@ -317,7 +317,7 @@ def _profile(a) -> int:
         prof = delta
         if a.base:
             x, sr = _read_mono_or_stereo(a.base)
-            prof = P.apply_delta(P.fingerprint(x, sr, source=a.base), delta)
+            prof = profile.apply_delta(profile.fingerprint(x, sr, source=a.base), delta)
         prof.save(a.output)
         print(f"{', '.join(f'{k} x{s:+g}' for k, s in parse(text))} -> {a.output} ({prof.kind})")
         return 0
@@ -325,7 +325,7 @@ def _profile(a) -> int:
         if len(a.args) != 1:
             return _die(f"profile {act} REF.wav -o OUT.json", 2)
         x, sr = _read_mono_or_stereo(a.args[0])
-        prof = P.from_reference(x, sr, a.args[0]) if act == "from-reference" else P.fingerprint(x, sr, a.args[0])
+        prof = profile.from_reference(x, sr, a.args[0]) if act == "from-reference" else profile.fingerprint(x, sr, a.args[0])
         prof.save(a.output)
         d = prof.dims
         print(f"{a.args[0]}: F0 {d['f0_median_hz']:.0f} Hz, centroid {d['centroid_hz']:.0f} Hz, "
@@ -333,25 +333,25 @@ def _profile(a) -> int:
         return 0
     if act == "show":
         if a.args:
-            print(P.load_profile(a.args[0]).to_json())
+            print(profile.load_profile(a.args[0]).to_json())
         else:
-            print(json.dumps({"folder": str(U.user_data_dir()), "adjustments": len(U.read_log()),
-                              "profile": U.load_user_profile()}, indent=1))
+            print(json.dumps({"folder": str(user_profile.user_data_dir()), "adjustments": len(user_profile.read_log()),
+                              "profile": user_profile.load_user_profile()}, indent=1))
         return 0
     if act == "learn":
         if a.auto:
-            U.set_auto_learn(a.auto == "on")
-            print(f"automatic learning {a.auto} (stored in {U.user_data_dir() / U.SETTINGS_NAME})")
+            user_profile.set_auto_learn(a.auto == "on")
+            print(f"automatic learning {a.auto} (stored in {user_profile.user_data_dir() / user_profile.SETTINGS_NAME})")
             return 0
-        prof = U.learn()
-        print(f"learned {len(prof['params'])} parameter preference(s) from {len(U.read_log())} logged "
-              f"adjustment(s) -> {U.user_data_dir() / U.PROFILE_NAME}")
+        prof = user_profile.learn()
+        print(f"learned {len(prof['params'])} parameter preference(s) from {len(user_profile.read_log())} logged "
+              f"adjustment(s) -> {user_profile.user_data_dir() / user_profile.PROFILE_NAME}")
         for k, v in prof["params"].items():
             print(f"  {k} = {v:g}")
         return 0
     if act == "forget":
-        gone = U.forget()
-        print(f"erased {len(gone)} file(s) from {U.user_data_dir()}" if gone else "nothing stored; nothing to erase")
+        gone = user_profile.forget()
+        print(f"erased {len(gone)} file(s) from {user_profile.user_data_dir()}" if gone else "nothing stored; nothing to erase")
         return 0
     if act == "contexts":
         from resculpt.plugin_host.contexts import load_contexts

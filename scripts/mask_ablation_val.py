@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import torch
-from resculpt.models.mask import mixing as M
+from resculpt.models.mask import mixing
 from resculpt.models.mask.export import load_net
 from resculpt.models.mask.train import evaluate
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main(argv=None):
     ckpts = dict(a.split("=", 1) for a in (argv if argv is not None else sys.argv[1:]))
     torch.set_num_threads(1)
-    val = M.validation_set()
+    val = mixing.validation_set()
     res = {}
     for name, ck in ckpts.items():
         net, _ = load_net(REPO / ck)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-from resculpt.models import data as D
+from resculpt.models import data
 from resculpt.plugin_host.chain import Chain
 
 # The same recordings as tests/test_mask_fullband.py.
@@ -43,7 +43,7 @@ def main():
     for title, rel, mode, secs in (("music (val), enhance", MUSIC, "enhance", 6.0),
                                    ("drums (val), enhance", DRUMS, "enhance", 5.0),
                                    ("48 kHz speech, denoise", SPEECH, "denoise", 2.5)):
-        x, _ = D.load(D.data_root() / rel, sr)
+        x, _ = data.load(data.data_root() / rel, sr)
         x = x[: int(secs * sr)]
         cases.append((title, x, mode))
     # Contrast: the same speech with steady fullband hiss at 10 dB SNR.

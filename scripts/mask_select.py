@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mask_diagnostics import FLOOR, REPO, model_gains, pesq_stoi
-from resculpt.models.mask import mixing as M
+from resculpt.models.mask import mixing
 from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.export import load_net
 
@@ -23,7 +23,7 @@ from resculpt.models.mask.export import load_net
 def main(argv=None):
     ckpts = (argv if argv is not None else sys.argv[1:]) or [str(REPO / "runs" / "mask-main" / "ckpt.pt")]
     torch.set_num_threads(1)
-    mixes = M.validation_set(n_utts=6, pools=M.load_pools("train"))
+    mixes = mixing.validation_set(n_utts=6, pools=mixing.load_pools("train"))
     x = torch.tensor(np.stack([v["noisy"] for v in mixes]))
     io = BandIO(160, 80)
     spec, feat = io.analyse(x)

@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from denoise import align, dfn, rs  # noqa: E402
-from resculpt.models.mask import mixing as M  # noqa: E402
+from resculpt.models.mask import mixing  # noqa: E402
 
 SR = 16000
 # DeepFilterNet3-LL's output trails its input by one 10 ms frame (compensate_delay=False); checked per run
@@ -41,13 +41,13 @@ TEACHER_LAG = 160
 
 def _shard(args):
     k, idx, seed, seconds, out = args
-    pools = M.load_pools("train")
+    pools = mixing.load_pools("train")
     run = dfn(True)
     n = int(seconds * SR)
     xs, ts, ys = [], [], []
     lag_seen = None
     for i in idx:
-        x, t, _ = M.make_example(np.random.default_rng([seed, int(i)]), pools, n, enhance=False, strength=1.0)
+        x, t, _ = mixing.make_example(np.random.default_rng([seed, int(i)]), pools, n, enhance=False, strength=1.0)
         y = rs(run(rs(x, SR, 48000)), 48000, SR)
         if lag_seen is None and np.sqrt(np.mean(t**2)) > 1e-4:
             lag_seen = int(align(y, t)[1])

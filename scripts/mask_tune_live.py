@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from denoise import align, dnsmos_ovrl, rs  # noqa: E402
 from resculpt.dsp.params import ParamTable  # noqa: E402
 from resculpt.dsp.stft import StreamingSTFT  # noqa: E402
-from resculpt.models.mask import mixing as M  # noqa: E402
+from resculpt.models.mask import mixing  # noqa: E402
 from resculpt.models.mask.bundle import load_bundle  # noqa: E402
 from resculpt.models.mask.stage import MaskStage  # noqa: E402
 from resculpt.plugin_host import catalog  # noqa: E402
@@ -58,7 +58,7 @@ def score(row):
 
 def main():
     global _VAL, _B
-    _VAL = M.validation_set(n_utts=6, pools=M.load_pools("train"), seed=99)
+    _VAL = mixing.validation_set(n_utts=6, pools=mixing.load_pools("train"), seed=99)
     _B = b = load_bundle()
     val = _VAL
     with mp.get_context("fork").Pool(2) as pool:  # one row per core; each row is deterministic

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from resculpt.models import data as D
+from resculpt.models import data
 from resculpt.plugin_host.chain import Chain
 
-pytestmark = pytest.mark.skipif(not D.have_data(), reason="shared data root (../shared/data) not present")
+pytestmark = pytest.mark.skipif(not data.have_data(), reason="shared data root (../shared/data) not present")
 
 MUSIC = "music/librosa_data/Karissa_Hobbs_-_Lets_Go_Fishin.flac"   # val split, content to 17.9 kHz
 DRUMS = "music/mirdata_test_excerpts/jtd__trio_drums.flac"         # val split, content to 22 kHz
@@ -26,7 +26,7 @@ def band_db(x, sr, lo, hi):
 
 
 def run(rel, mode, preset_stft="default", seconds=5.0):
-    x, sr = D.load(D.data_root() / rel, 48000)
+    x, sr = data.load(data.data_root() / rel, 48000)
     x = x[: int(seconds * sr)]
     ch = Chain({"spectral": ["mask"], "stft": preset_stft}, sample_rate=48000, channels=1,
                params={"mask.mode": mode, "mask.reduction_db": 40.0})

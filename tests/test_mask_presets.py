@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from resculpt.models import data as D
+from resculpt.models import data
 from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.presets import load_preset
 
@@ -18,7 +18,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_lib
 @pytest.fixture(scope="module")
 def noisy_clip():
     """The bundled real clip (LibriSpeech speaker 1081, held out) at 48 kHz with steady noise at 5 dB SNR."""
-    x, _ = D.load(EXAMPLE, 48000)
+    x, _ = data.load(EXAMPLE, 48000)
     x = x[: 48000 * 4]
     n = np.random.default_rng(0).standard_normal(x.size).astype(np.float32)
     n *= np.sqrt(np.mean(x**2) / np.mean(n**2)) * 10 ** (-5 / 20)

@@ -165,10 +165,10 @@ def test_describe_adds_the_match_stage_and_the_chain_message_reports_it(served):
 def test_every_documented_control_address_has_a_handler_and_every_handler_is_documented():
     """The server's route table and osc_protocol.FIXED_ADDRESSES (what docs/osc.md lists) name the
     same addresses (the Ardour shape is documented under DAW shapes)."""
-    from resculpt.plugin_host import osc_protocol as P
+    from resculpt.plugin_host import osc_protocol
 
     srv = OscServer(Chain.from_preset("clean", 48000, 2, 512), port=0)
-    assert set(srv._routes) - {P.ARDOUR_PARAMETER} == {a.address for a in P.FIXED_ADDRESSES}
+    assert set(srv._routes) - {osc_protocol.ARDOUR_PARAMETER} == {a.address for a in osc_protocol.FIXED_ADDRESSES}
 
 
 def test_non_loopback_bind_is_refused_without_secret_or_allow_list():

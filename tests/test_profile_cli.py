@@ -80,29 +80,29 @@ def test_render_context_and_usage_errors(tmp_path, capsys):
 
 def test_learn_show_forget_cycle(capsys):
     """learn writes the private profile; show prints it; forget erases it."""
-    from resculpt.plugin_host import user_profile as U
+    from resculpt.plugin_host import user_profile
 
     for i in range(4):
-        U.AdjustmentLog().record("presence.gain_db", 3.0, t=1000.0 + 10 * i)
+        user_profile.AdjustmentLog().record("presence.gain_db", 3.0, t=1000.0 + 10 * i)
     assert main(["profile", "learn"]) == 0
     assert "presence.gain_db = 3" in capsys.readouterr().out
     assert main(["profile", "show"]) == 0
     assert '"presence.gain_db": 3.0' in capsys.readouterr().out
     assert main(["profile", "forget"]) == 0
     assert "erased 2 file(s)" in capsys.readouterr().out  # log + profile (no settings written)
-    assert not U.user_data_dir().exists()
+    assert not user_profile.user_data_dir().exists()
 
 
 def test_learn_auto_on_makes_new_adjustment_logs_learn_automatically(capsys):
     """`profile learn --auto on` is stored privately; AdjustmentLog() then learns every AUTO_EVERY gestures."""
-    from resculpt.plugin_host import user_profile as U
+    from resculpt.plugin_host import user_profile
 
-    assert U.AdjustmentLog().auto_learn is False
+    assert user_profile.AdjustmentLog().auto_learn is False
     assert main(["profile", "learn", "--auto", "on"]) == 0
-    log = U.AdjustmentLog()
+    log = user_profile.AdjustmentLog()
     assert log.auto_learn is True
-    for i in range(U.AUTO_EVERY):
+    for i in range(user_profile.AUTO_EVERY):
         log.record("presence.gain_db", 2.0, t=100.0 + 10 * i)
-    assert U.load_user_profile()["params"]["presence.gain_db"] == 2.0
+    assert user_profile.load_user_profile()["params"]["presence.gain_db"] == 2.0
     assert main(["profile", "learn", "--auto", "off"]) == 0
-    assert U.AdjustmentLog().auto_learn is False
+    assert user_profile.AdjustmentLog().auto_learn is False

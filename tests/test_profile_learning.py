@@ -6,7 +6,7 @@ import stat
 
 import numpy as np
 import pytest
-from resculpt.plugin_host import user_profile as U
+from resculpt.plugin_host import user_profile
 from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.layout import Layout
 
@@ -33,18 +33,18 @@ def test_attached_log_records_every_control_side_set_in_a_private_file():
     """attach(chain) logs sets as JSON lines; folder 0700, files 0600."""
     chain = Chain(Layout(), 48000, 2, 256)
     clock = Clock()
-    log = U.AdjustmentLog(clock=clock).attach(chain)
+    log = user_profile.AdjustmentLog(clock=clock).attach(chain)
     _gesture(chain, clock, "low_shelf.gain_db", [1.0, 2.0, 3.0])
-    entries = U.read_log()
+    entries = user_profile.read_log()
     assert [e["value"] for e in entries] == [1.0, 2.0, 3.0] and entries[0]["id"] == "low_shelf.gain_db"
-    d = U.user_data_dir()
+    d = user_profile.user_data_dir()
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(d / U.LOG_NAME).st_mode) == 0o600
-    U.learn()
-    assert stat.S_IMODE(os.stat(d / U.PROFILE_NAME).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(d / user_profile.LOG_NAME).st_mode) == 0o600
+    user_profile.learn()
+    assert stat.S_IMODE(os.stat(d / user_profile.PROFILE_NAME).st_mode) == 0o600
     log.detach()
     chain.params.set("low_shelf.gain_db", 9.0)
-    assert len(U.read_log()) == 3
+    assert len(user_profile.read_log()) == 3
 
 
 def test_repeated_consistent_tweaks_move_the_profile_and_a_single_stray_tweak_does_not():
@@ -52,25 +52,25 @@ def test_repeated_consistent_tweaks_move_the_profile_and_a_single_stray_tweak_do
     among them leaves it there; one lone tweak of another parameter is not learned at all."""
     chain = Chain(Layout(), 48000, 2, 256)
     clock = Clock()
-    U.AdjustmentLog(clock=clock).attach(chain)
+    user_profile.AdjustmentLog(clock=clock).attach(chain)
     for _ in range(5):
         _gesture(chain, clock, "low_shelf.gain_db", [1.0, 2.5, 4.0])
-    p1 = U.learn()["params"]
+    p1 = user_profile.learn()["params"]
     assert p1["low_shelf.gain_db"] == pytest.approx(4.0)
     _gesture(chain, clock, "low_shelf.gain_db", [-5.0, -10.0])   # one stray
     _gesture(chain, clock, "presence.gain_db", [6.0])            # a single tweak elsewhere
-    p2 = U.learn()["params"]
+    p2 = user_profile.learn()["params"]
     assert p2["low_shelf.gain_db"] == pytest.approx(4.0)
     assert "presence.gain_db" not in p2
     # the delta profile reflects the learned bass boost
-    delta = U.load_user_profile()["delta"]
+    delta = user_profile.load_user_profile()["delta"]
     assert delta["band_env_db"][3] > 1.0 and abs(delta["band_env_db"][28]) < 0.5
     # a consistent new habit moves it, gradually (RATE = 0.5 per learn)
     for _ in range(12):
         _gesture(chain, clock, "low_shelf.gain_db", [0.0])
-    p3 = U.learn()["params"]
+    p3 = user_profile.learn()["params"]
     assert 0.0 < p3["low_shelf.gain_db"] < 4.0
-    p4 = U.learn()["params"]
+    p4 = user_profile.learn()["params"]
     assert p4["low_shelf.gain_db"] < p3["low_shelf.gain_db"]
 
 
@@ -78,24 +78,24 @@ def test_auto_learn_updates_after_enough_gestures_and_apply_sets_learned_params(
     """auto_learn runs the rule every AUTO_EVERY gestures; apply_user_profile sets the learned values."""
     chain = Chain(Layout(), 48000, 2, 256)
     clock = Clock()
-    U.AdjustmentLog(auto_learn=True, clock=clock).attach(chain)
-    for _ in range(U.AUTO_EVERY):
+    user_profile.AdjustmentLog(auto_learn=True, clock=clock).attach(chain)
+    for _ in range(user_profile.AUTO_EVERY):
         _gesture(chain, clock, "high_shelf.gain_db", [3.0])
-    assert U.load_user_profile()["params"]["high_shelf.gain_db"] == pytest.approx(3.0)
+    assert user_profile.load_user_profile()["params"]["high_shelf.gain_db"] == pytest.approx(3.0)
     other = Chain(Layout(), 48000, 2, 256)
-    U.apply_user_profile(other)
+    user_profile.apply_user_profile(other)
     assert other.params.get("high_shelf.gain_db") == pytest.approx(3.0)
 
 
 def test_forget_erases_everything_stored():
     """forget() removes the log, the learned profile and the folder."""
     chain = Chain(Layout(), 48000, 2, 256)
-    U.AdjustmentLog().attach(chain)
+    user_profile.AdjustmentLog().attach(chain)
     chain.params.set("mix", 0.5)
-    U.learn()
-    gone = U.forget()
-    assert len(gone) == 2 and not U.user_data_dir().exists()
-    assert U.read_log() == [] and U.load_user_profile()["params"] == {}
+    user_profile.learn()
+    gone = user_profile.forget()
+    assert len(gone) == 2 and not user_profile.user_data_dir().exists()
+    assert user_profile.read_log() == [] and user_profile.load_user_profile()["params"] == {}
 
 
 def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_path):
@@ -141,7 +141,7 @@ def test_a_log_that_cannot_be_written_never_breaks_a_parameter_set(tmp_path, mon
     blocker.write_text("x")
     monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
     chain = Chain(Layout(), 48000, 2, 256)
-    log = U.AdjustmentLog().attach(chain)
+    log = user_profile.AdjustmentLog().attach(chain)
     assert chain.params.set("mix", 0.5) == 0.5
     assert log.error and "adjustment log disabled" in log.error
 
@@ -149,12 +149,12 @@ def test_a_log_that_cannot_be_written_never_breaks_a_parameter_set(tmp_path, mon
 def test_logging_resumes_into_a_fresh_private_file_after_forget():
     """forget() while a log is attached: the next set recreates the folder (0700) and file (0600)."""
     chain = Chain(Layout(), 48000, 2, 256)
-    U.AdjustmentLog().attach(chain)
+    user_profile.AdjustmentLog().attach(chain)
     chain.params.set("mix", 0.4)
-    U.forget()
+    user_profile.forget()
     chain.params.set("mix", 0.6)
-    assert [e["value"] for e in U.read_log()] == [0.6]
-    assert stat.S_IMODE(os.stat(U.user_data_dir() / U.LOG_NAME).st_mode) == 0o600
+    assert [e["value"] for e in user_profile.read_log()] == [0.6]
+    assert stat.S_IMODE(os.stat(user_profile.user_data_dir() / user_profile.LOG_NAME).st_mode) == 0o600
 
 
 def test_osc_server_uses_the_real_profile_hooks_describe_context_and_logs_adjustments():
@@ -173,6 +173,6 @@ def test_osc_server_uses_the_real_profile_hooks_describe_context_and_logs_adjust
         srv.handle_message("/resculpt/profile/describe", ["more brite"], peer)
         assert "brite" in (srv.last_error or "")
         srv.handle_message("/resculpt/mix", [0.5], peer)
-        assert any(e["id"] == "mix" and e["value"] == 0.5 for e in U.read_log())
+        assert any(e["id"] == "mix" and e["value"] == 0.5 for e in user_profile.read_log())
     finally:
         srv.stop()

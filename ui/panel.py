@@ -21,7 +21,7 @@ import os
 import threading
 import time
 
-from resculpt.plugin_host import osc_protocol as P
+from resculpt.plugin_host import osc_protocol
 from resculpt.plugin_host.catalog import GLOBAL_PARAMS, SLOTS, all_param_specs
 from resculpt.plugin_host.osc_client import OscClient
 
@@ -33,7 +33,7 @@ KEEPALIVE_S = 1.0
 class ServerMirror:
     """The panel's copy of one OSC server's state at (host, port), kept current by its feedback."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = P.DEFAULT_PORT):
+    def __init__(self, host: str = "127.0.0.1", port: int = osc_protocol.DEFAULT_PORT):
         self.osc = OscClient(port, host)
         self.target = self.osc.target
         self.port = self.osc.port
@@ -66,7 +66,7 @@ class ServerMirror:
         """Send /resculpt/param/<pid> and hold the local value against stale echoes for a moment."""
         self.params[pid] = value
         self._local_t[pid] = time.monotonic()
-        self.send(P.param_address(pid), float(value))
+        self.send(osc_protocol.param_address(pid), float(value))
 
     def send(self, address: str, *args) -> None:
         self.sent.append((address, args))
@@ -80,7 +80,7 @@ class ServerMirror:
     def handle(self, address: str, args: list) -> None:
         self.last_seen = time.monotonic()
         self.received += 1
-        pid = P.param_id(address)
+        pid = osc_protocol.param_id(address)
         if pid is not None and len(args) >= 1:
             t = self._local_t.get(pid)
             if (
@@ -93,35 +93,35 @@ class ServerMirror:
             if len(args) >= 3:
                 self.display[pid] = str(args[2])
             self.changed.add(pid)
-        elif address == P.METERS and len(args) == 4:
+        elif address == osc_protocol.METERS and len(args) == 4:
             self.meters = [float(a) for a in args]
-        elif address == P.SPECTRUM:
+        elif address == osc_protocol.SPECTRUM:
             self.spectrum = [float(a) for a in args]
-        elif address == P.MASK:
+        elif address == osc_protocol.MASK:
             self.mask = [float(a) for a in args]
-        elif address == P.LATENCY and len(args) >= 2:
+        elif address == osc_protocol.LATENCY and len(args) >= 2:
             self.latency = (int(args[0]), float(args[1]))
             self.total_latency_ms = float(args[3]) if len(args) >= 4 else None
-        elif address == P.CPU and len(args) == 2:
+        elif address == osc_protocol.CPU and len(args) == 2:
             self.cpu = (float(args[0]), float(args[1]))
-        elif address == P.PRESET_LIST:
+        elif address == osc_protocol.PRESET_LIST:
             self.presets = [str(a) for a in args]
             self.listed.add(address)
-        elif address == P.PRESET_USER:
+        elif address == osc_protocol.PRESET_USER:
             self.user_presets = [str(a) for a in args]
-        elif address == P.PRESET_CURRENT and args:
+        elif address == osc_protocol.PRESET_CURRENT and args:
             self.preset = str(args[0])
-        elif address == P.CHAIN:
+        elif address == osc_protocol.CHAIN:
             self.stages = [str(a) for a in args]
-        elif address == P.CONTEXT_LIST:
+        elif address == osc_protocol.CONTEXT_LIST:
             self.contexts = [str(a) for a in args]
             self.listed.add(address)
-        elif address == P.ERROR and args:
+        elif address == osc_protocol.ERROR and args:
             self.last_error = str(args[0])
-        elif address in (P.PRESET_SAVED, P.PRESET_RENAMED, P.PROFILE_APPLIED, P.CONTEXT):
+        elif address in (osc_protocol.PRESET_SAVED, osc_protocol.PRESET_RENAMED, osc_protocol.PROFILE_APPLIED, osc_protocol.CONTEXT):
             self.last_info = f"{address.rsplit('/', 1)[1]}: {' '.join(str(a) for a in args)}"
-            if address != P.CONTEXT:
-                self.send(P.PRESET_LIST)
+            if address != osc_protocol.CONTEXT:
+                self.send(osc_protocol.PRESET_LIST)
 
     def poll(self, timeout: float = 0.0) -> int:
         """Read and handle what has arrived (the receive thread does this; tests may call it)."""
@@ -135,9 +135,9 @@ class ServerMirror:
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= nxt:
-                self.send(P.SUBSCRIBE, self.port)
-                self.send(P.PING)
-                for lst in (P.PRESET_LIST, P.CONTEXT_LIST):  # until answered (the server may start later)
+                self.send(osc_protocol.SUBSCRIBE, self.port)
+                self.send(osc_protocol.PING)
+                for lst in (osc_protocol.PRESET_LIST, osc_protocol.CONTEXT_LIST):  # until answered (the server may start later)
                     if lst not in self.listed:
                         self.send(lst)
                 nxt = now + KEEPALIVE_S
@@ -146,7 +146,7 @@ class ServerMirror:
     def connect(self) -> ServerMirror:
         """Start the keep-alive / receive thread and ask for the full state (subscribing makes the
         server send a dump; the lists are asked for until they arrive)."""
-        self.send(P.DUMP)
+        self.send(osc_protocol.DUMP)
         t = threading.Thread(target=self._loop, name="resculpt-panel-osc", daemon=True)
         t.start()
         self._threads.append(t)
@@ -172,7 +172,7 @@ class ServerMirror:
         for t in self._threads:
             t.join(timeout=1.0)
         try:
-            self.send(P.UNSUBSCRIBE, self.port)
+            self.send(osc_protocol.UNSUBSCRIBE, self.port)
         finally:
             self.osc.close()
 
@@ -205,27 +205,27 @@ class PanelLogic:
 
     def on_preset_load(self, name: str) -> None:
         if name:
-            self.client.send(P.PRESET_LOAD, name)
+            self.client.send(osc_protocol.PRESET_LOAD, name)
 
     def on_preset_save(self, name: str) -> None:
         if name.strip():
-            self.client.send(P.PRESET_SAVE, name.strip())
+            self.client.send(osc_protocol.PRESET_SAVE, name.strip())
 
     def on_preset_rename(self, old: str, new: str) -> None:
         if old and new.strip():
-            self.client.send(P.PRESET_RENAME, old, new.strip())
+            self.client.send(osc_protocol.PRESET_RENAME, old, new.strip())
 
     def on_describe(self, text: str) -> None:
         if text.strip():
-            self.client.send(P.PROFILE_DESCRIBE, text.strip())
+            self.client.send(osc_protocol.PROFILE_DESCRIBE, text.strip())
 
     def on_reference(self, path: str) -> None:
         if path.strip():
-            self.client.send(P.PROFILE_REFERENCE, path.strip())
+            self.client.send(osc_protocol.PROFILE_REFERENCE, path.strip())
 
     def on_context(self, name: str) -> None:
         if name:
-            self.client.send(P.CONTEXT, name)
+            self.client.send(osc_protocol.CONTEXT, name)
 
     def stage_sections(self) -> tuple[list[str], list[str]]:
         """(the chain's stages in processing order, every other catalog slot in catalog order)."""
@@ -345,7 +345,7 @@ def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
                     dpg.add_button(
                         label="Load", callback=lambda *_: logic.on_preset_load(dpg.get_value("presets"))
                     )
-                    dpg.add_button(label="Refresh", callback=lambda *_: c.send(P.PRESET_LIST))
+                    dpg.add_button(label="Refresh", callback=lambda *_: c.send(osc_protocol.PRESET_LIST))
                 dpg.add_input_text(tag="preset_name", hint="name", width=-1)
                 with dpg.group(horizontal=True):
                     dpg.add_button(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from resculpt.dsp.bands import N_BANDS
+from resculpt.dsp.bands import N_BANDS  # noqa: F401  (the model's band count, re-exported with the other model constants)
 
 N_LEARNED = 24
 EPS = 1e-12
