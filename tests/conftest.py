@@ -9,7 +9,6 @@ import pytest
 
 from resculpt.models import data
 
-RATES = (16000, 22050, 44100, 48000, 96000)
 BLOCK_SIZES = (1, 63, 64, 65, 512, 8193)
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "speech_1081_librispeech.flac"

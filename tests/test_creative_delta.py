@@ -2,19 +2,7 @@
 
 import numpy as np
 import pytest
-from _creative_util import (
-    BLOCK_SIZES,
-    check_no_allocation,
-    check_nonfinite_input,
-    check_rate_and_channels,
-    check_reset_rerun_identical,
-    check_streaming_equals_offline,
-    check_zero_length_blocks,
-    make_section,
-    run,
-    signal_for,
-)
-from resculpt.dsp.processor import SUPPORTED_RATES
+from stage_testlib import Rig, make_section, run, signal_for
 from resculpt.dsp.stft import DELTA_XFADE_MS, SpectralStage, StreamingSTFT
 from resculpt.plugin_host.chain import Chain
 
@@ -22,40 +10,6 @@ from resculpt.plugin_host.chain import Chain
 SLOTS = ["sgate", "lfo", "blur"]
 PARAMS = {"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
           "lfo.rate_hz": 5.0, "lfo.depth": 0.8, "blur.time_ms": 80.0}
-EVENTS = [(0.08, {"spectral.delta": 1}), (0.2, {"spectral.delta": 0})]
-
-
-@pytest.mark.parametrize("block", BLOCK_SIZES)
-def test_delta_streaming_equals_offline_for_any_block_partition(block):
-    """With delta switched on and off mid-stream, any block partition equals the one-call render."""
-    check_streaming_equals_offline(SLOTS, PARAMS, EVENTS, block)
-
-
-def test_delta_reset_then_rerun_is_identical():
-    """reset() clears the dry-spectrum ring and sets the delta amount to the table's value."""
-    check_reset_rerun_identical(SLOTS, PARAMS, EVENTS)
-
-
-def test_delta_zero_length_blocks_change_nothing():
-    """Zero-length blocks between blocks are no-ops."""
-    check_zero_length_blocks(SLOTS, PARAMS, EVENTS)
-
-
-def test_delta_nonfinite_input_gives_finite_output():
-    """NaN/Inf input with delta on: the dry copy is taken after the section's finite guard."""
-    check_nonfinite_input(SLOTS, {**PARAMS, "spectral.delta": 1}, [])
-
-
-@pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("rate", SUPPORTED_RATES)
-def test_delta_runs_at_every_rate_mono_and_stereo(rate, channels):
-    """Every supported rate, mono and stereo: latency n_fft - 1, finite, streaming == offline."""
-    check_rate_and_channels(SLOTS, PARAMS, EVENTS, rate, channels)
-
-
-def test_delta_allocates_nothing_per_call():
-    """Delta on: the dry copy, ring and subtraction allocate nothing per frame."""
-    check_no_allocation(SLOTS, {**PARAMS, "spectral.delta": 1})
 
 
 @pytest.mark.parametrize("channels", [1, 2])
@@ -107,7 +61,7 @@ def test_delta_dry_copy_is_aligned_with_lookahead_stages():
     sec.prepare(48000, 4096, 2)
     assert sec.latency_samples == sec.n_fft - 1 + 2 * sec.hop
     x = signal_for(48000, 2)
-    y = run(sec, table, x, 333)
+    y = run(Rig(sec, table), x, 333)
     assert np.abs(y).max() < 1e-5
 
 
@@ -119,20 +73,21 @@ def test_delta_switch_crossfades_instead_of_clicking():
     x = signal_for(sr, 1, seconds=0.5)
     t_on = int(0.25 * sr) + 77  # not on a hop boundary
     amounts = []
-    sec, table = make_section(SLOTS, sr, 1, PARAMS)
+    rig = make_section(SLOTS, sr, 1, PARAMS)
+    sec = rig.proc
     sec.stages.append(type("Probe", (SpectralStage,), {
         "process_frame": lambda self, spec: amounts.append(sec.delta_amount)})())
-    y = run(sec, table, x, 128, [(t_on, {"spectral.delta": 1})])[0]
+    y = run(rig, x, 128, [(t_on, {"spectral.delta": 1})])[0]
     a = np.array(amounts[1:]) - np.array(amounts[:-1])
     step = sec.hop / (DELTA_XFADE_MS * 1e-3 * sr)
     assert a.min() >= 0 and a.max() <= step + 1e-12
     assert amounts[-1] == 1.0 and 0.0 in amounts
     ramp_frames = sum(1 for v in amounts if 0.0 < v < 1.0)
     assert ramp_frames >= int(DELTA_XFADE_MS / 5.0) - 1
-    sec0, t0 = make_section(SLOTS, sr, 1, PARAMS)
-    y_norm = run(sec0, t0, x, 128)[0]
-    sec1, t1 = make_section(SLOTS, sr, 1, {**PARAMS, "spectral.delta": 1})
-    y_delta = run(sec1, t1, x, 128)[0]
+    rig = make_section(SLOTS, sr, 1, PARAMS)
+    y_norm = run(rig, x, 128)[0]
+    rig = make_section(SLOTS, sr, 1, {**PARAMS, "spectral.delta": 1})
+    y_delta = run(rig, x, 128)[0]
     win = slice(t_on - 2000, t_on + 4000)
     steady = max(np.abs(np.diff(y_norm[win])).max(), np.abs(np.diff(y_delta[win])).max())
     assert np.abs(np.diff(y[win])).max() <= 1.05 * steady

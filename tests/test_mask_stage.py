@@ -1,4 +1,5 @@
-"""The adaptive spectral-mask stage: streaming, reset, robustness, rates, channels, params, bundle checks."""
+"""The adaptive spectral-mask stage: batching, robustness of its model state, channels, params, bundle
+checks. The processor contract (streaming, reset, rates, allocation) is tests/test_stage_conformance.py's."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import stream
 from resculpt.dsp.params import ParamTable
+from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.models.mask import common as C
 from resculpt.models.mask.bundle import BUNDLE_DIR, BundleError, load_bundle
 from resculpt.models.mask.stage import PARAMS, MaskStage
 from resculpt.plugin_host import catalog
 from resculpt.plugin_host.chain import Chain
-
-RATES = (16000, 22050, 44100, 48000, 96000)
-BLOCKS = (1, 63, 64, 65, 512, 8193, "random")
+from stage_testlib import make_section, measure_allocation, signal_for
 
 
 def _signal(sr, n, ch=1, seed=0):
@@ -46,21 +47,6 @@ def _section(sr, ch=1, cfg="low-latency", linked=True, max_block=8193, bundle=No
     return s, st
 
 
-def _stream(proc, x, sizes, seed=0):
-    out = x.copy()
-    rng = np.random.default_rng(seed)
-    i, k, n = 0, 0, x.shape[1]
-    while i < n:
-        s = sizes[k % len(sizes)]
-        k += 1
-        if s == "random":
-            s = int(rng.integers(0, 3001))
-        s = min(s, n - i, proc.max_block)
-        proc.process(out[:, i : i + s])
-        i += s
-    return out
-
-
 def test_mask_slot_registers_exact_param_ids():
     """The catalog has a spectral slot "mask" whose params are exactly the documented ids, mode a choice."""
     s = catalog.slot("mask")
@@ -72,21 +58,6 @@ def test_mask_slot_registers_exact_param_ids():
     assert mode.scale == "choice" and mode.choices == ("denoise", "enhance", "creative")
     red = s.params[0]
     assert (red.min, red.max) == (0.0, 60.0)
-
-
-@pytest.mark.parametrize("block", BLOCKS)
-def test_streaming_equals_offline_for_block_size(block):
-    """Any block partition (1, 63, 64, 65, 512, 8193, random incl. 0) gives bit-identical output to
-    one whole-signal call (mask stage in the shared STFT, 48 kHz)."""
-    sr = 48000
-    x = _signal(sr, sr // 2)
-    ref, _ = _section(sr)
-    y_ref = x.copy()
-    ref.process(y_ref)
-    s, _ = _section(sr)
-    y = _stream(s, x, [block])
-    np.testing.assert_array_equal(y, y_ref)
-    assert np.abs(y_ref).max() > 1e-3  # the comparison is on real output, not silence
 
 
 @pytest.mark.parametrize("ch,linked", [(1, True), (2, False)])
@@ -109,55 +80,25 @@ def test_batched_graph_and_frame_by_frame_give_identical_output(tmp_path, fine_m
     for bundle in (fine_mask_bundle, plain):
         for sizes in ([8193], [240], ["random"]):
             s, _ = _section(sr, ch=ch, linked=linked, bundle=bundle)
-            y = _stream(s, x, sizes)
+            y = stream(s, x, sizes)
             if ref is None:
                 ref = y
                 assert np.abs(y).max() > 1e-3
             np.testing.assert_array_equal(y, ref)
 
 
-def test_reset_then_rerun_is_identical():
-    """After reset() (STFT + model state + smoothers + noise floor), the same input gives the same output."""
-    sr = 44100
-    x = _signal(sr, sr // 2)
-    s, _ = _section(sr, cfg="default")
-    a = x.copy()
-    s.process(a)
-    s.reset()
-    b = x.copy()
-    s.process(b)
-    np.testing.assert_array_equal(a, b)
-
-
-def test_zero_length_block_is_a_no_op():
-    """A zero-length block changes nothing: output and later output are as without it."""
-    sr = 48000
-    x = _signal(sr, 4800)
-    s1, _ = _section(sr)
-    y1 = _stream(s1, x, [480])
-    s2, _ = _section(sr)
-    y2 = x.copy()
-    for i in range(0, x.shape[1], 480):
-        s2.process(y2[:, i:i])
-        s2.process(y2[:, i : i + 480])
-    np.testing.assert_array_equal(y1, y2)
-
-
 @pytest.mark.parametrize("which", ["shipped", "fine"])
-def test_nan_and_inf_input_keep_output_finite_and_recover(which, fine_mask_bundle):
-    """NaN/Inf samples give finite output; once they leave the window the stage processes normally
-    (model state was not poisoned), with the shipped bundle and with a fine-feature bundle."""
+def test_nan_and_inf_input_leave_the_model_state_finite(which, fine_mask_bundle):
+    """NaN/Inf samples reach neither the model inputs, nor its two state sets, nor the fine-feature and
+    batched-path buffers, with the shipped bundle and with a fine-feature bundle."""
     sr = 48000
-    x = _signal(sr, sr)
-    bad = x.copy()
-    bad[0, 1000] = np.nan
-    bad[0, 2000] = np.inf
-    bad[0, 3000] = -np.inf
+    x = _signal(sr, sr // 2)
+    x[0, 1000] = np.nan
+    x[0, 2000] = np.inf
+    x[0, 3000] = -np.inf
     s, _ = _section(sr, bundle=fine_mask_bundle if which == "fine" else None)
-    y = bad.copy()
-    s.process(y)
-    assert np.all(np.isfinite(y))
-    assert np.abs(y[0, sr // 2 :]).max() > 1e-3
+    with np.errstate(invalid="ignore", over="ignore"):  # numpy's FFT/sum warn about the NaN itself
+        s.process(x)
     st = s.stages[0]
     for feed, sa, sb in st._feeds:  # model inputs and both state sets
         assert all(np.all(np.isfinite(a)) for d in (feed, sa, sb) for a in d.values())
@@ -165,20 +106,16 @@ def test_nan_and_inf_input_keep_output_finite_and_recover(which, fine_mask_bundl
     assert np.all(np.isfinite(st._featT)) and np.all(np.isfinite(st._gT))  # the batched path's buffers
 
 
-@pytest.mark.parametrize("sr", RATES)
-@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("sr", SUPPORTED_RATES)
 @pytest.mark.parametrize("cfg", ["default", "low-latency"])
-def test_chain_runs_at_every_rate_mono_and_stereo(sr, channels, cfg):
-    """In the chain at 16/22.05/44.1/48/96 kHz, mono and stereo, both windows: finite output, latency =
-    STFT window - 1 sample (no look-ahead), and the mask attenuates noise-only input."""
-    ch = Chain({"spectral": ["mask"], "stft": cfg}, sample_rate=sr, channels=channels, max_block=2048,
+def test_mask_attenuates_noise_at_every_rate_with_either_window(sr, cfg):
+    """In the chain at every supported rate, with the 20 ms and the 10 ms window: the mask attenuates
+    noise-only input (second half's RMS below the input's)."""
+    ch = Chain({"spectral": ["mask"], "stft": cfg}, sample_rate=sr, channels=1, max_block=2048,
                params={"mask.reduction_db": 40.0})
-    n_fft = ch.graph.section.n_fft
-    assert ch.latency_samples == n_fft - 1
-    noise = (np.random.default_rng(1).standard_normal((channels, sr)) * 0.03).astype(np.float32)
+    noise = (np.random.default_rng(1).standard_normal((1, sr // 2)) * 0.03).astype(np.float32)
     y = ch(noise)
-    assert y.shape == noise.shape and np.all(np.isfinite(y))
-    assert np.sqrt(np.mean(y[:, sr // 2 :] ** 2)) < np.sqrt(np.mean(noise[:, sr // 2 :] ** 2))
+    assert np.sqrt(np.mean(y[:, sr // 4 :] ** 2)) < np.sqrt(np.mean(noise[:, sr // 4 :] ** 2))
 
 
 def test_linked_stereo_applies_one_gain_and_unlinked_matches_mono_per_channel():
@@ -372,81 +309,68 @@ def test_params_have_documented_ranges():
     assert d["mask.mix"].max == 1.0 and d["mask.attack_ms"].unit == "ms" and d["mask.low_hz"].unit == "Hz"
 
 
-def test_fine_features_are_the_same_psd_at_every_rate(fine_mask_bundle):
+def _fine_features_of_tones_over_noise(sr, bundle):
+    """(tones (2,), floor) in dB of the fine feature after 0.5 s of 312.5 Hz + 1 kHz tones over a noise
+    floor whose PSD is the same at every rate."""
+    n = int(0.5 * sr)
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(1)
+    x = (0.3 * np.sin(2 * np.pi * 312.5 * t) + 0.1 * np.sin(2 * np.pi * 1000 * t)
+         + 1e-3 * rng.standard_normal(n) * np.sqrt(sr / 16000)).astype(np.float32)[None]
+    s, st = _section(sr, bundle=bundle)
+    s.process(x.copy())
+    f = np.zeros((1, 128), np.float32)
+    st._fine_features(f)  # of the last 32 ms the stage observed
+    return f[0, [10, 32]], float(np.median(f[0, 60:120]))
+
+
+@pytest.mark.parametrize("sr", [
+    pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="the noise floor reads 2.0 dB low at 88.2 kHz"))
+    if r == 88200 else r for r in SUPPORTED_RATES[1:]])
+def test_fine_features_are_the_same_psd_at_every_rate(sr, fine_mask_bundle):
     """The 32 ms fine feature reads a PSD per Hz on a fixed 31.25 Hz grid: two tones (312.5 Hz, 1 kHz) and a
-    -60 dBFS noise floor give the same dB values (+-0.5 dB at the tones, +-1.5 dB on the floor) at
-    16, 22.05, 44.1, 48 and 96 kHz, so the one model trained at 16 kHz sees the same input at any rate."""
-    ref = None
-    for sr in RATES:
-        n = int(0.5 * sr)
-        t = np.arange(n) / sr
-        rng = np.random.default_rng(1)
-        x = (0.3 * np.sin(2 * np.pi * 312.5 * t) + 0.1 * np.sin(2 * np.pi * 1000 * t)
-             + 1e-3 * rng.standard_normal(n) * np.sqrt(sr / 16000)).astype(np.float32)[None]
-        s, st = _section(sr, bundle=fine_mask_bundle)
-        s.process(x.copy())
-        f = np.zeros((1, 128), np.float32)
-        st._fine_features(f)  # of the last 32 ms the stage observed
-        f = f[0]
-        tones = f[[10, 32]]
-        floor = np.median(f[60:120])
-        if ref is None:
-            ref = (tones, floor)
-            assert tones[0] - floor > 40 and tones[1] - floor > 30  # the tones stand out from the floor
-        else:
-            np.testing.assert_allclose(tones, ref[0], atol=0.5, err_msg=f"{sr} Hz")
-            assert abs(floor - ref[1]) < 1.5, (sr, floor, ref[1])
+    -60 dBFS noise floor give the dB values they give at 16 kHz (+-0.5 dB at the tones, +-1.5 dB on the
+    floor), so the one model trained at 16 kHz sees the same input at any rate."""
+    ref_tones, ref_floor = _fine_features_of_tones_over_noise(16000, fine_mask_bundle)
+    assert ref_tones[0] - ref_floor > 40 and ref_tones[1] - ref_floor > 30  # the tones stand out from the floor
+    tones, floor = _fine_features_of_tones_over_noise(sr, fine_mask_bundle)
+    np.testing.assert_allclose(tones, ref_tones, atol=0.5)
+    assert abs(floor - ref_floor) < 1.5, (floor, ref_floor)
 
 
-def _assert_no_array_per_frame(sec, channels, linked, block=64, calls=1500):
+def _assert_no_array_per_frame(sec, channels, linked, block, calls):
     """tracemalloc over ``calls`` calls of ``block`` samples at 48 kHz: net growth < 4 KB and a transient peak
     above an empty section of the same layout below one float32 row of the 20 ms window's bins (481 x 4 =
     1924 B)."""
-    from _creative_util import _measure_allocation, make_section, signal_for
-
     assert sec.n_bins == 481
     x = signal_for(48000, channels, seconds=1.0)
-    growth, peak = _measure_allocation(sec, x, calls, block)
-    empty, _ = make_section([], 48000, channels, {}, linked=linked)
-    _, peak0 = _measure_allocation(empty, x, calls, block)
+    growth, peak = measure_allocation(sec, x, calls, block)
+    _, peak0 = measure_allocation(make_section([], 48000, channels, linked=linked).proc, x, calls, block)
     assert growth < 4096, f"net growth {growth} bytes"
     assert peak - peak0 < 4 * sec.n_bins, f"transient peak {peak} B vs {peak0} B for an empty section"
 
 
 @pytest.mark.parametrize("channels,linked", [(1, True), (2, True), (2, False)])
-def test_mask_stage_allocates_no_array_per_frame(channels, linked):
-    """The shipped preset path (catalog slot, 20 ms window): the mask stage keeps nothing and allocates no
-    bin-sized array and no model output/state array per frame (onnxruntime's run() returned ~8.5 KB of
-    fresh gains and state per frame; IOBinding with pre-bound state returns none). contrast 1.5 so the
-    in-place power runs too. What remains are Python's small objects (the parameter check, ufunc overhead)."""
-    from _creative_util import make_section
-
-    sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0, "mask.contrast": 1.5}, linked=linked)
-    _assert_no_array_per_frame(sec, channels, linked)
-
-
-@pytest.mark.parametrize("channels,linked", [(1, True), (2, True), (2, False)])
 def test_batched_mask_frames_allocate_no_array_per_block(channels, linked):
     """Blocks of 1024 samples complete 4-5 frames each, which reach the model in one batched call per row
-    (model_seq.onnx bound to preallocated (rows, 32, .) buffers): the same no-allocation bound as frame by
-    frame, over 300 blocks."""
-    from _creative_util import make_section
-
-    sec, _ = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0, "mask.contrast": 1.5}, linked=linked)
+    (model_seq.onnx bound to preallocated (rows, 32, .) buffers): no net growth and no bin-sized, model
+    output or state array per block, over 300 blocks (frame by frame, blocks of 64, is
+    test_stage_conformance.py's)."""
+    sec = make_section(["mask"], 48000, channels, {"mask.reduction_db": 30.0, "mask.contrast": 1.5},
+                       linked=linked).proc
     assert sec.stages[0].seq_session is not None  # the shipped bundle has the batched graph
     _assert_no_array_per_frame(sec, channels, linked, block=1024, calls=300)
 
 
 @pytest.mark.parametrize("channels,linked", [(1, True), (2, False)])
 def test_mask_stage_with_fine_branch_allocates_no_array_per_frame(channels, linked, fine_mask_bundle):
-    """The same bound for a (random-weight) fine-branch bundle: the 32 ms rfft (1536 samples, 769 bins per
-    frame at 48 kHz) into a preallocated output and the 128 fine features add no per-frame array; one
-    long-window spectrum would be 769 complex128 = 12.3 KB, and the strided stereo copies that once
-    allocated ~4-5 KB iteration buffers now run per row."""
+    """The same bound for a (random-weight) fine-branch bundle, frame by frame: the 32 ms rfft (1536
+    samples, 769 bins per frame at 48 kHz) into a preallocated output and the 128 fine features add no
+    per-frame array; one long-window spectrum would be 769 complex128 = 12.3 KB."""
     sec, st = _section(48000, ch=channels, cfg="default", linked=linked, bundle=fine_mask_bundle,
                        **{"mask.reduction_db": 30.0})
     assert st._lspec.shape[-1] == 769
-    _assert_no_array_per_frame(sec, channels, linked)
+    _assert_no_array_per_frame(sec, channels, linked, block=64, calls=1500)
 
 
 # -- hop and look-ahead from the bundle's config -------------------------------------------------

@@ -1,4 +1,5 @@
-"""The match-EQ stage: streaming invariants, target handling, and the real-clip figures."""
+"""The match-EQ stage: target handling and the real-clip figures. The processor contract (streaming,
+reset, NaN/Inf, rates, allocation) is tests/test_stage_conformance.py's."""
 
 import numpy as np
 import pytest
@@ -36,32 +37,10 @@ def _target(sr, rng):
     return long_term_envelope(_noise(sr, 1, 1.0, rng, tilt=0.9), sr)
 
 
-@pytest.mark.parametrize("sizes", [[1], [63], [64], [65], [512], [8193], "random"], ids=str)
-def test_match_stage_streaming_equals_whole_signal_for_any_block_partition(sizes, rng):
-    """Block partition never changes the output of a chain with a match stage and a target."""
-    sr = 16000
-    x = _noise(sr, 2, 0.4 if sizes == [1] else 1.0, rng)
-    tgt = _target(sr, rng)
-    ref = _chain(sr, 2, 8193, tgt)(x)
-    if sizes == "random":
-        sizes = list(rng.integers(1, 3000, size=40))
-    c = _chain(sr, 2, max(sizes), tgt)
-    lat = c.latency_samples
-    buf = np.zeros((2, x.shape[1] + lat), np.float32)
-    buf[:, : x.shape[1]] = x
-    i = k = 0
-    while i < buf.shape[1]:
-        m = min(sizes[k % len(sizes)], buf.shape[1] - i)
-        c.process(buf[:, i : i + m])
-        i += m
-        k += 1
-    np.testing.assert_allclose(buf[:, lat:], ref, atol=1e-6)
-
-
 @pytest.mark.parametrize("sr", SUPPORTED_RATES)
 @pytest.mark.parametrize("ch", [1, 2])
-def test_match_stage_runs_at_every_rate_mono_and_stereo_and_moves_toward_target(sr, ch, rng):
-    """At 16-96 kHz, mono/stereo: the band-envelope distance to the target shrinks by more than half."""
+def test_match_stage_moves_toward_target_at_every_rate_mono_and_stereo(sr, ch, rng):
+    """At every supported rate, mono/stereo: the band-envelope distance to the target shrinks by more than half."""
     x = _noise(sr, ch, 3.0, rng)
     tgt = _target(sr, rng)
     y = _chain(sr, ch, 4096, tgt)(x)
@@ -71,30 +50,14 @@ def test_match_stage_runs_at_every_rate_mono_and_stereo_and_moves_toward_target(
     assert after < 0.5 * before
 
 
-def test_no_target_or_amount_zero_is_transparent_and_reset_rerun_repeats(rng):
-    """Without a target (or at amount 0) the stage is the STFT identity; reset() then rerun is identical."""
+def test_no_target_or_amount_zero_is_transparent(rng):
+    """Without a target (or at amount 0) the stage is the STFT identity."""
     sr = 48000
     x = _noise(sr, 2, 0.5, rng)
     y0 = _chain(sr, 2, 512)(x)
     np.testing.assert_allclose(y0, x, atol=1e-5)
     c = _chain(sr, 2, 512, _target(sr, rng), **{"match.amount": 0.0})
     np.testing.assert_allclose(c(x), x, atol=1e-5)
-    c = _chain(sr, 2, 512, _target(sr, rng))
-    np.testing.assert_array_equal(c(x), c(x))
-
-
-def test_nan_inf_input_and_zero_length_blocks_are_harmless(rng):
-    """Non-finite input is sanitised by the host; the stage's gains stay finite; empty blocks are no-ops."""
-    sr = 16000
-    c = _chain(sr, 1, 1024, _target(sr, rng))
-    x = _noise(sr, 1, 1.0, rng)
-    x[0, 100:200] = np.nan
-    x[0, 300] = np.inf
-    for i in range(0, x.shape[1], 1024):
-        c.process(x[:, :0])
-        c.process(x[:, i : i + 1024])
-    assert np.all(np.isfinite(x))
-    assert np.all(np.isfinite(match_stage(c).gains_db()))
 
 
 def test_gains_respect_range_limits_and_a_new_target_crossfades(rng):
@@ -168,20 +131,3 @@ def test_match_eq_removes_at_least_80_percent_of_band_distance_on_held_back_real
             _, info = render_with_target(c, x, sr, Profile(band_env_db=list(long_term_envelope(r[: 10 * sr], sr))), 4096)
             removed.append(1 - info["distance_after_db"] / info["distance_before_db"])
     assert np.median(removed) >= 0.8, removed
-
-
-@pytest.mark.parametrize("channels", [1, 2])
-def test_match_stage_allocates_nothing_per_frame(channels):
-    """tracemalloc over many frames with an absolute target: no net growth and a transient peak within
-    1 KB of an empty section's (the shared STFT's own scratch), i.e. no per-frame arrays."""
-    from _creative_util import _measure_allocation, make_section, signal_for
-
-    from resculpt.dsp.match_eq import publish_target
-
-    sec, table = make_section(["match"], 48000, channels, {"match.smooth_bands": 2})
-    publish_target(table, np.linspace(-20, -60, 32))
-    x = signal_for(48000, channels, seconds=1.0)
-    growth, peak = _measure_allocation(sec, x, 1500, 64)
-    empty, _ = make_section([], 48000, channels, {})
-    _, peak0 = _measure_allocation(empty, x, 1500, 64)
-    assert growth < 4096 and peak - peak0 < 1024, (growth, peak, peak0)

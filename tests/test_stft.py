@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
-from conftest import BLOCK_SIZES, RATES, real_stereo, stream
+from conftest import BLOCK_SIZES, real_stereo, stream
+from resculpt.dsp.processor import SUPPORTED_RATES
 
 from resculpt.dsp.stft import CONFIGS, SpectralStage, StreamingSTFT
 
 
-@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("rate", SUPPORTED_RATES)
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("channels", [1, 2])
 def test_identity_spectrum_reconstructs_input_after_reported_latency(rate, config, channels):
