@@ -138,8 +138,23 @@ class MatchEQ(SpectralStage):
         self._deblur[np.ix_(idx, idx)] = k
         self._tmp = np.zeros(N_BANDS)
         self._wvalid = self._valid / max(1, int(self._valid.sum()))
+        # Per-target constants (see _okw_for), in buffers of their own so a new target costs no allocation.
         self._okw_env = None
         self._okw = None
+        self._cmp = np.zeros(N_BANDS, bool)          # compared bands: finite in the target and matched here
+        self._okw_buf = np.zeros(N_BANDS)            # their weights in the mean (1 / count each)
+        self._okmask = np.zeros(N_BANDS)             # 0/1 of the same bands
+        self._env0 = np.zeros(N_BANDS)               # the target with 0 dB where it is not compared
+        # Triangular smoothing across bands for every whole match.smooth_bands value (0..6), made here so a
+        # change of the parameter picks a matrix instead of building one on the audio thread.
+        self._smooths = []
+        smooth_max = next(p.max for p in PARAMS if p.id == "match.smooth_bands")
+        for k in range(int(smooth_max) + 1):
+            m = np.zeros((N_BANDS, N_BANDS))
+            for i in range(N_BANDS):
+                for j in range(max(0, i - k), min(N_BANDS, i + k + 1)):
+                    m[i, j] = k + 1 - abs(i - j)
+            self._smooths.append(m / m.sum(axis=1, keepdims=True))
         w = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(ctx.n_fft) / ctx.n_fft))
         self._norm = 1.0 / float(np.sum(w * w))
         nb = ctx.n_bins
@@ -187,11 +202,7 @@ class MatchEQ(SpectralStage):
         k = int(round(sb))
         if k != self._smooth_key:
             self._smooth_key = k
-            m = np.zeros((N_BANDS, N_BANDS))
-            for i in range(N_BANDS):
-                for j in range(max(0, i - k), min(N_BANDS, i + k + 1)):
-                    m[i, j] = k + 1 - abs(i - j)
-            self._smooth = m / m.sum(axis=1, keepdims=True)
+            self._smooth = self._smooths[k]
 
     def process_frame(self, spec):
         self._update()
@@ -267,12 +278,17 @@ class MatchEQ(SpectralStage):
         """Per-target constants, computed once when a new target reference is seen (the first frame
         after a swap; a 32-element job): compared-band weights for the mean, 0/1 mask, NaN-free target."""
         if env is not self._okw_env:
-            ok = np.isfinite(env) & self._match
+            ok = self._cmp
+            np.isfinite(env, out=ok)
+            np.logical_and(ok, self._match, out=ok)
             self._okw_env = env
-            if ok.any():
-                self._okw = ok / ok.sum()
-                self._okmask = ok.astype(np.float64)
-                self._env0 = np.where(ok, env, 0.0)
+            count = int(np.count_nonzero(ok))
+            if count:
+                np.copyto(self._okmask, ok)
+                np.divide(self._okmask, count, out=self._okw_buf)  # float64 in: a bool operand needs a cast buffer
+                self._okw = self._okw_buf
+                self._env0.fill(0.0)
+                np.copyto(self._env0, env, where=ok)
             else:
                 self._okw = None
         return self._okw

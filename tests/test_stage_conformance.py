@@ -337,9 +337,30 @@ def _alloc_cases():
             yield slot, "stereo-unlinked"
 
 
+def _numpy_arrays_per_call(proc, x, calls, block, board_output_bytes):
+    """[(call, [sizes])] of the numpy arrays (above 0-d scalars) ``proc.process`` allocates, counted by
+    numpy's allocator hook from the first call after a parameter change (where a stage re-derives its
+    coefficients). ``board_output_bytes``: the one buffer pedalboard allocates per call (its output),
+    left out for board slots."""
+    from numpy_allocs import counting
+
+    buf = np.zeros((x.shape[0], block), np.float32)
+    found = []
+    for k in range(calls):
+        i = (k * block) % (x.shape[1] - block)
+        np.copyto(buf, x[:, i : i + block])
+        with counting() as log:
+            proc.process(buf)
+        sizes = [b for b in log.arrays() if b != board_output_bytes]
+        if sizes:
+            found.append((k, sizes))
+    return found
+
+
 @pytest.mark.parametrize("slot,layout", list(_alloc_cases()))
 def test_process_allocates_nothing(slot, layout):
-    """No growth and no per-frame array (bounds above), in stereo in every state of the slot's scenario
+    """No numpy array allocated by any call (counted exactly, tests/numpy_allocs.py), no growth and no
+    transient peak above the bounds above, in stereo in every state of the slot's scenario
     (each parameter change can switch code paths: a phase mode, an LFO shape, a freeze, delta listen),
     in mono and unlinked stereo in its first state. Board slots in stereo: their parameter changes only
     set plugin values."""
@@ -356,6 +377,8 @@ def test_process_allocates_nothing(slot, layout):
     states = [{}] + ([p for _, p in events] if layout == "stereo" and not board else [])
     for k, p in enumerate(states):  # each state reached from the one before it, as in the scenario
         rig.set(p)
+        arrays = _numpy_arrays_per_call(rig.proc, x, 200, 64, channels * 64 * 4 if board else None)
+        assert not arrays, f"state {k} ({p}): numpy arrays allocated by process() (call, sizes in bytes): {arrays[:4]}"
         growth, peak = measure_allocation(rig.proc, x, 1500, 64, enough=within)
         assert growth < GROWTH_BYTES, f"state {k} ({p}): net growth {growth} B over 1500 calls"
         assert peak - peak0 < bound, f"state {k} ({p}): transient peak {peak} B vs {peak0} B for an empty one"
