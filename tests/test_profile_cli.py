@@ -66,7 +66,7 @@ def test_render_with_target_and_amount_moves_the_envelope_and_keeps_length(tmp_p
 
 
 def test_render_context_and_usage_errors(tmp_path, capsys):
-    """--context NAME renders; --amount without --target is a usage error; --engine model is refused clearly."""
+    """--context NAME renders; --amount without --target is a usage error; --matcher model is refused clearly."""
     out = tmp_path / "c.wav"
     assert main(["render", str(EXAMPLE), "-o", str(out), "--context", "call"]) == 0
     assert out.exists()
