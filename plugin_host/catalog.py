@@ -46,6 +46,7 @@ class BoardSlot:
     build: Callable[[], list]
     binds: dict = field(default_factory=dict)
     kind: str = "board"
+    inbox_type = None  # board slots take no published state
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SectionSlot:
     doc: str
     params: tuple[ParamSpec, ...]
     kind: str = "section"
+    inbox_type = None  # the section takes no published state
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ host the result. Every method here runs on a control thread.
 
 from __future__ import annotations
 
+import os
+
 from .audio_io import read_audio
 from .host import ChainHost
 from .presets import Preset, load_preset
@@ -36,7 +38,7 @@ class Chain(ChainHost):
     def set_sidechain(self, source, sample_rate: int | None = None) -> None:
         """The mask-transfer reference: an audio file's path, or (n,) / (channels, n) audio with its
         ``sample_rate``, or None to clear it (see :meth:`ChainHost.set_sidechain`)."""
-        if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        if isinstance(source, (str, bytes, os.PathLike)):
             source, sample_rate = read_audio(source)
         super().set_sidechain(source, sample_rate)
 

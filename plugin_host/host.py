@@ -89,7 +89,7 @@ class ChainHost(Processor):
         # One inbox per slot with non-scalar state, owned by the chain: every graph built for the slot
         # reads the same one, so a published target or sidechain survives preset and layout changes.
         self._inboxes = {name: Inbox(s.inbox_type) for name, s in catalog.SLOTS.items()
-                         if getattr(s, "inbox_type", None) is not None}
+                         if s.inbox_type is not None}
         self._pending = None  # (seq, graph, table) published by the control thread
         self.meters = None  # optional plugin_host.meters.Meters, see attach_meters()
         self._seq = 0
@@ -161,7 +161,7 @@ class ChainHost(Processor):
         self._i_mix = self._table.index("mix")
         self._i_byp = self._table.index("bypass")
         self.latency_samples = self._graph.latency_samples
-        if getattr(self, "meters", None) is not None:
+        if self.meters is not None:
             self.meters.prepare(sample_rate, max_block, channels)
         self.reset()
 

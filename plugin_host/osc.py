@@ -485,7 +485,7 @@ class OscServer:
         (text,) = string_args(args, address, "descriptor text")
         if len(text) > 500:
             raise BadMessage(f"{address}: descriptor longer than 500 characters")
-        self.chain.set_target(add_stage=True, target=describe(text))
+        self.chain.set_target(describe(text), add_stage=True)
         self.send(addr, osc_protocol.PROFILE_APPLIED, text)
 
     def _h_reference(self, address, args, addr) -> None:
@@ -499,7 +499,7 @@ class OscServer:
             x, sr = read_audio(p)
         except Exception as e:  # RenderError, soundfile errors: an unreadable clip
             raise BadMessage(f"cannot read reference clip {p}: {e}") from None
-        self.chain.set_target(add_stage=True, target=from_reference(x, sr, p.stem))
+        self.chain.set_target(from_reference(x, sr, p.stem), add_stage=True)
         self.send(addr, osc_protocol.PROFILE_APPLIED, str(p))
 
     def _h_context(self, address, args, addr) -> None:

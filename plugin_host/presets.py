@@ -128,7 +128,8 @@ def validate(d, where: str = "preset", name_hint: str | None = None) -> Preset:
             close = difflib.get_close_matches(pid, list(specs), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise PresetError(f"{where}: {f}: unknown parameter{hint}")
-        if not isinstance(v, (int, float, str)) or (isinstance(v, str) and spec.scale != "choice"):
+        if (not isinstance(v, (int, float, str)) or (isinstance(v, str) and spec.scale != "choice")
+                or (isinstance(v, bool) and spec.scale != "bool")):
             raise PresetError(f"{where}: {f}: expected a number, got {type(v).__name__}")
         try:
             v = spec.coerce(v, strict=True)

@@ -52,11 +52,6 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def render_array(chain, x: np.ndarray, block: int, progress: Progress | None = None) -> np.ndarray:
-    """Stream ``x`` (channels, n) through ``chain`` in blocks of ``block``; return (channels, n), aligned."""
-    return process_whole(chain, x, block, progress)
-
-
 def with_match_stage(chain):
     """``chain`` if its layout has the ``match`` stage, else an equal chain with ``match`` appended
     to the spectral section (same parameters)."""
@@ -99,7 +94,7 @@ def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progre
     for p in range(max(1, passes)):
         chain.set_target(eff)
         chain.reset()
-        y = render_array(chain, x, block, progress if p == passes - 1 else None)
+        y = process_whole(chain, x, block, progress if p == passes - 1 else None)
         if p < passes - 1:
             r = np.nan_to_num(band_shape_diff(goal, long_term_envelope(y, sr)))
             eff = eff + r * chain.params.get("match.amount")
@@ -154,7 +149,7 @@ def _render_file_whole(inp, out, preset, sets, block, progress, target, amount, 
     if target is not None:
         y, info = render_with_target(chain, x, sr, target, block, passes, bar)
     else:
-        y = render_array(chain, x, block, bar)
+        y = process_whole(chain, x, block, bar)
     el = time.perf_counter() - t0
     bar.close()
     tmp = out.with_name(f".{out.name}.partial{out.suffix}")

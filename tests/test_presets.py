@@ -58,6 +58,7 @@ def test_shipped_presets_are_audibly_distinct_from_each_other_and_from_clean():
 @pytest.mark.parametrize("mutate, field", [
     (lambda d: d["params"].update({"comp.ratoi": 3}), "params.comp.ratoi"),
     (lambda d: d["params"].update({"comp.ratio": "high"}), "params.comp.ratio: expected a number"),
+    (lambda d: d["params"].update({"comp.ratio": True}), "params.comp.ratio: expected a number, got bool"),
     (lambda d: d["params"].update({"comp.ratio": 400}), "params.comp.ratio: 400 is out of range"),
     (lambda d: d.update({"schema_version": 99}), "schema_version 99 is newer"),
     (lambda d: d.update({"schema_version": "1"}), "schema_version: expected an integer"),
