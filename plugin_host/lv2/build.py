@@ -57,15 +57,18 @@ def python_info(python: str | None = None) -> dict:
             "version": info["version"]}
 
 
-def build(out_dir, python: str | None = None, cc: str | None = None) -> Path:
+def build(out_dir, python: str | None = None, cc: str | None = None, libpython: str | None = None) -> Path:
     """Write ``out_dir/resculpt.lv2`` (compiled shell + manifest.ttl, resculpt.ttl, presets.ttl); return it.
-    The bundle is assembled next to its destination and moved into place whole."""
+    The bundle is assembled next to its destination and moved into place whole. ``libpython``: the shared
+    library to open instead of the one ``python`` reports (a Python whose sysconfig names another)."""
     if not LV2_INCLUDE.exists():
         raise BuildError(f"no LV2 headers ({LV2_INCLUDE}): install lv2-dev (Debian)")
     cc = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise BuildError("no C compiler: install gcc")
     info = python_info(python)
+    if libpython:
+        info["libpython"] = str(libpython)
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".resculpt-lv2-", dir=out_dir))
