@@ -274,31 +274,40 @@ def test_every_shipped_preset_is_in_the_preset_enumeration():
 @pytest.mark.live
 @pytest.mark.skipif(JACKD is None or shutil.which("jalv") is None or shutil.which("jack_lsp") is None,
                     reason="jackd/jalv missing (apt install jackd2 jalv)")
-def test_jalv_on_a_dummy_jack_server_reports_the_chain_latency_on_its_ports(lv2_path):
+def test_jalv_on_a_dummy_jack_server_reports_the_chain_latency_and_follows_a_preset_change(lv2_path):
     """jalv runs the plugin in JACK's process thread and publishes the latency control output as the
-    ports' JACK latency: 479 samples of denoise-live on every audio port."""
+    ports' JACK latency: denoise-live's on every audio port; choosing spectral-freeze while running (built
+    on the bridge's worker thread, crossfaded in) moves it to spectral-freeze's."""
     import time
 
-    lat = Chain.from_preset("denoise-live").latency_samples
+    def wait_latency(env, lat, timeout=60.0) -> str:
+        text, t_end = "", time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            text = subprocess.run(["jack_lsp", "-l", "resculpt-test"], env=env, capture_output=True, text=True).stdout
+            if text.count(f"latency = [ {lat} {lat} ]") == 4:
+                break
+            time.sleep(0.5)
+        return text
+
     srv = JackServer(RATE, 256).start()
     env = {**srv.env(), "LV2_PATH": str(lv2_path)}
     jalv = subprocess.Popen(["jalv", "-n", "resculpt-test", "-x", "-c", f"preset={preset_index('denoise-live')}",
-                             ports.URI], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             ports.URI], env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
     try:
-        text = ""
-        t_end = time.monotonic() + 60
-        while time.monotonic() < t_end:
-            text = subprocess.run(["jack_lsp", "-l", "resculpt-test"], env=env, capture_output=True, text=True).stdout
-            if f"playback latency = [ {lat} {lat} ]" in text:
-                break
-            time.sleep(0.5)
-        assert jalv.poll() is None, "jalv exited"
-        for p in ("out_l", "out_r"):
-            assert re.search(rf"resculpt-test:{p}\n\tport playback latency = \[ {lat} {lat} \]", text), text
-        for p in ("in_l", "in_r"):
-            assert re.search(rf"resculpt-test:{p}\n\tport playback latency = .*\n\tport capture latency = "
-                             rf"\[ {lat} {lat} \]", text), text
+        for preset in ("denoise-live", "spectral-freeze"):
+            lat = Chain.from_preset(preset).latency_samples
+            if preset != "denoise-live":
+                jalv.stdin.write(f"preset = {preset_index(preset)}\n")
+                jalv.stdin.flush()
+            text = wait_latency(env, lat)
+            assert jalv.poll() is None, "jalv exited"
+            for p in ("out_l", "out_r"):
+                assert re.search(rf"resculpt-test:{p}\n\tport playback latency = \[ {lat} {lat} \]", text), text
+            for p in ("in_l", "in_r"):
+                assert re.search(rf"resculpt-test:{p}\n\tport playback latency = .*\n\tport capture latency = "
+                                 rf"\[ {lat} {lat} \]", text), text
+        assert Chain.from_preset("spectral-freeze").latency_samples != Chain.from_preset("denoise-live").latency_samples
     finally:
         jalv.terminate()
         try:
