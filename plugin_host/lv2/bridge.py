@@ -7,8 +7,8 @@ views them as numpy arrays for its whole life:
 - ``ctrl``: float32 (n_controls,) control inputs: enabled, preset, then every parameter in port order;
 - ``io``: int32 (4,): samples in this call (shell -> bridge), latency in samples, status (0 ok).
 
-Threads. ``run`` is called on the host's audio thread; ``activate``, ``state_save`` and ``state_restore``
-on a host thread that is not the audio thread. A change of the preset control while running is built on
+Threads. ``run`` is called on the host's audio thread; ``activate`` and ``state_restore`` on a host
+thread while ``run`` is held off (LV2's instantiation class), ``state_save`` on any other thread. A change of the preset control while running is built on
 the bridge's own worker thread (files read, graph built) and published by the chain's one reference swap;
 the audio thread then crossfades to it.
 
@@ -108,6 +108,10 @@ class Bridge:
         if seen is not None and len(seen) == self.seen.size:
             self.seen[:] = seen
         self.overrides = {}
+        # LV2 calls restore() with run() held off (instantiation class): take the new graph and the values
+        # at once instead of crossfading from the old sound, so a reopened session starts as it was saved.
+        self.chain.reset()
+        self.io[1] = self.chain.latency_samples
 
     # -- audio thread ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -136,6 +140,8 @@ class Bridge:
         if C_PRESET in changed:
             k = min(max(int(round(float(self.ctrl[C_PRESET]))), 0), len(PRESETS) - 1)
             self.overrides = {}
+            # The name the sound is going to: a state saved while the worker builds it restores this preset.
+            self.preset, self.user_preset = PRESETS[k], None
             if sync:
                 self._load(PRESETS[k])
             else:
@@ -169,6 +175,7 @@ class Bridge:
             try:
                 self._load(name)
             except Exception:  # a broken preset keeps the current sound; the host keeps running
+                self.preset = self.chain.preset_name
                 print(f"resculpt: preset {name!r} could not be loaded; keeping {self.preset!r}", file=sys.stderr)
                 traceback.print_exc(file=sys.stderr)
 

@@ -13,7 +13,8 @@
  * RESCULPT_N_CONTROLS (control inputs from port 5 on).
  */
 #define _GNU_SOURCE
-#define PY_SSIZE_T_CLEAN
+/* No PY_SSIZE_T_CLEAN: it renames PyObject_CallMethod to a symbol dlsym is not asked for. Every call
+ * below uses formats without '#'. */
 #include <Python.h>
 
 #include <dlfcn.h>
@@ -311,10 +312,10 @@ static LV2_State_Status restore(LV2_Handle h, LV2_State_Retrieve_Function retrie
     size_t size = 0;
     uint32_t type = 0, vflags = 0;
     const char* text = (const char*)retrieve(handle, self->urid_state, &size, &type, &vflags);
-    if (!text || type != self->urid_string) return LV2_STATE_ERR_NO_PROPERTY;
+    if (!text || type != self->urid_string || size == 0 || text[size - 1] != '\0') return LV2_STATE_ERR_NO_PROPERTY;
     LV2_State_Status status = LV2_STATE_SUCCESS;
     PyGILState_STATE g = p_PyGILState_Ensure();
-    PyObject* r = p_PyObject_CallMethod(self->bridge, "state_restore", "s#", text, (Py_ssize_t)strnlen(text, size));
+    PyObject* r = p_PyObject_CallMethod(self->bridge, "state_restore", "s", text);
     if (r) p_Py_DecRef(r);
     else {
         /* A state that cannot be applied leaves the chain as it was: the plugin keeps processing. */
