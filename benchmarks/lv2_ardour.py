@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         "# Resculpt LV2 instances in one Ardour session",
         "",
         f"`python benchmarks/lv2_ardour.py --preset {a.preset} --seconds {a.seconds}` on {platform.node()} "
-        f"({os.cpu_count()} CPUs, shared), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Ardour 7 headless "
+        f"({os.cpu_count()} CPUs, shared; load average {os.getloadavg()[0]:.1f} at the end), "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Ardour 7 headless "
         "(ardour7-lua), dummy backend, 48 kHz. DSP load: Ardour's meter, percent of the period spent "
         "processing (>= 100 % is an overrun), sampled once a second.",
         "",
