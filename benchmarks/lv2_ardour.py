@@ -22,7 +22,7 @@ import re
 import statistics
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from resculpt.plugin_host.lv2 import ports
@@ -61,10 +61,10 @@ def measure(lv2_path: Path, n: int, preset: str, seconds: int) -> dict:
                             str(ports.PRESET_PORT - ports.LATENCY_PORT)],
                            env=env, capture_output=True, text=True, timeout=120 + 2 * seconds)
     out = r.stdout + r.stderr
-    loads = [float(v) for v in re.findall(r"^LOAD ([\d.]+)", out, re.M)]
+    loads = [float(v) for v in re.findall(r"^LOAD ([\d.]+)", out, re.MULTILINE)]
     if r.returncode != 0 or not loads:
         raise RuntimeError(f"ardour7-lua failed ({r.returncode}):\n{out[-2000:]}")
-    period = int(re.search(r"^PERIOD (\d+)", out, re.M).group(1))
+    period = int(re.search(r"^PERIOD (\d+)", out, re.MULTILINE).group(1))
     return {"n": n, "period": period, "median": statistics.median(loads), "max": max(loads), "samples": len(loads)}
 
 
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         "",
         f"`python benchmarks/lv2_ardour.py --preset {a.preset} --seconds {a.seconds}` on {platform.node()} "
         f"({os.cpu_count()} CPUs, shared; load average {os.getloadavg()[0]:.1f} at the end), "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Ardour 7 headless "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Ardour 7 headless "
         "(ardour7-lua), dummy backend, 48 kHz. DSP load: Ardour's meter, percent of the period spent "
         "processing (>= 100 % is an overrun), sampled once a second.",
         "",

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from live_rig import JACKD, JackServer, speech_48k
-
 from resculpt.plugin_host.audio_io import read_audio, write_audio
 from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.daw import param_order
@@ -199,7 +198,7 @@ def _lv2info_ports(lv2_path) -> dict[int, dict]:
     found = {}
     parts = re.split(r"\n\tPort (\d+):\n", out)
     for idx, body in zip(parts[1::2], parts[2::2]):
-        d = dict(re.findall(r"^\t\t(Symbol|Name|Minimum|Maximum|Default):\s+(.*)$", body, re.M))
+        d = dict(re.findall(r"^\t\t(Symbol|Name|Minimum|Maximum|Default):\s+(.*)$", body, re.MULTILINE))
         d["body"] = body
         found[int(idx)] = d
     return found
@@ -235,9 +234,13 @@ def test_every_parameter_port_with_a_unit_declares_it(lv2_path):
     inline units with their symbol."""
     ttl = lv2_path / "resculpt.lv2" / "resculpt.ttl"
     nt = subprocess.run(["sordi", f"file://{ttl}"], capture_output=True, text=True, check=True).stdout
-    unit_of_node = dict(re.findall(r"^(_:\S+) <http://lv2plug.in/ns/extensions/units#unit> (\S+) \.$", nt, re.M))
-    symbol_of_node = dict(re.findall(r'^(_:\S+) <http://lv2plug.in/ns/lv2core#symbol> "([^"]+)" \.$', nt, re.M))
-    inline_symbol = dict(re.findall(r'^(_:\S+) <http://lv2plug.in/ns/extensions/units#symbol> "([^"]+)" \.$', nt, re.M))
+    def triples(pred: str, obj: str) -> dict:
+        return dict(re.findall(rf"^(_:\S+) <{pred}> {obj} \.$", nt, re.MULTILINE))
+
+    units = "http://lv2plug.in/ns/extensions/units#"
+    unit_of_node = triples(units + "unit", r"(\S+)")
+    symbol_of_node = triples("http://lv2plug.in/ns/lv2core#symbol", r'"([^"]+)"')
+    inline_symbol = triples(units + "symbol", r'"([^"]+)"')
     unit_by_symbol = {symbol_of_node[n]: u for n, u in unit_of_node.items() if n in symbol_of_node}
     lv2_units = {"dB": "db", "Hz": "hz", "ms": "ms", "s": "s", "bpm": "bpm"}
     checked = 0

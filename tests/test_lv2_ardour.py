@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from live_rig import speech_48k
-
 from resculpt.plugin_host.audio_io import read_audio, write_audio
 from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.daw import param_order

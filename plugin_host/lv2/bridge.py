@@ -8,9 +8,9 @@ views them as numpy arrays for its whole life:
 - ``io``: int32 (4,): samples in this call (shell -> bridge), latency in samples, status (0 ok).
 
 Threads. ``run`` is called on the host's audio thread; ``activate`` and ``state_restore`` on a host
-thread while ``run`` is held off (LV2's instantiation class), ``state_save`` on any other thread. A change of the preset control while running is built on
-the bridge's own worker thread (files read, graph built) and published by the chain's one reference swap;
-the audio thread then crossfades to it.
+thread while ``run`` is held off (LV2's instantiation class), ``state_save`` on any other thread. A
+change of the preset control while running is built on the bridge's own worker thread (files read, graph
+built) and published by the chain's one reference swap; the audio thread then crossfades to it.
 
 Control semantics. A control input acts when its value changes (and once at activation, for the values
 that differ from the table's defaults): choosing a preset loads its layout and all its parameters, then a
@@ -30,11 +30,18 @@ import threading
 import traceback
 
 import numpy as np
-
 from resculpt.plugin_host.chain import Chain
-from resculpt.plugin_host.presets import load_preset, validate
+from resculpt.plugin_host.presets import load_preset
 
-from .ports import DEFAULT_PRESET, ENABLED_PORT, FIRST_PARAM_PORT, PRESET_PORT, PRESETS, n_controls, param_ports
+from .ports import (
+    DEFAULT_PRESET,
+    ENABLED_PORT,
+    FIRST_PARAM_PORT,
+    PRESET_PORT,
+    PRESETS,
+    n_controls,
+    param_ports,
+)
 
 # Positions in the control array (port index - ENABLED_PORT).
 C_ENABLED = 0
@@ -69,7 +76,6 @@ class Bridge:
         self._changed = np.zeros(n_ctrl, bool)
         self.chain = Chain.from_preset(DEFAULT_PRESET, sample_rate=int(sample_rate), channels=2, max_block=cap)
         self.preset = DEFAULT_PRESET
-        self.user_preset: dict | None = None  # a preset file's contents, restored from state
         self.overrides: dict[str, float] = {}  # parameters set from controls since the preset was chosen
         self._fresh = True
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -89,21 +95,20 @@ class Bridge:
         self._jobs.put(None)
 
     def state_save(self) -> str:
-        """Everything that defines the sound, as JSON: preset (name, or the user preset's contents), every
-        parameter's target, and the control values already taken up."""
-        return json.dumps({"version": STATE_VERSION, "preset": self.preset, "user_preset": self.user_preset,
-                           "params": self.chain.params.targets(), "seen": [float(v) for v in self.seen]})
+        """Everything that defines the sound, as JSON: the preset's name, every parameter's target, and the
+        control values already taken up."""
+        return json.dumps({"version": STATE_VERSION, "preset": self.preset, "params": self.chain.params.targets(),
+                           "seen": [float(v) for v in self.seen]})
 
     def state_restore(self, text: str) -> None:
         """Rebuild the sound :meth:`state_save` described (validated before anything changes)."""
         d = json.loads(text)
         if d.get("version") != STATE_VERSION:
             raise ValueError(f"state version {d.get('version')!r}; this resculpt reads {STATE_VERSION}")
-        user = d.get("user_preset")
-        p = validate(user, "saved user preset") if user else load_preset(d["preset"])
+        p = load_preset(d["preset"])
         params = {k: v for k, v in d["params"].items() if k in self.chain.params}
         self.chain.switch(p.layout, {**p.full_params(), **params}, p.name)
-        self.preset, self.user_preset = p.name, user
+        self.preset = p.name
         seen = d.get("seen")
         if seen is not None and len(seen) == self.seen.size:
             self.seen[:] = seen
@@ -141,7 +146,7 @@ class Bridge:
             k = min(max(int(round(float(self.ctrl[C_PRESET]))), 0), len(PRESETS) - 1)
             self.overrides = {}
             # The name the sound is going to: a state saved while the worker builds it restores this preset.
-            self.preset, self.user_preset = PRESETS[k], None
+            self.preset = PRESETS[k]
             if sync:
                 self._load(PRESETS[k])
             else:
@@ -165,7 +170,7 @@ class Bridge:
         self.chain.switch(p.layout, {**p.full_params(), **self.overrides, "bypass": self._bypass()}, p.name)
         # A control moved while the graph was built went into the table the preset values then overwrote.
         self.chain.params.set_many(dict(self.overrides), notify=False)
-        self.preset, self.user_preset = name, None
+        self.preset = name
 
     def _work(self) -> None:
         while True:

@@ -76,5 +76,17 @@ def n_controls() -> int:
     return FIRST_PARAM_PORT - ENABLED_PORT + len(_specs())
 
 
-__all__ = ["AUDIO_PORTS", "DEFAULT_PRESET", "ENABLED_PORT", "FIRST_PARAM_PORT", "LATENCY_PORT", "PRESETS",
-           "PRESET_PORT", "ParamPort", "URI", "n_controls", "param_ports", "symbol"]
+__all__ = [
+    "AUDIO_PORTS",
+    "DEFAULT_PRESET",
+    "ENABLED_PORT",
+    "FIRST_PARAM_PORT",
+    "LATENCY_PORT",
+    "PRESETS",
+    "PRESET_PORT",
+    "URI",
+    "ParamPort",
+    "n_controls",
+    "param_ports",
+    "symbol",
+]

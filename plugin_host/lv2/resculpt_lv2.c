@@ -283,7 +283,7 @@ static void cleanup(LV2_Handle h) {
     free(self);
 }
 
-/* -- State: one JSON string (preset, every parameter, target profile, user preset) from the bridge -- */
+/* -- State: one JSON string from the bridge (preset, every parameter, the control values taken up) -- */
 static LV2_State_Status save(LV2_Handle h, LV2_State_Store_Function store, LV2_State_Handle handle,
                              uint32_t flags, const LV2_Feature* const* features) {
     (void)flags, (void)features;

@@ -4,8 +4,16 @@ host's preset menu shows the preset's sound on the sliders too)."""
 
 from __future__ import annotations
 
-from .ports import (AUDIO_PORTS, DEFAULT_PRESET, ENABLED_PORT, LATENCY_PORT, PRESET_PORT, PRESETS, URI,
-                    param_ports)
+from .ports import (
+    AUDIO_PORTS,
+    DEFAULT_PRESET,
+    ENABLED_PORT,
+    LATENCY_PORT,
+    PRESET_PORT,
+    PRESETS,
+    URI,
+    param_ports,
+)
 
 BINARY = "resculpt_lv2.so"
 
