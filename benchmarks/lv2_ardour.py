@@ -4,7 +4,10 @@ For each instance count (default 0, 1, 2, 4) it builds resculpt.lv2 into a tempo
 headless Ardour 7 session (ardour7-lua, dummy backend, 48 kHz, Ardour's default 1024-sample period) with
 that many stereo tracks, each with Resculpt on --preset, lets it settle, then samples
 AudioEngine:get_dsp_load() (percent of the period spent processing, Ardour's own meter) once a second for
---seconds. Writes benchmarks/results/lv2_ardour.md.
+--seconds. Inside the plugin it also times every Bridge.run call (wall clock and the calling thread's CPU
+time, through a sitecustomize module on the embedded interpreter's PYTHONPATH): wall time above CPU time is
+time the audio thread spent waiting (preempted by other processes, or for the GIL held by another
+instance). Writes benchmarks/results/lv2_ardour.md.
 
 Ardour 7.3's Lua exposes no xrun counter, so xruns are not counted here; a DSP load at or above 100 %
 means the period was overrun. The machine's other load shows in the figures: report them with it.
@@ -51,21 +54,52 @@ close_session()
 """
 
 
+# Loaded by the plugin's interpreter (sitecustomize on PYTHONPATH): times Bridge.run after the first
+# 5 s of calls (start-up, preset builds) and appends "wall cpu" lines per call to $RESCULPT_BENCH_TIMES
+# (line-buffered: the embedded interpreter is never finalised, so nothing is flushed at exit).
+TIMER = """
+import os, time
+from resculpt.plugin_host.lv2 import bridge
+_run, _out, _t_start = bridge.Bridge.run, open(os.environ["RESCULPT_BENCH_TIMES"], "a", buffering=1), time.monotonic()
+def run(self):
+    t0, c0 = time.perf_counter(), time.thread_time()
+    _run(self)
+    if time.monotonic() - _t_start > 5.0:
+        _out.write(f"{time.perf_counter() - t0:.6f} {time.thread_time() - c0:.6f}\\n")
+bridge.Bridge.run = run
+"""
+
+
+def _pct(v: list[float], q: float) -> float:
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
 def measure(lv2_path: Path, n: int, preset: str, seconds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         (t / "bench.lua").write_text(SCRIPT)
-        env = {**os.environ, "LV2_PATH": str(lv2_path), "HOME": tmp}
+        (t / "hook").mkdir()
+        (t / "hook" / "sitecustomize.py").write_text(TIMER)
+        times = t / "times.txt"
+        times.touch()
+        env = {**os.environ, "LV2_PATH": str(lv2_path), "HOME": tmp, "PYTHONPATH": str(t / "hook"),
+               "RESCULPT_BENCH_TIMES": str(times)}
         r = subprocess.run(["ardour7-lua", str(t / "bench.lua"), str(t / "s"), "s", str(n),
                             str(ports.PRESETS.index(preset)), str(seconds), ports.URI,
                             str(ports.PRESET_PORT - ports.LATENCY_PORT)],
                            env=env, capture_output=True, text=True, timeout=120 + 2 * seconds)
+        calls = [tuple(map(float, line.split())) for line in times.read_text().splitlines() if line.strip()]
     out = r.stdout + r.stderr
     loads = [float(v) for v in re.findall(r"^LOAD ([\d.]+)", out, re.MULTILINE)]
     if r.returncode != 0 or not loads:
         raise RuntimeError(f"ardour7-lua failed ({r.returncode}):\n{out[-2000:]}")
     period = int(re.search(r"^PERIOD (\d+)", out, re.MULTILINE).group(1))
-    return {"n": n, "period": period, "median": statistics.median(loads), "max": max(loads), "samples": len(loads)}
+    m = {"n": n, "period": period, "median": statistics.median(loads), "max": max(loads), "calls": len(calls)}
+    if calls:
+        wall, cpu = [c[0] * 1e3 for c in calls], [c[1] * 1e3 for c in calls]
+        m.update(wall_med=_pct(wall, 0.5), wall_p99=_pct(wall, 0.99), cpu_med=_pct(cpu, 0.5), cpu_p99=_pct(cpu, 0.99))
+    return m
 
 
 def main(argv=None) -> int:
@@ -81,7 +115,8 @@ def main(argv=None) -> int:
             m = measure(Path(lv2), n, a.preset, a.seconds)
             rows.append(m)
             print(f"{n} instance(s): DSP load median {m['median']:.1f} %, max {m['max']:.1f} % of a "
-                  f"{m['period']}-sample period", flush=True)
+                  f"{m['period']}-sample period" + (f"; per run() wall {m['wall_med']:.2f}/{m['wall_p99']:.2f} ms, "
+                  f"CPU {m['cpu_med']:.2f}/{m['cpu_p99']:.2f} ms (median/p99)" if m["calls"] else ""), flush=True)
     lines = [
         "# Resculpt LV2 instances in one Ardour session",
         "",
@@ -91,10 +126,17 @@ def main(argv=None) -> int:
         "(ardour7-lua), dummy backend, 48 kHz. DSP load: Ardour's meter, percent of the period spent "
         "processing (>= 100 % is an overrun), sampled once a second.",
         "",
-        "| instances | period | DSP load median | DSP load max |",
-        "|---|---|---|---|",
+        "Per run(): one instance's call into Python for one period, wall clock and that thread's CPU time, "
+        f"median / p99 over every call of every instance after the first 5 s; the period is "
+        f"{rows[0]['period'] / 48:.1f} ms.",
+        "",
+        "| instances | period | DSP load median | DSP load max | run() wall median / p99 | run() CPU median / p99 |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {m['n']} | {m['period']} | {m['median']:.1f} % | {m['max']:.1f} % |" for m in rows]
+    for m in rows:
+        per_run = (f"{m['wall_med']:.2f} / {m['wall_p99']:.2f} ms | {m['cpu_med']:.2f} / {m['cpu_p99']:.2f} ms"
+                   if m["calls"] else "- | -")
+        lines.append(f"| {m['n']} | {m['period']} | {m['median']:.1f} % | {m['max']:.1f} % | {per_run} |")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")
