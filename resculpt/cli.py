@@ -275,6 +275,22 @@ def cmd_ui(a) -> int:
     return run_panel(a)
 
 
+# -- plugin ----------------------------------------------------------------------------------------
+def cmd_plugin(a) -> int:
+    from resculpt.plugin_host.lv2.build import BuildError, install
+    from resculpt.plugin_host.lv2.ports import URI
+
+    try:
+        bundle = install(a.lv2_path, a.python)
+    except BuildError as e:
+        return _die(str(e))
+    print(f"installed {bundle} (LV2 plugin {URI}, running {a.python or sys.executable}); "
+          "rescan plugins in your host")
+    if a.lv2_path:
+        print(f"hosts find it when {Path(a.lv2_path).expanduser()} is on LV2_PATH")
+    return 0
+
+
 # -- profile ---------------------------------------------------------------------------------------
 def cmd_profile(a) -> int:
     from resculpt.dsp.profile import ProfileError
@@ -451,6 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--screenshot", metavar="PNG", help="render a few frames, write a PNG and exit")
     ui.add_argument("--frames", type=int, default=90, help="frames to render before --screenshot")
     ui.set_defaults(fn=cmd_ui)
+
+    pl = sub.add_parser("plugin", help="build and install the LV2 plugin (Ardour, REAPER, Bitwig, Carla, ...)",
+                        description="install: compile resculpt.lv2 against this Python and copy it into an LV2 "
+                                    "folder (needs a C compiler, lv2-dev and this Python's headers)")
+    pl.add_argument("action", choices=["install"])
+    pl.add_argument("--lv2-path", metavar="DIR", help="LV2 folder to install into (default ~/.lv2)")
+    pl.add_argument("--python", metavar="PY", help="the Python the plugin runs (default: this one, "
+                    f"{sys.executable})")
+    pl.set_defaults(fn=cmd_plugin)
 
     pr = sub.add_parser("profile", help="sonic fingerprints and target profiles",
                         description="describe TEXT | from-reference REF | fingerprint IN (-o OUT.json); "

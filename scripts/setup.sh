@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Set up Resculpt on a fresh Debian 12 / Python 3.11 machine and run the main job on the bundled
 # example. Idempotent: re-running only installs what is missing.
-#   1. system packages (when root): JACK (live mode and its tests), PortAudio, Xvfb (panel tests), sox/ffmpeg
+#   1. system packages (when root): JACK (live mode and its tests), PortAudio, Xvfb (panel tests), sox/ffmpeg,
+#      the LV2 plugin's build (gcc, lv2-dev, python3.11-dev) and its test hosts (lv2file, lilv-utils, jalv, ardour)
 #   2. .venv with the package (editable) + the train (torch CPU) and dev (pytest) extras
 #   3. `resculpt demo`: the bundled clip through every shipped preset, with spectrograms
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(libportaudio2 jackd2 libasound2-plugins xvfb xauth imagemagick espeak-ng ffmpeg sox libsndfile1 libgl1 libgl1-mesa-dri)
+APT_PKGS=(libportaudio2 jackd2 libasound2-plugins xvfb xauth imagemagick espeak-ng ffmpeg sox libsndfile1 libgl1 libgl1-mesa-dri
+          gcc lv2-dev lilv-utils lv2file jalv sordi ardour python3.11-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,193 @@
+"""The Python side of the LV2 plugin: one :class:`Bridge` per plugin instance, called by the C shell.
+
+The shell (``resculpt_lv2.c``) owns three buffers and hands their addresses to :func:`create`; the bridge
+views them as numpy arrays for its whole life:
+
+- ``buf``: float32 (2, cap) audio, processed in place by ``Chain.process`` (the first ``io[0]`` columns);
+- ``ctrl``: float32 (n_controls,) control inputs: enabled, preset, then every parameter in port order;
+- ``io``: int32 (4,): samples in this call (shell -> bridge), latency in samples, status (0 ok).
+
+Threads. ``run`` is called on the host's audio thread; ``activate`` and ``state_restore`` on a host
+thread while ``run`` is held off (LV2's instantiation class), ``state_save`` on any other thread. A
+change of the preset control while running is built on the bridge's own worker thread (files read, graph
+built) and published by the chain's one reference swap; the audio thread then crossfades to it.
+
+Control semantics. A control input acts when its value changes (and once at activation, for the values
+that differ from the table's defaults): choosing a preset loads its layout and all its parameters, then a
+parameter control moved since overrides the preset's value, as ``resculpt render --preset P --set ID=V``.
+The LV2 presets of ``presets.ttl`` set the preset control and every parameter to the preset's values,
+so a host's sliders show the sound. Whatever changed before the first ``run`` after activation applies at
+once (no ramp from the defaults).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import queue
+import sys
+import threading
+import traceback
+
+import numpy as np
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.presets import load_preset
+
+from .ports import (
+    DEFAULT_PRESET,
+    ENABLED_PORT,
+    FIRST_PARAM_PORT,
+    PRESET_PORT,
+    PRESETS,
+    n_controls,
+    param_ports,
+)
+
+# Positions in the control array (port index - ENABLED_PORT).
+C_ENABLED = 0
+C_PRESET = PRESET_PORT - ENABLED_PORT
+C_PARAM0 = FIRST_PARAM_PORT - ENABLED_PORT
+STATE_VERSION = 1
+
+
+def _view(addr: int, n: int, ctype, shape=None) -> np.ndarray:
+    a = np.ctypeslib.as_array((ctype * n).from_address(addr))
+    return a.reshape(shape) if shape else a
+
+
+class Bridge:
+    """The chain of one plugin instance and the glue to the shell's buffers (see the module doc)."""
+
+    def __init__(self, buf_addr: int, cap: int, ctrl_addr: int, n_ctrl: int, io_addr: int, sample_rate: float,
+                 bundle: str):
+        if n_ctrl != n_controls():
+            raise RuntimeError(f"the plugin in {bundle} was built for {n_ctrl} controls and this resculpt has "
+                               f"{n_controls()}: run `resculpt plugin install` again")
+        self.buf = _view(buf_addr, 2 * cap, ctypes.c_float, (2, cap))
+        self.ctrl = _view(ctrl_addr, n_ctrl, ctypes.c_float)
+        self.io = _view(io_addr, 4, ctypes.c_int32)
+        # One view per block length, made here so run() slices nothing.
+        self._blocks = [self.buf[:, :m] for m in range(cap + 1)]
+        ports = param_ports()
+        self._ids = [None if p.retired else p.spec.id for p in ports]
+        self._bypass_c = C_PARAM0 + self._ids.index("bypass")
+        self.ctrl[:] = [1.0, float(PRESETS.index(DEFAULT_PRESET))] + [p.spec.default for p in ports]
+        self.seen = self.ctrl.copy()  # the control values the chain has taken up
+        self._changed = np.zeros(n_ctrl, bool)
+        self.chain = Chain.from_preset(DEFAULT_PRESET, sample_rate=int(sample_rate), channels=2, max_block=cap)
+        self.preset = DEFAULT_PRESET
+        self.overrides: dict[str, float] = {}  # parameters set from controls since the preset was chosen
+        self._fresh = True
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._work, name="resculpt-lv2-worker", daemon=True)
+        self._worker.start()
+        self.io[1] = self.chain.latency_samples
+
+    # -- host threads ---------------------------------------------------------------------------
+    def activate(self) -> None:
+        """Take up the controls' values at once (a preset is built here, synchronously) and start clean."""
+        self._apply(sync=True)
+        self.chain.reset()
+        self._fresh = True
+        self.io[1] = self.chain.latency_samples
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def state_save(self) -> str:
+        """Everything that defines the sound, as JSON: the preset's name, every parameter's target, and the
+        control values already taken up."""
+        return json.dumps({"version": STATE_VERSION, "preset": self.preset, "params": self.chain.params.targets(),
+                           "seen": [float(v) for v in self.seen]})
+
+    def state_restore(self, text: str) -> None:
+        """Rebuild the sound :meth:`state_save` described (validated before anything changes)."""
+        d = json.loads(text)
+        if d.get("version") != STATE_VERSION:
+            raise ValueError(f"state version {d.get('version')!r}; this resculpt reads {STATE_VERSION}")
+        p = load_preset(d["preset"])
+        params = {k: v for k, v in d["params"].items() if k in self.chain.params}
+        self.chain.switch(p.layout, {**p.full_params(), **params}, p.name)
+        self.preset = p.name
+        seen = d.get("seen")
+        if seen is not None and len(seen) == self.seen.size:
+            self.seen[:] = seen
+        self.overrides = {}
+        # LV2 calls restore() with run() held off (instantiation class): take the new graph and the values
+        # at once instead of crossfading from the old sound, so a reopened session starts as it was saved.
+        self.chain.reset()
+        self.io[1] = self.chain.latency_samples
+
+    # -- audio thread ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Process ``io[0]`` samples of ``buf`` in place; write the latency to ``io[1]``. An exception
+        sets ``io[2]`` (the shell then passes audio through) and prints its traceback to stderr."""
+        try:
+            if self._fresh:
+                self._apply(sync=True)
+                self.chain.reset()  # jump to the values just set instead of ramping from the old ones
+                self._fresh = False
+            else:
+                self._apply(sync=False)
+            self.chain.process(self._blocks[self.io[0]])
+            self.io[1] = self.chain.latency_samples
+        except BaseException:
+            self.io[2] = 1
+            traceback.print_exc(file=sys.stderr)
+
+    def _apply(self, sync: bool) -> None:
+        """Take up the control values that changed since the last call (allocates only when one did)."""
+        np.not_equal(self.ctrl, self.seen, out=self._changed)
+        if not self._changed.any():
+            return
+        changed = np.flatnonzero(self._changed)
+        np.copyto(self.seen, self.ctrl)
+        if C_PRESET in changed:
+            k = min(max(int(round(float(self.ctrl[C_PRESET]))), 0), len(PRESETS) - 1)
+            self.overrides = {}
+            # The name the sound is going to: a state saved while the worker builds it restores this preset.
+            self.preset = PRESETS[k]
+            if sync:
+                self._load(PRESETS[k])
+            else:
+                self._jobs.put(PRESETS[k])
+        params = self.chain.params
+        for c in changed:
+            pid = self._ids[c - C_PARAM0] if c >= C_PARAM0 else None
+            if pid is not None and pid != "bypass" and pid in params:
+                self.overrides[pid] = params.set(pid, float(self.ctrl[c]), notify=False)
+        if C_ENABLED in changed or self._bypass_c in changed:
+            self.overrides["bypass"] = params.set("bypass", self._bypass(), notify=False)
+
+    def _bypass(self) -> float:
+        """The chain's bypass: on when the host disables the plugin or the bypass control is on."""
+        return 1.0 if self.ctrl[C_ENABLED] < 0.5 or self.ctrl[self._bypass_c] >= 0.5 else 0.0
+
+    # -- worker thread ----------------------------------------------------------------------------
+    def _load(self, name: str) -> None:
+        """Build preset ``name`` with the controls moved since it was chosen on top, and publish it."""
+        p = load_preset(name)
+        self.chain.switch(p.layout, {**p.full_params(), **self.overrides, "bypass": self._bypass()}, p.name)
+        # A control moved while the graph was built went into the table the preset values then overwrote.
+        self.chain.params.set_many(dict(self.overrides), notify=False)
+        self.preset = name
+
+    def _work(self) -> None:
+        while True:
+            name = self._jobs.get()
+            if name is None:
+                return
+            try:
+                self._load(name)
+            except Exception:  # a broken preset keeps the current sound; the host keeps running
+                self.preset = self.chain.preset_name
+                print(f"resculpt: preset {name!r} could not be loaded; keeping {self.preset!r}", file=sys.stderr)
+                traceback.print_exc(file=sys.stderr)
+
+
+def create(buf_addr, cap, ctrl_addr, n_ctrl, io_addr, sample_rate, bundle) -> Bridge:
+    """Called by the shell's instantiate() (see :class:`Bridge` for the arguments)."""
+    return Bridge(buf_addr, cap, ctrl_addr, n_ctrl, io_addr, sample_rate, bundle)
+
+
+__all__ = ["Bridge", "create"]

@@ -1,0 +1,105 @@
+"""Build and install ``resculpt.lv2``: the C shell compiled against a Python's headers, plus the TTL files.
+
+The shell opens that Python's shared libpython at run time and starts it with the Python's own path as
+program name, so the interpreter is the venv (or install) Resculpt runs in, with its site-packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .ports import n_controls
+from .ttl import BINARY, FILES
+
+SOURCE = Path(__file__).with_name("resculpt_lv2.c")
+BUNDLE = "resculpt.lv2"
+LV2_INCLUDE = Path("/usr/include/lv2/core/lv2.h")
+
+
+class BuildError(RuntimeError):
+    """The plugin cannot be built here; the message says what to install."""
+
+
+_PROBE = """
+import json, os, sys, sysconfig
+v = sysconfig.get_config_var
+names = [n for n in (v("INSTSONAME"), v("LDLIBRARY")) if n and ".so" in n]
+dirs = [d for d in (v("LIBDIR"), v("LIBPL"), os.path.join(sys.base_prefix, "lib")) if d]
+if v("MULTIARCH"):
+    dirs.append(os.path.join("/usr/lib", v("MULTIARCH")))
+libs = [os.path.join(d, n) for n in names for d in dirs if os.path.exists(os.path.join(d, n))]
+print(json.dumps({"include": sysconfig.get_paths()["include"], "libs": libs, "version": sys.version.split()[0]}))
+"""
+
+
+def python_info(python: str | None = None) -> dict:
+    """{include, libpython, python, version} of ``python`` (default: the running interpreter, not resolved:
+    a venv's ``bin/python`` is what selects the venv)."""
+    python = python or sys.executable
+    try:
+        out = subprocess.run([python, "-c", _PROBE], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise BuildError(f"cannot query {python}: {e}") from None
+    info = json.loads(out)
+    if not info["libs"]:
+        raise BuildError(f"{python} ({info['version']}) has no shared libpython; install the matching "
+                         "libpython3.x (Debian) or build Python with --enable-shared (pyenv: "
+                         "PYTHON_CONFIGURE_OPTS=--enable-shared)")
+    if not Path(info["include"], "Python.h").exists():
+        raise BuildError(f"no Python.h in {info['include']}: install python3-dev (Debian) for {python}")
+    return {"include": info["include"], "libpython": info["libs"][0], "python": python,
+            "version": info["version"]}
+
+
+def build(out_dir, python: str | None = None, cc: str | None = None, libpython: str | None = None) -> Path:
+    """Write ``out_dir/resculpt.lv2`` (compiled shell + manifest.ttl, resculpt.ttl, presets.ttl); return it.
+    The bundle is assembled next to its destination and moved into place whole. ``libpython``: the shared
+    library to open instead of the one ``python`` reports (a Python whose sysconfig names another)."""
+    if not LV2_INCLUDE.exists():
+        raise BuildError(f"no LV2 headers ({LV2_INCLUDE}): install lv2-dev (Debian)")
+    cc = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise BuildError("no C compiler: install gcc")
+    info = python_info(python)
+    if libpython:
+        info["libpython"] = str(libpython)
+    out_dir = Path(out_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".resculpt-lv2-", dir=out_dir))
+    try:
+        for name, make in FILES.items():
+            (tmp / name).write_text(make(), encoding="utf-8")
+        cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
+               "-fvisibility=hidden", f"-I{info['include']}",
+               f'-DRESCULPT_LIBPYTHON="{info["libpython"]}"', f'-DRESCULPT_PYTHON="{info["python"]}"',
+               f"-DRESCULPT_N_CONTROLS={n_controls()}", str(SOURCE), "-o", str(tmp / BINARY), "-ldl", "-lpthread"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildError(f"compiling {SOURCE.name} failed:\n{r.stderr.strip()}")
+        dest = out_dir / BUNDLE
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.chmod(0o755)  # mkdtemp makes it private; hosts of other users read it
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
+
+
+def default_lv2_path() -> Path:
+    return Path.home() / ".lv2"
+
+
+def install(lv2_path=None, python: str | None = None) -> Path:
+    """Build ``resculpt.lv2`` into ``lv2_path`` (default ``~/.lv2``, on every LV2 host's search path)."""
+    return build(lv2_path or default_lv2_path(), python)
+
+
+__all__ = ["BUNDLE", "BuildError", "build", "default_lv2_path", "install", "python_info"]

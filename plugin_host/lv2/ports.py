@@ -1,0 +1,92 @@
+"""The LV2 plugin's port layout: fixed ports, then one control input per parameter in DAW order.
+
+Port indices never change between versions, so automation and state saved by a host keep their meaning:
+
+====  ===========  ================================================================
+0, 1  in_l, in_r   audio inputs
+2, 3  out_l, out_r audio outputs
+4     latency      control output: the chain latency in samples (lv2:reportsLatency)
+5     enabled      lv2:enabled (0 = bypassed, crossfaded by the chain's bypass ramp)
+6     preset       enumeration over :data:`PRESETS` (chooses the chain layout)
+7...  parameters   :func:`resculpt.plugin_host.daw.param_order` (append-only), symbol = id with "." -> "_"
+====  ===========  ================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resculpt.dsp.params import ParamSpec
+from resculpt.plugin_host.daw import _RETIRED, _specs
+
+URI = "urn:resculpt:chain"
+AUDIO_PORTS = (("in_l", "Input L"), ("in_r", "Input R"), ("out_l", "Output L"), ("out_r", "Output R"))
+LATENCY_PORT = 4
+ENABLED_PORT = 5
+PRESET_PORT = 6
+FIRST_PARAM_PORT = 7
+
+# The preset enumeration's values (index = port value): APPEND-only, so a value saved in a session or an
+# automation lane names the same preset in every later version. tests/test_lv2.py checks that every
+# shipped preset is listed.
+PRESETS = (
+    "clean",
+    "broadcast-voice",
+    "denoise-gentle",
+    "denoise-live",
+    "denoise-strong",
+    "gate-residue",
+    "mask-transfer",
+    "podcast-clean",
+    "rhythmic-mask",
+    "spectral-blur",
+    "spectral-dark",
+    "spectral-freeze",
+    "spectral-gate-tilt",
+    "telephone",
+    "voice-enhance",
+)
+DEFAULT_PRESET = "clean"
+
+
+@dataclass(frozen=True)
+class ParamPort:
+    """One parameter's control input: LV2 port ``index``, ``symbol``, and the table's ``spec``
+    (``retired``: the index no longer drives anything; kept so later indices never shift)."""
+
+    index: int
+    symbol: str
+    spec: ParamSpec
+    retired: bool
+
+
+def symbol(param_id: str) -> str:
+    """The LV2 symbol of a parameter id (``out.gain_db`` -> ``out_gain_db``)."""
+    return param_id.replace(".", "_")
+
+
+def param_ports() -> list[ParamPort]:
+    """Every parameter's control input, in port order."""
+    return [ParamPort(FIRST_PARAM_PORT + k, symbol(s.id), s, s.doc == _RETIRED) for k, s in enumerate(_specs())]
+
+
+def n_controls() -> int:
+    """Control inputs from ``ENABLED_PORT`` on (enabled, preset, every parameter): the shell's
+    ``RESCULPT_N_CONTROLS`` and the length of the control array it shares with the bridge."""
+    return FIRST_PARAM_PORT - ENABLED_PORT + len(_specs())
+
+
+__all__ = [
+    "AUDIO_PORTS",
+    "DEFAULT_PRESET",
+    "ENABLED_PORT",
+    "FIRST_PARAM_PORT",
+    "LATENCY_PORT",
+    "PRESETS",
+    "PRESET_PORT",
+    "URI",
+    "ParamPort",
+    "n_controls",
+    "param_ports",
+    "symbol",
+]
