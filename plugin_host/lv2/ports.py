@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from resculpt.dsp.params import ParamSpec
-from resculpt.plugin_host.daw import _RETIRED, _specs
+from resculpt.plugin_host.daw import RETIRED, order_specs
 
 URI = "urn:resculpt:chain"
 AUDIO_PORTS = (("in_l", "Input L"), ("in_r", "Input R"), ("out_l", "Output L"), ("out_r", "Output R"))
@@ -67,13 +67,13 @@ def symbol(param_id: str) -> str:
 
 def param_ports() -> list[ParamPort]:
     """Every parameter's control input, in port order."""
-    return [ParamPort(FIRST_PARAM_PORT + k, symbol(s.id), s, s.doc == _RETIRED) for k, s in enumerate(_specs())]
+    return [ParamPort(FIRST_PARAM_PORT + k, symbol(s.id), s, s.doc == RETIRED) for k, s in enumerate(order_specs())]
 
 
 def n_controls() -> int:
     """Control inputs from ``ENABLED_PORT`` on (enabled, preset, every parameter): the shell's
     ``RESCULPT_N_CONTROLS`` and the length of the control array it shares with the bridge."""
-    return FIRST_PARAM_PORT - ENABLED_PORT + len(_specs())
+    return FIRST_PARAM_PORT - ENABLED_PORT + len(order_specs())
 
 
 __all__ = [
