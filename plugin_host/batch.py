@@ -319,6 +319,11 @@ def _render_kwargs(task: dict) -> dict:
     return {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "matcher", "passes")}
 
 
+# What a rendered file's record keeps of render_file's result.
+_RESULT_KEYS = ("frames", "sample_rate", "channels", "latency_samples", "rtf", "nonfinite_in", "distance_before_db",
+                "distance_after_db")
+
+
 def render_task(task: dict) -> dict:
     """Render one file of a batch to its staged path; never raises (an error becomes ``{"ok": False}``).
 
@@ -348,8 +353,8 @@ def render_task(task: dict) -> dict:
         msg = msg.replace(task["staged"], task["out"])  # name the output the user asked for
         return {"ok": False, "index": task["index"], "error": msg if str(src) in msg else f"{src}: {msg}",
                 "wall_seconds": time.perf_counter() - t0}
-    res.update(ok=True, index=task["index"], frames=r["frames"], sample_rate=r["sample_rate"],
-               channels=r["channels"], render_seconds=r["seconds"], wall_seconds=time.perf_counter() - t0)
+    res.update(ok=True, index=task["index"], render_seconds=r["seconds"], wall_seconds=time.perf_counter() - t0,
+               **{k: r[k] for k in _RESULT_KEYS if k in r})
     return res
 
 
@@ -748,8 +753,8 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                         res = {"ok": False, "error": f"{out}: cannot write ({e})"}
                 if res.get("ok"):
                     audio_s += sec
-                    finish(i, "rendered", frames=res["frames"], sample_rate=res["sample_rate"],
-                           channels=res["channels"], seconds=res["render_seconds"], audio_seconds=sec)
+                    finish(i, "rendered", seconds=res["render_seconds"], audio_seconds=sec,
+                           **{k: res[k] for k in _RESULT_KEYS if k in res})
                 else:
                     finish(i, "failed", error=res["error"])
                 bar.advance(res.get("ok", False), sec, sizes[i])
