@@ -335,12 +335,14 @@ def render_task(task: dict) -> dict:
 
     t0 = time.perf_counter()
     src = Path(task["src"])
+    names = {task["staged"]: task["out"]}  # paths an error message may hold -> the paths the user knows
     try:
         if "data" in task:
             with tempfile.TemporaryDirectory(prefix="resculpt-batch-") as td:
                 local = Path(td) / ("in" + src.suffix)
-                local.write_bytes(task["data"])
                 out = Path(td) / ("out" + Path(task["staged"]).suffix)
+                names.update({str(local): str(src), str(out): task["out"]})
+                local.write_bytes(task["data"])
                 r = render_file(local, out, progress=False, **_render_kwargs(task))
                 res = {"data": out.read_bytes(), "src_sha256": hashlib.sha256(task["data"]).hexdigest(),
                        "src_size": task["src_size"], "src_mtime_ns": task["src_mtime_ns"]}
@@ -350,7 +352,8 @@ def render_task(task: dict) -> dict:
             r = render_file(src, task["staged"], progress=False, **_render_kwargs(task))
     except Exception as e:  # one bad file never stops the batch
         msg = str(e) or type(e).__name__
-        msg = msg.replace(task["staged"], task["out"])  # name the output the user asked for
+        for k, v in names.items():
+            msg = msg.replace(k, v)
         return {"ok": False, "index": task["index"], "error": msg if str(src) in msg else f"{src}: {msg}",
                 "wall_seconds": time.perf_counter() - t0}
     res.update(ok=True, index=task["index"], render_seconds=r["seconds"], wall_seconds=time.perf_counter() - t0,
