@@ -506,25 +506,49 @@ class LocalPool:
 
 
 # -- Ray -----------------------------------------------------------------------------------------
+_RAY_INIT = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+
+
+def init_local_ray(num_cpus: int) -> None:
+    """Start a private Ray instance on this machine: ``num_cpus`` CPUs, no dashboard, a 100 MiB
+    object store, workers with :data:`THREAD_ENV`.
+
+    The raylet and the workers it starts inherit the driver's environment at init (a runtime_env
+    would start a second set of workers, seconds each on a busy machine).
+    """
+    import ray
+
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update(THREAD_ENV)
+    try:
+        ray.init(num_cpus=num_cpus, object_store_memory=100 * 2**20, **_RAY_INIT)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_on_ray(tasks, on_result, address: str, jobs: int | None, transfer: str) -> None:
     """Run ``tasks`` as Ray tasks (one CPU each). ``address``: ``local`` starts a private instance
     here (``jobs`` CPUs, no dashboard, a small object store), ``auto`` or ``HOST:PORT`` (or
     ``ray://HOST:PORT``) joins a cluster; a Ray already initialised in this process is used as it is.
     ``transfer``: ``shared`` (workers read and write the paths) or ``bytes`` (sources go out and
-    outputs come back through Ray's object store). The driver keeps ``2 x CPUs`` tasks in flight."""
+    outputs come back through Ray's object store). The driver keeps ``2 x CPUs`` tasks in flight.
+    Workers get :data:`THREAD_ENV` (a Ray initialised by the caller keeps its own settings; Ray sets
+    ``OMP_NUM_THREADS=1`` for one-CPU tasks itself, which OpenBLAS also reads)."""
     try:
         import ray
     except ImportError:
         raise RenderError("--ray needs Ray: pip install 'resculpt[ray]'") from None
     started = False
     if not ray.is_initialized():
-        kw = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                  runtime_env={"env_vars": dict(THREAD_ENV)})
         try:
             if address == "local":
-                ray.init(num_cpus=jobs or default_jobs(), object_store_memory=100 * 2**20, **kw)
+                init_local_ray(jobs or default_jobs())
             else:
-                ray.init(address=address, **kw)
+                ray.init(address=address, runtime_env={"env_vars": dict(THREAD_ENV)}, **_RAY_INIT)
         except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError ...
             raise RenderError(f"cannot start or join Ray at {address!r}: {e}") from None
         started = True
@@ -536,10 +560,20 @@ def run_on_ray(tasks, on_result, address: str, jobs: int | None, transfer: str) 
         while queue or inflight:
             while queue and len(inflight) < cap:
                 t = queue.pop()
+                arg = t
                 if transfer == "bytes":
-                    st = Path(t["src"]).stat()
-                    t = dict(t, data=Path(t["src"]).read_bytes(), src_size=st.st_size, src_mtime_ns=st.st_mtime_ns)
-                inflight[remote.remote(t)] = t
+                    try:
+                        st = Path(t["src"]).stat()
+                        arg = dict(t, data=Path(t["src"]).read_bytes(), src_size=st.st_size,
+                                   src_mtime_ns=st.st_mtime_ns)
+                    except OSError as e:
+                        on_result(t, {"ok": False, "index": t["index"], "wall_seconds": 0.0,
+                                      "error": f"{t['src']}: {e.strerror or e}"})
+                        continue
+                inflight[remote.remote(arg)] = t
+                del arg
+            if not inflight:
+                continue
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 t = inflight.pop(ref)
