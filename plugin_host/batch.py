@@ -298,15 +298,12 @@ class Manifest:
 def _out_dir_lock(out_dir: Path):
     import fcntl
 
-    f = open(out_dir / LOCK_NAME, "a")
-    try:
+    with open(out_dir / LOCK_NAME, "a") as f:  # the lock lasts while the file is open
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RenderError(f"{out_dir}: another batch is writing into this folder") from None
         yield
-    finally:
-        f.close()
 
 
 # -- one file (runs in a worker process or a Ray task) ---------------------------------------------
@@ -478,30 +475,35 @@ class LocalPool:
                     w["task"] = None
                     on_result(task, res)
                     self._feed(w, pending)
-        finally:
-            self.close()
+        except BaseException:  # Ctrl-C, or an error in the driver: the files in flight are abandoned
+            self.close(kill=True)
+            raise
+        self.close()
 
     def _feed(self, w, pending) -> None:
         if pending:
             w["task"] = pending.pop()
             self._send(w, w["task"])
 
-    def _stop(self, w) -> None:
+    def _stop(self, w, kill: bool = False) -> None:
         p = w["proc"]
+        if kill:
+            p.kill()
         with contextlib.suppress(OSError):
             if p.poll() is None:
                 self._send(w, None)
             p.stdin.close()
         try:
-            p.wait(timeout=5)
-        except Exception:  # still busy with a file (Ctrl-C in the driver): stop it
+            p.wait(timeout=30)
+        except Exception:  # stuck
             p.kill()
             p.wait()
         p.stdout.close()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers: idle ones exit on their own, ``kill`` stops busy ones too."""
         for w in self.workers:
-            self._stop(w)
+            self._stop(w, kill)
         self.workers = []
 
 
@@ -692,7 +694,10 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
     Returns a summary dict: counts (``files``, ``rendered``, ``skipped``, ``adopted``, ``failed``),
     ``failures`` [{input, output, error}], ``audio_seconds`` rendered, ``wall_seconds``,
     ``throughput`` (audio-seconds per wall-second), ``jobs``, ``ray``, ``manifest`` and ``files_detail``
-    (one record per file: input, output, status, and for rendered files frames, rate, channels, seconds).
+    (one record per file: input, output, status, and for a rendered file what :func:`render_file` returns
+    (frames, sample_rate, channels, latency_samples, rtf, ...), ``seconds`` (its processing time),
+    ``task_seconds`` (the worker's whole time on the file: hashing, chain construction, decoding set-up
+    included) and ``audio_seconds``; for a failed file ``error``).
     Raises RenderError for a problem with the whole job (bad preset, overrides, target, context or
     output folder, another batch writing into it).
     """
@@ -790,7 +795,8 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                         res = {"ok": False, "error": f"{out}: cannot write ({e})"}
                 if res.get("ok"):
                     audio_s += sec
-                    finish(i, "rendered", seconds=res["render_seconds"], audio_seconds=sec,
+                    finish(i, "rendered", seconds=res["render_seconds"], task_seconds=res["wall_seconds"],
+                           audio_seconds=sec,
                            **{k: res[k] for k in _RESULT_KEYS if k in res})
                 else:
                     finish(i, "failed", error=res["error"])
@@ -831,5 +837,17 @@ def _commit(man: Manifest, job: Job, it: Item, out: Path, staged: Path, res: dic
     os.replace(staged, out)
 
 
-__all__ = ["render_batch", "expand_inputs", "resolve_job", "Manifest", "BatchProgress", "LocalPool", "run_on_ray",
-           "render_task", "THREAD_ENV", "EXIT_MAX_FAILED", "MANIFEST_NAME", "default_jobs"]
+__all__ = [
+    "EXIT_MAX_FAILED",
+    "MANIFEST_NAME",
+    "THREAD_ENV",
+    "BatchProgress",
+    "LocalPool",
+    "Manifest",
+    "default_jobs",
+    "expand_inputs",
+    "render_batch",
+    "render_task",
+    "resolve_job",
+    "run_on_ray",
+]

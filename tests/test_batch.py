@@ -15,15 +15,21 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import real_stereo
+from resculpt.plugin_host.audio_io import write_audio
+from resculpt.plugin_host.batch import (
+    MANIFEST_NAME,
+    THREAD_ENV,
+    BatchProgress,
+    LocalPool,
+    _out_dir_lock,
+    expand_inputs,
+    render_batch,
+)
+from resculpt.plugin_host.render import RenderError, render_file
 
 from resculpt.cli import main
-from resculpt.plugin_host.audio_io import write_audio
-from resculpt.plugin_host.batch import (MANIFEST_NAME, THREAD_ENV, BatchProgress, LocalPool, _out_dir_lock,
-                                        expand_inputs, render_batch)
-from resculpt.plugin_host.render import RenderError, render_file
 
 PRESET = "podcast-clean"  # pedalboard boards + a spectral stage: exercises the whole chain
 
@@ -164,9 +170,8 @@ def test_job_level_errors_stop_before_any_file_with_one_message(tmp_path, capsys
     assert main(["render", str(src), "-o", str(tmp_path / "x.wav")]) == 2
     assert not out.exists()
     out.mkdir()
-    with _out_dir_lock(out):
-        with pytest.raises(RenderError, match="another batch is writing into this folder"):
-            render_batch([src], out)
+    with _out_dir_lock(out), pytest.raises(RenderError, match="another batch is writing into this folder"):
+        render_batch([src], out)
     (out / MANIFEST_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(RenderError, match="cannot read the batch manifest"):
         render_batch([src], out)

@@ -5,13 +5,12 @@ dashboard, a 100 MiB object store)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from resculpt.plugin_host.batch import THREAD_ENV, init_local_ray, render_batch, worker_probe
 from test_batch import PRESET, _outputs, _tree
 
 from resculpt.cli import main
-from resculpt.plugin_host.batch import THREAD_ENV, init_local_ray, render_batch, worker_probe
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra resculpt[ray] (scripts/setup.sh installs it)")
 
