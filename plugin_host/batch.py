@@ -748,9 +748,12 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                 staged = _staged_path(out, job.key, it.src, st)
                 row = man.get(it.rel.as_posix())
                 if staged.is_file() and not force:
-                    _commit(man, job, it, out, staged, _adopt_result(it.src, st, staged))
-                    finish(i, "adopted")
-                    continue
+                    try:
+                        _commit(man, job, it, out, staged, _adopt_result(it.src, st, staged))
+                        finish(i, "adopted")
+                        continue
+                    except Exception:  # unreadable after all (a damaged disk): render the file again
+                        staged.unlink(missing_ok=True)
                 if row and not force and row["job_key"] == job.key and out.is_file() \
                         and out.stat().st_size == row["out_size"] and row["src_size"] == st.st_size:
                     if row["src_mtime_ns"] == st.st_mtime_ns:
@@ -763,9 +766,10 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                         finish(i, "skipped")
                         continue
                 sizes[i] = st.st_size
-                tasks.append({"index": i, "src": str(it.src), "out": str(out), "staged": str(staged), "preset": job.preset,
-                              "sets": job.sets, "block": job.block, "target": job.target, "amount": job.amount,
-                              "context": job.context, "matcher": job.matcher, "passes": job.passes})
+                tasks.append({"index": i, "src": str(it.src), "out": str(out), "staged": str(staged),
+                              "preset": job.preset, "sets": job.sets, "block": job.block, "target": job.target,
+                              "amount": job.amount, "context": job.context, "matcher": job.matcher,
+                              "passes": job.passes})
             by_dir: dict[Path, set] = {}
             for it in items:
                 if it.error is None:
