@@ -333,3 +333,24 @@ def test_a_staged_output_left_by_a_killed_run_is_adopted_without_rendering_it_ag
     assert (s["adopted"], s["rendered"]) == (1, 1)
     assert _outputs(out) == _outputs(clean) and not staged.exists()
     assert render_batch([src], out, PRESET, jobs=1)["skipped"] == 2
+
+
+def test_ctrl_c_stops_the_workers_at_once_keeps_what_is_finished_and_exits_130(tmp_path):
+    src = tmp_path / "lib"
+    _tree(src, n=6, seconds=1.5)
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "resculpt.cli", "render", str(src), "--out-dir", str(out),
+                          "--preset", PRESET, "--jobs", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while len(_done_rows(out) if (out / MANIFEST_NAME).exists() else {}) < 1:
+        assert p.poll() is None, p.stderr.read().decode()
+        assert time.time() - t0 < 240
+        time.sleep(0.05)
+    kids = _children(p.pid)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=30) == 130
+    p.stderr.close()
+    assert not [k for k in kids if Path(f"/proc/{k}").exists()]
+    finished = len(_done_rows(out))
+    s = render_batch([src], out, PRESET, jobs=2)
+    assert s["failed"] == 0 and s["skipped"] == finished and s["rendered"] + s["adopted"] == 6 - finished
