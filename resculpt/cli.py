@@ -28,13 +28,15 @@ def _parse_sets(items) -> dict:
 
 # -- render ----------------------------------------------------------------------------------------
 def cmd_render(a) -> int:
+    """One file with -o; files, folders and globs with --out-dir through render_batch (exit status:
+    0, or the number of files that failed, at most 125)."""
     from resculpt.plugin_host.audio_io import READ_EXT
-    from resculpt.plugin_host.render import render_file
+    from resculpt.plugin_host.render import RenderError, render_file
 
-    if a.output and len(a.inputs) > 1:
-        return _die("-o takes one input; use --out-dir for several", 2)
     if not a.output and not a.out_dir:
         return _die("give -o OUT or --out-dir DIR", 2)
+    if a.output and (len(a.inputs) > 1 or Path(a.inputs[0]).is_dir()):
+        return _die("-o takes one input file; use --out-dir for several files or a folder", 2)
     try:
         sets = _parse_sets(a.set)
     except ValueError as e:
@@ -45,33 +47,56 @@ def cmd_render(a) -> int:
         return _die("--amount must be between 0 and 1", 2)
     if a.amount is not None and a.target is None and a.context is None:
         return _die("--amount needs --target (or --context)", 2)
-    failed = 0
-    stems = [Path(i).stem for i in a.inputs]
+    if a.jobs is not None and a.jobs < 1:
+        return _die("--jobs must be at least 1", 2)
     for inp in a.inputs:
         p = Path(inp)
-        # Inputs sharing a stem (take.wav, take.mp3) keep their extension in the name, never collide.
-        stem = p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")
-        out = Path(a.output) if a.output else Path(a.out_dir) / (stem + "." + a.format)
-        if p.suffix.lower() not in READ_EXT and p.exists():
+        if p.is_file() and p.suffix.lower() not in READ_EXT:
             print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
-        try:
-            r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None, target=a.target,
-                            amount=a.amount, context=a.context, matcher=a.matcher, passes=a.passes)
-        except Exception as e:  # one bad file never stops the others
-            failed += 1
-            msg = str(e) if str(e) else type(e).__name__
-            print(f"resculpt: error: {msg}", file=sys.stderr)
-            continue
-        if not a.quiet and "distance_before_db" in r:
+
+    def line(r):
+        if a.quiet or a.json:
+            return
+        if "distance_before_db" in r:
             print(f"  match-EQ: band-envelope distance to target {r['distance_before_db']:.2f} dB -> "
                   f"{r['distance_after_db']:.2f} dB")
-        if not a.quiet:
-            print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
-                  f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
-    if failed:
-        print(f"resculpt: {failed} of {len(a.inputs)} file(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
+              f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
+
+    if a.output:
+        try:
+            r = render_file(Path(a.inputs[0]), Path(a.output), a.preset, sets, a.block, progress=a.progress or None,
+                            target=a.target, amount=a.amount, context=a.context, matcher=a.matcher,
+                            passes=a.passes)
+        except Exception as e:  # the message names the file
+            return _die(str(e) or type(e).__name__, 1)
+        line(r)
+        return 0
+
+    from resculpt.plugin_host.batch import EXIT_MAX_FAILED, render_batch
+
+    def on_file(rec):
+        if rec["status"] == "failed":
+            print(f"resculpt: error: {rec['error']}", file=sys.stderr)
+        elif rec["status"] == "rendered":
+            line(rec)
+
+    try:
+        s = render_batch(a.inputs, a.out_dir, a.preset, jobs=a.jobs, ray=a.ray, sets=sets, target=a.target,
+                         progress=a.progress or None, fmt=a.format, block=a.block, amount=a.amount,
+                         context=a.context, matcher=a.matcher, passes=a.passes, force=a.force,
+                         ray_transfer=a.ray_transfer, on_file=on_file)
+    except RenderError as e:
+        return _die(str(e), 1)
+    if a.json:
+        print(json.dumps(s, indent=1))
+    elif not a.quiet:
+        print(f"resculpt: {s['files']} file(s): {s['rendered']} rendered, {s['skipped']} already current, "
+              f"{s['adopted']} finished from an interrupted run, {s['failed']} failed; {s['audio_seconds']:.1f} s "
+              f"of audio in {s['wall_seconds']:.1f} s ({s['throughput']:.1f}x real time)", file=sys.stderr)
+    if s["failed"]:
+        print(f"resculpt: {s['failed']} of {s['files']} file(s) failed", file=sys.stderr)
+    return min(s["failed"], EXIT_MAX_FAILED)
 
 
 # -- presets / params ---------------------------------------------------------------------------
@@ -392,11 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
-    r = sub.add_parser("render", help="render audio files through a preset (offline, latency trimmed)")
-    r.add_argument("inputs", nargs="+", metavar="IN", help="WAV/FLAC/OGG/MP3 input file(s)")
+    r = sub.add_parser("render", help="render audio files through a preset (offline, latency trimmed)",
+                       description="Render files, folders (recursive) and globs. With --out-dir the input trees "
+                                   "are mirrored under DIR on --jobs worker processes (or Ray tasks), and a "
+                                   "manifest in DIR lets a re-run skip what is current and finish an "
+                                   "interrupted run (docs/batch.md). Exit status: 0, 2 for a usage error, "
+                                   "otherwise the number of files that failed (at most 125).")
+    r.add_argument("inputs", nargs="+", metavar="IN",
+                   help="WAV/FLAC/OGG/MP3/AIFF file(s), folder(s) (recursive) or quoted glob(s) such as 'lib/**/*.wav'")
     g = r.add_mutually_exclusive_group()
-    g.add_argument("-o", "--output", help="output file (.wav float32 or .flac 24-bit)")
-    g.add_argument("--out-dir", help="output folder for several inputs (keeps each stem)")
+    g.add_argument("-o", "--output", help="output file for one input (.wav float32 or .flac 24-bit)")
+    g.add_argument("--out-dir", help="output folder: mirrors the input trees, resumable (a manifest inside)")
     r.add_argument("--format", choices=["wav", "flac"], default="wav", help="format with --out-dir")
     r.add_argument("--preset", default="clean", help="shipped/user preset name or a .json path")
     r.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
@@ -410,6 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what moves the audio toward --target: the profile-matching EQ, or the resculpting model "
                         "(not in this version: refused with a clear error)")
     r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
+    r.add_argument("--jobs", type=int, metavar="N", help="worker processes with --out-dir (default: every core)")
+    r.add_argument("--ray", metavar="ADDRESS",
+                   help="run the files as Ray tasks: local (a Ray instance on this machine), auto or HOST:PORT "
+                        "(an existing cluster); needs pip install 'resculpt[ray]'")
+    r.add_argument("--ray-transfer", choices=["shared", "bytes"], default="shared",
+                   help="with --ray: workers read and write the paths (shared), or files travel through Ray (bytes)")
+    r.add_argument("--force", action="store_true", help="with --out-dir: render everything again")
+    r.add_argument("--json", action="store_true", help="with --out-dir: print a JSON summary on stdout")
     r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_render)

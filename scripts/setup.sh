@@ -43,7 +43,7 @@ pip_q() {
 pip_q install --upgrade pip
 # torch==2.13.0 is pinned in the train extra so pip takes the CPU wheel and never a CUDA build.
 # setuptools notes once that an editable install with a package-dir mapping goes through a meta path finder.
-pip_q install -e ".[train,dev]"
+pip_q install -e ".[train,dev,ray]"
 .venv/bin/python -c "import resculpt, torch; print('setup: resculpt', resculpt.__version__, '| torch', torch.__version__)"
 
 echo "setup: running the demo (bundled clip through every shipped preset)"

@@ -22,7 +22,7 @@ DATA_PACKAGES = ("presets",)
 # Modules that read or write files or resolve names to paths. The audio host hands them nothing and
 # imports none of them: presets, audio and user data reach it as plain data from the layer above.
 DISK_MODULES = {
-    "resculpt.plugin_host.audio_io", "resculpt.plugin_host.chain", "resculpt.plugin_host.contexts",
+    "resculpt.plugin_host.audio_io", "resculpt.plugin_host.batch", "resculpt.plugin_host.chain", "resculpt.plugin_host.contexts",
     "resculpt.plugin_host.paths", "resculpt.plugin_host.presets", "resculpt.plugin_host.render",
     "resculpt.plugin_host.user_profile",
 }
