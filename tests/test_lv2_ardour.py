@@ -197,3 +197,66 @@ def test_ardour_session_keeps_plugin_state_and_automation_and_exports_the_offlin
     # The lane did act: each side is far from the other gain's render (a 6 dB step leaves -6 dB at best).
     assert residual_db(y[:, a], after[:, a]) > -10.0
     assert residual_db(y[:, b], before[:, b]) > -10.0
+
+
+USER_INSERT = """
+load_session(arg[1], arg[2])
+assert(Session, "the session did not load")
+local proc = ARDOUR.LuaAPI.new_plugin(Session, arg[3], ARDOUR.PluginType.LV2, arg[4])  -- arg[4]: LV2 preset label
+assert(not proc:isnil(), "plugin or preset not found")
+assert(Session:route_by_name("clip"):add_processor_by_index(proc, 0, nil, true) == 0)
+ARDOUR.LuaAPI.usleep(3000000)  -- let the engine run the plugin
+Session:save_state("", false, false, false, false, false)
+close_session()
+"""
+
+
+def test_ardour_session_keeps_a_user_preset_and_target_from_an_lv2_preset_and_exports_them(tmp_path):
+    """The LV2 preset `resculpt plugin preset USER.json --target T.json` writes, loaded in Ardour (Lua
+    `new_plugin(..., label)`), saved, reopened and exported: the saved plugin state carries the user preset
+    and the target, the reopened plugin shows the preset control on "(user preset)" and the preset's
+    values, and the export (a third load of the session) is the streaming render of the user preset with
+    the target, within the same pre-roll tolerance as above, and far from the same preset without it."""
+    from test_lv2 import USER, write_user_preset_and_target
+
+    from resculpt.dsp.profile import load_profile
+    from resculpt.plugin_host.lv2.build import write_user_preset
+    from resculpt.plugin_host.render import render_with_target, with_match_stage
+
+    d = tmp_path / "lv2"
+    build(d)
+    user, target = write_user_preset_and_target(tmp_path)
+    write_user_preset(user, target, lv2_path=d)
+    env = {**os.environ, "LV2_PATH": str(d), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    sdir, name = tmp_path / "session", "session"
+    x = speech_48k(SECONDS)
+    lua(env, tmp_path, CREATE, sdir, name)
+    import_clip(sdir, name, x)
+    lua(env, tmp_path, USER_INSERT, sdir, name, ports.URI, USER["name"])
+
+    preset_ctl = ports.PRESET_PORT - CONTROL0
+    param_ctl = ports.FIRST_PARAM_PORT + param_order().index("mask.reduction_db") - CONTROL0
+    gain_port = ports.FIRST_PARAM_PORT + param_order().index("out.gain_db")
+    out = lua(env, tmp_path, CHECK, sdir, name, preset_ctl, param_ctl, gain_port)
+    assert f"PLUGIN {ports.URI}" in out, out
+    assert re.search(rf"PRESET {ports.USER_PRESET}(\.0)?\b", out), out
+    assert re.search(rf"PARAM {USER['params']['mask.reduction_db']:g}(\.0)?\b", out), out
+    chain = with_match_stage(Chain.from_preset(user, sample_rate=RATE, channels=2, max_block=4096))
+    assert f"LATENCY {chain.latency_samples}" in out, out
+    states = sorted((sdir / "plugins").glob("*/state*/state.ttl"))
+    assert states, "Ardour saved no plugin state"
+    text = states[-1].read_text()
+    assert '\\"user_preset\\": {' in text or '"user_preset": {' in text, text[:800]
+    assert '"kind": \\"target\\"' in text or '"kind": "target"' in text or '\\"kind\\": \\"target\\"' in text, text[:800]
+
+    wav = tmp_path / "export.wav"
+    r = subprocess.run(["ardour7-export", "-s", str(RATE), "-b", "float", "-o", str(wav), str(sdir), name], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert wav.exists(), r.stdout + r.stderr
+    y, _ = read_audio(wav)
+    ref, _ = render_with_target(chain, x, RATE, load_profile(target), 4096, passes=1, prime=False)
+    without = Chain.from_preset(user, sample_rate=RATE, channels=2, max_block=4096)(x)
+    a = slice(int(0.5 * RATE), x.shape[1])
+    res = residual_db(y[:, a], ref[:, a]), residual_db(y[:, a], without[:, a])
+    print(f"export vs streaming render with the target: {res[0]:.1f} dB; without it: {res[1]:.1f} dB")
+    assert res[0] < -30.0 and res[1] > -15.0, res

@@ -102,6 +102,7 @@ class Bridge:
         self.target: dict | None = None       # the JSON of the target profile published to ``match``, or None
         self.overrides: dict[str, float] = {}  # parameters set from controls since the preset was chosen
         self._fresh = True
+        self._restored = False  # a state was restored since the last run()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._work, name="resculpt-lv2-worker", daemon=True)
         self._worker.start()
@@ -109,8 +110,12 @@ class Bridge:
 
     # -- host threads ---------------------------------------------------------------------------
     def activate(self) -> None:
-        """Take up the controls' values at once (a preset is built here, synchronously) and start clean."""
-        self._apply(sync=True)
+        """Take up the controls' values at once (a preset is built here, synchronously) and start clean.
+        After a state restore the state's control values stand until the first run(): Ardour activates
+        before it has copied the restored preset's values into the port buffers, which then still hold
+        the defaults."""
+        if not self._restored:
+            self._apply(sync=True)
         self.chain.reset()
         self._fresh = True
         self.io[1] = self.chain.latency_samples
@@ -141,6 +146,7 @@ class Bridge:
             self.seen[:] = seen
             self.ctrl[:] = seen
         self.overrides = {}
+        self._restored = True
         # No reset here: Ardour also restores while running (loading an LV2 preset from its menu), and only
         # the audio thread may touch the graph's buffers. A restore before the first run() after activation
         # (a session being opened) is taken up at once by that run()'s reset, so the session starts as it
@@ -154,7 +160,7 @@ class Bridge:
             if self._fresh:
                 self._apply(sync=True)
                 self.chain.reset()  # jump to the values just set instead of ramping from the old ones
-                self._fresh = False
+                self._fresh = self._restored = False
             else:
                 self._apply(sync=False)
             self.chain.process(self._blocks[self.io[0]])
