@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import subprocess
 from pathlib import Path
@@ -260,3 +261,97 @@ def test_ardour_session_keeps_a_user_preset_and_target_from_an_lv2_preset_and_ex
     res = residual_db(y[:, a], ref[:, a]), residual_db(y[:, a], without[:, a])
     print(f"export vs streaming render with the target: {res[0]:.1f} dB; without it: {res[1]:.1f} dB")
     assert res[0] < -30.0 and res[1] > -15.0, res
+
+
+# -- `resculpt daw ardour` in Ardour against a live `resculpt serve` ------------------------------------
+REMOTE = """
+create_session(arg[1], arg[2], 48000)
+local tr = Session:new_audio_track(2, 2, nil, 1, "voice", ARDOUR.PresentationInfo.max_order,
+                                   ARDOUR.TrackMode.Normal, true):front()
+local proc = ARDOUR.LuaAPI.new_luaproc(Session, "Resculpt Remote")  -- resculpt_remote.lua, from the scripts folder
+assert(not proc:isnil(), "Resculpt Remote not found")
+assert(tr:add_processor_by_index(proc, 0, nil, true) == 0)
+for i = 4, #arg do  -- "control=value" (one argument: ardour7-lua would read "-20" as an option)
+  local k, v = string.match(arg[i], "^(%d+)=(.+)$")
+  assert(ARDOUR.LuaAPI.set_processor_param(proc, tonumber(k), tonumber(v)))
+end
+-- The hook file starts with an ardour{} descriptor, a function only Ardour's script manager defines.
+function ardour(t) end
+dofile(arg[3])
+local tick = factory()
+tick(nil)  -- what Ardour's 100 ms timer (LuaTimerDS) calls: sends every control that changed
+print("HOOK SENT")
+close_session()
+"""
+
+
+def _meters(client, seconds: float) -> np.ndarray:
+    """(out_rms_db - in_rms_db) of every /resculpt/meters report within ``seconds``."""
+    import time
+
+    client.inbox.clear()
+    end, out = time.monotonic() + seconds, []
+    while time.monotonic() < end:
+        out += [m[1][3] - m[1][1] for m in client.receive(0.1) if m[0] == "/resculpt/meters"]
+    return np.array(out)
+
+
+def test_generated_ardour_osc_hook_in_headless_ardour_drives_a_live_resculpt_serve(tmp_path):
+    """`resculpt daw ardour` files in Ardour 7.3 (ardour7-lua, dummy backend): "Resculpt Remote" (the Lua DSP
+    plugin) on a track with two controls moved, and the "Resculpt OSC" hook's timer callback run once. A
+    `resculpt serve` on a free port, fed with speech in real time, receives /strip/plugin/parameter for
+    every control: it echoes the new values to a subscriber, reports them when asked, and its output level
+    relative to its input falls by the 20 dB set on out.gain_db (median of the meter reports, within 1 dB)."""
+    import sys
+
+    from resculpt.plugin_host.daw import ardour_hook_lua, write
+    from resculpt.plugin_host.osc_client import OscClient
+
+    clip = tmp_path / "speech.wav"
+    write_audio(clip, speech_48k(4.0), RATE)
+    scripts = tmp_path / "cfg" / "ardour7" / "scripts"
+    write("ardour", scripts)
+    srv = subprocess.Popen([str(Path(sys.executable).with_name("resculpt")), "serve", "--port", "0", "--preset",
+                            "clean", "--input", str(clip)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = None
+    try:
+        line = srv.stdout.readline()
+        m = re.search(r"udp://127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        port = int(m.group(1))
+        hook = scripts / "resculpt_osc_hook.lua"  # aimed at this server's port instead of the default 9010
+        hook.write_text(ardour_hook_lua(port=port))
+        client = OscClient(port)
+        client.send("/resculpt/subscribe", client.port)
+        assert client.wait_for("/resculpt/subscribed", 5.0) is not None
+        before = _meters(client, 1.5)
+        assert before.size > 10 and abs(np.median(before)) < 0.5, before  # clean: output = input
+
+        order = param_order()
+        moved = {"out.gain_db": -20.0, "hpf.cutoff_hz": 250.0}
+        args = [f"{order.index(pid)}={x}" for pid, x in moved.items()]
+        env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+        client.inbox.clear()
+        with ThreadPoolExecutor(1) as pool:  # read the feedback while Ardour runs, or the socket overflows
+            job = pool.submit(lua, env, tmp_path, REMOTE, tmp_path / "session", "session", hook, *args)
+            while not job.done():
+                client.inbox += [m for m in client.receive(0.05) if m[0].startswith("/resculpt/param/")]
+            out = job.result()
+        assert "HOOK SENT" in out, out
+        for pid, x in moved.items():  # the server's feedback to subscribers: the message arrived and acted
+            assert client.wait_for(f"/resculpt/param/{pid}", 5.0, lambda a, x=x: abs(a[0] - x) < 1e-3), pid
+            client.send(f"/resculpt/param/{pid}/get")
+            got = client.wait_for(f"/resculpt/param/{pid}", 5.0)
+            assert got is not None and got[0] == pytest.approx(x, abs=1e-4), (pid, got)
+        after = _meters(client, 1.5)
+        print(f"out - in level: {np.median(before):.2f} dB before, {np.median(after):.2f} dB after the hook")
+        assert after.size > 10 and abs(np.median(after) + 20.0) < 1.0, after
+    finally:
+        if client is not None:
+            client.close()
+        srv.terminate()
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
