@@ -191,6 +191,47 @@ def test_an_lv2_user_preset_with_a_target_moves_toward_it_as_resculpt_render_doe
     assert band_distance_db(env["plugin"], env["render"]) < 1.5
 
 
+def test_a_restore_while_the_host_ports_still_hold_the_old_values_keeps_the_restored_sound(tmp_path):
+    """The bridge in-process, driven as Ardour drives it when a user loads the LV2 user preset while playing
+    telephone: restore(), then a run() whose ports still hold telephone's values (Ardour copies the preset's
+    values into the port buffers at its next cycle), then the preset's values. The stale values do not
+    count as moved (no telephone rebuilt, no overrides); once the ports show the state's values, a control
+    the user moves acts again. The state saved afterwards carries the user preset and the target."""
+    from resculpt.plugin_host.lv2.bridge import C_PARAM0, C_PRESET, Bridge
+    from resculpt.plugin_host.lv2.build import user_preset_state
+
+    cap = 1024
+    buf, ctrl, io = np.zeros(2 * cap, np.float32), np.zeros(ports.n_controls(), np.float32), np.zeros(4, np.int32)
+    b = Bridge(buf.ctypes.data, cap, ctrl.ctypes.data, ctrl.size, io.ctypes.data, RATE, "test")
+    io[0] = cap
+    try:
+        ctrl[C_PRESET] = ports.PRESETS.index("telephone")
+        b.activate()
+        b.run()
+        assert b.preset == "telephone" and io[2] == 0
+        old = ctrl.copy()
+        _, values, state = user_preset_state(*write_user_preset_and_target(tmp_path))
+        b.state_restore(state)
+        ctrl[:] = old  # the host's port buffers, copied into ctrl by the shell before each run()
+        b.run()
+        ctrl[C_PRESET] = ports.USER_PRESET
+        sym = {p.symbol: p.index - ports.ENABLED_PORT for p in ports.param_ports()}
+        for s, v in values[1:]:
+            ctrl[sym[s]] = v
+        b.run()
+        assert b.preset == USER["name"] and b.user_preset is not None and b.overrides == {}
+        assert b.chain.layout.spectral == ("mask", "match") and b.chain.params.get("mask.reduction_db") == 9.0
+        gain = C_PARAM0 + param_order().index("out.gain_db")
+        ctrl[gain] = old[gain]  # telephone's value, now a real move
+        b.run()
+        assert b.overrides == {"out.gain_db": float(old[gain])}
+        saved = json.loads(b.state_save())
+        assert saved["user_preset"]["name"] == USER["name"] and saved["target"]["kind"] == "target"
+        assert io[2] == 0
+    finally:
+        b.close()
+
+
 def test_plugin_preset_rejects_a_broken_user_preset_with_a_clear_error(tmp_path, capsys):
     """A preset file that does not validate writes no bundle and says which field is wrong."""
     from resculpt.cli import main

@@ -102,7 +102,13 @@ class Bridge:
         self.target: dict | None = None       # the JSON of the target profile published to ``match``, or None
         self.overrides: dict[str, float] = {}  # parameters set from controls since the preset was chosen
         self._fresh = True
-        self._restored = False  # a state was restored since the last run()
+        # A restored state's control values, (what the controls held before, the state's), published by
+        # state_restore in one reference store and taken up by _apply; then, until the host's port buffers
+        # hold the state's values, what they held before (see _apply).
+        self._restored_seen: tuple[np.ndarray, np.ndarray] | None = None
+        self._restored = False
+        self._stale = self.ctrl.copy()
+        self._moved = np.zeros(n_ctrl, bool)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._work, name="resculpt-lv2-worker", daemon=True)
         self._worker.start()
@@ -110,12 +116,8 @@ class Bridge:
 
     # -- host threads ---------------------------------------------------------------------------
     def activate(self) -> None:
-        """Take up the controls' values at once (a preset is built here, synchronously) and start clean.
-        After a state restore the state's control values stand until the first run(): Ardour activates
-        before it has copied the restored preset's values into the port buffers, which then still hold
-        the defaults."""
-        if not self._restored:
-            self._apply(sync=True)
+        """Take up the controls' values at once (a preset is built here, synchronously) and start clean."""
+        self._apply(sync=True)
         self.chain.reset()
         self._fresh = True
         self.io[1] = self.chain.latency_samples
@@ -125,7 +127,9 @@ class Bridge:
 
     def state_save(self) -> str:
         """Everything that defines the sound, as :func:`state_text`."""
-        return state_text(self.preset, self.chain.params.targets(), self.seen, self.user_preset, self.target)
+        r = self._restored_seen
+        return state_text(self.preset, self.chain.params.targets(), self.seen if r is None else r[1],
+                          self.user_preset, self.target)
 
     def state_restore(self, text: str) -> None:
         """Rebuild the sound :meth:`state_save` described (validated before anything changes)."""
@@ -143,10 +147,9 @@ class Bridge:
         if seen is not None and len(seen) == self.seen.size:
             # The controls the state describes: a control port the host has not connected yet (lv2file
             # connects them after restore and activate) keeps this value, so it does not count as moved.
-            self.seen[:] = seen
+            self._restored_seen = (self.ctrl.copy(), np.asarray(seen, dtype=np.float32))
             self.ctrl[:] = seen
         self.overrides = {}
-        self._restored = True
         # No reset here: Ardour also restores while running (loading an LV2 preset from its menu), and only
         # the audio thread may touch the graph's buffers. A restore before the first run() after activation
         # (a session being opened) is taken up at once by that run()'s reset, so the session starts as it
@@ -160,7 +163,7 @@ class Bridge:
             if self._fresh:
                 self._apply(sync=True)
                 self.chain.reset()  # jump to the values just set instead of ramping from the old ones
-                self._fresh = self._restored = False
+                self._fresh = False
             else:
                 self._apply(sync=False)
             self.chain.process(self._blocks[self.io[0]])
@@ -170,12 +173,27 @@ class Bridge:
             traceback.print_exc(file=sys.stderr)
 
     def _apply(self, sync: bool) -> None:
-        """Take up the control values that changed since the last call (allocates only when one did)."""
+        """Take up the control values that changed since the last call (allocates only when one did).
+
+        After a state restore, a control still at the value it had before the restore has not moved: the
+        host has not yet written the restored values into its port buffers (Ardour activates before it
+        copies a loaded LV2 preset's values there, and one run() can fall between a restore while running
+        and the host setting the ports). That holds until every control shows the state's values."""
+        r = self._restored_seen
+        if r is not None:
+            self._restored_seen = None
+            np.copyto(self._stale, r[0])
+            np.copyto(self.seen, r[1])
+            self._restored = True
         np.not_equal(self.ctrl, self.seen, out=self._changed)
+        if self._restored:
+            np.not_equal(self.ctrl, self._stale, out=self._moved)
+            np.logical_and(self._changed, self._moved, out=self._changed)
+            self._restored = bool(np.not_equal(self.ctrl, self.seen, out=self._moved).any())
         if not self._changed.any():
             return
         changed = np.flatnonzero(self._changed)
-        np.copyto(self.seen, self.ctrl)
+        np.copyto(self.seen, self.ctrl, where=self._changed)
         k = int(round(float(self.ctrl[C_PRESET])))
         # USER_PRESET on the control names the user preset of the state: nothing to build.
         if C_PRESET in changed and k != USER_PRESET:

@@ -114,14 +114,14 @@ def _write_bundle(dest: Path, files: dict[str, str], fill=None) -> None:
             shutil.rmtree(tmp)
 
 
-def write_user_preset(preset, target=None, name: str | None = None, lv2_path=None) -> tuple[Path, str]:
-    """Write user preset file ``preset`` (and target profile file ``target``) as the LV2 preset bundle
-    ``lv2_path/resculpt-<name>.lv2`` (default folder ``~/.lv2``); return (bundle, preset URI).
+def user_preset_state(preset, target=None) -> tuple[str, list[tuple[str, float]], str]:
+    """(the preset's name, the control values its LV2 preset sets, the plugin state it carries) for user
+    preset file ``preset`` and target profile file ``target``.
 
-    The LV2 preset sets the preset control to USER_PRESET and every parameter control to the preset's value
-    (so a host's sliders show the sound), and carries the plugin's state: the preset's JSON, the target's
-    JSON and the control values it sets (float32, as hosts store them), so the controls it sets do not
-    count as moved. Raises PresetError / ProfileError for a file that does not validate."""
+    The controls: the preset control on USER_PRESET and every parameter control on the preset's value (so a
+    host's sliders show the sound). The state: the preset's JSON, the target's JSON as written, and those
+    control values as float32 (as hosts hold them), so they do not count as moved. Raises PresetError /
+    ProfileError for a file that does not validate."""
     import numpy as np
 
     from resculpt.dsp.profile import load_profile
@@ -132,18 +132,25 @@ def write_user_preset(preset, target=None, name: str | None = None, lv2_path=Non
     p = load_preset(preset)
     target_d = None
     if target is not None:
-        load_profile(target)  # validates; the state carries the file's JSON as written
+        load_profile(target)  # validates
         target_d = json.loads(Path(target).read_text(encoding="utf-8"))
-    label = name or p.name
     full = p.full_params()
-    values = port_values(USER_PRESET, full)
     # The control array from ENABLED_PORT on (enabled, preset, every parameter), as the host will hold it.
     seen = np.asarray([1.0, float(USER_PRESET)] + [full.get(q.spec.id, q.spec.default) for q in param_ports()],
                       dtype=np.float32)
-    state = state_text(p.name, full, seen, user_preset=p.to_dict(), target=target_d)
+    return p.name, port_values(USER_PRESET, full), state_text(p.name, full, seen, p.to_dict(), target_d)
+
+
+def write_user_preset(preset, target=None, name: str | None = None, lv2_path=None) -> tuple[Path, str]:
+    """Write user preset file ``preset`` (and target profile file ``target``) as the LV2 preset bundle
+    ``lv2_path/resculpt-<name>.lv2`` (default folder ``~/.lv2``; ``name`` defaults to the preset's), with
+    the controls and state of :func:`user_preset_state`; return (bundle, preset URI)."""
+    pname, values, state = user_preset_state(preset, target)
+    label = name or pname
     dest = Path(lv2_path or default_lv2_path()).expanduser() / f"resculpt-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.lv2"
     _write_bundle(dest, user_preset_files(label, values, state))
     return dest, user_preset_uri(label)
 
 
-__all__ = ["BUNDLE", "BuildError", "build", "default_lv2_path", "install", "python_info", "write_user_preset"]
+__all__ = ["BUNDLE", "BuildError", "build", "default_lv2_path", "install", "python_info", "user_preset_state",
+           "write_user_preset"]
