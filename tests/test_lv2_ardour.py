@@ -6,6 +6,10 @@ plugin's own saved state still there: Ardour only logs a missing plugin and expo
 exported with Ardour's latency compensation. Ardour 7.3's Lua cannot import audio, so the clip is put into
 the session the way Ardour's importer leaves it: the file under interchange/<name>/audiofiles, and Source,
 Region, playlist entry and session range in the .ardour XML (times in superclock units).
+
+A second session loads an LV2 user preset with a target profile (`resculpt plugin preset`) and keeps both
+through save, reopen and export. A third runs the `resculpt daw ardour` files (the "Resculpt Remote" Lua
+DSP plugin and the OSC hook) against a live `resculpt serve`.
 """
 
 from __future__ import annotations
