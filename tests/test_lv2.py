@@ -61,6 +61,16 @@ def run_lv2file(lv2_path, inp, out, *args, env=None) -> subprocess.CompletedProc
     return r
 
 
+def stop_process(p: subprocess.Popen) -> None:
+    """Terminate a host or server the test started; kill it if it has not exited 10 s later."""
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def preset_index(name: str) -> int:
     return ports.PRESETS.index(name)
 
@@ -441,10 +451,5 @@ def test_jalv_on_a_dummy_jack_server_reports_the_chain_latency_and_follows_a_pre
                                  rf"\[ {lat} {lat} \]", text), text
         assert Chain.from_preset("spectral-freeze").latency_samples != Chain.from_preset("denoise-live").latency_samples
     finally:
-        jalv.terminate()
-        try:
-            jalv.wait(10)
-        except subprocess.TimeoutExpired:
-            jalv.kill()
-            jalv.wait()
+        stop_process(jalv)
         srv.stop()

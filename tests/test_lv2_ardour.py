@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -222,11 +222,10 @@ def test_ardour_session_keeps_a_user_preset_and_target_from_an_lv2_preset_and_ex
     and the target, the reopened plugin shows the preset control on "(user preset)" and the preset's
     values, and the export (a third load of the session) is the streaming render of the user preset with
     the target, within the same pre-roll tolerance as above, and far from the same preset without it."""
-    from test_lv2 import USER, write_user_preset_and_target
-
     from resculpt.dsp.profile import load_profile
     from resculpt.plugin_host.lv2.build import write_user_preset
     from resculpt.plugin_host.render import render_with_target, with_match_stage
+    from test_lv2 import USER, write_user_preset_and_target
 
     d = tmp_path / "lv2"
     build(d)
@@ -310,6 +309,7 @@ def test_generated_ardour_osc_hook_in_headless_ardour_drives_a_live_resculpt_ser
 
     from resculpt.plugin_host.daw import ardour_hook_lua, write
     from resculpt.plugin_host.osc_client import OscClient
+    from test_lv2 import stop_process
 
     clip = tmp_path / "speech.wav"
     write_audio(clip, speech_48k(4.0), RATE)
@@ -353,9 +353,4 @@ def test_generated_ardour_osc_hook_in_headless_ardour_drives_a_live_resculpt_ser
     finally:
         if client is not None:
             client.close()
-        srv.terminate()
-        try:
-            srv.wait(10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
+        stop_process(srv)

@@ -194,7 +194,7 @@ class Bridge:
             return
         changed = np.flatnonzero(self._changed)
         np.copyto(self.seen, self.ctrl, where=self._changed)
-        k = int(round(float(self.ctrl[C_PRESET])))
+        k = round(float(self.ctrl[C_PRESET]))
         # USER_PRESET on the control names the user preset of the state: nothing to build.
         if C_PRESET in changed and k != USER_PRESET:
             k = min(max(k, 0), len(PRESETS) - 1)

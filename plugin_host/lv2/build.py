@@ -123,7 +123,6 @@ def user_preset_state(preset, target=None) -> tuple[str, list[tuple[str, float]]
     control values as float32 (as hosts hold them), so they do not count as moved. Raises PresetError /
     ProfileError for a file that does not validate."""
     import numpy as np
-
     from resculpt.dsp.profile import load_profile
     from resculpt.plugin_host.presets import load_preset
 
