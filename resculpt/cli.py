@@ -305,6 +305,10 @@ def cmd_plugin(a) -> int:
     from resculpt.plugin_host.lv2.build import BuildError, install
     from resculpt.plugin_host.lv2.ports import URI
 
+    if a.action == "preset":
+        return _plugin_preset(a)
+    if a.args:
+        return _die("plugin install takes no file arguments", 2)
     try:
         bundle = install(a.lv2_path, a.python)
     except BuildError as e:
@@ -313,6 +317,21 @@ def cmd_plugin(a) -> int:
           "rescan plugins in your host")
     if a.lv2_path:
         print(f"hosts find it when {Path(a.lv2_path).expanduser()} is on LV2_PATH")
+    return 0
+
+
+def _plugin_preset(a) -> int:
+    from resculpt.dsp.profile import ProfileError
+    from resculpt.plugin_host.lv2.build import write_user_preset
+    from resculpt.plugin_host.presets import PresetError
+
+    if len(a.args) != 1:
+        return _die("plugin preset takes one user preset file: resculpt plugin preset USER.json [--target T.json]", 2)
+    try:
+        bundle, uri = write_user_preset(a.args[0], a.target, a.name, a.lv2_path)
+    except (PresetError, ProfileError, OSError) as e:
+        return _die(str(e))
+    print(f"wrote {bundle} (LV2 preset {uri}); hosts list it in the Resculpt plugin's preset menu after a rescan")
     return 0
 
 
@@ -509,8 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plugin", help="build and install the LV2 plugin (Ardour, REAPER, Bitwig, Carla, ...)",
                         description="install: compile resculpt.lv2 against this Python and copy it into an LV2 "
-                                    "folder (needs a C compiler, lv2-dev and this Python's headers)")
-    pl.add_argument("action", choices=["install"])
+                                    "folder (needs a C compiler, lv2-dev and this Python's headers). "
+                                    "preset USER.json [--target T.json]: write the user preset (and target "
+                                    "profile) as an LV2 preset of the plugin, listed in the host's preset menu")
+    pl.add_argument("action", choices=["install", "preset"])
+    pl.add_argument("args", nargs="*", metavar="USER_PRESET.json", help="preset: the user preset file")
+    pl.add_argument("--target", metavar="TARGET.json", help="preset: target profile the plugin moves toward "
+                    "(match-EQ, appended to the preset's layout when it has none)")
+    pl.add_argument("--name", help="preset: the LV2 preset's label (default: the preset's name)")
     pl.add_argument("--lv2-path", metavar="DIR", help="LV2 folder to install into (default ~/.lv2)")
     pl.add_argument("--python", metavar="PY", help="the Python the plugin runs (default: this one, "
                     f"{sys.executable})")

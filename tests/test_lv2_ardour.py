@@ -6,6 +6,10 @@ plugin's own saved state still there: Ardour only logs a missing plugin and expo
 exported with Ardour's latency compensation. Ardour 7.3's Lua cannot import audio, so the clip is put into
 the session the way Ardour's importer leaves it: the file under interchange/<name>/audiofiles, and Source,
 Region, playlist entry and session range in the .ardour XML (times in superclock units).
+
+A second session loads an LV2 user preset with a target profile (`resculpt plugin preset`) and keeps both
+through save, reopen and export. A third runs the `resculpt daw ardour` files (the "Resculpt Remote" Lua
+DSP plugin and the OSC hook) against a live `resculpt serve`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +202,155 @@ def test_ardour_session_keeps_plugin_state_and_automation_and_exports_the_offlin
     # The lane did act: each side is far from the other gain's render (a 6 dB step leaves -6 dB at best).
     assert residual_db(y[:, a], after[:, a]) > -10.0
     assert residual_db(y[:, b], before[:, b]) > -10.0
+
+
+USER_INSERT = """
+load_session(arg[1], arg[2])
+assert(Session, "the session did not load")
+local proc = ARDOUR.LuaAPI.new_plugin(Session, arg[3], ARDOUR.PluginType.LV2, arg[4])  -- arg[4]: LV2 preset label
+assert(not proc:isnil(), "plugin or preset not found")
+assert(Session:route_by_name("clip"):add_processor_by_index(proc, 0, nil, true) == 0)
+ARDOUR.LuaAPI.usleep(3000000)  -- let the engine run the plugin
+Session:save_state("", false, false, false, false, false)
+close_session()
+"""
+
+
+def test_ardour_session_keeps_a_user_preset_and_target_from_an_lv2_preset_and_exports_them(tmp_path):
+    """The LV2 preset `resculpt plugin preset USER.json --target T.json` writes, loaded in Ardour (Lua
+    `new_plugin(..., label)`), saved, reopened and exported: the saved plugin state carries the user preset
+    and the target, the reopened plugin shows the preset control on "(user preset)" and the preset's
+    values, and the export (a third load of the session) is the streaming render of the user preset with
+    the target, within the same pre-roll tolerance as above, and far from the same preset without it."""
+    from resculpt.dsp.profile import load_profile
+    from resculpt.plugin_host.lv2.build import write_user_preset
+    from resculpt.plugin_host.render import render_with_target, with_match_stage
+    from test_lv2 import USER, write_user_preset_and_target
+
+    d = tmp_path / "lv2"
+    build(d)
+    user, target = write_user_preset_and_target(tmp_path)
+    write_user_preset(user, target, lv2_path=d)
+    env = {**os.environ, "LV2_PATH": str(d), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    sdir, name = tmp_path / "session", "session"
+    x = speech_48k(SECONDS)
+    lua(env, tmp_path, CREATE, sdir, name)
+    import_clip(sdir, name, x)
+    lua(env, tmp_path, USER_INSERT, sdir, name, ports.URI, USER["name"])
+
+    preset_ctl = ports.PRESET_PORT - CONTROL0
+    param_ctl = ports.FIRST_PARAM_PORT + param_order().index("mask.reduction_db") - CONTROL0
+    gain_port = ports.FIRST_PARAM_PORT + param_order().index("out.gain_db")
+    out = lua(env, tmp_path, CHECK, sdir, name, preset_ctl, param_ctl, gain_port)
+    assert f"PLUGIN {ports.URI}" in out, out
+    assert re.search(rf"PRESET {ports.USER_PRESET}(\.0)?\b", out), out
+    assert re.search(rf"PARAM {USER['params']['mask.reduction_db']:g}(\.0)?\b", out), out
+    chain = with_match_stage(Chain.from_preset(user, sample_rate=RATE, channels=2, max_block=4096))
+    assert f"LATENCY {chain.latency_samples}" in out, out
+    states = sorted((sdir / "plugins").glob("*/state*/state.ttl"))
+    assert states, "Ardour saved no plugin state"
+    text = states[-1].read_text()
+    assert '\\"user_preset\\": {' in text or '"user_preset": {' in text, text[:800]
+    assert '"kind": \\"target\\"' in text or '"kind": "target"' in text or '\\"kind\\": \\"target\\"' in text, text[:800]
+
+    wav = tmp_path / "export.wav"
+    r = subprocess.run(["ardour7-export", "-s", str(RATE), "-b", "float", "-o", str(wav), str(sdir), name], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert wav.exists(), r.stdout + r.stderr
+    y, _ = read_audio(wav)
+    ref, _ = render_with_target(chain, x, RATE, load_profile(target), 4096, passes=1, prime=False)
+    without = Chain.from_preset(user, sample_rate=RATE, channels=2, max_block=4096)(x)
+    a = slice(int(0.5 * RATE), x.shape[1])
+    res = residual_db(y[:, a], ref[:, a]), residual_db(y[:, a], without[:, a])
+    print(f"export vs streaming render with the target: {res[0]:.1f} dB; without it: {res[1]:.1f} dB")
+    assert res[0] < -30.0 and res[1] > -15.0, res
+
+
+# -- `resculpt daw ardour` in Ardour against a live `resculpt serve` ------------------------------------
+REMOTE = """
+create_session(arg[1], arg[2], 48000)
+local tr = Session:new_audio_track(2, 2, nil, 1, "voice", ARDOUR.PresentationInfo.max_order,
+                                   ARDOUR.TrackMode.Normal, true):front()
+local proc = ARDOUR.LuaAPI.new_luaproc(Session, "Resculpt Remote")  -- resculpt_remote.lua, from the scripts folder
+assert(not proc:isnil(), "Resculpt Remote not found")
+assert(tr:add_processor_by_index(proc, 0, nil, true) == 0)
+for i = 4, #arg do  -- "control=value" (one argument: ardour7-lua would read "-20" as an option)
+  local k, v = string.match(arg[i], "^(%d+)=(.+)$")
+  assert(ARDOUR.LuaAPI.set_processor_param(proc, tonumber(k), tonumber(v)))
+end
+-- The hook file starts with an ardour{} descriptor, a function only Ardour's script manager defines.
+function ardour(t) end
+dofile(arg[3])
+local tick = factory()
+tick(nil)  -- what Ardour's 100 ms timer (LuaTimerDS) calls: sends every control that changed
+print("HOOK SENT")
+close_session()
+"""
+
+
+def _meters(client, seconds: float) -> np.ndarray:
+    """(out_rms_db - in_rms_db) of every /resculpt/meters report within ``seconds``."""
+    import time
+
+    client.inbox.clear()
+    end, out = time.monotonic() + seconds, []
+    while time.monotonic() < end:
+        out += [m[1][3] - m[1][1] for m in client.receive(0.1) if m[0] == "/resculpt/meters"]
+    return np.array(out)
+
+
+def test_generated_ardour_osc_hook_in_headless_ardour_drives_a_live_resculpt_serve(tmp_path):
+    """`resculpt daw ardour` files in Ardour 7.3 (ardour7-lua, dummy backend): "Resculpt Remote" (the Lua DSP
+    plugin) on a track with two controls moved, and the "Resculpt OSC" hook's timer callback run once. A
+    `resculpt serve` on a free port, fed with speech in real time, receives /strip/plugin/parameter for
+    every control: it echoes the new values to a subscriber, reports them when asked, and its output level
+    relative to its input falls by the 20 dB set on out.gain_db (median of the meter reports, within 1 dB)."""
+    import sys
+
+    from resculpt.plugin_host.daw import ardour_hook_lua, write
+    from resculpt.plugin_host.osc_client import OscClient
+    from test_lv2 import stop_process
+
+    clip = tmp_path / "speech.wav"
+    write_audio(clip, speech_48k(4.0), RATE)
+    scripts = tmp_path / "cfg" / "ardour7" / "scripts"
+    write("ardour", scripts)
+    srv = subprocess.Popen([str(Path(sys.executable).with_name("resculpt")), "serve", "--port", "0", "--preset",
+                            "clean", "--input", str(clip)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = None
+    try:
+        line = srv.stdout.readline()
+        m = re.search(r"udp://127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        port = int(m.group(1))
+        hook = scripts / "resculpt_osc_hook.lua"  # aimed at this server's port instead of the default 9010
+        hook.write_text(ardour_hook_lua(port=port))
+        client = OscClient(port)
+        client.send("/resculpt/subscribe", client.port)
+        assert client.wait_for("/resculpt/subscribed", 5.0) is not None
+        before = _meters(client, 1.5)
+        assert before.size > 10 and abs(np.median(before)) < 0.5, before  # clean: output = input
+
+        order = param_order()
+        moved = {"out.gain_db": -20.0, "hpf.cutoff_hz": 250.0}
+        args = [f"{order.index(pid)}={x}" for pid, x in moved.items()]
+        env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+        client.inbox.clear()
+        with ThreadPoolExecutor(1) as pool:  # read the feedback while Ardour runs, or the socket overflows
+            job = pool.submit(lua, env, tmp_path, REMOTE, tmp_path / "session", "session", hook, *args)
+            while not job.done():
+                client.inbox += [m for m in client.receive(0.05) if m[0].startswith("/resculpt/param/")]
+            out = job.result()
+        assert "HOOK SENT" in out, out
+        for pid, x in moved.items():  # the server's feedback to subscribers: the message arrived and acted
+            assert client.wait_for(f"/resculpt/param/{pid}", 5.0, lambda a, x=x: abs(a[0] - x) < 1e-3), pid
+            client.send(f"/resculpt/param/{pid}/get")
+            got = client.wait_for(f"/resculpt/param/{pid}", 5.0)
+            assert got is not None and got[0] == pytest.approx(x, abs=1e-4), (pid, got)
+        after = _meters(client, 1.5)
+        print(f"out - in level: {np.median(before):.2f} dB before, {np.median(after):.2f} dB after the hook")
+        assert after.size > 10 and abs(np.median(after) + 20.0) < 1.0, after
+    finally:
+        if client is not None:
+            client.close()
+        stop_process(srv)

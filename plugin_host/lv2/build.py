@@ -1,4 +1,5 @@
-"""Build and install ``resculpt.lv2``: the C shell compiled against a Python's headers, plus the TTL files.
+"""Build and install ``resculpt.lv2``: the C shell compiled against a Python's headers, plus the TTL files;
+and write a user preset (with an optional target profile) as an LV2 preset bundle hosts list for it.
 
 The shell opens that Python's shared libpython at run time and starts it with the Python's own path as
 program name, so the interpreter is the venv (or install) Resculpt runs in, with its site-packages.
@@ -8,14 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from .ports import n_controls
-from .ttl import BINARY, FILES
+from .ports import USER_PRESET, n_controls, param_ports
+from .ttl import BINARY, FILES, port_values, user_preset_files, user_preset_uri
 
 SOURCE = Path(__file__).with_name("resculpt_lv2.c")
 BUNDLE = "resculpt.lv2"
@@ -69,12 +71,8 @@ def build(out_dir, python: str | None = None, cc: str | None = None, libpython: 
     info = python_info(python)
     if libpython:
         info["libpython"] = str(libpython)
-    out_dir = Path(out_dir).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".resculpt-lv2-", dir=out_dir))
-    try:
-        for name, make in FILES.items():
-            (tmp / name).write_text(make(), encoding="utf-8")
+
+    def compile_into(tmp: Path) -> None:
         cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
                "-fvisibility=hidden", f"-I{info['include']}",
                f'-DRESCULPT_LIBPYTHON="{info["libpython"]}"', f'-DRESCULPT_PYTHON="{info["python"]}"',
@@ -82,14 +80,9 @@ def build(out_dir, python: str | None = None, cc: str | None = None, libpython: 
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise BuildError(f"compiling {SOURCE.name} failed:\n{r.stderr.strip()}")
-        dest = out_dir / BUNDLE
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.chmod(0o755)  # mkdtemp makes it private; hosts of other users read it
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+
+    dest = Path(out_dir).expanduser() / BUNDLE
+    _write_bundle(dest, {name: make() for name, make in FILES.items()}, compile_into)
     return dest
 
 
@@ -102,4 +95,61 @@ def install(lv2_path=None, python: str | None = None) -> Path:
     return build(lv2_path or default_lv2_path(), python)
 
 
-__all__ = ["BUNDLE", "BuildError", "build", "default_lv2_path", "install", "python_info"]
+def _write_bundle(dest: Path, files: dict[str, str], fill=None) -> None:
+    """Write ``files`` ({name: text}) into a folder beside ``dest``, let ``fill(folder)`` add the rest, and
+    move the folder into place whole."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".resculpt-lv2-", dir=dest.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if fill is not None:
+            fill(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.chmod(0o755)  # mkdtemp makes it private; hosts of other users read it
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def user_preset_state(preset, target=None) -> tuple[str, list[tuple[str, float]], str]:
+    """(the preset's name, the control values its LV2 preset sets, the plugin state it carries) for user
+    preset file ``preset`` and target profile file ``target``.
+
+    The controls: the preset control on USER_PRESET and every parameter control on the preset's value (so a
+    host's sliders show the sound). The state: the preset's JSON, the target's JSON as written, and those
+    control values as float32 (as hosts hold them), so they do not count as moved. Raises PresetError /
+    ProfileError for a file that does not validate."""
+    import numpy as np
+    from resculpt.dsp.profile import load_profile
+    from resculpt.plugin_host.presets import load_preset
+
+    from .bridge import state_text
+
+    p = load_preset(preset)
+    target_d = None
+    if target is not None:
+        load_profile(target)  # validates
+        target_d = json.loads(Path(target).read_text(encoding="utf-8"))
+    full = p.full_params()
+    # The control array from ENABLED_PORT on (enabled, preset, every parameter), as the host will hold it.
+    seen = np.asarray([1.0, float(USER_PRESET)] + [full.get(q.spec.id, q.spec.default) for q in param_ports()],
+                      dtype=np.float32)
+    return p.name, port_values(USER_PRESET, full), state_text(p.name, full, seen, p.to_dict(), target_d)
+
+
+def write_user_preset(preset, target=None, name: str | None = None, lv2_path=None) -> tuple[Path, str]:
+    """Write user preset file ``preset`` (and target profile file ``target``) as the LV2 preset bundle
+    ``lv2_path/resculpt-<name>.lv2`` (default folder ``~/.lv2``; ``name`` defaults to the preset's), with
+    the controls and state of :func:`user_preset_state`; return (bundle, preset URI)."""
+    pname, values, state = user_preset_state(preset, target)
+    label = name or pname
+    dest = Path(lv2_path or default_lv2_path()).expanduser() / f"resculpt-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.lv2"
+    _write_bundle(dest, user_preset_files(label, values, state))
+    return dest, user_preset_uri(label)
+
+
+__all__ = ["BUNDLE", "BuildError", "build", "default_lv2_path", "install", "python_info", "user_preset_state",
+           "write_user_preset"]

@@ -7,7 +7,8 @@ Port indices never change between versions, so automation and state saved by a h
 2, 3  out_l, out_r audio outputs
 4     latency      control output: the chain latency in samples (lv2:reportsLatency)
 5     enabled      lv2:enabled (0 = bypassed, crossfaded by the chain's bypass ramp)
-6     preset       enumeration over :data:`PRESETS` (chooses the chain layout)
+6     preset       enumeration over :data:`PRESETS` (chooses the chain layout); :data:`USER_PRESET` (-1)
+                   names the user preset carried in the plugin's state
 7...  parameters   :func:`resculpt.plugin_host.daw.param_order` (append-only), symbol = id with "." -> "_"
 ====  ===========  ================================================================
 """
@@ -47,6 +48,10 @@ PRESETS = (
     "voice-enhance",
 )
 DEFAULT_PRESET = "clean"
+# The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset
+# written by `resculpt plugin preset`): below the shipped presets' values, so appending presets never moves it.
+USER_PRESET = -1
+USER_PRESET_LABEL = "(user preset)"
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ __all__ = [
     "PRESETS",
     "PRESET_PORT",
     "URI",
+    "USER_PRESET",
+    "USER_PRESET_LABEL",
     "ParamPort",
     "n_controls",
     "param_ports",

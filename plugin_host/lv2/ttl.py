@@ -1,6 +1,8 @@
 """The plugin's Turtle files, generated from the parameter table: manifest.ttl, resculpt.ttl (ports),
 presets.ttl (one LV2 preset per shipped preset: the preset control and every parameter's value, so a
-host's preset menu shows the preset's sound on the sliders too)."""
+host's preset menu shows the preset's sound on the sliders too), and the bundle of one user preset
+(:func:`user_preset_files`: port values plus the plugin's state, which carries the preset's layout and a
+target profile)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from .ports import (
     PRESET_PORT,
     PRESETS,
     URI,
+    USER_PRESET,
+    USER_PRESET_LABEL,
     param_ports,
 )
 
@@ -71,9 +75,10 @@ def _port(index: int, kind: str, sym: str, name: str, props: list[str]) -> str:
     return "[\n        " + " ;\n        ".join(body) + "\n    ]"
 
 
-def _scale_points(labels) -> list[str]:
-    return ["lv2:scalePoint " + " , ".join(f"[ rdfs:label {_str(l)} ; rdf:value {_num(i)} ]"
-                                            for i, l in enumerate(labels))]
+def _scale_points(labels, extra=()) -> list[str]:
+    """Scale points ``labels[i]`` = i, plus ``extra`` (value, label) pairs."""
+    points = [*enumerate(labels), *extra]
+    return ["lv2:scalePoint " + " , ".join(f"[ rdfs:label {_str(l)} ; rdf:value {_num(i)} ]" for i, l in points)]
 
 
 def plugin_ttl() -> str:
@@ -89,8 +94,9 @@ def plugin_ttl() -> str:
                         "lv2:default 1.0", "lv2:minimum 0.0", "lv2:maximum 1.0"]))
     ports.append(_port(PRESET_PORT, "ControlPort , lv2:InputPort", "preset", "Preset",
                        ["lv2:portProperty lv2:integer , lv2:enumeration , pprops:expensive",
-                        f"lv2:default {_num(PRESETS.index(DEFAULT_PRESET))}", "lv2:minimum 0.0",
-                        f"lv2:maximum {_num(len(PRESETS) - 1)}"] + _scale_points(PRESETS)))
+                        f"lv2:default {_num(PRESETS.index(DEFAULT_PRESET))}", f"lv2:minimum {_num(USER_PRESET)}",
+                        f"lv2:maximum {_num(len(PRESETS) - 1)}"]
+                       + _scale_points(PRESETS, [(USER_PRESET, USER_PRESET_LABEL)])))
     for p in param_ports():
         s = p.spec
         props = [f"lv2:default {_num(s.default)}", f"lv2:minimum {_num(s.min)}", f"lv2:maximum {_num(s.max)}"]
@@ -119,21 +125,50 @@ def plugin_ttl() -> str:
     ])
 
 
+def port_values(preset_value: float, full_params: dict) -> list[tuple[str, float]]:
+    """(symbol, value) of the preset control and of every parameter control ``full_params`` sets."""
+    return [("preset", float(preset_value))] + [(p.symbol, float(full_params[p.spec.id])) for p in param_ports()
+                                                if p.spec.id in full_params]
+
+
+def _preset_block(uri: str, label: str, values, state: str | None = None) -> list[str]:
+    body = " ,\n        ".join(f"[ lv2:symbol {_str(sym)} ; pset:value {_num(v)} ]" for sym, v in values)
+    lines = [f"<{uri}>", "    a pset:Preset ;", f"    lv2:appliesTo <{URI}> ;", f"    rdfs:label {_str(label)} ;"]
+    if state is None:
+        return lines + [f"    lv2:port {body} .", ""]
+    return lines + [f"    lv2:port {body} ;", f"    state:state [ <{STATE_KEY}> {_str(state)} ] .", ""]
+
+
 def presets_ttl() -> str:
     """Each shipped preset as an LV2 preset: the preset control plus every parameter's value."""
     from resculpt.plugin_host.presets import load_preset
 
     out = [PREFIXES]
     for name in PRESETS:
-        full = load_preset(name).full_params()
-        values = [("preset", float(PRESETS.index(name)))]
-        values += [(p.symbol, float(full[p.spec.id])) for p in param_ports() if p.spec.id in full]
-        body = " ,\n        ".join(f"[ lv2:symbol {_str(sym)} ; pset:value {_num(v)} ]" for sym, v in values)
-        out += [f"<{preset_uri(name)}>", "    a pset:Preset ;", f"    lv2:appliesTo <{URI}> ;",
-                f"    rdfs:label {_str(name)} ;", f"    lv2:port {body} .", ""]
+        out += _preset_block(preset_uri(name), name, port_values(PRESETS.index(name), load_preset(name).full_params()))
     return "\n".join(out)
+
+
+# The plugin's one state key (resculpt_lv2.c STATE_KEY): its value is the bridge's state JSON, an atom:String.
+STATE_KEY = URI + "#state"
+USER_PRESET_TTL = "preset.ttl"
+
+
+def user_preset_uri(label: str) -> str:
+    return f"{URI}#user-{label}"
+
+
+def user_preset_files(label: str, values, state: str) -> dict[str, str]:
+    """{file name: text} of an LV2 preset bundle: preset ``label`` (URI :func:`user_preset_uri`) sets the
+    controls to ``values`` ((symbol, value) pairs) and restores the plugin's ``state`` (the bridge's JSON)."""
+    uri = user_preset_uri(label)
+    manifest = [PREFIXES, f"<{uri}>", "    a pset:Preset ;", f"    lv2:appliesTo <{URI}> ;",
+                f"    rdfs:seeAlso <{USER_PRESET_TTL}> .", ""]
+    return {"manifest.ttl": "\n".join(manifest),
+            USER_PRESET_TTL: "\n".join([PREFIXES, *_preset_block(uri, label, values, state)])}
 
 
 FILES = {"manifest.ttl": manifest_ttl, "resculpt.ttl": plugin_ttl, "presets.ttl": presets_ttl}
 
-__all__ = ["BINARY", "FILES", "manifest_ttl", "plugin_ttl", "preset_uri", "presets_ttl"]
+__all__ = ["BINARY", "FILES", "STATE_KEY", "manifest_ttl", "plugin_ttl", "port_values", "preset_uri", "presets_ttl",
+           "user_preset_files", "user_preset_uri"]
