@@ -1,0 +1,279 @@
+"""Pitch and formant shift inside the shared STFT: a peak-locked phase vocoder on a whitened spectrum.
+
+Per frame and channel (5 ms hop; 20 ms window in the ``default`` section, 10 ms in ``low-latency``):
+
+1. Spectral envelope: the real cepstrum of the log magnitude, liftered to quefrencies below
+   ``LIFTER_MS`` (1.2 ms: under the period of any voice up to ~800 Hz), back to a smooth log envelope
+   E(k). The excitation is log|X| - E (the harmonics on a flat floor).
+2. Pitch (ratio r = 2^(pitch_st / 12)), Laroche & Dolson's peak shifting ("New phase-vocoder techniques
+   for real-time pitch shifting", 1999): every local maximum of |X| is a peak and owns the bins nearer to
+   it than to any other peak. A peak's true frequency f (bins) comes from its phase advance over the hop;
+   its whole region moves rigidly by round((r - 1) f) bins, so the window's main lobe keeps its shape
+   (no stretching, hence no amplitude modulation), and the peak's synthesis phase advances by r times
+   its measured advance per hop, so the partial sounds at r f exactly. Every other bin of the region keeps
+   its analysis phase offset to the peak (identity phase locking): the lobe stays one coherent sinusoid,
+   which is what removes the phase vocoder's "phasiness". A peak continues the synthesis phase of the
+   previous frame's peak whose region held its bin. Phases are referenced to the window centre (bin k's
+   phase + pi k), so moving a lobe by an odd number of bins does not flip its sign.
+3. Formants (ratio a = ``formant_ratio``): the output takes the envelope warped along frequency,
+   E(k / a), so an envelope peak at f moves to a f; with r = 1 this is a real gain per bin
+   exp(E(k / a) - E(k)) and the phases are untouched.
+Output magnitude = exp(excitation at the moved bin + warped envelope at the output bin).
+
+At pitch_st = 0 and formant_ratio = 1 the stage leaves the spectrum untouched (bit-exact), but keeps
+its phase state in step with the input so a shift can start from the current phases without a jump.
+Stereo channels are shifted independently (a shift has no per-bin gain to link). The stage adds no
+look-ahead: latency is the section's, n_fft - 1 samples (19.98 ms / 9.98 ms at 48 kHz).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..params import ParamSpec
+from ..spectral_util import RealFFT
+from ..stft import SpectralStage
+
+PARAMS = (
+    ParamSpec("voice.pitch_st", -12.0, 12.0, 0.0, "st", smoothing_ms=50.0,
+              doc="pitch shift in semitones; the formants stay where they are"),
+    ParamSpec("voice.formant_ratio", 0.7, 1.4, 1.0, "x", scale="log", smoothing_ms=50.0,
+              doc="formant (spectral envelope) shift: envelope features at f move to ratio x f; pitch stays"),
+)
+
+LIFTER_MS = 1.2       # cepstral lifter: envelope detail finer than 1 / 1.2 ms (~830 Hz) is dropped
+_FLOOR = 1e-9         # magnitude floor before the log (a full-scale sine is ~n_fft / 4 on its bin)
+_BIG = 1e9            # "no peak on this side" for the nearest-peak search
+_TWO_PI = 2.0 * math.pi
+
+
+class VoiceShift(SpectralStage):
+    """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread)."""
+
+    name = "voice"
+
+    def __init__(self, table):
+        self.table = table
+        self._i_st = table.index("voice.pitch_st")
+        self._i_fr = table.index("voice.formant_ratio")
+
+    # -- control thread -------------------------------------------------------------------------
+    def prepare(self, ctx):
+        """Allocate every buffer: per-channel state (channels, n_bins), shared scratch (n_bins,) / (n_fft,)."""
+        super().prepare(ctx)
+        c, nb, n = ctx.channels, ctx.n_bins, ctx.n_fft
+        f64 = np.float64
+        self._fft = RealFFT(n)
+        self.kf = np.arange(nb, dtype=f64)
+        self.ki = np.arange(nb, dtype=np.int64)
+        self._expected = (_TWO_PI * ctx.hop / n) * self.kf      # phase advance per hop of bin k's centre
+        self._pik = math.pi * self.kf                          # analysis phase -> window-centre phase
+        self._adv_to_bins = n / (_TWO_PI * ctx.hop)            # rad per hop -> frequency in bins
+        q = np.arange(n)
+        lq = max(1, int(round(LIFTER_MS * 1e-3 * ctx.sample_rate)))
+        self._lifter = ((q <= lq) | (q >= n - lq)).astype(f64)
+        # Per-channel state.
+        self._prev_ph = np.zeros((c, nb), f64)     # last analysis phase (instantaneous frequency)
+        self._phi = np.zeros((c, nb), f64)         # synthesis window-centre phase of each peak bin
+        self._prev_owner = np.zeros((c, nb), np.int64)  # last frame's peak owning each bin
+        # Scratch, one channel at a time.
+        z = lambda: np.zeros(nb, f64)  # noqa: E731
+        (self._mag, self._ph, self._lm, self._env, self._envw, self._adv, self._phc, self._t, self._u,
+         self._fbin, self._pprev, self._pnext, self._rnext, self._own_f, self._phinew, self._outlog,
+         self._outph, self._srcf, self._valid, self._gain) = (z() for _ in range(20))
+        self._z = np.zeros(nb, np.complex128)
+        self._cz = np.zeros(nb, np.complex128)
+        self._cep = np.zeros(n, f64)
+        self._cbuf = np.zeros(nb, np.complex64)
+        self._b1 = np.zeros(nb, bool)
+        self._b2 = np.zeros(nb, bool)
+        self._peak = np.zeros(nb, bool)
+        self._own = np.zeros(nb, np.int64)        # this frame's owning peak of each source bin
+        self._pk = np.zeros(nb, np.int64)         # owning peak of each output bin
+        self._src = np.zeros(nb, np.int64)        # source bin of each output bin
+        self._d = np.zeros(nb, np.int64)          # shift in bins of each peak
+        self._ti = np.zeros(nb, np.int64)
+        # Index maps derived from the ratios (recomputed when a ratio moves).
+        self._sidx = np.zeros(nb, np.int64)       # round(k / r): source bin that decides output bin k's peak
+        self._wi0 = np.zeros(nb, np.int64)        # floor(k / a) and its fraction: formant warp read position
+        self._wfr = np.zeros(nb, f64)
+        self.reset()
+
+    def reset(self):
+        self._prev_ph.fill(0.0)
+        self._phi.fill(0.0)
+        self._prev_owner[:] = self.ki
+        self._r = math.nan
+        self._a = math.nan
+
+    # -- audio thread ---------------------------------------------------------------------------
+    def _set_ratios(self, r: float, a: float) -> None:
+        nb = self.kf.shape[0]
+        t = self._t
+        if r != self._r:
+            np.multiply(self.kf, 1.0 / r, out=t)
+            np.rint(t, out=t)
+            np.clip(t, 0.0, nb - 1.0, out=t)
+            np.copyto(self._sidx, t, casting="unsafe")
+            self._r = r
+        if a != self._a:
+            np.multiply(self.kf, 1.0 / a, out=t)
+            np.clip(t, 0.0, nb - 1.0, out=t)
+            np.floor(t, out=self._wfr)
+            np.clip(self._wfr, 0.0, nb - 2.0, out=self._wfr)
+            np.copyto(self._wi0, self._wfr, casting="unsafe")
+            np.subtract(t, self._wfr, out=self._wfr)
+            self._a = a
+
+    def _envelope(self) -> None:
+        """self._lm = log|X|, self._env = its cepstrally smoothed envelope (both natural log)."""
+        np.add(self._mag, _FLOOR, out=self._lm)
+        np.log(self._lm, out=self._lm)
+        np.copyto(self._cz, self._lm)
+        self._fft.inverse(self._cz, self._cep)
+        self._cep *= self._lifter
+        self._fft.forward(self._cep, self._cz)
+        np.copyto(self._env, self._cz.real)
+
+    def _warped_envelope(self) -> None:
+        """self._envw[k] = env(k / a), linear interpolation."""
+        w, t = self._envw, self._t
+        np.take(self._env, self._wi0, out=w, mode="clip")
+        np.add(self._wi0, 1, out=self._ti)
+        np.take(self._env, self._ti, out=t, mode="clip")
+        t -= w
+        t *= self._wfr
+        w += t
+
+    def process_frame(self, spec):
+        v = self.table.value
+        st = float(v[self._i_st])
+        a = float(v[self._i_fr])
+        shift = abs(st) > 1e-4
+        warp = abs(a - 1.0) > 1e-6
+        r = 2.0 ** (st / 12.0) if shift else 1.0
+        self._set_ratios(r, a if warp else 1.0)
+        for ch in range(spec.shape[0]):
+            self._channel(spec[ch], ch, r, shift, warp)
+
+    def _channel(self, row, ch, r, shift, warp):
+        z, mag, ph, phc = self._z, self._mag, self._ph, self._phc
+        np.copyto(z, row)
+        np.abs(z, out=mag)
+        np.arctan2(z.imag, z.real, out=ph)
+        # Measured phase advance per hop (rad): expected + wrapped deviation.
+        adv, t = self._adv, self._t
+        prev_ph = self._prev_ph[ch]
+        np.subtract(ph, prev_ph, out=adv)
+        adv -= self._expected
+        adv += math.pi
+        np.remainder(adv, _TWO_PI, out=adv)
+        adv -= math.pi
+        adv += self._expected
+        np.copyto(prev_ph, ph)
+        np.add(ph, self._pik, out=phc)
+        phi = self._phi[ch]
+        prev_owner = self._prev_owner[ch]
+        if not shift:
+            # Keep the synthesis state on the input's phases: a shift starting on the next frame continues
+            # each bin's own phase.
+            np.copyto(phi, phc)
+            prev_owner[:] = self.ki
+            if warp:
+                self._envelope()
+                self._warped_envelope()
+                g = self._gain
+                np.subtract(self._envw, self._env, out=g)
+                np.exp(g, out=g)
+                np.copyto(self._cbuf, g)
+                np.multiply(row, self._cbuf, out=row)
+            return
+        self._envelope()
+        if warp:
+            self._warped_envelope()
+        else:
+            np.copyto(self._envw, self._env)
+        lm = self._lm
+        # Peaks: strict rise from the left, no rise to the right (the edges are never peaks).
+        b1, b2, peak = self._b1, self._b2, self._peak
+        np.greater(lm[1:-1], lm[:-2], out=b1[1:-1])
+        np.greater_equal(lm[1:-1], lm[2:], out=b2[1:-1])
+        np.logical_and(b1, b2, out=peak)
+        peak[0] = peak[-1] = False   # b1, b2 are scratch elsewhere: their edges hold old values
+        if not peak.any():  # flat (silent) frame: nothing to move
+            row.fill(0.0)
+            prev_owner[:] = self.ki
+            np.copyto(phi, phc)
+            return
+        # Owner of each source bin: the nearer of the last peak at or below it and the first at or above.
+        kf, pp, pn, rn, own_f = self.kf, self._pprev, self._pnext, self._rnext, self._own_f
+        pp.fill(-_BIG)
+        np.copyto(pp, kf, where=peak)
+        np.maximum.accumulate(pp, out=own_f)
+        pn.fill(_BIG)
+        np.copyto(pn, kf, where=peak)
+        np.minimum.accumulate(pn[::-1], out=rn[::-1])
+        np.subtract(kf, own_f, out=t)             # distance to the peak below
+        u = self._u
+        np.subtract(rn, kf, out=u)                # distance to the peak above
+        np.less(u, t, out=b1)
+        np.copyto(own_f, rn, where=b1)
+        own = self._own
+        np.copyto(own, own_f, casting="unsafe")
+        # True frequency of each bin in bins (peak bins matter), kept within a bin of the bin itself.
+        fbin = self._fbin
+        np.multiply(adv, self._adv_to_bins, out=fbin)
+        np.subtract(kf, 1.0, out=t)
+        np.add(kf, 1.0, out=u)
+        np.clip(fbin, t, u, out=fbin)
+        # Synthesis phase of each peak: the previous owner's phase + r x its measured advance.
+        phinew = self._phinew
+        np.take(phi, prev_owner, out=phinew, mode="clip")
+        np.multiply(fbin, r / self._adv_to_bins, out=t)
+        phinew += t
+        np.remainder(phinew, _TWO_PI, out=phinew)
+        # Shift of each peak's region in whole bins.
+        np.multiply(fbin, r - 1.0, out=t)
+        np.rint(t, out=t)
+        np.copyto(self._d, t, casting="unsafe")
+        # Output bin k: the peak owning source bin round(k / r), and the bin it moved there from.
+        pk, src, ti = self._pk, self._src, self._ti
+        np.take(own, self._sidx, out=pk, mode="clip")
+        np.take(self._d, pk, out=ti, mode="clip")
+        np.subtract(self.ki, ti, out=src)
+        srcf, valid = self._srcf, self._valid
+        np.copyto(srcf, src)
+        np.greater_equal(srcf, 0.0, out=b1)
+        np.less_equal(srcf, kf[-1], out=b2)
+        np.logical_and(b1, b2, out=b1)
+        np.clip(src, 0, self.ki[-1], out=src)
+        np.take(own, src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
+        np.equal(ti, pk, out=b2)
+        np.logical_and(b1, b2, out=b1)
+        np.copyto(valid, b1)
+        # Magnitude: excitation at the source bin on the (warped) envelope at the output bin.
+        outlog = self._outlog
+        np.subtract(lm, self._env, out=u)         # excitation (log)
+        np.take(u, src, out=outlog, mode="clip")
+        outlog += self._envw
+        np.exp(outlog, out=outlog)
+        outlog *= valid
+        # Phase (window-centre): peak's synthesis phase + the source bin's offset to the peak; then back
+        # to the frame-start reference of output bin k.
+        outph = self._outph
+        np.take(phinew, pk, out=outph, mode="clip")
+        np.take(phc, src, out=t, mode="clip")
+        outph += t
+        np.take(phc, pk, out=t, mode="clip")
+        outph -= t
+        outph -= self._pik
+        np.cos(outph, out=t)
+        t *= outlog
+        np.copyto(row.real, t)
+        np.sin(outph, out=t)
+        t *= outlog
+        np.copyto(row.imag, t)
+        np.copyto(phi, phinew)
+        np.copyto(prev_owner, own)
