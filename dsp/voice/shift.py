@@ -18,7 +18,8 @@ Per frame and channel (5 ms hop; 20 ms window in the ``default`` section, 10 ms 
 3. Formants (ratio a = ``formant_ratio``): the output takes the envelope warped along frequency,
    E(k / a), so an envelope peak at f moves to a f; with r = 1 this is a real gain per bin
    exp(E(k / a) - E(k)) and the phases are untouched.
-Output magnitude = exp(excitation at the moved bin + warped envelope at the output bin).
+Output magnitude = exp(excitation at the moved bin + warped envelope at the output bin), scaled so a
+shifted frame keeps the input frame's power (within +-6 dB).
 
 At pitch_st = 0 and formant_ratio = 1 the stage leaves the spectrum untouched (bit-exact), but keeps
 its phase state in step with the input so a shift can start from the current phases without a jump.
@@ -54,8 +55,11 @@ class VoiceShift(SpectralStage):
 
     name = "voice"
 
-    def __init__(self, table):
+    def __init__(self, table, phase_lock: bool = True):
+        """phase_lock=False makes every bin its own peak: the plain per-bin phase vocoder (a measured
+        baseline in benchmarks/voice_shift.py; the catalog's stage always locks)."""
         self.table = table
+        self.phase_lock = phase_lock
         self._i_st = table.index("voice.pitch_st")
         self._i_fr = table.index("voice.formant_ratio")
 
@@ -140,9 +144,9 @@ class VoiceShift(SpectralStage):
     def _warped_envelope(self) -> None:
         """self._envw[k] = env(k / a), linear interpolation."""
         w, t = self._envw, self._t
-        np.take(self._env, self._wi0, out=w, mode="clip")
+        self._env.take(self._wi0, out=w, mode="clip")
         np.add(self._wi0, 1, out=self._ti)
-        np.take(self._env, self._ti, out=t, mode="clip")
+        self._env.take(self._ti, out=t, mode="clip")
         t -= w
         t *= self._wfr
         w += t
@@ -202,6 +206,8 @@ class VoiceShift(SpectralStage):
         np.greater_equal(lm[1:-1], lm[2:], out=b2[1:-1])
         np.logical_and(b1, b2, out=peak)
         peak[0] = peak[-1] = False   # b1, b2 are scratch elsewhere: their edges hold old values
+        if not self.phase_lock:
+            peak.fill(True)
         if not peak.any():  # flat (silent) frame: nothing to move
             row.fill(0.0)
             prev_owner[:] = self.ki
@@ -227,10 +233,11 @@ class VoiceShift(SpectralStage):
         np.multiply(adv, self._adv_to_bins, out=fbin)
         np.subtract(kf, 1.0, out=t)
         np.add(kf, 1.0, out=u)
-        np.clip(fbin, t, u, out=fbin)
+        np.maximum(fbin, t, out=fbin)
+        np.minimum(fbin, u, out=fbin)
         # Synthesis phase of each peak: the previous owner's phase + r x its measured advance.
         phinew = self._phinew
-        np.take(phi, prev_owner, out=phinew, mode="clip")
+        phi.take(prev_owner, out=phinew, mode="clip")
         np.multiply(fbin, r / self._adv_to_bins, out=t)
         phinew += t
         np.remainder(phinew, _TWO_PI, out=phinew)
@@ -240,33 +247,40 @@ class VoiceShift(SpectralStage):
         np.copyto(self._d, t, casting="unsafe")
         # Output bin k: the peak owning source bin round(k / r), and the bin it moved there from.
         pk, src, ti = self._pk, self._src, self._ti
-        np.take(own, self._sidx, out=pk, mode="clip")
-        np.take(self._d, pk, out=ti, mode="clip")
+        own.take(self._sidx, out=pk, mode="clip")
+        self._d.take(pk, out=ti, mode="clip")
         np.subtract(self.ki, ti, out=src)
         srcf, valid = self._srcf, self._valid
         np.copyto(srcf, src)
         np.greater_equal(srcf, 0.0, out=b1)
         np.less_equal(srcf, kf[-1], out=b2)
         np.logical_and(b1, b2, out=b1)
-        np.clip(src, 0, self.ki[-1], out=src)
-        np.take(own, src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
+        np.maximum(src, 0, out=src)
+        np.minimum(src, self.ki[-1], out=src)
+        own.take(src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
         np.equal(ti, pk, out=b2)
         np.logical_and(b1, b2, out=b1)
         np.copyto(valid, b1)
         # Magnitude: excitation at the source bin on the (warped) envelope at the output bin.
         outlog = self._outlog
         np.subtract(lm, self._env, out=u)         # excitation (log)
-        np.take(u, src, out=outlog, mode="clip")
+        u.take(src, out=outlog, mode="clip")
         outlog += self._envw
         np.exp(outlog, out=outlog)
         outlog *= valid
+        # Keep the frame's power: moved regions leave empty bins between them (r > 1) or overlap (r < 1),
+        # which would change the level by up to -3 / +1 dB an octave up / down. Limited to +-6 dB, so a
+        # frame whose peaks all moved past Nyquist is not blown up.
+        e_out = float(np.dot(outlog, outlog))
+        if e_out > 0.0:
+            outlog *= min(max(math.sqrt(float(np.dot(mag, mag)) / e_out), 0.5), 2.0)
         # Phase (window-centre): peak's synthesis phase + the source bin's offset to the peak; then back
         # to the frame-start reference of output bin k.
         outph = self._outph
-        np.take(phinew, pk, out=outph, mode="clip")
-        np.take(phc, src, out=t, mode="clip")
+        phinew.take(pk, out=outph, mode="clip")
+        phc.take(src, out=t, mode="clip")
         outph += t
-        np.take(phc, pk, out=t, mode="clip")
+        phc.take(pk, out=t, mode="clip")
         outph -= t
         outph -= self._pik
         np.cos(outph, out=t)
