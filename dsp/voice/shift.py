@@ -2,19 +2,22 @@
 
 Per frame and channel (5 ms hop; 20 ms window in the ``default`` section, 10 ms in ``low-latency``):
 
-1. Spectral envelope: the real cepstrum of the log magnitude, liftered to quefrencies below
-   ``LIFTER_MS`` (1.2 ms: under the period of any voice up to ~800 Hz), back to a smooth log envelope
-   E(k). The excitation is log|X| - E (the harmonics on a flat floor).
+1. Spectral envelope E(k) (natural log): the log magnitude interpolated linearly from peak to peak (every
+   local maximum of |X|), so it runs over the harmonics instead of dipping between them, then smoothed by
+   its real cepstrum liftered to quefrencies below ``LIFTER_MS`` (2 ms: detail finer than ~500 Hz goes).
+   The excitation is log|X| - E: the harmonics on a flat line, with no formant left in it to move.
 2. Pitch (ratio r = 2^(pitch_st / 12)), Laroche & Dolson's peak shifting ("New phase-vocoder techniques
    for real-time pitch shifting", 1999): every local maximum of |X| is a peak and owns the bins nearer to
    it than to any other peak. A peak's true frequency f (bins) comes from its phase advance over the hop;
    its whole region moves rigidly by round((r - 1) f) bins, so the window's main lobe keeps its shape
    (no stretching, hence no amplitude modulation), and the peak's synthesis phase advances by r times
    its measured advance per hop, so the partial sounds at r f exactly. Every other bin of the region keeps
-   its analysis phase offset to the peak (identity phase locking): the lobe stays one coherent sinusoid,
-   which is what removes the phase vocoder's "phasiness". A peak continues the synthesis phase of the
-   previous frame's peak whose region held its bin. Phases are referenced to the window centre (bin k's
-   phase + pi k), so moving a lobe by an odd number of bins does not flip its sign.
+   its analysis phase offset to the peak (identity phase locking): the lobe stays one coherent sinusoid
+   instead of bins drifting apart in phase (the plain vocoder's "phasiness"). A peak continues the
+   synthesis phase of the previous frame's peak whose region held its bin. Phases are referenced to the
+   window centre (bin k's phase + pi k), so moving a lobe by an odd number of bins does not flip its sign.
+   DC and whatever lies below the first peak's main lobe are not moved: rumble there would otherwise be
+   carried up into the voice's range.
 3. Formants (ratio a = ``formant_ratio``): the output takes the envelope warped along frequency,
    E(k / a), so an envelope peak at f moves to a f; with r = 1 this is a real gain per bin
    exp(E(k / a) - E(k)) and the phases are untouched.
@@ -44,7 +47,7 @@ PARAMS = (
               doc="formant (spectral envelope) shift: envelope features at f move to ratio x f; pitch stays"),
 )
 
-LIFTER_MS = 1.2       # cepstral lifter: envelope detail finer than 1 / 1.2 ms (~830 Hz) is dropped
+LIFTER_MS = 2.0       # cepstral lifter on the peak-to-peak envelope: detail finer than ~500 Hz is dropped
 _FLOOR = 1e-9         # magnitude floor before the log (a full-scale sine is ~n_fft / 4 on its bin)
 _BIG = 1e9            # "no peak on this side" for the nearest-peak search
 _TWO_PI = 2.0 * math.pi
@@ -99,6 +102,8 @@ class VoiceShift(SpectralStage):
         self._src = np.zeros(nb, np.int64)        # source bin of each output bin
         self._d = np.zeros(nb, np.int64)          # shift in bins of each peak
         self._ti = np.zeros(nb, np.int64)
+        self._lo_i = np.zeros(nb, np.int64)       # nearest peak at or below / at or above each bin
+        self._hi_i = np.zeros(nb, np.int64)
         # Index maps derived from the ratios (recomputed when a ratio moves).
         self._sidx = np.zeros(nb, np.int64)       # round(k / r): source bin that decides output bin k's peak
         self._wi0 = np.zeros(nb, np.int64)        # floor(k / a) and its fraction: formant warp read position
@@ -131,15 +136,62 @@ class VoiceShift(SpectralStage):
             np.subtract(t, self._wfr, out=self._wfr)
             self._a = a
 
-    def _envelope(self) -> None:
-        """self._lm = log|X|, self._env = its cepstrally smoothed envelope (both natural log)."""
-        np.add(self._mag, _FLOOR, out=self._lm)
-        np.log(self._lm, out=self._lm)
-        np.copyto(self._cz, self._lm)
+    def _analyse(self) -> None:
+        """From self._mag: self._lm = log|X|; self._own[k] = the peak owning bin k (the nearer of the last
+        peak at or below k and the first at or above; k itself where the frame has no peak); self._env = the
+        spectral envelope (natural log): the log magnitude interpolated linearly between peaks, so it runs
+        over the harmonics rather than through the valleys between them, then cepstrally smoothed."""
+        lm, kf, t, u = self._lm, self.kf, self._t, self._u
+        np.add(self._mag, _FLOOR, out=lm)
+        np.log(lm, out=lm)
+        # Peaks: strict rise from the left, no rise to the right (the edges are never peaks).
+        b1, b2, peak = self._b1, self._b2, self._peak
+        np.greater(lm[1:-1], lm[:-2], out=b1[1:-1])
+        np.greater_equal(lm[1:-1], lm[2:], out=b2[1:-1])
+        np.logical_and(b1, b2, out=peak)
+        peak[0] = peak[-1] = False   # b1, b2 are scratch elsewhere: their edges hold old values
+        env, own = self._env, self._own
+        if peak.any():
+            pp, pn, lo, hi = self._pprev, self._pnext, self._own_f, self._rnext
+            pp.fill(-_BIG)
+            np.copyto(pp, kf, where=peak)
+            np.maximum.accumulate(pp, out=lo)          # last peak at or below
+            pn.fill(_BIG)
+            np.copyto(pn, kf, where=peak)
+            np.minimum.accumulate(pn[::-1], out=hi[::-1])  # first peak at or above
+            np.less(lo, 0.0, out=b1)                   # below the first peak: use the first
+            np.copyto(lo, hi, where=b1)
+            np.greater(hi, kf[-1], out=b1)             # above the last peak: use the last
+            np.copyto(hi, lo, where=b1)
+            lo_i, hi_i = self._lo_i, self._hi_i
+            np.copyto(lo_i, lo, casting="unsafe")
+            np.copyto(hi_i, hi, casting="unsafe")
+            # Envelope: lm[lo] + (lm[hi] - lm[lo]) * (k - lo) / (hi - lo), 0 where lo == hi.
+            lm.take(lo_i, out=env, mode="clip")
+            lm.take(hi_i, out=t, mode="clip")
+            t -= env
+            np.subtract(hi, lo, out=u)
+            np.maximum(u, 1.0, out=u)
+            t /= u
+            np.subtract(kf, lo, out=u)
+            t *= u
+            env += t
+            # Owner: the nearer of the two.
+            np.subtract(kf, lo, out=t)
+            np.subtract(hi, kf, out=u)
+            np.less(u, t, out=b1)
+            np.copyto(own, lo_i)
+            np.copyto(own, hi_i, where=b1)
+            self._first = float(hi_i[0])
+        else:
+            np.copyto(env, lm)
+            np.copyto(own, self.ki)
+            self._first = 0.0
+        np.copyto(self._cz, env)
         self._fft.inverse(self._cz, self._cep)
         self._cep *= self._lifter
         self._fft.forward(self._cep, self._cz)
-        np.copyto(self._env, self._cz.real)
+        np.copyto(env, self._cz.real)
 
     def _warped_envelope(self) -> None:
         """self._envw[k] = env(k / a), linear interpolation."""
@@ -186,7 +238,7 @@ class VoiceShift(SpectralStage):
             np.copyto(phi, phc)
             prev_owner[:] = self.ki
             if warp:
-                self._envelope()
+                self._analyse()
                 self._warped_envelope()
                 g = self._gain
                 np.subtract(self._envw, self._env, out=g)
@@ -194,40 +246,20 @@ class VoiceShift(SpectralStage):
                 np.copyto(self._cbuf, g)
                 np.multiply(row, self._cbuf, out=row)
             return
-        self._envelope()
+        e_in = float(np.dot(mag, mag))
+        if e_in == 0.0:  # an all-zero frame stays zero; the next shift continues from its phases
+            np.copyto(phi, phc)
+            prev_owner[:] = self.ki
+            return
+        self._analyse()
         if warp:
             self._warped_envelope()
         else:
             np.copyto(self._envw, self._env)
-        lm = self._lm
-        # Peaks: strict rise from the left, no rise to the right (the edges are never peaks).
-        b1, b2, peak = self._b1, self._b2, self._peak
-        np.greater(lm[1:-1], lm[:-2], out=b1[1:-1])
-        np.greater_equal(lm[1:-1], lm[2:], out=b2[1:-1])
-        np.logical_and(b1, b2, out=peak)
-        peak[0] = peak[-1] = False   # b1, b2 are scratch elsewhere: their edges hold old values
-        if not self.phase_lock:
-            peak.fill(True)
-        if not peak.any():  # flat (silent) frame: nothing to move
-            row.fill(0.0)
-            prev_owner[:] = self.ki
-            np.copyto(phi, phc)
-            return
-        # Owner of each source bin: the nearer of the last peak at or below it and the first at or above.
-        kf, pp, pn, rn, own_f = self.kf, self._pprev, self._pnext, self._rnext, self._own_f
-        pp.fill(-_BIG)
-        np.copyto(pp, kf, where=peak)
-        np.maximum.accumulate(pp, out=own_f)
-        pn.fill(_BIG)
-        np.copyto(pn, kf, where=peak)
-        np.minimum.accumulate(pn[::-1], out=rn[::-1])
-        np.subtract(kf, own_f, out=t)             # distance to the peak below
-        u = self._u
-        np.subtract(rn, kf, out=u)                # distance to the peak above
-        np.less(u, t, out=b1)
-        np.copyto(own_f, rn, where=b1)
+        lm, kf, u, b1, b2 = self._lm, self.kf, self._u, self._b1, self._b2
         own = self._own
-        np.copyto(own, own_f, casting="unsafe")
+        if not self.phase_lock:
+            np.copyto(own, self.ki)
         # True frequency of each bin in bins (peak bins matter), kept within a bin of the bin itself.
         fbin = self._fbin
         np.multiply(adv, self._adv_to_bins, out=fbin)
@@ -252,7 +284,9 @@ class VoiceShift(SpectralStage):
         np.subtract(self.ki, ti, out=src)
         srcf, valid = self._srcf, self._valid
         np.copyto(srcf, src)
-        np.greater_equal(srcf, 0.0, out=b1)
+        # Sources: neither DC nor what lies below the first peak's main lobe (rumble, DC leakage), which the
+        # first peak's region would otherwise carry up into the voice's range.
+        np.greater_equal(srcf, max(1.0, self._first - 2.0), out=b1)
         np.less_equal(srcf, kf[-1], out=b2)
         np.logical_and(b1, b2, out=b1)
         np.maximum(src, 0, out=src)
@@ -273,7 +307,7 @@ class VoiceShift(SpectralStage):
         # frame whose peaks all moved past Nyquist is not blown up.
         e_out = float(np.dot(outlog, outlog))
         if e_out > 0.0:
-            outlog *= min(max(math.sqrt(float(np.dot(mag, mag)) / e_out), 0.5), 2.0)
+            outlog *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
         # Phase (window-centre): peak's synthesis phase + the source bin's offset to the peak; then back
         # to the frame-start reference of output bin k.
         outph = self._outph
