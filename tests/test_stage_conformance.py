@@ -106,6 +106,9 @@ ACTIVE = {
     # call measure up to ~1.1 KB over an empty section (unlinked stereo), no model output or state array.
     "mask": Active({"mask.reduction_db": 30.0, "mask.contrast": 1.5}, ((0.15, {"mask.mode": "enhance"}),),
                    alloc_peak_bytes=4 * 481),
+    # Formants only (real gains per bin) first, then a pitch shift up, then down with the formants lowered.
+    "voice": Active({"voice.formant_ratio": 1.25},
+                    ((0.15, {"voice.pitch_st": 5.0}), (0.22, {"voice.pitch_st": -7.0, "voice.formant_ratio": 0.8}))),
     # Delta listen switched off and on again over a section that removes a lot.
     "spectral": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
                         "lfo.rate_hz": 5.0, "lfo.depth": 0.8, "blur.time_ms": 80.0, "spectral.delta": 1},

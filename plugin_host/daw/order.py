@@ -84,4 +84,6 @@ ORDER = (
     "mask.high_hz",
     "mask.mode",
     "mask.contrast",
+    "voice.pitch_st",
+    "voice.formant_ratio",
 )

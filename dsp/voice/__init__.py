@@ -1,0 +1,1 @@
+"""Voice transformation: pitch and formant shifting (and the anonymisation processors built on them)."""
