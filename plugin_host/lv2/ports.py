@@ -46,6 +46,8 @@ PRESETS = (
     "spectral-gate-tilt",
     "telephone",
     "voice-enhance",
+    "chipmunk",
+    "deep-voice",
 )
 DEFAULT_PRESET = "clean"
 # The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset
