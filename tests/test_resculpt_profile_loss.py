@@ -90,3 +90,23 @@ def test_gradients_flow_from_each_dim_to_the_waveform(clips, dim):
     loss.backward()
     g = xt.grad
     assert torch.isfinite(g).all() and float(g.abs().sum()) > 0, dim
+
+
+def test_torch_conditioning_vector_matches_the_runtime_one(clips):
+    """cond_vector(torch profile) equals common.cond_from_profile(fingerprint) on the covered dims and the
+    envelope (within 0.03 normalised units; rolloff within half a 50 Hz bin), and leaves the uncovered dims unset."""
+    from resculpt.models.resculpt import common as C
+
+    for name, x, sr, fp in clips:
+        v_t = pt.cond_vector(pt.TorchProfiler(sr)(torch.tensor(x)[None]), sr, "all")[0].numpy()
+        v_np = C.cond_from_profile(fp, sr, "all")
+        for i, dim in enumerate(C.DIM_NAMES):
+            if dim in pt.NOT_COVERED:
+                assert v_t[i] == 0 and v_t[C.N_DIMS + i] == 0
+            else:
+                tol = 0.03
+                if dim == "rolloff_hz":  # half a 50 Hz bin, in quarter octaves at this clip's roll-off
+                    tol = math.log2(1 + TOL["rolloff_hz"] / fp.dims[dim]) / 0.25 + 1e-3
+                assert v_t[C.N_DIMS + i] == v_np[C.N_DIMS + i], (name, dim)
+                assert abs(v_t[i] - v_np[i]) <= tol, (name, dim, v_t[i], v_np[i])
+        np.testing.assert_allclose(v_t[2 * C.N_DIMS :], v_np[2 * C.N_DIMS :], atol=1e-3)

@@ -99,7 +99,8 @@ def evaluate(net, val, n_fft=160):
 
 
 # -- main ------------------------------------------------------------------------------------
-def _progress(step, total, t0, extra, start=0):
+def progress(step, total, t0, extra, start=0):
+    """One-line progress bar on stderr: done/total, elapsed and estimated remaining minutes, ``extra``."""
     frac = step / max(1, total)
     bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
     el = time.time() - t0
@@ -278,7 +279,7 @@ def train(args) -> dict:
                                   "wall_s": wall_before + time.time() - t0}) + "\n")
             log.flush()
         if not args.quiet:
-            _progress(step, total, t0, f"loss {loss.item():.3f}", start)
+            progress(step, total, t0, f"loss {loss.item():.3f}", start)
         if step in keep:
             save(out / f"ckpt_step{step}.pt")
         if step % args.ckpt_every == 0:

@@ -286,3 +286,30 @@ def squared_distance(a: dict, b: dict, weights: dict | None = None) -> torch.Ten
 def distance(a: dict, b: dict, weights: dict | None = None) -> torch.Tensor:
     """(B,) profile distance over the covered dims (see :func:`squared_distance`)."""
     return torch.sqrt(squared_distance(a, b, weights) + 1e-12)
+
+
+# -- the conditioning vector (the torch mirror of common.cond_from_profile) -----------------------------
+def cond_vector(prof: dict, sample_rate: int, match: str = "timbre") -> torch.Tensor:
+    """(B, COND_DIM) conditioning vectors of torch profiles, laid out as ``common.cond_from_profile`` lays out
+    a dsp Profile's; the dims this module does not cover are unknown (0, mask 0)."""
+    from . import common as C
+
+    if match not in C.MATCH:
+        raise ValueError(f"match must be one of {sorted(C.MATCH)}, got {match!r}")
+    z, ok = normalized(prof)
+    B = z.shape[0]
+    za = torch.tensor(C.anchor_z(), dtype=torch.float32)
+    v = torch.zeros(B, C.COND_DIM)
+    for j, name in enumerate(COVERED):
+        i = C.DIM_NAMES.index(name)
+        if name in C.MATCH[match]:
+            m = ok[:, j]
+            v[:, i] = torch.where(m, (z[:, j] - za[i]).clamp(-C.Z_CLIP, C.Z_CLIP), torch.zeros(()))
+            v[:, C.N_DIMS + i] = m.float()
+    env, eok = prof["band_env_db"], prof["band_env_ok"] & _compare_mask()
+    n = eok.sum(-1, keepdim=True).clamp_min(1)
+    mean = (env * eok).sum(-1, keepdim=True) / n
+    v[:, 2 * C.N_DIMS : 2 * C.N_DIMS + N_BANDS] = torch.where(eok, (env - mean) / BAND_SCALE_DB, torch.zeros(()))
+    v[:, 2 * C.N_DIMS + N_BANDS : 2 * C.N_DIMS + 2 * N_BANDS] = eok.float()
+    v[:, 2 * C.N_DIMS + 2 * N_BANDS :] = torch.tensor(C.input_valid(sample_rate), dtype=torch.float32)
+    return v.detach()
