@@ -14,7 +14,6 @@ frame, within 1e-5, on features of a real-looking test signal.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -126,16 +125,10 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m resculpt.models.resculpt.export")
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--out", required=True, help="bundle folder (no trained bundle ships yet)")
-    ap.add_argument("--summary", help="training summary.json to embed (default: next to the checkpoint)")
-    a = ap.parse_args(argv)
-    sp = Path(a.summary) if a.summary else Path(a.ckpt).parent / "summary.json"
-    summary = json.loads(sp.read_text()) if sp.is_file() else None
-    cfg = export(Path(a.ckpt), Path(a.out), summary)
-    print(json.dumps({k: cfg[k] for k in ("sha256", "params", "onnx_bytes", "export_check")}, indent=2))
-    return 0
+    from resculpt.models.mask.export import export_main
+
+    return export_main(export, "python -m resculpt.models.resculpt.export", argv,
+                       out_help="bundle folder (no trained bundle ships yet)")
 
 
 if __name__ == "__main__":

@@ -249,14 +249,11 @@ def train(args) -> dict:
 
 
 def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    ap.add_argument("--out", default="runs/resculpt", help="checkpoint/log folder (resumes if OUT/ckpt.pt exists)")
+    from resculpt.models.mask.train import add_run_args
+
+    add_run_args(ap, out="runs/resculpt", steps=20000, batch=8, segment_s=2.0, lr=1e-3, threads=1, adv_start=2000,
+                 loss_terms=losses.LOSS_W)
     ap.add_argument("--pairs", help="pair cache folder (scripts/resculpt_cache.py); without it pairs are made per batch")
-    ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--stop-at", type=int, default=0,
-                    help="stop at this step while keeping the --steps learning-rate schedule (ablations, tests)")
-    ap.add_argument("--minutes", type=float, default=0.0, help="stop early after this wall time (0: no limit)")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--segment-s", type=float, default=2.0)
     ap.add_argument("--rate", type=int, default=16000, help="sample rate of pairs made on the fly")
     ap.add_argument("--ops", nargs="*", choices=degrade.OPS, default=list(degrade.DEFAULT_OPS),
                     help="changes drawn for pairs made on the fly and for the validation pairs")
@@ -264,17 +261,8 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--lookahead", type=int, choices=(0, 1), default=1, help="frames of look-ahead (5 ms each)")
     ap.add_argument("--ch", type=int, nargs=3, default=[16, 24, 32], help="U-Net channels at 32, 16 and 8 bands")
     ap.add_argument("--hidden", type=int, default=96, help="GRU hidden size")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--adv-start", type=int, default=2000)
-    ap.add_argument("--off", action="append", choices=list(losses.LOSS_W), help="switch a loss term off (ablation)")
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--n-val", type=int, default=16, help="validation pairs (val split, seed 1234)")
-    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--smoke", action="store_true", help="3 steps, tiny net, synthetic clips (CI)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
 
