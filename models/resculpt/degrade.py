@@ -10,7 +10,7 @@ op         what it does (all offline, numpy/scipy/pedalboard/ffmpeg)
 pitch      pitch shift of -4..+4 semitones, duration kept: phase-vocoder time stretch by r then
            FFT resampling by 1/r (the spectral envelope moves with the pitch, as in librosa's
            ``pitch_shift``); realigned on the energy envelope. Not in ``DEFAULT_OPS``: the generator
-           has no pitch operator yet, so a pitch-shifted input cannot be restored by it
+           has no pitch operator, so it could not restore a pitch-shifted input
 formant    spectral-envelope warp by a ratio 0.85..1.18 with the harmonics kept: per 64 ms frame the
            cepstrally smoothed envelope E(f) is replaced by E(f / ratio) (gain clipped to +-20 dB),
            the phase is untouched

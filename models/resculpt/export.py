@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     from resculpt.models.mask.export import export_main
 
     return export_main(export, "python -m resculpt.models.resculpt.export", argv,
-                       out_help="bundle folder (no trained bundle ships yet)")
+                       out_help="bundle folder to write")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Draft runtime stage of the resculpting generator (numpy + onnxruntime; never imports torch).
 
 NOT registered in ``plugin_host/catalog.py`` and not reachable from ``render --matcher model``: no trained bundle
-exists yet, and the stage has not been through the conformance suite (allocation-free ``process_frame``,
+exists, and the stage has not been through the conformance suite (allocation-free ``process_frame``,
 stereo, every rate). It is here so the bundle format, the output application and the streaming state are
 pinned by a test against the torch generator (tests/test_resculpt_export.py) before training starts.
 
