@@ -428,6 +428,10 @@ def cmd_train(a) -> int:
         from resculpt.models.mask import train as mask_train  # torch: training extra only
 
         return mask_train.main(a.rest)
+    if a.model == "resculpt":
+        from resculpt.models.resculpt import train as resculpt_train  # torch: training extra only
+
+        return resculpt_train.main(a.rest)
     return _die(f"unknown model {a.model!r}", 2)
 
 
@@ -553,9 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(fn=cmd_profile)
 
     t = sub.add_parser("train", help="train a learned stage (needs the [train] extra: torch)",
-                       description="resculpt train mask [--out DIR] [--steps N] [--smoke] ...; "
+                       description="resculpt train mask|resculpt [--out DIR] [--steps N] [--smoke] ...; "
                                    "`resculpt train mask --help` lists the options")
-    t.add_argument("model", choices=["mask"])
+    t.add_argument("model", choices=["mask", "resculpt"])
     t.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer")
     t.set_defaults(fn=cmd_train)
 

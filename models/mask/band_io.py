@@ -50,10 +50,12 @@ class BandIO:
         feat = 10.0 * torch.log10(band + common.EPS)
         return spec, feat
 
-    def bands(self, x):  # (B, N) -> spec (B, T, nb), band PSD (B, T, 24) (linear, per Hz)
+    def stft(self, x):  # (B, N) -> spec (B, T, nb): frame t ends at sample (t + 1) * hop, zeros before the start
         xp = pad(x, (self.n_fft - self.hop, 0))
-        frames = xp.unfold(-1, self.n_fft, self.hop) * self.win_a
-        spec = torch.fft.rfft(frames, dim=-1)
+        return torch.fft.rfft(xp.unfold(-1, self.n_fft, self.hop) * self.win_a, dim=-1)
+
+    def bands(self, x):  # (B, N) -> spec (B, T, nb), band PSD (B, T, 24) (linear, per Hz)
+        spec = self.stft(x)
         p = (spec.real**2 + spec.imag**2) * self.scale
         return spec, (p @ self.ana.t())[..., : common.N_LEARNED]
 
@@ -67,7 +69,10 @@ class BandIO:
     def synth(self, spec, gains24, n):  # -> (B, n) aligned with the input
         g32 = torch.cat([gains24, gains24[..., -1:].expand(*gains24.shape[:-1], common.N_BANDS - common.N_LEARNED)], -1)
         gb = g32 @ self.syn.t()
-        fr = torch.fft.irfft(spec * gb, n=self.n_fft, dim=-1) * self.win_s  # (B, T, n_fft)
+        return self.istft(spec * gb, n)
+
+    def istft(self, spec, n):  # spec (B, T, nb) -> (B, n): weighted overlap-add, aligned with the input of stft
+        fr = torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.win_s  # (B, T, n_fft)
         b, t, _ = fr.shape
         L = (t - 1) * self.hop + self.n_fft
         y = fold(fr.transpose(1, 2), (1, L), (1, self.n_fft), stride=(1, self.hop))[:, 0, 0]

@@ -235,17 +235,24 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     return cfg
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m resculpt.models.mask.export")
+def export_main(export_fn, prog: str, argv=None, out_default: str | None = None, out_help: str | None = None) -> int:
+    """The command line of an exporter: --ckpt, --out, --summary (default: summary.json next to the checkpoint);
+    ``export_fn(ckpt, out, summary)`` returns the config, whose sha256, params, size and checks are printed."""
+    ap = argparse.ArgumentParser(prog=prog)
     ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "weights" / "mask"))
+    ap.add_argument("--out", **({"default": out_default} if out_default else {"required": True}), help=out_help)
     ap.add_argument("--summary", help="training summary.json to embed (default: next to the checkpoint)")
     a = ap.parse_args(argv)
     sp = Path(a.summary) if a.summary else Path(a.ckpt).parent / "summary.json"
     summary = json.loads(sp.read_text()) if sp.is_file() else None
-    cfg = export(Path(a.ckpt), Path(a.out), summary)
+    cfg = export_fn(Path(a.ckpt), Path(a.out), summary)
     print(json.dumps({k: cfg[k] for k in ("sha256", "params", "onnx_bytes", "export_check")}, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    return export_main(export, "python -m resculpt.models.mask.export", argv,
+                       out_default=str(Path(__file__).resolve().parent.parent / "weights" / "mask"))
 
 
 if __name__ == "__main__":

@@ -183,9 +183,15 @@ class _DiscNet(nn.Module):
         self.out = nn.Conv2d(ch, 1, (3, 3), padding=(1, 1))
 
     def forward(self, x):
+        return self.features(x)[-1]
+
+    def features(self, x):  # -> [activation of each conv..., patch logits] (feature matching reads the first ones)
+        out = []
         for c in self.convs:
             x = leaky_relu(c(x), 0.2)
-        return self.out(x)
+            out.append(x)
+        out.append(self.out(x))
+        return out
 
 
 class MultiResSpecDisc(nn.Module):
@@ -199,11 +205,14 @@ class MultiResSpecDisc(nn.Module):
             self.register_buffer(f"win{n}", torch.hann_window(n), persistent=False)
 
     def forward(self, wav):  # (B, N)
+        return [f[-1] for f in self.features(wav)]
+
+    def features(self, wav):  # (B, N) -> per resolution [conv activations..., patch logits]
         outs = []
         for n, net in zip(self.ffts, self.nets):
             s = torch.stft(wav, n, n // 4, window=getattr(self, f"win{n}"), return_complex=True)
             m = torch.log(s.abs().clamp_min(1e-5)).unsqueeze(1)  # (B, 1, F, T)
-            outs.append(net(m.transpose(2, 3)))
+            outs.append(net.features(m.transpose(2, 3)))
         return outs
 
 

@@ -99,7 +99,8 @@ def evaluate(net, val, n_fft=160):
 
 
 # -- main ------------------------------------------------------------------------------------
-def _progress(step, total, t0, extra, start=0):
+def progress(step, total, t0, extra, start=0):
+    """One-line progress bar on stderr: done/total, elapsed and estimated remaining minutes, ``extra``."""
     frac = step / max(1, total)
     bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
     el = time.time() - t0
@@ -278,7 +279,7 @@ def train(args) -> dict:
                                   "wall_s": wall_before + time.time() - t0}) + "\n")
             log.flush()
         if not args.quiet:
-            _progress(step, total, t0, f"loss {loss.item():.3f}", start)
+            progress(step, total, t0, f"loss {loss.item():.3f}", start)
         if step in keep:
             save(out / f"ckpt_step{step}.pt")
         if step % args.ckpt_every == 0:
@@ -313,23 +314,33 @@ def load_init(path) -> dict:
     return torch.load(p, map_location="cpu", weights_only=False)
 
 
-def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    ap.add_argument("--out", default="runs/mask", help="checkpoint/log folder (resumes if OUT/ckpt.pt exists)")
-    ap.add_argument("--steps", type=int, default=6000)
+def add_run_args(ap: argparse.ArgumentParser, *, out: str, steps: int, batch: int, segment_s: float, lr: float,
+                 threads: int, adv_start: int, loss_terms) -> argparse.ArgumentParser:
+    """The options every trainer shares: run folder, schedule, batch, seed, threads, ablation switches, checkpoints,
+    validation, --fresh and --quiet (defaults per trainer)."""
+    ap.add_argument("--out", default=out, help="checkpoint/log folder (resumes if OUT/ckpt.pt exists)")
+    ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument("--stop-at", type=int, default=0,
                     help="stop at this step while keeping the --steps learning-rate schedule (ablations)")
     ap.add_argument("--minutes", type=float, default=0.0, help="stop early after this wall time (0: no limit)")
-    ap.add_argument("--batch", type=int, default=12)
-    ap.add_argument("--segment-s", type=float, default=1.5)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--segment-s", type=float, default=segment_s)
+    ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--adv-start", type=int, default=200)
-    ap.add_argument("--off", action="append", choices=list(LOSS_W), help="switch a loss term off (ablation)")
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--adv-start", type=int, default=adv_start)
+    ap.add_argument("--off", action="append", choices=list(loss_terms), help="switch a loss term off (ablation)")
     ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--keep-steps", type=int, nargs="*", help="also keep ckpt_stepN.pt at these steps")
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    add_run_args(ap, out="runs/mask", steps=6000, batch=12, segment_s=1.5, lr=2e-3, threads=2, adv_start=200,
+                 loss_terms=LOSS_W)
+    ap.add_argument("--keep-steps", type=int, nargs="*", help="also keep ckpt_stepN.pt at these steps")
     ap.add_argument("--init-from", help="start a new run (fresh optimiser, schedule from step 0) from this checkpoint's "
                     "generator weights: the fine-tuning phase of the recipe and its ablations; a bundle folder "
                     "(e.g. models/weights/mask) rebuilds the net from its ONNX initialisers")
@@ -341,7 +352,6 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--teacher-frac", type=float, default=0.5, help="share of each batch drawn from the teacher cache")
     ap.add_argument("--plain-noise", action="store_true", help="no noise variations (speed, EQ, coloured, babble)")
     ap.add_argument("--smoke", action="store_true", help="3 steps on synthetic signals (CI)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
 

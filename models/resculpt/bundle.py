@@ -1,0 +1,101 @@
+"""The resculpting model bundle: reading and verifying a bundle folder (numpy + onnxruntime; never imports torch).
+
+A bundle folder holds ``model.onnx`` (the band-domain core, one frame per call, explicit state), ``config.json``
+(written by ``export.py``) and ``golden.npz`` (reference inputs -> outputs from torch). :func:`load_bundle`
+refuses a bundle whose files are missing, whose ONNX file does not have the sha256 config.json records, whose
+config is of another version or describes a frame/output form this code does not apply, or whose graph does not
+reproduce the golden outputs within ``GOLDEN_TOL``. sha256 and the ORT session come from the mask bundle's
+helpers (one home).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from resculpt.models.mask.bundle import BundleError, file_sha256, make_session
+
+from . import common as C
+
+CONFIG_VERSION = 1
+NAME = "resculpt-generator"
+INPUTS = ("feat", "low", "cond")
+OUTPUTS = ("gain_db", "copy", "df")
+GOLDEN_TOL = 1e-4  # dB for gains, linear for copy gains and deep-filter taps
+
+
+class Bundle:
+    """A verified bundle: config, ORT session, state names/shapes, look-ahead."""
+
+    def __init__(self, path: Path, config: dict, session):
+        self.path, self.config, self.session = path, config, session
+        self.state_names = list(config["state_inputs"])
+        self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
+        self.out_names = [*OUTPUTS, *(n + "_out" for n in self.state_names)]
+        self.lookahead_frames = int(config["lookahead_frames"])
+        self.df_order = int(config["df_order"])
+
+    def run_sequence(self, feat, low, cond) -> dict:
+        """{output: (T, ...)} for feat (T, 32), low (T, N_LOW), cond (COND_DIM,) from zero state."""
+        return run_streaming(self.session, feat, low, cond, self.state_shapes, self.state_names)
+
+
+def run_streaming(sess, feat, low, cond, shapes, state_names) -> dict:
+    state = {k: np.zeros(shapes[k], np.float32) for k in state_names}
+    names = [*OUTPUTS, *(k + "_out" for k in state_names)]
+    c = np.asarray(cond, np.float32).reshape(1, -1)
+    outs = {k: [] for k in OUTPUTS}
+    for t in range(feat.shape[0]):
+        r = sess.run(names, {"feat": feat[None, t : t + 1].astype(np.float32),
+                             "low": low[None, t : t + 1].astype(np.float32), "cond": c, **state})
+        for k, v in zip(OUTPUTS, r[:3]):
+            outs[k].append(v[0, 0])
+        state = dict(zip(state_names, r[3:]))
+    return {k: np.stack(v) for k, v in outs.items()}
+
+
+def _check_config(cfg: dict, cfg_p: Path) -> None:
+    if cfg.get("version") != CONFIG_VERSION or cfg.get("name") != NAME:
+        raise BundleError(f"{cfg_p}: {cfg.get('name')!r} version {cfg.get('version')!r}; this code reads "
+                          f"{NAME!r} version {CONFIG_VERSION}: re-export the bundle with this checkout")
+    want = {"n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,
+            "cond_dim": C.COND_DIM, "eps": C.EPS, "feat_norm_db": [C.FEAT_MEAN_DB, C.FEAT_STD_DB]}
+    for k, v in want.items():
+        if cfg.get(k) != v:
+            raise BundleError(f"{cfg_p}: {k} = {cfg.get(k)!r}, this code expects {v!r}")
+    fr = cfg.get("frame") or {}
+    if fr.get("hop_ms") != C.HOP_MS or fr.get("window_ms") != C.WINDOW_MS:
+        raise BundleError(f"{cfg_p}: frame {fr!r}; this code runs {C.HOP_MS} ms hops of {C.WINDOW_MS} ms windows")
+    look = cfg.get("lookahead_frames")
+    if isinstance(look, bool) or look not in (0, 1):
+        raise BundleError(f"{cfg_p}: lookahead_frames = {look!r}, expected 0 or 1")
+
+
+def load_bundle(path) -> Bundle:
+    """Load and verify a bundle folder; raise BundleError."""
+    path = Path(path)
+    cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
+    for p in (cfg_p, onnx_p, gold_p):
+        if not p.is_file():
+            raise BundleError(f"resculpt model bundle incomplete: {p} is missing (run models/resculpt/export.py)")
+    try:
+        cfg = json.loads(cfg_p.read_text())
+    except ValueError as e:
+        raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
+    _check_config(cfg, cfg_p)
+    sha = file_sha256(onnx_p)
+    if cfg.get("sha256") != sha:
+        raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json; the model file was altered "
+                          "or belongs to another bundle")
+    try:
+        sess = make_session(onnx_p)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise BundleError(f"{onnx_p}: onnxruntime cannot load it ({e})") from None
+    b = Bundle(path, cfg, sess)
+    g = np.load(gold_p)
+    got = b.run_sequence(g["feat"], g["low"], g["cond"])
+    err = max(float(np.max(np.abs(got[k] - g[k]))) for k in OUTPUTS)
+    if not np.isfinite(err) or err > GOLDEN_TOL:
+        raise BundleError(f"{path}: model output differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
+    return b

@@ -1,0 +1,135 @@
+"""Export a resculpt generator checkpoint to the streaming ONNX bundle (``bundle.py`` reads it).
+
+    python -m resculpt.models.resculpt.export --ckpt runs/resculpt/ckpt.pt --out runs/resculpt-bundle
+
+Writes ``model.onnx``: the band-domain core (``ResculptNet.step_seq``, one frame per call): inputs feat (1, 1, 32)
+band dB, low (1, 1, N_LOW) low-bin dB, cond (1, COND_DIM) and the state (conv caches, GRU hidden, running
+fingerprint sums); outputs gain_db (1, 1, 32), copy (1, 1, 32), df (1, 1, N_LOW, DF_ORDER, 2) and
+``<state>_out``. The STFT-side application (band gains to bins, deep filter, copy-up: ``net.FrameIO.apply``)
+stays outside the graph, so one graph serves every rate. Also ``config.json`` (version, sha256, frame,
+look-ahead, output form, conditioning layout, state shapes, training summary) and ``golden.npz``. Asserts before
+writing the config that (a) torch frame-by-frame == torch whole sequence and (b) onnxruntime == torch on every
+frame, within 1e-5, on features of a real-looking test signal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from resculpt.models.mask.bundle import file_sha256, make_session
+
+from . import bundle as B
+from . import common as C
+from .net import ResculptNet, Resculptor, n_params
+
+TOL = 1e-5
+
+
+class _Core(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, feat, low, cond, *state):
+        return self.net.step_seq(feat, low, cond, *state)
+
+
+def load_net(ckpt: Path) -> tuple[ResculptNet, dict]:
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    net = ResculptNet(**ck["net_kwargs"])
+    net.load_state_dict(ck["net"])
+    net.eval()
+    return net, ck
+
+
+def reference_inputs(net: ResculptNet, sr: int = 16000, T: int = 300, seed: int = 7):
+    """feat (T, 32), low (T, N_LOW), cond (COND_DIM,) of a deterministic speech-like signal (harmonics with a
+    gliding F0, syllable envelope, noise) and a target of a brighter, louder voice."""
+    rng = np.random.default_rng(seed)
+    _, hop = C.frame_sizes(sr)
+    n = T * hop
+    t = np.arange(n) / sr
+    ph = 2 * np.pi * np.cumsum(140 + 30 * np.sin(2 * np.pi * 0.7 * t)) / sr
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    x = 0.05 * env * sum(np.sin(h * ph) / h for h in range(1, 30)) + 0.005 * rng.standard_normal(n)
+    r = Resculptor(net, sr)
+    with torch.no_grad():
+        feat, low = r.fio.features(r.fio.stft(torch.tensor(x, dtype=torch.float32)[None]))
+    from resculpt.dsp.profile import Profile
+
+    tgt = Profile("target", {"centroid_hz": 1400.0, "tilt_db_oct": -4.0, "lufs_integrated": -18.0},
+                  band_env_db=list(-40.0 - 2.0 * np.arange(C.N_BANDS)))
+    return feat[0].numpy(), low[0].numpy(), C.cond_from_profile(tgt, sr)
+
+
+def torch_stream(net, feat, low, cond) -> dict:
+    st = net.init_state(1)
+    out = {k: [] for k in B.OUTPUTS}
+    c = torch.tensor(cond)[None]
+    with torch.no_grad():
+        for t in range(feat.shape[0]):
+            g, e, d, *st = net.step_seq(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(low[t]).view(1, 1, -1), c, *st)
+            for k, v in zip(B.OUTPUTS, (g, e, d)):
+                out[k].append(v[0, 0].numpy())
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) -> dict:
+    net, ck = load_net(ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    shapes = net.state_shapes(1)
+    names = list(shapes)
+    args = (torch.zeros(1, 1, C.N_BANDS), torch.zeros(1, 1, C.N_LOW), torch.zeros(1, C.COND_DIM),
+            *[torch.zeros(s) for s in shapes.values()])
+    onnx_p, tmp = out / "model.onnx", out / "model.onnx.tmp"
+    torch.onnx.export(_Core(net), args, str(tmp), input_names=[*B.INPUTS, *names],
+                      output_names=[*B.OUTPUTS, *(k + "_out" for k in names)], opset_version=opset, dynamo=False)
+    tmp.replace(onnx_p)
+    feat, low, cond = reference_inputs(net, int(ck.get("sample_rate", 16000)))
+    ref = torch_stream(net, feat, low, cond)
+    with torch.no_grad():
+        full = net(torch.tensor(feat)[None], torch.tensor(low)[None], torch.tensor(cond)[None])
+    e_sf = max(float(np.max(np.abs(ref[k] - v[0].numpy()))) for k, v in zip(B.OUTPUTS, full))
+    assert e_sf < TOL, f"torch streaming != torch whole sequence ({e_sf:.3g})"
+    got = B.run_streaming(make_session(onnx_p), feat, low, cond, shapes, names)
+    e_ort = max(float(np.max(np.abs(got[k] - ref[k]))) for k in B.OUTPUTS)
+    assert e_ort < TOL, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
+    gT = 64
+    np.savez(out / "golden.npz", feat=feat[:gT], low=low[:gT], cond=cond, **{k: v[:gT] for k, v in ref.items()})
+    cfg = {
+        "version": B.CONFIG_VERSION, "name": B.NAME, "sha256": file_sha256(onnx_p), "onnx_opset": opset,
+        "params": n_params(net), "onnx_bytes": onnx_p.stat().st_size,
+        "frame": {"hop_ms": C.HOP_MS, "window_ms": C.WINDOW_MS, "stft_config": C.STFT_CONFIG,
+                  "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
+        "lookahead_frames": net.lookahead,
+        "latency_note": "the STFT section's n_fft - 1 samples plus lookahead_frames hops",
+        "n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,
+        "gain_max_db": C.GAIN_MAX_DB, "eps": C.EPS, "feat_norm_db": [C.FEAT_MEAN_DB, C.FEAT_STD_DB],
+        "cond_dim": C.COND_DIM,
+        "features": {"feat": "10*log10(BandMap.analysis @ (|X|^2 / sum(w_a^2)) + eps), 32 ERB bands",
+                     "low": "10*log10(|X_k|^2 / sum(w_a^2) + eps), k < n_low"},
+        "output_form": "Y = G*Z + E*X[k - shift]; G = 10^(gain_db/20) @ BandMap.synthesis.T; Z = X except bins < n_low: "
+                       "sum_j (onehot(df_order-1-lookahead) + df[..., j]) X[t-df_order+1+lookahead+j]; E = copy @ synthesis.T",
+        "cond_layout": "models/resculpt/common.py (cond_from_profile)",
+        "state_inputs": names, "state_shapes": {k: list(v) for k, v in shapes.items()},
+        "export_check": {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort},
+        "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s", "sample_rate")},
+    }
+    (out / "config.json").write_text(json.dumps(cfg, indent=2, default=list) + "\n")
+    B.load_bundle(out)  # the loader's own checks pass on what was written
+    return cfg
+
+
+def main(argv=None) -> int:
+    from resculpt.models.mask.export import export_main
+
+    return export_main(export, "python -m resculpt.models.resculpt.export", argv,
+                       out_help="bundle folder to write")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Training losses of the resculpting generator (torch; never imported at run time).
+
+Terms (weights in ``LOSS_W``; ``--off TERM`` switches one off, for the ablation):
+  recon    multi-resolution STFT loss (spectral convergence + log-magnitude L1 at 3 sizes; the mask trainer's
+           ``mrstft``, one home) between output and reference, on rows that have a reference;
+  adv      LSGAN against ``MultiScaleDisc`` (3 spectrogram resolutions + 2 waveform scales); real = clean clips;
+  fm       feature matching: L1 between the discriminator activations of output and reference (rows with a
+           reference), averaged over layers and sub-discriminators;
+  profile  the differentiable profile loss: squared ``profile_torch`` distance between the output's profile and
+           the target profile over the covered dims of the match mode (envelope shape, centroid, roll-off,
+           tilt, loudness, LRA, crest): the output's profile must land on the target;
+  perc     perceptual: resemblyzer's frozen GE2E speaker encoder (``pretrained.pt`` of the resemblyzer wheel,
+           found in this venv or .venv-bench; the mask trainer's ``PerceptualNet``, one home): L1 of its frame
+           features + 1 - cosine of its embeddings, output vs reference, on rows with a reference;
+  content  on rows moved toward another clip's profile (no reference exists): L1 between the output's and the
+           input's band-level trajectories (dB per band and frame, each band's mean over time removed), so
+           what changes over time (words, notes) stays while the long-term shape moves freely.
+
+Conditioning modes per row (``MODES``, drawn with ``MODE_P``): ``restore`` (input = changed y, target =
+profile(x), reference = x), ``move`` (input = y or x, target = another row's profile(x), no reference),
+``keep`` (input = x or y, target = profile(input), reference = input: leave it alone).
+"""
+
+from __future__ import annotations
+
+import torch
+from resculpt.models.mask.losses import PerceptualNet, find_resemblyzer_weights, mrstft  # noqa: F401
+
+LOSS_W = {"recon": 1.0, "adv": 0.1, "fm": 2.0, "profile": 1.0, "perc": 0.5, "content": 1.0}
+MODES = ("restore", "move", "keep")
+MODE_P = (0.5, 0.3, 0.2)
+
+
+def lsgan_gen(fake: list) -> torch.Tensor:
+    """Generator's LSGAN term: mean over sub-discriminators of mean((D(output) - 1)^2)."""
+    return sum(((f[-1] - 1) ** 2).mean() for f in fake) / len(fake)
+
+
+def lsgan_disc(real: list, fake: list) -> torch.Tensor:
+    return sum(((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake)) / len(real)
+
+
+def feature_matching(fake: list, real: list, rows: torch.Tensor) -> torch.Tensor:
+    """Mean L1 of the activations (not the logits) on the selected rows (bool (B,)), real side detached."""
+    if not bool(rows.any()):
+        return fake[0][0].sum() * 0.0
+    terms = [(f[rows] - r[rows].detach()).abs().mean() for fs, rs in zip(fake, real) for f, r in zip(fs[:-1], rs[:-1])]
+    return sum(terms) / len(terms)
+
+
+def content(fio, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B,) L1 (dB) between band-level trajectories of y and x with each band's time mean removed, over the
+    bands the rate defines and the frames where x is active (within 50 dB of its loudest frame)."""
+    fy, _ = fio.features(fio.stft(y))
+    fx, _ = fio.features(fio.stft(x))
+    with torch.no_grad():
+        lv = fx.mean(-1)
+        act = (lv > lv.amax(-1, keepdim=True) - 50.0).float()[..., None] * fio.valid
+    n = act.sum(1, keepdim=True).clamp_min(1.0)
+
+    def centred(f):
+        return f - (f * act).sum(1, keepdim=True) / n
+
+    return ((centred(fy) - centred(fx)).abs() * act).sum((1, 2)) / act.sum((1, 2)).clamp_min(1.0)

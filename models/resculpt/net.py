@@ -1,0 +1,306 @@
+"""The resculpting generator (torch; training and export only): a causal U-Net over ERB bands with attention
+across bands, FiLM-conditioned on the target profile and the input's running fingerprint.
+
+Per 5 ms frame (``common.py``: 20 ms sqrt-Hann, 50 Hz bins at every rate):
+
+```
+band dB (32) ──► running fingerprint (state: exponential sums over active frames, tau 3 s) ──► run (34)
+     │                                                                                            │
+     ▼ per-band channels: [band dB, target-minus-running shape, target mask, band valid, running shape]
+causal conv (2 frames x 3 bands) 5->16 @32 ─ ELU ─ FiLM ───────────────────────────────┐ skip
+causal conv 16->24, band stride 2 @16 ─ ELU ─ FiLM ─────────────────────────────┐ skip │
+causal conv 24->32, band stride 2 @8 ─ ELU ─ FiLM ────────────────────┐ skip    │      │
+self-attention across the 8 bands (2 heads) + feed-forward (per frame) │         │      │
+GRU over time on [8 x 32 tokens, low-bin dB (32) -> 32] (hidden 96) ─ + tokens    │      │
+decoder: causal conv @8 ◄──────────────────────────────────────────────┘ ─ up x2 ◄┘ ─ up x2 ◄┘
+heads: band gain dB (32) = 30 tanh(0.1 h), copy-up gain (32) = softplus(h - 8); from the GRU: deep-filter
+       coefficients (32 low bins x 3 taps, complex) = one-hot identity tap + tanh(h)
+FiLM (scale, shift per channel, per frame) from [conditioning vector (124), running fingerprint (34)]
+```
+
+Output form (:func:`apply_outputs`), and why it does not smear phase on speech:
+
+``Y[t, k] = G[t, k] * Z[t, k] + E[t, k] * X[t, k - S]`` with
+  * ``G`` = 10^(g/20) interpolated from 32 band gains to bins (``BandMap.synthesis``): a real, positive
+    gain that varies smoothly across frequency (triangular ERB interpolation) and keeps every bin's phase.
+    It moves the envelope, tilt, brightness and (frame by frame) the dynamics. A smooth real gain is a
+    short, zero-phase filter per frame: no dispersion, no pre-echo beyond the window, harmonics stay where
+    they are. This carries most of the work.
+  * ``Z`` = ``X`` except on the ``N_LOW`` lowest bins (0-1550 Hz), where a complex deep filter of 3 taps per
+    bin across frames (``sum_j c[k, j] X[t - 2 + L + j, k]``, L = look-ahead) can rebuild what a real gain
+    cannot: harmonic peaks smeared by a codec or a room, phase coherence of the first harmonics. It is
+    confined to the low bins where voice harmonics are resolved at 50 Hz (F0 >= 80 Hz puts them >= 1.6 bins
+    apart), it starts as the identity (one-hot tap) and is bounded (|delta| < 1 per tap), so it cannot
+    spread energy across time beyond its 3 frames (10 ms).
+  * ``E * X[k - S]``: a copy-up excitation (S = 4 kHz = 80 bins): the bins 4 kHz lower, scaled by a learned
+    positive band gain (starting at -70 dB), regenerate the band a codec or a low-pass removed (as spectral
+    band replication does); gains cannot create energy where there is none. A shift by S bins with
+    S * hop / n_fft whole (80 * 80 / 320 = 20 at 16 kHz, 80 * 240 / 960 = 20 at 48 kHz) is a true frequency
+    shift of the signal, so the copies overlap-add coherently: it adds content without smearing the
+    phase of what is there.
+
+Causality and look-ahead: every conv sees the current and one past frame, the GRU is causal, the running
+fingerprint is causal. ``lookahead`` (0 or 1 frame, a constructor value stored in the checkpoint and the
+bundle) delays the output: the outputs computed at frame t apply to frame t - L (and its deep filter reads
+frames t - 2 .. t). ``Resculptor.forward`` (training) evaluates a whole sequence with the output aligned to
+the input; ``Resculptor.step`` processes one frame from an explicit state and returns frame t - L; the two agree
+(tests/test_resculpt_net.py). :meth:`ResculptNet.step_seq` (band features in, band outputs out: the
+rate-independent part, what the ONNX export holds) takes T frames from a state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from resculpt.dsp.bands import BandMap
+from resculpt.models.mask.band_io import BandIO
+from resculpt.models.mask.net import n_params  # noqa: F401  (re-exported for the trainer)
+from torch import nn
+from torch.nn.functional import elu, pad, softplus
+
+from . import common as C
+
+KT = 2  # conv kernel length in time: the current and one past frame
+
+
+class CausalConv(nn.Module):
+    """Conv2d over (time, band), kernel (2, kf), band stride sf, causal in time through a 1-frame cache."""
+
+    def __init__(self, cin, cout, kf=3, sf=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, (KT, kf), stride=(1, sf), padding=(0, kf // 2))
+        self.cin = cin
+
+    def seq(self, x, cache):  # x (B, C, T, F), cache (B, C, 1, F) -> y (B, C', T, F'), new cache
+        full = torch.cat([cache, x], dim=2)
+        return self.conv(full), full[:, :, -(KT - 1) :]
+
+
+class ResculptNet(nn.Module):
+    """Band-domain core: (band dB, low-bin dB, cond) -> (band gain dB, copy-up gain, deep-filter delta)."""
+
+    def __init__(self, ch=(16, 24, 32), hidden: int = 96, heads: int = 2, lookahead: int = 0,
+                 n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS):
+        super().__init__()
+        if lookahead not in (0, 1):
+            raise ValueError("lookahead must be 0 or 1 frame")
+        c1, c2, c3 = ch
+        self.ch, self.hidden, self.heads, self.lookahead = tuple(ch), hidden, heads, lookahead
+        self.n_low, self.df_order = n_low, df_order
+        self.n_bot = C.N_BANDS // 4
+        self.alpha = math.exp(-1.0 / (C.RUN_TAU_S * frame_rate_hz))
+        fin = C.COND_DIM + C.RUN_DIM
+        self.e1, self.e2, self.e3 = CausalConv(5, c1), CausalConv(c1, c2, sf=2), CausalConv(c2, c3, sf=2)
+        self.films = nn.ModuleList([nn.Linear(fin, 2 * c) for c in (c1, c2, c3)])
+        for f in self.films:  # FiLM starts as the identity
+            nn.init.zeros_(f.weight)
+            nn.init.zeros_(f.bias)
+        self.pos = nn.Parameter(torch.randn(self.n_bot, c3) * 0.1)
+        self.ln1, self.ln2 = nn.LayerNorm(c3), nn.LayerNorm(c3)
+        self.qkv, self.proj = nn.Linear(c3, 3 * c3), nn.Linear(c3, c3)
+        self.ff1, self.ff2 = nn.Linear(c3, 2 * c3), nn.Linear(2 * c3, c3)
+        self.low = nn.Linear(n_low, 32)
+        self.gru = nn.GRU(self.n_bot * c3 + 32, hidden, batch_first=True)
+        self.gru_out = nn.Linear(hidden, self.n_bot * c3)
+        self.d3, self.d2, self.d1 = CausalConv(2 * c3, c2), CausalConv(2 * c2, c1), CausalConv(2 * c1, c1)
+        self.head = nn.Conv2d(c1, 2, 1)
+        self.df = nn.Linear(hidden, n_low * df_order * 2)
+        for m in (self.head, self.df):  # outputs start at the identity: 0 dB, copy-up at -70 dB, one-hot taps
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # -- state ------------------------------------------------------------------------------------------
+    def state_shapes(self, b: int = 1) -> dict:
+        c1, c2, c3 = self.ch
+        F = C.N_BANDS
+        return {"cache1": (b, 5, 1, F), "cache2": (b, c1, 1, F), "cache3": (b, c2, 1, F // 2),
+                "cache4": (b, 2 * c3, 1, F // 4), "cache5": (b, 2 * c2, 1, F // 2), "cache6": (b, 2 * c1, 1, F),
+                "hidden": (1, b, self.hidden), "run_num": (b, F), "run_den": (b, 1)}
+
+    def init_state(self, b: int = 1) -> list:
+        return [torch.zeros(s) for s in self.state_shapes(b).values()]
+
+    # -- pieces -----------------------------------------------------------------------------------------
+    def running(self, feat, valid, num, den):
+        """Running fingerprint over T frames from state (num (B, 32), den (B, 1)): exponentially weighted
+        (tau ``RUN_TAU_S``) mean band power over active frames. Returns run (B, T, 34) = [shape / 3 dB over
+        the valid compared bands, (level - FEAT_MEAN_DB) / FEAT_STD_DB, has-information], new num, den."""
+        B, T, F = feat.shape
+        p = torch.pow(10.0, feat / 10.0)
+        nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
+        lvl = 10.0 * torch.log10((p * valid[:, None]).sum(-1) / nv + C.EPS)  # (B, T)
+        act = (lvl > C.ACT_DB).float()
+        t = torch.arange(T, dtype=feat.dtype)
+        lag = t[:, None] - t[None, :]
+        W = torch.where(lag >= 0, torch.exp(math.log(self.alpha) * lag.clamp_min(0.0)), torch.zeros_like(lag))
+        decay = torch.exp(math.log(self.alpha) * (t + 1.0))  # (T,)
+        nums = decay[None, :, None] * num[:, None] + W @ (act[..., None] * p)  # (B, T, 32)
+        dens = decay[None, :, None] * den[:, None] + W @ act[..., None]        # (B, T, 1)
+        has = (dens > 1e-3).float()
+        env = 10.0 * torch.log10(nums / dens.clamp_min(1e-6) + C.EPS)
+        m = valid[:, None] * torch.tensor(C.compare_mask(), dtype=feat.dtype) * has
+        mean = (env * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
+        shape = (env - mean) * m / C.BAND_SCALE_DB
+        level = ((mean - C.FEAT_MEAN_DB) / C.FEAT_STD_DB) * has
+        return torch.cat([shape, level, has], -1), nums[:, -1], dens[:, -1]
+
+    def _inputs(self, feat, cond, run):
+        B, T, F = feat.shape
+        tgt = cond[:, 2 * C.N_DIMS : 2 * C.N_DIMS + F][:, None]
+        tok = cond[:, 2 * C.N_DIMS + F : 2 * C.N_DIMS + 2 * F][:, None]
+        valid = cond[:, 2 * C.N_DIMS + 2 * F :][:, None]
+        rshape = run[..., :F]
+        m = tok * valid * run[..., F + 1 : F + 2]
+        d = (tgt - rshape) * m
+        d = (d - d.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)) * m  # level-free on common bands
+        x = torch.stack([(feat - C.FEAT_MEAN_DB) / C.FEAT_STD_DB * valid, d, (tok * valid).expand(B, T, F),
+                         valid.expand(B, T, F), rshape * valid], dim=1)
+        return x  # (B, 5, T, F)
+
+    @staticmethod
+    def _film(h, g):  # h (B, C, T, F), g (B, T, 2C)
+        s, b = g.chunk(2, dim=-1)
+        return h * (1.0 + s.permute(0, 2, 1)[..., None]) + b.permute(0, 2, 1)[..., None]
+
+    def _attend(self, tok):  # (B, T, 8, c3): self-attention across bands, then a feed-forward, both residual
+        B, T, N, D = tok.shape
+        H = self.heads
+        q, k, v = self.qkv(self.ln1(tok)).chunk(3, dim=-1)
+
+        def heads(z):
+            return z.reshape(B, T, N, H, D // H).transpose(2, 3)  # (B, T, H, N, d)
+
+        q, k, v = heads(q), heads(k), heads(v)
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // H), dim=-1)
+        o = (a @ v).transpose(2, 3).reshape(B, T, N, D)
+        tok = tok + self.proj(o)
+        return tok + self.ff2(elu(self.ff1(self.ln2(tok))))
+
+    # -- T frames from a state (training uses zero state; streaming and export T = 1) -------------------
+    def step_seq(self, feat, low, cond, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den):
+        """feat (B, T, 32) band dB, low (B, T, N_LOW) low-bin dB, cond (B, COND_DIM), state ->
+        gain_db (B, T, 32), copy (B, T, 32), df (B, T, N_LOW, DF_ORDER, 2) (delta from the identity tap),
+        new state (same shapes)."""
+        B, T, F = feat.shape
+        valid = cond[:, 2 * C.N_DIMS + 2 * F :]
+        run, run_num, run_den = self.running(feat, valid, run_num, run_den)
+        x = self._inputs(feat, cond, run)
+        fc = torch.cat([cond[:, None].expand(B, T, cond.shape[-1]), run], -1)
+        h1, cache1 = self.e1.seq(x, cache1)
+        h1 = self._film(elu(h1), self.films[0](fc))
+        h2, cache2 = self.e2.seq(h1, cache2)
+        h2 = self._film(elu(h2), self.films[1](fc))
+        h3, cache3 = self.e3.seq(h2, cache3)
+        h3 = self._film(elu(h3), self.films[2](fc))
+        tok = self._attend(h3.permute(0, 2, 3, 1) + self.pos)  # (B, T, 8, c3)
+        lo = elu(self.low((low - C.FEAT_MEAN_DB) / C.FEAT_STD_DB))
+        y, hidden = self.gru(torch.cat([tok.reshape(B, T, -1), lo], -1), hidden)
+        tok = tok + self.gru_out(y).reshape(tok.shape)
+        u, cache4 = self.d3.seq(torch.cat([tok.permute(0, 3, 1, 2), h3], 1), cache4)
+        u = elu(u).repeat_interleave(2, dim=3)
+        u, cache5 = self.d2.seq(torch.cat([u, h2], 1), cache5)
+        u = elu(u).repeat_interleave(2, dim=3)
+        u, cache6 = self.d1.seq(torch.cat([u, h1], 1), cache6)
+        o = self.head(elu(u))  # (B, 2, T, 32)
+        gain_db = C.GAIN_MAX_DB * torch.tanh(0.1 * o[:, 0])
+        copy = softplus(o[:, 1] - 8.0)
+        df = torch.tanh(self.df(y)).reshape(B, T, self.n_low, self.df_order, 2)
+        return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den
+
+    def forward(self, feat, low, cond):
+        """Whole sequence from zero state: (gain_db, copy, df) as in :meth:`step_seq`."""
+        return self.step_seq(feat, low, cond, *self.init_state(feat.shape[0]))[:3]
+
+
+# -- the STFT side: features in, outputs applied --------------------------------------------------------
+class FrameIO:
+    """Frames, features and output application at one rate (the shared STFT's default config)."""
+
+    def __init__(self, sample_rate: int):
+        self.sr = int(sample_rate)
+        self.n_fft, self.hop = C.frame_sizes(self.sr)
+        self.io = BandIO(self.n_fft, self.hop, self.sr)  # stft / istft (sqrt-Hann pair, COLA)
+        self.norm = 1.0 / float(torch.sum(self.io.win_a.double() ** 2))
+        bm = BandMap(self.sr, self.n_fft, C.N_BANDS)
+        self.ana = torch.tensor(bm.analysis)   # (32, nb)
+        self.syn = torch.tensor(bm.synthesis)  # (nb, 32)
+        self.nb = self.n_fft // 2 + 1
+        self.shift = C.copy_shift_bins(self.sr)
+        self.valid = torch.tensor(C.input_valid(self.sr), dtype=torch.float32)
+
+    def stft(self, x):  # (B, n) -> (B, T, nb) complex
+        return self.io.stft(x)
+
+    def istft(self, spec, n):  # (B, T, nb) -> (B, n) aligned with the stft input
+        return self.io.istft(spec, n)
+
+    def features(self, spec):
+        """spec (B, T, nb) complex -> band dB (B, T, 32), low-bin dB (B, T, N_LOW) (see common.py)."""
+        p = (spec.real**2 + spec.imag**2) * self.norm
+        return 10.0 * torch.log10(p @ self.ana.t() + C.EPS), 10.0 * torch.log10(p[..., : C.N_LOW] + C.EPS)
+
+    def apply(self, X, taps, gain_db, copy, df, lookahead: int):
+        """One or more output frames. X (B, T, nb) complex: the frames the outputs apply to; taps
+        (B, T, DF_ORDER, N_LOW) complex: for each, the low bins of frames t - DF_ORDER + 1 + L .. t + L;
+        gain_db, copy (B, T, 32); df (B, T, N_LOW, DF_ORDER, 2). Returns Y (B, T, nb) complex."""
+        coef = torch.complex(df[..., 0], df[..., 1])  # (B, T, K, N)
+        one = torch.zeros(coef.shape[-1])
+        one[coef.shape[-1] - 1 - lookahead] = 1.0
+        coef = coef + one
+        z = (coef * taps.transpose(-1, -2)).sum(-1)  # (B, T, K)
+        Z = torch.cat([z, X[..., C.N_LOW :]], -1)
+        G = torch.pow(10.0, gain_db / 20.0) @ self.syn.t()
+        E = copy @ self.syn.t()
+        S = self.shift
+        Xs = pad(X[..., : self.nb - S], (S, 0))
+        return G * Z + E * Xs
+
+
+def cond_tensor(cond, b: int) -> torch.Tensor:
+    c = torch.as_tensor(np.asarray(cond, np.float32) if not torch.is_tensor(cond) else cond, dtype=torch.float32)
+    return c.expand(b, C.COND_DIM) if c.dim() == 1 else c
+
+
+class Resculptor(nn.Module):
+    """The generator on spectra and waveforms at one rate: ``ResculptNet`` + ``FrameIO``."""
+
+    def __init__(self, net: ResculptNet, sample_rate: int):
+        super().__init__()
+        self.net = net
+        self.fio = FrameIO(sample_rate)
+
+    def forward_spec(self, X, cond):
+        """X (B, T, nb) complex, cond (B, COND_DIM) -> Y (B, T, nb), output frame t aligned with input frame t
+        (the last L frames see zero frames as their look-ahead)."""
+        L, N = self.net.lookahead, self.net.df_order
+        B, T, _ = X.shape
+        Xp = pad(X, (0, 0, 0, L))
+        feat, low = self.fio.features(Xp)
+        g, e, d = self.net(feat, low, cond)
+        g, e, d = g[:, L:], e[:, L:], d[:, L:]
+        lowp = pad(Xp[..., : C.N_LOW], (0, 0, N - 1, 0))  # frame s of Xp at index s + N - 1
+        taps = torch.stack([lowp[:, L + j : L + j + T] for j in range(N)], 2)  # (B, T, N, K)
+        return self.fio.apply(X, taps, g, e, d, L)
+
+    def forward(self, x, cond):
+        """x (B, n) waveform -> (B, n) output aligned with x."""
+        return self.fio.istft(self.forward_spec(self.fio.stft(x), cond), x.shape[-1])
+
+    def init_state(self, b: int = 1) -> list:
+        R = max(self.net.df_order, self.net.lookahead + 1)
+        return [*self.net.init_state(b), torch.zeros(b, R, self.fio.nb, dtype=torch.complex64)]
+
+    def step(self, frame, cond, state):
+        """One streaming frame: frame (B, nb) complex (frame t), cond (B, COND_DIM), state (init_state) ->
+        output frame t - L (B, nb) complex, new state."""
+        *ns, ring = state
+        L, N = self.net.lookahead, self.net.df_order
+        ring = torch.cat([ring[:, 1:], frame[:, None]], 1)  # the newest R frames, oldest first
+        feat, low = self.fio.features(frame[:, None])
+        g, e, d, *ns = self.net.step_seq(feat, low, cond, *ns)
+        R = ring.shape[1]
+        taps = ring[:, R - N :, : C.N_LOW][:, None]  # (B, 1, N, K)
+        y = self.fio.apply(ring[:, R - 1 - L][:, None], taps, g, e, d, L)
+        return y[:, 0], [*ns, ring]

@@ -1,0 +1,278 @@
+"""Train the resculpting generator: the loop and its command line (never imported at run time).
+
+    .venv/bin/python scripts/resculpt_cache.py --out runs/resculpt-pairs --n 4096       # pairs first (ffmpeg)
+    resculpt train resculpt --pairs runs/resculpt-pairs --out runs/resculpt --steps 20000 [--minutes 60]
+    resculpt train resculpt --smoke --out /tmp/x       # CI: 3 steps, tiny config, synthetic clips, < 60 s
+
+Each step: ``--batch`` aligned crops (changed y, clean x) from the pair cache (or made on the fly without
+``--pairs``: slower, and without codecs unless ``--ops`` names them), a conditioning mode per row
+(``losses.MODES``: restore / move / keep), the target profile of each row measured with ``profile_torch`` on
+the clip it names and turned into the conditioning vector, the generator on the input (``net.Resculptor``),
+the loss terms (``losses.py``), one generator step and, from ``--adv-start``, one discriminator step.
+
+Determinism and resuming: batch k is drawn from ``np.random.default_rng([seed, k])`` (so the data position is
+the step), torch is seeded, and ``OUT/ckpt.pt`` holds weights, both optimisers, the step, torch's RNG state,
+the net's constructor arguments, the arguments and the wall time; a rerun with the same ``--out`` continues
+where it stopped, with the same batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import common as C
+from . import degrade, losses
+from . import profile_torch as pt
+from .disc import MultiScaleDisc
+from .net import ResculptNet, Resculptor, n_params
+
+SMOKE = {"ch": (4, 6, 8), "hidden": 16}
+
+
+class OnTheFly:
+    """Pairs made per batch (no cache): ``degrade.make_pair`` over a Source, indices drawn from the batch rng."""
+
+    def __init__(self, src: degrade.Source, seconds: float, ops, seed: int):
+        self.src, self.seconds, self.ops, self.seed, self.sr = src, seconds, list(ops), seed, src.sr
+
+    def batch(self, rng, bsz, n):
+        idx = rng.integers(1 << 30, size=bsz)
+        ps = [degrade.make_pair(self.src, self.seed, int(i), self.seconds, self.ops) for i in idx]
+        return np.stack([p["y"][:n] for p in ps]), np.stack([p["x"][:n] for p in ps]), idx
+
+
+def make_batch(rng, data, bsz, n, smoke=False):
+    """(inp, ref, has_ref, src, modes) for one step: see ``losses.MODES``. ``src`` rows are the clips whose
+    profile is each row's target."""
+    y, x, _ = data.batch(rng, bsz, n)
+    modes = np.arange(bsz) % 3 if smoke else rng.choice(3, size=bsz, p=losses.MODE_P)
+    flip = rng.random(bsz) < 0.5
+    perm = np.roll(np.arange(bsz), 1)
+    inp, ref, src = y.copy(), x.copy(), x.copy()
+    for i, m in enumerate(modes):
+        if m == 1:  # move: toward another row's clean profile, from the changed or the clean clip
+            inp[i] = x[i] if flip[i] else y[i]
+            src[i] = x[perm[i]]
+        elif m == 2:  # keep: the input's own profile, output = input
+            inp[i] = x[i] if flip[i] else y[i]
+            ref[i] = inp[i]
+            src[i] = inp[i]
+    return (torch.tensor(inp), torch.tensor(ref), torch.tensor(modes != 1), torch.tensor(src),
+            torch.tensor(modes))
+
+
+@torch.no_grad()
+def evaluate(model, tp, val, match="timbre"):
+    """On fixed validation pairs in restore mode: profile distance to the target (output vs input), and the
+    multi-resolution STFT loss against the clean clip (output vs input); keep mode: mean |band change| (dB)."""
+    model.eval()
+    y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
+    P_x = tp(x)
+    cond = pt.cond_vector(P_x, model.fio.sr, match)
+    out = model(y, cond)
+    e = x.shape[1] - model.fio.n_fft
+    d_out = pt.distance(tp(out), P_x).mean()
+    d_in = pt.distance(tp(y), P_x).mean()
+    keep = model(x, pt.cond_vector(P_x, model.fio.sr, match))
+    fx, _ = model.fio.features(model.fio.stft(x[:, :e]))
+    fk, _ = model.fio.features(model.fio.stft(keep[:, :e]))
+    band_change = ((fk - fx).abs() * model.fio.valid).sum(-1) / model.fio.valid.sum()
+    model.train()
+    return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
+            "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
+            "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
+            "keep_band_change_db": float(band_change.mean())}
+
+
+def train(args) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    w = dict(losses.LOSS_W)
+    for term in args.off or []:
+        w[term] = 0.0
+    if args.smoke:
+        src = degrade.Source.synthetic(args.rate, args.seed)
+        data = OnTheFly(src, args.segment_s + 0.1, [o for o in degrade.DEFAULT_OPS if o != "codec"], args.seed)
+        val = [degrade.make_pair(src, args.seed + 1, i, 1.0, data.ops) for i in range(2)]
+    else:
+        if args.pairs:
+            from .cache import PairCache
+
+            data = PairCache(args.pairs)
+            print(f"pairs: {len(data)} from {args.pairs} ({data.meta})", flush=True)
+        else:
+            data = OnTheFly(degrade.Source.load("train", args.rate), max(3.0, args.segment_s), args.ops, args.seed)
+            print(f"pairs made on the fly (ops {args.ops}); build a cache with scripts/resculpt_cache.py", flush=True)
+        vsrc = degrade.Source.load("val", data.sr)
+        val = [degrade.make_pair(vsrc, 1234, i, 3.0, args.ops) for i in range(args.n_val)]
+    sr = data.sr
+    seg = int(args.segment_s * sr)
+    tp = pt.TorchProfiler(sr)
+    ckpt_path = out / "ckpt.pt"
+    ck = None
+    if ckpt_path.is_file() and not args.fresh:
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        kw = ck["net_kwargs"]
+        print(f"resuming from {ckpt_path} at step {ck['step']}", flush=True)
+    else:
+        kw = {"lookahead": args.lookahead, **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
+    model = Resculptor(ResculptNet(**kw), sr)
+    disc = MultiScaleDisc(sr)
+    opt_g = torch.optim.AdamW(model.net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
+    start, wall_before = 0, 0.0
+    if ck is not None:
+        model.net.load_state_dict(ck["net"])
+        disc.load_state_dict(ck["disc"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        torch.set_rng_state(ck["torch_rng"])
+        start, wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
+    perc = None
+    if w["perc"] > 0:
+        wp = losses.find_resemblyzer_weights()
+        if wp is None:
+            if not args.smoke:
+                raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: bash /work/mkbench.sh NAME makes "
+                                 ".venv-bench (or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
+            print("smoke: resemblyzer weights not found, perceptual term off")
+            w["perc"] = 0.0
+        else:
+            perc = losses.PerceptualNet(wp)
+    pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the match mode
+    print(f"generator {n_params(model.net)} params ({kw}), discriminator {n_params(disc)}; rate {sr} Hz; "
+          f"loss weights {w}", flush=True)
+    log = open(out / "log.jsonl", "a")
+    t0 = time.time()
+    total = args.steps
+    deadline = t0 + args.minutes * 60 if args.minutes else None
+    step, last = start, {}
+
+    def save(path):
+        torch.save({"net": model.net.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
+                    "opt_d": opt_d.state_dict(), "step": step, "net_kwargs": kw, "loss_w": w, "args": vars(args),
+                    "torch_rng": torch.get_rng_state(), "sample_rate": sr, "data_position": step,
+                    "wall_s": wall_before + time.time() - t0}, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+
+    e = seg - model.fio.n_fft  # the last window of a crop is only partly synthesised
+    stop_at = min(total, args.stop_at) if args.stop_at else total
+    while step < stop_at:
+        if deadline and time.time() > deadline:
+            print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
+            break
+        rng = np.random.default_rng([args.seed, step])
+        inp, ref, has_ref, src, modes = make_batch(rng, data, args.batch, seg, args.smoke)
+        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
+        for g in opt_g.param_groups:
+            g["lr"] = lr
+        with torch.no_grad():
+            P_t = tp(src)
+            cond = pt.cond_vector(P_t, sr, args.match)
+        y = model(inp, cond)
+        yc, rc = y[:, :e], ref[:, :e]
+        parts, loss = {}, 0.0
+        if w["recon"] > 0 and bool(has_ref.any()):
+            rec = losses.mrstft(yc[has_ref], rc[has_ref])
+            parts["recon"] = rec.item()
+            loss = loss + w["recon"] * rec
+        if w["profile"] > 0:
+            pl = pt.squared_distance(tp(y), P_t, pw).mean()
+            parts["profile"] = pl.item()
+            loss = loss + w["profile"] * pl
+        move = modes == 1
+        if w["content"] > 0 and bool(move.any()):
+            cl = losses.content(model.fio, yc[move], inp[move, :e]).mean()
+            parts["content"] = cl.item()
+            loss = loss + w["content"] * cl
+        use_adv = (w["adv"] > 0 or w["fm"] > 0) and step >= args.adv_start
+        if use_adv:
+            fake = disc.features(yc)
+            real = disc.features(rc)
+            adv = losses.lsgan_gen(fake)
+            fm = losses.feature_matching(fake, real, has_ref)
+            parts["adv"], parts["fm"] = adv.item(), fm.item()
+            loss = loss + w["adv"] * adv + w["fm"] * fm
+        if perc is not None and bool(has_ref.any()):
+            active = (rc[has_ref].pow(2).mean(-1) > 1e-9).float()
+            pl = perc.loss(yc[has_ref], rc[has_ref], active)
+            parts["perc"] = pl.item()
+            loss = loss + w["perc"] * pl
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+        opt_g.step()
+        if use_adv:
+            dl = losses.lsgan_disc(disc.features(rc), disc.features(yc.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            dl.backward()
+            opt_d.step()
+            parts["disc"] = dl.item()
+        step += 1
+        last = parts
+        if step % 10 == 0 or step == total or args.smoke:
+            log.write(json.dumps({"step": step, "lr": lr, "loss": float(loss.detach()), **parts,
+                                  "wall_s": wall_before + time.time() - t0}) + "\n")
+            log.flush()
+        if not args.quiet:
+            from resculpt.models.mask.train import progress
+
+            progress(step, total, t0, f"loss {float(loss.detach()):.3f}", start)
+        if step % args.ckpt_every == 0:
+            save(ckpt_path)
+        if args.val_every and step % args.val_every == 0:
+            r = evaluate(model, tp, val, args.match)
+            log.write(json.dumps({"step": step, "val": r}) + "\n")
+            log.flush()
+            print(f"\nstep {step}: val {r}", flush=True)
+    save(ckpt_path)
+    r = evaluate(model, tp, val, args.match)
+    wall = wall_before + time.time() - t0
+    summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(model.net), "last": last,
+               "net_kwargs": kw, "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed,
+               "threads": args.threads, "lr": args.lr, "sample_rate": sr, "match": args.match, "pairs": args.pairs}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=list))
+    print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
+    log.close()
+    return summary
+
+
+def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from resculpt.models.mask.train import add_run_args
+
+    add_run_args(ap, out="runs/resculpt", steps=20000, batch=8, segment_s=2.0, lr=1e-3, threads=1, adv_start=2000,
+                 loss_terms=losses.LOSS_W)
+    ap.add_argument("--pairs", help="pair cache folder (scripts/resculpt_cache.py); without it pairs are made per batch")
+    ap.add_argument("--rate", type=int, default=16000, help="sample rate of pairs made on the fly")
+    ap.add_argument("--ops", nargs="*", choices=degrade.OPS, default=list(degrade.DEFAULT_OPS),
+                    help="changes drawn for pairs made on the fly and for the validation pairs")
+    ap.add_argument("--match", choices=sorted(C.MATCH), default="timbre", help="which target dims condition and count")
+    ap.add_argument("--lookahead", type=int, choices=(0, 1), default=1, help="frames of look-ahead (5 ms each)")
+    ap.add_argument("--ch", type=int, nargs=3, default=[16, 24, 32], help="U-Net channels at 32, 16 and 8 bands")
+    ap.add_argument("--hidden", type=int, default=96, help="GRU hidden size")
+    ap.add_argument("--n-val", type=int, default=16, help="validation pairs (val split, seed 1234)")
+    ap.add_argument("--smoke", action="store_true", help="3 steps, tiny net, synthetic clips (CI)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = add_args(argparse.ArgumentParser(prog="resculpt train resculpt")).parse_args(argv)
+    if args.smoke:
+        args.steps, args.batch, args.segment_s, args.val_every, args.adv_start = 3, 3, 0.5, 0, 0
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
