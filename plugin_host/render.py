@@ -371,6 +371,14 @@ class _Output:
         raise RenderError(f"{self.out}: {what}: {os_cause(e)}") from None
 
     def __enter__(self):
+        try:
+            self._open()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _open(self) -> None:
         from pedalboard.io import AudioFile
 
         folder = self.out.parent
@@ -395,7 +403,6 @@ class _Output:
             self._fail("cannot write", e)
         except Exception as e:  # the encoder refuses the format (a rate FLAC cannot hold, ...)
             raise RenderError(f"{self.out}: cannot write ({e})") from None
-        return self
 
     def write(self, y: np.ndarray) -> None:
         try:
@@ -431,6 +438,19 @@ class _Output:
         return False
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a path the OS cannot look up (too long, ...) is a RenderError naming it."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return False
+    except OSError as e:
+        raise RenderError(f"{path}: {os_cause(e)}") from None
+    return True
+
+
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
                 target=None, amount: float | None = None, context: str | None = None,
                 matcher: str = "match-eq", passes: int = 2) -> dict:
@@ -448,9 +468,9 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     names the file and the cause.
     """
     inp, out = Path(inp), Path(out)
-    if not inp.exists():
+    if not _exists(inp):
         raise RenderError(f"{inp}: no such file")
-    if out.exists() and os.path.samefile(inp, out):
+    if _exists(out) and os.path.samefile(inp, out):
         raise RenderError(f"{out}: refusing to overwrite the input file")
     if out.suffix.lower() not in WRITE_EXT:
         raise RenderError(f"{out}: output must be .wav or .flac")
