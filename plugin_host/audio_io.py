@@ -18,8 +18,9 @@ class AudioFileError(Exception):
     """A file could not be read or written; the message names it and the cause."""
 
 
-def read_audio(path) -> tuple[np.ndarray, int]:
-    """Read a whole file: returns (float32 (channels, n), sample_rate)."""
+def read_audio(path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Read a file: returns (float32 (channels, n), sample_rate); with ``max_seconds``, at most its
+    first ``max_seconds`` (so a picture or a preview of an hour-long file holds only that much)."""
     from pedalboard.io import AudioFile
 
     path = str(path)
@@ -29,11 +30,23 @@ def read_audio(path) -> tuple[np.ndarray, int]:
         raise AudioFileError(f"{path}: file is empty")
     try:
         with AudioFile(path) as f:
-            x = f.read(f.frames)
             sr = int(round(f.samplerate))
+            n = f.frames if max_seconds is None else min(f.frames, int(max_seconds * sr))
+            x = f.read(n)
     except Exception as e:
         raise AudioFileError(f"{path}: cannot decode audio ({e})") from None
     return np.ascontiguousarray(x, dtype=np.float32), sr
+
+
+def audio_info(path) -> tuple[int, int, int]:
+    """(sample_rate, channels, frames) of an audio file, reading only its header."""
+    from pedalboard.io import AudioFile
+
+    try:
+        with AudioFile(str(path)) as f:
+            return int(round(f.samplerate)), f.num_channels, f.frames
+    except Exception as e:
+        raise AudioFileError(f"{path}: cannot decode audio ({e})") from None
 
 
 def write_audio(path, x: np.ndarray, sample_rate: int) -> None:

@@ -41,7 +41,7 @@ from .layout import Layout
 # coefficients follow the ramp (1.3 ms at 48 kHz: far below the 20-50 ms ramps, no zipper).
 CONTROL_BLOCK = 64
 CROSSFADE_MS = 20.0
-MAX_CHANNELS = 2  # offline renders; the live path is mono or stereo
+MAX_CHANNELS = 8  # offline renders (stems up to 7.1); the live path is mono or stereo
 _LN10_20 = math.log(10.0) / 20.0
 
 

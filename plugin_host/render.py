@@ -7,6 +7,7 @@ pushed after the last input block to flush the tail.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import sys
@@ -267,15 +268,19 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     return info
 
 
-def _chain_for(preset, sr, c, block, sets, target, amount, context):
+def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None):
     """Build the chain for a render: preset, context (params + delta), match stage when a target
-    applies, then --set overrides. Returns (chain, target Profile or None)."""
+    applies, then --set overrides; ``linked`` (None: the preset's ``chain.linked``) overrides whether
+    the spectral analysis is linked across channels. Returns (chain, target Profile or None)."""
     from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas, load_profile
 
     try:
         if target is not None and not isinstance(target, Profile):
             target = load_profile(target)
         chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
+        if linked is not None and linked != chain.layout.linked:
+            chain = Chain(dataclasses.replace(chain.layout, linked=linked), sr, c, block,
+                          params=chain.params.targets(), preset_name=chain.preset_name)
         if context:
             from .contexts import get_context
 
@@ -453,8 +458,13 @@ def _exists(path: Path) -> bool:
 
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
                 target=None, amount: float | None = None, context: str | None = None,
-                matcher: str = "match-eq", passes: int = 2) -> dict:
+                matcher: str = "match-eq", passes: int = 2, linked: bool | None = None) -> dict:
     """Render one file, streaming it in blocks: memory stays flat however long the file is.
+
+    Files of 1 to 8 channels (mono to 7.1 stems, first-order ambisonics): every stage runs on every
+    channel; the spectral analysis is linked across channels (one gain curve for all, so the image
+    stays put) unless ``linked`` is False (None: the preset's ``chain.linked``). A WAV input's
+    speaker mask (WAVE_FORMAT_EXTENSIBLE) is written into a WAV output of more than two channels.
 
     ``target``: a Profile or a path to a profile JSON, moved toward by ``matcher``: "match-eq" (the
     profile-matching EQ); "model" (the resculpting model) is not in this version and gives an error.
@@ -482,7 +492,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     sr, c = src.sample_rate, src.channels
     if c > MAX_CHANNELS:
         raise RenderError(f"{inp}: {c} channels; Resculpt renders up to {MAX_CHANNELS}")
-    chain, target = _chain_for(preset, sr, c, block, sets, target, amount, context)
+    chain, target = _chain_for(preset, sr, c, block, sets, target, amount, context, linked)
     lat = chain.latency_samples
     bar = Progress(inp.name, src.frames + lat, progress)
     info = {}

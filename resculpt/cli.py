@@ -56,7 +56,8 @@ def cmd_render(a) -> int:
             print(f"resculpt: warning: {inp}: unusual extension, trying to decode anyway", file=sys.stderr)
         try:
             r = render_file(p, out, a.preset, sets, a.block, progress=a.progress or None, target=a.target,
-                            amount=a.amount, context=a.context, matcher=a.matcher, passes=a.passes)
+                            amount=a.amount, context=a.context, matcher=a.matcher, passes=a.passes,
+                            linked=False if a.unlinked else None)
         except Exception as e:  # one bad file never stops the others
             failed += 1
             msg = str(e) if str(e) else type(e).__name__
@@ -163,9 +164,12 @@ def cmd_bench(a) -> int:
 
 
 # -- demo ------------------------------------------------------------------------------------------
+DEMO_PICTURE_S = 60.0  # spectrograms show at most the first minute (one column per 256 samples)
+
+
 def cmd_demo(a) -> int:
     from resculpt.plugin_host.presets import list_presets
-    from resculpt.plugin_host.audio_io import AudioFileError, read_audio
+    from resculpt.plugin_host.audio_io import AudioFileError, audio_info, read_audio
     from resculpt.plugin_host.render import render_file
     from resculpt.plugin_host.spectrogram import spectrogram_png
 
@@ -173,11 +177,15 @@ def cmd_demo(a) -> int:
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        x, sr = read_audio(src)
+        sr, _, frames = audio_info(src)
+        # Renders stream the file; the pictures read only its first DEMO_PICTURE_S seconds.
+        x, sr = read_audio(src, max_seconds=DEMO_PICTURE_S)
     except AudioFileError as e:
         return _die(str(e))
-    spectrogram_png(out / "input.png", x, sr, title=f"before: {src.name}")
-    print(f"demo: {src.name} ({x.shape[1] / sr:.1f} s, {sr} Hz) through every shipped preset")
+    part = f" (first {DEMO_PICTURE_S:g} s)" if x.shape[1] < frames else ""
+    spectrogram_png(out / "input.png", x, sr, title=f"before: {src.name}{part}")
+    del x
+    print(f"demo: {src.name} ({frames / sr:.1f} s, {sr} Hz) through every shipped preset")
     rc = 0
     for name, _ in list_presets():
         dst = out / f"{name}.wav"
@@ -187,8 +195,8 @@ def cmd_demo(a) -> int:
             print(f"  {name:18s} FAILED: {e}", file=sys.stderr)
             rc = 1
             continue
-        y, _ = read_audio(dst)
-        spectrogram_png(out / f"{name}.png", y, sr, title=f"after: {name}")
+        y, _ = read_audio(dst, max_seconds=DEMO_PICTURE_S)
+        spectrogram_png(out / f"{name}.png", y, sr, title=f"after: {name}{part}")
         print(f"  {name:18s} -> {dst}  (+ {name}.png)  latency {r['latency_samples']} samples, RTF {r['rtf']:.3f}")
     print(f"demo output: {out.resolve()}  (input.png is the unprocessed spectrogram)")
     return rc
@@ -394,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what moves the audio toward --target: the profile-matching EQ, or the resculpting model "
                         "(not in this version: refused with a clear error)")
     r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
+    r.add_argument("--unlinked", action="store_true",
+                   help="analyse each channel on its own (default: the preset's chain.linked, one gain curve for "
+                        "all channels so the image stays put)")
     r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_render)

@@ -11,10 +11,17 @@ import uuid
 import numpy as np
 import pytest
 from conftest import real_stereo
-
-from resculpt.dsp.features import SpectralFeatures, analyze
-from resculpt.dsp.profile import (EnvelopeAccumulator, Profile, active_frames, band_distance_db, band_shape_diff,
-                                  limit_bandwidth, long_term_envelope, target_envelope)
+from resculpt.dsp.features import SpectralFeatures, analyze, hop_size
+from resculpt.dsp.profile import (
+    EnvelopeAccumulator,
+    Profile,
+    active_frames,
+    band_distance_db,
+    band_shape_diff,
+    limit_bandwidth,
+    long_term_envelope,
+    target_envelope,
+)
 from resculpt.plugin_host import render
 from resculpt.plugin_host.audio_io import read_audio, wav_channel_mask, write_audio
 from resculpt.plugin_host.host import process_whole
@@ -24,9 +31,16 @@ pytestmark = pytest.mark.usefixtures("private_dirs")
 
 
 def _whole_envelope(x, sr):
-    """The long-term envelope from every frame's row held at once (np.mean over the active frames)."""
+    """The long-term envelope from every frame's row held at once (np.mean over the active frames):
+    the analyser run over the whole (channels, n) signal in one call, any channel count."""
     cols = SpectralFeatures.columns
-    rows = analyze(SpectralFeatures(), x, sr)
+    if x.shape[0] <= 2:
+        rows = analyze(SpectralFeatures(), x, sr)
+    else:
+        an = SpectralFeatures()
+        an.prepare(sr, x.shape[1], x.shape[0], history_frames=x.shape[1] // hop_size(sr) + 1)
+        an.process(x.copy())
+        rows = an.history[: an.frames]
     act = active_frames({"level_db": rows[:, cols.index("level_db")]})
     if not act.any():
         return np.full(32, np.nan)
@@ -187,7 +201,8 @@ def tiny_fs(tmp_path):
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True,
+                       check=False)
     if r.returncode:
         pytest.skip(f"mount refused: {r.stderr.strip()}")
     try:
@@ -288,7 +303,8 @@ def test_read_only_file_system_is_named(work):
     p, _ = _clip(work)
     mnt = work / "ro"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mnt)], capture_output=True,
+                       text=True, check=False)
     if r.returncode:
         pytest.skip(f"mount refused: {r.stderr.strip()}")
     try:
@@ -306,3 +322,77 @@ def test_wav_channel_mask_reads_the_extensible_header(tmp_path):
     assert wav_channel_mask(tmp_path / "six.wav") == 0x3F
     write_audio(tmp_path / "two.wav", np.zeros((2, 10), np.float32), 48000)
     assert wav_channel_mask(tmp_path / "two.wav") is None
+
+
+# -- stems beyond stereo --------------------------------------------------------------------------
+GAINS = np.array([1.0, 0.5, 0.25, 2.0, 0.1, 0.7, 1.3, 0.05], np.float32)
+
+
+def _stem(work, channels, mask=None, sr=48000, sec=2.0, name="stem.wav"):
+    """Channel k = GAINS[k] x one speech signal, as a WAV (WAVE_FORMAT_EXTENSIBLE) with speaker ``mask``."""
+    from resculpt.plugin_host.audio_io import set_wav_channel_mask
+
+    x = (GAINS[:channels, None] * real_stereo(sr, sec)[:1]).astype(np.float32)
+    p = work / name
+    write_audio(p, x, sr)
+    if mask is not None:
+        with open(p, "r+b") as f:
+            assert set_wav_channel_mask(f, mask)
+    return p, read_audio(p)[0]
+
+
+def _image_error(y):
+    """Largest |y_k / g_k - y_0| relative to max |y_0|: 0 when every channel is the same scaled copy."""
+    g = GAINS[: y.shape[0], None]
+    return float(np.abs(y / g - y[:1]).max() / np.abs(y[0]).max())
+
+
+def test_six_channel_stem_renders_linked_by_default_and_keeps_its_speaker_mask(work):
+    """A 5.1 (side) stem whose channels are scaled copies: the spectral gate, linked by default, applies
+    one gain curve to all six (copies stay copies); --unlinked gates each channel on its own level
+    (they drift apart). The WAV's speaker mask 0x60F comes through unchanged."""
+    p, x = _stem(work, 6, mask=0x60F)
+    out = work / "o.wav"
+    render_file(p, out, "gate-residue", progress=False)
+    y, sr = read_audio(out)
+    assert y.shape == x.shape and sr == 48000 and np.isfinite(y).all()
+    assert np.abs(y - x).max() > 1e-3  # the gate acted
+    assert _image_error(y) < 1e-5
+    assert wav_channel_mask(out) == 0x60F
+    render_file(p, out, "gate-residue", progress=False, linked=False)
+    assert _image_error(read_audio(out)[0]) > 1e-2
+
+
+def test_eight_channel_stem_through_boards_runs_every_channel(work):
+    """7.1 through a preset with boards (compressor, reverb, limiter) and a spectral stage: each channel
+    runs its own plugin instances (the reverb acts on all eight, which pedalboard's own reverb does
+    not above stereo); the speaker mask of 7.1 surround (0x63F) is kept."""
+    p, x = _stem(work, 8, mask=0x63F)
+    out = work / "o.wav"
+    render_file(p, out, "spectral-dark", progress=False)
+    y, _ = read_audio(out)
+    assert y.shape == x.shape and np.isfinite(y).all()
+    for k in range(8):
+        assert np.abs(y[k] - x[k]).max() > 1e-3 * GAINS[k], f"channel {k} unprocessed"
+    assert wav_channel_mask(out) == 0x63F
+
+
+def test_nine_channels_are_refused_with_the_limit(work):
+    x = np.zeros((9, 4800), np.float32)
+    p = work / "nine.wav"
+    write_audio(p, x, 48000)
+    with pytest.raises(RenderError, match=r"nine.wav: 9 channels; Resculpt renders up to 8"):
+        render_file(p, work / "o.wav", "clean", progress=False)
+
+
+def test_six_channel_target_render_streams_and_equals_the_whole_array_render(work):
+    """The target render of a 6-channel stem (one analysis of the channel mean, linked match-EQ) is
+    sample-identical to the whole-array algorithm."""
+    p, x = _stem(work, 6)
+    target = Profile(band_env_db=list(long_term_envelope(real_stereo(48000, 2.0, offset_s=6.0), 48000)))
+    out = work / "o.wav"
+    r = render_file(p, out, "podcast-clean", target=target, progress=False)
+    chain, _ = render._chain_for("podcast-clean", 48000, 6, 4096, None, target, None, None)
+    want, dist = _whole_target_render(chain, x, 48000, target, 4096)
+    np.testing.assert_array_equal(read_audio(out)[0], want)
+    assert r["distance_after_db"] == dist and r["channels"] == 6
