@@ -396,3 +396,27 @@ def test_six_channel_target_render_streams_and_equals_the_whole_array_render(wor
     want, dist = _whole_target_render(chain, x, 48000, target, 4096)
     np.testing.assert_array_equal(read_audio(out)[0], want)
     assert r["distance_after_db"] == dist and r["channels"] == 6
+
+
+def test_a_failing_file_in_a_multi_file_render_names_itself_and_the_others_still_render(work, tiny_fs, capsys):
+    """`render bad good --out-dir D`: the error line names the file that is not audio, the good one is
+    written, exit code 1; a render onto a full disk names the output and the cause and leaves nothing."""
+    from resculpt.cli import main
+
+    good, x = _clip(work, sec=0.3, name="good.wav")
+    bad = work / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    out = work / "out"
+    assert main(["render", str(bad), str(good), "--out-dir", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: cannot decode audio" in err and "1 of 2" in err
+    np.testing.assert_array_equal(read_audio(out / "good.wav")[0], x)
+    assert main(["render", str(good), "--out-dir", str(tiny_fs), "-q"]) == 1
+    assert f"{tiny_fs / 'good.wav'}: cannot write: disk full" in capsys.readouterr().err
+    assert list(tiny_fs.iterdir()) == []
+
+
+def test_read_audio_max_seconds_reads_only_the_start(work):
+    p, x = _clip(work, sec=1.0)
+    y, sr = read_audio(p, max_seconds=0.25)
+    np.testing.assert_array_equal(y, x[:, : sr // 4])
