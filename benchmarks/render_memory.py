@@ -11,7 +11,8 @@ and reads that child's peak resident memory (its ``ru_maxrss``: the process's hi
 its wall time. Kinds: ``plain`` (preset podcast-clean: boards and the spectral gate), ``mask``
 (denoise-gentle: the learned mask) and ``target`` (podcast-clean with ``--target``: a target profile
 JSON, the default two refinement passes). Inputs and outputs live in a temporary folder (``--tmp``)
-and are deleted after each case. Writes benchmarks/results/render_memory.md (``--out``).
+and are deleted after each case. Writes benchmarks/results/render_memory.md (``--out``) after every
+case, keeping the rows of earlier runs for the cases this run does not measure.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def main(argv=None) -> int:
     ap.add_argument("--tmp", help="folder for the inputs and outputs (default: a temporary folder)")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args(argv)
-    rows = []
+    cmd = " ".join(["nice", ".venv/bin/python", "benchmarks/render_memory.py", *(argv if argv is not None else sys.argv[1:])])
+    out_md = Path(a.out)
+    rows = read_rows(out_md)  # earlier runs' rows stay unless this run measures the same case again
+    failed = False
     with tempfile.TemporaryDirectory(dir=a.tmp) as td:
         td = Path(td)
         tgt = td / "target.json"
@@ -103,27 +107,46 @@ def main(argv=None) -> int:
                     out = td / "out.wav"
                     mib, wall, rc = run_case(inp, out, preset, tgt if with_target else None)
                     out.unlink(missing_ok=True)
-                    row = (minutes, ch, kind, preset, mib, wall, wall / (minutes * 60), rc)
-                    rows.append(row)
+                    failed |= rc != 0
+                    rows[(float(minutes), ch, kind)] = (
+                        f"| {minutes:g} | {ch} | {kind} | {preset} | {mib:.1f} | {wall:.1f} | "
+                        f"{wall / (minutes * 60):.3f} | {rc} | `{cmd}` |")
                     print(f"{minutes:g} min {ch} ch {kind:6s} ({preset}): peak {mib:7.1f} MiB, {wall:7.1f} s, "
-                          f"RTF {row[6]:.3f}, exit {rc}", flush=True)
+                          f"RTF {wall / (minutes * 60):.3f}, exit {rc}", flush=True)
+                    write_table(out_md, rows)  # after every case: a long run stopped early keeps its rows
                 inp.unlink()
-    cmd = " ".join(["nice", ".venv/bin/python", "benchmarks/render_memory.py", *(argv if argv is not None else sys.argv[1:])])
-    lines = [
-        "# Render peak memory and wall time against file length",
-        "",
-        (f"`{cmd}` on {os.cpu_count()} cores (shared), {time.strftime('%Y-%m-%d')}. 48 kHz 16-bit WAV in, "
-         "32-bit float WAV out; peak = the render process's resident-memory high-water mark (ru_maxrss)."),
-        "",
-        "| minutes | channels | kind | preset | peak MiB | wall s | RTF | exit |",
-        "|---:|---:|---|---|---:|---:|---:|---:|",
-    ]
-    for m, ch, kind, preset, mib, wall, rtf, rc in rows:
-        lines.append(f"| {m:g} | {ch} | {kind} | {preset} | {mib:.1f} | {wall:.1f} | {rtf:.3f} | {rc} |")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {a.out}")
-    return 1 if any(r[-1] for r in rows) else 0
+    print(f"wrote {out_md}")
+    return 1 if failed else 0
+
+
+HEADER = [
+    "# Render peak memory and wall time against file length",
+    "",
+    "`benchmarks/render_memory.py` (each row names the command that measured it; machine: "
+    f"{os.cpu_count()} cores shared with other jobs, so wall times vary with the load). 48 kHz 16-bit WAV in, "
+    "32-bit float WAV out; peak = the render process's resident-memory high-water mark (ru_maxrss).",
+    "",
+    "| minutes | channels | kind | preset | peak MiB | wall s | RTF | exit | command |",
+    "|---:|---:|---|---|---:|---:|---:|---:|---|",
+]
+
+
+def read_rows(path: Path) -> dict:
+    """{(minutes, channels, kind): table line} from an existing table."""
+    rows = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            f = [c.strip() for c in line.strip("|").split("|")]
+            if len(f) == 9 and f[0].replace(".", "").isdigit():
+                rows[(float(f[0]), int(f[1]), f[2])] = line
+    return rows
+
+
+def write_table(path: Path, rows: dict) -> None:
+    order = {k: i for i, k in enumerate(KINDS)}
+    lines = HEADER + [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], order[k[2]]))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
