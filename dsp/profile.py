@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .bands import N_BANDS
+from .features.spectral import BRIGHT_COLUMNS, ENV_COLUMNS, SpectralFeatures
 
 SCHEMA_VERSION = 1
 N_MFCC = 13
@@ -278,18 +279,75 @@ def active_frames(tracks: dict, rel_db: float = 40.0, abs_db: float = -70.0) -> 
 
 
 def long_term_envelope(x, sample_rate: int) -> np.ndarray:
-    """The 32-band long-term envelope (dB) a fingerprint stores: mean band power over active frames."""
-    from .features import SpectralFeatures, analyze
+    """The 32-band long-term envelope (dB) a fingerprint stores: mean band power over active frames.
 
-    cols = SpectralFeatures.columns
-    rows = analyze(SpectralFeatures(), x, sample_rate)
-    tr = {"level_db": rows[:, cols.index("level_db")]}
-    act = active_frames(tr)
-    if not act.any():
-        return np.full(N_BANDS, np.nan)
-    with np.errstate(invalid="ignore"):
-        env = 10.0 * np.log10(np.mean(10.0 ** (rows[act, :N_BANDS] / 10.0), axis=0))
-    return limit_bandwidth(env)
+    ``x``: ``(n,)`` or ``(channels, n)`` float; the analysis runs on the mean of the channels."""
+    x = np.asarray(x, dtype=np.float32)
+    x = x[None, :] if x.ndim == 1 else x
+    acc = EnvelopeAccumulator(sample_rate, x.shape[0])
+    acc.add(x)
+    return acc.result()
+
+
+class EnvelopeLevelFeatures(SpectralFeatures):
+    """SpectralFeatures' band-envelope and brightness/level columns (the same values), no MFCCs."""
+
+    columns = ENV_COLUMNS + BRIGHT_COLUMNS
+    parts = ("env", "bright")
+
+
+class EnvelopeAccumulator:
+    """:func:`long_term_envelope` by blocks: :meth:`add` a signal in pieces of any size, in order;
+    :meth:`result` is bit for bit what :func:`long_term_envelope` gives for their concatenation.
+
+    Which frames are active (within 40 dB of the 95th-percentile frame level) is known only at the
+    end, so each frame's level (8 bytes, 1.6 kB per second of audio at 200 frames/s) is kept in
+    memory and its 32 band levels are appended to ``store``: any object with ``append(rows)``
+    (``rows`` float64 ``(k, 32)``) that iterates over float64 ``(m, 32)`` arrays holding the same rows
+    in the same order (a list by default; a file-backed store keeps memory flat for hour-long
+    signals). :meth:`result` sums the active frames' band powers in frame order, as ``np.mean``
+    over axis 0 does, so the figures do not depend on the block sizes.
+    """
+
+    CHUNK = 16384  # samples analysed per history read
+
+    def __init__(self, sample_rate: int, channels: int, store=None):
+        from .features.base import hop_size
+
+        self._an = EnvelopeLevelFeatures()
+        hop = hop_size(sample_rate)
+        self._an.prepare(sample_rate, self.CHUNK, channels, history_frames=self.CHUNK // hop + 1)
+        self._levels: list[np.ndarray] = []
+        self.store = [] if store is None else store
+
+    def add(self, x: np.ndarray) -> None:
+        """Analyse the next samples, ``x`` float32 ``(channels, n)`` (not modified)."""
+        lvl = EnvelopeLevelFeatures.columns.index("level_db")
+        for i in range(0, x.shape[1], self.CHUNK):
+            self._an.process(x[:, i : i + self.CHUNK])
+            rows = self._an.read()
+            if len(rows):
+                self._levels.append(rows[:, lvl].copy())
+                self.store.append(np.ascontiguousarray(rows[:, :N_BANDS]))
+
+    def result(self) -> np.ndarray:
+        """The (32,) long-term envelope in dB (NaN for bands the signal does not reach)."""
+        levels = np.concatenate(self._levels) if self._levels else np.zeros(0)
+        act = active_frames({"level_db": levels})
+        n_act = int(act.sum())
+        if not n_act:
+            return np.full(N_BANDS, np.nan)
+        total = np.zeros(N_BANDS)
+        start = 0
+        with np.errstate(invalid="ignore"):
+            for rows in self.store:
+                a = act[start : start + len(rows)]
+                start += len(rows)
+                if a.any():
+                    # add.reduce over axis 0 of [total; rows] adds the rows one after another
+                    total = np.add.reduce(np.concatenate([total[None], 10.0 ** (rows[a] / 10.0)]), axis=0)
+            env = 10.0 * np.log10(total / n_act)
+        return limit_bandwidth(env)
 
 
 EMPTY_BELOW_DB = 60.0

@@ -183,6 +183,7 @@ class Job:
     matcher: str
     passes: int
     block: int
+    linked: bool | None
     identity: dict  # the manifest's record of all of the above
     key: str  # sha256 of identity
 
@@ -207,7 +208,7 @@ def _norm_sets(sets) -> dict:
 
 
 def resolve_job(preset="clean", sets=None, target=None, context=None, amount=None, matcher="match-eq",
-                passes: int = 2, block: int = 4096) -> Job:
+                passes: int = 2, block: int = 4096, linked: bool | None = None) -> Job:
     """Load and check the preset, overrides, target and context once; raise RenderError if any is bad."""
     from resculpt.dsp.profile import Profile, ProfileError, load_profile
 
@@ -235,10 +236,12 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         "sets": _canon(_norm_sets(sets)),
         "target_hash": _sha(target.to_json()) if target is not None else None,
         "settings": _canon({"context": context or None, "context_hash": ctx_hash, "amount": amount,
-                            "matcher": matcher, "passes": passes, "block": block}),
+                            "matcher": matcher, "passes": passes, "block": block,
+                            # absent when the preset decides, so manifests of preset-linked jobs keep their key
+                            **({} if linked is None else {"linked": bool(linked)})}),
         "version": _resculpt_version(),
     }
-    return Job(p, dict(sets or {}), target, context, amount, matcher, passes, block, identity,
+    return Job(p, dict(sets or {}), target, context, amount, matcher, passes, block, linked, identity,
                _sha(_canon(identity)))
 
 
@@ -313,7 +316,8 @@ def _staged_path(out: Path, job_key: str, src: Path, st) -> Path:
 
 
 def _render_kwargs(task: dict) -> dict:
-    return {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "matcher", "passes")}
+    return {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "matcher", "passes",
+                                 "linked")}
 
 
 # What a rendered file's record keeps of render_file's result.
@@ -679,14 +683,14 @@ def _out_header(path: Path) -> tuple[int, int, int]:
 def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: str | None = None,
                  sets: dict | None = None, target=None, progress: bool | None = None, *, fmt: str = "wav",
                  block: int = 4096, amount: float | None = None, context: str | None = None,
-                 matcher: str = "match-eq", passes: int = 2, force: bool = False, ray_transfer: str = "shared",
-                 on_file=None) -> dict:
+                 matcher: str = "match-eq", passes: int = 2, linked: bool | None = None, force: bool = False,
+                 ray_transfer: str = "shared", on_file=None) -> dict:
     """Render files, folders (recursive) and globs into ``out_dir``, mirroring the input trees.
 
     ``jobs``: worker processes (default: every core this process may use). ``ray``: ``None`` (local
     processes), ``"local"``, ``"auto"`` or ``"HOST:PORT"`` (see :func:`run_on_ray`); ``ray_transfer``:
     ``"shared"`` or ``"bytes"``. ``sets``: parameter overrides {id: value}; ``target``: a profile (path or
-    Profile); ``context``, ``amount``, ``matcher``, ``passes``, ``block``: as :func:`render_file`.
+    Profile); ``context``, ``amount``, ``matcher``, ``passes``, ``block``, ``linked``: as :func:`render_file`.
     ``fmt``: ``"wav"`` or ``"flac"``. ``force``: render everything, even what the manifest says is current.
     ``progress``: the status line (default: when stderr is a terminal). ``on_file(record)`` is called in
     the driver for every file as it is rendered, skipped or fails.
@@ -709,7 +713,7 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out_dir = Path(out_dir)
-    job = resolve_job(preset, sets, target, context, amount, matcher, passes, block)
+    job = resolve_job(preset, sets, target, context, amount, matcher, passes, block, linked)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -769,7 +773,7 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                 tasks.append({"index": i, "src": str(it.src), "out": str(out), "staged": str(staged),
                               "preset": job.preset, "sets": job.sets, "block": job.block, "target": job.target,
                               "amount": job.amount, "context": job.context, "matcher": job.matcher,
-                              "passes": job.passes})
+                              "passes": job.passes, "linked": job.linked})
             by_dir: dict[Path, set] = {}
             for it in items:
                 if it.error is None:

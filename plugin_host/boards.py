@@ -59,6 +59,40 @@ class Board(Processor):
         return block
 
 
+class ChannelBoards(Processor):
+    """One mono :class:`Board` per channel, for stems beyond stereo: pedalboard's plugins process mono
+    or stereo (its Reverb passes anything wider through untouched), so each channel runs its own
+    instances. ``plugins``: the first channel's list (the same kinds run on every channel).
+
+    process(block): float32 (channels, n), any n in 0..max_block.
+    """
+
+    name = "board"
+
+    def __init__(self, boards: list[Board], name: str = "board"):
+        super().__init__()
+        self.name = name
+        self.boards = list(boards)
+        self.plugins = self.boards[0].plugins if self.boards else []
+
+    def prepare(self, sample_rate, max_block, channels):
+        if channels != len(self.boards):
+            raise ValueError(f"{self.name}: built for {len(self.boards)} channels, prepared for {channels}")
+        super().prepare(sample_rate, max_block, channels)
+        for b in self.boards:
+            b.prepare(sample_rate, max_block, 1)
+        self.latency_samples = self.boards[0].latency_samples
+
+    def reset(self):
+        for b in self.boards:
+            b.reset()
+
+    def process(self, block):
+        for k, b in enumerate(self.boards):
+            b.process(block[k : k + 1])
+        return block
+
+
 def load_vst3(path: str):
     """Load a VST3 (or AU on macOS) plugin by path; raise ValueError with a clear message."""
     import os

@@ -13,11 +13,48 @@ from resculpt.dsp.params import ParamTable
 from resculpt.dsp.stft import StreamingSTFT
 
 from . import catalog
-from .boards import Board, plugin_param_specs
+from .boards import Board, ChannelBoards, plugin_param_specs
 from .layout import Layout, PluginEntry
 
 # The dry ring holds this much audio: the largest chain latency a layout may have.
 MAX_LATENCY_S = 1.0
+STEREO = 2  # boards above this many channels run one mono board per channel
+
+
+def build_board(items, table: ParamTable, channels: int, plugins: dict | None = None, name: str = "board"):
+    """The board running ``items`` (board slot names or PluginEntry, in order) on ``channels``, and its
+    parameter bindings [(param index, plugin, attribute, transform)]. Up to stereo one :class:`Board`;
+    wider stems one mono board per channel (:class:`ChannelBoards`), each with its own plugin
+    instances and bindings."""
+    if channels <= STEREO:
+        return _one_board(items, table, plugins or {}, name)
+    hosted = [it.slot for it in items if isinstance(it, PluginEntry)]
+    if hosted:
+        raise ValueError(f"{name} board: hosted plugins ({', '.join(hosted)}) run on mono or stereo only, "
+                         f"not {channels} channels")
+    boards, binds = [], []
+    for _ in range(channels):
+        b, bi = _one_board(items, table, {}, name)
+        boards.append(b)
+        binds += bi
+    return ChannelBoards(boards, name), binds
+
+
+def _one_board(items, table, plugins, name):
+    pl, binds = [], []
+    for it in items:
+        if isinstance(it, PluginEntry):
+            p = plugins[it.slot]
+            pl.append(p)
+            for spec in plugin_param_specs(it, p):
+                binds.append((table.index(spec.id), p, spec.id.split(".", 1)[1], float))
+            continue
+        s = catalog.SLOTS[it]
+        made = s.build()
+        for pid, (k, attr, fn) in s.binds.items():
+            binds.append((table.index(pid), made[k], attr, fn))
+        pl.extend(made)
+    return Board(pl, name), binds
 
 
 class SignalGraph:
@@ -31,7 +68,8 @@ class SignalGraph:
         inboxes: the chain's inbox per slot name, handed to the stages that declare an ``inbox_type``.
 
     Attributes:
-        pre, post: :class:`Board`. section: :class:`StreamingSTFT` or None (no spectral stage).
+        pre, post: :class:`Board` (:class:`ChannelBoards` above stereo).
+        section: :class:`StreamingSTFT` or None (no spectral stage).
         stages: the section's stages in order. latency_samples: the sum over pre, section and post.
     """
 
@@ -42,25 +80,10 @@ class SignalGraph:
         plugins = plugins or {}
         self.binds = []  # (param index, plugin, attribute, transform)
 
-        def board(items, name):
-            pl = []
-            for it in items:
-                if isinstance(it, PluginEntry):
-                    p = plugins[it.slot]
-                    pl.append(p)
-                    for spec in plugin_param_specs(it, p):
-                        attr = spec.id.split(".", 1)[1]
-                        self.binds.append((table.index(spec.id), p, attr, float))
-                    continue
-                s = catalog.SLOTS[it]
-                made = s.build()
-                for pid, (k, attr, fn) in s.binds.items():
-                    self.binds.append((table.index(pid), made[k], attr, fn))
-                pl.extend(made)
-            return Board(pl, name)
-
-        self.pre = board(layout.pre, "pre")
-        self.post = board(layout.post, "post")
+        self.pre, binds = build_board(layout.pre, table, channels, plugins, "pre")
+        self.binds += binds
+        self.post, binds = build_board(layout.post, table, channels, plugins, "post")
+        self.binds += binds
         inboxes = inboxes or {}
         stages = [catalog.SLOTS[s].make(table, inboxes.get(s)) for s in layout.spectral]
         self.section = (StreamingSTFT(layout.stft, stages, layout.linked, table=table)

@@ -41,6 +41,7 @@ from .layout import Layout
 # coefficients follow the ramp (1.3 ms at 48 kHz: far below the 20-50 ms ramps, no zipper).
 CONTROL_BLOCK = 64
 CROSSFADE_MS = 20.0
+MAX_CHANNELS = 8  # offline renders (stems up to 7.1); the live path is mono or stereo
 _LN10_20 = math.log(10.0) / 20.0
 
 
@@ -79,8 +80,8 @@ class ChainHost(Processor):
             layout = Layout.from_dict(layout)
         self.layout = layout or Layout()
         self.preset_name = preset_name
-        if channels not in (1, 2):
-            raise ProcessorError(f"channels must be 1 or 2, got {channels}")
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise ProcessorError(f"channels must be 1 to {MAX_CHANNELS}, got {channels}")
         self.stats = ChainStats()
         self._plugins = self._load_plugins(self.layout)
         self._table = ParamTable(self._specs_for(self.layout, self._plugins))
@@ -462,4 +463,4 @@ def process_whole(proc: Processor, x: np.ndarray, block: int, progress=None) -> 
 
 _RAMP = np.arange(0, 1 << 17, dtype=np.float64)
 
-__all__ = ["ChainHost", "ChainStats", "CONTROL_BLOCK", "process_whole"]
+__all__ = ["ChainHost", "ChainStats", "CONTROL_BLOCK", "MAX_CHANNELS", "process_whole"]

@@ -7,6 +7,8 @@ pushed after the last input block to flush the tail.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
 import sys
 import time
@@ -14,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import WRITE_EXT, AudioFileError, read_audio, write_audio
+from .audio_io import WRITE_EXT, set_wav_channel_mask, wav_channel_mask
 from .chain import Chain
-from .host import process_whole
+from .host import MAX_CHANNELS
 from .presets import PresetError
 
 MATCHERS = ("match-eq", "model")  # what moves audio toward a target profile (render --matcher)
@@ -68,49 +70,217 @@ def match_stage(chain):
     return None
 
 
-def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
-    """Render ``x`` through ``chain`` (which has a ``match`` stage) toward ``target`` (a Profile).
+class _ArrayInput:
+    """An in-memory signal ``x`` (channels, n) float32 offered in sweeps, like a file."""
 
-    Offline, the whole file is known: the stage's input estimate is primed with the file's own
-    long-term envelope, and with ``passes`` > 1 each further pass adds the remaining level-free
-    envelope error of the previous output to the stage's target (corrects analysis leakage and
-    band blur). Returns (y, info).
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        self.channels, self.frames = x.shape
+
+    def sweep(self, block: int):
+        for i in range(0, self.frames, block):
+            yield self.x[:, i : i + block]
+
+
+class _FileInput:
+    """An audio file read in sweeps of blocks: each sweep reopens it, so nothing but one block is held.
+
+    The file's size and modification time are taken when it is opened and checked after every sweep,
+    and every sweep must decode the same number of frames: a file that changes while it is read
+    (a recording still being written, a copy in progress) gives a RenderError instead of a render
+    made of two different files.
     """
-    from resculpt.dsp.profile import band_distance_db, band_shape_diff, long_term_envelope, target_envelope
 
-    env_in = long_term_envelope(x, sr)
+    def __init__(self, path: Path):
+        from pedalboard.io import AudioFile
+
+        self.path = path
+        try:
+            with open(path, "rb"):  # the OS's reason (permission, a folder, ...) before the decoder's
+                pass
+            st = os.stat(path)
+        except OSError as e:
+            raise RenderError(f"{path}: cannot read: {os_cause(e)}") from None
+        if st.st_size == 0:
+            raise RenderError(f"{path}: file is empty")
+        self._stamp = (st.st_size, st.st_mtime_ns)
+        try:
+            with AudioFile(str(path)) as f:
+                self.sample_rate, self.channels, self.frames = int(round(f.samplerate)), f.num_channels, f.frames
+        except Exception as e:
+            raise RenderError(f"{path}: cannot decode audio ({e})") from None
+        if self.frames == 0:
+            raise RenderError(f"{path}: no audio frames")
+        self._decoded = None  # frames the first sweep decoded (compressed formats announce an estimate)
+
+    def sweep(self, block: int):
+        from pedalboard.io import AudioFile
+
+        done = 0
+        try:
+            f = AudioFile(str(self.path))
+        except Exception as e:
+            raise RenderError(f"{self.path}: cannot reopen for another pass ({e})") from None
+        with f:
+            while True:
+                try:
+                    chunk = f.read(block)
+                except Exception as e:
+                    raise RenderError(f"{self.path}: decoding failed after {done} frames ({e})") from None
+                if chunk.shape[1] == 0:
+                    break
+                done += chunk.shape[1]
+                yield chunk
+        self._check_unchanged(done)
+
+    def _check_unchanged(self, done: int) -> None:
+        try:
+            st = os.stat(self.path)
+            now = (st.st_size, st.st_mtime_ns)
+        except OSError as e:
+            raise RenderError(f"{self.path}: the input disappeared while it was read ({os_cause(e)})") from None
+        if now != self._stamp or (self._decoded is not None and done != self._decoded):
+            raise RenderError(f"{self.path}: the input changed while it was read (size or modification time "
+                              "moved); render it again once it is complete")
+        self._decoded = done
+
+
+def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) -> int:
+    """Stream the input ``chunks`` (float32 (channels, k) arrays, k <= block) through ``chain``, then
+    ``chain.latency_samples`` zeros to flush it; ``emit(y)`` receives the output in order with the
+    start-up latency dropped (as many samples as the input had; ``y`` is valid during the call).
+
+    ``joined``: cut the input and the zeros into blocks of ``block`` samples across chunk boundaries,
+    exactly as :func:`~resculpt.plugin_host.host.process_whole` cuts the whole signal (the target and
+    context renders); else each chunk is one block and the zeros follow in blocks of their own (the
+    plain render). Returns the number of input samples."""
+    c = chain.channels
+    lat = chain.latency_samples
+    buf = np.zeros((c, block), np.float32)
+    skip, fill, n = lat, 0, 0
+
+    def run(k):
+        nonlocal skip
+        y = chain.process(buf[:, :k])
+        if skip:
+            d = min(skip, k)
+            y, skip = y[:, d:], skip - d
+        if y.shape[1]:
+            emit(y)
+
+    for chunk in chunks:
+        k = chunk.shape[1]
+        if not joined:
+            buf[:, :k] = chunk
+            run(k)
+            n += k
+        else:
+            pos = 0
+            while pos < k:
+                m = min(k - pos, block - fill)
+                buf[:, fill : fill + m] = chunk[:, pos : pos + m]
+                fill, pos = fill + m, pos + m
+                if fill == block:
+                    run(block)
+                    fill = 0
+            n += k
+        if progress:
+            progress.update(n)
+    left = lat
+    while fill + left > 0:
+        m = min(left, block - fill)
+        buf[:, fill : fill + m] = 0.0
+        left -= m
+        run(fill + m)
+        fill = 0
+        if progress:
+            progress.update(n + lat - left)
+    return n
+
+
+def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
+    """Render ``x`` (channels, n) through ``chain`` (which has a ``match`` stage) toward ``target``
+    (a Profile). Returns (y, info); see :func:`stream_with_target` for what the passes do."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.empty_like(x)
+    pos = 0
+
+    def keep(blk):
+        nonlocal pos
+        y[:, pos : pos + blk.shape[1]] = blk
+        pos += blk.shape[1]
+
+    info = stream_with_target(chain, _ArrayInput(x), sr, target, block, keep, passes, progress, prime)
+    return y, info
+
+
+def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2, progress=None,
+                       prime: bool = True, store=None) -> dict:
+    """Render ``src`` (an object whose ``sweep(block)`` yields its (channels, k) float32 blocks, the
+    same ones at every call) through ``chain`` (which has a ``match`` stage) toward ``target`` (a
+    Profile); the final pass's output goes to ``emit(y)``. Returns info (band distances, dB).
+
+    Offline, the whole input is known: a first sweep measures its long-term envelope, with which the
+    stage's input estimate is primed; with ``passes`` > 1 each further pass adds the remaining
+    level-free envelope error of the previous pass's output to the stage's target (corrects analysis
+    leakage and band blur). ``1 + passes`` sweeps of the input, one block held at a time; ``store()``
+    makes the row store for each envelope measurement (see
+    :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
+    """
+    from resculpt.dsp.profile import EnvelopeAccumulator, Profile, band_distance_db, band_shape_diff, target_envelope
+
+    c = chain.channels
+
+    def envelope_acc():
+        return EnvelopeAccumulator(sr, c, None if store is None else store())
+
+    acc = envelope_acc()
+    for blk in src.sweep(block):
+        acc.add(blk)
+    env_in = acc.result()
     if target.kind == "delta":
-        from resculpt.dsp.profile import Profile
-
-        cur = Profile("fingerprint", band_env_db=list(env_in))
-        goal = target_envelope(target, cur)[0]
+        goal = target_envelope(target, Profile("fingerprint", band_env_db=list(env_in)))[0]
     else:
         goal = target.env()
     st = match_stage(chain)
     st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
     eff = goal.copy()
     info = {"distance_before_db": band_distance_db(env_in, goal)}
-    y = x
-    for p in range(max(1, passes)):
+    n_pass = max(1, passes)
+    env_out = None
+    for p in range(n_pass):
         chain.set_target(eff)
         chain.reset()
-        y = process_whole(chain, x, block, progress if p == passes - 1 else None)
-        if p < passes - 1:
-            r = np.nan_to_num(band_shape_diff(goal, long_term_envelope(y, sr)))
+        last = p == n_pass - 1
+        acc = envelope_acc()
+
+        def out(y, acc=acc, last=last):
+            acc.add(y)
+            if last:
+                emit(y)
+
+        _sweep(chain, src.sweep(block), block, out, progress if last else None)
+        env_out = acc.result()
+        if not last:
+            r = np.nan_to_num(band_shape_diff(goal, env_out))
             eff = eff + r * chain.params.get("match.amount")
-    info["distance_after_db"] = band_distance_db(long_term_envelope(y, sr), goal)
-    return y, info
+    info["distance_after_db"] = band_distance_db(env_out, goal)
+    return info
 
 
-def _chain_for(preset, sr, c, block, sets, target, amount, context):
+def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None):
     """Build the chain for a render: preset, context (params + delta), match stage when a target
-    applies, then --set overrides. Returns (chain, target Profile or None)."""
+    applies, then --set overrides; ``linked`` (None: the preset's ``chain.linked``) overrides whether
+    the spectral analysis is linked across channels. Returns (chain, target Profile or None)."""
     from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas, load_profile
 
     try:
         if target is not None and not isinstance(target, Profile):
             target = load_profile(target)
         chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
+        if linked is not None and linked != chain.layout.linked:
+            chain = Chain(dataclasses.replace(chain.layout, linked=linked), sr, c, block,
+                          params=chain.params.targets(), preset_name=chain.preset_name)
         if context:
             from .contexts import get_context
 
@@ -131,60 +301,186 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context):
     return chain, target
 
 
-def _render_file_whole(inp, out, preset, sets, block, progress, target, amount, context, passes) -> dict:
-    """The --target/--context path: the whole file is read (the match-EQ primes on the file's own
-    envelope and refines in a second pass), written to a temporary file and renamed on success."""
+class _RowSpill:
+    """A row store for :class:`~resculpt.dsp.profile.EnvelopeAccumulator` on disk: an unnamed temporary
+    file beside the output (256 bytes per 5 ms frame, 184 MB per hour of audio), gone when closed."""
+
+    CHUNK_ROWS = 8192
+
+    def __init__(self, folder: Path, out: Path):
+        import tempfile
+
+        self.out = out
+        try:
+            self.f = tempfile.TemporaryFile(dir=folder)
+        except OSError as e:
+            raise RenderError(f"{out}: cannot create temporary analysis data in {folder}: {os_cause(e)}") from None
+        self.rows = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        try:
+            self.f.write(np.ascontiguousarray(rows, np.float64).tobytes())
+        except OSError as e:
+            raise RenderError(f"{self.out}: cannot write temporary analysis data: {os_cause(e)}") from None
+        self.rows += len(rows)
+
+    def __iter__(self):
+        from resculpt.dsp.bands import N_BANDS
+
+        self.f.flush()
+        self.f.seek(0)
+        left = self.rows
+        while left:
+            k = min(left, self.CHUNK_ROWS)
+            yield np.frombuffer(self.f.read(k * N_BANDS * 8), np.float64).reshape(k, N_BANDS)
+            left -= k
+        self.f.seek(0, os.SEEK_END)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+_CAUSES = {
+    errno.ENOSPC: "disk full (no space left on the device)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENAMETOOLONG: "path too long",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder",
+    errno.EFBIG: "file too large for the file system",
+    errno.EIO: "input/output error (failing disk or lost network share)",
+}
+
+
+def os_cause(e: OSError) -> str:
+    """The cause of an OSError in words (disk full, permission denied, ...)."""
+    return _CAUSES.get(e.errno, e.strerror or str(e))
+
+
+class _Output:
+    """The output file, written to a temporary file beside it and renamed over it by :meth:`commit`;
+    on any failure the temporary file is removed, so nothing half-written is left. Write errors
+    name the output file and the cause (through a Python file object, the OS error reaches us
+    with its errno)."""
+
+    def __init__(self, out: Path, sample_rate: int, channels: int, channel_mask: int | None = None):
+        self.out, self.sr, self.c, self.mask = out, sample_rate, channels, channel_mask
+        self.tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+        self._fh = self._af = None
+        self.written = 0
+
+    def _fail(self, what: str, e: OSError):
+        raise RenderError(f"{self.out}: {what}: {os_cause(e)}") from None
+
+    def __enter__(self):
+        try:
+            self._open()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _open(self) -> None:
+        from pedalboard.io import AudioFile
+
+        folder = self.out.parent
+        if folder.exists() and not folder.is_dir():
+            raise RenderError(f"{self.out}: the output folder {folder} is a file")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise RenderError(f"{self.out}: cannot create the output folder {folder}: a part of it is a file") from None
+        except OSError as e:
+            self._fail(f"cannot create the output folder {folder}", e)
+        if self.out.is_dir():
+            raise RenderError(f"{self.out}: is a folder; give a file name ending in .wav or .flac")
+        try:
+            self._fh = open(self.tmp, "w+b")
+        except OSError as e:
+            self._fail("cannot write", e)
+        ext = self.out.suffix.lower()
+        try:
+            self._af = AudioFile(self._fh, "w", self.sr, self.c, bit_depth=WRITE_EXT[ext], format=ext[1:])
+        except OSError as e:
+            self._fail("cannot write", e)
+        except Exception as e:  # the encoder refuses the format (a rate FLAC cannot hold, ...)
+            raise RenderError(f"{self.out}: cannot write ({e})") from None
+
+    def write(self, y: np.ndarray) -> None:
+        try:
+            self._af.write(y)
+        except OSError as e:
+            self._fail("cannot write", e)
+        self.written += y.shape[1]
+
+    def commit(self) -> None:
+        try:
+            self._af.close()
+            self._af = None
+            if self.mask is not None:
+                set_wav_channel_mask(self._fh, self.mask)
+            self._fh.close()
+            self._fh = None
+        except OSError as e:
+            self._fail("cannot write", e)
+        try:
+            os.replace(self.tmp, self.out)
+        except OSError as e:
+            self._fail(f"cannot rename {self.tmp.name} to it", e)
+
+    def __exit__(self, *exc):
+        for h in (self._af, self._fh):
+            if h is not None:
+                try:
+                    h.close()
+                except Exception:  # closing after a failure: the first error is the one reported
+                    pass
+        if self.tmp.exists():
+            self.tmp.unlink()
+        return False
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a path the OS cannot look up (too long, ...) is a RenderError naming it."""
     try:
-        x, sr = read_audio(inp)
-    except AudioFileError as e:
-        raise RenderError(str(e)) from None
-    if x.shape[1] == 0:
-        raise RenderError(f"{inp}: no audio frames")
-    if x.shape[0] > 2:
-        raise RenderError(f"{inp}: {x.shape[0]} channels; Resculpt renders mono or stereo")
-    chain, target = _chain_for(preset, sr, x.shape[0], block, sets, target, amount, context)
-    bar = Progress(inp.name, x.shape[1] + chain.latency_samples, progress)
-    t0 = time.perf_counter()
-    info = {}
-    if target is not None:
-        y, info = render_with_target(chain, x, sr, target, block, passes, bar)
-    else:
-        y = process_whole(chain, x, block, bar)
-    el = time.perf_counter() - t0
-    bar.close()
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    try:
-        write_audio(tmp, y, sr)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": x.shape[0],
-            "frames": x.shape[1], "latency_samples": chain.latency_samples, "seconds": el,
-            "rtf": el / (x.shape[1] / sr), "nonfinite_in": chain.stats.nonfinite_in, **info}
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return False
+    except OSError as e:
+        raise RenderError(f"{path}: {os_cause(e)}") from None
+    return True
 
 
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
                 target=None, amount: float | None = None, context: str | None = None,
-                matcher: str = "match-eq", passes: int = 2) -> dict:
-    """Render one file, streaming it in blocks (memory stays flat for hour-long files).
+                matcher: str = "match-eq", passes: int = 2, linked: bool | None = None) -> dict:
+    """Render one file, streaming it in blocks: memory stays flat however long the file is.
+
+    Files of 1 to 8 channels (mono to 7.1 stems, first-order ambisonics): every stage runs on every
+    channel; the spectral analysis is linked across channels (one gain curve for all, so the image
+    stays put) unless ``linked`` is False (None: the preset's ``chain.linked``). A WAV input's
+    speaker mask (WAVE_FORMAT_EXTENSIBLE) is written into a WAV output of more than two channels.
 
     ``target``: a Profile or a path to a profile JSON, moved toward by ``matcher``: "match-eq" (the
-    profile-matching EQ); "model" (the resculpting model) is not in this version and gives an error. ``amount``: match.amount 0..1.
-    ``context``: a context rule name (presets/contexts.json or the user's), applied before ``sets``.
-    With a target or context the file is read whole (see :func:`_render_file_whole`).
+    profile-matching EQ); "model" (the resculpting model) is not in this version and gives an error.
+    ``amount``: match.amount 0..1. ``context``: a context rule name (presets/contexts.json or the
+    user's), applied before ``sets``. With a target the file is read ``1 + passes`` times (see
+    :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file
+    beside ``out``.
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
-    that fails half-way never leaves a truncated output. Raises RenderError with a clear message.
+    that fails half-way never leaves a truncated output. Raises RenderError with a message that
+    names the file and the cause.
     """
-    from pedalboard.io import AudioFile
-
     inp, out = Path(inp), Path(out)
-    if not inp.exists():
+    if not _exists(inp):
         raise RenderError(f"{inp}: no such file")
-    if inp.stat().st_size == 0:
-        raise RenderError(f"{inp}: file is empty")
-    if out.exists() and os.path.samefile(inp, out):
+    if _exists(out) and os.path.samefile(inp, out):
         raise RenderError(f"{out}: refusing to overwrite the input file")
     if out.suffix.lower() not in WRITE_EXT:
         raise RenderError(f"{out}: output must be .wav or .flac")
@@ -192,70 +488,35 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
         raise RenderError(f"--matcher must be one of {', '.join(MATCHERS)}, got {matcher!r}")
     if matcher == "model" and target is not None:
         raise RenderError("the resculpting model is not in this version of Resculpt; use --matcher match-eq")
-    if target is not None or context:
-        return _render_file_whole(inp, out, preset, sets, block, progress, target, amount, context, passes)
-    try:
-        src = AudioFile(str(inp))
-    except Exception as e:
-        raise RenderError(f"{inp}: cannot decode audio ({e})") from None
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    try:
-        with src:
-            sr, c, frames = int(round(src.samplerate)), src.num_channels, src.frames
-            if frames == 0:
-                raise RenderError(f"{inp}: no audio frames")
-            if c > 2:
-                raise RenderError(f"{inp}: {c} channels; Resculpt renders mono or stereo")
-            try:
-                chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
-                for k, v in (sets or {}).items():
-                    chain.params.set(k, v)
-            except (PresetError, ValueError) as e:
-                raise RenderError(str(e)) from None
-            chain.reset()
-            lat = chain.latency_samples
-            bar = Progress(inp.name, frames + lat, progress)
-            buf = np.zeros((c, block), np.float32)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            written, skip, done = 0, lat, 0
-            with AudioFile(str(tmp), "w", sr, c, bit_depth=WRITE_EXT[out.suffix.lower()]) as dst:
-                def emit(y, cap=None):
-                    nonlocal skip, written
-                    if skip:
-                        k = min(skip, y.shape[1])
-                        y, skip = y[:, k:], skip - k
-                    if cap is not None:
-                        y = y[:, : cap - written]
-                    if y.shape[1]:
-                        dst.write(y)
-                        written += y.shape[1]
+    src = _FileInput(inp)
+    sr, c = src.sample_rate, src.channels
+    if c > MAX_CHANNELS:
+        raise RenderError(f"{inp}: {c} channels; Resculpt renders up to {MAX_CHANNELS}")
+    chain, target = _chain_for(preset, sr, c, block, sets, target, amount, context, linked)
+    lat = chain.latency_samples
+    bar = Progress(inp.name, src.frames + lat, progress)
+    info = {}
+    t0 = time.perf_counter()
+    with _Output(out, sr, c, wav_channel_mask(inp) if out.suffix.lower() == ".wav" else None) as dst:
+        if target is not None:
+            spills = []
 
-                while True:
-                    try:
-                        chunk = src.read(block)
-                    except Exception as e:
-                        raise RenderError(f"{inp}: decoding failed after {done} frames ({e})") from None
-                    k = chunk.shape[1]
-                    if k == 0:
-                        break
-                    buf[:, :k] = chunk
-                    emit(chain.process(buf[:, :k]))
-                    done += k
-                    bar.update(done)
-                # Compressed formats may announce an estimate: the output has what actually decoded.
-                left = lat
-                while left > 0:  # flush the chain's tail (its latency) with silence
-                    k = min(left, block)
-                    buf[:, :k] = 0.0
-                    emit(chain.process(buf[:, :k]), cap=done)
-                    left -= k
-            el = time.perf_counter() - t0
-            bar.close()
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            def store():
+                spills.append(_RowSpill(out.parent, out))
+                return spills[-1]
+
+            try:
+                info = stream_with_target(chain, src, sr, target, block, dst.write, passes, bar, store=store)
+            finally:
+                for s in spills:
+                    s.close()
+        else:
+            # A context keeps the cut of the whole-signal render it has always had (process_whole's).
+            _sweep(chain, src.sweep(block), block, dst.write, bar, joined=bool(context))
+        el = time.perf_counter() - t0
+        dst.commit()
+    bar.close()
+    n = dst.written
     return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": c,
-            "frames": written, "latency_samples": lat, "seconds": el,
-            "rtf": el / max(written / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in}
+            "frames": n, "latency_samples": lat, "seconds": el,
+            "rtf": el / max(n / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in, **info}

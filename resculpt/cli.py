@@ -67,7 +67,7 @@ def cmd_render(a) -> int:
         try:
             r = render_file(Path(a.inputs[0]), Path(a.output), a.preset, sets, a.block, progress=a.progress or None,
                             target=a.target, amount=a.amount, context=a.context, matcher=a.matcher,
-                            passes=a.passes)
+                            passes=a.passes, linked=False if a.unlinked else None)
         except Exception as e:  # the message names the file
             return _die(str(e) or type(e).__name__, 1)
         line(r)
@@ -84,7 +84,8 @@ def cmd_render(a) -> int:
     try:
         s = render_batch(a.inputs, a.out_dir, a.preset, jobs=a.jobs, ray=a.ray, sets=sets, target=a.target,
                          progress=a.progress or None, fmt=a.format, block=a.block, amount=a.amount,
-                         context=a.context, matcher=a.matcher, passes=a.passes, force=a.force,
+                         context=a.context, matcher=a.matcher, passes=a.passes,
+                         linked=False if a.unlinked else None, force=a.force,
                          ray_transfer=a.ray_transfer, on_file=on_file)
     except RenderError as e:
         return _die(str(e), 1)
@@ -188,9 +189,12 @@ def cmd_bench(a) -> int:
 
 
 # -- demo ------------------------------------------------------------------------------------------
+DEMO_PICTURE_S = 60.0  # spectrograms show at most the first minute (one column per 256 samples)
+
+
 def cmd_demo(a) -> int:
     from resculpt.plugin_host.presets import list_presets
-    from resculpt.plugin_host.audio_io import AudioFileError, read_audio
+    from resculpt.plugin_host.audio_io import AudioFileError, audio_info, read_audio
     from resculpt.plugin_host.render import render_file
     from resculpt.plugin_host.spectrogram import spectrogram_png
 
@@ -198,11 +202,15 @@ def cmd_demo(a) -> int:
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        x, sr = read_audio(src)
+        sr, _, frames = audio_info(src)
+        # Renders stream the file; the pictures read only its first DEMO_PICTURE_S seconds.
+        x, sr = read_audio(src, max_seconds=DEMO_PICTURE_S)
     except AudioFileError as e:
         return _die(str(e))
-    spectrogram_png(out / "input.png", x, sr, title=f"before: {src.name}")
-    print(f"demo: {src.name} ({x.shape[1] / sr:.1f} s, {sr} Hz) through every shipped preset")
+    part = f" (first {DEMO_PICTURE_S:g} s)" if x.shape[1] < frames else ""
+    spectrogram_png(out / "input.png", x, sr, title=f"before: {src.name}{part}")
+    del x
+    print(f"demo: {src.name} ({frames / sr:.1f} s, {sr} Hz) through every shipped preset")
     rc = 0
     for name, _ in list_presets():
         dst = out / f"{name}.wav"
@@ -212,8 +220,8 @@ def cmd_demo(a) -> int:
             print(f"  {name:18s} FAILED: {e}", file=sys.stderr)
             rc = 1
             continue
-        y, _ = read_audio(dst)
-        spectrogram_png(out / f"{name}.png", y, sr, title=f"after: {name}")
+        y, _ = read_audio(dst, max_seconds=DEMO_PICTURE_S)
+        spectrogram_png(out / f"{name}.png", y, sr, title=f"after: {name}{part}")
         print(f"  {name:18s} -> {dst}  (+ {name}.png)  latency {r['latency_samples']} samples, RTF {r['rtf']:.3f}")
     print(f"demo output: {out.resolve()}  (input.png is the unprocessed spectrogram)")
     return rc
@@ -472,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --ray: workers read and write the paths (shared), or files travel through Ray (bytes)")
     r.add_argument("--force", action="store_true", help="with --out-dir: render everything again")
     r.add_argument("--json", action="store_true", help="with --out-dir: print a JSON summary on stdout")
+    r.add_argument("--unlinked", action="store_true",
+                   help="analyse each channel on its own (default: the preset's chain.linked, one gain curve for "
+                        "all channels so the image stays put)")
     r.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(fn=cmd_render)

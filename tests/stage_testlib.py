@@ -19,7 +19,6 @@ from conftest import stream
 from resculpt.dsp.params import ParamTable
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.plugin_host import catalog
-from resculpt.plugin_host.boards import Board
 
 # Larger than any whole-signal call the tests make (0.3 s at 96 kHz plus a window of latency), so
 # one call per event segment is the offline render.
@@ -90,15 +89,13 @@ def make_section(slots, sample_rate=48000, channels=2, params=None, stft="defaul
 
 
 def make_board(slots, sample_rate=48000, channels=2, params=None, max_block=MAX_BLOCK) -> Rig:
-    """A prepared Board of the board ``slots``' plugins, bound to a full catalog ParamTable (snapped)."""
+    """A prepared board of the board ``slots``' plugins as the host builds it for ``channels``
+    (one mono board per channel above stereo), bound to a full catalog ParamTable (snapped)."""
+    from resculpt.plugin_host.graph import build_board
+
     table = _table(params, sample_rate)
-    plugins, binds = [], []
-    for s in slots:
-        slot = catalog.SLOTS[s]
-        made = slot.build()
-        binds += [(table.index(pid), made[k], attr, fn) for pid, (k, attr, fn) in slot.binds.items()]
-        plugins += made
-    rig = Rig(Board(plugins, "+".join(slots)), table, binds)
+    board, binds = build_board(list(slots), table, channels, name="+".join(slots))
+    rig = Rig(board, table, binds)
     rig.apply()
     rig.proc.prepare(sample_rate, max_block, channels)
     return rig

@@ -245,12 +245,12 @@ def test_nonfinite_input_gives_finite_output_and_the_stage_recovers(slot):
         assert 0.5 < r < 2.0, f"{where}: tail RMS {r:.3f} x a clean run's: the stage did not recover"
 
 
-@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("channels", [1, 2, 6])
 @pytest.mark.parametrize("rate", SUPPORTED_RATES)
 @pytest.mark.parametrize("slot", SLOTS)
-def test_runs_at_every_supported_rate_mono_and_stereo(slot, rate, channels):
-    """At every rate the product accepts, mono and stereo: finite, active, and streaming (blocks of 65)
-    equals offline."""
+def test_runs_at_every_supported_rate_mono_stereo_and_six_channels(slot, rate, channels):
+    """At every rate the product accepts, mono, stereo and 6 channels (a 5.1 stem, rendered offline):
+    finite, active, and streaming (blocks of 65) equals offline."""
     rig, init, events = _rig(slot, rate, channels)
     x = signal_for(rate, channels, seconds=0.25)
     ref = run(rig, x, "whole", events)
@@ -258,6 +258,25 @@ def test_runs_at_every_supported_rate_mono_and_stereo(slot, rate, channels):
     _assert_active(slot, ref, x)
     rig.restart(init)
     _assert_same(slot, run(rig, x, 65, events), ref, f"{slot} at {rate} Hz, {channels} ch")
+
+
+def _image_error(slot, channels, linked) -> float:
+    """Largest |y_k / a_k - y_0| / max|y_0| when channel k carries a_k times one signal (a_0 = 1)."""
+    a = np.array([1.0, 0.5, 0.25, 2.0, 0.1, 0.7], np.float32)[:channels, None]
+    rig, _, events = _rig(slot, 48000, channels, linked)
+    y = run(rig, a * signal_for(48000, 1, seconds=0.5), 512, events)
+    return float(np.abs(y / a - y[:1]).max() / np.abs(y[0]).max())
+
+
+@pytest.mark.parametrize("slot", [s for s in SLOTS if catalog.SLOTS[s].kind != "board"])
+def test_linked_analysis_keeps_the_image_at_six_channels_as_in_stereo(slot):
+    """Channels carrying scaled copies of one signal: where linked stereo applies one gain to both
+    channels (the copies stay copies, to float rounding), linked 6-channel processing applies one gain
+    curve to all six; and where unlinked stereo moves the copies apart, unlinked 6 channels does too."""
+    if _image_error(slot, 2, True) < 1e-5:
+        assert _image_error(slot, 6, True) < 1e-5
+    if _image_error(slot, 2, False) > 1e-3:
+        assert _image_error(slot, 6, False) > 1e-3
 
 
 def _measured_delay(slot, rig, events, sample_rate) -> int:
@@ -332,12 +351,14 @@ def _empty_peak(kind, channels, linked, x):
 
 
 def _alloc_cases():
-    """(slot, layout): every slot in stereo (linked), and spectral slots in mono and unlinked stereo too."""
+    """(slot, layout): every slot in stereo (linked), and spectral slots in mono, unlinked stereo and
+    6 channels (linked) too."""
     for slot in SLOTS:
         yield slot, "stereo"
         if catalog.SLOTS[slot].kind != "board":
             yield slot, "mono"
             yield slot, "stereo-unlinked"
+            yield slot, "six"
 
 
 def _numpy_arrays_per_call(proc, x, calls, block, board_output_bytes):
@@ -365,9 +386,9 @@ def test_process_allocates_nothing(slot, layout):
     """No numpy array allocated by any call (counted exactly, tests/numpy_allocs.py), no growth and no
     transient peak above the bounds above, in stereo in every state of the slot's scenario
     (each parameter change can switch code paths: a phase mode, an LFO shape, a freeze, delta listen),
-    in mono and unlinked stereo in its first state. Board slots in stereo: their parameter changes only
+    in mono, unlinked stereo and 6 channels in its first state. Board slots in stereo: their parameter changes only
     set plugin values."""
-    channels, linked = (1, True) if layout == "mono" else (2, layout == "stereo")
+    channels, linked = {"mono": (1, True), "stereo": (2, True), "stereo-unlinked": (2, False), "six": (6, True)}[layout]
     board = catalog.SLOTS[slot].kind == "board"
     rig, _, events = _rig(slot, 48000, channels, linked)
     x = signal_for(48000, channels, seconds=1.0)
