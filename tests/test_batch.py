@@ -206,7 +206,7 @@ def test_a_worker_that_dies_fails_only_its_file_and_is_replaced(tmp_path):
     src = tmp_path / "lib"
     paths = _tree(src, n=3)
     common = {"preset": "clean", "sets": {}, "block": 4096, "target": None, "amount": None, "context": None,
-              "matcher": "match-eq", "passes": 2}
+              "matcher": "match-eq", "passes": 2, "linked": None}
     tasks = [dict(common, index=i, src=str(p), out=str(tmp_path / f"o{i}.wav"), staged=str(tmp_path / f"o{i}.wav"))
              for i, p in enumerate(paths)]
     tasks[1]["preset"] = _ExitOnUnpickle()
