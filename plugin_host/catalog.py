@@ -20,6 +20,7 @@ import pedalboard as pb
 
 from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
+from resculpt.dsp.voice import mcadams
 from resculpt.models.mask import stage as mask_stage
 
 # Global parameters, applied by the host around the engine.
@@ -205,6 +206,9 @@ register(SpectralSlot("match", "profile-matching EQ: moves the band envelope tow
 # The learned mask (models/mask); registered last so the catalog order stays the append-only DAW order.
 register(SpectralSlot("mask", "adaptive spectral mask (learned denoise/enhance, ONNX, causal, no look-ahead)",
                       mask_stage.PARAMS, mask_stage.MaskStage))
+# Voice transformation (dsp/voice, docs/anonymization.md).
+register(SpectralSlot("mcadams", "McAdams anonymizer (VoicePrivacy baseline): LPC pole angles phi -> phi^alpha",
+                      mcadams.PARAMS, mcadams.McAdams))
 
 
 def all_param_specs() -> list[ParamSpec]:

@@ -106,6 +106,8 @@ ACTIVE = {
     # call measure up to ~1.1 KB over an empty section (unlinked stereo), no model output or state array.
     "mask": Active({"mask.reduction_db": 30.0, "mask.contrast": 1.5}, ((0.15, {"mask.mode": "enhance"}),),
                    alloc_peak_bytes=4 * 481),
+    # Formants pushed further, then less far, mid-stream.
+    "mcadams": Active({"mcadams.alpha": 0.7}, ((0.15, {"mcadams.alpha": 0.9}),)),
     # Delta listen switched off and on again over a section that removes a lot.
     "spectral": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
                         "lfo.rate_hz": 5.0, "lfo.depth": 0.8, "blur.time_ms": 80.0, "spectral.delta": 1},
