@@ -84,4 +84,5 @@ ORDER = (
     "mask.high_hz",
     "mask.mode",
     "mask.contrast",
+    "mcadams.alpha",
 )
