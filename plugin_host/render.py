@@ -18,6 +18,7 @@ from .audio_io import WRITE_EXT, AudioFileError, read_audio, write_audio
 from .chain import Chain
 from .host import process_whole
 from .presets import PresetError
+from .provenance import mark_render
 
 MATCHERS = ("match-eq", "model")  # what moves audio toward a target profile (render --matcher)
 
@@ -161,7 +162,8 @@ def _render_file_whole(inp, out, preset, sets, block, progress, target, amount, 
             tmp.unlink()
     return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": x.shape[0],
             "frames": x.shape[1], "latency_samples": chain.latency_samples, "seconds": el,
-            "rtf": el / (x.shape[1] / sr), "nonfinite_in": chain.stats.nonfinite_in, **info}
+            "rtf": el / (x.shape[1] / sr), "nonfinite_in": chain.stats.nonfinite_in, **info,
+            **mark_render(out, chain, preset)}
 
 
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
@@ -258,4 +260,5 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
             tmp.unlink()
     return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": c,
             "frames": written, "latency_samples": lat, "seconds": el,
-            "rtf": el / max(written / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in}
+            "rtf": el / max(written / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in,
+            **mark_render(out, chain, preset)}
