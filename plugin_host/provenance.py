@@ -47,10 +47,10 @@ class ProvenanceError(ValueError):
 
 def software() -> str:
     try:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
         return f"Resculpt {version('resculpt')}"
-    except Exception:  # not installed as a distribution (a source checkout on sys.path)
+    except PackageNotFoundError:  # a source checkout on sys.path, not installed
         return "Resculpt"
 
 
@@ -300,7 +300,7 @@ def _ffprobe_tag(path: Path) -> dict | None:
     if shutil.which("ffprobe") is None:
         return None
     r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of",
-                        "default=noprint_wrappers=1", str(path)], capture_output=True, text=True)
+                        "default=noprint_wrappers=1", str(path)], check=False, capture_output=True, text=True)
     for line in r.stdout.splitlines():
         k, _, v = line.partition("=")
         if k.split(":")[-1].lower() == "comment" and parse_tag(v):
@@ -316,7 +316,7 @@ def decode(path) -> tuple[np.ndarray, int]:
         if shutil.which("ffmpeg") is None:
             raise ProvenanceError(str(e)) from None
     r = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "48000", "-"],
-                       capture_output=True)
+                       check=False, capture_output=True)
     if r.returncode != 0 or not r.stdout:
         raise ProvenanceError(f"{path}: cannot decode audio ({r.stderr.decode(errors='replace').strip()})")
     return np.frombuffer(r.stdout, np.float32)[None].copy(), 48000

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.signal import lfilter
-
 from resculpt.dsp.features.formants import levinson
 from resculpt.dsp.params import ParamTable
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.dsp.voice import mcadams
 from resculpt.plugin_host import catalog
+from scipy.signal import lfilter
 
 VOWEL_A = ((730.0, 60.0), (1090.0, 90.0), (2440.0, 120.0))  # /a/: formant (Hz), bandwidth (Hz)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from resculpt.cli import main
 from resculpt.dsp import watermark as wm
 from resculpt.plugin_host import provenance
 from resculpt.plugin_host.audio_io import read_audio, write_audio
 from resculpt.plugin_host.render import render_file
+
+from resculpt.cli import main
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
 INFO = {"provenance": "voice-transformed", "preset": "anon-test", "stages": ["mcadams"],
@@ -45,7 +45,7 @@ def _anon_preset(tmp_path) -> Path:
 def _ffmpeg_has(encoder: str) -> bool:
     if shutil.which("ffmpeg") is None:
         return False
-    r = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True)
+    r = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], check=False, capture_output=True, text=True)
     return encoder in r.stdout
 
 
