@@ -20,9 +20,11 @@ Metrics:
 - Lazy-informed attacker EER: the same with enrolment utterances passed through the same system
   (random α drawn anew per utterance).
 - STOI (pystoi, 16 kHz) of each output against its original (same length: the Chain trims its latency).
-- DNSMOS OVRL (speechmos, P.835 model) mean over utterances.
-- WER: pocketsphinx (en-us model in the wheel) transcribes every utterance; the word error rate of a
-  system's transcript against the transcript of the original (no reference transcripts here, and
+- DNSMOS OVRL (speechmos, P.835 model) of each speaker's trial utterances joined (8.4 s: one DNSMOS
+  window of 9 s), mean over speakers.
+- WER: pocketsphinx (en-us model in the wheel) transcribes each speaker's first trial utterance (one per
+  speaker: the recogniser runs near real time); the word error rate of a system's transcript against the
+  transcript of the original (no reference transcripts here, and
   pocketsphinx alone makes many errors: this is the recognisability change, not an absolute WER).
 - Distinct voices: mean cosine similarity between two systems' embeddings of the same utterance.
 """
@@ -44,6 +46,26 @@ N_UTT = 5
 ENROL = (0, 1)
 TRIALS = (2, 3, 4)
 SEED = 20261130
+ASR_UTT = TRIALS[0]  # the utterance of each speaker that pocketsphinx transcribes
+
+
+def one_thread() -> None:
+    """Every model on one thread: the metrics' default thread pools spin against each other (and against
+    anything else on the machine) and cost several times the CPU."""
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(1)
+    base = ort.InferenceSession
+
+    class OneThread(base):
+        def __init__(self, path, sess_options=None, *args, **kw):
+            so = sess_options or ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            super().__init__(path, so, *args, **kw)
+
+    ort.InferenceSession = OneThread
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -164,6 +186,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
+    one_thread()
     from pystoi import stoi
     from resemblyzer import VoiceEncoder, preprocess_wav
     from speechmos import dnsmos
@@ -189,11 +212,11 @@ def main(argv=None) -> int:
         for s, xs in utts.items():
             ys = [fn(x, rng) for x in xs]
             E[s] = [embed(y) for y in ys]
+            mos.append(dnsmos.run(np.clip(np.concatenate([ys[k] for k in TRIALS]), -1, 1), SR)["ovrl_mos"])
             for k, (x, y) in enumerate(zip(xs, ys)):
                 n = min(len(x), len(y))
                 st.append(stoi(x[:n], y[:n], SR, extended=False))
-                mos.append(dnsmos.run(np.clip(y, -1, 1), SR)["ovrl_mos"])
-                if asr is not None:
+                if asr is not None and k == ASR_UTT:
                     t = asr(y)
                     texts[(name, s, k)] = t
                     if name != "original":
