@@ -21,6 +21,7 @@ import pedalboard as pb
 from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.voice import shift as voice_shift
+from resculpt.dsp.voice import mcadams
 from resculpt.models.mask import stage as mask_stage
 
 # Global parameters, applied by the host around the engine.
@@ -209,6 +210,9 @@ register(SpectralSlot("mask", "adaptive spectral mask (learned denoise/enhance, 
 # Voice transformation (docs/voice.md).
 register(SpectralSlot("voice", "pitch shift (formants kept) and formant shift (pitch kept): peak-locked phase "
                       "vocoder on the cepstrally whitened spectrum", voice_shift.PARAMS, voice_shift.VoiceShift))
+# Voice transformation (dsp/voice, docs/anonymization.md).
+register(SpectralSlot("mcadams", "McAdams anonymizer (VoicePrivacy baseline): LPC pole angles phi -> phi^alpha",
+                      mcadams.PARAMS, mcadams.McAdams))
 
 
 def all_param_specs() -> list[ParamSpec]:

@@ -20,6 +20,7 @@ from .audio_io import WRITE_EXT, set_wav_channel_mask, wav_channel_mask
 from .chain import Chain
 from .host import MAX_CHANNELS
 from .presets import PresetError
+from .provenance import mark_render
 
 MATCHERS = ("match-eq", "model")  # what moves audio toward a target profile (render --matcher)
 
@@ -519,4 +520,5 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     n = dst.written
     return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": c,
             "frames": n, "latency_samples": lat, "seconds": el,
-            "rtf": el / max(n / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in, **info}
+            "rtf": el / max(n / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in, **info,
+            **mark_render(out, chain, preset)}

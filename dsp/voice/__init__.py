@@ -1,1 +1,5 @@
-"""Voice transformation: pitch and formant shifting (and the anonymisation processors built on them)."""
+"""Voice transformation stages: pitch, formant and timbre processing for character voices and anonymization.
+
+Each stage follows the spectral-stage or processor contract of :mod:`resculpt.dsp.stft` /
+:mod:`resculpt.dsp.processor` and is registered in ``plugin_host/catalog.py``.
+"""

@@ -86,4 +86,5 @@ ORDER = (
     "mask.contrast",
     "voice.pitch_st",
     "voice.formant_ratio",
+    "mcadams.alpha",
 )

@@ -1,0 +1,277 @@
+"""Anonymity benchmark: speaker-verification attackers, intelligibility and naturalness, side by side.
+
+    nice -n 5 .venv-bench/bin/python benchmarks/anonymity.py [--preset anon-x ...]
+    # writes benchmarks/results/anonymity.md; runs in the bench venv (scripts/bench-venv.sh)
+
+Data: the held-back speakers (``select("speech", "val")``). The manifest holds one recording per speaker,
+so a speaker's UTTERANCES are 5 consecutive chunks of their recording (each SEG_S long, recordings of at
+least 5 x SEG_S only), all at 16 kHz. Same session and microphone for every chunk of a speaker: easier
+for the attacker than the multi-session trials of VoicePrivacy.
+
+Systems: original; plain pitch shift (librosa.effects.pitch_shift, +4 semitones, offline phase
+vocoder + resampling); the McAdams stage (``mcadams`` slot in a Chain, the shared STFT's default 20 ms
+config) at α = 0.8 and at a random α ∈ [0.5, 0.9] per utterance (VoicePrivacy's B2 variant, seeded);
+and each ``--preset`` (a shipped/user preset name or .json path) through ``resculpt.Chain.from_preset``.
+
+Metrics:
+- Ignorant attacker EER: enrolment = mean Resemblyzer embedding of a speaker's ORIGINAL utterances 1-2,
+  trials = utterances 3-5 of every speaker after the system, cosine scores, every trial against every
+  enrolment (N target, N (S-1) non-target). Chance is 50 %.
+- Lazy-informed attacker EER: the same with enrolment utterances passed through the same system
+  (random α drawn anew per utterance).
+- STOI (pystoi, 16 kHz) of each output against its original (same length: the Chain trims its latency).
+- DNSMOS OVRL (speechmos, P.835 model) of each speaker's trial utterances joined (8.4 s: one DNSMOS
+  window of 9 s), mean over speakers.
+- WER: pocketsphinx (en-us model in the wheel) transcribes each speaker's first trial utterance (one per
+  speaker: the recogniser runs near real time); the word error rate of a system's transcript against the
+  transcript of the original (no reference transcripts here, and
+  pocketsphinx alone makes many errors: this is the recognisability change, not an absolute WER).
+- Distinct voices: mean cosine similarity between two systems' embeddings of the same utterance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "results" / "anonymity.md"
+SR = 16000
+SEG_S = 2.8
+N_UTT = 5
+ENROL = (0, 1)
+TRIALS = (2, 3, 4)
+SEED = 20261130
+ASR_UTT = TRIALS[0]  # the utterance of each speaker that pocketsphinx transcribes
+
+
+def one_thread() -> None:
+    """Every model on one thread: the metrics' default thread pools spin against each other (and against
+    anything else on the machine) and cost several times the CPU."""
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(1)
+    base = ort.InferenceSession
+
+    class OneThread(base):
+        def __init__(self, path, sess_options=None, *args, **kw):
+            so = sess_options or ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            super().__init__(path, so, *args, **kw)
+
+    ort.InferenceSession = OneThread
+
+
+# -- data ----------------------------------------------------------------------------------------
+def utterances(max_speakers: int):
+    """{speaker: [N_UTT arrays (n,) float32 at 16 kHz]} of the val split, plus the sources used."""
+    from resculpt.models import data
+
+    out, sources = {}, set()
+    for it in data.select("speech", "val"):
+        if it.duration_s < N_UTT * SEG_S or len(out) >= max_speakers:
+            continue
+        x, _ = data.load(it, sample_rate=SR)
+        n = int(SEG_S * SR)
+        out[f"{it.source}:{it.speaker}"] = [x[k * n : (k + 1) * n].copy() for k in range(N_UTT)]
+        sources.add(it.source)
+    return out, sorted(sources)
+
+
+# -- systems -----------------------------------------------------------------------------------------
+def chain_system(layout_or_preset, params=None):
+    """A function (n,) -> (n,) running a resculpt Chain at 16 kHz mono (latency trimmed, reset per call)."""
+    from resculpt.plugin_host.chain import Chain
+
+    if params is None:
+        chain = Chain.from_preset(layout_or_preset, sample_rate=SR, channels=1, max_block=4096)
+    else:
+        chain = Chain(layout_or_preset, SR, 1, 4096, params=params)
+
+    def run(x, rng=None):
+        chain.reset()
+        return np.asarray(chain(x[None].copy()), np.float32).reshape(-1)
+
+    return run
+
+
+def mcadams_random():
+    """McAdams with α drawn from U[0.5, 0.9] per utterance (a chain built per utterance: no parameter ramp)."""
+
+    def run(x, rng):
+        return chain_system({"spectral": ["mcadams"]}, {"mcadams.alpha": float(rng.uniform(0.5, 0.9))})(x)
+
+    return run
+
+
+def pitch_shift(x, rng=None):
+    import librosa
+
+    return librosa.effects.pitch_shift(x, sr=SR, n_steps=4.0).astype(np.float32)
+
+
+def systems(presets):
+    out = {"original": lambda x, rng=None: x,
+           "pitch +4 st (librosa)": pitch_shift,
+           "McAdams α 0.8": chain_system({"spectral": ["mcadams"]}, {"mcadams.alpha": 0.8}),
+           "McAdams α U[0.5, 0.9]": mcadams_random()}
+    for p in presets:
+        out[f"preset {Path(p).stem}"] = chain_system(p)
+    return out
+
+
+# -- metrics -------------------------------------------------------------------------------------------
+def eer(target: np.ndarray, nontarget: np.ndarray) -> float:
+    """Equal error rate (%) of cosine scores: where false rejections equal false acceptances."""
+    th = np.sort(np.concatenate([target, nontarget]))
+    frr = np.searchsorted(np.sort(target), th, side="left") / len(target)
+    far = 1.0 - np.searchsorted(np.sort(nontarget), th, side="left") / len(nontarget)
+    i = int(np.argmin(np.abs(frr - far)))
+    return 100.0 * 0.5 * (frr[i] + far[i])
+
+
+def attack(enrol: dict, trial: dict) -> float:
+    """EER (%) with enrolment embeddings ``enrol[spk]`` (ENROL utterances) and trial embeddings."""
+    spk = list(enrol)
+    models = np.stack([np.mean([enrol[s][k] for k in ENROL], axis=0) for s in spk])
+    models /= np.linalg.norm(models, axis=1, keepdims=True)
+    tgt, non = [], []
+    for j, s in enumerate(spk):
+        for k in TRIALS:
+            e = trial[s][k] / np.linalg.norm(trial[s][k])
+            sc = models @ e
+            tgt.append(sc[j])
+            non.extend(np.delete(sc, j))
+    return eer(np.array(tgt), np.array(non))
+
+
+def wer(ref: str, hyp: str) -> tuple[int, int]:
+    """(word edits, reference words) by Levenshtein distance over words."""
+    r, h = ref.split(), hyp.split()
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        prev, d = d, np.empty_like(d)
+        d[0] = i
+        for j, hw in enumerate(h, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
+    return int(d[-1]), len(r)
+
+
+class ASR:
+    def __init__(self):
+        from pocketsphinx import Decoder
+
+        self.dec = Decoder(samprate=SR, loglevel="FATAL")
+
+    def __call__(self, x) -> str:
+        pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+        self.dec.start_utt()
+        self.dec.process_raw(pcm, full_utt=True)
+        self.dec.end_utt()
+        h = self.dec.hyp()
+        return h.hypstr if h is not None else ""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", action="append", default=[], help="preset name or .json path (repeatable)")
+    ap.add_argument("--speakers", type=int, default=40, help="at most this many val speakers")
+    ap.add_argument("--no-asr", action="store_true", help="skip the pocketsphinx WER column")
+    ap.add_argument("--out", default=str(OUT))
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    one_thread()
+    from pystoi import stoi
+    from resemblyzer import VoiceEncoder, preprocess_wav
+    from speechmos import dnsmos
+
+    t0 = time.time()
+    utts, sources = utterances(a.speakers)
+    if len(utts) < 8:
+        print(f"only {len(utts)} val speakers with {N_UTT} x {SEG_S} s of speech", file=sys.stderr)
+        return 1
+    print(f"{len(utts)} speakers x {N_UTT} utterances of {SEG_S} s from {sources}", flush=True)
+    enc = VoiceEncoder(device="cpu", verbose=False)
+    asr = None if a.no_asr else ASR()
+
+    def embed(x):
+        return enc.embed_utterance(preprocess_wav(x, source_sr=SR))
+
+    res, emb, texts = {}, {}, {}
+    orig_emb = None
+    for name, fn in systems(a.preset).items():
+        t1 = time.time()
+        rng = np.random.default_rng(SEED)
+        E, st, mos, edits, words = {}, [], [], 0, 0
+        for s, xs in utts.items():
+            ys = [fn(x, rng) for x in xs]
+            E[s] = [embed(y) for y in ys]
+            mos.append(dnsmos.run(np.clip(np.concatenate([ys[k] for k in TRIALS]), -1, 1), SR)["ovrl_mos"])
+            for k, (x, y) in enumerate(zip(xs, ys)):
+                n = min(len(x), len(y))
+                st.append(stoi(x[:n], y[:n], SR, extended=False))
+                if asr is not None and k == ASR_UTT:
+                    t = asr(y)
+                    texts[(name, s, k)] = t
+                    if name != "original":
+                        e, w = wer(texts[("original", s, k)], t)
+                        edits, words = edits + e, words + w
+        emb[name] = E
+        if name == "original":
+            orig_emb = E
+        res[name] = {"ign": attack(orig_emb, E), "lazy": attack(E, E), "stoi": float(np.mean(st)),
+                     "mos": float(np.mean(mos)),
+                     "wer": (100.0 * edits / max(words, 1)) if (asr is not None and name != "original") else None}
+        print(name, {k: (round(v, 3) if v is not None else None) for k, v in res[name].items()},
+              f"{time.time() - t1:.0f} s", flush=True)
+
+    names = list(res)
+    n_t = len(utts) * len(TRIALS)
+    lines = ["# Anonymity: speaker verification, intelligibility, naturalness", "",
+             f"Generated by `benchmarks/anonymity.py{''.join(' --preset ' + p for p in a.preset)}` on "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s). "
+             f"{len(utts)} held-back speakers ({', '.join(sources)}), {N_UTT} consecutive {SEG_S} s chunks of "
+             f"each one's recording, 16 kHz. Attacker: Resemblyzer embeddings, cosine scoring, enrolment = mean "
+             f"of utterances 1-2, {n_t} target and {n_t * (len(utts) - 1)} non-target trials (utterances 3-5). "
+             "Chance EER is 50 %.", "",
+             "| system | ignorant EER | lazy-informed EER | STOI | DNSMOS OVRL | WER vs original's transcript |",
+             "|---|---|---|---|---|---|"]
+    for nm in names:
+        r = res[nm]
+        w = "-" if r["wer"] is None else f"{r['wer']:.0f} %"
+        lines.append(f"| {nm} | {r['ign']:.1f} % | {r['lazy']:.1f} % | {r['stoi']:.3f} | {r['mos']:.2f} | {w} |")
+    lines += ["", "Distinct voices: mean cosine similarity of two systems' embeddings of the same utterance "
+              "(1 = same voice; different speakers' originals score "
+              f"{_between_speakers(orig_emb):.2f} on average here).", "",
+              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for a_ in names:
+        row = []
+        for b_ in names:
+            c = [float(np.dot(emb[a_][s][k], emb[b_][s][k]) / np.linalg.norm(emb[a_][s][k]) / np.linalg.norm(emb[b_][s][k]))
+                 for s in utts for k in range(N_UTT)]
+            row.append(f"{np.mean(c):.2f}")
+        lines.append(f"| {a_} | " + " | ".join(row) + " |")
+    if asr is None:
+        lines += ["", "WER not measured (--no-asr)."]
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def _between_speakers(E: dict) -> float:
+    spk = list(E)
+    m = np.stack([np.mean(E[s], axis=0) for s in spk])
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    c = m @ m.T
+    return float(c[~np.eye(len(spk), dtype=bool)].mean())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
