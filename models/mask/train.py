@@ -9,9 +9,15 @@ Each step: a batch of 16 kHz mixtures (``mixing.py``; with ``--teacher``, rows f
 masked resynthesis (``band_io.py``), the weighted loss terms (``losses.py``), one generator step and, with
 the adversarial term on, one discriminator step.
 
-Determinism: batch k is drawn from ``np.random.default_rng([seed, k])`` and torch is seeded, so a
-resumed run sees the same batches as an uninterrupted one. Checkpoints: ``OUT/ckpt.pt`` (latest, every
-``--ckpt-every`` steps and at the end) and ``OUT/ckpt_stepN.pt`` for each ``--keep-steps``.
+Determinism: batch k is drawn from ``np.random.default_rng([seed, k])`` (the step is the data-order
+position) and torch's RNG state travels in the checkpoint, so a resumed run sees the same batches as an
+uninterrupted one. Checkpoints: ``OUT/ckpt.pt`` (latest, every ``--ckpt-every`` steps, on ``--minutes``,
+SIGTERM or SIGINT, and at the end; written to a temporary file and renamed, so an interrupted save leaves
+the previous one) and ``OUT/ckpt_stepN.pt`` for each ``--keep-steps``. A checkpoint holds the generator and
+discriminator weights (float32), both AdamW optimisers with their moments stored as bfloat16 (the optimiser
+casts them back to float32 on load; 8 significant bits of a running average of noisy gradients), the step,
+the wall time so far and torch's RNG state: about 2.3 MB for the shipped net, small enough to commit
+(``models/training/``, ``scripts/mask-continue.sh``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -151,12 +159,14 @@ def train(args) -> dict:
         else:
             perc = PerceptualNet(wp)
     start = 0
+    rng_state = None
     if ckpt_path.is_file() and not args.fresh:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net = MaskNet(**ck["net_kwargs"])
         net.load_state_dict(ck["net"])
         start = int(ck["step"])
         kw = ck["net_kwargs"]
+        rng_state = ck.get("torch_rng")
         print(f"resuming from {ckpt_path} at step {start}", flush=True)
     elif args.init_from:
         ck0 = load_init(args.init_from)
@@ -188,26 +198,46 @@ def train(args) -> dict:
         opt_g.load_state_dict(ck["opt_g"])
         opt_d.load_state_dict(ck["opt_d"])
         wall_before = float(ck.get("wall_s", 0.0))
+    if rng_state is not None:
+        torch.set_rng_state(rng_state)
     print(f"MaskNet {n_params(net)} params, discriminator {n_params(disc)}; loss weights {w}", flush=True)
     ios = {160: BandIO(160, 80), 320: BandIO(320, 80)}
     log = open(out / "log.jsonl", "a")
     t0 = time.time()
     total = args.steps
     deadline = t0 + args.minutes * 60 if args.minutes else None
+    if args.until:
+        deadline = min(deadline or args.until, args.until)
     keep = set(args.keep_steps or [])
     step = start
     last = {}
 
     def save(path):
-        torch.save({"net": net.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(), "step": step, "net_kwargs": kw, "loss_w": w, "args": vars(args),
-                    "wall_s": wall_before + time.time() - t0}, str(path) + ".tmp")
+        torch.save({"net": net.state_dict(), "disc": disc.state_dict(), "opt_g": compact_opt_state(opt_g),
+                    "opt_d": compact_opt_state(opt_d), "step": step, "net_kwargs": kw, "loss_w": w,
+                    "args": vars(args), "wall_s": wall_before + time.time() - t0,
+                    "torch_rng": torch.get_rng_state()}, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
+    stop = []  # a signal's name once SIGTERM/SIGINT arrives: the loop ends after the current step and saves
+
+    def on_signal(signum, _frame):
+        stop.append(signal.Signals(signum).name)
+
+    old_handlers = {}
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if start == 0 and args.init_from and args.val_every:  # the starting point of a fine-tune on the curve
+        r = evaluate(net, val)
+        log.write(json.dumps({"step": 0, "val": r, "wall_s": wall_before}) + "\n")
+        log.flush()
     stop_at = min(total, args.stop_at) if args.stop_at else total
     while step < stop_at:
         if deadline and time.time() > deadline:
             print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
+            break
+        if stop:
+            print(f"\nstopping at step {step}: {stop[0]}", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
         x, t, c = mixing.batch(rng, pools, args.batch - n_teach, seg, vary_noise=vary)
@@ -219,6 +249,8 @@ def train(args) -> dict:
         io = ios[n_fft]
         x, t, c = torch.tensor(x), torch.tensor(t), torch.tensor(c)
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
+        if step < args.warmup:  # a fresh optimiser's first steps are full-size: ramp up from a trained net
+            lr *= (step + 1) / args.warmup
         for g in opt_g.param_groups:
             g["lr"] = lr
         spec, feat = io.analyse(x)
@@ -285,13 +317,17 @@ def train(args) -> dict:
             save(ckpt_path)
         if args.val_every and step % args.val_every == 0:
             r = evaluate(net, val)
-            log.write(json.dumps({"step": step, "val": r}) + "\n")
+            log.write(json.dumps({"step": step, "val": r, "wall_s": wall_before + time.time() - t0}) + "\n")
             log.flush()
             print(f"\nstep {step}: val SI-SDR {r['si_sdr_out']:.2f} dB (input {r['si_sdr_in']:.2f}, "
                   f"improvement {r['si_sdr_improvement']:+.2f}), mrstft {r['mrstft']:.3f}", flush=True)
     save(ckpt_path)
+    for s_, h in old_handlers.items():
+        signal.signal(s_, h)
     r = evaluate(net, val)
     wall = wall_before + time.time() - t0
+    if step > start and not (args.val_every and step % args.val_every == 0):  # where this call ended
+        log.write(json.dumps({"step": step, "val": r, "wall_s": wall}) + "\n")
     summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(net), "last": last,
                "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
@@ -300,6 +336,15 @@ def train(args) -> dict:
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
     return summary
+
+
+def compact_opt_state(opt: torch.optim.Optimizer) -> dict:
+    """``opt.state_dict()`` with floating-point state tensors (AdamW's exp_avg, exp_avg_sq) as bfloat16: half
+    the bytes, the float32 range. ``Optimizer.load_state_dict`` casts them back to the parameters' dtype."""
+    sd = opt.state_dict()
+    sd["state"] = {i: {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.dim() else v)
+                       for k, v in st.items()} for i, st in sd["state"].items()}
+    return sd
 
 
 def load_init(path) -> dict:
@@ -319,9 +364,14 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--stop-at", type=int, default=0,
                     help="stop at this step while keeping the --steps learning-rate schedule (ablations)")
     ap.add_argument("--minutes", type=float, default=0.0, help="stop early after this wall time (0: no limit)")
+    ap.add_argument("--until", type=float, default=0.0,
+                    help="stop before the first step that would start after this Unix time (0: no limit); with "
+                         "--minutes, whichever comes first")
     ap.add_argument("--batch", type=int, default=12)
     ap.add_argument("--segment-s", type=float, default=1.5)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="linear learning-rate ramp over the first N steps (fine-tuning with a fresh optimiser)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--adv-start", type=int, default=200)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Add wall-clock hours to the committed mask training run, resuming from its committed checkpoint:
+#   bash scripts/mask-continue.sh --minutes 120 [--run models/training/mask-gen2] [--commit-every 25]
+#                                 [--teacher runs/teacher-cache | --no-teacher]
+# The run's fixed settings are RUN/train.args (one argument per line); RUN/ckpt.pt is resumed when present,
+# otherwise the run starts from the --init-from named there. Training runs in chunks of at most
+# --commit-every minutes; after each chunk the checkpoint (ckpt.pt, saved on the chunk's budget), log.jsonl
+# and summary.json are committed (0: one chunk, no commit). Every chunk stops STOP_MARGIN_S seconds before
+# its share of the budget (the last step, the save and the closing validation fit in it), so the whole call
+# ends within --minutes. SIGTERM/SIGINT to the training process saves its checkpoint before it exits.
+# Nice 19, one torch/BLAS thread: it takes only the CPU the foreground work leaves.
+# The teacher cache (scripts/mask_teacher_cache.py) lives under runs/ and does not survive a session: the
+# teacher term is used when the folder holds shards, and left out otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=60
+RUN=models/training/mask-gen2
+COMMIT_EVERY=0
+TEACHER=runs/teacher-cache
+STOP_MARGIN_S=${STOP_MARGIN_S:-150}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --minutes) MINUTES=$2; shift 2 ;;
+        --run) RUN=$2; shift 2 ;;
+        --commit-every) COMMIT_EVERY=$2; shift 2 ;;
+        --teacher) TEACHER=$2; shift 2 ;;
+        --no-teacher) TEACHER=; shift ;;
+        *) echo "mask-continue: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ -f "$RUN/train.args" ] || { echo "mask-continue: $RUN/train.args missing" >&2; exit 2; }
+mapfile -t ARGS < <(grep -v '^\s*\(#\|$\)' "$RUN/train.args")
+EXTRA=()
+if [ -n "$TEACHER" ] && compgen -G "$TEACHER/shard_*.npz" > /dev/null; then
+    EXTRA=(--teacher "$TEACHER")
+    echo "mask-continue: teacher cache $TEACHER ($(ls "$TEACHER"/shard_*.npz | wc -l) shards)"
+else
+    echo "mask-continue: no teacher cache, the teach term is off"
+fi
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+END=$(( $(date +%s) + ${MINUTES%.*} * 60 ))
+while :; do
+    LEFT=$(( END - $(date +%s) - STOP_MARGIN_S ))
+    [ "$LEFT" -ge 60 ] || break
+    CHUNK=$LEFT
+    if [ "$COMMIT_EVERY" -gt 0 ] && [ $(( COMMIT_EVERY * 60 )) -lt "$CHUNK" ]; then CHUNK=$(( COMMIT_EVERY * 60 )); fi
+    nice -n 19 .venv/bin/python -m resculpt.models.mask.train "${ARGS[@]}" "${EXTRA[@]}" --out "$RUN" \
+        --until "$(( $(date +%s) + CHUNK ))" || exit $?
+    if [ "$COMMIT_EVERY" -gt 0 ]; then
+        STEP=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['steps'])" "$RUN/summary.json")
+        VAL=$(.venv/bin/python -c "import json,sys; print(round(json.load(open(sys.argv[1]))['val']['si_sdr_improvement'], 2))" "$RUN/summary.json")
+        git add -- "$RUN"
+        for _ in 1 2 3 4 5; do  # another git command in this worktree may hold the index lock for a moment
+            git commit -q -m "$(basename "$RUN"): training checkpoint at step $STEP (val SI-SDR improvement $VAL dB)" -- "$RUN" && break
+            sleep 5
+        done
+    fi
+    # the schedule's last step reached: nothing left to add
+    .venv/bin/python -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(s['steps'] >= s['schedule_steps'])" "$RUN/summary.json" || break
+done
