@@ -100,3 +100,24 @@ def test_the_committed_training_run_is_small_and_resumable():
     vals = [json.loads(x) for x in (RUN / "log.jsonl").read_text().splitlines() if '"val"' in x]
     assert vals[0]["step"] == 0 and ck["step"] > 0
     assert all(np.isfinite(v["val"]["si_sdr_improvement"]) for v in vals)
+
+
+def test_the_training_log_table_lists_every_validation_with_cumulative_wall_hours(tmp_path):
+    """scripts/mask_training_log.py turns log.jsonl into the validation curve: one row per validation record
+    (first and last always kept with --every), wall time in hours, and the mean training loss logged since the
+    previous row."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mtl", REPO / "scripts" / "mask_training_log.py")
+    mtl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mtl)
+    val = {"si_sdr_out": 11.0, "si_sdr_improvement": 4.0, "mrstft": 1.2}
+    recs = [{"step": 0, "val": val, "wall_s": 0.0}, {"step": 10, "loss": 1.0, "wall_s": 10.0},
+            {"step": 20, "loss": 3.0, "wall_s": 20.0}, {"step": 20, "val": val, "wall_s": 3600.0},
+            {"step": 30, "loss": 5.0, "wall_s": 3700.0}, {"step": 35, "val": val, "wall_s": 7200.0}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rows = mtl.curve(tmp_path / "log.jsonl")
+    assert [r["step"] for r in rows] == [0, 20, 35]
+    assert [r["wall_h"] for r in rows] == [0.0, 1.0, 2.0] and [r["train_loss"] for r in rows][1:] == [2.0, 5.0]
+    assert [r["step"] for r in mtl.curve(tmp_path / "log.jsonl", every=1000)] == [0, 35]
+    assert "| 20 | 1.00 | 11.00 | +4.00 | 1.200 | 2.000 |" in mtl.table(rows)
