@@ -7,7 +7,8 @@
 # --commit-every minutes; after each chunk the checkpoint (ckpt.pt, saved on the chunk's budget), log.jsonl
 # and summary.json are committed (0: one chunk, no commit). Every chunk stops STOP_MARGIN_S seconds before
 # its share of the budget (the last step, the save and the closing validation fit in it), so the whole call
-# ends within --minutes. SIGTERM/SIGINT to the training process saves its checkpoint before it exits.
+# ends within --minutes. SIGTERM/SIGINT to this script (or to the training process) ends the current step, saves
+# the checkpoint, commits it (with --commit-every) and stops.
 # Nice 19, one torch/BLAS thread: it takes only the CPU the foreground work leaves.
 # The teacher cache (scripts/mask_teacher_cache.py) lives under runs/ and does not survive a session: the
 # teacher term is used when the folder holds shards, and left out otherwise.
@@ -38,14 +39,26 @@ else
     echo "mask-continue: no teacher cache, the teach term is off"
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+STOP=0
+PID=
+trap 'STOP=1; [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null' TERM INT
 END=$(( $(date +%s) + ${MINUTES%.*} * 60 ))
 while :; do
     LEFT=$(( END - $(date +%s) - STOP_MARGIN_S ))
     [ "$LEFT" -ge 60 ] || break
     CHUNK=$LEFT
     if [ "$COMMIT_EVERY" -gt 0 ] && [ $(( COMMIT_EVERY * 60 )) -lt "$CHUNK" ]; then CHUNK=$(( COMMIT_EVERY * 60 )); fi
+    # in the background and waited for, so that the trap runs while training does
     nice -n 19 .venv/bin/python -m resculpt.models.mask.train "${ARGS[@]}" "${EXTRA[@]}" --out "$RUN" \
-        --until "$(( $(date +%s) + CHUNK ))" || exit $?
+        --until "$(( $(date +%s) + CHUNK ))" &
+    PID=$!
+    RC=0
+    while :; do
+        wait "$PID" && RC=0 || RC=$?
+        kill -0 "$PID" 2>/dev/null || break  # a trapped signal interrupts wait while training still saves
+    done
+    PID=
+    [ "$RC" -eq 0 ] || exit "$RC"
     if [ "$COMMIT_EVERY" -gt 0 ]; then
         STEP=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['steps'])" "$RUN/summary.json")
         VAL=$(.venv/bin/python -c "import json,sys; print(round(json.load(open(sys.argv[1]))['val']['si_sdr_improvement'], 2))" "$RUN/summary.json")
@@ -55,6 +68,7 @@ while :; do
             sleep 5
         done
     fi
+    [ "$STOP" -eq 0 ] || break
     # the schedule's last step reached: nothing left to add
     .venv/bin/python -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(s['steps'] >= s['schedule_steps'])" "$RUN/summary.json" || break
 done
