@@ -86,6 +86,33 @@ def grow_fine(net: MaskNet, sd_old: dict) -> None:
     net.load_state_dict(sd)
 
 
+def widen_gru(net: MaskNet, sd_old: dict) -> None:
+    """Load a state dict with a narrower GRU into ``net`` (same everything else, ``hidden`` H' > H): the old
+    units keep their weights and read nothing from the new ones (the new columns of the recurrent matrix that
+    feed the old units' gates are zero), and the head reads nothing from the new units (zero columns), so the
+    widened net computes exactly what the old one did (tested). The new units' own rows keep the random init,
+    so they carry a signal from the first step and the head's new columns get a gradient."""
+    sd = net.state_dict()
+    h0 = sd_old["gru.weight_hh_l0"].shape[1]
+    h1 = net.hidden
+    with torch.no_grad():
+        for k, v in sd_old.items():
+            if k.startswith("gru."):  # rows: gates (r, z, n) of h units each
+                new = sd[k].view(3, h1, *sd[k].shape[1:])
+                old = v.view(3, h0, *v.shape[1:])
+                if k.startswith("gru.weight_hh"):
+                    new[:, :h0, h0:] = 0.0
+                    new[:, :h0, :h0] = old
+                else:
+                    new[:, :h0] = old
+            elif k == "head.weight":
+                sd[k].zero_()
+                sd[k][:, :h0] = v
+            else:
+                sd[k].copy_(v)
+    net.load_state_dict(sd)
+
+
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net, val, n_fft=160):
@@ -175,8 +202,11 @@ def train(args) -> dict:
         if grow:  # band-only checkpoint -> net with the fine branch (normalisation of the new input measured here)
             st = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
             kw.update(n_fine=common.N_FINE, fine_mean=st["fine_mean"], fine_std=st["fine_std"])
+        h_old = int(ck0["net"]["gru.weight_hh_l0"].shape[1])
+        widen = args.grow_hidden > h_old
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
-              f"{'; fine branch added' if grow else ''})", flush=True)
+              f"{'; fine branch added' if grow else ''}{f'; GRU {h_old} -> {args.grow_hidden}' if widen else ''})",
+              flush=True)
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = common.N_FINE if args.fine else 0
@@ -184,10 +214,16 @@ def train(args) -> dict:
     if ck is None:
         net = MaskNet(**kw)
         if args.init_from:
+            sd0 = ck0["net"]
             if grow:
-                grow_fine(net, ck0["net"])
+                grow_fine(net, sd0)
+                sd0 = net.state_dict()
+            if widen:
+                kw["hidden"] = args.grow_hidden
+                net = MaskNet(**kw)
+                widen_gru(net, sd0)
             else:
-                net.load_state_dict(ck0["net"])
+                net.load_state_dict(sd0)
     disc = MultiResSpecDisc()
     opt_g = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
@@ -376,6 +412,9 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--fine", action="store_true",
                     help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py); with --init-from "
                          "a band-only checkpoint it is grown in at zero weight (the shipped recipe's phase 1b)")
+    ap.add_argument("--grow-hidden", type=int, default=0,
+                    help="with --init-from: widen the GRU to this many units, starting from exactly the old net's "
+                         "output (widen_gru)")
     ap.add_argument("--teacher", help="DeepFilterNet3-LL teacher cache folder (scripts/mask_teacher_cache.py): "
                     "enables the teach term")
     ap.add_argument("--teacher-frac", type=float, default=0.5, help="share of each batch drawn from the teacher cache")
