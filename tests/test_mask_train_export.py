@@ -227,3 +227,34 @@ def test_training_band_and_fine_features_match_the_runtime_stage(cfg, n_fft, blo
     np.testing.assert_allclose(got, feat[0].numpy()[: got.shape[0]], atol=2e-3)
     got_f = np.concatenate([g.reshape(1, common.N_FINE) for _, g in seen])
     np.testing.assert_allclose(got_f, fine[0].numpy()[: got_f.shape[0]], atol=2e-3)
+
+
+def test_widening_the_gru_keeps_the_output_exactly_and_trains_the_new_units(tmp_path):
+    """widen_gru (--init-from with --grow-hidden) keeps the old units' weights, zeroes what they and the head
+    read from the new units: the widened net's gains equal the old net's on any input, streaming or whole;
+    the new units are live (non-zero state), so a smoke fine-tune from a widened checkpoint moves the head's
+    new columns."""
+    from resculpt.cli import main
+    from resculpt.models.mask.net import MaskNet
+    from resculpt.models.mask.train import widen_gru
+
+    torch.manual_seed(1)
+    old = MaskNet(n_fine=128, hidden=16)
+    with torch.no_grad():
+        old.head.bias.normal_(0, 1)
+    new = MaskNet(n_fine=128, hidden=24)
+    widen_gru(new, old.state_dict())
+    feat = torch.randn(2, 30, 24) * 10 - 50
+    fine = torch.randn(2, 30, 128) * 10 - 60
+    cond = torch.tensor([[0.0, 1.0], [1.0, 0.4]])
+    with torch.no_grad():
+        assert torch.allclose(old(feat, fine, cond), new(feat, fine, cond), atol=1e-6)
+        g, *st = new.step_seq(feat, fine, cond, *new.init_state(2))
+        assert torch.allclose(g, old(feat, fine, cond), atol=1e-6) and st[-1][..., 16:].abs().max() > 0
+    ck = tmp_path / "old.pt"
+    torch.save({"net": old.state_dict(), "net_kwargs": {"n_fine": 128, "hidden": 16}, "step": 5}, ck)
+    out = tmp_path / "wide"
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--init-from", str(ck),
+                 "--grow-hidden", "24"]) == 0
+    wide = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert wide["net_kwargs"]["hidden"] == 24 and wide["net"]["head.weight"][:, 16:].abs().max() > 0

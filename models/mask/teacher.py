@@ -10,7 +10,8 @@ import numpy as np
 
 class TeacherCache:
     """The DeepFilterNet3-LL cache (``scripts/mask_teacher_cache.py``): mixtures, clean targets and the
-    teacher's output (n, N) at 16 kHz, aligned sample for sample."""
+    teacher's output (n, N) at 16 kHz, aligned sample for sample, from every whole shard in the folder (the
+    cache is built shard by shard and may be partial)."""
 
     def __init__(self, folder: Path):
         shards = sorted(Path(folder).glob("shard_*.npz"))
@@ -18,7 +19,8 @@ class TeacherCache:
             raise SystemExit(f"--teacher {folder}: no shard_*.npz (build it with scripts/mask_teacher_cache.py)")
         parts = [np.load(p) for p in shards]
         self.x, self.t, self.y = (np.concatenate([q[k] for q in parts]) for k in ("x", "target", "teacher"))
-        self.meta = json.loads((Path(folder) / "meta.json").read_text())
+        meta_p = Path(folder) / "meta.json"
+        self.meta = json.loads(meta_p.read_text()) if meta_p.is_file() else {}
 
     def batch(self, rng: np.random.Generator, bsz: int, n: int):
         """``bsz`` random crops of ``n`` samples: mixture, clean target, teacher output (bsz, n); cond (bsz, 2)
