@@ -7,12 +7,12 @@ or whose preset is tagged ``voice-transformed`` gets (:func:`render_mark`):
 
 - the keyed band-energy watermark of :mod:`resculpt.dsp.watermark`, embedded as the render writes its
   output (:class:`RenderMark`: the rendered blocks pass through a streaming embedder, latency-aligned,
-  before they reach the file, so memory stays flat and the audio is written once);
+  before they reach the file, so memory stays flat and the audio is encoded once);
 - file metadata, written by this module (no tagging library): in a WAV a ``LIST``/``INFO`` chunk
   appended after the audio (``ICMT`` comment, ``ISFT`` software; libsndfile, ffmpeg and most players
   show it as the comment); in a FLAC Vorbis comments ``COMMENT``, ``ENCODER`` and ``RESCULPT_*``
-  (the metadata blocks are rebuilt, the audio frames copied unchanged), written by :func:`write_tag` once
-  the audio is complete.
+  (the metadata blocks are rebuilt, the encoded audio frames copied unchanged in blocks: the encoder
+  writes no padding to hold them in place), written by :func:`write_tag` once the audio is complete.
 
 :func:`tag_output` marks a file that is already rendered (re-read and rewritten in blocks, then tagged).
 
