@@ -83,21 +83,82 @@ class WatermarkStage(SpectralStage):
         self.frame += 1
 
 
-def embed(x: np.ndarray, sample_rate: int, strength_db: float = STRENGTH_DB) -> np.ndarray:
-    """Offline: ``x`` (channels, n) float32 with the mark, same length, latency-aligned (a StreamingSTFT
-    in the default config holding a :class:`WatermarkStage`)."""
-    from .stft import StreamingSTFT
+class Embedder:
+    """Streaming embedding, latency-aligned: what :func:`embed` does to a whole array, done block by block
+    with one block held (a render of any length marks its output as it writes it).
 
+    ``process(x)`` takes (channels, k) float32 (any k; ``x`` is not modified) and returns the marked
+    signal that is ready, (channels, k') float32, valid until the next call: k' = k once the section's
+    start-up ``latency_samples`` (n_fft - 1 of the default STFT) have been dropped, fewer before.
+    ``flush()`` yields the last ``latency_samples`` marked samples in blocks of at most ``max_block``
+    (valid during each step). Concatenated, the outputs have the input's length and alignment and are
+    bit-identical to :func:`embed` of the whole input (the STFT section is block-partition invariant)."""
+
+    def __init__(self, sample_rate: int, channels: int, max_block: int = 4096, strength_db: float = STRENGTH_DB):
+        from .stft import StreamingSTFT
+
+        self.max_block = int(max_block)
+        self._sec = StreamingSTFT("default", [WatermarkStage(strength_db)])
+        self._sec.prepare(sample_rate, self.max_block, channels)
+        self.latency_samples = self._sec.latency_samples
+        self._buf = np.zeros((channels, self.max_block), np.float32)
+        self._out = np.zeros((channels, self.max_block), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sec.reset()
+        self._skip = self.latency_samples
+
+    def _run(self, k: int) -> np.ndarray:
+        y = self._sec.process(self._buf[:, :k])
+        d = min(self._skip, k)
+        self._skip -= d
+        return y[:, d:]
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        k = x.shape[1]
+        if k <= self.max_block:
+            self._buf[:, :k] = x
+            return self._run(k)
+        if self._out.shape[1] < k:  # a block longer than max_block: grows once to the longest seen
+            self._out = np.zeros((self._out.shape[0], k), np.float32)
+        done = 0
+        for i in range(0, k, self.max_block):
+            m = min(self.max_block, k - i)
+            self._buf[:, :m] = x[:, i : i + m]
+            y = self._run(m)
+            self._out[:, done : done + y.shape[1]] = y
+            done += y.shape[1]
+        return self._out[:, :done]
+
+    def flush(self):
+        left = self.latency_samples
+        while left > 0:
+            m = min(left, self.max_block)
+            self._buf[:, :m] = 0.0
+            left -= m
+            y = self._run(m)
+            if y.shape[1]:
+                yield y
+
+
+def embed(x: np.ndarray, sample_rate: int, strength_db: float = STRENGTH_DB) -> np.ndarray:
+    """Offline: ``x`` (channels, n) float32 with the mark, same length, latency-aligned (an
+    :class:`Embedder`: a StreamingSTFT in the default config holding a :class:`WatermarkStage`)."""
     x = np.ascontiguousarray(x, np.float32)
     c, n = x.shape
-    sec = StreamingSTFT("default", [WatermarkStage(strength_db)])
     block = 1 << 16
-    sec.prepare(sample_rate, block, c)
-    lat = sec.latency_samples
-    buf = np.concatenate([x, np.zeros((c, lat), np.float32)], axis=1)
-    for i in range(0, buf.shape[1], block):
-        sec.process(buf[:, i : i + block])
-    return buf[:, lat : lat + n]
+    emb = Embedder(sample_rate, c, block, strength_db)
+    out = np.empty_like(x)
+    pos = 0
+    for i in range(0, n, block):
+        y = emb.process(x[:, i : i + block])
+        out[:, pos : pos + y.shape[1]] = y
+        pos += y.shape[1]
+    for y in emb.flush():
+        out[:, pos : pos + y.shape[1]] = y
+        pos += y.shape[1]
+    return out
 
 
 def band_energies_db(x: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -3,14 +3,18 @@
 Control side (render, the ``resculpt verify`` command); never the audio host.
 
 A render whose chain runs a voice-transformation stage (a catalog slot built from ``resculpt.dsp.voice``)
-or whose preset is tagged ``voice-transformed`` gets, through :func:`tag_output`:
+or whose preset is tagged ``voice-transformed`` gets (:func:`render_mark`):
 
-- the keyed band-energy watermark of :mod:`resculpt.dsp.watermark` (the file is re-read, marked and
-  rewritten in place: lossless for Resculpt's 32-bit float WAV and 24-bit FLAC outputs);
+- the keyed band-energy watermark of :mod:`resculpt.dsp.watermark`, embedded as the render writes its
+  output (:class:`RenderMark`: the rendered blocks pass through a streaming embedder, latency-aligned,
+  before they reach the file, so memory stays flat and the audio is encoded once);
 - file metadata, written by this module (no tagging library): in a WAV a ``LIST``/``INFO`` chunk
   appended after the audio (``ICMT`` comment, ``ISFT`` software; libsndfile, ffmpeg and most players
   show it as the comment); in a FLAC Vorbis comments ``COMMENT``, ``ENCODER`` and ``RESCULPT_*``
-  (the metadata blocks are rebuilt, the audio frames copied unchanged).
+  (the metadata blocks are rebuilt, the encoded audio frames copied unchanged in blocks: the encoder
+  writes no padding to hold them in place), written by :func:`write_tag` once the audio is complete.
+
+:func:`tag_output` marks a file that is already rendered (re-read and rewritten in blocks, then tagged).
 
 The tag text is machine-readable: ``resculpt-provenance: voice-transformed; preset=NAME; stages=A,B;
 watermark=resculpt-patchwork-1``. :func:`verify` reads it back and runs the watermark detector on the
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AudioFileError, read_audio, write_audio
+from .audio_io import WRITE_EXT, AudioFileError, read_audio
 
 TAG_PREFIX = "resculpt-provenance:"
 TRANSFORMED = "voice-transformed"
@@ -85,11 +89,47 @@ def transformation_info(chain, preset=None) -> dict | None:
             "watermark": WATERMARK_ID}
 
 
-def mark_render(out, chain, preset=None) -> dict:
-    """Render's hook: tag ``out`` when ``chain`` transforms a voice. Returns {"provenance": what
-    :func:`tag_output` wrote} to add to the render's report, or {} when nothing was tagged."""
+class RenderMark:
+    """The marking of one render whose chain transforms a voice (``info``: :func:`transformation_info`).
+
+    ``writer(write)`` wraps the render's ``write(y)`` ((channels, k) float32 blocks in order): each block
+    goes through a streaming watermark embedder (:class:`~resculpt.dsp.watermark.Embedder`, its own
+    default-config STFT whose start-up is dropped, so the output keeps the render's alignment) before it
+    reaches ``write``; ``finish(write)`` writes the embedder's last ``latency_samples`` (its tail) before
+    the file is committed. The file gets exactly the samples :func:`~resculpt.dsp.watermark.embed` gives
+    for the whole rendered signal, with one block held. ``tag(path)`` then adds the metadata to the
+    committed file."""
+
+    def __init__(self, info: dict, sample_rate: int, channels: int, max_block: int = 4096):
+        from resculpt.dsp import watermark as wm
+
+        self.info = dict(info)
+        self._emb = wm.Embedder(sample_rate, channels, max_block)
+
+    def writer(self, write):
+        emb = self._emb
+
+        def marked(y):
+            z = emb.process(y)
+            if z.shape[1]:
+                write(z)
+
+        return marked
+
+    def finish(self, write) -> None:
+        for z in self._emb.flush():
+            write(z)
+
+    def tag(self, path) -> dict:
+        """{"provenance": what :func:`write_tag` wrote} for the render's report."""
+        return {"provenance": write_tag(path, self.info)}
+
+
+def render_mark(chain, preset=None, max_block: int = 4096) -> RenderMark | None:
+    """The :class:`RenderMark` of a render with ``chain`` (from ``preset``), or None when the chain
+    transforms no voice (the render is then untouched)."""
     info = transformation_info(chain, preset)
-    return {} if info is None else {"provenance": tag_output(out, info)}
+    return None if info is None else RenderMark(info, chain.sample_rate, chain.channels, max_block)
 
 
 def format_tag(info: dict) -> str:
@@ -119,38 +159,63 @@ def parse_tag(text: str) -> dict | None:
 
 
 # -- tagging ---------------------------------------------------------------------------------------
-def tag_output(path, info: dict, watermark: bool = True) -> dict:
-    """Mark the rendered file ``path`` (WAV or FLAC) as voice-transformed: watermark (unless
-    ``watermark`` is False) then metadata. Returns what was written: {"tag": text, "watermark": bool}."""
+def tag_output(path, info: dict, watermark: bool = True, block: int = 1 << 16) -> dict:
+    """Mark an already rendered file ``path`` (WAV or FLAC) as voice-transformed: the watermark (unless
+    ``watermark`` is False; the file is read and rewritten in blocks of ``block`` samples through a
+    streaming embedder, lossless for Resculpt's 32-bit float WAV and 24-bit FLAC) then the metadata.
+    Returns what was written: {"tag": text, "watermark": bool}."""
     from resculpt.dsp import watermark as wm
 
     path = Path(path)
     ext = path.suffix.lower()
-    if ext not in (".wav", ".flac"):
+    if ext not in WRITE_EXT:
         raise ProvenanceError(f"{path}: provenance tags are written into .wav and .flac only")
     info = dict(info)
     if watermark:
-        try:
-            x, sr = read_audio(path)
-        except AudioFileError as e:
-            raise ProvenanceError(str(e)) from None
-        y = wm.embed(x, sr)
+        from pedalboard.io import AudioFile
+
         tmp = path.with_name(f".{path.name}.mark{path.suffix}")
         try:
-            write_audio(tmp, y, sr)
+            try:
+                src = AudioFile(str(path))
+            except Exception as e:
+                raise ProvenanceError(f"{path}: cannot decode audio ({e})") from None
+            with src, AudioFile(str(tmp), "w", src.samplerate, src.num_channels,
+                                bit_depth=WRITE_EXT[ext]) as dst:
+                emb = wm.Embedder(int(round(src.samplerate)), src.num_channels, block)
+                while True:
+                    x = src.read(block)
+                    if x.shape[1] == 0:
+                        break
+                    y = emb.process(np.ascontiguousarray(x, np.float32))
+                    if y.shape[1]:
+                        dst.write(y)
+                for y in emb.flush():
+                    dst.write(y)
             os.replace(tmp, path)
         finally:
             if tmp.exists():
                 tmp.unlink()
     else:
         info.pop("watermark", None)
+    return write_tag(path, info)
+
+
+def write_tag(path, info: dict) -> dict:
+    """Add the metadata tag of ``info`` (see :func:`format_tag`) to the WAV or FLAC ``path``, audio
+    untouched: a WAV gets a LIST/INFO chunk appended in place, a FLAC its metadata blocks rebuilt (the
+    frames copied in blocks). Returns {"tag": text, "watermark": whether ``info`` names one}."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in WRITE_EXT:
+        raise ProvenanceError(f"{path}: provenance tags are written into .wav and .flac only")
     text = format_tag(info)
     if ext == ".wav":
         _wav_add_info(path, {"ICMT": text, "ISFT": software()})
     else:
         _flac_add_comments(path, [f"COMMENT={text}", f"ENCODER={software()}",
                                   f"RESCULPT_PROVENANCE={info.get('provenance', TRANSFORMED)}"])
-    return {"tag": text, "watermark": bool(watermark)}
+    return {"tag": text, "watermark": bool(info.get("watermark"))}
 
 
 def _wav_chunks(f):

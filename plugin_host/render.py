@@ -20,7 +20,7 @@ from .audio_io import WRITE_EXT, set_wav_channel_mask, wav_channel_mask
 from .chain import Chain
 from .host import MAX_CHANNELS
 from .presets import PresetError
-from .provenance import mark_render
+from .provenance import render_mark
 
 MATCHERS = ("match-eq", "model")  # what moves audio toward a target profile (render --matcher)
 
@@ -495,10 +495,13 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
         raise RenderError(f"{inp}: {c} channels; Resculpt renders up to {MAX_CHANNELS}")
     chain, target = _chain_for(preset, sr, c, block, sets, target, amount, context, linked)
     lat = chain.latency_samples
+    mark = render_mark(chain, preset, block)  # None unless the chain transforms a voice
     bar = Progress(inp.name, src.frames + lat, progress)
     info = {}
     t0 = time.perf_counter()
     with _Output(out, sr, c, wav_channel_mask(inp) if out.suffix.lower() == ".wav" else None) as dst:
+        # A voice render is watermarked block by block on its way into the file.
+        write = dst.write if mark is None else mark.writer(dst.write)
         if target is not None:
             spills = []
 
@@ -507,13 +510,15 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
                 return spills[-1]
 
             try:
-                info = stream_with_target(chain, src, sr, target, block, dst.write, passes, bar, store=store)
+                info = stream_with_target(chain, src, sr, target, block, write, passes, bar, store=store)
             finally:
                 for s in spills:
                     s.close()
         else:
             # A context keeps the cut of the whole-signal render it has always had (process_whole's).
-            _sweep(chain, src.sweep(block), block, dst.write, bar, joined=bool(context))
+            _sweep(chain, src.sweep(block), block, write, bar, joined=bool(context))
+        if mark is not None:
+            mark.finish(dst.write)
         el = time.perf_counter() - t0
         dst.commit()
     bar.close()
@@ -521,4 +526,4 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": c,
             "frames": n, "latency_samples": lat, "seconds": el,
             "rtf": el / max(n / sr, 1e-9), "nonfinite_in": chain.stats.nonfinite_in, **info,
-            **mark_render(out, chain, preset)}
+            **({} if mark is None else mark.tag(out))}
