@@ -68,32 +68,44 @@ class VoiceShift(SpectralStage):
 
     # -- control thread -------------------------------------------------------------------------
     def prepare(self, ctx):
-        """Allocate every buffer: per-channel state (channels, n_bins), shared scratch (n_bins,) / (n_fft,)."""
+        """Allocate every buffer: per-channel state (channels, n_bins), shared scratch (n_bins,) / (n_fft,).
+        Per-bin arithmetic is float32 (phases to ~1e-6 rad, log magnitudes to ~1e-6 nepers); the cepstral
+        FFTs run in float64."""
         super().prepare(ctx)
         c, nb, n = ctx.channels, ctx.n_bins, ctx.n_fft
-        f64 = np.float64
+        f32, f64, c64 = np.float32, np.float64, np.complex64
         self._fft = RealFFT(n)
-        self.kf = np.arange(nb, dtype=f64)
+        self.kf = np.arange(nb, dtype=f32)
         self.ki = np.arange(nb, dtype=np.int64)
-        self._expected = (_TWO_PI * ctx.hop / n) * self.kf      # phase advance per hop of bin k's centre
-        self._pik = math.pi * self.kf                          # analysis phase -> window-centre phase
-        self._adv_to_bins = n / (_TWO_PI * ctx.hop)            # rad per hop -> frequency in bins
+        self._kf64 = np.arange(nb, dtype=f64)
+        expected = (_TWO_PI * ctx.hop / n) * self._kf64           # phase advance per hop of bin k's centre
+        self._unrot = np.exp(-1j * expected).astype(c64)         # removes it from a bin's phasor advance
+        self._adv_to_bins = n / (_TWO_PI * ctx.hop)              # rad per hop -> frequency in bins
+        self._pik = (math.pi * self._kf64).astype(f32)           # analysis phase -> window-centre phase
         q = np.arange(n)
         lq = max(1, int(round(LIFTER_MS * 1e-3 * ctx.sample_rate)))
         self._lifter = ((q <= lq) | (q >= n - lq)).astype(f64)
         # Per-channel state.
-        self._prev_ph = np.zeros((c, nb), f64)     # last analysis phase (instantaneous frequency)
-        self._phi = np.zeros((c, nb), f64)         # synthesis window-centre phase of each peak bin
+        self._zprev = np.zeros((c, nb), c64)      # last analysis spectrum (its phases give the advance)
+        self._phi = np.zeros((c, nb), f32)         # synthesis window-centre phase of each peak bin
         self._prev_owner = np.zeros((c, nb), np.int64)  # last frame's peak owning each bin
+        # True where the last frame was not shifted: phi and prev_owner follow the input and are derived
+        # from _zprev when a shift starts (no phase is computed while the stage is neutral or formant-only).
+        self._follow = [True] * c
         # Scratch, one channel at a time.
-        z = lambda: np.zeros(nb, f64)  # noqa: E731
-        (self._mag, self._ph, self._lm, self._env, self._envw, self._adv, self._phc, self._t, self._u,
-         self._fbin, self._pprev, self._pnext, self._rnext, self._own_f, self._phinew, self._outlog,
-         self._outph, self._srcf, self._valid, self._gain) = (z() for _ in range(20))
-        self._z = np.zeros(nb, np.complex128)
+        z = lambda: np.zeros(nb, f32)  # noqa: E731
+        (self._mag, self._lm, self._env, self._envw, self._dev, self._t, self._u, self._fbin, self._pprev,
+         self._pnext, self._rnext, self._own_f, self._phinew, self._gain, self._g2, self._rmag,
+         self._valid) = (z() for _ in range(17))
+        self._t64 = np.zeros(nb, f64)
+        self._u64 = np.zeros(nb, f64)
         self._cz = np.zeros(nb, np.complex128)
         self._cep = np.zeros(n, f64)
-        self._cbuf = np.zeros(nb, np.complex64)
+        self._cbuf = np.zeros(nb, c64)
+        self._w = np.zeros(nb, c64)
+        self._q = np.zeros(nb, c64)
+        self._zs = np.zeros(nb, c64)
+        self._qs = np.zeros(nb, c64)
         self._b1 = np.zeros(nb, bool)
         self._b2 = np.zeros(nb, bool)
         self._peak = np.zeros(nb, bool)
@@ -107,33 +119,36 @@ class VoiceShift(SpectralStage):
         # Index maps derived from the ratios (recomputed when a ratio moves).
         self._sidx = np.zeros(nb, np.int64)       # round(k / r): source bin that decides output bin k's peak
         self._wi0 = np.zeros(nb, np.int64)        # floor(k / a) and its fraction: formant warp read position
-        self._wfr = np.zeros(nb, f64)
+        self._wfr = np.zeros(nb, f32)
         self.reset()
 
     def reset(self):
-        self._prev_ph.fill(0.0)
+        self._zprev.fill(0.0)
         self._phi.fill(0.0)
         self._prev_owner[:] = self.ki
+        self._follow = [True] * len(self._follow)
         self._r = math.nan
         self._a = math.nan
 
     # -- audio thread ---------------------------------------------------------------------------
     def _set_ratios(self, r: float, a: float) -> None:
         nb = self.kf.shape[0]
-        t = self._t
+        t = self._t64
         if r != self._r:
-            np.multiply(self.kf, 1.0 / r, out=t)
+            np.multiply(self._kf64, 1.0 / r, out=t)
             np.rint(t, out=t)
             np.clip(t, 0.0, nb - 1.0, out=t)
             np.copyto(self._sidx, t, casting="unsafe")
             self._r = r
         if a != self._a:
-            np.multiply(self.kf, 1.0 / a, out=t)
+            np.multiply(self._kf64, 1.0 / a, out=t)
             np.clip(t, 0.0, nb - 1.0, out=t)
-            np.floor(t, out=self._wfr)
-            np.clip(self._wfr, 0.0, nb - 2.0, out=self._wfr)
-            np.copyto(self._wi0, self._wfr, casting="unsafe")
-            np.subtract(t, self._wfr, out=self._wfr)
+            wi = self._u64
+            np.floor(t, out=wi)
+            np.clip(wi, 0.0, nb - 2.0, out=wi)
+            np.copyto(self._wi0, wi, casting="unsafe")
+            np.subtract(t, wi, out=t)
+            np.copyto(self._wfr, t, casting="same_kind")
             self._a = a
 
     def _analyse(self) -> None:
@@ -142,7 +157,7 @@ class VoiceShift(SpectralStage):
         spectral envelope (natural log): the log magnitude interpolated linearly between peaks, so it runs
         over the harmonics rather than through the valleys between them, then cepstrally smoothed."""
         lm, kf, t, u = self._lm, self.kf, self._t, self._u
-        np.add(self._mag, _FLOOR, out=lm)
+        np.add(self._mag, np.float32(_FLOOR), out=lm)
         np.log(lm, out=lm)
         # Peaks: strict rise from the left, no rise to the right (the edges are never peaks).
         b1, b2, peak = self._b1, self._b2, self._peak
@@ -212,116 +227,131 @@ class VoiceShift(SpectralStage):
         r = 2.0 ** (st / 12.0) if shift else 1.0
         self._set_ratios(r, a if warp else 1.0)
         for ch in range(spec.shape[0]):
-            self._channel(spec[ch], ch, r, shift, warp)
+            if shift:
+                self._shift(spec[ch], ch, r, warp)
+            else:
+                self._follow[ch] = True
+                np.copyto(self._zprev[ch], spec[ch])
+                if warp:
+                    self._formants(spec[ch])
 
-    def _channel(self, row, ch, r, shift, warp):
-        z, mag, ph, phc = self._z, self._mag, self._ph, self._phc
-        np.copyto(z, row)
-        np.abs(z, out=mag)
-        np.arctan2(z.imag, z.real, out=ph)
-        # Measured phase advance per hop (rad): expected + wrapped deviation.
-        adv, t = self._adv, self._t
-        prev_ph = self._prev_ph[ch]
-        np.subtract(ph, prev_ph, out=adv)
-        adv -= self._expected
-        adv += math.pi
-        np.remainder(adv, _TWO_PI, out=adv)
-        adv -= math.pi
-        adv += self._expected
-        np.copyto(prev_ph, ph)
-        np.add(ph, self._pik, out=phc)
-        phi = self._phi[ch]
-        prev_owner = self._prev_owner[ch]
-        if not shift:
-            # Keep the synthesis state on the input's phases: a shift starting on the next frame continues
-            # each bin's own phase.
-            np.copyto(phi, phc)
-            prev_owner[:] = self.ki
-            if warp:
-                self._analyse()
-                self._warped_envelope()
-                g = self._gain
-                np.subtract(self._envw, self._env, out=g)
-                np.exp(g, out=g)
-                np.copyto(self._cbuf, g)
-                np.multiply(row, self._cbuf, out=row)
-            return
+    def _formants(self, row) -> None:
+        """Formants only: row *= exp(E(k / a) - E(k)), a real gain per bin; the phases are untouched."""
+        np.abs(row, out=self._mag)
+        self._analyse()
+        self._warped_envelope()
+        g = self._gain
+        np.subtract(self._envw, self._env, out=g)
+        np.exp(g, out=g)
+        np.copyto(self._cbuf, g)
+        np.multiply(row, self._cbuf, out=row)
+
+    def _shift(self, row, ch, r, warp) -> None:
+        mag, t, u, dev = self._mag, self._t, self._u, self._dev
+        zprev, phi, prev_owner = self._zprev[ch], self._phi[ch], self._prev_owner[ch]
+        np.abs(row, out=mag)
         e_in = float(np.dot(mag, mag))
-        if e_in == 0.0:  # an all-zero frame stays zero; the next shift continues from its phases
-            np.copyto(phi, phc)
+        if self._follow[ch]:
+            # The last frame was not shifted: each bin continues its own window-centre phase.
+            np.arctan2(zprev.imag, zprev.real, out=phi)
+            phi += self._pik
             prev_owner[:] = self.ki
+        if e_in == 0.0:  # an all-zero frame stays zero; the next shift continues from its phases
+            self._follow[ch] = True
+            np.copyto(zprev, row)
             return
+        self._follow[ch] = False
+        # Measured phase advance per hop minus bin k's expected one, wrapped to (-pi, pi]: the angle of
+        # X conj(X_prev) exp(-i expected), so no phase is unwrapped.
+        w = self._w
+        np.conjugate(zprev, out=w)
+        w *= row
+        w *= self._unrot
+        np.arctan2(w.imag, w.real, out=dev)
+        np.copyto(zprev, row)
         self._analyse()
         if warp:
             self._warped_envelope()
         else:
             np.copyto(self._envw, self._env)
-        lm, kf, u, b1, b2 = self._lm, self.kf, self._u, self._b1, self._b2
+        kf, b1, b2 = self.kf, self._b1, self._b2
         own = self._own
         if not self.phase_lock:
             np.copyto(own, self.ki)
         # True frequency of each bin in bins (peak bins matter), kept within a bin of the bin itself.
         fbin = self._fbin
-        np.multiply(adv, self._adv_to_bins, out=fbin)
-        np.subtract(kf, 1.0, out=t)
-        np.add(kf, 1.0, out=u)
-        np.maximum(fbin, t, out=fbin)
-        np.minimum(fbin, u, out=fbin)
-        # Synthesis phase of each peak: the previous owner's phase + r x its measured advance.
+        np.multiply(dev, self._adv_to_bins, out=fbin)
+        np.clip(fbin, -1.0, 1.0, out=fbin)
+        fbin += kf
+        # Synthesis phase of each peak: the previous owner's phase + r x its measured advance, wrapped
+        # to (-pi, pi] so float32 keeps its precision.
         phinew = self._phinew
         phi.take(prev_owner, out=phinew, mode="clip")
         np.multiply(fbin, r / self._adv_to_bins, out=t)
         phinew += t
-        np.remainder(phinew, _TWO_PI, out=phinew)
-        # Shift of each peak's region in whole bins.
-        np.multiply(fbin, r - 1.0, out=t)
+        np.multiply(phinew, 1.0 / _TWO_PI, out=t)
         np.rint(t, out=t)
-        np.copyto(self._d, t, casting="unsafe")
+        t *= _TWO_PI
+        phinew -= t
+        # Shift of each peak's region in whole bins.
+        np.multiply(fbin, r - 1.0, out=u)
+        np.rint(u, out=u)
+        np.copyto(self._d, u, casting="unsafe")
         # Output bin k: the peak owning source bin round(k / r), and the bin it moved there from.
         pk, src, ti = self._pk, self._src, self._ti
         own.take(self._sidx, out=pk, mode="clip")
         self._d.take(pk, out=ti, mode="clip")
         np.subtract(self.ki, ti, out=src)
-        srcf, valid = self._srcf, self._valid
-        np.copyto(srcf, src)
         # Sources: neither DC nor what lies below the first peak's main lobe (rumble, DC leakage), which the
         # first peak's region would otherwise carry up into the voice's range.
-        np.greater_equal(srcf, max(1.0, self._first - 2.0), out=b1)
-        np.less_equal(srcf, kf[-1], out=b2)
+        np.greater_equal(src, max(1, int(self._first) - 2), out=b1)
+        np.less_equal(src, self.ki[-1], out=b2)
         np.logical_and(b1, b2, out=b1)
         np.maximum(src, 0, out=src)
         np.minimum(src, self.ki[-1], out=src)
         own.take(src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
         np.equal(ti, pk, out=b2)
         np.logical_and(b1, b2, out=b1)
+        valid = self._valid
         np.copyto(valid, b1)
-        # Magnitude: excitation at the source bin on the (warped) envelope at the output bin.
-        outlog = self._outlog
-        np.subtract(lm, self._env, out=u)         # excitation (log)
-        u.take(src, out=outlog, mode="clip")
-        outlog += self._envw
-        np.exp(outlog, out=outlog)
-        outlog *= valid
+        # Magnitude: the source bin's excitation on the (warped) envelope at the output bin, i.e.
+        # |X[src]| exp(Ew(k) - E(src)).
+        g, g2 = self._gain, self._g2
+        self._env.take(src, out=g, mode="clip")
+        np.subtract(self._envw, g, out=g)
+        np.exp(g, out=g)
+        g *= valid
+        mag.take(src, out=g2, mode="clip")
+        g2 *= g
         # Keep the frame's power: moved regions leave empty bins between them (r > 1) or overlap (r < 1),
         # which would change the level by up to -3 / +1 dB an octave up / down. Limited to +-6 dB, so a
         # frame whose peaks all moved past Nyquist is not blown up.
-        e_out = float(np.dot(outlog, outlog))
+        e_out = float(np.dot(g2, g2))
         if e_out > 0.0:
-            outlog *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
-        # Phase (window-centre): peak's synthesis phase + the source bin's offset to the peak; then back
-        # to the frame-start reference of output bin k.
-        outph = self._outph
-        phinew.take(pk, out=outph, mode="clip")
-        phc.take(src, out=t, mode="clip")
-        outph += t
-        phc.take(pk, out=t, mode="clip")
-        outph -= t
-        outph -= self._pik
-        np.cos(outph, out=t)
-        t *= outlog
-        np.copyto(row.real, t)
-        np.sin(outph, out=t)
-        t *= outlog
-        np.copyto(row.imag, t)
+            g *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
+        # Phase of output bin k (frame-start reference): the peak's synthesis phase + the source bin's
+        # offset to the peak, phinew[p] + ph[src] - ph[p] + pi (src - p - k), where src - p - k = -(d[p] + p).
+        # As phasors: X[src] / |X[src]| times q[p] = exp(i (phinew[p] + pi (d[p] + p))) conj(X[p]) / |X[p]|;
+        # |X[src]| is already in the magnitude above.
+        q = self._q
+        np.copyto(t, self._d)
+        t += kf
+        t *= math.pi
+        t += phinew
+        np.cos(t, out=q.real)
+        np.sin(t, out=q.imag)
+        np.conjugate(row, out=self._qs)
+        q *= self._qs
+        rmag = self._rmag
+        np.add(mag, np.float32(1e-30), out=rmag)
+        np.reciprocal(rmag, out=rmag)
+        rmag.take(pk, out=u, mode="clip")
+        g *= u
+        zs, qs = self._zs, self._qs
+        row.take(src, out=zs, mode="clip")
+        q.take(pk, out=qs, mode="clip")
+        zs *= qs
+        np.copyto(self._cbuf, g)
+        np.multiply(zs, self._cbuf, out=row)
         np.copyto(phi, phinew)
         np.copyto(prev_owner, own)
