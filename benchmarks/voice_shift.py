@@ -5,6 +5,9 @@ cost and latency; the measurement behind the choice of the ``voice`` stage (docs
     .venv-bench/bin/python benchmarks/voice_shift.py --table   # rewrites the .md from the saved .json
     nice .venv-bench/bin/python benchmarks/voice_shift.py --only voice   # reruns one candidate's rows (and
                                                            # the original's), keeps the others from the .json
+    nice .venv-bench/bin/python benchmarks/voice_shift.py --only voice --dither 1e-6   # the same on the clips
+        # plus Gaussian noise of that RMS (-120 dBFS): how far the metrics move when nothing audible changes
+        # (a phase vocoder's peaks and phases follow any change of the input); prints rows, writes nothing
 
 Runs in the bench venv (``bash /work/mkbench.sh NAME``; DNSMOS from ``speechmos``, LPC from ``librosa``;
 pyo installed there with ``.venv-bench/bin/python -m pip install --no-deps pyo``).
@@ -211,6 +214,10 @@ def main() -> int:
     for it in items:
         x, _ = data.load(it, sample_rate=SR)
         clips.append(np.asarray(x[: int(SECONDS * SR)], np.float32))
+    dither = float(sys.argv[sys.argv.index("--dither") + 1]) if "--dither" in sys.argv else 0.0
+    if dither:
+        rng = np.random.default_rng(0)
+        clips = [(c + dither * rng.standard_normal(c.size)).astype(np.float32) for c in clips]
     audio_s = sum(c.size for c in clips) / SR
     rows = [{"candidate": "original", "shift_st": 0.0, "formant_ratio": 1.0,
              "dnsmos_ovrl": float(np.mean([dnsmos(to16(c)) for c in clips]))}]
@@ -241,6 +248,8 @@ def main() -> int:
             row[k] = float(np.nanmean([m[k] for m in ms]))
         rows.append(row)
         print(json.dumps(row), flush=True)
+    if dither:
+        return 0
     if only:  # the other candidates' rows as saved, in their places
         fresh = {(r["candidate"], r["shift_st"], r["formant_ratio"]): r for r in rows}
         saved = json.loads(OUT.with_suffix(".json").read_text())
