@@ -24,8 +24,10 @@ Per frame and channel (5 ms hop; 20 ms window in the ``default`` section, 10 ms 
 Output magnitude = exp(excitation at the moved bin + warped envelope at the output bin), scaled so a
 shifted frame keeps the input frame's power (within +-6 dB).
 
-At pitch_st = 0 and formant_ratio = 1 the stage leaves the spectrum untouched (bit-exact), but keeps
-its phase state in step with the input so a shift can start from the current phases without a jump.
+At pitch_st = 0 and formant_ratio = 1 the stage leaves the spectrum untouched (bit-exact); it keeps the
+last input spectrum, from whose phases a shift starts without a jump. Per-bin arithmetic is float32, and
+phases enter as phasors: the advance is the angle of X conj(X_prev) (one arctan2 per shifted frame), and
+an output bin is X[src] times a unit phasor of its peak, so no bin's phase is unwrapped or re-synthesised.
 Stereo channels are shifted independently (a shift has no per-bin gain to link). The stage adds no
 look-ahead: latency is the section's, n_fft - 1 samples (19.98 ms / 9.98 ms at 48 kHz).
 """
