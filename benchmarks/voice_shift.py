@@ -3,6 +3,11 @@ cost and latency; the measurement behind the choice of the ``voice`` stage (docs
 
     nice .venv-bench/bin/python benchmarks/voice_shift.py           # writes benchmarks/results/voice_shift.md/.json
     .venv-bench/bin/python benchmarks/voice_shift.py --table   # rewrites the .md from the saved .json
+    nice .venv-bench/bin/python benchmarks/voice_shift.py --only voice   # reruns one candidate's rows (and
+                                                           # the original's), keeps the others from the .json
+    nice .venv-bench/bin/python benchmarks/voice_shift.py --only voice --dither 1e-6   # the same on the clips
+        # plus Gaussian noise of that RMS (-120 dBFS): how far the metrics move when nothing audible changes
+        # (a phase vocoder's peaks and phases follow any change of the input); prints rows, writes nothing
 
 Runs in the bench venv (``bash /work/mkbench.sh NAME``; DNSMOS from ``speechmos``, LPC from ``librosa``;
 pyo installed there with ``.venv-bench/bin/python -m pip install --no-deps pyo``).
@@ -209,13 +214,22 @@ def main() -> int:
     for it in items:
         x, _ = data.load(it, sample_rate=SR)
         clips.append(np.asarray(x[: int(SECONDS * SR)], np.float32))
+    dither = float(sys.argv[sys.argv.index("--dither") + 1]) if "--dither" in sys.argv else 0.0
+    if dither:
+        rng = np.random.default_rng(0)
+        clips = [(c + dither * rng.standard_normal(c.size)).astype(np.float32) for c in clips]
     audio_s = sum(c.size for c in clips) / SR
     rows = [{"candidate": "original", "shift_st": 0.0, "formant_ratio": 1.0,
              "dnsmos_ovrl": float(np.mean([dnsmos(to16(c)) for c in clips]))}]
-    runs = [(name, st, 1.0) for name in CANDIDATES for st in SHIFTS]
-    runs += [("voice", 0.0, 1.0), ("voice", 0.0, 0.8), ("voice", 0.0, 1.25), ("voice", 5.0, 0.85),
-             ("voice", -5.0, 1.15)]
-    delays = {name: delay_of(r, clips[0]) for name, (r, _) in CANDIDATES.items()}
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only is not None and only not in CANDIDATES:
+        print(f"--only: one of {', '.join(CANDIDATES)}", file=sys.stderr)
+        return 2
+    names = [only] if only else list(CANDIDATES)
+    runs = [(name, st, 1.0) for name in names for st in SHIFTS]
+    runs += [r for r in (("voice", 0.0, 1.0), ("voice", 0.0, 0.8), ("voice", 0.0, 1.25), ("voice", 5.0, 0.85),
+                         ("voice", -5.0, 1.15)) if r[0] in names]
+    delays = {name: delay_of(CANDIDATES[name][0], clips[0]) for name in names}
     for name, st, fr in runs:
         render, streams = CANDIDATES[name]
         ms, secs = [], 0.0
@@ -234,6 +248,13 @@ def main() -> int:
             row[k] = float(np.nanmean([m[k] for m in ms]))
         rows.append(row)
         print(json.dumps(row), flush=True)
+    if dither:
+        return 0
+    if only:  # the other candidates' rows as saved, in their places
+        fresh = {(r["candidate"], r["shift_st"], r["formant_ratio"]): r for r in rows}
+        saved = json.loads(OUT.with_suffix(".json").read_text())
+        rows = [fresh.pop((r["candidate"], r["shift_st"], r["formant_ratio"]), r)
+                if r["candidate"] in (only, "original") else r for r in saved] + list(fresh.values())
     write(rows, len(items))
     return 0
 

@@ -175,11 +175,12 @@ def cmd_bench(a) -> int:
             g = np.gcd(sr, a.rate)
             x = resample_poly(x, a.rate // g, sr // g, axis=1).astype("float32")
         sig = np.repeat(x, a.channels, axis=0) if x.shape[0] == 1 else x[: a.channels]
-    r = bench_chain(chain, seconds=a.seconds, block=a.block, signal=sig)
+    r = bench_chain(chain, seconds=a.seconds, block=a.block, signal=sig, cpu_time=a.cpu_time)
     if a.json:
         print(json.dumps(r))
         return 0
-    print(f"preset {a.preset} at {a.rate} Hz, {a.channels} ch, {a.block}-sample blocks, {a.seconds:g} s, one thread")
+    print(f"preset {a.preset} at {a.rate} Hz, {a.channels} ch, {a.block}-sample blocks, {a.seconds:g} s, one thread, "
+          f"{'thread CPU time' if a.cpu_time else 'wall clock'}")
     print(f"latency: {r['latency_samples']} samples = {r['latency_ms']:.2f} ms")
     print(f"chain RTF {r['rtf']:.4f} ({100 * r['rtf']:.2f} % of one core); per block median "
           f"{r['per_block_us']['median']:.1f} us, p99 {r['per_block_us']['p99']:.1f} us of a {r['period_us']:.0f} us period")
@@ -533,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--channels", type=int, default=2, choices=[1, 2])
     b.add_argument("--seconds", type=float, default=10.0)
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--cpu-time", action="store_true",
+                   help="time with the thread's CPU clock instead of the wall clock (steady on a shared machine)")
     b.set_defaults(fn=cmd_bench)
 
     d = sub.add_parser("demo", help="render the bundled clip through every shipped preset, with spectrograms")

@@ -24,8 +24,10 @@ Per frame and channel (5 ms hop; 20 ms window in the ``default`` section, 10 ms 
 Output magnitude = exp(excitation at the moved bin + warped envelope at the output bin), scaled so a
 shifted frame keeps the input frame's power (within +-6 dB).
 
-At pitch_st = 0 and formant_ratio = 1 the stage leaves the spectrum untouched (bit-exact), but keeps
-its phase state in step with the input so a shift can start from the current phases without a jump.
+At pitch_st = 0 and formant_ratio = 1 the stage leaves the spectrum untouched (bit-exact); it keeps the
+last input spectrum, from whose phases a shift starts without a jump. Per-bin arithmetic is float32, and
+phases enter as phasors: the advance is the angle of X conj(X_prev) (one arctan2 per shifted frame), and
+an output bin is X[src] times a unit phasor of its peak, so no bin's phase is unwrapped or re-synthesised.
 Stereo channels are shifted independently (a shift has no per-bin gain to link). The stage adds no
 look-ahead: latency is the section's, n_fft - 1 samples (19.98 ms / 9.98 ms at 48 kHz).
 """
@@ -37,7 +39,6 @@ import math
 import numpy as np
 
 from ..params import ParamSpec
-from ..spectral_util import RealFFT
 from ..stft import SpectralStage
 
 PARAMS = (
@@ -49,7 +50,7 @@ PARAMS = (
 
 LIFTER_MS = 2.0       # cepstral lifter on the peak-to-peak envelope: detail finer than ~500 Hz is dropped
 _FLOOR = 1e-9         # magnitude floor before the log (a full-scale sine is ~n_fft / 4 on its bin)
-_BIG = 1e9            # "no peak on this side" for the nearest-peak search
+_BIG = 1e6            # "no peak on this side" for the nearest-peak search (k - _BIG is exact in float32)
 _TWO_PI = 2.0 * math.pi
 
 
@@ -68,34 +69,55 @@ class VoiceShift(SpectralStage):
 
     # -- control thread -------------------------------------------------------------------------
     def prepare(self, ctx):
-        """Allocate every buffer: per-channel state (channels, n_bins), shared scratch (n_bins,) / (n_fft,)."""
+        """Allocate every buffer: per-channel state (channels, n_bins), shared scratch (n_bins,) / (n_fft,).
+        Per-bin arithmetic is float32: phases to ~1e-6 rad, log magnitudes to ~1e-6 nepers."""
         super().prepare(ctx)
         c, nb, n = ctx.channels, ctx.n_bins, ctx.n_fft
-        f64 = np.float64
-        self._fft = RealFFT(n)
-        self.kf = np.arange(nb, dtype=f64)
+        f32, f64, c64 = np.float32, np.float64, np.complex64
+        self.kf = np.arange(nb, dtype=f32)
         self.ki = np.arange(nb, dtype=np.int64)
-        self._expected = (_TWO_PI * ctx.hop / n) * self.kf      # phase advance per hop of bin k's centre
-        self._pik = math.pi * self.kf                          # analysis phase -> window-centre phase
-        self._adv_to_bins = n / (_TWO_PI * ctx.hop)            # rad per hop -> frequency in bins
-        q = np.arange(n)
+        self._kf64 = np.arange(nb, dtype=f64)
+        self._kf1 = self.kf + 1.0
+        self._kf_big = self.kf - np.float32(_BIG)
+        expected = (_TWO_PI * ctx.hop / n) * self._kf64           # phase advance per hop of bin k's centre
+        self._unrot = np.exp(-1j * expected).astype(c64)         # removes it from a bin's phasor advance
+        self._adv_to_bins = n / (_TWO_PI * ctx.hop)              # rad per hop -> frequency in bins
+        self._pik = (math.pi * self._kf64).astype(f32)           # analysis phase -> window-centre phase
+        # Cepstral smoothing as two small matrix products: the real cepstrum's quefrencies 0..lq of the
+        # envelope, c = B1 E (B1 (lq + 1, n_bins): rows of irfft), and back, E_s = B2 c (B2 (n_bins, lq + 1):
+        # cosines, both signs of each quefrency folded into one column, as the cepstrum of a real spectrum
+        # is even). Equal to rfft(lifter x irfft(E)).real; ~2 x 47k multiply-adds in float32 at 48 kHz
+        # instead of two 960-point FFTs.
         lq = max(1, int(round(LIFTER_MS * 1e-3 * ctx.sample_rate)))
-        self._lifter = ((q <= lq) | (q >= n - lq)).astype(f64)
+        q = np.arange(n)
+        kept = q[(q <= lq) | (q >= n - lq)]
+        fold = np.minimum(kept, n - kept)
+        self._b1 = np.ascontiguousarray(np.fft.irfft(np.eye(nb), n)[:, : lq + 1].T, dtype=f32)
+        b2 = np.zeros((nb, lq + 1))
+        np.add.at(b2.T, fold, np.cos(2.0 * np.pi * np.outer(kept, self._kf64) / n))
+        self._b2 = b2.astype(f32)
+        self._cep = np.zeros(lq + 1, f32)
         # Per-channel state.
-        self._prev_ph = np.zeros((c, nb), f64)     # last analysis phase (instantaneous frequency)
-        self._phi = np.zeros((c, nb), f64)         # synthesis window-centre phase of each peak bin
+        self._zprev = np.zeros((c, nb), c64)      # last analysis spectrum (its phases give the advance)
+        self._phi = np.zeros((c, nb), f32)         # synthesis window-centre phase of each peak bin
         self._prev_owner = np.zeros((c, nb), np.int64)  # last frame's peak owning each bin
+        # True where the last frame was not shifted: phi and prev_owner follow the input and are derived
+        # from _zprev when a shift starts (no phase is computed while the stage is neutral or formant-only).
+        self._follow = [True] * c
         # Scratch, one channel at a time.
-        z = lambda: np.zeros(nb, f64)  # noqa: E731
-        (self._mag, self._ph, self._lm, self._env, self._envw, self._adv, self._phc, self._t, self._u,
-         self._fbin, self._pprev, self._pnext, self._rnext, self._own_f, self._phinew, self._outlog,
-         self._outph, self._srcf, self._valid, self._gain) = (z() for _ in range(20))
-        self._z = np.zeros(nb, np.complex128)
-        self._cz = np.zeros(nb, np.complex128)
-        self._cep = np.zeros(n, f64)
-        self._cbuf = np.zeros(nb, np.complex64)
-        self._b1 = np.zeros(nb, bool)
-        self._b2 = np.zeros(nb, bool)
+        z = lambda: np.zeros(nb, f32)  # noqa: E731
+        (self._mag, self._lm, self._env, self._envw, self._dev, self._t, self._u, self._fbin, self._pprev,
+         self._pnext, self._rnext, self._own_f, self._phinew, self._gain, self._g2, self._rmag,
+         self._valid) = (z() for _ in range(17))
+        self._t64 = np.zeros(nb, f64)
+        self._u64 = np.zeros(nb, f64)
+        self._cbuf = np.zeros(nb, c64)
+        self._w = np.zeros(nb, c64)
+        self._q = np.zeros(nb, c64)
+        self._zs = np.zeros(nb, c64)
+        self._qs = np.zeros(nb, c64)
+        self._m1 = np.zeros(nb, bool)
+        self._m2 = np.zeros(nb, bool)
         self._peak = np.zeros(nb, bool)
         self._own = np.zeros(nb, np.int64)        # this frame's owning peak of each source bin
         self._pk = np.zeros(nb, np.int64)         # owning peak of each output bin
@@ -107,33 +129,36 @@ class VoiceShift(SpectralStage):
         # Index maps derived from the ratios (recomputed when a ratio moves).
         self._sidx = np.zeros(nb, np.int64)       # round(k / r): source bin that decides output bin k's peak
         self._wi0 = np.zeros(nb, np.int64)        # floor(k / a) and its fraction: formant warp read position
-        self._wfr = np.zeros(nb, f64)
+        self._wfr = np.zeros(nb, f32)
         self.reset()
 
     def reset(self):
-        self._prev_ph.fill(0.0)
+        self._zprev.fill(0.0)
         self._phi.fill(0.0)
         self._prev_owner[:] = self.ki
+        self._follow = [True] * len(self._follow)
         self._r = math.nan
         self._a = math.nan
 
     # -- audio thread ---------------------------------------------------------------------------
     def _set_ratios(self, r: float, a: float) -> None:
         nb = self.kf.shape[0]
-        t = self._t
+        t = self._t64
         if r != self._r:
-            np.multiply(self.kf, 1.0 / r, out=t)
+            np.multiply(self._kf64, 1.0 / r, out=t)
             np.rint(t, out=t)
             np.clip(t, 0.0, nb - 1.0, out=t)
             np.copyto(self._sidx, t, casting="unsafe")
             self._r = r
         if a != self._a:
-            np.multiply(self.kf, 1.0 / a, out=t)
+            np.multiply(self._kf64, 1.0 / a, out=t)
             np.clip(t, 0.0, nb - 1.0, out=t)
-            np.floor(t, out=self._wfr)
-            np.clip(self._wfr, 0.0, nb - 2.0, out=self._wfr)
-            np.copyto(self._wi0, self._wfr, casting="unsafe")
-            np.subtract(t, self._wfr, out=self._wfr)
+            wi = self._u64
+            np.floor(t, out=wi)
+            np.clip(wi, 0.0, nb - 2.0, out=wi)
+            np.copyto(self._wi0, wi, casting="unsafe")
+            np.subtract(t, wi, out=t)
+            np.copyto(self._wfr, t, casting="same_kind")
             self._a = a
 
     def _analyse(self) -> None:
@@ -142,10 +167,10 @@ class VoiceShift(SpectralStage):
         spectral envelope (natural log): the log magnitude interpolated linearly between peaks, so it runs
         over the harmonics rather than through the valleys between them, then cepstrally smoothed."""
         lm, kf, t, u = self._lm, self.kf, self._t, self._u
-        np.add(self._mag, _FLOOR, out=lm)
+        np.add(self._mag, np.float32(_FLOOR), out=lm)
         np.log(lm, out=lm)
         # Peaks: strict rise from the left, no rise to the right (the edges are never peaks).
-        b1, b2, peak = self._b1, self._b2, self._peak
+        b1, b2, peak = self._m1, self._m2, self._peak
         np.greater(lm[1:-1], lm[:-2], out=b1[1:-1])
         np.greater_equal(lm[1:-1], lm[2:], out=b2[1:-1])
         np.logical_and(b1, b2, out=peak)
@@ -153,16 +178,16 @@ class VoiceShift(SpectralStage):
         env, own = self._env, self._own
         if peak.any():
             pp, pn, lo, hi = self._pprev, self._pnext, self._own_f, self._rnext
-            pp.fill(-_BIG)
-            np.copyto(pp, kf, where=peak)
-            np.maximum.accumulate(pp, out=lo)          # last peak at or below
-            pn.fill(_BIG)
-            np.copyto(pn, kf, where=peak)
-            np.minimum.accumulate(pn[::-1], out=hi[::-1])  # first peak at or above
-            np.less(lo, 0.0, out=b1)                   # below the first peak: use the first
-            np.copyto(lo, hi, where=b1)
-            np.greater(hi, kf[-1], out=b1)             # above the last peak: use the last
-            np.copyto(hi, lo, where=b1)
+            np.copyto(pp, peak)
+            pp *= self._kf1                            # k + 1 at peaks, 0 elsewhere
+            np.maximum.accumulate(pp, out=lo)
+            lo -= 1.0                                  # last peak at or below; -1 below the first
+            np.copyto(pn, peak)
+            pn *= self._kf_big
+            pn += _BIG                                 # k at peaks, _BIG elsewhere
+            np.minimum.accumulate(pn[::-1], out=hi[::-1])  # first peak at or above; _BIG above the last
+            np.maximum(lo, hi[0], out=lo)              # below the first peak: use the first
+            np.minimum(hi, lo[-1], out=hi)             # above the last peak: use the last
             lo_i, hi_i = self._lo_i, self._hi_i
             np.copyto(lo_i, lo, casting="unsafe")
             np.copyto(hi_i, hi, casting="unsafe")
@@ -187,11 +212,8 @@ class VoiceShift(SpectralStage):
             np.copyto(env, lm)
             np.copyto(own, self.ki)
             self._first = 0.0
-        np.copyto(self._cz, env)
-        self._fft.inverse(self._cz, self._cep)
-        self._cep *= self._lifter
-        self._fft.forward(self._cep, self._cz)
-        np.copyto(env, self._cz.real)
+        np.dot(self._b1, env, out=self._cep)
+        np.dot(self._b2, self._cep, out=env)
 
     def _warped_envelope(self) -> None:
         """self._envw[k] = env(k / a), linear interpolation."""
@@ -212,116 +234,132 @@ class VoiceShift(SpectralStage):
         r = 2.0 ** (st / 12.0) if shift else 1.0
         self._set_ratios(r, a if warp else 1.0)
         for ch in range(spec.shape[0]):
-            self._channel(spec[ch], ch, r, shift, warp)
+            if shift:
+                self._shift(spec[ch], ch, r, warp)
+            else:
+                self._follow[ch] = True
+                np.copyto(self._zprev[ch], spec[ch])
+                if warp:
+                    self._formants(spec[ch])
 
-    def _channel(self, row, ch, r, shift, warp):
-        z, mag, ph, phc = self._z, self._mag, self._ph, self._phc
-        np.copyto(z, row)
-        np.abs(z, out=mag)
-        np.arctan2(z.imag, z.real, out=ph)
-        # Measured phase advance per hop (rad): expected + wrapped deviation.
-        adv, t = self._adv, self._t
-        prev_ph = self._prev_ph[ch]
-        np.subtract(ph, prev_ph, out=adv)
-        adv -= self._expected
-        adv += math.pi
-        np.remainder(adv, _TWO_PI, out=adv)
-        adv -= math.pi
-        adv += self._expected
-        np.copyto(prev_ph, ph)
-        np.add(ph, self._pik, out=phc)
-        phi = self._phi[ch]
-        prev_owner = self._prev_owner[ch]
-        if not shift:
-            # Keep the synthesis state on the input's phases: a shift starting on the next frame continues
-            # each bin's own phase.
-            np.copyto(phi, phc)
-            prev_owner[:] = self.ki
-            if warp:
-                self._analyse()
-                self._warped_envelope()
-                g = self._gain
-                np.subtract(self._envw, self._env, out=g)
-                np.exp(g, out=g)
-                np.copyto(self._cbuf, g)
-                np.multiply(row, self._cbuf, out=row)
-            return
+    def _formants(self, row) -> None:
+        """Formants only: row *= exp(E(k / a) - E(k)), a real gain per bin; the phases are untouched."""
+        np.abs(row, out=self._mag)
+        self._analyse()
+        self._warped_envelope()
+        g = self._gain
+        np.subtract(self._envw, self._env, out=g)
+        np.exp(g, out=g)
+        np.copyto(self._cbuf, g)
+        np.multiply(row, self._cbuf, out=row)
+
+    def _shift(self, row, ch, r, warp) -> None:
+        mag, t, u, dev = self._mag, self._t, self._u, self._dev
+        zprev, phi, prev_owner = self._zprev[ch], self._phi[ch], self._prev_owner[ch]
+        np.abs(row, out=mag)
         e_in = float(np.dot(mag, mag))
-        if e_in == 0.0:  # an all-zero frame stays zero; the next shift continues from its phases
-            np.copyto(phi, phc)
+        if self._follow[ch]:
+            # The last frame was not shifted: each bin continues its own window-centre phase.
+            np.arctan2(zprev.imag, zprev.real, out=phi)
+            phi += self._pik
             prev_owner[:] = self.ki
+        if e_in == 0.0:  # an all-zero frame stays zero; the next shift continues from its phases
+            self._follow[ch] = True
+            np.copyto(zprev, row)
             return
+        self._follow[ch] = False
+        # Measured phase advance per hop minus bin k's expected one, wrapped to (-pi, pi]: the angle of
+        # X conj(X_prev) exp(-i expected), so no phase is unwrapped.
+        w = self._w
+        np.conjugate(zprev, out=w)
+        w *= row
+        w *= self._unrot
+        np.arctan2(w.imag, w.real, out=dev)
+        np.copyto(zprev, row)
         self._analyse()
         if warp:
             self._warped_envelope()
         else:
             np.copyto(self._envw, self._env)
-        lm, kf, u, b1, b2 = self._lm, self.kf, self._u, self._b1, self._b2
+        kf, b1, b2 = self.kf, self._m1, self._m2
         own = self._own
         if not self.phase_lock:
             np.copyto(own, self.ki)
         # True frequency of each bin in bins (peak bins matter), kept within a bin of the bin itself.
         fbin = self._fbin
-        np.multiply(adv, self._adv_to_bins, out=fbin)
-        np.subtract(kf, 1.0, out=t)
-        np.add(kf, 1.0, out=u)
-        np.maximum(fbin, t, out=fbin)
-        np.minimum(fbin, u, out=fbin)
-        # Synthesis phase of each peak: the previous owner's phase + r x its measured advance.
+        np.multiply(dev, self._adv_to_bins, out=fbin)
+        np.maximum(fbin, -1.0, out=fbin)
+        np.minimum(fbin, 1.0, out=fbin)
+        fbin += kf
+        # Synthesis phase of each peak: the previous owner's phase + r x its measured advance, wrapped
+        # to (-pi, pi] so float32 keeps its precision.
         phinew = self._phinew
         phi.take(prev_owner, out=phinew, mode="clip")
         np.multiply(fbin, r / self._adv_to_bins, out=t)
         phinew += t
-        np.remainder(phinew, _TWO_PI, out=phinew)
-        # Shift of each peak's region in whole bins.
-        np.multiply(fbin, r - 1.0, out=t)
+        np.multiply(phinew, 1.0 / _TWO_PI, out=t)
         np.rint(t, out=t)
-        np.copyto(self._d, t, casting="unsafe")
+        t *= _TWO_PI
+        phinew -= t
+        # Shift of each peak's region in whole bins.
+        np.multiply(fbin, r - 1.0, out=u)
+        np.rint(u, out=u)
+        np.copyto(self._d, u, casting="unsafe")
         # Output bin k: the peak owning source bin round(k / r), and the bin it moved there from.
         pk, src, ti = self._pk, self._src, self._ti
         own.take(self._sidx, out=pk, mode="clip")
         self._d.take(pk, out=ti, mode="clip")
         np.subtract(self.ki, ti, out=src)
-        srcf, valid = self._srcf, self._valid
-        np.copyto(srcf, src)
         # Sources: neither DC nor what lies below the first peak's main lobe (rumble, DC leakage), which the
         # first peak's region would otherwise carry up into the voice's range.
-        np.greater_equal(srcf, max(1.0, self._first - 2.0), out=b1)
-        np.less_equal(srcf, kf[-1], out=b2)
+        np.greater_equal(src, max(1, int(self._first) - 2), out=b1)
+        np.less_equal(src, self.ki[-1], out=b2)
         np.logical_and(b1, b2, out=b1)
         np.maximum(src, 0, out=src)
         np.minimum(src, self.ki[-1], out=src)
         own.take(src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
         np.equal(ti, pk, out=b2)
         np.logical_and(b1, b2, out=b1)
+        valid = self._valid
         np.copyto(valid, b1)
-        # Magnitude: excitation at the source bin on the (warped) envelope at the output bin.
-        outlog = self._outlog
-        np.subtract(lm, self._env, out=u)         # excitation (log)
-        u.take(src, out=outlog, mode="clip")
-        outlog += self._envw
-        np.exp(outlog, out=outlog)
-        outlog *= valid
+        # Magnitude: the source bin's excitation on the (warped) envelope at the output bin, i.e.
+        # |X[src]| exp(Ew(k) - E(src)).
+        g, g2 = self._gain, self._g2
+        self._env.take(src, out=g, mode="clip")
+        np.subtract(self._envw, g, out=g)
+        np.exp(g, out=g)
+        g *= valid
+        mag.take(src, out=g2, mode="clip")
+        g2 *= g
         # Keep the frame's power: moved regions leave empty bins between them (r > 1) or overlap (r < 1),
         # which would change the level by up to -3 / +1 dB an octave up / down. Limited to +-6 dB, so a
         # frame whose peaks all moved past Nyquist is not blown up.
-        e_out = float(np.dot(outlog, outlog))
+        e_out = float(np.dot(g2, g2))
         if e_out > 0.0:
-            outlog *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
-        # Phase (window-centre): peak's synthesis phase + the source bin's offset to the peak; then back
-        # to the frame-start reference of output bin k.
-        outph = self._outph
-        phinew.take(pk, out=outph, mode="clip")
-        phc.take(src, out=t, mode="clip")
-        outph += t
-        phc.take(pk, out=t, mode="clip")
-        outph -= t
-        outph -= self._pik
-        np.cos(outph, out=t)
-        t *= outlog
-        np.copyto(row.real, t)
-        np.sin(outph, out=t)
-        t *= outlog
-        np.copyto(row.imag, t)
+            g *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
+        # Phase of output bin k (frame-start reference): the peak's synthesis phase + the source bin's
+        # offset to the peak, phinew[p] + ph[src] - ph[p] + pi (src - p - k), where src - p - k = -(d[p] + p).
+        # As phasors: X[src] / |X[src]| times q[p] = exp(i (phinew[p] + pi (d[p] + p))) conj(X[p]) / |X[p]|;
+        # |X[src]| is already in the magnitude above.
+        q = self._q
+        np.copyto(t, self._d)
+        t += kf
+        t *= math.pi
+        t += phinew
+        np.cos(t, out=q.real)
+        np.sin(t, out=q.imag)
+        np.conjugate(row, out=self._qs)
+        q *= self._qs
+        rmag = self._rmag
+        np.add(mag, np.float32(1e-30), out=rmag)
+        np.reciprocal(rmag, out=rmag)
+        rmag.take(pk, out=u, mode="clip")
+        g *= u
+        zs, qs = self._zs, self._qs
+        row.take(src, out=zs, mode="clip")
+        q.take(pk, out=qs, mode="clip")
+        zs *= qs
+        np.copyto(self._cbuf, g)
+        np.multiply(zs, self._cbuf, out=row)
         np.copyto(phi, phinew)
         np.copyto(prev_owner, own)
