@@ -48,6 +48,9 @@ PRESETS = (
     "voice-enhance",
     "chipmunk",
     "deep-voice",
+    "anon-low",
+    "anon-high",
+    "anon-neutral",
 )
 DEFAULT_PRESET = "clean"
 # The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset
