@@ -167,9 +167,12 @@ class McAdams(SpectralStage):
     def process_frame(self, spec):
         K = self._K
         alpha = float(self.table.value[self._i_alpha])
-        sk = spec[:, :K]
-        np.multiply(sk.real, sk.real, out=self._pow)
-        np.multiply(sk.imag, sk.imag, out=self._im)
+        # Row by row: a ufunc over the 2-D strided real/imag views of the band buffers its operands
+        # (~1.5 kB per channel, a transient allocation on the audio thread); 1-D strided rows are not.
+        for c in range(spec.shape[0]):
+            row = spec[c, :K]
+            np.multiply(row.real, row.real, out=self._pow[c])
+            np.multiply(row.imag, row.imag, out=self._im[c])
         self._pow += self._im
         if self._rows == 1:
             np.add.reduce(self._pow, axis=0, out=self._psum)
