@@ -25,6 +25,7 @@ benchmarks/results/lv2_ardour.md. The machine's other load shows in the figures:
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import re
@@ -38,6 +39,7 @@ from resculpt.plugin_host.lv2 import ports
 from resculpt.plugin_host.lv2.build import build
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lv2_ardour.md"
+_SESSIONS = itertools.count()
 
 SCRIPT = """
 assert(AudioEngine:set_backend("JACK", "", ""))  -- the server named by $JACK_DEFAULT_SERVER
@@ -92,11 +94,12 @@ def measure(lv2_path: Path, n: int, preset: str, seconds: int, period: int) -> d
         (t / "hook" / "sitecustomize.py").write_text(TIMER)
         times = t / "times.txt"
         times.touch()
-        server = f"resculpt-bench-{os.getpid()}"
+        server = f"resculpt-bench-{os.getpid()}-{n}-{period}-{next(_SESSIONS)}"
         env = {**os.environ, "LV2_PATH": str(lv2_path), "HOME": tmp, "PYTHONPATH": str(t / "hook"),
                "RESCULPT_BENCH_TIMES": str(times), "JACK_DEFAULT_SERVER": server}
+        jack_log = (t / "jackd.log").open("w")
         jackd = subprocess.Popen(["jackd", "-n", server, "-d", "dummy", "-r", "48000", "-p", str(period)],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 env=env, stdout=jack_log, stderr=subprocess.STDOUT)
         try:
             subprocess.run(["jack_wait", "-s", server, "-w", "-t", "10"], env=env, check=True,
                            capture_output=True, timeout=15)
@@ -105,20 +108,27 @@ def measure(lv2_path: Path, n: int, preset: str, seconds: int, period: int) -> d
                                 str(ports.PRESET_PORT - ports.LATENCY_PORT)],
                                env=env, capture_output=True, text=True, timeout=120 + 2 * seconds)
         finally:
+            jackd_rc = jackd.poll()  # not None: the server exited on its own during the session
             jackd.terminate()
             jackd.wait(timeout=10)
+            jack_log.close()
+        out_jack = (t / "jackd.log").read_text()
         calls = [tuple(map(float, line.split())) for line in times.read_text().splitlines() if line.strip()]
     out = r.stdout + r.stderr
     loads = [float(v) for v in re.findall(r"^LOAD ([\d.]+)", out, re.MULTILINE)]
     xruns = [int(v) for v in re.findall(r"^XRUNS (\d+)", out, re.MULTILINE)]
+    log = f"{out}\n--- jackd (exit status {jackd_rc} before the end of the session):\n{out_jack}"
+    if jackd_rc is not None:  # the server went away under Ardour: nothing of this session is a measurement
+        return {"n": n, "halted": True, "log": log}
     if r.returncode != 0 or not loads or len(xruns) != len(loads) + 1:
         raise RuntimeError(f"ardour7-lua failed ({r.returncode}):\n{out[-2000:]}")
     m = {"n": n, "period": int(re.search(r"^PERIOD (\d+)", out, re.MULTILINE).group(1)),
          "median": statistics.median(loads), "max": max(loads), "calls": len(calls),
          # counted over the sampled seconds only: start-up and preset builds are not in the window
          "xruns": xruns[-1] - xruns[0], "xruns_startup": xruns[0],
-         # JACK stops calling a client it judged too slow (zombified): the meter then reads 0 and no run()
-         "halted": max(loads) == 0.0 or (n > 0 and not calls), "log": out}
+         # Ardour's engine not running (it logs "JACK HALTED"): the meter reads 0 and no run() is called
+         "halted": "JACK HALTED" in out or max(loads) == 0.0 or (n > 0 and not calls),
+         "log": log}
     if calls:
         wall, cpu = [c[0] * 1e3 for c in calls], [c[1] * 1e3 for c in calls]
         m.update(wall_med=_pct(wall, 0.5), wall_p99=_pct(wall, 0.99), cpu_med=_pct(cpu, 0.5), cpu_p99=_pct(cpu, 0.99))
@@ -126,13 +136,18 @@ def measure(lv2_path: Path, n: int, preset: str, seconds: int, period: int) -> d
 
 
 def _measure_running(lv2_path: Path, n: int, preset: str, seconds: int, period: int, tries: int = 3) -> dict:
-    """measure(), repeated while JACK halted Ardour's engine; m["halts"] counts the discarded sessions."""
+    """measure(), repeated while Ardour's engine did not run; m["halts"] counts the discarded sessions."""
     for halts in range(tries):
-        m = measure(lv2_path, n, preset, seconds, period)
+        try:
+            m = measure(lv2_path, n, preset, seconds, period)
+        except RuntimeError as e:  # Ardour could not register its ports with the server: also a lost server
+            if "JACK" not in str(e) and "register port" not in str(e):
+                raise
+            m = {"halted": True, "log": str(e)}
         if not m["halted"]:
             return {**m, "halts": halts}
-        print(f"{n} instance(s), {period}-sample period: Ardour's engine stopped running; Ardour's output ends:\n"
-              + "\n".join(m["log"].splitlines()[-15:]), flush=True)
+        print(f"{n} instance(s), {period}-sample period: Ardour's engine stopped running; Ardour's and jackd's "
+              "output end:\n" + "\n".join(m["log"].splitlines()[-25:]), flush=True)
     raise RuntimeError(f"Ardour's engine stopped in {tries} sessions of {n} instance(s) on a {period}-sample period")
 
 
@@ -185,8 +200,9 @@ def main(argv=None) -> int:
         f"({check['period'] / 48:.2f} ms; run() CPU median / p99 {check['cpu_med']:.2f} / {check['cpu_p99']:.2f} ms): "
         f"{check['xruns']} xruns in {a.seconds} s.",
         "",
-        "Halted: sessions discarded and rerun because JACK stopped running Ardour's engine (a client JACK "
-        "judges too slow is dropped; the meter then reads 0).",
+        "Halted: sessions discarded and rerun because Ardour's engine stopped (Ardour logged \"JACK HALTED: "
+        "JACK server has been closed\", or the private jackd exited during the session; the meter then reads 0 "
+        "and no run() is called).",
         "",
         "| instances | period | xruns | halted | DSP load median | DSP load max | run() wall median / p99 | "
         "run() CPU median / p99 |",
