@@ -106,7 +106,7 @@ def measure(lv2_path: Path, n: int, preset: str, seconds: int, period: int) -> d
             r = subprocess.run(["ardour7-lua", str(t / "bench.lua"), str(t / "s"), "s", str(n),
                                 str(ports.PRESETS.index(preset)), str(seconds), ports.URI,
                                 str(ports.PRESET_PORT - ports.LATENCY_PORT)],
-                               env=env, capture_output=True, text=True, timeout=120 + 2 * seconds)
+                               env=env, capture_output=True, text=True, timeout=120 + 2 * seconds, check=False)
         finally:
             jackd_rc = jackd.poll()  # not None: the server exited on its own during the session
             jackd.terminate()
@@ -184,28 +184,28 @@ def main(argv=None) -> int:
     lines = [
         "# Resculpt LV2 instances in one Ardour session",
         "",
-        f"`python benchmarks/lv2_ardour.py --preset {a.preset} --seconds {a.seconds} --period {' '.join(map(str, a.period))}` on "
-        f"{platform.node()} ({os.cpu_count()} CPUs, shared with other jobs; load average "
-        f"{os.getloadavg()[0]:.1f} at the end), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Ardour 7 headless "
-        "(ardour7-lua) on its JACK backend, a private `jackd -d dummy -r 48000` server. DSP load: Ardour's "
-        "meter, percent of the period spent processing (>= 100 % is an overrun), sampled once a second. "
-        f"xruns: Ardour's Session:get_xrun_count() over the {a.seconds} sampled seconds (JACK reports one "
-        "when a client misses the period's deadline); start-up (session creation, preset builds, 5 s of "
-        "settling) is not counted.",
+        (f"`python benchmarks/lv2_ardour.py --preset {a.preset} --seconds {a.seconds} --period {' '.join(map(str, a.period))}` on "
+         f"{platform.node()} ({os.cpu_count()} CPUs, shared with other jobs; load average "
+         f"{os.getloadavg()[0]:.1f} at the end), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Ardour 7 headless "
+         "(ardour7-lua) on its JACK backend, a private `jackd -d dummy -r 48000` server. DSP load: Ardour's "
+         "meter, percent of the period spent processing (>= 100 % is an overrun), sampled once a second. "
+         f"xruns: Ardour's Session:get_xrun_count() over the {a.seconds} sampled seconds (JACK reports one "
+         "when a client misses the period's deadline); start-up (session creation, preset builds, 5 s of "
+         "settling) is not counted."),
         "",
-        "Per run(): one instance's call into Python for one period, wall clock and that thread's CPU time, "
-        f"median / p99 over every call of every instance after the first 5 s; periods: {periods}.",
+        ("Per run(): one instance's call into Python for one period, wall clock and that thread's CPU time, "
+         f"median / p99 over every call of every instance after the first 5 s; periods: {periods}."),
         "",
-        f"Sanity check of the counter: 1 instance on a {check['period']}-sample period "
-        f"({check['period'] / 48:.2f} ms; run() CPU median / p99 {check['cpu_med']:.2f} / {check['cpu_p99']:.2f} ms): "
-        f"{check['xruns']} xruns in {a.seconds} s.",
+        (f"Sanity check of the counter: 1 instance on a {check['period']}-sample period "
+         f"({check['period'] / 48:.2f} ms; run() CPU median / p99 {check['cpu_med']:.2f} / {check['cpu_p99']:.2f} ms): "
+         f"{check['xruns']} xruns in {a.seconds} s."),
         "",
-        "Halted: sessions discarded and rerun because Ardour's engine stopped (Ardour logged \"JACK HALTED: "
-        "JACK server has been closed\", or the private jackd exited during the session; the meter then reads 0 "
-        "and no run() is called).",
+        ("Halted: sessions discarded and rerun because Ardour's engine stopped (Ardour logged \"JACK HALTED: "
+         "JACK server has been closed\", or the private jackd exited during the session; the meter then reads 0 "
+         "and no run() is called)."),
         "",
-        "| instances | period | xruns | halted | DSP load median | DSP load max | run() wall median / p99 | "
-        "run() CPU median / p99 |",
+        ("| instances | period | xruns | halted | DSP load median | DSP load max | run() wall median / p99 | "
+         "run() CPU median / p99 |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for m in rows:
