@@ -88,6 +88,23 @@ def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=
     return np.concatenate(out)
 
 
+def read_checked(onnx_p: Path, cfg_p: Path, sha: str, check) -> tuple[dict, object]:
+    """The bundle's config (parsed, ``check(cfg, cfg_p)`` run on it, its sha256 equal to ``sha``, the model
+    file's) and an onnxruntime session of ``onnx_p``; every failure is one BundleError naming the file."""
+    try:
+        cfg = json.loads(cfg_p.read_text())
+    except ValueError as e:
+        raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
+    check(cfg, cfg_p)
+    if cfg.get("sha256") != sha:
+        raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json ({str(cfg.get('sha256'))[:16]}...); "
+                          "the model file was altered or belongs to another bundle")
+    try:
+        return cfg, make_session(onnx_p)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise BundleError(f"{onnx_p}: onnxruntime cannot load it ({e})") from None
+
+
 def _check_config(cfg: dict, cfg_p: Path) -> None:
     """Raise BundleError unless config.json describes what the stage computes and runs."""
     if cfg.get("version") != common.CONFIG_VERSION:
@@ -141,18 +158,7 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
     sha = file_sha256(onnx_p)
     if key in _CACHE and _CACHE[key][0] == sha:
         return _CACHE[key][1]
-    try:
-        cfg = json.loads(cfg_p.read_text())
-    except ValueError as e:
-        raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
-    _check_config(cfg, cfg_p)
-    if cfg.get("sha256") != sha:
-        raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json ({str(cfg.get('sha256'))[:16]}...); "
-                          "the model file was altered or belongs to another bundle")
-    try:
-        sess = make_session(onnx_p)
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise BundleError(f"{onnx_p}: onnxruntime cannot load it ({e})") from None
+    cfg, sess = read_checked(onnx_p, cfg_p, sha, _check_config)
     seq = None
     if cfg.get("seq_model"):  # optional (bundles exported without it run a block's frames one by one)
         sm = cfg["seq_model"]

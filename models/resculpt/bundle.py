@@ -10,11 +10,10 @@ helpers (one home).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-from resculpt.models.mask.bundle import BundleError, file_sha256, make_session
+from resculpt.models.mask.bundle import BundleError, file_sha256, read_checked
 
 from . import common as C
 
@@ -79,19 +78,7 @@ def load_bundle(path) -> Bundle:
     for p in (cfg_p, onnx_p, gold_p):
         if not p.is_file():
             raise BundleError(f"resculpt model bundle incomplete: {p} is missing (run models/resculpt/export.py)")
-    try:
-        cfg = json.loads(cfg_p.read_text())
-    except ValueError as e:
-        raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
-    _check_config(cfg, cfg_p)
-    sha = file_sha256(onnx_p)
-    if cfg.get("sha256") != sha:
-        raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json; the model file was altered "
-                          "or belongs to another bundle")
-    try:
-        sess = make_session(onnx_p)
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise BundleError(f"{onnx_p}: onnxruntime cannot load it ({e})") from None
+    cfg, sess = read_checked(onnx_p, cfg_p, file_sha256(onnx_p), _check_config)
     b = Bundle(path, cfg, sess)
     g = np.load(gold_p)
     got = b.run_sequence(g["feat"], g["low"], g["cond"])
