@@ -1,0 +1,525 @@
+"""Resculpting benchmark: identity, the match-EQ and the resculpting model side by side, one run, on held-back
+real speech and music (``resculpt.models.data``, split ``val``).
+
+    .venv/bin/python benchmarks/resculpt.py --export-fresh /tmp/rs-fresh      # once: an untrained bundle (needs onnx)
+    nice .venv-bench/bin/python benchmarks/resculpt.py --bundle /tmp/rs-fresh/bundle [--files N] [--seconds S]
+    # -> benchmarks/results/resculpt.{md,json}; without --bundle a fresh bundle is exported into a temp folder
+    #    by ./.venv/bin/python (the bench venv has no onnx exporter)
+
+Every clip is loaded at ``--rate`` (48 kHz: speech is 16 kHz LibriSpeech upsampled, music 44.1 kHz resampled),
+mono, cut to ``--seconds``. Systems: ``identity`` (the input), ``match-eq`` (the match stage in an otherwise
+empty chain, ``render_with_target``: primed, 2 offline passes; it moves the level-free band envelope only) and
+``model`` (:func:`model_render`, the one function through which the model is driven).
+
+1. Profile error: ``distance(profile(out), target) / distance(profile(in), target)`` (``dsp.profile.distance``,
+   weights of dims outside the match mode set to 0; the band-envelope shape always counts). Targets per input:
+   ``reference`` = the fingerprint of the next file of its category (another speaker, ``--match voice``, or
+   another track, ``timbre``); ``descriptor`` = the input's fingerprint moved by ``describe(text)`` for each
+   ``--descriptors`` text (``timbre``); ``random`` = the input's fingerprint moved by a seeded random band shape
+   (low shelf, high shelf and one peak of +-6 dB each) and a loudness change of +-6 LU (``timbre``). Per
+   dimension, the mean absolute error before (input) and after (output) against the target: F0 (semitones,
+   median F0), formants (mean |ratio - 1| of F1..F3, %), envelope (``band_distance_db``, dB), loudness (LU).
+2. Content kept: STOI(output, input) at 16 kHz on speech with timbre-only targets (descriptor, random);
+   DNSMOS OVRL (speechmos P.835, one thread, 16 kHz) of every speech output beside its input's.
+3. Identity: target = the input's own fingerprint (``timbre``); the largest per-band deviation (dB) of the
+   output's long-term band envelope from the input's, over the compared bands both define (absolute levels, not
+   level-free; goal <= 0.5 dB).
+4. Codec repair: speech through ffmpeg (``degrade.codec_roundtrip``: Opus 6/8/12 kbps, MP3 32 kbps, decoded to
+   ``--rate`` and delay-aligned), then each system toward the codec-repair target (``--codec-target``, default:
+   the mean fingerprint of ``--codec-ref-files`` clean train-split speech clips moved by ``--codec-describe``,
+   default "clearer highs"); PESQ-WB, STOI and DNSMOS OVRL at 16 kHz against the uncompressed original.
+5. Speed: the model stage's RTF on one thread, 48 kHz mono, 10 ms blocks, round-robin with RNNoise
+   (``pyrnnoise``) on the same audio (``denoise.rtf_interleaved``), and its latency against the STFT
+   configuration's n_fft - 1 plus the declared look-ahead.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse
+import functools
+import json
+import math
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+# This file is named like the package: with its folder on sys.path (``python benchmarks/resculpt.py`` puts it
+# first), ``import resculpt`` would find this script instead of the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+
+def _denoise():
+    """benchmarks/denoise.py (the shared metric, peer and timing helpers), loaded by path."""
+    import importlib.util
+
+    if "denoise" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("denoise", HERE / "denoise.py")
+        sys.modules["denoise"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["denoise"])
+    return sys.modules["denoise"]
+
+
+_dn = _denoise()
+SR, align, dnsmos_ovrl, metrics, rnnoise, rs, rtf_interleaved = (
+    _dn.SR, _dn.align, _dn.dnsmos_ovrl, _dn.metrics, _dn.rnnoise, _dn.rs, _dn.rtf_interleaved)
+
+CODECS = (("opus", 6), ("opus", 8), ("opus", 12), ("mp3", 32))
+SYSTEMS = ("identity", "match-eq", "model")
+DESCRIPTORS = ("warmer", "more bass, clearer highs")
+SEED = 20261130
+RTF_BLOCK_S = 0.01
+
+
+# -- the model ----------------------------------------------------------------------------------------------
+def fresh_bundle(folder: Path) -> Path:
+    """Export a freshly initialised generator (default size, look-ahead 1; returns its input within -60 dB) to
+    ``folder/bundle``. Needs torch and onnx (the product venv)."""
+    import torch
+    from resculpt.models.resculpt import export
+    from resculpt.models.resculpt.net import ResculptNet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save({"net": ResculptNet(lookahead=1).state_dict(), "net_kwargs": {"lookahead": 1}, "step": 0,
+                "sample_rate": 16000}, folder / "ckpt.pt")
+    export.export(folder / "ckpt.pt", folder / "bundle")
+    return folder / "bundle"
+
+
+def export_fresh_elsewhere(folder: Path) -> Path:
+    """:func:`fresh_bundle` run by the repository's ``.venv`` (this one may lack the ONNX exporter)."""
+    try:
+        import onnx  # noqa: F401
+
+        return fresh_bundle(folder)
+    except ImportError:
+        py = REPO / ".venv" / "bin" / "python"
+        subprocess.run([str(py), str(Path(__file__).resolve()), "--export-fresh", str(folder)], check=True)
+        return folder / "bundle"
+
+
+@functools.lru_cache(maxsize=2)
+def _bundle(path: str):
+    from resculpt.models.resculpt.bundle import load_bundle
+
+    return load_bundle(path)
+
+
+def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096) -> np.ndarray:
+    """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (an absolute Profile) over the dims of
+    ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here."""
+    from resculpt.dsp.inbox import Inbox
+    from resculpt.dsp.stft import StreamingSTFT
+    from resculpt.models.resculpt.common import STFT_CONFIG
+    from resculpt.models.resculpt.stage import ResculptStage, ResculptTarget
+
+    inbox = Inbox(ResculptTarget)
+    inbox.publish(ResculptTarget.from_profile(target, sr, match))
+    s = StreamingSTFT(STFT_CONFIG, stages=[ResculptStage(_bundle(str(bundle)), inbox=inbox)])
+    s.prepare(sr, block, 1)
+    lat = s.latency_samples
+    y = np.concatenate([x, np.zeros(lat, np.float32)])[None].astype(np.float32)
+    for i in range(0, y.shape[1], block):
+        s.process(y[:, i : i + block])
+    return y[0, lat : lat + x.size].copy()
+
+
+def model_latency(bundle: str, sr: int = 48000) -> dict:
+    """Measured latency of the model's section vs the STFT configuration's n_fft - 1 plus the look-ahead."""
+    from resculpt.dsp.stft import StreamingSTFT
+    from resculpt.models.resculpt.common import STFT_CONFIG, frame_sizes
+    from resculpt.models.resculpt.stage import ResculptStage
+
+    s = StreamingSTFT(STFT_CONFIG, stages=[ResculptStage(_bundle(str(bundle)))])
+    s.prepare(sr, 480, 1)
+    n_fft, hop = frame_sizes(sr)
+    bound = n_fft - 1 + hop * _bundle(str(bundle)).lookahead_frames
+    return {"samples": s.latency_samples, "bound_samples": bound, "ms": 1000.0 * s.latency_samples / sr}
+
+
+def match_eq_render(x: np.ndarray, sr: int, target) -> np.ndarray:
+    from resculpt.plugin_host.chain import Chain
+    from resculpt.plugin_host.layout import Layout
+    from resculpt.plugin_host.render import render_with_target, with_match_stage
+
+    ch = with_match_stage(Chain(Layout(), sr, 1, 4096))
+    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=2)
+    return y[0]
+
+
+def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str) -> np.ndarray:
+    if name == "identity":
+        return x
+    if name == "match-eq":
+        return match_eq_render(x, sr, target)
+    return model_render(x, sr, target, match, bundle)
+
+
+# -- targets and metrics ------------------------------------------------------------------------------------
+def matched_weights(match: str) -> dict:
+    """``distance`` weights: every scalar dim outside the match mode at 0 (the band shape keeps its weight)."""
+    from resculpt.dsp.profile import DIMS
+    from resculpt.models.resculpt.common import MATCH
+
+    return {d.name: 0.0 for d in DIMS if d.name not in MATCH[match]}
+
+
+def error_ratio(p_out, p_in, target, match: str) -> float:
+    """distance(out, target) / distance(in, target) over the matched dims (NaN when the input is on target)."""
+    from resculpt.dsp.profile import distance
+
+    w = matched_weights(match)
+    d0 = distance(p_in, target, w)
+    return distance(p_out, target, w) / d0 if d0 > 1e-9 else float("nan")
+
+
+def dim_errors(p, target) -> dict:
+    """Absolute error of profile ``p`` against ``target`` per dimension group, in physical units:
+    f0 (semitones), formants (mean |ratio - 1| of F1..F3, %), envelope (level-free band RMS, dB), loudness (LU)."""
+    from resculpt.dsp.profile import band_distance_db
+
+    def g(q, k):
+        return float(q.dims[k])
+
+    f0 = abs(12.0 * math.log2(g(p, "f0_median_hz") / g(target, "f0_median_hz"))) if (
+        g(p, "f0_median_hz") > 0 and g(target, "f0_median_hz") > 0) else float("nan")
+    fm = [abs(g(p, k) / g(target, k) - 1.0) * 100.0 for k in ("f1_hz", "f2_hz", "f3_hz")
+          if g(p, k) > 0 and g(target, k) > 0]
+    return {"f0_st": f0, "formants_pct": float(np.mean(fm)) if fm else float("nan"),
+            "envelope_db": band_distance_db(p.band_env_db, target.band_env_db),
+            "loudness_lu": abs(g(p, "lufs_integrated") - g(target, "lufs_integrated"))}
+
+
+def max_band_deviation_db(y: np.ndarray, x: np.ndarray, sr: int) -> float:
+    """Largest |long-term band level of y - that of x| (dB) over the compared bands both define."""
+    from resculpt.dsp.profile import compare_mask, limit_bandwidth, long_term_envelope
+
+    a, b = limit_bandwidth(long_term_envelope(y, sr)), limit_bandwidth(long_term_envelope(x, sr))
+    ok = np.isfinite(a) & np.isfinite(b) & compare_mask()
+    return float(np.max(np.abs(a[ok] - b[ok]))) if ok.any() else float("nan")
+
+
+def random_delta(rng: np.random.Generator):
+    """A seeded random move: low shelf, high shelf and one peak (+-6 dB each) on the band shape, +-6 LU."""
+    from resculpt.dsp.descriptors import high_shelf, low_shelf, peak
+    from resculpt.dsp.profile import empty_delta
+
+    d = empty_delta(source="random")
+    d.band_env_db = list(low_shelf(rng.uniform(100, 400), rng.uniform(-6, 6))
+                         + high_shelf(rng.uniform(2000, 8000), rng.uniform(-6, 6))
+                         + peak(rng.uniform(300, 4000), rng.uniform(-6, 6), rng.uniform(1.0, 2.0)))
+    d.dims["lufs_integrated"] = float(rng.uniform(-6, 6))
+    return d
+
+
+def mean_profile(profiles):
+    """The mean of fingerprints (dims and band levels, NaN-aware) as a target Profile."""
+    from resculpt.dsp.profile import DIMS, Profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a dim no clip defines stays NaN
+        dims = {d.name: float(np.nanmean([p.dims[d.name] for p in profiles])) for d in DIMS}
+        env = np.nanmean(np.stack([p.env() for p in profiles]), axis=0)
+    return Profile("target", dims, list(env), meta={"source": "mean of " + ", ".join(p.meta.get("source", "?")
+                                                                                    for p in profiles)})
+
+
+def codec_target(a, sr: int):
+    """The codec-repair target: ``--codec-target`` (a profile JSON) or the mean fingerprint of clean train-split
+    speech; then moved by ``--codec-describe``."""
+    from resculpt.dsp.descriptors import describe
+    from resculpt.dsp.profile import apply_delta, fingerprint, load_profile
+    from resculpt.models import data
+
+    if a.codec_target != "train-speech":
+        base = load_profile(a.codec_target)
+    else:
+        its = [it for it in data.select("speech", "train") if it.duration_s >= a.seconds][: a.codec_ref_files]
+        base = mean_profile([fingerprint(_clip(it, sr, a.seconds), sr, it.path.name) for it in its])
+    return apply_delta(base, describe(a.codec_describe)) if a.codec_describe else base
+
+
+def _clip(it, sr: int, seconds: float) -> np.ndarray:
+    from resculpt.models import data
+
+    x, _ = data.load(it, sample_rate=sr)
+    return np.ascontiguousarray(x[: int(seconds * sr)], np.float32)
+
+
+def _nanmean(v):
+    v = [x for x in v if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+def profile_section(a, clips, sr, bundle, log):
+    """Sections 1-3: one record per (file, target, system)."""
+    from pystoi import stoi
+    from resculpt.dsp.descriptors import describe
+    from resculpt.dsp.profile import apply_delta, fingerprint
+
+    recs = []
+    fps = {name: fingerprint(x, sr, name) for name, _, x in clips}
+    for k, (name, cat, x) in enumerate(clips):
+        same = [c for c in clips if c[1] == cat]
+        i = [c[0] for c in same].index(name)
+        targets = []
+        if len(same) > 1:
+            ref = same[(i + 1) % len(same)][0]
+            targets.append(("reference", ref, fps[ref], "voice" if cat == "speech" else "timbre"))
+        for text in a.descriptors:
+            targets.append(("descriptor", text, apply_delta(fps[name], describe(text)), "timbre"))
+        rng = np.random.default_rng([SEED, k])
+        for r in range(a.random):
+            targets.append(("random", f"random {r}", apply_delta(fps[name], random_delta(rng)), "timbre"))
+        targets.append(("identity", "own profile", fps[name], "timbre"))
+        x16 = rs(x, sr, SR)
+        in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
+        for kind, tname, tgt, match in targets:
+            for sysname in SYSTEMS:
+                y = run_system(sysname, x, sr, tgt, match, bundle)
+                rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
+                       "system": sysname}
+                if kind == "identity":
+                    rec["max_band_dev_db"] = max_band_deviation_db(y, x, sr)
+                else:
+                    po = fps[name] if sysname == "identity" else fingerprint(y, sr, name)
+                    rec["ratio"] = error_ratio(po, fps[name], tgt, match)
+                    rec["err_in"] = dim_errors(fps[name], tgt)
+                    rec["err_out"] = dim_errors(po, tgt)
+                if cat == "speech":
+                    y16 = rs(y, sr, SR)
+                    rec["stoi_vs_input"] = float(stoi(x16, y16, SR, extended=False))
+                    rec["ovrl"] = in_ovrl if sysname == "identity" else dnsmos_ovrl(np.clip(y16, -1, 1))
+                    rec["ovrl_input"] = in_ovrl
+                recs.append(rec)
+                log(f"{name[:24]:24s} {kind:10s} {tname[:26]:26s} {sysname:9s} "
+                    + " ".join(f"{k2}={v:.3f}" for k2, v in rec.items() if isinstance(v, float)))
+    return recs
+
+
+def codec_section(a, clips, sr, bundle, log):
+    from resculpt.models.resculpt.degrade import codec_roundtrip, have_codecs
+
+    why = have_codecs()
+    if why:
+        return [], why
+    tgt = codec_target(a, sr)
+    recs = []
+    for name, cat, x in clips:
+        if cat != "speech":
+            continue
+        ref16 = rs(x, sr, SR)
+        for codec, kbps in CODECS:
+            dec, _ = codec_roundtrip(x, sr, codec, kbps)
+            for sysname in SYSTEMS:
+                y = run_system(sysname, dec, sr, tgt, "timbre", bundle)
+                m = metrics(align(rs(y, sr, SR), ref16)[0], ref16)
+                recs.append({"file": name, "codec": f"{codec} {kbps} kbps", "system": sysname, **m})
+                log(f"{name[:24]:24s} {codec} {kbps:>2} kbps {sysname:9s} PESQ {m['pesq_wb']:.3f} STOI {m['stoi']:.3f} "
+                    f"OVRL {m['dnsmos_ovrl']:.3f}")
+    return recs, None
+
+
+def speed_section(a, bundle):
+    from resculpt.dsp.profile import Profile
+
+    tgt = Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
+    blk = int(RTF_BLOCK_S * 48000)
+    t = np.arange(2 * SR) / SR
+    ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
+    sig16 = (0.05 * sum(np.sin(h * ph) / h for h in range(1, 25)) * (np.sin(2 * np.pi * 2.5 * t) > -0.2)).astype(np.float32)
+    r = rtf_interleaved({"model": (lambda x48: model_render(x48, 48000, tgt, "timbre", bundle, block=blk), 48000),
+                         "rnnoise": (rnnoise(), 48000)}, a.rtf_seconds, sig16, a.rtf_rounds)
+    return {**r, "ratio_to_rnnoise": r["model"] / r["rnnoise"], "latency": model_latency(bundle),
+            "load_avg": os.getloadavg()}
+
+
+def load_clips(a, sr):
+    from resculpt.models import data
+
+    sp = [it for it in data.select("speech", "val") if it.duration_s >= a.seconds][: a.files]
+    mu = [it for it in data.select("music", "val") if it.duration_s >= a.seconds][: a.files]
+    return [(it.path.name, cat, _clip(it, sr, a.seconds)) for cat, its in (("speech", sp), ("music", mu)) for it in its]
+
+
+def bundle_training(bundle: str) -> dict:
+    return json.loads((Path(bundle) / "config.json").read_text()).get("training") or {}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks/resculpt.py")
+    ap.add_argument("--bundle", help="resculpt model bundle folder (default: export an untrained one to a temp dir)")
+    ap.add_argument("--export-fresh", metavar="DIR", help="export an untrained generator to DIR/bundle and stop")
+    ap.add_argument("--files", type=int, default=6, help="val files per category (speech, music)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="length of each clip")
+    ap.add_argument("--rate", type=int, default=48000)
+    ap.add_argument("--descriptors", nargs="*", default=list(DESCRIPTORS))
+    ap.add_argument("--random", type=int, default=2, help="random targets per file")
+    ap.add_argument("--codec-target", default="train-speech",
+                    help="profile JSON of the codec-repair target, or 'train-speech' (mean of clean train speech)")
+    ap.add_argument("--codec-describe", default="clearer highs", help="descriptor applied to the codec target ('' for none)")
+    ap.add_argument("--codec-ref-files", type=int, default=4)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["profile", "codec", "speed"])
+    ap.add_argument("--rtf-seconds", type=float, default=10.0)
+    ap.add_argument("--rtf-rounds", type=int, default=3)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
+    a = ap.parse_args(argv)
+    if a.export_fresh:
+        print(fresh_bundle(Path(a.export_fresh)))
+        return 0
+    from resculpt.models import data
+
+    if not data.have_data():
+        print("shared data not found (set RESCULPT_DATA)", file=sys.stderr)
+        return 1
+    cmd = "benchmarks/resculpt.py " + " ".join(shlex.quote(v) for v in (argv if argv is not None else sys.argv[1:]))
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = a.bundle or str(export_fresh_elsewhere(Path(tmp)))
+        training = bundle_training(bundle)
+
+        def log(s):
+            print(f"[{time.time() - t0:6.0f} s] {s}", flush=True)
+
+        clips = load_clips(a, a.rate)
+        res = {"profile": [], "codec": [], "codec_skipped": None, "speed": None}
+        if "profile" not in a.skip:
+            res["profile"] = profile_section(a, clips, a.rate, bundle, log)
+        if "codec" not in a.skip:
+            res["codec"], res["codec_skipped"] = codec_section(a, clips, a.rate, bundle, log)
+        if "speed" not in a.skip:
+            res["speed"] = speed_section(a, bundle)
+            log(json.dumps(res["speed"]))
+    meta = {"command": cmd, "time_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wall_s": time.time() - t0,
+            "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
+            "bundle_training": training, "untrained": not training.get("step"), "load_avg": os.getloadavg(),
+            "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
+            "lace": LACE_NOTE}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(str(out) + ".json").write_text(json.dumps({"meta": meta, **res}, indent=1, default=float))
+    md = report(meta, res)
+    Path(str(out) + ".md").write_text(md)
+    print(md)
+    return 0
+
+
+LACE_NOTE = ("No libopus >= 1.5 with LACE/NoLACE here: Debian 12's libopus0 is 1.3.1-3 (candidate 1.3.1-3, "
+             "`apt-cache policy libopus0`), and the one PyPI wheel with a newer libopus, `opuscodec` 0.1.3 "
+             "(libopus 1.6.1), is built without OSCE (its library has no LACE/NoLACE model symbols and the binding "
+             "sets no decoder complexity), so there is no post-filtered Opus decode to measure beside the model.")
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+def _f(v, fmt="{:.2f}"):
+    return "—" if v is None or not np.isfinite(v) else fmt.format(v)
+
+
+def report(meta, res) -> str:
+    cmd = f"`{meta['command']}`"
+    L = []
+    if meta["untrained"]:
+        L += ["# Resculpting model benchmark — SMOKE RUN with an UNTRAINED bundle (not results)", "",
+              ("**The model rows come from a freshly initialised generator (step 0: it returns its input within "
+              "-60 dB), so they show only that the benchmark runs end to end; they say nothing about the model.**"), ""]
+    else:
+        L += ["# Resculpting model benchmark (held-back real speech and music)", ""]
+    L += [(f"Generated by {cmd} on {meta['time_utc']} ({meta['wall_s']:.0f} s, {meta['cpu_count']} shared cores, load "
+          f"average {meta['load_avg'][0]:.1f}). Bundle: {meta['bundle']} (training: {json.dumps(meta['bundle_training'])}). "
+          f"{len(meta['files'])} val files ({', '.join(meta['files'])}), first {meta['seconds']:g} s, {meta['rate']} Hz mono. "
+          "Every row below comes from this one command."), ""]
+    P = res["profile"]
+    if P:
+        L += [("## 1. Profile error ratio (distance(out, target) / distance(in, target), matched dims; lower is better; "
+              "goal <= 0.3 on reference targets and below the match-EQ's everywhere)"), "",
+              f"Command: {cmd}", "", "| target kind | category | match | n | identity | match-eq | model (mean) | model (median) |",
+              "|---|---|---|---|---|---|---|---|"]
+        for kind in ("reference", "descriptor", "random"):
+            for cat in ("speech", "music"):
+                sub = [r for r in P if r["kind"] == kind and r["category"] == cat]
+                if not sub:
+                    continue
+                by = {s: [r["ratio"] for r in sub if r["system"] == s] for s in SYSTEMS}
+                L.append(f"| {kind} | {cat} | {sub[0]['match']} | {len(by['model'])} | {_f(_nanmean(by['identity']))} | "
+                         f"{_f(_nanmean(by['match-eq']))} | {_f(_nanmean(by['model']))} | "
+                         f"{_f(float(np.nanmedian(by['model'])) if by['model'] else float('nan'))} |")
+        L += ["", ("Per dimension: mean absolute error against the target, input -> output (F0 in semitones, formants "
+              "mean |ratio - 1| of F1..F3 in %, envelope level-free band RMS in dB, loudness in LU)."), "",
+              f"Command: {cmd}", "", "| target kind | system | F0 st | formants % | envelope dB | loudness LU |",
+              "|---|---|---|---|---|---|"]
+        for kind in ("reference", "descriptor", "random"):
+            for s in ("match-eq", "model"):
+                sub = [r for r in P if r["kind"] == kind and r["system"] == s]
+                if not sub:
+                    continue
+                cells = [f"{_f(_nanmean([r['err_in'][k] for r in sub]))} -> {_f(_nanmean([r['err_out'][k] for r in sub]))}"
+                         for k in ("f0_st", "formants_pct", "envelope_db", "loudness_lu")]
+                L.append(f"| {kind} | {s} | " + " | ".join(cells) + " |")
+        sp = [r for r in P if r["category"] == "speech" and r["kind"] != "identity"]
+        L += ["", "## 2. Content kept (speech)", "", ("STOI(output, input) on timbre-only targets (descriptor, random; goal "
+              ">= 0.9) and DNSMOS OVRL of the outputs beside the inputs' (goal >= input - 0.1), all speech targets."), "",
+              f"Command: {cmd}", "", "| system | STOI vs input | DNSMOS OVRL output | DNSMOS OVRL input | output - input |",
+              "|---|---|---|---|---|"]
+        for s in SYSTEMS:
+            st = [r["stoi_vs_input"] for r in sp if r["system"] == s and r["kind"] in ("descriptor", "random")]
+            ov = [r["ovrl"] for r in sp if r["system"] == s]
+            oi = [r["ovrl_input"] for r in sp if r["system"] == s]
+            L.append(f"| {s} | {_f(_nanmean(st), '{:.3f}')} | {_f(_nanmean(ov))} | {_f(_nanmean(oi))} | "
+                     f"{_f(_nanmean(ov) - _nanmean(oi), '{:+.2f}')} |")
+        ids = [r for r in P if r["kind"] == "identity"]
+        L += ["", ("## 3. Identity (target = the input's own profile): largest per-band deviation of the output's long-term "
+              "band envelope from the input's, dB (goal <= 0.5 dB)"), "", f"Command: {cmd}", "",
+              "| system | mean over files | worst file |", "|---|---|---|"]
+        for s in SYSTEMS:
+            v = [r["max_band_dev_db"] for r in ids if r["system"] == s]
+            L.append(f"| {s} | {_f(_nanmean(v), '{:.3f}')} | {_f(max(v) if v else float('nan'), '{:.3f}')} |")
+    C = res["codec"]
+    L += ["", ("## 4. Codec repair (speech; PESQ-WB, STOI, DNSMOS OVRL at 16 kHz against the uncompressed original; goal "
+          "+0.3 PESQ-WB and +0.3 DNSMOS over the decoded input at 6-8 kbps)"), ""]
+    if res.get("codec_skipped"):
+        L.append(f"Not run: {res['codec_skipped']}.")
+    elif C:
+        L += [(f"Target: {meta['codec_target']} moved by \"{meta['codec_describe']}\". Systems run on the decoded "
+              "audio; `identity` is the decoded input."), "", f"Command: {cmd}", "",
+              "| codec | system | n | PESQ-WB | STOI | DNSMOS OVRL | ΔPESQ vs decoded | ΔOVRL vs decoded |",
+              "|---|---|---|---|---|---|---|---|"]
+        for codec in dict.fromkeys(r["codec"] for r in C):
+            base = {k: _nanmean([r[k] for r in C if r["codec"] == codec and r["system"] == "identity"])
+                    for k in ("pesq_wb", "dnsmos_ovrl")}
+            for s in SYSTEMS:
+                sub = [r for r in C if r["codec"] == codec and r["system"] == s]
+                m = {k: _nanmean([r[k] for r in sub]) for k in ("pesq_wb", "stoi", "dnsmos_ovrl")}
+                L.append(f"| {codec} | {s} | {len(sub)} | {_f(m['pesq_wb'], '{:.3f}')} | {_f(m['stoi'], '{:.3f}')} | "
+                         f"{_f(m['dnsmos_ovrl'])} | {_f(m['pesq_wb'] - base['pesq_wb'], '{:+.3f}')} | "
+                         f"{_f(m['dnsmos_ovrl'] - base['dnsmos_ovrl'], '{:+.2f}')} |")
+    L += ["", "Opus with LACE/NoLACE: " + meta["lace"]]
+    S = res["speed"]
+    if S:
+        lat = S["latency"]
+        L += ["", ("## 5. Speed (one thread, 48 kHz mono, 10 ms blocks, round-robin on the same audio, best round; goal: "
+              "model RTF <= 2x RNNoise's)"), "", f"Command: {cmd}", "",
+              "| system | RTF | latency |", "|---|---|---|",
+              (f"| model stage (STFT section) | {S['model']:.3f} | {lat['samples']} samples = {lat['ms']:.2f} ms (bound: "
+              f"n_fft - 1 + look-ahead = {lat['bound_samples']} samples) |"),
+              f"| RNNoise (pyrnnoise) | {S['rnnoise']:.3f} | — |", "",
+              (f"**Ratio model / RNNoise: {S['ratio_to_rnnoise']:.2f}** (load average during timing "
+              f"{S['load_avg'][0]:.1f}: absolute RTFs on this shared machine are upper bounds).")]
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

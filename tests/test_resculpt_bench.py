@@ -1,0 +1,67 @@
+"""The metric functions of benchmarks/resculpt.py on synthetic profiles and signals (the benchmark's figures
+rest on them; the benchmark itself needs the shared data and the bench venv)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from resculpt.dsp.profile import N_BANDS, Profile
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "resculpt.py"
+
+
+@pytest.fixture(scope="module")
+def rb():
+    spec = importlib.util.spec_from_file_location("bench_resculpt", BENCH)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def _profile(f0=120.0, f1=500.0, lufs=-23.0, centroid=1000.0, tilt=-6.0):
+    env = list(-30.0 - 0.8 * np.arange(N_BANDS))
+    return Profile("fingerprint", {"f0_median_hz": f0, "f1_hz": f1, "f2_hz": 1500.0, "f3_hz": 2500.0,
+                                   "centroid_hz": centroid, "tilt_db_oct": tilt, "lufs_integrated": lufs}, env)
+
+
+def test_error_ratio_is_one_for_an_unchanged_output_and_zero_on_target(rb):
+    src, tgt = _profile(), _profile(centroid=1600.0, lufs=-18.0)
+    assert rb.error_ratio(src, src, tgt, "timbre") == pytest.approx(1.0)
+    assert rb.error_ratio(tgt, src, tgt, "timbre") == pytest.approx(0.0)
+
+
+def test_error_ratio_ignores_dims_outside_the_match_mode(rb):
+    src, tgt = _profile(), _profile(centroid=1600.0)
+    moved_f0 = _profile(f0=240.0)  # F0 is a voice dim, not a timbre dim
+    assert rb.error_ratio(moved_f0, src, tgt, "timbre") == pytest.approx(1.0)
+    assert rb.error_ratio(moved_f0, src, tgt, "voice") > 1.0
+
+
+def test_error_ratio_is_nan_when_the_input_is_already_on_target(rb):
+    p = _profile()
+    assert math.isnan(rb.error_ratio(p, p, p, "timbre"))
+
+
+def test_dim_errors_in_physical_units(rb):
+    e = rb.dim_errors(_profile(f0=240.0, f1=550.0, lufs=-20.0), _profile())
+    assert e["f0_st"] == pytest.approx(12.0)
+    assert e["formants_pct"] == pytest.approx(10.0 / 3)  # F1 10 % off, F2 and F3 on target
+    assert e["loudness_lu"] == pytest.approx(3.0)
+    assert e["envelope_db"] == pytest.approx(0.0)
+
+
+def test_max_band_deviation_reads_a_broadband_gain_in_db(rb):
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    assert rb.max_band_deviation_db(x, x, 16000) == 0.0
+    assert rb.max_band_deviation_db(x * np.float32(10 ** (1.5 / 20)), x, 16000) == pytest.approx(1.5, abs=1e-3)
+
+
+def test_random_targets_are_seeded_and_bounded(rb):
+    a = rb.random_delta(np.random.default_rng([1, 2]))
+    b = rb.random_delta(np.random.default_rng([1, 2]))
+    assert a.band_env_db == b.band_env_db and a.dims == b.dims
+    assert np.max(np.abs(a.env())) <= 18.0 and abs(a.dims["lufs_integrated"]) <= 6.0
