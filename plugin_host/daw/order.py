@@ -87,4 +87,12 @@ ORDER = (
     "voice.pitch_st",
     "voice.formant_ratio",
     "mcadams.alpha",
+    "anon.f0_hz",
+    "anon.pitch_range",
+    "anon.formant_ratio",
+    "anon.formant_follow",
+    "anon.warp_alpha",
+    "anon.timbre_pct",
+    "anon.tilt_db_oct",
+    "anon.seed",
 )

@@ -1,0 +1,363 @@
+"""Pseudo-speaker stage: the speaker's pitch, formant scale and long-term timbre normalised onto fixed targets.
+
+A :class:`~resculpt.dsp.voice.shift.VoiceShift` (same envelope, peak-locked pitch shift and envelope warp,
+docs/voice.md) whose pitch ratio and envelope warp are not fixed shifts of the input but follow from what
+the stage measures of the speaker, so that different speakers come out closer to one voice (the
+pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame:
+
+1. **F0.** The normalised cross-correlation of the section's input frame (n_fft samples, channels summed)
+   with itself, r(τ) / sqrt(E[0, n-τ) E[τ, n)), over periods of 1/400 s .. min(1/70 s, 0.7 n_fft) (so
+   down to 71 Hz in the 20 ms section, 143 Hz in the 10 ms one), from one zero-padded FFT of 2 n_fft; the
+   best lag, with a penalty of ``OCTAVE_COST`` per octave of lag against period doubling, is the frame's F0
+   when the largest correlation exceeds ``VOICED``. Computed in observe_input, queued per frame.
+2. **The speaker's median F0** m, in octaves, is tracked over voiced frames by a sign step (the stochastic
+   median: m += step · sign(log2 f0 - m)); the step starts at 1/8 octave and decays to ``MEDIAN_STEP``
+   (1/100 octave per voiced frame), so it settles within about half a second of voiced speech and an
+   octave error of a few frames moves it by a few hundredths of an octave only.
+3. **Pitch.** The output pitch is target · (f0 / median)^range: the median moves onto ``anon.f0_hz`` and
+   the contour around it is scaled by ``anon.pitch_range`` (1 keeps the intonation, 0.5 halves its
+   excursions in octaves). Unvoiced frames, and frames whose estimate is more than 0.8 octave from the
+   median (likely an octave error), take the median's shift. The shift in semitones is smoothed by a
+   one-pole of ``ST_TAU_S`` (15 ms), so an estimation error is a glide, not a click.
+4. **Formants.** The envelope is read at src(k): k divided by the formant scale, then the inverse of the
+   McAdams warp φ -> φ^α (φ in radians at 16 kHz, the VoicePrivacy baseline's frequency map applied to
+   the envelope instead of to LPC poles: a formant at φ lands at a · φ^α). The scale is
+   ``anon.formant_ratio`` · (target / median)^``anon.formant_follow``: a speaker whose pitch goes up by a
+   factor ρ also gets formants ρ^follow higher (vocal tract length goes roughly with the pitch across
+   speakers), so male and female inputs both land near the pseudo-speaker's formants.
+5. **Timbre.** The long-term mean of the warped envelope over voiced frames, M(k) (cumulative mean for the
+   first ``TIMBRE_FRAMES`` voiced frames, then an exponential mean over as many), is replaced, by the share
+   ``anon.timbre_pct``, by the pseudo-speaker's: T(k) = flat below 500 Hz, ``anon.tilt_db_oct`` dB per
+   octave above. The correction (T - M) has its 100 Hz .. 8 kHz mean removed (the level stays) and is
+   limited to +-12 dB.
+
+``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
+from it, once per new seed value: F0 within +-4 semitones, formant scale within +-8 % (and following the
+drawn pitch by a quarter, as real voices do), warp α within -0.08 .. +0.05, tilt within +-2 dB/oct, all
+clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt render/live/serve
+--anon-random``) gets a voice of its own (docs/anonymization.md: what that buys and costs).
+
+Every tracker starts afresh on reset(). Latency: the section's (no look-ahead). Stereo: F0 from the summed
+power of all channels, one pitch ratio and warp for all; the timbre mean per channel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..params import ParamSpec
+from ..spectral_util import RealFFT
+from ..stft import MAX_BATCH
+from .shift import VoiceShift
+
+PARAMS = (
+    ParamSpec("anon.f0_hz", 70.0, 300.0, 140.0, "Hz", scale="log", smoothing_ms=50.0,
+              doc="pseudo-speaker's median pitch: the speaker's own median F0 (tracked) is moved here"),
+    ParamSpec("anon.pitch_range", 0.2, 1.0, 0.7, "x", smoothing_ms=50.0,
+              doc="pitch excursions around the median, in octaves, scaled by this: 1 keeps the intonation"),
+    ParamSpec("anon.formant_ratio", 0.7, 1.4, 1.0, "x", scale="log", smoothing_ms=50.0,
+              doc="pseudo-speaker's formant scale (on top of the pitch-following part)"),
+    ParamSpec("anon.formant_follow", 0.0, 0.5, 0.25, "", smoothing_ms=50.0,
+              doc="formants also move by (target F0 / speaker's median F0)^follow: 0 leaves them to formant_ratio"),
+    ParamSpec("anon.warp_alpha", 0.6, 1.0, 0.85, "", smoothing_ms=50.0,
+              doc="McAdams warp of the envelope's frequency axis, phi -> phi^alpha (radians at 16 kHz); 1 = none"),
+    ParamSpec("anon.timbre_pct", 0.0, 100.0, 70.0, "%", smoothing_ms=50.0,
+              doc="share of the speaker's long-term spectral envelope replaced by the pseudo-speaker's"),
+    ParamSpec("anon.tilt_db_oct", -9.0, 3.0, -3.0, "dB/oct", smoothing_ms=50.0,
+              doc="pseudo-speaker's long-term envelope slope above 500 Hz, dB per octave"),
+    ParamSpec("anon.seed", 0.0, 999999.0, 0.0, "", smoothing_ms=0.0,
+              doc="0: the pseudo-speaker as set; any other value draws pitch/formant/warp/tilt targets from it"),
+)
+
+F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
+F0_EVERY = 2                   # frames: the F0 search runs on every other frame (100 per second)
+F0_RATE = 8000.0               # Hz: the F0 search runs on the input decimated to about this rate
+VOICED = 0.5                   # normalised autocorrelation peak above which a frame is voiced
+OCTAVE_COST = 0.05             # score penalty per octave of lag (against period doubling)
+MEDIAN_STEP = 0.01             # octaves per voiced frame, once settled
+MEDIAN_STEP0 = 0.125           # octaves per voiced frame at the start
+OUTLIER_OCT = 0.8              # a frame this far from the median takes the median's shift
+ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
+TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
+CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
+REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
+
+
+def _unit(seed: int, i: int) -> float:
+    """A deterministic number in [-1, 1) from (seed, i): an integer hash, no allocation, no global state."""
+    h = (seed * 0x9E3779B1 + (i + 1) * 0x85EBCA77) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & 0xFFFFFFFF
+    h ^= h >> 12
+    h = (h * 0x297A2D39) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h / 2147483648.0 - 1.0
+
+
+def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: float) -> tuple[float, float, float, float]:
+    """The pseudo-speaker of ``seed`` (> 0) around the given targets: (f0_hz, formant_ratio, alpha, tilt)."""
+    st = 4.0 * _unit(seed, 0)
+    f0 = min(max(f0_hz * 2.0 ** (st / 12.0), 70.0), 300.0)
+    fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + 0.08 * _unit(seed, 1))
+    fr = min(max(fr, 0.7), 1.4)
+    al = min(max(alpha + 0.065 * _unit(seed, 2) - 0.015, 0.6), 1.0)
+    ti = min(max(tilt + 2.0 * _unit(seed, 3), -9.0), 3.0)
+    return f0, fr, al, ti
+
+
+class AnonVoice(VoiceShift):
+    """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread)."""
+
+    name = "anon"
+
+    def __init__(self, table):
+        self.table = table
+        self.phase_lock = True
+        ix = table.index
+        self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
+                                                "warp_alpha", "timbre_pct", "tilt_db_oct", "seed")}
+
+    def prepare(self, ctx):
+        super().prepare(ctx)
+        nb, n = ctx.n_bins, ctx.n_fft
+        spacing = ctx.sample_rate / n
+        f = np.arange(nb) * spacing
+        # F0: the normalised cross-correlation of the section's input frame (rectangular, n samples) with
+        # itself at lags lo .. hi, from one zero-padded FFT of length 2n (a linear, not circular,
+        # autocorrelation) and the frame's running energy.
+        # Above 8 kHz the frame is first decimated by D (sums of D consecutive samples: a boxcar whose
+        # nulls fall on the multiples of the decimated rate), so the search costs the same at every rate.
+        D = max(1, int(round(ctx.sample_rate / F0_RATE)))
+        m = n // D
+        self._D, self._m, self._fs0 = D, m, ctx.sample_rate / D
+        lo = max(2, int(math.floor(self._fs0 / F0_MAX)))
+        hi = min(int(0.7 * m), int(math.ceil(self._fs0 / F0_MIN)))
+        self._lo, self._hi = lo, hi
+        self._x = np.zeros(2 * m, np.float64)
+        self._X = np.zeros(m + 1, np.complex128)
+        self._Xa = np.zeros(m + 1, np.float64)
+        self._ac = np.zeros(2 * m, np.float64)
+        self._fft = RealFFT(2 * m)
+        self._cs = np.zeros(m, np.float64)
+        self._cs_head = self._cs[m - hi - 1 : m - lo][::-1]   # energy of x[0 : m - lag], lag = lo .. hi
+        self._cs_tail = self._cs[lo - 1 : hi]                # e minus it: energy of x[lag : m]
+        self._eh = np.zeros(hi - lo + 1, np.float64)
+        self._et = np.zeros(hi - lo + 1, np.float64)
+        lags = np.arange(lo, hi + 1, dtype=np.float64)
+        self._cost = -OCTAVE_COST * np.log2(lags / lo)
+        self._score = np.zeros(hi - lo + 1, np.float64)
+        self._below = np.zeros(hi - lo + 1, bool)
+        self._f0q = np.zeros(MAX_BATCH, np.float64)  # per-frame F0 of the frames observed since the last batch
+        self._nq = 0
+        self._f0_cur = 0.0
+        # Envelope warp: bin k's frequency as an angle at 16 kHz.
+        self._phi_k = 2.0 * np.pi * f / REF_RATE
+        self._spacing = spacing
+        # Timbre target and correction (natural-log magnitude, per bin).
+        self._oct500 = np.log2(np.maximum(f, 500.0) / 500.0).astype(np.float32)
+        self._band = ((f >= 100.0) & (f <= 8000.0)).astype(np.float32)
+        self._band /= max(float(self._band.sum()), 1.0)
+        self._tgt = np.zeros(nb, np.float32)
+        self._corr = np.zeros((ctx.channels, nb), np.float32)
+        self._mean = np.zeros((ctx.channels, nb), np.float32)
+        self._ctmp = np.zeros(nb, np.float32)
+        self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
+        self.reset_trackers()
+
+    def reset(self):
+        super().reset()
+        if hasattr(self, "_mean"):
+            self.reset_trackers()
+
+    def reset_trackers(self):
+        self._mean.fill(0.0)
+        self._corr.fill(0.0)
+        self._nmean = 0
+        self._med = math.nan      # octaves re 1 Hz
+        self._nvoiced = 0
+        self._nobs = -1
+        self._f0_last = 0.0
+        self._nq = 0
+        self._st = math.nan
+        self._warp_key = (math.nan, math.nan)
+        self._seed = 0
+        self._drawn = (0.0, 0.0, 0.0, 0.0)
+        self.f0 = 0.0             # last frame's F0 estimate (Hz, 0 = unvoiced; diagnostics and tests)
+        self.median_hz = 0.0      # the speaker's tracked median F0 (Hz)
+
+    # -- audio thread ---------------------------------------------------------------------------
+    wants_input = True
+
+    def observe_input(self, inbuf):
+        """The frame's F0 (Hz; 0 when unvoiced) from the channels' summed input, queued for its batch."""
+        self._nobs += 1
+        if self._nobs % F0_EVERY == 0:
+            self._f0_last = self._estimate(inbuf)
+        if self._nq < MAX_BATCH:
+            self._f0q[self._nq] = self._f0_last
+            self._nq += 1
+
+    def _estimate(self, inbuf) -> float:
+        D, m = self._D, self._m
+        x = self._x[:m]
+        x.fill(0.0)
+        for c in range(inbuf.shape[0]):
+            for d in range(D):
+                x += inbuf[c, d : m * D : D]
+        np.multiply(x, x, out=self._cs)
+        np.cumsum(self._cs, out=self._cs)
+        e = float(self._cs[-1])
+        if not e > 1e-12 * m:
+            return 0.0
+        self._fft.forward(self._x, self._X)
+        np.abs(self._X, out=self._Xa)
+        self._Xa *= self._Xa
+        np.copyto(self._X, self._Xa)
+        self._fft.inverse(self._X, self._ac)
+        return self._pick(m, e)
+
+    def _pick(self, n: int, e: float) -> float:
+        """F0 (Hz) from self._ac (linear autocorrelation) and self._cs (cumulative energy), 0 if unvoiced."""
+        lo, hi = self._lo, self._hi
+        eh, et, sc = self._eh, self._et, self._score
+        # energy of x[0 : n - lag] and of x[lag : n]
+        np.copyto(eh, self._cs_head)
+        np.subtract(e, self._cs_tail, out=et)
+        eh *= et
+        np.maximum(eh, 1e-30, out=eh)
+        np.sqrt(eh, out=eh)
+        np.divide(self._ac[lo : hi + 1], eh, out=sc)
+        # Lags before the correlation first drops below VOICED belong to the lag-0 lobe (a smooth or
+        # formant-dominated waveform correlates with itself over a few samples), not to a period.
+        below = self._below
+        np.less(sc, VOICED, out=below)
+        j = int(np.argmax(below))
+        if not below[j]:
+            return 0.0
+        sc[:j] = -1.0
+        peak_i = int(np.argmax(sc))
+        if not sc[peak_i] > VOICED:
+            return 0.0
+        sc += self._cost
+        i = int(np.argmax(sc))
+        lag = float(lo + i)
+        if 0 < i < sc.shape[0] - 1:  # parabolic refinement
+            a, b, c = float(sc[i - 1]), float(sc[i]), float(sc[i + 1])
+            den = a - 2.0 * b + c
+            if den < 0.0:
+                lag += 0.5 * (a - c) / den
+        return self._fs0 / lag
+
+    def process_frames(self, specs, n: int) -> None:
+        for k in range(n):
+            self._f0_cur = float(self._f0q[k]) if k < self._nq else 0.0
+            self.process_frame(specs[k])
+        self._nq = 0
+
+    def _targets(self):
+        v = self.table.value
+        i = self._i
+        f0 = float(v[i["f0_hz"]])
+        fr = float(v[i["formant_ratio"]])
+        al = float(v[i["warp_alpha"]])
+        ti = float(v[i["tilt_db_oct"]])
+        seed = int(round(float(v[i["seed"]])))
+        if seed > 0:
+            key = (seed, f0, fr, al, ti)
+            if key != self._seed:
+                self._seed = key
+                self._drawn = draw(seed, f0, fr, al, ti)
+            f0, fr, al, ti = self._drawn
+        return f0, fr, al, ti
+
+    def _set_warp(self, a: float, alpha: float) -> None:
+        """self._wi0 / self._wfr <- read position src(k) = warp^-1(k / a) of the envelope (bins)."""
+        # Quantised to 1/128 octave of scale (0.5 %) and 0.002 of alpha: the scale follows the tracked
+        # median by small steps, and rebuilding the map costs a power over every bin.
+        key = (round(128.0 * math.log2(a)), round(500.0 * alpha))
+        if key == self._warp_key:
+            return
+        self._warp_key = key
+        nb = self.kf.shape[0]
+        t, wi = self._t64, self._u64
+        np.multiply(self._phi_k, 1.0 / a, out=t)
+        if alpha < 1.0:
+            np.power(t, 1.0 / alpha, out=t)
+        t *= REF_RATE / (2.0 * math.pi * self._spacing)
+        np.clip(t, 0.0, nb - 1.0, out=t)
+        np.floor(t, out=wi)
+        np.clip(wi, 0.0, nb - 2.0, out=wi)
+        np.copyto(self._wi0, wi, casting="unsafe")
+        np.subtract(t, wi, out=t)
+        np.copyto(self._wfr, t, casting="same_kind")
+
+    def process_frame(self, spec):
+        v = self.table.value
+        f0_t, fr, alpha, tilt = self._targets()
+        rng = float(v[self._i["pitch_range"]])
+        follow = float(v[self._i["formant_follow"]])
+        self._timbre = 0.01 * float(v[self._i["timbre_pct"]])
+        f0 = self._f0_cur
+        self.f0 = f0
+        lt = math.log2(f0_t)
+        if f0 > 0.0:
+            x = math.log2(f0)
+            if self._nvoiced == 0:
+                self._med = x
+            else:
+                step = max(MEDIAN_STEP, MEDIAN_STEP0 / (1.0 + 0.1 * self._nvoiced))
+                self._med += step if x > self._med else -step
+            self._nvoiced += 1
+        if self._nvoiced:
+            med = self._med
+            self.median_hz = 2.0 ** med
+            dev = x - med if f0 > 0.0 else 0.0
+            if abs(dev) > OUTLIER_OCT:
+                dev = 0.0
+            st = 12.0 * (lt - med + (rng - 1.0) * dev)
+            a = fr * 2.0 ** (follow * (lt - med))
+        else:
+            st, a = 0.0, fr
+        st = min(max(st, -12.0), 12.0)
+        if math.isnan(self._st):
+            self._st = st
+        else:
+            self._st += self._fst * (st - self._st)
+        st = round(32.0 * self._st) / 32.0  # 3-cent steps: the pitch index map is rebuilt only when st moves
+        r = 2.0 ** (st / 12.0)
+        self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
+        self._set_warp(min(max(a, 0.5), 2.0), alpha)
+        # Timbre target: flat below 500 Hz, tilt above (nepers).
+        np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
+        self._voiced = f0 > 0.0
+        for ch in range(spec.shape[0]):
+            self._ch = ch
+            if abs(st) > 1e-4:
+                self._shift(spec[ch], ch, r, True)
+            else:
+                self._follow[ch] = True
+                np.copyto(self._zprev[ch], spec[ch])
+                self._formants(spec[ch])
+
+    def _warped_envelope(self) -> None:
+        """The warped envelope (VoiceShift's, on this stage's map) plus the timbre correction; the voiced
+        frames' warped envelope updates the channel's long-term mean first."""
+        super()._warped_envelope()
+        ch = self._ch
+        w, mean, corr, t = self._envw, self._mean[ch], self._corr[ch], self._ctmp
+        if self._voiced:
+            if ch == 0:
+                self._nmean += 1
+            k = 1.0 / min(self._nmean, TIMBRE_FRAMES)
+            np.subtract(w, mean, out=t)
+            t *= k
+            mean += t
+            # correction = timbre x (T - M), its band mean removed, within +-CORR_MAX
+            np.subtract(self._tgt, mean, out=corr)
+            corr -= float(np.dot(corr, self._band))
+            np.clip(corr, -CORR_MAX, CORR_MAX, out=corr)
+        if self._nmean:
+            np.multiply(corr, self._timbre, out=t)
+            w += t
