@@ -27,9 +27,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    speakers), so male and female inputs both land near the pseudo-speaker's formants.
 5. **Timbre.** The long-term mean of the warped envelope over voiced frames, M(k) (cumulative mean for the
    first ``TIMBRE_FRAMES`` voiced frames, then an exponential mean over as many), is replaced, by the share
-   ``anon.timbre_pct``, by the pseudo-speaker's: T(k) = flat below 500 Hz, ``anon.tilt_db_oct`` dB per
-   octave above. The correction (T - M) has its 100 Hz .. 8 kHz mean removed (the level stays) and is
-   limited to +-12 dB.
+   ``anon.timbre_pct``, by the pseudo-speaker's: T(k) = the average speaker's (``POP_DB``), tilted by
+   ``anon.tilt_db_oct`` dB per octave above 500 Hz. The correction (T - M) has its 100 Hz .. 8 kHz mean
+   removed (the level stays), is limited to +-12 dB, and above 8 kHz is the one at 8 kHz.
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: F0 within +-4 semitones, formant scale within +-8 % (and following the
@@ -65,8 +65,8 @@ PARAMS = (
               doc="McAdams warp of the envelope's frequency axis, phi -> phi^alpha (radians at 16 kHz); 1 = none"),
     ParamSpec("anon.timbre_pct", 0.0, 100.0, 70.0, "%", smoothing_ms=50.0,
               doc="share of the speaker's long-term spectral envelope replaced by the pseudo-speaker's"),
-    ParamSpec("anon.tilt_db_oct", -9.0, 3.0, -3.0, "dB/oct", smoothing_ms=50.0,
-              doc="pseudo-speaker's long-term envelope slope above 500 Hz, dB per octave"),
+    ParamSpec("anon.tilt_db_oct", -6.0, 6.0, 0.0, "dB/oct", smoothing_ms=50.0,
+              doc="pseudo-speaker's long-term envelope: the average speaker's, tilted by this above 500 Hz"),
     ParamSpec("anon.seed", 0.0, 999999.0, 0.0, "", smoothing_ms=0.0,
               doc="0: the pseudo-speaker as set; any other value draws pitch/formant/warp/tilt targets from it"),
 )
@@ -83,6 +83,13 @@ ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
 CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
 REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
+# The average speaker's long-term envelope (dB, level arbitrary) at POP_HZ: the mean over 16 LibriSpeech
+# train speakers (8 female, 8 male by median F0) of this stage's tracked mean envelope, each with its
+# 100 Hz .. 8 kHz mean removed; speakers differ from it by 3-7 dB (standard deviation per frequency).
+# The data stops at 8 kHz; above it the correction is the one at 8 kHz.
+POP_HZ = (0.0, 250.0, 400.0, 500.0, 700.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0)
+POP_DB = (30.3, 29.5, 26.6, 23.5, 17.0, 11.0, 8.7, 6.1, 4.4, -1.6, -7.2, -8.5, -17.9)
+TIMBRE_TOP_HZ = 8000.0
 
 
 def _unit(seed: int, i: int) -> float:
@@ -96,6 +103,14 @@ def _unit(seed: int, i: int) -> float:
     return h / 2147483648.0 - 1.0
 
 
+def session_seed() -> int:
+    """A fresh ``anon.seed`` (1 .. 999999) from the operating system's random source: a voice of its own for
+    one session (``--anon-random``)."""
+    import secrets
+
+    return 1 + secrets.randbelow(999999)
+
+
 def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: float) -> tuple[float, float, float, float]:
     """The pseudo-speaker of ``seed`` (> 0) around the given targets: (f0_hz, formant_ratio, alpha, tilt)."""
     st = 4.0 * _unit(seed, 0)
@@ -103,7 +118,7 @@ def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: floa
     fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + 0.08 * _unit(seed, 1))
     fr = min(max(fr, 0.7), 1.4)
     al = min(max(alpha + 0.065 * _unit(seed, 2) - 0.015, 0.6), 1.0)
-    ti = min(max(tilt + 2.0 * _unit(seed, 3), -9.0), 3.0)
+    ti = min(max(tilt + 2.0 * _unit(seed, 3), -6.0), 6.0)
     return f0, fr, al, ti
 
 
@@ -157,6 +172,8 @@ class AnonVoice(VoiceShift):
         self._spacing = spacing
         # Timbre target and correction (natural-log magnitude, per bin).
         self._oct500 = np.log2(np.maximum(f, 500.0) / 500.0).astype(np.float32)
+        self._pop = (np.interp(f, POP_HZ, POP_DB) * math.log(10.0) / 20.0).astype(np.float32)
+        self._top = int(min(nb - 1, math.floor(TIMBRE_TOP_HZ / spacing)))
         self._band = ((f >= 100.0) & (f <= 8000.0)).astype(np.float32)
         self._band /= max(float(self._band.sum()), 1.0)
         self._tgt = np.zeros(nb, np.float32)
@@ -329,8 +346,9 @@ class AnonVoice(VoiceShift):
         r = 2.0 ** (st / 12.0)
         self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
         self._set_warp(min(max(a, 0.5), 2.0), alpha)
-        # Timbre target: flat below 500 Hz, tilt above (nepers).
+        # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
         np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
+        self._tgt += self._pop
         self._voiced = f0 > 0.0
         for ch in range(spec.shape[0]):
             self._ch = ch
@@ -358,6 +376,7 @@ class AnonVoice(VoiceShift):
             np.subtract(self._tgt, mean, out=corr)
             corr -= float(np.dot(corr, self._band))
             np.clip(corr, -CORR_MAX, CORR_MAX, out=corr)
+            corr[self._top + 1 :] = corr[self._top]
         if self._nmean:
             np.multiply(corr, self._timbre, out=t)
             w += t
