@@ -13,7 +13,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
 2. **The speaker's median F0** m, in octaves, is tracked over voiced frames by a sign step (the stochastic
    median: m += step · sign(log2 f0 - m)); the step starts at 1/8 octave and decays to ``MEDIAN_STEP``
    (1/100 octave per voiced frame), so it settles within about half a second of voiced speech and an
-   octave error of a few frames moves it by a few hundredths of an octave only.
+   octave error of a few frames moves it by a few hundredths of an octave only. Until ``MIN_VOICED``
+   voiced frames have been seen (50 ms) nothing is shifted: a few falsely voiced frames of noise do not
+   set a pitch.
 3. **Pitch.** The output pitch is target · (f0 / median)^range: the median moves onto ``anon.f0_hz`` and
    the contour around it is scaled by ``anon.pitch_range`` (1 keeps the intonation, 0.5 halves its
    excursions in octaves). Unvoiced frames, and frames whose estimate is more than 0.8 octave from the
@@ -30,6 +32,16 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    ``anon.timbre_pct``, by the pseudo-speaker's: T(k) = the average speaker's (``POP_DB``), tilted by
    ``anon.tilt_db_oct`` dB per octave above 500 Hz. The correction (T - M) has its 100 Hz .. 8 kHz mean
    removed (the level stays), is limited to +-12 dB, and above 8 kHz is the one at 8 kHz.
+6. **Detail.** In voiced frames, the share ``anon.detail_pct`` of the envelope above 2-3 kHz (a linear
+   crossover) is replaced by its long-term mean M before the correction: the third and higher formants and
+   their movement, which vary more between speakers than between vowels, are flattened; the first two,
+   which carry the vowels, are left alone.
+7. **Formant scale measured.** Every ``VTLN_EVERY`` voiced frames, the long-term mean of the unwarped
+   envelope E is read at k·w for 25 scales w = 0.84 .. 1.19 and correlated with the average speaker's
+   envelope over 300 Hz .. 3.5 kHz, both as slopes (first differences, so a tilt is not taken for a
+   scale); the best w (the speaker's formants sit w times the average's) moves the
+   speaker's estimated scale 30 % of the way, and the share ``anon.vtln_pct`` of it is divided out of the
+   formant scale: a vocal-tract-length normalisation from the long-term spectrum.
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: F0 within +-4 semitones, formant scale within +-8 % (and following the
@@ -69,6 +81,10 @@ PARAMS = (
               doc="pseudo-speaker's long-term envelope: the average speaker's, tilted by this above 500 Hz"),
     ParamSpec("anon.seed", 0.0, 999999.0, 0.0, "", smoothing_ms=0.0,
               doc="0: the pseudo-speaker as set; any other value draws pitch/formant/warp/tilt targets from it"),
+    ParamSpec("anon.detail_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of voiced frames' envelope detail above ~2.5 kHz (F3 and up) replaced by its long-term mean"),
+    ParamSpec("anon.vtln_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of the speaker's measured formant scale (long-term envelope against the average speaker's) removed"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -78,6 +94,7 @@ VOICED = 0.5                   # normalised autocorrelation peak above which a f
 OCTAVE_COST = 0.05             # score penalty per octave of lag (against period doubling)
 MEDIAN_STEP = 0.01             # octaves per voiced frame, once settled
 MEDIAN_STEP0 = 0.125           # octaves per voiced frame at the start
+MIN_VOICED = 10                # voiced frames (50 ms) before the median is trusted: no shift until then
 OUTLIER_OCT = 0.8              # a frame this far from the median takes the median's shift
 ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
@@ -90,6 +107,11 @@ REF_RATE = 16000.0             # the McAdams warp's angles are radians at this r
 POP_HZ = (0.0, 250.0, 400.0, 500.0, 700.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0)
 POP_DB = (30.3, 29.5, 26.6, 23.5, 17.0, 11.0, 8.7, 6.1, 4.4, -1.6, -7.2, -8.5, -17.9)
 TIMBRE_TOP_HZ = 8000.0
+DETAIL_LO_HZ, DETAIL_HI_HZ = 2000.0, 3000.0  # anon.detail_pct's crossover: none below, all above
+VTLN_LO_HZ, VTLN_HI_HZ = 300.0, 3500.0   # band in which the speaker's envelope is compared with POP_DB
+VTLN_STEPS = 12                          # candidate scales 2^(j/48), j = -12 .. 12 (0.84 .. 1.19)
+VTLN_EVERY = 20                          # voiced frames between two estimates
+VTLN_RATE = 0.3                          # each estimate moves the speaker's scale this share of the way
 
 
 def _unit(seed: int, i: int) -> float:
@@ -132,7 +154,8 @@ class AnonVoice(VoiceShift):
         self.phase_lock = True
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
-                                                "warp_alpha", "timbre_pct", "tilt_db_oct", "seed")}
+                                                "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
+                                                "vtln_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -151,6 +174,7 @@ class AnonVoice(VoiceShift):
         hi = min(int(0.7 * m), int(math.ceil(self._fs0 / F0_MIN)))
         self._lo, self._hi = lo, hi
         self._x = np.zeros(2 * m, np.float64)
+        self._x32 = np.zeros(m, np.float32)  # the decimated sum, in the input's dtype (no mixed-dtype ufunc)
         self._X = np.zeros(m + 1, np.complex128)
         self._Xa = np.zeros(m + 1, np.float64)
         self._ac = np.zeros(2 * m, np.float64)
@@ -175,8 +199,32 @@ class AnonVoice(VoiceShift):
         self._pop = (np.interp(f, POP_HZ, POP_DB) * math.log(10.0) / 20.0).astype(np.float32)
         self._top = int(min(nb - 1, math.floor(TIMBRE_TOP_HZ / spacing)))
         self._band = ((f >= 100.0) & (f <= 8000.0)).astype(np.float32)
+        self._hfw = np.clip((f - DETAIL_LO_HZ) / (DETAIL_HI_HZ - DETAIL_LO_HZ), 0.0, 1.0).astype(np.float32)
         self._band /= max(float(self._band.sum()), 1.0)
         self._tgt = np.zeros(nb, np.float32)
+        # Formant-scale estimate: the unwarped long-term envelope read at k·w for each candidate w, correlated
+        # with the average speaker's over VTLN_LO_HZ .. VTLN_HI_HZ.
+        kb = np.flatnonzero((f >= VTLN_LO_HZ) & (f <= VTLN_HI_HZ)).astype(np.float64)
+        self._vw = 2.0 ** (np.arange(-VTLN_STEPS, VTLN_STEPS + 1) / 48.0)
+        # Slopes E(k_{i+1} w) - E(k_i w) from two contiguous gathers (a ufunc over 2-D strided views of one
+        # array buffers its operands on the audio thread).
+        self._vpos = []
+        for kk in (kb[1:], kb[:-1]):
+            pos = np.minimum(np.outer(self._vw, kk), nb - 1.001)
+            i0 = np.floor(pos).astype(np.int64)
+            self._vpos.append((i0, i0 + 1, (pos - i0).astype(np.float32)))
+        popb = np.diff(np.interp(kb * spacing, POP_HZ, POP_DB) * math.log(10.0) / 20.0)
+        popb -= popb.mean()
+        self._vpop = (popb / np.linalg.norm(popb)).astype(np.float32)
+        shape = self._vpos[0][0].shape
+        self._vg = np.zeros(shape, np.float32)
+        self._vg2 = np.zeros(shape, np.float32)
+        self._vd = np.zeros(shape, np.float32)
+        self._vnum = np.zeros(len(self._vw), np.float32)
+        self._vsum = np.zeros(len(self._vw), np.float32)
+        self._vss = np.zeros(len(self._vw), np.float32)
+        self._vB = float(shape[1])
+        self._emean = np.zeros(nb, np.float32)
         self._corr = np.zeros((ctx.channels, nb), np.float32)
         self._mean = np.zeros((ctx.channels, nb), np.float32)
         self._ctmp = np.zeros(nb, np.float32)
@@ -191,7 +239,10 @@ class AnonVoice(VoiceShift):
     def reset_trackers(self):
         self._mean.fill(0.0)
         self._corr.fill(0.0)
+        self._emean.fill(0.0)
         self._nmean = 0
+        self._ls = 0.0            # the speaker's formant scale re the average speaker, log2
+        self.formant_scale = 1.0  # 2^_ls (diagnostics and tests)
         self._med = math.nan      # octaves re 1 Hz
         self._nvoiced = 0
         self._nobs = -1
@@ -218,11 +269,13 @@ class AnonVoice(VoiceShift):
 
     def _estimate(self, inbuf) -> float:
         D, m = self._D, self._m
-        x = self._x[:m]
+        x = self._x32
         x.fill(0.0)
         for c in range(inbuf.shape[0]):
             for d in range(D):
                 x += inbuf[c, d : m * D : D]
+        np.copyto(self._x[:m], x)
+        x = self._x[:m]
         np.multiply(x, x, out=self._cs)
         np.cumsum(self._cs, out=self._cs)
         e = float(self._cs[-1])
@@ -316,6 +369,7 @@ class AnonVoice(VoiceShift):
         rng = float(v[self._i["pitch_range"]])
         follow = float(v[self._i["formant_follow"]])
         self._timbre = 0.01 * float(v[self._i["timbre_pct"]])
+        self._detail = 0.01 * float(v[self._i["detail_pct"]])
         f0 = self._f0_cur
         self.f0 = f0
         lt = math.log2(f0_t)
@@ -327,14 +381,14 @@ class AnonVoice(VoiceShift):
                 step = max(MEDIAN_STEP, MEDIAN_STEP0 / (1.0 + 0.1 * self._nvoiced))
                 self._med += step if x > self._med else -step
             self._nvoiced += 1
-        if self._nvoiced:
+        if self._nvoiced >= MIN_VOICED:
             med = self._med
             self.median_hz = 2.0 ** med
             dev = x - med if f0 > 0.0 else 0.0
             if abs(dev) > OUTLIER_OCT:
                 dev = 0.0
             st = 12.0 * (lt - med + (rng - 1.0) * dev)
-            a = fr * 2.0 ** (follow * (lt - med))
+            a = fr * 2.0 ** (follow * (lt - med) - 0.01 * float(v[self._i["vtln_pct"]]) * self._ls)
         else:
             st, a = 0.0, fr
         st = min(max(st, -12.0), 12.0)
@@ -359,11 +413,45 @@ class AnonVoice(VoiceShift):
                 np.copyto(self._zprev[ch], spec[ch])
                 self._formants(spec[ch])
 
+    def _vtln(self) -> None:
+        """self._ls <- moved toward log2 of the candidate scale w whose E(k·w) correlates best with POP_DB."""
+        e, g, g2, d = self._emean, self._vg, self._vg2, self._vd
+        for n, (i0, i1, fr) in enumerate(self._vpos):  # E at k_{i+1} w into d, then minus E at k_i w
+            e.take(i0, out=g, mode="clip")
+            e.take(i1, out=g2, mode="clip")
+            g2 -= g
+            g2 *= fr
+            g += g2
+            if n == 0:
+                np.copyto(d, g)
+            else:
+                d -= g
+        np.matmul(d, self._vpop, out=self._vnum)  # POP's slope is zero-mean: a row's own mean drops out
+        np.add.reduce(d, axis=1, out=self._vsum)
+        np.multiply(d, d, out=d)
+        np.add.reduce(d, axis=1, out=self._vss)
+        self._vsum *= self._vsum
+        self._vsum *= 1.0 / self._vB
+        self._vss -= self._vsum
+        np.maximum(self._vss, 1e-12, out=self._vss)
+        np.sqrt(self._vss, out=self._vss)
+        self._vnum /= self._vss
+        j = int(np.argmax(self._vnum))
+        self._ls += VTLN_RATE * (math.log2(float(self._vw[j])) - self._ls)
+        self.formant_scale = 2.0 ** self._ls
+
     def _warped_envelope(self) -> None:
         """The warped envelope (VoiceShift's, on this stage's map) plus the timbre correction; the voiced
         frames' warped envelope updates the channel's long-term mean first."""
-        super()._warped_envelope()
         ch = self._ch
+        if self._voiced and ch == 0:
+            k = 1.0 / min(self._nmean + 1, TIMBRE_FRAMES)
+            np.subtract(self._env, self._emean, out=self._ctmp)
+            self._ctmp *= k
+            self._emean += self._ctmp
+            if (self._nmean + 1) % VTLN_EVERY == 0:
+                self._vtln()
+        super()._warped_envelope()
         w, mean, corr, t = self._envw, self._mean[ch], self._corr[ch], self._ctmp
         if self._voiced:
             if ch == 0:
@@ -377,6 +465,12 @@ class AnonVoice(VoiceShift):
             corr -= float(np.dot(corr, self._band))
             np.clip(corr, -CORR_MAX, CORR_MAX, out=corr)
             corr[self._top + 1 :] = corr[self._top]
+            if self._detail > 0.0:
+                # the frame's envelope above the crossover pulled toward the long-term mean
+                np.subtract(mean, w, out=t)
+                t *= self._hfw
+                t *= self._detail
+                w += t
         if self._nmean:
             np.multiply(corr, self._timbre, out=t)
             w += t

@@ -95,4 +95,6 @@ ORDER = (
     "anon.timbre_pct",
     "anon.tilt_db_oct",
     "anon.seed",
+    "anon.detail_pct",
+    "anon.vtln_pct",
 )
