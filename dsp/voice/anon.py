@@ -44,8 +44,8 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    formant scale: a vocal-tract-length normalisation from the long-term spectrum.
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
-from it, once per new seed value: F0 within +-4 semitones, formant scale within +-8 % (and following the
-drawn pitch by a quarter, as real voices do), warp α within -0.08 .. +0.05, tilt within +-2 dB/oct, all
+from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
+drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
 clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt render/live/serve
 --anon-random``) gets a voice of its own (docs/anonymization.md: what that buys and costs).
 
@@ -100,6 +100,10 @@ ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
 CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
 REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
+# A seed's pseudo-speaker around the preset's: F0 within +-DRAW_ST semitones, formant scale following a
+# quarter of it (as across real voices) and within +-DRAW_FORMANT, alpha within DRAW_ALPHA of the
+# preset's, tilt within +-DRAW_TILT dB/oct.
+DRAW_ST, DRAW_FORMANT, DRAW_ALPHA, DRAW_TILT = 6.0, 0.1, (-0.1, 0.05), 3.0
 # The average speaker's long-term envelope (dB, level arbitrary) at POP_HZ: the mean over 16 LibriSpeech
 # train speakers (8 female, 8 male by median F0) of this stage's tracked mean envelope, each with its
 # 100 Hz .. 8 kHz mean removed; speakers differ from it by 3-7 dB (standard deviation per frequency).
@@ -135,12 +139,12 @@ def session_seed() -> int:
 
 def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: float) -> tuple[float, float, float, float]:
     """The pseudo-speaker of ``seed`` (> 0) around the given targets: (f0_hz, formant_ratio, alpha, tilt)."""
-    st = 4.0 * _unit(seed, 0)
+    st = DRAW_ST * _unit(seed, 0)
     f0 = min(max(f0_hz * 2.0 ** (st / 12.0), 70.0), 300.0)
-    fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + 0.08 * _unit(seed, 1))
+    fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + DRAW_FORMANT * _unit(seed, 1))
     fr = min(max(fr, 0.7), 1.4)
-    al = min(max(alpha + 0.065 * _unit(seed, 2) - 0.015, 0.6), 1.0)
-    ti = min(max(tilt + 2.0 * _unit(seed, 3), -6.0), 6.0)
+    al = min(max(alpha + 0.5 * (DRAW_ALPHA[1] - DRAW_ALPHA[0]) * (_unit(seed, 2) + 1.0) + DRAW_ALPHA[0], 0.6), 1.0)
+    ti = min(max(tilt + DRAW_TILT * _unit(seed, 3), -6.0), 6.0)
     return f0, fr, al, ti
 
 
