@@ -5,11 +5,13 @@ docs/voice.md) whose pitch ratio and envelope warp are not fixed shifts of the i
 the stage measures of the speaker, so that different speakers come out closer to one voice (the
 pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame:
 
-1. **F0.** The normalised cross-correlation of the section's input frame (n_fft samples, channels summed)
-   with itself, r(τ) / sqrt(E[0, n-τ) E[τ, n)), over periods of 1/400 s .. min(1/70 s, 0.7 n_fft) (so
-   down to 71 Hz in the 20 ms section, 143 Hz in the 10 ms one), from one zero-padded FFT of 2 n_fft; the
-   best lag, with a penalty of ``OCTAVE_COST`` per octave of lag against period doubling, is the frame's F0
-   when the largest correlation exceeds ``VOICED``. Computed in observe_input, queued per frame.
+1. **F0.** The section's input frame (n_fft samples, channels summed), decimated to ~8 kHz by sums of D
+   samples; its normalised cross-correlation with itself, r(τ) / sqrt(E[0, n-τ) E[τ, n)), over periods of
+   1/400 s .. min(1/70 s, 0.7 of the frame) (so down to 71 Hz in the 20 ms section, 143 Hz in the 10 ms
+   one), from one zero-padded FFT of twice the decimated frame. Lags before the correlation first drops
+   below ``VOICED`` are the lag-0 lobe and skipped; the best remaining lag, with a penalty of
+   ``OCTAVE_COST`` per octave of lag against period doubling, is the F0 when its correlation exceeds
+   ``VOICED``. Computed in observe_input on every other frame (100 per second), queued per frame.
 2. **The speaker's median F0** m, in octaves, is tracked over voiced frames by a sign step (the stochastic
    median: m += step · sign(log2 f0 - m)); the step starts at 1/8 octave and decays to ``MEDIAN_STEP``
    (1/100 octave per voiced frame), so it settles within about half a second of voiced speech and an
@@ -24,9 +26,11 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
 4. **Formants.** The envelope is read at src(k): k divided by the formant scale, then the inverse of the
    McAdams warp φ -> φ^α (φ in radians at 16 kHz, the VoicePrivacy baseline's frequency map applied to
    the envelope instead of to LPC poles: a formant at φ lands at a · φ^α). The scale is
-   ``anon.formant_ratio`` · (target / median)^``anon.formant_follow``: a speaker whose pitch goes up by a
-   factor ρ also gets formants ρ^follow higher (vocal tract length goes roughly with the pitch across
-   speakers), so male and female inputs both land near the pseudo-speaker's formants.
+   ``anon.formant_ratio`` · (target / median)^``anon.formant_follow`` / w^(``anon.vtln_pct`` / 100), w the
+   speaker's measured formant scale (7.): a speaker whose pitch goes up by a factor ρ also gets formants
+   ρ^follow higher (vocal tract length goes roughly with the pitch across speakers), and a speaker whose
+   formants sit w times the average speaker's has that divided out, so inputs of any voice land nearer the
+   pseudo-speaker's formants. The map is rebuilt when the scale moves by 1/128 octave.
 5. **Timbre.** The long-term mean of the warped envelope over voiced frames, M(k) (cumulative mean for the
    first ``TIMBRE_FRAMES`` voiced frames, then an exponential mean over as many), is replaced, by the share
    ``anon.timbre_pct``, by the pseudo-speaker's: T(k) = the average speaker's (``POP_DB``), tilted by
@@ -50,7 +54,8 @@ clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt 
 --anon-random``) gets a voice of its own (docs/anonymization.md: what that buys and costs).
 
 Every tracker starts afresh on reset(). Latency: the section's (no look-ahead). Stereo: F0 from the summed
-power of all channels, one pitch ratio and warp for all; the timbre mean per channel.
+input of all channels and the formant scale from the first channel's envelope, so one pitch ratio and
+warp for all; the timbre mean per channel.
 """
 
 from __future__ import annotations
