@@ -22,6 +22,7 @@ from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spect
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.voice import shift as voice_shift
 from resculpt.dsp.voice import mcadams
+from resculpt.dsp.voice import anon as voice_anon
 from resculpt.models.mask import stage as mask_stage
 
 # Global parameters, applied by the host around the engine.
@@ -213,6 +214,10 @@ register(SpectralSlot("voice", "pitch shift (formants kept) and formant shift (p
 # Voice transformation (dsp/voice, docs/anonymization.md).
 register(SpectralSlot("mcadams", "McAdams anonymizer (VoicePrivacy baseline): LPC pole angles phi -> phi^alpha",
                       mcadams.PARAMS, mcadams.McAdams))
+# Pseudo-speaker for the anon-* presets (docs/anonymization.md).
+register(SpectralSlot("anon", "pseudo-speaker: the speaker's median pitch, formant scale and long-term timbre "
+                      "normalised onto fixed targets, McAdams warp of the envelope", voice_anon.PARAMS,
+                      voice_anon.AnonVoice))
 
 
 def all_param_specs() -> list[ParamSpec]:

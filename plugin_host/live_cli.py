@@ -38,6 +38,9 @@ def add_live_parser(sub) -> None:
                     "out_2 (connect them from OBS, a DAW, qpwgraph, or with --input/--output/--auto-connect). "
                     "PortAudio: --input/--output are device names or indices (`resculpt devices`).")
     lv.add_argument("--preset", default="broadcast-voice", help="shipped/user preset name or a .json path")
+    from resculpt.plugin_host.presets import ANON_RANDOM_HELP
+
+    lv.add_argument("--anon-random", action="store_true", help=ANON_RANDOM_HELP)
     lv.add_argument("--backend", choices=["jack", "portaudio"], default="jack")
     lv.add_argument("--input", action="append", metavar="DEV",
                     help="JACK: source port(s) to connect to in_1/in_2 (name or regex, comma-separated or repeated); "
@@ -170,6 +173,10 @@ def cmd_live(a) -> int:
         chain = Chain.from_preset(a.preset, sample_rate=rate, channels=1 if a.mono else 2, max_block=block)
         for k, v in sets.items():
             chain.params.set(k, v)
+        if a.anon_random:
+            from resculpt.plugin_host.presets import anon_random_seed
+
+            chain.params.set("anon.seed", anon_random_seed())
     except (PresetError, ValueError) as e:
         return _die(str(e))
 

@@ -239,3 +239,20 @@ def rename_preset(old: str, new: str) -> Path:
     path = save_preset(p)
     os.remove(src)
     return path
+
+
+ANON_RANDOM_HELP = ("a random pseudo-speaker for this session (anon-* presets): draws anon.seed; "
+                    "docs/anonymization.md says what it costs")
+
+
+def anon_random_seed(quiet: bool = False) -> int:
+    """``--anon-random`` of render/live/serve: a fresh ``anon.seed`` for this session (a pseudo-speaker of its
+    own), said on stderr so the same voice can be had again with ``--set anon.seed=N``."""
+    import sys
+
+    from resculpt.dsp.voice.anon import session_seed
+
+    seed = session_seed()
+    if not quiet:
+        print(f"resculpt: anon.seed={seed} (this session's random pseudo-speaker)", file=sys.stderr)
+    return seed

@@ -16,6 +16,12 @@ def _die(msg: str, code: int = 1):
     return code
 
 
+def _anon_random_help() -> str:
+    from resculpt.plugin_host.presets import ANON_RANDOM_HELP
+
+    return ANON_RANDOM_HELP
+
+
 def _parse_sets(items) -> dict:
     out = {}
     for it in items or []:
@@ -24,6 +30,8 @@ def _parse_sets(items) -> dict:
         k, v = it.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
 
 
 # -- render ----------------------------------------------------------------------------------------
@@ -41,6 +49,10 @@ def cmd_render(a) -> int:
         sets = _parse_sets(a.set)
     except ValueError as e:
         return _die(str(e), 2)
+    if a.anon_random:
+        from resculpt.plugin_host.presets import anon_random_seed
+
+        sets["anon.seed"] = str(anon_random_seed(quiet=a.quiet or a.json))
     if a.block < 1 or a.block > 1 << 16:
         return _die("--block must be between 1 and 65536", 2)
     if a.amount is not None and not 0.0 <= a.amount <= 1.0:
@@ -261,6 +273,10 @@ def cmd_serve(a) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(asctime)s %(message)s")
     try:
         chain = Chain.from_preset(a.preset, sample_rate=a.rate, channels=a.channels, max_block=max(a.block, 1024))
+        if a.anon_random:
+            from resculpt.plugin_host.presets import anon_random_seed
+
+            chain.params.set("anon.seed", anon_random_seed())
         feeder = BlockFeeder(chain, a.input, block=a.block)
     except (PresetError, ValueError, OSError) as e:
         return _die(str(e))
@@ -492,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["wav", "flac"], default="wav", help="format with --out-dir")
     r.add_argument("--preset", default="clean", help="shipped/user preset name or a .json path")
     r.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
+    r.add_argument("--anon-random", action="store_true", help=_anon_random_help())
     r.add_argument("--block", type=int, default=4096, help="processing block size in samples")
     r.add_argument("--target", metavar="TARGET.json", help="target profile to move toward (match-EQ)")
     r.add_argument("--amount", type=float, help="how far toward the target, 0..1 (match.amount)")
@@ -546,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="OSC control server next to a processor fed from a file or silence")
     sv.add_argument("--preset", default="broadcast-voice")
+    sv.add_argument("--anon-random", action="store_true", help=_anon_random_help())
     add_control_surface_args(sv)
     sv.add_argument("--input", help="audio file to loop through the chain (default: silence)")
     sv.add_argument("--rate", type=int, default=48000)

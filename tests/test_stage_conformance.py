@@ -111,6 +111,9 @@ ACTIVE = {
                     ((0.15, {"voice.pitch_st": 5.0}), (0.22, {"voice.pitch_st": -7.0, "voice.formant_ratio": 0.8}))),
     # Formants pushed further, then less far, mid-stream.
     "mcadams": Active({"mcadams.alpha": 0.7}, ((0.15, {"mcadams.alpha": 0.9}),)),
+    # Defaults shift the pitch to the target; then a drawn pseudo-speaker, then formants and warp moved.
+    "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0},
+                   ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7}))),
     # Delta listen switched off and on again over a section that removes a lot.
     "spectral": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
                         "lfo.rate_hz": 5.0, "lfo.depth": 0.8, "blur.time_ms": 80.0, "spectral.delta": 1},

@@ -1,0 +1,485 @@
+"""Pseudo-speaker stage: the speaker's pitch, formant scale and long-term timbre normalised onto fixed targets.
+
+A :class:`~resculpt.dsp.voice.shift.VoiceShift` (same envelope, peak-locked pitch shift and envelope warp,
+docs/voice.md) whose pitch ratio and envelope warp are not fixed shifts of the input but follow from what
+the stage measures of the speaker, so that different speakers come out closer to one voice (the
+pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame:
+
+1. **F0.** The section's input frame (n_fft samples, channels summed), decimated to ~8 kHz by sums of D
+   samples; its normalised cross-correlation with itself, r(τ) / sqrt(E[0, n-τ) E[τ, n)), over periods of
+   1/400 s .. min(1/70 s, 0.7 of the frame) (so down to 71 Hz in the 20 ms section, 143 Hz in the 10 ms
+   one), from one zero-padded FFT of twice the decimated frame. Lags before the correlation first drops
+   below ``VOICED`` are the lag-0 lobe and skipped; the best remaining lag, with a penalty of
+   ``OCTAVE_COST`` per octave of lag against period doubling, is the F0 when its correlation exceeds
+   ``VOICED``. Computed in observe_input on every other frame (100 per second), queued per frame.
+2. **The speaker's median F0** m, in octaves, is tracked over voiced frames by a sign step (the stochastic
+   median: m += step · sign(log2 f0 - m)); the step starts at 1/8 octave and decays to ``MEDIAN_STEP``
+   (1/100 octave per voiced frame), so it settles within about half a second of voiced speech and an
+   octave error of a few frames moves it by a few hundredths of an octave only. Until ``MIN_VOICED``
+   voiced frames have been seen (50 ms) nothing is shifted: a few falsely voiced frames of noise do not
+   set a pitch.
+3. **Pitch.** The output pitch is target · (f0 / median)^range: the median moves onto ``anon.f0_hz`` and
+   the contour around it is scaled by ``anon.pitch_range`` (1 keeps the intonation, 0.5 halves its
+   excursions in octaves). Unvoiced frames, and frames whose estimate is more than 0.8 octave from the
+   median (likely an octave error), take the median's shift. The shift in semitones is smoothed by a
+   one-pole of ``ST_TAU_S`` (15 ms), so an estimation error is a glide, not a click.
+4. **Formants.** The envelope is read at src(k): k divided by the formant scale, then the inverse of the
+   McAdams warp φ -> φ^α (φ in radians at 16 kHz, the VoicePrivacy baseline's frequency map applied to
+   the envelope instead of to LPC poles: a formant at φ lands at a · φ^α). The scale is
+   ``anon.formant_ratio`` · (target / median)^``anon.formant_follow`` / w^(``anon.vtln_pct`` / 100), w the
+   speaker's measured formant scale (7.): a speaker whose pitch goes up by a factor ρ also gets formants
+   ρ^follow higher (vocal tract length goes roughly with the pitch across speakers), and a speaker whose
+   formants sit w times the average speaker's has that divided out, so inputs of any voice land nearer the
+   pseudo-speaker's formants. The map is rebuilt when the scale moves by 1/128 octave.
+5. **Timbre.** The long-term mean of the warped envelope over voiced frames, M(k) (cumulative mean for the
+   first ``TIMBRE_FRAMES`` voiced frames, then an exponential mean over as many), is replaced, by the share
+   ``anon.timbre_pct``, by the pseudo-speaker's: T(k) = the average speaker's (``POP_DB``), tilted by
+   ``anon.tilt_db_oct`` dB per octave above 500 Hz. The correction (T - M) has its 100 Hz .. 8 kHz mean
+   removed (the level stays), is limited to +-12 dB, and above 8 kHz is the one at 8 kHz.
+6. **Detail.** In voiced frames, the share ``anon.detail_pct`` of the envelope above 2-3 kHz (a linear
+   crossover) is replaced by its long-term mean M before the correction: the third and higher formants and
+   their movement, which vary more between speakers than between vowels, are flattened; the first two,
+   which carry the vowels, are left alone.
+7. **Formant scale measured.** Every ``VTLN_EVERY`` voiced frames, the long-term mean of the unwarped
+   envelope E is read at k·w for 25 scales w = 0.84 .. 1.19 and correlated with the average speaker's
+   envelope over 300 Hz .. 3.5 kHz, both as slopes (first differences, so a tilt is not taken for a
+   scale); the best w (the speaker's formants sit w times the average's) moves the
+   speaker's estimated scale 30 % of the way, and the share ``anon.vtln_pct`` of it is divided out of the
+   formant scale: a vocal-tract-length normalisation from the long-term spectrum.
+
+``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
+from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
+drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
+clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt render/live/serve
+--anon-random``) gets a voice of its own (docs/anonymization.md: what that buys and costs).
+
+Every tracker starts afresh on reset(). Latency: the section's (no look-ahead). Stereo: F0 from the summed
+input of all channels and the formant scale from the first channel's envelope, so one pitch ratio and
+warp for all; the timbre mean per channel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..params import ParamSpec
+from ..spectral_util import RealFFT
+from ..stft import MAX_BATCH
+from .shift import VoiceShift
+
+PARAMS = (
+    ParamSpec("anon.f0_hz", 70.0, 300.0, 140.0, "Hz", scale="log", smoothing_ms=50.0,
+              doc="pseudo-speaker's median pitch: the speaker's own median F0 (tracked) is moved here"),
+    ParamSpec("anon.pitch_range", 0.2, 1.0, 0.7, "x", smoothing_ms=50.0,
+              doc="pitch excursions around the median, in octaves, scaled by this: 1 keeps the intonation"),
+    ParamSpec("anon.formant_ratio", 0.7, 1.4, 1.0, "x", scale="log", smoothing_ms=50.0,
+              doc="pseudo-speaker's formant scale (on top of the pitch-following part)"),
+    ParamSpec("anon.formant_follow", 0.0, 0.5, 0.25, "", smoothing_ms=50.0,
+              doc="formants also move by (target F0 / speaker's median F0)^follow: 0 leaves them to formant_ratio"),
+    ParamSpec("anon.warp_alpha", 0.6, 1.0, 0.85, "", smoothing_ms=50.0,
+              doc="McAdams warp of the envelope's frequency axis, phi -> phi^alpha (radians at 16 kHz); 1 = none"),
+    ParamSpec("anon.timbre_pct", 0.0, 100.0, 70.0, "%", smoothing_ms=50.0,
+              doc="share of the speaker's long-term spectral envelope replaced by the pseudo-speaker's"),
+    ParamSpec("anon.tilt_db_oct", -6.0, 6.0, 0.0, "dB/oct", smoothing_ms=50.0,
+              doc="pseudo-speaker's long-term envelope: the average speaker's, tilted by this above 500 Hz"),
+    ParamSpec("anon.seed", 0.0, 999999.0, 0.0, "", smoothing_ms=0.0,
+              doc="0: the pseudo-speaker as set; any other value draws pitch/formant/warp/tilt targets from it"),
+    ParamSpec("anon.detail_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of voiced frames' envelope detail above ~2.5 kHz (F3 and up) replaced by its long-term mean"),
+    ParamSpec("anon.vtln_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of the speaker's measured formant scale (long-term envelope against the average speaker's) removed"),
+)
+
+F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
+F0_EVERY = 2                   # frames: the F0 search runs on every other frame (100 per second)
+F0_RATE = 8000.0               # Hz: the F0 search runs on the input decimated to about this rate
+VOICED = 0.5                   # normalised autocorrelation peak above which a frame is voiced
+OCTAVE_COST = 0.05             # score penalty per octave of lag (against period doubling)
+MEDIAN_STEP = 0.01             # octaves per voiced frame, once settled
+MEDIAN_STEP0 = 0.125           # octaves per voiced frame at the start
+MIN_VOICED = 10                # voiced frames (50 ms) before the median is trusted: no shift until then
+OUTLIER_OCT = 0.8              # a frame this far from the median takes the median's shift
+ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
+TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
+CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
+REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
+# A seed's pseudo-speaker around the preset's: F0 within +-DRAW_ST semitones, formant scale following a
+# quarter of it (as across real voices) and within +-DRAW_FORMANT, alpha within DRAW_ALPHA of the
+# preset's, tilt within +-DRAW_TILT dB/oct.
+DRAW_ST, DRAW_FORMANT, DRAW_ALPHA, DRAW_TILT = 6.0, 0.1, (-0.1, 0.05), 3.0
+# The average speaker's long-term envelope (dB, level arbitrary) at POP_HZ: the mean over 16 LibriSpeech
+# train speakers (8 female, 8 male by median F0) of this stage's tracked mean envelope, each with its
+# 100 Hz .. 8 kHz mean removed; speakers differ from it by 3-7 dB (standard deviation per frequency).
+# The data stops at 8 kHz; above it the correction is the one at 8 kHz.
+POP_HZ = (0.0, 250.0, 400.0, 500.0, 700.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0)
+POP_DB = (30.3, 29.5, 26.6, 23.5, 17.0, 11.0, 8.7, 6.1, 4.4, -1.6, -7.2, -8.5, -17.9)
+TIMBRE_TOP_HZ = 8000.0
+DETAIL_LO_HZ, DETAIL_HI_HZ = 2000.0, 3000.0  # anon.detail_pct's crossover: none below, all above
+VTLN_LO_HZ, VTLN_HI_HZ = 300.0, 3500.0   # band in which the speaker's envelope is compared with POP_DB
+VTLN_STEPS = 12                          # candidate scales 2^(j/48), j = -12 .. 12 (0.84 .. 1.19)
+VTLN_EVERY = 20                          # voiced frames between two estimates
+VTLN_RATE = 0.3                          # each estimate moves the speaker's scale this share of the way
+
+
+def _unit(seed: int, i: int) -> float:
+    """A deterministic number in [-1, 1) from (seed, i): an integer hash, no allocation, no global state."""
+    h = (seed * 0x9E3779B1 + (i + 1) * 0x85EBCA77) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & 0xFFFFFFFF
+    h ^= h >> 12
+    h = (h * 0x297A2D39) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h / 2147483648.0 - 1.0
+
+
+def session_seed() -> int:
+    """A fresh ``anon.seed`` (1 .. 999999) from the operating system's random source: a voice of its own for
+    one session (``--anon-random``)."""
+    import secrets
+
+    return 1 + secrets.randbelow(999999)
+
+
+def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: float) -> tuple[float, float, float, float]:
+    """The pseudo-speaker of ``seed`` (> 0) around the given targets: (f0_hz, formant_ratio, alpha, tilt)."""
+    st = DRAW_ST * _unit(seed, 0)
+    f0 = min(max(f0_hz * 2.0 ** (st / 12.0), 70.0), 300.0)
+    fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + DRAW_FORMANT * _unit(seed, 1))
+    fr = min(max(fr, 0.7), 1.4)
+    al = min(max(alpha + 0.5 * (DRAW_ALPHA[1] - DRAW_ALPHA[0]) * (_unit(seed, 2) + 1.0) + DRAW_ALPHA[0], 0.6), 1.0)
+    ti = min(max(tilt + DRAW_TILT * _unit(seed, 3), -6.0), 6.0)
+    return f0, fr, al, ti
+
+
+class AnonVoice(VoiceShift):
+    """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread)."""
+
+    name = "anon"
+
+    def __init__(self, table):
+        self.table = table
+        self.phase_lock = True
+        ix = table.index
+        self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
+                                                "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
+                                                "vtln_pct")}
+
+    def prepare(self, ctx):
+        super().prepare(ctx)
+        nb, n = ctx.n_bins, ctx.n_fft
+        spacing = ctx.sample_rate / n
+        f = np.arange(nb) * spacing
+        # F0: the normalised cross-correlation of the section's input frame (rectangular, n samples) with
+        # itself at lags lo .. hi, from one zero-padded FFT of length 2n (a linear, not circular,
+        # autocorrelation) and the frame's running energy.
+        # Above 8 kHz the frame is first decimated by D (sums of D consecutive samples: a boxcar whose
+        # nulls fall on the multiples of the decimated rate), so the search costs the same at every rate.
+        D = max(1, int(round(ctx.sample_rate / F0_RATE)))
+        m = n // D
+        self._D, self._m, self._fs0 = D, m, ctx.sample_rate / D
+        lo = max(2, int(math.floor(self._fs0 / F0_MAX)))
+        hi = min(int(0.7 * m), int(math.ceil(self._fs0 / F0_MIN)))
+        self._lo, self._hi = lo, hi
+        self._x = np.zeros(2 * m, np.float64)
+        self._x32 = np.zeros(m, np.float32)  # the decimated sum, in the input's dtype (no mixed-dtype ufunc)
+        self._X = np.zeros(m + 1, np.complex128)
+        self._Xa = np.zeros(m + 1, np.float64)
+        self._ac = np.zeros(2 * m, np.float64)
+        self._fft = RealFFT(2 * m)
+        self._cs = np.zeros(m, np.float64)
+        self._cs_head = self._cs[m - hi - 1 : m - lo][::-1]   # energy of x[0 : m - lag], lag = lo .. hi
+        self._cs_tail = self._cs[lo - 1 : hi]                # e minus it: energy of x[lag : m]
+        self._eh = np.zeros(hi - lo + 1, np.float64)
+        self._et = np.zeros(hi - lo + 1, np.float64)
+        lags = np.arange(lo, hi + 1, dtype=np.float64)
+        self._cost = -OCTAVE_COST * np.log2(lags / lo)
+        self._score = np.zeros(hi - lo + 1, np.float64)
+        self._below = np.zeros(hi - lo + 1, bool)
+        self._f0q = np.zeros(MAX_BATCH, np.float64)  # per-frame F0 of the frames observed since the last batch
+        self._nq = 0
+        self._f0_cur = 0.0
+        # Envelope warp: bin k's frequency as an angle at 16 kHz.
+        self._phi_k = 2.0 * np.pi * f / REF_RATE
+        self._spacing = spacing
+        # Timbre target and correction (natural-log magnitude, per bin).
+        self._oct500 = np.log2(np.maximum(f, 500.0) / 500.0).astype(np.float32)
+        self._pop = (np.interp(f, POP_HZ, POP_DB) * math.log(10.0) / 20.0).astype(np.float32)
+        self._top = int(min(nb - 1, math.floor(TIMBRE_TOP_HZ / spacing)))
+        self._band = ((f >= 100.0) & (f <= 8000.0)).astype(np.float32)
+        self._hfw = np.clip((f - DETAIL_LO_HZ) / (DETAIL_HI_HZ - DETAIL_LO_HZ), 0.0, 1.0).astype(np.float32)
+        self._band /= max(float(self._band.sum()), 1.0)
+        self._tgt = np.zeros(nb, np.float32)
+        # Formant-scale estimate: the unwarped long-term envelope read at k·w for each candidate w, correlated
+        # with the average speaker's over VTLN_LO_HZ .. VTLN_HI_HZ.
+        kb = np.flatnonzero((f >= VTLN_LO_HZ) & (f <= VTLN_HI_HZ)).astype(np.float64)
+        self._vw = 2.0 ** (np.arange(-VTLN_STEPS, VTLN_STEPS + 1) / 48.0)
+        # Slopes E(k_{i+1} w) - E(k_i w) from two contiguous gathers (a ufunc over 2-D strided views of one
+        # array buffers its operands on the audio thread).
+        self._vpos = []
+        for kk in (kb[1:], kb[:-1]):
+            pos = np.minimum(np.outer(self._vw, kk), nb - 1.001)
+            i0 = np.floor(pos).astype(np.int64)
+            self._vpos.append((i0, i0 + 1, (pos - i0).astype(np.float32)))
+        popb = np.diff(np.interp(kb * spacing, POP_HZ, POP_DB) * math.log(10.0) / 20.0)
+        popb -= popb.mean()
+        self._vpop = (popb / np.linalg.norm(popb)).astype(np.float32)
+        shape = self._vpos[0][0].shape
+        self._vg = np.zeros(shape, np.float32)
+        self._vg2 = np.zeros(shape, np.float32)
+        self._vd = np.zeros(shape, np.float32)
+        self._vnum = np.zeros(len(self._vw), np.float32)
+        self._vsum = np.zeros(len(self._vw), np.float32)
+        self._vss = np.zeros(len(self._vw), np.float32)
+        self._vB = float(shape[1])
+        self._emean = np.zeros(nb, np.float32)
+        self._corr = np.zeros((ctx.channels, nb), np.float32)
+        self._mean = np.zeros((ctx.channels, nb), np.float32)
+        self._ctmp = np.zeros(nb, np.float32)
+        self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
+        self.reset_trackers()
+
+    def reset(self):
+        super().reset()
+        if hasattr(self, "_mean"):
+            self.reset_trackers()
+
+    def reset_trackers(self):
+        self._mean.fill(0.0)
+        self._corr.fill(0.0)
+        self._emean.fill(0.0)
+        self._nmean = 0
+        self._ls = 0.0            # the speaker's formant scale re the average speaker, log2
+        self.formant_scale = 1.0  # 2^_ls (diagnostics and tests)
+        self._med = math.nan      # octaves re 1 Hz
+        self._nvoiced = 0
+        self._nobs = -1
+        self._f0_last = 0.0
+        self._nq = 0
+        self._st = math.nan
+        self._warp_key = (math.nan, math.nan)
+        self._seed = 0
+        self._drawn = (0.0, 0.0, 0.0, 0.0)
+        self.f0 = 0.0             # last frame's F0 estimate (Hz, 0 = unvoiced; diagnostics and tests)
+        self.median_hz = 0.0      # the speaker's tracked median F0 (Hz)
+
+    # -- audio thread ---------------------------------------------------------------------------
+    wants_input = True
+
+    def observe_input(self, inbuf):
+        """The frame's F0 (Hz; 0 when unvoiced) from the channels' summed input, queued for its batch."""
+        self._nobs += 1
+        if self._nobs % F0_EVERY == 0:
+            self._f0_last = self._estimate(inbuf)
+        if self._nq < MAX_BATCH:
+            self._f0q[self._nq] = self._f0_last
+            self._nq += 1
+
+    def _estimate(self, inbuf) -> float:
+        D, m = self._D, self._m
+        x = self._x32
+        x.fill(0.0)
+        for c in range(inbuf.shape[0]):
+            for d in range(D):
+                x += inbuf[c, d : m * D : D]
+        np.copyto(self._x[:m], x)
+        x = self._x[:m]
+        np.multiply(x, x, out=self._cs)
+        np.cumsum(self._cs, out=self._cs)
+        e = float(self._cs[-1])
+        if not e > 1e-12 * m:
+            return 0.0
+        self._fft.forward(self._x, self._X)
+        np.abs(self._X, out=self._Xa)
+        self._Xa *= self._Xa
+        np.copyto(self._X, self._Xa)
+        self._fft.inverse(self._X, self._ac)
+        return self._pick(m, e)
+
+    def _pick(self, n: int, e: float) -> float:
+        """F0 (Hz) from self._ac (linear autocorrelation) and self._cs (cumulative energy), 0 if unvoiced."""
+        lo, hi = self._lo, self._hi
+        eh, et, sc = self._eh, self._et, self._score
+        # energy of x[0 : n - lag] and of x[lag : n]
+        np.copyto(eh, self._cs_head)
+        np.subtract(e, self._cs_tail, out=et)
+        eh *= et
+        np.maximum(eh, 1e-30, out=eh)
+        np.sqrt(eh, out=eh)
+        np.divide(self._ac[lo : hi + 1], eh, out=sc)
+        # Lags before the correlation first drops below VOICED belong to the lag-0 lobe (a smooth or
+        # formant-dominated waveform correlates with itself over a few samples), not to a period.
+        below = self._below
+        np.less(sc, VOICED, out=below)
+        j = int(np.argmax(below))
+        if not below[j]:
+            return 0.0
+        sc[:j] = -1.0
+        peak_i = int(np.argmax(sc))
+        if not sc[peak_i] > VOICED:
+            return 0.0
+        sc += self._cost
+        i = int(np.argmax(sc))
+        lag = float(lo + i)
+        if 0 < i < sc.shape[0] - 1:  # parabolic refinement
+            a, b, c = float(sc[i - 1]), float(sc[i]), float(sc[i + 1])
+            den = a - 2.0 * b + c
+            if den < 0.0:
+                lag += 0.5 * (a - c) / den
+        return self._fs0 / lag
+
+    def process_frames(self, specs, n: int) -> None:
+        for k in range(n):
+            self._f0_cur = float(self._f0q[k]) if k < self._nq else 0.0
+            self.process_frame(specs[k])
+        self._nq = 0
+
+    def _targets(self):
+        v = self.table.value
+        i = self._i
+        f0 = float(v[i["f0_hz"]])
+        fr = float(v[i["formant_ratio"]])
+        al = float(v[i["warp_alpha"]])
+        ti = float(v[i["tilt_db_oct"]])
+        seed = int(round(float(v[i["seed"]])))
+        if seed > 0:
+            key = (seed, f0, fr, al, ti)
+            if key != self._seed:
+                self._seed = key
+                self._drawn = draw(seed, f0, fr, al, ti)
+            f0, fr, al, ti = self._drawn
+        return f0, fr, al, ti
+
+    def _set_warp(self, a: float, alpha: float) -> None:
+        """self._wi0 / self._wfr <- read position src(k) = warp^-1(k / a) of the envelope (bins)."""
+        # Quantised to 1/128 octave of scale (0.5 %) and 0.002 of alpha: the scale follows the tracked
+        # median by small steps, and rebuilding the map costs a power over every bin.
+        key = (round(128.0 * math.log2(a)), round(500.0 * alpha))
+        if key == self._warp_key:
+            return
+        self._warp_key = key
+        nb = self.kf.shape[0]
+        t, wi = self._t64, self._u64
+        np.multiply(self._phi_k, 1.0 / a, out=t)
+        if alpha < 1.0:
+            np.power(t, 1.0 / alpha, out=t)
+        t *= REF_RATE / (2.0 * math.pi * self._spacing)
+        np.clip(t, 0.0, nb - 1.0, out=t)
+        np.floor(t, out=wi)
+        np.clip(wi, 0.0, nb - 2.0, out=wi)
+        np.copyto(self._wi0, wi, casting="unsafe")
+        np.subtract(t, wi, out=t)
+        np.copyto(self._wfr, t, casting="same_kind")
+
+    def process_frame(self, spec):
+        v = self.table.value
+        f0_t, fr, alpha, tilt = self._targets()
+        rng = float(v[self._i["pitch_range"]])
+        follow = float(v[self._i["formant_follow"]])
+        self._timbre = 0.01 * float(v[self._i["timbre_pct"]])
+        self._detail = 0.01 * float(v[self._i["detail_pct"]])
+        f0 = self._f0_cur
+        self.f0 = f0
+        lt = math.log2(f0_t)
+        if f0 > 0.0:
+            x = math.log2(f0)
+            if self._nvoiced == 0:
+                self._med = x
+            else:
+                step = max(MEDIAN_STEP, MEDIAN_STEP0 / (1.0 + 0.1 * self._nvoiced))
+                self._med += step if x > self._med else -step
+            self._nvoiced += 1
+        if self._nvoiced >= MIN_VOICED:
+            med = self._med
+            self.median_hz = 2.0 ** med
+            dev = x - med if f0 > 0.0 else 0.0
+            if abs(dev) > OUTLIER_OCT:
+                dev = 0.0
+            st = 12.0 * (lt - med + (rng - 1.0) * dev)
+            a = fr * 2.0 ** (follow * (lt - med) - 0.01 * float(v[self._i["vtln_pct"]]) * self._ls)
+        else:
+            st, a = 0.0, fr
+        st = min(max(st, -12.0), 12.0)
+        if math.isnan(self._st):
+            self._st = st
+        else:
+            self._st += self._fst * (st - self._st)
+        st = round(32.0 * self._st) / 32.0  # 3-cent steps: the pitch index map is rebuilt only when st moves
+        r = 2.0 ** (st / 12.0)
+        self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
+        self._set_warp(min(max(a, 0.5), 2.0), alpha)
+        # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
+        np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
+        self._tgt += self._pop
+        self._voiced = f0 > 0.0
+        for ch in range(spec.shape[0]):
+            self._ch = ch
+            if abs(st) > 1e-4:
+                self._shift(spec[ch], ch, r, True)
+            else:
+                self._follow[ch] = True
+                np.copyto(self._zprev[ch], spec[ch])
+                self._formants(spec[ch])
+
+    def _vtln(self) -> None:
+        """self._ls <- moved toward log2 of the candidate scale w whose E(k·w) correlates best with POP_DB."""
+        e, g, g2, d = self._emean, self._vg, self._vg2, self._vd
+        for n, (i0, i1, fr) in enumerate(self._vpos):  # E at k_{i+1} w into d, then minus E at k_i w
+            e.take(i0, out=g, mode="clip")
+            e.take(i1, out=g2, mode="clip")
+            g2 -= g
+            g2 *= fr
+            g += g2
+            if n == 0:
+                np.copyto(d, g)
+            else:
+                d -= g
+        np.matmul(d, self._vpop, out=self._vnum)  # POP's slope is zero-mean: a row's own mean drops out
+        np.add.reduce(d, axis=1, out=self._vsum)
+        np.multiply(d, d, out=d)
+        np.add.reduce(d, axis=1, out=self._vss)
+        self._vsum *= self._vsum
+        self._vsum *= 1.0 / self._vB
+        self._vss -= self._vsum
+        np.maximum(self._vss, 1e-12, out=self._vss)
+        np.sqrt(self._vss, out=self._vss)
+        self._vnum /= self._vss
+        j = int(np.argmax(self._vnum))
+        self._ls += VTLN_RATE * (math.log2(float(self._vw[j])) - self._ls)
+        self.formant_scale = 2.0 ** self._ls
+
+    def _warped_envelope(self) -> None:
+        """The warped envelope (VoiceShift's, on this stage's map) plus the timbre correction; the voiced
+        frames' warped envelope updates the channel's long-term mean first."""
+        ch = self._ch
+        if self._voiced and ch == 0:
+            k = 1.0 / min(self._nmean + 1, TIMBRE_FRAMES)
+            np.subtract(self._env, self._emean, out=self._ctmp)
+            self._ctmp *= k
+            self._emean += self._ctmp
+            if (self._nmean + 1) % VTLN_EVERY == 0:
+                self._vtln()
+        super()._warped_envelope()
+        w, mean, corr, t = self._envw, self._mean[ch], self._corr[ch], self._ctmp
+        if self._voiced:
+            if ch == 0:
+                self._nmean += 1
+            k = 1.0 / min(self._nmean, TIMBRE_FRAMES)
+            np.subtract(w, mean, out=t)
+            t *= k
+            mean += t
+            # correction = timbre x (T - M), its band mean removed, within +-CORR_MAX
+            np.subtract(self._tgt, mean, out=corr)
+            corr -= float(np.dot(corr, self._band))
+            np.clip(corr, -CORR_MAX, CORR_MAX, out=corr)
+            corr[self._top + 1 :] = corr[self._top]
+            if self._detail > 0.0:
+                # the frame's envelope above the crossover pulled toward the long-term mean
+                np.subtract(mean, w, out=t)
+                t *= self._hfw
+                t *= self._detail
+                w += t
+        if self._nmean:
+            np.multiply(corr, self._timbre, out=t)
+            w += t

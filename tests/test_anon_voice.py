@@ -1,0 +1,121 @@
+"""The ``anon`` pseudo-speaker stage (dsp/voice/anon.py) on synthetic voiced sounds: harmonic tones on one
+resonance (tests/test_voice_shift.py's ``_tone``), whose F0 is known.
+
+Streaming == offline for any block partition, reset, NaN/Inf, every rate, allocation-free processing and
+latency are checked for the slot by tests/test_stage_conformance.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stage_testlib import make_section, run
+from test_voice_shift import _f0, _tone
+
+from resculpt.dsp.voice import anon
+
+RATES = (16000, 48000)
+STILL = {"anon.pitch_range": 1.0, "anon.timbre_pct": 0.0, "anon.formant_follow": 0.0, "anon.warp_alpha": 1.0}
+
+
+def _stage(rig):
+    return rig.proc.stages[0]
+
+
+@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("f0", (110.0, 230.0))
+def test_tracked_median_f0_is_the_tone_f0_within_2_percent(sr, f0):
+    """The stage's F0 search and median tracker find a steady harmonic tone's F0."""
+    rig = make_section(["anon"], sr, 1, STILL)
+    run(rig, _tone(sr, f0, 1.5), 512)
+    assert abs(_stage(rig).median_hz / f0 - 1.0) < 0.02
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_different_input_pitches_come_out_at_the_target_pitch(sr):
+    """Normalisation, not a shift: tones at 110 Hz and 230 Hz both leave at anon.f0_hz (within 3 %)."""
+    target = 160.0
+    for f0 in (110.0, 230.0):
+        y = run(make_section(["anon"], sr, 1, {**STILL, "anon.f0_hz": target}), _tone(sr, f0, 1.5), 512)
+        assert abs(_f0(y, sr) / target - 1.0) < 0.03, f0
+
+
+def _pop_tone(sr: int, f0: float, tilt_db_oct: float, seconds: float = 1.5) -> np.ndarray:
+    """(1, n) float32: harmonics of f0 on the average speaker's envelope (anon.POP_DB) tilted by
+    ``tilt_db_oct`` above 500 Hz, fixed random phases, peak 0.3."""
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(2)
+    y = np.zeros_like(t)
+    for h in range(1, int(min(0.45 * sr, 7500.0) / f0)):
+        f = h * f0
+        db = np.interp(f, anon.POP_HZ, anon.POP_DB) + tilt_db_oct * np.log2(max(f, 500.0) / 500.0)
+        y += 10 ** (db / 20) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)[None]
+
+
+def _slope_db_oct(y, sr) -> float:
+    """Long-term level of 2-4 kHz minus 0.5-1 kHz, per octave (2 octaves apart), after the first 0.5 s."""
+    s = np.abs(np.fft.rfft(y[0, sr // 2 :])) ** 2
+    fr = np.fft.rfftfreq(y.shape[1] - sr // 2, 1 / sr)
+    return float(10 * np.log10(s[(fr > 2000) & (fr < 4000)].sum() / s[(fr > 500) & (fr < 1000)].sum()) / 2.0)
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_timbre_replacement_brings_two_tilts_onto_the_target(sr):
+    """anon.timbre_pct 100: a dark (-3 dB/oct) and a bright (+3 dB/oct) voice both come out with the target's
+    long-term slope: their difference shrinks to under a quarter of the inputs' 6 dB/oct."""
+    p = {**STILL, "anon.f0_hz": 150.0, "anon.timbre_pct": 100.0}
+    dark, bright = _pop_tone(sr, 150.0, -3.0), _pop_tone(sr, 150.0, 3.0)
+    before = _slope_db_oct(bright, sr) - _slope_db_oct(dark, sr)
+    after = (_slope_db_oct(run(make_section(["anon"], sr, 1, p), bright, 512), sr)
+             - _slope_db_oct(run(make_section(["anon"], sr, 1, p), dark, 512), sr))
+    assert before > 5.0 and abs(after) < 0.25 * before
+
+
+def test_a_seed_gives_the_same_voice_every_time_and_another_seed_another():
+    """anon.seed > 0: the same seed renders bit-identically, a different one differently, and seed 0 is the
+    preset's voice as set."""
+    sr, x = 16000, _tone(16000, 140.0, 1.0)
+    out = {s: run(make_section(["anon"], sr, 1, {"anon.seed": s}), x, 512) for s in (0, 7, 7.0, 8)}
+    assert np.array_equal(out[7], out[7.0])
+    assert not np.allclose(out[7], out[8], atol=1e-3)
+    assert not np.allclose(out[0], out[7], atol=1e-3)
+
+
+def test_drawn_pseudo_speakers_stay_in_natural_ranges():
+    """draw(): over 2000 seeds, F0 within +-6 semitones, formant scale within the pitch's quarter +-10 %,
+    alpha within -0.1 .. +0.05, tilt within +-3 dB/oct; the draws spread over each range."""
+    d = np.array([anon.draw(s, 140.0, 1.0, 0.85, -1.0) for s in range(1, 2001)])
+    st = 12 * np.log2(d[:, 0] / 140.0)
+    assert np.all(np.abs(st) <= 6.0 + 1e-9) and st.min() < -5.5 and st.max() > 5.5
+    fr = d[:, 1] / 2.0 ** (0.25 * st / 12.0)
+    assert np.all(np.abs(fr - 1.0) <= 0.1 + 1e-6) and np.ptp(fr) > 0.18
+    assert np.all((d[:, 2] >= 0.75 - 1e-9) & (d[:, 2] <= 0.9 + 1e-9)) and np.ptp(d[:, 2]) > 0.13
+    assert np.all(np.abs(d[:, 3] + 1.0) <= 3.0 + 1e-9) and np.ptp(d[:, 3]) > 5.5
+
+
+def test_session_seed_is_in_the_parameter_range():
+    assert all(1 <= anon.session_seed() <= 999999 for _ in range(100))
+
+
+def test_render_with_anon_random_draws_a_new_voice_per_session(tmp_path, capsys):
+    """`resculpt render --anon-random` says the seed it drew on stderr; two sessions draw different seeds and
+    render different voices, and `--set anon.seed=N` renders session N's voice again, bit for bit."""
+    from resculpt.cli import main
+    from resculpt.plugin_host.audio_io import read_audio, write_audio
+
+    sr = 16000
+    src = tmp_path / "in.wav"
+    write_audio(src, np.tile(_tone(sr, 150.0, 1.0), (1, 1)), sr)
+    seeds, outs = [], []
+    for k in range(2):
+        out = tmp_path / f"r{k}.wav"
+        assert main(["render", str(src), "-o", str(out), "--preset", "anon-neutral", "--anon-random"]) == 0
+        err = capsys.readouterr().err
+        seeds.append(int(err.split("anon.seed=")[1].split()[0]))
+        outs.append(read_audio(out)[0])
+    assert seeds[0] != seeds[1] and not np.allclose(outs[0], outs[1], atol=1e-3)
+    again = tmp_path / "again.wav"
+    assert main(["render", str(src), "-o", str(again), "--preset", "anon-neutral", "-q",
+                 "--set", f"anon.seed={seeds[0]}"]) == 0
+    assert np.array_equal(read_audio(again)[0], outs[0])
