@@ -23,6 +23,7 @@ from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.voice import shift as voice_shift
 from resculpt.dsp.voice import mcadams
 from resculpt.models.mask import stage as mask_stage
+from resculpt.models.resculpt import stage as resculpt_stage
 
 # Global parameters, applied by the host around the engine.
 GLOBAL_PARAMS = (
@@ -213,6 +214,10 @@ register(SpectralSlot("voice", "pitch shift (formants kept) and formant shift (p
 # Voice transformation (dsp/voice, docs/anonymization.md).
 register(SpectralSlot("mcadams", "McAdams anonymizer (VoicePrivacy baseline): LPC pole angles phi -> phi^alpha",
                       mcadams.PARAMS, mcadams.McAdams))
+# The resculpting model (models/resculpt, docs/resculpt-model.md): needs the shipped generator bundle.
+register(SpectralSlot("resculpt", "resculpting model: a learned generator that moves the sound toward a target "
+                      "profile (Chain.set_target) and repairs low-bitrate codec audio", resculpt_stage.PARAMS,
+                      resculpt_stage.ResculptStage))
 
 
 def all_param_specs() -> list[ParamSpec]:

@@ -87,4 +87,10 @@ ORDER = (
     "voice.pitch_st",
     "voice.formant_ratio",
     "mcadams.alpha",
+    "resculpt.amount",
+    "resculpt.match",
+    "resculpt.bass_db",
+    "resculpt.brightness_db",
+    "resculpt.tilt_db_oct",
+    "resculpt.loudness_db",
 )
