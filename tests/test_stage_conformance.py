@@ -48,6 +48,22 @@ def _give_match_a_target(where) -> None:
             st.inbox.publish(target)
 
 
+def _give_resculpt_a_target(where) -> None:
+    """The resculpt stage passes audio (delayed by its look-ahead) until a target is published: a darker,
+    louder voice than the test signal."""
+    from resculpt.dsp.profile import Profile
+    from resculpt.models.resculpt.stage import ResculptTarget
+
+    target = ResculptTarget.make(Profile("target", {"centroid_hz": 700.0, "tilt_db_oct": -9.0, "lufs_integrated": -16.0},
+                                         band_env_db=list(-30.0 - 1.5 * np.arange(32))))
+    if isinstance(where, Chain):
+        where.publish("resculpt", target)
+        return
+    for st in where.stages:
+        if st.inbox_type is ResculptTarget:
+            st.inbox.publish(target)
+
+
 @dataclass(frozen=True)
 class Active:
     """A slot's test configuration.
@@ -111,6 +127,11 @@ ACTIVE = {
                     ((0.15, {"voice.pitch_st": 5.0}), (0.22, {"voice.pitch_st": -7.0, "voice.formant_ratio": 0.8}))),
     # Formants pushed further, then less far, mid-stream.
     "mcadams": Active({"mcadams.alpha": 0.7}, ((0.15, {"mcadams.alpha": 0.9}),)),
+    # Overrides moved and the match mode switched mid-stream; the same allocation bound as the mask (one
+    # model call per frame through IOBinding).
+    "resculpt": Active({"resculpt.bass_db": 6.0, "resculpt.tilt_db_oct": -2.0},
+                       ((0.1, {"resculpt.amount": 0.5, "resculpt.match": "voice"}), (0.2, {"resculpt.bass_db": -6.0})),
+                       setup=_give_resculpt_a_target, alloc_peak_bytes=4 * 481),
     # Delta listen switched off and on again over a section that removes a lot.
     "spectral": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
                         "lfo.rate_hz": 5.0, "lfo.depth": 0.8, "blur.time_ms": 80.0, "spectral.delta": 1},
@@ -118,6 +139,8 @@ ACTIVE = {
                        stages=("sgate", "lfo", "blur")),
 }
 SLOTS = list(catalog.SLOTS)
+# The resculpt slot loads the generator bundle (the shipped one, or a test generator exported for the session).
+pytestmark = pytest.mark.usefixtures("resculpt_bundle")
 # pedalboard's IIR filters (JUCE dsp::IIR) flush states below 1e-8 to zero at the end of every call,
 # so a board differs between block partitions by less than 1e-6 for one filter (-120 dBFS; measured
 # in tests/test_host.py:test_juce_filters_flush_tiny_states_per_call). The spectral section is exact.

@@ -187,8 +187,10 @@ class ResculptStage(SpectralStage):
         self._feat = np.zeros((1, 1, C.N_BANDS), np.float32)
         self._low = np.zeros((1, 1, C.N_LOW), np.float32)
         self._cond = np.zeros((1, C.COND_DIM), np.float32)
+        self._ovr64 = np.zeros(len(OVERRIDES))  # the table's values (float64)
+        self._ovr_old = np.full(len(OVERRIDES), np.nan)
+        self._ovr_chg = np.zeros(len(OVERRIDES), bool)
         self._ovr = np.zeros(len(OVERRIDES), np.float32)
-        self._ovr_old = np.full(len(OVERRIDES), np.nan, np.float32)
         self._env = np.zeros(C.N_BANDS, np.float32)
         self._g = np.zeros((1, 1, C.N_BANDS), np.float32)
         self._e = np.zeros((1, 1, C.N_BANDS), np.float32)
@@ -203,7 +205,6 @@ class ResculptStage(SpectralStage):
         self._coef = np.zeros((N, C.N_LOW), np.complex64)  # deep-filter taps, tap-major
         self._onehot = np.zeros((N, C.N_LOW), np.complex64)
         self._onehot[N - 1 - L] = 1.0
-        self._cc = np.zeros((c, C.N_LOW), np.complex64)
         self._z = np.zeros((c, C.N_LOW), np.complex64)
         self._zt = np.zeros((c, C.N_LOW), np.complex64)
         R = max(N, L + 1)
@@ -244,11 +245,13 @@ class ResculptStage(SpectralStage):
         """The conditioning vector of this frame into ``self._cond`` (allocation-free)."""
         val = self.table.value
         mode = int(val[self._i_match])
-        np.take(val, self._i_ovr, out=self._ovr, mode="clip")
+        np.take(val, self._i_ovr, out=self._ovr64, mode="clip")
+        np.not_equal(self._ovr64, self._ovr_old, out=self._ovr_chg)
         delta = tgt.offsets is not None
-        if tgt is not self._target or mode != self._mode or not np.array_equal(self._ovr, self._ovr_old) or delta:
+        if tgt is not self._target or mode != self._mode or self._ovr_chg.any() or delta:
             self._target, self._mode = tgt, mode
-            np.copyto(self._ovr_old, self._ovr)
+            np.copyto(self._ovr_old, self._ovr64)
+            np.copyto(self._ovr, self._ovr64)
             cond = self._cond[0]
             np.matmul(self._ovr, tgt.dirs[mode], out=cond)
             cond += tgt.cond[mode]
@@ -307,13 +310,17 @@ class ResculptStage(SpectralStage):
         np.copyto(self._coef.imag, self._df[0, 0, ..., 1].T)
         self._coef *= a
         self._coef += self._onehot
-        self._z.fill(0.0)
-        for j in range(N):
-            np.copyto(self._cc, self._coef[j])
-            np.multiply(self._frame(R - N + j)[:, : C.N_LOW], self._cc, out=self._zt)
-            self._z += self._zt
         S, nb = self._shift, spec.shape[1]
         np.multiply(X, self._cG, out=spec)
-        np.multiply(self._z, self._cG[:, : C.N_LOW], out=spec[:, : C.N_LOW])
-        np.multiply(X[:, : nb - S], self._cE[:, S:], out=self._tmp[:, S:])
-        spec[:, S:] += self._tmp[:, S:]
+        # Row by row from here: numpy buffers a ufunc over 2-D column slices (tens of kB at six channels),
+        # while a row's slice is contiguous.
+        for ch in range(self.ctx.channels):
+            z, zt = self._z[ch], self._zt[ch]
+            z.fill(0.0)
+            for j in range(N):
+                np.multiply(self._frame(R - N + j)[ch, : C.N_LOW], self._coef[j], out=zt)
+                z += zt
+            np.multiply(z, self._cG[ch, : C.N_LOW], out=spec[ch, : C.N_LOW])
+            tmp = self._tmp[ch, S:]
+            np.multiply(X[ch, : nb - S], self._cE[ch, S:], out=tmp)
+            spec[ch, S:] += tmp
