@@ -10,8 +10,40 @@ from __future__ import annotations
 import os
 
 from .audio_io import read_audio
-from .host import ChainHost
+from .host import TARGET_SLOTS, ChainHost
 from .presets import Preset, load_preset
+
+# What moves the sound toward a target: "auto" takes the resculpting model whenever its bundle is installed
+# (and the layout's STFT is the model's 20 ms window), else the profile-matching EQ.
+ENGINES = ("auto", *TARGET_SLOTS)
+
+
+class EngineError(ValueError):
+    """The engine asked for cannot run here; the message says why and what to use instead."""
+
+
+def resolve_engine(engine: str | None, layout=None) -> str:
+    """"match-eq" or "model" for ``engine`` (None = "auto"), for a chain with ``layout`` (None: any).
+
+    Raises EngineError for an unknown name, or for "model" when the bundle is missing or the layout's STFT
+    section runs another window than the model's."""
+    from resculpt.models.resculpt import bundle as rb
+    from resculpt.models.resculpt.common import STFT_CONFIG
+
+    engine = engine or "auto"
+    if engine not in ENGINES:
+        raise EngineError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    stft_ok = layout is None or layout.stft == STFT_CONFIG
+    if engine == "auto":
+        return "model" if rb.bundle_present() and stft_ok else "match-eq"
+    if engine == "model":
+        if not rb.bundle_present():
+            raise EngineError(f"engine model: the resculpting model is not installed (no bundle in {rb.bundle_dir()}); "
+                              "use the match-EQ engine (match-eq, or auto)")
+        if not stft_ok:
+            raise EngineError(f"engine model: the model runs the {STFT_CONFIG!r} STFT (20 ms window); this preset's "
+                              f"spectral section uses {layout.stft!r}: use the match-EQ engine or another preset")
+    return engine
 
 
 class Chain(ChainHost):
@@ -35,6 +67,17 @@ class Chain(ChainHost):
         p = preset if isinstance(preset, Preset) else load_preset(preset)
         self.switch(p.layout, p.full_params(), p.name)
 
+    engine = "auto"  # the engine set_target uses when it is given none (ENGINES)
+
+    def set_target(self, target, amount: float | None = None, add_stage: bool = False,
+                   engine: str | None = None) -> str:
+        """:meth:`ChainHost.set_target` with ``engine`` resolved (None: this chain's ``engine``; "auto": the
+        model whenever its bundle is installed, see :func:`resolve_engine`); returns the engine used. Raises
+        EngineError or ProfileError before anything changes."""
+        eng = resolve_engine(engine or self.engine, self.layout)
+        super().set_target(target, amount, add_stage, eng)
+        return eng
+
     def set_sidechain(self, source, sample_rate: int | None = None) -> None:
         """The mask-transfer reference: an audio file's path, or (n,) / (channels, n) audio with its
         ``sample_rate``, or None to clear it (see :meth:`ChainHost.set_sidechain`)."""
@@ -43,4 +86,4 @@ class Chain(ChainHost):
         super().set_sidechain(source, sample_rate)
 
 
-__all__ = ["Chain"]
+__all__ = ["ENGINES", "Chain", "EngineError", "resolve_engine"]
