@@ -211,7 +211,7 @@ def _norm_sets(sets) -> dict:
 def resolve_job(preset="clean", sets=None, target=None, context=None, amount=None, engine="auto",
                 passes: int = 2, block: int = 4096, linked: bool | None = None, match: str | None = None) -> Job:
     """Load and check the preset, overrides, target and context once; raise RenderError if any is bad."""
-    from resculpt.dsp.profile import Profile, ProfileError, load_profile
+    from resculpt.dsp.profile import Profile, ProfileError
 
     from .chain import Chain, resolve_engine
     from .contexts import ContextError, get_context
@@ -220,7 +220,9 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
     try:
         p = preset if isinstance(preset, Preset) else load_preset(preset)
         if target is not None and not isinstance(target, Profile):
-            target = load_profile(target)
+            from .targets import resolve_target
+
+            target = resolve_target(target)
         ctx_hash = None
         if context:
             c = get_context(context)
@@ -231,7 +233,7 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         for k, v in (sets or {}).items():
             chain.params.set(k, v)
         # The engine as every worker will run it (auto decided once here, in the record as what ran).
-        engine = resolve_engine(engine, p.layout) if (target is not None or context) else "match-eq"
+        engine = resolve_engine(engine, p.layout) if (target is not None or context or p.target) else "match-eq"
     except (PresetError, ProfileError, ContextError, ValueError) as e:
         raise RenderError(str(e)) from None
     identity = {

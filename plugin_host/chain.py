@@ -46,6 +46,15 @@ def resolve_engine(engine: str | None, layout=None) -> str:
     return engine
 
 
+def _with_target_stage(layout, target, engine):
+    """(layout with the stage of ``engine`` (resolved) appended when there is a ``target`` and it lacks it,
+    the resolved engine or None without a target)."""
+    if target is None:
+        return layout, None
+    eng = resolve_engine(engine, layout)
+    return layout.with_spectral(TARGET_SLOTS[eng]), eng
+
+
 class Chain(ChainHost):
     """A Resculpt effect chain.
 
@@ -60,12 +69,26 @@ class Chain(ChainHost):
     def from_preset(cls, preset, sample_rate: int = 48000, channels: int = 2, max_block: int = 8192) -> "Chain":
         """Build a chain from a shipped/user preset name, a path to a preset file, or a Preset."""
         p = preset if isinstance(preset, Preset) else load_preset(preset)
-        return cls(p.layout, sample_rate, channels, max_block, params=p.full_params(), preset_name=p.name)
+        target = p.target_profile()
+        layout, eng = _with_target_stage(p.layout, target, cls.engine)
+        chain = cls(layout, sample_rate, channels, max_block, params=p.full_params(), preset_name=p.name)
+        if target is not None:
+            ChainHost.set_target(chain, target, engine=eng)
+        return chain
 
     def load_preset(self, preset) -> None:
-        """Load a preset by name, path or Preset object. Validates fully first; crossfades."""
+        """Load a preset by name, path or Preset object. Validates fully first; crossfades. A preset with a
+        target publishes it (and its layout gets the engine's stage); one without keeps the current target."""
         p = preset if isinstance(preset, Preset) else load_preset(preset)
-        self.switch(p.layout, p.full_params(), p.name)
+        target = p.target_profile()
+        layout, eng = _with_target_stage(p.layout, target, self.engine)
+        if target is not None:
+            from resculpt.models.resculpt.stage import ResculptTarget
+
+            ResculptTarget.make(target)  # a bad target: the error before anything changes
+        self.switch(layout, p.full_params(), p.name)
+        if target is not None:
+            ChainHost.set_target(self, target, engine=eng)
 
     engine = "auto"  # the engine set_target uses when it is given none (ENGINES)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from resculpt.dsp.descriptors import describe
 from resculpt.dsp.params import ParamError
-from resculpt.dsp.profile import from_reference
+from resculpt.dsp.profile import from_reference, load_profile
 
 from . import osc_protocol
 from .contexts import apply_context, load_contexts
@@ -164,6 +164,7 @@ class OscServer:
             osc_protocol.PRESET_LIST: self._h_preset_list,
             osc_protocol.PROFILE_DESCRIBE: self._h_describe,
             osc_protocol.PROFILE_REFERENCE: self._h_reference,
+            osc_protocol.PROFILE_LOAD: self._h_profile_load,
             osc_protocol.CONTEXT: self._h_context,
             osc_protocol.CONTEXT_LIST: self._h_context_list,
             osc_protocol.SUBSCRIBE: self._h_subscribe,
@@ -501,6 +502,13 @@ class OscServer:
             raise BadMessage(f"cannot read reference clip {p}: {e}") from None
         self.chain.set_target(from_reference(x, sr, p.stem), add_stage=True)
         self.send(addr, osc_protocol.PROFILE_APPLIED, str(p))
+
+    def _h_profile_load(self, address, args, addr) -> None:
+        (path,) = string_args(args, address, "path to a profile JSON")
+        from .targets import resolve_target
+
+        self.chain.set_target(resolve_target(path), add_stage=True)  # ProfileError: an error reply, nothing changed
+        self.send(addr, osc_protocol.PROFILE_APPLIED, path)
 
     def _h_context(self, address, args, addr) -> None:
         (name,) = string_args(args, address, "context name")

@@ -283,12 +283,18 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None,
     applies, with ``amount`` and (model) the ``match`` mode, then --set overrides; ``linked`` (None: the preset's
     ``chain.linked``) overrides whether the spectral analysis is linked across channels. Returns (chain, target
     Profile or None)."""
-    from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas, load_profile
+    from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas
 
     try:
+        from .presets import Preset, load_preset
+        from .targets import resolve_target
+
         if target is not None and not isinstance(target, Profile):
-            target = load_profile(target)
-        chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
+            target = resolve_target(target)
+        p = preset if isinstance(preset, Preset) else load_preset(preset)
+        if target is None:
+            target = p.target_profile()  # the preset's own target, followed like --target
+        chain = Chain.from_preset(dataclasses.replace(p, target=None), sample_rate=sr, channels=c, max_block=block)
         if linked is not None and linked != chain.layout.linked:
             chain = Chain(dataclasses.replace(chain.layout, linked=linked), sr, c, block,
                           params=chain.params.targets(), preset_name=chain.preset_name)
