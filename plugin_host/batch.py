@@ -322,8 +322,11 @@ def _staged_path(out: Path, job_key: str, src: Path, st) -> Path:
 
 
 def _render_kwargs(task: dict) -> dict:
-    return {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "engine", "match", "passes",
-                                 "linked")}
+    kw = {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "passes", "linked")}
+    # the engine under either of its names (a task written as render_file's ``matcher`` keeps working)
+    kw["engine"] = task.get("engine", task.get("matcher", "auto"))
+    kw["match"] = task.get("match")
+    return kw
 
 
 # What a rendered file's record keeps of render_file's result.
