@@ -35,7 +35,7 @@ from pathlib import Path
 
 from resculpt.dsp.descriptors import describe
 from resculpt.dsp.params import ParamError
-from resculpt.dsp.profile import from_reference, load_profile
+from resculpt.dsp.profile import from_reference
 
 from . import osc_protocol
 from .contexts import apply_context, load_contexts
@@ -45,6 +45,7 @@ from .osc_protocol import BadMessage, build_message, decode, number_arg, osc_doc
 from .audio_io import read_audio
 from .paths import user_presets_dir
 from .presets import list_presets, preset_from_chain, rename_preset, save_preset
+from .targets import resolve_target
 from .user_profile import AdjustmentLog
 
 log = logging.getLogger("resculpt.osc")
@@ -504,9 +505,7 @@ class OscServer:
         self.send(addr, osc_protocol.PROFILE_APPLIED, str(p))
 
     def _h_profile_load(self, address, args, addr) -> None:
-        (path,) = string_args(args, address, "path to a profile JSON")
-        from .targets import resolve_target
-
+        (path,) = string_args(args, address, "a shipped target's name or a profile JSON's path")
         self.chain.set_target(resolve_target(path), add_stage=True)  # ProfileError: an error reply, nothing changed
         self.send(addr, osc_protocol.PROFILE_APPLIED, path)
 

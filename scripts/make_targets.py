@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resculpt.models import data
 from resculpt.dsp.profile import from_reference
+from resculpt.models import data
 
 REPO = Path(__file__).resolve().parent.parent
 

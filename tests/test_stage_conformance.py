@@ -34,18 +34,22 @@ from resculpt.plugin_host import catalog
 from resculpt.plugin_host.chain import Chain
 
 
-def _give_match_a_target(where) -> None:
-    """The match stage moves the band envelope toward a published target and does nothing without one.
-    ``where``: a Chain (published to its inbox for the slot) or a section (to its match stages' inboxes)."""
-    from resculpt.dsp.match_eq import MatchTarget
-
-    target = MatchTarget.make(np.linspace(-20.0, -60.0, 32))
+def _publish(where, slot: str, target) -> None:
+    """Publish ``target`` for ``slot``: on a Chain to its inbox for the slot, on a section to the inboxes of its
+    stages that read that type."""
     if isinstance(where, Chain):
-        where.publish("match", target)
+        where.publish(slot, target)
         return
     for st in where.stages:
-        if st.inbox_type is MatchTarget:
+        if st.inbox_type is type(target):
             st.inbox.publish(target)
+
+
+def _give_match_a_target(where) -> None:
+    """The match stage moves the band envelope toward a published target and does nothing without one."""
+    from resculpt.dsp.match_eq import MatchTarget
+
+    _publish(where, "match", MatchTarget.make(np.linspace(-20.0, -60.0, 32)))
 
 
 def _give_resculpt_a_target(where) -> None:
@@ -54,14 +58,9 @@ def _give_resculpt_a_target(where) -> None:
     from resculpt.dsp.profile import Profile
     from resculpt.models.resculpt.stage import ResculptTarget
 
-    target = ResculptTarget.make(Profile("target", {"centroid_hz": 700.0, "tilt_db_oct": -9.0, "lufs_integrated": -16.0},
-                                         band_env_db=list(-30.0 - 1.5 * np.arange(32))))
-    if isinstance(where, Chain):
-        where.publish("resculpt", target)
-        return
-    for st in where.stages:
-        if st.inbox_type is ResculptTarget:
-            st.inbox.publish(target)
+    _publish(where, "resculpt", ResculptTarget.make(Profile(
+        "target", {"centroid_hz": 700.0, "tilt_db_oct": -9.0, "lufs_integrated": -16.0},
+        band_env_db=list(-30.0 - 1.5 * np.arange(32)))))
 
 
 @dataclass(frozen=True)
