@@ -41,17 +41,21 @@ def fresh_bundle(folder: Path) -> Path:
 
 def resculpt_runner(bundle: Path):
     from resculpt.dsp.inbox import Inbox
+    from resculpt.dsp.params import ParamTable
     from resculpt.dsp.profile import Profile
     from resculpt.dsp.stft import StreamingSTFT
     from resculpt.models.resculpt.stage import ResculptStage, ResculptTarget
+    from resculpt.plugin_host import catalog
 
     inbox = Inbox(ResculptTarget)
-    inbox.publish(ResculptTarget.from_profile(
-        Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32))), 48000))
-    stage = ResculptStage(bundle, inbox=inbox)
+    inbox.publish(ResculptTarget.make(
+        Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))))
+    table = ParamTable(catalog.all_param_specs())
+    table.prepare(48000)
+    stage = ResculptStage(table, inbox=inbox, bundle=bundle)
 
     def run(x48):
-        s = StreamingSTFT("default", stages=[stage])
+        s = StreamingSTFT("default", stages=[stage], table=table)
         s.prepare(48000, 480, 1)
         y = x48[None].astype(np.float32).copy()
         for i in range(0, y.shape[1], 480):

@@ -143,11 +143,6 @@ class ResculptTarget:
                 a.setflags(write=False)
         return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")))
 
-    @classmethod
-    def from_profile(cls, profile, sample_rate: int | None = None, match: str = "timbre", source: str = ""):
-        """:meth:`make` (the rate and mode are the stage's: it fills the validity part and picks the mode)."""
-        return cls.make(profile, source)
-
 
 class ResculptStage(SpectralStage):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place."""
