@@ -233,8 +233,13 @@ class Bridge:
     def _load(self, name: str) -> None:
         """Build preset ``name`` with the controls moved since it was chosen on top, and publish it."""
         p = load_preset(name)
+        own = p.target_profile()  # a preset with a target of its own follows it, with the engine of the moment
+        if own is not None:
+            self.engine, self.target = resolve_engine("auto", p.layout), own.to_dict()
         self.chain.switch(self._layout(p.layout, self.target, self.engine), {**p.full_params(), **self.overrides,
                                                                 "bypass": self._bypass()}, p.name)
+        if own is not None:
+            self.chain.set_target(own, engine=self.engine)
         # A control moved while the graph was built went into the table the preset values then overwrote.
         self.chain.params.set_many(dict(self.overrides), notify=False)
         self.preset = name
