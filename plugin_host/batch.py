@@ -9,7 +9,7 @@ cores.
 
 Resume and crash safety. ``out_dir/.resculpt-batch.sqlite`` (SQLite; every change is one
 transaction, written by the driver only) holds one row per output: the job key (preset content hash,
-parameter overrides, target profile hash, context/amount/matcher/passes/block settings, Resculpt
+parameter overrides, target profile hash, context/amount/engine/passes/block settings, Resculpt
 version) and the source's size, mtime and sha256. A re-run skips an output whose row has the current
 job key and whose source still has the recorded size and mtime (or, with a new mtime, the recorded
 sha256), and whose file is still there with the recorded size; everything else is rendered again.
@@ -180,12 +180,13 @@ class Job:
     target: object  # Profile or None
     context: str | None
     amount: float | None
-    matcher: str
+    engine: str  # resolved: "match-eq" or "model" (what moves the audio toward a target)
     passes: int
     block: int
     linked: bool | None
     identity: dict  # the manifest's record of all of the above
     key: str  # sha256 of identity
+    match: str | None = None  # the model's match mode (None: its default)
 
 
 def _resculpt_version() -> str:
@@ -207,19 +208,21 @@ def _norm_sets(sets) -> dict:
     return out
 
 
-def resolve_job(preset="clean", sets=None, target=None, context=None, amount=None, matcher="match-eq",
-                passes: int = 2, block: int = 4096, linked: bool | None = None) -> Job:
+def resolve_job(preset="clean", sets=None, target=None, context=None, amount=None, engine="auto",
+                passes: int = 2, block: int = 4096, linked: bool | None = None, match: str | None = None) -> Job:
     """Load and check the preset, overrides, target and context once; raise RenderError if any is bad."""
-    from resculpt.dsp.profile import Profile, ProfileError, load_profile
+    from resculpt.dsp.profile import Profile, ProfileError
 
-    from .chain import Chain
+    from .chain import Chain, resolve_engine
     from .contexts import ContextError, get_context
     from .presets import Preset, PresetError, load_preset
 
     try:
         p = preset if isinstance(preset, Preset) else load_preset(preset)
         if target is not None and not isinstance(target, Profile):
-            target = load_profile(target)
+            from .targets import resolve_target
+
+            target = resolve_target(target)
         ctx_hash = None
         if context:
             c = get_context(context)
@@ -229,6 +232,8 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         chain = Chain.from_preset(p, sample_rate=48000, channels=1, max_block=block)
         for k, v in (sets or {}).items():
             chain.params.set(k, v)
+        # The engine as every worker will run it (auto decided once here, in the record as what ran).
+        engine = resolve_engine(engine, p.layout) if (target is not None or context or p.target) else "match-eq"
     except (PresetError, ProfileError, ContextError, ValueError) as e:
         raise RenderError(str(e)) from None
     identity = {
@@ -236,13 +241,14 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         "sets": _canon(_norm_sets(sets)),
         "target_hash": _sha(target.to_json()) if target is not None else None,
         "settings": _canon({"context": context or None, "context_hash": ctx_hash, "amount": amount,
-                            "matcher": matcher, "passes": passes, "block": block,
+                            "matcher": engine, **({} if match is None else {"match": match}),
+                            "passes": passes, "block": block,
                             # absent when the preset decides, so manifests of preset-linked jobs keep their key
                             **({} if linked is None else {"linked": bool(linked)})}),
         "version": _resculpt_version(),
     }
-    return Job(p, dict(sets or {}), target, context, amount, matcher, passes, block, linked, identity,
-               _sha(_canon(identity)))
+    return Job(p, dict(sets or {}), target, context, amount, engine, passes, block, linked, identity,
+               _sha(_canon(identity)), match)
 
 
 # -- the manifest --------------------------------------------------------------------------------
@@ -316,8 +322,11 @@ def _staged_path(out: Path, job_key: str, src: Path, st) -> Path:
 
 
 def _render_kwargs(task: dict) -> dict:
-    return {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "matcher", "passes",
-                                 "linked")}
+    kw = {k: task[k] for k in ("preset", "sets", "block", "target", "amount", "context", "passes", "linked")}
+    # the engine under either of its names (a task written as render_file's ``matcher`` keeps working)
+    kw["engine"] = task.get("engine", task.get("matcher", "auto"))
+    kw["match"] = task.get("match")
+    return kw
 
 
 # What a rendered file's record keeps of render_file's result.
@@ -683,14 +692,16 @@ def _out_header(path: Path) -> tuple[int, int, int]:
 def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: str | None = None,
                  sets: dict | None = None, target=None, progress: bool | None = None, *, fmt: str = "wav",
                  block: int = 4096, amount: float | None = None, context: str | None = None,
-                 matcher: str = "match-eq", passes: int = 2, linked: bool | None = None, force: bool = False,
-                 ray_transfer: str = "shared", on_file=None) -> dict:
+                 engine: str = "auto", passes: int = 2, linked: bool | None = None, force: bool = False,
+                 ray_transfer: str = "shared", on_file=None, match: str | None = None,
+                 matcher: str | None = None) -> dict:
     """Render files, folders (recursive) and globs into ``out_dir``, mirroring the input trees.
 
     ``jobs``: worker processes (default: every core this process may use). ``ray``: ``None`` (local
     processes), ``"local"``, ``"auto"`` or ``"HOST:PORT"`` (see :func:`run_on_ray`); ``ray_transfer``:
     ``"shared"`` or ``"bytes"``. ``sets``: parameter overrides {id: value}; ``target``: a profile (path or
-    Profile); ``context``, ``amount``, ``matcher``, ``passes``, ``block``, ``linked``: as :func:`render_file`.
+    Profile); ``context``, ``amount``, ``engine`` (``matcher``: its other name), ``match``, ``passes``,
+    ``block``, ``linked``: as :func:`render_file`.
     ``fmt``: ``"wav"`` or ``"flac"``. ``force``: render everything, even what the manifest says is current.
     ``progress``: the status line (default: when stderr is a terminal). ``on_file(record)`` is called in
     the driver for every file as it is rendered, skipped or fails.
@@ -713,7 +724,7 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out_dir = Path(out_dir)
-    job = resolve_job(preset, sets, target, context, amount, matcher, passes, block, linked)
+    job = resolve_job(preset, sets, target, context, amount, matcher or engine, passes, block, linked, match)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -772,7 +783,7 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                 sizes[i] = st.st_size
                 tasks.append({"index": i, "src": str(it.src), "out": str(out), "staged": str(staged),
                               "preset": job.preset, "sets": job.sets, "block": job.block, "target": job.target,
-                              "amount": job.amount, "context": job.context, "matcher": job.matcher,
+                              "amount": job.amount, "context": job.context, "engine": job.engine, "match": job.match,
                               "passes": job.passes, "linked": job.linked})
             by_dir: dict[Path, set] = {}
             for it in items:

@@ -24,6 +24,7 @@ from resculpt.dsp.voice import shift as voice_shift
 from resculpt.dsp.voice import mcadams
 from resculpt.dsp.voice import anon as voice_anon
 from resculpt.models.mask import stage as mask_stage
+from resculpt.models.resculpt import stage as resculpt_stage
 
 # Global parameters, applied by the host around the engine.
 GLOBAL_PARAMS = (
@@ -218,6 +219,10 @@ register(SpectralSlot("mcadams", "McAdams anonymizer (VoicePrivacy baseline): LP
 register(SpectralSlot("anon", "pseudo-speaker: the speaker's median pitch, formant scale and long-term timbre "
                       "normalised onto fixed targets, McAdams warp of the envelope", voice_anon.PARAMS,
                       voice_anon.AnonVoice))
+# The resculpting model (models/resculpt, docs/resculpt-model.md): needs the shipped generator bundle.
+register(SpectralSlot("resculpt", "resculpting model: a learned generator that moves the sound toward a target "
+                      "profile (Chain.set_target) and repairs low-bitrate codec audio", resculpt_stage.PARAMS,
+                      resculpt_stage.ResculptStage))
 
 
 def all_param_specs() -> list[ParamSpec]:

@@ -29,8 +29,10 @@ from resculpt.dsp.mask_transfer import SidechainEnvelopes
 from resculpt.dsp.match_eq import MatchTarget
 from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.params import ParamSpec, ParamTable
+from resculpt.dsp.profile import Profile
 from resculpt.dsp.processor import Processor, ProcessorError
 from resculpt.dsp.sanitize import Sanitizer
+from resculpt.models.resculpt.stage import ResculptTarget
 
 from . import catalog
 from .boards import load_vst3, plugin_param_specs
@@ -42,6 +44,9 @@ from .layout import Layout
 CONTROL_BLOCK = 64
 CROSSFADE_MS = 20.0
 MAX_CHANNELS = 8  # offline renders (stems up to 7.1); the live path is mono or stereo
+# What moves the sound toward a target profile (``set_target``'s ``engine``, resolved; ``auto`` is resolved one
+# layer up, where the model bundle's presence can be checked): engine -> the slot that does it.
+TARGET_SLOTS = {"match-eq": "match", "model": "resculpt"}
 _LN10_20 = math.log(10.0) / 20.0
 
 
@@ -225,16 +230,34 @@ class ChainHost(Processor):
             raise ValueError(f"stage {slot!r} takes no published state; these do: {sorted(self._inboxes)}") from None
         box.publish(value)
 
-    def set_target(self, target, amount: float | None = None, add_stage: bool = False) -> None:
-        """Publish a target for the ``match`` stage (control thread): a Profile (target/fingerprint:
-        absolute band envelope; delta: dB offsets), a (32,) dB array, a MatchTarget, or None (flat).
-        The stage crossfades to it over its attack/release times. ``add_stage``: if the layout has no
-        match stage, add one to the spectral section (a layout change, crossfaded)."""
-        self.publish("match", MatchTarget.make(target))
-        if add_stage and "match" not in self.layout.spectral:
-            self.set_layout(self.layout.with_spectral("match"))
+    def set_target(self, target, amount: float | None = None, add_stage: bool = False,
+                   engine: str = "match-eq") -> None:
+        """Publish a target to both target-following stages (control thread): the ``match`` EQ and the
+        ``resculpt`` model each get it in their own form, and whichever the layout runs follows it (the match-EQ
+        crossfades over its attack/release times; the model moves from its next frame).
+
+        ``target``: a Profile (fingerprint/target: absolute; delta: offsets from the input), None (clear), or for
+        the match-EQ alone a (32,) dB array or a MatchTarget (the model's target is then left as it was).
+        Both forms are built before either is published: a bad target (an infinite value, an absolute profile
+        that knows nothing, as a fingerprint of silence) raises ProfileError and changes nothing.
+        ``engine``: "match-eq" or "model" (:data:`TARGET_SLOTS`): with ``add_stage``, its stage is appended to
+        the spectral section when the layout lacks it (a layout change, crossfaded); ``amount`` sets that
+        stage's ``<slot>.amount``."""
+        if engine not in TARGET_SLOTS:
+            raise ValueError(f"engine must be one of {sorted(TARGET_SLOTS)}, got {engine!r}")
+        slot = TARGET_SLOTS[engine]
+        mt = MatchTarget.make(target)
+        model_too = target is None or isinstance(target, Profile)
+        rt = ResculptTarget.make(target) if model_too else None
         if amount is not None:
-            self._table.set("match.amount", amount)
+            self._table.spec(f"{slot}.amount").coerce(amount)
+        self.publish("match", mt)
+        if model_too:
+            self.publish("resculpt", rt)
+        if add_stage and slot not in self.layout.spectral:
+            self.set_layout(self.layout.with_spectral(slot))
+        if amount is not None:
+            self._table.set(f"{slot}.amount", amount)
 
     def set_sidechain(self, audio, sample_rate: int | None = None) -> None:
         """Load the reference clip for mask transfer (``xmask``, source ``sidechain``). Control thread.

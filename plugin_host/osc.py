@@ -45,6 +45,7 @@ from .osc_protocol import BadMessage, build_message, decode, number_arg, osc_doc
 from .audio_io import read_audio
 from .paths import user_presets_dir
 from .presets import list_presets, preset_from_chain, rename_preset, save_preset
+from .targets import resolve_target
 from .user_profile import AdjustmentLog
 
 log = logging.getLogger("resculpt.osc")
@@ -164,6 +165,7 @@ class OscServer:
             osc_protocol.PRESET_LIST: self._h_preset_list,
             osc_protocol.PROFILE_DESCRIBE: self._h_describe,
             osc_protocol.PROFILE_REFERENCE: self._h_reference,
+            osc_protocol.PROFILE_LOAD: self._h_profile_load,
             osc_protocol.CONTEXT: self._h_context,
             osc_protocol.CONTEXT_LIST: self._h_context_list,
             osc_protocol.SUBSCRIBE: self._h_subscribe,
@@ -501,6 +503,11 @@ class OscServer:
             raise BadMessage(f"cannot read reference clip {p}: {e}") from None
         self.chain.set_target(from_reference(x, sr, p.stem), add_stage=True)
         self.send(addr, osc_protocol.PROFILE_APPLIED, str(p))
+
+    def _h_profile_load(self, address, args, addr) -> None:
+        (path,) = string_args(args, address, "a shipped target's name or a profile JSON's path")
+        self.chain.set_target(resolve_target(path), add_stage=True)  # ProfileError: an error reply, nothing changed
+        self.send(addr, osc_protocol.PROFILE_APPLIED, path)
 
     def _h_context(self, address, args, addr) -> None:
         (name,) = string_args(args, address, "context name")

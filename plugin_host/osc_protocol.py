@@ -30,6 +30,7 @@ PRESET_RENAME = PREFIX + "/preset/rename"
 PRESET_LIST = PREFIX + "/preset/list"  # also the reply: every preset name
 PROFILE_DESCRIBE = PREFIX + "/profile/describe"
 PROFILE_REFERENCE = PREFIX + "/profile/reference"
+PROFILE_LOAD = PREFIX + "/profile/load"
 CONTEXT = PREFIX + "/context"  # also the reply: the context now applied
 CONTEXT_LIST = PREFIX + "/context/list"  # also the reply: every context name
 SUBSCRIBE = PREFIX + "/subscribe"
@@ -79,9 +80,11 @@ FIXED_ADDRESSES = (
     Address(PRESET_RENAME, "s old, s new", f"rename a user preset; replies {PRESET_RENAMED} <old> <new>"),
     Address(PRESET_LIST, "", f"replies {PRESET_LIST} <names...> and {PRESET_USER} <user names...>"),
     Address(PROFILE_DESCRIBE, "s text",
-            'apply a descriptor ("more bass, clearer highs") as a match target; '
+            'apply a descriptor ("more bass, clearer highs") as the target; '
             f"replies {PROFILE_APPLIED} <text>"),
     Address(PROFILE_REFERENCE, "s path", f"match a reference clip; replies {PROFILE_APPLIED} <path>"),
+    Address(PROFILE_LOAD, "s path", f"move toward a profile file (resculpt profile ... -o T.json, a shipped target); "
+                                    f"replies {PROFILE_APPLIED} <path>"),
     Address(CONTEXT, "s name", f"switch listening context; replies {CONTEXT} <name>"),
     Address(CONTEXT_LIST, "", f"replies {CONTEXT_LIST} <names...>"),
     Address(SUBSCRIBE, "i port", "send feedback (~30 Hz) to the sender's address at <port> for 30 s; renew to keep it"),

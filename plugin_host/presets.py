@@ -36,6 +36,7 @@ class Preset:
     description: str = ""
     tags: tuple = ()
     path: Path | None = None
+    target: dict | None = None  # {"describe": text} or {"profile": name or path} (plugin_host/targets.py)
 
     def full_params(self) -> dict:
         """Every built-in parameter: the preset's values over the catalog defaults.
@@ -47,8 +48,17 @@ class Preset:
         return out
 
     def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, "name": self.name, "description": self.description,
-                "tags": list(self.tags), "chain": self.layout.to_dict(), "params": dict(self.params)}
+        d = {"schema_version": SCHEMA_VERSION, "name": self.name, "description": self.description,
+             "tags": list(self.tags), "chain": self.layout.to_dict(), "params": dict(self.params)}
+        if self.target is not None:
+            d["target"] = dict(self.target)
+        return d
+
+    def target_profile(self):
+        """The Profile this preset moves toward, or None (``plugin_host/targets.py``)."""
+        from .targets import preset_target
+
+        return preset_target(self.target, f"{self.name}: target")
 
 
 # -- migration -----------------------------------------------------------------------------------
@@ -90,7 +100,7 @@ def validate(d, where: str = "preset", name_hint: str | None = None) -> Preset:
     if not isinstance(d, dict):
         raise PresetError(f"{where}: expected a JSON object at top level")
     d = migrate(d, where)
-    allowed = {"schema_version", "name", "description", "tags", "chain", "params"}
+    allowed = {"schema_version", "name", "description", "tags", "chain", "params", "target"}
     extra = set(d) - allowed
     if extra:
         raise PresetError(f"{where}: unknown field(s) {sorted(extra)}")
@@ -136,7 +146,16 @@ def validate(d, where: str = "preset", name_hint: str | None = None) -> Preset:
         except ParamError as e:
             raise PresetError(f"{where}: params.{e}") from None
         clean[pid] = v
-    return Preset(name, layout, clean, desc, tuple(tags))
+    target = d.get("target")
+    if target is not None:
+        from .targets import preset_target
+
+        try:
+            preset_target(target, f"{where}: target")
+        except ValueError as e:
+            raise PresetError(str(e)) from None
+        target = dict(target)
+    return Preset(name, layout, clean, desc, tuple(tags), target=target)
 
 
 def read_file(path: str | Path) -> Preset:

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import WRITE_EXT, set_wav_channel_mask, wav_channel_mask
-from .chain import Chain
+from .chain import ENGINES, Chain, EngineError, resolve_engine
 from .host import MAX_CHANNELS
 from .presets import PresetError
 from .provenance import render_mark
 
-MATCHERS = ("match-eq", "model")  # what moves audio toward a target profile (render --matcher)
+MATCHERS = ENGINES  # what moves audio toward a target profile (render --engine; --matcher is its other name)
 
 
 class RenderError(Exception):
@@ -58,10 +58,18 @@ class Progress:
 def with_match_stage(chain):
     """``chain`` if its layout has the ``match`` stage, else an equal chain with ``match`` appended
     to the spectral section (same parameters)."""
-    if "match" in chain.layout.spectral:
+    return with_stage(chain, "match")
+
+
+def with_stage(chain, slot: str):
+    """``chain`` if its layout has the spectral stage ``slot``, else an equal chain (same parameters and
+    engine) with ``slot`` appended to the spectral section."""
+    if slot in chain.layout.spectral:
         return chain
-    return Chain(chain.layout.with_spectral("match"), chain.sample_rate, chain.channels, chain.max_block,
-                 params=chain.params.targets(), preset_name=chain.preset_name)
+    out = Chain(chain.layout.with_spectral(slot), chain.sample_rate, chain.channels, chain.max_block,
+                params=chain.params.targets(), preset_name=chain.preset_name)
+    out.engine = chain.engine
+    return out
 
 
 def match_stage(chain):
@@ -269,16 +277,24 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     return info
 
 
-def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None):
-    """Build the chain for a render: preset, context (params + delta), match stage when a target
-    applies, then --set overrides; ``linked`` (None: the preset's ``chain.linked``) overrides whether
-    the spectral analysis is linked across channels. Returns (chain, target Profile or None)."""
-    from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas, load_profile
+def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None, engine="match-eq", match=None):
+    """Build the chain for a render: preset, context (params + delta), the target stage of ``engine``
+    (resolved: :func:`~resculpt.plugin_host.chain.resolve_engine`, kept as ``chain.engine``) when a target
+    applies, with ``amount`` and (model) the ``match`` mode, then --set overrides; ``linked`` (None: the preset's
+    ``chain.linked``) overrides whether the spectral analysis is linked across channels. Returns (chain, target
+    Profile or None)."""
+    from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas
 
     try:
+        from .presets import Preset, load_preset
+        from .targets import resolve_target
+
         if target is not None and not isinstance(target, Profile):
-            target = load_profile(target)
-        chain = Chain.from_preset(preset, sample_rate=sr, channels=c, max_block=block)
+            target = resolve_target(target)
+        p = preset if isinstance(preset, Preset) else load_preset(preset)
+        if target is None:
+            target = p.target_profile()  # the preset's own target, followed like --target
+        chain = Chain.from_preset(dataclasses.replace(p, target=None), sample_rate=sr, channels=c, max_block=block)
         if linked is not None and linked != chain.layout.linked:
             chain = Chain(dataclasses.replace(chain.layout, linked=linked), sr, c, block,
                           params=chain.params.targets(), preset_name=chain.preset_name)
@@ -291,9 +307,18 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None)
                 target = ctx.delta if target is None else (
                     combine_deltas(target, ctx.delta) if target.kind == "delta" else apply_delta(target, ctx.delta))
         if target is not None:
-            chain = with_match_stage(chain)
+            from resculpt.plugin_host.host import TARGET_SLOTS
+
+            chain.engine = resolve_engine(engine, chain.layout)
+            if match not in (None, "timbre") and chain.engine != "model":
+                raise EngineError(f"match {match!r} moves F0 and formants: that needs the model engine; the match-EQ "
+                                  "moves the band envelope only (timbre)")
+            slot = TARGET_SLOTS[chain.engine]
+            chain = with_stage(chain, slot)
             if amount is not None:
-                chain.params.set("match.amount", amount)
+                chain.params.set(f"{slot}.amount", amount)
+            if chain.engine == "model" and match is not None:
+                chain.params.set("resculpt.match", match)
         for k, v in (sets or {}).items():
             chain.params.set(k, v)
     except (PresetError, ProfileError, ValueError) as e:
@@ -459,7 +484,8 @@ def _exists(path: Path) -> bool:
 
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
                 target=None, amount: float | None = None, context: str | None = None,
-                matcher: str = "match-eq", passes: int = 2, linked: bool | None = None) -> dict:
+                engine: str = "auto", passes: int = 2, linked: bool | None = None, match: str | None = None,
+                matcher: str | None = None) -> dict:
     """Render one file, streaming it in blocks: memory stays flat however long the file is.
 
     Files of 1 to 8 channels (mono to 7.1 stems, first-order ambisonics): every stage runs on every
@@ -467,12 +493,14 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     stays put) unless ``linked`` is False (None: the preset's ``chain.linked``). A WAV input's
     speaker mask (WAVE_FORMAT_EXTENSIBLE) is written into a WAV output of more than two channels.
 
-    ``target``: a Profile or a path to a profile JSON, moved toward by ``matcher``: "match-eq" (the
-    profile-matching EQ); "model" (the resculpting model) is not in this version and gives an error.
-    ``amount``: match.amount 0..1. ``context``: a context rule name (presets/contexts.json or the
-    user's), applied before ``sets``. With a target the file is read ``1 + passes`` times (see
-    :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file
-    beside ``out``.
+    ``target``: a Profile or a path to a profile JSON, moved toward by ``engine`` (``matcher``: its other
+    name): "match-eq" (the profile-matching EQ), "model" (the resculpting model; an error when its bundle is not
+    installed), "auto" (the model whenever its bundle is installed and the preset's STFT is its window, else the
+    match-EQ). ``match``: the model's match mode (timbre (default), voice, all; ``resculpt.match``).
+    ``amount``: the engine's ``<slot>.amount`` 0..1. ``context``: a context rule name (presets/contexts.json or
+    the user's), applied before ``sets``. With the match-EQ and a target the file is read ``1 + passes`` times
+    (see :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file beside
+    ``out``. The model streams the file once, as it runs live. The result names the engine used (``engine``).
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a message that
@@ -485,15 +513,14 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
         raise RenderError(f"{out}: refusing to overwrite the input file")
     if out.suffix.lower() not in WRITE_EXT:
         raise RenderError(f"{out}: output must be .wav or .flac")
-    if matcher not in MATCHERS:
-        raise RenderError(f"--matcher must be one of {', '.join(MATCHERS)}, got {matcher!r}")
-    if matcher == "model" and target is not None:
-        raise RenderError("the resculpting model is not in this version of Resculpt; use --matcher match-eq")
+    engine = matcher or engine
+    if engine not in ENGINES:
+        raise RenderError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     src = _FileInput(inp)
     sr, c = src.sample_rate, src.channels
     if c > MAX_CHANNELS:
         raise RenderError(f"{inp}: {c} channels; Resculpt renders up to {MAX_CHANNELS}")
-    chain, target = _chain_for(preset, sr, c, block, sets, target, amount, context, linked)
+    chain, target = _chain_for(preset, sr, c, block, sets, target, amount, context, linked, engine, match)
     lat = chain.latency_samples
     mark = render_mark(chain, preset, block)  # None unless the chain transforms a voice
     bar = Progress(inp.name, src.frames + lat, progress)
@@ -502,7 +529,15 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     with _Output(out, sr, c, wav_channel_mask(inp) if out.suffix.lower() == ".wav" else None) as dst:
         # A voice render is watermarked block by block on its way into the file.
         write = dst.write if mark is None else mark.writer(dst.write)
-        if target is not None:
+        if target is not None and chain.engine == "model":
+            try:
+                chain.set_target(target)
+            except ValueError as e:
+                raise RenderError(str(e)) from None
+            info = {"engine": "model"}
+            _sweep(chain, src.sweep(block), block, write, bar)
+        elif target is not None:
+            info = {"engine": "match-eq"}
             spills = []
 
             def store():
@@ -510,7 +545,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
                 return spills[-1]
 
             try:
-                info = stream_with_target(chain, src, sr, target, block, write, passes, bar, store=store)
+                info.update(stream_with_target(chain, src, sr, target, block, write, passes, bar, store=store))
             finally:
                 for s in spills:
                     s.close()

@@ -78,8 +78,8 @@ def cmd_render(a) -> int:
     if a.output:
         try:
             r = render_file(Path(a.inputs[0]), Path(a.output), a.preset, sets, a.block, progress=a.progress or None,
-                            target=a.target, amount=a.amount, context=a.context, matcher=a.matcher,
-                            passes=a.passes, linked=False if a.unlinked else None)
+                            target=a.target, amount=a.amount, context=a.context, engine=a.engine,
+                            passes=a.passes, linked=False if a.unlinked else None, match=a.match)
         except Exception as e:  # the message names the file
             return _die(str(e) or type(e).__name__, 1)
         line(r)
@@ -96,7 +96,7 @@ def cmd_render(a) -> int:
     try:
         s = render_batch(a.inputs, a.out_dir, a.preset, jobs=a.jobs, ray=a.ray, sets=sets, target=a.target,
                          progress=a.progress or None, fmt=a.format, block=a.block, amount=a.amount,
-                         context=a.context, matcher=a.matcher, passes=a.passes,
+                         context=a.context, engine=a.engine, match=a.match, passes=a.passes,
                          linked=False if a.unlinked else None, force=a.force,
                          ray_transfer=a.ray_transfer, on_file=on_file)
     except RenderError as e:
@@ -510,14 +510,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
     r.add_argument("--anon-random", action="store_true", help=_anon_random_help())
     r.add_argument("--block", type=int, default=4096, help="processing block size in samples")
-    r.add_argument("--target", metavar="TARGET.json", help="target profile to move toward (match-EQ)")
-    r.add_argument("--amount", type=float, help="how far toward the target, 0..1 (match.amount)")
+    r.add_argument("--target", metavar="TARGET.json", help="target profile to move toward (see --engine)")
+    r.add_argument("--amount", type=float, help="how far toward the target, 0..1 (the engine's match.amount or "
+                                               "resculpt.amount)")
     r.add_argument("--context", help="context rule (formal, casual, stream, call, ...; `resculpt profile contexts`)")
-    from resculpt.plugin_host.render import MATCHERS
+    from resculpt.models.resculpt.stage import MATCH_MODES
+    from resculpt.plugin_host.chain import ENGINES
 
-    r.add_argument("--matcher", choices=MATCHERS, default="match-eq",
-                   help="what moves the audio toward --target: the profile-matching EQ, or the resculpting model "
-                        "(not in this version: refused with a clear error)")
+    r.add_argument("--engine", "--matcher", dest="engine", choices=ENGINES, default="auto",
+                   help="what moves the audio toward --target: model (the resculpting model; an error when its "
+                        "bundle is not installed), match-eq (the profile-matching EQ), auto (the model whenever its "
+                        "bundle is installed, else the match-EQ). --matcher is another name for it")
+    r.add_argument("--match", choices=MATCH_MODES,
+                   help="which target dimensions the model moves: timbre (default: envelope, tilt, brightness, "
+                        "dynamics), voice (timbre plus F0 and formants), all (voice plus pace)")
     r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
     r.add_argument("--jobs", type=int, metavar="N", help="worker processes with --out-dir (default: every core)")
     r.add_argument("--ray", metavar="ADDRESS",

@@ -114,3 +114,43 @@ def fine_mask_bundle(tmp_path_factory):
     torch.save({"net": net.state_dict(), "net_kwargs": {"n_fine": 128}, "step": 0}, d / "ckpt.pt")
     export(d / "ckpt.pt", d / "bundle")
     return load_bundle(d / "bundle")
+
+
+def export_test_generator(folder, lookahead: int = 1, seed: int = 0):
+    """A resculpting generator with randomised output heads and FiLM (every output path moves the sound by a
+    few dB), exported and verified like a trained one into ``folder``; returns the folder."""
+    import torch
+    from resculpt.models.resculpt.export import export
+    from resculpt.models.resculpt.net import ResculptNet
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = ResculptNet(lookahead=lookahead)
+    with torch.no_grad():
+        for m in (net.head, net.df, *net.films):
+            m.weight.normal_(0, 0.1)
+            m.bias.normal_(0, 0.1)
+        net.head.bias[0] += 1.0  # band gains of a few dB (30 tanh(0.1 h)), so the stage is audibly active
+    torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": lookahead}, "step": 0, "sample_rate": 16000},
+               folder / "ckpt.pt")
+    export(folder / "ckpt.pt", folder / "bundle")
+    return folder / "bundle"
+
+
+@pytest.fixture(scope="session")
+def resculpt_bundle(tmp_path_factory):
+    """The resculpt slot's bundle for the session: the shipped one when present, else a test generator
+    (``export_test_generator``, look-ahead 1) that the stage's default loader finds through
+    $RESCULPT_GENERATOR_BUNDLE. Tests that build every catalog slot use it."""
+    from resculpt.models.resculpt import bundle as rb
+
+    if rb.bundle_present():
+        yield rb.bundle_dir()
+        return
+    pytest.importorskip("torch")
+    path = export_test_generator(tmp_path_factory.mktemp("resculpt_gen"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv(rb.BUNDLE_ENV, str(path))
+    yield path
+    mp.undo()

@@ -53,7 +53,7 @@ def test_render_with_target_and_amount_moves_the_envelope_and_keeps_length(tmp_p
     t = tmp_path / "t.json"
     assert main(["profile", "describe", "much more bass", "--base", str(EXAMPLE), "-o", str(t)]) == 0
     out = tmp_path / "o.wav"
-    assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--amount", "1"]) == 0
+    assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--amount", "1", "--engine", "match-eq"]) == 0
     assert "band-envelope distance" in capsys.readouterr().out
     x, sr = read_audio(EXAMPLE)
     y, sr2 = read_audio(out)
@@ -61,20 +61,26 @@ def test_render_with_target_and_amount_moves_the_envelope_and_keeps_length(tmp_p
     goal = load_profile(t).band_env_db
     assert band_distance_db(long_term_envelope(y, sr), goal) < 0.3 * band_distance_db(long_term_envelope(x, sr), goal)
     out0 = tmp_path / "o0.wav"
-    assert main(["render", str(EXAMPLE), "-o", str(out0), "--target", str(t), "--amount", "0"]) == 0
+    assert main(["render", str(EXAMPLE), "-o", str(out0), "--target", str(t), "--amount", "0", "--engine", "match-eq"]) == 0
     np.testing.assert_allclose(read_audio(out0)[0], x, atol=1e-4)
 
 
-def test_render_context_and_usage_errors(tmp_path, capsys):
-    """--context NAME renders; --amount without --target is a usage error; --matcher model is refused clearly."""
+def test_render_context_and_usage_errors(tmp_path, capsys, monkeypatch):
+    """--context NAME renders; --amount without --target is a usage error; --engine model (or its other name
+    --matcher) without the model's bundle is refused clearly."""
+    from resculpt.models.resculpt import bundle as rb
+
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(tmp_path / "no-bundle"))
     out = tmp_path / "c.wav"
     assert main(["render", str(EXAMPLE), "-o", str(out), "--context", "call"]) == 0
     assert out.exists()
     assert main(["render", str(EXAMPLE), "-o", str(out), "--amount", "0.5"]) == 2
     t = tmp_path / "t.json"
     main(["profile", "describe", "brighter", "-o", str(t)])
-    assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--matcher", "model"]) == 1
-    assert "not in this version" in capsys.readouterr().err
+    capsys.readouterr()
+    for flag in ("--engine", "--matcher"):
+        assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), flag, "model"]) == 1
+        assert "the resculpting model is not installed" in capsys.readouterr().err
     assert main(["render", str(EXAMPLE), "-o", str(out), "--context", "nope"]) == 1
 
 

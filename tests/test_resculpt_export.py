@@ -1,4 +1,4 @@
-"""The resculpt bundle (models/resculpt/export.py, bundle.py) and the draft stage (stage.py): ONNX == torch at
+"""The resculpt bundle (models/resculpt/export.py, bundle.py) and the stage (stage.py): ONNX == torch at
 export, the loader refuses altered or foreign bundles, and the numpy/ORT stage reproduces the torch generator's
 streaming step frame by frame."""
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from resculpt.dsp.inbox import Inbox
+from resculpt.dsp.params import ParamTable
 from resculpt.dsp.profile import Profile
 from resculpt.dsp.stft import SpectralContext
 from resculpt.models.mask.bundle import BundleError
@@ -18,6 +19,7 @@ from resculpt.models.resculpt import common as C
 from resculpt.models.resculpt import export as E
 from resculpt.models.resculpt.net import ResculptNet, Resculptor
 from resculpt.models.resculpt.stage import ResculptStage, ResculptTarget
+from resculpt.plugin_host import catalog
 
 SR = 16000
 
@@ -69,7 +71,7 @@ def test_loader_refuses_altered_or_foreign_bundles(exported, tmp_path):
             B.load_bundle(d)
 
 
-def test_draft_stage_equals_torch_streaming_step(exported):
+def test_stage_equals_torch_streaming_step(exported):
     """Mono 16 kHz, a published target: every output frame of the ORT/numpy stage equals torch's
     ``Resculptor.step`` within 1e-4 of the frame peak; without a target the stage only delays by the look-ahead."""
     net, path, _ = exported
@@ -79,10 +81,12 @@ def test_draft_stage_equals_torch_streaming_step(exported):
          + 0.003 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
     r = Resculptor(net, SR)
     X = r.fio.stft(torch.tensor(x)[None])[0]  # (T, nb)
-    target = ResculptTarget.from_profile(
-        Profile("target", {"centroid_hz": 1500.0, "lufs_integrated": -16.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32))), SR)
+    prof = Profile("target", {"centroid_hz": 1500.0, "lufs_integrated": -16.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
+    target = ResculptTarget.make(prof)
     inbox = Inbox(ResculptTarget)
-    stage = ResculptStage(path, inbox=inbox)
+    table = ParamTable(catalog.all_param_specs())
+    table.prepare(SR)
+    stage = ResculptStage(table, inbox=inbox, bundle=path)
     nb = X.shape[1]
     stage.prepare(SpectralContext(SR, r.fio.n_fft, r.fio.hop, nb, 1, True, np.arange(nb) * SR / r.fio.n_fft))
     # no target: the frame L hops old comes out unchanged
@@ -95,7 +99,7 @@ def test_draft_stage_equals_torch_streaming_step(exported):
     stage.reset()
     inbox.publish(target)
     st = r.init_state(1)
-    cond = torch.tensor(target.cond)[None]
+    cond = torch.tensor(C.cond_from_profile(prof, SR, "timbre"))[None]
     worst = 0.0
     with torch.no_grad():
         for k in range(X.shape[0]):

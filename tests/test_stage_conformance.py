@@ -34,18 +34,33 @@ from resculpt.plugin_host import catalog
 from resculpt.plugin_host.chain import Chain
 
 
-def _give_match_a_target(where) -> None:
-    """The match stage moves the band envelope toward a published target and does nothing without one.
-    ``where``: a Chain (published to its inbox for the slot) or a section (to its match stages' inboxes)."""
-    from resculpt.dsp.match_eq import MatchTarget
-
-    target = MatchTarget.make(np.linspace(-20.0, -60.0, 32))
+def _publish(where, slot: str, target) -> None:
+    """Publish ``target`` for ``slot``: on a Chain to its inbox for the slot, on a section to the inboxes of its
+    stages that read that type."""
     if isinstance(where, Chain):
-        where.publish("match", target)
+        where.publish(slot, target)
         return
     for st in where.stages:
-        if st.inbox_type is MatchTarget:
+        if st.inbox_type is type(target):
             st.inbox.publish(target)
+
+
+def _give_match_a_target(where) -> None:
+    """The match stage moves the band envelope toward a published target and does nothing without one."""
+    from resculpt.dsp.match_eq import MatchTarget
+
+    _publish(where, "match", MatchTarget.make(np.linspace(-20.0, -60.0, 32)))
+
+
+def _give_resculpt_a_target(where) -> None:
+    """The resculpt stage passes audio (delayed by its look-ahead) until a target is published: a darker,
+    louder voice than the test signal."""
+    from resculpt.dsp.profile import Profile
+    from resculpt.models.resculpt.stage import ResculptTarget
+
+    _publish(where, "resculpt", ResculptTarget.make(Profile(
+        "target", {"centroid_hz": 700.0, "tilt_db_oct": -9.0, "lufs_integrated": -16.0},
+        band_env_db=list(-30.0 - 1.5 * np.arange(32)))))
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,11 @@ ACTIVE = {
     # Defaults shift the pitch to the target; then a drawn pseudo-speaker, then formants and warp moved.
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7}))),
+    # Overrides moved and the match mode switched mid-stream; the same allocation bound as the mask (one
+    # model call per frame through IOBinding).
+    "resculpt": Active({"resculpt.bass_db": 6.0, "resculpt.tilt_db_oct": -2.0},
+                       ((0.1, {"resculpt.amount": 0.5, "resculpt.match": "voice"}), (0.2, {"resculpt.bass_db": -6.0})),
+                       setup=_give_resculpt_a_target, alloc_peak_bytes=4 * 481),
     # Delta listen switched off and on again over a section that removes a lot.
     "spectral": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
                         "lfo.rate_hz": 5.0, "lfo.depth": 0.8, "blur.time_ms": 80.0, "spectral.delta": 1},
@@ -121,6 +141,8 @@ ACTIVE = {
                        stages=("sgate", "lfo", "blur")),
 }
 SLOTS = list(catalog.SLOTS)
+# The resculpt slot loads the generator bundle (the shipped one, or a test generator exported for the session).
+pytestmark = pytest.mark.usefixtures("resculpt_bundle")
 # pedalboard's IIR filters (JUCE dsp::IIR) flush states below 1e-8 to zero at the end of every call,
 # so a board differs between block partitions by less than 1e-6 for one filter (-120 dBFS; measured
 # in tests/test_host.py:test_juce_filters_flush_tiny_states_per_call). The spectral section is exact.

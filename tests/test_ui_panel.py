@@ -199,3 +199,11 @@ def test_screenshot_under_xvfb_renders_a_non_blank_panel_with_live_feedback(tmp_
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
+
+
+def test_panel_sets_the_target_from_a_shipped_name_or_a_profile_file(panel):
+    """The panel's target field sends /resculpt/profile/load: a shipped target's name reaches the chain's
+    target inbox (the one every target-following stage reads)."""
+    chain, client, logic = panel
+    logic.on_target_file("wideband-speech")
+    assert _settle(client, chain, lambda: chain._inboxes["match"].value is not None)

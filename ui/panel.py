@@ -223,6 +223,10 @@ class PanelLogic:
         if path.strip():
             self.client.send(osc_protocol.PROFILE_REFERENCE, path.strip())
 
+    def on_target_file(self, name_or_path: str) -> None:
+        if name_or_path.strip():
+            self.client.send(osc_protocol.PROFILE_LOAD, name_or_path.strip())
+
     def on_context(self, name: str) -> None:
         if name:
             self.client.send(osc_protocol.CONTEXT, name)
@@ -375,6 +379,12 @@ def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
                 dpg.add_button(
                     label="Match reference",
                     callback=lambda *_: logic.on_reference(dpg.get_value("reference")),
+                )
+                dpg.add_text("Target profile")
+                dpg.add_input_text(tag="target_file", hint="wideband-speech or /path/to/target.json", width=-1)
+                dpg.add_button(
+                    label="Move toward target",
+                    callback=lambda *_: logic.on_target_file(dpg.get_value("target_file")),
                 )
                 dpg.add_text("Context")
                 dpg.add_combo([], tag="context", width=-1, callback=lambda s, a, u=None: logic.on_context(a))

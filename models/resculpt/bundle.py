@@ -10,6 +10,7 @@ helpers (one home).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,23 @@ NAME = "resculpt-generator"
 INPUTS = ("feat", "low", "cond")
 OUTPUTS = ("gain_db", "copy", "df")
 GOLDEN_TOL = 1e-4  # dB for gains, linear for copy gains and deep-filter taps
+# The shipped bundle: models/resculpt/bundle/ (inside the installed package); RESCULPT_GENERATOR_BUNDLE names
+# another folder (a bundle exported from a scratch checkpoint, tests).
+BUNDLE_DIR = Path(__file__).resolve().parent / "bundle"
+BUNDLE_ENV = "RESCULPT_GENERATOR_BUNDLE"
+_CACHE: dict = {}  # resolved folder -> (signature of its three files, Bundle)
+
+
+def bundle_dir() -> Path:
+    """The folder the stage loads by default: $RESCULPT_GENERATOR_BUNDLE, else the shipped ``BUNDLE_DIR``."""
+    env = os.environ.get(BUNDLE_ENV)
+    return Path(env) if env else BUNDLE_DIR
+
+
+def bundle_present(path=None) -> bool:
+    """True when ``path`` (default :func:`bundle_dir`) holds the three files of a bundle (not yet verified)."""
+    p = Path(path) if path else bundle_dir()
+    return all((p / f).is_file() for f in ("config.json", "model.onnx", "golden.npz"))
 
 
 class Bundle:
@@ -71,18 +89,29 @@ def _check_config(cfg: dict, cfg_p: Path) -> None:
         raise BundleError(f"{cfg_p}: lookahead_frames = {look!r}, expected 0 or 1")
 
 
-def load_bundle(path) -> Bundle:
-    """Load and verify a bundle folder; raise BundleError."""
-    path = Path(path)
+def load_bundle(path=None) -> Bundle:
+    """Load and verify a bundle folder (default :func:`bundle_dir`); raise BundleError. A folder already loaded
+    whose model.onnx is unchanged is returned from a cache (graph rebuilds do not reload it)."""
+    path = Path(path) if path else bundle_dir()
+    if not path.is_dir():
+        raise BundleError(f"the resculpting model is not installed: no bundle folder {path} (export one with "
+                          f"models/resculpt/export.py, or set {BUNDLE_ENV}); use the match-EQ engine")
     cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
     for p in (cfg_p, onnx_p, gold_p):
         if not p.is_file():
             raise BundleError(f"resculpt model bundle incomplete: {p} is missing (run models/resculpt/export.py)")
-    cfg, sess = read_checked(onnx_p, cfg_p, file_sha256(onnx_p), _check_config)
+    sha = file_sha256(onnx_p)
+    key = str(path.resolve())
+    g = gold_p.stat()
+    sig = (sha, cfg_p.read_bytes(), g.st_size, g.st_mtime_ns)
+    if key in _CACHE and _CACHE[key][0] == sig:
+        return _CACHE[key][1]
+    cfg, sess = read_checked(onnx_p, cfg_p, sha, _check_config)
     b = Bundle(path, cfg, sess)
     g = np.load(gold_p)
     got = b.run_sequence(g["feat"], g["low"], g["cond"])
     err = max(float(np.max(np.abs(got[k] - g[k]))) for k in OUTPUTS)
     if not np.isfinite(err) or err > GOLDEN_TOL:
         raise BundleError(f"{path}: model output differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
+    _CACHE[key] = (sig, b)
     return b

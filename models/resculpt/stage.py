@@ -1,48 +1,147 @@
-"""Draft runtime stage of the resculpting generator (numpy + onnxruntime; never imports torch).
-
-NOT registered in ``plugin_host/catalog.py`` and not reachable from ``render --matcher model``: no trained bundle
-exists, and the stage has not been through the conformance suite (allocation-free ``process_frame``,
-stereo, every rate). It is here so the bundle format, the output application and the streaming state are
-pinned by a test against the torch generator (tests/test_resculpt_export.py) before training starts.
+"""The resculpting generator as a spectral stage (numpy + onnxruntime; never imports torch): ``resculpt`` slot.
 
 Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window: 50 Hz bins):
-1. features of the newest spectrum (linked stereo / mono: channel-mean power; ``common.py``): band dB and
-   low-bin dB into preallocated rows;
-2. the ONNX core, one frame per call, bound by IOBinding to two preallocated state sets used in turn;
-   conditioned on the published :class:`ResculptTarget` (its vector, ``common.cond_from_profile``);
-3. the outputs applied to the frame ``lookahead`` hops old, kept in a ring of the last ``DF_ORDER`` spectra:
-   band gains to bins (``BandMap.synthesis``), the deep filter on the low bins over the ring, the copy-up
-   excitation (``net.FrameIO.apply``'s numpy twin); without a published target the delayed frame passes
-   unchanged (the latency stays ``lookahead`` hops either way).
+1. features of the newest spectrum (linked: channel-mean power, one set of gains for every channel, so a
+   stereo or multichannel image stays put; the model's running fingerprint is one stream, so the stage is
+   linked whatever the section's ``linked``): band dB and low-bin dB into preallocated rows;
+2. the conditioning vector: the published :class:`ResculptTarget`'s vector for the ``resculpt.match`` mode,
+   plus the overrides (``resculpt.bass_db`` ...) times their unit directions, plus the input-band validity of
+   this rate; a delta target (a descriptor, a context) takes its band shape from the model's own running input
+   envelope (read from the state the previous call wrote) plus the delta's offsets. Rebuilt only when the
+   target, the table or (for a delta) the frame changes;
+3. the ONNX core, one frame per call, bound by IOBinding to two preallocated state sets used in turn;
+4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
+   deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
+   ``DF_ORDER`` spectra: band gains to bins (``BandMap.synthesis``), the deep filter on the low bins over the
+   ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published target the delayed
+   frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops either way).
+
+The bundle is the shipped one (``bundle.bundle_dir()``) unless one is given; :func:`bundle.load_bundle` caches
+it, so a graph rebuild does not reload it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from resculpt.dsp.bands import BandMap
+from resculpt.dsp.descriptors import CENTERS, high_shelf, low_shelf
+from resculpt.dsp.inbox import Inbox
+from resculpt.dsp.params import ParamSpec
+from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import SpectralStage
 
 from . import common as C
 from .bundle import Bundle, load_bundle
 
+MATCH_MODES = tuple(C.MATCH)  # ("timbre", "voice", "all"): the order of resculpt.match's choices
+BASS_HZ, BRIGHT_HZ = 150.0, 3000.0  # corners of the bass and brightness overrides (the descriptors' "bass", "bright")
+
+PARAMS = (
+    ParamSpec("resculpt.amount", 0.0, 1.0, 1.0, "", smoothing_ms=50.0,
+              doc="how far the model moves the sound toward the target (0 = the input, delayed by the look-ahead)"),
+    ParamSpec("resculpt.match", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=MATCH_MODES,
+              doc="which target dimensions the model is conditioned on: timbre (envelope, tilt, brightness, "
+                  "dynamics), voice (timbre plus F0 level/range and formants), all (voice plus pace)"),
+    ParamSpec("resculpt.bass_db", -12.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
+              doc="adds a low shelf (150 Hz corner) of this gain to the target's band envelope"),
+    ParamSpec("resculpt.brightness_db", -12.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
+              doc="adds a high shelf (3 kHz corner) of this gain to the target's band envelope"),
+    ParamSpec("resculpt.tilt_db_oct", -6.0, 6.0, 0.0, "dB/oct", smoothing_ms=50.0,
+              doc="adds this spectral tilt (around 1 kHz) to the target's envelope and to its tilt dimension"),
+    ParamSpec("resculpt.loudness_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=50.0,
+              doc="adds this to the target's integrated loudness (when the target has one)"),
+)
+OVERRIDES = PARAMS[2:]  # bass, brightness, tilt, loudness: each a unit direction in conditioning space
+
+_S0, _M0 = 2 * C.N_DIMS, 2 * C.N_DIMS + C.N_BANDS  # cond layout: band shape, band mask
+_V0 = 2 * C.N_DIMS + 2 * C.N_BANDS                 # input-band validity (filled by the stage for its rate)
+_DIM_I = {d.name: i for i, d in enumerate(DIMS)}
+
+
+def _check_finite(p: Profile, where: str) -> None:
+    bad = [k for k, v in p.dims.items() if math.isinf(v)] + [f"band_env_db[{i}]" for i, v in
+                                                              enumerate(p.band_env_db) if math.isinf(v)]
+    if bad:
+        raise ProfileError(f"{where}: infinite value in {', '.join(bad[:4])}; a profile holds finite numbers or null")
+
+
+def _directions(ok: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(len(OVERRIDES), COND_DIM): the change of the conditioning vector per unit of each override, for a
+    target whose compared bands are ``ok`` (32,) bool and whose dim mask is ``mask`` (N_DIMS,)."""
+    d = np.zeros((len(OVERRIDES), C.COND_DIM), np.float32)
+    shapes = (low_shelf(BASS_HZ, 1.0), high_shelf(BRIGHT_HZ, 1.0), np.log2(np.maximum(CENTERS, 1.0) / 1000.0), np.zeros(C.N_BANDS))
+    for k, s in enumerate(shapes):
+        if ok.any():
+            d[k, _S0:_M0] = np.where(ok, s - s[ok].mean(), 0.0) / 3.0  # level-free, / 3 dB like the target shape
+    for k, name in ((2, "tilt_db_oct"), (3, "lufs_integrated")):
+        i = _DIM_I[name]
+        if mask[i]:
+            d[k, i] = 1.0 / DIM_BY_NAME[name].scale  # one unit of the override in z units
+    return d
+
 
 @dataclass(frozen=True)
 class ResculptTarget:
-    """The published target: ``cond`` (COND_DIM,) float32, read-only (``common.cond_from_profile``), the match
-    mode and a description of its source."""
+    """The published target, built on a control thread by :meth:`make` (read-only arrays).
+
+    Attributes:
+        cond: (3, COND_DIM) float32: the conditioning vector per match mode (``MATCH_MODES`` order); its
+            input-validity part is left 0 (the stage fills it for its rate); for a delta, the band-shape
+            part is 0 (the stage adds the running input envelope plus ``offsets`` each frame).
+        dirs: (3, len(OVERRIDES), COND_DIM) float32: conditioning change per unit of each override.
+        offsets: (32,) float32 dB band offsets of a delta target (0 where the delta leaves a band), or None.
+        ok: (32,) float32 0/1: the bands the target defines and compares.
+        source: what the target was built from (for messages and state).
+    """
 
     cond: np.ndarray
-    match: str = "timbre"
+    dirs: np.ndarray
+    offsets: np.ndarray | None = None
+    ok: np.ndarray | None = None
     source: str = ""
 
     @classmethod
-    def from_profile(cls, profile, sample_rate: int, match: str = "timbre", source: str = "") -> ResculptTarget:
-        v = C.cond_from_profile(profile, sample_rate, match)
-        v.setflags(write=False)
-        return cls(v, match, source)
+    def make(cls, target, source: str = "") -> ResculptTarget | None:
+        """From a Profile (fingerprint or target: absolute; delta: offsets from the running input), a
+        ResculptTarget (as is) or None. Raises ProfileError for a target the model cannot move toward: an
+        infinite value, or an absolute profile with no compared band and no known timbre dimension (a
+        fingerprint of silence measures nothing)."""
+        if target is None or isinstance(target, ResculptTarget):
+            return target
+        if not isinstance(target, Profile):
+            raise ProfileError(f"a resculpt target is a Profile, got {type(target).__name__}")
+        where = f"target {source or target.meta.get('source') or target.kind}"
+        _check_finite(target, where)
+        cmp = compare_mask()
+        env = target.env()
+        cond = np.zeros((len(MATCH_MODES), C.COND_DIM), np.float32)
+        dirs = np.zeros((len(MATCH_MODES), len(OVERRIDES), C.COND_DIM), np.float32)
+        offsets = None
+        if target.kind == "delta":
+            ok = cmp.copy()
+            offsets = np.where(np.isfinite(env) & cmp, env, 0.0).astype(np.float32)
+            for m in range(len(MATCH_MODES)):
+                cond[m, _M0:_V0] = ok
+                dirs[m] = _directions(ok, np.zeros(C.N_DIMS, bool))
+        else:
+            ok = np.isfinite(env) & cmp
+            timbre = [n for n in C.MATCH["timbre"] if math.isfinite(target.dims[n])]
+            if not ok.any() and not timbre:
+                raise ProfileError(f"{where}: no band envelope and no timbre dimension is known (a profile of "
+                                   "silence?): the model has nothing to move toward")
+            for m, mode in enumerate(MATCH_MODES):
+                cond[m] = C.cond_from_profile(target, 48000, mode)
+                cond[m, _V0:] = 0.0
+                dirs[m] = _directions(ok, cond[m, C.N_DIMS : 2 * C.N_DIMS] > 0)
+        okf = ok.astype(np.float32)
+        for a in (cond, dirs, offsets, okf):
+            if a is not None:
+                a.setflags(write=False)
+        return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")))
 
 
 class ResculptStage(SpectralStage):
@@ -51,10 +150,14 @@ class ResculptStage(SpectralStage):
     name = "resculpt"
     inbox_type = ResculptTarget
 
-    def __init__(self, bundle: Bundle | str | Path, inbox=None):
+    def __init__(self, table, inbox: Inbox | None = None, bundle: Bundle | str | Path | None = None):
+        self.table = table
+        self.inbox = inbox if inbox is not None else Inbox(ResculptTarget)
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.latency_frames = self.bundle.lookahead_frames
-        self.inbox = inbox
+        self._i_amount = table.index("resculpt.amount")
+        self._i_match = table.index("resculpt.match")
+        self._i_ovr = np.array([table.index(p.id) for p in OVERRIDES], np.intp)
 
     def prepare(self, ctx):
         n_fft, hop = C.frame_sizes(ctx.sample_rate)
@@ -64,29 +167,43 @@ class ResculptStage(SpectralStage):
                              f"use the {C.STFT_CONFIG!r} STFT config")
         super().prepare(ctx)
         c, nb = ctx.channels, ctx.n_bins
+        N, L = self.bundle.df_order, self.latency_frames
         bm = BandMap(ctx.sample_rate, n_fft, C.N_BANDS)
         w = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft))
         self._norm = np.float32(1.0 / np.sum(w * w) / c)  # PSD convention, channel mean folded in
-        self._ana_t = np.ascontiguousarray(bm.analysis.T)    # (nb, 32)
-        self._syn_t = np.ascontiguousarray(bm.synthesis.T)   # (32, nb)
+        self._ana_t = np.ascontiguousarray(bm.analysis.T, dtype=np.float32)    # (nb, 32)
+        self._syn_t = np.ascontiguousarray(bm.synthesis.T, dtype=np.float32)   # (32, nb)
         self._shift = C.copy_shift_bins(ctx.sample_rate)
+        self._valid = C.input_valid(ctx.sample_rate).astype(np.float32)
         self._pow = np.zeros((c, nb), np.float32)
+        self._im = np.zeros((c, nb), np.float32)
         self._pmean = np.zeros(nb, np.float32)
+        self._bandp = np.zeros(C.N_BANDS, np.float32)
         self._feat = np.zeros((1, 1, C.N_BANDS), np.float32)
         self._low = np.zeros((1, 1, C.N_LOW), np.float32)
         self._cond = np.zeros((1, C.COND_DIM), np.float32)
+        self._ovr64 = np.zeros(len(OVERRIDES))  # the table's values (float64)
+        self._ovr_old = np.full(len(OVERRIDES), np.nan)
+        self._ovr_chg = np.zeros(len(OVERRIDES), bool)
+        self._ovr = np.zeros(len(OVERRIDES), np.float32)
+        self._env = np.zeros(C.N_BANDS, np.float32)
         self._g = np.zeros((1, 1, C.N_BANDS), np.float32)
         self._e = np.zeros((1, 1, C.N_BANDS), np.float32)
-        self._df = np.zeros((1, 1, C.N_LOW, self.bundle.df_order, 2), np.float32)
+        self._df = np.zeros((1, 1, C.N_LOW, N, 2), np.float32)
+        self._gb = np.zeros(C.N_BANDS, np.float32)   # band gains, linear, amount applied
+        self._eb = np.zeros(C.N_BANDS, np.float32)   # copy-up band gains, amount applied
         self._G = np.zeros(nb, np.float32)
         self._E = np.zeros(nb, np.float32)
-        self._coef = np.zeros((C.N_LOW, self.bundle.df_order), np.complex64)
-        self._onehot = np.zeros(self.bundle.df_order, np.complex64)
-        self._onehot[self.bundle.df_order - 1 - self.latency_frames] = 1.0
+        self._cG = np.zeros((c, nb), np.complex64)   # the bin gains widened to the spectrum's shape and dtype
+        self._cE = np.zeros((c, nb), np.complex64)
+        self._tmp = np.zeros((c, nb), np.complex64)
+        self._coef = np.zeros((N, C.N_LOW), np.complex64)  # deep-filter taps, tap-major
+        self._onehot = np.zeros((N, C.N_LOW), np.complex64)
+        self._onehot[N - 1 - L] = 1.0
         self._z = np.zeros((c, C.N_LOW), np.complex64)
-        R = max(self.bundle.df_order, self.latency_frames + 1)
+        self._zt = np.zeros((c, C.N_LOW), np.complex64)
+        R = max(N, L + 1)
         self._ring = np.zeros((R, c, nb), np.complex64)
-        self._head = 0  # index of the oldest frame in the ring
         sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
         sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
         self._states = (sa, sb)
@@ -109,13 +226,45 @@ class ResculptStage(SpectralStage):
             for v in s.values():
                 v.fill(0.0)
         self._ring.fill(0.0)
-        self._head = 0
+        self._head = 0  # index of the oldest frame in the ring
         self._phase = 0
         self._target = None
+        self._mode = -1
+        self._ovr_old.fill(np.nan)
 
     def _frame(self, k: int) -> np.ndarray:
         """The ring's frame k frames after the oldest (k = R - 1: the newest)."""
         return self._ring[(self._head + k) % self._ring.shape[0]]
+
+    def _update_cond(self, tgt) -> None:
+        """The conditioning vector of this frame into ``self._cond`` (allocation-free)."""
+        val = self.table.value
+        mode = int(val[self._i_match])
+        np.take(val, self._i_ovr, out=self._ovr64, mode="clip")
+        np.not_equal(self._ovr64, self._ovr_old, out=self._ovr_chg)
+        delta = tgt.offsets is not None
+        if tgt is not self._target or mode != self._mode or self._ovr_chg.any() or delta:
+            self._target, self._mode = tgt, mode
+            np.copyto(self._ovr_old, self._ovr64)
+            np.copyto(self._ovr, self._ovr64)
+            cond = self._cond[0]
+            np.matmul(self._ovr, tgt.dirs[mode], out=cond)
+            cond += tgt.cond[mode]
+            cond[_V0:] = self._valid
+            if delta:
+                # the running input envelope (dB) the model itself keeps, from the state the next call reads
+                st = self._states[self._phase]
+                np.maximum(st["run_den"][0], np.float32(1e-6), out=self._env[:1])
+                np.divide(st["run_num"][0], self._env[0], out=self._env)
+                self._env += np.float32(C.EPS)
+                np.log10(self._env, out=self._env)
+                self._env *= np.float32(10.0)
+                self._env += tgt.offsets
+                self._env *= tgt.ok
+                self._env -= np.float32(np.dot(self._env, tgt.ok) / max(float(tgt.ok.sum()), 1.0))
+                self._env *= tgt.ok
+                self._env *= np.float32(1.0 / 3.0)
+                cond[_S0:_M0] += self._env
 
     def process_frame(self, spec):
         R = self._ring.shape[0]
@@ -123,33 +272,50 @@ class ResculptStage(SpectralStage):
         self._head = (self._head + 1) % R
         L, N = self.latency_frames, self.bundle.df_order
         X = self._frame(R - 1 - L)
-        tgt = self.inbox.value if self.inbox is not None else None
+        tgt = self.inbox.value
         if tgt is None:
-            spec[...] = X
+            np.copyto(spec, X)
             return
-        if tgt is not self._target:
-            np.copyto(self._cond[0], tgt.cond)
-            self._target = tgt
+        self._update_cond(tgt)
         np.multiply(spec.real, spec.real, out=self._pow)
-        self._pow += spec.imag * spec.imag
-        np.sum(self._pow, axis=0, out=self._pmean)
+        np.multiply(spec.imag, spec.imag, out=self._im)
+        self._pow += self._im
+        np.copyto(self._pmean, self._pow[0])
+        for ch in range(1, self.ctx.channels):  # linked: mean of the channels (np.mean would allocate)
+            self._pmean += self._pow[ch]
         self._pmean *= self._norm
-        np.log10(self._pmean @ self._ana_t + C.EPS, out=self._feat[0, 0])
-        self._feat *= 10.0
-        np.log10(self._pmean[: C.N_LOW] + C.EPS, out=self._low[0, 0])
-        self._low *= 10.0
+        np.matmul(self._pmean, self._ana_t, out=self._bandp)
+        self._bandp += np.float32(C.EPS)
+        np.log10(self._bandp, out=self._feat[0, 0])
+        self._feat *= np.float32(10.0)
+        np.add(self._pmean[: C.N_LOW], np.float32(C.EPS), out=self._low[0, 0])
+        np.log10(self._low, out=self._low)
+        self._low *= np.float32(10.0)
         self.bundle.session.run_with_iobinding(self._bind[self._phase])
         self._phase ^= 1
-        np.matmul(np.power(np.float32(10.0), self._g[0, 0] / np.float32(20.0)), self._syn_t, out=self._G)
-        np.matmul(self._e[0, 0], self._syn_t, out=self._E)
-        self._coef.real = self._df[0, 0, ..., 0]
-        self._coef.imag = self._df[0, 0, ..., 1]
+        a = np.float32(self.table.value[self._i_amount])
+        np.multiply(self._g[0, 0], a * np.float32(math.log(10.0) / 20.0), out=self._gb)
+        np.exp(self._gb, out=self._gb)
+        np.matmul(self._gb, self._syn_t, out=self._G)
+        np.multiply(self._e[0, 0], a, out=self._eb)
+        np.matmul(self._eb, self._syn_t, out=self._E)
+        np.copyto(self._cG, self._G)
+        np.copyto(self._cE, self._E)
+        np.copyto(self._coef.real, self._df[0, 0, ..., 0].T)
+        np.copyto(self._coef.imag, self._df[0, 0, ..., 1].T)
+        self._coef *= a
         self._coef += self._onehot
-        self._z.fill(0.0)
-        for j in range(N):
-            self._z += self._coef[:, j] * self._frame(R - N + j)[:, : C.N_LOW]
-        S = self._shift
-        out = spec
-        np.multiply(X, self._G, out=out)
-        out[:, : C.N_LOW] = self._z * self._G[: C.N_LOW]
-        out[:, S:] += self._E[S:] * X[:, : X.shape[1] - S]
+        S, nb = self._shift, spec.shape[1]
+        np.multiply(X, self._cG, out=spec)
+        # Row by row from here: numpy buffers a ufunc over 2-D column slices (tens of kB at six channels),
+        # while a row's slice is contiguous.
+        for ch in range(self.ctx.channels):
+            z, zt = self._z[ch], self._zt[ch]
+            z.fill(0.0)
+            for j in range(N):
+                np.multiply(self._frame(R - N + j)[ch, : C.N_LOW], self._coef[j], out=zt)
+                z += zt
+            np.multiply(z, self._cG[ch, : C.N_LOW], out=spec[ch, : C.N_LOW])
+            tmp = self._tmp[ch, S:]
+            np.multiply(X[ch, : nb - S], self._cE[ch, S:], out=tmp)
+            spec[ch, S:] += tmp

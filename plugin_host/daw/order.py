@@ -97,4 +97,10 @@ ORDER = (
     "anon.seed",
     "anon.detail_pct",
     "anon.vtln_pct",
+    "resculpt.amount",
+    "resculpt.match",
+    "resculpt.bass_db",
+    "resculpt.brightness_db",
+    "resculpt.tilt_db_oct",
+    "resculpt.loudness_db",
 )

@@ -24,9 +24,10 @@ once (no ramp from the defaults).
 State (:func:`state_text`): the preset's name, every parameter, the control values taken up, and two
 things no control can carry: a user preset (its JSON: layout and values) and a target profile (its JSON),
 as ``resculpt render --preset USER.json --target T.json``. An LV2 preset written by ``resculpt plugin
-preset`` carries them; a session saves them back. With a target, every preset's layout gets the ``match``
-stage appended when it has none (as ``render --target`` does) and the target is published to it through
-the chain's inbox; choosing a shipped preset on the preset control replaces the user preset and keeps the
+preset`` carries them; a session saves them back. With a target, every preset's layout gets the stage of
+the state's ``engine`` (``match`` for the match-EQ, the default and what a state without the key was saved
+with; ``resculpt`` for the model) appended when it has none (as ``render --target`` does) and the target is
+published through the chain's inboxes; choosing a shipped preset on the preset control replaces the user preset and keeps the
 target.
 """
 
@@ -41,7 +42,8 @@ import traceback
 
 import numpy as np
 from resculpt.dsp.profile import Profile
-from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.chain import Chain, resolve_engine
+from resculpt.plugin_host.host import TARGET_SLOTS
 from resculpt.plugin_host.presets import load_preset, validate
 
 from .ports import (
@@ -63,13 +65,15 @@ STATE_VERSION = 2
 STATE_READS = (1, 2)  # version 1: no user preset, no target
 
 
-def state_text(preset: str, params: dict, seen, user_preset: dict | None = None, target: dict | None = None) -> str:
+def state_text(preset: str, params: dict, seen, user_preset: dict | None = None, target: dict | None = None,
+               engine: str = "match-eq") -> str:
     """The plugin's state, one JSON string: ``preset`` (the sound's name), ``params`` ({id: value}),
     ``seen`` (the control array's values the chain has taken up, float32-exact, length n_controls()),
-    ``user_preset`` (a preset file's JSON, or None: the preset named is a shipped one) and ``target`` (a
-    profile file's JSON, or None)."""
+    ``user_preset`` (a preset file's JSON, or None: the preset named is a shipped one), ``target`` (a
+    profile file's JSON, or None) and ``engine`` (what follows the target: "match-eq" or "model"; a state
+    without the key is read as "match-eq", the engine it was saved with)."""
     return json.dumps({"version": STATE_VERSION, "preset": preset, "user_preset": user_preset, "target": target,
-                       "params": params, "seen": [float(v) for v in seen]})
+                       "engine": engine, "params": params, "seen": [float(v) for v in seen]})
 
 
 def _view(addr: int, n: int, ctype, shape=None) -> np.ndarray:
@@ -99,7 +103,8 @@ class Bridge:
         self.chain = Chain.from_preset(DEFAULT_PRESET, sample_rate=int(sample_rate), channels=2, max_block=cap)
         self.preset = DEFAULT_PRESET
         self.user_preset: dict | None = None  # the JSON of the user preset playing (state_restore), or None
-        self.target: dict | None = None       # the JSON of the target profile published to ``match``, or None
+        self.target: dict | None = None       # the JSON of the target profile published, or None
+        self.engine = "match-eq"              # the stage that follows it (host.TARGET_SLOTS)
         self.overrides: dict[str, float] = {}  # parameters set from controls since the preset was chosen
         self._fresh = True
         # A restored state's control values, (what the controls held before, the state's), published by
@@ -129,7 +134,7 @@ class Bridge:
         """Everything that defines the sound, as :func:`state_text`."""
         r = self._restored_seen
         return state_text(self.preset, self.chain.params.targets(), self.seen if r is None else r[1],
-                          self.user_preset, self.target)
+                          self.user_preset, self.target, self.engine)
 
     def state_restore(self, text: str) -> None:
         """Rebuild the sound :meth:`state_save` described (validated before anything changes)."""
@@ -139,10 +144,11 @@ class Bridge:
         user, target_d = d.get("user_preset"), d.get("target")
         p = validate(user, "the state's user preset") if user is not None else load_preset(d["preset"])
         target = Profile.from_dict(target_d, "the state's target") if target_d is not None else None
+        engine = resolve_engine(d.get("engine", "match-eq"), p.layout)
         params = {k: v for k, v in d["params"].items() if k in self.chain.params}
-        self.chain.switch(self._layout(p.layout, target_d), {**p.full_params(), **params}, p.name)
-        self.chain.set_target(target)
-        self.preset, self.user_preset, self.target = p.name, user, target_d
+        self.chain.switch(self._layout(p.layout, target_d, engine), {**p.full_params(), **params}, p.name)
+        self.chain.set_target(target, engine=engine)
+        self.preset, self.user_preset, self.target, self.engine = p.name, user, target_d, engine
         seen = d.get("seen")
         if seen is not None and len(seen) == self.seen.size:
             # The controls the state describes: a control port the host has not connected yet (lv2file
@@ -219,16 +225,21 @@ class Bridge:
         return 1.0 if self.ctrl[C_ENABLED] < 0.5 or self.ctrl[self._bypass_c] >= 0.5 else 0.0
 
     @staticmethod
-    def _layout(layout, target):
-        """``layout``, with the ``match`` stage appended when a target is set and it has none."""
-        return layout.with_spectral("match") if target is not None else layout
+    def _layout(layout, target, engine: str):
+        """``layout``, with the stage of ``engine`` appended when a target is set and it has none."""
+        return layout.with_spectral(TARGET_SLOTS[engine]) if target is not None else layout
 
     # -- worker thread ----------------------------------------------------------------------------
     def _load(self, name: str) -> None:
         """Build preset ``name`` with the controls moved since it was chosen on top, and publish it."""
         p = load_preset(name)
-        self.chain.switch(self._layout(p.layout, self.target), {**p.full_params(), **self.overrides,
+        own = p.target_profile()  # a preset with a target of its own follows it, with the engine of the moment
+        if own is not None:
+            self.engine, self.target = resolve_engine("auto", p.layout), own.to_dict()
+        self.chain.switch(self._layout(p.layout, self.target, self.engine), {**p.full_params(), **self.overrides,
                                                                 "bypass": self._bypass()}, p.name)
+        if own is not None:
+            self.chain.set_target(own, engine=self.engine)
         # A control moved while the graph was built went into the table the preset values then overwrote.
         self.chain.params.set_many(dict(self.overrides), notify=False)
         self.preset = name

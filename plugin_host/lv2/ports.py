@@ -51,6 +51,13 @@ PRESETS = (
     "anon-low",
     "anon-high",
     "anon-neutral",
+    "bright-podcast",
+    "call-voice",
+    "casual-voice",
+    "codec-repair",
+    "formal-voice",
+    "stream-voice",
+    "warm-radio",
 )
 DEFAULT_PRESET = "clean"
 # The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset

@@ -1,0 +1,192 @@
+"""The resculpting model as a product stage: engine choice (auto / model / match-eq) with and without its bundle,
+the target plumbing shared with the match-EQ (one set_target, bad targets refused before anything changes), the
+parameters (amount, match mode, overrides) and presets with a target. The stage's processor contract is
+tests/test_stage_conformance.py's; its numbers against torch are tests/test_resculpt_export.py's."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import EXAMPLE
+from resculpt.dsp.descriptors import describe
+from resculpt.dsp.profile import DIM_BY_NAME, Profile, ProfileError, fingerprint
+from resculpt.models import data
+from resculpt.models.resculpt import bundle as rb
+from resculpt.models.resculpt import common as C
+from resculpt.models.resculpt.stage import OVERRIDES, ResculptTarget
+from resculpt.plugin_host.chain import Chain, EngineError
+from resculpt.plugin_host.layout import Layout
+from resculpt.plugin_host.render import RenderError, render_file
+
+SR = 16000
+TARGET = Profile("target", {"centroid_hz": 800.0, "tilt_db_oct": -8.0, "lufs_integrated": -18.0},
+                 band_env_db=list(-30.0 - 1.2 * np.arange(32)))
+
+
+@pytest.fixture
+def no_bundle(tmp_path, monkeypatch):
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(tmp_path / "no-bundle-here"))
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """3 s of the bundled speech at 16 kHz as a WAV file, and a target profile file."""
+    x, sr = data.load(EXAMPLE)
+    p = tmp_path / "in.wav"
+    sf.write(p, x[: 3 * sr], sr, subtype="FLOAT")
+    t = TARGET.save(tmp_path / "t.json")
+    return p, t, x[: 3 * sr]
+
+
+def test_without_a_bundle_auto_renders_with_the_match_eq_and_model_is_one_clear_error(no_bundle, clip, tmp_path):
+    """No bundle: ``auto`` (the default) follows the target with the match-EQ; ``--engine model`` fails with one
+    message naming the missing bundle and the way out, and writes no output."""
+    inp, t, _ = clip
+    assert render_file(inp, tmp_path / "a.wav", target=t)["engine"] == "match-eq"
+    with pytest.raises(RenderError, match="not installed.*match-EQ"):
+        render_file(inp, tmp_path / "m.wav", target=t, engine="model")
+    assert not (tmp_path / "m.wav").exists()
+    with pytest.raises(EngineError, match="not installed"):
+        Chain(Layout(), SR, 1).set_target(TARGET, engine="model")
+
+
+def test_with_a_bundle_auto_renders_with_the_model_and_the_old_flag_name_still_works(resculpt_bundle, clip, tmp_path):
+    """With a bundle, ``auto`` takes the model (same length out, audibly changed); ``matcher=`` is another name
+    for ``engine=``; asking the match-EQ for ``match voice`` is refused (it cannot move F0 or formants)."""
+    inp, t, x = clip
+    r = render_file(inp, tmp_path / "a.wav", target=t, match="voice", amount=0.8)
+    assert r["engine"] == "model"
+    y, _ = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert y.shape == x.shape
+    assert np.sqrt(np.mean((y - x) ** 2)) > 0.1 * np.sqrt(np.mean(x**2))
+    assert render_file(inp, tmp_path / "b.wav", target=t, matcher="match-eq")["engine"] == "match-eq"
+    with pytest.raises(RenderError, match="needs the model engine"):
+        render_file(inp, tmp_path / "c.wav", target=t, engine="match-eq", match="voice")
+
+
+def test_bad_targets_give_one_error_and_change_nothing(resculpt_bundle, tmp_path):
+    """An infinite value, a fingerprint of silence (it measures nothing) and another schema version are refused
+    with a ProfileError before either inbox changes; NaN means "unknown" in the schema and is accepted."""
+    chain = Chain(Layout(spectral=("resculpt",)), SR, 1, 512)
+    chain.set_target(TARGET)
+    before = (chain._inboxes["match"].value, chain._inboxes["resculpt"].value)
+    bad_inf = TARGET.copy()
+    bad_inf.dims["tilt_db_oct"] = math.inf
+    silence = fingerprint(np.zeros(4 * SR, np.float32), SR)
+    for bad, msg in ((bad_inf, "infinite"), (silence, "silence")):
+        with pytest.raises(ProfileError, match=msg):
+            chain.set_target(bad)
+        assert (chain._inboxes["match"].value, chain._inboxes["resculpt"].value) == before
+    d = TARGET.to_dict() | {"schema_version": 2}
+    (tmp_path / "v2.json").write_text(__import__("json").dumps(d))
+    with pytest.raises(RenderError, match="schema_version 2"):
+        render_file(EXAMPLE, tmp_path / "o.wav", target=tmp_path / "v2.json", engine="model")
+    partial = TARGET.copy()
+    partial.dims["centroid_hz"] = math.nan
+    chain.set_target(partial)
+    assert chain._inboxes["resculpt"].value is not before[1]
+
+
+def test_overrides_are_unit_moves_of_the_target_in_conditioning_space():
+    """bass/brightness add level-free low/high shelves to the target's band shape (dB / 3 dB); tilt adds a slope
+    around 1 kHz and moves the tilt dimension by one z unit per 1.5 dB/oct; loudness moves the loudness dimension
+    by one z unit per dB (only where the target knows the dimension)."""
+    t = ResculptTarget.make(TARGET)
+    ids = [p.id for p in OVERRIDES]
+    timbre = 0
+    bass, bright, tilt, loud = (t.dirs[timbre, ids.index(k)] for k in
+                                ("resculpt.bass_db", "resculpt.brightness_db", "resculpt.tilt_db_oct", "resculpt.loudness_db"))
+    shape = slice(2 * C.N_DIMS, 2 * C.N_DIMS + C.N_BANDS)
+    ok = t.ok > 0
+    assert bass[shape][ok][:4].min() > 0 > bass[shape][ok][-4:].max()
+    assert bright[shape][ok][-4:].min() > 0 > bright[shape][ok][:4].max()
+    assert abs(float(bass[shape][ok].sum())) < 1e-5 and abs(float(bright[shape][ok].sum())) < 1e-5
+    i_tilt, i_loud = C.DIM_NAMES.index("tilt_db_oct"), C.DIM_NAMES.index("lufs_integrated")
+    assert tilt[i_tilt] == pytest.approx(1.0 / DIM_BY_NAME["tilt_db_oct"].scale)
+    assert loud[i_loud] == pytest.approx(1.0 / DIM_BY_NAME["lufs_integrated"].scale)
+    assert np.count_nonzero(loud) == 1
+    no_loud = TARGET.copy()
+    no_loud.dims["lufs_integrated"] = math.nan
+    assert not ResculptTarget.make(no_loud).dirs[timbre, ids.index("resculpt.loudness_db")].any()
+
+
+def _run(chain, x, block=160):
+    y = x.copy()
+    for i in range(0, x.shape[1], block):
+        chain.process(y[:, i : i + block])
+    return y
+
+
+def test_amount_zero_passes_the_input_and_the_overrides_reach_the_model(resculpt_bundle):
+    """``resculpt.amount`` 0 gives what no target gives (the input, delayed by the look-ahead) to float rounding;
+    at amount 1 a bass override changes the conditioning vector the model reads by its direction."""
+    x, sr = data.load(EXAMPLE)
+    x = x[None, : 2 * sr].astype(np.float32)
+    ref = _run(Chain(Layout(spectral=("resculpt",)), sr, 1, 512), x)
+    chain = Chain(Layout(spectral=("resculpt",)), sr, 1, 512, params={"resculpt.amount": 0.0})
+    chain.set_target(TARGET)
+    y0 = _run(chain, x)
+    assert np.max(np.abs(y0 - ref)) < 1e-5 * np.max(np.abs(ref))
+    st = next(s for s in chain.graph.stages if s.name == "resculpt")
+    chain.params["resculpt.amount"] = 1.0
+    _run(chain, x[:, :4000])
+    c0 = st._cond[0].copy()
+    chain.params["resculpt.bass_db"] = 6.0
+    _run(chain, x[:, :4000])
+    t = chain._inboxes["resculpt"].value
+    np.testing.assert_allclose(st._cond[0] - c0, 6.0 * t.dirs[0, 0], atol=1e-5)
+
+
+def test_a_delta_target_conditions_on_the_running_input_envelope_plus_its_offsets(resculpt_bundle):
+    """A descriptor ("more bass") is a delta: the band-shape part of the conditioning vector is the model's own
+    running input envelope (from its state) plus the offsets, level-free over the compared bands, / 3 dB."""
+    x, sr = data.load(EXAMPLE)
+    x = x[None, : 2 * sr].astype(np.float32)
+    chain = Chain(Layout(spectral=("resculpt",)), sr, 1, 512)
+    d = describe("more bass")
+    chain.set_target(d)
+    _run(chain, x)
+    st = next(s for s in chain.graph.stages if s.name == "resculpt")
+    t = chain._inboxes["resculpt"].value
+    assert t.offsets is not None
+    # the cond was built from the state the last call read: the one before the last flip
+    state = st._states[st._phase ^ 1]
+    env = 10 * np.log10(state["run_num"][0] / max(float(state["run_den"][0, 0]), 1e-6) + C.EPS) + t.offsets
+    ok = t.ok > 0
+    want = np.where(ok, env - env[ok].mean(), 0.0) / 3.0
+    got = st._cond[0, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS]
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    assert got[ok][:6].mean() > got[ok][-6:].mean()  # the low shelf shows in the shape
+
+
+def test_presets_with_a_target_run_the_engine_of_the_moment(resculpt_bundle, monkeypatch, tmp_path):
+    """A preset's target puts the engine's stage in its layout and publishes the target: the model with a bundle,
+    the match-EQ without; a shipped target is found by name."""
+    c = Chain.from_preset("codec-repair", 48000, 2)
+    assert "resculpt" in c.layout.spectral and "match" not in c.layout.spectral
+    assert c._inboxes["resculpt"].value is not None
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(tmp_path / "none"))
+    c = Chain.from_preset("warm-radio", 48000, 2)
+    assert "match" in c.layout.spectral and "resculpt" not in c.layout.spectral
+    assert c._inboxes["match"].value is not None and c._inboxes["resculpt"].value.offsets is not None
+
+
+def test_osc_profile_load_sets_the_target_from_a_shipped_name_and_refuses_a_bad_one(no_bundle, tmp_path):
+    """/resculpt/profile/load takes a shipped target's name or a profile file; a bad one is an error reply and
+    leaves the target as it was."""
+    from resculpt.plugin_host.osc import OscServer
+
+    srv = OscServer(Chain.from_preset("clean", 48000, 2, 512), port=0)
+    me = ("127.0.0.1", 9)
+    srv.handle_message("/resculpt/profile/load", ["wideband-speech"], me)
+    t = srv.chain._inboxes["match"].value
+    assert t is not None and "match" in srv.chain.layout.spectral
+    bad = TARGET.to_dict() | {"schema_version": 9}
+    (tmp_path / "bad.json").write_text(__import__("json").dumps(bad))
+    errors = srv.stats["errors"]
+    srv.handle_message("/resculpt/profile/load", [str(tmp_path / "bad.json")], me)
+    assert srv.stats["errors"] == errors + 1 and "schema_version 9" in srv.last_error
+    assert srv.chain._inboxes["match"].value is t
