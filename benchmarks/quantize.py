@@ -62,7 +62,8 @@ def _pairs(specs):
 def _describe(path: Path) -> dict:
     cfg = json.loads((path / "config.json").read_text())
     q = cfg.get("quantisation") or {}
-    return {"path": str(path), "sha256": cfg["sha256"], "precision": cfg.get("precision", "float32"),
+    tr = cfg.get("training") or {}
+    return {"path": str(path), "sha256": cfg["sha256"], "training_step": tr.get("step", tr.get("steps")), "precision": cfg.get("precision", "float32"),
             "prune": (q.get("prune") or {}).get("fraction", 0.0), "onnx_bytes": cfg["onnx_bytes"],
             "batched_graph": bool(cfg.get("seq_model")), "kernels": q.get("kernels"),
             "golden_max_dev_from_source": q.get("golden_max_dev_from_source")}
@@ -170,7 +171,9 @@ def table(res: dict, meta: dict) -> str:
     rs = res.get("resculpt") or {}
     if rs:
         ref = next(iter(rs))
-        L += ["Resculpt stage: RTF at 48 kHz mono, 10 ms blocks, default STFT, a published target (speed only).", "",
+        src = rs[ref]["bundle"]
+        L += [f"Resculpt stage: RTF at 48 kHz mono, 10 ms blocks, default STFT, a published target (speed only); "
+              f"reference `{src['path']}` (training step {src['training_step']}).", "",
               "| variant | precision | pruned | ONNX bytes | model call µs | RTF | RTF / ref |", "|---|---|---|---|---|---|---|"]
         for k, r in rs.items():
             d = r["bundle"]
@@ -180,8 +183,10 @@ def table(res: dict, meta: dict) -> str:
     for part in ("mask", "resculpt"):
         for k, r in (res.get(part) or {}).items():
             if r["bundle"]["kernels"]:
-                L.append(f"- {part} `{k}`: onnxruntime kernels {r['bundle']['kernels']}; golden outputs' largest "
-                         f"deviation from the float bundle {r['bundle']['golden_max_dev_from_source']}")
+                kern = ", ".join(f"{o} x{n}" for o, n in r["bundle"]["kernels"].items())
+                L.append(f"- {part} `{k}`: onnxruntime runs {kern}; golden outputs' largest "
+                         "deviation from the float bundle "
+                         + ", ".join(f"{o} {v:.3g}" for o, v in r["bundle"]["golden_max_dev_from_source"].items()))
     return "\n".join(L) + "\n"
 
 

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onnx", reason="writing a quantised bundle needs onnx (the train extra)")
+pytest.importorskip("torch", reason="the resculpt export needs torch (the train extra)")
 from resculpt.dsp.stft import StreamingSTFT  # noqa: E402
 from resculpt.models.mask.bundle import BUNDLE_DIR, BundleError, load_bundle  # noqa: E402
 from resculpt.models.mask.stage import MaskStage  # noqa: E402
 from resculpt.models.quantize import prune_weights, quantize_bundle  # noqa: E402
 from test_mask_stage import _signal, _table  # noqa: E402
+from test_resculpt_export import exported  # noqa: E402, F401  (the generator export with randomised heads)
 
 
 @pytest.fixture(scope="module")
@@ -119,27 +121,16 @@ def test_prune_weights_zeroes_the_smallest_magnitudes():
     np.testing.assert_array_equal(numpy_helper.to_array(m.graph.initializer[0]), np.array([[0.0, -0.5], [0.3, 0.0]], np.float32))
 
 
-def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_draft_stage(tmp_path):
+def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_draft_stage(exported, tmp_path):
     """A generator export (randomised output heads, so the outputs are non-trivial), quantised: the resculpt loader
     verifies it, its golden outputs differ from the float ones by the recorded amount, and the draft stage runs it
     with a published target to a finite output with the float bundle's latency."""
-    torch = pytest.importorskip("torch")
     from resculpt.dsp.inbox import Inbox
     from resculpt.dsp.profile import Profile
     from resculpt.models.resculpt import bundle as RB
-    from resculpt.models.resculpt import export as RE
-    from resculpt.models.resculpt.net import ResculptNet
     from resculpt.models.resculpt.stage import ResculptStage, ResculptTarget
 
-    torch.manual_seed(0)
-    net = ResculptNet(lookahead=1)
-    with torch.no_grad():
-        for m in (net.head, net.df, *net.films):
-            m.weight.normal_(0, 0.1)
-            m.bias.normal_(0, 0.1)
-    torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": 1}, "step": 0, "sample_rate": 16000},
-               tmp_path / "ckpt.pt")
-    RE.export(tmp_path / "ckpt.pt", tmp_path / "float")
+    shutil.copytree(exported[1], tmp_path / "float")
     cfg = quantize_bundle(tmp_path / "float", tmp_path / "int8")
     b = RB.load_bundle(tmp_path / "int8")
     assert b.precision == "int8" and cfg["quantisation"]["kernels"]["GRU"] == 1
