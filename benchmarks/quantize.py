@@ -35,8 +35,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "scripts"))
-import denoise  # noqa: E402
-from mask_capacity_rtf import stage_runner  # noqa: E402
+import denoise
+from mask_capacity_rtf import stage_runner
 
 METRICS = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")
 # A variant replaces the float bundle only if it is faster (stage RTF and model call) and costs at most this much
@@ -141,18 +141,18 @@ def quality(bundles: dict, items: list, cache: Path | None) -> dict:
 
 
 def table(res: dict, meta: dict) -> str:
-    L = [f"Measured {meta['time_utc']} UTC on {meta['cpu_count']} shared cores (load average {meta['load_avg'][0]:.1f}), "
+    L = [(f"Measured {meta['time_utc']} UTC on {meta['cpu_count']} shared cores (load average {meta['load_avg'][0]:.1f}), "
          f"one thread; RTF = thread CPU seconds per second of audio, round-robin, best of {meta['rounds']} rounds on "
          f"{meta['seconds']:g} s; model call = thread CPU µs of one `model.onnx` call (one frame, session.run), best of "
-         f"{meta['rounds']} rounds of 2000.", ""]
+         f"{meta['rounds']} rounds of 2000."), ""]
     mask = res.get("mask") or {}
     if mask:
         ref = next(iter(mask))
-        L += [f"Mask stage: RTF at 48 kHz mono, 128-sample blocks, low-latency STFT; quality on {meta['n_files']} "
+        L += [(f"Mask stage: RTF at 48 kHz mono, 128-sample blocks, low-latency STFT; quality on {meta['n_files']} "
               "validation mixtures (SNR 0/5/10/15 dB) at 16 kHz, mask.reduction_db 30; Δ = mean per-file difference "
-              f"from `{ref}` on the same files ± its standard error.", "",
-              "| variant | precision | pruned | ONNX bytes | batched graph | model call µs | RTF | RTF / ref | PESQ-WB | STOI | "
-              "SI-SDR dB | DNSMOS OVRL | Δ PESQ-WB | Δ STOI | Δ DNSMOS |",
+              f"from `{ref}` on the same files ± its standard error."), "",
+              ("| variant | precision | pruned | ONNX bytes | batched graph | model call µs | RTF | RTF / ref | PESQ-WB | STOI | "
+              "SI-SDR dB | DNSMOS OVRL | Δ PESQ-WB | Δ STOI | Δ DNSMOS |"),
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for k, r in mask.items():
             d, m, dl = r["bundle"], r["mean"], r["delta"]
@@ -172,8 +172,8 @@ def table(res: dict, meta: dict) -> str:
     if rs:
         ref = next(iter(rs))
         src = rs[ref]["bundle"]
-        L += [f"Resculpt stage: RTF at 48 kHz mono, 10 ms blocks, default STFT, a published target (speed only); "
-              f"reference `{src['path']}` (training step {src['training_step']}).", "",
+        L += [(f"Resculpt stage: RTF at 48 kHz mono, 10 ms blocks, default STFT, a published target (speed only); "
+              f"reference `{src['path']}` (training step {src['training_step']})."), "",
               "| variant | precision | pruned | ONNX bytes | model call µs | RTF | RTF / ref |", "|---|---|---|---|---|---|---|"]
         for k, r in rs.items():
             d = r["bundle"]

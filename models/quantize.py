@@ -82,7 +82,7 @@ def prune_weights(model, fraction: float) -> dict:
             if name not in init or name in zeros:
                 continue
             w = numpy_helper.to_array(init[name]).copy()
-            k = int(round(fraction * w.size))
+            k = round(fraction * w.size)
             if k:
                 flat = w.reshape(-1)
                 flat[np.argsort(np.abs(flat), kind="stable")[:k]] = 0.0

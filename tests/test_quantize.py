@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("onnx", reason="writing a quantised bundle needs onnx (the train extra)")
 pytest.importorskip("torch", reason="the resculpt export needs torch (the train extra)")
-from resculpt.dsp.stft import StreamingSTFT  # noqa: E402
-from resculpt.models.mask.bundle import BUNDLE_DIR, BundleError, load_bundle  # noqa: E402
-from resculpt.models.mask.stage import MaskStage  # noqa: E402
-from resculpt.models.quantize import prune_weights, quantize_bundle  # noqa: E402
-from test_mask_stage import _signal, _table  # noqa: E402
-from test_resculpt_export import exported  # noqa: E402, F401  (the generator export with randomised heads)
+from resculpt.dsp.stft import StreamingSTFT
+from resculpt.models.mask.bundle import BUNDLE_DIR, BundleError, load_bundle
+from resculpt.models.mask.stage import MaskStage
+from resculpt.models.quantize import prune_weights, quantize_bundle
+from test_mask_stage import _signal, _table
+from test_resculpt_export import exported  # noqa: F401  (fixture: the generator export with randomised heads)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_prune_weights_zeroes_the_smallest_magnitudes():
     np.testing.assert_array_equal(numpy_helper.to_array(m.graph.initializer[0]), np.array([[0.0, -0.5], [0.3, 0.0]], np.float32))
 
 
-def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_draft_stage(exported, tmp_path):
+def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_draft_stage(exported, tmp_path):  # noqa: F811
     """A generator export (randomised output heads, so the outputs are non-trivial), quantised: the resculpt loader
     verifies it, its golden outputs differ from the float ones by the recorded amount, and the draft stage runs it
     with a published target to a finite output with the float bundle's latency."""
