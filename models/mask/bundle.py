@@ -2,7 +2,8 @@
 
 A bundle folder holds ``model.onnx`` (one frame per call), optionally ``model_seq.onnx`` (the same net and
 state, T frames per call), ``config.json`` (written by ``export.py``) and ``golden.npz`` (reference band and
-fine features -> gains from torch). :func:`load_bundle` refuses a bundle whose files are missing, whose ONNX
+fine features -> gains from torch; in an int8 bundle written by ``resculpt.models.quantize``, from the int8
+graph, whose config says ``precision: int8``). :func:`load_bundle` refuses a bundle whose files are missing, whose ONNX
 files do not have the sha256 that config.json records, whose config is of another version or describes
 features the stage does not compute, or whose graphs do not reproduce the golden gains within 1e-4.
 
@@ -24,6 +25,9 @@ from . import common
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "weights" / "mask"
 SEQ_CHUNKS = (1, 3, 2, 7, 5)  # frames per call when checking the batched graph (cycled)
 GOLDEN_TOL = 1e-4  # largest |gain - golden gain| a loaded graph may show (gains are in [0, 1])
+# Weight precisions a bundle's graphs may have (config ``precision``, absent = float32; int8 bundles are written by
+# resculpt.models.quantize with golden outputs recomputed from the int8 graph, so GOLDEN_TOL holds for them too).
+PRECISIONS = ("float32", "int8")
 
 
 class BundleError(RuntimeError):
@@ -61,6 +65,7 @@ class Bundle:
         self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
         self.out_names = ["gains"] + [n + "_out" for n in self.state_names]
         self.has_fine = int(config.get("n_fine", 0)) > 0
+        self.precision = config.get("precision", "float32")
         self.hop_ms = float(config["frame"]["hop_ms"])          # frame hop the model was trained at, ms
         self.lookahead_frames = int(config["lookahead_frames"])  # hops between the newest frame and its gains
 
@@ -89,13 +94,16 @@ def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=
 
 
 def read_checked(onnx_p: Path, cfg_p: Path, sha: str, check) -> tuple[dict, object]:
-    """The bundle's config (parsed, ``check(cfg, cfg_p)`` run on it, its sha256 equal to ``sha``, the model
-    file's) and an onnxruntime session of ``onnx_p``; every failure is one BundleError naming the file."""
+    """The bundle's config (parsed, ``check(cfg, cfg_p)`` run on it, its ``precision`` one of PRECISIONS, its
+    sha256 equal to ``sha``, the model file's) and an onnxruntime session of ``onnx_p``; every failure is one
+    BundleError naming the file."""
     try:
         cfg = json.loads(cfg_p.read_text())
     except ValueError as e:
         raise BundleError(f"{cfg_p}: not valid JSON ({e})") from None
     check(cfg, cfg_p)
+    if cfg.get("precision", "float32") not in PRECISIONS:
+        raise BundleError(f"{cfg_p}: precision {cfg.get('precision')!r}, this code runs {' or '.join(PRECISIONS)} graphs")
     if cfg.get("sha256") != sha:
         raise BundleError(f"{onnx_p}: sha256 {sha[:16]}... does not match config.json ({str(cfg.get('sha256'))[:16]}...); "
                           "the model file was altered or belongs to another bundle")

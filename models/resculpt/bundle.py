@@ -52,6 +52,7 @@ class Bundle:
         self.out_names = [*OUTPUTS, *(n + "_out" for n in self.state_names)]
         self.lookahead_frames = int(config["lookahead_frames"])
         self.df_order = int(config["df_order"])
+        self.precision = config.get("precision", "float32")  # "int8": written by resculpt.models.quantize
 
     def run_sequence(self, feat, low, cond) -> dict:
         """{output: (T, ...)} for feat (T, 32), low (T, N_LOW), cond (COND_DIM,) from zero state."""
