@@ -11,7 +11,7 @@ Mask bundles (``--mask NAME=BUNDLE``; the first is the reference):
 - quality: ``benchmarks/denoise.py``'s ablation scoring (the mask stage alone at 16 kHz, low-latency STFT,
   mask.reduction_db 30) on the first ``--n-val`` validation utterances x 4 SNRs: PESQ-WB, STOI, SI-SDR, DNSMOS
   OVRL, and each variant's mean per-file difference from the reference on the same files with its standard error.
-Resculpt bundles (``--resculpt NAME=BUNDLE``): speed only (the graph's call, and ``scripts/resculpt_rtf.py``'s runner: 48 kHz mono,
+Resculpt bundles (``--resculpt NAME=BUNDLE``): speed only (the graph's call, and ``benchmarks/resculpt_model.py``'s chain: 48 kHz mono,
 10 ms blocks, default STFT, a published target), timed in the same round-robin.
 
 Writes benchmarks/results/quantize.{md,json}.
@@ -71,13 +71,16 @@ def _describe(path: Path) -> dict:
 
 def resculpt_timer(bundle: Path):
     """x48 (n,) -> CPU seconds of the calling thread to run the resculpt stage over x48 in 10 ms blocks."""
-    from resculpt_rtf import resculpt_runner
+    import resculpt_model
 
-    run = resculpt_runner(bundle)
+    tgt = resculpt_model.speed_target()
 
     def timed(x):
+        ch = resculpt_model.model_chain(bundle, 48000, 480, tgt)
+        y = np.array(x, np.float32)[None]  # processed in place: the caller's audio stays as it is
         t0 = time.thread_time()
-        run(x)
+        for i in range(0, y.shape[1] - 479, 480):
+            ch.process(y[:, i : i + 480])
         return time.thread_time() - t0
 
     return timed

@@ -15,7 +15,7 @@ q() { .venv/bin/python -m resculpt.models.quantize "$@" > /dev/null 2> >(grep -v
 q "$MASK_BUNDLE" --out "$OUT/mask-int8"
 q "$MASK_BUNDLE" --out "$OUT/mask-prune50" --precision float32 --prune 0.5
 if [ -z "$RS_BUNDLE" ]; then
-  .venv/bin/python scripts/resculpt_rtf.py --export-only "$OUT/rs-fresh" > /dev/null 2>&1
+  .venv/bin/python benchmarks/resculpt_model.py --export-fresh "$OUT/rs-fresh" > /dev/null 2>&1
   RS_BUNDLE=$OUT/rs-fresh/bundle
 fi
 q "$RS_BUNDLE" --out "$OUT/rs-int8"

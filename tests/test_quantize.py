@@ -121,14 +121,14 @@ def test_prune_weights_zeroes_the_smallest_magnitudes():
     np.testing.assert_array_equal(numpy_helper.to_array(m.graph.initializer[0]), np.array([[0.0, -0.5], [0.3, 0.0]], np.float32))
 
 
-def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_draft_stage(exported, tmp_path):  # noqa: F811
+def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_resculpt_stage(exported, tmp_path, monkeypatch):  # noqa: F811
     """A generator export (randomised output heads, so the outputs are non-trivial), quantised: the resculpt loader
-    verifies it, its golden outputs differ from the float ones by the recorded amount, and the draft stage runs it
+    verifies it, its golden outputs differ from the float ones by the recorded amount, and the resculpt stage runs it
     with a published target to a finite output with the float bundle's latency."""
-    from resculpt.dsp.inbox import Inbox
     from resculpt.dsp.profile import Profile
     from resculpt.models.resculpt import bundle as RB
-    from resculpt.models.resculpt.stage import ResculptStage, ResculptTarget
+    from resculpt.plugin_host.chain import Chain
+    from resculpt.plugin_host.layout import Layout
 
     shutil.copytree(exported[1], tmp_path / "float")
     cfg = quantize_bundle(tmp_path / "float", tmp_path / "int8")
@@ -138,16 +138,15 @@ def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_draft_stag
     for k in RB.OUTPUTS:
         assert cfg["quantisation"]["golden_max_dev_from_source"][k] == float(np.max(np.abs(g_new[k] - g_src[k])))
     assert max(cfg["quantisation"]["golden_max_dev_from_source"].values()) > 0
-    inbox = Inbox(ResculptTarget)
-    inbox.publish(ResculptTarget.from_profile(
-        Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32))), 48000))
+    target = Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
     outs = {}
     for name in ("float", "int8"):
-        s = StreamingSTFT("default", [ResculptStage(tmp_path / name, inbox=inbox)])
-        s.prepare(48000, 480, 1)
+        monkeypatch.setenv(RB.BUNDLE_ENV, str(tmp_path / name))
+        ch = Chain(Layout(spectral=("resculpt",)), 48000, 1, 480)
+        ch.set_target(target, engine="model")
         y = _signal(48000, 24000)
         for i in range(0, y.shape[1], 480):
-            s.process(y[:, i : i + 480])
-        outs[name] = (y, s.latency_samples)
+            ch.process(y[:, i : i + 480])
+        outs[name] = (y, ch.latency_samples)
     assert np.all(np.isfinite(outs["int8"][0])) and outs["int8"][1] == outs["float"][1]
     assert not np.array_equal(outs["int8"][0], outs["float"][0])

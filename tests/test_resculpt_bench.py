@@ -1,4 +1,4 @@
-"""The metric functions of benchmarks/resculpt.py on synthetic profiles and signals (the benchmark's figures
+"""The metric functions of benchmarks/resculpt_model.py on synthetic profiles and signals (the benchmark's figures
 rest on them; the benchmark itself needs the shared data and the bench venv)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from resculpt.dsp.profile import N_BANDS, Profile
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "resculpt.py"
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "resculpt_model.py"
 
 
 @pytest.fixture(scope="module")

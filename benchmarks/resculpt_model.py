@@ -1,8 +1,8 @@
 """Resculpting benchmark: identity, the match-EQ and the resculpting model side by side, one run, on held-back
 real speech and music (``resculpt.models.data``, split ``val``).
 
-    .venv/bin/python benchmarks/resculpt.py --export-fresh /tmp/rs-fresh      # once: an untrained bundle (needs onnx)
-    nice .venv-bench/bin/python benchmarks/resculpt.py --bundle /tmp/rs-fresh/bundle [--files N] [--seconds S]
+    .venv/bin/python benchmarks/resculpt_model.py --export-fresh /tmp/rs-fresh      # once: an untrained bundle (needs onnx)
+    nice .venv-bench/bin/python benchmarks/resculpt_model.py --bundle /tmp/rs-fresh/bundle [--files N] [--seconds S]
     # -> benchmarks/results/resculpt.{md,json}; without --bundle a fresh bundle is exported into a temp folder
     #    by ./.venv/bin/python (the bench venv has no onnx exporter)
 
@@ -41,7 +41,6 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_v] = "1"
 
 import argparse
-import functools
 import json
 import math
 import shlex
@@ -56,9 +55,6 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# This file is named like the package: with its folder on sys.path (``python benchmarks/resculpt.py`` puts it
-# first), ``import resculpt`` would find this script instead of the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 
 def _denoise():
@@ -111,43 +107,37 @@ def export_fresh_elsewhere(folder: Path) -> Path:
         return folder / "bundle"
 
 
-@functools.lru_cache(maxsize=2)
-def _bundle(path: str):
-    from resculpt.models.resculpt.bundle import load_bundle
+def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre"):
+    """The product's chain with only the ``resculpt`` stage, running the bundle in folder ``bundle`` (through
+    the loader's ``RESCULPT_GENERATOR_BUNDLE``), its target published with ``Chain.set_target(engine="model")``
+    and ``resculpt.match`` set: what ``render --engine model`` runs, minus the preset's other stages."""
+    from resculpt.models.resculpt.bundle import BUNDLE_ENV
+    from resculpt.plugin_host.chain import Chain
+    from resculpt.plugin_host.layout import Layout
 
-    return load_bundle(path)
+    os.environ[BUNDLE_ENV] = str(bundle)
+    ch = Chain(Layout(spectral=("resculpt",)), sr, 1, block)
+    ch.params["resculpt.match"] = match
+    if target is not None:
+        ch.set_target(target, engine="model")
+    return ch
 
 
 def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (an absolute Profile) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here."""
-    from resculpt.dsp.inbox import Inbox
-    from resculpt.dsp.stft import StreamingSTFT
-    from resculpt.models.resculpt.common import STFT_CONFIG
-    from resculpt.models.resculpt.stage import ResculptStage, ResculptTarget
-
-    inbox = Inbox(ResculptTarget)
-    inbox.publish(ResculptTarget.from_profile(target, sr, match))
-    s = StreamingSTFT(STFT_CONFIG, stages=[ResculptStage(_bundle(str(bundle)), inbox=inbox)])
-    s.prepare(sr, block, 1)
-    lat = s.latency_samples
-    y = np.concatenate([x, np.zeros(lat, np.float32)])[None].astype(np.float32)
-    for i in range(0, y.shape[1], block):
-        s.process(y[:, i : i + block])
-    return y[0, lat : lat + x.size].copy()
+    return model_chain(bundle, sr, block, target, match)(np.asarray(x, np.float32)[None])[0]
 
 
 def model_latency(bundle: str, sr: int = 48000) -> dict:
     """Measured latency of the model's section vs the STFT configuration's n_fft - 1 plus the look-ahead."""
-    from resculpt.dsp.stft import StreamingSTFT
-    from resculpt.models.resculpt.common import STFT_CONFIG, frame_sizes
-    from resculpt.models.resculpt.stage import ResculptStage
+    from resculpt.models.resculpt.bundle import load_bundle
+    from resculpt.models.resculpt.common import frame_sizes
 
-    s = StreamingSTFT(STFT_CONFIG, stages=[ResculptStage(_bundle(str(bundle)))])
-    s.prepare(sr, 480, 1)
+    ch = model_chain(bundle, sr, 480)
     n_fft, hop = frame_sizes(sr)
-    bound = n_fft - 1 + hop * _bundle(str(bundle)).lookahead_frames
-    return {"samples": s.latency_samples, "bound_samples": bound, "ms": 1000.0 * s.latency_samples / sr}
+    bound = n_fft - 1 + hop * load_bundle(bundle).lookahead_frames
+    return {"samples": ch.latency_samples, "bound_samples": bound, "ms": 1000.0 * ch.latency_samples / sr}
 
 
 def match_eq_render(x: np.ndarray, sr: int, target) -> np.ndarray:
@@ -334,10 +324,15 @@ def codec_section(a, clips, sr, bundle, log):
     return recs, None
 
 
-def speed_section(a, bundle):
+def speed_target():
+    """The fixed target of the speed figures (a mid-bright voice shape; the model's cost does not depend on it)."""
     from resculpt.dsp.profile import Profile
 
-    tgt = Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
+    return Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
+
+
+def speed_section(a, bundle):
+    tgt = speed_target()
     blk = int(RTF_BLOCK_S * 48000)
     t = np.arange(2 * SR) / SR
     ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
@@ -361,7 +356,7 @@ def bundle_training(bundle: str) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="benchmarks/resculpt.py")
+    ap = argparse.ArgumentParser(prog="benchmarks/resculpt_model.py")
     ap.add_argument("--bundle", help="resculpt model bundle folder (default: export an untrained one to a temp dir)")
     ap.add_argument("--export-fresh", metavar="DIR", help="export an untrained generator to DIR/bundle and stop")
     ap.add_argument("--files", type=int, default=6, help="val files per category (speech, music)")
@@ -386,7 +381,7 @@ def main(argv=None) -> int:
     if not data.have_data():
         print("shared data not found (set RESCULPT_DATA)", file=sys.stderr)
         return 1
-    cmd = "benchmarks/resculpt.py " + " ".join(shlex.quote(v) for v in (argv if argv is not None else sys.argv[1:]))
+    cmd = "benchmarks/resculpt_model.py " + " ".join(shlex.quote(v) for v in (argv if argv is not None else sys.argv[1:]))
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = a.bundle or str(export_fresh_elsewhere(Path(tmp)))
