@@ -74,6 +74,8 @@ SR, align, dnsmos_ovrl, metrics, rnnoise, rs, rtf_interleaved = (
 
 CODECS = (("opus", 6), ("opus", 8), ("opus", 12), ("mp3", 32))
 SYSTEMS = ("identity", "match-eq", "model")
+# The codec table adds the shipped preset as a user runs it (its own target, low cut, limiter; `auto` engine).
+CODEC_SYSTEMS = (*SYSTEMS, "codec-repair")
 DESCRIPTORS = ("warmer", "more bass, clearer highs")
 SEED = 20261130
 RTF_BLOCK_S = 0.01
@@ -127,6 +129,16 @@ def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (an absolute Profile) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here."""
     return model_chain(bundle, sr, block, target, match)(np.asarray(x, np.float32)[None])[0]
+
+
+def preset_render(x: np.ndarray, sr: int, preset: str, bundle) -> np.ndarray:
+    """A shipped preset over ``x`` (n,) with the bundle in folder ``bundle`` installed (its target, if any, takes
+    the `auto` engine: the model); (n,) aligned with ``x``."""
+    from resculpt.models.resculpt.bundle import BUNDLE_ENV
+    from resculpt.plugin_host.chain import Chain
+
+    os.environ[BUNDLE_ENV] = str(bundle)
+    return Chain.from_preset(preset, sr, 1, 4096)(np.asarray(x, np.float32)[None])[0]
 
 
 def model_latency(bundle: str, sr: int = 48000) -> dict:
@@ -315,8 +327,9 @@ def codec_section(a, clips, sr, bundle, log):
         ref16 = rs(x, sr, SR)
         for codec, kbps in CODECS:
             dec, _ = codec_roundtrip(x, sr, codec, kbps)
-            for sysname in SYSTEMS:
-                y = run_system(sysname, dec, sr, tgt, "timbre", bundle)
+            for sysname in CODEC_SYSTEMS:
+                y = (preset_render(dec, sr, "codec-repair", bundle) if sysname == "codec-repair"
+                     else run_system(sysname, dec, sr, tgt, "timbre", bundle))
                 m = metrics(align(rs(y, sr, SR), ref16)[0], ref16)
                 recs.append({"file": name, "codec": f"{codec} {kbps} kbps", "system": sysname, **m})
                 log(f"{name[:24]:24s} {codec} {kbps:>2} kbps {sysname:9s} PESQ {m['pesq_wb']:.3f} STOI {m['stoi']:.3f} "
@@ -489,13 +502,13 @@ def report(meta, res) -> str:
         L.append(f"Not run: {res['codec_skipped']}.")
     elif C:
         L += [(f"Target: {meta['codec_target']} moved by \"{meta['codec_describe']}\". Systems run on the decoded "
-              "audio; `identity` is the decoded input."), "", f"Command: {cmd}", "",
+              "audio; `identity` is the decoded input; `codec-repair` is the shipped preset (its own target, `auto` engine)."), "", f"Command: {cmd}", "",
               "| codec | system | n | PESQ-WB | STOI | DNSMOS OVRL | ΔPESQ vs decoded | ΔOVRL vs decoded |",
               "|---|---|---|---|---|---|---|---|"]
         for codec in dict.fromkeys(r["codec"] for r in C):
             base = {k: _nanmean([r[k] for r in C if r["codec"] == codec and r["system"] == "identity"])
                     for k in ("pesq_wb", "dnsmos_ovrl")}
-            for s in SYSTEMS:
+            for s in CODEC_SYSTEMS:
                 sub = [r for r in C if r["codec"] == codec and r["system"] == s]
                 m = {k: _nanmean([r[k] for r in sub]) for k in ("pesq_wb", "stoi", "dnsmos_ovrl")}
                 L.append(f"| {codec} | {s} | {len(sub)} | {_f(m['pesq_wb'], '{:.3f}')} | {_f(m['stoi'], '{:.3f}')} | "
