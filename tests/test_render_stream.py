@@ -82,7 +82,7 @@ def _clip(tmp_path, sr=48000, sec=2.5, name="in.wav"):
     return p, read_audio(p)[0]
 
 
-@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("channels", [1, 2, 6])
 def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_any_block_sizes(channels, rng):
     """EnvelopeAccumulator fed in random pieces (1..5000 samples) gives exactly the whole-array envelope,
     and long_term_envelope (which uses it) does too."""
@@ -99,6 +99,29 @@ def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_a
         i += k
     np.testing.assert_array_equal(acc.result(), ref)
     np.testing.assert_array_equal(long_term_envelope(x, sr), ref)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100, 48000])
+def test_envelope_accumulator_rows_are_bit_identical_to_the_streaming_analysers_rows(sr, rng):
+    """Each frame's band levels and level, computed in batches by EnvelopeAccumulator, equal bit for bit
+    the rows the streaming SpectralFeatures analyser computes frame by frame, with non-finite input
+    samples and pieces that straddle the batches."""
+    x = real_stereo(sr, 3.0)
+    x[0, 1000], x[1, 5000], x[:, 9000] = np.nan, np.inf, -np.inf
+    cols = SpectralFeatures.columns
+    ref = analyze(SpectralFeatures(), x, sr, block=999)
+    acc = EnvelopeAccumulator(sr, 2)
+    acc.CHUNK = 7001  # batches that end mid-hop and mid-piece
+    i = 0
+    while i < x.shape[1]:
+        k = int(rng.integers(1, 20000))
+        acc.add(x[:, i : i + k])
+        i += k
+    acc.result()
+    env, lvl = np.concatenate(acc.store), np.concatenate(acc._levels)
+    assert env.shape == (len(ref), 32) and np.isfinite(lvl).all()
+    np.testing.assert_array_equal(env, ref[:, :32])
+    np.testing.assert_array_equal(lvl, ref[:, cols.index("level_db")])
 
 
 def test_envelope_accumulator_with_a_file_backed_store_matches_the_in_memory_one(work):
