@@ -400,6 +400,65 @@ def test_eight_channel_stem_through_boards_runs_every_channel(work):
     assert wav_channel_mask(out) == 0x63F
 
 
+def test_flac_output_keeps_the_speaker_mask_as_the_vorbis_comment_ffmpeg_reads(work):
+    """WAV 5.1 (side) in, WAV and FLAC out: the WAV keeps the mask 0x60F in its extensible header, the
+    FLAC as its WAVEFORMATEXTENSIBLE_CHANNEL_MASK comment (ffprobe reads the layout from it), with the
+    WAV render's audio to 24-bit precision, and rendering that FLAC to WAV carries the mask back into the
+    WAV's extensible header. A FLAC from an input without a mask gets no comment."""
+    import shutil
+
+    from resculpt.plugin_host.audio_io import flac_channel_mask
+
+    p, _ = _stem(work, 6, mask=0x60F, sec=1.0)
+    render_file(p, work / "o.wav", "clean", progress=False)
+    render_file(p, work / "o.flac", "clean", progress=False)
+    assert wav_channel_mask(work / "o.wav") == 0x60F
+    assert flac_channel_mask(work / "o.flac") == 0x60F
+    y_wav, y_flac = read_audio(work / "o.wav")[0], read_audio(work / "o.flac")[0]
+    # 24-bit FLAC holds -1..1 (the stem's x2 channel clips there; the float WAV does not)
+    assert y_flac.shape == y_wav.shape and np.abs(y_flac - np.clip(y_wav, -1.0, 1.0)).max() < 2.0 ** -22
+    if shutil.which("ffprobe"):
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=channel_layout", "-of", "csv=p=0",
+                            str(work / "o.flac")], capture_output=True, text=True, check=True)
+        assert r.stdout.strip() == "5.1(side)"
+    render_file(work / "o.flac", work / "back.wav", "clean", progress=False)
+    assert wav_channel_mask(work / "back.wav") == 0x60F
+    render_file(work / "o.flac", work / "o2.flac", "clean", progress=False)
+    assert flac_channel_mask(work / "o2.flac") == 0x60F
+    write_audio(work / "plain.flac", y_wav, 48000)
+    render_file(work / "plain.flac", work / "o3.flac", "clean", progress=False)
+    assert flac_channel_mask(work / "o3.flac") is None
+
+
+def test_set_flac_channel_mask_grows_replaces_and_shrinks_the_metadata_keeping_the_audio(work, monkeypatch):
+    """Adding the comment moves the audio frames back, a shorter replacement moves them forward (here
+    37 bytes at a time, so the moves overlap); each time the file decodes to the same samples and
+    holds exactly one mask comment."""
+    from resculpt.plugin_host import audio_io
+    from resculpt.plugin_host.audio_io import _flac_blocks, _vorbis_comments, flac_channel_mask, set_flac_channel_mask
+
+    monkeypatch.setattr(audio_io, "_COPY_BYTES", 37)
+    x = (0.1 * np.random.default_rng(3).standard_normal((3, 20000))).astype(np.float32)
+    p = work / "x.flac"
+    write_audio(p, x, 48000)
+    ref = read_audio(p)[0]
+    size0 = p.stat().st_size
+    assert flac_channel_mask(p) is None
+    for mask in (0x1234567, 0x107, 0x107):
+        with open(p, "r+b") as f:
+            assert set_flac_channel_mask(f, mask)
+        assert flac_channel_mask(p) == mask
+        np.testing.assert_array_equal(read_audio(p)[0], ref)
+        with open(p, "rb") as f:
+            blocks, _ = _flac_blocks(f)
+        comments = [c for kind, b in blocks if kind == 4 for c in _vorbis_comments(b)[1]]
+        assert sum(c.startswith(b"WAVEFORMATEXTENSIBLE_CHANNEL_MASK=") for c in comments) == 1
+    assert p.stat().st_size == size0 + 4 + len("WAVEFORMATEXTENSIBLE_CHANNEL_MASK=0x0107")
+    with open(work / "x.wav", "w+b") as f:
+        f.write(b"RIFF")
+        assert not set_flac_channel_mask(f, 0x3F)
+
+
 def test_nine_channels_are_refused_with_the_limit(work):
     x = np.zeros((9, 4800), np.float32)
     p = work / "nine.wav"
