@@ -121,6 +121,7 @@ class _FileInput:
         try:
             f = AudioFile(str(self.path))
         except Exception as e:
+            self._check_unchanged(None)  # a file deleted, moved away or replaced says so
             raise RenderError(f"{self.path}: cannot reopen for another pass ({e})") from None
         with f:
             while True:
@@ -134,7 +135,9 @@ class _FileInput:
                 yield chunk
         self._check_unchanged(done)
 
-    def _check_unchanged(self, done: int) -> None:
+    def _check_unchanged(self, done: int | None) -> None:
+        """RenderError if the file is gone or its size or modification time moved, or if a sweep
+        decoded ``done`` frames where the first decoded another number (None: not a sweep's end)."""
         try:
             st = os.stat(self.path)
             now = (st.st_size, st.st_mtime_ns)
@@ -143,7 +146,8 @@ class _FileInput:
         if now != self._stamp or (self._decoded is not None and done != self._decoded):
             raise RenderError(f"{self.path}: the input changed while it was read (size or modification time "
                               "moved); render it again once it is complete")
-        self._decoded = done
+        if done is not None:
+            self._decoded = done
 
 
 def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) -> int:

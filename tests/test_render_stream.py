@@ -289,6 +289,57 @@ def test_permission_denied_is_named_for_output_and_input(work, monkeypatch):
         render_file(p, work / "o.wav", "clean", progress=False)
 
 
+def test_permission_denied_on_the_output_file_or_its_folder_is_named(work, monkeypatch):
+    """The output's temporary file refused (EACCES at open) or its folder not creatable (EACCES at
+    mkdir): the error names the output, the folder where it is the folder, and 'permission denied';
+    nothing is left behind."""
+    from pathlib import Path
+
+    p, _ = _clip(work)
+    out = work / "o.wav"
+    real_open = open
+
+    def deny(path, *a, **k):
+        if str(path).endswith(".partial.wav"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(render, "open", deny, raising=False)
+    with pytest.raises(RenderError, match=f"^{out}: cannot write: permission denied$"):
+        render_file(p, out, "clean", progress=False)
+    monkeypatch.undo()
+    real_mkdir = Path.mkdir
+
+    def no_mkdir(self, *a, **k):
+        if self.name == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", no_mkdir)
+    out = work / "locked" / "o.wav"
+    with pytest.raises(RenderError, match=f"^{out}: cannot create the output folder {work / 'locked'}: permission denied$"):
+        render_file(p, out, "clean", progress=False)
+    assert sorted(f.name for f in work.iterdir()) == ["in.wav"]
+
+
+@pytest.mark.parametrize("target", [False, True])
+def test_input_deleted_while_it_is_rendered_is_named_and_leaves_no_output(work, monkeypatch, target):
+    """The input removed before a sweep opens it (another program moved it away between the passes):
+    the error names it and says it disappeared while it was read; no output is left."""
+    p, x = _clip(work)
+    orig = render._sweep
+
+    def deleting(*a, **k):
+        p.unlink()
+        return orig(*a, **k)
+
+    monkeypatch.setattr(render, "_sweep", deleting)
+    kw = {"target": Profile(band_env_db=list(long_term_envelope(x, 48000)))} if target else {}
+    with pytest.raises(RenderError, match=f"^{p}: the input disappeared while it was read \\(no such file or folder\\)$"):
+        render_file(p, work / "o.wav", "clean", progress=False, **kw)
+    assert list(work.iterdir()) == []
+
+
 @pytest.mark.parametrize("fail_at", [3, 40])
 def test_write_error_names_the_cause_and_removes_the_partial_file(work, monkeypatch, fail_at):
     """An OSError raised by the file write (here EIO, injected at the header's 3rd write or the 40th
