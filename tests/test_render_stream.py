@@ -486,7 +486,12 @@ def test_set_flac_channel_mask_grows_replaces_and_shrinks_the_metadata_keeping_t
     37 bytes at a time, so the moves overlap); each time the file decodes to the same samples and
     holds exactly one mask comment."""
     from resculpt.plugin_host import audio_io
-    from resculpt.plugin_host.audio_io import _flac_blocks, _vorbis_comments, flac_channel_mask, set_flac_channel_mask
+    from resculpt.plugin_host.audio_io import (
+        _flac_blocks,
+        _vorbis_comments,
+        flac_channel_mask,
+        set_flac_channel_mask,
+    )
 
     monkeypatch.setattr(audio_io, "_COPY_BYTES", 37)
     x = (0.1 * np.random.default_rng(3).standard_normal((3, 20000))).astype(np.float32)
