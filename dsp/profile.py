@@ -298,8 +298,14 @@ class EnvelopeLevelFeatures(SpectralFeatures):
 
 class EnvelopeAccumulator:
     """:func:`long_term_envelope` by blocks: :meth:`add` a signal in pieces of any size, in order;
-    :meth:`result` is bit for bit what :func:`long_term_envelope` gives for their concatenation.
+    :meth:`result` is bit for bit what :func:`long_term_envelope` gives for their concatenation, and
+    each frame's band levels are bit for bit the ``band_env_db`` row that the streaming
+    :class:`EnvelopeLevelFeatures` analyser computes for that frame.
 
+    The mono mix (mean of the channels, non-finite samples as 0, float64) is collected until
+    :attr:`CHUNK` samples are pending, and their frames are analysed together
+    (:meth:`~resculpt.dsp.features.spectral.SpectralFeatures.env_level_rows`); the last
+    ``win_len - hop`` samples (15 ms) and any incomplete hop carry over to the next batch.
     Which frames are active (within 40 dB of the 95th-percentile frame level) is known only at the
     end, so each frame's level (8 bytes, 1.6 kB per second of audio at 200 frames/s) is kept in
     memory and its 32 band levels are appended to ``store``: any object with ``append(rows)``
@@ -309,29 +315,46 @@ class EnvelopeAccumulator:
     over axis 0 does, so the figures do not depend on the block sizes.
     """
 
-    CHUNK = 16384  # samples analysed per history read
+    CHUNK = 65536  # samples analysed at once: at 48 kHz 273 frames, (273, 960) float64 = 2 MB
 
     def __init__(self, sample_rate: int, channels: int, store=None):
-        from .features.base import hop_size
-
         self._an = EnvelopeLevelFeatures()
-        hop = hop_size(sample_rate)
-        self._an.prepare(sample_rate, self.CHUNK, channels, history_frames=self.CHUNK // hop + 1)
+        self._an.prepare(sample_rate, 1, 1, history_frames=1)  # the analysis constants only
+        self.hop, self.win_len = self._an.hop, self._an.win_len
+        # mono samples from the start of the next frame's window on; zeros before the signal starts
+        self._tail = np.zeros(self.win_len - self.hop)
+        self._pending: list[np.ndarray] = []  # mono pieces not analysed yet (fewer than CHUNK samples)
+        self._n_pending = 0
         self._levels: list[np.ndarray] = []
         self.store = [] if store is None else store
 
     def add(self, x: np.ndarray) -> None:
         """Analyse the next samples, ``x`` float32 ``(channels, n)`` (not modified)."""
-        lvl = EnvelopeLevelFeatures.columns.index("level_db")
         for i in range(0, x.shape[1], self.CHUNK):
-            self._an.process(x[:, i : i + self.CHUNK])
-            rows = self._an.read()
-            if len(rows):
-                self._levels.append(rows[:, lvl].copy())
-                self.store.append(np.ascontiguousarray(rows[:, :N_BANDS]))
+            blk = x[:, i : i + self.CHUNK].astype(np.float64)
+            np.nan_to_num(blk, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            self._pending.append(blk[0] if blk.shape[0] == 1 else np.mean(blk, axis=0))
+            self._n_pending += blk.shape[1]
+            if self._n_pending >= self.CHUNK:
+                self._analyse()
+
+    def _analyse(self) -> None:
+        """Analyse every complete frame of the pending samples."""
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        hop = self.hop
+        buf = np.concatenate([self._tail, *self._pending])
+        self._pending, self._n_pending = [], 0
+        f = (buf.size - (self.win_len - hop)) // hop
+        if f:
+            env, lvl = self._an.env_level_rows(sliding_window_view(buf, self.win_len)[: f * hop : hop])
+            self._levels.append(lvl)
+            self.store.append(env)
+        self._tail = buf[f * hop :].copy()
 
     def result(self) -> np.ndarray:
         """The (32,) long-term envelope in dB (NaN for bands the signal does not reach)."""
+        self._analyse()
         levels = np.concatenate(self._levels) if self._levels else np.zeros(0)
         act = active_frames({"level_db": levels})
         n_act = int(act.sum())

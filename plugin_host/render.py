@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import WRITE_EXT, set_wav_channel_mask, wav_channel_mask
+from .audio_io import WRITE_EXT, channel_mask, set_channel_mask
 from .chain import ENGINES, Chain, EngineError, resolve_engine
 from .host import MAX_CHANNELS
 from .presets import PresetError
@@ -129,6 +129,7 @@ class _FileInput:
         try:
             f = AudioFile(str(self.path))
         except Exception as e:
+            self._check_unchanged(None)  # a file deleted, moved away or replaced says so
             raise RenderError(f"{self.path}: cannot reopen for another pass ({e})") from None
         with f:
             while True:
@@ -142,7 +143,9 @@ class _FileInput:
                 yield chunk
         self._check_unchanged(done)
 
-    def _check_unchanged(self, done: int) -> None:
+    def _check_unchanged(self, done: int | None) -> None:
+        """RenderError if the file is gone or its size or modification time moved, or if a sweep
+        decoded ``done`` frames where the first decoded another number (None: not a sweep's end)."""
         try:
             st = os.stat(self.path)
             now = (st.st_size, st.st_mtime_ns)
@@ -151,7 +154,8 @@ class _FileInput:
         if now != self._stamp or (self._decoded is not None and done != self._decoded):
             raise RenderError(f"{self.path}: the input changed while it was read (size or modification time "
                               "moved); render it again once it is complete")
-        self._decoded = done
+        if done is not None:
+            self._decoded = done
 
 
 def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) -> int:
@@ -447,7 +451,7 @@ class _Output:
             self._af.close()
             self._af = None
             if self.mask is not None:
-                set_wav_channel_mask(self._fh, self.mask)
+                set_channel_mask(self._fh, self.mask, self.out.suffix.lower())
             self._fh.close()
             self._fh = None
         except OSError as e:
@@ -490,8 +494,10 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
 
     Files of 1 to 8 channels (mono to 7.1 stems, first-order ambisonics): every stage runs on every
     channel; the spectral analysis is linked across channels (one gain curve for all, so the image
-    stays put) unless ``linked`` is False (None: the preset's ``chain.linked``). A WAV input's
-    speaker mask (WAVE_FORMAT_EXTENSIBLE) is written into a WAV output of more than two channels.
+    stays put) unless ``linked`` is False (None: the preset's ``chain.linked``). The input's speaker
+    mask (a WAV's WAVE_FORMAT_EXTENSIBLE mask or a FLAC's ``WAVEFORMATEXTENSIBLE_CHANNEL_MASK``
+    comment) is kept: in a WAV output of more than two channels (a mono or stereo WAV is written
+    plain, its channels the default speakers) and in a FLAC output as that comment.
 
     ``target``: a Profile or a path to a profile JSON, moved toward by ``engine`` (``matcher``: its other
     name): "match-eq" (the profile-matching EQ), "model" (the resculpting model; an error when its bundle is not
@@ -526,7 +532,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     bar = Progress(inp.name, src.frames + lat, progress)
     info = {}
     t0 = time.perf_counter()
-    with _Output(out, sr, c, wav_channel_mask(inp) if out.suffix.lower() == ".wav" else None) as dst:
+    with _Output(out, sr, c, channel_mask(inp)) as dst:
         # A voice render is watermarked block by block on its way into the file.
         write = dst.write if mark is None else mark.writer(dst.write)
         if target is not None and chain.engine == "model":

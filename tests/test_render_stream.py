@@ -82,7 +82,7 @@ def _clip(tmp_path, sr=48000, sec=2.5, name="in.wav"):
     return p, read_audio(p)[0]
 
 
-@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("channels", [1, 2, 6])
 def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_any_block_sizes(channels, rng):
     """EnvelopeAccumulator fed in random pieces (1..5000 samples) gives exactly the whole-array envelope,
     and long_term_envelope (which uses it) does too."""
@@ -99,6 +99,29 @@ def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_a
         i += k
     np.testing.assert_array_equal(acc.result(), ref)
     np.testing.assert_array_equal(long_term_envelope(x, sr), ref)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100, 48000])
+def test_envelope_accumulator_rows_are_bit_identical_to_the_streaming_analysers_rows(sr, rng):
+    """Each frame's band levels and level, computed in batches by EnvelopeAccumulator, equal bit for bit
+    the rows the streaming SpectralFeatures analyser computes frame by frame, with non-finite input
+    samples and pieces that straddle the batches."""
+    x = real_stereo(sr, 3.0)
+    x[0, 1000], x[1, 5000], x[:, 9000] = np.nan, np.inf, -np.inf
+    cols = SpectralFeatures.columns
+    ref = analyze(SpectralFeatures(), x, sr, block=999)
+    acc = EnvelopeAccumulator(sr, 2)
+    acc.CHUNK = 7001  # batches that end mid-hop and mid-piece
+    i = 0
+    while i < x.shape[1]:
+        k = int(rng.integers(1, 20000))
+        acc.add(x[:, i : i + k])
+        i += k
+    acc.result()
+    env, lvl = np.concatenate(acc.store), np.concatenate(acc._levels)
+    assert env.shape == (len(ref), 32) and np.isfinite(lvl).all()
+    np.testing.assert_array_equal(env, ref[:, :32])
+    np.testing.assert_array_equal(lvl, ref[:, cols.index("level_db")])
 
 
 def test_envelope_accumulator_with_a_file_backed_store_matches_the_in_memory_one(work):
@@ -267,6 +290,57 @@ def test_permission_denied_is_named_for_output_and_input(work, monkeypatch):
         render_file(p, work / "o.wav", "clean", progress=False)
 
 
+def test_permission_denied_on_the_output_file_or_its_folder_is_named(work, monkeypatch):
+    """The output's temporary file refused (EACCES at open) or its folder not creatable (EACCES at
+    mkdir): the error names the output, the folder where it is the folder, and 'permission denied';
+    nothing is left behind."""
+    from pathlib import Path
+
+    p, _ = _clip(work)
+    out = work / "o.wav"
+    real_open = open
+
+    def deny(path, *a, **k):
+        if str(path).endswith(".partial.wav"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(render, "open", deny, raising=False)
+    with pytest.raises(RenderError, match=f"^{out}: cannot write: permission denied$"):
+        render_file(p, out, "clean", progress=False)
+    monkeypatch.undo()
+    real_mkdir = Path.mkdir
+
+    def no_mkdir(self, *a, **k):
+        if self.name == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", no_mkdir)
+    out = work / "locked" / "o.wav"
+    with pytest.raises(RenderError, match=f"^{out}: cannot create the output folder {work / 'locked'}: permission denied$"):
+        render_file(p, out, "clean", progress=False)
+    assert sorted(f.name for f in work.iterdir()) == ["in.wav"]
+
+
+@pytest.mark.parametrize("target", [False, True])
+def test_input_deleted_while_it_is_rendered_is_named_and_leaves_no_output(work, monkeypatch, target):
+    """The input removed before a sweep opens it (another program moved it away between the passes):
+    the error names it and says it disappeared while it was read; no output is left."""
+    p, x = _clip(work)
+    orig = render._sweep
+
+    def deleting(*a, **k):
+        p.unlink()
+        return orig(*a, **k)
+
+    monkeypatch.setattr(render, "_sweep", deleting)
+    kw = {"target": Profile(band_env_db=list(long_term_envelope(x, 48000)))} if target else {}
+    with pytest.raises(RenderError, match=f"^{p}: the input disappeared while it was read \\(no such file or folder\\)$"):
+        render_file(p, work / "o.wav", "clean", progress=False, **kw)
+    assert list(work.iterdir()) == []
+
+
 @pytest.mark.parametrize("fail_at", [3, 40])
 def test_write_error_names_the_cause_and_removes_the_partial_file(work, monkeypatch, fail_at):
     """An OSError raised by the file write (here EIO, injected at the header's 3rd write or the 40th
@@ -376,6 +450,70 @@ def test_eight_channel_stem_through_boards_runs_every_channel(work):
     for k in range(8):
         assert np.abs(y[k] - x[k]).max() > 1e-3 * GAINS[k], f"channel {k} unprocessed"
     assert wav_channel_mask(out) == 0x63F
+
+
+def test_flac_output_keeps_the_speaker_mask_as_the_vorbis_comment_ffmpeg_reads(work):
+    """WAV 5.1 (side) in, WAV and FLAC out: the WAV keeps the mask 0x60F in its extensible header, the
+    FLAC as its WAVEFORMATEXTENSIBLE_CHANNEL_MASK comment (ffprobe reads the layout from it), with the
+    WAV render's audio to 24-bit precision, and rendering that FLAC to WAV carries the mask back into the
+    WAV's extensible header. A FLAC from an input without a mask gets no comment."""
+    import shutil
+
+    from resculpt.plugin_host.audio_io import flac_channel_mask
+
+    p, _ = _stem(work, 6, mask=0x60F, sec=1.0)
+    render_file(p, work / "o.wav", "clean", progress=False)
+    render_file(p, work / "o.flac", "clean", progress=False)
+    assert wav_channel_mask(work / "o.wav") == 0x60F
+    assert flac_channel_mask(work / "o.flac") == 0x60F
+    y_wav, y_flac = read_audio(work / "o.wav")[0], read_audio(work / "o.flac")[0]
+    # 24-bit FLAC holds -1..1 (the stem's x2 channel clips there; the float WAV does not)
+    assert y_flac.shape == y_wav.shape and np.abs(y_flac - np.clip(y_wav, -1.0, 1.0)).max() < 2.0 ** -22
+    if shutil.which("ffprobe"):
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=channel_layout", "-of", "csv=p=0",
+                            str(work / "o.flac")], capture_output=True, text=True, check=True)
+        assert r.stdout.strip() == "5.1(side)"
+    render_file(work / "o.flac", work / "back.wav", "clean", progress=False)
+    assert wav_channel_mask(work / "back.wav") == 0x60F
+    render_file(work / "o.flac", work / "o2.flac", "clean", progress=False)
+    assert flac_channel_mask(work / "o2.flac") == 0x60F
+    write_audio(work / "plain.flac", y_wav, 48000)
+    render_file(work / "plain.flac", work / "o3.flac", "clean", progress=False)
+    assert flac_channel_mask(work / "o3.flac") is None
+
+
+def test_set_flac_channel_mask_grows_replaces_and_shrinks_the_metadata_keeping_the_audio(work, monkeypatch):
+    """Adding the comment moves the audio frames back, a shorter replacement moves them forward (here
+    37 bytes at a time, so the moves overlap); each time the file decodes to the same samples and
+    holds exactly one mask comment."""
+    from resculpt.plugin_host import audio_io
+    from resculpt.plugin_host.audio_io import (
+        _flac_blocks,
+        _vorbis_comments,
+        flac_channel_mask,
+        set_flac_channel_mask,
+    )
+
+    monkeypatch.setattr(audio_io, "_COPY_BYTES", 37)
+    x = (0.1 * np.random.default_rng(3).standard_normal((3, 20000))).astype(np.float32)
+    p = work / "x.flac"
+    write_audio(p, x, 48000)
+    ref = read_audio(p)[0]
+    size0 = p.stat().st_size
+    assert flac_channel_mask(p) is None
+    for mask in (0x1234567, 0x107, 0x107):
+        with open(p, "r+b") as f:
+            assert set_flac_channel_mask(f, mask)
+        assert flac_channel_mask(p) == mask
+        np.testing.assert_array_equal(read_audio(p)[0], ref)
+        with open(p, "rb") as f:
+            blocks, _ = _flac_blocks(f)
+        comments = [c for kind, b in blocks if kind == 4 for c in _vorbis_comments(b)[1]]
+        assert sum(c.startswith(b"WAVEFORMATEXTENSIBLE_CHANNEL_MASK=") for c in comments) == 1
+    assert p.stat().st_size == size0 + 4 + len("WAVEFORMATEXTENSIBLE_CHANNEL_MASK=0x0107")
+    with open(work / "x.wav", "w+b") as f:
+        f.write(b"RIFF")
+        assert not set_flac_channel_mask(f, 0x3F)
 
 
 def test_nine_channels_are_refused_with_the_limit(work):

@@ -141,6 +141,30 @@ class SpectralFeatures(FrameAnalyzer):
             row[j + 3] = 10.0 * np.log10(float(np.dot(self._xw, self._xw)) * self._norm + EPS)
 
 
+    def env_level_rows(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``band_env_db`` and ``level_db`` columns for many frames at once, bit for bit what
+        :meth:`_compute` writes for each: ``frames`` float64 ``(F, win_len)``, each the mono mix of one
+        analysis window (newest sample last; not modified). Returns (env (F, 32) dB, NaN for the
+        bands :meth:`_compute` leaves NaN; level (F,) dB).
+
+        The FFT runs per row, and the band sums and frame powers are batched through ``np.matmul``,
+        which calls the same BLAS matrix-vector and dot routines once per frame that ``@`` and
+        ``np.dot`` call on one frame, so the figures do not depend on how many frames are batched."""
+        xw = frames * self._win
+        X = np.fft.rfft(xw, axis=-1)
+        p = X.real * X.real
+        p += X.imag * X.imag
+        p *= self._norm
+        env = np.matmul(self._ana, p[:, :, None])[:, :, 0]
+        env += EPS
+        env = 10.0 * np.log10(env)
+        env[:, ~self._valid] = np.nan
+        e = np.matmul(xw[:, None, :], xw[:, :, None])[:, 0, 0]
+        e *= self._norm
+        e += EPS
+        return env, 10.0 * np.log10(e)
+
+
 class BandEnvelope(SpectralFeatures):
     """ERB band envelope only (32 bands, dB PSD; see module doc)."""
 
