@@ -259,6 +259,7 @@ class AnonVoice(VoiceShift):
         self._nq = 0
         self._st = math.nan
         self._warp_key = (math.nan, math.nan)
+        self._tilt = math.nan     # the tilt self._tgt was built for
         self._seed = 0
         self._drawn = (0.0, 0.0, 0.0, 0.0)
         self.f0 = 0.0             # last frame's F0 estimate (Hz, 0 = unvoiced; diagnostics and tests)
@@ -365,9 +366,9 @@ class AnonVoice(VoiceShift):
         if alpha < 1.0:
             np.power(t, 1.0 / alpha, out=t)
         t *= REF_RATE / (2.0 * math.pi * self._spacing)
-        np.clip(t, 0.0, nb - 1.0, out=t)
+        np.minimum(t, nb - 1.0, out=t)  # t >= 0; ufuncs, not np.clip, whose Python wrapper costs more than the work
         np.floor(t, out=wi)
-        np.clip(wi, 0.0, nb - 2.0, out=wi)
+        np.minimum(wi, nb - 2.0, out=wi)
         np.copyto(self._wi0, wi, casting="unsafe")
         np.subtract(t, wi, out=t)
         np.copyto(self._wfr, t, casting="same_kind")
@@ -409,9 +410,11 @@ class AnonVoice(VoiceShift):
         r = 2.0 ** (st / 12.0)
         self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
         self._set_warp(min(max(a, 0.5), 2.0), alpha)
-        # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
-        np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
-        self._tgt += self._pop
+        if tilt != self._tilt:
+            # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
+            np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
+            self._tgt += self._pop
+            self._tilt = tilt
         self._voiced = f0 > 0.0
         for ch in range(spec.shape[0]):
             self._ch = ch
