@@ -259,6 +259,7 @@ class AnonVoice(VoiceShift):
         self._nq = 0
         self._st = math.nan
         self._warp_key = (math.nan, math.nan)
+        self._tilt = math.nan     # the tilt self._tgt was built for
         self._seed = 0
         self._drawn = (0.0, 0.0, 0.0, 0.0)
         self.f0 = 0.0             # last frame's F0 estimate (Hz, 0 = unvoiced; diagnostics and tests)
@@ -279,8 +280,15 @@ class AnonVoice(VoiceShift):
     def _estimate(self, inbuf) -> float:
         D, m = self._D, self._m
         x = self._x32
-        x.fill(0.0)
-        for c in range(inbuf.shape[0]):
+        c0 = 0
+        if D < 8:
+            # channel 0's sums of D samples in one call: numpy adds fewer than 8 terms in order, so the
+            # sums equal the loop's below bit for bit (from 8 on it unrolls and the rounding differs)
+            np.add.reduce(inbuf[0, : m * D].reshape(m, D), axis=1, out=x)
+            c0 = 1
+        else:
+            x.fill(0.0)
+        for c in range(c0, inbuf.shape[0]):
             for d in range(D):
                 x += inbuf[c, d : m * D : D]
         np.copyto(self._x[:m], x)
@@ -365,9 +373,9 @@ class AnonVoice(VoiceShift):
         if alpha < 1.0:
             np.power(t, 1.0 / alpha, out=t)
         t *= REF_RATE / (2.0 * math.pi * self._spacing)
-        np.clip(t, 0.0, nb - 1.0, out=t)
+        np.minimum(t, nb - 1.0, out=t)  # t >= 0; ufuncs, not np.clip, whose Python wrapper costs more than the work
         np.floor(t, out=wi)
-        np.clip(wi, 0.0, nb - 2.0, out=wi)
+        np.minimum(wi, nb - 2.0, out=wi)
         np.copyto(self._wi0, wi, casting="unsafe")
         np.subtract(t, wi, out=t)
         np.copyto(self._wfr, t, casting="same_kind")
@@ -409,9 +417,11 @@ class AnonVoice(VoiceShift):
         r = 2.0 ** (st / 12.0)
         self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
         self._set_warp(min(max(a, 0.5), 2.0), alpha)
-        # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
-        np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
-        self._tgt += self._pop
+        if tilt != self._tilt:
+            # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
+            np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
+            self._tgt += self._pop
+            self._tilt = tilt
         self._voiced = f0 > 0.0
         for ch in range(spec.shape[0]):
             self._ch = ch
