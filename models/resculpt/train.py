@@ -93,102 +93,118 @@ def evaluate(model, tp, val, match="timbre"):
             "keep_band_change_db": float(band_change.mean())}
 
 
-def train(args) -> dict:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    w = dict(losses.LOSS_W)
-    for term in args.off or []:
-        w[term] = 0.0
-    if args.smoke:
-        src = degrade.Source.synthetic(args.rate, args.seed)
-        data = OnTheFly(src, args.segment_s + 0.1, [o for o in degrade.DEFAULT_OPS if o != "codec"], args.seed)
-        val = [degrade.make_pair(src, args.seed + 1, i, 1.0, data.ops) for i in range(2)]
-    else:
-        if args.pairs:
-            from .cache import PairCache
+class Trainer:
+    """One training run's state (data, generator, discriminators, optimisers, profiler, perceptual net) and its
+    step: ``train`` drives it, ``scripts/resculpt_step_time.py`` times it. Built from the parsed arguments;
+    resumes from ``OUT/ckpt.pt`` unless ``args.fresh``."""
 
-            data = PairCache(args.pairs)
-            print(f"pairs: {len(data)} from {args.pairs} ({data.meta})", flush=True)
+    def __init__(self, args):
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.args = args
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        w = dict(losses.LOSS_W)
+        for term in args.off or []:
+            w[term] = 0.0
+        if args.smoke:
+            src = degrade.Source.synthetic(args.rate, args.seed)
+            self.data = OnTheFly(src, args.segment_s + 0.1, [o for o in degrade.DEFAULT_OPS if o != "codec"],
+                                 args.seed)
+            self.val = [degrade.make_pair(src, args.seed + 1, i, 1.0, self.data.ops) for i in range(2)]
         else:
-            data = OnTheFly(degrade.Source.load("train", args.rate), max(3.0, args.segment_s), args.ops, args.seed)
-            print(f"pairs made on the fly (ops {args.ops}); build a cache with scripts/resculpt_cache.py", flush=True)
-        vsrc = degrade.Source.load("val", data.sr)
-        val = [degrade.make_pair(vsrc, 1234, i, 3.0, args.ops) for i in range(args.n_val)]
-    sr = data.sr
-    seg = int(args.segment_s * sr)
-    tp = pt.TorchProfiler(sr)
-    ckpt_path = out / "ckpt.pt"
-    ck = None
-    if ckpt_path.is_file() and not args.fresh:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        kw = ck["net_kwargs"]
-        print(f"resuming from {ckpt_path} at step {ck['step']}", flush=True)
-    else:
-        kw = {"lookahead": args.lookahead, **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
-    model = Resculptor(ResculptNet(**kw), sr)
-    disc = MultiScaleDisc(sr)
-    opt_g = torch.optim.AdamW(model.net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
-    start, wall_before = 0, 0.0
-    if ck is not None:
-        model.net.load_state_dict(ck["net"])
-        disc.load_state_dict(ck["disc"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        torch.set_rng_state(ck["torch_rng"])
-        start, wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
-    perc = None
-    if w["perc"] > 0:
-        wp = losses.find_resemblyzer_weights()
-        if wp is None:
-            if not args.smoke:
-                raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: bash /work/mkbench.sh NAME makes "
-                                 ".venv-bench (or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
-            print("smoke: resemblyzer weights not found, perceptual term off")
-            w["perc"] = 0.0
-        else:
-            perc = losses.PerceptualNet(wp)
-    pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the match mode
-    print(f"generator {n_params(model.net)} params ({kw}), discriminator {n_params(disc)}; rate {sr} Hz; "
-          f"loss weights {w}", flush=True)
-    log = open(out / "log.jsonl", "a")
-    t0 = time.time()
-    total = args.steps
-    deadline = t0 + args.minutes * 60 if args.minutes else None
-    step, last = start, {}
+            if args.pairs:
+                from .cache import PairCache
 
-    def save(path):
-        torch.save({"net": model.net.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(), "step": step, "net_kwargs": kw, "loss_w": w, "args": vars(args),
-                    "torch_rng": torch.get_rng_state(), "sample_rate": sr, "data_position": step,
-                    "wall_s": wall_before + time.time() - t0}, str(path) + ".tmp")
+                self.data = PairCache(args.pairs)
+                print(f"pairs: {len(self.data)} from {args.pairs} ({self.data.meta})", flush=True)
+            else:
+                self.data = OnTheFly(degrade.Source.load("train", args.rate), max(3.0, args.segment_s), args.ops,
+                                     args.seed)
+                print(f"pairs made on the fly (ops {args.ops}); build a cache with scripts/resculpt_cache.py",
+                      flush=True)
+            self.val = []
+            if args.n_val:
+                vsrc = degrade.Source.load("val", self.data.sr)
+                self.val = [degrade.make_pair(vsrc, 1234, i, 3.0, args.ops) for i in range(args.n_val)]
+        self.sr = sr = self.data.sr
+        self.seg = int(args.segment_s * sr)
+        self.tp = pt.TorchProfiler(sr)
+        self.ckpt_path = self.out / "ckpt.pt"
+        ck = None
+        if self.ckpt_path.is_file() and not args.fresh:
+            ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+            kw = ck["net_kwargs"]
+            print(f"resuming from {self.ckpt_path} at step {ck['step']}", flush=True)
+        else:
+            kw = {"lookahead": args.lookahead,
+                  **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
+        self.kw = kw
+        self.model = Resculptor(ResculptNet(**kw), sr)
+        self.disc = MultiScaleDisc(sr)
+        self.opt_g = torch.optim.AdamW(self.model.net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
+        self.step, self.wall_before = 0, 0.0
+        if ck is not None:
+            self.model.net.load_state_dict(ck["net"])
+            self.disc.load_state_dict(ck["disc"])
+            self.opt_g.load_state_dict(ck["opt_g"])
+            self.opt_d.load_state_dict(ck["opt_d"])
+            torch.set_rng_state(ck["torch_rng"])
+            self.step, self.wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
+        self.perc = None
+        if w["perc"] > 0:
+            wp = losses.find_resemblyzer_weights()
+            if wp is None:
+                if not args.smoke:
+                    raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: bash /work/mkbench.sh NAME "
+                                     "makes .venv-bench (or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
+                print("smoke: resemblyzer weights not found, perceptual term off")
+                w["perc"] = 0.0
+            else:
+                self.perc = losses.PerceptualNet(wp)
+        self.w = w
+        self.pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the mode
+        self.e = self.seg - self.model.fio.n_fft  # the last window of a crop is only partly synthesised
+        self.t0 = time.time()
+
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.t0
+
+    def save(self, path=None):
+        path = path or self.ckpt_path
+        torch.save({"net": self.model.net.state_dict(), "disc": self.disc.state_dict(),
+                    "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                    "net_kwargs": self.kw, "loss_w": self.w, "args": vars(self.args),
+                    "torch_rng": torch.get_rng_state(), "sample_rate": self.sr, "data_position": self.step,
+                    "wall_s": self.wall()}, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
-    e = seg - model.fio.n_fft  # the last window of a crop is only partly synthesised
-    stop_at = min(total, args.stop_at) if args.stop_at else total
-    while step < stop_at:
-        if deadline and time.time() > deadline:
-            print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
-            break
+    def evaluate(self) -> dict:
+        return evaluate(self.model, self.tp, self.val, self.args.match)
+
+    def train_step(self) -> tuple[float, dict]:
+        """One generator step (and, from ``--adv-start``, one discriminator step) on batch ``self.step``;
+        returns (total generator loss, {term: value}) and advances ``self.step``."""
+        args, w, model, disc, tp, sr, e = self.args, self.w, self.model, self.disc, self.tp, self.sr, self.e
+        step = self.step
         rng = np.random.default_rng([args.seed, step])
-        inp, ref, has_ref, src, modes = make_batch(rng, data, args.batch, seg, args.smoke)
-        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
-        for g in opt_g.param_groups:
+        inp, ref, has_ref, src, modes = make_batch(rng, self.data, args.batch, self.seg, args.smoke)
+        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, args.steps)))))
+        for g in self.opt_g.param_groups:
             g["lr"] = lr
         with torch.no_grad():
             P_t = tp(src)
             cond = pt.cond_vector(P_t, sr, args.match)
         y = model(inp, cond)
         yc, rc = y[:, :e], ref[:, :e]
-        parts, loss = {}, 0.0
+        parts, loss = {"lr": lr}, 0.0
         if w["recon"] > 0 and bool(has_ref.any()):
             rec = losses.mrstft(yc[has_ref], rc[has_ref])
             parts["recon"] = rec.item()
             loss = loss + w["recon"] * rec
         if w["profile"] > 0:
-            pl = pt.squared_distance(tp(y), P_t, pw).mean()
+            pl = pt.squared_distance(tp(y), P_t, self.pw).mean()
             parts["profile"] = pl.item()
             loss = loss + w["profile"] * pl
         move = modes == 1
@@ -204,46 +220,66 @@ def train(args) -> dict:
             fm = losses.feature_matching(fake, real, has_ref)
             parts["adv"], parts["fm"] = adv.item(), fm.item()
             loss = loss + w["adv"] * adv + w["fm"] * fm
-        if perc is not None and bool(has_ref.any()):
+        if self.perc is not None and bool(has_ref.any()):
             active = (rc[has_ref].pow(2).mean(-1) > 1e-9).float()
-            pl = perc.loss(yc[has_ref], rc[has_ref], active)
+            pl = self.perc.loss(yc[has_ref], rc[has_ref], active)
             parts["perc"] = pl.item()
             loss = loss + w["perc"] * pl
-        opt_g.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
-        opt_g.step()
+        self.opt_g.step()
         if use_adv:
             dl = losses.lsgan_disc(disc.features(rc), disc.features(yc.detach()))
-            opt_d.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad(set_to_none=True)
             dl.backward()
-            opt_d.step()
+            self.opt_d.step()
             parts["disc"] = dl.item()
-        step += 1
+        self.step = step + 1
+        return float(loss.detach()), parts
+
+
+def train(args) -> dict:
+    tr = Trainer(args)
+    model, disc = tr.model, tr.disc
+    print(f"generator {n_params(model.net)} params ({tr.kw}), discriminator {n_params(disc)}; rate {tr.sr} Hz; "
+          f"loss weights {tr.w}", flush=True)
+    out = tr.out
+    log = open(out / "log.jsonl", "a")
+    total = args.steps
+    deadline = tr.t0 + args.minutes * 60 if args.minutes else None
+    start, last = tr.step, {}
+    stop_at = min(total, args.stop_at) if args.stop_at else total
+    while tr.step < stop_at:
+        if deadline and time.time() > deadline:
+            print(f"\nstopping at step {tr.step}: --minutes budget reached", flush=True)
+            break
+        loss, parts = tr.train_step()
+        step = tr.step
+        lr = parts.pop("lr")
         last = parts
         if step % 10 == 0 or step == total or args.smoke:
-            log.write(json.dumps({"step": step, "lr": lr, "loss": float(loss.detach()), **parts,
-                                  "wall_s": wall_before + time.time() - t0}) + "\n")
+            log.write(json.dumps({"step": step, "lr": lr, "loss": loss, **parts, "wall_s": tr.wall()}) + "\n")
             log.flush()
         if not args.quiet:
             from resculpt.models.mask.train import progress
 
-            progress(step, total, t0, f"loss {float(loss.detach()):.3f}", start)
+            progress(step, total, tr.t0, f"loss {loss:.3f}", start)
         if step % args.ckpt_every == 0:
-            save(ckpt_path)
+            tr.save()
         if args.val_every and step % args.val_every == 0:
-            r = evaluate(model, tp, val, args.match)
+            r = tr.evaluate()
             log.write(json.dumps({"step": step, "val": r}) + "\n")
             log.flush()
             print(f"\nstep {step}: val {r}", flush=True)
-    save(ckpt_path)
-    r = evaluate(model, tp, val, args.match)
-    wall = wall_before + time.time() - t0
-    summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(model.net), "last": last,
-               "net_kwargs": kw, "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed,
-               "threads": args.threads, "lr": args.lr, "sample_rate": sr, "match": args.match, "pairs": args.pairs}
+    tr.save()
+    r = tr.evaluate()
+    wall = tr.wall()
+    summary = {"steps": tr.step, "wall_s": wall, "val": r, "loss_w": tr.w, "params": n_params(model.net),
+               "last": last, "net_kwargs": tr.kw, "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed,
+               "threads": args.threads, "lr": args.lr, "sample_rate": tr.sr, "match": args.match, "pairs": args.pairs}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=list))
-    print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
+    print(f"\ndone: {tr.step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
     return summary
 
