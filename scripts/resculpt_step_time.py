@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             print(f"step {tr.step}: wall {walls[-1]:.2f} s, cpu {cpus[-1]:.2f} s  "
                   f"{ {k: round(v, 4) for k, v in parts.items()} }", flush=True)
     print(f"batch {args.batch} x {args.segment_s} s, threads {args.threads}, off {args.off or []}, "
-          f"perc every {getattr(args, 'perc_every', 1)}, adv every {getattr(args, 'adv_every', 1)}: "
+          f"adv every {args.adv_every} step(s) on {args.disc_crop_s} s: "
           f"median wall {np.median(walls):.2f} s/step, median cpu {np.median(cpus):.2f} s/step, "
           f"mean cpu {np.mean(cpus):.2f} s/step over {len(cpus)} steps")
     if prof:

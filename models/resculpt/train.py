@@ -22,7 +22,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,7 +118,7 @@ class Trainer:
             if args.pairs:
                 from .cache import PairCache
 
-                self.data = PairCache(args.pairs)
+                self.data = PairCache(args.pairs, args.max_pairs)
                 print(f"pairs: {len(self.data)} from {args.pairs} ({self.data.meta})", flush=True)
             else:
                 self.data = OnTheFly(degrade.Source.load("train", args.rate), max(3.0, args.segment_s), args.ops,
@@ -212,10 +214,15 @@ class Trainer:
             cl = losses.content(model.fio, yc[move], inp[move, :e]).mean()
             parts["content"] = cl.item()
             loss = loss + w["content"] * cl
-        use_adv = (w["adv"] > 0 or w["fm"] > 0) and step >= args.adv_start
+        use_adv = (w["adv"] > 0 or w["fm"] > 0) and step >= args.adv_start and step % args.adv_every == 0
         if use_adv:
-            fake = disc.features(yc)
-            real = disc.features(rc)
+            # the discriminators judge one window of --disc-crop-s seconds (same place in every row): they
+            # cost most of a step, and a 0.5 s window holds 31 frames of their coarsest spectrogram
+            nd = min(e, int(args.disc_crop_s * sr)) if args.disc_crop_s > 0 else e
+            o = int(rng.integers(e - nd + 1))
+            yd, rd = yc[:, o : o + nd], rc[:, o : o + nd]
+            fake = disc.features(yd)
+            real = disc.features(rd)  # with its graph: the discriminator step below reuses it
             adv = losses.lsgan_gen(fake)
             fm = losses.feature_matching(fake, real, has_ref)
             parts["adv"], parts["fm"] = adv.item(), fm.item()
@@ -227,10 +234,18 @@ class Trainer:
             loss = loss + w["perc"] * pl
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
-        self.opt_g.step()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+        if not bool(torch.isfinite(gnorm)):
+            # a non-finite gradient would turn every weight into NaN: this batch makes no update (logged)
+            parts["skipped"] = 1
+            self.opt_g.zero_grad(set_to_none=True)
+            use_adv = False
+        else:
+            self.opt_g.step()
         if use_adv:
-            dl = losses.lsgan_disc(disc.features(rc), disc.features(yc.detach()))
+            # the generator's backward reached the discriminators only through `fake` (feature matching
+            # detaches `real`), so `real`'s graph is intact and its weights have not moved since
+            dl = losses.lsgan_disc(real, disc.features(yd.detach()))
             self.opt_d.zero_grad(set_to_none=True)
             dl.backward()
             self.opt_d.step()
@@ -240,6 +255,8 @@ class Trainer:
 
 
 def train(args) -> dict:
+    """Run (or resume) the loop until ``--steps``/``--stop-at``, ``--minutes``, ``--until`` or SIGTERM/SIGINT
+    (the current step ends, the checkpoint is saved); returns the summary also written to OUT/summary.json."""
     tr = Trainer(args)
     model, disc = tr.model, tr.disc
     print(f"generator {n_params(model.net)} params ({tr.kw}), discriminator {n_params(disc)}; rate {tr.sr} Hz; "
@@ -248,11 +265,28 @@ def train(args) -> dict:
     log = open(out / "log.jsonl", "a")
     total = args.steps
     deadline = tr.t0 + args.minutes * 60 if args.minutes else None
+    if args.until:
+        deadline = min(deadline or args.until, args.until)
     start, last = tr.step, {}
+    stop = []  # a signal's name once SIGTERM/SIGINT arrives: the loop ends after the current step and saves
+
+    def on_signal(signum, _frame):
+        stop.append(signal.Signals(signum).name)
+
+    old_handlers = {}
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if start == 0 and args.val_every and tr.val:  # the fresh generator (the identity) on the curve
+        r = tr.evaluate()
+        log.write(json.dumps({"step": 0, "val": r, "wall_s": tr.wall_before}) + "\n")
+        log.flush()
     stop_at = min(total, args.stop_at) if args.stop_at else total
     while tr.step < stop_at:
         if deadline and time.time() > deadline:
-            print(f"\nstopping at step {tr.step}: --minutes budget reached", flush=True)
+            print(f"\nstopping at step {tr.step}: time budget reached", flush=True)
+            break
+        if stop:
+            print(f"\nstopping at step {tr.step}: {stop[0]}", flush=True)
             break
         loss, parts = tr.train_step()
         step = tr.step
@@ -269,15 +303,21 @@ def train(args) -> dict:
             tr.save()
         if args.val_every and step % args.val_every == 0:
             r = tr.evaluate()
-            log.write(json.dumps({"step": step, "val": r}) + "\n")
+            log.write(json.dumps({"step": step, "val": r, "wall_s": tr.wall()}) + "\n")
             log.flush()
             print(f"\nstep {step}: val {r}", flush=True)
     tr.save()
+    for s_, h in old_handlers.items():
+        signal.signal(s_, h)
     r = tr.evaluate()
     wall = tr.wall()
-    summary = {"steps": tr.step, "wall_s": wall, "val": r, "loss_w": tr.w, "params": n_params(model.net),
-               "last": last, "net_kwargs": tr.kw, "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed,
-               "threads": args.threads, "lr": args.lr, "sample_rate": tr.sr, "match": args.match, "pairs": args.pairs}
+    if tr.step > start and not (args.val_every and tr.step % args.val_every == 0):  # where this call ended
+        log.write(json.dumps({"step": tr.step, "val": r, "wall_s": wall}) + "\n")
+    summary = {"steps": tr.step, "schedule_steps": total, "wall_s": wall, "val": r, "loss_w": tr.w,
+               "params": n_params(model.net), "last": last, "net_kwargs": tr.kw, "batch": args.batch,
+               "segment_s": args.segment_s, "adv_every": args.adv_every, "disc_crop_s": args.disc_crop_s,
+               "seed": args.seed, "threads": args.threads, "lr": args.lr, "sample_rate": tr.sr, "match": args.match,
+               "pairs": args.pairs, "n_pairs": len(tr.data) if args.pairs else 0}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=list))
     print(f"\ndone: {tr.step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -289,6 +329,15 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     add_run_args(ap, out="runs/resculpt", steps=20000, batch=8, segment_s=2.0, lr=1e-3, threads=1, adv_start=2000,
                  loss_terms=losses.LOSS_W)
+    ap.add_argument("--until", type=float, default=0.0,
+                    help="stop before the first step that would start after this Unix time (0: no limit); with "
+                         "--minutes, whichever comes first")
+    ap.add_argument("--adv-every", type=int, default=2,
+                    help="adversarial and feature-matching terms and the discriminator step on every k-th step")
+    ap.add_argument("--disc-crop-s", type=float, default=0.5,
+                    help="seconds of each crop the discriminators judge (one window per step; 0: the whole crop)")
+    ap.add_argument("--max-pairs", type=int, default=0,
+                    help="use the first N pairs of the cache (0: all): fixes a run's data while the cache grows")
     ap.add_argument("--pairs", help="pair cache folder (scripts/resculpt_cache.py); without it pairs are made per batch")
     ap.add_argument("--rate", type=int, default=16000, help="sample rate of pairs made on the fly")
     ap.add_argument("--ops", nargs="*", choices=degrade.OPS, default=list(degrade.DEFAULT_OPS),
