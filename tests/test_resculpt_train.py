@@ -19,14 +19,17 @@ def _args(out, *extra):
 
 def test_smoke_run_through_the_cli_writes_checkpoint_log_and_summary(tmp_path):
     """`resculpt train resculpt --smoke` runs 3 steps of every term it has weights for and leaves ckpt.pt,
-    log.jsonl (finite losses) and summary.json (validation figures)."""
+    log.jsonl (finite losses per step, the closing validation) and summary.json (validation figures)."""
     from resculpt.cli import main
 
     assert main(["train", "resculpt", "--smoke", "--out", str(tmp_path), "--quiet"]) == 0
     ck = torch.load(tmp_path / "ckpt.pt", map_location="cpu", weights_only=False)
     assert ck["step"] == 3 and ck["data_position"] == 3 and "torch_rng" in ck and "opt_g" in ck
-    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert len(rows) == 3
+    recs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    rows = [r for r in recs if "loss" in r]
+    vals = [r for r in recs if "val" in r]
+    assert len(rows) == 3 and [v["step"] for v in vals] == [3]  # the closing validation of the call
+    assert all(math.isfinite(v) for v in vals[0]["val"].values())
     for r in rows:
         for k in ("recon", "profile", "content", "adv", "fm", "disc"):
             assert math.isfinite(r[k]), (k, r)

@@ -354,7 +354,7 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = add_args(argparse.ArgumentParser(prog="resculpt train resculpt")).parse_args(argv)
     if args.smoke:
-        args.steps, args.batch, args.segment_s, args.val_every, args.adv_start = 3, 3, 0.5, 0, 0
+        args.steps, args.batch, args.segment_s, args.val_every, args.adv_start, args.adv_every = 3, 3, 0.5, 0, 0, 1
     train(args)
     return 0
 
