@@ -75,7 +75,9 @@ def make_batch(rng, data, bsz, n, smoke=False):
 @torch.no_grad()
 def evaluate(model, tp, val, match="timbre"):
     """On fixed validation pairs in restore mode: profile distance to the target (output vs input), and the
-    multi-resolution STFT loss against the clean clip (output vs input); keep mode: mean |band change| (dB)."""
+    multi-resolution STFT loss against the clean clip (output vs input); keep mode (target = the input's own
+    profile): mean |band change| (dB) over frames and bands, and the largest change of the long-term band
+    envelope (dB, mean over clips)."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
@@ -88,11 +90,15 @@ def evaluate(model, tp, val, match="timbre"):
     fx, _ = model.fio.features(model.fio.stft(x[:, :e]))
     fk, _ = model.fio.features(model.fio.stft(keep[:, :e]))
     band_change = ((fk - fx).abs() * model.fio.valid).sum(-1) / model.fio.valid.sum()
+    # the identity benchmark's measure: the long-term band envelope (fingerprint) of the kept output vs the input
+    P_k = tp(keep)
+    both = P_k["band_env_ok"] & P_x["band_env_ok"]
+    env_d = ((P_k["band_env_db"] - P_x["band_env_db"]).abs() * both).amax(-1)
     model.train()
     return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
             "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
-            "keep_band_change_db": float(band_change.mean())}
+            "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean())}
 
 
 class Trainer:
