@@ -22,14 +22,13 @@ import argparse
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from resculpt.models.mask.train import RunStop
 
 from . import common as C
 from . import degrade, losses
@@ -270,29 +269,17 @@ def train(args) -> dict:
     out = tr.out
     log = open(out / "log.jsonl", "a")
     total = args.steps
-    deadline = tr.t0 + args.minutes * 60 if args.minutes else None
-    if args.until:
-        deadline = min(deadline or args.until, args.until)
     start, last = tr.step, {}
-    stop = []  # a signal's name once SIGTERM/SIGINT arrives: the loop ends after the current step and saves
-
-    def on_signal(signum, _frame):
-        stop.append(signal.Signals(signum).name)
-
-    old_handlers = {}
-    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
-        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    stopper = RunStop(args, tr.t0).install()
     if start == 0 and args.val_every and tr.val:  # the fresh generator (the identity) on the curve
         r = tr.evaluate()
         log.write(json.dumps({"step": 0, "val": r, "wall_s": tr.wall_before}) + "\n")
         log.flush()
     stop_at = min(total, args.stop_at) if args.stop_at else total
     while tr.step < stop_at:
-        if deadline and time.time() > deadline:
-            print(f"\nstopping at step {tr.step}: time budget reached", flush=True)
-            break
-        if stop:
-            print(f"\nstopping at step {tr.step}: {stop[0]}", flush=True)
+        why = stopper.reason()
+        if why:
+            print(f"\nstopping at step {tr.step}: {why}", flush=True)
             break
         loss, parts = tr.train_step()
         step = tr.step
@@ -313,8 +300,7 @@ def train(args) -> dict:
             log.flush()
             print(f"\nstep {step}: val {r}", flush=True)
     tr.save()
-    for s_, h in old_handlers.items():
-        signal.signal(s_, h)
+    stopper.restore()
     r = tr.evaluate()
     wall = tr.wall()
     if tr.step > start and not (args.val_every and tr.step % args.val_every == 0):  # where this call ended
