@@ -41,7 +41,8 @@ def val_table(vals: list[dict]) -> str:
     for r in vals:
         v = r["val"]
         env = f"{v['keep_env_max_db']:.3f}" if "keep_env_max_db" in v else "-"
-        out.append(f"| {r['step']} | {r.get('wall_s', 0.0) / 3600:.2f} | {v['profile_dist_out']:.3f} | "
+        wall = f"{r['wall_s'] / 3600:.2f}" if r.get("wall_s") is not None else "-"
+        out.append(f"| {r['step']} | {wall} | {v['profile_dist_out']:.3f} | "
                    f"{v['profile_dist_in']:.3f} | {v['profile_ratio']:.3f} | {v['mrstft_out']:.3f} | "
                    f"{v['mrstft_in']:.3f} | {v['keep_band_change_db']:.3f} | {env} |")
     return "\n".join(out)
