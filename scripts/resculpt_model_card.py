@@ -96,6 +96,20 @@ def verdict(vals: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def limits_extra(vals: list[dict]) -> str:
+    """Bullets for the card's limits that the log itself records: a keep mode that still changes audio (what a
+    user of the engine hears with a target equal to the input's profile) and notes attached to records."""
+    out = []
+    if vals and vals[-1]["val"].get("keep_env_max_db", vals[-1]["val"]["keep_band_change_db"]) > KEEP_GOAL_DB:
+        out.append("- **Not a neutral engine yet**: with the input's own profile as the target it still moves the "
+                   "band envelope by several dB (table above); a stage that runs this bundle by default changes "
+                   "audio that should pass unchanged.\n")
+    for r in vals:
+        if r.get("note"):
+            out.append(f"- Validation record at step {r['step']}: {r['note']}.\n")
+    return "".join(out)
+
+
 def git_commit_of(path: Path, step: int) -> str:
     """The commit whose message records the checkpoint at ``step`` (train-continue.sh's message), or a note."""
     r = subprocess.run(["git", "-C", str(REPO), "log", "--format=%h %s", "--", str(path)], capture_output=True,
@@ -174,7 +188,7 @@ Against the identity:
 
 ## Limits
 
-- Early checkpoint of a run planned for {s.get('schedule_steps', '?')} steps; the benchmark (`benchmarks/resculpt.py`: profile
+{limits_extra(vals)}- Early checkpoint of a run planned for {s.get('schedule_steps', '?')} steps; the benchmark (`benchmarks/resculpt.py`: profile
   error per target kind, STOI/DNSMOS, identity within 0.5 dB, codec repair PESQ/DNSMOS, RTF) and the ablation
   table are not in this card yet.
 - Trained at 16 kHz: content above 7.3 kHz at 48 kHz is not learned.
