@@ -110,3 +110,20 @@ def test_torch_conditioning_vector_matches_the_runtime_one(clips):
                 assert v_t[C.N_DIMS + i] == v_np[C.N_DIMS + i], (name, dim)
                 assert abs(v_t[i] - v_np[i]) <= tol, (name, dim, v_t[i], v_np[i])
         np.testing.assert_allclose(v_t[2 * C.N_DIMS :], v_np[2 * C.N_DIMS :], atol=1e-3)
+
+
+def test_a_row_without_active_frames_gives_finite_gradients(clips):
+    """A batch row below the activity floor (-70 dB: silence, or an output the generator has turned down) is
+    masked out of the profile, and the gradient on every sample of the batch stays finite: one such row
+    must not turn a training step's update into NaN."""
+    name, x, sr, _ = clips[0]
+    n = 2 * sr
+    tp = pt.TorchProfiler(sr)
+    xt = torch.tensor(np.stack([x[:n], np.full(n, 1e-6, np.float32)]), requires_grad=True)
+    with torch.no_grad():
+        target = tp(torch.tensor(x[:n] * 0.5)[None].repeat(2, 1))  # 6 dB quieter: a non-zero distance
+    p = tp(xt)
+    assert bool(p["band_env_ok"][0].any()) and not bool(p["band_env_ok"][1].any())
+    pt.squared_distance(p, target).sum().backward()
+    assert torch.isfinite(xt.grad).all()
+    assert float(xt.grad[0].abs().sum()) > 0

@@ -241,9 +241,7 @@ def train(args) -> dict:
     log = open(out / "log.jsonl", "a")
     t0 = time.time()
     total = args.steps
-    deadline = t0 + args.minutes * 60 if args.minutes else None
-    if args.until:
-        deadline = min(deadline or args.until, args.until)
+    stopper = RunStop(args, t0)
     keep = set(args.keep_steps or [])
     step = start
     last = {}
@@ -255,25 +253,16 @@ def train(args) -> dict:
                     "torch_rng": torch.get_rng_state()}, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
-    stop = []  # a signal's name once SIGTERM/SIGINT arrives: the loop ends after the current step and saves
-
-    def on_signal(signum, _frame):
-        stop.append(signal.Signals(signum).name)
-
-    old_handlers = {}
-    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
-        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    stopper.install()
     if start == 0 and args.init_from and args.val_every:  # the starting point of a fine-tune on the curve
         r = evaluate(net, val)
         log.write(json.dumps({"step": 0, "val": r, "wall_s": wall_before}) + "\n")
         log.flush()
     stop_at = min(total, args.stop_at) if args.stop_at else total
     while step < stop_at:
-        if deadline and time.time() > deadline:
-            print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
-            break
-        if stop:
-            print(f"\nstopping at step {step}: {stop[0]}", flush=True)
+        why = stopper.reason()
+        if why:
+            print(f"\nstopping at step {step}: {why}", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
         x, t, c = mixing.batch(rng, pools, args.batch - n_teach, seg, vary_noise=vary)
@@ -358,8 +347,7 @@ def train(args) -> dict:
             print(f"\nstep {step}: val SI-SDR {r['si_sdr_out']:.2f} dB (input {r['si_sdr_in']:.2f}, "
                   f"improvement {r['si_sdr_improvement']:+.2f}), mrstft {r['mrstft']:.3f}", flush=True)
     save(ckpt_path)
-    for s_, h in old_handlers.items():
-        signal.signal(s_, h)
+    stopper.restore()
     r = evaluate(net, val)
     wall = wall_before + time.time() - t0
     if step > start and not (args.val_every and step % args.val_every == 0):  # where this call ended
@@ -383,6 +371,38 @@ def load_init(path) -> dict:
 
         return checkpoint_from_bundle(p)
     return torch.load(p, map_location="cpu", weights_only=False)
+
+
+class RunStop:
+    """When a training loop stops early: the ``--minutes`` budget (counted from ``t0``) or the ``--until`` time,
+    whichever comes first, or SIGTERM/SIGINT (the loop ends after the current step and saves). ``install()``
+    sets the signal handlers (main thread only), ``restore()`` puts the previous ones back."""
+
+    def __init__(self, args, t0: float):
+        self.deadline = t0 + args.minutes * 60 if args.minutes else None
+        if getattr(args, "until", 0):
+            self.deadline = min(self.deadline or args.until, args.until)
+        self.signals: list[str] = []  # the names of the signals received
+        self._old: dict = {}
+
+    def install(self) -> RunStop:
+        if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+            self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _on_signal(self, signum, _frame):
+        self.signals.append(signal.Signals(signum).name)
+
+    def reason(self) -> str | None:
+        """Why the loop must stop before its next step, or None."""
+        if self.deadline and time.time() > self.deadline:
+            return "time budget reached"
+        return self.signals[0] if self.signals else None
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
 
 
 def add_run_args(ap: argparse.ArgumentParser, *, out: str, steps: int, batch: int, segment_s: float, lr: float,

@@ -67,15 +67,18 @@ def build(folder, n_pairs: int, seed: int = 0, seconds: float = 3.0, sr: int = 1
 
 
 class PairCache:
-    """All shards of a cache folder in memory: x, y (N, n) float32, params/clip lists, meta."""
+    """All shards of a cache folder in memory (the first ``max_pairs`` pairs when > 0, whole shards): x, y (N, n)
+    float32, params/clip lists, meta."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, max_pairs: int = 0):
         folder = Path(folder)
         shards = sorted(folder.glob("shard_*.npz"))
         shards = [s for s in shards if not s.name.endswith(".tmp.npz")]
         if not shards:
             raise SystemExit(f"{folder}: no shard_*.npz (build it with scripts/resculpt_cache.py)")
         self.meta = json.loads((folder / "meta.json").read_text())
+        if max_pairs > 0:
+            shards = shards[: -(-max_pairs // int(self.meta["shard_size"]))]
         parts = [np.load(s) for s in shards]
         self.x = np.concatenate([p["x"] for p in parts])
         self.y = np.concatenate([p["y"] for p in parts])

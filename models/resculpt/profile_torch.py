@@ -211,7 +211,9 @@ class TorchProfiler:
                     top = torch.quantile(lv[b][fin[b]].double(), 0.95).float()
                     act[b] = fin[b] & (lv[b] > torch.maximum(top - 40.0, torch.tensor(-70.0)))
         n_act = act.sum(-1, keepdim=True).clamp_min(1)
-        mean_band = (fr["band"] * act.unsqueeze(-1)).sum(1) / n_act  # (B, 32) mean power over active frames
+        # (B, 32) mean power over active frames (>= EPS, as each frame's is); a row without active frames
+        # is masked below, and the floor keeps log10's gradient there finite (0 through the mask, not 0 * inf)
+        mean_band = ((fr["band"] * act.unsqueeze(-1)).sum(1) / n_act).clamp_min(EPS)
         env = 10.0 * torch.log10(mean_band)
         with torch.no_grad():
             ok = self.valid.unsqueeze(0) & act.any(-1, keepdim=True)

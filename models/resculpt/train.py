@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from resculpt.models.mask.train import RunStop
 
 from . import common as C
 from . import degrade, losses
@@ -73,7 +74,9 @@ def make_batch(rng, data, bsz, n, smoke=False):
 @torch.no_grad()
 def evaluate(model, tp, val, match="timbre"):
     """On fixed validation pairs in restore mode: profile distance to the target (output vs input), and the
-    multi-resolution STFT loss against the clean clip (output vs input); keep mode: mean |band change| (dB)."""
+    multi-resolution STFT loss against the clean clip (output vs input); keep mode (target = the input's own
+    profile): mean |band change| (dB) over frames and bands, and the largest change of the long-term band
+    envelope (dB, mean over clips)."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
@@ -86,109 +89,129 @@ def evaluate(model, tp, val, match="timbre"):
     fx, _ = model.fio.features(model.fio.stft(x[:, :e]))
     fk, _ = model.fio.features(model.fio.stft(keep[:, :e]))
     band_change = ((fk - fx).abs() * model.fio.valid).sum(-1) / model.fio.valid.sum()
+    # the identity benchmark's measure: the long-term band envelope (fingerprint) of the kept output vs the input
+    P_k = tp(keep)
+    both = P_k["band_env_ok"] & P_x["band_env_ok"]
+    env_d = ((P_k["band_env_db"] - P_x["band_env_db"]).abs() * both).amax(-1)
     model.train()
     return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
             "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
-            "keep_band_change_db": float(band_change.mean())}
+            "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean())}
 
 
-def train(args) -> dict:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    w = dict(losses.LOSS_W)
-    for term in args.off or []:
-        w[term] = 0.0
-    if args.smoke:
-        src = degrade.Source.synthetic(args.rate, args.seed)
-        data = OnTheFly(src, args.segment_s + 0.1, [o for o in degrade.DEFAULT_OPS if o != "codec"], args.seed)
-        val = [degrade.make_pair(src, args.seed + 1, i, 1.0, data.ops) for i in range(2)]
-    else:
-        if args.pairs:
-            from .cache import PairCache
+class Trainer:
+    """One training run's state (data, generator, discriminators, optimisers, profiler, perceptual net) and its
+    step: ``train`` drives it, ``scripts/resculpt_step_time.py`` times it. Built from the parsed arguments;
+    resumes from ``OUT/ckpt.pt`` unless ``args.fresh``."""
 
-            data = PairCache(args.pairs)
-            print(f"pairs: {len(data)} from {args.pairs} ({data.meta})", flush=True)
+    def __init__(self, args):
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.args = args
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        w = dict(losses.LOSS_W)
+        for term in args.off or []:
+            w[term] = 0.0
+        if args.smoke:
+            src = degrade.Source.synthetic(args.rate, args.seed)
+            self.data = OnTheFly(src, args.segment_s + 0.1, [o for o in degrade.DEFAULT_OPS if o != "codec"],
+                                 args.seed)
+            self.val = [degrade.make_pair(src, args.seed + 1, i, 1.0, self.data.ops) for i in range(2)]
         else:
-            data = OnTheFly(degrade.Source.load("train", args.rate), max(3.0, args.segment_s), args.ops, args.seed)
-            print(f"pairs made on the fly (ops {args.ops}); build a cache with scripts/resculpt_cache.py", flush=True)
-        vsrc = degrade.Source.load("val", data.sr)
-        val = [degrade.make_pair(vsrc, 1234, i, 3.0, args.ops) for i in range(args.n_val)]
-    sr = data.sr
-    seg = int(args.segment_s * sr)
-    tp = pt.TorchProfiler(sr)
-    ckpt_path = out / "ckpt.pt"
-    ck = None
-    if ckpt_path.is_file() and not args.fresh:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        kw = ck["net_kwargs"]
-        print(f"resuming from {ckpt_path} at step {ck['step']}", flush=True)
-    else:
-        kw = {"lookahead": args.lookahead, **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
-    model = Resculptor(ResculptNet(**kw), sr)
-    disc = MultiScaleDisc(sr)
-    opt_g = torch.optim.AdamW(model.net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
-    start, wall_before = 0, 0.0
-    if ck is not None:
-        model.net.load_state_dict(ck["net"])
-        disc.load_state_dict(ck["disc"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        torch.set_rng_state(ck["torch_rng"])
-        start, wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
-    perc = None
-    if w["perc"] > 0:
-        wp = losses.find_resemblyzer_weights()
-        if wp is None:
-            if not args.smoke:
-                raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: bash /work/mkbench.sh NAME makes "
-                                 ".venv-bench (or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
-            print("smoke: resemblyzer weights not found, perceptual term off")
-            w["perc"] = 0.0
-        else:
-            perc = losses.PerceptualNet(wp)
-    pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the match mode
-    print(f"generator {n_params(model.net)} params ({kw}), discriminator {n_params(disc)}; rate {sr} Hz; "
-          f"loss weights {w}", flush=True)
-    log = open(out / "log.jsonl", "a")
-    t0 = time.time()
-    total = args.steps
-    deadline = t0 + args.minutes * 60 if args.minutes else None
-    step, last = start, {}
+            if args.pairs:
+                from .cache import PairCache
 
-    def save(path):
-        torch.save({"net": model.net.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(), "step": step, "net_kwargs": kw, "loss_w": w, "args": vars(args),
-                    "torch_rng": torch.get_rng_state(), "sample_rate": sr, "data_position": step,
-                    "wall_s": wall_before + time.time() - t0}, str(path) + ".tmp")
+                self.data = PairCache(args.pairs, args.max_pairs)
+                print(f"pairs: {len(self.data)} from {args.pairs} ({self.data.meta})", flush=True)
+            else:
+                self.data = OnTheFly(degrade.Source.load("train", args.rate), max(3.0, args.segment_s), args.ops,
+                                     args.seed)
+                print(f"pairs made on the fly (ops {args.ops}); build a cache with scripts/resculpt_cache.py",
+                      flush=True)
+            self.val = []
+            if args.n_val:
+                vsrc = degrade.Source.load("val", self.data.sr)
+                self.val = [degrade.make_pair(vsrc, 1234, i, 3.0, args.ops) for i in range(args.n_val)]
+        self.sr = sr = self.data.sr
+        self.seg = int(args.segment_s * sr)
+        self.tp = pt.TorchProfiler(sr)
+        self.ckpt_path = self.out / "ckpt.pt"
+        ck = None
+        if self.ckpt_path.is_file() and not args.fresh:
+            ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+            kw = ck["net_kwargs"]
+            print(f"resuming from {self.ckpt_path} at step {ck['step']}", flush=True)
+        else:
+            kw = {"lookahead": args.lookahead,
+                  **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
+        self.kw = kw
+        self.model = Resculptor(ResculptNet(**kw), sr)
+        self.disc = MultiScaleDisc(sr)
+        self.opt_g = torch.optim.AdamW(self.model.net.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr=args.lr * 0.5, betas=(0.8, 0.99))
+        self.step, self.wall_before = 0, 0.0
+        if ck is not None:
+            self.model.net.load_state_dict(ck["net"])
+            self.disc.load_state_dict(ck["disc"])
+            self.opt_g.load_state_dict(ck["opt_g"])
+            self.opt_d.load_state_dict(ck["opt_d"])
+            torch.set_rng_state(ck["torch_rng"])
+            self.step, self.wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
+        self.perc = None
+        if w["perc"] > 0:
+            wp = losses.find_resemblyzer_weights()
+            if wp is None:
+                if not args.smoke:
+                    raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: bash /work/mkbench.sh NAME "
+                                     "makes .venv-bench (or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
+                print("smoke: resemblyzer weights not found, perceptual term off")
+                w["perc"] = 0.0
+            else:
+                self.perc = losses.PerceptualNet(wp)
+        self.w = w
+        self.pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the mode
+        self.e = self.seg - self.model.fio.n_fft  # the last window of a crop is only partly synthesised
+        self.t0 = time.time()
+
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.t0
+
+    def save(self, path=None):
+        path = path or self.ckpt_path
+        torch.save({"net": self.model.net.state_dict(), "disc": self.disc.state_dict(),
+                    "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                    "net_kwargs": self.kw, "loss_w": self.w, "args": vars(self.args),
+                    "torch_rng": torch.get_rng_state(), "sample_rate": self.sr, "data_position": self.step,
+                    "wall_s": self.wall()}, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
-    e = seg - model.fio.n_fft  # the last window of a crop is only partly synthesised
-    stop_at = min(total, args.stop_at) if args.stop_at else total
-    while step < stop_at:
-        if deadline and time.time() > deadline:
-            print(f"\nstopping at step {step}: --minutes budget reached", flush=True)
-            break
+    def evaluate(self) -> dict:
+        return evaluate(self.model, self.tp, self.val, self.args.match)
+
+    def train_step(self) -> tuple[float, dict]:
+        """One generator step (and, from ``--adv-start``, one discriminator step) on batch ``self.step``;
+        returns (total generator loss, {term: value}) and advances ``self.step``."""
+        args, w, model, disc, tp, sr, e = self.args, self.w, self.model, self.disc, self.tp, self.sr, self.e
+        step = self.step
         rng = np.random.default_rng([args.seed, step])
-        inp, ref, has_ref, src, modes = make_batch(rng, data, args.batch, seg, args.smoke)
-        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
-        for g in opt_g.param_groups:
+        inp, ref, has_ref, src, modes = make_batch(rng, self.data, args.batch, self.seg, args.smoke)
+        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, args.steps)))))
+        for g in self.opt_g.param_groups:
             g["lr"] = lr
         with torch.no_grad():
             P_t = tp(src)
             cond = pt.cond_vector(P_t, sr, args.match)
         y = model(inp, cond)
         yc, rc = y[:, :e], ref[:, :e]
-        parts, loss = {}, 0.0
+        parts, loss = {"lr": lr}, 0.0
         if w["recon"] > 0 and bool(has_ref.any()):
             rec = losses.mrstft(yc[has_ref], rc[has_ref])
             parts["recon"] = rec.item()
             loss = loss + w["recon"] * rec
         if w["profile"] > 0:
-            pl = pt.squared_distance(tp(y), P_t, pw).mean()
+            pl = pt.squared_distance(tp(y), P_t, self.pw).mean()
             parts["profile"] = pl.item()
             loss = loss + w["profile"] * pl
         move = modes == 1
@@ -196,54 +219,99 @@ def train(args) -> dict:
             cl = losses.content(model.fio, yc[move], inp[move, :e]).mean()
             parts["content"] = cl.item()
             loss = loss + w["content"] * cl
-        use_adv = (w["adv"] > 0 or w["fm"] > 0) and step >= args.adv_start
+        use_adv = (w["adv"] > 0 or w["fm"] > 0) and step >= args.adv_start and step % args.adv_every == 0
         if use_adv:
-            fake = disc.features(yc)
-            real = disc.features(rc)
+            # the discriminators judge one window of --disc-crop-s seconds (same place in every row): they
+            # cost most of a step, and a 0.5 s window holds 31 frames of their coarsest spectrogram
+            nd = min(e, int(args.disc_crop_s * sr)) if args.disc_crop_s > 0 else e
+            o = int(rng.integers(e - nd + 1))
+            yd, rd = yc[:, o : o + nd], rc[:, o : o + nd]
+            fake = disc.features(yd)
+            real = disc.features(rd)  # with its graph: the discriminator step below reuses it
             adv = losses.lsgan_gen(fake)
             fm = losses.feature_matching(fake, real, has_ref)
             parts["adv"], parts["fm"] = adv.item(), fm.item()
             loss = loss + w["adv"] * adv + w["fm"] * fm
-        if perc is not None and bool(has_ref.any()):
+        if self.perc is not None and bool(has_ref.any()):
             active = (rc[has_ref].pow(2).mean(-1) > 1e-9).float()
-            pl = perc.loss(yc[has_ref], rc[has_ref], active)
+            pl = self.perc.loss(yc[has_ref], rc[has_ref], active)
             parts["perc"] = pl.item()
             loss = loss + w["perc"] * pl
-        opt_g.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
-        opt_g.step()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+        if not bool(torch.isfinite(gnorm)):
+            # a non-finite gradient would turn every weight into NaN: this batch makes no update (logged)
+            parts["skipped"] = 1
+            self.opt_g.zero_grad(set_to_none=True)
+            use_adv = False
+        else:
+            self.opt_g.step()
         if use_adv:
-            dl = losses.lsgan_disc(disc.features(rc), disc.features(yc.detach()))
-            opt_d.zero_grad(set_to_none=True)
+            # the generator's backward reached the discriminators only through `fake` (feature matching
+            # detaches `real`), so `real`'s graph is intact and its weights have not moved since
+            dl = losses.lsgan_disc(real, disc.features(yd.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
             dl.backward()
-            opt_d.step()
+            self.opt_d.step()
             parts["disc"] = dl.item()
-        step += 1
+        self.step = step + 1
+        return float(loss.detach()), parts
+
+
+def train(args) -> dict:
+    """Run (or resume) the loop until ``--steps``/``--stop-at``, ``--minutes``, ``--until`` or SIGTERM/SIGINT
+    (the current step ends, the checkpoint is saved); returns the summary also written to OUT/summary.json."""
+    tr = Trainer(args)
+    model, disc = tr.model, tr.disc
+    print(f"generator {n_params(model.net)} params ({tr.kw}), discriminator {n_params(disc)}; rate {tr.sr} Hz; "
+          f"loss weights {tr.w}", flush=True)
+    out = tr.out
+    log = open(out / "log.jsonl", "a")
+    total = args.steps
+    start, last = tr.step, {}
+    stopper = RunStop(args, tr.t0).install()
+    if start == 0 and args.val_every and tr.val:  # the fresh generator (the identity) on the curve
+        r = tr.evaluate()
+        log.write(json.dumps({"step": 0, "val": r, "wall_s": tr.wall_before}) + "\n")
+        log.flush()
+    stop_at = min(total, args.stop_at) if args.stop_at else total
+    while tr.step < stop_at:
+        why = stopper.reason()
+        if why:
+            print(f"\nstopping at step {tr.step}: {why}", flush=True)
+            break
+        loss, parts = tr.train_step()
+        step = tr.step
+        lr = parts.pop("lr")
         last = parts
         if step % 10 == 0 or step == total or args.smoke:
-            log.write(json.dumps({"step": step, "lr": lr, "loss": float(loss.detach()), **parts,
-                                  "wall_s": wall_before + time.time() - t0}) + "\n")
+            log.write(json.dumps({"step": step, "lr": lr, "loss": loss, **parts, "wall_s": tr.wall()}) + "\n")
             log.flush()
         if not args.quiet:
             from resculpt.models.mask.train import progress
 
-            progress(step, total, t0, f"loss {float(loss.detach()):.3f}", start)
+            progress(step, total, tr.t0, f"loss {loss:.3f}", start)
         if step % args.ckpt_every == 0:
-            save(ckpt_path)
+            tr.save()
         if args.val_every and step % args.val_every == 0:
-            r = evaluate(model, tp, val, args.match)
-            log.write(json.dumps({"step": step, "val": r}) + "\n")
+            r = tr.evaluate()
+            log.write(json.dumps({"step": step, "val": r, "wall_s": tr.wall()}) + "\n")
             log.flush()
             print(f"\nstep {step}: val {r}", flush=True)
-    save(ckpt_path)
-    r = evaluate(model, tp, val, args.match)
-    wall = wall_before + time.time() - t0
-    summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(model.net), "last": last,
-               "net_kwargs": kw, "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed,
-               "threads": args.threads, "lr": args.lr, "sample_rate": sr, "match": args.match, "pairs": args.pairs}
+    tr.save()
+    stopper.restore()
+    r = tr.evaluate()
+    wall = tr.wall()
+    if tr.step > start and not (args.val_every and tr.step % args.val_every == 0):  # where this call ended
+        log.write(json.dumps({"step": tr.step, "val": r, "wall_s": wall}) + "\n")
+    summary = {"steps": tr.step, "schedule_steps": total, "wall_s": wall, "val": r, "loss_w": tr.w,
+               "params": n_params(model.net), "last": last, "net_kwargs": tr.kw, "batch": args.batch,
+               "segment_s": args.segment_s, "adv_every": args.adv_every, "disc_crop_s": args.disc_crop_s,
+               "seed": args.seed, "threads": args.threads, "lr": args.lr, "sample_rate": tr.sr, "match": args.match,
+               "pairs": args.pairs, "n_pairs": len(tr.data) if args.pairs else 0}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=list))
-    print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
+    print(f"\ndone: {tr.step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
     return summary
 
@@ -253,6 +321,15 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     add_run_args(ap, out="runs/resculpt", steps=20000, batch=8, segment_s=2.0, lr=1e-3, threads=1, adv_start=2000,
                  loss_terms=losses.LOSS_W)
+    ap.add_argument("--until", type=float, default=0.0,
+                    help="stop before the first step that would start after this Unix time (0: no limit); with "
+                         "--minutes, whichever comes first")
+    ap.add_argument("--adv-every", type=int, default=2,
+                    help="adversarial and feature-matching terms and the discriminator step on every k-th step")
+    ap.add_argument("--disc-crop-s", type=float, default=0.5,
+                    help="seconds of each crop the discriminators judge (one window per step; 0: the whole crop)")
+    ap.add_argument("--max-pairs", type=int, default=0,
+                    help="use the first N pairs of the cache (0: all): fixes a run's data while the cache grows")
     ap.add_argument("--pairs", help="pair cache folder (scripts/resculpt_cache.py); without it pairs are made per batch")
     ap.add_argument("--rate", type=int, default=16000, help="sample rate of pairs made on the fly")
     ap.add_argument("--ops", nargs="*", choices=degrade.OPS, default=list(degrade.DEFAULT_OPS),
@@ -269,7 +346,7 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = add_args(argparse.ArgumentParser(prog="resculpt train resculpt")).parse_args(argv)
     if args.smoke:
-        args.steps, args.batch, args.segment_s, args.val_every, args.adv_start = 3, 3, 0.5, 0, 0
+        args.steps, args.batch, args.segment_s, args.val_every, args.adv_start, args.adv_every = 3, 3, 0.5, 0, 0, 1
     train(args)
     return 0
 
