@@ -13,8 +13,9 @@ from .audio_io import read_audio
 from .host import TARGET_SLOTS, ChainHost
 from .presets import Preset, load_preset
 
-# What moves the sound toward a target: "auto" takes the resculpting model whenever its bundle is installed
-# (and the layout's STFT is the model's 20 ms window), else the profile-matching EQ.
+# What moves the sound toward a target: "auto" takes the resculpting model whenever its bundle is installed, the
+# layout's STFT is the model's 20 ms window and the bundle passed its identity check (bundle.auto_refusal), else
+# the profile-matching EQ.
 ENGINES = ("auto", *TARGET_SLOTS)
 
 
@@ -35,7 +36,7 @@ def resolve_engine(engine: str | None, layout=None) -> str:
         raise EngineError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     stft_ok = layout is None or layout.stft == STFT_CONFIG
     if engine == "auto":
-        return "model" if rb.bundle_present() and stft_ok else "match-eq"
+        return "model" if rb.bundle_present() and stft_ok and rb.auto_refusal() is None else "match-eq"
     if engine == "model":
         if not rb.bundle_present():
             raise EngineError(f"engine model: the resculpting model is not installed (no bundle in {rb.bundle_dir()}); "

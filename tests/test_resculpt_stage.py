@@ -53,11 +53,12 @@ def test_without_a_bundle_auto_renders_with_the_match_eq_and_model_is_one_clear_
         Chain(Layout(), SR, 1).set_target(TARGET, engine="model")
 
 
-def test_with_a_bundle_auto_renders_with_the_model_and_the_old_flag_name_still_works(resculpt_bundle, clip, tmp_path):
-    """With a bundle, ``auto`` takes the model (same length out, audibly changed); ``matcher=`` is another name
-    for ``engine=``; asking the match-EQ for ``match voice`` is refused (it cannot move F0 or formants)."""
+def test_with_a_bundle_the_model_engine_renders_and_the_old_flag_name_still_works(resculpt_bundle, clip, tmp_path):
+    """With a bundle, ``engine="model"`` renders with the model (same length out, audibly changed); ``matcher=``
+    is another name for ``engine=``; asking the match-EQ for ``match voice`` is refused (it cannot move F0 or
+    formants)."""
     inp, t, x = clip
-    r = render_file(inp, tmp_path / "a.wav", target=t, match="voice", amount=0.8)
+    r = render_file(inp, tmp_path / "a.wav", target=t, match="voice", amount=0.8, engine="model")
     assert r["engine"] == "model"
     y, _ = sf.read(tmp_path / "a.wav", dtype="float32")
     assert y.shape == x.shape
@@ -65,6 +66,35 @@ def test_with_a_bundle_auto_renders_with_the_model_and_the_old_flag_name_still_w
     assert render_file(inp, tmp_path / "b.wav", target=t, matcher="match-eq")["engine"] == "match-eq"
     with pytest.raises(RenderError, match="needs the model engine"):
         render_file(inp, tmp_path / "c.wav", target=t, engine="match-eq", match="voice")
+
+
+def _with_keep_validation(src, dst, keep_db):
+    """A copy of bundle folder ``src`` in ``dst`` whose config records ``keep_db`` (None: nothing) as its
+    validation's identity check, the figure the auto engine reads; returns ``dst``."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    val = cfg.setdefault("training", {}).setdefault("val", {})
+    val.pop("keep_env_max_db", None)
+    if keep_db is not None:
+        val["keep_env_max_db"] = keep_db
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.parametrize("keep_db, engine", [(0.3, "model"), (0.5, "model"), (4.3, "match-eq"), (None, "match-eq")])
+def test_auto_takes_the_model_only_when_its_validation_kept_identity_within_half_a_db(
+        resculpt_bundle, clip, tmp_path, monkeypatch, keep_db, engine):
+    """``auto`` takes the bundle only when its config's training validation moved the band envelope by at most
+    0.5 dB with the input's own profile as target (none recorded: not taken); ``engine="model"`` takes it
+    regardless."""
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(_with_keep_validation(resculpt_bundle, tmp_path / "bundle", keep_db)))
+    inp, t, _ = clip
+    assert (rb.auto_refusal() is None) == (engine == "model")
+    assert render_file(inp, tmp_path / "a.wav", target=t)["engine"] == engine
+    assert render_file(inp, tmp_path / "m.wav", target=t, engine="model")["engine"] == "model"
 
 
 def test_bad_targets_give_one_error_and_change_nothing(resculpt_bundle, tmp_path):
@@ -163,8 +193,9 @@ def test_a_delta_target_conditions_on_the_running_input_envelope_plus_its_offset
 
 
 def test_presets_with_a_target_run_the_engine_of_the_moment(resculpt_bundle, monkeypatch, tmp_path):
-    """A preset's target puts the engine's stage in its layout and publishes the target: the model with a bundle,
-    the match-EQ without; a shipped target is found by name."""
+    """A preset's target puts the engine's stage in its layout and publishes the target: the model with a bundle
+    that passes the auto engine's identity check, the match-EQ without; a shipped target is found by name."""
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(_with_keep_validation(resculpt_bundle, tmp_path / "bundle", 0.2)))
     c = Chain.from_preset("codec-repair", 48000, 2)
     assert "resculpt" in c.layout.spectral and "match" not in c.layout.spectral
     assert c._inboxes["resculpt"].value is not None

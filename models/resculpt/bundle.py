@@ -10,6 +10,7 @@ helpers (one home).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -40,6 +41,30 @@ def bundle_present(path=None) -> bool:
     """True when ``path`` (default :func:`bundle_dir`) holds the three files of a bundle (not yet verified)."""
     p = Path(path) if path else bundle_dir()
     return all((p / f).is_file() for f in ("config.json", "model.onnx", "golden.npz"))
+
+
+# ``--engine auto`` takes a bundle only when its training validation kept the input's own profile as target
+# within this many dB on every band of the long-term envelope (``training.val.keep_env_max_db``, measured by
+# train.py on validation-split pairs): the identity goal; a model that moves audio it was asked to leave alone
+# runs only when asked for by name (``--engine model``).
+AUTO_KEEP_MAX_DB = 0.5
+
+
+def auto_refusal(path=None) -> str | None:
+    """None when the bundle in ``path`` (default :func:`bundle_dir`) may serve ``--engine auto``, else why not
+    (a sentence). Reads config.json only (no verification: that happens when the stage loads it)."""
+    p = Path(path) if path else bundle_dir()
+    try:
+        val = (json.loads((p / "config.json").read_text()).get("training") or {}).get("val") or {}
+    except (OSError, ValueError) as e:
+        return f"its config.json cannot be read ({e})"
+    keep = val.get("keep_env_max_db")
+    if keep is None:
+        return "its training validation records no identity check (keep_env_max_db)"
+    if not keep <= AUTO_KEEP_MAX_DB:
+        return (f"with the input's own profile as target it still moves the band envelope by {keep:.2f} dB "
+                f"(validation), more than the {AUTO_KEEP_MAX_DB} dB the auto engine allows")
+    return None
 
 
 class Bundle:
