@@ -110,6 +110,22 @@ def find_resemblyzer_weights() -> Path | None:
     return None
 
 
+def perceptual_or_off(w: dict, smoke: bool):
+    """The frozen perceptual net when ``w["perc"] > 0`` and its weights are found, else None. Without the
+    weights a smoke run sets ``w["perc"]`` to 0 and says so; a real run stops with the way to get them."""
+    if w["perc"] <= 0:
+        return None
+    wp = find_resemblyzer_weights()
+    if wp is None:
+        if not smoke:
+            raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: pip install --no-deps resemblyzer "
+                             "(or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
+        print("smoke: resemblyzer weights not found, perceptual term off")
+        w["perc"] = 0.0
+        return None
+    return PerceptualNet(wp)
+
+
 class PerceptualNet(torch.nn.Module):
     """resemblyzer's GE2E speaker encoder (frozen): LSTM(40, 256, 3) + Linear + ReLU + L2 norm."""
 

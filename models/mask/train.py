@@ -38,10 +38,9 @@ from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.losses import (
     LOSS_W,
     SISDR_W,
-    PerceptualNet,
-    find_resemblyzer_weights,
     gain_err,
     mrstft,
+    perceptual_or_off,
     si_sdr,
 )
 from resculpt.models.mask.mixing import SR
@@ -174,17 +173,7 @@ def train(args) -> dict:
               f"({teacher.meta.get('teacher')}); {n_teach} of {args.batch} rows per batch", flush=True)
     else:
         w["teach"] = 0.0
-    perc = None
-    if w["perc"] > 0:
-        wp = find_resemblyzer_weights()
-        if wp is None:
-            if not args.smoke:
-                raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: pip install --no-deps resemblyzer "
-                                 "(or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
-            print("smoke: resemblyzer weights not found, perceptual term off")
-            w["perc"] = 0.0
-        else:
-            perc = PerceptualNet(wp)
+    perc = perceptual_or_off(w, args.smoke)
     start = 0
     rng_state = None
     if ckpt_path.is_file() and not args.fresh:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from resculpt.models.mask.losses import perceptual_or_off
 from resculpt.models.mask.train import RunStop
 
 from . import common as C
@@ -159,17 +160,7 @@ class Trainer:
             self.opt_d.load_state_dict(ck["opt_d"])
             torch.set_rng_state(ck["torch_rng"])
             self.step, self.wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
-        self.perc = None
-        if w["perc"] > 0:
-            wp = losses.find_resemblyzer_weights()
-            if wp is None:
-                if not args.smoke:
-                    raise SystemExit("perceptual term needs resemblyzer's pretrained.pt: bash /work/mkbench.sh NAME "
-                                     "makes .venv-bench (or set RESCULPT_PERC_WEIGHTS), or pass --off perc")
-                print("smoke: resemblyzer weights not found, perceptual term off")
-                w["perc"] = 0.0
-            else:
-                self.perc = losses.PerceptualNet(wp)
+        self.perc = perceptual_or_off(w, args.smoke)
         self.w = w
         self.pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the mode
         self.e = self.seg - self.model.fio.n_fft  # the last window of a crop is only partly synthesised
