@@ -279,8 +279,12 @@ def test_process_allocates_no_array_during_ramps_osc_changes_preset_swaps_and_fa
             return board_process(self, block)
 
     monkeypatch.setattr(Board, "process", board_uncounted)
-    other = PRESETS[(PRESETS.index(preset) + 7) % len(PRESETS)]
     chain = Chain.from_preset(preset, 48000, 2, 128)
+    # The swap partner: from 7 presets on, the first whose graph differs (a preset of the same stages would
+    # load as a parameter change, with no graph swap to exercise).
+    i = PRESETS.index(preset)
+    other = next(p for p in PRESETS[i + 7 :] + PRESETS[: i + 7]
+                 if Chain.from_preset(p, 48000, 2, 128).layout != chain.layout)
     x = real_stereo(48000, 0.5)
     events = _control_events(chain, other)
     # Warm-up: first calls build numpy's lazily made ufunc loops; the swap target's graph is built once
