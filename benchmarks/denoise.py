@@ -18,6 +18,8 @@ audio (every system timed round-robin on the same 10 s, best of 5 rounds), one t
 chain's measured latency; peers' are the documented algorithmic latencies (see LATENCY_MS).
 Resculpt rows: the mask stage alone in the chain (mask.* params and STFT window of the presets
 denoise-live (10 ms window) and denoise-strong (20 ms window), read from the preset files), no EQ/dynamics.
+``preset:NAME`` rows (``--systems preset:denoise-live ...``): the whole shipped preset as a user gets it
+(high-pass, shelves, limiter around the mask), so each preset can be compared with the bare mask it wraps.
 """
 
 from __future__ import annotations
@@ -76,6 +78,21 @@ def resculpt_chain(preset):
         lat = ch.latency_samples
         y = np.concatenate([x48[None], np.zeros((1, lat), np.float32)], axis=1)
         for i in range(0, y.shape[1], 480):  # 10 ms blocks, as a live host would call it
+            ch.process(y[:, i : i + 480])
+        return y[0, lat : lat + x48.size].copy()
+
+    return run
+
+
+def preset_chain(preset):
+    """The whole shipped preset ``preset`` (every stage around the mask), streamed like :func:`resculpt_chain`."""
+    from resculpt import Chain
+
+    def run(x48):
+        ch = Chain.from_preset(preset, sample_rate=HI, channels=1, max_block=480)
+        lat = ch.latency_samples
+        y = np.concatenate([x48[None], np.zeros((1, lat), np.float32)], axis=1)
+        for i in range(0, y.shape[1], 480):
             ch.process(y[:, i : i + 480])
         return y[0, lat : lat + x48.size].copy()
 
@@ -201,6 +218,9 @@ def systems(include):
         "nsnet2": (SR, nsnet2, False),
         "noisereduce": (SR, noisereduce_sys, False),
     }
+    for name in include or ():
+        if name.startswith("preset:"):  # a whole shipped preset, at 48 kHz in 10 ms blocks
+            s[name] = (HI, lambda p=name[len("preset:"):]: preset_chain(p), True)
     return {k: v for k, v in s.items() if not include or k in include}
 
 
@@ -298,15 +318,21 @@ def _digest(x):
 
 def system_key(name):
     """Cache key: the system name plus, for Resculpt, the sha256 of the shipped bundle and the preset file."""
-    if not name.startswith("resculpt"):
+    if not name.startswith(("resculpt", "preset:")):
         return name
     import hashlib
 
     from resculpt.models.mask.bundle import BUNDLE_DIR
+    from resculpt.plugin_host.presets import load_preset
 
     cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
-    preset = "denoise-live" if name == "resculpt-live" else "denoise-strong"
-    ph = hashlib.sha256(json.dumps(mask_only(preset), sort_keys=True).encode()).hexdigest()[:8]
+    if name.startswith("preset:"):
+        p = load_preset(name[len("preset:"):])
+        spec = {"layout": repr(p.layout), "params": p.full_params()}
+        name = name.replace(":", "-")
+    else:
+        spec = mask_only("denoise-live" if name == "resculpt-live" else "denoise-strong")
+    ph = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{name}-{cfg['sha256'][:12]}-{ph}"
 
 
@@ -390,11 +416,14 @@ def main(argv=None):
                     scores[f"val_{snr}dB"] = {k: float(np.nanmean([r[k] for r in sub])) for k in sub[0]}
         if name != "noisy" and a.rtf_seconds:
             timed[name] = (fn, rate)
-        if name.startswith("resculpt"):
+        if name.startswith(("resculpt", "preset:")):
             from resculpt import Chain
 
-            layout, params = mask_only("denoise-live" if name == "resculpt-live" else "denoise-strong")
-            ch = Chain(layout, sample_rate=HI, channels=1, params=params)
+            if name.startswith("preset:"):
+                ch = Chain.from_preset(name[len("preset:"):], sample_rate=HI, channels=1)
+            else:
+                layout, params = mask_only("denoise-live" if name == "resculpt-live" else "denoise-strong")
+                ch = Chain(layout, sample_rate=HI, channels=1, params=params)
             lat = (1000.0 * ch.latency_samples / HI, "measured: chain latency_samples at 48 kHz")
         else:
             lat = LATENCY_MS.get(name, (0.0, "unprocessed"))
