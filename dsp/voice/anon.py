@@ -429,7 +429,7 @@ class AnonVoice(VoiceShift):
                 self._shift(spec[ch], ch, r, True)
             else:
                 self._follow[ch] = True
-                np.copyto(self._zprev[ch], spec[ch])
+                np.conjugate(spec[ch], out=self._zpc[ch])
                 self._formants(spec[ch])
 
     def _vtln(self) -> None:
