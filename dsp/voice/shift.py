@@ -139,11 +139,26 @@ class VoiceShift(SpectralStage):
         self._ti = np.zeros(nb, np.int64)
         self._ti_u = self._ti.view(np.uint64)
         self._m2f = np.zeros((2, nb), f32)       # a peak's synthesis advance (wrapped), its shift in bins
+        # Scalar operands as 0-d arrays: numpy turns a Python scalar operand into a fresh 0-d array on every
+        # call, which costs about as much as the operation on 481 bins. Constants here, per-frame values
+        # written in place; the values are those the Python scalars would have been cast to.
+        c0 = lambda v, dt=f32: np.full((), v, dt)  # noqa: E731
+        self._c_floor, self._c_tiny = c0(_FLOOR), c0(1e-30)
+        self._c_m1, self._c_p1, self._c_zero = c0(-1.0), c0(1.0), c0(0.0)
+        self._c_adv, self._c_pi = c0(self._adv_to_bins), c0(math.pi)
+        self._c_2pi, self._c_inv2pi = c0(_TWO_PI), c0(1.0 / _TWO_PI)
+        self._v_ra, self._v_rm1, self._v_scale = c0(0.0), c0(0.0), c0(0.0)
+        self._i_zero, self._i_nb = c0(0, np.int64), c0(nb, np.int64)
+        self._i_first, self._i_last = c0(0, np.int64), c0(0, np.int64)
+        self._i_lowest, self._u_lim = c0(0, np.int64), c0(0, np.uint64)
         self._m2f0, self._m2f1 = self._m2f[0], self._m2f[1]
         # Index maps derived from the ratios (recomputed when a ratio moves).
         self._sidx = np.zeros(nb, np.int64)       # round(k / r): source bin that decides output bin k's peak
-        self._wi0 = np.zeros(nb, np.int64)        # floor(k / a) and its fraction: formant warp read position
+        # floor(k / a) (row 0; row 1 is row 0 + 1, see _warp_map_set) and its fraction: formant warp read position.
+        self._wi2 = np.zeros((2, nb), np.int64)
+        self._wi0, self._wi1 = self._wi2[0], self._wi2[1]
         self._wfr = np.zeros(nb, f32)
+        self._e2 = np.zeros((2, nb), f32)
         self.reset()
 
     def reset(self):
@@ -157,14 +172,19 @@ class VoiceShift(SpectralStage):
         self._a = math.nan
 
     # -- audio thread ---------------------------------------------------------------------------
+    def _pitch_index(self, r: float, out) -> None:
+        """out (n_bins,) int64 <- min(round(k / r), n_bins - 1): the source bin that decides output bin k's peak."""
+        t = self._t64
+        np.multiply(self._kf64, 1.0 / r, out=t)
+        np.rint(t, out=t)
+        np.minimum(t, self.kf.shape[0] - 1.0, out=t)  # ufuncs, not np.clip: its Python wrapper costs more than the work
+        np.copyto(out, t, casting="unsafe")
+
     def _set_ratios(self, r: float, a: float) -> None:
         nb = self.kf.shape[0]
         t = self._t64
         if r != self._r:
-            np.multiply(self._kf64, 1.0 / r, out=t)
-            np.rint(t, out=t)
-            np.minimum(t, nb - 1.0, out=t)  # ufuncs, not np.clip: its Python wrapper costs more than the work
-            np.copyto(self._sidx, t, casting="unsafe")
+            self._pitch_index(r, self._sidx)
             self._r = r
         if a != self._a:
             np.multiply(self._kf64, 1.0 / a, out=t)
@@ -175,7 +195,12 @@ class VoiceShift(SpectralStage):
             np.copyto(self._wi0, wi, casting="unsafe")
             np.subtract(t, wi, out=t)
             np.copyto(self._wfr, t, casting="same_kind")
+            self._warp_map_set()
             self._a = a
+
+    def _warp_map_set(self) -> None:
+        """After self._wi0 is written: the upper read position of each bin, self._wi1 = self._wi0 + 1."""
+        np.add(self._wi0, 1, out=self._wi1)
 
     def _analyse(self) -> None:
         """From self._mag: self._lm = log|X|; self._peak; self._own[k] = the peak owning bin k (the nearer of
@@ -184,7 +209,7 @@ class VoiceShift(SpectralStage):
         peaks, so it runs over the harmonics rather than through the valleys between them, then cepstrally
         smoothed. Index arithmetic is int64; the float32 values it feeds are exact small integers."""
         lm, t, u = self._lm, self._t, self._u
-        np.add(self._mag, np.float32(_FLOOR), out=lm)
+        np.add(self._mag, self._c_floor, out=lm)
         np.log(lm, out=lm)
         # Peaks: strict rise from the left, no rise to the right.
         peak, b2 = self._peak, self._m2
@@ -205,9 +230,11 @@ class VoiceShift(SpectralStage):
         if last > 0:
             first = nb - int(acc[1, -1])
             lohi, lo, hi = self._lohi, self._pklo, self._pkhi
-            np.maximum(self._acc0, first, out=lo)      # below the first peak: the first
-            np.subtract(nb, self._acc1r, out=hi)
-            np.minimum(hi, last, out=hi)               # above the last peak: the last
+            self._i_first[()] = first
+            self._i_last[()] = last
+            np.maximum(self._acc0, self._i_first, out=lo)  # below the first peak: the first
+            np.subtract(self._i_nb, self._acc1r, out=hi)
+            np.minimum(hi, self._i_last, out=hi)       # above the last peak: the last
             lm2, kl, hl = self._lm2, self._kl, self._hl
             lm.take(lohi, out=lm2, mode="clip")
             np.subtract(self._ki2, lohi, out=kl)       # k - lo >= 0, k - hi <= 0
@@ -215,14 +242,14 @@ class VoiceShift(SpectralStage):
             # Envelope: lm[lo] + (lm[hi] - lm[lo]) / max(hi - lo, 1) * (k - lo).
             np.subtract(lm2[1], lm2[0], out=t)
             np.copyto(u, hl, casting="unsafe")
-            np.maximum(u, 1.0, out=u)
+            np.maximum(u, self._c_p1, out=u)
             t /= u
             np.copyto(u, kl[0], casting="unsafe")
             t *= u
             np.add(lm2[0], t, out=env)
             # Owner: the nearer of the two, hi where hi - k < k - lo.
             np.add(kl[0], kl[1], out=hl)
-            np.greater(hl, 0, out=b2)
+            np.greater(hl, self._i_zero, out=b2)
             np.copyto(own, lo)
             np.copyto(own, hi, where=b2)
             self._first = float(first)
@@ -235,13 +262,11 @@ class VoiceShift(SpectralStage):
 
     def _warped_envelope(self) -> None:
         """self._envw[k] = env(k / a), linear interpolation."""
-        w, t = self._envw, self._t
-        self._env.take(self._wi0, out=w, mode="clip")
-        np.add(self._wi0, 1, out=self._ti)
-        self._env.take(self._ti, out=t, mode="clip")
-        t -= w
+        e2, t = self._e2, self._t
+        self._env.take(self._wi2, out=e2, mode="clip")
+        np.subtract(e2[1], e2[0], out=t)
         t *= self._wfr
-        w += t
+        np.add(e2[0], t, out=self._envw)
 
     def process_frame(self, spec):
         v = self.table.value
@@ -306,22 +331,24 @@ class VoiceShift(SpectralStage):
             np.copyto(own, self.ki)
         # True frequency of each bin in bins (peak bins matter), kept within a bin of the bin itself.
         fbin = self._fbin
-        np.multiply(dev, self._adv_to_bins, out=fbin)
-        np.maximum(fbin, -1.0, out=fbin)
-        np.minimum(fbin, 1.0, out=fbin)
+        np.multiply(dev, self._c_adv, out=fbin)
+        np.maximum(fbin, self._c_m1, out=fbin)
+        np.minimum(fbin, self._c_p1, out=fbin)
         fbin += kf
         # Synthesis phase of each peak: the previous owner's phase + r x its measured advance, wrapped
         # to (-pi, pi] so float32 keeps its precision; and the shift of each peak's region in whole bins,
         # round((r - 1) f): both roundings in one call.
         m2f, m0 = self._m2f, self._m2f0
-        np.multiply(fbin, r / self._adv_to_bins, out=m0)
-        np.multiply(fbin, r - 1.0, out=self._m2f1)
+        self._v_ra[()] = r / self._adv_to_bins
+        self._v_rm1[()] = r - 1.0
+        np.multiply(fbin, self._v_ra, out=m0)
+        np.multiply(fbin, self._v_rm1, out=self._m2f1)
         phinew = self._phinew
         phi.take(prev_owner, out=phinew, mode="clip")
         phinew += m0
-        np.multiply(phinew, 1.0 / _TWO_PI, out=m0)
+        np.multiply(phinew, self._c_inv2pi, out=m0)
         np.rint(m2f, out=m2f)
-        m0 *= _TWO_PI
+        m0 *= self._c_2pi
         phinew -= m0
         np.copyto(self._d, self._m2f1, casting="unsafe")
         # Output bin k: the peak owning source bin round(k / r), and the bin it moved there from.
@@ -334,8 +361,10 @@ class VoiceShift(SpectralStage):
         # the peak's region. b1: output bins without a valid source (src outside [lowest, nb - 1] is one
         # unsigned comparison). The gathers below clip src to the bins.
         lowest = max(1, int(self._first) - 2)
-        np.subtract(src, lowest, out=ti)
-        np.greater(self._ti_u, kf.shape[0] - 1 - lowest, out=b1)
+        self._i_lowest[()] = lowest
+        self._u_lim[()] = kf.shape[0] - 1 - lowest
+        np.subtract(src, self._i_lowest, out=ti)
+        np.greater(self._ti_u, self._u_lim, out=b1)
         own.take(src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
         np.not_equal(ti, pk, out=b2)
         np.logical_or(b1, b2, out=b1)
@@ -345,7 +374,7 @@ class VoiceShift(SpectralStage):
         self._env.take(src, out=g, mode="clip")
         np.subtract(envw, g, out=g)
         np.exp(g, out=g)
-        np.copyto(g, 0.0, where=b1)
+        np.copyto(g, self._c_zero, where=b1)
         mag.take(src, out=g2, mode="clip")
         g2 *= g
         # Keep the frame's power: moved regions leave empty bins between them (r > 1) or overlap (r < 1),
@@ -353,22 +382,22 @@ class VoiceShift(SpectralStage):
         # frame whose peaks all moved past Nyquist is not blown up.
         e_out = float(np.dot(g2, g2))
         if e_out > 0.0:
-            g *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
+            self._v_scale[()] = min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
+            g *= self._v_scale
         # Phase of output bin k (frame-start reference): the peak's synthesis phase + the source bin's
         # offset to the peak, phinew[p] + ph[src] - ph[p] + pi (src - p - k), where src - p - k = -(d[p] + p).
         # As phasors: X[src] / |X[src]| times q[p] = exp(i (phinew[p] + pi (d[p] + p))) conj(X[p]) / |X[p]|;
         # |X[src]| is already in the magnitude above. conj(X) is kept for the next frame's advance.
         q = self._q
-        np.copyto(t, self._d)
-        t += kf
-        t *= math.pi
+        np.add(self._m2f1, kf, out=t)  # d + k: the shift rounded in float32 is exact, as in self._d
+        t *= self._c_pi
         t += phinew
         np.cos(t, out=q.real)
         np.sin(t, out=q.imag)
         np.conjugate(row, out=zpc)
         q *= zpc
         rmag = self._rmag
-        np.add(mag, np.float32(1e-30), out=rmag)
+        np.add(mag, self._c_tiny, out=rmag)
         np.reciprocal(rmag, out=rmag)
         rmag.take(pk, out=u, mode="clip")
         np.multiply(g, u, out=self._cbuf_re)
