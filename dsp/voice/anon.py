@@ -199,10 +199,10 @@ class AnonVoice(VoiceShift):
         self._score = np.zeros(hi - lo + 1, np.float64)
         self._below = np.zeros(hi - lo + 1, bool)
         # Scalar operands as 0-d arrays (a Python scalar operand costs a fresh 0-d array per call).
-        self._c_e = np.zeros((), np.float64)
-        self._c_tiny = np.full((), 1e-30)
-        self._c_voiced = np.full((), VOICED)
-        self._c_m1 = np.full((), -1.0)
+        self._f0_e = np.zeros((), np.float64)
+        self._f0_tiny = np.full((), 1e-30)
+        self._f0_voiced = np.full((), VOICED)
+        self._f0_m1 = np.full((), -1.0)
         self._f0q = np.zeros(MAX_BATCH, np.float64)  # per-frame F0 of the frames observed since the last batch
         self._nq = 0
         self._f0_cur = 0.0
@@ -321,20 +321,20 @@ class AnonVoice(VoiceShift):
         eh, et, sc = self._eh, self._et, self._score
         # energy of x[0 : n - lag] and of x[lag : n]
         np.copyto(eh, self._cs_head)
-        self._c_e[()] = e
-        np.subtract(self._c_e, self._cs_tail, out=et)
+        self._f0_e[()] = e
+        np.subtract(self._f0_e, self._cs_tail, out=et)
         eh *= et
-        np.maximum(eh, self._c_tiny, out=eh)
+        np.maximum(eh, self._f0_tiny, out=eh)
         np.sqrt(eh, out=eh)
         np.divide(self._ac[lo : hi + 1], eh, out=sc)
         # Lags before the correlation first drops below VOICED belong to the lag-0 lobe (a smooth or
         # formant-dominated waveform correlates with itself over a few samples), not to a period.
         below = self._below
-        np.less(sc, self._c_voiced, out=below)
+        np.less(sc, self._f0_voiced, out=below)
         j = int(below.argmax())  # the methods, not np.argmax: its Python wrapper costs more than the search
         if not below[j]:
             return 0.0
-        np.copyto(sc[:j], self._c_m1)
+        np.copyto(sc[:j], self._f0_m1)
         peak_i = int(sc.argmax())
         if not sc[peak_i] > VOICED:
             return 0.0
