@@ -1,6 +1,7 @@
 """Engine benchmark: host overhead per block and chain RTF at 48 kHz, blocks 64/128/256/512.
 
     .venv/bin/python benchmarks/engine.py [--seconds 10] [--repeats 3]
+    .venv/bin/python benchmarks/engine.py --voice-cost [--base REV] [--rounds 5]
 
 Writes benchmarks/results/engine.{md,json}. One thread (the host is single-threaded; numpy's FFT
 is single-threaded; OMP/MKL pinned to 1). Each figure is the median over --repeats runs, so a
@@ -40,12 +41,128 @@ def run(chain, block, seconds, repeats):
     return best
 
 
+VOICE_PRESETS = ("anon-low", "anon-high", "anon-neutral", "deep-voice")
+
+
+# Run in a fresh process by _bench_once, with whichever resculpt its PYTHONPATH gives: the bundled clip at
+# 48 kHz mono through bench_chain with the thread's CPU clock (what `resculpt bench --cpu-time` measures,
+# but with the clip passed explicitly: an installed build has no examples/ folder next to it and would
+# fall back to white noise, on which the anon stage finds no voice and never shifts).
+_BENCH_SNIPPET = """
+import json, sys
+import numpy as np
+from scipy.signal import resample_poly
+from resculpt.plugin_host.audio_io import read_audio
+from resculpt.plugin_host.bench import bench_chain
+from resculpt.plugin_host.chain import Chain
+preset, clip, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+x, sr = read_audio(clip)
+g = np.gcd(sr, 48000)
+x = resample_poly(x[:1], 48000 // g, sr // g, axis=1).astype("float32")
+chain = Chain.from_preset(preset, sample_rate=48000, channels=1, max_block=128)
+print(json.dumps(bench_chain(chain, seconds=seconds, block=128, signal=x, cpu_time=True)))
+"""
+CLIP = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
+
+
+def _bench_once(preset: str, pythonpath: str | None, cwd: str, seconds: float) -> dict:
+    """One bench run (48 kHz mono, 128-sample blocks, thread CPU time) in a fresh process: {"chain": RTF,
+    "stage": the spectral stage's RTF, "stft": the section's own (with anon's F0 search)}."""
+    import subprocess
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    # Run from a folder outside the repository: from its root Python would import its resculpt/ folder first.
+    out = subprocess.run([sys.executable, "-c", _BENCH_SNIPPET, preset, str(CLIP), str(seconds)],
+                         cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    st = {s["name"]: s["rtf"] for s in r["stages"]}
+    stage = next(v for k, v in st.items() if k in ("anon", "voice"))
+    stft = next(v for k, v in st.items() if k.startswith("stft:"))
+    return {"chain": r["rtf"], "stage": stage, "stft": stft}
+
+
+def voice_cost(base: str | None, rounds: int, seconds: float, out: Path) -> None:
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = [("this checkout", None)]
+        if base:
+            src, pkg = Path(tmp) / "src", Path(tmp) / "pkg"
+            subprocess.run(["git", "-C", str(root), "worktree", "add", "-f", "-q", str(src), base], check=True)
+            try:
+                subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                                "--target", str(pkg), str(src)], check=True, capture_output=True)
+            finally:
+                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(src)], check=False)
+            check = subprocess.run([sys.executable, "-c", "import resculpt.dsp.stft as m; print(m.__file__)"],
+                                   cwd=tmp, env={**os.environ, "PYTHONPATH": str(pkg)}, capture_output=True,
+                                   text=True, check=True).stdout
+            if not check.strip().startswith(str(pkg)):
+                raise SystemExit(f"base build not imported: {check}")
+            sides = [(base, str(pkg)), ("this checkout", None)]
+        res = {(p, name): [] for p in VOICE_PRESETS for name, _ in sides}
+        for k in range(rounds):
+            order = sides if k % 2 == 0 else sides[::-1]
+            for p in VOICE_PRESETS:
+                for name, path in order:
+                    res[(p, name)].append(_bench_once(p, path, tmp, seconds))
+            last = [f"{p} " + "/".join(f"{res[(p, n)][-1]['chain']:.3f}" for n, _ in sides) for p in VOICE_PRESETS]
+            print(f"round {k + 1}/{rounds} (chain RTF, {' / '.join(n for n, _ in sides)}): " + ", ".join(last),
+                  flush=True)
+    names = [n for n, _ in sides]
+
+    def stat(p, n, key):
+        v = [r[key] for r in res[(p, n)]]
+        return min(v), statistics.median(v)
+
+    md = ["# Voice chains: CPU per audio second (48 kHz mono, 128-sample blocks, one thread)", "",
+          f"`python benchmarks/engine.py --voice-cost{' --base ' + base if base else ''} --rounds {rounds}`: "
+          f"bench_chain (as `resculpt bench --cpu-time`) on the bundled speech clip ({seconds:g} s), thread CPU time, {rounds} "
+          f"rounds{', the two sides alternating in each' if base else ''}; best of the rounds / median. "
+          "Stage: the `anon` or `voice` stage's process_frames; the `anon` stage's F0 search runs in the STFT "
+          "section's analysis and is counted there.", "",
+          "| preset | side | chain RTF best | chain RTF median | stage best | stage median | STFT section best |",
+          "|---|---|---:|---:|---:|---:|---:|"]
+    for p in VOICE_PRESETS:
+        for n in names:
+            cb, cm = stat(p, n, "chain")
+            sb, sm = stat(p, n, "stage")
+            fb, _ = stat(p, n, "stft")
+            md.append(f"| {p} | {n} | {cb:.4f} | {cm:.4f} | {sb:.4f} | {sm:.4f} | {fb:.4f} |")
+    if base:
+        md += ["", f"| preset | chain best, this checkout / {base} | chain median ratio | stage best ratio |",
+               "|---|---:|---:|---:|"]
+        for p in VOICE_PRESETS:
+            (ob, om), (nb_, nm) = stat(p, base, "chain"), stat(p, "this checkout", "chain")
+            sob, snb = stat(p, base, "stage")[0], stat(p, "this checkout", "stage")[0]
+            md.append(f"| {p} | {nb_ / ob:.2f} | {nm / om:.2f} | {snb / sob:.2f} |")
+    text = "\n".join(md) + "\n"
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "voice_cost.md").write_text(text)
+    (out / "voice_cost.json").write_text(json.dumps(
+        {"base": base, "rounds": rounds, "seconds": seconds, "cpus": os.cpu_count(),
+         "runs": {f"{p}|{n}": v for (p, n), v in res.items()}}, indent=2))
+    print(f"wrote {out / 'voice_cost.md'}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--voice-cost", action="store_true", help="the voice chains' CPU, mono, thread CPU time")
+    ap.add_argument("--base", help="with --voice-cost: also time this git revision, alternating")
+    ap.add_argument("--rounds", type=int, default=5, help="with --voice-cost: rounds per preset and side")
     a = ap.parse_args(argv)
+    if a.voice_cost:
+        voice_cost(a.base, a.rounds, 5.0, Path(a.out))
+        return
     rows = []
     for block in BLOCKS:
         empty = run(Chain(Layout(), 48000, 2, block), block, a.seconds, a.repeats)
