@@ -1,11 +1,19 @@
 """Engine benchmark: host overhead per block and chain RTF at 48 kHz, blocks 64/128/256/512.
 
     .venv/bin/python benchmarks/engine.py [--seconds 10] [--repeats 3]
+    .venv/bin/python benchmarks/engine.py --voice-cost [--base REV] [--rounds 5]
 
 Writes benchmarks/results/engine.{md,json}. One thread (the host is single-threaded; numpy's FFT
 is single-threaded; OMP/MKL pinned to 1). Each figure is the median over --repeats runs, so a
 background process on the machine moves it less. Target: the identity chain (pre-board,
 default 20 ms STFT with no stage, post-board) <= 2 % of one core at 128-sample blocks.
+
+``--voice-cost``: the voice chains (``VOICE_PRESETS``: the ``anon-*`` pseudo-speakers and ``deep-voice``)
+at 48 kHz mono in 128-sample blocks, timed with the thread's CPU clock (as ``resculpt bench --cpu-time``),
+on the bundled speech clip, in rounds of 5 s; writes benchmarks/results/voice_cost.{md,json} (best and
+median round). With ``--base REV`` revision REV's code (built into a temporary folder, as
+scripts/bench-compare.sh does) runs in a second process, and the two take turns every 100 blocks, so a
+loaded machine slows both alike.
 """
 
 from __future__ import annotations
@@ -40,12 +48,161 @@ def run(chain, block, seconds, repeats):
     return best
 
 
+VOICE_PRESETS = ("anon-low", "anon-high", "anon-neutral", "deep-voice")
+
+
+# A worker process (one per side, with whichever resculpt its PYTHONPATH gives): the preset's chain at 48 kHz
+# mono, 128-sample blocks, fed the bundled clip (passed explicitly: an installed build has no examples/
+# folder next to it, and `resculpt bench` would fall back to white noise, on which the anon stage finds no
+# voice and never shifts). Each line "k" on stdin runs the next k blocks and answers [chain, stage] thread
+# CPU seconds (stage: the spectral stage's process_frames, as bench_chain wraps it).
+_WORKER = """
+import json, sys, time
+import numpy as np
+from scipy.signal import resample_poly
+from resculpt.plugin_host.audio_io import read_audio
+from resculpt.plugin_host.chain import Chain
+preset, clip = sys.argv[1], sys.argv[2]
+x, sr = read_audio(clip)
+g = np.gcd(sr, 48000)
+x = np.ascontiguousarray(resample_poly(x[:1], 48000 // g, sr // g, axis=1), np.float32)
+chain = Chain.from_preset(preset, sample_rate=48000, channels=1, max_block=128)
+st = chain.graph.stages[0]
+acc = [0.0]
+run = st.process_frames
+def timed(*a):
+    t = time.thread_time()
+    run(*a)
+    acc[0] += time.thread_time() - t
+st.process_frames = timed
+blk = np.zeros((1, 128), np.float32)
+pos, n = 0, x.shape[1] // 128 * 128
+for line in sys.stdin:
+    acc[0] = 0.0
+    t = time.thread_time()
+    for _ in range(int(line)):
+        np.copyto(blk, x[:, pos : pos + 128])
+        chain.process(blk)
+        pos = (pos + 128) % n
+    print(json.dumps([time.thread_time() - t, acc[0]]), flush=True)
+"""
+CLIP = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
+CHUNK = 100  # blocks (0.27 s of audio) per turn: the sides alternate this often, so both meet the same load
+
+
+def _worker(preset: str, pythonpath: str | None, cwd: str):
+    import subprocess
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    # Run from a folder outside the repository: from its root Python would import its resculpt/ folder first.
+    return subprocess.Popen([sys.executable, "-c", _WORKER, preset, str(CLIP)], cwd=cwd, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _turn(w, k: int) -> list[float]:
+    w.stdin.write(f"{k}\n")
+    w.stdin.flush()
+    return json.loads(w.stdout.readline())
+
+
+def voice_cost(base: str | None, rounds: int, seconds: float, out: Path) -> None:
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    blocks = int(seconds * 48000) // 128
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = [("this checkout", None)]
+        if base:
+            src, pkg = Path(tmp) / "src", Path(tmp) / "pkg"
+            subprocess.run(["git", "-C", str(root), "worktree", "add", "-f", "-q", str(src), base], check=True)
+            try:
+                subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                                "--target", str(pkg), str(src)], check=True, capture_output=True)
+            finally:
+                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(src)], check=False)
+            check = subprocess.run([sys.executable, "-c", "import resculpt.dsp.stft as m; print(m.__file__)"],
+                                   cwd=tmp, env={**os.environ, "PYTHONPATH": str(pkg)}, capture_output=True,
+                                   text=True, check=True).stdout
+            if not check.strip().startswith(str(pkg)):
+                raise SystemExit(f"base build not imported: {check}")
+            sides = [(base, str(pkg)), ("this checkout", None)]
+        # res[(preset, side)]: one (chain RTF, stage RTF) per round of `seconds` of audio.
+        res = {}
+        for p in VOICE_PRESETS:
+            workers = {name: _worker(p, path, tmp) for name, path in sides}
+            try:
+                for w in workers.values():
+                    _turn(w, 200)  # warm-up
+                for k in range(rounds):
+                    tot = {name: [0.0, 0.0] for name, _ in sides}
+                    for c, i in enumerate(range(0, blocks, CHUNK)):
+                        order = sides if c % 2 == 0 else sides[::-1]
+                        for name, _ in order:
+                            ch, stg = _turn(workers[name], min(CHUNK, blocks - i))
+                            tot[name][0] += ch
+                            tot[name][1] += stg
+                    dur = blocks * 128 / 48000
+                    for name, _ in sides:
+                        res.setdefault((p, name), []).append({"chain": tot[name][0] / dur, "stage": tot[name][1] / dur})
+                print(f"{p}: chain RTF per round " + "; ".join(
+                    f"{name} " + " ".join(f"{r['chain']:.3f}" for r in res[(p, name)]) for name, _ in sides),
+                    flush=True)
+            finally:
+                for w in workers.values():
+                    w.stdin.close()
+                    w.wait()
+    names = [n for n, _ in sides]
+
+    def stat(p, n, key):
+        v = [r[key] for r in res[(p, n)]]
+        return min(v), statistics.median(v)
+
+    md = ["# Voice chains: CPU per audio second (48 kHz mono, 128-sample blocks, one thread)", "",
+          f"`python benchmarks/engine.py --voice-cost{' --base ' + base if base else ''} --rounds {rounds}`: "
+          f"the bundled speech clip streamed through each preset's chain, thread CPU time, {rounds} rounds of "
+          f"{seconds:g} s" + (f", {base} and this checkout each in its own process, taking turns every {CHUNK} "
+                               "blocks, so both meet the same load" if base else "")
+          + "; best round and median round. Stage: the `anon` or `voice` stage's process_frames; the `anon` "
+          "stage's F0 search runs in the STFT section's analysis and is counted in the chain only.", "",
+          "| preset | side | chain RTF best | chain RTF median | stage RTF best | stage RTF median |",
+          "|---|---|---:|---:|---:|---:|"]
+    for p in VOICE_PRESETS:
+        for n in names:
+            cb, cm = stat(p, n, "chain")
+            sb, sm = stat(p, n, "stage")
+            md.append(f"| {p} | {n} | {cb:.4f} | {cm:.4f} | {sb:.4f} | {sm:.4f} |")
+    if base:
+        md += ["", f"| preset | chain, this checkout / {base}: best | median | stage: best | median |",
+               "|---|---:|---:|---:|---:|"]
+        for p in VOICE_PRESETS:
+            r = [stat(p, "this checkout", key)[j] / stat(p, base, key)[j] for key in ("chain", "stage") for j in (0, 1)]
+            md.append(f"| {p} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} |")
+    text = "\n".join(md) + "\n"
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "voice_cost.md").write_text(text)
+    (out / "voice_cost.json").write_text(json.dumps(
+        {"base": base, "rounds": rounds, "seconds": seconds, "chunk_blocks": CHUNK, "cpus": os.cpu_count(),
+         "runs": {f"{p}|{n}": v for (p, n), v in res.items()}}, indent=2))
+    print(f"wrote {out / 'voice_cost.md'}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--voice-cost", action="store_true", help="the voice chains' CPU, mono, thread CPU time")
+    ap.add_argument("--base", help="with --voice-cost: also time this git revision, alternating")
+    ap.add_argument("--rounds", type=int, default=5, help="with --voice-cost: rounds per preset and side")
     a = ap.parse_args(argv)
+    if a.voice_cost:
+        voice_cost(a.base, a.rounds, 5.0, Path(a.out))
+        return
     rows = []
     for block in BLOCKS:
         empty = run(Chain(Layout(), 48000, 2, block), block, a.seconds, a.repeats)

@@ -102,6 +102,7 @@ MEDIAN_STEP0 = 0.125           # octaves per voiced frame at the start
 MIN_VOICED = 10                # voiced frames (50 ms) before the median is trusted: no shift until then
 OUTLIER_OCT = 0.8              # a frame this far from the median takes the median's shift
 ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
+ST_STEPS = 384                 # shift steps of 1/32 semitone from 0 to 12 st
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
 CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
 REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
@@ -197,6 +198,11 @@ class AnonVoice(VoiceShift):
         self._cost = -OCTAVE_COST * np.log2(lags / lo)
         self._score = np.zeros(hi - lo + 1, np.float64)
         self._below = np.zeros(hi - lo + 1, bool)
+        # Scalar operands as 0-d arrays (a Python scalar operand costs a fresh 0-d array per call).
+        self._f0_e = np.zeros((), np.float64)
+        self._f0_tiny = np.full((), 1e-30)
+        self._f0_voiced = np.full((), VOICED)
+        self._f0_m1 = np.full((), -1.0)
         self._f0q = np.zeros(MAX_BATCH, np.float64)  # per-frame F0 of the frames observed since the last batch
         self._nq = 0
         self._f0_cur = 0.0
@@ -238,6 +244,10 @@ class AnonVoice(VoiceShift):
         self._mean = np.zeros((ctx.channels, nb), np.float32)
         self._ctmp = np.zeros(nb, np.float32)
         self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
+        # Pitch index maps of the 3-cent shift steps -12 .. +12 st (rows filled on first use; 3 MB at 48 kHz,
+        # of which the pages of the steps a speaker uses are touched).
+        self._maps = np.zeros((2 * ST_STEPS + 1, nb), np.int64)
+        self._mapped = [False] * (2 * ST_STEPS + 1)
         self.reset_trackers()
 
     def reset(self):
@@ -294,7 +304,7 @@ class AnonVoice(VoiceShift):
         np.copyto(self._x[:m], x)
         x = self._x[:m]
         np.multiply(x, x, out=self._cs)
-        np.cumsum(self._cs, out=self._cs)
+        np.add.accumulate(self._cs, out=self._cs)  # np.cumsum's loop without its Python wrapper
         e = float(self._cs[-1])
         if not e > 1e-12 * m:
             return 0.0
@@ -311,24 +321,25 @@ class AnonVoice(VoiceShift):
         eh, et, sc = self._eh, self._et, self._score
         # energy of x[0 : n - lag] and of x[lag : n]
         np.copyto(eh, self._cs_head)
-        np.subtract(e, self._cs_tail, out=et)
+        self._f0_e[()] = e
+        np.subtract(self._f0_e, self._cs_tail, out=et)
         eh *= et
-        np.maximum(eh, 1e-30, out=eh)
+        np.maximum(eh, self._f0_tiny, out=eh)
         np.sqrt(eh, out=eh)
         np.divide(self._ac[lo : hi + 1], eh, out=sc)
         # Lags before the correlation first drops below VOICED belong to the lag-0 lobe (a smooth or
         # formant-dominated waveform correlates with itself over a few samples), not to a period.
         below = self._below
-        np.less(sc, VOICED, out=below)
-        j = int(np.argmax(below))
+        np.less(sc, self._f0_voiced, out=below)
+        j = int(below.argmax())  # the methods, not np.argmax: its Python wrapper costs more than the search
         if not below[j]:
             return 0.0
-        sc[:j] = -1.0
-        peak_i = int(np.argmax(sc))
+        np.copyto(sc[:j], self._f0_m1)
+        peak_i = int(sc.argmax())
         if not sc[peak_i] > VOICED:
             return 0.0
         sc += self._cost
-        i = int(np.argmax(sc))
+        i = int(sc.argmax())
         lag = float(lo + i)
         if 0 < i < sc.shape[0] - 1:  # parabolic refinement
             a, b, c = float(sc[i - 1]), float(sc[i]), float(sc[i + 1])
@@ -359,6 +370,15 @@ class AnonVoice(VoiceShift):
             f0, fr, al, ti = self._drawn
         return f0, fr, al, ti
 
+    def _pitch_map(self, j: int, r: float) -> None:
+        """self._sidx <- the pitch index map of shift step j (r = 2^(j / 384)): a row of a table filled on
+        first use, as the shift follows the pitch contour and changes step on most voiced frames."""
+        i = j + ST_STEPS
+        self._sidx = self._maps[i]
+        if not self._mapped[i]:
+            self._pitch_index(r, self._sidx)
+            self._mapped[i] = True
+
     def _set_warp(self, a: float, alpha: float) -> None:
         """self._wi0 / self._wfr <- read position src(k) = warp^-1(k / a) of the envelope (bins)."""
         # Quantised to 1/128 octave of scale (0.5 %) and 0.002 of alpha: the scale follows the tracked
@@ -379,6 +399,7 @@ class AnonVoice(VoiceShift):
         np.copyto(self._wi0, wi, casting="unsafe")
         np.subtract(t, wi, out=t)
         np.copyto(self._wfr, t, casting="same_kind")
+        self._warp_map_set()
 
     def process_frame(self, spec):
         v = self.table.value
@@ -413,9 +434,10 @@ class AnonVoice(VoiceShift):
             self._st = st
         else:
             self._st += self._fst * (st - self._st)
-        st = round(32.0 * self._st) / 32.0  # 3-cent steps: the pitch index map is rebuilt only when st moves
+        j = round(32.0 * self._st)  # 3-cent steps: one pitch index map per step, built on first use
+        st = j / 32.0
         r = 2.0 ** (st / 12.0)
-        self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
+        self._pitch_map(j, r)
         self._set_warp(min(max(a, 0.5), 2.0), alpha)
         if tilt != self._tilt:
             # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
@@ -429,7 +451,7 @@ class AnonVoice(VoiceShift):
                 self._shift(spec[ch], ch, r, True)
             else:
                 self._follow[ch] = True
-                np.copyto(self._zprev[ch], spec[ch])
+                np.conjugate(spec[ch], out=self._zpc[ch])
                 self._formants(spec[ch])
 
     def _vtln(self) -> None:

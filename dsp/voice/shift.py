@@ -50,7 +50,6 @@ PARAMS = (
 
 LIFTER_MS = 2.0       # cepstral lifter on the peak-to-peak envelope: detail finer than ~500 Hz is dropped
 _FLOOR = 1e-9         # magnitude floor before the log (a full-scale sine is ~n_fft / 4 on its bin)
-_BIG = 1e6            # "no peak on this side" for the nearest-peak search (k - _BIG is exact in float32)
 _TWO_PI = 2.0 * math.pi
 
 
@@ -77,8 +76,8 @@ class VoiceShift(SpectralStage):
         self.kf = np.arange(nb, dtype=f32)
         self.ki = np.arange(nb, dtype=np.int64)
         self._kf64 = np.arange(nb, dtype=f64)
-        self._kf1 = self.kf + 1.0
-        self._kf_big = self.kf - np.float32(_BIG)
+        # Multipliers of [peak; peak reversed] for the nearest-peak search: k, and k + 1 (see _analyse).
+        self._kmul = np.stack([self.ki, self.ki + 1])
         expected = (_TWO_PI * ctx.hop / n) * self._kf64           # phase advance per hop of bin k's centre
         self._unrot = np.exp(-1j * expected).astype(c64)         # removes it from a bin's phasor advance
         self._adv_to_bins = n / (_TWO_PI * ctx.hop)              # rad per hop -> frequency in bins
@@ -97,58 +96,95 @@ class VoiceShift(SpectralStage):
         np.add.at(b2.T, fold, np.cos(2.0 * np.pi * np.outer(kept, self._kf64) / n))
         self._b2 = b2.astype(f32)
         self._cep = np.zeros(lq + 1, f32)
-        # Per-channel state.
-        self._zprev = np.zeros((c, nb), c64)      # last analysis spectrum (its phases give the advance)
-        self._phi = np.zeros((c, nb), f32)         # synthesis window-centre phase of each peak bin
-        self._prev_owner = np.zeros((c, nb), np.int64)  # last frame's peak owning each bin
+        # Per-channel state. phi and prev_owner are swapped with the frame's scratch (_phinew, _own) at the
+        # end of a shifted frame instead of copied, so they are lists of arrays.
+        self._zpc = np.zeros((c, nb), c64)        # conj of the last analysis spectrum (its phases give the advance)
+        self._phi = [np.zeros(nb, f32) for _ in range(c)]          # synthesis window-centre phase of each peak bin
+        self._prev_owner = [np.zeros(nb, np.int64) for _ in range(c)]  # last frame's peak owning each bin
         # True where the last frame was not shifted: phi and prev_owner follow the input and are derived
-        # from _zprev when a shift starts (no phase is computed while the stage is neutral or formant-only).
+        # from _zpc when a shift starts (no phase is computed while the stage is neutral or formant-only).
         self._follow = [True] * c
         # Scratch, one channel at a time.
         z = lambda: np.zeros(nb, f32)  # noqa: E731
-        (self._mag, self._lm, self._env, self._envw, self._dev, self._t, self._u, self._fbin, self._pprev,
-         self._pnext, self._rnext, self._own_f, self._phinew, self._gain, self._g2, self._rmag,
-         self._valid) = (z() for _ in range(17))
+        (self._mag, self._lm, self._env, self._envw, self._dev, self._t, self._u, self._fbin, self._phinew,
+         self._gain, self._g2, self._rmag) = (z() for _ in range(12))
         self._t64 = np.zeros(nb, f64)
         self._u64 = np.zeros(nb, f64)
         self._cbuf = np.zeros(nb, c64)
+        self._cbuf_re = self._cbuf.real           # a shifted frame's real gain, written in place (imag stays 0)
         self._w = np.zeros(nb, c64)
         self._q = np.zeros(nb, c64)
         self._zs = np.zeros(nb, c64)
         self._qs = np.zeros(nb, c64)
         self._m1 = np.zeros(nb, bool)
         self._m2 = np.zeros(nb, bool)
-        self._peak = np.zeros(nb, bool)
+        # Peaks and their reversal, for one running maximum that finds the nearest peak on both sides;
+        # peak[0] and peak[-1] are never written (the edges are never peaks). Every 2-D operand below has
+        # its partner's full shape and is contiguous: a broadcast or strided operand makes numpy allocate.
+        self._pr = np.zeros((2, nb), bool)
+        self._peak = self._pr[0]
+        self._acc = np.zeros((2, nb), np.int64)
+        self._acc0 = self._acc[0]
+        self._acc1r = self._acc[1][::-1]
+        self._lohi = np.zeros((2, nb), np.int64)  # nearest peak at or below / at or above each bin
+        self._pklo, self._pkhi = self._lohi[0], self._lohi[1]
+        self._ki2 = np.stack([self.ki, self.ki])
+        self._lm2 = np.zeros((2, nb), f32)        # log|X| at the two peaks
+        self._kl = np.zeros((2, nb), np.int64)    # k minus each
+        self._hl = np.zeros(nb, np.int64)
         self._own = np.zeros(nb, np.int64)        # this frame's owning peak of each source bin
         self._pk = np.zeros(nb, np.int64)         # owning peak of each output bin
         self._src = np.zeros(nb, np.int64)        # source bin of each output bin
         self._d = np.zeros(nb, np.int64)          # shift in bins of each peak
         self._ti = np.zeros(nb, np.int64)
-        self._lo_i = np.zeros(nb, np.int64)       # nearest peak at or below / at or above each bin
-        self._hi_i = np.zeros(nb, np.int64)
+        self._ti_u = self._ti.view(np.uint64)
+        self._m2f = np.zeros((2, nb), f32)       # a peak's synthesis advance (wrapped), its shift in bins
+        # Scalar operands as 0-d arrays: numpy turns a Python scalar operand into a fresh 0-d array on every
+        # call, which costs about as much as the operation on 481 bins. Constants here, per-frame values
+        # written in place; the values are those the Python scalars would have been cast to.
+        c0 = lambda v, dt=f32: np.full((), v, dt)  # noqa: E731
+        self._c_floor, self._c_tiny = c0(_FLOOR), c0(1e-30)
+        self._c_m1, self._c_p1, self._c_zero = c0(-1.0), c0(1.0), c0(0.0)
+        self._c_adv, self._c_pi = c0(self._adv_to_bins), c0(math.pi)
+        self._c_2pi, self._c_inv2pi = c0(_TWO_PI), c0(1.0 / _TWO_PI)
+        self._v_ra, self._v_rm1, self._v_scale = c0(0.0), c0(0.0), c0(0.0)
+        self._i_zero, self._i_nb = c0(0, np.int64), c0(nb, np.int64)
+        self._i_first, self._i_last = c0(0, np.int64), c0(0, np.int64)
+        self._i_lowest, self._u_lim = c0(0, np.int64), c0(0, np.uint64)
+        self._m2f0, self._m2f1 = self._m2f[0], self._m2f[1]
         # Index maps derived from the ratios (recomputed when a ratio moves).
         self._sidx = np.zeros(nb, np.int64)       # round(k / r): source bin that decides output bin k's peak
-        self._wi0 = np.zeros(nb, np.int64)        # floor(k / a) and its fraction: formant warp read position
+        # floor(k / a) (row 0; row 1 is row 0 + 1, see _warp_map_set) and its fraction: formant warp read position.
+        self._wi2 = np.zeros((2, nb), np.int64)
+        self._wi0, self._wi1 = self._wi2[0], self._wi2[1]
         self._wfr = np.zeros(nb, f32)
+        self._e2 = np.zeros((2, nb), f32)
         self.reset()
 
     def reset(self):
-        self._zprev.fill(0.0)
-        self._phi.fill(0.0)
-        self._prev_owner[:] = self.ki
+        self._zpc.fill(0.0)
+        np.conjugate(self._zpc, out=self._zpc)  # conj of an all-zero spectrum: imaginary parts -0.0
+        for phi, po in zip(self._phi, self._prev_owner):
+            phi.fill(0.0)
+            po[:] = self.ki
         self._follow = [True] * len(self._follow)
         self._r = math.nan
         self._a = math.nan
 
     # -- audio thread ---------------------------------------------------------------------------
+    def _pitch_index(self, r: float, out) -> None:
+        """out (n_bins,) int64 <- min(round(k / r), n_bins - 1): the source bin that decides output bin k's peak."""
+        t = self._t64
+        np.multiply(self._kf64, 1.0 / r, out=t)
+        np.rint(t, out=t)
+        np.minimum(t, self.kf.shape[0] - 1.0, out=t)  # ufuncs, not np.clip: its Python wrapper costs more than the work
+        np.copyto(out, t, casting="unsafe")
+
     def _set_ratios(self, r: float, a: float) -> None:
         nb = self.kf.shape[0]
         t = self._t64
         if r != self._r:
-            np.multiply(self._kf64, 1.0 / r, out=t)
-            np.rint(t, out=t)
-            np.minimum(t, nb - 1.0, out=t)  # ufuncs, not np.clip: its Python wrapper costs more than the work
-            np.copyto(self._sidx, t, casting="unsafe")
+            self._pitch_index(r, self._sidx)
             self._r = r
         if a != self._a:
             np.multiply(self._kf64, 1.0 / a, out=t)
@@ -159,55 +195,64 @@ class VoiceShift(SpectralStage):
             np.copyto(self._wi0, wi, casting="unsafe")
             np.subtract(t, wi, out=t)
             np.copyto(self._wfr, t, casting="same_kind")
+            self._warp_map_set()
             self._a = a
 
+    def _warp_map_set(self) -> None:
+        """After self._wi0 is written: the upper read position of each bin, self._wi1 = self._wi0 + 1."""
+        np.add(self._wi0, 1, out=self._wi1)
+
     def _analyse(self) -> None:
-        """From self._mag: self._lm = log|X|; self._own[k] = the peak owning bin k (the nearer of the last
-        peak at or below k and the first at or above; k itself where the frame has no peak); self._env = the
-        spectral envelope (natural log): the log magnitude interpolated linearly between peaks, so it runs
-        over the harmonics rather than through the valleys between them, then cepstrally smoothed."""
-        lm, kf, t, u = self._lm, self.kf, self._t, self._u
-        np.add(self._mag, np.float32(_FLOOR), out=lm)
+        """From self._mag: self._lm = log|X|; self._peak; self._own[k] = the peak owning bin k (the nearer of
+        the last peak at or below k and the first at or above; k itself where the frame has no peak);
+        self._env = the spectral envelope (natural log): the log magnitude interpolated linearly between
+        peaks, so it runs over the harmonics rather than through the valleys between them, then cepstrally
+        smoothed. Index arithmetic is int64; the float32 values it feeds are exact small integers."""
+        lm, t, u = self._lm, self._t, self._u
+        np.add(self._mag, self._c_floor, out=lm)
         np.log(lm, out=lm)
-        # Peaks: strict rise from the left, no rise to the right (the edges are never peaks).
-        b1, b2, peak = self._m1, self._m2, self._peak
-        np.greater(lm[1:-1], lm[:-2], out=b1[1:-1])
+        # Peaks: strict rise from the left, no rise to the right.
+        peak, b2 = self._peak, self._m2
+        np.greater(lm[1:-1], lm[:-2], out=peak[1:-1])
         np.greater_equal(lm[1:-1], lm[2:], out=b2[1:-1])
-        np.logical_and(b1, b2, out=peak)
-        peak[0] = peak[-1] = False   # b1, b2 are scratch elsewhere: their edges hold old values
+        np.logical_and(peak[1:-1], b2[1:-1], out=peak[1:-1])
+        # One running maximum over [peak; peak reversed] x [k; k + 1]: row 0 holds the last peak at or below
+        # k (0 below the first: no bin 0 peak), row 1 at reversed position k holds nb - (first peak at or
+        # above k) (0 above the last).
+        acc = self._acc
+        np.copyto(self._pr[1], peak[::-1])
+        np.copyto(acc, self._pr)
+        np.multiply(acc, self._kmul, out=acc)
+        np.maximum.accumulate(acc, axis=1, out=acc)
         env, own = self._env, self._own
-        if peak.any():
-            pp, pn, lo, hi = self._pprev, self._pnext, self._own_f, self._rnext
-            np.copyto(pp, peak)
-            pp *= self._kf1                            # k + 1 at peaks, 0 elsewhere
-            np.maximum.accumulate(pp, out=lo)
-            lo -= 1.0                                  # last peak at or below; -1 below the first
-            np.copyto(pn, peak)
-            pn *= self._kf_big
-            pn += _BIG                                 # k at peaks, _BIG elsewhere
-            np.minimum.accumulate(pn[::-1], out=hi[::-1])  # first peak at or above; _BIG above the last
-            np.maximum(lo, hi[0], out=lo)              # below the first peak: use the first
-            np.minimum(hi, lo[-1], out=hi)             # above the last peak: use the last
-            lo_i, hi_i = self._lo_i, self._hi_i
-            np.copyto(lo_i, lo, casting="unsafe")
-            np.copyto(hi_i, hi, casting="unsafe")
-            # Envelope: lm[lo] + (lm[hi] - lm[lo]) * (k - lo) / (hi - lo), 0 where lo == hi.
-            lm.take(lo_i, out=env, mode="clip")
-            lm.take(hi_i, out=t, mode="clip")
-            t -= env
-            np.subtract(hi, lo, out=u)
-            np.maximum(u, 1.0, out=u)
+        nb = self.ki.shape[0]
+        last = int(acc[0, -1])
+        if last > 0:
+            first = nb - int(acc[1, -1])
+            lohi, lo, hi = self._lohi, self._pklo, self._pkhi
+            self._i_first[()] = first
+            self._i_last[()] = last
+            np.maximum(self._acc0, self._i_first, out=lo)  # below the first peak: the first
+            np.subtract(self._i_nb, self._acc1r, out=hi)
+            np.minimum(hi, self._i_last, out=hi)       # above the last peak: the last
+            lm2, kl, hl = self._lm2, self._kl, self._hl
+            lm.take(lohi, out=lm2, mode="clip")
+            np.subtract(self._ki2, lohi, out=kl)       # k - lo >= 0, k - hi <= 0
+            np.subtract(kl[0], kl[1], out=hl)          # hi - lo
+            # Envelope: lm[lo] + (lm[hi] - lm[lo]) / max(hi - lo, 1) * (k - lo).
+            np.subtract(lm2[1], lm2[0], out=t)
+            np.copyto(u, hl, casting="unsafe")
+            np.maximum(u, self._c_p1, out=u)
             t /= u
-            np.subtract(kf, lo, out=u)
+            np.copyto(u, kl[0], casting="unsafe")
             t *= u
-            env += t
-            # Owner: the nearer of the two.
-            np.subtract(kf, lo, out=t)
-            np.subtract(hi, kf, out=u)
-            np.less(u, t, out=b1)
-            np.copyto(own, lo_i)
-            np.copyto(own, hi_i, where=b1)
-            self._first = float(hi_i[0])
+            np.add(lm2[0], t, out=env)
+            # Owner: the nearer of the two, hi where hi - k < k - lo.
+            np.add(kl[0], kl[1], out=hl)
+            np.greater(hl, self._i_zero, out=b2)
+            np.copyto(own, lo)
+            np.copyto(own, hi, where=b2)
+            self._first = float(first)
         else:
             np.copyto(env, lm)
             np.copyto(own, self.ki)
@@ -217,13 +262,11 @@ class VoiceShift(SpectralStage):
 
     def _warped_envelope(self) -> None:
         """self._envw[k] = env(k / a), linear interpolation."""
-        w, t = self._envw, self._t
-        self._env.take(self._wi0, out=w, mode="clip")
-        np.add(self._wi0, 1, out=self._ti)
-        self._env.take(self._ti, out=t, mode="clip")
-        t -= w
+        e2, t = self._e2, self._t
+        self._env.take(self._wi2, out=e2, mode="clip")
+        np.subtract(e2[1], e2[0], out=t)
         t *= self._wfr
-        w += t
+        np.add(e2[0], t, out=self._envw)
 
     def process_frame(self, spec):
         v = self.table.value
@@ -238,7 +281,7 @@ class VoiceShift(SpectralStage):
                 self._shift(spec[ch], ch, r, warp)
             else:
                 self._follow[ch] = True
-                np.copyto(self._zprev[ch], spec[ch])
+                np.conjugate(spec[ch], out=self._zpc[ch])
                 if warp:
                     self._formants(spec[ch])
 
@@ -255,80 +298,83 @@ class VoiceShift(SpectralStage):
 
     def _shift(self, row, ch, r, warp) -> None:
         mag, t, u, dev = self._mag, self._t, self._u, self._dev
-        zprev, phi, prev_owner = self._zprev[ch], self._phi[ch], self._prev_owner[ch]
+        zpc, phi, prev_owner = self._zpc[ch], self._phi[ch], self._prev_owner[ch]
         np.abs(row, out=mag)
         e_in = float(np.dot(mag, mag))
         if self._follow[ch]:
             # The last frame was not shifted: each bin continues its own window-centre phase.
-            np.arctan2(zprev.imag, zprev.real, out=phi)
+            zp = self._w
+            np.conjugate(zpc, out=zp)
+            np.arctan2(zp.imag, zp.real, out=phi)
             phi += self._pik
             prev_owner[:] = self.ki
         if e_in == 0.0:  # an all-zero frame stays zero; the next shift continues from its phases
             self._follow[ch] = True
-            np.copyto(zprev, row)
+            np.conjugate(row, out=zpc)
             return
         self._follow[ch] = False
+        self._analyse()
         # Measured phase advance per hop minus bin k's expected one, wrapped to (-pi, pi]: the angle of
         # X conj(X_prev) exp(-i expected), so no phase is unwrapped.
         w = self._w
-        np.conjugate(zprev, out=w)
-        w *= row
+        np.multiply(zpc, row, out=w)
         w *= self._unrot
         np.arctan2(w.imag, w.real, out=dev)
-        np.copyto(zprev, row)
-        self._analyse()
         if warp:
             self._warped_envelope()
+            envw = self._envw
         else:
-            np.copyto(self._envw, self._env)
+            envw = self._env
         kf, b1, b2 = self.kf, self._m1, self._m2
         own = self._own
         if not self.phase_lock:
             np.copyto(own, self.ki)
         # True frequency of each bin in bins (peak bins matter), kept within a bin of the bin itself.
         fbin = self._fbin
-        np.multiply(dev, self._adv_to_bins, out=fbin)
-        np.maximum(fbin, -1.0, out=fbin)
-        np.minimum(fbin, 1.0, out=fbin)
+        np.multiply(dev, self._c_adv, out=fbin)
+        np.maximum(fbin, self._c_m1, out=fbin)
+        np.minimum(fbin, self._c_p1, out=fbin)
         fbin += kf
         # Synthesis phase of each peak: the previous owner's phase + r x its measured advance, wrapped
-        # to (-pi, pi] so float32 keeps its precision.
+        # to (-pi, pi] so float32 keeps its precision; and the shift of each peak's region in whole bins,
+        # round((r - 1) f): both roundings in one call.
+        m2f, m0 = self._m2f, self._m2f0
+        self._v_ra[()] = r / self._adv_to_bins
+        self._v_rm1[()] = r - 1.0
+        np.multiply(fbin, self._v_ra, out=m0)
+        np.multiply(fbin, self._v_rm1, out=self._m2f1)
         phinew = self._phinew
         phi.take(prev_owner, out=phinew, mode="clip")
-        np.multiply(fbin, r / self._adv_to_bins, out=t)
-        phinew += t
-        np.multiply(phinew, 1.0 / _TWO_PI, out=t)
-        np.rint(t, out=t)
-        t *= _TWO_PI
-        phinew -= t
-        # Shift of each peak's region in whole bins.
-        np.multiply(fbin, r - 1.0, out=u)
-        np.rint(u, out=u)
-        np.copyto(self._d, u, casting="unsafe")
+        phinew += m0
+        np.multiply(phinew, self._c_inv2pi, out=m0)
+        np.rint(m2f, out=m2f)
+        m0 *= self._c_2pi
+        phinew -= m0
+        np.copyto(self._d, self._m2f1, casting="unsafe")
         # Output bin k: the peak owning source bin round(k / r), and the bin it moved there from.
         pk, src, ti = self._pk, self._src, self._ti
         own.take(self._sidx, out=pk, mode="clip")
         self._d.take(pk, out=ti, mode="clip")
         np.subtract(self.ki, ti, out=src)
         # Sources: neither DC nor what lies below the first peak's main lobe (rumble, DC leakage), which the
-        # first peak's region would otherwise carry up into the voice's range.
-        np.greater_equal(src, max(1, int(self._first) - 2), out=b1)
-        np.less_equal(src, self.ki[-1], out=b2)
-        np.logical_and(b1, b2, out=b1)
-        np.maximum(src, 0, out=src)
-        np.minimum(src, self.ki[-1], out=src)
+        # first peak's region would otherwise carry up into the voice's range; nor past Nyquist, nor outside
+        # the peak's region. b1: output bins without a valid source (src outside [lowest, nb - 1] is one
+        # unsigned comparison). The gathers below clip src to the bins.
+        lowest = max(1, int(self._first) - 2)
+        self._i_lowest[()] = lowest
+        self._u_lim[()] = kf.shape[0] - 1 - lowest
+        np.subtract(src, self._i_lowest, out=ti)
+        np.greater(self._ti_u, self._u_lim, out=b1)
         own.take(src, out=ti, mode="clip")    # the source bin must lie in the same peak's region
-        np.equal(ti, pk, out=b2)
-        np.logical_and(b1, b2, out=b1)
-        valid = self._valid
-        np.copyto(valid, b1)
+        np.not_equal(ti, pk, out=b2)
+        np.logical_or(b1, b2, out=b1)
         # Magnitude: the source bin's excitation on the (warped) envelope at the output bin, i.e.
         # |X[src]| exp(Ew(k) - E(src)).
         g, g2 = self._gain, self._g2
         self._env.take(src, out=g, mode="clip")
-        np.subtract(self._envw, g, out=g)
+        np.subtract(envw, g, out=g)
         np.exp(g, out=g)
-        g *= valid
+        np.copyto(g, self._c_zero, where=b1)
         mag.take(src, out=g2, mode="clip")
         g2 *= g
         # Keep the frame's power: moved regions leave empty bins between them (r > 1) or overlap (r < 1),
@@ -336,30 +382,30 @@ class VoiceShift(SpectralStage):
         # frame whose peaks all moved past Nyquist is not blown up.
         e_out = float(np.dot(g2, g2))
         if e_out > 0.0:
-            g *= min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
+            self._v_scale[()] = min(max(math.sqrt(e_in / e_out), 0.5), 2.0)
+            g *= self._v_scale
         # Phase of output bin k (frame-start reference): the peak's synthesis phase + the source bin's
         # offset to the peak, phinew[p] + ph[src] - ph[p] + pi (src - p - k), where src - p - k = -(d[p] + p).
         # As phasors: X[src] / |X[src]| times q[p] = exp(i (phinew[p] + pi (d[p] + p))) conj(X[p]) / |X[p]|;
-        # |X[src]| is already in the magnitude above.
+        # |X[src]| is already in the magnitude above. conj(X) is kept for the next frame's advance.
         q = self._q
-        np.copyto(t, self._d)
-        t += kf
-        t *= math.pi
+        np.add(self._m2f1, kf, out=t)  # d + k: the shift rounded in float32 is exact, as in self._d
+        t *= self._c_pi
         t += phinew
         np.cos(t, out=q.real)
         np.sin(t, out=q.imag)
-        np.conjugate(row, out=self._qs)
-        q *= self._qs
+        np.conjugate(row, out=zpc)
+        q *= zpc
         rmag = self._rmag
-        np.add(mag, np.float32(1e-30), out=rmag)
+        np.add(mag, self._c_tiny, out=rmag)
         np.reciprocal(rmag, out=rmag)
         rmag.take(pk, out=u, mode="clip")
-        g *= u
+        np.multiply(g, u, out=self._cbuf_re)
         zs, qs = self._zs, self._qs
         row.take(src, out=zs, mode="clip")
         q.take(pk, out=qs, mode="clip")
         zs *= qs
-        np.copyto(self._cbuf, g)
         np.multiply(zs, self._cbuf, out=row)
-        np.copyto(phi, phinew)
-        np.copyto(prev_owner, own)
+        # This frame's phases and owners become the channel's state; the old arrays are the next scratch.
+        self._phi[ch], self._phinew = phinew, phi
+        self._prev_owner[ch], self._own = own, prev_owner
