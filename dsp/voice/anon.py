@@ -67,6 +67,7 @@ import numpy as np
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
 from ..stft import MAX_BATCH
+from . import codebook
 from .shift import VoiceShift
 
 PARAMS = (
@@ -90,6 +91,8 @@ PARAMS = (
               doc="share of voiced frames' envelope detail above ~2.5 kHz (F3 and up) replaced by its long-term mean"),
     ParamSpec("anon.vtln_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of the speaker's measured formant scale (long-term envelope against the average speaker's) removed"),
+    ParamSpec("anon.codebook_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of voiced frames' envelope shape taken from the pseudo-speaker's codebook (nearest entries)"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -164,7 +167,7 @@ class AnonVoice(VoiceShift):
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
-                                                "vtln_pct")}
+                                                "vtln_pct", "codebook_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -238,6 +241,8 @@ class AnonVoice(VoiceShift):
         self._mean = np.zeros((ctx.channels, nb), np.float32)
         self._ctmp = np.zeros(nb, np.float32)
         self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
+        self._knn = codebook.KnnEnvelope(codebook.load(), ctx.sample_rate, nb, spacing, ctx.channels,
+                                         ctx.frame_rate_hz)
         self.reset_trackers()
 
     def reset(self):
@@ -246,6 +251,7 @@ class AnonVoice(VoiceShift):
             self.reset_trackers()
 
     def reset_trackers(self):
+        self._knn.reset()
         self._mean.fill(0.0)
         self._corr.fill(0.0)
         self._emean.fill(0.0)
@@ -386,6 +392,7 @@ class AnonVoice(VoiceShift):
         rng = float(v[self._i["pitch_range"]])
         follow = float(v[self._i["formant_follow"]])
         self._timbre = 0.01 * float(v[self._i["timbre_pct"]])
+        self._cbp = 0.01 * float(v[self._i["codebook_pct"]])
         self._detail = 0.01 * float(v[self._i["detail_pct"]])
         f0 = self._f0_cur
         self.f0 = f0
@@ -406,8 +413,9 @@ class AnonVoice(VoiceShift):
                 dev = 0.0
             st = 12.0 * (lt - med + (rng - 1.0) * dev)
             a = fr * 2.0 ** (follow * (lt - med) - 0.01 * float(v[self._i["vtln_pct"]]) * self._ls)
+            a_ps = fr * 2.0 ** (follow * (lt - med))  # a without the speaker's scale: the codebook's map
         else:
-            st, a = 0.0, fr
+            st, a, a_ps = 0.0, fr, fr
         st = min(max(st, -12.0), 12.0)
         if math.isnan(self._st):
             self._st = st
@@ -417,6 +425,8 @@ class AnonVoice(VoiceShift):
         r = 2.0 ** (st / 12.0)
         self._set_ratios(r, 1.0)  # pitch index map only; the envelope map is _set_warp's
         self._set_warp(min(max(a, 0.5), 2.0), alpha)
+        if self._cbp > 0.0:
+            self._knn.set_warp(min(max(a_ps, 0.5), 2.0), alpha)
         if tilt != self._tilt:
             # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
             np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
@@ -484,12 +494,16 @@ class AnonVoice(VoiceShift):
             corr -= float(np.dot(corr, self._band))
             np.clip(corr, -CORR_MAX, CORR_MAX, out=corr)
             corr[self._top + 1 :] = corr[self._top]
+            if self._cbp > 0.0:
+                self._knn.apply(w, mean, self._cbp, ch)
             if self._detail > 0.0:
                 # the frame's envelope above the crossover pulled toward the long-term mean
                 np.subtract(mean, w, out=t)
                 t *= self._hfw
                 t *= self._detail
                 w += t
+        else:
+            self._knn.gap(ch)
         if self._nmean:
             np.multiply(corr, self._timbre, out=t)
             w += t
