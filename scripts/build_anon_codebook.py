@@ -96,6 +96,20 @@ def kmeans(X: np.ndarray, k: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return C, cnt
 
 
+def save_npz(path, **arrays) -> None:
+    """np.savez_compressed with fixed zip timestamps, so the same arrays give the same file (and sha256)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, buf.getvalue())
+
+
 def main(argv=None) -> int:
     from resculpt.dsp.voice import codebook
     from resculpt.models import data
@@ -129,8 +143,8 @@ def main(argv=None) -> int:
             f"frames of {len(items)} LibriSpeech train-clean-100 speakers ({sum(m < 165 for m in medians)} with "
             f"median F0 < 165 Hz): {' '.join(spk)}. LibriSpeech: CC BY 4.0 (openslr.org/12), derived data. "
             f"Built by scripts/build_anon_codebook.py --speakers {a.speakers} --k {a.k}.")
-    np.savez_compressed(a.out, grid_hz=grid, entries_db=C.astype(np.float16),
-                        counts=cnt.astype(np.int32), note=np.array(note))
+    save_npz(a.out, grid_hz=grid, entries_db=C.astype(np.float16), counts=cnt.astype(np.int32),
+             note=np.array(note))
     sha = hashlib.sha256(Path(a.out).read_bytes()).hexdigest()
     print(note)
     print(f"{a.out}: {Path(a.out).stat().st_size} bytes, sha256 {sha}; smallest cluster {cnt.min()} frames, "

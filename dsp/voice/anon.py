@@ -47,6 +47,13 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    speaker's estimated scale 30 % of the way, and the share ``anon.vtln_pct`` of it is divided out of the
    formant scale: a vocal-tract-length normalisation from the long-term spectrum.
 
+8. **Envelope shapes from a codebook** (``anon.codebook_pct``, dsp/voice/codebook.py). In voiced frames,
+   before the detail flattening, the share ``anon.codebook_pct`` of the envelope's shape re its long-term
+   mean (the frame's level kept) is replaced by the mean of the ``codebook.KNN_K`` nearest entries of a
+   fixed pseudo-speaker codebook (voiced-frame shapes pooled over many train speakers, speaker-normalised),
+   warped onto the pseudo-speaker's formant scale and McAdams warp: the formant trajectories come from the
+   codebook, not from the speaker (a DSP analogue of kNN-VC). The codebook is read in prepare().
+
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
 drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
