@@ -149,7 +149,7 @@ def test_knn_replaces_a_frames_shape_by_its_nearest_codebook_group_and_keeps_its
     cb = _clustered_codebook()
     sr, nb = 16000, 161
     spacing = sr / 320
-    knn = codebook.KnnEnvelope(cb, sr, nb, spacing, 1, 200.0)
+    knn = codebook.KnnEnvelope(cb, nb, spacing, 1, 200.0)
     knn.set_warp(1.0, 1.0)
     f = np.arange(nb) * spacing
     mean = (-0.3 * np.log2(np.maximum(f, 100.0) / 100.0)).astype(np.float32)
@@ -176,7 +176,7 @@ def test_knn_codebook_follows_the_pseudo_speakers_formant_scale():
     from resculpt.dsp.voice import codebook
 
     cb = _clustered_codebook()
-    knn = codebook.KnnEnvelope(cb, 16000, 161, 50.0, 1, 200.0)
+    knn = codebook.KnnEnvelope(cb, 161, 50.0, 1, 200.0)
     for a in (0.85, 1.0, 1.2):
         knn.set_warp(a, 1.0)
         peak = cb.grid[int(np.argmax(knn._cbw[:, 5]))]

@@ -248,8 +248,7 @@ class AnonVoice(VoiceShift):
         self._mean = np.zeros((ctx.channels, nb), np.float32)
         self._ctmp = np.zeros(nb, np.float32)
         self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
-        self._knn = codebook.KnnEnvelope(codebook.load(), ctx.sample_rate, nb, spacing, ctx.channels,
-                                         ctx.frame_rate_hz)
+        self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
         self.reset_trackers()
 
     def reset(self):

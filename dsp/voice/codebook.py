@@ -80,8 +80,7 @@ def load() -> Codebook:
 class KnnEnvelope:
     """Per-stage state of the envelope replacement: the warped codebook, per-channel smoothers, scratch."""
 
-    def __init__(self, codebook: Codebook, sample_rate: float, n_bins: int, spacing_hz: float,
-                 channels: int, frame_rate_hz: float):
+    def __init__(self, codebook: Codebook, n_bins: int, spacing_hz: float, channels: int, frame_rate_hz: float):
         cb = codebook
         K, B = cb.entries.shape
         self.cb = cb
