@@ -156,7 +156,10 @@ def test_knn_replaces_a_frames_shape_by_its_nearest_codebook_group_and_keeps_its
     near = 1.2 * np.exp(-0.5 * ((f - 1600.0) / 250.0) ** 2)
     d = (near - near[(f > 150) & (f < 7500)].mean() + 0.7).astype(np.float32)
     target = cb.entries[4:8].mean(axis=0)
-    on_grid = lambda v: np.interp(cb.grid, f, v)  # noqa: E731
+
+    def on_grid(v):
+        return np.interp(cb.grid, f, v)
+
     for share, want in ((1.0, target), (0.5, None)):
         knn.reset()
         w = mean + d
