@@ -7,6 +7,8 @@ latency are checked for the slot by tests/test_stage_conformance.py.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from stage_testlib import make_section, run
@@ -119,3 +121,94 @@ def test_render_with_anon_random_draws_a_new_voice_per_session(tmp_path, capsys)
     assert main(["render", str(src), "-o", str(again), "--preset", "anon-neutral", "-q",
                  "--set", f"anon.seed={seeds[0]}"]) == 0
     assert np.array_equal(read_audio(again)[0], outs[0])
+
+
+# -- frame-selection envelope replacement (dsp/voice/codebook.py) ---------------------------------------
+def _clustered_codebook(B: int = 40):
+    """A codebook of 3 groups of 4 near-identical shapes (a bump at 500 Hz, 1.5 kHz, 3 kHz on the grid),
+    each with its grid mean removed, as the built codebook's entries are."""
+    from resculpt.dsp.voice import codebook
+
+    grid = codebook.grid_hz(B)
+    rng = np.random.default_rng(0)
+    rows = []
+    for fc in (500.0, 1500.0, 3000.0):
+        bump = 1.5 * np.exp(-0.5 * ((grid - fc) / (0.15 * fc)) ** 2)
+        for _ in range(4):
+            r = bump + 0.01 * rng.standard_normal(B)
+            rows.append(r - r.mean())
+    return codebook.Codebook(grid, np.asarray(rows, np.float32), "test")
+
+
+def test_knn_replaces_a_frames_shape_by_its_nearest_codebook_group_and_keeps_its_level():
+    """A frame shaped near the 1.5 kHz group, 0.7 nepers above its long-term mean: with share 1 its shape re
+    the mean becomes that group's average (within 0.05 nepers on the grid) and its level stays; share 0.5
+    lands half way."""
+    from resculpt.dsp.voice import codebook
+
+    cb = _clustered_codebook()
+    sr, nb = 16000, 161
+    spacing = sr / 320
+    knn = codebook.KnnEnvelope(cb, nb, spacing, 1, 200.0)
+    knn.set_warp(1.0, 1.0)
+    f = np.arange(nb) * spacing
+    mean = (-0.3 * np.log2(np.maximum(f, 100.0) / 100.0)).astype(np.float32)
+    near = 1.2 * np.exp(-0.5 * ((f - 1600.0) / 250.0) ** 2)
+    d = (near - near[(f > 150) & (f < 7500)].mean() + 0.7).astype(np.float32)
+    target = cb.entries[4:8].mean(axis=0)
+
+    def on_grid(v):
+        return np.interp(cb.grid, f, v)
+
+    for share, want in ((1.0, target), (0.5, None)):
+        knn.reset()
+        w = mean + d
+        knn.apply(w, mean, share, 0)
+        got = on_grid(w - mean)
+        level = got.mean()
+        assert abs(level - on_grid(d).mean()) < 0.02
+        if want is not None:
+            assert np.max(np.abs((got - level) - want)) < 0.05
+        else:
+            half = 0.5 * (on_grid(d) - on_grid(d).mean()) + 0.5 * target
+            assert np.max(np.abs((got - level) - half)) < 0.05
+
+
+def test_knn_codebook_follows_the_pseudo_speakers_formant_scale():
+    """set_warp(a): the codebook's 1.5 kHz group peaks near a x 1.5 kHz on the output grid."""
+    from resculpt.dsp.voice import codebook
+
+    cb = _clustered_codebook()
+    knn = codebook.KnnEnvelope(cb, 161, 50.0, 1, 200.0)
+    for a in (0.85, 1.0, 1.2):
+        knn.set_warp(a, 1.0)
+        peak = cb.grid[int(np.argmax(knn._cbw[:, 5]))]
+        assert abs(peak / (1500.0 * a) - 1.0) < 0.08, a
+
+
+def test_shipped_codebook_is_small_pooled_and_zero_mean_per_entry():
+    """dsp/voice/anon_codebook.npz: under 200 kB, entries (K >= 256, B = grid) with their grid mean removed,
+    built from at least 8 train speakers (its note names them)."""
+    from resculpt.dsp.voice import codebook
+
+    assert codebook.FILE.stat().st_size < 200_000
+    cb = codebook.load()
+    K, B = cb.entries.shape
+    assert K >= 256 and B == cb.grid.shape[0]
+    assert np.max(np.abs(cb.entries.mean(axis=1))) < 1e-2
+    with np.load(codebook.FILE) as z:
+        note = str(z["note"])
+    assert int(re.search(r"frames of (\d+) LibriSpeech train", note).group(1)) >= 8
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_codebook_share_changes_a_voice_and_zero_share_leaves_it_as_without(sr):
+    """anon.codebook_pct 100 changes the output of a voiced tone; 0 renders bit-identically to the stage's
+    default (the parameter's default)."""
+    x = _pop_tone(sr, 150.0, 0.0)
+    base = run(make_section(["anon"], sr, 1, {"anon.f0_hz": 150.0}), x, 512)
+    zero = run(make_section(["anon"], sr, 1, {"anon.f0_hz": 150.0, "anon.codebook_pct": 0.0}), x, 512)
+    full = run(make_section(["anon"], sr, 1, {"anon.f0_hz": 150.0, "anon.codebook_pct": 100.0}), x, 512)
+    assert np.array_equal(base, zero)
+    assert np.all(np.isfinite(full))
+    assert np.sqrt(np.mean((full - base) ** 2)) > 0.05 * np.sqrt(np.mean(base ** 2))

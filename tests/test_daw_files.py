@@ -25,11 +25,12 @@ def test_committed_daw_files_are_current(kind):
 def test_jsfx_sliders_mirror_the_parameter_table_in_order():
     """One slider per parameter, numbered in param_order(), with its range and default."""
     from resculpt.plugin_host.catalog import all_param_specs
+    from resculpt.plugin_host.daw import order_specs
 
     text = generate("reaper")["resculpt_remote.jsfx"]
     sliders = re.findall(r"^slider(\d+):([-\d.e]+)<([-\d.e]+),([-\d.e]+),[^>]*>(\S+)", text, re.MULTILINE)
-    specs = all_param_specs()
-    assert len(sliders) == len(specs) == len(param_order())
+    specs = order_specs()
+    assert len(sliders) == len(specs) == len(param_order()) == len(all_param_specs())
     for (k, d, lo, hi, label), s in zip(sliders, specs):
         assert label == s.id and float(lo) == s.min and float(hi) == s.max
         assert float(d) == pytest.approx(s.default, rel=1e-5)

@@ -126,8 +126,9 @@ ACTIVE = {
                     ((0.15, {"voice.pitch_st": 5.0}), (0.22, {"voice.pitch_st": -7.0, "voice.formant_ratio": 0.8}))),
     # Formants pushed further, then less far, mid-stream.
     "mcadams": Active({"mcadams.alpha": 0.7}, ((0.15, {"mcadams.alpha": 0.9}),)),
-    # Defaults shift the pitch to the target; then a drawn pseudo-speaker, then formants and warp moved.
-    "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0},
+    # Defaults shift the pitch to the target, envelope shapes from the codebook; then a drawn pseudo-speaker,
+    # then formants and warp moved.
+    "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7}))),
     # Overrides moved and the match mode switched mid-stream; the same allocation bound as the mask (one
     # model call per frame through IOBinding).

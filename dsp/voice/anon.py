@@ -47,6 +47,13 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    speaker's estimated scale 30 % of the way, and the share ``anon.vtln_pct`` of it is divided out of the
    formant scale: a vocal-tract-length normalisation from the long-term spectrum.
 
+8. **Envelope shapes from a codebook** (``anon.codebook_pct``, dsp/voice/codebook.py). In voiced frames,
+   before the detail flattening, the share ``anon.codebook_pct`` of the envelope's shape re its long-term
+   mean (the frame's level kept) is replaced by the mean of the ``codebook.KNN_K`` nearest entries of a
+   fixed pseudo-speaker codebook (voiced-frame shapes pooled over many train speakers, speaker-normalised),
+   warped onto the pseudo-speaker's formant scale and McAdams warp: the formant trajectories come from the
+   codebook, not from the speaker (a DSP analogue of kNN-VC). The codebook is read in prepare().
+
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
 drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
@@ -67,6 +74,7 @@ import numpy as np
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
 from ..stft import MAX_BATCH
+from . import codebook
 from .shift import VoiceShift
 
 PARAMS = (
@@ -90,6 +98,8 @@ PARAMS = (
               doc="share of voiced frames' envelope detail above ~2.5 kHz (F3 and up) replaced by its long-term mean"),
     ParamSpec("anon.vtln_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of the speaker's measured formant scale (long-term envelope against the average speaker's) removed"),
+    ParamSpec("anon.codebook_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of voiced frames' envelope shape taken from the pseudo-speaker's codebook (nearest entries)"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -165,7 +175,7 @@ class AnonVoice(VoiceShift):
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
-                                                "vtln_pct")}
+                                                "vtln_pct", "codebook_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -248,6 +258,7 @@ class AnonVoice(VoiceShift):
         # of which the pages of the steps a speaker uses are touched).
         self._maps = np.zeros((2 * ST_STEPS + 1, nb), np.int64)
         self._mapped = [False] * (2 * ST_STEPS + 1)
+        self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
         self.reset_trackers()
 
     def reset(self):
@@ -256,6 +267,7 @@ class AnonVoice(VoiceShift):
             self.reset_trackers()
 
     def reset_trackers(self):
+        self._knn.reset()
         self._mean.fill(0.0)
         self._corr.fill(0.0)
         self._emean.fill(0.0)
@@ -407,6 +419,7 @@ class AnonVoice(VoiceShift):
         rng = float(v[self._i["pitch_range"]])
         follow = float(v[self._i["formant_follow"]])
         self._timbre = 0.01 * float(v[self._i["timbre_pct"]])
+        self._cbp = 0.01 * float(v[self._i["codebook_pct"]])
         self._detail = 0.01 * float(v[self._i["detail_pct"]])
         f0 = self._f0_cur
         self.f0 = f0
@@ -427,8 +440,9 @@ class AnonVoice(VoiceShift):
                 dev = 0.0
             st = 12.0 * (lt - med + (rng - 1.0) * dev)
             a = fr * 2.0 ** (follow * (lt - med) - 0.01 * float(v[self._i["vtln_pct"]]) * self._ls)
+            a_ps = fr * 2.0 ** (follow * (lt - med))  # a without the speaker's scale: the codebook's map
         else:
-            st, a = 0.0, fr
+            st, a, a_ps = 0.0, fr, fr
         st = min(max(st, -12.0), 12.0)
         if math.isnan(self._st):
             self._st = st
@@ -439,6 +453,8 @@ class AnonVoice(VoiceShift):
         r = 2.0 ** (st / 12.0)
         self._pitch_map(j, r)
         self._set_warp(min(max(a, 0.5), 2.0), alpha)
+        if self._cbp > 0.0:
+            self._knn.set_warp(min(max(a_ps, 0.5), 2.0), alpha)
         if tilt != self._tilt:
             # Timbre target: the average speaker's envelope, tilted above 500 Hz (nepers).
             np.multiply(self._oct500, tilt * math.log(10.0) / 20.0, out=self._tgt)
@@ -506,12 +522,16 @@ class AnonVoice(VoiceShift):
             corr -= float(np.dot(corr, self._band))
             np.clip(corr, -CORR_MAX, CORR_MAX, out=corr)
             corr[self._top + 1 :] = corr[self._top]
+            if self._cbp > 0.0:
+                self._knn.apply(w, mean, self._cbp, ch)
             if self._detail > 0.0:
                 # the frame's envelope above the crossover pulled toward the long-term mean
                 np.subtract(mean, w, out=t)
                 t *= self._hfw
                 t *= self._detail
                 w += t
+        else:
+            self._knn.gap(ch)
         if self._nmean:
             np.multiply(corr, self._timbre, out=t)
             w += t

@@ -103,4 +103,5 @@ ORDER = (
     "resculpt.brightness_db",
     "resculpt.tilt_db_oct",
     "resculpt.loudness_db",
+    "anon.codebook_pct",
 )
