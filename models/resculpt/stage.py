@@ -23,7 +23,7 @@ it, so a graph rebuild does not reload it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import SpectralStage
+from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
 
 from . import common as C
 from .bundle import Bundle, load_bundle
@@ -60,6 +61,9 @@ OVERRIDES = PARAMS[2:]  # bass, brightness, tilt, loudness: each a unit directio
 _S0, _M0 = 2 * C.N_DIMS, 2 * C.N_DIMS + C.N_BANDS  # cond layout: band shape, band mask
 _V0 = 2 * C.N_DIMS + 2 * C.N_BANDS                 # input-band validity (filled by the stage for its rate)
 _DIM_I = {d.name: i for i, d in enumerate(DIMS)}
+# Moved by the voice match (dsp/voice/match.py) in voice / all mode, so left out of the model's conditioning
+# there: the generator has no pitch operator and was trained with these slots unset.
+VOICE_DSP_DIMS = ("f0_median_hz", "f0_range_st", "f1_hz", "f2_hz", "f3_hz")
 
 
 def _check_finite(p: Profile, where: str) -> None:
@@ -96,6 +100,8 @@ class ResculptTarget:
         offsets: (32,) float32 dB band offsets of a delta target (0 where the delta leaves a band), or None.
         ok: (32,) float32 0/1: the bands the target defines and compares.
         source: what the target was built from (for messages and state).
+        voice: what the voice match moves toward in voice / all mode (None: the target names no F0, F0 range
+            or formant figure, and the voice is left as it is).
     """
 
     cond: np.ndarray
@@ -103,6 +109,7 @@ class ResculptTarget:
     offsets: np.ndarray | None = None
     ok: np.ndarray | None = None
     source: str = ""
+    voice: VoiceGoal | None = None
 
     @classmethod
     def make(cls, target, source: str = "") -> ResculptTarget | None:
@@ -133,15 +140,17 @@ class ResculptTarget:
             if not ok.any() and not timbre:
                 raise ProfileError(f"{where}: no band envelope and no timbre dimension is known (a profile of "
                                    "silence?): the model has nothing to move toward")
+            unvoiced = replace(target, dims={**target.dims, **{k: math.nan for k in VOICE_DSP_DIMS}})
             for m, mode in enumerate(MATCH_MODES):
-                cond[m] = C.cond_from_profile(target, 48000, mode)
+                cond[m] = C.cond_from_profile(target if mode == "timbre" else unvoiced, 48000, mode)
                 cond[m, _V0:] = 0.0
                 dirs[m] = _directions(ok, cond[m, C.N_DIMS : 2 * C.N_DIMS] > 0)
         okf = ok.astype(np.float32)
         for a in (cond, dirs, offsets, okf):
             if a is not None:
                 a.setflags(write=False)
-        return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")))
+        return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")),
+                   VoiceGoal.from_profile(target))
 
 
 class ResculptStage(SpectralStage):
@@ -149,6 +158,7 @@ class ResculptStage(SpectralStage):
 
     name = "resculpt"
     inbox_type = ResculptTarget
+    wants_input = True  # the voice match's F0 search reads the section's input frame
 
     def __init__(self, table, inbox: Inbox | None = None, bundle: Bundle | str | Path | None = None):
         self.table = table
@@ -158,6 +168,7 @@ class ResculptStage(SpectralStage):
         self._i_amount = table.index("resculpt.amount")
         self._i_match = table.index("resculpt.match")
         self._i_ovr = np.array([table.index(p.id) for p in OVERRIDES], np.intp)
+        self._voice = VoiceMatch()
 
     def prepare(self, ctx):
         n_fft, hop = C.frame_sizes(ctx.sample_rate)
@@ -166,6 +177,7 @@ class ResculptStage(SpectralStage):
                              f"({n_fft}/{hop} samples at {ctx.sample_rate} Hz); this section has {ctx.n_fft}/{ctx.hop}: "
                              f"use the {C.STFT_CONFIG!r} STFT config")
         super().prepare(ctx)
+        self._voice.prepare(ctx)
         c, nb = ctx.channels, ctx.n_bins
         N, L = self.bundle.df_order, self.latency_frames
         bm = BandMap(ctx.sample_rate, n_fft, C.N_BANDS)
@@ -231,6 +243,8 @@ class ResculptStage(SpectralStage):
         self._target = None
         self._mode = -1
         self._ovr_old.fill(np.nan)
+        self._voice.reset()
+        self._voice_on = False
 
     def _frame(self, k: int) -> np.ndarray:
         """The ring's frame k frames after the oldest (k = R - 1: the newest)."""
@@ -265,6 +279,26 @@ class ResculptStage(SpectralStage):
                 self._env *= tgt.ok
                 self._env *= np.float32(1.0 / 3.0)
                 cond[_S0:_M0] += self._env
+
+    def observe_input(self, inbuf):
+        if self._voice_on:
+            self._voice.observe_input(inbuf)
+
+    def process_frames(self, specs, n: int) -> None:
+        """The voice match first (voice / all mode, a target with a voice goal, amount > 0), on the incoming
+        frames, so the model sees and finishes the moved voice; then the model, frame by frame. Entering voice
+        mode starts the voice match's trackers afresh (its F0 queue holds this batch's frames only while on)."""
+        tgt = self.inbox.value
+        a = float(self.table.value[self._i_amount])
+        on = (tgt is not None and tgt.voice is not None and int(self.table.value[self._i_match]) != 0 and a > 0.0)
+        if on:
+            if not self._voice_on:
+                self._voice.reset()
+            self._voice.set_goal(tgt.voice, a)
+            self._voice.process_frames(specs, n)
+        self._voice_on = on
+        for k in range(n):
+            self.process_frame(specs[k])
 
     def process_frame(self, spec):
         R = self._ring.shape[0]
