@@ -280,23 +280,35 @@ class ResculptStage(SpectralStage):
                 self._env *= np.float32(1.0 / 3.0)
                 cond[_S0:_M0] += self._env
 
+    def _voice_wanted(self):
+        """The target's voice goal when the voice match runs (voice / all mode, a goal, amount > 0), else None.
+        Parameters change between process() calls only, so a frame's observe_input and its batch agree."""
+        tgt = self.inbox.value
+        v = self.table.value
+        if tgt is None or tgt.voice is None or int(v[self._i_match]) == 0 or not v[self._i_amount] > 0.0:
+            return None
+        return tgt.voice
+
+    def _voice_start(self, on: bool) -> None:
+        """Entering voice mode starts the voice match's trackers afresh (its F0 queue holds frames only while on)."""
+        if on and not self._voice_on:
+            self._voice.reset()
+        self._voice_on = on
+
     def observe_input(self, inbuf):
-        if self._voice_on:
+        on = self._voice_wanted() is not None
+        self._voice_start(on)
+        if on:
             self._voice.observe_input(inbuf)
 
     def process_frames(self, specs, n: int) -> None:
-        """The voice match first (voice / all mode, a target with a voice goal, amount > 0), on the incoming
-        frames, so the model sees and finishes the moved voice; then the model, frame by frame. Entering voice
-        mode starts the voice match's trackers afresh (its F0 queue holds this batch's frames only while on)."""
-        tgt = self.inbox.value
-        a = float(self.table.value[self._i_amount])
-        on = (tgt is not None and tgt.voice is not None and int(self.table.value[self._i_match]) != 0 and a > 0.0)
-        if on:
-            if not self._voice_on:
-                self._voice.reset()
-            self._voice.set_goal(tgt.voice, a)
+        """The voice match first, on the incoming frames, so the model sees and finishes the moved voice; then
+        the model, frame by frame."""
+        goal = self._voice_wanted()
+        self._voice_start(goal is not None)
+        if goal is not None:
+            self._voice.set_goal(goal, float(self.table.value[self._i_amount]))
             self._voice.process_frames(specs, n)
-        self._voice_on = on
         for k in range(n):
             self.process_frame(specs[k])
 
