@@ -1,6 +1,11 @@
 """The resculpting generator as a spectral stage (numpy + onnxruntime; never imports torch): ``resculpt`` slot.
 
 Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window: 50 Hz bins):
+0. in ``resculpt.match`` voice / all, when the target carries a voice goal (a median F0; a delta's F0 and
+   formant ratios): the voice match (``dsp.voice.match.VoiceMatch``) shifts the incoming frame's pitch (and
+   warps a delta's formants) by ``resculpt.amount`` of the move, so the model below sees and finishes the moved
+   voice; its F0 search reads the section's input frame (``observe_input``). The model's voice / all
+   conditioning leaves the dims the voice match moves unset (``VOICE_DSP_DIMS``), as in training;
 1. features of the newest spectrum (linked: channel-mean power, one set of gains for every channel, so a
    stereo or multichannel image stays put; the model's running fingerprint is one stream, so the stage is
    linked whatever the section's ``linked``): band dB and low-bin dB into preallocated rows;
@@ -45,8 +50,9 @@ PARAMS = (
     ParamSpec("resculpt.amount", 0.0, 1.0, 1.0, "", smoothing_ms=50.0,
               doc="how far the model moves the sound toward the target (0 = the input, delayed by the look-ahead)"),
     ParamSpec("resculpt.match", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=MATCH_MODES,
-              doc="which target dimensions the model is conditioned on: timbre (envelope, tilt, brightness, "
-                  "dynamics), voice (timbre plus F0 level/range and formants), all (voice plus pace)"),
+              doc="which target dimensions move: timbre (envelope, tilt, brightness, dynamics: the model), voice "
+                  "(timbre plus the median F0, and a delta target's F0 and formant ratios: the voice DSP before the "
+                  "model), all (voice plus pace)"),
     ParamSpec("resculpt.bass_db", -12.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
               doc="adds a low shelf (150 Hz corner) of this gain to the target's band envelope"),
     ParamSpec("resculpt.brightness_db", -12.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
