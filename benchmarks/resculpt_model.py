@@ -77,6 +77,7 @@ SYSTEMS = ("identity", "match-eq", "model")
 # The codec table adds the shipped preset as a user runs it (its own target, low cut, limiter; `auto` engine).
 CODEC_SYSTEMS = (*SYSTEMS, "codec-repair")
 DESCRIPTORS = ("warmer", "more bass, clearer highs")
+KINDS = ("reference", "descriptor", "random", "identity")
 SEED = 20261130
 RTF_BLOCK_S = 0.01
 
@@ -200,7 +201,8 @@ def dim_errors(p, target) -> dict:
         g(p, "f0_median_hz") > 0 and g(target, "f0_median_hz") > 0) else float("nan")
     fm = [abs(g(p, k) / g(target, k) - 1.0) * 100.0 for k in ("f1_hz", "f2_hz", "f3_hz")
           if g(p, k) > 0 and g(target, k) > 0]
-    return {"f0_st": f0, "formants_pct": float(np.mean(fm)) if fm else float("nan"),
+    rg = abs(g(p, "f0_range_st") - g(target, "f0_range_st"))
+    return {"f0_st": f0, "f0_range_st": rg, "formants_pct": float(np.mean(fm)) if fm else float("nan"),
             "envelope_db": band_distance_db(p.band_env_db, target.band_env_db),
             "loudness_lu": abs(g(p, "lufs_integrated") - g(target, "lufs_integrated"))}
 
@@ -279,15 +281,16 @@ def profile_section(a, clips, sr, bundle, log):
         same = [c for c in clips if c[1] == cat]
         i = [c[0] for c in same].index(name)
         targets = []
-        if len(same) > 1:
+        if len(same) > 1 and "reference" in a.kinds:
             ref = same[(i + 1) % len(same)][0]
             targets.append(("reference", ref, fps[ref], "voice" if cat == "speech" else "timbre"))
-        for text in a.descriptors:
+        for text in (a.descriptors if "descriptor" in a.kinds else ()):
             targets.append(("descriptor", text, apply_delta(fps[name], describe(text)), "timbre"))
         rng = np.random.default_rng([SEED, k])
-        for r in range(a.random):
+        for r in range(a.random if "random" in a.kinds else 0):
             targets.append(("random", f"random {r}", apply_delta(fps[name], random_delta(rng)), "timbre"))
-        targets.append(("identity", "own profile", fps[name], "timbre"))
+        if "identity" in a.kinds:
+            targets.append(("identity", "own profile", fps[name], "timbre"))
         x16 = rs(x, sr, SR)
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
         for kind, tname, tgt, match in targets:
@@ -361,6 +364,7 @@ def load_clips(a, sr):
 
     sp = [it for it in data.select("speech", "val") if it.duration_s >= a.seconds][: a.files]
     mu = [it for it in data.select("music", "val") if it.duration_s >= a.seconds][: a.files]
+    sp, mu = (sp if "speech" in a.categories else []), (mu if "music" in a.categories else [])
     return [(it.path.name, cat, _clip(it, sr, a.seconds)) for cat, its in (("speech", sp), ("music", mu)) for it in its]
 
 
@@ -382,6 +386,9 @@ def main(argv=None) -> int:
     ap.add_argument("--codec-describe", default="clearer highs", help="descriptor applied to the codec target ('' for none)")
     ap.add_argument("--codec-ref-files", type=int, default=4)
     ap.add_argument("--skip", nargs="*", default=[], choices=["profile", "codec", "speed"])
+    ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=list(KINDS),
+                    help="target kinds of the profile section")
+    ap.add_argument("--categories", nargs="*", default=["speech", "music"], choices=["speech", "music"])
     ap.add_argument("--rtf-seconds", type=float, default=10.0)
     ap.add_argument("--rtf-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
@@ -476,16 +483,16 @@ def report(meta, res) -> str:
                          f"{_f(_nanmean(by['match-eq']))} | {_f(_nanmean(by['model']))} | "
                          f"{_f(float(np.nanmedian(by['model'])) if by['model'] else float('nan'))} |")
         L += ["", ("Per dimension: mean absolute error against the target, input -> output (F0 in semitones, formants "
-              "mean |ratio - 1| of F1..F3 in %, envelope level-free band RMS in dB, loudness in LU)."), "",
-              f"Command: {cmd}", "", "| target kind | system | F0 st | formants % | envelope dB | loudness LU |",
-              "|---|---|---|---|---|---|"]
+              "mean |ratio - 1| of F1..F3 in %, F0 range |p90 - p10 difference| in semitones, envelope level-free band RMS in dB, loudness in LU)."), "",
+              f"Command: {cmd}", "", "| target kind | system | F0 st | F0 range st | formants % | envelope dB | loudness LU |",
+              "|---|---|---|---|---|---|---|"]
         for kind in ("reference", "descriptor", "random"):
             for s in ("match-eq", "model"):
                 sub = [r for r in P if r["kind"] == kind and r["system"] == s]
                 if not sub:
                     continue
                 cells = [f"{_f(_nanmean([r['err_in'][k] for r in sub]))} -> {_f(_nanmean([r['err_out'][k] for r in sub]))}"
-                         for k in ("f0_st", "formants_pct", "envelope_db", "loudness_lu")]
+                         for k in ("f0_st", "f0_range_st", "formants_pct", "envelope_db", "loudness_lu")]
                 L.append(f"| {kind} | {s} | " + " | ".join(cells) + " |")
         sp = [r for r in P if r["category"] == "speech" and r["kind"] != "identity"]
         L += ["", "## 2. Content kept (speech)", "", ("STOI(output, input) on timbre-only targets (descriptor, random; goal "

@@ -54,12 +54,12 @@ def _give_match_a_target(where) -> None:
 
 def _give_resculpt_a_target(where) -> None:
     """The resculpt stage passes audio (delayed by its look-ahead) until a target is published: a darker,
-    louder voice than the test signal."""
+    louder voice than the test signal, with a median F0 the voice match moves to in voice mode."""
     from resculpt.dsp.profile import Profile
     from resculpt.models.resculpt.stage import ResculptTarget
 
     _publish(where, "resculpt", ResculptTarget.make(Profile(
-        "target", {"centroid_hz": 700.0, "tilt_db_oct": -9.0, "lufs_integrated": -16.0},
+        "target", {"centroid_hz": 700.0, "tilt_db_oct": -9.0, "lufs_integrated": -16.0, "f0_median_hz": 300.0},
         band_env_db=list(-30.0 - 1.5 * np.arange(32)))))
 
 
@@ -130,8 +130,9 @@ ACTIVE = {
     # then formants and warp moved.
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7}))),
-    # Overrides moved and the match mode switched mid-stream; the same allocation bound as the mask (one
-    # model call per frame through IOBinding).
+    # Overrides moved and the match mode switched mid-stream (voice: the voice match shifts the pitch toward the
+    # target's median F0 before the model); the same allocation bound as the mask (one model call per frame
+    # through IOBinding).
     "resculpt": Active({"resculpt.bass_db": 6.0, "resculpt.tilt_db_oct": -2.0},
                        ((0.1, {"resculpt.amount": 0.5, "resculpt.match": "voice"}), (0.2, {"resculpt.bass_db": -6.0})),
                        setup=_give_resculpt_a_target, alloc_peak_bytes=4 * 481),

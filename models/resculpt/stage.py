@@ -1,6 +1,11 @@
 """The resculpting generator as a spectral stage (numpy + onnxruntime; never imports torch): ``resculpt`` slot.
 
 Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window: 50 Hz bins):
+0. in ``resculpt.match`` voice / all, when the target carries a voice goal (a median F0; a delta's F0 and
+   formant ratios): the voice match (``dsp.voice.match.VoiceMatch``) shifts the incoming frame's pitch (and
+   warps a delta's formants) by ``resculpt.amount`` of the move, so the model below sees and finishes the moved
+   voice; its F0 search reads the section's input frame (``observe_input``). The model's voice / all
+   conditioning leaves the dims the voice match moves unset (``VOICE_DSP_DIMS``), as in training;
 1. features of the newest spectrum (linked: channel-mean power, one set of gains for every channel, so a
    stereo or multichannel image stays put; the model's running fingerprint is one stream, so the stage is
    linked whatever the section's ``linked``): band dB and low-bin dB into preallocated rows;
@@ -23,7 +28,7 @@ it, so a graph rebuild does not reload it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +38,7 @@ from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import SpectralStage
+from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
 
 from . import common as C
 from .bundle import Bundle, load_bundle
@@ -44,8 +50,9 @@ PARAMS = (
     ParamSpec("resculpt.amount", 0.0, 1.0, 1.0, "", smoothing_ms=50.0,
               doc="how far the model moves the sound toward the target (0 = the input, delayed by the look-ahead)"),
     ParamSpec("resculpt.match", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=MATCH_MODES,
-              doc="which target dimensions the model is conditioned on: timbre (envelope, tilt, brightness, "
-                  "dynamics), voice (timbre plus F0 level/range and formants), all (voice plus pace)"),
+              doc="which target dimensions move: timbre (envelope, tilt, brightness, dynamics: the model), voice "
+                  "(timbre plus the median F0, and a delta target's F0 and formant ratios: the voice DSP before the "
+                  "model), all (voice plus pace)"),
     ParamSpec("resculpt.bass_db", -12.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
               doc="adds a low shelf (150 Hz corner) of this gain to the target's band envelope"),
     ParamSpec("resculpt.brightness_db", -12.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
@@ -60,6 +67,9 @@ OVERRIDES = PARAMS[2:]  # bass, brightness, tilt, loudness: each a unit directio
 _S0, _M0 = 2 * C.N_DIMS, 2 * C.N_DIMS + C.N_BANDS  # cond layout: band shape, band mask
 _V0 = 2 * C.N_DIMS + 2 * C.N_BANDS                 # input-band validity (filled by the stage for its rate)
 _DIM_I = {d.name: i for i, d in enumerate(DIMS)}
+# Moved by the voice match (dsp/voice/match.py) in voice / all mode, so left out of the model's conditioning
+# there: the generator has no pitch operator and was trained with these slots unset.
+VOICE_DSP_DIMS = ("f0_median_hz", "f0_range_st", "f1_hz", "f2_hz", "f3_hz")
 
 
 def _check_finite(p: Profile, where: str) -> None:
@@ -96,6 +106,8 @@ class ResculptTarget:
         offsets: (32,) float32 dB band offsets of a delta target (0 where the delta leaves a band), or None.
         ok: (32,) float32 0/1: the bands the target defines and compares.
         source: what the target was built from (for messages and state).
+        voice: what the voice match moves toward in voice / all mode (None: the target names no F0, F0 range
+            or formant figure, and the voice is left as it is).
     """
 
     cond: np.ndarray
@@ -103,6 +115,7 @@ class ResculptTarget:
     offsets: np.ndarray | None = None
     ok: np.ndarray | None = None
     source: str = ""
+    voice: VoiceGoal | None = None
 
     @classmethod
     def make(cls, target, source: str = "") -> ResculptTarget | None:
@@ -133,15 +146,17 @@ class ResculptTarget:
             if not ok.any() and not timbre:
                 raise ProfileError(f"{where}: no band envelope and no timbre dimension is known (a profile of "
                                    "silence?): the model has nothing to move toward")
+            unvoiced = replace(target, dims={**target.dims, **{k: math.nan for k in VOICE_DSP_DIMS}})
             for m, mode in enumerate(MATCH_MODES):
-                cond[m] = C.cond_from_profile(target, 48000, mode)
+                cond[m] = C.cond_from_profile(target if mode == "timbre" else unvoiced, 48000, mode)
                 cond[m, _V0:] = 0.0
                 dirs[m] = _directions(ok, cond[m, C.N_DIMS : 2 * C.N_DIMS] > 0)
         okf = ok.astype(np.float32)
         for a in (cond, dirs, offsets, okf):
             if a is not None:
                 a.setflags(write=False)
-        return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")))
+        return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")),
+                   VoiceGoal.from_profile(target))
 
 
 class ResculptStage(SpectralStage):
@@ -149,6 +164,7 @@ class ResculptStage(SpectralStage):
 
     name = "resculpt"
     inbox_type = ResculptTarget
+    wants_input = True  # the voice match's F0 search reads the section's input frame
 
     def __init__(self, table, inbox: Inbox | None = None, bundle: Bundle | str | Path | None = None):
         self.table = table
@@ -158,6 +174,7 @@ class ResculptStage(SpectralStage):
         self._i_amount = table.index("resculpt.amount")
         self._i_match = table.index("resculpt.match")
         self._i_ovr = np.array([table.index(p.id) for p in OVERRIDES], np.intp)
+        self._voice = VoiceMatch()
 
     def prepare(self, ctx):
         n_fft, hop = C.frame_sizes(ctx.sample_rate)
@@ -166,6 +183,7 @@ class ResculptStage(SpectralStage):
                              f"({n_fft}/{hop} samples at {ctx.sample_rate} Hz); this section has {ctx.n_fft}/{ctx.hop}: "
                              f"use the {C.STFT_CONFIG!r} STFT config")
         super().prepare(ctx)
+        self._voice.prepare(ctx)
         c, nb = ctx.channels, ctx.n_bins
         N, L = self.bundle.df_order, self.latency_frames
         bm = BandMap(ctx.sample_rate, n_fft, C.N_BANDS)
@@ -231,6 +249,8 @@ class ResculptStage(SpectralStage):
         self._target = None
         self._mode = -1
         self._ovr_old.fill(np.nan)
+        self._voice.reset()
+        self._voice_on = False
 
     def _frame(self, k: int) -> np.ndarray:
         """The ring's frame k frames after the oldest (k = R - 1: the newest)."""
@@ -265,6 +285,38 @@ class ResculptStage(SpectralStage):
                 self._env *= tgt.ok
                 self._env *= np.float32(1.0 / 3.0)
                 cond[_S0:_M0] += self._env
+
+    def _voice_wanted(self):
+        """The target's voice goal when the voice match runs (voice / all mode, a goal, amount > 0), else None.
+        Parameters change between process() calls only, so a frame's observe_input and its batch agree."""
+        tgt = self.inbox.value
+        v = self.table.value
+        if tgt is None or tgt.voice is None or int(v[self._i_match]) == 0 or not v[self._i_amount] > 0.0:
+            return None
+        return tgt.voice
+
+    def _voice_start(self, on: bool) -> None:
+        """Entering voice mode starts the voice match's trackers afresh (its F0 queue holds frames only while on)."""
+        if on and not self._voice_on:
+            self._voice.reset()
+        self._voice_on = on
+
+    def observe_input(self, inbuf):
+        on = self._voice_wanted() is not None
+        self._voice_start(on)
+        if on:
+            self._voice.observe_input(inbuf)
+
+    def process_frames(self, specs, n: int) -> None:
+        """The voice match first, on the incoming frames, so the model sees and finishes the moved voice; then
+        the model, frame by frame."""
+        goal = self._voice_wanted()
+        self._voice_start(goal is not None)
+        if goal is not None:
+            self._voice.set_goal(goal, float(self.table.value[self._i_amount]))
+            self._voice.process_frames(specs, n)
+        for k in range(n):
+            self.process_frame(specs[k])
 
     def process_frame(self, spec):
         R = self._ring.shape[0]

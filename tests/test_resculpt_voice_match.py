@@ -1,0 +1,112 @@
+"""``resculpt.match`` = voice / all: the resculpt stage moves the input's median F0 onto the target's (and a
+delta target's F0 and formant ratios) through the voice match (dsp/voice/match.py) before the model; timbre mode
+leaves the pitch alone and is unchanged by the voice figures a target carries. The stage's processor contract
+(streaming, allocation, latency) is tests/test_stage_conformance.py's."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_voice_shift import FORMANT_HZ, _envelope_peak_hz, _f0, _tone
+
+from resculpt.dsp.profile import Profile, empty_delta, fingerprint
+from resculpt.dsp.stft import StreamingSTFT
+from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
+from resculpt.models import data
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout
+
+SR = 16000
+ENV = list(-30.0 - 1.2 * np.arange(32))
+
+
+def _target(**dims) -> Profile:
+    return Profile("target", {"centroid_hz": 800.0, "tilt_db_oct": -8.0, **dims}, band_env_db=ENV)
+
+
+def _model(x, target, match, amount=1.0, sr=SR):
+    ch = Chain(Layout(spectral=("resculpt",)), sr, x.shape[0], 512)
+    ch.params["resculpt.match"] = match
+    ch.params["resculpt.amount"] = amount
+    ch.set_target(target, engine="model")
+    return ch(x)
+
+
+@pytest.mark.parametrize("match", ("voice", "all"))
+def test_a_120_hz_voice_leaves_at_the_targets_200_hz_median_under_match_voice_and_all(resculpt_bundle, match):
+    """A harmonic voice at 120 Hz toward a target whose median F0 is 200 Hz comes out at 200 Hz within 3 %."""
+    y = _model(_tone(SR, 120.0, 2.0), _target(f0_median_hz=200.0), match)
+    assert abs(_f0(y, SR) / 200.0 - 1.0) < 0.03
+
+
+def test_match_timbre_keeps_the_120_hz_pitch_and_ignores_the_targets_voice_figures(resculpt_bundle):
+    """Timbre mode: the pitch stays within 1 %, and the output is bit-identical whether or not the target carries
+    F0 and formant figures (they are the voice match's, not the timbre model's)."""
+    x = _tone(SR, 120.0, 2.0)
+    y = _model(x, _target(f0_median_hz=200.0, f1_hz=600.0, f2_hz=1700.0), "timbre")
+    assert abs(_f0(y, SR) / 120.0 - 1.0) < 0.01
+    np.testing.assert_array_equal(y, _model(x, _target(), "timbre"))
+
+
+def test_amount_scales_the_pitch_move_geometrically(resculpt_bundle):
+    """resculpt.amount 0.5 moves the median half way in semitones: 120 Hz toward 200 Hz leaves at 155 Hz (3 %)."""
+    y = _model(_tone(SR, 120.0, 2.0), _target(f0_median_hz=200.0), "voice", amount=0.5)
+    assert abs(_f0(y, SR) / math.sqrt(120.0 * 200.0) - 1.0) < 0.03
+
+
+def test_a_delta_targets_f0_and_formant_ratios_move_a_synthetic_vowel(resculpt_bundle):
+    """A delta asking F0 x 1.25 and formants x 1.2 (the voice match alone, no model): a 150 Hz vowel with its
+    formant at 1 kHz leaves at 187.5 Hz (3 %) with its envelope peak within 6 % of 1.2 kHz."""
+    d = empty_delta()
+    d.dims.update(f0_median_hz=1.25, f1_hz=1.2, f2_hz=1.2, f3_hz=1.2)
+    goal = VoiceGoal.from_profile(d)
+    assert goal.relative and goal.formant_oct == pytest.approx(math.log2(1.2))
+    vm = VoiceMatch()
+    sec = StreamingSTFT("default", [vm])
+    sec.prepare(SR, 512, 1)
+    vm.set_goal(goal, 1.0)
+    x = np.concatenate([_tone(SR, 150.0, 2.0), np.zeros((1, sec.latency_samples), np.float32)], axis=1)
+    y = np.concatenate([sec.process(np.ascontiguousarray(x[:, i : i + 512])).copy()
+                        for i in range(0, x.shape[1], 512)], axis=1)[:, sec.latency_samples :]
+    assert abs(_f0(y, SR) / 187.5 - 1.0) < 0.03
+    assert abs(_envelope_peak_hz(y, SR, 187.5) / (1.2 * FORMANT_HZ) - 1.0) < 0.06
+
+
+def test_the_voice_match_tracks_a_steady_voices_median_within_1_percent():
+    """The input's median F0 tracker (the F0 the move starts from) finds a steady 110 Hz and 230 Hz voice."""
+    for f0 in (110.0, 230.0):
+        vm = VoiceMatch()
+        sec = StreamingSTFT("default", [vm])
+        sec.prepare(SR, 512, 1)
+        x = _tone(SR, f0, 1.5)
+        for i in range(0, x.shape[1], 512):
+            sec.process(np.ascontiguousarray(x[:, i : i + 512]))
+        assert abs(vm.input_median_hz / f0 - 1.0) < 0.01, f0
+
+
+@pytest.mark.skipif(not data.have_data(), reason="shared data not found (set RESCULPT_DATA)")
+def test_on_a_real_speaker_pair_match_voice_brings_the_output_median_f0_near_the_other_speakers(resculpt_bundle):
+    """Two val-split speakers 3-10 semitones apart (the pair farthest apart within that: the voice DSP shifts at
+    most 12 semitones, and a low voice an octave up is its known weak point), 6 s at 16 kHz: under --match voice
+    the output's fingerprint median F0 is within a third of the input's distance to the target speaker's; under
+    --match timbre it stays where the input was (within 1 semitone)."""
+    seen, clips = set(), []
+    for it in data.select("speech", "val"):
+        if it.duration_s >= 6.0 and it.speaker not in seen:
+            seen.add(it.speaker)
+            x, _ = data.load(it, sample_rate=SR)
+            clips.append(np.ascontiguousarray(x[None, : 6 * SR], np.float32))
+    fps = [fingerprint(c, SR) for c in clips[:8]]
+    med = [p.dims["f0_median_hz"] for p in fps]
+    pairs = [(abs(12.0 * math.log2(a / b)), i, j) for i, a in enumerate(med) for j, b in enumerate(med)
+             if i != j and 3.0 <= abs(12.0 * math.log2(a / b)) <= 10.0]
+    err_in, hi, lo = max(pairs)
+    x, target = clips[hi], fps[lo]
+
+    def err(y):
+        return abs(12.0 * math.log2(fingerprint(y, SR).dims["f0_median_hz"] / med[lo]))
+
+    assert err(_model(x, target, "voice")) < err_in / 3.0
+    assert abs(err(_model(x, target, "timbre")) - err_in) < 1.0
