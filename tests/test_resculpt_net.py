@@ -44,20 +44,24 @@ def test_streaming_step_equals_whole_sequence(lookahead):
     within 2e-6 of the output's peak magnitude."""
     torch.set_num_threads(1)
     r = _model(lookahead)
-    x = _speechlike(SR)
-    cond = _cond(r)
+    err, _ = _stream_error(r, _speechlike(SR), _cond(r))
+    assert err < 2e-6, err
+
+
+def _stream_error(r, x, cond):
+    """(largest |step output - whole-sequence output| / peak, whole-sequence spectrum X and output)."""
+    L = r.net.lookahead
     with torch.no_grad():
         X = r.fio.stft(x)
         full = r.forward_spec(X, cond)
-        st = r.init_state(2)
+        st = r.init_state(x.shape[0])
         out = []
         for t in range(X.shape[1]):
             y, st = r.step(X[:, t], cond, st)
             out.append(y)
     stream = torch.stack(out, 1)
     T = X.shape[1]
-    err = float((stream[:, lookahead:] - full[:, : T - lookahead]).abs().max() / full.abs().max())
-    assert err < 2e-6, err
+    return float((stream[:, L:] - full[:, : T - L]).abs().max() / full.abs().max()), (X, full)
 
 
 @pytest.mark.parametrize("lookahead", [0, 1])
@@ -183,17 +187,8 @@ def test_gated_streaming_step_equals_whole_sequence():
     x = _speechlike(SR)
     cond = _cond(r)
     cond[:, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS] += 8.0 * (-1.0) ** torch.arange(C.N_BANDS)  # a far target
-    with torch.no_grad():
-        X = r.fio.stft(x)
-        full = r.forward_spec(X, cond)
-        st = r.init_state(2)
-        out = []
-        for t in range(X.shape[1]):
-            y, st = r.step(X[:, t], cond, st)
-            out.append(y)
-    stream = torch.stack(out, 1)
+    err, (X, full) = _stream_error(r, x, cond)
     assert not torch.allclose(full[:, :-1], X[:, :-1])  # the gate opened
-    err = float((stream[:, 1:] - full[:, :-1]).abs().max() / full.abs().max())
     assert err < 2e-5, err
 
 
