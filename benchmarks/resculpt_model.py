@@ -52,6 +52,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from resculpt.models.resculpt.common import EVAL_DESCRIPTORS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -76,7 +77,7 @@ CODECS = (("opus", 6), ("opus", 8), ("opus", 12), ("mp3", 32))
 SYSTEMS = ("identity", "match-eq", "model")
 # The codec table adds the shipped preset as a user runs it (its own target, low cut, limiter; `auto` engine).
 CODEC_SYSTEMS = (*SYSTEMS, "codec-repair")
-DESCRIPTORS = ("warmer", "more bass, clearer highs")
+DESCRIPTORS = EVAL_DESCRIPTORS
 KINDS = ("reference", "descriptor", "random", "identity")
 SEED = 20261130
 RTF_BLOCK_S = 0.01

@@ -36,11 +36,16 @@ def records(run: Path) -> tuple[list[dict], list[dict]]:
 
 def val_table(vals: list[dict]) -> str:
     out = ["| step | wall h | restore: profile dist. out | in | out/in | multi-res STFT out | in | "
-           "keep: band change per frame dB | keep: largest envelope change dB |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "keep: band change per frame dB | keep: largest envelope change dB (mean) | (worst clip) | "
+           "descriptor targets: profile dist. out/in |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def opt(v, k):
+        return f"{v[k]:.3f}" if k in v else "-"
+
     for r in vals:
         v = r["val"]
-        env = f"{v['keep_env_max_db']:.3f}" if "keep_env_max_db" in v else "-"
+        env = " | ".join(opt(v, k) for k in ("keep_env_max_db", "keep_env_worst_db", "descriptor_ratio"))
         wall = f"{r['wall_s'] / 3600:.2f}" if r.get("wall_s") is not None else "-"
         out.append(f"| {r['step']} | {wall} | {v['profile_dist_out']:.3f} | "
                    f"{v['profile_dist_in']:.3f} | {v['profile_ratio']:.3f} | {v['mrstft_out']:.3f} | "
@@ -51,7 +56,7 @@ def val_table(vals: list[dict]) -> str:
 def loss_table(rows: list[dict], last_n: int = 20) -> str:
     """Mean of each loss term over the first and the last ``last_n`` logged rows (10 steps each; at most half
     the rows each, so the two never overlap)."""
-    terms = [k for k in ("loss", "recon", "profile", "content", "perc", "adv", "fm", "disc")
+    terms = [k for k in ("loss", "recon", "profile", "content", "identity", "perc", "adv", "fm", "disc")
              if any(k in r for r in rows)]
     out = ["| rows (10 steps each) | steps | " + " | ".join(terms) + " |", "|---|---|" + "---|" * len(terms)]
     n = min(last_n, len(rows) // 2)
@@ -96,10 +101,18 @@ def verdict(vals: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def limits_extra(vals: list[dict]) -> str:
+def limits_extra(vals: list[dict], cfg: dict | None = None) -> str:
     """Bullets for the card's limits that the log itself records: a keep mode that still changes audio (what a
-    user of the engine hears with a target equal to the input's profile) and notes attached to records."""
+    user of the engine hears with a target equal to the input's profile), notes attached to records, and what
+    the identity gate (config) holds back."""
     out = []
+    g = (cfg or {}).get("identity_gate")
+    if g:
+        out.append(f"- The identity gate returns the input for every target whose band shape lies within {g[0]:g} dB "
+                   f"(RMS) of the running fingerprint, and within up to {g[0] + g[2]:g} dB while the first second of "
+                   "input is heard: small descriptor moves (\"warmer\" is about 1.2 dB RMS) and targets that differ "
+                   "only in loudness or dynamics (crest, LRA) pass unchanged (`--engine match-eq` makes such small envelope "
+                   "moves).\n")
     if vals and vals[-1]["val"].get("keep_env_max_db", vals[-1]["val"]["keep_band_change_db"]) > KEEP_GOAL_DB:
         out.append("- **Not a neutral engine yet**: with the input's own profile as the target it still moves the "
                    "band envelope by several dB (table above); a stage that runs this bundle by default changes "
@@ -118,6 +131,15 @@ def git_commit_of(path: Path, step: int) -> str:
         if f"checkpoint at step {step} " in line:
             return line.split()[0]
     return "(no commit records this step)"
+
+
+def gate_row(cfg: dict) -> str:
+    g = cfg.get("identity_gate")
+    if not g:
+        return "none: every output comes from the net"
+    return (f"outputs scaled by 1 - exp(-(relu(d - t) / {g[1]:g} dB)^2), d = RMS band-shape difference between target "
+            f"and running fingerprint, t = {g[0]:g} dB + {g[2]:g} dB x exp(-n / {g[3]:g}), n = active frames heard "
+            f"(exp-weighted): a target within t of what the input already is returns the input exactly")
 
 
 def arg_value(args_text: str, name: str, default: str = "") -> str:
@@ -151,6 +173,7 @@ Written by `scripts/resculpt_model_card.py` from `{rel_bundle}/config.json` and 
 | model.onnx sha256 | `{cfg['sha256']}` |
 | frame | {cfg['frame']['window_ms']} ms sqrt-Hann window, {cfg['frame']['hop_ms']} ms hop; look-ahead {cfg['lookahead_frames']} frame(s) |
 | output form | band gain (real, smooth across frequency: keeps each bin's phase) x spectrum, a 3-tap complex deep filter on the 32 bins below 1550 Hz, a copy-up of the bins 4 kHz lower into bands a codec removed (`docs/resculpt-model.md`: why none of them smears phase on speech) |
+| identity gate | {gate_row(cfg)} |
 | export check | torch streaming vs whole sequence {cfg['export_check']['torch_stream_vs_full']:.1e}; onnxruntime vs torch {cfg['export_check']['ort_vs_torch']:.1e} |
 | checkpoint | `{rel_run}/ckpt.pt` at step {steps}; commit {git_commit_of(run / 'ckpt.pt', steps)} |
 
@@ -161,7 +184,8 @@ music with p = 0.25), {s.get('n_pairs') or '?'} cached pairs of 3 s at {s['sampl
 a clean crop x and the same crop after random known changes (formant warp, EQ, tilt, compression/expansion,
 reverb with measured RIRs, band-limiting, level, Opus 6-24 kbps / MP3 32-64 kbps through ffmpeg; no pitch shift).
 Per row a mode: restore (changed -> clean, target = profile(x)), move (toward another row's profile), keep
-(target = the input's own profile). Validation: 16 pairs of the val split (seed 1234), never trained on.
+(target = the input's own profile), nudge (the input's own profile moved by a random description in the
+product's descriptor vocabulary; run from the step where train.args says the recipe changed). Validation: 16 pairs of the val split (seed 1234), never trained on.
 
 ## Training (this machine: 2 shared CPU cores, one thread, nice 19)
 
@@ -188,7 +212,7 @@ Against the identity:
 
 ## Limits
 
-{limits_extra(vals)}- Early checkpoint of a run planned for {s.get('schedule_steps', '?')} steps; the benchmark (`benchmarks/resculpt.py`: profile
+{limits_extra(vals, cfg)}- Early checkpoint of a run planned for {s.get('schedule_steps', '?')} steps; the benchmark (`benchmarks/resculpt.py`: profile
   error per target kind, STOI/DNSMOS, identity within 0.5 dB, codec repair PESQ/DNSMOS, RTF) and the ablation
   table are not in this card yet.
 - Trained at 16 kHz: content above 7.3 kHz at 48 kHz is not learned.

@@ -146,20 +146,24 @@ def test_subscribe_streams_meters_spectrum_mask_latency_cpu_and_param_echoes(tmp
         other.close()
 
 
-def test_describe_adds_the_match_stage_and_the_chain_message_reports_it(served):
-    """/resculpt/profile/describe applies the descriptor as a match target (adding the match stage),
-    is acknowledged on /resculpt/profile/applied, and a subscriber then sees "match" in
-    /resculpt/chain, after the other spectral stages; /resculpt/dump reports the chain's stages in processing order."""
+def test_describe_adds_the_target_stage_and_the_chain_message_reports_it(served):
+    """/resculpt/profile/describe applies the descriptor as a target (adding the auto engine's stage: the model's
+    ``resculpt`` when its bundle passes the identity check, else the match-EQ's ``match``), is acknowledged on
+    /resculpt/profile/applied, and a subscriber then sees that stage in /resculpt/chain, after the other
+    spectral stages; /resculpt/dump reports the chain's stages in processing order."""
+    from resculpt.plugin_host.chain import TARGET_SLOTS, resolve_engine
+
     chain, feeder, srv, c = served
+    slot = TARGET_SLOTS[resolve_engine(None, chain.layout)]
     c.send("/resculpt/dump")
     assert c.wait_for("/resculpt/chain") == chain.layout.slots()
-    assert "match" not in chain.layout.spectral
+    assert slot not in chain.layout.spectral
     c.send("/resculpt/subscribe", c.port)
     c.send("/resculpt/profile/describe", "more bass")
     assert c.wait_for("/resculpt/profile/applied") == ["more bass"]
-    assert "match" in chain.layout.spectral
-    stages = c.wait_for("/resculpt/chain", 2.0, pred=lambda a: "match" in a)
-    assert stages == chain.layout.slots() and stages[-1 - len(chain.layout.post)] == "match"
+    assert slot in chain.layout.spectral
+    stages = c.wait_for("/resculpt/chain", 2.0, pred=lambda a: slot in a)
+    assert stages == chain.layout.slots() and stages[-1 - len(chain.layout.post)] == slot
 
 
 def test_every_documented_control_address_has_a_handler_and_every_handler_is_documented():

@@ -98,9 +98,18 @@ def test_forget_erases_everything_stored():
     assert user_profile.read_log() == [] and user_profile.load_user_profile()["params"] == {}
 
 
+def _target_slot(chain) -> str:
+    """The slot of the engine ``auto`` resolves to for this chain: ``resculpt`` (the model, when its bundle passes
+    the identity check) or ``match`` (the match-EQ)."""
+    from resculpt.plugin_host.chain import TARGET_SLOTS, resolve_engine
+
+    return TARGET_SLOTS[resolve_engine(None, chain.layout)]
+
+
 def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_path):
-    """apply_context sets params through the smoothed table and adds a match stage with a target; a user
-    contexts file overrides the shipped one."""
+    """apply_context sets params through the smoothed table and adds the target stage of the auto engine (the
+    model or the match-EQ) with a target, at the context's amount; a user contexts file overrides the shipped
+    one."""
     from resculpt.plugin_host.contexts import (
         ContextError,
         apply_context,
@@ -111,13 +120,14 @@ def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_pa
 
     assert {"formal", "casual", "stream", "call"} <= set(load_contexts())
     chain = Chain(Layout(), 16000, 1, 512)
+    slot = _target_slot(chain)
     ctx = apply_context(chain, "call")
-    assert ctx.delta is not None and "match" in chain.layout.spectral
+    assert ctx.delta is not None and slot in chain.layout.spectral
     x = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)
     for i in range(0, x.shape[1], 512):
         chain.process(x[:, i : i + 512])
     assert chain.stats.swaps == 1 and np.all(np.isfinite(x))
-    assert chain.params.get("match.amount") == pytest.approx(0.8)
+    assert chain.params.get(f"{slot}.amount") == pytest.approx(0.8)
     with pytest.raises(ContextError, match="did you mean formal"):
         get_context("formel")
     f = user_contexts_file()
@@ -158,18 +168,19 @@ def test_logging_resumes_into_a_fresh_private_file_after_forget():
 
 
 def test_osc_server_uses_the_real_profile_hooks_describe_context_and_logs_adjustments():
-    """With this branch installed the OSC hooks resolve to the real modules: describe adds the match
-    stage with a delta target, /resculpt/context switches, and the server's adjustment log records sets."""
+    """With this branch installed the OSC hooks resolve to the real modules: describe adds the auto engine's
+    target stage with a delta target, /resculpt/context switches, and the server's adjustment log records sets."""
     from resculpt.plugin_host import osc
 
     chain = Chain.from_preset("clean", 48000, 2, 512)
     srv = osc.OscServer(chain, port=0).start()
     try:
         peer = ("127.0.0.1", 9)
+        slot = _target_slot(chain)
         srv.handle_message("/resculpt/profile/describe", ["more bass, a bit brighter"], peer)
-        assert "match" in chain.layout.spectral
+        assert slot in chain.layout.spectral
         srv.handle_message("/resculpt/context", ["call"], peer)
-        assert chain.params.get("match.amount") == pytest.approx(0.8)
+        assert chain.params.get(f"{slot}.amount") == pytest.approx(0.8)
         srv.handle_message("/resculpt/profile/describe", ["more brite"], peer)
         assert "brite" in (srv.last_error or "")
         srv.handle_message("/resculpt/mix", [0.5], peer)

@@ -44,20 +44,24 @@ def test_streaming_step_equals_whole_sequence(lookahead):
     within 2e-6 of the output's peak magnitude."""
     torch.set_num_threads(1)
     r = _model(lookahead)
-    x = _speechlike(SR)
-    cond = _cond(r)
+    err, _ = _stream_error(r, _speechlike(SR), _cond(r))
+    assert err < 2e-6, err
+
+
+def _stream_error(r, x, cond):
+    """(largest |step output - whole-sequence output| / peak, whole-sequence spectrum X and output)."""
+    L = r.net.lookahead
     with torch.no_grad():
         X = r.fio.stft(x)
         full = r.forward_spec(X, cond)
-        st = r.init_state(2)
+        st = r.init_state(x.shape[0])
         out = []
         for t in range(X.shape[1]):
             y, st = r.step(X[:, t], cond, st)
             out.append(y)
     stream = torch.stack(out, 1)
     T = X.shape[1]
-    err = float((stream[:, lookahead:] - full[:, : T - lookahead]).abs().max() / full.abs().max())
-    assert err < 2e-6, err
+    return float((stream[:, L:] - full[:, : T - L]).abs().max() / full.abs().max()), (X, full)
 
 
 @pytest.mark.parametrize("lookahead", [0, 1])
@@ -113,3 +117,83 @@ def test_discriminators_return_features_and_logits_per_scale():
         assert len(outs) == 5
         for o in outs:
             assert len(o) >= 4 and all(torch.isfinite(f).all() for f in o)
+
+
+RUN_GATE = (2.0, 1.0, 25.0, 120.0)  # models/training/resculpt-gen1/train.args
+
+
+def _gated(gate, seed=0):
+    """A generator with randomised output heads (its ungated outputs are far from the identity) and a gate."""
+    r = _model(1, seed)
+    g = ResculptNet(lookahead=1, gate=gate)
+    g.load_state_dict(r.net.state_dict())  # the gate adds no weights: any checkpoint loads into a gated net
+    return g.eval()
+
+
+def _steady_features(T=400, cut_band=None):
+    """feat (1, T, 32): the same speech-like band levels every frame (bands from ``cut_band`` up 60 dB lower, as
+    a low-pass leaves them); low (1, T, N_LOW)."""
+    f = -50.0 - 0.8 * torch.arange(C.N_BANDS, dtype=torch.float32)
+    if cut_band is not None:
+        f[cut_band:] -= 60.0
+    return f.expand(1, T, C.N_BANDS).clone(), torch.full((1, T, C.N_LOW), -45.0)
+
+
+def _cond_with_shape(env_db, sr=SR):
+    """A conditioning vector whose band shape is ``env_db`` (32,) dB (level-free over the compared bands)."""
+    c = torch.zeros(1, C.COND_DIM)
+    ok = torch.tensor(C.compare_mask() & C.input_valid(sr))
+    e = torch.as_tensor(env_db, dtype=torch.float32)
+    c[0, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS] = torch.where(ok, (e - e[ok].mean()) / 3.0, torch.zeros(()))
+    c[0, 2 * C.N_DIMS + C.N_BANDS : 2 * C.N_DIMS + 2 * C.N_BANDS] = ok.float()
+    c[0, 2 * C.N_DIMS + 2 * C.N_BANDS :] = torch.tensor(C.input_valid(sr), dtype=torch.float32)
+    return c
+
+
+def test_identity_gate_returns_exactly_the_identity_when_the_target_is_the_inputs_envelope():
+    """Target band shape == the running fingerprint's (a steady input): every output is exactly the identity
+    (0 dB gains, no copy-up, identity taps) on every frame, where the same weights without a gate move it."""
+    feat, low = _steady_features()
+    cond = _cond_with_shape(feat[0, 0])
+    with torch.no_grad():
+        g, e, d = _gated(RUN_GATE)(feat, low, cond)
+        g0, _, _ = _gated(None)(feat, low, cond)
+    assert float(g0.abs().max()) > 0.5
+    assert torch.count_nonzero(g) == 0 and torch.count_nonzero(e) == 0 and torch.count_nonzero(d) == 0
+
+
+def test_identity_gate_opens_for_a_band_limited_input_under_a_wideband_target():
+    """Input low-passed (bands from 20 up 60 dB down), target the unlimited envelope (codec repair): the gate
+    is fully open once 400 ms of input are heard (it starts opening at 200 ms, while the running estimate
+    rests on few frames), so the gated outputs equal the ungated ones from there."""
+    feat, low = _steady_features(cut_band=20)
+    cond = _cond_with_shape(_steady_features()[0][0, 0])
+    net = _gated(RUN_GATE)
+    with torch.no_grad():
+        run, _, _, dens = net.running(feat, cond[:, -C.N_BANDS:], torch.zeros(1, C.N_BANDS), torch.zeros(1, 1))
+        _, dev = net._inputs(feat, cond, run)
+        gate = net.identity_gate(dev, dens)
+        g, _, _ = net(feat, low, cond)
+        g0, _, _ = _gated(None)(feat, low, cond)
+    assert float(gate[0, :40].max()) < 0.02 and float(gate[0, 80:].min()) > 0.999, gate[0, :90]
+    assert torch.allclose(g[:, 80:], g0[:, 80:], atol=1e-3 * float(g0.abs().max()))
+
+
+def test_gated_streaming_step_equals_whole_sequence():
+    """With the identity gate (which reads the running fingerprint's frame count), frame-by-frame ``step``
+    equals the whole-sequence output within 2e-5 of the peak."""
+    torch.set_num_threads(1)
+    r = Resculptor(_gated(RUN_GATE), SR).eval()
+    x = _speechlike(SR)
+    cond = _cond(r)
+    cond[:, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS] += 8.0 * (-1.0) ** torch.arange(C.N_BANDS)  # a far target
+    err, (X, full) = _stream_error(r, x, cond)
+    assert not torch.allclose(full[:, :-1], X[:, :-1])  # the gate opened
+    assert err < 2e-5, err
+
+
+def test_gate_arguments_are_checked():
+    with pytest.raises(ValueError):
+        ResculptNet(gate=(2.0, 0.0, 25.0, 120.0))
+    with pytest.raises(ValueError):
+        ResculptNet(gate=(2.0, 1.0))

@@ -48,6 +48,8 @@ RUN_DIM = N_BANDS + 2  # running fingerprint: envelope shape / 3 dB (32), level,
 ANCHOR = {"f0_median_hz": 150.0, "f0_range_st": 6.0, "voiced_fraction": 0.5, "f1_hz": 500.0, "f2_hz": 1500.0,
           "f3_hz": 2500.0, "centroid_hz": 1000.0, "rolloff_hz": 3000.0, "tilt_db_oct": -6.0, "hnr_db": 10.0,
           "lufs_integrated": -23.0, "lra_lu": 5.0, "crest_db": 15.0, "onset_rate_hz": 4.0}
+# The descriptor targets the training validation and benchmarks/resculpt_model.py measure by default.
+EVAL_DESCRIPTORS = ("warmer", "more bass, clearer highs")
 MATCH = {
     "timbre": ("centroid_hz", "rolloff_hz", "tilt_db_oct", "lufs_integrated", "lra_lu", "crest_db"),
     "voice": ("centroid_hz", "rolloff_hz", "tilt_db_oct", "lufs_integrated", "lra_lu", "crest_db",

@@ -26,7 +26,11 @@ from . import bundle as B
 from . import common as C
 from .net import ResculptNet, Resculptor, n_params
 
-TOL = 1e-5
+# Agreement of torch streaming, torch whole-sequence and onnxruntime, relative to each output's peak magnitude
+# (at least 1), on the reference inputs (a target ~25 dB from the input: large FiLM inputs). Float32 rounding
+# of the running sums differs between the recursive and the whole-sequence path; the identity gate's slope (up
+# to 0.86 per dB of band-shape difference) amplifies it on the frames where it opens. Measured 1e-5 to 5e-5 (resculpt-gen1 at step 2757: 4.8e-5 and 3.9e-5).
+TOL = 1e-4
 
 
 class _Core(torch.nn.Module):
@@ -48,7 +52,9 @@ def load_net(ckpt: Path) -> tuple[ResculptNet, dict]:
 
 def reference_inputs(net: ResculptNet, sr: int = 16000, T: int = 300, seed: int = 7):
     """feat (T, 32), low (T, N_LOW), cond (COND_DIM,) of a deterministic speech-like signal (harmonics with a
-    gliding F0, syllable envelope, noise) and a target of a brighter, louder voice."""
+    gliding F0, syllable envelope, noise) and a target of a brighter, louder voice whose band envelope has a
+    +-24 dB comb on top: far from any input, so an identity gate (``ResculptNet.identity_gate``) is open from
+    the first frames and the golden outputs exercise the whole graph."""
     rng = np.random.default_rng(seed)
     _, hop = C.frame_sizes(sr)
     n = T * hop
@@ -62,7 +68,7 @@ def reference_inputs(net: ResculptNet, sr: int = 16000, T: int = 300, seed: int 
     from resculpt.dsp.profile import Profile
 
     tgt = Profile("target", {"centroid_hz": 1400.0, "tilt_db_oct": -4.0, "lufs_integrated": -18.0},
-                  band_env_db=list(-40.0 - 2.0 * np.arange(C.N_BANDS)))
+                  band_env_db=list(-40.0 - 2.0 * np.arange(C.N_BANDS) + 24.0 * (-1.0) ** np.arange(C.N_BANDS)))
     return feat[0].numpy(), low[0].numpy(), C.cond_from_profile(tgt, sr)
 
 
@@ -93,12 +99,14 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     ref = torch_stream(net, feat, low, cond)
     with torch.no_grad():
         full = net(torch.tensor(feat)[None], torch.tensor(low)[None], torch.tensor(cond)[None])
-    e_sf = max(float(np.max(np.abs(ref[k] - v[0].numpy()))) for k, v in zip(B.OUTPUTS, full))
+    peak = {k: max(1.0, float(np.max(np.abs(ref[k])))) for k in B.OUTPUTS}
+    e_sf = max(float(np.max(np.abs(ref[k] - v[0].numpy()))) / peak[k] for k, v in zip(B.OUTPUTS, full))
     assert e_sf < TOL, f"torch streaming != torch whole sequence ({e_sf:.3g})"
     got = B.run_streaming(make_session(onnx_p), feat, low, cond, shapes, names)
-    e_ort = max(float(np.max(np.abs(got[k] - ref[k]))) for k in B.OUTPUTS)
+    e_ort = max(float(np.max(np.abs(got[k] - ref[k]))) / peak[k] for k in B.OUTPUTS)
     assert e_ort < TOL, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
     gT = 64
+    assert np.abs(ref["gain_db"][:gT]).max() > 0, "the reference inputs leave the net at the identity (gate shut)"
     np.savez(out / "golden.npz", feat=feat[:gT], low=low[:gT], cond=cond, **{k: v[:gT] for k, v in ref.items()})
     cfg = {
         "version": B.CONFIG_VERSION, "name": B.NAME, "sha256": file_sha256(onnx_p), "onnx_opset": opset,
@@ -106,6 +114,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "frame": {"hop_ms": C.HOP_MS, "window_ms": C.WINDOW_MS, "stft_config": C.STFT_CONFIG,
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
         "lookahead_frames": net.lookahead,
+        "identity_gate": list(net.gate) if net.gate is not None else None,  # inside the graph (net.identity_gate)
         "latency_note": "the STFT section's n_fft - 1 samples plus lookahead_frames hops",
         "n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,
         "gain_max_db": C.GAIN_MAX_DB, "eps": C.EPS, "feat_norm_db": [C.FEAT_MEAN_DB, C.FEAT_STD_DB],

@@ -14,11 +14,18 @@ Terms (weights in ``LOSS_W``; ``--off TERM`` switches one off, for the ablation)
            features + 1 - cosine of its embeddings, output vs reference, on rows with a reference;
   content  on rows moved toward another clip's profile (no reference exists): L1 between the output's and the
            input's band-level trajectories (dB per band and frame, each band's mean over time removed), so
-           what changes over time (words, notes) stays while the long-term shape moves freely.
+           what changes over time (words, notes) stays while the long-term shape moves freely; also on
+           ``nudge`` rows;
+  identity on ``keep`` rows: L1 of the generator's outputs from the identity (:func:`identity`): band gain
+           in dB, copy-up gain x ``COPY_ID_SCALE``, deep-filter tap deltas; it reaches the frames whose
+           conditioning looks like a move (the running fingerprint's early error) where the waveform terms
+           barely see a small per-band gain.
 
 Conditioning modes per row (``MODES``, drawn with ``MODE_P``): ``restore`` (input = changed y, target =
 profile(x), reference = x), ``move`` (input = y or x, target = another row's profile(x), no reference),
-``keep`` (input = x or y, target = profile(input), reference = input: leave it alone).
+``keep`` (input = x or y, target = profile(input), reference = input: leave it alone), ``nudge`` (input = x
+or y, target = profile(input) moved by a random delta of the product's descriptor vocabulary
+(``train.nudge_delta``), no reference: small moves from where the input already is).
 """
 
 from __future__ import annotations
@@ -26,9 +33,17 @@ from __future__ import annotations
 import torch
 from resculpt.models.mask.losses import PerceptualNet, find_resemblyzer_weights, mrstft  # noqa: F401
 
-LOSS_W = {"recon": 1.0, "adv": 0.1, "fm": 2.0, "profile": 1.0, "perc": 0.5, "content": 1.0}
-MODES = ("restore", "move", "keep")
-MODE_P = (0.5, 0.3, 0.2)
+LOSS_W = {"recon": 1.0, "adv": 0.1, "fm": 2.0, "profile": 1.0, "perc": 0.5, "content": 1.0, "identity": 0.5}
+MODES = ("restore", "move", "keep", "nudge")
+MODE_P = (0.35, 0.2, 0.25, 0.2)
+COPY_ID_SCALE = 10.0  # copy-up gain 0.1 (-20 dB of the bins 4 kHz lower) weighs as 1 dB of band gain
+
+
+def identity(gain_db: torch.Tensor, copy: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
+    """(B,) distance of the generator's outputs from the identity: mean |band gain| (dB) + COPY_ID_SCALE x mean
+    copy-up gain + mean |deep-filter tap delta|. gain_db, copy (B, T, 32); df (B, T, N_LOW, DF_ORDER, 2)."""
+    return (gain_db.abs().mean((1, 2)) + COPY_ID_SCALE * copy.abs().mean((1, 2))
+            + df.abs().flatten(1).mean(1))
 
 
 def lsgan_gen(fake: list) -> torch.Tensor:

@@ -82,8 +82,14 @@ class ResculptNet(nn.Module):
     """Band-domain core: (band dB, low-bin dB, cond) -> (band gain dB, copy-up gain, deep-filter delta)."""
 
     def __init__(self, ch=(16, 24, 32), hidden: int = 96, heads: int = 2, lookahead: int = 0,
-                 n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS):
+                 n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS,
+                 gate=None):
         super().__init__()
+        if gate is not None:
+            gate = tuple(float(v) for v in gate)
+            if len(gate) != 4 or min(gate) < 0 or gate[1] <= 0 or gate[3] <= 0:
+                raise ValueError("gate must be (threshold_db, width_db, warm_db, warm_frames) with width, frames > 0")
+        self.gate = gate
         if lookahead not in (0, 1):
             raise ValueError("lookahead must be 0 or 1 frame")
         c1, c2, c3 = ch
@@ -126,7 +132,8 @@ class ResculptNet(nn.Module):
     def running(self, feat, valid, num, den):
         """Running fingerprint over T frames from state (num (B, 32), den (B, 1)): exponentially weighted
         (tau ``RUN_TAU_S``) mean band power over active frames. Returns run (B, T, 34) = [shape / 3 dB over
-        the valid compared bands, (level - FEAT_MEAN_DB) / FEAT_STD_DB, has-information], new num, den."""
+        the valid compared bands, (level - FEAT_MEAN_DB) / FEAT_STD_DB, has-information], new num, den, and
+        the weighted count of active frames behind each frame's estimate (B, T, 1)."""
         B, T, F = feat.shape
         p = torch.pow(10.0, feat / 10.0)
         nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
@@ -144,7 +151,7 @@ class ResculptNet(nn.Module):
         mean = (env * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
         shape = (env - mean) * m / C.BAND_SCALE_DB
         level = ((mean - C.FEAT_MEAN_DB) / C.FEAT_STD_DB) * has
-        return torch.cat([shape, level, has], -1), nums[:, -1], dens[:, -1]
+        return torch.cat([shape, level, has], -1), nums[:, -1], dens[:, -1], dens
 
     def _inputs(self, feat, cond, run):
         B, T, F = feat.shape
@@ -157,7 +164,23 @@ class ResculptNet(nn.Module):
         d = (d - d.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)) * m  # level-free on common bands
         x = torch.stack([(feat - C.FEAT_MEAN_DB) / C.FEAT_STD_DB * valid, d, (tok * valid).expand(B, T, F),
                          valid.expand(B, T, F), rshape * valid], dim=1)
-        return x  # (B, 5, T, F)
+        # RMS (dB) of the level-free target-minus-running difference over the bands both define: what the
+        # identity gate reads
+        dev = C.BAND_SCALE_DB * torch.sqrt((d * d).sum(-1) / m.sum(-1).clamp_min(1.0) + 1e-12)
+        return x, dev  # (B, 5, T, F), (B, T)
+
+    def identity_gate(self, dev, dens):
+        """(B, T) factor in [0, 1] that scales every output's deviation from the identity, or None without a
+        gate: ``1 - exp(-(relu(dev - threshold) / width)^2)`` with ``threshold = threshold_db + warm_db *
+        exp(-n / warm_frames)``, dev the band-shape difference (dB RMS) between target and running fingerprint and n (B, T, 1) the
+        weighted count of active frames behind the running estimate. A difference inside the threshold (the
+        target the input already has, up to the running estimate's error, which is larger while few frames have
+        been heard) gives exactly the identity; a band-limited input under a wideband target (10-20 dB) opens it."""
+        if self.gate is None:
+            return None
+        th_db, width_db, warm_db, warm_n = self.gate
+        th = th_db + warm_db * torch.exp(-dens[..., 0] / warm_n)
+        return 1.0 - torch.exp(-(torch.relu(dev - th) / width_db) ** 2)
 
     @staticmethod
     def _film(h, g):  # h (B, C, T, F), g (B, T, 2C)
@@ -185,8 +208,8 @@ class ResculptNet(nn.Module):
         new state (same shapes)."""
         B, T, F = feat.shape
         valid = cond[:, 2 * C.N_DIMS + 2 * F :]
-        run, run_num, run_den = self.running(feat, valid, run_num, run_den)
-        x = self._inputs(feat, cond, run)
+        run, run_num, run_den, dens = self.running(feat, valid, run_num, run_den)
+        x, dev = self._inputs(feat, cond, run)
         fc = torch.cat([cond[:, None].expand(B, T, cond.shape[-1]), run], -1)
         h1, cache1 = self.e1.seq(x, cache1)
         h1 = self._film(elu(h1), self.films[0](fc))
@@ -207,6 +230,9 @@ class ResculptNet(nn.Module):
         gain_db = C.GAIN_MAX_DB * torch.tanh(0.1 * o[:, 0])
         copy = softplus(o[:, 1] - 8.0)
         df = torch.tanh(self.df(y)).reshape(B, T, self.n_low, self.df_order, 2)
+        g = self.identity_gate(dev, dens)
+        if g is not None:
+            gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den
 
     def forward(self, feat, low, cond):
@@ -271,9 +297,10 @@ class Resculptor(nn.Module):
         self.net = net
         self.fio = FrameIO(sample_rate)
 
-    def forward_spec(self, X, cond):
+    def forward_spec(self, X, cond, outputs: bool = False):
         """X (B, T, nb) complex, cond (B, COND_DIM) -> Y (B, T, nb), output frame t aligned with input frame t
-        (the last L frames see zero frames as their look-ahead)."""
+        (the last L frames see zero frames as their look-ahead); with ``outputs`` (Y, (gain_db, copy, df)), the
+        net's outputs aligned the same way."""
         L, N = self.net.lookahead, self.net.df_order
         B, T, _ = X.shape
         Xp = pad(X, (0, 0, 0, L))
@@ -282,10 +309,14 @@ class Resculptor(nn.Module):
         g, e, d = g[:, L:], e[:, L:], d[:, L:]
         lowp = pad(Xp[..., : C.N_LOW], (0, 0, N - 1, 0))  # frame s of Xp at index s + N - 1
         taps = torch.stack([lowp[:, L + j : L + j + T] for j in range(N)], 2)  # (B, T, N, K)
-        return self.fio.apply(X, taps, g, e, d, L)
+        Y = self.fio.apply(X, taps, g, e, d, L)
+        return (Y, (g, e, d)) if outputs else Y
 
-    def forward(self, x, cond):
-        """x (B, n) waveform -> (B, n) output aligned with x."""
+    def forward(self, x, cond, outputs: bool = False):
+        """x (B, n) waveform -> (B, n) output aligned with x; with ``outputs`` also the net's (gain_db, copy, df)."""
+        if outputs:
+            Y, o = self.forward_spec(self.fio.stft(x), cond, True)
+            return self.fio.istft(Y, x.shape[-1]), o
         return self.fio.istft(self.forward_spec(self.fio.stft(x), cond), x.shape[-1])
 
     def init_state(self, b: int = 1) -> list:

@@ -290,6 +290,20 @@ def distance(a: dict, b: dict, weights: dict | None = None) -> torch.Tensor:
     return torch.sqrt(squared_distance(a, b, weights) + 1e-12)
 
 
+def apply_delta(prof: dict, band_db: torch.Tensor, dims: dict) -> dict:
+    """The torch mirror of ``dsp.profile.apply_delta`` on the covered dims: a copy of ``prof`` with
+    ``band_db`` (B, 32) dB added to ``band_env_db`` and, per name in ``dims`` ((B,) tensors), the value
+    multiplied (``RATIO_DIMS``: frequencies) or offset (the others). Validity flags are kept."""
+    from resculpt.dsp.profile import RATIO_DIMS
+
+    out = dict(prof)
+    out["band_env_db"] = prof["band_env_db"] + band_db
+    for k, v in dims.items():
+        if k in COVERED:
+            out[k] = prof[k] * v if k in RATIO_DIMS else prof[k] + v
+    return out
+
+
 # -- the conditioning vector (the torch mirror of common.cond_from_profile) -----------------------------
 def cond_vector(prof: dict, sample_rate: int, match: str = "timbre") -> torch.Tensor:
     """(B, COND_DIM) conditioning vectors of torch profiles, laid out as ``common.cond_from_profile`` lays out

@@ -6,7 +6,7 @@
 
 Each step: ``--batch`` aligned crops (changed y, clean x) from the pair cache (or made on the fly without
 ``--pairs``: slower, and without codecs unless ``--ops`` names them), a conditioning mode per row
-(``losses.MODES``: restore / move / keep), the target profile of each row measured with ``profile_torch`` on
+(``losses.MODES``: restore / move / keep / nudge, shares ``--mode-p``), the target profile of each row measured with ``profile_torch`` on
 the clip it names and turned into the conditioning vector, the generator on the input (``net.Resculptor``),
 the loss terms (``losses.py``), one generator step and, from ``--adv-start``, one discriminator step.
 
@@ -52,14 +52,57 @@ class OnTheFly:
         return np.stack([p["y"][:n] for p in ps]), np.stack([p["x"][:n] for p in ps]), idx
 
 
-def make_batch(rng, data, bsz, n, smoke=False):
-    """(inp, ref, has_ref, src, modes) for one step: see ``losses.MODES``. ``src`` rows are the clips whose
-    profile is each row's target."""
+# Descriptors a nudge draws from (``dsp.descriptors.VOCAB``): those whose move the generator can make with its
+# outputs and the profile loss can see (band shape, centroid, tilt, loudness, crest, LRA); the F0/formant and
+# pace descriptors need operators the generator does not have.
+NUDGE_VOCAB = ("bass", "warm", "bright", "dark", "clear highs", "airy", "soft", "harsh", "sibilance", "nasal",
+               "radio", "telephone", "muddy", "boomy", "thin", "full", "crisp", "presence", "compressed", "dynamic",
+               "distant", "close", "loud", "quiet")
+NUDGE_INTENSITY = ("a bit ", "", "much ")
+
+
+def nudge_delta(rng: np.random.Generator):
+    """A random description in the product's vocabulary (1-2 descriptors of ``NUDGE_VOCAB``, each "a bit",
+    plain or "much", negated with p = 0.3) and its delta Profile (``dsp.descriptors.describe``)."""
+    from resculpt.dsp.descriptors import describe
+
+    k = int(rng.integers(1, 3))
+    names = rng.choice(len(NUDGE_VOCAB), size=k, replace=False)
+    parts = [("not " if rng.random() < 0.3 else "") + NUDGE_INTENSITY[int(rng.integers(3))] + NUDGE_VOCAB[j]
+             for j in names]
+    text = ", ".join(parts)
+    return text, describe(text)
+
+
+def nudge_tensors(deltas: list) -> tuple[torch.Tensor, dict]:
+    """Delta Profiles (one per row; None: no move) -> (band offsets (B, 32) dB, {covered dim: (B,)}) for
+    ``profile_torch.apply_delta`` (ratio dims 1, additive dims 0 where a row has no delta)."""
+    from resculpt.dsp.profile import RATIO_DIMS
+
+    band = torch.zeros(len(deltas), C.N_BANDS)
+    dims = {k: torch.full((len(deltas),), 1.0 if k in RATIO_DIMS else 0.0) for k in pt.COVERED}
+    for i, d in enumerate(deltas):
+        if d is None:
+            continue
+        band[i] = torch.tensor(np.nan_to_num(d.env()), dtype=torch.float32)
+        for k in pt.COVERED:
+            v = d.dims[k]
+            if math.isfinite(v):
+                dims[k][i] = float(v)
+    return band, dims
+
+
+def make_batch(rng, data, bsz, n, smoke=False, mode_p=losses.MODE_P):
+    """(inp, ref, has_ref, src, modes, nudges) for one step: see ``losses.MODES``. ``src`` rows are the clips
+    whose profile is each row's target; ``nudges`` the delta Profile moving a ``nudge`` row's target (None on the
+    other rows)."""
     y, x, _ = data.batch(rng, bsz, n)
-    modes = np.arange(bsz) % 3 if smoke else rng.choice(3, size=bsz, p=losses.MODE_P)
+    nm = len(losses.MODES)
+    modes = np.arange(bsz) % nm if smoke else rng.choice(nm, size=bsz, p=np.asarray(mode_p) / np.sum(mode_p))
     flip = rng.random(bsz) < 0.5
     perm = np.roll(np.arange(bsz), 1)
     inp, ref, src = y.copy(), x.copy(), x.copy()
+    nudges = [None] * bsz
     for i, m in enumerate(modes):
         if m == 1:  # move: toward another row's clean profile, from the changed or the clean clip
             inp[i] = x[i] if flip[i] else y[i]
@@ -68,8 +111,12 @@ def make_batch(rng, data, bsz, n, smoke=False):
             inp[i] = x[i] if flip[i] else y[i]
             ref[i] = inp[i]
             src[i] = inp[i]
-    return (torch.tensor(inp), torch.tensor(ref), torch.tensor(modes != 1), torch.tensor(src),
-            torch.tensor(modes))
+        elif m == 3:  # nudge: the input's own profile moved by a described delta, no reference
+            inp[i] = x[i] if flip[i] else y[i]
+            src[i] = inp[i]
+            nudges[i] = nudge_delta(rng)[1]
+    return (torch.tensor(inp), torch.tensor(ref), torch.tensor((modes != 1) & (modes != 3)), torch.tensor(src),
+            torch.tensor(modes), nudges)
 
 
 @torch.no_grad()
@@ -77,7 +124,8 @@ def evaluate(model, tp, val, match="timbre"):
     """On fixed validation pairs in restore mode: profile distance to the target (output vs input), and the
     multi-resolution STFT loss against the clean clip (output vs input); keep mode (target = the input's own
     profile): mean |band change| (dB) over frames and bands, and the largest change of the long-term band
-    envelope (dB, mean over clips)."""
+    envelope (dB, mean and worst over clips); descriptor targets (``common.EVAL_DESCRIPTORS`` applied to the clean
+    clip's profile, input the clean clip): profile distance ratio output / input, mean over clips and texts."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
@@ -94,11 +142,20 @@ def evaluate(model, tp, val, match="timbre"):
     P_k = tp(keep)
     both = P_k["band_env_ok"] & P_x["band_env_ok"]
     env_d = ((P_k["band_env_db"] - P_x["band_env_db"]).abs() * both).amax(-1)
+    # descriptor targets (the benchmark's): the clean clip's own profile moved by a description
+    from resculpt.dsp.descriptors import describe
+
+    ratios = []
+    for text in C.EVAL_DESCRIPTORS:
+        P_d = pt.apply_delta(P_x, *nudge_tensors([describe(text)] * x.shape[0]))
+        out_d = model(x, pt.cond_vector(P_d, model.fio.sr, match))
+        ratios.append(pt.distance(tp(out_d), P_d) / pt.distance(P_x, P_d).clamp_min(1e-9))
     model.train()
     return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
             "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
-            "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean())}
+            "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean()),
+            "keep_env_worst_db": float(env_d.max()), "descriptor_ratio": float(torch.stack(ratios).mean())}
 
 
 class Trainer:
@@ -142,10 +199,14 @@ class Trainer:
         ck = None
         if self.ckpt_path.is_file() and not args.fresh:
             ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
-            kw = ck["net_kwargs"]
+            kw = dict(ck["net_kwargs"])
             print(f"resuming from {self.ckpt_path} at step {ck['step']}", flush=True)
+            if args.gate is not None and kw.get("gate") != tuple(args.gate):
+                # the gate has no weights: a run continues with it from any step (the recipe changes there)
+                print(f"identity gate {kw.get('gate')} -> {tuple(args.gate)} from step {ck['step']}", flush=True)
+                kw["gate"] = tuple(args.gate)
         else:
-            kw = {"lookahead": args.lookahead,
+            kw = {"lookahead": args.lookahead, "gate": tuple(args.gate) if args.gate is not None else None,
                   **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
         self.kw = kw
         self.model = Resculptor(ResculptNet(**kw), sr)
@@ -187,14 +248,17 @@ class Trainer:
         args, w, model, disc, tp, sr, e = self.args, self.w, self.model, self.disc, self.tp, self.sr, self.e
         step = self.step
         rng = np.random.default_rng([args.seed, step])
-        inp, ref, has_ref, src, modes = make_batch(rng, self.data, args.batch, self.seg, args.smoke)
+        inp, ref, has_ref, src, modes, nudges = make_batch(rng, self.data, args.batch, self.seg, args.smoke,
+                                                           args.mode_p)
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, args.steps)))))
         for g in self.opt_g.param_groups:
             g["lr"] = lr
         with torch.no_grad():
             P_t = tp(src)
+            if any(d is not None for d in nudges):
+                P_t = pt.apply_delta(P_t, *nudge_tensors(nudges))
             cond = pt.cond_vector(P_t, sr, args.match)
-        y = model(inp, cond)
+        y, outs = model(inp, cond, outputs=True)
         yc, rc = y[:, :e], ref[:, :e]
         parts, loss = {"lr": lr}, 0.0
         if w["recon"] > 0 and bool(has_ref.any()):
@@ -205,11 +269,16 @@ class Trainer:
             pl = pt.squared_distance(tp(y), P_t, self.pw).mean()
             parts["profile"] = pl.item()
             loss = loss + w["profile"] * pl
-        move = modes == 1
+        move = (modes == 1) | (modes == 3)
         if w["content"] > 0 and bool(move.any()):
             cl = losses.content(model.fio, yc[move], inp[move, :e]).mean()
             parts["content"] = cl.item()
             loss = loss + w["content"] * cl
+        keep = modes == 2
+        if w["identity"] > 0 and bool(keep.any()):
+            il = losses.identity(*(o[keep] for o in outs)).mean()
+            parts["identity"] = il.item()
+            loss = loss + w["identity"] * il
         use_adv = (w["adv"] > 0 or w["fm"] > 0) and step >= args.adv_start and step % args.adv_every == 0
         if use_adv:
             # the discriminators judge one window of --disc-crop-s seconds (same place in every row): they
@@ -329,6 +398,12 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--lookahead", type=int, choices=(0, 1), default=1, help="frames of look-ahead (5 ms each)")
     ap.add_argument("--ch", type=int, nargs=3, default=[16, 24, 32], help="U-Net channels at 32, 16 and 8 bands")
     ap.add_argument("--hidden", type=int, default=96, help="GRU hidden size")
+    ap.add_argument("--gate", type=float, nargs=4, default=None,
+                    metavar=("THRESHOLD_DB", "WIDTH_DB", "WARM_DB", "WARM_FRAMES"),
+                    help="identity gate of the generator (ResculptNet.identity_gate; stored in the checkpoint); "
+                         "default: none for a fresh run, the checkpoint's on resume")
+    ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
+                    metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
     ap.add_argument("--n-val", type=int, default=16, help="validation pairs (val split, seed 1234)")
     ap.add_argument("--smoke", action="store_true", help="3 steps, tiny net, synthetic clips (CI)")
     return ap
