@@ -145,6 +145,16 @@ def _unit(seed: int, i: int) -> float:
     return h / 2147483648.0 - 1.0
 
 
+def sign_step_median(med: float, x: float, n: int, step: float, step0: float) -> float:
+    """One update of a running median by a sign step: ``x`` itself for the first value (``n`` = 0 values so
+    far), else ``med`` moved toward ``x`` by max(step, step0 / (1 + 0.1 n)) (a large step while few values are
+    in, so it settles fast, then ``step``: the estimate dithers around the median by that much)."""
+    if n == 0:
+        return x
+    s = max(step, step0 / (1.0 + 0.1 * n))
+    return med + (s if x > med else -s)
+
+
 def session_seed() -> int:
     """A fresh ``anon.seed`` (1 .. 999999) from the operating system's random source: a voice of its own for
     one session (``--anon-random``)."""
@@ -426,11 +436,7 @@ class AnonVoice(VoiceShift):
         lt = math.log2(f0_t)
         if f0 > 0.0:
             x = math.log2(f0)
-            if self._nvoiced == 0:
-                self._med = x
-            else:
-                step = max(MEDIAN_STEP, MEDIAN_STEP0 / (1.0 + 0.1 * self._nvoiced))
-                self._med += step if x > self._med else -step
+            self._med = sign_step_median(self._med, x, self._nvoiced, MEDIAN_STEP, MEDIAN_STEP0)
             self._nvoiced += 1
         if self._nvoiced >= MIN_VOICED:
             med = self._med

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ..params import ParamTable
 from . import anon
-from .anon import MIN_VOICED, OUTLIER_OCT, AnonVoice
+from .anon import MIN_VOICED, OUTLIER_OCT, AnonVoice, sign_step_median
 
 VOICED_STRICT = 0.8           # normalised autocorrelation (octave cost included) a voiced frame needs here
 EDGE = 1.03                   # picks within 3 % of the search's lowest F0 are the lag range's edge: unvoiced
@@ -131,10 +131,6 @@ class VoiceMatch(AnonVoice):
         if f0 > 0.0 and self._nvoiced >= MIN_VOICED:
             x = math.log2(f0)
             if abs(x - self._med) <= OUTLIER_OCT:
-                if self._nm == 0:
-                    self._lmed = x
-                else:
-                    s = max(Q_STEP, Q_STEP0 / (1.0 + 0.1 * self._nm))
-                    self._lmed += s if x > self._lmed else -s
+                self._lmed = sign_step_median(self._lmed, x, self._nm, Q_STEP, Q_STEP0)
                 self._nm += 1
                 self.input_median_hz = 2.0 ** self._lmed
