@@ -337,7 +337,9 @@ def test_a_staged_output_left_by_a_killed_run_is_adopted_without_rendering_it_ag
 
 def test_ctrl_c_stops_the_workers_at_once_keeps_what_is_finished_and_exits_130(tmp_path):
     src = tmp_path / "lib"
-    _tree(src, n=6, seconds=1.5)
+    # 6 s files: on an idle machine 1.5 s files render in well under 0.1 s each, and the whole batch could end
+    # between the first finished row and the signal, which would test nothing.
+    _tree(src, n=6, seconds=6.0)
     out = tmp_path / "out"
     p = subprocess.Popen([sys.executable, "-m", "resculpt.cli", "render", str(src), "--out-dir", str(out),
                           "--preset", PRESET, "--jobs", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
