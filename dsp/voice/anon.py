@@ -409,19 +409,12 @@ class AnonVoice(VoiceShift):
         if key == self._warp_key:
             return
         self._warp_key = key
-        nb = self.kf.shape[0]
-        t, wi = self._t64, self._u64
+        t = self._t64
         np.multiply(self._phi_k, 1.0 / a, out=t)
         if alpha < 1.0:
             np.power(t, 1.0 / alpha, out=t)
         t *= REF_RATE / (2.0 * math.pi * self._spacing)
-        np.minimum(t, nb - 1.0, out=t)  # t >= 0; ufuncs, not np.clip, whose Python wrapper costs more than the work
-        np.floor(t, out=wi)
-        np.minimum(wi, nb - 2.0, out=wi)
-        np.copyto(self._wi0, wi, casting="unsafe")
-        np.subtract(t, wi, out=t)
-        np.copyto(self._wfr, t, casting="same_kind")
-        self._warp_map_set()
+        self._warp_from(t)
 
     def process_frame(self, spec):
         v = self.table.value

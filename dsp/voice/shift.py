@@ -181,22 +181,28 @@ class VoiceShift(SpectralStage):
         np.copyto(out, t, casting="unsafe")
 
     def _set_ratios(self, r: float, a: float) -> None:
-        nb = self.kf.shape[0]
         t = self._t64
         if r != self._r:
             self._pitch_index(r, self._sidx)
             self._r = r
         if a != self._a:
             np.multiply(self._kf64, 1.0 / a, out=t)
-            np.minimum(t, nb - 1.0, out=t)
-            wi = self._u64
-            np.floor(t, out=wi)
-            np.minimum(wi, nb - 2.0, out=wi)
-            np.copyto(self._wi0, wi, casting="unsafe")
-            np.subtract(t, wi, out=t)
-            np.copyto(self._wfr, t, casting="same_kind")
-            self._warp_map_set()
+            self._warp_from(t)
             self._a = a
+
+    def _warp_from(self, t) -> None:
+        """The envelope warp map from t (n_bins,) float64, the (>= 0) source bin of each output bin: clamped to
+        the spectrum, split into the lower bin (``_wi0``) and the fraction toward the next (``_wfr``). t is
+        overwritten."""
+        nb = self.kf.shape[0]
+        wi = self._u64
+        np.minimum(t, nb - 1.0, out=t)
+        np.floor(t, out=wi)
+        np.minimum(wi, nb - 2.0, out=wi)
+        np.copyto(self._wi0, wi, casting="unsafe")
+        np.subtract(t, wi, out=t)
+        np.copyto(self._wfr, t, casting="same_kind")
+        self._warp_map_set()
 
     def _warp_map_set(self) -> None:
         """After self._wi0 is written: the upper read position of each bin, self._wi1 = self._wi0 + 1."""
