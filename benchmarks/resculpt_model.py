@@ -15,7 +15,9 @@ empty chain, ``render_with_target``: primed, 2 offline passes; it moves the leve
    weights of dims outside the match mode set to 0; the band-envelope shape always counts). Targets per input:
    ``reference`` = the fingerprint of the next file of its category (another speaker, ``--match voice``, or
    another track, ``timbre``); ``descriptor`` = the input's fingerprint moved by ``describe(text)`` for each
-   ``--descriptors`` text (``timbre``); ``random`` = the input's fingerprint moved by a seeded random band shape
+   ``--descriptors`` text (``timbre``), the systems being given the description itself, a delta, as the product
+   gives it (``render --target "warmer"``: the model in relative form, the match-EQ resolving it against the
+   file's envelope; ``--descriptor-form absolute`` gives them the moved fingerprint instead); ``random`` = the input's fingerprint moved by a seeded random band shape
    (low shelf, high shelf and one peak of +-6 dB each) and a loudness change of +-6 LU (``timbre``). Per
    dimension, the mean absolute error before (input) and after (output) against the target: F0 (semitones,
    median F0), formants (mean |ratio - 1| of F1..F3, %), envelope (``band_distance_db``, dB), loudness (LU).
@@ -128,7 +130,7 @@ def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre")
 
 
 def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096) -> np.ndarray:
-    """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (an absolute Profile) over the dims of
+    """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here."""
     return model_chain(bundle, sr, block, target, match)(np.asarray(x, np.float32)[None])[0]
 
@@ -271,7 +273,8 @@ def _nanmean(v):
 
 # -- the run ------------------------------------------------------------------------------------------------
 def profile_section(a, clips, sr, bundle, log):
-    """Sections 1-3: one record per (file, target, system)."""
+    """Sections 1-3: one record per (file, target, system). A target is measured against as an absolute
+    profile; a descriptor's systems are given the delta itself unless ``--descriptor-form absolute``."""
     from pystoi import stoi
     from resculpt.dsp.descriptors import describe
     from resculpt.dsp.profile import apply_delta, fingerprint
@@ -284,19 +287,22 @@ def profile_section(a, clips, sr, bundle, log):
         targets = []
         if len(same) > 1 and "reference" in a.kinds:
             ref = same[(i + 1) % len(same)][0]
-            targets.append(("reference", ref, fps[ref], "voice" if cat == "speech" else "timbre"))
+            targets.append(("reference", ref, fps[ref], "voice" if cat == "speech" else "timbre", fps[ref]))
         for text in (a.descriptors if "descriptor" in a.kinds else ()):
-            targets.append(("descriptor", text, apply_delta(fps[name], describe(text)), "timbre"))
+            moved = apply_delta(fps[name], describe(text))
+            targets.append(("descriptor", text, moved, "timbre",
+                            describe(text) if a.descriptor_form == "delta" else moved))
         rng = np.random.default_rng([SEED, k])
         for r in range(a.random if "random" in a.kinds else 0):
-            targets.append(("random", f"random {r}", apply_delta(fps[name], random_delta(rng)), "timbre"))
+            moved = apply_delta(fps[name], random_delta(rng))
+            targets.append(("random", f"random {r}", moved, "timbre", moved))
         if "identity" in a.kinds:
-            targets.append(("identity", "own profile", fps[name], "timbre"))
+            targets.append(("identity", "own profile", fps[name], "timbre", fps[name]))
         x16 = rs(x, sr, SR)
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
-        for kind, tname, tgt, match in targets:
+        for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, tgt, match, bundle)
+                y = run_system(sysname, x, sr, given, match, bundle)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -381,6 +387,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each clip")
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--descriptors", nargs="*", default=list(DESCRIPTORS))
+    ap.add_argument("--descriptor-form", choices=("delta", "absolute"), default="delta",
+                    help="what the systems are given for a descriptor target: the description (a delta, as the "
+                         "product gives it) or the input's fingerprint moved by it")
     ap.add_argument("--random", type=int, default=2, help="random targets per file")
     ap.add_argument("--codec-target", default="train-speech",
                     help="profile JSON of the codec-repair target, or 'train-speech' (mean of clean train speech)")
@@ -424,6 +433,7 @@ def main(argv=None) -> int:
             "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
+            "descriptor_form": a.descriptor_form,
             "lace": LACE_NOTE}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -455,6 +465,10 @@ def _training_line(t: dict) -> str:
     return f"step {steps}{wall}; validation: {val or 'none'}"
 
 
+_DESCRIPTOR_FORMS = {"delta": "the description itself (a delta: the model's relative form), as the product gives them",
+                     "absolute": "the input's fingerprint moved by the description (an absolute target)"}
+
+
 def report(meta, res) -> str:
     cmd = f"`{meta['command']}`"
     L = []
@@ -467,6 +481,7 @@ def report(meta, res) -> str:
     L += [(f"Generated by {cmd} on {meta['time_utc']} ({meta['wall_s']:.0f} s, {meta['cpu_count']} shared cores, load "
           f"average {meta['load_avg'][0]:.1f}). Bundle: {meta['bundle']} (training: {_training_line(meta['bundle_training'])}). "
           f"{len(meta['files'])} val files ({', '.join(meta['files'])}), first {meta['seconds']:g} s, {meta['rate']} Hz mono. "
+          f"Descriptor targets given to the systems as {_DESCRIPTOR_FORMS[meta.get('descriptor_form', 'absolute')]}. "
           "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:

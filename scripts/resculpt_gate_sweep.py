@@ -36,7 +36,7 @@ def shape_difference(net: ResculptNet, fio, inp: torch.Tensor, prof: dict) -> to
     cond = pt.cond_vector(prof, SR)
     feat, _ = fio.features(fio.stft(inp))
     B, _, F = feat.shape
-    run, _, _, _ = net.running(feat, cond[:, -F:], torch.zeros(B, F), torch.zeros(B, 1))
+    run, _, _, _ = net.running(feat, cond[:, C.V0 : C.REL_I], torch.zeros(B, F), torch.zeros(B, 1))
     return net._inputs(feat, cond, run)[1]
 
 
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     kw = {k: v for k, v in ck["net_kwargs"].items() if k != "gate"}
     print(f"\n## train.evaluate of {a.ckpt} (step {ck['step']}) under identity gates\n")
     keys = ("profile_ratio", "mrstft_out", "keep_band_change_db", "keep_env_max_db", "keep_env_worst_db",
-            "descriptor_ratio")
+            "descriptor_ratio", "descriptor_ratio_rel", "level_ratio_rel")
     print("| gate (threshold dB, width dB, warm dB, warm frames) | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
     for gate in [None, *(tuple(g) for g in (a.gate or []))]:

@@ -71,9 +71,38 @@ def test_loader_refuses_altered_or_foreign_bundles(exported, tmp_path):
             B.load_bundle(d)
 
 
-def test_stage_equals_torch_streaming_step(exported):
-    """Mono 16 kHz, a published target: every output frame of the ORT/numpy stage equals torch's
-    ``Resculptor.step`` within 1e-4 of the frame peak; without a target the stage only delays by the look-ahead."""
+def test_loader_refuses_a_bundle_of_the_124_float_conditioning_and_says_to_re_export(exported, tmp_path):
+    """A config of version 1 (conditioning without relative targets): one BundleError that names the version
+    this code reads and the export command."""
+    import shutil
+
+    _, path, _ = exported
+    shutil.copytree(path, tmp_path / "v1")
+    cfg = json.loads((tmp_path / "v1" / "config.json").read_text())
+    cfg.update(version=1, cond_dim=C.COND_DIM_V1)
+    (tmp_path / "v1" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match=r"version 1; .* version 2 .* re-export"):
+        B.load_bundle(tmp_path / "v1")
+
+
+def test_golden_frames_cover_an_absolute_then_a_relative_target(exported):
+    """golden.npz feeds a per-frame conditioning: an absolute target for 32 frames, then the reference delta
+    (flag 1), and the net moves under both (so the loader's golden check covers both paths of the graph)."""
+    _, path, _ = exported
+    g = np.load(path / "golden.npz")
+    assert g["cond"].shape == (64, C.COND_DIM)
+    assert np.all(g["cond"][:32, C.REL_I] == 0) and np.all(g["cond"][32:, C.REL_I] == 1)
+    assert np.abs(g["gain_db"][:32]).max() > 0 and np.abs(g["gain_db"][32:]).max() > 0
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative"])
+def test_stage_equals_torch_streaming_step(exported, kind):
+    """Mono 16 kHz, a published target (an absolute profile, or a description in relative form): every output
+    frame of the ORT/numpy stage equals torch's ``Resculptor.step`` within 1e-4 of the frame peak, the stage's
+    conditioning vector being ``cond_from_profile`` / ``delta_cond`` of the target at this rate; without a
+    target the stage only delays by the look-ahead."""
+    from resculpt.dsp.descriptors import describe
+
     net, path, _ = exported
     t = np.arange(SR) / SR
     ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
@@ -82,6 +111,8 @@ def test_stage_equals_torch_streaming_step(exported):
     r = Resculptor(net, SR)
     X = r.fio.stft(torch.tensor(x)[None])[0]  # (T, nb)
     prof = Profile("target", {"centroid_hz": 1500.0, "lufs_integrated": -16.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
+    if kind == "relative":
+        prof = describe("much warmer, a bit louder")
     target = ResculptTarget.make(prof)
     inbox = Inbox(ResculptTarget)
     table = ParamTable(catalog.all_param_specs())
@@ -99,7 +130,7 @@ def test_stage_equals_torch_streaming_step(exported):
     stage.reset()
     inbox.publish(target)
     st = r.init_state(1)
-    cond = torch.tensor(C.cond_from_profile(prof, SR, "timbre"))[None]
+    cond = torch.tensor((C.delta_cond if kind == "relative" else C.cond_from_profile)(prof, SR, "timbre"))[None]
     worst = 0.0
     with torch.no_grad():
         for k in range(X.shape[0]):
@@ -108,6 +139,7 @@ def test_stage_equals_torch_streaming_step(exported):
             stage.process_frame(spec)
             peak = float(ref.abs().max()) + 1e-9
             worst = max(worst, float(np.max(np.abs(spec[0] - ref[0].numpy()))) / peak)
+            np.testing.assert_array_equal(stage._cond[0], cond[0].numpy())
     assert worst < 1e-4, worst
 
 
@@ -133,5 +165,17 @@ def test_a_gated_checkpoint_exports_its_gate_into_the_graph_and_the_config(tmp_p
     feat = np.tile(-50.0 - 0.8 * np.arange(C.N_BANDS, dtype=np.float32), (T, 1))
     env = feat[0].astype(float)
     cond = C.cond_from_profile(Profile("target", {}, band_env_db=list(env)), SR)
-    out = b.run_sequence(feat, np.full((T, C.N_LOW), -45.0, np.float32), cond)
+    low = np.full((T, C.N_LOW), -45.0, np.float32)
+    out = b.run_sequence(feat, low, cond)
     assert all(np.count_nonzero(out[k]) == 0 for k in B.OUTPUTS)
+    # relative targets in the graph: a zero delta is exactly the identity from the first frame, a description
+    # moves the first frame already (where the identity gate holds an absolute target back for ~200 ms)
+    from resculpt.dsp.descriptors import describe
+
+    zero = C.delta_cond(describe("a bit warmer"), SR)
+    zero[C.S0 : C.M0] = 0.0
+    zero[C.DZ0 :] = 0.0
+    out = b.run_sequence(feat, low, zero)
+    assert all(np.count_nonzero(out[k]) == 0 for k in B.OUTPUTS)
+    out = b.run_sequence(feat[:3], low[:3], C.delta_cond(describe("a bit warmer"), SR))
+    assert np.abs(out["gain_db"][0]).max() > 0.01

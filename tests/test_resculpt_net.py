@@ -3,6 +3,9 @@ whole-sequence forward, causality within the declared look-ahead, identity at in
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from resculpt.models.resculpt import common as C
@@ -23,9 +26,12 @@ def _model(lookahead, seed=0, sr=SR):
 
 
 def _cond(r, b=2, seed=1):
+    """Random conditioning rows: row 0 (and every even row) an absolute target, the odd rows relative ones."""
     g = torch.Generator().manual_seed(seed)
     c = torch.randn(b, C.COND_DIM, generator=g) * 0.5
-    c[:, -C.N_BANDS :] = r.fio.valid
+    c[:, C.V0 : C.REL_I] = r.fio.valid
+    c[:, C.REL_I] = (torch.arange(b) % 2).float()
+    c[0::2, C.DZ0 :] = 0.0
     return c
 
 
@@ -146,7 +152,7 @@ def _cond_with_shape(env_db, sr=SR):
     e = torch.as_tensor(env_db, dtype=torch.float32)
     c[0, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS] = torch.where(ok, (e - e[ok].mean()) / 3.0, torch.zeros(()))
     c[0, 2 * C.N_DIMS + C.N_BANDS : 2 * C.N_DIMS + 2 * C.N_BANDS] = ok.float()
-    c[0, 2 * C.N_DIMS + 2 * C.N_BANDS :] = torch.tensor(C.input_valid(sr), dtype=torch.float32)
+    c[0, C.V0 : C.REL_I] = torch.tensor(C.input_valid(sr), dtype=torch.float32)
     return c
 
 
@@ -170,8 +176,8 @@ def test_identity_gate_opens_for_a_band_limited_input_under_a_wideband_target():
     cond = _cond_with_shape(_steady_features()[0][0, 0])
     net = _gated(RUN_GATE)
     with torch.no_grad():
-        run, _, _, dens = net.running(feat, cond[:, -C.N_BANDS:], torch.zeros(1, C.N_BANDS), torch.zeros(1, 1))
-        _, dev = net._inputs(feat, cond, run)
+        run, _, _, dens = net.running(feat, cond[:, C.V0 : C.REL_I], torch.zeros(1, C.N_BANDS), torch.zeros(1, 1))
+        _, dev, _, _ = net._inputs(feat, cond, run)
         gate = net.identity_gate(dev, dens)
         g, _, _ = net(feat, low, cond)
         g0, _, _ = _gated(None)(feat, low, cond)
@@ -186,7 +192,7 @@ def test_gated_streaming_step_equals_whole_sequence():
     r = Resculptor(_gated(RUN_GATE), SR).eval()
     x = _speechlike(SR)
     cond = _cond(r)
-    cond[:, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS] += 8.0 * (-1.0) ** torch.arange(C.N_BANDS)  # a far target
+    cond[:, C.S0 : C.M0] += 8.0 * (-1.0) ** torch.arange(C.N_BANDS)  # a far target (and a large delta)
     err, (X, full) = _stream_error(r, x, cond)
     assert not torch.allclose(full[:, :-1], X[:, :-1])  # the gate opened
     assert err < 2e-5, err
@@ -197,3 +203,127 @@ def test_gate_arguments_are_checked():
         ResculptNet(gate=(2.0, 0.0, 25.0, 120.0))
     with pytest.raises(ValueError):
         ResculptNet(gate=(2.0, 1.0))
+
+
+# -- relative targets (a delta: "a bit warmer", a context) ----------------------------------------------------
+def _delta_cond(text=None, band_db=None, sr=SR, **dz):
+    """A relative conditioning row (1, COND_DIM) from a description (``dsp.descriptors.describe``), or from band
+    offsets (32,) dB and scalar moves in z units by dim name."""
+    from resculpt.dsp.descriptors import describe
+
+    if text is not None:
+        return torch.tensor(C.delta_cond(describe(text), sr))[None]
+    c = torch.tensor(C.delta_cond(describe("a bit warmer"), sr))[None]
+    c[0, C.S0 : C.M0] = torch.as_tensor(band_db, dtype=torch.float32) / 3.0 * c[0, C.M0 : C.V0]
+    c[0, C.DZ0 :] = 0.0
+    for k, v in dz.items():
+        c[0, C.DZ0 + C.DIM_NAMES.index(k)] = v
+    return c
+
+
+@pytest.mark.parametrize("gate", [None, RUN_GATE])
+def test_zero_delta_returns_exactly_the_identity_from_the_first_frame(gate):
+    """A relative target that moves nothing (zero band offsets, or a uniform level offset, and no scalar move)
+    returns exactly the identity on every frame, the first included, with or without the identity gate, where
+    the same weights under an absolute target far from the input move it."""
+    feat, low = _steady_features()
+    net = _gated(gate)
+    with torch.no_grad():
+        for zero in (_delta_cond(band_db=torch.zeros(C.N_BANDS)), _delta_cond(band_db=torch.full((C.N_BANDS,), 6.0))):
+            g, e, d = net(feat, low, zero)
+            assert torch.count_nonzero(g) == 0 and torch.count_nonzero(e) == 0 and torch.count_nonzero(d) == 0
+        far = _cond_with_shape(8.0 * (-1.0) ** torch.arange(C.N_BANDS))
+        assert float(net(feat, low, far)[0][:, 100:].abs().max()) > 0.5
+
+
+@pytest.mark.parametrize("text", ["a bit airy", "a bit warmer", "much louder", "a bit more compressed"])
+def test_nonzero_delta_opens_the_gate_from_the_first_frame(text):
+    """Under the run's identity gate, a relative target opens its own gate to >= 0.998 from the first frame, for
+    band moves (the smallest of the vocabulary: "a bit airy") and scalar-only moves (loudness, dynamics), and
+    the outputs move from the first frame; the identity gate does not act on relative rows (the outputs equal
+    those of the same weights without it). The same move stated as an absolute target (input shape + offsets)
+    is held at the identity over the first 100 ms by the identity gate's warm-up."""
+    from resculpt.dsp.descriptors import describe
+
+    feat, low = _steady_features()
+    net = _gated(RUN_GATE)
+    cond = _delta_cond(text)
+    with torch.no_grad():
+        run, _, _, _ = net.running(feat, cond[:, C.V0 : C.REL_I], torch.zeros(1, C.N_BANDS), torch.zeros(1, 1))
+        _, _, _, size = net._inputs(feat, cond, run)
+        gate = net.relative_gate(size)
+        g, e, d = net(feat, low, cond)
+        ga, _, _ = net(feat, low, _cond_with_shape(feat[0, 0] + torch.tensor(np.nan_to_num(describe(text).env()))))
+        net.gate = None
+        g1, e1, d1 = net(feat, low, cond)
+    assert float(gate.min()) >= 0.998, (text, size, gate)
+    assert float(g[0, 0].abs().max()) > 0.01 and float(d[0, 0].abs().max()) > 0.0
+    assert torch.equal(g, g1) and torch.equal(e, e1) and torch.equal(d, d1)
+    assert torch.count_nonzero(ga[:, :20]) == 0
+
+
+def test_a_relative_target_equals_the_absolute_target_it_stands_for_on_a_steady_input():
+    """On a steady input the running shape is the input's shape from the first active frame, so a relative
+    target (offsets) and the absolute target input shape + offsets give the same outputs on every frame (no
+    identity gate; the delta is large enough to open its own gate fully; the FiLM weights on the relative slots
+    zero, as a checkpoint of the 124-float layout loads, and the same band mask in both rows), within 1e-4 of
+    the peak."""
+    feat, low = _steady_features()
+    net = _gated(None)
+    off = 4.0 * torch.sin(torch.arange(C.N_BANDS, dtype=torch.float32) / 3.0)
+    rel = _delta_cond(band_db=off)
+    ab = _cond_with_shape(feat[0, 0] + off)
+    ab[:, C.M0 : C.V0] = rel[:, C.M0 : C.V0]
+    with torch.no_grad():
+        for f in net.films:
+            f.weight[:, C.REL_I : C.COND_DIM] = 0.0
+        gr, er, dr = net(feat, low, rel)
+        ga, ea, da = net(feat, low, ab)
+    for r, a in ((gr, ga), (er, ea), (dr, da)):
+        assert float((r - a).abs().max()) <= 1e-4 * max(1.0, float(a.abs().max())), float((r - a).abs().max())
+    assert float(ga.abs().max()) > 0.5
+
+
+def test_scalar_moves_reach_the_film_only_of_relative_rows():
+    """The relative flag and scalar moves enter the FiLM through their own weights: a net whose FiLM weights on
+    those slots are zero (a checkpoint of the 124-float layout) ignores the scalar moves, and one with nonzero
+    weights there moves its outputs with them."""
+    feat, low = _steady_features(T=60)
+    net = _gated(None)
+    a = _delta_cond(band_db=torch.arange(C.N_BANDS) * 0.1)
+    b = a.clone()
+    b[0, C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] = 3.0
+    with torch.no_grad():
+        for f in net.films:
+            f.weight[:, C.REL_I : C.COND_DIM] = 0.0
+        same = [float((x - y).abs().max()) for x, y in zip(net(feat, low, a), net(feat, low, b))]
+        for f in net.films:
+            f.weight[:, C.REL_I : C.COND_DIM].normal_(0, 0.1)
+        moved = float((net(feat, low, a)[0] - net(feat, low, b)[0]).abs().max())
+    assert max(same) == 0.0 and moved > 1e-3
+
+
+def test_a_checkpoint_of_the_124_float_layout_gives_its_old_outputs_with_the_relative_flag_at_zero():
+    """tests/data/resculpt_v1_fixture.npz holds small seeded nets of the first conditioning layout (FiLM input
+    124 + 34), with and without the run's identity gate, and the outputs that code computed
+    (scripts/resculpt_v1_fixture.py at f5da920). Their state dicts load into the current net (zero weights on
+    the new slots) and, with the 124 floats padded by zeros (flag 0: absolute), give those outputs within
+    1e-5 of each output's peak, under a far target and under one inside the gate's threshold."""
+    fx = np.load(Path(__file__).parent / "data" / "resculpt_v1_fixture.npz")
+    feat, low = torch.tensor(fx["feat"])[None], torch.tensor(fx["low"])[None]
+    for name, gate in (("plain", None), ("gated", RUN_GATE)):
+        net = ResculptNet(ch=(4, 6, 8), hidden=16, lookahead=1, gate=gate)
+        sd = {k.split("/sd/", 1)[1]: torch.tensor(fx[k]) for k in fx.files if k.startswith(name + "/sd/")}
+        assert sd["films.0.weight"].shape[1] == C.COND_DIM_V1 + C.RUN_DIM
+        net.load_state_dict(sd)
+        net.eval()
+        for case in ("far", "near"):
+            c1 = torch.tensor(fx[f"{name}/{case}/cond"])
+            assert c1.shape == (C.COND_DIM_V1,)
+            cond = torch.cat([c1, torch.zeros(C.COND_DIM - C.COND_DIM_V1)])[None]
+            with torch.no_grad():
+                got = net(feat, low, cond)
+            for k, v in zip(("gain_db", "copy", "df"), got):
+                want = torch.tensor(fx[f"{name}/{case}/{k}"])
+                err = float((v[0] - want).abs().max()) / max(1e-6, float(want.abs().max()))
+                assert err <= 1e-5 or float(want.abs().max()) == float(v.abs().max()) == 0.0, (name, case, k, err)

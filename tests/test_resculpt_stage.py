@@ -170,26 +170,28 @@ def test_amount_zero_passes_the_input_and_the_overrides_reach_the_model(resculpt
     np.testing.assert_allclose(st._cond[0] - c0, 6.0 * t.dirs[0, 0], atol=1e-5)
 
 
-def test_a_delta_target_conditions_on_the_running_input_envelope_plus_its_offsets(resculpt_bundle):
-    """A descriptor ("more bass") is a delta: the band-shape part of the conditioning vector is the model's own
-    running input envelope (from its state) plus the offsets, level-free over the compared bands, / 3 dB."""
+def test_the_stage_passes_descriptor_targets_in_relative_form(resculpt_bundle):
+    """A descriptor ("more bass, a bit louder") is a delta: the stage passes it in relative form
+    (``common.delta_cond`` at the stage's rate: flag 1, band offsets / 3 dB, scalar moves in z units) and does
+    not rebuild it per frame (the graph adds the offsets to its own running shape); a loudness override moves
+    the delta's relative loudness slot by one z unit per dB."""
     x, sr = data.load(EXAMPLE)
     x = x[None, : 2 * sr].astype(np.float32)
     chain = Chain(Layout(spectral=("resculpt",)), sr, 1, 512)
-    d = describe("more bass")
+    d = describe("more bass, a bit louder")
     chain.set_target(d)
-    _run(chain, x)
+    _run(chain, x[:, : sr // 2])
     st = next(s for s in chain.graph.stages if s.name == "resculpt")
-    t = chain._inboxes["resculpt"].value
-    assert t.offsets is not None
-    # the cond was built from the state the last call read: the one before the last flip
-    state = st._states[st._phase ^ 1]
-    env = 10 * np.log10(state["run_num"][0] / max(float(state["run_den"][0, 0]), 1e-6) + C.EPS) + t.offsets
-    ok = t.ok > 0
-    want = np.where(ok, env - env[ok].mean(), 0.0) / 3.0
-    got = st._cond[0, 2 * C.N_DIMS : 2 * C.N_DIMS + C.N_BANDS]
-    np.testing.assert_allclose(got, want, atol=2e-4)
-    assert got[ok][:6].mean() > got[ok][-6:].mean()  # the low shelf shows in the shape
+    want = C.delta_cond(d, sr, "timbre")
+    np.testing.assert_array_equal(st._cond[0], want)
+    assert want[C.REL_I] == 1.0 and want[C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] == pytest.approx(1.5)
+    _run(chain, x[:, sr // 2 :])
+    np.testing.assert_array_equal(st._cond[0], want)  # the same vector whatever the stream has heard
+    chain.params["resculpt.loudness_db"] = 2.0
+    _run(chain, x[:, :1000])
+    moved = want.copy()
+    moved[C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] += 2.0 / DIM_BY_NAME["lufs_integrated"].scale
+    np.testing.assert_allclose(st._cond[0], moved, atol=1e-6)
 
 
 def test_presets_with_a_target_run_the_engine_of_the_moment(resculpt_bundle, monkeypatch, tmp_path):

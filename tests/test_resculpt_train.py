@@ -161,3 +161,76 @@ def test_a_run_continued_with_a_gate_stores_it_and_keeps_its_weights_loadable(tm
     ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert ck["step"] == 3 and tuple(ck["net_kwargs"]["gate"]) == (2.0, 1.0, 25.0, 120.0)
     ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])
+
+
+def test_delta_cond_torch_mirror_equals_the_stages_numpy_vector():
+    """``profile_torch.delta_cond`` of ``nudge_tensors`` (training's relative rows) equals ``common.delta_cond``
+    of the same delta Profile (what the stage passes for a description) in timbre mode, within 1e-6; a row
+    without a delta is the zero delta (flag 1, no offsets, no scalar move)."""
+    import numpy as np
+
+    from resculpt.dsp.descriptors import describe
+    from resculpt.models.resculpt import common as C
+    from resculpt.models.resculpt import profile_torch as pt
+
+    delta = describe("much brighter, a bit louder, compressed, warmer")
+    v = pt.delta_cond(*rtrain.nudge_tensors([delta, None]), 16000, "timbre")
+    np.testing.assert_allclose(v[0].numpy(), C.delta_cond(delta, 16000, "timbre"), atol=1e-6)
+    assert v[0, C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] > 0 and v[0, C.DZ0 + C.DIM_NAMES.index("crest_db")] < 0
+    assert v[1, C.REL_I] == 1.0 and not v[1, C.S0 : C.M0].any() and not v[1, C.DZ0 :].any()
+
+
+def test_zero_delta_keep_rows_are_relative_identity_rows_and_leave_the_other_rows_as_they_were():
+    """``make_batch(zero_delta_p=1)``: every keep row carries the zero delta (relative form, no move), nudge rows
+    their description, the others none; the inputs, modes and descriptions are those of the same batch drawn
+    without zero-delta rows."""
+    import numpy as np
+
+    from resculpt.models.resculpt import degrade
+
+    src = degrade.Source.synthetic(16000, 0)
+    data = rtrain.OnTheFly(src, 0.6, ["eq", "gain"], 0)
+    a = rtrain.make_batch(np.random.default_rng([0, 7]), data, 8, 8000, mode_p=(1, 1, 1, 1))
+    b = rtrain.make_batch(np.random.default_rng([0, 7]), data, 8, 8000, mode_p=(1, 1, 1, 1), zero_delta_p=1.0)
+    modes = b[4].tolist()
+    assert 2 in modes and 3 in modes
+    for x, y in zip(a[:5], b[:5]):
+        assert torch.equal(x, y)
+    for m, da, db in zip(modes, a[5], b[5]):
+        if m == 2:
+            assert da is None and db.kind == "delta" and not np.isfinite(db.env()).any()
+        elif m == 3:
+            assert db.meta["description"] == da.meta["description"]
+        else:
+            assert da is None and db is None
+
+
+def test_a_checkpoint_of_the_124_float_layout_resumes_with_zero_weights_and_moments_on_the_new_slots(tmp_path):
+    """A run whose checkpoint has the FiLM width of the 124-float conditioning (made here by cutting the relative
+    slots out of a fresh run's generator and optimiser state) resumes: the new columns load as zeros, Adam's
+    moments there too, and training continues (finite weights after the next step)."""
+    from resculpt.models.resculpt import common as C
+
+    rtrain.train(_args(tmp_path, "--steps", "2", "--stop-at", "1"))
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+
+    def cut(t):
+        return torch.cat([t[:, : C.COND_DIM_V1], t[:, C.COND_DIM :]], 1)
+
+    names = [k for k in ck["net"] if k.startswith("films.") and k.endswith(".weight")]
+    for k in names:
+        ck["net"][k] = cut(ck["net"][k])
+    order = list(ck["net"])  # AdamW's state is keyed by parameter index, in named_parameters order
+    for i, k in enumerate(order):
+        st = ck["opt_g"]["state"].get(i)
+        if k in names and st:
+            for m in ("exp_avg", "exp_avg_sq"):
+                st[m] = cut(st[m])
+    torch.save(ck, tmp_path / "ckpt.pt")
+    tr = rtrain.Trainer(_args(tmp_path, "--steps", "2"))
+    for f in tr.model.net.films:
+        assert f.weight.shape[1] == C.COND_DIM + C.RUN_DIM and not f.weight[:, C.COND_DIM_V1 : C.COND_DIM].any()
+        st = tr.opt_g.state[f.weight]
+        assert st["exp_avg"].shape == f.weight.shape and not st["exp_avg_sq"][:, C.COND_DIM_V1 : C.COND_DIM].any()
+    tr.train_step()
+    assert all(torch.isfinite(p).all() for p in tr.model.net.parameters())

@@ -19,7 +19,9 @@ from resculpt.models.mask.bundle import BundleError, file_sha256, read_checked
 
 from . import common as C
 
-CONFIG_VERSION = 1
+# Version 2: the 139-float conditioning with relative targets (common.py: REL_I, DZ0); version 1 bundles take
+# 124 floats and no relative target, and are refused (re-export their checkpoint: it loads unchanged).
+CONFIG_VERSION = 2
 NAME = "resculpt-generator"
 INPUTS = ("feat", "low", "cond")
 OUTPUTS = ("gain_db", "copy", "df")
@@ -80,18 +82,20 @@ class Bundle:
         self.precision = config.get("precision", "float32")  # "int8": written by resculpt.models.quantize
 
     def run_sequence(self, feat, low, cond) -> dict:
-        """{output: (T, ...)} for feat (T, 32), low (T, N_LOW), cond (COND_DIM,) from zero state."""
+        """{output: (T, ...)} for feat (T, 32), low (T, N_LOW), cond (COND_DIM,) or per frame (T, COND_DIM),
+        from zero state."""
         return run_streaming(self.session, feat, low, cond, self.state_shapes, self.state_names)
 
 
 def run_streaming(sess, feat, low, cond, shapes, state_names) -> dict:
     state = {k: np.zeros(shapes[k], np.float32) for k in state_names}
     names = [*OUTPUTS, *(k + "_out" for k in state_names)]
-    c = np.asarray(cond, np.float32).reshape(1, -1)
+    c = np.asarray(cond, np.float32)
+    c = np.broadcast_to(c.reshape(1, -1) if c.ndim == 1 else c, (feat.shape[0], c.shape[-1]))
     outs = {k: [] for k in OUTPUTS}
     for t in range(feat.shape[0]):
         r = sess.run(names, {"feat": feat[None, t : t + 1].astype(np.float32),
-                             "low": low[None, t : t + 1].astype(np.float32), "cond": c, **state})
+                             "low": low[None, t : t + 1].astype(np.float32), "cond": c[t : t + 1], **state})
         for k, v in zip(OUTPUTS, r[:3]):
             outs[k].append(v[0, 0])
         state = dict(zip(state_names, r[3:]))
@@ -101,7 +105,9 @@ def run_streaming(sess, feat, low, cond, shapes, state_names) -> dict:
 def _check_config(cfg: dict, cfg_p: Path) -> None:
     if cfg.get("version") != CONFIG_VERSION or cfg.get("name") != NAME:
         raise BundleError(f"{cfg_p}: {cfg.get('name')!r} version {cfg.get('version')!r}; this code reads "
-                          f"{NAME!r} version {CONFIG_VERSION}: re-export the bundle with this checkout")
+                          f"{NAME!r} version {CONFIG_VERSION} (a {C.COND_DIM}-float conditioning with relative "
+                          f"targets): re-export the bundle's checkpoint with this checkout "
+                          f"(python -m resculpt.models.resculpt.export --ckpt CKPT --out DIR)")
     want = {"n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,
             "cond_dim": C.COND_DIM, "eps": C.EPS, "feat_norm_db": [C.FEAT_MEAN_DB, C.FEAT_STD_DB]}
     for k, v in want.items():

@@ -9,14 +9,29 @@ Band feature (the fingerprint's own convention, so the target envelope and the i
 in one unit): ``10 log10(BandMap.analysis @ (|X|^2 / sum(w_a^2)) + EPS)``, 32 ERB bands; low-bin feature:
 ``10 log10(|X_k|^2 / sum(w_a^2) + EPS)`` for k < N_LOW. Both enter the net as ``(dB - FEAT_MEAN_DB) / FEAT_STD_DB``.
 
-Conditioning vector (``COND_DIM`` = 124 floats), built by :func:`cond_from_profile` from a
-``resculpt.dsp.profile.Profile`` (runtime) or by ``profile_torch``-side code in training, same layout:
+Conditioning vector (``COND_DIM`` = 139 floats), built by :func:`cond_from_profile` (an absolute target) or
+:func:`delta_cond` (a relative one) from a ``resculpt.dsp.profile.Profile`` (runtime), or by ``profile_torch``'s
+mirrors in training, same layout:
   [0:14]    per scalar dim of ``dsp.profile.DIMS``: ``normalized`` z of the target minus z of ``ANCHOR``
-            (a typical voice), clipped to +-``Z_CLIP``; 0 where unknown or not matched
-  [14:28]   1 where that dim is a target (known and selected by the match mode), else 0
-  [28:60]   target band-envelope shape: level-free (minus its mean over the compared bands it defines), / 3 dB
+            (a typical voice), clipped to +-``Z_CLIP``; 0 where unknown or not matched (and in a relative row)
+  [14:28]   1 where that dim is a target (known and selected by the match mode), else 0 (0 in a relative row)
+  [28:60]   absolute: target band-envelope shape, level-free (minus its mean over the compared bands it
+            defines), / 3 dB; relative: the delta's band offsets / 3 dB (the net adds them to its own running
+            shape and makes the sum level-free)
   [60:92]   1 where the target defines that band (and it is compared: centred >= 60 Hz)
   [92:124]  1 where the input defines that band at the running rate (centre <= 0.45 x rate)
+  [124]     ``REL_I``: 1 for a relative target (a delta: "a bit warmer", a context), 0 for an absolute one
+  [125:139] ``DZ0``: relative rows only: per scalar dim, z(target) - z(input) = what the delta asks, in z units
+            (``normalized``'s scale; a ratio dim's log2(ratio) / scale, an additive dim's offset / scale,
+            clipped to +-``Z_CLIP``); 0 where the delta leaves a dim as it is or the match mode leaves it out.
+            "Unknown" and "unchanged" are the same thing for a relative target, so these slots need no mask.
+
+Why a relative form: a causal net cannot tell "target = my own profile" from "a small move" while its running
+fingerprint has heard little (the identity gate of ``net.py`` holds such targets back), but a delta says its
+move exactly: the net builds the target shape from its own running shape plus the offsets, and the delta's
+size alone drives its gate (``REL_GATE_DB``): a zero delta is exactly the identity, any other opens at once.
+The first 124 floats are the layout of the first bundles (``COND_DIM_V1``); the 15 later ones start with zero
+weights when an older checkpoint is loaded (``net.ResculptNet`` upgrades its state dict).
 """
 
 from __future__ import annotations
@@ -42,7 +57,16 @@ RUN_TAU_S = 3.0       # time constant of the running fingerprint (exponential, o
 Z_CLIP = 8.0
 N_DIMS = len(DIMS)
 DIM_NAMES = tuple(d.name for d in DIMS)
-COND_DIM = 2 * N_DIMS + 3 * N_BANDS
+COND_DIM_V1 = 2 * N_DIMS + 3 * N_BANDS  # the absolute layout alone (bundles of config version 1)
+REL_I = COND_DIM_V1                     # relative-target flag
+DZ0 = REL_I + 1                         # relative scalar moves, N_DIMS floats
+COND_DIM = DZ0 + N_DIMS
+S0, M0, V0 = 2 * N_DIMS, 2 * N_DIMS + N_BANDS, 2 * N_DIMS + 2 * N_BANDS  # band shape, band mask, input validity
+# The gate of a relative row (threshold, width in dB of move size, ``net.ResculptNet.relative_gate``): a zero
+# delta measures 3e-6 dB (the square root's floor), far inside the threshold; the smallest band move of the
+# descriptor vocabulary ("a bit airy" at 16 kHz: 0.15 dB RMS over the bands the rate defines) opens it to
+# 1 - exp(-((0.15 - 0.02) / 0.05)^2) = 0.998.
+REL_GATE_DB = (0.02, 0.05)
 RUN_DIM = N_BANDS + 2  # running fingerprint: envelope shape / 3 dB (32), level, has-information flag
 # A typical voice: the origin of the conditioning (z minus this), so the numbers the net sees are O(1).
 ANCHOR = {"f0_median_hz": 150.0, "f0_range_st": 6.0, "voiced_fraction": 0.5, "f1_hz": 500.0, "f2_hz": 1500.0,
@@ -99,5 +123,40 @@ def cond_from_profile(target, sample_rate: int, match: str = "timbre") -> np.nda
         shape = env - env[ok].mean()
         v[2 * N_DIMS : 2 * N_DIMS + N_BANDS] = np.where(ok, shape / BAND_SCALE_DB, 0.0)
         v[2 * N_DIMS + N_BANDS : 2 * N_DIMS + 2 * N_BANDS] = ok
-    v[2 * N_DIMS + 2 * N_BANDS :] = input_valid(sample_rate)
+    v[V0:REL_I] = input_valid(sample_rate)
+    return v
+
+
+def delta_z(delta, match: str = "timbre", skip=()) -> np.ndarray:
+    """(N_DIMS,) float32: the relative scalar moves of a delta Profile in z units (see the module doc, [125:139]):
+    log2(ratio) / scale for ``RATIO_DIMS``, offset / scale for the others, clipped to +-Z_CLIP; 0 for dims the
+    delta leaves unset or at the neutral value, outside ``MATCH[match]`` or named in ``skip``."""
+    from resculpt.dsp.profile import DIM_BY_NAME, RATIO_DIMS
+
+    out = np.zeros(N_DIMS, np.float32)
+    for i, name in enumerate(DIM_NAMES):
+        v = delta.dims.get(name, math.nan)
+        if name not in MATCH[match] or name in skip or not math.isfinite(v):
+            continue
+        if name in RATIO_DIMS:
+            if v <= 0:
+                continue
+            v = math.log2(v)
+        out[i] = np.clip(v / DIM_BY_NAME[name].scale, -Z_CLIP, Z_CLIP)
+    return out
+
+
+def delta_cond(delta, sample_rate: int, match: str = "timbre", skip=()) -> np.ndarray:
+    """(COND_DIM,) float32 conditioning vector of a relative target (a delta Profile): flag 1, band offsets / 3 dB
+    on the compared bands (0 where the delta leaves a band), band mask = the compared bands, the scalar moves
+    of :func:`delta_z`, the input's band validity at ``sample_rate``."""
+    if match not in MATCH:
+        raise ValueError(f"match must be one of {sorted(MATCH)}, got {match!r}")
+    cmp = compare_mask()
+    v = np.zeros(COND_DIM, np.float32)
+    v[S0:M0] = np.where(cmp, np.nan_to_num(delta.env(), nan=0.0, posinf=0.0, neginf=0.0), 0.0) / BAND_SCALE_DB
+    v[M0:V0] = cmp
+    v[V0:REL_I] = input_valid(sample_rate)
+    v[REL_I] = 1.0
+    v[DZ0:] = delta_z(delta, match, skip)
     return v

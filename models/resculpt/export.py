@@ -3,13 +3,16 @@
     python -m resculpt.models.resculpt.export --ckpt runs/resculpt/ckpt.pt --out runs/resculpt-bundle
 
 Writes ``model.onnx``: the band-domain core (``ResculptNet.step_seq``, one frame per call): inputs feat (1, 1, 32)
-band dB, low (1, 1, N_LOW) low-bin dB, cond (1, COND_DIM) and the state (conv caches, GRU hidden, running
+band dB, low (1, 1, N_LOW) low-bin dB, cond (1, COND_DIM: an absolute or a relative target, ``common.py``) and
+the state (conv caches, GRU hidden, running
 fingerprint sums); outputs gain_db (1, 1, 32), copy (1, 1, 32), df (1, 1, N_LOW, DF_ORDER, 2) and
 ``<state>_out``. The STFT-side application (band gains to bins, deep filter, copy-up: ``net.FrameIO.apply``)
 stays outside the graph, so one graph serves every rate. Also ``config.json`` (version, sha256, frame,
-look-ahead, output form, conditioning layout, state shapes, training summary) and ``golden.npz``. Asserts before
-writing the config that (a) torch frame-by-frame == torch whole sequence and (b) onnxruntime == torch on every
-frame, within 1e-5, on features of a real-looking test signal.
+look-ahead, output form, conditioning layout, state shapes, training summary) and ``golden.npz`` (64 frames: an
+absolute target for the first 32, a relative one from frame 32, as a stage switching targets mid-stream sees
+them). Asserts before writing the config that (a) torch frame-by-frame == torch whole sequence and (b)
+onnxruntime == torch on every frame, within ``TOL``, on features of a real-looking test signal, for the absolute
+and for the relative reference target.
 """
 
 from __future__ import annotations
@@ -50,11 +53,23 @@ def load_net(ckpt: Path) -> tuple[ResculptNet, dict]:
     return net, ck
 
 
+# The relative reference target: band offsets and scalar moves (loudness, crest, LRA), so its gate
+# (``ResculptNet.relative_gate``) is open from the first frame and every relative input of the graph is exercised.
+REFERENCE_DELTA = "much warmer, much louder, more compressed"
+
+
+def reference_delta(sr: int = 16000) -> np.ndarray:
+    """(COND_DIM,) conditioning vector of ``REFERENCE_DELTA`` (``common.delta_cond``)."""
+    from resculpt.dsp.descriptors import describe
+
+    return C.delta_cond(describe(REFERENCE_DELTA), sr)
+
+
 def reference_inputs(net: ResculptNet, sr: int = 16000, T: int = 300, seed: int = 7):
     """feat (T, 32), low (T, N_LOW), cond (COND_DIM,) of a deterministic speech-like signal (harmonics with a
-    gliding F0, syllable envelope, noise) and a target of a brighter, louder voice whose band envelope has a
-    +-24 dB comb on top: far from any input, so an identity gate (``ResculptNet.identity_gate``) is open from
-    the first frames and the golden outputs exercise the whole graph."""
+    gliding F0, syllable envelope, noise) and an absolute target of a brighter, louder voice whose band envelope
+    has a +-24 dB comb on top: far from any input, so an identity gate (``ResculptNet.identity_gate``) is open
+    from the first frames and the golden outputs exercise the whole graph."""
     rng = np.random.default_rng(seed)
     _, hop = C.frame_sizes(sr)
     n = T * hop
@@ -73,12 +88,15 @@ def reference_inputs(net: ResculptNet, sr: int = 16000, T: int = 300, seed: int 
 
 
 def torch_stream(net, feat, low, cond) -> dict:
+    """{output: (T, ...)} of ``net.step_seq`` one frame at a time from zero state; cond (COND_DIM,) or per frame
+    (T, COND_DIM)."""
     st = net.init_state(1)
     out = {k: [] for k in B.OUTPUTS}
-    c = torch.tensor(cond)[None]
+    c = np.broadcast_to(np.asarray(cond, np.float32), (feat.shape[0], C.COND_DIM))
     with torch.no_grad():
         for t in range(feat.shape[0]):
-            g, e, d, *st = net.step_seq(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(low[t]).view(1, 1, -1), c, *st)
+            g, e, d, *st = net.step_seq(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(low[t]).view(1, 1, -1),
+                                        torch.tensor(c[t])[None], *st)
             for k, v in zip(B.OUTPUTS, (g, e, d)):
                 out[k].append(v[0, 0].numpy())
     return {k: np.stack(v) for k, v in out.items()}
@@ -95,19 +113,27 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     torch.onnx.export(_Core(net), args, str(tmp), input_names=[*B.INPUTS, *names],
                       output_names=[*B.OUTPUTS, *(k + "_out" for k in names)], opset_version=opset, dynamo=False)
     tmp.replace(onnx_p)
-    feat, low, cond = reference_inputs(net, int(ck.get("sample_rate", 16000)))
-    ref = torch_stream(net, feat, low, cond)
-    with torch.no_grad():
-        full = net(torch.tensor(feat)[None], torch.tensor(low)[None], torch.tensor(cond)[None])
-    peak = {k: max(1.0, float(np.max(np.abs(ref[k])))) for k in B.OUTPUTS}
-    e_sf = max(float(np.max(np.abs(ref[k] - v[0].numpy()))) / peak[k] for k, v in zip(B.OUTPUTS, full))
-    assert e_sf < TOL, f"torch streaming != torch whole sequence ({e_sf:.3g})"
-    got = B.run_streaming(make_session(onnx_p), feat, low, cond, shapes, names)
-    e_ort = max(float(np.max(np.abs(got[k] - ref[k]))) / peak[k] for k in B.OUTPUTS)
-    assert e_ort < TOL, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
+    sr = int(ck.get("sample_rate", 16000))
+    feat, low, cond = reference_inputs(net, sr)
+    sess = make_session(onnx_p)
+    e_sf = e_ort = 0.0
+    for name, c in (("absolute", cond), ("relative", reference_delta(sr))):
+        ref = torch_stream(net, feat, low, c)
+        with torch.no_grad():
+            full = net(torch.tensor(feat)[None], torch.tensor(low)[None], torch.tensor(c)[None])
+        peak = {k: max(1.0, float(np.max(np.abs(ref[k])))) for k in B.OUTPUTS}
+        e = max(float(np.max(np.abs(ref[k] - v[0].numpy()))) / peak[k] for k, v in zip(B.OUTPUTS, full))
+        assert e < TOL, f"torch streaming != torch whole sequence, {name} target ({e:.3g})"
+        got = B.run_streaming(sess, feat, low, c, shapes, names)
+        eo = max(float(np.max(np.abs(got[k] - ref[k]))) / peak[k] for k in B.OUTPUTS)
+        assert eo < TOL, f"onnxruntime != torch on streaming frames, {name} target ({eo:.3g})"
+        e_sf, e_ort = max(e_sf, e), max(e_ort, eo)
     gT = 64
-    assert np.abs(ref["gain_db"][:gT]).max() > 0, "the reference inputs leave the net at the identity (gate shut)"
-    np.savez(out / "golden.npz", feat=feat[:gT], low=low[:gT], cond=cond, **{k: v[:gT] for k, v in ref.items()})
+    gc = np.stack([cond] * (gT // 2) + [reference_delta(sr)] * (gT - gT // 2))  # the target switches at frame 32
+    ref = torch_stream(net, feat[:gT], low[:gT], gc)
+    for part in (slice(0, gT // 2), slice(gT // 2, gT)):
+        assert np.abs(ref["gain_db"][part]).max() > 0, "the reference inputs leave the net at the identity (gate shut)"
+    np.savez(out / "golden.npz", feat=feat[:gT], low=low[:gT], cond=gc, **ref)
     cfg = {
         "version": B.CONFIG_VERSION, "name": B.NAME, "sha256": file_sha256(onnx_p), "onnx_opset": opset,
         "params": n_params(net), "onnx_bytes": onnx_p.stat().st_size,
@@ -115,6 +141,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
         "lookahead_frames": net.lookahead,
         "identity_gate": list(net.gate) if net.gate is not None else None,  # inside the graph (net.identity_gate)
+        "relative_gate_db": list(C.REL_GATE_DB),  # inside the graph (net.relative_gate): relative targets
         "latency_note": "the STFT section's n_fft - 1 samples plus lookahead_frames hops",
         "n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,
         "gain_max_db": C.GAIN_MAX_DB, "eps": C.EPS, "feat_norm_db": [C.FEAT_MEAN_DB, C.FEAT_STD_DB],
@@ -123,7 +150,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
                      "low": "10*log10(|X_k|^2 / sum(w_a^2) + eps), k < n_low"},
         "output_form": "Y = G*Z + E*X[k - shift]; G = 10^(gain_db/20) @ BandMap.synthesis.T; Z = X except bins < n_low: "
                        "sum_j (onehot(df_order-1-lookahead) + df[..., j]) X[t-df_order+1+lookahead+j]; E = copy @ synthesis.T",
-        "cond_layout": "models/resculpt/common.py (cond_from_profile)",
+        "cond_layout": "models/resculpt/common.py (cond_from_profile: absolute, delta_cond: relative)",
         "state_inputs": names, "state_shapes": {k: list(v) for k, v in shapes.items()},
         "export_check": {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort},
         "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s", "sample_rate")},

@@ -7,6 +7,7 @@ Per 5 ms frame (``common.py``: 20 ms sqrt-Hann, 50 Hz bins at every rate):
 band dB (32) ──► running fingerprint (state: exponential sums over active frames, tau 3 s) ──► run (34)
      │                                                                                            │
      ▼ per-band channels: [band dB, target-minus-running shape, target mask, band valid, running shape]
+       (a relative target: target shape = running shape + the delta's offsets, so the difference is the offsets)
 causal conv (2 frames x 3 bands) 5->16 @32 ─ ELU ─ FiLM ───────────────────────────────┐ skip
 causal conv 16->24, band stride 2 @16 ─ ELU ─ FiLM ─────────────────────────────┐ skip │
 causal conv 24->32, band stride 2 @8 ─ ELU ─ FiLM ────────────────────┐ skip    │      │
@@ -15,7 +16,10 @@ GRU over time on [8 x 32 tokens, low-bin dB (32) -> 32] (hidden 96) ─ + tokens
 decoder: causal conv @8 ◄──────────────────────────────────────────────┘ ─ up x2 ◄┘ ─ up x2 ◄┘
 heads: band gain dB (32) = 30 tanh(0.1 h), copy-up gain (32) = softplus(h - 8); from the GRU: deep-filter
        coefficients (32 low bins x 3 taps, complex) = one-hot identity tap + tanh(h)
-FiLM (scale, shift per channel, per frame) from [conditioning vector (124), running fingerprint (34)]
+FiLM (scale, shift per channel, per frame) from [conditioning vector (139, its band shape per frame for a
+       relative target), running fingerprint (34)]
+identity gate (optional): outputs' deviation from the identity x g; absolute target: g from the target-minus-
+       running difference and how much has been heard; relative target: g from the delta's exact size
 ```
 
 Output form (:func:`apply_outputs`), and why it does not smear phase on speech:
@@ -78,6 +82,24 @@ class CausalConv(nn.Module):
         return self.conv(full), full[:, :, -(KT - 1) :]
 
 
+FILM_IN_V1 = C.COND_DIM_V1 + C.RUN_DIM  # FiLM input width of checkpoints with the 124-float conditioning
+
+
+def widen_film_v1(w: torch.Tensor) -> torch.Tensor:
+    """A FiLM weight (or its optimiser moment) of the 124-float conditioning layout, (2C, 158), as one of the
+    current layout, (2C, 173): zero columns inserted for the relative-target slots (``common.REL_I``, ``DZ0``),
+    so the loaded net computes what it computed before for every absolute target. Other shapes pass unchanged."""
+    if w.dim() != 2 or w.shape[1] != FILM_IN_V1:
+        return w
+    z = w.new_zeros(w.shape[0], C.COND_DIM - C.COND_DIM_V1)
+    return torch.cat([w[:, : C.COND_DIM_V1], z, w[:, C.COND_DIM_V1 :]], 1)
+
+
+def _level_free(d, m):
+    """d minus its mean over the entries where m (both (..., F)), masked by m."""
+    return (d - d.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)) * m
+
+
 class ResculptNet(nn.Module):
     """Band-domain core: (band dB, low-bin dB, cond) -> (band gain dB, copy-up gain, deep-filter delta)."""
 
@@ -117,6 +139,13 @@ class ResculptNet(nn.Module):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``; a checkpoint of the 124-float conditioning layout loads with zero
+        weights on the relative-target slots (:func:`widen_film_v1`)."""
+        sd = {k: widen_film_v1(v) if k.startswith("films.") and k.endswith(".weight") else v
+              for k, v in state_dict.items()}
+        return super().load_state_dict(sd, strict=strict, assign=assign)
+
     # -- state ------------------------------------------------------------------------------------------
     def state_shapes(self, b: int = 1) -> dict:
         c1, c2, c3 = self.ch
@@ -154,24 +183,35 @@ class ResculptNet(nn.Module):
         return torch.cat([shape, level, has], -1), nums[:, -1], dens[:, -1], dens
 
     def _inputs(self, feat, cond, run):
+        """Per-band input channels (B, 5, T, F), the absolute rows' gate reading dev (B, T), the target band
+        shape the FiLM reads (B, T, F) and the relative rows' move size (B,) in dB."""
         B, T, F = feat.shape
-        tgt = cond[:, 2 * C.N_DIMS : 2 * C.N_DIMS + F][:, None]
-        tok = cond[:, 2 * C.N_DIMS + F : 2 * C.N_DIMS + 2 * F][:, None]
-        valid = cond[:, 2 * C.N_DIMS + 2 * F :][:, None]
+        tgt = cond[:, C.S0 : C.M0][:, None]
+        tok = cond[:, C.M0 : C.V0][:, None]
+        valid = cond[:, C.V0 : C.REL_I][:, None]
+        rel = (cond[:, C.REL_I] > 0.5)[:, None, None]
         rshape = run[..., :F]
         m = tok * valid * run[..., F + 1 : F + 2]
-        d = (tgt - rshape) * m
-        d = (d - d.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)) * m  # level-free on common bands
-        x = torch.stack([(feat - C.FEAT_MEAN_DB) / C.FEAT_STD_DB * valid, d, (tok * valid).expand(B, T, F),
-                         valid.expand(B, T, F), rshape * valid], dim=1)
+        d = _level_free((tgt - rshape) * m, m)  # level-free on the bands both define
         # RMS (dB) of the level-free target-minus-running difference over the bands both define: what the
         # identity gate reads
         dev = C.BAND_SCALE_DB * torch.sqrt((d * d).sum(-1) / m.sum(-1).clamp_min(1.0) + 1e-12)
-        return x, dev  # (B, 5, T, F), (B, T)
+        # a relative row: the target is the running shape plus the offsets, so the difference is the offsets,
+        # known from the first frame (also before the running fingerprint has heard anything)
+        mv = tok * valid
+        off = _level_free(tgt * mv, mv)  # (B, 1, F)
+        d = torch.where(rel, off.expand(B, T, F), d)
+        shape = torch.where(rel, (rshape + off) * mv, tgt.expand(B, T, F))
+        x = torch.stack([(feat - C.FEAT_MEAN_DB) / C.FEAT_STD_DB * valid, d, (tok * valid).expand(B, T, F),
+                         valid.expand(B, T, F), rshape * valid], dim=1)
+        dz = cond[:, C.DZ0 :]
+        size = C.BAND_SCALE_DB * torch.sqrt((off[:, 0] ** 2).sum(-1) / mv[:, 0].sum(-1).clamp_min(1.0)
+                                            + (dz * dz).sum(-1) + 1e-12)
+        return x, dev, shape, size
 
     def identity_gate(self, dev, dens):
-        """(B, T) factor in [0, 1] that scales every output's deviation from the identity, or None without a
-        gate: ``1 - exp(-(relu(dev - threshold) / width)^2)`` with ``threshold = threshold_db + warm_db *
+        """(B, T) factor in [0, 1] that scales every output's deviation from the identity on absolute-target
+        rows (relative rows: :meth:`relative_gate`), or None without a gate: ``1 - exp(-(relu(dev - threshold) / width)^2)`` with ``threshold = threshold_db + warm_db *
         exp(-n / warm_frames)``, dev the band-shape difference (dB RMS) between target and running fingerprint and n (B, T, 1) the
         weighted count of active frames behind the running estimate. A difference inside the threshold (the
         target the input already has, up to the running estimate's error, which is larger while few frames have
@@ -181,6 +221,17 @@ class ResculptNet(nn.Module):
         th_db, width_db, warm_db, warm_n = self.gate
         th = th_db + warm_db * torch.exp(-dens[..., 0] / warm_n)
         return 1.0 - torch.exp(-(torch.relu(dev - th) / width_db) ** 2)
+
+    @staticmethod
+    def relative_gate(size):
+        """(B,) factor in [0, 1] for relative rows from the delta's size (B,) in dB: ``1 - exp(-(relu(size -
+        threshold) / width)^2)`` with ``common.REL_GATE_DB``. size = 3 dB x sqrt(mean square of the level-free
+        band offsets / 3 dB over the bands the target and the input define + sum of the squared scalar moves
+        in z units): one z unit of a scalar dim weighs as 3 dB of band shape (the profile distance's
+        ``BAND_SCALE_DB``). A zero delta gives exactly 0 (the identity), every move of the descriptor
+        vocabulary opens it from the first frame; it does not depend on what the net has heard."""
+        th, width = C.REL_GATE_DB
+        return 1.0 - torch.exp(-(torch.relu(size - th) / width) ** 2)
 
     @staticmethod
     def _film(h, g):  # h (B, C, T, F), g (B, T, 2C)
@@ -207,10 +258,11 @@ class ResculptNet(nn.Module):
         gain_db (B, T, 32), copy (B, T, 32), df (B, T, N_LOW, DF_ORDER, 2) (delta from the identity tap),
         new state (same shapes)."""
         B, T, F = feat.shape
-        valid = cond[:, 2 * C.N_DIMS + 2 * F :]
+        valid = cond[:, C.V0 : C.REL_I]
         run, run_num, run_den, dens = self.running(feat, valid, run_num, run_den)
-        x, dev = self._inputs(feat, cond, run)
-        fc = torch.cat([cond[:, None].expand(B, T, cond.shape[-1]), run], -1)
+        x, dev, shape, size = self._inputs(feat, cond, run)
+        fc = torch.cat([cond[:, None, : C.S0].expand(B, T, C.S0), shape,
+                        cond[:, None, C.M0 :].expand(B, T, C.COND_DIM - C.M0), run], -1)
         h1, cache1 = self.e1.seq(x, cache1)
         h1 = self._film(elu(h1), self.films[0](fc))
         h2, cache2 = self.e2.seq(h1, cache2)
@@ -231,8 +283,9 @@ class ResculptNet(nn.Module):
         copy = softplus(o[:, 1] - 8.0)
         df = torch.tanh(self.df(y)).reshape(B, T, self.n_low, self.df_order, 2)
         g = self.identity_gate(dev, dens)
-        if g is not None:
-            gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
+        rel = (cond[:, C.REL_I] > 0.5)[:, None]
+        g = torch.where(rel, self.relative_gate(size)[:, None].expand(B, T), g if g is not None else torch.ones_like(dev))
+        gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den
 
     def forward(self, feat, low, cond):

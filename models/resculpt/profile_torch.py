@@ -327,5 +327,34 @@ def cond_vector(prof: dict, sample_rate: int, match: str = "timbre") -> torch.Te
     mean = (env * eok).sum(-1, keepdim=True) / n
     v[:, 2 * C.N_DIMS : 2 * C.N_DIMS + N_BANDS] = torch.where(eok, (env - mean) / BAND_SCALE_DB, torch.zeros(()))
     v[:, 2 * C.N_DIMS + N_BANDS : 2 * C.N_DIMS + 2 * N_BANDS] = eok.float()
-    v[:, 2 * C.N_DIMS + 2 * N_BANDS :] = torch.tensor(C.input_valid(sample_rate), dtype=torch.float32)
+    v[:, C.V0 : C.REL_I] = torch.tensor(C.input_valid(sample_rate), dtype=torch.float32)
+    return v.detach()
+
+
+def delta_cond(band_db: torch.Tensor, dims: dict, sample_rate: int, match: str = "timbre") -> torch.Tensor:
+    """(B, COND_DIM) conditioning vectors of relative targets (the torch mirror of ``common.delta_cond``) from
+    band offsets (B, 32) dB and {covered dim: (B,)} moves (``train.nudge_tensors``' form: ratios for
+    ``RATIO_DIMS``, offsets for the others): flag 1, offsets / 3 dB on the compared bands, scalar moves in z units
+    for the covered dims of the match mode."""
+    from resculpt.dsp.profile import RATIO_DIMS
+
+    from . import common as C
+
+    if match not in C.MATCH:
+        raise ValueError(f"match must be one of {sorted(C.MATCH)}, got {match!r}")
+    B = band_db.shape[0]
+    cmp = _compare_mask()
+    v = torch.zeros(B, C.COND_DIM)
+    v[:, C.S0 : C.M0] = torch.where(cmp, band_db, torch.zeros(())) / BAND_SCALE_DB
+    v[:, C.M0 : C.V0] = cmp.float()
+    v[:, C.V0 : C.REL_I] = torch.tensor(C.input_valid(sample_rate), dtype=torch.float32)
+    v[:, C.REL_I] = 1.0
+    for name, val in dims.items():
+        if name not in COVERED or name not in C.MATCH[match]:
+            continue
+        if name in RATIO_DIMS:
+            z = torch.where(val > 0, torch.log2(val.clamp_min(1e-12)), torch.zeros(())) / DIM_BY_NAME[name].scale
+        else:
+            z = val / DIM_BY_NAME[name].scale
+        v[:, C.DZ0 + C.DIM_NAMES.index(name)] = z.clamp(-C.Z_CLIP, C.Z_CLIP)
     return v.detach()

@@ -11,9 +11,10 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
    linked whatever the section's ``linked``): band dB and low-bin dB into preallocated rows;
 2. the conditioning vector: the published :class:`ResculptTarget`'s vector for the ``resculpt.match`` mode,
    plus the overrides (``resculpt.bass_db`` ...) times their unit directions, plus the input-band validity of
-   this rate; a delta target (a descriptor, a context) takes its band shape from the model's own running input
-   envelope (read from the state the previous call wrote) plus the delta's offsets. Rebuilt only when the
-   target, the table or (for a delta) the frame changes;
+   this rate. A delta target (a descriptor, a context) is passed in relative form (``common.delta_cond``:
+   flag, band offsets, scalar moves in z units): the graph adds the offsets to its own running input shape and
+   opens its gate by the delta's exact size, so a delta needs nothing from the stage per frame. Rebuilt only
+   when the target or the table changes;
 3. the ONNX core, one frame per call, bound by IOBinding to two preallocated state sets used in turn;
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
@@ -64,8 +65,6 @@ PARAMS = (
 )
 OVERRIDES = PARAMS[2:]  # bass, brightness, tilt, loudness: each a unit direction in conditioning space
 
-_S0, _M0 = 2 * C.N_DIMS, 2 * C.N_DIMS + C.N_BANDS  # cond layout: band shape, band mask
-_V0 = 2 * C.N_DIMS + 2 * C.N_BANDS                 # input-band validity (filled by the stage for its rate)
 _DIM_I = {d.name: i for i, d in enumerate(DIMS)}
 # Moved by the voice match (dsp/voice/match.py) in voice / all mode, so left out of the model's conditioning
 # there: the generator has no pitch operator and was trained with these slots unset.
@@ -79,17 +78,21 @@ def _check_finite(p: Profile, where: str) -> None:
         raise ProfileError(f"{where}: infinite value in {', '.join(bad[:4])}; a profile holds finite numbers or null")
 
 
-def _directions(ok: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _directions(ok: np.ndarray, mask: np.ndarray, relative: bool = False) -> np.ndarray:
     """(len(OVERRIDES), COND_DIM): the change of the conditioning vector per unit of each override, for a
-    target whose compared bands are ``ok`` (32,) bool and whose dim mask is ``mask`` (N_DIMS,)."""
+    target whose compared bands are ``ok`` (32,) bool and whose dim mask is ``mask`` (N_DIMS,); a relative
+    target's scalar overrides move its relative slots (``common.DZ0``), which need no mask: every relative row
+    can move tilt and loudness."""
     d = np.zeros((len(OVERRIDES), C.COND_DIM), np.float32)
     shapes = (low_shelf(BASS_HZ, 1.0), high_shelf(BRIGHT_HZ, 1.0), np.log2(np.maximum(CENTERS, 1.0) / 1000.0), np.zeros(C.N_BANDS))
     for k, s in enumerate(shapes):
         if ok.any():
-            d[k, _S0:_M0] = np.where(ok, s - s[ok].mean(), 0.0) / 3.0  # level-free, / 3 dB like the target shape
+            d[k, C.S0 : C.M0] = np.where(ok, s - s[ok].mean(), 0.0) / 3.0  # level-free, / 3 dB like the target shape
     for k, name in ((2, "tilt_db_oct"), (3, "lufs_integrated")):
         i = _DIM_I[name]
-        if mask[i]:
+        if relative:
+            d[k, C.DZ0 + i] = 1.0 / DIM_BY_NAME[name].scale
+        elif mask[i]:
             d[k, i] = 1.0 / DIM_BY_NAME[name].scale  # one unit of the override in z units
     return d
 
@@ -100,8 +103,8 @@ class ResculptTarget:
 
     Attributes:
         cond: (3, COND_DIM) float32: the conditioning vector per match mode (``MATCH_MODES`` order); its
-            input-validity part is left 0 (the stage fills it for its rate); for a delta, the band-shape
-            part is 0 (the stage adds the running input envelope plus ``offsets`` each frame).
+            input-validity part is left 0 (the stage fills it for its rate); a delta is in relative form
+            (``common.delta_cond``: the graph adds its band offsets to the running input shape).
         dirs: (3, len(OVERRIDES), COND_DIM) float32: conditioning change per unit of each override.
         offsets: (32,) float32 dB band offsets of a delta target (0 where the delta leaves a band), or None.
         ok: (32,) float32 0/1: the bands the target defines and compares.
@@ -137,9 +140,10 @@ class ResculptTarget:
         if target.kind == "delta":
             ok = cmp.copy()
             offsets = np.where(np.isfinite(env) & cmp, env, 0.0).astype(np.float32)
-            for m in range(len(MATCH_MODES)):
-                cond[m, _M0:_V0] = ok
-                dirs[m] = _directions(ok, np.zeros(C.N_DIMS, bool))
+            for m, mode in enumerate(MATCH_MODES):
+                cond[m] = C.delta_cond(target, 48000, mode, skip=() if mode == "timbre" else VOICE_DSP_DIMS)
+                cond[m, C.V0 : C.REL_I] = 0.0
+                dirs[m] = _directions(ok, np.zeros(C.N_DIMS, bool), relative=True)
         else:
             ok = np.isfinite(env) & cmp
             timbre = [n for n in C.MATCH["timbre"] if math.isfinite(target.dims[n])]
@@ -149,7 +153,7 @@ class ResculptTarget:
             unvoiced = replace(target, dims={**target.dims, **{k: math.nan for k in VOICE_DSP_DIMS}})
             for m, mode in enumerate(MATCH_MODES):
                 cond[m] = C.cond_from_profile(target if mode == "timbre" else unvoiced, 48000, mode)
-                cond[m, _V0:] = 0.0
+                cond[m, C.V0 : C.REL_I] = 0.0
                 dirs[m] = _directions(ok, cond[m, C.N_DIMS : 2 * C.N_DIMS] > 0)
         okf = ok.astype(np.float32)
         for a in (cond, dirs, offsets, okf):
@@ -204,7 +208,6 @@ class ResculptStage(SpectralStage):
         self._ovr_old = np.full(len(OVERRIDES), np.nan)
         self._ovr_chg = np.zeros(len(OVERRIDES), bool)
         self._ovr = np.zeros(len(OVERRIDES), np.float32)
-        self._env = np.zeros(C.N_BANDS, np.float32)
         self._g = np.zeros((1, 1, C.N_BANDS), np.float32)
         self._e = np.zeros((1, 1, C.N_BANDS), np.float32)
         self._df = np.zeros((1, 1, C.N_LOW, N, 2), np.float32)
@@ -262,29 +265,14 @@ class ResculptStage(SpectralStage):
         mode = int(val[self._i_match])
         np.take(val, self._i_ovr, out=self._ovr64, mode="clip")
         np.not_equal(self._ovr64, self._ovr_old, out=self._ovr_chg)
-        delta = tgt.offsets is not None
-        if tgt is not self._target or mode != self._mode or self._ovr_chg.any() or delta:
+        if tgt is not self._target or mode != self._mode or self._ovr_chg.any():
             self._target, self._mode = tgt, mode
             np.copyto(self._ovr_old, self._ovr64)
             np.copyto(self._ovr, self._ovr64)
             cond = self._cond[0]
             np.matmul(self._ovr, tgt.dirs[mode], out=cond)
             cond += tgt.cond[mode]
-            cond[_V0:] = self._valid
-            if delta:
-                # the running input envelope (dB) the model itself keeps, from the state the next call reads
-                st = self._states[self._phase]
-                np.maximum(st["run_den"][0], np.float32(1e-6), out=self._env[:1])
-                np.divide(st["run_num"][0], self._env[0], out=self._env)
-                self._env += np.float32(C.EPS)
-                np.log10(self._env, out=self._env)
-                self._env *= np.float32(10.0)
-                self._env += tgt.offsets
-                self._env *= tgt.ok
-                self._env -= np.float32(np.dot(self._env, tgt.ok) / max(float(tgt.ok.sum()), 1.0))
-                self._env *= tgt.ok
-                self._env *= np.float32(1.0 / 3.0)
-                cond[_S0:_M0] += self._env
+            cond[C.V0 : C.REL_I] = self._valid
 
     def _voice_wanted(self):
         """The target's voice goal when the voice match runs (voice / all mode, a goal, amount > 0), else None.

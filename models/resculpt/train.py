@@ -7,7 +7,9 @@
 Each step: ``--batch`` aligned crops (changed y, clean x) from the pair cache (or made on the fly without
 ``--pairs``: slower, and without codecs unless ``--ops`` names them), a conditioning mode per row
 (``losses.MODES``: restore / move / keep / nudge, shares ``--mode-p``), the target profile of each row measured with ``profile_torch`` on
-the clip it names and turned into the conditioning vector, the generator on the input (``net.Resculptor``),
+the clip it names and turned into the conditioning vector (absolute: ``profile_torch.cond_vector``; relative, for
+``nudge`` rows and a ``--zero-delta-p`` share of ``keep`` rows: ``profile_torch.delta_cond`` of the delta, the
+form the stage passes descriptor targets in), the generator on the input (``net.Resculptor``),
 the loss terms (``losses.py``), one generator step and, from ``--adv-start``, one discriminator step.
 
 Determinism and resuming: batch k is drawn from ``np.random.default_rng([seed, k])`` (so the data position is
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from resculpt.dsp.profile import Profile
 from resculpt.models.mask.losses import perceptual_or_off
 from resculpt.models.mask.train import RunStop
 
@@ -35,7 +38,7 @@ from . import common as C
 from . import degrade, losses
 from . import profile_torch as pt
 from .disc import MultiScaleDisc
-from .net import ResculptNet, Resculptor, n_params
+from .net import ResculptNet, Resculptor, n_params, widen_film_v1
 
 SMOKE = {"ch": (4, 6, 8), "hidden": 16}
 
@@ -92,10 +95,16 @@ def nudge_tensors(deltas: list) -> tuple[torch.Tensor, dict]:
     return band, dims
 
 
-def make_batch(rng, data, bsz, n, smoke=False, mode_p=losses.MODE_P):
+# Descriptions whose moves the validation measures in relative form beyond the benchmark's band-shape ones
+# (``common.EVAL_DESCRIPTORS``): loudness and dynamics, which the identity gate cannot see.
+EVAL_LEVEL_DESCRIPTORS = ("louder", "more compressed")
+
+
+def make_batch(rng, data, bsz, n, smoke=False, mode_p=losses.MODE_P, zero_delta_p=0.0):
     """(inp, ref, has_ref, src, modes, nudges) for one step: see ``losses.MODES``. ``src`` rows are the clips
-    whose profile is each row's target; ``nudges`` the delta Profile moving a ``nudge`` row's target (None on the
-    other rows)."""
+    whose profile is each row's target; ``nudges`` the delta Profile of each row conditioned in relative form: a
+    ``nudge`` row's description, and on a ``zero_delta_p`` share of the ``keep`` rows the zero delta (a relative
+    target that moves nothing: the identity); None on the rows conditioned on an absolute profile."""
     y, x, _ = data.batch(rng, bsz, n)
     nm = len(losses.MODES)
     modes = np.arange(bsz) % nm if smoke else rng.choice(nm, size=bsz, p=np.asarray(mode_p) / np.sum(mode_p))
@@ -115,6 +124,10 @@ def make_batch(rng, data, bsz, n, smoke=False, mode_p=losses.MODE_P):
             inp[i] = x[i] if flip[i] else y[i]
             src[i] = inp[i]
             nudges[i] = nudge_delta(rng)[1]
+    if zero_delta_p > 0:  # drawn after the rest, so the other rows are those of a batch without it
+        zero = rng.random(bsz) < zero_delta_p
+        for i in np.flatnonzero(zero & (modes == 2)):
+            nudges[i] = Profile("delta", {}, meta={"description": ""})
     return (torch.tensor(inp), torch.tensor(ref), torch.tensor((modes != 1) & (modes != 3)), torch.tensor(src),
             torch.tensor(modes), nudges)
 
@@ -125,7 +138,9 @@ def evaluate(model, tp, val, match="timbre"):
     multi-resolution STFT loss against the clean clip (output vs input); keep mode (target = the input's own
     profile): mean |band change| (dB) over frames and bands, and the largest change of the long-term band
     envelope (dB, mean and worst over clips); descriptor targets (``common.EVAL_DESCRIPTORS`` applied to the clean
-    clip's profile, input the clean clip): profile distance ratio output / input, mean over clips and texts."""
+    clip's profile, input the clean clip): profile distance ratio output / input, mean over clips and texts, with
+    the target as an absolute profile (``descriptor_ratio``) and in relative form as the stage passes it
+    (``descriptor_ratio_rel``), and for ``EVAL_LEVEL_DESCRIPTORS`` in relative form (``level_ratio_rel``)."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
@@ -145,17 +160,25 @@ def evaluate(model, tp, val, match="timbre"):
     # descriptor targets (the benchmark's): the clean clip's own profile moved by a description
     from resculpt.dsp.descriptors import describe
 
-    ratios = []
-    for text in C.EVAL_DESCRIPTORS:
-        P_d = pt.apply_delta(P_x, *nudge_tensors([describe(text)] * x.shape[0]))
-        out_d = model(x, pt.cond_vector(P_d, model.fio.sr, match))
-        ratios.append(pt.distance(tp(out_d), P_d) / pt.distance(P_x, P_d).clamp_min(1e-9))
+    ratios = {"abs": [], "rel": [], "level": []}
+    for text in C.EVAL_DESCRIPTORS + EVAL_LEVEL_DESCRIPTORS:
+        band, dims = nudge_tensors([describe(text)] * x.shape[0])
+        P_d = pt.apply_delta(P_x, band, dims)
+        forms = (("rel", pt.delta_cond(band, dims, model.fio.sr, match)),)
+        if text in C.EVAL_DESCRIPTORS:
+            forms += (("abs", pt.cond_vector(P_d, model.fio.sr, match)),)
+        for form, c in forms:
+            out_d = model(x, c)
+            r = pt.distance(tp(out_d), P_d) / pt.distance(P_x, P_d).clamp_min(1e-9)
+            ratios["level" if text in EVAL_LEVEL_DESCRIPTORS else form].append(r)
     model.train()
     return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
             "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
             "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean()),
-            "keep_env_worst_db": float(env_d.max()), "descriptor_ratio": float(torch.stack(ratios).mean())}
+            "keep_env_worst_db": float(env_d.max()), "descriptor_ratio": float(torch.stack(ratios["abs"]).mean()),
+            "descriptor_ratio_rel": float(torch.stack(ratios["rel"]).mean()),
+            "level_ratio_rel": float(torch.stack(ratios["level"]).mean())}
 
 
 class Trainer:
@@ -218,6 +241,12 @@ class Trainer:
             self.model.net.load_state_dict(ck["net"])
             self.disc.load_state_dict(ck["disc"])
             self.opt_g.load_state_dict(ck["opt_g"])
+            films = {id(f.weight) for f in self.model.net.films}
+            for prm, st in self.opt_g.state.items():  # a checkpoint of the 124-float layout: zero moments there too
+                if id(prm) in films:
+                    for k in ("exp_avg", "exp_avg_sq"):
+                        if k in st:
+                            st[k] = widen_film_v1(st[k])
             self.opt_d.load_state_dict(ck["opt_d"])
             torch.set_rng_state(ck["torch_rng"])
             self.step, self.wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
@@ -249,15 +278,22 @@ class Trainer:
         step = self.step
         rng = np.random.default_rng([args.seed, step])
         inp, ref, has_ref, src, modes, nudges = make_batch(rng, self.data, args.batch, self.seg, args.smoke,
-                                                           args.mode_p)
+                                                           args.mode_p, args.zero_delta_p)
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, args.steps)))))
         for g in self.opt_g.param_groups:
             g["lr"] = lr
         with torch.no_grad():
             P_t = tp(src)
-            if any(d is not None for d in nudges):
-                P_t = pt.apply_delta(P_t, *nudge_tensors(nudges))
-            cond = pt.cond_vector(P_t, sr, args.match)
+            rel = torch.tensor([d is not None for d in nudges])
+            if bool(rel.any()):
+                # relative rows: the target (for the profile loss) is the input's profile moved by the delta; the
+                # net is told the delta itself (flag, offsets, scalar moves), as the stage tells it a description
+                band, dims = nudge_tensors(nudges)
+                P_t = pt.apply_delta(P_t, band, dims)
+                cond = torch.where(rel[:, None], pt.delta_cond(band, dims, sr, args.match),
+                                   pt.cond_vector(P_t, sr, args.match))
+            else:
+                cond = pt.cond_vector(P_t, sr, args.match)
         y, outs = model(inp, cond, outputs=True)
         yc, rc = y[:, :e], ref[:, :e]
         parts, loss = {"lr": lr}, 0.0
@@ -404,6 +440,9 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          "default: none for a fresh run, the checkpoint's on resume")
     ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
                     metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
+    ap.add_argument("--zero-delta-p", type=float, default=0.2,
+                    help="share of keep rows conditioned as a relative target that moves nothing (flag 1, delta 0; "
+                         "the identity by construction of the relative gate) instead of their own absolute profile")
     ap.add_argument("--n-val", type=int, default=16, help="validation pairs (val split, seed 1234)")
     ap.add_argument("--smoke", action="store_true", help="3 steps, tiny net, synthetic clips (CI)")
     return ap
