@@ -79,8 +79,7 @@ class BandReplication(SpectralStage):
         bm = BandMap(ctx.sample_rate, ctx.n_fft)
         self._ana_t = np.ascontiguousarray(bm.analysis.T)    # (nb, 32)
         self._syn_t = np.ascontiguousarray(bm.synthesis.T)   # (32, nb)
-        self._centers = bm.centers_hz.astype(np.float32)
-        self._valid = bm.valid
+        self._centers = [float(v) for v in bm.centers_hz]  # a list: searched per edge without numpy allocating
         hop_s = ctx.hop / ctx.sample_rate
         self._a = np.float32(math.exp(-hop_s / LT_TAU_S))
         self._every = max(1, int(round(DETECT_EVERY_S / hop_s)))
@@ -119,7 +118,8 @@ class BandReplication(SpectralStage):
         if n == 0 or self._n_act < self._every:
             self._auto_fc = 0
             return
-        np.add(self._lt, _EPS, out=self._ldb, casting="unsafe")
+        np.copyto(self._ldb, self._lt)  # widened first: a mixed-dtype ufunc would buffer
+        self._ldb += 1e-20
         np.log10(self._ldb, out=self._ldb)
         np.cumsum(self._ldb, out=self._cs[1:])
         k0, w = self._k_auto, self._w
@@ -140,6 +140,8 @@ class BandReplication(SpectralStage):
         s *= np.float32(slope / 10.0)
         s += np.float32(level / 10.0)
         np.power(np.float32(10.0), s, out=s)
+        # bands centred below fc take the first rebuilt band's gain (see process_frame)
+        self._j0 = next((j for j, f in enumerate(self._centers) if f >= fc * self._bin_hz), len(self._centers))
         self._key = (fc, kmax, slope, level)
 
     # -- the frame -----------------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ class BandReplication(SpectralStage):
         np.minimum(self._g, np.float32(GAIN_MAX), out=self._g)
         # bands wholly below fc carry the first rebuilt band's gain, so the interpolation to bins stays flat
         # across the edge
-        j0 = int(np.searchsorted(self._centers, fc * self._bin_hz))
+        j0 = self._j0
         if 0 < j0 < self._g.size:
             self._g[:j0] = self._g[j0]
         np.matmul(self._g, self._syn_t, out=self._G)

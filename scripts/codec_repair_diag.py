@@ -209,12 +209,15 @@ def bwe16(dec16: np.ndarray, env_db: np.ndarray, half: bool = True, track: bool 
     return f.istft(torch.tensor(Y)[None], dec16.size)[0].numpy()
 
 
-def preset48(x48: np.ndarray, name: str) -> np.ndarray:
+def preset48(x48: np.ndarray, name: str, params: dict | None = None) -> np.ndarray:
+    """A shipped preset, or (``mask``, ``bwe``) that stage alone with ``params``, over ``x48`` at 48 kHz."""
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.layout import Layout
 
-    ch = (Chain(Layout(spectral=("mask",)), 48000, 1, 4096) if name == "mask"
+    ch = (Chain(Layout(spectral=(name,)), 48000, 1, 4096) if name in ("mask", "bwe")
           else Chain.from_preset(name, 48000, 1, 4096))
+    for k, v in (params or {}).items():
+        ch.params[k] = v
     return ch(np.asarray(x48, np.float32)[None])[0]
 
 
@@ -276,6 +279,10 @@ def main(argv=None) -> int:
             for o in (-6, -3, 3):
                 systems[f"bwe:wb{o:+d}dB"] = lambda o=o: bwe16(dec16, env_wb, off_db=o)
             systems["bwe:oracle-lt"] = lambda: bwe16(dec16, env_or)
+            for sl in (-6, -9, -12, -18):
+                for lv in (-3, 0):
+                    systems[f"stage:bwe:{sl}dB/oct:{lv:+d}dB"] = lambda sl=sl, lv=lv: B.rs(preset48(
+                        dec, "bwe", {"bwe.slope_db_oct": sl, "bwe.level_db": lv}), sr, SR)
             for p in ("denoise-gentle", "mask", "codec-repair"):
                 systems[f"preset:{p}"] = lambda p=p: B.rs(preset48(dec, p), sr, SR)
             for k in ("lpc-mild", "lpc", "valley"):
