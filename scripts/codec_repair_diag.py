@@ -210,11 +210,11 @@ def bwe16(dec16: np.ndarray, env_db: np.ndarray, half: bool = True, track: bool 
 
 
 def preset48(x48: np.ndarray, name: str, params: dict | None = None) -> np.ndarray:
-    """A shipped preset, or (``mask``, ``bwe``) that stage alone with ``params``, over ``x48`` at 48 kHz."""
+    """A shipped preset, or (``mask``, ``codec``) that stage alone with ``params``, over ``x48`` at 48 kHz."""
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.layout import Layout
 
-    ch = (Chain(Layout(spectral=(name,)), 48000, 1, 4096) if name in ("mask", "bwe")
+    ch = (Chain(Layout(spectral=(name,)), 48000, 1, 4096) if name in ("mask", "codec")
           else Chain.from_preset(name, 48000, 1, 4096))
     for k, v in (params or {}).items():
         ch.params[k] = v
@@ -230,6 +230,7 @@ def band_loss_db(dec: np.ndarray, ref: np.ndarray, sr: int) -> np.ndarray:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/codec_repair_diag.py")
     ap.add_argument("--files", type=int, default=3)
+    ap.add_argument("--skip-files", type=int, default=0, help="start after this many val files (a fresh set)")
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--codecs", nargs="*", default=["opus:6", "opus:8"])
     ap.add_argument("--ckpt", default=str(REPO / "models" / "training" / "resculpt-gen1" / "ckpt.pt"))
@@ -244,9 +245,9 @@ def main(argv=None) -> int:
 
     sr = 48000
     t0 = time.time()
-    ns = argparse.Namespace(files=a.files, seconds=a.seconds, categories=["speech"], codec_target="train-speech",
+    ns = argparse.Namespace(files=a.files + a.skip_files, seconds=a.seconds, categories=["speech"], codec_target="train-speech",
                             codec_describe="clearer highs", codec_ref_files=2)
-    clips = B.load_clips(ns, sr)
+    clips = B.load_clips(ns, sr)[a.skip_files :]
     bench_t, wide_t = B.codec_target(ns, sr), resolve_target("wideband-speech")
     net = load_net(Path(a.ckpt))[0] if a.ckpt else None
     recs, losses = [], {}
@@ -279,10 +280,13 @@ def main(argv=None) -> int:
             for o in (-6, -3, 3):
                 systems[f"bwe:wb{o:+d}dB"] = lambda o=o: bwe16(dec16, env_wb, off_db=o)
             systems["bwe:oracle-lt"] = lambda: bwe16(dec16, env_or)
-            for sl in (-6, -9, -12, -18):
-                for lv in (-3, 0):
+            for sl in (-6, -9, -12, -18, -24, -30):
+                for lv in (-12, -9, -6, -3, 0):
                     systems[f"stage:bwe:{sl}dB/oct:{lv:+d}dB"] = lambda sl=sl, lv=lv: B.rs(preset48(
-                        dec, "bwe", {"bwe.slope_db_oct": sl, "bwe.level_db": lv}), sr, SR)
+                        dec, "codec", {"codec.slope_db_oct": sl, "codec.level_db": lv}), sr, SR)
+            for vd in (3, 6, 9):
+                systems[f"stage:valley:{vd}dB"] = lambda vd=vd: B.rs(preset48(
+                    dec, "codec", {"codec.valley_db": vd, "codec.max_hz": 0.0}), sr, SR)
             for p in ("denoise-gentle", "mask", "codec-repair"):
                 systems[f"preset:{p}"] = lambda p=p: B.rs(preset48(dec, p), sr, SR)
             for k in ("lpc-mild", "lpc", "valley"):

@@ -1,22 +1,27 @@
-"""Band replication: re-create the high band a low-bitrate codec (or a telephone line) cut off, from the band
-below it, frame by frame: the ``bwe`` slot.
+"""Codec repair (the ``codec`` slot): a valley postfilter on the kept band, then band replication: re-create the
+high band a low-bitrate codec (or a telephone line) cut off, from the band below it, frame by frame.
+
+Valley postfilter (``codec.valley_db`` > 0): a low-bitrate codec's quantisation noise fills the valleys between
+harmonics and formants. Each bin's power gain is ``(P / local mean)^0.3``, the local mean over 250 Hz around it
+(about one harmonic spacing of a voice), clipped to ``[-valley_db, 0]`` dB, then scaled so the frame's power is
+kept: valleys go down, peaks up a little.
 
 Decoded Opus at 6-8 kbps carries nothing above 4 kHz (its narrowband mode: the band sits 24-27 dB under the
 original's long-term level, `scripts/codec_repair_diag.py`), MP3 at 32 kbps nothing above its low-pass. Per
 frame (any STFT config; bins are ``rate / n_fft`` apart):
 
-1. the cut-off ``fc``: ``bwe.cutoff_hz``, or with 0 (auto) the edge found in the running long-term spectrum
+1. the cut-off ``fc``: ``codec.cutoff_hz``, or with 0 (auto) the edge found in the running long-term spectrum
    (channel-mean power, one-pole over frames above -100 dB, 1 s time constant, examined every 50 ms): the bin
    above 2 kHz with the largest drop from the mean dB level of the 500 Hz below to that of the 500 Hz above,
    when that drop exceeds 20 dB (speech falls ~12 dB per octave up there, ~2 dB per 500 Hz; a codec's
    low-pass drops 25 dB or more). No edge: the frame passes unchanged;
-2. the bins from ``fc`` up to ``bwe.max_hz`` are replaced by the spectrum ``S`` bins lower, patch after patch
+2. the bins from ``fc`` up to ``codec.max_hz`` are replaced by the spectrum ``S`` bins lower, patch after patch
    (``S`` = half of ``fc``, rounded down to a multiple of ``n_fft / gcd(n_fft, hop)`` bins, so that the shift
    is a whole number of cycles per hop: a true frequency shift whose frames overlap-add coherently; each
    patch copies the one below, so the top octave of the kept band is what repeats);
 3. each ERB band of the rebuilt range is scaled so that its power follows, in this frame, the power density
-   of the kept band's top (``0.7 fc`` .. ``fc``, centre ``f_ref``) continued at ``bwe.slope_db_oct`` dB per
-   octave and offset by ``bwe.level_db``: ``ref(t) * 10^((level + slope * log2(f / f_ref)) / 10)``. A
+   of the kept band's top (``0.7 fc`` .. ``fc``, centre ``f_ref``) continued at ``codec.slope_db_oct`` dB per
+   octave and offset by ``codec.level_db``: ``ref(t) * 10^((level + slope * log2(f / f_ref)) / 10)``. A
    fricative, bright at the top of the kept band, gets a bright high band; a vowel, dark there, a dark one. The
    per-frame tracking is what measurably helps: a fixed band gain (the long-term ratio) lowers PESQ-WB on
    decoded speech (diagnosis table in docs/resculpt-stage.md).
@@ -37,15 +42,17 @@ from .params import ParamSpec
 from .stft import SpectralStage
 
 PARAMS = (
-    ParamSpec("bwe.cutoff_hz", 0.0, 16000.0, 0.0, "Hz", smoothing_ms=0.0,
+    ParamSpec("codec.cutoff_hz", 0.0, 16000.0, 0.0, "Hz", smoothing_ms=0.0,
               doc="edge above which the band is rebuilt (0 = find the codec's edge in the running spectrum; "
                   "values below 1 kHz count as 1 kHz)"),
-    ParamSpec("bwe.max_hz", 4000.0, 24000.0, 8000.0, "Hz", smoothing_ms=0.0,
-              doc="top of the rebuilt band (8 kHz: wideband speech)"),
-    ParamSpec("bwe.slope_db_oct", -30.0, 0.0, -12.0, "dB/oct", smoothing_ms=50.0,
+    ParamSpec("codec.max_hz", 0.0, 24000.0, 8000.0, "Hz", smoothing_ms=0.0,
+              doc="top of the rebuilt band (8 kHz: wideband speech); at or below the edge (0) nothing is rebuilt"),
+    ParamSpec("codec.slope_db_oct", -30.0, 0.0, -12.0, "dB/oct", smoothing_ms=50.0,
               doc="spectral slope that continues the kept band's top into the rebuilt band, per frame"),
-    ParamSpec("bwe.level_db", -30.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
+    ParamSpec("codec.level_db", -30.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
               doc="level of the rebuilt band against that continuation"),
+    ParamSpec("codec.valley_db", 0.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
+              doc="largest cut of the valley postfilter between harmonics and formants (0 = off)"),
 )
 
 MIN_CUT_HZ = 1000.0       # lowest fixed edge; the auto search starts at AUTO_MIN_HZ
@@ -57,17 +64,19 @@ DETECT_EVERY_S = 0.05     # how often the edge is searched
 ACTIVE_DB = -100.0        # a frame enters the long-term spectrum when its mean bin power exceeds this
 REF_LO = 0.7              # the reference region: REF_LO * fc .. fc
 GAIN_MAX = 1000.0         # a band's amplitude gain is at most +60 dB (silence above a quiet source stays quiet)
+VALLEY_WIN_HZ = 250.0    # the valley postfilter's local-mean width
+VALLEY_EXP = 0.3          # its power-gain exponent on P / local mean
 _EPS = np.float32(1e-20)
 
 
-class BandReplication(SpectralStage):
+class CodecRepair(SpectralStage):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread)."""
 
-    name = "bwe"
+    name = "codec"
 
     def __init__(self, table):
         self.table = table
-        self._i_cut, self._i_max, self._i_slope, self._i_level = (table.index(p.id) for p in PARAMS)
+        self._i_cut, self._i_max, self._i_slope, self._i_level, self._i_valley = (table.index(p.id) for p in PARAMS)
 
     def prepare(self, ctx):
         """Control thread: allocate every buffer."""
@@ -102,6 +111,16 @@ class BandReplication(SpectralStage):
         self._g = np.zeros(32, np.float32)
         self._G = np.zeros(nb, np.float32)
         self._cG = np.zeros((c, nb), np.complex64)
+        # valley postfilter: box mean over 2 * half + 1 bins by prefix sums (float64), clipped at the edges
+        half = max(1, int(round(0.5 * VALLEY_WIN_HZ / self._bin_hz)))
+        ar = np.arange(nb)
+        self._vlo = np.clip(ar - half, 0, nb)
+        self._vhi = np.clip(ar + half + 1, 0, nb)
+        self._vcnt = (self._vhi - self._vlo).astype(np.float64)
+        self._vp = np.zeros(nb, np.float64)
+        self._vcs = np.zeros(nb + 1, np.float64)
+        self._va = np.zeros(nb, np.float64)
+        self._vb = np.zeros(nb, np.float64)
         self.reset()
 
     def reset(self):
@@ -144,6 +163,27 @@ class BandReplication(SpectralStage):
         self._j0 = next((j for j, f in enumerate(self._centers) if f >= fc * self._bin_hz), len(self._centers))
         self._key = (fc, kmax, slope, level)
 
+    def _valley(self, spec, floor_db: float) -> None:
+        """The valley postfilter on ``spec`` in place, from the frame's channel-mean power ``_pm``."""
+        p, a, b = self._vp, self._va, self._vb
+        np.copyto(p, self._pm)
+        p += 1e-20
+        np.cumsum(p, out=self._vcs[1:])
+        np.take(self._vcs, self._vhi, out=a, mode="clip")
+        np.take(self._vcs, self._vlo, out=b, mode="clip")
+        a -= b
+        a /= self._vcnt                   # local mean
+        np.divide(p, a, out=a)            # P / local mean
+        np.power(a, VALLEY_EXP, out=a)
+        np.clip(a, 10.0 ** (-floor_db / 10.0), 1.0, out=a)
+        np.multiply(a, p, out=b)
+        a *= float(p.sum()) / float(b.sum())  # the frame's power kept
+        np.sqrt(a, out=a)
+        np.copyto(self._G, a, casting="same_kind")
+        for ch in range(self.ctx.channels):
+            np.copyto(self._cG[ch], self._G)
+            np.multiply(spec[ch], self._cG[ch], out=spec[ch])
+
     # -- the frame -----------------------------------------------------------------------------------------
     def process_frame(self, spec):
         ctx = self.ctx
@@ -169,6 +209,9 @@ class BandReplication(SpectralStage):
             fc = self._auto_fc
         else:
             fc = int(math.ceil(max(cut, MIN_CUT_HZ) / self._bin_hz))
+        valley = float(v[self._i_valley])
+        if valley > 0.0:
+            self._valley(spec, valley)
         kmax = min(nb, int(float(v[self._i_max]) / self._bin_hz) + 1)
         if fc <= 0 or fc >= kmax:
             return
