@@ -11,10 +11,12 @@ original's long-term level, `scripts/codec_repair_diag.py`), MP3 at 32 kbps noth
 frame (any STFT config; bins are ``rate / n_fft`` apart):
 
 1. the cut-off ``fc``: ``codec.cutoff_hz``, or with 0 (auto) the edge found in the running long-term spectrum
-   (channel-mean power, one-pole over frames above -100 dB, 1 s time constant, examined every 50 ms): the bin
-   above 2 kHz with the largest drop from the mean dB level of the 500 Hz below to that of the 500 Hz above,
-   when that drop exceeds 20 dB (speech falls ~12 dB per octave up there, ~2 dB per 500 Hz; a codec's
-   low-pass drops 25 dB or more). No edge: the frame passes unchanged;
+   (channel-mean power, one-pole over active frames with a 2 s time constant, examined every 50 ms; a frame is
+   active within 30 dB of the running peak frame level, which decays by 10 dB/s, so pauses and the codec's
+   quiet-frame noise do not flatten the estimate): the bin above 2 kHz with the largest drop from the mean dB
+   level of the 500 Hz below to that of the 500 Hz above, when that drop exceeds 15 dB (speech falls ~12 dB
+   per octave up there, ~2 dB per 500 Hz; a codec's low-pass drops 20-40 dB over its roll-off). No edge: the
+   frame passes unchanged;
 2. the bins from ``fc`` up to ``codec.max_hz`` are replaced by the spectrum ``S`` bins lower, patch after patch
    (``S`` = half of ``fc``, rounded down to a multiple of ``n_fft / gcd(n_fft, hop)`` bins, so that the shift
    is a whole number of cycles per hop: a true frequency shift whose frames overlap-add coherently; each
@@ -58,10 +60,12 @@ PARAMS = (
 MIN_CUT_HZ = 1000.0       # lowest fixed edge; the auto search starts at AUTO_MIN_HZ
 AUTO_MIN_HZ = 2000.0
 EDGE_WIN_HZ = 500.0       # the windows either side of a candidate edge
-EDGE_DROP_DB = 20.0       # the drop across an edge that counts as a codec's cut
-LT_TAU_S = 1.0            # the running long-term spectrum's time constant
+EDGE_DROP_DB = 15.0       # the drop across an edge that counts as a codec's cut
+LT_TAU_S = 2.0            # the running long-term spectrum's time constant
+GATE_DB = 30.0            # a frame enters it when its mean power is within this of the running peak level
+PEAK_DECAY_DB_S = 10.0    # the running peak level's decay
 DETECT_EVERY_S = 0.05     # how often the edge is searched
-ACTIVE_DB = -100.0        # a frame enters the long-term spectrum when its mean bin power exceeds this
+ACTIVE_DB = -100.0        # ... and above this absolute floor (mean bin power of the section's spectra)
 REF_LO = 0.7              # the reference region: REF_LO * fc .. fc
 GAIN_MAX = 1000.0         # a band's amplitude gain is at most +60 dB (silence above a quiet source stays quiet)
 VALLEY_WIN_HZ = 250.0    # the valley postfilter's local-mean width
@@ -91,10 +95,12 @@ class CodecRepair(SpectralStage):
         self._centers = [float(v) for v in bm.centers_hz]  # a list: searched per edge without numpy allocating
         hop_s = ctx.hop / ctx.sample_rate
         self._a = np.float32(math.exp(-hop_s / LT_TAU_S))
-        self._every = max(1, int(round(DETECT_EVERY_S / hop_s)))
-        self._w = max(1, int(round(EDGE_WIN_HZ / self._bin_hz)))
-        self._k_auto = max(self._w, int(math.ceil(AUTO_MIN_HZ / self._bin_hz)))
-        self._act = np.float32(10.0 ** (ACTIVE_DB / 10.0))
+        self._every = max(1, round(DETECT_EVERY_S / hop_s))
+        self._w = max(1, round(EDGE_WIN_HZ / self._bin_hz))
+        self._k_auto = max(self._w, math.ceil(AUTO_MIN_HZ / self._bin_hz))
+        self._act = 10.0 ** (ACTIVE_DB / 10.0)
+        self._gate = 10.0 ** (-GATE_DB / 10.0)
+        self._decay = 10.0 ** (-PEAK_DECAY_DB_S * hop_s / 10.0)
         self._pow = np.zeros((c, nb), np.float32)
         self._im = np.zeros((c, nb), np.float32)
         self._pm = np.zeros(nb, np.float32)      # channel-mean power of the frame
@@ -112,7 +118,7 @@ class CodecRepair(SpectralStage):
         self._G = np.zeros(nb, np.float32)
         self._cG = np.zeros((c, nb), np.complex64)
         # valley postfilter: box mean over 2 * half + 1 bins by prefix sums (float64), clipped at the edges
-        half = max(1, int(round(0.5 * VALLEY_WIN_HZ / self._bin_hz)))
+        half = max(1, round(0.5 * VALLEY_WIN_HZ / self._bin_hz))
         ar = np.arange(nb)
         self._vlo = np.clip(ar - half, 0, nb)
         self._vhi = np.clip(ar + half + 1, 0, nb)
@@ -127,6 +133,7 @@ class CodecRepair(SpectralStage):
         self._lt.fill(0.0)
         self._n = 0            # frames since reset
         self._n_act = 0        # active frames in the long-term spectrum
+        self._peak = 0.0       # running peak of the frames' mean power
         self._auto_fc = 0      # the detected edge (bin), 0 = none
         self._key = None       # (fc, kmax, slope, level) the shape was built for
 
@@ -199,7 +206,9 @@ class CodecRepair(SpectralStage):
         self._n += 1
         cut = float(v[self._i_cut])
         if cut <= 0.0:
-            if self._pm.mean(dtype=np.float32) > self._act:
+            lvl = float(self._pm.mean(dtype=np.float32))
+            self._peak = max(lvl, self._peak * self._decay)
+            if lvl > self._act and lvl > self._gate * self._peak:
                 self._lt *= self._a
                 np.multiply(self._pm, np.float32(1.0) - self._a, out=self._tmp)
                 self._lt += self._tmp
@@ -208,7 +217,7 @@ class CodecRepair(SpectralStage):
                 self._detect()
             fc = self._auto_fc
         else:
-            fc = int(math.ceil(max(cut, MIN_CUT_HZ) / self._bin_hz))
+            fc = math.ceil(max(cut, MIN_CUT_HZ) / self._bin_hz)
         valley = float(v[self._i_valley])
         if valley > 0.0:
             self._valley(spec, valley)

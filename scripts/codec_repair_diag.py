@@ -20,7 +20,10 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
 - ``preset:<name>``: a shipped preset through ``Chain.from_preset`` at 48 kHz (the learned mask presets, and
   ``codec-repair``; ``mask`` is the mask stage alone at its defaults);
 - ``pf:lpc-mild|lpc``: an LPC formant postfilter ``A(z/g1)/A(z/g2)`` per 20 ms frame as a spectral gain (energy
-  kept); ``pf:valley``: spectral valleys (bins below the local 250 Hz mean) attenuated by (P/mean)^0.3, >= -6 dB.
+  kept);
+- ``codec:<slope>,<level>,<valley>``: the ``codec`` stage (dsp/codec_repair.py) alone at 48 kHz with
+  ``codec.slope_db_oct``, ``codec.level_db``, ``codec.valley_db`` (``--codec-settings``; level -60: no band
+  replication, the valley postfilter alone).
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool) -> np.ndarray:
     f = _fio()
     X = f.stft(torch.tensor(dec16)[None])
     R = f.stft(torch.tensor(ref16)[None])
-    pw = lambda S: (S.real ** 2 + S.imag ** 2) @ f.ana.t() + 1e-10  # noqa: E731  (B, T, 32)
+    pw = lambda S: (S.real ** 2 + S.imag ** 2) @ f.ana.t() + 1e-10  # (B, T, 32)
     pd, pr = pw(X), pw(R)
     gmax = 10 ** (C.GAIN_MAX_DB / 10)
     g = torch.clamp(pr / pd, 1 / gmax, gmax)
@@ -135,77 +138,29 @@ def _lpc(frame: np.ndarray, order: int) -> np.ndarray:
 
 
 def postfilter(dec16: np.ndarray, kind: str) -> np.ndarray:
-    """LPC formant postfilter (``lpc``: g1 0.5, g2 0.8; ``lpc-mild``: 0.7, 0.8) or valley attenuation, as a
-    spectral gain on the model's frame, each frame's energy kept."""
+    """LPC formant postfilter (``lpc``: g1 0.5, g2 0.8; ``lpc-mild``: 0.7, 0.8) as a spectral gain on the model's
+    frame, each frame's energy kept."""
     import torch
 
     f = _fio()
     X = f.stft(torch.tensor(dec16)[None])[0].numpy()
     P = np.abs(X) ** 2
     nb = X.shape[1]
-    if kind.startswith("lpc"):
-        g1, g2 = (0.5, 0.8) if kind == "lpc" else (0.7, 0.8)
-        xw = np.pad(dec16, (f.n_fft, f.n_fft))
-        w = np.hanning(f.n_fft)
-        G = np.ones_like(P)
-        for t in range(X.shape[0]):
-            seg = xw[t * f.hop + f.n_fft // 2 : t * f.hop + f.n_fft // 2 + f.n_fft] * w
-            if np.sum(seg ** 2) < 1e-9:
-                continue
-            a = _lpc(seg, 16)
-            k = np.arange(17)
-            num = np.abs(np.fft.rfft(a * g1 ** k, f.n_fft)) ** 2
-            den = np.abs(np.fft.rfft(a * g2 ** k, f.n_fft)) ** 2
-            G[t] = num / np.maximum(den, 1e-12)
-    else:
-        ker = np.ones(5) / 5
-        loc = np.stack([np.convolve(p, ker, "same") for p in P]) + 1e-12
-        G = np.clip((P / loc) ** 0.3, 10 ** (-6 / 10), 1.0)
+    g1, g2 = (0.5, 0.8) if kind == "lpc" else (0.7, 0.8)
+    xw = np.pad(dec16, (f.n_fft, f.n_fft))
+    w = np.hanning(f.n_fft)
+    G = np.ones_like(P)
+    for t in range(X.shape[0]):
+        seg = xw[t * f.hop + f.n_fft // 2 : t * f.hop + f.n_fft // 2 + f.n_fft] * w
+        if np.sum(seg ** 2) < 1e-9:
+            continue
+        a = _lpc(seg, 16)
+        k = np.arange(17)
+        num = np.abs(np.fft.rfft(a * g1 ** k, f.n_fft)) ** 2
+        den = np.abs(np.fft.rfft(a * g2 ** k, f.n_fft)) ** 2
+        G[t] = num / np.maximum(den, 1e-12)
     G *= (P.sum(1, keepdims=True) + 1e-12) / ((G * P).sum(1, keepdims=True) + 1e-12)
     Y = X * np.sqrt(G)[:, :nb]
-    return f.istft(torch.tensor(Y)[None], dec16.size)[0].numpy()
-
-
-def bwe16(dec16: np.ndarray, env_db: np.ndarray, half: bool = True, track: bool = True, off_db: float = 0.0) -> np.ndarray:
-    """Prototype band replication: bins above the decoded cutoff fc get the spectrum ``fc/2`` lower (``half``) or
-    4 kHz lower, each ERB band scaled per frame to the energy the band below fc has in that frame moved by the
-    slope of ``env_db`` (32 long-term band levels, dB) from there (``track``), or by the long-term ratio only."""
-    import torch
-
-    f = _fio()
-    X = f.stft(torch.tensor(dec16)[None])[0].numpy()
-    P = np.abs(X) ** 2
-    ana = f.ana.numpy()
-    syn = f.syn.numpy()
-    lt = 10 * np.log10(P.mean(0) + 1e-12)
-    hz = np.arange(X.shape[1]) * SR / f.n_fft
-    lv = np.array([lt[(hz >= a) & (hz < a + 500)].mean() for a in hz])
-    fc_bin = next((k for k in range(int(2000 / 50), X.shape[1] - 10)
-                   if lv[k] < lv[k - 10] - 20), X.shape[1])
-    fc = fc_bin - fc_bin % 4
-    if fc >= X.shape[1] - 4:
-        return dec16
-    S = (fc // 2) - (fc // 2) % 4 if half else 80
-    Y = X.copy()
-    for k0 in range(fc, X.shape[1], S):
-        k1 = min(k0 + S, X.shape[1])
-        Y[:, k0:k1] = Y[:, k0 - S : k1 - S]
-    cen = f.fio_centers if hasattr(f, "fio_centers") else None
-    from resculpt.dsp.bands import BandMap
-    cen = BandMap(SR, f.n_fft, 32).centers_hz
-    fch = fc * 50.0
-    hi = (cen >= fch) & np.isfinite(env_db)
-    ref = (cen < fch) & (cen >= fch - 1200) & np.isfinite(env_db)
-    bp_x = P @ ana.T + 1e-12  # (T, 32)
-    bp_y = (np.abs(Y) ** 2) @ ana.T + 1e-12
-    want_db = env_db - np.mean(env_db[ref]) + off_db
-    if track:
-        want = np.mean(bp_x[:, ref], 1, keepdims=True) * 10 ** (want_db / 10)
-    else:
-        want = np.mean(bp_x[:, ref]) * 10 ** (want_db / 10) * np.ones_like(bp_x)
-    g = np.where(hi, np.sqrt(np.minimum(want / bp_y, 1e4)), 0.0)
-    E = g @ syn.T
-    Y = np.where(hz >= fch, Y * E, X)
     return f.istft(torch.tensor(Y)[None], dec16.size)[0].numpy()
 
 
@@ -227,6 +182,32 @@ def band_loss_db(dec: np.ndarray, ref: np.ndarray, sr: int) -> np.ndarray:
     return long_term_envelope(dec, sr) - long_term_envelope(ref, sr)
 
 
+def _systems(a, net, dec, dec16, ref16, tg) -> dict:
+    """{name: () -> (n,) float32 output at 16 kHz} for one decoded clip (``dec`` at 48 kHz, ``dec16``), its
+    original ``ref16`` and the targets ``tg``."""
+    sr = 48000
+    systems = {"identity": lambda: dec16}
+    for k, t in tg.items():
+        systems[f"eq:{k}"] = lambda t=t: B.rs(B.match_eq_render(dec, sr, t), sr, SR)
+    if net is not None:
+        for k in ("bench", "oracle", "own", "wideband"):
+            systems[f"model:{k}"] = lambda k=k: model16(net, dec16, tg[k])
+        for v in ("nocopy", "gain"):
+            systems[f"model:oracle:{v}"] = lambda v=v: model16(net, dec16, tg["oracle"], v)
+    systems["oracle-G"] = lambda: oracle_form(dec16, ref16, False)
+    systems["oracle-G+E"] = lambda: oracle_form(dec16, ref16, True)
+    for cs in a.codec_settings:
+        sl, lv, vd = (float(v) for v in cs.split(","))
+        systems[f"codec:{cs}"] = lambda sl=sl, lv=lv, vd=vd: B.rs(preset48(dec, "codec", {
+            "codec.slope_db_oct": sl, "codec.level_db": lv, "codec.valley_db": vd,
+            "codec.max_hz": 8000.0 if lv > -60 else 0.0}), sr, SR)
+    for p in ("denoise-gentle", "mask", "codec-repair"):
+        systems[f"preset:{p}"] = lambda p=p: B.rs(preset48(dec, p), sr, SR)
+    for k in ("lpc-mild", "lpc"):
+        systems[f"pf:{k}"] = lambda k=k: postfilter(dec16, k)
+    return systems
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/codec_repair_diag.py")
     ap.add_argument("--files", type=int, default=3)
@@ -235,6 +216,9 @@ def main(argv=None) -> int:
     ap.add_argument("--codecs", nargs="*", default=["opus:6", "opus:8"])
     ap.add_argument("--ckpt", default=str(REPO / "models" / "training" / "resculpt-gen1" / "ckpt.pt"))
     ap.add_argument("--systems", nargs="*", default=None, help="only these systems (names as in the table)")
+    ap.add_argument("--codec-settings", nargs="*", default=["-12,0,0", "-24,-12,0", "-24,-9,0", "-30,-12,0",
+                                                             "-24,-60,6", "-24,-12,6", "-24,-12,9"],
+                    help="the codec stage's slope_db_oct,level_db,valley_db per system (level -60: no replication)")
     ap.add_argument("--out", default="/tmp/codec_diag")
     a = ap.parse_args(argv)
     from resculpt.dsp.bands import BandMap
@@ -245,8 +229,8 @@ def main(argv=None) -> int:
 
     sr = 48000
     t0 = time.time()
-    ns = argparse.Namespace(files=a.files + a.skip_files, seconds=a.seconds, categories=["speech"], codec_target="train-speech",
-                            codec_describe="clearer highs", codec_ref_files=2)
+    ns = argparse.Namespace(files=a.files + a.skip_files, seconds=a.seconds, categories=["speech"],
+                            codec_target="train-speech", codec_describe="clearer highs", codec_ref_files=2)
     clips = B.load_clips(ns, sr)[a.skip_files :]
     bench_t, wide_t = B.codec_target(ns, sr), resolve_target("wideband-speech")
     net = load_net(Path(a.ckpt))[0] if a.ckpt else None
@@ -260,37 +244,7 @@ def main(argv=None) -> int:
             dec16 = B.rs(dec, sr, SR)
             tg = {"bench": bench_t, "oracle": oracle_t, "own": fingerprint(dec, sr, "own"), "wideband": wide_t}
             losses.setdefault(spec, []).append(band_loss_db(dec, x, sr))
-            systems = {"identity": lambda: dec16}
-            for k, t in tg.items():
-                systems[f"eq:{k}"] = lambda t=t: B.rs(B.match_eq_render(dec, sr, t), sr, SR)
-            if net is not None:
-                for k in ("bench", "oracle", "own", "wideband"):
-                    systems[f"model:{k}"] = lambda k=k: model16(net, dec16, tg[k])
-                for v in ("nocopy", "gain"):
-                    systems[f"model:oracle:{v}"] = lambda v=v: model16(net, dec16, tg["oracle"], v)
-            systems["oracle-G"] = lambda: oracle_form(dec16, ref16, False)
-            systems["oracle-G+E"] = lambda: oracle_form(dec16, ref16, True)
-            lt_ref = band_loss_db(x, np.zeros_like(x) + 0, sr) if False else None
-            from resculpt.dsp.profile import long_term_envelope
-            env_or = long_term_envelope(x, sr)
-            env_wb = wide_t.env()
-            systems["bwe:wb"] = lambda: bwe16(dec16, env_wb)
-            systems["bwe:wb:4k"] = lambda: bwe16(dec16, env_wb, half=False)
-            systems["bwe:wb:static"] = lambda: bwe16(dec16, env_wb, track=False)
-            for o in (-6, -3, 3):
-                systems[f"bwe:wb{o:+d}dB"] = lambda o=o: bwe16(dec16, env_wb, off_db=o)
-            systems["bwe:oracle-lt"] = lambda: bwe16(dec16, env_or)
-            for sl in (-6, -9, -12, -18, -24, -30):
-                for lv in (-12, -9, -6, -3, 0):
-                    systems[f"stage:bwe:{sl}dB/oct:{lv:+d}dB"] = lambda sl=sl, lv=lv: B.rs(preset48(
-                        dec, "codec", {"codec.slope_db_oct": sl, "codec.level_db": lv}), sr, SR)
-            for vd in (3, 6, 9):
-                systems[f"stage:valley:{vd}dB"] = lambda vd=vd: B.rs(preset48(
-                    dec, "codec", {"codec.valley_db": vd, "codec.max_hz": 0.0}), sr, SR)
-            for p in ("denoise-gentle", "mask", "codec-repair"):
-                systems[f"preset:{p}"] = lambda p=p: B.rs(preset48(dec, p), sr, SR)
-            for k in ("lpc-mild", "lpc", "valley"):
-                systems[f"pf:{k}"] = lambda k=k: postfilter(dec16, k)
+            systems = _systems(a, net, dec, dec16, ref16, tg)
             for sname, fn in systems.items():
                 if a.systems and sname not in a.systems and sname != "identity":
                     continue
@@ -300,8 +254,8 @@ def main(argv=None) -> int:
                 print(f"[{time.time() - t0:5.0f} s] {name[:20]:20s} {spec:7s} {sname:22s} PESQ {m['pesq_wb']:.3f} "
                       f"STOI {m['stoi']:.3f} OVRL {m['dnsmos_ovrl']:.2f}", flush=True)
     # table: mean per codec and system, deltas against identity
-    L = [f"Command: `scripts/codec_repair_diag.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
-         f"({len(clips)} val files x {a.seconds:g} s, {time.time() - t0:.0f} s)", "",
+    L = [(f"Command: `scripts/codec_repair_diag.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+          f"({len(clips)} val files x {a.seconds:g} s, {time.time() - t0:.0f} s)"), "",
          "| codec | system | PESQ-WB | ΔPESQ | STOI | DNSMOS OVRL | ΔOVRL |", "|---|---|---|---|---|---|---|"]
     for spec in a.codecs:
         base = {k: np.mean([r[k] for r in recs if r["codec"] == spec and r["system"] == "identity"])

@@ -6,10 +6,9 @@ The processor contract (streaming == offline, allocation, latency, rates) is the
 from __future__ import annotations
 
 import numpy as np
+from resculpt.dsp.bands import BandMap
 from scipy.signal import butter, sosfilt
 from stage_testlib import make_section, run
-
-from resculpt.dsp.bands import BandMap
 
 SR = 48000
 
