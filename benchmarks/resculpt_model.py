@@ -27,7 +27,9 @@ empty chain, ``render_with_target``: primed, 2 offline passes; it moves the leve
 4. Codec repair: speech through ffmpeg (``degrade.codec_roundtrip``: Opus 6/8/12 kbps, MP3 32 kbps, decoded to
    ``--rate`` and delay-aligned), then each system toward the codec-repair target (``--codec-target``, default:
    the mean fingerprint of ``--codec-ref-files`` clean train-split speech clips moved by ``--codec-describe``,
-   default "clearer highs"); PESQ-WB, STOI and DNSMOS OVRL at 16 kHz against the uncompressed original.
+   default "clearer highs"), and the shipped ``codec-repair`` preset as a user runs it; PESQ-WB, STOI and DNSMOS
+   OVRL at 16 kHz against the uncompressed original. ``--skip profile speed --categories speech`` runs this
+   section alone.
 5. Speed: the model stage's RTF on one thread, 48 kHz mono, 10 ms blocks, round-robin with RNNoise
    (``pyrnnoise``) on the same audio (``denoise.rtf_interleaved``), and its latency against the STFT
    configuration's n_fft - 1 plus the declared look-ahead.
@@ -75,7 +77,7 @@ SR, align, dnsmos_ovrl, metrics, rnnoise, rs, rtf_interleaved = (
 
 CODECS = (("opus", 6), ("opus", 8), ("opus", 12), ("mp3", 32))
 SYSTEMS = ("identity", "match-eq", "model")
-# The codec table adds the shipped preset as a user runs it (its own target, low cut, limiter; `auto` engine).
+# The codec table adds the shipped preset as a user runs it (Chain.from_preset: whatever its layout holds).
 CODEC_SYSTEMS = (*SYSTEMS, "codec-repair")
 DESCRIPTORS = EVAL_DESCRIPTORS
 KINDS = ("reference", "descriptor", "random", "identity")
@@ -520,7 +522,8 @@ def report(meta, res) -> str:
         L.append(f"Not run: {res['codec_skipped']}.")
     elif C:
         L += [(f"Target: {meta['codec_target']} moved by \"{meta['codec_describe']}\". Systems run on the decoded "
-              "audio; `identity` is the decoded input; `codec-repair` is the shipped preset (its own target, `auto` engine)."), "", f"Command: {cmd}", "",
+              "audio; `identity` is the decoded input; `codec-repair` is the shipped preset as a user runs it (its own "
+              "layout and target, if any; `auto` engine)."), "", f"Command: {cmd}", "",
               "| codec | system | n | PESQ-WB | STOI | DNSMOS OVRL | ΔPESQ vs decoded | ΔOVRL vs decoded |",
               "|---|---|---|---|---|---|---|---|"]
         for codec in dict.fromkeys(r["codec"] for r in C):

@@ -117,14 +117,12 @@ class CodecRepair(SpectralStage):
         self._g = np.zeros(32, np.float32)
         self._G = np.zeros(nb, np.float32)
         self._cG = np.zeros((c, nb), np.complex64)
-        # valley postfilter: box mean over 2 * half + 1 bins by prefix sums (float64), clipped at the edges
-        half = max(1, round(0.5 * VALLEY_WIN_HZ / self._bin_hz))
+        # valley postfilter: box mean over 2 * half + 1 bins (clipped at the edges) as shifted sums, not prefix
+        # sums: a prefix sum's difference cancels to 0 where a codec left bins 90 dB under the frame's peak
+        self._vhalf = max(1, round(0.5 * VALLEY_WIN_HZ / self._bin_hz))
         ar = np.arange(nb)
-        self._vlo = np.clip(ar - half, 0, nb)
-        self._vhi = np.clip(ar + half + 1, 0, nb)
-        self._vcnt = (self._vhi - self._vlo).astype(np.float64)
+        self._vcnt = (np.minimum(ar + self._vhalf + 1, nb) - np.maximum(ar - self._vhalf, 0)).astype(np.float64)
         self._vp = np.zeros(nb, np.float64)
-        self._vcs = np.zeros(nb + 1, np.float64)
         self._va = np.zeros(nb, np.float64)
         self._vb = np.zeros(nb, np.float64)
         self.reset()
@@ -175,10 +173,11 @@ class CodecRepair(SpectralStage):
         p, a, b = self._vp, self._va, self._vb
         np.copyto(p, self._pm)
         p += 1e-20
-        np.cumsum(p, out=self._vcs[1:])
-        np.take(self._vcs, self._vhi, out=a, mode="clip")
-        np.take(self._vcs, self._vlo, out=b, mode="clip")
-        a -= b
+        nb = p.size
+        np.copyto(a, p)
+        for d in range(1, self._vhalf + 1):
+            np.add(a[d:], p[: nb - d], out=a[d:])
+            np.add(a[: nb - d], p[d:], out=a[: nb - d])
         a /= self._vcnt                   # local mean
         np.divide(p, a, out=a)            # P / local mean
         np.power(a, VALLEY_EXP, out=a)
