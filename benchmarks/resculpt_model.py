@@ -334,7 +334,7 @@ def codec_section(a, clips, sr, bundle, log):
         for codec, kbps in CODECS:
             dec, _ = codec_roundtrip(x, sr, codec, kbps)
             for sysname in CODEC_SYSTEMS:
-                y = (preset_render(dec, sr, "codec-repair", bundle) if sysname == "codec-repair"
+                y = (preset_render(dec, sr, a.codec_preset, bundle) if sysname == "codec-repair"
                      else run_system(sysname, dec, sr, tgt, "timbre", bundle))
                 m = metrics(align(rs(y, sr, SR), ref16)[0], ref16)
                 recs.append({"file": name, "codec": f"{codec} {kbps} kbps", "system": sysname, **m})
@@ -388,6 +388,9 @@ def main(argv=None) -> int:
                     help="profile JSON of the codec-repair target, or 'train-speech' (mean of clean train speech)")
     ap.add_argument("--codec-describe", default="clearer highs", help="descriptor applied to the codec target ('' for none)")
     ap.add_argument("--codec-ref-files", type=int, default=4)
+    ap.add_argument("--codec-preset", default="codec-repair",
+                    help="the preset of the codec table's `codec-repair` row: a shipped name or a preset file (e.g. "
+                         "an earlier version, `git show REV:presets/codec-repair.json`)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["profile", "codec", "speed"])
     ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=list(KINDS),
                     help="target kinds of the profile section")
@@ -426,6 +429,7 @@ def main(argv=None) -> int:
             "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
+            "codec_preset": a.codec_preset,
             "lace": LACE_NOTE}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -522,8 +526,8 @@ def report(meta, res) -> str:
         L.append(f"Not run: {res['codec_skipped']}.")
     elif C:
         L += [(f"Target: {meta['codec_target']} moved by \"{meta['codec_describe']}\". Systems run on the decoded "
-              "audio; `identity` is the decoded input; `codec-repair` is the shipped preset as a user runs it (its own "
-              "layout and target, if any; `auto` engine)."), "", f"Command: {cmd}", "",
+              f"audio; `identity` is the decoded input; `codec-repair` is the preset `{meta.get('codec_preset', 'codec-repair')}` "
+              "as a user runs it (its own layout and target, if any; `auto` engine)."), "", f"Command: {cmd}", "",
               "| codec | system | n | PESQ-WB | STOI | DNSMOS OVRL | ΔPESQ vs decoded | ΔOVRL vs decoded |",
               "|---|---|---|---|---|---|---|---|"]
         for codec in dict.fromkeys(r["codec"] for r in C):
