@@ -22,7 +22,7 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
 - ``pf:lpc-mild|lpc``: an LPC formant postfilter ``A(z/g1)/A(z/g2)`` per 20 ms frame as a spectral gain (energy
   kept);
 - ``codec:<slope>,<level>,<valley>``: the ``codec`` stage (dsp/codec_repair.py) alone at 48 kHz with
-  ``codec.slope_db_oct``, ``codec.level_db``, ``codec.valley_db`` (``--codec-settings``; level -60: no band
+  ``codec.slope_db_oct``, ``codec.level_db``, ``codec.valley_db`` (``--codec-setting``; level -60: no band
   replication, the valley postfilter alone).
 """
 
@@ -216,11 +216,13 @@ def main(argv=None) -> int:
     ap.add_argument("--codecs", nargs="*", default=["opus:6", "opus:8"])
     ap.add_argument("--ckpt", default=str(REPO / "models" / "training" / "resculpt-gen1" / "ckpt.pt"))
     ap.add_argument("--systems", nargs="*", default=None, help="only these systems (names as in the table)")
-    ap.add_argument("--codec-settings", nargs="*", default=["-12,0,0", "-24,-12,0", "-24,-9,0", "-30,-12,0",
-                                                             "-24,-60,6", "-24,-12,6", "-24,-12,9"],
-                    help="the codec stage's slope_db_oct,level_db,valley_db per system (level -60: no replication)")
+    ap.add_argument("--codec-setting", action="append", dest="codec_settings", metavar="SLOPE,LEVEL,VALLEY",
+                    help="a codec stage system: slope_db_oct,level_db,valley_db (level -60: no replication); "
+                         "repeat as --codec-setting=-24,-12,6 (the '=' keeps the leading minus a value)")
     ap.add_argument("--out", default="/tmp/codec_diag")
     a = ap.parse_args(argv)
+    a.codec_settings = a.codec_settings or ["-12,0,0", "-24,-12,0", "-24,-9,0", "-30,-12,0", "-24,-60,6",
+                                            "-24,-12,6", "-24,-12,9"]
     from resculpt.dsp.bands import BandMap
     from resculpt.dsp.profile import fingerprint
     from resculpt.models.resculpt.degrade import codec_roundtrip
