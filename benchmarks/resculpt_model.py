@@ -333,7 +333,7 @@ def codec_section(a, clips, sr, bundle, log):
         ref16 = rs(x, sr, SR)
         for codec, kbps in CODECS:
             dec, _ = codec_roundtrip(x, sr, codec, kbps)
-            for sysname in CODEC_SYSTEMS:
+            for sysname in a.codec_systems:
                 y = (preset_render(dec, sr, a.codec_preset, bundle) if sysname == "codec-repair"
                      else run_system(sysname, dec, sr, tgt, "timbre", bundle))
                 m = metrics(align(rs(y, sr, SR), ref16)[0], ref16)
@@ -388,6 +388,8 @@ def main(argv=None) -> int:
                     help="profile JSON of the codec-repair target, or 'train-speech' (mean of clean train speech)")
     ap.add_argument("--codec-describe", default="clearer highs", help="descriptor applied to the codec target ('' for none)")
     ap.add_argument("--codec-ref-files", type=int, default=4)
+    ap.add_argument("--codec-systems", nargs="*", default=list(CODEC_SYSTEMS), choices=list(CODEC_SYSTEMS),
+                    help="the systems of the codec table (identity is the reference of its deltas: keep it)")
     ap.add_argument("--codec-preset", default="codec-repair",
                     help="the preset of the codec table's `codec-repair` row: a shipped name or a preset file (e.g. "
                          "an earlier version, `git show REV:presets/codec-repair.json`)")
@@ -535,6 +537,8 @@ def report(meta, res) -> str:
                     for k in ("pesq_wb", "dnsmos_ovrl")}
             for s in CODEC_SYSTEMS:
                 sub = [r for r in C if r["codec"] == codec and r["system"] == s]
+                if not sub:  # left out by --codec-systems
+                    continue
                 m = {k: _nanmean([r[k] for r in sub]) for k in ("pesq_wb", "stoi", "dnsmos_ovrl")}
                 L.append(f"| {codec} | {s} | {len(sub)} | {_f(m['pesq_wb'], '{:.3f}')} | {_f(m['stoi'], '{:.3f}')} | "
                          f"{_f(m['dnsmos_ovrl'])} | {_f(m['pesq_wb'] - base['pesq_wb'], '{:+.3f}')} | "
