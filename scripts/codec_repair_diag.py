@@ -17,6 +17,7 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
   model's band-gain output form with perfect gains, +-30 dB); ``oracle-G+E``: that plus copy-up (the bins 4 kHz
   lower) scaled to the original's band energy where the codec removed the band (> 10 dB down): the model's
   whole output form with perfect outputs, an upper bound of what training toward the original can reach;
+  ``oracle-G:cut`` / ``oracle-G:boost``: only its gains below / above 0 dB (a mask can only cut);
 - ``preset:<name>``: a shipped preset through ``Chain.from_preset`` at 48 kHz (the learned mask presets, and
   ``codec-repair``; ``mask`` is the mask stage alone at its defaults);
 - ``pf:lpc-mild|lpc``: an LPC formant postfilter ``A(z/g1)/A(z/g2)`` per 20 ms frame as a spectral gain (energy
@@ -97,9 +98,10 @@ def _fio():
     return FrameIO(SR)
 
 
-def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool) -> np.ndarray:
+def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = "") -> np.ndarray:
     """The model's output form with perfect per-frame outputs: band gains (and copy-up) that put each ERB band's
-    energy of the decoded frame on the original's."""
+    energy of the decoded frame on the original's; ``sign`` "cut" keeps only the gains below 0 dB (what a mask
+    can do), "boost" only those above."""
     import torch
     from resculpt.models.resculpt import common as C
 
@@ -110,6 +112,8 @@ def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool) -> np.ndarray:
     pd, pr = pw(X), pw(R)
     gmax = 10 ** (C.GAIN_MAX_DB / 10)
     g = torch.clamp(pr / pd, 1 / gmax, gmax)
+    if sign:
+        g = torch.clamp(g, max=1.0) if sign == "cut" else torch.clamp(g, min=1.0)
     S = f.shift
     E = torch.zeros_like(g)
     if copy:
@@ -196,6 +200,8 @@ def _systems(a, net, dec, dec16, ref16, tg) -> dict:
             systems[f"model:oracle:{v}"] = lambda v=v: model16(net, dec16, tg["oracle"], v)
     systems["oracle-G"] = lambda: oracle_form(dec16, ref16, False)
     systems["oracle-G+E"] = lambda: oracle_form(dec16, ref16, True)
+    systems["oracle-G:cut"] = lambda: oracle_form(dec16, ref16, False, "cut")
+    systems["oracle-G:boost"] = lambda: oracle_form(dec16, ref16, False, "boost")
     for cs in a.codec_settings:
         sl, lv, vd = (float(v) for v in cs.split(","))
         systems[f"codec:{cs}"] = lambda sl=sl, lv=lv, vd=vd: B.rs(preset48(dec, "codec", {
