@@ -29,7 +29,9 @@ empty chain, ``render_with_target``: primed, 2 offline passes; it moves the leve
 4. Codec repair: speech through ffmpeg (``degrade.codec_roundtrip``: Opus 6/8/12 kbps, MP3 32 kbps, decoded to
    ``--rate`` and delay-aligned), then each system toward the codec-repair target (``--codec-target``, default:
    the mean fingerprint of ``--codec-ref-files`` clean train-split speech clips moved by ``--codec-describe``,
-   default "clearer highs"); PESQ-WB, STOI and DNSMOS OVRL at 16 kHz against the uncompressed original.
+   default "clearer highs"), and the shipped ``codec-repair`` preset as a user runs it; PESQ-WB, STOI and DNSMOS
+   OVRL at 16 kHz against the uncompressed original. ``--skip profile speed --categories speech`` runs this
+   section alone.
 5. Speed: the model stage's RTF on one thread, 48 kHz mono, 10 ms blocks, round-robin with RNNoise
    (``pyrnnoise``) on the same audio (``denoise.rtf_interleaved``), and its latency against the STFT
    configuration's n_fft - 1 plus the declared look-ahead.
@@ -77,7 +79,7 @@ SR, align, dnsmos_ovrl, metrics, rnnoise, rs, rtf_interleaved = (
 
 CODECS = (("opus", 6), ("opus", 8), ("opus", 12), ("mp3", 32))
 SYSTEMS = ("identity", "match-eq", "model")
-# The codec table adds the shipped preset as a user runs it (its own target, low cut, limiter; `auto` engine).
+# The codec table adds the shipped preset as a user runs it (Chain.from_preset: whatever its layout holds).
 CODEC_SYSTEMS = (*SYSTEMS, "codec-repair")
 DESCRIPTORS = EVAL_DESCRIPTORS
 KINDS = ("reference", "descriptor", "random", "identity")
@@ -337,8 +339,8 @@ def codec_section(a, clips, sr, bundle, log):
         ref16 = rs(x, sr, SR)
         for codec, kbps in CODECS:
             dec, _ = codec_roundtrip(x, sr, codec, kbps)
-            for sysname in CODEC_SYSTEMS:
-                y = (preset_render(dec, sr, "codec-repair", bundle) if sysname == "codec-repair"
+            for sysname in a.codec_systems:
+                y = (preset_render(dec, sr, a.codec_preset, bundle) if sysname == "codec-repair"
                      else run_system(sysname, dec, sr, tgt, "timbre", bundle))
                 m = metrics(align(rs(y, sr, SR), ref16)[0], ref16)
                 recs.append({"file": name, "codec": f"{codec} {kbps} kbps", "system": sysname, **m})
@@ -395,6 +397,11 @@ def main(argv=None) -> int:
                     help="profile JSON of the codec-repair target, or 'train-speech' (mean of clean train speech)")
     ap.add_argument("--codec-describe", default="clearer highs", help="descriptor applied to the codec target ('' for none)")
     ap.add_argument("--codec-ref-files", type=int, default=4)
+    ap.add_argument("--codec-systems", nargs="*", default=list(CODEC_SYSTEMS), choices=list(CODEC_SYSTEMS),
+                    help="the systems of the codec table (identity is the reference of its deltas: keep it)")
+    ap.add_argument("--codec-preset", default="codec-repair",
+                    help="the preset of the codec table's `codec-repair` row: a shipped name or a preset file (e.g. "
+                         "an earlier version, `git show REV:presets/codec-repair.json`)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["profile", "codec", "speed"])
     ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=list(KINDS),
                     help="target kinds of the profile section")
@@ -434,6 +441,7 @@ def main(argv=None) -> int:
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
             "descriptor_form": a.descriptor_form,
+            "codec_preset": a.codec_preset,
             "lace": LACE_NOTE}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -535,7 +543,8 @@ def report(meta, res) -> str:
         L.append(f"Not run: {res['codec_skipped']}.")
     elif C:
         L += [(f"Target: {meta['codec_target']} moved by \"{meta['codec_describe']}\". Systems run on the decoded "
-              "audio; `identity` is the decoded input; `codec-repair` is the shipped preset (its own target, `auto` engine)."), "", f"Command: {cmd}", "",
+              f"audio; `identity` is the decoded input; `codec-repair` is the preset `{meta.get('codec_preset', 'codec-repair')}` "
+              "as a user runs it (its own layout and target, if any; `auto` engine)."), "", f"Command: {cmd}", "",
               "| codec | system | n | PESQ-WB | STOI | DNSMOS OVRL | ΔPESQ vs decoded | ΔOVRL vs decoded |",
               "|---|---|---|---|---|---|---|---|"]
         for codec in dict.fromkeys(r["codec"] for r in C):
@@ -543,6 +552,8 @@ def report(meta, res) -> str:
                     for k in ("pesq_wb", "dnsmos_ovrl")}
             for s in CODEC_SYSTEMS:
                 sub = [r for r in C if r["codec"] == codec and r["system"] == s]
+                if not sub:  # left out by --codec-systems
+                    continue
                 m = {k: _nanmean([r[k] for r in sub]) for k in ("pesq_wb", "stoi", "dnsmos_ovrl")}
                 L.append(f"| {codec} | {s} | {len(sub)} | {_f(m['pesq_wb'], '{:.3f}')} | {_f(m['stoi'], '{:.3f}')} | "
                          f"{_f(m['dnsmos_ovrl'])} | {_f(m['pesq_wb'] - base['pesq_wb'], '{:+.3f}')} | "

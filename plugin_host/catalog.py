@@ -18,7 +18,7 @@ from typing import Callable
 
 import pedalboard as pb
 
-from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
+from resculpt.dsp import codec_repair, lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.voice import shift as voice_shift
 from resculpt.dsp.voice import mcadams
@@ -223,6 +223,8 @@ register(SpectralSlot("anon", "pseudo-speaker: the speaker's median pitch, forma
 register(SpectralSlot("resculpt", "resculpting model: a learned generator that moves the sound toward a target "
                       "profile (Chain.set_target) and repairs low-bitrate codec audio", resculpt_stage.PARAMS,
                       resculpt_stage.ResculptStage))
+register(SpectralSlot("codec", "band replication: rebuilds the high band a codec cut off from the band below it, "
+                      "frame by frame (codec-repair)", codec_repair.PARAMS, codec_repair.CodecRepair))
 
 
 def all_param_specs() -> list[ParamSpec]:

@@ -3,8 +3,8 @@
     .venv/bin/python scripts/make_targets.py
 
 wideband-speech: the fingerprint of the bundled clean speech example (LibriSpeech speaker 1081, held out of
-training; 16 kHz, so its band envelope reaches 7.2 kHz: wideband speech in the telephony sense). The
-codec-repair preset moves decoded low-bitrate speech toward it.
+training; 16 kHz, so its band envelope reaches 7.2 kHz: wideband speech in the telephony sense), a target for
+`render --target wideband-speech`, OSC `/profile/load` and the panel.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ tests/test_stage_conformance.py's; its numbers against torch are tests/test_resc
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -19,6 +20,7 @@ from resculpt.models.resculpt import common as C
 from resculpt.models.resculpt.stage import OVERRIDES, ResculptTarget
 from resculpt.plugin_host.chain import Chain, EngineError
 from resculpt.plugin_host.layout import Layout
+from resculpt.plugin_host.presets import load_preset
 from resculpt.plugin_host.render import RenderError, render_file
 
 SR = 16000
@@ -198,7 +200,10 @@ def test_presets_with_a_target_run_the_engine_of_the_moment(resculpt_bundle, mon
     """A preset's target puts the engine's stage in its layout and publishes the target: the model with a bundle
     that passes the auto engine's identity check, the match-EQ without; a shipped target is found by name."""
     monkeypatch.setenv(rb.BUNDLE_ENV, str(_with_keep_validation(resculpt_bundle, tmp_path / "bundle", 0.2)))
-    c = Chain.from_preset("codec-repair", 48000, 2)
+    d = json.loads(load_preset("warm-radio").path.read_text())
+    d.update(name="wideband", target={"profile": "wideband-speech"})
+    (tmp_path / "wideband.json").write_text(json.dumps(d))
+    c = Chain.from_preset(tmp_path / "wideband.json", 48000, 2)
     assert "resculpt" in c.layout.spectral and "match" not in c.layout.spectral
     assert c._inboxes["resculpt"].value is not None
     monkeypatch.setenv(rb.BUNDLE_ENV, str(tmp_path / "none"))

@@ -104,4 +104,9 @@ ORDER = (
     "resculpt.tilt_db_oct",
     "resculpt.loudness_db",
     "anon.codebook_pct",
+    "codec.cutoff_hz",
+    "codec.max_hz",
+    "codec.slope_db_oct",
+    "codec.level_db",
+    "codec.valley_db",
 )
