@@ -178,6 +178,7 @@ class AnonVoice(VoiceShift):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread)."""
 
     name = "anon"
+    use_kernels = True
 
     def __init__(self, table):
         self.table = table
