@@ -133,9 +133,124 @@ def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, 
         row[k] = zs[k]
 
 
+
+def _warp_timbre(env, emean, ke, wi0, wfr, envw, mean, corr, tgt, band, top, voiced, k, lo, hi):
+    """The anon stage's envelope means, warped envelope and timbre correction (AnonVoice._warped_envelope):
+    emean += ke (env - emean) when ke > 0; envw = env read at wi0 + wfr (linear interpolation); in a voiced
+    frame mean += k (envw - mean) and corr = tgt - mean, its band-weighted mean (band (nb,) float32, summing
+    to 1) removed, limited to [lo, hi], held above bin top. All (nb,) float32; ke, k, lo, hi float32."""
+    nb = env.shape[0]
+    if ke > _ZERO:
+        for j in range(nb):
+            emean[j] = emean[j] + (env[j] - emean[j]) * ke
+    for j in range(nb):
+        e0 = env[wi0[j]]
+        envw[j] = e0 + (env[wi0[j] + 1] - e0) * wfr[j]
+    if not voiced:
+        return
+    s = 0.0
+    for j in range(nb):
+        mean[j] = mean[j] + (envw[j] - mean[j]) * k
+        c = tgt[j] - mean[j]
+        corr[j] = c
+        s += float(c) * float(band[j])
+    s32 = np.float32(s)
+    for j in range(top + 1):
+        c = corr[j] - s32
+        if c < lo:
+            c = lo
+        if c > hi:
+            c = hi
+        corr[j] = c
+    for j in range(top + 1, nb):
+        corr[j] = corr[top]
+
+
+def _detail_timbre(w, mean, corr, hfw, detail, timbre):
+    """w (nb,) float32 in place: w += (mean - w) hfw detail (when detail > 0), then w += corr timbre (when
+    timbre is not None); all (nb,) float32, detail and timbre float32."""
+    nb = w.shape[0]
+    if detail > _ZERO:
+        for j in range(nb):
+            w[j] = w[j] + ((mean[j] - w[j]) * hfw[j]) * detail
+    if timbre >= _ZERO:
+        for j in range(nb):
+            w[j] = w[j] + corr[j] * timbre
+
+
+def _f0_frame(inbuf, D, m, x, cs):
+    """The F0 search's input: x[:m] (float64, of a (2m,) zero-padded buffer) = channels summed, decimated by
+    sums of D samples (float32 sums in order, as the numpy code); cs (m,) float64 = cumulative energy.
+    Returns the frame's energy."""
+    for i in range(m):
+        acc = inbuf[0, i * D]
+        for dd in range(1, D):
+            acc = acc + inbuf[0, i * D + dd]
+        for c in range(1, inbuf.shape[0]):
+            for dd in range(D):
+                acc = acc + inbuf[c, i * D + dd]
+        x[i] = acc
+    e = 0.0
+    for i in range(m):
+        e += x[i] * x[i]
+        cs[i] = e
+    return e
+
+
+def _power(X):
+    """X (n,) complex128 in place: |X|^2 (as numpy's abs, then squared)."""
+    for i in range(X.shape[0]):
+        a = abs(X[i])
+        X[i] = a * a
+
+
+def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
+    """The F0 search's pick (AnonVoice._pick): sc (hi - lo + 1,) float64 <- the normalised correlation of lags
+    lo..hi (ac: linear autocorrelation, cs: cumulative energy, e: energy) with the lag-0 lobe set to -1, plus
+    cost; returns the refined best lag (0.0 when unvoiced)."""
+    m = cs.shape[0]
+    n = hi - lo + 1
+    j = -1
+    for i in range(n):
+        lag = lo + i
+        eh = cs[m - lag - 1] * (e - cs[lag - 1])
+        if eh < 1e-30:
+            eh = 1e-30
+        sc[i] = ac[lag] / math.sqrt(eh)
+        if j < 0 and sc[i] < voiced:
+            j = i
+    if j < 0:
+        return 0.0
+    best = 0
+    for i in range(n):
+        if i < j:
+            sc[i] = -1.0
+        if sc[i] > sc[best]:
+            best = i
+    if not sc[best] > voiced:
+        return 0.0
+    best = 0
+    for i in range(n):
+        sc[i] = sc[i] + cost[i]
+        if sc[i] > sc[best]:
+            best = i
+    lag = float(lo + best)
+    if 0 < best < n - 1:
+        a, b, c = sc[best - 1], sc[best], sc[best + 1]
+        den = a - 2.0 * b + c
+        if den < 0.0:
+            lag += 0.5 * (a - c) / den
+    return lag
+
+
 if AVAILABLE:
     _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     peaks_envelope = _jit(_peaks_envelope)
     shift_frame = _jit(_shift_frame)
+    warp_timbre = _jit(_warp_timbre)
+    detail_timbre = _jit(_detail_timbre)
+    f0_frame = _jit(_f0_frame)
+    power = _jit(_power)
+    pick_lag = _jit(_pick_lag)
 else:  # pragma: no cover - numpy path in the stage instead
-    peaks_envelope = shift_frame = None
+    peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = power = pick_lag = None
