@@ -74,8 +74,7 @@ import numpy as np
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
 from ..stft import MAX_BATCH
-from . import codebook
-from . import kernels
+from . import codebook, kernels
 from .shift import VoiceShift
 
 PARAMS = (

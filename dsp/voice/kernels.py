@@ -22,17 +22,15 @@ array is the caller's (compiled once per process, cached on disk next to this mo
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
 import numpy as np
 
-try:  # optional dependency (extra "fast")
-    import numba
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
-AVAILABLE = numba is not None and os.environ.get("RESCULPT_NO_KERNELS", "") in ("", "0")
+# numba (extra "fast") is imported by warm_up(), from the first prepare() of a stage that uses the loops:
+# importing it costs ~0.5 s, which a process that runs no such stage does not pay.
+AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("RESCULPT_NO_KERNELS", "") in ("", "0")
 
 _PI = np.float32(math.pi)
 _TWO_PI = np.float32(2.0 * math.pi)
@@ -94,10 +92,7 @@ def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, 
         w = zpc[p] * row[p]
         w = w * unrot[p]
         fb = np.float32(np.arctan2(w.imag, w.real)) * adv
-        if fb < _M_ONE:
-            fb = _M_ONE
-        if fb > _ONE:
-            fb = _ONE
+        fb = min(max(fb, _M_ONE), _ONE)  # a NaN stays NaN (first argument), as through np.maximum/minimum
         fb = fb + kf[p]
         ph = phi[prev_owner[p]] + fb * ra
         m1 = np.rint(fb * rm1)
@@ -157,10 +152,7 @@ def _warp_timbre(env, emean, ke, wi0, wfr, envw, mean, corr, tgt, band, top, voi
     s32 = np.float32(s)
     for j in range(top + 1):
         c = corr[j] - s32
-        if c < lo:
-            c = lo
-        if c > hi:
-            c = hi
+        c = min(max(c, lo), hi)
         corr[j] = c
     for j in range(top + 1, nb):
         corr[j] = corr[top]
@@ -214,8 +206,7 @@ def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
     for i in range(n):
         lag = lo + i
         eh = cs[m - lag - 1] * (e - cs[lag - 1])
-        if eh < 1e-30:
-            eh = 1e-30
+        eh = max(eh, 1e-30)
         sc[i] = ac[lag] / math.sqrt(eh)
         if j < 0 and sc[i] < voiced:
             j = i
@@ -243,14 +234,40 @@ def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
     return lag
 
 
-if AVAILABLE:
-    _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-    peaks_envelope = _jit(_peaks_envelope)
-    shift_frame = _jit(_shift_frame)
-    warp_timbre = _jit(_warp_timbre)
-    detail_timbre = _jit(_detail_timbre)
-    f0_frame = _jit(_f0_frame)
-    power = _jit(_power)
-    pick_lag = _jit(_pick_lag)
-else:  # pragma: no cover - numpy path in the stage instead
-    peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = power = pick_lag = None
+def warm_up() -> None:
+    """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
+    stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
+    compiles. Once per process; seconds the first time on a machine, under a second from the cache."""
+    global _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, power, pick_lag
+    if _warm or not AVAILABLE:
+        return
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
+    warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
+    f0_frame, power, pick_lag = jit(_f0_frame), jit(_power), jit(_pick_lag)
+    f32, i64, c64 = np.float32, np.int64, np.complex64
+    nb, m = 9, 4
+    lm = np.linspace(0.0, 1.0, nb).astype(f32)
+    z = np.ones(nb, c64)
+    fa = [np.zeros(nb, f32) for _ in range(9)]
+    ia = [np.zeros(nb, i64) for _ in range(7)]
+    ca = [np.zeros(nb, c64) for _ in range(3)]
+    peaks_envelope(lm, fa[0], ia[0], ia[1], ia[2])
+    shift_frame(z.copy(), z.copy(), z, fa[0], fa[1], fa[2], ia[0], ia[1], fa[3], fa[4], ia[2], fa[5], ia[3], ca[0],
+                fa[6], ia[4], ia[5], ca[1], f32(1.0), f32(1.0), f32(0.0), 1, 1.0, f32(1e-30))
+    warp_timbre(fa[0], fa[1], f32(1.0), ia[6], fa[2], fa[3], fa[4], fa[5], fa[6], fa[7], nb - 1, True, f32(1.0),
+                f32(-1.0), f32(1.0))
+    detail_timbre(fa[0], fa[1], fa[2], fa[3], f32(0.0), f32(-1.0))
+    x = np.zeros(2 * m)
+    cs = np.zeros(m)
+    f0_frame(np.zeros((1, 2 * m), f32), 2, m, x, cs)
+    power(np.zeros(m + 1, np.complex128))
+    pick_lag(np.zeros(2 * m), cs, 1, 2, 0.0, np.zeros(2), np.zeros(2), 0.5)
+    _warm = True
+
+
+# The compiled loops, set by warm_up().
+_warm = False
+peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = power = pick_lag = None

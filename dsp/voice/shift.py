@@ -166,6 +166,8 @@ class VoiceShift(SpectralStage):
         self._e2 = np.zeros((2, nb), f32)
         # The compiled loops (kernels.py) take their scalars as float32, as the numpy code's 0-d operands.
         self._kern = bool(self.use_kernels and kernels.AVAILABLE and self.phase_lock)
+        if self._kern:
+            kernels.warm_up()
         self._k_adv, self._k_tiny = np.float32(self._adv_to_bins), np.float32(1e-30)
         self.reset()
 
