@@ -318,7 +318,9 @@ class AnonVoice(VoiceShift):
             if not e > 1e-12 * m:
                 return 0.0
             self._fft.forward(self._x, self._X)
-            kernels.power(self._X)
+            np.abs(self._X, out=self._Xa)
+            self._Xa *= self._Xa
+            np.copyto(self._X, self._Xa)
             self._fft.inverse(self._X, self._ac)
             lag = kernels.pick_lag(self._ac, self._cs, self._lo, self._hi, e, self._cost, self._score, VOICED)
             return self._fs0 / lag if lag > 0.0 else 0.0

@@ -89,9 +89,8 @@ def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, 
     for p in range(nb):
         if own[p] != p:
             continue
-        w = zpc[p] * row[p]
-        w = w * unrot[p]
-        fb = np.float32(np.arctan2(w.imag, w.real)) * adv
+        w = np.complex128(zpc[p]) * np.complex128(row[p]) * np.complex128(unrot[p])
+        fb = np.float32(math.atan2(w.imag, w.real)) * adv
         fb = min(max(fb, _M_ONE), _ONE)  # a NaN stays NaN (first argument), as through np.maximum/minimum
         fb = fb + kf[p]
         ph = phi[prev_owner[p]] + fb * ra
@@ -189,13 +188,6 @@ def _f0_frame(inbuf, D, m, x, cs):
     return e
 
 
-def _power(X):
-    """X (n,) complex128 in place: |X|^2 (as numpy's abs, then squared)."""
-    for i in range(X.shape[0]):
-        a = abs(X[i])
-        X[i] = a * a
-
-
 def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
     """The F0 search's pick (AnonVoice._pick): sc (hi - lo + 1,) float64 <- the normalised correlation of lags
     lo..hi (ac: linear autocorrelation, cs: cumulative energy, e: energy) with the lag-0 lobe set to -1, plus
@@ -238,7 +230,7 @@ def warm_up() -> None:
     """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
     stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
     compiles. Once per process; seconds the first time on a machine, under a second from the cache."""
-    global _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, power, pick_lag
+    global _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag
     if _warm or not AVAILABLE:
         return
     import numba
@@ -246,7 +238,7 @@ def warm_up() -> None:
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
-    f0_frame, power, pick_lag = jit(_f0_frame), jit(_power), jit(_pick_lag)
+    f0_frame, pick_lag = jit(_f0_frame), jit(_pick_lag)
     f32, i64, c64 = np.float32, np.int64, np.complex64
     nb, m = 9, 4
     lm = np.linspace(0.0, 1.0, nb).astype(f32)
@@ -263,11 +255,10 @@ def warm_up() -> None:
     x = np.zeros(2 * m)
     cs = np.zeros(m)
     f0_frame(np.zeros((1, 2 * m), f32), 2, m, x, cs)
-    power(np.zeros(m + 1, np.complex128))
     pick_lag(np.zeros(2 * m), cs, 1, 2, 0.0, np.zeros(2), np.zeros(2), 0.5)
     _warm = True
 
 
 # The compiled loops, set by warm_up().
 _warm = False
-peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = power = pick_lag = None
+peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = pick_lag = None
