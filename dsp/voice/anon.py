@@ -422,6 +422,10 @@ class AnonVoice(VoiceShift):
         if key == self._warp_key:
             return
         self._warp_key = key
+        if self._kern:
+            kernels.warp_map(self._phi_k, 1.0 / a, 1.0 / alpha if alpha < 1.0 else 1.0,
+                             REF_RATE / (2.0 * math.pi * self._spacing), self._wi0, self._wi1, self._wfr)
+            return
         t = self._t64
         np.multiply(self._phi_k, 1.0 / a, out=t)
         if alpha < 1.0:

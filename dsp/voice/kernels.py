@@ -169,6 +169,23 @@ def _detail_timbre(w, mean, corr, hfw, detail, timbre):
             w[j] = w[j] + corr[j] * timbre
 
 
+def _warp_map(phi, inv_a, inv_alpha, to_bins, wi0, wi1, wfr):
+    """The anon stage's envelope read position (AnonVoice._set_warp, VoiceShift._warp_from): bin k reads the
+    envelope at t = (phi[k] inv_a)^inv_alpha to_bins (the power skipped when inv_alpha is 1), clamped to the
+    spectrum: wi0 (nb,) int64 the bin below, wi1 = wi0 + 1, wfr (nb,) float32 the fraction. phi (nb,)
+    float64 bin frequencies as angles at 16 kHz; float64 arithmetic in the numpy code's order."""
+    nb = phi.shape[0]
+    for k in range(nb):
+        t = phi[k] * inv_a
+        if inv_alpha != 1.0:
+            t = t**inv_alpha
+        t = min(t * to_bins, nb - 1.0)
+        w = min(math.floor(t), nb - 2.0)
+        wi0[k] = np.int64(w)
+        wi1[k] = wi0[k] + 1
+        wfr[k] = np.float32(t - w)
+
+
 def _f0_frame(inbuf, D, m, x, cs):
     """The F0 search's input: x[:m] (float64, of a (2m,) zero-padded buffer) = channels summed, decimated by
     sums of D samples (float32 sums in order, as the numpy code); cs (m,) float64 = cumulative energy.
@@ -230,7 +247,7 @@ def warm_up() -> None:
     """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
     stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
     compiles. Once per process; seconds the first time on a machine, under a second from the cache."""
-    global _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag
+    global _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map
     if _warm or not AVAILABLE:
         return
     import numba
@@ -238,7 +255,7 @@ def warm_up() -> None:
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
-    f0_frame, pick_lag = jit(_f0_frame), jit(_pick_lag)
+    f0_frame, pick_lag, warp_map = jit(_f0_frame), jit(_pick_lag), jit(_warp_map)
     f32, i64, c64 = np.float32, np.int64, np.complex64
     nb, m = 9, 4
     lm = np.linspace(0.0, 1.0, nb).astype(f32)
@@ -256,9 +273,10 @@ def warm_up() -> None:
     cs = np.zeros(m)
     f0_frame(np.zeros((1, 2 * m), f32), 2, m, x, cs)
     pick_lag(np.zeros(2 * m), cs, 1, 2, 0.0, np.zeros(2), np.zeros(2), 0.5)
+    warp_map(np.zeros(nb), 1.0, 1.0, 1.0, ia[0], ia[1], fa[0])
     _warm = True
 
 
 # The compiled loops, set by warm_up().
 _warm = False
-peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = pick_lag = None
+peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = pick_lag = warp_map = None
