@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import EXAMPLE, resample
-from stage_testlib import make_section, run
-
 from resculpt.dsp.voice import kernels, match, shift
 from resculpt.models import data
+from stage_testlib import make_section, run
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed (extra 'fast') or RESCULPT_NO_KERNELS set")
 

@@ -168,6 +168,10 @@ class VoiceShift(SpectralStage):
         self._kern = bool(self.use_kernels and kernels.AVAILABLE and self.phase_lock)
         if self._kern:
             kernels.warm_up()
+            self._khalf = kernels.half_smoothing(self._b1, self._b2)
+            h = self._khalf[0].shape[0]
+            self._ksm = (np.zeros(h, f32), np.zeros(h, f32), np.zeros(self._khalf[0].shape[1], f32),
+                         np.zeros(self._khalf[1].shape[1], f32), np.zeros(h, f32), np.zeros(h, f32))
         self._k_adv, self._k_tiny = np.float32(self._adv_to_bins), np.float32(1e-30)
         self.reset()
 
@@ -229,8 +233,7 @@ class VoiceShift(SpectralStage):
         np.log(lm, out=lm)
         if self._kern:
             self._first = float(kernels.peaks_envelope(lm, self._env, self._own, self._pklo, self._pkhi))
-            np.dot(self._b1, self._env, out=self._cep)
-            np.dot(self._b2, self._cep, out=self._env)
+            kernels.smooth(self._env, *self._khalf, *self._ksm)
             return
         # Peaks: strict rise from the left, no rise to the right.
         peak, b2 = self._peak, self._m2
