@@ -313,17 +313,23 @@ class AnonVoice(VoiceShift):
 
     def _estimate(self, inbuf) -> float:
         D, m = self._D, self._m
+        e = kernels.f0_frame(inbuf, D, m, self._x, self._cs) if self._kern else self._decimate(inbuf)
+        if not e > 1e-12 * m:
+            return 0.0
+        self._fft.forward(self._x, self._X)
+        np.abs(self._X, out=self._Xa)
+        self._Xa *= self._Xa
+        np.copyto(self._X, self._Xa)
+        self._fft.inverse(self._X, self._ac)
         if self._kern:
-            e = kernels.f0_frame(inbuf, D, m, self._x, self._cs)
-            if not e > 1e-12 * m:
-                return 0.0
-            self._fft.forward(self._x, self._X)
-            np.abs(self._X, out=self._Xa)
-            self._Xa *= self._Xa
-            np.copyto(self._X, self._Xa)
-            self._fft.inverse(self._X, self._ac)
             lag = kernels.pick_lag(self._ac, self._cs, self._lo, self._hi, e, self._cost, self._score, VOICED)
             return self._fs0 / lag if lag > 0.0 else 0.0
+        return self._pick(m, e)
+
+    def _decimate(self, inbuf) -> float:
+        """self._x[:m] <- the channels' sum decimated by sums of D samples; self._cs <- its cumulative
+        energy. Returns the energy."""
+        D, m = self._D, self._m
         x = self._x32
         c0 = 0
         if D < 8:
@@ -340,15 +346,7 @@ class AnonVoice(VoiceShift):
         x = self._x[:m]
         np.multiply(x, x, out=self._cs)
         np.add.accumulate(self._cs, out=self._cs)  # np.cumsum's loop without its Python wrapper
-        e = float(self._cs[-1])
-        if not e > 1e-12 * m:
-            return 0.0
-        self._fft.forward(self._x, self._X)
-        np.abs(self._X, out=self._Xa)
-        self._Xa *= self._Xa
-        np.copyto(self._X, self._Xa)
-        self._fft.inverse(self._X, self._ac)
-        return self._pick(m, e)
+        return float(self._cs[-1])
 
     def _pick(self, n: int, e: float) -> float:
         """F0 (Hz) from self._ac (linear autocorrelation) and self._cs (cumulative energy), 0 if unvoiced."""
