@@ -1,23 +1,31 @@
-"""Compiled per-frame loops of the peak-locked pitch shift (dsp/voice/shift.py), when numba is installed.
+"""Compiled per-frame loops of the pitch shift (dsp/voice/shift.py) and the anon stage (dsp/voice/anon.py).
 
-:class:`~resculpt.dsp.voice.shift.VoiceShift` runs a frame as about 120 numpy calls on 481-bin rows (48 kHz,
-20 ms window); each costs ~1 us of call overhead, more than its arithmetic, so the stage's time is
-mostly overhead (profile in docs/voice.md, "Cost"). Two loops replace the runs of calls that need no
-BLAS and no vectorised transcendental over every bin:
+In numpy, a voiced frame of the anon stage is about 120 calls on 481-bin rows (48 kHz, 20 ms window) plus
+about 25 for the F0 search every other frame; each costs ~1 us of call overhead, more than its arithmetic,
+and no single call dominates (docs/anonymization.md, "Cost"). These loops do the same steps in one call
+each, with numba (extra ``fast``):
 
 * :func:`peaks_envelope`: the peaks of the log magnitude, each bin's owning peak and the peak-to-peak
-  envelope (``VoiceShift._analyse`` before its cepstral smoothing, which stays two numpy products).
-  Integer and float32 arithmetic in the same order as the numpy code: the same numbers.
+  envelope (``VoiceShift._analyse`` up to its cepstral smoothing). Integer and float32 arithmetic in the
+  numpy code's order: the same numbers.
+* :func:`smooth`: the cepstral smoothing from the half spectrum (:func:`half_smoothing`): half the
+  multiply-adds and matrix bytes of the numpy code's two products; the same envelope to ~4e-7.
 * :func:`shift_frame`: everything ``VoiceShift._shift`` does after the envelopes: phase advance, true
   frequency, synthesis phase and shift of each peak, the output bins' sources, gains and phasors. The
-  phase terms are computed only on peak bins (the bins that own themselves), the only ones read, so
-  arctan2/cos/sin run on ~100 bins instead of 481. libm's arctan2/cos/sin/exp and the power sum
-  (float64 here, float32 BLAS in numpy) round differently from numpy's loops: the output agrees with
-  the numpy path to float32 rounding (tests/test_voice_kernels.py).
+  phase terms are computed on peak bins only (the bins that own themselves, the only ones read), so
+  arctan2/cos/sin run on ~100 bins instead of 481.
+* :func:`warp_timbre`, :func:`detail_timbre`: the anon stage's warped envelope, long-term means, timbre
+  correction and detail flattening; :func:`warp_map`: its envelope read positions (the same numbers).
+* :func:`f0_frame`, :func:`pick_lag`: the F0 search's decimation, energies and pick around numpy's FFTs
+  (the same F0 track, bit for bit).
 
-Optional: without numba (``pip install resculpt[fast]``) ``AVAILABLE`` is False and the stage runs its numpy
-code. ``RESCULPT_NO_KERNELS=1`` in the environment forces the numpy code. The loops allocate nothing: every
-array is the caller's (compiled once per process, cached on disk next to this module where writable).
+libm's arctan2/cos/sin/exp and these loops' sums round differently from numpy's vectorised functions and
+BLAS: the anon stage's output agrees with its numpy code to float32 rounding (tests/test_voice_kernels.py).
+
+Optional: without numba ``AVAILABLE`` is False and the stages run their numpy code;
+``RESCULPT_NO_KERNELS=1`` in the environment forces it. The loops allocate nothing (every array is the
+caller's); :func:`warm_up` compiles them from a stage's prepare() (cached on disk next to this module where
+writable).
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ class VoiceShift(SpectralStage):
 
     name = "voice"
     # Run the frame through dsp/voice/kernels.py's compiled loops when numba is installed (same result to
-    # float32 rounding, a third of the time). The voice slot keeps the numpy loops: its shipped preset is
-    # pinned bit-exact by the render comparison; the anon stage, which costs twice as much, takes them.
+    # float32 rounding, in under half the stage's time). The voice slot keeps the numpy code: its shipped
+    # preset's renders are compared bit for bit; the anon stage, the one over its CPU budget, takes them.
     use_kernels = False
 
     def __init__(self, table, phase_lock: bool = True):
