@@ -74,7 +74,7 @@ def test_voice_and_voice_match_stages_run_the_numpy_code(monkeypatch):
     """Only the anon stage takes the loops: the voice slot's and the resculpt stage's voice match renders keep
     their numpy arithmetic exactly, whether numba is installed or not."""
     monkeypatch.setattr(kernels, "AVAILABLE", True)
-    monkeypatch.setattr(kernels, "warm_up", lambda: None)
+    monkeypatch.setattr(kernels, "warm_up", lambda: True)
     rig = make_section(["voice"], 48000, 1, {"voice.pitch_st": 3.0})
     assert isinstance(rig.proc.stages[0], shift.VoiceShift) and not rig.proc.stages[0]._kern
     vm = match.VoiceMatch()

@@ -309,14 +309,21 @@ def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
     return lag
 
 
-def warm_up() -> None:
+def warm_up() -> bool:
     """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
     stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
-    compiles. Once per process; seconds the first time on a machine, under a second from the cache."""
-    global _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, smooth
+    compiles. Once per process; seconds the first time on a machine, under a second from the cache. Returns
+    whether the loops are ready: False without numba, or when this numba cannot be imported (e.g. built for
+    another numpy), and the stages then run their numpy code."""
+    global AVAILABLE, _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, \
+        smooth
     if _warm or not AVAILABLE:
-        return
-    import numba
+        return _warm
+    try:
+        import numba
+    except ImportError:
+        AVAILABLE = False
+        return False
 
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
@@ -345,6 +352,7 @@ def warm_up() -> None:
     sm = [np.zeros(h, f32) for _ in range(4)]
     smooth(fa[0], b1e, b1o, b2e, b2o, sm[0], sm[1], np.zeros(2, f32), np.zeros(1, f32), sm[2], sm[3])
     _warm = True
+    return True
 
 
 # The compiled loops, set by warm_up().

@@ -165,9 +165,8 @@ class VoiceShift(SpectralStage):
         self._wfr = np.zeros(nb, f32)
         self._e2 = np.zeros((2, nb), f32)
         # The compiled loops (kernels.py) take their scalars as float32, as the numpy code's 0-d operands.
-        self._kern = bool(self.use_kernels and kernels.AVAILABLE and self.phase_lock)
+        self._kern = bool(self.use_kernels and self.phase_lock and kernels.AVAILABLE and kernels.warm_up())
         if self._kern:
-            kernels.warm_up()
             self._khalf = kernels.half_smoothing(self._b1, self._b2)
             h = self._khalf[0].shape[0]
             self._ksm = (np.zeros(h, f32), np.zeros(h, f32), np.zeros(self._khalf[0].shape[1], f32),
