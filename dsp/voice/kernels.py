@@ -97,6 +97,7 @@ def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, 
     for p in range(nb):
         if own[p] != p:
             continue
+        # The phase advance from the product taken in float64: one rounding of the angle, whatever the level.
         w = np.complex128(zpc[p]) * np.complex128(row[p]) * np.complex128(unrot[p])
         fb = np.float32(math.atan2(w.imag, w.real)) * adv
         fb = min(max(fb, _M_ONE), _ONE)  # a NaN stays NaN (first argument), as through np.maximum/minimum
@@ -133,7 +134,6 @@ def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, 
     for k in range(nb):
         zpc[k] = row[k].conjugate()
         row[k] = zs[k]
-
 
 
 def _warp_timbre(env, emean, ke, wi0, wfr, envw, mean, corr, tgt, band, top, voiced, k, lo, hi):
