@@ -1,7 +1,7 @@
 """Engine benchmark: host overhead per block and chain RTF at 48 kHz, blocks 64/128/256/512.
 
     .venv/bin/python benchmarks/engine.py [--seconds 10] [--repeats 3]
-    .venv/bin/python benchmarks/engine.py --voice-cost [--base REV] [--rounds 5]
+    .venv/bin/python benchmarks/engine.py --voice-cost [--base REV] [--rounds 5] [--block 480 --block 128]
 
 Writes benchmarks/results/engine.{md,json}. One thread (the host is single-threaded; numpy's FFT
 is single-threaded; OMP/MKL pinned to 1). Each figure is the median over --repeats runs, so a
@@ -9,11 +9,12 @@ background process on the machine moves it less. Target: the identity chain (pre
 default 20 ms STFT with no stage, post-board) <= 2 % of one core at 128-sample blocks.
 
 ``--voice-cost``: the voice chains (``VOICE_PRESETS``: the ``anon-*`` pseudo-speakers and ``deep-voice``)
-at 48 kHz mono in 128-sample blocks, timed with the thread's CPU clock (as ``resculpt bench --cpu-time``),
-on the bundled speech clip, in rounds of 5 s; writes benchmarks/results/voice_cost.{md,json} (best and
-median round). With ``--base REV`` revision REV's code (built into a temporary folder, as
-scripts/bench-compare.sh does) runs in a second process, and the two take turns every 100 blocks, so a
-loaded machine slows both alike.
+at 48 kHz mono in blocks of ``--block`` samples (repeatable; 128 if none), timed with the thread's CPU clock
+(as ``resculpt bench --cpu-time``), on the bundled speech clip, in rounds of 5 s; writes
+benchmarks/results/voice_cost.{md,json} (best and median round, the machine's load average, and whether the
+anon stage ran its compiled loops, dsp/voice/kernels.py). With ``--base REV`` revision REV's code (built into
+a temporary folder, as scripts/bench-compare.sh does) runs in a second process, and the two take turns every
+100 blocks (of 128 samples; as much audio at other sizes), so a loaded machine slows both alike.
 """
 
 from __future__ import annotations
@@ -52,22 +53,24 @@ VOICE_PRESETS = ("anon-low", "anon-high", "anon-neutral", "deep-voice")
 
 
 # A worker process (one per side, with whichever resculpt its PYTHONPATH gives): the preset's chain at 48 kHz
-# mono, 128-sample blocks, fed the bundled clip (passed explicitly: an installed build has no examples/
+# mono, blocks of B samples, fed the bundled clip (passed explicitly: an installed build has no examples/
 # folder next to it, and `resculpt bench` would fall back to white noise, on which the anon stage finds no
-# voice and never shifts). Each line "k" on stdin runs the next k blocks and answers [chain, stage] thread
-# CPU seconds (stage: the spectral stage's process_frames, as bench_chain wraps it).
+# voice and never shifts). Its first line says whether the stage runs compiled loops; then each line "k" on
+# stdin runs the next k blocks and answers [chain, stage] thread CPU seconds (stage: the spectral stage's
+# process_frames, as bench_chain wraps it).
 _WORKER = """
 import json, sys, time
 import numpy as np
 from scipy.signal import resample_poly
 from resculpt.plugin_host.audio_io import read_audio
 from resculpt.plugin_host.chain import Chain
-preset, clip = sys.argv[1], sys.argv[2]
+preset, clip, B = sys.argv[1], sys.argv[2], int(sys.argv[3])
 x, sr = read_audio(clip)
 g = np.gcd(sr, 48000)
 x = np.ascontiguousarray(resample_poly(x[:1], 48000 // g, sr // g, axis=1), np.float32)
-chain = Chain.from_preset(preset, sample_rate=48000, channels=1, max_block=128)
+chain = Chain.from_preset(preset, sample_rate=48000, channels=1, max_block=B)
 st = chain.graph.stages[0]
+print(json.dumps(bool(getattr(st, "_kern", False))), flush=True)
 acc = [0.0]
 run = st.process_frames
 def timed(*a):
@@ -75,22 +78,23 @@ def timed(*a):
     run(*a)
     acc[0] += time.thread_time() - t
 st.process_frames = timed
-blk = np.zeros((1, 128), np.float32)
-pos, n = 0, x.shape[1] // 128 * 128
+blk = np.zeros((1, B), np.float32)
+pos, n = 0, x.shape[1] // B * B
 for line in sys.stdin:
     acc[0] = 0.0
     t = time.thread_time()
     for _ in range(int(line)):
-        np.copyto(blk, x[:, pos : pos + 128])
+        np.copyto(blk, x[:, pos : pos + B])
         chain.process(blk)
-        pos = (pos + 128) % n
+        pos = (pos + B) % n
     print(json.dumps([time.thread_time() - t, acc[0]]), flush=True)
 """
 CLIP = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
-CHUNK = 100  # blocks (0.27 s of audio) per turn: the sides alternate this often, so both meet the same load
+CHUNK = 100  # blocks of 128 samples (0.27 s of audio) per turn: the sides alternate this often, so both meet the same load
 
 
-def _worker(preset: str, pythonpath: str | None, cwd: str):
+def _worker(preset: str, pythonpath: str | None, cwd: str, block: int):
+    """(process, whether its stage runs compiled loops)."""
     import subprocess
 
     env = dict(os.environ)
@@ -98,8 +102,9 @@ def _worker(preset: str, pythonpath: str | None, cwd: str):
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     # Run from a folder outside the repository: from its root Python would import its resculpt/ folder first.
-    return subprocess.Popen([sys.executable, "-c", _WORKER, preset, str(CLIP)], cwd=cwd, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    w = subprocess.Popen([sys.executable, "-c", _WORKER, preset, str(CLIP), str(block)], cwd=cwd, env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return w, json.loads(w.stdout.readline())
 
 
 def _turn(w, k: int) -> list[float]:
@@ -108,12 +113,12 @@ def _turn(w, k: int) -> list[float]:
     return json.loads(w.stdout.readline())
 
 
-def voice_cost(base: str | None, rounds: int, seconds: float, out: Path) -> None:
+def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_sizes=(128,)) -> None:
     import subprocess
     import tempfile
 
     root = Path(__file__).resolve().parent.parent
-    blocks = int(seconds * 48000) // 128
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         sides = [("this checkout", None)]
         if base:
@@ -130,64 +135,87 @@ def voice_cost(base: str | None, rounds: int, seconds: float, out: Path) -> None
             if not check.strip().startswith(str(pkg)):
                 raise SystemExit(f"base build not imported: {check}")
             sides = [(base, str(pkg)), ("this checkout", None)]
-        # res[(preset, side)]: one (chain RTF, stage RTF) per round of `seconds` of audio.
-        res = {}
-        for p in VOICE_PRESETS:
-            workers = {name: _worker(p, path, tmp) for name, path in sides}
-            try:
-                for w in workers.values():
-                    _turn(w, 200)  # warm-up
-                for k in range(rounds):
-                    tot = {name: [0.0, 0.0] for name, _ in sides}
-                    for c, i in enumerate(range(0, blocks, CHUNK)):
-                        order = sides if c % 2 == 0 else sides[::-1]
-                        for name, _ in order:
-                            ch, stg = _turn(workers[name], min(CHUNK, blocks - i))
-                            tot[name][0] += ch
-                            tot[name][1] += stg
-                    dur = blocks * 128 / 48000
-                    for name, _ in sides:
-                        res.setdefault((p, name), []).append({"chain": tot[name][0] / dur, "stage": tot[name][1] / dur})
-                print(f"{p}: chain RTF per round " + "; ".join(
-                    f"{name} " + " ".join(f"{r['chain']:.3f}" for r in res[(p, name)]) for name, _ in sides),
-                    flush=True)
-            finally:
-                for w in workers.values():
-                    w.stdin.close()
-                    w.wait()
+        # res[(preset, side, block)]: one (chain RTF, stage RTF) per round of `seconds` of audio;
+        # compiled[(preset, side)]: whether that side's stage ran compiled loops.
+        res, compiled = {}, {}
+        for B in block_sizes:
+            blocks = int(seconds * 48000) // B
+            chunk = max(1, CHUNK * 128 // B)
+            for p in VOICE_PRESETS:
+                workers = {}
+                try:
+                    for name, path in sides:
+                        workers[name], compiled[(p, name)] = _worker(p, path, tmp, B)
+                    for w in workers.values():
+                        _turn(w, 200 * 128 // B)  # warm-up
+                    for k in range(rounds):
+                        tot = {name: [0.0, 0.0] for name, _ in sides}
+                        for c, i in enumerate(range(0, blocks, chunk)):
+                            order = sides if c % 2 == 0 else sides[::-1]
+                            for name, _ in order:
+                                ch, stg = _turn(workers[name], min(chunk, blocks - i))
+                                tot[name][0] += ch
+                                tot[name][1] += stg
+                        dur = blocks * B / 48000
+                        for name, _ in sides:
+                            res.setdefault((p, name, B), []).append({"chain": tot[name][0] / dur,
+                                                                      "stage": tot[name][1] / dur})
+                    print(f"{p} ({B}-sample blocks): chain RTF per round " + "; ".join(
+                        f"{name} " + " ".join(f"{r['chain']:.3f}" for r in res[(p, name, B)]) for name, _ in sides),
+                        flush=True)
+                finally:
+                    for w in workers.values():
+                        w.stdin.close()
+                        w.wait()
+    load1 = os.getloadavg()
     names = [n for n, _ in sides]
 
-    def stat(p, n, key):
-        v = [r[key] for r in res[(p, n)]]
+    def stat(p, n, B, key):
+        v = [r[key] for r in res[(p, n, B)]]
         return min(v), statistics.median(v)
 
-    md = ["# Voice chains: CPU per audio second (48 kHz mono, 128-sample blocks, one thread)", "",
-          f"`python benchmarks/engine.py --voice-cost{' --base ' + base if base else ''} --rounds {rounds}`: "
-          f"the bundled speech clip streamed through each preset's chain, thread CPU time, {rounds} rounds of "
-          f"{seconds:g} s" + (f", {base} and this checkout each in its own process, taking turns every {CHUNK} "
-                               "blocks, so both meet the same load" if base else "")
+    def kern(n):
+        return "compiled loops" if any(compiled[(p, n)] for p in VOICE_PRESETS) else "numpy"
+
+    sizes = " and ".join(f"{B}-sample ({1000 * B / 48000:.3g} ms)" for B in block_sizes)
+    blocks_arg = "".join(f" --block {B}" for B in block_sizes)
+    md = [f"# Voice chains: CPU per audio second (48 kHz mono, {sizes} blocks, one thread)", "",
+          f"`python benchmarks/engine.py --voice-cost{' --base ' + base if base else ''} --rounds {rounds}"
+          f"{blocks_arg}`: the bundled speech clip streamed through each preset's chain, thread CPU time, "
+          f"{rounds} rounds of {seconds:g} s" + (f", {base} and this checkout each in its own process, taking "
+                                                 f"turns every {CHUNK * 128 / 48000:.2f} s of audio, so both meet "
+                                                 "the same load" if base else "")
           + "; best round and median round. Stage: the `anon` or `voice` stage's process_frames; the `anon` "
-          "stage's F0 search runs in the STFT section's analysis and is counted in the chain only.", "",
-          "| preset | side | chain RTF best | chain RTF median | stage RTF best | stage RTF median |",
-          "|---|---|---:|---:|---:|---:|"]
-    for p in VOICE_PRESETS:
-        for n in names:
-            cb, cm = stat(p, n, "chain")
-            sb, sm = stat(p, n, "stage")
-            md.append(f"| {p} | {n} | {cb:.4f} | {cm:.4f} | {sb:.4f} | {sm:.4f} |")
-    if base:
-        md += ["", f"| preset | chain, this checkout / {base}: best | median | stage: best | median |",
-               "|---|---:|---:|---:|---:|"]
+          "stage's F0 search runs in the STFT section's analysis and is counted in the chain only. "
+          f"Anon stage: {'; '.join(f'{n}: {kern(n)}' for n in names)} (dsp/voice/kernels.py). "
+          f"Machine: {os.cpu_count()} CPUs, load average (1 min) {load0[0]:.2f} at the start, {load1[0]:.2f} at "
+          "the end.", ""]
+    for B in block_sizes:
+        md += [f"{B}-sample blocks:", "",
+               "| preset | side | chain RTF best | chain RTF median | stage RTF best | stage RTF median |",
+               "|---|---|---:|---:|---:|---:|"]
         for p in VOICE_PRESETS:
-            r = [stat(p, "this checkout", key)[j] / stat(p, base, key)[j] for key in ("chain", "stage") for j in (0, 1)]
-            md.append(f"| {p} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} |")
-    text = "\n".join(md) + "\n"
+            for n in names:
+                cb, cm = stat(p, n, B, "chain")
+                sb, sm = stat(p, n, B, "stage")
+                md.append(f"| {p} | {n} | {cb:.4f} | {cm:.4f} | {sb:.4f} | {sm:.4f} |")
+        if base:
+            md += ["", f"| preset | chain, this checkout / {base}: best | median | stage: best | median |",
+                   "|---|---:|---:|---:|---:|"]
+            for p in VOICE_PRESETS:
+                r = [stat(p, "this checkout", B, key)[j] / stat(p, base, B, key)[j]
+                     for key in ("chain", "stage") for j in (0, 1)]
+                md.append(f"| {p} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} |")
+        md.append("")
+    text = "\n".join(md)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "voice_cost.md").write_text(text)
     (out / "voice_cost.json").write_text(json.dumps(
-        {"base": base, "rounds": rounds, "seconds": seconds, "chunk_blocks": CHUNK, "cpus": os.cpu_count(),
-         "runs": {f"{p}|{n}": v for (p, n), v in res.items()}}, indent=2))
+        {"base": base, "rounds": rounds, "seconds": seconds, "chunk_blocks_128": CHUNK, "cpus": os.cpu_count(),
+         "loadavg_start": load0, "loadavg_end": load1, "blocks": list(block_sizes),
+         "compiled": {f"{p}|{n}": v for (p, n), v in compiled.items()},
+         "runs": {f"{p}|{n}|{B}": v for (p, n, B), v in res.items()}}, indent=2))
     print(f"wrote {out / 'voice_cost.md'}")
 
 
@@ -199,9 +227,11 @@ def main(argv=None):
     ap.add_argument("--voice-cost", action="store_true", help="the voice chains' CPU, mono, thread CPU time")
     ap.add_argument("--base", help="with --voice-cost: also time this git revision, alternating")
     ap.add_argument("--rounds", type=int, default=5, help="with --voice-cost: rounds per preset and side")
+    ap.add_argument("--block", type=int, action="append",
+                    help="with --voice-cost: block size in samples (repeatable; default 128)")
     a = ap.parse_args(argv)
     if a.voice_cost:
-        voice_cost(a.base, a.rounds, 5.0, Path(a.out))
+        voice_cost(a.base, a.rounds, 5.0, Path(a.out), tuple(a.block or (128,)))
         return
     rows = []
     for block in BLOCKS:

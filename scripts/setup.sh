@@ -3,7 +3,7 @@
 # example. Idempotent: re-running only installs what is missing.
 #   1. system packages (when root): JACK (live mode and its tests), PortAudio, Xvfb (panel tests), sox/ffmpeg,
 #      the LV2 plugin's build (gcc, lv2-dev, python3.11-dev) and its test hosts (lv2file, lilv-utils, jalv, ardour)
-#   2. .venv with the package (editable) + the train (torch CPU) and dev (pytest) extras
+#   2. .venv with the package (editable) + the train (torch CPU), dev (pytest), ray and fast (numba) extras
 #   3. `resculpt demo`: the bundled clip through every shipped preset, with spectrograms
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +43,7 @@ pip_q() {
 pip_q install --upgrade pip
 # torch==2.13.0 is pinned in the train extra so pip takes the CPU wheel and never a CUDA build.
 # setuptools notes once that an editable install with a package-dir mapping goes through a meta path finder.
-pip_q install -e ".[train,dev,ray]"
+pip_q install -e ".[train,dev,ray,fast]"
 .venv/bin/python -c "import resculpt, torch; print('setup: resculpt', resculpt.__version__, '| torch', torch.__version__)"
 
 echo "setup: running the demo (bundled clip through every shipped preset)"

@@ -70,13 +70,15 @@ class Active:
     params: initial values; events: [(seconds, {id: value})] changed mid-stream (the scenarios are
     0.25-0.4 s long); setup(section or chain): non-scalar state a stage needs to act; stages: for the section's
     own slot, the spectral stages the section runs; alloc_peak_bytes: the slot's transient-peak bound in
-    test_process_allocates_nothing where it differs from its kind's."""
+    test_process_allocates_nothing where it differs from its kind's; image_error: the bound on the
+    six-channel image error in test_linked_analysis_keeps_the_image_at_six_channels_as_in_stereo."""
 
     params: dict
     events: tuple = ()
     setup: Callable | None = None
     stages: tuple = ()
     alloc_peak_bytes: int = 0
+    image_error: float = 1e-5
 
 
 ACTIVE = {
@@ -127,9 +129,13 @@ ACTIVE = {
     # Formants pushed further, then less far, mid-stream.
     "mcadams": Active({"mcadams.alpha": 0.7}, ((0.15, {"mcadams.alpha": 0.9}),)),
     # Defaults shift the pitch to the target, envelope shapes from the codebook; then a drawn pseudo-speaker,
-    # then formants and warp moved.
+    # then formants and warp moved. Image: each channel picks its own spectral peaks and carries its own
+    # phases from frame to frame, so copies at levels that are not powers of two (0.1, 0.7) round apart by
+    # 0.7 .. 1.2e-5 of the peak over signal_for's seeds 0-7, with the numpy code and the compiled loops
+    # alike (tests/test_voice_kernels.py compares the two); a power-of-two copy stays within 4e-7.
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0},
-                   ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7}))),
+                   ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7})),
+                   image_error=2e-5),
     # Overrides moved and the match mode switched mid-stream (voice: the voice match shifts the pitch toward the
     # target's median F0 before the model); the same allocation bound as the mask (one model call per frame
     # through IOBinding).
@@ -308,7 +314,7 @@ def test_linked_analysis_keeps_the_image_at_six_channels_as_in_stereo(slot):
     channels (the copies stay copies, to float rounding), linked 6-channel processing applies one gain
     curve to all six; and where unlinked stereo moves the copies apart, unlinked 6 channels does too."""
     if _image_error(slot, 2, True) < 1e-5:
-        assert _image_error(slot, 6, True) < 1e-5
+        assert _image_error(slot, 6, True) < _active(slot).image_error
     if _image_error(slot, 2, False) > 1e-3:
         assert _image_error(slot, 6, False) > 1e-3
 

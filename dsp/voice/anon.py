@@ -74,7 +74,7 @@ import numpy as np
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
 from ..stft import MAX_BATCH
-from . import codebook
+from . import codebook, kernels
 from .shift import VoiceShift
 
 PARAMS = (
@@ -178,6 +178,7 @@ class AnonVoice(VoiceShift):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place (audio thread)."""
 
     name = "anon"
+    use_kernels = True
 
     def __init__(self, table):
         self.table = table
@@ -269,6 +270,7 @@ class AnonVoice(VoiceShift):
         self._maps = np.zeros((2 * ST_STEPS + 1, nb), np.int64)
         self._mapped = [False] * (2 * ST_STEPS + 1)
         self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
+        self._k_lo, self._k_hi = np.float32(-CORR_MAX), np.float32(CORR_MAX)
         self.reset_trackers()
 
     def reset(self):
@@ -311,6 +313,23 @@ class AnonVoice(VoiceShift):
 
     def _estimate(self, inbuf) -> float:
         D, m = self._D, self._m
+        e = kernels.f0_frame(inbuf, D, m, self._x, self._cs) if self._kern else self._decimate(inbuf)
+        if not e > 1e-12 * m:
+            return 0.0
+        self._fft.forward(self._x, self._X)
+        np.abs(self._X, out=self._Xa)
+        self._Xa *= self._Xa
+        np.copyto(self._X, self._Xa)
+        self._fft.inverse(self._X, self._ac)
+        if self._kern:
+            lag = kernels.pick_lag(self._ac, self._cs, self._lo, self._hi, e, self._cost, self._score, VOICED)
+            return self._fs0 / lag if lag > 0.0 else 0.0
+        return self._pick(m, e)
+
+    def _decimate(self, inbuf) -> float:
+        """self._x[:m] <- the channels' sum decimated by sums of D samples; self._cs <- its cumulative
+        energy. Returns the energy."""
+        D, m = self._D, self._m
         x = self._x32
         c0 = 0
         if D < 8:
@@ -327,15 +346,7 @@ class AnonVoice(VoiceShift):
         x = self._x[:m]
         np.multiply(x, x, out=self._cs)
         np.add.accumulate(self._cs, out=self._cs)  # np.cumsum's loop without its Python wrapper
-        e = float(self._cs[-1])
-        if not e > 1e-12 * m:
-            return 0.0
-        self._fft.forward(self._x, self._X)
-        np.abs(self._X, out=self._Xa)
-        self._Xa *= self._Xa
-        np.copyto(self._X, self._Xa)
-        self._fft.inverse(self._X, self._ac)
-        return self._pick(m, e)
+        return float(self._cs[-1])
 
     def _pick(self, n: int, e: float) -> float:
         """F0 (Hz) from self._ac (linear autocorrelation) and self._cs (cumulative energy), 0 if unvoiced."""
@@ -409,6 +420,10 @@ class AnonVoice(VoiceShift):
         if key == self._warp_key:
             return
         self._warp_key = key
+        if self._kern:
+            kernels.warp_map(self._phi_k, 1.0 / a, 1.0 / alpha if alpha < 1.0 else 1.0,
+                             REF_RATE / (2.0 * math.pi * self._spacing), self._wi0, self._wi1, self._wfr)
+            return
         t = self._t64
         np.multiply(self._phi_k, 1.0 / a, out=t)
         if alpha < 1.0:
@@ -500,6 +515,9 @@ class AnonVoice(VoiceShift):
         """The warped envelope (VoiceShift's, on this stage's map) plus the timbre correction; the voiced
         frames' warped envelope updates the channel's long-term mean first."""
         ch = self._ch
+        if self._kern:
+            self._warped_envelope_kernels(ch)
+            return
         if self._voiced and ch == 0:
             k = 1.0 / min(self._nmean + 1, TIMBRE_FRAMES)
             np.subtract(self._env, self._emean, out=self._ctmp)
@@ -534,3 +552,28 @@ class AnonVoice(VoiceShift):
         if self._nmean:
             np.multiply(corr, self._timbre, out=t)
             w += t
+
+    def _warped_envelope_kernels(self, ch: int) -> None:
+        """_warped_envelope through the compiled loops (kernels.warp_timbre / detail_timbre): the same steps
+        in the same order; the formant-scale estimate runs after the long-term envelope's update, as it
+        sets the next frame's scale only."""
+        voiced = self._voiced
+        ke = -1.0
+        if voiced and ch == 0:
+            ke = 1.0 / min(self._nmean + 1, TIMBRE_FRAMES)
+            self._nmean += 1
+        k = 1.0 / min(self._nmean, TIMBRE_FRAMES) if self._nmean else 0.0
+        w, mean, corr = self._envw, self._mean[ch], self._corr[ch]
+        kernels.warp_timbre(self._env, self._emean, np.float32(ke), self._wi0, self._wfr, w, mean, corr,
+                            self._tgt, self._band, self._top, voiced, np.float32(k), self._k_lo, self._k_hi)
+        if ke > 0.0 and self._nmean % VTLN_EVERY == 0:
+            self._vtln()
+        detail = 0.0
+        if voiced:
+            if self._cbp > 0.0:
+                self._knn.apply(w, mean, self._cbp, ch)
+            detail = self._detail
+        else:
+            self._knn.gap(ch)
+        kernels.detail_timbre(w, mean, corr, self._hfw, np.float32(detail),
+                              np.float32(self._timbre if self._nmean else -1.0))

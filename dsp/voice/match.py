@@ -80,6 +80,7 @@ class VoiceMatch(AnonVoice):
     (audio thread), toward the goal last given to :meth:`set_goal`. Needs ``observe_input`` per frame."""
 
     name = "voice-match"
+    use_kernels = False  # the resculpt stage's renders stay on the numpy loops (see VoiceShift.use_kernels)
 
     def __init__(self):
         table = ParamTable(anon.PARAMS)

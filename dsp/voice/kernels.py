@@ -1,0 +1,360 @@
+"""Compiled per-frame loops of the pitch shift (dsp/voice/shift.py) and the anon stage (dsp/voice/anon.py).
+
+In numpy, a voiced frame of the anon stage is about 120 calls on 481-bin rows (48 kHz, 20 ms window) plus
+about 25 for the F0 search every other frame; each costs ~1 us of call overhead, more than its arithmetic,
+and no single call dominates (docs/anonymization.md, "Cost"). These loops do the same steps in one call
+each, with numba (extra ``fast``):
+
+* :func:`peaks_envelope`: the peaks of the log magnitude, each bin's owning peak and the peak-to-peak
+  envelope (``VoiceShift._analyse`` up to its cepstral smoothing). Integer and float32 arithmetic in the
+  numpy code's order: the same numbers.
+* :func:`smooth`: the cepstral smoothing from the half spectrum (:func:`half_smoothing`): half the
+  multiply-adds and matrix bytes of the numpy code's two products; the same envelope to ~4e-7.
+* :func:`shift_frame`: everything ``VoiceShift._shift`` does after the envelopes: phase advance, true
+  frequency, synthesis phase and shift of each peak, the output bins' sources, gains and phasors. The
+  phase terms are computed on peak bins only (the bins that own themselves, the only ones read), so
+  arctan2/cos/sin run on ~100 bins instead of 481.
+* :func:`warp_timbre`, :func:`detail_timbre`: the anon stage's warped envelope, long-term means, timbre
+  correction and detail flattening; :func:`warp_map`: its envelope read positions (the same numbers).
+* :func:`f0_frame`, :func:`pick_lag`: the F0 search's decimation, energies and pick around numpy's FFTs
+  (the same F0 track, bit for bit).
+
+libm's arctan2/cos/sin/exp and these loops' sums round differently from numpy's vectorised functions and
+BLAS: the anon stage's output agrees with its numpy code to float32 rounding (tests/test_voice_kernels.py).
+
+Optional: without numba ``AVAILABLE`` is False and the stages run their numpy code;
+``RESCULPT_NO_KERNELS=1`` in the environment forces it. The loops allocate nothing (every array is the
+caller's); :func:`warm_up` compiles them from a stage's prepare() (cached on disk next to this module where
+writable).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+
+import numpy as np
+
+# numba (extra "fast") is imported by warm_up(), from the first prepare() of a stage that uses the loops:
+# importing it costs ~0.5 s, which a process that runs no such stage does not pay.
+AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("RESCULPT_NO_KERNELS", "") in ("", "0")
+
+_PI = np.float32(math.pi)
+_TWO_PI = np.float32(2.0 * math.pi)
+_INV_TWO_PI = np.float32(1.0 / (2.0 * math.pi))
+_ONE = np.float32(1.0)
+_M_ONE = np.float32(-1.0)
+_ZERO = np.float32(0.0)
+
+
+def _peaks_envelope(lm, env, own, lo, hi):
+    """lm (nb,) float32 log magnitude -> env (nb,) float32 the peak-to-peak envelope (before smoothing),
+    own (nb,) int64 each bin's owning peak (k itself when the frame has no peak); lo/hi (nb,) int64
+    scratch. Returns the first peak's bin (0 without peaks). A peak: strict rise from the left, no rise to
+    the right, never bin 0 or nb - 1."""
+    nb = lm.shape[0]
+    cur = 0
+    first = 0
+    for k in range(nb):
+        if 0 < k < nb - 1 and lm[k] > lm[k - 1] and lm[k] >= lm[k + 1]:
+            cur = k
+            if first == 0:
+                first = k
+        lo[k] = cur
+    if cur == 0:
+        for k in range(nb):
+            env[k] = lm[k]
+            own[k] = k
+        return 0
+    last = cur
+    cur = nb
+    for k in range(nb - 1, -1, -1):
+        if 0 < k < nb - 1 and lm[k] > lm[k - 1] and lm[k] >= lm[k + 1]:
+            cur = k
+        hi[k] = cur
+    for k in range(nb):
+        a = max(lo[k], first)
+        b = min(hi[k], last)
+        u = np.float32(max(b - a, 1))
+        t = (lm[b] - lm[a]) / u
+        t = t * np.float32(k - a)
+        env[k] = lm[a] + t
+        own[k] = b if (k - a) + (k - b) > 0 else a
+    return first
+
+
+def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, sidx, kf, d, q, g, src, pk,
+                 zs, adv, ra, rm1, first, e_in, tiny):
+    """One channel's shifted frame, in place: row (nb,) complex64 in -> out; zpc (nb,) complex64 conj of the
+    last input spectrum in -> conj of this one out; phi (nb,) float32 the peaks' synthesis phases read at
+    prev_owner (nb,) int64; phinew (nb,) float32 this frame's, written at the peak bins (own[p] == p);
+    env / envw (nb,) float32 the envelope and the one the output takes; mag (nb,) float32 |row|; own (nb,)
+    int64 owning peaks; sidx (nb,) int64 round(k / r) clipped; kf (nb,) float32 bin numbers; d, src, pk
+    (nb,) int64, q, zs (nb,) complex64 and g (nb,) float32 scratch. adv, ra, rm1: float32 rad-per-hop to
+    bins, r / adv, r - 1; first: the first peak's bin; e_in: the input frame's power (float)."""
+    nb = row.shape[0]
+    for p in range(nb):
+        if own[p] != p:
+            continue
+        # The phase advance from the product taken in float64: one rounding of the angle, whatever the level.
+        w = np.complex128(zpc[p]) * np.complex128(row[p]) * np.complex128(unrot[p])
+        fb = np.float32(math.atan2(w.imag, w.real)) * adv
+        fb = min(max(fb, _M_ONE), _ONE)  # a NaN stays NaN (first argument), as through np.maximum/minimum
+        fb = fb + kf[p]
+        ph = phi[prev_owner[p]] + fb * ra
+        m1 = np.rint(fb * rm1)
+        ph = ph - np.rint(ph * _INV_TWO_PI) * _TWO_PI
+        phinew[p] = ph
+        d[p] = np.int64(m1)
+        t = (m1 + kf[p]) * _PI + ph
+        q[p] = np.complex64(complex(np.cos(t), np.sin(t))) * row[p].conjugate()
+    lowest = max(1, first - 2)
+    e_out = 0.0
+    for k in range(nb):
+        p = own[sidx[k]]
+        s = k - d[p]
+        sc = min(max(s, 0), nb - 1)
+        pk[k] = p
+        src[k] = sc
+        if s < lowest or s > nb - 1 or own[sc] != p:
+            g[k] = _ZERO
+        else:
+            gk = np.float32(np.exp(envw[k] - env[sc]))
+            g[k] = gk
+            m = mag[sc] * gk
+            e_out += float(m) * float(m)
+    scale = np.float32(1.0)
+    if e_out > 0.0:
+        scale = np.float32(min(max(math.sqrt(e_in / e_out), 0.5), 2.0))
+    for k in range(nb):
+        p = pk[k]
+        c = (g[k] * scale) * (_ONE / (mag[p] + tiny))
+        zs[k] = (row[src[k]] * q[p]) * np.complex64(complex(c, 0.0))
+    for k in range(nb):
+        zpc[k] = row[k].conjugate()
+        row[k] = zs[k]
+
+
+def _warp_timbre(env, emean, ke, wi0, wfr, envw, mean, corr, tgt, band, top, voiced, k, lo, hi):
+    """The anon stage's envelope means, warped envelope and timbre correction (AnonVoice._warped_envelope):
+    emean += ke (env - emean) when ke > 0; envw = env read at wi0 + wfr (linear interpolation); in a voiced
+    frame mean += k (envw - mean) and corr = tgt - mean, its band-weighted mean (band (nb,) float32, summing
+    to 1) removed, limited to [lo, hi], held above bin top. All (nb,) float32; ke, k, lo, hi float32."""
+    nb = env.shape[0]
+    if ke > _ZERO:
+        for j in range(nb):
+            emean[j] = emean[j] + (env[j] - emean[j]) * ke
+    for j in range(nb):
+        e0 = env[wi0[j]]
+        envw[j] = e0 + (env[wi0[j] + 1] - e0) * wfr[j]
+    if not voiced:
+        return
+    s = 0.0
+    for j in range(nb):
+        mean[j] = mean[j] + (envw[j] - mean[j]) * k
+        c = tgt[j] - mean[j]
+        corr[j] = c
+        s += float(c) * float(band[j])
+    s32 = np.float32(s)
+    for j in range(top + 1):
+        c = corr[j] - s32
+        c = min(max(c, lo), hi)
+        corr[j] = c
+    for j in range(top + 1, nb):
+        corr[j] = corr[top]
+
+
+def _detail_timbre(w, mean, corr, hfw, detail, timbre):
+    """w (nb,) float32 in place: w += (mean - w) hfw detail (when detail > 0), then w += corr timbre (when
+    timbre is not None); all (nb,) float32, detail and timbre float32."""
+    nb = w.shape[0]
+    if detail > _ZERO:
+        for j in range(nb):
+            w[j] = w[j] + ((mean[j] - w[j]) * hfw[j]) * detail
+    if timbre >= _ZERO:
+        for j in range(nb):
+            w[j] = w[j] + corr[j] * timbre
+
+
+def half_smoothing(b1, b2):
+    """Control thread: VoiceShift's cepstral smoothing matrices b1 (nq, nb), b2 (nb, nq) float32 split for
+    :func:`smooth`: (b1e (H, nq_even), b1o (H, nq_odd), b2e (nq_even, H), b2o (nq_odd, H)), H = ceil(nb / 2),
+    transposed so that every product runs as sums of scaled rows, which the compiler vectorises.
+
+    Bin k and bin nb - 1 - k (frequencies f and fs/2 - f) see the same cosines, even quefrencies with the same
+    sign and odd ones with the opposite: cos(2 pi q (n/2 - k) / n) = (-1)^q cos(2 pi q k / n). So the even
+    quefrencies come from the sums env(k) + env(nb - 1 - k), the odd ones from the differences, over the
+    lower half of the bins only, and the upper half of the smoothed envelope from the same two partial sums:
+    half the multiply-adds and half the matrix bytes (187 KB instead of 374 KB at 48 kHz)."""
+    nb = b1.shape[1]
+    h = (nb + 1) // 2
+    b1e = np.ascontiguousarray(b1[0::2, :h].T)
+    b1o = np.ascontiguousarray(b1[1::2, :h].T)
+    b2e = np.ascontiguousarray(b2[:h, 0::2].T)
+    b2o = np.ascontiguousarray(b2[:h, 1::2].T)
+    return b1e, b1o, b2e, b2o
+
+
+def _smooth(env, b1e, b1o, b2e, b2o, sv, dv, ce, co, ee, eo):
+    """env (nb,) float32 in place: its cepstral smoothing B2 (B1 env), from :func:`half_smoothing`'s
+    matrices; sv, dv, ee, eo (H,) and ce (nq_even,), co (nq_odd,) float32 scratch."""
+    nb = env.shape[0]
+    h = b1e.shape[0]
+    for k in range(h):
+        p = nb - 1 - k
+        if p != k:
+            sv[k] = env[k] + env[p]
+            dv[k] = env[k] - env[p]
+        else:
+            sv[k] = env[k]
+            dv[k] = env[k]
+    ce[:] = _ZERO
+    co[:] = _ZERO
+    for k in range(h):
+        s = sv[k]
+        d = dv[k]
+        for j in range(ce.shape[0]):
+            ce[j] += b1e[k, j] * s
+        for j in range(co.shape[0]):
+            co[j] += b1o[k, j] * d
+    ee[:] = _ZERO
+    eo[:] = _ZERO
+    for j in range(ce.shape[0]):
+        c = ce[j]
+        for k in range(h):
+            ee[k] += b2e[j, k] * c
+    for j in range(co.shape[0]):
+        c = co[j]
+        for k in range(h):
+            eo[k] += b2o[j, k] * c
+    for k in range(h):
+        env[k] = ee[k] + eo[k]
+        p = nb - 1 - k
+        if p != k:
+            env[p] = ee[k] - eo[k]
+
+
+def _warp_map(phi, inv_a, inv_alpha, to_bins, wi0, wi1, wfr):
+    """The anon stage's envelope read position (AnonVoice._set_warp, VoiceShift._warp_from): bin k reads the
+    envelope at t = (phi[k] inv_a)^inv_alpha to_bins (the power skipped when inv_alpha is 1), clamped to the
+    spectrum: wi0 (nb,) int64 the bin below, wi1 = wi0 + 1, wfr (nb,) float32 the fraction. phi (nb,)
+    float64 bin frequencies as angles at 16 kHz; float64 arithmetic in the numpy code's order."""
+    nb = phi.shape[0]
+    for k in range(nb):
+        t = phi[k] * inv_a
+        if inv_alpha != 1.0:
+            t = t**inv_alpha
+        t = min(t * to_bins, nb - 1.0)
+        w = min(math.floor(t), nb - 2.0)
+        wi0[k] = np.int64(w)
+        wi1[k] = wi0[k] + 1
+        wfr[k] = np.float32(t - w)
+
+
+def _f0_frame(inbuf, D, m, x, cs):
+    """The F0 search's input: x[:m] (float64, of a (2m,) zero-padded buffer) = channels summed, decimated by
+    sums of D samples (float32 sums in order, as the numpy code); cs (m,) float64 = cumulative energy.
+    Returns the frame's energy."""
+    for i in range(m):
+        acc = inbuf[0, i * D]
+        for dd in range(1, D):
+            acc = acc + inbuf[0, i * D + dd]
+        for c in range(1, inbuf.shape[0]):
+            for dd in range(D):
+                acc = acc + inbuf[c, i * D + dd]
+        x[i] = acc
+    e = 0.0
+    for i in range(m):
+        e += x[i] * x[i]
+        cs[i] = e
+    return e
+
+
+def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
+    """The F0 search's pick (AnonVoice._pick): sc (hi - lo + 1,) float64 <- the normalised correlation of lags
+    lo..hi (ac: linear autocorrelation, cs: cumulative energy, e: energy) with the lag-0 lobe set to -1, plus
+    cost; returns the refined best lag (0.0 when unvoiced)."""
+    m = cs.shape[0]
+    n = hi - lo + 1
+    j = -1
+    for i in range(n):
+        lag = lo + i
+        eh = cs[m - lag - 1] * (e - cs[lag - 1])
+        eh = max(eh, 1e-30)
+        sc[i] = ac[lag] / math.sqrt(eh)
+        if j < 0 and sc[i] < voiced:
+            j = i
+    if j < 0:
+        return 0.0
+    best = 0
+    for i in range(n):
+        if i < j:
+            sc[i] = -1.0
+        if sc[i] > sc[best]:
+            best = i
+    if not sc[best] > voiced:
+        return 0.0
+    best = 0
+    for i in range(n):
+        sc[i] = sc[i] + cost[i]
+        if sc[i] > sc[best]:
+            best = i
+    lag = float(lo + best)
+    if 0 < best < n - 1:
+        a, b, c = sc[best - 1], sc[best], sc[best + 1]
+        den = a - 2.0 * b + c
+        if den < 0.0:
+            lag += 0.5 * (a - c) / den
+    return lag
+
+
+def warm_up() -> bool:
+    """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
+    stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
+    compiles. Once per process; seconds the first time on a machine, under a second from the cache. Returns
+    whether the loops are ready: False without numba, or when this numba cannot be imported (e.g. built for
+    another numpy), and the stages then run their numpy code."""
+    global AVAILABLE, _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, \
+        smooth
+    if _warm or not AVAILABLE:
+        return _warm
+    try:
+        import numba
+    except ImportError:
+        AVAILABLE = False
+        return False
+
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
+    warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
+    f0_frame, pick_lag, warp_map, smooth = jit(_f0_frame), jit(_pick_lag), jit(_warp_map), jit(_smooth)
+    f32, i64, c64 = np.float32, np.int64, np.complex64
+    nb, m = 9, 4
+    lm = np.linspace(0.0, 1.0, nb).astype(f32)
+    z = np.ones(nb, c64)
+    fa = [np.zeros(nb, f32) for _ in range(9)]
+    ia = [np.zeros(nb, i64) for _ in range(7)]
+    ca = [np.zeros(nb, c64) for _ in range(3)]
+    peaks_envelope(lm, fa[0], ia[0], ia[1], ia[2])
+    shift_frame(z.copy(), z.copy(), z, fa[0], fa[1], fa[2], ia[0], ia[1], fa[3], fa[4], ia[2], fa[5], ia[3], ca[0],
+                fa[6], ia[4], ia[5], ca[1], f32(1.0), f32(1.0), f32(0.0), 1, 1.0, f32(1e-30))
+    warp_timbre(fa[0], fa[1], f32(1.0), ia[6], fa[2], fa[3], fa[4], fa[5], fa[6], fa[7], nb - 1, True, f32(1.0),
+                f32(-1.0), f32(1.0))
+    detail_timbre(fa[0], fa[1], fa[2], fa[3], f32(0.0), f32(-1.0))
+    x = np.zeros(2 * m)
+    cs = np.zeros(m)
+    f0_frame(np.zeros((1, 2 * m), f32), 2, m, x, cs)
+    pick_lag(np.zeros(2 * m), cs, 1, 2, 0.0, np.zeros(2), np.zeros(2), 0.5)
+    warp_map(np.zeros(nb), 1.0, 1.0, 1.0, ia[0], ia[1], fa[0])
+    h = (nb + 1) // 2
+    b1e, b1o, b2e, b2o = half_smoothing(np.ones((3, nb), f32), np.ones((nb, 3), f32))
+    sm = [np.zeros(h, f32) for _ in range(4)]
+    smooth(fa[0], b1e, b1o, b2e, b2o, sm[0], sm[1], np.zeros(2, f32), np.zeros(1, f32), sm[2], sm[3])
+    _warm = True
+    return True
+
+
+# The compiled loops, set by warm_up().
+_warm = False
+peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = pick_lag = warp_map = smooth = None
