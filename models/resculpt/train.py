@@ -365,7 +365,7 @@ def train(args) -> dict:
     out = tr.out
     log = open(out / "log.jsonl", "a")
     total = args.steps
-    start, last = tr.step, {}
+    start, last, adv_last = tr.step, {}, {}
     stopper = RunStop(args, tr.t0).install()
     if start == 0 and args.val_every and tr.val:  # the fresh generator (the identity) on the curve
         r = tr.evaluate()
@@ -381,8 +381,13 @@ def train(args) -> dict:
         step = tr.step
         lr = parts.pop("lr")
         last = parts
+        if "disc" in parts:
+            # adversarial steps are every --adv-every-th and a log line every 10th: with an even period they
+            # never coincide, so each line carries the newest adversarial step's terms and its index
+            adv_last = {"adv_step": step - 1, **{k: parts[k] for k in ("adv", "fm", "disc")}}
         if step % 10 == 0 or step == total or args.smoke:
-            log.write(json.dumps({"step": step, "lr": lr, "loss": loss, **parts, "wall_s": tr.wall()}) + "\n")
+            extra = {k: v for k, v in adv_last.items() if k not in parts or k == "adv_step"}
+            log.write(json.dumps({"step": step, "lr": lr, "loss": loss, **parts, **extra, "wall_s": tr.wall()}) + "\n")
             log.flush()
         if not args.quiet:
             from resculpt.models.mask.train import progress
