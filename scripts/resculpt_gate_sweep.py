@@ -9,10 +9,10 @@
    row: the relative prior alone (``ResculptNet.relative_prior_db``, the output heads zeroed so the learned
    residual, copy-up and deep filter are the identity; under the checkpoint's gate): what the known gain of a
    delta does before any training (absolute rows are then the identity, so only the relative figures mean
-   anything there). ``--save-prior-only CKPT`` writes that net as a checkpoint (for export and the benchmark).
+   anything there).
 
     .venv/bin/python scripts/resculpt_gate_sweep.py --ckpt models/training/resculpt-gen1/ckpt.pt \\
-        [--gate 2 1 25 120 --gate 2 1 6 300 ...] [--n-val 16] [--prior-only] [--save-prior-only CKPT]
+        [--gate 2 1 25 120 --gate 2 1 6 300 ...] [--n-val 16] [--prior-only]
 
 Needs the shared data (RESCULPT_DATA). Prints two markdown tables.
 """
@@ -51,7 +51,6 @@ def main(argv=None) -> int:
                     metavar=("THRESHOLD_DB", "WIDTH_DB", "WARM_DB", "WARM_FRAMES"))
     ap.add_argument("--n-val", type=int, default=16)
     ap.add_argument("--prior-only", action="store_true", help="add the row of the relative prior alone")
-    ap.add_argument("--save-prior-only", help="write the prior-alone net as a checkpoint here")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     vsrc = degrade.Source.load("val", SR)
@@ -92,27 +91,17 @@ def main(argv=None) -> int:
         net.load_state_dict(ck["net"])
         r = evaluate(Resculptor(net, SR), tp, val)
         print(f"| {gate if gate else 'none'} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |", flush=True)
-    if a.prior_only or a.save_prior_only:
+    if a.prior_only:
         net = ResculptNet(**(kw | {"gate": ck["net_kwargs"].get("gate"), "relative_prior": True}))
         net.load_state_dict(ck["net"])
         with torch.no_grad():
             for m in (net.head, net.df):
                 m.weight.zero_()
                 m.bias.zero_()
-        if a.save_prior_only:
-            torch.save({"net": net.state_dict(), "net_kwargs": net_kwargs(net), "step": ck["step"],
-                        "sample_rate": SR, "prior_only_of": str(a.ckpt)}, a.save_prior_only)
-        if a.prior_only:
-            r = evaluate(Resculptor(net.eval(), SR), tp, val)
-            print(f"| relative prior alone, gate {net.gate} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |",
-                  flush=True)
+        r = evaluate(Resculptor(net.eval(), SR), tp, val)
+        print(f"| relative prior alone, gate {net.gate} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |",
+              flush=True)
     return 0
-
-
-def net_kwargs(net: ResculptNet) -> dict:
-    """The constructor arguments of ``net`` (as a checkpoint's ``net_kwargs``)."""
-    return {"lookahead": net.lookahead, "ch": net.ch, "hidden": net.hidden, "gate": net.gate,
-            "relative_prior": net.relative_prior}
 
 
 if __name__ == "__main__":
