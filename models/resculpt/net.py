@@ -18,6 +18,8 @@ heads: band gain dB (32) = 30 tanh(0.1 h), copy-up gain (32) = softplus(h - 8); 
        coefficients (32 low bins x 3 taps, complex) = one-hot identity tap + tanh(h)
 FiLM (scale, shift per channel, per frame) from [conditioning vector (139, its band shape per frame for a
        relative target), running fingerprint (34)]
+relative prior (optional, ``relative_prior``): a relative row's band gain = the delta's known gain (its offsets,
+       tilt and loudness moves: :meth:`ResculptNet.relative_prior_db`) + the head's output as a learned residual
 identity gate (optional): outputs' deviation from the identity x g; absolute target: g from the target-minus-
        running difference and how much has been heard; relative target: g from the delta's exact size
 ```
