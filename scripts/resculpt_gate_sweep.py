@@ -101,7 +101,36 @@ def main(argv=None) -> int:
         r = evaluate(Resculptor(net.eval(), SR), tp, val)
         print(f"| relative prior alone, gate {net.gate} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |",
               flush=True)
+        prior_dims(Resculptor(net.eval(), SR), tp, x, px)
     return 0
+
+
+PRIOR_DIMS = ("centroid_hz", "rolloff_hz", "tilt_db_oct", "lufs_integrated", "lra_lu", "crest_db")
+
+
+@torch.no_grad()
+def prior_dims(model, tp, x, px) -> None:
+    """Per description of the validation (``train.evaluate``'s), mean |value - target| over the clean clips, input
+    -> output: the level-free band shape (dB RMS over the compared bands both define) and each timbre dim."""
+    from resculpt.models.resculpt.train import EVAL_LEVEL_DESCRIPTORS
+
+    def shape_rms(a, b):
+        ok = a["band_env_ok"] & b["band_env_ok"] & torch.tensor(C.compare_mask())
+        d = (a["band_env_db"] - b["band_env_db"]) * ok
+        d = (d - d.sum(-1, keepdim=True) / ok.sum(-1, keepdim=True).clamp_min(1)) * ok
+        return (d.pow(2).sum(-1) / ok.sum(-1).clamp_min(1)).sqrt()
+
+    print("\n## The relative prior alone: mean |value - target|, input -> output\n")
+    print("| description | band shape dB | " + " | ".join(PRIOR_DIMS) + " |")
+    print("|---|" + "---|" * (len(PRIOR_DIMS) + 1))
+    for text in (*C.EVAL_DESCRIPTORS, *EVAL_LEVEL_DESCRIPTORS):
+        band, dims = nudge_tensors([describe(text)] * x.shape[0])
+        tgt = pt.apply_delta(px, band, dims)
+        po = tp(model(x, pt.delta_cond(band, dims, SR, "timbre")))
+        cells = [f"{float(shape_rms(px, tgt).mean()):.2f} -> {float(shape_rms(po, tgt).mean()):.2f}"]
+        for k in PRIOR_DIMS:
+            cells.append(f"{float((px[k] - tgt[k]).abs().mean()):.2f} -> {float((po[k] - tgt[k]).abs().mean()):.2f}")
+        print(f"| {text} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
