@@ -5,10 +5,14 @@
    target and running shape at several times, for the clip's own profile (keep), the clean profile under a
    changed input (restore) and descriptor moves, percentiles over the validation pairs.
 2. The validation figures of ``train.evaluate`` for a checkpoint's weights under several identity gates
-   (the gate has no weights, so any checkpoint can be evaluated with any gate).
+   (the gate has no weights, so any checkpoint can be evaluated with any gate); with ``--prior-only`` one more
+   row: the relative prior alone (``ResculptNet.relative_prior_db``, the output heads zeroed so the learned
+   residual, copy-up and deep filter are the identity; under the checkpoint's gate): what the known gain of a
+   delta does before any training (absolute rows are then the identity, so only the relative figures mean
+   anything there).
 
     .venv/bin/python scripts/resculpt_gate_sweep.py --ckpt models/training/resculpt-gen1/ckpt.pt \\
-        [--gate 2 1 25 120 --gate 2 1 6 300 ...] [--n-val 16]
+        [--gate 2 1 25 120 --gate 2 1 6 300 ...] [--n-val 16] [--prior-only]
 
 Needs the shared data (RESCULPT_DATA). Prints two markdown tables.
 """
@@ -46,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gate", type=float, nargs=4, action="append",
                     metavar=("THRESHOLD_DB", "WIDTH_DB", "WARM_DB", "WARM_FRAMES"))
     ap.add_argument("--n-val", type=int, default=16)
+    ap.add_argument("--prior-only", action="store_true", help="add the row of the relative prior alone")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     vsrc = degrade.Source.load("val", SR)
@@ -86,7 +91,46 @@ def main(argv=None) -> int:
         net.load_state_dict(ck["net"])
         r = evaluate(Resculptor(net, SR), tp, val)
         print(f"| {gate if gate else 'none'} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |", flush=True)
+    if a.prior_only:
+        net = ResculptNet(**(kw | {"gate": ck["net_kwargs"].get("gate"), "relative_prior": True}))
+        net.load_state_dict(ck["net"])
+        with torch.no_grad():
+            for m in (net.head, net.df):
+                m.weight.zero_()
+                m.bias.zero_()
+        r = evaluate(Resculptor(net.eval(), SR), tp, val)
+        print(f"| relative prior alone, gate {net.gate} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |",
+              flush=True)
+        prior_dims(Resculptor(net.eval(), SR), tp, x, px)
     return 0
+
+
+PRIOR_DIMS = ("centroid_hz", "rolloff_hz", "tilt_db_oct", "lufs_integrated", "lra_lu", "crest_db")
+
+
+@torch.no_grad()
+def prior_dims(model, tp, x, px) -> None:
+    """Per description of the validation (``train.evaluate``'s), mean |value - target| over the clean clips, input
+    -> output: the level-free band shape (dB RMS over the compared bands both define) and each timbre dim."""
+    from resculpt.models.resculpt.train import EVAL_LEVEL_DESCRIPTORS
+
+    def shape_rms(a, b):
+        ok = a["band_env_ok"] & b["band_env_ok"] & torch.tensor(C.compare_mask())
+        d = (a["band_env_db"] - b["band_env_db"]) * ok
+        d = (d - d.sum(-1, keepdim=True) / ok.sum(-1, keepdim=True).clamp_min(1)) * ok
+        return (d.pow(2).sum(-1) / ok.sum(-1).clamp_min(1)).sqrt()
+
+    print("\n## The relative prior alone: mean |value - target|, input -> output\n")
+    print("| description | band shape dB | " + " | ".join(PRIOR_DIMS) + " |")
+    print("|---|" + "---|" * (len(PRIOR_DIMS) + 1))
+    for text in (*C.EVAL_DESCRIPTORS, *EVAL_LEVEL_DESCRIPTORS):
+        band, dims = nudge_tensors([describe(text)] * x.shape[0])
+        tgt = pt.apply_delta(px, band, dims)
+        po = tp(model(x, pt.delta_cond(band, dims, SR, "timbre")))
+        cells = [f"{float(shape_rms(px, tgt).mean()):.2f} -> {float(shape_rms(po, tgt).mean()):.2f}"]
+        for k in PRIOR_DIMS:
+            cells.append(f"{float((px[k] - tgt[k]).abs().mean()):.2f} -> {float((po[k] - tgt[k]).abs().mean()):.2f}")
+        print(f"| {text} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,29 @@ def test_a_gated_checkpoint_exports_its_gate_into_the_graph_and_the_config(tmp_p
     assert all(np.count_nonzero(out[k]) == 0 for k in B.OUTPUTS)
     out = b.run_sequence(feat[:3], low[:3], C.delta_cond(describe("a bit warmer"), SR))
     assert np.abs(out["gain_db"][0]).max() > 0.01
+
+
+def test_a_checkpoint_with_the_relative_prior_exports_it_into_the_graph_and_the_config(tmp_path, exported):
+    """A checkpoint whose net arguments switch the relative prior on: the config records it (a checkpoint without
+    it: false), the export's checks (ORT == torch) hold within export.TOL, the golden frames of the absolute
+    target are bit for bit those of the same weights without the prior and those of the relative target differ
+    (the prior is in the graph), and a zero delta through the graph is exactly the identity."""
+    net0, path0, cfg0 = exported
+    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, "relative_prior": True}, "step": 0,
+                "sample_rate": SR}, tmp_path / "ckpt.pt")
+    cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")
+    assert cfg["relative_prior"] is True and cfg0["relative_prior"] is False
+    assert max(cfg["export_check"].values()) < E.TOL
+    g0, g1 = np.load(path0 / "golden.npz"), np.load(tmp_path / "bundle" / "golden.npz")
+    assert np.array_equal(g0["gain_db"][:32], g1["gain_db"][:32])
+    assert np.abs(g0["gain_db"][32:] - g1["gain_db"][32:]).max() > 1.0
+    b = B.load_bundle(tmp_path / "bundle")
+    from resculpt.dsp.descriptors import describe
+
+    zero = C.delta_cond(describe("a bit warmer"), SR)
+    zero[C.S0 : C.M0] = 0.0
+    zero[C.DZ0 :] = 0.0
+    T = 50
+    feat = np.tile(-50.0 - 0.8 * np.arange(C.N_BANDS, dtype=np.float32), (T, 1))
+    out = b.run_sequence(feat, np.full((T, C.N_LOW), -45.0, np.float32), zero)
+    assert all(np.count_nonzero(out[k]) == 0 for k in B.OUTPUTS)

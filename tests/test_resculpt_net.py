@@ -128,10 +128,10 @@ def test_discriminators_return_features_and_logits_per_scale():
 RUN_GATE = (2.0, 1.0, 25.0, 120.0)  # models/training/resculpt-gen1/train.args
 
 
-def _gated(gate, seed=0):
+def _gated(gate, seed=0, relative_prior=False):
     """A generator with randomised output heads (its ungated outputs are far from the identity) and a gate."""
     r = _model(1, seed)
-    g = ResculptNet(lookahead=1, gate=gate)
+    g = ResculptNet(lookahead=1, gate=gate, relative_prior=relative_prior)
     g.load_state_dict(r.net.state_dict())  # the gate adds no weights: any checkpoint loads into a gated net
     return g.eval()
 
@@ -221,13 +221,14 @@ def _delta_cond(text=None, band_db=None, sr=SR, **dz):
     return c
 
 
+@pytest.mark.parametrize("prior", [False, True])
 @pytest.mark.parametrize("gate", [None, RUN_GATE])
-def test_zero_delta_returns_exactly_the_identity_from_the_first_frame(gate):
+def test_zero_delta_returns_exactly_the_identity_from_the_first_frame(gate, prior):
     """A relative target that moves nothing (zero band offsets, or a uniform level offset, and no scalar move)
-    returns exactly the identity on every frame, the first included, with or without the identity gate, where
-    the same weights under an absolute target far from the input move it."""
+    returns exactly the identity on every frame, the first included, with or without the identity gate and the
+    relative prior, where the same weights under an absolute target far from the input move it."""
     feat, low = _steady_features()
-    net = _gated(gate)
+    net = _gated(gate, relative_prior=prior)
     with torch.no_grad():
         for zero in (_delta_cond(band_db=torch.zeros(C.N_BANDS)), _delta_cond(band_db=torch.full((C.N_BANDS,), 6.0))):
             g, e, d = net(feat, low, zero)
@@ -327,3 +328,79 @@ def test_a_checkpoint_of_the_124_float_layout_gives_its_old_outputs_with_the_rel
                 want = torch.tensor(fx[f"{name}/{case}/{k}"])
                 err = float((v[0] - want).abs().max()) / max(1e-6, float(want.abs().max()))
                 assert err <= 1e-5 or float(want.abs().max()) == float(v.abs().max()) == 0.0, (name, case, k, err)
+
+
+# -- the relative prior: a relative row's band gain = the delta's known gain + the learned residual -----------
+def test_relative_prior_leaves_absolute_rows_bit_identical():
+    """The same weights with and without ``relative_prior``: absolute rows (flag 0) give bit-identical outputs
+    (every output, every frame, with the run's identity gate), relative rows differ in the band gain only."""
+    r = _model(1)
+    x = _speechlike(SR)
+    feat, low = r.fio.features(r.fio.stft(x))
+    cond = _cond(r, b=2)
+    on = ResculptNet(lookahead=1, gate=RUN_GATE, relative_prior=True)
+    off = ResculptNet(lookahead=1, gate=RUN_GATE)
+    on.load_state_dict(r.net.state_dict())
+    off.load_state_dict(r.net.state_dict())
+    with torch.no_grad():
+        a, b = on.eval()(feat, low, cond), off.eval()(feat, low, cond)
+    assert all(torch.equal(u[0], v[0]) for u, v in zip(a, b))
+    assert float((a[0][1] - b[0][1]).abs().max()) > 0.1
+    assert torch.equal(a[1][1], b[1][1]) and torch.equal(a[2][1], b[2][1])
+
+
+def _prior_alone(sr=SR):
+    """An identity-initialised generator (residual gain 0, copy-up at -70 dB, identity taps) with the prior."""
+    return Resculptor(ResculptNet(lookahead=1, relative_prior=True), sr).eval()
+
+
+@pytest.mark.parametrize("text", ["warmer", "much brighter", "more bass, clearer highs, much louder"])
+def test_the_relative_prior_alone_moves_band_shape_tilt_and_loudness_to_the_delta(text):
+    """With the learned parts at the identity, the prior moves a speech-like clip's profile (``TorchProfiler``,
+    3 s at 16 kHz) toward the input's profile moved by the description: the tilt within 0.1 dB/oct and the
+    integrated loudness within 0.5 LU of what the delta asks (its tilt and loudness moves: 0 for a dim it leaves;
+    the offsets' own slope and loudness change are compensated), and the level-free band envelope to at most half
+    the input's distance from the target's (>= 0.9 dB RMS; what remains is the slope of the tilt move the offsets
+    do not make, e.g. 0.5 dB RMS for "much brighter", 0.3 dB for the others)."""
+    from resculpt.dsp.descriptors import describe
+    from resculpt.models.resculpt import profile_torch as pt
+    from resculpt.models.resculpt.train import nudge_tensors
+
+    x = _speechlike(3 * SR)[:1] + _speechlike(3 * SR, seed=5)[1:]
+    tp = pt.TorchProfiler(SR)
+    band, dims = nudge_tensors([describe(text)])
+    with torch.no_grad():
+        px = tp(x)
+        tgt = pt.apply_delta(px, band, dims)
+        po = tp(_prior_alone()(x, pt.delta_cond(band, dims, SR, "timbre")))
+
+    def shape_rms(a, b):
+        ok = a["band_env_ok"] & b["band_env_ok"] & torch.tensor(C.compare_mask())
+        d = (a["band_env_db"] - b["band_env_db"]) * ok
+        d = (d - d.sum(-1, keepdim=True) / ok.sum(-1, keepdim=True)) * ok
+        return float((d.pow(2).sum(-1) / ok.sum(-1)).sqrt()[0])
+
+    assert shape_rms(px, tgt) >= 0.9 and shape_rms(po, tgt) <= 0.5 * shape_rms(px, tgt)
+    assert abs(float(po["tilt_db_oct"][0] - tgt["tilt_db_oct"][0])) <= 0.1
+    assert abs(float(po["lufs_integrated"][0] - tgt["lufs_integrated"][0])) <= 0.5
+
+
+def test_a_tilt_in_the_offsets_and_in_the_tilt_move_is_applied_once():
+    """The ``resculpt.tilt_db_oct`` override on a delta puts its slope both in the band offsets and in the tilt
+    move: the prior's gain then has that slope (least squares over the fingerprint's tilt bands, within 0.01
+    dB/oct), not twice it; a tilt move without offsets gets the same slope from the move alone."""
+    valid = torch.tensor(C.input_valid(SR), dtype=torch.float32)
+    ts = torch.tensor(C.TILT_BANDS) & (valid > 0)
+    x = torch.tensor(C.BAND_OCT_1K)
+
+    def slope(g):
+        xc, gc = x[ts] - x[ts].mean(), g[ts] - g[ts].mean()
+        return float((xc * gc).sum() / (xc * xc).sum())
+
+    z = 2.0 / 1.5  # 2 dB/oct in z units
+    both = _delta_cond(band_db=2.0 * x, tilt_db_oct=z)
+    move = _delta_cond(band_db=torch.zeros(C.N_BANDS), tilt_db_oct=z)
+    with torch.no_grad():
+        for c in (both, move):
+            g = ResculptNet.relative_prior_db(c, torch.zeros(1, 1, C.N_BANDS))[0, 0]
+            assert abs(slope(g) - 2.0) < 0.01

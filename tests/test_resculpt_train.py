@@ -234,3 +234,17 @@ def test_a_checkpoint_of_the_124_float_layout_resumes_with_zero_weights_and_mome
         assert st["exp_avg"].shape == f.weight.shape and not st["exp_avg_sq"][:, C.COND_DIM_V1 : C.COND_DIM].any()
     tr.train_step()
     assert all(torch.isfinite(p).all() for p in tr.model.net.parameters())
+
+
+def test_a_run_continued_with_the_relative_prior_stores_it_and_keeps_its_weights_loadable(tmp_path):
+    """A run trained without the relative prior and continued with --relative-prior: the checkpoint's net
+    arguments carry it from then on (a later resume without the flag keeps it), and the weights load into it."""
+    from resculpt.models.resculpt.net import ResculptNet
+
+    rtrain.train(_args(tmp_path, "--steps", "3", "--stop-at", "1"))
+    assert not torch.load(tmp_path / "ckpt.pt", weights_only=False)["net_kwargs"].get("relative_prior")
+    rtrain.train(_args(tmp_path, "--steps", "3", "--stop-at", "2", "--relative-prior"))
+    rtrain.train(_args(tmp_path, "--steps", "3"))
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 3 and ck["net_kwargs"]["relative_prior"] is True
+    ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])

@@ -67,6 +67,29 @@ S0, M0, V0 = 2 * N_DIMS, 2 * N_DIMS + N_BANDS, 2 * N_DIMS + 2 * N_BANDS  # band 
 # descriptor vocabulary ("a bit airy" at 16 kHz: 0.15 dB RMS over the bands the rate defines) opens it to
 # 1 - exp(-((0.15 - 0.02) / 0.05)^2) = 0.998.
 REL_GATE_DB = (0.02, 0.05)
+# The known part of a relative row's band gain (``net.ResculptNet.relative_prior_db``): the band centres in
+# octaves from 1 kHz (the pivot of a tilt move), the bands the fingerprint's tilt is fitted over (100 Hz..8 kHz,
+# as ``dsp.features.spectral``), and each band's share of BS.1770 loudness for a flat power spectral density
+# (the K-weighting's power response at the band centre x the band's width in Hz, 48 kHz design), which the
+# net multiplies by its running band shape to predict how a band-gain shape moves the loudness.
+_CENTERS = BandMap(48000, 960, N_BANDS).centers_hz
+BAND_OCT_1K = np.log2(np.maximum(_CENTERS, 1.0) / 1000.0).astype(np.float32)
+TILT_BANDS = (_CENTERS >= 100.0) & (_CENTERS <= 8000.0)
+
+
+def _k_weight_power(f_hz: np.ndarray, sample_rate: int = 48000) -> np.ndarray:
+    """|H(f)|^2 of the BS.1770 K-weighting (``dsp.features.loudness.k_weighting_sos``) at ``f_hz``."""
+    from resculpt.dsp.features.loudness import k_weighting_sos
+
+    z = np.exp(-1j * 2.0 * np.pi * np.asarray(f_hz, float) / sample_rate)
+    h = np.ones_like(z)
+    for b0, b1, b2, a0, a1, a2 in k_weighting_sos(sample_rate):
+        h = h * (b0 + b1 * z + b2 * z * z) / (a0 + a1 * z + a2 * z * z)
+    return np.abs(h) ** 2
+
+
+_EDGES = BandMap(48000, 960, N_BANDS).edges_hz
+LOUDNESS_BAND_W = (_k_weight_power(_CENTERS) * np.diff(_EDGES)).astype(np.float32)
 RUN_DIM = N_BANDS + 2  # running fingerprint: envelope shape / 3 dB (32), level, has-information flag
 # A typical voice: the origin of the conditioning (z minus this), so the numbers the net sees are O(1).
 ANCHOR = {"f0_median_hz": 150.0, "f0_range_st": 6.0, "voiced_fraction": 0.5, "f1_hz": 500.0, "f2_hz": 1500.0,

@@ -142,6 +142,8 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "lookahead_frames": net.lookahead,
         "identity_gate": list(net.gate) if net.gate is not None else None,  # inside the graph (net.identity_gate)
         "relative_gate_db": list(C.REL_GATE_DB),  # inside the graph (net.relative_gate): relative targets
+        # inside the graph (net.relative_prior_db): a relative row's gain = the delta's known gain + the residual
+        "relative_prior": net.relative_prior,
         "latency_note": "the STFT section's n_fft - 1 samples plus lookahead_frames hops",
         "n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,
         "gain_max_db": C.GAIN_MAX_DB, "eps": C.EPS, "feat_norm_db": [C.FEAT_MEAN_DB, C.FEAT_STD_DB],

@@ -18,6 +18,8 @@ heads: band gain dB (32) = 30 tanh(0.1 h), copy-up gain (32) = softplus(h - 8); 
        coefficients (32 low bins x 3 taps, complex) = one-hot identity tap + tanh(h)
 FiLM (scale, shift per channel, per frame) from [conditioning vector (139, its band shape per frame for a
        relative target), running fingerprint (34)]
+relative prior (optional, ``relative_prior``): a relative row's band gain = the delta's known gain (its offsets,
+       tilt and loudness moves: :meth:`ResculptNet.relative_prior_db`) + the head's output as a learned residual
 identity gate (optional): outputs' deviation from the identity x g; absolute target: g from the target-minus-
        running difference and how much has been heard; relative target: g from the delta's exact size
 ```
@@ -59,6 +61,7 @@ import math
 import numpy as np
 import torch
 from resculpt.dsp.bands import BandMap
+from resculpt.dsp.profile import DIMS
 from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.net import n_params  # noqa: F401  (re-exported for the trainer)
 from torch import nn
@@ -67,6 +70,8 @@ from torch.nn.functional import elu, pad, softplus
 from . import common as C
 
 KT = 2  # conv kernel length in time: the current and one past frame
+DIM_SCALE = {d.name: d.scale for d in DIMS}
+DZ_TILT, DZ_LUFS = C.DIM_NAMES.index("tilt_db_oct"), C.DIM_NAMES.index("lufs_integrated")
 
 
 class CausalConv(nn.Module):
@@ -105,8 +110,9 @@ class ResculptNet(nn.Module):
 
     def __init__(self, ch=(16, 24, 32), hidden: int = 96, heads: int = 2, lookahead: int = 0,
                  n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS,
-                 gate=None):
+                 gate=None, relative_prior: bool = False):
         super().__init__()
+        self.relative_prior = bool(relative_prior)
         if gate is not None:
             gate = tuple(float(v) for v in gate)
             if len(gate) != 4 or min(gate) < 0 or gate[1] <= 0 or gate[3] <= 0:
@@ -234,6 +240,36 @@ class ResculptNet(nn.Module):
         return 1.0 - torch.exp(-(torch.relu(size - th) / width) ** 2)
 
     @staticmethod
+    def relative_prior_db(cond, rshape):
+        """(B, T, 32) dB: the band gain a relative row's delta asks for, known exactly (the net learns only the
+        residual on top, :attr:`relative_prior`). cond (B, COND_DIM), rshape (B, T, 32) the running fingerprint's
+        level-free shape / 3 dB. Three parts:
+          * the delta's band offsets, level-free over the bands it and the input define (``_inputs``' off);
+          * a slope (dB/octave around 1 kHz, on the bands the input defines) of the tilt move the offsets do not
+            already make: 1.5 dB/oct x the tilt slot (z units) minus the least-squares slope of the offsets over
+            the fingerprint's tilt bands (100 Hz..8 kHz), so an offset that is itself a tilt is not counted twice;
+          * a level: the loudness slot (z units of 1 LU) minus the loudness change the shape above makes on the
+            running spectrum (band power = 10^(3 rshape / 10) x ``common.LOUDNESS_BAND_W``: K-weighting x width;
+            flat before anything has been heard), so the integrated loudness moves by what the delta asks.
+        Centroid, roll-off, crest and LRA moves are left to the learned residual."""
+        valid = cond[:, C.V0 : C.REL_I]
+        mv = cond[:, C.M0 : C.V0] * valid
+        off = C.BAND_SCALE_DB * _level_free(cond[:, C.S0 : C.M0] * mv, mv)  # (B, F) dB
+        x = torch.tensor(C.BAND_OCT_1K)
+        ts = torch.tensor(C.TILT_BANDS, dtype=cond.dtype) * valid
+        nt = ts.sum(-1, keepdim=True).clamp_min(1.0)
+        xc = (x - (x * ts).sum(-1, keepdim=True) / nt) * ts
+        oc = (off - (off * ts).sum(-1, keepdim=True) / nt) * ts
+        made = (oc * xc).sum(-1, keepdim=True) / (xc * xc).sum(-1, keepdim=True).clamp_min(1e-6)
+        dz = cond[:, C.DZ0 :]
+        slope = DIM_SCALE["tilt_db_oct"] * dz[:, DZ_TILT : DZ_TILT + 1] - made  # (B, 1) dB/oct
+        shape = (off + slope * x * valid)[:, None]  # (B, 1, F)
+        w = torch.tensor(C.LOUDNESS_BAND_W) * valid[:, None] * torch.pow(10.0, 0.1 * C.BAND_SCALE_DB * rshape)
+        moved = 10.0 * torch.log10((w * torch.pow(10.0, 0.1 * shape)).sum(-1, keepdim=True) / w.sum(-1, keepdim=True))
+        level = DIM_SCALE["lufs_integrated"] * dz[:, None, DZ_LUFS : DZ_LUFS + 1] - moved  # (B, T, 1)
+        return shape + level
+
+    @staticmethod
     def _film(h, g):  # h (B, C, T, F), g (B, T, 2C)
         s, b = g.chunk(2, dim=-1)
         return h * (1.0 + s.permute(0, 2, 1)[..., None]) + b.permute(0, 2, 1)[..., None]
@@ -284,6 +320,9 @@ class ResculptNet(nn.Module):
         df = torch.tanh(self.df(y)).reshape(B, T, self.n_low, self.df_order, 2)
         g = self.identity_gate(dev, dens)
         rel = (cond[:, C.REL_I] > 0.5)[:, None]
+        if self.relative_prior:  # a relative row's gain = the delta's known gain + the learned residual
+            prior = self.relative_prior_db(cond, run[..., :F])
+            gain_db = torch.where(rel[..., None], (prior + gain_db).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB), gain_db)
         g = torch.where(rel, self.relative_gate(size)[:, None].expand(B, T), g if g is not None else torch.ones_like(dev))
         gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den

@@ -228,8 +228,13 @@ class Trainer:
                 # the gate has no weights: a run continues with it from any step (the recipe changes there)
                 print(f"identity gate {kw.get('gate')} -> {tuple(args.gate)} from step {ck['step']}", flush=True)
                 kw["gate"] = tuple(args.gate)
+            if args.relative_prior and not kw.get("relative_prior"):
+                # the prior has no weights either: from this step on a relative row's gain is prior + residual
+                print(f"relative prior on from step {ck['step']}", flush=True)
+                kw["relative_prior"] = True
         else:
             kw = {"lookahead": args.lookahead, "gate": tuple(args.gate) if args.gate is not None else None,
+                  "relative_prior": args.relative_prior,
                   **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
         self.kw = kw
         self.model = Resculptor(ResculptNet(**kw), sr)
@@ -443,6 +448,9 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     metavar=("THRESHOLD_DB", "WIDTH_DB", "WARM_DB", "WARM_FRAMES"),
                     help="identity gate of the generator (ResculptNet.identity_gate; stored in the checkpoint); "
                          "default: none for a fresh run, the checkpoint's on resume")
+    ap.add_argument("--relative-prior", action="store_true",
+                    help="relative rows: the band gain is the delta's known gain (ResculptNet.relative_prior_db) plus "
+                         "the learned residual; stored in the checkpoint (a resumed run keeps it; this switches it on)")
     ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
                     metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
     ap.add_argument("--zero-delta-p", type=float, default=0.2,
