@@ -212,8 +212,9 @@ def write_md(path: Path, preset: str, costs: dict, results: list, minutes: float
         f"jackd dummy at {RATE} Hz. Measured {minutes:g} min per period size "
         f"(after {settle:g} s settling, whose counters are discarded).",
         "",
-        f"Chain: full `{preset}` preset (the heaviest shipped preset by offline per-block cost: "
-        + ", ".join(f"{k} {v:.0f} us" for k, v in sorted(costs.items(), key=lambda kv: -kv[1])) + " at 256).",
+        (f"Chain: full `{preset}` preset (the heaviest shipped preset by offline per-block cost: "
+         + ", ".join(f"{k} {v:.0f} us" for k, v in sorted(costs.items(), key=lambda kv: -kv[1])) + " at 256)."
+         if costs else f"Chain: full `{preset}` preset (named with --preset), stereo in and out."),
         f"Input: the bundled speech clip looped from a JACK client in a separate process. Parameter changes: "
         f"{rate_hz:g}/s via {results[0]['via']}.",
         "",
