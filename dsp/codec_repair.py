@@ -52,7 +52,7 @@ PARAMS = (
     ParamSpec("codec.slope_db_oct", -30.0, 0.0, -12.0, "dB/oct", smoothing_ms=50.0,
               doc="spectral slope that continues the kept band's top into the rebuilt band, per frame"),
     ParamSpec("codec.level_db", -30.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
-              doc="level of the rebuilt band against that continuation"),
+              doc="level of the rebuilt band against that continuation (and against the learned envelope)"),
     ParamSpec("codec.valley_db", 0.0, 12.0, 0.0, "dB", smoothing_ms=50.0,
               doc="largest cut of the valley postfilter between harmonics and formants (0 = off)"),
 )
@@ -190,6 +190,15 @@ class CodecRepair(SpectralStage):
             np.copyto(self._cG[ch], self._G)
             np.multiply(spec[ch], self._cG[ch], out=spec[ch])
 
+    # -- hooks of a learned envelope (resculpt.models.codec) ----------------------------------------------
+    def _observe(self, spec, fc: int) -> None:
+        """Called once per frame with the frame as decoded (``_pm``: its channel-mean power (n_bins,)) and the
+        edge ``fc`` (bins, 0 = none), before anything is changed; may edit the kept band of ``spec``."""
+
+    def _rebuilt_want(self, fc: int) -> None:
+        """Called with ``_want`` (32,) holding the rule's wanted band powers of the rebuilt range; may replace
+        them (the copy's own band powers are in ``_have``)."""
+
     # -- the frame -----------------------------------------------------------------------------------------
     def process_frame(self, spec):
         ctx = self.ctx
@@ -217,6 +226,7 @@ class CodecRepair(SpectralStage):
             fc = self._auto_fc
         else:
             fc = math.ceil(max(cut, MIN_CUT_HZ) / self._bin_hz)
+        self._observe(spec, fc)
         valley = float(v[self._i_valley])
         if valley > 0.0:
             self._valley(spec, valley)
@@ -247,6 +257,7 @@ class CodecRepair(SpectralStage):
         np.matmul(self._pm, self._ana_t, out=self._have)
         np.matmul(self._shape, self._ana_t, out=self._want)
         self._want *= np.float32(ref)
+        self._rebuilt_want(fc)
         self._have += _EPS
         np.divide(self._want, self._have, out=self._g)
         np.sqrt(self._g, out=self._g)

@@ -18,11 +18,12 @@ from typing import Callable
 
 import pedalboard as pb
 
-from resculpt.dsp import codec_repair, lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
+from resculpt.dsp import lfo_mask, mask_transfer, match_eq, spectral_blur, spectral_freeze, spectral_gate
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.voice import shift as voice_shift
 from resculpt.dsp.voice import mcadams
 from resculpt.dsp.voice import anon as voice_anon
+from resculpt.models.codec import stage as codec_stage
 from resculpt.models.mask import stage as mask_stage
 from resculpt.models.resculpt import stage as resculpt_stage
 
@@ -224,7 +225,8 @@ register(SpectralSlot("resculpt", "resculpting model: a learned generator that m
                       "profile (Chain.set_target) and repairs low-bitrate codec audio", resculpt_stage.PARAMS,
                       resculpt_stage.ResculptStage))
 register(SpectralSlot("codec", "band replication: rebuilds the high band a codec cut off from the band below it, "
-                      "frame by frame (codec-repair)", codec_repair.PARAMS, codec_repair.CodecRepair))
+                      "frame by frame, at the level a learned envelope or a slope rule gives (codec-repair)",
+                      codec_stage.PARAMS, codec_stage.LearnedCodecRepair))
 
 
 def all_param_specs() -> list[ParamSpec]:

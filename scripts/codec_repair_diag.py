@@ -22,6 +22,8 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
   ``codec-repair``; ``mask`` is the mask stage alone at its defaults);
 - ``pf:lpc-mild|lpc``: an LPC formant postfilter ``A(z/g1)/A(z/g2)`` per 20 ms frame as a spectral gain (energy
   kept);
+- ``preset:codec-repair+<id>=<v>,...``: the codec-repair preset with those parameters set (``--preset-setting``;
+  e.g. ``codec.model=1`` for the learned envelope of the rebuilt band);
 - ``codec:<slope>,<level>,<valley>``: the ``codec`` stage (dsp/codec_repair.py) alone at 48 kHz with
   ``codec.slope_db_oct``, ``codec.level_db``, ``codec.valley_db`` (``--codec-setting``; level -60: no band
   replication, the valley postfilter alone).
@@ -209,6 +211,9 @@ def _systems(a, net, dec, dec16, ref16, tg) -> dict:
             "codec.max_hz": 8000.0 if lv > -60 else 0.0}), sr, SR)
     for p in ("denoise-gentle", "mask", "codec-repair"):
         systems[f"preset:{p}"] = lambda p=p: B.rs(preset48(dec, p), sr, SR)
+    for ps in a.preset_settings or ():
+        kv = {k: float(v) for k, v in (item.split("=") for item in ps.split(","))}
+        systems[f"preset:codec-repair+{ps}"] = lambda kv=kv: B.rs(preset48(dec, "codec-repair", kv), sr, SR)
     for k in ("lpc-mild", "lpc"):
         systems[f"pf:{k}"] = lambda k=k: postfilter(dec16, k)
     return systems
@@ -225,6 +230,9 @@ def main(argv=None) -> int:
     ap.add_argument("--codec-setting", action="append", dest="codec_settings", metavar="SLOPE,LEVEL,VALLEY",
                     help="a codec stage system: slope_db_oct,level_db,valley_db (level -60: no replication); "
                          "repeat as --codec-setting=-24,-12,6 (the '=' keeps the leading minus a value)")
+    ap.add_argument("--preset-setting", action="append", dest="preset_settings", metavar="ID=V[,ID=V...]",
+                    help="a system: the codec-repair preset with these parameters set (e.g. codec.model=1); "
+                         "named preset:codec-repair+ID=V,...")
     ap.add_argument("--out", default="/tmp/codec_diag")
     a = ap.parse_args(argv)
     a.codec_settings = a.codec_settings or ["-12,0,0", "-24,-12,0", "-24,-9,0", "-30,-12,0", "-24,-60,6",

@@ -143,9 +143,11 @@ ACTIVE = {
                        ((0.1, {"resculpt.amount": 0.5, "resculpt.match": "voice"}), (0.2, {"resculpt.bass_db": -6.0})),
                        setup=_give_resculpt_a_target, alloc_peak_bytes=4 * 481),
     # The test signal is full-band (no codec edge to find): a fixed edge, moved mid-stream, then the auto search.
-    # The valley postfilter switched on mid-stream.
-    "codec": Active({"codec.cutoff_hz": 3000.0, "codec.slope_db_oct": -6.0},
-                    ((0.1, {"codec.cutoff_hz": 5000.0, "codec.level_db": -6.0, "codec.valley_db": 6.0}),
+    # The valley postfilter switched on mid-stream; the learned envelope on from the start, half-way and with
+    # kept-band corrections later (one model call per frame through IOBinding, as the mask).
+    "codec": Active({"codec.cutoff_hz": 3000.0, "codec.slope_db_oct": -6.0, "codec.model": 1.0},
+                    ((0.1, {"codec.cutoff_hz": 5000.0, "codec.level_db": -6.0, "codec.valley_db": 6.0,
+                            "codec.model": 0.5, "codec.model_kept_db": 6.0}),
                      (0.2, {"codec.cutoff_hz": 0.0}))),
     # Delta listen switched off and on again over a section that removes a lot.
     "spectral": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
