@@ -11,6 +11,7 @@ GOLDEN_TOL.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from resculpt.models.mask.bundle import BundleError, file_sha256, read_checked
 from . import common
 
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "weights" / "codec"
+BUNDLE_ENV = "RESCULPT_CODEC_BUNDLE"  # a bundle folder to load instead of the shipped one (benchmarks: A/B runs)
 GOLDEN_TOL = 1e-4  # units of 20 dB: 2 mdB
 
 
@@ -63,8 +65,8 @@ _CACHE: dict = {}
 
 
 def load_bundle(path: Path | str | None = None) -> Bundle:
-    """Load and verify a bundle folder (the shipped one by default); raise BundleError."""
-    path = Path(path) if path else BUNDLE_DIR
+    """Load and verify a bundle folder (by default $RESCULPT_CODEC_BUNDLE, else the shipped one); raise BundleError."""
+    path = Path(path) if path else Path(os.environ.get(BUNDLE_ENV) or BUNDLE_DIR)
     cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
     for p in (cfg_p, onnx_p, gold_p):
         if not p.is_file():
