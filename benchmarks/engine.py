@@ -113,7 +113,8 @@ def _turn(w, k: int) -> list[float]:
     return json.loads(w.stdout.readline())
 
 
-def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_sizes=(128,)) -> None:
+def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_sizes=(128,),
+               presets=VOICE_PRESETS) -> None:
     import subprocess
     import tempfile
 
@@ -141,7 +142,7 @@ def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_s
         for B in block_sizes:
             blocks = int(seconds * 48000) // B
             chunk = max(1, CHUNK * 128 // B)
-            for p in VOICE_PRESETS:
+            for p in presets:
                 workers = {}
                 try:
                     for name, path in sides:
@@ -175,18 +176,22 @@ def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_s
         return min(v), statistics.median(v)
 
     def kern(n):
-        return "compiled loops" if any(compiled[(p, n)] for p in VOICE_PRESETS) else "numpy"
+        return "compiled loops" if any(compiled[(p, n)] for p in presets) else "numpy"
 
     sizes = " and ".join(f"{B}-sample ({1000 * B / 48000:.3g} ms)" for B in block_sizes)
     blocks_arg = "".join(f" --block {B}" for B in block_sizes)
-    md = [f"# Voice chains: CPU per audio second (48 kHz mono, {sizes} blocks, one thread)", "",
+    voice = tuple(presets) == VOICE_PRESETS
+    title = "Voice chains" if voice else "Chains " + ", ".join(presets)
+    preset_arg = "" if voice else "".join(f" --preset {p}" for p in presets)
+    md = [f"# {title}: CPU per audio second (48 kHz mono, {sizes} blocks, one thread)", "",
           f"`python benchmarks/engine.py --voice-cost{' --base ' + base if base else ''} --rounds {rounds}"
-          f"{blocks_arg}`: the bundled speech clip streamed through each preset's chain, thread CPU time, "
+          f"{blocks_arg}{preset_arg}`: the bundled speech clip streamed through each preset's chain, thread CPU time, "
           f"{rounds} rounds of {seconds:g} s" + (f", {base} and this checkout each in its own process, taking "
                                                  f"turns every {CHUNK * 128 / 48000:.2f} s of audio, so both meet "
                                                  "the same load" if base else "")
-          + "; best round and median round. Stage: the `anon` or `voice` stage's process_frames; the `anon` "
-          "stage's F0 search runs in the STFT section's analysis and is counted in the chain only. "
+          + "; best round and median round. Stage: the chain's first spectral stage's process_frames (the `anon` "
+          "or `voice` stage in the voice chains; the `anon` stage's F0 search runs in the STFT section's analysis "
+          "and is counted in the chain only). "
           f"Anon stage: {'; '.join(f'{n}: {kern(n)}' for n in names)} (dsp/voice/kernels.py). "
           f"Machine: {os.cpu_count()} CPUs, load average (1 min) {load0[0]:.2f} at the start, {load1[0]:.2f} at "
           "the end.", ""]
@@ -194,7 +199,7 @@ def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_s
         md += [f"{B}-sample blocks:", "",
                "| preset | side | chain RTF best | chain RTF median | stage RTF best | stage RTF median |",
                "|---|---|---:|---:|---:|---:|"]
-        for p in VOICE_PRESETS:
+        for p in presets:
             for n in names:
                 cb, cm = stat(p, n, B, "chain")
                 sb, sm = stat(p, n, B, "stage")
@@ -202,7 +207,7 @@ def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_s
         if base:
             md += ["", f"| preset | chain, this checkout / {base}: best | median | stage: best | median |",
                    "|---|---:|---:|---:|---:|"]
-            for p in VOICE_PRESETS:
+            for p in presets:
                 r = [stat(p, "this checkout", B, key)[j] / stat(p, base, B, key)[j]
                      for key in ("chain", "stage") for j in (0, 1)]
                 md.append(f"| {p} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} |")
@@ -210,13 +215,14 @@ def voice_cost(base: str | None, rounds: int, seconds: float, out: Path, block_s
     text = "\n".join(md)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "voice_cost.md").write_text(text)
-    (out / "voice_cost.json").write_text(json.dumps(
+    stem = "voice_cost" if tuple(presets) == VOICE_PRESETS else "cost_" + "_".join(presets)
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(
         {"base": base, "rounds": rounds, "seconds": seconds, "chunk_blocks_128": CHUNK, "cpus": os.cpu_count(),
          "loadavg_start": load0, "loadavg_end": load1, "blocks": list(block_sizes),
          "compiled": {f"{p}|{n}": v for (p, n), v in compiled.items()},
          "runs": {f"{p}|{n}|{B}": v for (p, n, B), v in res.items()}}, indent=2))
-    print(f"wrote {out / 'voice_cost.md'}")
+    print(f"wrote {out / (stem + '.md')}")
 
 
 def main(argv=None):
@@ -229,9 +235,12 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5, help="with --voice-cost: rounds per preset and side")
     ap.add_argument("--block", type=int, action="append",
                     help="with --voice-cost: block size in samples (repeatable; default 128)")
+    ap.add_argument("--preset", action="append",
+                    help="with --voice-cost: time these presets instead of the voice chains (repeatable; written to "
+                         "cost_<presets>.md); the timed stage is the chain's first spectral stage")
     a = ap.parse_args(argv)
     if a.voice_cost:
-        voice_cost(a.base, a.rounds, 5.0, Path(a.out), tuple(a.block or (128,)))
+        voice_cost(a.base, a.rounds, 5.0, Path(a.out), tuple(a.block or (128,)), tuple(a.preset or VOICE_PRESETS))
         return
     rows = []
     for block in BLOCKS:

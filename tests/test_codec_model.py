@@ -201,7 +201,8 @@ def test_stage_refuses_a_section_at_another_hop():
 
 
 def test_pairs_train_and_export_to_a_bundle_the_stage_runs(speech_clip, tmp_path):
-    """The whole path on the bundled clip: pairs through a real codec, a few training steps (resumed once),
+    """The whole path on the bundled clip: pairs through a real codec, a few training steps (stopped early and
+    resumed once),
     export (ORT == torch is asserted inside), and the stage running the exported bundle."""
     pytest.importorskip("torch")
     from resculpt.models.codec import data as cdata
@@ -220,7 +221,7 @@ def test_pairs_train_and_export_to_a_bundle_the_stage_runs(speech_clip, tmp_path
         np.savez(tmp_path / "pairs" / split / f"{seed:05d}.npz", **pr)
     args = ["--pairs", str(tmp_path / "pairs"), "--run", str(tmp_path / "run"), "--batch", "2", "--seq", "50",
             "--hidden", "8", "--val-every", "2"]
-    assert ctrain.main([*args, "--steps", "2"]) == 0
+    assert ctrain.main([*args, "--steps", "4", "--stop-at", "2"]) == 0
     assert ctrain.main([*args, "--steps", "4"]) == 0  # resumes at step 2
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]

@@ -85,7 +85,7 @@ def validate(net, pairs) -> dict:
             er = torch.where(ok, (ru - t).abs() * 20.0, torch.zeros_like(t))
             add("rebuilt_rule_db", float(er.sum()), float(ok.sum()))
             add("rebuilt_on_rule_frames_db", float((e * ok).sum()), float(ok.sum()))
-    return {k: round(s / max(n, 1.0), 3) for k, (s, n) in sorted(acc.items())}
+    return {k: round(s / n, 3) for k, (s, n) in sorted(acc.items()) if n > 0}  # a codec with nothing rebuilt: absent
 
 
 def main(argv=None) -> int:
@@ -94,6 +94,8 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default="models/training/codec-gen1")
     ap.add_argument("--steps", type=int, default=6000, help="planned steps (the cosine schedule's length)")
     ap.add_argument("--minutes", type=float, default=0.0, help="stop (saving) after this much wall time (0: none)")
+    ap.add_argument("--stop-at", type=int, default=0,
+                    help="stop (saving) at this step without changing the schedule (0: at --steps)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=300, help="frames per training window (1.5 s at the 5 ms hop)")
     ap.add_argument("--hidden", type=int, default=96)
@@ -134,7 +136,8 @@ def main(argv=None) -> int:
                     "wall_s": wall + time.time() - t0, "hidden": a.hidden}, ck)
 
     run_loss = 0.0
-    while step < a.steps:
+    end = min(a.steps, a.stop_at) if a.stop_at > 0 else a.steps
+    while step < end:
         for g in opt.param_groups:
             g["lr"] = sched(step)
         f, t, w = batch(train, rng, a.batch, a.seq)
@@ -146,15 +149,17 @@ def main(argv=None) -> int:
         opt.step()
         step += 1
         run_loss += float(loss.detach()) * 20.0
-        if step % a.val_every == 0 or step == a.steps:
+        if step % a.val_every == 0 or step == end:
             v = validate(net, val)
             rec = {"step": step, "train_db": round(run_loss / a.val_every, 3), "quantile": a.quantile, **v,
                    "wall_h": round((wall + time.time() - t0) / 3600, 3)}
             run_loss = 0.0
             log.write(json.dumps(rec) + "\n")
             log.flush()
-            print(f"step {step} train {rec['train_db']:.2f} dB val rebuilt {v['rebuilt_db']:.2f} kept {v['kept_db']:.2f} "
-                  f"(identity {v['kept_identity_db']:.2f}) [{time.time() - last:.0f} s]", flush=True)
+            nan = float("nan")
+            print(f"step {step} train {rec['train_db']:.2f} dB val rebuilt {v.get('rebuilt_db', nan):.2f} kept "
+                  f"{v.get('kept_db', nan):.2f} (identity {v.get('kept_identity_db', nan):.2f}) "
+                  f"[{time.time() - last:.0f} s]", flush=True)
             last = time.time()
             save()
             (run / "summary.json").write_text(json.dumps(rec, indent=1) + "\n")
