@@ -109,4 +109,6 @@ ORDER = (
     "codec.slope_db_oct",
     "codec.level_db",
     "codec.valley_db",
+    "codec.model",
+    "codec.model_kept_db",
 )
