@@ -201,7 +201,7 @@ def test_stage_refuses_a_section_at_another_hop():
 
 
 def test_pairs_train_and_export_to_a_bundle_the_stage_runs(speech_clip, tmp_path):
-    """The whole path on the bundled clip: pairs through a real codec, a few training steps (stopped early and
+    """The whole path on the bundled clip: pairs through a real codec and a band limit, a few training steps (stopped early and
     resumed once),
     export (ORT == torch is asserted inside), and the stage running the exported bundle."""
     pytest.importorskip("torch")
@@ -214,9 +214,9 @@ def test_pairs_train_and_export_to_a_bundle_the_stage_runs(speech_clip, tmp_path
         pytest.skip(have_codecs())
     x, sr = speech_clip
     x48 = resample(x[: 4 * sr], sr, SR)
-    for split, seed in (("train", 0), ("train", 1), ("val", 2)):
+    for split, seed, bl in (("train", 0, False), ("train_bandlimit", 1, True), ("val", 2, False)):
         (tmp_path / "pairs" / split).mkdir(parents=True, exist_ok=True)
-        pr = cdata.make_pair(x48, np.random.default_rng(seed))
+        pr = cdata.make_pair(x48, np.random.default_rng(seed), bl)
         assert pr["feat"].shape[1] == common.N_FEAT and pr["weight"].sum() > 0
         np.savez(tmp_path / "pairs" / split / f"{seed:05d}.npz", **pr)
     args = ["--pairs", str(tmp_path / "pairs"), "--run", str(tmp_path / "run"), "--batch", "2", "--seq", "50",
@@ -231,3 +231,19 @@ def test_pairs_train_and_export_to_a_bundle_the_stage_runs(speech_clip, tmp_path
     y, _ = _render(codec_stage.LearnedCodecRepair, _lowpassed_speech(speech_clip, seconds=0.5),
                    {"codec.model": 1.0}, bundle=b)
     assert np.isfinite(y).all()
+
+
+def test_telephone_pairs_keep_the_voice_band_aligned_and_remove_the_high_band():
+    """The G.711 line of the band-limited pairs passes a 1 kHz tone in level and phase (sample-aligned with the
+    clean signal, so frame targets line up) and removes a 6 kHz tone."""
+    from resculpt.models.codec.data import mulaw_phone
+
+    t = np.arange(SR) / SR
+    lo, hi = 0.3 * np.sin(2 * np.pi * 1000 * t), 0.3 * np.sin(2 * np.pi * 6000 * t)
+    y = mulaw_phone((lo + hi).astype(np.float32), SR)
+    mid = slice(SR // 4, 3 * SR // 4)
+    err = y[mid] - lo[mid]
+    assert 20 * np.log10(np.std(err) / np.std(lo[mid])) < -25  # mu-law's 8 bits leave ~-35 dB of noise
+    Y = np.abs(np.fft.rfft(y[mid]))
+    f = np.fft.rfftfreq(y[mid].size, 1 / SR)
+    assert 20 * np.log10(Y[np.argmin(np.abs(f - 6000))] / Y[np.argmin(np.abs(f - 1000))]) < -40

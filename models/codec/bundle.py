@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resculpt.models.mask.bundle import BundleError, file_sha256, read_checked
+from resculpt.models.mask.bundle import BundleError, bundle_files, file_sha256, read_checked
 
 from . import common
 
@@ -67,11 +67,7 @@ _CACHE: dict = {}
 def load_bundle(path: Path | str | None = None) -> Bundle:
     """Load and verify a bundle folder (by default $RESCULPT_CODEC_BUNDLE, else the shipped one); raise BundleError."""
     path = Path(path) if path else Path(os.environ.get(BUNDLE_ENV) or BUNDLE_DIR)
-    cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
-    for p in (cfg_p, onnx_p, gold_p):
-        if not p.is_file():
-            raise BundleError(f"codec model bundle incomplete: {p} is missing (re-run models/codec/export.py)")
-    sha = file_sha256(onnx_p)
+    cfg_p, onnx_p, gold_p, sha = bundle_files(path, "codec model", "models/codec/export.py")
     key = str(path.resolve())
     if key in _CACHE and _CACHE[key][0] == sha:
         return _CACHE[key][1]

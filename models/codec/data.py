@@ -3,7 +3,8 @@
 One pair = one clip of train-split speech recorded at 16 kHz or more (speaker-disjoint from the validation
 split, ``resculpt.models.data``), resampled to 48 kHz, cropped to at most CROP_S seconds, set to a random level
 (-38..-18 dBFS RMS), encoded and decoded by ffmpeg (``degrade.codec_roundtrip``, delay removed) with a codec
-drawn from CODECS. Both signals run through the shipped STFT (``default`` or ``low-latency`` window, drawn):
+drawn from CODECS (``train/``, ``val/``), or band-limited by a low-pass or a telephone line drawn from BANDLIMITS
+(``train_bandlimit/``, ``val_bandlimit/``). Both signals run through the shipped STFT (``default`` or ``low-latency`` window, drawn):
 
 - the decoded one through the ``codec`` stage (``resculpt.dsp.codec_repair``) as it runs in the product, which
   records, per frame, the model's features (``common.Features``) and the edge it found;
@@ -11,7 +12,7 @@ drawn from CODECS. Both signals run through the shipped STFT (``default`` or ``l
   frame's edge the clean band level, above it the clean level over the rebuilt bins only (edge .. max_hz),
   exactly what the stage measures of its copy (the band weights straddling the edge see zeros below it).
 
-Stored per pair (``runs/codec-pairs/NNNNN.npz``): feat (T, N_FEAT), target (T, 32) in units of 20 dB against r,
+Stored per pair (``runs/codec-pairs/<folder>/NNNNN.npz``): feat (T, N_FEAT), target (T, 32) in units of 20 dB against r,
 rule (T, 32) the same for the codec-repair preset's slope/level rule (NaN on frames it does not rebuild),
 weight (T, 32): 1 on rebuilt bands centred at or below MAX_HZ, KEPT_WEIGHT on kept bands, 0 on frames without
 an edge; frames more than 50 dB under the clip's loudest are weighted QUIET_WEIGHT. Pair i of seed s is the
@@ -39,6 +40,11 @@ RATE = 48000
 CROP_S = 8.0
 CODECS = (("opus", 6), ("opus", 6), ("opus", 8), ("opus", 8), ("opus", 10), ("opus", 12), ("opus", 16),
           ("mp3", 32), ("mp3", 32), ("mp3", 48), ("mp3", 64))
+# Band limits that are not a codec: a low-pass of order 4-10 at 3.4-5 kHz (an old recording, a cheap mic's
+# chain, a streaming platform's resampler) and the telephone: 8 kHz G.711 mu-law (300-3400 Hz in practice, here
+# the resampler's 4 kHz edge). They go to their own folders (train_bandlimit/, val_bandlimit/), so the codec
+# pairs stay as they are.
+BANDLIMITS = ("lowpass", "lowpass", "phone")
 CONFIGS = ("default", "default", "low-latency")
 KEPT_WEIGHT = 0.3
 QUIET_WEIGHT = 0.1
@@ -99,18 +105,41 @@ def _run(stage, x: np.ndarray, config: str, table=None) -> None:
         sec.process(x[None, i : i + 4800].copy())  # the section works in place
 
 
-def make_pair(x: np.ndarray, rng: np.random.Generator) -> dict:
-    """Features, targets and weights (see the module docstring) for clean speech ``x`` (float32, 48 kHz)."""
+def mulaw_phone(x: np.ndarray, sr: int) -> np.ndarray:
+    """``x`` through an 8 kHz G.711 mu-law line and back to ``sr`` (zero-phase resampling: sample-aligned)."""
+    from scipy.signal import resample_poly
+
+    g = math.gcd(sr, 8000)
+    y = resample_poly(x, 8000 // g, sr // g)
+    mu = 255.0
+    c = np.sign(y) * np.log1p(mu * np.minimum(np.abs(y), 1.0)) / np.log1p(mu)
+    c = np.round(c * 127.0) / 127.0  # 8 bits
+    y = np.sign(c) * np.expm1(np.abs(c) * np.log1p(mu)) / mu
+    return resample_poly(y, sr // g, 8000 // g)[: x.size].astype(np.float32)
+
+
+def make_pair(x: np.ndarray, rng: np.random.Generator, bandlimit: bool = False) -> dict:
+    """Features, targets and weights (see the module docstring) for clean speech ``x`` (float32, 48 kHz), through
+    a codec drawn from CODECS, or with ``bandlimit`` a band limit drawn from BANDLIMITS."""
     from resculpt.models.resculpt.degrade import codec_roundtrip
 
-    codec, kbps = CODECS[rng.integers(len(CODECS))]
+    kind = BANDLIMITS[rng.integers(len(BANDLIMITS))] if bandlimit else CODECS[rng.integers(len(CODECS))]
     config = CONFIGS[rng.integers(len(CONFIGS))]
     n = min(x.size, int(CROP_S * RATE))
     i0 = int(rng.integers(0, x.size - n + 1))
     x = x[i0 : i0 + n].astype(np.float64)
     x *= 10 ** (rng.uniform(-38, -18) / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
     x = x.astype(np.float32)
-    dec, _ = codec_roundtrip(x, RATE, codec, kbps)
+    if kind == "phone":
+        dec, label = mulaw_phone(x, RATE), "phone"
+    elif kind == "lowpass":
+        from scipy.signal import butter, sosfiltfilt
+
+        fc, order = float(rng.uniform(3400, 5000)), int(rng.integers(4, 9))
+        dec = sosfiltfilt(butter(order, fc, fs=RATE, output="sos"), x).astype(np.float32)  # zero phase, order 2x
+        label = "lowpass"
+    else:
+        dec, label = codec_roundtrip(x, RATE, *kind)[0], f"{kind[0]}:{kind[1]}"
     table = ParamTable(codec_repair.PARAMS)
     table.set("codec.max_hz", MAX_HZ_PARAM)
     table.set("codec.slope_db_oct", RULE_SLOPE_DB_OCT)
@@ -138,7 +167,7 @@ def make_pair(x: np.ndarray, rng: np.random.Generator) -> dict:
     rule = np.stack([np.full(N_BANDS, np.nan) if q is None else q for q in rec.rules[:T]])
     return {"feat": feat.astype(np.float32), "target": ((tgt - r) / common.DB_UNIT).astype(np.float32),
             "rule": ((rule - r) / common.DB_UNIT).astype(np.float32),
-            "weight": w.astype(np.float32), "codec": f"{codec}:{kbps}", "config": config}
+            "weight": w.astype(np.float32), "codec": label, "config": config}
 
 
 def items(split: str):
@@ -147,8 +176,9 @@ def items(split: str):
     return [it for it in data.select("speech", split) if it.sample_rate >= 16000 and it.duration_s >= 2.0]
 
 
-def build(out: Path, split: str, n_pairs: int, seed: int, log=print) -> None:
-    """Write pairs 0 .. n_pairs - 1 of ``split`` into ``out`` (existing files are kept: resumable)."""
+def build(out: Path, split: str, n_pairs: int, seed: int, log=print, bandlimit: bool = False) -> None:
+    """Write pairs 0 .. n_pairs - 1 of ``split`` into ``out`` (existing files are kept: resumable); with
+    ``bandlimit`` band-limited instead of codec pairs."""
     from resculpt.models import data
 
     its = items(split)
@@ -161,7 +191,7 @@ def build(out: Path, split: str, n_pairs: int, seed: int, log=print) -> None:
         rng = np.random.default_rng([seed, i])
         it = its[(i * 7919 + seed) % len(its)] if i >= len(its) else its[i]
         x, _ = data.load(it, RATE)
-        pr = make_pair(x, rng)
+        pr = make_pair(x, rng, bandlimit)
         np.savez(p, **pr)
         if i % 20 == 0:
             log(f"{split} pair {i}/{n_pairs} {pr['codec']} {pr['config']} T={pr['feat'].shape[0]} "
@@ -171,12 +201,16 @@ def build(out: Path, split: str, n_pairs: int, seed: int, log=print) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/codec-pairs")
-    ap.add_argument("--train-pairs", type=int, default=460)
+    ap.add_argument("--train-pairs", type=int, default=920)
     ap.add_argument("--val-pairs", type=int, default=30)
+    ap.add_argument("--bandlimit-train-pairs", type=int, default=300)
+    ap.add_argument("--bandlimit-val-pairs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     build(Path(a.out) / "val", "val", a.val_pairs, a.seed + 1)
+    build(Path(a.out) / "val_bandlimit", "val", a.bandlimit_val_pairs, a.seed + 3, bandlimit=True)
     build(Path(a.out) / "train", "train", a.train_pairs, a.seed)
+    build(Path(a.out) / "train_bandlimit", "train", a.bandlimit_train_pairs, a.seed + 2, bandlimit=True)
     return 0
 
 

@@ -110,7 +110,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     run = Path(a.run)
     run.mkdir(parents=True, exist_ok=True)
-    train, val = load_pairs(Path(a.pairs) / "train"), load_pairs(Path(a.pairs) / "val")
+    # every folder train* / val* (codec pairs, band-limited pairs)
+    train = [q for d in sorted(Path(a.pairs).glob("train*")) for q in load_pairs(d)]
+    val = [q for d in sorted(Path(a.pairs).glob("val*")) for q in load_pairs(d)]
     if not train or not val:
         print(f"no pairs under {a.pairs} (python -m resculpt.models.codec.data)", file=sys.stderr)
         return 2

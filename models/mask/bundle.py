@@ -43,6 +43,16 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def bundle_files(path: Path, what: str, export: str) -> tuple[Path, Path, Path, str]:
+    """(config.json, model.onnx, golden.npz, sha256 of model.onnx) of the bundle folder ``path``; one BundleError
+    naming the first missing file, ``what`` bundle it is and the ``export`` script that writes one."""
+    cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
+    for p in (cfg_p, onnx_p, gold_p):
+        if not p.is_file():
+            raise BundleError(f"{what} bundle incomplete: {p} is missing (re-run {export})")
+    return cfg_p, onnx_p, gold_p, file_sha256(onnx_p)
+
+
 def make_session(model_path: Path):
     """An onnxruntime CPU session with one intra-op and one inter-op thread (the audio thread's own core)."""
     import onnxruntime as ort
@@ -159,11 +169,7 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
     names it), the shipped one by default; raise BundleError."""
     path = Path(path) if path else BUNDLE_DIR
     key = (str(path.resolve()), check_golden)
-    cfg_p, onnx_p, gold_p = path / "config.json", path / "model.onnx", path / "golden.npz"
-    for p in (cfg_p, onnx_p, gold_p):
-        if not p.is_file():
-            raise BundleError(f"mask model bundle incomplete: {p} is missing (re-run models/mask/export.py)")
-    sha = file_sha256(onnx_p)
+    cfg_p, onnx_p, gold_p, sha = bundle_files(path, "mask model", "models/mask/export.py")
     if key in _CACHE and _CACHE[key][0] == sha:
         return _CACHE[key][1]
     cfg, sess = read_checked(onnx_p, cfg_p, sha, _check_config)
