@@ -597,10 +597,15 @@ def _mean_ratio(rows, kind: str, cat: str, system: str) -> float:
 def match_eq_verdict(rows) -> dict:
     """The auto engine's benchmark verdict on one run's profile records: ``worse_than_match_eq`` lists the
     "kind category" cells of the ratio table (reference, descriptor, random x speech, music) where the model's mean
-    profile error ratio is not below the match-EQ's, ``beats_match_eq_everywhere`` is true when none is (and the run
-    has cells)."""
+    profile error ratio is not below the match-EQ's, and "identity" when the model's mean largest band deviation
+    with the input's own profile as target is above the match-EQ's (the identity target kind: leaving audio alone);
+    ``beats_match_eq_everywhere`` is true when none is listed (and the run has cells)."""
     worse = [f"{k} {c}" for k, c in _cells(rows)
              if not _mean_ratio(rows, k, c, "model") < _mean_ratio(rows, k, c, "match-eq")]
+    ident = {s: _nanmean([r["max_band_dev_db"] for r in rows if r["kind"] == "identity" and r["system"] == s])
+             for s in ("model", "match-eq")}
+    if not ident["model"] <= ident["match-eq"] and not (math.isnan(ident["model"]) and math.isnan(ident["match-eq"])):
+        worse.append("identity")
     return {"worse_than_match_eq": worse, "beats_match_eq_everywhere": bool(_cells(rows)) and not worse}
 
 
@@ -662,8 +667,9 @@ def compare_report(runs: dict, cmd: str) -> str:
     L += ["", "## Against the match-EQ (what `--engine auto` asks of a bundle besides the identity gate)", ""]
     for lab in labels:
         v = match_eq_verdict(runs[lab]["profile"])
-        L.append(f"- {lab}: " + ("below the match-EQ's ratio in every cell" if v["beats_match_eq_everywhere"] else
-                                 "not below the match-EQ's ratio in: " + ", ".join(v["worse_than_match_eq"])))
+        L.append(f"- {lab}: " + ("below the match-EQ's ratio in every cell, identity no further from the input" if
+                                 v["beats_match_eq_everywhere"] else
+                                 "not below the match-EQ in: " + ", ".join(v["worse_than_match_eq"])))
     return "\n".join(L) + "\n"
 
 

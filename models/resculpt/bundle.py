@@ -50,8 +50,8 @@ def bundle_present(path=None) -> bool:
 # train.py on validation-split pairs): the identity goal; a model that moves audio it was asked to leave alone
 # runs only when asked for by name (``--engine model``). It must also have a benchmark verdict in its config
 # (``benchmark``, written by ``benchmarks/resculpt_model.py compare --verdict-into``) saying that its profile error
-# is below the match-EQ's on every target kind and category: auto would otherwise replace the match-EQ by something
-# worse on some targets.
+# is below the match-EQ's on every target kind and category and that it leaves audio no less alone than the
+# match-EQ under the input's own profile: auto would otherwise replace the match-EQ by something worse there.
 AUTO_KEEP_MAX_DB = 0.5
 
 
@@ -74,7 +74,7 @@ def auto_refusal(path=None) -> str | None:
     if "beats_match_eq_everywhere" not in bench:
         return "its config records no benchmark verdict against the match-EQ (benchmarks/resculpt_model.py compare)"
     if not bench["beats_match_eq_everywhere"]:
-        return (f"its profile error is not below the match-EQ's on {', '.join(bench.get('worse_than_match_eq') or [])} "
+        return (f"its benchmark finds it no better than the match-EQ on {', '.join(bench.get('worse_than_match_eq') or [])} "
                 f"targets ({bench.get('report', 'benchmark')})")
     return None
 
