@@ -644,6 +644,9 @@ def compare_report(runs: dict, cmd: str) -> str:
         L.append(f"| {k} | {c} | {sub[0]['match']} | {n} | {_f(_mean_ratio(P0, k, c, 'identity'))} | "
                  f"{_f(_mean_ratio(P0, k, c, 'match-eq'))} | "
                  + " | ".join(_f(_mean_ratio(runs[lab]["profile"], k, c, "model")) for lab in labels) + " |")
+    cm = {s: _nanmean([_mean_ratio(P0, k, c, s) for k, c in _cells(P0)]) for s in ("identity", "match-eq")}
+    L.append(f"| mean of the cells | | | | {_f(cm['identity'])} | {_f(cm['match-eq'])} | " + " | ".join(
+        _f(_nanmean([_mean_ratio(runs[lab]["profile"], k, c, "model") for k, c in _cells(P0)])) for lab in labels) + " |")
     L += ["", "Per dimension: mean absolute error against the target, input -> output (F0 st, F0 range st, formants %, "
           "envelope level-free band RMS dB, loudness LU).", "",
           "| target kind | system | F0 st | F0 range st | formants % | envelope dB | loudness LU |", "|---|---|---|---|---|---|---|"]
