@@ -5,6 +5,9 @@ real speech and music (``resculpt.models.data``, split ``val``).
     nice .venv-bench/bin/python benchmarks/resculpt_model.py --bundle /tmp/rs-fresh/bundle [--files N] [--seconds S]
     # -> benchmarks/results/resculpt.{md,json}; without --bundle a fresh bundle is exported into a temp folder
     #    by ./.venv/bin/python (the bench venv has no onnx exporter)
+    .venv-bench/bin/python benchmarks/resculpt_model.py compare A=RUN_A.json B=RUN_B.json --out SIDE_BY_SIDE.md \
+        [--verdict-into A=BUNDLE_A]     # the model rows of several runs side by side; A's verdict against the
+                                        # match-EQ into its bundle's config.json (what --engine auto reads)
 
 Every clip is loaded at ``--rate`` (48 kHz: speech is 16 kHz LibriSpeech upsampled, music 44.1 kHz resampled),
 mono, cut to ``--seconds``. Systems: ``identity`` (the input), ``match-eq`` (the match stage in an otherwise
@@ -382,6 +385,9 @@ def bundle_training(bundle: str) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     ap = argparse.ArgumentParser(prog="benchmarks/resculpt_model.py")
     ap.add_argument("--bundle", help="resculpt model bundle folder (default: export an untrained one to a temp dir)")
     ap.add_argument("--export-fresh", metavar="DIR", help="export an untrained generator to DIR/bundle and stop")
@@ -418,7 +424,7 @@ def main(argv=None) -> int:
     if not data.have_data():
         print("shared data not found (set RESCULPT_DATA)", file=sys.stderr)
         return 1
-    cmd = "benchmarks/resculpt_model.py " + " ".join(shlex.quote(v) for v in (argv if argv is not None else sys.argv[1:]))
+    cmd = "benchmarks/resculpt_model.py " + " ".join(shlex.quote(v) for v in argv)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = a.bundle or str(export_fresh_elsewhere(Path(tmp)))
@@ -571,6 +577,138 @@ def report(meta, res) -> str:
               (f"**Ratio model / RNNoise: {S['ratio_to_rnnoise']:.2f}** (load average during timing "
               f"{S['load_avg'][0]:.1f}: absolute RTFs on this shared machine are upper bounds).")]
     return "\n".join(L) + "\n"
+
+
+# -- several runs side by side, and the auto engine's verdict ---------------------------------------------------
+PROFILE_KINDS = ("reference", "descriptor", "random")
+DIMS_SHOWN = ("f0_st", "f0_range_st", "formants_pct", "envelope_db", "loudness_lu")
+
+
+def _cells(rows) -> list[tuple[str, str]]:
+    """(kind, category) of the profile section's ratio table that ``rows`` (a run's profile records) fill."""
+    return [(k, c) for k in PROFILE_KINDS for c in ("speech", "music")
+            if any(r["kind"] == k and r["category"] == c for r in rows)]
+
+
+def _mean_ratio(rows, kind: str, cat: str, system: str) -> float:
+    return _nanmean([r["ratio"] for r in rows if r["kind"] == kind and r["category"] == cat and r["system"] == system])
+
+
+def match_eq_verdict(rows) -> dict:
+    """The auto engine's benchmark verdict on one run's profile records: ``worse_than_match_eq`` lists the
+    "kind category" cells of the ratio table (reference, descriptor, random x speech, music) where the model's mean
+    profile error ratio is not below the match-EQ's, and "identity" when the model's mean largest band deviation
+    with the input's own profile as target is above the match-EQ's (the identity target kind: leaving audio alone);
+    ``beats_match_eq_everywhere`` is true when none is listed (and the run has cells)."""
+    worse = [f"{k} {c}" for k, c in _cells(rows)
+             if not _mean_ratio(rows, k, c, "model") < _mean_ratio(rows, k, c, "match-eq")]
+    ident = {s: _nanmean([r["max_band_dev_db"] for r in rows if r["kind"] == "identity" and r["system"] == s])
+             for s in ("model", "match-eq")}
+    if not ident["model"] <= ident["match-eq"] and not (math.isnan(ident["model"]) and math.isnan(ident["match-eq"])):
+        worse.append("identity")
+    return {"worse_than_match_eq": worse, "beats_match_eq_everywhere": bool(_cells(rows)) and not worse}
+
+
+def compare_report(runs: dict, cmd: str) -> str:
+    """Markdown: the model rows of several runs of this benchmark (``{label: report json}``, the same files,
+    seconds and targets) side by side with identity and the match-EQ (taken from the first run; the match-EQ does
+    not depend on the bundle)."""
+    labels = list(runs)
+    first = runs[labels[0]]
+    for lab, r in runs.items():
+        if (r["meta"]["files"], r["meta"]["seconds"], r["meta"]["rate"]) != (
+                first["meta"]["files"], first["meta"]["seconds"], first["meta"]["rate"]):
+            raise ValueError(f"{lab}: another set of files, length or rate than {labels[0]}")
+    P0 = first["profile"]
+    me = {lab: [r["ratio"] for r in runs[lab]["profile"] if r["system"] == "match-eq" and "ratio" in r] for lab in labels}
+    me_dev = max((abs(u - v) for lab in labels for u, v in zip(me[lab], me[labels[0]])), default=0.0)
+    L = ["# Resculpting model benchmark: bundles side by side (held-back real speech and music)", "",
+         f"Generated by `{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from these runs of "
+         "`benchmarks/resculpt_model.py` (one per bundle, the same files and targets; identity and match-EQ columns "
+         f"from `{labels[0]}`'s run):", ""]
+    for lab, r in runs.items():
+        m = r["meta"]
+        L.append(f"- **{lab}**: `{m['command']}` ({m['time_utc']}, {m['wall_s']:.0f} s, load average "
+                 f"{m['load_avg'][0]:.1f}); bundle {m['bundle']} (training: {_training_line(m['bundle_training'])})")
+    m = first["meta"]
+    L += ["", f"{len(m['files'])} val files ({', '.join(m['files'])}), first {m['seconds']:g} s, {m['rate']} Hz mono. "
+          f"Descriptor targets given as {_DESCRIPTOR_FORMS[m.get('descriptor_form', 'absolute')]}. The match-EQ's "
+          f"ratios differ between the runs by at most {me_dev:.2g}.", "",
+          "## Profile error ratio (distance(out, target) / distance(in, target), matched dims; lower is better; model "
+          "columns: mean over the cell's targets)", "",
+          "| target kind | category | match | n | identity | match-eq | " + " | ".join(labels) + " |",
+          "|---|---|---|---|---|---|" + "---|" * len(labels)]
+    for k, c in _cells(P0):
+        sub = [r for r in P0 if r["kind"] == k and r["category"] == c]
+        n = sum(r["system"] == "model" for r in sub)
+        L.append(f"| {k} | {c} | {sub[0]['match']} | {n} | {_f(_mean_ratio(P0, k, c, 'identity'))} | "
+                 f"{_f(_mean_ratio(P0, k, c, 'match-eq'))} | "
+                 + " | ".join(_f(_mean_ratio(runs[lab]["profile"], k, c, "model")) for lab in labels) + " |")
+    cm = {s: _nanmean([_mean_ratio(P0, k, c, s) for k, c in _cells(P0)]) for s in ("identity", "match-eq")}
+    L.append(f"| mean of the cells | | | | {_f(cm['identity'])} | {_f(cm['match-eq'])} | " + " | ".join(
+        _f(_nanmean([_mean_ratio(runs[lab]["profile"], k, c, "model") for k, c in _cells(P0)])) for lab in labels) + " |")
+    L += ["", "Per dimension: mean absolute error against the target, input -> output (F0 st, F0 range st, formants %, "
+          "envelope level-free band RMS dB, loudness LU).", "",
+          "| target kind | system | F0 st | F0 range st | formants % | envelope dB | loudness LU |", "|---|---|---|---|---|---|---|"]
+    for k in PROFILE_KINDS:
+        for lab, rows, s in [("match-eq", P0, "match-eq"), *((lab, runs[lab]["profile"], "model") for lab in labels)]:
+            sub = [r for r in rows if r["kind"] == k and r["system"] == s]
+            if sub:
+                L.append(f"| {k} | {lab} | " + " | ".join(
+                    f"{_f(_nanmean([r['err_in'][d] for r in sub]))} -> {_f(_nanmean([r['err_out'][d] for r in sub]))}"
+                    for d in DIMS_SHOWN) + " |")
+    L += ["", "## Content kept (speech: STOI vs input on timbre-only targets; DNSMOS OVRL output - input) and identity "
+          "(target = the input's own profile: largest per-band envelope deviation, dB; goal <= 0.5)", "",
+          "| system | STOI vs input | DNSMOS OVRL out - in | identity mean dB | identity worst dB |", "|---|---|---|---|---|"]
+    for lab, rows, s in [("identity", P0, "identity"), ("match-eq", P0, "match-eq"),
+                         *((lab, runs[lab]["profile"], "model") for lab in labels)]:
+        sp = [r for r in rows if r["system"] == s and r["category"] == "speech" and r["kind"] != "identity"]
+        ids = [r["max_band_dev_db"] for r in rows if r["system"] == s and r["kind"] == "identity"]
+        L.append(f"| {lab} | {_f(_nanmean([r['stoi_vs_input'] for r in sp if r['kind'] in ('descriptor', 'random')]), '{:.3f}')} | "
+                 f"{_f(_nanmean([r['ovrl'] for r in sp]) - _nanmean([r['ovrl_input'] for r in sp]), '{:+.2f}')} | "
+                 f"{_f(_nanmean(ids), '{:.3f}')} | {_f(max(ids) if ids else float('nan'), '{:.3f}')} |")
+    L += ["", "## Against the match-EQ (what `--engine auto` asks of a bundle besides the identity gate)", ""]
+    for lab in labels:
+        v = match_eq_verdict(runs[lab]["profile"])
+        L.append(f"- {lab}: " + ("below the match-EQ's ratio in every cell, identity no further from the input" if
+                                 v["beats_match_eq_everywhere"] else
+                                 "not below the match-EQ in: " + ", ".join(v["worse_than_match_eq"])))
+    return "\n".join(L) + "\n"
+
+
+def write_verdict(bundle: Path, run_json: Path, report_md: Path) -> dict:
+    """Record :func:`match_eq_verdict` of ``run_json`` (this benchmark's report of that bundle) in the bundle's
+    config.json as ``benchmark`` (with the two report files), which ``bundle.auto_refusal`` reads."""
+    rows = json.loads(run_json.read_text())["profile"]
+    cfg_p = bundle / "config.json"
+    cfg = json.loads(cfg_p.read_text())
+    rel = [str(p.resolve().relative_to(REPO)) if p.resolve().is_relative_to(REPO) else str(p) for p in (run_json, report_md)]
+    cfg["benchmark"] = {"run": rel[0], "report": rel[1], **match_eq_verdict(rows)}
+    cfg_p.write_text(json.dumps(cfg, indent=2, default=list) + "\n")
+    return cfg["benchmark"]
+
+
+def compare_main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks/resculpt_model.py compare",
+                                 description="several runs' reports side by side; optionally record a bundle's verdict")
+    ap.add_argument("runs", nargs="+", metavar="LABEL=RUN.json", help="reports of this benchmark, one per bundle")
+    ap.add_argument("--out", required=True, help="markdown file to write")
+    ap.add_argument("--verdict-into", metavar="LABEL=BUNDLE",
+                    help="write LABEL's verdict against the match-EQ into BUNDLE/config.json (``benchmark``)")
+    a = ap.parse_args(argv)
+    runs = {}
+    for spec in a.runs:
+        lab, _, f = spec.partition("=")
+        runs[lab] = json.loads(Path(f).read_text())
+    cmd = "benchmarks/resculpt_model.py compare " + " ".join(shlex.quote(v) for v in argv)
+    md = compare_report(runs, cmd)
+    Path(a.out).write_text(md)
+    print(md)
+    if a.verdict_into:
+        lab, _, bdir = a.verdict_into.partition("=")
+        f = dict(s.partition("=")[::2] for s in a.runs)[lab]
+        print(json.dumps(write_verdict(Path(bdir), Path(f), Path(a.out))))
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from .host import TARGET_SLOTS, ChainHost
 from .presets import Preset, load_preset
 
 # What moves the sound toward a target: "auto" takes the resculpting model whenever its bundle is installed, the
-# layout's STFT is the model's 20 ms window and the bundle passed its identity check (bundle.auto_refusal), else
-# the profile-matching EQ.
+# layout's STFT is the model's 20 ms window and the bundle passed its identity check and beats the match-EQ on every
+# target kind of its benchmark (bundle.auto_refusal), else the profile-matching EQ.
 ENGINES = ("auto", *TARGET_SLOTS)
 
 

@@ -37,15 +37,18 @@ def records(run: Path) -> tuple[list[dict], list[dict]]:
 def val_table(vals: list[dict]) -> str:
     out = ["| step | wall h | restore: profile dist. out | in | out/in | multi-res STFT out | in | "
            "keep: band change per frame dB | keep: largest envelope change dB (mean) | (worst clip) | "
-           "descriptor targets: profile dist. out/in |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "descriptor targets: profile dist. out/in | relative (description) targets: out/in | their loudness: out/in | "
+           "relative rows' residual scales (gain, copy-up, deep filter) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def opt(v, k):
         return f"{v[k]:.3f}" if k in v else "-"
 
     for r in vals:
         v = r["val"]
-        env = " | ".join(opt(v, k) for k in ("keep_env_max_db", "keep_env_worst_db", "descriptor_ratio"))
+        env = " | ".join(opt(v, k) for k in ("keep_env_max_db", "keep_env_worst_db", "descriptor_ratio",
+                                               "descriptor_ratio_rel", "level_ratio_rel"))
+        env += " | " + (", ".join(f"{x:.3f}" for x in r["rel_scale"]) if "rel_scale" in r else "-")
         wall = f"{r['wall_s'] / 3600:.2f}" if r.get("wall_s") is not None else "-"
         out.append(f"| {r['step']} | {wall} | {v['profile_dist_out']:.3f} | "
                    f"{v['profile_dist_in']:.3f} | {v['profile_ratio']:.3f} | {v['mrstft_out']:.3f} | "
@@ -142,6 +145,30 @@ def gate_row(cfg: dict) -> str:
             f"(exp-weighted): a target within t of what the input already is returns the input exactly")
 
 
+def relative_row(cfg: dict) -> str:
+    if not cfg.get("relative_prior"):
+        return "the heads' outputs (no prior)"
+    sc = cfg.get("residual_scale")
+    tail = (f"; the residual gain, copy-up and deep-filter deltas x learned scales {', '.join(f'{v:.3f}' for v in sc)}"
+            if sc else "")
+    return "band gain = the delta's known gain (relative prior) + the learned residual" + tail
+
+
+def benchmark_section(bundle: Path, cfg: dict) -> str:
+    """The benchmark report the config's ``benchmark`` verdict names (benchmarks/resculpt_model.py compare), its
+    title dropped, and what ``--engine auto`` makes of the bundle (``bundle.auto_refusal``)."""
+    from resculpt.models.resculpt.bundle import auto_refusal
+
+    b = cfg.get("benchmark") or {}
+    why = auto_refusal(bundle)
+    auto = ("`--engine auto` takes this bundle." if why is None else
+            f"`--engine auto` does not take this bundle ({why}); it runs when asked for by name, `--engine model`.")
+    if not b.get("report") or not (REPO / b["report"]).is_file():
+        return f"No benchmark report recorded in config.json. {auto}\n"
+    body = (REPO / b["report"]).read_text().split("\n", 1)[1].replace("\n## ", "\n### ")
+    return f"From `{b['report']}` (its command heads it; `{b['run']}` holds this bundle's run).\n{body}\n{auto}\n"
+
+
 def arg_value(args_text: str, name: str, default: str = "") -> str:
     a = [x.strip() for x in args_text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
     return a[a.index(name) + 1] if name in a[:-1] else default
@@ -174,6 +201,7 @@ Written by `scripts/resculpt_model_card.py` from `{rel_bundle}/config.json` and 
 | frame | {cfg['frame']['window_ms']} ms sqrt-Hann window, {cfg['frame']['hop_ms']} ms hop; look-ahead {cfg['lookahead_frames']} frame(s) |
 | output form | band gain (real, smooth across frequency: keeps each bin's phase) x spectrum, a 3-tap complex deep filter on the 32 bins below 1550 Hz, a copy-up of the bins 4 kHz lower into bands a codec removed (`docs/resculpt-model.md`: why none of them smears phase on speech) |
 | identity gate | {gate_row(cfg)} |
+| relative targets | {relative_row(cfg)} |
 | export check | torch streaming vs whole sequence {cfg['export_check']['torch_stream_vs_full']:.1e}; onnxruntime vs torch {cfg['export_check']['ort_vs_torch']:.1e} |
 | checkpoint | `{rel_run}/ckpt.pt` at step {steps}; commit {git_commit_of(run / 'ckpt.pt', steps)} |
 
@@ -210,11 +238,13 @@ Against the identity:
 
 {verdict(vals)}
 
+## Benchmark (held-back files, beside the identity and the match-EQ)
+
+{benchmark_section(bundle, cfg)}
 ## Limits
 
-{limits_extra(vals, cfg)}- Early checkpoint of a run planned for {s.get('schedule_steps', '?')} steps; the benchmark (`benchmarks/resculpt.py`: profile
-  error per target kind, STOI/DNSMOS, identity within 0.5 dB, codec repair PESQ/DNSMOS, RTF) and the ablation
-  table are not in this card yet.
+{limits_extra(vals, cfg)}- Early checkpoint of a run planned for {s.get('schedule_steps', '?')} steps; the ablation table is not in this card.
+- Codec repair is the `codec` DSP stage's job (the `codec-repair` preset), not this model's.
 - Trained at 16 kHz: content above 7.3 kHz at 48 kHz is not learned.
 - Conditioned only on the dims the differentiable profile covers (envelope shape, centroid, roll-off, tilt,
   loudness, crest); LRA needs crops longer than 3 s and is not trained on {s['segment_s']} s crops; F0, formants,

@@ -65,3 +65,31 @@ def test_random_targets_are_seeded_and_bounded(rb):
     b = rb.random_delta(np.random.default_rng([1, 2]))
     assert a.band_env_db == b.band_env_db and a.dims == b.dims
     assert np.max(np.abs(a.env())) <= 18.0 and abs(a.dims["lufs_integrated"]) <= 6.0
+
+
+def _rows(cells):
+    """Profile records: {(kind, category): (match-eq ratio, model ratio)}, one target each."""
+    out = []
+    for (kind, cat), (me, mo) in cells.items():
+        out += [{"kind": kind, "category": cat, "system": s, "ratio": v, "match": "timbre"}
+                for s, v in (("identity", 1.0), ("match-eq", me), ("model", mo))]
+    return out
+
+
+def _identity(model_db, match_eq_db):
+    return [{"kind": "identity", "category": "speech", "system": s, "max_band_dev_db": v}
+            for s, v in (("model", model_db), ("match-eq", match_eq_db))]
+
+
+def test_match_eq_verdict_lists_every_cell_where_the_model_is_not_below_the_match_eq(rb):
+    """The auto engine's verdict: a ratio cell counts against the model when its mean ratio is not strictly below
+    the match-EQ's (a tie counts against it); the identity kind when its mean band deviation is above the
+    match-EQ's."""
+    win = {("reference", "speech"): (0.4, 0.3), ("descriptor", "music"): (1.2, 1.1)}
+    assert rb.match_eq_verdict(_rows(win) + _identity(0.0, 0.1)) == {"worse_than_match_eq": [],
+                                                                      "beats_match_eq_everywhere": True}
+    lose = {**win, ("random", "speech"): (0.9, 1.0), ("reference", "music"): (0.5, 0.5)}
+    v = rb.match_eq_verdict(_rows(lose) + _identity(0.5, 0.1))
+    assert v == {"worse_than_match_eq": ["reference music", "random speech", "identity"],
+                 "beats_match_eq_everywhere": False}
+    assert rb.match_eq_verdict([])["beats_match_eq_everywhere"] is False

@@ -205,3 +205,26 @@ def test_a_checkpoint_with_the_relative_prior_exports_it_into_the_graph_and_the_
     feat = np.tile(-50.0 - 0.8 * np.arange(C.N_BANDS, dtype=np.float32), (T, 1))
     out = b.run_sequence(feat, np.full((T, C.N_LOW), -45.0, np.float32), zero)
     assert all(np.count_nonzero(out[k]) == 0 for k in B.OUTPUTS)
+
+
+def test_a_checkpoint_with_the_residual_scale_exports_it_into_the_graph_and_the_config(tmp_path, exported):
+    """The prior's weights with the residual scale at (0.5, 1, 0.25): the config records the scales (without
+    them: null), the export's checks hold within export.TOL, the absolute target's golden frames are bit for bit
+    those of the same weights with the prior alone and the relative target's differ (the scales are in the graph)."""
+    net0, _, _ = exported
+    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, "relative_prior": True}, "step": 0,
+                "sample_rate": SR}, tmp_path / "prior.pt")
+    net = ResculptNet(lookahead=1, relative_prior=True, residual_scale=True)
+    net.load_state_dict(net0.state_dict())
+    with torch.no_grad():
+        net.rel_scale.copy_(torch.tensor([0.5, 1.0, 0.25]))
+    torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": 1, "relative_prior": True, "residual_scale": True},
+                "step": 0, "sample_rate": SR}, tmp_path / "scaled.pt")
+    cfg0 = E.export(tmp_path / "prior.pt", tmp_path / "prior")
+    cfg = E.export(tmp_path / "scaled.pt", tmp_path / "scaled")
+    assert cfg0["residual_scale"] is None and cfg["residual_scale"] == [0.5, 1.0, 0.25]
+    assert max(cfg["export_check"].values()) < E.TOL
+    g0, g1 = np.load(tmp_path / "prior" / "golden.npz"), np.load(tmp_path / "scaled" / "golden.npz")
+    assert all(np.array_equal(g0[k][:32], g1[k][:32]) for k in B.OUTPUTS)
+    assert np.abs(g0["gain_db"][32:] - g1["gain_db"][32:]).max() > 0.1
+    B.load_bundle(tmp_path / "scaled")

@@ -404,3 +404,88 @@ def test_a_tilt_in_the_offsets_and_in_the_tilt_move_is_applied_once():
         for c in (both, move):
             g = ResculptNet.relative_prior_db(c, torch.zeros(1, 1, C.N_BANDS))[0, 0]
             assert abs(slope(g) - 2.0) < 0.01
+
+
+# -- the residual scale: relative rows' heads' deviations x learned scales that start at zero ------------------
+def _scaled_pair(seed=0):
+    """The same randomised weights (no ``rel_scale`` in the state dict) in a net with the relative prior and in one
+    with the prior and the residual scale, both with the run's identity gate."""
+    sd = _model(1, seed).net.state_dict()
+    assert "rel_scale" not in sd
+    off = ResculptNet(lookahead=1, gate=RUN_GATE, relative_prior=True)
+    on = ResculptNet(lookahead=1, gate=RUN_GATE, relative_prior=True, residual_scale=True)
+    on.rel_scale.data.fill_(0.7)  # loading a checkpoint without the key must reset it to its zero start
+    off.load_state_dict(sd)
+    on.load_state_dict(sd)
+    return off.eval(), on.eval()
+
+
+def test_a_checkpoint_without_the_residual_scale_loads_with_relative_rows_at_the_prior_alone():
+    """Weights without ``rel_scale`` loaded into a net with the residual scale: the scales are zero; absolute rows
+    give bit-identical outputs to the same weights without the scale (every output, every frame), and relative
+    rows give exactly the prior alone: band gain = clamp(prior), no copy-up, identity taps, where the unscaled
+    net's residual moves the gain by > 0.1 dB."""
+    r = _model(1)
+    x = _speechlike(SR)
+    feat, low = r.fio.features(r.fio.stft(x))
+    cond = _cond(r, b=2)
+    off, on = _scaled_pair()
+    assert torch.count_nonzero(on.rel_scale) == 0
+    with torch.no_grad():
+        a, b = off(feat, low, cond), on(feat, low, cond)
+        run = on.running(feat, cond[:, C.V0 : C.REL_I], torch.zeros(2, C.N_BANDS), torch.zeros(2, 1))[0]
+        prior = ResculptNet.relative_prior_db(cond, run[..., : C.N_BANDS])[1].clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB)
+        _, _, _, size = on._inputs(feat, cond, run)
+        g = ResculptNet.relative_gate(size)[1]
+    assert all(torch.equal(u[0], v[0]) for u, v in zip(a, b))
+    assert float(g) > 0.99
+    assert torch.equal(b[0][1], prior * g)
+    assert torch.count_nonzero(b[1][1]) == 0 and torch.count_nonzero(b[2][1]) == 0
+    assert float((a[0][1] - b[0][1]).abs().max()) > 0.1
+
+
+def test_residual_scales_of_one_give_the_unscaled_outputs_and_get_a_gradient_at_zero():
+    """Scales (1, 1, 1) give what the same weights without the scale give (every output, every row); at the zero
+    start the scales get a non-zero gradient from a relative row's loss, so training can open them."""
+    r = _model(1)
+    feat, low = r.fio.features(r.fio.stft(_speechlike(SR)))
+    cond = _cond(r, b=2)
+    off, on = _scaled_pair()
+    with torch.no_grad():
+        on.rel_scale.fill_(1.0)
+        a, b = off(feat, low, cond), on(feat, low, cond)
+    assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
+    with torch.no_grad():
+        on.rel_scale.zero_()
+    gain, copy, df = on(feat, low, cond)
+    (gain[1].pow(2).sum() + copy[1].sum() + (df[1] - 1.0).pow(2).sum()).backward()
+    assert torch.count_nonzero(on.rel_scale.grad) == 3
+
+
+def test_the_residual_scale_needs_the_relative_prior():
+    with pytest.raises(ValueError):
+        ResculptNet(residual_scale=True)
+
+
+def test_the_committed_run_checkpoint_loads_with_the_residual_scale_at_the_prior_alone():
+    """models/training/resculpt-gen1/ckpt.pt, its weights without ``rel_scale``, in a net with the residual scale
+    added to its stored arguments: absolute rows bit-identical to the checkpoint's own net, relative rows the prior
+    alone (no copy-up, identity taps)."""
+    ck_path = Path(__file__).parents[1] / "models" / "training" / "resculpt-gen1" / "ckpt.pt"
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+    kw = dict(ck["net_kwargs"])
+    if not kw.get("relative_prior"):
+        pytest.skip("the committed checkpoint has no relative prior")
+    sd = {k: v for k, v in ck["net"].items() if k != "rel_scale"}
+    own = ResculptNet(**(kw | {"residual_scale": False}))
+    own.load_state_dict(sd)
+    on = ResculptNet(**(kw | {"residual_scale": True}))
+    on.load_state_dict(sd)
+    r = Resculptor(on, SR)
+    feat, low = r.fio.features(r.fio.stft(_speechlike(SR)))
+    cond = _cond(r, b=2)
+    with torch.no_grad():
+        a, b = own.eval()(feat, low, cond), on.eval()(feat, low, cond)
+    assert torch.count_nonzero(on.rel_scale) == 0
+    assert all(torch.equal(u[0], v[0]) for u, v in zip(a, b))
+    assert torch.count_nonzero(b[1][1]) == 0 and torch.count_nonzero(b[2][1]) == 0

@@ -70,9 +70,10 @@ def test_with_a_bundle_the_model_engine_renders_and_the_old_flag_name_still_work
         render_file(inp, tmp_path / "c.wav", target=t, engine="match-eq", match="voice")
 
 
-def _with_keep_validation(src, dst, keep_db):
+def _with_keep_validation(src, dst, keep_db, beats_match_eq=True):
     """A copy of bundle folder ``src`` in ``dst`` whose config records ``keep_db`` (None: nothing) as its
-    validation's identity check, the figure the auto engine reads; returns ``dst``."""
+    validation's identity check and ``beats_match_eq`` (None: no verdict) as its benchmark verdict against the
+    match-EQ, the figures the auto engine reads; returns ``dst``."""
     import json
     import shutil
 
@@ -82,17 +83,24 @@ def _with_keep_validation(src, dst, keep_db):
     val.pop("keep_env_max_db", None)
     if keep_db is not None:
         val["keep_env_max_db"] = keep_db
+    cfg.pop("benchmark", None)
+    if beats_match_eq is not None:
+        cfg["benchmark"] = {"beats_match_eq_everywhere": beats_match_eq,
+                            "worse_than_match_eq": [] if beats_match_eq else ["descriptor speech"]}
     (dst / "config.json").write_text(json.dumps(cfg))
     return dst
 
 
-@pytest.mark.parametrize("keep_db, engine", [(0.3, "model"), (0.5, "model"), (4.3, "match-eq"), (None, "match-eq")])
-def test_auto_takes_the_model_only_when_its_validation_kept_identity_within_half_a_db(
-        resculpt_bundle, clip, tmp_path, monkeypatch, keep_db, engine):
+@pytest.mark.parametrize("keep_db, beats, engine", [(0.3, True, "model"), (0.5, True, "model"), (4.3, True, "match-eq"),
+                                                   (None, True, "match-eq"), (0.3, False, "match-eq"),
+                                                   (0.3, None, "match-eq")])
+def test_auto_takes_the_model_only_when_it_kept_identity_within_half_a_db_and_beats_the_match_eq(
+        resculpt_bundle, clip, tmp_path, monkeypatch, keep_db, beats, engine):
     """``auto`` takes the bundle only when its config's training validation moved the band envelope by at most
-    0.5 dB with the input's own profile as target (none recorded: not taken); ``engine="model"`` takes it
-    regardless."""
-    monkeypatch.setenv(rb.BUNDLE_ENV, str(_with_keep_validation(resculpt_bundle, tmp_path / "bundle", keep_db)))
+    0.5 dB with the input's own profile as target (none recorded: not taken) and its benchmark verdict says its
+    profile error is below the match-EQ's on every target kind (worse somewhere, or no verdict: not taken);
+    ``engine="model"`` takes it regardless."""
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(_with_keep_validation(resculpt_bundle, tmp_path / "bundle", keep_db, beats)))
     inp, t, _ = clip
     assert (rb.auto_refusal() is None) == (engine == "model")
     assert render_file(inp, tmp_path / "a.wav", target=t)["engine"] == engine

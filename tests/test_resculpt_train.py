@@ -248,3 +248,34 @@ def test_a_run_continued_with_the_relative_prior_stores_it_and_keeps_its_weights
     ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert ck["step"] == 3 and ck["net_kwargs"]["relative_prior"] is True
     ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])
+
+
+def _args_nudge(out, *extra):
+    """``_args`` with 4 rows: the smoke batch's modes cycle restore, move, keep, nudge, so one row is relative."""
+    a = _args(out, *extra)
+    a.batch = 4
+    return a
+
+
+def test_a_run_continued_with_the_residual_scale_starts_it_at_zero_and_keeps_the_optimiser_state(tmp_path):
+    """A run with the relative prior continued with --residual-scale: the net arguments carry it from then on,
+    the scales load at zero with fresh optimiser moments, every other parameter keeps its saved moments (re-indexed
+    to the new parameter order), and training moves the scales off zero."""
+    from resculpt.models.resculpt.net import ResculptNet
+
+    rtrain.train(_args_nudge(tmp_path, "--steps", "4", "--stop-at", "2", "--relative-prior"))
+    before = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    tr = rtrain.Trainer(_args_nudge(tmp_path, "--steps", "4", "--residual-scale"))
+    net = tr.model.net
+    assert tr.kw["residual_scale"] is True and torch.count_nonzero(net.rel_scale) == 0
+    assert net.rel_scale not in tr.opt_g.state
+    old = [p for n, p in net.named_parameters() if n != "rel_scale"]
+    for i, p in enumerate(old):
+        if i in before["opt_g"]["state"]:
+            assert torch.equal(tr.opt_g.state[p]["exp_avg"], before["opt_g"]["state"][i]["exp_avg"])
+    rtrain.train(_args_nudge(tmp_path, "--steps", "4", "--residual-scale"))
+    rtrain.train(_args_nudge(tmp_path, "--steps", "4"))
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 4 and ck["net_kwargs"]["residual_scale"] is True
+    assert torch.count_nonzero(ck["net"]["rel_scale"]) > 0
+    ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])

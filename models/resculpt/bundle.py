@@ -48,7 +48,10 @@ def bundle_present(path=None) -> bool:
 # ``--engine auto`` takes a bundle only when its training validation kept the input's own profile as target
 # within this many dB on every band of the long-term envelope (``training.val.keep_env_max_db``, measured by
 # train.py on validation-split pairs): the identity goal; a model that moves audio it was asked to leave alone
-# runs only when asked for by name (``--engine model``).
+# runs only when asked for by name (``--engine model``). It must also have a benchmark verdict in its config
+# (``benchmark``, written by ``benchmarks/resculpt_model.py compare --verdict-into``) saying that its profile error
+# is below the match-EQ's on every target kind and category and that it leaves audio no less alone than the
+# match-EQ under the input's own profile: auto would otherwise replace the match-EQ by something worse there.
 AUTO_KEEP_MAX_DB = 0.5
 
 
@@ -57,15 +60,22 @@ def auto_refusal(path=None) -> str | None:
     (a sentence). Reads config.json only (no verification: that happens when the stage loads it)."""
     p = Path(path) if path else bundle_dir()
     try:
-        val = (json.loads((p / "config.json").read_text()).get("training") or {}).get("val") or {}
+        cfg = json.loads((p / "config.json").read_text())
     except (OSError, ValueError) as e:
         return f"its config.json cannot be read ({e})"
+    val = (cfg.get("training") or {}).get("val") or {}
     keep = val.get("keep_env_max_db")
     if keep is None:
         return "its training validation records no identity check (keep_env_max_db)"
     if not keep <= AUTO_KEEP_MAX_DB:
         return (f"with the input's own profile as target it still moves the band envelope by {keep:.2f} dB "
                 f"(validation), more than the {AUTO_KEEP_MAX_DB} dB the auto engine allows")
+    bench = cfg.get("benchmark") or {}
+    if "beats_match_eq_everywhere" not in bench:
+        return "its config records no benchmark verdict against the match-EQ (benchmarks/resculpt_model.py compare)"
+    if not bench["beats_match_eq_everywhere"]:
+        return (f"its benchmark finds it no better than the match-EQ on {', '.join(bench.get('worse_than_match_eq') or [])} "
+                f"targets ({bench.get('report', 'benchmark')})")
     return None
 
 

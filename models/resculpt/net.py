@@ -20,6 +20,8 @@ FiLM (scale, shift per channel, per frame) from [conditioning vector (139, its b
        relative target), running fingerprint (34)]
 relative prior (optional, ``relative_prior``): a relative row's band gain = the delta's known gain (its offsets,
        tilt and loudness moves: :meth:`ResculptNet.relative_prior_db`) + the head's output as a learned residual
+residual scale (optional, ``residual_scale``, with the prior): on relative rows the residual gain, the copy-up
+       gain and the deep-filter deltas are multiplied by learned scales ``rel_scale`` (3,), zero-initialised
 identity gate (optional): outputs' deviation from the identity x g; absolute target: g from the target-minus-
        running difference and how much has been heard; relative target: g from the delta's exact size
 ```
@@ -110,9 +112,13 @@ class ResculptNet(nn.Module):
 
     def __init__(self, ch=(16, 24, 32), hidden: int = 96, heads: int = 2, lookahead: int = 0,
                  n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS,
-                 gate=None, relative_prior: bool = False):
+                 gate=None, relative_prior: bool = False, residual_scale: bool = False):
         super().__init__()
         self.relative_prior = bool(relative_prior)
+        self.residual_scale = bool(residual_scale)
+        if self.residual_scale and not self.relative_prior:
+            # without the prior the heads' output is a relative row's whole move, not a residual on a known one
+            raise ValueError("residual_scale scales the residual on the relative prior: it needs relative_prior")
         if gate is not None:
             gate = tuple(float(v) for v in gate)
             if len(gate) != 4 or min(gate) < 0 or gate[1] <= 0 or gate[3] <= 0:
@@ -144,12 +150,19 @@ class ResculptNet(nn.Module):
         for m in (self.head, self.df):  # outputs start at the identity: 0 dB, copy-up at -70 dB, one-hot taps
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
+        if self.residual_scale:
+            # relative rows: (residual band gain, copy-up gain, deep-filter deltas) x rel_scale; zero, so a relative
+            # row starts at the prior alone and a checkpoint without the scale loads with these zeros
+            self.rel_scale = nn.Parameter(torch.zeros(3))
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; a checkpoint of the 124-float conditioning layout loads with zero
-        weights on the relative-target slots (:func:`widen_film_v1`)."""
+        weights on the relative-target slots (:func:`widen_film_v1`), and one without ``rel_scale`` into a net with
+        :attr:`residual_scale` loads with the scales at zero (relative rows: the prior alone)."""
         sd = {k: widen_film_v1(v) if k.startswith("films.") and k.endswith(".weight") else v
               for k, v in state_dict.items()}
+        if self.residual_scale and "rel_scale" not in sd:
+            sd["rel_scale"] = torch.zeros_like(self.rel_scale)
         return super().load_state_dict(sd, strict=strict, assign=assign)
 
     # -- state ------------------------------------------------------------------------------------------
@@ -322,7 +335,13 @@ class ResculptNet(nn.Module):
         rel = (cond[:, C.REL_I] > 0.5)[:, None]
         if self.relative_prior:  # a relative row's gain = the delta's known gain + the learned residual
             prior = self.relative_prior_db(cond, run[..., :F])
-            gain_db = torch.where(rel[..., None], (prior + gain_db).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB), gain_db)
+            res = gain_db
+            if self.residual_scale:  # the heads' deviations on relative rows, scaled (zero: the prior alone)
+                s = self.rel_scale
+                res = gain_db * s[0]
+                copy = torch.where(rel[..., None], copy * s[1], copy)
+                df = torch.where(rel[..., None, None, None], df * s[2], df)
+            gain_db = torch.where(rel[..., None], (prior + res).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB), gain_db)
         g = torch.where(rel, self.relative_gate(size)[:, None].expand(B, T), g if g is not None else torch.ones_like(dev))
         gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den

@@ -33,6 +33,7 @@ import torch
 from resculpt.dsp.profile import Profile
 from resculpt.models.mask.losses import perceptual_or_off
 from resculpt.models.mask.train import RunStop
+from torch import nn
 
 from . import common as C
 from . import degrade, losses
@@ -181,6 +182,22 @@ def evaluate(model, tp, val, match="timbre"):
             "level_ratio_rel": float(torch.stack(ratios["level"]).mean())}
 
 
+def optimizer_state_for(net: nn.Module, saved_net: dict, saved_opt: dict) -> dict:
+    """The single-group optimiser state ``saved_opt`` of a checkpoint whose weights ``saved_net`` lack some of
+    ``net``'s parameters (zero-initialised by its ``load_state_dict``), re-indexed to ``net.parameters()``' order;
+    the new parameters start with fresh moments. Returned unchanged when the checkpoint has every parameter."""
+    names = [n for n, _ in net.named_parameters()]
+    old = [n for n in names if n in saved_net]
+    if len(old) == len(names) or len(saved_opt["param_groups"]) != 1:
+        return saved_opt
+    if len(saved_opt["param_groups"][0]["params"]) != len(old):
+        raise ValueError(f"optimiser state for {len(saved_opt['param_groups'][0]['params'])} parameters, "
+                         f"checkpoint weights for {len(old)}")
+    idx = {n: i for i, n in enumerate(names)}
+    return {"state": {idx[old[int(i)]]: st for i, st in saved_opt["state"].items()},
+            "param_groups": [dict(saved_opt["param_groups"][0], params=list(range(len(names))))]}
+
+
 class Trainer:
     """One training run's state (data, generator, discriminators, optimisers, profiler, perceptual net) and its
     step: ``train`` drives it, ``scripts/resculpt_step_time.py`` times it. Built from the parsed arguments;
@@ -232,9 +249,13 @@ class Trainer:
                 # the prior has no weights either: from this step on a relative row's gain is prior + residual
                 print(f"relative prior on from step {ck['step']}", flush=True)
                 kw["relative_prior"] = True
+            if args.residual_scale and not kw.get("residual_scale"):
+                # zero scales: relative rows continue from the prior alone and learn how much residual to add
+                print(f"residual scale on from step {ck['step']}", flush=True)
+                kw["residual_scale"] = True
         else:
             kw = {"lookahead": args.lookahead, "gate": tuple(args.gate) if args.gate is not None else None,
-                  "relative_prior": args.relative_prior,
+                  "relative_prior": args.relative_prior, "residual_scale": args.residual_scale,
                   **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
         self.kw = kw
         self.model = Resculptor(ResculptNet(**kw), sr)
@@ -245,7 +266,7 @@ class Trainer:
         if ck is not None:
             self.model.net.load_state_dict(ck["net"])
             self.disc.load_state_dict(ck["disc"])
-            self.opt_g.load_state_dict(ck["opt_g"])
+            self.opt_g.load_state_dict(optimizer_state_for(self.model.net, ck["net"], ck["opt_g"]))
             films = {id(f.weight) for f in self.model.net.films}
             for prm, st in self.opt_g.state.items():  # a checkpoint of the 124-float layout: zero moments there too
                 if id(prm) in films:
@@ -272,6 +293,11 @@ class Trainer:
                     "torch_rng": torch.get_rng_state(), "sample_rate": self.sr, "data_position": self.step,
                     "wall_s": self.wall()}, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
+
+    def scales(self) -> dict:
+        """``{"rel_scale": [gain, copy-up, deep filter]}`` of a net with the residual scale, else ``{}``."""
+        net = self.model.net
+        return {"rel_scale": [round(float(v), 5) for v in net.rel_scale.detach()]} if net.residual_scale else {}
 
     def evaluate(self) -> dict:
         return evaluate(self.model, self.tp, self.val, self.args.match)
@@ -402,7 +428,7 @@ def train(args) -> dict:
             tr.save()
         if args.val_every and step % args.val_every == 0:
             r = tr.evaluate()
-            log.write(json.dumps({"step": step, "val": r, "wall_s": tr.wall()}) + "\n")
+            log.write(json.dumps({"step": step, "val": r, **tr.scales(), "wall_s": tr.wall()}) + "\n")
             log.flush()
             print(f"\nstep {step}: val {r}", flush=True)
     tr.save()
@@ -410,7 +436,7 @@ def train(args) -> dict:
     r = tr.evaluate()
     wall = tr.wall()
     if tr.step > start and not (args.val_every and tr.step % args.val_every == 0):  # where this call ended
-        log.write(json.dumps({"step": tr.step, "val": r, "wall_s": wall}) + "\n")
+        log.write(json.dumps({"step": tr.step, "val": r, **tr.scales(), "wall_s": wall}) + "\n")
     summary = {"steps": tr.step, "schedule_steps": total, "wall_s": wall, "val": r, "loss_w": tr.w,
                "params": n_params(model.net), "last": last, "net_kwargs": tr.kw, "batch": args.batch,
                "segment_s": args.segment_s, "adv_every": args.adv_every, "disc_crop_s": args.disc_crop_s,
@@ -451,6 +477,10 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--relative-prior", action="store_true",
                     help="relative rows: the band gain is the delta's known gain (ResculptNet.relative_prior_db) plus "
                          "the learned residual; stored in the checkpoint (a resumed run keeps it; this switches it on)")
+    ap.add_argument("--residual-scale", action="store_true",
+                    help="with --relative-prior: relative rows' residual gain, copy-up and deep-filter deltas times "
+                         "learned scales (ResculptNet.rel_scale) that start at zero (the prior alone); stored in the "
+                         "checkpoint (a resumed run keeps it; this switches it on)")
     ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
                     metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
     ap.add_argument("--zero-delta-p", type=float, default=0.2,
