@@ -92,7 +92,9 @@ class CodecRepair(SpectralStage):
         bm = BandMap(ctx.sample_rate, ctx.n_fft)
         self._ana_t = np.ascontiguousarray(bm.analysis.T)    # (nb, 32)
         self._syn_t = np.ascontiguousarray(bm.synthesis.T)   # (32, nb)
-        self._centers = [float(v) for v in bm.centers_hz]  # a list: searched per edge without numpy allocating
+        self._centers = [float(v) for v in bm.centers_hz]
+        # per edge bin: the first band centred at or above it (a list: read per frame without numpy allocating)
+        self._j0_of = [int(j) for j in np.searchsorted(bm.centers_hz, np.arange(nb + 1) * self._bin_hz)]
         hop_s = ctx.hop / ctx.sample_rate
         self._a = np.float32(math.exp(-hop_s / LT_TAU_S))
         self._every = max(1, round(DETECT_EVERY_S / hop_s))
@@ -165,7 +167,7 @@ class CodecRepair(SpectralStage):
         s += np.float32(level / 10.0)
         np.power(np.float32(10.0), s, out=s)
         # bands centred below fc take the first rebuilt band's gain (see process_frame)
-        self._j0 = next((j for j, f in enumerate(self._centers) if f >= fc * self._bin_hz), len(self._centers))
+        self._j0 = self._j0_of[fc]
         self._key = (fc, kmax, slope, level)
 
     def _valley(self, spec, floor_db: float) -> None:

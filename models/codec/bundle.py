@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resculpt.models.mask.bundle import BundleError, bundle_files, file_sha256, read_checked
+from resculpt.models.mask.bundle import BundleError, bundle_files, read_checked
 
 from . import common
 

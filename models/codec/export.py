@@ -15,17 +15,10 @@ import numpy as np
 import torch
 
 from . import common
-from .bundle import GOLDEN_TOL, file_sha256, load_bundle
+from resculpt.models.mask.bundle import file_sha256
+
+from .bundle import GOLDEN_TOL, load_bundle
 from .net import CodecEnvNet
-
-
-class _Step(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, feat, h):
-        return self.net(feat, h)
 
 
 def export(ckpt: Path, out: Path, golden_from: Path | None = None) -> dict:
@@ -37,7 +30,7 @@ def export(ckpt: Path, out: Path, golden_from: Path | None = None) -> dict:
     H = net.hidden
     feat0, h0 = torch.zeros(1, 1, common.N_FEAT), torch.zeros(1, 1, H)
     onnx_p = out / "model.onnx"
-    torch.onnx.export(_Step(net), (feat0, h0), str(onnx_p), input_names=["feat", "h"],
+    torch.onnx.export(net, (feat0, h0), str(onnx_p), input_names=["feat", "h"],
                       output_names=["levels", "h_out"], opset_version=17, dynamo=False)
     # golden: a real pair's first 200 frames when given, else a seeded random sequence in the features' range
     if golden_from is not None:

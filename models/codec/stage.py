@@ -71,13 +71,9 @@ class LearnedCodecRepair(codec_repair.CodecRepair):
         self._kG = np.zeros(ctx.n_bins, np.float32)
         self._kcG = np.zeros(ctx.n_bins, np.complex64)
         # the bands the net speaks for in the rebuilt range (centres at or below MAX_HZ): a prefix
-        centres = np.asarray(self._centers)
-        self._jn = int(np.searchsorted(centres, common.MAX_HZ, side="right"))
-        # per edge bin: the first band centred at or above it (a list: read per frame without numpy allocating)
-        self._j0_of = [int(j) for j in np.searchsorted(centres, np.arange(ctx.n_bins + 1) * self._bin_hz)]
+        self._jn = int(np.searchsorted(np.asarray(self._centers), common.MAX_HZ, side="right"))
         self._tmp_db = np.zeros(N_BANDS, np.float32)
         self._on = False
-        self._r = 0.0
 
     def reset(self):
         super().reset()
@@ -91,7 +87,7 @@ class LearnedCodecRepair(codec_repair.CodecRepair):
         self._on = a > 0.0
         if not self._on:
             return
-        self._r = r = self._fx.compute(self._pm, fc, self._feat[0, 0])
+        r = self._fx.compute(self._pm, fc, self._feat[0, 0])
         self.session.run_with_iobinding(self._bind[self._phase])
         self._phase ^= 1
         nd = self._net_db
@@ -105,7 +101,7 @@ class LearnedCodecRepair(codec_repair.CodecRepair):
         g = self._kg
         np.subtract(nd, self._fx.band_db, out=g)
         np.clip(g, -kd, kd, out=g)
-        j0 = self._j0_of[min(fc, len(self._j0_of) - 1)]
+        j0 = self._j0_of[min(fc, self.ctx.n_bins)]
         if j0 <= 0:
             return
         if j0 < N_BANDS:

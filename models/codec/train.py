@@ -71,7 +71,7 @@ def validate(net, pairs) -> dict:
         f, t, w = (torch.from_numpy(p[k])[None] for k in ("feat", "target", "weight"))
         y, _ = net(f)
         e = (y - t).abs() * 20.0
-        reb = (w >= 0.999 * w.max()) & (w > 0) & (f[..., 32:64] == 0)
+        reb = (w > 0.999) & (f[..., 32:64] == 0)  # rebuilt bands of frames that are not quiet (weight 1)
         kept = (f[..., 32:64] > 0) & (w > 0)
         add("rebuilt_db", float((e * reb).sum()), float(reb.sum()))
         add("rebuilt_bias_db", float((((y - t) * 20.0) * reb).sum()), float(reb.sum()))
@@ -131,7 +131,6 @@ def main(argv=None) -> int:
         print(f"resumed at step {step} ({wall / 3600:.2f} h)")
     sched = lambda k: a.lr * 0.5 * (1 + math.cos(math.pi * min(k, a.steps) / a.steps))
     t0, last = time.time(), time.time()
-    log = open(run / "log.jsonl", "a")
 
     def save():
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng.bit_generator.state,
@@ -156,8 +155,8 @@ def main(argv=None) -> int:
             rec = {"step": step, "train_db": round(run_loss / a.val_every, 3), "quantile": a.quantile, **v,
                    "wall_h": round((wall + time.time() - t0) / 3600, 3)}
             run_loss = 0.0
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            with open(run / "log.jsonl", "a") as log:
+                log.write(json.dumps(rec) + "\n")
             nan = float("nan")
             print(f"step {step} train {rec['train_db']:.2f} dB val rebuilt {v.get('rebuilt_db', nan):.2f} kept "
                   f"{v.get('kept_db', nan):.2f} (identity {v.get('kept_identity_db', nan):.2f}) "
