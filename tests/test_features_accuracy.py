@@ -47,6 +47,22 @@ def test_silence_and_white_noise_are_unvoiced_and_tone_has_higher_hnr_than_noisy
     assert h_clean > h_noisy + 6
 
 
+@pytest.mark.parametrize("hz", [0.0, 50.0, 60.3, 61.5])
+def test_mains_hum_and_dc_offset_are_not_read_as_a_voice(rng, hz):
+    """A recording's pauses often hold a DC offset or mains hum (periodic and steady; a val speaker's reads
+    60.3 Hz): YIN calls it unvoiced instead of a voice at the search range's floor, and a 70 Hz voice over
+    the same hum is still found."""
+    sr = 16000
+    t = np.arange(sr * 2) / sr
+    hum = (0.1 * (np.cos(2 * np.pi * hz * t) if hz else np.ones_like(t))
+           + 1e-3 * rng.standard_normal(t.size)).astype(np.float32)
+    assert analyze(Pitch(), hum, sr)[:, 1].mean() < 0.05
+    voice = harmonic(70.0, sr, 2.0)
+    rows = analyze(Pitch(), (voice + 0.3 * hum).astype(np.float32), sr)[30:]
+    assert rows[:, 1].mean() > 0.95
+    assert np.mean(np.abs(rows[:, 0] / 70.0 - 1) < 0.005) > 0.95
+
+
 @pytest.mark.parametrize("sr", [16000, 44100, 48000, 96000])
 @pytest.mark.parametrize("vowel_f", [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480)],
                          ids=["a", "i", "u", "e"])

@@ -1,10 +1,16 @@
 """Pitch (F0), voicing and harmonic-to-noise ratio: YIN (de Cheveigné & Kawahara 2002).
 
-Per 5 ms hop, on the last ``tau_max + integration`` samples of the mono mix, low-passed (Chebyshev
-I, 8th order, run a hop at a time) and decimated by the largest factor that keeps >= 16 kHz and
+Per 5 ms hop, on the last ``tau_max + integration`` samples of the mono mix, high-passed (Butterworth,
+2nd order at 0.6 fmin: a DC offset or an infrasonic drift, which many speech recordings start with, is
+a "period" longer than any lag and otherwise reads as a voice at fmin), low-passed (Chebyshev I, 8th
+order; both run a hop at a time) and decimated by the largest factor that keeps >= 16 kHz and
 divides the hop (44.1 kHz -> 22.05, 48/96 kHz -> 16 kHz), so the cost and the analysis are about
-the same at every rate; integration 50 ms, so the analysis spans ~67 ms at fmin 60 Hz, comparable
-to pyin's 64 ms frames:
+the same at every rate; integration 50 ms, so the analysis spans ~65 ms at fmin 65 Hz, comparable
+to pyin's 64 ms frames. fmin is 65 Hz (C2, pyin's default too), above mains hum: a 60 Hz hum (or 50 Hz,
+whose search ends at the lag range's edge) under a recording's pauses is periodic enough to pass for a
+voice, and at fmin 60 Hz it was one on a fifth of some val speakers' voiced frames, which doubled their
+F0 spread (p10 at 60 Hz) to 22 semitones. A voice below 65 Hz (vocal fry, the lowest bass notes) reads
+as unvoiced:
   * difference function d(τ) = E0 + E_τ − 2 r(τ) (cross-correlation by FFT, energies by cumsum),
   * cumulative-mean-normalised d'(τ); the first τ in [sr/fmax, sr/fmin] with d' < ``threshold``
     (then walked down to its local minimum), else the global minimum,
@@ -22,6 +28,9 @@ from ..hop_window import HopWindow
 from .base import FrameAnalyzer
 
 
+HPF_FMIN = 0.6  # the high-pass corner, re fmin: -3 dB there, about -0.9 dB at fmin (2nd order)
+
+
 def _next_pow2(n: int) -> int:
     return 1 << int(np.ceil(np.log2(max(2, n))))
 
@@ -31,7 +40,7 @@ class Pitch(FrameAnalyzer):
     columns = ("f0_hz", "voiced", "periodicity", "hnr_db")
     units = ("Hz", "", "", "dB")
 
-    def __init__(self, fmin_hz: float = 60.0, fmax_hz: float = 1100.0, threshold: float = 0.15,
+    def __init__(self, fmin_hz: float = 65.0, fmax_hz: float = 1100.0, threshold: float = 0.15,
                  voicing_threshold: float = 0.3, integration_ms: float = 50.0, floor_dbfs: float = -60.0,
                  history_s: float = 10.0):
         super().__init__(history_s)
@@ -50,13 +59,15 @@ class Pitch(FrameAnalyzer):
         return 0  # the base buffer holds the newest hop; the decimated analysis window is our own
 
     def _setup(self):
-        from scipy.signal import cheby1
+        from scipy.signal import butter, cheby1
 
         sr, hop = self.sample_rate, self.hop
         self.dec = self._decimation(sr, hop)
         self.rate = sr / self.dec              # analysis rate
-        self._sos = (cheby1(8, 0.05, 0.8 * 0.5 * self.rate, fs=sr, output="sos") if self.dec > 1 else None)
-        self._zi = np.zeros((self._sos.shape[0], 2)) if self._sos is not None else None
+        hp = butter(2, HPF_FMIN * self.fmin_hz, "highpass", fs=sr, output="sos")
+        self._sos = (np.concatenate([hp, cheby1(8, 0.05, 0.8 * 0.5 * self.rate, fs=sr, output="sos")])
+                     if self.dec > 1 else hp)
+        self._zi = np.zeros((self._sos.shape[0], 2))
         r = self.rate
         self.tau_max = int(np.ceil(r / self.fmin_hz))
         self.tau_min = max(2, int(np.floor(r / self.fmax_hz)))
@@ -70,17 +81,15 @@ class Pitch(FrameAnalyzer):
 
     def _reset_state(self):
         self._x.reset()
-        if self._zi is not None:
-            self._zi.fill(0.0)
+        self._zi.fill(0.0)
 
     def _push(self) -> np.ndarray:
-        """Low-pass and decimate the newest hop into the analysis window (a hop at a time)."""
+        """High-pass, low-pass and decimate the newest hop into the analysis window (a hop at a time)."""
         h = self.mono()
-        if self._sos is not None:
-            from scipy.signal import sosfilt
+        from scipy.signal import sosfilt
 
-            h, self._zi = sosfilt(self._sos, h, zi=self._zi)
-            h = h[self.dec - 1 :: self.dec]
+        h, self._zi = sosfilt(self._sos, h, zi=self._zi)
+        h = h[self.dec - 1 :: self.dec]
         x = self._x
         x.shift()
         x.write(h[None, :])
