@@ -1,9 +1,11 @@
-"""How far the voice match's streaming estimate of a speaker's median F0 agrees with the fingerprint's, on real speech.
+"""How far the voice match's streaming estimates of a speaker's median F0 and F0 range agree with the fingerprint's,
+on real speech.
 
 The ``resculpt`` stage's voice match (dsp/voice/match.py) moves the input's median F0 onto a target profile's.
 The target's median comes from ``dsp.profile.fingerprint`` (YIN), the input's from the voice match's own tracker
 (the anon stage's autocorrelation F0 held to a stricter voicing, a slow sign-step median). A bias between the
-two is an error the match makes on every input. Per val-split speech clip (one per speaker), both on the same
+two is an error the match makes on every input. The same for the F0 range (p90 - p10 in semitones: the range
+match scales the input's by target / input). Per val-split speech clip (one per speaker), both on the same
 audio; printed per clip and summarised (mean difference = bias, its standard deviation = scatter), beside the
 anon stage's own median tracker:
 
@@ -29,7 +31,7 @@ def stream_estimates(x: np.ndarray, sr: int) -> dict:
     sec.prepare(sr, 4096, 1)
     for i in range(0, x.size, 4096):
         sec.process(np.ascontiguousarray(x[None, i : i + 4096]))
-    return {"f0": vm.input_median_hz, "anon": vm.median_hz}
+    return {"f0": vm.input_median_hz, "anon": vm.median_hz, "range": vm.range_st}
 
 
 def main(argv=None) -> int:
@@ -53,20 +55,22 @@ def main(argv=None) -> int:
         if len(items) == a.files:
             break
     rows = []
-    print("| clip | median F0 Hz: fingerprint (YIN) | voice match | AnonVoice's fast median (same voicing) |")
-    print("|---|---|---|---|")
+    print("| clip | median F0 Hz: fingerprint (YIN) | voice match | AnonVoice's fast median (same voicing) "
+          "| F0 range st: fingerprint | voice match |")
+    print("|---|---|---|---|---|---|")
     for it in items:
         x, _ = data.load(it, sample_rate=a.rate)
         x = np.ascontiguousarray(x[: int(a.seconds * a.rate)], np.float32)
-        ref = fingerprint(x, a.rate, it.path.name).dims["f0_median_hz"]
+        fp = fingerprint(x, a.rate, it.path.name).dims
+        ref, rref = fp["f0_median_hz"], fp["f0_range_st"]
         s = stream_estimates(x, a.rate)
-        rows.append((12 * math.log2(s["f0"] / ref), 12 * math.log2(s["anon"] / ref)))
-        print(f"| {it.path.name} | {ref:.1f} | {s['f0']:.1f} | {s['anon']:.1f} |")
+        rows.append((12 * math.log2(s["f0"] / ref), 12 * math.log2(s["anon"] / ref), s["range"] - rref))
+        print(f"| {it.path.name} | {ref:.1f} | {s['f0']:.1f} | {s['anon']:.1f} | {rref:.2f} | {s['range']:.2f} |")
     r = np.array(rows)
     print()
-    print("| median F0 minus the fingerprint's, semitones | mean (bias) | std | largest |")
+    print("| estimate minus the fingerprint's, semitones | mean (bias) | std | largest |")
     print("|---|---|---|---|")
-    for j, name in enumerate(("voice match", "AnonVoice's fast median")):
+    for j, name in enumerate(("median F0: voice match", "median F0: AnonVoice's fast median", "F0 range: voice match")):
         print(f"| {name} | {r[:, j].mean():+.2f} | {r[:, j].std():.2f} | {np.abs(r[:, j]).max():.2f} |")
     return 0
 
