@@ -18,19 +18,26 @@ PRESETS = [name for name, _ in list_presets()]
 # partitions by a few 1e-6 (measured worst case 7.8e-6 on podcast-clean, block size 1; see
 # test_juce_filters_flush_tiny_states_per_call). The STFT itself is exact to 1e-6 (test_stft.py).
 CHAIN_ATOL = 2e-5  # -94 dBFS
+# One-sample calls flush those states on every sample. A limiter after the filters holds such a difference
+# as a gain difference over its release: deep-voice (hpf, pitch shift, shelf, limiter with 80 ms release)
+# measured 2.4e-5 at block size 1 (numpy 2.4, pedalboard 0.9.26), and 0 at every other block size; the
+# voice stage alone, and the same chain without the hpf, are exact at block size 1.
+CHAIN_ATOL_1 = 4e-5  # -88 dBFS, block size 1 only
 IDENTITY_STFT = Layout(pre=(), spectral=(), post=(), stft="default", force_stft=True)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_streams_equal_to_whole_signal_for_any_block_partition(preset):
     """For each shipped preset on a real stereo clip at 48 kHz, block sizes 1, 63, 64, 65, 512,
-    8193 and random (with zero-length blocks) give the whole-signal output to CHAIN_ATOL."""
+    8193 and random (with zero-length blocks) give the whole-signal output to CHAIN_ATOL (CHAIN_ATOL_1 for
+    one-sample blocks)."""
     x = real_stereo(48000, 0.35)
     c = Chain.from_preset(preset, 48000, 2, 8193)
     whole = stream(c, x, [8193])
     for sizes in [[s] for s in BLOCK_SIZES] + [["random", 0]]:
         c.reset()
-        np.testing.assert_allclose(stream(c, x, sizes, seed=1), whole, atol=CHAIN_ATOL, err_msg=f"{preset} {sizes}")
+        tol = CHAIN_ATOL_1 if sizes == [1] else CHAIN_ATOL
+        np.testing.assert_allclose(stream(c, x, sizes, seed=1), whole, atol=tol, err_msg=f"{preset} {sizes}")
 
 
 @pytest.mark.parametrize("rate", SUPPORTED_RATES)
