@@ -240,6 +240,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     makes the row store for each envelope measurement (see
     :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
+    from resculpt.dsp.loudness_follow import goal_of
+    from resculpt.dsp.match_eq import MatchTarget
     from resculpt.dsp.profile import EnvelopeAccumulator, Profile, band_distance_db, band_shape_diff, target_envelope
 
     c = chain.channels
@@ -261,8 +263,9 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
     env_out = None
+    loud = goal_of(target)  # the loudness goal stays the target's own (a delta's: the input's loudness + its move)
     for p in range(n_pass):
-        chain.set_target(eff)
+        chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
         chain.reset()
         last = p == n_pass - 1
         acc = envelope_acc()

@@ -1,0 +1,161 @@
+"""Loudness follower: the broadband gain with which a target-following stage moves integrated loudness.
+
+One operator for both engines that move audio toward a target profile (the ``match`` EQ and the ``resculpt``
+model): each owns a :class:`LoudnessFollower` and calls it per STFT frame (5 ms hop) after its own band work, so
+the comparison between the engines stays about what each does to timbre.
+
+Meters (per frame, from the spectrum; streaming, no look-ahead):
+  the K-weighted mean square of a frame is ``sum_c sum_k |H_K(f_k)|^2 c_k |X_ck|^2 / (n_fft sum(w^2))``
+  (``c_k`` = 2 for the bins a one-sided spectrum folds, Parseval with the sqrt-Hann analysis window ``w``):
+  BS.1770's K-weighting applied as its power response, channels summed (weights 1, as
+  ``dsp.features.loudness``). 400 ms blocks (80 hops) every 100 ms go into ``_GatedHistogram`` (absolute gate
+  −70 LUFS, relative −10 LU): the running gated integrated loudness, with its history forgotten at a time
+  constant of ``MEMORY_S`` so a live stream follows a change of source. Two meters: the stage's *input* and its
+  output *before* the follower's gain (after the EQ's or the model's band gains), so the gain is feed-forward
+  and corrects the loudness the band work itself moved.
+
+Goal:
+  absolute target (a fingerprint, profile file, reference clip): output loudness = the target's
+  ``lufs_integrated`` + the stage's loudness override; error e = goal − pre-gain output loudness, less a
+  dead band of ``DEADBAND_LU`` + ``DRIFT_K`` x the range of the output meter's estimates over the last
+  ``DRIFT_S`` (no move before it has that much history): the running estimate of a clip's integrated loudness
+  is several LU off while it is still moving (a quiet intro reads 20 LU under the clip), and a target that *is*
+  the input's own profile must not move the level (``scripts/loudness_follow_eval.py`` measures both);
+  delta target (a description, a context): output loudness = input loudness + the delta's loudness move +
+  the override (no move asked: the input's loudness stays); both meters see the same blocks, so their
+  difference is exact from the first block and needs no dead band.
+  No loudness in an absolute target: no gain.
+
+Gain: ``a x e`` dB (``a`` = the stage's amount x its ``loudness_follow``), within ±``MAX_DB``, updated every
+100 ms block and smoothed per frame with time constant ``TAU_S``. 0 dB leaves the spectrum untouched (bit
+for bit).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .features.loudness import _GatedHistogram, k_weighting_power
+from .params import ParamSpec
+
+MAX_DB = 24.0          # largest broadband move either way
+TAU_S = 0.25           # time constant of the applied gain
+MEMORY_S = 60.0        # the meters forget blocks older than about this
+BLOCK_HOPS, STEP_HOPS = 80, 20  # 400 ms gating blocks every 100 ms at the 5 ms hop
+DEADBAND_LU = 0.3      # an absolute target's dead band once the output meter's estimate has settled
+DRIFT_K = 1.0          # plus this times the estimate's range (max - min) over the last DRIFT_S
+DRIFT_S = 0.5
+
+
+def follow_param(prefix: str) -> ParamSpec:
+    """The ``<prefix>.loudness_follow`` parameter of a target-following stage."""
+    return ParamSpec(f"{prefix}.loudness_follow", 0.0, 1.0, 1.0, "", smoothing_ms=50.0,
+                     doc="how far the broadband gain moves integrated loudness toward the target's (times the "
+                         "amount; a description leaves the input's loudness unless it asks for a move; 0 = the "
+                         "level is left as the band work makes it)")
+
+
+class LoudnessFollower:
+    """Per-frame meters and gain; the owning stage calls, on the audio thread, per frame:
+    :meth:`measure_input` (the frame the output is made from), the stage's own work, :meth:`update` and
+    :meth:`apply` on its output spectrum. ``prepare`` and ``reset`` as a stage's."""
+
+    def prepare(self, ctx) -> None:
+        """ctx: the section's SpectralContext (rate, n_fft, hop, channels, n_bins). Allocates."""
+        n_fft, nb = ctx.n_fft, ctx.n_bins
+        w = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft))
+        f = np.arange(nb) * ctx.sample_rate / n_fft
+        fold = np.full(nb, 2.0)
+        fold[0] = 1.0
+        if n_fft % 2 == 0:
+            fold[-1] = 1.0
+        self._kw = (k_weighting_power(f, ctx.sample_rate) * fold / (n_fft * np.sum(w * w))).astype(np.float32)
+        hop_s = ctx.hop / ctx.sample_rate
+        self._a = 1.0 - math.exp(-hop_s / TAU_S)
+        self._forget = math.exp(-STEP_HOPS * hop_s / MEMORY_S)
+        self._hist_est = np.zeros(int(round(DRIFT_S / (STEP_HOPS * hop_s))) + 1)  # output estimates, 100 ms apart
+        self._pow = np.zeros((ctx.channels, nb), np.float32)
+        self._im = np.zeros((ctx.channels, nb), np.float32)
+        self._ms = np.zeros((2, BLOCK_HOPS))  # K-weighted mean square per hop: input, pre-gain output
+        self._hist = (_GatedHistogram(), _GatedHistogram())
+        self.reset()
+
+    def reset(self) -> None:
+        self._ms.fill(0.0)
+        for h in self._hist:
+            h.clear()
+        self._n = 0          # frames measured
+        self._blocks = 0     # blocks added
+        self._hist_est.fill(math.nan)
+        self._loud = [math.nan, math.nan]
+        self._want_db = 0.0
+        self.gain_db = 0.0
+
+    def _frame_ms(self, spec) -> float:
+        """K-weighted mean square of one frame (channels summed)."""
+        np.multiply(spec.real, spec.real, out=self._pow)
+        np.multiply(spec.imag, spec.imag, out=self._im)
+        self._pow += self._im
+        s = 0.0
+        for ch in range(self._pow.shape[0]):
+            s += float(np.dot(self._pow[ch], self._kw))
+        return s
+
+    def measure_input(self, spec) -> None:
+        """The stage's input frame (channels, n_bins) complex64, the one its output of this frame is made from."""
+        self._ms[0, self._n % BLOCK_HOPS] = self._frame_ms(spec)
+
+    def update(self, spec, goal_lufs: float, goal_delta: float, amount: float) -> None:
+        """Meter the stage's output ``spec`` before the gain and move the gain.
+
+        goal_lufs: an absolute target's loudness (LUFS, override included) or NaN; goal_delta: a delta target's
+        loudness move (LU, override included; 0: keep the input's) or NaN; amount: 0..1 scale of the move."""
+        i = self._n % BLOCK_HOPS
+        self._ms[1, i] = self._frame_ms(spec)
+        self._n += 1
+        if self._n >= BLOCK_HOPS and self._n % STEP_HOPS == 0:
+            for k in (0, 1):
+                h = self._hist[k]
+                h.energy *= self._forget
+                h.count *= self._forget
+                h.add(float(self._ms[k].sum()) / BLOCK_HOPS)
+                self._loud[k] = h.integrated()
+            self._hist_est[self._blocks % self._hist_est.size] = self._loud[1]
+            self._blocks += 1
+            self._want_db = self._goal(goal_lufs, goal_delta, amount)
+        self.gain_db += self._a * (self._want_db - self.gain_db)
+
+    def _goal(self, goal_lufs: float, goal_delta: float, amount: float) -> float:
+        lin, lout = self._loud
+        if math.isfinite(goal_lufs) and math.isfinite(lout):
+            e = goal_lufs - lout
+            band = DEADBAND_LU + DRIFT_K * (float(self._hist_est.max()) - float(self._hist_est.min()))
+            e = math.copysign(max(abs(e) - band, 0.0), e) if math.isfinite(band) else 0.0
+        elif math.isfinite(goal_delta) and math.isfinite(lin) and math.isfinite(lout):
+            e = lin + goal_delta - lout
+        else:
+            e = 0.0
+        return min(max(amount * e, -MAX_DB), MAX_DB)
+
+    def apply(self, spec) -> None:
+        """Scale ``spec`` (channels, n_bins) complex64 in place by the gain (nothing at 0 dB)."""
+        if self.gain_db != 0.0:
+            spec *= np.float32(10.0 ** (self.gain_db / 20.0))
+
+    def loudness(self) -> tuple[float, float]:
+        """(input, pre-gain output) running integrated loudness, LUFS (NaN before the first 400 ms block)."""
+        return self._loud[0], self._loud[1]
+
+
+def goal_of(profile) -> tuple[float, float]:
+    """(goal_lufs, goal_delta) of a target Profile without overrides: an absolute target's ``lufs_integrated``
+    (NaN when unknown), or a delta's loudness move (0 when it asks none)."""
+    v = float(profile.dims.get("lufs_integrated", math.nan))
+    if profile.kind == "delta":
+        return math.nan, (v if math.isfinite(v) else 0.0)
+    return v, math.nan
+
+
+__all__ = ["LoudnessFollower", "follow_param", "goal_of", "MAX_DB", "TAU_S"]
