@@ -25,6 +25,11 @@ Goal:
   the override (no move asked: the input's loudness stays); both meters see the same blocks, so their
   difference is exact from the first block and needs no dead band.
   No loudness in an absolute target: no gain.
+Offline (``prime``, a render that measured the whole input first): an absolute target's error is
+  goal − (the whole input's loudness + (output meter − input meter)): the band work's own loudness change is the
+  meters' difference, exact from the first block, so no dead band is needed and the gain starts at its goal on
+  the first frame (until the first block the band work's change is taken as 0). A target that is the input's own
+  profile then gets exactly 0 dB. Live, nothing is primed.
 
 Gain: ``a x e`` dB (``a`` = the stage's amount x its ``loudness_follow``), within ±``MAX_DB``, updated every
 100 ms block and smoothed per frame with time constant ``TAU_S``. 0 dB leaves the spectrum untouched (bit
@@ -41,12 +46,12 @@ from .features.loudness import _GatedHistogram, k_weighting_power
 from .params import ParamSpec
 
 MAX_DB = 24.0          # largest broadband move either way
-TAU_S = 0.25           # time constant of the applied gain
+TAU_S = 1.0            # time constant of the applied gain
 MEMORY_S = 60.0        # the meters forget blocks older than about this
 BLOCK_HOPS, STEP_HOPS = 80, 20  # 400 ms gating blocks every 100 ms at the 5 ms hop
 DEADBAND_LU = 0.3      # an absolute target's dead band once the output meter's estimate has settled
-DRIFT_K = 1.0          # plus this times the estimate's range (max - min) over the last DRIFT_S
-DRIFT_S = 0.5
+DRIFT_K = 2.0          # plus this times the estimate's range (max - min) over the last DRIFT_S
+DRIFT_S = 1.0
 
 
 def follow_param(prefix: str) -> ParamSpec:
@@ -61,6 +66,9 @@ class LoudnessFollower:
     """Per-frame meters and gain; the owning stage calls, on the audio thread, per frame:
     :meth:`measure_input` (the frame the output is made from), the stage's own work, :meth:`update` and
     :meth:`apply` on its output spectrum. ``prepare`` and ``reset`` as a stage's."""
+
+    def __init__(self):
+        self._primed = math.nan  # the whole input's loudness (LUFS) of an offline render, NaN live
 
     def prepare(self, ctx) -> None:
         """ctx: the section's SpectralContext (rate, n_fft, hop, channels, n_bins). Allocates."""
@@ -93,6 +101,11 @@ class LoudnessFollower:
         self._want_db = 0.0
         self.gain_db = 0.0
 
+    def prime(self, lufs) -> None:
+        """Control side, before a render: the whole input's integrated loudness (LUFS), or None (live: the
+        default). Kept across :meth:`reset`."""
+        self._primed = math.nan if lufs is None else float(lufs)
+
     def _frame_ms(self, spec) -> float:
         """K-weighted mean square of one frame (channels summed)."""
         np.multiply(spec.real, spec.real, out=self._pow)
@@ -115,6 +128,8 @@ class LoudnessFollower:
         i = self._n % BLOCK_HOPS
         self._ms[1, i] = self._frame_ms(spec)
         self._n += 1
+        if self._n == 1 and math.isfinite(self._primed):  # offline: the whole input is known, start at the goal
+            self.gain_db = self._want_db = self._goal(goal_lufs, goal_delta, amount)
         if self._n >= BLOCK_HOPS and self._n % STEP_HOPS == 0:
             for k in (0, 1):
                 h = self._hist[k]
@@ -129,7 +144,9 @@ class LoudnessFollower:
 
     def _goal(self, goal_lufs: float, goal_delta: float, amount: float) -> float:
         lin, lout = self._loud
-        if math.isfinite(goal_lufs) and math.isfinite(lout):
+        if math.isfinite(goal_lufs) and math.isfinite(self._primed):
+            e = goal_lufs - self._primed - (lout - lin if math.isfinite(lin) and math.isfinite(lout) else 0.0)
+        elif math.isfinite(goal_lufs) and math.isfinite(lout):
             e = goal_lufs - lout
             band = DEADBAND_LU + DRIFT_K * (float(self._hist_est.max()) - float(self._hist_est.min()))
             e = math.copysign(max(abs(e) - band, 0.0), e) if math.isfinite(band) else 0.0

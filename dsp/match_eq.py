@@ -121,6 +121,11 @@ class MatchEQ(SpectralStage):
         if hasattr(self, "_avg"):
             self.reset()
 
+    def prime_loudness(self, lufs) -> None:
+        """The whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
+        ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
+        self._follow.prime(lufs)
+
     # -- lifecycle ------------------------------------------------------------------------------
     def prepare(self, ctx):
         super().prepare(ctx)

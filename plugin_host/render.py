@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import os
 import sys
 import time
@@ -211,6 +212,28 @@ def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) 
     return n
 
 
+def prime_loudness(chain, src, block: int) -> float | None:
+    """Offline: give the target stage's loudness follower (``dsp.loudness_follow``) the whole input's integrated
+    loudness, measured in one sweep of ``src`` (cheap: a K-weighted meter, no stage runs), so it moves the level
+    by the exact amount from the first frame instead of following a running estimate. Only when the stage hears
+    the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns the LUFS
+    given, or None (live behaviour kept)."""
+    from resculpt.dsp.features.loudness import Loudness
+
+    stages = chain.graph.stages
+    if chain.layout.pre or not stages or not hasattr(stages[0], "prime_loudness"):
+        return None
+    m = Loudness()
+    m.prepare(chain.sample_rate, block, chain.channels, history_frames=1)
+    for blk in src.sweep(block):
+        m.process(np.asarray(blk, np.float64))
+    lufs = m.latest()["lufs_integrated"] + float(chain.params.get("in.gain_db"))
+    if not math.isfinite(lufs):
+        return None
+    stages[0].prime_loudness(lufs)
+    return lufs
+
+
 def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
     """Render ``x`` (channels, n) through ``chain`` (which has a ``match`` stage) toward ``target``
     (a Profile). Returns (y, info); see :func:`stream_with_target` for what the passes do."""
@@ -234,7 +257,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     Profile); the final pass's output goes to ``emit(y)``. Returns info (band distances, dB).
 
     Offline, the whole input is known: a first sweep measures its long-term envelope, with which the
-    stage's input estimate is primed; with ``passes`` > 1 each further pass adds the remaining
+    stage's input estimate is primed (and a second its loudness, :func:`prime_loudness`); with ``passes`` > 1 each further pass adds the remaining
     level-free envelope error of the previous pass's output to the stage's target (corrects analysis
     leakage and band blur). ``1 + passes`` sweeps of the input, one block held at a time; ``store()``
     makes the row store for each envelope measurement (see
@@ -259,6 +282,9 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         goal = target.env()
     st = match_stage(chain)
     st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
+    st.prime_loudness(None)
+    if prime:
+        prime_loudness(chain, src, block)
     eff = goal.copy()
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
@@ -509,7 +535,8 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     ``amount``: the engine's ``<slot>.amount`` 0..1. ``context``: a context rule name (presets/contexts.json or
     the user's), applied before ``sets``. With the match-EQ and a target the file is read ``1 + passes`` times
     (see :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file beside
-    ``out``. The model streams the file once, as it runs live. The result names the engine used (``engine``).
+    ``out``. The model streams the file once, as it runs live, after one cheap sweep that measures the input's
+    loudness for its loudness follower (:func:`prime_loudness`). The result names the engine used (``engine``).
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a message that
@@ -544,6 +571,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
             except ValueError as e:
                 raise RenderError(str(e)) from None
             info = {"engine": "model"}
+            prime_loudness(chain, src, block)
             _sweep(chain, src.sweep(block), block, write, bar)
         elif target is not None:
             info = {"engine": "match-eq"}

@@ -189,6 +189,11 @@ class ResculptStage(SpectralStage):
         self._voice = VoiceMatch()
         self._follow = LoudnessFollower()
 
+    def prime_loudness(self, lufs) -> None:
+        """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
+        ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
+        self._follow.prime(lufs)
+
     def prepare(self, ctx):
         n_fft, hop = C.frame_sizes(ctx.sample_rate)
         if (ctx.n_fft, ctx.hop) != (n_fft, hop):
