@@ -17,7 +17,10 @@ The non-learned baseline the resculpting model must beat, and a stage in its own
    where it rises. A new target therefore crossfades in over the same times.
 5. Band gains (dB) interpolated to bins with the BandMap's synthesis weights; ``spec *= 10^(g/20)``.
 
-The stage matches shape, not level (loudness is the job of gain/limiter stages).
+6. Loudness (``match.loudness_follow``): the shared loudness follower (:mod:`resculpt.dsp.loudness_follow`, the
+   same operator as the ``resculpt`` stage's) meters the frame before step 1 and the EQ's output, and applies one
+   broadband gain toward the target's integrated loudness (a delta target: the input's loudness plus the
+   delta's move). Without a target nothing is metered or applied.
 The target is a :class:`MatchTarget` published through the stage's inbox (:mod:`resculpt.dsp.inbox`,
 ``Chain.set_target`` on a chain); the audio thread reads the reference once per frame.
 """
