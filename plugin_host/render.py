@@ -218,13 +218,10 @@ def prime_loudness(chain, src, block: int) -> float | None:
     by the exact amount from the first frame instead of following a running estimate. Only when the stage hears
     the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns the LUFS
     given, or None (live behaviour kept)."""
-    from resculpt.dsp.features.loudness import Loudness
-
     stages = chain.graph.stages
     if chain.layout.pre or not stages or not hasattr(stages[0], "prime_loudness"):
         return None
-    m = Loudness()
-    m.prepare(chain.sample_rate, block, chain.channels, history_frames=1)
+    m = _loudness_meter(chain, block)
     for blk in src.sweep(block):
         m.process(np.asarray(blk, np.float64))
     lufs = m.latest()["lufs_integrated"] + float(chain.params.get("in.gain_db"))
@@ -283,31 +280,54 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     st = match_stage(chain)
     st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
     st.prime_loudness(None)
-    if prime:
-        prime_loudness(chain, src, block)
+    lin = prime_loudness(chain, src, block) if prime else None
+    # The loudness follower meters the EQ's frames; after a large EQ move the overlap-added output can read
+    # several LU away from them (leakage the EQ raised in the frames cancels in the synthesis), so, like the
+    # envelope, each further pass corrects the goal by what the previous pass's output measured. Only where the
+    # chain's output is the stage's (nothing after it): a later stage's level change is not the follower's to undo.
+    alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
     eff = goal.copy()
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
     env_out = None
     loud = goal_of(target)  # the loudness goal stays the target's own (a delta's: the input's loudness + its move)
+    want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
     for p in range(n_pass):
         chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
         chain.reset()
         last = p == n_pass - 1
         acc = envelope_acc()
+        meter = _loudness_meter(chain, block)
 
-        def out(y, acc=acc, last=last):
+        def out(y, acc=acc, last=last, meter=meter):
             acc.add(y)
+            meter.process(np.asarray(y, np.float64))
             if last:
                 emit(y)
 
         _sweep(chain, src.sweep(block), block, out, progress if last else None)
         env_out = acc.result()
+        got = meter.latest()["lufs_integrated"]
         if not last:
             r = np.nan_to_num(band_shape_diff(goal, env_out))
             eff = eff + r * chain.params.get("match.amount")
+            a = chain.params.get("match.amount") * chain.params.get("match.loudness_follow")
+            if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
+                shift = (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs
+                loud = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
     info["distance_after_db"] = band_distance_db(env_out, goal)
+    info["loudness_after_lufs"] = got
     return info
+
+
+def _loudness_meter(chain, block: int):
+    """A BS.1770 meter (``dsp.features.loudness.Loudness``) for ``chain``'s rate and channels; feed it float64
+    (channels, k) blocks, read ``latest()["lufs_integrated"]``."""
+    from resculpt.dsp.features.loudness import Loudness
+
+    m = Loudness()
+    m.prepare(chain.sample_rate, block, chain.channels, history_frames=1)
+    return m
 
 
 def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None, engine="match-eq", match=None):

