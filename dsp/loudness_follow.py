@@ -31,8 +31,10 @@ Offline (``prime``, a render that measured the whole input first): L is the whol
   0 dB. Live, nothing is primed.
 
 Gain: ``a x e`` dB (``a`` = the stage's amount x its ``loudness_follow``), within ±``MAX_DB``, updated every
-100 ms block and smoothed per frame with time constant ``TAU_S`` (live) or ``TAU_PRIMED_S`` (offline: the
-model's own level change arrives late, when its identity gate opens, and a slow gain would stack on it). 0 dB leaves the spectrum untouched (bit
+100 ms block and smoothed per frame with time constant ``TAU_S`` (live, and a delta target) or ``TAU_PRIMED_S``
+(an absolute target offline: the model's own level change arrives late, when its identity gate opens, and a slow
+gain would stack on it; a delta's gain only puts back the band work's change, and a fast one would act as a
+compressor on it). 0 dB leaves the spectrum untouched (bit
 for bit).
 """
 
@@ -145,7 +147,7 @@ class LoudnessFollower:
             self._hist_est[self._blocks % self._hist_est.size] = self._loud
             self._blocks += 1
             self._want_db = self._goal(goal_lufs, goal_delta, amount)
-        a = self._a_primed if math.isfinite(self._primed) else self._a_live
+        a = self._a_primed if math.isfinite(self._primed) and math.isfinite(goal_lufs) else self._a_live
         self.gain_db += a * (self._want_db - self.gain_db)
 
     def change_db(self) -> float:

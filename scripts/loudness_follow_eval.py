@@ -88,7 +88,9 @@ def main(argv=None) -> int:
                     print(json.dumps(r), flush=True)
     L = ["# Loudness follower: streaming vs a whole-file gain (val split)", "", f"Command: `{cmd}` "
          f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
-         f"{a.files} speech + {a.files} music val clips ({', '.join(dict.fromkeys(r['file'] for r in recs))}), 48 kHz mono.",
+         f"The first {a.files} val clips per category at least {longest:g} s long ("
+         + "; ".join(f"{cat}: " + ", ".join(dict.fromkeys(r["file"] for r in recs if r["category"] == cat))
+                     for cat in ("speech", "music")) + "), cut to each length, 48 kHz mono.",
          "", "Mean \\|output loudness - target\\| (LU); identity: largest band deviation (dB, mean / worst).", "",
          "| seconds | category | target | input | live (streaming) | render (primed) | one whole-file gain | "
          "identity live dB | identity render dB |", "|---|---|---|---|---|---|---|---|---|"]
