@@ -60,7 +60,9 @@ DRIFT_S = 1.0
 
 def follow_param(prefix: str) -> ParamSpec:
     """The ``<prefix>.loudness_follow`` parameter of a target-following stage."""
-    return ParamSpec(f"{prefix}.loudness_follow", 0.0, 1.0, 1.0, "", smoothing_ms=50.0,
+    # No parameter smoothing: the gain it scales is itself smoothed (0.25-1 s) and updated every 100 ms, and a
+    # ramp that only approaches 0 would leave a preset that turns the follower off a hair off its level.
+    return ParamSpec(f"{prefix}.loudness_follow", 0.0, 1.0, 1.0, "", smoothing_ms=0.0,
                      doc="how far the broadband gain moves integrated loudness toward the target's (times the "
                          "amount; a description leaves the input's loudness unless it asks for a move; 0 = the "
                          "level is left as the band work makes it)")
