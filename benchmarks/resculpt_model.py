@@ -134,10 +134,19 @@ def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre")
     return ch
 
 
-def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096) -> np.ndarray:
+def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096,
+                 prime: bool = True) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
-    ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here."""
-    return model_chain(bundle, sr, block, target, match)(np.asarray(x, np.float32)[None])[0]
+    ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here. As
+    ``render`` does, the stage's loudness follower is first given the whole clip's loudness (``prime``; the speed
+    figures leave it out: it is a sweep before the stream, not part of the model's cost per second)."""
+    from resculpt.plugin_host.render import _ArrayInput, prime_loudness
+
+    ch = model_chain(bundle, sr, block, target, match)
+    xx = np.asarray(x, np.float32)[None]
+    if prime and target is not None:
+        prime_loudness(ch, _ArrayInput(xx), block)
+    return ch(xx)[0]
 
 
 def preset_render(x: np.ndarray, sr: int, preset: str, bundle) -> np.ndarray:
@@ -365,7 +374,7 @@ def speed_section(a, bundle):
     t = np.arange(2 * SR) / SR
     ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
     sig16 = (0.05 * sum(np.sin(h * ph) / h for h in range(1, 25)) * (np.sin(2 * np.pi * 2.5 * t) > -0.2)).astype(np.float32)
-    r = rtf_interleaved({"model": (lambda x48: model_render(x48, 48000, tgt, "timbre", bundle, block=blk), 48000),
+    r = rtf_interleaved({"model": (lambda x48: model_render(x48, 48000, tgt, "timbre", bundle, block=blk, prime=False), 48000),
                          "rnnoise": (rnnoise(), 48000)}, a.rtf_seconds, sig16, a.rtf_rounds)
     return {**r, "ratio_to_rnnoise": r["model"] / r["rnnoise"], "latency": model_latency(bundle),
             "load_avg": os.getloadavg()}

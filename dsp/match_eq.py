@@ -17,7 +17,10 @@ The non-learned baseline the resculpting model must beat, and a stage in its own
    where it rises. A new target therefore crossfades in over the same times.
 5. Band gains (dB) interpolated to bins with the BandMap's synthesis weights; ``spec *= 10^(g/20)``.
 
-The stage matches shape, not level (loudness is the job of gain/limiter stages).
+6. Loudness (``match.loudness_follow``): the shared loudness follower (:mod:`resculpt.dsp.loudness_follow`, the
+   same operator as the ``resculpt`` stage's) meters the frame before step 1 and the EQ's output, and applies one
+   broadband gain toward the target's integrated loudness (a delta target: the input's loudness plus the
+   delta's move). Without a target nothing is metered or applied.
 The target is a :class:`MatchTarget` published through the stage's inbox (:mod:`resculpt.dsp.inbox`,
 ``Chain.set_target`` on a chain); the audio thread reads the reference once per frame.
 """
@@ -31,6 +34,7 @@ import numpy as np
 
 from .bands import N_BANDS, BandMap
 from .inbox import Inbox
+from .loudness_follow import LoudnessFollower, follow_param, goal_of
 from .params import ParamSpec
 from .stft import SpectralStage
 
@@ -47,6 +51,7 @@ PARAMS = (
               doc="half-width of the triangular smoothing of gains across bands"),
     ParamSpec("match.window_s", 0.5, 30.0, 6.0, "s", scale="log", smoothing_ms=0.0,
               doc="time constant of the input's long-term envelope estimate"),
+    follow_param("match"),
 )
 
 @dataclass(frozen=True)
@@ -57,14 +62,21 @@ class MatchTarget:
         env_db: (32,) float64, read-only: an absolute long-term band envelope in dB (NaN = band not
             compared), or with ``delta`` the per-band gain offsets in dB.
         delta: True for offsets (a delta profile), False for an absolute envelope.
+        lufs: an absolute target's integrated loudness (LUFS; NaN: unknown, or a delta), the loudness
+            follower's goal (``dsp.loudness_follow``).
+        lufs_delta: a delta target's loudness move (LU; 0 when it asks none; NaN: absolute or unknown).
     """
 
     env_db: np.ndarray
     delta: bool = False
+    lufs: float = math.nan
+    lufs_delta: float = math.nan
 
     @classmethod
-    def make(cls, target, delta: bool | None = None) -> "MatchTarget | None":
-        """From a Profile (its kind decides ``delta``), a (32,) dB array (``delta`` as given), or None."""
+    def make(cls, target, delta: bool | None = None, loudness=None) -> "MatchTarget | None":
+        """From a Profile (its kind decides ``delta``, its loudness the follower's goal), a (32,) dB array
+        (``delta`` as given; ``loudness``: (lufs, lufs_delta) as :func:`~resculpt.dsp.loudness_follow.goal_of`
+        gives them, None: no loudness goal), or None."""
         if target is None:
             return None
         if isinstance(target, MatchTarget):
@@ -73,6 +85,7 @@ class MatchTarget:
 
         if isinstance(target, Profile):
             env, is_delta = target_envelope(target)
+            loudness = goal_of(target)
         else:
             env = np.asarray(target, dtype=np.float64)
             is_delta = bool(delta)
@@ -80,7 +93,7 @@ class MatchTarget:
             raise ValueError(f"a match target needs {N_BANDS} band values, got shape {env.shape}")
         env = env.astype(np.float64, copy=True)
         env.setflags(write=False)
-        return cls(env, bool(is_delta))
+        return cls(env, bool(is_delta), *(loudness or (math.nan, math.nan)))
 
 
 class MatchEQ(SpectralStage):
@@ -93,6 +106,7 @@ class MatchEQ(SpectralStage):
         self.inbox = inbox if inbox is not None else Inbox(MatchTarget)
         self._idx = [table.index(p.id) for p in PARAMS]
         self._idx_arr = np.array(self._idx, dtype=np.intp)
+        self._follow = LoudnessFollower()
         self._vnew = np.zeros(len(PARAMS))
         self._vold = np.zeros(len(PARAMS))
         self._vchg = np.zeros(len(PARAMS), bool)
@@ -109,6 +123,11 @@ class MatchEQ(SpectralStage):
             self._primed = np.where(np.isfinite(e), 10.0 ** (e / 10.0), 0.0)
         if hasattr(self, "_avg"):
             self.reset()
+
+    def prime_loudness(self, lufs) -> None:
+        """The whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
+        ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
+        self._follow.prime(lufs)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def prepare(self, ctx):
@@ -173,6 +192,7 @@ class MatchEQ(SpectralStage):
         self._bin_g = np.zeros(nb, np.float32)
         self._smooth_key = None
         self._cache = None
+        self._follow.prepare(ctx)
         self.reset()
 
     def reset(self):
@@ -184,6 +204,8 @@ class MatchEQ(SpectralStage):
             self._n = 0
         self._gdb.fill(0.0)
         self._cache = None
+        if hasattr(self, "_pow"):
+            self._follow.reset()
 
     def _update(self):
         # change detection without per-frame Python objects (tuples/floats would be kept by freelists)
@@ -193,9 +215,9 @@ class MatchEQ(SpectralStage):
             return
         np.copyto(self._vold, self._vnew)
         self._cache = True
-        amount, att, rel, boost, cut, sb, win = (float(x) for x in self._vnew)
+        amount, att, rel, boost, cut, sb, win, follow = (float(x) for x in self._vnew)
         hop_s = self.ctx.hop / self.ctx.sample_rate
-        self._amount, self._boost, self._cut = amount, boost, cut
+        self._amount, self._boost, self._cut, self._loud_amount = amount, boost, cut, amount * follow
         self._a_att = math.exp(-hop_s / (att * 1e-3))
         self._a_rel = math.exp(-hop_s / (rel * 1e-3))
         self._alpha = 1.0 - math.exp(-hop_s / win)
@@ -206,6 +228,9 @@ class MatchEQ(SpectralStage):
 
     def process_frame(self, spec):
         self._update()
+        t = self.inbox.value
+        if t is not None:
+            self._follow.measure_input(spec)
         p = self._pow
         np.multiply(spec.real, spec.real, out=p)
         np.multiply(spec.imag, spec.imag, out=self._im)
@@ -225,7 +250,6 @@ class MatchEQ(SpectralStage):
                 np.subtract(self._bp, self._avg, out=self._tmp)
                 self._tmp *= a
                 self._avg += self._tmp
-        t = self.inbox.value
         des = self._des
         if t is None or self._n == 0:
             des.fill(0.0)
@@ -273,6 +297,9 @@ class MatchEQ(SpectralStage):
             re, im = row.real, row.imag
             np.multiply(re, g, out=re)
             np.multiply(im, g, out=im)
+        if t is not None:  # loudness: metered on the input and on the EQ's output, then one broadband gain
+            self._follow.update(spec, t.lufs, t.lufs_delta, self._loud_amount)
+            self._follow.apply(spec)
 
     def _okw_for(self, env):
         """Per-target constants, computed once when a new target reference is seen (the first frame

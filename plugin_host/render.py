@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import os
 import sys
 import time
@@ -211,6 +212,25 @@ def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) 
     return n
 
 
+def prime_loudness(chain, src, block: int) -> float | None:
+    """Offline: give the target stage's loudness follower (``dsp.loudness_follow``) the whole input's integrated
+    loudness, measured in one sweep of ``src`` (cheap: a K-weighted meter, no stage runs), so it moves the level
+    by the exact amount from the first frame instead of following a running estimate. Only when the stage hears
+    the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns the LUFS
+    given, or None (live behaviour kept)."""
+    stages = chain.graph.stages
+    if chain.layout.pre or not stages or not hasattr(stages[0], "prime_loudness"):
+        return None
+    m = _loudness_meter(chain, block)
+    for blk in src.sweep(block):
+        m.process(np.asarray(blk, np.float64))
+    lufs = m.latest()["lufs_integrated"] + float(chain.params.get("in.gain_db"))
+    if not math.isfinite(lufs):
+        return None
+    stages[0].prime_loudness(lufs)
+    return lufs
+
+
 def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
     """Render ``x`` (channels, n) through ``chain`` (which has a ``match`` stage) toward ``target``
     (a Profile). Returns (y, info); see :func:`stream_with_target` for what the passes do."""
@@ -234,12 +254,14 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     Profile); the final pass's output goes to ``emit(y)``. Returns info (band distances, dB).
 
     Offline, the whole input is known: a first sweep measures its long-term envelope, with which the
-    stage's input estimate is primed; with ``passes`` > 1 each further pass adds the remaining
+    stage's input estimate is primed (and a second its loudness, :func:`prime_loudness`); with ``passes`` > 1 each further pass adds the remaining
     level-free envelope error of the previous pass's output to the stage's target (corrects analysis
     leakage and band blur). ``1 + passes`` sweeps of the input, one block held at a time; ``store()``
     makes the row store for each envelope measurement (see
     :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
+    from resculpt.dsp.loudness_follow import goal_of
+    from resculpt.dsp.match_eq import MatchTarget
     from resculpt.dsp.profile import EnvelopeAccumulator, Profile, band_distance_db, band_shape_diff, target_envelope
 
     c = chain.channels
@@ -257,28 +279,55 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         goal = target.env()
     st = match_stage(chain)
     st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
+    st.prime_loudness(None)
+    lin = prime_loudness(chain, src, block) if prime else None
+    # The loudness follower meters the EQ's frames; after a large EQ move the overlap-added output can read
+    # several LU away from them (leakage the EQ raised in the frames cancels in the synthesis), so, like the
+    # envelope, each further pass corrects the goal by what the previous pass's output measured. Only where the
+    # chain's output is the stage's (nothing after it): a later stage's level change is not the follower's to undo.
+    alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
     eff = goal.copy()
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
     env_out = None
+    loud = goal_of(target)  # the loudness goal stays the target's own (a delta's: the input's loudness + its move)
+    want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
     for p in range(n_pass):
-        chain.set_target(eff)
+        chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
         chain.reset()
         last = p == n_pass - 1
         acc = envelope_acc()
+        meter = _loudness_meter(chain, block)
 
-        def out(y, acc=acc, last=last):
+        def out(y, acc=acc, last=last, meter=meter):
             acc.add(y)
+            meter.process(np.asarray(y, np.float64))
             if last:
                 emit(y)
 
         _sweep(chain, src.sweep(block), block, out, progress if last else None)
         env_out = acc.result()
+        got = meter.latest()["lufs_integrated"]
         if not last:
             r = np.nan_to_num(band_shape_diff(goal, env_out))
             eff = eff + r * chain.params.get("match.amount")
+            a = chain.params.get("match.amount") * chain.params.get("match.loudness_follow")
+            if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
+                shift = (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs
+                loud = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
     info["distance_after_db"] = band_distance_db(env_out, goal)
+    info["loudness_after_lufs"] = got
     return info
+
+
+def _loudness_meter(chain, block: int):
+    """A BS.1770 meter (``dsp.features.loudness.Loudness``) for ``chain``'s rate and channels; feed it float64
+    (channels, k) blocks, read ``latest()["lufs_integrated"]``."""
+    from resculpt.dsp.features.loudness import Loudness
+
+    m = Loudness()
+    m.prepare(chain.sample_rate, block, chain.channels, history_frames=1)
+    return m
 
 
 def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None, engine="match-eq", match=None):
@@ -506,7 +555,8 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     ``amount``: the engine's ``<slot>.amount`` 0..1. ``context``: a context rule name (presets/contexts.json or
     the user's), applied before ``sets``. With the match-EQ and a target the file is read ``1 + passes`` times
     (see :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file beside
-    ``out``. The model streams the file once, as it runs live. The result names the engine used (``engine``).
+    ``out``. The model streams the file once, as it runs live, after one cheap sweep that measures the input's
+    loudness for its loudness follower (:func:`prime_loudness`). The result names the engine used (``engine``).
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a message that
@@ -541,6 +591,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
             except ValueError as e:
                 raise RenderError(str(e)) from None
             info = {"engine": "model"}
+            prime_loudness(chain, src, block)
             _sweep(chain, src.sweep(block), block, write, bar)
         elif target is not None:
             info = {"engine": "match-eq"}

@@ -4,6 +4,7 @@ write and read failures name the file and the cause and leave nothing half-writt
 from __future__ import annotations
 
 import errno
+import math
 import os
 import subprocess
 import uuid
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 from conftest import real_stereo
 from resculpt.dsp.features import SpectralFeatures, analyze, hop_size
+from resculpt.dsp.loudness_follow import goal_of
+from resculpt.dsp.match_eq import MatchTarget
 from resculpt.dsp.profile import (
     EnvelopeAccumulator,
     Profile,
@@ -57,13 +60,24 @@ def _whole_target_render(chain, x, sr, target, block, passes=2):
     else:
         goal = target.env()
     render.match_stage(chain).prime(env_in)
+    lin = render.prime_loudness(chain, render._ArrayInput(x), block)  # the loudness follower's prime and goal
+    loud = goal_of(target)
+    alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
+    want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
     eff = goal.copy()
     for p in range(passes):
-        chain.set_target(eff)
+        chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
         chain.reset()
         y = process_whole(chain, x, block)
         if p < passes - 1:
             eff = eff + np.nan_to_num(band_shape_diff(goal, _whole_envelope(y, sr))) * chain.params.get("match.amount")
+            a = chain.params.get("match.amount") * chain.params.get("match.loudness_follow")
+            meter = render._loudness_meter(chain, block)
+            meter.process(y.astype(np.float64))
+            got = meter.latest()["lufs_integrated"]
+            if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
+                shift = (lin + a * (want - lin) - got) / a
+                loud = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
     return y, band_distance_db(_whole_envelope(y, sr), goal)
 
 

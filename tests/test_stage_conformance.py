@@ -46,10 +46,11 @@ def _publish(where, slot: str, target) -> None:
 
 
 def _give_match_a_target(where) -> None:
-    """The match stage moves the band envelope toward a published target and does nothing without one."""
+    """The match stage moves the band envelope toward a published target and does nothing without one; the
+    target's loudness (louder than the test signal) runs its loudness follower too."""
     from resculpt.dsp.match_eq import MatchTarget
 
-    _publish(where, "match", MatchTarget.make(np.linspace(-20.0, -60.0, 32)))
+    _publish(where, "match", MatchTarget.make(np.linspace(-20.0, -60.0, 32), loudness=(-16.0, float("nan"))))
 
 
 def _give_resculpt_a_target(where) -> None:

@@ -46,6 +46,16 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
     return np.array([s1, s2])
 
 
+def k_weighting_power(f_hz, sample_rate: int) -> np.ndarray:
+    """|H(f)|^2 of :func:`k_weighting_sos` at ``f_hz`` (array, Hz): the K-weighting as a power response, for
+    meters that work on spectra (the resculpting model's loudness prior, ``dsp.loudness_follow``)."""
+    z = np.exp(-1j * 2.0 * np.pi * np.asarray(f_hz, float) / sample_rate)
+    h = np.ones_like(z)
+    for b0, b1, b2, a0, a1, a2 in k_weighting_sos(sample_rate):
+        h = h * (b0 + b1 * z + b2 * z * z) / (a0 + a1 * z + a2 * z * z)
+    return np.abs(h) ** 2
+
+
 def _lufs(mean_square: float) -> float:
     return -0.691 + 10.0 * math.log10(mean_square) if mean_square > 0 else float("-inf")
 

@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 from resculpt.dsp.bands import N_BANDS, BandMap  # noqa: F401  (re-exported model constant)
+from resculpt.dsp.features.loudness import k_weighting_power
 from resculpt.dsp.profile import BAND_SCALE_DB, DIMS, compare_mask, normalized
 from resculpt.dsp.stft import get_config
 
@@ -77,19 +78,8 @@ BAND_OCT_1K = np.log2(np.maximum(_CENTERS, 1.0) / 1000.0).astype(np.float32)
 TILT_BANDS = (_CENTERS >= 100.0) & (_CENTERS <= 8000.0)
 
 
-def _k_weight_power(f_hz: np.ndarray, sample_rate: int = 48000) -> np.ndarray:
-    """|H(f)|^2 of the BS.1770 K-weighting (``dsp.features.loudness.k_weighting_sos``) at ``f_hz``."""
-    from resculpt.dsp.features.loudness import k_weighting_sos
-
-    z = np.exp(-1j * 2.0 * np.pi * np.asarray(f_hz, float) / sample_rate)
-    h = np.ones_like(z)
-    for b0, b1, b2, a0, a1, a2 in k_weighting_sos(sample_rate):
-        h = h * (b0 + b1 * z + b2 * z * z) / (a0 + a1 * z + a2 * z * z)
-    return np.abs(h) ** 2
-
-
 _EDGES = BandMap(48000, 960, N_BANDS).edges_hz
-LOUDNESS_BAND_W = (_k_weight_power(_CENTERS) * np.diff(_EDGES)).astype(np.float32)
+LOUDNESS_BAND_W = (k_weighting_power(_CENTERS, 48000) * np.diff(_EDGES)).astype(np.float32)
 RUN_DIM = N_BANDS + 2  # running fingerprint: envelope shape / 3 dB (32), level, has-information flag
 # A typical voice: the origin of the conditioning (z minus this), so the numbers the net sees are O(1).
 ANCHOR = {"f0_median_hz": 150.0, "f0_range_st": 6.0, "voiced_fraction": 0.5, "f1_hz": 500.0, "f2_hz": 1500.0,

@@ -36,6 +36,7 @@ import numpy as np
 from resculpt.dsp.bands import BandMap
 from resculpt.dsp.descriptors import CENTERS, high_shelf, low_shelf
 from resculpt.dsp.inbox import Inbox
+from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import SpectralStage
@@ -62,8 +63,10 @@ PARAMS = (
               doc="adds this spectral tilt (around 1 kHz) to the target's envelope and to its tilt dimension"),
     ParamSpec("resculpt.loudness_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=50.0,
               doc="adds this to the target's integrated loudness (when the target has one)"),
+    follow_param("resculpt"),
 )
-OVERRIDES = PARAMS[2:]  # bass, brightness, tilt, loudness: each a unit direction in conditioning space
+OVERRIDES = PARAMS[2:6]  # bass, brightness, tilt, loudness: each a unit direction in conditioning space
+I_LOUDNESS = 3  # the loudness override's place in OVERRIDES (also the loudness follower's offset)
 
 _DIM_I = {d.name: i for i, d in enumerate(DIMS)}
 # Moved by the voice match (dsp/voice/match.py) in voice / all mode, so left out of the model's conditioning
@@ -111,6 +114,8 @@ class ResculptTarget:
         source: what the target was built from (for messages and state).
         voice: what the voice match moves toward in voice / all mode (None: the target names no F0, F0 range
             or formant figure, and the voice is left as it is).
+        lufs: an absolute target's integrated loudness (LUFS; NaN: unknown, or a delta), the loudness follower's goal.
+        lufs_delta: a delta target's loudness move (LU; 0 when it asks none; NaN for an absolute target).
     """
 
     cond: np.ndarray
@@ -119,6 +124,8 @@ class ResculptTarget:
     ok: np.ndarray | None = None
     source: str = ""
     voice: VoiceGoal | None = None
+    lufs: float = math.nan
+    lufs_delta: float = math.nan
 
     @classmethod
     def make(cls, target, source: str = "") -> ResculptTarget | None:
@@ -160,7 +167,7 @@ class ResculptTarget:
             if a is not None:
                 a.setflags(write=False)
         return cls(cond, dirs, offsets, okf, source or str(target.meta.get("source", "")),
-                   VoiceGoal.from_profile(target))
+                   VoiceGoal.from_profile(target), *goal_of(target))
 
 
 class ResculptStage(SpectralStage):
@@ -178,7 +185,14 @@ class ResculptStage(SpectralStage):
         self._i_amount = table.index("resculpt.amount")
         self._i_match = table.index("resculpt.match")
         self._i_ovr = np.array([table.index(p.id) for p in OVERRIDES], np.intp)
+        self._i_follow = table.index("resculpt.loudness_follow")
         self._voice = VoiceMatch()
+        self._follow = LoudnessFollower()
+
+    def prime_loudness(self, lufs) -> None:
+        """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
+        ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
+        self._follow.prime(lufs)
 
     def prepare(self, ctx):
         n_fft, hop = C.frame_sizes(ctx.sample_rate)
@@ -188,6 +202,7 @@ class ResculptStage(SpectralStage):
                              f"use the {C.STFT_CONFIG!r} STFT config")
         super().prepare(ctx)
         self._voice.prepare(ctx)
+        self._follow.prepare(ctx)
         c, nb = ctx.channels, ctx.n_bins
         N, L = self.bundle.df_order, self.latency_frames
         bm = BandMap(ctx.sample_rate, n_fft, C.N_BANDS)
@@ -254,6 +269,7 @@ class ResculptStage(SpectralStage):
         self._ovr_old.fill(np.nan)
         self._voice.reset()
         self._voice_on = False
+        self._follow.reset()
 
     def _frame(self, k: int) -> np.ndarray:
         """The ring's frame k frames after the oldest (k = R - 1: the newest)."""
@@ -359,3 +375,8 @@ class ResculptStage(SpectralStage):
             tmp = self._tmp[ch, S:]
             np.multiply(X[ch, : nb - S], self._cE[ch, S:], out=tmp)
             spec[ch, S:] += tmp
+        # Loudness: metered on the delayed input frame and on the model's output, then one broadband gain.
+        lo = float(self._ovr64[I_LOUDNESS])
+        self._follow.measure_input(X)
+        self._follow.update(spec, tgt.lufs + lo, tgt.lufs_delta + lo, float(a) * float(self.table.value[self._i_follow]))
+        self._follow.apply(spec)

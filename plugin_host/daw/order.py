@@ -111,4 +111,6 @@ ORDER = (
     "codec.valley_db",
     "codec.model",
     "codec.model_kept_db",
+    "match.loudness_follow",
+    "resculpt.loudness_follow",
 )

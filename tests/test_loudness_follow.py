@@ -1,0 +1,166 @@
+"""The loudness follower (dsp/loudness_follow.py) in both target stages: it reaches an absolute target's loudness,
+leaves the level alone for the input's own profile and for a description that asks no loudness move, follows
+a description's loudness move, is bounded, and is nothing at amount 0. The stages' contract (streaming,
+allocation) is tests/test_stage_conformance.py's; streaming with the follower moving is checked here too."""
+
+import math
+
+import numpy as np
+import pytest
+from resculpt.dsp.descriptors import describe
+from resculpt.dsp.features.loudness import integrated_lufs
+from resculpt.dsp.loudness_follow import MAX_DB
+from resculpt.dsp.match_eq import MatchTarget
+from resculpt.dsp.profile import fingerprint
+from resculpt.models import data
+from resculpt.plugin_host.chain import Chain
+from resculpt.plugin_host.layout import Layout
+from resculpt.plugin_host.render import _ArrayInput, match_stage, prime_loudness, render_with_target
+
+pytestmark = pytest.mark.usefixtures("private_dirs")
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
+SR = 48000
+NAN = float("nan")
+
+
+def _steady(seconds: float, lufs: float, rng) -> np.ndarray:
+    """(1, n) float32 pink-ish steady noise scaled to ``lufs`` integrated loudness."""
+    from scipy.signal import lfilter
+
+    x = lfilter([1.0], [1.0, -0.9], rng.standard_normal(int(seconds * SR)))
+    x *= 10.0 ** ((lufs - integrated_lufs(x, SR)) / 20.0)
+    return x[None].astype(np.float32)
+
+
+def _follower_only(loudness, block=4096, prime=None, **params):
+    """The match stage with a target that compares no band (so its EQ is flat): the loudness follower alone;
+    ``prime``: the (1, n) input an offline render measures first (``render.prime_loudness``), None: live."""
+    c = Chain(Layout(spectral=("match",)), SR, 1, block, params=params)
+    c.set_target(MatchTarget.make(np.full(32, np.nan), loudness=loudness), engine="match-eq")
+    if prime is not None:
+        assert prime_loudness(c, _ArrayInput(prime), 4096) is not None
+    return c
+
+
+def _speech() -> np.ndarray:
+    """(1, n) the bundled speech example at 48 kHz."""
+    x, _ = data.load(EXAMPLE, SR)
+    return np.ascontiguousarray(x, np.float32).reshape(1, -1)
+
+
+def test_live_follower_reaches_the_targets_loudness_within_half_an_lu_after_seven_seconds(rng):
+    """Live, steady noise at -30 LUFS, target -20 LUFS: the gain starts once the meter's estimate has held still
+    for 1 s (from 1.4 s) and moves with a 1 s time constant; from 7 s on the output reads -20 +- 0.5 LU (the
+    dead band: 0.3 LU plus twice the settled estimate's wander)."""
+    x = _steady(10.0, -30.0, rng)
+    y = _follower_only((-20.0, NAN))(x)
+    assert abs(integrated_lufs(y[:, 7 * SR :], SR) - (-20.0)) < 0.5
+
+
+def test_an_offline_render_reaches_the_targets_loudness_from_the_first_second(rng):
+    """Primed with the whole input's loudness (as ``render`` does), the gain starts at its goal: the whole output
+    reads the target within 0.1 LU."""
+    x = _steady(4.0, -30.0, rng)
+    y = _follower_only((-20.0, NAN), prime=x)(x)
+    assert abs(integrated_lufs(y, SR) - (-20.0)) < 0.1
+
+
+def test_the_model_stage_moves_loudness_toward_the_target_too(rng):
+    """The same operator in the resculpt stage: an absolute target 8 LU above a steady input, live, ends within
+    0.5 LU from 7 s on."""
+    from resculpt.dsp.profile import Profile
+
+    x = _steady(10.0, -30.0, rng)
+    c = Chain(Layout(spectral=("resculpt",)), SR, 1, 4096)
+    c.set_target(Profile("target", {"lufs_integrated": -22.0}, band_env_db=list(fingerprint(x, SR).band_env_db)),
+                 engine="model")
+    y = c(x)
+    assert abs(integrated_lufs(y[:, 7 * SR :], SR) - (-22.0)) < 0.5
+
+
+@pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
+def test_the_inputs_own_profile_leaves_the_level_alone(engine, slot):
+    """Target = the input's own fingerprint (8 s of speech with pauses, whose running loudness estimate wanders by
+    several LU in its first second): an offline render (primed, as ``render`` runs each engine) keeps the
+    integrated loudness within 0.1 LU (the model: exactly; the match-EQ's second pass, whose loudness goal is
+    corrected by the first pass's measured output, lands 0.06 LU off on this clip); live, the follower adds nothing to what the band work does to the level
+    (the live match-EQ, whose envelope estimate starts empty, moves it by 0.6 LU in its first seconds)."""
+    x = _speech()[:, : 8 * SR]
+    fp = fingerprint(x, SR)
+    lx = integrated_lufs(x, SR)
+    c = Chain(Layout(spectral=(slot,)), SR, 1, 4096)
+    if slot == "match":  # render's match-EQ: envelope and loudness primed, 2 passes
+        y, _ = render_with_target(c, x, SR, fp, 4096)
+    else:  # render's model: loudness primed, one stream
+        c.set_target(fp, engine=engine)
+        prime_loudness(c, _ArrayInput(x), 4096)
+        y = c(x)
+    assert abs(integrated_lufs(y, SR) - lx) < (0.1 if slot == "match" else 0.001)
+    live = {}
+    for follow in (0.0, 1.0):
+        c = Chain(Layout(spectral=(slot,)), SR, 1, 4096, params={f"{slot}.loudness_follow": follow})
+        c.set_target(fp, engine=engine)
+        live[follow] = abs(integrated_lufs(c(x), SR) - lx)
+    assert live[1.0] <= live[0.0] + 0.05
+
+
+@pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
+def test_amount_zero_is_the_input_bit_for_bit(engine, slot, rng):
+    """At ``<slot>.amount`` 0 a target 10 LU away changes nothing: the output equals the no-target output exactly."""
+    from resculpt.dsp.profile import Profile
+
+    x = _steady(3.0, -30.0, rng)
+    bare = Chain(Layout(spectral=(slot,)), SR, 1, 4096)(x)
+    c = Chain(Layout(spectral=(slot,)), SR, 1, 4096, params={f"{slot}.amount": 0.0})
+    c.set_target(Profile("target", {"lufs_integrated": -20.0}, band_env_db=list(-30.0 - np.arange(32.0))), engine=engine)
+    assert np.array_equal(c(x), bare)
+
+
+def test_loudness_follow_zero_leaves_the_level_to_the_band_work(rng):
+    """``match.loudness_follow`` 0: the follower-only chain is the input, bit for bit."""
+    x = _steady(3.0, -30.0, rng)
+    bare = Chain(Layout(spectral=("match",)), SR, 1, 4096)(x)
+    assert np.array_equal(_follower_only((-20.0, NAN), **{"match.loudness_follow": 0.0})(x), bare)
+
+
+def test_gain_is_bounded_at_max_db(rng):
+    """A target 60 LU above the input: the gain stops at +MAX_DB (24 dB), so the output is 24 LU louder."""
+    x = _steady(3.0, -70.0 + 5.0, rng)  # above the meters' -70 LUFS absolute gate
+    c = _follower_only((-5.0, NAN), prime=x)
+    y = c(x)
+    assert match_stage(c)._follow.gain_db == pytest.approx(MAX_DB, abs=1e-6)
+    assert integrated_lufs(y, SR) - integrated_lufs(x, SR) == pytest.approx(MAX_DB, abs=0.1)
+
+
+def test_a_description_without_a_loudness_move_keeps_the_inputs_loudness_under_the_eq(rng):
+    """"much warmer" through the match-EQ boosts the low mids by several dB, which alone makes steady noise louder;
+    with the follower the output's loudness stays within 0.3 LU of the input's (from 2 s on)."""
+    x = _steady(6.0, -30.0, rng)
+    kw = {"match.attack_ms": 20.0, "match.release_ms": 20.0}
+    c0 = Chain(Layout(spectral=("match",)), SR, 1, 4096, params={**kw, "match.loudness_follow": 0.0})
+    c0.set_target(describe("much warmer"), engine="match-eq")
+    moved = integrated_lufs(c0(x)[:, 2 * SR :], SR) - integrated_lufs(x[:, 2 * SR :], SR)
+    c = Chain(Layout(spectral=("match",)), SR, 1, 4096, params=kw)
+    c.set_target(describe("much warmer"), engine="match-eq")
+    kept = integrated_lufs(c(x)[:, 2 * SR :], SR) - integrated_lufs(x[:, 2 * SR :], SR)
+    assert abs(moved) > 0.5 and abs(kept) < 0.3
+
+
+def test_a_description_that_asks_for_loudness_gets_it(rng):
+    """"louder" (+3 LU) through the match-EQ: from 4 s on the output is 3 +- 0.3 LU above the input."""
+    x = _steady(8.0, -30.0, rng)
+    c = Chain(Layout(spectral=("match",)), SR, 1, 4096)
+    c.set_target(describe("louder"), engine="match-eq")
+    d = integrated_lufs(c(x)[:, 4 * SR :], SR) - integrated_lufs(x[:, 4 * SR :], SR)
+    assert d == pytest.approx(3.0, abs=0.3)
+
+
+@pytest.mark.parametrize("block", [63, 64, 65, 512, 8193])
+def test_streaming_with_the_follower_moving_equals_one_whole_signal_call(block, rng):
+    """The follower's meters and gain depend on frames only: any block partition gives the one-call output exactly
+    (primed, so the gain moves from the first frame and its goal is corrected by the meters every 100 ms)."""
+    x = _steady(2.0, -30.0, rng)
+    whole = _follower_only((-20.0, NAN), block=len(x[0]), prime=x)(x)
+    assert np.array_equal(_follower_only((-20.0, NAN), block=block, prime=x)(x), whole)
+    assert not math.isclose(integrated_lufs(whole, SR), integrated_lufs(x, SR), abs_tol=1.0)
