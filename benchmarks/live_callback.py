@@ -8,7 +8,9 @@ attaches them, and optionally the benchmark's parameter traffic (``--param-hz``:
 callback is timed with perf_counter; the table splits callbacks that complete an STFT hop (analysis,
 model call, synthesis) from those that only move samples. Rounds are interleaved across the
 configurations (mono/stereo, with and without traffic) and every configuration reports the median over
-rounds of each percentile, so a slow spell of the shared machine hits them all alike.
+rounds of each percentile, so a slow spell of the shared machine hits them all alike. ``--cpu-time`` times
+each callback with the thread's CPU clock instead (time.thread_time): on a loaded machine the wall clock also
+counts the time other processes hold the core, which is the machine's, not the code's.
 
     .venv/bin/python benchmarks/live_callback.py --preset denoise-live --block 128
 """
@@ -51,7 +53,7 @@ class _Case:
         self.name = f"{'mono' if channels == 1 else 'stereo'}, " + (
             f"{param_hz:g} param msgs/s" if param_hz else "no param traffic")
 
-    def run(self, sig: np.ndarray, n_cb: int) -> None:
+    def run(self, sig: np.ndarray, n_cb: int, clock=time.perf_counter) -> None:
         """n_cb callbacks over ``sig`` (2, n) looped; fills ``times`` (s) and ``frames`` (hops completed)."""
         block, chain, bridge, stats = self.block, self.chain, self.bridge, self.stats
         ins = [np.zeros(block, np.float32), np.zeros(block, np.float32)]
@@ -59,7 +61,7 @@ class _Case:
         sec = chain.graph.section
         chain.reset()
         every = int(round(RATE / block / self.param_hz)) if self.param_hz else 0
-        perf = time.perf_counter
+        perf = clock
         n, pos, k_msg = sig.shape[1], 0, 0
         for k in range(n_cb):
             if every and k % every == 0:
@@ -79,6 +81,44 @@ class _Case:
             self.frames[k] = (sec.frames_processed if sec is not None else 0) - f0
 
 
+def _parts(block: int, calls: int = 2000, rounds: int = 5) -> dict:
+    """Thread CPU time (us) of the per-callback pieces around the chain's own processing, best of ``rounds`` runs
+    of ``calls``: the meters' audio side of one callback (block_in, the STFT taps of one hop, block_out) and
+    the two sanitizer passes, mono and stereo."""
+    from resculpt.dsp.sanitize import Sanitizer
+    from resculpt.plugin_host.meters import Meters
+
+    out = {}
+    rng = np.random.default_rng(0)
+    for c in (1, 2):
+        b = (0.1 * rng.standard_normal((c, block))).astype(np.float32)
+        spec = np.zeros((c, 241), np.complex64)
+        m = Meters()
+        m.prepare(RATE, block, c)
+        san = Sanitizer()
+        san.prepare(block, c)
+
+        def meters():
+            m.block_in(b)
+            m.frame_in(spec)
+            m.frame_out(spec)
+            m.block_out(b, 1e-4)
+
+        def sanitize():
+            san.process(b)
+            san.process(b)
+
+        for name, fn in (("meters", meters), ("sanitizers", sanitize)):
+            best = float("inf")
+            for _ in range(rounds):
+                t0 = time.thread_time()
+                for _ in range(calls):
+                    fn()
+                best = min(best, (time.thread_time() - t0) / calls)
+            out[f"{name}, {'mono' if c == 1 else 'stereo'}"] = best * 1e6
+    return out
+
+
 def _pct(t: np.ndarray) -> dict:
     if t.size == 0:
         return {"n": 0, "mean": 0.0, "median": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
@@ -94,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="audio per round and configuration")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--param-hz", type=float, default=50.0, help="parameter messages per second in the traffic rows")
+    ap.add_argument("--cpu-time", action="store_true", help="time with the thread's CPU clock (see above)")
     ap.add_argument("--out", default=None, help="markdown table (default: print only)")
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -105,7 +146,7 @@ def main(argv=None) -> int:
     per = {c.name: [] for c in cases}
     for _ in range(a.rounds):
         for c in cases:
-            c.run(sig, n_cb)
+            c.run(sig, n_cb, time.thread_time if a.cpu_time else time.perf_counter)
             fr = c.frames
             per[c.name].append({"all": _pct(c.times), "hop": _pct(c.times[fr > 0]), "no hop": _pct(c.times[fr == 0])})
     period_us = 1e6 * a.block / RATE
@@ -114,11 +155,12 @@ def main(argv=None) -> int:
         f"# Live callback path without JACK (`benchmarks/live_callback.py`): `{a.preset}`, {a.block}-sample blocks",
         "",
         f"Command: `.venv/bin/python benchmarks/live_callback.py --preset {a.preset} --block {a.block} "
-        f"--seconds {a.seconds:g} --rounds {a.rounds} --param-hz {a.param_hz:g}`",
+        f"--seconds {a.seconds:g} --rounds {a.rounds} --param-hz {a.param_hz:g}{' --cpu-time' if a.cpu_time else ''}`",
         "",
         f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {platform.node()} ({os.cpu_count()} shared "
         f"cores, load average {load[0]:.2f}), {RATE} Hz, one thread. Per callback: port buffers -> PortBridge -> "
-        f"Chain.process (meters attached) -> port buffers -> LiveStats.record, timed with perf_counter; "
+        f"Chain.process (meters attached) -> port buffers -> LiveStats.record, timed with "
+        f"{'the thread CPU clock (thread_time)' if a.cpu_time else 'the wall clock (perf_counter)'}; "
         f"{a.seconds:g} s of the bundled speech clip per round, {a.rounds} rounds interleaved across the rows, each "
         f"figure the median over rounds. Period {period_us:.0f} us. \"hop\" = callbacks that complete an STFT hop "
         f"(analysis, model call, synthesis); \"no hop\" = the others.",
@@ -136,7 +178,9 @@ def main(argv=None) -> int:
         lines.append(f"| {c.name} | {al['n']:.0f} | {al['mean']:.0f} | {al['median']:.0f} | {al['p99']:.0f} | "
                      f"{al['p999']:.0f} | {al['max']:.0f} | {hp['median']:.0f} / {hp['p99']:.0f} | "
                      f"{nh['median']:.0f} / {nh['p99']:.0f} | {al['mean'] / period_us:.4f} |")
-    lines += ["", "RTF = mean callback time / period (the whole live callback path, meters included).", ""]
+    lines += ["", "RTF = mean callback time / period (the whole live callback path, meters included).", "",
+              "Pieces of every callback (thread CPU us per callback, best of 5 x 2000 calls): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in _parts(a.block).items()) + ".", ""]
     text = "\n".join(lines)
     print(text)
     if a.out:
