@@ -5,6 +5,7 @@ One run, same files, same machine, one thread for everything (OMP/ORT/torch thre
     bash scripts/bench-venv.sh                       # once: peers + metrics in .venv-bench
     .venv-bench/bin/python benchmarks/denoise.py     # -> benchmarks/results/denoise.{md,json}
     .venv-bench/bin/python benchmarks/denoise.py --ablation full=runs/mask-main/bundle300 no-adv=runs/ablate-no-adv/bundle ...
+    .venv-bench/bin/python benchmarks/denoise.py --rtf-block 128   # RTF only, 128-sample blocks -> rtf_block128.{md,json}
 
 Sets: ``val`` = the fixed validation mixtures of ``resculpt.models.mask.mixing.validation_set`` (val speakers
 x val noise recordings, SNR 0/5/10/15 dB, 4 s, 16 kHz; never trained on) and ``voicebank`` = the
@@ -16,6 +17,10 @@ the clean reference (integer lag by cross-correlation, |lag| <= 100 ms) and scor
 STOI (pystoi), SI-SDR, DNSMOS OVRL (speechmos, P.835). RTF: seconds of CPU wall time per second of
 audio (every system timed round-robin on the same 10 s, best of 5 rounds), one thread, 48 kHz mono, 10 ms blocks where the system streams. Latency: Resculpt's is the
 chain's measured latency; peers' are the documented algorithmic latencies (see LATENCY_MS).
+``--rtf-block N``: no scoring, only the RTF of the streaming systems fed N-sample mono blocks as a live host
+with N-sample periods calls them (Resculpt's chains process each block; RNNoise, whose frame is fixed at
+10 ms, gets the blocks through a 480-sample FIFO and runs a frame whenever one is full), the same
+round-robin measurement (:func:`rtf_interleaved`), written to ``rtf_block{N}.{md,json}``.
 Resculpt rows: the mask stage alone in the chain (mask.* params and STFT window of the presets
 denoise-live (10 ms window) and denoise-strong (20 ms window), read from the preset files), no EQ/dynamics.
 ``preset:NAME`` rows (``--systems preset:denoise-live ...``): the whole shipped preset as a user gets it
@@ -68,33 +73,34 @@ def mask_only(preset):
     return {"spectral": ["mask"], "stft": p.layout.stft}, params
 
 
-def resculpt_chain(preset):
+def _stream(ch, x48, block):
+    """x48 (n,) through the mono chain ``ch`` in ``block``-sample blocks, as a live host calls it; the chain
+    latency is flushed with zeros and trimmed."""
+    lat = ch.latency_samples
+    y = np.concatenate([x48[None], np.zeros((1, lat), np.float32)], axis=1)
+    for i in range(0, y.shape[1], block):
+        ch.process(y[:, i : i + block])
+    return y[0, lat : lat + x48.size].copy()
+
+
+def resculpt_chain(preset, block: int = 480):
+    """The mask stage alone (see :func:`mask_only`), streamed in ``block``-sample blocks (default 10 ms)."""
     from resculpt import Chain
 
     layout, params = mask_only(preset)
 
     def run(x48):
-        ch = Chain(layout, sample_rate=HI, channels=1, max_block=480, params=params)
-        lat = ch.latency_samples
-        y = np.concatenate([x48[None], np.zeros((1, lat), np.float32)], axis=1)
-        for i in range(0, y.shape[1], 480):  # 10 ms blocks, as a live host would call it
-            ch.process(y[:, i : i + 480])
-        return y[0, lat : lat + x48.size].copy()
+        return _stream(Chain(layout, sample_rate=HI, channels=1, max_block=block, params=params), x48, block)
 
     return run
 
 
-def preset_chain(preset):
+def preset_chain(preset, block: int = 480):
     """The whole shipped preset ``preset`` (every stage around the mask), streamed like :func:`resculpt_chain`."""
     from resculpt import Chain
 
     def run(x48):
-        ch = Chain.from_preset(preset, sample_rate=HI, channels=1, max_block=480)
-        lat = ch.latency_samples
-        y = np.concatenate([x48[None], np.zeros((1, lat), np.float32)], axis=1)
-        for i in range(0, y.shape[1], 480):
-            ch.process(y[:, i : i + 480])
-        return y[0, lat : lat + x48.size].copy()
+        return _stream(Chain.from_preset(preset, sample_rate=HI, channels=1, max_block=block), x48, block)
 
     return run
 
@@ -122,7 +128,10 @@ def resculpt_bundle(bundle, sr=SR, stft="low-latency", params=None):
     return run
 
 
-def rnnoise():
+def rnnoise(block: int | None = None):
+    """RNNoise (pyrnnoise) on its 10 ms frames; with ``block``, fed ``block``-sample blocks through a FIFO that
+    runs a frame whenever 480 samples have arrived (what a host with ``block``-sample periods has to do; the
+    output is the same)."""
     from pyrnnoise.rnnoise import FRAME_SIZE, create, destroy, process_mono_frame
 
     def run(x48):
@@ -131,9 +140,24 @@ def rnnoise():
         n = int(np.ceil(xi.size / FRAME_SIZE)) * FRAME_SIZE
         xi = np.concatenate([xi, np.zeros(n - xi.size + FRAME_SIZE, np.int16)])
         out = []
-        for i in range(0, xi.size, FRAME_SIZE):
-            y, _ = process_mono_frame(st, xi[i : i + FRAME_SIZE])
-            out.append(np.asarray(y).reshape(-1))
+        if block is None:
+            for i in range(0, xi.size, FRAME_SIZE):
+                y, _ = process_mono_frame(st, xi[i : i + FRAME_SIZE])
+                out.append(np.asarray(y).reshape(-1))
+        else:
+            fifo = np.zeros(FRAME_SIZE, np.int16)
+            fill = 0
+            for i in range(0, xi.size, block):
+                b = xi[i : i + block]
+                while b.size:
+                    m = min(b.size, FRAME_SIZE - fill)
+                    fifo[fill : fill + m] = b[:m]
+                    fill += m
+                    b = b[m:]
+                    if fill == FRAME_SIZE:
+                        y, _ = process_mono_frame(st, fifo)
+                        out.append(np.asarray(y).reshape(-1))
+                        fill = 0
         destroy(st)
         return (np.concatenate(out).astype(np.float32) / 32768.0)[: x48.size + FRAME_SIZE]
 
@@ -377,10 +401,14 @@ def main(argv=None):
     ap.add_argument("--ablation", nargs="*", metavar="NAME=BUNDLE",
                     help="score mask bundles on the val set only (16 kHz, low-latency STFT, reduction 30 dB)")
     ap.add_argument("--ablation-reduction-db", type=float, default=30.0, help="mask.reduction_db for --ablation")
+    ap.add_argument("--rtf-block", type=int, default=0, metavar="N",
+                    help="RTF only (no scoring): the streaming systems in N-sample mono blocks -> rtf_blockN.{md,json}")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "denoise"))
     ap.add_argument("--cache", default=str(REPO / "runs" / "bench-cache"),
                     help="per-(system, file) score cache; keys include the mask bundle's sha256 ('' to disable)")
     a = ap.parse_args(argv)
+    if a.rtf_block:
+        return run_rtf_block(a)
     sets = load_sets(a.n_val, a.n_vb)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -470,6 +498,54 @@ def table(results, meta):
     L += ["", "Latency of peers: documented algorithmic latency; " + "; ".join(f"{k}: {v[1]}" for k, v in LATENCY_MS.items()),
           ""]
     return "\n".join(L) + "\n"
+
+
+RTF_BLOCK_SYSTEMS = ["preset:denoise-live", "resculpt-live", "rnnoise"]
+
+
+def run_rtf_block(a):
+    """The RTF of the streaming systems (``--systems``, default RTF_BLOCK_SYSTEMS) fed ``a.rtf_block``-sample mono
+    blocks at 48 kHz, round-robin on the same audio (the first validation mixture, tiled to --rtf-seconds)."""
+    from resculpt.models.mask.mixing import validation_set
+
+    block = a.rtf_block
+    factories = {"resculpt-live": lambda: resculpt_chain("denoise-live", block),
+                 "resculpt-strong": lambda: resculpt_chain("denoise-strong", block),
+                 "rnnoise": lambda: rnnoise(block)}
+    names = a.systems or RTF_BLOCK_SYSTEMS
+    fns = {}
+    for name in names:
+        if name.startswith("preset:"):
+            fns[name] = (preset_chain(name[len("preset:"):], block), HI)
+        elif name in factories:
+            fns[name] = (factories[name](), HI)
+        else:
+            raise SystemExit(f"--rtf-block: {name!r} does not stream at 48 kHz; choose from preset:NAME, "
+                             f"{', '.join(factories)}")
+    sig16 = validation_set(n_utts=1)[0]["noisy"]
+    rtf = rtf_interleaved(fns, a.rtf_seconds, sig16, a.rtf_rounds)
+    meta = {"block": block, "rate": HI, "threads": 1, "machine": os.uname().nodename, "cpu_count": os.cpu_count(),
+            "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "load_avg": os.getloadavg(),
+            "rtf_seconds": a.rtf_seconds, "rtf_rounds": a.rtf_rounds,
+            "command": "benchmarks/denoise.py " + " ".join(sys.argv[1:])}
+    out = Path(a.out).parent / f"rtf_block{block}"
+    Path(str(out) + ".json").write_text(json.dumps({"meta": meta, "rtf": rtf}, indent=2))
+    ref = rtf.get("rnnoise")
+    L = [f"# RTF at {block}-sample mono blocks, 48 kHz (`benchmarks/denoise.py --rtf-block {block}`)", "",
+         f"Command: `.venv-bench/bin/python {meta['command']}`", "",
+         f"Measured {meta['time_utc']} UTC on {meta['cpu_count']} shared cores (load average {meta['load_avg'][0]:.2f} "
+         f"at the end), one thread, in one process: every system round-robin on the same {a.rtf_seconds:g} s "
+         f"(the first validation mixture, tiled), best of {a.rtf_rounds} rounds. RTF = wall time / audio time "
+         f"({block} samples = {1000 * block / HI:.2f} ms; RTF 1 would fill the period).", "",
+         "| system | RTF (1 thread) | mean per block us | vs rnnoise |", "|---|---|---|---|"]
+    for name, r in rtf.items():
+        vs = "—" if ref is None or name == "rnnoise" else f"{r / ref:.2f}x"
+        L.append(f"| {name} | {r:.4f} | {r * 1e6 * block / HI:.1f} | {vs} |")
+    L += ["", "preset:NAME = the whole shipped preset as the live path runs it (mono); resculpt-live = its mask stage "
+          "alone; rnnoise = pyrnnoise, blocks through a 480-sample FIFO (one 10 ms frame whenever it is full).", ""]
+    Path(str(out) + ".md").write_text("\n".join(L))
+    print("\n".join(L))
+    return 0
 
 
 def run_ablation(a, sets, out):

@@ -9,10 +9,14 @@ this build, else from a control thread in the engine's process calling chain.par
 OSC handler thread would do, minus the UDP parsing). After a --settle period (connections, first
 cycles; counters reset then) it records every callback time for --minutes per period size and
 writes benchmarks/results/live.md: callback time median / p99 / p99.9 / max as a fraction of the
-period, overruns (callback > period) and xruns (JACK server notifications).
+period, overruns (callback > period) and xruns (JACK server notifications), with the command, the host's
+load average, the process's nice value and the scheduling policy of its JACK process thread.
+``--channels 1`` runs a mono chain (a streamer's mic: in_1 -> chain -> both outputs), ``--channels 1 2``
+both, one after the other.
 
     .venv/bin/python benchmarks/live.py                 # 10 minutes per period size
     .venv/bin/python benchmarks/live.py --minutes 2     # shorter run (say so when you report it)
+    nice -n -5 .venv/bin/python benchmarks/live.py --preset denoise-live --periods 128 --channels 1
 """
 
 from __future__ import annotations
@@ -133,7 +137,22 @@ def player_main(server: str, osc_port: int, rate_hz: float) -> int:
     return 0
 
 
-def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz: float) -> dict:
+def _rt_threads() -> list[str]:
+    """Threads of this process that run under a real-time policy ("tid FIFO prio N"): JACK's process thread
+    gets SCHED_FIFO when the server runs real-time and the process may use it."""
+    names = {os.SCHED_FIFO: "FIFO", os.SCHED_RR: "RR"}
+    out = []
+    for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
+        try:
+            pol = os.sched_getscheduler(tid)
+            if pol in names:
+                out.append(f"{tid} {names[pol]} prio {os.sched_getparam(tid).sched_priority}")
+        except OSError:
+            pass
+    return out
+
+
+def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz: float, channels: int = 2) -> dict:
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.live import JackBackend, LiveSession
 
@@ -142,7 +161,7 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
     player = session = osc = None
     sent = [0]
     try:
-        chain = Chain.from_preset(preset, sample_rate=RATE, channels=2, max_block=period)
+        chain = Chain.from_preset(preset, sample_rate=RATE, channels=channels, max_block=period)
         n_cb = int((seconds + settle + 5) * RATE / period)
         session = LiveSession(chain, JackBackend("resculpt", name, outputs=["system:playback_1", "system:playback_2"]), ring_size=n_cb,
                          status_interval=0)
@@ -180,7 +199,8 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
         dur = time.monotonic() - t0
         st = session.stats
         p = st.percentiles()
-        res = {"period": period, "seconds": dur, "callbacks": st.callbacks, "xruns": st.xruns,
+        res = {"period": period, "channels": channels, "rt_threads": _rt_threads(), "nice": os.nice(0),
+               "seconds": dur, "callbacks": st.callbacks, "xruns": st.xruns,
                "overruns": st.overruns, "errors": st.errors, "us": p["us"], "load": p["load"],
                "latency": st.latency.as_dict(), "via": via, "loadavg": (load0, os.getloadavg()),
                "param_msgs": sent[0] if osc is None else int(dur * rate_hz)}
@@ -203,10 +223,12 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
         jackd.wait(5)
 
 
-def write_md(path: Path, preset: str, costs: dict, results: list, minutes: float, settle: float, rate_hz: float):
+def write_md(path: Path, preset: str, costs: dict, results: list, minutes: float, settle: float, rate_hz: float,
+             command: str = ""):
     lines = [
         "# Live mode benchmark (`benchmarks/live.py`)",
         "",
+        *([f"Command: `{command}`", ""] if command else []),
         f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {platform.node()} "
         f"({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}), "
         f"jackd dummy at {RATE} Hz. Measured {minutes:g} min per period size "
@@ -214,32 +236,38 @@ def write_md(path: Path, preset: str, costs: dict, results: list, minutes: float
         "",
         (f"Chain: full `{preset}` preset (the heaviest shipped preset by offline per-block cost: "
          + ", ".join(f"{k} {v:.0f} us" for k, v in sorted(costs.items(), key=lambda kv: -kv[1])) + " at 256)."
-         if costs else f"Chain: full `{preset}` preset (named with --preset), stereo in and out."),
+         if costs else f"Chain: full `{preset}` preset (named with --preset); mono = in_1 -> chain -> out_1 and "
+         f"out_2, stereo = in_k -> channel k -> out_k."),
         f"Input: the bundled speech clip looped from a JACK client in a separate process. Parameter changes: "
         f"{rate_hz:g}/s via {results[0]['via']}.",
         "",
         "Callback time = our whole JACK process callback (port buffers -> chain -> ports), as a fraction of the period.",
         "",
-        "| period | callbacks | median | p99 | p99.9 | max | overruns | xruns | chain latency |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| period | chain | callbacks | median | p99 | p99.9 | max | overruns | xruns | chain latency | load avg start / end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         per_ms = 1000 * r["period"] / RATE
         f = r["load"]
         u = r["us"]
+        la = r["loadavg"]
         lines.append(
-            f"| {r['period']} ({per_ms:.2f} ms) | {r['callbacks']} | {100 * f['median']:.1f} % ({u['median']:.0f} us) | "
+            f"| {r['period']} ({per_ms:.2f} ms) | {'mono' if r.get('channels', 2) == 1 else 'stereo'} | {r['callbacks']} | "
+            f"{100 * f['median']:.1f} % ({u['median']:.0f} us) | "
             f"{100 * f['p99']:.1f} % ({u['p99']:.0f} us) | {100 * f['p999']:.1f} % ({u['p999']:.0f} us) | "
             f"{100 * f['max']:.1f} % ({u['max']:.0f} us) | {r['overruns']} | {r['xruns']} | "
-            f"{r['latency']['chain_samples']} samples ({r['latency']['chain_ms']:.2f} ms) |")
+            f"{r['latency']['chain_samples']} samples ({r['latency']['chain_ms']:.2f} ms) | "
+            f"{la[0][0]:.2f} / {la[1][0]:.2f} |")
     lines += ["", "Goal: 0 xruns and p99.9 <= 50 % of the period at 256.", ""]
     for r in results:
         ok = r["xruns"] == 0 and r["load"]["p999"] <= 0.5
         la = r["loadavg"]
-        lines.append(f"- period {r['period']}: p99.9 {100 * r['load']['p999']:.1f} % of the period, {r['xruns']} xruns, "
+        lines.append(f"- period {r['period']}, {'mono' if r.get('channels', 2) == 1 else 'stereo'}: "
+                     f"p99.9 {100 * r['load']['p999']:.1f} % of the period, {r['xruns']} xruns, "
                      f"{r['overruns']} overruns, {r['errors']} callback errors -> "
                      f"{'meets' if ok else 'does not meet'} the 256-sample goal's bar; host load average "
-                     f"{la[0][0]:.2f} at start, {la[1][0]:.2f} at end (this machine is shared).")
+                     f"{la[0][0]:.2f} at start, {la[1][0]:.2f} at end (this machine is shared); process nice "
+                     f"{r.get('nice', 0)}, real-time threads: {', '.join(r.get('rt_threads', [])) or 'none'}.")
     lines += ["", "xruns are the JACK server's notifications (any client in the graph, including the player); "
               "overruns are callbacks of ours that took longer than the period.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +281,8 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="measured minutes per period size")
     ap.add_argument("--periods", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--preset", default=None, help="default: the heaviest shipped preset")
+    ap.add_argument("--channels", type=int, nargs="+", default=[2], choices=[1, 2],
+                    help="chain channels: 1 = mono (in_1 feeds it, both outputs get it), 2 = stereo")
     ap.add_argument("--rate-hz", type=float, default=50.0, help="parameter messages per second")
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "live.md"))
@@ -263,13 +293,17 @@ def main(argv=None) -> int:
     preset, costs = (a.preset, {}) if a.preset else heaviest_preset()
     print(f"preset {preset} (offline per-block median at 256: {costs})", flush=True)
     results = []
-    for per in a.periods:
-        r = run_period(preset, per, a.minutes * 60, a.settle, a.rate_hz)
-        print(f"period {per}: median {100 * r['load']['median']:.1f} %, p99 {100 * r['load']['p99']:.1f} %, "
+    for per, ch in [(per, ch) for per in a.periods for ch in a.channels]:
+        r = run_period(preset, per, a.minutes * 60, a.settle, a.rate_hz, ch)
+        print(f"period {per}, {ch} ch: median {100 * r['load']['median']:.1f} %, p99 {100 * r['load']['p99']:.1f} %, "
               f"p99.9 {100 * r['load']['p999']:.1f} %, max {100 * r['load']['max']:.1f} % of the period; "
               f"xruns {r['xruns']}, overruns {r['overruns']}, callbacks {r['callbacks']}", flush=True)
         results.append(r)
-    write_md(Path(a.out), preset, costs, results, a.minutes, a.settle, a.rate_hz)
+    cmd = " ".join([Path(sys.executable).relative_to(REPO).as_posix() if Path(sys.executable).is_relative_to(REPO)
+                    else sys.executable, "benchmarks/live.py", *sys.argv[1:]])
+    nice = os.nice(0)
+    write_md(Path(a.out), preset, costs, results, a.minutes, a.settle, a.rate_hz,
+             (f"nice -n {nice} " if nice else "") + cmd)
     print(f"wrote {a.out}")
     return 0
 

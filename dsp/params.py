@@ -281,7 +281,7 @@ class ParamTable:
             np.copyto(snap, self._target)
             changed = self._mask
             np.not_equal(snap, self._goal, out=changed)
-            if changed.any():
+            if _any(changed):
                 # A new ramp from the current value to the new target over the parameter's smoothing time.
                 np.copyto(self._goal, snap, where=changed)
                 np.subtract(snap, self.value, out=self._tmp)
@@ -299,7 +299,7 @@ class ParamTable:
         done = self._mask
         np.less_equal(self._remaining, self._zero0d, out=done)
         np.copyto(self.value, self._goal, where=done)  # land exactly on the target
-        self.ramping = not done.all()
+        self.ramping = not _all(done)
         self.serial += 1
         return True
 
@@ -315,3 +315,5 @@ class ParamTable:
 
 
 _RAMP01 = np.arange(0, 65537, dtype=np.float64)
+# ndarray.any()/all() without their Python wrappers (advance() runs once per (sub-)block while values ramp).
+_any, _all = np.logical_or.reduce, np.logical_and.reduce

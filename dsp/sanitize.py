@@ -7,9 +7,14 @@ to 0 and counted; the counts are reported by the host (``Chain.stats``) and over
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 FLT_MIN = np.float32(1.17549435e-38)
+# The ufuncs' own reductions: ndarray.max()/min() go through Python wrappers that cost about as much as
+# the reduction itself at a few hundred samples, twice per block.
+_max_all, _min_all = np.maximum.reduce, np.minimum.reduce
 
 
 class Sanitizer:
@@ -32,9 +37,9 @@ class Sanitizer:
             return 0
         a = self._abs[:, :n]
         np.abs(block, out=a)
-        peak = a.max()
+        peak = _max_all(a, None)
         bad = 0
-        if not np.isfinite(peak):
+        if not math.isfinite(peak):
             b = self._b1[:, :n]
             np.isfinite(block, out=b)
             np.logical_not(b, out=b)
@@ -44,7 +49,7 @@ class Sanitizer:
             self.nonfinite += k
             bad += k
         # Denormal check only when something is that small; the common case costs one min().
-        if a.min() < FLT_MIN:
+        if _min_all(a, None) < FLT_MIN:
             b1, b2 = self._b1[:, :n], self._b2[:, :n]
             np.less(a, FLT_MIN, out=b1)
             np.greater(a, 0.0, out=b2)

@@ -28,6 +28,7 @@ reconstructs the input.
 
 from __future__ import annotations
 
+import cmath
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,6 +155,8 @@ def sqrt_hann_pair(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(np.float32), (w / ola[0]).astype(np.float32)
 
 
+_add_all = np.add.reduce  # ndarray.sum() without its Python wrapper (the non-finite check, once per batch)
+
 DELTA_PARAM = "spectral.delta"
 DELTA_XFADE_MS = 30.0
 MAX_BATCH = 32  # frames run through the stages together at most (160 ms at the 5 ms hop)
@@ -223,10 +226,17 @@ class StreamingSTFT(Processor):
         self._pos = [0] * MAX_BATCH      # block index of the sample that completed each pending frame
         self._dval = [0.0] * MAX_BATCH   # delta-listen amount of each pending frame
         self._npend = 0
-        self._acc = np.zeros((c, n_fft), np.float32)      # overlap-add accumulator
-        # Ping-pong twin for the one-hop shift: an overlapping in-place slice copy makes numpy
-        # allocate a temporary, a copy into the other buffer does not.
+        # Overlap-add accumulator and its ping-pong twin for the one-hop shift (``_acc_i`` says which one is
+        # live): an overlapping in-place slice copy makes numpy allocate a temporary, a copy into the
+        # other buffer does not.
+        self._acc = np.zeros((c, n_fft), np.float32)
         self._acc2 = np.zeros((c, n_fft), np.float32)
+        # Per accumulator, the views the shift uses (made once: slicing per frame makes view objects):
+        # (whole, first hop, all but the first hop, all but the last hop, last hop).
+        self._acc_views = [(a, a[:, :hop], a[:, hop:], a[:, : n_fft - hop], a[:, n_fft - hop :])
+                           for a in (self._acc, self._acc2)]
+        self._acc_i = 0
+        self._og_list = [self._ogroups[j] for j in range(MAX_BATCH)]
         self._ogroup = np.zeros((c, hop), np.float32)     # finished hop being emitted
         self.ctx = SpectralContext(
             sample_rate, n_fft, hop, self.n_bins, c, self.linked,
@@ -252,6 +262,7 @@ class StreamingSTFT(Processor):
         self._in.reset()
         self._acc.fill(0.0)
         self._acc2.fill(0.0)
+        self._acc_i = 0
         self._ogroup.fill(0.0)
         # Invariant between calls: _opos == _in.fill + 1 (the first hop - 1 outputs are silence).
         self._opos = 1
@@ -336,7 +347,7 @@ class StreamingSTFT(Processor):
         tap = self.tap
         nr = len(self._dry_list)
         g0 = self._analysed - T  # global index of the batch's first frame
-        bad_batch = not np.isfinite(sp.sum())  # rare path: a NaN/Inf reached the section
+        bad_batch = not cmath.isfinite(_add_all(sp, None))  # rare path: a NaN/Inf reached the section
         for j in range(T):
             spec = specs[j]
             if bad_batch:
@@ -365,22 +376,25 @@ class StreamingSTFT(Processor):
                 spec += t
         self._fft.inverse(sp, f32)
         np.multiply(f32, ws, out=f32)
+        views, ai = self._acc_views, self._acc_i
         for j in range(T):
-            self._acc += self._f32_list[j]
-            og = self._ogroups[j]
-            og[:] = self._acc[:, :hop]
-            # Shift the accumulator by one hop (copy n_fft - hop samples into the twin, swap).
-            a2 = self._acc2
-            a2[:, : n_fft - hop] = self._acc[:, hop:]
-            a2[:, n_fft - hop :] = 0.0
-            self._acc2, self._acc = self._acc, a2
+            acc, acc_head, acc_rest, _, _ = views[ai]
+            acc += self._f32_list[j]
+            og = self._og_list[j]
+            np.copyto(og, acc_head)
+            # Shift the accumulator by one hop (copy n_fft - hop samples into the twin, which becomes it).
+            ai ^= 1
+            _, _, _, twin_body, twin_tail = views[ai]
+            np.copyto(twin_body, acc_rest)
+            twin_tail.fill(0.0)
             p = self._pos[j]
             if j < T - 1:
                 block[:, p : p + hop] = og
             else:
                 block[:, p:end] = og[:, : end - p]
-                self._ogroup[:] = og
+                np.copyto(self._ogroup, og)
                 self._opos = end - p
+        self._acc_i = ai
         self.frames_processed += T
         self._npend = 0
 

@@ -106,3 +106,34 @@ def test_identity_stft_mask_is_one():
     s = m.snapshot()
     assert s["spectrum_source"] == "stft"
     np.testing.assert_allclose(s["mask"], 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_levels_equal_the_signals_own_peak_and_rms_and_allocate_no_array(channels):
+    """Mono and stereo, 128-sample blocks of two different signals (in and out): the per-channel peak and the
+    RMS that snapshot() reports equal numpy's over the same samples (to float32 rounding), and no audio-side
+    call allocates a numpy array (numpy's own allocator hook, tests/numpy_allocs.py)."""
+    from numpy_allocs import counting
+
+    rng = np.random.default_rng(3)
+    n, blk = 128 * 50, 128
+    x = (rng.standard_normal((channels, n)) * np.array([0.2, 0.05][:channels])[:, None]).astype(np.float32)
+    y = (0.5 * x[:, ::-1]).copy()
+    m = Meters()
+    m.prepare(48000, blk, channels)
+    spec = np.zeros((channels, 241), np.complex64)
+    found = []
+    for i in range(0, n, blk):
+        with counting() as log:
+            m.block_in(x[:, i : i + blk])
+            m.frame_in(spec)
+            m.frame_out(spec)
+            m.block_out(y[:, i : i + blk], 1e-4)
+        found += log.arrays()
+    assert not found, f"arrays allocated: {found[:5]}"
+    s = m.snapshot()
+    for name, sig in (("in", x), ("out", y)):
+        peaks = np.abs(sig).max(axis=1)
+        assert s[f"{name}_peak_db_ch"] == pytest.approx([20 * np.log10(p) for p in peaks], abs=1e-4)
+        rms = np.sqrt(np.mean(sig.astype(np.float64) ** 2))
+        assert s[f"{name}_rms_db"] == pytest.approx(20 * np.log10(rms), abs=1e-4)

@@ -79,6 +79,18 @@ PARAMS = (
 )
 
 
+def _runner(sess):
+    """(run, inner) for ``sess``: ``run(b)`` executes the IOBinding ``b = inner(io)``. onnxruntime's compiled
+    session method and binding when this onnxruntime exposes them (``InferenceSession._sess``,
+    ``IOBinding._iobinding``), else the public ``run_with_iobinding`` and the binding itself: the public method
+    checks for WebGPU graph capture on every call (a CPU session never captures), ~3 us of Python per frame."""
+    raw = getattr(sess, "_sess", None)
+    if raw is not None and hasattr(raw, "run_with_iobinding") and getattr(sess.io_binding(), "_iobinding", None) is not None:
+        call = raw.run_with_iobinding
+        return (lambda b: call(b, None)), (lambda io: io._iobinding)
+    return sess.run_with_iobinding, (lambda io: io)
+
+
 class MaskStage(SpectralStage):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place."""
 
@@ -186,6 +198,10 @@ class MaskStage(SpectralStage):
         # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
         # so a frame copies nothing in or out and allocates nothing (onnxruntime's plain run() returns
         # fresh arrays).
+        self._run, inner = _runner(self.session)
+        self._inner = {id(self.session): inner}
+        if self.seq_session is not None:
+            self._run_seq, self._inner[id(self.seq_session)] = _runner(self.seq_session)
         self._feeds, self._bind = [], []
         for r in range(rows):
             feed = {"feat": self._db[r, : common.N_LEARNED].reshape(1, 1, common.N_LEARNED), "cond": self._cond}
@@ -233,7 +249,8 @@ class MaskStage(SpectralStage):
 
     def _bind_pair(self, sess, inputs: dict, gains: np.ndarray, sa: dict, sb: dict) -> list:
         """Two IOBindings of ``sess`` by pointer: the inputs and the gains output as given (contiguous views
-        of the stage's arrays), state read from sa and written to sb, then the reverse."""
+        of the stage's arrays), state read from sa and written to sb, then the reverse; each as the session's
+        :func:`_runner` call takes it."""
         pair = []
         for src, dst in ((sa, sb), (sb, sa)):
             io = sess.io_binding()
@@ -243,7 +260,7 @@ class MaskStage(SpectralStage):
                 io.bind_cpu_input(k, src[k])
                 io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
             io.bind_output("gains", "cpu", 0, np.float32, list(gains.shape), gains.ctypes.data)
-            pair.append(io)
+            pair.append(self._inner[id(sess)](io))
         return pair
 
     def observe_input(self, inbuf):
@@ -397,7 +414,7 @@ class MaskStage(SpectralStage):
         if 0 < k < min(self._nobs, MAX_BATCH):  # a batch run frame by frame (bundle without the batched graph)
             np.copyto(self._fine_slot[0], self._fine_slot[k])
         self._slot = k + 1
-        run = self.session.run_with_iobinding
+        run = self._run
         for r in range(self.rows):   # writes the learned gains into _g[r, :24]
             ph = self._phase[r]
             run(self._bind[r][ph])
@@ -413,7 +430,7 @@ class MaskStage(SpectralStage):
                 self._analyse(specs[k])
                 np.copyto(self._dbT[k], self._db)
                 np.copyto(self._feat_slot[k], self._db_learned)
-            run = self.seq_session.run_with_iobinding
+            run = self._run_seq
             for r in range(self.rows):   # gains of frame k of row r -> _gT[r, k]
                 ph = self._phase[r]
                 run(self._bindT[r][n][ph])
