@@ -111,4 +111,5 @@ ORDER = (
     "codec.valley_db",
     "codec.model",
     "codec.model_kept_db",
+    "anon.excite_pct",
 )
