@@ -337,6 +337,50 @@ class AnonVoice(VoiceShift):
         self._xadv = 2.0 * math.pi * hop / n
         self._xn = n
         self._xfs = float(ctx.sample_rate)
+        # The numpy code's buffers (the compiled loops need none of them).
+        f64 = np.float64
+        self._xoh = np.zeros((nb, nband), f64)                 # each bin's band, one-hot
+        self._xoh[np.arange(nb), self._xband] = 1.0
+        self._xkl = np.outer(1.0 + 0.004 * (np.arange(EXCITE_LAGS) - (EXCITE_LAGS - 1) // 2), np.arange(nb))
+        self._xcos = np.zeros((EXCITE_LAGS, nb), f64)
+        self._xp, self._xq = np.zeros(nb, f64), np.zeros(nb, f64)
+        self._xcb, self._xt = np.zeros(nband, f64), np.zeros(nband, f64)
+        self._xmask = np.zeros(nband, bool)
+        self._x0 = np.zeros((), f64)                             # a per-frame scalar operand
+        self._xh = np.arange(1, nb + 1, dtype=f64)               # harmonic numbers
+        self._xhb, self._xhe, self._xha = np.zeros(nb, f64), np.zeros(nb, f64), np.zeros(nb, f64)
+        self._xhi = np.zeros(nb, np.int64)
+        self._xhi1 = np.zeros(nb, np.int64)
+        self._xhv = np.zeros(nb, np.float32)
+        self._xhc = np.zeros(nb, np.complex128)                 # each harmonic's amplitude and phase
+        self._xsj = np.zeros(nb, np.int64)                      # a lobe slot's bins (nb: the spare bin)
+        self._xsx = np.zeros(nb, f64)
+        self._xsm = np.zeros(nb, np.int64)
+        self._xsl = np.zeros(nb, np.complex128)
+        self._xsl2 = np.zeros(nb, np.complex128)
+        self._xsok = np.zeros(nb, bool)
+        self._xsok2 = np.zeros(nb, bool)
+        self._xhm = np.zeros(nb, bool)
+        self._xf1, self._xf2 = np.zeros(nb, np.float32), np.zeros(nb, np.float32)
+        self._xlobe64 = self._xlobe.astype(np.complex128)
+        self._xsyn1 = np.zeros(nb + 1, np.complex64)            # syn plus a spare bin for out-of-range lobe bins
+        self._xsynv = self._xsyn1[:nb]
+        self._xst = np.zeros(nb, np.complex64)
+        self._xn64 = np.zeros(nb, f64)
+        self._xnv = np.zeros(nb, np.float32)
+        # The noise generator's states after j steps from s, s_j = (A_j s + C_j) mod 2^32, j = 1 .. nb - 1:
+        # the loop's sequence in one product.
+        A = np.zeros(nb, np.uint64)
+        C = np.zeros(nb, np.uint64)
+        a_, c_ = 1, 0
+        for j in range(1, nb):
+            a_, c_ = (a_ * 1664525) % 2**32, (c_ * 1664525 + 1013904223) % 2**32
+            A[j], C[j] = a_, c_
+        A[0] = 1  # bin 0: the state itself (its noise amplitude is 0); bins 1 .. nb - 1: the next states
+        self._xA, self._xC = A, C
+        self._xs = np.zeros(nb, np.uint64)
+        self._xs0 = np.zeros((), np.uint64)
+        self._xmod = np.full((), 2**32, np.uint64)
 
     def reset(self):
         super().reset()
@@ -554,12 +598,14 @@ class AnonVoice(VoiceShift):
             i = int(lag)
             rho = float(self._xrho[i] + (self._xrho[i + 1] - self._xrho[i]) * (lag - i))
             lag_w = 2.0 * math.pi * lag / self._xn
-            voicing = kernels.band_voicing if self._kern else kernels._band_voicing
         for ch in range(spec.shape[0]):
             self._ch = ch
             if b0 >= 1.0:
-                voicing(spec[ch], self._xband, lag_w, self._xnum, self._xden, rho, self._xvb[ch], self._xk,
-                        EXCITE_V0, EXCITE_V1)
+                if self._kern:
+                    kernels.band_voicing(spec[ch], self._xband, lag_w, self._xnum, self._xden, rho, self._xvb[ch],
+                                         self._xk, EXCITE_V0, EXCITE_V1)
+                else:
+                    self._band_voicing(spec[ch], self._xvb[ch], lag_w, rho)
             if abs(st) > 1e-4:
                 self._shift(spec[ch], ch, r, True)
             else:
@@ -567,10 +613,200 @@ class AnonVoice(VoiceShift):
                 np.conjugate(spec[ch], out=self._zpc[ch])
                 self._formants(spec[ch])
             if b0 >= 1.0:
-                ex = kernels.excite_frame if self._kern else kernels._excite_frame
-                self.excite_harmonics = ex(spec[ch], self._envw, self._xband, self._xvb[ch], self._xphase[ch], b0,
-                                           self._xadv, self._xlobe, float(EXCITE_STEPS), float(EXCITE_HALF),
-                                           self._xt0, self._xg / math.sqrt(b0), self._xrng[ch], self._xsyn, excite)
+                if self._kern:
+                    self.excite_harmonics = kernels.excite_frame(
+                        spec[ch], self._envw, self._xband, self._xvb[ch], self._xphase[ch], b0, self._xadv,
+                        self._xlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._xt0, self._xg / math.sqrt(b0),
+                        self._xrng[ch], self._xsyn, excite)
+                else:
+                    self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
+
+    def _band_voicing(self, row, vb, lag_w: float, rho: float) -> None:
+        """kernels.band_voicing in numpy: vb (nbands,) float32 of one channel moved toward the frame's
+        periodicity per band (row (nb,) complex64 the input frame; lag_w rad per bin; rho the window's own).
+        Mixed-dtype operands go through np.copyto first: a ufunc that casts them buffers (allocates)."""
+        p, f1, f2, cs = self._xp, self._xf1, self._xf2, self._xcos
+        np.multiply(row.real, row.real, out=f1)
+        np.multiply(row.imag, row.imag, out=f2)
+        f1 += f2
+        np.copyto(p, f1)
+        np.matmul(p, self._xoh, out=self._xden)
+        self._x0[()] = lag_w
+        np.multiply(self._xkl, self._x0, out=cs)
+        np.cos(cs, out=cs)
+        for i in range(cs.shape[0]):
+            cs[i] *= p
+        np.matmul(cs, self._xoh, out=self._xnum)
+        c, t, den, mask = self._xcb, self._xt, self._xden, self._xmask
+        np.maximum.reduce(self._xnum, axis=0, out=c)
+        np.greater(den, 0.0, out=mask)
+        np.maximum(den, 1e-300, out=t)
+        t *= rho
+        c /= t
+        c -= EXCITE_V0
+        c *= 1.0 / (EXCITE_V1 - EXCITE_V0)
+        np.maximum(c, 0.0, out=c)
+        np.minimum(c, 1.0, out=c)
+        np.copyto(t, vb)
+        c -= t
+        c *= self._xk
+        c += t
+        np.copyto(vb, c, where=mask, casting="same_kind")
+
+    def _excite(self, row, ch: int, b0: float, noise: float, share: float) -> int:
+        """kernels.excite_frame in numpy, on one channel's output frame row (nb,) complex64 (in place);
+        returns the number of harmonics. Every harmonic number 1 .. nb is computed and those at or above
+        bin nb - 1 are masked (rather than sliced off: a view per array per frame is a Python object each,
+        and together they outweigh the arithmetic saved)."""
+        nb = row.shape[0]
+        env, vb, pp = self._envw, self._xvb[ch], self._xphase[ch]
+        b, e, a, x = self._xhb, self._xhe, self._xha, self._xsx
+        i0, i1, v32, c, hm = self._xhi, self._xhi1, self._xhv, self._xhc, self._xhm
+        syn1 = self._xsyn1
+        syn1.fill(0.0)
+        half, steps = float(EXCITE_HALF), float(EXCITE_STEPS)
+        lobe = self._xlobe64
+        nl = lobe.shape[0]
+        np.multiply(self._xh, b0, out=b)
+        np.less(b, nb - 1.0, out=hm)                      # the loop's harmonics: h b0 < nb - 1
+        H = int(np.count_nonzero(hm))
+        # the envelope at each harmonic (linear interpolation) and the periodicity of its bin's band
+        np.floor(b, out=a)
+        np.copyto(i0, a, casting="unsafe")
+        np.subtract(b, a, out=a)                          # the fraction
+        np.add(i0, 1, out=i1)
+        env.take(i1, out=v32, mode="clip")
+        np.copyto(e, v32)
+        env.take(i0, out=v32, mode="clip")
+        np.copyto(x, v32)
+        e -= x
+        e *= a
+        e += x
+        np.add(b, 0.5, out=a)
+        np.copyto(i1, a, casting="unsafe")
+        self._xband.take(i1, out=i1, mode="clip")
+        vb.take(i1, out=v32, mode="clip")
+        # amplitude exp(E) sqrt(v) / t0 (0 past the last harmonic) and phase: each lobe's coefficient
+        np.exp(e, out=e)
+        np.copyto(a, v32)
+        np.sqrt(a, out=a)
+        e *= a
+        e *= 1.0 / self._xt0
+        np.copyto(a, hm)
+        e *= a
+        np.cos(pp, out=a)
+        a *= e
+        np.copyto(c.real, a)
+        np.sin(pp, out=a)
+        a *= e
+        np.copyto(c.imag, a)
+        # The lobes one slot (offset from each harmonic's first bin) at a time: within a slot the harmonics
+        # write different bins (b0 >= 1), so a gather, add and scatter; bins outside the lobe or the spectrum
+        # and those of masked harmonics go to the spare bin nb.
+        j, m, lv, lv2, ok, ok2, st = self._xsj, self._xsm, self._xsl, self._xsl2, self._xsok, self._xsok2, self._xst
+        for slot in range(2 * EXCITE_HALF + 1):
+            np.subtract(b, half, out=x)
+            np.ceil(x, out=x)
+            x += slot
+            np.minimum(x, float(nb), out=x)
+            np.copyto(j, x, casting="unsafe")
+            np.greater_equal(x, 0.0, out=ok)
+            ok &= hm
+            np.less_equal(x, nb - 1.0, out=ok2)
+            ok &= ok2
+            x -= b
+            np.less_equal(x, half, out=ok2)
+            ok &= ok2
+            x += half
+            x *= steps
+            np.copyto(m, x, casting="unsafe")
+            np.minimum(m, nl - 2, out=m)
+            np.maximum(m, 0, out=m)
+            np.copyto(a, m)
+            x -= a                                        # the fraction between table entries
+            lobe.take(m, out=lv, mode="clip")
+            m += 1
+            lobe.take(m, out=lv2, mode="clip")
+            lv2 -= lv
+            np.multiply(lv2.real, x, out=lv2.real)
+            np.multiply(lv2.imag, x, out=lv2.imag)
+            lv += lv2
+            lv *= c
+            np.logical_not(ok, out=ok)
+            np.copyto(j, nb, where=ok)
+            syn1.take(j, out=st, mode="clip")
+            np.copyto(lv2, st)
+            lv2 += lv
+            np.copyto(st, lv2, casting="same_kind")
+            syn1.put(j, st, mode="clip")
+        # the negative-frequency image of the harmonics within the lobe's reach of DC (a few bins)
+        for h in range(H):
+            bh = float(b[h])
+            if bh > half:
+                break
+            cc = complex(float(c[h].real), -float(c[h].imag))
+            for jj in range(min(math.floor(half - bh), nb - 1) + 1):
+                xx = (jj + bh + half) * steps
+                mm = min(int(xx), nl - 2)
+                lo = complex(lobe[mm])
+                syn1[jj] += np.complex64(cc * (lo + (complex(lobe[mm + 1]) - lo) * (xx - mm)))
+        # the running phases of the synthesized harmonics advanced by the hop, wrapped
+        np.multiply(b, self._xadv, out=a)
+        np.copyto(x, hm)
+        a *= x
+        pp += a
+        np.multiply(pp, 1.0 / (2.0 * math.pi), out=a)
+        np.floor(a, out=a)
+        a *= 2.0 * math.pi
+        pp -= a
+        syn = self._xsynv
+        # noise on bins 1 .. nb - 1, its phases from the generator's next nb - 1 states
+        s = self._xs
+        self._xs0[()] = int(self._xrng[ch, 0])
+        np.multiply(self._xA, self._xs0, out=s)
+        s += self._xC
+        np.remainder(s, self._xmod, out=s)
+        self._xrng[ch, 0] = int(s[-1])
+        n64, q, a, f1 = self._xn64, self._xq, self._xp, self._xf1
+        vb.take(self._xband, out=f1, mode="clip")
+        np.copyto(n64, f1)
+        np.subtract(1.0, n64, out=n64)
+        np.maximum(n64, 0.0, out=n64)
+        np.sqrt(n64, out=n64)
+        np.copyto(q, env)
+        np.exp(q, out=q)
+        n64 *= q
+        n64 *= noise
+        n64[0] = 0.0
+        np.copyto(q, s)
+        q *= 2.0 * math.pi / 4294967296.0
+        t = self._xst
+        np.cos(q, out=a)
+        a *= n64
+        np.copyto(f1, a, casting="same_kind")
+        np.copyto(t.real, f1)
+        np.sin(q, out=a)
+        a *= n64
+        np.copyto(f1, a, casting="same_kind")
+        np.copyto(t.imag, f1)
+        syn += t
+        # the synthesized frame at the output frame's power, blended power-complementarily
+        pr = self._power(row)
+        ps = self._power(syn)
+        if ps > 0.0 and pr > 0.0:
+            row *= np.float32(math.sqrt(1.0 - share))
+            syn *= np.float32(math.sqrt(pr / ps * share))
+            row += syn
+        return H
+
+    def _power(self, z) -> float:
+        """sum |z|^2 of (nb,) complex64, accumulated in float64."""
+        f1, f2, a = self._xf1, self._xf2, self._xp
+        np.multiply(z.real, z.real, out=f1)
+        np.multiply(z.imag, z.imag, out=f2)
+        f1 += f2
+        np.copyto(a, f1)
+        return float(np.add.reduce(a))
 
     def _vtln(self) -> None:
         """self._ls <- moved toward log2 of the candidate scale w whose E(k·w) correlates best with POP_DB."""

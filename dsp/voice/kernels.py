@@ -19,9 +19,8 @@ each, with numba (extra ``fast``):
 * :func:`f0_frame`, :func:`pick_lag`: the F0 search's decimation, energies and pick around numpy's FFTs
   (the same F0 track, bit for bit).
 * :func:`band_voicing`, :func:`excite_frame`: the anon stage's synthesized excitation (``anon.excite_pct``):
-  the input's periodicity per band and the harmonic-plus-noise frame. Without numba the stage calls the
-  same functions uncompiled (``_band_voicing``, ``_excite_frame``): the same arithmetic in Python, several
-  times slower (a few hundred harmonic-lobe updates per frame at 48 kHz), allocation-free all the same.
+  the input's periodicity per band and the harmonic-plus-noise frame (``AnonVoice._band_voicing`` /
+  ``_excite`` in numpy: the same numbers to float32 rounding, the noise generator's states bit for bit).
 
 libm's arctan2/cos/sin/exp and these loops' sums round differently from numpy's vectorised functions and
 BLAS: the anon stage's output agrees with its numpy code to float32 rounding (tests/test_voice_kernels.py).
