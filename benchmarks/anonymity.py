@@ -12,7 +12,9 @@ for the attacker than the multi-session trials of VoicePrivacy.
 Systems: original; plain pitch shift (librosa.effects.pitch_shift, +4 semitones, offline phase
 vocoder + resampling); the McAdams stage (``mcadams`` slot in a Chain, the shared STFT's default 20 ms
 config) at α = 0.8 and at a random α ∈ [0.5, 0.9] per utterance (VoicePrivacy's B2 variant, seeded);
-and each ``--preset`` (a shipped/user preset name or .json path) through ``resculpt.Chain.from_preset``;
+and each ``--preset`` (a shipped/user preset name or .json path) through ``resculpt.Chain.from_preset``
+(``PRESET@key=value,key=value``: that preset with those parameters overridden, e.g.
+``anon-low@anon.excite_pct=100``);
 each ``--random-preset`` the same with a new ``anon.seed`` per utterance (seeded: the random pseudo-speaker
 of ``--anon-random``, every utterance its own session).
 
