@@ -12,7 +12,9 @@ for the attacker than the multi-session trials of VoicePrivacy.
 Systems: original; plain pitch shift (librosa.effects.pitch_shift, +4 semitones, offline phase
 vocoder + resampling); the McAdams stage (``mcadams`` slot in a Chain, the shared STFT's default 20 ms
 config) at α = 0.8 and at a random α ∈ [0.5, 0.9] per utterance (VoicePrivacy's B2 variant, seeded);
-and each ``--preset`` (a shipped/user preset name or .json path) through ``resculpt.Chain.from_preset``;
+and each ``--preset`` (a shipped/user preset name or .json path) through ``resculpt.Chain.from_preset``
+(``PRESET@key=value,key=value``: that preset with those parameters overridden, e.g.
+``anon-low@anon.excite_pct=100``);
 each ``--random-preset`` the same with a new ``anon.seed`` per utterance (seeded: the random pseudo-speaker
 of ``--anon-random``, every utterance its own session).
 
@@ -125,7 +127,20 @@ def chain_system(layout_or_preset, params=None, random_seed=False):
     ``--anon-random`` gives each session its own pseudo-speaker)."""
     from resculpt.plugin_host.chain import Chain
 
-    if params is None:
+    if isinstance(layout_or_preset, str) and "@" in layout_or_preset:
+        # "PRESET@key=value,key=value": the preset with those parameters overridden (a variant without a file)
+        from resculpt.plugin_host.presets import load_preset
+
+        name, over = layout_or_preset.split("@", 1)
+        p = load_preset(name)
+        params = p.full_params()
+        for kv in over.split(","):
+            k, v = kv.split("=", 1)
+            if k not in params:
+                raise SystemExit(f"{k}: not a parameter of {name}'s chain")
+            params[k] = float(v)
+        chain = Chain(p.layout, SR, 1, 4096, params=params, preset_name=p.name)
+    elif params is None:
         chain = Chain.from_preset(layout_or_preset, sample_rate=SR, channels=1, max_block=4096)
     else:
         chain = Chain(layout_or_preset, SR, 1, 4096, params=params)
@@ -154,6 +169,11 @@ def pitch_shift(x, rng=None):
     return librosa.effects.pitch_shift(x, sr=SR, n_steps=4.0).astype(np.float32)
 
 
+def label(preset: str) -> str:
+    """A system's name: the preset file's stem, or "PRESET@overrides" as given."""
+    return preset if "@" in preset else Path(preset).stem
+
+
 def systems(presets, baselines=True, random_presets=()):
     """{name: fn}: the original (always: the ignorant attacker enrols on it), the baselines, the presets, and
     the ``random_presets`` with a random pseudo-speaker per utterance (anon.seed)."""
@@ -163,9 +183,9 @@ def systems(presets, baselines=True, random_presets=()):
                     "McAdams α 0.8": chain_system({"spectral": ["mcadams"]}, {"mcadams.alpha": 0.8}),
                     "McAdams α U[0.5, 0.9]": mcadams_random()})
     for p in presets:
-        out[f"preset {Path(p).stem}"] = chain_system(p)
+        out[f"preset {label(p)}"] = chain_system(p)
     for p in random_presets:
-        out[f"preset {Path(p).stem}, random seed per utterance"] = chain_system(p, random_seed=True)
+        out[f"preset {label(p)}, random seed per utterance"] = chain_system(p, random_seed=True)
     return out
 
 
@@ -252,7 +272,9 @@ class ASR:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", action="append", default=[], help="preset name or .json path (repeatable)")
+    ap.add_argument("--preset", action="append", default=[],
+                    help="preset name or .json path, or PRESET@key=value,key=value for the preset with those "
+                         "parameters overridden (repeatable)")
     ap.add_argument("--random-preset", action="append", default=[],
                     help="preset run with a new anon.seed per utterance (--anon-random per session; repeatable)")
     ap.add_argument("--speakers", type=int, default=40, help="at most this many val speakers")

@@ -52,13 +52,14 @@ def _render(sr, channels, params, compiled: bool, monkeypatch):
 
 @needs_numba
 @pytest.mark.parametrize("sr,channels", [(48000, 1), (16000, 1), (48000, 2)])
-@pytest.mark.parametrize("codebook_pct", [0.0, 100.0])
-def test_anon_compiled_loops_give_the_numpy_codes_voice_to_float32_rounding(sr, channels, codebook_pct, monkeypatch):
+@pytest.mark.parametrize("codebook_pct,excite_pct", [(0.0, 0.0), (100.0, 0.0), (0.0, 100.0)])
+def test_anon_compiled_loops_give_the_numpy_codes_voice_to_float32_rounding(sr, channels, codebook_pct, excite_pct,
+                                                                            monkeypatch):
     """The same F0 track, bit for bit (the search's loops keep numpy's order of operations), the same median
     and formant-scale estimate to 1e-9, and the output to -80 dB (error power re signal power; float32
     rounding of arctan2/cos/sin/exp and of the power sums, carried by the peak-locked phases over seconds)
     on real speech, mono and stereo."""
-    p = {**ANON, "anon.codebook_pct": codebook_pct}
+    p = {**ANON, "anon.codebook_pct": codebook_pct, "anon.excite_pct": excite_pct}
     y_c, f0_c, st_c = _render(sr, channels, p, True, monkeypatch)
     y_n, f0_n, st_n = _render(sr, channels, p, False, monkeypatch)
     assert st_c._kern and not st_n._kern

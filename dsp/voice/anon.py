@@ -54,6 +54,21 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    warped onto the pseudo-speaker's formant scale and McAdams warp: the formant trajectories come from the
    codebook, not from the speaker (a DSP analogue of kNN-VC). The codebook is read in prepare().
 
+9. **Synthesized excitation** (``anon.excite_pct``). In voiced frames whose F0 the pitch follows (not an
+   outlier), after the envelope steps above, the share ``anon.excite_pct`` (power-complementary blend) of the
+   output frame is a source-filter resynthesis: harmonics of the output F0 (the input's F0 times the applied
+   pitch ratio), each a windowed sinusoid (the section's analysis window's transform, read from a table) with
+   its own running phase advanced by the hop (phase-continuous over the overlap-add), on the output
+   envelope, level sqrt(v) of it; plus noise of random phases (a 32-bit LCG restarted at reset()) on the
+   same envelope at the power per Hz of harmonics of that level, sqrt(1 - v) of it. v is the input's
+   periodicity per band (``EXCITE_BANDS_HZ``): the band-passed frame's autocorrelation at the period
+   (best of ``EXCITE_LAGS`` periods around the estimate) over the window's own, mapped from
+   ``EXCITE_V0`` .. ``EXCITE_V1`` onto 0 .. 1 and smoothed by ``EXCITE_TAU_S``. The synthesized frame is
+   scaled to the output frame's power. So the harmonics' amplitude pattern within the envelope's 500 Hz
+   resolution, and the jitter and shimmer inside a frame, are the pseudo-speaker's (none: a flat source
+   on the envelope, whose long-term tilt is the timbre step's), not the speaker's; the voicing per band, the
+   F0 contour (scaled by the pitch range), the envelope and the unvoiced frames stay the input's.
+
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
 drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
@@ -73,7 +88,7 @@ import numpy as np
 
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
-from ..stft import MAX_BATCH
+from ..stft import MAX_BATCH, sqrt_hann_pair
 from . import codebook, kernels
 from .shift import VoiceShift
 
@@ -100,6 +115,8 @@ PARAMS = (
               doc="share of the speaker's measured formant scale (long-term envelope against the average speaker's) removed"),
     ParamSpec("anon.codebook_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of voiced frames' envelope shape taken from the pseudo-speaker's codebook (nearest entries)"),
+    ParamSpec("anon.excite_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of voiced frames' fine structure replaced by a synthesized excitation at the output F0"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -132,6 +149,20 @@ VTLN_LO_HZ, VTLN_HI_HZ = 300.0, 3500.0   # band in which the speaker's envelope 
 VTLN_STEPS = 12                          # candidate scales 2^(j/48), j = -12 .. 12 (0.84 .. 1.19)
 VTLN_EVERY = 20                          # voiced frames between two estimates
 VTLN_RATE = 0.3                          # each estimate moves the speaker's scale this share of the way
+# Synthesized excitation (anon.excite_pct): bands in which the input's periodicity is measured (upper edges,
+# Hz; the last band runs to Nyquist), the one-pole smoothing of that measure, the reach of a harmonic's
+# window lobe (bins each side: the sqrt-Hann lobe is 30 dB down 4 bins out) and the lobe table's resolution.
+EXCITE_BANDS_HZ = (1000.0, 2000.0, 3000.0, 4500.0, 6000.0, 8000.0)
+EXCITE_TAU_S = 0.02
+EXCITE_HALF = 4
+EXCITE_STEPS = 32
+# A band's periodicity (kernels.band_voicing) mapped linearly from these onto 0 .. 1. Single 20 ms frames
+# (scripts/anon_voicing_check.py): white noise reads 0.0 .. 0.3 on average, a harmonic tone 0.9 .. 1.1, for
+# F0 >= 120 Hz; at 80 Hz (a period of 0.6 window) both spread by +-0.3 .. 1 and cannot be told apart. The
+# bundled speech clip's voiced frames read 0.98 (median) below 1 kHz and 0.36 .. 0.53 above, spread widely.
+EXCITE_V0, EXCITE_V1 = 0.3, 0.6
+EXCITE_LAGS = 5         # periods tried around the F0 estimate's, 0.4 % apart (kernels.band_voicing)
+EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
 
 
 def _unit(seed: int, i: int) -> float:
@@ -186,7 +217,7 @@ class AnonVoice(VoiceShift):
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
-                                                "vtln_pct", "codebook_pct")}
+                                                "vtln_pct", "codebook_pct", "excite_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -271,7 +302,85 @@ class AnonVoice(VoiceShift):
         self._mapped = [False] * (2 * ST_STEPS + 1)
         self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
         self._k_lo, self._k_hi = np.float32(-CORR_MAX), np.float32(CORR_MAX)
+        self._prepare_excite(ctx)
         self.reset_trackers()
+
+    def _prepare_excite(self, ctx) -> None:
+        """Tables and state of the synthesized excitation (anon.excite_pct; kernels.excite_frame)."""
+        nb, n, hop = ctx.n_bins, ctx.n_fft, ctx.hop
+        w = sqrt_hann_pair(n, hop)[0].astype(np.float64)  # the section's analysis window
+        # Its transform at offsets -EXCITE_HALF .. EXCITE_HALF bins: a windowed sinusoid of b bins puts
+        # amplitude/2 x e^{i phase} x lobe(k - b) on bin k.
+        d = np.arange(-EXCITE_HALF * EXCITE_STEPS, EXCITE_HALF * EXCITE_STEPS + 1) / EXCITE_STEPS
+        lobe = np.exp(-2j * np.pi * np.outer(d, np.arange(n)) / n) @ w
+        self._xlobe = lobe.astype(np.complex64)
+        self._xt0 = float(w.sum())
+        # Noise on the envelope at the power per Hz of harmonics at the same level (n sum w^2 / (sum w)^2 per
+        # harmonic, spread over the b0 bins between two; divided by b0 per frame), times the power a frame of
+        # random phases loses against a real noise's analysis-synthesis (2 sum w^2 / hop: the synthesis window
+        # tapers it and overlapping frames add incoherently).
+        self._xg = math.sqrt(n * float(np.sum(w * w)) / self._xt0**2 * 2.0 * float(np.sum(w * w)) / hop)
+        # The window's linear autocorrelation at each lag (samples), normalised: the band periodicity of a
+        # periodic frame at its period (kernels.band_voicing divides it out). The circular part (lag n - T0)
+        # pairs samples a non-integer number of periods apart and adds nothing on average.
+        ac = np.fft.irfft(np.abs(np.fft.rfft(w, 2 * n)) ** 2, 2 * n)[: n + 1]
+        self._xrho = ac / ac[0]
+        self._xband = np.searchsorted(np.asarray(EXCITE_BANDS_HZ), ctx.freqs_hz, side="left").astype(np.int64)
+        nband = len(EXCITE_BANDS_HZ) + 1
+        self._xnum = np.zeros((EXCITE_LAGS, nband), np.float64)
+        self._xden = np.zeros(nband, np.float64)
+        self._xvb = np.zeros((ctx.channels, nband), np.float32)
+        self._xphase = np.zeros((ctx.channels, nb), np.float64)
+        self._xrng = np.zeros((ctx.channels, 1), np.int64)
+        self._xsyn = np.zeros(nb, np.complex64)
+        self._xk = 1.0 - math.exp(-1.0 / (EXCITE_TAU_S * ctx.frame_rate_hz))
+        self._xadv = 2.0 * math.pi * hop / n
+        self._xn = n
+        self._xfs = float(ctx.sample_rate)
+        # The numpy code's buffers (the compiled loops need none of them).
+        f64 = np.float64
+        self._xoh = np.zeros((nb, nband), f64)                 # each bin's band, one-hot
+        self._xoh[np.arange(nb), self._xband] = 1.0
+        self._xkl = np.outer(1.0 + 0.004 * (np.arange(EXCITE_LAGS) - (EXCITE_LAGS - 1) // 2), np.arange(nb))
+        self._xcos = np.zeros((EXCITE_LAGS, nb), f64)
+        self._xp, self._xq = np.zeros(nb, f64), np.zeros(nb, f64)
+        self._xcb, self._xt = np.zeros(nband, f64), np.zeros(nband, f64)
+        self._xmask = np.zeros(nband, bool)
+        self._x0 = np.zeros((), f64)                             # a per-frame scalar operand
+        self._xh = np.arange(1, nb + 1, dtype=f64)               # harmonic numbers
+        self._xhb, self._xhe, self._xha = np.zeros(nb, f64), np.zeros(nb, f64), np.zeros(nb, f64)
+        self._xhi = np.zeros(nb, np.int64)
+        self._xhi1 = np.zeros(nb, np.int64)
+        self._xhv = np.zeros(nb, np.float32)
+        self._xhc = np.zeros(nb, np.complex128)                 # each harmonic's amplitude and phase
+        self._xsj = np.zeros(nb, np.int64)                      # a lobe slot's bins (nb: the spare bin)
+        self._xsx = np.zeros(nb, f64)
+        self._xsm = np.zeros(nb, np.int64)
+        self._xsl = np.zeros(nb, np.complex128)
+        self._xsl2 = np.zeros(nb, np.complex128)
+        self._xsok = np.zeros(nb, bool)
+        self._xsok2 = np.zeros(nb, bool)
+        self._xhm = np.zeros(nb, bool)
+        self._xf1, self._xf2 = np.zeros(nb, np.float32), np.zeros(nb, np.float32)
+        self._xlobe64 = self._xlobe.astype(np.complex128)
+        self._xsyn1 = np.zeros(nb + 1, np.complex64)            # syn plus a spare bin for out-of-range lobe bins
+        self._xsynv = self._xsyn1[:nb]
+        self._xst = np.zeros(nb, np.complex64)
+        self._xn64 = np.zeros(nb, f64)
+        self._xnv = np.zeros(nb, np.float32)
+        # The noise generator's states after j steps from s, s_j = (A_j s + C_j) mod 2^32, j = 1 .. nb - 1:
+        # the loop's sequence in one product.
+        A = np.zeros(nb, np.uint64)
+        C = np.zeros(nb, np.uint64)
+        a_, c_ = 1, 0
+        for j in range(1, nb):
+            a_, c_ = (a_ * 1664525) % 2**32, (c_ * 1664525 + 1013904223) % 2**32
+            A[j], C[j] = a_, c_
+        A[0] = 1  # bin 0: the state itself (its noise amplitude is 0); bins 1 .. nb - 1: the next states
+        self._xA, self._xC = A, C
+        self._xs = np.zeros(nb, np.uint64)
+        self._xs0 = np.zeros((), np.uint64)
+        self._xmod = np.full((), 2**32, np.uint64)
 
     def reset(self):
         super().reset()
@@ -280,6 +389,10 @@ class AnonVoice(VoiceShift):
 
     def reset_trackers(self):
         self._knn.reset()
+        self._xvb.fill(0.0)
+        self._xphase.fill(0.0)
+        self._xrng.fill(EXCITE_SEED)
+        self.excite_harmonics = 0  # harmonics the last excited frame synthesized (diagnostics and tests)
         self._mean.fill(0.0)
         self._corr.fill(0.0)
         self._emean.fill(0.0)
@@ -475,14 +588,225 @@ class AnonVoice(VoiceShift):
             self._tgt += self._pop
             self._tilt = tilt
         self._voiced = f0 > 0.0
+        # The synthesized excitation: voiced frames whose F0 the pitch follows (not an outlier), at the
+        # output F0 f0 r, in bins.
+        excite = 0.01 * float(v[self._i["excite_pct"]])
+        b0 = 0.0
+        if excite > 0.0 and self._voiced and self._nvoiced >= MIN_VOICED and abs(x - self._med) <= OUTLIER_OCT:
+            b0 = f0 * r / self._spacing
+            lag = self._xfs / f0  # the input's period, samples (< 0.7 n_fft)
+            i = int(lag)
+            rho = float(self._xrho[i] + (self._xrho[i + 1] - self._xrho[i]) * (lag - i))
+            lag_w = 2.0 * math.pi * lag / self._xn
         for ch in range(spec.shape[0]):
             self._ch = ch
+            if b0 >= 1.0:
+                if self._kern:
+                    kernels.band_voicing(spec[ch], self._xband, lag_w, self._xnum, self._xden, rho, self._xvb[ch],
+                                         self._xk, EXCITE_V0, EXCITE_V1)
+                else:
+                    self._band_voicing(spec[ch], self._xvb[ch], lag_w, rho)
             if abs(st) > 1e-4:
                 self._shift(spec[ch], ch, r, True)
             else:
                 self._follow[ch] = True
                 np.conjugate(spec[ch], out=self._zpc[ch])
                 self._formants(spec[ch])
+            if b0 >= 1.0:
+                if self._kern:
+                    self.excite_harmonics = kernels.excite_frame(
+                        spec[ch], self._envw, self._xband, self._xvb[ch], self._xphase[ch], b0, self._xadv,
+                        self._xlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._xt0, self._xg / math.sqrt(b0),
+                        self._xrng[ch], self._xsyn, excite)
+                else:
+                    self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
+
+    def _band_voicing(self, row, vb, lag_w: float, rho: float) -> None:
+        """kernels.band_voicing in numpy: vb (nbands,) float32 of one channel moved toward the frame's
+        periodicity per band (row (nb,) complex64 the input frame; lag_w rad per bin; rho the window's own).
+        Mixed-dtype operands go through np.copyto first: a ufunc that casts them buffers (allocates)."""
+        p, f1, f2, cs = self._xp, self._xf1, self._xf2, self._xcos
+        np.multiply(row.real, row.real, out=f1)
+        np.multiply(row.imag, row.imag, out=f2)
+        f1 += f2
+        np.copyto(p, f1)
+        np.matmul(p, self._xoh, out=self._xden)
+        self._x0[()] = lag_w
+        np.multiply(self._xkl, self._x0, out=cs)
+        np.cos(cs, out=cs)
+        for i in range(cs.shape[0]):
+            cs[i] *= p
+        np.matmul(cs, self._xoh, out=self._xnum)
+        c, t, den, mask = self._xcb, self._xt, self._xden, self._xmask
+        np.maximum.reduce(self._xnum, axis=0, out=c)
+        np.greater(den, 0.0, out=mask)
+        np.maximum(den, 1e-300, out=t)
+        t *= rho
+        c /= t
+        c -= EXCITE_V0
+        c *= 1.0 / (EXCITE_V1 - EXCITE_V0)
+        np.maximum(c, 0.0, out=c)
+        np.minimum(c, 1.0, out=c)
+        np.copyto(t, vb)
+        c -= t
+        c *= self._xk
+        c += t
+        np.copyto(vb, c, where=mask, casting="same_kind")
+
+    def _excite(self, row, ch: int, b0: float, noise: float, share: float) -> int:
+        """kernels.excite_frame in numpy, on one channel's output frame row (nb,) complex64 (in place);
+        returns the number of harmonics. Every harmonic number 1 .. nb is computed and those at or above
+        bin nb - 1 are masked (rather than sliced off: a view per array per frame is a Python object each,
+        and together they outweigh the arithmetic saved)."""
+        nb = row.shape[0]
+        env, vb, pp = self._envw, self._xvb[ch], self._xphase[ch]
+        b, e, a, x = self._xhb, self._xhe, self._xha, self._xsx
+        i0, i1, v32, c, hm = self._xhi, self._xhi1, self._xhv, self._xhc, self._xhm
+        syn1 = self._xsyn1
+        syn1.fill(0.0)
+        half, steps = float(EXCITE_HALF), float(EXCITE_STEPS)
+        lobe = self._xlobe64
+        nl = lobe.shape[0]
+        np.multiply(self._xh, b0, out=b)
+        np.less(b, nb - 1.0, out=hm)                      # the loop's harmonics: h b0 < nb - 1
+        H = int(np.count_nonzero(hm))
+        # the envelope at each harmonic (linear interpolation) and the periodicity of its bin's band
+        np.floor(b, out=a)
+        np.copyto(i0, a, casting="unsafe")
+        np.subtract(b, a, out=a)                          # the fraction
+        np.add(i0, 1, out=i1)
+        env.take(i1, out=v32, mode="clip")
+        np.copyto(e, v32)
+        env.take(i0, out=v32, mode="clip")
+        np.copyto(x, v32)
+        e -= x
+        e *= a
+        e += x
+        np.add(b, 0.5, out=a)
+        np.copyto(i1, a, casting="unsafe")
+        self._xband.take(i1, out=i1, mode="clip")
+        vb.take(i1, out=v32, mode="clip")
+        # amplitude exp(E) sqrt(v) / t0 (0 past the last harmonic) and phase: each lobe's coefficient
+        np.exp(e, out=e)
+        np.copyto(a, v32)
+        np.sqrt(a, out=a)
+        e *= a
+        e *= 1.0 / self._xt0
+        np.copyto(a, hm)
+        e *= a
+        np.cos(pp, out=a)
+        a *= e
+        np.copyto(c.real, a)
+        np.sin(pp, out=a)
+        a *= e
+        np.copyto(c.imag, a)
+        # The lobes one slot (offset from each harmonic's first bin) at a time: within a slot the harmonics
+        # write different bins (b0 >= 1), so a gather, add and scatter; bins outside the lobe or the spectrum
+        # and those of masked harmonics go to the spare bin nb.
+        j, m, lv, lv2, ok, ok2, st = self._xsj, self._xsm, self._xsl, self._xsl2, self._xsok, self._xsok2, self._xst
+        for slot in range(2 * EXCITE_HALF + 1):
+            np.subtract(b, half, out=x)
+            np.ceil(x, out=x)
+            x += slot
+            np.minimum(x, float(nb), out=x)
+            np.copyto(j, x, casting="unsafe")
+            np.greater_equal(x, 0.0, out=ok)
+            ok &= hm
+            np.less_equal(x, nb - 1.0, out=ok2)
+            ok &= ok2
+            x -= b
+            np.less_equal(x, half, out=ok2)
+            ok &= ok2
+            x += half
+            x *= steps
+            np.copyto(m, x, casting="unsafe")
+            np.minimum(m, nl - 2, out=m)
+            np.maximum(m, 0, out=m)
+            np.copyto(a, m)
+            x -= a                                        # the fraction between table entries
+            lobe.take(m, out=lv, mode="clip")
+            m += 1
+            lobe.take(m, out=lv2, mode="clip")
+            lv2 -= lv
+            np.multiply(lv2.real, x, out=lv2.real)
+            np.multiply(lv2.imag, x, out=lv2.imag)
+            lv += lv2
+            lv *= c
+            np.logical_not(ok, out=ok)
+            np.copyto(j, nb, where=ok)
+            syn1.take(j, out=st, mode="clip")
+            np.copyto(lv2, st)
+            lv2 += lv
+            np.copyto(st, lv2, casting="same_kind")
+            syn1.put(j, st, mode="clip")
+        # the negative-frequency image of the harmonics within the lobe's reach of DC (a few bins)
+        for h in range(H):
+            bh = float(b[h])
+            if bh > half:
+                break
+            cc = complex(float(c[h].real), -float(c[h].imag))
+            for jj in range(min(math.floor(half - bh), nb - 1) + 1):
+                xx = (jj + bh + half) * steps
+                mm = min(int(xx), nl - 2)
+                lo = complex(lobe[mm])
+                syn1[jj] += np.complex64(cc * (lo + (complex(lobe[mm + 1]) - lo) * (xx - mm)))
+        # the running phases of the synthesized harmonics advanced by the hop, wrapped
+        np.multiply(b, self._xadv, out=a)
+        np.copyto(x, hm)
+        a *= x
+        pp += a
+        np.multiply(pp, 1.0 / (2.0 * math.pi), out=a)
+        np.floor(a, out=a)
+        a *= 2.0 * math.pi
+        pp -= a
+        syn = self._xsynv
+        # noise on bins 1 .. nb - 1, its phases from the generator's next nb - 1 states
+        s = self._xs
+        self._xs0[()] = int(self._xrng[ch, 0])
+        np.multiply(self._xA, self._xs0, out=s)
+        s += self._xC
+        np.remainder(s, self._xmod, out=s)
+        self._xrng[ch, 0] = int(s[-1])
+        n64, q, a, f1 = self._xn64, self._xq, self._xp, self._xf1
+        vb.take(self._xband, out=f1, mode="clip")
+        np.copyto(n64, f1)
+        np.subtract(1.0, n64, out=n64)
+        np.maximum(n64, 0.0, out=n64)
+        np.sqrt(n64, out=n64)
+        np.copyto(q, env)
+        np.exp(q, out=q)
+        n64 *= q
+        n64 *= noise
+        n64[0] = 0.0
+        np.copyto(q, s)
+        q *= 2.0 * math.pi / 4294967296.0
+        t = self._xst
+        np.cos(q, out=a)
+        a *= n64
+        np.copyto(f1, a, casting="same_kind")
+        np.copyto(t.real, f1)
+        np.sin(q, out=a)
+        a *= n64
+        np.copyto(f1, a, casting="same_kind")
+        np.copyto(t.imag, f1)
+        syn += t
+        # the synthesized frame at the output frame's power, blended power-complementarily
+        pr = self._power(row)
+        ps = self._power(syn)
+        if ps > 0.0 and pr > 0.0:
+            row *= np.float32(math.sqrt(1.0 - share))
+            syn *= np.float32(math.sqrt(pr / ps * share))
+            row += syn
+        return H
+
+    def _power(self, z) -> float:
+        """sum |z|^2 of (nb,) complex64, accumulated in float64."""
+        f1, f2, a = self._xf1, self._xf2, self._xp
+        np.multiply(z.real, z.real, out=f1)
+        np.multiply(z.imag, z.imag, out=f2)
+        f1 += f2
+        np.copyto(a, f1)
+        return float(np.add.reduce(a))
 
     def _vtln(self) -> None:
         """self._ls <- moved toward log2 of the candidate scale w whose E(k·w) correlates best with POP_DB."""

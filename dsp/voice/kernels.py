@@ -18,6 +18,9 @@ each, with numba (extra ``fast``):
   correction and detail flattening; :func:`warp_map`: its envelope read positions (the same numbers).
 * :func:`f0_frame`, :func:`pick_lag`: the F0 search's decimation, energies and pick around numpy's FFTs
   (the same F0 track, bit for bit).
+* :func:`band_voicing`, :func:`excite_frame`: the anon stage's synthesized excitation (``anon.excite_pct``):
+  the input's periodicity per band and the harmonic-plus-noise frame (``AnonVoice._band_voicing`` /
+  ``_excite`` in numpy: the same numbers to float32 rounding, the noise generator's states bit for bit).
 
 libm's arctan2/cos/sin/exp and these loops' sums round differently from numpy's vectorised functions and
 BLAS: the anon stage's output agrees with its numpy code to float32 rounding (tests/test_voice_kernels.py).
@@ -309,6 +312,114 @@ def _pick_lag(ac, cs, lo, hi, e, cost, sc, voiced):
     return lag
 
 
+def _band_voicing(row, band, lag_w, num, den, rho, vb, k, v0, v1):
+    """Per-band periodicity of one channel's input frame at its period: vb (nbands,) float32 moved by k
+    (float, the one-pole's share) toward clip((C_b / rho - v0) / (v1 - v0), 0, 1), C_b = sum over the band's bins of
+    |row[j]|^2 cos(lag_w j) / sum of |row[j]|^2: the normalised circular autocorrelation, at the period
+    (lag_w = 2 pi T0 / n_fft rad per bin), of the frame band-passed to band b (a rectangular band); rho the
+    analysis window's own correlation at that lag, which bounds C_b for a periodic frame. The largest C_b
+    of the periods T0 (1 + 0.004 i), i = -(L - 1)/2 .. (L - 1)/2 (num (L, nbands) float64 scratch), as
+    the F0 estimate errs by a few tenths of a percent, which turns the comb off the upper harmonics. row
+    (nb,) complex64; band (nb,) int64 each bin's band; den (nbands,) float64 scratch. A band without
+    energy keeps its value."""
+    nb = row.shape[0]
+    nl = num.shape[0]
+    for b in range(den.shape[0]):
+        den[b] = 0.0
+        for i in range(nl):
+            num[i, b] = 0.0
+    for j in range(nb):
+        b = band[j]
+        re = float(row[j].real)
+        im = float(row[j].imag)
+        p = re * re + im * im
+        den[b] += p
+        for i in range(nl):
+            num[i, b] += p * math.cos(lag_w * (1.0 + 0.004 * (i - (nl - 1) // 2)) * j)
+    for b in range(den.shape[0]):
+        if den[b] > 0.0:
+            c = num[0, b]
+            for i in range(1, nl):
+                c = max(c, num[i, b])
+            c = (c / (den[b] * rho) - v0) / (v1 - v0)
+            c = min(max(c, 0.0), 1.0)
+            vb[b] = np.float32(vb[b] + (c - vb[b]) * k)
+
+
+def _excite_frame(row, envw, band, vb, phase, b0, adv, lobe, steps, half, t0, noise, rng, syn, share):
+    """One channel's output frame, in place: its fine structure replaced, by the share ``share`` (float,
+    power-complementary blend), by a synthesized excitation on its own envelope. Harmonics of b0 bins (the
+    output F0) on the envelope envw (nb,) float32 (natural log), each sqrt(v) of its level (v the periodic
+    share vb[band[j]] of its bin; band -1 counts as v = 0), as windowed sinusoids: lobe (2 half steps + 1,)
+    complex64 the analysis window's transform at offsets -half .. half bins in 1/steps bin, t0 = |lobe at 0|;
+    harmonic h's running phase phase[h - 1] (float64, at the frame's first sample) advanced by adv b
+    (adv = 2 pi hop / n_fft rad per bin of frequency) after each frame: phase-continuous across the
+    overlap-add. Plus noise on the envelope, sqrt(1 - v) of the level that carries the same power per Hz
+    (``noise`` = sqrt(n_fft sum w^2 / (sum w)^2 / b0) times the random-phase frames' overlap-add loss), its
+    phases from a 32-bit LCG (rng (1,) int64, the channel's state). The synthesized frame is scaled to the
+    row's power before the blend, so the level is the stage's. syn (nb,) complex64 scratch. Returns the
+    number of harmonics."""
+    nb = row.shape[0]
+    for j in range(nb):
+        syn[j] = 0.0
+    nh = 0
+    h = 1
+    while h <= phase.shape[0]:
+        b = b0 * h
+        if b >= nb - 1.0:
+            break
+        i0 = math.floor(b)
+        fr = b - i0
+        e = envw[i0] + (envw[min(i0 + 1, nb - 1)] - envw[i0]) * fr
+        v = vb[band[int(b + 0.5)]] if band[int(b + 0.5)] >= 0 else np.float32(0.0)
+        a = math.exp(e) * math.sqrt(v) / t0
+        ph = phase[h - 1]
+        if a > 0.0:
+            ca = a * math.cos(ph)
+            sa = a * math.sin(ph)
+            c = complex(ca, sa)
+            cc = complex(ca, -sa)
+            lo = max(math.ceil(b - half), 0)
+            hi = min(math.floor(b + half), nb - 1)
+            for j in range(lo, hi + 1):
+                x = (j - b + half) * steps
+                m = min(int(x), lobe.shape[0] - 2)
+                f = x - m
+                syn[j] += np.complex64(c * (lobe[m] + (lobe[m + 1] - lobe[m]) * f))
+            # the negative-frequency image of a harmonic within the lobe's reach of DC
+            for j in range(min(math.floor(half - b), nb - 1) + 1):
+                x = (j + b + half) * steps
+                m = min(int(x), lobe.shape[0] - 2)
+                f = x - m
+                syn[j] += np.complex64(cc * (lobe[m] + (lobe[m + 1] - lobe[m]) * f))
+        ph = ph + adv * b
+        phase[h - 1] = ph - 2.0 * math.pi * math.floor(ph / (2.0 * math.pi))
+        nh = h
+        h += 1
+    s = int(rng[0])
+    for j in range(1, nb):
+        bj = band[j]
+        v = vb[bj] if bj >= 0 else np.float32(0.0)
+        s = (s * 1664525 + 1013904223) & 0xFFFFFFFF
+        if v >= 1.0:
+            continue
+        a = math.exp(envw[j]) * noise * math.sqrt(1.0 - v)
+        ph = s * (2.0 * math.pi / 4294967296.0)
+        syn[j] += np.complex64(complex(a * math.cos(ph), a * math.sin(ph)))
+    rng[0] = s
+    pr = 0.0
+    ps = 0.0
+    for j in range(nb):
+        pr += float(row[j].real) ** 2 + float(row[j].imag) ** 2
+        ps += float(syn[j].real) ** 2 + float(syn[j].imag) ** 2
+    if ps > 0.0 and pr > 0.0:
+        gs = np.float32(math.sqrt(pr / ps * share))
+        gr = np.float32(math.sqrt(1.0 - share))
+        for j in range(nb):
+            row[j] = row[j] * gr + syn[j] * gs
+    return nh
+
+
 def warm_up() -> bool:
     """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
     stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
@@ -316,7 +427,7 @@ def warm_up() -> bool:
     whether the loops are ready: False without numba, or when this numba cannot be imported (e.g. built for
     another numpy), and the stages then run their numpy code."""
     global AVAILABLE, _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, \
-        smooth
+        smooth, band_voicing, excite_frame
     if _warm or not AVAILABLE:
         return _warm
     try:
@@ -329,6 +440,7 @@ def warm_up() -> bool:
     peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
     f0_frame, pick_lag, warp_map, smooth = jit(_f0_frame), jit(_pick_lag), jit(_warp_map), jit(_smooth)
+    band_voicing, excite_frame = jit(_band_voicing), jit(_excite_frame)
     f32, i64, c64 = np.float32, np.int64, np.complex64
     nb, m = 9, 4
     lm = np.linspace(0.0, 1.0, nb).astype(f32)
@@ -351,6 +463,10 @@ def warm_up() -> bool:
     b1e, b1o, b2e, b2o = half_smoothing(np.ones((3, nb), f32), np.ones((nb, 3), f32))
     sm = [np.zeros(h, f32) for _ in range(4)]
     smooth(fa[0], b1e, b1o, b2e, b2o, sm[0], sm[1], np.zeros(2, f32), np.zeros(1, f32), sm[2], sm[3])
+    vb = np.zeros(2, f32)
+    band_voicing(z, ia[0], 0.5, np.zeros((3, 2)), np.zeros(2), 0.5, vb, 0.5, 0.1, 0.9)
+    excite_frame(z.copy(), fa[0], ia[0], vb, np.zeros(4), 1.5, 0.5, np.ones(9, c64), 1.0, 4.0, 1.0, 1.0,
+                 np.ones(1, i64), ca[2], 0.5)
     _warm = True
     return True
 
@@ -358,3 +474,4 @@ def warm_up() -> bool:
 # The compiled loops, set by warm_up().
 _warm = False
 peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = pick_lag = warp_map = smooth = None
+band_voicing = excite_frame = None

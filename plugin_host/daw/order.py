@@ -113,4 +113,5 @@ ORDER = (
     "codec.model_kept_db",
     "match.loudness_follow",
     "resculpt.loudness_follow",
+    "anon.excite_pct",
 )
