@@ -13,12 +13,7 @@ PAIRS=${2:?pairs}
 OUT=$(realpath -m "${3:?out dir}")
 shift 3
 mkdir -p "$OUT"
-T=$(mktemp -d)
-trap 'git worktree remove --force "$T/src" >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
-git worktree add -f "$T/src" "$REV" -q
-PY=$PWD/.venv/bin/python
-"$PY" -m pip install -q --no-deps --no-build-isolation --target "$T/pkg" "$T/src" >/dev/null 2>&1
-HERE=$PWD
+source scripts/rev-pkg.sh "$REV"
 for k in $(seq 1 "$PAIRS"); do
   # From $T: with a repository as the working directory, Python would import its resculpt/ folder first.
   (cd "$T" && PYTHONPATH="$T/pkg" "$PY" "$T/src/benchmarks/live.py" "$@" --out "$OUT/rev-$k.md")

@@ -7,12 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:?usage: bash scripts/render-compare.sh REV}
-T=$(mktemp -d)
-trap 'git worktree remove --force "$T/src" >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
-git worktree add -f "$T/src" "$REV" -q
-PY=$PWD/.venv/bin/python
-"$PY" -m pip install -q --no-deps --no-build-isolation --target "$T/pkg" "$T/src" >/dev/null 2>&1
-HERE=$PWD
+source scripts/rev-pkg.sh "$REV"
 # Run from $T: with the repository as the working directory, Python would import its resculpt/ folder first.
 (cd "$T" && PYTHONPATH="$T/pkg" "$PY" -c "import resculpt.dsp.stft as m; assert m.__file__.startswith('$T/pkg'), m.__file__")
 (cd "$T" && PYTHONPATH="$T/pkg" "$PY" "$HERE/scripts/render_hashes.py" 2>/dev/null) > "$T/old.json"
