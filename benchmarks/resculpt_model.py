@@ -180,11 +180,14 @@ def match_eq_render(x: np.ndarray, sr: int, target) -> np.ndarray:
     return y[0]
 
 
-def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str) -> np.ndarray:
+def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none") -> np.ndarray:
+    """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input."""
     if name == "identity":
         return x
     if name == "match-eq":
         return match_eq_render(x, sr, target)
+    if prior == "match-eq":
+        x = match_eq_render(x, sr, target)
     return model_render(x, sr, target, match, bundle)
 
 
@@ -316,7 +319,7 @@ def profile_section(a, clips, sr, bundle, log):
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
         for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, given, match, bundle)
+                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -421,6 +424,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=list(KINDS),
                     help="target kinds of the profile section")
     ap.add_argument("--categories", nargs="*", default=["speech", "music"], choices=["speech", "music"])
+    ap.add_argument("--model-prior", choices=("none", "match-eq"), default="none",
+                    help="what the profile section's model row hears: the input (none), or the match-EQ's 2-pass "
+                         "render of it (the model then moves what an EQ left)")
     ap.add_argument("--rtf-seconds", type=float, default=10.0)
     ap.add_argument("--rtf-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
