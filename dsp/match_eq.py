@@ -52,6 +52,9 @@ PARAMS = (
     ParamSpec("match.window_s", 0.5, 30.0, 6.0, "s", scale="log", smoothing_ms=0.0,
               doc="time constant of the input's long-term envelope estimate"),
     follow_param("match"),
+    ParamSpec("match.loudness_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=50.0,
+              doc="adds this to the loudness follower's goal (the target's integrated loudness, or a description's "
+                  "loudness move)"),
 )
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ class MatchEQ(SpectralStage):
             return
         np.copyto(self._vold, self._vnew)
         self._cache = True
-        amount, att, rel, boost, cut, sb, win, follow = (float(x) for x in self._vnew)
+        amount, att, rel, boost, cut, sb, win, follow, self._loud_db = (float(x) for x in self._vnew)
         hop_s = self.ctx.hop / self.ctx.sample_rate
         self._amount, self._boost, self._cut, self._loud_amount = amount, boost, cut, amount * follow
         self._a_att = math.exp(-hop_s / (att * 1e-3))
@@ -298,7 +301,7 @@ class MatchEQ(SpectralStage):
             np.multiply(re, g, out=re)
             np.multiply(im, g, out=im)
         if t is not None:  # loudness: metered on the input and on the EQ's output, then one broadband gain
-            self._follow.update(spec, t.lufs, t.lufs_delta, self._loud_amount)
+            self._follow.update(spec, t.lufs + self._loud_db, t.lufs_delta + self._loud_db, self._loud_amount)
             self._follow.apply(spec)
 
     def _okw_for(self, env):

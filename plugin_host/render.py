@@ -292,6 +292,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     env_out = None
     loud = goal_of(target)  # the loudness goal stays the target's own (a delta's: the input's loudness + its move)
     want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
+    want += chain.params.get("match.loudness_db")  # the stage adds the same offset to whichever goal it follows
     for p in range(n_pass):
         chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
         chain.reset()

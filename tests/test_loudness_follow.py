@@ -66,6 +66,19 @@ def test_an_offline_render_reaches_the_targets_loudness_from_the_first_second(rn
     assert abs(integrated_lufs(y, SR) - (-20.0)) < 0.1
 
 
+def test_match_loudness_db_offsets_the_goal_offline_and_through_renders_second_pass(rng):
+    """``match.loudness_db`` +6: the follower-only chain, primed, reads the target + 6 LU within 0.1 LU; and a
+    2-pass ``render_with_target`` of speech toward its own fingerprint (whose second pass corrects the goal by
+    the first pass's measured output) lands 6 LU above the input within 0.2 LU."""
+    x = _steady(4.0, -30.0, rng)
+    y = _follower_only((-20.0, NAN), prime=x, **{"match.loudness_db": 6.0})(x)
+    assert abs(integrated_lufs(y, SR) - (-14.0)) < 0.1
+    s = _speech()[:, : 8 * SR]
+    c = Chain(Layout(spectral=("match",)), SR, 1, 4096, params={"match.loudness_db": 6.0})
+    y, _ = render_with_target(c, s, SR, fingerprint(s, SR), 4096)
+    assert abs(integrated_lufs(y, SR) - (integrated_lufs(s, SR) + 6.0)) < 0.2
+
+
 def test_the_model_stage_moves_loudness_toward_the_target_too(rng):
     """The same operator in the resculpt stage: an absolute target 8 LU above a steady input, live, ends within
     0.5 LU from 7 s on."""

@@ -114,4 +114,5 @@ ORDER = (
     "match.loudness_follow",
     "resculpt.loudness_follow",
     "anon.excite_pct",
+    "match.loudness_db",
 )
