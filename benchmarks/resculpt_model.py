@@ -138,14 +138,14 @@ def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block:
                  prime: bool = True) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here. As
-    ``render`` does, the stage's loudness follower is first given the whole clip's loudness (``prime``; the speed
+    ``render`` does, the stage is first given the whole clip's loudness and long-term envelope (``prime``; the speed
     figures leave it out: it is a sweep before the stream, not part of the model's cost per second)."""
     from resculpt.plugin_host.render import _ArrayInput, prime_loudness
 
     ch = model_chain(bundle, sr, block, target, match)
     xx = np.asarray(x, np.float32)[None]
     if prime and target is not None:
-        prime_loudness(ch, _ArrayInput(xx), block)
+        prime_loudness(ch, _ArrayInput(xx), block, envelope=True)
     return ch(xx)[0]
 
 

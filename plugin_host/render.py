@@ -212,18 +212,29 @@ def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) 
     return n
 
 
-def prime_loudness(chain, src, block: int) -> float | None:
+def prime_loudness(chain, src, block: int, envelope: bool = False) -> float | None:
     """Offline: give the target stage's loudness follower (``dsp.loudness_follow``) the whole input's integrated
     loudness, measured in one sweep of ``src`` (cheap: a K-weighted meter, no stage runs), so it moves the level
-    by the exact amount from the first frame instead of following a running estimate. Only when the stage hears
-    the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns the LUFS
-    given, or None (live behaviour kept)."""
+    by the exact amount from the first frame instead of following a running estimate; with ``envelope`` the same
+    sweep measures the input's long-term band envelope (the fingerprint's) for the stage's ``prime`` (the model's
+    running fingerprint: it compares the target with the whole input from the first frame, as the match-EQ's
+    primed estimate does). Only when the stage hears the input as it is: the first spectral stage, nothing in
+    ``pre`` (the input gain is added). Returns the LUFS given, or None (live behaviour kept)."""
+    from resculpt.dsp.profile import EnvelopeAccumulator
+
     stages = chain.graph.stages
     if chain.layout.pre or not stages or not hasattr(stages[0], "prime_loudness"):
         return None
     m = _loudness_meter(chain, block)
+    acc = EnvelopeAccumulator(chain.sample_rate, chain.channels) if envelope and hasattr(stages[0], "prime") else None
     for blk in src.sweep(block):
         m.process(np.asarray(blk, np.float64))
+        if acc is not None:
+            acc.add(blk)
+    if acc is not None:
+        env = acc.result()
+        g = float(chain.params.get("in.gain_db"))
+        stages[0].prime(env + g if np.isfinite(env).any() else None)
     lufs = m.latest()["lufs_integrated"] + float(chain.params.get("in.gain_db"))
     if not math.isfinite(lufs):
         return None
@@ -557,7 +568,8 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     the user's), applied before ``sets``. With the match-EQ and a target the file is read ``1 + passes`` times
     (see :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file beside
     ``out``. The model streams the file once, as it runs live, after one cheap sweep that measures the input's
-    loudness for its loudness follower (:func:`prime_loudness`). The result names the engine used (``engine``).
+    loudness for its loudness follower and its long-term envelope for its running fingerprint
+    (:func:`prime_loudness`). The result names the engine used (``engine``).
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a message that
@@ -592,7 +604,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
             except ValueError as e:
                 raise RenderError(str(e)) from None
             info = {"engine": "model"}
-            prime_loudness(chain, src, block)
+            prime_loudness(chain, src, block, envelope=True)
             _sweep(chain, src.sweep(block), block, write, bar)
         elif target is not None:
             info = {"engine": "match-eq"}

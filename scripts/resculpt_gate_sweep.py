@@ -9,10 +9,13 @@
    row: the relative prior alone (``ResculptNet.relative_prior_db``, the output heads zeroed so the learned
    residual, copy-up and deep filter are the identity; under the checkpoint's gate): what the known gain of a
    delta does before any training (absolute rows are then the identity, so only the relative figures mean
-   anything there).
+   anything there). With ``--absolute-prior`` two more rows, under the checkpoint's gate: the absolute prior
+   (``ResculptNet.absolute_prior``: an absolute row's gain = the level-free target-minus-running shape) with its
+   residual head as it loads from a checkpoint without one (gain 0: the prior alone), and with the shared head's
+   gain as the residual (what the prior adds to the trained net without retraining).
 
     .venv/bin/python scripts/resculpt_gate_sweep.py --ckpt models/training/resculpt-gen1/ckpt.pt \\
-        [--gate 2 1 25 120 --gate 2 1 6 300 ...] [--n-val 16] [--prior-only]
+        [--gate 2 1 25 120 --gate 2 1 6 300 ...] [--n-val 16] [--prior-only] [--absolute-prior]
 
 Needs the shared data (RESCULPT_DATA). Prints two markdown tables.
 """
@@ -51,6 +54,7 @@ def main(argv=None) -> int:
                     metavar=("THRESHOLD_DB", "WIDTH_DB", "WARM_DB", "WARM_FRAMES"))
     ap.add_argument("--n-val", type=int, default=16)
     ap.add_argument("--prior-only", action="store_true", help="add the row of the relative prior alone")
+    ap.add_argument("--absolute-prior", action="store_true", help="add the rows of the absolute prior")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     vsrc = degrade.Source.load("val", SR)
@@ -86,6 +90,14 @@ def main(argv=None) -> int:
             "descriptor_ratio", "descriptor_ratio_rel", "level_ratio_rel")
     print("| gate (threshold dB, width dB, warm dB, warm frames) | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
+    if a.absolute_prior:
+        for label, share in (("absolute prior alone", False), ("absolute prior + the shared head's gain", True)):
+            net = ResculptNet(**(kw | {"gate": ck["net_kwargs"].get("gate"), "absolute_prior": True}))
+            net.load_state_dict(ck["net"])
+            if share:
+                net.head_abs.load_state_dict(net.head.state_dict())
+            r = evaluate(Resculptor(net, SR), tp, val)
+            print(f"| {label}, gate {net.gate} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |", flush=True)
     for gate in [None, *(tuple(g) for g in (a.gate or []))]:
         net = ResculptNet(**kw, gate=gate)
         net.load_state_dict(ck["net"])

@@ -232,3 +232,26 @@ def test_a_checkpoint_with_the_residual_scale_exports_it_into_the_graph_and_the_
     assert all(np.array_equal(g0[k][:32], g1[k][:32]) for k in B.OUTPUTS)
     assert np.abs(g0["gain_db"][32:] - g1["gain_db"][32:]).max() > 0.1
     B.load_bundle(tmp_path / "scaled")
+
+
+def test_a_checkpoint_with_the_absolute_prior_exports_it_into_the_graph_and_the_config(tmp_path, exported):
+    """A checkpoint whose net arguments switch the absolute prior on: the config records it (without: false), the
+    export's checks hold within export.TOL, the relative target's golden frames are bit for bit those of the same
+    weights without it and the absolute target's differ (the prior is in the graph), and for a target equal to a
+    steady input's envelope the graph's band gains are exactly 0 dB (the prior has nothing to add; the residual's
+    gain starts at zero)."""
+    net0, path0, cfg0 = exported
+    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, "absolute_prior": True}, "step": 0,
+                "sample_rate": SR}, tmp_path / "ckpt.pt")
+    cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")
+    assert cfg["absolute_prior"] is True and cfg0["absolute_prior"] is False
+    assert max(cfg["export_check"].values()) < E.TOL
+    g0, g1 = np.load(path0 / "golden.npz"), np.load(tmp_path / "bundle" / "golden.npz")
+    assert all(np.array_equal(g0[k][32:], g1[k][32:]) for k in B.OUTPUTS)
+    assert np.abs(g0["gain_db"][:32] - g1["gain_db"][:32]).max() > 1.0
+    b = B.load_bundle(tmp_path / "bundle")
+    T = 200
+    feat = np.tile(-50.0 - 0.8 * np.arange(C.N_BANDS, dtype=np.float32), (T, 1))
+    cond = C.cond_from_profile(Profile("target", {}, band_env_db=list(feat[0].astype(float))), SR)
+    out = b.run_sequence(feat, np.full((T, C.N_LOW), -45.0, np.float32), cond)
+    assert np.count_nonzero(out["gain_db"]) == 0

@@ -489,3 +489,92 @@ def test_the_committed_run_checkpoint_loads_with_the_residual_scale_at_the_prior
     assert torch.count_nonzero(on.rel_scale) == 0
     assert all(torch.equal(u[0], v[0]) for u, v in zip(a, b))
     assert torch.count_nonzero(b[1][1]) == 0 and torch.count_nonzero(b[2][1]) == 0
+
+
+def _abs_prior_pair(seed=0):
+    """The same randomised weights without and with the absolute prior (its residual heads as loaded from weights
+    without them: the identity), the run's identity gate."""
+    r = _model(1, seed)
+    off = ResculptNet(lookahead=1, gate=RUN_GATE)
+    on = ResculptNet(lookahead=1, gate=RUN_GATE, absolute_prior=True)
+    off.load_state_dict(r.net.state_dict())
+    on.load_state_dict(r.net.state_dict())
+    return off.eval(), on.eval()
+
+
+def test_a_checkpoint_without_the_absolute_heads_loads_them_at_the_identity():
+    off, on = _abs_prior_pair()
+    for m in (on.head_abs, on.df_abs):
+        assert torch.count_nonzero(m.weight) == 0 and torch.count_nonzero(m.bias) == 0
+
+
+def test_absolute_prior_leaves_relative_rows_bit_identical():
+    """Relative rows (odd) give bit-identical outputs with and without the absolute prior; absolute rows' band gain
+    differs (the prior and its own residual replace the shared heads' outputs)."""
+    off, on = _abs_prior_pair()
+    r = Resculptor(on, SR)
+    feat, low = r.fio.features(r.fio.stft(_speechlike(SR)))
+    cond = _cond(r, b=2)
+    cond[0, C.S0 : C.M0] += 4.0 * (-1.0) ** torch.arange(C.N_BANDS)  # an absolute target far from the input
+    with torch.no_grad():
+        a, b = off(feat, low, cond), on(feat, low, cond)
+    assert all(torch.equal(u[1], v[1]) for u, v in zip(a, b))
+    assert float((a[0][0] - b[0][0]).abs().max()) > 0.1
+
+
+@pytest.mark.parametrize("relative_prior", [False, True])
+def test_the_absolute_prior_alone_gives_the_clipped_level_free_shape_difference_once_warmed_up(relative_prior):
+    """An identity-initialised generator with the absolute prior (with or without the relative one), a steady input and an absolute target = the
+    input's band levels + a 1.5 dB/band zigzag + a 30 dB boost of one band: after 2 s (the prior gate's warm-up
+    term below 0.01 dB) each compared band's gain is the level-free difference clipped to -24..+18 dB, within
+    0.01 dB, and the residual heads add nothing (zero weights: no copy-up beyond -70 dB, identity taps)."""
+    net = ResculptNet(lookahead=1, gate=RUN_GATE, absolute_prior=True, relative_prior=relative_prior).eval()
+    T = 600
+    feat, low = _steady_features(T)
+    want = feat[0, 0] + 1.5 * (-1.0) ** torch.arange(C.N_BANDS)
+    want[10] += 30.0
+    cond = _cond_with_shape(want)
+    with torch.no_grad():
+        g, e, dfd = net(feat, low, cond)
+    assert torch.count_nonzero(dfd) == 0 and float(e.max()) < 4e-4
+    ok = torch.tensor(C.compare_mask() & C.input_valid(SR))
+    d = (want - feat[0, 0])[ok]
+    d = (d - d.mean()).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
+    assert float(d.max()) == C.ABS_PRIOR_BOOST_DB  # the boosted band is clipped
+    assert float((g[0, 400:][:, ok] - d).abs().max()) < 0.01
+    assert torch.count_nonzero(g[0, 400:][:, ~ok]) == 0
+
+
+def test_absolute_prior_returns_exactly_the_identity_when_the_target_is_the_inputs_envelope():
+    """Target band shape == the steady input's: the prior (difference 0, inside its gate's warm-up term) and the
+    residual (identity gate) are exactly the identity on every frame."""
+    _, on = _abs_prior_pair()
+    feat, low = _steady_features()
+    cond = _cond_with_shape(feat[0, 0])
+    with torch.no_grad():
+        g, e, d = on(feat, low, cond)
+    assert torch.count_nonzero(g) == 0 and torch.count_nonzero(e) == 0 and torch.count_nonzero(d) == 0
+
+
+def test_absolute_prior_streaming_step_equals_whole_sequence():
+    """With the absolute prior and its gate, frame-by-frame ``step`` equals the whole sequence within 2e-5 of the
+    peak (as the gated net without it)."""
+    torch.set_num_threads(1)
+    r = Resculptor(_abs_prior_pair()[1], SR).eval()
+    cond = _cond(r)
+    cond[:, C.S0 : C.M0] += 8.0 * (-1.0) ** torch.arange(C.N_BANDS)
+    err, (X, full) = _stream_error(r, _speechlike(SR), cond)
+    assert not torch.allclose(full[:, :-1], X[:, :-1])
+    assert err < 2e-5, err
+
+
+def test_the_absolute_residual_heads_get_a_gradient_at_their_zero_start():
+    _, on = _abs_prior_pair()
+    r = Resculptor(on.train(), SR)
+    feat, low = r.fio.features(r.fio.stft(_speechlike(SR)))
+    cond = _cond(r, b=2)
+    cond[0, C.S0 : C.M0] += 4.0 * (-1.0) ** torch.arange(C.N_BANDS)
+    gain, copy, df = on(feat, low, cond)
+    (gain[0].pow(2).sum() + copy[0].sum() + df[0].sum()).backward()
+    assert all(float(on.head_abs.weight.grad[c].abs().max()) > 0 for c in (0, 1))
+    assert float(on.df_abs.weight.grad.abs().max()) > 0

@@ -239,3 +239,65 @@ def test_osc_profile_load_sets_the_target_from_a_shipped_name_and_refuses_a_bad_
     srv.handle_message("/resculpt/profile/load", [str(tmp_path / "bad.json")], me)
     assert srv.stats["errors"] == errors + 1 and "schema_version 9" in srv.last_error
     assert srv.chain._inboxes["match"].value is t
+
+
+def test_a_primed_running_fingerprint_is_what_the_stage_learns_from_a_long_steady_input(resculpt_bundle):
+    """``ResculptStage.prime`` with a clip's long-term envelope (the fingerprint's) sets the model's running
+    fingerprint state to what 20 s of that steady clip teach it: the same band levels within 0.2 dB and the same
+    weight (the steady-state 1 / (1 - alpha), 600 frames for a 3 s time constant at a 5 ms hop, which 20 s reach
+    within 0.2 %)."""
+    from scipy.signal import lfilter
+
+    from resculpt.dsp.profile import long_term_envelope
+
+    sr = 48000
+    x = (0.05 * lfilter([1.0], [1.0, -0.9], np.random.default_rng(0).standard_normal(20 * sr))).astype(np.float32)
+    learned = Chain(Layout(spectral=("resculpt",)), sr, 1, 4096)
+    learned.set_target(TARGET, engine="model")
+    learned(x[None])
+    st = learned.graph.stages[0]
+    a = st._states[st._phase]
+    primed = Chain(Layout(spectral=("resculpt",)), sr, 1, 4096)
+    primed.set_target(TARGET, engine="model")
+    ps = primed.graph.stages[0]
+    ps.prime(long_term_envelope(x, sr))
+    primed.reset()
+    b = ps._states[ps._phase]
+    ok = np.isfinite(long_term_envelope(x, sr))
+    la = 10 * np.log10(a["run_num"][0, ok] / a["run_den"][0])
+    lb = 10 * np.log10(b["run_num"][0, ok] / b["run_den"][0])
+    assert np.abs(la - lb).max() < 0.2
+    assert abs(float(b["run_den"][0, 0]) / float(a["run_den"][0, 0]) - 1.0) < 0.003
+    ps.prime(None)
+    primed.reset()
+    assert np.count_nonzero(ps._states[ps._phase]["run_den"]) == 0
+
+
+def test_a_model_render_primes_the_running_fingerprint_with_the_whole_input(resculpt_bundle, clip, tmp_path,
+                                                                            monkeypatch):
+    """Offline, the model stage gets the input's long-term envelope before streaming
+    (``render.prime_loudness(envelope=True)``, as ``render_file`` calls it): its primed state is that envelope, the
+    output differs from a stream that learns as it goes, and ``render_file`` with the model engine primes it."""
+    from resculpt.dsp.profile import long_term_envelope
+    from resculpt.models.resculpt.stage import ResculptStage
+    from resculpt.plugin_host.render import _ArrayInput, prime_loudness
+
+    inp, t, x = clip
+    c = Chain(Layout(spectral=("resculpt",)), SR, 1, 4096)
+    c.set_target(TARGET, engine="model")
+    assert prime_loudness(c, _ArrayInput(x[None].astype(np.float32)), 4096, envelope=True) is not None
+    st = c.graph.stages[0]
+    want = long_term_envelope(x, SR)
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(10 * np.log10(st._primed[0][ok] / st._primed[1]), want[ok], atol=1e-3)
+    c.reset()
+    y_primed = c(x[None].astype(np.float32))
+    st.prime(None)
+    c.reset()
+    y_live = c(x[None].astype(np.float32))
+    assert np.abs(y_primed - y_live).max() > 1e-3
+    seen = []
+    real = ResculptStage.prime
+    monkeypatch.setattr(ResculptStage, "prime", lambda self, env: (seen.append(env), real(self, env)))
+    render_file(inp, tmp_path / "m.wav", target=t, engine="model")
+    assert len(seen) == 1 and np.allclose(seen[0][ok], want[ok], atol=1e-3)

@@ -279,3 +279,28 @@ def test_a_run_continued_with_the_residual_scale_starts_it_at_zero_and_keeps_the
     assert ck["step"] == 4 and ck["net_kwargs"]["residual_scale"] is True
     assert torch.count_nonzero(ck["net"]["rel_scale"]) > 0
     ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])
+
+
+def test_a_run_continued_with_the_absolute_prior_starts_its_residual_heads_at_zero_and_keeps_the_optimiser_state(tmp_path):
+    """A run continued with --absolute-prior: the net arguments carry it from then on, the residual heads load at
+    the identity (zero weights) with fresh optimiser moments, every other parameter keeps its saved moments, and
+    training moves the residual's gain channel off zero."""
+    from resculpt.models.resculpt.net import ResculptNet
+
+    rtrain.train(_args(tmp_path, "--steps", "4", "--stop-at", "2"))
+    before = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    tr = rtrain.Trainer(_args(tmp_path, "--steps", "4", "--absolute-prior"))
+    net = tr.model.net
+    assert tr.kw["absolute_prior"] is True
+    assert torch.count_nonzero(net.head_abs.weight) == 0 and torch.count_nonzero(net.df_abs.weight) == 0
+    assert net.head_abs.weight not in tr.opt_g.state and net.df_abs.weight not in tr.opt_g.state
+    old = [p for n, p in net.named_parameters() if not n.startswith(("head_abs", "df_abs"))]
+    for i, p in enumerate(old):
+        if i in before["opt_g"]["state"]:
+            assert torch.equal(tr.opt_g.state[p]["exp_avg"], before["opt_g"]["state"][i]["exp_avg"])
+    rtrain.train(_args(tmp_path, "--steps", "4", "--absolute-prior"))
+    rtrain.train(_args(tmp_path, "--steps", "4"))
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 4 and ck["net_kwargs"]["absolute_prior"] is True
+    assert torch.count_nonzero(ck["net"]["head_abs.weight"][0]) > 0
+    ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])

@@ -51,6 +51,16 @@ N_LOW = 32            # deep-filtered low bins: 0..1550 Hz at 50 Hz spacing
 DF_ORDER = 3          # deep-filter taps (frames) per low bin
 COPY_SHIFT_HZ = 4000.0  # the copy-up excitation: bin k receives bin k - 80 (4 kHz lower)
 GAIN_MAX_DB = 30.0    # band gains lie in +-GAIN_MAX_DB
+# The known part of an absolute row's band gain (``net.ResculptNet.absolute_prior``): the level-free target-minus-
+# running band shape, clipped as the match-EQ clips its curve by default (``match.max_cut_db`` /
+# ``match.max_boost_db``): a band empty in the input (a codec's cut-off) is lifted by at most 18 dB of its noise.
+ABS_PRIOR_CUT_DB, ABS_PRIOR_BOOST_DB = 24.0, 18.0
+# The prior's own gate (``net.ResculptNet.prior_gate``): width (dB of band-shape difference) of
+# 1 - exp(-(relu(dev - warm_db exp(-n / warm_frames)) / width)^2), the identity gate's warm-up term without its
+# threshold: while little has been heard the running shape is too uncertain to EQ from (a 25 dB threshold at the
+# first frame, 0.46 dB after 3 s of speech, 0.17 dB from a primed estimate), then a difference of 1 dB RMS passes
+# 94 % of its curve, 0.5 dB 36 % and 0.2 dB 0.4 % (primed). The learned residual keeps the identity gate.
+ABS_PRIOR_GATE_WIDTH_DB = 0.5
 EPS = 1e-12
 FEAT_MEAN_DB, FEAT_STD_DB = -60.0, 20.0
 ACT_DB = -70.0        # a frame counts for the running fingerprint when its band-mean level exceeds this (dB)

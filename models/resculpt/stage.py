@@ -188,6 +188,23 @@ class ResculptStage(SpectralStage):
         self._i_follow = table.index("resculpt.loudness_follow")
         self._voice = VoiceMatch()
         self._follow = LoudnessFollower()
+        self._primed = None
+
+    def prime(self, env_db) -> None:
+        """Control side: the whole input's long-term band envelope (32,) dB (the fingerprint's ``band_env_db``, the
+        features' PSD convention; NaN: a band the input does not reach) as the model's running fingerprint from the
+        first frame, as if it had heard a steady input for longer than its time constant (offline renders,
+        ``plugin_host.render.prime_loudness``); None: learn it as a live stream does. Takes effect at ``reset()``."""
+        if env_db is None:
+            self._primed = None
+            return
+        e = np.asarray(env_db, np.float64)
+        if e.shape != (C.N_BANDS,):
+            raise ValueError(f"resculpt.prime: a ({C.N_BANDS},) band envelope, got shape {e.shape}")
+        # the running sums' weight after a long active stream: sum of alpha^k = 1 / (1 - alpha) (600 frames)
+        den = 1.0 / -math.expm1(-1.0 / (C.RUN_TAU_S * 1000.0 / C.HOP_MS))
+        num = np.where(np.isfinite(e), 10.0 ** (np.nan_to_num(e) / 10.0), 0.0) * den
+        self._primed = (num.astype(np.float32), np.float32(den))
 
     def prime_loudness(self, lufs) -> None:
         """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
@@ -261,6 +278,9 @@ class ResculptStage(SpectralStage):
         for s in self._states:
             for v in s.values():
                 v.fill(0.0)
+            if self._primed is not None:
+                s["run_num"][0] = self._primed[0]
+                s["run_den"][0] = self._primed[1]
         self._ring.fill(0.0)
         self._head = 0  # index of the oldest frame in the ring
         self._phase = 0

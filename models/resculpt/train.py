@@ -253,9 +253,14 @@ class Trainer:
                 # zero scales: relative rows continue from the prior alone and learn how much residual to add
                 print(f"residual scale on from step {ck['step']}", flush=True)
                 kw["residual_scale"] = True
+            if args.absolute_prior and not kw.get("absolute_prior"):
+                # absolute rows continue from the known shape difference alone (head_abs, df_abs at the identity)
+                print(f"absolute prior on from step {ck['step']}", flush=True)
+                kw["absolute_prior"] = True
         else:
             kw = {"lookahead": args.lookahead, "gate": tuple(args.gate) if args.gate is not None else None,
                   "relative_prior": args.relative_prior, "residual_scale": args.residual_scale,
+                  "absolute_prior": args.absolute_prior,
                   **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
         self.kw = kw
         self.model = Resculptor(ResculptNet(**kw), sr)
@@ -480,6 +485,10 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--residual-scale", action="store_true",
                     help="with --relative-prior: relative rows' residual gain, copy-up and deep-filter deltas times "
                          "learned scales (ResculptNet.rel_scale) that start at zero (the prior alone); stored in the "
+                         "checkpoint (a resumed run keeps it; this switches it on)")
+    ap.add_argument("--absolute-prior", action="store_true",
+                    help="absolute rows: the band gain is the level-free target-minus-running shape (the match-EQ's "
+                         "curve) plus a learned residual (ResculptNet.head_abs, df_abs, starting at the identity); stored in the "
                          "checkpoint (a resumed run keeps it; this switches it on)")
     ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
                     metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
