@@ -196,10 +196,12 @@ def test_the_stage_passes_descriptor_targets_in_relative_form(resculpt_bundle):
     _run(chain, x[:, : sr // 2])
     st = next(s for s in chain.graph.stages if s.name == "resculpt")
     want = C.delta_cond(d, sr, "timbre")
-    np.testing.assert_array_equal(st._cond[0], want)
+    # float32 round-off: the stage moves the tilt slot's offsets' slope from DELTA_COND_RATE's bands to its rate's
+    np.testing.assert_allclose(st._cond[0], want, rtol=0, atol=1e-6)
     assert want[C.REL_I] == 1.0 and want[C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] == pytest.approx(1.5)
+    held = st._cond[0].copy()
     _run(chain, x[:, sr // 2 :])
-    np.testing.assert_array_equal(st._cond[0], want)  # the same vector whatever the stream has heard
+    np.testing.assert_array_equal(st._cond[0], held)  # the same vector whatever the stream has heard
     chain.params["resculpt.loudness_db"] = 2.0
     _run(chain, x[:, :1000])
     moved = want.copy()
