@@ -25,6 +25,9 @@ mirrors in training, same layout:
             (``normalized``'s scale; a ratio dim's log2(ratio) / scale, an additive dim's offset / scale,
             clipped to +-``Z_CLIP``); 0 where the delta leaves a dim as it is or the match mode leaves it out.
             "Unknown" and "unchanged" are the same thing for a relative target, so these slots need no mask.
+            Centroid and roll-off: the delta's own values, moves beyond what its band offsets make (the offsets'
+            share depends on the input's spectrum, ``dsp.profile.shape_moves``); tilt: the whole move, the
+            offsets' own slope at the rate plus the delta's value (the net's relative prior subtracts that slope).
 
 Why a relative form: a causal net cannot tell "target = my own profile" from "a small move" while its running
 fingerprint has heard little (the identity gate of ``net.py`` holds such targets back), but a delta says its
