@@ -10,7 +10,10 @@ Unknown words raise :class:`DescriptorError` listing the closest known descripto
 Each descriptor is a band-envelope shape (dB offsets on the 32 ERB bands: shelves and peaks in
 octaves around a corner) plus scalar deltas (ratios for frequencies and pace, additions for
 loudness, HNR, crest and range). The result is a ``delta`` :class:`~resculpt.dsp.profile.Profile`;
-band offsets are clipped to +-18 dB.
+band offsets are clipped to +-18 dB. No entry states a centroid, roll-off or tilt move: a delta's
+value for those is what it asks beyond the move its band shape makes (``profile.apply_delta``), and
+every shape here is its whole brightness move ("brighter": a 3 kHz shelf of +4 dB, which lifts the
+centroid 9-13 % and the tilt 0.65 dB/oct on speech and music; ``scripts/delta_consistency.py``).
 """
 
 from __future__ import annotations
@@ -50,14 +53,14 @@ def band_limit(lo, hi, depth=24.0):
 
 ST = 2.0 ** (1.0 / 12.0)
 
-# name: (aliases, band shape (32,) dB, scalar deltas)
+# name: (aliases, band shape (32,) dB, scalar deltas; none for the moment dims, which the shape moves)
 VOCAB: dict[str, tuple[tuple[str, ...], np.ndarray, dict]] = {
     "bass": (("bass", "bassier", "low end", "lows"), low_shelf(150, 4.0), {}),
-    "warm": (("warm", "warmer", "warmth"), peak(250, 3.0, 1.5) + high_shelf(6000, -1.5), {"tilt_db_oct": -0.5}),
-    "bright": (("bright", "brighter", "brightness"), high_shelf(3000, 4.0), {"centroid_hz": 1.15, "tilt_db_oct": 0.8}),
-    "dark": (("dark", "darker", "dull", "duller"), high_shelf(3000, -4.0), {"centroid_hz": 0.87, "tilt_db_oct": -0.8}),
+    "warm": (("warm", "warmer", "warmth"), peak(250, 3.0, 1.5) + high_shelf(6000, -1.5), {}),
+    "bright": (("bright", "brighter", "brightness"), high_shelf(3000, 4.0), {}),
+    "dark": (("dark", "darker", "dull", "duller"), high_shelf(3000, -4.0), {}),
     "clear highs": (("clear highs", "clearer highs", "clear", "clearer", "clarity", "clean highs"),
-                    high_shelf(5000, 3.0) + peak(300, -1.5), {"centroid_hz": 1.08}),
+                    high_shelf(5000, 3.0) + peak(300, -1.5), {}),
     "airy": (("airy", "air", "airier", "more air"), high_shelf(10000, 4.0), {}),
     "soft": (("soft", "softer", "gentle", "gentler", "smooth", "smoother", "mellow"),
              high_shelf(4000, -3.0) + peak(3000, -2.0), {"crest_db": -1.0}),

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     probe = Resculptor(ResculptNet(), SR)
 
     def moved(text):
-        return pt.apply_delta(px, *nudge_tensors([describe(text)] * x.shape[0]))
+        return pt.apply_delta(px, *nudge_tensors([describe(text)] * x.shape[0]), SR)
 
     cases = [("keep (clean clip, own profile)", x, px), ("keep (changed clip, own profile)", y, py),
              ("restore (changed clip, clean profile)", y, px)]
@@ -137,7 +137,7 @@ def prior_dims(model, tp, x, px) -> None:
     print("|---|" + "---|" * (len(PRIOR_DIMS) + 1))
     for text in (*C.EVAL_DESCRIPTORS, *EVAL_LEVEL_DESCRIPTORS):
         band, dims = nudge_tensors([describe(text)] * x.shape[0])
-        tgt = pt.apply_delta(px, band, dims)
+        tgt = pt.apply_delta(px, band, dims, SR)
         po = tp(model(x, pt.delta_cond(band, dims, SR, "timbre")))
         cells = [f"{float(shape_rms(px, tgt).mean()):.2f} -> {float(shape_rms(po, tgt).mean()):.2f}"]
         for k in PRIOR_DIMS:

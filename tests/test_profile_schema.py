@@ -113,3 +113,30 @@ def test_from_reference_rejects_short_silent_and_clipped_clips_and_accepts_a_goo
         check_reference(loud, sr)
     p = from_reference(_speechlike(sr), sr, "ok.wav")
     assert p.kind == "target" and np.isfinite(p.dims["f0_median_hz"])
+
+
+def test_a_deltas_moments_follow_its_band_shape_and_its_own_values_are_moves_beyond_it():
+    """``apply_delta``: the target's tilt moves by the least-squares slope of the offsets over the tilt bands
+    (exactly 1 dB/oct for a 1 dB/oct offset), centroid and roll-off by ``shape_moves``' ratios on the base (up for a
+    high boost); the delta's own centroid/tilt values multiply/add on top; zero offsets move nothing."""
+    from resculpt.dsp.bands import band_centers_hz, erb_band_edges
+    from resculpt.dsp.profile import shape_moves
+
+    lf = np.log2(band_centers_hz(erb_band_edges(32)) / 1000.0)
+    env = -40.0 - 3.0 * lf
+    base = Profile("fingerprint", {"centroid_hz": 800.0, "rolloff_hz": 2000.0, "tilt_db_oct": -6.0}, list(env),
+                   meta={"sample_rate": 48000})
+    d = empty_delta()
+    d.band_env_db = list(1.0 * lf)
+    t = apply_delta(base, d)
+    m = shape_moves(env, d.env(), 48000, 800.0, 2000.0)
+    assert m["tilt_db_oct"] == pytest.approx(1.0, abs=1e-9) and m["centroid_hz"] > 1.05 and m["rolloff_hz"] > 1.05
+    assert t.dims["tilt_db_oct"] == pytest.approx(-5.0) and t.dims["centroid_hz"] == pytest.approx(800.0 * m["centroid_hz"])
+    d.dims["centroid_hz"], d.dims["tilt_db_oct"] = 1.1, 0.5
+    t2 = apply_delta(base, d)
+    assert t2.dims["centroid_hz"] == pytest.approx(t.dims["centroid_hz"] * 1.1)
+    assert t2.dims["tilt_db_oct"] == pytest.approx(-4.5)
+    assert shape_moves(env, np.zeros(32), 48000, 800.0, 2000.0) == {"centroid_hz": 1.0, "rolloff_hz": 1.0,
+                                                                   "tilt_db_oct": 0.0}
+    t0 = apply_delta(base, empty_delta())
+    assert all(t0.dims[k] == base.dims[k] for k in ("centroid_hz", "rolloff_hz", "tilt_db_oct"))

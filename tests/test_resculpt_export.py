@@ -100,7 +100,8 @@ def test_stage_equals_torch_streaming_step(exported, kind):
     """Mono 16 kHz, a published target (an absolute profile, or a description in relative form), the loudness
     follower off: every output frame of the ORT/numpy stage equals torch's ``Resculptor.step`` within 1e-4 of the
     frame peak, the stage's
-    conditioning vector being ``cond_from_profile`` / ``delta_cond`` of the target at this rate; without a
+    conditioning vector being ``cond_from_profile`` / ``delta_cond`` of the target at this rate (a delta's within
+    float32 round-off, 1e-6); without a
     target the stage only delays by the look-ahead."""
     from resculpt.dsp.descriptors import describe
 
@@ -143,7 +144,9 @@ def test_stage_equals_torch_streaming_step(exported, kind):
             stage.process_frame(spec)
             peak = float(ref.abs().max()) + 1e-9
             worst = max(worst, float(np.max(np.abs(spec[0] - ref[0].numpy()))) / peak)
-            np.testing.assert_array_equal(stage._cond[0], cond[0].numpy())
+            # a delta's tilt slot: the stage moves the offsets' slope from DELTA_COND_RATE's tilt bands to this
+            # rate's in float32 (round-off 6e-8); everything else bit for bit
+            np.testing.assert_allclose(stage._cond[0], cond[0].numpy(), rtol=0, atol=1e-6 if kind == "relative" else 0)
     assert worst < 1e-4, worst
 
 

@@ -371,7 +371,7 @@ def test_the_relative_prior_alone_moves_band_shape_tilt_and_loudness_to_the_delt
     band, dims = nudge_tensors([describe(text)])
     with torch.no_grad():
         px = tp(x)
-        tgt = pt.apply_delta(px, band, dims)
+        tgt = pt.apply_delta(px, band, dims, SR)
         po = tp(_prior_alone()(x, pt.delta_cond(band, dims, SR, "timbre")))
 
     def shape_rms(a, b):
@@ -404,6 +404,21 @@ def test_a_tilt_in_the_offsets_and_in_the_tilt_move_is_applied_once():
         for c in (both, move):
             g = ResculptNet.relative_prior_db(c, torch.zeros(1, 1, C.N_BANDS))[0, 0]
             assert abs(slope(g) - 2.0) < 0.01
+
+
+@pytest.mark.parametrize("text", ["more bass", "warmer", "brighter", "thinner"])
+def test_the_prior_gives_a_description_its_shapes_own_slope_and_no_counter_tilt(text):
+    """A description asks no tilt beyond its band shape, so the conditioning builder (``common.delta_cond``, at
+    the net's rate) puts the shape's own slope in the tilt slot and the prior's gain has exactly the offsets'
+    least-squares slope over the fingerprint's tilt bands (within 0.01 dB/oct): nothing added, nothing undone."""
+    from resculpt.dsp.descriptors import describe
+    from resculpt.dsp.features.spectral import tilt_slope_db_oct
+
+    c = _delta_cond(text)
+    with torch.no_grad():
+        g = ResculptNet.relative_prior_db(c, torch.zeros(1, 1, C.N_BANDS))[0, 0].double().numpy()
+    want = tilt_slope_db_oct(describe(text).env(), SR)
+    assert abs(want) > 0.1 and abs(tilt_slope_db_oct(g, SR) - want) < 0.01
 
 
 # -- the residual scale: relative rows' heads' deviations x learned scales that start at zero ------------------

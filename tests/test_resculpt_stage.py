@@ -196,15 +196,41 @@ def test_the_stage_passes_descriptor_targets_in_relative_form(resculpt_bundle):
     _run(chain, x[:, : sr // 2])
     st = next(s for s in chain.graph.stages if s.name == "resculpt")
     want = C.delta_cond(d, sr, "timbre")
-    np.testing.assert_array_equal(st._cond[0], want)
+    # float32 round-off: the stage moves the tilt slot's offsets' slope from DELTA_COND_RATE's bands to its rate's
+    np.testing.assert_allclose(st._cond[0], want, rtol=0, atol=1e-6)
     assert want[C.REL_I] == 1.0 and want[C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] == pytest.approx(1.5)
+    held = st._cond[0].copy()
     _run(chain, x[:, sr // 2 :])
-    np.testing.assert_array_equal(st._cond[0], want)  # the same vector whatever the stream has heard
+    np.testing.assert_array_equal(st._cond[0], held)  # the same vector whatever the stream has heard
     chain.params["resculpt.loudness_db"] = 2.0
     _run(chain, x[:, :1000])
     moved = want.copy()
     moved[C.DZ0 + C.DIM_NAMES.index("lufs_integrated")] += 2.0 / DIM_BY_NAME["lufs_integrated"].scale
     np.testing.assert_allclose(st._cond[0], moved, atol=1e-6)
+
+
+def test_a_bass_override_on_a_delta_adds_its_shelfs_slope_to_the_relative_tilt_move(resculpt_bundle):
+    """A delta's tilt slot is its whole tilt move (``common.delta_z``), so ``resculpt.bass_db`` on a description
+    moves it by the shelf's own least-squares slope over this rate's tilt bands, as if the shelf were part of the
+    description's offsets (``common.delta_cond`` of the delta plus the shelf, within float32 round-off)."""
+    from resculpt.dsp.descriptors import low_shelf
+    from resculpt.dsp.features.spectral import tilt_slope_db_oct
+    from resculpt.models.resculpt.stage import BASS_HZ
+
+    x, sr = data.load(EXAMPLE)
+    x = x[None, : sr // 2].astype(np.float32)
+    chain = Chain(Layout(spectral=("resculpt",)), sr, 1, 512)
+    d = describe("warmer")
+    chain.set_target(d)
+    chain.params["resculpt.bass_db"] = 6.0
+    _run(chain, x)
+    st = next(s for s in chain.graph.stages if s.name == "resculpt")
+    i = C.DZ0 + C.DIM_NAMES.index("tilt_db_oct")
+    shelf = low_shelf(BASS_HZ, 6.0)
+    both = d.copy()
+    both.band_env_db = list(d.env() + shelf)
+    assert tilt_slope_db_oct(shelf, sr) < -0.3
+    assert st._cond[0, i] == pytest.approx(C.delta_cond(both, sr, "timbre")[i], abs=1e-6)
 
 
 def test_presets_with_a_target_run_the_engine_of_the_moment(resculpt_bundle, monkeypatch, tmp_path):

@@ -117,7 +117,8 @@ def test_nudge_rows_target_their_own_profile_moved_by_a_description_without_refe
 
 def test_nudge_tensors_move_the_torch_profile_as_apply_delta_moves_a_profile():
     """``nudge_tensors`` + ``profile_torch.apply_delta`` give the target ``dsp.profile.apply_delta`` gives on the
-    covered dims (band envelope, centroid as a ratio, tilt/loudness/crest as offsets); rows without a delta stay."""
+    covered dims (band envelope; centroid, roll-off and tilt moved by the shape and by a move beyond it, as a ratio
+    and an offset; loudness/crest as offsets); rows without a delta stay."""
     import numpy as np
 
     from resculpt.dsp.descriptors import describe
@@ -131,7 +132,8 @@ def test_nudge_tensors_move_the_torch_profile_as_apply_delta_moves_a_profile():
     prof |= {"band_env_db": torch.tensor(np.stack([env, env]), dtype=torch.float32),
              "band_env_ok": torch.ones(2, 32, dtype=torch.bool)}
     delta = describe("much brighter, a bit louder, compressed")
-    moved = pt.apply_delta(prof, *rtrain.nudge_tensors([delta, None]))
+    delta.dims["centroid_hz"], delta.dims["tilt_db_oct"] = 1.1, 0.3  # beyond what the shape makes
+    moved = pt.apply_delta(prof, *rtrain.nudge_tensors([delta, None]), 48000)
     want = apply_delta(Profile("fingerprint", dict(vals), list(env)), delta)
     for k in vals:
         assert abs(float(moved[k][0]) - want.dims[k]) < 1e-3 * max(1.0, abs(want.dims[k])), k

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bands import N_BANDS, BandMap
+from ..bands import N_BANDS, BandMap, band_centers_hz, erb_band_edges
 from ..stft import get_config, sqrt_hann_pair
 from .base import FrameAnalyzer
 
@@ -62,6 +62,34 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return m
 
 
+_CENTERS = band_centers_hz(erb_band_edges(N_BANDS))
+
+
+def tilt_bands(sample_rate: float) -> np.ndarray:
+    """(32,) bool: the bands ``tilt_db_oct`` is fitted over at ``sample_rate``: centred 100 Hz .. min(8 kHz, 0.45 x
+    rate) (above 0.45 x rate a band is on the anti-alias slope and not measured)."""
+    c = _CENTERS
+    return (c >= 100.0) & (c <= min(8000.0, 0.45 * float(sample_rate)))
+
+
+def tilt_weights(sample_rate: float) -> np.ndarray:
+    """(32,) float64 w with ``w @ values`` = the least-squares slope (dB/octave) of band values (dB) against
+    log2(band centre) over :func:`tilt_bands` (0 outside them; the weights sum to 0, so a level does not count)."""
+    sel = tilt_bands(sample_rate)
+    lx = np.log2(_CENTERS[sel])
+    lx = lx - lx.mean()
+    w = np.zeros(N_BANDS)
+    w[sel] = lx / np.dot(lx, lx)
+    return w
+
+
+def tilt_slope_db_oct(values_db, sample_rate: float) -> float:
+    """The slope a frame's ``tilt_db_oct`` measures, of band values (32,) dB (NaN = 0) at ``sample_rate``: the tilt
+    of a band envelope, or the tilt move that band-gain offsets make (:func:`tilt_weights`)."""
+    v = np.nan_to_num(np.asarray(values_db, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return float(np.dot(tilt_weights(sample_rate), v))
+
+
 ENV_COLUMNS = tuple(f"band_env_db[{i}]" for i in range(N_BANDS))
 MFCC_COLUMNS = tuple(f"mfcc[{i}]" for i in range(N_MFCC))
 BRIGHT_COLUMNS = ("centroid_hz", "rolloff_hz", "tilt_db_oct", "level_db")
@@ -96,7 +124,7 @@ class SpectralFeatures(FrameAnalyzer):
         self._mel = mel_filterbank(sr, n)
         self._dct = dct_matrix(N_MFCC, N_MELS)
         c = self.bands.centers_hz
-        self._tsel = self._valid & (c >= 100.0) & (c <= min(8000.0, 0.45 * sr))
+        self._tsel = self._valid & tilt_bands(sr)
         lx = np.log2(c[self._tsel])
         lx = lx - lx.mean()
         self._tx = lx / np.dot(lx, lx)

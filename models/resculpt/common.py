@@ -25,6 +25,9 @@ mirrors in training, same layout:
             (``normalized``'s scale; a ratio dim's log2(ratio) / scale, an additive dim's offset / scale,
             clipped to +-``Z_CLIP``); 0 where the delta leaves a dim as it is or the match mode leaves it out.
             "Unknown" and "unchanged" are the same thing for a relative target, so these slots need no mask.
+            Centroid and roll-off: the delta's own values, moves beyond what its band offsets make (the offsets'
+            share depends on the input's spectrum, ``dsp.profile.shape_moves``); tilt: the whole move, the
+            offsets' own slope at the rate plus the delta's value (the net's relative prior subtracts that slope).
 
 Why a relative form: a causal net cannot tell "target = my own profile" from "a small move" while its running
 fingerprint has heard little (the identity gate of ``net.py`` holds such targets back), but a delta says its
@@ -150,15 +153,20 @@ def cond_from_profile(target, sample_rate: int, match: str = "timbre") -> np.nda
     return v
 
 
-def delta_z(delta, match: str = "timbre", skip=()) -> np.ndarray:
+def delta_z(delta, match: str = "timbre", skip=(), sample_rate: int | None = None) -> np.ndarray:
     """(N_DIMS,) float32: the relative scalar moves of a delta Profile in z units (see the module doc, [125:139]):
     log2(ratio) / scale for ``RATIO_DIMS``, offset / scale for the others, clipped to +-Z_CLIP; 0 for dims the
-    delta leaves unset or at the neutral value, outside ``MATCH[match]`` or named in ``skip``."""
+    delta leaves unset or at the neutral value, outside ``MATCH[match]`` or named in ``skip``. With
+    ``sample_rate``, the tilt slot holds the whole tilt move: the delta's band offsets' own slope at that rate
+    (``dsp.features.spectral.tilt_slope_db_oct``) plus its tilt beyond the shape."""
+    from resculpt.dsp.features.spectral import tilt_slope_db_oct
     from resculpt.dsp.profile import DIM_BY_NAME, RATIO_DIMS
 
     out = np.zeros(N_DIMS, np.float32)
     for i, name in enumerate(DIM_NAMES):
         v = delta.dims.get(name, math.nan)
+        if name == "tilt_db_oct" and sample_rate is not None:
+            v = (v if math.isfinite(v) else 0.0) + tilt_slope_db_oct(delta.env(), sample_rate)
         if name not in MATCH[match] or name in skip or not math.isfinite(v):
             continue
         if name in RATIO_DIMS:
@@ -172,7 +180,8 @@ def delta_z(delta, match: str = "timbre", skip=()) -> np.ndarray:
 def delta_cond(delta, sample_rate: int, match: str = "timbre", skip=()) -> np.ndarray:
     """(COND_DIM,) float32 conditioning vector of a relative target (a delta Profile): flag 1, band offsets / 3 dB
     on the compared bands (0 where the delta leaves a band), band mask = the compared bands, the scalar moves
-    of :func:`delta_z`, the input's band validity at ``sample_rate``."""
+    of :func:`delta_z` (the tilt slot: the whole tilt move, offsets' slope at ``sample_rate`` included), the
+    input's band validity at ``sample_rate``."""
     if match not in MATCH:
         raise ValueError(f"match must be one of {sorted(MATCH)}, got {match!r}")
     cmp = compare_mask()
@@ -181,5 +190,5 @@ def delta_cond(delta, sample_rate: int, match: str = "timbre", skip=()) -> np.nd
     v[M0:V0] = cmp
     v[V0:REL_I] = input_valid(sample_rate)
     v[REL_I] = 1.0
-    v[DZ0:] = delta_z(delta, match, skip)
+    v[DZ0:] = delta_z(delta, match, skip, sample_rate)
     return v

@@ -291,7 +291,9 @@ class ResculptNet(nn.Module):
           * the delta's band offsets, level-free over the bands it and the input define (``_inputs``' off);
           * a slope (dB/octave around 1 kHz, on the bands the input defines) of the tilt move the offsets do not
             already make: 1.5 dB/oct x the tilt slot (z units) minus the least-squares slope of the offsets over
-            the fingerprint's tilt bands (100 Hz..8 kHz), so an offset that is itself a tilt is not counted twice;
+            the fingerprint's tilt bands (100 Hz..8 kHz; the in-graph twin of ``dsp.features.spectral.
+            tilt_slope_db_oct`` at the running rate), so an offset that is itself a tilt is not counted twice (the
+            tilt slot is the whole move: ``common.delta_z`` puts the offsets' slope plus the delta's tilt there);
           * a level: the loudness slot (z units of 1 LU) minus the loudness change the shape above makes on the
             running spectrum (band power = 10^(3 rshape / 10) x ``common.LOUDNESS_BAND_W``: K-weighting x width;
             flat before anything has been heard), so the integrated loudness moves by what the delta asks.

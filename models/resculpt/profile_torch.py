@@ -290,17 +290,29 @@ def distance(a: dict, b: dict, weights: dict | None = None) -> torch.Tensor:
     return torch.sqrt(squared_distance(a, b, weights) + 1e-12)
 
 
-def apply_delta(prof: dict, band_db: torch.Tensor, dims: dict) -> dict:
+def apply_delta(prof: dict, band_db: torch.Tensor, dims: dict, sample_rate: int) -> dict:
     """The torch mirror of ``dsp.profile.apply_delta`` on the covered dims: a copy of ``prof`` with
     ``band_db`` (B, 32) dB added to ``band_env_db`` and, per name in ``dims`` ((B,) tensors), the value
-    multiplied (``RATIO_DIMS``: frequencies) or offset (the others). Validity flags are kept."""
-    from resculpt.dsp.profile import RATIO_DIMS
+    multiplied (``RATIO_DIMS``: frequencies) or offset (the others). The spectral moments (``MOMENT_DIMS``) first
+    move as the offsets move them on each row's envelope and median centroid and roll-off
+    (``dsp.profile.shape_moves``, at ``sample_rate``; no gradient flows into that move), then by ``dims``' value (the move beyond the shape). Validity flags are
+    kept."""
+    from resculpt.dsp.profile import MOMENT_DIMS, RATIO_DIMS, shape_moves
 
     out = dict(prof)
     out["band_env_db"] = prof["band_env_db"] + band_db
+    env = torch.where(prof["band_env_ok"], prof["band_env_db"], torch.full_like(prof["band_env_db"], math.nan))
+    env, off = env.detach().double().numpy(), band_db.detach().double().numpy()
+    med = {k: torch.where(prof[k + "_ok"], prof[k].detach(), torch.full_like(prof[k], math.nan)).double().numpy()
+           for k in ("centroid_hz", "rolloff_hz")}
+    made = [shape_moves(env[b], off[b], sample_rate, med["centroid_hz"][b], med["rolloff_hz"][b])
+            for b in range(off.shape[0])]
+    for k in MOMENT_DIMS:
+        m = torch.tensor([mv[k] for mv in made], dtype=prof[k].dtype)
+        out[k] = prof[k] * m if k in RATIO_DIMS else prof[k] + m
     for k, v in dims.items():
         if k in COVERED:
-            out[k] = prof[k] * v if k in RATIO_DIMS else prof[k] + v
+            out[k] = out[k] * v if k in RATIO_DIMS else out[k] + v
     return out
 
 
@@ -334,8 +346,10 @@ def cond_vector(prof: dict, sample_rate: int, match: str = "timbre") -> torch.Te
 def delta_cond(band_db: torch.Tensor, dims: dict, sample_rate: int, match: str = "timbre") -> torch.Tensor:
     """(B, COND_DIM) conditioning vectors of relative targets (the torch mirror of ``common.delta_cond``) from
     band offsets (B, 32) dB and {covered dim: (B,)} moves (``train.nudge_tensors``' form: ratios for
-    ``RATIO_DIMS``, offsets for the others): flag 1, offsets / 3 dB on the compared bands, scalar moves in z units
-    for the covered dims of the match mode."""
+    ``RATIO_DIMS``, offsets for the others, the moments' beyond the shape): flag 1, offsets / 3 dB on the compared
+    bands, scalar moves in z units for the covered dims of the match mode; the tilt slot holds the whole tilt move,
+    the offsets' own slope at ``sample_rate`` (``dsp.features.spectral.tilt_weights``) plus ``dims``' tilt."""
+    from resculpt.dsp.features.spectral import tilt_weights
     from resculpt.dsp.profile import RATIO_DIMS
 
     from . import common as C
@@ -349,6 +363,9 @@ def delta_cond(band_db: torch.Tensor, dims: dict, sample_rate: int, match: str =
     v[:, C.M0 : C.V0] = cmp.float()
     v[:, C.V0 : C.REL_I] = torch.tensor(C.input_valid(sample_rate), dtype=torch.float32)
     v[:, C.REL_I] = 1.0
+    made = band_db.detach().double() @ torch.tensor(tilt_weights(sample_rate))  # (B,) dB/oct
+    dims = dict(dims)
+    dims["tilt_db_oct"] = (dims["tilt_db_oct"].double() if "tilt_db_oct" in dims else 0.0) + made
     for name, val in dims.items():
         if name not in COVERED or name not in C.MATCH[match]:
             continue
@@ -356,5 +373,5 @@ def delta_cond(band_db: torch.Tensor, dims: dict, sample_rate: int, match: str =
             z = torch.where(val > 0, torch.log2(val.clamp_min(1e-12)), torch.zeros(())) / DIM_BY_NAME[name].scale
         else:
             z = val / DIM_BY_NAME[name].scale
-        v[:, C.DZ0 + C.DIM_NAMES.index(name)] = z.clamp(-C.Z_CLIP, C.Z_CLIP)
+        v[:, C.DZ0 + C.DIM_NAMES.index(name)] = z.float().clamp(-C.Z_CLIP, C.Z_CLIP)
     return v.detach()

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from resculpt.dsp.bands import BandMap
 from resculpt.dsp.descriptors import CENTERS, high_shelf, low_shelf
+from resculpt.dsp.features.spectral import tilt_slope_db_oct, tilt_weights
 from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of
 from resculpt.dsp.params import ParamSpec
@@ -46,6 +47,11 @@ from . import common as C
 from .bundle import Bundle, load_bundle
 
 MATCH_MODES = tuple(C.MATCH)  # ("timbre", "voice", "all"): the order of resculpt.match's choices
+# The rate a delta target's conditioning is built at, before the stage knows its own: the stage then sets the
+# input-validity part and moves the tilt slot's share made by the band offsets from the slope over the 48 kHz
+# tilt bands (100 Hz..8 kHz) to the slope over its rate's (16 kHz: 100 Hz..7.2 kHz; up to 0.1 dB/oct apart for
+# the vocabulary's shapes), which is the slope the graph's relative prior subtracts.
+DELTA_COND_RATE = 48000
 BASS_HZ, BRIGHT_HZ = 150.0, 3000.0  # corners of the bass and brightness overrides (the descriptors' "bass", "bright")
 
 PARAMS = (
@@ -69,6 +75,7 @@ OVERRIDES = PARAMS[2:6]  # bass, brightness, tilt, loudness: each a unit directi
 I_LOUDNESS = 3  # the loudness override's place in OVERRIDES (also the loudness follower's offset)
 
 _DIM_I = {d.name: i for i, d in enumerate(DIMS)}
+_I_TILT_REL = C.DZ0 + _DIM_I["tilt_db_oct"]  # a relative row's tilt slot
 # Moved by the voice match (dsp/voice/match.py) in voice / all mode, so left out of the model's conditioning
 # there: the generator has no pitch operator and was trained with these slots unset.
 VOICE_DSP_DIMS = ("f0_median_hz", "f0_range_st", "f1_hz", "f2_hz", "f3_hz")
@@ -97,6 +104,12 @@ def _directions(ok: np.ndarray, mask: np.ndarray, relative: bool = False) -> np.
             d[k, C.DZ0 + i] = 1.0 / DIM_BY_NAME[name].scale
         elif mask[i]:
             d[k, i] = 1.0 / DIM_BY_NAME[name].scale  # one unit of the override in z units
+    if relative:
+        # a relative tilt slot is the whole tilt move (common.delta_z): the shelves' own slopes count in it, as
+        # the tilt override's 1 dB/oct does (its shape's slope is exactly 1), at the rate delta_cond is built at
+        i = C.DZ0 + _DIM_I["tilt_db_oct"]
+        for k in (0, 1):
+            d[k, i] = tilt_slope_db_oct(shapes[k], DELTA_COND_RATE) / DIM_BY_NAME["tilt_db_oct"].scale
     return d
 
 
@@ -148,7 +161,7 @@ class ResculptTarget:
             ok = cmp.copy()
             offsets = np.where(np.isfinite(env) & cmp, env, 0.0).astype(np.float32)
             for m, mode in enumerate(MATCH_MODES):
-                cond[m] = C.delta_cond(target, 48000, mode, skip=() if mode == "timbre" else VOICE_DSP_DIMS)
+                cond[m] = C.delta_cond(target, DELTA_COND_RATE, mode, skip=() if mode == "timbre" else VOICE_DSP_DIMS)
                 cond[m, C.V0 : C.REL_I] = 0.0
                 dirs[m] = _directions(ok, np.zeros(C.N_DIMS, bool), relative=True)
         else:
@@ -229,6 +242,11 @@ class ResculptStage(SpectralStage):
         self._syn_t = np.ascontiguousarray(bm.synthesis.T, dtype=np.float32)   # (32, nb)
         self._shift = C.copy_shift_bins(ctx.sample_rate)
         self._valid = C.input_valid(ctx.sample_rate).astype(np.float32)
+        # a delta's tilt slot holds its offsets' slope over DELTA_COND_RATE's tilt bands; this turns it into the
+        # slope over this rate's (common.delta_cond at this rate), per unit of the band slot (offsets / 3 dB)
+        fix = tilt_weights(ctx.sample_rate) - tilt_weights(DELTA_COND_RATE)
+        self._tilt_fix = (fix * C.BAND_SCALE_DB / DIM_BY_NAME["tilt_db_oct"].scale).astype(np.float32)[None]
+        self._tilt_tmp = np.zeros(1, np.float32)
         self._pow = np.zeros((c, nb), np.float32)
         self._im = np.zeros((c, nb), np.float32)
         self._pmean = np.zeros(nb, np.float32)
@@ -309,6 +327,9 @@ class ResculptStage(SpectralStage):
             np.matmul(self._ovr, tgt.dirs[mode], out=cond)
             cond += tgt.cond[mode]
             cond[C.V0 : C.REL_I] = self._valid
+            if tgt.offsets is not None:  # a delta (overrides' shapes included in its band slot)
+                np.matmul(self._tilt_fix, cond[C.S0 : C.M0], out=self._tilt_tmp)
+                cond[_I_TILT_REL] += self._tilt_tmp[0]
 
     def _voice_wanted(self):
         """The target's voice goal when the voice match runs (voice / all mode, a goal, amount > 0), else None.

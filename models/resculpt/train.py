@@ -164,7 +164,7 @@ def evaluate(model, tp, val, match="timbre"):
     ratios = {"abs": [], "rel": [], "level": []}
     for text in C.EVAL_DESCRIPTORS + EVAL_LEVEL_DESCRIPTORS:
         band, dims = nudge_tensors([describe(text)] * x.shape[0])
-        P_d = pt.apply_delta(P_x, band, dims)
+        P_d = pt.apply_delta(P_x, band, dims, model.fio.sr)
         forms = (("rel", pt.delta_cond(band, dims, model.fio.sr, match)),)
         if text in C.EVAL_DESCRIPTORS:
             forms += (("abs", pt.cond_vector(P_d, model.fio.sr, match)),)
@@ -325,7 +325,7 @@ class Trainer:
                 # relative rows: the target (for the profile loss) is the input's profile moved by the delta; the
                 # net is told the delta itself (flag, offsets, scalar moves), as the stage tells it a description
                 band, dims = nudge_tensors(nudges)
-                P_t = pt.apply_delta(P_t, band, dims)
+                P_t = pt.apply_delta(P_t, band, dims, sr)
                 cond = torch.where(rel[:, None], pt.delta_cond(band, dims, sr, args.match),
                                    pt.cond_vector(P_t, sr, args.match))
             else:
