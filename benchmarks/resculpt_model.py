@@ -12,7 +12,8 @@ real speech and music (``resculpt.models.data``, split ``val``).
 Every clip is loaded at ``--rate`` (48 kHz: speech is 16 kHz LibriSpeech upsampled, music 44.1 kHz resampled),
 mono, cut to ``--seconds``. Systems: ``identity`` (the input), ``match-eq`` (the match stage in an otherwise
 empty chain, ``render_with_target``: primed, 2 offline passes; it moves the level-free band envelope only) and
-``model`` (:func:`model_render`, the one function through which the model is driven).
+``model`` (:func:`model_render`, the one function through which the model is driven: ``render_with_target`` too, primed,
+2 offline passes).
 
 1. Profile error: ``distance(profile(out), target) / distance(profile(in), target)`` (``dsp.profile.distance``,
    weights of dims outside the match mode set to 0; the band-envelope shape always counts). Targets per input:
@@ -138,14 +139,16 @@ def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block:
                  prime: bool = True) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here. As
-    ``render`` does, the stage is first given the whole clip's loudness and long-term envelope (``prime``; the speed
-    figures leave it out: it is a sweep before the stream, not part of the model's cost per second)."""
-    from resculpt.plugin_host.render import _ArrayInput, prime_loudness
+    ``render`` runs it (``render_with_target``, 2 passes): the stage is first given the whole clip's long-term envelope
+    and loudness, and the second pass corrects the target by what the first pass's output measured. ``prime`` False:
+    one pass as a live stream runs it (the speed figures: the sweeps before the stream are not the model's cost
+    per second)."""
+    from resculpt.plugin_host.render import render_with_target
 
     ch = model_chain(bundle, sr, block, target, match)
     xx = np.asarray(x, np.float32)[None]
     if prime and target is not None:
-        prime_loudness(ch, _ArrayInput(xx), block, envelope=True)
+        return render_with_target(ch, xx, sr, target, block, passes=2)[0][0]
     return ch(xx)[0]
 
 

@@ -212,29 +212,18 @@ def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) 
     return n
 
 
-def prime_loudness(chain, src, block: int, envelope: bool = False) -> float | None:
+def prime_loudness(chain, src, block: int) -> float | None:
     """Offline: give the target stage's loudness follower (``dsp.loudness_follow``) the whole input's integrated
     loudness, measured in one sweep of ``src`` (cheap: a K-weighted meter, no stage runs), so it moves the level
-    by the exact amount from the first frame instead of following a running estimate; with ``envelope`` the same
-    sweep measures the input's long-term band envelope (the fingerprint's) for the stage's ``prime`` (the model's
-    running fingerprint: it compares the target with the whole input from the first frame, as the match-EQ's
-    primed estimate does). Only when the stage hears the input as it is: the first spectral stage, nothing in
-    ``pre`` (the input gain is added). Returns the LUFS given, or None (live behaviour kept)."""
-    from resculpt.dsp.profile import EnvelopeAccumulator
-
+    by the exact amount from the first frame instead of following a running estimate. Only when the stage hears
+    the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns the LUFS
+    given, or None (live behaviour kept)."""
     stages = chain.graph.stages
     if chain.layout.pre or not stages or not hasattr(stages[0], "prime_loudness"):
         return None
     m = _loudness_meter(chain, block)
-    acc = EnvelopeAccumulator(chain.sample_rate, chain.channels) if envelope and hasattr(stages[0], "prime") else None
     for blk in src.sweep(block):
         m.process(np.asarray(blk, np.float64))
-        if acc is not None:
-            acc.add(blk)
-    if acc is not None:
-        env = acc.result()
-        g = float(chain.params.get("in.gain_db"))
-        stages[0].prime(env + g if np.isfinite(env).any() else None)
     lufs = m.latest()["lufs_integrated"] + float(chain.params.get("in.gain_db"))
     if not math.isfinite(lufs):
         return None
@@ -243,8 +232,8 @@ def prime_loudness(chain, src, block: int, envelope: bool = False) -> float | No
 
 
 def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
-    """Render ``x`` (channels, n) through ``chain`` (which has a ``match`` stage) toward ``target``
-    (a Profile). Returns (y, info); see :func:`stream_with_target` for what the passes do."""
+    """Render ``x`` (channels, n) through ``chain`` (which has a target stage, :func:`target_stage`) toward
+    ``target`` (a Profile). Returns (y, info); see :func:`stream_with_target` for what the passes do."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.empty_like(x)
     pos = 0
@@ -258,17 +247,45 @@ def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progre
     return y, info
 
 
+def target_stage(chain):
+    """The stage that follows ``chain``'s target: the model's (``resculpt``) with the model engine, else the
+    match-EQ (``match``); None when the chain has neither."""
+    names = ("resculpt", "match") if getattr(chain, "engine", None) == "model" else ("match", "resculpt")
+    for name in names:
+        for st in chain.graph.stages:
+            if st.name == name:
+                return st
+    return None
+
+
+def _corrected(target, band, lufs):
+    """``target`` (a Profile) with ``band`` (32,) dB added to its band envelope (a delta: to its offsets) where it
+    defines one, and ``lufs`` LU to its loudness (a delta: to its loudness move)."""
+    out = target.copy()
+    env = target.env()
+    out.band_env_db = [float(v + b) if math.isfinite(v) else v for v, b in zip(env, band)]
+    v = out.dims.get("lufs_integrated", math.nan)
+    if lufs != 0.0 and math.isfinite(v):
+        out.dims["lufs_integrated"] = v + lufs
+    elif lufs != 0.0 and target.kind == "delta":  # a delta without a loudness move: this is its move
+        out.dims["lufs_integrated"] = lufs
+    return out
+
+
 def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2, progress=None,
                        prime: bool = True, store=None) -> dict:
     """Render ``src`` (an object whose ``sweep(block)`` yields its (channels, k) float32 blocks, the
-    same ones at every call) through ``chain`` (which has a ``match`` stage) toward ``target`` (a
-    Profile); the final pass's output goes to ``emit(y)``. Returns info (band distances, dB).
+    same ones at every call) through ``chain`` toward ``target`` (a Profile) with its target stage
+    (:func:`target_stage`: the match-EQ, or the model with the model engine); the final pass's output goes to
+    ``emit(y)``. Returns info (band distances, dB).
 
     Offline, the whole input is known: a first sweep measures its long-term envelope, with which the
-    stage's input estimate is primed (and a second its loudness, :func:`prime_loudness`); with ``passes`` > 1 each further pass adds the remaining
+    stage's input estimate is primed (the match-EQ's long-term estimate, the model's running fingerprint; and a
+    second its loudness, :func:`prime_loudness`); with ``passes`` > 1 each further pass adds the remaining
     level-free envelope error of the previous pass's output to the stage's target (corrects analysis
-    leakage and band blur). ``1 + passes`` sweeps of the input, one block held at a time; ``store()``
-    makes the row store for each envelope measurement (see
+    leakage, band blur and what the estimate drifts while it follows the input) and moves the loudness goal by
+    what the output measured. ``1 + passes`` sweeps of the input (and one for the loudness), one block held at a
+    time; ``store()`` makes the row store for each envelope measurement (see
     :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
     from resculpt.dsp.loudness_follow import goal_of
@@ -288,24 +305,31 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         goal = target_envelope(target, Profile("fingerprint", band_env_db=list(env_in)))[0]
     else:
         goal = target.env()
-    st = match_stage(chain)
+    st = target_stage(chain)
+    slot = st.name
+    model = slot == "resculpt"
     st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
     st.prime_loudness(None)
     lin = prime_loudness(chain, src, block) if prime else None
-    # The loudness follower meters the EQ's frames; after a large EQ move the overlap-added output can read
+    # The loudness follower meters the stage's frames; after a large EQ move the overlap-added output can read
     # several LU away from them (leakage the EQ raised in the frames cancels in the synthesis), so, like the
     # envelope, each further pass corrects the goal by what the previous pass's output measured. Only where the
     # chain's output is the stage's (nothing after it): a later stage's level change is not the follower's to undo.
     alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
-    eff = goal.copy()
+    corr = np.zeros(len(goal))  # dB added to the target's bands (the match-EQ: to its goal envelope)
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
     env_out = None
     loud = goal_of(target)  # the loudness goal stays the target's own (a delta's: the input's loudness + its move)
+    shift = 0.0  # LU added to the loudness goal
     want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
-    want += chain.params.get("match.loudness_db")  # the stage adds the same offset to whichever goal it follows
+    want += chain.params.get(f"{slot}.loudness_db")  # the stage adds the same offset to whichever goal it follows
     for p in range(n_pass):
-        chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
+        if model:
+            chain.set_target(_corrected(target, corr, shift), engine="model")
+        else:
+            lg = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
+            chain.set_target(MatchTarget.make(goal + corr, delta=False, loudness=lg))
         chain.reset()
         last = p == n_pass - 1
         acc = envelope_acc()
@@ -321,12 +345,11 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         env_out = acc.result()
         got = meter.latest()["lufs_integrated"]
         if not last:
-            r = np.nan_to_num(band_shape_diff(goal, env_out))
-            eff = eff + r * chain.params.get("match.amount")
-            a = chain.params.get("match.amount") * chain.params.get("match.loudness_follow")
+            amt = chain.params.get(f"{slot}.amount")
+            corr = corr + np.nan_to_num(band_shape_diff(goal, env_out)) * amt
+            a = amt * chain.params.get(f"{slot}.loudness_follow")
             if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
-                shift = (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs
-                loud = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
+                shift += (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs
     info["distance_after_db"] = band_distance_db(env_out, goal)
     info["loudness_after_lufs"] = got
     return info
@@ -565,11 +588,10 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     installed), "auto" (the model whenever its bundle is installed and the preset's STFT is its window, else the
     match-EQ). ``match``: the model's match mode (timbre (default), voice, all; ``resculpt.match``).
     ``amount``: the engine's ``<slot>.amount`` 0..1. ``context``: a context rule name (presets/contexts.json or
-    the user's), applied before ``sets``. With the match-EQ and a target the file is read ``1 + passes`` times
-    (see :func:`stream_with_target`); the band-envelope rows of each measurement go to a temporary file beside
-    ``out``. The model streams the file once, as it runs live, after one cheap sweep that measures the input's
-    loudness for its loudness follower and its long-term envelope for its running fingerprint
-    (:func:`prime_loudness`). The result names the engine used (``engine``).
+    the user's), applied before ``sets``. With a target (either engine) the file is read ``2 + passes`` times
+    (see :func:`stream_with_target`: the input's envelope and loudness prime the stage, each pass but the last
+    measures what is left to correct); the band-envelope rows of each measurement go to a temporary file beside
+    ``out``. The result names the engine used (``engine``).
 
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a message that
@@ -603,11 +625,8 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
                 chain.set_target(target)
             except ValueError as e:
                 raise RenderError(str(e)) from None
-            info = {"engine": "model"}
-            prime_loudness(chain, src, block, envelope=True)
-            _sweep(chain, src.sweep(block), block, write, bar)
-        elif target is not None:
-            info = {"engine": "match-eq"}
+        if target is not None:
+            info = {"engine": chain.engine if chain.engine == "model" else "match-eq"}
             spills = []
 
             def store():

@@ -207,7 +207,7 @@ class ResculptStage(SpectralStage):
         """Control side: the whole input's long-term band envelope (32,) dB (the fingerprint's ``band_env_db``, the
         features' PSD convention; NaN: a band the input does not reach) as the model's running fingerprint from the
         first frame, as if it had heard a steady input for longer than its time constant (offline renders,
-        ``plugin_host.render.prime_loudness``); None: learn it as a live stream does. Takes effect at ``reset()``."""
+        ``plugin_host.render.stream_with_target``); None: learn it as a live stream does. Takes effect at ``reset()``."""
         if env_db is None:
             self._primed = None
             return
