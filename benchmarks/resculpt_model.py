@@ -492,9 +492,12 @@ def _training_line(t: dict) -> str:
     if not t:
         return "none recorded"
     steps = t.get("steps", t.get("step", 0))
-    val = ", ".join(f"{k} {v:.3g}" for k, v in (t.get("val") or {}).items() if isinstance(v, (int, float)))
+    # an export that switched the net (scripts/resculpt_export_switched.py) carries the switched net's own validation
+    v = t.get("exported_val") or t.get("val") or {}
+    val = ", ".join(f"{k} {x:.3g}" for k, x in v.items() if isinstance(x, (int, float)))
     wall = f", {t['wall_s'] / 3600:.2f} h" if "wall_s" in t else ""
-    return f"step {steps}{wall}; validation: {val or 'none'}"
+    note = f" ({t['exported_note']})" if t.get("exported_val") and t.get("exported_note") else ""
+    return f"step {steps}{wall}{note}; validation: {val or 'none'}"
 
 
 _DESCRIPTOR_FORMS = {"delta": "the description itself (a delta: the model's relative form), as the product gives them",

@@ -154,6 +154,13 @@ def relative_row(cfg: dict) -> str:
     return "band gain = the delta's known gain (relative prior) + the learned residual" + tail
 
 
+def absolute_row(cfg: dict) -> str:
+    if not cfg.get("absolute_prior"):
+        return "the heads' outputs under the identity gate (no prior)"
+    return ("band gain = the level-free target-minus-running band shape (absolute prior: the match-EQ's curve, "
+            "clipped to -24..+18 dB, under its warm-up gate) + the residual of heads of its own under the identity gate")
+
+
 def benchmark_section(bundle: Path, cfg: dict) -> str:
     """The benchmark report the config's ``benchmark`` verdict names (benchmarks/resculpt_model.py compare), its
     title dropped, and what ``--engine auto`` makes of the bundle (``bundle.auto_refusal``)."""
@@ -181,6 +188,9 @@ def card(bundle: Path, run: Path) -> str:
     steps, wall_h = int(s["steps"]), float(s["wall_s"]) / 3600
     rows, vals = records(run)
     rows, vals = [r for r in rows if r["step"] <= steps], [r for r in vals if r["step"] <= steps]
+    if s.get("exported_val"):  # the exported net differs from the run's at that step (a switch the export made)
+        vals = vals + [{"step": steps, "val": s["exported_val"], "wall_s": s.get("wall_s"),
+                        "note": s.get("exported_note", "the exported net")}]
     args = (run / "train.args").read_text()
     arg_lines = " ".join(a for a in args.splitlines() if a.strip() and not a.lstrip().startswith("#"))
     sps = float(s["wall_s"]) / max(1, steps)
@@ -202,6 +212,7 @@ Written by `scripts/resculpt_model_card.py` from `{rel_bundle}/config.json` and 
 | output form | band gain (real, smooth across frequency: keeps each bin's phase) x spectrum, a 3-tap complex deep filter on the 32 bins below 1550 Hz, a copy-up of the bins 4 kHz lower into bands a codec removed (`docs/resculpt-model.md`: why none of them smears phase on speech) |
 | identity gate | {gate_row(cfg)} |
 | relative targets | {relative_row(cfg)} |
+| absolute targets | {absolute_row(cfg)} |
 | export check | torch streaming vs whole sequence {cfg['export_check']['torch_stream_vs_full']:.1e}; onnxruntime vs torch {cfg['export_check']['ort_vs_torch']:.1e} |
 | checkpoint | `{rel_run}/ckpt.pt` at step {steps}; commit {git_commit_of(run / 'ckpt.pt', steps)} |
 
