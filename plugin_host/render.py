@@ -308,7 +308,10 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     st = target_stage(chain)
     slot = st.name
     model = slot == "resculpt"
-    st.prime(env_in if prime else None)  # prime=False: what a live stream does (learns as it goes)
+    if model:  # the model's running fingerprint is held at the whole input's (ResculptStage.prime)
+        st.prime(env_in if prime else None, hold=True)
+    else:  # prime=False: what a live stream does (learns as it goes)
+        st.prime(env_in if prime else None)
     st.prime_loudness(None)
     lin = prime_loudness(chain, src, block) if prime else None
     # The loudness follower meters the stage's frames; after a large EQ move the overlap-added output can read

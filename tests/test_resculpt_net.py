@@ -542,7 +542,8 @@ def test_the_absolute_prior_alone_gives_the_clipped_level_free_shape_difference_
     """An identity-initialised generator with the absolute prior (with or without the relative one), a steady input and an absolute target = the
     input's band levels + a 1.5 dB/band zigzag + a 30 dB boost of one band: after 2 s (the prior gate's warm-up
     term below 0.01 dB) each compared band's gain is the level-free difference clipped to -24..+18 dB, within
-    0.01 dB, and the residual heads add nothing (zero weights: no copy-up beyond -70 dB, identity taps)."""
+    0.01 dB, the bands beyond the first and last compared ones take their edge band's gain (as the match-EQ's
+    curve), and the residual heads add nothing (zero weights: no copy-up beyond -70 dB, identity taps)."""
     net = ResculptNet(lookahead=1, gate=RUN_GATE, absolute_prior=True, relative_prior=relative_prior).eval()
     T = 600
     feat, low = _steady_features(T)
@@ -557,7 +558,11 @@ def test_the_absolute_prior_alone_gives_the_clipped_level_free_shape_difference_
     d = (d - d.mean()).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
     assert float(d.max()) == C.ABS_PRIOR_BOOST_DB  # the boosted band is clipped
     assert float((g[0, 400:][:, ok] - d).abs().max()) < 0.01
-    assert torch.count_nonzero(g[0, 400:][:, ~ok]) == 0
+    # flat edges: the bands below the first compared one and above the last take their gain
+    i = torch.nonzero(ok).flatten()
+    lo, hi = int(i[0]), int(i[-1])
+    assert torch.equal(g[0, 400:, :lo], g[0, 400:, lo : lo + 1].expand(-1, lo))
+    assert torch.equal(g[0, 400:, hi + 1 :], g[0, 400:, hi : hi + 1].expand(-1, C.N_BANDS - hi - 1))
 
 
 def test_absolute_prior_returns_exactly_the_identity_when_the_target_is_the_inputs_envelope():

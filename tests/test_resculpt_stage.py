@@ -271,7 +271,7 @@ def test_a_primed_running_fingerprint_is_what_the_stage_learns_from_a_long_stead
     """``ResculptStage.prime`` with a clip's long-term envelope (the fingerprint's) sets the model's running
     fingerprint state to what 20 s of that steady clip teach it: the same band levels within 0.2 dB and the same
     weight (the steady-state 1 / (1 - alpha), 600 frames for a 3 s time constant at a 5 ms hop, which 20 s reach
-    within 0.2 %)."""
+    within 0.2 %); with ``hold`` it stays there while another clip streams."""
     from scipy.signal import lfilter
 
     from resculpt.dsp.profile import long_term_envelope
@@ -294,6 +294,15 @@ def test_a_primed_running_fingerprint_is_what_the_stage_learns_from_a_long_stead
     lb = 10 * np.log10(b["run_num"][0, ok] / b["run_den"][0])
     assert np.abs(la - lb).max() < 0.2
     assert abs(float(b["run_den"][0, 0]) / float(a["run_den"][0, 0]) - 1.0) < 0.003
+    # held (offline renders): the state stays there while a clip of another colour streams; not held, it follows it
+    y = (0.05 * np.random.default_rng(1).standard_normal(2 * sr)).astype(np.float32)
+    for hold in (True, False):
+        ps.prime(long_term_envelope(x, sr), hold=hold)
+        primed.reset()
+        primed(y[None])
+        c = ps._states[ps._phase]
+        held = np.array_equal(c["run_num"][0], ps._primed[0]) and c["run_den"][0, 0] == ps._primed[1]
+        assert held == hold
     ps.prime(None)
     primed.reset()
     assert np.count_nonzero(ps._states[ps._phase]["run_den"]) == 0
@@ -313,7 +322,8 @@ def test_a_model_render_primes_the_running_fingerprint_and_corrects_the_target_i
     x = x[None].astype(np.float32)
     seen = []
     real = ResculptStage.prime
-    monkeypatch.setattr(ResculptStage, "prime", lambda self, env: (seen.append(env), real(self, env))[1])
+    monkeypatch.setattr(ResculptStage, "prime",
+                        lambda self, env, hold=False: (seen.append(env), real(self, env, hold))[1])
 
     def run(passes, prime):
         c = Chain(Layout(spectral=("resculpt",)), SR, 1, 4096)

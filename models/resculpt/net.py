@@ -106,6 +106,18 @@ def widen_film_v1(w: torch.Tensor) -> torch.Tensor:
     return torch.cat([w[:, : C.COND_DIM_V1], z, w[:, C.COND_DIM_V1 :]], 1)
 
 
+def _edge_fill(v, m):
+    """v (B, T, F) with the bands outside m (B, T, F) 0/1 given the value of the nearest band inside it below the
+    first and above the last (flat edges, as the match-EQ's curve: a 0 dB band beside the edge would pull the
+    edge band's synthesised gain toward 0 dB); zero where m is empty."""
+    F = v.shape[-1]
+    idx = torch.arange(F, device=v.device).expand_as(v)
+    first = torch.where(m > 0, idx, torch.full_like(idx, F)).amin(-1, keepdim=True)
+    last = torch.where(m > 0, idx, torch.full_like(idx, -1)).amax(-1, keepdim=True)
+    j = torch.minimum(torch.maximum(idx, first), last).clamp(0, F - 1)
+    return torch.gather(v, -1, j) * (last >= 0).to(v.dtype)
+
+
 def _level_free(d, m):
     """d minus its mean over the entries where m (both (..., F)), masked by m."""
     return (d - d.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)) * m
@@ -368,7 +380,8 @@ class ResculptNet(nn.Module):
         rel = (cond[:, C.REL_I] > 0.5)[:, None]
         if self.absolute_prior:  # an absolute row's gain = the known shape difference + the learned residual
             oa = self.head_abs(elu(u))
-            known = (C.BAND_SCALE_DB * x[:, 1]).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
+            m = x[:, 2] * run[..., F + 1 : F + 2]  # the bands the difference is defined on (target, rate, heard)
+            known = _edge_fill(C.BAND_SCALE_DB * x[:, 1], m).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
             gp = self.prior_gate(dev, dens)[..., None]
             res = C.GAIN_MAX_DB * torch.tanh(0.1 * oa[:, 0])
             gain_db = torch.where(rel[..., None], gain_db, res)

@@ -202,14 +202,17 @@ class ResculptStage(SpectralStage):
         self._voice = VoiceMatch()
         self._follow = LoudnessFollower()
         self._primed = None
+        self._hold = False
 
-    def prime(self, env_db) -> None:
+    def prime(self, env_db, hold: bool = False) -> None:
         """Control side: the whole input's long-term band envelope (32,) dB (the fingerprint's ``band_env_db``, the
         features' PSD convention; NaN: a band the input does not reach) as the model's running fingerprint from the
         first frame, as if it had heard a steady input for longer than its time constant (offline renders,
-        ``plugin_host.render.stream_with_target``); None: learn it as a live stream does. Takes effect at ``reset()``."""
+        ``plugin_host.render.stream_with_target``); None: learn it as a live stream does. Takes effect at ``reset()``.
+        ``hold``: keep it there on every frame instead of letting it follow the input (tau 3 s), so the net compares
+        the target with the whole input throughout, as a static EQ would."""
         if env_db is None:
-            self._primed = None
+            self._primed, self._hold = None, False
             return
         e = np.asarray(env_db, np.float64)
         if e.shape != (C.N_BANDS,):
@@ -218,6 +221,7 @@ class ResculptStage(SpectralStage):
         den = 1.0 / -math.expm1(-1.0 / (C.RUN_TAU_S * 1000.0 / C.HOP_MS))
         num = np.where(np.isfinite(e), 10.0 ** (np.nan_to_num(e) / 10.0), 0.0) * den
         self._primed = (num.astype(np.float32), np.float32(den))
+        self._hold = bool(hold)
 
     def prime_loudness(self, lufs) -> None:
         """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
@@ -390,6 +394,10 @@ class ResculptStage(SpectralStage):
         self._low *= np.float32(10.0)
         self.bundle.session.run_with_iobinding(self._bind[self._phase])
         self._phase ^= 1
+        if self._hold:  # offline: the running fingerprint stays the whole input's (the state the next frame reads)
+            st = self._states[self._phase]
+            np.copyto(st["run_num"][0], self._primed[0])
+            st["run_den"][0, 0] = self._primed[1]
         a = np.float32(self.table.value[self._i_amount])
         np.multiply(self._g[0, 0], a * np.float32(math.log(10.0) / 20.0), out=self._gb)
         np.exp(self._gb, out=self._gb)
