@@ -188,18 +188,25 @@ def test_a_gated_checkpoint_exports_its_gate_into_the_graph_and_the_config(tmp_p
     assert np.abs(out["gain_db"][0]).max() > 0.01
 
 
+def _export_switched(tmp_path, exported, switch):
+    """The ``exported`` fixture's weights exported with the net argument ``switch`` on: checks that the config
+    records it (the fixture's: false) and that the export's checks hold within export.TOL; returns (config, the
+    fixture's config, the fixture's golden frames, these)."""
+    net0, path0, cfg0 = exported
+    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, switch: True}, "step": 0,
+                "sample_rate": SR}, tmp_path / "ckpt.pt")
+    cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")
+    assert cfg[switch] is True and cfg0[switch] is False
+    assert max(cfg["export_check"].values()) < E.TOL
+    return cfg, cfg0, np.load(path0 / "golden.npz"), np.load(tmp_path / "bundle" / "golden.npz")
+
+
 def test_a_checkpoint_with_the_relative_prior_exports_it_into_the_graph_and_the_config(tmp_path, exported):
     """A checkpoint whose net arguments switch the relative prior on: the config records it (a checkpoint without
     it: false), the export's checks (ORT == torch) hold within export.TOL, the golden frames of the absolute
     target are bit for bit those of the same weights without the prior and those of the relative target differ
     (the prior is in the graph), and a zero delta through the graph is exactly the identity."""
-    net0, path0, cfg0 = exported
-    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, "relative_prior": True}, "step": 0,
-                "sample_rate": SR}, tmp_path / "ckpt.pt")
-    cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")
-    assert cfg["relative_prior"] is True and cfg0["relative_prior"] is False
-    assert max(cfg["export_check"].values()) < E.TOL
-    g0, g1 = np.load(path0 / "golden.npz"), np.load(tmp_path / "bundle" / "golden.npz")
+    cfg, cfg0, g0, g1 = _export_switched(tmp_path, exported, "relative_prior")
     assert np.array_equal(g0["gain_db"][:32], g1["gain_db"][:32])
     assert np.abs(g0["gain_db"][32:] - g1["gain_db"][32:]).max() > 1.0
     b = B.load_bundle(tmp_path / "bundle")
@@ -243,13 +250,7 @@ def test_a_checkpoint_with_the_absolute_prior_exports_it_into_the_graph_and_the_
     weights without it and the absolute target's differ (the prior is in the graph), and for a target equal to a
     steady input's envelope the graph's band gains are exactly 0 dB (the prior has nothing to add; the residual's
     gain starts at zero)."""
-    net0, path0, cfg0 = exported
-    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, "absolute_prior": True}, "step": 0,
-                "sample_rate": SR}, tmp_path / "ckpt.pt")
-    cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")
-    assert cfg["absolute_prior"] is True and cfg0["absolute_prior"] is False
-    assert max(cfg["export_check"].values()) < E.TOL
-    g0, g1 = np.load(path0 / "golden.npz"), np.load(tmp_path / "bundle" / "golden.npz")
+    cfg, cfg0, g0, g1 = _export_switched(tmp_path, exported, "absolute_prior")
     assert all(np.array_equal(g0[k][32:], g1[k][32:]) for k in B.OUTPUTS)
     assert np.abs(g0["gain_db"][:32] - g1["gain_db"][:32]).max() > 1.0
     b = B.load_bundle(tmp_path / "bundle")

@@ -259,6 +259,17 @@ def _args_nudge(out, *extra):
     return a
 
 
+def _assert_fresh_moments_only_for(tr, before, new: tuple) -> None:
+    """The trainer resumed from the checkpoint ``before`` gives the parameters whose names start with ``new`` no
+    optimiser moments and every other parameter its saved ones (re-indexed to the new parameter order)."""
+    named = list(tr.model.net.named_parameters())
+    assert all(p not in tr.opt_g.state for n, p in named if n.startswith(new))
+    old = [p for n, p in named if not n.startswith(new)]
+    for i, p in enumerate(old):
+        if i in before["opt_g"]["state"]:
+            assert torch.equal(tr.opt_g.state[p]["exp_avg"], before["opt_g"]["state"][i]["exp_avg"])
+
+
 def test_a_run_continued_with_the_residual_scale_starts_it_at_zero_and_keeps_the_optimiser_state(tmp_path):
     """A run with the relative prior continued with --residual-scale: the net arguments carry it from then on,
     the scales load at zero with fresh optimiser moments, every other parameter keeps its saved moments (re-indexed
@@ -270,11 +281,7 @@ def test_a_run_continued_with_the_residual_scale_starts_it_at_zero_and_keeps_the
     tr = rtrain.Trainer(_args_nudge(tmp_path, "--steps", "4", "--residual-scale"))
     net = tr.model.net
     assert tr.kw["residual_scale"] is True and torch.count_nonzero(net.rel_scale) == 0
-    assert net.rel_scale not in tr.opt_g.state
-    old = [p for n, p in net.named_parameters() if n != "rel_scale"]
-    for i, p in enumerate(old):
-        if i in before["opt_g"]["state"]:
-            assert torch.equal(tr.opt_g.state[p]["exp_avg"], before["opt_g"]["state"][i]["exp_avg"])
+    _assert_fresh_moments_only_for(tr, before, ("rel_scale",))
     rtrain.train(_args_nudge(tmp_path, "--steps", "4", "--residual-scale"))
     rtrain.train(_args_nudge(tmp_path, "--steps", "4"))
     ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
@@ -295,11 +302,7 @@ def test_a_run_continued_with_the_absolute_prior_starts_its_residual_heads_at_ze
     net = tr.model.net
     assert tr.kw["absolute_prior"] is True
     assert torch.count_nonzero(net.head_abs.weight) == 0 and torch.count_nonzero(net.df_abs.weight) == 0
-    assert net.head_abs.weight not in tr.opt_g.state and net.df_abs.weight not in tr.opt_g.state
-    old = [p for n, p in net.named_parameters() if not n.startswith(("head_abs", "df_abs"))]
-    for i, p in enumerate(old):
-        if i in before["opt_g"]["state"]:
-            assert torch.equal(tr.opt_g.state[p]["exp_avg"], before["opt_g"]["state"][i]["exp_avg"])
+    _assert_fresh_moments_only_for(tr, before, ("head_abs", "df_abs"))
     rtrain.train(_args(tmp_path, "--steps", "4", "--absolute-prior"))
     rtrain.train(_args(tmp_path, "--steps", "4"))
     ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
