@@ -312,8 +312,8 @@ def test_a_model_render_primes_the_running_fingerprint_and_corrects_the_target_i
         resculpt_bundle, clip, tmp_path, monkeypatch):
     """Offline (``render.render_with_target``, as ``render_file`` runs the model engine), the model stage gets the
     input's long-term envelope before streaming, and a second pass moves the target's band envelope by what the
-    first pass's output missed: the output lands closer to the target's envelope than one pass does, and than a
-    stream that learns as it goes."""
+    first pass's output missed: the output lands closer to the target's envelope (and loudness) than one pass does,
+    and than a stream that learns as it goes."""
     from resculpt.dsp.profile import band_distance_db, long_term_envelope
     from resculpt.models.resculpt.stage import ResculptStage
     from resculpt.plugin_host.render import render_with_target
@@ -325,13 +325,18 @@ def test_a_model_render_primes_the_running_fingerprint_and_corrects_the_target_i
     monkeypatch.setattr(ResculptStage, "prime",
                         lambda self, env, hold=False: (seen.append(env), real(self, env, hold))[1])
 
+    loud = {}
+
     def run(passes, prime):
         c = Chain(Layout(spectral=("resculpt",)), SR, 1, 4096)
         c.set_target(TARGET, engine="model")
         y, info = render_with_target(c, x, SR, TARGET, 4096, passes=passes, prime=prime)
+        loud[passes, prime] = abs(info["loudness_after_lufs"] - TARGET.dims["lufs_integrated"])
         return band_distance_db(long_term_envelope(y[0], SR), TARGET.band_env_db)
 
     live, one, two = run(1, False), run(1, True), run(2, True)
+    # the second pass also moves the loudness goal by what the first pass's output measured
+    assert loud[2, True] < loud[1, True] and loud[2, True] < 0.1, loud
     want = long_term_envelope(x[0], SR)
     ok = np.isfinite(want)
     assert seen[0] is None and np.allclose(seen[1][ok], want[ok])
