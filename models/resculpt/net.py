@@ -176,8 +176,8 @@ class ResculptNet(nn.Module):
             # absolute rows: band gain = the known shape difference + these heads' residual, copy-up and deep
             # filter, which start at the identity (the prior alone; zero weights still get a gradient through their
             # non-zero inputs). Not the shared heads: trained to make the whole move themselves, their copy-up and
-            # deep filter on top of the prior moved a music clip's envelope 1.5 dB and its loudness 2 LU further
-            # from a reference target than the prior alone.
+            # deep filter on top of the prior moved a music clip further from a reference target than the prior
+            # alone.
             self.head_abs = nn.Conv2d(c1, 2, 1)
             self.df_abs = nn.Linear(hidden, n_low * df_order * 2)
             for m in (self.head_abs, self.df_abs):
