@@ -259,3 +259,43 @@ def test_a_checkpoint_with_the_absolute_prior_exports_it_into_the_graph_and_the_
     cond = C.cond_from_profile(Profile("target", {}, band_env_db=list(feat[0].astype(float))), SR)
     out = b.run_sequence(feat, np.full((T, C.N_LOW), -45.0, np.float32), cond)
     assert np.count_nonzero(out["gain_db"]) == 0
+
+
+def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exported):
+    """Offline the stage primes its running fingerprint with the whole input's envelope and holds it
+    (``ResculptStage.prime(hold=True)``); torch's ``forward_spec(held=...)``, what training rows in that condition
+    run, gives the same output frames within 1e-4 of the peak (the stage primed with ``ResculptNet.prime_state`` of
+    the same frames, in dB), and differs from torch's cold start."""
+    net, path, _ = exported
+    t = np.arange(SR) / SR
+    ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
+    x = (0.05 * sum(np.sin(h * ph) / h for h in range(1, 25)) * (np.sin(2 * np.pi * 2.5 * t) > -0.2)
+         + 0.003 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
+    r = Resculptor(net, SR)
+    X = r.fio.stft(torch.tensor(x)[None])  # (1, T, nb)
+    prof = Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
+    cond = torch.tensor(C.cond_from_profile(prof, SR, "timbre"))[None]
+    with torch.no_grad():
+        feat, _ = r.fio.features(X)
+        num, den = net.prime_state(feat, cond[:, C.V0 : C.REL_I])
+        held = r.forward_spec(X, cond, held=torch.tensor([True]))[0]
+        cold = r.forward_spec(X, cond)[0]
+    table = ParamTable(catalog.all_param_specs())
+    table.set("resculpt.loudness_follow", 0.0)
+    table.prepare(SR)
+    inbox = Inbox(ResculptTarget)
+    stage = ResculptStage(table, inbox=inbox, bundle=path)
+    nb = X.shape[2]
+    stage.prepare(SpectralContext(SR, r.fio.n_fft, r.fio.hop, nb, 1, True, np.arange(nb) * SR / r.fio.n_fft))
+    stage.prime((10.0 * torch.log10(num[0] / den[0])).numpy(), hold=True)
+    stage.reset()
+    inbox.publish(ResculptTarget.make(prof))
+    L, worst = net.lookahead, 0.0
+    for k in range(X.shape[1]):
+        spec = X[0, k].numpy()[None].astype(np.complex64).copy()
+        stage.process_frame(spec)
+        if k >= L:
+            ref = held[k - L].numpy()
+            worst = max(worst, float(np.max(np.abs(spec[0] - ref))) / (float(np.abs(ref).max()) + 1e-9))
+    assert worst < 1e-4, worst
+    assert float((held - cold).abs().max()) > 1e-3 * float(held.abs().max())

@@ -309,3 +309,18 @@ def test_a_run_continued_with_the_absolute_prior_starts_its_residual_heads_at_ze
     assert ck["step"] == 4 and ck["net_kwargs"]["absolute_prior"] is True
     assert torch.count_nonzero(ck["net"]["head_abs.weight"][0]) > 0
     ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])
+
+
+def test_held_rows_train_as_an_offline_render_runs_the_net_and_validation_reports_that_condition(tmp_path):
+    """--held-p 1: every row's running fingerprint is primed with its crop's and held, so the same seed and batches
+    end at other weights than a run without it; the validation reports the held restore ratio and keep-mode
+    envelope change beside the live ones."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    sa = rtrain.train(_args(a, "--steps", "2"))
+    sb = rtrain.train(_args(b, "--steps", "2", "--held-p", "1"))
+    wa = torch.load(a / "ckpt.pt", weights_only=False)["net"]
+    wb = torch.load(b / "ckpt.pt", weights_only=False)["net"]
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+    for s in (sa, sb):
+        v = s["val"]
+        assert math.isfinite(v["profile_ratio_held"]) and math.isfinite(v["keep_env_max_db_held"])

@@ -213,11 +213,28 @@ class ResculptNet(nn.Module):
         return [torch.zeros(s) for s in self.state_shapes(b).values()]
 
     # -- pieces -----------------------------------------------------------------------------------------
-    def running(self, feat, valid, num, den):
+    def prime_state(self, feat, valid):
+        """(num (B, 32), den (B, 1)): the running sums a long steady stream of these T frames (B, T, 32) band dB
+        leaves, the mean band power over their active frames with the steady-state weight 1 / (1 - alpha): what
+        ``ResculptStage.prime`` sets from a whole input's envelope (offline renders), for training rows in that
+        condition. No active frame: zeros (nothing heard)."""
+        p = torch.pow(10.0, feat / 10.0)
+        nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
+        lvl = 10.0 * torch.log10((p * valid[:, None]).sum(-1) / nv + C.EPS)
+        act = (lvl > C.ACT_DB).to(feat.dtype)[..., None]  # (B, T, 1)
+        n = act.sum(1)  # (B, 1)
+        w = 1.0 / (1.0 - self.alpha)
+        mean = (act * p).sum(1) / n.clamp_min(1.0)
+        has = (n > 0).to(feat.dtype)
+        return mean * w * has, torch.full_like(n, w) * has
+
+    def running(self, feat, valid, num, den, hold=None):
         """Running fingerprint over T frames from state (num (B, 32), den (B, 1)): exponentially weighted
         (tau ``RUN_TAU_S``) mean band power over active frames. Returns run (B, T, 34) = [shape / 3 dB over
         the valid compared bands, (level - FEAT_MEAN_DB) / FEAT_STD_DB, has-information], new num, den, and
-        the weighted count of active frames behind each frame's estimate (B, T, 1)."""
+        the weighted count of active frames behind each frame's estimate (B, T, 1). ``hold`` (B,) bool: on those
+        rows the state is held (``ResculptStage.prime(hold=True)`` puts it back after every frame), so each
+        frame's estimate is the state decayed once plus that frame, and the state returned is the one given."""
         B, T, F = feat.shape
         p = torch.pow(10.0, feat / 10.0)
         nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
@@ -229,13 +246,21 @@ class ResculptNet(nn.Module):
         decay = torch.exp(math.log(self.alpha) * (t + 1.0))  # (T,)
         nums = decay[None, :, None] * num[:, None] + W @ (act[..., None] * p)  # (B, T, 32)
         dens = decay[None, :, None] * den[:, None] + W @ act[..., None]        # (B, T, 1)
+        if hold is not None:
+            h = hold[:, None, None]
+            nums = torch.where(h, self.alpha * num[:, None] + act[..., None] * p, nums)
+            dens = torch.where(h, self.alpha * den[:, None] + act[..., None], dens)
         has = (dens > 1e-3).float()
         env = 10.0 * torch.log10(nums / dens.clamp_min(1e-6) + C.EPS)
         m = valid[:, None] * torch.tensor(C.compare_mask(), dtype=feat.dtype) * has
         mean = (env * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
         shape = (env - mean) * m / C.BAND_SCALE_DB
         level = ((mean - C.FEAT_MEAN_DB) / C.FEAT_STD_DB) * has
-        return torch.cat([shape, level, has], -1), nums[:, -1], dens[:, -1], dens
+        num_out, den_out = nums[:, -1], dens[:, -1]
+        if hold is not None:
+            num_out = torch.where(hold[:, None], num, num_out)
+            den_out = torch.where(hold[:, None], den, den_out)
+        return torch.cat([shape, level, has], -1), num_out, den_out, dens
 
     def _inputs(self, feat, cond, run):
         """Per-band input channels (B, 5, T, F), the absolute rows' gate reading dev (B, T), the target band
@@ -347,13 +372,15 @@ class ResculptNet(nn.Module):
         return tok + self.ff2(elu(self.ff1(self.ln2(tok))))
 
     # -- T frames from a state (training uses zero state; streaming and export T = 1) -------------------
-    def step_seq(self, feat, low, cond, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den):
+    def step_seq(self, feat, low, cond, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den,
+                 hold=None):
         """feat (B, T, 32) band dB, low (B, T, N_LOW) low-bin dB, cond (B, COND_DIM), state ->
         gain_db (B, T, 32), copy (B, T, 32), df (B, T, N_LOW, DF_ORDER, 2) (delta from the identity tap),
-        new state (same shapes)."""
+        new state (same shapes). ``hold`` (B,) bool: rows whose running fingerprint is held (:meth:`running`; the
+        export leaves it out: one frame from a held state is one frame from that state)."""
         B, T, F = feat.shape
         valid = cond[:, C.V0 : C.REL_I]
-        run, run_num, run_den, dens = self.running(feat, valid, run_num, run_den)
+        run, run_num, run_den, dens = self.running(feat, valid, run_num, run_den, hold)
         x, dev, shape, size = self._inputs(feat, cond, run)
         fc = torch.cat([cond[:, None, : C.S0].expand(B, T, C.S0), shape,
                         cond[:, None, C.M0 :].expand(B, T, C.COND_DIM - C.M0), run], -1)
@@ -403,9 +430,13 @@ class ResculptNet(nn.Module):
             gain_db = torch.where(rel[..., None], gain_db, (known * gp + gain_db).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB))
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den
 
-    def forward(self, feat, low, cond):
-        """Whole sequence from zero state: (gain_db, copy, df) as in :meth:`step_seq`."""
-        return self.step_seq(feat, low, cond, *self.init_state(feat.shape[0]))[:3]
+    def forward(self, feat, low, cond, prime=None, hold=None):
+        """Whole sequence from zero state: (gain_db, copy, df) as in :meth:`step_seq`; ``prime`` (num (B, 32),
+        den (B, 1)) starts the running fingerprint there (:meth:`prime_state`), ``hold`` (B,) bool holds it."""
+        state = self.init_state(feat.shape[0])
+        if prime is not None:
+            state[-2], state[-1] = prime
+        return self.step_seq(feat, low, cond, *state, hold=hold)[:3]
 
 
 # -- the STFT side: features in, outputs applied --------------------------------------------------------
@@ -465,27 +496,32 @@ class Resculptor(nn.Module):
         self.net = net
         self.fio = FrameIO(sample_rate)
 
-    def forward_spec(self, X, cond, outputs: bool = False):
+    def forward_spec(self, X, cond, outputs: bool = False, held=None):
         """X (B, T, nb) complex, cond (B, COND_DIM) -> Y (B, T, nb), output frame t aligned with input frame t
         (the last L frames see zero frames as their look-ahead); with ``outputs`` (Y, (gain_db, copy, df)), the
-        net's outputs aligned the same way."""
+        net's outputs aligned the same way. ``held`` (B,) bool: those rows run as an offline render runs them, the
+        running fingerprint primed with the whole clip's (``ResculptNet.prime_state``) and held there."""
         L, N = self.net.lookahead, self.net.df_order
         B, T, _ = X.shape
         Xp = pad(X, (0, 0, 0, L))
         feat, low = self.fio.features(Xp)
-        g, e, d = self.net(feat, low, cond)
+        if held is not None:
+            g, e, d = self.net(feat, low, cond, self.net.prime_state(feat[:, :T], cond[:, C.V0 : C.REL_I]), held)
+        else:
+            g, e, d = self.net(feat, low, cond)
         g, e, d = g[:, L:], e[:, L:], d[:, L:]
         lowp = pad(Xp[..., : C.N_LOW], (0, 0, N - 1, 0))  # frame s of Xp at index s + N - 1
         taps = torch.stack([lowp[:, L + j : L + j + T] for j in range(N)], 2)  # (B, T, N, K)
         Y = self.fio.apply(X, taps, g, e, d, L)
         return (Y, (g, e, d)) if outputs else Y
 
-    def forward(self, x, cond, outputs: bool = False):
-        """x (B, n) waveform -> (B, n) output aligned with x; with ``outputs`` also the net's (gain_db, copy, df)."""
+    def forward(self, x, cond, outputs: bool = False, held=None):
+        """x (B, n) waveform -> (B, n) output aligned with x; with ``outputs`` also the net's (gain_db, copy, df);
+        ``held`` as in :meth:`forward_spec`."""
         if outputs:
-            Y, o = self.forward_spec(self.fio.stft(x), cond, True)
+            Y, o = self.forward_spec(self.fio.stft(x), cond, True, held)
             return self.fio.istft(Y, x.shape[-1]), o
-        return self.fio.istft(self.forward_spec(self.fio.stft(x), cond), x.shape[-1])
+        return self.fio.istft(self.forward_spec(self.fio.stft(x), cond, held=held), x.shape[-1])
 
     def init_state(self, b: int = 1) -> list:
         R = max(self.net.df_order, self.net.lookahead + 1)

@@ -141,7 +141,9 @@ def evaluate(model, tp, val, match="timbre"):
     envelope (dB, mean and worst over clips); descriptor targets (``common.EVAL_DESCRIPTORS`` applied to the clean
     clip's profile, input the clean clip): profile distance ratio output / input, mean over clips and texts, with
     the target as an absolute profile (``descriptor_ratio``) and in relative form as the stage passes it
-    (``descriptor_ratio_rel``), and for ``EVAL_LEVEL_DESCRIPTORS`` in relative form (``level_ratio_rel``)."""
+    (``descriptor_ratio_rel``), and for ``EVAL_LEVEL_DESCRIPTORS`` in relative form (``level_ratio_rel``); the restore
+    ratio and the keep mode's largest envelope change also as an offline render runs the net, its running
+    fingerprint primed with the whole clip's and held (``profile_ratio_held``, ``keep_env_max_db_held``)."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
@@ -150,6 +152,10 @@ def evaluate(model, tp, val, match="timbre"):
     e = x.shape[1] - model.fio.n_fft
     d_out = pt.distance(tp(out), P_x).mean()
     d_in = pt.distance(tp(y), P_x).mean()
+    # as an offline render runs them: the running fingerprint primed with the whole clip's and held
+    held = torch.ones(x.shape[0], dtype=torch.bool)
+    d_held = pt.distance(tp(model(y, cond, held=held)), P_x).mean()
+    keep_held = model(x, cond, held=held)
     keep = model(x, pt.cond_vector(P_x, model.fio.sr, match))
     fx, _ = model.fio.features(model.fio.stft(x[:, :e]))
     fk, _ = model.fio.features(model.fio.stft(keep[:, :e]))
@@ -158,6 +164,9 @@ def evaluate(model, tp, val, match="timbre"):
     P_k = tp(keep)
     both = P_k["band_env_ok"] & P_x["band_env_ok"]
     env_d = ((P_k["band_env_db"] - P_x["band_env_db"]).abs() * both).amax(-1)
+    P_kh = tp(keep_held)
+    both_h = P_kh["band_env_ok"] & P_x["band_env_ok"]
+    env_h = ((P_kh["band_env_db"] - P_x["band_env_db"]).abs() * both_h).amax(-1)
     # descriptor targets (the benchmark's): the clean clip's own profile moved by a description
     from resculpt.dsp.descriptors import describe
 
@@ -175,6 +184,7 @@ def evaluate(model, tp, val, match="timbre"):
     model.train()
     return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
+            "profile_ratio_held": float(d_held / d_in.clamp_min(1e-9)), "keep_env_max_db_held": float(env_h.mean()),
             "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
             "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean()),
             "keep_env_worst_db": float(env_d.max()), "descriptor_ratio": float(torch.stack(ratios["abs"]).mean()),
@@ -315,6 +325,10 @@ class Trainer:
         rng = np.random.default_rng([args.seed, step])
         inp, ref, has_ref, src, modes, nudges = make_batch(rng, self.data, args.batch, self.seg, args.smoke,
                                                            args.mode_p, args.zero_delta_p)
+        held = None
+        if args.held_p > 0:  # drawn only then, so a run without it draws what it always drew
+            held = torch.tensor(rng.random(args.batch) < args.held_p)
+            held = held if bool(held.any()) else None
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, args.steps)))))
         for g in self.opt_g.param_groups:
             g["lr"] = lr
@@ -330,7 +344,7 @@ class Trainer:
                                    pt.cond_vector(P_t, sr, args.match))
             else:
                 cond = pt.cond_vector(P_t, sr, args.match)
-        y, outs = model(inp, cond, outputs=True)
+        y, outs = model(inp, cond, outputs=True, held=held)
         yc, rc = y[:, :e], ref[:, :e]
         parts, loss = {"lr": lr}, 0.0
         if w["recon"] > 0 and bool(has_ref.any()):
@@ -490,6 +504,9 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     help="absolute rows: the band gain is the level-free target-minus-running shape (the match-EQ's "
                          "curve) plus a learned residual (ResculptNet.head_abs, df_abs, starting at the identity); stored in the "
                          "checkpoint (a resumed run keeps it; this switches it on)")
+    ap.add_argument("--held-p", type=float, default=0.0,
+                    help="share of rows run as an offline render runs them: the running fingerprint primed with the "
+                         "whole crop's and held (Resculptor.forward_spec(held=...), ResculptStage.prime(hold=True))")
     ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
                     metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
     ap.add_argument("--zero-delta-p", type=float, default=0.2,
