@@ -95,20 +95,18 @@ def test_the_model_stage_moves_loudness_toward_the_target_too(rng):
 @pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
 def test_the_inputs_own_profile_leaves_the_level_alone(engine, slot):
     """Target = the input's own fingerprint (8 s of speech with pauses, whose running loudness estimate wanders by
-    several LU in its first second): an offline render (primed, as ``render`` runs each engine) keeps the
-    integrated loudness within 0.1 LU (the model: exactly; the match-EQ's second pass, whose loudness goal is
-    corrected by the first pass's measured output, lands 0.06 LU off on this clip); live, the follower adds nothing to what the band work does to the level
+    several LU in its first second): an offline render (``render_with_target``: primed, 2 passes, as ``render`` runs
+    either engine) keeps the integrated loudness within 0.1 LU (the model, its running fingerprint held at the
+    input's own profile: exactly; the match-EQ's second pass, whose loudness goal is corrected by the first pass's
+    measured output, lands 0.06 LU off on this clip); live, the follower adds nothing to what the band work does to
+    the level
     (the live match-EQ, whose envelope estimate starts empty, moves it by 0.6 LU in its first seconds)."""
     x = _speech()[:, : 8 * SR]
     fp = fingerprint(x, SR)
     lx = integrated_lufs(x, SR)
     c = Chain(Layout(spectral=(slot,)), SR, 1, 4096)
-    if slot == "match":  # render's match-EQ: envelope and loudness primed, 2 passes
-        y, _ = render_with_target(c, x, SR, fp, 4096)
-    else:  # render's model: loudness primed, one stream
-        c.set_target(fp, engine=engine)
-        prime_loudness(c, _ArrayInput(x), 4096)
-        y = c(x)
+    c.set_target(fp, engine=engine)
+    y, _ = render_with_target(c, x, SR, fp, 4096)  # as render runs either engine: primed, 2 passes
     assert abs(integrated_lufs(y, SR) - lx) < (0.1 if slot == "match" else 0.001)
     live = {}
     for follow in (0.0, 1.0):
