@@ -95,6 +95,14 @@ def test_golden_frames_cover_an_absolute_then_a_relative_target(exported):
     assert np.abs(g["gain_db"][:32]).max() > 0 and np.abs(g["gain_db"][32:]).max() > 0
 
 
+def _voiced_test_signal() -> np.ndarray:
+    """1 s at 16 kHz: a 130 Hz voice with 25 harmonics and vibrato, gated 2.5 times a second, over light noise."""
+    t = np.arange(SR) / SR
+    ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
+    return (0.05 * sum(np.sin(h * ph) / h for h in range(1, 25)) * (np.sin(2 * np.pi * 2.5 * t) > -0.2)
+            + 0.003 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
+
+
 @pytest.mark.parametrize("kind", ["absolute", "relative"])
 def test_stage_equals_torch_streaming_step(exported, kind):
     """Mono 16 kHz, a published target (an absolute profile, or a description in relative form), the loudness
@@ -106,10 +114,7 @@ def test_stage_equals_torch_streaming_step(exported, kind):
     from resculpt.dsp.descriptors import describe
 
     net, path, _ = exported
-    t = np.arange(SR) / SR
-    ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
-    x = (0.05 * sum(np.sin(h * ph) / h for h in range(1, 25)) * (np.sin(2 * np.pi * 2.5 * t) > -0.2)
-         + 0.003 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
+    x = _voiced_test_signal()
     r = Resculptor(net, SR)
     X = r.fio.stft(torch.tensor(x)[None])[0]  # (T, nb)
     prof = Profile("target", {"centroid_hz": 1500.0, "lufs_integrated": -16.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
@@ -267,10 +272,7 @@ def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exp
     run, gives the same output frames within 1e-4 of the peak (the stage primed with ``ResculptNet.prime_state`` of
     the same frames, in dB), and differs from torch's cold start."""
     net, path, _ = exported
-    t = np.arange(SR) / SR
-    ph = 2 * np.pi * np.cumsum(130 + 25 * np.sin(2 * np.pi * 1.3 * t)) / SR
-    x = (0.05 * sum(np.sin(h * ph) / h for h in range(1, 25)) * (np.sin(2 * np.pi * 2.5 * t) > -0.2)
-         + 0.003 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
+    x = _voiced_test_signal()
     r = Resculptor(net, SR)
     X = r.fio.stft(torch.tensor(x)[None])  # (1, T, nb)
     prof = Profile("target", {"centroid_hz": 1500.0}, band_env_db=list(-30.0 - 1.5 * np.arange(32)))
