@@ -337,14 +337,15 @@ def test_a_staged_output_left_by_a_killed_run_is_adopted_without_rendering_it_ag
 
 def test_ctrl_c_stops_the_workers_at_once_keeps_what_is_finished_and_exits_130(tmp_path):
     src = tmp_path / "lib"
-    # 6 s files in 256-sample blocks: on an idle machine 1.5 s files render in well under 0.1 s each, and 6 s files
-    # in 4096-sample blocks once ended the whole batch between the first finished row and the signal in a
-    # whole-suite run (exit 0), which tests nothing; small blocks keep each file a few times longer.
+    # 6 s files: on an idle machine 1.5 s files render in well under 0.1 s each, and the whole batch could end
+    # between the first finished row and the signal, which would test nothing.
     _tree(src, n=6, seconds=6.0)
     out = tmp_path / "out"
+    # SIGINT at its default in the child, as in a terminal: a suite started as a background job of a
+    # non-interactive shell runs with it ignored, and the child would inherit that and finish the batch (exit 0)
     p = subprocess.Popen([sys.executable, "-m", "resculpt.cli", "render", str(src), "--out-dir", str(out),
-                          "--preset", PRESET, "--jobs", "2", "--block", "256", "-q"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          "--preset", PRESET, "--jobs", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while len(_done_rows(out) if (out / MANIFEST_NAME).exists() else {}) < 1:
         assert p.poll() is None, p.stderr.read().decode()
@@ -356,5 +357,5 @@ def test_ctrl_c_stops_the_workers_at_once_keeps_what_is_finished_and_exits_130(t
     p.stderr.close()
     assert not [k for k in kids if Path(f"/proc/{k}").exists()]
     finished = len(_done_rows(out))
-    s = render_batch([src], out, PRESET, jobs=2, block=256)
+    s = render_batch([src], out, PRESET, jobs=2)
     assert s["failed"] == 0 and s["skipped"] == finished and s["rendered"] + s["adopted"] == 6 - finished
