@@ -73,11 +73,13 @@ def with_stage(chain, slot: str):
     return out
 
 
+def _stage_named(chain, name: str):
+    """``chain``'s spectral stage of that slot name, or None."""
+    return next((st for st in chain.graph.stages if st.name == name), None)
+
+
 def match_stage(chain):
-    for st in chain.graph.stages:
-        if st.name == "match":
-            return st
-    return None
+    return _stage_named(chain, "match")
 
 
 class _ArrayInput:
@@ -252,9 +254,9 @@ def target_stage(chain):
     match-EQ (``match``); None when the chain has neither."""
     names = ("resculpt", "match") if getattr(chain, "engine", None) == "model" else ("match", "resculpt")
     for name in names:
-        for st in chain.graph.stages:
-            if st.name == name:
-                return st
+        st = _stage_named(chain, name)
+        if st is not None:
+            return st
     return None
 
 
@@ -629,7 +631,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
             except ValueError as e:
                 raise RenderError(str(e)) from None
         if target is not None:
-            info = {"engine": chain.engine if chain.engine == "model" else "match-eq"}
+            info = {"engine": "model" if chain.engine == "model" else "match-eq"}
             spills = []
 
             def store():

@@ -68,6 +68,10 @@ EPS = 1e-12
 FEAT_MEAN_DB, FEAT_STD_DB = -60.0, 20.0
 ACT_DB = -70.0        # a frame counts for the running fingerprint when its band-mean level exceeds this (dB)
 RUN_TAU_S = 3.0       # time constant of the running fingerprint (exponential, over active frames)
+# The running fingerprint's weight after a long, wholly active stream at the 5 ms hop: sum of alpha^k = 1 / (1 - alpha)
+# with alpha = exp(-hop / tau), 600 frames; what a primed (offline) state carries (``stage.ResculptStage.prime``,
+# ``net.ResculptNet.prime_state``).
+RUN_STEADY_WEIGHT = 1.0 / -math.expm1(-HOP_MS / (1000.0 * RUN_TAU_S))
 Z_CLIP = 8.0
 N_DIMS = len(DIMS)
 DIM_NAMES = tuple(d.name for d in DIMS)

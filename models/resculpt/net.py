@@ -213,15 +213,22 @@ class ResculptNet(nn.Module):
         return [torch.zeros(s) for s in self.state_shapes(b).values()]
 
     # -- pieces -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _power_and_activity(feat, valid):
+        """Band power (B, T, 32) of band dB ``feat`` and each frame's activity (B, T) 0/1: its mean power over the
+        bands the rate defines (``valid`` (B, 32)) above ``ACT_DB``, the frames the running fingerprint counts."""
+        p = torch.pow(10.0, feat / 10.0)
+        nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
+        lvl = 10.0 * torch.log10((p * valid[:, None]).sum(-1) / nv + C.EPS)
+        return p, (lvl > C.ACT_DB).to(feat.dtype)
+
     def prime_state(self, feat, valid):
         """(num (B, 32), den (B, 1)): the running sums a long steady stream of these T frames (B, T, 32) band dB
         leaves, the mean band power over their active frames with the steady-state weight 1 / (1 - alpha): what
         ``ResculptStage.prime`` sets from a whole input's envelope (offline renders), for training rows in that
         condition. No active frame: zeros (nothing heard)."""
-        p = torch.pow(10.0, feat / 10.0)
-        nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
-        lvl = 10.0 * torch.log10((p * valid[:, None]).sum(-1) / nv + C.EPS)
-        act = (lvl > C.ACT_DB).to(feat.dtype)[..., None]  # (B, T, 1)
+        p, act = self._power_and_activity(feat, valid)
+        act = act[..., None]  # (B, T, 1)
         n = act.sum(1)  # (B, 1)
         w = 1.0 / (1.0 - self.alpha)
         mean = (act * p).sum(1) / n.clamp_min(1.0)
@@ -236,10 +243,7 @@ class ResculptNet(nn.Module):
         rows the state is held (``ResculptStage.prime(hold=True)`` puts it back after every frame), so each
         frame's estimate is the state decayed once plus that frame, and the state returned is the one given."""
         B, T, F = feat.shape
-        p = torch.pow(10.0, feat / 10.0)
-        nv = valid.sum(-1, keepdim=True).clamp_min(1.0)
-        lvl = 10.0 * torch.log10((p * valid[:, None]).sum(-1) / nv + C.EPS)  # (B, T)
-        act = (lvl > C.ACT_DB).float()
+        p, act = self._power_and_activity(feat, valid)
         t = torch.arange(T, dtype=feat.dtype)
         lag = t[:, None] - t[None, :]
         W = torch.where(lag >= 0, torch.exp(math.log(self.alpha) * lag.clamp_min(0.0)), torch.zeros_like(lag))
@@ -410,8 +414,8 @@ class ResculptNet(nn.Module):
             m = x[:, 2] * run[..., F + 1 : F + 2]  # the bands the difference is defined on (target, rate, heard)
             known = _edge_fill(C.BAND_SCALE_DB * x[:, 1], m).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
             gp = self.prior_gate(dev, dens)[..., None]
-            res = C.GAIN_MAX_DB * torch.tanh(0.1 * oa[:, 0])
-            gain_db = torch.where(rel[..., None], gain_db, res)
+            res_abs = C.GAIN_MAX_DB * torch.tanh(0.1 * oa[:, 0])
+            gain_db = torch.where(rel[..., None], gain_db, res_abs)
             copy = torch.where(rel[..., None], copy, softplus(oa[:, 1] - 8.0))
             dfa = torch.tanh(self.df_abs(y)).reshape(B, T, self.n_low, self.df_order, 2)
             df = torch.where(rel[..., None, None, None], df, dfa)

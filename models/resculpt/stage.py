@@ -217,8 +217,7 @@ class ResculptStage(SpectralStage):
         e = np.asarray(env_db, np.float64)
         if e.shape != (C.N_BANDS,):
             raise ValueError(f"resculpt.prime: a ({C.N_BANDS},) band envelope, got shape {e.shape}")
-        # the running sums' weight after a long active stream: sum of alpha^k = 1 / (1 - alpha) (600 frames)
-        den = 1.0 / -math.expm1(-1.0 / (C.RUN_TAU_S * 1000.0 / C.HOP_MS))
+        den = C.RUN_STEADY_WEIGHT
         num = np.where(np.isfinite(e), 10.0 ** (np.nan_to_num(e) / 10.0), 0.0) * den
         self._primed = (num.astype(np.float32), np.float32(den))
         self._hold = bool(hold)
