@@ -173,25 +173,29 @@ def model_latency(bundle: str, sr: int = 48000) -> dict:
     return {"samples": ch.latency_samples, "bound_samples": bound, "ms": 1000.0 * ch.latency_samples / sr}
 
 
-def match_eq_render(x: np.ndarray, sr: int, target) -> np.ndarray:
+def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False) -> np.ndarray:
+    """The match-EQ over ``x`` (n,) as ``render`` runs it (primed, 2 passes), or with ``live`` as a live stream
+    runs it (one pass, learning the input's envelope as it goes)."""
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.layout import Layout
     from resculpt.plugin_host.render import render_with_target, with_match_stage
 
     ch = with_match_stage(Chain(Layout(), sr, 1, 4096))
-    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=2)
+    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=1 if live else 2, prime=not live)
     return y[0]
 
 
-def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none") -> np.ndarray:
-    """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input."""
+def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none",
+               live: bool = False) -> np.ndarray:
+    """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input;
+    ``live``: both engines run as a live stream does (no priming, one pass), not as ``render`` does."""
     if name == "identity":
         return x
     if name == "match-eq":
-        return match_eq_render(x, sr, target)
+        return match_eq_render(x, sr, target, live)
     if prior == "match-eq":
-        x = match_eq_render(x, sr, target)
-    return model_render(x, sr, target, match, bundle)
+        x = match_eq_render(x, sr, target, live)
+    return model_render(x, sr, target, match, bundle, prime=not live)
 
 
 # -- targets and metrics ------------------------------------------------------------------------------------
@@ -322,7 +326,7 @@ def profile_section(a, clips, sr, bundle, log):
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
         for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior)
+                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -430,6 +434,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model-prior", choices=("none", "match-eq"), default="none",
                     help="what the profile section's model row hears: the input (none), or the match-EQ's 2-pass "
                          "render of it (the model then moves what an EQ left)")
+    ap.add_argument("--live", action="store_true",
+                    help="the profile section's engines run as a live stream does (no priming with the whole input, "
+                         "one pass: the first seconds learn the input's envelope), not as render does")
     ap.add_argument("--rtf-seconds", type=float, default=10.0)
     ap.add_argument("--rtf-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
@@ -464,7 +471,7 @@ def main(argv=None) -> int:
             "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
-            "descriptor_form": a.descriptor_form,
+            "descriptor_form": a.descriptor_form, "live": a.live,
             "codec_preset": a.codec_preset,
             "lace": LACE_NOTE}
     out = Path(a.out)
@@ -517,7 +524,9 @@ def report(meta, res) -> str:
           f"average {meta['load_avg'][0]:.1f}). Bundle: {meta['bundle']} (training: {_training_line(meta['bundle_training'])}). "
           f"{len(meta['files'])} val files ({', '.join(meta['files'])}), first {meta['seconds']:g} s, {meta['rate']} Hz mono. "
           f"Descriptor targets given to the systems as {_DESCRIPTOR_FORMS[meta.get('descriptor_form', 'absolute')]}. "
-          "Every row below comes from this one command."), ""]
+          + ("Both engines run as a live stream runs them (`--live`: no priming with the whole input, one pass). "
+             if meta.get("live") else "")
+          + "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:
         L += [("## 1. Profile error ratio (distance(out, target) / distance(in, target), matched dims; lower is better; "

@@ -136,6 +136,18 @@ def git_commit_of(path: Path, step: int) -> str:
     return "(no commit records this step)"
 
 
+def train_args_at(run: Path, commit: str) -> str:
+    """RUN/train.args as committed with the checkpoint (``commit``, from :func:`git_commit_of`): the settings the
+    exported step trained with, not later recipe changes; the working file when no commit records the step."""
+    rel = run.resolve().relative_to(REPO) if run.resolve().is_relative_to(REPO) else None
+    if rel is not None and not commit.startswith("("):
+        r = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{rel.as_posix()}/train.args"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout
+    return (run / "train.args").read_text()
+
+
 def gate_row(cfg: dict) -> str:
     g = cfg.get("identity_gate")
     if not g:
@@ -191,7 +203,8 @@ def card(bundle: Path, run: Path) -> str:
     if s.get("exported_val"):  # the exported net differs from the run's at that step (a switch the export made)
         vals = vals + [{"step": steps, "val": s["exported_val"], "wall_s": s.get("wall_s"),
                         "note": s.get("exported_note", "the exported net")}]
-    args = (run / "train.args").read_text()
+    commit = git_commit_of(run / "ckpt.pt", steps)
+    args = train_args_at(run, commit)
     arg_lines = " ".join(a for a in args.splitlines() if a.strip() and not a.lstrip().startswith("#"))
     sps = float(s["wall_s"]) / max(1, steps)
     w = s["loss_w"]
@@ -214,7 +227,7 @@ Written by `scripts/resculpt_model_card.py` from `{rel_bundle}/config.json` and 
 | relative targets | {relative_row(cfg)} |
 | absolute targets | {absolute_row(cfg)} |
 | export check | torch streaming vs whole sequence {cfg['export_check']['torch_stream_vs_full']:.1e}; onnxruntime vs torch {cfg['export_check']['ort_vs_torch']:.1e} |
-| checkpoint | `{rel_run}/ckpt.pt` at step {steps}; commit {git_commit_of(run / 'ckpt.pt', steps)} |
+| checkpoint | `{rel_run}/ckpt.pt` at step {steps}; commit {commit} |
 
 ## Data
 
@@ -228,7 +241,7 @@ product's descriptor vocabulary; run from the step where train.args says the rec
 
 ## Training (this machine: 2 shared CPU cores, one thread, nice 19)
 
-- Settings (`{rel_run}/train.args`): `{arg_lines}`
+- Settings (`{rel_run}/train.args` at commit {commit}): `{arg_lines}`
 - Steps: **{steps}** of a planned {s.get('schedule_steps', '?')} (cosine learning rate), batch {s['batch']} x {s['segment_s']} s;
   wall time **{wall_h:.2f} h** ({sps:.1f} s per step on the shared machine; the step costs 1.42 s of CPU on one
   thread: `scripts/resculpt_step_time.py`).

@@ -50,17 +50,21 @@ def test_export_checks_and_config(exported):
 
 
 def test_loader_refuses_altered_or_foreign_bundles(exported, tmp_path):
-    """A changed byte in model.onnx (sha256), another config version, or a missing golden file: BundleError."""
+    """A changed byte in model.onnx or in a target kind's graph (sha256), a kind's graph missing, another config
+    version, or a missing golden file: BundleError."""
     import shutil
 
     _, path, _ = exported
-    for case in ("sha", "version", "golden"):
+    for case in ("sha", "kind_sha", "kind_missing", "version", "golden"):
         d = tmp_path / case
         shutil.copytree(path, d)
-        if case == "sha":
-            raw = bytearray((d / "model.onnx").read_bytes())
+        if case in ("sha", "kind_sha"):
+            f = d / ("model.onnx" if case == "sha" else B.KIND_FILES["absolute"])
+            raw = bytearray(f.read_bytes())
             raw[-10] ^= 0xFF
-            (d / "model.onnx").write_bytes(bytes(raw))
+            f.write_bytes(bytes(raw))
+        elif case == "kind_missing":
+            (d / B.KIND_FILES["relative"]).unlink()
         elif case == "version":
             cfg = json.loads((d / "config.json").read_text())
             cfg["version"] = 99
@@ -301,3 +305,83 @@ def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exp
             worst = max(worst, float(np.max(np.abs(spec[0] - ref))) / (float(np.abs(ref).max()) + 1e-9))
     assert worst < 1e-4, worst
     assert float((held - cold).abs().max()) > 1e-3 * float(held.abs().max())
+
+
+def _non_constant_nodes(path) -> int:
+    import onnx
+
+    return sum(n.op_type != "Constant" for n in onnx.load(str(path)).graph.node)
+
+
+def test_each_target_kind_runs_a_graph_with_only_its_branch_and_a_stage_switching_kinds_equals_torch(tmp_path, exported):
+    """Every switch on (identity gate, both priors, residual scale): each target kind's one-frame graph has under
+    85 % of model.onnx's nodes (onnxruntime's cost per call is mostly per node), the
+    loader's golden checks pass through them (absolute then relative, one state), and a stage whose target changes
+    from an absolute profile to a description mid-stream (so it changes graphs and keeps the state) equals torch's
+    ``Resculptor.step`` with the conditioning switched at the same frame, within 1e-4 of each frame's peak, both
+    frame by frame and fed batches of 1, 3, 2, 7 and 5 frames as a section's blocks give them (one call each)."""
+    from resculpt.dsp.descriptors import describe
+
+    net0, _, _ = exported
+    kw = {"lookahead": 1, "gate": [2.0, 1.0, 25.0, 120.0], "relative_prior": True, "residual_scale": True,
+          "absolute_prior": True}
+    net = ResculptNet(**kw)
+    net.load_state_dict(net0.state_dict())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        net.rel_scale.copy_(torch.tensor([0.5, 1.0, 0.25]))
+        for m in (net.head_abs, net.df_abs):
+            m.weight.normal_(0, 0.1)
+            m.bias.normal_(0, 0.1)
+    torch.save({"net": net.state_dict(), "net_kwargs": kw, "step": 0, "sample_rate": SR}, tmp_path / "ckpt.pt")
+    cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")
+    path = tmp_path / "bundle"
+    assert set(cfg["kind_models"]) == set(B.KIND_FILES) and max(cfg["export_check"].values()) < E.TOL
+    full = _non_constant_nodes(path / "model.onnx")
+    for k in ("absolute", "relative"):  # (the T-frame twins add the nodes that compute shapes from T)
+        assert _non_constant_nodes(path / B.KIND_FILES[k]) < 0.85 * full
+    b = B.load_bundle(path)
+    assert b.batched and b.session_for(True, seq=True) is b.kind_sessions["relative_seq"]
+    net.eval()
+    x = _voiced_test_signal()
+    r = Resculptor(net, SR)
+    X = r.fio.stft(torch.tensor(x)[None])[0]
+    T = X.shape[0]
+    # a +-24 dB comb: far enough from the input that the gates are open while the running fingerprint warms up
+    prof = Profile("target", {"lufs_integrated": -16.0},
+                   band_env_db=list(-40.0 - 2.0 * np.arange(32) + 24.0 * (-1.0) ** np.arange(32)))
+    desc = describe("much warmer, a bit louder")
+    chunks, cuts = (1, 3, 2, 7, 5), [0]
+    while cuts[-1] < T:
+        cuts.append(min(T, cuts[-1] + chunks[(len(cuts) - 1) % len(chunks)]))
+    switch = next(c for c in cuts if c >= T // 2)  # at a block boundary: a block reads one target
+    conds = [torch.tensor(C.cond_from_profile(prof, SR, "timbre"))[None], torch.tensor(C.delta_cond(desc, SR, "timbre"))[None]]
+    st, ref, moved = r.init_state(1), [], [0.0, 0.0]
+    with torch.no_grad():
+        for k in range(T):
+            y, st = r.step(X[k][None], conds[k >= switch], st)
+            ref.append(y[0].numpy())
+            if k >= 1:
+                moved[k >= switch] = max(moved[k >= switch], float((y[0] - X[k - 1]).abs().max()) / float(y.abs().max()))
+    assert min(moved) > 1e-2  # both halves move the audio: the comparison covers both kinds' graphs at work
+    table = ParamTable(catalog.all_param_specs())
+    table.set("resculpt.loudness_follow", 0.0)
+    table.prepare(SR)
+    nb = X.shape[1]
+    for batched in (False, True):
+        inbox = Inbox(ResculptTarget)
+        stage = ResculptStage(table, inbox=inbox, bundle=path)
+        stage.prepare(SpectralContext(SR, r.fio.n_fft, r.fio.hop, nb, 1, True, np.arange(nb) * SR / r.fio.n_fft))
+        inbox.publish(ResculptTarget.make(prof))
+        specs = X.numpy()[:, None].astype(np.complex64).copy()  # (T, 1, nb)
+        for a, e in zip(cuts[:-1], cuts[1:]):
+            if a == switch:
+                inbox.publish(ResculptTarget.make(desc))
+            if batched:
+                stage.process_frames(specs[a:e], e - a)
+            else:
+                for k in range(a, e):
+                    stage.process_frame(specs[k])
+        assert stage._rel == 1
+        worst = max(float(np.max(np.abs(specs[k, 0] - ref[k]))) / (float(np.abs(ref[k]).max()) + 1e-9) for k in range(T))
+        assert worst < 1e-4, (batched, worst)

@@ -103,6 +103,33 @@ def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=
     return np.concatenate(out)
 
 
+def iobinding_runner(sess):
+    """(run, inner) for ``sess``: ``run(b)`` executes the IOBinding ``b = inner(io)``. onnxruntime's compiled
+    session method and binding when this onnxruntime exposes them (``InferenceSession._sess``,
+    ``IOBinding._iobinding``), else the public ``run_with_iobinding`` and the binding itself: the public method
+    checks for WebGPU graph capture on every call (a CPU session never captures), ~3 us of Python per frame."""
+    raw = getattr(sess, "_sess", None)
+    if raw is not None and hasattr(raw, "run_with_iobinding") and getattr(sess.io_binding(), "_iobinding", None) is not None:
+        call = raw.run_with_iobinding
+        return (lambda b: call(b, None)), (lambda io: io._iobinding)
+    return sess.run_with_iobinding, (lambda io: io)
+
+
+def extra_session(path: Path, entry: dict, what: str, bundle_what: str, export: str):
+    """An onnxruntime session of a bundle's second graph, named in its config by ``entry`` ({"file", "sha256",
+    ...}) and checked against it; every failure is one BundleError naming the file (``what``: the graph's role,
+    ``bundle_what``: the bundle's kind, ``export``: the script that writes it)."""
+    p = path / str(entry.get("file"))
+    if not p.is_file():
+        raise BundleError(f"{bundle_what} bundle incomplete: {p} is missing (re-run {export})")
+    if entry.get("sha256") != file_sha256(p):
+        raise BundleError(f"{p}: sha256 does not match config.json; {what} was altered or belongs to another bundle")
+    try:
+        return make_session(p)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise BundleError(f"{p}: onnxruntime cannot load it ({e})") from None
+
+
 def read_checked(onnx_p: Path, cfg_p: Path, sha: str, check) -> tuple[dict, object]:
     """The bundle's config (parsed, ``check(cfg, cfg_p)`` run on it, its ``precision`` one of PRECISIONS, its
     sha256 equal to ``sha``, the model file's) and an onnxruntime session of ``onnx_p``; every failure is one
@@ -175,17 +202,7 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
     cfg, sess = read_checked(onnx_p, cfg_p, sha, _check_config)
     seq = None
     if cfg.get("seq_model"):  # optional (bundles exported without it run a block's frames one by one)
-        sm = cfg["seq_model"]
-        seq_p = path / str(sm.get("file"))
-        if not seq_p.is_file():
-            raise BundleError(f"mask model bundle incomplete: {seq_p} is missing (re-run models/mask/export.py)")
-        if sm.get("sha256") != file_sha256(seq_p):
-            raise BundleError(f"{seq_p}: sha256 does not match config.json; the batched model was altered or "
-                              "belongs to another bundle")
-        try:
-            seq = make_session(seq_p)
-        except Exception as e:
-            raise BundleError(f"{seq_p}: onnxruntime cannot load it ({e})") from None
+        seq = extra_session(path, cfg["seq_model"], "the batched model", "mask model", "models/mask/export.py")
     b = Bundle(path, cfg, sess, seq)
     if check_golden:
         _check_golden(b, gold_p)

@@ -53,7 +53,7 @@ from resculpt.dsp.spectral_util import RealFFT
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 
 from . import common
-from .bundle import Bundle, load_bundle
+from .bundle import Bundle, iobinding_runner, load_bundle
 
 HF_RISE_DB_S = 6.0  # how fast the HF noise floor may rise, dB per second (it falls at once)
 HF_OVERSUBTRACTION = 2.0  # power over-subtraction factor of the HF rule (3 dB)
@@ -77,18 +77,6 @@ PARAMS = (
               doc="exponent on the mask's gains before the limit: above 1 deepens the cuts where the model "
                   "is unsure (less residual noise, weak speech cut more); 1 = the model as trained"),
 )
-
-
-def _runner(sess):
-    """(run, inner) for ``sess``: ``run(b)`` executes the IOBinding ``b = inner(io)``. onnxruntime's compiled
-    session method and binding when this onnxruntime exposes them (``InferenceSession._sess``,
-    ``IOBinding._iobinding``), else the public ``run_with_iobinding`` and the binding itself: the public method
-    checks for WebGPU graph capture on every call (a CPU session never captures), ~3 us of Python per frame."""
-    raw = getattr(sess, "_sess", None)
-    if raw is not None and hasattr(raw, "run_with_iobinding") and getattr(sess.io_binding(), "_iobinding", None) is not None:
-        call = raw.run_with_iobinding
-        return (lambda b: call(b, None)), (lambda io: io._iobinding)
-    return sess.run_with_iobinding, (lambda io: io)
 
 
 class MaskStage(SpectralStage):
@@ -198,10 +186,10 @@ class MaskStage(SpectralStage):
         # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
         # so a frame copies nothing in or out and allocates nothing (onnxruntime's plain run() returns
         # fresh arrays).
-        self._run, inner = _runner(self.session)
+        self._run, inner = iobinding_runner(self.session)
         self._inner = {id(self.session): inner}
         if self.seq_session is not None:
-            self._run_seq, self._inner[id(self.seq_session)] = _runner(self.seq_session)
+            self._run_seq, self._inner[id(self.seq_session)] = iobinding_runner(self.seq_session)
         self._feeds, self._bind = [], []
         for r in range(rows):
             feed = {"feat": self._db[r, : common.N_LEARNED].reshape(1, 1, common.N_LEARNED), "cond": self._cond}
@@ -250,7 +238,7 @@ class MaskStage(SpectralStage):
     def _bind_pair(self, sess, inputs: dict, gains: np.ndarray, sa: dict, sb: dict) -> list:
         """Two IOBindings of ``sess`` by pointer: the inputs and the gains output as given (contiguous views
         of the stage's arrays), state read from sa and written to sb, then the reverse; each as the session's
-        :func:`_runner` call takes it."""
+        :func:`iobinding_runner` call takes it."""
         pair = []
         for src, dst in ((sa, sb), (sb, sa)):
             io = sess.io_binding()

@@ -1,10 +1,11 @@
 """The resculpting model bundle: reading and verifying a bundle folder (numpy + onnxruntime; never imports torch).
 
 A bundle folder holds ``model.onnx`` (the band-domain core, one frame per call, explicit state), ``config.json``
-(written by ``export.py``) and ``golden.npz`` (reference inputs -> outputs from torch). :func:`load_bundle`
-refuses a bundle whose files are missing, whose ONNX file does not have the sha256 config.json records, whose
-config is of another version or describes a frame/output form this code does not apply, or whose graph does not
-reproduce the golden outputs within ``GOLDEN_TOL``. sha256 and the ORT session come from the mask bundle's
+(written by ``export.py``) and ``golden.npz`` (reference inputs -> outputs from torch), and, when the config names
+them (``kind_models``), ``absolute.onnx``, ``relative.onnx`` and their T-frame twins ``*_seq.onnx``: model.onnx
+with only one target kind's branch, the graphs the stage runs. :func:`load_bundle` refuses a bundle whose files are missing, whose ONNX files do not have
+the sha256 config.json records, whose config is of another version or describes a frame/output form this code
+does not apply, or whose graphs do not reproduce the golden outputs within ``GOLDEN_TOL``. sha256 and the ORT session come from the mask bundle's
 helpers (one home).
 """
 
@@ -15,7 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from resculpt.models.mask.bundle import BundleError, file_sha256, read_checked
+from resculpt.models.mask.bundle import BundleError, extra_session, file_sha256, read_checked
 
 from . import common as C
 
@@ -26,11 +27,21 @@ NAME = "resculpt-generator"
 INPUTS = ("feat", "low", "cond")
 OUTPUTS = ("gain_db", "copy", "df")
 GOLDEN_TOL = 1e-4  # dB for gains, linear for copy gains and deep-filter taps
+# model.onnx specialised to one target kind (export.py; config ``kind_models``): the graphs the stage runs, one
+# frame per call (``absolute``, ``relative``) and T frames per call (``*_seq``: the stage runs a block's frames in one
+# call; onnxruntime's cost per call is mostly per node, so two 5 ms frames cost little more than one, while one
+# frame costs about a quarter more than in the one-frame graph). A bundle without them runs model.onnx for both
+# kinds, one frame per call.
+KIND_FILES = {"absolute": "absolute.onnx", "relative": "relative.onnx",
+              "absolute_seq": "absolute_seq.onnx", "relative_seq": "relative_seq.onnx"}
+# The loader and the export check the T-frame graphs in calls of these many frames (cycled), against frame-by-frame
+# torch.
+CHECK_CHUNKS = (1, 3, 2, 7, 5)
 # The shipped bundle: models/resculpt/bundle/ (inside the installed package); RESCULPT_GENERATOR_BUNDLE names
 # another folder (a bundle exported from a scratch checkpoint, tests).
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundle"
 BUNDLE_ENV = "RESCULPT_GENERATOR_BUNDLE"
-_CACHE: dict = {}  # resolved folder -> (signature of its three files, Bundle)
+_CACHE: dict = {}  # resolved folder -> (signature of its files, Bundle)
 
 
 def bundle_dir() -> Path:
@@ -80,10 +91,12 @@ def auto_refusal(path=None) -> str | None:
 
 
 class Bundle:
-    """A verified bundle: config, ORT session, state names/shapes, look-ahead."""
+    """A verified bundle: config, ORT session, state names/shapes, look-ahead. ``kind_sessions``: {"absolute",
+    "relative": session} of the graphs specialised to one target kind (:data:`KIND_FILES`), or None."""
 
-    def __init__(self, path: Path, config: dict, session):
+    def __init__(self, path: Path, config: dict, session, kind_sessions: dict | None = None):
         self.path, self.config, self.session = path, config, session
+        self.kind_sessions = kind_sessions
         self.state_names = list(config["state_inputs"])
         self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
         self.out_names = [*OUTPUTS, *(n + "_out" for n in self.state_names)]
@@ -91,24 +104,49 @@ class Bundle:
         self.df_order = int(config["df_order"])
         self.precision = config.get("precision", "float32")  # "int8": written by resculpt.models.quantize
 
-    def run_sequence(self, feat, low, cond) -> dict:
+    @property
+    def batched(self) -> bool:
+        """True when the stage may run several frames per call (the bundle has the T-frame graphs)."""
+        return self.kind_sessions is not None
+
+    def session_for(self, relative: bool, seq: bool = False):
+        """The session the stage runs for a target of that kind: its specialised graph (``seq``: the one that
+        takes T frames per call), else model.onnx (one frame)."""
+        if self.kind_sessions is None:
+            if seq:
+                raise ValueError("this bundle has no T-frame graphs (Bundle.batched is False)")
+            return self.session
+        return self.kind_sessions[("relative" if relative else "absolute") + ("_seq" if seq else "")]
+
+    def run_sequence(self, feat, low, cond, kinds: bool = False, seq: bool = False) -> dict:
         """{output: (T, ...)} for feat (T, 32), low (T, N_LOW), cond (COND_DIM,) or per frame (T, COND_DIM),
-        from zero state."""
-        return run_streaming(self.session, feat, low, cond, self.state_shapes, self.state_names)
+        from zero state; ``kinds``: through the graphs the stage runs (:meth:`session_for` each frame's kind),
+        with ``seq`` the T-frame ones in calls of CHECK_CHUNKS frames (a call never spans a change of cond)."""
+        if not kinds:
+            return run_streaming(self.session, feat, low, cond, self.state_shapes, self.state_names)
+        return run_streaming(lambda rel: self.session_for(rel, seq), feat, low, cond, self.state_shapes,
+                             self.state_names, CHECK_CHUNKS if seq else (1,))
 
 
-def run_streaming(sess, feat, low, cond, shapes, state_names) -> dict:
+def run_streaming(sess, feat, low, cond, shapes, state_names, chunks=(1,)) -> dict:
+    """``sess``: an onnxruntime session, or a function of a frame's kind (relative: bool) giving one; ``chunks``:
+    frames per call, cycled (a call ends where cond changes; more than 1 needs graphs that take T frames)."""
     state = {k: np.zeros(shapes[k], np.float32) for k in state_names}
     names = [*OUTPUTS, *(k + "_out" for k in state_names)]
     c = np.asarray(cond, np.float32)
     c = np.broadcast_to(c.reshape(1, -1) if c.ndim == 1 else c, (feat.shape[0], c.shape[-1]))
     outs = {k: [] for k in OUTPUTS}
-    for t in range(feat.shape[0]):
-        r = sess.run(names, {"feat": feat[None, t : t + 1].astype(np.float32),
-                             "low": low[None, t : t + 1].astype(np.float32), "cond": c[t : t + 1], **state})
+    t, i, T = 0, 0, feat.shape[0]
+    while t < T:
+        n = min(chunks[i % len(chunks)], T - t)
+        n = next((m for m in range(1, n) if not np.array_equal(c[t + m], c[t])), n)  # stop where cond changes
+        s = sess(bool(c[t, C.REL_I] > 0.5)) if callable(sess) else sess
+        r = s.run(names, {"feat": feat[None, t : t + n].astype(np.float32),
+                          "low": low[None, t : t + n].astype(np.float32), "cond": c[t : t + 1], **state})
         for k, v in zip(OUTPUTS, r[:3]):
-            outs[k].append(v[0, 0])
+            outs[k].extend(v[0])
         state = dict(zip(state_names, r[3:]))
+        t, i = t + n, i + 1
     return {k: np.stack(v) for k, v in outs.items()}
 
 
@@ -131,6 +169,19 @@ def _check_config(cfg: dict, cfg_p: Path) -> None:
         raise BundleError(f"{cfg_p}: lookahead_frames = {look!r}, expected 0 or 1")
 
 
+def _kind_sessions(cfg: dict, path: Path, cfg_p: Path) -> dict | None:
+    """{kind: session} of the config's ``kind_models`` (:data:`KIND_FILES`, each present with its recorded
+    sha256), or None when the config names none."""
+    km = cfg.get("kind_models")
+    if km is None:
+        return None
+    if not isinstance(km, dict) or set(km) != set(KIND_FILES) or any(
+            not isinstance(km[k], dict) or km[k].get("file") != f for k, f in KIND_FILES.items()):
+        raise BundleError(f"{cfg_p}: kind_models must name {KIND_FILES}, got {km!r}")
+    return {k: extra_session(path, km[k], f"the {k} graph", "resculpt model", "models/resculpt/export.py")
+            for k in KIND_FILES}
+
+
 def load_bundle(path=None) -> Bundle:
     """Load and verify a bundle folder (default :func:`bundle_dir`); raise BundleError. A folder already loaded
     whose model.onnx is unchanged is returned from a cache (graph rebuilds do not reload it)."""
@@ -145,15 +196,19 @@ def load_bundle(path=None) -> Bundle:
     sha = file_sha256(onnx_p)
     key = str(path.resolve())
     g = gold_p.stat()
-    sig = (sha, cfg_p.read_bytes(), g.st_size, g.st_mtime_ns)
+    sig = (sha, cfg_p.read_bytes(), g.st_size, g.st_mtime_ns,
+           tuple(file_sha256(path / f) if (path / f).is_file() else None for f in KIND_FILES.values()))
     if key in _CACHE and _CACHE[key][0] == sig:
         return _CACHE[key][1]
     cfg, sess = read_checked(onnx_p, cfg_p, sha, _check_config)
-    b = Bundle(path, cfg, sess)
+    b = Bundle(path, cfg, sess, _kind_sessions(cfg, path, cfg_p))
     g = np.load(gold_p)
-    got = b.run_sequence(g["feat"], g["low"], g["cond"])
-    err = max(float(np.max(np.abs(got[k] - g[k]))) for k in OUTPUTS)
-    if not np.isfinite(err) or err > GOLDEN_TOL:
-        raise BundleError(f"{path}: model output differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
+    for kinds, seq in (((False, False), (True, False), (True, True)) if b.kind_sessions else ((False, False),)):
+        got = b.run_sequence(g["feat"], g["low"], g["cond"], kinds=kinds, seq=seq)
+        err = max(float(np.max(np.abs(got[k] - g[k]))) for k in OUTPUTS)
+        if not np.isfinite(err) or err > GOLDEN_TOL:
+            which = ("the T-frame target-kind graphs' output" if seq else "the target-kind graphs' output") if kinds \
+                else "model output"
+            raise BundleError(f"{path}: {which} differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
     _CACHE[key] = (sig, b)
     return b

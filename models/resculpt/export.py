@@ -6,13 +6,16 @@ Writes ``model.onnx``: the band-domain core (``ResculptNet.step_seq``, one frame
 band dB, low (1, 1, N_LOW) low-bin dB, cond (1, COND_DIM: an absolute or a relative target, ``common.py``) and
 the state (conv caches, GRU hidden, running
 fingerprint sums); outputs gain_db (1, 1, 32), copy (1, 1, 32), df (1, 1, N_LOW, DF_ORDER, 2) and
-``<state>_out``. The STFT-side application (band gains to bins, deep filter, copy-up: ``net.FrameIO.apply``)
+``<state>_out``. ``absolute.onnx`` and ``relative.onnx``: the same graph with only one target kind's branch
+(``step_seq(kind=...)``), and ``*_seq.onnx``: those with T frames per call; the stage runs these (about a third
+fewer nodes than model.onnx, and onnxruntime's cost per call is mostly per node, so one call for a block's frames
+costs little more than one for a single frame). The STFT-side application (band gains to bins, deep filter, copy-up: ``net.FrameIO.apply``)
 stays outside the graph, so one graph serves every rate. Also ``config.json`` (version, sha256, frame,
 look-ahead, output form, conditioning layout, state shapes, training summary) and ``golden.npz`` (64 frames: an
 absolute target for the first 32, a relative one from frame 32, as a stage switching targets mid-stream sees
 them). Asserts before writing the config that (a) torch frame-by-frame == torch whole sequence and (b)
 onnxruntime == torch on every frame, within ``TOL``, on features of a real-looking test signal, for the absolute
-and for the relative reference target.
+and for the relative reference target (each kind's graph on its own target too).
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ TOL = 1e-4
 
 
 class _Core(torch.nn.Module):
-    def __init__(self, net):
+    def __init__(self, net, kind=None):
         super().__init__()
-        self.net = net
+        self.net, self.kind = net, kind
 
     def forward(self, feat, low, cond, *state):
-        return self.net.step_seq(feat, low, cond, *state)
+        return self.net.step_seq(feat, low, cond, *state, kind=self.kind)
 
 
 def load_net(ckpt: Path) -> tuple[ResculptNet, dict]:
@@ -109,14 +112,21 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     names = list(shapes)
     args = (torch.zeros(1, 1, C.N_BANDS), torch.zeros(1, 1, C.N_LOW), torch.zeros(1, C.COND_DIM),
             *[torch.zeros(s) for s in shapes.values()])
-    onnx_p, tmp = out / "model.onnx", out / "model.onnx.tmp"
-    torch.onnx.export(_Core(net), args, str(tmp), input_names=[*B.INPUTS, *names],
-                      output_names=[*B.OUTPUTS, *(k + "_out" for k in names)], opset_version=opset, dynamo=False)
-    tmp.replace(onnx_p)
+    onnx_p = out / "model.onnx"
+    # the T-frame target-kind graphs: traced with 3, axis 1 of the frame inputs and outputs left free
+    args_t = (torch.zeros(1, 3, C.N_BANDS), torch.zeros(1, 3, C.N_LOW), *args[2:])
+    free_t = {k: {1: "T"} for k in ("feat", "low", *B.OUTPUTS)}
+    for key, f in ((None, onnx_p), *((k, out / v) for k, v in B.KIND_FILES.items())):
+        kind, seq = (None, False) if key is None else (key.removesuffix("_seq"), key.endswith("_seq"))
+        tmp = f.with_suffix(".onnx.tmp")
+        torch.onnx.export(_Core(net, kind), args_t if seq else args, str(tmp), input_names=[*B.INPUTS, *names],
+                          output_names=[*B.OUTPUTS, *(k + "_out" for k in names)], opset_version=opset, dynamo=False,
+                          dynamic_axes=free_t if seq else None)
+        tmp.replace(f)
     sr = int(ck.get("sample_rate", 16000))
     feat, low, cond = reference_inputs(net, sr)
     sess = make_session(onnx_p)
-    e_sf = e_ort = 0.0
+    e_sf = e_ort = e_kind = 0.0
     for name, c in (("absolute", cond), ("relative", reference_delta(sr))):
         ref = torch_stream(net, feat, low, c)
         with torch.no_grad():
@@ -127,6 +137,11 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         got = B.run_streaming(sess, feat, low, c, shapes, names)
         eo = max(float(np.max(np.abs(got[k] - ref[k]))) / peak[k] for k in B.OUTPUTS)
         assert eo < TOL, f"onnxruntime != torch on streaming frames, {name} target ({eo:.3g})"
+        for key, chunks in ((name, (1,)), (name + "_seq", B.CHECK_CHUNKS)):
+            got = B.run_streaming(make_session(out / B.KIND_FILES[key]), feat, low, c, shapes, names, chunks)
+            ek = max(float(np.max(np.abs(got[k] - ref[k]))) / peak[k] for k in B.OUTPUTS)
+            assert ek < TOL, f"onnxruntime's {key} graph (calls of {chunks} frames) != torch on streaming frames ({ek:.3g})"
+            e_kind = max(e_kind, ek)
         e_sf, e_ort = max(e_sf, e), max(e_ort, eo)
     gT = 64
     gc = np.stack([cond] * (gT // 2) + [reference_delta(sr)] * (gT - gT // 2))  # the target switches at frame 32
@@ -137,6 +152,10 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     cfg = {
         "version": B.CONFIG_VERSION, "name": B.NAME, "sha256": file_sha256(onnx_p), "onnx_opset": opset,
         "params": n_params(net), "onnx_bytes": onnx_p.stat().st_size,
+        # the stage runs these: model.onnx with only one target kind's branch (ResculptNet.step_seq's kind), one
+        # frame per call, and T frames per call (*_seq)
+        "kind_models": {k: {"file": f, "sha256": file_sha256(out / f), "onnx_bytes": (out / f).stat().st_size}
+                        for k, f in B.KIND_FILES.items()},
         "frame": {"hop_ms": C.HOP_MS, "window_ms": C.WINDOW_MS, "stft_config": C.STFT_CONFIG,
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
         "lookahead_frames": net.lookahead,
@@ -158,7 +177,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
                        "sum_j (onehot(df_order-1-lookahead) + df[..., j]) X[t-df_order+1+lookahead+j]; E = copy @ synthesis.T",
         "cond_layout": "models/resculpt/common.py (cond_from_profile: absolute, delta_cond: relative)",
         "state_inputs": names, "state_shapes": {k: list(v) for k, v in shapes.items()},
-        "export_check": {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort},
+        "export_check": {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort, "kind_models_vs_torch": e_kind},
         "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s", "sample_rate")},
     }
     (out / "config.json").write_text(json.dumps(cfg, indent=2, default=list) + "\n")

@@ -118,6 +118,16 @@ def _edge_fill(v, m):
     return torch.gather(v, -1, j) * (last >= 0).to(v.dtype)
 
 
+def _pick(kind, rel, a, b):
+    """``torch.where(rel, a(), b())`` for a batch of both target kinds; with ``kind`` fixed (``"relative"``,
+    ``"absolute"``) only that branch, a() or b(), is computed."""
+    if kind == "relative":
+        return a()
+    if kind == "absolute":
+        return b()
+    return torch.where(rel, a(), b())
+
+
 def _level_free(d, m):
     """d minus its mean over the entries where m (both (..., F)), masked by m."""
     return (d - d.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)) * m
@@ -266,31 +276,35 @@ class ResculptNet(nn.Module):
             den_out = torch.where(hold[:, None], den, den_out)
         return torch.cat([shape, level, has], -1), num_out, den_out, dens
 
-    def _inputs(self, feat, cond, run):
+    def _inputs(self, feat, cond, run, kind=None):
         """Per-band input channels (B, 5, T, F), the absolute rows' gate reading dev (B, T), the target band
-        shape the FiLM reads (B, T, F) and the relative rows' move size (B,) in dB."""
+        shape the FiLM reads (B, T, F) and the relative rows' move size (B,) in dB. ``kind`` as in
+        :meth:`step_seq` (``"relative"``: dev is None; ``"absolute"``: size is None)."""
         B, T, F = feat.shape
         tgt = cond[:, C.S0 : C.M0][:, None]
         tok = cond[:, C.M0 : C.V0][:, None]
         valid = cond[:, C.V0 : C.REL_I][:, None]
         rel = (cond[:, C.REL_I] > 0.5)[:, None, None]
         rshape = run[..., :F]
-        m = tok * valid * run[..., F + 1 : F + 2]
-        d = _level_free((tgt - rshape) * m, m)  # level-free on the bands both define
-        # RMS (dB) of the level-free target-minus-running difference over the bands both define: what the
-        # identity gate reads
-        dev = C.BAND_SCALE_DB * torch.sqrt((d * d).sum(-1) / m.sum(-1).clamp_min(1.0) + 1e-12)
+        d = dev = off = size = None
+        if kind != "relative":
+            m = tok * valid * run[..., F + 1 : F + 2]
+            d = _level_free((tgt - rshape) * m, m)  # level-free on the bands both define
+            # RMS (dB) of the level-free target-minus-running difference over the bands both define: what the
+            # identity gate reads
+            dev = C.BAND_SCALE_DB * torch.sqrt((d * d).sum(-1) / m.sum(-1).clamp_min(1.0) + 1e-12)
         # a relative row: the target is the running shape plus the offsets, so the difference is the offsets,
         # known from the first frame (also before the running fingerprint has heard anything)
         mv = tok * valid
-        off = _level_free(tgt * mv, mv)  # (B, 1, F)
-        d = torch.where(rel, off.expand(B, T, F), d)
-        shape = torch.where(rel, (rshape + off) * mv, tgt.expand(B, T, F))
-        x = torch.stack([(feat - C.FEAT_MEAN_DB) / C.FEAT_STD_DB * valid, d, (tok * valid).expand(B, T, F),
+        if kind != "absolute":
+            off = _level_free(tgt * mv, mv)  # (B, 1, F)
+            dz = cond[:, C.DZ0 :]
+            size = C.BAND_SCALE_DB * torch.sqrt((off[:, 0] ** 2).sum(-1) / mv[:, 0].sum(-1).clamp_min(1.0)
+                                                + (dz * dz).sum(-1) + 1e-12)
+        d = _pick(kind, rel, lambda: off.expand(B, T, F), lambda: d)
+        shape = _pick(kind, rel, lambda: (rshape + off) * mv, lambda: tgt.expand(B, T, F))
+        x = torch.stack([(feat - C.FEAT_MEAN_DB) / C.FEAT_STD_DB * valid, d, mv.expand(B, T, F),
                          valid.expand(B, T, F), rshape * valid], dim=1)
-        dz = cond[:, C.DZ0 :]
-        size = C.BAND_SCALE_DB * torch.sqrt((off[:, 0] ** 2).sum(-1) / mv[:, 0].sum(-1).clamp_min(1.0)
-                                            + (dz * dz).sum(-1) + 1e-12)
         return x, dev, shape, size
 
     def identity_gate(self, dev, dens):
@@ -377,15 +391,17 @@ class ResculptNet(nn.Module):
 
     # -- T frames from a state (training uses zero state; streaming and export T = 1) -------------------
     def step_seq(self, feat, low, cond, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den,
-                 hold=None):
+                 hold=None, kind=None):
         """feat (B, T, 32) band dB, low (B, T, N_LOW) low-bin dB, cond (B, COND_DIM), state ->
         gain_db (B, T, 32), copy (B, T, 32), df (B, T, N_LOW, DF_ORDER, 2) (delta from the identity tap),
         new state (same shapes). ``hold`` (B,) bool: rows whose running fingerprint is held (:meth:`running`; the
-        export leaves it out: one frame from a held state is one frame from that state)."""
+        export leaves it out: one frame from a held state is one frame from that state). ``kind`` None: rows of
+        either target kind, each row's by its cond; ``"absolute"`` / ``"relative"``: every row is of that kind and
+        only its branch is computed (the export writes one graph per kind; the stage runs the target's)."""
         B, T, F = feat.shape
         valid = cond[:, C.V0 : C.REL_I]
         run, run_num, run_den, dens = self.running(feat, valid, run_num, run_den, hold)
-        x, dev, shape, size = self._inputs(feat, cond, run)
+        x, dev, shape, size = self._inputs(feat, cond, run, kind)
         fc = torch.cat([cond[:, None, : C.S0].expand(B, T, C.S0), shape,
                         cond[:, None, C.M0 :].expand(B, T, C.COND_DIM - C.M0), run], -1)
         h1, cache1 = self.e1.seq(x, cache1)
@@ -407,31 +423,39 @@ class ResculptNet(nn.Module):
         gain_db = C.GAIN_MAX_DB * torch.tanh(0.1 * o[:, 0])
         copy = softplus(o[:, 1] - 8.0)
         df = torch.tanh(self.df(y)).reshape(B, T, self.n_low, self.df_order, 2)
-        g = self.identity_gate(dev, dens)
         rel = (cond[:, C.REL_I] > 0.5)[:, None]
-        if self.absolute_prior:  # an absolute row's gain = the known shape difference + the learned residual
+        if kind != "relative" and self.absolute_prior:
+            # an absolute row's gain = the known shape difference + the learned residual
             oa = self.head_abs(elu(u))
             m = x[:, 2] * run[..., F + 1 : F + 2]  # the bands the difference is defined on (target, rate, heard)
             known = _edge_fill(C.BAND_SCALE_DB * x[:, 1], m).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
             gp = self.prior_gate(dev, dens)[..., None]
             res_abs = C.GAIN_MAX_DB * torch.tanh(0.1 * oa[:, 0])
-            gain_db = torch.where(rel[..., None], gain_db, res_abs)
-            copy = torch.where(rel[..., None], copy, softplus(oa[:, 1] - 8.0))
-            dfa = torch.tanh(self.df_abs(y)).reshape(B, T, self.n_low, self.df_order, 2)
-            df = torch.where(rel[..., None, None, None], df, dfa)
-        if self.relative_prior:  # a relative row's gain = the delta's known gain + the learned residual
+            rg, rc, rd = gain_db, copy, df
+            gain_db = _pick(kind, rel[..., None], lambda: rg, lambda: res_abs)
+            copy = _pick(kind, rel[..., None], lambda: rc, lambda: softplus(oa[:, 1] - 8.0))
+            df = _pick(kind, rel[..., None, None, None], lambda: rd,
+                       lambda: torch.tanh(self.df_abs(y)).reshape(B, T, self.n_low, self.df_order, 2))
+        if kind != "absolute" and self.relative_prior:
+            # a relative row's gain = the delta's known gain + the learned residual
             prior = self.relative_prior_db(cond, run[..., :F])
             res = gain_db
             if self.residual_scale:  # the heads' deviations on relative rows, scaled (zero: the prior alone)
                 s = self.rel_scale
                 res = gain_db * s[0]
-                copy = torch.where(rel[..., None], copy * s[1], copy)
-                df = torch.where(rel[..., None, None, None], df * s[2], df)
-            gain_db = torch.where(rel[..., None], (prior + res).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB), gain_db)
-        g = torch.where(rel, self.relative_gate(size)[:, None].expand(B, T), g if g is not None else torch.ones_like(dev))
+                c0, d0 = copy, df
+                copy = _pick(kind, rel[..., None], lambda: c0 * s[1], lambda: c0)
+                df = _pick(kind, rel[..., None, None, None], lambda: d0 * s[2], lambda: d0)
+            g0 = gain_db
+            gain_db = _pick(kind, rel[..., None], lambda: (prior + res).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB),
+                            lambda: g0)
+        ig = (lambda: self.identity_gate(dev, dens)) if self.gate is not None else (lambda: torch.ones_like(dev))
+        g = _pick(kind, rel, lambda: self.relative_gate(size)[:, None].expand(B, T), ig)
         gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
-        if self.absolute_prior:  # the prior under its own gate, added after the residual's
-            gain_db = torch.where(rel[..., None], gain_db, (known * gp + gain_db).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB))
+        if kind != "relative" and self.absolute_prior:  # the prior under its own gate, added after the residual's
+            g1 = gain_db
+            gain_db = _pick(kind, rel[..., None], lambda: g1,
+                            lambda: (known * gp + g1).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB))
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den
 
     def forward(self, feat, low, cond, prime=None, hold=None):

@@ -15,10 +15,13 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
    flag, band offsets, scalar moves in z units): the graph adds the offsets to its own running input shape and
    opens its gate by the delta's exact size, so a delta needs nothing from the stage per frame. Rebuilt only
    when the target or the table changes;
-3. the ONNX core, one frame per call, bound by IOBinding to two preallocated state sets used in turn;
+3. the ONNX core, bound by IOBinding to two preallocated state sets used in turn: the target kind's graph
+   (``Bundle.session_for``), one call for all the frames of the section's batch (a 10 ms block: 2 frames) when
+   the bundle has the T-frame graphs, else one call per frame (and always one per frame while the running
+   fingerprint is held: the state is put back after each frame);
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
-   ``DF_ORDER`` spectra: band gains to bins (``BandMap.synthesis``), the deep filter on the low bins over the
+   ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on the low bins over the
    ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published target the delayed
    frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops either way).
 
@@ -40,8 +43,10 @@ from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of
 from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
-from resculpt.dsp.stft import SpectralStage
+from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
+
+from resculpt.models.mask.bundle import iobinding_runner
 
 from . import common as C
 from .bundle import Bundle, load_bundle
@@ -254,16 +259,18 @@ class ResculptStage(SpectralStage):
         self._im = np.zeros((c, nb), np.float32)
         self._pmean = np.zeros(nb, np.float32)
         self._bandp = np.zeros(C.N_BANDS, np.float32)
-        self._feat = np.zeros((1, 1, C.N_BANDS), np.float32)
-        self._low = np.zeros((1, 1, C.N_LOW), np.float32)
+        # features and outputs of up to MAX_BATCH frames; a call of n frames binds the first n rows (contiguous)
+        T = MAX_BATCH if self.bundle.batched else 1
+        self._featT = np.zeros((1, T, C.N_BANDS), np.float32)
+        self._lowT = np.zeros((1, T, C.N_LOW), np.float32)
         self._cond = np.zeros((1, C.COND_DIM), np.float32)
         self._ovr64 = np.zeros(len(OVERRIDES))  # the table's values (float64)
         self._ovr_old = np.full(len(OVERRIDES), np.nan)
         self._ovr_chg = np.zeros(len(OVERRIDES), bool)
         self._ovr = np.zeros(len(OVERRIDES), np.float32)
-        self._g = np.zeros((1, 1, C.N_BANDS), np.float32)
-        self._e = np.zeros((1, 1, C.N_BANDS), np.float32)
-        self._df = np.zeros((1, 1, C.N_LOW, N, 2), np.float32)
+        self._gT = np.zeros((1, T, C.N_BANDS), np.float32)
+        self._eT = np.zeros((1, T, C.N_BANDS), np.float32)
+        self._dfT = np.zeros((1, T, C.N_LOW, N, 2), np.float32)
         self._gb = np.zeros(C.N_BANDS, np.float32)   # band gains, linear, amount applied
         self._eb = np.zeros(C.N_BANDS, np.float32)   # copy-up band gains, amount applied
         self._G = np.zeros(nb, np.float32)
@@ -276,23 +283,37 @@ class ResculptStage(SpectralStage):
         self._onehot[N - 1 - L] = 1.0
         self._z = np.zeros((c, C.N_LOW), np.complex64)
         self._zt = np.zeros((c, C.N_LOW), np.complex64)
-        R = max(N, L + 1)
+        # the last max(N, L + 1) spectra for the newest frame of a batch, plus the batch's earlier frames, which
+        # are applied after the whole batch went in
+        R = max(N, L + 1) + T - 1
         self._ring = np.zeros((R, c, nb), np.complex64)
         sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
         sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
         self._states = (sa, sb)
-        self._bind = []
-        sess = self.bundle.session
-        for src, dst in ((sa, sb), (sb, sa)):
-            io = sess.io_binding()
-            for k, v in (("feat", self._feat), ("low", self._low), ("cond", self._cond)):
-                io.bind_cpu_input(k, v)
-            for k in self.bundle.state_names:
-                io.bind_cpu_input(k, src[k])
-                io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
-            for k, v in (("gain_db", self._g), ("copy", self._e), ("df", self._df)):
-                io.bind_output(k, "cpu", 0, np.float32, list(v.shape), v.ctypes.data)
-            self._bind.append(io)
+        # _bind[relative][n][phase]: a call of n frames (n = 1: the one-frame graph; n > 1: the T-frame graph) of
+        # the target kind's graph (Bundle.session_for), reading state sa and writing sb on even calls and the other
+        # way round on odd ones; every graph shares the state, so a target of the other kind continues the stream
+        self._bind, self._runs = [], []
+        for relative in (False, True):
+            per_n, runs = [None], [None]
+            for n in range(1, T + 1):
+                sess = self.bundle.session_for(relative, seq=n > 1)
+                run, inner = iobinding_runner(sess)
+                pair = []
+                for src, dst in ((sa, sb), (sb, sa)):
+                    io = sess.io_binding()
+                    for k, v in (("feat", self._featT[:, :n]), ("low", self._lowT[:, :n]), ("cond", self._cond)):
+                        io.bind_cpu_input(k, v)
+                    for k in self.bundle.state_names:
+                        io.bind_cpu_input(k, src[k])
+                        io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
+                    for k, v in (("gain_db", self._gT), ("copy", self._eT), ("df", self._dfT)):
+                        io.bind_output(k, "cpu", 0, np.float32, [1, n, *v.shape[2:]], v.ctypes.data)
+                    pair.append(inner(io))
+                per_n.append(pair)
+                runs.append(run)
+            self._bind.append(per_n)
+            self._runs.append(runs)
         self.reset()
 
     def reset(self):
@@ -307,6 +328,7 @@ class ResculptStage(SpectralStage):
         self._phase = 0
         self._target = None
         self._mode = -1
+        self._rel = 0
         self._ovr_old.fill(np.nan)
         self._voice.reset()
         self._voice_on = False
@@ -330,6 +352,7 @@ class ResculptStage(SpectralStage):
             np.matmul(self._ovr, tgt.dirs[mode], out=cond)
             cond += tgt.cond[mode]
             cond[C.V0 : C.REL_I] = self._valid
+            self._rel = int(cond[C.REL_I] > 0.5)  # the graph of the target's kind (the graph's own rule)
             if tgt.offsets is not None:  # a delta (overrides' shapes included in its band slot)
                 np.matmul(self._tilt_fix, cond[C.S0 : C.M0], out=self._tilt_tmp)
                 cond[_I_TILT_REL] += self._tilt_tmp[0]
@@ -357,26 +380,49 @@ class ResculptStage(SpectralStage):
 
     def process_frames(self, specs, n: int) -> None:
         """The voice match first, on the incoming frames, so the model sees and finishes the moved voice; then
-        the model, frame by frame."""
+        the model: one call for the n frames when the bundle takes T frames per call (the outputs are those of n
+        one-frame calls: the graph is causal and reads one cond per call, which a block keeps), else frame by
+        frame."""
         goal = self._voice_wanted()
         self._voice_start(goal is not None)
         if goal is not None:
             self._voice.set_goal(goal, float(self.table.value[self._i_amount]))
             self._voice.process_frames(specs, n)
-        for k in range(n):
-            self.process_frame(specs[k])
-
-    def process_frame(self, spec):
-        R = self._ring.shape[0]
-        np.copyto(self._ring[self._head], spec)  # overwrite the oldest: it becomes the newest
-        self._head = (self._head + 1) % R
-        L, N = self.latency_frames, self.bundle.df_order
-        X = self._frame(R - 1 - L)
         tgt = self.inbox.value
-        if tgt is None:
-            np.copyto(spec, X)
+        if n < 2 or tgt is None or self._hold or not self.bundle.batched:
+            for k in range(n):
+                self.process_frame(specs[k])
             return
         self._update_cond(tgt)
+        for k in range(n):
+            self._push(specs[k])
+            self._features(specs[k], k)
+        self._call(n)
+        for k in range(n):
+            self._apply(specs[k], k, n - 1 - k, tgt)
+
+    def process_frame(self, spec):
+        self._push(spec)
+        tgt = self.inbox.value
+        if tgt is None:
+            np.copyto(spec, self._frame(self._ring.shape[0] - 1 - self.latency_frames))
+            return
+        self._update_cond(tgt)
+        self._features(spec, 0)
+        self._call(1)
+        if self._hold:  # offline: the running fingerprint stays the whole input's (the state the next frame reads)
+            st = self._states[self._phase]
+            np.copyto(st["run_num"][0], self._primed[0])
+            st["run_den"][0, 0] = self._primed[1]
+        self._apply(spec, 0, 0, tgt)
+
+    def _push(self, spec) -> None:
+        """The newest input spectrum into the ring (over the oldest)."""
+        np.copyto(self._ring[self._head], spec)
+        self._head = (self._head + 1) % self._ring.shape[0]
+
+    def _features(self, spec, k: int) -> None:
+        """Band dB and low-bin dB of ``spec`` (channels, n_bins) into row k of the model's inputs."""
         np.multiply(spec.real, spec.real, out=self._pow)
         np.multiply(spec.imag, spec.imag, out=self._im)
         self._pow += self._im
@@ -384,29 +430,37 @@ class ResculptStage(SpectralStage):
         for ch in range(1, self.ctx.channels):  # linked: mean of the channels (np.mean would allocate)
             self._pmean += self._pow[ch]
         self._pmean *= self._norm
+        feat, low = self._featT[0, k], self._lowT[0, k]
         np.matmul(self._pmean, self._ana_t, out=self._bandp)
         self._bandp += np.float32(C.EPS)
-        np.log10(self._bandp, out=self._feat[0, 0])
-        self._feat *= np.float32(10.0)
-        np.add(self._pmean[: C.N_LOW], np.float32(C.EPS), out=self._low[0, 0])
-        np.log10(self._low, out=self._low)
-        self._low *= np.float32(10.0)
-        self.bundle.session.run_with_iobinding(self._bind[self._phase])
+        np.log10(self._bandp, out=feat)
+        feat *= np.float32(10.0)
+        np.add(self._pmean[: C.N_LOW], np.float32(C.EPS), out=low)
+        np.log10(low, out=low)
+        low *= np.float32(10.0)
+
+    def _call(self, n: int) -> None:
+        """The model on the first n rows of the inputs (the target kind's graph), outputs into their first n rows."""
+        self._runs[self._rel][n](self._bind[self._rel][n][self._phase])
         self._phase ^= 1
-        if self._hold:  # offline: the running fingerprint stays the whole input's (the state the next frame reads)
-            st = self._states[self._phase]
-            np.copyto(st["run_num"][0], self._primed[0])
-            st["run_den"][0, 0] = self._primed[1]
+
+    def _apply(self, spec, k: int, back: int, tgt) -> None:
+        """Row k of the outputs applied to the frame ``lookahead`` hops before the batch's frame k, written into
+        ``spec``; ``back``: how many frames of the batch came after frame k (its newest frame is that many places
+        before the ring's newest)."""
+        R, L, N = self._ring.shape[0], self.latency_frames, self.bundle.df_order
+        X = self._frame(R - 1 - L - back)
         a = np.float32(self.table.value[self._i_amount])
-        np.multiply(self._g[0, 0], a * np.float32(math.log(10.0) / 20.0), out=self._gb)
+        np.multiply(self._gT[0, k], a * np.float32(math.log(10.0) / 20.0), out=self._gb)
         np.exp(self._gb, out=self._gb)
         np.matmul(self._gb, self._syn_t, out=self._G)
-        np.multiply(self._e[0, 0], a, out=self._eb)
+        np.multiply(self._eT[0, k], a, out=self._eb)
         np.matmul(self._eb, self._syn_t, out=self._E)
         np.copyto(self._cG, self._G)
         np.copyto(self._cE, self._E)
-        np.copyto(self._coef.real, self._df[0, 0, ..., 0].T)
-        np.copyto(self._coef.imag, self._df[0, 0, ..., 1].T)
+        df = self._dfT[0, k]
+        np.copyto(self._coef.real, df[..., 0].T)
+        np.copyto(self._coef.imag, df[..., 1].T)
         self._coef *= a
         self._coef += self._onehot
         S, nb = self._shift, spec.shape[1]
@@ -417,7 +471,7 @@ class ResculptStage(SpectralStage):
             z, zt = self._z[ch], self._zt[ch]
             z.fill(0.0)
             for j in range(N):
-                np.multiply(self._frame(R - N + j)[ch, : C.N_LOW], self._coef[j], out=zt)
+                np.multiply(self._frame(R - N + j - back)[ch, : C.N_LOW], self._coef[j], out=zt)
                 z += zt
             np.multiply(z, self._cG[ch, : C.N_LOW], out=spec[ch, : C.N_LOW])
             tmp = self._tmp[ch, S:]
