@@ -270,11 +270,14 @@ def test_a_checkpoint_with_the_absolute_prior_exports_it_into_the_graph_and_the_
     assert np.count_nonzero(out["gain_db"]) == 0
 
 
-def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exported):
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exported, batched):
     """Offline the stage primes its running fingerprint with the whole input's envelope and holds it
     (``ResculptStage.prime(hold=True)``); torch's ``forward_spec(held=...)``, what training rows in that condition
     run, gives the same output frames within 1e-4 of the peak (the stage primed with ``ResculptNet.prime_state`` of
-    the same frames, in dB), and differs from torch's cold start."""
+    the same frames, in dB), frame by frame (the one-frame graph, the stage putting the state back) and in batches of
+    1, 3, 2, 7 and 5 frames (the T-frame graph holding it through its hold input), and differs from torch's cold
+    start."""
     net, path, _ = exported
     x = _voiced_test_signal()
     r = Resculptor(net, SR)
@@ -296,13 +299,19 @@ def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exp
     stage.prime((10.0 * torch.log10(num[0] / den[0])).numpy(), hold=True)
     stage.reset()
     inbox.publish(ResculptTarget.make(prof))
-    L, worst = net.lookahead, 0.0
-    for k in range(X.shape[1]):
-        spec = X[0, k].numpy()[None].astype(np.complex64).copy()
-        stage.process_frame(spec)
-        if k >= L:
-            ref = held[k - L].numpy()
-            worst = max(worst, float(np.max(np.abs(spec[0] - ref))) / (float(np.abs(ref).max()) + 1e-9))
+    L, worst, T = net.lookahead, 0.0, X.shape[1]
+    specs = X[0].numpy()[:, None].astype(np.complex64).copy()  # (T, 1, nb)
+    t, i, chunks = 0, 0, ((1, 3, 2, 7, 5) if batched else (1,))
+    while t < T:
+        n = min(chunks[i % len(chunks)], T - t)
+        if batched:
+            stage.process_frames(specs[t : t + n], n)
+        else:
+            stage.process_frame(specs[t])
+        t, i = t + n, i + 1
+    for k in range(L, T):
+        ref = held[k - L].numpy()
+        worst = max(worst, float(np.max(np.abs(specs[k, 0] - ref))) / (float(np.abs(ref).max()) + 1e-9))
     assert worst < 1e-4, worst
     assert float((held - cold).abs().max()) > 1e-3 * float(held.abs().max())
 

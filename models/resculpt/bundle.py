@@ -34,6 +34,9 @@ GOLDEN_TOL = 1e-4  # dB for gains, linear for copy gains and deep-filter taps
 # kinds, one frame per call.
 KIND_FILES = {"absolute": "absolute.onnx", "relative": "relative.onnx",
               "absolute_seq": "absolute_seq.onnx", "relative_seq": "relative_seq.onnx"}
+# The T-frame graphs also take ``hold`` ((1,) bool): True holds the running fingerprint where the state put it (each
+# frame's estimate is the state decayed once plus that frame, and the state comes back as given: an offline render's
+# primed fingerprint, ResculptStage.prime(hold=True)), so an offline render runs a block's frames in one call too.
 # The loader and the export check the T-frame graphs in calls of these many frames (cycled), against frame-by-frame
 # torch.
 CHECK_CHUNKS = (1, 3, 2, 7, 5)
@@ -128,10 +131,16 @@ class Bundle:
                              self.state_names, CHECK_CHUNKS if seq else (1,))
 
 
-def run_streaming(sess, feat, low, cond, shapes, state_names, chunks=(1,)) -> dict:
+def run_streaming(sess, feat, low, cond, shapes, state_names, chunks=(1,), prime=None) -> dict:
     """``sess``: an onnxruntime session, or a function of a frame's kind (relative: bool) giving one; ``chunks``:
-    frames per call, cycled (a call ends where cond changes; more than 1 needs graphs that take T frames)."""
+    frames per call, cycled (a call ends where cond changes; more than 1 needs graphs that take T frames).
+    ``prime`` (run_num (1, 32), run_den (1, 1)): start the running fingerprint there and hold it (the T-frame
+    graphs' ``hold`` input; needs them); None: zero state, not held."""
     state = {k: np.zeros(shapes[k], np.float32) for k in state_names}
+    if prime is not None:
+        state["run_num"], state["run_den"] = (np.asarray(v, np.float32).reshape(shapes[k]) for v, k in
+                                              zip(prime, ("run_num", "run_den")))
+    hold = {"hold": np.array([prime is not None])}
     names = [*OUTPUTS, *(k + "_out" for k in state_names)]
     c = np.asarray(cond, np.float32)
     c = np.broadcast_to(c.reshape(1, -1) if c.ndim == 1 else c, (feat.shape[0], c.shape[-1]))
@@ -141,8 +150,9 @@ def run_streaming(sess, feat, low, cond, shapes, state_names, chunks=(1,)) -> di
         n = min(chunks[i % len(chunks)], T - t)
         n = next((m for m in range(1, n) if not np.array_equal(c[t + m], c[t])), n)  # stop where cond changes
         s = sess(bool(c[t, C.REL_I] > 0.5)) if callable(sess) else sess
+        held = hold if any(i.name == "hold" for i in s.get_inputs()) else {}
         r = s.run(names, {"feat": feat[None, t : t + n].astype(np.float32),
-                          "low": low[None, t : t + n].astype(np.float32), "cond": c[t : t + 1], **state})
+                          "low": low[None, t : t + n].astype(np.float32), "cond": c[t : t + 1], **state, **held})
         for k, v in zip(OUTPUTS, r[:3]):
             outs[k].extend(v[0])
         state = dict(zip(state_names, r[3:]))
@@ -178,8 +188,13 @@ def _kind_sessions(cfg: dict, path: Path, cfg_p: Path) -> dict | None:
     if not isinstance(km, dict) or set(km) != set(KIND_FILES) or any(
             not isinstance(km[k], dict) or km[k].get("file") != f for k, f in KIND_FILES.items()):
         raise BundleError(f"{cfg_p}: kind_models must name {KIND_FILES}, got {km!r}")
-    return {k: extra_session(path, km[k], f"the {k} graph", "resculpt model", "models/resculpt/export.py")
-            for k in KIND_FILES}
+    out = {k: extra_session(path, km[k], f"the {k} graph", "resculpt model", "models/resculpt/export.py")
+           for k in KIND_FILES}
+    for k, sess in out.items():
+        if k.endswith("_seq") and "hold" not in {i.name for i in sess.get_inputs()}:
+            raise BundleError(f"{path / KIND_FILES[k]}: a T-frame graph without the hold input; re-export the bundle's "
+                              "checkpoint with this checkout (python -m resculpt.models.resculpt.export --ckpt CKPT --out DIR)")
+    return out
 
 
 def load_bundle(path=None) -> Bundle:

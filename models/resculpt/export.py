@@ -40,11 +40,17 @@ TOL = 1e-4
 
 
 class _Core(torch.nn.Module):
-    def __init__(self, net, kind=None):
+    """``net.step_seq`` for the export: ``kind`` fixes the target kind (None: both); ``hold``: the last input is the
+    (1,) bool that holds the running fingerprint (the T-frame graphs)."""
+
+    def __init__(self, net, kind=None, hold: bool = False):
         super().__init__()
-        self.net, self.kind = net, kind
+        self.net, self.kind, self.hold = net, kind, hold
 
     def forward(self, feat, low, cond, *state):
+        if self.hold:
+            *state, hold = state
+            return self.net.step_seq(feat, low, cond, *state, hold=hold, kind=self.kind)
         return self.net.step_seq(feat, low, cond, *state, kind=self.kind)
 
 
@@ -114,12 +120,14 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
             *[torch.zeros(s) for s in shapes.values()])
     onnx_p = out / "model.onnx"
     # the T-frame target-kind graphs: traced with 3, axis 1 of the frame inputs and outputs left free
-    args_t = (torch.zeros(1, 3, C.N_BANDS), torch.zeros(1, 3, C.N_LOW), *args[2:])
+    # with the hold input
+    args_t = (torch.zeros(1, 3, C.N_BANDS), torch.zeros(1, 3, C.N_LOW), *args[2:], torch.zeros(1, dtype=torch.bool))
     free_t = {k: {1: "T"} for k in ("feat", "low", *B.OUTPUTS)}
     for key, f in ((None, onnx_p), *((k, out / v) for k, v in B.KIND_FILES.items())):
         kind, seq = (None, False) if key is None else (key.removesuffix("_seq"), key.endswith("_seq"))
         tmp = f.with_suffix(".onnx.tmp")
-        torch.onnx.export(_Core(net, kind), args_t if seq else args, str(tmp), input_names=[*B.INPUTS, *names],
+        torch.onnx.export(_Core(net, kind, hold=seq), args_t if seq else args, str(tmp),
+                          input_names=[*B.INPUTS, *names, *(["hold"] if seq else [])],
                           output_names=[*B.OUTPUTS, *(k + "_out" for k in names)], opset_version=opset, dynamo=False,
                           dynamic_axes=free_t if seq else None)
         tmp.replace(f)
@@ -142,6 +150,17 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
             ek = max(float(np.max(np.abs(got[k] - ref[k]))) / peak[k] for k in B.OUTPUTS)
             assert ek < TOL, f"onnxruntime's {key} graph (calls of {chunks} frames) != torch on streaming frames ({ek:.3g})"
             e_kind = max(e_kind, ek)
+        # held: the running fingerprint primed with these frames' mean and held, as an offline render runs it
+        ct = torch.tensor(c)[None]
+        with torch.no_grad():
+            prime = net.prime_state(torch.tensor(feat)[None], ct[:, C.V0 : C.REL_I])
+            held = net(torch.tensor(feat)[None], torch.tensor(low)[None], ct, prime, torch.tensor([True]))
+        got = B.run_streaming(make_session(out / B.KIND_FILES[name + "_seq"]), feat, low, c, shapes, names,
+                              B.CHECK_CHUNKS, prime=[v.numpy() for v in prime])
+        hp = {k: max(1.0, float(v.abs().max())) for k, v in zip(B.OUTPUTS, held)}
+        eh = max(float(np.max(np.abs(got[k] - v[0].numpy()))) / hp[k] for k, v in zip(B.OUTPUTS, held))
+        assert eh < TOL, f"onnxruntime's {name}_seq graph with hold != torch's held sequence ({eh:.3g})"
+        e_kind = max(e_kind, eh)
         e_sf, e_ort = max(e_sf, e), max(e_ort, eo)
     gT = 64
     gc = np.stack([cond] * (gT // 2) + [reference_delta(sr)] * (gT - gT // 2))  # the target switches at frame 32

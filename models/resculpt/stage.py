@@ -17,8 +17,8 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
    when the target or the table changes;
 3. the ONNX core, bound by IOBinding to two preallocated state sets used in turn: the target kind's graph
    (``Bundle.session_for``), one call for all the frames of the section's batch (a 10 ms block: 2 frames) when
-   the bundle has the T-frame graphs, else one call per frame (and always one per frame while the running
-   fingerprint is held: the state is put back after each frame);
+   the bundle has the T-frame graphs (their ``hold`` input holds the running fingerprint of an offline render), else
+   one call per frame (the one-frame graphs have no hold: the stage puts the state back after each frame);
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
    ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on the low bins over the
@@ -261,6 +261,7 @@ class ResculptStage(SpectralStage):
         self._bandp = np.zeros(C.N_BANDS, np.float32)
         # features and outputs of up to MAX_BATCH frames; a call of n frames binds the first n rows (contiguous)
         T = MAX_BATCH if self.bundle.batched else 1
+        self._holdT = np.zeros(1, bool)  # the T-frame graphs' hold input: set at reset from prime(hold=...)
         self._featT = np.zeros((1, T, C.N_BANDS), np.float32)
         self._lowT = np.zeros((1, T, C.N_LOW), np.float32)
         self._cond = np.zeros((1, C.COND_DIM), np.float32)
@@ -304,6 +305,8 @@ class ResculptStage(SpectralStage):
                     io = sess.io_binding()
                     for k, v in (("feat", self._featT[:, :n]), ("low", self._lowT[:, :n]), ("cond", self._cond)):
                         io.bind_cpu_input(k, v)
+                    if n > 1:
+                        io.bind_cpu_input("hold", self._holdT)
                     for k in self.bundle.state_names:
                         io.bind_cpu_input(k, src[k])
                         io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
@@ -323,6 +326,7 @@ class ResculptStage(SpectralStage):
             if self._primed is not None:
                 s["run_num"][0] = self._primed[0]
                 s["run_den"][0] = self._primed[1]
+        self._holdT[0] = self._hold and self._primed is not None
         self._ring.fill(0.0)
         self._head = 0  # index of the oldest frame in the ring
         self._phase = 0
@@ -381,15 +385,15 @@ class ResculptStage(SpectralStage):
     def process_frames(self, specs, n: int) -> None:
         """The voice match first, on the incoming frames, so the model sees and finishes the moved voice; then
         the model: one call for the n frames when the bundle takes T frames per call (the outputs are those of n
-        one-frame calls: the graph is causal and reads one cond per call, which a block keeps), else frame by
-        frame."""
+        one-frame calls: the graph is causal, reads one cond per call, which a block keeps, and holds a held running
+        fingerprint itself), else frame by frame."""
         goal = self._voice_wanted()
         self._voice_start(goal is not None)
         if goal is not None:
             self._voice.set_goal(goal, float(self.table.value[self._i_amount]))
             self._voice.process_frames(specs, n)
         tgt = self.inbox.value
-        if n < 2 or tgt is None or self._hold or not self.bundle.batched:
+        if n < 2 or tgt is None or not self.bundle.batched:
             for k in range(n):
                 self.process_frame(specs[k])
             return
