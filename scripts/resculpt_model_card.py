@@ -141,7 +141,7 @@ def train_args_at(run: Path, commit: str) -> str:
     exported step trained with, not later recipe changes; the working file when no commit records the step."""
     rel = run.resolve().relative_to(REPO) if run.resolve().is_relative_to(REPO) else None
     if rel is not None and not commit.startswith("("):
-        r = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{rel.as_posix()}/train.args"],
+        r = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{rel.as_posix()}/train.args"], check=False,
                            capture_output=True, text=True)
         if r.returncode == 0:
             return r.stdout

@@ -45,7 +45,6 @@ from resculpt.dsp.params import ParamSpec
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
-
 from resculpt.models.mask.bundle import iobinding_runner
 
 from . import common as C
