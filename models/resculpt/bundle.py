@@ -3,10 +3,10 @@
 A bundle folder holds ``model.onnx`` (the band-domain core, one frame per call, explicit state), ``config.json``
 (written by ``export.py``) and ``golden.npz`` (reference inputs -> outputs from torch), and, when the config names
 them (``kind_models``), ``absolute.onnx``, ``relative.onnx`` and their T-frame twins ``*_seq.onnx``: model.onnx
-with only one target kind's branch, the graphs the stage runs. :func:`load_bundle` refuses a bundle whose files are missing, whose ONNX files do not have
-the sha256 config.json records, whose config is of another version or describes a frame/output form this code
-does not apply, or whose graphs do not reproduce the golden outputs within ``GOLDEN_TOL``. sha256 and the ORT session come from the mask bundle's
-helpers (one home).
+with only one target kind's branch, the graphs the stage runs. :func:`load_bundle` refuses a bundle whose files
+are missing, whose ONNX files do not have the sha256 config.json records, whose config is of another version or
+describes a frame/output form this code does not apply, or whose graphs do not reproduce the golden outputs within
+``GOLDEN_TOL``. sha256 and the ORT sessions come from the mask bundle's helpers (one home).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def auto_refusal(path=None) -> str | None:
 
 
 class Bundle:
-    """A verified bundle: config, ORT session, state names/shapes, look-ahead. ``kind_sessions``: {"absolute",
-    "relative": session} of the graphs specialised to one target kind (:data:`KIND_FILES`), or None."""
+    """A verified bundle: config, ORT session, state names/shapes, look-ahead. ``kind_sessions``: {key of
+    :data:`KIND_FILES`: session} of the graphs specialised to one target kind, or None."""
 
     def __init__(self, path: Path, config: dict, session, kind_sessions: dict | None = None):
         self.path, self.config, self.session = path, config, session
@@ -150,7 +150,7 @@ def run_streaming(sess, feat, low, cond, shapes, state_names, chunks=(1,), prime
         n = min(chunks[i % len(chunks)], T - t)
         n = next((m for m in range(1, n) if not np.array_equal(c[t + m], c[t])), n)  # stop where cond changes
         s = sess(bool(c[t, C.REL_I] > 0.5)) if callable(sess) else sess
-        held = hold if any(i.name == "hold" for i in s.get_inputs()) else {}
+        held = hold if any(inp.name == "hold" for inp in s.get_inputs()) else {}
         r = s.run(names, {"feat": feat[None, t : t + n].astype(np.float32),
                           "low": low[None, t : t + n].astype(np.float32), "cond": c[t : t + 1], **state, **held})
         for k, v in zip(OUTPUTS, r[:3]):

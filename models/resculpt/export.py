@@ -4,18 +4,19 @@
 
 Writes ``model.onnx``: the band-domain core (``ResculptNet.step_seq``, one frame per call): inputs feat (1, 1, 32)
 band dB, low (1, 1, N_LOW) low-bin dB, cond (1, COND_DIM: an absolute or a relative target, ``common.py``) and
-the state (conv caches, GRU hidden, running
-fingerprint sums); outputs gain_db (1, 1, 32), copy (1, 1, 32), df (1, 1, N_LOW, DF_ORDER, 2) and
-``<state>_out``. ``absolute.onnx`` and ``relative.onnx``: the same graph with only one target kind's branch
-(``step_seq(kind=...)``), and ``*_seq.onnx``: those with T frames per call; the stage runs these (about a third
-fewer nodes than model.onnx, and onnxruntime's cost per call is mostly per node, so one call for a block's frames
-costs little more than one for a single frame). The STFT-side application (band gains to bins, deep filter, copy-up: ``net.FrameIO.apply``)
-stays outside the graph, so one graph serves every rate. Also ``config.json`` (version, sha256, frame,
-look-ahead, output form, conditioning layout, state shapes, training summary) and ``golden.npz`` (64 frames: an
-absolute target for the first 32, a relative one from frame 32, as a stage switching targets mid-stream sees
-them). Asserts before writing the config that (a) torch frame-by-frame == torch whole sequence and (b)
-onnxruntime == torch on every frame, within ``TOL``, on features of a real-looking test signal, for the absolute
-and for the relative reference target (each kind's graph on its own target too).
+the state (conv caches, GRU hidden, running fingerprint sums); outputs gain_db (1, 1, 32), copy (1, 1, 32), df
+(1, 1, N_LOW, DF_ORDER, 2) and ``<state>_out``. ``absolute.onnx`` and ``relative.onnx``: the same graph with only
+one target kind's branch (``step_seq(kind=...)``), and ``*_seq.onnx``: those with T frames per call and a ``hold``
+input (an offline render's held running fingerprint); the stage runs these (about a third fewer nodes than
+model.onnx, and onnxruntime's cost per call is mostly per node, so one call for a block's frames costs little more
+than one for a single frame). The STFT-side application (band gains to bins, deep filter, copy-up:
+``net.FrameIO.apply``) stays outside the graph, so one graph serves every rate. Also ``config.json`` (version,
+sha256, frame, look-ahead, output form, conditioning layout, state shapes, training summary) and ``golden.npz``
+(64 frames: an absolute target for the first 32, a relative one from frame 32, as a stage switching targets
+mid-stream sees them). Asserts before writing the config that (a) torch frame-by-frame == torch whole sequence
+and (b) onnxruntime == torch on every frame, within ``TOL``, on features of a real-looking test signal, for the
+absolute and for the relative reference target (each kind's graphs on its own target too: the T-frame ones in
+calls of ``bundle.CHECK_CHUNKS`` frames, also held against torch's held sequence).
 """
 
 from __future__ import annotations
