@@ -324,3 +324,28 @@ def test_held_rows_train_as_an_offline_render_runs_the_net_and_validation_report
     for s in (sa, sb):
         v = s["val"]
         assert math.isfinite(v["profile_ratio_held"]) and math.isfinite(v["keep_env_max_db_held"])
+
+
+def test_the_held_move_ratio_is_one_for_the_identity_and_below_one_for_the_absolute_prior():
+    """``move_ratio_held`` (each clean clip toward the next clip's profile, held as an offline render runs it): a
+    net that returns its input scores exactly 1 (the input's own distance), and the absolute prior alone (its
+    residual heads at the identity) moves the clips toward their targets (ratio < 0.9)."""
+    import numpy as np
+    from resculpt.models.resculpt import profile_torch as pt
+    from resculpt.models.resculpt.net import ResculptNet, Resculptor
+
+    sr, n = 16000, 3 * 16000
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(0)
+    val = []
+    for k, (f0, tilt) in enumerate(((120.0, -1.0), (210.0, 1.5), (160.0, -3.0))):
+        x = sum((h ** tilt) * np.sin(2 * np.pi * f0 * h * t) for h in range(1, 30) if f0 * h < 7000)
+        x = (0.05 * x / np.abs(x).max() * (0.6 + 0.4 * np.sin(2 * np.pi * (2 + k) * t))
+             + 0.002 * rng.standard_normal(n)).astype(np.float32)
+        val.append({"x": x, "y": x})
+    tp = pt.TorchProfiler(sr)
+    with torch.no_grad():
+        same = rtrain.evaluate(Resculptor(ResculptNet(lookahead=1), sr), tp, val)["move_ratio_held"]
+        moved = rtrain.evaluate(Resculptor(ResculptNet(lookahead=1, absolute_prior=True), sr), tp, val)["move_ratio_held"]
+    assert abs(same - 1.0) < 1e-3, same
+    assert moved < 0.9, moved

@@ -143,7 +143,9 @@ def evaluate(model, tp, val, match="timbre"):
     the target as an absolute profile (``descriptor_ratio``) and in relative form as the stage passes it
     (``descriptor_ratio_rel``), and for ``EVAL_LEVEL_DESCRIPTORS`` in relative form (``level_ratio_rel``); the restore
     ratio and the keep mode's largest envelope change also as an offline render runs the net, its running
-    fingerprint primed with the whole clip's and held (``profile_ratio_held``, ``keep_env_max_db_held``)."""
+    fingerprint primed with the whole clip's and held (``profile_ratio_held``, ``keep_env_max_db_held``); and move
+    mode as the benchmark's reference targets run it (``move_ratio_held``: input the clean clip, target the next
+    validation clip's profile, held): profile distance ratio output / input, mean over clips."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
@@ -156,6 +158,11 @@ def evaluate(model, tp, val, match="timbre"):
     held = torch.ones(x.shape[0], dtype=torch.bool)
     d_held = pt.distance(tp(model(y, cond, held=held)), P_x).mean()
     keep_held = model(x, cond, held=held)
+    # move: each clean clip toward the next clip's profile (another speaker or track), as an offline render runs it
+    nxt = torch.roll(torch.arange(x.shape[0]), -1)
+    P_n = {k: v[nxt] for k, v in P_x.items()}
+    out_m = model(x, pt.cond_vector(P_n, model.fio.sr, match), held=held)
+    move_ratio = (pt.distance(tp(out_m), P_n) / pt.distance(P_x, P_n).clamp_min(1e-9)).mean()
     keep = model(x, pt.cond_vector(P_x, model.fio.sr, match))
     fx, _ = model.fio.features(model.fio.stft(x[:, :e]))
     fk, _ = model.fio.features(model.fio.stft(keep[:, :e]))
@@ -185,6 +192,7 @@ def evaluate(model, tp, val, match="timbre"):
     return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
             "profile_ratio_held": float(d_held / d_in.clamp_min(1e-9)), "keep_env_max_db_held": float(env_h.mean()),
+            "move_ratio_held": float(move_ratio),
             "mrstft_out": float(losses.mrstft(out[:, :e], x[:, :e])), "mrstft_in": float(losses.mrstft(y[:, :e], x[:, :e])),
             "keep_band_change_db": float(band_change.mean()), "keep_env_max_db": float(env_d.mean()),
             "keep_env_worst_db": float(env_d.max()), "descriptor_ratio": float(torch.stack(ratios["abs"]).mean()),
