@@ -135,6 +135,9 @@ def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre")
     return ch
 
 
+PASSES = [2]  # render's passes for both engines' offline renders (``--passes``; render runs 2)
+
+
 def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096,
                  prime: bool = True) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
@@ -148,7 +151,7 @@ def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block:
     ch = model_chain(bundle, sr, block, target, match)
     xx = np.asarray(x, np.float32)[None]
     if prime and target is not None:
-        return render_with_target(ch, xx, sr, target, block, passes=2)[0][0]
+        return render_with_target(ch, xx, sr, target, block, passes=PASSES[0])[0][0]
     return ch(xx)[0]
 
 
@@ -181,7 +184,7 @@ def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False) -> np.nd
     from resculpt.plugin_host.render import render_with_target, with_match_stage
 
     ch = with_match_stage(Chain(Layout(), sr, 1, 4096))
-    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=1 if live else 2, prime=not live)
+    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=1 if live else PASSES[0], prime=not live)
     return y[0]
 
 
@@ -441,10 +444,14 @@ def main(argv=None) -> int:
     ap.add_argument("--live", action="store_true",
                     help="the profile section's engines run as a live stream does (no priming with the whole input, "
                          "one pass: the first seconds learn the input's envelope), not as render does")
+    ap.add_argument("--passes", type=int, default=2,
+                    help="passes of both engines' offline renders (render runs 2: the second corrects the envelope "
+                         "and loudness by what the first measured)")
     ap.add_argument("--rtf-seconds", type=float, default=10.0)
     ap.add_argument("--rtf-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
     a = ap.parse_args(argv)
+    PASSES[0] = a.passes
     if a.export_fresh:
         print(fresh_bundle(Path(a.export_fresh)))
         return 0
@@ -475,7 +482,7 @@ def main(argv=None) -> int:
             "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
-            "descriptor_form": a.descriptor_form, "live": a.live,
+            "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes,
             "codec_preset": a.codec_preset,
             "lace": LACE_NOTE}
     out = Path(a.out)
@@ -530,6 +537,8 @@ def report(meta, res) -> str:
           f"Descriptor targets given to the systems as {_DESCRIPTOR_FORMS[meta.get('descriptor_form', 'absolute')]}. "
           + ("Both engines run as a live stream runs them (`--live`: no priming with the whole input, one pass). "
              if meta.get("live") else "")
+          + (f"Offline renders in {meta['passes']} pass(es) (`--passes`; render runs 2). "
+             if meta.get("passes", 2) != 2 else "")
           + "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:
