@@ -27,7 +27,6 @@ files, beside the values the entry states.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import shlex
@@ -36,17 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from resculpt_bench_io import REPO, bench
 
-REPO = Path(__file__).resolve().parent.parent
 MOMENTS = ("centroid_hz", "rolloff_hz", "tilt_db_oct")
-
-
-def _bench():
-    """benchmarks/resculpt_model.py (its clips, seeds, random moves and error ratio), loaded by path."""
-    spec = importlib.util.spec_from_file_location("resculpt_bench", REPO / "benchmarks" / "resculpt_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def ideal_eq(x: np.ndarray, sr: int, offsets_db) -> np.ndarray:
@@ -110,7 +101,7 @@ def main(argv=None) -> int:
     if not data.have_data():
         print("shared data not found (set RESCULPT_DATA)", file=sys.stderr)
         return 1
-    B = _bench()
+    B = bench()
     bench_args = argparse.Namespace(files=a.files, seconds=a.seconds, categories=["speech", "music"])
     clips = B.load_clips(bench_args, a.rate)
     sr = a.rate

@@ -16,23 +16,13 @@ dimension keeps an output away from its target.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import math
 import shlex
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("resculpt_model", REPO / "benchmarks" / "resculpt_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["resculpt_model"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from resculpt_bench_io import REPO, bench, write_result
 
 
 def terms(p, target, weights: dict) -> dict:
@@ -61,7 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--categories", nargs="*", default=["music", "speech"], choices=["speech", "music"])
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt_dim_components"))
     a = ap.parse_args(argv)
-    bm = _bench()
+    bm = bench()
     from resculpt.dsp.profile import fingerprint
 
     sr, t0 = 48000, time.time()
@@ -99,11 +89,7 @@ def main(argv=None) -> int:
             L.append(f"| {k} | " + " | ".join(f"{r['terms'][s].get(k, math.nan):.3f}" for s in ("input", "match-eq", "model"))
                      + " |")
         L.append("")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(L) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {out.with_suffix('.md')}")
+    write_result(a.out, L, {"command": cmd, "rows": rows})
     return 0
 
 

@@ -16,17 +16,13 @@ on, as the shipped bundle was exported); BUNDLE: the bundle exported from it, wh
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parent.parent
+from resculpt_bench_io import REPO, bench, write_result
 
 
 def main(argv=None) -> int:
@@ -37,11 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt_torch_vs_stage"))
     a = ap.parse_args(argv)
-    spec = importlib.util.spec_from_file_location("resculpt_model", REPO / "benchmarks" / "resculpt_model.py")
-    bm = importlib.util.module_from_spec(spec)
-    sys.modules["resculpt_model"] = bm
-    spec.loader.exec_module(bm)
-    sys.path.insert(0, str(REPO / "scripts"))
+    bm = bench()
     from resculpt.dsp.profile import distance, fingerprint
     from resculpt.models.resculpt import common as C
     from resculpt.models.resculpt.net import Resculptor
@@ -89,11 +81,7 @@ def main(argv=None) -> int:
                                      f"{np.mean([r[lab]['torch'] for r in rows]):.3f}" for lab, *_ in runs) + " |")
     for label, rev, bundle, _ in runs:
         L.append(f"\n{label}: torch `{rev}`, stage `{bundle}`.")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(L) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {out.with_suffix('.md')}")
+    write_result(a.out, L, {"command": cmd, "rows": rows})
     return 0
 
 

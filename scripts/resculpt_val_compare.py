@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 from resculpt.models.resculpt import degrade
 from resculpt.models.resculpt import profile_torch as pt
 from resculpt.models.resculpt.net import ResculptNet, Resculptor
 from resculpt.models.resculpt.train import evaluate
+from resculpt_bench_io import REPO, bench, write_result
 
-REPO = Path(__file__).resolve().parent.parent
 CKPT = "models/training/resculpt-gen1/ckpt.pt"
 SHOWN = ("profile_ratio", "profile_ratio_held", "move_ratio_held", "move_ratio_held_fingerprint",
          "descriptor_ratio_rel", "level_ratio_rel", "keep_env_max_db", "keep_env_max_db_held")
@@ -46,15 +44,10 @@ def move_ratio_fingerprint(model, val, match: str = "timbre") -> float:
     """``move_ratio_held`` measured as the benchmark measures: the same held move rows (each clean clip toward the
     next clip's profile, the target given as the torch profile's conditioning), scored with ``dsp.profile``'s
     fingerprint and the benchmark's ``error_ratio`` over the ``match`` dims (mean over clips)."""
-    import importlib.util
-
     import numpy as np
     from resculpt.dsp.profile import fingerprint
 
-    spec = importlib.util.spec_from_file_location("resculpt_model", REPO / "benchmarks" / "resculpt_model.py")
-    bm = importlib.util.module_from_spec(spec)
-    sys.modules["resculpt_model"] = bm
-    spec.loader.exec_module(bm)
+    bm = bench()
     sr = model.fio.sr
     x = torch.tensor(np.stack([v["x"] for v in val]))
     tp = pt.TorchProfiler(sr)
@@ -100,11 +93,7 @@ def main(argv=None) -> int:
     for r in rows:
         what = f"step {r['step']} ({r['rev']}{', ' + r['switch'] + ' on' if r['switch'] else ''})"
         L.append(f"| {r['label']} | {what} | " + " | ".join(f"{r['val'][k]:.3f}" for k in SHOWN) + " |")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(L) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {out.with_suffix('.md')}")
+    write_result(a.out, L, {"command": cmd, "rows": rows})
     return 0
 
 
