@@ -28,7 +28,9 @@ from resculpt_bench_io import REPO, bench, write_result
 
 CKPT = "models/training/resculpt-gen1/ckpt.pt"
 SHOWN = ("profile_ratio", "profile_ratio_held", "move_ratio_held", "move_ratio_held_fingerprint",
-         "descriptor_ratio_rel", "level_ratio_rel", "keep_env_max_db", "keep_env_max_db_held")
+         "move_same_kind_speech", "move_same_kind_music", "move_same_kind_speech_no_loudness",
+         "move_same_kind_music_no_loudness", "descriptor_ratio_rel", "level_ratio_rel",
+         "keep_env_max_db", "keep_env_max_db_held")
 
 
 def load(rev: str, switch: str | None):
@@ -40,25 +42,45 @@ def load(rev: str, switch: str | None):
     return net, int(ck["step"]), int(ck.get("sample_rate", 16000))
 
 
-def move_ratio_fingerprint(model, val, match: str = "timbre") -> float:
-    """``move_ratio_held`` measured as the benchmark measures: the same held move rows (each clean clip toward the
-    next clip's profile, the target given as the torch profile's conditioning), scored with ``dsp.profile``'s
-    fingerprint and the benchmark's ``error_ratio`` over the ``match`` dims (mean over clips)."""
+def move_ratios_fingerprint(model, val, match: str = "timbre") -> dict:
+    """Held move rows scored as the benchmark scores them (``dsp.profile``'s fingerprint, the benchmark's
+    ``error_ratio`` over the ``match`` dims; mean over clips), the target given as the torch profile's conditioning:
+    ``move_ratio_held_fingerprint``: each clean clip toward the next clip's profile (``move_ratio_held``'s rows);
+    ``move_same_kind_<kind>``: toward the next clip of the same kind (speech / music), as the benchmark pairs its
+    reference targets, also without the loudness term (``_no_loudness``: the stage's loudness follower moves it)."""
     import numpy as np
-    from resculpt.dsp.profile import fingerprint
+    from resculpt.dsp.profile import distance, fingerprint
 
     bm = bench()
     sr = model.fio.sr
     x = torch.tensor(np.stack([v["x"] for v in val]))
-    tp = pt.TorchProfiler(sr)
-    P_x = tp(x)
-    nxt = torch.roll(torch.arange(x.shape[0]), -1)
-    P_n = {k: v[nxt] for k, v in P_x.items()}
-    with torch.no_grad():
-        out = model(x, pt.cond_vector(P_n, sr, match), held=torch.ones(x.shape[0], dtype=torch.bool))
+    kinds = [v["clip"]["kind"] for v in val]
+    P_x = pt.TorchProfiler(sr)(x)
     fp_in = [fingerprint(v.numpy(), sr) for v in x]
-    r = [bm.error_ratio(fingerprint(o.numpy(), sr), fp_in[i], fp_in[int(nxt[i])], match) for i, o in enumerate(out)]
-    return float(np.mean(r))
+    B = x.shape[0]
+    same = []
+    for i, k in enumerate(kinds):
+        js = [j for j in range(B) if kinds[j] == k]
+        same.append(js[(js.index(i) + 1) % len(js)])
+    out = {}
+    for key, nxt in (("move_ratio_held_fingerprint", torch.roll(torch.arange(B), -1)), ("same", torch.tensor(same))):
+        P_n = {k: v[nxt] for k, v in P_x.items()}
+        with torch.no_grad():
+            y = model(x, pt.cond_vector(P_n, sr, match), held=torch.ones(B, dtype=torch.bool))
+        fp_out = [fingerprint(o.numpy(), sr) for o in y]
+        r = [bm.error_ratio(fp_out[i], fp_in[i], fp_in[int(nxt[i])], match) if int(nxt[i]) != i else float("nan")
+             for i in range(B)]
+        if key == "same":
+            # without the loudness term: the product's loudness follower, which torch does not run, moves it
+            w = bm.matched_weights(match) | {"lufs_integrated": 0.0}
+            rq = [distance(fp_out[i], fp_in[int(nxt[i])], w) / distance(fp_in[i], fp_in[int(nxt[i])], w)
+                  if int(nxt[i]) != i else float("nan") for i in range(B)]
+            for k in sorted(set(kinds)):
+                out[f"move_same_kind_{k}"] = float(np.nanmean([r[i] for i in range(B) if kinds[i] == k]))
+                out[f"move_same_kind_{k}_no_loudness"] = float(np.nanmean([rq[i] for i in range(B) if kinds[i] == k]))
+        else:
+            out[key] = float(np.nanmean(r))
+    return out
 
 
 def main(argv=None) -> int:
@@ -79,7 +101,7 @@ def main(argv=None) -> int:
         model = Resculptor(net, sr)
         with torch.no_grad():
             v = evaluate(model, pt.TorchProfiler(sr), src[sr])
-        v["move_ratio_held_fingerprint"] = move_ratio_fingerprint(model, src[sr])
+        v.update(move_ratios_fingerprint(model, src[sr]))
         rows.append({"label": label, "rev": rev, "switch": switch or None, "step": step, "val": v})
         print(label, step, {k: round(v[k], 3) for k in SHOWN}, flush=True)
     cmd = "scripts/resculpt_val_compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -88,7 +110,10 @@ def main(argv=None) -> int:
          f"`train.evaluate` on {a.n_val} val-split pairs (seed 1234, 3 s at 16 kHz). Ratios: profile distance of the "
          "output to the target / of the input (lower is closer); keep: largest long-term band change with the "
          "input's own profile as target, dB (mean over clips); `move_ratio_held_fingerprint`: the held move rows "
-         "scored as the benchmark scores (the fingerprint, `error_ratio` over the timbre dims).", "",
+         "scored as the benchmark scores (the fingerprint, `error_ratio` over the timbre dims); `move_same_kind_*`: "
+         "the same, each clip toward the next clip of its own kind, as the benchmark pairs reference targets "
+         "(`_no_loudness`: without the loudness term, which the product's loudness follower moves and torch does not "
+         "run).", "",
          "| label | checkpoint | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
     for r in rows:
         what = f"step {r['step']} ({r['rev']}{', ' + r['switch'] + ' on' if r['switch'] else ''})"
