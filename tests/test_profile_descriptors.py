@@ -59,7 +59,7 @@ PRODUCT_DESCRIPTIONS = ("warmer", "more bass, clearer highs", "warmer, radio voi
                         "a bit warmer, a bit softer")
 
 
-def test_an_ideal_eq_of_a_descriptions_shape_lands_near_its_targets_moments(speech_clip):
+def test_an_ideal_eq_of_a_descriptions_shape_lands_near_its_targets_moments(speech_clip, monkeypatch):
     """A description's target is one its own band shape reaches: the bundled speech clip (first 6 s, 16 kHz)
     through a zero-phase EQ of exactly the delta's offsets (``scripts/delta_consistency.py``'s ideal EQ) lands
     within 0.1 dB/oct of ``apply_delta``'s tilt (measured <= 0.05) and 12 % of its centroid (measured <= 10.6 %) for
@@ -72,6 +72,7 @@ def test_an_ideal_eq_of_a_descriptions_shape_lands_near_its_targets_moments(spee
     from conftest import REPO
     from resculpt.dsp.profile import apply_delta, fingerprint
 
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # as `python scripts/X.py` runs it: its siblings import
     spec = importlib.util.spec_from_file_location("delta_consistency", REPO / "scripts" / "delta_consistency.py")
     dc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dc)
