@@ -30,8 +30,8 @@ GOLDEN_TOL = 1e-4  # dB for gains, linear for copy gains and deep-filter taps
 # model.onnx specialised to one target kind (export.py; config ``kind_models``): the graphs the stage runs, one
 # frame per call (``absolute``, ``relative``) and T frames per call (``*_seq``: the stage runs a block's frames in one
 # call; onnxruntime's cost per call is mostly per node, so two 5 ms frames cost little more than one, while one
-# frame costs about a quarter more than in the one-frame graph). A bundle without them runs model.onnx for both
-# kinds, one frame per call.
+# frame costs more than in the one-frame graph: its shapes are computed at run time). A bundle without them runs
+# model.onnx for both kinds, one frame per call.
 KIND_FILES = {"absolute": "absolute.onnx", "relative": "relative.onnx",
               "absolute_seq": "absolute_seq.onnx", "relative_seq": "relative_seq.onnx"}
 # The T-frame graphs also take ``hold`` ((1,) bool): True holds the running fingerprint where the state put it (each

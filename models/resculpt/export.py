@@ -7,7 +7,7 @@ band dB, low (1, 1, N_LOW) low-bin dB, cond (1, COND_DIM: an absolute or a relat
 the state (conv caches, GRU hidden, running fingerprint sums); outputs gain_db (1, 1, 32), copy (1, 1, 32), df
 (1, 1, N_LOW, DF_ORDER, 2) and ``<state>_out``. ``absolute.onnx`` and ``relative.onnx``: the same graph with only
 one target kind's branch (``step_seq(kind=...)``), and ``*_seq.onnx``: those with T frames per call and a ``hold``
-input (an offline render's held running fingerprint); the stage runs these (about a third fewer nodes than
+input (an offline render's held running fingerprint); the stage runs these (fewer nodes than
 model.onnx, and onnxruntime's cost per call is mostly per node, so one call for a block's frames costs little more
 than one for a single frame). The STFT-side application (band gains to bins, deep filter, copy-up:
 ``net.FrameIO.apply``) stays outside the graph, so one graph serves every rate. Also ``config.json`` (version,
