@@ -135,23 +135,20 @@ def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre")
     return ch
 
 
-PASSES = [2]  # render's passes for both engines' offline renders (``--passes``; render runs 2)
-
-
 def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096,
-                 prime: bool = True) -> np.ndarray:
+                 prime: bool = True, passes: int = 2) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here. As
     ``render`` runs it (``render_with_target``, 2 passes): the stage is first given the whole clip's long-term envelope
     and loudness, and the second pass corrects the target by what the first pass's output measured. ``prime`` False:
     one pass as a live stream runs it (the speed figures: the sweeps before the stream are not the model's cost
-    per second)."""
+    per second); ``passes``: render's passes when primed (1: no correction)."""
     from resculpt.plugin_host.render import render_with_target
 
     ch = model_chain(bundle, sr, block, target, match)
     xx = np.asarray(x, np.float32)[None]
     if prime and target is not None:
-        return render_with_target(ch, xx, sr, target, block, passes=PASSES[0])[0][0]
+        return render_with_target(ch, xx, sr, target, block, passes=passes)[0][0]
     return ch(xx)[0]
 
 
@@ -176,29 +173,30 @@ def model_latency(bundle: str, sr: int = 48000) -> dict:
     return {"samples": ch.latency_samples, "bound_samples": bound, "ms": 1000.0 * ch.latency_samples / sr}
 
 
-def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False) -> np.ndarray:
-    """The match-EQ over ``x`` (n,) as ``render`` runs it (primed, 2 passes), or with ``live`` as a live stream
-    runs it (one pass, learning the input's envelope as it goes)."""
+def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False, passes: int = 2) -> np.ndarray:
+    """The match-EQ over ``x`` (n,) as ``render`` runs it (primed, ``passes`` passes), or with ``live`` as a live
+    stream runs it (one pass, learning the input's envelope as it goes)."""
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.layout import Layout
     from resculpt.plugin_host.render import render_with_target, with_match_stage
 
     ch = with_match_stage(Chain(Layout(), sr, 1, 4096))
-    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=1 if live else PASSES[0], prime=not live)
+    y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=1 if live else passes, prime=not live)
     return y[0]
 
 
 def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none",
-               live: bool = False) -> np.ndarray:
+               live: bool = False, passes: int = 2) -> np.ndarray:
     """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input;
-    ``live``: both engines run as a live stream does (no priming, one pass), not as ``render`` does."""
+    ``live``: both engines run as a live stream does (no priming, one pass), not as ``render`` does; ``passes``:
+    the offline renders' passes (render runs 2)."""
     if name == "identity":
         return x
     if name == "match-eq":
-        return match_eq_render(x, sr, target, live)
+        return match_eq_render(x, sr, target, live, passes)
     if prior == "match-eq":
-        x = match_eq_render(x, sr, target, live)
-    return model_render(x, sr, target, match, bundle, prime=not live)
+        x = match_eq_render(x, sr, target, live, passes)
+    return model_render(x, sr, target, match, bundle, prime=not live, passes=passes)
 
 
 # -- targets and metrics ------------------------------------------------------------------------------------
@@ -329,7 +327,7 @@ def profile_section(a, clips, sr, bundle, log):
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
         for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live)
+                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -451,7 +449,6 @@ def main(argv=None) -> int:
     ap.add_argument("--rtf-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
     a = ap.parse_args(argv)
-    PASSES[0] = a.passes
     if a.export_fresh:
         print(fresh_bundle(Path(a.export_fresh)))
         return 0

@@ -40,7 +40,6 @@ def main(argv=None) -> int:
     from resculpt_val_compare import load
 
     torch.set_num_threads(1)
-    bm.PASSES[0] = 1
     t0, sr = time.time(), 48000
     a.categories = [a.category]
     clips = bm.load_clips(a, sr)
@@ -59,7 +58,7 @@ def main(argv=None) -> int:
         row = {"file": name, "target": names[(i + 1) % len(names)]}
         cond = torch.tensor(C.cond_from_profile(tgt, sr, "timbre"))[None]
         for label, _, bundle, net in runs:
-            ys = bm.model_render(x, sr, tgt, "timbre", bundle)
+            ys = bm.model_render(x, sr, tgt, "timbre", bundle, passes=1)
             with torch.no_grad():
                 yt = Resculptor(net, sr)(torch.tensor(x)[None], cond, held=torch.tensor([True]))[0].numpy()
             row[label] = {"stage": distance(fingerprint(ys, sr), tgt, w) / d_in,

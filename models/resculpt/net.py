@@ -120,7 +120,8 @@ def _edge_fill(v, m):
 
 def _pick(kind, rel, a, b):
     """``torch.where(rel, a(), b())`` for a batch of both target kinds; with ``kind`` fixed (``"relative"``,
-    ``"absolute"``) only that branch, a() or b(), is computed."""
+    ``"absolute"``) only that branch, a() or b(), is computed. The branches run inside this call, so
+    ``x = _pick(kind, rel, lambda: x, ...)`` reads the ``x`` from before the assignment."""
     if kind == "relative":
         return a()
     if kind == "absolute":
@@ -389,13 +390,14 @@ class ResculptNet(nn.Module):
         tok = tok + self.proj(o)
         return tok + self.ff2(elu(self.ff1(self.ln2(tok))))
 
-    # -- T frames from a state (training uses zero state; streaming and export T = 1) -------------------
+    # -- T frames from a state (training: zero or primed state; the stage: 1 frame, or a block's frames) -------
     def step_seq(self, feat, low, cond, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den,
                  hold=None, kind=None):
         """feat (B, T, 32) band dB, low (B, T, N_LOW) low-bin dB, cond (B, COND_DIM), state ->
         gain_db (B, T, 32), copy (B, T, 32), df (B, T, N_LOW, DF_ORDER, 2) (delta from the identity tap),
-        new state (same shapes). ``hold`` (B,) bool: rows whose running fingerprint is held (:meth:`running`; the
-        export leaves it out: one frame from a held state is one frame from that state). ``kind`` None: rows of
+        new state (same shapes). ``hold`` (B,) bool: rows whose running fingerprint is held (:meth:`running`; an
+        input of the exported T-frame graphs, left out of the one-frame ones, after which the stage puts the state
+        back itself). ``kind`` None: rows of
         either target kind, each row's by its cond; ``"absolute"`` / ``"relative"``: every row is of that kind and
         only its branch is computed (the export writes one graph per kind; the stage runs the target's)."""
         B, T, F = feat.shape
@@ -431,10 +433,10 @@ class ResculptNet(nn.Module):
             known = _edge_fill(C.BAND_SCALE_DB * x[:, 1], m).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
             gp = self.prior_gate(dev, dens)[..., None]
             res_abs = C.GAIN_MAX_DB * torch.tanh(0.1 * oa[:, 0])
-            rg, rc, rd = gain_db, copy, df
-            gain_db = _pick(kind, rel[..., None], lambda: rg, lambda: res_abs)
-            copy = _pick(kind, rel[..., None], lambda: rc, lambda: softplus(oa[:, 1] - 8.0))
-            df = _pick(kind, rel[..., None, None, None], lambda: rd,
+            # (_pick calls its branches before the name is rebound: a branch reading gain_db reads the old one)
+            gain_db = _pick(kind, rel[..., None], lambda: gain_db, lambda: res_abs)
+            copy = _pick(kind, rel[..., None], lambda: copy, lambda: softplus(oa[:, 1] - 8.0))
+            df = _pick(kind, rel[..., None, None, None], lambda: df,
                        lambda: torch.tanh(self.df_abs(y)).reshape(B, T, self.n_low, self.df_order, 2))
         if kind != "absolute" and self.relative_prior:
             # a relative row's gain = the delta's known gain + the learned residual
@@ -443,19 +445,16 @@ class ResculptNet(nn.Module):
             if self.residual_scale:  # the heads' deviations on relative rows, scaled (zero: the prior alone)
                 s = self.rel_scale
                 res = gain_db * s[0]
-                c0, d0 = copy, df
-                copy = _pick(kind, rel[..., None], lambda: c0 * s[1], lambda: c0)
-                df = _pick(kind, rel[..., None, None, None], lambda: d0 * s[2], lambda: d0)
-            g0 = gain_db
+                copy = _pick(kind, rel[..., None], lambda: copy * s[1], lambda: copy)
+                df = _pick(kind, rel[..., None, None, None], lambda: df * s[2], lambda: df)
             gain_db = _pick(kind, rel[..., None], lambda: (prior + res).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB),
-                            lambda: g0)
+                            lambda: gain_db)
         ig = (lambda: self.identity_gate(dev, dens)) if self.gate is not None else (lambda: torch.ones_like(dev))
         g = _pick(kind, rel, lambda: self.relative_gate(size)[:, None].expand(B, T), ig)
         gain_db, copy, df = gain_db * g[..., None], copy * g[..., None], df * g[..., None, None, None]
         if kind != "relative" and self.absolute_prior:  # the prior under its own gate, added after the residual's
-            g1 = gain_db
-            gain_db = _pick(kind, rel[..., None], lambda: g1,
-                            lambda: (known * gp + g1).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB))
+            gain_db = _pick(kind, rel[..., None], lambda: gain_db,
+                            lambda: (known * gp + gain_db).clamp(-C.GAIN_MAX_DB, C.GAIN_MAX_DB))
         return gain_db, copy, df, cache1, cache2, cache3, cache4, cache5, cache6, hidden, run_num, run_den
 
     def forward(self, feat, low, cond, prime=None, hold=None):

@@ -21,8 +21,8 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
    one call per frame (the one-frame graphs have no hold: the stage puts the state back after each frame);
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
-   ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on the low bins over the
-   ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published target the delayed
+   ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on
+   the low bins over the ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published target the delayed
    frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops either way).
 
 The bundle is the shipped one (``bundle.bundle_dir()``) unless one is given; :func:`bundle.load_bundle` caches
@@ -292,13 +292,15 @@ class ResculptStage(SpectralStage):
         self._states = (sa, sb)
         # _bind[relative][n][phase]: a call of n frames (n = 1: the one-frame graph; n > 1: the T-frame graph) of
         # the target kind's graph (Bundle.session_for), reading state sa and writing sb on even calls and the other
-        # way round on odd ones; every graph shares the state, so a target of the other kind continues the stream
+        # way round on odd ones; every graph shares the state, so a target of the other kind continues the stream.
+        # _runs[relative][n > 1]: the runner of that graph.
         self._bind, self._runs = [], []
         for relative in (False, True):
-            per_n, runs = [None], [None]
+            runners = [iobinding_runner(self.bundle.session_for(relative, seq=q)) for q in (False, True)[: 1 + (T > 1)]]
+            per_n = [None]
             for n in range(1, T + 1):
                 sess = self.bundle.session_for(relative, seq=n > 1)
-                run, inner = iobinding_runner(sess)
+                inner = runners[n > 1][1]
                 pair = []
                 for src, dst in ((sa, sb), (sb, sa)):
                     io = sess.io_binding()
@@ -313,9 +315,8 @@ class ResculptStage(SpectralStage):
                         io.bind_output(k, "cpu", 0, np.float32, [1, n, *v.shape[2:]], v.ctypes.data)
                     pair.append(inner(io))
                 per_n.append(pair)
-                runs.append(run)
             self._bind.append(per_n)
-            self._runs.append(runs)
+            self._runs.append([run for run, _ in runners])
         self.reset()
 
     def reset(self):
@@ -444,7 +445,7 @@ class ResculptStage(SpectralStage):
 
     def _call(self, n: int) -> None:
         """The model on the first n rows of the inputs (the target kind's graph), outputs into their first n rows."""
-        self._runs[self._rel][n](self._bind[self._rel][n][self._phase])
+        self._runs[self._rel][n > 1](self._bind[self._rel][n][self._phase])
         self._phase ^= 1
 
     def _apply(self, spec, k: int, back: int, tgt) -> None:
