@@ -643,14 +643,16 @@ def match_eq_verdict(rows) -> dict:
     "kind category" cells of the ratio table (reference, descriptor, random x speech, music) where the model's mean
     profile error ratio is not below the match-EQ's, and "identity" when the model's mean largest band deviation
     with the input's own profile as target is above the match-EQ's (the identity target kind: leaving audio alone);
-    ``beats_match_eq_everywhere`` is true when none is listed (and the run has cells)."""
+    ``beats_match_eq_everywhere`` is true when none is listed (and the run has cells); ``cells`` lists the "kind
+    category" cells the run measured (``bundle.auto_refusal`` reads a target form's kinds from them)."""
     worse = [f"{k} {c}" for k, c in _cells(rows)
              if not _mean_ratio(rows, k, c, "model") < _mean_ratio(rows, k, c, "match-eq")]
     ident = {s: _nanmean([r["max_band_dev_db"] for r in rows if r["kind"] == "identity" and r["system"] == s])
              for s in ("model", "match-eq")}
     if not ident["model"] <= ident["match-eq"] and not (math.isnan(ident["model"]) and math.isnan(ident["match-eq"])):
         worse.append("identity")
-    return {"worse_than_match_eq": worse, "beats_match_eq_everywhere": bool(_cells(rows)) and not worse}
+    return {"worse_than_match_eq": worse, "beats_match_eq_everywhere": bool(_cells(rows)) and not worse,
+            "cells": [f"{k} {c}" for k, c in _cells(rows)]}
 
 
 def compare_report(runs: dict, cmd: str) -> str:

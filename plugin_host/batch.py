@@ -232,8 +232,12 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         chain = Chain.from_preset(p, sample_rate=48000, channels=1, max_block=block)
         for k, v in (sets or {}).items():
             chain.params.set(k, v)
-        # The engine as every worker will run it (auto decided once here, in the record as what ran).
-        engine = resolve_engine(engine, p.layout) if (target is not None or context or p.target) else "match-eq"
+        # The engine as every worker will run it (auto decided once here, in the record as what ran), for the target
+        # the render follows (its form counts for auto): --target, else the preset's, else the context's delta.
+        follows = target if target is not None else p.target_profile()
+        if follows is None and context:
+            follows = get_context(context).delta
+        engine = resolve_engine(engine, p.layout, follows) if (target is not None or context or p.target) else "match-eq"
     except (PresetError, ProfileError, ContextError, ValueError) as e:
         raise RenderError(str(e)) from None
     identity = {

@@ -15,7 +15,8 @@ from .presets import Preset, load_preset
 
 # What moves the sound toward a target: "auto" takes the resculpting model whenever its bundle is installed, the
 # layout's STFT is the model's 20 ms window and the bundle passed its identity check and beats the match-EQ on every
-# target kind of its benchmark (bundle.auto_refusal), else the profile-matching EQ.
+# target kind of its benchmark that the target may be (bundle.auto_refusal: a description is a descriptor target,
+# an absolute profile a reference or random one), else the profile-matching EQ.
 ENGINES = ("auto", *TARGET_SLOTS)
 
 
@@ -23,8 +24,10 @@ class EngineError(ValueError):
     """The engine asked for cannot run here; the message says why and what to use instead."""
 
 
-def resolve_engine(engine: str | None, layout=None) -> str:
-    """"match-eq" or "model" for ``engine`` (None = "auto"), for a chain with ``layout`` (None: any).
+def resolve_engine(engine: str | None, layout=None, target=None) -> str:
+    """"match-eq" or "model" for ``engine`` (None = "auto"), for a chain with ``layout`` (None: any) following
+    ``target`` (a Profile: auto weighs the benchmark cells of its form, ``bundle.target_form``; None or a band-gain
+    array: every cell).
 
     Raises EngineError for an unknown name, or for "model" when the bundle is missing or the layout's STFT
     section runs another window than the model's."""
@@ -36,7 +39,8 @@ def resolve_engine(engine: str | None, layout=None) -> str:
         raise EngineError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     stft_ok = layout is None or layout.stft == STFT_CONFIG
     if engine == "auto":
-        return "model" if rb.bundle_present() and stft_ok and rb.auto_refusal() is None else "match-eq"
+        return ("model" if rb.bundle_present() and stft_ok and rb.auto_refusal(form=rb.target_form(target)) is None
+                else "match-eq")
     if engine == "model":
         if not rb.bundle_present():
             raise EngineError(f"engine model: the resculpting model is not installed (no bundle in {rb.bundle_dir()}); "
@@ -52,7 +56,7 @@ def _with_target_stage(layout, target, engine):
     the resolved engine or None without a target)."""
     if target is None:
         return layout, None
-    eng = resolve_engine(engine, layout)
+    eng = resolve_engine(engine, layout, target)
     return layout.with_spectral(TARGET_SLOTS[eng]), eng
 
 
@@ -96,9 +100,14 @@ class Chain(ChainHost):
     def set_target(self, target, amount: float | None = None, add_stage: bool = False,
                    engine: str | None = None) -> str:
         """:meth:`ChainHost.set_target` with ``engine`` resolved (None: this chain's ``engine``; "auto": the
-        model whenever its bundle is installed, see :func:`resolve_engine`); returns the engine used. Raises
+        model whenever its bundle is installed and its benchmark verdict covers the target's form, see
+        :func:`resolve_engine`; a chain that already runs a target stage keeps it under "auto", so a new target
+        of another form never stacks the other engine's stage on it); returns the engine used. Raises
         EngineError or ProfileError before anything changes."""
-        eng = resolve_engine(engine or self.engine, self.layout)
+        eng = resolve_engine(engine or self.engine, self.layout, target)
+        running = [e for e, slot in TARGET_SLOTS.items() if slot in self.layout.spectral]
+        if (engine or self.engine) == "auto" and running and eng not in running:
+            eng = running[0]
         super().set_target(target, amount, add_stage, eng)
         return eng
 

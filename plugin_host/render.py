@@ -402,7 +402,7 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None,
         if target is not None:
             from resculpt.plugin_host.host import TARGET_SLOTS
 
-            chain.engine = resolve_engine(engine, chain.layout)
+            chain.engine = resolve_engine(engine, chain.layout, target)
             if match not in (None, "timbre") and chain.engine != "model":
                 raise EngineError(f"match {match!r} moves F0 and formants: that needs the model engine; the match-EQ "
                                   "moves the band envelope only (timbre)")
@@ -590,8 +590,9 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
 
     ``target``: a Profile or a path to a profile JSON, moved toward by ``engine`` (``matcher``: its other
     name): "match-eq" (the profile-matching EQ), "model" (the resculpting model; an error when its bundle is not
-    installed), "auto" (the model whenever its bundle is installed and the preset's STFT is its window, else the
-    match-EQ). ``match``: the model's match mode (timbre (default), voice, all; ``resculpt.match``).
+    installed), "auto" (the model whenever its bundle is installed, the preset's STFT is its window and the
+    bundle's benchmark verdict covers the target's form, a description or an absolute profile; else the
+    match-EQ: :func:`~resculpt.plugin_host.chain.resolve_engine`). ``match``: the model's match mode (timbre (default), voice, all; ``resculpt.match``).
     ``amount``: the engine's ``<slot>.amount`` 0..1. ``context``: a context rule name (presets/contexts.json or
     the user's), applied before ``sets``. With a target (either engine) the file is read ``2 + passes`` times
     (see :func:`stream_with_target`: the input's envelope and loudness prime the stage, each pass but the last

@@ -175,13 +175,17 @@ def absolute_row(cfg: dict) -> str:
 
 def benchmark_section(bundle: Path, cfg: dict) -> str:
     """The benchmark report the config's ``benchmark`` verdict names (benchmarks/resculpt_model.py compare), its
-    title dropped, and what ``--engine auto`` makes of the bundle (``bundle.auto_refusal``)."""
+    title dropped, and what ``--engine auto`` makes of the bundle for each form of target (``bundle.auto_refusal``:
+    a description, an absolute profile)."""
     from resculpt.models.resculpt.bundle import auto_refusal
 
     b = cfg.get("benchmark") or {}
-    why = auto_refusal(bundle)
-    auto = ("`--engine auto` takes this bundle." if why is None else
-            f"`--engine auto` does not take this bundle ({why}); it runs when asked for by name, `--engine model`.")
+    said = []
+    for form, what in (("delta", "descriptions (delta targets)"), ("absolute", "absolute profiles (a reference clip, a "
+                                                                               "profile file, a shipped target)")):
+        why = auto_refusal(bundle, form)
+        said.append(f"takes this bundle for {what}" if why is None else f"does not take it for {what} ({why})")
+    auto = f"`--engine auto` {'; it '.join(said)}. `--engine model` runs it for any target."
     if not b.get("report") or not (REPO / b["report"]).is_file():
         return f"No benchmark report recorded in config.json. {auto}\n"
     body = (REPO / b["report"]).read_text().split("\n", 1)[1].replace("\n## ", "\n### ")

@@ -151,10 +151,11 @@ def test_describe_adds_the_target_stage_and_the_chain_message_reports_it(served)
     ``resculpt`` when its bundle passes the identity check, else the match-EQ's ``match``), is acknowledged on
     /resculpt/profile/applied, and a subscriber then sees that stage in /resculpt/chain, after the other
     spectral stages; /resculpt/dump reports the chain's stages in processing order."""
+    from resculpt.dsp.descriptors import describe
     from resculpt.plugin_host.chain import TARGET_SLOTS, resolve_engine
 
     chain, feeder, srv, c = served
-    slot = TARGET_SLOTS[resolve_engine(None, chain.layout)]
+    slot = TARGET_SLOTS[resolve_engine(None, chain.layout, describe("more bass"))]
     c.send("/resculpt/dump")
     assert c.wait_for("/resculpt/chain") == chain.layout.slots()
     assert slot not in chain.layout.spectral

@@ -99,11 +99,13 @@ def test_forget_erases_everything_stored():
 
 
 def _target_slot(chain) -> str:
-    """The slot of the engine ``auto`` resolves to for this chain: ``resculpt`` (the model, when its bundle passes
-    the identity check) or ``match`` (the match-EQ)."""
+    """The slot of the engine ``auto`` resolves to for this chain and a description (the targets these tests
+    apply are deltas): ``resculpt`` (the model, when its bundle passes the identity check and its benchmark
+    verdict covers descriptor targets) or ``match`` (the match-EQ)."""
+    from resculpt.dsp.descriptors import describe
     from resculpt.plugin_host.chain import TARGET_SLOTS, resolve_engine
 
-    return TARGET_SLOTS[resolve_engine(None, chain.layout)]
+    return TARGET_SLOTS[resolve_engine(None, chain.layout, describe("more bass"))]
 
 
 def test_contexts_ship_formal_casual_stream_call_and_apply_with_crossfade(tmp_path):

@@ -183,12 +183,13 @@ def test_target_render_streams_and_is_sample_identical_to_the_whole_file_render(
 
 
 def test_context_render_streams_and_is_sample_identical_to_the_whole_file_render(work):
-    """render --context (a delta target plus parameters) equals the whole-array render."""
+    """render --context (a delta target plus parameters) with the match-EQ engine equals the whole-array render
+    (the model's renders: tests/test_resculpt_stage.py)."""
     from resculpt.plugin_host.contexts import get_context
 
     p, x = _clip(work, sr=44100)
     out = work / "c.wav"
-    render_file(p, out, "clean", block=1000, context="call", progress=False)
+    render_file(p, out, "clean", block=1000, context="call", progress=False, engine="match-eq")
     chain, target = render._chain_for("clean", 44100, 2, 1000, None, None, None, "call")
     if get_context("call").delta is not None:
         want, _ = _whole_target_render(chain, x, 44100, target, 1000)

@@ -84,12 +84,13 @@ def _identity(model_db, match_eq_db):
 def test_match_eq_verdict_lists_every_cell_where_the_model_is_not_below_the_match_eq(rb):
     """The auto engine's verdict: a ratio cell counts against the model when its mean ratio is not strictly below
     the match-EQ's (a tie counts against it); the identity kind when its mean band deviation is above the
-    match-EQ's."""
+    match-EQ's; ``cells`` lists the cells the run measured, in the table's order."""
     win = {("reference", "speech"): (0.4, 0.3), ("descriptor", "music"): (1.2, 1.1)}
-    assert rb.match_eq_verdict(_rows(win) + _identity(0.0, 0.1)) == {"worse_than_match_eq": [],
-                                                                      "beats_match_eq_everywhere": True}
+    assert rb.match_eq_verdict(_rows(win) + _identity(0.0, 0.1)) == {
+        "worse_than_match_eq": [], "beats_match_eq_everywhere": True, "cells": ["reference speech", "descriptor music"]}
     lose = {**win, ("random", "speech"): (0.9, 1.0), ("reference", "music"): (0.5, 0.5)}
     v = rb.match_eq_verdict(_rows(lose) + _identity(0.5, 0.1))
     assert v == {"worse_than_match_eq": ["reference music", "random speech", "identity"],
-                 "beats_match_eq_everywhere": False}
+                 "beats_match_eq_everywhere": False,
+                 "cells": ["reference speech", "reference music", "descriptor music", "random speech"]}
     assert rb.match_eq_verdict([])["beats_match_eq_everywhere"] is False

@@ -73,10 +73,11 @@ def test_with_a_bundle_the_model_engine_renders_and_the_old_flag_name_still_work
         render_file(inp, tmp_path / "c.wav", target=t, engine="match-eq", match="voice")
 
 
-def _with_keep_validation(src, dst, keep_db, beats_match_eq=True):
+def _with_keep_validation(src, dst, keep_db, beats_match_eq=True, worse=("reference speech",)):
     """A copy of bundle folder ``src`` in ``dst`` whose config records ``keep_db`` (None: nothing) as its
     validation's identity check and ``beats_match_eq`` (None: no verdict) as its benchmark verdict against the
-    match-EQ, the figures the auto engine reads; returns ``dst``."""
+    match-EQ over the reference, descriptor and random speech cells (not beating it: on the cells ``worse``),
+    the figures the auto engine reads; returns ``dst``."""
     import json
     import shutil
 
@@ -89,7 +90,8 @@ def _with_keep_validation(src, dst, keep_db, beats_match_eq=True):
     cfg.pop("benchmark", None)
     if beats_match_eq is not None:
         cfg["benchmark"] = {"beats_match_eq_everywhere": beats_match_eq,
-                            "worse_than_match_eq": [] if beats_match_eq else ["descriptor speech"]}
+                            "worse_than_match_eq": [] if beats_match_eq else list(worse),
+                            "cells": ["reference speech", "descriptor speech", "random speech"]}
     (dst / "config.json").write_text(json.dumps(cfg))
     return dst
 
@@ -231,6 +233,51 @@ def test_a_bass_override_on_a_delta_adds_its_shelfs_slope_to_the_relative_tilt_m
     both.band_env_db = list(d.env() + shelf)
     assert tilt_slope_db_oct(shelf, sr) < -0.3
     assert st._cond[0, i] == pytest.approx(C.delta_cond(both, sr, "timbre")[i], abs=1e-6)
+
+
+@pytest.mark.parametrize("worse, delta_engine, absolute_engine", [
+    (("reference music",), "model", "match-eq"), (("descriptor speech",), "match-eq", "model"),
+    (("identity",), "match-eq", "match-eq"), ((), "model", "model")])
+def test_auto_weighs_only_the_benchmark_cells_of_the_targets_form(resculpt_bundle, tmp_path, monkeypatch, worse,
+                                                                  delta_engine, absolute_engine):
+    """``auto`` takes the model for a description when no descriptor cell of the verdict is worse than the
+    match-EQ, for an absolute profile when no reference or random cell is, and for neither when it leaves audio
+    less alone (identity); with no target it asks for every cell. A verdict that does not list the cells it
+    measured serves no form."""
+    from resculpt.dsp.descriptors import describe
+    from resculpt.dsp.profile import fingerprint
+    from resculpt.plugin_host.chain import resolve_engine
+
+    b = _with_keep_validation(resculpt_bundle, tmp_path / "bundle", 0.2, not worse, worse)
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(b))
+    absolute = fingerprint(np.sin(2 * np.pi * 220 * np.arange(48000) / 48000).astype(np.float32), 48000)
+    assert resolve_engine("auto", target=describe("warmer")) == delta_engine
+    assert resolve_engine("auto", target=absolute) == absolute_engine
+    assert resolve_engine("auto") == ("model" if not worse else "match-eq")
+    cfg = json.loads((b / "config.json").read_text())
+    del cfg["benchmark"]["cells"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    assert resolve_engine("auto", target=describe("warmer")) == "match-eq"
+    assert "does not list" in rb.auto_refusal(form="delta")
+
+
+def test_a_chain_that_runs_one_engine_keeps_it_for_a_target_of_another_form(resculpt_bundle, tmp_path, monkeypatch):
+    """With a verdict that takes the model for descriptions only, a description set on a running chain adds the
+    model's stage, and an absolute profile set afterwards goes to that stage too instead of stacking the
+    match-EQ on it (both engines would then move the sound)."""
+    from resculpt.dsp.descriptors import describe
+    from resculpt.dsp.profile import fingerprint
+
+    monkeypatch.setenv(rb.BUNDLE_ENV, str(_with_keep_validation(resculpt_bundle, tmp_path / "b", 0.2, False,
+                                                                ("reference speech",))))
+    chain = Chain.from_preset("clean", 48000, 1, 512)
+    assert chain.set_target(describe("warmer"), add_stage=True) == "model"
+    absolute = fingerprint(np.sin(2 * np.pi * 220 * np.arange(48000) / 48000).astype(np.float32), 48000)
+    assert chain.set_target(absolute, add_stage=True) == "model"
+    assert "resculpt" in chain.layout.spectral and "match" not in chain.layout.spectral
+    fresh = Chain.from_preset("clean", 48000, 1, 512)
+    assert fresh.set_target(absolute, add_stage=True) == "match-eq"
+    assert "match" in fresh.layout.spectral and "resculpt" not in fresh.layout.spectral
 
 
 def test_presets_with_a_target_run_the_engine_of_the_moment(resculpt_bundle, monkeypatch, tmp_path):

@@ -63,15 +63,29 @@ def bundle_present(path=None) -> bool:
 # within this many dB on every band of the long-term envelope (``training.val.keep_env_max_db``, measured by
 # train.py on validation-split pairs): the identity goal; a model that moves audio it was asked to leave alone
 # runs only when asked for by name (``--engine model``). It must also have a benchmark verdict in its config
-# (``benchmark``, written by ``benchmarks/resculpt_model.py compare --verdict-into``) saying that its profile error
-# is below the match-EQ's on every target kind and category and that it leaves audio no less alone than the
-# match-EQ under the input's own profile: auto would otherwise replace the match-EQ by something worse there.
+# (``benchmark``, written by ``benchmarks/resculpt_model.py compare --verdict-into``) saying that it leaves audio
+# no less alone than the match-EQ under the input's own profile and that its profile error is below the
+# match-EQ's on every target kind and category the target in hand may be (FORM_KINDS): auto would otherwise
+# replace the match-EQ by something worse there.
 AUTO_KEEP_MAX_DB = 0.5
 
+# The benchmark's target kinds by the form a target reaches the stage in (``Profile.kind``): a description is a
+# delta (the model's relative path); a reference clip, a profile file or a shipped target is an absolute profile
+# (the benchmark's reference and random targets).
+FORM_KINDS = {"delta": ("descriptor",), "absolute": ("reference", "random")}
 
-def auto_refusal(path=None) -> str | None:
-    """None when the bundle in ``path`` (default :func:`bundle_dir`) may serve ``--engine auto``, else why not
-    (a sentence). Reads config.json only (no verification: that happens when the stage loads it)."""
+
+def target_form(target) -> str | None:
+    """"delta" or "absolute" for a Profile target (its kind), None for anything else (no target, a band-gain
+    array for the match-EQ alone)."""
+    kind = getattr(target, "kind", None)
+    return None if kind is None else ("delta" if kind == "delta" else "absolute")
+
+
+def auto_refusal(path=None, form: str | None = None) -> str | None:
+    """None when the bundle in ``path`` (default :func:`bundle_dir`) may serve ``--engine auto`` for a target of
+    ``form`` ("delta" / "absolute", :func:`target_form`; None: any target, so every cell of the verdict counts),
+    else why not (a sentence). Reads config.json only (no verification: that happens when the stage loads it)."""
     p = Path(path) if path else bundle_dir()
     try:
         cfg = json.loads((p / "config.json").read_text())
@@ -87,9 +101,22 @@ def auto_refusal(path=None) -> str | None:
     bench = cfg.get("benchmark") or {}
     if "beats_match_eq_everywhere" not in bench:
         return "its config records no benchmark verdict against the match-EQ (benchmarks/resculpt_model.py compare)"
-    if not bench["beats_match_eq_everywhere"]:
-        return (f"its benchmark finds it no better than the match-EQ on {', '.join(bench.get('worse_than_match_eq') or [])} "
-                f"targets ({bench.get('report', 'benchmark')})")
+    report = bench.get("report", "benchmark")
+    if form is None:
+        if not bench["beats_match_eq_everywhere"]:
+            return (f"its benchmark finds it no better than the match-EQ on "
+                    f"{', '.join(bench.get('worse_than_match_eq') or [])} targets ({report})")
+        return None
+    kinds = FORM_KINDS[form]
+    cells = bench.get("cells")
+    if cells is None:
+        return ("its benchmark verdict does not list the target kinds it measured (rewrite it: "
+                "benchmarks/resculpt_model.py compare --verdict-into)")
+    if not any(c.split()[0] in kinds for c in cells):
+        return f"its benchmark measured no {' or '.join(kinds)} targets, the kind of a {form} target ({report})"
+    bad = [w for w in bench.get("worse_than_match_eq") or [] if w == "identity" or w.split()[0] in kinds]
+    if bad:
+        return f"its benchmark finds it no better than the match-EQ on {', '.join(bad)} targets ({report})"
     return None
 
 

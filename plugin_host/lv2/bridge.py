@@ -144,7 +144,7 @@ class Bridge:
         user, target_d = d.get("user_preset"), d.get("target")
         p = validate(user, "the state's user preset") if user is not None else load_preset(d["preset"])
         target = Profile.from_dict(target_d, "the state's target") if target_d is not None else None
-        engine = resolve_engine(d.get("engine", "match-eq"), p.layout)
+        engine = resolve_engine(d.get("engine", "match-eq"), p.layout, target)
         params = {k: v for k, v in d["params"].items() if k in self.chain.params}
         self.chain.switch(self._layout(p.layout, target_d, engine), {**p.full_params(), **params}, p.name)
         self.chain.set_target(target, engine=engine)
@@ -235,7 +235,7 @@ class Bridge:
         p = load_preset(name)
         own = p.target_profile()  # a preset with a target of its own follows it, with the engine of the moment
         if own is not None:
-            self.engine, self.target = resolve_engine("auto", p.layout), own.to_dict()
+            self.engine, self.target = resolve_engine("auto", p.layout, own), own.to_dict()
         self.chain.switch(self._layout(p.layout, self.target, self.engine), {**p.full_params(), **self.overrides,
                                                                 "bypass": self._bypass()}, p.name)
         if own is not None:
