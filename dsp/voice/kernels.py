@@ -88,16 +88,14 @@ def _peaks_envelope(lm, env, own, lo, hi):
 
 
 def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, sidx, kf, d, q, g, src, pk,
-                 zs, adv, ra, rm1, first, e_in, tiny, sub, adv1):
+                 zs, adv, ra, rm1, first, e_in, tiny):
     """One channel's shifted frame, in place: row (nb,) complex64 in -> out; zpc (nb,) complex64 conj of the
     last input spectrum in -> conj of this one out; phi (nb,) float32 the peaks' synthesis phases read at
     prev_owner (nb,) int64; phinew (nb,) float32 this frame's, written at the peak bins (own[p] == p);
     env / envw (nb,) float32 the envelope and the one the output takes; mag (nb,) float32 |row|; own (nb,)
     int64 owning peaks; sidx (nb,) int64 round(k / r) clipped; kf (nb,) float32 bin numbers; d, src, pk
     (nb,) int64, q, zs (nb,) complex64 and g (nb,) float32 scratch. adv, ra, rm1: float32 rad-per-hop to
-    bins, r / adv, r - 1; first: the first peak's bin; e_in: the input frame's power (float); sub, adv1:
-    float32 SUB_VOICE_HZ in bins (a peak whose bin and frequency are below it advances at 1 / adv and does
-    not move), 1 / adv."""
+    bins, r / adv, r - 1; first: the first peak's bin; e_in: the input frame's power (float)."""
     nb = row.shape[0]
     for p in range(nb):
         if own[p] != p:
@@ -107,12 +105,8 @@ def _shift_frame(row, zpc, unrot, env, envw, mag, own, prev_owner, phi, phinew, 
         fb = np.float32(math.atan2(w.imag, w.real)) * adv
         fb = min(max(fb, _M_ONE), _ONE)  # a NaN stays NaN (first argument), as through np.maximum/minimum
         fb = fb + kf[p]
-        if fb < sub and kf[p] < sub:  # a sub-voice peak (hum, rumble): r = 1
-            ph = phi[prev_owner[p]] + fb * adv1
-            m1 = _ZERO
-        else:
-            ph = phi[prev_owner[p]] + fb * ra
-            m1 = np.rint(fb * rm1)
+        ph = phi[prev_owner[p]] + fb * ra
+        m1 = np.rint(fb * rm1)
         ph = ph - np.rint(ph * _INV_TWO_PI) * _TWO_PI
         phinew[p] = ph
         d[p] = np.int64(m1)
@@ -456,7 +450,7 @@ def warm_up() -> bool:
     ca = [np.zeros(nb, c64) for _ in range(3)]
     peaks_envelope(lm, fa[0], ia[0], ia[1], ia[2])
     shift_frame(z.copy(), z.copy(), z, fa[0], fa[1], fa[2], ia[0], ia[1], fa[3], fa[4], ia[2], fa[5], ia[3], ca[0],
-                fa[6], ia[4], ia[5], ca[1], f32(1.0), f32(1.0), f32(0.0), 1, 1.0, f32(1e-30), f32(1.0), f32(1.0))
+                fa[6], ia[4], ia[5], ca[1], f32(1.0), f32(1.0), f32(0.0), 1, 1.0, f32(1e-30))
     warp_timbre(fa[0], fa[1], f32(1.0), ia[6], fa[2], fa[3], fa[4], fa[5], fa[6], fa[7], nb - 1, True, f32(1.0),
                 f32(-1.0), f32(1.0))
     detail_timbre(fa[0], fa[1], fa[2], fa[3], f32(0.0), f32(-1.0))

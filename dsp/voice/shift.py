@@ -17,12 +17,7 @@ Per frame and channel (5 ms hop; 20 ms window in the ``default`` section, 10 ms 
    synthesis phase of the previous frame's peak whose region held its bin. Phases are referenced to the
    window centre (bin k's phase + pi k), so moving a lobe by an odd number of bins does not flip its sign.
    DC and whatever lies below the first peak's main lobe are not moved: rumble there would otherwise be
-   carried up into the voice's range. A peak whose bin and true frequency are both below ``SUB_VOICE_HZ``
-   (mains hum at 50/60 Hz, rumble: below the F0 a speaking voice has) is not the voice's either: its region
-   keeps its bins and its own phase advance (r = 1), so a hum stays at its frequency instead of following the
-   shift (and, where the shift follows the intonation, wobbling with it, or landing in the F0 range an F0
-   tracker searches). With 50 Hz bins (the ``default`` section) that is a peak in bin 1; the 10 ms window's
-   100 Hz bins have none, and a hum there shares bins 0/1 with DC and is no peak of its own.
+   carried up into the voice's range.
 3. Formants (ratio a = ``formant_ratio``): the output takes the envelope warped along frequency,
    E(k / a), so an envelope peak at f moves to a f; with r = 1 this is a real gain per bin
    exp(E(k / a) - E(k)) and the phases are untouched.
@@ -55,7 +50,6 @@ PARAMS = (
 )
 
 LIFTER_MS = 2.0       # cepstral lifter on the peak-to-peak envelope: detail finer than ~500 Hz is dropped
-SUB_VOICE_HZ = 65.0   # peaks below this stay: 50/60 Hz mains hum, rumble (the F0 trackers search from 65 Hz)
 _FLOOR = 1e-9         # magnitude floor before the log (a full-scale sine is ~n_fft / 4 on its bin)
 _TWO_PI = 2.0 * math.pi
 
@@ -157,9 +151,6 @@ class VoiceShift(SpectralStage):
         self._c_floor, self._c_tiny = c0(_FLOOR), c0(1e-30)
         self._c_m1, self._c_p1, self._c_zero = c0(-1.0), c0(1.0), c0(0.0)
         self._c_adv, self._c_pi = c0(self._adv_to_bins), c0(math.pi)
-        self._c_inv_adv = c0(1.0 / self._adv_to_bins)                    # bins -> rad per hop (r = 1)
-        self._c_sub = c0(SUB_VOICE_HZ * n / ctx.sample_rate)              # SUB_VOICE_HZ in bins
-        self._sub_bin = self.kf < self._c_sub                             # bins whose centre is below it
         self._c_2pi, self._c_inv2pi = c0(_TWO_PI), c0(1.0 / _TWO_PI)
         self._v_ra, self._v_rm1, self._v_scale = c0(0.0), c0(0.0), c0(0.0)
         self._i_zero, self._i_nb = c0(0, np.int64), c0(nb, np.int64)
@@ -181,7 +172,6 @@ class VoiceShift(SpectralStage):
             self._ksm = (np.zeros(h, f32), np.zeros(h, f32), np.zeros(self._khalf[0].shape[1], f32),
                          np.zeros(self._khalf[1].shape[1], f32), np.zeros(h, f32), np.zeros(h, f32))
         self._k_adv, self._k_tiny = np.float32(self._adv_to_bins), np.float32(1e-30)
-        self._k_inv_adv, self._k_sub = self._c_inv_adv[()], self._c_sub[()]
         self.reset()
 
     def reset(self):
@@ -354,7 +344,7 @@ class VoiceShift(SpectralStage):
                                 self._own, prev_owner, phi, self._phinew, self._sidx, self.kf, self._d, self._q,
                                 self._gain, self._src, self._pk, self._zs, self._k_adv,
                                 np.float32(r / self._adv_to_bins), np.float32(r - 1.0), int(self._first), e_in,
-                                self._k_tiny, self._k_sub, self._k_inv_adv)
+                                self._k_tiny)
             self._phi[ch], self._phinew = self._phinew, phi
             self._prev_owner[ch], self._own = self._own, prev_owner
             return
@@ -387,14 +377,6 @@ class VoiceShift(SpectralStage):
         self._v_rm1[()] = r - 1.0
         np.multiply(fbin, self._v_ra, out=m0)
         np.multiply(fbin, self._v_rm1, out=self._m2f1)
-        # Sub-voice peaks (bin and true frequency below SUB_VOICE_HZ) advance at their own frequency and do not
-        # move. Both: a voice's peak further up whose advance reads low (noise, an onset) still moves.
-        low = b1
-        np.less(fbin, self._c_sub, out=low)
-        np.logical_and(low, self._sub_bin, out=low)
-        np.multiply(fbin, self._c_inv_adv, out=t)
-        np.copyto(m0, t, where=low)
-        np.copyto(self._m2f1, self._c_zero, where=low)
         phinew = self._phinew
         phi.take(prev_owner, out=phinew, mode="clip")
         phinew += m0
