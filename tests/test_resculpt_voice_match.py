@@ -26,10 +26,13 @@ def _target(**dims) -> Profile:
     return Profile("target", {"centroid_hz": 800.0, "tilt_db_oct": -8.0, **dims}, band_env_db=ENV)
 
 
-def _model(x, target, match, amount=1.0, sr=SR):
+def _model(x, target, match, amount=1.0, sr=SR, **params):
+    """The resculpt stage alone over ``x`` toward ``target``; ``params``: more ``resculpt.<name>`` values."""
     ch = Chain(Layout(spectral=("resculpt",)), sr, x.shape[0], 512)
     ch.params["resculpt.match"] = match
     ch.params["resculpt.amount"] = amount
+    for k, v in params.items():
+        ch.params[f"resculpt.{k}"] = v
     ch.set_target(target, engine="model")
     return ch(x)
 
@@ -72,6 +75,51 @@ def test_a_delta_targets_f0_and_formant_ratios_move_a_synthetic_vowel(resculpt_b
                         for i in range(0, x.shape[1], 512)], axis=1)[:, sec.latency_samples :]
     assert abs(_f0(y, SR) / 187.5 - 1.0) < 0.03
     assert abs(_envelope_peak_hz(y, SR, 187.5) / (1.2 * FORMANT_HZ) - 1.0) < 0.06
+
+
+@pytest.mark.parametrize("st", (-5.0, 4.0))
+def test_the_pitch_override_moves_the_pitch_by_its_semitones_in_timbre_mode(resculpt_bundle, st):
+    """resculpt.pitch_st moves a 150 Hz voice by its semitones (3 %) even in timbre mode, where the target's own
+    voice figures move nothing; at 0 (the default) the render is bit-identical to one that never set it."""
+    x = _tone(SR, 150.0, 2.0)
+    y = _model(x, _target(f0_median_hz=200.0), "timbre", pitch_st=st)
+    assert abs(_f0(y, SR) / (150.0 * 2 ** (st / 12)) - 1.0) < 0.03
+    np.testing.assert_array_equal(_model(x, _target(), "timbre", pitch_st=0.0, formant_ratio=1.0),
+                                  _model(x, _target(), "timbre"))
+
+
+def test_the_pitch_override_adds_to_the_targets_median_in_voice_mode_and_scales_with_amount(resculpt_bundle):
+    """In voice mode the override moves on from the target's median: 120 Hz toward a 200 Hz target with
+    pitch_st -3 leaves at 200 * 2^(-3/12) Hz, and amount 0.5 takes half of the whole move in semitones (3 %)."""
+    x = _tone(SR, 120.0, 2.0)
+    y = _model(x, _target(f0_median_hz=200.0), "voice", pitch_st=-3.0)
+    assert abs(_f0(y, SR) / (200.0 * 2 ** (-3 / 12)) - 1.0) < 0.03
+    y = _model(x, _target(f0_median_hz=200.0), "voice", amount=0.5, pitch_st=-3.0)
+    assert abs(_f0(y, SR) / (120.0 * (200.0 * 2 ** (-3 / 12) / 120.0) ** 0.5) - 1.0) < 0.03
+
+
+@pytest.mark.parametrize("ratio", (0.85, 1.2))
+def test_the_formant_override_moves_the_targets_envelope_peak_and_keeps_the_pitch(resculpt_bundle, ratio):
+    """resculpt.formant_ratio warps the model's output: toward a target with a vowel's own envelope (its
+    fingerprint: the model keeps the 1 kHz formant), the output's envelope peak sits at ratio x 1 kHz (6 %), the
+    150 Hz pitch within 1 %."""
+    x = _tone(SR, 150.0, 2.0)
+    own = fingerprint(x[0], SR)
+    y0 = _model(x, own, "timbre")
+    assert abs(_envelope_peak_hz(y0, SR, 150.0) / FORMANT_HZ - 1.0) < 0.06
+    y = _model(x, own, "timbre", formant_ratio=ratio)
+    assert abs(_envelope_peak_hz(y, SR, 150.0) / (ratio * FORMANT_HZ) - 1.0) < 0.06
+    assert abs(_f0(y, SR) / 150.0 - 1.0) < 0.01
+
+
+def test_the_voice_overrides_need_a_target(resculpt_bundle):
+    """Without a target the stage passes the input (delayed) whatever the overrides say: they move the target."""
+    x = _tone(SR, 150.0, 1.0)
+    ch = Chain(Layout(spectral=("resculpt",)), SR, 1, 512)
+    ref = ch(x)
+    ch = Chain(Layout(spectral=("resculpt",)), SR, 1, 512)
+    ch.params["resculpt.pitch_st"] = 5.0
+    np.testing.assert_array_equal(ch(x), ref)
 
 
 def test_the_voice_match_tracks_a_steady_voices_median_within_1_percent():

@@ -33,6 +33,10 @@ Per frame, with amount a (0..1, the share of the move):
   input's and the target's long-term band envelopes, applied as a warp before the model, raised the benchmark's
   LPC formant error from 9.4 % to 17.6 % (docs/resculpt-stage.md, "Voice match").
 
+* **Pitch override** (``resculpt.pitch_st``, given to :meth:`VoiceMatch.set_goal`): every frame's pitch moves by a
+  further a * pitch_st semitones on top of the goal (alone, with a goal of no move, when the stage runs the voice
+  match for it only). The formant override is applied after the model (see the stage), not here.
+
 Latency: none beyond the section's (AnonVoice has no look-ahead). Stereo: one pitch ratio and warp for all
 channels (AnonVoice's). ``scripts/voice_match_estimators.py`` measures the median F0 against the fingerprint's
 on real speech.
@@ -112,11 +116,14 @@ class VoiceMatch(AnonVoice):
             table.value[self._i[k]] = v
         self.goal = VoiceGoal()
         self.amount = 1.0
+        self._st_oct = 0.0  # the pitch override's move on top of the goal, octaves
 
-    def set_goal(self, goal: VoiceGoal | None, amount: float) -> None:
-        """The goal (None: keep the voice) and the share of the move (0..1) for the next frames."""
+    def set_goal(self, goal: VoiceGoal | None, amount: float, pitch_st: float = 0.0) -> None:
+        """The goal (None: keep the voice), the share of the move (0..1), and a pitch move on top of the goal (the
+        ``resculpt.pitch_st`` override, semitones; also scaled by the share) for the next frames."""
         self.goal = goal if goal is not None else VoiceGoal()
         self.amount = min(max(float(amount), 0.0), 1.0)
+        self._st_oct = float(pitch_st) / 12.0
 
     def _pick(self, n: int, e: float) -> float:
         f = super()._pick(n, e)
@@ -149,6 +156,7 @@ class VoiceMatch(AnonVoice):
                     lt += a * g.f0_oct
                 elif not math.isnan(self._lmed):
                     lt += a * (g.f0_oct - self._lmed)
+            lt += a * self._st_oct
             f0 = self._f0_cur
             if self._rng != 1.0 and f0 > 0.0:
                 dev = math.log2(f0) - self._q50

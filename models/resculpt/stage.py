@@ -41,10 +41,12 @@ from resculpt.dsp.descriptors import CENTERS, high_shelf, low_shelf
 from resculpt.dsp.features.spectral import tilt_slope_db_oct, tilt_weights
 from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of
-from resculpt.dsp.params import ParamSpec
+from resculpt.dsp.params import ParamSpec, ParamTable
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
+from resculpt.dsp.voice.shift import PARAMS as SHIFT_PARAMS
+from resculpt.dsp.voice.shift import VoiceShift
 from resculpt.models.mask.bundle import iobinding_runner
 
 from . import common as C
@@ -73,9 +75,21 @@ PARAMS = (
               doc="adds this spectral tilt (around 1 kHz) to the target's envelope and to its tilt dimension"),
     ParamSpec("resculpt.loudness_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=50.0,
               doc="adds this to the target's integrated loudness (when the target has one)"),
+    ParamSpec("resculpt.pitch_st", -12.0, 12.0, 0.0, "st", smoothing_ms=50.0,
+              doc="moves the pitch by this many semitones on top of what the target asks (in every match mode: "
+                  "the voice match runs for it), formants kept"),
+    ParamSpec("resculpt.formant_ratio", 0.7, 1.4, 1.0, "x", scale="log", smoothing_ms=50.0,
+              doc="moves the formants (spectral envelope) of the model's output by this ratio, on top of the "
+                  "target's envelope (in every match mode), pitch kept"),
     follow_param("resculpt"),
 )
 OVERRIDES = PARAMS[2:6]  # bass, brightness, tilt, loudness: each a unit direction in conditioning space
+# Pitch and formants are not conditioning moves (the generator has no pitch operator, and it would match a warped
+# voice's envelope back onto the target's): the pitch override is a move of the voice match before the model (with
+# it away from 0 the voice match runs in timbre mode too), the formant override an envelope warp of the model's
+# output (dsp/voice/shift.py's formant path), so the output's formants are the target's times the ratio.
+VOICE_OVERRIDES = PARAMS[6:8]
+_NO_VOICE_GOAL = VoiceGoal(relative=True)  # the voice match's goal when only the pitch override moves the voice
 I_LOUDNESS = 3  # the loudness override's place in OVERRIDES (also the loudness follower's offset)
 
 _DIM_I = {d.name: i for i, d in enumerate(DIMS)}
@@ -202,8 +216,12 @@ class ResculptStage(SpectralStage):
         self._i_amount = table.index("resculpt.amount")
         self._i_match = table.index("resculpt.match")
         self._i_ovr = np.array([table.index(p.id) for p in OVERRIDES], np.intp)
+        self._i_pitch, self._i_formant = (table.index(p.id) for p in VOICE_OVERRIDES)
         self._i_follow = table.index("resculpt.loudness_follow")
         self._voice = VoiceMatch()
+        self._warp_table = ParamTable(SHIFT_PARAMS)  # the formant override's warp of the output (its own table)
+        self._warp = VoiceShift(self._warp_table)
+        self._i_warp = self._warp_table.index("voice.formant_ratio")
         self._follow = LoudnessFollower()
         self._primed = None
         self._hold = False
@@ -239,6 +257,7 @@ class ResculptStage(SpectralStage):
                              f"use the {C.STFT_CONFIG!r} STFT config")
         super().prepare(ctx)
         self._voice.prepare(ctx)
+        self._warp.prepare(ctx)
         self._follow.prepare(ctx)
         c, nb = ctx.channels, ctx.n_bins
         N, L = self.bundle.df_order, self.latency_frames
@@ -336,6 +355,7 @@ class ResculptStage(SpectralStage):
         self._ovr_old.fill(np.nan)
         self._voice.reset()
         self._voice_on = False
+        self._warp.reset()
         self._follow.reset()
 
     def _frame(self, k: int) -> np.ndarray:
@@ -362,13 +382,17 @@ class ResculptStage(SpectralStage):
                 cond[_I_TILT_REL] += self._tilt_tmp[0]
 
     def _voice_wanted(self):
-        """The target's voice goal when the voice match runs (voice / all mode, a goal, amount > 0), else None.
-        Parameters change between process() calls only, so a frame's observe_input and its batch agree."""
+        """The voice match's goal when it runs, else None: with a target and amount > 0, the target's voice goal in
+        voice / all mode, and a goal of no move of its own when only the pitch override moves the voice (timbre
+        mode, or a target that names no voice figure). Parameters change between process() calls only, so a frame's
+        observe_input and its batch agree."""
         tgt = self.inbox.value
         v = self.table.value
-        if tgt is None or tgt.voice is None or int(v[self._i_match]) == 0 or not v[self._i_amount] > 0.0:
+        if tgt is None or not v[self._i_amount] > 0.0:
             return None
-        return tgt.voice
+        if tgt.voice is not None and int(v[self._i_match]) != 0:
+            return tgt.voice
+        return _NO_VOICE_GOAL if v[self._i_pitch] != 0.0 else None
 
     def _voice_start(self, on: bool) -> None:
         """Entering voice mode starts the voice match's trackers afresh (its F0 queue holds frames only while on)."""
@@ -390,12 +414,16 @@ class ResculptStage(SpectralStage):
         goal = self._voice_wanted()
         self._voice_start(goal is not None)
         if goal is not None:
-            self._voice.set_goal(goal, float(self.table.value[self._i_amount]))
+            v = self.table.value
+            self._voice.set_goal(goal, float(v[self._i_amount]), float(v[self._i_pitch]))
             self._voice.process_frames(specs, n)
         tgt = self.inbox.value
+        warp = self._warp_ratio(tgt)
         if n < 2 or tgt is None or not self.bundle.batched:
             for k in range(n):
                 self.process_frame(specs[k])
+                if warp:
+                    self._warp.process_frame(specs[k])
             return
         self._update_cond(tgt)
         for k in range(n):
@@ -404,6 +432,18 @@ class ResculptStage(SpectralStage):
         self._call(n)
         for k in range(n):
             self._apply(specs[k], k, n - 1 - k, tgt)
+            if warp:
+                self._warp.process_frame(specs[k])
+
+    def _warp_ratio(self, tgt) -> bool:
+        """Whether the formant override warps the output of this batch (a target, amount > 0, a ratio away from 1);
+        when it does, its warp's ratio is set: formant_ratio^amount."""
+        v = self.table.value
+        r, a = float(v[self._i_formant]), float(v[self._i_amount])
+        if tgt is None or r == 1.0 or not a > 0.0:
+            return False
+        self._warp_table.value[self._i_warp] = 2.0 ** (a * math.log2(r))
+        return True
 
     def process_frame(self, spec):
         self._push(spec)

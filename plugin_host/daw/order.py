@@ -115,4 +115,6 @@ ORDER = (
     "resculpt.loudness_follow",
     "anon.excite_pct",
     "match.loudness_db",
+    "resculpt.pitch_st",
+    "resculpt.formant_ratio",
 )
