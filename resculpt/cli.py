@@ -519,8 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r.add_argument("--engine", "--matcher", dest="engine", choices=ENGINES, default="auto",
                    help="what moves the audio toward --target: model (the resculpting model; an error when its "
-                        "bundle is not installed), match-eq (the profile-matching EQ), auto (the model whenever its "
-                        "bundle is installed, else the match-EQ). --matcher is another name for it")
+                        "bundle is not installed), match-eq (the profile-matching EQ), auto (the model when its "
+                        "bundle is installed and its benchmark beats the match-EQ on targets of this form, a "
+                        "description or an absolute profile; else the match-EQ). --matcher is another name for it")
     r.add_argument("--match", choices=MATCH_MODES,
                    help="which target dimensions the model moves: timbre (default: envelope, tilt, brightness, "
                         "dynamics), voice (timbre plus F0 and formants), all (voice plus pace)")
