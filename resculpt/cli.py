@@ -70,7 +70,8 @@ def cmd_render(a) -> int:
         if a.quiet or a.json:
             return
         if "distance_before_db" in r:
-            print(f"  match-EQ: band-envelope distance to target {r['distance_before_db']:.2f} dB -> "
+            eng = "model" if r.get("engine") == "model" else "match-EQ"
+            print(f"  {eng}: band-envelope distance to target {r['distance_before_db']:.2f} dB -> "
                   f"{r['distance_after_db']:.2f} dB")
         print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
               f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")

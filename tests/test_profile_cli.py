@@ -54,7 +54,7 @@ def test_render_with_target_and_amount_moves_the_envelope_and_keeps_length(tmp_p
     assert main(["profile", "describe", "much more bass", "--base", str(EXAMPLE), "-o", str(t)]) == 0
     out = tmp_path / "o.wav"
     assert main(["render", str(EXAMPLE), "-o", str(out), "--target", str(t), "--amount", "1", "--engine", "match-eq"]) == 0
-    assert "band-envelope distance" in capsys.readouterr().out
+    assert "match-EQ: band-envelope distance" in capsys.readouterr().out
     x, sr = read_audio(EXAMPLE)
     y, sr2 = read_audio(out)
     assert sr2 == sr and y.shape == x.shape
@@ -63,6 +63,15 @@ def test_render_with_target_and_amount_moves_the_envelope_and_keeps_length(tmp_p
     out0 = tmp_path / "o0.wav"
     assert main(["render", str(EXAMPLE), "-o", str(out0), "--target", str(t), "--amount", "0", "--engine", "match-eq"]) == 0
     np.testing.assert_allclose(read_audio(out0)[0], x, atol=1e-4)
+
+
+def test_render_names_the_engine_that_moved_the_audio(resculpt_bundle, tmp_path, capsys):
+    """The distance line of a target render says which engine ran: the model for --engine model, the match-EQ
+    for --engine match-eq."""
+    for engine, label in (("model", "model: band-envelope distance"), ("match-eq", "match-EQ: band-envelope distance")):
+        out = tmp_path / f"{engine}.wav"
+        assert main(["render", str(EXAMPLE), "-o", str(out), "--preset", "warm-radio", "--engine", engine]) == 0
+        assert label in capsys.readouterr().out
 
 
 def test_render_context_and_usage_errors(tmp_path, capsys, monkeypatch):
