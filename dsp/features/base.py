@@ -89,8 +89,10 @@ class FrameAnalyzer(Processor):
         hop = self.hop
         win = self._input
         i = 0
+        self._block(block)
         while i < n:
             m = min(n - i, hop - win.fill)
+            self._segment(i, m)
             if win.write(block[:, i : i + m]):
                 np.nan_to_num(win.buf[:, -hop:], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 self._compute(self.history[self.frames % self.capacity])
@@ -101,6 +103,14 @@ class FrameAnalyzer(Processor):
 
     def _compute(self, row: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _block(self, block: np.ndarray) -> None:
+        """Called with each block before it is cut into hops: an analyser that filters its input runs the filter
+        over the whole block here (one call instead of one per hop), then keeps the samples per hop in
+        :meth:`_segment`."""
+
+    def _segment(self, i: int, m: int) -> None:
+        """Called before samples i .. i + m of the block go into the window's newest hop."""
 
     # -- control side --------------------------------------------------------------------------
     def read(self) -> np.ndarray:
