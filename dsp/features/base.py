@@ -41,6 +41,13 @@ class FrameAnalyzer(Processor):
     columns: tuple = ()
     units: tuple = ()
     window_ms = 20.0
+    # An analyser that runs its input through a recursive filter (state carried from hop to hop) sets
+    # ``filter_sos`` (sections, 6) in _setup, and ``filter_mono`` True to filter the mean of the channels (one
+    # signal) rather than each channel. The base then filters each whole block in one call, on the samples the
+    # window holds (float64, non-finite values zeroed): the state carries over exactly, so these are the samples a
+    # filter run hop by hop gives, at a fraction of the calls. ``filtered()`` is the newest hop of them.
+    filter_sos = None
+    filter_mono = False
 
     def __init__(self, history_s: float = 10.0):
         super().__init__()
@@ -58,8 +65,14 @@ class FrameAnalyzer(Processor):
         self.capacity = max(1, int(cap))
         self._input = HopWindow(channels, self.win_len, self.hop, np.float64)
         self._mono = np.zeros(self.win_len, np.float64)
+        self.filter_sos = None
         self.history = np.full((self.capacity, len(self.columns)), np.nan)
         self._setup()
+        if self.filter_sos is not None:
+            c = 1 if self.filter_mono else channels
+            self._fwin = HopWindow(c, self.hop, self.hop, np.float64)
+            self._fzi = np.zeros((self.filter_sos.shape[0], 2) if self.filter_mono else (self.filter_sos.shape[0], c, 2))
+            self._fblock = None
         self.reset()
 
     def _setup(self) -> None:
@@ -70,6 +83,9 @@ class FrameAnalyzer(Processor):
 
     def reset(self) -> None:
         self._input.reset()
+        if self.filter_sos is not None:
+            self._fwin.reset()
+            self._fzi.fill(0.0)
         self.history.fill(np.nan)
         self.frames = 0
         self._read = 0
@@ -89,28 +105,41 @@ class FrameAnalyzer(Processor):
         hop = self.hop
         win = self._input
         i = 0
-        self._block(block)
+        fw = self._filter_block(block) if self.filter_sos is not None and n else None
         while i < n:
             m = min(n - i, hop - win.fill)
-            self._segment(i, m)
+            if fw is not None:
+                fw.write(self._fblock[:, i : i + m])
             if win.write(block[:, i : i + m]):
                 np.nan_to_num(win.buf[:, -hop:], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 self._compute(self.history[self.frames % self.capacity])
                 self.frames += 1
                 win.shift()
+                if fw is not None:
+                    fw.shift()
             i += m
         return block
 
+    def _filter_block(self, block: np.ndarray) -> HopWindow:
+        """``filter_sos`` over the whole block into ``self._fblock`` (1 or channels, n); returns the window its
+        hops go into."""
+        from scipy.signal import sosfilt
+
+        x = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        if self.filter_mono:
+            x = (x[0] if x.shape[0] == 1 else np.mean(x, axis=0))[None]
+            y, self._fzi = sosfilt(self.filter_sos, x[0], zi=self._fzi)
+            self._fblock = y[None]
+        else:
+            self._fblock, self._fzi = sosfilt(self.filter_sos, x, axis=-1, zi=self._fzi)
+        return self._fwin
+
+    def filtered(self) -> np.ndarray:
+        """The newest hop through ``filter_sos`` (1 or channels, hop) float64; valid inside _compute."""
+        return self._fwin.buf
+
     def _compute(self, row: np.ndarray) -> None:
         raise NotImplementedError
-
-    def _block(self, block: np.ndarray) -> None:
-        """Called with each block before it is cut into hops: an analyser that filters its input runs the filter
-        over the whole block here (one call instead of one per hop), then keeps the samples per hop in
-        :meth:`_segment`."""
-
-    def _segment(self, i: int, m: int) -> None:
-        """Called before samples i .. i + m of the block go into the window's newest hop."""
 
     # -- control side --------------------------------------------------------------------------
     def read(self) -> np.ndarray:

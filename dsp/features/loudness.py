@@ -22,9 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import sosfilt
 
-from ..hop_window import HopWindow
 from .base import FrameAnalyzer
 
 H_LO, H_HI, H_STEP = -70.0, 30.0, 0.05
@@ -120,12 +118,7 @@ class Loudness(FrameAnalyzer):
 
     def _setup(self):
         c = self.channels
-        self.sos = k_weighting_sos(self.sample_rate)
-        self._zi = np.zeros((2, c, 2))
-        # The K-weighted newest hop, filled beside the input's: the filter runs once per block (_block), which
-        # gives the same samples as once per hop (the state carries over exactly) at a fraction of the calls.
-        self._kwin = HopWindow(c, self.hop, self.hop, np.float64)
-        self._kblock = None
+        self.sos = self.filter_sos = k_weighting_sos(self.sample_rate)  # K-weighting, each channel (filtered())
         self._e = np.zeros(self.S_HOPS)       # K-weighted energy per hop (sum over channels)
         self._raw = np.zeros(self.M_HOPS)     # unweighted mean-over-channels energy per hop
         self._peak = np.zeros(self.M_HOPS)
@@ -133,8 +126,6 @@ class Loudness(FrameAnalyzer):
         self._lra = _GatedHistogram()
 
     def _reset_state(self):
-        self._zi.fill(0.0)
-        self._kwin.reset()
         self._e.fill(0.0)
         self._raw.fill(0.0)
         self._peak.fill(0.0)
@@ -151,23 +142,12 @@ class Loudness(FrameAnalyzer):
             return float(ring[end - n_hops : end].sum())
         return float(ring[:end].sum() + ring[size - (n_hops - end) :].sum())
 
-    def _block(self, block):
-        if block.shape[1] == 0:
-            return
-        # The samples the window will hold: float64 and non-finite values zeroed, as process() leaves each hop.
-        x = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        self._kblock, self._zi = sosfilt(self.sos, x, axis=-1, zi=self._zi)
-
-    def _segment(self, i, m):
-        self._kwin.write(self._kblock[:, i : i + m])
-
     def _compute(self, row):
         hop = self.hop
         x = self._input.buf[:, -hop:]
-        y = self._kwin.buf
+        y = self.filtered()
         h = self.frames
         self._e[h % self.S_HOPS] = float(np.sum(y * y))
-        self._kwin.shift()
         self._raw[h % self.M_HOPS] = float(np.sum(x * x)) / self.channels
         self._peak[h % self.M_HOPS] = float(np.max(np.abs(x))) if hop else 0.0
         ms_m = self._window_sum(self._e, self.M_HOPS, h) / (self.M_HOPS * hop)

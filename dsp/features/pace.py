@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter
 
 from .base import FrameAnalyzer
 
@@ -36,7 +36,7 @@ class Pace(FrameAnalyzer):
     def _setup(self):
         sr = self.sample_rate
         self.sos = butter(2, [300.0, 3000.0], btype="band", fs=sr, output="sos")
-        self._zi = np.zeros((self.sos.shape[0], 2))
+        self.filter_sos, self.filter_mono = self.sos, True  # filtered(): the mono hop band-passed
         hop_s = self.hop / sr
         self._a = math.exp(-hop_s / 0.025)
         self._decay = 1.0 * hop_s          # running peak falls 1 dB/s
@@ -45,7 +45,6 @@ class Pace(FrameAnalyzer):
         self._act = np.zeros(self.WINDOW_HOPS)
 
     def _reset_state(self):
-        self._zi.fill(0.0)
         self._ev.fill(0.0)
         self._act.fill(0.0)
         self._p = 0.0
@@ -57,8 +56,7 @@ class Pace(FrameAnalyzer):
         self._last_event = -10 ** 9
 
     def _compute(self, row):
-        x = self.mono()[-self.hop :] if self.win_len > self.hop else self.mono()
-        y, self._zi = sosfilt(self.sos, x, zi=self._zi)
+        y = self.filtered()[0]
         self._p = self._a * self._p + (1.0 - self._a) * float(np.mean(y * y))
         e = 10.0 * math.log10(self._p + 1e-12)
         self._peak_track = max(e, self._peak_track - self._decay)

@@ -67,7 +67,7 @@ class Pitch(FrameAnalyzer):
         hp = butter(2, HPF_FMIN * self.fmin_hz, "highpass", fs=sr, output="sos")
         self._sos = (np.concatenate([hp, cheby1(8, 0.05, 0.8 * 0.5 * self.rate, fs=sr, output="sos")])
                      if self.dec > 1 else hp)
-        self._zi = np.zeros((self._sos.shape[0], 2))
+        self.filter_sos, self.filter_mono = self._sos, True  # filtered(): the mono hop high- and low-passed
         r = self.rate
         self.tau_max = int(np.ceil(r / self.fmin_hz))
         self.tau_min = max(2, int(np.floor(r / self.fmax_hz)))
@@ -81,15 +81,10 @@ class Pitch(FrameAnalyzer):
 
     def _reset_state(self):
         self._x.reset()
-        self._zi.fill(0.0)
 
     def _push(self) -> np.ndarray:
-        """High-pass, low-pass and decimate the newest hop into the analysis window (a hop at a time)."""
-        h = self.mono()
-        from scipy.signal import sosfilt
-
-        h, self._zi = sosfilt(self._sos, h, zi=self._zi)
-        h = h[self.dec - 1 :: self.dec]
+        """Decimate the newest hop, high- and low-passed (``filtered()``), into the analysis window."""
+        h = self.filtered()[0, self.dec - 1 :: self.dec]
         x = self._x
         x.shift()
         x.write(h[None, :])
