@@ -65,6 +65,7 @@ class FrameAnalyzer(Processor):
         self.capacity = max(1, int(cap))
         self._input = HopWindow(channels, self.win_len, self.hop, np.float64)
         self._mono = np.zeros(self.win_len, np.float64)
+        self._xb = np.zeros((channels, max(1, max_block)), np.float64)  # a block as the window holds it
         self.filter_sos = None
         self.history = np.full((self.capacity, len(self.columns)), np.nan)
         self._setup()
@@ -104,14 +105,22 @@ class FrameAnalyzer(Processor):
         n = block.shape[1]
         hop = self.hop
         win = self._input
+        cap = self._xb.shape[1]
+        if n > cap:  # more than prepare's max_block: in pieces of it
+            for j in range(0, n, cap):
+                self.process(block[:, j : j + cap])
+            return block
         i = 0
-        fw = self._filter_block(block) if self.filter_sos is not None and n else None
+        # The block as the window holds it: float64, non-finite samples 0 (once per block, not per hop).
+        xb = self._xb[:, :n]
+        np.copyto(xb, block)
+        np.nan_to_num(xb, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        fw = self._filter_block(xb) if self.filter_sos is not None and n else None
         while i < n:
             m = min(n - i, hop - win.fill)
             if fw is not None:
                 fw.write(self._fblock[:, i : i + m])
-            if win.write(block[:, i : i + m]):
-                np.nan_to_num(win.buf[:, -hop:], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            if win.write(xb[:, i : i + m]):
                 self._compute(self.history[self.frames % self.capacity])
                 self.frames += 1
                 win.shift()
@@ -120,12 +129,11 @@ class FrameAnalyzer(Processor):
             i += m
         return block
 
-    def _filter_block(self, block: np.ndarray) -> HopWindow:
-        """``filter_sos`` over the whole block into ``self._fblock`` (1 or channels, n); returns the window its
-        hops go into."""
+    def _filter_block(self, x: np.ndarray) -> HopWindow:
+        """``filter_sos`` over the whole block ``x`` (channels, n) float64, as the window holds it, into
+        ``self._fblock`` (1 or channels, n); returns the window its hops go into."""
         from scipy.signal import sosfilt
 
-        x = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         if self.filter_mono:
             x = (x[0] if x.shape[0] == 1 else np.mean(x, axis=0))[None]
             y, self._fzi = sosfilt(self.filter_sos, x[0], zi=self._fzi)
