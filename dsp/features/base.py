@@ -8,9 +8,9 @@ STFT hop at every rate) has arrived, computes one row of ``columns`` from the la
 control side reads them with :meth:`FrameAnalyzer.read`.
 
 Streaming equals offline by construction: :func:`analyze` runs the very same processor over a
-whole signal, and every per-hop computation (and every stateful filter, which is advanced one
-whole hop at a time) depends only on the samples seen so far, never on how they were cut into
-blocks. Frame ``i`` ends at sample ``(i + 1) * hop``; samples before the start are zeros.
+whole signal, and every per-hop computation depends only on the samples seen so far, never on how
+they were cut into blocks (a recursive filter, ``filter_sos``, runs over whole blocks with its state
+carried across them, which gives the same samples as any other cut). Frame ``i`` ends at sample ``(i + 1) * hop``; samples before the start are zeros.
 
 Non-finite input samples are replaced by 0 inside the analyser's own buffer (the caller's block
 is never modified).
@@ -135,8 +135,8 @@ class FrameAnalyzer(Processor):
         from scipy.signal import sosfilt
 
         if self.filter_mono:
-            x = (x[0] if x.shape[0] == 1 else np.mean(x, axis=0))[None]
-            y, self._fzi = sosfilt(self.filter_sos, x[0], zi=self._fzi)
+            mono = x[0] if x.shape[0] == 1 else np.mean(x, axis=0)
+            y, self._fzi = sosfilt(self.filter_sos, mono, zi=self._fzi)
             self._fblock = y[None]
         else:
             self._fblock, self._fzi = sosfilt(self.filter_sos, x, axis=-1, zi=self._fzi)

@@ -118,7 +118,7 @@ class Loudness(FrameAnalyzer):
 
     def _setup(self):
         c = self.channels
-        self.sos = self.filter_sos = k_weighting_sos(self.sample_rate)  # K-weighting, each channel (filtered())
+        self.filter_sos = k_weighting_sos(self.sample_rate)  # K-weighting, each channel (filtered())
         self._e = np.zeros(self.S_HOPS)       # K-weighted energy per hop (sum over channels)
         self._raw = np.zeros(self.M_HOPS)     # unweighted mean-over-channels energy per hop
         self._peak = np.zeros(self.M_HOPS)

@@ -35,8 +35,8 @@ class Pace(FrameAnalyzer):
 
     def _setup(self):
         sr = self.sample_rate
-        self.sos = butter(2, [300.0, 3000.0], btype="band", fs=sr, output="sos")
-        self.filter_sos, self.filter_mono = self.sos, True  # filtered(): the mono hop band-passed
+        # filtered(): the mono hop band-passed
+        self.filter_sos, self.filter_mono = butter(2, [300.0, 3000.0], btype="band", fs=sr, output="sos"), True
         hop_s = self.hop / sr
         self._a = math.exp(-hop_s / 0.025)
         self._decay = 1.0 * hop_s          # running peak falls 1 dB/s

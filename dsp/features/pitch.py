@@ -65,9 +65,10 @@ class Pitch(FrameAnalyzer):
         self.dec = self._decimation(sr, hop)
         self.rate = sr / self.dec              # analysis rate
         hp = butter(2, HPF_FMIN * self.fmin_hz, "highpass", fs=sr, output="sos")
-        self._sos = (np.concatenate([hp, cheby1(8, 0.05, 0.8 * 0.5 * self.rate, fs=sr, output="sos")])
-                     if self.dec > 1 else hp)
-        self.filter_sos, self.filter_mono = self._sos, True  # filtered(): the mono hop high- and low-passed
+        # filtered(): the mono hop high- and low-passed
+        self.filter_sos = (np.concatenate([hp, cheby1(8, 0.05, 0.8 * 0.5 * self.rate, fs=sr, output="sos")])
+                           if self.dec > 1 else hp)
+        self.filter_mono = True
         r = self.rate
         self.tau_max = int(np.ceil(r / self.fmin_hz))
         self.tau_min = max(2, int(np.floor(r / self.fmax_hz)))
