@@ -21,8 +21,10 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
 3. **Pitch.** The output pitch is target · (f0 / median)^range: the median moves onto ``anon.f0_hz`` and
    the contour around it is scaled by ``anon.pitch_range`` (1 keeps the intonation, 0.5 halves its
    excursions in octaves). Unvoiced frames, and frames whose estimate is more than 0.8 octave from the
-   median (likely an octave error), take the median's shift. The shift in semitones is smoothed by a
-   one-pole of ``ST_TAU_S`` (15 ms), so an estimation error is a glide, not a click.
+   median (likely an octave error), take the median's shift; pauses take none (unvoiced frames more than
+   ``PAUSE_DB`` below the speaker's median voiced level: their hum and room tone stay as recorded). The shift
+   in semitones is smoothed by a one-pole of ``ST_TAU_S`` (15 ms), so an estimation error is a glide, not a
+   click.
 4. **Formants.** The envelope is read at src(k): k divided by the formant scale, then the inverse of the
    McAdams warp φ -> φ^α (φ in radians at 16 kHz, the VoicePrivacy baseline's frequency map applied to
    the envelope instead of to LPC poles: a formant at φ lands at a · φ^α). The scale is
@@ -163,6 +165,13 @@ EXCITE_STEPS = 32
 EXCITE_V0, EXCITE_V1 = 0.3, 0.6
 EXCITE_LAGS = 5         # periods tried around the F0 estimate's, 0.4 % apart (kernels.band_voicing)
 EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
+# Pauses. The envelope's 2 ms lifter cannot follow a pause's spectrum (mains hum and rumble 30-40 dB above
+# everything over 100 Hz): shifted down, the pause's noise lands on the smeared hump of that envelope and comes
+# out 6-15 dB louder at 100-700 Hz, and its hum leaves. An unvoiced frame PAUSE_DB below the speaker's median
+# voiced level (power over 100 Hz; a sign-step median in LEVEL_STEP_DB steps) takes no pitch shift;
+# fricatives are noise, which a shift leaves alike.
+PAUSE_DB = 12.0
+LEVEL_STEP_DB, LEVEL_STEP0_DB = 0.5, 6.0
 
 
 def _unit(seed: int, i: int) -> float:
@@ -210,6 +219,9 @@ class AnonVoice(VoiceShift):
 
     name = "anon"
     use_kernels = True
+    # Unvoiced frames more than this many dB below the speaker's median voiced level are background and are
+    # not pitch-shifted (None: every frame takes the speaker's shift). See PAUSE_DB.
+    pause_db: float | None = PAUSE_DB
 
     def __init__(self, table):
         self.table = table
@@ -296,6 +308,7 @@ class AnonVoice(VoiceShift):
         self._mean = np.zeros((ctx.channels, nb), np.float32)
         self._ctmp = np.zeros(nb, np.float32)
         self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
+        self._k_lv = int(math.ceil(100.0 / spacing))  # the pause test's level counts the bins from 100 Hz up
         # Pitch index maps of the 3-cent shift steps -12 .. +12 st (rows filled on first use; 3 MB at 48 kHz,
         # of which the pages of the steps a speaker uses are touched).
         self._maps = np.zeros((2 * ST_STEPS + 1, nb), np.int64)
@@ -404,6 +417,8 @@ class AnonVoice(VoiceShift):
         self._nobs = -1
         self._f0_last = 0.0
         self._nq = 0
+        self._lv = math.nan       # the speaker's median level over voiced frames, dB (of the frames' power over 100 Hz)
+        self._nlv = 0
         self._st = math.nan
         self._warp_key = (math.nan, math.nan)
         self._tilt = math.nan     # the tilt self._tgt was built for
@@ -555,10 +570,19 @@ class AnonVoice(VoiceShift):
         f0 = self._f0_cur
         self.f0 = f0
         lt = math.log2(f0_t)
+        if self.pause_db is not None:
+            # The frame's power above 100 Hz: a recording's DC and rumble would otherwise be most of a pause's.
+            p, k0 = 0.0, self._k_lv
+            for ch in range(spec.shape[0]):
+                p += float(np.vdot(spec[ch, k0:], spec[ch, k0:]).real)
+            self._lv_cur = 10.0 * math.log10(p + 1e-30)
         if f0 > 0.0:
             x = math.log2(f0)
             self._med = sign_step_median(self._med, x, self._nvoiced, MEDIAN_STEP, MEDIAN_STEP0)
             self._nvoiced += 1
+            if self.pause_db is not None:
+                self._lv = sign_step_median(self._lv, self._lv_cur, self._nlv, LEVEL_STEP_DB, LEVEL_STEP0_DB)
+                self._nlv += 1
         if self._nvoiced >= MIN_VOICED:
             med = self._med
             self.median_hz = 2.0 ** med
@@ -570,6 +594,9 @@ class AnonVoice(VoiceShift):
             a_ps = fr * 2.0 ** (follow * (lt - med))  # a without the speaker's scale: the codebook's map
         else:
             st, a, a_ps = 0.0, fr, fr
+        if (self.pause_db is not None and f0 == 0.0 and self._nlv >= MIN_VOICED
+                and self._lv_cur < self._lv - self.pause_db):
+            st = 0.0  # a pause: its background (room tone, hum) keeps its pitch
         st = min(max(st, -12.0), 12.0)
         if math.isnan(self._st):
             self._st = st

@@ -28,6 +28,11 @@ Per frame, with amount a (0..1, the share of the move):
   ``RANGE_RATIO``: R_t the target's ``f0_range_st``, or R_in plus a delta's. Before that, and without a range
   goal, the intonation is kept. The centre is the histogram's, not the sign-step median above: that one
   follows the intonation within a phrase, and excursions measured from it are too small to scale.
+* **Pauses** keep their pitch (``anon.PAUSE_DB``): an unvoiced frame more than 12 dB below the speaker's median
+  voiced level (power above 100 Hz) takes no shift. Shifted with the voice, a pause's mains hum left its place and
+  its noise came out louder at 100-700 Hz (the 2 ms envelope smears the hum's peak over those bins, and the
+  shifted noise is put back on that envelope; tests/test_resculpt_voice_match.py), which a fingerprint reads as
+  a brighter voice: the median spectral centroid counts the pauses.
 * **Formants**, for a delta target only: the envelope is warped by (geometric mean of its F1..F3 ratios)^a.
   An absolute target's formants are left to the model's band-envelope gains: a formant ratio fitted between the
   input's and the target's long-term band envelopes, applied as a warp before the model, raised the benchmark's
