@@ -186,17 +186,21 @@ def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False, passes: 
 
 
 def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none",
-               live: bool = False, passes: int = 2) -> np.ndarray:
+               live: bool = False, passes: int = 2, trim: str = "none") -> np.ndarray:
     """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input;
-    ``live``: both engines run as a live stream does (no priming, one pass), not as ``render`` does; ``passes``:
-    the offline renders' passes (render runs 2)."""
+    ``trim`` "match-eq": the match-EQ's render of the model's output toward the same target is the model row (the
+    EQ trims what the model left of the long-term envelope); ``live``: both engines run as a live stream does (no
+    priming, one pass), not as ``render`` does; ``passes``: the offline renders' passes (render runs 2)."""
     if name == "identity":
         return x
     if name == "match-eq":
         return match_eq_render(x, sr, target, live, passes)
     if prior == "match-eq":
         x = match_eq_render(x, sr, target, live, passes)
-    return model_render(x, sr, target, match, bundle, prime=not live, passes=passes)
+    y = model_render(x, sr, target, match, bundle, prime=not live, passes=passes)
+    if trim == "match-eq":
+        y = match_eq_render(y, sr, target, live, passes)
+    return y
 
 
 # -- targets and metrics ------------------------------------------------------------------------------------
@@ -327,7 +331,7 @@ def profile_section(a, clips, sr, bundle, log):
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
         for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes)
+                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes, a.model_trim)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -442,6 +446,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model-prior", choices=("none", "match-eq"), default="none",
                     help="what the profile section's model row hears: the input (none), or the match-EQ's 2-pass "
                          "render of it (the model then moves what an EQ left)")
+    ap.add_argument("--model-trim", choices=("none", "match-eq"), default="none",
+                    help="what follows the profile section's model row: nothing, or the match-EQ toward the same "
+                         "target (its 2-pass render of the model's output: an EQ trims what the model left)")
     ap.add_argument("--live", action="store_true",
                     help="the profile section's engines run as a live stream does (no priming with the whole input, "
                          "one pass: the first seconds learn the input's envelope), not as render does")
@@ -482,7 +489,7 @@ def main(argv=None) -> int:
             "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
-            "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes,
+            "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes, "model_trim": a.model_trim,
             "codec_preset": a.codec_preset,
             "lace": LACE_NOTE}
     out = Path(a.out)
@@ -539,6 +546,8 @@ def report(meta, res) -> str:
              if meta.get("live") else "")
           + (f"Offline renders in {meta['passes']} pass(es) (`--passes`; render runs 2). "
              if meta.get("passes", 2) != 2 else "")
+          + ("The model rows are the model's output trimmed by the match-EQ toward the same target (`--model-trim "
+             "match-eq`). " if meta.get("model_trim", "none") != "none" else "")
           + "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:
