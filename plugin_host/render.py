@@ -310,6 +310,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     st = target_stage(chain)
     slot = st.name
     model = slot == "resculpt"
+    if model:  # the model's band overrides move the output's envelope off the target's on purpose: aim at both
+        goal = goal + st.override_band_db(chain.params)
     if model:  # the model's running fingerprint is held at the whole input's (ResculptStage.prime)
         st.prime(env_in if prime else None, hold=True)
     else:  # prime=False: what a live stream does (learns as it goes)
@@ -322,6 +324,10 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     # chain's output is the stage's (nothing after it): a later stage's level change is not the follower's to undo.
     alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
     corr = np.zeros(len(goal))  # dB added to the target's bands (the match-EQ: to its goal envelope)
+    # The model's formant override warps the output's envelope away from the target's on purpose (its formants are
+    # the target's times the ratio): correcting the envelope by the output's would undo it, so then only the
+    # loudness is corrected.
+    warped = model and chain.params.get(f"{slot}.formant_ratio") != 1.0
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
     env_out = None
@@ -351,7 +357,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         got = meter.latest()["lufs_integrated"]
         if not last:
             amt = chain.params.get(f"{slot}.amount")
-            corr = corr + np.nan_to_num(band_shape_diff(goal, env_out)) * amt
+            if not warped:
+                corr = corr + np.nan_to_num(band_shape_diff(goal, env_out)) * amt
             a = amt * chain.params.get(f"{slot}.loudness_follow")
             if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
                 shift += (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs

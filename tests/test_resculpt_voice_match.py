@@ -112,6 +112,25 @@ def test_the_formant_override_moves_the_targets_envelope_peak_and_keeps_the_pitc
     assert abs(_f0(y, SR) / 150.0 - 1.0) < 0.01
 
 
+@pytest.mark.parametrize("ratio", (0.8, 1.25))
+def test_an_offline_render_with_the_formant_override_keeps_the_warp_and_lands_on_the_targets_loudness(
+        resculpt_bundle, ratio):
+    """render's passes correct the loudness, not the envelope, when the formant override warps it on purpose: toward
+    the vowel's own profile, the output's envelope peak sits at ratio x 1 kHz (6 %) and its integrated loudness
+    within 0.1 LU of the target's (correcting the envelope by the output's took part of the warp back and missed the
+    loudness)."""
+    from resculpt.plugin_host.render import render_with_target
+
+    x = _tone(SR, 150.0, 2.0)
+    own = fingerprint(x[0], SR)
+    ch = Chain(Layout(spectral=("resculpt",)), SR, 1, 512)
+    ch.params["resculpt.formant_ratio"] = ratio
+    ch.set_target(own, engine="model")
+    y, _ = render_with_target(ch, x, SR, own, 512)
+    assert abs(_envelope_peak_hz(y, SR, 150.0) / (ratio * FORMANT_HZ) - 1.0) < 0.06
+    assert abs(fingerprint(y[0], SR).dims["lufs_integrated"] - own.dims["lufs_integrated"]) < 0.1
+
+
 def test_the_voice_overrides_need_a_target(resculpt_bundle):
     """Without a target the stage passes the input (delayed) whatever the overrides say: they move the target."""
     x = _tone(SR, 150.0, 1.0)

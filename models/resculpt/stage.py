@@ -23,7 +23,9 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
    ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on
    the low bins over the ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published target the delayed
-   frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops either way).
+   frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops either way);
+5. the formant override's envelope warp (``resculpt.formant_ratio``), then the loudness follower: the output's
+   loudness is metered after everything that changes it.
 
 The bundle is the shipped one (``bundle.bundle_dir()``) unless one is given; :func:`bundle.load_bundle` caches
 it, so a graph rebuild does not reload it.
@@ -106,13 +108,18 @@ def _check_finite(p: Profile, where: str) -> None:
         raise ProfileError(f"{where}: infinite value in {', '.join(bad[:4])}; a profile holds finite numbers or null")
 
 
+# The band shape (32,) dB of one unit of each override: low shelf, high shelf, tilt around 1 kHz, loudness (none).
+_OVERRIDE_SHAPES = (low_shelf(BASS_HZ, 1.0), high_shelf(BRIGHT_HZ, 1.0), np.log2(np.maximum(CENTERS, 1.0) / 1000.0),
+                    np.zeros(C.N_BANDS))
+
+
 def _directions(ok: np.ndarray, mask: np.ndarray, relative: bool = False) -> np.ndarray:
     """(len(OVERRIDES), COND_DIM): the change of the conditioning vector per unit of each override, for a
     target whose compared bands are ``ok`` (32,) bool and whose dim mask is ``mask`` (N_DIMS,); a relative
     target's scalar overrides move its relative slots (``common.DZ0``), which need no mask: every relative row
     can move tilt and loudness."""
     d = np.zeros((len(OVERRIDES), C.COND_DIM), np.float32)
-    shapes = (low_shelf(BASS_HZ, 1.0), high_shelf(BRIGHT_HZ, 1.0), np.log2(np.maximum(CENTERS, 1.0) / 1000.0), np.zeros(C.N_BANDS))
+    shapes = _OVERRIDE_SHAPES
     for k, s in enumerate(shapes):
         if ok.any():
             d[k, C.S0 : C.M0] = np.where(ok, s - s[ok].mean(), 0.0) / 3.0  # level-free, / 3 dB like the target shape
@@ -225,6 +232,13 @@ class ResculptStage(SpectralStage):
         self._follow = LoudnessFollower()
         self._primed = None
         self._hold = False
+
+    @staticmethod
+    def override_band_db(params) -> np.ndarray:
+        """Control side: (32,) dB, the band shape the overrides (``resculpt.bass_db``, ``brightness_db``,
+        ``tilt_db_oct``) add to the target's envelope at their values in ``params`` (the chain's table, whose
+        values reach the stage's at its next block; level included: compare it level-free)."""
+        return sum(float(params.get(p.id)) * sh for p, sh in zip(OVERRIDES, _OVERRIDE_SHAPES))
 
     def prime(self, env_db, hold: bool = False) -> None:
         """Control side: the whole input's long-term band envelope (32,) dB (the fingerprint's ``band_env_db``, the
@@ -418,22 +432,18 @@ class ResculptStage(SpectralStage):
             self._voice.set_goal(goal, float(v[self._i_amount]), float(v[self._i_pitch]))
             self._voice.process_frames(specs, n)
         tgt = self.inbox.value
-        warp = self._warp_ratio(tgt)
         if n < 2 or tgt is None or not self.bundle.batched:
             for k in range(n):
                 self.process_frame(specs[k])
-                if warp:
-                    self._warp.process_frame(specs[k])
             return
         self._update_cond(tgt)
         for k in range(n):
             self._push(specs[k])
             self._features(specs[k], k)
         self._call(n)
+        warp = self._warp_ratio(tgt)
         for k in range(n):
-            self._apply(specs[k], k, n - 1 - k, tgt)
-            if warp:
-                self._warp.process_frame(specs[k])
+            self._apply(specs[k], k, n - 1 - k, tgt, warp)
 
     def _warp_ratio(self, tgt) -> bool:
         """Whether the formant override warps the output of this batch (a target, amount > 0, a ratio away from 1);
@@ -458,7 +468,7 @@ class ResculptStage(SpectralStage):
             st = self._states[self._phase]
             np.copyto(st["run_num"][0], self._primed[0])
             st["run_den"][0, 0] = self._primed[1]
-        self._apply(spec, 0, 0, tgt)
+        self._apply(spec, 0, 0, tgt, self._warp_ratio(tgt))
 
     def _push(self, spec) -> None:
         """The newest input spectrum into the ring (over the oldest)."""
@@ -488,10 +498,12 @@ class ResculptStage(SpectralStage):
         self._runs[self._rel][n > 1](self._bind[self._rel][n][self._phase])
         self._phase ^= 1
 
-    def _apply(self, spec, k: int, back: int, tgt) -> None:
+    def _apply(self, spec, k: int, back: int, tgt, warp: bool) -> None:
         """Row k of the outputs applied to the frame ``lookahead`` hops before the batch's frame k, written into
         ``spec``; ``back``: how many frames of the batch came after frame k (its newest frame is that many places
-        before the ring's newest)."""
+        before the ring's newest); ``warp``: the formant override's warp (:meth:`_warp_ratio`) follows, before the
+        loudness follower meters the output (the warp changes the level: metered before it, the output missed the
+        target's loudness)."""
         R, L, N = self._ring.shape[0], self.latency_frames, self.bundle.df_order
         X = self._frame(R - 1 - L - back)
         a = np.float32(self.table.value[self._i_amount])
@@ -521,6 +533,8 @@ class ResculptStage(SpectralStage):
             tmp = self._tmp[ch, S:]
             np.multiply(X[ch, : nb - S], self._cE[ch, S:], out=tmp)
             spec[ch, S:] += tmp
+        if warp:
+            self._warp.process_frame(spec)
         # Loudness: metered on the delayed input frame and on the model's output, then one broadband gain.
         lo = float(self._ovr64[I_LOUDNESS])
         self._follow.measure_input(X)
