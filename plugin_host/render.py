@@ -286,7 +286,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     second its loudness, :func:`prime_loudness`); with ``passes`` > 1 each further pass adds the remaining
     level-free envelope error of the previous pass's output to the stage's target (corrects analysis
     leakage, band blur and what the estimate drifts while it follows the input) and moves the loudness goal by
-    what the output measured. ``1 + passes`` sweeps of the input (and one for the loudness), one block held at a
+    what the output measured. The error is taken against where the stage's amount puts the output (that share of
+    the way from the input to the target, plus the model's band overrides) and divided by the amount. ``1 + passes`` sweeps of the input (and one for the loudness), one block held at a
     time; ``store()`` makes the row store for each envelope measurement (see
     :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
@@ -357,8 +358,11 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         got = meter.latest()["lufs_integrated"]
         if not last:
             amt = chain.params.get(f"{slot}.amount")
-            if not warped:
-                corr = corr + np.nan_to_num(band_shape_diff(goal, env_out)) * amt
+            if not warped and amt >= 0.01:
+                # The stage moves amt of the way to (target + corr), so the output belongs at amt of the way from
+                # the input to the goal, and a miss of e there takes e / amt more in the target.
+                want_env = goal if amt >= 1.0 else env_in + amt * (goal - env_in)
+                corr = corr + np.nan_to_num(band_shape_diff(want_env, env_out)) / amt
             a = amt * chain.params.get(f"{slot}.loudness_follow")
             if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
                 shift += (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs

@@ -70,8 +70,11 @@ def _whole_target_render(chain, x, sr, target, block, passes=2):
         chain.reset()
         y = process_whole(chain, x, block)
         if p < passes - 1:
-            eff = eff + np.nan_to_num(band_shape_diff(goal, _whole_envelope(y, sr))) * chain.params.get("match.amount")
-            a = chain.params.get("match.amount") * chain.params.get("match.loudness_follow")
+            amt = chain.params.get("match.amount")
+            if amt >= 0.01:  # the error against the amount's share of the move, in target units
+                aim = goal if amt >= 1.0 else env_in + amt * (goal - env_in)
+                eff = eff + np.nan_to_num(band_shape_diff(aim, _whole_envelope(y, sr))) / amt
+            a = amt * chain.params.get("match.loudness_follow")
             meter = render._loudness_meter(chain, block)
             meter.process(y.astype(np.float64))
             got = meter.latest()["lufs_integrated"]

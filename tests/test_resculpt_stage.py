@@ -419,3 +419,31 @@ def test_a_model_renders_second_pass_keeps_the_bass_override_and_the_loudness(re
     (b1, _), (b2, lu2) = bass(1), bass(2)
     assert b2 >= 3.0 and b2 > b1, (b1, b2)
     assert abs(lu2) < 0.1, lu2
+
+
+@pytest.mark.parametrize("engine", ("match-eq", "model"))
+def test_a_two_pass_render_at_half_amount_moves_half_way(resculpt_bundle, clip, engine):
+    """``<stage>.amount`` 0.5 moves the envelope half way to the target in an offline render too: toward the clip's
+    own envelope tilted by +-6 dB across the bands, the median share of each band's move after both passes is
+    0.5 +- 0.03 (a second pass that corrected toward the whole target carried it past half way)."""
+    from resculpt.dsp.profile import band_shape_diff, long_term_envelope
+    from resculpt.plugin_host.render import render_with_target, with_match_stage
+
+    _, _, x = clip
+    x = x[None].astype(np.float32)
+    own = fingerprint(x[0], SR)
+    tgt = own.copy()
+    tgt.band_env_db = list(np.asarray(own.band_env_db) + np.linspace(6.0, -6.0, 32))
+    e0 = long_term_envelope(x[0], SR)
+    want = band_shape_diff(np.asarray(tgt.band_env_db), e0)
+    ok = np.isfinite(want) & (np.abs(want) > 1.0)
+    if engine == "model":
+        c = Chain(Layout(spectral=("resculpt",)), SR, 1, 4096)
+        c.params["resculpt.amount"] = 0.5
+        c.set_target(tgt, engine="model")
+    else:
+        c = with_match_stage(Chain(Layout(), SR, 1, 4096))
+        c.params["match.amount"] = 0.5
+    y, _ = render_with_target(c, x, SR, tgt, 4096, passes=2)
+    got = band_shape_diff(long_term_envelope(y[0], SR), e0)
+    assert abs(float(np.median(got[ok] / want[ok])) - 0.5) < 0.03
