@@ -325,10 +325,10 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     # chain's output is the stage's (nothing after it): a later stage's level change is not the follower's to undo.
     alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
     corr = np.zeros(len(goal))  # dB added to the target's bands (the match-EQ: to its goal envelope)
-    # The model's formant override warps the output's envelope away from the target's on purpose (its formants are
-    # the target's times the ratio): correcting the envelope by the output's would undo it, so then only the
-    # loudness is corrected.
-    warped = model and chain.params.get(f"{slot}.formant_ratio") != 1.0
+    # The model's formant moves (its formant override; a delta's formant ratios in voice / all mode) warp the
+    # output's envelope away from the target's on purpose: correcting the envelope by the output's would undo them,
+    # so then only the loudness is corrected.
+    warped = model and st.warps_envelope(chain.params, target)
     info = {"distance_before_db": band_distance_db(env_in, goal)}
     n_pass = max(1, passes)
     env_out = None

@@ -131,6 +131,23 @@ def test_an_offline_render_with_the_formant_override_keeps_the_warp_and_lands_on
     assert abs(fingerprint(y[0], SR).dims["lufs_integrated"] - own.dims["lufs_integrated"]) < 0.1
 
 
+def test_an_offline_render_keeps_a_delta_targets_formant_move_in_voice_mode(resculpt_bundle):
+    """A delta asking formants x 0.85 under ``--match voice``, rendered offline in two passes: the 1 kHz envelope peak
+    of a 150 Hz vowel leaves within 6 % of 850 Hz, the pitch within 1 % (a second pass that corrected the envelope
+    toward the input's shape plus the delta's offsets took part of the warp back)."""
+    from resculpt.plugin_host.render import render_with_target
+
+    d = empty_delta()
+    d.dims.update(f1_hz=0.85, f2_hz=0.85, f3_hz=0.85)
+    x = _tone(SR, 150.0, 2.0)
+    ch = Chain(Layout(spectral=("resculpt",)), SR, 1, 512)
+    ch.params["resculpt.match"] = "voice"
+    ch.set_target(d, engine="model")
+    y, _ = render_with_target(ch, x, SR, d, 512, passes=2)
+    assert abs(_envelope_peak_hz(y, SR, 150.0) / (0.85 * FORMANT_HZ) - 1.0) < 0.06
+    assert abs(_f0(y, SR) / 150.0 - 1.0) < 0.01
+
+
 def test_the_voice_overrides_need_a_target(resculpt_bundle):
     """Without a target the stage passes the input (delayed) whatever the overrides say: they move the target."""
     x = _tone(SR, 150.0, 1.0)

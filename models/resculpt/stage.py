@@ -234,6 +234,18 @@ class ResculptStage(SpectralStage):
         self._hold = False
 
     @staticmethod
+    def warps_envelope(params, target: Profile) -> bool:
+        """Control side: whether the output's envelope is warped on purpose toward ``target`` (a Profile) under the
+        values in ``params``: the formant override away from 1, or, in voice / all mode, a delta target's formant
+        move (the voice match's envelope warp). An offline render's second pass then corrects the loudness only."""
+        if params.get("resculpt.formant_ratio") != 1.0:
+            return True
+        if MATCH_MODES[int(round(params.get("resculpt.match")))] == "timbre" or target.kind != "delta":
+            return False
+        g = VoiceGoal.from_profile(target)
+        return g is not None and math.isfinite(g.formant_oct) and g.formant_oct != 0.0
+
+    @staticmethod
     def override_band_db(params) -> np.ndarray:
         """Control side: (32,) dB, the band shape the overrides (``resculpt.bass_db``, ``brightness_db``,
         ``tilt_db_oct``) add to the target's envelope at their values in ``params`` (the chain's table, whose
