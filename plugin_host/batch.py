@@ -216,6 +216,7 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
     from .chain import Chain, resolve_engine
     from .contexts import ContextError, get_context
     from .presets import Preset, PresetError, load_preset
+    from .render import followed_target
 
     try:
         p = preset if isinstance(preset, Preset) else load_preset(preset)
@@ -233,10 +234,8 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         for k, v in (sets or {}).items():
             chain.params.set(k, v)
         # The engine as every worker will run it (auto decided once here, in the record as what ran), for the target
-        # the render follows (its form counts for auto): --target, else the preset's, else the context's delta.
-        follows = target if target is not None else p.target_profile()
-        if follows is None and context:
-            follows = get_context(context).delta
+        # the render follows (its form counts for auto).
+        follows = followed_target(p, target, context)
         engine = resolve_engine(engine, p.layout, follows) if (target is not None or context or p.target) else "match-eq"
     except (PresetError, ProfileError, ContextError, ValueError) as e:
         raise RenderError(str(e)) from None

@@ -381,13 +381,31 @@ def _loudness_meter(chain, block: int):
     return m
 
 
+def followed_target(p, target, context):
+    """The target a render of preset ``p`` (a Preset) follows: ``target`` (a Profile or None), else the preset's own,
+    with the delta of ``context`` (a context name or None) combined into it (a delta's moves add; an absolute
+    target is moved by it) or, without a target, that delta alone. None: the render follows no target."""
+    from resculpt.dsp.profile import apply_delta, combine_deltas
+
+    if target is None:
+        target = p.target_profile()  # the preset's own target, followed like --target
+    if context:
+        from .contexts import get_context
+
+        delta = get_context(context).delta
+        if delta is not None:
+            target = delta if target is None else (
+                combine_deltas(target, delta) if target.kind == "delta" else apply_delta(target, delta))
+    return target
+
+
 def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None, engine="match-eq", match=None):
     """Build the chain for a render: preset, context (params + delta), the target stage of ``engine``
     (resolved: :func:`~resculpt.plugin_host.chain.resolve_engine`, kept as ``chain.engine``) when a target
     applies, with ``amount`` and (model) the ``match`` mode, then --set overrides; ``linked`` (None: the preset's
     ``chain.linked``) overrides whether the spectral analysis is linked across channels. Returns (chain, target
     Profile or None)."""
-    from resculpt.dsp.profile import Profile, ProfileError, apply_delta, combine_deltas
+    from resculpt.dsp.profile import Profile, ProfileError
 
     try:
         from .presets import Preset, load_preset
@@ -396,8 +414,7 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None,
         if target is not None and not isinstance(target, Profile):
             target = resolve_target(target)
         p = preset if isinstance(preset, Preset) else load_preset(preset)
-        if target is None:
-            target = p.target_profile()  # the preset's own target, followed like --target
+        target = followed_target(p, target, context)
         chain = Chain.from_preset(dataclasses.replace(p, target=None), sample_rate=sr, channels=c, max_block=block)
         if linked is not None and linked != chain.layout.linked:
             chain = Chain(dataclasses.replace(chain.layout, linked=linked), sr, c, block,
@@ -405,11 +422,7 @@ def _chain_for(preset, sr, c, block, sets, target, amount, context, linked=None,
         if context:
             from .contexts import get_context
 
-            ctx = get_context(context)
-            chain.params.set_many({k: v for k, v in ctx.params.items() if k in chain.params})
-            if ctx.delta is not None:
-                target = ctx.delta if target is None else (
-                    combine_deltas(target, ctx.delta) if target.kind == "delta" else apply_delta(target, ctx.delta))
+            chain.params.set_many({k: v for k, v in get_context(context).params.items() if k in chain.params})
         if target is not None:
             from resculpt.plugin_host.host import TARGET_SLOTS
 
