@@ -526,7 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--match", choices=MATCH_MODES,
                    help="which target dimensions the model moves: timbre (default: envelope, tilt, brightness, "
                         "dynamics), voice (timbre plus F0 and formants), all (voice plus pace)")
-    r.add_argument("--passes", type=int, default=2, help="offline match-EQ refinement passes (1 = streaming only)")
+    r.add_argument("--passes", type=int, default=2,
+                   help="offline passes of a target render, either engine: each after the first corrects the band "
+                        "envelope and loudness by what the previous output measured (1 = one primed pass)")
     r.add_argument("--jobs", type=int, metavar="N", help="worker processes with --out-dir (default: every core)")
     r.add_argument("--ray", metavar="ADDRESS",
                    help="run the files as Ray tasks: local (a Ray instance on this machine), auto or HOST:PORT "
