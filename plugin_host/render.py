@@ -330,6 +330,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     # so then only the loudness is corrected.
     warped = model and st.warps_envelope(chain.params, target)
     info = {"distance_before_db": band_distance_db(env_in, goal)}
+    if warped:  # the distances then measure how far the formant move took the envelope from the target's shape
+        info["formants_moved"] = True
     n_pass = max(1, passes)
     env_out = None
     loud = goal_of(target)  # the loudness goal stays the target's own (a delta's: the input's loudness + its move)

@@ -72,7 +72,9 @@ def cmd_render(a) -> int:
         if "distance_before_db" in r:
             eng = "model" if r.get("engine") == "model" else "match-EQ"
             print(f"  {eng}: band-envelope distance to target {r['distance_before_db']:.2f} dB -> "
-                  f"{r['distance_after_db']:.2f} dB")
+                  f"{r['distance_after_db']:.2f} dB"
+                  + (" (formants moved on purpose: the envelope leaves the target's shape)"
+                     if r.get("formants_moved") else ""))
         print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
               f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
 
@@ -83,6 +85,8 @@ def cmd_render(a) -> int:
                             passes=a.passes, linked=False if a.unlinked else None, match=a.match)
         except Exception as e:  # the message names the file
             return _die(str(e) or type(e).__name__, 1)
+        if a.json:
+            print(json.dumps(r, indent=1, default=str))
         line(r)
         return 0
 
@@ -536,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-transfer", choices=["shared", "bytes"], default="shared",
                    help="with --ray: workers read and write the paths (shared), or files travel through Ray (bytes)")
     r.add_argument("--force", action="store_true", help="with --out-dir: render everything again")
-    r.add_argument("--json", action="store_true", help="with --out-dir: print a JSON summary on stdout")
+    r.add_argument("--json", action="store_true",
+                   help="print a JSON summary on stdout: the render's record with -o, the batch's with --out-dir")
     r.add_argument("--unlinked", action="store_true",
                    help="analyse each channel on its own (default: the preset's chain.linked, one gain curve for "
                         "all channels so the image stays put)")

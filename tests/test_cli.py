@@ -143,3 +143,16 @@ def test_render_decodes_mp3_and_ogg_and_never_collides_output_names(tmp_path):
     for name in ("take_mp3.wav", "take_ogg.wav"):
         y, sr = read_audio(out / name)
         assert sr == 44100 and y.shape[0] == 2 and y.shape[1] >= 44100 and np.isfinite(y).all()
+
+
+def test_render_json_prints_the_single_renders_record(clip, tmp_path, capsys):
+    """``render IN -o OUT --json`` prints that render's record as JSON on stdout (as --out-dir prints the batch's)."""
+    p, _ = clip
+    prof = tmp_path / "own.json"
+    assert main(["profile", "fingerprint", str(p), "-o", str(prof)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "o.wav"
+    assert main(["render", str(p), "-o", str(out), "--target", str(prof), "--engine", "match-eq", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["output"] == str(out) and rec["engine"] == "match-eq" and rec["sample_rate"] == 44100
+    assert rec["distance_before_db"] < 0.01 and rec["distance_after_db"] < 0.5  # its own profile: kept within 0.5 dB

@@ -148,6 +148,27 @@ def test_an_offline_render_keeps_a_delta_targets_formant_move_in_voice_mode(resc
     assert abs(_f0(y, SR) / 150.0 - 1.0) < 0.01
 
 
+def test_render_says_when_the_formants_were_moved_on_purpose(resculpt_bundle, tmp_path, capsys):
+    """``render --match voice`` toward "deeper voice" (formants x 0.94) reports its envelope distance with a note
+    that the formants moved on purpose (the distance to the target's shape then measures the move, not a miss); a
+    timbre render toward the same description has no such note."""
+    import soundfile as sf
+
+    from resculpt.cli import main
+
+    wav, prof = tmp_path / "v.wav", tmp_path / "deep.json"
+    sf.write(wav, _tone(SR, 150.0, 2.0)[0], SR, subtype="FLOAT")
+    assert main(["profile", "describe", "deeper voice", "-o", str(prof)]) == 0
+    capsys.readouterr()
+    note = "formants moved on purpose"
+    assert main(["render", str(wav), "-o", str(tmp_path / "o.wav"), "--target", str(prof), "--engine", "model",
+                 "--match", "voice"]) == 0
+    assert note in capsys.readouterr().out
+    assert main(["render", str(wav), "-o", str(tmp_path / "t.wav"), "--target", str(prof), "--engine", "model"]) == 0
+    said = capsys.readouterr().out
+    assert "band-envelope distance" in said and note not in said
+
+
 def test_the_voice_overrides_need_a_target(resculpt_bundle):
     """Without a target the stage passes the input (delayed) whatever the overrides say: they move the target."""
     x = _tone(SR, 150.0, 1.0)
