@@ -236,7 +236,8 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
         # The engine as every worker will run it (auto decided once here, in the record as what ran), for the target
         # the render follows (its form counts for auto).
         follows = followed_target(p, target, context)
-        engine = resolve_engine(engine, p.layout, follows) if (target is not None or context or p.target) else "match-eq"
+        engine = ("match-eq" if target is None and not context and not p.target
+                  else resolve_engine(engine, p.layout, follows))
     except (PresetError, ProfileError, ContextError, ValueError) as e:
         raise RenderError(str(e)) from None
     identity = {

@@ -287,8 +287,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     level-free envelope error of the previous pass's output to the stage's target (corrects analysis
     leakage, band blur and what the estimate drifts while it follows the input) and moves the loudness goal by
     what the output measured. The error is taken against where the stage's amount puts the output (that share of
-    the way from the input to the target, plus the model's band overrides) and divided by the amount. ``1 + passes`` sweeps of the input (and one for the loudness), one block held at a
-    time; ``store()`` makes the row store for each envelope measurement (see
+    the way from the input to the target, plus the model's band overrides) and divided by the amount. ``1 +
+    passes`` sweeps of the input (and one for the loudness), one block held at a time; ``store()`` makes the row store for each envelope measurement (see
     :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
     from resculpt.dsp.loudness_follow import goal_of
@@ -311,9 +311,10 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     st = target_stage(chain)
     slot = st.name
     model = slot == "resculpt"
-    if model:  # the model's band overrides move the output's envelope off the target's on purpose: aim at both
+    if model:
+        # the model's band overrides move the output's envelope off the target's on purpose: aim at both
         goal = goal + st.override_band_db(chain.params)
-    if model:  # the model's running fingerprint is held at the whole input's (ResculptStage.prime)
+        # its running fingerprint is held at the whole input's (ResculptStage.prime)
         st.prime(env_in if prime else None, hold=True)
     else:  # prime=False: what a live stream does (learns as it goes)
         st.prime(env_in if prime else None)

@@ -165,11 +165,11 @@ EXCITE_STEPS = 32
 EXCITE_V0, EXCITE_V1 = 0.3, 0.6
 EXCITE_LAGS = 5         # periods tried around the F0 estimate's, 0.4 % apart (kernels.band_voicing)
 EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
-# Pauses. The envelope's 2 ms lifter cannot follow a pause's spectrum (mains hum and rumble far above everything
-# over 100 Hz): shifted down, the pause's noise lands on the smeared hump of that envelope and comes out louder at
-# 100-700 Hz, and its hum leaves its bin (tests/test_resculpt_voice_match.py, hum 30 dB over the noise). An unvoiced frame PAUSE_DB below the speaker's median
-# voiced level (power over 100 Hz; a sign-step median in LEVEL_STEP_DB steps) takes no pitch shift;
-# fricatives are noise, which a shift leaves alike.
+# Pauses. The envelope's 2 ms lifter cannot follow a pause's spectrum (mains hum and rumble far above
+# everything over 100 Hz): shifted down, the pause's noise lands on the smeared hump of that envelope and comes
+# out louder at 100-700 Hz, and its hum leaves its bin (tests/test_resculpt_voice_match.py, hum 30 dB over the
+# noise). An unvoiced frame PAUSE_DB below the speaker's median voiced level (power over 100 Hz; a sign-step
+# median in LEVEL_STEP_DB steps) takes no pitch shift; fricatives are noise, which a shift leaves alike.
 PAUSE_DB = 12.0
 LEVEL_STEP_DB, LEVEL_STEP0_DB = 0.5, 6.0
 

@@ -22,8 +22,9 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
    ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on
-   the low bins over the ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published target the delayed
-   frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops either way);
+   the low bins over the ring, the copy-up excitation (``net.FrameIO.apply``'s numpy twin). Without a published
+   target the delayed frame passes unchanged and the model is not run (the latency stays ``lookahead`` hops
+   either way);
 5. the formant override's envelope warp (``resculpt.formant_ratio``), then the loudness follower: the output's
    loudness is metered after everything that changes it.
 
