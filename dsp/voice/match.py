@@ -105,6 +105,15 @@ class VoiceGoal:
         return g if g.active else None
 
 
+@dataclass(frozen=True)
+class InputStats:
+    """The whole input's F0 figures as a fingerprint measures them (``dsp.profile.f0_dims``, the target's
+    estimator): ``median_hz`` its median F0, ``range_st`` its F0 range (p90 − p10, semitones; NaN: none)."""
+
+    median_hz: float
+    range_st: float = math.nan
+
+
 class VoiceMatch(AnonVoice):
     """process_frames(specs, n) / process_frame(spec): spec (channels, n_bins) complex64, edited in place
     (audio thread), toward the goal last given to :meth:`set_goal`. Needs ``observe_input`` per frame."""
@@ -122,6 +131,7 @@ class VoiceMatch(AnonVoice):
         self.goal = VoiceGoal()
         self.amount = 1.0
         self._st_oct = 0.0  # the pitch override's move on top of the goal, octaves
+        self._held = None   # InputStats held fixed (see hold_input)
 
     def set_goal(self, goal: VoiceGoal | None, amount: float, pitch_st: float = 0.0) -> None:
         """The goal (None: keep the voice), the share of the move (0..1), and a pitch move on top of the goal (the
@@ -136,16 +146,38 @@ class VoiceMatch(AnonVoice):
             return 0.0
         return f
 
+    def hold_input(self, stats: InputStats | None) -> None:
+        """Control side: the whole input's median F0 and F0 range (an offline render measures them in a sweep
+        before it streams), held from the first frame: every frame's level move is the target's median minus the
+        whole input's and the range ratio the target's range over the whole input's, instead of estimates that
+        follow the speaker over seconds (a median that starts where the first phrase is, then settles at 1/1000
+        octave per voiced frame, and a range trusted after a second of voicing). None: follow the input, as a live
+        stream does. Takes effect at ``reset()``."""
+        if stats is not None and not (math.isfinite(stats.median_hz) and stats.median_hz > 0.0):
+            raise ValueError(f"voice match: a held median F0 must be a positive number of Hz, got {stats.median_hz}")
+        self._held = stats
+
     def reset_trackers(self):
         super().reset_trackers()
         self._lmed = math.nan            # the input's median F0, log2 Hz
         self._nm = 0
         self.input_median_hz = 0.0    # 2^_m (diagnostics and tests)
-        if hasattr(self, "_hist"):
-            self._hist.fill(0.0)
         self.range_st = 0.0           # 12 (q90 - q10): the input's F0 range (diagnostics and tests)
         self._q50 = math.nan          # the histogram's median, log2 Hz: the centre of the range scaling
         self._rng = 1.0               # this frame's range ratio (target / input)^amount
+        if not hasattr(self, "_hist"):
+            return
+        self._hist.fill(0.0)
+        hs = self._held
+        if hs is not None:
+            # the range's centre is the held median too: the excursions are this tracker's, the figures the
+            # fingerprint's (scripts/voice_match_estimators.py measures how far the two medians differ)
+            self._lmed = self._q50 = math.log2(hs.median_hz)
+            self.input_median_hz = hs.median_hz
+            self.range_st = hs.range_st if math.isfinite(hs.range_st) and hs.range_st > 0.0 else 0.0
+            # AnonVoice's fast median (the shift is taken against it, and nothing is shifted before MIN_VOICED
+            # voiced frames) starts settled there, so the first phrase is moved too
+            self._med, self._nvoiced = self._lmed, MIN_VOICED
 
     def _targets(self):
         """(F0 in Hz, formant scale, McAdams alpha 1, tilt 0) for this frame: AnonVoice shifts by log2(F0) minus
@@ -173,12 +205,12 @@ class VoiceMatch(AnonVoice):
     def process_frame(self, spec):
         g = self.goal
         self._rng = 1.0
-        if math.isfinite(g.range_st) and self._nm >= RANGE_MIN and self.range_st > 0.0:
+        if math.isfinite(g.range_st) and (self._nm >= RANGE_MIN or self._held is not None) and self.range_st > 0.0:
             r_t = self.range_st + g.range_st if g.relative else g.range_st
             self._rng = min(max(r_t / self.range_st, RANGE_RATIO[0]), RANGE_RATIO[1]) ** self.amount
         super().process_frame(spec)
         f0 = self.f0
-        if f0 > 0.0 and self._nvoiced >= MIN_VOICED:
+        if f0 > 0.0 and self._nvoiced >= MIN_VOICED and self._held is None:
             x = math.log2(f0)
             if abs(x - self._med) <= OUTLIER_OCT:
                 self._lmed = sign_step_median(self._lmed, x, self._nm, Q_STEP, Q_STEP0)
