@@ -226,6 +226,8 @@ class AnonVoice(VoiceShift):
     def __init__(self, table):
         self.table = table
         self.phase_lock = True
+        # this frame is voice although its F0 was refused (a subclass's stricter voicing): not a pause
+        self._weak = False
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
@@ -594,7 +596,7 @@ class AnonVoice(VoiceShift):
             a_ps = fr * 2.0 ** (follow * (lt - med))  # a without the speaker's scale: the codebook's map
         else:
             st, a, a_ps = 0.0, fr, fr
-        if (self.pause_db is not None and f0 == 0.0 and self._nlv >= MIN_VOICED
+        if (self.pause_db is not None and f0 == 0.0 and not self._weak and self._nlv >= MIN_VOICED
                 and self._lv_cur < self._lv - self.pause_db):
             st = 0.0  # a pause: its background (room tone, hum) keeps its pitch
         st = min(max(st, -12.0), 12.0)

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import ParamTable
+from ..stft import MAX_BATCH
 from . import anon
 from .anon import MIN_VOICED, OUTLIER_OCT, AnonVoice, sign_step_median
 
@@ -140,11 +141,28 @@ class VoiceMatch(AnonVoice):
         self.amount = min(max(float(amount), 0.0), 1.0)
         self._st_oct = float(pitch_st) / 12.0
 
+    def _estimate(self, inbuf) -> float:
+        self._weak_last = False
+        return super()._estimate(inbuf)
+
     def _pick(self, n: int, e: float) -> float:
         f = super()._pick(n, e)
         if f > 0.0 and (float(self._score.max()) < VOICED_STRICT or f < self._f0_floor):
+            # periodic at AnonVoice's own threshold and above the search's floor (where hum and rumble are picked):
+            # a soft or creaky stretch of voice, too weak for an F0 here, but not a pause
+            self._weak_last = f >= self._f0_floor
             return 0.0
         return f
+
+    def observe_input(self, inbuf):
+        k = self._nq
+        super().observe_input(inbuf)
+        if self._nq > k:
+            self._wq[k] = self._weak_last
+
+    def process_frames(self, specs, n: int) -> None:
+        self._kq = 0
+        super().process_frames(specs, n)
 
     def hold_input(self, stats: InputStats | None) -> None:
         """Control side: the whole input's median F0 and F0 range (an offline render measures them in a sweep
@@ -205,6 +223,10 @@ class VoiceMatch(AnonVoice):
     def process_frame(self, spec):
         g = self.goal
         self._rng = 1.0
+        # process_frames hands the batch's frames over in order, so the k-th call is the k-th queued frame
+        k = self._kq
+        self._kq = k + 1
+        self._weak = k < self._nq and bool(self._wq[k])
         if math.isfinite(g.range_st) and (self._nm >= RANGE_MIN or self._held is not None) and self.range_st > 0.0:
             r_t = self.range_st + g.range_st if g.relative else g.range_st
             self._rng = min(max(r_t / self.range_st, RANGE_RATIO[0]), RANGE_RATIO[1]) ** self.amount
@@ -224,6 +246,8 @@ class VoiceMatch(AnonVoice):
 
     def prepare(self, ctx):
         self._hist = np.zeros(H_BINS, np.float64)  # voiced frames per 1/48 octave of F0 since reset
+        self._wq = np.zeros(MAX_BATCH, np.bool_)  # per queued frame: voiced only at AnonVoice's threshold
+        self._weak_last, self._kq = False, 0
         super().prepare(ctx)
         self._f0_floor = EDGE * self._fs0 / self._hi
 
