@@ -32,7 +32,13 @@ Per frame, with amount a (0..1, the share of the move):
   voiced level (power above 100 Hz) takes no shift. Shifted with the voice, a pause's mains hum left its place and
   its noise came out louder at 100-700 Hz (the 2 ms envelope smears the hum's peak over those bins, and the
   shifted noise is put back on that envelope; tests/test_resculpt_voice_match.py), which a fingerprint reads as
-  a brighter voice: the median spectral centroid counts the pauses.
+  a brighter voice: the median spectral centroid counts the pauses. A frame that AnonVoice's own voicing (0.5)
+  finds periodic above the search's floor, refused only by the stricter voicing here, is soft or creaky voice,
+  not a pause: it takes the voice's shift (left at the speaker's pitch, it read as the input's F0 under the
+  moved voice).
+* **Held statistics** (offline, render's ``hold_voice`` option; off in the product): :meth:`hold_input` takes the
+  whole input's median F0 and range as a fingerprint measures them, used from the first frame instead of the
+  running estimates above (docs/resculpt-stage.md, "Voice match", has what it measured).
 * **Formants**, for a delta target only: the envelope is warped by (geometric mean of its F1..F3 ratios)^a.
   An absolute target's formants are left to the model's band-envelope gains: a formant ratio fitted between the
   input's and the target's long-term band envelopes, applied as a warp before the model, raised the benchmark's
