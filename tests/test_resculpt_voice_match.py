@@ -191,11 +191,9 @@ def test_the_voice_match_tracks_a_steady_voices_median_within_1_percent():
         assert abs(vm.input_median_hz / f0 - 1.0) < 0.01, f0
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: the F0 search correlates the frame with its DC offset, so the "
-                   "correlation never falls below the voicing threshold (docs/resculpt-stage.md, 'Voice match')")
 def test_the_voice_match_tracks_a_voice_on_a_large_dc_offset():
     """A 120 Hz voice on a DC offset of 0.25 (a recording with a bad offset) is voiced and its median found within
-    1 %."""
+    1 %: the F0 search correlates its input less a running DC estimate."""
     vm = VoiceMatch()
     sec = StreamingSTFT("default", [vm])
     sec.prepare(SR, 512, 1)

@@ -123,6 +123,7 @@ PARAMS = (
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
 F0_EVERY = 2                   # frames: the F0 search runs on every other frame (100 per second)
+DC_FRAMES = 20.0               # searches (200 ms): the time constant of the search input's DC estimate
 F0_RATE = 8000.0               # Hz: the F0 search runs on the input decimated to about this rate
 VOICED = 0.5                   # normalised autocorrelation peak above which a frame is voiced
 OCTAVE_COST = 0.05             # score penalty per octave of lag (against period doubling)
@@ -256,6 +257,7 @@ class AnonVoice(VoiceShift):
         self._ac = np.zeros(2 * m, np.float64)
         self._fft = RealFFT(2 * m)
         self._cs = np.zeros(m, np.float64)
+        self._dc = np.zeros(2, np.float64)  # the F0 search input's running DC estimate, and 1 once it has one
         self._cs_head = self._cs[m - hi - 1 : m - lo][::-1]   # energy of x[0 : m - lag], lag = lo .. hi
         self._cs_tail = self._cs[lo - 1 : hi]                # e minus it: energy of x[lag : m]
         self._eh = np.zeros(hi - lo + 1, np.float64)
@@ -417,6 +419,7 @@ class AnonVoice(VoiceShift):
         self._med = math.nan      # octaves re 1 Hz
         self._nvoiced = 0
         self._nobs = -1
+        self._dc.fill(0.0)
         self._f0_last = 0.0
         self._nq = 0
         self._lv = math.nan       # the speaker's median level over voiced frames, dB (of the frames' power over 100 Hz)
@@ -443,7 +446,7 @@ class AnonVoice(VoiceShift):
 
     def _estimate(self, inbuf) -> float:
         D, m = self._D, self._m
-        e = kernels.f0_frame(inbuf, D, m, self._x, self._cs) if self._kern else self._decimate(inbuf)
+        e = kernels.f0_frame(inbuf, D, m, self._x, self._cs, self._dc, DC_FRAMES) if self._kern else self._decimate(inbuf)
         if not e > 1e-12 * m:
             return 0.0
         self._fft.forward(self._x, self._X)
@@ -457,8 +460,8 @@ class AnonVoice(VoiceShift):
         return self._pick(m, e)
 
     def _decimate(self, inbuf) -> float:
-        """self._x[:m] <- the channels' sum decimated by sums of D samples; self._cs <- its cumulative
-        energy. Returns the energy."""
+        """self._x[:m] <- the channels' sum decimated by sums of D samples, less the running DC estimate
+        (self._dc); self._cs <- its cumulative energy. Returns the energy."""
         D, m = self._D, self._m
         x = self._x32
         c0 = 0
@@ -474,6 +477,16 @@ class AnonVoice(VoiceShift):
                 x += inbuf[c, d : m * D : D]
         np.copyto(self._x[:m], x)
         x = self._x[:m]
+        # Less the input's DC: an offset correlates with itself at every lag, so the correlation never falls below
+        # VOICED and no period is found (a voice on a 0.25 offset was never shifted). A running mean of the frames'
+        # means (time constant DC_FRAMES searches), not each frame's own: that would take part of a hum's or a low
+        # voice's period with it. The sums run in order (np.add.accumulate), as the compiled loop's do.
+        np.add.accumulate(x, out=self._cs)
+        mean = float(self._cs[-1]) / m
+        dc = self._dc
+        dc[0] = dc[0] + (mean - dc[0]) / DC_FRAMES if dc[1] else mean
+        dc[1] = 1.0
+        x -= dc[0]
         np.multiply(x, x, out=self._cs)
         np.add.accumulate(self._cs, out=self._cs)  # np.cumsum's loop without its Python wrapper
         return float(self._cs[-1])

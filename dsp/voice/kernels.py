@@ -255,10 +255,10 @@ def _warp_map(phi, inv_a, inv_alpha, to_bins, wi0, wi1, wfr):
         wfr[k] = np.float32(t - w)
 
 
-def _f0_frame(inbuf, D, m, x, cs):
+def _f0_frame(inbuf, D, m, x, cs, dc, dc_frames):
     """The F0 search's input: x[:m] (float64, of a (2m,) zero-padded buffer) = channels summed, decimated by
-    sums of D samples (float32 sums in order, as the numpy code); cs (m,) float64 = cumulative energy.
-    Returns the frame's energy."""
+    sums of D samples (float32 sums in order, as the numpy code), less the running DC estimate dc[0] (updated here
+    as the numpy code does, time constant dc_frames calls; dc[1] 1 once set); cs (m,) float64 = cumulative energy. Returns the frame's energy."""
     for i in range(m):
         acc = inbuf[0, i * D]
         for dd in range(1, D):
@@ -267,8 +267,19 @@ def _f0_frame(inbuf, D, m, x, cs):
             for dd in range(D):
                 acc = acc + inbuf[c, i * D + dd]
         x[i] = acc
+    s = 0.0
+    for i in range(m):
+        s += x[i]
+    mean = s / m
+    if dc[1] != 0.0:
+        dc[0] = dc[0] + (mean - dc[0]) / dc_frames
+    else:
+        dc[0] = mean
+    dc[1] = 1.0
+    d = dc[0]
     e = 0.0
     for i in range(m):
+        x[i] = x[i] - d
         e += x[i] * x[i]
         cs[i] = e
     return e
@@ -456,7 +467,7 @@ def warm_up() -> bool:
     detail_timbre(fa[0], fa[1], fa[2], fa[3], f32(0.0), f32(-1.0))
     x = np.zeros(2 * m)
     cs = np.zeros(m)
-    f0_frame(np.zeros((1, 2 * m), f32), 2, m, x, cs)
+    f0_frame(np.zeros((1, 2 * m), f32), 2, m, x, cs, np.zeros(2), 20.0)
     pick_lag(np.zeros(2 * m), cs, 1, 2, 0.0, np.zeros(2), np.zeros(2), 0.5)
     warp_map(np.zeros(nb), 1.0, 1.0, 1.0, ia[0], ia[1], fa[0])
     h = (nb + 1) // 2
