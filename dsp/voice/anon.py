@@ -484,8 +484,9 @@ class AnonVoice(VoiceShift):
         np.add.accumulate(x, out=self._cs)
         mean = float(self._cs[-1]) / m
         dc = self._dc
-        dc[0] = dc[0] + (mean - dc[0]) / DC_FRAMES if dc[1] else mean
-        dc[1] = 1.0
+        if math.isfinite(mean):  # a non-finite sample spoils this frame's search, not the estimate
+            dc[0] = dc[0] + (mean - dc[0]) / DC_FRAMES if dc[1] else mean
+            dc[1] = 1.0
         x -= dc[0]
         np.multiply(x, x, out=self._cs)
         np.add.accumulate(self._cs, out=self._cs)  # np.cumsum's loop without its Python wrapper

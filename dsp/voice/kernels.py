@@ -271,11 +271,12 @@ def _f0_frame(inbuf, D, m, x, cs, dc, dc_frames):
     for i in range(m):
         s += x[i]
     mean = s / m
-    if dc[1] != 0.0:
-        dc[0] = dc[0] + (mean - dc[0]) / dc_frames
-    else:
-        dc[0] = mean
-    dc[1] = 1.0
+    if math.isfinite(mean):
+        if dc[1] != 0.0:
+            dc[0] = dc[0] + (mean - dc[0]) / dc_frames
+        else:
+            dc[0] = mean
+        dc[1] = 1.0
     d = dc[0]
     e = 0.0
     for i in range(m):
