@@ -293,8 +293,9 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     passes`` sweeps of the input (and one for the loudness), one block held at a time. ``hold_voice`` (the model
     engine's voice match, primed only; off in the product, measured in docs/resculpt-stage.md, "Voice match"):
     the first sweep also measures the input's median F0 and range as a fingerprint does, and the voice match holds
-    them from the first frame (``ResculptStage.hold_voice``) instead of following the speaker; ``store()`` makes the row store for each envelope measurement (see
-    :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
+    them from the first frame (``ResculptStage.hold_voice``) instead of following the speaker; ``store()`` makes
+    the row store for each envelope measurement (see :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in
+    memory).
     """
     from resculpt.dsp.loudness_follow import goal_of
     from resculpt.dsp.match_eq import MatchTarget

@@ -446,7 +446,10 @@ class AnonVoice(VoiceShift):
 
     def _estimate(self, inbuf) -> float:
         D, m = self._D, self._m
-        e = kernels.f0_frame(inbuf, D, m, self._x, self._cs, self._dc, DC_FRAMES) if self._kern else self._decimate(inbuf)
+        if self._kern:
+            e = kernels.f0_frame(inbuf, D, m, self._x, self._cs, self._dc, DC_FRAMES)
+        else:
+            e = self._decimate(inbuf)
         if not e > 1e-12 * m:
             return 0.0
         self._fft.forward(self._x, self._X)
@@ -477,10 +480,10 @@ class AnonVoice(VoiceShift):
                 x += inbuf[c, d : m * D : D]
         np.copyto(self._x[:m], x)
         x = self._x[:m]
-        # Less the input's DC: an offset correlates with itself at every lag, so the correlation never falls below
-        # VOICED and no period is found (a voice on a 0.25 offset was never shifted). A running mean of the frames'
-        # means (time constant DC_FRAMES searches), not each frame's own: that would take part of a hum's or a low
-        # voice's period with it. The sums run in order (np.add.accumulate), as the compiled loop's do.
+        # Less the input's DC: an offset correlates with itself at every lag, so with it the correlation never falls
+        # below VOICED and no period is found (a voice on a 0.25 offset would stay unvoiced, and unshifted). A running
+        # mean of the frames' means (time constant DC_FRAMES searches), not each frame's own: that would take part of
+        # a hum's or a low voice's period with it. The sums run in order (np.add.accumulate), as the compiled loop's.
         np.add.accumulate(x, out=self._cs)
         mean = float(self._cs[-1]) / m
         dc = self._dc

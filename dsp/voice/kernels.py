@@ -257,8 +257,9 @@ def _warp_map(phi, inv_a, inv_alpha, to_bins, wi0, wi1, wfr):
 
 def _f0_frame(inbuf, D, m, x, cs, dc, dc_frames):
     """The F0 search's input: x[:m] (float64, of a (2m,) zero-padded buffer) = channels summed, decimated by
-    sums of D samples (float32 sums in order, as the numpy code), less the running DC estimate dc[0] (updated here
-    as the numpy code does, time constant dc_frames calls; dc[1] 1 once set); cs (m,) float64 = cumulative energy. Returns the frame's energy."""
+    sums of D samples (float32 sums in order, as the numpy code), less the running DC estimate dc[0] (updated
+    here as the numpy code does, time constant dc_frames calls; dc[1] 1 once set); cs (m,) float64 = cumulative
+    energy. Returns the frame's energy."""
     for i in range(m):
         acc = inbuf[0, i * D]
         for dd in range(1, D):

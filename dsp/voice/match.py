@@ -34,8 +34,8 @@ Per frame, with amount a (0..1, the share of the move):
   shifted noise is put back on that envelope; tests/test_resculpt_voice_match.py), which a fingerprint reads as
   a brighter voice: the median spectral centroid counts the pauses. A frame that AnonVoice's own voicing (0.5)
   finds periodic above the search's floor, refused only by the stricter voicing here, is soft or creaky voice,
-  not a pause: it takes the voice's shift (left at the speaker's pitch, it read as the input's F0 under the
-  moved voice).
+  not a pause: it takes the voice's shift (left at the speaker's pitch, it would sound, and read, as the input's
+  F0 under the moved voice).
 * **Held statistics** (offline, render's ``hold_voice`` option; off in the product): :meth:`hold_input` takes the
   whole input's median F0 and range as a fingerprint measures them, used from the first frame instead of the
   running estimates above (docs/resculpt-stage.md, "Voice match", has what it measured).
