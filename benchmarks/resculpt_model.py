@@ -136,7 +136,7 @@ def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre")
 
 
 def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096,
-                 prime: bool = True, passes: int = 2, hold_voice: bool = False) -> np.ndarray:
+                 prime: bool = True, passes: int = 2) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here. As
     ``render`` runs it (``render_with_target``, 2 passes): the stage is first given the whole clip's long-term envelope
@@ -148,7 +148,7 @@ def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block:
     ch = model_chain(bundle, sr, block, target, match)
     xx = np.asarray(x, np.float32)[None]
     if prime and target is not None:
-        return render_with_target(ch, xx, sr, target, block, passes=passes, hold_voice=hold_voice)[0][0]
+        return render_with_target(ch, xx, sr, target, block, passes=passes)[0][0]
     return ch(xx)[0]
 
 
@@ -186,19 +186,18 @@ def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False, passes: 
 
 
 def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none",
-               live: bool = False, passes: int = 2, trim: str = "none", hold_voice: bool = False) -> np.ndarray:
+               live: bool = False, passes: int = 2, trim: str = "none") -> np.ndarray:
     """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input;
     ``trim`` "match-eq": the match-EQ's render of the model's output toward the same target is the model row (the
     EQ trims what the model left of the long-term envelope); ``live``: both engines run as a live stream does (no
-    priming, one pass), not as ``render`` does; ``passes``: the offline renders' passes (render runs 2); ``hold_voice``:
-    the model's voice match holds the whole input's F0 median and range (``stream_with_target``'s option)."""
+    priming, one pass), not as ``render`` does; ``passes``: the offline renders' passes (render runs 2)."""
     if name == "identity":
         return x
     if name == "match-eq":
         return match_eq_render(x, sr, target, live, passes)
     if prior == "match-eq":
         x = match_eq_render(x, sr, target, live, passes)
-    y = model_render(x, sr, target, match, bundle, prime=not live, passes=passes, hold_voice=hold_voice)
+    y = model_render(x, sr, target, match, bundle, prime=not live, passes=passes)
     if trim == "match-eq":
         y = match_eq_render(y, sr, target, live, passes)
     return y
@@ -332,8 +331,7 @@ def profile_section(a, clips, sr, bundle, log):
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
         for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes, a.model_trim,
-                               a.voice_hold)
+                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes, a.model_trim)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -451,10 +449,6 @@ def main(argv=None) -> int:
     ap.add_argument("--model-trim", choices=("none", "match-eq"), default="none",
                     help="what follows the profile section's model row: nothing, or the match-EQ toward the same "
                          "target (its 2-pass render of the model's output: an EQ trims what the model left)")
-    ap.add_argument("--voice-hold", action="store_true",
-                    help="offline model renders: the voice match holds the whole input's median F0 and range (a "
-                         "fingerprint's) from the first frame instead of following the speaker (render's "
-                         "hold_voice option; off in the product)")
     ap.add_argument("--live", action="store_true",
                     help="the profile section's engines run as a live stream does (no priming with the whole input, "
                          "one pass: the first seconds learn the input's envelope), not as render does")
@@ -496,7 +490,6 @@ def main(argv=None) -> int:
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
             "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes, "model_trim": a.model_trim,
-            "voice_hold": a.voice_hold,
             "codec_preset": a.codec_preset,
             "lace": LACE_NOTE}
     out = Path(a.out)
@@ -555,8 +548,6 @@ def report(meta, res) -> str:
              if meta.get("passes", 2) != 2 else "")
           + ("The model rows are the model's output trimmed by the match-EQ toward the same target (`--model-trim "
              "match-eq`). " if meta.get("model_trim", "none") != "none" else "")
-          + ("The model's voice match holds the whole input's median F0 and F0 range, measured as a fingerprint "
-             "measures them, from the first frame (`--voice-hold`). " if meta.get("voice_hold") else "")
           + "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:

@@ -268,13 +268,6 @@ def _med(v: np.ndarray) -> float:
     return float(np.median(v)) if v.size else float("nan")
 
 
-def f0_dims(f0: np.ndarray) -> dict:
-    """``f0_median_hz`` and ``f0_range_st`` (p90 − p10, semitones; NaN below 11 frames) of the voiced active
-    frames' F0s ``f0`` (k,) Hz."""
-    rng = 12 * math.log2(np.percentile(f0, 90) / np.percentile(f0, 10)) if f0.size > 10 else float("nan")
-    return {"f0_median_hz": _med(f0), "f0_range_st": rng}
-
-
 def active_frames(tracks: dict, rel_db: float = 40.0, abs_db: float = -70.0) -> np.ndarray:
     """Frames within ``rel_db`` of the loud (95th-percentile) frame level and above ``abs_db``."""
     lv = tracks["level_db"]
@@ -320,23 +313,13 @@ class EnvelopeAccumulator:
     in the same order (a list by default; a file-backed store keeps memory flat for hour-long
     signals). :meth:`result` sums the active frames' band powers in frame order, as ``np.mean``
     over axis 0 does, so the figures do not depend on the block sizes.
-
-    With ``voice``, each frame's F0 and voicing (the fingerprint's ``Pitch``, 16 bytes a frame) are kept too, and
-    :meth:`voice_dims` gives the fingerprint's ``f0_median_hz`` and ``f0_range_st`` of the signal.
     """
 
     CHUNK = 65536  # samples analysed at once: at 48 kHz 273 frames, (273, 960) float64 = 2 MB
 
-    def __init__(self, sample_rate: int, channels: int, store=None, voice: bool = False):
-        from .features.pitch import Pitch
-
+    def __init__(self, sample_rate: int, channels: int, store=None):
         self._an = EnvelopeLevelFeatures()
         self._an.prepare(sample_rate, 1, 1, history_frames=1)  # the analysis constants only
-        self._pitch = None
-        self._f0: list[np.ndarray] = []  # (k, 2) rows: F0 (Hz), voicing
-        if voice:
-            self._pitch = Pitch()  # its 10 s of history holds the frames of more than one CHUNK
-            self._pitch.prepare(sample_rate, self.CHUNK, channels)
         self.hop, self.win_len = self._an.hop, self._an.win_len
         # mono samples from the start of the next frame's window on; zeros before the signal starts
         self._tail = np.zeros(self.win_len - self.hop)
@@ -354,9 +337,6 @@ class EnvelopeAccumulator:
             self._n_pending += blk.shape[1]
             if self._n_pending >= self.CHUNK:
                 self._analyse()
-            if self._pitch is not None:
-                self._pitch.process(x[:, i : i + self.CHUNK])
-                self._f0.append(self._pitch.read()[:, :2])
 
     def _analyse(self) -> None:
         """Analyse every complete frame of the pending samples."""
@@ -372,24 +352,11 @@ class EnvelopeAccumulator:
             self.store.append(env)
         self._tail = buf[f * hop :].copy()
 
-    def _active(self) -> np.ndarray:
-        self._analyse()
-        levels = np.concatenate(self._levels) if self._levels else np.zeros(0)
-        return active_frames({"level_db": levels})
-
-    def voice_dims(self) -> dict:
-        """The fingerprint's ``f0_median_hz`` and ``f0_range_st`` of everything added (NaN without voice); needs
-        ``voice``."""
-        if self._pitch is None:
-            raise ValueError("EnvelopeAccumulator.voice_dims: made without voice=True")
-        act = self._active()
-        rows = np.concatenate(self._f0) if self._f0 else np.zeros((0, 2))
-        n = min(len(act), len(rows))
-        return f0_dims(rows[:n, 0][act[:n] & (rows[:n, 1] > 0.5)])
-
     def result(self) -> np.ndarray:
         """The (32,) long-term envelope in dB (NaN for bands the signal does not reach)."""
-        act = self._active()
+        self._analyse()
+        levels = np.concatenate(self._levels) if self._levels else np.zeros(0)
+        act = active_frames({"level_db": levels})
         n_act = int(act.sum())
         if not n_act:
             return np.full(N_BANDS, np.nan)
@@ -442,7 +409,8 @@ def fingerprint(x, sample_rate: int, source: str = "") -> Profile:
     mfcc = np.nanmean(mf[act], axis=0) if act.any() else np.full(N_MFCC, np.nan)
     hop = hop_size(sample_rate)
     dims = {
-        **f0_dims(f0),
+        "f0_median_hz": _med(f0),
+        "f0_range_st": (12 * math.log2(np.percentile(f0, 90) / np.percentile(f0, 10))) if f0.size > 10 else float("nan"),
         "voiced_fraction": float(voiced.sum() / act.sum()) if act.any() else float("nan"),
         "f1_hz": _med(tr["f1_hz"][voiced]), "f2_hz": _med(tr["f2_hz"][voiced]), "f3_hz": _med(tr["f3_hz"][voiced]),
         "centroid_hz": _med(tr["centroid_hz"][act]), "rolloff_hz": _med(tr["rolloff_hz"][act]),

@@ -233,8 +233,7 @@ def prime_loudness(chain, src, block: int) -> float | None:
     return lufs
 
 
-def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True,
-                       hold_voice: bool = False):
+def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
     """Render ``x`` (channels, n) through ``chain`` (which has a target stage, :func:`target_stage`) toward
     ``target`` (a Profile). Returns (y, info); see :func:`stream_with_target` for what the passes do."""
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -246,8 +245,7 @@ def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progre
         y[:, pos : pos + blk.shape[1]] = blk
         pos += blk.shape[1]
 
-    info = stream_with_target(chain, _ArrayInput(x), sr, target, block, keep, passes, progress, prime,
-                              hold_voice=hold_voice)
+    info = stream_with_target(chain, _ArrayInput(x), sr, target, block, keep, passes, progress, prime)
     return y, info
 
 
@@ -277,7 +275,7 @@ def _corrected(target, band, lufs):
 
 
 def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2, progress=None,
-                       prime: bool = True, store=None, hold_voice: bool = False) -> dict:
+                       prime: bool = True, store=None) -> dict:
     """Render ``src`` (an object whose ``sweep(block)`` yields its (channels, k) float32 blocks, the
     same ones at every call) through ``chain`` toward ``target`` (a Profile) with its target stage
     (:func:`target_stage`: the match-EQ, or the model with the model engine); the final pass's output goes to
@@ -290,12 +288,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     leakage, band blur and what the estimate drifts while it follows the input) and moves the loudness goal by
     what the output measured. The error is taken against where the stage's amount puts the output (that share of
     the way from the input to the target, plus the model's band overrides) and divided by the amount. ``1 +
-    passes`` sweeps of the input (and one for the loudness), one block held at a time. ``hold_voice`` (the model
-    engine's voice match, primed only; off in the product, measured in docs/resculpt-stage.md, "Voice match"):
-    the first sweep also measures the input's median F0 and range as a fingerprint does, and the voice match holds
-    them from the first frame (``ResculptStage.hold_voice``) instead of following the speaker; ``store()`` makes
-    the row store for each envelope measurement (see :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in
-    memory).
+    passes`` sweeps of the input (and one for the loudness), one block held at a time; ``store()`` makes the row store for each envelope measurement (see
+    :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
     from resculpt.dsp.loudness_follow import goal_of
     from resculpt.dsp.match_eq import MatchTarget
@@ -303,15 +297,10 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
 
     c = chain.channels
 
-    def envelope_acc(voice=False):
-        return EnvelopeAccumulator(sr, c, None if store is None else store(), voice=voice)
+    def envelope_acc():
+        return EnvelopeAccumulator(sr, c, None if store is None else store())
 
-    st = target_stage(chain)
-    slot = st.name
-    model = slot == "resculpt"
-    # the voice match's median F0 and range: the whole input's too, measured as the target's are (a fingerprint's)
-    voice = hold_voice and model and prime and st.moves_voice(chain.params, target)
-    acc = envelope_acc(voice)
+    acc = envelope_acc()
     for blk in src.sweep(block):
         acc.add(blk)
     env_in = acc.result()
@@ -319,13 +308,14 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         goal = target_envelope(target, Profile("fingerprint", band_env_db=list(env_in)))[0]
     else:
         goal = target.env()
+    st = target_stage(chain)
+    slot = st.name
+    model = slot == "resculpt"
     if model:
         # the model's band overrides move the output's envelope off the target's on purpose: aim at both
         goal = goal + st.override_band_db(chain.params)
         # its running fingerprint is held at the whole input's (ResculptStage.prime)
         st.prime(env_in if prime else None, hold=True)
-        vd = acc.voice_dims() if voice else {}
-        st.hold_voice(vd.get("f0_median_hz"), vd.get("f0_range_st", math.nan))
     else:  # prime=False: what a live stream does (learns as it goes)
         st.prime(env_in if prime else None)
     st.prime_loudness(None)

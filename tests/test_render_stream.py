@@ -118,33 +118,6 @@ def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_a
     np.testing.assert_array_equal(long_term_envelope(x, sr), ref)
 
 
-@pytest.mark.parametrize("channels", [1, 2])
-def test_envelope_accumulators_voice_dims_are_the_fingerprints_for_any_block_sizes(channels, rng):
-    """With ``voice``, the F0 median and range of the bundled speech fed in random pieces are bit for bit the
-    fingerprint's of the whole (the voice match of an offline render holds them); without it they are an error."""
-    from conftest import EXAMPLE
-
-    from resculpt.dsp.profile import fingerprint
-    from resculpt.models import data
-
-    sr = 48000
-    x, _ = data.load(EXAMPLE, sample_rate=sr)
-    x = np.ascontiguousarray(np.repeat(x[None, : 4 * sr], channels, axis=0), np.float32)
-    x[:, sr : sr + sr // 4] *= 1e-4  # a quiet stretch: frames below the activity threshold
-    acc = EnvelopeAccumulator(sr, channels, voice=True)
-    i = 0
-    while i < x.shape[1]:
-        k = int(rng.integers(1, 70000))
-        acc.add(x[:, i : i + k])
-        i += k
-    fp = fingerprint(x, sr)
-    got = acc.voice_dims()
-    assert np.isfinite(got["f0_median_hz"]) and np.isfinite(got["f0_range_st"])
-    assert got == {k: fp.dims[k] for k in ("f0_median_hz", "f0_range_st")}
-    with pytest.raises(ValueError, match="voice=True"):
-        EnvelopeAccumulator(sr, channels).voice_dims()
-
-
 @pytest.mark.parametrize("sr", [16000, 44100, 48000])
 def test_envelope_accumulator_rows_are_bit_identical_to_the_streaming_analysers_rows(sr, rng):
     """Each frame's band levels and level, computed in batches by EnvelopeAccumulator, equal bit for bit

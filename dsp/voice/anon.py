@@ -227,8 +227,9 @@ class AnonVoice(VoiceShift):
     def __init__(self, table):
         self.table = table
         self.phase_lock = True
-        # this frame is voice although its F0 was refused (a subclass's stricter voicing): not a pause
+        # this frame is voice although its F0 pick was refused (a subclass's stricter voicing, see _pick): no pause
         self._weak = False
+        self._weak_last = False
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
@@ -272,6 +273,7 @@ class AnonVoice(VoiceShift):
         self._f0_voiced = np.full((), VOICED)
         self._f0_m1 = np.full((), -1.0)
         self._f0q = np.zeros(MAX_BATCH, np.float64)  # per-frame F0 of the frames observed since the last batch
+        self._wq = np.zeros(MAX_BATCH, np.bool_)     # and whether each is voice without an F0 (self._weak)
         self._nq = 0
         self._f0_cur = 0.0
         # Envelope warp: bin k's frequency as an angle at 16 kHz.
@@ -439,9 +441,11 @@ class AnonVoice(VoiceShift):
         """The frame's F0 (Hz; 0 when unvoiced) from the channels' summed input, queued for its batch."""
         self._nobs += 1
         if self._nobs % F0_EVERY == 0:
+            self._weak_last = False
             self._f0_last = self._estimate(inbuf)
         if self._nq < MAX_BATCH:
             self._f0q[self._nq] = self._f0_last
+            self._wq[self._nq] = self._weak_last
             self._nq += 1
 
     def _estimate(self, inbuf) -> float:
@@ -531,6 +535,7 @@ class AnonVoice(VoiceShift):
     def process_frames(self, specs, n: int) -> None:
         for k in range(n):
             self._f0_cur = float(self._f0q[k]) if k < self._nq else 0.0
+            self._weak = k < self._nq and bool(self._wq[k])
             self.process_frame(specs[k])
         self._nq = 0
 

@@ -36,9 +36,6 @@ Per frame, with amount a (0..1, the share of the move):
   finds periodic above the search's floor, refused only by the stricter voicing here, is soft or creaky voice,
   not a pause: it takes the voice's shift (left at the speaker's pitch, it would sound, and read, as the input's
   F0 under the moved voice).
-* **Held statistics** (offline, render's ``hold_voice`` option; off in the product): :meth:`hold_input` takes the
-  whole input's median F0 and range as a fingerprint measures them, used from the first frame instead of the
-  running estimates above (docs/resculpt-stage.md, "Voice match", has what it measured).
 * **Formants**, for a delta target only: the envelope is warped by (geometric mean of its F1..F3 ratios)^a.
   An absolute target's formants are left to the model's band-envelope gains: a formant ratio fitted between the
   input's and the target's long-term band envelopes, applied as a warp before the model, raised the benchmark's
@@ -61,7 +58,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import ParamTable
-from ..stft import MAX_BATCH
 from . import anon
 from .anon import MIN_VOICED, OUTLIER_OCT, AnonVoice, sign_step_median
 
@@ -112,15 +108,6 @@ class VoiceGoal:
         return g if g.active else None
 
 
-@dataclass(frozen=True)
-class InputStats:
-    """The whole input's F0 figures as a fingerprint measures them (``dsp.profile.f0_dims``, the target's
-    estimator): ``median_hz`` its median F0, ``range_st`` its F0 range (p90 − p10, semitones; NaN: none)."""
-
-    median_hz: float
-    range_st: float = math.nan
-
-
 class VoiceMatch(AnonVoice):
     """process_frames(specs, n) / process_frame(spec): spec (channels, n_bins) complex64, edited in place
     (audio thread), toward the goal last given to :meth:`set_goal`. Needs ``observe_input`` per frame."""
@@ -138,7 +125,6 @@ class VoiceMatch(AnonVoice):
         self.goal = VoiceGoal()
         self.amount = 1.0
         self._st_oct = 0.0  # the pitch override's move on top of the goal, octaves
-        self._held = None   # InputStats held fixed (see hold_input)
 
     def set_goal(self, goal: VoiceGoal | None, amount: float, pitch_st: float = 0.0) -> None:
         """The goal (None: keep the voice), the share of the move (0..1), and a pitch move on top of the goal (the
@@ -146,10 +132,6 @@ class VoiceMatch(AnonVoice):
         self.goal = goal if goal is not None else VoiceGoal()
         self.amount = min(max(float(amount), 0.0), 1.0)
         self._st_oct = float(pitch_st) / 12.0
-
-    def _estimate(self, inbuf) -> float:
-        self._weak_last = False
-        return super()._estimate(inbuf)
 
     def _pick(self, n: int, e: float) -> float:
         f = super()._pick(n, e)
@@ -160,48 +142,16 @@ class VoiceMatch(AnonVoice):
             return 0.0
         return f
 
-    def observe_input(self, inbuf):
-        k = self._nq
-        super().observe_input(inbuf)
-        if self._nq > k:
-            self._wq[k] = self._weak_last
-
-    def process_frames(self, specs, n: int) -> None:
-        self._kq = 0
-        super().process_frames(specs, n)
-
-    def hold_input(self, stats: InputStats | None) -> None:
-        """Control side: the whole input's median F0 and F0 range (an offline render measures them in a sweep
-        before it streams), held from the first frame: every frame's level move is the target's median minus the
-        whole input's and the range ratio the target's range over the whole input's, instead of estimates that
-        follow the speaker over seconds (a median that starts where the first phrase is, then settles at 1/1000
-        octave per voiced frame, and a range trusted after a second of voicing). None: follow the input, as a live
-        stream does. Takes effect at ``reset()``."""
-        if stats is not None and not (math.isfinite(stats.median_hz) and stats.median_hz > 0.0):
-            raise ValueError(f"voice match: a held median F0 must be a positive number of Hz, got {stats.median_hz}")
-        self._held = stats
-
     def reset_trackers(self):
         super().reset_trackers()
         self._lmed = math.nan            # the input's median F0, log2 Hz
         self._nm = 0
         self.input_median_hz = 0.0    # 2^_m (diagnostics and tests)
+        if hasattr(self, "_hist"):
+            self._hist.fill(0.0)
         self.range_st = 0.0           # 12 (q90 - q10): the input's F0 range (diagnostics and tests)
         self._q50 = math.nan          # the histogram's median, log2 Hz: the centre of the range scaling
         self._rng = 1.0               # this frame's range ratio (target / input)^amount
-        if not hasattr(self, "_hist"):
-            return
-        self._hist.fill(0.0)
-        hs = self._held
-        if hs is not None:
-            # the range's centre is the held median too: the excursions are this tracker's, the figures the
-            # fingerprint's (scripts/voice_match_estimators.py measures how far the two medians differ)
-            self._lmed = self._q50 = math.log2(hs.median_hz)
-            self.input_median_hz = hs.median_hz
-            self.range_st = hs.range_st if math.isfinite(hs.range_st) and hs.range_st > 0.0 else 0.0
-            # AnonVoice's fast median (the shift is taken against it, and nothing is shifted before MIN_VOICED
-            # voiced frames) starts settled there, so the first phrase is moved too
-            self._med, self._nvoiced = self._lmed, MIN_VOICED
 
     def _targets(self):
         """(F0 in Hz, formant scale, McAdams alpha 1, tilt 0) for this frame: AnonVoice shifts by log2(F0) minus
@@ -229,16 +179,12 @@ class VoiceMatch(AnonVoice):
     def process_frame(self, spec):
         g = self.goal
         self._rng = 1.0
-        # process_frames hands the batch's frames over in order, so the k-th call is the k-th queued frame
-        k = self._kq
-        self._kq = k + 1
-        self._weak = k < self._nq and bool(self._wq[k])
-        if math.isfinite(g.range_st) and (self._nm >= RANGE_MIN or self._held is not None) and self.range_st > 0.0:
+        if math.isfinite(g.range_st) and self._nm >= RANGE_MIN and self.range_st > 0.0:
             r_t = self.range_st + g.range_st if g.relative else g.range_st
             self._rng = min(max(r_t / self.range_st, RANGE_RATIO[0]), RANGE_RATIO[1]) ** self.amount
         super().process_frame(spec)
         f0 = self.f0
-        if f0 > 0.0 and self._nvoiced >= MIN_VOICED and self._held is None:
+        if f0 > 0.0 and self._nvoiced >= MIN_VOICED:
             x = math.log2(f0)
             if abs(x - self._med) <= OUTLIER_OCT:
                 self._lmed = sign_step_median(self._lmed, x, self._nm, Q_STEP, Q_STEP0)
@@ -252,8 +198,6 @@ class VoiceMatch(AnonVoice):
 
     def prepare(self, ctx):
         self._hist = np.zeros(H_BINS, np.float64)  # voiced frames per 1/48 octave of F0 since reset
-        self._wq = np.zeros(MAX_BATCH, np.bool_)  # per queued frame: voiced only at AnonVoice's threshold
-        self._weak_last, self._kq = False, 0
         super().prepare(ctx)
         self._f0_floor = EDGE * self._fs0 / self._hi
 

@@ -47,7 +47,7 @@ from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of
 from resculpt.dsp.params import ParamSpec, ParamTable
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
-from resculpt.dsp.voice.match import InputStats, VoiceGoal, VoiceMatch
+from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
 from resculpt.dsp.voice.shift import PARAMS as SHIFT_PARAMS
 from resculpt.dsp.voice.shift import VoiceShift
 from resculpt.models.mask.bundle import iobinding_runner
@@ -270,25 +270,6 @@ class ResculptStage(SpectralStage):
         num = np.where(np.isfinite(e), 10.0 ** (np.nan_to_num(e) / 10.0), 0.0) * den
         self._primed = (num.astype(np.float32), np.float32(den))
         self._hold = bool(hold)
-
-    @staticmethod
-    def moves_voice(params, target: Profile) -> bool:
-        """Control side: whether the voice match runs toward ``target`` (a Profile) under the values in ``params``
-        (the audio side's rule, ``_voice_wanted``): amount > 0 and a voice goal in voice / all mode, or the pitch
-        override away from 0."""
-        if not params.get("resculpt.amount") > 0.0:
-            return False
-        if params.get("resculpt.pitch_st") != 0.0:
-            return True
-        return (MATCH_MODES[int(round(params.get("resculpt.match")))] != "timbre"
-                and VoiceGoal.from_profile(target) is not None)
-
-    def hold_voice(self, median_hz: float | None, range_st: float = math.nan) -> None:
-        """Control side: the whole input's median F0 (Hz) and F0 range (semitones), measured as a fingerprint
-        measures them, held by the voice match from the first frame (offline renders; ``VoiceMatch.hold_input``);
-        None or a non-positive median: follow the input as a live stream does. Takes effect at ``reset()``."""
-        ok = median_hz is not None and math.isfinite(median_hz) and median_hz > 0.0
-        self._voice.hold_input(InputStats(float(median_hz), float(range_st)) if ok else None)
 
     def prime_loudness(self, lufs) -> None:
         """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
