@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .bands import N_BANDS
+from .features.base import dc_block_sos, dc_filter
 from .features.spectral import BRIGHT_COLUMNS, ENV_COLUMNS, SpectralFeatures
 
 SCHEMA_VERSION = 1
@@ -302,7 +303,8 @@ class EnvelopeAccumulator:
     each frame's band levels are bit for bit the ``band_env_db`` row that the streaming
     :class:`EnvelopeLevelFeatures` analyser computes for that frame.
 
-    The mono mix (mean of the channels, non-finite samples as 0, float64) is collected until
+    The mono mix (mean of the channels, non-finite samples as 0, DC-blocked per channel as the analysers do,
+    float64) is collected until
     :attr:`CHUNK` samples are pending, and their frames are analysed together
     (:meth:`~resculpt.dsp.features.spectral.SpectralFeatures.env_level_rows`); the last
     ``win_len - hop`` samples (15 ms) and any incomplete hop carry over to the next batch.
@@ -320,6 +322,8 @@ class EnvelopeAccumulator:
     def __init__(self, sample_rate: int, channels: int, store=None):
         self._an = EnvelopeLevelFeatures()
         self._an.prepare(sample_rate, 1, 1, history_frames=1)  # the analysis constants only
+        self._dc_sos = dc_block_sos(sample_rate)
+        self._dc_zi = np.zeros((1, channels, 2))
         self.hop, self.win_len = self._an.hop, self._an.win_len
         # mono samples from the start of the next frame's window on; zeros before the signal starts
         self._tail = np.zeros(self.win_len - self.hop)
@@ -333,6 +337,8 @@ class EnvelopeAccumulator:
         for i in range(0, x.shape[1], self.CHUNK):
             blk = x[:, i : i + self.CHUNK].astype(np.float64)
             np.nan_to_num(blk, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            if blk.shape[1]:
+                blk, self._dc_zi = dc_filter(self._dc_sos, blk, self._dc_zi)
             self._pending.append(blk[0] if blk.shape[0] == 1 else np.mean(blk, axis=0))
             self._n_pending += blk.shape[1]
             if self._n_pending >= self.CHUNK:

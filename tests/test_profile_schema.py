@@ -89,6 +89,29 @@ def test_fingerprint_of_a_known_signal_reads_its_f0_and_loudness(sr):
     assert p.stats["f0_hz"]["n"] > 100 and np.isfinite(p.env()[5:20]).all()
 
 
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_a_dc_offset_leaves_the_fingerprint_as_heard(speech_clip, rate):
+    """Real speech on a 0.2 DC offset (nearly twice its RMS, as some val recordings carry): the brightness,
+    formant, crest and band-envelope dims stay where the clean clip's are. Without the analysers' DC blocker the
+    offset's leakage read the centroid 40 % low, F1 at two to four times its value and bands 0-1 16 and 9 dB up."""
+    from conftest import resample
+    from resculpt.dsp.profile import long_term_envelope
+
+    x = resample(speech_clip[0], speech_clip[1], rate)
+    a, b = fingerprint(x, rate), fingerprint(x + np.float32(0.2), rate)
+    for k in ("centroid_hz", "f1_hz", "f2_hz", "f3_hz"):
+        assert abs(b.dims[k] / a.dims[k] - 1) < 0.02, (k, a.dims[k], b.dims[k])
+    assert abs(b.dims["rolloff_hz"] - a.dims["rolloff_hz"]) <= 50.0  # one 50 Hz bin
+    assert abs(b.dims["tilt_db_oct"] - a.dims["tilt_db_oct"]) < 0.05
+    assert abs(b.dims["crest_db"] - a.dims["crest_db"]) < 0.2
+    assert abs(b.dims["voiced_fraction"] - a.dims["voiced_fraction"]) < 0.02
+    ok = np.isfinite(a.env())
+    assert np.array_equal(ok, np.isfinite(b.env()))
+    assert np.max(np.abs(b.env()[ok] - a.env()[ok])) < 0.2
+    # the offline envelope the renders prime with is the same measurement
+    np.testing.assert_array_equal(long_term_envelope(x + np.float32(0.2), rate), b.env())
+
+
 def test_apply_delta_moves_ratio_dims_multiplicatively_and_bands_additively():
     """Deltas: frequencies scale, loudness adds, band offsets add."""
     base = Profile("fingerprint", {"f0_median_hz": 100.0, "lufs_integrated": -20.0}, [-40.0] * 32)

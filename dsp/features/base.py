@@ -13,7 +13,12 @@ they were cut into blocks (a recursive filter, ``filter_sos``, runs over whole b
 carried across them, which gives the same samples as any other cut). Frame ``i`` ends at sample ``(i + 1) * hop``; samples before the start are zeros.
 
 Non-finite input samples are replaced by 0 inside the analyser's own buffer (the caller's block
-is never modified).
+is never modified). The samples are then high-passed at :data:`DC_BLOCK_HZ` (Butterworth, 2nd order, each
+channel, state carried across blocks): a DC offset is inaudible, yet it leaks from bin 0 of a 20 ms window into the
+bands below ~150 Hz, lifts every pause to the level of the offset (so pauses count as active frames) and takes
+LPC poles, which moved a profile's centroid, crest factor, F1 and voiced fraction far from what is heard. At 10 Hz
+the filter takes 0.26 dB at 20 Hz and less than 0.01 dB above 50 Hz. An analyser with its own high-pass (pitch,
+pace) or a level standard to keep (loudness) sets ``dc_block`` False.
 """
 
 from __future__ import annotations
@@ -23,6 +28,16 @@ import numpy as np
 from ..hop_window import HopWindow
 from ..processor import Processor
 from ..stft import get_config
+
+
+DC_BLOCK_HZ = 10.0
+
+
+def dc_block_sos(sample_rate: int) -> np.ndarray:
+    """(1, 6) second-order sections of the analysers' DC blocker at ``sample_rate``."""
+    from scipy.signal import butter
+
+    return butter(2, DC_BLOCK_HZ, btype="highpass", fs=sample_rate, output="sos")
 
 
 def hop_size(sample_rate: int) -> int:
@@ -48,6 +63,7 @@ class FrameAnalyzer(Processor):
     # filter run hop by hop gives, at a fraction of the calls. ``filtered()`` is the newest hop of them.
     filter_sos = None
     filter_mono = False
+    dc_block = True
 
     def __init__(self, history_s: float = 10.0):
         super().__init__()
@@ -67,6 +83,8 @@ class FrameAnalyzer(Processor):
         self._mono = np.zeros(self.win_len, np.float64)
         self._xb = np.zeros((channels, max(1, max_block)), np.float64)  # a block as the window holds it
         self.filter_sos = None
+        self._dc_sos = dc_block_sos(sample_rate) if self.dc_block else None
+        self._dc_zi = np.zeros((1, channels, 2))
         self.history = np.full((self.capacity, len(self.columns)), np.nan)
         self._setup()
         if self.filter_sos is not None:
@@ -84,6 +102,7 @@ class FrameAnalyzer(Processor):
 
     def reset(self) -> None:
         self._input.reset()
+        self._dc_zi.fill(0.0)
         if self.filter_sos is not None:
             self._fwin.reset()
             self._fzi.fill(0.0)
@@ -111,10 +130,12 @@ class FrameAnalyzer(Processor):
                 self.process(block[:, j : j + cap])
             return block
         i = 0
-        # The block as the window holds it: float64, non-finite samples 0 (once per block, not per hop).
+        # The block as the window holds it: float64, non-finite samples 0, DC blocked (once per block, not per hop).
         xb = self._xb[:, :n]
         np.copyto(xb, block)
         np.nan_to_num(xb, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if self._dc_sos is not None and n:
+            xb[:], self._dc_zi = dc_filter(self._dc_sos, xb, self._dc_zi)
         fw = self._filter_block(xb) if self.filter_sos is not None and n else None
         while i < n:
             m = min(n - i, hop - win.fill)
@@ -164,6 +185,14 @@ class FrameAnalyzer(Processor):
             return {c: float("nan") for c in self.columns}
         row = self.history[(self.frames - 1) % self.capacity]
         return dict(zip(self.columns, (float(v) for v in row)))
+
+
+def dc_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The DC blocker over ``x`` (channels, n) float64 with state ``zi`` (1, channels, 2): (y, new zi). One home
+    for the call, so :class:`~resculpt.dsp.profile.EnvelopeAccumulator` filters bit for bit as the analysers do."""
+    from scipy.signal import sosfilt
+
+    return sosfilt(sos, x, axis=-1, zi=zi)
 
 
 def as_2d(x) -> np.ndarray:

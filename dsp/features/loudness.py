@@ -13,7 +13,11 @@ Columns per hop:
       is bounded for endless streams (gate resolution 0.05 LU);
   lra_lu: EBU Tech 3342 loudness range (short-term values every 100 ms, gates −70 LUFS and −20 LU,
       10th to 95th percentile), histogram-based as above;
-  crest_db: sample peak over RMS of the (unweighted) last 400 ms;  peak_dbfs: sample peak, 400 ms.
+  crest_db: peak over RMS of the (unweighted) last 400 ms, both about the window's mean (a DC offset is not
+      dynamics: it would read as a compressed signal);  peak_dbfs: sample peak, 400 ms (the offset included:
+      it is headroom spent).
+The input is not DC-blocked (``dc_block`` False): the K-weighting's own high-pass removes DC from every
+loudness figure, which stays the standard's.
 Undefined values (nothing above the gate yet) are NaN.
 """
 
@@ -112,6 +116,7 @@ class Loudness(FrameAnalyzer):
     units = ("LUFS", "LUFS", "LUFS", "LU", "dB", "dBFS")
 
     M_HOPS, S_HOPS, STEP_HOPS = 80, 600, 20
+    dc_block = False
 
     def window_samples(self, sr):
         return 0  # only the newest hop is needed
@@ -121,6 +126,9 @@ class Loudness(FrameAnalyzer):
         self.filter_sos = k_weighting_sos(self.sample_rate)  # K-weighting, each channel (filtered())
         self._e = np.zeros(self.S_HOPS)       # K-weighted energy per hop (sum over channels)
         self._raw = np.zeros(self.M_HOPS)     # unweighted mean-over-channels energy per hop
+        self._sum = np.zeros((self.M_HOPS, c))  # per hop and channel: sum, max, min of the samples
+        self._max = np.zeros((self.M_HOPS, c))
+        self._min = np.zeros((self.M_HOPS, c))
         self._peak = np.zeros(self.M_HOPS)
         self._int = _GatedHistogram()
         self._lra = _GatedHistogram()
@@ -128,7 +136,8 @@ class Loudness(FrameAnalyzer):
     def _reset_state(self):
         self._e.fill(0.0)
         self._raw.fill(0.0)
-        self._peak.fill(0.0)
+        for a in (self._sum, self._max, self._min, self._peak):
+            a.fill(0.0)
         self._int.clear()
         self._lra.clear()
         self._integrated = float("nan")
@@ -150,6 +159,11 @@ class Loudness(FrameAnalyzer):
         self._e[h % self.S_HOPS] = float(np.sum(y * y))
         self._raw[h % self.M_HOPS] = float(np.sum(x * x)) / self.channels
         self._peak[h % self.M_HOPS] = float(np.max(np.abs(x))) if hop else 0.0
+        j = h % self.M_HOPS
+        if hop:
+            np.sum(x, axis=1, out=self._sum[j])
+            np.max(x, axis=1, out=self._max[j])
+            np.min(x, axis=1, out=self._min[j])
         ms_m = self._window_sum(self._e, self.M_HOPS, h) / (self.M_HOPS * hop)
         ms_s = self._window_sum(self._e, self.S_HOPS, h) / (self.S_HOPS * hop)
         done = h + 1
@@ -166,7 +180,11 @@ class Loudness(FrameAnalyzer):
         row[3] = self._range
         raw = float(self._raw.sum()) / (self.M_HOPS * hop)
         pk = float(self._peak.max())
-        row[4] = 20.0 * math.log10(pk / math.sqrt(raw)) if raw > 0 and pk > 0 else np.nan
+        # about each channel's 400 ms mean m: power E[x^2] - m^2, peak the larger of max - m and m - min
+        m = self._sum.sum(axis=0) / (self.M_HOPS * hop)
+        ac = raw - float(np.dot(m, m)) / self.channels
+        pk_ac = float(np.max(np.maximum(self._max.max(axis=0) - m, m - self._min.min(axis=0))))
+        row[4] = 20.0 * math.log10(pk_ac / math.sqrt(ac)) if ac > 0 and pk_ac > 0 else np.nan
         row[5] = 20.0 * math.log10(pk) if pk > 0 else np.nan
 
 

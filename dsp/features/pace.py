@@ -25,6 +25,7 @@ class Pace(FrameAnalyzer):
     columns = ("onset_rate_hz", "event", "active")
     units = ("1/s", "", "")
     WINDOW_HOPS = 600
+    dc_block = False  # it reads only its 300 Hz - 3 kHz band-pass
 
     def __init__(self, prominence_db: float = 3.0, history_s: float = 10.0):
         super().__init__(history_s)

@@ -39,6 +39,7 @@ class Pitch(FrameAnalyzer):
     name = "pitch"
     columns = ("f0_hz", "voiced", "periodicity", "hnr_db")
     units = ("Hz", "", "", "dB")
+    dc_block = False  # its own high-pass at 0.6 fmin takes DC and infrasound
 
     def __init__(self, fmin_hz: float = 65.0, fmax_hz: float = 1100.0, threshold: float = 0.15,
                  voicing_threshold: float = 0.3, integration_ms: float = 50.0, floor_dbfs: float = -60.0,

@@ -1,7 +1,8 @@
 """A differentiable (torch) version of the fingerprint's measurable dimensions, for the profile loss.
 
 It mirrors ``resculpt.dsp.profile.fingerprint`` (and the extractors of ``resculpt.dsp.features``) step by
-step on the same frames: 20 ms periodic sqrt-Hann analysis at a 5 ms hop, frame i ending at sample
+step on the same frames (of the input through the analysers' 10 Hz DC blocker, applied as its frequency
+response like the K-weighting below; the loudness figures read the input itself): 20 ms periodic sqrt-Hann analysis at a 5 ms hop, frame i ending at sample
 (i + 1) * hop with zeros before the start; band PSD ``10 log10(BandMap.analysis @ |X|^2 / sum(w^2) + 1e-12)``;
 active frames within 40 dB of the 95th-percentile frame level and above -70 dB; medians over active frames.
 
@@ -26,7 +27,8 @@ lra_lu              EBU Tech 3342 on 3 s short-term blocks every 100 ms (gates -
                     95th minus 10th percentile as the same order statistics numpy reads from its
                     histogram (the first value reaching 10 % / 95 % of the count; numpy reports its
                     0.05 LU bin centre)
-crest_db            median over active frames of the 400 ms sample-peak / RMS in dB (peak through max)
+crest_db            median over active frames of the 400 ms peak / RMS in dB, both about the window's mean
+                    (peak through max)
 ==================  ======================================================================================
 
 Not covered (NaN-masked in :func:`normalized` and skipped by :func:`distance`): ``f0_median_hz``,
@@ -47,6 +49,7 @@ import math
 import numpy as np
 import torch
 from resculpt.dsp.bands import N_BANDS, BandMap
+from resculpt.dsp.features.base import dc_block_sos
 from resculpt.dsp.features.loudness import k_weighting_sos
 from resculpt.dsp.profile import BAND_SCALE_DB, BAND_WEIGHT, DIM_BY_NAME, EMPTY_BELOW_DB, compare_mask
 from resculpt.dsp.stft import get_config, sqrt_hann_pair
@@ -91,7 +94,7 @@ class TorchProfiler:
         lx = lx - lx.mean()
         self.tsel = torch.tensor(tsel)
         self.tx = torch.tensor(lx / np.dot(lx, lx), dtype=torch.float32)
-        self._kw = {}  # padded FFT length -> K-weighting frequency response (complex)
+        self._resp = {}  # (filter, padded FFT length) -> frequency response (complex)
 
     # -- per-frame tracks ------------------------------------------------------------------------------
     def frames(self, x: torch.Tensor) -> dict:
@@ -126,17 +129,26 @@ class TorchProfiler:
                 "tilt_db_oct": tilt, "level_db": level, "defined": defined}
 
     # -- loudness ---------------------------------------------------------------------------------------
-    def k_weight(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, n) through the BS.1770 K-weighting filter from zero state (FFT with 1 s of zero padding)."""
+    def _sos(self, x: torch.Tensor, name: str, sos) -> torch.Tensor:
+        """x (B, n) through the IIR ``sos`` from zero state: its exact frequency response on an FFT with 1 s of zero
+        padding (both filters here have decayed by far more than float32 resolution within 1 s)."""
         n = x.shape[-1]
         N = 1 << int(math.ceil(math.log2(n + self.sr)))
-        if N not in self._kw:
+        if (name, N) not in self._resp:
             from scipy.signal import sosfreqz
 
-            _, h = sosfreqz(k_weighting_sos(self.sr), worN=N // 2 + 1, whole=False, fs=self.sr)
+            _, h = sosfreqz(sos(self.sr), worN=N // 2 + 1, whole=False, fs=self.sr)
             # sosfreqz's grid is k * (fs/2) / (N/2): the rfft bins of an N-point FFT
-            self._kw[N] = torch.tensor(h, dtype=torch.complex64)
-        return torch.fft.irfft(torch.fft.rfft(x, N) * self._kw[N], N)[..., :n]
+            self._resp[name, N] = torch.tensor(h, dtype=torch.complex64)
+        return torch.fft.irfft(torch.fft.rfft(x, N) * self._resp[name, N], N)[..., :n]
+
+    def k_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, n) through the BS.1770 K-weighting filter from zero state."""
+        return self._sos(x, "k", k_weighting_sos)
+
+    def dc_block(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, n) through the analysers' DC blocker (``dsp.features.base.dc_block_sos``) from zero state."""
+        return self._sos(x, "dc", dc_block_sos)
 
     def loudness(self, x: torch.Tensor) -> dict:
         """lufs_integrated, lra_lu, crest per hop; (B,) values and ok flags."""
@@ -183,15 +195,22 @@ class TorchProfiler:
             else:
                 lra.append(x.new_zeros(()))
                 ok_r.append(bool(ks.any()))  # one block: numpy reports 0 LU
-        # crest: unweighted sample peak over RMS of the last 400 ms, per hop
+        # crest: unweighted peak over RMS of the last 400 ms, per hop, both about the window's mean m
         xr = x[:, : T * hop].reshape(B, T, hop)
-        raw = (xr * xr).sum(-1)
-        cr = torch.cumsum(torch.nn.functional.pad(raw, (M_HOPS, 0)), -1)
-        ms_raw = (cr[:, M_HOPS:] - cr[:, :T]) / (M_HOPS * hop)
-        pk = torch.nn.functional.max_pool1d(torch.nn.functional.pad(xr.abs().amax(-1), (M_HOPS - 1, 0)).unsqueeze(1),
-                                            M_HOPS, 1).squeeze(1)
-        crest = 20 * torch.log10(pk.clamp_min(1e-30) / ms_raw.clamp_min(1e-30).sqrt())
-        crest_ok = (ms_raw > 0) & (pk > 0)
+
+        def last_400ms(v):  # sum over the newest M_HOPS hops ending at each hop (zeros before the start)
+            c = torch.cumsum(torch.nn.functional.pad(v, (M_HOPS, 0)), -1)
+            return (c[:, M_HOPS:] - c[:, :T]) / (M_HOPS * hop)
+
+        def max_400ms(v):  # max over the newest M_HOPS hops (hops before the start count as 0)
+            return torch.nn.functional.max_pool1d(torch.nn.functional.pad(v, (M_HOPS - 1, 0)).unsqueeze(1),
+                                                  M_HOPS, 1).squeeze(1)
+
+        m = last_400ms(xr.sum(-1))
+        ms_ac = last_400ms((xr * xr).sum(-1)) - m * m
+        pk = torch.maximum(max_400ms(xr.amax(-1)) - m, max_400ms(-xr.amin(-1)) + m)
+        crest = 20 * torch.log10(pk.clamp_min(1e-30) / ms_ac.clamp_min(1e-30).sqrt())
+        crest_ok = (ms_ac > 0) & (pk > 0)
         return {"lufs_integrated": torch.stack(lufs_i), "lufs_integrated_ok": torch.tensor(ok_i),
                 "lra_lu": torch.stack(lra), "lra_lu_ok": torch.tensor(ok_r), "crest": crest, "crest_ok": crest_ok}
 
@@ -201,7 +220,7 @@ class TorchProfiler:
         :data:`COVERED` the value (B,) and "<dim>_ok" (B,) bool}."""
         if x.dim() == 1:
             x = x[None]
-        fr = self.frames(x)
+        fr = self.frames(self.dc_block(x))
         lv = fr["level_db"]
         with torch.no_grad():
             fin = torch.isfinite(lv)
