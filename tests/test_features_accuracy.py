@@ -73,6 +73,28 @@ def test_formants_of_synthetic_vowels_within_10_percent(sr, vowel_f):
     assert np.all(np.abs(med / np.array(vowel_f) - 1) < 0.10), med
 
 
+def test_a_broad_first_formant_is_f1_and_a_missing_one_leaves_f1_empty_not_f2():
+    """The LPC pole picking: three narrow poles are F1..F3 in order; a first formant wider than 600 Hz (an open,
+    breathy vowel's) is still F1 when no narrow pole lies below 1.2 kHz, and without any pole there F1 is NaN while
+    the narrow poles stay F2 and F3 (by rank alone the second formant stood in for the first)."""
+    from resculpt.dsp.features.formants import pick_formants
+
+    def pick(poles):
+        row = np.full(6, np.nan)
+        f, bw = (np.array(v, float) for v in zip(*poles))
+        pick_formants(f, bw, 5500.0, row)
+        return row
+
+    np.testing.assert_array_equal(pick([(2700, 200), (350, 200), (1800, 150), (3800, 300)])[:3], [350, 1800, 2700])
+    np.testing.assert_array_equal(pick([(400, 800), (1900, 120), (2800, 200)]), [400, 1900, 2800, 800, 120, 200])
+    np.testing.assert_array_equal(pick([(200, 900), (500, 300), (1700, 100), (2600, 150)])[:3], [500, 1700, 2600])
+    np.testing.assert_array_equal(pick([(300, 950), (700, 700), (1900, 100), (2900, 200)])[:3], [700, 1900, 2900])
+    for poles in ([(1900, 100), (2900, 200), (3900, 300)], [(300, 1500), (1900, 100), (2900, 200), (3900, 300)]):
+        row = pick(poles)
+        assert np.isnan(row[0]) and np.isnan(row[3]) and list(row[1:3]) == [1900, 2900]
+    assert np.isnan(pick([(150, 100), (5480, 100)])).all()  # outside 200 Hz .. max - 50 Hz
+
+
 @pytest.mark.parametrize("sr", SUPPORTED_RATES)
 def test_bs1770_calibration_full_scale_997hz_sine_reads_minus_3_01_lufs(sr):
     """A 0 dBFS 997 Hz sine in one channel reads -3.01 LUFS (+-0.05; 0.1 off 48 kHz's published filter)."""
