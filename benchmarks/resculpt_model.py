@@ -449,6 +449,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model-trim", choices=("none", "match-eq"), default="none",
                     help="what follows the profile section's model row: nothing, or the match-EQ toward the same "
                          "target (its 2-pass render of the model's output: an EQ trims what the model left)")
+    ap.add_argument("--voice-excite", type=float, default=None, metavar="PCT",
+                    help="the voice match's synthesized excitation share (dsp.voice.match.EXCITE_PCT, 0-100; the "
+                         "product's is 0): measures the excitation on voice-mode targets")
     ap.add_argument("--live", action="store_true",
                     help="the profile section's engines run as a live stream does (no priming with the whole input, "
                          "one pass: the first seconds learn the input's envelope), not as render does")
@@ -468,6 +471,10 @@ def main(argv=None) -> int:
         print("shared data not found (set RESCULPT_DATA)", file=sys.stderr)
         return 1
     cmd = "benchmarks/resculpt_model.py " + " ".join(shlex.quote(v) for v in argv)
+    if a.voice_excite is not None:
+        from resculpt.dsp.voice import match
+
+        match.EXCITE_PCT = min(max(float(a.voice_excite), 0.0), 100.0)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = a.bundle or str(export_fresh_elsewhere(Path(tmp)))
@@ -490,7 +497,7 @@ def main(argv=None) -> int:
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
             "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes, "model_trim": a.model_trim,
-            "codec_preset": a.codec_preset,
+            "codec_preset": a.codec_preset, "voice_excite": a.voice_excite,
             "lace": LACE_NOTE}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -548,6 +555,8 @@ def report(meta, res) -> str:
              if meta.get("passes", 2) != 2 else "")
           + ("The model rows are the model's output trimmed by the match-EQ toward the same target (`--model-trim "
              "match-eq`). " if meta.get("model_trim", "none") != "none" else "")
+          + (f"The voice match synthesizes {meta['voice_excite']:g} % of its voiced frames' excitation "
+             "(`--voice-excite`; the product's share is 0). " if meta.get("voice_excite") is not None else "")
           + "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:
