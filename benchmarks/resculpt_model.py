@@ -221,6 +221,46 @@ def error_ratio(p_out, p_in, target, match: str) -> float:
     return distance(p_out, target, w) / d0 if d0 > 1e-9 else float("nan")
 
 
+def distance_parts(p, target, match: str) -> dict:
+    """``distance_terms`` of profile ``p`` against ``target`` over the dims of ``match`` (see :func:`error_ratio`):
+    {"terms": {dim: weighted squared normalised difference}, "den": the weight sum}."""
+    from resculpt.dsp.profile import distance_terms
+
+    terms, den = distance_terms(p, target, matched_weights(match))
+    return {"terms": terms, "den": den}
+
+
+# What the remaining distance is made of: the dims of dsp.profile in groups a reader can act on.
+TERM_GROUPS = (("F0 level", ("f0_median_hz",)), ("F0 range", ("f0_range_st",)), ("voicing", ("voiced_fraction",)),
+               ("formants", ("f1_hz", "f2_hz", "f3_hz")), ("brightness", ("centroid_hz", "rolloff_hz", "tilt_db_oct")),
+               ("HNR", ("hnr_db",)), ("loudness", ("lufs_integrated",)), ("dynamics", ("lra_lu", "crest_db")),
+               ("envelope", ("band_env_db",)), ("pace", ("onset_rate_hz",)))
+
+
+def term_table(rows) -> list[str]:
+    """Markdown rows: per (target kind, system), each group's mean share of the output's summed distance terms and
+    the mean ratio with that group landed exactly (its terms removed from the output's distance)."""
+    out = []
+    for kind in ("reference", "descriptor", "random"):
+        for s in ("match-eq", "model"):
+            sub = [r for r in rows if r["kind"] == kind and r["system"] == s and "parts_out" in r]
+            if not sub:
+                continue
+            cells = []
+            for _, dims in TERM_GROUPS:
+                share, landed = [], []
+                for r in sub:
+                    ti, to = r["parts_in"], r["parts_out"]
+                    s_in, s_out = sum(ti["terms"].values()), sum(to["terms"].values())
+                    g = sum(to["terms"].get(d, 0.0) for d in dims)
+                    if s_in > 0 and s_out > 0 and ti["den"] > 0 and to["den"] > 0:
+                        share.append(g / s_out)
+                        landed.append(math.sqrt(max(s_out - g, 0.0) / to["den"]) / math.sqrt(s_in / ti["den"]))
+                cells.append(f"{100 * _nanmean(share):.0f} % ({_nanmean(landed):.2f})" if share else "—")
+            out.append(f"| {kind} | {s} | " + " | ".join(cells) + " |")
+    return out
+
+
 def dim_errors(p, target) -> dict:
     """Absolute error of profile ``p`` against ``target`` per dimension group, in physical units:
     f0 (semitones), formants (mean |ratio - 1| of F1..F3, %), envelope (level-free band RMS, dB), loudness (LU)."""
@@ -339,6 +379,8 @@ def profile_section(a, clips, sr, bundle, log):
                 else:
                     po = fps[name] if sysname == "identity" else fingerprint(y, sr, name)
                     rec["ratio"] = error_ratio(po, fps[name], tgt, match)
+                    rec["parts_in"] = distance_parts(fps[name], tgt, match)
+                    rec["parts_out"] = distance_parts(po, tgt, match)
                     rec["err_in"] = dim_errors(fps[name], tgt)
                     rec["err_out"] = dim_errors(po, tgt)
                 if cat == "speech":
@@ -585,6 +627,13 @@ def report(meta, res) -> str:
                 cells = [f"{_f(_nanmean([r['err_in'][k] for r in sub]))} -> {_f(_nanmean([r['err_out'][k] for r in sub]))}"
                          for k in ("f0_st", "f0_range_st", "formants_pct", "envelope_db", "loudness_lu")]
                 L.append(f"| {kind} | {s} | " + " | ".join(cells) + " |")
+        tt = term_table(P)
+        if tt:
+            L += ["", ("What the remaining distance is made of: each group's mean share of the output's summed distance "
+                  "terms (weight x squared normalised difference, the matched dims of `dsp.profile.distance`), and in "
+                  "brackets the mean ratio if that group alone landed exactly (the ratio's goal is 0.3)."), "",
+                  f"Command: {cmd}", "", "| target kind | system | " + " | ".join(g for g, _ in TERM_GROUPS) + " |",
+                  "|---|---|" + "---|" * len(TERM_GROUPS)] + tt
         sp = [r for r in P if r["category"] == "speech" and r["kind"] != "identity"]
         L += ["", "## 2. Content kept (speech)", "", ("STOI(output, input) on timbre-only targets (descriptor, random; goal "
               ">= 0.9) and DNSMOS OVRL of the outputs beside the inputs' (goal >= input - 0.1), all speech targets."), "",

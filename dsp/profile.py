@@ -233,24 +233,34 @@ def band_distance_db(a, b) -> float:
     return float(np.sqrt(np.mean(d * d))) if d.size else float("nan")
 
 
+def distance_terms(a: Profile, b: Profile, weights: dict | None = None) -> tuple[dict, float]:
+    """The parts of :func:`distance`: ({dim name or ``band_env_db``: weight x squared normalised difference}, the sum
+    of the weights), over the dims both define and weigh. distance = sqrt(sum(terms) / weight sum)."""
+    w = {d.name: d.weight for d in DIMS} | {"band_env_db": BAND_WEIGHT}
+    w.update(weights or {})
+    za, zb = normalized(a), normalized(b)
+    terms, den = {}, 0.0
+    for d in DIMS:
+        x = za[d.name] - zb[d.name]
+        if math.isfinite(x) and w[d.name] > 0:
+            terms[d.name] = w[d.name] * x * x
+            den += w[d.name]
+    bd = band_distance_db(a.band_env_db, b.band_env_db)
+    if math.isfinite(bd) and w["band_env_db"] > 0:
+        terms["band_env_db"] = w["band_env_db"] * (bd / BAND_SCALE_DB) ** 2
+        den += w["band_env_db"]
+    return terms, den
+
+
 def distance(a: Profile, b: Profile, weights: dict | None = None) -> float:
     """Weighted RMS of normalised differences over the dims both define (0 = identical).
 
     ``weights`` overrides per-dim weights by name (``band_env_db`` for the envelope shape).
     """
-    w = {d.name: d.weight for d in DIMS} | {"band_env_db": BAND_WEIGHT}
-    w.update(weights or {})
-    za, zb = normalized(a), normalized(b)
-    num = den = 0.0
-    for d in DIMS:
-        x = za[d.name] - zb[d.name]
-        if math.isfinite(x) and w[d.name] > 0:
-            num += w[d.name] * x * x
-            den += w[d.name]
-    bd = band_distance_db(a.band_env_db, b.band_env_db)
-    if math.isfinite(bd) and w["band_env_db"] > 0:
-        num += w["band_env_db"] * (bd / BAND_SCALE_DB) ** 2
-        den += w["band_env_db"]
+    terms, den = distance_terms(a, b, weights)
+    num = 0.0
+    for v in terms.values():  # in DIMS order, then the band shape, as the sum has always run
+        num += v
     return math.sqrt(num / den) if den else float("nan")
 
 
