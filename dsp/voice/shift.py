@@ -62,6 +62,13 @@ class VoiceShift(SpectralStage):
     # float32 rounding, in under half the stage's time). The voice slot keeps the numpy code: its shipped
     # preset's renders are compared bit for bit; the anon stage, the one over its CPU budget, takes them.
     use_kernels = False
+    # The formants-only path (a warp with no pitch shift) reads its envelope from magnitudes floored this many dB
+    # under the frame's largest; None: no floor. The resculpt stage's formant override sets it: it warps the
+    # model's output, which after the voice match moved a voice up by most of an octave holds its harmonics'
+    # regions with empty bins between them (the shift leaves them); faint residues there are peaks far under the
+    # harmonics, the peak-interpolated envelope dips to them, and warping it by 5 % asked for gains up to +40 dB
+    # at 4-8 kHz, whose bands came out 15-60 dB too loud (tests/test_resculpt_voice_match.py).
+    formant_floor_db: float | None = None
 
     def __init__(self, table, phase_lock: bool = True):
         """phase_lock=False makes every bin its own peak: the plain per-bin phase vocoder (a measured
@@ -153,6 +160,7 @@ class VoiceShift(SpectralStage):
         self._c_adv, self._c_pi = c0(self._adv_to_bins), c0(math.pi)
         self._c_2pi, self._c_inv2pi = c0(_TWO_PI), c0(1.0 / _TWO_PI)
         self._v_ra, self._v_rm1, self._v_scale = c0(0.0), c0(0.0), c0(0.0)
+        self._v_floor = c0(0.0)
         self._i_zero, self._i_nb = c0(0, np.int64), c0(nb, np.int64)
         self._i_first, self._i_last = c0(0, np.int64), c0(0, np.int64)
         self._i_lowest, self._u_lim = c0(0, np.int64), c0(0, np.uint64)
@@ -311,6 +319,9 @@ class VoiceShift(SpectralStage):
     def _formants(self, row) -> None:
         """Formants only: row *= exp(E(k / a) - E(k)), a real gain per bin; the phases are untouched."""
         np.abs(row, out=self._mag)
+        if self.formant_floor_db is not None:
+            self._v_floor[()] = float(self._mag.max()) * 10.0 ** (-self.formant_floor_db / 20.0)
+            np.maximum(self._mag, self._v_floor, out=self._mag)
         self._analyse()
         self._warped_envelope()
         g = self._gain

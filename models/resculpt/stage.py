@@ -229,6 +229,7 @@ class ResculptStage(SpectralStage):
         self._voice = VoiceMatch()
         self._warp_table = ParamTable(SHIFT_PARAMS)  # the formant override's warp of the output (its own table)
         self._warp = VoiceShift(self._warp_table)
+        self._warp.formant_floor_db = 60.0  # see VoiceShift.formant_floor_db
         self._i_warp = self._warp_table.index("voice.formant_ratio")
         self._follow = LoudnessFollower()
         self._primed = None
