@@ -52,6 +52,22 @@ def test_a_voice_on_a_large_dc_offset_still_comes_out_at_the_target_pitch(sr):
     assert abs(_f0(y - y.mean(), sr) / 95.0 - 1.0) < 0.03
 
 
+@pytest.mark.parametrize("sr", RATES)
+def test_a_dc_offset_does_not_come_and_go_with_the_pauses(sr):
+    """A 180 Hz voice in phrases (0-1 s, 1.5-2.5 s, 3-3.5 s) with silent pauses, on a 0.2 DC offset: the output's
+    0-20 Hz band (less its mean) stays 30 dB under the voice. Shifted frames drop the DC bin and a pause's frames
+    had kept it, so the offset switched with the pauses: a thump at every phrase."""
+    from scipy.signal import butter, sosfilt
+
+    n = int(3.5 * sr)
+    x = np.zeros((1, n), np.float32)
+    for a, b in ((0.0, 1.0), (1.5, 2.5), (3.0, 3.5)):
+        x[:, int(a * sr) : int(b * sr)] = _tone(sr, 180.0, b - a)
+    y = run(make_section(["anon"], sr, 1, {**STILL, "anon.f0_hz": 95.0}), x + np.float32(0.2), 512)[0]
+    low = sosfilt(butter(4, 20.0, "lowpass", fs=sr, output="sos"), y - y.mean())
+    assert 10 * np.log10(np.mean(low**2) / np.mean(x**2)) < -30.0
+
+
 def _pop_tone(sr: int, f0: float, tilt_db_oct: float, seconds: float = 1.5) -> np.ndarray:
     """(1, n) float32: harmonics of f0 on the average speaker's envelope (anon.POP_DB) tilted by
     ``tilt_db_oct`` above 500 Hz, fixed random phases, peak 0.3."""

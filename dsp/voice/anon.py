@@ -132,6 +132,7 @@ MEDIAN_STEP0 = 0.125           # octaves per voiced frame at the start
 MIN_VOICED = 10                # voiced frames (50 ms) before the median is trusted: no shift until then
 OUTLIER_OCT = 0.8              # a frame this far from the median takes the median's shift
 ST_TAU_S = 0.015               # one-pole smoothing of the applied shift
+DC_BINS = 4                    # an offset's leakage through the sqrt-Hann window: -10, -24, -30 dB in bins 1-3
 ST_STEPS = 384                 # shift steps of 1/32 semitone from 0 to 12 st
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
 CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
@@ -259,6 +260,9 @@ class AnonVoice(VoiceShift):
         self._fft = RealFFT(2 * m)
         self._cs = np.zeros(m, np.float64)
         self._dc = np.zeros(2, np.float64)  # the F0 search input's running DC estimate, and 1 once it has one
+        w = np.fft.rfft(sqrt_hann_pair(ctx.n_fft, ctx.hop)[0].astype(np.float64))[:DC_BINS]
+        self._wdc = (w / w[0].real).astype(np.complex64)  # a constant's spectrum per unit of its bin 0
+        self._dctmp = np.zeros(DC_BINS, np.complex64)
         self._cs_head = self._cs[m - hi - 1 : m - lo][::-1]   # energy of x[0 : m - lag], lag = lo .. hi
         self._cs_tail = self._cs[lo - 1 : hi]                # e minus it: energy of x[lag : m]
         self._eh = np.zeros(hi - lo + 1, np.float64)
@@ -584,6 +588,13 @@ class AnonVoice(VoiceShift):
         self._warp_from(t)
 
     def process_frame(self, spec):
+        # The frame less its DC: a constant c shows as c W(k) in the lowest bins (W: the analysis window's spectrum;
+        # c = X(0) / W(0)). A shifted frame took part of it up into the voice's lowest bins, or none of it, while a
+        # frame left at the speaker's pitch (a pause) kept it all: on a recording with a DC offset the output's
+        # offset came and went with the pauses, a thump at every phrase (tests/test_anon_voice.py).
+        for ch in range(spec.shape[0]):
+            np.multiply(self._wdc, spec[ch, 0], out=self._dctmp)
+            np.subtract(spec[ch, :DC_BINS], self._dctmp, out=spec[ch, :DC_BINS])
         v = self.table.value
         f0_t, fr, alpha, tilt = self._targets()
         rng = float(v[self._i["pitch_range"]])
