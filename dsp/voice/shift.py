@@ -66,8 +66,8 @@ class VoiceShift(SpectralStage):
     # under the frame's largest; None: no floor. The resculpt stage's formant override sets it: it warps the
     # model's output, which after the voice match moved a voice up by most of an octave holds its harmonics'
     # regions with empty bins between them (the shift leaves them); faint residues there are peaks far under the
-    # harmonics, the peak-interpolated envelope dips to them, and warping it by 5 % asked for gains up to +40 dB
-    # at 4-8 kHz, whose bands came out 15-60 dB too loud (tests/test_resculpt_voice_match.py).
+    # harmonics, the peak-interpolated envelope dips to them, and warping it by 5 % lifted the top bands by tens of
+    # dB (tests/test_resculpt_voice_match.py).
     formant_floor_db: float | None = None
 
     def __init__(self, table, phase_lock: bool = True):
