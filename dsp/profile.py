@@ -333,7 +333,7 @@ class EnvelopeAccumulator:
         self._an = EnvelopeLevelFeatures()
         self._an.prepare(sample_rate, 1, 1, history_frames=1)  # the analysis constants only
         self._dc_sos = dc_block_sos(sample_rate)
-        self._dc_zi = None  # (1, channels, 2), sized by the first block
+        self._dc_zi = np.zeros((1, channels, 2))
         self.hop, self.win_len = self._an.hop, self._an.win_len
         # mono samples from the start of the next frame's window on; zeros before the signal starts
         self._tail = np.zeros(self.win_len - self.hop)
@@ -348,10 +348,6 @@ class EnvelopeAccumulator:
             blk = x[:, i : i + self.CHUNK].astype(np.float64)
             np.nan_to_num(blk, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             if blk.shape[1]:
-                if self._dc_zi is None:
-                    self._dc_zi = np.zeros((1, blk.shape[0], 2))
-                elif self._dc_zi.shape[1] != blk.shape[0]:
-                    raise ValueError(f"a block of {blk.shape[0]} channels after blocks of {self._dc_zi.shape[1]}")
                 blk, self._dc_zi = dc_filter(self._dc_sos, blk, self._dc_zi)
             self._pending.append(blk[0] if blk.shape[0] == 1 else np.mean(blk, axis=0))
             self._n_pending += blk.shape[1]

@@ -104,7 +104,9 @@ def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_a
     """EnvelopeAccumulator fed in random pieces (1..5000 samples) gives exactly the whole-array envelope,
     and long_term_envelope (which uses it) does too."""
     sr = 48000
-    x = real_stereo(sr, 3.0)[:channels]
+    # ``channels`` rows: the stereo pair repeated at other gains (6 channels: 5.1)
+    s = real_stereo(sr, 3.0)
+    x = np.concatenate([s * np.float32(g) for g in (1.0, 0.7, 0.5)])[:channels].copy()
     x[:, sr : sr + sr // 2] *= 1e-4  # a quiet stretch: some frames fall below the activity threshold
     ref = _whole_envelope(x, sr)
     assert np.isfinite(ref).sum() > 20
