@@ -494,6 +494,9 @@ def main(argv=None) -> int:
     ap.add_argument("--voice-excite", type=float, default=None, metavar="PCT",
                     help="the voice match's synthesized excitation share (dsp.voice.match.EXCITE_PCT, 0-100; the "
                          "product's is 0): measures the excitation on voice-mode targets")
+    ap.add_argument("--voice-harmonic", choices=("on", "off"), default="on",
+                    help="off: the voice match shifts every frame with the peak-locked phase vocoder, as before the "
+                         "harmonic shift of low voices (dsp.voice.anon.AnonVoice.harmonic; the product's is on)")
     ap.add_argument("--live", action="store_true",
                     help="the profile section's engines run as a live stream does (no priming with the whole input, "
                          "one pass: the first seconds learn the input's envelope), not as render does")
@@ -513,6 +516,10 @@ def main(argv=None) -> int:
         print("shared data not found (set RESCULPT_DATA)", file=sys.stderr)
         return 1
     cmd = "benchmarks/resculpt_model.py " + " ".join(shlex.quote(v) for v in argv)
+    if a.voice_harmonic == "off":
+        from resculpt.dsp.voice import anon
+
+        anon.AnonVoice.harmonic = False
     if a.voice_excite is not None:
         from resculpt.dsp.voice import match
 
@@ -539,7 +546,7 @@ def main(argv=None) -> int:
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
             "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes, "model_trim": a.model_trim,
-            "codec_preset": a.codec_preset, "voice_excite": a.voice_excite,
+            "codec_preset": a.codec_preset, "voice_excite": a.voice_excite, "voice_harmonic": a.voice_harmonic,
             "lace": LACE_NOTE}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -599,6 +606,9 @@ def report(meta, res) -> str:
              "match-eq`). " if meta.get("model_trim", "none") != "none" else "")
           + (f"The voice match synthesizes {meta['voice_excite']:g} % of its voiced frames' excitation "
              "(`--voice-excite`; the product's share is 0). " if meta.get("voice_excite") is not None else "")
+          + ("The voice match shifts every frame with the peak-locked vocoder (`--voice-harmonic off`; the product "
+             "shifts a low voice's voiced frames with the harmonic model). " if meta.get("voice_harmonic") == "off"
+             else "")
           + "Every row below comes from this one command."), ""]
     P = res["profile"]
     if P:

@@ -14,7 +14,7 @@ import pytest
 from stage_testlib import make_section, run
 from test_voice_shift import _f0, _tone
 
-from resculpt.dsp.voice import anon
+from resculpt.dsp.voice import anon, kernels
 
 RATES = (16000, 48000)
 STILL = {"anon.pitch_range": 1.0, "anon.timbre_pct": 0.0, "anon.formant_follow": 0.0, "anon.warp_alpha": 1.0}
@@ -336,3 +336,91 @@ def test_excite_share_zero_renders_as_without_and_the_same_settings_render_the_s
     assert np.sqrt(np.mean((full - base) ** 2)) > 0.05 * np.sqrt(np.mean(base**2))
     assert np.array_equal(full, again)
     assert np.array_equal(full, after_reset)
+
+
+# -- the harmonic shift (kernels.harmonic_frame) -------------------------------------------------------------
+def _pitch_shares(y, sr, target: float, own: float) -> tuple[float, float, int]:
+    """Shares of the output's voiced YIN frames (after the first 0.25 s) within 50 cents of ``target`` and within
+    50 cents of ``own``, and the number of voiced frames."""
+    from test_voice_shift import analyze, Pitch
+
+    f = analyze(Pitch(fmin_hz=40.0), y, sr)[50:, 0]
+    f = f[np.isfinite(f)]
+    if not f.size:
+        return 0.0, 0.0, 0
+    near = lambda ref: float(np.mean(np.abs(1200 * np.log2(f / ref)) < 50.0))  # noqa: E731
+    return near(target), near(own), int(f.size)
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="the harmonic shift is compiled only (numba, extra 'fast')")
+@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("f0", (80.0, 95.0))
+def test_a_low_voice_moved_up_an_octave_sounds_at_the_new_pitch_not_its_own(sr, f0, monkeypatch):
+    """A tone at 80 or 95 Hz, whose harmonics lie 1.6-1.9 bins apart in the 20 ms window (the window does not
+    resolve them), normalised onto twice its F0: YIN reads the output at the target (within 50 cents) on at
+    least 95 % of its voiced frames and at the input's own F0 on none, over at least 90 % of the frames, and the
+    level stays within 0.5 dB. The peak-locked shift alone (``AnonVoice.harmonic`` False) moves each lobe as one
+    peak, and a lobe holds two harmonics at the input's spacing: its output reads at the input's F0 or is not
+    voiced at all, and is ~3 dB quieter, which this test also pins so that it keeps testing the harmonic path."""
+    x = _tone(sr, f0, 1.5)
+    p = {**STILL, "anon.f0_hz": 2.0 * f0}
+    rig = make_section(["anon"], sr, 1, p)
+    y = run(rig, x, 512)
+    on, own, n = _pitch_shares(y, sr, 2.0 * f0, f0)
+    assert on >= 0.95 and own == 0.0 and n >= 0.9 * 250, (on, own, n)
+    assert _stage(rig).harmonics > 20
+    level = 20 * np.log10(np.std(y[0, sr // 2 :]) / np.std(x[0, sr // 2 :]))
+    assert abs(level) < 0.5
+    monkeypatch.setattr(anon.AnonVoice, "harmonic", False)
+    y = run(make_section(["anon"], sr, 1, p), x, 512)
+    on, own, n = _pitch_shares(y, sr, 2.0 * f0, f0)
+    assert on < 0.5 and (own > 0.5 or n < 25), (on, own, n)
+    assert 20 * np.log10(np.std(y[0, sr // 2 :]) / np.std(x[0, sr // 2 :])) < -2.0
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="the harmonic shift is compiled only (numba, extra 'fast')")
+@pytest.mark.parametrize("sr", RATES)
+def test_the_harmonic_shift_keeps_the_formant_where_it_was(sr):
+    """A 95 Hz tone on a resonance at 1 kHz normalised onto 190 Hz: the output's envelope peak (a parabola through
+    its harmonics' levels) stays within 5 % of the input's: the harmonics move, the formant does not."""
+    from test_voice_shift import _envelope_peak_hz
+
+    x = _tone(sr, 95.0, 1.5)
+    y = run(make_section(["anon"], sr, 1, {**STILL, "anon.f0_hz": 190.0}), x, 512)
+    assert abs(_envelope_peak_hz(y, sr, 190.0) / _envelope_peak_hz(x, sr, 95.0) - 1.0) < 0.05
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="the harmonic shift is compiled only (numba, extra 'fast')")
+def test_a_voice_whose_harmonics_the_window_resolves_keeps_the_peak_locked_shift():
+    """The harmonic shift is for voices whose median F0 lies under anon.HARMONIC_BELOW_BINS bins (150 Hz in the
+    20 ms window): a 220 Hz tone moved to 110 Hz never takes it, a 95 Hz one moved to 190 Hz does. A speaker
+    stays on one path: the median, not each frame's F0, decides."""
+    sr = 48000
+    for f0, tgt, used in ((220.0, 110.0, False), (95.0, 190.0, True)):
+        rig = make_section(["anon"], sr, 1, {**STILL, "anon.f0_hz": tgt})
+        st = _stage(rig)
+        calls = []
+        orig = st._harmonic
+        st._harmonic = lambda *a, _o=orig: (calls.append(1), _o(*a))[1]
+        run(rig, _tone(sr, f0, 1.0), 512)
+        assert bool(calls) == used, (f0, len(calls))
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="the harmonic shift is compiled only (numba, extra 'fast')")
+@pytest.mark.parametrize("f0", (147.0, 150.0, 153.0))
+def test_a_voice_on_the_harmonic_shifts_limit_stays_on_one_path(f0):
+    """A tone at the limit (150 Hz in the 20 ms window), whose tracked median dithers across it, moved by a major
+    third: once the median is trusted, every voiced frame takes the same path (the decision has a semitone of
+    hysteresis either side); switching paths as the median dithered left the output's harmonics on the bins'
+    grid (YIN read it at 50 Hz)."""
+    sr = 48000
+    rig = make_section(["anon"], sr, 1, {**STILL, "anon.f0_hz": 1.25 * f0})
+    st = _stage(rig)
+    path = []
+    oh, osh = st._harmonic, st._shift
+    st._harmonic = lambda *a: (path.append(1), oh(*a))[1]
+    st._shift = lambda *a: (path.append(0), osh(*a))[1]
+    y = run(rig, _tone(sr, f0, 1.5), 512)
+    switches = int(np.sum(np.diff(path) != 0))
+    assert switches == 0, switches
+    assert abs(_f0(y, sr) / (1.25 * f0) - 1.0) < 0.03

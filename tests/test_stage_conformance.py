@@ -64,6 +64,17 @@ def _give_resculpt_a_target(where) -> None:
         band_env_db=list(-30.0 - 1.5 * np.arange(32)))))
 
 
+def _low_voice(sample_rate: int, channels: int, seconds: float = 0.3, seed: int = 0) -> np.ndarray:
+    """signal_for at half its level plus a 95 Hz voice (harmonics to 4 kHz on a 1 kHz resonance, peak 0.3): the
+    anon stage tracks a low voice, whose voiced frames take its harmonic shift (signal_for's 440 Hz tone is a
+    voice above its limit, which takes the peak-locked shift)."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    v = sum(np.cos(2 * np.pi * 95.0 * h * t + 0.3 * h * h) / np.hypot(1 - (95.0 * h / 1000.0) ** 2, 95.0 * h / 5000.0)
+            for h in range(1, int(4000 / 95)))
+    v = 0.3 * v / np.abs(v).max()
+    return (0.5 * signal_for(sample_rate, channels, seconds, seed) + v[None]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Active:
     """A slot's test configuration.
@@ -72,7 +83,9 @@ class Active:
     0.25-0.4 s long); setup(section or chain): non-scalar state a stage needs to act; stages: for the section's
     own slot, the spectral stages the section runs; alloc_peak_bytes: the slot's transient-peak bound in
     test_process_allocates_nothing where it differs from its kind's; image_error: the bound on the
-    six-channel image error in test_linked_analysis_keeps_the_image_at_six_channels_as_in_stereo."""
+    six-channel image error in test_linked_analysis_keeps_the_image_at_six_channels_as_in_stereo; signal:
+    (sample_rate, channels, seconds, seed) -> the slot's test signal, where signal_for's does not reach a code
+    path its input decides."""
 
     params: dict
     events: tuple = ()
@@ -80,6 +93,7 @@ class Active:
     stages: tuple = ()
     alloc_peak_bytes: int = 0
     image_error: float = 1e-5
+    signal: Callable | None = None
 
 
 ACTIVE = {
@@ -137,7 +151,7 @@ ACTIVE = {
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0,
                     "anon.excite_pct": 100.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7})),
-                   image_error=2e-5),
+                   image_error=2e-5, signal=_low_voice),
     # Overrides moved and the match mode switched mid-stream (voice: the voice match shifts the pitch toward the
     # target's median F0 before the model); the same allocation bound as the mask (one model call per frame
     # through IOBinding). Image: the voice match is the anon stage's peak-locked shifter (each channel picks its
@@ -190,6 +204,12 @@ def _rig(slot, sample_rate=48000, channels=2, linked=True):
     return rig, rig.table.targets(), at_samples(a.events, sample_rate)
 
 
+def _signal(slot, sample_rate: int = 48000, channels: int = 2, seconds: float = 0.3, seed: int = 0) -> np.ndarray:
+    """The slot's test signal: its ACTIVE entry's, else signal_for's."""
+    make = _active(slot).signal or signal_for
+    return make(sample_rate, channels, seconds, seed)
+
+
 def _chain(slot, sample_rate, channels, max_block=512):
     """``slot`` alone in a Chain (host sanitiser around it) in its ACTIVE configuration."""
     a, kind = _active(slot), catalog.SLOTS[slot].kind
@@ -224,7 +244,7 @@ def test_slot_is_audibly_active(slot):
     """The slot's configuration changes the test signal by more than -20 dB, so the checks below run a
     stage that acts (a slot with inactive defaults and no ACTIVE entry fails here, naming the fix)."""
     rig, _, events = _rig(slot)
-    x = signal_for(48000, 2)
+    x = _signal(slot)
     _assert_active(slot, run(rig, x, 512, events), x)
 
 
@@ -235,7 +255,7 @@ def test_streaming_equals_offline_for_any_block_partition(slot, block):
     render, with parameters changed mid-stream: bit-exact for spectral slots, within BOARD_ATOL for
     board slots."""
     rig, init, events = _rig(slot)
-    x = signal_for(48000, 2)
+    x = _signal(slot)
     ref = run(rig, x, "whole", events)
     rig.restart(init)
     _assert_same(slot, run(rig, x, block, events), ref, f"{slot} block {block}")
@@ -245,7 +265,7 @@ def test_streaming_equals_offline_for_any_block_partition(slot, block):
 def test_reset_then_rerun_is_identical(slot):
     """reset() returns every piece of state to its prepared value: a second run is bit-identical."""
     rig, init, events = _rig(slot)
-    x = signal_for(48000, 2)
+    x = _signal(slot)
     a = run(rig, x, 512, events)
     rig.restart(init)
     np.testing.assert_array_equal(run(rig, x, 512, events), a)
@@ -255,7 +275,7 @@ def test_reset_then_rerun_is_identical(slot):
 def test_zero_length_blocks_change_nothing(slot):
     """A zero-length block returns an empty block and, between any two blocks, changes no output."""
     rig, init, events = _rig(slot)
-    x = signal_for(48000, 2)
+    x = _signal(slot)
     assert rig.proc.process(np.zeros((2, 0), np.float32)).shape == (2, 0)
     a = run(rig, x, 64, events)
     rig.restart(init)
@@ -267,7 +287,7 @@ def test_nonfinite_input_gives_finite_output_and_the_stage_recovers(slot):
     """NaN/Inf samples: finite output, and once they have passed the stage sounds as without them
     (the last fifth's RMS within 6 dB of a clean run's). Spectral slots on their own (the section's
     guard zeroes a non-finite spectrum), every slot in a Chain (whose sanitiser zeroes the samples)."""
-    x = signal_for(48000, 2, seconds=0.4)
+    x = _signal(slot, seconds=0.4)
     n = x.shape[1]
     bad = x.copy()
     bad[:, n // 4] = np.nan
@@ -298,7 +318,7 @@ def test_runs_at_every_supported_rate_mono_stereo_and_six_channels(slot, rate, c
     """At every rate the product accepts, mono, stereo and 6 channels (a 5.1 stem, rendered offline):
     finite, active, and streaming (blocks of 65) equals offline."""
     rig, init, events = _rig(slot, rate, channels)
-    x = signal_for(rate, channels, seconds=0.25)
+    x = _signal(slot, rate, channels, seconds=0.25)
     ref = run(rig, x, "whole", events)
     assert ref.shape == x.shape and np.isfinite(ref).all()
     _assert_active(slot, ref, x)
@@ -310,7 +330,7 @@ def _image_error(slot, channels, linked) -> float:
     """Largest |y_k / a_k - y_0| / max|y_0| when channel k carries a_k times one signal (a_0 = 1)."""
     a = np.array([1.0, 0.5, 0.25, 2.0, 0.1, 0.7], np.float32)[:channels, None]
     rig, _, events = _rig(slot, 48000, channels, linked)
-    y = run(rig, a * signal_for(48000, 1, seconds=0.5), 512, events)
+    y = run(rig, a * _signal(slot, 48000, 1, seconds=0.5), 512, events)
     return float(np.abs(y / a - y[:1]).max() / np.abs(y[0]).max())
 
 
@@ -437,7 +457,7 @@ def test_process_allocates_nothing(slot, layout):
     channels, linked = {"mono": (1, True), "stereo": (2, True), "stereo-unlinked": (2, False), "six": (6, True)}[layout]
     board = catalog.SLOTS[slot].kind == "board"
     rig, _, events = _rig(slot, 48000, channels, linked)
-    x = signal_for(48000, channels, seconds=1.0)
+    x = _signal(slot, 48000, channels, seconds=1.0)
     bound = _board_peak_bytes(channels, 64) if board else (_active(slot).alloc_peak_bytes or SPECTRAL_PEAK_BYTES)
     peak0 = _empty_peak("board" if board else "section", channels, linked, x)
 

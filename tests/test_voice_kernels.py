@@ -1,7 +1,9 @@
 """The voice stages' compiled loops (dsp/voice/kernels.py, numba, extra "fast") against their numpy code.
 
 The anon stage takes the loops when numba is installed; the numpy code is the fallback and stays the
-reference: both must give the same voice, to float32 rounding, on real speech. Streaming == offline,
+reference: both must give the same voice, to float32 rounding, on real speech. The harmonic shift of low voices
+(kernels.harmonic_frame) has no numpy code: these comparisons run with it off, and its guarantees are
+tests/test_anon_voice.py's. Streaming == offline,
 reset, NaN, allocation and latency of whichever path the environment runs are the conformance suite's
 (tests/test_stage_conformance.py).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import EXAMPLE, resample
-from resculpt.dsp.voice import kernels, match, shift
+from resculpt.dsp.voice import anon, kernels, match, shift
 from resculpt.models import data
 from stage_testlib import make_section, run
 
@@ -35,6 +37,7 @@ def _render(sr, channels, params, compiled: bool, monkeypatch):
     """(output, per-frame F0 track, the stage) of the anon stage on speech, with or without the loops."""
     with monkeypatch.context() as m:
         m.setattr(kernels, "AVAILABLE", compiled)
+        m.setattr(anon.AnonVoice, "harmonic", False)  # compiled only: no numpy code to compare it with
         rig = make_section(["anon"], sr, channels, params)
     st = rig.proc.stages[0]
     f0s = []
@@ -72,8 +75,9 @@ def test_anon_compiled_loops_give_the_numpy_codes_voice_to_float32_rounding(sr, 
 
 
 def test_voice_and_voice_match_stages_run_the_numpy_code(monkeypatch):
-    """Only the anon stage takes the loops: the voice slot's and the resculpt stage's voice match renders keep
-    their numpy arithmetic exactly, whether numba is installed or not."""
+    """Only the anon stage takes the loops: the voice slot's renders keep their numpy arithmetic exactly, whether
+    numba is installed or not, and so does the resculpt stage's voice match on every frame it does not give to the
+    harmonic shift (a low voice's voiced frames, compiled only: tests/test_anon_voice.py)."""
     monkeypatch.setattr(kernels, "AVAILABLE", True)
     monkeypatch.setattr(kernels, "warm_up", lambda: True)
     rig = make_section(["voice"], 48000, 1, {"voice.pitch_st": 3.0})

@@ -25,6 +25,18 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    ``PAUSE_DB`` below the speaker's median voiced level: their hum and room tone stay as recorded). The shift
    in semitones is smoothed by a one-pole of ``ST_TAU_S`` (15 ms), so an estimation error is a glide, not a
    click.
+   **Low voices** (the speaker's median F0 under ``HARMONIC_BELOW_BINS`` bins: 150 Hz in the 20 ms section, where
+   the window's main lobe spans two harmonics) take a harmonic shift on their voiced frames instead of the
+   peak-locked one (:func:`~resculpt.dsp.voice.kernels.harmonic_frame`, compiled only: without numba they keep
+   the peak-locked shift). The peak-locked shift moves each local maximum's region rigidly, and where a region
+   holds two harmonics it keeps their spacing: an octave up, the output still beats at the input's F0, which
+   YIN reads as the pitch (tests/test_anon_voice.py). The harmonic shift fits the frame's harmonics (the F0
+   refined within +-2 %, up to ``HARMONIC_MAX_HZ``) by least squares, as the analysis window's transform at
+   each, and resynthesizes them at the output F0: harmonic h' takes input harmonic h''s excitation on the
+   (warped) envelope and, relative to the input's pulse phase, the phase the input has at the same frequency,
+   on a running output fundamental phase; the residual (noise, breath, everything above the limit) keeps its
+   bins on the envelope's gain. So each period keeps its waveform and the formants stay. The choice follows the
+   median with a semitone of hysteresis, so a speaker stays on one path.
 4. **Formants.** The envelope is read at src(k): k divided by the formant scale, then the inverse of the
    McAdams warp φ -> φ^α (φ in radians at 16 kHz, the VoicePrivacy baseline's frequency map applied to
    the envelope instead of to LPC poles: a formant at φ lands at a · φ^α). The scale is
@@ -167,6 +179,19 @@ EXCITE_STEPS = 32
 EXCITE_V0, EXCITE_V1 = 0.3, 0.6
 EXCITE_LAGS = 5         # periods tried around the F0 estimate's, 0.4 % apart (kernels.band_voicing)
 EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
+# Harmonic shift (kernels.harmonic_frame, step 3): for a speaker whose median F0 lies under HARMONIC_BELOW_BINS
+# bins (a semitone of hysteresis either way, HARMONIC_HYST_ST), voiced frames are shifted by a harmonic model
+# fitted up to HARMONIC_MAX_HZ (above it, and in the residual, the bins keep their place on the envelope's
+# gain); the F0 refined within +-HARMONIC_REF_STEPS steps of HARMONIC_REF_STEP (relative); the pulse phase on a
+# grid of HARMONIC_PHI, pulled toward its prediction by HARMONIC_PULL; HARMONIC_ITERS least-squares sweeps
+# (two neighbouring harmonics' lobes correlate at -13 dB at the search's 70 Hz floor, 1.4 bins apart, and at -34 dB
+# 1.9 bins apart: the sweeps converge fast). Above 3 bins the peak-locked shift resolves the harmonics, and on real speech moved down an octave
+# it kept more of the voice's periodicity than the harmonic model.
+HARMONIC_MAX_HZ = 5000.0
+HARMONIC_BELOW_BINS = 3.0
+HARMONIC_HYST_ST = 1.0
+HARMONIC_REF_STEPS, HARMONIC_REF_STEP = 4, 0.005
+HARMONIC_PHI, HARMONIC_PULL, HARMONIC_ITERS = 64, 0.5, 3
 # Pauses. The envelope's 2 ms lifter cannot follow a pause's spectrum (mains hum and rumble far above
 # everything over 100 Hz): shifted down, the pause's noise lands on the smeared hump of that envelope and comes
 # out louder at 100-700 Hz, and its hum leaves its bin (tests/test_resculpt_voice_match.py, hum 30 dB over the
@@ -221,6 +246,9 @@ class AnonVoice(VoiceShift):
 
     name = "anon"
     use_kernels = True
+    # Voiced frames shifted by the harmonic model (kernels.harmonic_frame) where numba is installed, whatever
+    # use_kernels says; False: every frame takes the peak-locked shift.
+    harmonic = True
     # Unvoiced frames more than this many dB below the speaker's median voiced level are background and are
     # not pitch-shifted (None: every frame takes the speaker's shift). See PAUSE_DB.
     pause_db: float | None = PAUSE_DB
@@ -278,6 +306,8 @@ class AnonVoice(VoiceShift):
         self._f0_m1 = np.full((), -1.0)
         self._f0q = np.zeros(MAX_BATCH, np.float64)  # per-frame F0 of the frames observed since the last batch
         self._wq = np.zeros(MAX_BATCH, np.bool_)     # and whether each is voice without an F0 (self._weak)
+        self._hq = np.zeros(MAX_BATCH, np.float64)   # and the search's own pick (the harmonic shift's F0)
+        self._pick_raw = 0.0                         # the last search's pick before a subclass's stricter voicing
         self._nq = 0
         self._f0_cur = 0.0
         # Envelope warp: bin k's frequency as an angle at 16 kHz.
@@ -326,6 +356,7 @@ class AnonVoice(VoiceShift):
         self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
         self._k_lo, self._k_hi = np.float32(-CORR_MAX), np.float32(CORR_MAX)
         self._prepare_excite(ctx)
+        self._prepare_harmonic(ctx)
         self.reset_trackers()
 
     def _prepare_excite(self, ctx) -> None:
@@ -405,8 +436,30 @@ class AnonVoice(VoiceShift):
         self._xs0 = np.zeros((), np.uint64)
         self._xmod = np.full((), 2**32, np.uint64)
 
+    def _prepare_harmonic(self, ctx) -> None:
+        """Tables and state of the harmonic shift (kernels.harmonic_frame; compiled only: without numba every
+        frame takes the peak-locked shift)."""
+        nb, n = ctx.n_bins, ctx.n_fft
+        self._harm = bool(self.harmonic and kernels.AVAILABLE and kernels.warm_up())
+        w = sqrt_hann_pair(n, ctx.hop)[0].astype(np.float64)
+        # R(d): the window's transform at d bins with its phase referred to the frame's centre, real as the
+        # window is symmetric about it: W(d) = e^{-i pi d} R(d).
+        d = np.arange(-EXCITE_HALF * EXCITE_STEPS, EXCITE_HALF * EXCITE_STEPS + 1) / EXCITE_STEPS
+        self._hlobe = np.ascontiguousarray(
+            (np.exp(1j * np.pi * d) * (np.exp(-2j * np.pi * np.outer(d, np.arange(n)) / n) @ w)).real)
+        self._hg0 = float(w.sum())
+        self._hbelow = HARMONIC_BELOW_BINS * self._spacing
+        self._hyst = 2.0 ** (HARMONIC_HYST_ST / 12.0)
+        self._hkmax = float(min(HARMONIC_MAX_HZ / self._spacing, nb - 1 - EXCITE_HALF))
+        self._hres = np.zeros(nb, np.complex128)
+        self._hamp = np.zeros(nb, np.complex128)
+        self._hstate = np.zeros((ctx.channels, 4), np.float64)
+        self.harmonics = 0  # harmonics the last harmonic frame fitted (diagnostics and tests)
+
     def reset(self):
         super().reset()
+        if hasattr(self, "_hstate"):
+            self._hstate.fill(0.0)
         if hasattr(self, "_mean"):
             self.reset_trackers()
 
@@ -423,10 +476,13 @@ class AnonVoice(VoiceShift):
         self._ls = 0.0            # the speaker's formant scale re the average speaker, log2
         self.formant_scale = 1.0  # 2^_ls (diagnostics and tests)
         self._med = math.nan      # octaves re 1 Hz
+        self._hon = 0             # the harmonic shift: 1 on, -1 off, 0 not decided (no median yet)
         self._nvoiced = 0
         self._nobs = -1
         self._dc.fill(0.0)
         self._f0_last = 0.0
+        self._f0h_last = 0.0
+        self._f0h_cur = 0.0
         self._nq = 0
         self._lv = math.nan       # the speaker's median level over voiced frames, dB (of the frames' power over 100 Hz)
         self._nlv = 0
@@ -446,10 +502,13 @@ class AnonVoice(VoiceShift):
         self._nobs += 1
         if self._nobs % F0_EVERY == 0:
             self._weak_last = False
+            self._pick_raw = 0.0
             self._f0_last = self._estimate(inbuf)
+            self._f0h_last = self._pick_raw
         if self._nq < MAX_BATCH:
             self._f0q[self._nq] = self._f0_last
             self._wq[self._nq] = self._weak_last
+            self._hq[self._nq] = self._f0h_last
             self._nq += 1
 
     def _estimate(self, inbuf) -> float:
@@ -467,7 +526,8 @@ class AnonVoice(VoiceShift):
         self._fft.inverse(self._X, self._ac)
         if self._kern:
             lag = kernels.pick_lag(self._ac, self._cs, self._lo, self._hi, e, self._cost, self._score, VOICED)
-            return self._fs0 / lag if lag > 0.0 else 0.0
+            self._pick_raw = self._fs0 / lag if lag > 0.0 else 0.0
+            return self._pick_raw
         return self._pick(m, e)
 
     def _decimate(self, inbuf) -> float:
@@ -534,12 +594,14 @@ class AnonVoice(VoiceShift):
             den = a - 2.0 * b + c
             if den < 0.0:
                 lag += 0.5 * (a - c) / den
-        return self._fs0 / lag
+        self._pick_raw = self._fs0 / lag
+        return self._pick_raw
 
     def process_frames(self, specs, n: int) -> None:
         for k in range(n):
             self._f0_cur = float(self._f0q[k]) if k < self._nq else 0.0
             self._weak = k < self._nq and bool(self._wq[k])
+            self._f0h_cur = float(self._hq[k]) if k < self._nq else 0.0
             self.process_frame(specs[k])
         self._nq = 0
 
@@ -660,6 +722,21 @@ class AnonVoice(VoiceShift):
             i = int(lag)
             rho = float(self._xrho[i] + (self._xrho[i + 1] - self._xrho[i]) * (lag - i))
             lag_w = 2.0 * math.pi * lag / self._xn
+        # The harmonic shift: voiced frames whose F0 the pitch follows (an outlier may be an octave error).
+        # A frame of voice whose F0 a subclass's stricter voicing refused (self._weak) takes the search's own pick.
+        # Whether the speaker's voice is low enough for the harmonic shift is decided on the median, with
+        # HARMONIC_HYST_ST semitones of hysteresis either side of the limit: a voice on it would otherwise switch
+        # paths as the median dithers, and the two paths' phases do not join.
+        fh = f0 if f0 > 0.0 else (self._f0h_cur if self._weak else 0.0)
+        if self._harm and self._nvoiced >= MIN_VOICED:
+            m = self.median_hz
+            if self._hon == 0:
+                self._hon = 1 if m < self._hbelow else -1
+            elif self._hon == 1 and m > self._hbelow * self._hyst:
+                self._hon = -1
+            elif self._hon == -1 and m < self._hbelow / self._hyst:
+                self._hon = 1
+        harm = self._hon == 1 and fh > 0.0 and abs(math.log2(fh) - self._med) <= OUTLIER_OCT
         for ch in range(spec.shape[0]):
             self._ch = ch
             if b0 >= 1.0:
@@ -668,9 +745,13 @@ class AnonVoice(VoiceShift):
                                          self._xk, EXCITE_V0, EXCITE_V1)
                 else:
                     self._band_voicing(spec[ch], self._xvb[ch], lag_w, rho)
-            if abs(st) > 1e-4:
+            if abs(st) > 1e-4 and harm:
+                self._harmonic(spec[ch], ch, r, fh / self._spacing)
+            elif abs(st) > 1e-4:
+                self._hstate[ch, 2] = 0.0
                 self._shift(spec[ch], ch, r, True)
             else:
+                self._hstate[ch, 2] = 0.0
                 self._follow[ch] = True
                 np.conjugate(spec[ch], out=self._zpc[ch])
                 self._formants(spec[ch])
@@ -682,6 +763,32 @@ class AnonVoice(VoiceShift):
                         self._xrng[ch], self._xsyn, excite)
                 else:
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
+
+    def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
+        """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on
+        the stage's warped envelope; b0: the frame's F0 in bins. The peak-locked shift's next frame continues
+        from this frame's input phases."""
+        np.abs(row, out=self._mag)
+        self._analyse()
+        self._warped_envelope()
+        np.conjugate(row, out=self._zpc[ch])
+        self.harmonics = kernels.harmonic_frame(
+            row, self._env, self._envw, b0, r, self._hlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._hg0,
+            self._hkmax, self._xadv, self._hres, self._hamp, self._hstate[ch], HARMONIC_REF_STEPS,
+            HARMONIC_REF_STEP, HARMONIC_PHI, HARMONIC_PULL, HARMONIC_ITERS)
+        if self.harmonics == 0:  # no harmonic fits the frame: the envelope's gain alone
+            g = self._gain
+            np.subtract(self._envw, self._env, out=g)
+            np.exp(g, out=g)
+            np.copyto(self._cbuf, g)
+            np.multiply(row, self._cbuf, out=row)
+        # A peak-locked shift on the next frame continues this frame's output phases (window-centre referred),
+        # each bin its own peak, as from an unshifted frame's.
+        phi = self._phi[ch]
+        np.arctan2(row.imag, row.real, out=phi)
+        phi += self._pik
+        np.copyto(self._prev_owner[ch], self.ki)
+        self._follow[ch] = False
 
     def _band_voicing(self, row, vb, lag_w: float, rho: float) -> None:
         """kernels.band_voicing in numpy: vb (nbands,) float32 of one channel moved toward the frame's

@@ -18,6 +18,9 @@ each, with numba (extra ``fast``):
   correction and detail flattening; :func:`warp_map`: its envelope read positions (the same numbers).
 * :func:`f0_frame`, :func:`pick_lag`: the F0 search's decimation, energies and pick around numpy's FFTs
   (the same F0 track, bit for bit).
+* :func:`harmonic_frame`: the anon stage's harmonic shift of a low voice's voiced frames (a least-squares fit of
+  the harmonics, resynthesized at the output F0; ``AnonVoice._harmonic``). Compiled only: it has no numpy
+  code, and without numba those frames take the peak-locked shift.
 * :func:`band_voicing`, :func:`excite_frame`: the anon stage's synthesized excitation (``anon.excite_pct``):
   the input's periodicity per band and the harmonic-plus-noise frame (``AnonVoice._band_voicing`` /
   ``_excite`` in numpy: the same numbers to float32 rounding, the noise generator's states bit for bit).
@@ -433,6 +436,223 @@ def _excite_frame(row, envw, band, vb, phase, b0, adv, lobe, steps, half, t0, no
     return nh
 
 
+def _lobe_at(lobe, d, steps, half):
+    """The real centre-referenced lobe R(d) at d bins (|d| <= half), linear between table steps."""
+    x = (d + half) * steps
+    m = min(int(x), lobe.shape[0] - 2)
+    f = x - m
+    return lobe[m] + (lobe[m + 1] - lobe[m]) * f
+
+
+def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res, amp, state, n_ref, ref_step,
+                    n_phi, phi_pull, iters):
+    """One channel's voiced frame pitch-shifted by a harmonic model, in place (anon.HARMONIC; AnonVoice._harmonic).
+
+    row (nb,) complex64: the input frame's spectrum (frame-start phases), replaced by the output's. env, envw
+    (nb,) float32: its envelope and the output's (natural log of magnitude). b0: the F0 estimate in bins; r: the
+    pitch ratio. lobe (2 half steps + 1,) float64: R(d), the analysis window's transform at d bins with its
+    phase referred to the frame's centre (real; a complex exponential of amplitude a at b bins puts
+    a (-1)^k R(k - b) on bin k); g0 = R(0). kmax: the highest bin a harmonic's centre may sit on. adv =
+    2 pi hop / n_fft (rad per hop per bin of frequency). res (nb,) complex128, amp (nb,) complex128: scratch
+    (amp[h - 1]: harmonic h's amplitude). state (4,) float64, the channel's: [output fundamental phase,
+    output F0 in bins, 1 when the last frame came through here, the input's pulse phase].
+    n_ref, ref_step: the F0 is refined over b0 (1 + j ref_step), |j| <= n_ref (by the energy the harmonics'
+    lobes take from the frame), then parabolically. n_phi: pulse-phase grid; phi_pull: its pull toward the
+    phase the last frame predicts. iters: Gauss-Seidel sweeps of the least-squares fit.
+
+    Steps: the harmonics h b (h b <= kmax) are fitted to the frame by least squares (their lobes overlap when
+    F0 is under ~2 bins: a low voice's harmonics are not resolved by the window, and a peak-picking shift
+    keeps their spacing, the input's F0, as beats); the residual keeps its bins, on the envelope's gain
+    exp(envw - env) (noise and breath have no pitch to move). Output harmonic h' at h' r b takes the
+    excitation (log amplitude over env) of input harmonic h' on envw, and the phase relative to the input's
+    pulse phase that the input has at the same frequency (interpolated between the two input harmonics around
+    it), on the output's running fundamental phase:
+    the formants and each period's waveform stay, the period is the new one. Their power is the input
+    harmonics' on the envelope's gain (within 0.5 .. 2 in amplitude). Returns the number of harmonics fitted
+    (0: nothing was done, the frame is left as it came)."""
+    nb = row.shape[0]
+    two_pi = 2.0 * math.pi
+    if b0 < 1.0 or r <= 0.0:
+        return 0
+    for k in range(nb):
+        s = -1.0 if k & 1 else 1.0
+        res[k] = complex(row[k].real * s, row[k].imag * s)
+    # F0 refinement: every candidate counts the same harmonics (those of the highest candidate).
+    nh = int(kmax / (b0 * (1.0 + n_ref * ref_step)))
+    if nh < 1:
+        return 0
+    best = -1.0
+    jb = 0
+    e_m = 0.0
+    e_p = 0.0
+    sc_prev = 0.0
+    for j in range(-n_ref, n_ref + 1):
+        b = b0 * (1.0 + j * ref_step)
+        sc = 0.0
+        for h in range(1, nh + 1):
+            c = h * b
+            lo = max(math.ceil(c - half), 0)
+            hi = min(math.floor(c + half), nb - 1)
+            p = 0j
+            for k in range(lo, hi + 1):
+                p += _lobe_at(lobe, k - c, steps, half) * res[k]
+            sc += p.real * p.real + p.imag * p.imag
+        if sc > best:
+            best = sc
+            jb = j
+            e_m = sc_prev
+        if j == jb + 1:
+            e_p = sc
+        sc_prev = sc
+    delta = 0.0
+    if -n_ref < jb < n_ref:
+        den = e_m - 2.0 * best + e_p
+        if den < 0.0:
+            delta = min(max(0.5 * (e_m - e_p) / den, -0.5), 0.5)
+    b = b0 * (1.0 + (jb + delta) * ref_step)
+    nh = int(kmax / b)
+    if nh < 1:
+        return 0
+    # Least squares by Gauss-Seidel sweeps: each harmonic takes the projection of what the others left.
+    for h in range(nh):
+        amp[h] = 0j
+    for it in range(iters):
+        for h in range(1, nh + 1):
+            c = h * b
+            lo = max(math.ceil(c - half), 0)
+            hi = min(math.floor(c + half), nb - 1)
+            p = 0j
+            g = 0.0
+            for k in range(lo, hi + 1):
+                v = _lobe_at(lobe, k - c, steps, half)
+                p += v * res[k]
+                g += v * v
+            if g <= 0.0:
+                continue
+            d = p / g
+            amp[h - 1] += d
+            for k in range(lo, hi + 1):
+                res[k] -= d * _lobe_at(lobe, k - c, steps, half)
+    # The input's pulse phase: the fundamental phase at which the harmonics add up most (the period's main
+    # excitation), pulled toward the last frame's plus one hop of F0, so a frame without a clear pulse keeps
+    # the phases running instead of jumping.
+    pred_ok = state[2] > 0.5
+    pred = state[3] + adv * b
+    best = -1.0
+    ib = 0
+    s_m = 0.0
+    s_p = 0.0
+    first = 0.0
+    prev = 0.0
+    for i in range(n_phi):
+        ph = two_pi * i / n_phi
+        rot = complex(math.cos(ph), -math.sin(ph))
+        z = rot
+        acc = 0j
+        for h in range(1, nh + 1):  # sum of amp[h - 1] e^{-i h ph}, the rotation by a running product
+            acc += amp[h - 1] * z
+            z *= rot
+        v = acc.real * acc.real + acc.imag * acc.imag
+        if pred_ok:
+            v *= 1.0 + phi_pull * math.cos(ph - pred)
+        if i == 0:
+            first = v
+        if v > best:
+            best = v
+            ib = i
+            s_m = prev
+        if i == ib + 1:
+            s_p = v
+        prev = v
+    if ib == 0:
+        s_m = prev
+    if ib == n_phi - 1:
+        s_p = first
+    den = s_m - 2.0 * best + s_p
+    dphi = min(max(0.5 * (s_m - s_p) / den, -0.5), 0.5) if den < 0.0 else 0.0
+    phi_in = two_pi * (ib + dphi) / n_phi
+    # The output's fundamental phase runs on at its own F0.
+    bo = r * b
+    if pred_ok:
+        psi = state[0] + adv * 0.5 * (state[1] + bo)
+    else:
+        psi = phi_in
+    psi -= two_pi * math.floor(psi / two_pi)
+    state[0] = psi
+    state[1] = bo
+    state[2] = 1.0
+    state[3] = phi_in - two_pi * math.floor(phi_in / two_pi)
+    # Target power: the input harmonics' on the envelope's gain at their own frequencies.
+    pt = 0.0
+    for h in range(1, nh + 1):
+        c = h * b
+        i0 = min(int(c), nb - 2)
+        f = c - i0
+        gl = (envw[i0] - env[i0]) + ((envw[i0 + 1] - env[i0 + 1]) - (envw[i0] - env[i0])) * f
+        a = amp[h - 1]
+        pt += (a.real * a.real + a.imag * a.imag) * math.exp(2.0 * gl)
+    # The residual on the envelope's gain.
+    for k in range(nb):
+        res[k] *= math.exp(float(envw[k]) - float(env[k]))
+    # Output harmonics: level and phase first (amp is overwritten from its start while it is read further on:
+    # output harmonic h' reads input harmonics near h' r >= h' for r >= 1; for r < 1 the reads lag, so the
+    # values go to the top half of amp instead).
+    nho = min(int(kmax / bo), (nb - 1) // 2)
+    if r < 1.0:
+        nho = min(nho, amp.shape[0] - nh)
+    if nho < 1:
+        for k in range(nb):
+            s = -1.0 if k & 1 else 1.0
+            row[k] = complex(res[k].real * s, res[k].imag * s)
+        return nh
+    base = 0 if r >= 1.0 else nh
+    ps = 0.0
+    for hp in range(1, nho + 1):
+        u = hp * r                        # the input harmonic number at the output harmonic's frequency
+        i0 = min(max(int(u), 1), nh)
+        i1 = min(i0 + 1, nh)
+        f = min(max(u - i0, 0.0), 1.0)
+        a0 = amp[i0 - 1]
+        a1 = amp[i1 - 1]
+        # the excitation of the input harmonic of the same number (the source's harmonic pattern moves with its
+        # pitch, as in the peak-locked shift; past the input's last harmonic, the last one's)
+        he = min(hp, nh)
+        ae = amp[he - 1]
+        ex = math.log(max(abs(ae) * g0, 1e-30)) - env[min(int(he * b + 0.5), nb - 1)]
+        # the phase relative to the pulse, interpolated between the two input harmonics around u (their difference
+        # wrapped: the pulse's phase spectrum is smooth where the pulse phase is right)
+        t0 = math.atan2(a0.imag, a0.real) - i0 * phi_in
+        dt = math.atan2(a1.imag, a1.real) - i1 * phi_in - t0
+        dt -= two_pi * math.floor((dt + math.pi) / two_pi)
+        theta = t0 + dt * f
+        c = hp * bo
+        j0 = min(int(c), nb - 2)
+        fe = c - j0
+        ew = envw[j0] + (envw[j0 + 1] - envw[j0]) * fe
+        lev = math.exp(ex + ew) / g0
+        ph = hp * psi + theta
+        amp[base + hp - 1] = complex(lev * math.cos(ph), lev * math.sin(ph))
+        ps += lev * lev
+    gs = 1.0
+    if ps > 0.0:
+        gs = min(max(math.sqrt(pt / ps), 0.5), 2.0)
+    for hp in range(1, nho + 1):
+        a = amp[base + hp - 1] * gs
+        c = hp * bo
+        lo = max(math.ceil(c - half), 0)
+        hi = min(math.floor(c + half), nb - 1)
+        for k in range(lo, hi + 1):
+            res[k] += a * _lobe_at(lobe, k - c, steps, half)
+        # the negative-frequency image of a harmonic within the lobe's reach of DC
+        ac = a.conjugate()
+        for k in range(0, min(math.floor(half - c), nb - 1) + 1):
+            res[k] += ac * _lobe_at(lobe, k + c, steps, half)
+    for k in range(nb):
+        s = -1.0 if k & 1 else 1.0
+        row[k] = complex(res[k].real * s, res[k].imag * s)
+    return nh
+
+
 def warm_up() -> bool:
     """Import numba, then compile (or load from numba's disk cache) every loop for the argument types the
     stages pass, on throw-away arrays: control thread, from the stages' prepare(), so no audio callback
@@ -440,7 +660,7 @@ def warm_up() -> bool:
     whether the loops are ready: False without numba, or when this numba cannot be imported (e.g. built for
     another numpy), and the stages then run their numpy code."""
     global AVAILABLE, _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, \
-        smooth, band_voicing, excite_frame
+        smooth, band_voicing, excite_frame, harmonic_frame, _lobe_at
     if _warm or not AVAILABLE:
         return _warm
     try:
@@ -454,6 +674,8 @@ def warm_up() -> bool:
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
     f0_frame, pick_lag, warp_map, smooth = jit(_f0_frame), jit(_pick_lag), jit(_warp_map), jit(_smooth)
     band_voicing, excite_frame = jit(_band_voicing), jit(_excite_frame)
+    _lobe_at = jit(_lobe_at)  # before the loop that calls it: numba compiles that call against this global
+    harmonic_frame = jit(_harmonic_frame)
     f32, i64, c64 = np.float32, np.int64, np.complex64
     nb, m = 9, 4
     lm = np.linspace(0.0, 1.0, nb).astype(f32)
@@ -480,6 +702,8 @@ def warm_up() -> bool:
     band_voicing(z, ia[0], 0.5, np.zeros((3, 2)), np.zeros(2), 0.5, vb, 0.5, 0.1, 0.9)
     excite_frame(z.copy(), fa[0], ia[0], vb, np.zeros(4), 1.5, 0.5, np.ones(9, c64), 1.0, 4.0, 1.0, 1.0,
                  np.ones(1, i64), ca[2], 0.5)
+    harmonic_frame(z.copy(), fa[0], fa[1], 1.5, 1.2, np.ones(9), 1.0, 4.0, 1.0, 7, 0.5, np.zeros(nb, np.complex128),
+                   np.zeros(nb, np.complex128), np.zeros(4), 2, 0.005, 8, 0.5, 2)
     _warm = True
     return True
 
@@ -487,4 +711,4 @@ def warm_up() -> bool:
 # The compiled loops, set by warm_up().
 _warm = False
 peaks_envelope = shift_frame = warp_timbre = detail_timbre = f0_frame = pick_lag = warp_map = smooth = None
-band_voicing = excite_frame = None
+band_voicing = excite_frame = harmonic_frame = None
