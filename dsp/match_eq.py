@@ -11,8 +11,7 @@ The non-learned baseline the resculpting model must beat, and a stage in its own
    ``match.window_s``, which starts as a plain running mean (weight 1/n) so the first seconds
    converge quickly. Offline renders may :meth:`MatchEQ.prime` it with the file's own envelope.
 3. Desired band gains, level-free: ``g = (T − mean T) − (C − mean C)`` in dB over the bands both
-   define, centred from 60 Hz to 0.45 x the rate (the bands beyond take the nearest such band's gain, those under
-   60 Hz only if it is a cut) (a delta target gives g = its offsets directly); clipped to [−max_cut, +max_boost],
+   define, centred from 60 Hz to 0.45 x the rate (others get 0 dB) (a delta target gives g = its offsets directly); clipped to [−max_cut, +max_boost],
    scaled by ``amount``, smoothed across ±``smooth_bands`` bands (triangular).
 4. Time smoothing per band in dB: ``attack_ms`` where a gain falls (cuts deepen), ``release_ms``
    where it rises. A new target therefore crossfades in over the same times.
@@ -151,11 +150,6 @@ class MatchEQ(SpectralStage):
         if idx.size == 0:
             idx = np.array([0])
         self._edge = idx[np.abs(np.arange(N_BANDS)[:, None] - idx[None, :]).argmin(axis=1)]
-        # The bands under the lowest matched one (centred below 60 Hz: rumble, hum, a window's DC leakage; the
-        # fingerprint does not compare them) take its cuts but none of its boosts: a boost carried down there
-        # raises what is in them, which no target asked for.
-        self._below = np.zeros(N_BANDS)
-        self._below[: int(idx[0])] = 1.0
         # De-blur: synthesis then analysis (triangular weights) smears a band gain into its
         # neighbours; solve (M^T M + lam I) g = M^T d with M = A S so the *measured* band change
         # equals the desired one (lam keeps it smooth).
@@ -281,10 +275,6 @@ class MatchEQ(SpectralStage):
             if not is_delta:
                 np.matmul(self._deblur, des, out=self._tmp)
                 np.take(self._tmp, self._edge, out=des, mode="clip")  # mode=raise buffers
-                # des -= below * max(des, 0): the low edge keeps only cuts
-                np.maximum(des, 0.0, out=self._tmp)
-                self._tmp *= self._below
-                des -= self._tmp
             np.clip(des, -self._cut, self._boost, out=des)
             des *= self._amount
             if self._smooth_key:
