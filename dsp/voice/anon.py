@@ -454,6 +454,7 @@ class AnonVoice(VoiceShift):
         self._hres = np.zeros(nb, np.complex128)
         self._hamp = np.zeros(nb, np.complex128)
         self._hstate = np.zeros((ctx.channels, 4), np.float64)
+        self._hsc = np.zeros(max(2 * HARMONIC_REF_STEPS + 1, HARMONIC_PHI), np.float64)  # the grid searches' scores
         self.harmonics = 0  # harmonics the last harmonic frame fitted (diagnostics and tests)
 
     def reset(self):
@@ -774,7 +775,7 @@ class AnonVoice(VoiceShift):
         np.conjugate(row, out=self._zpc[ch])
         self.harmonics = kernels.harmonic_frame(
             row, self._env, self._envw, b0, r, self._hlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._hg0,
-            self._hkmax, self._xadv, self._hres, self._hamp, self._hstate[ch], HARMONIC_REF_STEPS,
+            self._hkmax, self._xadv, self._hres, self._hamp, self._hstate[ch], self._hsc, HARMONIC_REF_STEPS,
             HARMONIC_REF_STEP, HARMONIC_PHI, HARMONIC_PULL, HARMONIC_ITERS)
         if self.harmonics == 0:  # no harmonic fits the frame: the envelope's gain alone
             g = self._gain

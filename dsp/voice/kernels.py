@@ -444,7 +444,29 @@ def _lobe_at(lobe, d, steps, half):
     return lobe[m] + (lobe[m + 1] - lobe[m]) * f
 
 
-def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res, amp, state, n_ref, ref_step,
+def _peak_vertex(v, n, circular):
+    """The index of the largest of v[:n] (the first of equals) plus the offset (within +-0.5) of the vertex of the
+    parabola through it and its two neighbours; neighbours wrap around when ``circular``, else an end point has
+    offset 0."""
+    ib = 0
+    for i in range(1, n):
+        if v[i] > v[ib]:
+            ib = i
+    if circular:
+        m = v[(ib - 1) % n]
+        p = v[(ib + 1) % n]
+    elif 0 < ib < n - 1:
+        m = v[ib - 1]
+        p = v[ib + 1]
+    else:
+        return float(ib)
+    den = m - 2.0 * v[ib] + p
+    if den < 0.0:
+        return ib + min(max(0.5 * (m - p) / den, -0.5), 0.5)
+    return float(ib)
+
+
+def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res, amp, state, sc, n_ref, ref_step,
                     n_phi, phi_pull, iters):
     """One channel's voiced frame pitch-shifted by a harmonic model, in place (anon.HARMONIC; AnonVoice._harmonic).
 
@@ -454,7 +476,7 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
     phase referred to the frame's centre (real; a complex exponential of amplitude a at b bins puts
     a (-1)^k R(k - b) on bin k); g0 = R(0). kmax: the highest bin a harmonic's centre may sit on. adv =
     2 pi hop / n_fft (rad per hop per bin of frequency). res (nb,) complex128, amp (nb,) complex128: scratch
-    (amp[h - 1]: harmonic h's amplitude). state (4,) float64, the channel's: [output fundamental phase,
+    (amp[h - 1]: harmonic h's amplitude); sc float64 scratch of at least max(2 n_ref + 1, n_phi). state (4,) float64, the channel's: [output fundamental phase,
     output F0 in bins, 1 when the last frame came through here, the input's pulse phase].
     n_ref, ref_step: the F0 is refined over b0 (1 + j ref_step), |j| <= n_ref (by the energy the harmonics'
     lobes take from the frame), then parabolically. n_phi: pulse-phase grid; phi_pull: its pull toward the
@@ -481,14 +503,9 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
     nh = int(kmax / (b0 * (1.0 + n_ref * ref_step)))
     if nh < 1:
         return 0
-    best = -1.0
-    jb = 0
-    e_m = 0.0
-    e_p = 0.0
-    sc_prev = 0.0
-    for j in range(-n_ref, n_ref + 1):
-        b = b0 * (1.0 + j * ref_step)
-        sc = 0.0
+    for j in range(2 * n_ref + 1):
+        b = b0 * (1.0 + (j - n_ref) * ref_step)
+        e = 0.0
         for h in range(1, nh + 1):
             c = h * b
             lo = max(math.ceil(c - half), 0)
@@ -496,20 +513,9 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
             p = 0j
             for k in range(lo, hi + 1):
                 p += _lobe_at(lobe, k - c, steps, half) * res[k]
-            sc += p.real * p.real + p.imag * p.imag
-        if sc > best:
-            best = sc
-            jb = j
-            e_m = sc_prev
-        if j == jb + 1:
-            e_p = sc
-        sc_prev = sc
-    delta = 0.0
-    if -n_ref < jb < n_ref:
-        den = e_m - 2.0 * best + e_p
-        if den < 0.0:
-            delta = min(max(0.5 * (e_m - e_p) / den, -0.5), 0.5)
-    b = b0 * (1.0 + (jb + delta) * ref_step)
+            e += p.real * p.real + p.imag * p.imag
+        sc[j] = e
+    b = b0 * (1.0 + (_peak_vertex(sc, 2 * n_ref + 1, False) - n_ref) * ref_step)
     nh = int(kmax / b)
     if nh < 1:
         return 0
@@ -538,12 +544,6 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
     # the phases running instead of jumping.
     pred_ok = state[2] > 0.5
     pred = state[3] + adv * b
-    best = -1.0
-    ib = 0
-    s_m = 0.0
-    s_p = 0.0
-    first = 0.0
-    prev = 0.0
     for i in range(n_phi):
         ph = two_pi * i / n_phi
         rot = complex(math.cos(ph), -math.sin(ph))
@@ -555,22 +555,8 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
         v = acc.real * acc.real + acc.imag * acc.imag
         if pred_ok:
             v *= 1.0 + phi_pull * math.cos(ph - pred)
-        if i == 0:
-            first = v
-        if v > best:
-            best = v
-            ib = i
-            s_m = prev
-        if i == ib + 1:
-            s_p = v
-        prev = v
-    if ib == 0:
-        s_m = prev
-    if ib == n_phi - 1:
-        s_p = first
-    den = s_m - 2.0 * best + s_p
-    dphi = min(max(0.5 * (s_m - s_p) / den, -0.5), 0.5) if den < 0.0 else 0.0
-    phi_in = two_pi * (ib + dphi) / n_phi
+        sc[i] = v
+    phi_in = two_pi * _peak_vertex(sc, n_phi, True) / n_phi
     # The output's fundamental phase runs on at its own F0.
     bo = r * b
     if pred_ok:
@@ -660,7 +646,7 @@ def warm_up() -> bool:
     whether the loops are ready: False without numba, or when this numba cannot be imported (e.g. built for
     another numpy), and the stages then run their numpy code."""
     global AVAILABLE, _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, \
-        smooth, band_voicing, excite_frame, harmonic_frame, _lobe_at
+        smooth, band_voicing, excite_frame, harmonic_frame, _lobe_at, _peak_vertex
     if _warm or not AVAILABLE:
         return _warm
     try:
@@ -674,7 +660,8 @@ def warm_up() -> bool:
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
     f0_frame, pick_lag, warp_map, smooth = jit(_f0_frame), jit(_pick_lag), jit(_warp_map), jit(_smooth)
     band_voicing, excite_frame = jit(_band_voicing), jit(_excite_frame)
-    _lobe_at = jit(_lobe_at)  # before the loop that calls it: numba compiles that call against this global
+    _lobe_at, _peak_vertex = jit(_lobe_at), jit(_peak_vertex)  # before the loop that calls them: numba compiles
+    # those calls against these globals
     harmonic_frame = jit(_harmonic_frame)
     f32, i64, c64 = np.float32, np.int64, np.complex64
     nb, m = 9, 4
@@ -703,7 +690,7 @@ def warm_up() -> bool:
     excite_frame(z.copy(), fa[0], ia[0], vb, np.zeros(4), 1.5, 0.5, np.ones(9, c64), 1.0, 4.0, 1.0, 1.0,
                  np.ones(1, i64), ca[2], 0.5)
     harmonic_frame(z.copy(), fa[0], fa[1], 1.5, 1.2, np.ones(9), 1.0, 4.0, 1.0, 7, 0.5, np.zeros(nb, np.complex128),
-                   np.zeros(nb, np.complex128), np.zeros(4), 2, 0.005, 8, 0.5, 2)
+                   np.zeros(nb, np.complex128), np.zeros(4), np.zeros(8), 2, 0.005, 8, 0.5, 2)
     _warm = True
     return True
 
