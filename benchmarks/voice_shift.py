@@ -25,7 +25,11 @@ Candidates, each streamed in 256-sample blocks at 48 kHz unless marked offline:
     Server (formants move with the pitch). pyo's ``Harmonizer`` outputs NaN on this build (manual and
     offline servers alike), so it is not measured;
   * ``pedalboard`` -- pedalboard's PitchShift (Rubber Band) on the whole file, offline: a quality reference
-    only (streamed, it outputs silence).
+    only (streamed, it outputs silence);
+  * ``voice-match`` -- the resculpt stage's voice match alone (AnonVoice's machinery: its F0 search, and for a
+    speaker whose median F0 is under 150 Hz the harmonic shift of the voiced frames) given a relative goal of the
+    shift: the F0 it tracks moved by the shift, the contour kept; ``voice-match-voc`` -- the same with every
+    frame through the peak-locked shift (``AnonVoice.harmonic`` False), as before the harmonic shift.
 
 Metrics (output aligned by the candidate's delay, measured by cross-correlation at shift 0, then resampled
 to 16 kHz):
@@ -49,6 +53,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import ctypes  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -81,6 +86,33 @@ def _voice(cfg: str, lock: bool):
         table.snap()
         sec = StreamingSTFT(cfg, [VoiceShift(table, phase_lock=lock)], table=table)
         sec.prepare(SR, BLOCK, 1)
+        buf = np.zeros((1, x.size + sec.latency_samples), np.float32)
+        buf[0, : x.size] = x
+        t0 = time.process_time()
+        for i in range(0, buf.shape[1], BLOCK):
+            sec.process(buf[:, i : i + BLOCK])
+        return buf[0], time.process_time() - t0
+    return render
+
+
+def _voice_match(harmonic: bool):
+    """The resculpt stage's voice match alone (dsp/voice/match.py) given a relative goal of ``st`` semitones (and
+    formant ratio ``fr``): a shift relative to the F0 it tracks, the contour kept; ``harmonic`` False: every frame
+    through the peak-locked shift, as before the harmonic shift of low voices."""
+    def render(x, st, fr=1.0):
+        from resculpt.dsp.voice import anon
+        from resculpt.dsp.voice.match import VoiceGoal, VoiceMatch
+
+        keep = anon.AnonVoice.harmonic
+        anon.AnonVoice.harmonic = harmonic
+        try:
+            vm = VoiceMatch()
+            sec = StreamingSTFT("default", [vm])
+            sec.prepare(SR, BLOCK, 1)
+        finally:
+            anon.AnonVoice.harmonic = keep
+        vm.set_goal(VoiceGoal(f0_oct=st / 12.0, formant_oct=math.log2(fr) if fr != 1.0 else math.nan,
+                              relative=True) if (st or fr != 1.0) else None, 1.0)
         buf = np.zeros((1, x.size + sec.latency_samples), np.float32)
         buf[0, : x.size] = x
         t0 = time.process_time()
@@ -135,6 +167,8 @@ CANDIDATES = {
     "pv-unlocked": (_voice("default", False), "yes"),
     "pyo-pv": (_pyo_pv, "yes (own FFT)"),
     "pedalboard": (_pedalboard, "no (offline only)"),
+    "voice-match": (_voice_match(True), "yes"),
+    "voice-match-voc": (_voice_match(False), "yes"),
 }
 
 
