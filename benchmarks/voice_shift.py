@@ -29,7 +29,9 @@ Candidates, each streamed in 256-sample blocks at 48 kHz unless marked offline:
   * ``voice-match`` -- the resculpt stage's voice match alone (AnonVoice's machinery: its F0 search, and for a
     speaker whose median F0 is under 150 Hz the harmonic shift of the voiced frames) given a relative goal of the
     shift: the F0 it tracks moved by the shift, the contour kept; ``voice-match-voc`` -- the same with every
-    frame through the peak-locked shift (``AnonVoice.harmonic`` False), as before the harmonic shift.
+    frame through the peak-locked shift (``AnonVoice.harmonic`` False), as before the harmonic shift;
+    ``voice-match-ll`` / ``voice-match-ll-voc`` -- the same two in the ``low-latency`` section (10 ms window, 100 Hz
+    bins: the harmonic shift takes voices under 300 Hz, and the F0 search finds none under 143 Hz).
 
 Metrics (output aligned by the candidate's delay, measured by cross-correlation at shift 0, then resampled
 to 16 kHz):
@@ -95,7 +97,7 @@ def _voice(cfg: str, lock: bool):
     return render
 
 
-def _voice_match(harmonic: bool):
+def _voice_match(harmonic: bool, cfg: str = "default"):
     """The resculpt stage's voice match alone (dsp/voice/match.py) given a relative goal of ``st`` semitones (and
     formant ratio ``fr``): a shift relative to the F0 it tracks, the contour kept; ``harmonic`` False: every frame
     through the peak-locked shift, as before the harmonic shift of low voices."""
@@ -107,7 +109,7 @@ def _voice_match(harmonic: bool):
         anon.AnonVoice.harmonic = harmonic
         try:
             vm = VoiceMatch()
-            sec = StreamingSTFT("default", [vm])
+            sec = StreamingSTFT(cfg, [vm])
             sec.prepare(SR, BLOCK, 1)
         finally:
             anon.AnonVoice.harmonic = keep
@@ -169,6 +171,8 @@ CANDIDATES = {
     "pedalboard": (_pedalboard, "no (offline only)"),
     "voice-match": (_voice_match(True), "yes"),
     "voice-match-voc": (_voice_match(False), "yes"),
+    "voice-match-ll": (_voice_match(True, "low-latency"), "yes"),
+    "voice-match-ll-voc": (_voice_match(False, "low-latency"), "yes"),
 }
 
 
