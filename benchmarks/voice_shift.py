@@ -80,6 +80,17 @@ HOP16 = 80  # the 5 ms analysis grid at 16 kHz
 
 
 # -- candidates: (x (n,) float32 at SR, semitones, formant ratio) -> (y (n,), seconds of processing) -----
+def _stream(sec, x):
+    """x (n,) through the prepared section ``sec`` in BLOCK-sample blocks, then its latency of zeros: (the output
+    (n + latency,), the CPU seconds the blocks took)."""
+    buf = np.zeros((1, x.size + sec.latency_samples), np.float32)
+    buf[0, : x.size] = x
+    t0 = time.process_time()
+    for i in range(0, buf.shape[1], BLOCK):
+        sec.process(buf[:, i : i + BLOCK])
+    return buf[0], time.process_time() - t0
+
+
 def _voice(cfg: str, lock: bool):
     def render(x, st, fr=1.0):
         table = ParamTable(catalog.all_param_specs())
@@ -88,12 +99,7 @@ def _voice(cfg: str, lock: bool):
         table.snap()
         sec = StreamingSTFT(cfg, [VoiceShift(table, phase_lock=lock)], table=table)
         sec.prepare(SR, BLOCK, 1)
-        buf = np.zeros((1, x.size + sec.latency_samples), np.float32)
-        buf[0, : x.size] = x
-        t0 = time.process_time()
-        for i in range(0, buf.shape[1], BLOCK):
-            sec.process(buf[:, i : i + BLOCK])
-        return buf[0], time.process_time() - t0
+        return _stream(sec, x)
     return render
 
 
@@ -115,12 +121,7 @@ def _voice_match(harmonic: bool, cfg: str = "default"):
             anon.AnonVoice.harmonic = keep
         vm.set_goal(VoiceGoal(f0_oct=st / 12.0, formant_oct=math.log2(fr) if fr != 1.0 else math.nan,
                               relative=True) if (st or fr != 1.0) else None, 1.0)
-        buf = np.zeros((1, x.size + sec.latency_samples), np.float32)
-        buf[0, : x.size] = x
-        t0 = time.process_time()
-        for i in range(0, buf.shape[1], BLOCK):
-            sec.process(buf[:, i : i + BLOCK])
-        return buf[0], time.process_time() - t0
+        return _stream(sec, x)
     return render
 
 
