@@ -183,10 +183,10 @@ EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
 # bins (a semitone of hysteresis either way, HARMONIC_HYST_ST), voiced frames are shifted by a harmonic model
 # fitted up to HARMONIC_MAX_HZ (above it, and in the residual, the bins keep their place on the envelope's
 # gain); the F0 refined within +-HARMONIC_REF_STEPS steps of HARMONIC_REF_STEP (relative); the pulse phase on a
-# grid of HARMONIC_PHI, pulled toward its prediction by HARMONIC_PULL; HARMONIC_ITERS least-squares sweeps
-# (two neighbouring harmonics' lobes correlate at -13 dB at the search's 70 Hz floor, 1.4 bins apart, and at -34 dB
-# 1.9 bins apart: the sweeps converge fast). Above 3 bins the peak-locked shift resolves the harmonics, and on real speech moved down an octave
-# it kept more of the voice's periodicity than the harmonic model.
+# grid of HARMONIC_PHI, pulled toward its prediction by HARMONIC_PULL; HARMONIC_ITERS least-squares sweeps (two
+# neighbouring harmonics' lobes correlate at -13 dB at the search's 70 Hz floor, 1.4 bins apart, and at -34 dB
+# 1.9 bins apart: the sweeps converge fast). Above 3 bins the peak-locked shift resolves the harmonics, and on
+# real speech moved down an octave it kept more of the voice's periodicity than the harmonic model.
 HARMONIC_MAX_HZ = 5000.0
 HARMONIC_BELOW_BINS = 3.0
 HARMONIC_HYST_ST = 1.0
@@ -367,6 +367,7 @@ class AnonVoice(VoiceShift):
         # amplitude/2 x e^{i phase} x lobe(k - b) on bin k.
         d = np.arange(-EXCITE_HALF * EXCITE_STEPS, EXCITE_HALF * EXCITE_STEPS + 1) / EXCITE_STEPS
         lobe = np.exp(-2j * np.pi * np.outer(d, np.arange(n)) / n) @ w
+        self._wlobe = lobe                           # float64, the harmonic shift's table derives from it
         self._xlobe = lobe.astype(np.complex64)
         self._xt0 = float(w.sum())
         # Noise on the envelope at the power per Hz of harmonics at the same level (n sum w^2 / (sum w)^2 per
@@ -439,15 +440,12 @@ class AnonVoice(VoiceShift):
     def _prepare_harmonic(self, ctx) -> None:
         """Tables and state of the harmonic shift (kernels.harmonic_frame; compiled only: without numba every
         frame takes the peak-locked shift)."""
-        nb, n = ctx.n_bins, ctx.n_fft
+        nb = ctx.n_bins
         self._harm = bool(self.harmonic and kernels.AVAILABLE and kernels.warm_up())
-        w = sqrt_hann_pair(n, ctx.hop)[0].astype(np.float64)
-        # R(d): the window's transform at d bins with its phase referred to the frame's centre, real as the
-        # window is symmetric about it: W(d) = e^{-i pi d} R(d).
+        # R(d): the window's transform (the excitation's table, W(d)) with its phase referred to the frame's centre,
+        # real as the window is symmetric about it: W(d) = e^{-i pi d} R(d); R(0) is the excitation's t0.
         d = np.arange(-EXCITE_HALF * EXCITE_STEPS, EXCITE_HALF * EXCITE_STEPS + 1) / EXCITE_STEPS
-        self._hlobe = np.ascontiguousarray(
-            (np.exp(1j * np.pi * d) * (np.exp(-2j * np.pi * np.outer(d, np.arange(n)) / n) @ w)).real)
-        self._hg0 = float(w.sum())
+        self._hlobe = np.ascontiguousarray((np.exp(1j * np.pi * d) * self._wlobe).real)
         self._hbelow = HARMONIC_BELOW_BINS * self._spacing
         self._hyst = 2.0 ** (HARMONIC_HYST_ST / 12.0)
         self._hkmax = float(min(HARMONIC_MAX_HZ / self._spacing, nb - 1 - EXCITE_HALF))
@@ -767,22 +765,18 @@ class AnonVoice(VoiceShift):
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on
-        the stage's warped envelope; b0: the frame's F0 in bins. The peak-locked shift's next frame continues
-        from this frame's input phases."""
+        the stage's warped envelope; b0: the frame's F0 in bins. A peak-locked shift on the next frame continues
+        this frame's output phases."""
         np.abs(row, out=self._mag)
         self._analyse()
         self._warped_envelope()
         np.conjugate(row, out=self._zpc[ch])
         self.harmonics = kernels.harmonic_frame(
-            row, self._env, self._envw, b0, r, self._hlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._hg0,
+            row, self._env, self._envw, b0, r, self._hlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._xt0,
             self._hkmax, self._xadv, self._hres, self._hamp, self._hstate[ch], self._hsc, HARMONIC_REF_STEPS,
             HARMONIC_REF_STEP, HARMONIC_PHI, HARMONIC_PULL, HARMONIC_ITERS)
         if self.harmonics == 0:  # no harmonic fits the frame: the envelope's gain alone
-            g = self._gain
-            np.subtract(self._envw, self._env, out=g)
-            np.exp(g, out=g)
-            np.copyto(self._cbuf, g)
-            np.multiply(row, self._cbuf, out=row)
+            self._envelope_gain(row)
         # A peak-locked shift on the next frame continues this frame's output phases (window-centre referred),
         # each bin its own peak, as from an unshifted frame's.
         phi = self._phi[ch]

@@ -468,7 +468,7 @@ def _peak_vertex(v, n, circular):
 
 def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res, amp, state, sc, n_ref, ref_step,
                     n_phi, phi_pull, iters):
-    """One channel's voiced frame pitch-shifted by a harmonic model, in place (anon.HARMONIC; AnonVoice._harmonic).
+    """One channel's voiced frame pitch-shifted by a harmonic model, in place (AnonVoice._harmonic).
 
     row (nb,) complex64: the input frame's spectrum (frame-start phases), replaced by the output's. env, envw
     (nb,) float32: its envelope and the output's (natural log of magnitude). b0: the F0 estimate in bins; r: the
@@ -476,8 +476,9 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
     phase referred to the frame's centre (real; a complex exponential of amplitude a at b bins puts
     a (-1)^k R(k - b) on bin k); g0 = R(0). kmax: the highest bin a harmonic's centre may sit on. adv =
     2 pi hop / n_fft (rad per hop per bin of frequency). res (nb,) complex128, amp (nb,) complex128: scratch
-    (amp[h - 1]: harmonic h's amplitude); sc float64 scratch of at least max(2 n_ref + 1, n_phi). state (4,) float64, the channel's: [output fundamental phase,
-    output F0 in bins, 1 when the last frame came through here, the input's pulse phase].
+    (amp[h - 1]: harmonic h's amplitude); sc float64 scratch of at least max(2 n_ref + 1, n_phi). state (4,)
+    float64, the channel's: [output fundamental phase, output F0 in bins, 1 when the last frame came through
+    here, the input's pulse phase].
     n_ref, ref_step: the F0 is refined over b0 (1 + j ref_step), |j| <= n_ref (by the energy the harmonics'
     lobes take from the frame), then parabolically. n_phi: pulse-phase grid; phi_pull: its pull toward the
     phase the last frame predicts. iters: Gauss-Seidel sweeps of the least-squares fit.
@@ -581,9 +582,9 @@ def _harmonic_frame(row, env, envw, b0, r, lobe, steps, half, g0, kmax, adv, res
     for k in range(nb):
         res[k] *= math.exp(float(envw[k]) - float(env[k]))
     # Output harmonics: level and phase first (amp is overwritten from its start while it is read further on:
-    # output harmonic h' reads input harmonics near h' r >= h' for r >= 1; for r < 1 the reads lag, so the
-    # values go to the top half of amp instead).
-    nho = min(int(kmax / bo), (nb - 1) // 2)
+    # output harmonic h' reads input harmonic h' before its slot is written and those near h' r >= h' for r >= 1;
+    # for r < 1 the reads lag, so the values go after the input's nh instead).
+    nho = int(kmax / bo)
     if r < 1.0:
         nho = min(nho, amp.shape[0] - nh)
     if nho < 1:

@@ -68,11 +68,10 @@ Q_STEP, Q_STEP0 = 0.001, 0.125  # octaves per voiced frame of the input's median
 # The input's F0 percentiles for the range come from a histogram of every voiced frame since reset (as the
 # fingerprint's come from the whole clip): 1/48-octave bins (a quarter semitone) from 50 Hz over 5 octaves.
 H_LO_OCT, H_PER_OCT, H_BINS, RANGE_EVERY = math.log2(50.0), 48, 240, 10
-# AnonVoice's synthesized excitation (``anon.excite_pct``) in the voice match: off. A low voice moved up by most of
-# an octave keeps part of its own periodicity through the peak-locked shift (at 50 Hz bins its harmonics are not
-# resolved), so the output's F0 reads at the input's on some frames; the synthesized excitation removes that and
-# lands the F0 range, but costs naturalness (docs/resculpt-stage.md, "Low voices moved up"; the benchmark's
-# ``--voice-excite`` sets this constant).
+# AnonVoice's synthesized excitation (``anon.excite_pct``) in the voice match: off. It had been measured as a cure
+# for low voices moved up keeping their own periodicity and cost naturalness (docs/resculpt-stage.md, "Low voices
+# moved up"); AnonVoice's harmonic shift now moves those voices. The benchmark's ``--voice-excite`` sets this
+# constant.
 EXCITE_PCT = 0.0
 RANGE_RATIO = (0.25, 2.0)     # the range scale's limits (a monotone voice is not given 4x its intonation)
 _FORMANTS = ("f1_hz", "f2_hz", "f3_hz")

@@ -324,6 +324,10 @@ class VoiceShift(SpectralStage):
             np.maximum(self._mag, self._v_floor, out=self._mag)
         self._analyse()
         self._warped_envelope()
+        self._envelope_gain(row)
+
+    def _envelope_gain(self, row) -> None:
+        """row *= exp(envw - env) after _analyse and _warped_envelope: the warp as a real gain per bin."""
         g = self._gain
         np.subtract(self._envw, self._env, out=g)
         np.exp(g, out=g)
