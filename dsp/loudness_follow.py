@@ -36,6 +36,14 @@ Gain: ``a x e`` dB (``a`` = the stage's amount x its ``loudness_follow``), withi
 gain would stack on it; a delta's gain only puts back the band work's change, and a fast one would act as a
 compressor on it). 0 dB leaves the spectrum untouched (bit
 for bit).
+
+Loudness range (offline only, ``<prefix>.range_follow``): EBU Tech 3342's LRA is the spread (10th to 95th
+percentile) of the gated 3 s short-term loudness S. A render that knows the whole input (:func:`range_trace`,
+``plugin_host.render``) turns the input's S, centred on each moment, into a slow gain ``(k − 1)(S − L)`` that maps
+every S onto ``L + k (S − L)`` around the integrated loudness L, so the percentiles, and the range, scale by
+``k = goal LRA / input LRA``; the follower adds that trace (times the stage's amount x ``range_follow``) to its
+gain frame by frame (:meth:`LoudnessFollower.prime_range`). Its S is centred because a 3 s window read live lags
+1.5 s behind the speech it levels; a live stream therefore does not move the range (nothing primes it).
 """
 
 from __future__ import annotations
@@ -56,6 +64,71 @@ CHANGE_TAU_S = 0.25    # time constant of the band work's loudness change D
 DEADBAND_LU = 0.3      # an absolute target's dead band once the output meter's estimate has settled
 DRIFT_K = 2.0          # plus this times the estimate's range (max - min) over the last DRIFT_S
 DRIFT_S = 1.0
+# Loudness range (see the module's docstring)
+RANGE_STEP_S = 0.1         # the trace's step: EBU's short-term values every 100 ms
+RANGE_CENTRE_S = 1.5       # half the 3 s short-term window: a trailing value at t + 1.5 s is the one centred at t
+RANGE_K_MIN, RANGE_K_MAX = 0.25, 2.0  # the range is compressed at most 4x and expanded at most 2x
+RANGE_MARGIN_LU = 3.0      # S is held within [P10 - margin, P95 + margin]: pauses and the gate's tail take the gain
+                           # of the quietest counted speech, not a boost that grows as the room tone falls
+RANGE_MAX_DB = 12.0        # largest range gain either way
+RANGE_DEADBAND_LU = 0.2    # a goal this close to the input's range is no move (an own profile as target: exactly 0)
+
+
+def range_param(prefix: str) -> ParamSpec:
+    """The ``<prefix>.range_follow`` parameter of a target-following stage."""
+    # Not smoothed for the same reason as loudness_follow: the trace it scales is itself a slow (3 s) gain.
+    return ParamSpec(f"{prefix}.range_follow", 0.0, 1.0, 1.0, "", smoothing_ms=0.0,
+                     doc="how far an offline render moves the loudness range (EBU LRA) toward the target's (times "
+                         "the amount; a slow gain on the 3 s short-term loudness, compressing or expanding around "
+                         "the integrated level; live streams do not move it; 0 = off)")
+
+
+def _gated(st_lufs: np.ndarray, rel_lu: float) -> np.ndarray:
+    """The values of ``st_lufs`` (LUFS) that pass the absolute (−70 LUFS) and relative (``rel_lu``) gates of
+    BS.1770 / EBU Tech 3342 (the relative gate is taken on the energy mean of the absolute-gated values)."""
+    v = st_lufs[np.isfinite(st_lufs) & (st_lufs > -70.0)]
+    if v.size == 0:
+        return v
+    gate = 10.0 * math.log10(float(np.mean(10.0 ** (v / 10.0)))) + rel_lu
+    return v[v >= gate]
+
+
+def range_trace(st_lufs, lufs_in: float, lra_in: float, lra_goal: float) -> np.ndarray | None:
+    """The loudness-range gain of an offline render, for the whole move (the follower scales it by its amount).
+
+    st_lufs: (n,) the input's trailing 3 s short-term loudness every ``RANGE_STEP_S`` (LUFS, −inf / NaN where
+    silent; the first 3 s over the samples there are, not zero-padded); lufs_in: its integrated loudness L;
+    lra_in: its loudness range (LU); lra_goal: the range to reach. Returns (n,) float64 dB, entry j applying at
+    ``j * RANGE_STEP_S`` seconds, or None when there is nothing to move (a goal within ``RANGE_DEADBAND_LU`` of
+    the input's, a non-finite figure, or no gated speech).
+
+    Each step's S is the one centred on it (the trailing value ``RANGE_CENTRE_S`` later; the last value past the
+    end), held within the input's [P10, P95] widened by ``RANGE_MARGIN_LU``, and its gain ``(k − 1)(S − L)`` with
+    ``k = lra_goal / lra_in`` within [``RANGE_K_MIN``, ``RANGE_K_MAX``]; the trace is then offset so that the
+    gated mean energy of S plus the gain (the integrated loudness, in 3 s terms) is the input's, and clipped to
+    ±``RANGE_MAX_DB``."""
+    st = np.asarray(st_lufs, np.float64)
+    if st.ndim != 1 or st.size == 0 or not all(math.isfinite(v) for v in (lufs_in, lra_in, lra_goal)):
+        return None
+    if abs(lra_goal - lra_in) < RANGE_DEADBAND_LU or lra_in <= 0.0:
+        return None
+    gated = _gated(st, -20.0)
+    if gated.size < 2:
+        return None
+    p10, p95 = np.percentile(gated, [10.0, 95.0])
+    k = min(max(lra_goal / lra_in, RANGE_K_MIN), RANGE_K_MAX)
+    shift = int(round(RANGE_CENTRE_S / RANGE_STEP_S))
+    centred = np.concatenate([st[shift:], np.full(min(shift, st.size), st[-1])])
+    centred = np.where(np.isfinite(centred), centred, -np.inf)
+    x = np.clip(centred, p10 - RANGE_MARGIN_LU, p95 + RANGE_MARGIN_LU)
+    g = (k - 1.0) * (x - lufs_in)
+    # keep the integrated loudness: the follower's loudness goal is met by its other half
+    e0 = _gated(st, -10.0)
+    with np.errstate(invalid="ignore"):
+        e1 = _gated(np.where(np.isfinite(st), st + g, st), -10.0)
+    if e0.size and e1.size:
+        g -= 10.0 * math.log10(float(np.mean(10.0 ** (e1 / 10.0))) / float(np.mean(10.0 ** (e0 / 10.0))))
+    return np.clip(g, -RANGE_MAX_DB, RANGE_MAX_DB)
 
 
 def follow_param(prefix: str) -> ParamSpec:
@@ -75,6 +148,7 @@ class LoudnessFollower:
 
     def __init__(self):
         self._primed = math.nan  # the whole input's loudness (LUFS) of an offline render, NaN live
+        self._range = None       # the range gain trace of an offline render (dB per RANGE_STEP_S), None live
 
     def prepare(self, ctx) -> None:
         """ctx: the section's SpectralContext (rate, n_fft, hop, channels, n_bins). Allocates."""
@@ -92,6 +166,7 @@ class LoudnessFollower:
         self._forget = math.exp(-STEP_HOPS * hop_s / MEMORY_S)
         self._hist_est = np.zeros(int(round(DRIFT_S / (STEP_HOPS * hop_s))) + 1)  # input estimates, 100 ms apart
         self._c = math.exp(-hop_s / CHANGE_TAU_S)
+        self._steps_per_frame = hop_s / RANGE_STEP_S
         self._pow = np.zeros((ctx.channels, nb), np.float32)
         self._im = np.zeros((ctx.channels, nb), np.float32)
         self._ms = np.zeros(BLOCK_HOPS)  # the input's K-weighted mean square per hop
@@ -109,11 +184,17 @@ class LoudnessFollower:
         self._ms_in = 0.0
         self._want_db = 0.0
         self.gain_db = 0.0
+        self.range_db = 0.0
 
     def prime(self, lufs) -> None:
         """Control side, before a render: the whole input's integrated loudness (LUFS), or None (live: the
         default). Kept across :meth:`reset`."""
         self._primed = math.nan if lufs is None else float(lufs)
+
+    def prime_range(self, trace_db) -> None:
+        """Control side, before a render: :func:`range_trace`'s (n,) dB gains (entry j at j x ``RANGE_STEP_S``
+        from the first frame), or None (live: the default; no range gain). Kept across :meth:`reset`."""
+        self._range = None if trace_db is None else np.ascontiguousarray(trace_db, np.float64)
 
     def _frame_ms(self, spec) -> float:
         """K-weighted mean square of one frame (channels summed)."""
@@ -130,11 +211,24 @@ class LoudnessFollower:
         self._ms_in = self._frame_ms(spec)
         self._ms[self._n % BLOCK_HOPS] = self._ms_in
 
-    def update(self, spec, goal_lufs: float, goal_delta: float, amount: float) -> None:
+    def update(self, spec, goal_lufs: float, goal_delta: float, amount: float, range_amount: float = 0.0) -> None:
         """Meter the stage's output ``spec`` before the gain and move the gain.
 
         goal_lufs: an absolute target's loudness (LUFS, override included) or NaN; goal_delta: a delta target's
-        loudness move (LU, override included; 0: keep the input's) or NaN; amount: 0..1 scale of the move."""
+        loudness move (LU, override included; 0: keep the input's) or NaN; amount: 0..1 scale of the move;
+        range_amount: 0..1 scale of a primed range trace (:meth:`prime_range`; nothing without one)."""
+        r = self._range
+        if r is not None and range_amount > 0.0:
+            # linear between the trace's 100 ms steps, the last value past its end
+            pos = self._n * self._steps_per_frame
+            i = int(pos)
+            if i + 1 < r.shape[0]:
+                v = float(r[i]) + (pos - i) * float(r[i + 1] - r[i])
+            else:
+                v = float(r[-1])
+            self.range_db = range_amount * v
+        else:
+            self.range_db = 0.0
         self._e_in = self._c * self._e_in + self._ms_in
         self._e_out = self._c * self._e_out + self._frame_ms(spec)
         self._n += 1
@@ -173,9 +267,10 @@ class LoudnessFollower:
         return min(max(amount * e, -MAX_DB), MAX_DB)
 
     def apply(self, spec) -> None:
-        """Scale ``spec`` (channels, n_bins) complex64 in place by the gain (nothing at 0 dB)."""
-        if self.gain_db != 0.0:
-            spec *= np.float32(10.0 ** (self.gain_db / 20.0))
+        """Scale ``spec`` (channels, n_bins) complex64 in place by the gain, loudness and range (nothing at 0 dB)."""
+        g = self.gain_db + self.range_db
+        if g != 0.0:
+            spec *= np.float32(10.0 ** (g / 20.0))
 
     def loudness(self) -> float:
         """L: the input's running integrated loudness, LUFS (NaN before the first 400 ms block)."""
@@ -191,4 +286,4 @@ def goal_of(profile) -> tuple[float, float]:
     return v, math.nan
 
 
-__all__ = ["LoudnessFollower", "follow_param", "goal_of", "MAX_DB", "TAU_S"]
+__all__ = ["LoudnessFollower", "follow_param", "goal_of", "range_param", "range_trace", "MAX_DB", "TAU_S"]

@@ -20,7 +20,8 @@ The non-learned baseline the resculpting model must beat, and a stage in its own
 6. Loudness (``match.loudness_follow``): the shared loudness follower (:mod:`resculpt.dsp.loudness_follow`, the
    same operator as the ``resculpt`` stage's) meters the frame before step 1 and the EQ's output, and applies one
    broadband gain toward the target's integrated loudness (a delta target: the input's loudness plus the
-   delta's move). Without a target nothing is metered or applied.
+   delta's move). Without a target nothing is metered or applied. An offline render also moves the loudness range
+   (``match.range_follow``; the follower's primed range trace).
 The target is a :class:`MatchTarget` published through the stage's inbox (:mod:`resculpt.dsp.inbox`,
 ``Chain.set_target`` on a chain); the audio thread reads the reference once per frame.
 """
@@ -34,7 +35,7 @@ import numpy as np
 
 from .bands import N_BANDS, BandMap
 from .inbox import Inbox
-from .loudness_follow import LoudnessFollower, follow_param, goal_of
+from .loudness_follow import LoudnessFollower, follow_param, goal_of, range_param
 from .params import ParamSpec
 from .stft import SpectralStage
 
@@ -55,6 +56,7 @@ PARAMS = (
     ParamSpec("match.loudness_db", -24.0, 24.0, 0.0, "dB", smoothing_ms=50.0,
               doc="adds this to the loudness follower's goal (the target's integrated loudness, or a description's "
                   "loudness move)"),
+    range_param("match"),
 )
 
 @dataclass(frozen=True)
@@ -131,6 +133,11 @@ class MatchEQ(SpectralStage):
         """The whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
         ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
         self._follow.prime(lufs)
+
+    def prime_range(self, trace_db) -> None:
+        """The loudness-range gain trace of an offline render (``dsp.loudness_follow.range_trace``); None: no range
+        move (live)."""
+        self._follow.prime_range(trace_db)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def prepare(self, ctx):
@@ -218,9 +225,10 @@ class MatchEQ(SpectralStage):
             return
         np.copyto(self._vold, self._vnew)
         self._cache = True
-        amount, att, rel, boost, cut, sb, win, follow, self._loud_db = (float(x) for x in self._vnew)
+        amount, att, rel, boost, cut, sb, win, follow, self._loud_db, rfollow = (float(x) for x in self._vnew)
         hop_s = self.ctx.hop / self.ctx.sample_rate
         self._amount, self._boost, self._cut, self._loud_amount = amount, boost, cut, amount * follow
+        self._range_amount = amount * rfollow
         self._a_att = math.exp(-hop_s / (att * 1e-3))
         self._a_rel = math.exp(-hop_s / (rel * 1e-3))
         self._alpha = 1.0 - math.exp(-hop_s / win)
@@ -301,7 +309,8 @@ class MatchEQ(SpectralStage):
             np.multiply(re, g, out=re)
             np.multiply(im, g, out=im)
         if t is not None:  # loudness: metered on the input and on the EQ's output, then one broadband gain
-            self._follow.update(spec, t.lufs + self._loud_db, t.lufs_delta + self._loud_db, self._loud_amount)
+            self._follow.update(spec, t.lufs + self._loud_db, t.lufs_delta + self._loud_db, self._loud_amount,
+                                self._range_amount)
             self._follow.apply(spec)
 
     def _okw_for(self, env):

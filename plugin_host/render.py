@@ -214,23 +214,88 @@ def _sweep(chain, chunks, block: int, emit, progress=None, joined: bool = True) 
     return n
 
 
-def prime_loudness(chain, src, block: int) -> float | None:
+@dataclasses.dataclass(frozen=True)
+class InputLoudness:
+    """The whole input's loudness as an offline render measured it before rendering (:func:`prime_loudness`).
+
+    lufs: integrated loudness (input gain added); lra: loudness range, LU (EBU Tech 3342); shortterm: (n,) the
+    trailing 3 s short-term loudness every ``dsp.loudness_follow.RANGE_STEP_S`` (the first 3 s over the samples
+    there are)."""
+
+    lufs: float
+    lra: float
+    shortterm: np.ndarray
+
+
+def prime_loudness(chain, src, block: int) -> InputLoudness | None:
     """Offline: give the target stage's loudness follower (``dsp.loudness_follow``) the whole input's integrated
     loudness, measured in one sweep of ``src`` (cheap: a K-weighted meter, no stage runs), so it moves the level
     by the exact amount from the first frame instead of following a running estimate. Only when the stage hears
-    the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns the LUFS
-    given, or None (live behaviour kept)."""
+    the input as it is: the first spectral stage, nothing in ``pre`` (the input gain is added). Returns what it
+    measured (the short-term trace and range too, for :func:`prime_range`), or None (live behaviour kept)."""
+    from resculpt.dsp.features.loudness import Loudness
+
     stages = chain.graph.stages
     if chain.layout.pre or not stages or not hasattr(stages[0], "prime_loudness"):
         return None
-    m = _loudness_meter(chain, block)
+    m = _loudness_meter(chain, block, history=True)
+    i_st = Loudness.columns.index("lufs_shortterm")
+    step = Loudness.STEP_HOPS
+    st = []
+    done = 0
     for blk in src.sweep(block):
         m.process(np.asarray(blk, np.float64))
-    lufs = m.latest()["lufs_integrated"] + float(chain.params.get("in.gain_db"))
+        rows = m.read()
+        # every STEP_HOPS-th hop is a step of EBU's short-term series; the meter's 3 s window counts the hops
+        # before the start as silence, which the first 3 s are corrected for
+        for r in range((-done - 1) % step, rows.shape[0], step):
+            d = done + r + 1
+            st.append(rows[r, i_st] + 10.0 * math.log10(Loudness.S_HOPS / min(d, Loudness.S_HOPS)))
+        done += rows.shape[0]
+    last = m.latest()
+    g = float(chain.params.get("in.gain_db"))
+    lufs = last["lufs_integrated"] + g
     if not math.isfinite(lufs):
         return None
     stages[0].prime_loudness(lufs)
-    return lufs
+    return InputLoudness(lufs, last["lra_lu"], np.asarray(st, np.float64) + g)
+
+
+def range_goal(target, measured: InputLoudness | None) -> float:
+    """The loudness range (LU) a render toward ``target`` (a Profile) aims at: an absolute target's ``lra_lu``, a
+    delta's move added to the input's; NaN when there is none to aim at (no figure, no move, live)."""
+    if measured is None:
+        return math.nan
+    v = float(target.dims.get("lra_lu", math.nan))
+    if not math.isfinite(v):
+        return math.nan
+    return measured.lra + v if target.kind == "delta" else v
+
+
+def prime_range(chain, measured: InputLoudness | None, goal_lu: float) -> bool:
+    """Offline: prime the first stage's loudness follower with the range gain trace toward ``goal_lu``
+    (``dsp.loudness_follow.range_trace``; where :func:`prime_loudness` primed its loudness). Returns whether a
+    trace was primed (False: nothing to move, or the stage is not where the input is measured)."""
+    from resculpt.dsp.loudness_follow import range_trace
+
+    stages = chain.graph.stages
+    if measured is None or not stages or not hasattr(stages[0], "prime_range"):
+        return False
+    tr = range_trace(measured.shortterm, measured.lufs, measured.lra, goal_lu)
+    stages[0].prime_range(tr)
+    return tr is not None
+
+
+def next_range_goal(goal_lu: float, lra_in: float, lra_out: float, a: float, aim_lu: float) -> float:
+    """The range goal of a render's next pass: the trace toward ``goal_lu`` scaled the input's range ``lra_in`` by
+    ``1 + a (k - 1)`` (k = goal / input, ``a`` the stage's amount x range_follow) and the output read ``lra_out``;
+    the next goal asks the scale that would have put it on ``aim_lu`` (the amount's share of the way to the
+    target's range), assuming the output's range scales with it. NaN in, or nothing to correct: ``goal_lu``."""
+    if not all(math.isfinite(v) for v in (goal_lu, lra_in, lra_out, aim_lu)) or a <= 0 or lra_in <= 0 or lra_out <= 0:
+        return goal_lu
+    k_eff = 1.0 + a * (goal_lu / lra_in - 1.0)
+    k_next = k_eff * aim_lu / lra_out
+    return lra_in * (1.0 + (k_next - 1.0) / a)
 
 
 def render_with_target(chain, x, sr, target, block: int, passes: int = 2, progress=None, prime: bool = True):
@@ -319,7 +384,13 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     else:  # prime=False: what a live stream does (learns as it goes)
         st.prime(env_in if prime else None)
     st.prime_loudness(None)
-    lin = prime_loudness(chain, src, block) if prime else None
+    if hasattr(st, "prime_range"):
+        st.prime_range(None)
+    measured = prime_loudness(chain, src, block) if prime else None
+    lin = measured.lufs if measured is not None else None
+    # The loudness range moves only where the input's whole short-term series is known (offline) and the stage
+    # hears the input as it is (prime_loudness's condition); each further pass corrects the goal by the output's.
+    lra_aim = lra_goal = range_goal(target, measured)
     # The loudness follower meters the stage's frames; after a large EQ move the overlap-added output can read
     # several LU away from them (leakage the EQ raised in the frames cancels in the synthesis), so, like the
     # envelope, each further pass corrects the goal by what the previous pass's output measured. Only where the
@@ -340,6 +411,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
     want += chain.params.get(f"{slot}.loudness_db")  # the stage adds the same offset to whichever goal it follows
     for p in range(n_pass):
+        ranged = prime_range(chain, measured, lra_goal) if math.isfinite(lra_goal) else False
         if model:
             chain.set_target(_corrected(target, corr, shift), engine="model")
         else:
@@ -369,18 +441,26 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
             a = amt * chain.params.get(f"{slot}.loudness_follow")
             if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
                 shift += (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs
+            ar = amt * chain.params.get(f"{slot}.range_follow")
+            if alone and ranged:
+                aim = measured.lra + ar * (lra_aim - measured.lra)
+                lra_goal = next_range_goal(lra_goal, measured.lra, meter.latest()["lra_lu"], ar, aim)
     info["distance_after_db"] = band_distance_db(env_out, goal)
     info["loudness_after_lufs"] = got
+    info["lra_after_lu"] = meter.latest()["lra_lu"]
     return info
 
 
-def _loudness_meter(chain, block: int):
+def _loudness_meter(chain, block: int, history: bool = False):
     """A BS.1770 meter (``dsp.features.loudness.Loudness``) for ``chain``'s rate and channels; feed it float64
     (channels, k) blocks, read ``latest()["lufs_integrated"]``."""
+    from resculpt.dsp.features.base import hop_size
     from resculpt.dsp.features.loudness import Loudness
 
     m = Loudness()
-    m.prepare(chain.sample_rate, block, chain.channels, history_frames=1)
+    # history: room for every row of a block (read() after each), else the newest row only
+    rows = block // hop_size(chain.sample_rate) + 2 if history else 1
+    m.prepare(chain.sample_rate, block, chain.channels, history_frames=rows)
     return m
 
 

@@ -175,3 +175,71 @@ def test_streaming_with_the_follower_moving_equals_one_whole_signal_call(block, 
     whole = _follower_only((-20.0, NAN), block=len(x[0]), prime=x)(x)
     assert np.array_equal(_follower_only((-20.0, NAN), block=block, prime=x)(x), whole)
     assert not math.isclose(integrated_lufs(whole, SR), integrated_lufs(x, SR), abs_tol=1.0)
+
+
+def _sections(levels, seconds: float, rng) -> np.ndarray:
+    """(1, n) float32 steady noise in sections of ``seconds`` each, at the given LUFS one after the other (a
+    loudness range of phrases without pauses)."""
+    return np.concatenate([_steady(seconds, v, rng) for v in levels], axis=1)
+
+
+def test_range_trace_maps_short_term_loudness_around_the_integrated_level():
+    """``range_trace``: each step's gain is (k - 1)(S - L) on the S centred on it (the trailing value 1.5 s later),
+    offset by one constant (the integrated loudness kept), S held within [P10 - 3, P95 + 3] LU and silence taking
+    the quietest held value; a goal within the dead band of the input's range, or no gated value, is no trace."""
+    from resculpt.dsp.loudness_follow import RANGE_CENTRE_S, RANGE_STEP_S, range_trace
+
+    st = np.r_[np.full(40, -20.0), np.full(40, -30.0), np.full(40, -20.0), [-np.inf] * 10]
+    tr = range_trace(st, -22.0, 10.0, 5.0)  # k = 0.5
+    shift = int(round(RANGE_CENTRE_S / RANGE_STEP_S))
+    centred = np.r_[st[shift:], np.full(shift, st[-1])]
+    loud, quiet = centred == -20.0, centred == -30.0
+    # 10 LU apart in S, 5 LU apart in the gains' effect: the quiet steps get 5 dB more than the loud ones
+    assert np.ptp(tr[loud]) < 1e-12 and np.ptp(tr[quiet]) < 1e-12
+    assert tr[quiet][0] - tr[loud][0] == pytest.approx(5.0)
+    # silence (the tail) is held at P10 - 3 LU = -33 LUFS: 1.5 dB above the quiet steps' gain
+    assert tr[-1] - tr[quiet][0] == pytest.approx(1.5)
+    assert range_trace(st, -22.0, 10.0, 10.1) is None
+    assert range_trace(np.full(20, -np.inf), -22.0, 10.0, 5.0) is None
+
+
+@pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
+def test_an_offline_render_moves_the_loudness_range_toward_the_targets(engine, slot, rng):
+    """Sections of steady noise 12 LU apart (4 s each, LRA about 12 LU), target = the input's own fingerprint with
+    half its range: an offline render (primed, 2 passes) lands within 1.5 LU of the goal (from about 12 LU away),
+    with the integrated loudness within 0.5 LU of the input's; ``<slot>.range_follow`` 0 leaves the range within
+    0.2 LU of the input's; a live stream (not primed) moves no range: it equals the range_follow 0 stream exactly."""
+    x = _sections([-20.0, -32.0, -20.0, -32.0, -20.0], 4.0, rng)
+    fp = fingerprint(x, SR)
+    lra_in = fp.dims["lra_lu"]
+    assert lra_in > 9.0
+    t = fp.copy()
+    t.dims["lra_lu"] = lra_in / 2.0
+    out = {}
+    for follow in (0.0, 1.0):
+        c = Chain(Layout(spectral=(slot,)), SR, 1, 4096, params={f"{slot}.range_follow": follow})
+        c.set_target(t, engine=engine)
+        y, info = render_with_target(c, x, SR, t, 4096)
+        out[follow] = fingerprint(y, SR).dims
+        assert info["lra_after_lu"] == pytest.approx(out[follow]["lra_lu"], abs=1e-9)
+    assert abs(out[1.0]["lra_lu"] - lra_in / 2.0) < 1.5
+    assert abs(out[1.0]["lufs_integrated"] - fp.dims["lufs_integrated"]) < 0.5
+    assert abs(out[0.0]["lra_lu"] - lra_in) < 0.2
+    live = []
+    for follow in (0.0, 1.0):
+        c = Chain(Layout(spectral=(slot,)), SR, 1, 4096, params={f"{slot}.range_follow": follow})
+        c.set_target(t, engine=engine)
+        live.append(c(x))
+    assert np.array_equal(live[0], live[1])
+
+
+def test_the_inputs_own_range_is_no_range_move():
+    """Target = the input's own fingerprint: the render measures the same range as the target's, so no trace is
+    primed, and the output equals the render with ``match.range_follow`` 0 bit for bit."""
+    x = _speech()[:, : 8 * SR]
+    fp = fingerprint(x, SR)
+    ys = []
+    for follow in (0.0, 1.0):
+        c = Chain(Layout(spectral=("match",)), SR, 1, 4096, params={"match.range_follow": follow})
+        ys.append(render_with_target(c, x, SR, fp, 4096)[0])
+    assert np.array_equal(ys[0], ys[1])

@@ -60,12 +60,15 @@ def _whole_target_render(chain, x, sr, target, block, passes=2):
     else:
         goal = target.env()
     render.match_stage(chain).prime(env_in)
-    lin = render.prime_loudness(chain, render._ArrayInput(x), block)  # the loudness follower's prime and goal
+    measured = render.prime_loudness(chain, render._ArrayInput(x), block)  # the loudness follower's prime and goal
+    lin = measured.lufs if measured is not None else None
+    lra_aim = lra_goal = render.range_goal(target, measured)
     loud = goal_of(target)
     alone = lin is not None and not chain.layout.post and len(chain.graph.stages) == 1
     want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
     eff = goal.copy()
     for p in range(passes):
+        ranged = render.prime_range(chain, measured, lra_goal) if math.isfinite(lra_goal) else False
         chain.set_target(MatchTarget.make(eff, delta=False, loudness=loud))
         chain.reset()
         y = process_whole(chain, x, block)
@@ -81,6 +84,10 @@ def _whole_target_render(chain, x, sr, target, block, passes=2):
             if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
                 shift = (lin + a * (want - lin) - got) / a
                 loud = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
+            ar = amt * chain.params.get("match.range_follow")
+            if alone and ranged:
+                aim = measured.lra + ar * (lra_aim - measured.lra)
+                lra_goal = render.next_range_goal(lra_goal, measured.lra, meter.latest()["lra_lu"], ar, aim)
     return y, band_distance_db(_whole_envelope(y, sr), goal)
 
 

@@ -43,7 +43,7 @@ from resculpt.dsp.bands import BandMap
 from resculpt.dsp.descriptors import CENTERS, high_shelf, low_shelf
 from resculpt.dsp.features.spectral import tilt_slope_db_oct, tilt_weights
 from resculpt.dsp.inbox import Inbox
-from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of
+from resculpt.dsp.loudness_follow import LoudnessFollower, follow_param, goal_of, range_param
 from resculpt.dsp.params import ParamSpec, ParamTable
 from resculpt.dsp.profile import DIM_BY_NAME, DIMS, Profile, ProfileError, compare_mask
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
@@ -85,6 +85,7 @@ PARAMS = (
               doc="moves the formants (spectral envelope) of the model's output by this ratio, on top of the "
                   "target's envelope (in every match mode), pitch kept"),
     follow_param("resculpt"),
+    range_param("resculpt"),
 )
 OVERRIDES = PARAMS[2:6]  # bass, brightness, tilt, loudness: each a unit direction in conditioning space
 # Pitch and formants are not conditioning moves (the generator has no pitch operator, and it would match a warped
@@ -226,6 +227,7 @@ class ResculptStage(SpectralStage):
         self._i_ovr = np.array([table.index(p.id) for p in OVERRIDES], np.intp)
         self._i_pitch, self._i_formant = (table.index(p.id) for p in VOICE_OVERRIDES)
         self._i_follow = table.index("resculpt.loudness_follow")
+        self._i_range = table.index("resculpt.range_follow")
         self._voice = VoiceMatch()
         self._warp_table = ParamTable(SHIFT_PARAMS)  # the formant override's warp of the output (its own table)
         self._warp = VoiceShift(self._warp_table)
@@ -276,6 +278,11 @@ class ResculptStage(SpectralStage):
         """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
         ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
         self._follow.prime(lufs)
+
+    def prime_range(self, trace_db) -> None:
+        """Control side: the loudness-range gain trace of an offline render (``dsp.loudness_follow.range_trace``);
+        None: no range move (live)."""
+        self._follow.prime_range(trace_db)
 
     def prepare(self, ctx):
         n_fft, hop = C.frame_sizes(ctx.sample_rate)
@@ -552,5 +559,6 @@ class ResculptStage(SpectralStage):
         # Loudness: metered on the delayed input frame and on the model's output, then one broadband gain.
         lo = float(self._ovr64[I_LOUDNESS])
         self._follow.measure_input(X)
-        self._follow.update(spec, tgt.lufs + lo, tgt.lufs_delta + lo, float(a) * float(self.table.value[self._i_follow]))
+        self._follow.update(spec, tgt.lufs + lo, tgt.lufs_delta + lo, float(a) * float(self.table.value[self._i_follow]),
+                            float(a) * float(self.table.value[self._i_range]))
         self._follow.apply(spec)

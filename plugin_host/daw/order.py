@@ -117,4 +117,6 @@ ORDER = (
     "match.loudness_db",
     "resculpt.pitch_st",
     "resculpt.formant_ratio",
+    "match.range_follow",
+    "resculpt.range_follow",
 )
