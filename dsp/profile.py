@@ -368,6 +368,11 @@ class EnvelopeAccumulator:
             self.store.append(env)
         self._tail = buf[f * hop :].copy()
 
+    def levels(self) -> np.ndarray:
+        """Every frame's level so far (dB; the ``level_db`` track that decides which frames are active)."""
+        self._analyse()
+        return np.concatenate(self._levels) if self._levels else np.zeros(0)
+
     def result(self) -> np.ndarray:
         """The (32,) long-term envelope in dB (NaN for bands the signal does not reach)."""
         self._analyse()
@@ -387,6 +392,60 @@ class EnvelopeAccumulator:
                     total = np.add.reduce(np.concatenate([total[None], 10.0 ** (rows[a] / 10.0)]), axis=0)
             env = 10.0 * np.log10(total / n_act)
         return limit_bandwidth(env)
+
+
+class FormantAccumulator:
+    """The fingerprint's median F1..F3 (over active voiced frames) by blocks: :meth:`add` a signal in pieces of
+    any size, in order, then :meth:`result` with the frame levels of an :class:`EnvelopeAccumulator` fed the same
+    pieces (which frames are active is known only at the end). The rows are those of the streaming
+    :class:`~.features.formants.Formants` and :class:`~.features.pitch.Pitch` analysers, so the medians are bit for
+    bit :func:`fingerprint`'s ``f1_hz``..``f3_hz`` of the concatenation. Memory: 4 floats per 5 ms frame."""
+
+    def __init__(self, sample_rate: int, channels: int, max_block: int):
+        from .features.base import hop_size
+        from .features.formants import Formants
+        from .features.pitch import Pitch
+
+        rows = max(1, int(max_block)) // hop_size(sample_rate) + 2
+        self._an = (Formants(), Pitch())
+        for an in self._an:
+            an.prepare(sample_rate, max(1, int(max_block)), channels, history_frames=rows)
+        self._cols = ([Formants.columns.index(c) for c in ("f1_hz", "f2_hz", "f3_hz")], [Pitch.columns.index("voiced")])
+        self._rows: tuple[list, list] = ([], [])
+
+    def add(self, x: np.ndarray) -> None:
+        """Analyse the next samples, ``x`` float32 ``(channels, n)`` (not modified)."""
+        cap = self._an[0].max_block
+        for i in range(0, x.shape[1], cap):
+            blk = np.ascontiguousarray(x[:, i : i + cap], np.float32)
+            for an, cols, rows in zip(self._an, self._cols, self._rows):
+                an.process(blk)
+                rows.append(an.read()[:, cols])
+
+    def result(self, levels: np.ndarray) -> dict:
+        """{"f1_hz", "f2_hz", "f3_hz"}: medians over the frames that are active by ``levels`` (the envelope
+        accumulator's :meth:`EnvelopeAccumulator.levels`) and voiced; NaN where none."""
+        f = np.concatenate(self._rows[0]) if self._rows[0] else np.zeros((0, 3))
+        v = np.concatenate(self._rows[1])[:, 0] if self._rows[1] else np.zeros(0)
+        n = min(len(f), len(v), len(levels))
+        voiced = active_frames({"level_db": np.asarray(levels)[:n]}) & (v[:n] > 0.5)
+        return {k: _med(f[:n, j][voiced]) for j, k in enumerate(("f1_hz", "f2_hz", "f3_hz"))}
+
+
+def warp_band_envelope(env_db, ratio: float) -> np.ndarray:
+    """(32,) the band envelope ``env_db`` (dB, NaN where undefined) with its frequency axis scaled by ``ratio``: the
+    level at band centre f is the input's at f / ratio (interpolated on log frequency between band centres; where
+    that falls outside the defined bands, the band keeps its own level, and an undefined band stays NaN). What a
+    formant warp by ``ratio`` does to a long-term envelope."""
+    from .bands import BandMap
+
+    e = np.asarray(env_db, np.float64)
+    ok = np.isfinite(e)
+    if ratio == 1.0 or ok.sum() < 2:
+        return e.copy()
+    lf = np.log2(BandMap(48000, 960, N_BANDS).centers_hz)
+    w = np.interp(lf - math.log2(ratio), lf[ok], e[ok], left=np.nan, right=np.nan)
+    return np.where(ok & np.isfinite(w), w, e)
 
 
 EMPTY_BELOW_DB = 60.0

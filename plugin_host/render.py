@@ -358,29 +358,46 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     """
     from resculpt.dsp.loudness_follow import goal_of
     from resculpt.dsp.match_eq import MatchTarget
-    from resculpt.dsp.profile import EnvelopeAccumulator, Profile, band_distance_db, band_shape_diff, target_envelope
+    from resculpt.dsp.profile import (EnvelopeAccumulator, FormantAccumulator, Profile, band_distance_db,
+                                      band_shape_diff, target_envelope, warp_band_envelope)
+    from resculpt.dsp.voice.match import absolute_formant_oct
 
     c = chain.channels
 
     def envelope_acc():
         return EnvelopeAccumulator(sr, c, None if store is None else store())
 
+    st = target_stage(chain)
+    slot = st.name
+    model = slot == "resculpt"
+    # An absolute target's formants (voice / all mode): the voice match warps the envelope by the ratio of the
+    # target's median formants to the whole input's, measured in the same sweep as its envelope.
+    formants = (model and prime and target.kind != "delta" and st.moves_formants(chain.params, target)
+                and any(math.isfinite(target.dims.get(k, math.nan)) for k in ("f1_hz", "f2_hz", "f3_hz")))
     acc = envelope_acc()
+    facc = FormantAccumulator(sr, c, block) if formants else None
     for blk in src.sweep(block):
         acc.add(blk)
+        if facc is not None:
+            facc.add(blk)
     env_in = acc.result()
     if target.kind == "delta":
         goal = target_envelope(target, Profile("fingerprint", band_env_db=list(env_in)))[0]
     else:
         goal = target.env()
-    st = target_stage(chain)
-    slot = st.name
-    model = slot == "resculpt"
+    info = {}
     if model:
         # the model's band overrides move the output's envelope off the target's on purpose: aim at both
         goal = goal + st.override_band_db(chain.params)
+        fo = absolute_formant_oct(facc.result(acc.levels()), target) if facc is not None else math.nan
+        st.prime_formants(fo)
+        env_model = env_in
+        if math.isfinite(fo):
+            info["formant_ratio"] = 2.0 ** fo
+            # the model hears the warped voice: its held fingerprint is the input's envelope warped the same way
+            env_model = warp_band_envelope(env_in, 2.0 ** (fo * chain.params.get("resculpt.amount")))
         # its running fingerprint is held at the whole input's (ResculptStage.prime)
-        st.prime(env_in if prime else None, hold=True)
+        st.prime(env_model if prime else None, hold=True)
     else:  # prime=False: what a live stream does (learns as it goes)
         st.prime(env_in if prime else None)
     st.prime_loudness(None)
@@ -401,7 +418,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     # output's envelope away from the target's on purpose: correcting the envelope by the output's would undo them,
     # so then only the loudness is corrected.
     warped = model and st.warps_envelope(chain.params, target)
-    info = {"distance_before_db": band_distance_db(env_in, goal)}
+    info["distance_before_db"] = band_distance_db(env_in, goal)
     if warped:  # the distances then measure how far the formant move took the envelope from the target's shape
         info["formants_moved"] = True
     n_pass = max(1, passes)

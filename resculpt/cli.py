@@ -75,6 +75,9 @@ def cmd_render(a) -> int:
                   f"{r['distance_after_db']:.2f} dB"
                   + (" (formants moved on purpose: the envelope leaves the target's shape)"
                      if r.get("formants_moved") else ""))
+            if r.get("formant_ratio"):
+                print(f"  voice match: the target's formants are x{r['formant_ratio']:.3f} the input's (the median of "
+                      "F1..F3's ratios); the voice is warped by that ratio to the power of the amount")
         print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
               f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
 

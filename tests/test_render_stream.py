@@ -17,10 +17,12 @@ from resculpt.dsp.loudness_follow import goal_of
 from resculpt.dsp.match_eq import MatchTarget
 from resculpt.dsp.profile import (
     EnvelopeAccumulator,
+    FormantAccumulator,
     Profile,
     active_frames,
     band_distance_db,
     band_shape_diff,
+    fingerprint,
     limit_bandwidth,
     long_term_envelope,
     target_envelope,
@@ -125,6 +127,26 @@ def test_envelope_accumulator_is_bit_identical_to_the_whole_array_envelope_for_a
         i += k
     np.testing.assert_array_equal(acc.result(), ref)
     np.testing.assert_array_equal(long_term_envelope(x, sr), ref)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_formant_accumulator_gives_the_fingerprints_median_formants_for_any_block_sizes(channels, rng):
+    """FormantAccumulator fed in random pieces (1..5000 samples), with the levels of an EnvelopeAccumulator fed the
+    same pieces, gives exactly the fingerprint's f1_hz..f3_hz of the whole signal."""
+    sr = 48000
+    x = real_stereo(sr, 3.0)[:channels].copy()
+    x[:, sr : sr + sr // 2] *= 1e-4  # a quiet stretch: frames the activity threshold drops
+    ref = fingerprint(x, sr).dims
+    acc, facc = EnvelopeAccumulator(sr, channels), FormantAccumulator(sr, channels, 4096)
+    i = 0
+    while i < x.shape[1]:
+        k = int(rng.integers(1, 5000))
+        acc.add(x[:, i : i + k])
+        facc.add(x[:, i : i + k])
+        i += k
+    got = facc.result(acc.levels())
+    assert all(math.isfinite(got[k]) for k in got)
+    assert got == {k: ref[k] for k in ("f1_hz", "f2_hz", "f3_hz")}
 
 
 @pytest.mark.parametrize("sr", [16000, 44100, 48000])

@@ -36,10 +36,12 @@ Per frame, with amount a (0..1, the share of the move):
   finds periodic above the search's floor, refused only by the stricter voicing here, is soft or creaky voice,
   not a pause: it takes the voice's shift (left at the speaker's pitch, it would sound, and read, as the input's
   F0 under the moved voice).
-* **Formants**, for a delta target only: the envelope is warped by (geometric mean of its F1..F3 ratios)^a.
-  An absolute target's formants are left to the model's band-envelope gains: a formant ratio fitted between the
-  input's and the target's long-term band envelopes, applied as a warp before the model, raised the benchmark's
-  LPC formant error from 9.4 % to 17.6 % (docs/resculpt-stage.md, "Voice match").
+* **Formants**: the envelope is warped by r^a: for a delta target, r the geometric mean of its F1..F3 ratios; for
+  an absolute target, the median of the target's F1..F3 over the input's (:func:`absolute_formant_oct`), which only
+  an offline render knows (the whole input's medians, measured before it renders: :attr:`VoiceMatch.formant_oct_abs`).
+  Live, an absolute target's formants are left to the model's band-envelope gains. (A ratio fitted between the
+  input's and the target's long-term band *envelopes* instead, applied the same way, raised the benchmark's LPC
+  formant error from 9.4 % to 17.6 %: docs/resculpt-stage.md, "Voice match".)
 
 * **Pitch override** (``resculpt.pitch_st``, given to :meth:`VoiceMatch.set_goal`): every frame's pitch moves by a
   further a * pitch_st semitones on top of the goal (alone, with a goal of no move, when the stage runs the voice
@@ -113,6 +115,30 @@ class VoiceGoal:
         return g if g.active else None
 
 
+FORMANT_LIMITS = (0.7, 1.4)    # an absolute target's formant ratio is held within the formant override's range
+
+
+def absolute_formant_oct(input_dims: dict, target) -> float:
+    """log2 of the formant ratio that moves a voice with median formants ``input_dims`` ({"f1_hz", "f2_hz",
+    "f3_hz"}, the whole input's, :class:`~resculpt.dsp.profile.FormantAccumulator`) toward an absolute ``target``
+    Profile's: the median of log2(target / input) over F1..F3 where both are known, held within
+    ``FORMANT_LIMITS``; NaN when none is known or the target is a delta.
+
+    The median, not the mean a delta's ratios take (a delta's are asked, these are measured): two speakers'
+    median F1 often differ far more than their F2 and F3 (the LPC picker's broad-F1 rule reads a different pole
+    on each), and that one ratio dragged a mean's warp the wrong way for the other two."""
+    if target.kind == "delta":
+        return math.nan
+    v = []
+    for k in _FORMANTS:
+        a, b = float(input_dims.get(k, math.nan)), float(target.dims.get(k, math.nan))
+        if math.isfinite(a) and math.isfinite(b) and a > 0.0 and b > 0.0:
+            v.append(math.log2(b / a))
+    if not v:
+        return math.nan
+    return min(max(float(np.median(v)), math.log2(FORMANT_LIMITS[0])), math.log2(FORMANT_LIMITS[1]))
+
+
 class VoiceMatch(AnonVoice):
     """process_frames(specs, n) / process_frame(spec): spec (channels, n_bins) complex64, edited in place
     (audio thread), toward the goal last given to :meth:`set_goal`. Needs ``observe_input`` per frame."""
@@ -130,6 +156,9 @@ class VoiceMatch(AnonVoice):
         self.goal = VoiceGoal()
         self.amount = 1.0
         self._st_oct = 0.0  # the pitch override's move on top of the goal, octaves
+        # An absolute goal's formant move (log2 ratio, :func:`absolute_formant_oct`), set by the control side before
+        # an offline render (ResculptStage.prime_formants); NaN: none (live). Kept across reset.
+        self.formant_oct_abs = math.nan
 
     def set_goal(self, goal: VoiceGoal | None, amount: float, pitch_st: float = 0.0) -> None:
         """The goal (None: keep the voice), the share of the move (0..1), and a pitch move on top of the goal (the
@@ -178,7 +207,8 @@ class VoiceMatch(AnonVoice):
                 dev = math.log2(f0) - self._q50
                 if abs(dev) <= OUTLIER_OCT:
                     lt += (self._rng - 1.0) * dev
-        fr = 2.0 ** (a * g.formant_oct) if math.isfinite(g.formant_oct) else 1.0
+        fo = g.formant_oct if g.relative else self.formant_oct_abs
+        fr = 2.0 ** (a * fo) if math.isfinite(fo) else 1.0
         return 2.0 ** lt, fr, 1.0, 0.0
 
     def process_frame(self, spec):

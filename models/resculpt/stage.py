@@ -250,6 +250,15 @@ class ResculptStage(SpectralStage):
         return g is not None and math.isfinite(g.formant_oct) and g.formant_oct != 0.0
 
     @staticmethod
+    def moves_formants(params, target: Profile) -> bool:
+        """Control side: whether the voice match would run toward ``target`` (a Profile) under the values in
+        ``params`` (voice / all mode, a target that names a voice figure, amount > 0), so that a formant move
+        primed with :meth:`prime_formants` takes effect."""
+        if MATCH_MODES[int(round(params.get("resculpt.match")))] == "timbre" or not params.get("resculpt.amount") > 0.0:
+            return False
+        return VoiceGoal.from_profile(target) is not None
+
+    @staticmethod
     def override_band_db(params) -> np.ndarray:
         """Control side: (32,) dB, the band shape the overrides (``resculpt.bass_db``, ``brightness_db``,
         ``tilt_db_oct``) add to the target's envelope at their values in ``params`` (the chain's table, whose
@@ -278,6 +287,13 @@ class ResculptStage(SpectralStage):
         """Control side: the whole input's integrated loudness (LUFS) for the loudness follower (offline renders,
         ``plugin_host.render.prime_loudness``); None: follow a running estimate, as a live stream does."""
         self._follow.prime(lufs)
+
+    def prime_formants(self, oct_: float) -> None:
+        """Control side: an absolute target's formant move for the voice match (log2 ratio,
+        ``dsp.voice.match.absolute_formant_oct`` of the whole input's formants; offline renders,
+        ``plugin_host.render.stream_with_target``), applied in voice / all mode times the amount; NaN: none (live).
+        Kept across ``reset()``."""
+        self._voice.formant_oct_abs = float(oct_)
 
     def prime_range(self, trace_db) -> None:
         """Control side: the loudness-range gain trace of an offline render (``dsp.loudness_follow.range_trace``);
