@@ -448,6 +448,94 @@ def warp_band_envelope(env_db, ratio: float) -> np.ndarray:
     return np.where(ok & np.isfinite(w), w, e)
 
 
+# The brightness tilt of an offline render's correction pass (:func:`brightness_tilt`)
+BRIGHT_DIMS = ("centroid_hz", "rolloff_hz", "tilt_db_oct")
+TILT_SEARCH_DB_OCT = 1.5   # the tilts tried: -1.5 .. +1.5 dB/oct
+TILT_STEP_DB_OCT = 0.1
+TILT_PIVOT_HZ = 1000.0     # the tilt's 0 dB point
+
+
+def tilt_shape(slope_db_oct: float) -> np.ndarray:
+    """(32,) dB: a tilt of ``slope_db_oct`` on the band centres, 0 dB at ``TILT_PIVOT_HZ``."""
+    from .bands import BandMap
+
+    return slope_db_oct * np.log2(BandMap(48000, 960, N_BANDS).centers_hz / TILT_PIVOT_HZ)
+
+
+def brightness_tilt(bright_rows, env_rows, env_db, target: Profile, offsets_db=None, sample_rate: float = 48000.0,
+                    weights: dict | None = None) -> float:
+    """The tilt (dB/oct, a multiple of ``TILT_STEP_DB_OCT`` within ±``TILT_SEARCH_DB_OCT``) that, added to a
+    sound, brings its fingerprint nearest ``target`` on the brightness dims and the band envelope together.
+
+    A matched long-term envelope does not match the frame medians of centroid, roll-off and tilt: the envelope is
+    a power mean, which the loud and the bright frames dominate, the medians are the typical frame's. An offline
+    render's correction pass asks this tilt on top of the envelope it corrects toward.
+
+    bright_rows: (F, 4) the sound's :class:`~.features.spectral.Brightness` rows (centroid, roll-off, tilt,
+    level per frame); env_rows: (F', 32) its band levels per frame (the same frames:
+    :class:`EnvelopeAccumulator`'s rows); env_db: (32,) its long-term envelope; offsets_db: (32,) band gains (dB,
+    NaN = 0) the sound will take anyway (the correction pass's envelope correction), the candidates' tilt on top.
+    Per candidate c, with o = offsets + c (the tilt's band shape), predicted: tilt = the measured median + the
+    slope of o (a frame's tilt is that linear fit of its band levels, at ``sample_rate``); centroid and roll-off =
+    the measured medians times the ratio their band-domain estimates (each band's power at its centre) move by
+    when every active frame's bands take o; envelope = ``env_db`` + o. The candidate with the smallest
+    :func:`distance_terms` over those four (``weights`` as :func:`distance` takes them) wins; 0 when ``target``
+    defines none of the brightness dims or the sound has no active frame."""
+    from .bands import erb_band_edges
+    from .features.spectral import tilt_slope_db_oct
+
+    b = np.asarray(bright_rows, np.float64)
+    e = np.asarray(env_rows, np.float64)
+    n = min(len(b), len(e))
+    if n == 0 or not any(math.isfinite(target.dims.get(k, math.nan)) for k in BRIGHT_DIMS):
+        return 0.0
+    b, e = b[:n], e[:n]
+    act = active_frames({"level_db": b[:, 3]})
+    meas = [_med(b[act, j]) for j in range(3)]
+    if not act.any() or not all(math.isfinite(v) for v in meas):
+        return 0.0
+    f = tilt_shape(1.0)
+    cent = TILT_PIVOT_HZ * 2.0 ** f
+    sel = (cent >= 80.0) & (cent <= 20000.0)  # the brightness analyser's range
+    bw = np.diff(erb_band_edges(N_BANDS))[sel]
+    rows = e[act][:, sel]
+    fs = cent[sel]
+
+    base = np.zeros(N_BANDS) if offsets_db is None else np.nan_to_num(np.asarray(offsets_db, np.float64))
+
+    def band_moments(o):
+        with np.errstate(invalid="ignore", over="ignore"):
+            pw = np.where(np.isfinite(rows), 10.0 ** ((rows + o[sel]) / 10.0), 0.0) * bw
+        tot = pw.sum(axis=1)
+        ok = tot > 0.0
+        cen = (pw[ok] @ fs) / tot[ok]
+        cum = np.cumsum(pw[ok], axis=1) / tot[ok][:, None]
+        ro = fs[np.minimum((cum < 0.85).sum(axis=1), fs.size - 1)]
+        return float(np.median(cen)), float(np.median(ro))
+
+    c0, r0 = band_moments(np.zeros(N_BANDS))
+    w = {d.name: 0.0 for d in DIMS} | {"band_env_db": BAND_WEIGHT}
+    for d in DIMS:
+        if d.name in BRIGHT_DIMS:
+            w[d.name] = (weights or {}).get(d.name, d.weight)
+    w["band_env_db"] = (weights or {}).get("band_env_db", BAND_WEIGHT)
+    env = np.asarray(env_db, np.float64)
+    best, best_c = math.inf, 0.0
+    steps = int(round(TILT_SEARCH_DB_OCT / TILT_STEP_DB_OCT))
+    for i in range(-steps, steps + 1):
+        c = i * TILT_STEP_DB_OCT
+        o = base + c * f
+        cc, rr = band_moments(o)
+        p = Profile("fingerprint", {"centroid_hz": meas[0] * cc / c0, "rolloff_hz": meas[1] * rr / r0,
+                                    "tilt_db_oct": meas[2] + tilt_slope_db_oct(o, sample_rate)},
+                    band_env_db=list(env + o))
+        terms, _ = distance_terms(p, target, w)
+        d = sum(terms.values())
+        if d < best - 1e-12:
+            best, best_c = d, c
+    return best_c
+
+
 EMPTY_BELOW_DB = 60.0
 
 

@@ -358,8 +358,9 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     """
     from resculpt.dsp.loudness_follow import goal_of
     from resculpt.dsp.match_eq import MatchTarget
-    from resculpt.dsp.profile import (EnvelopeAccumulator, FormantAccumulator, Profile, band_distance_db,
-                                      band_shape_diff, target_envelope, warp_band_envelope)
+    from resculpt.dsp.profile import (BRIGHT_DIMS, EnvelopeAccumulator, FormantAccumulator, Profile,
+                                      band_distance_db, band_shape_diff, brightness_tilt, target_envelope,
+                                      tilt_shape, warp_band_envelope)
     from resculpt.dsp.voice.match import absolute_formant_oct
 
     c = chain.channels
@@ -427,6 +428,17 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     shift = 0.0  # LU added to the loudness goal
     want = loud[0] if math.isfinite(loud[0]) else (lin + loud[1] if lin is not None else math.nan)
     want += chain.params.get(f"{slot}.loudness_db")  # the stage adds the same offset to whichever goal it follows
+    # The typical frame's brightness (the fingerprint's medians of centroid, roll-off and tilt) is not the long-term
+    # envelope's: after the model's first pass toward an absolute target, the correction pass aims at the envelope
+    # plus the tilt that brings the whole of brightness and envelope nearest the target's
+    # (dsp.profile.brightness_tilt). The match-EQ stays a long-term spectrum match: its own profile as target then
+    # moves nothing.
+    aim = goal
+    # Not with the model's band overrides (bass, brightness, tilt): they set the balance on purpose, and a tilt
+    # chosen against the target's brightness would take part of them back.
+    tilt_search = (model and target.kind != "delta" and not warped and n_pass > 1
+                   and not np.any(st.override_band_db(chain.params) != 0.0)
+                   and any(math.isfinite(target.dims.get(k, math.nan)) for k in BRIGHT_DIMS))
     for p in range(n_pass):
         ranged = prime_range(chain, measured, lra_goal) if math.isfinite(lra_goal) else False
         if model:
@@ -438,22 +450,34 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         last = p == n_pass - 1
         acc = envelope_acc()
         meter = _loudness_meter(chain, block)
+        amt = chain.params.get(f"{slot}.amount")
+        bright = _brightness_meter(chain, block) if tilt_search and p == 0 and amt >= 1.0 else None
+        bright_rows = []
 
-        def out(y, acc=acc, last=last, meter=meter):
+        def out(y, acc=acc, last=last, meter=meter, bright=bright):
             acc.add(y)
             meter.process(np.asarray(y, np.float64))
+            if bright is not None:
+                bright.process(y)
+                bright_rows.append(bright.read())
             if last:
                 emit(y)
 
         _sweep(chain, src.sweep(block), block, out, progress if last else None)
         env_out = acc.result()
         got = meter.latest()["lufs_integrated"]
+        if bright is not None:
+            # on top of the envelope correction the next pass makes anyway (amount 1: toward the goal)
+            tilt = brightness_tilt(*_every_kth_frame(np.concatenate(bright_rows), acc.store), env_out, target,
+                                   band_shape_diff(goal, env_out), sr)
+            info["brightness_tilt_db_oct"] = tilt
+            aim = goal + tilt_shape(tilt)
         if not last:
-            amt = chain.params.get(f"{slot}.amount")
             if not warped and amt >= 0.01:
                 # The stage moves amt of the way to (target + corr), so the output belongs at amt of the way from
-                # the input to the goal, and a miss of e there takes e / amt more in the target.
-                want_env = goal if amt >= 1.0 else env_in + amt * (goal - env_in)
+                # the input to the goal (and the brightness tilt), and a miss of e there takes e / amt more in the
+                # target.
+                want_env = aim if amt >= 1.0 else env_in + amt * (goal - env_in)
                 corr = corr + np.nan_to_num(band_shape_diff(want_env, env_out)) / amt
             a = amt * chain.params.get(f"{slot}.loudness_follow")
             if alone and a > 0 and math.isfinite(want) and math.isfinite(got):
@@ -466,6 +490,35 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     info["loudness_after_lufs"] = got
     info["lra_after_lu"] = meter.latest()["lra_lu"]
     return info
+
+
+TILT_MAX_FRAMES = 20000  # frames the brightness tilt reads (100 s at the 5 ms hop; a longer render reads every k-th)
+
+
+def _every_kth_frame(bright, store):
+    """(bright rows, band rows) of every k-th frame, k the smallest that leaves at most ``TILT_MAX_FRAMES``:
+    ``bright`` (F, 4) an output's brightness rows, ``store`` its EnvelopeAccumulator row store (iterated chunk by
+    chunk, so an hour's band rows are never all in memory)."""
+    k = max(1, -(-len(bright) // TILT_MAX_FRAMES))
+    rows, start = [], 0
+    for chunk in store:
+        first = (-start) % k
+        rows.append(np.asarray(chunk)[first::k])
+        start += len(chunk)
+    env = np.concatenate(rows) if rows else np.zeros((0, 32))
+    return bright[::k], env
+
+
+def _brightness_meter(chain, block: int):
+    """The fingerprint's brightness analyser (``dsp.features.spectral.Brightness``: centroid, roll-off, tilt, level per
+    frame) for ``chain``'s rate and channels, with room for a block's rows: feed it (channels, k) float32 blocks
+    and ``read()`` after each."""
+    from resculpt.dsp.features.base import hop_size
+    from resculpt.dsp.features.spectral import Brightness
+
+    m = Brightness()
+    m.prepare(chain.sample_rate, block, chain.channels, history_frames=block // hop_size(chain.sample_rate) + 2)
+    return m
 
 
 def _loudness_meter(chain, block: int, history: bool = False):

@@ -449,3 +449,46 @@ def test_a_two_pass_render_at_half_amount_moves_half_way(resculpt_bundle, clip, 
     y, _ = render_with_target(c, x, SR, tgt, 4096, passes=2)
     got = band_shape_diff(long_term_envelope(y[0], SR), e0)
     assert abs(float(np.median(got[ok] / want[ok])) - 0.5) < 0.03
+
+
+def _bright_env_terms(p: Profile, target: Profile) -> float:
+    """The brightness and envelope part of ``distance_terms(p, target)`` (what the correction pass's tilt trades)."""
+    from resculpt.dsp.profile import BRIGHT_DIMS, distance_terms
+
+    terms, _ = distance_terms(p, target)
+    return sum(v for k, v in terms.items() if k in BRIGHT_DIMS or k == "band_env_db")
+
+
+def test_the_models_correction_pass_tilts_toward_a_brighter_typical_frame(resculpt_bundle, monkeypatch):
+    """Real speech toward its own fingerprint with the frame medians brighter (centroid and roll-off x 1.25, tilt
+    +1.5 dB/oct) and the same long-term envelope: the model's offline render picks a positive tilt for its second
+    pass, and the output's brightness and envelope terms together are smaller than with the tilt held at 0. Toward
+    its own fingerprint unchanged the tilt is 0; the match-EQ engine makes no tilt (a long-term spectrum match)."""
+    from resculpt.dsp import profile as prof
+    from resculpt.plugin_host.render import render_with_target
+
+    x, sr = data.load(EXAMPLE)
+    x = np.ascontiguousarray(x[: 6 * sr], np.float32)[None]
+    fp = fingerprint(x, sr)
+    t = fp.copy()
+    t.kind = "target"
+    t.dims.update(centroid_hz=1.25 * fp.dims["centroid_hz"], rolloff_hz=1.25 * fp.dims["rolloff_hz"],
+                  tilt_db_oct=fp.dims["tilt_db_oct"] + 1.5)
+
+    def render(target, engine="model"):
+        ch = Chain(Layout(spectral=("resculpt" if engine == "model" else "match",)), sr, 1, 4096)
+        ch.set_target(target, engine=engine)
+        return render_with_target(ch, x, sr, target, 4096)
+
+    y, info = render(t)
+    assert info["brightness_tilt_db_oct"] > 0.0
+    with_tilt = _bright_env_terms(fingerprint(y, sr), t)
+    monkeypatch.setattr(prof, "brightness_tilt", lambda *a, **k: 0.0)
+    y0, info0 = render(t)
+    assert info0["brightness_tilt_db_oct"] == 0.0
+    assert with_tilt < _bright_env_terms(fingerprint(y0, sr), t)
+    monkeypatch.undo()
+    _, info = render(fp)
+    assert info["brightness_tilt_db_oct"] == 0.0
+    _, info = render(t, "match-eq")
+    assert "brightness_tilt_db_oct" not in info
