@@ -484,8 +484,8 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
                 shift += (lin + a * (want - lin) - got) / a  # the goal move that puts this output where it belongs
             ar = amt * chain.params.get(f"{slot}.range_follow")
             if alone and ranged:
-                aim = measured.lra + ar * (lra_aim - measured.lra)
-                lra_goal = next_range_goal(lra_goal, measured.lra, meter.latest()["lra_lu"], ar, aim)
+                lra_want = measured.lra + ar * (lra_aim - measured.lra)
+                lra_goal = next_range_goal(lra_goal, measured.lra, meter.latest()["lra_lu"], ar, lra_want)
     info["distance_after_db"] = band_distance_db(env_out, goal)
     info["loudness_after_lufs"] = got
     info["lra_after_lu"] = meter.latest()["lra_lu"]

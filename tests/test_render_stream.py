@@ -88,8 +88,8 @@ def _whole_target_render(chain, x, sr, target, block, passes=2):
                 loud = (loud[0] + shift, loud[1]) if math.isfinite(loud[0]) else (loud[0], loud[1] + shift)
             ar = amt * chain.params.get("match.range_follow")
             if alone and ranged:
-                aim = measured.lra + ar * (lra_aim - measured.lra)
-                lra_goal = render.next_range_goal(lra_goal, measured.lra, meter.latest()["lra_lu"], ar, aim)
+                lra_want = measured.lra + ar * (lra_aim - measured.lra)
+                lra_goal = render.next_range_goal(lra_goal, measured.lra, meter.latest()["lra_lu"], ar, lra_want)
     return y, band_distance_db(_whole_envelope(y, sr), goal)
 
 
