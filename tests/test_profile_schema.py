@@ -204,3 +204,19 @@ def test_brightness_tilt_is_zero_toward_the_sounds_own_fingerprint_and_finds_a_k
     for k in ("centroid_hz", "rolloff_hz", "tilt_db_oct"):
         t.dims[k] = float("nan")
     assert brightness_tilt(*rows, t) == 0.0
+
+
+def test_warp_band_envelope_moves_a_peak_by_the_ratio_and_keeps_undefined_bands():
+    """A band envelope with one peak, warped by 2: the peak moves to the band nearest twice its frequency (log-
+    frequency interpolation between band centres); by 1 it is unchanged; a band the envelope does not define stays
+    undefined, and the lowest bands, whose source lies below the first band, keep their own level."""
+    from resculpt.dsp.bands import BandMap
+    from resculpt.dsp.profile import warp_band_envelope
+
+    c = BandMap(48000, 960, 32).centers_hz
+    env = -40.0 + 20.0 * np.exp(-0.5 * (np.log2(c / 500.0) / 0.15) ** 2)
+    env[-1] = np.nan
+    w = warp_band_envelope(env, 2.0)
+    assert abs(math.log2(c[int(np.nanargmax(w))] / 1000.0)) < 0.1
+    assert np.isnan(w[-1]) and w[0] == env[0]
+    np.testing.assert_array_equal(warp_band_envelope(env, 1.0), env)

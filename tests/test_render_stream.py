@@ -611,3 +611,15 @@ def test_read_audio_max_seconds_reads_only_the_start(work):
     p, x = _clip(work, sec=1.0)
     y, sr = read_audio(p, max_seconds=0.25)
     np.testing.assert_array_equal(y, x[:, : sr // 4])
+
+
+def test_every_kth_frame_reads_the_same_frames_of_both_row_sets_across_store_chunks(monkeypatch):
+    """A long render's brightness tilt reads every k-th frame (at most TILT_MAX_FRAMES): the brightness rows and the
+    band rows, whose store holds them in chunks of any size, give the same frames."""
+    monkeypatch.setattr(render, "TILT_MAX_FRAMES", 7)
+    n = 50
+    bright = np.arange(n, dtype=float)[:, None].repeat(4, axis=1)
+    bands = np.arange(n, dtype=float)[:, None].repeat(32, axis=1)
+    store = [bands[0:13], bands[13:14], bands[14:40], bands[40:50]]
+    b, e = render._every_kth_frame(bright, store)
+    assert len(b) <= 7 and np.array_equal(b[:, 0], e[:, 0]) and b[1, 0] - b[0, 0] == math.ceil(n / 7)
