@@ -243,3 +243,21 @@ def test_the_inputs_own_range_is_no_range_move():
         c = Chain(Layout(spectral=("match",)), SR, 1, 4096, params={"match.range_follow": follow})
         ys.append(render_with_target(c, x, SR, fp, 4096)[0])
     assert np.array_equal(ys[0], ys[1])
+
+
+@pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
+def test_a_description_that_asks_a_range_move_makes_it_offline(engine, slot, rng):
+    """"compressed" asks 3 LU less range (a delta): sections of steady noise 12 LU apart, rendered offline toward it,
+    leave with a range within 1 LU of the input's less 3, where a live stream of the same leaves the range as it is
+    (within 0.5 LU)."""
+    x = _sections([-20.0, -32.0, -20.0, -32.0, -20.0], 4.0, rng)
+    lra_in = fingerprint(x, SR).dims["lra_lu"]
+    d = describe("compressed")
+    assert d.dims["lra_lu"] == -3.0
+    c = Chain(Layout(spectral=(slot,)), SR, 1, 4096)
+    c.set_target(d, engine=engine)
+    y, _ = render_with_target(c, x, SR, d, 4096)
+    assert abs(fingerprint(y, SR).dims["lra_lu"] - (lra_in - 3.0)) < 1.0
+    c = Chain(Layout(spectral=(slot,)), SR, 1, 4096)
+    c.set_target(d, engine=engine)
+    assert abs(fingerprint(c(x), SR).dims["lra_lu"] - lra_in) < 0.5
