@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bands import N_BANDS
+from .bands import N_BANDS, band_centers_hz, erb_band_edges
 from .features.base import dc_block_sos, dc_filter
 from .features.spectral import BRIGHT_COLUMNS, ENV_COLUMNS, SpectralFeatures
 
@@ -437,13 +437,11 @@ def warp_band_envelope(env_db, ratio: float) -> np.ndarray:
     level at band centre f is the input's at f / ratio (interpolated on log frequency between band centres; where
     that falls outside the defined bands, the band keeps its own level, and an undefined band stays NaN). What a
     formant warp by ``ratio`` does to a long-term envelope."""
-    from .bands import BandMap
-
     e = np.asarray(env_db, np.float64)
     ok = np.isfinite(e)
     if ratio == 1.0 or ok.sum() < 2:
         return e.copy()
-    lf = np.log2(BandMap(48000, 960, N_BANDS).centers_hz)
+    lf = np.log2(band_centers_hz(erb_band_edges(N_BANDS)))
     w = np.interp(lf - math.log2(ratio), lf[ok], e[ok], left=np.nan, right=np.nan)
     return np.where(ok & np.isfinite(w), w, e)
 
@@ -457,13 +455,11 @@ TILT_PIVOT_HZ = 1000.0     # the tilt's 0 dB point
 
 def tilt_shape(slope_db_oct: float) -> np.ndarray:
     """(32,) dB: a tilt of ``slope_db_oct`` on the band centres, 0 dB at ``TILT_PIVOT_HZ``."""
-    from .bands import BandMap
-
-    return slope_db_oct * np.log2(BandMap(48000, 960, N_BANDS).centers_hz / TILT_PIVOT_HZ)
+    return slope_db_oct * np.log2(band_centers_hz(erb_band_edges(N_BANDS)) / TILT_PIVOT_HZ)
 
 
-def brightness_tilt(bright_rows, env_rows, env_db, target: Profile, offsets_db=None, sample_rate: float = 48000.0,
-                    weights: dict | None = None) -> float:
+def brightness_tilt(bright_rows, env_rows, env_db, target: Profile, offsets_db=None,
+                    sample_rate: float = 48000.0) -> float:
     """The tilt (dB/oct, a multiple of ``TILT_STEP_DB_OCT`` within ±``TILT_SEARCH_DB_OCT``) that, added to a
     sound, brings its fingerprint nearest ``target`` on the brightness dims and the band envelope together.
 
@@ -479,9 +475,8 @@ def brightness_tilt(bright_rows, env_rows, env_db, target: Profile, offsets_db=N
     slope of o (a frame's tilt is that linear fit of its band levels, at ``sample_rate``); centroid and roll-off =
     the measured medians times the ratio their band-domain estimates (each band's power at its centre) move by
     when every active frame's bands take o; envelope = ``env_db`` + o. The candidate with the smallest
-    :func:`distance_terms` over those four (``weights`` as :func:`distance` takes them) wins; 0 when ``target``
-    defines none of the brightness dims or the sound has no active frame."""
-    from .bands import erb_band_edges
+    :func:`distance_terms` over those four (at the profile's own weights) wins; 0 when ``target`` defines none of
+    the brightness dims or the sound has no active frame."""
     from .features.spectral import tilt_slope_db_oct
 
     b = np.asarray(bright_rows, np.float64)
@@ -495,7 +490,7 @@ def brightness_tilt(bright_rows, env_rows, env_db, target: Profile, offsets_db=N
     if not act.any() or not all(math.isfinite(v) for v in meas):
         return 0.0
     f = tilt_shape(1.0)
-    cent = TILT_PIVOT_HZ * 2.0 ** f
+    cent = band_centers_hz(erb_band_edges(N_BANDS))
     sel = (cent >= 80.0) & (cent <= 20000.0)  # the brightness analyser's range
     bw = np.diff(erb_band_edges(N_BANDS))[sel]
     rows = e[act][:, sel]
@@ -514,11 +509,7 @@ def brightness_tilt(bright_rows, env_rows, env_db, target: Profile, offsets_db=N
         return float(np.median(cen)), float(np.median(ro))
 
     c0, r0 = band_moments(np.zeros(N_BANDS))
-    w = {d.name: 0.0 for d in DIMS} | {"band_env_db": BAND_WEIGHT}
-    for d in DIMS:
-        if d.name in BRIGHT_DIMS:
-            w[d.name] = (weights or {}).get(d.name, d.weight)
-    w["band_env_db"] = (weights or {}).get("band_env_db", BAND_WEIGHT)
+    w = {d.name: d.weight if d.name in BRIGHT_DIMS else 0.0 for d in DIMS}  # band_env_db keeps its own weight
     env = np.asarray(env_db, np.float64)
     best, best_c = math.inf, 0.0
     steps = int(round(TILT_SEARCH_DB_OCT / TILT_STEP_DB_OCT))

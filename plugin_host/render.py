@@ -402,8 +402,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     else:  # prime=False: what a live stream does (learns as it goes)
         st.prime(env_in if prime else None)
     st.prime_loudness(None)
-    if hasattr(st, "prime_range"):
-        st.prime_range(None)
+    st.prime_range(None)
     measured = prime_loudness(chain, src, block) if prime else None
     lin = measured.lufs if measured is not None else None
     # The loudness range moves only where the input's whole short-term series is known (offline) and the stage
