@@ -198,7 +198,12 @@ def test_ardour_session_keeps_plugin_state_and_automation_and_exports_the_offlin
     b = slice(step + 480 + 2 * lat + 960, n)           # after the step and the 20 ms parameter ramp
     res = residual_db(y[:, a], before[:, a]), residual_db(y[:, b], after[:, b])
     print(f"export vs offline render: residual {res[0]:.1f} dB before the step, {res[1]:.1f} dB after")
-    assert max(res) < -30.0, res
+    # What a failure needs to be told apart: garbage samples (non-finite or far over full scale) or a shifted export.
+    bad = ~np.isfinite(y)
+    big = np.flatnonzero(np.abs(np.nan_to_num(y)).max(axis=0) > 8.0)
+    assert max(res) < -30.0, (res, f"{int(bad.sum())} non-finite samples, {big.size} frames over 8.0 (first at "
+                              f"{big[:1].tolist()}), export peak {float(np.nanmax(np.abs(y))):.3g}, ardour7-export: "
+                              f"{(r.stdout + r.stderr)[-1500:]}")
     # The lane did act: each side is far from the other gain's render (a 6 dB step leaves -6 dB at best).
     assert residual_db(y[:, a], after[:, a]) > -10.0
     assert residual_db(y[:, b], before[:, b]) > -10.0
