@@ -18,6 +18,9 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
   lower) scaled to the original's band energy where the codec removed the band (> 10 dB down): the model's
   whole output form with perfect outputs, an upper bound of what training toward the original can reach;
   ``oracle-G:cut`` / ``oracle-G:boost``: only its gains below / above 0 dB (a mask can only cut);
+- ``codec-repair>oracle-cut<4k``: the ``codec-repair`` preset's output, then ``oracle-G:cut``'s gains below 4 kHz
+  (the band Opus keeps at 6-8 kbps): what removing the codec's per-frame band errors under the edge would add to
+  the repair; ``original``: the uncompressed original itself (the most any repair can reach);
 - ``preset:<name>``: a shipped preset through ``Chain.from_preset`` at 48 kHz (the learned mask presets, and
   ``codec-repair``; ``mask`` is the mask stage alone at its defaults);
 - ``pf:lpc-mild|lpc``: an LPC formant postfilter ``A(z/g1)/A(z/g2)`` per 20 ms frame as a spectral gain (energy
@@ -39,6 +42,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse
 import importlib.util
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -100,10 +104,11 @@ def _fio():
     return FrameIO(SR)
 
 
-def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = "") -> np.ndarray:
+def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = "", below_hz: float = 0.0) -> np.ndarray:
     """The model's output form with perfect per-frame outputs: band gains (and copy-up) that put each ERB band's
     energy of the decoded frame on the original's; ``sign`` "cut" keeps only the gains below 0 dB (what a mask
-    can do), "boost" only those above."""
+    can do), "boost" only those above; ``below_hz`` > 0: bins from there up keep their level (the gains act on
+    the band the codec kept)."""
     import torch
     from resculpt.models.resculpt import common as C
 
@@ -126,7 +131,10 @@ def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = ""
         g = torch.where(cut, torch.ones_like(g), g)
         Y = torch.sqrt(g) @ f.syn.t() * X + E @ f.syn.t() * Xs
     else:
-        Y = torch.sqrt(g) @ f.syn.t() * X
+        gb = torch.sqrt(g) @ f.syn.t()
+        if below_hz > 0.0:
+            gb[..., int(math.ceil(below_hz * 2 * (f.nb - 1) / SR)) :] = 1.0
+        Y = gb * X
     return f.istft(Y, dec16.size)[0].numpy()
 
 
@@ -216,6 +224,13 @@ def _systems(a, net, dec, dec16, ref16, tg) -> dict:
         systems[f"preset:codec-repair+{ps}"] = lambda kv=kv: B.rs(preset48(dec, "codec-repair", kv), sr, SR)
     for k in ("lpc-mild", "lpc"):
         systems[f"pf:{k}"] = lambda k=k: postfilter(dec16, k)
+    # What a per-frame band cut below the codec's edge (4 kHz at Opus 6-8 kbps) would add on top of the repair: the
+    # oracle-G:cut gains toward the original, on the codec-repair preset's output, band above 4 kHz left as rebuilt.
+    rep16 = {}
+    systems["codec-repair>oracle-cut<4k"] = lambda: oracle_form(
+        rep16.setdefault("y", np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)), ref16, False,
+        "cut", 4000.0)
+    systems["original"] = lambda: ref16
     return systems
 
 
