@@ -20,7 +20,8 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
   ``oracle-G:cut`` / ``oracle-G:boost``: only its gains below / above 0 dB (a mask can only cut);
 - ``codec-repair>oracle-cut<4k``: the ``codec-repair`` preset's output, then ``oracle-G:cut``'s gains below 4 kHz
   (the band Opus keeps at 6-8 kbps): what removing the codec's per-frame band errors under the edge would add to
-  the repair; ``original``: the uncompressed original itself (the most any repair can reach);
+  the repair; ``codec-repair>denoise-gentle|denoise-live``: the repair, then that shipped mask preset;
+  ``original``: the uncompressed original itself (the most any repair can reach);
 - ``preset:<name>``: a shipped preset through ``Chain.from_preset`` at 48 kHz (the learned mask presets, and
   ``codec-repair``; ``mask`` is the mask stage alone at its defaults);
 - ``pf:lpc-mild|lpc``: an LPC formant postfilter ``A(z/g1)/A(z/g2)`` per 20 ms frame as a spectral gain (energy
@@ -230,6 +231,8 @@ def _systems(a, net, dec, dec16, ref16, tg) -> dict:
     systems["codec-repair>oracle-cut<4k"] = lambda: oracle_form(
         rep16.setdefault("y", np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)), ref16, False,
         "cut", 4000.0)
+    for p in ("denoise-gentle", "denoise-live"):  # the learned denoising mask on the repair's output
+        systems[f"codec-repair>{p}"] = lambda p=p: B.rs(preset48(preset48(dec, "codec-repair"), p), sr, SR)
     systems["original"] = lambda: ref16
     return systems
 
