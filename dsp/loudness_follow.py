@@ -72,6 +72,8 @@ RANGE_MARGIN_LU = 3.0      # S is held within [P10 - margin, P95 + margin]: paus
                            # of the quietest counted speech, not a boost that grows as the room tone falls
 RANGE_MAX_DB = 12.0        # largest range gain either way
 RANGE_DEADBAND_LU = 0.2    # a goal this close to the input's range is no move (an own profile as target: exactly 0)
+RANGE_PAUSE_LU = 20.0      # a moment whose 400 ms loudness is this far under L is a pause (the depth of EBU's LRA gate)
+RANGE_MOMENT_CENTRE_S = 0.2  # half the 400 ms momentary window
 
 
 def range_param(prefix: str) -> ParamSpec:
@@ -93,20 +95,24 @@ def _gated(st_lufs: np.ndarray, rel_lu: float) -> np.ndarray:
     return v[v >= gate]
 
 
-def range_trace(st_lufs, lufs_in: float, lra_in: float, lra_goal: float) -> np.ndarray | None:
+def range_trace(st_lufs, lufs_in: float, lra_in: float, lra_goal: float, momentary=None) -> np.ndarray | None:
     """The loudness-range gain of an offline render, for the whole move (the follower scales it by its amount).
 
     st_lufs: (n,) the input's trailing 3 s short-term loudness every ``RANGE_STEP_S`` (LUFS, −inf / NaN where
     silent; the first 3 s over the samples there are, not zero-padded); lufs_in: its integrated loudness L;
-    lra_in: its loudness range (LU); lra_goal: the range to reach. Returns (n,) float64 dB, entry j applying at
+    lra_in: its loudness range (LU); lra_goal: the range to reach; momentary: None, or (n,) the trailing 400 ms
+    momentary loudness at the same steps (the first 400 ms likewise). Returns (n,) float64 dB, entry j applying at
     ``j * RANGE_STEP_S`` seconds, or None when there is nothing to move (a goal within ``RANGE_DEADBAND_LU`` of
     the input's, a non-finite figure, or no gated speech).
 
     Each step's S is the one centred on it (the trailing value ``RANGE_CENTRE_S`` later; the last value past the
     end), held within the input's [P10, P95] widened by ``RANGE_MARGIN_LU``, and its gain ``(k − 1)(S − L)`` with
-    ``k = lra_goal / lra_in`` within [``RANGE_K_MIN``, ``RANGE_K_MAX``]; the trace is then offset so that the
-    gated mean energy of S plus the gain (the integrated loudness, in 3 s terms) is the input's, and clipped to
-    ±``RANGE_MAX_DB``."""
+    ``k = lra_goal / lra_in`` within [``RANGE_K_MIN``, ``RANGE_K_MAX``]. Compressing (k < 1) with ``momentary``
+    given, a pause (the 400 ms loudness centred on the step more than ``RANGE_PAUSE_LU`` under L) is not lifted
+    (its gain at most 0 dB before the offset below): the 3 s windows across a pause read low however the speech
+    beside them is levelled, and the lift they ask for would raise the room tone of every pause by up to
+    ``RANGE_MAX_DB`` (a compressor's pumping). The trace is then offset so that the gated mean energy of S plus
+    the gain (the integrated loudness, in 3 s terms) is the input's, and clipped to ±``RANGE_MAX_DB``."""
     st = np.asarray(st_lufs, np.float64)
     if st.ndim != 1 or st.size == 0 or not all(math.isfinite(v) for v in (lufs_in, lra_in, lra_goal)):
         return None
@@ -122,6 +128,13 @@ def range_trace(st_lufs, lufs_in: float, lra_in: float, lra_goal: float) -> np.n
     centred = np.where(np.isfinite(centred), centred, -np.inf)
     x = np.clip(centred, p10 - RANGE_MARGIN_LU, p95 + RANGE_MARGIN_LU)
     g = (k - 1.0) * (x - lufs_in)
+    if k < 1.0 and momentary is not None:
+        mo = np.asarray(momentary, np.float64)
+        ms = int(round(RANGE_MOMENT_CENTRE_S / RANGE_STEP_S))
+        mc = np.concatenate([mo[ms:], np.full(min(ms, mo.size), mo[-1])])[: g.size]
+        mc = np.where(np.isfinite(mc), mc, -np.inf)
+        pause = mc < lufs_in - RANGE_PAUSE_LU
+        g[pause] = np.minimum(g[pause], 0.0)
     # keep the integrated loudness: the follower's loudness goal is met by its other half
     e0 = _gated(st, -10.0)
     with np.errstate(invalid="ignore"):

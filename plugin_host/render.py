@@ -220,11 +220,12 @@ class InputLoudness:
 
     lufs: integrated loudness (input gain added); lra: loudness range, LU (EBU Tech 3342); shortterm: (n,) the
     trailing 3 s short-term loudness every ``dsp.loudness_follow.RANGE_STEP_S`` (the first 3 s over the samples
-    there are)."""
+    there are); momentary: (n,) the trailing 400 ms momentary loudness at the same steps (likewise)."""
 
     lufs: float
     lra: float
     shortterm: np.ndarray
+    momentary: np.ndarray
 
 
 def prime_loudness(chain, src, block: int) -> InputLoudness | None:
@@ -240,17 +241,19 @@ def prime_loudness(chain, src, block: int) -> InputLoudness | None:
         return None
     m = _loudness_meter(chain, block, history=True)
     i_st = Loudness.columns.index("lufs_shortterm")
+    i_mo = Loudness.columns.index("lufs_momentary")
     step = Loudness.STEP_HOPS
-    st = []
+    st, mo = [], []
     done = 0
     for blk in src.sweep(block):
         m.process(np.asarray(blk, np.float64))
         rows = m.read()
-        # every STEP_HOPS-th hop is a step of EBU's short-term series; the meter's 3 s window counts the hops
-        # before the start as silence, which the first 3 s are corrected for
+        # every STEP_HOPS-th hop is a step of EBU's short-term series; the meter's 3 s (400 ms) window counts the
+        # hops before the start as silence, which the first 3 s (400 ms) are corrected for
         for r in range((-done - 1) % step, rows.shape[0], step):
             d = done + r + 1
             st.append(rows[r, i_st] + 10.0 * math.log10(Loudness.S_HOPS / min(d, Loudness.S_HOPS)))
+            mo.append(rows[r, i_mo] + 10.0 * math.log10(Loudness.M_HOPS / min(d, Loudness.M_HOPS)))
         done += rows.shape[0]
     last = m.latest()
     g = float(chain.params.get("in.gain_db"))
@@ -258,7 +261,7 @@ def prime_loudness(chain, src, block: int) -> InputLoudness | None:
     if not math.isfinite(lufs):
         return None
     stages[0].prime_loudness(lufs)
-    return InputLoudness(lufs, last["lra_lu"], np.asarray(st, np.float64) + g)
+    return InputLoudness(lufs, last["lra_lu"], np.asarray(st, np.float64) + g, np.asarray(mo, np.float64) + g)
 
 
 def range_goal(target, measured: InputLoudness | None) -> float:
@@ -281,7 +284,7 @@ def prime_range(chain, measured: InputLoudness | None, goal_lu: float) -> bool:
     stages = chain.graph.stages
     if measured is None or not stages or not hasattr(stages[0], "prime_range"):
         return False
-    tr = range_trace(measured.shortterm, measured.lufs, measured.lra, goal_lu)
+    tr = range_trace(measured.shortterm, measured.lufs, measured.lra, goal_lu, measured.momentary)
     stages[0].prime_range(tr)
     return tr is not None
 

@@ -203,6 +203,46 @@ def test_range_trace_maps_short_term_loudness_around_the_integrated_level():
     assert range_trace(np.full(20, -np.inf), -22.0, 10.0, 5.0) is None
 
 
+def test_range_trace_does_not_lift_a_pause_when_compressing():
+    """With the momentary loudness given, compressing (k < 1): the steps whose centred 400 ms loudness is more than
+    20 LU under L (a pause) get at most the trace's common offset (no lift), every other step the gain it gets
+    without the momentary series (up to that offset, the same for all); expanding (k > 1), the momentary series
+    changes nothing."""
+    from resculpt.dsp.loudness_follow import (RANGE_MOMENT_CENTRE_S, RANGE_PAUSE_LU, RANGE_STEP_S,
+                                              range_trace)
+
+    st = np.r_[np.full(40, -20.0), np.full(30, -34.0), np.full(40, -20.0), np.full(30, -30.0)]
+    mo = np.r_[np.full(30, -20.0), np.full(20, -60.0), np.full(60, -20.0), np.full(30, -30.0)]
+    plain = range_trace(st, -22.0, 10.0, 5.0)
+    quiet = range_trace(st, -22.0, 10.0, 5.0, mo)
+    ms = int(round(RANGE_MOMENT_CENTRE_S / RANGE_STEP_S))
+    pause = np.r_[mo[ms:], np.full(ms, mo[-1])] < -22.0 - RANGE_PAUSE_LU
+    assert pause.sum() == 20
+    # the pause steps asked a lift without the momentary series, and get none with it
+    off = quiet[~pause] - plain[~pause]
+    assert np.ptp(off) < 1e-9
+    assert (plain[pause] - off[0] > 3.0).all()
+    assert (quiet[pause] - off[0] <= 1e-9).all()
+    np.testing.assert_array_equal(range_trace(st, -22.0, 10.0, 15.0, mo), range_trace(st, -22.0, 10.0, 15.0))
+
+
+@pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
+def test_a_compressing_render_does_not_lift_the_room_tone_of_a_pause(engine, slot, rng):
+    """Phrases 12 LU apart around a 3 s pause of room tone 35 LU under the loud phrases, rendered offline toward
+    "compressed": the pause leaves at most 1 dB above its input level (the lift the quiet phrases around it ask
+    would raise it by several dB), while the range still falls."""
+    x = np.concatenate([_steady(4.0, -20.0, rng), _steady(4.0, -32.0, rng), _steady(3.0, -55.0, rng),
+                        _steady(4.0, -32.0, rng), _steady(4.0, -20.0, rng)], axis=1)
+    d = describe("compressed")
+    c = Chain(Layout(spectral=(slot,)), SR, 1, 4096)
+    c.set_target(d, engine=engine)
+    y, _ = render_with_target(c, x, SR, d, 4096)
+    p = slice(int(8.5 * SR), int(10.5 * SR))  # inside the pause, clear of the 0.4 s windows at its edges
+    lift = 10.0 * math.log10(float(np.mean(y[:, p] ** 2)) / float(np.mean(x[:, p] ** 2)))
+    assert lift < 1.0, f"the pause left {lift:.2f} dB above its input level"
+    assert fingerprint(y, SR).dims["lra_lu"] < fingerprint(x, SR).dims["lra_lu"] - 1.0
+
+
 @pytest.mark.parametrize("engine,slot", [("match-eq", "match"), ("model", "resculpt")])
 def test_an_offline_render_moves_the_loudness_range_toward_the_targets(engine, slot, rng):
     """Sections of steady noise 12 LU apart (4 s each, LRA about 12 LU), target = the input's own fingerprint with
