@@ -136,16 +136,19 @@ def model_chain(bundle, sr: int, block: int, target=None, match: str = "timbre")
 
 
 def model_render(x: np.ndarray, sr: int, target, match: str, bundle: str, block: int = 4096,
-                 prime: bool = True, passes: int = 2) -> np.ndarray:
+                 prime: bool = True, passes: int = 2, input_fp=None) -> np.ndarray:
     """The model moving ``x`` (n,) float32 at ``sr`` toward ``target`` (a Profile: absolute or a delta) over the dims of
     ``match``; returns (n,) aligned with ``x`` (latency trimmed). Every figure of the model goes through here. As
     ``render`` runs it (``render_with_target``, 2 passes): the stage is first given the whole clip's long-term envelope
     and loudness, and the second pass corrects the target by what the first pass's output measured. ``prime`` False:
     one pass as a live stream runs it (the speed figures: the sweeps before the stream are not the model's cost
-    per second); ``passes``: render's passes when primed (1: no correction)."""
+    per second); ``passes``: render's passes when primed (1: no correction); ``input_fp``: the chain's input
+    profile (``Chain.set_input_profile``: a live stream that knows its input beforehand), None: none."""
     from resculpt.plugin_host.render import render_with_target
 
     ch = model_chain(bundle, sr, block, target, match)
+    if input_fp is not None:
+        ch.set_input_profile(input_fp)
     xx = np.asarray(x, np.float32)[None]
     if prime and target is not None:
         return render_with_target(ch, xx, sr, target, block, passes=passes)[0][0]
@@ -173,31 +176,36 @@ def model_latency(bundle: str, sr: int = 48000) -> dict:
     return {"samples": ch.latency_samples, "bound_samples": bound, "ms": 1000.0 * ch.latency_samples / sr}
 
 
-def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False, passes: int = 2) -> np.ndarray:
+def match_eq_render(x: np.ndarray, sr: int, target, live: bool = False, passes: int = 2,
+                    input_fp=None) -> np.ndarray:
     """The match-EQ over ``x`` (n,) as ``render`` runs it (primed, ``passes`` passes), or with ``live`` as a live
-    stream runs it (one pass, learning the input's envelope as it goes)."""
+    stream runs it (one pass, learning the input's envelope as it goes, or held at ``input_fp``, the chain's input
+    profile)."""
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.layout import Layout
     from resculpt.plugin_host.render import render_with_target, with_match_stage
 
     ch = with_match_stage(Chain(Layout(), sr, 1, 4096))
+    if input_fp is not None:
+        ch.set_input_profile(input_fp)
     y, _ = render_with_target(ch, x[None], sr, target, 4096, passes=1 if live else passes, prime=not live)
     return y[0]
 
 
 def run_system(name: str, x: np.ndarray, sr: int, target, match: str, bundle: str, prior: str = "none",
-               live: bool = False, passes: int = 2, trim: str = "none") -> np.ndarray:
+               live: bool = False, passes: int = 2, trim: str = "none", input_fp=None) -> np.ndarray:
     """``name``'s output for ``x`` (n,); ``prior`` "match-eq": the model hears the match-EQ's render, not the input;
     ``trim`` "match-eq": the match-EQ's render of the model's output toward the same target is the model row (the
     EQ trims what the model left of the long-term envelope); ``live``: both engines run as a live stream does (no
-    priming, one pass), not as ``render`` does; ``passes``: the offline renders' passes (render runs 2)."""
+    priming, one pass), not as ``render`` does; ``passes``: the offline renders' passes (render runs 2); ``input_fp``:
+    live, the chains' input profile (None: none)."""
     if name == "identity":
         return x
     if name == "match-eq":
-        return match_eq_render(x, sr, target, live, passes)
+        return match_eq_render(x, sr, target, live, passes, input_fp)
     if prior == "match-eq":
-        x = match_eq_render(x, sr, target, live, passes)
-    y = model_render(x, sr, target, match, bundle, prime=not live, passes=passes)
+        x = match_eq_render(x, sr, target, live, passes, input_fp)
+    y = model_render(x, sr, target, match, bundle, prime=not live, passes=passes, input_fp=input_fp)
     if trim == "match-eq":
         y = match_eq_render(y, sr, target, live, passes)
     return y
@@ -335,6 +343,18 @@ def _clip(it, sr: int, seconds: float) -> np.ndarray:
     return np.ascontiguousarray(x[: int(seconds * sr)], np.float32)
 
 
+def rest_fingerprint(name: str, cat: str, sr: int, seconds: float):
+    """The fingerprint of the same val file's next ``seconds`` after its clip (another take of the same voice or
+    track, through the same chain of recording), or None when under 3 s of it is left."""
+    from resculpt.dsp.profile import fingerprint
+    from resculpt.models import data
+
+    it = next(i for i in data.select(cat, "val") if i.path.name == name)
+    x, _ = data.load(it, sample_rate=sr)
+    rest = np.ascontiguousarray(x[int(seconds * sr) : int(2 * seconds * sr)], np.float32)
+    return fingerprint(rest, sr, f"{name} after {seconds:g} s") if rest.size >= 3 * sr else None
+
+
 def _nanmean(v):
     v = [x for x in v if x is not None and np.isfinite(x)]
     return float(np.mean(v)) if v else float("nan")
@@ -369,9 +389,11 @@ def profile_section(a, clips, sr, bundle, log):
             targets.append(("identity", "own profile", fps[name], "timbre", fps[name]))
         x16 = rs(x, sr, SR)
         in_ovrl = dnsmos_ovrl(x16) if cat == "speech" else float("nan")
+        ifp = rest_fingerprint(name, cat, sr, a.seconds) if a.live and a.input_profile == "rest" else None
         for kind, tname, tgt, match, given in targets:
             for sysname in SYSTEMS:
-                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes, a.model_trim)
+                y = run_system(sysname, x, sr, given, match, bundle, a.model_prior, a.live, a.passes, a.model_trim,
+                               ifp)
                 rec = {"file": name, "category": cat, "kind": kind, "target": tname, "match": match,
                        "system": sysname}
                 if kind == "identity":
@@ -500,6 +522,10 @@ def main(argv=None) -> int:
     ap.add_argument("--live", action="store_true",
                     help="the profile section's engines run as a live stream does (no priming with the whole input, "
                          "one pass: the first seconds learn the input's envelope), not as render does")
+    ap.add_argument("--input-profile", choices=("none", "rest"), default="none",
+                    help="with --live: 'rest' gives both engines' chains the fingerprint of the same file's next "
+                         "--seconds as their input profile (Chain.set_input_profile: a live stream that knows its "
+                         "input from an earlier take; files with under 3 s left learn as they go)")
     ap.add_argument("--passes", type=int, default=2,
                     help="passes of both engines' offline renders (render runs 2: the second corrects the envelope "
                          "and loudness by what the first measured)")
@@ -507,6 +533,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rtf-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt"))
     a = ap.parse_args(argv)
+    if a.input_profile != "none" and not a.live:
+        ap.error("--input-profile is a live stream's: give --live too (an offline render measures its input)")
     if a.export_fresh:
         print(fresh_bundle(Path(a.export_fresh)))
         return 0
@@ -545,7 +573,8 @@ def main(argv=None) -> int:
             "files": [c[0] for c in clips], "rate": a.rate, "seconds": a.seconds, "bundle": str(a.bundle or "fresh export"),
             "bundle_training": training, "untrained": not (training.get("steps") or training.get("step")), "load_avg": os.getloadavg(),
             "cpu_count": os.cpu_count(), "codec_target": a.codec_target, "codec_describe": a.codec_describe,
-            "descriptor_form": a.descriptor_form, "live": a.live, "passes": a.passes, "model_trim": a.model_trim,
+            "descriptor_form": a.descriptor_form, "live": a.live, "input_profile": a.input_profile,
+            "passes": a.passes, "model_trim": a.model_trim,
             "codec_preset": a.codec_preset, "voice_excite": a.voice_excite, "voice_harmonic": a.voice_harmonic,
             "lace": LACE_NOTE}
     out = Path(a.out)
@@ -600,6 +629,8 @@ def report(meta, res) -> str:
           f"Descriptor targets given to the systems as {_DESCRIPTOR_FORMS[meta.get('descriptor_form', 'absolute')]}. "
           + ("Both engines run as a live stream runs them (`--live`: no priming with the whole input, one pass). "
              if meta.get("live") else "")
+          + ("Their chains hold the fingerprint of the same file's next seconds as their input profile "
+             "(`--input-profile rest`). " if meta.get("input_profile") == "rest" else "")
           + (f"Offline renders in {meta['passes']} pass(es) (`--passes`; render runs 2). "
              if meta.get("passes", 2) != 2 else "")
           + ("The model rows are the model's output trimmed by the match-EQ toward the same target (`--model-trim "

@@ -116,16 +116,19 @@ class MatchEQ(SpectralStage):
         self._vold = np.zeros(len(PARAMS))
         self._vchg = np.zeros(len(PARAMS), bool)
         self._primed = None
+        self._hold = False
 
     # -- control side ---------------------------------------------------------------------------
-    def prime(self, env_db) -> None:
+    def prime(self, env_db, hold: bool = False) -> None:
         """Start the long-term input estimate from a known envelope (dB, 32 bands; offline renders);
-        None: start empty again (the default, as in a live stream)."""
+        None: start empty again (the default, as in a live stream). ``hold``: keep it there instead of
+        going on adapting over ``match.window_s`` (an input profile known beforehand: a fixed EQ)."""
         if env_db is None:
-            self._primed = None
+            self._primed, self._hold = None, False
         else:
             e = np.asarray(env_db, dtype=np.float64)
             self._primed = np.where(np.isfinite(e), 10.0 ** (e / 10.0), 0.0)
+            self._hold = bool(hold)
         if hasattr(self, "_avg"):
             self.reset()
 
@@ -253,7 +256,7 @@ class MatchEQ(SpectralStage):
         np.matmul(self._pm, self._ana_t, out=self._bp32)
         self._bp[:] = self._bp32
         lvl = float(np.dot(self._bp, self._wvalid))
-        if lvl > 1e-9:
+        if lvl > 1e-9 and not self._hold:
             ref = float(np.dot(self._avg, self._wvalid))
             if self._n == 0 or lvl > ref * 10 ** (-3.5):
                 self._n += 1

@@ -29,7 +29,7 @@ from resculpt.dsp.mask_transfer import SidechainEnvelopes
 from resculpt.dsp.match_eq import MatchTarget
 from resculpt.dsp.inbox import Inbox
 from resculpt.dsp.params import ParamSpec, ParamTable
-from resculpt.dsp.profile import Profile
+from resculpt.dsp.profile import Profile, ProfileError
 from resculpt.dsp.processor import Processor, ProcessorError
 from resculpt.dsp.sanitize import Sanitizer
 from resculpt.models.resculpt.stage import ResculptTarget
@@ -96,6 +96,9 @@ class ChainHost(Processor):
         # reads the same one, so a published target or sidechain survives preset and layout changes.
         self._inboxes = {name: Inbox(s.inbox_type) for name, s in catalog.SLOTS.items()
                          if s.inbox_type is not None}
+        # The input's long-term band envelope known beforehand (set_input_profile), or None: every graph built
+        # primes its target-following stages with it.
+        self._input_env: np.ndarray | None = None
         self._pending = None  # (seq, graph, table) published by the control thread
         self.meters = None  # optional plugin_host.meters.Meters, see attach_meters()
         self._seq = 0
@@ -115,7 +118,13 @@ class ChainHost(Processor):
         return specs
 
     def _build(self, layout: Layout, table: ParamTable, plugins: dict) -> SignalGraph:
-        return SignalGraph(layout, table, self.sample_rate, self.max_block, self.channels, plugins, self._inboxes)
+        g = SignalGraph(layout, table, self.sample_rate, self.max_block, self.channels, plugins, self._inboxes)
+        if self._input_env is not None:
+            for st in g.stages:
+                if st.name in ("resculpt", "match"):
+                    st.prime(self._input_env, hold=True)
+            g.reset()  # the stages take a prime at reset; this graph is not published yet
+        return g
 
     @property
     def params(self) -> ParamTable:
@@ -258,6 +267,34 @@ class ChainHost(Processor):
             self.set_layout(self.layout.with_spectral(slot))
         if amount is not None:
             self._table.set(f"{slot}.amount", amount)
+
+    @property
+    def input_env(self) -> np.ndarray | None:
+        """(32,) dB: the band envelope of the input profile set with :meth:`set_input_profile` (a copy), or None."""
+        return None if self._input_env is None else self._input_env.copy()
+
+    def set_input_profile(self, profile) -> None:
+        """The input's own long-term profile, known before it plays (control thread): a fingerprint of the same
+        voice or source through the same microphone and room (``resculpt profile fingerprint``), or None to learn it as
+        the stream goes (the default). The target-following stages hold their estimate of the input there (the
+        model's running fingerprint, the match-EQ's long-term estimate), so their move toward a target is a
+        fixed one from the first frame, as in an offline render, instead of following a running estimate that
+        is off while it forms and wanders with the content (3 s for the model, ``match.window_s`` for the
+        match-EQ). Applied
+        by building the current layout again (crossfaded) and to every graph built later (layout and preset
+        changes). ``resculpt render`` measures its input itself and primes over it. Raises ProfileError for a
+        delta or a profile with fewer than two known bands; nothing changes then."""
+        if profile is None:
+            env = None
+        else:
+            if not isinstance(profile, Profile) or profile.kind == "delta":
+                raise ProfileError("the input profile must be a fingerprint or target (an absolute band envelope), "
+                                   "not a delta")
+            env = profile.env().copy()
+            if int(np.isfinite(env).sum()) < 2:
+                raise ProfileError("the input profile knows fewer than two bands of its envelope")
+        self._input_env = env
+        self.set_layout(self.layout)
 
     def set_sidechain(self, audio, sample_rate: int | None = None) -> None:
         """Load the reference clip for mask transfer (``xmask``, source ``sidechain``). Control thread.

@@ -57,6 +57,11 @@ def add_live_parser(sub) -> None:
     lv.add_argument("--client-name", default="resculpt", help="JACK client name (ports <name>:in_1 ...)")
     lv.add_argument("--mono", action="store_true", help="mono chain: in_1 -> chain -> out_1 and out_2 (half the CPU)")
     lv.add_argument("--set", action="append", metavar="ID=VALUE", help="override a parameter (repeatable)")
+    lv.add_argument("--input-profile", metavar="PROFILE.json",
+                    help="a fingerprint of this input recorded beforehand (same voice, microphone and room: "
+                         "`resculpt profile fingerprint take.wav -o me.json`): the target stages start from it, so "
+                         "the move toward a target is fixed from the first block instead of following a running "
+                         "estimate of the input")
     lv.add_argument("--osc-port", type=int, default=9010, help="OSC control port (0 = any free port)")
     lv.add_argument("--osc-host", default="127.0.0.1")
     lv.add_argument("--no-osc", action="store_true", help="do not start the OSC server")
@@ -177,7 +182,12 @@ def cmd_live(a) -> int:
             from resculpt.plugin_host.presets import anon_random_seed
 
             chain.params.set("anon.seed", anon_random_seed())
-    except (PresetError, ValueError) as e:
+        if a.input_profile:
+            from resculpt.dsp.profile import load_profile
+
+            chain.set_input_profile(load_profile(a.input_profile))
+            chain.reset()  # before the stream starts: the primed graph from the first block
+    except (PresetError, ValueError, OSError) as e:
         return _die(str(e))
 
     tty = sys.stderr.isatty()

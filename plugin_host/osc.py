@@ -35,7 +35,7 @@ from pathlib import Path
 
 from resculpt.dsp.descriptors import describe
 from resculpt.dsp.params import ParamError
-from resculpt.dsp.profile import from_reference
+from resculpt.dsp.profile import from_reference, load_profile
 
 from . import osc_protocol
 from .contexts import apply_context, load_contexts
@@ -166,6 +166,7 @@ class OscServer:
             osc_protocol.PROFILE_DESCRIBE: self._h_describe,
             osc_protocol.PROFILE_REFERENCE: self._h_reference,
             osc_protocol.PROFILE_LOAD: self._h_profile_load,
+            osc_protocol.PROFILE_INPUT: self._h_profile_input,
             osc_protocol.CONTEXT: self._h_context,
             osc_protocol.CONTEXT_LIST: self._h_context_list,
             osc_protocol.SUBSCRIBE: self._h_subscribe,
@@ -507,6 +508,13 @@ class OscServer:
     def _h_profile_load(self, address, args, addr) -> None:
         (path,) = string_args(args, address, "a shipped target's name or a profile JSON's path")
         self.chain.set_target(resolve_target(path), add_stage=True)  # ProfileError: an error reply, nothing changed
+        self.send(addr, osc_protocol.PROFILE_APPLIED, path)
+
+    def _h_profile_input(self, address, args, addr) -> None:
+        # no argument: learn the input again; ProfileError (a missing file, a delta, no band envelope): an error
+        # reply, nothing changed
+        (path,) = string_args(args, address, "a fingerprint JSON's path") if args else ("",)
+        self.chain.set_input_profile(load_profile(path) if path else None)
         self.send(addr, osc_protocol.PROFILE_APPLIED, path)
 
     def _h_context(self, address, args, addr) -> None:

@@ -31,6 +31,7 @@ PRESET_LIST = PREFIX + "/preset/list"  # also the reply: every preset name
 PROFILE_DESCRIBE = PREFIX + "/profile/describe"
 PROFILE_REFERENCE = PREFIX + "/profile/reference"
 PROFILE_LOAD = PREFIX + "/profile/load"
+PROFILE_INPUT = PREFIX + "/profile/input"
 CONTEXT = PREFIX + "/context"  # also the reply: the context now applied
 CONTEXT_LIST = PREFIX + "/context/list"  # also the reply: every context name
 SUBSCRIBE = PREFIX + "/subscribe"
@@ -85,6 +86,9 @@ FIXED_ADDRESSES = (
     Address(PROFILE_REFERENCE, "s path", f"match a reference clip; replies {PROFILE_APPLIED} <path>"),
     Address(PROFILE_LOAD, "s path", f"move toward a profile file (resculpt profile ... -o T.json, a shipped target); "
                                     f"replies {PROFILE_APPLIED} <path>"),
+    Address(PROFILE_INPUT, "[s path]", "hold the target stages' estimate of the input at this fingerprint (a take "
+                                       "of the same voice and microphone: a fixed move toward the target); no "
+                                       f"argument learns the input again; replies {PROFILE_APPLIED} <path>"),
     Address(CONTEXT, "s name", f"switch listening context; replies {CONTEXT} <name>"),
     Address(CONTEXT_LIST, "", f"replies {CONTEXT_LIST} <names...>"),
     Address(SUBSCRIBE, "i port", "send feedback (~30 Hz) to the sender's address at <port> for 30 s; renew to keep it"),

@@ -385,6 +385,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         if facc is not None:
             facc.add(blk)
     env_in = acc.result()
+    live_env = getattr(chain, "input_env", None)
     if target.kind == "delta":
         goal = target_envelope(target, Profile("fingerprint", band_env_db=list(env_in)))[0]
     else:
@@ -400,10 +401,11 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
             info["formant_ratio"] = 2.0 ** fo
             # the model hears the warped voice: its held fingerprint is the input's envelope warped the same way
             env_model = warp_band_envelope(env_in, 2.0 ** (fo * chain.params.get("resculpt.amount")))
-        # its running fingerprint is held at the whole input's (ResculptStage.prime)
-        st.prime(env_model if prime else None, hold=True)
-    else:  # prime=False: what a live stream does (learns as it goes)
-        st.prime(env_in if prime else None)
+        # its running fingerprint is held at the whole input's (ResculptStage.prime); prime=False: what a live
+        # stream does, learning the input as it goes unless the chain has an input profile (set_input_profile)
+        st.prime(env_model if prime else live_env, hold=True)
+    else:
+        st.prime(env_in if prime else live_env, hold=not prime)
     st.prime_loudness(None)
     st.prime_range(None)
     measured = prime_loudness(chain, src, block) if prime else None

@@ -136,6 +136,19 @@ def test_live_cli_rejects_unsupported_block_sizes_and_rates_before_opening_anyth
     assert r.returncode == 2 and "unsupported rate 12345" in r.stderr
 
 
+def test_live_cli_refuses_a_missing_or_delta_input_profile_before_opening_audio(tmp_path):
+    """--input-profile that does not exist, or a delta (a description), ends with one clear message and exit 1
+    before any audio backend is touched (no JACK server runs here)."""
+    from resculpt.dsp.descriptors import describe
+
+    env = {"JACK_DEFAULT_SERVER": f"rsx-none-{os.getpid()}"}
+    r = _run(["live", "--no-osc", "--duration", "1", "--input-profile", str(tmp_path / "nope.json")], env=env)
+    assert r.returncode == 1 and "nope.json: file not found" in r.stderr and "Traceback" not in r.stderr
+    describe("more bass").save(tmp_path / "delta.json")
+    r = _run(["live", "--no-osc", "--duration", "1", "--input-profile", str(tmp_path / "delta.json")], env=env)
+    assert r.returncode == 1 and "not a delta" in r.stderr and "JACK" not in r.stderr, r.stderr
+
+
 def test_live_cli_portaudio_device_not_found_lists_the_devices():
     """PortAudio with a device name that does not exist: exit 1, 'device not found' and the list."""
     pytest.importorskip("sounddevice")

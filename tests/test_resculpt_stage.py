@@ -314,6 +314,30 @@ def test_osc_profile_load_sets_the_target_from_a_shipped_name_and_refuses_a_bad_
     assert srv.chain._inboxes["match"].value is t
 
 
+def test_osc_profile_input_holds_the_input_estimate_and_an_empty_path_learns_again(resculpt_bundle, tmp_path):
+    """/resculpt/profile/input PATH sets the chain's input profile (the target stage's estimate held there); a delta
+    is an error reply that changes nothing; no argument goes back to learning the input."""
+    from resculpt.plugin_host.osc import OscServer
+
+    srv = OscServer(Chain.from_preset("warm-radio", 48000, 2, 512), port=0)
+    me = ("127.0.0.1", 9)
+    x, sr = data.load(EXAMPLE)
+    fingerprint(np.asarray(x[: 4 * sr], np.float32), sr).save(tmp_path / "me.json")
+    srv.handle_message("/resculpt/profile/input", [str(tmp_path / "me.json")], me)
+    srv.chain.reset()
+    assert srv.chain.input_env is not None
+    assert next(s for s in srv.chain.graph.stages if s.name in ("resculpt", "match"))._primed is not None
+    describe("more bass").save(tmp_path / "delta.json")
+    errors = srv.stats["errors"]
+    srv.handle_message("/resculpt/profile/input", [str(tmp_path / "delta.json")], me)
+    assert srv.stats["errors"] == errors + 1 and "not a delta" in srv.last_error
+    assert srv.chain.input_env is not None
+    srv.handle_message("/resculpt/profile/input", [], me)
+    srv.chain.reset()
+    assert srv.chain.input_env is None
+    assert next(s for s in srv.chain.graph.stages if s.name in ("resculpt", "match"))._primed is None
+
+
 def test_a_primed_running_fingerprint_is_what_the_stage_learns_from_a_long_steady_input(resculpt_bundle):
     """``ResculptStage.prime`` with a clip's long-term envelope (the fingerprint's) sets the model's running
     fingerprint state to what 20 s of that steady clip teach it: the same band levels within 0.2 dB on the bands
@@ -516,3 +540,59 @@ def test_a_three_pass_model_render_with_a_range_move_and_a_brightness_tilt_keeps
         assert info["brightness_tilt_db_oct"] > 0.0
         after[passes] = info["distance_after_db"]
     assert after[3] <= after[2] + 0.05, after
+
+
+def _max_band_change_db(y, x, sr) -> float:
+    """Largest |long-term band level of y - that of x| (dB) over the compared bands both define."""
+    from resculpt.dsp.profile import compare_mask, limit_bandwidth, long_term_envelope
+
+    a, b = limit_bandwidth(long_term_envelope(y, sr)), limit_bandwidth(long_term_envelope(x, sr))
+    ok = np.isfinite(a) & np.isfinite(b) & compare_mask()
+    return float(np.max(np.abs(a[ok] - b[ok])))
+
+
+@pytest.mark.parametrize("engine", ["model", "match-eq"])
+def test_a_live_stream_primed_with_the_inputs_profile_keeps_the_identity_from_the_first_block(resculpt_bundle, engine):
+    """A stream (no render, no priming by the whole input) toward the input's own profile: with that profile set as
+    the chain's input profile, the output's long-term envelope stays within 0.5 dB of the input's on every band
+    (the identity goal, met offline); learning the input as it goes, the same stream moves it by more than that."""
+    x, sr = data.load(EXAMPLE, SR)
+    x = np.ascontiguousarray(x[: 8 * SR], np.float32)[None]
+    fp = fingerprint(x, SR)
+    dev = {}
+    for primed in (False, True):
+        c = Chain(Layout(), SR, 1, 4096)
+        c.set_target(fp, engine=engine, add_stage=True)
+        if primed:
+            c.set_input_profile(fp)
+        dev[primed] = _max_band_change_db(c(x), x, SR)
+    assert dev[True] < 0.5, dev
+    assert dev[False] > 0.5, dev
+
+
+def test_the_input_profile_outlives_a_preset_change_and_a_bad_one_changes_nothing(resculpt_bundle):
+    """The input profile primes every graph the chain builds later (a preset with a target: the model's running
+    fingerprint held there); a delta or a profile without a band envelope is refused and the chain keeps what it had;
+    None goes back to learning the input."""
+    x, _ = data.load(EXAMPLE, SR)
+    fp = fingerprint(np.asarray(x[: 4 * SR], np.float32), SR)
+    c = Chain(Layout(), SR, 1, 4096)
+    c.set_input_profile(fp)
+    c.load_preset("warm-radio")
+    c.reset()
+    st = next(s for s in c.graph.stages if s.name in ("resculpt", "match"))
+    assert st._primed is not None
+    if st.name == "resculpt":
+        assert st._hold and st._holdT[0]
+        ok = np.isfinite(fp.env())
+        np.testing.assert_allclose(10.0 * np.log10(st._primed[0][ok] / st._primed[1]), fp.env()[ok], atol=1e-3)
+    graph = c.graph
+    for bad in (describe("more bass"), Profile("target")):
+        with pytest.raises(ProfileError):
+            c.set_input_profile(bad)
+        c.reset()
+        assert c.graph is graph
+    c.set_input_profile(None)
+    c.reset()
+    st = next(s for s in c.graph.stages if s.name in ("resculpt", "match"))
+    assert st._primed is None
