@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from osc_testlib import running_server
 from resculpt.ui.panel import ServerMirror, PanelLogic
@@ -199,6 +200,20 @@ def test_screenshot_under_xvfb_renders_a_non_blank_panel_with_live_feedback(tmp_
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
+
+
+def test_panel_input_profile_field_holds_the_input_estimate_and_clears_it(panel, tmp_path):
+    """The panel's input-profile field sends /resculpt/profile/input: a fingerprint file becomes the chain's input
+    profile; an empty field sends the address alone, which goes back to learning the input."""
+    from resculpt.dsp.profile import fingerprint
+
+    chain, client, logic = panel
+    rng = np.random.default_rng(0)
+    fingerprint(0.1 * rng.standard_normal(48000 * 2).astype(np.float32), 48000).save(tmp_path / "me.json")
+    logic.on_input_profile(str(tmp_path / "me.json"))
+    assert _settle(client, chain, lambda: chain.input_env is not None)
+    logic.on_input_profile("  ")
+    assert _settle(client, chain, lambda: chain.input_env is None)
 
 
 def test_panel_sets_the_target_from_a_shipped_name_or_a_profile_file(panel):

@@ -227,6 +227,13 @@ class PanelLogic:
         if name_or_path.strip():
             self.client.send(osc_protocol.PROFILE_LOAD, name_or_path.strip())
 
+    def on_input_profile(self, path: str) -> None:
+        """A fingerprint of the input taken beforehand (held by the target stages); empty: learn the input again."""
+        if path.strip():
+            self.client.send(osc_protocol.PROFILE_INPUT, path.strip())
+        else:
+            self.client.send(osc_protocol.PROFILE_INPUT)
+
     def on_context(self, name: str) -> None:
         if name:
             self.client.send(osc_protocol.CONTEXT, name)
@@ -385,6 +392,12 @@ def build_ui(logic: PanelLogic, width: int = 1100, height: int = 760) -> None:
                 dpg.add_button(
                     label="Move toward target",
                     callback=lambda *_: logic.on_target_file(dpg.get_value("target_file")),
+                )
+                dpg.add_text("Input profile (a take of you)")
+                dpg.add_input_text(tag="input_profile", hint="/path/to/me.json (empty: learn live)", width=-1)
+                dpg.add_button(
+                    label="Hold input estimate",
+                    callback=lambda *_: logic.on_input_profile(dpg.get_value("input_profile")),
                 )
                 dpg.add_text("Context")
                 dpg.add_combo([], tag="context", width=-1, callback=lambda s, a, u=None: logic.on_context(a))
