@@ -9,7 +9,8 @@ The non-learned baseline the resculpting model must beat, and a stage in its own
 2. A running long-term estimate C of the input's band power over *active* frames (within 35 dB
    of the running level and above −90 dB): an exponential average with time constant
    ``match.window_s``, which starts as a plain running mean (weight 1/n) so the first seconds
-   converge quickly. Offline renders may :meth:`MatchEQ.prime` it with the file's own envelope.
+   converge quickly. Offline renders may :meth:`MatchEQ.prime` it with the file's own envelope, and a live chain
+   that knows its input beforehand holds it at that input profile (``prime(..., hold=True)``: no update).
 3. Desired band gains, level-free: ``g = (T − mean T) − (C − mean C)`` in dB over the bands both
    define, centred from 60 Hz to 0.45 x the rate (others get 0 dB) (a delta target gives g = its offsets directly); clipped to [−max_cut, +max_boost],
    scaled by ``amount``, smoothed across ±``smooth_bands`` bands (triangular).

@@ -269,7 +269,8 @@ class ResculptStage(SpectralStage):
         """Control side: the whole input's long-term band envelope (32,) dB (the fingerprint's ``band_env_db``, the
         features' PSD convention; NaN: a band the input does not reach) as the model's running fingerprint from the
         first frame, as if it had heard a steady input for longer than its time constant (offline renders,
-        ``plugin_host.render.stream_with_target``); None: learn it as a live stream does. Takes effect at ``reset()``.
+        ``plugin_host.render.stream_with_target``; a live chain's input profile, ``ChainHost.set_input_profile``);
+        None: learn it as a live stream does. Takes effect at ``reset()``.
         ``hold``: keep it there on every frame instead of letting it follow the input (tau 3 s), so the net compares
         the target with the whole input throughout, as a static EQ would."""
         if env_db is None:
