@@ -95,6 +95,14 @@ def _gated(st_lufs: np.ndarray, rel_lu: float) -> np.ndarray:
     return v[v >= gate]
 
 
+def _centred(trailing: np.ndarray, half_s: float) -> np.ndarray:
+    """(n,) the value of a trailing-window loudness series (one per ``RANGE_STEP_S``) centred on each step: the one
+    ``half_s`` (half the window) later, the last value past the end; silence (non-finite) as −inf."""
+    shift = int(round(half_s / RANGE_STEP_S))
+    c = np.concatenate([trailing[shift:], np.full(min(shift, trailing.size), trailing[-1])])
+    return np.where(np.isfinite(c), c, -np.inf)
+
+
 def range_trace(st_lufs, lufs_in: float, lra_in: float, lra_goal: float, momentary=None) -> np.ndarray | None:
     """The loudness-range gain of an offline render, for the whole move (the follower scales it by its amount).
 
@@ -123,17 +131,10 @@ def range_trace(st_lufs, lufs_in: float, lra_in: float, lra_goal: float, momenta
         return None
     p10, p95 = np.percentile(gated, [10.0, 95.0])
     k = min(max(lra_goal / lra_in, RANGE_K_MIN), RANGE_K_MAX)
-    shift = int(round(RANGE_CENTRE_S / RANGE_STEP_S))
-    centred = np.concatenate([st[shift:], np.full(min(shift, st.size), st[-1])])
-    centred = np.where(np.isfinite(centred), centred, -np.inf)
-    x = np.clip(centred, p10 - RANGE_MARGIN_LU, p95 + RANGE_MARGIN_LU)
+    x = np.clip(_centred(st, RANGE_CENTRE_S), p10 - RANGE_MARGIN_LU, p95 + RANGE_MARGIN_LU)
     g = (k - 1.0) * (x - lufs_in)
     if k < 1.0 and momentary is not None:
-        mo = np.asarray(momentary, np.float64)
-        ms = int(round(RANGE_MOMENT_CENTRE_S / RANGE_STEP_S))
-        mc = np.concatenate([mo[ms:], np.full(min(ms, mo.size), mo[-1])])[: g.size]
-        mc = np.where(np.isfinite(mc), mc, -np.inf)
-        pause = mc < lufs_in - RANGE_PAUSE_LU
+        pause = _centred(np.asarray(momentary, np.float64), RANGE_MOMENT_CENTRE_S) < lufs_in - RANGE_PAUSE_LU
         g[pause] = np.minimum(g[pause], 0.0)
     # keep the integrated loudness: the follower's loudness goal is met by its other half
     e0 = _gated(st, -10.0)

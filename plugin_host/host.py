@@ -121,7 +121,7 @@ class ChainHost(Processor):
         g = SignalGraph(layout, table, self.sample_rate, self.max_block, self.channels, plugins, self._inboxes)
         if self._input_env is not None:
             for st in g.stages:
-                if st.name in ("resculpt", "match"):
+                if st.name in TARGET_SLOTS.values():
                     st.prime(self._input_env, hold=True)
             g.reset()  # the stages take a prime at reset; this graph is not published yet
         return g
@@ -275,15 +275,14 @@ class ChainHost(Processor):
 
     def set_input_profile(self, profile) -> None:
         """The input's own long-term profile, known before it plays (control thread): a fingerprint of the same
-        voice or source through the same microphone and room (``resculpt profile fingerprint``), or None to learn it as
-        the stream goes (the default). The target-following stages hold their estimate of the input there (the
-        model's running fingerprint, the match-EQ's long-term estimate), so their move toward a target is a
-        fixed one from the first frame, as in an offline render, instead of following a running estimate that
-        is off while it forms and wanders with the content (3 s for the model, ``match.window_s`` for the
-        match-EQ). Applied
-        by building the current layout again (crossfaded) and to every graph built later (layout and preset
-        changes). ``resculpt render`` measures its input itself and primes over it. Raises ProfileError for a
-        delta or a profile with fewer than two known bands; nothing changes then."""
+        voice or source through the same microphone and room (``resculpt profile fingerprint``), or None to learn
+        it as the stream goes (the default). The target-following stages hold their estimate of the input there
+        (the model's running fingerprint, the match-EQ's long-term estimate), so their move toward a target is a
+        fixed one from the first frame, as in an offline render, instead of following a running estimate that is
+        off while it forms and wanders with the content (3 s for the model, ``match.window_s`` for the match-EQ).
+        Applied by building the current layout again (crossfaded) and to every graph built later (layout and
+        preset changes). ``resculpt render`` measures its input itself and primes over it. Raises ProfileError
+        for a delta or a profile with fewer than two known bands; nothing changes then."""
         if profile is None:
             env = None
         else:

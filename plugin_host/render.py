@@ -359,6 +359,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
     passes`` sweeps of the input (and one for the loudness), one block held at a time; ``store()`` makes the row store for each envelope measurement (see
     :class:`~resculpt.dsp.profile.EnvelopeAccumulator`; None: in memory).
     """
+    from resculpt.dsp.features.spectral import Brightness
     from resculpt.dsp.loudness_follow import goal_of
     from resculpt.dsp.match_eq import MatchTarget
     from resculpt.dsp.profile import (BRIGHT_DIMS, EnvelopeAccumulator, FormantAccumulator, Profile,
@@ -455,7 +456,7 @@ def stream_with_target(chain, src, sr, target, block: int, emit, passes: int = 2
         acc = envelope_acc()
         meter = _loudness_meter(chain, block)
         amt = chain.params.get(f"{slot}.amount")
-        bright = _brightness_meter(chain, block) if tilt_search and p == 0 and amt >= 1.0 else None
+        bright = _analyser(Brightness, chain, block) if tilt_search and p == 0 and amt >= 1.0 else None
         bright_rows = []
 
         def out(y, acc=acc, last=last, meter=meter, bright=bright):
@@ -513,29 +514,25 @@ def _every_kth_frame(bright, store):
     return bright[::k], env
 
 
-def _brightness_meter(chain, block: int):
-    """The fingerprint's brightness analyser (``dsp.features.spectral.Brightness``: centroid, roll-off, tilt, level per
-    frame) for ``chain``'s rate and channels, with room for a block's rows: feed it (channels, k) float32 blocks
-    and ``read()`` after each."""
+def _analyser(cls, chain, block: int, history: bool = True):
+    """A streaming analyser of ``dsp.features`` (``cls``: ``Loudness``, the BS.1770 meter; ``Brightness``, the
+    fingerprint's centroid, roll-off, tilt and level per frame) for ``chain``'s rate and channels; feed it
+    (channels, k) blocks. ``history``: room for every row of a block (``read()`` after each), else the newest row
+    only (``latest()``)."""
     from resculpt.dsp.features.base import hop_size
-    from resculpt.dsp.features.spectral import Brightness
 
-    m = Brightness()
-    m.prepare(chain.sample_rate, block, chain.channels, history_frames=block // hop_size(chain.sample_rate) + 2)
+    m = cls()
+    m.prepare(chain.sample_rate, block, chain.channels,
+              history_frames=block // hop_size(chain.sample_rate) + 2 if history else 1)
     return m
 
 
 def _loudness_meter(chain, block: int, history: bool = False):
-    """A BS.1770 meter (``dsp.features.loudness.Loudness``) for ``chain``'s rate and channels; feed it float64
-    (channels, k) blocks, read ``latest()["lufs_integrated"]``."""
-    from resculpt.dsp.features.base import hop_size
+    """The BS.1770 meter (:func:`_analyser` of ``Loudness``); feed it float64 blocks, read
+    ``latest()["lufs_integrated"]``."""
     from resculpt.dsp.features.loudness import Loudness
 
-    m = Loudness()
-    # history: room for every row of a block (read() after each), else the newest row only
-    rows = block // hop_size(chain.sample_rate) + 2 if history else 1
-    m.prepare(chain.sample_rate, block, chain.channels, history_frames=rows)
-    return m
+    return _analyser(Loudness, chain, block, history)
 
 
 def followed_target(p, target, context):

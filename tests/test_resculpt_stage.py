@@ -581,9 +581,9 @@ def test_the_input_profile_outlives_a_preset_change_and_a_bad_one_changes_nothin
     c.load_preset("warm-radio")
     c.reset()
     st = next(s for s in c.graph.stages if s.name in ("resculpt", "match"))
-    assert st._primed is not None
+    assert st._primed is not None and st._hold
     if st.name == "resculpt":
-        assert st._hold and st._holdT[0]
+        assert st._holdT[0]
         ok = np.isfinite(fp.env())
         np.testing.assert_allclose(10.0 * np.log10(st._primed[0][ok] / st._primed[1]), fp.env()[ok], atol=1e-3)
     graph = c.graph
