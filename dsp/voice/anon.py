@@ -83,6 +83,12 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    on the envelope, whose long-term tilt is the timbre step's), not the speaker's; the voicing per band, the
    F0 contour (scaled by the pitch range), the envelope and the unvoiced frames stay the input's.
 
+10. **Level dynamics** (``anon.dynamics_pct``, dsp/voice/dynamics.py). Last, per channel: in 32 mel bands
+   50 Hz .. 8 kHz, each band's level is moved toward the average speaker's long-term shape (tilted by the
+   pseudo-speaker's tilt, at the speaker's level) and its swing over time scaled to the average speaker's
+   spread, from running statistics over speech frames (the pause test's complement); pauses take the long-term
+   part only.
+
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
 drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
@@ -103,7 +109,7 @@ import numpy as np
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
 from ..stft import MAX_BATCH, sqrt_hann_pair
-from . import codebook, kernels
+from . import codebook, dynamics, kernels
 from .shift import VoiceShift
 
 PARAMS = (
@@ -131,6 +137,8 @@ PARAMS = (
               doc="share of voiced frames' envelope shape taken from the pseudo-speaker's codebook (nearest entries)"),
     ParamSpec("anon.excite_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of voiced frames' fine structure replaced by a synthesized excitation at the output F0"),
+    ParamSpec("anon.dynamics_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of each band's level swing and long-term level normalised onto the average speaker's"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -262,7 +270,7 @@ class AnonVoice(VoiceShift):
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
-                                                "vtln_pct", "codebook_pct", "excite_pct")}
+                                                "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -355,6 +363,7 @@ class AnonVoice(VoiceShift):
         self._mapped = [False] * (2 * ST_STEPS + 1)
         self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
         self._k_lo, self._k_hi = np.float32(-CORR_MAX), np.float32(CORR_MAX)
+        self._dyn = dynamics.BandDynamics(ctx.freqs_hz, ctx.channels, ctx.frame_rate_hz)
         self._prepare_excite(ctx)
         self._prepare_harmonic(ctx)
         self.reset_trackers()
@@ -464,6 +473,8 @@ class AnonVoice(VoiceShift):
 
     def reset_trackers(self):
         self._knn.reset()
+        self._dyn.reset()
+        self.speech = False       # the last frame was speech, not a pause (diagnostics, scripts/build_anon_dynamics.py)
         self._xvb.fill(0.0)
         self._xphase.fill(0.0)
         self._xrng.fill(EXCITE_SEED)
@@ -693,6 +704,11 @@ class AnonVoice(VoiceShift):
         if (self.pause_db is not None and f0 == 0.0 and not self._weak and self._nlv >= MIN_VOICED
                 and self._lv_cur < self._lv - self.pause_db):
             st = 0.0  # a pause: its background (room tone, hum) keeps its pitch
+        # Speech for the level-dynamics statistics (step 10): the pause test's complement once it has a level
+        if self.pause_db is not None:
+            self.speech = self._nlv >= MIN_VOICED and self._lv_cur >= self._lv - self.pause_db
+        else:
+            self.speech = self._nvoiced >= MIN_VOICED
         st = min(max(st, -12.0), 12.0)
         if math.isnan(self._st):
             self._st = st
@@ -714,6 +730,7 @@ class AnonVoice(VoiceShift):
         # The synthesized excitation: voiced frames whose F0 the pitch follows (not an outlier), at the
         # output F0 f0 r, in bins.
         excite = 0.01 * float(v[self._i["excite_pct"]])
+        dyn = 0.01 * float(v[self._i["dynamics_pct"]])
         b0 = 0.0
         if excite > 0.0 and self._voiced and self._nvoiced >= MIN_VOICED and abs(x - self._med) <= OUTLIER_OCT:
             b0 = f0 * r / self._spacing
@@ -762,6 +779,8 @@ class AnonVoice(VoiceShift):
                         self._xrng[ch], self._xsyn, excite)
                 else:
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
+            if dyn > 0.0:
+                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech)
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on

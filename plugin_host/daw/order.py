@@ -119,4 +119,5 @@ ORDER = (
     "resculpt.formant_ratio",
     "match.range_follow",
     "resculpt.range_follow",
+    "anon.dynamics_pct",
 )

@@ -1,0 +1,174 @@
+"""Per-band level dynamics of a voice normalised onto the average speaker's (the anon stage's ``anon.dynamics_pct``).
+
+A speaker-verification network reads more than a voice's long-term spectrum: how far each band's level swings
+over time (how strong the fricatives are against the vowels, how much the low band moves with the syllables) is
+the speaker's too. With every other normalisation of the anon stage in place, replacing each utterance's per-band
+mean and spread of level by pooled ones in Resemblyzer's own input (an oracle edit: scripts/anon_mel_probe.py,
+benchmarks/results/anon_mel_probe.md) was the largest single edit measured against the lazy-informed attacker.
+This is its causal, audio-domain form, per channel and per 5 ms frame, after the stage's other steps:
+
+1. the frame's power in ``BANDS`` triangular mel bands (``LO_HZ`` .. ``HI_HZ``, the same bands at every
+   sample rate), in dB: L_b;
+2. while the frame is speech (the stage's pause test: within ``anon.PAUSE_DB`` of the speaker's median voiced
+   level), the band's running mean m_b and variance v_b of L_b: a cumulative mean over the first frames, seeded
+   with ``PRIOR_FRAMES`` frames of the targets (so nothing moves before the stage has heard the speaker), then an
+   exponential one of ``TAU_S``;
+3. the band's target level T_b + (L_b - m_b) r_b, r_b = S_b / sqrt(v_b) limited to ``RATIO``: the band's
+   swing scaled to the average speaker's spread S_b, around a long-term shape T_b = the average speaker's
+   (``POP_DB``) tilted by the pseudo-speaker's tilt above 500 Hz, at the speaker's own level (T's mean over the
+   bands is m's);
+4. the correction (target - L_b) limited to +-``MAX_DB``, times the share, spread onto the bins by the bands'
+   triangles (below the first band's centre the first band's, above the last one's the last band's) and applied
+   as a real gain.
+
+``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
+speakers (scripts/build_anon_dynamics.py prints them; no validation speaker).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BANDS = 32
+LO_HZ, HI_HZ = 50.0, 8000.0
+TAU_S = 1.0            # the running statistics' time constant once settled
+PRIOR_FRAMES = 40.0    # the targets' weight at the start, in frames (0.2 s at the 5 ms hop)
+RATIO = (0.5, 1.5)     # limits of the swing's scaling
+MAX_DB = 12.0
+FLOOR_DB = 100.0       # a band's level is read no lower than this under the frame's loudest band
+FLOOR = 10.0 ** (-FLOOR_DB / 10.0)
+TILT_FROM_HZ = 500.0
+# Mean (level arbitrary) and standard deviation (dB) of each band's level over speech frames of the average
+# speaker: scripts/build_anon_dynamics.py --speakers 48.
+POP_DB = (12.4, 14.4, 13.9, 12.3, 11.1, 10.2, 8.1, 4.9, 2.5, 0.9, 0.1, -1.0, -1.2, -0.7, -0.3, -0.4, -1.0, -1.7, -1.9, -1.8, -1.9, -2.7, -3.6, -3.8, -4.4, -5.8, -7.2, -8.6, -9.6, -10.3, -11.1, -12.1)
+POP_STD_DB = (11.74, 14.39, 15.14, 15.27, 15.79, 15.84, 15.70, 15.26, 14.66, 14.01, 13.52, 13.37, 13.15, 12.90, 13.09, 13.06, 12.68, 12.43, 12.57, 12.76, 12.61, 12.40, 12.54, 12.65, 12.49, 12.65, 12.62, 12.59, 12.44, 12.13, 11.98, 11.81)
+
+
+def band_edges_hz(lo: float = LO_HZ, hi: float = HI_HZ, n: int = BANDS) -> np.ndarray:
+    """(n + 2,) the triangles' edges: equally spaced in mel (2595 log10(1 + f / 700)), lo .. hi."""
+    m = np.linspace(2595.0 * math.log10(1.0 + lo / 700.0), 2595.0 * math.log10(1.0 + hi / 700.0), n + 2)
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def band_weights(freqs_hz: np.ndarray) -> np.ndarray:
+    """(BANDS, n_bins) float32 triangles over the bins at ``freqs_hz`` (bins past HI_HZ get none)."""
+    e = band_edges_hz()
+    f = np.asarray(freqs_hz, np.float64)
+    w = np.zeros((BANDS, len(f)), np.float64)
+    for b in range(BANDS):
+        up = (f - e[b]) / (e[b + 1] - e[b])
+        down = (e[b + 2] - f) / (e[b + 2] - e[b + 1])
+        w[b] = np.clip(np.minimum(up, down), 0.0, None)
+    return w.astype(np.float32)
+
+
+def spread_weights(freqs_hz: np.ndarray) -> np.ndarray:
+    """(n_bins, BANDS) float32: each bin's share of each band's correction (rows sum to 1). Between two band
+    centres the two triangles, normalised; below the first centre the first band, above the last the last."""
+    e = band_edges_hz()
+    c = e[1:-1]
+    f = np.asarray(freqs_hz, np.float64)
+    s = np.zeros((len(f), BANDS), np.float64)
+    j = np.clip(np.searchsorted(c, f) - 1, 0, BANDS - 2)
+    t = np.clip((f - c[j]) / (c[j + 1] - c[j]), 0.0, 1.0)
+    s[np.arange(len(f)), j] = 1.0 - t
+    s[np.arange(len(f)), j + 1] += t
+    return s.astype(np.float32)
+
+
+class BandDynamics:
+    """process(row, ch, share, tilt, speech): row (n_bins,) complex64, edited in place (audio thread)."""
+
+    def __init__(self, freqs_hz: np.ndarray, channels: int, frame_rate_hz: float):
+        self._w = band_weights(freqs_hz)
+        self._s = spread_weights(freqs_hz)
+        c = band_edges_hz()[1:-1]
+        self._oct = np.log2(np.maximum(c, TILT_FROM_HZ) / TILT_FROM_HZ).astype(np.float32)
+        pop = np.asarray(POP_DB, np.float32)
+        self._pop = pop - pop.mean()
+        self._std = np.asarray(POP_STD_DB, np.float32)
+        self._a = 1.0 - math.exp(-1.0 / (TAU_S * frame_rate_hz))
+        nb = len(freqs_hz)
+        self._mean = np.zeros((channels, BANDS), np.float32)
+        self._var = np.zeros((channels, BANDS), np.float32)
+        self._n = np.zeros(channels, np.float64)
+        self._p = np.zeros(nb, np.float32)
+        self._L = np.zeros(BANDS, np.float32)
+        self._d = np.zeros(BANDS, np.float32)
+        self._r = np.zeros(BANDS, np.float32)
+        self._t = np.zeros(BANDS, np.float32)
+        self._tilt = math.nan
+        self._tgt = np.zeros(BANDS, np.float32)   # T less its mean: the target shape
+        self._g = np.zeros(nb, np.float32)
+        self._gc = np.zeros(nb, np.complex64)  # the gain as complex: a mixed-dtype multiply buffers its operand
+        self._lo, self._hi = np.float32(-MAX_DB), np.float32(MAX_DB)
+        self._rlo, self._rhi = np.float32(RATIO[0]), np.float32(RATIO[1])
+        self._tiny = np.float32(1e-20)
+        self._f = np.zeros((), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self._n.fill(0.0)
+        self._mean.fill(0.0)
+        self._var.fill(0.0)
+
+    def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool) -> None:
+        """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
+        ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
+        take the long-term part of the correction only (a pause's noise is not pulled up to the speech's swing)."""
+        if tilt != self._tilt:
+            np.multiply(self._oct, np.float32(tilt), out=self._tgt)
+            self._tgt += self._pop
+            self._tgt -= self._tgt.mean()
+            self._tilt = tilt
+        L, d, r, t = self._L, self._d, self._r, self._t
+        np.abs(row, out=self._p)
+        np.multiply(self._p, self._p, out=self._p)
+        np.dot(self._w, self._p, out=L)
+        # An empty band (a shift up leaves the lowest bins at zero) reads FLOOR_DB under the frame's loudest
+        # band, not under an absolute floor: the same frame at any level gives the same correction.
+        self._f[...] = float(L.max()) * FLOOR + 1e-37
+        L += self._f
+        np.log10(L, out=L)
+        L *= np.float32(10.0)
+        lvl = float(L.mean())
+        if not math.isfinite(lvl):
+            return
+        m, v = self._mean[ch], self._var[ch]
+        n = self._n[ch]
+        if speech:
+            if n == 0.0:
+                # the targets' statistics at the speaker's level, weighted as PRIOR_FRAMES frames
+                np.add(self._tgt, np.float32(lvl), out=m)
+                np.multiply(self._std, self._std, out=v)
+            k = max(1.0 / (PRIOR_FRAMES + n + 1.0), self._a)
+            self._f[...] = k
+            np.subtract(L, m, out=d)
+            np.multiply(d, self._f, out=t)
+            m += t                                   # m += k d
+            np.multiply(d, d, out=t)
+            t *= self._f
+            v += t
+            v *= np.float32(1.0 - k)                 # v = (1 - k)(v + k d^2)
+            self._n[ch] = n + 1.0
+        elif n == 0.0:
+            return                                   # nothing heard of the speaker yet: no correction
+        # target: T + mean(m) + (L - m) r on speech frames, T + mean(m) - m + L (the long-term part) on others
+        np.add(self._tgt, np.float32(m.mean()), out=t)
+        np.subtract(L, m, out=d)
+        if speech:
+            np.sqrt(v, out=r)
+            np.maximum(r, self._tiny, out=r)
+            np.divide(self._std, r, out=r)
+            np.clip(r, self._rlo, self._rhi, out=r)
+            d *= r
+        t += d
+        t -= L
+        np.clip(t, self._lo, self._hi, out=t)
+        t *= np.float32(share * math.log(10.0) / 20.0)  # nepers
+        np.dot(self._s, t, out=self._g)
+        np.exp(self._g, out=self._g)
+        np.copyto(self._gc, self._g)
+        np.multiply(row, self._gc, out=row)

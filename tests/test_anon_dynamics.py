@@ -1,0 +1,148 @@
+"""The anon stage's level dynamics (dsp/voice/dynamics.py, ``anon.dynamics_pct``): each band's long-term level
+shape and its swing over time normalised onto the average speaker's, from running statistics over speech frames.
+
+The stage's streaming, reset, NaN, rates, allocation and latency are checked for the anon slot (with this step
+at 100 %) by tests/test_stage_conformance.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stage_testlib import make_section, run
+from test_voice_shift import _tone
+
+from resculpt.dsp.voice import dynamics
+
+SPACING_HZ = 50.0  # the 20 ms section's bins
+
+
+def _rows(levels_db: np.ndarray, nb: int, seed: int = 0, shape_db: np.ndarray | None = None) -> np.ndarray:
+    """(frames, nb) complex64 rows: bin k of frame t has the magnitude 10^((level_t + shape(f_k)) / 20) and a
+    random phase; shape: (BANDS,) dB at the band centres (interpolated over the bins; None: flat)."""
+    rng = np.random.default_rng(seed)
+    ph = np.exp(2j * np.pi * rng.random((len(levels_db), nb)))
+    f = np.arange(nb) * SPACING_HZ
+    sh = np.zeros(nb) if shape_db is None else np.interp(f, dynamics.band_edges_hz()[1:-1], shape_db)
+    return (10 ** ((levels_db[:, None] + sh[None]) / 20.0) * ph).astype(np.complex64)
+
+
+def _band_db(rows: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """(frames, BANDS) band levels in dB, as the step measures them."""
+    w = dynamics.band_weights(freqs).astype(np.float64)
+    return 10 * np.log10((np.abs(rows.astype(np.complex128)) ** 2) @ w.T + 1e-20)
+
+
+POP = np.asarray(dynamics.POP_DB) - np.mean(dynamics.POP_DB)
+
+
+def _through(x: np.ndarray, nb: int) -> np.ndarray:
+    y = x.copy()
+    st = dynamics.BandDynamics(np.arange(nb) * SPACING_HZ, 1, 200.0)
+    for t in range(len(y)):
+        st.process(y[t], 0, 1.0, 0.0, True)
+    return y
+
+
+def test_each_bands_swing_is_scaled_toward_the_average_speakers_within_the_ratios_limits():
+    """A voice with the average speaker's spectral shape whose level swings over time by 9 dB (standard
+    deviation; the average speaker's bands swing by 11.7-15.8 dB) and one that swings by 18 dB: after 5 s of
+    speech frames through the step at 100 % (the running statistics settled: over the first seconds the
+    targets' prior still holds the variance estimate a few dB toward them), each band's swing over the next 10 s
+    is the average speaker's, or the input's times the ratio's limit (1.5) where that binds, within 5 %; the
+    lowest band and the top three within 12 % (the gains are interpolated between band centres, and a band at
+    the edge of the range shares most of its bins with a neighbour of another spread)."""
+    nb = 161
+    freqs = np.arange(nb) * SPACING_HZ
+    for sd, limit in ((9.0, dynamics.RATIO[1]), (18.0, dynamics.RATIO[0])):
+        lv = -30.0 + sd * np.random.default_rng(1).standard_normal(3000)
+        x = _rows(lv, nb, shape_db=POP)
+        y = _through(x, nb)
+        Lx, Ly = _band_db(x[1000:], freqs), _band_db(y[1000:], freqs)
+        pop_sd = np.asarray(dynamics.POP_STD_DB)
+        want = np.minimum(pop_sd, limit * Lx.std(0)) if limit > 1 else np.maximum(pop_sd, limit * Lx.std(0))
+        err = np.abs(Ly.std(0) / want - 1.0)
+        assert np.all(err[1:-3] < 0.05), (sd, np.round(Ly.std(0) / want, 3))
+        assert np.all(err < 0.12), (sd, np.round(Ly.std(0) / want, 3))
+
+
+def test_the_long_term_band_shape_moves_onto_the_average_speakers_at_the_speakers_level():
+    """A voice whose long-term band shape has half the average speaker's contrast (its level swinging by the
+    average speaker's 13 dB): after 5 s through the step at 100 %, the band shape (less its mean) over the next
+    10 s is the average speaker's within 1 dB (it was up to 7 dB off), and the mean level moves by less than
+    1 dB."""
+    nb = 161
+    freqs = np.arange(nb) * SPACING_HZ
+    lv = -30.0 + 13.0 * np.random.default_rng(5).standard_normal(3000)
+    x = _rows(lv, nb, shape_db=0.5 * POP)
+    y = _through(x, nb)
+    Lx, Ly = _band_db(x[1000:], freqs), _band_db(y[1000:], freqs)
+    shape_in, shape_out = Lx.mean(0) - Lx.mean(), Ly.mean(0) - Ly.mean()
+    assert np.max(np.abs(shape_in - POP)) > 5.0
+    assert np.max(np.abs(shape_out - POP)) < 1.0, np.round(shape_out - POP, 2)
+    assert abs(Ly.mean() - Lx.mean()) < 1.0
+
+
+def test_a_pause_takes_the_long_term_correction_only_and_nothing_before_speech_is_heard():
+    """Frames that are not speech update nothing and are not pulled up to the speech's swing: a frame 30 dB under
+    the speech gets the same per-band gain as a frame at the speech's mean level would get from the long-term
+    part alone (within 0.01 dB), while the same frame called speech would be raised. Before the first speech
+    frame nothing is changed."""
+    nb = 161
+    freqs = np.arange(nb) * SPACING_HZ
+    st = dynamics.BandDynamics(freqs, 1, 200.0)
+    quiet = _rows(np.array([-60.0]), nb, seed=3)[0]
+    y = quiet.copy()
+    st.process(y, 0, 1.0, 0.0, False)
+    assert np.array_equal(y, quiet)
+    rng = np.random.default_rng(2)
+    for r in _rows(-30.0 + 20.0 * rng.standard_normal(600), nb, seed=4):  # a wide swing: ratio < 1
+        st.process(r, 0, 1.0, 0.0, True)
+    mean_before = st._mean.copy()
+    as_pause, as_speech = quiet.copy(), quiet.copy()
+    st.process(as_pause, 0, 1.0, 0.0, False)
+    assert np.array_equal(st._mean, mean_before)
+    g_pause = 20 * np.log10(np.abs(as_pause[1:100]) / np.abs(quiet[1:100]))
+    long_term = np.clip(st._tgt + st._mean[0].mean() - st._mean[0], -dynamics.MAX_DB, dynamics.MAX_DB)
+    want = dynamics.spread_weights(freqs)[1:100] @ long_term
+    assert np.max(np.abs(g_pause - want)) < 0.01
+    st2 = dynamics.BandDynamics(freqs, 1, 200.0)
+    st2._mean[:], st2._var[:], st2._n[:], st2._tilt = st._mean, st._var, st._n, np.nan
+    st2.process(as_speech, 0, 1.0, 0.0, True)
+    g_speech = 20 * np.log10(np.abs(as_speech[1:100]) / np.abs(quiet[1:100]))
+    assert np.mean(g_speech - g_pause) > 6.0
+
+
+QUIET_SD, LOUD_SD = 10.0, 18.0
+
+
+@pytest.mark.parametrize("sr", (16000, 48000))
+def test_two_voices_of_different_dynamics_leave_the_stage_with_closer_swings(sr):
+    """The same 150 Hz voice in 100 ms syllables of random level, the levels' standard deviation 10 dB in one
+    copy and 18 dB in the other (the average speaker's bands: 11.7-15.8 dB), 8 s: through the anon stage at
+    dynamics 0 % the two swings (the band levels' standard deviation over the last 4 s, mean over the bands
+    200 Hz-6 kHz) stay 4 dB or more apart; at 100 % the gap shrinks by more than a quarter. Not to nothing: the
+    18 dB copy's quietest syllables fall under the stage's pause test (12 dB under the median voiced level) and
+    keep their level (the step does not pull a pause up to the speech's swing), and the 10 dB copy's scaling
+    stops at the ratio's limit of 1.5."""
+    voice = _tone(sr, 150.0, 8.0)
+    steps = np.random.default_rng(7).standard_normal(80)
+
+    def swing(sd_db, pct):
+        env = np.repeat(10 ** (sd_db * steps / 20), int(0.1 * sr))
+        x = (voice * env[: voice.shape[-1]]).astype(np.float32)
+        x *= np.float32(0.3 / np.max(np.abs(x)))
+        y = run(make_section(["anon"], sr, 1, {"anon.f0_hz": 150.0, "anon.dynamics_pct": pct}), x, 512)[0]
+        n, hop = int(0.02 * sr), int(0.005 * sr)
+        fr = np.stack([y[i:i + n] * np.hanning(n) for i in range(4 * sr, len(y) - n, hop)])
+        freqs = np.fft.rfftfreq(n, 1.0 / sr)
+        L = 10 * np.log10((np.abs(np.fft.rfft(fr, axis=1)) ** 2) @ dynamics.band_weights(freqs).T.astype(np.float64)
+                          + 1e-20)
+        c = dynamics.band_edges_hz()[1:-1]
+        return float(L.std(0)[(c > 200.0) & (c < 6000.0)].mean())
+
+    gap0 = swing(LOUD_SD, 0.0) - swing(QUIET_SD, 0.0)
+    gap1 = swing(LOUD_SD, 100.0) - swing(QUIET_SD, 100.0)
+    print(f"swing gap: {gap0:.1f} dB at 0 %, {gap1:.1f} dB at 100 %")
+    assert gap0 > 4.0
+    assert abs(gap1) < 0.75 * gap0
