@@ -111,15 +111,22 @@ def test_a_seed_gives_the_same_voice_every_time_and_another_seed_another():
 
 
 def test_drawn_pseudo_speakers_stay_in_natural_ranges():
-    """draw(): over 2000 seeds, F0 within +-6 semitones, formant scale within the pitch's quarter +-10 %,
-    alpha within -0.1 .. +0.05, tilt within +-3 dB/oct; the draws spread over each range."""
-    d = np.array([anon.draw(s, 140.0, 1.0, 0.85, -1.0) for s in range(1, 2001)])
-    st = 12 * np.log2(d[:, 0] / 140.0)
-    assert np.all(np.abs(st) <= 6.0 + 1e-9) and st.min() < -5.5 and st.max() > 5.5
-    fr = d[:, 1] / 2.0 ** (0.25 * st / 12.0)
-    assert np.all(np.abs(fr - 1.0) <= 0.1 + 1e-6) and np.ptp(fr) > 0.18
-    assert np.all((d[:, 2] >= 0.75 - 1e-9) & (d[:, 2] <= 0.9 + 1e-9)) and np.ptp(d[:, 2]) > 0.13
-    assert np.all(np.abs(d[:, 3] + 1.0) <= 3.0 + 1e-9) and np.ptp(d[:, 3]) > 5.5
+    """draw(): over 2000 seeds at spread 1, F0 within +-12 semitones and 70-300 Hz, formant scale within the
+    pitch's quarter +-20 %, alpha within -0.15 .. +0.05, tilt within +-6 dB/oct (the parameter's range); the
+    draws spread over each range. At spread 0.5 every range is half as wide."""
+    for spread in (1.0, 0.5):
+        d = np.array([anon.draw(s, 140.0, 1.0, 0.85, -1.0, spread) for s in range(1, 2001)])
+        st = 12 * np.log2(d[:, 0] / 140.0)
+        lim = 12.0 * spread
+        assert np.all((d[:, 0] >= 70.0) & (d[:, 0] <= 300.0))
+        assert np.all(np.abs(st) <= lim + 1e-9) and st.max() > 0.9 * lim
+        assert st.min() < (-0.9 * lim if spread < 1.0 else -11.5)  # 140 Hz -12 st is 70 Hz, the floor
+        fr = d[:, 1] / 2.0 ** (0.25 * st / 12.0)
+        assert np.all(np.abs(fr - 1.0) <= 0.2 * spread + 1e-6) and np.ptp(fr) > 0.36 * spread
+        lo, hi = 0.85 - 0.15 * spread, 0.85 + 0.05 * spread
+        assert np.all((d[:, 2] >= lo - 1e-9) & (d[:, 2] <= hi + 1e-9)) and np.ptp(d[:, 2]) > 0.9 * (hi - lo)
+        assert np.all(np.abs(d[:, 3] + 1.0) <= 6.0 * spread + 1e-9) and np.all(np.abs(d[:, 3]) <= 6.0)
+        assert np.ptp(d[:, 3]) > (11.0 if spread == 0.5 else 10.0) * spread
 
 
 def test_session_seed_is_in_the_parameter_range():

@@ -90,9 +90,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    part only.
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
-from it, once per new seed value: F0 within +-6 semitones, formant scale within +-10 % (and following the
-drawn pitch by a quarter, as real voices do), warp α within -0.1 .. +0.05, tilt within +-3 dB/oct, all
-clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt render/live/serve
+from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale
+within +-20 % (and following the drawn pitch by a quarter, as real voices do), warp α within -0.15 .. +0.05,
+tilt within +-6 dB/oct (every range scaled by the spread), all clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt render/live/serve
 --anon-random``) gets a voice of its own (docs/anonymization.md: what that buys and costs).
 
 Every tracker starts afresh on reset(). Latency: the section's (no look-ahead). Stereo: F0 from the summed
@@ -139,6 +139,8 @@ PARAMS = (
               doc="share of voiced frames' fine structure replaced by a synthesized excitation at the output F0"),
     ParamSpec("anon.dynamics_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of each band's level swing and long-term level normalised onto the average speaker's"),
+    ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
+              doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -157,10 +159,11 @@ ST_STEPS = 384                 # shift steps of 1/32 semitone from 0 to 12 st
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
 CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
 REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
-# A seed's pseudo-speaker around the preset's: F0 within +-DRAW_ST semitones, formant scale following a
-# quarter of it (as across real voices) and within +-DRAW_FORMANT, alpha within DRAW_ALPHA of the
-# preset's, tilt within +-DRAW_TILT dB/oct.
-DRAW_ST, DRAW_FORMANT, DRAW_ALPHA, DRAW_TILT = 6.0, 0.1, (-0.1, 0.05), 3.0
+# A seed's pseudo-speaker around the preset's, at anon.seed_spread_pct 100: F0 within +-DRAW_ST semitones,
+# formant scale following a quarter of it (as across real voices) and within +-DRAW_FORMANT, alpha within
+# DRAW_ALPHA of the preset's, tilt within +-DRAW_TILT dB/oct; every range scaled by the spread, and clamped
+# to the parameters' ranges (F0 70-300 Hz, formant scale 0.7-1.4, alpha 0.6-1, tilt +-6 dB/oct).
+DRAW_ST, DRAW_FORMANT, DRAW_ALPHA, DRAW_TILT = 12.0, 0.2, (-0.15, 0.05), 6.0
 # The average speaker's long-term envelope (dB, level arbitrary) at POP_HZ: the mean over 16 LibriSpeech
 # train speakers (8 female, 8 male by median F0) of this stage's tracked mean envelope, each with its
 # 100 Hz .. 8 kHz mean removed; speakers differ from it by 3-7 dB (standard deviation per frequency).
@@ -238,14 +241,17 @@ def session_seed() -> int:
     return 1 + secrets.randbelow(999999)
 
 
-def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: float) -> tuple[float, float, float, float]:
-    """The pseudo-speaker of ``seed`` (> 0) around the given targets: (f0_hz, formant_ratio, alpha, tilt)."""
-    st = DRAW_ST * _unit(seed, 0)
+def draw(seed: int, f0_hz: float, formant_ratio: float, alpha: float, tilt: float,
+         spread: float = 1.0) -> tuple[float, float, float, float]:
+    """The pseudo-speaker of ``seed`` (> 0) around the given targets: (f0_hz, formant_ratio, alpha, tilt), each
+    range scaled by ``spread`` (0..1: ``anon.seed_spread_pct`` / 100)."""
+    st = spread * DRAW_ST * _unit(seed, 0)
     f0 = min(max(f0_hz * 2.0 ** (st / 12.0), 70.0), 300.0)
-    fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + DRAW_FORMANT * _unit(seed, 1))
+    fr = formant_ratio * 2.0 ** (0.25 * st / 12.0) * (1.0 + spread * DRAW_FORMANT * _unit(seed, 1))
     fr = min(max(fr, 0.7), 1.4)
-    al = min(max(alpha + 0.5 * (DRAW_ALPHA[1] - DRAW_ALPHA[0]) * (_unit(seed, 2) + 1.0) + DRAW_ALPHA[0], 0.6), 1.0)
-    ti = min(max(tilt + DRAW_TILT * _unit(seed, 3), -6.0), 6.0)
+    lo, hi = spread * DRAW_ALPHA[0], spread * DRAW_ALPHA[1]
+    al = min(max(alpha + 0.5 * (hi - lo) * (_unit(seed, 2) + 1.0) + lo, 0.6), 1.0)
+    ti = min(max(tilt + spread * DRAW_TILT * _unit(seed, 3), -6.0), 6.0)
     return f0, fr, al, ti
 
 
@@ -270,7 +276,8 @@ class AnonVoice(VoiceShift):
         ix = table.index
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
-                                                "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct")}
+                                                "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
+                                                "seed_spread_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -624,10 +631,11 @@ class AnonVoice(VoiceShift):
         ti = float(v[i["tilt_db_oct"]])
         seed = int(round(float(v[i["seed"]])))
         if seed > 0:
-            key = (seed, f0, fr, al, ti)
+            spread = 0.01 * float(v[i["seed_spread_pct"]])
+            key = (seed, f0, fr, al, ti, spread)
             if key != self._seed:
                 self._seed = key
-                self._drawn = draw(seed, f0, fr, al, ti)
+                self._drawn = draw(seed, f0, fr, al, ti, spread)
             f0, fr, al, ti = self._drawn
         return f0, fr, al, ti
 

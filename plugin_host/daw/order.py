@@ -120,4 +120,5 @@ ORDER = (
     "match.range_follow",
     "resculpt.range_follow",
     "anon.dynamics_pct",
+    "anon.seed_spread_pct",
 )
