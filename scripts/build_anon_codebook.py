@@ -75,6 +75,16 @@ def frames_of(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
     return (np.stack(out) if out else np.zeros((0, grid.shape[0]), np.float32)), st.median_hz
 
 
+def table_speakers(n: int) -> list:
+    """The train speakers the anon stage's tables are built from (this codebook, dsp/voice/dynamics.py's
+    statistics): the first ``n`` LibriSpeech train-clean-100 speakers by id with at least 10 s of speech."""
+    from resculpt.models import data
+
+    items = [it for it in data.select("speech", "train", source="librispeech_train-clean-100_resemblyzer")
+             if it.duration_s >= 10.0]
+    return sorted(items, key=lambda it: int(it.speaker))[:n]
+
+
 def kmeans(X: np.ndarray, k: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """(centroids (k, B), cluster sizes (k,)) by Lloyd's algorithm from k distinct random frames."""
     C = X[rng.choice(len(X), k, replace=False)].astype(np.float64)
@@ -120,9 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(codebook.FILE))
     a = ap.parse_args(argv)
     rng = np.random.default_rng(SEED)
-    items = [it for it in data.select("speech", "train", source="librispeech_train-clean-100_resemblyzer")
-             if it.duration_s >= 10.0]
-    items = sorted(items, key=lambda it: int(it.speaker))[: a.speakers]
+    items = table_speakers(a.speakers)
     if len(items) < 8:
         print(f"only {len(items)} train speakers", file=sys.stderr)
         return 1

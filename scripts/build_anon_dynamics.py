@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_anon_codebook import table_speakers  # noqa: E402  (one home for the tables' speakers)
 
 SR = 16000
 
@@ -60,9 +64,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--speakers", type=int, default=48)
     a = ap.parse_args(argv)
-    items = [it for it in data.select("speech", "train", source="librispeech_train-clean-100_resemblyzer")
-             if it.duration_s >= 10.0]
-    items = sorted(items, key=lambda it: int(it.speaker))[: a.speakers]
+    items = table_speakers(a.speakers)
     if len(items) < 8:
         print(f"only {len(items)} train speakers", file=sys.stderr)
         return 1
