@@ -26,7 +26,11 @@ CONFIG_VERSION = 2
 NAME = "resculpt-generator"
 INPUTS = ("feat", "low", "cond")
 OUTPUTS = ("gain_db", "copy", "df")
-GOLDEN_TOL = 1e-4  # dB for gains, linear for copy gains and deep-filter taps
+# Largest |output - golden| over the output's peak (at least 1), as export.py's checks measure it: dB for gains
+# (so 1e-4 of a 24 dB gain, 2.4 mdB), linear for copy gains and deep-filter taps (peaks under 1: absolute). An
+# absolute 1e-4 dB refused the bundle of tests/test_resculpt_export.py whose random heads give gains of tens of
+# dB: onnxruntime 1.32 and torch 2.13 differed by 1.3e-4 dB on its golden frames.
+GOLDEN_TOL = 1e-4
 # model.onnx specialised to one target kind (export.py; config ``kind_models``): the graphs the stage runs, one
 # frame per call (``absolute``, ``relative``) and T frames per call (``*_seq``: the stage runs a block's frames in one
 # call; onnxruntime's cost per call is mostly per node, so two 5 ms frames cost little more than one, while one
@@ -247,10 +251,10 @@ def load_bundle(path=None) -> Bundle:
     g = np.load(gold_p)
     for kinds, seq in (((False, False), (True, False), (True, True)) if b.kind_sessions else ((False, False),)):
         got = b.run_sequence(g["feat"], g["low"], g["cond"], kinds=kinds, seq=seq)
-        err = max(float(np.max(np.abs(got[k] - g[k]))) for k in OUTPUTS)
+        err = max(float(np.max(np.abs(got[k] - g[k]))) / max(1.0, float(np.max(np.abs(g[k])))) for k in OUTPUTS)
         if not np.isfinite(err) or err > GOLDEN_TOL:
             which = ("the T-frame target-kind graphs' output" if seq else "the target-kind graphs' output") if kinds \
                 else "model output"
-            raise BundleError(f"{path}: {which} differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
+            raise BundleError(f"{path}: {which} differs from golden.npz by {err:.3g} of its peak (> {GOLDEN_TOL:g})")
     _CACHE[key] = (sig, b)
     return b
