@@ -88,14 +88,15 @@ class Embedder:
         return e / np.linalg.norm(e)
 
 
-def edits(fc):
-    """{name: f(L (frames, 40), G, pooled) -> L'} on log mel power; pooled holds the system's statistics."""
-    lo = fc < 1000.0
-    hi = fc > 2000.0
+def voiced(L, fc):
+    """(frames,) bool: power below 1 kHz over power above 2 kHz more than 10 dB, L (frames, 40) log mel power."""
+    p = np.exp(L)
+    return 10 * np.log10(p[:, fc < 1000.0].sum(1) / (p[:, fc > 2000.0].sum(1) + 1e-20)) > 10.0
 
-    def voiced(L):
-        p = np.exp(L)
-        return 10 * np.log10(p[:, lo].sum(1) / (p[:, hi].sum(1) + 1e-20)) > 10.0
+
+def edits(fc):
+    """{name: f(L (frames, 40), pooled) -> L'} on log mel power; pooled holds the system's statistics."""
+    lo = fc < 1000.0
 
     def long_term(L, P):
         return L - L.mean(0) + P["G"]
@@ -128,7 +129,7 @@ def edits(fc):
     def kind(want_voiced):
         def f(L, P):
             out = L.copy()
-            v = voiced(L) == want_voiced
+            v = voiced(L, fc) == want_voiced
             g = P["Gv"] if want_voiced else P["Gu"]
             out[v] = L[v].mean(1, keepdims=True) + (g - g.mean())
             return out
@@ -150,7 +151,6 @@ def edits(fc):
     e["smooth-low"] = smooth_low
     for a_, b_ in [("long-term+var", "level"), ("bands 0-500 Hz", "level"), ("bands 0-500 Hz", "long-term+var")]:
         e[f"{a_} + {b_}"] = (lambda f, g: lambda L, P: g(f(L, P), P))(e[a_], e[b_])
-    e["_voiced"] = voiced
     return e
 
 
@@ -167,7 +167,6 @@ def main(argv=None) -> int:
     utts = train_speakers(a.speakers)
     emb = Embedder()
     ed = edits(emb.fc)
-    voiced = ed.pop("_voiced")
     systems = {"original": lambda x, rng=None: x}
     for p in a.system:
         systems[p] = bench.chain_system(p)
@@ -177,7 +176,7 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(bench.SEED)
         mels = {s: [emb.mel_of(fn(x, rng)) for x in xs] for s, xs in utts.items()}
         allL = np.concatenate([np.log(m + eps) for v in mels.values() for m, _ in v])
-        v = voiced(allL)
+        v = voiced(allL, emb.fc)
         P = {"G": allL.mean(0), "S": np.concatenate([np.log(m + eps) - np.log(m + eps).mean(0)
                                                      for vv in mels.values() for m, _ in vv]).std(0),
              "Gv": allL[v].mean(0), "Gu": allL[~v].mean(0)}

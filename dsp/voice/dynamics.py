@@ -65,8 +65,8 @@ def band_weights(freqs_hz: np.ndarray) -> np.ndarray:
 
 
 def spread_weights(freqs_hz: np.ndarray) -> np.ndarray:
-    """(n_bins, BANDS) float32: each bin's share of each band's correction (rows sum to 1). Between two band
-    centres the two triangles, normalised; below the first centre the first band, above the last the last."""
+    """(n_bins, BANDS) float32: each bin's share of each band's correction (rows sum to 1): linear in Hz between
+    the two band centres around it; below the first centre the first band, above the last the last."""
     e = band_edges_hz()
     c = e[1:-1]
     f = np.asarray(freqs_hz, np.float64)
