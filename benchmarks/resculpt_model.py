@@ -33,8 +33,10 @@ empty chain, ``render_with_target``: primed, 2 offline passes; it moves the leve
 4. Codec repair: speech through ffmpeg (``degrade.codec_roundtrip``: Opus 6/8/12 kbps, MP3 32 kbps, decoded to
    ``--rate`` and delay-aligned), then each system toward the codec-repair target (``--codec-target``, default:
    the mean fingerprint of ``--codec-ref-files`` clean train-split speech clips moved by ``--codec-describe``,
-   default "clearer highs"), and the shipped ``codec-repair`` preset as a user runs it; PESQ-WB, STOI and DNSMOS
-   OVRL at 16 kHz against the uncompressed original. ``--skip profile speed --categories speech`` runs this
+   default "clearer highs"), the shipped ``codec-repair`` preset as a user runs it, and (Opus rows) the same Opus
+   stream decoded by libopus 1.5 with NoLACE (``libopus-nolace``: node and npm's WebAssembly build, see OPUS_ML;
+   left out with a log line where they are missing); PESQ-WB, STOI and DNSMOS OVRL at 16 kHz against the
+   uncompressed original. ``--skip profile speed --categories speech`` runs this
    section alone.
 5. Speed: the model stage's RTF on one thread, 48 kHz mono, 10 ms blocks, round-robin with RNNoise
    (``pyrnnoise``) on the same audio (``denoise.rtf_interleaved``), and its latency against the STFT
@@ -84,7 +86,10 @@ SR, align, dnsmos_ovrl, metrics, rnnoise, rs, rtf_interleaved = (
 CODECS = (("opus", 6), ("opus", 8), ("opus", 12), ("mp3", 32))
 SYSTEMS = ("identity", "match-eq", "model")
 # The codec table adds the shipped preset as a user runs it (Chain.from_preset: whatever its layout holds).
-CODEC_SYSTEMS = (*SYSTEMS, "codec-repair")
+CODEC_SYSTEMS = (*SYSTEMS, "codec-repair", "libopus-nolace")
+# libopus 1.5's own deep speech enhancement (NoLACE, the decoder at complexity 7) on the same Opus stream: the
+# npm build @wasm-audio-decoders/opus-ml run by node (benchmarks/peers/opus_ml_decode.mjs; scripts/bench-venv.sh).
+OPUS_ML = Path(__file__).resolve().parent / "peers" / "opus_ml_decode.mjs"
 DESCRIPTORS = EVAL_DESCRIPTORS
 KINDS = ("reference", "descriptor", "random", "identity")
 SEED = 20261130
@@ -423,6 +428,10 @@ def codec_section(a, clips, sr, bundle, log):
     if why:
         return [], why
     tgt = codec_target(a, sr)
+    systems = list(a.codec_systems)
+    if "libopus-nolace" in systems and (ml_why := opus_ml_missing()):
+        log(f"libopus-nolace left out: {ml_why} (scripts/bench-venv.sh installs node's package)")
+        systems.remove("libopus-nolace")
     recs = []
     for name, cat, x in clips:
         if cat != "speech":
@@ -433,14 +442,42 @@ def codec_section(a, clips, sr, bundle, log):
         for codec, kbps in CODECS:
             recs.append({"file": name, "codec": f"{codec} {kbps} kbps", "system": "original", **orig})
             dec, _ = codec_roundtrip(x, sr, codec, kbps)
-            for sysname in a.codec_systems:
-                y = (preset_render(dec, sr, a.codec_preset, bundle) if sysname == "codec-repair"
-                     else run_system(sysname, dec, sr, tgt, "timbre", bundle))
+            for sysname in systems:
+                if sysname == "libopus-nolace":
+                    if codec != "opus":
+                        continue
+                    y = opus_ml_decode(x, sr, kbps, "nolace")
+                elif sysname == "codec-repair":
+                    y = preset_render(dec, sr, a.codec_preset, bundle)
+                else:
+                    y = run_system(sysname, dec, sr, tgt, "timbre", bundle)
                 m = metrics(align(rs(y, sr, SR), ref16)[0], ref16)
                 recs.append({"file": name, "codec": f"{codec} {kbps} kbps", "system": sysname, **m})
                 log(f"{name[:24]:24s} {codec} {kbps:>2} kbps {sysname:9s} PESQ {m['pesq_wb']:.3f} STOI {m['stoi']:.3f} "
                     f"OVRL {m['dnsmos_ovrl']:.3f}")
     return recs, None
+
+
+def opus_ml_decode(x, sr: int, kbps: float, mode: str):
+    """``x`` (float32 mono at ``sr``) encoded as the codec table encodes it (``degrade.codec_encode``, the same
+    bytes) and decoded by libopus 1.5 with its deep speech enhancement ``mode`` (none, lace, nolace) at 48 kHz,
+    back at ``sr`` and aligned to ``x`` as ffmpeg's decode is (``degrade.aligned``)."""
+    from resculpt.models.resculpt.degrade import aligned, codec_encode
+
+    out = subprocess.run(["node", str(OPUS_ML), mode], input=codec_encode(x, sr, "opus", kbps),
+                         capture_output=True, check=True)
+    dec = np.frombuffer(out.stdout, np.float32)
+    return aligned(x, rs(dec, 48000, sr).astype(np.float32) if sr != 48000 else dec.copy())[0]
+
+
+def opus_ml_missing() -> str | None:
+    """Why the libopus-nolace row cannot run here (node or the npm package missing), or None."""
+    try:
+        r = subprocess.run(["node", str(OPUS_ML), "none"], input=b"", capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"node not runnable ({e})"
+    err = r.stderr.decode(errors="replace")
+    return None if "not an Ogg Opus stream" in err else (err.strip().splitlines() or ["no output"])[-1]
 
 
 def speed_target():
@@ -586,10 +623,12 @@ def main(argv=None) -> int:
     return 0
 
 
-LACE_NOTE = ("No libopus >= 1.5 with LACE/NoLACE here: Debian 12's libopus0 is 1.3.1-3 (candidate 1.3.1-3, "
-             "`apt-cache policy libopus0`), and the one PyPI wheel with a newer libopus, `opuscodec` 0.1.3 "
-             "(libopus 1.6.1), is built without OSCE (its library has no LACE/NoLACE model symbols and the binding "
-             "sets no decoder complexity), so there is no post-filtered Opus decode to measure beside the model.")
+LACE_NOTE = ("Debian 12's libopus0 is 1.3.1 and PyPI's `opuscodec` 0.1.3 (libopus 1.6.1) is built without OSCE; "
+             "npm's `@wasm-audio-decoders/opus-ml` 0.0.3 is libopus 1.5 with it, run here by node on the same Opus "
+             "stream as the `libopus-nolace` row (decoder complexity 7: NoLACE). Checked on a speech clip: NoLACE leaves "
+             "its 6 and 8 kbps decodes unchanged sample for sample (libopus codes them with nothing above 6 kHz, "
+             "narrow- or medium-band SILK, which this build's LACE/NoLACE leave as they are) and changes the 12 kbps "
+             "one.")
 
 
 # -- the report ---------------------------------------------------------------------------------------------

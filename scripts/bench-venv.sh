@@ -18,6 +18,15 @@ $B install -q --no-deps resemblyzer
 # the wheel) is the offline ASR of benchmarks/anonymity.py.
 $B install -q "setuptools<81"
 $B install -q --no-build-isolation webrtcvad pocketsphinx
+# libopus 1.5 with its deep speech enhancement (LACE/NoLACE) for the codec table's libopus-nolace row of
+# benchmarks/resculpt_model.py: npm's WebAssembly build, run by node (neither Debian 12 nor PyPI has one with it).
+if command -v npm >/dev/null; then
+  mkdir -p .venv-bench/node
+  [ -f .venv-bench/node/package.json ] || echo '{"private": true}' > .venv-bench/node/package.json
+  npm install --prefix .venv-bench/node --no-audit --no-fund --silent "@wasm-audio-decoders/opus-ml@0.0.3"
+else
+  echo "npm not found: the codec table's libopus-nolace row will be left out" >&2
+fi
 .venv-bench/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 .venv-bench/bin/python -c "import pesq, pystoi, speechmos, pyrnnoise, noisereduce; print('bench venv ok')"
 .venv-bench/bin/python -W ignore -c "import resemblyzer, webrtcvad, pocketsphinx, librosa; print('anonymity metrics ok')"

@@ -217,9 +217,9 @@ def _ffmpeg(args: list[str], data: bytes) -> bytes:
     return r.stdout
 
 
-def codec_roundtrip(x: np.ndarray, sr: int, codec: str, kbps: float) -> tuple[np.ndarray, int]:
-    """Encode ``x`` (float32 mono at ``sr``) with ``codec`` ("opus" or "mp3") at ``kbps`` and decode it
-    back to ``sr``; returns (decoded aligned to ``x`` sample for sample, the delay that was removed)."""
+def codec_encode(x: np.ndarray, sr: int, codec: str, kbps: float) -> bytes:
+    """``x`` (float32 mono at ``sr``) encoded by ffmpeg with ``codec`` ("opus": libopus in Ogg; "mp3": libmp3lame)
+    at ``kbps``, bit-exact (the same input gives the same bytes)."""
     raw = ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
     if codec == "opus":
         enc = ["-c:a", "libopus", "-b:a", f"{kbps:g}k", "-f", "ogg"]
@@ -228,12 +228,25 @@ def codec_roundtrip(x: np.ndarray, sr: int, codec: str, kbps: float) -> tuple[np
     else:
         raise ValueError(f"unknown codec {codec!r}")
     xin = np.ascontiguousarray(x, np.float32)
-    bits = _ffmpeg([*raw, "-i", "pipe:0", "-flags:a", "+bitexact", "-fflags", "+bitexact", *enc, "pipe:1"],
+    return _ffmpeg([*raw, "-i", "pipe:0", "-flags:a", "+bitexact", "-fflags", "+bitexact", *enc, "pipe:1"],
                    xin.tobytes())
-    dec = np.frombuffer(_ffmpeg(["-i", "pipe:0", *raw, "pipe:1"], bits), np.float32).copy()
-    lag = codec_delay(xin, dec)
+
+
+def aligned(x: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, int]:
+    """A decode ``dec`` of ``x`` (both at x's rate) with its delay removed and cut or padded to ``x``'s length:
+    (float32 (len(x),), the delay in samples)."""
+    lag = codec_delay(np.ascontiguousarray(x, np.float32), dec)
     y = dec[lag : lag + x.size] if lag >= 0 else np.concatenate([np.zeros(-lag, np.float32), dec])[: x.size]
     return np.pad(y, (0, x.size - y.size)).astype(np.float32), lag
+
+
+def codec_roundtrip(x: np.ndarray, sr: int, codec: str, kbps: float) -> tuple[np.ndarray, int]:
+    """Encode ``x`` (float32 mono at ``sr``) with ``codec`` ("opus" or "mp3") at ``kbps`` and decode it
+    back to ``sr``; returns (decoded aligned to ``x`` sample for sample, the delay that was removed)."""
+    raw = ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
+    bits = codec_encode(x, sr, codec, kbps)
+    dec = np.frombuffer(_ffmpeg(["-i", "pipe:0", *raw, "pipe:1"], bits), np.float32).copy()
+    return aligned(x, dec)
 
 
 def codec_delay(x: np.ndarray, dec: np.ndarray, max_lag: int = MAX_CODEC_LAG) -> int:
