@@ -625,8 +625,8 @@ def main(argv=None) -> int:
 
 LACE_NOTE = ("Debian 12's libopus0 is 1.3.1 and PyPI's `opuscodec` 0.1.3 (libopus 1.6.1) is built without OSCE; "
              "npm's `@wasm-audio-decoders/opus-ml` 0.0.3 is libopus 1.5 with it, run here by node on the same Opus "
-             "stream as the `libopus-nolace` row (decoder complexity 7: NoLACE). Checked on a speech clip: NoLACE leaves "
-             "its 6 and 8 kbps decodes unchanged sample for sample (libopus codes them with nothing above 6 kHz, "
+             "stream as the `libopus-nolace` row (decoder complexity 7: NoLACE). Checked by hand on one speech clip, not by "
+             "this benchmark: NoLACE left its 6 and 8 kbps decodes unchanged sample for sample (libopus codes them with nothing above 6 kHz, "
              "narrow- or medium-band SILK, which this build's LACE/NoLACE leave as they are) and changes the 12 kbps "
              "one.")
 

@@ -75,6 +75,25 @@ def test_loader_refuses_altered_or_foreign_bundles(exported, tmp_path):
             B.load_bundle(d)
 
 
+def test_loader_compares_outputs_with_golden_relative_to_their_peak(exported, tmp_path):
+    """golden.npz's gains moved by a tenth of GOLDEN_TOL of their peak still load; moved by ten times it:
+    BundleError that says how far, relative to the peak."""
+    import shutil
+
+    _, path, _ = exported
+    for case, k in (("within", 0.1), ("beyond", 10.0)):
+        d = tmp_path / case
+        shutil.copytree(path, d)
+        g = dict(np.load(d / "golden.npz"))
+        g["gain_db"] = g["gain_db"] + k * B.GOLDEN_TOL * max(1.0, float(np.max(np.abs(g["gain_db"]))))
+        np.savez(d / "golden.npz", **g)
+        if case == "within":
+            B.load_bundle(d)
+        else:
+            with pytest.raises(BundleError, match="of its peak"):
+                B.load_bundle(d)
+
+
 def test_loader_refuses_a_bundle_of_the_124_float_conditioning_and_says_to_re_export(exported, tmp_path):
     """A config of version 1 (conditioning without relative targets): one BundleError that names the version
     this code reads and the export command."""
