@@ -76,12 +76,13 @@ def test_loader_refuses_altered_or_foreign_bundles(exported, tmp_path):
 
 
 def test_loader_compares_outputs_with_golden_relative_to_their_peak(exported, tmp_path):
-    """golden.npz's gains moved by a tenth of GOLDEN_TOL of their peak still load; moved by ten times it:
+    """golden.npz's gains moved by half of GOLDEN_TOL times their peak still load (this bundle's gains reach about
+    10 dB, so that is about 5e-4 dB: more than an absolute 1e-4 dB check would take); moved by ten times it:
     BundleError that says how far, relative to the peak."""
     import shutil
 
     _, path, _ = exported
-    for case, k in (("within", 0.1), ("beyond", 10.0)):
+    for case, k in (("within", 0.5), ("beyond", 10.0)):
         d = tmp_path / case
         shutil.copytree(path, d)
         g = dict(np.load(d / "golden.npz"))
