@@ -176,17 +176,23 @@ register(BoardSlot(
     {"reverb.room_size": (0, "room_size", _ident), "reverb.damping": (0, "damping", _ident),
      "reverb.wet_db": (0, "wet_level", _db_to_lin), "reverb.dry_db": (0, "dry_level", _db_to_lin),
      "reverb.width": (0, "width", _ident)}))
-# JUCE's Limiter adds -threshold of make-up gain and hard-clips at 0 dBFS, so the threshold sets
-# how hard it limits and a Gain after it sets the true output ceiling.
+# JUCE's Limiter is two compressors (4:1 above -10 dBFS, then 1000:1 above the threshold) followed by a make-up
+# of 3.75 dB (the first stage's, fixed) plus -threshold, and it hard-clips at 0 dBFS. So alone it raises a quiet
+# signal by 3.75 dB more than -threshold and starts clamping 3.75 dB below the threshold. A -3.75 dB gain before it
+# cancels that fixed make-up: a quiet signal comes out -threshold + ceiling dB louder (unity with threshold =
+# ceiling), clamping starts at the threshold, and the Gain after it sets the true output ceiling. JUCE's first
+# stage still compresses 4:1 what rises above -6.25 dBFS at the slot's input, so loud material is softened
+# before it reaches the threshold.
+JUCE_LIMITER_MAKEUP_DB = 3.75
 register(BoardSlot(
     "limiter", "limiter (JUCE Limiter) with an output ceiling",
     (P("limiter.threshold_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0,
-       doc="limiting starts here (the limiter then adds -threshold of make-up)"),
+       doc="input peaks above this are limited (the limiter then adds -threshold of make-up)"),
      P("limiter.release_ms", 1.0, 1000.0, 80.0, "ms", "log", 0.0, "release time"),
      P("limiter.ceiling_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0, doc="highest output peak, dBFS")),
-    lambda: [pb.Limiter(-1.0, 80.0), pb.Gain(-1.0)],
-    {"limiter.threshold_db": (0, "threshold_db", _ident), "limiter.release_ms": (0, "release_ms", _ident),
-     "limiter.ceiling_db": (1, "gain_db", _ident)}))
+    lambda: [pb.Gain(-JUCE_LIMITER_MAKEUP_DB), pb.Limiter(-1.0, 80.0), pb.Gain(-1.0)],
+    {"limiter.threshold_db": (1, "threshold_db", _ident), "limiter.release_ms": (1, "release_ms", _ident),
+     "limiter.ceiling_db": (2, "gain_db", _ident)}))
 
 register(SpectralSlot("sgate", "spectral gate with tilted threshold", spectral_gate.PARAMS,
                       spectral_gate.SpectralGate))

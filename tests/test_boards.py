@@ -56,3 +56,22 @@ def test_vst3_parameters_join_the_table_and_are_automated(monkeypatch):
     y = chain(np.full(2000, 0.5, np.float32))
     assert abs(y[-1] - 0.5 * 10 ** (-12 / 20)) < 1e-4
     assert Layout.from_dict(lay.to_dict()) == lay
+
+
+@pytest.mark.parametrize("threshold_db, ceiling_db", [(-1.0, -1.0), (-6.0, -1.0), (-12.0, -3.0)])
+def test_limiter_slot_gives_a_quiet_signal_minus_threshold_plus_ceiling_and_keeps_peaks_under_the_ceiling(
+        threshold_db, ceiling_db):
+    """JUCE's Limiter adds a fixed 3.75 dB of make-up on top of -threshold; the slot cancels it, so with
+    threshold = ceiling a signal that never reaches the threshold passes at unity gain."""
+    sr = 48000
+    t = np.arange(2 * sr) / sr
+    ch = Chain(Layout(post=("limiter",)), sr, 1, 4800)
+    ch.params["limiter.threshold_db"] = threshold_db
+    ch.params["limiter.ceiling_db"] = ceiling_db
+    quiet = (10 ** (-30 / 20) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    y = ch(quiet)
+    gain_db = 20 * np.log10(np.sqrt(np.mean(y[:, sr:] ** 2)) / np.sqrt(np.mean(quiet[:, sr:] ** 2)))
+    assert abs(gain_db - (ceiling_db - threshold_db)) < 0.01
+    ch.reset()
+    loud = (10 ** (6 / 20) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    assert 20 * np.log10(np.abs(ch(loud)[:, sr:]).max()) <= ceiling_db + 0.01
