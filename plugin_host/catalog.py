@@ -119,11 +119,11 @@ register(BoardSlot(
     (P("trim.gain_db", -48.0, 24.0, 0.0, "dB", smoothing_ms=20.0, doc="gain"),),
     lambda: [pb.Gain(0.0)], {"trim.gain_db": (0, "gain_db", _ident)}))
 register(BoardSlot(
-    "hpf", "high-pass filter (12 dB/oct): rumble, handling noise, plosive thumps",
+    "hpf", "high-pass filter (first order, 6 dB/oct): rumble, handling noise, plosive thumps",
     (P("hpf.cutoff_hz", 20.0, 2000.0, 80.0, "Hz", "log", 30.0, "cutoff frequency"),),
     lambda: [pb.HighpassFilter(80.0)], {"hpf.cutoff_hz": (0, "cutoff_frequency_hz", _ident)}))
 register(BoardSlot(
-    "lpf", "low-pass filter (12 dB/oct)",
+    "lpf", "low-pass filter (first order, 6 dB/oct)",
     (P("lpf.cutoff_hz", 500.0, 22000.0, 18000.0, "Hz", "log", 30.0, "cutoff frequency"),),
     lambda: [pb.LowpassFilter(18000.0)], {"lpf.cutoff_hz": (0, "cutoff_frequency_hz", _ident)}))
 register(BoardSlot(
@@ -165,16 +165,27 @@ register(BoardSlot(
      P("drive.trim_db", -48.0, 12.0, -6.0, "dB", smoothing_ms=20.0, doc="level after the saturator")),
     lambda: [pb.Distortion(12.0), pb.Gain(-6.0)],
     {"drive.drive_db": (0, "drive_db", _ident), "drive.trim_db": (1, "gain_db", _ident)}))
+# JUCE's Reverb scales its dry level by 2 (its wet level by 3): dry_level 1.0 passes the direct sound at +6.02 dB.
+# The dry parameter is the direct sound's gain, so 0 dB is dry_level 0.5 and the range ends at +6 dB (JUCE's 1.0).
+# The wet level stays JUCE's: at the default room size its tail's energy is about the set level (wet -20 dB: a
+# unit impulse's tail carries -20.8 dB).
+JUCE_REVERB_DRY_SCALE = 2.0
+
+
+def _dry_db_to_juce(db):
+    return _db_to_lin(db) / JUCE_REVERB_DRY_SCALE
+
+
 register(BoardSlot(
     "reverb", "algorithmic room (Freeverb)",
     (P("reverb.room_size", 0.0, 1.0, 0.35, "", smoothing_ms=50.0, doc="room size"),
      P("reverb.damping", 0.0, 1.0, 0.5, "", smoothing_ms=50.0, doc="high-frequency damping"),
      P("reverb.wet_db", -60.0, 0.0, -14.0, "dB", smoothing_ms=30.0, doc="reverberant level"),
-     P("reverb.dry_db", -60.0, 0.0, 0.0, "dB", smoothing_ms=30.0, doc="direct level"),
+     P("reverb.dry_db", -60.0, 6.0, 0.0, "dB", smoothing_ms=30.0, doc="direct level (0 dB: unity)"),
      P("reverb.width", 0.0, 1.0, 1.0, "", smoothing_ms=50.0, doc="stereo width of the tail")),
-    lambda: [pb.Reverb(0.35, 0.5, _db_to_lin(-14.0), 1.0, 1.0)],
+    lambda: [pb.Reverb(0.35, 0.5, _db_to_lin(-14.0), _dry_db_to_juce(0.0), 1.0)],
     {"reverb.room_size": (0, "room_size", _ident), "reverb.damping": (0, "damping", _ident),
-     "reverb.wet_db": (0, "wet_level", _db_to_lin), "reverb.dry_db": (0, "dry_level", _db_to_lin),
+     "reverb.wet_db": (0, "wet_level", _db_to_lin), "reverb.dry_db": (0, "dry_level", _dry_db_to_juce),
      "reverb.width": (0, "width", _ident)}))
 # JUCE's Limiter is two compressors (4:1 above -10 dBFS, then 1000:1 above the threshold) followed by a make-up
 # of 3.75 dB (the first stage's, fixed) plus -threshold, and it hard-clips at 0 dBFS. So alone it raises a quiet

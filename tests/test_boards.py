@@ -75,3 +75,17 @@ def test_limiter_slot_gives_a_quiet_signal_minus_threshold_plus_ceiling_and_keep
     ch.reset()
     loud = (10 ** (6 / 20) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
     assert 20 * np.log10(np.abs(ch(loud)[:, sr:]).max()) <= ceiling_db + 0.01
+
+
+@pytest.mark.parametrize("dry_db", [0.0, -6.0, 6.0])
+def test_reverb_slot_passes_the_direct_sound_at_its_dry_level(dry_db):
+    """JUCE's Reverb doubles its dry level; the slot halves it, so reverb.dry_db is the direct sound's gain."""
+    sr = 48000
+    t = np.arange(2 * sr) / sr
+    ch = Chain(Layout(pre=("reverb",)), sr, 1, 4800)
+    ch.params["reverb.wet_db"] = -60.0
+    ch.params["reverb.dry_db"] = dry_db
+    x = (0.03 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    y = ch(x)
+    gain_db = 20 * np.log10(np.sqrt(np.mean(y[:, sr:] ** 2)) / np.sqrt(np.mean(x[:, sr:] ** 2)))
+    assert abs(gain_db - dry_db) < 0.1

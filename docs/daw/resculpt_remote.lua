@@ -35,7 +35,7 @@ function dsp_params ()
     { ["type"] = "input", name = "reverb.room_size", min = 0.0, max = 1.0, default = 0.35 },
     { ["type"] = "input", name = "reverb.damping", min = 0.0, max = 1.0, default = 0.5 },
     { ["type"] = "input", name = "reverb.wet_db", min = -60.0, max = 0.0, default = -14.0, unit = "dB" },
-    { ["type"] = "input", name = "reverb.dry_db", min = -60.0, max = 0.0, default = 0.0, unit = "dB" },
+    { ["type"] = "input", name = "reverb.dry_db", min = -60.0, max = 6.0, default = 0.0, unit = "dB" },
     { ["type"] = "input", name = "reverb.width", min = 0.0, max = 1.0, default = 1.0 },
     { ["type"] = "input", name = "limiter.threshold_db", min = -24.0, max = 0.0, default = -1.0, unit = "dB" },
     { ["type"] = "input", name = "limiter.release_ms", min = 1.0, max = 1000.0, default = 80.0, logarithmic = true },
