@@ -20,7 +20,10 @@ Val-split speech (``benchmarks/resculpt_model.py``'s clips, encoders and metrics
   ``oracle-G:cut`` / ``oracle-G:boost``: only its gains below / above 0 dB (a mask can only cut);
 - ``codec-repair>oracle-cut<4k``: the ``codec-repair`` preset's output, then ``oracle-G:cut``'s gains below 4 kHz
   (the band Opus keeps at 6-8 kbps): what removing the codec's per-frame band errors under the edge would add to
-  the repair; ``codec-repair>denoise-gentle|denoise-live``: the repair, then that shipped mask preset;
+  the repair; ``...:speech`` / ``...:pause`` only on the frames within / more than 25 dB under the clip's loudest
+  decoded frame, ``...:static`` each band's mean cut over the clip (a fixed EQ);
+- ``mask:DIR>codec-repair``: the mask stage with the bundle in DIR (``--mask-bundle``) on the decode, then the
+  ``codec-repair`` preset; ``codec-repair>denoise-gentle|denoise-live``: the repair, then that shipped mask preset;
   ``original``: the uncompressed original itself (the most any repair can reach);
 - ``preset:<name>``: a shipped preset through ``Chain.from_preset`` at 48 kHz (the learned mask presets, and
   ``codec-repair``; ``mask`` is the mask stage alone at its defaults);
@@ -105,11 +108,17 @@ def _fio():
     return FrameIO(SR)
 
 
-def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = "", below_hz: float = 0.0) -> np.ndarray:
+PAUSE_DB = 25.0  # frames this far under the clip's loudest decoded frame count as pauses (``frames``)
+
+
+def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = "", below_hz: float = 0.0,
+                frames: str = "") -> np.ndarray:
     """The model's output form with perfect per-frame outputs: band gains (and copy-up) that put each ERB band's
     energy of the decoded frame on the original's; ``sign`` "cut" keeps only the gains below 0 dB (what a mask
     can do), "boost" only those above; ``below_hz`` > 0: bins from there up keep their level (the gains act on
-    the band the codec kept)."""
+    the band the codec kept). ``frames`` (without copy-up): "speech" / "pause" applies the gains only on frames
+    within / more than PAUSE_DB under the clip's loudest decoded frame, "static" replaces them by each band's
+    mean gain in dB over the clip (what a fixed EQ could do)."""
     import torch
     from resculpt.models.resculpt import common as C
 
@@ -132,6 +141,14 @@ def oracle_form(dec16: np.ndarray, ref16: np.ndarray, copy: bool, sign: str = ""
         g = torch.where(cut, torch.ones_like(g), g)
         Y = torch.sqrt(g) @ f.syn.t() * X + E @ f.syn.t() * Xs
     else:
+        if frames in ("speech", "pause"):
+            lvl = 10 * torch.log10(pd.sum(-1, keepdim=True))  # (B, T, 1) decoded frame level, dB
+            on = (lvl >= lvl.max() - PAUSE_DB) if frames == "speech" else (lvl < lvl.max() - PAUSE_DB)
+            g = torch.where(on, g, torch.ones_like(g))
+        elif frames == "static":
+            g = 10 ** (torch.log10(g).mean(1, keepdim=True)) * torch.ones_like(g)
+        elif frames:
+            raise ValueError(f"frames: {frames!r}")
         gb = torch.sqrt(g) @ f.syn.t()
         if below_hz > 0.0:
             gb[..., int(math.ceil(below_hz * 2 * (f.nb - 1) / SR)) :] = 1.0
@@ -191,6 +208,23 @@ def preset48(x48: np.ndarray, name: str, params: dict | None = None) -> np.ndarr
     return ch(np.asarray(x48, np.float32)[None])[0]
 
 
+def mask48(x48: np.ndarray, bundle: str) -> np.ndarray:
+    """The mask stage at its defaults with the bundle in folder ``bundle``, over ``x48`` at 48 kHz (the ``default``
+    STFT; its latency trimmed)."""
+    from resculpt.dsp.params import ParamTable
+    from resculpt.dsp.stft import StreamingSTFT
+    from resculpt.models.mask import stage as mask_stage
+
+    table = ParamTable(mask_stage.PARAMS)
+    sec = StreamingSTFT("default", [mask_stage.MaskStage(table, bundle)], table=table)
+    sec.prepare(48000, 4800, 1)
+    lat = sec.latency_samples
+    y = np.concatenate([np.asarray(x48, np.float32), np.zeros(lat, np.float32)])[None].copy()
+    for i in range(0, y.shape[1], 4800):
+        sec.process(y[:, i : i + 4800])  # in place
+    return y[0, lat:]
+
+
 def band_loss_db(dec: np.ndarray, ref: np.ndarray, sr: int) -> np.ndarray:
     from resculpt.dsp.profile import long_term_envelope
 
@@ -231,6 +265,12 @@ def _systems(a, net, dec, dec16, ref16, tg) -> dict:
     systems["codec-repair>oracle-cut<4k"] = lambda: oracle_form(
         rep16.setdefault("y", np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)), ref16, False,
         "cut", 4000.0)
+    for fr in ("speech", "pause", "static"):  # where in time the oracle's cuts pay
+        systems[f"codec-repair>oracle-cut<4k:{fr}"] = lambda fr=fr: oracle_form(
+            rep16.setdefault("y", np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)), ref16, False,
+            "cut", 4000.0, fr)
+    for mb in a.mask_bundles or ():  # a mask bundle (e.g. one fine-tuned on codec pairs) on the decode, then the repair
+        systems[f"mask:{mb}>codec-repair"] = lambda mb=mb: B.rs(preset48(mask48(dec, mb), "codec-repair"), sr, SR)
     for p in ("denoise-gentle", "denoise-live"):  # the learned denoising mask on the repair's output
         systems[f"codec-repair>{p}"] = lambda p=p: B.rs(preset48(preset48(dec, "codec-repair"), p), sr, SR)
     systems["original"] = lambda: ref16
@@ -251,6 +291,9 @@ def main(argv=None) -> int:
     ap.add_argument("--preset-setting", action="append", dest="preset_settings", metavar="ID=V[,ID=V...]",
                     help="a system: the codec-repair preset with these parameters set (e.g. codec.model=1); "
                          "named preset:codec-repair+ID=V,...")
+    ap.add_argument("--mask-bundle", action="append", dest="mask_bundles", metavar="DIR",
+                    help="a system: the mask stage with the bundle in DIR on the decode, then the codec-repair preset; "
+                         "named mask:DIR>codec-repair")
     ap.add_argument("--out", default="/tmp/codec_diag")
     a = ap.parse_args(argv)
     a.codec_settings = a.codec_settings or ["-12,0,0", "-24,-12,0", "-24,-9,0", "-30,-12,0", "-24,-60,6",

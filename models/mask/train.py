@@ -4,8 +4,9 @@
     python -m resculpt.models.mask.train --out runs/mask --steps 6000
     resculpt train mask --smoke --out /tmp/x        # CI: 3 steps on synthetic signals, < 60 s
 
-Each step: a batch of 16 kHz mixtures (``mixing.py``; with ``--teacher``, rows from the teacher cache,
-``teacher.py``), a 10 or 20 ms STFT window drawn per batch, band and fine features -> MaskNet band gains ->
+Each step: a batch of 16 kHz mixtures (``mixing.py``; with ``--pairs``, cached input/target rows such as
+decoded low-bitrate speech and its original, ``scripts/codec_mask_pairs.py``; with ``--teacher``, rows from the
+teacher cache; both ``teacher.py``), a 10 or 20 ms STFT window drawn per batch, band and fine features -> MaskNet band gains ->
 masked resynthesis (``band_io.py``), the weighted loss terms (``losses.py``), one generator step and, with
 the adversarial term on, one discriminator step.
 
@@ -45,7 +46,7 @@ from resculpt.models.mask.losses import (
 )
 from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
-from resculpt.models.mask.teacher import TeacherCache
+from resculpt.models.mask.teacher import RowCache, TeacherCache
 
 
 def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2, vary_noise=True):
@@ -173,6 +174,15 @@ def train(args) -> dict:
               f"({teacher.meta.get('teacher')}); {n_teach} of {args.batch} rows per batch", flush=True)
     else:
         w["teach"] = 0.0
+    pairs, n_pairs, val_pairs = None, 0, []
+    if args.pairs:
+        pairs = RowCache(Path(args.pairs))
+        n_pairs = min(args.batch - n_teach, max(1, round(args.pairs_frac * args.batch)))
+        if args.pairs_val:
+            vp = RowCache(Path(args.pairs_val), "--pairs-val")
+            val_pairs = [{"noisy": a, "clean": b} for a, b in zip(vp.x, vp.t)]
+        print(f"pairs: {len(pairs.x)} rows of {pairs.x.shape[1] / SR:.1f} s ({pairs.meta.get('input')}); "
+              f"{n_pairs} of {args.batch} rows per batch", flush=True)
     perc = perceptual_or_off(w, args.smoke)
     start = 0
     rng_state = None
@@ -245,7 +255,8 @@ def train(args) -> dict:
     stopper.install()
     if start == 0 and args.init_from and args.val_every:  # the starting point of a fine-tune on the curve
         r = evaluate(net, val)
-        log.write(json.dumps({"step": 0, "val": r, "wall_s": wall_before}) + "\n")
+        rp = {"val_pairs": evaluate(net, val_pairs)} if val_pairs else {}
+        log.write(json.dumps({"step": 0, "val": r, **rp, "wall_s": wall_before}) + "\n")
         log.flush()
     stop_at = min(total, args.stop_at) if args.stop_at else total
     while step < stop_at:
@@ -254,7 +265,12 @@ def train(args) -> dict:
             print(f"\nstopping at step {step}: {why}", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
-        x, t, c = mixing.batch(rng, pools, args.batch - n_teach, seg, vary_noise=vary)
+        n_mix = args.batch - n_teach - n_pairs
+        x, t, c = (mixing.batch(rng, pools, n_mix, seg, vary_noise=vary) if n_mix > 0 else
+                   (np.zeros((0, seg), np.float32), np.zeros((0, seg), np.float32), np.zeros((0, 2), np.float32)))
+        if pairs is not None:  # cached input/target rows, after the mixtures and before the teacher's rows
+            xp, tp, cp = pairs.batch(rng, n_pairs, seg)
+            x, t, c = np.concatenate([x, xp]), np.concatenate([t, tp]), np.concatenate([c, cp])
         if teacher is not None:  # the cached rows come last: rows [nb:] have a teacher output
             xc, tc, yc, cc = teacher.batch(rng, n_teach, seg)
             x, t, c = np.concatenate([x, xc]), np.concatenate([t, tc]), np.concatenate([c, cc])
@@ -331,20 +347,23 @@ def train(args) -> dict:
             save(ckpt_path)
         if args.val_every and step % args.val_every == 0:
             r = evaluate(net, val)
-            log.write(json.dumps({"step": step, "val": r, "wall_s": wall_before + time.time() - t0}) + "\n")
+            rp = {"val_pairs": evaluate(net, val_pairs)} if val_pairs else {}
+            log.write(json.dumps({"step": step, "val": r, **rp, "wall_s": wall_before + time.time() - t0}) + "\n")
             log.flush()
             print(f"\nstep {step}: val SI-SDR {r['si_sdr_out']:.2f} dB (input {r['si_sdr_in']:.2f}, "
                   f"improvement {r['si_sdr_improvement']:+.2f}), mrstft {r['mrstft']:.3f}", flush=True)
     save(ckpt_path)
     stopper.restore()
     r = evaluate(net, val)
+    rp = {"val_pairs": evaluate(net, val_pairs)} if val_pairs else {}
     wall = wall_before + time.time() - t0
     if step > start and not (args.val_every and step % args.val_every == 0):  # where this call ended
-        log.write(json.dumps({"step": step, "val": r, "wall_s": wall}) + "\n")
-    summary = {"steps": step, "wall_s": wall, "val": r, "loss_w": w, "params": n_params(net), "last": last,
+        log.write(json.dumps({"step": step, "val": r, **rp, "wall_s": wall}) + "\n")
+    summary = {"steps": step, "wall_s": wall, "val": r, **rp, "loss_w": w, "params": n_params(net), "last": last,
                "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
-               "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0}
+               "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
+               "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -438,6 +457,11 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--teacher", help="DeepFilterNet3-LL teacher cache folder (scripts/mask_teacher_cache.py): "
                     "enables the teach term")
     ap.add_argument("--teacher-frac", type=float, default=0.5, help="share of each batch drawn from the teacher cache")
+    ap.add_argument("--pairs", help="a folder of cached input/target rows (scripts/codec_mask_pairs.py: decoded, "
+                    "repaired low-bitrate speech and its original) drawn beside the mixtures")
+    ap.add_argument("--pairs-val", help="held-out rows of the same kind (other speakers), scored beside the "
+                    "mixtures at every validation (val_pairs in log.jsonl)")
+    ap.add_argument("--pairs-frac", type=float, default=0.75, help="share of each batch drawn from --pairs")
     ap.add_argument("--plain-noise", action="store_true", help="no noise variations (speed, EQ, coloured, babble)")
     ap.add_argument("--smoke", action="store_true", help="3 steps on synthetic signals (CI)")
     return ap
