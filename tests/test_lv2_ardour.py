@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.slow,
 RATE = 48000
 SUPERCLOCK = 282_240_000  # Ardour 7's time unit per second
 SECONDS = 3.0
+PREROLL_S = 2.0  # the silence Ardour's export runs through the session before its first sample
 STEP_S = 1.5  # the automation lane steps out.gain_db from -6 dB to 0 dB here, over 10 ms
 PRESET = "denoise-live"
 SET = ("mask.reduction_db", 12.0)
@@ -226,7 +227,8 @@ def test_ardour_session_keeps_a_user_preset_and_target_from_an_lv2_preset_and_ex
     `new_plugin(..., label)`), saved, reopened and exported: the saved plugin state carries the user preset
     and the target, the reopened plugin shows the preset control on "(user preset)" and the preset's
     values, and the export (a third load of the session) is the streaming render of the user preset with
-    the target, within the same pre-roll tolerance as above, and far from the same preset without it."""
+    the target after PREROLL_S of silence (Ardour's pre-roll; measured residual -48 dB, against -27 dB for a
+    render from a reset, a figure that depends on the target), and far from the same preset without it."""
     from resculpt.dsp.profile import load_profile
     from resculpt.plugin_host.lv2.build import write_user_preset
     from resculpt.plugin_host.render import render_with_target, with_match_stage
@@ -263,12 +265,17 @@ def test_ardour_session_keeps_a_user_preset_and_target_from_an_lv2_preset_and_ex
                        capture_output=True, text=True, timeout=600)
     assert wav.exists(), r.stdout + r.stderr
     y, _ = read_audio(wav)
-    ref, _ = render_with_target(chain, x, RATE, load_profile(target), 4096, passes=1, prime=False)
+    # The reference hears what Ardour's export runs first: PREROLL_S of silence (the match stage's running
+    # fingerprint, the mask's and the dynamics' states start from that history, not from a reset).
+    pre = np.zeros((x.shape[0], int(PREROLL_S * RATE)), np.float32)
+    ref, _ = render_with_target(chain, np.concatenate([pre, x], 1), RATE, load_profile(target), 4096, passes=1,
+                                prime=False)
+    ref = ref[:, pre.shape[1]:]
     without = Chain.from_preset(user, sample_rate=RATE, channels=2, max_block=4096)(x)
     a = slice(int(0.5 * RATE), x.shape[1])
     res = residual_db(y[:, a], ref[:, a]), residual_db(y[:, a], without[:, a])
     print(f"export vs streaming render with the target: {res[0]:.1f} dB; without it: {res[1]:.1f} dB")
-    assert res[0] < -30.0 and res[1] > -15.0, res
+    assert res[0] < -40.0 and res[1] > -15.0, res
 
 
 # -- `resculpt daw ardour` in Ardour against a live `resculpt serve` ------------------------------------
