@@ -167,8 +167,7 @@ register(BoardSlot(
     {"drive.drive_db": (0, "drive_db", _ident), "drive.trim_db": (1, "gain_db", _ident)}))
 # JUCE's Reverb scales its dry level by 2 (its wet level by 3): dry_level 1.0 passes the direct sound at +6.02 dB.
 # The dry parameter is the direct sound's gain, so 0 dB is dry_level 0.5 and the range ends at +6 dB (JUCE's 1.0).
-# The wet level stays JUCE's: at the default room size its tail's energy is about the set level (wet -20 dB: a
-# unit impulse's tail carries -20.8 dB).
+# The wet level stays JUCE's own scale (the tail's level also depends on room size and damping).
 JUCE_REVERB_DRY_SCALE = 2.0
 
 

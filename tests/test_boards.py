@@ -89,3 +89,17 @@ def test_reverb_slot_passes_the_direct_sound_at_its_dry_level(dry_db):
     y = ch(x)
     gain_db = 20 * np.log10(np.sqrt(np.mean(y[:, sr:] ** 2)) / np.sqrt(np.mean(x[:, sr:] ** 2)))
     assert abs(gain_db - dry_db) < 0.1
+
+
+@pytest.mark.parametrize("slot, cutoff_hz, probe_hz", [("hpf", 80.0, 40.0), ("lpf", 500.0, 1000.0)])
+def test_hpf_and_lpf_slots_are_first_order_an_octave_past_the_cutoff_is_7_db_down(slot, cutoff_hz, probe_hz):
+    """pedalboard's filters are first order (6 dB/oct): an octave past the cutoff |H|^2 = 1 / (1 + 4), -6.99 dB,
+    where a second-order Butterworth would give -12.3 dB (the slots' docs say first order)."""
+    sr = 48000
+    t = np.arange(4 * sr) / sr
+    ch = Chain(Layout(pre=(slot,)), sr, 1, 4800)
+    ch.params[f"{slot}.cutoff_hz"] = cutoff_hz
+    x = (0.1 * np.sin(2 * np.pi * probe_hz * t)).astype(np.float32)[None]
+    y = ch(x)
+    gain_db = 20 * np.log10(np.sqrt(np.mean(y[:, sr:] ** 2)) / np.sqrt(np.mean(x[:, sr:] ** 2)))
+    assert abs(gain_db - 10 * np.log10(1 / 5)) < 0.1

@@ -107,6 +107,27 @@ def test_smoke_training_with_cached_pairs_draws_them_beside_the_mixtures_and_sco
     assert np.isfinite(vp["si_sdr_out"]) and vp["si_sdr_in"] > 40.0
 
 
+def test_a_batch_with_cached_pairs_holds_the_mixtures_then_crops_of_the_pairs_aligned_with_their_targets(tmp_path):
+    """mixed_rows: n_mix training mixtures first, then n_pairs rows cropped from the cache, each input with its
+    own target (same item, same offset) and the denoise condition; no mixture at all when n_mix is 0."""
+    from resculpt.models.mask import mixing
+    from resculpt.models.mask.teacher import RowCache
+    from resculpt.models.mask.train import mixed_rows
+
+    x = np.random.default_rng(1).standard_normal((4, 16000)).astype(np.float32)
+    np.savez(tmp_path / "shard_00000.npz", x=x, target=0.5 * x)
+    pairs, pools = RowCache(tmp_path), mixing.synthetic_pools(0)
+    xb, tb, cb = mixed_rows(np.random.default_rng(2), pools, 2, 4000, True, pairs, 3)
+    assert xb.shape == tb.shape == (5, 4000) and cb.shape == (5, 2)
+    for r in range(2, 5):
+        assert np.array_equal(tb[r], 0.5 * xb[r])
+        assert any(np.array_equal(xb[r], row[o : o + 4000]) for row in x for o in range(0, 12001))
+    assert not any(np.array_equal(tb[r], 0.5 * xb[r]) for r in range(2))  # the mixtures are not pairs
+    assert np.array_equal(cb[2:], np.tile([0.0, 1.0], (3, 1)))
+    xb, _, _ = mixed_rows(np.random.default_rng(2), pools, 0, 4000, True, pairs, 3)
+    assert xb.shape == (3, 4000)
+
+
 def test_growing_a_band_only_net_with_the_fine_branch_keeps_its_output_exactly():
     """grow_fine (--init-from a band-only checkpoint with --fine) copies every shared weight and zeroes the
     new FiLM rows and GRU input columns: the grown net's gains equal the band-only net's on any input, so

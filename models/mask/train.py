@@ -49,6 +49,17 @@ from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
 from resculpt.models.mask.teacher import RowCache, TeacherCache
 
 
+def mixed_rows(rng, pools, n_mix: int, seg: int, vary: bool, pairs=None, n_pairs: int = 0):
+    """A batch's rows without a teacher output: ``n_mix`` training mixtures, then ``n_pairs`` cached rows of
+    ``pairs`` (a RowCache, or None): input, target (n_mix + n_pairs, seg) and cond (n_mix + n_pairs, 2)."""
+    x, t, c = (mixing.batch(rng, pools, n_mix, seg, vary_noise=vary) if n_mix > 0 else
+               (np.zeros((0, seg), np.float32), np.zeros((0, seg), np.float32), np.zeros((0, 2), np.float32)))
+    if pairs is not None and n_pairs > 0:
+        xp, tp, cp = pairs.batch(rng, n_pairs, seg)
+        x, t, c = np.concatenate([x, xp]), np.concatenate([t, tp]), np.concatenate([c, cp])
+    return x, t, c
+
+
 def feature_stats(pools, seed, n_batches=8, bsz=8, n=SR * 2, vary_noise=True):
     """Per-input mean/std of the band and fine features over a few training batches (normalisation)."""
     io = BandIO(320, 80)
@@ -265,12 +276,7 @@ def train(args) -> dict:
             print(f"\nstopping at step {step}: {why}", flush=True)
             break
         rng = np.random.default_rng([args.seed, step])
-        n_mix = args.batch - n_teach - n_pairs
-        x, t, c = (mixing.batch(rng, pools, n_mix, seg, vary_noise=vary) if n_mix > 0 else
-                   (np.zeros((0, seg), np.float32), np.zeros((0, seg), np.float32), np.zeros((0, 2), np.float32)))
-        if pairs is not None:  # cached input/target rows, after the mixtures and before the teacher's rows
-            xp, tp, cp = pairs.batch(rng, n_pairs, seg)
-            x, t, c = np.concatenate([x, xp]), np.concatenate([t, tp]), np.concatenate([c, cp])
+        x, t, c = mixed_rows(rng, pools, args.batch - n_teach - n_pairs, seg, vary, pairs, n_pairs)
         if teacher is not None:  # the cached rows come last: rows [nb:] have a teacher output
             xc, tc, yc, cc = teacher.batch(rng, n_teach, seg)
             x, t, c = np.concatenate([x, xc]), np.concatenate([t, tc]), np.concatenate([c, cc])
@@ -457,8 +463,8 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--teacher", help="DeepFilterNet3-LL teacher cache folder (scripts/mask_teacher_cache.py): "
                     "enables the teach term")
     ap.add_argument("--teacher-frac", type=float, default=0.5, help="share of each batch drawn from the teacher cache")
-    ap.add_argument("--pairs", help="a folder of cached input/target rows (scripts/codec_mask_pairs.py: decoded, "
-                    "repaired low-bitrate speech and its original) drawn beside the mixtures")
+    ap.add_argument("--pairs", help="a folder of cached input/target rows (scripts/codec_mask_pairs.py: decoded "
+                    "low-bitrate speech and its original) drawn beside the mixtures")
     ap.add_argument("--pairs-val", help="held-out rows of the same kind (other speakers), scored beside the "
                     "mixtures at every validation (val_pairs in log.jsonl)")
     ap.add_argument("--pairs-frac", type=float, default=0.75, help="share of each batch drawn from --pairs")
