@@ -262,13 +262,16 @@ def _systems(a, net, dec, dec16, ref16, tg) -> dict:
     # What a per-frame band cut below the codec's edge (4 kHz at Opus 6-8 kbps) would add on top of the repair: the
     # oracle-G:cut gains toward the original, on the codec-repair preset's output, band above 4 kHz left as rebuilt.
     rep16 = {}
-    systems["codec-repair>oracle-cut<4k"] = lambda: oracle_form(
-        rep16.setdefault("y", np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)), ref16, False,
-        "cut", 4000.0)
+
+    def repaired16():  # the codec-repair preset's output at 16 kHz, rendered once for the systems built on it
+        if "y" not in rep16:
+            rep16["y"] = np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)
+        return rep16["y"]
+
+    systems["codec-repair>oracle-cut<4k"] = lambda: oracle_form(repaired16(), ref16, False, "cut", 4000.0)
     for fr in ("speech", "pause", "static"):  # where in time the oracle's cuts pay
         systems[f"codec-repair>oracle-cut<4k:{fr}"] = lambda fr=fr: oracle_form(
-            rep16.setdefault("y", np.asarray(B.rs(preset48(dec, "codec-repair"), sr, SR), np.float32)), ref16, False,
-            "cut", 4000.0, fr)
+            repaired16(), ref16, False, "cut", 4000.0, fr)
     for mb in a.mask_bundles or ():  # a mask bundle (e.g. one fine-tuned on codec pairs) on the decode, then the repair
         systems[f"mask:{mb}>codec-repair"] = lambda mb=mb: B.rs(preset48(mask48(dec, mb), "codec-repair"), sr, SR)
     for p in ("denoise-gentle", "denoise-live"):  # the learned denoising mask on the repair's output

@@ -121,7 +121,7 @@ def test_a_batch_with_cached_pairs_holds_the_mixtures_then_crops_of_the_pairs_al
     assert xb.shape == tb.shape == (5, 4000) and cb.shape == (5, 2)
     for r in range(2, 5):
         assert np.array_equal(tb[r], 0.5 * xb[r])
-        assert any(np.array_equal(xb[r], row[o : o + 4000]) for row in x for o in range(0, 12001))
+        assert any(np.array_equal(xb[r], row[o : o + 4000]) for row in x for o in range(12001))
     assert not any(np.array_equal(tb[r], 0.5 * xb[r]) for r in range(2))  # the mixtures are not pairs
     assert np.array_equal(cb[2:], np.tile([0.0, 1.0], (3, 1)))
     xb, _, _ = mixed_rows(np.random.default_rng(2), pools, 0, 4000, True, pairs, 3)

@@ -263,10 +263,12 @@ def train(args) -> dict:
                     "torch_rng": torch.get_rng_state()}, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
+    def validate():  # (the mixtures' scores, {"val_pairs": the held pairs' scores} or {} without pairs)
+        return evaluate(net, val), ({"val_pairs": evaluate(net, val_pairs)} if val_pairs else {})
+
     stopper.install()
     if start == 0 and args.init_from and args.val_every:  # the starting point of a fine-tune on the curve
-        r = evaluate(net, val)
-        rp = {"val_pairs": evaluate(net, val_pairs)} if val_pairs else {}
+        r, rp = validate()
         log.write(json.dumps({"step": 0, "val": r, **rp, "wall_s": wall_before}) + "\n")
         log.flush()
     stop_at = min(total, args.stop_at) if args.stop_at else total
@@ -352,16 +354,14 @@ def train(args) -> dict:
         if step % args.ckpt_every == 0:
             save(ckpt_path)
         if args.val_every and step % args.val_every == 0:
-            r = evaluate(net, val)
-            rp = {"val_pairs": evaluate(net, val_pairs)} if val_pairs else {}
+            r, rp = validate()
             log.write(json.dumps({"step": step, "val": r, **rp, "wall_s": wall_before + time.time() - t0}) + "\n")
             log.flush()
             print(f"\nstep {step}: val SI-SDR {r['si_sdr_out']:.2f} dB (input {r['si_sdr_in']:.2f}, "
                   f"improvement {r['si_sdr_improvement']:+.2f}), mrstft {r['mrstft']:.3f}", flush=True)
     save(ckpt_path)
     stopper.restore()
-    r = evaluate(net, val)
-    rp = {"val_pairs": evaluate(net, val_pairs)} if val_pairs else {}
+    r, rp = validate()
     wall = wall_before + time.time() - t0
     if step > start and not (args.val_every and step % args.val_every == 0):  # where this call ended
         log.write(json.dumps({"step": step, "val": r, **rp, "wall_s": wall}) + "\n")

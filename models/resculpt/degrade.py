@@ -217,10 +217,14 @@ def _ffmpeg(args: list[str], data: bytes) -> bytes:
     return r.stdout
 
 
+def _raw(sr: int) -> list[str]:
+    """ffmpeg's description of the pipe's samples: float32 mono at ``sr``."""
+    return ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
+
+
 def codec_encode(x: np.ndarray, sr: int, codec: str, kbps: float) -> bytes:
     """``x`` (float32 mono at ``sr``) encoded by ffmpeg with ``codec`` ("opus": libopus in Ogg; "mp3": libmp3lame)
     at ``kbps``, bit-exact (the same input gives the same bytes)."""
-    raw = ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
     if codec == "opus":
         enc = ["-c:a", "libopus", "-b:a", f"{kbps:g}k", "-f", "ogg"]
     elif codec == "mp3":
@@ -228,7 +232,7 @@ def codec_encode(x: np.ndarray, sr: int, codec: str, kbps: float) -> bytes:
     else:
         raise ValueError(f"unknown codec {codec!r}")
     xin = np.ascontiguousarray(x, np.float32)
-    return _ffmpeg([*raw, "-i", "pipe:0", "-flags:a", "+bitexact", "-fflags", "+bitexact", *enc, "pipe:1"],
+    return _ffmpeg([*_raw(sr), "-i", "pipe:0", "-flags:a", "+bitexact", "-fflags", "+bitexact", *enc, "pipe:1"],
                    xin.tobytes())
 
 
@@ -243,9 +247,8 @@ def aligned(x: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, int]:
 def codec_roundtrip(x: np.ndarray, sr: int, codec: str, kbps: float) -> tuple[np.ndarray, int]:
     """Encode ``x`` (float32 mono at ``sr``) with ``codec`` ("opus" or "mp3") at ``kbps`` and decode it
     back to ``sr``; returns (decoded aligned to ``x`` sample for sample, the delay that was removed)."""
-    raw = ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
     bits = codec_encode(x, sr, codec, kbps)
-    dec = np.frombuffer(_ffmpeg(["-i", "pipe:0", *raw, "pipe:1"], bits), np.float32).copy()
+    dec = np.frombuffer(_ffmpeg(["-i", "pipe:0", *_raw(sr), "pipe:1"], bits), np.float32).copy()
     return aligned(x, dec)
 
 
