@@ -564,7 +564,9 @@ def run_ablation(a, sets, out):
             rows.append({k: v for k, v in cached_scores(cache, key, it, compute)[0].items() if k != "computed_utc"})
         res[name] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
         print(name, res[name], flush=True)
-    L = [f"Ablation on the validation split ({len(sets['val'])} mixtures, SNR 0/5/10/15 dB), mask stage alone at "
+    cmd = " ".join(["benchmarks/denoise.py", *sys.argv[1:]])
+    L = [f"Command: `{cmd}`", "",
+         f"Ablation on the validation split ({len(sets['val'])} mixtures, SNR 0/5/10/15 dB), mask stage alone at "
          f"16 kHz, low-latency STFT, mask.reduction_db {a.ablation_reduction_db:g}.", "",
          "| variant | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL |", "|---|---|---|---|---|"]
     for k, r in res.items():
