@@ -12,11 +12,17 @@ writes benchmarks/results/live.md: callback time median / p99 / p99.9 / max as a
 period, overruns (callback > period) and xruns (JACK server notifications), with the command, the host's
 load average, the process's nice value and the scheduling policy of its JACK process thread.
 ``--channels 1`` runs a mono chain (a streamer's mic: in_1 -> chain -> both outputs), ``--channels 1 2``
-both, one after the other.
+both, one after the other. Several presets (``--preset A B``) run in turn for each period and channel count,
+``--rounds N`` times over, so that they share the machine's load of the moment and compare in one table (e.g.
+the `clean` preset beside a heavy one: what the server, the player and the machine cost with a chain that does
+next to nothing). ``--server-floor`` adds, in every round, a row for the bare server: the same jackd with no
+audio client, only a listener that counts xruns, i.e. what the machine gives with nothing of ours running.
 
     .venv/bin/python benchmarks/live.py                 # 10 minutes per period size
     .venv/bin/python benchmarks/live.py --minutes 2     # shorter run (say so when you report it)
     nice -n -5 .venv/bin/python benchmarks/live.py --preset denoise-live --periods 128 --channels 1
+    nice -n -5 .venv/bin/python benchmarks/live.py --preset denoise-live clean --rounds 2 --minutes 2 --server-floor \
+        --periods 128 --channels 1
 """
 
 from __future__ import annotations
@@ -152,6 +158,33 @@ def _rt_threads() -> list[str]:
     return out
 
 
+def run_server_only(period: int, seconds: float, settle: float) -> dict:
+    """The floor: the same jackd with no audio clients at all, only a listener that counts its xrun notifications
+    (no process callback, no player, no OSC). What it counts is the server's own timing on this machine."""
+    import jack
+
+    name = f"rsx-floor-{os.getpid()}-{period}"
+    jackd = start_jackd(name, period)
+    try:
+        c = jack.Client("floor_listener", no_start_server=True, servername=name)
+        xruns = [0]
+        c.set_xrun_callback(lambda delay_usecs: xruns.__setitem__(0, xruns[0] + 1))
+        c.activate()
+        time.sleep(settle)
+        xruns[0] = 0
+        load0 = os.getloadavg()
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        res = {"preset": "(server only)", "server_only": True, "period": period, "channels": 0,
+               "seconds": time.monotonic() - t0, "xruns": xruns[0], "loadavg": (load0, os.getloadavg())}
+        c.deactivate()
+        c.close()
+        return res
+    finally:
+        jackd.terminate()
+        jackd.wait(5)
+
+
 def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz: float, channels: int = 2) -> dict:
     from resculpt.plugin_host.chain import Chain
     from resculpt.plugin_host.live import JackBackend, LiveSession
@@ -199,7 +232,7 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
         dur = time.monotonic() - t0
         st = session.stats
         p = st.percentiles()
-        res = {"period": period, "channels": channels, "rt_threads": _rt_threads(), "nice": os.nice(0),
+        res = {"preset": preset, "period": period, "channels": channels, "rt_threads": _rt_threads(), "nice": os.nice(0),
                "seconds": dur, "callbacks": st.callbacks, "xruns": st.xruns,
                "overruns": st.overruns, "errors": st.errors, "us": p["us"], "load": p["load"],
                "latency": st.latency.as_dict(), "via": via, "loadavg": (load0, os.getloadavg()),
@@ -223,8 +256,8 @@ def run_period(preset: str, period: int, seconds: float, settle: float, rate_hz:
         jackd.wait(5)
 
 
-def write_md(path: Path, preset: str, costs: dict, results: list, minutes: float, settle: float, rate_hz: float,
-             command: str = ""):
+def write_md(path: Path, presets: list[str], costs: dict, results: list, minutes: float, settle: float,
+             rate_hz: float, command: str = ""):
     lines = [
         "# Live mode benchmark (`benchmarks/live.py`)",
         "",
@@ -234,42 +267,52 @@ def write_md(path: Path, preset: str, costs: dict, results: list, minutes: float
         f"jackd dummy at {RATE} Hz. Measured {minutes:g} min per period size "
         f"(after {settle:g} s settling, whose counters are discarded).",
         "",
-        (f"Chain: full `{preset}` preset (the heaviest shipped preset by offline per-block cost: "
+        (f"Chain: full `{presets[0]}` preset (the heaviest shipped preset by offline per-block cost: "
          + ", ".join(f"{k} {v:.0f} us" for k, v in sorted(costs.items(), key=lambda kv: -kv[1])) + " at 256)."
-         if costs else f"Chain: full `{preset}` preset (named with --preset); mono = in_1 -> chain -> out_1 and "
-         f"out_2, stereo = in_k -> channel k -> out_k."),
+         if costs else f"Chain: the full {', '.join(f'`{p}`' for p in presets)} preset"
+         f"{'s, run in turn (one row each)' if len(presets) > 1 else ''} (named with --preset); mono = in_1 -> "
+         f"chain -> out_1 and out_2, stereo = in_k -> channel k -> out_k."),
         f"Input: the bundled speech clip looped from a JACK client in a separate process. Parameter changes: "
-        f"{rate_hz:g}/s via {results[0]['via']}.",
+        f"{rate_hz:g}/s via {next(r['via'] for r in results if not r.get('server_only'))}.",
         "",
         "Callback time = our whole JACK process callback (port buffers -> chain -> ports), as a fraction of the period.",
         "",
-        "| period | chain | callbacks | median | p99 | p99.9 | max | overruns | xruns | chain latency | load avg start / end |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| preset | period | chain | callbacks | median | p99 | p99.9 | max | overruns | xruns | chain latency "
+         "| load avg start / end |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         per_ms = 1000 * r["period"] / RATE
+        la = r["loadavg"]
+        if r.get("server_only"):
+            lines.append(f"| {r['preset']} | {r['period']} ({per_ms:.2f} ms) | — | — | — | — | — | — | — | "
+                         f"{r['xruns']} | — | {la[0][0]:.2f} / {la[1][0]:.2f} |")
+            continue
         f = r["load"]
         u = r["us"]
-        la = r["loadavg"]
         lines.append(
-            f"| {r['period']} ({per_ms:.2f} ms) | {'mono' if r.get('channels', 2) == 1 else 'stereo'} | {r['callbacks']} | "
+            f"| {r['preset']} | {r['period']} ({per_ms:.2f} ms) | {'mono' if r.get('channels', 2) == 1 else 'stereo'} | {r['callbacks']} | "
             f"{100 * f['median']:.1f} % ({u['median']:.0f} us) | "
             f"{100 * f['p99']:.1f} % ({u['p99']:.0f} us) | {100 * f['p999']:.1f} % ({u['p999']:.0f} us) | "
             f"{100 * f['max']:.1f} % ({u['max']:.0f} us) | {r['overruns']} | {r['xruns']} | "
             f"{r['latency']['chain_samples']} samples ({r['latency']['chain_ms']:.2f} ms) | "
             f"{la[0][0]:.2f} / {la[1][0]:.2f} |")
     lines += ["", "Goal: 0 xruns and p99.9 <= 50 % of the period at 256.", ""]
-    for r in results:
+    for r in (r for r in results if not r.get("server_only")):
         ok = r["xruns"] == 0 and r["load"]["p999"] <= 0.5
         la = r["loadavg"]
-        lines.append(f"- period {r['period']}, {'mono' if r.get('channels', 2) == 1 else 'stereo'}: "
+        lines.append(f"- {r['preset']}, period {r['period']}, {'mono' if r.get('channels', 2) == 1 else 'stereo'}: "
                      f"p99.9 {100 * r['load']['p999']:.1f} % of the period, {r['xruns']} xruns, "
                      f"{r['overruns']} overruns, {r['errors']} callback errors -> "
                      f"{'meets' if ok else 'does not meet'} the 256-sample goal's bar; host load average "
                      f"{la[0][0]:.2f} at start, {la[1][0]:.2f} at end (this machine is shared); process nice "
                      f"{r.get('nice', 0)}, real-time threads: {', '.join(r.get('rt_threads', [])) or 'none'}.")
     lines += ["", "xruns are the JACK server's notifications (any client in the graph, including the player); "
-              "overruns are callbacks of ours that took longer than the period.", ""]
+              "overruns are callbacks of ours that took longer than the period."]
+    if any(r.get("server_only") for r in results):
+        lines.append("`(server only)`: the same jackd with no audio client (no chain, no player, no OSC), only a "
+                     "listener counting xrun notifications: the server's own floor on this machine.")
+    lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
@@ -280,7 +323,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="measured minutes per period size")
     ap.add_argument("--periods", type=int, nargs="+", default=[128, 256])
-    ap.add_argument("--preset", default=None, help="default: the heaviest shipped preset")
+    ap.add_argument("--preset", nargs="+", default=None,
+                    help="default: the heaviest shipped preset; several run in turn (one row each)")
+    ap.add_argument("--rounds", type=int, default=1, help="run every (period, channels, preset) this many times")
+    ap.add_argument("--server-floor", action="store_true",
+                    help="in every round and period, also run the bare server (no audio client) and count its xruns")
     ap.add_argument("--channels", type=int, nargs="+", default=[2], choices=[1, 2],
                     help="chain channels: 1 = mono (in_1 feeds it, both outputs get it), 2 = stereo")
     ap.add_argument("--rate-hz", type=float, default=50.0, help="parameter messages per second")
@@ -290,20 +337,35 @@ def main(argv=None) -> int:
     if shutil.which("jackd") is None:
         print("benchmarks/live.py: jackd not installed (apt install jackd2)", file=sys.stderr)
         return 1
-    preset, costs = (a.preset, {}) if a.preset else heaviest_preset()
-    print(f"preset {preset} (offline per-block median at 256: {costs})", flush=True)
-    results = []
-    for per, ch in [(per, ch) for per in a.periods for ch in a.channels]:
-        r = run_period(preset, per, a.minutes * 60, a.settle, a.rate_hz, ch)
-        print(f"period {per}, {ch} ch: median {100 * r['load']['median']:.1f} %, p99 {100 * r['load']['p99']:.1f} %, "
-              f"p99.9 {100 * r['load']['p999']:.1f} %, max {100 * r['load']['max']:.1f} % of the period; "
-              f"xruns {r['xruns']}, overruns {r['overruns']}, callbacks {r['callbacks']}", flush=True)
-        results.append(r)
+    if a.preset:
+        presets, costs = a.preset, {}
+    else:
+        heaviest, costs = heaviest_preset()
+        presets = [heaviest]
+    print(f"presets {presets} (offline per-block median at 256: {costs})", flush=True)
     cmd = " ".join([Path(sys.executable).relative_to(REPO).as_posix() if Path(sys.executable).is_relative_to(REPO)
                     else sys.executable, "benchmarks/live.py", *sys.argv[1:]])
     nice = os.nice(0)
-    write_md(Path(a.out), preset, costs, results, a.minutes, a.settle, a.rate_hz,
-             (f"nice -n {nice} " if nice else "") + cmd)
+    results = []
+
+    def save():  # after every row, so that a run stopped part-way keeps the rows it measured
+        if any(not r.get("server_only") for r in results):
+            write_md(Path(a.out), presets, costs, results, a.minutes, a.settle, a.rate_hz,
+                     (f"nice -n {nice} " if nice else "") + cmd)
+
+    for _, per, ch, preset in [(k, per, ch, p) for k in range(a.rounds) for per in a.periods for ch in a.channels
+                               for p in presets]:
+        if a.server_floor and ch == a.channels[0] and preset == presets[0]:
+            r = run_server_only(per, a.minutes * 60, a.settle)
+            print(f"server only, period {per}: xruns {r['xruns']}", flush=True)
+            results.append(r)
+            save()
+        r = run_period(preset, per, a.minutes * 60, a.settle, a.rate_hz, ch)
+        print(f"{preset}, period {per}, {ch} ch: median {100 * r['load']['median']:.1f} %, p99 {100 * r['load']['p99']:.1f} %, "
+              f"p99.9 {100 * r['load']['p999']:.1f} %, max {100 * r['load']['max']:.1f} % of the period; "
+              f"xruns {r['xruns']}, overruns {r['overruns']}, callbacks {r['callbacks']}", flush=True)
+        results.append(r)
+        save()
     print(f"wrote {a.out}")
     return 0
 
