@@ -1,12 +1,17 @@
 """pedalboard boards run inside our block protocol, plus VST3 loading.
 
 pedalboard cannot host a Python stage inside a Pedalboard, so the host calls a pre-board, our
-spectral section and a post-board in one callback, each board with reset=False. Two pedalboard
-behaviours (0.9.x) shape this wrapper, both checked by tests/test_boards.py:
+spectral section and a post-board in one callback, each board with reset=False. Three pedalboard
+behaviours (0.9.x) shape this wrapper, all checked by tests/test_boards.py:
   * a call with more samples than any earlier call re-prepares the plugins and drops their state,
-    so prepare() runs one silent max_block call first;
+    so prepare() runs silent max_block calls first;
   * the channel layout of a (2, 1) or (2, 2) array is guessed from the previous call, and reset()
-    forgets it, so every reset is followed by a zero-length call, and a (c, c) block is split in two.
+    forgets it, so every reset is followed by a zero-length call, and a (c, c) block is split in two;
+  * a plugin with look-ahead (BrickwallLimiter: 5 ms, plus 60 samples with true-peak detection)
+    returns that many samples fewer than it was given, over the first calls after a reset, and then as
+    many as it is given: offline, pedalboard trims its delay away. prepare() measures the shortfall
+    with silence, reports it as the board's latency, and every reset feeds that much silence through
+    and drops it, so each later call returns a full block, delayed by exactly the reported latency.
 """
 
 from __future__ import annotations
@@ -36,16 +41,41 @@ class Board(Processor):
         super().prepare(sample_rate, max_block, channels)
         self._silence = np.zeros((channels, max_block), np.float32)
         self._empty = np.zeros((channels, 0), np.float32)
-        # Reported latency of hosted plugins (VST3s may report some; built-ins report 0).
-        self.latency_samples = sum(int(getattr(p, "reported_latency_samples", 0) or 0) for p in self.plugins)
-        if self.plugins:
-            self.board(self._silence, float(sample_rate), reset=False)
+        self._held = self._held_back() if self.plugins else 0
+        # A VST3 may also report latency that pedalboard does not trim (then nothing is held back):
+        # the board's delay is the larger of the two.
+        reported = sum(int(getattr(p, "reported_latency_samples", 0) or 0) for p in self.plugins)
+        self.latency_samples = max(self._held, reported)
         self.reset()
+
+    def _held_back(self) -> int:
+        """Samples the plugins keep back from a stream (their trimmed look-ahead): silent max_block calls
+        from a reset until one returns everything it was given (at most 2 s of them)."""
+        sr, n = float(self.sample_rate), self.max_block
+        self.board.reset()
+        self.board(self._empty, sr, reset=False)
+        held = 0
+        for _ in range(int(2 * self.sample_rate) // n + 2):
+            got = self.board(self._silence, sr, reset=False).shape[1]
+            held += n - got
+            if got == n:
+                return held
+        raise ValueError(f"{self.name}: the plugins still hold samples back after 2 s of calls")
 
     def reset(self):
         if self.plugins:
+            sr = float(self.sample_rate)
             self.board.reset()
-            self.board(self._empty, float(self.sample_rate), reset=False)
+            self.board(self._empty, sr, reset=False)
+            left = self._held
+            while left > 0:  # fill the look-ahead with silence, so that every later call returns a full block
+                k = min(left, self.max_block)
+                if k == self.channels and k > 1:  # a (c, c) block: one column at a time, as process() does
+                    for j in range(k):
+                        self.board(self._silence[:, j : j + 1], sr, reset=False)
+                else:
+                    self.board(self._silence[:, :k], sr, reset=False)
+                left -= k
 
     def process(self, block):
         n = block.shape[1]

@@ -244,6 +244,19 @@ register(SpectralSlot("codec", "band replication: rebuilds the high band a codec
                       "frame by frame, at the level a learned envelope or a slope rule gives (codec-repair)",
                       codec_stage.PARAMS, codec_stage.LearnedCodecRepair))
 
+# A true-peak brick-wall limiter (pedalboard's BrickwallLimiter: 5 ms look-ahead, peaks detected on a 4x
+# oversampled side chain, no make-up gain). Its look-ahead is latency: 5 ms plus 60 samples of the oversampling
+# filter (6.25 ms at 48 kHz), reported by the board and compensated like any other. Look-ahead and true-peak
+# detection are fixed here because pedalboard applies a change of either only after a restart.
+register(BoardSlot(
+    "brickwall", "true-peak brick-wall limiter: 5 ms look-ahead, 4x oversampled peak detection, no make-up gain",
+    (P("brickwall.ceiling_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0,
+       doc="highest output peak, dBTP as the 4x oversampled side chain sees it (inter-sample peaks can "
+           "still pass it by a fraction of a dB: measured in tests/test_boards.py)"),
+     P("brickwall.release_ms", 1.0, 1000.0, 100.0, "ms", "log", 0.0, "release time")),
+    lambda: [pb.BrickwallLimiter(ceiling_db=-1.0, release_ms=100.0, lookahead_ms=5.0, true_peak=True)],
+    {"brickwall.ceiling_db": (0, "ceiling_db", _ident), "brickwall.release_ms": (0, "release_ms", _ident)}))
+
 
 def all_param_specs() -> list[ParamSpec]:
     """Every parameter: globals first, then each slot's in registration order."""

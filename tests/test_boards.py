@@ -103,3 +103,48 @@ def test_hpf_and_lpf_slots_are_first_order_an_octave_past_the_cutoff_is_7_db_dow
     y = ch(x)
     gain_db = 20 * np.log10(np.sqrt(np.mean(y[:, sr:] ** 2)) / np.sqrt(np.mean(x[:, sr:] ** 2)))
     assert abs(gain_db - 10 * np.log10(1 / 5)) < 0.1
+
+
+def _true_peak_db(y: np.ndarray) -> float:
+    """Peak of the 4x oversampled signal (BS.1770's true-peak meter, without its 12.04 dB headroom trim), dBFS."""
+    from scipy.signal import resample_poly
+
+    return float(20 * np.log10(np.abs(resample_poly(y, 4, 1, axis=-1)).max()))
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 96000])
+def test_look_ahead_plugin_board_reports_its_look_ahead_and_streams_it_delayed_bit_exact(sr):
+    """BrickwallLimiter returns fewer samples than it is given until its look-ahead is full; the board
+    measures that shortfall as its latency (5 ms + 60 samples of the true-peak oversampling filter) and
+    primes it away at every reset, so any block partition gives the offline call's output delayed by it."""
+    x = 4 * real_stereo(sr, 0.4)
+    b = Board([pb.BrickwallLimiter(ceiling_db=-1.0, lookahead_ms=5.0, true_peak=True)])
+    b.prepare(sr, 512, 2)
+    assert b.latency_samples == int(0.005 * sr) + 60
+    offline = pb.BrickwallLimiter(ceiling_db=-1.0, lookahead_ms=5.0, true_peak=True)(x, sr, reset=True)
+    want = np.concatenate([np.zeros((2, b.latency_samples), np.float32), offline], axis=1)[:, : x.shape[1]]
+    for sizes in [[512], [1], [2, 1, 3, 2], ["random", 0, 2]]:
+        b.reset()
+        np.testing.assert_array_equal(stream(b, x, sizes, seed=3), want, err_msg=str(sizes))
+
+
+def test_brickwall_slot_holds_true_peaks_near_its_ceiling_where_the_juce_limiter_overshoots():
+    """Drums-like material driven 12 dB over full scale, with energy near 11 kHz where sample peaks miss the
+    waveform's: the brick-wall slot's 4x oversampled peak stays within 0.5 dB of its ceiling; the limiter slot
+    at the same ceiling, which limits sample peaks, goes further over (both figures printed)."""
+    sr = 48000
+    t = np.arange(3 * sr) / sr
+    rng = np.random.default_rng(7)
+    burst = np.where((t % 0.25) < 0.02, 1.0, 0.15)
+    x = (burst * (np.sin(2 * np.pi * 11025.3 * t + 0.7) + 0.5 * rng.standard_normal(t.size)))
+    x = (4.0 * x / np.abs(x).max()).astype(np.float32)[None]
+    out = {}
+    for slot, params in (("brickwall", {"brickwall.ceiling_db": -1.0}),
+                         ("limiter", {"limiter.threshold_db": -1.0, "limiter.ceiling_db": -1.0})):
+        ch = Chain(Layout(post=(slot,)), sr, 1, 512)
+        for k, v in params.items():
+            ch.params[k] = v
+        out[slot] = _true_peak_db(ch(x)[:, sr // 2 :])
+    print(f"true peak at a -1 dB ceiling: brickwall {out['brickwall']:+.2f} dBTP, limiter {out['limiter']:+.2f} dBTP")
+    assert out["brickwall"] <= -1.0 + 0.5
+    assert out["brickwall"] < out["limiter"]

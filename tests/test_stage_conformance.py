@@ -85,7 +85,9 @@ class Active:
     test_process_allocates_nothing where it differs from its kind's; image_error: the bound on the
     six-channel image error in test_linked_analysis_keeps_the_image_at_six_channels_as_in_stereo; signal:
     (sample_rate, channels, seconds, seed) -> the slot's test signal, where signal_for's does not reach a code
-    path its input decides."""
+    path its input decides; delay_params: values set for test_reported_latency_equals_measured_delay only,
+    where the active configuration makes the output move before the delayed input arrives (a look-ahead
+    limiter starts its gain ramp up to its look-ahead early)."""
 
     params: dict
     events: tuple = ()
@@ -94,6 +96,7 @@ class Active:
     alloc_peak_bytes: int = 0
     image_error: float = 1e-5
     signal: Callable | None = None
+    delay_params: dict | None = None
 
 
 ACTIVE = {
@@ -114,6 +117,10 @@ ACTIVE = {
     "reverb": Active({"reverb.room_size": 0.7, "reverb.wet_db": -6.0}, ((0.15, {"reverb.damping": 0.9}),)),
     "limiter": Active({"limiter.threshold_db": -12.0, "limiter.ceiling_db": -3.0},
                       ((0.15, {"limiter.threshold_db": -6.0}),)),
+    # Limiting at -12 dB ramps the gain down 5 ms before the poke of the delay test arrives: that test runs it
+    # with the ceiling at 0 dB, which the poked noise stays under, so the slot is a pure delay there.
+    "brickwall": Active({"brickwall.ceiling_db": -12.0}, ((0.15, {"brickwall.ceiling_db": -6.0}),),
+                        delay_params={"brickwall.ceiling_db": 0.0}),
     "sgate": Active({"sgate.threshold_db": -30.0, "sgate.tilt_db_oct": 6.0, "sgate.range_db": 40.0,
                      "sgate.attack_ms": 3.0, "sgate.release_ms": 60.0},
                     ((0.1, {"sgate.tilt_db_oct": -3.0}), (0.2, {"sgate.threshold_db": -20.0}))),
@@ -375,7 +382,8 @@ def _measured_delay(slot, rig, events, sample_rate) -> int:
 def test_reported_latency_equals_measured_delay(slot, rate):
     """latency_samples is the measured delay, at every rate (mono, white noise, the slot's scenario).
 
-    Board slots are causal with no look-ahead, and their IIR filters' impulse responses peak after
+    Board slots are causal (a look-ahead one is measured where it does not limit: delay_params), and their IIR
+    filters' impulse responses peak after
     their first sample (an 18 kHz low-pass peaks at sample 1), so their delay is where an impulse
     added to the noise first changes the output (the gate, compressor and limiter react to the whole
     signal, so the impulse rides on noise rather than on silence). Spectral slots apply real,
@@ -383,6 +391,8 @@ def test_reported_latency_equals_measured_delay(slot, rate):
     spectrum), so the input/output cross-correlation peaks at the delay; an onset would not do there,
     as the overlap-add spreads a gain change over the window on both sides of the delayed sample."""
     rig, _, events = _rig(slot, rate, 1)
+    if _active(slot).delay_params:
+        rig.set(_active(slot).delay_params)
     assert _measured_delay(slot, rig, events, rate) == rig.latency_samples
 
 

@@ -121,4 +121,6 @@ ORDER = (
     "resculpt.range_follow",
     "anon.dynamics_pct",
     "anon.seed_spread_pct",
+    "brickwall.ceiling_db",
+    "brickwall.release_ms",
 )
