@@ -187,6 +187,7 @@ class Job:
     identity: dict  # the manifest's record of all of the above
     key: str  # sha256 of identity
     match: str | None = None  # the model's match mode (None: its default)
+    delivery: dict | None = None  # {"loudness_lufs", "true_peak_db"} for render_file's delivery pass, or None
 
 
 def _resculpt_version() -> str:
@@ -209,8 +210,10 @@ def _norm_sets(sets) -> dict:
 
 
 def resolve_job(preset="clean", sets=None, target=None, context=None, amount=None, engine="auto",
-                passes: int = 2, block: int = 4096, linked: bool | None = None, match: str | None = None) -> Job:
-    """Load and check the preset, overrides, target and context once; raise RenderError if any is bad."""
+                passes: int = 2, block: int = 4096, linked: bool | None = None, match: str | None = None,
+                loudness_lufs: float | None = None, true_peak_db: float | None = None) -> Job:
+    """Load and check the preset, overrides, target, context and delivery settings once; raise RenderError if any
+    is bad."""
     from resculpt.dsp.profile import Profile, ProfileError
 
     from .chain import Chain, resolve_engine
@@ -240,6 +243,11 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
                   else resolve_engine(engine, p.layout, follows))
     except (PresetError, ProfileError, ContextError, ValueError) as e:
         raise RenderError(str(e)) from None
+    from .render import check_delivery
+
+    check_delivery(loudness_lufs, true_peak_db)
+    delivery = (None if loudness_lufs is None and true_peak_db is None
+                else {"loudness_lufs": loudness_lufs, "true_peak_db": true_peak_db})
     identity = {
         "preset_hash": _sha(_canon({"chain": p.layout.to_dict(), "params": p.full_params()})),
         "sets": _canon(_norm_sets(sets)),
@@ -248,11 +256,13 @@ def resolve_job(preset="clean", sets=None, target=None, context=None, amount=Non
                             "matcher": engine, **({} if match is None else {"match": match}),
                             "passes": passes, "block": block,
                             # absent when the preset decides, so manifests of preset-linked jobs keep their key
-                            **({} if linked is None else {"linked": bool(linked)})}),
+                            **({} if linked is None else {"linked": bool(linked)}),
+                            # absent without delivery, for the same reason
+                            **({} if delivery is None else {"delivery": delivery})}),
         "version": _resculpt_version(),
     }
     return Job(p, dict(sets or {}), target, context, amount, engine, passes, block, linked, identity,
-               _sha(_canon(identity)), match)
+               _sha(_canon(identity)), match, delivery)
 
 
 # -- the manifest --------------------------------------------------------------------------------
@@ -330,12 +340,14 @@ def _render_kwargs(task: dict) -> dict:
     # the engine under either of its names (a task written as render_file's ``matcher`` keeps working)
     kw["engine"] = task.get("engine", task.get("matcher", "auto"))
     kw["match"] = task.get("match")
+    for k, v in (task.get("delivery") or {}).items():
+        kw[k] = v
     return kw
 
 
 # What a rendered file's record keeps of render_file's result.
 _RESULT_KEYS = ("frames", "sample_rate", "channels", "latency_samples", "rtf", "nonfinite_in", "distance_before_db",
-                "distance_after_db")
+                "distance_after_db", "delivery")
 
 
 def render_task(task: dict) -> dict:
@@ -698,14 +710,15 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                  block: int = 4096, amount: float | None = None, context: str | None = None,
                  engine: str = "auto", passes: int = 2, linked: bool | None = None, force: bool = False,
                  ray_transfer: str = "shared", on_file=None, match: str | None = None,
-                 matcher: str | None = None) -> dict:
+                 matcher: str | None = None, loudness_lufs: float | None = None,
+                 true_peak_db: float | None = None) -> dict:
     """Render files, folders (recursive) and globs into ``out_dir``, mirroring the input trees.
 
     ``jobs``: worker processes (default: every core this process may use). ``ray``: ``None`` (local
     processes), ``"local"``, ``"auto"`` or ``"HOST:PORT"`` (see :func:`run_on_ray`); ``ray_transfer``:
     ``"shared"`` or ``"bytes"``. ``sets``: parameter overrides {id: value}; ``target``: a profile (path or
     Profile); ``context``, ``amount``, ``engine`` (``matcher``: its other name), ``match``, ``passes``,
-    ``block``, ``linked``: as :func:`render_file`.
+    ``block``, ``linked``, ``loudness_lufs``, ``true_peak_db``: as :func:`render_file`.
     ``fmt``: ``"wav"`` or ``"flac"``. ``force``: render everything, even what the manifest says is current.
     ``progress``: the status line (default: when stderr is a terminal). ``on_file(record)`` is called in
     the driver for every file as it is rendered, skipped or fails.
@@ -728,7 +741,8 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out_dir = Path(out_dir)
-    job = resolve_job(preset, sets, target, context, amount, matcher or engine, passes, block, linked, match)
+    job = resolve_job(preset, sets, target, context, amount, matcher or engine, passes, block, linked, match,
+                      loudness_lufs, true_peak_db)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -788,7 +802,7 @@ def render_batch(inputs, out_dir, preset="clean", jobs: int | None = None, ray: 
                 tasks.append({"index": i, "src": str(it.src), "out": str(out), "staged": str(staged),
                               "preset": job.preset, "sets": job.sets, "block": job.block, "target": job.target,
                               "amount": job.amount, "context": job.context, "engine": job.engine, "match": job.match,
-                              "passes": job.passes, "linked": job.linked})
+                              "passes": job.passes, "linked": job.linked, "delivery": job.delivery})
             by_dir: dict[Path, set] = {}
             for it in items:
                 if it.error is None:

@@ -663,9 +663,10 @@ class _Output:
     name the output file and the cause (through a Python file object, the OS error reaches us
     with its errno)."""
 
-    def __init__(self, out: Path, sample_rate: int, channels: int, channel_mask: int | None = None):
+    def __init__(self, out: Path, sample_rate: int, channels: int, channel_mask: int | None = None,
+                 stage: str = "partial"):
         self.out, self.sr, self.c, self.mask = out, sample_rate, channels, channel_mask
-        self.tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+        self.tmp = out.with_name(f".{out.name}.{stage}{out.suffix}")
         self._fh = self._af = None
         self.written = 0
 
@@ -713,7 +714,9 @@ class _Output:
             self._fail("cannot write", e)
         self.written += y.shape[1]
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Close the temporary file (complete, speaker mask recorded) without publishing it: a delivery pass
+        (:func:`deliver`) reads it next."""
         try:
             self._af.close()
             self._af = None
@@ -723,6 +726,10 @@ class _Output:
             self._fh = None
         except OSError as e:
             self._fail("cannot write", e)
+
+    def commit(self) -> None:
+        if self._af is not None:
+            self.finish()
         try:
             os.replace(self.tmp, self.out)
         except OSError as e:
@@ -738,6 +745,150 @@ class _Output:
         if self.tmp.exists():
             self.tmp.unlink()
         return False
+
+
+# -- delivery: integrated loudness and a true-peak ceiling ------------------------------------------------------
+DELIVERY_BLOCK = 8192
+DELIVERY_PASSES = 6      # passes of gain and limiter at most (each measures its output; see deliver)
+DELIVERY_TOL_LU = 0.1    # how close to the loudness goal a pass must land to be the last one
+
+
+class TruePeakMeter:
+    """Streaming true-peak meter: the peak of the signal 4x oversampled (a 96-tap windowed-sinc interpolator, cut at
+    0.9 x the input's Nyquist, state kept across blocks), in dBTP. Feed (channels, n) blocks to :meth:`process`."""
+
+    UP = 4
+
+    def __init__(self, channels: int):
+        from scipy.signal import firwin
+
+        self.h = (self.UP * firwin(24 * self.UP, 0.9 / self.UP)).astype(np.float64)
+        self.zi = np.zeros((channels, self.h.size - 1))
+        self.peak = 0.0
+
+    def process(self, x: np.ndarray) -> None:
+        from scipy.signal import lfilter
+
+        if x.shape[1] == 0:
+            return
+        up = np.zeros((x.shape[0], x.shape[1] * self.UP))
+        up[:, :: self.UP] = x
+        y, self.zi = lfilter(self.h, 1.0, up, axis=1, zi=self.zi)
+        self.peak = max(self.peak, float(np.abs(y).max()), float(np.abs(x).max()))
+
+    def flush(self) -> None:
+        """The interpolator's tail after the last sample (a peak right at the end shows there)."""
+        self.process(np.zeros((self.zi.shape[0], self.h.size // self.UP + 1)))
+
+    @property
+    def dbtp(self) -> float:
+        return 20.0 * math.log10(self.peak) if self.peak > 0 else -math.inf
+
+
+def _measure(path: Path, block: int) -> tuple[float, float]:
+    """(integrated loudness LUFS (BS.1770, gated), true peak dBTP) of an audio file, in one sweep."""
+    src = _FileInput(path)
+    meter = _analyser_for(src.sample_rate, src.channels, block)
+    tp = TruePeakMeter(src.channels)
+    for blk in src.sweep(block):
+        meter.process(np.asarray(blk, np.float64))
+        tp.process(blk)
+    tp.flush()
+    return float(meter.latest()["lufs_integrated"]), tp.dbtp
+
+
+def _analyser_for(sample_rate: int, channels: int, block: int):
+    """The BS.1770 meter for a signal of this rate and channel count (newest row only)."""
+    from resculpt.dsp.features.loudness import Loudness
+
+    m = Loudness()
+    m.prepare(sample_rate, block, channels, history_frames=1)
+    return m
+
+
+def check_delivery(loudness_lufs: float | None, true_peak_db: float | None) -> None:
+    """RenderError unless the delivery settings are None or finite and in range (loudness -70..0 LUFS, the
+    ceiling in the `brickwall` slot's range)."""
+    from resculpt.plugin_host import catalog
+
+    if loudness_lufs is not None and not (math.isfinite(loudness_lufs) and -70.0 <= loudness_lufs <= 0.0):
+        raise RenderError(f"loudness must be a number of LUFS in -70 .. 0, got {loudness_lufs!r}")
+    spec = next(p for p in catalog.slot("brickwall").params if p.id == "brickwall.ceiling_db")
+    if true_peak_db is not None and not (math.isfinite(true_peak_db) and spec.min <= true_peak_db <= spec.max):
+        raise RenderError(f"true peak ceiling must be in {spec.min:g} .. {spec.max:g} dBTP, got {true_peak_db!r}")
+
+
+def deliver(src_path: Path, out: Path, loudness_lufs: float | None, true_peak_db: float | None,
+            channel_mask: int | None = None, block: int = DELIVERY_BLOCK) -> dict:
+    """Write ``src_path`` (a finished render) to ``out`` ready for delivery: one static gain that brings its integrated
+    loudness (BS.1770, gated, as the `Loudness` meter measures it) to ``loudness_lufs`` (None: no gain), then, when
+    ``true_peak_db`` is set, a true-peak brick-wall limiter at that ceiling (the `brickwall` slot's plugin, its
+    look-ahead trimmed: the output keeps the input's length and timing sample for sample). The limiter's own
+    detection lets inter-sample peaks pass its ceiling by up to a few tenths of a dB and it takes loudness off where
+    it works, so each pass measures its output: while the true peak is over ``true_peak_db`` or the loudness off the
+    goal by more than ``DELIVERY_TOL_LU``, the limiter's ceiling is lowered by the excess and the gain raised by what
+    is missing, and the pass runs again (at most ``DELIVERY_PASSES``; the result says where the last one landed).
+    The output goes through its own temporary file, renamed over ``out`` when complete.
+
+    Returns {"loudness_in_lufs", "gain_db", "loudness_lufs", "true_peak_in_dbtp", "true_peak_dbtp", "passes"}:
+    before and after, both measured on the files."""
+    from resculpt.plugin_host import catalog
+    from resculpt.plugin_host.boards import Board
+
+    lufs_in, tp_in = _measure(src_path, block)
+    if loudness_lufs is not None and not math.isfinite(lufs_in):
+        raise RenderError(f"{out}: the render is silent (no gated loudness): it cannot be brought to "
+                          f"{loudness_lufs:g} LUFS")
+    gain_db = 0.0 if loudness_lufs is None else loudness_lufs - lufs_in
+    ceiling = true_peak_db
+    src = _FileInput(src_path)
+    sr, c = src.sample_rate, src.channels
+    for k in range(1, DELIVERY_PASSES + 1):
+        board = None
+        if true_peak_db is not None:
+            plugins = catalog.slot("brickwall").build()
+            plugins[0].ceiling_db = float(ceiling)
+            board = Board(plugins, "brickwall")
+            board.prepare(sr, block, c)
+        skip = board.latency_samples if board is not None else 0
+        g = np.float32(10.0 ** (gain_db / 20.0))
+        meter, tp = _analyser_for(sr, c, block), TruePeakMeter(c)
+        buf = np.zeros((c, block), np.float32)
+        with _Output(out, sr, c, channel_mask, stage="delivered") as dst:
+
+            def emit(y, meter=meter, tp=tp):  # this pass's meters (bound now: the closure outlives no pass)
+                nonlocal skip
+                if skip:
+                    cut = min(skip, y.shape[1])
+                    y, skip = y[:, cut:], skip - cut
+                if y.shape[1]:
+                    dst.write(y)
+                    meter.process(np.asarray(y, np.float64))
+                    tp.process(y)
+
+            for blk in src.sweep(block):
+                n = blk.shape[1]
+                np.multiply(blk, g, out=buf[:, :n])
+                emit(board.process(buf[:, :n]) if board is not None else buf[:, :n])
+            left = board.latency_samples if board is not None else 0
+            while left > 0:  # the look-ahead's tail: the last input samples, pushed out by silence
+                n = min(left, block)
+                buf[:, :n] = 0.0
+                emit(board.process(buf[:, :n]))
+                left -= n
+            tp.flush()
+            lufs_out = float(meter.latest()["lufs_integrated"])
+            short = 0.0 if loudness_lufs is None else loudness_lufs - lufs_out
+            over = 0.0 if true_peak_db is None else max(0.0, tp.dbtp - true_peak_db)
+            if k == DELIVERY_PASSES or (abs(short) <= DELIVERY_TOL_LU and over == 0.0):
+                dst.commit()
+                return {"loudness_in_lufs": lufs_in, "gain_db": gain_db, "loudness_lufs": lufs_out,
+                        "true_peak_in_dbtp": tp_in, "true_peak_dbtp": tp.dbtp, "limiter_ceiling_db": ceiling,
+                        "passes": k}
+        gain_db += short
+        if over > 0.0:
+            ceiling -= over + 0.02  # 0.02 dB under what would just touch: the next pass's peaks move a little
+    raise AssertionError("unreachable")
 
 
 def _exists(path: Path) -> bool:
@@ -756,7 +907,8 @@ def _exists(path: Path) -> bool:
 def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress: bool | None = None,
                 target=None, amount: float | None = None, context: str | None = None,
                 engine: str = "auto", passes: int = 2, linked: bool | None = None, match: str | None = None,
-                matcher: str | None = None) -> dict:
+                matcher: str | None = None, loudness_lufs: float | None = None,
+                true_peak_db: float | None = None) -> dict:
     """Render one file, streaming it in blocks: memory stays flat however long the file is.
 
     Files of 1 to 8 channels (mono to 7.1 stems, first-order ambisonics): every stage runs on every
@@ -777,6 +929,10 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     measures what is left to correct); the band-envelope rows of each measurement go to a temporary file beside
     ``out``. The result names the engine used (``engine``).
 
+    ``loudness_lufs`` / ``true_peak_db``: delivery (:func:`deliver`): the finished render is brought to this
+    integrated loudness by one static gain and held under this true-peak ceiling (dBTP) by a look-ahead
+    brick-wall limiter, length and timing kept; the result's ``delivery`` gives both measured before and after.
+
     The output is written to a temporary file beside ``out`` and renamed on success, so a file
     that fails half-way never leaves a truncated output. Raises RenderError with a message that
     names the file and the cause.
@@ -791,6 +947,7 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     engine = matcher or engine
     if engine not in ENGINES:
         raise RenderError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    check_delivery(loudness_lufs, true_peak_db)
     src = _FileInput(inp)
     sr, c = src.sample_rate, src.channels
     if c > MAX_CHANNELS:
@@ -801,7 +958,8 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
     bar = Progress(inp.name, src.frames + lat, progress)
     info = {}
     t0 = time.perf_counter()
-    with _Output(out, sr, c, channel_mask(inp)) as dst:
+    mask_in = channel_mask(inp)
+    with _Output(out, sr, c, mask_in) as dst:
         # A voice render is watermarked block by block on its way into the file.
         write = dst.write if mark is None else mark.writer(dst.write)
         if target is not None and chain.engine == "model":
@@ -828,7 +986,13 @@ def render_file(inp, out, preset="clean", sets=None, block: int = 4096, progress
         if mark is not None:
             mark.finish(dst.write)
         el = time.perf_counter() - t0
-        dst.commit()
+        if loudness_lufs is None and true_peak_db is None:
+            dst.commit()
+        else:
+            dst.finish()
+            t1 = time.perf_counter()
+            info["delivery"] = deliver(dst.tmp, out, loudness_lufs, true_peak_db, mask_in)
+            info["delivery"]["seconds"] = time.perf_counter() - t1
     bar.close()
     n = dst.written
     return {"input": str(inp), "output": str(out), "sample_rate": sr, "channels": c,

@@ -61,6 +61,13 @@ def cmd_render(a) -> int:
         return _die("--amount needs --target (or --context)", 2)
     if a.jobs is not None and a.jobs < 1:
         return _die("--jobs must be at least 1", 2)
+    true_peak = a.true_peak if a.true_peak is not None else (-1.0 if a.loudness is not None else None)
+    try:
+        from resculpt.plugin_host.render import check_delivery
+
+        check_delivery(a.loudness, true_peak)
+    except RenderError as e:
+        return _die(f"--loudness / --true-peak: {e}", 2)
     for inp in a.inputs:
         p = Path(inp)
         if p.is_file() and p.suffix.lower() not in READ_EXT:
@@ -80,12 +87,18 @@ def cmd_render(a) -> int:
                       "F1..F3's ratios); the voice is warped by that ratio to the power of the amount")
         print(f"{r['input']} -> {r['output']}  ({r['frames'] / r['sample_rate']:.2f} s at {r['sample_rate']} Hz, "
               f"{r['channels']} ch, latency {r['latency_samples']} samples trimmed, RTF {r['rtf']:.3f})")
+        d = r.get("delivery")
+        if d:
+            print(f"  delivered: {d['loudness_in_lufs']:.1f} -> {d['loudness_lufs']:.1f} LUFS (gain "
+                  f"{d['gain_db']:+.2f} dB), true peak {d['true_peak_in_dbtp']:+.2f} -> {d['true_peak_dbtp']:+.2f} "
+                  f"dBTP, {d['passes']} pass(es)")
 
     if a.output:
         try:
             r = render_file(Path(a.inputs[0]), Path(a.output), a.preset, sets, a.block, progress=a.progress or None,
                             target=a.target, amount=a.amount, context=a.context, engine=a.engine,
-                            passes=a.passes, linked=False if a.unlinked else None, match=a.match)
+                            passes=a.passes, linked=False if a.unlinked else None, match=a.match,
+                            loudness_lufs=a.loudness, true_peak_db=true_peak)
         except Exception as e:  # the message names the file
             return _die(str(e) or type(e).__name__, 1)
         if a.json:
@@ -106,7 +119,8 @@ def cmd_render(a) -> int:
                          progress=a.progress or None, fmt=a.format, block=a.block, amount=a.amount,
                          context=a.context, engine=a.engine, match=a.match, passes=a.passes,
                          linked=False if a.unlinked else None, force=a.force,
-                         ray_transfer=a.ray_transfer, on_file=on_file)
+                         ray_transfer=a.ray_transfer, on_file=on_file, loudness_lufs=a.loudness,
+                         true_peak_db=true_peak)
     except RenderError as e:
         return _die(str(e), 1)
     if a.json:
@@ -536,6 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--passes", type=int, default=2,
                    help="offline passes of a target render, either engine: each after the first corrects the band "
                         "envelope and loudness by what the previous output measured (1 = one primed pass)")
+    r.add_argument("--loudness", type=float, metavar="LUFS",
+                   help="deliver at this integrated loudness (BS.1770, e.g. -16 for podcasts, -14 for streaming "
+                        "services): one static gain on the finished render, then the true-peak ceiling")
+    r.add_argument("--true-peak", type=float, metavar="DBTP",
+                   help="true-peak ceiling of the delivered file, held by a look-ahead brick-wall limiter (default "
+                        "-1 with --loudness; alone: the limiter without a gain)")
     r.add_argument("--jobs", type=int, metavar="N", help="worker processes with --out-dir (default: every core)")
     r.add_argument("--ray", metavar="ADDRESS",
                    help="run the files as Ray tasks: local (a Ray instance on this machine), auto or HOST:PORT "
