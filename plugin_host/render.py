@@ -751,6 +751,7 @@ class _Output:
 DELIVERY_BLOCK = 8192
 DELIVERY_PASSES = 6      # passes of gain and limiter at most (each measures its output; see deliver)
 DELIVERY_TOL_LU = 0.1    # how close to the loudness goal a pass must land to be the last one
+DELIVERY_MAX_PUSH_DB = 6.0  # gain added at most to make up what the limiter takes off (see deliver)
 
 
 class TruePeakMeter:
@@ -827,11 +828,13 @@ def deliver(src_path: Path, out: Path, loudness_lufs: float | None, true_peak_db
     detection lets inter-sample peaks pass its ceiling by up to a few tenths of a dB and it takes loudness off where
     it works, so each pass measures its output: while the true peak is over ``true_peak_db`` or the loudness off the
     goal by more than ``DELIVERY_TOL_LU``, the limiter's ceiling is lowered by the excess and the gain raised by what
-    is missing, and the pass runs again (at most ``DELIVERY_PASSES``; the result says where the last one landed).
+    is missing (at most ``DELIVERY_MAX_PUSH_DB`` over the first estimate), and the pass runs again (at most
+    ``DELIVERY_PASSES``; the result says where the last one landed: a goal too loud for the ceiling ends short).
     The output goes through its own temporary file, renamed over ``out`` when complete.
 
-    Returns {"loudness_in_lufs", "gain_db", "loudness_lufs", "true_peak_in_dbtp", "true_peak_dbtp", "passes"}:
-    before and after, both measured on the files."""
+    Returns {"loudness_goal_lufs", "true_peak_goal_dbtp" (the settings), "loudness_in_lufs", "gain_db",
+    "loudness_lufs", "true_peak_in_dbtp", "true_peak_dbtp", "limiter_ceiling_db", "passes"}: before and after, both
+    measured on the files."""
     from resculpt.plugin_host import catalog
     from resculpt.plugin_host.boards import Board
 
@@ -841,6 +844,7 @@ def deliver(src_path: Path, out: Path, loudness_lufs: float | None, true_peak_db
                           f"{loudness_lufs:g} LUFS")
     gain_db = 0.0 if loudness_lufs is None else loudness_lufs - lufs_in
     ceiling = true_peak_db
+    gain0 = gain_db
     src = _FileInput(src_path)
     sr, c = src.sample_rate, src.channels
     for k in range(1, DELIVERY_PASSES + 1):
@@ -882,10 +886,15 @@ def deliver(src_path: Path, out: Path, loudness_lufs: float | None, true_peak_db
             over = 0.0 if true_peak_db is None else max(0.0, tp.dbtp - true_peak_db)
             if k == DELIVERY_PASSES or (abs(short) <= DELIVERY_TOL_LU and over == 0.0):
                 dst.commit()
-                return {"loudness_in_lufs": lufs_in, "gain_db": gain_db, "loudness_lufs": lufs_out,
+                return {"loudness_goal_lufs": loudness_lufs, "true_peak_goal_dbtp": true_peak_db,
+                        "loudness_in_lufs": lufs_in, "gain_db": gain_db, "loudness_lufs": lufs_out,
                         "true_peak_in_dbtp": tp_in, "true_peak_dbtp": tp.dbtp, "limiter_ceiling_db": ceiling,
                         "passes": k}
-        gain_db += short
+        # Raised by what is missing (1 dB out per dB in: a limiter gives less, so this approaches from below and
+        # never overshoots into heavy limiting), at most DELIVERY_MAX_PUSH_DB over the gain the unlimited file
+        # needed: past that the goal costs more limiting than a delivery should add, and the result says how far
+        # it landed.
+        gain_db = min(gain_db + short, gain0 + DELIVERY_MAX_PUSH_DB)
         if over > 0.0:
             ceiling -= over + 0.02  # 0.02 dB under what would just touch: the next pass's peaks move a little
     raise AssertionError("unreachable")

@@ -92,6 +92,11 @@ def cmd_render(a) -> int:
             print(f"  delivered: {d['loudness_in_lufs']:.1f} -> {d['loudness_lufs']:.1f} LUFS (gain "
                   f"{d['gain_db']:+.2f} dB), true peak {d['true_peak_in_dbtp']:+.2f} -> {d['true_peak_dbtp']:+.2f} "
                   f"dBTP, {d['passes']} pass(es)")
+            goal = d.get("loudness_goal_lufs")
+            if goal is not None and abs(d["loudness_lufs"] - goal) > 0.1:
+                print(f"resculpt: warning: {r['output']}: delivered at {d['loudness_lufs']:.1f} LUFS, not {goal:g}: "
+                      "reaching it would take more gain into the limiter than a delivery adds (6 dB over the first "
+                      "estimate)", file=sys.stderr)
 
     if a.output:
         try:

@@ -95,3 +95,14 @@ def test_an_anonymized_render_delivered_louder_keeps_its_tag_and_its_watermark(t
     render_file(tmp_path / "in.wav", tmp_path / "out.wav", "anon-neutral", loudness_lufs=-14.0)
     v = verify(tmp_path / "out.wav")
     assert v["tag"] is not None and v["watermark"]["detected"]
+
+
+def test_a_goal_too_loud_for_the_ceiling_ends_short_with_the_gain_bounded_not_crushed(tmp_path):
+    """-6 LUFS under a -1 dBTP ceiling would need the limiter to take off many dB: the gain stops 6 dB over the
+    first estimate and the result (and the CLI's warning) says where it landed."""
+    from resculpt.plugin_host.render import DELIVERY_MAX_PUSH_DB
+
+    src = _loud_stereo(tmp_path / "in.wav", seconds=2.0)
+    d = render_file(src, tmp_path / "out.wav", "clean", loudness_lufs=-6.0, true_peak_db=-1.0)["delivery"]
+    assert d["gain_db"] <= (-6.0 - d["loudness_in_lufs"]) + DELIVERY_MAX_PUSH_DB + 1e-9
+    assert d["loudness_lufs"] < -6.0 - 0.1 and d["true_peak_dbtp"] <= -1.0
