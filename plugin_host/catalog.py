@@ -199,7 +199,8 @@ register(BoardSlot(
     (P("limiter.threshold_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0,
        doc="input peaks above this are limited (the limiter then adds -threshold of make-up)"),
      P("limiter.release_ms", 1.0, 1000.0, 80.0, "ms", "log", 0.0, "release time"),
-     P("limiter.ceiling_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0, doc="highest output peak, dBFS")),
+     P("limiter.ceiling_db", -24.0, 0.0, -1.0, "dB", smoothing_ms=20.0,
+       doc="highest output sample peak, dBFS (the waveform between samples can pass it; brickwall holds true peaks)")),
     lambda: [pb.Gain(-JUCE_LIMITER_MAKEUP_DB), pb.Limiter(-1.0, 80.0), pb.Gain(-1.0)],
     {"limiter.threshold_db": (1, "threshold_db", _ident), "limiter.release_ms": (1, "release_ms", _ident),
      "limiter.ceiling_db": (2, "gain_db", _ident)}))
