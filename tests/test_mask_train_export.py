@@ -298,3 +298,42 @@ def test_widening_the_gru_keeps_the_output_exactly_and_trains_the_new_units(tmp_
                  "--grow-hidden", "24"]) == 0
     wide = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
     assert wide["net_kwargs"]["hidden"] == 24 and wide["net"]["head.weight"][:, 16:].abs().max() > 0
+
+
+def test_lookahead_aligns_each_frame_with_the_output_emitted_l_frames_later_and_travels_into_the_bundle(tmp_path):
+    """MaskNet(lookahead=L).align gives frame t the gains emitted with frame t + L (the last L frames repeat
+    the last output; L = 0 leaves them as emitted); export writes lookahead_frames = L (so the stage holds L
+    spectra back and reports L hops more latency) and checkpoint_from_bundle reads it back; a smoke run with
+    --lookahead 2 records it in its checkpoint, and resuming that run with another look-ahead is refused."""
+    from resculpt.cli import main
+    from resculpt.models.mask import train
+    from resculpt.models.mask.bundle import load_bundle
+    from resculpt.models.mask.export import checkpoint_from_bundle, export
+    from resculpt.models.mask.net import MaskNet
+
+    g = torch.arange(2 * 6 * 3, dtype=torch.float32).reshape(2, 6, 3)
+    net = MaskNet(n_fine=0, lookahead=2)
+    a = net.align(g)
+    assert a.shape == g.shape
+    assert torch.equal(a[:, :4], g[:, 2:]) and torch.equal(a[:, 4], g[:, 5]) and torch.equal(a[:, 5], g[:, 5])
+    assert torch.equal(MaskNet(n_fine=0).align(g), g)
+    with pytest.raises(ValueError, match="look-ahead"):
+        MaskNet(lookahead=-1)
+
+    ck = tmp_path / "ckpt.pt"
+    torch.save({"net": net.state_dict(), "net_kwargs": {"n_fine": 0, "lookahead": 2}, "step": 1}, ck)
+    cfg = export(ck, tmp_path / "bundle")
+    assert cfg["lookahead_frames"] == 2 and cfg["algorithmic_latency_ms"]["low-latency"] == 20.0
+    assert load_bundle(tmp_path / "bundle").lookahead_frames == 2
+    assert checkpoint_from_bundle(tmp_path / "bundle")["net_kwargs"]["lookahead"] == 2
+
+    out = tmp_path / "la"
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--lookahead", "2"]) == 0
+    run = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert run["net_kwargs"]["lookahead"] == 2
+    assert json.loads((out / "summary.json").read_text())["lookahead"] == 2
+    args = train.add_args(__import__("argparse").ArgumentParser()).parse_args(
+        ["--out", str(out), "--steps", "4", "--quiet", "--val-every", "0", "--lookahead", "1"])
+    args.smoke, args.batch, args.segment_s = True, 2, 0.5
+    with pytest.raises(SystemExit, match="look-ahead"):
+        train.train(args)

@@ -91,7 +91,8 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
             sd[name] = torch.from_numpy(w.T.copy())
     kw = {"n_bands": int(cfg["n_learned"]), "ch": int(sd["c1.conv.weight"].shape[0]),
           "emb": int(sd["freq_emb"].shape[1]), "hidden": hidden, "n_fine": n_fine,
-          "feat_mean": sd["feat_mean"].tolist(), "feat_std": sd["feat_std"].tolist()}
+          "feat_mean": sd["feat_mean"].tolist(), "feat_std": sd["feat_std"].tolist(),
+          "lookahead": int(cfg.get("lookahead_frames", 0))}
     if n_fine:
         kw.update(fine_mean=sd["fine_mean"].tolist(), fine_std=sd["fine_std"].tolist())
     net = MaskNet(**kw)
@@ -204,9 +205,13 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         },
         "frame": {"hop_ms": common.HOP_MS, "frames_per_s": 1000.0 / common.HOP_MS, "window_ms": [10.0, 20.0],
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
-        "lookahead_frames": 0,
-        "algorithmic_latency_ms": {"low-latency": 10.0, "default": 20.0,
-                                   "note": "STFT window minus one sample; the model adds no look-ahead"},
+        "lookahead_frames": net.lookahead,
+        "algorithmic_latency_ms": {"low-latency": 10.0 + net.lookahead * common.HOP_MS,
+                                   "default": 20.0 + net.lookahead * common.HOP_MS,
+                                   "note": "STFT window minus one sample" + (
+                                       f", plus {net.lookahead} hops of look-ahead (the gains emitted with frame "
+                                       f"t + {net.lookahead} apply to frame t)" if net.lookahead else
+                                       "; the model adds no look-ahead")},
         "n_bands": common.N_BANDS,
         "n_learned": common.N_LEARNED,
         "band_edges_hz": [round(float(e), 2) for e in erb_band_edges(common.N_BANDS)],

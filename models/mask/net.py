@@ -1,6 +1,6 @@
 """Adaptive spectral-mask generator (torch, training/export only) and its discriminator.
 
-Generator (``MaskNet``), causal, no look-ahead:
+Generator (``MaskNet``), causal; ``lookahead`` L frames (0 for the shipped model):
 
 ```
 band log-power (B, T, F=24, dB) ─► per-band normalise ─► causal Conv2d (time 3 x freq 3) ─► ELU
@@ -21,6 +21,11 @@ in 0..1 (how much of the interference the target removes)]. Every conv is causal
 two frames of left context); streaming state is explicit: two past input frames per conv layer plus the
 GRU hidden state. ``step`` runs one frame from that state, ``step_seq`` T frames from it, ``forward`` a
 whole sequence from zero state; all use the same weights and give the same numbers (tested).
+
+Look-ahead L > 0 changes nothing in the graph, only what its output means: the gains emitted with frame t+L
+belong to frame t (``align``), so the net has heard L hops (5 ms each) past the frame it gains, e.g. the onset
+of a word before it opens the bands. The stage holds L spectra back and reports L hops of latency
+(``lookahead_frames`` in the bundle).
 
 Discriminator (``MultiResSpecDisc``): log-magnitude spectrograms of a waveform at three STFT
 resolutions, each judged by a small 2-D conv net with patch outputs (LSGAN). It tells clean spectra
@@ -55,9 +60,13 @@ class CausalConv(nn.Module):
 
 class MaskNet(nn.Module):
     def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
-                 feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE):
+                 feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE,
+                 lookahead: int = 0):
         super().__init__()
         self.n_fine = n_fine
+        if int(lookahead) < 0:
+            raise ValueError(f"lookahead = {lookahead}: frames of look-ahead must be >= 0")
+        self.lookahead = int(lookahead)
         fim = torch.zeros(n_fine) if fine_mean is None else torch.as_tensor(fine_mean, dtype=torch.float32)
         fis = torch.ones(n_fine) if fine_std is None else torch.as_tensor(fine_std, dtype=torch.float32)
         self.register_buffer("fine_mean", fim.clone())
@@ -126,6 +135,14 @@ class MaskNet(nn.Module):
         h = self._mid(h, fine, cond)
         y, _ = self.gru(h)
         return torch.sigmoid(self.head(y))
+
+    def align(self, gains):
+        """gains (B, T, F) as emitted -> the gains of input frames 0..T-1: frame t takes the output of frame
+        t + L; the last L frames, whose outputs lie past the sequence, repeat the last output (L = 0: as is)."""
+        L = self.lookahead
+        if L == 0:
+            return gains
+        return torch.cat([gains[:, L:], gains[:, -1:].expand(-1, min(L, gains.shape[1]), -1)], dim=1)
 
     # -- one frame (streaming / ONNX) ----------------------------------------------------------
     def state_shapes(self, b: int = 1):

@@ -134,7 +134,7 @@ def evaluate(net, val, n_fft=160):
     t = torch.tensor(np.stack([v["clean"] for v in val]))
     cond = torch.tensor([[0.0, 1.0]]).expand(x.shape[0], 2)
     spec, feat = io.analyse(x)
-    y = io.synth(spec, net(feat, io.fine(x) if net.n_fine else None, cond), x.shape[1])
+    y = io.synth(spec, net.align(net(feat, io.fine(x) if net.n_fine else None, cond)), x.shape[1])
     e = x.shape[1] - n_fft
     r = {"si_sdr_out": float(si_sdr(y[:, :e], t[:, :e]).mean()), "si_sdr_in": float(si_sdr(x[:, :e], t[:, :e]).mean()),
          "mrstft": float(mrstft(y[:, :e], t[:, :e]))}
@@ -204,6 +204,9 @@ def train(args) -> dict:
         start = int(ck["step"])
         kw = ck["net_kwargs"]
         rng_state = ck.get("torch_rng")
+        if args.lookahead is not None and args.lookahead != kw.get("lookahead", 0):
+            raise SystemExit(f"{ckpt_path} was trained with {kw.get('lookahead', 0)} frames of look-ahead; "
+                             f"--lookahead {args.lookahead} cannot change a run in progress (use a new --out)")
         print(f"resuming from {ckpt_path} at step {start}", flush=True)
     elif args.init_from:
         ck0 = load_init(args.init_from)
@@ -221,8 +224,11 @@ def train(args) -> dict:
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = common.N_FINE if args.fine else 0
+        kw["lookahead"] = args.lookahead or 0
         ck = None
     if ck is None:
+        if args.init_from:  # a fine-tune may give the net look-ahead; the weights are the same either way
+            kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
         net = MaskNet(**kw)
         if args.init_from:
             sd0 = ck0["net"]
@@ -292,7 +298,7 @@ def train(args) -> dict:
         for g in opt_g.param_groups:
             g["lr"] = lr
         spec, feat = io.analyse(x)
-        gains = net(feat, io.fine(x) if net.n_fine else None, c)
+        gains = net.align(net(feat, io.fine(x) if net.n_fine else None, c))
         y = io.synth(spec, gains, seg)
         e = seg - n_fft
         t_full = t
@@ -369,7 +375,8 @@ def train(args) -> dict:
                "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
                "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
-               "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0}
+               "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0,
+               "lookahead": net.lookahead}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -457,6 +464,10 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--fine", action="store_true",
                     help="add the fine-feature branch (32 ms look-back, 31.25 Hz grid; see net.py); with --init-from "
                          "a band-only checkpoint it is grown in at zero weight (the shipped recipe's phase 1b)")
+    ap.add_argument("--lookahead", type=int, default=None, metavar="L",
+                    help="frames of look-ahead of a new run (the gains emitted with frame t + L apply to frame t: "
+                         "L x 5 ms more latency; default: none, or the --init-from model's); a resumed run keeps "
+                         "its checkpoint's")
     ap.add_argument("--grow-hidden", type=int, default=0,
                     help="with --init-from: widen the GRU to this many units, starting from exactly the old net's "
                          "output (widen_gru)")
