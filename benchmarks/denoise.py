@@ -21,8 +21,9 @@ chain's measured latency; peers' are the documented algorithmic latencies (see L
 with N-sample periods calls them (Resculpt's chains process each block; RNNoise, whose frame is fixed at
 10 ms, gets the blocks through a 480-sample FIFO and runs a frame whenever one is full), the same
 round-robin measurement (:func:`rtf_interleaved`), written to ``rtf_block{N}.{md,json}``.
-Resculpt rows: the mask stage alone in the chain (mask.* params and STFT window of the presets
-denoise-live (10 ms window) and denoise-strong (20 ms window), read from the preset files), no EQ/dynamics.
+Resculpt rows: the mask stage alone in the chain (the mask tier, its params and STFT window of the presets
+denoise-live (10 ms window), denoise-strong (20 ms window) and denoise-hq (the high-quality tier: 10 ms window plus
+10 ms of look-ahead), read from the preset files), no EQ/dynamics.
 ``preset:NAME`` rows (``--systems preset:denoise-live ...``): the whole shipped preset as a user gets it
 (high-pass, shelves, limiter around the mask), so each preset can be compared with the bare mask it wraps.
 """
@@ -63,14 +64,19 @@ def rs(x, a, b):
 
 
 # -- systems ------------------------------------------------------------------------------------
+# The rows of the mask stage alone: row name -> the shipped preset whose mask tier, controls and window it takes.
+MASK_ROWS = {"resculpt-live": "denoise-live", "resculpt-strong": "denoise-strong", "resculpt-hq": "denoise-hq"}
+
+
 def mask_only(preset):
-    """Layout + params of the mask stage alone, with the mask.* values (and window) of a shipped preset:
-    the benchmark measures the learned stage, not the preset's EQ/dynamics around it."""
+    """Layout + params of the mask stage alone, with the mask tier (``mask`` or ``mask_hq``), its values and the
+    window of a shipped preset: the benchmark measures the learned stage, not the preset's EQ/dynamics around it."""
     from resculpt.plugin_host.presets import load_preset
 
     p = load_preset(preset)
-    params = {k: v for k, v in p.full_params().items() if k.startswith("mask.")}
-    return {"spectral": ["mask"], "stft": p.layout.stft}, params
+    slot = next(s for s in p.layout.spectral if s in ("mask", "mask_hq"))
+    params = {k: v for k, v in p.full_params().items() if k.startswith(slot + ".")}
+    return {"spectral": [slot], "stft": p.layout.stft}, params
 
 
 def _stream(ch, x48, block):
@@ -236,6 +242,7 @@ def systems(include):
         "noisy": (SR, lambda: (lambda x: x.copy()), False),
         "resculpt-live": (HI, lambda: resculpt_chain("denoise-live"), True),      # mask of denoise-live, 10 ms
         "resculpt-strong": (HI, lambda: resculpt_chain("denoise-strong"), True),  # mask of denoise-strong, 20 ms
+        "resculpt-hq": (HI, lambda: resculpt_chain("denoise-hq"), True),  # mask_hq of denoise-hq, 10 + 10 ms look-ahead
         "rnnoise": (HI, rnnoise, True),
         "dfn3": (HI, lambda: dfn(False), True),
         "dfn3-ll": (HI, lambda: dfn(True), True),
@@ -346,16 +353,18 @@ def system_key(name):
         return name
     import hashlib
 
-    from resculpt.models.mask.bundle import BUNDLE_DIR
+    from resculpt.models.mask.bundle import BUNDLE_DIR, HQ_BUNDLE_DIR
     from resculpt.plugin_host.presets import load_preset
 
-    cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
     if name.startswith("preset:"):
         p = load_preset(name[len("preset:"):])
         spec = {"layout": repr(p.layout), "params": p.full_params()}
+        hq = "mask_hq" in p.layout.spectral
         name = name.replace(":", "-")
     else:
-        spec = mask_only("denoise-live" if name == "resculpt-live" else "denoise-strong")
+        spec = mask_only(MASK_ROWS[name])
+        hq = spec[0]["spectral"] == ["mask_hq"]
+    cfg = json.loads(((HQ_BUNDLE_DIR if hq else BUNDLE_DIR) / "config.json").read_text())
     ph = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{name}-{cfg['sha256'][:12]}-{ph}"
 
@@ -450,7 +459,7 @@ def main(argv=None):
             if name.startswith("preset:"):
                 ch = Chain.from_preset(name[len("preset:"):], sample_rate=HI, channels=1)
             else:
-                layout, params = mask_only("denoise-live" if name == "resculpt-live" else "denoise-strong")
+                layout, params = mask_only(MASK_ROWS[name])
                 ch = Chain(layout, sample_rate=HI, channels=1, params=params)
             lat = (1000.0 * ch.latency_samples / HI, "measured: chain latency_samples at 48 kHz")
         else:
@@ -509,8 +518,7 @@ def run_rtf_block(a):
     from resculpt.models.mask.mixing import validation_set
 
     block = a.rtf_block
-    factories = {"resculpt-live": lambda: resculpt_chain("denoise-live", block),
-                 "resculpt-strong": lambda: resculpt_chain("denoise-strong", block),
+    factories = {**{row: (lambda p=p: resculpt_chain(p, block)) for row, p in MASK_ROWS.items()},
                  "rnnoise": lambda: rnnoise(block)}
     names = a.systems or RTF_BLOCK_SYSTEMS
     fns = {}

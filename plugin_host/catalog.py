@@ -276,3 +276,8 @@ def slot(name: str):
         close = difflib.get_close_matches(name, list(SLOTS), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown stage {name!r}{hint}; known: {', '.join(SLOTS)}") from None
+
+# The learned mask's high-quality tier (models/weights/mask-hq): the same stage and controls as `mask`, on a net
+# with two frames of look-ahead (10 ms), for offline renders and the denoise-hq preset (20 ms with the 10 ms window).
+register(SpectralSlot("mask_hq", "adaptive spectral mask, high-quality tier (learned denoise/enhance, ONNX, 10 ms "
+                      "of look-ahead)", mask_stage.HQ_PARAMS, mask_stage.HighQualityMask))

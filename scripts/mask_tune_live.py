@@ -6,10 +6,13 @@ highest PESQ-WB; a row within 0.01 of it with a higher DNSMOS OVRL wins instead 
 are within the spread of these 24 files, DNSMOS is where the model trails its peers most).
 
     .venv-bench/bin/python scripts/mask_tune_live.py    # -> benchmarks/results/mask_tune_live.md
+    .venv-bench/bin/python scripts/mask_tune_live.py --bundle models/weights/mask-hq --preset denoise-hq \
+        --out benchmarks/results/mask_tune_hq.md        # the high-quality tier's bundle, the same grid and rule
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import sys
 from pathlib import Path
@@ -56,21 +59,29 @@ def score(row):
     return r
 
 
-def main():
+def main(argv=None):
     global _VAL, _B
+    ap = argparse.ArgumentParser(prog="scripts/mask_tune_live.py")
+    ap.add_argument("--bundle", help="mask bundle folder (default: the shipped live-tier bundle)")
+    ap.add_argument("--preset", default="denoise-live", help="the preset the picked row is for (table title)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "mask_tune_live.md"))
+    ap.add_argument("--jobs", type=int, default=2, help="rows scored at once (one per core)")
+    a = ap.parse_args(argv)
     _VAL = mixing.validation_set(n_utts=6, pools=mixing.load_pools("train"), seed=99)
-    _B = b = load_bundle()
+    _B = b = load_bundle(a.bundle)
     val = _VAL
-    with mp.get_context("fork").Pool(2) as pool:  # one row per core; each row is deterministic
+    with mp.get_context("fork").Pool(a.jobs) as pool:  # each row is deterministic
         rows = pool.map(score, GRID, chunksize=1)
     top = max(r[4] for r in rows)
     pick = max((r for r in rows if r[4] >= top - 0.01), key=lambda r: r[6])
-    L = [f"`denoise-live` smoothing, limit and contrast on {len(val)} training-split mixtures "
-         f"(`scripts/mask_tune_live.py`, bundle {b.config['sha256'][:12]}):", "",
+    cmd = "scripts/mask_tune_live.py" + "".join(f" {k} {v}" for k, v in (("--bundle", a.bundle), ("--preset", a.preset))
+                                                  if v and not (k == "--preset" and v == "denoise-live"))
+    L = [f"`{a.preset}` smoothing, limit and contrast on {len(val)} training-split mixtures "
+         f"(`{cmd}`, bundle {b.config['sha256'][:12]}, look-ahead {b.lookahead_frames} frames):", "",
          "| release ms | attack ms | limit dB | contrast | PESQ-WB | STOI | DNSMOS OVRL |", "|---|---|---|---|---|---|---|"]
     L += [f"| {r:g} | {a:g} | {d:g} | {c:g} | {p:.3f} | {s:.3f} | {o:.3f} |{' picked' if (r, a, d, c) == pick[:4] else ''}"
           for r, a, d, c, p, s, o in rows]
-    (REPO / "benchmarks" / "results" / "mask_tune_live.md").write_text("\n".join(L) + "\n")
+    Path(a.out).write_text("\n".join(L) + "\n")
     print("\n".join(L))
 
 

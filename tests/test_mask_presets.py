@@ -1,4 +1,4 @@
-"""The four mask presets: they load, run on the bundled real clip, and sound different from each other."""
+"""The mask presets (both tiers): they load, run on the bundled real clip, and sound different from each other."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from resculpt.models import data
 from resculpt.plugin_host.chain import Chain
 from resculpt.plugin_host.presets import load_preset
 
-PRESETS = ("denoise-gentle", "denoise-strong", "voice-enhance", "denoise-live")
+PRESETS = ("denoise-gentle", "denoise-strong", "voice-enhance", "denoise-live", "denoise-hq")
+
+
+def _slot(name):
+    """The preset's mask tier: ``mask`` (live) or ``mask_hq`` (high quality)."""
+    return next(s for s in load_preset(name).layout.spectral if s in ("mask", "mask_hq"))
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "speech_1081_librispeech.flac"
 
 
@@ -35,12 +40,14 @@ def outputs(noisy_clip):
 
 
 def test_mask_presets_use_the_mask_slot_with_documented_windows():
-    """Each preset runs the mask; denoise-live uses the 10 ms window (latency <= 10 ms at 48 kHz)."""
-    for name in PRESETS:
-        p = load_preset(name)
-        assert "mask" in p.layout.spectral
-    ch = Chain.from_preset("denoise-live", sample_rate=48000, channels=2)
-    assert 1000.0 * ch.latency_samples / 48000 <= 10.0
+    """Each preset runs a mask tier (denoise-hq the high-quality one); denoise-live's latency is <= 10 ms at
+    48 kHz (10 ms window, no look-ahead), denoise-hq's <= 20 ms (the same window plus 10 ms of look-ahead)."""
+    assert [_slot(n) for n in PRESETS] == ["mask"] * 4 + ["mask_hq"]
+    live = Chain.from_preset("denoise-live", sample_rate=48000, channels=2)
+    assert 1000.0 * live.latency_samples / 48000 <= 10.0
+    hq = Chain.from_preset("denoise-hq", sample_rate=48000, channels=2)
+    assert 1000.0 * hq.latency_samples / 48000 <= 20.0
+    assert hq.latency_samples == live.latency_samples + 2 * 240  # two 5 ms hops of look-ahead
 
 
 def test_mask_presets_output_is_finite_and_the_mask_removes_energy(noisy_clip, outputs):
@@ -48,7 +55,7 @@ def test_mask_presets_output_is_finite_and_the_mask_removes_energy(noisy_clip, o
     for name, y in outputs.items():
         assert np.all(np.isfinite(y)), name
         ch = Chain.from_preset(name, sample_rate=48000, channels=1)
-        ch.params["mask.mix"] = 0.0
+        ch.params[_slot(name) + ".mix"] = 0.0
         ch.reset()
         ref = ch(noisy_clip[None].copy())[0]
         assert np.mean(y**2) < 0.9 * np.mean(ref**2), name

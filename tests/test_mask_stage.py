@@ -13,8 +13,8 @@ from resculpt.dsp.params import ParamTable
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.models.mask import common as C
-from resculpt.models.mask.bundle import BUNDLE_DIR, BundleError, load_bundle
-from resculpt.models.mask.stage import PARAMS, MaskStage
+from resculpt.models.mask.bundle import BUNDLE_DIR, HQ_BUNDLE_DIR, BundleError, load_bundle
+from resculpt.models.mask.stage import PARAMS, HighQualityMask, MaskStage
 from resculpt.plugin_host import catalog
 from resculpt.plugin_host.chain import Chain
 from stage_testlib import make_section, measure_allocation, signal_for
@@ -58,6 +58,29 @@ def test_mask_slot_registers_exact_param_ids():
     assert mode.scale == "choice" and mode.choices == ("denoise", "enhance", "creative")
     red = s.params[0]
     assert (red.min, red.max) == (0.0, 60.0)
+
+
+def test_high_quality_tier_runs_its_own_bundle_with_look_ahead_and_reads_only_its_own_ids():
+    """The "mask_hq" slot: the same controls as "mask" under mask_hq.* ids (same ranges and defaults), the
+    mask-hq bundle (two frames of look-ahead: its section reports two 5 ms hops more than the live tier's), and
+    a move of a mask.* value leaves its output unchanged while the same move of its own id changes it."""
+    hq = catalog.slot("mask_hq")
+    assert [p.id for p in hq.params] == [p.id.replace("mask.", "mask_hq.") for p in PARAMS]
+    assert [(p.min, p.max, p.default) for p in hq.params] == [(p.min, p.max, p.default) for p in PARAMS]
+    sr, x = 48000, _signal(48000, 48000)
+
+    def run(**params):
+        st = HighQualityMask(_table(**params))
+        s = StreamingSTFT("low-latency", [st])
+        s.prepare(sr, 8193, 1)
+        return st, s, s.process(x.copy())
+
+    st, s, y = run()
+    assert st.bundle.path == HQ_BUNDLE_DIR and st.latency_frames == 2
+    live, _ = _section(sr)
+    assert s.latency_samples == live.latency_samples + 2 * 240
+    assert np.array_equal(run(**{"mask.reduction_db": 3.0})[2], y)
+    assert not np.allclose(run(**{"mask_hq.reduction_db": 3.0})[2], y, atol=1e-3)
 
 
 @pytest.mark.parametrize("ch,linked", [(1, True), (2, False)])

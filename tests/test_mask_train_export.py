@@ -205,6 +205,7 @@ def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
     and `--init-from models/weights/mask` starts a smoke fine-tune from it."""
     from resculpt.models.mask.bundle import BUNDLE_DIR
     from resculpt.models.mask.export import checkpoint_from_bundle
+
     from resculpt.cli import main
 
     ck = checkpoint_from_bundle(BUNDLE_DIR)
@@ -274,9 +275,10 @@ def test_widening_the_gru_keeps_the_output_exactly_and_trains_the_new_units(tmp_
     read from the new units: the widened net's gains equal the old net's on any input, streaming or whole;
     the new units are live (non-zero state), so a smoke fine-tune from a widened checkpoint moves the head's
     new columns."""
-    from resculpt.cli import main
     from resculpt.models.mask.net import MaskNet
     from resculpt.models.mask.train import widen_gru
+
+    from resculpt.cli import main
 
     torch.manual_seed(1)
     old = MaskNet(n_fine=128, hidden=16)
@@ -305,11 +307,12 @@ def test_lookahead_aligns_each_frame_with_the_output_emitted_l_frames_later_and_
     the last output; L = 0 leaves them as emitted); export writes lookahead_frames = L (so the stage holds L
     spectra back and reports L hops more latency) and checkpoint_from_bundle reads it back; a smoke run with
     --lookahead 2 records it in its checkpoint, and resuming that run with another look-ahead is refused."""
-    from resculpt.cli import main
     from resculpt.models.mask import train
     from resculpt.models.mask.bundle import load_bundle
     from resculpt.models.mask.export import checkpoint_from_bundle, export
     from resculpt.models.mask.net import MaskNet
+
+    from resculpt.cli import main
 
     g = torch.arange(2 * 6 * 3, dtype=torch.float32).reshape(2, 6, 3)
     net = MaskNet(n_fine=0, lookahead=2)

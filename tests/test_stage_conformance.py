@@ -145,6 +145,9 @@ ACTIVE = {
     # call measure up to ~1.1 KB over an empty section (unlinked stereo), no model output or state array.
     "mask": Active({"mask.reduction_db": 30.0, "mask.contrast": 1.5}, ((0.15, {"mask.mode": "enhance"}),),
                    alloc_peak_bytes=4 * 481),
+    # The same stage on the high-quality tier's bundle (two frames of look-ahead): the same scenario and bound.
+    "mask_hq": Active({"mask_hq.reduction_db": 30.0, "mask_hq.contrast": 1.5}, ((0.15, {"mask_hq.mode": "enhance"}),),
+                      alloc_peak_bytes=4 * 481),
     # Formants only (real gains per bin) first, then a pitch shift up, then down with the formants lowered.
     "voice": Active({"voice.formant_ratio": 1.25},
                     ((0.15, {"voice.pitch_st": 5.0}), (0.22, {"voice.pitch_st": -7.0, "voice.formant_ratio": 0.8}))),

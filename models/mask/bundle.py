@@ -23,6 +23,7 @@ import numpy as np
 from . import common
 
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "weights" / "mask"
+HQ_BUNDLE_DIR = BUNDLE_DIR.parent / "mask-hq"  # the high-quality tier (look-ahead; models/weights/mask-hq/MODEL_CARD.md)
 SEQ_CHUNKS = (1, 3, 2, 7, 5)  # frames per call when checking the batched graph (cycled)
 GOLDEN_TOL = 1e-4  # largest |gain - golden gain| a loaded graph may show (gains are in [0, 1])
 # Weight precisions a bundle's graphs may have (config ``precision``, absent = float32; int8 bundles are written by

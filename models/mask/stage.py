@@ -39,7 +39,8 @@ Hop and look-ahead come from the bundle's config (``frame.hop_ms``, ``lookahead_
 section whose hop is not the bundle's, and ``latency_frames`` = the model's look-ahead L. A model with look-ahead
 emits, with the newest frame, the gains of the frame L hops before it: the stage keeps the last L + 1 spectra
 and applies those gains to the oldest, so its output is L hops late (L * hop samples added to the section's
-n_fft - 1). The shipped model has L = 0: the gains apply to the frame they were computed on.
+n_fft - 1). The rule above 7.3 kHz reads the newest frame's bands too, so with look-ahead it also opens L hops
+ahead of the frame it gains. The shipped model has L = 0: the gains apply to the frame they were computed on.
 """
 
 from __future__ import annotations
@@ -53,40 +54,49 @@ from resculpt.dsp.spectral_util import RealFFT
 from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 
 from . import common
-from .bundle import Bundle, iobinding_runner, load_bundle
+from .bundle import HQ_BUNDLE_DIR, Bundle, iobinding_runner, load_bundle
 
 HF_RISE_DB_S = 6.0  # how fast the HF noise floor may rise, dB per second (it falls at once)
 HF_OVERSUBTRACTION = 2.0  # power over-subtraction factor of the HF rule (3 dB)
 HF_PRESENCE_BANDS = slice(20, 24)  # learned bands 3.4-7.3 kHz whose gain gates the rule above 7.3 kHz
 
-PARAMS = (
-    ParamSpec("mask.reduction_db", 0.0, 60.0, 24.0, "dB", smoothing_ms=30.0,
-              doc="attenuation limit: the mask never cuts a band by more than this"),
-    ParamSpec("mask.mix", 0.0, 1.0, 1.0, "", smoothing_ms=20.0, doc="blend of the mask's gain toward unity"),
-    ParamSpec("mask.attack_ms", 0.5, 200.0, 1.0, "ms", scale="log", smoothing_ms=0.0,
-              doc="time for a band to open (gain rising)"),
-    ParamSpec("mask.release_ms", 5.0, 2000.0, 20.0, "ms", scale="log", smoothing_ms=0.0,
-              doc="time for a band to close (gain falling)"),
-    ParamSpec("mask.low_hz", 20.0, 20000.0, 20.0, "Hz", scale="log", smoothing_ms=0.0,
-              doc="the mask acts above this frequency (gain 1 below)"),
-    ParamSpec("mask.high_hz", 200.0, 24000.0, 24000.0, "Hz", scale="log", smoothing_ms=0.0,
-              doc="the mask acts below this frequency (gain 1 above; at 24 kHz: up to Nyquist)"),
-    ParamSpec("mask.mode", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=common.MODES,
-              doc="denoise (voice only), enhance (keeps music), creative (inverted mask: keeps the ambience)"),
-    ParamSpec("mask.contrast", 1.0, 3.0, 1.0, "", smoothing_ms=0.0,
-              doc="exponent on the mask's gains before the limit: above 1 deepens the cuts where the model "
-                  "is unsure (less residual noise, weak speech cut more); 1 = the model as trained"),
-)
+
+def mask_params(slot: str) -> tuple[ParamSpec, ...]:
+    """The mask controls under ``slot``'s prefix (``mask`` for the live tier, ``mask_hq`` for the high-quality one):
+    both tiers take the same controls, each under its own ids so one chain's table can hold both."""
+    return (
+        ParamSpec(f"{slot}.reduction_db", 0.0, 60.0, 24.0, "dB", smoothing_ms=30.0,
+                  doc="attenuation limit: the mask never cuts a band by more than this"),
+        ParamSpec(f"{slot}.mix", 0.0, 1.0, 1.0, "", smoothing_ms=20.0, doc="blend of the mask's gain toward unity"),
+        ParamSpec(f"{slot}.attack_ms", 0.5, 200.0, 1.0, "ms", scale="log", smoothing_ms=0.0,
+                  doc="time for a band to open (gain rising)"),
+        ParamSpec(f"{slot}.release_ms", 5.0, 2000.0, 20.0, "ms", scale="log", smoothing_ms=0.0,
+                  doc="time for a band to close (gain falling)"),
+        ParamSpec(f"{slot}.low_hz", 20.0, 20000.0, 20.0, "Hz", scale="log", smoothing_ms=0.0,
+                  doc="the mask acts above this frequency (gain 1 below)"),
+        ParamSpec(f"{slot}.high_hz", 200.0, 24000.0, 24000.0, "Hz", scale="log", smoothing_ms=0.0,
+                  doc="the mask acts below this frequency (gain 1 above; at 24 kHz: up to Nyquist)"),
+        ParamSpec(f"{slot}.mode", 0.0, 2.0, 0.0, "", scale="choice", smoothing_ms=0.0, choices=common.MODES,
+                  doc="denoise (voice only), enhance (keeps music), creative (inverted mask: keeps the ambience)"),
+        ParamSpec(f"{slot}.contrast", 1.0, 3.0, 1.0, "", smoothing_ms=0.0,
+                  doc="exponent on the mask's gains before the limit: above 1 deepens the cuts where the model "
+                      "is unsure (less residual noise, weak speech cut more); 1 = the model as trained"),
+    )
+
+
+PARAMS = mask_params("mask")
+HQ_PARAMS = mask_params("mask_hq")
 
 
 class MaskStage(SpectralStage):
     """process_frame(spec): spec (channels, n_bins) complex64, edited in place."""
 
     name = "mask"
+    params = PARAMS  # the controls this stage reads (the tiers differ only in their ids and bundle)
 
     def __init__(self, table, bundle: Bundle | str | Path | None = None):
         self.table = table
-        self._idx = [table.index(p.id) for p in PARAMS]
+        self._idx = [table.index(p.id) for p in self.params]
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.session = self.bundle.session
         self.seq_session = self.bundle.seq_session  # batched graph, or None
@@ -502,3 +512,15 @@ class MaskStage(SpectralStage):
             np.minimum(t, self._presence, out=g)
         if self._has_invalid:
             self._v_g_invalid.fill(1.0)
+
+
+class HighQualityMask(MaskStage):
+    """The high-quality tier (``mask_hq``): the same stage on the ``mask-hq`` bundle, whose net has two frames of
+    look-ahead (10 ms at the 5 ms hop: with the 10 ms window, 20 ms of latency in all), read under the ``mask_hq.*``
+    ids."""
+
+    name = "mask_hq"
+    params = HQ_PARAMS
+
+    def __init__(self, table, bundle: Bundle | str | Path | None = None):
+        super().__init__(table, HQ_BUNDLE_DIR if bundle is None else bundle)

@@ -123,4 +123,12 @@ ORDER = (
     "anon.seed_spread_pct",
     "brickwall.ceiling_db",
     "brickwall.release_ms",
+    "mask_hq.reduction_db",
+    "mask_hq.mix",
+    "mask_hq.attack_ms",
+    "mask_hq.release_ms",
+    "mask_hq.low_hz",
+    "mask_hq.high_hz",
+    "mask_hq.mode",
+    "mask_hq.contrast",
 )

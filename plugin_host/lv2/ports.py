@@ -58,6 +58,7 @@ PRESETS = (
     "formal-voice",
     "stream-voice",
     "warm-radio",
+    "denoise-hq",
 )
 DEFAULT_PRESET = "clean"
 # The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset
