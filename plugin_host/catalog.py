@@ -259,6 +259,11 @@ register(BoardSlot(
     {"brickwall.ceiling_db": (0, "ceiling_db", _ident), "brickwall.release_ms": (0, "release_ms", _ident)}))
 
 
+# The learned mask's high-quality tier (models/weights/mask-hq): the same stage and controls as `mask`, on a net
+# with two frames of look-ahead (10 ms), for offline renders and the denoise-hq preset (20 ms with the 10 ms window).
+register(SpectralSlot("mask_hq", "adaptive spectral mask, high-quality tier (learned denoise/enhance, ONNX, 10 ms "
+                      "of look-ahead)", mask_stage.HQ_PARAMS, mask_stage.HighQualityMask))
+
 def all_param_specs() -> list[ParamSpec]:
     """Every parameter: globals first, then each slot's in registration order."""
     specs = list(GLOBAL_PARAMS)
@@ -276,8 +281,3 @@ def slot(name: str):
         close = difflib.get_close_matches(name, list(SLOTS), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown stage {name!r}{hint}; known: {', '.join(SLOTS)}") from None
-
-# The learned mask's high-quality tier (models/weights/mask-hq): the same stage and controls as `mask`, on a net
-# with two frames of look-ahead (10 ms), for offline renders and the denoise-hq preset (20 ms with the 10 ms window).
-register(SpectralSlot("mask_hq", "adaptive spectral mask, high-quality tier (learned denoise/enhance, ONNX, 10 ms "
-                      "of look-ahead)", mask_stage.HQ_PARAMS, mask_stage.HighQualityMask))

@@ -64,7 +64,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="scripts/mask_tune_live.py")
     ap.add_argument("--bundle", help="mask bundle folder (default: the shipped live-tier bundle)")
     ap.add_argument("--preset", default="denoise-live", help="the preset the picked row is for (table title)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "mask_tune_live.md"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "mask_tune_live.md"),
+                    help="the table (Markdown)")
     ap.add_argument("--jobs", type=int, default=2, help="rows scored at once (one per core)")
     a = ap.parse_args(argv)
     _VAL = mixing.validation_set(n_utts=6, pools=mixing.load_pools("train"), seed=99)
@@ -74,8 +75,10 @@ def main(argv=None):
         rows = pool.map(score, GRID, chunksize=1)
     top = max(r[4] for r in rows)
     pick = max((r for r in rows if r[4] >= top - 0.01), key=lambda r: r[6])
-    cmd = "scripts/mask_tune_live.py" + "".join(f" {k} {v}" for k, v in (("--bundle", a.bundle), ("--preset", a.preset))
-                                                  if v and not (k == "--preset" and v == "denoise-live"))
+    default_out = str(REPO / "benchmarks" / "results" / "mask_tune_live.md")
+    cmd = "scripts/mask_tune_live.py" + "".join(
+        f" {k} {v}" for k, v, d in (("--bundle", a.bundle, None), ("--preset", a.preset, "denoise-live"),
+                                    ("--out", a.out, default_out)) if v and v != d)
     L = [f"`{a.preset}` smoothing, limit and contrast on {len(val)} training-split mixtures "
          f"(`{cmd}`, bundle {b.config['sha256'][:12]}, look-ahead {b.lookahead_frames} frames):", "",
          "| release ms | attack ms | limit dB | contrast | PESQ-WB | STOI | DNSMOS OVRL |", "|---|---|---|---|---|---|---|"]

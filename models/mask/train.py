@@ -224,11 +224,9 @@ def train(args) -> dict:
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = common.N_FINE if args.fine else 0
-        kw["lookahead"] = args.lookahead or 0
         ck = None
-    if ck is None:
-        if args.init_from:  # a fine-tune may give the net look-ahead; the weights are the same either way
-            kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
+    if ck is None:  # a new run (fresh or a fine-tune) may set the look-ahead; the weights are the same either way
+        kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
         net = MaskNet(**kw)
         if args.init_from:
             sd0 = ck0["net"]
