@@ -66,10 +66,17 @@ class BandIO:
         _, pt = self.bands(t)
         return torch.sqrt((pt + common.EPS) / (px + common.EPS)).clamp(0.0, 1.0)
 
-    def synth(self, spec, gains24, n):  # -> (B, n) aligned with the input
+    def synth(self, spec, gains24, n, df=None, df_order: int = 5, lookahead: int = 0):  # -> (B, n) aligned with the input
+        """spec (B, T, nb) complex, gains24 (B, T, 24) aligned with the frames; ``df`` (B, T, N * K * 2), also
+        aligned: the deep-filter taps of frame t (``deep_filter``), added to the band-gained lowest K bins."""
         g32 = torch.cat([gains24, gains24[..., -1:].expand(*gains24.shape[:-1], common.N_BANDS - common.N_LEARNED)], -1)
         gb = g32 @ self.syn.t()
-        return self.istft(spec * gb, n)
+        y = spec * gb
+        if df is not None:
+            low = deep_filter(spec, df, df_order, lookahead)
+            k = low.shape[-1]
+            y = torch.cat([y[..., :k] + low, y[..., k:]], dim=-1)
+        return self.istft(y, n)
 
     def istft(self, spec, n):  # spec (B, T, nb) -> (B, n): weighted overlap-add, aligned with the input of stft
         fr = torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.win_s  # (B, T, n_fft)
@@ -79,3 +86,21 @@ class BandIO:
         s = self.n_fft - self.hop
         return y[:, s : s + n]
 
+
+
+def deep_filter(spec, df, order: int, lookahead: int):
+    """The deep-filter term of each frame: spec (B, T, nb) complex; df (B, T, N * K * 2) real taps of frame t
+    (already aligned: ``MaskNet.align``), laid out (N, K, re/im) -> (B, T, K) complex
+    sum_j C[t, j, k] * X[t + L - N + 1 + j, k], j = 0..N-1: tap j = N - 1 reads the newest frame the net had heard
+    when it emitted them (L frames past t), frames before the start or past the end count as zero."""
+    b, t, _ = spec.shape
+    n = order
+    k = df.shape[-1] // (2 * n)
+    c = df.reshape(b, t, n, k, 2)
+    c = torch.complex(c[..., 0], c[..., 1])                                 # (B, T, N, K)
+    lo = spec[..., :k]
+    xp = torch.cat([lo.new_zeros(b, n - 1 - lookahead, k), lo, lo.new_zeros(b, lookahead, k)], dim=1)
+    out = c[:, :, 0] * xp[:, 0:t]
+    for j in range(1, n):
+        out = out + c[:, :, j] * xp[:, j : j + t]
+    return out

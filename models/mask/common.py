@@ -29,6 +29,10 @@ MODES = ("denoise", "enhance", "creative")
 FINE_WIN_MS = 32.0
 FINE_HZ = 31.25
 N_FINE = 128
+# Deep filtering (an optional output of the net, ``df_bins`` > 0): complex taps over the last ``df_order`` STFT
+# frames of each of the lowest ``df_bins`` bins of the 10 ms window (100 Hz apart at every rate: bin k is
+# k * 100 Hz). The taps are tied to that window; with another window the stage applies the band gains alone.
+DF_WINDOW_MS = 10.0
 
 
 def fine_len(sample_rate: int) -> int:

@@ -13,6 +13,9 @@ Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
          g* = clip(sqrt(P_target / P_mixture), 0, 1) the ideal gain of each learned band in each frame,
          from the same band analysis the model sees. A dense per-band, per-frame signal that a 2-core
          machine can fit far faster than the waveform losses alone (the model card, ``models/weights/mask/MODEL_CARD.md``).
+  cspec  (deep-filter nets only, ``df_bins`` > 0) compressed complex spectral loss on a 20 ms STFT (5 ms hop):
+         mean |Yc - Tc|^2 + mean (|Yc| - |Tc|)^2 with Xc = |X|^0.3 e^{j arg X} (DeepFilterNet's spectral loss);
+         the deep-filter taps change phase as well as level, and this term sees both in every bin;
   teach  distillation from DeepFilterNet3-LL (only with ``--teacher DIR``, a cache built by
          ``scripts/mask_teacher_cache.py``): ``--teacher-frac`` of each batch are crops of the cached
          training-split mixtures, and on those rows the dense gain target is the teacher's band gain
@@ -32,7 +35,7 @@ import numpy as np
 import torch
 from torch.nn.functional import relu
 
-LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0}
+LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0, "cspec": 10.0}
 SISDR_W = 0.05  # weight of the negative SI-SDR (dB) inside the recon term
 
 
@@ -53,6 +56,18 @@ def mrstft(y, t, ffts=((512, 128), (256, 64), (1024, 256))):
         lm = (torch.log(Y) - torch.log(T)).abs().mean()
         loss = loss + sc + lm
     return loss / len(ffts)
+
+
+def cspec(y, t, n_fft=320, hop=80, c=0.3):
+    """Compressed complex spectral loss (scalar) of output y and target t (B, N)."""
+    if n_fft not in _WINS:
+        _WINS[n_fft] = torch.hann_window(n_fft)
+    Y = torch.stft(y, n_fft, hop, window=_WINS[n_fft], return_complex=True)
+    T = torch.stft(t, n_fft, hop, window=_WINS[n_fft], return_complex=True)
+    ym, tm = Y.abs().clamp_min(1e-8), T.abs().clamp_min(1e-8)
+    yc, tc = ym.pow(c), tm.pow(c)
+    cplx = (Y * (yc / ym) - T * (tc / tm)).abs().pow(2).mean()
+    return cplx + (yc - tc).pow(2).mean()
 
 
 def si_sdr(y, t, eps=1e-8):

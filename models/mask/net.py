@@ -61,12 +61,16 @@ class CausalConv(nn.Module):
 class MaskNet(nn.Module):
     def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
                  feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE,
-                 lookahead: int = 0):
+                 lookahead: int = 0, df_bins: int = 0, df_order: int = 5):
         super().__init__()
         self.n_fine = n_fine
         if int(lookahead) < 0:
             raise ValueError(f"lookahead = {lookahead}: frames of look-ahead must be >= 0")
         self.lookahead = int(lookahead)
+        self.df_bins, self.df_order = int(df_bins), int(df_order)
+        if self.df_bins and not self.lookahead + 1 <= self.df_order:
+            raise ValueError(f"df_order = {df_order}: the taps must reach the frame the output belongs to "
+                             f"(df_order >= lookahead + 1 = {self.lookahead + 1})")
         fim = torch.zeros(n_fine) if fine_mean is None else torch.as_tensor(fine_mean, dtype=torch.float32)
         fis = torch.ones(n_fine) if fine_std is None else torch.as_tensor(fine_std, dtype=torch.float32)
         self.register_buffer("fine_mean", fim.clone())
@@ -93,6 +97,10 @@ class MaskNet(nn.Module):
         self.film = nn.Linear(2, 2 * d)
         self.gru = nn.GRU(d, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_bands)
+        if self.df_bins:  # deep-filter taps, zero at the start: the net begins as the band-gain net it grows from
+            self.df_head = nn.Linear(hidden, self.df_order * self.df_bins * 2)
+            nn.init.zeros_(self.df_head.weight)
+            nn.init.zeros_(self.df_head.bias)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
         with torch.no_grad():
@@ -134,7 +142,11 @@ class MaskNet(nn.Module):
         h = elu(self.c3(h))
         h = self._mid(h, fine, cond)
         y, _ = self.gru(h)
-        return torch.sigmoid(self.head(y))
+        return self._out(y)
+
+    def _out(self, y):  # GRU output (B, T, H) -> gains (B, T, F) [, deep-filter taps (B, T, N * K * 2)]
+        g = torch.sigmoid(self.head(y))
+        return (g, self.df_head(y)) if self.df_bins else g
 
     def align(self, gains):
         """gains (B, T, F) as emitted -> the gains of input frames 0..T-1: frame t takes the output of frame
@@ -171,7 +183,8 @@ class MaskNet(nn.Module):
         h = elu(self.c3.conv(f3))
         h = self._mid(h, fine, cond)
         y, hidden = self.gru(h, hidden)
-        return torch.sigmoid(self.head(y)), f1[:, :, -2:], f2[:, :, -2:], f3[:, :, -2:], hidden
+        out = self._out(y)
+        return (*(out if self.df_bins else (out,)), f1[:, :, -2:], f2[:, :, -2:], f3[:, :, -2:], hidden)
 
     def step(self, feat, fine, cond, cache1, cache2, cache3, hidden):
         """feat (B, 1, F) dB, fine (B, 1, 128) dB, cond (B, 2), state -> gains (B, 1, F), new state (same shapes)."""
@@ -186,7 +199,8 @@ class MaskNet(nn.Module):
         h = elu(h)
         h = self._mid(h, fine, cond)
         y, hidden = self.gru(h, hidden)
-        return torch.sigmoid(self.head(y)), cache1, cache2, cache3, hidden
+        out = self._out(y)
+        return (*(out if self.df_bins else (out,)), cache1, cache2, cache3, hidden)
 
 
 class _DiscNet(nn.Module):

@@ -39,6 +39,7 @@ from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.losses import (
     LOSS_W,
     SISDR_W,
+    cspec,
     gain_err,
     mrstft,
     perceptual_or_off,
@@ -124,9 +125,26 @@ def widen_gru(net: MaskNet, sd_old: dict) -> None:
     net.load_state_dict(sd)
 
 
+def masked(net, feat, fine, cond):
+    """The net's outputs aligned with the input frames: gains (B, T, 24) and the deep-filter taps (B, T, N * K * 2),
+    or None for a net without them."""
+    out = net(feat, fine, cond)
+    gains, df = out if net.df_bins else (out, None)
+    return net.align(gains), (net.align(df) if df is not None else None)
+
+
+def add_df_head(net: MaskNet, sd_old: dict) -> None:
+    """Load a state dict without deep-filter taps into ``net`` (which has them): every shared tensor is copied and
+    the taps' head keeps its zero init, so the grown net computes exactly what the old one did."""
+    missing, unexpected = net.load_state_dict(sd_old, strict=False)
+    if unexpected or any(not k.startswith("df_head.") for k in missing):
+        raise ValueError(f"add_df_head: state dict does not match apart from df_head (missing {missing}, "
+                         f"unexpected {unexpected})")
+
+
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
-def evaluate(net, val, n_fft=160):
+def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
     """Mean SI-SDR (dB) of output and input, and multi-res STFT loss, denoise mode, full strength."""
     io = BandIO(n_fft, 80)
     net.eval()
@@ -134,7 +152,8 @@ def evaluate(net, val, n_fft=160):
     t = torch.tensor(np.stack([v["clean"] for v in val]))
     cond = torch.tensor([[0.0, 1.0]]).expand(x.shape[0], 2)
     spec, feat = io.analyse(x)
-    y = io.synth(spec, net.align(net(feat, io.fine(x) if net.n_fine else None, cond)), x.shape[1])
+    gains, df = masked(net, feat, io.fine(x) if net.n_fine else None, cond)
+    y = io.synth(spec, gains, x.shape[1], df, net.df_order, net.lookahead)
     e = x.shape[1] - n_fft
     r = {"si_sdr_out": float(si_sdr(y[:, :e], t[:, :e]).mean()), "si_sdr_in": float(si_sdr(x[:, :e], t[:, :e]).mean()),
          "mrstft": float(mrstft(y[:, :e], t[:, :e]))}
@@ -204,6 +223,9 @@ def train(args) -> dict:
         start = int(ck["step"])
         kw = ck["net_kwargs"]
         rng_state = ck.get("torch_rng")
+        if args.df_bins and args.df_bins != kw.get("df_bins", 0):
+            raise SystemExit(f"{ckpt_path} has {kw.get('df_bins', 0)} deep-filter bins; --df-bins {args.df_bins} cannot "
+                             "change a run in progress (use a new --out)")
         if args.lookahead is not None and args.lookahead != kw.get("lookahead", 0):
             raise SystemExit(f"{ckpt_path} was trained with {kw.get('lookahead', 0)} frames of look-ahead; "
                              f"--lookahead {args.lookahead} cannot change a run in progress (use a new --out)")
@@ -216,14 +238,20 @@ def train(args) -> dict:
         if grow:  # band-only checkpoint -> net with the fine branch (normalisation of the new input measured here)
             st = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
             kw.update(n_fine=common.N_FINE, fine_mean=st["fine_mean"], fine_std=st["fine_std"])
+        add_df = bool(args.df_bins) and not kw.get("df_bins", 0)
+        if add_df:
+            kw.update(df_bins=args.df_bins, df_order=args.df_order)
         h_old = int(ck0["net"]["gru.weight_hh_l0"].shape[1])
         widen = args.grow_hidden > h_old
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
-              f"{'; fine branch added' if grow else ''}{f'; GRU {h_old} -> {args.grow_hidden}' if widen else ''})",
+              f"{'; fine branch added' if grow else ''}{f'; GRU {h_old} -> {args.grow_hidden}' if widen else ''}"
+              f"{f'; deep-filter taps added ({args.df_order} frames x {args.df_bins} bins)' if add_df else ''})",
               flush=True)
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = common.N_FINE if args.fine else 0
+        if args.df_bins:
+            kw.update(df_bins=args.df_bins, df_order=args.df_order)
         ck = None
     if ck is None:  # a new run (fresh or a fine-tune) may set the look-ahead; the weights are the same either way
         kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
@@ -237,6 +265,8 @@ def train(args) -> dict:
                 kw["hidden"] = args.grow_hidden
                 net = MaskNet(**kw)
                 widen_gru(net, sd0)
+            elif add_df:
+                add_df_head(net, sd0)
             else:
                 net.load_state_dict(sd0)
     disc = MultiResSpecDisc()
@@ -287,7 +317,7 @@ def train(args) -> dict:
             xc, tc, yc, cc = teacher.batch(rng, n_teach, seg)
             x, t, c = np.concatenate([x, xc]), np.concatenate([t, tc]), np.concatenate([c, cc])
         nb = args.batch - n_teach
-        n_fft = 160 if rng.random() < 0.5 else 320
+        n_fft = 160 if rng.random() < 0.5 or net.df_bins else 320  # deep-filter taps: their 10 ms window only
         io = ios[n_fft]
         x, t, c = torch.tensor(x), torch.tensor(t), torch.tensor(c)
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
@@ -296,8 +326,8 @@ def train(args) -> dict:
         for g in opt_g.param_groups:
             g["lr"] = lr
         spec, feat = io.analyse(x)
-        gains = net.align(net(feat, io.fine(x) if net.n_fine else None, c))
-        y = io.synth(spec, gains, seg)
+        gains, df = masked(net, feat, io.fine(x) if net.n_fine else None, c)
+        y = io.synth(spec, gains, seg, df, net.df_order, net.lookahead)
         e = seg - n_fft
         t_full = t
         y, t = y[:, :e], t[:, :e]
@@ -309,6 +339,10 @@ def train(args) -> dict:
             sd = -(si_sdr(y, t) * active).sum() / active.sum().clamp_min(1.0)
             parts["mrstft"], parts["neg_sisdr"] = rec.item(), sd.item()
             loss = loss + w["recon"] * (rec + SISDR_W * sd)
+        if w["cspec"] > 0 and net.df_bins:
+            cs = cspec(y, t)
+            parts["cspec"] = cs.item()
+            loss = loss + w["cspec"] * cs
         use_adv = w["adv"] > 0 and step >= args.adv_start
         hb = slice(0, max(1, args.batch // 2))  # the discriminator and the perceptual net see half the batch (CPU)
         if use_adv:
@@ -339,8 +373,8 @@ def train(args) -> dict:
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt_g.step()
         if use_adv:
-            dl = sum(((dr - 1) ** 2).mean() + df.pow(2).mean()
-                     for dr, df in zip(disc(t[hb]), disc(y[hb].detach()))) / len(disc.ffts)
+            dl = sum(((dr - 1) ** 2).mean() + dfake.pow(2).mean()
+                     for dr, dfake in zip(disc(t[hb]), disc(y[hb].detach()))) / len(disc.ffts)
             opt_d.zero_grad(set_to_none=True)
             dl.backward()
             opt_d.step()
@@ -374,7 +408,7 @@ def train(args) -> dict:
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
                "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
                "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0,
-               "lookahead": net.lookahead}
+               "lookahead": net.lookahead, "df_bins": net.df_bins, "df_order": net.df_order}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -466,6 +500,12 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     help="frames of look-ahead of a new run (the gains emitted with frame t + L apply to frame t: "
                          "L x 5 ms more latency; default: none, or the --init-from model's); a resumed run keeps "
                          "its checkpoint's")
+    ap.add_argument("--df-bins", type=int, default=0, metavar="K",
+                    help="a new run's deep-filter taps on the lowest K bins of the 10 ms window (100 Hz apart: K = 32 "
+                         "covers 0-3.1 kHz); with --init-from a net without them they are grown in at zero "
+                         "(add_df_head); such a run trains on the 10 ms window only")
+    ap.add_argument("--df-order", type=int, default=5, metavar="N",
+                    help="frames each deep-filter tap set spans (the newest N; needs N >= look-ahead + 1)")
     ap.add_argument("--grow-hidden", type=int, default=0,
                     help="with --init-from: widen the GRU to this many units, starting from exactly the old net's "
                          "output (widen_gru)")
