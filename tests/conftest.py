@@ -116,6 +116,45 @@ def fine_mask_bundle(tmp_path_factory):
     return load_bundle(d / "bundle")
 
 
+def make_df_net(seed: int = 0, lookahead: int = 2, gains_one: bool = False):
+    """A MaskNet with the fine branch and deep-filter taps (5 frames x 32 bins of the 10 ms window) whose taps are
+    non-trivial (a few tenths: the deep-filter term moves the low bins audibly); ``gains_one`` fixes every band
+    gain at 1 (head weights 0, bias 30), so a test sees the deep-filter term alone; bin 0's taps are zero (the
+    stage's band limits never reach 0 Hz). Returns (net, net_kwargs)."""
+    import torch
+    from resculpt.models.mask.net import MaskNet
+
+    torch.manual_seed(seed)
+    kw = {"n_fine": 128, "lookahead": lookahead, "df_bins": 32, "df_order": 5}
+    net = MaskNet(**kw)
+    with torch.no_grad():
+        net.df_head.weight.normal_(0, 0.05)
+        net.df_head.bias.normal_(0, 0.15)
+        k = net.df_bins
+        for j in range(net.df_order):  # bin 0 of every tap: rows (j K + 0) * 2 + {re, im}
+            net.df_head.weight[2 * j * k : 2 * j * k + 2] = 0.0
+            net.df_head.bias[2 * j * k : 2 * j * k + 2] = 0.0
+        if gains_one:
+            net.head.weight.zero_()
+            net.head.bias.fill_(30.0)
+    return net.eval(), kw
+
+
+@pytest.fixture(scope="session")
+def df_mask_bundle(tmp_path_factory):
+    """A mask bundle whose net has two frames of look-ahead and deep-filter taps (random weights, ``make_df_net``),
+    exported and verified like a trained one: the runtime's deep-filter path is tested whichever bundle ships."""
+    torch = pytest.importorskip("torch")
+    from resculpt.models.mask.bundle import load_bundle
+    from resculpt.models.mask.export import export
+
+    d = tmp_path_factory.mktemp("df_bundle")
+    net, kw = make_df_net()
+    torch.save({"net": net.state_dict(), "net_kwargs": kw, "step": 0}, d / "ckpt.pt")
+    export(d / "ckpt.pt", d / "bundle")
+    return load_bundle(d / "bundle")
+
+
 def export_test_generator(folder, lookahead: int = 1, seed: int = 0):
     """A resculpting generator with randomised output heads and FiLM (every output path moves the sound by a
     few dB), exported and verified like a trained one into ``folder``; returns the folder."""

@@ -361,16 +361,16 @@ def test_fine_features_are_the_same_psd_at_every_rate(sr, fine_mask_bundle):
     assert abs(floor - ref_floor) < 1.5, (floor, ref_floor)
 
 
-def _assert_no_array_per_frame(sec, channels, linked, block, calls):
-    """tracemalloc over ``calls`` calls of ``block`` samples at 48 kHz: net growth < 4 KB and a transient peak
-    above an empty section of the same layout below one float32 row of the 20 ms window's bins (481 x 4 =
-    1924 B)."""
-    assert sec.n_bins == 481
+def _assert_no_array_per_frame(sec, channels, linked, block, calls, cfg="default"):
+    """tracemalloc over ``calls`` calls of ``block`` samples at 48 kHz (``cfg``: the section's window): net growth
+    < 4 KB and a transient peak above an empty section of the same layout below one float32 row of the 20 ms
+    window's bins (481 x 4 = 1924 B)."""
+    assert sec.n_bins == (481 if cfg == "default" else 241)
     x = signal_for(48000, channels, seconds=1.0)
     growth, peak = measure_allocation(sec, x, calls, block)
-    _, peak0 = measure_allocation(make_section([], 48000, channels, linked=linked).proc, x, calls, block)
+    _, peak0 = measure_allocation(make_section([], 48000, channels, linked=linked, stft=cfg).proc, x, calls, block)
     assert growth < 4096, f"net growth {growth} bytes"
-    assert peak - peak0 < 4 * sec.n_bins, f"transient peak {peak} B vs {peak0} B for an empty section"
+    assert peak - peak0 < 4 * 481, f"transient peak {peak} B vs {peak0} B for an empty section"
 
 
 @pytest.mark.parametrize("channels,linked", [(1, True), (2, True), (2, False)])
@@ -480,3 +480,83 @@ def test_shipped_bundle_states_every_rate_the_product_runs_at():
 
     cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
     assert cfg["sample_rate_independent"]["runs_at_hz"] == list(SUPPORTED_RATES)
+
+
+# -- deep-filter taps (a bundle whose net emits them; the end-to-end match with training is
+# -- tests/test_mask_train_export.py's) -------------------------------------------------------------
+def _df_section(sr, bundle, ch=1, cfg="low-latency", linked=True, **params):
+    st = HighQualityMask(_table(**{"mask_hq.reduction_db": 30.0, **params}), bundle)
+    s = StreamingSTFT(cfg, [st], linked=linked)
+    s.prepare(sr, 8193, ch)
+    return s, st
+
+
+@pytest.mark.parametrize("ch,linked", [(1, True), (2, True), (2, False)])
+def test_deep_filter_output_is_the_same_at_any_block_size_and_moves_the_low_bins(df_mask_bundle, ch, linked):
+    """With a deep-filter bundle on the 10 ms window (the taps' window) the stage's output is bit-identical for
+    one large block, one hop per block and random blocks (batched graph or frame by frame: the same taps), mono,
+    linked and unlinked stereo; and the taps act: the output differs from the same stage with them switched off
+    by more than 1 % of its level, and below 3.2 kHz: above 3.4 kHz the difference is > 40 dB under its peak (the
+    taps change from frame to frame, and a time-varying filter spreads a little; the bins they act on end at 3.1 kHz)."""
+    sr = 48000
+    x = _signal(sr, sr // 2, ch=ch, seed=5)
+    ref = None
+    for sizes in ([8193], [240], ["random"]):
+        s, st = _df_section(sr, df_mask_bundle, ch=ch, linked=linked)
+        assert st._df_on
+        y = stream(s, x, sizes)
+        if ref is None:
+            ref = y
+        np.testing.assert_array_equal(y, ref)
+    s, st = _df_section(sr, df_mask_bundle, ch=ch, linked=linked)
+    st._df_on = False  # the same stage and model without the taps' term
+    s.reset()
+    off = stream(s, x, [8193])
+    d = ref - off
+    assert np.sqrt(np.mean(d**2)) > 0.01 * np.sqrt(np.mean(ref**2))
+    spec = np.abs(np.fft.rfft(d[0]))
+    f = np.fft.rfftfreq(d.shape[1], 1 / sr)
+    assert spec[f > 3400].max() < 1e-2 * spec.max()
+
+
+def test_deep_filter_is_off_on_another_window_in_creative_mode_and_at_zero_mix(df_mask_bundle):
+    """The taps belong to the 10 ms window: on the 20 ms one the stage applies the band gains alone (and says
+    so: ``_df_on`` False); creative mode (the inverted mask) and mix 0 leave the taps' term out too; at
+    44.1 kHz (441-sample window, bins still 100 Hz apart) they are on."""
+    s, st = _df_section(48000, df_mask_bundle, cfg="default")
+    assert not st._df_on
+    s, st = _df_section(44100, df_mask_bundle)
+    assert st._df_on
+    sr = 48000
+    x = _signal(sr, sr // 4, seed=2)
+    for params in ({"mask_hq.mode": 2.0}, {"mask_hq.mix": 0.0}):
+        s, st = _df_section(sr, df_mask_bundle, **params)
+        y = stream(s, x, [8193])
+        assert st._df_on and not st._df_apply
+        s2, st2 = _df_section(sr, df_mask_bundle, **params)
+        st2._df_on = False
+        np.testing.assert_array_equal(stream(s2, x, [8193]), y)
+
+
+@pytest.mark.parametrize("channels,linked", [(1, True), (2, True), (2, False)])
+def test_deep_filter_stage_allocates_no_array_per_frame(channels, linked, df_mask_bundle):
+    """The allocation bound of every mask bundle for the deep-filter path, frame by frame and in batches of
+    1024-sample blocks: the tap history shift, the products (channels x 5 x 32 complex64) and their sum go into
+    preallocated arrays."""
+    for block, calls in ((64, 1500), (1024, 300)):
+        sec, st = _df_section(48000, df_mask_bundle, ch=channels, linked=linked)
+        assert st._df_on
+        _assert_no_array_per_frame(sec, channels, linked, block=block, calls=calls, cfg="low-latency")
+
+
+def test_nan_input_leaves_the_deep_filter_taps_and_history_finite(df_mask_bundle):
+    """NaN/Inf samples reach neither the taps the model emits nor the spectra they filter."""
+    sr = 48000
+    x = _signal(sr, sr // 2)
+    x[0, 1000] = np.nan
+    x[0, 2000] = np.inf
+    s, st = _df_section(sr, df_mask_bundle)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s.process(x)
+    assert np.all(np.isfinite(st._df)) and np.all(np.isfinite(st._dfT))
+    assert all(np.all(np.isfinite(h)) for h in st._dfx) and np.all(np.isfinite(x[:, 4000:]))

@@ -340,3 +340,66 @@ def test_lookahead_aligns_each_frame_with_the_output_emitted_l_frames_later_and_
     args.smoke, args.batch, args.segment_s = True, 2, 0.5
     with pytest.raises(SystemExit, match="look-ahead"):
         train.train(args)
+
+
+@pytest.fixture(scope="module")
+def df_gains_one(tmp_path_factory):
+    """(net, bundle folder): a deep-filter net whose band gains are all 1, exported once for the module."""
+    from conftest import make_df_net
+    from resculpt.models.mask.export import export
+
+    d = tmp_path_factory.mktemp("df_gains_one")
+    net, kw = make_df_net(seed=4, gains_one=True)
+    torch.save({"net": net.state_dict(), "net_kwargs": kw, "step": 0}, d / "ckpt.pt")
+    export(d / "ckpt.pt", d / "bundle")
+    return net, d / "bundle"
+
+
+@pytest.mark.parametrize("block", [80, 37, 3200])
+def test_the_stage_applies_the_deep_filter_taps_exactly_as_training_synthesises_them(df_gains_one, block):
+    """End to end at 16 kHz on the 10 ms window: a net with two frames of look-ahead and deep-filter taps, its
+    band gains fixed at 1, gives through ONNX and the streaming stage (any block size) the waveform that training's
+    synthesis computes (net outputs aligned L frames back, band gains, then sum_j C[j, k] X[t + L - N + 1 + j, k] on
+    the lowest K bins): what the net learns to emit is what the stage does with it, delayed by the latency it
+    reports (bins above 5 kHz are left out by ``high_hz``: there the stage's noise-floor rule for bands 24..31
+    overlaps band 23, which training does not model). A non-trivial check: the deep-filter term moves the output
+    by more than a tenth of its level."""
+    from resculpt.dsp.params import ParamTable
+    from resculpt.dsp.stft import StreamingSTFT
+    from resculpt.models.mask.band_io import BandIO
+    from resculpt.models.mask.stage import HighQualityMask
+    from resculpt.models.mask.train import masked
+    from resculpt.plugin_host import catalog
+
+    net, bundle = df_gains_one
+    sr, hop, n = 16000, 80, 80 * 60
+    rng = np.random.default_rng(1)
+    ts = np.arange(n) / sr
+    x = (0.05 * rng.standard_normal(n) + 0.2 * np.sin(2 * np.pi * 180 * ts) + 0.1 * np.sin(2 * np.pi * 1130 * ts))
+    x = x.astype(np.float32)
+    red = 60.0
+    io = BandIO(160, hop)
+    xt = torch.tensor(x)[None]
+    spec, feat = io.analyse(xt)
+    with torch.no_grad():
+        gains, df = masked(net, feat, io.fine(xt), torch.tensor([[0.0, 1.0 - 10 ** (-red / 20)]]))
+        want = io.synth(spec, gains, n, df, net.df_order, net.lookahead)[0].numpy()
+        plain = io.synth(spec, gains, n)[0].numpy()
+
+    t = ParamTable(catalog.all_param_specs())
+    for k, v in (("reduction_db", red), ("high_hz", 5000.0), ("low_hz", 20.0)):
+        t.set(f"mask_hq.{k}", v)
+    t.snap()
+    st = HighQualityMask(t, bundle)
+    s = StreamingSTFT("low-latency", [st])
+    s.prepare(sr, 4096, 1)
+    assert st._df_on
+    lat = s.latency_samples
+    assert lat == 160 - 1 + 2 * hop
+    y = np.concatenate([x, np.zeros(lat, np.float32)])[None].copy()
+    for i in range(0, y.shape[1], block):
+        s.process(y[:, i : i + block])
+    got = y[0, lat : lat + n]
+    e = n - 4 * hop  # the last frames: training repeats the last output where the stage has not heard past the end
+    assert np.max(np.abs(got[:e] - want[:e])) < 2e-4
+    assert np.sqrt(np.mean((want[:e] - plain[:e]) ** 2)) > 0.1 * np.sqrt(np.mean(plain[:e] ** 2))

@@ -8,8 +8,10 @@ files do not have the sha256 that config.json records, whose config is of anothe
 features the stage does not compute, or whose graphs do not reproduce the golden gains within 1e-4.
 
 What the runtime stage reads from the config besides the graphs: the frame hop (``frame.hop_ms``, the
-section's hop must equal it) and the model's look-ahead (``lookahead_frames``: the gains of a call belong to
-the frame that many hops before the newest, so the stage delays its output by that many hops).
+section's hop must equal it), the model's look-ahead (``lookahead_frames``: the gains of a call belong to
+the frame that many hops before the newest, so the stage delays its output by that many hops) and, for a net
+with deep-filter taps, ``deep_filter`` ({bins K, order N, window_ms}): the graphs then have a second output
+``df`` (1, T, N * K * 2), and ``golden.npz`` holds the taps too (``df``).
 """
 
 from __future__ import annotations
@@ -74,22 +76,30 @@ class Bundle:
         self.seq_session = seq_session  # batched graph (T frames per call), or None: one call per frame
         self.state_names = list(config["state_inputs"])
         self.state_shapes = {k: tuple(v) for k, v in config["state_shapes"].items()}
-        self.out_names = ["gains"] + [n + "_out" for n in self.state_names]
+        dfc = config.get("deep_filter") or {}
+        self.df_bins, self.df_order = int(dfc.get("bins", 0)), int(dfc.get("order", 0))
+        self.df_window_ms = float(dfc.get("window_ms", common.DF_WINDOW_MS))
+        self.df_size = self.df_bins * self.df_order * 2  # floats of the ``df`` output per frame (0: none)
+        self.out_names = ["gains", *(["df"] if self.df_size else [])] + [n + "_out" for n in self.state_names]
         self.has_fine = int(config.get("n_fine", 0)) > 0
         self.precision = config.get("precision", "float32")
         self.hop_ms = float(config["frame"]["hop_ms"])          # frame hop the model was trained at, ms
         self.lookahead_frames = int(config["lookahead_frames"])  # hops between the newest frame and its gains
 
     def run_sequence(self, feat: np.ndarray, fine: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        """Gains (T, 24) for band features (T, 24) and fine features (T, 128) from zero state (golden checks)."""
-        return run_streaming(self.session, feat, fine, cond, self.state_shapes, self.has_fine, self.state_names)
+        """Outputs (T, 24 [+ N * K * 2]) for band features (T, 24) and fine features (T, 128) from zero state
+        (golden checks): the gains, then the deep-filter taps when the net has them."""
+        return run_streaming(self.session, feat, fine, cond, self.state_shapes, self.has_fine, self.state_names,
+                             df=bool(self.df_size))
 
 
-def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=(1,)) -> np.ndarray:
-    """Gains (T, 24) of a streaming graph fed ``chunks`` frames per call in turn (cycled; (1,) for
-    model.onnx, e.g. SEQ_CHUNKS for model_seq.onnx), from zero state: feat (T, 24), fine (T, 128), cond (2,)."""
+def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=(1,), df=False) -> np.ndarray:
+    """Outputs (T, 24), or (T, 24 + N * K * 2) with ``df`` (gains, then the deep-filter taps), of a streaming graph
+    fed ``chunks`` frames per call in turn (cycled; (1,) for model.onnx, e.g. SEQ_CHUNKS for model_seq.onnx), from
+    zero state: feat (T, 24), fine (T, 128), cond (2,)."""
     state = {k: np.zeros(shapes[k], np.float32) for k in state_names}
-    names = ["gains", *[k + "_out" for k in state_names]]
+    heads = ["gains", "df"] if df else ["gains"]
+    names = [*heads, *[k + "_out" for k in state_names]]
     cond_row = np.asarray(cond, np.float32).reshape(1, 2)
     out, t, i = [], 0, 0
     while t < feat.shape[0]:
@@ -98,8 +108,8 @@ def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=
         if has_fine:
             feed["fine"] = np.ascontiguousarray(fine[None, t : t + n], np.float32)
         r = sess.run(names, feed)
-        out.append(r[0][0])
-        state = dict(zip(state_names, r[1:]))
+        out.append(np.concatenate([o[0] for o in r[: len(heads)]], axis=-1))
+        state = dict(zip(state_names, r[len(heads):]))
         t, i = t + n, i + 1
     return np.concatenate(out)
 
@@ -169,19 +179,26 @@ def _check_config(cfg: dict, cfg_p: Path) -> None:
     look = cfg.get("lookahead_frames")
     if isinstance(look, bool) or not isinstance(look, int) or look < 0:
         raise BundleError(f"{cfg_p}: lookahead_frames = {look!r}, expected a whole number of frames >= 0")
+    dfc = cfg.get("deep_filter")
+    if dfc is not None:
+        k, n, w = dfc.get("bins"), dfc.get("order"), dfc.get("window_ms")
+        if not (isinstance(k, int) and isinstance(n, int) and k > 0 and n >= look + 1 and w == common.DF_WINDOW_MS):
+            raise BundleError(f"{cfg_p}: deep_filter = {dfc!r}, expected whole bins > 0, order >= lookahead_frames + 1 "
+                              f"and window_ms {common.DF_WINDOW_MS:g}")
 
 
 def _check_golden(b: Bundle, gold_p: Path) -> None:
     """Raise BundleError unless both graphs reproduce golden.npz's gains within GOLDEN_TOL."""
     g = np.load(gold_p)
+    want = np.concatenate([g["gains"], g["df"]], axis=-1) if b.df_size else g["gains"]
     got = b.run_sequence(g["feat"], g["fine"], g["cond"])
-    err = float(np.max(np.abs(got - g["gains"])))
+    err = float(np.max(np.abs(got - want)))
     if not np.isfinite(err) or err > GOLDEN_TOL:
         raise BundleError(f"{b.path}: model output differs from golden.npz by {err:.3g} (> {GOLDEN_TOL:g})")
     if b.seq_session is not None:
         got = run_streaming(b.seq_session, g["feat"], g["fine"], g["cond"], b.state_shapes, b.has_fine,
-                            b.state_names, SEQ_CHUNKS)
-        err = float(np.max(np.abs(got - g["gains"])))
+                            b.state_names, SEQ_CHUNKS, df=bool(b.df_size))
+        err = float(np.max(np.abs(got - want)))
         if not np.isfinite(err) or err > GOLDEN_TOL:
             raise BundleError(f"{b.path}: batched model output differs from golden.npz by {err:.3g} "
                               f"(> {GOLDEN_TOL:g})")

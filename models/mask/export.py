@@ -75,6 +75,8 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
     sd = {k[len("net."):]: torch.from_numpy(v) for k, v in init.items() if k.startswith("net.")}
     hidden = int(cfg["state_shapes"]["hidden"][-1])
     n_fine = int(cfg.get("n_fine", 0))
+    dfc = cfg.get("deep_filter") or {}
+    df_bins, df_order = int(dfc.get("bins", 0)), int(dfc.get("order", 5))
     for node in m.graph.node:
         if node.op_type == "GRU":
             W, R, B = (init[n][0] for n in node.input[1:4])
@@ -87,12 +89,15 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
             sd["gru.bias_ih_l0"], sd["gru.bias_hh_l0"] = rzn(B[: 3 * hidden]), rzn(B[3 * hidden :])
         elif node.op_type == "MatMul" and node.input[1] in init:
             w = init[node.input[1]]
-            name = "head.weight" if w.shape == (hidden, common.N_LEARNED) else "fine_fc.weight"
+            name = ("head.weight" if w.shape == (hidden, common.N_LEARNED) else
+                    "df_head.weight" if df_bins and w.shape == (hidden, df_bins * df_order * 2) else "fine_fc.weight")
             sd[name] = torch.from_numpy(w.T.copy())
     kw = {"n_bands": int(cfg["n_learned"]), "ch": int(sd["c1.conv.weight"].shape[0]),
           "emb": int(sd["freq_emb"].shape[1]), "hidden": hidden, "n_fine": n_fine,
           "feat_mean": sd["feat_mean"].tolist(), "feat_std": sd["feat_std"].tolist(),
           "lookahead": int(cfg.get("lookahead_frames", 0))}
+    if df_bins:
+        kw.update(df_bins=df_bins, df_order=df_order)
     if n_fine:
         kw.update(fine_mean=sd["fine_mean"].tolist(), fine_std=sd["fine_std"].tolist())
     net = MaskNet(**kw)
@@ -102,7 +107,7 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
     net.eval()
     g = np.load(bundle / "golden.npz")
     got = torch_stream(net, g["feat"], g["fine"], g["cond"])
-    err = float(np.max(np.abs(got - g["gains"])))
+    err = float(np.max(np.abs(got - (np.concatenate([g["gains"], g["df"]], -1) if df_bins else g["gains"]))))
     if not err <= 1e-5:
         raise ValueError(f"{bundle}: the net rebuilt from the ONNX initialisers misses the golden gains by {err:.3g}")
     tr = cfg.get("training") or {}
@@ -136,14 +141,25 @@ def reference_features(T: int = 400, seed: int = 7) -> tuple[np.ndarray, np.ndar
 
 
 def torch_stream(net, feat, fine, cond):
+    """Outputs (T, 24 [+ N * K * 2]) of ``net.step`` frame by frame from zero state: the gains, then the deep-filter
+    taps when the net has them (the layout of ``bundle.run_streaming``)."""
     st = net.init_state(1)
     out = []
+    nh = 2 if net.df_bins else 1
     with torch.no_grad():
         for t in range(feat.shape[0]):
-            g, *st = net.step(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(fine[t]).view(1, 1, -1),
-                              torch.tensor(cond).view(1, 2), *st)
-            out.append(g[0, 0].numpy())
+            r = net.step(torch.tensor(feat[t]).view(1, 1, -1), torch.tensor(fine[t]).view(1, 1, -1),
+                         torch.tensor(cond).view(1, 2), *st)
+            st = list(r[nh:])
+            out.append(torch.cat([o[0, 0] for o in r[:nh]]).numpy())
     return np.stack(out)
+
+
+def _full(net, feat, fine, cond):
+    """The whole-sequence outputs (T, 24 [+ N * K * 2]) in torch_stream's layout."""
+    with torch.no_grad():
+        r = net(torch.tensor(feat)[None], torch.tensor(fine)[None], torch.tensor(cond)[None])
+    return torch.cat(list(r), -1)[0].numpy() if net.df_bins else r[0].numpy()
 
 
 def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) -> dict:
@@ -155,7 +171,8 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     args = (torch.zeros(1, 1, net.n_bands), *([torch.zeros(1, 1, net.n_fine)] if has_fine else []),
             torch.tensor([[0.0, 1.0]]), *[torch.zeros(s) for s in shapes.values()])
     in_names = ["feat", *(["fine"] if has_fine else []), "cond", *STATE]
-    out_names = ["gains", *[s + "_out" for s in STATE]]
+    has_df = net.df_bins > 0
+    out_names = ["gains", *(["df"] if has_df else []), *[s + "_out" for s in STATE]]
     tmp = out / "model.onnx.tmp"
     torch.onnx.export(_ExportGraph(net, seq=False), args, str(tmp), input_names=in_names, output_names=out_names,
                       opset_version=opset, dynamo=False)
@@ -165,7 +182,8 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     # the block's frames (tested: the same gains as T single-frame calls).
     seq_p = out / "model_seq.onnx"
     seq_args = (torch.zeros(1, 3, net.n_bands), *([torch.zeros(1, 3, net.n_fine)] if has_fine else []), *args[1 + has_fine :])
-    dyn = {"feat": {1: "frames"}, "gains": {1: "frames"}, **({"fine": {1: "frames"}} if has_fine else {})}
+    dyn = {"feat": {1: "frames"}, "gains": {1: "frames"}, **({"fine": {1: "frames"}} if has_fine else {}),
+           **({"df": {1: "frames"}} if has_df else {})}
     torch.onnx.export(_ExportGraph(net, seq=True), seq_args, str(tmp), input_names=in_names,
                       output_names=out_names, opset_version=opset, dynamo=False, dynamic_axes=dyn)
     tmp.replace(seq_p)
@@ -174,22 +192,22 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
     max_err = {}
     for cond in (np.array([0.0, 1.0], np.float32), np.array([1.0, 0.75], np.float32)):
         ref_stream = torch_stream(net, feat, fine, cond)
-        with torch.no_grad():
-            ref_full = net(torch.tensor(feat)[None], torch.tensor(fine)[None], torch.tensor(cond)[None])[0].numpy()
+        ref_full = _full(net, feat, fine, cond)
         e_sf = float(np.max(np.abs(ref_stream - ref_full)))
         assert e_sf < 1e-5, f"torch streaming != torch whole-sequence ({e_sf:.3g})"
-        got = run_streaming(make_session(onnx_p), feat, fine, cond, shapes, has_fine, STATE)
+        got = run_streaming(make_session(onnx_p), feat, fine, cond, shapes, has_fine, STATE, df=has_df)
         e_ort = float(np.max(np.abs(got - ref_stream)))
         assert e_ort < 1e-5, f"onnxruntime != torch on streaming frames ({e_ort:.3g})"
-        got = run_streaming(make_session(seq_p), feat, fine, cond, shapes, has_fine, STATE, SEQ_CHUNKS)
+        got = run_streaming(make_session(seq_p), feat, fine, cond, shapes, has_fine, STATE, SEQ_CHUNKS, df=has_df)
         e_seq = float(np.max(np.abs(got - ref_stream)))
         assert e_seq < 1e-5, f"batched onnxruntime graph != torch on streaming frames ({e_seq:.3g})"
         max_err[f"cond={cond.tolist()}"] = {"torch_stream_vs_full": e_sf, "ort_vs_torch": e_ort,
                                             "ort_batched_vs_torch": e_seq}
     gold_cond = np.array([0.0, 1.0], np.float32)
     gT = 64
-    np.savez(out / "golden.npz", feat=feat[:gT], fine=fine[:gT], cond=gold_cond,
-             gains=torch_stream(net, feat[:gT], fine[:gT], gold_cond))
+    gold = torch_stream(net, feat[:gT], fine[:gT], gold_cond)
+    np.savez(out / "golden.npz", feat=feat[:gT], fine=fine[:gT], cond=gold_cond, gains=gold[:, : net.n_bands],
+             **({"df": gold[:, net.n_bands :]} if has_df else {}))
     cfg = {
         "version": common.CONFIG_VERSION,
         "name": "resculpt-mask",
@@ -206,6 +224,12 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "frame": {"hop_ms": common.HOP_MS, "frames_per_s": 1000.0 / common.HOP_MS, "window_ms": [10.0, 20.0],
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
         "lookahead_frames": net.lookahead,
+        **({"deep_filter": {
+            "bins": net.df_bins, "order": net.df_order, "window_ms": common.DF_WINDOW_MS,
+            "output": f"df (1, T, {net.df_order} x {net.df_bins} x 2): per frame, taps C[j, k] (re, im) for j = 0..N-1 "
+                      "(j = N-1: the newest frame the call heard) and bins k = 0..K-1 of the 10 ms window (k x 100 Hz); "
+                      "the output frame (L hops before the newest) adds sum_j C[j, k] X[newest - N + 1 + j, k] to its "
+                      "band-gained bin k"}} if has_df else {}),
         "algorithmic_latency_ms": {"low-latency": 10.0 + net.lookahead * common.HOP_MS,
                                    "default": 20.0 + net.lookahead * common.HOP_MS,
                                    "note": "STFT window minus one sample" + (
@@ -231,7 +255,8 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "state_inputs": list(STATE),
         "state_shapes": {k: list(v) for k, v in shapes.items()},
         "inputs": {"feat": [1, 1, common.N_LEARNED], **({"fine": [1, 1, common.N_FINE]} if has_fine else {}), "cond": [1, 2]},
-        "outputs": {"gains": [1, 1, common.N_LEARNED]},
+        "outputs": {"gains": [1, 1, common.N_LEARNED],
+                    **({"df": [1, 1, net.df_order * net.df_bins * 2]} if has_df else {})},
         "export_check": max_err,
         "training": summary or {k: ck.get(k) for k in ("step", "loss_w", "wall_s")},
     }

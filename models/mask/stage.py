@@ -34,6 +34,13 @@ Per STFT frame (the bundle's hop, 5 ms for the shipped model; any rate 16-96 kHz
    the gain rises, i.e. a band opening, as in the spectral gate); ``mix`` blends the gain toward 1;
    bins outside ``[low_hz, high_hz]`` get gain 1 (``high_hz`` at its maximum means up to Nyquist).
 5. Band gains -> bin gains with ``BandMap.synthesis``; the spectrum is scaled in place.
+6. Deep filter (bundles whose net also emits taps, ``deep_filter`` in the config; on the taps' 10 ms window
+   only, whose bins are 100 Hz apart at every rate; with another window the band gains act alone): the
+   lowest K bins of the output frame get sum_j C[j, k] X[newest - N + 1 + j, k] added, the taps emitted with
+   the newest frame over the newest N input spectra (kept in a small history), so a bin can follow a
+   harmonic between frames where one band gain cannot. The term is scaled by ``mix``, left out outside
+   ``[low_hz, high_hz]`` and in creative mode; it is not floored by ``reduction_db`` nor smoothed (the taps are
+   the model's own per-frame estimate). Linked stereo: one tap set for every channel.
 
 Hop and look-ahead come from the bundle's config (``frame.hop_ms``, ``lookahead_frames``): prepare() refuses a
 section whose hop is not the bundle's, and ``latency_frames`` = the model's look-ahead L. A model with look-ahead
@@ -191,6 +198,32 @@ class MaskStage(SpectralStage):
         self._nobs = 0    # frames observed since the last batch
         self._slot = 0    # frames of the current batch already processed one by one
         self._lbad = np.zeros((c, ctx.hop), bool)
+        # Deep filter (bundles whose net emits taps, and only on the taps' 10 ms window: bins 100 Hz apart at every
+        # rate): the newest N input spectra of the lowest K bins (ping-pong histories of (channels, N, K), the
+        # older one shifted into the other), the taps of the frame being applied (rows, N * K * 2) float32 with
+        # their complex view (rows, N, K), the per-tap products and their sum.
+        b = self.bundle
+        self._df_on = bool(b.df_size) and abs(ctx.n_fft - b.df_window_ms * 1e-3 * ctx.sample_rate) <= 1.0 \
+            and b.df_bins <= nb
+        n_df, k_df = (b.df_order, b.df_bins) if b.df_size else (1, 1)
+        self._df = np.zeros((rows, max(b.df_size, 2)), np.float32)
+        self._dfT = np.zeros((rows, MAX_BATCH, max(b.df_size, 2)), np.float32)
+        self._df_slot = [self._dfT[:, k] for k in range(MAX_BATCH)]
+        self._df_taps = [self._df[r].view(np.complex64).reshape(n_df, k_df) for r in range(rows)]
+        self._dfx = [np.zeros((c, n_df, k_df), np.complex64) for _ in range(2)]
+        self._dfx_i = 0
+        # From history i, per channel: (the other's first N-1 frames, i's last N-1, the other's newest frame), each
+        # contiguous within its channel (views made once).
+        self._dfx_moves = [[(self._dfx[1 - i][ch, : n_df - 1], self._dfx[i][ch, 1:], self._dfx[1 - i][ch, n_df - 1])
+                            for ch in range(c)] for i in range(2)]
+        self._df_prod = np.zeros((c, n_df, k_df), np.complex64)
+        self._df_term = np.zeros((c, k_df), np.complex64)
+        # Per history: (history, product, taps, sum) of each channel (linked: the one tap set for all), views made
+        # once; per channel because a ufunc over a 2-D strided view allocates an iteration buffer in stereo.
+        self._df_rows = [[(h[ch], self._df_prod[ch], self._df_taps[0 if rows == 1 else ch], self._df_term[ch])
+                          for ch in range(c)] for h in self._dfx]
+        self._df_gain = np.zeros(k_df, np.complex64)  # per bin: mix inside [low_hz, high_hz], 0 outside; set in _update
+        self._df_bins_hz = np.asarray(ctx.freqs_hz[:k_df], np.float64)
         # Per analysed row, bound to the session by pointer (IOBinding): the inputs are the row's views of
         # _db (bands 0..23) and fine slot 0, the gains output is written straight into _g's bands 0..23, and two
         # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
@@ -208,7 +241,10 @@ class MaskStage(SpectralStage):
             sa = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
             sb = {k: np.zeros(self.bundle.state_shapes[k], np.float32) for k in self.bundle.state_names}
             self._feeds.append((feed, sa, sb))
-            self._bind.append(self._bind_pair(self.session, feed, self._g[r, : common.N_LEARNED].reshape(1, 1, -1), sa, sb))
+            outs = {"gains": self._g[r, : common.N_LEARNED].reshape(1, 1, -1)}
+            if self.bundle.df_size:
+                outs["df"] = self._df[r].reshape(1, 1, -1)
+            self._bind.append(self._bind_pair(self.session, feed, outs, sa, sb))
         self._phase = [0] * rows
         # Batched path (bundles with model_seq.onnx): T = 2..MAX_BATCH frames per call, inputs and gains
         # in (rows, MAX_BATCH, ·) buffers whose row prefixes are bound, the same state sets A/B in turn.
@@ -226,7 +262,10 @@ class MaskStage(SpectralStage):
                     feed = {"feat": self._featT[r, :T].reshape(1, T, common.N_LEARNED), "cond": self._cond}
                     if self.bundle.has_fine:
                         feed["fine"] = self._fineT[r, :T].reshape(1, T, common.N_FINE)
-                    self._bindT[r][T] = self._bind_pair(seq, feed, self._gT[r, :T].reshape(1, T, -1), sa, sb)
+                    outs = {"gains": self._gT[r, :T].reshape(1, T, -1)}
+                    if self.bundle.df_size:
+                        outs["df"] = self._dfT[r, :T].reshape(1, T, -1)
+                    self._bindT[r][T] = self._bind_pair(seq, feed, outs, sa, sb)
         self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)  # dB per hop
         # The HF rule's views (bands 24..31), made once: slicing per frame would allocate view objects.
         hf = slice(common.N_LEARNED, common.N_BANDS)
@@ -245,10 +284,10 @@ class MaskStage(SpectralStage):
         self._cache = None
         self.reset()
 
-    def _bind_pair(self, sess, inputs: dict, gains: np.ndarray, sa: dict, sb: dict) -> list:
-        """Two IOBindings of ``sess`` by pointer: the inputs and the gains output as given (contiguous views
-        of the stage's arrays), state read from sa and written to sb, then the reverse; each as the session's
-        :func:`iobinding_runner` call takes it."""
+    def _bind_pair(self, sess, inputs: dict, outputs: dict, sa: dict, sb: dict) -> list:
+        """Two IOBindings of ``sess`` by pointer: the inputs and the outputs (gains, and the deep-filter taps when
+        the net has them) as given (contiguous views of the stage's arrays), state read from sa and written to sb,
+        then the reverse; each as the session's :func:`iobinding_runner` call takes it."""
         pair = []
         for src, dst in ((sa, sb), (sb, sa)):
             io = sess.io_binding()
@@ -257,7 +296,8 @@ class MaskStage(SpectralStage):
             for k in self.bundle.state_names:
                 io.bind_cpu_input(k, src[k])
                 io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
-            io.bind_output("gains", "cpu", 0, np.float32, list(gains.shape), gains.ctypes.data)
+            for k, v in outputs.items():
+                io.bind_output(k, "cpu", 0, np.float32, list(v.shape), v.ctypes.data)
             pair.append(self._inner[id(sess)](io))
         return pair
 
@@ -314,6 +354,10 @@ class MaskStage(SpectralStage):
 
     def reset(self):
         self._ahead.fill(0.0)
+        for h in self._dfx:
+            h.fill(0.0)
+        self._df.fill(0.0)
+        self._dfT.fill(0.0)
         self._ahead_i = 0
         self._lbuf.fill(0.0)
         self._lbuf2.fill(0.0)
@@ -365,6 +409,10 @@ class MaskStage(SpectralStage):
         np.copyto(self._syn2_act, 0.0, where=o2)
         np.copyto(self._base2, o2)
         self._any_outside = bool(o2.any())
+        # The deep-filter term follows the mix and the band limits; creative mode (the inverted mask) has none.
+        inside = (self._df_bins_hz >= lo) & (self._df_bins_hz <= top)
+        self._df_gain[:] = np.where(inside, mix, 0.0)
+        self._df_apply = self._df_on and self._mode != 2 and mix > 0.0 and bool(inside.any())
 
     def _views(self, spec):
         """(whole, per channel) interleaved float32 views of ``spec``, made once per array: the section
@@ -372,8 +420,15 @@ class MaskStage(SpectralStage):
         hit = self._vcache.get(id(spec))
         if hit is None or hit[0] is not spec:
             f = spec.view(np.float32)
-            hit = self._vcache[id(spec)] = (spec, f, [f[k] for k in range(f.shape[0])])
+            k = self._df_term.shape[1]
+            hit = self._vcache[id(spec)] = (spec, f, [f[c] for c in range(f.shape[0])],
+                                            [spec[c, :k] for c in range(spec.shape[0])])
         return hit[1], hit[2]
+
+    def _low_bins(self, spec):
+        """Per channel, the view of ``spec``'s lowest K bins (the deep filter's), made once per array."""
+        self._views(spec)
+        return self._vcache[id(spec)][3]
 
     def _band_power(self, spec):
         """_band_psd (rows, 32) <- band PSD per Hz of spec (linked: of the channel mean)."""
@@ -436,6 +491,8 @@ class MaskStage(SpectralStage):
             for k in range(n):
                 np.copyto(self._db, self._dbT[k])      # the HF rule reads this frame's bands 24..31
                 np.copyto(self._g_learned, self._g_slot[k])
+                if self._df_on:
+                    np.copyto(self._df, self._df_slot[k])
                 self._apply(specs[k])
         else:
             for k in range(n):
@@ -471,6 +528,11 @@ class MaskStage(SpectralStage):
         np.matmul(gain, self._syn2_act, out=bg)
         if self._any_outside:
             bg += self._base2
+        if self._df_on:  # the newest frame's lowest bins into the deep filter's history (before spec is replaced)
+            for (head, tail, newest), low in zip(self._dfx_moves[self._dfx_i], self._low_bins(spec)):
+                np.copyto(head, tail)
+                np.copyto(newest, low)
+            self._dfx_i ^= 1
         if self._ahead_list:  # look-ahead L: these gains belong to the spectrum L frames back
             ring, i = self._ahead_list, self._ahead_i
             np.copyto(ring[i], spec)
@@ -484,6 +546,17 @@ class MaskStage(SpectralStage):
             row = bg[0]
             for ch in sf_rows:
                 np.multiply(ch, row, out=ch)
+        if self._df_apply:
+            self._deep_filter(spec)
+
+    def _deep_filter(self, spec):
+        """Add to the output frame's lowest K bins sum_j C[j, k] X[newest - N + 1 + j, k] (the taps emitted with the
+        newest frame; linked: one tap set for every channel), scaled by the mix and zero outside the band limits."""
+        for (x, p, c, term), low in zip(self._df_rows[self._dfx_i], self._low_bins(spec)):
+            np.multiply(x, c, out=p)
+            np.sum(p, axis=0, out=term)
+            term *= self._df_gain
+            low += term
 
     def _hf_rule(self):
         """Bands 24..31: power subtraction against a tracked noise floor (see module doc). Works on views
