@@ -56,11 +56,15 @@ def _kind(cfg: dict):
     names = list(cfg["state_inputs"])
     if cfg.get("name") == "resculpt-mask":
         has_fine = int(cfg.get("n_fine", 0)) > 0
+        dfc = cfg.get("deep_filter") or {}
+        n_df = int(dfc.get("bins", 0)) * int(dfc.get("order", 0)) * 2  # floats of the deep-filter taps per frame
 
         def run_mask(sess, g):
-            return {"gains": mb.run_streaming(sess, g["feat"], g["fine"], g["cond"], shapes, has_fine, names)}
+            out = mb.run_streaming(sess, g["feat"], g["fine"], g["cond"], shapes, has_fine, names, df=bool(n_df))
+            n_g = out.shape[-1] - n_df
+            return {"gains": out[:, :n_g], **({"df": out[:, n_g:]} if n_df else {})}
 
-        return mb.load_bundle, run_mask, ("feat", "fine", "cond"), ("gains",)
+        return mb.load_bundle, run_mask, ("feat", "fine", "cond"), ("gains", "df") if n_df else ("gains",)
     if cfg.get("name") == rb.NAME:
         return (rb.load_bundle, lambda sess, g: rb.run_streaming(sess, g["feat"], g["low"], g["cond"], shapes, names),
                 ("feat", "low", "cond"), rb.OUTPUTS)

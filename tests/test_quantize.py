@@ -150,3 +150,28 @@ def test_int8_resculpt_bundle_passes_its_golden_check_and_runs_in_the_resculpt_s
         outs[name] = (y, ch.latency_samples)
     assert np.all(np.isfinite(outs["int8"][0])) and outs["int8"][1] == outs["float"][1]
     assert not np.array_equal(outs["int8"][0], outs["float"][0])
+
+
+def test_int8_deep_filter_bundle_keeps_its_taps_checked_and_runs_them(df_mask_bundle, tmp_path):
+    """A bundle whose net emits deep-filter taps quantises like any mask bundle: the golden file holds the int8
+    graph's gains and taps, the config gives the deviation of each from the float bundle, and the stage loads it
+    and applies the taps (its output differs from the same stage with them switched off)."""
+    from resculpt.models.mask.stage import HighQualityMask
+
+    cfg = quantize_bundle(df_mask_bundle.path, tmp_path / "df-int8")
+    b = load_bundle(tmp_path / "df-int8")
+    assert b.precision == "int8" and b.df_bins == df_mask_bundle.df_bins
+    g_new, g_src = np.load(tmp_path / "df-int8" / "golden.npz"), np.load(df_mask_bundle.path / "golden.npz")
+    dev = cfg["quantisation"]["golden_max_dev_from_source"]
+    assert dev["df"] == float(np.max(np.abs(g_new["df"] - g_src["df"]))) > 0
+    x = _signal(48000, 24000)
+    outs = []
+    for on in (True, False):
+        st = HighQualityMask(_table(**{"mask_hq.reduction_db": 30.0}), b)
+        s = StreamingSTFT("low-latency", [st])
+        s.prepare(48000, 4096, 1)
+        st._df_on = st._df_on and on
+        y = x.copy()
+        s.process(y)
+        outs.append(y)
+    assert np.all(np.isfinite(outs[0])) and np.abs(outs[0] - outs[1]).max() > 1e-3
