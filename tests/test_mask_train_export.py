@@ -403,3 +403,43 @@ def test_the_stage_applies_the_deep_filter_taps_exactly_as_training_synthesises_
     e = n - 4 * hop  # the last frames: training repeats the last output where the stage has not heard past the end
     assert np.max(np.abs(got[:e] - want[:e])) < 2e-4
     assert np.sqrt(np.mean((want[:e] - plain[:e]) ** 2)) > 0.1 * np.sqrt(np.mean(plain[:e] ** 2))
+
+
+def test_growing_deep_filter_taps_keeps_the_output_and_a_run_keeps_its_taps(tmp_path):
+    """add_df_head loads a net without taps into one with them, whose taps start at zero: the band gains are the
+    old net's exactly and the synthesised waveform is unchanged; a smoke run with --df-bins records them in its
+    checkpoint and summary, and resuming it with another --df-bins is refused."""
+    from resculpt.models.mask import train
+    from resculpt.models.mask.band_io import BandIO
+    from resculpt.models.mask.net import MaskNet
+
+    from resculpt.cli import main
+
+    torch.manual_seed(2)
+    old = MaskNet(n_fine=128, lookahead=2).eval()
+    new = MaskNet(n_fine=128, lookahead=2, df_bins=16, df_order=3).eval()
+    train.add_df_head(new, old.state_dict())
+    io = BandIO(160, 80)
+    x = torch.randn(1, 3200) * 0.1
+    spec, feat = io.analyse(x)
+    cond = torch.tensor([[0.0, 1.0]])
+    with torch.no_grad():
+        g_old, _ = train.masked(old, feat, io.fine(x), cond)
+        g_new, df = train.masked(new, feat, io.fine(x), cond)
+        assert torch.equal(g_old, g_new) and df.shape == (1, feat.shape[1], 3 * 16 * 2) and df.abs().max() == 0
+        torch.testing.assert_close(io.synth(spec, g_new, 3200, df, 3, 2), io.synth(spec, g_old, 3200))
+    with pytest.raises(ValueError, match="df_order"):
+        MaskNet(lookahead=2, df_bins=8, df_order=2)
+
+    out = tmp_path / "df"
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--lookahead", "2", "--df-bins", "8",
+                 "--df-order", "3"]) == 0
+    run = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert run["net_kwargs"]["df_bins"] == 8 and run["net_kwargs"]["df_order"] == 3
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["df_bins"], s["df_order"]) == (8, 3)
+    args = train.add_args(__import__("argparse").ArgumentParser()).parse_args(
+        ["--out", str(out), "--steps", "4", "--quiet", "--val-every", "0", "--df-bins", "16"])
+    args.smoke, args.batch, args.segment_s = True, 2, 0.5
+    with pytest.raises(SystemExit, match="deep-filter"):
+        train.train(args)
