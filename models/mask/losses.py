@@ -42,10 +42,14 @@ SISDR_W = 0.05  # weight of the negative SI-SDR (dB) inside the recon term
 _WINS = {}  # n_fft -> Hann window of the multi-resolution STFT loss, made once
 
 
-def _stft_mag(x, n_fft, hop):
+def _stft(x, n_fft, hop):  # (B, N) -> complex (B, F, T), Hann window made once per size
     if n_fft not in _WINS:
         _WINS[n_fft] = torch.hann_window(n_fft)
-    return torch.stft(x, n_fft, hop, window=_WINS[n_fft], return_complex=True).abs().clamp_min(1e-5)
+    return torch.stft(x, n_fft, hop, window=_WINS[n_fft], return_complex=True)
+
+
+def _stft_mag(x, n_fft, hop):
+    return _stft(x, n_fft, hop).abs().clamp_min(1e-5)
 
 
 def mrstft(y, t, ffts=((512, 128), (256, 64), (1024, 256))):
@@ -60,10 +64,7 @@ def mrstft(y, t, ffts=((512, 128), (256, 64), (1024, 256))):
 
 def cspec(y, t, n_fft=320, hop=80, c=0.3):
     """Compressed complex spectral loss (scalar) of output y and target t (B, N)."""
-    if n_fft not in _WINS:
-        _WINS[n_fft] = torch.hann_window(n_fft)
-    Y = torch.stft(y, n_fft, hop, window=_WINS[n_fft], return_complex=True)
-    T = torch.stft(t, n_fft, hop, window=_WINS[n_fft], return_complex=True)
+    Y, T = _stft(y, n_fft, hop), _stft(t, n_fft, hop)
     ym, tm = Y.abs().clamp_min(1e-8), T.abs().clamp_min(1e-8)
     yc, tc = ym.pow(c), tm.pow(c)
     cplx = (Y * (yc / ym) - T * (tc / tm)).abs().pow(2).mean()
