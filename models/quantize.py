@@ -60,9 +60,8 @@ def _kind(cfg: dict):
         n_df = int(dfc.get("bins", 0)) * int(dfc.get("order", 0)) * 2  # floats of the deep-filter taps per frame
 
         def run_mask(sess, g):
-            out = mb.run_streaming(sess, g["feat"], g["fine"], g["cond"], shapes, has_fine, names, df=bool(n_df))
-            n_g = out.shape[-1] - n_df
-            return {"gains": out[:, :n_g], **({"df": out[:, n_g:]} if n_df else {})}
+            return mb.split_outputs(mb.run_streaming(sess, g["feat"], g["fine"], g["cond"], shapes, has_fine, names,
+                                                     df=bool(n_df)), n_df)
 
         return mb.load_bundle, run_mask, ("feat", "fine", "cond"), ("gains", "df") if n_df else ("gains",)
     if cfg.get("name") == rb.NAME:

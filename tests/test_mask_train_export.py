@@ -200,6 +200,25 @@ def test_a_bundle_gives_back_the_exact_torch_weights_it_was_exported_from(tmp_pa
     assert back["net_kwargs"]["n_fine"] == n_fine and back["step"] == 7
 
 
+def test_a_deep_filter_bundle_gives_back_its_exact_torch_weights_taps_included(tmp_path):
+    """checkpoint_from_bundle inverts export for a net with deep-filter taps too: the taps' head comes back bit
+    for bit, with the tap count and order, and the rebuilt net reproduces the golden gains and taps."""
+    from conftest import make_df_net
+    from resculpt.models.mask.export import checkpoint_from_bundle, export
+
+    net, kw = make_df_net(seed=5)
+    ck = tmp_path / "ckpt.pt"
+    torch.save({"net": net.state_dict(), "net_kwargs": kw, "step": 11}, ck)
+    export(ck, tmp_path / "bundle")
+    back = checkpoint_from_bundle(tmp_path / "bundle")
+    ref = net.state_dict()
+    assert set(back["net"]) == set(ref) and any(k.startswith("df_head") for k in ref)
+    for k, v in ref.items():
+        assert torch.equal(back["net"][k], v), k
+    assert (back["net_kwargs"]["df_bins"], back["net_kwargs"]["df_order"]) == (kw["df_bins"], kw["df_order"])
+    assert back["step"] == 11
+
+
 def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
     """The shipped bundle's rebuilt net reproduces its golden gains (checked inside checkpoint_from_bundle)
     and `--init-from models/weights/mask` starts a smoke fine-tune from it."""

@@ -93,6 +93,18 @@ class Bundle:
                              df=bool(self.df_size))
 
 
+def golden_outputs(golden, df: bool) -> np.ndarray:
+    """(T, 24), or (T, 24 + N * K * 2) with ``df``: golden.npz's gains, then its deep-filter taps, in the layout
+    ``run_streaming`` returns."""
+    return np.concatenate([golden["gains"], golden["df"]], axis=-1) if df else golden["gains"]
+
+
+def split_outputs(out: np.ndarray, df_size: int) -> dict[str, np.ndarray]:
+    """{"gains": (T, 24)[, "df": (T, df_size)]} of ``run_streaming``'s (T, 24 + df_size) output."""
+    n_g = out.shape[-1] - df_size
+    return {"gains": out[:, :n_g], **({"df": out[:, n_g:]} if df_size else {})}
+
+
 def run_streaming(sess, feat, fine, cond, shapes, has_fine, state_names, chunks=(1,), df=False) -> np.ndarray:
     """Outputs (T, 24), or (T, 24 + N * K * 2) with ``df`` (gains, then the deep-filter taps), of a streaming graph
     fed ``chunks`` frames per call in turn (cycled; (1,) for model.onnx, e.g. SEQ_CHUNKS for model_seq.onnx), from
@@ -190,7 +202,7 @@ def _check_config(cfg: dict, cfg_p: Path) -> None:
 def _check_golden(b: Bundle, gold_p: Path) -> None:
     """Raise BundleError unless both graphs reproduce golden.npz's gains within GOLDEN_TOL."""
     g = np.load(gold_p)
-    want = np.concatenate([g["gains"], g["df"]], axis=-1) if b.df_size else g["gains"]
+    want = golden_outputs(g, bool(b.df_size))
     got = b.run_sequence(g["feat"], g["fine"], g["cond"])
     err = float(np.max(np.abs(got - want)))
     if not np.isfinite(err) or err > GOLDEN_TOL:

@@ -24,7 +24,8 @@ import torch
 from resculpt.dsp.bands import BandMap, erb_band_edges
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.models.mask import common
-from resculpt.models.mask.bundle import SEQ_CHUNKS, file_sha256, load_bundle, make_session, run_streaming
+from resculpt.models.mask.bundle import (SEQ_CHUNKS, file_sha256, golden_outputs, load_bundle, make_session,
+                                         run_streaming)
 from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, n_params
 
@@ -107,7 +108,7 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
     net.eval()
     g = np.load(bundle / "golden.npz")
     got = torch_stream(net, g["feat"], g["fine"], g["cond"])
-    err = float(np.max(np.abs(got - (np.concatenate([g["gains"], g["df"]], -1) if df_bins else g["gains"]))))
+    err = float(np.max(np.abs(got - golden_outputs(g, bool(df_bins)))))
     if not err <= 1e-5:
         raise ValueError(f"{bundle}: the net rebuilt from the ONNX initialisers misses the golden gains by {err:.3g}")
     tr = cfg.get("training") or {}
