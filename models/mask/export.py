@@ -24,8 +24,14 @@ import torch
 from resculpt.dsp.bands import BandMap, erb_band_edges
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.models.mask import common
-from resculpt.models.mask.bundle import (SEQ_CHUNKS, file_sha256, golden_outputs, load_bundle, make_session,
-                                         run_streaming)
+from resculpt.models.mask.bundle import (
+    SEQ_CHUNKS,
+    file_sha256,
+    golden_outputs,
+    load_bundle,
+    make_session,
+    run_streaming,
+)
 from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, n_params
 
