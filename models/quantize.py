@@ -56,8 +56,7 @@ def _kind(cfg: dict):
     names = list(cfg["state_inputs"])
     if cfg.get("name") == "resculpt-mask":
         has_fine = int(cfg.get("n_fine", 0)) > 0
-        dfc = cfg.get("deep_filter") or {}
-        n_df = int(dfc.get("bins", 0)) * int(dfc.get("order", 0)) * 2  # floats of the deep-filter taps per frame
+        n_df = mb.df_size(cfg)
 
         def run_mask(sess, g):
             return mb.split_outputs(mb.run_streaming(sess, g["feat"], g["fine"], g["cond"], shapes, has_fine, names,

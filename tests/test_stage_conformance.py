@@ -158,8 +158,8 @@ ACTIVE = {
     # then a drawn pseudo-speaker, then formants and warp moved. Image: each channel picks its own spectral peaks and carries its own
     # phases from frame to frame, so copies at levels that are not powers of two (0.1, 0.7) round apart by
     # 0.7 .. 1.2e-5 of the peak over signal_for's seeds 0-7, with the numpy code and the compiled loops
-    # alike, on the machine where the bound was set; on an AVX-512 EPYC the numpy code reaches 2.1e-5 on one seed
-    # and the compiled loops stay at 0.1-0.3e-5 (tests/test_voice_kernels.py compares the two); a power-of-two
+    # alike, on the machine where the bound was set; on an AVX-512 EPYC the numpy code reaches 2.1e-5 on one of
+    # seeds 0-3 and the compiled loops stay at 0.08-0.33e-5 (tests/test_voice_kernels.py compares the two); a power-of-two
     # copy stays within 4e-7.
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0,
                     "anon.excite_pct": 100.0, "anon.dynamics_pct": 100.0},

@@ -108,9 +108,9 @@ def test_anon_compiled_loops_keep_scaled_copies_as_close_as_the_numpy_code(monke
     """Six linked channels carrying one noise at levels 1, 0.5, 0.25, 2, 0.1, 0.7: the largest departure of a
     channel from a scaled copy of the first (float32 rounding through per-channel peak picking and phase
     recursion, ~1e-5 of the peak) is on average over 4 seeds no larger with the compiled loops than with the
-    numpy code (within 20 %), and the compiled loops' within the conformance suite's bound for the slot. The numpy
-    code's own departure depends on which SIMD kernels numpy picks for the CPU (seeds 0-7: 0.05-2.1e-5 on an AVX-512
-    EPYC with numpy 2.4, 0.7-1.2e-5 where the bound was set), so it is the reference here, not held to the bound."""
+    numpy code (within 20 %), and the compiled loops' departure is within the conformance suite's bound for the slot.
+    The numpy code's own departure depends on which SIMD kernels numpy picks for the CPU (these 4 seeds: 0.05-2.1e-5
+    on an AVX-512 EPYC with numpy 2.4), so it is the reference here, not held to the bound."""
     seeds = range(4)
     compiled = _six_channel_image_errors(True, seeds, monkeypatch)
     ref = _six_channel_image_errors(False, seeds, monkeypatch)

@@ -79,7 +79,7 @@ class Bundle:
         dfc = config.get("deep_filter") or {}
         self.df_bins, self.df_order = int(dfc.get("bins", 0)), int(dfc.get("order", 0))
         self.df_window_ms = float(dfc.get("window_ms", common.DF_WINDOW_MS))
-        self.df_size = self.df_bins * self.df_order * 2  # floats of the ``df`` output per frame (0: none)
+        self.df_size = df_size(config)
         self.out_names = ["gains", *(["df"] if self.df_size else [])] + [n + "_out" for n in self.state_names]
         self.has_fine = int(config.get("n_fine", 0)) > 0
         self.precision = config.get("precision", "float32")
@@ -91,6 +91,12 @@ class Bundle:
         (golden checks): the gains, then the deep-filter taps when the net has them."""
         return run_streaming(self.session, feat, fine, cond, self.state_shapes, self.has_fine, self.state_names,
                              df=bool(self.df_size))
+
+
+def df_size(config: dict) -> int:
+    """Floats of the ``df`` output per frame of a bundle with this config: bins x order x 2 (re, im); 0: no taps."""
+    dfc = config.get("deep_filter") or {}
+    return int(dfc.get("bins", 0)) * int(dfc.get("order", 0)) * 2
 
 
 def golden_outputs(golden, df: bool) -> np.ndarray:

@@ -224,7 +224,7 @@ class MaskStage(SpectralStage):
                           for ch in range(c)] for h in self._dfx]
         self._df_gain = np.zeros(k_df, np.complex64)  # per bin: mix inside [low_hz, high_hz], 0 outside; set in _update
         self._df_bins_hz = np.asarray(ctx.freqs_hz[:k_df], np.float64)
-        self._df_inside, self._df_above = np.zeros(k_df, bool), np.zeros(k_df, bool)  # _update's scratch
+        self._df_inside, self._df_upto = np.zeros(k_df, bool), np.zeros(k_df, bool)  # _update's scratch
         # Per analysed row, bound to the session by pointer (IOBinding): the inputs are the row's views of
         # _db (bands 0..23) and fine slot 0, the gains output is written straight into _g's bands 0..23, and two
         # state sets A, B are used in turn (frame k reads A and writes B, frame k+1 reads B and writes A),
@@ -411,11 +411,10 @@ class MaskStage(SpectralStage):
         np.copyto(self._base2, o2)
         self._any_outside = bool(o2.any())
         # The deep-filter term follows the mix and the band limits; creative mode (the inverted mask) has none.
-        inside, above = self._df_inside, self._df_above
+        inside, upto = self._df_inside, self._df_upto
         np.greater_equal(self._df_bins_hz, lo, out=inside)
-        np.greater(self._df_bins_hz, top, out=above)
-        np.logical_not(above, out=above)
-        inside &= above  # lo <= f <= top
+        np.less_equal(self._df_bins_hz, top, out=upto)
+        inside &= upto  # lo <= f <= top
         self._df_gain.fill(0.0)
         np.copyto(self._df_gain, mix, where=inside)
         self._df_apply = self._df_on and self._mode != 2 and mix > 0.0 and bool(inside.any())
