@@ -98,15 +98,22 @@ RTF_BLOCK_S = 0.01
 
 # -- the model ----------------------------------------------------------------------------------------------
 def fresh_bundle(folder: Path) -> Path:
-    """Export a freshly initialised generator (default size, look-ahead 1; returns its input within -60 dB) to
-    ``folder/bundle``. Needs torch and onnx (the product venv)."""
+    """Export an untrained generator (default size, look-ahead 1) to ``folder/bundle``: a speed reference of the
+    trained one's size. Its output heads are drawn at random (N(0, 0.1)): freshly initialised, the net returns its
+    input and the export refuses a bundle whose reference inputs leave it at the identity. Needs torch and onnx
+    (the product venv)."""
     import torch
     from resculpt.models.resculpt import export
     from resculpt.models.resculpt.net import ResculptNet
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    torch.save({"net": ResculptNet(lookahead=1).state_dict(), "net_kwargs": {"lookahead": 1}, "step": 0,
+    net = ResculptNet(lookahead=1)
+    with torch.no_grad():
+        for m in (net.head, net.df, *net.films):
+            m.weight.normal_(0, 0.1)
+            m.bias.normal_(0, 0.1)
+    torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": 1}, "step": 0,
                 "sample_rate": 16000}, folder / "ckpt.pt")
     export.export(folder / "ckpt.pt", folder / "bundle")
     return folder / "bundle"

@@ -261,7 +261,7 @@ The `resculpt-live` row runs the `denoise-live` preset's mask settings, picked o
 The shipped bundle against the variants `python -m resculpt.models.quantize` writes from it: `int8` (onnxruntime
 dynamic quantisation of the Conv, MatMul and Gemm nodes; int8 weights, uint8 activations scaled per call) and
 `prune50` (float32, half of every weight tensor set to 0 by magnitude). onnxruntime has no integer GRU kernel, so
-the GRU, 234k of the 284k parameters, stays float32 in the int8 graph, and each quantised node adds a
+the GRU, 234k of the 325k parameters, stays float32 in the int8 graph, and each quantised node adds a
 quantisation of its input and a dequantisation of its output, per call of one frame; onnxruntime's CPU kernels are
 dense, so zeros from pruning save no time. The int8 bundle has no batched graph (one call's activation scale spans
 all its frames, so a T-frame call would not equal T one-frame calls) and runs one call per frame.

@@ -13,7 +13,7 @@ from resculpt.dsp.params import ParamTable
 from resculpt.dsp.processor import SUPPORTED_RATES
 from resculpt.dsp.stft import StreamingSTFT
 from resculpt.models.mask import common as C
-from resculpt.models.mask.bundle import BUNDLE_DIR, HQ_BUNDLE_DIR, BundleError, load_bundle
+from resculpt.models.mask.bundle import BUNDLE_DIR, HQ_BUNDLE_DIR, BundleError, file_sha256, load_bundle
 from resculpt.models.mask.stage import PARAMS, HighQualityMask, MaskStage
 from resculpt.plugin_host import catalog
 from resculpt.plugin_host.chain import Chain
@@ -314,15 +314,37 @@ def test_bundle_with_tampered_or_missing_batched_model_is_rejected(tmp_path):
         load_bundle(d)
 
 
-def test_batched_model_that_misses_the_golden_gains_is_rejected(tmp_path, fine_mask_bundle):
-    """A valid batched graph of other weights (the random-weight fine bundle's), with its sha256 recorded,
-    still fails the golden check: the loader runs the batched graph on golden.npz, not only model.onnx."""
+def test_batched_model_that_misses_the_golden_gains_is_rejected(tmp_path):
+    """A valid batched graph of the same layout but other weights (one weight of the shipped one moved), with its
+    sha256 recorded, still fails the golden check: the loader runs the batched graph on golden.npz, not only
+    model.onnx."""
+    import onnx
+    from onnx import numpy_helper
+
     d = _copy_bundle(tmp_path)
-    shutil.copy(fine_mask_bundle.path / "model_seq.onnx", d / "model_seq.onnx")
+    m = onnx.load(str(d / "model_seq.onnx"))
+    t = max(m.graph.initializer, key=lambda t: int(np.prod(t.dims)))  # the largest weight tensor
+    w = numpy_helper.to_array(t).copy()
+    w.flat[0] += 1.0
+    t.CopyFrom(numpy_helper.from_array(w, t.name))
+    onnx.save(m, str(d / "model_seq.onnx"))
     cfg = json.loads((d / "config.json").read_text())
-    cfg["seq_model"]["sha256"] = json.loads((fine_mask_bundle.path / "config.json").read_text())["seq_model"]["sha256"]
+    cfg["seq_model"]["sha256"] = file_sha256(d / "model_seq.onnx")
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match="batched model output differs from golden"):
+        load_bundle(d)
+
+
+def test_batched_graph_of_another_layout_is_rejected_by_its_names(tmp_path, fine_mask_bundle, df_mask_bundle):
+    """A batched graph without the taps (the fine bundle's) in a bundle whose config describes taps (the deep-filter
+    test bundle's), its sha256 recorded: one BundleError naming the graph's outputs, not an onnxruntime error."""
+    d = tmp_path / "bundle"
+    shutil.copytree(df_mask_bundle.path, d)
+    shutil.copy(fine_mask_bundle.path / "model_seq.onnx", d / "model_seq.onnx")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["seq_model"]["sha256"] = file_sha256(d / "model_seq.onnx")
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match=r"model_seq.onnx has inputs .* and outputs \['cache1_out'.*'gains'.*describes"):
         load_bundle(d)
 
 
@@ -519,23 +541,30 @@ def test_deep_filter_output_is_the_same_at_any_block_size_and_moves_the_low_bins
     assert spec[f > 3400].max() < 1e-2 * spec.max()
 
 
-def test_deep_filter_is_off_on_another_window_in_creative_mode_and_at_zero_mix(df_mask_bundle):
+def test_deep_filter_is_off_on_another_window_in_creative_mode_at_zero_mix_and_at_a_zero_limit(df_mask_bundle):
     """The taps belong to the 10 ms window: on the 20 ms one the stage applies the band gains alone (and says
-    so: ``_df_on`` False); creative mode (the inverted mask) and mix 0 leave the taps' term out too; at
-    44.1 kHz (441-sample window, bins still 100 Hz apart) they are on."""
+    so: ``_df_on`` False); creative mode (the inverted mask), mix 0 and a 0 dB limit (which holds every band gain
+    at 1) leave the taps' term out too (a 0 dB limit is then the delayed identity with taps as without); at 44.1 kHz
+    (441-sample window, bins still 100 Hz apart) they are on. Between, the term fades in with the strength up to
+    the least one training draws (a 1.5 dB limit: 0.159 / 0.3 of it) and is whole from there (3.1 dB up)."""
     s, st = _df_section(48000, df_mask_bundle, cfg="default")
     assert not st._df_on
     s, st = _df_section(44100, df_mask_bundle)
     assert st._df_on
     sr = 48000
     x = _signal(sr, sr // 4, seed=2)
-    for params in ({"mask_hq.mode": 2.0}, {"mask_hq.mix": 0.0}):
+    for params in ({"mask_hq.mode": 2.0}, {"mask_hq.mix": 0.0}, {"mask_hq.reduction_db": 0.0}):
         s, st = _df_section(sr, df_mask_bundle, **params)
         y = stream(s, x, [8193])
         assert st._df_on and not st._df_apply
         s2, st2 = _df_section(sr, df_mask_bundle, **params)
         st2._df_on = False
         np.testing.assert_array_equal(stream(s2, x, [8193]), y)
+    for red, scale in ((1.5, (1 - 10 ** (-1.5 / 20)) / 0.3), (3.2, 1.0), (30.0, 1.0)):
+        s, st = _df_section(sr, df_mask_bundle, **{"mask_hq.reduction_db": red, "mask_hq.mix": 0.5})
+        stream(s, x[:, :4800], [4800])
+        assert st._df_apply
+        np.testing.assert_allclose(st._df_gain.real.max(), 0.5 * scale, rtol=1e-6)
 
 
 @pytest.mark.parametrize("channels,linked", [(1, True), (2, True), (2, False)])

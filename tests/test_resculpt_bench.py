@@ -94,3 +94,13 @@ def test_match_eq_verdict_lists_every_cell_where_the_model_is_not_below_the_matc
                  "beats_match_eq_everywhere": False,
                  "cells": ["reference speech", "reference music", "descriptor music", "random speech"]}
     assert rb.match_eq_verdict([])["beats_match_eq_everywhere"] is False
+
+
+def test_the_untrained_speed_reference_bundle_exports_and_loads(rb, tmp_path):
+    """benchmarks/resculpt_model.py's speed reference (an untrained generator of the trained one's size) passes the
+    export's own checks, which refuse a net that its reference inputs leave at the identity, and the loader's."""
+    pytest.importorskip("torch")
+    from resculpt.models.resculpt import bundle as RB
+
+    b = RB.load_bundle(rb.fresh_bundle(tmp_path))
+    assert b.lookahead_frames == 1

@@ -205,6 +205,20 @@ def _check_config(cfg: dict, cfg_p: Path) -> None:
                               f"and window_ms {common.DF_WINDOW_MS:g}")
 
 
+def _check_io(b: Bundle) -> None:
+    """Raise BundleError unless each graph has the inputs and outputs config.json describes (the taps' ``df``
+    output, the fine features' input, the state names): a graph of another bundle fails here with its names rather
+    than inside onnxruntime."""
+    want_in = {"feat", "cond", *(["fine"] if b.has_fine else []), *b.state_names}
+    for what, sess in (("model.onnx", b.session), ("model_seq.onnx", b.seq_session)):
+        if sess is None:
+            continue
+        got_in, got_out = {i.name for i in sess.get_inputs()}, {o.name for o in sess.get_outputs()}
+        if got_in != want_in or got_out != set(b.out_names):
+            raise BundleError(f"{b.path}: {what} has inputs {sorted(got_in)} and outputs {sorted(got_out)}; config.json "
+                              f"describes {sorted(want_in)} and {sorted(b.out_names)} (a graph of another bundle?)")
+
+
 def _check_golden(b: Bundle, gold_p: Path) -> None:
     """Raise BundleError unless both graphs reproduce golden.npz's gains within GOLDEN_TOL."""
     g = np.load(gold_p)
@@ -240,6 +254,7 @@ def load_bundle(path: Path | str | None = None, check_golden: bool = True) -> Bu
     if cfg.get("seq_model"):  # optional (bundles exported without it run a block's frames one by one)
         seq = extra_session(path, cfg["seq_model"], "the batched model", "mask model", "models/mask/export.py")
     b = Bundle(path, cfg, sess, seq)
+    _check_io(b)
     if check_golden:
         _check_golden(b, gold_p)
     _CACHE[key] = (sha, b)

@@ -33,6 +33,9 @@ N_FINE = 128
 # frames of each of the lowest ``df_bins`` bins of the 10 ms window (100 Hz apart at every rate: bin k is
 # k * 100 Hz). The taps are tied to that window; with another window the stage applies the band gains alone.
 DF_WINDOW_MS = 10.0
+# Training draws the strength (the fraction of the interference removed, the model's second condition) as 1 or
+# uniformly in [MIN_STRENGTH, 1]; the stage fades the deep-filter taps out below it (see MaskStage._update).
+MIN_STRENGTH = 0.3
 
 
 def fine_len(sample_rate: int) -> int:

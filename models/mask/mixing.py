@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from resculpt.models import data
+from resculpt.models.mask.common import MIN_STRENGTH
 from scipy.signal import fftconvolve, sosfilt
 
 SR = 16000
@@ -163,7 +164,7 @@ def make_example(rng: np.random.Generator, pools: Pools, n: int, sr: int = SR, s
     if enhance is None:
         enhance = rng.random() < 0.35
     if strength is None:
-        strength = 1.0 if (not augment or rng.random() < 0.7) else float(rng.uniform(0.3, 1.0))
+        strength = 1.0 if (not augment or rng.random() < 0.7) else float(rng.uniform(MIN_STRENGTH, 1.0))
     has_speech = (not augment) or rng.random() > 0.08
     speech = np.zeros(n, np.float32)
     if has_speech:

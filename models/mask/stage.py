@@ -63,6 +63,10 @@ from resculpt.dsp.stft import MAX_BATCH, SpectralStage
 from . import common
 from .bundle import HQ_BUNDLE_DIR, Bundle, iobinding_runner, load_bundle
 
+# The ufunc's own reduction: np.sum() and ndarray.sum() go through Python wrappers that cost about as much as the
+# sum itself on these 24..320-element rows, and this runs per frame.
+_add_all = np.add.reduce
+
 HF_RISE_DB_S = 6.0  # how fast the HF noise floor may rise, dB per second (it falls at once)
 HF_OVERSUBTRACTION = 2.0  # power over-subtraction factor of the HF rule (3 dB)
 HF_PRESENCE_BANDS = slice(20, 24)  # learned bands 3.4-7.3 kHz whose gain gates the rule above 7.3 kHz
@@ -314,7 +318,7 @@ class MaskStage(SpectralStage):
         for k in range(inbuf.shape[0]):
             row = tail[k]
             np.copyto(row, inbuf[k, n - hop :])
-            if not np.isfinite(row.sum()):  # rare path: NaN/Inf input must not reach the model state
+            if not np.isfinite(_add_all(row)):  # rare path: NaN/Inf input must not reach the model state
                 bad = self._lbad[k]
                 np.isfinite(row, out=bad)
                 np.logical_not(bad, out=bad)
@@ -410,14 +414,18 @@ class MaskStage(SpectralStage):
         np.copyto(self._syn2_act, 0.0, where=o2)
         np.copyto(self._base2, o2)
         self._any_outside = bool(o2.any())
-        # The deep-filter term follows the mix and the band limits; creative mode (the inverted mask) has none.
+        # The deep-filter term follows the mix and the band limits, and fades out with the strength 1 - floor below
+        # the least strength training draws (0.3: limits under 3.1 dB), so that a 0 dB limit leaves the input
+        # untouched, as it does without taps (the floor holds the gains at 1, nothing holds the taps); at the
+        # limits training saw, the term is the one it learned. Creative mode (the inverted mask) has none.
         inside, upto = self._df_inside, self._df_upto
         np.greater_equal(self._df_bins_hz, lo, out=inside)
         np.less_equal(self._df_bins_hz, top, out=upto)
         inside &= upto  # lo <= f <= top
+        df_scale = mix * min(1.0, (1.0 - float(self._floor)) / common.MIN_STRENGTH)
         self._df_gain.fill(0.0)
-        np.copyto(self._df_gain, mix, where=inside)
-        self._df_apply = self._df_on and self._mode != 2 and mix > 0.0 and bool(inside.any())
+        np.copyto(self._df_gain, df_scale, where=inside)
+        self._df_apply = self._df_on and self._mode != 2 and df_scale > 0.0 and bool(inside.any())
 
     def _views(self, spec):
         """(whole, per channel) interleaved float32 views of ``spec``, made once per array: the section
@@ -453,7 +461,7 @@ class MaskStage(SpectralStage):
         # The section zeroes non-finite spectra before any stage; this guards a stage placed after one
         # that produced them (checked on the 32 band sums, which any NaN/Inf bin reaches), so neither
         # the output nor the model state sees a NaN/Inf.
-        if not np.isfinite(self._band_psd.sum()):  # rare path
+        if not np.isfinite(_add_all(self._band_psd, axis=None)):  # rare path
             bad = self._nonfinite
             np.isfinite(spec, out=bad)
             np.logical_not(bad, out=bad)
@@ -534,7 +542,8 @@ class MaskStage(SpectralStage):
         if self._any_outside:
             bg += self._base2
         if self._df_on:  # the newest frame's lowest bins into the deep filter's history (before spec is replaced)
-            for (head, tail, newest), low in zip(self._dfx_moves[self._dfx_i], self._low_bins(spec)):
+            lows = self._low_bins(spec)
+            for (head, tail, newest), low in zip(self._dfx_moves[self._dfx_i], lows):
                 np.copyto(head, tail)
                 np.copyto(newest, low)
             self._dfx_i ^= 1
@@ -552,14 +561,15 @@ class MaskStage(SpectralStage):
             for ch in sf_rows:
                 np.multiply(ch, row, out=ch)
         if self._df_apply:
-            self._deep_filter(spec)
+            self._deep_filter(lows)  # views of spec: with look-ahead they see the older frame copied in
 
-    def _deep_filter(self, spec):
+    def _deep_filter(self, lows):
         """Add to the output frame's lowest K bins sum_j C[j, k] X[newest - N + 1 + j, k] (the taps emitted with the
-        newest frame; linked: one tap set for every channel), scaled by the mix and zero outside the band limits."""
-        for (x, p, c, term), low in zip(self._df_rows[self._dfx_i], self._low_bins(spec)):
+        newest frame; linked: one tap set for every channel), scaled by the mix and zero outside the band limits.
+        ``lows``: per channel, the (K,) complex64 view of the output frame's lowest bins."""
+        for (x, p, c, term), low in zip(self._df_rows[self._dfx_i], lows):
             np.multiply(x, c, out=p)
-            np.sum(p, axis=0, out=term)
+            _add_all(p, axis=0, out=term)
             term *= self._df_gain
             low += term
 
