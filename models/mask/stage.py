@@ -77,7 +77,8 @@ def mask_params(slot: str) -> tuple[ParamSpec, ...]:
     both tiers take the same controls, each under its own ids so one chain's table can hold both."""
     return (
         ParamSpec(f"{slot}.reduction_db", 0.0, 60.0, 24.0, "dB", smoothing_ms=30.0,
-                  doc="attenuation limit: the mask never cuts a band by more than this"),
+                  doc="attenuation limit: the mask never cuts a band by more than this (a bundle's deep-filter "
+                      "taps, below 3.1 kHz on the 10 ms window, are held to it by training, not by a floor)"),
         ParamSpec(f"{slot}.mix", 0.0, 1.0, 1.0, "", smoothing_ms=20.0, doc="blend of the mask's gain toward unity"),
         ParamSpec(f"{slot}.attack_ms", 0.5, 200.0, 1.0, "ms", scale="log", smoothing_ms=0.0,
                   doc="time for a band to open (gain rising)"),
@@ -565,7 +566,8 @@ class MaskStage(SpectralStage):
 
     def _deep_filter(self, lows):
         """Add to the output frame's lowest K bins sum_j C[j, k] X[newest - N + 1 + j, k] (the taps emitted with the
-        newest frame; linked: one tap set for every channel), scaled by the mix and zero outside the band limits.
+        newest frame; linked: one tap set for every channel), scaled by ``_df_gain`` (the mix, faded out below the
+        least strength training draws; zero outside the band limits).
         ``lows``: per channel, the (K,) complex64 view of the output frame's lowest bins."""
         for (x, p, c, term), low in zip(self._df_rows[self._dfx_i], lows):
             np.multiply(x, c, out=p)
