@@ -108,11 +108,7 @@ def fresh_bundle(folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    net = ResculptNet(lookahead=1)
-    with torch.no_grad():
-        for m in (net.head, net.df, *net.films):
-            m.weight.normal_(0, 0.1)
-            m.bias.normal_(0, 0.1)
+    net = ResculptNet(lookahead=1).randomise_heads()
     torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": 1}, "step": 0,
                 "sample_rate": 16000}, folder / "ckpt.pt")
     export.export(folder / "ckpt.pt", folder / "bundle")

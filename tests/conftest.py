@@ -165,11 +165,8 @@ def export_test_generator(folder, lookahead: int = 1, seed: int = 0):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    net = ResculptNet(lookahead=lookahead)
+    net = ResculptNet(lookahead=lookahead).randomise_heads()
     with torch.no_grad():
-        for m in (net.head, net.df, *net.films):
-            m.weight.normal_(0, 0.1)
-            m.bias.normal_(0, 0.1)
         net.head.bias[0] += 1.0  # band gains of a few dB (30 tanh(0.1 h)), so the stage is audibly active
     torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": lookahead}, "step": 0, "sample_rate": 16000},
                folder / "ckpt.pt")

@@ -28,11 +28,7 @@ SR = 16000
 def exported(tmp_path_factory):
     """A generator with randomised output heads (so every output path is non-trivial), exported."""
     torch.manual_seed(0)
-    net = ResculptNet(lookahead=1)
-    with torch.no_grad():
-        for m in (net.head, net.df, *net.films):
-            m.weight.normal_(0, 0.1)
-            m.bias.normal_(0, 0.1)
+    net = ResculptNet(lookahead=1).randomise_heads()
     d = tmp_path_factory.mktemp("rs")
     torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": 1}, "step": 0, "sample_rate": SR}, d / "ckpt.pt")
     cfg = E.export(d / "ckpt.pt", d / "bundle")
@@ -185,11 +181,7 @@ def test_a_gated_checkpoint_exports_its_gate_into_the_graph_and_the_config(tmp_p
     the bundle, and the graph returns exactly the identity for a target equal to a steady input's envelope."""
     gate = (2.0, 1.0, 25.0, 120.0)
     torch.manual_seed(0)
-    net = ResculptNet(lookahead=1, gate=gate)
-    with torch.no_grad():
-        for m in (net.head, net.df, *net.films):
-            m.weight.normal_(0, 0.1)
-            m.bias.normal_(0, 0.1)
+    net = ResculptNet(lookahead=1, gate=gate).randomise_heads()
     torch.save({"net": net.state_dict(), "net_kwargs": {"lookahead": 1, "gate": gate}, "step": 0,
                 "sample_rate": SR}, tmp_path / "ckpt.pt")
     cfg = E.export(tmp_path / "ckpt.pt", tmp_path / "bundle")

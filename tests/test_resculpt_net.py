@@ -17,11 +17,7 @@ SR = 16000
 
 def _model(lookahead, seed=0, sr=SR):
     torch.manual_seed(seed)
-    net = ResculptNet(lookahead=lookahead)
-    with torch.no_grad():  # leave the identity initialisation, so every path contributes
-        for m in (net.head, net.df, *net.films):
-            m.weight.normal_(0, 0.1)
-            m.bias.normal_(0, 0.1)
+    net = ResculptNet(lookahead=lookahead).randomise_heads()  # off the identity, so every path contributes
     return Resculptor(net, sr).eval()
 
 

@@ -227,7 +227,7 @@ class MaskStage(SpectralStage):
         # once; per channel because a ufunc over a 2-D strided view allocates an iteration buffer in stereo.
         self._df_rows = [[(h[ch], self._df_prod[ch], self._df_taps[0 if rows == 1 else ch], self._df_term[ch])
                           for ch in range(c)] for h in self._dfx]
-        self._df_gain = np.zeros(k_df, np.complex64)  # per bin: mix inside [low_hz, high_hz], 0 outside; set in _update
+        self._df_gain = np.zeros(k_df, np.complex64)  # per bin: the taps' scale inside [low_hz, high_hz], 0 outside (_update)
         self._df_bins_hz = np.asarray(ctx.freqs_hz[:k_df], np.float64)
         self._df_inside, self._df_upto = np.zeros(k_df, bool), np.zeros(k_df, bool)  # _update's scratch
         # Per analysed row, bound to the session by pointer (IOBinding): the inputs are the row's views of

@@ -195,6 +195,16 @@ class ResculptNet(nn.Module):
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    @torch.no_grad()
+    def randomise_heads(self, std: float = 0.1) -> ResculptNet:
+        """Draw the output heads and the FiLM layers from N(0, std), in place (returns self). A freshly initialised
+        net returns its input, which the export refuses; an untrained net that acts on every output path is what
+        tests and speed references need."""
+        for m in (self.head, self.df, *self.films):
+            m.weight.normal_(0, std)
+            m.bias.normal_(0, std)
+        return self
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; a checkpoint of the 124-float conditioning layout loads with zero
         weights on the relative-target slots (:func:`widen_film_v1`), and one without ``rel_scale`` into a net with
