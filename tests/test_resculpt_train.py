@@ -349,3 +349,36 @@ def test_the_held_move_ratio_is_one_for_the_identity_and_below_one_for_the_absol
         moved = rtrain.evaluate(Resculptor(ResculptNet(lookahead=1, absolute_prior=True), sr), tp, val)["move_ratio_held"]
     assert abs(same - 1.0) < 1e-3, same
     assert moved < 0.9, moved
+
+
+def test_profile_exclude_leaves_exactly_the_loudness_term_out_of_the_profile_loss_and_reports_excl_ratios(tmp_path):
+    """--profile-exclude lufs_integrated: the run's profile-loss weights zero that dim and no other (default: none
+    zeroed), so a 6 dB level change costs nothing while a band-shape change costs what it costs with the dim
+    undefined in the target (the term removed from numerator and normaliser alike); the validation adds the
+    ``*_excl`` ratios only for such a run."""
+    import numpy as np
+    from resculpt.models.resculpt import profile_torch as pt
+
+    sr, n = 16000, 16000
+    t = np.arange(n) / sr
+    x = sum(h ** -1.0 * np.sin(2 * np.pi * 150.0 * h * t) for h in range(1, 40) if 150.0 * h < 7000)
+    x = torch.tensor((0.05 * x / np.abs(x).max() * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)))[None], dtype=torch.float32)
+    tp = pt.TorchProfiler(sr)
+    P_a, P_loud = tp(x), tp(2.0 * x)
+    P_shape = tp(2.0 * torch.tensor(np.convolve(x[0].numpy(), [1.0, 0.6], "same")[None], dtype=torch.float32))
+
+    trs = {}
+    for name, extra in (("plain", ()), ("excl", ("--profile-exclude", "lufs_integrated"))):
+        a = _args(tmp_path / name, "--n-val", "2", *extra)
+        trs[name] = rtrain.Trainer(a)
+    assert trs["plain"].pw == {} and trs["excl"].pw == {"lufs_integrated": 0.0}
+    w = trs["excl"].pw
+    assert float(pt.squared_distance(P_loud, P_a)) > 0.01  # 6 dB of level counts by default
+    assert float(pt.squared_distance(P_loud, P_a, w)) < 1e-6  # and not at all without the term
+    undefined = dict(P_shape, lufs_integrated_ok=torch.zeros_like(P_shape["lufs_integrated_ok"]))
+    assert torch.allclose(pt.squared_distance(P_shape, P_a, w), pt.squared_distance(undefined, P_a), atol=1e-7)
+    assert float(pt.squared_distance(P_shape, P_a, w)) > 1e-4
+    v_plain, v_excl = trs["plain"].evaluate(), trs["excl"].evaluate()
+    assert not any(k.endswith("_excl") for k in v_plain)
+    for k in ("profile_ratio_excl", "profile_ratio_held_excl", "move_ratio_held_excl"):
+        assert math.isfinite(v_excl[k])

@@ -133,8 +133,15 @@ def make_batch(rng, data, bsz, n, smoke=False, mode_p=losses.MODE_P, zero_delta_
             torch.tensor(modes), nudges)
 
 
+def profile_weights(match: str, exclude=()) -> dict:
+    """Profile-loss weights of a run (``profile_torch.squared_distance``'s overrides): 0 for the covered dims
+    outside the match mode and for those named in ``exclude`` (``--profile-exclude``); the rest keep their
+    default weights."""
+    return {k: 0.0 for k in pt.COVERED if k not in C.MATCH[match] or k in exclude}
+
+
 @torch.no_grad()
-def evaluate(model, tp, val, match="timbre"):
+def evaluate(model, tp, val, match="timbre", weights=None):
     """On fixed validation pairs in restore mode: profile distance to the target (output vs input), and the
     multi-resolution STFT loss against the clean clip (output vs input); keep mode (target = the input's own
     profile): mean |band change| (dB) over frames and bands, and the largest change of the long-term band
@@ -145,24 +152,30 @@ def evaluate(model, tp, val, match="timbre"):
     ratio and the keep mode's largest envelope change also as an offline render runs the net, its running
     fingerprint primed with the whole clip's and held (``profile_ratio_held``, ``keep_env_max_db_held``); and move
     mode as the benchmark's reference targets run it (``move_ratio_held``: input the clean clip, target the next
-    validation clip's profile, held): profile distance ratio output / input, mean over clips."""
+    validation clip's profile, held): profile distance ratio output / input, mean over clips. With ``weights``
+    (a run's ``--profile-exclude``: ``profile_weights``) the restore, held restore and held move ratios are also
+    reported over the dims the run's profile loss counts (``profile_ratio_excl``, ``profile_ratio_held_excl``,
+    ``move_ratio_held_excl``); the plain ratios stay over every covered dim, comparable across runs."""
     model.eval()
     y, x = torch.tensor(np.stack([v["y"] for v in val])), torch.tensor(np.stack([v["x"] for v in val]))
     P_x = tp(x)
     cond = pt.cond_vector(P_x, model.fio.sr, match)
     out = model(y, cond)
     e = x.shape[1] - model.fio.n_fft
-    d_out = pt.distance(tp(out), P_x).mean()
+    P_o = tp(out)
+    d_out = pt.distance(P_o, P_x).mean()
     d_in = pt.distance(tp(y), P_x).mean()
     # as an offline render runs them: the running fingerprint primed with the whole clip's and held
     held = torch.ones(x.shape[0], dtype=torch.bool)
-    d_held = pt.distance(tp(model(y, cond, held=held)), P_x).mean()
+    P_h = tp(model(y, cond, held=held))
+    d_held = pt.distance(P_h, P_x).mean()
     keep_held = model(x, cond, held=held)
     # move: each clean clip toward the next clip's profile (another speaker or track), as an offline render runs it
     nxt = torch.roll(torch.arange(x.shape[0]), -1)
     P_n = {k: v[nxt] for k, v in P_x.items()}
     out_m = model(x, pt.cond_vector(P_n, model.fio.sr, match), held=held)
-    move_ratio = (pt.distance(tp(out_m), P_n) / pt.distance(P_x, P_n).clamp_min(1e-9)).mean()
+    P_m = tp(out_m)
+    move_ratio = (pt.distance(P_m, P_n) / pt.distance(P_x, P_n).clamp_min(1e-9)).mean()
     keep = model(x, pt.cond_vector(P_x, model.fio.sr, match))
     fx, _ = model.fio.features(model.fio.stft(x[:, :e]))
     fk, _ = model.fio.features(model.fio.stft(keep[:, :e]))
@@ -188,8 +201,15 @@ def evaluate(model, tp, val, match="timbre"):
             out_d = model(x, c)
             r = pt.distance(tp(out_d), P_d) / pt.distance(P_x, P_d).clamp_min(1e-9)
             ratios["level" if text in EVAL_LEVEL_DESCRIPTORS else form].append(r)
+    excl = {}
+    if weights:
+        d_in_x = pt.distance(tp(y), P_x, weights).mean().clamp_min(1e-9)
+        excl = {"profile_ratio_excl": float(pt.distance(P_o, P_x, weights).mean() / d_in_x),
+                "profile_ratio_held_excl": float(pt.distance(P_h, P_x, weights).mean() / d_in_x),
+                "move_ratio_held_excl": float((pt.distance(P_m, P_n, weights)
+                                               / pt.distance(P_x, P_n, weights).clamp_min(1e-9)).mean())}
     model.train()
-    return {"profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
+    return {**excl, "profile_dist_out": float(d_out), "profile_dist_in": float(d_in),
             "profile_ratio": float(d_out / d_in.clamp_min(1e-9)),
             "profile_ratio_held": float(d_held / d_in.clamp_min(1e-9)), "keep_env_max_db_held": float(env_h.mean()),
             "move_ratio_held": float(move_ratio),
@@ -301,7 +321,7 @@ class Trainer:
             self.step, self.wall_before = int(ck["step"]), float(ck.get("wall_s", 0.0))
         self.perc = perceptual_or_off(w, args.smoke)
         self.w = w
-        self.pw = {k: 0.0 for k in pt.COVERED if k not in C.MATCH[args.match]}  # profile-loss weights of the mode
+        self.pw = profile_weights(args.match, args.profile_exclude)  # profile-loss weights of the run
         self.e = self.seg - self.model.fio.n_fft  # the last window of a crop is only partly synthesised
         self.t0 = time.time()
 
@@ -323,7 +343,8 @@ class Trainer:
         return {"rel_scale": [round(float(v), 5) for v in net.rel_scale.detach()]} if net.residual_scale else {}
 
     def evaluate(self) -> dict:
-        return evaluate(self.model, self.tp, self.val, self.args.match)
+        return evaluate(self.model, self.tp, self.val, self.args.match,
+                        self.pw if self.args.profile_exclude else None)
 
     def train_step(self) -> tuple[float, dict]:
         """One generator step (and, from ``--adv-start``, one discriminator step) on batch ``self.step``;
@@ -515,6 +536,11 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--held-p", type=float, default=0.0,
                     help="share of rows run as an offline render runs them: the running fingerprint primed with the "
                          "whole crop's and held (Resculptor.forward_spec(held=...), ResculptStage.prime(hold=True))")
+    ap.add_argument("--profile-exclude", nargs="+", choices=pt.COVERED, default=[], metavar="DIM",
+                    help="covered profile dims left out of the profile loss (weight 0), e.g. lufs_integrated: the "
+                         "product's loudness follower (dsp/loudness_follow.py) moves integrated loudness outside the "
+                         "net, so the net need not learn it; the validation then also reports its ratios without "
+                         "them (*_excl). Default: none (every dim of the match mode counts)")
     ap.add_argument("--mode-p", type=float, nargs=len(losses.MODES), default=list(losses.MODE_P),
                     metavar=tuple(m.upper() for m in losses.MODES), help="shares of the conditioning modes")
     ap.add_argument("--zero-delta-p", type=float, default=0.2,
