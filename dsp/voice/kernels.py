@@ -36,15 +36,14 @@ writable).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import numpy as np
+from resculpt.dsp import jit as _jit
 
 # numba (extra "fast") is imported by warm_up(), from the first prepare() of a stage that uses the loops:
 # importing it costs ~0.5 s, which a process that runs no such stage does not pay.
-AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("RESCULPT_NO_KERNELS", "") in ("", "0")
+AVAILABLE = _jit.AVAILABLE
 
 _PI = np.float32(math.pi)
 _TWO_PI = np.float32(2.0 * math.pi)
@@ -650,13 +649,10 @@ def warm_up() -> bool:
         smooth, band_voicing, excite_frame, harmonic_frame, _lobe_at, _peak_vertex
     if _warm or not AVAILABLE:
         return _warm
-    try:
-        import numba
-    except ImportError:
+    jit = _jit.njit()
+    if jit is None:
         AVAILABLE = False
         return False
-
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
     f0_frame, pick_lag, warp_map, smooth = jit(_f0_frame), jit(_pick_lag), jit(_warp_map), jit(_smooth)
