@@ -26,3 +26,18 @@ def njit():
     except ImportError:
         return None
     return numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+def warm_module(g: dict, bind) -> bool:
+    """A kernels module's warm_up(), given its globals ``g`` (``AVAILABLE`` and ``_warm``) and ``bind(jit)``, which
+    sets the module's dispatchers from its Python loops (and may run them once to compile): once per process;
+    returns whether the loops are ready (False without numba: the stages run their numpy code)."""
+    if g["_warm"] or not g["AVAILABLE"]:
+        return g["_warm"]
+    jit = njit()
+    if jit is None:
+        g["AVAILABLE"] = False
+        return False
+    bind(jit)
+    g["_warm"] = True
+    return True

@@ -70,6 +70,19 @@ class Rig:
         self.proc.reset()
 
 
+def speech_clip(sr: int, channels: int, seconds: float) -> np.ndarray:
+    """(channels, n) float32: the bundled speech example at ``sr``, its first ``seconds``; a second channel is the clip
+    reversed at half level (different content in each channel)."""
+    from conftest import EXAMPLE, resample
+    from resculpt.models import data
+
+    x, xsr = data.load(EXAMPLE)
+    x = resample(x, xsr, sr)[: int(seconds * sr)]
+    if channels == 2:
+        return np.stack([x, 0.5 * x[::-1]]).astype(np.float32)
+    return x[None].astype(np.float32)
+
+
 def _table(params, sample_rate) -> ParamTable:
     table = ParamTable(catalog.all_param_specs())
     if params:

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, resample
 from resculpt.dsp.stft import StreamingSTFT
-from resculpt.models import data
 from resculpt.models.mask import kernels
 from resculpt.models.mask import stage as mstage
-from stage_testlib import make_section, run
+from stage_testlib import make_section, run, speech_clip
 from test_mask_stage import _table
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed (extra 'fast') or RESCULPT_NO_KERNELS set")
 
 
 def _speech(sr: int, channels: int, seconds: float = 3.0) -> np.ndarray:
-    x, xsr = data.load(EXAMPLE)
-    x = resample(x, xsr, sr)[: int(seconds * sr)]
-    if channels == 2:  # a second, different channel: the clip reversed, quieter
-        return np.stack([x, 0.5 * x[::-1]]).astype(np.float32)
-    return x[None].astype(np.float32)
+    return speech_clip(sr, channels, seconds)
 
 
 def _error_db(y: np.ndarray, ref: np.ndarray) -> float:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, resample
 from resculpt.dsp.voice import anon, kernels, match, shift
-from resculpt.models import data
-from stage_testlib import make_section, run
+from stage_testlib import make_section, run, speech_clip
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed (extra 'fast') or RESCULPT_NO_KERNELS set")
 
@@ -26,11 +24,7 @@ ANON = {"anon.f0_hz": 220.0, "anon.pitch_range": 0.7, "anon.formant_ratio": 1.15
 
 
 def _speech(sr: int, channels: int, seconds: float = 4.0) -> np.ndarray:
-    x, xsr = data.load(EXAMPLE)
-    x = resample(x, xsr, sr)[: int(seconds * sr)]
-    if channels == 2:  # a second, different channel: the clip reversed, quieter
-        return np.stack([x, 0.5 * x[::-1]]).astype(np.float32)
-    return x[None].astype(np.float32)
+    return speech_clip(sr, channels, seconds)
 
 
 def _render(sr, channels, params, compiled: bool, monkeypatch):

@@ -645,14 +645,13 @@ def warm_up() -> bool:
     compiles. Once per process; seconds the first time on a machine, under a second from the cache. Returns
     whether the loops are ready: False without numba, or when this numba cannot be imported (e.g. built for
     another numpy), and the stages then run their numpy code."""
-    global AVAILABLE, _warm, peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, \
-        smooth, band_voicing, excite_frame, harmonic_frame, _lobe_at, _peak_vertex
-    if _warm or not AVAILABLE:
-        return _warm
-    jit = _jit.njit()
-    if jit is None:
-        AVAILABLE = False
-        return False
+    return _jit.warm_module(globals(), _bind)
+
+
+def _bind(jit):
+    """Set the dispatchers and compile each loop for the stages' argument types on throw-away arrays."""
+    global peaks_envelope, shift_frame, warp_timbre, detail_timbre, f0_frame, pick_lag, warp_map, smooth, \
+        band_voicing, excite_frame, harmonic_frame, _lobe_at, _peak_vertex
     peaks_envelope, shift_frame = jit(_peaks_envelope), jit(_shift_frame)
     warp_timbre, detail_timbre = jit(_warp_timbre), jit(_detail_timbre)
     f0_frame, pick_lag, warp_map, smooth = jit(_f0_frame), jit(_pick_lag), jit(_warp_map), jit(_smooth)
@@ -688,8 +687,6 @@ def warm_up() -> bool:
                  np.ones(1, i64), ca[2], 0.5)
     harmonic_frame(z.copy(), fa[0], fa[1], 1.5, 1.2, np.ones(9), 1.0, 4.0, 1.0, 7, 0.5, np.zeros(nb, np.complex128),
                    np.zeros(nb, np.complex128), np.zeros(4), np.zeros(8), 2, 0.005, 8, 0.5, 2)
-    _warm = True
-    return True
 
 
 # The compiled loops, set by warm_up().

@@ -201,16 +201,12 @@ def warm_up() -> bool:
     set of operand types and layouts, which the stage makes in prepare() on its own arrays (control thread; under a
     second from numba's disk cache), so no audio callback compiles. Returns whether the loops are ready (False
     without numba: the stage runs its numpy code)."""
-    global AVAILABLE, _warm, band_db, push_history, fine_db, apply_frame
-    if _warm or not AVAILABLE:
-        return _warm
-    jit = _jit.njit()
-    if jit is None:
-        AVAILABLE = False
-        return False
+    return _jit.warm_module(globals(), _bind)
+
+
+def _bind(jit):
+    global band_db, push_history, fine_db, apply_frame
     band_db, push_history, fine_db, apply_frame = jit(_band_db), jit(_push_history), jit(_fine_db), jit(_apply_frame)
-    _warm = True
-    return True
 
 
 # The compiled loops, set by warm_up().
