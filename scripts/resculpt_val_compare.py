@@ -3,10 +3,13 @@ side: to see which validation record tracks the benchmark (``benchmarks/resculpt
 checkpoint by it.
 
     RESCULPT_DATA=/work/shared/data .venv/bin/python scripts/resculpt_val_compare.py \\
-        LABEL=REV[:SWITCH] ... [--n-val 16] [--out benchmarks/results/resculpt_val_compare]
+        LABEL=REV[:SWITCH][@RUN] ... [--n-val 16] [--out benchmarks/results/resculpt_val_compare]
 
-REV: a commit whose ``models/training/resculpt-gen1/ckpt.pt`` is read (``git show``); ``:absolute_prior`` switches
-the absolute prior on at load, as ``scripts/resculpt_export_switched.py`` does for the shipped bundle. The pairs
+REV: a commit whose ``models/training/RUN/ckpt.pt`` is read (``git show``; RUN default ``resculpt-gen1``);
+``:absolute_prior`` switches the absolute prior on at load, as ``scripts/resculpt_export_switched.py`` does for the
+shipped bundle. Every row also has the restore, held restore and held move ratios without the loudness term
+(``*_excl``: ``train.evaluate`` with ``lufs_integrated`` at weight 0, what ``--profile-exclude lufs_integrated``
+trains). The pairs
 are the run's validation pairs (val split, seed 1234, 3 s at 16 kHz, ``degrade.DEFAULT_OPS``).
 """
 
@@ -26,15 +29,18 @@ from resculpt.models.resculpt.net import ResculptNet, Resculptor
 from resculpt.models.resculpt.train import evaluate
 from resculpt_bench_io import REPO, bench, write_result
 
-CKPT = "models/training/resculpt-gen1/ckpt.pt"
-SHOWN = ("profile_ratio", "profile_ratio_held", "move_ratio_held", "move_ratio_held_fingerprint",
+CKPT = "models/training/{run}/ckpt.pt"
+NO_LOUDNESS = {"lufs_integrated": 0.0}
+SHOWN = ("profile_ratio", "profile_ratio_held", "move_ratio_held", "profile_ratio_held_excl", "move_ratio_held_excl",
+         "move_ratio_held_fingerprint",
          "move_same_kind_speech", "move_same_kind_music", "move_same_kind_speech_no_loudness",
          "move_same_kind_music_no_loudness", "descriptor_ratio_rel", "level_ratio_rel",
          "keep_env_max_db", "keep_env_max_db_held")
 
 
-def load(rev: str, switch: str | None):
-    raw = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{CKPT}"], check=True, capture_output=True).stdout
+def load(rev: str, switch: str | None, run: str = "resculpt-gen1"):
+    raw = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{CKPT.format(run=run)}"], check=True,
+                         capture_output=True).stdout
     ck = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
     kw = dict(ck["net_kwargs"], **({switch: True} if switch else {}))
     net = ResculptNet(**kw)
@@ -85,7 +91,7 @@ def move_ratios_fingerprint(model, val, match: str = "timbre") -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/resculpt_val_compare.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", metavar="LABEL=REV[:SWITCH]")
+    ap.add_argument("runs", nargs="+", metavar="LABEL=REV[:SWITCH][@RUN]")
     ap.add_argument("--n-val", type=int, default=16)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "resculpt_val_compare"))
     a = ap.parse_args(argv)
@@ -93,16 +99,18 @@ def main(argv=None) -> int:
     t0, rows, src = time.time(), [], {}
     for spec in a.runs:
         label, _, rest = spec.partition("=")
+        rest, _, run = rest.partition("@")
         rev, _, switch = rest.partition(":")
-        net, step, sr = load(rev, switch or None)
+        net, step, sr = load(rev, switch or None, run or "resculpt-gen1")
         if sr not in src:
             vs = degrade.Source.load("val", sr)
             src[sr] = [degrade.make_pair(vs, 1234, i, 3.0, list(degrade.DEFAULT_OPS)) for i in range(a.n_val)]
         model = Resculptor(net, sr)
         with torch.no_grad():
-            v = evaluate(model, pt.TorchProfiler(sr), src[sr])
+            v = evaluate(model, pt.TorchProfiler(sr), src[sr], weights=NO_LOUDNESS)
         v.update(move_ratios_fingerprint(model, src[sr]))
-        rows.append({"label": label, "rev": rev, "switch": switch or None, "step": step, "val": v})
+        rows.append({"label": label, "rev": rev, "run": run or "resculpt-gen1", "switch": switch or None, "step": step,
+                     "val": v})
         print(label, step, {k: round(v[k], 3) for k in SHOWN}, flush=True)
     cmd = "scripts/resculpt_val_compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     L = ["# Resculpt checkpoints on the training's validation pairs, side by side", "",
@@ -113,10 +121,11 @@ def main(argv=None) -> int:
          "scored as the benchmark scores (the fingerprint, `error_ratio` over the timbre dims); `move_same_kind_*`: "
          "the same, each clip toward the next clip of its own kind, as the benchmark pairs reference targets "
          "(`_no_loudness`: without the loudness term, which the product's loudness follower moves and torch does not "
-         "run).", "",
+         "run; `*_excl`: the restore and move ratios without it).", "",
          "| label | checkpoint | " + " | ".join(SHOWN) + " |", "|---|---|" + "---|" * len(SHOWN)]
     for r in rows:
-        what = f"step {r['step']} ({r['rev']}{', ' + r['switch'] + ' on' if r['switch'] else ''})"
+        what = (f"{r.get('run', 'resculpt-gen1')} step {r['step']} "
+                f"({r['rev']}{', ' + r['switch'] + ' on' if r['switch'] else ''})")
         L.append(f"| {r['label']} | {what} | " + " | ".join(f"{r['val'][k]:.3f}" for k in SHOWN) + " |")
     write_result(a.out, L, {"command": cmd, "rows": rows})
     return 0
