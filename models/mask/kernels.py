@@ -1,9 +1,10 @@
 """Compiled per-frame loops of the mask stage (``stage.py``), with numba (extra ``fast``; ``resculpt.dsp.jit``).
 
-In numpy, one 5 ms hop of the live tier (48 kHz, 10 ms window: 241 bins) is about 70 ufunc calls around the model:
-band analysis, fine features, the HF rule, the controls, the smoother, the band-to-bin interpolation, the gain and
-the deep-filter taps. Each call costs about 0.5-1 us of overhead on rows of 8-482 floats, so together they took
-about as long as the model call itself at 128-sample blocks. These loops do the same steps in four calls per hop:
+In numpy, one 5 ms hop of the live tier (48 kHz, 10 ms window: 241 bins) is several dozen ufunc calls around the
+model: band analysis, fine features, the HF rule, the controls, the smoother, the band-to-bin interpolation, the gain
+and the deep-filter taps, each on rows of 8-482 floats, where a call's overhead outweighs its arithmetic. These
+loops do the same steps in four calls per hop (benchmarks/results/mask_df_live/rtf_runs/ has the chain's time with
+and without them):
 
 * :func:`band_db`: bin power -> band PSD per Hz -> dB. Each rfft bin lies in at most two of the 32 triangular bands
   (``BandMap``), so the (bins x 32) analysis product is two multiply-adds per bin.
@@ -15,9 +16,8 @@ about as long as the model call itself at 128-sample blocks. These loops do the 
   interpolated to bins (again two per bin), the gain, and the deep filter's history and taps.
 
 The numbers: the same steps in the same order in float32, except that |X|^2 is re^2 + im^2 (numpy's abs() takes a
-hypot first) and the band sums add bins in order where numpy's BLAS product groups them its own way, so band levels
-agree with the numpy code to float32 rounding (about 1e-6 dB) and the gains after the model to its tolerance
-(tests/test_mask_kernels.py). Every array is the caller's: the loops allocate nothing.
+hypot first) and the band sums add bins in order where numpy's BLAS product groups them its own way, so the output
+agrees with the numpy code to float32 rounding (tests/test_mask_kernels.py holds it within -120 dB on speech). Every array is the caller's: the loops allocate nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ _ZERO = np.float32(0.0)
 _TEN = np.float32(10.0)
 
 
-def sparse_pairs(mat: np.ndarray, scale: float = 1.0):
+def sparse_pairs(mat: np.ndarray):
     """The (at most) two nonzero bands of each bin of ``mat`` (n_bins, n_bands): (j0, j1) int64 and their weights
-    (w0, w1) float32 times ``scale``, each (n_bins,); a bin with one band has w1 = 0 (j1 = j0), a bin with none
+    (w0, w1) float32, each (n_bins,); a bin with one band has w1 = 0 (j1 = j0), a bin with none
     w0 = w1 = 0. None when some bin has more than two (the stage then runs its numpy code)."""
     nb = mat.shape[0]
     j0, j1 = np.zeros(nb, np.int64), np.zeros(nb, np.int64)
@@ -48,10 +48,10 @@ def sparse_pairs(mat: np.ndarray, scale: float = 1.0):
             return None
         if nz.size:
             j0[k] = j1[k] = nz[0]
-            w0[k] = np.float32(mat[k, nz[0]] * scale)
+            w0[k] = mat[k, nz[0]]
         if nz.size == 2:
             j1[k] = nz[1]
-            w1[k] = np.float32(mat[k, nz[1]] * scale)
+            w1[k] = mat[k, nz[1]]
     return j0, j1, w0, w1
 
 

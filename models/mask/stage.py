@@ -43,8 +43,8 @@ Per STFT frame (the bundle's hop, 5 ms for the shipped model; any rate 16-96 kHz
    the model's own per-frame estimate). Linked stereo: one tap set for every channel.
 
 Steps 1 (bands, fine features after their FFT) and 3-6 run as compiled loops (``kernels.py``, numba, extra
-``fast``) when numba is installed: the same steps to float32 rounding in four calls per hop instead of ~70 ufunc
-calls; the numpy code below stays the reference and the fallback.
+``fast``) when numba is installed: the same steps to float32 rounding in four calls per hop instead of several
+dozen ufunc calls; the numpy code below stays the reference and the fallback.
 
 Hop and look-ahead come from the bundle's config (``frame.hop_ms``, ``lookahead_frames``): prepare() refuses a
 section whose hop is not the bundle's, and ``latency_frames`` = the model's look-ahead L. A model with look-ahead
@@ -110,7 +110,7 @@ class MaskStage(SpectralStage):
     name = "mask"
     params = PARAMS  # the controls this stage reads (the tiers differ only in their ids and bundle)
     # Run the per-frame steps around the model through kernels.py's compiled loops when numba is installed (the same
-    # steps, to float32 rounding, in four calls per hop instead of ~70 ufunc calls).
+    # steps, to float32 rounding, in four calls per hop instead of several dozen ufunc calls).
     use_kernels = True
 
     def __init__(self, table, bundle: Bundle | str | Path | None = None):
@@ -302,8 +302,8 @@ class MaskStage(SpectralStage):
         """The compiled loops' operands (kernels.py): each bin's two bands for analysis and synthesis, the per-bin
         band limits, float32 views of the deep filter's history and taps. ``_kern`` False (no numba, or a band
         layout with more than two bands on a bin) leaves the numpy code in charge."""
-        ana = kernels.sparse_pairs(bm.analysis.T, 1.0)
-        syn = kernels.sparse_pairs(bm.synthesis, 1.0)
+        ana = kernels.sparse_pairs(bm.analysis.T)
+        syn = kernels.sparse_pairs(bm.synthesis)
         self._kern = bool(self.use_kernels and kernels.AVAILABLE and ana is not None and syn is not None
                           and kernels.warm_up())
         if not self._kern:
@@ -312,15 +312,12 @@ class MaskStage(SpectralStage):
         # The PSD scale (and the linked 1/channels) folded into the weights, in float32 as the numpy code's matrix.
         self._k_ana = (j0, j1, (w0 * np.float32(fold)).astype(np.float32), (w1 * np.float32(fold)).astype(np.float32))
         self._k_syn = syn
-        self._outside = np.zeros(ctx.n_bins, bool)       # bins outside [low_hz, high_hz] (_update)
-        self._outside_hi = np.zeros(ctx.n_bins, bool)
-        self._kfreqs = np.asarray(ctx.freqs_hz, np.float64)
+        self._outside = self._out2[::2]  # per bin: outside [low_hz, high_hz] (_update's interleaved mask, every other)
         self._k_hist = self._dfx[0].view(np.float32)      # (channels, N, 2 K): the kernel moves it on in place
         self._k_ahead_f = [a.view(np.float32) for a in self._ahead_list]  # the look-ahead ring's float32 views
         n_df = self._dfx[0].shape[1]
         self._k_taps = self._df[:, : self._dfx[0].shape[2] * n_df * 2].reshape(self.rows, n_df, -1)
-        self._df_gain_r = np.zeros(self._df_gain.shape[0], np.float32)
-        self._k_nvalid = int(np.flatnonzero(bm.valid)[-1]) + 1
+        self._df_gain_r = self._df_gain.view(np.float32)[::2]  # the taps' real scale per bin (_update sets it)
         self._k_eps = np.float32(common.EPS)
         self._k_pickmax = True
         assert HF_PRESENCE_BANDS.stop == common.N_LEARNED  # the loop's presence bands end where the rule's begin
@@ -334,8 +331,8 @@ class MaskStage(SpectralStage):
                                  self._lfr)
             kernels.fine_db(self._lspec, self._fine_diag, self._fine_slot[0], self._k_eps)
         f32 = np.float32
-        kernels.apply_frame(spec_f, spec_f, self._g, self._db, self._nf, self._gs, self._scratch, *self._k_syn, self._outside,
-                            True, self._rise, self._neg_oversub, common.N_LEARNED, self._k_nvalid,
+        kernels.apply_frame(spec_f, spec_f, self._g, self._db, self._nf, self._gs, self._scratch, *self._k_syn,
+                            self._outside, True, self._rise, self._neg_oversub, common.N_LEARNED, self._invalid.start,
                             HF_PRESENCE_BANDS.start, f32(1.0), 0, f32(0.0), f32(0.5), f32(0.5), True, f32(1.0),
                             self._k_hist, self._k_taps, self._df_gain_r, False, False)
 
@@ -485,10 +482,6 @@ class MaskStage(SpectralStage):
         self._df_apply = self._df_on and self._mode != 2 and df_scale > 0.0 and bool(inside.any())
         if self._kern:
             self._k_pickmax = bool(k_att >= k_rel)
-            np.less(self._kfreqs, lo, out=self._outside)
-            np.greater(self._kfreqs, top, out=self._outside_hi)
-            self._outside |= self._outside_hi
-            np.copyto(self._df_gain_r, self._df_gain.real)
 
     def _views(self, spec):
         """(whole, per channel) interleaved float32 views of ``spec``, made once per array: the section
@@ -618,11 +611,7 @@ class MaskStage(SpectralStage):
                 np.copyto(newest, low)
             self._dfx_i ^= 1
         if self._ahead_list:  # look-ahead L: these gains belong to the spectrum L frames back
-            ring, i = self._ahead_list, self._ahead_i
-            np.copyto(ring[i], spec)
-            i = (i + 1) % len(ring)
-            np.copyto(spec, ring[i])
-            self._ahead_i = i
+            self._swap_ahead(spec)
         sf, sf_rows = self._views(spec)
         if self.rows == spec.shape[0]:
             np.multiply(sf, bg, out=sf)
@@ -633,22 +622,27 @@ class MaskStage(SpectralStage):
         if self._df_apply:
             self._deep_filter(lows)  # views of spec: with look-ahead they see the older frame copied in
 
+    def _swap_ahead(self, spec):
+        """Look-ahead L: keep ``spec`` (the newest frame) in the ring and replace it by the spectrum L frames back;
+        returns the ring slot that now holds the newest frame."""
+        ring, i = self._ahead_list, self._ahead_i
+        np.copyto(ring[i], spec)
+        j = (i + 1) % len(ring)
+        np.copyto(spec, ring[j])
+        self._ahead_i = j
+        return i
+
     def _apply_compiled(self, spec):
         """_apply's steps in one compiled call (kernels.apply_frame). The deep filter's history is moved on in place
         (the numpy code's ping-pong pair is not used), so a stage runs one way or the other from prepare() on."""
         spec_f = self._views(spec)[0]
         push_f = spec_f
         if self._ahead_list:  # look-ahead L: these gains belong to the spectrum L frames back
-            ring, i = self._ahead_list, self._ahead_i
-            np.copyto(ring[i], spec)
-            push_f = self._k_ahead_f[i]  # the newest spectrum, for the deep filter's history
-            i = (i + 1) % len(ring)
-            np.copyto(spec, ring[i])
-            self._ahead_i = i
+            push_f = self._k_ahead_f[self._swap_ahead(spec)]  # the newest spectrum, for the deep filter's history
         j0, j1, w0, w1 = self._k_syn
         kernels.apply_frame(spec_f, push_f, self._g, self._db, self._nf, self._gs, self._scratch, j0, j1, w0, w1,
                             self._outside, not self._nf_ready, self._rise, self._neg_oversub, common.N_LEARNED,
-                            self._k_nvalid, HF_PRESENCE_BANDS.start, self._contrast, self._mode, self._floor,
+                            self._invalid.start, HF_PRESENCE_BANDS.start, self._contrast, self._mode, self._floor,
                             self._k_att, self._k_rel, self._k_pickmax, self._mix, self._k_hist,
                             self._k_taps, self._df_gain_r, self._df_on, self._df_apply)
         self._nf_ready = True
