@@ -537,6 +537,7 @@ def run_rtf_block(a):
             "rtf_seconds": a.rtf_seconds, "rtf_rounds": a.rtf_rounds,
             "command": "benchmarks/denoise.py " + " ".join(sys.argv[1:])}
     out = Path(a.out).parent / f"rtf_block{block}"
+    out.parent.mkdir(parents=True, exist_ok=True)
     Path(str(out) + ".json").write_text(json.dumps({"meta": meta, "rtf": rtf}, indent=2))
     ref = rtf.get("rnnoise")
     L = [f"# RTF at {block}-sample mono blocks, 48 kHz (`benchmarks/denoise.py --rtf-block {block}`)", "",

@@ -1,9 +1,12 @@
 """Whether the optional compiled loops (numba, extra ``fast``) can run, and the one way they are compiled.
 
-Stages with per-frame work of many small numpy calls (each ~1 us of call overhead, more than its arithmetic on a
-few hundred bins) keep a numpy version and a compiled one with the same steps: ``dsp/voice/kernels.py`` (pitch shift,
-anon stage) and ``models/mask/kernels.py`` (the mask stage). Without numba, or with ``RESCULPT_NO_KERNELS=1`` in
-the environment, ``AVAILABLE`` is False and every stage runs its numpy code.
+Code with per-frame or per-block work of many small numpy calls (each ~1 us of call overhead, more than its
+arithmetic on a few hundred samples) keeps a numpy version and a compiled one with the same steps, each under a
+name: ``voice`` (``dsp/voice/kernels.py``: pitch shift, anon stage), ``mask`` (``models/mask/kernels.py``), ``stft``
+(``dsp/stft_kernels.py``: the STFT section's own loops) and ``sanitize`` (``dsp/sanitize.py``: the host's NaN and
+denormal guard). Without numba, or with ``RESCULPT_NO_KERNELS=1`` in the environment, ``AVAILABLE`` is False and
+everything runs its numpy code; ``RESCULPT_NO_KERNELS=stft,sanitize`` (a comma list of names) turns off only those,
+for measuring one set of loops against its numpy code.
 """
 
 from __future__ import annotations
@@ -11,21 +14,31 @@ from __future__ import annotations
 import importlib.util
 import os
 
-AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("RESCULPT_NO_KERNELS", "") in ("", "0")
+_OFF = os.environ.get("RESCULPT_NO_KERNELS", "").strip()
+AVAILABLE = importlib.util.find_spec("numba") is not None and _OFF != "1"
+_OFF_NAMES = frozenset(n.strip() for n in _OFF.split(",")) if _OFF not in ("", "0", "1") else frozenset()
 
 
-def njit():
+def available(name: str) -> bool:
+    """Whether the loops called ``name`` may run: numba is installed and neither ``RESCULPT_NO_KERNELS=1`` nor a
+    list naming ``name`` is set."""
+    return AVAILABLE and name not in _OFF_NAMES
+
+
+def njit(signatures=None):
     """numba's decorator as every compiled loop here uses it (cached on disk next to its module where writable, no
     GIL, numpy's error model: a division by zero gives inf/nan as numpy would, not an exception), or None when numba
-    cannot be imported (e.g. built for another numpy). Importing numba costs ~0.5 s: call this from a stage's
-    prepare(), never at import."""
+    cannot be imported (e.g. built for another numpy). With ``signatures`` (a list of numba signatures) the loop is
+    compiled for exactly those when decorated, and a call with other operand types converts to one of them (an array
+    of any layout to an ``A``-layout parameter) or fails, but never compiles. Importing numba costs ~0.5 s: call
+    this from a stage's prepare(), never at import."""
     if not AVAILABLE:
         return None
     try:
         import numba
     except ImportError:
         return None
-    return numba.njit(cache=True, nogil=True, error_model="numpy")
+    return numba.njit(signatures, cache=True, nogil=True, error_model="numpy")
 
 
 def warm_module(g: dict, bind) -> bool:

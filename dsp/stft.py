@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import stft_kernels as _k
 from .hop_window import HopWindow
 from .processor import Processor, ProcessorError
 from .spectral_util import RealFFT
@@ -177,6 +178,9 @@ class StreamingSTFT(Processor):
     """
 
     name = "stft"
+    # Run the section's own per-block work through stft_kernels.py's compiled loops when numba is installed (bit-identical
+    # to the numpy code; tests/test_stft_kernels.py); a test sets this False on an instance to run the numpy code.
+    use_kernels = True
     # Optional metering tap (set by the host): an object with frame_in(spec) / frame_out(spec),
     # called on the audio thread with each frame before and after the stages; must not allocate.
     tap = None
@@ -256,10 +260,23 @@ class StreamingSTFT(Processor):
         self._dtmp = np.zeros((c, self.n_bins), np.complex64)
         self._bad = np.zeros((c, self.n_bins), bool)
         self._delta_step = hop / (DELTA_XFADE_MS * 1e-3 * sample_rate)
+        # The compiled path (stft_kernels.py): the input window and the accumulator shifted in place, the scalar state
+        # in one int64 array, the completing sample of each pending frame in another. A section runs one path or the
+        # other from prepare() on.
+        self._kern = bool(self.use_kernels and _k.AVAILABLE and _k.warm_up())
+        self._win = np.zeros((c, n_fft), np.float32)
+        self._kst = np.zeros(_k.N_STATE, np.int64)
+        self._kpos = np.zeros(MAX_BATCH, np.int64)
+        self._wa64 = self.win_a.astype(np.float64)
+        self._dmax = 0.0  # largest delta-listen amount among the pending frames
         self.reset()
 
     def reset(self) -> None:
         self._in.reset()
+        self._win.fill(0.0)
+        self._kst.fill(0)
+        self._kst[_k.OPOS] = 1  # as _opos below
+        self._dmax = 0.0
         self._acc.fill(0.0)
         self._acc2.fill(0.0)
         self._acc_i = 0
@@ -283,6 +300,8 @@ class StreamingSTFT(Processor):
         return min(max(float(self.table.value[self._i_delta]), 0.0), 1.0)
 
     def process(self, block: np.ndarray) -> np.ndarray:
+        if self._kern:
+            return self._process_compiled(block)
         n = block.shape[1]
         hop = self.hop
         inp = self._in
@@ -309,15 +328,36 @@ class StreamingSTFT(Processor):
             self._flush(block, n)
         return block
 
-    def _analyse(self, pos: int) -> None:
-        """Take the frame whose hop just completed (at block index ``pos``) into the batch: its samples
-        (the FFT runs batch-wide in _flush) and its delta-listen amount; then move the input window on."""
-        j = self._npend
-        inbuf = self._in.buf
-        for st in self._watchers:
-            st.observe_input(inbuf)
-        np.copyto(self._f64_list[j], inbuf)  # float32 -> float64 (see prepare)
-        # Delta listen (see module docstring): ramp the amount one step per frame toward the table.
+    def _process_compiled(self, block: np.ndarray) -> np.ndarray:
+        """process() through stft_kernels.py: the same steps as the numpy code, the loops compiled. Python runs once
+        per completed hop (the stages that watch the input, the delta-listen ramp) and once per batch (the FFTs and
+        the stages)."""
+        if block.shape[0] != self._win.shape[0]:
+            raise ProcessorError(f"expected ({self._win.shape[0]}, n) audio, got shape {block.shape}")
+        n = block.shape[1]
+        st = self._kst
+        intake, win, og, pos, wa, f64, hop = _k.intake, self._win, self._ogroup, self._kpos, self._wa64, self._frames64, self.hop
+        i = 0
+        while True:
+            i = intake(block, i, n, win, og, st, pos, wa, f64, hop, MAX_BATCH)
+            if st[_k.FLUSH]:
+                st[_k.FLUSH] = 0
+                self._flush_compiled(block, i)
+            elif st[_k.DONE]:  # a hop completed: the window holds its frame until the next call takes it
+                for w in self._watchers:
+                    w.observe_input(win)
+                d = self._dval[st[_k.NPEND]] = self._delta_next()
+                self._dmax = max(self._dmax, d)
+                self._analysed += 1
+            else:
+                break
+        if st[_k.NPEND]:
+            self._flush_compiled(block, n)
+        return block
+
+    def _delta_next(self) -> float:
+        """The delta-listen amount of the frame being analysed: one ramp step per frame toward the table's value (see
+        the module docstring)."""
         tgt = self._delta_target()
         d = self.delta_amount
         if self._delta_jump:
@@ -327,53 +367,74 @@ class StreamingSTFT(Processor):
             step = self._delta_step
             d = min(d + step, tgt) if tgt > d else max(d - step, tgt)
             self.delta_amount = d
-        self._dval[j] = d
+        return d
+
+    def _analyse(self, pos: int) -> None:
+        """Take the frame whose hop just completed (at block index ``pos``) into the batch: its samples
+        (the FFT runs batch-wide in _flush) and its delta-listen amount; then move the input window on."""
+        j = self._npend
+        inbuf = self._in.buf
+        for st in self._watchers:
+            st.observe_input(inbuf)
+        np.copyto(self._f64_list[j], inbuf)  # float32 -> float64 (see prepare)
+        d = self._dval[j] = self._delta_next()
+        self._dmax = max(self._dmax, d)
         self._analysed += 1
         self._pos[j] = pos
         self._npend = j + 1
         self._in.shift()
 
+    def _run_stages(self, T: int, bad_batch: bool) -> None:
+        """The batch's T spectra (``_spec_list``) through the metering tap, the delta-listen dry copies and the stages,
+        in place. ``bad_batch``: some bin is not finite (zeroed here, frame by frame)."""
+        specs = self._spec_list
+        tap = self.tap
+        look = self._look
+        dmax = self._dmax
+        if bad_batch or tap is not None or look or dmax > 0.0:
+            nr = len(self._dry_list)
+            g0 = self._analysed - T  # global index of the batch's first frame
+            for j in range(T):
+                spec = specs[j]
+                if bad_batch:
+                    np.isfinite(spec, out=self._bad)
+                    np.logical_not(self._bad, out=self._bad)
+                    np.copyto(spec, 0.0, where=self._bad)
+                if tap is not None:
+                    tap.frame_in(spec)
+                # Without look-ahead the dry copy of a frame is only read while delta is on: skip it otherwise.
+                if look or self._dval[j] > 0.0:
+                    np.copyto(self._dry_list[(g0 + j) % nr], spec)
+        for st in self.stages:
+            st.process_frames(specs, T)
+        if tap is not None or dmax > 0.0:
+            for j in range(T):
+                spec = specs[j]
+                if tap is not None:  # the stages' own result (their mask), also while delta listen is on
+                    tap.frame_out(spec)
+                d = self._dval[j]
+                if d > 0.0:
+                    # spec <- proc + d * ((dry - proc) - proc); dry = the spectrum analysed `look` frames ago
+                    dry = self._dry_list[(g0 + j - look) % nr]
+                    t = self._dtmp
+                    np.subtract(dry, spec, out=t)
+                    t -= spec
+                    t *= d
+                    spec += t
+        self._dmax = 0.0
+
     def _flush(self, block: np.ndarray, end: int) -> None:
         """Run the pending frames through the stages, synthesise them in order, and write each one's output
         hop into the block from the sample that completed it; the last one's only up to ``end`` (the
         samples after it are still input), the rest of it is emitted by process() as the current hop."""
-        hop, n_fft = self.hop, self.n_fft
+        hop = self.hop
         T = self._npend
-        specs = self._spec_list
         f64, s64, sp, f32, wa, ws = self._bviews[T]
         np.multiply(f64, wa, out=f64)
         self._fft.forward(f64, s64)
         np.copyto(sp, s64, casting="same_kind")
-        tap = self.tap
-        nr = len(self._dry_list)
-        g0 = self._analysed - T  # global index of the batch's first frame
         bad_batch = not cmath.isfinite(_add_all(sp, None))  # rare path: a NaN/Inf reached the section
-        for j in range(T):
-            spec = specs[j]
-            if bad_batch:
-                np.isfinite(spec, out=self._bad)
-                np.logical_not(self._bad, out=self._bad)
-                np.copyto(spec, 0.0, where=self._bad)
-            if tap is not None:
-                tap.frame_in(spec)
-            # Without look-ahead the dry copy of a frame is only read while delta is on: skip it otherwise.
-            if self._look or self._dval[j] > 0.0:
-                np.copyto(self._dry_list[(g0 + j) % nr], spec)
-        for st in self.stages:
-            st.process_frames(specs, T)
-        for j in range(T):
-            spec = specs[j]
-            if tap is not None:  # the stages' own result (their mask), also while delta listen is on
-                tap.frame_out(spec)
-            d = self._dval[j]
-            if d > 0.0:
-                # spec <- proc + d * ((dry - proc) - proc); dry = the spectrum analysed `look` frames ago
-                dry = self._dry_list[(g0 + j - self._look) % nr]
-                t = self._dtmp
-                np.subtract(dry, spec, out=t)
-                t -= spec
-                t *= d
-                spec += t
+        self._run_stages(T, bad_batch)
         self._fft.inverse(sp, f32)
         np.multiply(f32, ws, out=f32)
         views, ai = self._acc_views, self._acc_i
@@ -397,6 +458,19 @@ class StreamingSTFT(Processor):
         self._acc_i = ai
         self.frames_processed += T
         self._npend = 0
+
+    def _flush_compiled(self, block: np.ndarray, end: int) -> None:
+        """_flush through stft_kernels.py (the frames were windowed as they were taken)."""
+        st = self._kst
+        T = int(st[_k.NPEND])
+        f64, s64, sp, f32, _, _ = self._bviews[T]
+        self._fft.forward(f64, s64)
+        _k.to_spectra(self._specs64, self._specs, T)  # non-finite bins are zeroed there
+        self._run_stages(T, False)
+        self._fft.inverse(sp, f32)
+        _k.synthesise(self._frames32, self.win_s, self._acc, block, self._kpos, T, end, self._ogroup, st, self.hop)
+        self.frames_processed += T
+        st[_k.NPEND] = 0
 
     @staticmethod
     def require(cond: bool, msg: str) -> None:

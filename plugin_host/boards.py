@@ -81,11 +81,12 @@ class Board(Processor):
         n = block.shape[1]
         if n == 0 or not self.plugins:
             return block
+        # board.process: the documented alias of calling the board, without the ~1 us of the call's own dispatch.
         if n == self.channels and n > 1:
             for k in range(n):
-                block[:, k : k + 1] = self.board(block[:, k : k + 1], float(self.sample_rate), reset=False)
+                block[:, k : k + 1] = self.board.process(block[:, k : k + 1], float(self.sample_rate), reset=False)
             return block
-        block[:] = self.board(block, float(self.sample_rate), reset=False)
+        block[:] = self.board.process(block, float(self.sample_rate), reset=False)
         return block
 
 

@@ -48,6 +48,7 @@ MAX_CHANNELS = 8  # offline renders (stems up to 7.1); the live path is mono or 
 # layer up, where the model bundle's presence can be checked): engine -> the slot that does it.
 TARGET_SLOTS = {"match-eq": "match", "model": "resculpt"}
 _LN10_20 = math.log(10.0) / 20.0
+_F32 = np.float32
 
 
 @dataclass
@@ -396,10 +397,13 @@ class ChainHost(Processor):
             out[:, k:m] = self._ring[:, : m - k]
 
     def _gain_ramp(self, i: int, m: int):
-        """Linear gain for dB parameter i over this sub-block: a float or an (m,) ramp."""
+        """Linear gain for dB parameter i over this sub-block: None for a steady 0 dB, else a float32 scalar or an
+        (m,) float32 ramp. float32 as the ramp is: a float64 scalar times a float32 block takes numpy's casting
+        path (~2 us a call at 128 samples, against ~0.6 us)."""
         t = self._table
-        if t.prev[i] == t.value[i]:
-            return 10.0 ** (t.value[i] / 20.0)
+        v = t.value[i]
+        if t.prev[i] == v:
+            return None if v == 0.0 else _F32(10.0 ** (v / 20.0))
         r = t.fill_ramp(i, m, self._ramp64)
         r *= _LN10_20
         np.exp(r, out=r)
@@ -418,7 +422,7 @@ class ChainHost(Processor):
         np.copyto(wet[:, :m], seg)
         w = wet[:, :m]
         g = self._gain_ramp(self._i_in, m)
-        if not (isinstance(g, float) and g == 1.0):
+        if g is not None:
             w *= g
         graph.process(w)
         mix = self._lin_ramp(self._i_mix, m, self._ramp_b)
@@ -442,11 +446,11 @@ class ChainHost(Processor):
                 and t.prev[ib] == 0.0):
             # Fast path (fully wet, not bypassed, no swap in progress): process in place.
             g = self._gain_ramp(self._i_in, m)
-            if not (isinstance(g, float) and g == 1.0):
+            if g is not None:
                 seg *= g
             self._graph.process(seg)
             g = self._gain_ramp(self._i_out, m)
-            if not (isinstance(g, float) and g == 1.0):
+            if g is not None:
                 seg *= g
             return
         # Samples from the end of this segment to the ring's write head (the block's end).
@@ -467,7 +471,7 @@ class ChainHost(Processor):
             if self._xf_pos >= self._xf_len:
                 self._old = None
         g = self._gain_ramp(self._i_out, m)
-        if not (isinstance(g, float) and g == 1.0):
+        if g is not None:
             y *= g
         byp = self._lin_ramp(self._i_byp, m, self._ramp_b)
         if isinstance(byp, float) and byp <= 0.0:

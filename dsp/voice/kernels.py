@@ -43,7 +43,7 @@ from resculpt.dsp import jit as _jit
 
 # numba (extra "fast") is imported by warm_up(), from the first prepare() of a stage that uses the loops:
 # importing it costs ~0.5 s, which a process that runs no such stage does not pay.
-AVAILABLE = _jit.AVAILABLE
+AVAILABLE = _jit.available("voice")
 
 _PI = np.float32(math.pi)
 _TWO_PI = np.float32(2.0 * math.pi)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from resculpt.dsp import jit as _jit
 
-AVAILABLE = _jit.AVAILABLE
+AVAILABLE = _jit.available("mask")
 
 _LN10_10 = np.float32(math.log(10.0) / 10.0)
 _ONE = np.float32(1.0)
