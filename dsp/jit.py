@@ -3,10 +3,12 @@
 Code with per-frame or per-block work of many small numpy calls (each ~1 us of call overhead, more than its
 arithmetic on a few hundred samples) keeps a numpy version and a compiled one with the same steps, each under a
 name: ``voice`` (``dsp/voice/kernels.py``: pitch shift, anon stage), ``mask`` (``models/mask/kernels.py``), ``stft``
-(``dsp/stft_kernels.py``: the STFT section's own loops) and ``sanitize`` (``dsp/sanitize.py``: the host's NaN and
-denormal guard). Without numba, or with ``RESCULPT_NO_KERNELS=1`` in the environment, ``AVAILABLE`` is False and
-everything runs its numpy code; ``RESCULPT_NO_KERNELS=stft,sanitize`` (a comma list of names) turns off only those,
-for measuring one set of loops against its numpy code.
+(``dsp/stft_kernels.py``: the STFT section's own loops), ``sanitize`` (``dsp/sanitize.py``: the host's NaN and
+denormal guard), ``params`` (``dsp/params.py``: the parameter ramps) and ``meters`` (``plugin_host/meters.py``:
+levels and the spectrum ring). Without numba, or with
+``RESCULPT_NO_KERNELS=1`` in the environment, ``AVAILABLE`` is False and everything runs its numpy code;
+``RESCULPT_NO_KERNELS=stft,sanitize,params`` (a comma list of names) turns off only those, for measuring a set of
+loops against its numpy code.
 """
 
 from __future__ import annotations

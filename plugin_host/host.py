@@ -149,7 +149,7 @@ class ChainHost(Processor):
     def prepare(self, sample_rate: int, max_block: int, channels: int) -> None:
         super().prepare(sample_rate, max_block, channels)
         c = channels
-        self._table.prepare(sample_rate)
+        self._table.prepare(sample_rate, compiled=True)
         self._graph = self._build(self.layout, self._table, self._plugins)
         self._old: SignalGraph | None = None
         cap = int(MAX_LATENCY_S * sample_rate) + max_block + 1
@@ -211,7 +211,7 @@ class ChainHost(Processor):
             old_t = table.targets()
             new.set_many({k: v for k, v in old_t.items() if k in new}, notify=False)
             new.listeners = table.listeners
-            new.prepare(self.sample_rate)
+            new.prepare(self.sample_rate, compiled=True)
             table = new
         if params:
             table.set_many(params)

@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 
+from resculpt.dsp import params as params_mod
 from resculpt.dsp.params import ParamError, ParamSpec, ParamTable
 from resculpt.plugin_host.catalog import all_param_specs
 
@@ -133,3 +134,35 @@ def test_concurrent_control_writes_never_give_the_audio_side_an_invalid_value():
     finally:
         stop.set()
         th.join()
+
+
+@pytest.mark.skipif(not params_mod.AVAILABLE, reason="numba not installed (extra 'fast') or RESCULPT_NO_KERNELS set")
+def test_compiled_ramps_move_every_value_bit_for_bit_as_the_numpy_code():
+    """The host's table (prepare(compiled=True)) ramps through one compiled loop: over a stream of sub-blocks of
+    1..64 samples with targets changed mid-ramp on many parameters of the catalog, its values, prev, serial and
+    ramping flag equal the numpy code's after every advance."""
+    tables = []
+    for compiled in (True, False):
+        t = ParamTable(all_param_specs())
+        t.prepare(48000, compiled=compiled)
+        assert t._kern is compiled
+        tables.append(t)
+    rng = np.random.default_rng(3)
+    specs = [s for s in tables[0].specs if s.smoothing_ms > 0 and s.scale not in ("choice", "bool")]
+    assert len(specs) > 20
+    moved = 0
+    for k in range(400):
+        if k % 9 == 0:
+            pick = [specs[i] for i in rng.choice(len(specs), 5, replace=False)]
+            vals = {s.id: float(rng.uniform(s.min, s.max)) for s in pick}
+            for t in tables:
+                t.set_many(vals, notify=False)
+        n = int(rng.integers(0, 65))
+        got = [t.advance(n) for t in tables]
+        assert got[0] == got[1]
+        moved += got[0]
+        a, b = tables
+        np.testing.assert_array_equal(a.value, b.value)
+        np.testing.assert_array_equal(a.prev, b.prev)
+        assert a.serial == b.serial and a.ramping == b.ramping
+    assert moved > 100
