@@ -24,6 +24,13 @@ window.
 Windows: periodic sqrt-Hann for analysis and synthesis, normalised so that the overlap-add of
 analysis*synthesis is exactly 1 for the configured hop (COLA), so an identity spectrum
 reconstructs the input.
+
+Two implementations of the same steps: with numba (extra ``fast``) the per-sample work around the FFTs and the stages
+(taking the block into the input window, windowing, overlap-add, writing the output hops) runs as three compiled loops
+per batch (``stft_kernels.py``): with the host's compiled NaN guard that took 11-32 % off the whole
+``denoise-live`` chain at 128-sample live blocks (benchmarks/results/mask_df_live/rtf_runs/host_*); without numba,
+numpy calls. Both give the same output bit for bit (tests/test_stft_kernels.py); a section
+takes one of them in prepare() and keeps it.
 """
 
 from __future__ import annotations
