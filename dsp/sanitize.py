@@ -14,6 +14,7 @@ import numpy as np
 from . import jit as _jit
 
 FLT_MIN = np.float32(1.17549435e-38)
+_F32 = np.dtype(np.float32)
 # The ufuncs' own reductions: ndarray.max()/min() go through Python wrappers that cost about as much as
 # the reduction itself at a few hundred samples, twice per block.
 _max_all, _min_all = np.maximum.reduce, np.minimum.reduce
@@ -49,7 +50,7 @@ class Sanitizer:
 
     def process(self, block: np.ndarray) -> int:
         """Clean ``block`` in place; return the number of samples replaced."""
-        if self._kern:
+        if self._kern and block.dtype == _F32:
             return clean(block, FLT_MIN, self._counts)
         n = block.shape[1]
         if n == 0:

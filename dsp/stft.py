@@ -163,6 +163,7 @@ def sqrt_hann_pair(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(np.float32), (w / ola[0]).astype(np.float32)
 
 
+_F32 = np.dtype(np.float32)
 _add_all = np.add.reduce  # ndarray.sum() without its Python wrapper (the non-finite check, once per batch)
 
 DELTA_PARAM = "spectral.delta"
@@ -275,6 +276,7 @@ class StreamingSTFT(Processor):
         self._kst = np.zeros(_k.N_STATE, np.int64)
         self._kpos = np.zeros(MAX_BATCH, np.int64)
         self._wa64 = self.win_a.astype(np.float64)
+        self._conv = np.zeros((c, max(1, max_block)), np.float32)  # a non-float32 block's samples (see process)
         self._dmax = 0.0  # largest delta-listen amount among the pending frames
         self.reset()
 
@@ -308,6 +310,8 @@ class StreamingSTFT(Processor):
 
     def process(self, block: np.ndarray) -> np.ndarray:
         if self._kern:
+            if block.dtype != _F32:
+                return self._process_converted(block)
             return self._process_compiled(block)
         n = block.shape[1]
         hop = self.hop
@@ -360,6 +364,19 @@ class StreamingSTFT(Processor):
                 break
         if st[_k.NPEND]:
             self._flush_compiled(block, n)
+        return block
+
+    def _process_converted(self, block: np.ndarray) -> np.ndarray:
+        """A block of another dtype (e.g. float64 from a Python caller) through the compiled path via a float32
+        scratch, max_block samples at a time: the numpy code rounds the samples to float32 as it takes them
+        into its window too, so the output is the same."""
+        n, step = block.shape[1], self._conv.shape[1]
+        for i in range(0, n, step):
+            m = min(step, n - i)
+            w = self._conv[:, :m]
+            np.copyto(w, block[:, i : i + m], casting="unsafe")
+            self._process_compiled(w)
+            np.copyto(block[:, i : i + m], w, casting="unsafe")
         return block
 
     def _delta_next(self) -> float:

@@ -26,6 +26,7 @@ import math
 import numpy as np
 from resculpt.dsp import jit as _jit
 
+_F32 = np.dtype(np.float32)
 _MAX_BINS = 4097  # n_fft up to 8192 (20 ms windows up to 192 kHz)
 _RING = 4096
 _EPS = 1e-12
@@ -143,7 +144,7 @@ class Meters:
             self._cpu_n = 0
             self._reset_req = False
         n = block.shape[1]
-        if self._kern:
+        if self._kern and block.dtype == _F32:
             levels_ring(block, self._peak_rows[0], self._ss_rows[0], self._ring_in, self._rpos)
         else:
             self._levels(0, block, n)
@@ -153,7 +154,7 @@ class Meters:
     def block_out(self, block: np.ndarray, elapsed_s: float = 0.0) -> None:
         """Audio thread: the processed block, and the time the chain took for it (seconds)."""
         n = block.shape[1]
-        if self._kern:
+        if self._kern and block.dtype == _F32:
             levels_ring(block, self._peak_rows[1], self._ss_rows[1], self._ring_out, self._rpos)
         else:
             self._levels(1, block, n)

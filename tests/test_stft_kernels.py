@@ -270,3 +270,17 @@ def test_compiled_sanitizer_zeroes_and_counts_what_the_numpy_code_does(channels,
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1:] == b[1:]
     assert a[2] > 0 and a[3] > 0
+
+
+@needs_numba
+def test_float64_blocks_still_stream_through_the_compiled_section_and_the_chain():
+    """A Python caller's float64 blocks (the section rounds samples to float32 as it takes them): the compiled
+    section gives the numpy code's output, and a whole chain (guard, meters, section) still processes them."""
+    from resculpt import Chain
+
+    x = speech_clip(48000, 2, 0.5).astype(np.float64)
+    (a, _), (b, _) = _both(lambda: [_Tilt()], x, [128, 300])
+    np.testing.assert_array_equal(a, b)
+    ch = Chain.from_preset("denoise-live", sample_rate=48000, channels=2, max_block=512)
+    y = x[:, :512].copy()
+    assert ch.process(y) is y and y.dtype == np.float64 and np.isfinite(y).all()
