@@ -28,6 +28,7 @@ class Sanitizer:
     block, where the numpy calls cost ~5 us at 128 samples and the pass well under one."""
 
     use_kernels = True  # a test sets this False on an instance to run the numpy code
+    kernel_max_block = _jit.PER_BLOCK_MAX  # larger blocks run the numpy code (dsp/jit.py says why)
 
     def __init__(self):
         self._counts = np.zeros(2, np.int64)  # non-finite, denormal samples replaced so far
@@ -46,7 +47,7 @@ class Sanitizer:
         # Per-sample masks: non-finite samples; then |x| < FLT_MIN, and |x| > 0 (their AND: denormals).
         self._b1 = np.zeros((channels, max_block), bool)
         self._b2 = np.zeros((channels, max_block), bool)
-        self._kern = bool(self.use_kernels and warm_up())
+        self._kern = bool(self.use_kernels and max_block <= self.kernel_max_block and AVAILABLE and warm_up())
 
     def process(self, block: np.ndarray) -> int:
         """Clean ``block`` in place; return the number of samples replaced."""

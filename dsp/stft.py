@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import jit as _jit
 from . import stft_kernels as _k
 from .hop_window import HopWindow
 from .processor import Processor, ProcessorError
@@ -189,6 +190,7 @@ class StreamingSTFT(Processor):
     # Run the section's own per-block work through stft_kernels.py's compiled loops when numba is installed (bit-identical
     # to the numpy code; tests/test_stft_kernels.py); a test sets this False on an instance to run the numpy code.
     use_kernels = True
+    kernel_max_block = _jit.PER_BLOCK_MAX  # larger blocks run the numpy code (dsp/jit.py says why)
     # Optional metering tap (set by the host): an object with frame_in(spec) / frame_out(spec),
     # called on the audio thread with each frame before and after the stages; must not allocate.
     tap = None
@@ -271,7 +273,7 @@ class StreamingSTFT(Processor):
         # The compiled path (stft_kernels.py): the input window and the accumulator shifted in place, the scalar state
         # in one int64 array, the completing sample of each pending frame in another. A section runs one path or the
         # other from prepare() on.
-        self._kern = bool(self.use_kernels and _k.AVAILABLE and _k.warm_up())
+        self._kern = bool(self.use_kernels and _k.AVAILABLE and max_block <= self.kernel_max_block and _k.warm_up())
         self._win = np.zeros((c, n_fft), np.float32)
         self._kst = np.zeros(_k.N_STATE, np.int64)
         self._kpos = np.zeros(MAX_BATCH, np.int64)

@@ -28,6 +28,7 @@ import numpy as np
 from resculpt.dsp.mask_transfer import SidechainEnvelopes
 from resculpt.dsp.match_eq import MatchTarget
 from resculpt.dsp.inbox import Inbox
+from resculpt.dsp.jit import PER_BLOCK_MAX
 from resculpt.dsp.params import ParamSpec, ParamTable
 from resculpt.dsp.profile import Profile, ProfileError
 from resculpt.dsp.processor import Processor, ProcessorError
@@ -149,7 +150,7 @@ class ChainHost(Processor):
     def prepare(self, sample_rate: int, max_block: int, channels: int) -> None:
         super().prepare(sample_rate, max_block, channels)
         c = channels
-        self._table.prepare(sample_rate, compiled=True)
+        self._table.prepare(sample_rate, compiled=max_block <= PER_BLOCK_MAX)
         self._graph = self._build(self.layout, self._table, self._plugins)
         self._old: SignalGraph | None = None
         cap = int(MAX_LATENCY_S * sample_rate) + max_block + 1
@@ -211,7 +212,7 @@ class ChainHost(Processor):
             old_t = table.targets()
             new.set_many({k: v for k, v in old_t.items() if k in new}, notify=False)
             new.listeners = table.listeners
-            new.prepare(self.sample_rate, compiled=True)
+            new.prepare(self.sample_rate, compiled=self.max_block <= PER_BLOCK_MAX)
             table = new
         if params:
             table.set_many(params)

@@ -49,6 +49,7 @@ class Meters:
     """
 
     use_kernels = True  # a test sets this False on an instance to run the numpy code
+    kernel_max_block = _jit.PER_BLOCK_MAX  # larger blocks run the numpy code (dsp/jit.py says why)
 
     def __init__(self, n_bands: int = 64, fmin: float = 30.0, fmax: float = 20000.0, fft_size: int = 2048):
         if not 4 <= n_bands <= 512:
@@ -94,7 +95,7 @@ class Meters:
         # One compiled pass per block (:func:`_levels_ring`) instead of ~10 numpy calls (~18 us per callback at
         # 128 samples): the same peaks and ring; the sums of squares are accumulated in float64 sample by sample
         # where the numpy code sums the block in float32 first (a display: the last digits of an RMS differ).
-        self._kern = bool(self.use_kernels and AVAILABLE and warm_up())
+        self._kern = bool(self.use_kernels and AVAILABLE and max_block <= self.kernel_max_block and warm_up())
 
     # -- audio thread --------------------------------------------------------------------------
     def _levels(self, k: int, block: np.ndarray, n: int) -> None:

@@ -106,6 +106,7 @@ def _table(delta: float) -> ParamTable:
 def _section(compiled: bool, stages, stft="low-latency", sr=48000, channels=1, delta=None, tap=None, max_block=8192):
     s = StreamingSTFT(stft, stages, table=None if delta is None else _table(delta))
     s.use_kernels = compiled
+    s.kernel_max_block = max_block  # the loops at every block size here (a section takes them up to 2048 samples)
     s.prepare(sr, max_block, channels)
     s.tap = tap
     return s
@@ -284,3 +285,35 @@ def test_float64_blocks_still_stream_through_the_compiled_section_and_the_chain(
     ch = Chain.from_preset("denoise-live", sample_rate=48000, channels=2, max_block=512)
     y = x[:, :512].copy()
     assert ch.process(y) is y and y.dtype == np.float64 and np.isfinite(y).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("stages", ["tilt", "mask"])
+def test_compiled_section_allocates_no_array_and_keeps_nothing(channels, stages):
+    """The compiled path at live block sizes (the conformance suite prepares sections for 65536-sample blocks, which
+    run the numpy code): no numpy array allocated by any call (numpy's allocator hook), and no net growth over 1500
+    calls, with the mask stage (its model call, fine features and taps) or a tilt stage, delta listen ramping."""
+    from numpy_allocs import counting
+    from resculpt.models.mask.stage import MaskStage
+    from stage_testlib import measure_allocation
+
+    t = _table(0.0)
+    make = (lambda: [_Tilt()]) if stages == "tilt" else (lambda: [MaskStage(t)])
+    sec = StreamingSTFT("low-latency", make(), table=t)
+    sec.prepare(48000, 128, channels)
+    assert sec._kern
+    x = speech_clip(48000, channels, 1.0)
+    buf = np.zeros((channels, 128), np.float32)
+    found = []
+    for k in range(300):
+        if k == 100:
+            t.set_many({DELTA_PARAM: 1.0})
+            t.advance(128)
+        np.copyto(buf, x[:, k * 128 : (k + 1) * 128])
+        with counting() as log:
+            sec.process(buf)
+        found += log.arrays()
+    assert not found, f"arrays allocated: {found[:4]}"
+    growth, _ = measure_allocation(sec, x, 1500, 128)
+    assert growth < 4096
