@@ -317,3 +317,25 @@ def test_compiled_section_allocates_no_array_and_keeps_nothing(channels, stages)
     assert not found, f"arrays allocated: {found[:4]}"
     growth, _ = measure_allocation(sec, x, 1500, 128)
     assert growth < 4096
+
+
+@needs_numba
+def test_no_kernels_list_turns_off_exactly_the_named_loops():
+    """RESCULPT_NO_KERNELS=stft,params (the A/B switch the benchmarks' result files name) turns off those two sets of
+    loops and leaves the others; =1 turns off all of them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from resculpt.dsp import stft_kernels, sanitize, params; "
+            "from resculpt.plugin_host import meters; from resculpt.models.mask import kernels as mk; "
+            "from resculpt.dsp.voice import kernels as vk; "
+            "print(json.dumps([m.AVAILABLE for m in (stft_kernels, sanitize, params, meters, mk, vk)]))")
+    got = {}
+    for value in ("stft,params", "1"):
+        env = {**os.environ, "RESCULPT_NO_KERNELS": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        got[value] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["stft,params"] == [False, True, False, True, True, True]
+    assert got["1"] == [False] * 6
