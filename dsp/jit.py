@@ -24,8 +24,9 @@ _OFF_NAMES = frozenset(n.strip() for n in _OFF.split(",")) if _OFF not in ("", "
 # The per-block loops (``stft``, ``sanitize``, ``params``, ``meters``) save a few microseconds of numpy call overhead
 # per block: at live, DAW and serve block sizes (64-1024 samples, a few hundred blocks a second) that is a tenth or
 # more of the callback, at a render's 4096-sample blocks next to nothing, while importing numba and loading the loops
-# takes ~1 s of a one-shot render's start (measured: chain build 1.8 s against 0.01 s on a loaded machine). So they
-# are taken only by processors prepared for blocks up to this many samples; both paths give the same output.
+# takes ~1 s of a one-shot render's start (a scratch timing of a chain build on a loaded machine: 1.8 s against
+# 0.01 s). So they are taken only by processors prepared for blocks up to this many samples; both paths give the same
+# output.
 PER_BLOCK_MAX = 2048
 
 
@@ -53,14 +54,14 @@ def njit(signatures=None):
 
 def warm_module(g: dict, bind) -> bool:
     """A kernels module's warm_up(), given its globals ``g`` (``AVAILABLE`` and ``_warm``) and ``bind(jit)``, which
-    sets the module's dispatchers from its Python loops (and may run them once to compile): once per process;
-    returns whether the loops are ready (False without numba: the stages run their numpy code)."""
+    sets the module's dispatchers from its Python loops with ``jit(loop, signatures=None)`` (:func:`njit`'s decorator
+    applied; with signatures, compiled there) and may run them once to compile: once per process; returns whether
+    the loops are ready (False without numba: the stages run their numpy code)."""
     if g["_warm"] or not g["AVAILABLE"]:
         return g["_warm"]
-    jit = njit()
-    if jit is None:
+    if njit() is None:
         g["AVAILABLE"] = False
         return False
-    bind(jit)
+    bind(lambda loop, signatures=None: njit(signatures)(loop))
     g["_warm"] = True
     return True

@@ -349,12 +349,12 @@ def warm_up() -> bool:
     return _jit.warm_module(globals(), _bind)
 
 
-def _bind(_):
+def _bind(jit):
     global advance_ramps
     from numba import types as t
 
     f64 = t.Array(t.float64, 1, "C")
-    advance_ramps = _jit.njit([t.boolean(f64, f64, f64, f64, t.float64)])(_advance_ramps)
+    advance_ramps = jit(_advance_ramps, [t.boolean(f64, f64, f64, f64, t.float64)])
 
 
 AVAILABLE = _jit.available("params")

@@ -352,7 +352,7 @@ class StreamingSTFT(Processor):
         intake, win, og, pos, wa, f64, hop = _k.intake, self._win, self._ogroup, self._kpos, self._wa64, self._frames64, self.hop
         i = 0
         while True:
-            i = intake(block, i, n, win, og, st, pos, wa, f64, hop, MAX_BATCH)
+            i = intake(block, i, win, og, st, pos, wa, f64, hop, MAX_BATCH)
             if st[_k.FLUSH]:
                 st[_k.FLUSH] = 0
                 self._flush_compiled(block, i)

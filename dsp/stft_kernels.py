@@ -34,13 +34,14 @@ FILL, OPOS, NPEND, DONE, FLUSH = 0, 1, 2, 3, 4
 N_STATE = 5
 
 
-def _intake(block, i, n, win, ogroup, st, pos, wa, frames, hop, max_batch):
-    """Take block[:, i:n] (channels, n) float32 into the window ``win`` (channels, n_fft), from index ``i``; returns
+def _intake(block, i, win, ogroup, st, pos, wa, frames, hop, max_batch):
+    """Take block (channels, n) float32 into the window ``win`` (channels, n_fft), from index ``i``; returns
     the index it stopped at. Stops after the sample that completes a hop (``st[DONE]`` = 1, that sample's index in
     ``pos[npend]``): the caller may read ``win`` before the next call moves it on. A call first takes a waiting
     frame into ``frames`` (max_batch, channels, n_fft) float64; when the batch is then full it returns at once with
     ``st[FLUSH]`` = 1. While no frame is pending, the block's samples are replaced by the finished hop ``ogroup``
     (channels, hop) from ``st[OPOS]`` on (pending frames' output is written by :func:`synthesise`)."""
+    n = block.shape[1]
     c = win.shape[0]
     n_fft = win.shape[1]
     base = n_fft - hop
@@ -88,8 +89,7 @@ def _intake(block, i, n, win, ogroup, st, pos, wa, frames, hop, max_batch):
 
 def _to_spectra(s64, sp, T):
     """sp[:T] = s64[:T] as complex64 (T, channels, n_bins), non-finite bins (NaN, Inf, or too large for float32)
-    -> 0; returns whether there was one."""
-    bad = False
+    -> 0."""
     for j in range(T):
         for ch in range(sp.shape[1]):
             for k in range(sp.shape[2]):
@@ -97,8 +97,6 @@ def _to_spectra(s64, sp, T):
                 w = sp[j, ch, k]
                 if not (math.isfinite(w.real) and math.isfinite(w.imag)):
                     sp[j, ch, k] = 0
-                    bad = True
-    return bad
 
 
 def _synthesise(frames, ws, acc, block, pos, T, end, ogroup, st, hop):
@@ -131,20 +129,18 @@ def warm_up() -> bool:
     return _jit.warm_module(globals(), _bind)
 
 
-def _bind(_):
+def _bind(jit):
     global intake, to_spectra, synthesise
     from numba import types as t
 
-    def jit(sigs):  # explicit signatures: compiled here, and a block of another layout converts instead of compiling
-        return _jit.njit(sigs)
-
+    # Explicit signatures: compiled here, and a block of another layout converts instead of compiling.
     f32_2a, f32_2c, f32_3c = t.Array(t.float32, 2, "A"), t.Array(t.float32, 2, "C"), t.Array(t.float32, 3, "C")
     f64_1c, f64_3c, i64_1c = t.Array(t.float64, 1, "C"), t.Array(t.float64, 3, "C"), t.Array(t.int64, 1, "C")
     c128_3c, c64_3c, f32_1c = t.Array(t.complex128, 3, "C"), t.Array(t.complex64, 3, "C"), t.Array(t.float32, 1, "C")
     i64 = t.int64
-    intake = jit([i64(f32_2a, i64, i64, f32_2c, f32_2c, i64_1c, i64_1c, f64_1c, f64_3c, i64, i64)])(_intake)
-    to_spectra = jit([t.boolean(c128_3c, c64_3c, i64)])(_to_spectra)
-    synthesise = jit([t.void(f32_3c, f32_1c, f32_2c, f32_2a, i64_1c, i64, i64, f32_2c, i64_1c, i64)])(_synthesise)
+    intake = jit(_intake, [i64(f32_2a, i64, f32_2c, f32_2c, i64_1c, i64_1c, f64_1c, f64_3c, i64, i64)])
+    to_spectra = jit(_to_spectra, [t.void(c128_3c, c64_3c, i64)])
+    synthesise = jit(_synthesise, [t.void(f32_3c, f32_1c, f32_2c, f32_2a, i64_1c, i64, i64, f32_2c, i64_1c, i64)])
 
 
 # The compiled loops, set by warm_up().

@@ -339,3 +339,21 @@ def test_no_kernels_list_turns_off_exactly_the_named_loops():
         got[value] = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["stft,params"] == [False, True, False, True, True, True]
     assert got["1"] == [False] * 6
+
+
+@needs_numba
+def test_only_processors_prepared_for_live_block_sizes_take_the_per_block_loops():
+    """Up to 2048-sample blocks (live, DAW, serve) the section, the host's guards, its parameter table and the meters
+    run their compiled loops; a render's 4096-sample chain runs the numpy code (no numba import for it)."""
+    from resculpt.plugin_host.meters import Meters
+
+    from resculpt import Chain
+
+    for max_block, want in ((128, True), (2048, True), (4096, False)):
+        ch = Chain.from_preset("podcast-clean", sample_rate=48000, channels=2, max_block=max_block)
+        m = Meters()
+        m.prepare(48000, max_block, 2)
+        sec = ch._graph.section
+        assert sec is not None and sec._kern is want
+        assert ch._san_in._kern is want and ch._san_out._kern is want and ch._table._kern is want
+        assert m._kern is want
