@@ -162,7 +162,7 @@ def relative_row(cfg: dict) -> str:
         return "the heads' outputs (no prior)"
     sc = cfg.get("residual_scale")
     tail = (f"; the residual gain, copy-up and deep-filter deltas x learned scales {', '.join(f'{v:.3f}' for v in sc)}"
-            if sc else "")
+            if sc else "; the residual from the relative rows' own heads" if cfg.get("relative_heads") else "")
     return "band gain = the delta's known gain (relative prior) + the learned residual" + tail
 
 

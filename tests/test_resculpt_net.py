@@ -473,6 +473,41 @@ def test_residual_scales_of_one_give_the_unscaled_outputs_and_get_a_gradient_at_
     assert torch.count_nonzero(on.rel_scale.grad) == 3
 
 
+def test_relative_heads_start_relative_rows_at_the_prior_alone_and_leave_absolute_rows_bit_identical():
+    """Randomised weights with ``rel_scale`` in the state dict, loaded into a net with relative heads: the scale is
+    dropped, the heads load at zero; absolute rows give what the same weights with the scale give (bit for bit),
+    relative rows the prior alone (band gain = the zero-scale net's), the copy-up at its -70 dB start
+    (softplus(-8)) and identity taps; the heads' weights get a non-zero gradient from a relative row's loss."""
+    r = _model(1)
+    feat, low = r.fio.features(r.fio.stft(_speechlike(SR)))
+    cond = _cond(r, b=2)
+    _, scaled = _scaled_pair()
+    sd = scaled.state_dict()
+    assert "rel_scale" in sd
+    heads = ResculptNet(lookahead=1, gate=RUN_GATE, relative_prior=True, relative_heads=True)
+    heads.load_state_dict(sd)
+    assert not hasattr(heads, "rel_scale") or "rel_scale" not in heads.state_dict()
+    assert torch.count_nonzero(heads.head_rel.weight) == 0 and torch.count_nonzero(heads.df_rel.weight) == 0
+    with torch.no_grad():
+        a, b = scaled(feat, low, cond), heads.eval()(feat, low, cond)
+    assert all(torch.equal(u[0], v[0]) for u, v in zip(a, b))
+    assert torch.equal(a[0][1], b[0][1])
+    g = float(ResculptNet.relative_gate(heads._inputs(feat, cond, heads.running(
+        feat, cond[:, C.V0 : C.REL_I], torch.zeros(2, C.N_BANDS), torch.zeros(2, 1))[0])[3])[1])
+    assert torch.allclose(b[1][1], torch.full_like(b[1][1], float(torch.nn.functional.softplus(torch.tensor(-8.0))) * g))
+    assert torch.count_nonzero(b[2][1]) == 0
+    gain, copy, df = heads.train()(feat, low, cond)
+    (gain[1].pow(2).sum() + copy[1].sum() + (df[1] - 1.0).pow(2).sum()).backward()
+    assert torch.count_nonzero(heads.head_rel.weight.grad) > 0 and torch.count_nonzero(heads.df_rel.weight.grad) > 0
+
+
+def test_relative_heads_need_the_relative_prior_and_exclude_the_residual_scale():
+    with pytest.raises(ValueError, match="need relative_prior"):
+        ResculptNet(relative_heads=True)
+    with pytest.raises(ValueError, match="pick one"):
+        ResculptNet(relative_prior=True, residual_scale=True, relative_heads=True)
+
+
 def test_the_residual_scale_needs_the_relative_prior():
     with pytest.raises(ValueError):
         ResculptNet(residual_scale=True)

@@ -311,6 +311,57 @@ def test_a_run_continued_with_the_absolute_prior_starts_its_residual_heads_at_ze
     ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])
 
 
+def test_a_run_continued_with_relative_heads_replaces_the_residual_scale_and_trains_the_heads(tmp_path):
+    """A run with the residual scale continued with --relative-heads: the net arguments switch the scale off and
+    the heads on (also when train.args still names --residual-scale), the heads load at the identity with fresh
+    optimiser moments, and training moves their gain channel off zero."""
+    from resculpt.models.resculpt.net import ResculptNet
+
+    rtrain.train(_args_nudge(tmp_path, "--steps", "4", "--stop-at", "2", "--relative-prior", "--residual-scale"))
+    tr = rtrain.Trainer(_args_nudge(tmp_path, "--steps", "4", "--residual-scale", "--relative-heads"))
+    assert tr.kw["relative_heads"] is True and tr.kw["residual_scale"] is False
+    assert torch.count_nonzero(tr.model.net.head_rel.weight) == 0
+    rtrain.train(_args_nudge(tmp_path, "--steps", "4", "--residual-scale", "--relative-heads"))
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 4 and ck["net_kwargs"]["relative_heads"] is True and "rel_scale" not in ck["net"]
+    assert torch.count_nonzero(ck["net"]["head_rel.weight"][0]) > 0
+    ResculptNet(**ck["net_kwargs"]).load_state_dict(ck["net"])
+
+
+def test_level_match_makes_a_loss_blind_to_the_outputs_level_and_leaves_rows_without_reference_alone():
+    """losses.level_match: a selected row comes out at its reference's RMS whatever the output's gain, so
+    mrstft of the result is the same at 0 and +12 dB and its gradient is orthogonal to the output (no pull on
+    the broadband level); an unselected row is returned as it is."""
+    from resculpt.models.resculpt import losses
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(2, 8000, generator=g) * 0.1
+    y = (ref * 0.5 + 0.02 * torch.randn(2, 8000, generator=g)).requires_grad_(True)
+    rows = torch.tensor([True, False])
+    out = losses.level_match(y, ref, rows)
+    assert torch.allclose(out[0].pow(2).mean(), ref[0].pow(2).mean(), rtol=1e-5)
+    assert torch.equal(out[1], y[1])
+    l1 = losses.mrstft(losses.level_match(y[:1], ref[:1], rows[:1]), ref[:1])
+    l4 = losses.mrstft(losses.level_match(4.0 * y[:1], ref[:1], rows[:1]), ref[:1])
+    assert abs(float(l1.detach()) - float(l4)) < 1e-5 * float(l1.detach())
+    l1.backward()
+    gr = y.grad[0]
+    assert float(gr.norm()) > 0
+    assert abs(float((gr * y[0].detach()).sum())) < 1e-4 * float(gr.norm() * y[0].detach().norm())
+
+
+def test_level_match_runs_in_the_training_step_and_changes_the_weights_it_reaches(tmp_path):
+    """--level-match: the same seed and batches end at other weights than a run without it, and the
+    validation stays finite."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    rtrain.train(_args(a, "--steps", "2"))
+    sb = rtrain.train(_args(b, "--steps", "2", "--level-match"))
+    wa = torch.load(a / "ckpt.pt", weights_only=False)["net"]
+    wb = torch.load(b / "ckpt.pt", weights_only=False)["net"]
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+    assert math.isfinite(sb["val"]["profile_ratio"])
+
+
 def test_held_rows_train_as_an_offline_render_runs_the_net_and_validation_reports_that_condition(tmp_path):
     """--held-p 1: every row's running fingerprint is primed with its crop's and held, so the same seed and batches
     end at other weights than a run without it; the validation reports the held restore ratio and keep-mode

@@ -185,6 +185,8 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "relative_prior": net.relative_prior,
         # inside the graph: relative rows' (residual gain, copy-up, deep-filter) scales, or null without them
         "residual_scale": [float(v) for v in net.rel_scale.detach()] if net.residual_scale else None,
+        # inside the graph: relative rows' residual gain, copy-up and deep filter from heads of their own
+        "relative_heads": net.relative_heads,
         # inside the graph: an absolute row's gain = the level-free target-minus-running shape + the residual
         "absolute_prior": net.absolute_prior,
         "latency_note": "the STFT section's n_fft - 1 samples plus lookahead_frames hops",

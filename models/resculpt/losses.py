@@ -46,6 +46,15 @@ def identity(gain_db: torch.Tensor, copy: torch.Tensor, df: torch.Tensor) -> tor
             + df.abs().flatten(1).mean(1))
 
 
+def level_match(y: torch.Tensor, ref: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(B, n) ``y`` with each selected row (bool (B,)) scaled to ``ref``'s RMS over the crop; other rows as they
+    are. The scale is part of the graph, so a loss of the result does not change with ``y``'s own level: its
+    gradient has no component along ``y`` (the waveform terms then ask nothing of the broadband level, which the
+    loudness follower sets after the net in every render). A silent row keeps a finite scale (1e-10 floor)."""
+    g = (ref.pow(2).sum(-1, keepdim=True) / y.pow(2).sum(-1, keepdim=True).clamp_min(1e-10)).sqrt()
+    return torch.where(rows[:, None], y * g, y)
+
+
 def lsgan_gen(fake: list) -> torch.Tensor:
     """Generator's LSGAN term: mean over sub-discriminators of mean((D(output) - 1)^2)."""
     return sum(((f[-1] - 1) ** 2).mean() for f in fake) / len(fake)

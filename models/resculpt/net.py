@@ -22,6 +22,9 @@ relative prior (optional, ``relative_prior``): a relative row's band gain = the 
        tilt and loudness moves: :meth:`ResculptNet.relative_prior_db`) + the head's output as a learned residual
 residual scale (optional, ``residual_scale``, with the prior): on relative rows the residual gain, the copy-up
        gain and the deep-filter deltas are multiplied by learned scales ``rel_scale`` (3,), zero-initialised
+relative heads (optional, ``relative_heads``, with the prior, instead of the scale): relative rows' residual gain,
+       copy-up and deep filter come from heads of their own (``head_rel``, ``df_rel``), zero-initialised, so a
+       relative row starts at the prior alone and its residual still gets a gradient
 absolute prior (optional, ``absolute_prior``): an absolute row's band gain = the level-free target-minus-running
        band shape (the match-EQ's curve, clipped to -24..+18 dB) under its own gate (the identity gate's warm-up,
        no threshold) + the residual of heads of its own (``head_abs``, ``df_abs``: gain, copy-up and deep filter,
@@ -140,14 +143,18 @@ class ResculptNet(nn.Module):
     def __init__(self, ch=(16, 24, 32), hidden: int = 96, heads: int = 2, lookahead: int = 0,
                  n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS,
                  gate=None, relative_prior: bool = False, residual_scale: bool = False,
-                 absolute_prior: bool = False):
+                 absolute_prior: bool = False, relative_heads: bool = False):
         super().__init__()
         self.relative_prior = bool(relative_prior)
         self.absolute_prior = bool(absolute_prior)
         self.residual_scale = bool(residual_scale)
-        if self.residual_scale and not self.relative_prior:
+        self.relative_heads = bool(relative_heads)
+        if (self.residual_scale or self.relative_heads) and not self.relative_prior:
             # without the prior the heads' output is a relative row's whole move, not a residual on a known one
-            raise ValueError("residual_scale scales the residual on the relative prior: it needs relative_prior")
+            raise ValueError("residual_scale and relative_heads shape the residual on the relative prior: "
+                             "they need relative_prior")
+        if self.residual_scale and self.relative_heads:
+            raise ValueError("residual_scale and relative_heads are two forms of the relative residual: pick one")
         if gate is not None:
             gate = tuple(float(v) for v in gate)
             if len(gate) != 4 or min(gate) < 0 or gate[1] <= 0 or gate[3] <= 0:
@@ -194,6 +201,16 @@ class ResculptNet(nn.Module):
             for m in (self.head_abs, self.df_abs):
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.relative_heads:
+            # relative rows: the residual on the prior from heads of their own, at the identity (the prior alone).
+            # A zero scale on the shared heads (residual_scale) gets a gradient only along the shared heads'
+            # relative-row output, which did not point where the loss wanted, so the scales random-walked near
+            # zero; zero weights get a gradient through their non-zero inputs.
+            self.head_rel = nn.Conv2d(c1, 2, 1)
+            self.df_rel = nn.Linear(hidden, n_low * df_order * 2)
+            for m in (self.head_rel, self.df_rel):
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
 
     @torch.no_grad()
     def randomise_heads(self, std: float = 0.1) -> ResculptNet:
@@ -209,14 +226,19 @@ class ResculptNet(nn.Module):
         """``nn.Module.load_state_dict``; a checkpoint of the 124-float conditioning layout loads with zero
         weights on the relative-target slots (:func:`widen_film_v1`), and one without ``rel_scale`` into a net with
         :attr:`residual_scale` loads with the scales at zero (relative rows: the prior alone), and one without
-        ``head_abs`` / ``df_abs`` into a net with :attr:`absolute_prior` loads with them at the identity (absolute
-        rows: the prior alone)."""
+        ``head_abs`` / ``df_abs`` (``head_rel`` / ``df_rel``) into a net with :attr:`absolute_prior`
+        (:attr:`relative_heads`) loads with them at the identity (those rows: the prior alone). A checkpoint with
+        ``rel_scale`` loads into a net with :attr:`relative_heads` without it (the heads replace the scale)."""
         sd = {k: widen_film_v1(v) if k.startswith("films.") and k.endswith(".weight") else v
               for k, v in state_dict.items()}
         if self.residual_scale and "rel_scale" not in sd:
             sd["rel_scale"] = torch.zeros_like(self.rel_scale)
-        if self.absolute_prior:
-            for m in ("head_abs", "df_abs"):
+        if self.relative_heads:
+            sd.pop("rel_scale", None)
+        for on, heads in ((self.absolute_prior, ("head_abs", "df_abs")), (self.relative_heads, ("head_rel", "df_rel"))):
+            if not on:
+                continue
+            for m in heads:
                 for k in ("weight", "bias"):
                     if f"{m}.{k}" not in sd:
                         sd[f"{m}.{k}"] = torch.zeros_like(getattr(getattr(self, m), k))
@@ -452,7 +474,14 @@ class ResculptNet(nn.Module):
             # a relative row's gain = the delta's known gain + the learned residual
             prior = self.relative_prior_db(cond, run[..., :F])
             res = gain_db
-            if self.residual_scale:  # the heads' deviations on relative rows, scaled (zero: the prior alone)
+            if self.relative_heads:  # the residual of the relative rows' own heads (zero: the prior alone)
+                orl = self.head_rel(elu(u))
+                res = C.GAIN_MAX_DB * torch.tanh(0.1 * orl[:, 0])
+                copy = _pick(kind, rel[..., None], lambda: softplus(orl[:, 1] - 8.0), lambda: copy)
+                df = _pick(kind, rel[..., None, None, None],
+                           lambda: torch.tanh(self.df_rel(y)).reshape(B, T, self.n_low, self.df_order, 2),
+                           lambda: df)
+            elif self.residual_scale:  # the heads' deviations on relative rows, scaled (zero: the prior alone)
                 s = self.rel_scale
                 res = gain_db * s[0]
                 copy = _pick(kind, rel[..., None], lambda: copy * s[1], lambda: copy)

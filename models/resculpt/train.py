@@ -222,17 +222,19 @@ def evaluate(model, tp, val, match="timbre", weights=None):
 
 def optimizer_state_for(net: nn.Module, saved_net: dict, saved_opt: dict) -> dict:
     """The single-group optimiser state ``saved_opt`` of a checkpoint whose weights ``saved_net`` lack some of
-    ``net``'s parameters (zero-initialised by its ``load_state_dict``), re-indexed to ``net.parameters()``' order;
-    the new parameters start with fresh moments. Returned unchanged when the checkpoint has every parameter."""
+    ``net``'s parameters (zero-initialised by its ``load_state_dict``) or hold some it has dropped (a replaced
+    residual form: their moments go with them), re-indexed to ``net.parameters()``' order; the new parameters
+    start with fresh moments. Returned unchanged when the checkpoint has exactly ``net``'s parameters."""
     names = [n for n, _ in net.named_parameters()]
-    old = [n for n in names if n in saved_net]
-    if len(old) == len(names) or len(saved_opt["param_groups"]) != 1:
+    gone = [k for k in saved_net if k not in net.state_dict()]
+    saved = [k for k in saved_net if k in set(names) or k in gone]  # the saved net's parameters, in its order
+    if saved == names or len(saved_opt["param_groups"]) != 1:
         return saved_opt
-    if len(saved_opt["param_groups"][0]["params"]) != len(old):
+    if len(saved_opt["param_groups"][0]["params"]) != len(saved):
         raise ValueError(f"optimiser state for {len(saved_opt['param_groups'][0]['params'])} parameters, "
-                         f"checkpoint weights for {len(old)}")
+                         f"checkpoint weights for {len(saved)}")
     idx = {n: i for i, n in enumerate(names)}
-    return {"state": {idx[old[int(i)]]: st for i, st in saved_opt["state"].items()},
+    return {"state": {idx[saved[int(i)]]: st for i, st in saved_opt["state"].items() if saved[int(i)] in idx},
             "param_groups": [dict(saved_opt["param_groups"][0], params=list(range(len(names))))]}
 
 
@@ -287,10 +289,15 @@ class Trainer:
                 # the prior has no weights either: from this step on a relative row's gain is prior + residual
                 print(f"relative prior on from step {ck['step']}", flush=True)
                 kw["relative_prior"] = True
-            if args.residual_scale and not kw.get("residual_scale"):
+            if args.residual_scale and not kw.get("residual_scale") and not (args.relative_heads or kw.get("relative_heads")):
                 # zero scales: relative rows continue from the prior alone and learn how much residual to add
                 print(f"residual scale on from step {ck['step']}", flush=True)
                 kw["residual_scale"] = True
+            if args.relative_heads and not kw.get("relative_heads"):
+                # relative rows continue from the prior alone (head_rel, df_rel at the identity); the heads replace
+                # the residual scale
+                print(f"relative heads on from step {ck['step']}", flush=True)
+                kw["relative_heads"], kw["residual_scale"] = True, False
             if args.absolute_prior and not kw.get("absolute_prior"):
                 # absolute rows continue from the known shape difference alone (head_abs, df_abs at the identity)
                 print(f"absolute prior on from step {ck['step']}", flush=True)
@@ -298,7 +305,7 @@ class Trainer:
         else:
             kw = {"lookahead": args.lookahead, "gate": tuple(args.gate) if args.gate is not None else None,
                   "relative_prior": args.relative_prior, "residual_scale": args.residual_scale,
-                  "absolute_prior": args.absolute_prior,
+                  "absolute_prior": args.absolute_prior, "relative_heads": args.relative_heads,
                   **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
         self.kw = kw
         self.model = Resculptor(ResculptNet(**kw), sr)
@@ -375,9 +382,11 @@ class Trainer:
                 cond = pt.cond_vector(P_t, sr, args.match)
         y, outs = model(inp, cond, outputs=True, held=held)
         yc, rc = y[:, :e], ref[:, :e]
+        # the waveform terms below read yw: with --level-match each row with a reference at that reference's level
+        yw = losses.level_match(yc, rc, has_ref) if args.level_match else yc
         parts, loss = {"lr": lr}, 0.0
         if w["recon"] > 0 and bool(has_ref.any()):
-            rec = losses.mrstft(yc[has_ref], rc[has_ref])
+            rec = losses.mrstft(yw[has_ref], rc[has_ref])
             parts["recon"] = rec.item()
             loss = loss + w["recon"] * rec
         if w["profile"] > 0:
@@ -400,7 +409,7 @@ class Trainer:
             # cost most of a step, and a 0.5 s window holds 31 frames of their coarsest spectrogram
             nd = min(e, int(args.disc_crop_s * sr)) if args.disc_crop_s > 0 else e
             o = int(rng.integers(e - nd + 1))
-            yd, rd = yc[:, o : o + nd], rc[:, o : o + nd]
+            yd, rd = yw[:, o : o + nd], rc[:, o : o + nd]
             fake = disc.features(yd)
             real = disc.features(rd)  # with its graph: the discriminator step below reuses it
             adv = losses.lsgan_gen(fake)
@@ -409,7 +418,7 @@ class Trainer:
             loss = loss + w["adv"] * adv + w["fm"] * fm
         if self.perc is not None and bool(has_ref.any()):
             active = (rc[has_ref].pow(2).mean(-1) > 1e-9).float()
-            pl = self.perc.loss(yc[has_ref], rc[has_ref], active)
+            pl = self.perc.loss(yw[has_ref], rc[has_ref], active)
             parts["perc"] = pl.item()
             loss = loss + w["perc"] * pl
         self.opt_g.zero_grad(set_to_none=True)
@@ -529,6 +538,15 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     help="with --relative-prior: relative rows' residual gain, copy-up and deep-filter deltas times "
                          "learned scales (ResculptNet.rel_scale) that start at zero (the prior alone); stored in the "
                          "checkpoint (a resumed run keeps it; this switches it on)")
+    ap.add_argument("--relative-heads", action="store_true",
+                    help="with --relative-prior: relative rows' residual gain, copy-up and deep filter from heads of "
+                         "their own (ResculptNet.head_rel, df_rel) that start at the identity (the prior alone), "
+                         "instead of --residual-scale; stored in the checkpoint (a resumed run keeps it; this switches "
+                         "it on and the scale off)")
+    ap.add_argument("--level-match", action="store_true",
+                    help="the waveform terms (recon, adv, fm, perc) judge each row's output scaled to its reference's "
+                         "level (losses.level_match): the product's loudness follower sets the level after the net, "
+                         "so the net is not asked for a broadband level move")
     ap.add_argument("--absolute-prior", action="store_true",
                     help="absolute rows: the band gain is the level-free target-minus-running shape (the match-EQ's "
                          "curve) plus a learned residual (ResculptNet.head_abs, df_abs, starting at the identity); stored in the "
