@@ -265,6 +265,32 @@ def test_a_checkpoint_with_the_residual_scale_exports_it_into_the_graph_and_the_
     B.load_bundle(tmp_path / "scaled")
 
 
+def test_a_checkpoint_with_relative_heads_exports_them_into_the_graph_and_the_config(tmp_path, exported):
+    """The prior's weights with relative heads drawn at random: the config records them (without: false), the
+    export's checks hold within export.TOL (every graph, both kinds), the absolute target's golden frames are bit
+    for bit those of the same weights with the prior alone and the relative target's differ (the heads are in the
+    graph), and the bundle loads."""
+    net0, _, _ = exported
+    torch.save({"net": net0.state_dict(), "net_kwargs": {"lookahead": 1, "relative_prior": True}, "step": 0,
+                "sample_rate": SR}, tmp_path / "prior.pt")
+    kw = {"lookahead": 1, "relative_prior": True, "relative_heads": True}
+    net = ResculptNet(**kw)
+    net.load_state_dict(net0.state_dict())
+    with torch.no_grad():
+        for m in (net.head_rel, net.df_rel):
+            m.weight.normal_(0, 0.1)
+            m.bias.normal_(0, 0.1)
+    torch.save({"net": net.state_dict(), "net_kwargs": kw, "step": 0, "sample_rate": SR}, tmp_path / "heads.pt")
+    cfg0 = E.export(tmp_path / "prior.pt", tmp_path / "prior")
+    cfg = E.export(tmp_path / "heads.pt", tmp_path / "heads")
+    assert cfg0["relative_heads"] is False and cfg["relative_heads"] is True
+    assert max(cfg["export_check"].values()) < E.TOL
+    g0, g1 = np.load(tmp_path / "prior" / "golden.npz"), np.load(tmp_path / "heads" / "golden.npz")
+    assert all(np.array_equal(g0[k][:32], g1[k][:32]) for k in B.OUTPUTS)
+    assert np.abs(g0["gain_db"][32:] - g1["gain_db"][32:]).max() > 0.1
+    B.load_bundle(tmp_path / "heads")
+
+
 def test_a_checkpoint_with_the_absolute_prior_exports_it_into_the_graph_and_the_config(tmp_path, exported):
     """A checkpoint whose net arguments switch the absolute prior on: the config records it (without: false), the
     export's checks hold within export.TOL, the relative target's golden frames are bit for bit those of the same
