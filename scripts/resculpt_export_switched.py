@@ -10,6 +10,10 @@ adds load at the identity), scores the switched net with ``train.evaluate`` on t
 (val split, seed 1234, 3 s at 16 kHz: what the run's validation records hold), and exports it
 (``models.resculpt.export``) with the summary's net arguments updated and the validation under ``exported_val``
 (the model card adds it as the last record, with ``exported_note``).
+
+``--identity-heads absolute`` / ``relative`` also sets that target kind's own residual heads (``head_abs`` /
+``df_abs``, ``head_rel`` / ``df_rel``) back to the identity (zero weights): that kind then runs its prior alone, the
+other keeps what the run trained (a run that improved one kind and not the other ships only the improvement).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--summary", required=True, help="the run's summary.json at the checkpoint's step")
     ap.add_argument("--out", required=True, help="bundle folder to write")
     ap.add_argument("--n-val", type=int, default=16)
+    ap.add_argument("--identity-heads", nargs="*", choices=("absolute", "relative"), default=[],
+                    help="target kinds whose own residual heads are set back to the identity (their prior alone)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
@@ -44,6 +50,14 @@ def main(argv=None) -> int:
     kw = dict(ck["net_kwargs"], absolute_prior=True)
     net = ResculptNet(**kw)
     net.load_state_dict(ck["net"])
+    for kind in a.identity_heads:
+        heads = {"absolute": ("head_abs", "df_abs"), "relative": ("head_rel", "df_rel")}[kind]
+        if not hasattr(net, heads[0]):
+            raise SystemExit(f"the checkpoint's net has no {kind} heads ({', '.join(heads)})")
+        with torch.no_grad():
+            for m in heads:
+                getattr(net, m).weight.zero_()
+                getattr(net, m).bias.zero_()
     sr = int(ck.get("sample_rate", 16000))
     vsrc = degrade.Source.load("val", sr)
     val = [degrade.make_pair(vsrc, 1234, i, 3.0, list(degrade.DEFAULT_OPS)) for i in range(a.n_val)]
@@ -52,8 +66,9 @@ def main(argv=None) -> int:
     print(json.dumps(v, indent=1), flush=True)
     summary["net_kwargs"] = kw
     summary["exported_val"] = v
+    reset = "".join(f", the {k} rows' own residual heads set back to the identity" for k in a.identity_heads)
     summary["exported_note"] = (f"the step-{ck['step']} weights with the absolute prior switched on at export "
-                                "(its residual heads at the identity; scripts/resculpt_export_switched.py)")
+                                f"(heads it adds at the identity{reset}; scripts/resculpt_export_switched.py)")
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "ckpt.pt"
         torch.save(dict(ck, net_kwargs=kw, net=net.state_dict()), p)

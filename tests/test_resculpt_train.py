@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 
+import pytest
 import torch
 from resculpt.models.resculpt import train as rtrain
 
@@ -348,6 +349,18 @@ def test_level_match_makes_a_loss_blind_to_the_outputs_level_and_leaves_rows_wit
     gr = y.grad[0]
     assert float(gr.norm()) > 0
     assert abs(float((gr * y[0].detach()).sum())) < 1e-4 * float(gr.norm() * y[0].detach().norm())
+
+
+def test_weight_sets_one_loss_terms_weight_and_names_the_terms_when_misspelt(tmp_path):
+    """--weight profile=5: the checkpoint's loss weights hold 5 for the profile term and the defaults elsewhere;
+    --off wins over --weight; an unknown term stops the run with the list of terms."""
+    from resculpt.models.resculpt import losses
+
+    rtrain.train(_args(tmp_path / "a", "--steps", "1", "--weight", "profile=5", "--weight", "perc=0.25", "--off", "perc"))
+    w = torch.load(tmp_path / "a" / "ckpt.pt", weights_only=False)["loss_w"]
+    assert w["profile"] == 5.0 and w["perc"] == 0.0 and w["recon"] == losses.LOSS_W["recon"]
+    with pytest.raises(SystemExit, match="recon"):
+        rtrain.train(_args(tmp_path / "b", "--steps", "1", "--weight", "profil=5"))
 
 
 def test_level_match_runs_in_the_training_step_and_changes_the_weights_it_reaches(tmp_path):
