@@ -181,11 +181,8 @@ class ResculptNet(nn.Module):
         self.gru = nn.GRU(self.n_bot * c3 + 32, hidden, batch_first=True)
         self.gru_out = nn.Linear(hidden, self.n_bot * c3)
         self.d3, self.d2, self.d1 = CausalConv(2 * c3, c2), CausalConv(2 * c2, c1), CausalConv(2 * c1, c1)
-        self.head = nn.Conv2d(c1, 2, 1)
-        self.df = nn.Linear(hidden, n_low * df_order * 2)
-        for m in (self.head, self.df):  # outputs start at the identity: 0 dB, copy-up at -70 dB, one-hot taps
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
+        # outputs start at the identity: 0 dB, copy-up at -70 dB, one-hot taps
+        self.head, self.df = self._identity_heads(c1, hidden)
         if self.residual_scale:
             # relative rows: (residual band gain, copy-up gain, deep-filter deltas) x rel_scale; zero, so a relative
             # row starts at the prior alone and a checkpoint without the scale loads with these zeros
@@ -196,21 +193,22 @@ class ResculptNet(nn.Module):
             # non-zero inputs). Not the shared heads: trained to make the whole move themselves, their copy-up and
             # deep filter on top of the prior moved a music clip further from a reference target than the prior
             # alone.
-            self.head_abs = nn.Conv2d(c1, 2, 1)
-            self.df_abs = nn.Linear(hidden, n_low * df_order * 2)
-            for m in (self.head_abs, self.df_abs):
-                nn.init.zeros_(m.weight)
-                nn.init.zeros_(m.bias)
+            self.head_abs, self.df_abs = self._identity_heads(c1, hidden)
         if self.relative_heads:
             # relative rows: the residual on the prior from heads of their own, at the identity (the prior alone).
             # A zero scale on the shared heads (residual_scale) gets a gradient only along the shared heads'
             # relative-row output, which did not point where the loss wanted, so the scales random-walked near
             # zero; zero weights get a gradient through their non-zero inputs.
-            self.head_rel = nn.Conv2d(c1, 2, 1)
-            self.df_rel = nn.Linear(hidden, n_low * df_order * 2)
-            for m in (self.head_rel, self.df_rel):
-                nn.init.zeros_(m.weight)
-                nn.init.zeros_(m.bias)
+            self.head_rel, self.df_rel = self._identity_heads(c1, hidden)
+
+    def _identity_heads(self, c1: int, hidden: int) -> tuple[nn.Conv2d, nn.Linear]:
+        """(band head: c1 channels -> gain, copy-up; deep-filter head: GRU state -> N_LOW x order complex taps),
+        zero weights and biases: 0 dB, copy-up at softplus(-8) (-70 dB), identity taps."""
+        heads = (nn.Conv2d(c1, 2, 1), nn.Linear(hidden, self.n_low * self.df_order * 2))
+        for m in heads:
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+        return heads
 
     @torch.no_grad()
     def randomise_heads(self, std: float = 0.1) -> ResculptNet:
