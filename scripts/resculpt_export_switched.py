@@ -11,7 +11,8 @@ adds load at the identity), scores the switched net with ``train.evaluate`` on t
 (``models.resculpt.export``) with the summary's net arguments updated and the validation under ``exported_val``
 (the model card adds it as the last record, with ``exported_note``).
 
-``--identity-heads absolute`` / ``relative`` also sets that target kind's own residual heads (``head_abs`` /
+``--residual-live`` also switches ``residual_live`` on (held rows, i.e. offline renders, run the absolute prior
+alone; live rows add the trained residual). ``--identity-heads absolute`` / ``relative`` also sets that target kind's own residual heads (``head_abs`` /
 ``df_abs``, ``head_rel`` / ``df_rel``) back to the identity (zero weights): that kind then runs its prior alone, the
 other keeps what the run trained (a run that improved one kind and not the other ships only the improvement).
 """
@@ -39,6 +40,9 @@ def main(argv=None) -> int:
     ap.add_argument("--summary", required=True, help="the run's summary.json at the checkpoint's step")
     ap.add_argument("--out", required=True, help="bundle folder to write")
     ap.add_argument("--n-val", type=int, default=16)
+    ap.add_argument("--residual-live", action="store_true",
+                    help="also switch residual_live on: held rows (offline renders) run the absolute prior alone, "
+                         "live rows prior + the trained residual (ResculptNet.residual_live)")
     ap.add_argument("--identity-heads", nargs="*", choices=("absolute", "relative"), default=[],
                     help="target kinds whose own residual heads are set back to the identity (their prior alone)")
     a = ap.parse_args(argv)
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
     summary = json.loads(Path(a.summary).read_text())
     if int(summary["steps"]) != int(ck["step"]):
         raise SystemExit(f"summary of step {summary['steps']}, checkpoint at step {ck['step']}")
-    kw = dict(ck["net_kwargs"], absolute_prior=True)
+    kw = dict(ck["net_kwargs"], absolute_prior=True, **({"residual_live": True} if a.residual_live else {}))
     net = ResculptNet(**kw)
     net.load_state_dict(ck["net"])
     for kind in a.identity_heads:
@@ -67,6 +71,7 @@ def main(argv=None) -> int:
     summary["net_kwargs"] = kw
     summary["exported_val"] = v
     reset = "".join(f", the {k} rows' own residual heads set back to the identity" for k in a.identity_heads)
+    reset += ", the absolute residual on live rows only (residual_live)" if a.residual_live else ""
     summary["exported_note"] = (f"the step-{ck['step']} weights with the absolute prior switched on at export "
                                 f"(heads it adds at the identity{reset}; scripts/resculpt_export_switched.py)")
     with tempfile.TemporaryDirectory() as d:

@@ -22,6 +22,9 @@ relative prior (optional, ``relative_prior``): a relative row's band gain = the 
        tilt and loudness moves: :meth:`ResculptNet.relative_prior_db`) + the head's output as a learned residual
 residual scale (optional, ``residual_scale``, with the prior): on relative rows the residual gain, the copy-up
        gain and the deep-filter deltas are multiplied by learned scales ``rel_scale`` (3,), zero-initialised
+residual live (optional, ``residual_live``, with the absolute prior; no weights): on held rows (``hold``: an offline
+       render, the running fingerprint primed with the whole input's and held) the absolute residual heads'
+       outputs are zeroed before their activations, so those rows run the prior alone exactly; live rows add it
 relative heads (optional, ``relative_heads``, with the prior, instead of the scale): relative rows' residual gain,
        copy-up and deep filter come from heads of their own (``head_rel``, ``df_rel``), zero-initialised, so a
        relative row starts at the prior alone and its residual still gets a gradient
@@ -143,12 +146,15 @@ class ResculptNet(nn.Module):
     def __init__(self, ch=(16, 24, 32), hidden: int = 96, heads: int = 2, lookahead: int = 0,
                  n_low: int = C.N_LOW, df_order: int = C.DF_ORDER, frame_rate_hz: float = 1000.0 / C.HOP_MS,
                  gate=None, relative_prior: bool = False, residual_scale: bool = False,
-                 absolute_prior: bool = False, relative_heads: bool = False):
+                 absolute_prior: bool = False, relative_heads: bool = False, residual_live: bool = False):
         super().__init__()
         self.relative_prior = bool(relative_prior)
         self.absolute_prior = bool(absolute_prior)
         self.residual_scale = bool(residual_scale)
         self.relative_heads = bool(relative_heads)
+        self.residual_live = bool(residual_live)
+        if self.residual_live and not self.absolute_prior:
+            raise ValueError("residual_live switches the absolute rows' residual off on held rows: it needs absolute_prior")
         if (self.residual_scale or self.relative_heads) and not self.relative_prior:
             # without the prior the heads' output is a relative row's whole move, not a residual on a known one
             raise ValueError("residual_scale and relative_heads shape the residual on the relative prior: "
@@ -458,7 +464,12 @@ class ResculptNet(nn.Module):
         rel = (cond[:, C.REL_I] > 0.5)[:, None]
         if kind != "relative" and self.absolute_prior:
             # an absolute row's gain = the known shape difference + the learned residual
-            oa = self.head_abs(elu(u))
+            oa, dfa = self.head_abs(elu(u)), self.df_abs(y)
+            if self.residual_live and hold is not None:
+                # held rows (an offline render: the running fingerprint primed with the whole input's) run the
+                # prior alone, as if the residual heads were at the identity; live rows add the residual
+                live = (~hold).to(oa.dtype)
+                oa, dfa = oa * live[:, None, None, None], dfa * live[:, None, None]
             m = x[:, 2] * run[..., F + 1 : F + 2]  # the bands the difference is defined on (target, rate, heard)
             known = _edge_fill(C.BAND_SCALE_DB * x[:, 1], m).clamp(-C.ABS_PRIOR_CUT_DB, C.ABS_PRIOR_BOOST_DB)
             gp = self.prior_gate(dev, dens)[..., None]
@@ -467,7 +478,7 @@ class ResculptNet(nn.Module):
             gain_db = _pick(kind, rel[..., None], lambda: gain_db, lambda: res_abs)
             copy = _pick(kind, rel[..., None], lambda: copy, lambda: softplus(oa[:, 1] - 8.0))
             df = _pick(kind, rel[..., None, None, None], lambda: df,
-                       lambda: torch.tanh(self.df_abs(y)).reshape(B, T, self.n_low, self.df_order, 2))
+                       lambda: torch.tanh(dfa).reshape(B, T, self.n_low, self.df_order, 2))
         if kind != "absolute" and self.relative_prior:
             # a relative row's gain = the delta's known gain + the learned residual
             prior = self.relative_prior_db(cond, run[..., :F])

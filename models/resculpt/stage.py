@@ -18,7 +18,9 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
 3. the ONNX core, bound by IOBinding to two preallocated state sets used in turn: the target kind's graph
    (``Bundle.session_for``), one call for all the frames of the section's batch (a 10 ms block: 2 frames) when
    the bundle has the T-frame graphs (their ``hold`` input holds the running fingerprint of an offline render), else
-   one call per frame (the one-frame graphs have no hold: the stage puts the state back after each frame);
+   one call per frame (the one-frame graphs have no hold: the stage puts the state back after each frame; a
+   bundle with ``residual_live``, whose graph tells held rows by ``hold``, runs a held render's single frames
+   through the T-frame graph);
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
    ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on
@@ -236,6 +238,7 @@ class ResculptStage(SpectralStage):
         self._follow = LoudnessFollower()
         self._primed = None
         self._hold = False
+        self._bind_held1: list = []  # prepare: held single-frame calls through the T-frame graph (residual_live)
 
     @staticmethod
     def warps_envelope(params, target: Profile) -> bool:
@@ -365,30 +368,41 @@ class ResculptStage(SpectralStage):
         # the target kind's graph (Bundle.session_for), reading state sa and writing sb on even calls and the other
         # way round on odd ones; every graph shares the state, so a target of the other kind continues the stream.
         # _runs[relative][n > 1]: the runner of that graph.
-        self._bind, self._runs = [], []
+        self._bind, self._runs, self._bind_held1 = [], [], []
         for relative in (False, True):
             runners = [iobinding_runner(self.bundle.session_for(relative, seq=q)) for q in (False, True)[: 1 + (T > 1)]]
             per_n = [None]
             for n in range(1, T + 1):
-                sess = self.bundle.session_for(relative, seq=n > 1)
-                inner = runners[n > 1][1]
-                pair = []
-                for src, dst in ((sa, sb), (sb, sa)):
-                    io = sess.io_binding()
-                    for k, v in (("feat", self._featT[:, :n]), ("low", self._lowT[:, :n]), ("cond", self._cond)):
-                        io.bind_cpu_input(k, v)
-                    if n > 1:
-                        io.bind_cpu_input("hold", self._holdT)
-                    for k in self.bundle.state_names:
-                        io.bind_cpu_input(k, src[k])
-                        io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
-                    for k, v in (("gain_db", self._gT), ("copy", self._eT), ("df", self._dfT)):
-                        io.bind_output(k, "cpu", 0, np.float32, [1, n, *v.shape[2:]], v.ctypes.data)
-                    pair.append(inner(io))
-                per_n.append(pair)
+                per_n.append(self._bind_pair(self.bundle.session_for(relative, seq=n > 1), runners[n > 1][1], n,
+                                             n > 1))
             self._bind.append(per_n)
             self._runs.append([run for run, _ in runners])
+            # a bundle whose graph runs the absolute residual only on live rows (config residual_live) learns
+            # that a render is held from the T-frame graphs' hold input alone: a held render's single frames
+            # go through the T-frame graph too
+            if self.bundle.config.get("residual_live") and T > 1:
+                self._bind_held1.append(self._bind_pair(self.bundle.session_for(relative, seq=True),
+                                                        runners[1][1], 1, True))
         self.reset()
+
+    def _bind_pair(self, sess, inner, n: int, seq: bool) -> list:
+        """Two prepared calls of ``sess`` on the first n rows of the inputs and outputs: one reading state set a and
+        writing b, one the other way round (``seq``: a T-frame graph, which also takes ``hold``)."""
+        sa, sb = self._states
+        pair = []
+        for src, dst in ((sa, sb), (sb, sa)):
+            io = sess.io_binding()
+            for k, v in (("feat", self._featT[:, :n]), ("low", self._lowT[:, :n]), ("cond", self._cond)):
+                io.bind_cpu_input(k, v)
+            if seq:
+                io.bind_cpu_input("hold", self._holdT)
+            for k in self.bundle.state_names:
+                io.bind_cpu_input(k, src[k])
+                io.bind_output(k + "_out", "cpu", 0, np.float32, list(dst[k].shape), dst[k].ctypes.data)
+            for k, v in (("gain_db", self._gT), ("copy", self._eT), ("df", self._dfT)):
+                io.bind_output(k, "cpu", 0, np.float32, [1, n, *v.shape[2:]], v.ctypes.data)
+            pair.append(inner(io))
+        return pair
 
     def reset(self):
         for s in self._states:
@@ -398,6 +412,7 @@ class ResculptStage(SpectralStage):
                 s["run_num"][0] = self._primed[0]
                 s["run_den"][0] = self._primed[1]
         self._holdT[0] = self._hold and self._primed is not None
+        self._held_seq = bool(self._holdT[0]) and bool(self._bind_held1)
         self._ring.fill(0.0)
         self._head = 0  # index of the oldest frame in the ring
         self._phase = 0
@@ -533,7 +548,10 @@ class ResculptStage(SpectralStage):
 
     def _call(self, n: int) -> None:
         """The model on the first n rows of the inputs (the target kind's graph), outputs into their first n rows."""
-        self._runs[self._rel][n > 1](self._bind[self._rel][n][self._phase])
+        if n == 1 and self._held_seq:
+            self._runs[self._rel][1](self._bind_held1[self._rel][self._phase])
+        else:
+            self._runs[self._rel][n > 1](self._bind[self._rel][n][self._phase])
         self._phase ^= 1
 
     def _apply(self, spec, k: int, back: int, tgt, warp: bool) -> None:

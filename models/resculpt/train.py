@@ -303,6 +303,10 @@ class Trainer:
                 # the residual scale
                 print(f"relative heads on from step {ck['step']}", flush=True)
                 kw["relative_heads"], kw["residual_scale"] = True, False
+            if args.residual_live and not kw.get("residual_live"):
+                # no weights: from this step held rows run the absolute prior alone and train no residual
+                print(f"absolute residual on live rows only from step {ck['step']}", flush=True)
+                kw["residual_live"] = True
             if args.absolute_prior and not kw.get("absolute_prior"):
                 # absolute rows continue from the known shape difference alone (head_abs, df_abs at the identity)
                 print(f"absolute prior on from step {ck['step']}", flush=True)
@@ -311,6 +315,7 @@ class Trainer:
             kw = {"lookahead": args.lookahead, "gate": tuple(args.gate) if args.gate is not None else None,
                   "relative_prior": args.relative_prior, "residual_scale": args.residual_scale,
                   "absolute_prior": args.absolute_prior, "relative_heads": args.relative_heads,
+                  "residual_live": args.residual_live,
                   **(SMOKE if args.smoke else {"ch": tuple(args.ch), "hidden": args.hidden})}
         self.kw = kw
         self.model = Resculptor(ResculptNet(**kw), sr)
@@ -559,6 +564,10 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     help="absolute rows: the band gain is the level-free target-minus-running shape (the match-EQ's "
                          "curve) plus a learned residual (ResculptNet.head_abs, df_abs, starting at the identity); stored in the "
                          "checkpoint (a resumed run keeps it; this switches it on)")
+    ap.add_argument("--residual-live", action="store_true",
+                    help="with --absolute-prior: held rows (as offline renders run the net) run the absolute prior "
+                         "alone and live rows add the residual (ResculptNet.residual_live), as the product then runs "
+                         "them; stored in the checkpoint (a resumed run keeps it; this switches it on)")
     ap.add_argument("--held-p", type=float, default=0.0,
                     help="share of rows run as an offline render runs them: the running fingerprint primed with the "
                          "whole crop's and held (Resculptor.forward_spec(held=...), ResculptStage.prime(hold=True))")
