@@ -12,9 +12,10 @@ adds load at the identity), scores the switched net with ``train.evaluate`` on t
 (the model card adds it as the last record, with ``exported_note``).
 
 ``--residual-live`` also switches ``residual_live`` on (held rows, i.e. offline renders, run the absolute prior
-alone; live rows add the trained residual). ``--identity-heads absolute`` / ``relative`` also sets that target kind's own residual heads (``head_abs`` /
-``df_abs``, ``head_rel`` / ``df_rel``) back to the identity (zero weights): that kind then runs its prior alone, the
-other keeps what the run trained (a run that improved one kind and not the other ships only the improvement).
+alone; live rows add the trained residual). ``--identity-heads absolute`` / ``relative`` also sets that target
+kind's own residual heads (``head_abs`` / ``df_abs``, ``head_rel`` / ``df_rel``) back to the identity (zero
+weights): that kind then runs its prior alone, the other keeps what the run trained (a run that improved one kind
+and not the other ships only the improvement).
 """
 
 from __future__ import annotations

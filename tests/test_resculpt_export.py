@@ -308,14 +308,14 @@ def test_a_checkpoint_with_the_absolute_prior_exports_it_into_the_graph_and_the_
     assert np.count_nonzero(out["gain_db"]) == 0
 
 
-@pytest.mark.parametrize("batched", [False, True])
-def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exported, batched):
+@pytest.mark.parametrize("mode", ["one-frame bundle", "frames", "batches"])
+def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exported, mode):
     """Offline the stage primes its running fingerprint with the whole input's envelope and holds it
     (``ResculptStage.prime(hold=True)``); torch's ``forward_spec(held=...)``, what training rows in that condition
     run, gives the same output frames within 1e-4 of the peak (the stage primed with ``ResculptNet.prime_state`` of
-    the same frames, in dB), frame by frame (the one-frame graph, the stage putting the state back) and in batches of
-    1, 3, 2, 7 and 5 frames (the T-frame graph holding it through its hold input), and differs from torch's cold
-    start."""
+    the same frames, in dB): frame by frame with a bundle that has only the one-frame graph (the stage putting the
+    state back), frame by frame and in batches of 1, 3, 2, 7 and 5 frames with the T-frame graph (holding it through
+    its hold input); and differs from torch's cold start."""
     net, path, _ = exported
     x = _voiced_test_signal()
     r = Resculptor(net, SR)
@@ -331,7 +331,11 @@ def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exp
     table.set("resculpt.loudness_follow", 0.0)
     table.prepare(SR)
     inbox = Inbox(ResculptTarget)
-    stage = ResculptStage(table, inbox=inbox, bundle=path)
+    b = B.load_bundle(path)
+    if mode == "one-frame bundle":
+        b = B.Bundle(b.path, b.config, b.session, None)
+    stage = ResculptStage(table, inbox=inbox, bundle=b)
+    assert stage.bundle.batched == (mode != "one-frame bundle")
     nb = X.shape[2]
     stage.prepare(SpectralContext(SR, r.fio.n_fft, r.fio.hop, nb, 1, True, np.arange(nb) * SR / r.fio.n_fft))
     stage.prime((10.0 * torch.log10(num[0] / den[0])).numpy(), hold=True)
@@ -339,10 +343,10 @@ def test_a_held_running_fingerprint_in_torch_is_what_the_stage_holds_offline(exp
     inbox.publish(ResculptTarget.make(prof))
     L, worst, T = net.lookahead, 0.0, X.shape[1]
     specs = X[0].numpy()[:, None].astype(np.complex64).copy()  # (T, 1, nb)
-    t, i, chunks = 0, 0, ((1, 3, 2, 7, 5) if batched else (1,))
+    t, i, chunks = 0, 0, ((1, 3, 2, 7, 5) if mode == "batches" else (1,))
     while t < T:
         n = min(chunks[i % len(chunks)], T - t)
-        if batched:
+        if mode == "batches":
             stage.process_frames(specs[t : t + n], n)
         else:
             stage.process_frame(specs[t])

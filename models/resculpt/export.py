@@ -190,7 +190,7 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         # inside the graph: an absolute row's gain = the level-free target-minus-running shape + the residual
         "absolute_prior": net.absolute_prior,
         # inside the graph: held rows (an offline render) run the absolute prior alone, live rows prior + residual;
-        # only the T-frame graphs take `hold`, so a stage runs a held render's every call through them
+        # only the T-frame graphs take `hold`, and a stage runs a held render's every call through them
         "residual_live": net.residual_live,
         "latency_note": "the STFT section's n_fft - 1 samples plus lookahead_frames hops",
         "n_bands": C.N_BANDS, "n_low": C.N_LOW, "df_order": C.DF_ORDER, "copy_shift_hz": C.COPY_SHIFT_HZ,

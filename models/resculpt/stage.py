@@ -18,9 +18,9 @@ Per frame (the section's 5 ms hop; the model needs the 20 ms ``default`` window:
 3. the ONNX core, bound by IOBinding to two preallocated state sets used in turn: the target kind's graph
    (``Bundle.session_for``), one call for all the frames of the section's batch (a 10 ms block: 2 frames) when
    the bundle has the T-frame graphs (their ``hold`` input holds the running fingerprint of an offline render), else
-   one call per frame (the one-frame graphs have no hold: the stage puts the state back after each frame; a
-   bundle with ``residual_live``, whose graph tells held rows by ``hold``, runs a held render's single frames
-   through the T-frame graph);
+   one call per frame (the one-frame graphs have no hold: the stage puts the state back after each frame);
+   a held render runs even its single frames through the T-frame graph, so the graph always sees ``hold``
+   (a bundle's ``residual_live`` switch reads it);
 4. the outputs, scaled toward the identity by ``resculpt.amount`` (gains in dB, copy-up gains and deep-filter
    deltas times the amount), applied to the frame ``lookahead`` hops old, kept in a ring of the last
    ``DF_ORDER`` spectra (plus a batch's frames): band gains to bins (``BandMap.synthesis``), the deep filter on
@@ -238,7 +238,7 @@ class ResculptStage(SpectralStage):
         self._follow = LoudnessFollower()
         self._primed = None
         self._hold = False
-        self._bind_held1: list = []  # prepare: held single-frame calls through the T-frame graph (residual_live)
+        self._bind_held1: list = []  # prepare: held single-frame calls through the T-frame graph
 
     @staticmethod
     def warps_envelope(params, target: Profile) -> bool:
@@ -377,10 +377,9 @@ class ResculptStage(SpectralStage):
                                              n > 1))
             self._bind.append(per_n)
             self._runs.append([run for run, _ in runners])
-            # a bundle whose graph runs the absolute residual only on live rows (config residual_live) learns
-            # that a render is held from the T-frame graphs' hold input alone: a held render's single frames
-            # go through the T-frame graph too
-            if self.bundle.config.get("residual_live") and T > 1:
+            # a held render's single frames go through the T-frame graph too: only it takes `hold`, which holds
+            # the running fingerprint inside the graph and which a graph's residual_live switch reads
+            if T > 1:
                 self._bind_held1.append(self._bind_pair(self.bundle.session_for(relative, seq=True),
                                                         runners[1][1], 1, True))
         self.reset()
@@ -517,7 +516,9 @@ class ResculptStage(SpectralStage):
         self._update_cond(tgt)
         self._features(spec, 0)
         self._call(1)
-        if self._hold:  # offline: the running fingerprint stays the whole input's (the state the next frame reads)
+        if self._hold and not self._held_seq:
+            # offline through the one-frame graph (a bundle without T-frame graphs): the running fingerprint stays
+            # the whole input's (the state the next frame reads); the T-frame graph holds it itself
             st = self._states[self._phase]
             np.copyto(st["run_num"][0], self._primed[0])
             st["run_den"][0, 0] = self._primed[1]

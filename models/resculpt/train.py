@@ -226,8 +226,9 @@ def optimizer_state_for(net: nn.Module, saved_net: dict, saved_opt: dict) -> dic
     residual form: their moments go with them), re-indexed to ``net.parameters()``' order; the new parameters
     start with fresh moments. Returned unchanged when the checkpoint has exactly ``net``'s parameters."""
     names = [n for n, _ in net.named_parameters()]
-    gone = [k for k in saved_net if k not in net.state_dict()]
-    saved = [k for k in saved_net if k in set(names) or k in gone]  # the saved net's parameters, in its order
+    kept, own = set(names), set(net.state_dict())
+    # the saved net's parameters, in its order: the ones this net still has, and those it dropped
+    saved = [k for k in saved_net if k in kept or k not in own]
     if saved == names or len(saved_opt["param_groups"]) != 1:
         return saved_opt
     if len(saved_opt["param_groups"][0]["params"]) != len(saved):
