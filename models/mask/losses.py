@@ -24,6 +24,11 @@ Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
          (it knows the clean speech), which is why the net hedges toward it. Every waveform loss
          compares with the clean target on every row: the teacher is an extra target, never the only one.
          ``--off teach`` keeps the cached rows in the batch with g* as their gain target (its ablation).
+  stoi   1 - a differentiable short-time objective intelligibility (``stoi_torch``: STOI's third-octave band
+         envelopes, 384 ms windows, level normalisation, -15 dB clipping and correlation, at the training rate
+         instead of STOI's 10 kHz, silent frames masked out instead of cut). Off by default (``--weight stoi=W``):
+         the other terms reward level-accurate bins, this one rewards keeping each speech band's modulation, which
+         is what the mask loses when it cuts weak consonants and low-SNR bands.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import numpy as np
 import torch
 from torch.nn.functional import relu
 
-LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0, "cspec": 10.0}
+LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0, "cspec": 10.0,
+          "stoi": 0.0}
 SISDR_W = 0.05  # weight of the negative SI-SDR (dB) inside the recon term
 
 
@@ -77,6 +83,74 @@ def si_sdr(y, t, eps=1e-8):
     a = (y0 * t0).sum(-1, keepdim=True) / ((t0 * t0).sum(-1, keepdim=True) + eps)
     s = a * t0
     return 10 * torch.log10((s * s).sum(-1) / (((y0 - s) ** 2).sum(-1) + eps) + eps)
+
+
+_STOI_BANDS = {}  # (sr, n_fft) -> (15, F) 0/1 third-octave band matrix
+
+
+def _third_octaves(sr: int, n_fft: int) -> torch.Tensor:
+    """STOI's 15 third-octave bands (centres 150 Hz * 2^(k/3), up to 4.3 kHz) as a (15, n_fft//2+1) 0/1 matrix:
+    each band takes the FFT bins between the bins nearest its edges (centre * 2^-1/6 .. * 2^1/6)."""
+    key = (sr, n_fft)
+    if key not in _STOI_BANDS:
+        f = np.arange(n_fft // 2 + 1) * sr / n_fft
+        m = np.zeros((15, f.size), np.float32)
+        for k in range(15):
+            c = 150.0 * 2.0 ** (k / 3)
+            lo, hi = np.argmin(abs(f - c * 2 ** (-1 / 6))), np.argmin(abs(f - c * 2 ** (1 / 6)))
+            m[k, lo:max(hi, lo + 1)] = 1.0
+        _STOI_BANDS[key] = torch.from_numpy(m)
+    return _STOI_BANDS[key]
+
+
+def stoi_torch(y, t, sr: int = 16000, win_s: float = 0.025, n_seg: int = 30, range_db: float = 40.0,
+               beta_db: float = -15.0, eps: float = 1e-8):
+    """Differentiable STOI of output y against clean target t, both (B, N) at ``sr``; returns (B,) in about [-1, 1]
+    and a (B,) 0/1 flag of rows that had a full window of speech (silent targets score 0 and are flagged 0).
+
+    As STOI (Taal et al. 2011): third-octave band envelopes (15 bands, 150 Hz-4.3 kHz) of 25 ms frames at half
+    overlap, windows of 30 frames (375 ms), the output's envelope scaled to the target's energy in each window and
+    band and clipped where its distortion would exceed the target by 15 dB (STOI's beta = -15 dB), then the
+    correlation of the two over the window, averaged. Differences: the frames are taken at ``sr`` (STOI resamples
+    to 10 kHz), and frames 40 dB below the row's loudest target frame (or under -100 dBFS RMS) are masked out of
+    each window's statistics rather than cut from the signal, so the windows stay aligned across a batch; windows
+    with under half their frames active are left out. On the 48 validation mixtures (noisy against clean) it
+    tracks pystoi with correlation 0.99 (``scripts/stoi_torch_check.py``)."""
+    n_win = round(win_s * sr)
+    hop = n_win // 2
+    n_fft = 1 << (n_win - 1).bit_length()
+    if (n_win, "h") not in _WINS:
+        _WINS[(n_win, "h")] = torch.hann_window(n_win + 2)[1:-1]  # STOI's window: no zero end points
+    win = _WINS[(n_win, "h")]
+    if y.shape[-1] < n_win + hop * (n_seg - 1):
+        z = torch.zeros(y.shape[0])
+        return z, z
+    bands = _third_octaves(sr, n_fft)
+
+    def env(x):  # (B, N) -> (B, 15, T) band amplitudes, and (B, T) frame energies in dB
+        fr = x.unfold(-1, n_win, hop) * win
+        p = torch.fft.rfft(fr, n_fft).abs().pow(2)  # (B, T, F)
+        e_db = 10 * torch.log10(fr.pow(2).sum(-1) + eps)
+        return torch.sqrt(torch.einsum("btf,kf->bkt", p, bands) + eps), e_db
+
+    X, ex = env(t)
+    Y, _ = env(y)
+    floor_db = 10 * np.log10(n_win * 1e-10)  # a frame's energy at -100 dBFS RMS: digital silence is never speech
+    act = ((ex > ex.amax(-1, keepdim=True) - range_db) & (ex > floor_db)).float()  # (B, T)
+    Xs, Ys, As = X.unfold(-1, n_seg, 1), Y.unfold(-1, n_seg, 1), act.unfold(-1, n_seg, 1)  # (B,15,W,N), (B,W,N)
+    a = As.unsqueeze(1)
+    n_act = As.sum(-1)  # (B, W)
+    # eps on both sides: a window with every frame masked has a finite gradient (0/0 has none)
+    norm = torch.sqrt(((Xs.pow(2) * a).sum(-1) + eps) / ((Ys.pow(2) * a).sum(-1) + eps))
+    Yn = torch.minimum(Ys * norm.unsqueeze(-1), Xs * (1 + 10 ** (-beta_db / 20)))
+    cnt = n_act.clamp_min(1.0).unsqueeze(1)
+    xm = Xs - ((Xs * a).sum(-1) / cnt).unsqueeze(-1)
+    ym = Yn - ((Yn * a).sum(-1) / cnt).unsqueeze(-1)
+    d = (xm * ym * a).sum(-1) / torch.sqrt((xm.pow(2) * a).sum(-1) * (ym.pow(2) * a).sum(-1) + eps)  # (B,15,W)
+    ok = (n_act >= n_seg / 2).float()  # (B, W)
+    n_ok = ok.sum(-1)
+    score = (d.mean(1) * ok).sum(-1) / n_ok.clamp_min(1.0)
+    return score, (n_ok > 0).float()
 
 
 def gain_err(g, target):

@@ -44,6 +44,7 @@ from resculpt.models.mask.losses import (
     mrstft,
     perceptual_or_off,
     si_sdr,
+    stoi_torch,
 )
 from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
@@ -179,9 +180,7 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    w = dict(LOSS_W)
-    for term in args.off or []:
-        w[term] = 0.0
+    w = loss_weights(LOSS_W, args)
     seg = int(args.segment_s * SR)
     vary = not args.plain_noise
     if args.smoke:
@@ -343,6 +342,11 @@ def train(args) -> dict:
             cs = cspec(y, t)
             parts["cspec"] = cs.item()
             loss = loss + w["cspec"] * cs
+        if w["stoi"] > 0:
+            st, ok = stoi_torch(y, t, SR)
+            sl = ((1.0 - st) * ok).sum() / ok.sum().clamp_min(1.0)
+            parts["stoi"] = sl.item()
+            loss = loss + w["stoi"] * sl
         use_adv = w["adv"] > 0 and step >= args.adv_start
         hb = slice(0, max(1, args.batch // 2))  # the discriminator and the perceptual net see half the batch (CPU)
         if use_adv:
@@ -458,6 +462,23 @@ class RunStop:
         self._old = {}
 
 
+def loss_weights(defaults: dict, args) -> dict:
+    """The run's loss weights: ``defaults`` (a trainer's LOSS_W), then each ``--weight TERM=VALUE``, then ``--off``."""
+    w = dict(defaults)
+    for spec in getattr(args, "weight", None) or []:
+        term, _, v = spec.partition("=")
+        try:
+            val = float(v)
+        except ValueError:
+            val = math.nan
+        if term not in w or not math.isfinite(val) or val < 0:
+            raise SystemExit(f"--weight {spec!r}: expected TERM=VALUE with VALUE >= 0 and TERM one of {', '.join(w)}")
+        w[term] = val
+    for term in args.off or []:
+        w[term] = 0.0
+    return w
+
+
 def add_run_args(ap: argparse.ArgumentParser, *, out: str, steps: int, batch: int, segment_s: float, lr: float,
                  threads: int, adv_start: int, loss_terms) -> argparse.ArgumentParser:
     """The options every trainer shares: run folder, schedule, batch, seed, threads, ablation switches, checkpoints,
@@ -474,6 +495,9 @@ def add_run_args(ap: argparse.ArgumentParser, *, out: str, steps: int, batch: in
     ap.add_argument("--threads", type=int, default=threads)
     ap.add_argument("--adv-start", type=int, default=adv_start)
     ap.add_argument("--off", action="append", choices=list(loss_terms), help="switch a loss term off (ablation)")
+    ap.add_argument("--weight", action="append", metavar="TERM=VALUE",
+                    help="set one loss term's weight (repeatable; default: the trainer's LOSS_W); --off still switches "
+                         "a term off")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from resculpt.dsp.profile import Profile
 from resculpt.models.mask.losses import perceptual_or_off
-from resculpt.models.mask.train import RunStop
+from resculpt.models.mask.train import RunStop, loss_weights
 from torch import nn
 
 from . import common as C
@@ -250,14 +250,7 @@ class Trainer:
         self.args = args
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        w = dict(losses.LOSS_W)
-        for spec in args.weight or []:
-            term, _, v = spec.partition("=")
-            if term not in w or not v:
-                raise SystemExit(f"--weight {spec!r}: expected TERM=VALUE with TERM one of {', '.join(w)}")
-            w[term] = float(v)
-        for term in args.off or []:
-            w[term] = 0.0
+        w = loss_weights(losses.LOSS_W, args)
         if args.smoke:
             src = degrade.Source.synthetic(args.rate, args.seed)
             self.data = OnTheFly(src, args.segment_s + 0.1, [o for o in degrade.DEFAULT_OPS if o != "codec"],
@@ -554,9 +547,6 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          "their own (ResculptNet.head_rel, df_rel) that start at the identity (the prior alone), "
                          "instead of --residual-scale; stored in the checkpoint (a resumed run keeps it; this switches "
                          "it on and the scale off)")
-    ap.add_argument("--weight", action="append", metavar="TERM=VALUE",
-                    help="set one loss term's weight (repeatable; default: losses.LOSS_W); --off still switches a "
-                         "term off")
     ap.add_argument("--level-match", action="store_true",
                     help="the waveform terms (recon, adv, fm, perc) judge each row's output scaled to its reference's "
                          "level (losses.level_match): the product's loudness follower sets the level after the net, "
