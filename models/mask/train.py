@@ -146,7 +146,8 @@ def add_df_head(net: MaskNet, sd_old: dict) -> None:
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
-    """Mean SI-SDR (dB) of output and input, and multi-res STFT loss, denoise mode, full strength."""
+    """Mean SI-SDR (dB) of output and input, multi-res STFT loss, and the differentiable STOI of output and input
+    (``stoi_torch``, the training term's measure, within about 0.02 of pystoi), denoise mode, full strength."""
     io = BandIO(n_fft, 80)
     net.eval()
     x = torch.tensor(np.stack([v["noisy"] for v in val]))
@@ -159,6 +160,9 @@ def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
     r = {"si_sdr_out": float(si_sdr(y[:, :e], t[:, :e]).mean()), "si_sdr_in": float(si_sdr(x[:, :e], t[:, :e]).mean()),
          "mrstft": float(mrstft(y[:, :e], t[:, :e]))}
     r["si_sdr_improvement"] = r["si_sdr_out"] - r["si_sdr_in"]
+    for key, z in (("stoi_torch_out", y), ("stoi_torch_in", x)):
+        s, ok = stoi_torch(z[:, :e], t[:, :e], SR)
+        r[key] = float((s * ok).sum() / ok.sum().clamp_min(1.0))
     net.train()
     return r
 
