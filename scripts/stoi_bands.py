@@ -3,7 +3,7 @@
 side, so a reader sees which bands a system's STOI deficit sits in.
 
     RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/stoi_bands.py \\
-        --bundle shipped=models/weights/mask --snr 0 5 --out benchmarks/results/mask_stoi/stoi_bands.md
+        --systems --bundle shipped=models/weights/mask --out benchmarks/results/mask_stoi/stoi_bands_runs.md
 
 Each system runs as ``benchmarks/denoise.py`` runs it (bundles: the mask stage alone at 16 kHz, 30 dB limit,
 as its ablation); per file, silent frames are cut as pystoi cuts them (40 dB below the loudest clean frame),
@@ -53,7 +53,7 @@ def band_correlation(y: np.ndarray, clean: np.ndarray) -> np.ndarray:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--systems", nargs="*", default=["noisy", "resculpt-live", "rnnoise", "nsnet2"],
-                    help="systems of benchmarks/denoise.py")
+                    help="systems of benchmarks/denoise.py (the option with no names: every one)")
     ap.add_argument("--bundle", nargs="*", default=[], metavar="NAME=DIR", help="mask bundles (the stage alone)")
     ap.add_argument("--snr", nargs="*", type=float, default=[0.0, 5.0], help="which validation SNRs (dB)")
     ap.add_argument("--n-val", type=int, default=12, help="validation utterances (x the SNRs)")
