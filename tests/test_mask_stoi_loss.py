@@ -44,6 +44,27 @@ def test_stoi_torch_scores_the_target_one_falls_with_each_step_of_noise_and_igno
     assert abs(float(s3[0]) - float(s[2])) < 1e-4  # the level normalisation: a louder output scores the same
 
 
+def test_stoi_torch_per_band_gives_the_bands_whose_mean_is_the_score_and_noise_in_one_band_lowers_that_band():
+    from resculpt.models.mask.losses import stoi_torch
+
+    c = _speechlike(3)
+    # noise band-limited to about 1-2 kHz: only the bands centred 0.95-1.9 kHz lose correlation
+    z = np.fft.rfft(np.random.default_rng(4).standard_normal(c.size))
+    f = np.fft.rfftfreq(c.size, 1 / SR)
+    z[(f < 1000) | (f > 2000)] = 0
+    z = np.fft.irfft(z, c.size).astype(np.float32)
+    y = c + z * np.sqrt((c**2).mean() / (z**2).mean()) * 3.0
+    yt, ct = torch.tensor(np.stack([c, y])), torch.tensor(np.stack([c, c]))
+    bands, ok = stoi_torch(yt, ct, per_band=True)
+    score, _ = stoi_torch(yt, ct)
+    assert bands.shape == (2, 15) and ok.tolist() == [1.0, 1.0]
+    assert torch.allclose(bands.mean(1), score, atol=1e-6)
+    drop = (bands[0] - bands[1]).numpy()
+    centres = 150 * 2 ** (np.arange(15) / 3)
+    inside = (centres > 1000) & (centres < 2000)
+    assert drop[inside].min() > 0.1 and np.abs(drop[centres < 600]).max() < 0.02
+
+
 def test_stoi_torch_flags_silent_targets_and_rows_shorter_than_one_window():
     from resculpt.models.mask.losses import stoi_torch
 

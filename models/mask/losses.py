@@ -25,7 +25,7 @@ Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
          compares with the clean target on every row: the teacher is an extra target, never the only one.
          ``--off teach`` keeps the cached rows in the batch with g* as their gain target (its ablation).
   stoi   1 - a differentiable short-time objective intelligibility (``stoi_torch``: STOI's third-octave band
-         envelopes, 384 ms windows, level normalisation, -15 dB clipping and correlation, at the training rate
+         envelopes, 30-frame (375 ms) windows, level normalisation, -15 dB clipping and correlation, at the training rate
          instead of STOI's 10 kHz, silent frames masked out instead of cut). Off by default (``--weight stoi=W``):
          the other terms reward level-accurate bins, this one rewards keeping each speech band's modulation, which
          is what the mask loses when it cuts weak consonants and low-SNR bands.
@@ -104,9 +104,10 @@ def _third_octaves(sr: int, n_fft: int) -> torch.Tensor:
 
 
 def stoi_torch(y, t, sr: int = 16000, win_s: float = 0.025, n_seg: int = 30, range_db: float = 40.0,
-               beta_db: float = -15.0, eps: float = 1e-8):
+               beta_db: float = -15.0, eps: float = 1e-8, per_band: bool = False):
     """Differentiable STOI of output y against clean target t, both (B, N) at ``sr``; returns (B,) in about [-1, 1]
-    and a (B,) 0/1 flag of rows that had a full window of speech (silent targets score 0 and are flagged 0).
+    (with ``per_band``, (B, 15): each third-octave band's correlation averaged over the windows) and a (B,) 0/1 flag
+    of rows that had a full window of speech (silent targets score 0 and are flagged 0).
 
     As STOI (Taal et al. 2011): third-octave band envelopes (15 bands, 150 Hz-4.3 kHz) of 25 ms frames at half
     overlap, windows of 30 frames (375 ms), the output's envelope scaled to the target's energy in each window and
@@ -124,7 +125,7 @@ def stoi_torch(y, t, sr: int = 16000, win_s: float = 0.025, n_seg: int = 30, ran
     win = _WINS[(n_win, "h")]
     if y.shape[-1] < n_win + hop * (n_seg - 1):
         z = torch.zeros(y.shape[0])
-        return z, z
+        return (torch.zeros(y.shape[0], 15) if per_band else z), z
     bands = _third_octaves(sr, n_fft)
 
     def env(x):  # (B, N) -> (B, 15, T) band amplitudes, and (B, T) frame energies in dB
@@ -149,8 +150,8 @@ def stoi_torch(y, t, sr: int = 16000, win_s: float = 0.025, n_seg: int = 30, ran
     d = (xm * ym * a).sum(-1) / torch.sqrt((xm.pow(2) * a).sum(-1) * (ym.pow(2) * a).sum(-1) + eps)  # (B,15,W)
     ok = (n_act >= n_seg / 2).float()  # (B, W)
     n_ok = ok.sum(-1)
-    score = (d.mean(1) * ok).sum(-1) / n_ok.clamp_min(1.0)
-    return score, (n_ok > 0).float()
+    band = (d * ok.unsqueeze(1)).sum(-1) / n_ok.clamp_min(1.0).unsqueeze(1)  # (B, 15)
+    return (band if per_band else band.mean(1)), (n_ok > 0).float()
 
 
 def gain_err(g, target):
