@@ -59,6 +59,20 @@ class BandIO:
         p = (spec.real**2 + spec.imag**2) * self.scale
         return spec, (p @ self.ana.t())[..., : common.N_LEARNED]
 
+    @staticmethod
+    def phase(spec, bins: int):
+        """Phase-advance features (``common.PHASE_FLOOR``): spec (B, T, nb) complex -> (B, T, 2 * bins) real,
+        (re, im) of a / sqrt(|a|^2 + (floor * mean_k |a|)^2), a = X[t, k] conj(X[t-1, k]) (-1)^k for k < bins;
+        frame -1 counts as zero (the first frame reads 0)."""
+        lo = spec[..., :bins]
+        prev = torch.cat([torch.zeros_like(lo[:, :1]), lo[:, :-1]], dim=1)
+        sign = torch.tensor([(-1.0) ** k for k in range(bins)], dtype=lo.real.dtype)
+        a = lo * prev.conj() * sign
+        mag2 = a.real**2 + a.imag**2
+        ref = (common.PHASE_FLOOR * mag2.sqrt().mean(-1, keepdim=True)) ** 2 + 1e-30
+        u = a / torch.sqrt(mag2 + ref)
+        return torch.stack([u.real, u.imag], dim=-1).reshape(*lo.shape[:-1], 2 * bins).float()
+
     def ideal_gains(self, x, t):
         """g* (B, T, 24): clip(sqrt(P_t / P_x), 0, 1) per learned band and frame. A band where the
         mixture is below -120 dB (PSD per Hz, i.e. digital silence) gets 1: nothing to remove."""

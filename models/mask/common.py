@@ -36,6 +36,13 @@ DF_WINDOW_MS = 10.0
 # Training draws the strength (the fraction of the interference removed, the model's second condition) as 1 or
 # uniformly in [MIN_STRENGTH, 1]; the stage fades the deep-filter taps out below it (see MaskStage._update).
 MIN_STRENGTH = 0.3
+# Phase-advance input (an optional input of the net, ``phase_bins`` P > 0; training-only so far: the stage and the
+# exporter do not compute it): for each of the lowest P bins of the 10 ms window, the unit complex number
+# X[t, k] conj(X[t-1, k]) (-1)^k / |.|. A sinusoid at bin k's centre (k * 100 Hz) advances its phase by pi * k per
+# 5 ms hop at every rate, so the (-1)^k takes that out and what is left is 2 pi * 5 ms times its distance from
+# the centre: steady for a harmonic that holds the bin, random for noise. The band powers and the 32 ms fine
+# spectrum carry no phase, and a deep filter's useful taps follow from exactly this advance.
+PHASE_FLOOR = 1e-2  # a bin far below the frame's mean (|a| under 1 % of it) reads as ~0, not a random unit vector
 
 
 def fine_len(sample_rate: int) -> int:

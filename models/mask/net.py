@@ -16,6 +16,11 @@ The fine branch is per frame (kernel 1 in time: no state); it sees harmonic stru
 puts partials 2.5-13 bins apart on the 31.25 Hz grid) that the 24 ERB bands average away, and the GRU
 carries it over time.
 
+Optional phase-advance branch (``phase_bins`` P > 0; a training experiment: ``step``/``step_seq`` and so the
+exporter refuse such a net, because the stage does not compute its input): (B, T, 2P) unit phase advances of the
+lowest P bins of the 10 ms window (``BandIO.phase``) ─► Linear(2P, 64) ─► ELU ─► concatenated after the fine
+features, before the FiLM, per frame like them.
+
 ``cond`` (B, 2) = [enhance (0 = denoise: music is interference, 1 = enhance: music is kept), strength
 in 0..1 (how much of the interference the target removes)]. Every conv is causal in time (kernel 3,
 two frames of left context); streaming state is explicit: two past input frames per conv layer plus the
@@ -40,6 +45,7 @@ from torch import nn
 from torch.nn.functional import elu, leaky_relu, pad
 
 FINE_OUT = 96  # features the fine branch hands to the GRU per frame
+PHASE_OUT = 64  # features the phase-advance branch (``phase_bins`` > 0, training only so far) hands to the GRU
 
 
 class CausalConv(nn.Module):
@@ -61,8 +67,9 @@ class CausalConv(nn.Module):
 class MaskNet(nn.Module):
     def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
                  feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE,
-                 lookahead: int = 0, df_bins: int = 0, df_order: int = 5):
+                 lookahead: int = 0, df_bins: int = 0, df_order: int = 5, phase_bins: int = 0):
         super().__init__()
+        self.phase_bins = int(phase_bins)
         self.n_fine = n_fine
         if int(lookahead) < 0:
             raise ValueError(f"lookahead = {lookahead}: frames of look-ahead must be >= 0")
@@ -93,7 +100,9 @@ class MaskNet(nn.Module):
         self.c2 = CausalConv(ch + emb, 2 * ch, sf=2)
         self.c3 = CausalConv(2 * ch, 2 * ch)
         self.f_out = (n_bands + 1) // 2
-        d = 2 * ch * self.f_out + (FINE_OUT if n_fine else 0)
+        d = 2 * ch * self.f_out + (FINE_OUT if n_fine else 0) + (PHASE_OUT if self.phase_bins else 0)
+        if self.phase_bins:  # per frame, like the fine branch: the GRU judges how steady the advance stays
+            self.phase_fc = nn.Linear(2 * self.phase_bins, PHASE_OUT)
         self.film = nn.Linear(2, 2 * d)
         self.gru = nn.GRU(d, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_bands)
@@ -121,18 +130,23 @@ class MaskNet(nn.Module):
         b, ch, t, f = x.shape
         return elu(self.fine_fc(x.permute(0, 2, 1, 3).reshape(b, t, ch * f)))
 
-    def _mid(self, h, fine, cond):
+    def _mid(self, h, fine, cond, phase=None):
         b, c, t, f = h.shape
         h = h.permute(0, 2, 1, 3).reshape(b, t, c * f)
         if self.n_fine:
             h = torch.cat([h, self._fine(fine)], dim=-1)
+        if self.phase_bins:
+            if phase is None:
+                raise ValueError(f"this net reads phase-advance features of {self.phase_bins} bins (BandIO.phase)")
+            h = torch.cat([h, elu(self.phase_fc(phase))], dim=-1)
         g = self.film(cond)  # (B, 2d)
         scale, shift = g.chunk(2, dim=-1)
         return h * (1.0 + scale[:, None, :]) + shift[:, None, :]
 
     # -- whole sequence (training) -------------------------------------------------------------
-    def forward(self, feat, fine, cond):
-        """feat (B, T, F) band log-power in dB; fine (B, T, 128) fine log-PSD in dB; cond (B, 2).
+    def forward(self, feat, fine, cond, phase=None):
+        """feat (B, T, F) band log-power in dB; fine (B, T, 128) fine log-PSD in dB; cond (B, 2); phase
+        (B, T, 2 * phase_bins) phase-advance features (``BandIO.phase``; only for a net with ``phase_bins``).
         Returns gains (B, T, F) in [0, 1]."""
         b, t, _ = feat.shape
         x = self._norm(feat)
@@ -140,7 +154,7 @@ class MaskNet(nn.Module):
         h = torch.cat([h, self._emb_map(b, t)], dim=1)
         h = elu(self.c2(h))
         h = elu(self.c3(h))
-        h = self._mid(h, fine, cond)
+        h = self._mid(h, fine, cond, phase)
         y, _ = self.gru(h)
         return self._out(y)
 
@@ -157,6 +171,11 @@ class MaskNet(nn.Module):
         return torch.cat([gains[:, L:], gains[:, -1:].expand(-1, min(L, gains.shape[1]), -1)], dim=1)
 
     # -- one frame (streaming / ONNX) ----------------------------------------------------------
+    def _streamable(self):
+        if self.phase_bins:  # the stage computes no phase-advance features, so such a net cannot be exported yet
+            raise NotImplementedError("a net with phase-advance input (phase_bins > 0) is a training experiment: "
+                                      "the streaming path and the exporter do not compute that input")
+
     def state_shapes(self, b: int = 1):
         return {
             "cache1": (b, 1, 2, self.n_bands),
@@ -172,6 +191,7 @@ class MaskNet(nn.Module):
         """T frames from a streaming state in one call (the runtime batches the frames one audio block
         completes): feat (B, T, F) dB, fine (B, T, 128) dB, cond (B, 2), state -> gains (B, T, F), new state.
         The same numbers as T calls of ``step`` (each conv sees the cached frames, then its own T)."""
+        self._streamable()
         b, t, _ = feat.shape
         x = self._norm(feat)
         f1 = torch.cat([cache1, x], dim=2)
@@ -188,6 +208,7 @@ class MaskNet(nn.Module):
 
     def step(self, feat, fine, cond, cache1, cache2, cache3, hidden):
         """feat (B, 1, F) dB, fine (B, 1, 128) dB, cond (B, 2), state -> gains (B, 1, F), new state (same shapes)."""
+        self._streamable()
         b = feat.shape[0]
         x = self._norm(feat)
         h, cache1 = self.c1.step(x, cache1)

@@ -126,12 +126,42 @@ def widen_gru(net: MaskNet, sd_old: dict) -> None:
     net.load_state_dict(sd)
 
 
-def masked(net, feat, fine, cond):
+def masked(net, feat, fine, cond, phase=None):
     """The net's outputs aligned with the input frames: gains (B, T, 24) and the deep-filter taps (B, T, N * K * 2),
-    or None for a net without them."""
-    out = net(feat, fine, cond)
+    or None for a net without them. ``phase``: the phase-advance features, for a net with ``phase_bins``."""
+    out = net(feat, fine, cond, phase)
     gains, df = out if net.df_bins else (out, None)
     return net.align(gains), (net.align(df) if df is not None else None)
+
+
+def phase_of(net, spec):
+    """The phase-advance input a net reads (``BandIO.phase`` of the 10 ms spectrum), or None for a net without it."""
+    return BandIO.phase(spec, net.phase_bins) if net.phase_bins else None
+
+
+def add_phase_input(net: MaskNet, sd_old: dict) -> None:
+    """Load a state dict without the phase-advance branch into ``net`` (which has it, same everything else): the
+    GRU's input columns for the new features and the FiLM rows that scale and shift them start at zero, so the
+    grown net computes what the old one did (exactly in float64: tested); the branch's own layer keeps its random init, so its
+    output carries a signal and those zero columns get a gradient from the first step."""
+    sd = net.state_dict()
+    d_old = int(sd_old["gru.weight_ih_l0"].shape[1])
+    d_new = int(sd["gru.weight_ih_l0"].shape[1])
+    for k, v in sd_old.items():
+        if k not in sd:
+            raise ValueError(f"add_phase_input: {k} is not in the grown net")
+        if k == "gru.weight_ih_l0":
+            sd[k].zero_()
+            sd[k][:, :d_old] = v
+        elif k in ("film.weight", "film.bias"):  # rows [scale (d) | shift (d)]
+            sd[k].zero_()
+            sd[k][:d_old] = v[:d_old]
+            sd[k][d_new : d_new + d_old] = v[d_old:]
+        elif sd[k].shape == v.shape:
+            sd[k].copy_(v)
+        else:
+            raise ValueError(f"add_phase_input: {k} has shape {tuple(v.shape)}, the grown net {tuple(sd[k].shape)}")
+    net.load_state_dict(sd)
 
 
 def add_df_head(net: MaskNet, sd_old: dict) -> None:
@@ -154,7 +184,7 @@ def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
     t = torch.tensor(np.stack([v["clean"] for v in val]))
     cond = torch.tensor([[0.0, 1.0]]).expand(x.shape[0], 2)
     spec, feat = io.analyse(x)
-    gains, df = masked(net, feat, io.fine(x) if net.n_fine else None, cond)
+    gains, df = masked(net, feat, io.fine(x) if net.n_fine else None, cond, phase_of(net, spec))
     y = io.synth(spec, gains, x.shape[1], df, net.df_order, net.lookahead)
     e = x.shape[1] - n_fft
     r = {"si_sdr_out": float(si_sdr(y[:, :e], t[:, :e]).mean()), "si_sdr_in": float(si_sdr(x[:, :e], t[:, :e]).mean()),
@@ -229,6 +259,9 @@ def train(args) -> dict:
         if args.df_bins and args.df_bins != kw.get("df_bins", 0):
             raise SystemExit(f"{ckpt_path} has {kw.get('df_bins', 0)} deep-filter bins; --df-bins {args.df_bins} cannot "
                              "change a run in progress (use a new --out)")
+        if args.phase_bins and args.phase_bins != kw.get("phase_bins", 0):
+            raise SystemExit(f"{ckpt_path} has {kw.get('phase_bins', 0)} phase-advance bins; --phase-bins "
+                             f"{args.phase_bins} cannot change a run in progress (use a new --out)")
         if args.lookahead is not None and args.lookahead != kw.get("lookahead", 0):
             raise SystemExit(f"{ckpt_path} was trained with {kw.get('lookahead', 0)} frames of look-ahead; "
                              f"--lookahead {args.lookahead} cannot change a run in progress (use a new --out)")
@@ -244,17 +277,23 @@ def train(args) -> dict:
         add_df = bool(args.df_bins) and not kw.get("df_bins", 0)
         if add_df:
             kw.update(df_bins=args.df_bins, df_order=args.df_order)
+        add_phase = bool(args.phase_bins) and not kw.get("phase_bins", 0)
+        if add_phase:
+            kw.update(phase_bins=args.phase_bins)
         h_old = int(ck0["net"]["gru.weight_hh_l0"].shape[1])
         widen = args.grow_hidden > h_old
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
               f"{'; fine branch added' if grow else ''}{f'; GRU {h_old} -> {args.grow_hidden}' if widen else ''}"
-              f"{f'; deep-filter taps added ({args.df_order} frames x {args.df_bins} bins)' if add_df else ''})",
+              f"{f'; deep-filter taps added ({args.df_order} frames x {args.df_bins} bins)' if add_df else ''}"
+              f"{f'; phase-advance input added ({args.phase_bins} bins)' if add_phase else ''})",
               flush=True)
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
         kw["n_fine"] = common.N_FINE if args.fine else 0
         if args.df_bins:
             kw.update(df_bins=args.df_bins, df_order=args.df_order)
+        if args.phase_bins:
+            kw.update(phase_bins=args.phase_bins)
         ck = None
     if ck is None:  # a new run (fresh or a fine-tune) may set the look-ahead; the weights are the same either way
         kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
@@ -264,12 +303,16 @@ def train(args) -> dict:
             if grow:
                 grow_fine(net, sd0)
                 sd0 = net.state_dict()
+            if add_phase and (widen or add_df):
+                raise SystemExit("--phase-bins grows one thing at a time: not with --grow-hidden or new --df-bins")
             if widen:
                 kw["hidden"] = args.grow_hidden
                 net = MaskNet(**kw)
                 widen_gru(net, sd0)
             elif add_df:
                 add_df_head(net, sd0)
+            elif add_phase:
+                add_phase_input(net, sd0)
             else:
                 net.load_state_dict(sd0)
     disc = MultiResSpecDisc()
@@ -320,7 +363,8 @@ def train(args) -> dict:
             xc, tc, yc, cc = teacher.batch(rng, n_teach, seg)
             x, t, c = np.concatenate([x, xc]), np.concatenate([t, tc]), np.concatenate([c, cc])
         nb = args.batch - n_teach
-        n_fft = 160 if rng.random() < 0.5 or net.df_bins else 320  # deep-filter taps: their 10 ms window only
+        # deep-filter taps and the phase-advance input: their 10 ms window only
+        n_fft = 160 if rng.random() < 0.5 or net.df_bins or net.phase_bins else 320
         io = ios[n_fft]
         x, t, c = torch.tensor(x), torch.tensor(t), torch.tensor(c)
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total)))))
@@ -329,7 +373,7 @@ def train(args) -> dict:
         for g in opt_g.param_groups:
             g["lr"] = lr
         spec, feat = io.analyse(x)
-        gains, df = masked(net, feat, io.fine(x) if net.n_fine else None, c)
+        gains, df = masked(net, feat, io.fine(x) if net.n_fine else None, c, phase_of(net, spec))
         y = io.synth(spec, gains, seg, df, net.df_order, net.lookahead)
         e = seg - n_fft
         t_full = t
@@ -416,7 +460,8 @@ def train(args) -> dict:
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
                "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
                "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0,
-               "lookahead": net.lookahead, "df_bins": net.df_bins, "df_order": net.df_order}
+               "lookahead": net.lookahead, "df_bins": net.df_bins, "df_order": net.df_order,
+               "phase_bins": net.phase_bins}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -534,6 +579,10 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          "(add_df_head); such a run trains on the 10 ms window only")
     ap.add_argument("--df-order", type=int, default=5, metavar="N",
                     help="frames each deep-filter tap set spans (the newest N; needs N >= look-ahead + 1)")
+    ap.add_argument("--phase-bins", type=int, default=0, metavar="P",
+                    help="a new run's phase-advance input on the lowest P bins of the 10 ms window (common.py; a "
+                         "training experiment: such a net cannot be exported yet); with --init-from a net without "
+                         "it, it is grown in at zero influence (add_phase_input); trains on the 10 ms window only")
     ap.add_argument("--grow-hidden", type=int, default=0,
                     help="with --init-from: widen the GRU to this many units, starting from exactly the old net's "
                          "output (widen_gru)")
