@@ -1,6 +1,12 @@
 """The validation curve of a mask training run, from its log.jsonl, as a Markdown table.
 
     .venv/bin/python scripts/mask_training_log.py [models/training/mask-gen2] [--every 1000]
+    .venv/bin/python scripts/mask_training_log.py RUN --against CONTROL    # a branch against its control
+
+``--against``: two runs that differ in one thing and draw the same batches (same seed and arguments otherwise),
+side by side at every validation step both reached: each one's SI-SDR improvement and differentiable STOI, the
+difference, and the mean difference over all and over the later half of the shared steps (validations move by
+about +-0.15 dB from one to the next, so a single step says little).
 
 Rows: every validation record of the log (48 fixed val mixtures, denoise, 10 ms window; ``train.py:evaluate``)
 whose step is a multiple of ``--every``, plus the first and the last; columns: step, cumulative wall time
@@ -44,11 +50,46 @@ def table(rows: list[dict]) -> str:
     return "\n".join(L) + "\n"
 
 
+def paired(run: Path, control: Path) -> tuple[str, dict]:
+    """Markdown table of two runs' validations at their shared steps, and the mean differences (run - control)."""
+    def vals(p):
+        return {r["step"]: r["val"] for r in (json.loads(x) for x in (p / "log.jsonl").read_text().splitlines()
+                                              if x.strip()) if "val" in r}
+    a, b = vals(run), vals(control)
+    steps = sorted(set(a) & set(b))
+    L = [f"| step | {run.name} SI-SDR impr. dB | {control.name} | difference | {run.name} STOI (torch) | "
+         f"{control.name} | difference |", "|---|---|---|---|---|---|---|"]
+    d_sdr, d_stoi = [], []
+    for k in steps:
+        x, y = a[k], b[k]
+        ds = x["si_sdr_improvement"] - y["si_sdr_improvement"]
+        dt = x.get("stoi_torch_out", float("nan")) - y.get("stoi_torch_out", float("nan"))
+        d_sdr.append(ds)
+        d_stoi.append(dt)
+        L.append(f"| {k} | {x['si_sdr_improvement']:+.3f} | {y['si_sdr_improvement']:+.3f} | {ds:+.3f} | "
+                 f"{x.get('stoi_torch_out', float('nan')):.4f} | {y.get('stoi_torch_out', float('nan')):.4f} | {dt:+.4f} |")
+    later = [i for i, k in enumerate(steps) if k > 0][len([k for k in steps if k > 0]) // 2:]
+    mean = {"steps": len(steps),
+            "sdr_all": sum(d_sdr[1:]) / max(1, len(d_sdr) - 1),
+            "sdr_later": sum(d_sdr[i] for i in later) / max(1, len(later)),
+            "stoi_all": sum(d_stoi[1:]) / max(1, len(d_stoi) - 1),
+            "stoi_later": sum(d_stoi[i] for i in later) / max(1, len(later))}
+    L.append("")
+    L.append(f"Mean difference over the {len(steps) - 1} validations after step 0: SI-SDR {mean['sdr_all']:+.3f} dB, "
+             f"STOI {mean['stoi_all']:+.4f}; over the later {len(later)}: {mean['sdr_later']:+.3f} dB, "
+             f"{mean['stoi_later']:+.4f}.")
+    return "\n".join(L) + "\n", mean
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", nargs="?", default=str(REPO / "models" / "training" / "mask-gen2"))
     ap.add_argument("--every", type=int, default=0, help="only validation steps that are multiples of this (0: all)")
+    ap.add_argument("--against", metavar="CONTROL", help="a control run: both runs' validations side by side")
     a = ap.parse_args(argv)
+    if a.against:
+        print(paired(Path(a.run), Path(a.against))[0], end="")
+        return
     print(table(curve(Path(a.run) / "log.jsonl", a.every)), end="")
 
 

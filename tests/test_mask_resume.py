@@ -121,3 +121,23 @@ def test_the_training_log_table_lists_every_validation_with_cumulative_wall_hour
     assert [r["wall_h"] for r in rows] == [0.0, 1.0, 2.0] and [r["train_loss"] for r in rows][1:] == [2.0, 5.0]
     assert [r["step"] for r in mtl.curve(tmp_path / "log.jsonl", every=1000)] == [0, 35]
     assert "| 20 | 1.00 | 11.00 | +4.00 | 1.200 | 2.000 |" in mtl.table(rows)
+
+
+def test_the_paired_log_compares_a_branch_with_its_control_at_the_steps_both_validated(tmp_path):
+    """mask_training_log.py --against: the two runs' validations side by side at shared steps, the differences, and
+    their means over every validation after step 0 and over the later half."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mtl", REPO / "scripts" / "mask_training_log.py")
+    mtl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mtl)
+    for name, impr in (("run", [4.0, 4.2, 4.4, 4.6, 9.9]), ("ctrl", [4.0, 4.1, 4.3, 4.3])):
+        (tmp_path / name).mkdir()
+        recs = [{"step": 500 * i, "val": {"si_sdr_improvement": v, "stoi_torch_out": 0.8 + 0.01 * i}}
+                for i, v in enumerate(impr)] + [{"step": 10, "loss": 1.0}]
+        (tmp_path / name / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text, mean = mtl.paired(tmp_path / "run", tmp_path / "ctrl")
+    assert mean["steps"] == 4  # step 2000 is the branch's alone
+    assert abs(mean["sdr_all"] - (0.1 + 0.1 + 0.3) / 3) < 1e-9 and abs(mean["sdr_later"] - (0.1 + 0.3) / 2) < 1e-9
+    assert abs(mean["stoi_all"]) < 1e-9
+    assert "| 1500 | +4.600 | +4.300 | +0.300 |" in text
