@@ -30,6 +30,19 @@ def test_a_steady_tone_reads_a_steady_advance_set_by_its_distance_from_the_bin_c
         assert np.allclose(z.numpy(), expect, atol=5e-3), (f, z[:3])
 
 
+def test_the_steady_part_reads_one_while_a_tone_holds_its_bin_and_scatters_for_noise():
+    from resculpt.models.mask.band_io import BandIO
+
+    io = BandIO(160, 80, 16000)
+    spec, _ = io.analyse(_tone(16000, 1020.0))
+    f = BandIO.phase(spec, 32, steady=True)[0, 4:].reshape(-1, 32, 4)
+    assert torch.allclose(f[:, :, :2], BandIO.phase(spec, 32)[0, 4:].reshape(-1, 32, 2))  # the advance as before
+    assert torch.allclose(f[:, 10, 2], torch.ones(f.shape[0]), atol=1e-4) and float(f[:, 10, 3].abs().max()) < 1e-2
+    spec, _ = io.analyse(torch.randn(1, 8000))
+    re = BandIO.phase(spec, 32, steady=True)[0, 4:].reshape(-1, 32, 4)[..., 2]
+    assert abs(float(re.mean())) < 0.1 and float(re.std()) > 0.5
+
+
 def test_the_features_are_the_same_at_16_and_48_khz():
     from resculpt.models.mask.band_io import BandIO
 
@@ -87,8 +100,9 @@ def test_a_smoke_run_trains_with_the_phase_input_and_records_it(tmp_path):
     from resculpt.cli import main
 
     out = tmp_path / "p"
-    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--phase-bins", "8", "--df-bins", "8"]) == 0
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--phase-bins", "8", "--phase-steady",
+                 "--df-bins", "8"]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["phase_bins"] == 8 and np.isfinite(s["val"]["si_sdr_out"])
+    assert s["phase_bins"] == 8 and s["phase_steady"] and np.isfinite(s["val"]["si_sdr_out"])
     ck = torch.load(out / "ckpt.pt", weights_only=False)
-    assert ck["net_kwargs"]["phase_bins"] == 8 and "phase_fc.weight" in ck["net"]
+    assert ck["net_kwargs"]["phase_bins"] == 8 and ck["net"]["phase_fc.weight"].shape[1] == 4 * 8  # steady: 4 per bin

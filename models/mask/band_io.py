@@ -60,10 +60,12 @@ class BandIO:
         return spec, (p @ self.ana.t())[..., : common.N_LEARNED]
 
     @staticmethod
-    def phase(spec, bins: int):
+    def phase(spec, bins: int, steady: bool = False):
         """Phase-advance features (``common.PHASE_FLOOR``): spec (B, T, nb) complex -> (B, T, 2 * bins) real,
-        (re, im) of a / sqrt(|a|^2 + (floor * mean_k |a|)^2), a = X[t, k] conj(X[t-1, k]) (-1)^k for k < bins;
-        frame -1 counts as zero (the first frame reads 0)."""
+        per bin (re, im) of u = a / sqrt(|a|^2 + (floor * mean_k |a|)^2), a = X[t, k] conj(X[t-1, k]) (-1)^k for
+        k < bins; frame -1 counts as zero (the first frame reads 0). ``steady``: (B, T, 4 * bins), per bin also
+        (re, im) of u[t] conj(u[t-1]), the change of the advance over one hop: near 1 + 0j while one harmonic holds
+        the bin, anywhere in the unit disc for noise."""
         lo = spec[..., :bins]
         prev = torch.cat([torch.zeros_like(lo[:, :1]), lo[:, :-1]], dim=1)
         sign = torch.tensor([(-1.0) ** k for k in range(bins)], dtype=lo.real.dtype)
@@ -71,7 +73,11 @@ class BandIO:
         mag2 = a.real**2 + a.imag**2
         ref = (common.PHASE_FLOOR * mag2.sqrt().mean(-1, keepdim=True)) ** 2 + 1e-30
         u = a / torch.sqrt(mag2 + ref)
-        return torch.stack([u.real, u.imag], dim=-1).reshape(*lo.shape[:-1], 2 * bins).float()
+        parts = [u.real, u.imag]
+        if steady:
+            v = u * torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], dim=1).conj()
+            parts += [v.real, v.imag]
+        return torch.stack(parts, dim=-1).reshape(*lo.shape[:-1], len(parts) * bins).float()
 
     def ideal_gains(self, x, t):
         """g* (B, T, 24): clip(sqrt(P_t / P_x), 0, 1) per learned band and frame. A band where the

@@ -18,7 +18,8 @@ carries it over time.
 
 Optional phase-advance branch (``phase_bins`` P > 0; a training experiment: ``step``/``step_seq`` and so the
 exporter refuse such a net, because the stage does not compute its input): (B, T, 2P) unit phase advances of the
-lowest P bins of the 10 ms window (``BandIO.phase``) ─► Linear(2P, 64) ─► ELU ─► concatenated after the fine
+lowest P bins of the 10 ms window (``BandIO.phase``; with ``phase_steady`` also their change over one hop,
+4P) ─► Linear(2P or 4P, 64) ─► ELU ─► concatenated after the fine
 features, before the FiLM, per frame like them.
 
 ``cond`` (B, 2) = [enhance (0 = denoise: music is interference, 1 = enhance: music is kept), strength
@@ -67,9 +68,10 @@ class CausalConv(nn.Module):
 class MaskNet(nn.Module):
     def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
                  feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE,
-                 lookahead: int = 0, df_bins: int = 0, df_order: int = 5, phase_bins: int = 0):
+                 lookahead: int = 0, df_bins: int = 0, df_order: int = 5, phase_bins: int = 0,
+                 phase_steady: bool = False):
         super().__init__()
-        self.phase_bins = int(phase_bins)
+        self.phase_bins, self.phase_steady = int(phase_bins), bool(phase_steady)
         self.n_fine = n_fine
         if int(lookahead) < 0:
             raise ValueError(f"lookahead = {lookahead}: frames of look-ahead must be >= 0")
@@ -102,7 +104,7 @@ class MaskNet(nn.Module):
         self.f_out = (n_bands + 1) // 2
         d = 2 * ch * self.f_out + (FINE_OUT if n_fine else 0) + (PHASE_OUT if self.phase_bins else 0)
         if self.phase_bins:  # per frame, like the fine branch: the GRU judges how steady the advance stays
-            self.phase_fc = nn.Linear(2 * self.phase_bins, PHASE_OUT)
+            self.phase_fc = nn.Linear((4 if self.phase_steady else 2) * self.phase_bins, PHASE_OUT)
         self.film = nn.Linear(2, 2 * d)
         self.gru = nn.GRU(d, hidden, batch_first=True)
         self.head = nn.Linear(hidden, n_bands)
@@ -146,7 +148,8 @@ class MaskNet(nn.Module):
     # -- whole sequence (training) -------------------------------------------------------------
     def forward(self, feat, fine, cond, phase=None):
         """feat (B, T, F) band log-power in dB; fine (B, T, 128) fine log-PSD in dB; cond (B, 2); phase
-        (B, T, 2 * phase_bins) phase-advance features (``BandIO.phase``; only for a net with ``phase_bins``).
+        (B, T, 2 or 4 * phase_bins) phase-advance features (``BandIO.phase``, ``steady`` = ``phase_steady``; only
+        for a net with ``phase_bins``).
         Returns gains (B, T, F) in [0, 1]."""
         b, t, _ = feat.shape
         x = self._norm(feat)

@@ -136,7 +136,7 @@ def masked(net, feat, fine, cond, phase=None):
 
 def phase_of(net, spec):
     """The phase-advance input a net reads (``BandIO.phase`` of the 10 ms spectrum), or None for a net without it."""
-    return BandIO.phase(spec, net.phase_bins) if net.phase_bins else None
+    return BandIO.phase(spec, net.phase_bins, net.phase_steady) if net.phase_bins else None
 
 
 def add_phase_input(net: MaskNet, sd_old: dict) -> None:
@@ -259,6 +259,8 @@ def train(args) -> dict:
         if args.df_bins and args.df_bins != kw.get("df_bins", 0):
             raise SystemExit(f"{ckpt_path} has {kw.get('df_bins', 0)} deep-filter bins; --df-bins {args.df_bins} cannot "
                              "change a run in progress (use a new --out)")
+        if args.phase_steady and not kw.get("phase_steady", False):
+            raise SystemExit(f"{ckpt_path} was trained without --phase-steady, which cannot change a run in progress")
         if args.phase_bins and args.phase_bins != kw.get("phase_bins", 0):
             raise SystemExit(f"{ckpt_path} has {kw.get('phase_bins', 0)} phase-advance bins; --phase-bins "
                              f"{args.phase_bins} cannot change a run in progress (use a new --out)")
@@ -279,7 +281,7 @@ def train(args) -> dict:
             kw.update(df_bins=args.df_bins, df_order=args.df_order)
         add_phase = bool(args.phase_bins) and not kw.get("phase_bins", 0)
         if add_phase:
-            kw.update(phase_bins=args.phase_bins)
+            kw.update(phase_bins=args.phase_bins, phase_steady=args.phase_steady)
         h_old = int(ck0["net"]["gru.weight_hh_l0"].shape[1])
         widen = args.grow_hidden > h_old
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
@@ -293,7 +295,7 @@ def train(args) -> dict:
         if args.df_bins:
             kw.update(df_bins=args.df_bins, df_order=args.df_order)
         if args.phase_bins:
-            kw.update(phase_bins=args.phase_bins)
+            kw.update(phase_bins=args.phase_bins, phase_steady=args.phase_steady)
         ck = None
     if ck is None:  # a new run (fresh or a fine-tune) may set the look-ahead; the weights are the same either way
         kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
@@ -461,7 +463,7 @@ def train(args) -> dict:
                "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
                "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0,
                "lookahead": net.lookahead, "df_bins": net.df_bins, "df_order": net.df_order,
-               "phase_bins": net.phase_bins}
+               "phase_bins": net.phase_bins, "phase_steady": net.phase_steady}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -583,6 +585,9 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     help="a new run's phase-advance input on the lowest P bins of the 10 ms window (common.py; a "
                          "training experiment: such a net cannot be exported yet); with --init-from a net without "
                          "it, it is grown in at zero influence (add_phase_input); trains on the 10 ms window only")
+    ap.add_argument("--phase-steady", action="store_true",
+                    help="with --phase-bins: also give the net each bin's change of phase advance over one hop "
+                         "(BandIO.phase steady=True)")
     ap.add_argument("--grow-hidden", type=int, default=0,
                     help="with --init-from: widen the GRU to this many units, starting from exactly the old net's "
                          "output (widen_gru)")
