@@ -106,3 +106,35 @@ def test_a_smoke_run_trains_with_the_phase_input_and_records_it(tmp_path):
     assert s["phase_bins"] == 8 and s["phase_steady"] and np.isfinite(s["val"]["si_sdr_out"])
     ck = torch.load(out / "ckpt.pt", weights_only=False)
     assert ck["net_kwargs"]["phase_bins"] == 8 and ck["net"]["phase_fc.weight"].shape[1] == 4 * 8  # steady: 4 per bin
+
+
+def test_the_torch_scorer_runs_a_checkpoint_the_way_the_training_validation_does(tmp_path):
+    """scripts/mask_torch_scores.py scores nets the stage cannot run yet: its outputs are train.evaluate's (same
+    SI-SDR on the same mixtures), and it reads a checkpoint by path."""
+    import importlib.util
+    from pathlib import Path
+
+    from resculpt.models.mask import mixing
+    from resculpt.models.mask.train import evaluate
+
+    repo = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("mts", repo / "scripts" / "mask_torch_scores.py")
+    mts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mts)
+    _, net = _nets()
+    torch.save({"net": net.state_dict(), "net_kwargs": dict(hidden=16, ch=4, df_bins=8, phase_bins=8), "step": 7},
+               tmp_path / "c.pt")
+    net2, ck = mts.net_of(str(tmp_path / "c.pt"))
+    pools = mixing.synthetic_pools(0)
+    items = [dict(zip(("noisy", "clean"), mixing.make_example(np.random.default_rng(i), pools, 8000, augment=False)[:2]))
+             for i in range(3)]
+    ys = mts.outputs(net2, items)
+    e = 8000 - 160
+    sdr = np.mean([float(_si_sdr(y[:e], it["clean"][:e])) for y, it in zip(ys, items)])
+    assert ck["step"] == 7 and abs(sdr - evaluate(net2, items)["si_sdr_out"]) < 1e-3
+
+
+def _si_sdr(y, t):
+    from resculpt.models.mask.losses import si_sdr
+
+    return si_sdr(torch.tensor(y)[None], torch.tensor(t)[None])[0]
