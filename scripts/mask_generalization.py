@@ -12,7 +12,7 @@ net on unseen audio is the ~17 minutes of training noise, not its size or the ob
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import torch
@@ -53,9 +53,6 @@ def main(argv=None):
         for key, val in sets.items():
             res[f"{name}|{key[0]}|{key[1]}"] = r = evaluate(net, val)
             print(name, key, {k: round(v, 3) for k, v in r.items()}, flush=True)
-    out = REPO / a.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     lines = [f"`scripts/mask_generalization.py {' '.join(a.ckpts)} --utts {a.utts} --seconds {a.seconds} "
              f"--seed {a.seed}`", "",
              "Pools: " + "; ".join(f"{s}: {n} speakers, {k} noise recordings ({m:.1f} min)"
@@ -68,8 +65,11 @@ def main(argv=None):
         name, sp, no = k.split("|")
         lines.append(f"| {name} | {sp} | {no} | {r['si_sdr_in']:.2f} | {r['si_sdr_improvement']:+.2f} | "
                      f"{r['stoi_torch_in']:.3f} -> {r['stoi_torch_out']:.3f} |")
-    out.write_text("\n".join(lines) + "\n")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from resculpt_bench_io import write_result
+
     print("\n".join(lines))
+    write_result(REPO / a.out, lines, res)
 
 
 if __name__ == "__main__":

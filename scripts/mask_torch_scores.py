@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -76,9 +75,6 @@ def main(argv=None):
                                                                   if it["snr_db"] == s])) for k in rows[0]}
                                  for s in sorted({it["snr_db"] for it in items})}}
         print(name, {k: v for k, v in res[name].items() if k != "per_snr"}, flush=True)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     L = [f"Command: `scripts/mask_torch_scores.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
          f"{len(items)} validation mixtures (SNR 0/5/10/15 dB), each checkpoint's net in torch through the training's "
          "band domain (16 kHz, 10 ms window, denoise, full strength, no reduction limit): compare rows with each "
@@ -87,8 +83,11 @@ def main(argv=None):
     for k, r in res.items():
         L.append(f"| {k} | {r['step']} | {r['pesq_wb']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | "
                  f"{r['dnsmos_ovrl']:.3f} | {r['per_snr']['0']['stoi']:.3f} / {r['per_snr']['5']['stoi']:.3f} |")
-    out.write_text("\n".join(L) + "\n")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from resculpt_bench_io import write_result
+
     print("\n".join(L))
+    write_result(a.out, L, res)
 
 
 if __name__ == "__main__":
