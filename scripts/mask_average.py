@@ -25,10 +25,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load(spec: str) -> dict:
-    """A checkpoint dict from a path or from ``REV:PATH`` in this repository's history."""
+def load(spec: str, repo: Path = REPO) -> dict:
+    """A checkpoint dict from a path or from ``REV:PATH`` in ``repo``'s history (this repository's by default)."""
     if ":" in spec and not Path(spec).exists():
-        blob = subprocess.run(["git", "-C", str(REPO), "show", spec], check=True, capture_output=True).stdout
+        blob = subprocess.run(["git", "-C", str(repo), "show", spec], check=True, capture_output=True).stdout
         return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
     return torch.load(spec, map_location="cpu", weights_only=False)
 

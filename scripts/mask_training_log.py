@@ -68,14 +68,16 @@ def paired(run: Path, control: Path) -> tuple[str, dict]:
         d_stoi.append(dt)
         L.append(f"| {k} | {x['si_sdr_improvement']:+.3f} | {y['si_sdr_improvement']:+.3f} | {ds:+.3f} | "
                  f"{x.get('stoi_torch_out', float('nan')):.4f} | {y.get('stoi_torch_out', float('nan')):.4f} | {dt:+.4f} |")
-    later = [i for i, k in enumerate(steps) if k > 0][len([k for k in steps if k > 0]) // 2:]
-    mean = {"steps": len(steps),
-            "sdr_all": sum(d_sdr[1:]) / max(1, len(d_sdr) - 1),
-            "sdr_later": sum(d_sdr[i] for i in later) / max(1, len(later)),
-            "stoi_all": sum(d_stoi[1:]) / max(1, len(d_stoi) - 1),
-            "stoi_later": sum(d_stoi[i] for i in later) / max(1, len(later))}
+    post = [i for i, k in enumerate(steps) if k > 0]  # step 0 is the shared starting point of a branch and its control
+    later = post[len(post) // 2:]
+
+    def avg(d, idx):
+        return sum(d[i] for i in idx) / max(1, len(idx))
+
+    mean = {"steps": len(steps), "sdr_all": avg(d_sdr, post), "sdr_later": avg(d_sdr, later),
+            "stoi_all": avg(d_stoi, post), "stoi_later": avg(d_stoi, later)}
     L.append("")
-    L.append(f"Mean difference over the {len(steps) - 1} validations after step 0: SI-SDR {mean['sdr_all']:+.3f} dB, "
+    L.append(f"Mean difference over the {len(post)} validations after step 0: SI-SDR {mean['sdr_all']:+.3f} dB, "
              f"STOI {mean['stoi_all']:+.4f}; over the later {len(later)}: {mean['sdr_later']:+.3f} dB, "
              f"{mean['stoi_later']:+.4f}.")
     return "\n".join(L) + "\n", mean

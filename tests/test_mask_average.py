@@ -55,7 +55,22 @@ def test_checkpoints_of_different_architectures_are_refused(tmp_path):
         _script().main([str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", str(tmp_path / "m.pt")])
 
 
-def test_a_committed_checkpoint_is_read_from_history_by_rev_and_path(tmp_path):
-    mod = _script()
-    ck = mod.load("HEAD:models/training/mask-df-live/ckpt.pt")
-    assert ck["net_kwargs"]["df_bins"] == 32 and ck["step"] > 0
+def test_a_committed_checkpoint_is_read_from_history_by_rev_and_path_after_the_file_changed(tmp_path):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin"}
+
+    def git(*a):
+        return subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True, text=True, env=env).stdout
+
+    git("init", "-q")
+    _ckpt(repo / "ckpt.pt", 1)
+    git("add", "ckpt.pt")
+    git("commit", "-q", "-m", "one")
+    rev = git("rev-parse", "HEAD").strip()
+    _ckpt(repo / "ckpt.pt", 2)  # the worktree's file moves on; the commit keeps step 100
+    ck = _script().load(f"{rev}:ckpt.pt", repo=repo)
+    assert ck["step"] == 100 and torch.load(repo / "ckpt.pt", weights_only=False)["step"] == 200

@@ -43,7 +43,7 @@ def test_the_steady_part_reads_one_while_a_tone_holds_its_bin_and_scatters_for_n
     assert abs(float(re.mean())) < 0.1 and float(re.std()) > 0.5
 
 
-def test_the_features_are_the_same_at_16_and_48_khz():
+def test_the_features_of_the_bins_a_tone_holds_are_the_same_at_16_and_48_khz():
     from resculpt.models.mask.band_io import BandIO
 
     a = BandIO.phase(BandIO(160, 80, 16000).analyse(_tone(16000, 1230.0))[0], 32)[0, 4:40]
@@ -90,10 +90,19 @@ def test_growing_the_phase_input_leaves_the_nets_output_exactly_as_it_was_in_flo
         new(feat, fine, cond)
 
 
-def test_a_net_with_phase_input_refuses_streaming_and_export_instead_of_running_without_it():
+def test_a_net_with_phase_input_refuses_streaming_and_export_instead_of_running_without_it(tmp_path):
+    from resculpt.models.mask.export import export
+
     _, new = _nets()
     with pytest.raises(NotImplementedError, match="training experiment"):
         new.step(torch.zeros(1, 1, 24), torch.zeros(1, 1, 128), torch.zeros(1, 2), *new.init_state())
+    with pytest.raises(NotImplementedError, match="training experiment"):
+        new.step_seq(torch.zeros(1, 3, 24), torch.zeros(1, 3, 128), torch.zeros(1, 2), *new.init_state())
+    torch.save({"net": new.state_dict(), "net_kwargs": dict(hidden=16, ch=4, df_bins=8, phase_bins=8), "step": 1},
+               tmp_path / "c.pt")
+    with pytest.raises(NotImplementedError, match="training experiment"):
+        export(tmp_path / "c.pt", tmp_path / "bundle")
+    assert not (tmp_path / "bundle" / "model.onnx").exists()
 
 
 def test_a_smoke_run_trains_with_the_phase_input_and_records_it(tmp_path):
