@@ -1,0 +1,404 @@
+"""A learned content/speaker split of the anon stage's band levels, measured with the anonymity benchmark.
+
+    RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_learned_levels.py capture \
+        [--out runs/anon-levels-data.npz]                                        # ~10 min, one core
+    .venv-bench/bin/python scripts/anon_learned_levels.py train --data runs/anon-levels-data.npz \
+        --run models/training/anon-levels --minutes 40                           # resumable
+    RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_learned_levels.py bench \
+        --ckpt models/training/anon-levels/ckpt.pt --split train --skip-speakers 48 --speakers 64 \
+        --no-baselines --no-asr --preset anon-neutral@anon.dynamics_pct=100 \
+        --preset "anon-neutral@anon.dynamics_pct=100+learned" --out benchmarks/results/anon_learned_levels.md
+
+What the oracle probe (scripts/anon_mel_probe.py) found the attacker links on after an anon preset is each band's
+level statistics and how the levels move, and the level-dynamics step (dsp/voice/dynamics.py) normalises the
+first two moments per band causally; what is left of the speaker is in how the levels move together over time.
+This is the issue's content/speaker split at the smallest scale that can be measured end to end: on the same 32
+mel bands and 5 ms frames the dynamics step reads, after the stage's other steps,
+
+- an **encoder** (causal: Linear 34 -> 64, GRU 64) reads each frame's band levels as z-scores against the step's
+  running per-band mean and spread, plus the speech flag and the frame's level against the running mean, and
+  emits a **content code** of ``--code`` numbers per frame (tanh, Gaussian noise of ``--noise`` in training: a
+  bottleneck), from which a **speaker adversary** (the code's mean and spread over an utterance's speech frames ->
+  MLP -> the training speaker) is pushed away by gradient reversal;
+- a **decoder** (causal: GRU 96) reads the code and a speaker embedding (a learned table of the training
+  speakers) and reconstructs the z-scores (L1 on speech frames);
+- in the stage (``+learned`` on a preset), the decoder is given the **mean of the table** (an average speaker)
+  and its z-scores replace the input's: each band's target is the step's long-term target plus the decoded
+  z-score times the average speaker's spread; the correction (limited to +-12 dB) is applied as the dynamics
+  step applies its own. Pauses take the step's long-term part only, as in the step.
+
+Training data: train-split speakers through the presets (every 2.8 s chunk reset, as the benchmark's
+utterances are), leaving out the 64 speakers ``--split train --skip-speakers 48 --speakers 64`` attacks and every
+val speaker. The benchmark run is then on speakers the net never saw. Measurement only: allocating, torch in the
+loop, one frame at a time (bit-for-bit a streaming computation: the net is causal and stepped per frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import anonymity as bench  # noqa: E402
+from resculpt.dsp.voice import dynamics as D  # noqa: E402
+
+VIEWS = ("anon-neutral", "anon-low", "anon-high")
+ZCLIP = 4.0
+_ORIG = D.BandDynamics
+
+
+# -- the step's statistics, recorded or used ------------------------------------------------------------
+class Recorder(_ORIG):
+    """The dynamics step reading and updating its statistics (share 0: the row is left as it is) and keeping,
+    for channel 0, each frame's (L (32,), m (32,), v (32,), valid, speech)."""
+
+    instances: list = []
+
+    def __init__(self, freqs_hz, channels, frame_rate_hz):
+        super().__init__(freqs_hz, channels, frame_rate_hz)
+        self.frames: list = []
+        Recorder.instances.append(self)
+
+    def process(self, row, ch, share, tilt, speech):
+        self._L[:] = np.nan
+        super().process(row, ch, 0.0, tilt, speech)
+        if ch == 0:
+            self.frames.append((self._L.copy(), self._mean[0].copy(), self._var[0].copy(),
+                                bool(self._n[0] > 0), bool(speech)))
+
+    def reset(self):
+        super().reset()
+        if hasattr(self, "frames"):
+            self.frames.clear()
+
+
+def features(L, m, v, valid, speech):
+    """Per frame (T, 34) float32 net input and (T, 32) z-scores: (L - m) / sqrt(v) per band (clipped to
+    +-ZCLIP; 0 before the step has heard speech), the speech flag, and the frame's mean level against the
+    running mean's, in units of 10 dB. L, m, v (T, 32) dB / dB^2; valid, speech (T,) bool."""
+    ok = valid & np.isfinite(L).all(1)
+    z = np.where(ok[:, None], (L - m) / np.sqrt(np.maximum(v, 1e-6)), 0.0)
+    z = np.clip(np.nan_to_num(z), -ZCLIP, ZCLIP).astype(np.float32)
+    lvl = np.where(ok, (np.nan_to_num(L).mean(1) - m.mean(1)) / 10.0, 0.0)
+    f = np.concatenate([z, speech[:, None].astype(np.float32), np.clip(lvl, -4, 4)[:, None]], 1)
+    return f.astype(np.float32), z
+
+
+# -- the net ------------------------------------------------------------------------------------------------
+def build_net(n_spk, code=6, emb=16):
+    import torch
+    from torch import nn
+
+    class Reverse(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, lam):
+            ctx.lam = lam
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return -ctx.lam * g, None
+
+    class LevelSplit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cfg = {"n_spk": n_spk, "code": code, "emb": emb}
+            self.inp = nn.Linear(34, 64)
+            self.enc = nn.GRU(64, 64, batch_first=True)
+            self.code = nn.Linear(64, code)
+            self.spk = nn.Embedding(n_spk, emb)
+            self.dinp = nn.Linear(code + emb + 1, 96)
+            self.dec = nn.GRU(96, 96, batch_first=True)
+            self.out = nn.Linear(96, 32)
+            self.adv = nn.Sequential(nn.Linear(2 * code, 128), nn.ReLU(), nn.Linear(128, n_spk))
+
+        def encode(self, f, h=None):
+            """f (B, T, 34) -> code (B, T, C), h."""
+            y, h = self.enc(torch.tanh(self.inp(f)), h)
+            return torch.tanh(self.code(y)), h
+
+        def decode(self, c, e, speech, h=None):
+            """c (B, T, C), e (B, E), speech (B, T) -> z (B, T, 32), h."""
+            e = e[:, None, :].expand(-1, c.shape[1], -1)
+            y, h = self.dec(torch.tanh(self.dinp(torch.cat([c, e, speech[..., None]], -1))), h)
+            return self.out(y), h
+
+        def adversary(self, c, speech, lam):
+            """Speaker logits (B, n_spk) from the code's mean and spread over speech frames, gradient reversed."""
+            c = Reverse.apply(c, lam)
+            w = speech[..., None]
+            n = w.sum(1).clamp_min(1.0)
+            mu = (c * w).sum(1) / n
+            sd = (((c - mu[:, None]) ** 2 * w).sum(1) / n + 1e-6).sqrt()
+            return self.adv(torch.cat([mu, sd], -1))
+
+    return LevelSplit()
+
+
+# -- capture ------------------------------------------------------------------------------------------------
+def eval_speakers(skip=48, n=64):
+    """The keys benchmarks/anonymity.py --split train --skip-speakers skip --speakers n attacks."""
+    from resculpt.models import data
+
+    el = [it for it in data.select("speech", "train") if it.duration_s >= bench.N_UTT * bench.SEG_S]
+    el.sort(key=lambda it: (it.source, int(it.speaker) if it.speaker.isdigit() else 0, it.speaker))
+    keys: list = []
+    for it in el[skip:]:
+        k = f"{it.source}:{it.speaker}"
+        if len(set(keys)) >= n:
+            break
+        keys.append(k)
+    return set(keys)
+
+
+def capture(a) -> int:
+    from resculpt.models import data
+
+    bench.one_thread()
+    held = eval_speakers()
+    items = [it for it in data.select("speech", "train") if f"{it.source}:{it.speaker}" not in held]
+    if a.items:
+        items = items[: a.items]
+    spk = sorted({f"{it.source}:{it.speaker}" for it in items})
+    sid = {s: i for i, s in enumerate(spk)}
+    D.BandDynamics = Recorder
+    try:
+        chains = {v: bench.chain_system(f"{v}@anon.dynamics_pct=100") for v in a.view}
+    finally:
+        D.BandDynamics = _ORIG
+    rec = Recorder.instances[-len(a.view):]
+    n = int(bench.SEG_S * bench.SR)
+    out = {"L": [], "m": [], "v": [], "valid": [], "speech": [], "spk": [], "view": []}
+    t0 = time.time()
+    for j, it in enumerate(items):
+        x, _ = data.load(it, sample_rate=bench.SR)
+        per = int(a.max_s * bench.SR)
+        x = x[:per]
+        for k in range(len(x) // n):
+            for vi, (v, run) in enumerate(chains.items()):
+                r = rec[vi]
+                run(x[k * n:(k + 1) * n])  # resets the chain (and the recorder) first
+                L, m, var, ok, sp = (np.array(q) for q in zip(*r.frames))
+                out["L"].append(L.astype(np.float16))
+                out["m"].append(m.astype(np.float16))
+                out["v"].append(var.astype(np.float32))
+                out["valid"].append(ok)
+                out["speech"].append(sp)
+                out["spk"].append(sid[f"{it.source}:{it.speaker}"])
+                out["view"].append(vi)
+        if j % 25 == 0:
+            print(f"{j}/{len(items)} recordings, {len(out['spk'])} chunks, {time.time() - t0:.0f} s", flush=True)
+    np.savez_compressed(a.out, **{k: np.stack(v) for k, v in out.items()}, speakers=np.array(spk),
+                        views=np.array(list(a.view)), held=np.array(sorted(held)))
+    print(f"{len(out['spk'])} chunks of {len(spk)} speakers -> {a.out} ({time.time() - t0:.0f} s)")
+    return 0
+
+
+# -- train --------------------------------------------------------------------------------------------------
+def load_data(path):
+    d = np.load(path)
+    L, m, v = d["L"].astype(np.float32), d["m"].astype(np.float32), d["v"]
+    f, z = zip(*(features(L[i], m[i], v[i], d["valid"][i], d["speech"][i]) for i in range(len(L))))
+    return np.stack(f), np.stack(z), (d["speech"] & d["valid"]).astype(np.float32), d["spk"], len(d["speakers"])
+
+
+def train(a) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    F, Z, S, spk, n_spk = load_data(a.data)
+    rng = np.random.default_rng(a.seed)
+    val = rng.random(len(F)) < 0.08
+    tr = np.flatnonzero(~val)
+    va = np.flatnonzero(val)
+    run = Path(a.run)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(a.seed)
+    net = build_net(n_spk, a.code)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    step, log = 0, run / "log.jsonl"
+    ck = run / "ckpt.pt"
+    if ck.exists():
+        st = torch.load(ck, weights_only=False)
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+    T = F.shape[1]
+    seg = min(a.segment, T)
+    t_end = time.time() + 60 * a.minutes
+
+    def batch(idx, crop):
+        i0 = rng.integers(0, T - seg + 1, len(idx)) if crop else np.zeros(len(idx), int)
+        ln = seg if crop else T
+        f = torch.from_numpy(np.stack([F[i, s:s + ln] for i, s in zip(idx, i0)]))
+        z = torch.from_numpy(np.stack([Z[i, s:s + ln] for i, s in zip(idx, i0)]))
+        sp = torch.from_numpy(np.stack([S[i, s:s + ln] for i, s in zip(idx, i0)]))
+        return f, z, sp, torch.from_numpy(spk[idx].astype(np.int64))
+
+    def losses(f, z, sp, y, lam, noise):
+        c, _ = net.encode(f)
+        cn = c + noise * torch.randn_like(c) if noise > 0 else c
+        zh, _ = net.decode(cn, net.spk(y), f[..., 32])
+        rec = ((zh - z).abs().mean(-1) * sp).sum() / sp.sum().clamp_min(1.0)
+        logits = net.adversary(c, sp, lam)
+        adv = torch.nn.functional.cross_entropy(logits, y)
+        acc = (logits.argmax(-1) == y).float().mean()
+        # the same code decoded with the average speaker: how far from the input it moves (diagnostic)
+        return rec, adv, acc
+
+    while time.time() < t_end and step < a.steps:
+        lam = a.adv * min(1.0, step / max(a.adv_ramp, 1))
+        f, z, sp, y = batch(rng.choice(tr, a.batch), True)
+        rec, adv, acc = losses(f, z, sp, y, lam, a.noise)
+        opt.zero_grad()
+        (rec + adv).backward()  # the reversal makes adv's gradient ascend on the encoder
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % a.val_every == 0:
+            with torch.no_grad():
+                f, z, sp, y = batch(va, False)
+                vr, va_, vacc = losses(f, z, sp, y, 0.0, 0.0)
+                # identity floor: how far the input z-scores are from a constant 0 (the statistical step)
+                floor = ((z.abs().mean(-1) * sp).sum() / sp.sum()).item()
+            row = {"step": step, "rec": round(rec.item(), 4), "adv": round(adv.item(), 3), "acc": round(acc.item(), 3),
+                   "lam": round(lam, 3), "val_rec": round(vr.item(), 4), "val_adv_acc": round(vacc.item(), 3),
+                   "val_zero_rec": round(floor, 4), "chance": round(1.0 / n_spk, 4)}
+            with open(log, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(row, flush=True)
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "cfg": net.cfg, "args": vars(a)}, ck)
+    print(f"saved step {step} -> {ck}")
+    return 0
+
+
+# -- bench ----------------------------------------------------------------------------------------------------
+_LEARNED = {"on": "", "net": None}
+MODES = ("learned", "flat")
+
+
+class Learned(_ORIG):
+    """The dynamics step with the learned split's z-scores in place of the input's on speech frames (mode
+    "learned"), or with every speech frame's z-scores 0 (mode "flat": each band held at its long-term target, the
+    trivial way to take every level movement away, content included: the control the net must beat on STOI)."""
+
+    def __init__(self, freqs_hz, channels, frame_rate_hz):
+        super().__init__(freqs_hz, channels, frame_rate_hz)
+        self.on = _LEARNED["on"]
+        self.h = [None] * channels
+        if self.on == "learned":
+            import torch
+
+            net = _LEARNED["net"]
+            self.e = net.spk.weight.mean(0, keepdim=True).detach()
+            self.torch = torch
+
+    def reset(self):
+        super().reset()
+        if hasattr(self, "h"):
+            self.h = [None] * len(self.h)
+
+    def process(self, row, ch, share, tilt, speech):
+        if not self.on:
+            return super().process(row, ch, share, tilt, speech)
+        self._L[:] = np.nan
+        super().process(row, ch, 0.0, tilt, speech)  # statistics only: the row is left as it is
+        L, m, v, n = self._L.copy(), self._mean[ch], self._var[ch], self._n[ch]
+        valid = n > 0 and np.isfinite(L).all()
+        if self.on == "flat":
+            zh = np.zeros((1, 1, 32), np.float32)
+        else:
+            zh = self._step(L, m, v, valid, speech, ch)
+        if not valid:
+            return
+        t = self._tgt + np.float32(m.mean())
+        if speech:
+            t = t + zh[0, 0] * self._std
+        else:
+            t = t + L - m
+        t = np.clip(t - L, self._lo, self._hi) * np.float32(share * math.log(10.0) / 20.0)
+        row *= np.exp(self._s @ t).astype(np.complex64)
+
+    def _step(self, L, m, v, valid, speech, ch):
+        f, _ = features(L[None], m[None], v[None], np.array([valid]), np.array([bool(speech)]))
+        torch = self.torch
+        net = _LEARNED["net"]
+        with torch.no_grad():
+            ft = torch.from_numpy(f)[None]
+            c, he = net.encode(ft, None if self.h[ch] is None else self.h[ch][0])
+            zh, hd = net.decode(c, self.e, ft[..., 32], None if self.h[ch] is None else self.h[ch][1])
+        self.h[ch] = (he, hd)
+        return zh.numpy()
+
+
+def _chain_system(spec, params=None, random_seed=False, _orig=bench.chain_system):
+    mode = ""
+    if isinstance(spec, str) and "+" in spec:
+        spec, mode = spec.rsplit("+", 1)
+        if mode not in MODES:
+            raise SystemExit(f"+{mode}: not a mode ({', '.join(MODES)})")
+    _LEARNED["on"] = mode
+    try:
+        return _orig(spec, params, random_seed)
+    finally:
+        _LEARNED["on"] = ""
+
+
+def run_bench(a, rest) -> int:
+    import torch
+
+    st = torch.load(a.ckpt, weights_only=False)
+    net = build_net(**st["cfg"])
+    net.load_state_dict(st["net"])
+    net.eval()
+    _LEARNED["net"] = net
+    D.BandDynamics = Learned
+    bench.chain_system = _chain_system
+    return bench.main(rest)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("capture")
+    c.add_argument("--out", default="runs/anon-levels-data.npz")
+    c.add_argument("--view", action="append", default=None, help=f"presets rendered (default {VIEWS[:2]})")
+    c.add_argument("--max-s", type=float, default=30.0, help="at most this much of each recording")
+    c.add_argument("--items", type=int, default=0, help="only the first N recordings (a smoke test)")
+    t = sub.add_parser("train")
+    t.add_argument("--data", default="runs/anon-levels-data.npz")
+    t.add_argument("--run", default="models/training/anon-levels")
+    t.add_argument("--minutes", type=float, default=30.0)
+    t.add_argument("--steps", type=int, default=10**9)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--segment", type=int, default=280, help="frames per training segment")
+    t.add_argument("--code", type=int, default=6)
+    t.add_argument("--noise", type=float, default=0.1)
+    t.add_argument("--adv", type=float, default=1.0, help="gradient-reversal weight once ramped")
+    t.add_argument("--adv-ramp", type=int, default=2000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-every", type=int, default=250)
+    b = sub.add_parser("bench", help="benchmarks/anonymity.py with +learned presets; other arguments are its own")
+    b.add_argument("--ckpt", required=True)
+    a, rest = ap.parse_known_args(argv)
+    if a.cmd == "capture":
+        a.view = a.view or list(VIEWS[:2])
+        return capture(a)
+    if a.cmd == "train":
+        return train(a)
+    return run_bench(a, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
