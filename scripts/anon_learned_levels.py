@@ -61,12 +61,12 @@ class Recorder(_ORIG):
 
     instances: list = []
 
-    def __init__(self, freqs_hz, channels, frame_rate_hz):
+    def __init__(self, freqs_hz, channels, frame_rate_hz, split_weights=None):
         super().__init__(freqs_hz, channels, frame_rate_hz)
         self.frames: list = []
         Recorder.instances.append(self)
 
-    def process(self, row, ch, share, tilt, speech):
+    def process(self, row, ch, share, tilt, speech, split=0.0):
         self._L[:] = np.nan
         super().process(row, ch, 0.0, tilt, speech)
         if ch == 0:
@@ -216,6 +216,7 @@ def train(a) -> int:
     F, Z, S, spk, n_spk = load_data(a.data)
     rng = np.random.default_rng(a.seed)
     val = rng.random(len(F)) < 0.08
+    val[0] = True  # at least one validation chunk
     tr = np.flatnonzero(~val)
     va = np.flatnonzero(val)
     run = Path(a.run)
@@ -292,7 +293,7 @@ class Learned(_ORIG):
     "learned"), or with every speech frame's z-scores 0 (mode "flat": each band held at its long-term target, the
     trivial way to take every level movement away, content included: the control the net must beat on STOI)."""
 
-    def __init__(self, freqs_hz, channels, frame_rate_hz):
+    def __init__(self, freqs_hz, channels, frame_rate_hz, split_weights=None):
         super().__init__(freqs_hz, channels, frame_rate_hz)
         self.on = _LEARNED["on"]
         self.h = [None] * channels
@@ -308,7 +309,7 @@ class Learned(_ORIG):
         if hasattr(self, "h"):
             self.h = [None] * len(self.h)
 
-    def process(self, row, ch, share, tilt, speech):
+    def process(self, row, ch, share, tilt, speech, split=0.0):
         if not self.on:
             return super().process(row, ch, share, tilt, speech)
         self._L[:] = np.nan
@@ -367,6 +368,23 @@ def run_bench(a, rest) -> int:
     return bench.main(rest)
 
 
+def export(a) -> int:
+    import torch
+
+    from resculpt.dsp.voice import level_split
+
+    st = torch.load(a.ckpt, weights_only=False)
+    net = build_net(**st["cfg"])
+    net.load_state_dict(st["net"])
+    net.eval()
+    meta = {"model": "anon-levels", "run": str(Path(a.ckpt).parent), "step": int(st["step"]),
+            "train_args": {k: v for k, v in st["args"].items() if k not in ("cmd",)},
+            "speakers_in_table": int(st["cfg"]["n_spk"])}
+    sha = level_split.export(net, Path(a.out), meta)
+    print(f"step {st['step']} -> {a.out} (weights sha256 {sha})")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -391,12 +409,17 @@ def main(argv=None) -> int:
     t.add_argument("--val-every", type=int, default=250)
     b = sub.add_parser("bench", help="benchmarks/anonymity.py with +learned presets; other arguments are its own")
     b.add_argument("--ckpt", required=True)
+    x = sub.add_parser("export", help="the encoder and decoder, average speaker folded in, for the stage")
+    x.add_argument("--ckpt", required=True)
+    x.add_argument("--out", default="dsp/voice/anon_levels.npz")
     a, rest = ap.parse_known_args(argv)
     if a.cmd == "capture":
         a.view = a.view or list(VIEWS[:2])
         return capture(a)
     if a.cmd == "train":
         return train(a)
+    if a.cmd == "export":
+        return export(a)
     return run_bench(a, rest)
 
 

@@ -87,7 +87,8 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    50 Hz .. 8 kHz, each band's level is moved toward the average speaker's long-term shape (tilted by the
    pseudo-speaker's tilt, at the speaker's level) and its swing over time scaled to the average speaker's
    spread, from running statistics over speech frames (the pause test's complement); pauses take the long-term
-   part only.
+   part only. With ``anon.split_pct``, that share of the speech frames' swing is not the input's, scaled, but
+   the learned content/speaker split's rendering of it in the average speaker's voice (dsp/voice/level_split.py).
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale
@@ -109,7 +110,7 @@ import numpy as np
 from ..params import ParamSpec
 from ..spectral_util import RealFFT
 from ..stft import MAX_BATCH, sqrt_hann_pair
-from . import codebook, dynamics, kernels
+from . import codebook, dynamics, kernels, level_split
 from .shift import VoiceShift
 
 PARAMS = (
@@ -139,6 +140,9 @@ PARAMS = (
               doc="share of voiced frames' fine structure replaced by a synthesized excitation at the output F0"),
     ParamSpec("anon.dynamics_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of each band's level swing and long-term level normalised onto the average speaker's"),
+    ParamSpec("anon.split_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of the level-dynamics step's speech movement decoded by the learned content/speaker split "
+                  "in the average speaker's voice (acts within anon.dynamics_pct)"),
     ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
 )
@@ -277,7 +281,7 @@ class AnonVoice(VoiceShift):
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
-                                                "seed_spread_pct")}
+                                                "seed_spread_pct", "split_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -370,7 +374,7 @@ class AnonVoice(VoiceShift):
         self._mapped = [False] * (2 * ST_STEPS + 1)
         self._knn = codebook.KnnEnvelope(codebook.load(), nb, spacing, ctx.channels, ctx.frame_rate_hz)
         self._k_lo, self._k_hi = np.float32(-CORR_MAX), np.float32(CORR_MAX)
-        self._dyn = dynamics.BandDynamics(ctx.freqs_hz, ctx.channels, ctx.frame_rate_hz)
+        self._dyn = dynamics.BandDynamics(ctx.freqs_hz, ctx.channels, ctx.frame_rate_hz, level_split.load())
         self._prepare_excite(ctx)
         self._prepare_harmonic(ctx)
         self.reset_trackers()
@@ -739,6 +743,7 @@ class AnonVoice(VoiceShift):
         # output F0 f0 r, in bins.
         excite = 0.01 * float(v[self._i["excite_pct"]])
         dyn = 0.01 * float(v[self._i["dynamics_pct"]])
+        split = 0.01 * float(v[self._i["split_pct"]])
         b0 = 0.0
         if excite > 0.0 and self._voiced and self._nvoiced >= MIN_VOICED and abs(x - self._med) <= OUTLIER_OCT:
             b0 = f0 * r / self._spacing
@@ -788,7 +793,7 @@ class AnonVoice(VoiceShift):
                 else:
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
             if dyn > 0.0:
-                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech)
+                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split)
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on

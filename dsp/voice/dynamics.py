@@ -31,6 +31,8 @@ import math
 
 import numpy as np
 
+from . import level_split
+
 BANDS = 32
 LO_HZ, HI_HZ = 50.0, 8000.0
 TAU_S = 1.0            # the running statistics' time constant once settled
@@ -79,9 +81,12 @@ def spread_weights(freqs_hz: np.ndarray) -> np.ndarray:
 
 
 class BandDynamics:
-    """process(row, ch, share, tilt, speech): row (n_bins,) complex64, edited in place (audio thread)."""
+    """process(row, ch, share, tilt, speech, split): row (n_bins,) complex64, edited in place (audio thread).
+    ``split_weights`` (level_split.Weights, loaded on the control thread) enables ``split`` > 0: the share of
+    the speech frames' level movement taken from the learned content/speaker split (level_split.py) instead of
+    the input's own, scaled."""
 
-    def __init__(self, freqs_hz: np.ndarray, channels: int, frame_rate_hz: float):
+    def __init__(self, freqs_hz: np.ndarray, channels: int, frame_rate_hz: float, split_weights=None):
         self._w = band_weights(freqs_hz)
         self._s = spread_weights(freqs_hz)
         c = band_edges_hz()[1:-1]
@@ -107,17 +112,33 @@ class BandDynamics:
         self._rlo, self._rhi = np.float32(RATIO[0]), np.float32(RATIO[1])
         self._tiny = np.float32(1e-20)
         self._f = np.zeros((), np.float32)
+        self._net = None if split_weights is None else level_split.SplitNet(split_weights, channels)
+        self._fin = np.zeros(level_split.N_IN, np.float32)
+        self._ftmp = np.zeros(BANDS, np.float32)
+        self._zh = np.zeros(BANDS, np.float32)
         self.reset()
 
     def reset(self) -> None:
         self._n.fill(0.0)
         self._mean.fill(0.0)
         self._var.fill(0.0)
+        if self._net is not None:
+            self._net.reset()
 
-    def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool) -> None:
+    def _split_step(self, split: float, ch: int, valid: bool, speech: bool) -> None:
+        """Advance the split net by this frame (every frame while ``split`` > 0, so its state follows the
+        input; a frame without statistics yet feeds zeros): its z-scores into self._zh."""
+        if split > 0.0 and self._net is not None:
+            level_split.features(self._L, self._mean[ch], self._var[ch], valid, speech, self._fin, self._ftmp)
+            self._net.step(self._fin, ch, self._zh)
+
+    def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool,
+                split: float = 0.0) -> None:
         """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
         ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
-        take the long-term part of the correction only (a pause's noise is not pulled up to the speech's swing)."""
+        take the long-term part of the correction only (a pause's noise is not pulled up to the speech's swing).
+        ``split`` (0..1): on speech frames, that share of the swing is the split net's z-scores times the
+        average speaker's spread instead of the input's deviation scaled (needs ``split_weights``)."""
         if tilt != self._tilt:
             np.multiply(self._oct, np.float32(tilt), out=self._tgt)
             self._tgt += self._pop
@@ -135,6 +156,7 @@ class BandDynamics:
         L *= np.float32(10.0)
         lvl = float(L.mean())
         if not math.isfinite(lvl):
+            self._split_step(split, ch, False, speech)
             return
         m, v = self._mean[ch], self._var[ch]
         n = self._n[ch]
@@ -154,7 +176,9 @@ class BandDynamics:
             v *= np.float32(1.0 - k)                 # v = (1 - k)(v + k d^2)
             self._n[ch] = n + 1.0
         elif n == 0.0:
+            self._split_step(split, ch, False, speech)
             return                                   # nothing heard of the speaker yet: no correction
+        self._split_step(split, ch, True, speech)
         # target: T + mean(m) + (L - m) r on speech frames, T + mean(m) - m + L (the long-term part) on others
         np.add(self._tgt, np.float32(m.mean()), out=t)
         np.subtract(L, m, out=d)
@@ -164,6 +188,12 @@ class BandDynamics:
             np.divide(self._std, r, out=r)
             np.clip(r, self._rlo, self._rhi, out=r)
             d *= r
+            if split > 0.0 and self._net is not None:
+                # d = (1 - split) d + split zhat S: the learned movement in the average speaker's spread
+                d *= np.float32(1.0 - split)
+                np.multiply(self._zh, self._std, out=r)
+                r *= np.float32(split)
+                d += r
         t += d
         t -= L
         np.clip(t, self._lo, self._hi, out=t)

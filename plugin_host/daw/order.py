@@ -131,4 +131,5 @@ ORDER = (
     "mask_hq.high_hz",
     "mask_hq.mode",
     "mask_hq.contrast",
+    "anon.split_pct",
 )

@@ -1,0 +1,168 @@
+"""The learned content/speaker split of the band levels (dsp/voice/level_split.py, ``anon.split_pct``).
+
+The anon slot's streaming, reset, NaN, rates, allocation and latency with the split at 100 % are checked by
+tests/test_stage_conformance.py; here: the shipped weights' checks, what the loader refuses, what the split
+does to the level-dynamics step, and the training script's smoke run through export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resculpt.dsp.voice import dynamics, level_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_weights_pass_their_sha256_and_reference_output_checks():
+    w = level_split.load()
+    assert w.sha256 == w.meta["weights_sha256"]
+    assert w.meta["format"] == level_split.FORMAT and w.meta["code"] == w.w["code_w"].shape[0]
+    assert all(not a.flags.writeable for a in w.w.values())
+
+
+def _copy(tmp_path, edit):
+    with np.load(level_split.FILE) as z:
+        d = {k: np.array(z[k]) for k in z.files}
+    edit(d)
+    p = tmp_path / "levels.npz"
+    np.savez(p, **d)
+    return p
+
+
+def test_loader_refuses_changed_weights(tmp_path):
+    def edit(d):
+        d["out_b"][0] += 0.01
+    with pytest.raises(ValueError, match="sha256"):
+        level_split.check(_copy(tmp_path, edit))
+
+
+def test_loader_refuses_a_reference_output_the_net_does_not_give(tmp_path):
+    def edit(d):
+        d["ref_out"][5, 3] += 1e-3
+    with pytest.raises(ValueError, match="reference output"):
+        level_split.check(_copy(tmp_path, edit))
+
+
+def test_loader_refuses_another_format(tmp_path):
+    def edit(d):
+        m = json.loads(str(d["meta_json"]))
+        m["format"] = level_split.FORMAT + 1
+        d["meta_json"] = np.array(json.dumps(m))
+    with pytest.raises(ValueError, match="format"):
+        level_split.check(_copy(tmp_path, edit))
+
+
+def test_net_state_is_per_channel_and_reset_clears_it():
+    net = level_split.SplitNet(level_split.load(), 2)
+    rng = np.random.default_rng(3)
+    f = rng.normal(0, 1, (30, level_split.N_IN)).astype(np.float32)
+    f[:, 32] = 1.0
+    a, b = np.zeros(32, np.float32), np.zeros(32, np.float32)
+    outs = []
+    for t in range(30):
+        net.step(f[t], 0, a)
+        outs.append(a.copy())
+    net.step(f[0] * 0, 1, b)                           # channel 1 saw something else
+    net.reset()
+    for t in range(30):
+        net.step(f[t], 1, b)
+        np.testing.assert_array_equal(b, outs[t])      # the same input from reset: the same output, any channel
+
+
+FS, NB = 16000, 161                                    # a 20 ms window's bins at 16 kHz (50 Hz apart)
+
+
+def _speech_rows(n=120, seed=0):
+    """(n, NB) complex64 frames whose band levels move like syllables (4 Hz, +-9 dB, tilted)."""
+    rng = np.random.default_rng(seed)
+    f = np.arange(NB) * 50.0
+    t = np.arange(n)[:, None]
+    lvl = 9.0 * np.sin(2 * np.pi * 4.0 * t / 200.0 + f[None] / 2000.0) - f[None] / 400.0
+    return (10 ** (lvl / 20) * np.exp(2j * np.pi * rng.random((n, NB)))).astype(np.complex64)
+
+
+def _run(split, weights, rows):
+    d = dynamics.BandDynamics(np.arange(NB) * 50.0, 1, 200.0, weights)
+    out = rows.copy()
+    for k in range(len(out)):
+        d.process(out[k], 0, 1.0, 0.0, True, split)
+    return out, d
+
+
+def test_split_zero_is_the_statistical_step_bit_for_bit():
+    rows = _speech_rows()
+    with_w, _ = _run(0.0, level_split.load(), rows)
+    without, _ = _run(0.0, None, rows)
+    np.testing.assert_array_equal(with_w, without)
+
+
+def test_split_blends_the_swing_between_the_inputs_and_the_decoded_one():
+    """At split p a speech frame's target swing is (1 - p) (L - m) r + p zhat S: the applied log-gain is linear
+    in p (while no band's correction reaches the +-12 dB limit), the frames before it being the same."""
+    rows = _speech_rows()
+    w = level_split.load()
+    g = {}
+    for p in (0.0, 0.5, 1.0):
+        out, _ = _run(p, w, rows)
+        g[p] = np.log(np.abs(out[60]) / np.abs(rows[60]))
+    assert np.max(np.abs(g[1.0] - g[0.0])) > 0.05   # the net moves the frame (> 0.4 dB somewhere)
+    # the state (statistics and net) before frame 60 is the same at every p: the mid-blend is the mean
+    np.testing.assert_allclose(g[0.5], 0.5 * (g[0.0] + g[1.0]), atol=2e-4)
+
+
+def test_split_follows_the_nets_output_exactly():
+    """Frame by frame, split 1 applies T + mean(m) + zhat S - L (limited), with zhat from a SplitNet fed the
+    step's own statistics: the stage's wiring of features, net and target."""
+    rows = _speech_rows(60, seed=4)
+    w = level_split.load()
+    d = dynamics.BandDynamics(np.arange(NB) * 50.0, 1, 200.0, w)
+    net = level_split.SplitNet(w, 1)
+    f, tmp, zh = (np.zeros(level_split.N_IN, np.float32), np.zeros(32, np.float32), np.zeros(32, np.float32))
+    S = np.asarray(dynamics.POP_STD_DB, np.float32)
+    pop = np.asarray(dynamics.POP_DB, np.float32) - np.mean(dynamics.POP_DB)
+    for k in range(len(rows)):
+        row = rows[k].copy()
+        d.process(row, 0, 1.0, 0.0, True, 1.0)
+        L = d._L.copy()                                # the frame's band levels the step read (dB)
+        m, v = d._mean[0], d._var[0]
+        level_split.features(L, m, v, True, True, f, tmp)
+        net.step(f, 0, zh)
+        t = np.clip(pop - pop.mean() + m.mean() + zh * S - L, -dynamics.MAX_DB, dynamics.MAX_DB)
+        want = np.exp(d._s @ (t * math.log(10.0) / 20.0))
+        np.testing.assert_allclose(np.abs(row) / np.abs(rows[k]), want, rtol=2e-4)
+
+
+def test_training_script_smoke_trains_resumes_and_exports_weights_the_loader_accepts(tmp_path):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import anon_learned_levels as A
+
+    rng = np.random.default_rng(0)
+    n, T = 12, 300
+    L = rng.normal(-20, 8, (n, T, 32)).astype(np.float16)
+    np.savez(tmp_path / "d.npz", L=L, m=np.full((n, T, 32), -20, np.float16),
+             v=np.full((n, T, 32), 64, np.float32), valid=np.ones((n, T), bool),
+             speech=rng.random((n, T)) < 0.7, spk=np.arange(n) % 3, view=np.zeros(n, int),
+             speakers=np.array(["a", "b", "c"]), views=np.array(["x"]), held=np.array(["h"]))
+    args = ["train", "--data", str(tmp_path / "d.npz"), "--run", str(tmp_path / "run"), "--steps", "6",
+            "--batch", "4", "--segment", "100", "--val-every", "3"]
+    assert A.main(args) == 0
+    assert A.main(args[:-4] + ["--steps", "9", "--batch", "4", "--val-every", "3"]) == 0   # resumes at 6
+    import torch
+    st = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert st["step"] == 9
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 6, 9] and all(math.isfinite(r["val_rec"]) for r in log)
+    out = tmp_path / "w.npz"
+    assert A.main(["export", "--ckpt", str(tmp_path / "run" / "ckpt.pt"), "--out", str(out)]) == 0
+    w = level_split.check(out)
+    assert w.meta["step"] == 9 and w.meta["speakers_in_table"] == 3
+    shutil.rmtree(tmp_path / "run")
