@@ -32,12 +32,17 @@ import numpy as np
 
 FILE = Path(__file__).resolve().parent / "anon_levels.npz"
 ZCLIP = 4.0
+BANDS_IN = 32
 N_IN = 34
 N_OUT = 32
 FORMAT = 1
 # the order the weights are hashed in (and stored under)
 NAMES = ("inp_w", "inp_b", "enc_wi", "enc_wh", "enc_bi", "enc_bh", "code_w", "code_b",
          "dinp_w", "dinp_b", "dec_wi", "dec_wh", "dec_bi", "dec_bh", "out_w", "out_b")
+
+
+_VMIN = np.float32(1e-6)
+_ZLO, _ZHI = np.float32(-ZCLIP), np.float32(ZCLIP)
 
 
 def weights_sha256(w: dict) -> str:
@@ -103,13 +108,14 @@ def features(L: np.ndarray, m: np.ndarray, v: np.ndarray, valid: bool, speech: b
         out[32] = 1.0 if speech else 0.0
         return
     z = out[:32]
-    np.maximum(v, np.float32(1e-6), out=tmp)
+    np.maximum(v, _VMIN, out=tmp)
     np.sqrt(tmp, out=tmp)
     np.subtract(L, m, out=z)
+    lvl = float(z.sum()) / (10.0 * BANDS_IN)      # mean(L) - mean(m), in units of 10 dB
     np.divide(z, tmp, out=z)
-    np.clip(z, np.float32(-ZCLIP), np.float32(ZCLIP), out=z)
+    np.minimum(z, _ZHI, out=z)                    # ufuncs: np.clip's wrapper costs more than the 32 values
+    np.maximum(z, _ZLO, out=z)
     out[32] = 1.0 if speech else 0.0
-    lvl = (float(L.mean()) - float(m.mean())) / 10.0
     out[33] = min(max(lvl, -4.0), 4.0)
 
 
