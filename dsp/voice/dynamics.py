@@ -21,6 +21,10 @@ This is its causal, audio-domain form, per channel and per 5 ms frame, after the
    triangles (below the first band's centre the first band's, above the last one's the last band's) and applied
    as a real gain.
 
+With ``split`` (the stage's ``anon.split_pct``), step 3's swing on speech frames is, for that share, not the
+input's deviation scaled but the learned content/speaker split's z-scores (level_split.py: the same frame's
+content rendered in the average speaker's level movement) times S_b.
+
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
 speakers (scripts/build_anon_dynamics.py prints them; no validation speaker).
 """
