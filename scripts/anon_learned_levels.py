@@ -41,16 +41,17 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import anonymity as bench  # noqa: E402
-from resculpt.dsp.voice import dynamics as D  # noqa: E402
+import anonymity as bench
+from resculpt.dsp.voice import dynamics as D
+from resculpt.dsp.voice import level_split
 
 VIEWS = ("anon-neutral", "anon-low", "anon-high")
-ZCLIP = 4.0
 _ORIG = D.BandDynamics
 
 
@@ -59,7 +60,7 @@ class Recorder(_ORIG):
     """The dynamics step reading and updating its statistics (share 0: the row is left as it is) and keeping,
     for channel 0, each frame's (L (32,), m (32,), v (32,), valid, speech)."""
 
-    instances: list = []
+    instances: ClassVar[list] = []
 
     def __init__(self, freqs_hz, channels, frame_rate_hz, split_weights=None):
         super().__init__(freqs_hz, channels, frame_rate_hz)
@@ -80,15 +81,16 @@ class Recorder(_ORIG):
 
 
 def features(L, m, v, valid, speech):
-    """Per frame (T, 34) float32 net input and (T, 32) z-scores: (L - m) / sqrt(v) per band (clipped to
-    +-ZCLIP; 0 before the step has heard speech), the speech flag, and the frame's mean level against the
-    running mean's, in units of 10 dB. L, m, v (T, 32) dB / dB^2; valid, speech (T,) bool."""
-    ok = valid & np.isfinite(L).all(1)
-    z = np.where(ok[:, None], (L - m) / np.sqrt(np.maximum(v, 1e-6)), 0.0)
-    z = np.clip(np.nan_to_num(z), -ZCLIP, ZCLIP).astype(np.float32)
-    lvl = np.where(ok, (np.nan_to_num(L).mean(1) - m.mean(1)) / 10.0, 0.0)
-    f = np.concatenate([z, speech[:, None].astype(np.float32), np.clip(lvl, -4, 4)[:, None]], 1)
-    return f.astype(np.float32), z
+    """Per frame (T, 34) float32 net input and (T, 32) z-scores, frame by frame through the stage's own
+    ``level_split.features`` (so training and the stage read the same input). L, m, v (T, 32) dB / dB^2;
+    valid, speech (T,) bool."""
+    L, m, v = (np.asarray(q, np.float32) for q in (L, m, v))
+    f = np.zeros((len(L), level_split.N_IN), np.float32)
+    tmp = np.zeros(level_split.BANDS_IN, np.float32)
+    for t in range(len(L)):
+        ok = bool(valid[t]) and bool(np.isfinite(L[t]).all())
+        level_split.features(L[t], m[t], v[t], ok, bool(speech[t]), f[t], tmp)
+    return f, f[:, :32].copy()
 
 
 # -- the net ------------------------------------------------------------------------------------------------
@@ -202,6 +204,9 @@ def capture(a) -> int:
 
 
 # -- train --------------------------------------------------------------------------------------------------
+RECIPE = ("batch", "segment", "code", "noise", "adv", "adv_ramp", "lr", "seed", "val_every")
+
+
 def load_data(path):
     d = np.load(path)
     L, m, v = d["L"].astype(np.float32), d["m"].astype(np.float32), d["v"]
@@ -213,21 +218,24 @@ def train(a) -> int:
     import torch
 
     torch.set_num_threads(1)
+    run = Path(a.run)
+    ck = run / "ckpt.pt"
+    st = torch.load(ck, weights_only=False) if ck.exists() else None
+    if st is not None:  # a resumed run keeps its recipe: only the budget comes from this command line
+        for k in RECIPE:
+            setattr(a, k, st["args"][k])
     F, Z, S, spk, n_spk = load_data(a.data)
     rng = np.random.default_rng(a.seed)
     val = rng.random(len(F)) < 0.08
     val[0] = True  # at least one validation chunk
     tr = np.flatnonzero(~val)
     va = np.flatnonzero(val)
-    run = Path(a.run)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(a.seed)
     net = build_net(n_spk, a.code)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     step, log = 0, run / "log.jsonl"
-    ck = run / "ckpt.pt"
-    if ck.exists():
-        st = torch.load(ck, weights_only=False)
+    if st is not None:
         net.load_state_dict(st["net"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
@@ -253,7 +261,6 @@ def train(a) -> int:
         logits = net.adversary(c, sp, lam)
         adv = torch.nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
-        # the same code decoded with the average speaker: how far from the input it moves (diagnostic)
         return rec, adv, acc
 
     while time.time() < t_end and step < a.steps:
@@ -268,7 +275,7 @@ def train(a) -> int:
         if step % a.val_every == 0:
             with torch.no_grad():
                 f, z, sp, y = batch(va, False)
-                vr, va_, vacc = losses(f, z, sp, y, 0.0, 0.0)
+                vr, _, vacc = losses(f, z, sp, y, 0.0, 0.0)
                 # identity floor: how far the input z-scores are from a constant 0 (the statistical step)
                 floor = ((z.abs().mean(-1) * sp).sum() / sp.sum()).item()
             row = {"step": step, "rec": round(rec.item(), 4), "adv": round(adv.item(), 3), "acc": round(acc.item(), 3),
@@ -373,10 +380,44 @@ def run_bench(a, rest) -> int:
     return rc
 
 
-def export(a) -> int:
+def export_weights(net, path: Path, meta: dict, n_ref: int = 200, seed: int = 0) -> str:
+    """Write the torch net's encoder and decoder (build_net's LevelSplit) with the
+    average speaker folded into the decoder's bias, its metadata and a reference input/output pair; returns
+    the weights' sha256. Asserts (level_split.check) that the stage's SplitNet reproduces torch on the reference input (1e-4)."""
     import torch
 
-    from resculpt.dsp.voice import level_split
+    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    C = net.cfg["code"]
+    e = sd["spk.weight"].mean(0)
+    dw = sd["dinp.weight"]                             # (96, C + E + 1): [code, embedding, speech]
+    w = {"inp_w": sd["inp.weight"], "inp_b": sd["inp.bias"],
+         "enc_wi": sd["enc.weight_ih_l0"], "enc_wh": sd["enc.weight_hh_l0"],
+         "enc_bi": sd["enc.bias_ih_l0"], "enc_bh": sd["enc.bias_hh_l0"],
+         "code_w": sd["code.weight"], "code_b": sd["code.bias"],
+         "dinp_w": np.concatenate([dw[:, :C], dw[:, -1:]], 1), "dinp_b": sd["dinp.bias"] + dw[:, C:-1] @ e,
+         "dec_wi": sd["dec.weight_ih_l0"], "dec_wh": sd["dec.weight_hh_l0"],
+         "dec_bi": sd["dec.bias_ih_l0"], "dec_bh": sd["dec.bias_hh_l0"],
+         "out_w": sd["out.weight"], "out_b": sd["out.bias"]}
+    w = {k: np.ascontiguousarray(v, np.float32) for k, v in w.items()}
+    rng = np.random.default_rng(seed)
+    ref_in = np.zeros((n_ref, level_split.N_IN), np.float32)
+    ref_in[:, :32] = np.clip(rng.normal(0.0, 1.0, (n_ref, 32)), -level_split.ZCLIP, level_split.ZCLIP)
+    ref_in[:, 32] = (np.arange(n_ref) // 20) % 2 == 0
+    ref_in[:, 33] = np.clip(rng.normal(0.0, 0.8, n_ref), -4, 4)
+    with torch.no_grad():
+        ft = torch.from_numpy(ref_in)[None]
+        c, _ = net.encode(ft)
+        zh, _ = net.decode(c, torch.from_numpy(e)[None], ft[..., 32])
+    ref_out = zh[0].numpy().astype(np.float32)
+    meta = dict(meta, format=level_split.FORMAT, weights_sha256=level_split.weights_sha256(w), code=C)
+    np.savez(path, **w, meta_json=np.array(json.dumps(meta, sort_keys=True)), ref_in=ref_in, ref_out=ref_out)
+    level_split.check(Path(path))  # the NumPy net matches torch on the reference input
+    return meta["weights_sha256"]
+
+
+
+def export(a) -> int:
+    import torch
 
     st = torch.load(a.ckpt, weights_only=False)
     net = build_net(**st["cfg"])
@@ -385,7 +426,7 @@ def export(a) -> int:
     meta = {"model": "anon-levels", "run": str(Path(a.ckpt).parent), "step": int(st["step"]),
             "train_args": {k: v for k, v in st["args"].items() if k not in ("cmd",)},
             "speakers_in_table": int(st["cfg"]["n_spk"])}
-    sha = level_split.export(net, Path(a.out), meta)
+    sha = export_weights(net, Path(a.out), meta)
     print(f"step {st['step']} -> {a.out} (weights sha256 {sha})")
     return 0
 
@@ -395,7 +436,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("capture")
     c.add_argument("--out", default="runs/anon-levels-data.npz")
-    c.add_argument("--view", action="append", default=None, help=f"presets rendered (default {VIEWS[:2]})")
+    c.add_argument("--view", action="append", default=None, help=f"presets rendered (repeatable; default {', '.join(VIEWS)})")
     c.add_argument("--max-s", type=float, default=30.0, help="at most this much of each recording")
     c.add_argument("--items", type=int, default=0, help="only the first N recordings (a smoke test)")
     t = sub.add_parser("train")
@@ -419,7 +460,7 @@ def main(argv=None) -> int:
     x.add_argument("--out", default="dsp/voice/anon_levels.npz")
     a, rest = ap.parse_known_args(argv)
     if a.cmd == "capture":
-        a.view = a.view or list(VIEWS[:2])
+        a.view = a.view or list(VIEWS)
         return capture(a)
     if a.cmd == "train":
         return train(a)

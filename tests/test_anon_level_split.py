@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from resculpt.dsp.voice import dynamics, level_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,10 +154,11 @@ def test_training_script_smoke_trains_resumes_and_exports_weights_the_loader_acc
     args = ["train", "--data", str(tmp_path / "d.npz"), "--run", str(tmp_path / "run"), "--steps", "6",
             "--batch", "4", "--segment", "100", "--val-every", "3"]
     assert A.main(args) == 0
-    assert A.main(args[:-4] + ["--steps", "9", "--batch", "4", "--val-every", "3"]) == 0   # resumes at 6
+    # resumes at 6 with the checkpoint's recipe: this command line's learning rate is not used
+    assert A.main(args[:-4] + ["--steps", "9", "--batch", "4", "--val-every", "3", "--lr", "0.5"]) == 0
     import torch
     st = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
-    assert st["step"] == 9
+    assert st["step"] == 9 and st["args"]["lr"] == 1e-3 and st["opt"]["param_groups"][0]["lr"] == 1e-3
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [3, 6, 9] and all(math.isfinite(r["val_rec"]) for r in log)
     out = tmp_path / "w.npz"

@@ -13,7 +13,8 @@ re-renders that movement in the average speaker's voice, per channel and 5 ms fr
 - decoder: tanh(Linear [code, speech flag] -> 96) with the average speaker's embedding folded into its bias,
   GRU 96, Linear 96 -> 32: the z-scores the average speaker would have given that content.
 
-Training, export and the measurements are in scripts/anon_learned_levels.py and docs/anonymization.md. The
+Training, export (torch; it calls :func:`check` on what it writes) and the measurements are in
+scripts/anon_learned_levels.py and docs/anonymization.md. The
 weights (``anon_levels.npz`` beside this module, with their model card ``anon_levels.md``) are read once per
 process by :func:`load` on the control thread (the stage's prepare), which checks their sha256 and runs the
 file's reference input through :class:`SplitNet` against its reference output; :meth:`SplitNet.step`
@@ -181,39 +182,4 @@ class SplitNet:
         self._gru(self._x2, hd, w["dec_wi"], w["dec_wh"], w["dec_bi"], w["dec_bh"])
         np.dot(w["out_w"], hd, out=out)
         out += w["out_b"]
-
-
-def export(net, path: Path, meta: dict, n_ref: int = 200, seed: int = 0) -> str:
-    """Write the torch net's encoder and decoder (``scripts/anon_learned_levels.py``'s LevelSplit) with the
-    average speaker folded into the decoder's bias, its metadata and a reference input/output pair; returns
-    the weights' sha256. Asserts that :class:`SplitNet` reproduces torch on the reference input (1e-4)."""
-    import torch
-
-    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
-    C = net.cfg["code"]
-    e = sd["spk.weight"].mean(0)
-    dw = sd["dinp.weight"]                             # (96, C + E + 1): [code, embedding, speech]
-    w = {"inp_w": sd["inp.weight"], "inp_b": sd["inp.bias"],
-         "enc_wi": sd["enc.weight_ih_l0"], "enc_wh": sd["enc.weight_hh_l0"],
-         "enc_bi": sd["enc.bias_ih_l0"], "enc_bh": sd["enc.bias_hh_l0"],
-         "code_w": sd["code.weight"], "code_b": sd["code.bias"],
-         "dinp_w": np.concatenate([dw[:, :C], dw[:, -1:]], 1), "dinp_b": sd["dinp.bias"] + dw[:, C:-1] @ e,
-         "dec_wi": sd["dec.weight_ih_l0"], "dec_wh": sd["dec.weight_hh_l0"],
-         "dec_bi": sd["dec.bias_ih_l0"], "dec_bh": sd["dec.bias_hh_l0"],
-         "out_w": sd["out.weight"], "out_b": sd["out.bias"]}
-    w = {k: np.ascontiguousarray(v, np.float32) for k, v in w.items()}
-    rng = np.random.default_rng(seed)
-    ref_in = np.zeros((n_ref, N_IN), np.float32)
-    ref_in[:, :32] = np.clip(rng.normal(0.0, 1.0, (n_ref, 32)), -ZCLIP, ZCLIP)
-    ref_in[:, 32] = (np.arange(n_ref) // 20) % 2 == 0
-    ref_in[:, 33] = np.clip(rng.normal(0.0, 0.8, n_ref), -4, 4)
-    with torch.no_grad():
-        ft = torch.from_numpy(ref_in)[None]
-        c, _ = net.encode(ft)
-        zh, _ = net.decode(c, torch.from_numpy(e)[None], ft[..., 32])
-    ref_out = zh[0].numpy().astype(np.float32)
-    meta = dict(meta, format=FORMAT, weights_sha256=weights_sha256(w), code=C)
-    np.savez(path, **w, meta_json=np.array(json.dumps(meta, sort_keys=True)), ref_in=ref_in, ref_out=ref_out)
-    check(Path(path))  # the NumPy net matches torch on the reference input
-    return meta["weights_sha256"]
 
