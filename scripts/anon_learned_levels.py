@@ -94,7 +94,7 @@ def features(L, m, v, valid, speech):
 
 
 # -- the net ------------------------------------------------------------------------------------------------
-def build_net(n_spk, code=6, emb=16):
+def build_net(n_spk, code=6, emb=16, adv="pooled"):
     import torch
     from torch import nn
 
@@ -111,7 +111,7 @@ def build_net(n_spk, code=6, emb=16):
     class LevelSplit(nn.Module):
         def __init__(self):
             super().__init__()
-            self.cfg = {"n_spk": n_spk, "code": code, "emb": emb}
+            self.cfg = {"n_spk": n_spk, "code": code, "emb": emb, "adv": adv}
             self.inp = nn.Linear(34, 64)
             self.enc = nn.GRU(64, 64, batch_first=True)
             self.code = nn.Linear(64, code)
@@ -119,7 +119,11 @@ def build_net(n_spk, code=6, emb=16):
             self.dinp = nn.Linear(code + emb + 1, 96)
             self.dec = nn.GRU(96, 96, batch_first=True)
             self.out = nn.Linear(96, 32)
-            self.adv = nn.Sequential(nn.Linear(2 * code, 128), nn.ReLU(), nn.Linear(128, n_spk))
+            if adv == "gru":  # sees the code's time course, as Resemblyzer's LSTM sees its frames'
+                self.adv_rnn = nn.GRU(code, 64, batch_first=True)
+                self.adv = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, n_spk))
+            else:
+                self.adv = nn.Sequential(nn.Linear(2 * code, 128), nn.ReLU(), nn.Linear(128, n_spk))
 
         def encode(self, f, h=None):
             """f (B, T, 34) -> code (B, T, C), h."""
@@ -133,8 +137,11 @@ def build_net(n_spk, code=6, emb=16):
             return self.out(y), h
 
         def adversary(self, c, speech, lam):
-            """Speaker logits (B, n_spk) from the code's mean and spread over speech frames, gradient reversed."""
+            """Speaker logits (B, n_spk) from the code's mean and spread over speech frames (adv "pooled") or
+            from a GRU's states over the code pooled the same way (adv "gru"), gradient reversed. c (B, T, C)."""
             c = Reverse.apply(c, lam)
+            if adv == "gru":
+                c, _ = self.adv_rnn(c)
             w = speech[..., None]
             n = w.sum(1).clamp_min(1.0)
             mu = (c * w).sum(1) / n
@@ -204,7 +211,7 @@ def capture(a) -> int:
 
 
 # -- train --------------------------------------------------------------------------------------------------
-RECIPE = ("batch", "segment", "code", "noise", "adv", "adv_ramp", "lr", "seed", "val_every")
+RECIPE = ("batch", "segment", "code", "noise", "adv", "adv_ramp", "adv_kind", "init", "lr", "seed", "val_every")
 
 
 def load_data(path):
@@ -223,7 +230,7 @@ def train(a) -> int:
     st = torch.load(ck, weights_only=False) if ck.exists() else None
     if st is not None:  # a resumed run keeps its recipe: only the budget comes from this command line
         for k in RECIPE:
-            setattr(a, k, st["args"][k])
+            setattr(a, k, st["args"].get(k, {"adv_kind": "pooled", "init": ""}.get(k)))
     F, Z, S, spk, n_spk = load_data(a.data)
     rng = np.random.default_rng(a.seed)
     val = rng.random(len(F)) < 0.08
@@ -232,9 +239,12 @@ def train(a) -> int:
     va = np.flatnonzero(val)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(a.seed)
-    net = build_net(n_spk, a.code)
+    net = build_net(n_spk, a.code, adv=a.adv_kind)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     step, log = 0, run / "log.jsonl"
+    if st is None and a.init:  # a new run from another's encoder, decoder and speaker table; its own adversary
+        init = torch.load(a.init, weights_only=False)["net"]
+        net.load_state_dict({k: v for k, v in init.items() if not k.startswith("adv")}, strict=False)
     if st is not None:
         net.load_state_dict(st["net"])
         opt.load_state_dict(st["opt"])
@@ -431,6 +441,93 @@ def export(a) -> int:
     return 0
 
 
+# -- probe ----------------------------------------------------------------------------------------------------
+def probe(a) -> int:
+    """A fresh speaker classifier trained on a frozen encoder's code (or on the input features with --ckpt
+    input): how much of the speaker is left in what the decoder is given, read by a time-aware reader (a GRU
+    over the code, pooled over speech frames) and by the pooled mean and spread the shipped adversary reads.
+    Chunks are held out by recording chunk (every preset's render of a held-out chunk is held out)."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    F, _, S, spk, n_spk = load_data(a.data)
+    views = len(np.load(a.data)["views"])
+    if a.ckpt == "input":
+        X = F
+    else:
+        st = torch.load(a.ckpt, weights_only=False)
+        net = build_net(**st["cfg"])
+        net.load_state_dict(st["net"])
+        net.eval()
+        with torch.no_grad():
+            X = np.concatenate([net.encode(torch.from_numpy(F[i:i + 64]))[0].numpy() for i in range(0, len(F), 64)])
+    rng = np.random.default_rng(a.seed)
+    groups = np.arange(len(X)) // views
+    val = (rng.random(groups.max() + 1) < 0.15)[groups]
+    tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+    C, T, seg = X.shape[2], X.shape[1], min(280, X.shape[1])
+
+    class Reader(nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.kind = kind
+            self.rnn = nn.GRU(C, 64, batch_first=True) if kind == "gru" else None
+            self.head = nn.Sequential(nn.Linear(128 if kind == "gru" else 2 * C, 128), nn.ReLU(), nn.Linear(128, n_spk))
+
+        def forward(self, x, sp):
+            if self.rnn is not None:
+                x, _ = self.rnn(x)
+            w = sp[..., None]
+            n = w.sum(1).clamp_min(1.0)
+            mu = (x * w).sum(1) / n
+            sd = (((x - mu[:, None]) ** 2 * w).sum(1) / n + 1e-6).sqrt()
+            return self.head(torch.cat([mu, sd], -1))
+
+    rows = []
+    for kind in ("pooled", "gru"):
+        m = Reader(kind)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        t_end, step, best = time.time() + 60 * a.minutes / 2, 0, (0.0, 0.0)
+
+        def held_out():
+            with torch.no_grad():
+                lg = torch.cat([m(torch.from_numpy(X[va[i:i + 64]]), torch.from_numpy(S[va[i:i + 64]]))
+                                for i in range(0, len(va), 64)])
+            y = torch.from_numpy(spk[va].astype(np.int64))
+            return ((lg.argmax(-1) == y).float().mean().item(),
+                    (lg.topk(min(5, n_spk), -1).indices == y[:, None]).any(-1).float().mean().item())
+
+        while time.time() < t_end and step < a.steps:
+            idx = rng.choice(tr, 32)
+            i0 = rng.integers(0, T - seg + 1, len(idx))
+            x = torch.from_numpy(np.stack([X[i, s:s + seg] for i, s in zip(idx, i0)]))
+            sp = torch.from_numpy(np.stack([S[i, s:s + seg] for i, s in zip(idx, i0)]))
+            loss = nn.functional.cross_entropy(m(x, sp), torch.from_numpy(spk[idx].astype(np.int64)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 250 == 0:
+                best = max(best, held_out())
+        best = max(best, held_out())
+        rows.append((kind, step, best))
+        print(f"{a.ckpt} reader {kind}: {step} steps, held-out chunks top-1 {best[0]:.3f} top-5 {best[1]:.3f}", flush=True)
+    if a.out:
+        new = not Path(a.out).exists()
+        with open(a.out, "a") as fh:
+            if new:
+                fh.write("# Speaker left in the split's code: a fresh classifier on frozen features\n\n"
+                         f"Generated by `scripts/anon_learned_levels.py probe` (data {a.data}, {n_spk} speakers, "
+                         f"{len(tr)} training / {len(va)} held-out chunks of {T} frames, chance {1 / n_spk:.4f}; "
+                         "best held-out accuracy over the run, 2.8 s chunks).\n\n"
+                         "| features | reader | steps | top-1 | top-5 |\n|---|---|---|---|---|\n")
+            for kind, step, (t1, t5) in rows:
+                fh.write(f"| {a.ckpt} ({C} per frame) | {kind} | {step} | {t1:.3f} | {t5:.3f} |\n")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -450,7 +547,10 @@ def main(argv=None) -> int:
     t.add_argument("--noise", type=float, default=0.1)
     t.add_argument("--adv", type=float, default=1.0, help="gradient-reversal weight once ramped")
     t.add_argument("--adv-ramp", type=int, default=2000)
+    t.add_argument("--adv-kind", choices=("pooled", "gru"), default="pooled",
+                   help="the adversary reads the code's pooled mean and spread, or a GRU over its time course")
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--init", default="", help="a new run starts from this checkpoint's net, adversary excepted")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-every", type=int, default=250)
     b = sub.add_parser("bench", help="benchmarks/anonymity.py with +learned presets; other arguments are its own")
@@ -458,6 +558,13 @@ def main(argv=None) -> int:
     x = sub.add_parser("export", help="the encoder and decoder, average speaker folded in, for the stage")
     x.add_argument("--ckpt", required=True)
     x.add_argument("--out", default="dsp/voice/anon_levels.npz")
+    q = sub.add_parser("probe", help="a fresh speaker classifier on a frozen checkpoint's code (or 'input')")
+    q.add_argument("--ckpt", required=True, help="a checkpoint, or 'input' for the encoder's input features")
+    q.add_argument("--data", default="runs/anon-levels-data.npz")
+    q.add_argument("--minutes", type=float, default=10.0, help="shared by the two readers")
+    q.add_argument("--steps", type=int, default=10**9, help="at most this many steps per reader")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="", help="append the rows to this markdown file")
     a, rest = ap.parse_known_args(argv)
     if a.cmd == "capture":
         a.view = a.view or list(VIEWS)
@@ -466,6 +573,8 @@ def main(argv=None) -> int:
         return train(a)
     if a.cmd == "export":
         return export(a)
+    if a.cmd == "probe":
+        return probe(a)
     return run_bench(a, rest)
 
 

@@ -159,12 +159,15 @@ def main(argv=None) -> int:
     ap.add_argument("--speakers", type=int, default=64)
     ap.add_argument("--system", action="append", default=[],
                     help="preset name or PRESET@key=value (repeatable; the original always runs)")
+    ap.add_argument("--skip-speakers", type=int, default=0,
+                    help="the benchmark's train-split speakers instead (benchmarks/anonymity.py --split train "
+                         "--skip-speakers K): the 64 after the first 48 are the ones no learned stage trained on")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     bench.one_thread()
     t0 = time.time()
-    utts = train_speakers(a.speakers)
+    utts = bench.utterances(a.speakers, a.skip_speakers, "train")[0] if a.skip_speakers else train_speakers(a.speakers)
     emb = Embedder()
     ed = edits(emb.fc)
     systems = {"original": lambda x, rng=None: x}
@@ -194,7 +197,8 @@ def main(argv=None) -> int:
 
     n_t = len(utts) * len(bench.TRIALS)
     lines = ["# Where Resemblyzer finds the speaker: oracle edits of its mel input", "",
-             f"`scripts/anon_mel_probe.py --speakers {a.speakers}{''.join(' --system ' + s for s in a.system)}` on "
+             f"`scripts/anon_mel_probe.py --speakers {a.speakers}"
+             f"{f' --skip-speakers {a.skip_speakers}' if a.skip_speakers else ''}{''.join(' --system ' + s for s in a.system)}` on "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): {len(utts)} "
              f"train-split speakers x {bench.N_UTT} chunks of {bench.SEG_S} s, {n_t} target and "
              f"{n_t * (len(utts) - 1)} non-target trials. Each cell: ignorant EER (enrolment on the unedited "

@@ -166,3 +166,38 @@ def test_training_script_smoke_trains_resumes_and_exports_weights_the_loader_acc
     w = level_split.check(out)
     assert w.meta["step"] == 9 and w.meta["speakers_in_table"] == 3
     shutil.rmtree(tmp_path / "run")
+
+
+def test_a_time_aware_adversary_run_resumes_as_one_exports_and_a_probe_reads_its_code(tmp_path):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import anon_learned_levels as A
+
+    rng = np.random.default_rng(1)
+    n, T = 12, 300
+    spk = np.arange(n) % 3
+    # each speaker's bands move with its own offset pattern, so a reader of the raw input can tell them apart
+    L = (rng.normal(-20, 8, (n, T, 32)) + 6.0 * np.sin(np.arange(32) * (1 + spk[:, None, None]))).astype(np.float16)
+    np.savez(tmp_path / "d.npz", L=L, m=np.full((n, T, 32), -20, np.float16),
+             v=np.full((n, T, 32), 64, np.float32), valid=np.ones((n, T), bool),
+             speech=rng.random((n, T)) < 0.7, spk=spk, view=np.zeros(n, int),
+             speakers=np.array(["a", "b", "c"]), views=np.array(["x"]), held=np.array(["h"]))
+    run = tmp_path / "run"
+    base = ["train", "--data", str(tmp_path / "d.npz"), "--run", str(run), "--batch", "4", "--segment", "100",
+            "--val-every", "3"]
+    assert A.main(base + ["--steps", "3", "--adv-kind", "gru"]) == 0
+    assert A.main(base + ["--steps", "6"]) == 0  # no --adv-kind: the checkpoint's is kept
+    import torch
+    st = torch.load(run / "ckpt.pt", weights_only=False)
+    assert st["step"] == 6 and st["cfg"]["adv"] == "gru" and any(k.startswith("adv_rnn.") for k in st["net"])
+    out = tmp_path / "w.npz"
+    assert A.main(["export", "--ckpt", str(run / "ckpt.pt"), "--out", str(out)]) == 0
+    level_split.check(out)
+    with np.load(out) as z:  # the adversary is training's alone: nothing of it ships
+        assert not any(k.startswith("adv") for k in z.files)
+    md = tmp_path / "probe.md"
+    for src in ("input", str(run / "ckpt.pt")):
+        assert A.main(["probe", "--ckpt", src, "--data", str(tmp_path / "d.npz"), "--steps", "20", "--out", str(md)]) == 0
+    rows = [r for r in md.read_text().splitlines() if r.startswith("| ") and "reader" not in r]
+    assert [r.split("|")[2].strip() for r in rows] == ["pooled", "gru", "pooled", "gru"]
+    assert all(0.0 <= float(r.split("|")[4]) <= float(r.split("|")[5]) <= 1.0 for r in rows)
