@@ -94,6 +94,17 @@ def features(L, m, v, valid, speech):
 
 
 # -- the net ------------------------------------------------------------------------------------------------
+def speech_stats(x, speech):
+    """x (B, T, C), speech (B, T) 0/1 -> (B, 2C): each channel's mean and spread over the speech frames."""
+    import torch
+
+    w = speech[..., None]
+    n = w.sum(1).clamp_min(1.0)
+    mu = (x * w).sum(1) / n
+    sd = (((x - mu[:, None]) ** 2 * w).sum(1) / n + 1e-6).sqrt()
+    return torch.cat([mu, sd], -1)
+
+
 def build_net(n_spk, code=6, emb=16, adv="pooled"):
     import torch
     from torch import nn
@@ -142,11 +153,7 @@ def build_net(n_spk, code=6, emb=16, adv="pooled"):
             c = Reverse.apply(c, lam)
             if adv == "gru":
                 c, _ = self.adv_rnn(c)
-            w = speech[..., None]
-            n = w.sum(1).clamp_min(1.0)
-            mu = (c * w).sum(1) / n
-            sd = (((c - mu[:, None]) ** 2 * w).sum(1) / n + 1e-6).sqrt()
-            return self.adv(torch.cat([mu, sd], -1))
+            return self.adv(speech_stats(c, speech))
 
     return LevelSplit()
 
@@ -479,11 +486,7 @@ def probe(a) -> int:
         def forward(self, x, sp):
             if self.rnn is not None:
                 x, _ = self.rnn(x)
-            w = sp[..., None]
-            n = w.sum(1).clamp_min(1.0)
-            mu = (x * w).sum(1) / n
-            sd = (((x - mu[:, None]) ** 2 * w).sum(1) / n + 1e-6).sqrt()
-            return self.head(torch.cat([mu, sd], -1))
+            return self.head(speech_stats(x, sp))
 
     rows = []
     for kind in ("pooled", "gru"):
