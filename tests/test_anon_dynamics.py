@@ -146,3 +146,23 @@ def test_two_voices_of_different_dynamics_leave_the_stage_with_closer_swings(sr)
     print(f"swing gap: {gap0:.1f} dB at 0 %, {gap1:.1f} dB at 100 %")
     assert gap0 > 4.0
     assert abs(gap1) < 0.75 * gap0
+
+
+@pytest.mark.parametrize("max_db", [12.0, 24.0])
+def test_a_bands_correction_stops_at_the_range_either_way(max_db):
+    """A steady voice with the average speaker's shape but six middle bands 40 dB too loud: once settled, those
+    bands come down by the range (``anon.dynamics_range_db``: 12 dB by default, 24 dB here), within 1 dB; bands
+    away from them move up, by less than the range (the long-term target sits at the voice's mean level, which
+    the loud bands raise)."""
+    nb = 161
+    freqs = np.arange(nb) * SPACING_HZ
+    shape = POP.copy()
+    shape[13:19] += 40.0
+    x = _rows(np.full(600, -40.0), nb, shape_db=shape)
+    y = x.copy()
+    st = dynamics.BandDynamics(freqs, 1, 200.0)
+    for t in range(len(y)):
+        st.process(y[t], 0, 1.0, 0.0, True, max_db=max_db)
+    moved = _band_db(y[400:], freqs).mean(0) - _band_db(x[400:], freqs).mean(0)
+    assert np.all(np.abs(moved[15:17] + max_db) < 1.0), np.round(moved, 1)
+    assert np.all(moved[3:10] > 0.0) and np.all(moved[3:10] < max_db)

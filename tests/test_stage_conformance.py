@@ -162,7 +162,8 @@ ACTIVE = {
     # seeds 0-3 and the compiled loops stay at 0.08-0.33e-5 (tests/test_voice_kernels.py compares the two); a power-of-two
     # copy stays within 4e-7.
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0,
-                    "anon.excite_pct": 100.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0},
+                    "anon.excite_pct": 100.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0,
+                    "anon.dynamics_range_db": 24.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7})),
                    image_error=2e-5, signal=_low_voice),
     # Overrides moved and the match mode switched mid-stream (voice: the voice match shifts the pitch toward the

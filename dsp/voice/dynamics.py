@@ -17,7 +17,8 @@ This is its causal, audio-domain form, per channel and per 5 ms frame, after the
    swing scaled to the average speaker's spread S_b, around a long-term shape T_b = the average speaker's
    (``POP_DB``) tilted by the pseudo-speaker's tilt above 500 Hz, at the speaker's own level (T's mean over the
    bands is m's);
-4. the correction (target - L_b) limited to +-``MAX_DB``, times the share, spread onto the bins by the bands'
+4. the correction (target - L_b) limited to +-``max_db`` (the stage's ``anon.dynamics_range_db``; ``MAX_DB`` by
+   default), times the share, spread onto the bins by the bands'
    triangles (below the first band's centre the first band's, above the last one's the last band's) and applied
    as a real gain.
 
@@ -42,7 +43,7 @@ LO_HZ, HI_HZ = 50.0, 8000.0
 TAU_S = 1.0            # the running statistics' time constant once settled
 PRIOR_FRAMES = 40.0    # the targets' weight at the start, in frames (0.2 s at the 5 ms hop)
 RATIO = (0.5, 1.5)     # limits of the swing's scaling
-MAX_DB = 12.0
+MAX_DB = 12.0          # the correction's default limit either way, dB
 FLOOR_DB = 100.0       # a band's level is read no lower than this under the frame's loudest band
 FLOOR = 10.0 ** (-FLOOR_DB / 10.0)
 TILT_FROM_HZ = 500.0
@@ -112,7 +113,8 @@ class BandDynamics:
         self._tgt = np.zeros(BANDS, np.float32)   # T less its mean: the target shape
         self._g = np.zeros(nb, np.float32)
         self._gc = np.zeros(nb, np.complex64)  # the gain as complex: a mixed-dtype multiply buffers its operand
-        self._lo, self._hi = np.float32(-MAX_DB), np.float32(MAX_DB)
+        self._lo, self._hi = np.full((), -MAX_DB, np.float32), np.full((), MAX_DB, np.float32)
+        self._max_db = MAX_DB
         self._rlo, self._rhi = np.float32(RATIO[0]), np.float32(RATIO[1])
         self._tiny = np.float32(1e-20)
         self._f = np.zeros((), np.float32)
@@ -137,12 +139,17 @@ class BandDynamics:
             self._net.step(self._fin, ch, self._zh)
 
     def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool,
-                split: float = 0.0) -> None:
+                split: float = 0.0, max_db: float = MAX_DB) -> None:
         """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
         ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
         take the long-term part of the correction only (a pause's noise is not pulled up to the speech's swing).
         ``split`` (0..1): on speech frames, that share of the swing is the split net's z-scores times the
-        average speaker's spread instead of the input's deviation scaled (needs ``split_weights``)."""
+        average speaker's spread instead of the input's deviation scaled (needs ``split_weights``). ``max_db``:
+        the correction's limit either way, per band, before the share."""
+        if max_db != self._max_db:
+            self._max_db = max_db
+            self._hi[...] = max_db
+            self._lo[...] = -max_db
         if tilt != self._tilt:
             np.multiply(self._oct, np.float32(tilt), out=self._tgt)
             self._tgt += self._pop

@@ -132,4 +132,5 @@ ORDER = (
     "mask_hq.mode",
     "mask_hq.contrast",
     "anon.split_pct",
+    "anon.dynamics_range_db",
 )
