@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import anonymity as bench  # noqa: E402
-from anon_mel_probe import Embedder  # noqa: E402
+import anonymity as bench
+from anon_mel_probe import Embedder
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "anon_band_means.md"
 STRETCHES = (("first 0.7 s", 0, 70), ("after 0.7 s", 70, None), ("whole", 0, None))  # mel frames of 10 ms
@@ -55,25 +55,25 @@ def main(argv=None) -> int:
     rows = []
     for name, fn in systems.items():
         M = {s: [] for s, _, _ in STRETCHES}
-        for spk, chunks in utts.items():
+        for chunks in utts.values():
             per = {s: [] for s, _, _ in STRETCHES}
             for x in chunks:
                 L = np.log(emb.mel_of(fn(x))[0] + 1e-10)
                 for s, i0, i1 in STRETCHES:
                     per[s].append(L[i0:i1].mean(0))
-            for s in per:
-                M[s].append(per[s])
+            for s, v in per.items():
+                M[s].append(v)
         r = {s: f_ratio(np.array(M[s])) for s in M}
         rows.append((name, r))
         print(name, {k: round(v, 3) for k, v in r.items()}, f"{time.time() - t0:.0f} s", flush=True)
     cmd = (f"scripts/anon_band_means.py --speakers {a.speakers} --skip-speakers {a.skip_speakers}"
            + "".join(f" --system {p}" for p in a.system))
-    lines = ["# Speaker left in each band's long-term level, by stretch of the utterance", "",
-             f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
-             f"{len(utts)} train-split speakers x {bench.N_UTT} chunks of {bench.SEG_S} s. Each cell: the mean over "
-             "Resemblyzer's 40 mel bands of the between-speaker variance of the chunks' mean log level over the "
-             f"within-speaker variance (F-ratio; 1/{bench.N_UTT} = {1 / bench.N_UTT:.2f} when a band tells "
-             "nobody apart).", "",
+    head = (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
+            f"{len(utts)} train-split speakers x {bench.N_UTT} chunks of {bench.SEG_S} s. Each cell: the mean over "
+            "Resemblyzer's 40 mel bands of the between-speaker variance of the chunks' mean log level over the "
+            f"within-speaker variance (F-ratio; 1/{bench.N_UTT} = {1 / bench.N_UTT:.2f} when a band tells "
+            "nobody apart).")
+    lines = ["# Speaker left in each band's long-term level, by stretch of the utterance", "", head, "",
              "| system | " + " | ".join(s for s, _, _ in STRETCHES) + " |",
              "|---|" + "---|" * len(STRETCHES)]
     for name, r in rows:

@@ -494,7 +494,7 @@ def probe(a) -> int:
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         t_end, step, best = time.time() + 60 * a.minutes / 2, 0, (0.0, 0.0)
 
-        def held_out():
+        def held_out(m):
             with torch.no_grad():
                 lg = torch.cat([m(torch.from_numpy(X[va[i:i + 64]]), torch.from_numpy(S[va[i:i + 64]]))
                                 for i in range(0, len(va), 64)])
@@ -513,8 +513,8 @@ def probe(a) -> int:
             opt.step()
             step += 1
             if step % 250 == 0:
-                best = max(best, held_out())
-        best = max(best, held_out())
+                best = max(best, held_out(m))
+        best = max(best, held_out(m))
         rows.append((kind, step, best))
         print(f"{a.ckpt} reader {kind}: {step} steps, held-out chunks top-1 {best[0]:.3f} top-5 {best[1]:.3f}", flush=True)
     if a.out:

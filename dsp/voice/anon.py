@@ -87,8 +87,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    50 Hz .. 8 kHz, each band's level is moved toward the average speaker's long-term shape (tilted by the
    pseudo-speaker's tilt, at the speaker's level) and its swing over time scaled to the average speaker's
    spread, from running statistics over speech frames (the pause test's complement); pauses take the long-term
-   part only; each band's correction is limited to +-``anon.dynamics_range_db``. With ``anon.split_pct``, that share of the speech frames' swing is not the input's, scaled, but
-   the learned content/speaker split's rendering of it in the average speaker's voice (dsp/voice/level_split.py).
+   part only; each band's correction is limited to +-``anon.dynamics_range_db``. With ``anon.split_pct``, that
+   share of the speech frames' swing is not the input's, scaled, but the learned content/speaker split's
+   rendering of it in the average speaker's voice (dsp/voice/level_split.py).
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale

@@ -18,9 +18,8 @@ This is its causal, audio-domain form, per channel and per 5 ms frame, after the
    (``POP_DB``) tilted by the pseudo-speaker's tilt above 500 Hz, at the speaker's own level (T's mean over the
    bands is m's);
 4. the correction (target - L_b) limited to +-``max_db`` (the stage's ``anon.dynamics_range_db``; ``MAX_DB`` by
-   default), times the share, spread onto the bins by the bands'
-   triangles (below the first band's centre the first band's, above the last one's the last band's) and applied
-   as a real gain.
+   default), times the share, spread onto the bins by the bands' triangles (below the first band's centre the
+   first band's, above the last one's the last band's) and applied as a real gain.
 
 With ``split`` (the stage's ``anon.split_pct``), step 3's swing on speech frames is, for that share, not the
 input's deviation scaled but the learned content/speaker split's z-scores (level_split.py: the same frame's
