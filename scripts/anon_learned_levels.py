@@ -67,7 +67,7 @@ class Recorder(_ORIG):
         self.frames: list = []
         Recorder.instances.append(self)
 
-    def process(self, row, ch, share, tilt, speech, split=0.0):
+    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB):
         self._L[:] = np.nan
         super().process(row, ch, 0.0, tilt, speech)
         if ch == 0:
@@ -333,11 +333,12 @@ class Learned(_ORIG):
         if hasattr(self, "h"):
             self.h = [None] * len(self.h)
 
-    def process(self, row, ch, share, tilt, speech, split=0.0):
+    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB):
         if not self.on:
-            return super().process(row, ch, share, tilt, speech)
+            return super().process(row, ch, share, tilt, speech, 0.0, max_db)
         self._L[:] = np.nan
-        super().process(row, ch, 0.0, tilt, speech)  # statistics only: the row is left as it is
+        # statistics and the range only: at share 0 the row is left as it is
+        super().process(row, ch, 0.0, tilt, speech, 0.0, max_db)
         L, m, v, n = self._L.copy(), self._mean[ch], self._var[ch], self._n[ch]
         valid = n > 0 and np.isfinite(L).all()
         if self.on == "flat":
@@ -474,6 +475,8 @@ def probe(a) -> int:
     groups = np.arange(len(X)) // views
     val = (rng.random(groups.max() + 1) < 0.15)[groups]
     tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+    if len(va) == 0 or len(tr) == 0:
+        raise SystemExit(f"probe: {len(tr)} training and {len(va)} held-out chunks; it needs both")
     C, T, seg = X.shape[2], X.shape[1], min(280, X.shape[1])
 
     class Reader(nn.Module):

@@ -166,3 +166,21 @@ def test_a_bands_correction_stops_at_the_range_either_way(max_db):
     moved = _band_db(y[400:], freqs).mean(0) - _band_db(x[400:], freqs).mean(0)
     assert np.all(np.abs(moved[15:17] + max_db) < 1.0), np.round(moved, 1)
     assert np.all(moved[3:10] > 0.0) and np.all(moved[3:10] < max_db)
+
+
+def test_the_stage_passes_its_range_to_the_step():
+    """Through the anon stage (dynamics 100 %) a 150 Hz voice whose syllables swing by 18 dB: the default range
+    renders exactly as an explicit 12 dB, and 24 dB renders differently (the swing's corrections pass 12 dB)."""
+    sr = 16000
+    steps = np.random.default_rng(3).standard_normal(20)
+    x = _tone(sr, 150.0, 2.0)
+    x = (x * np.repeat(10 ** (LOUD_SD * steps / 20), int(0.1 * sr))[: x.shape[-1]]).astype(np.float32)
+    x *= np.float32(0.3 / np.max(np.abs(x)))
+
+    def out(**extra):
+        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, **extra}
+        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
+
+    y = out()
+    assert np.array_equal(y, out(**{"anon.dynamics_range_db": 12.0}))
+    assert np.max(np.abs(out(**{"anon.dynamics_range_db": 24.0}) - y)) > 1e-3 * np.max(np.abs(y))

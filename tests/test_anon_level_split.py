@@ -201,3 +201,36 @@ def test_a_time_aware_adversary_run_resumes_as_one_exports_and_a_probe_reads_its
     rows = [r for r in md.read_text().splitlines() if r.startswith("| ") and "reader" not in r]
     assert [r.split("|")[2].strip() for r in rows] == ["pooled", "gru", "pooled", "gru"]
     assert all(0.0 <= float(r.split("|")[4]) <= float(r.split("|")[5]) <= 1.0 for r in rows)
+
+
+def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_split(monkeypatch):
+    """scripts/anon_learned_levels.py's stand-ins for the dynamics step take the call the stage makes (split and
+    range included): `+learned` with the shipped run's checkpoint renders `anon-neutral` as the stage does with
+    the exported weights (within 1e-3 of the peak: torch against NumPy GRUs), `+flat` differently, and the
+    capture's recorder reads frames without touching the row."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import anon_learned_levels as A
+    from test_voice_shift import _tone
+
+    sr = A.bench.SR
+    x = _tone(sr, 140.0, 2.0)[0]
+    x = (x * np.repeat(10 ** (6.0 * np.random.default_rng(2).standard_normal(20) / 20), sr // 10)).astype(np.float32)
+    stage = A.bench.chain_system("anon-neutral")(x)
+    st = torch.load(ROOT / "models/training/anon-levels/ckpt.pt", weights_only=False)
+    net = A.build_net(**st["cfg"])
+    net.load_state_dict(st["net"])
+    net.eval()
+    monkeypatch.setitem(A._LEARNED, "net", net)
+    monkeypatch.setattr(A.D, "BandDynamics", A.Learned)
+    learned = A._chain_system("anon-neutral+learned")(x)
+    flat = A._chain_system("anon-neutral+flat")(x)
+    peak = np.max(np.abs(stage))
+    assert np.max(np.abs(learned - stage)) < 1e-3 * peak
+    assert np.max(np.abs(flat - stage)) > 1e-2 * peak
+    monkeypatch.setattr(A.D, "BandDynamics", A.Recorder)
+    plain = A.bench.chain_system("anon-neutral@anon.dynamics_pct=0")(x)
+    rec = A.bench.chain_system("anon-neutral")
+    recorded = rec(x)
+    r = A.Recorder.instances[-1]
+    assert len(r.frames) > 100 and np.allclose(recorded, plain, atol=1e-6 * peak)
