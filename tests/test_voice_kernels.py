@@ -17,7 +17,7 @@ from stage_testlib import make_section, run, speech_clip
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed (extra 'fast') or RESCULPT_NO_KERNELS set")
 
-# The shipped anon-high voice, plus the codebook share (off in the presets), so every branch runs.
+# The shipped anon-high voice, plus the codebook share (on only in anon-strong), so every branch runs.
 ANON = {"anon.f0_hz": 220.0, "anon.pitch_range": 0.7, "anon.formant_ratio": 1.15, "anon.formant_follow": 0.25,
         "anon.warp_alpha": 0.85, "anon.timbre_pct": 80.0, "anon.tilt_db_oct": 2.5, "anon.vtln_pct": 100.0,
         "anon.detail_pct": 60.0}

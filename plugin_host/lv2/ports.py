@@ -59,6 +59,7 @@ PRESETS = (
     "stream-voice",
     "warm-radio",
     "denoise-hq",
+    "anon-strong",
 )
 DEFAULT_PRESET = "clean"
 # The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset

@@ -1,0 +1,79 @@
+"""Both attackers' EER for many preset variants, fast: the benchmark's speakers and attack without its STOI and DNSMOS.
+
+    RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_sweep.py --split train --skip-speakers 48 \
+        --speakers 64 anon-neutral anon-neutral@anon.detail_pct=100 ... [--random VARIANT ...] [--out F.md]
+
+``benchmarks/anonymity.py`` spends most of its time on DNSMOS and STOI (about 4 minutes a system on 64 speakers
+on one core); the speaker-verification part alone takes about 35 s a system. This runs that part for each
+variant (``PRESET`` or ``PRESET@key=value,...``, as the benchmark's ``--preset``; ``--random`` ones with a new
+``anon.seed`` per utterance, as its ``--random-preset``), with the same speakers, seeds, Resemblyzer embedding
+and EER, so its EERs equal the benchmark's for the same system. Use it to choose which variants the full
+benchmark should score; quality is not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import anonymity as bench  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("variants", nargs="*", help="PRESET or PRESET@key=value,... (a fixed pseudo-speaker)")
+    ap.add_argument("--random", action="append", default=[],
+                    help="a variant run with a new anon.seed per utterance (repeatable)")
+    ap.add_argument("--speakers", type=int, default=64)
+    ap.add_argument("--skip-speakers", type=int, default=48)
+    ap.add_argument("--split", choices=("val", "train"), default="train")
+    ap.add_argument("--out", help="also write the table here (Markdown)")
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    bench.one_thread()
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    t0 = time.time()
+    utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
+    enc = VoiceEncoder(device="cpu", verbose=False)
+
+    def run(fn):
+        rng = np.random.default_rng(bench.SEED)  # the benchmark's draws, so random variants match it too
+        return {s: [enc.embed_utterance(preprocess_wav(fn(x, rng), source_sr=bench.SR)) for x in xs]
+                for s, xs in utts.items()}
+
+    orig = run(lambda x, rng=None: x)
+    rows = []
+    for v, rand in [(v, False) for v in a.variants] + [(v, True) for v in a.random]:
+        t1 = time.time()
+        E = run(bench.chain_system(v, random_seed=rand))
+        rows.append((v + (", new voice per utterance" if rand else ""), bench.attack(orig, E), bench.attack(E, E)))
+        print(f"{rows[-1][0]}: ignorant {rows[-1][1]:.1f} %, lazy-informed {rows[-1][2]:.1f} % "
+              f"({time.time() - t1:.0f} s)", flush=True)
+    n_t = len(utts) * len(bench.TRIALS)
+    cmd = " ".join(["scripts/anon_sweep.py", f"--split {a.split}", f"--skip-speakers {a.skip_speakers}",
+                    f"--speakers {a.speakers}", *a.variants, *(f"--random {v}" for v in a.random)])
+    lines = ["# Anonymity sweep: both attackers' EER per variant", "",
+             (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
+              f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), {n_t} target and "
+              f"{n_t * (len(utts) - 1)} non-target trials, as benchmarks/anonymity.py scores them (a target trial is "
+              f"{100 / n_t:.1f} points of the false-rejection rate). Original: ignorant / lazy-informed "
+              f"{bench.attack(orig, orig):.1f} %. No quality metric here: score the chosen variants with the "
+              "benchmark."), "",
+             "| variant | ignorant EER | lazy-informed EER |", "|---|---|---|"]
+    lines += [f"| {n} | {i:.1f} % | {z:.1f} % |" for n, i, z in rows]
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
