@@ -392,10 +392,25 @@ def main(argv=None) -> int:
         lines.append(f"| {a_} | " + " | ".join(row) + " |")
     if asr is None:
         lines += ["", "WER not measured (--no-asr)."]
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(lines, a.out)
     return 0
+
+
+def embed_system(utts: dict, fn, enc) -> dict:
+    """{speaker: [N_UTT Resemblyzer embeddings (256,)]} of ``utts`` passed through ``fn`` (a ``systems()`` value),
+    drawing from a fresh ``default_rng(SEED)`` as ``main()`` does, so a random system draws the same voices here."""
+    from resemblyzer import preprocess_wav
+
+    rng = np.random.default_rng(SEED)
+    return {s: [enc.embed_utterance(preprocess_wav(fn(x, rng), source_sr=SR)) for x in xs] for s, xs in utts.items()}
+
+
+def write_report(lines: list[str], out) -> None:
+    """Print the Markdown ``lines`` and, when ``out`` is given, write them there (folders made)."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def _between_speakers(E: dict) -> float:

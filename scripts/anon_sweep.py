@@ -19,8 +19,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import anonymity as bench  # noqa: E402
 
@@ -37,16 +35,14 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     bench.one_thread()
-    from resemblyzer import VoiceEncoder, preprocess_wav
+    from resemblyzer import VoiceEncoder
 
     t0 = time.time()
     utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
     enc = VoiceEncoder(device="cpu", verbose=False)
 
     def run(fn):
-        rng = np.random.default_rng(bench.SEED)  # the benchmark's draws, so random variants match it too
-        return {s: [enc.embed_utterance(preprocess_wav(fn(x, rng), source_sr=bench.SR)) for x in xs]
-                for s, xs in utts.items()}
+        return bench.embed_system(utts, fn, enc)
 
     orig = run(lambda x, rng=None: x)
     rows = []
@@ -68,10 +64,7 @@ def main(argv=None) -> int:
               "benchmark."), "",
              "| variant | ignorant EER | lazy-informed EER |", "|---|---|---|"]
     lines += [f"| {n} | {i:.1f} % | {z:.1f} % |" for n, i, z in rows]
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    bench.write_report(lines, a.out)
     return 0
 
 

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     bench.one_thread()
     import librosa
-    from resemblyzer import VoiceEncoder, preprocess_wav
+    from resemblyzer import VoiceEncoder
 
     t0 = time.time()
     utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
@@ -80,9 +80,7 @@ def main(argv=None) -> int:
     female = f0 > a.f0_split
 
     def run(fn):
-        rng = np.random.default_rng(bench.SEED)
-        return {s: [enc.embed_utterance(preprocess_wav(fn(x, rng), source_sr=bench.SR)) for x in xs]
-                for s, xs in utts.items()}
+        return bench.embed_system(utts, fn, enc)
 
     orig = run(lambda x, rng=None: x)
     rows = []
@@ -110,10 +108,7 @@ def main(argv=None) -> int:
     for name, kind, e_all, e_same, e_cross, q, r in rows:
         lines.append(f"| {name} | {kind} | {e_all:.1f} % | {e_same:.1f} % | {e_cross:.1f} % | "
                      f"{' / '.join(f'{v:+.3f}' for v in q)} | {r:+.2f} |")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    bench.write_report(lines, a.out)
     return 0
 
 
