@@ -205,19 +205,21 @@ def eer(target: np.ndarray, nontarget: np.ndarray) -> float:
     return 100.0 * 0.5 * (frr[i] + far[i])
 
 
-def attack(enrol: dict, trial: dict) -> float:
-    """EER (%) with enrolment embeddings ``enrol[spk]`` (ENROL utterances) and trial embeddings."""
+def score_matrix(enrol: dict, trial: dict) -> np.ndarray:
+    """(S, len(TRIALS), S) cosine scores over the speakers S in ``enrol``'s order: [j, i, m] = speaker j's trial
+    utterance TRIALS[i] against speaker m's model (the normalised mean of its ENROL embeddings)."""
     spk = list(enrol)
     models = np.stack([np.mean([enrol[s][k] for k in ENROL], axis=0) for s in spk])
     models /= np.linalg.norm(models, axis=1, keepdims=True)
-    tgt, non = [], []
-    for j, s in enumerate(spk):
-        for k in TRIALS:
-            e = trial[s][k] / np.linalg.norm(trial[s][k])
-            sc = models @ e
-            tgt.append(sc[j])
-            non.extend(np.delete(sc, j))
-    return eer(np.array(tgt), np.array(non))
+    return np.array([[models @ (trial[s][k] / np.linalg.norm(trial[s][k])) for k in TRIALS] for s in spk])
+
+
+def attack(enrol: dict, trial: dict) -> float:
+    """EER (%) with enrolment embeddings ``enrol[spk]`` (ENROL utterances) and trial embeddings: every trial
+    against its own speaker's model (target) and every other speaker's (non-target)."""
+    S = score_matrix(enrol, trial)
+    own = np.eye(S.shape[0], dtype=bool)[:, None, :].repeat(S.shape[1], axis=1)
+    return eer(S[own], S[~own])
 
 
 def fit_lda(E: dict, dim: int = LDA_DIM):

@@ -78,8 +78,7 @@ def main(argv=None) -> int:
              "|---|" + "---|" * len(STRETCHES)]
     for name, r in rows:
         lines.append(f"| {name} | " + " | ".join(f"{r[s]:.2f}" for s, _, _ in STRETCHES) + " |")
-    Path(a.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    bench.write_report(lines, a.out)
     return 0
 
 

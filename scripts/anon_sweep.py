@@ -41,14 +41,11 @@ def main(argv=None) -> int:
     utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
     enc = VoiceEncoder(device="cpu", verbose=False)
 
-    def run(fn):
-        return bench.embed_system(utts, fn, enc)
-
-    orig = run(lambda x, rng=None: x)
+    orig = bench.embed_system(utts, lambda x, rng=None: x, enc)
     rows = []
     for v, rand in [(v, False) for v in a.variants] + [(v, True) for v in a.random]:
         t1 = time.time()
-        E = run(bench.chain_system(v, random_seed=rand))
+        E = bench.embed_system(utts, bench.chain_system(v, random_seed=rand), enc)
         rows.append((v + (", new voice per utterance" if rand else ""), bench.attack(orig, E), bench.attack(E, E)))
         print(f"{rows[-1][0]}: ignorant {rows[-1][1]:.1f} %, lazy-informed {rows[-1][2]:.1f} % "
               f"({time.time() - t1:.0f} s)", flush=True)

@@ -27,17 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import anonymity as bench  # noqa: E402
 
 
-def scores(enrol: dict, trial: dict, spk: list) -> np.ndarray:
-    """(speakers, len(TRIALS), speakers) cosine scores: [j, i, m] = trial i of speaker j against enrolment m."""
-    models = np.stack([np.mean([enrol[s][k] for k in bench.ENROL], axis=0) for s in spk])
-    models /= np.linalg.norm(models, axis=1, keepdims=True)
-    S = np.zeros((len(spk), len(bench.TRIALS), len(spk)))
-    for j, s in enumerate(spk):
-        for i, k in enumerate(bench.TRIALS):
-            S[j, i] = models @ (trial[s][k] / np.linalg.norm(trial[s][k]))
-    return S
-
-
 def split_eers(S: np.ndarray, female: np.ndarray) -> tuple[float, float, float]:
     """EER (%) against every non-target trial, same-gender ones only, cross-gender ones only."""
     n = len(female)
@@ -79,17 +68,14 @@ def main(argv=None) -> int:
     f0 = np.array(f0)
     female = f0 > a.f0_split
 
-    def run(fn):
-        return bench.embed_system(utts, fn, enc)
-
-    orig = run(lambda x, rng=None: x)
+    orig = bench.embed_system(utts, lambda x, rng=None: x, enc)
     rows = []
     for name in ["original", *a.systems]:
-        E = orig if name == "original" else run(bench.chain_system(name))
+        E = orig if name == "original" else bench.embed_system(utts, bench.chain_system(name), enc)
         for kind, enrol in (("ignorant", orig), ("lazy-informed", E)):
             if name == "original" and kind == "lazy-informed":
                 continue
-            S = scores(enrol, E, spk)
+            S = bench.score_matrix(enrol, E)
             gap = np.array([S[j, :, j].mean() - np.delete(S[j], j, axis=1).mean() for j in range(len(spk))])
             q = np.percentile(gap, [10, 25, 50, 75, 90])
             rows.append((name, kind, *split_eers(S, female), q, float(np.corrcoef(gap, f0)[0, 1])))

@@ -1,0 +1,54 @@
+"""The anonymity benchmark's scoring (benchmarks/anonymity.py): the EER and the attack every anon figure rests on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import anonymity as bench  # noqa: E402
+
+
+def _embeddings(rng, centres, spread):
+    return {s: [c + spread * rng.standard_normal(c.shape) for _ in range(bench.N_UTT)] for s, c in centres.items()}
+
+
+def test_eer_is_zero_for_separated_scores_and_half_for_identical_ones():
+    assert bench.eer(np.array([0.9, 0.8, 0.95]), np.array([0.1, 0.2, 0.3, 0.4])) == 0.0
+    s = np.linspace(0.0, 1.0, 101)
+    assert abs(bench.eer(s, s) - 50.0) < 1.0
+
+
+def test_attack_scores_each_trial_against_its_own_speaker_as_target_and_every_other_as_non_target():
+    """attack() equals the definition written out trial by trial (the models are the normalised means of the
+    ENROL utterances; each TRIALS utterance is a target trial for its speaker and a non-target for the others),
+    and score_matrix() holds exactly those scores."""
+    rng = np.random.default_rng(3)
+    centres = {f"s{k}": rng.standard_normal(16) for k in range(9)}
+    enrol, trial = _embeddings(rng, centres, 0.8), _embeddings(rng, centres, 1.2)
+    spk = list(enrol)
+    tgt, non = [], []
+    for j, s in enumerate(spk):
+        for k in bench.TRIALS:
+            e = trial[s][k] / np.linalg.norm(trial[s][k])
+            for m, r in enumerate(spk):
+                model = np.mean([enrol[r][u] for u in bench.ENROL], axis=0)
+                sc = float(model @ e / np.linalg.norm(model))
+                assert abs(bench.score_matrix(enrol, trial)[j, bench.TRIALS.index(k), m] - sc) < 1e-9
+                (tgt if m == j else non).append(sc)
+    assert len(tgt) == len(spk) * len(bench.TRIALS) and len(non) == len(tgt) * (len(spk) - 1)
+    assert bench.attack(enrol, trial) == bench.eer(np.array(tgt), np.array(non))
+    assert 0.0 < bench.attack(enrol, trial) < 50.0  # a linkable set: some errors, far from chance
+
+
+def test_attack_is_at_chance_when_trials_carry_no_speaker():
+    """Trials drawn independently of their speaker (every speaker's trials from one pool) give an EER near 50 %;
+    trials equal to their own enrolment give 0."""
+    rng = np.random.default_rng(4)
+    centres = {f"s{k}": rng.standard_normal(32) for k in range(40)}
+    enrol = _embeddings(rng, centres, 0.1)
+    pool = {s: [rng.standard_normal(32) for _ in range(bench.N_UTT)] for s in centres}
+    assert 35.0 < bench.attack(enrol, pool) < 65.0
+    assert bench.attack(enrol, enrol) == 0.0
