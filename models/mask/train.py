@@ -44,6 +44,7 @@ from resculpt.models.mask.losses import (
     mrstft,
     perceptual_or_off,
     si_sdr,
+    pause_residual,
     stoi_torch,
 )
 from resculpt.models.mask.mixing import SR
@@ -176,8 +177,10 @@ def add_df_head(net: MaskNet, sd_old: dict) -> None:
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
-    """Mean SI-SDR (dB) of output and input, multi-res STFT loss, and the differentiable STOI of output and input
-    (``stoi_torch``, the training term's measure, within about 0.02 of pystoi), denoise mode, full strength."""
+    """Mean SI-SDR (dB) of output and input, multi-res STFT loss, the differentiable STOI of output and input
+    (``stoi_torch``, the training term's measure, within about 0.02 of pystoi) and the pause term's score of the
+    output (``pause_residual``: 1 = the pauses' noise left whole, 0 = cut by 40 dB or more), denoise mode, full
+    strength."""
     io = BandIO(n_fft, 80)
     net.eval()
     x = torch.tensor(np.stack([v["noisy"] for v in val]))
@@ -193,6 +196,8 @@ def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
     for key, z in (("stoi_torch_out", y), ("stoi_torch_in", x)):
         s, ok = stoi_torch(z[:, :e], t[:, :e], SR)
         r[key] = float((s * ok).sum() / ok.sum().clamp_min(1.0))
+    pr, ok = pause_residual(y[:, :e], x[:, :e], t[:, :e])
+    r["pause_out"] = float((pr * ok).sum() / ok.sum().clamp_min(1.0))
     net.train()
     return r
 
@@ -392,6 +397,11 @@ def train(args) -> dict:
             cs = cspec(y, t)
             parts["cspec"] = cs.item()
             loss = loss + w["cspec"] * cs
+        if w["pause"] > 0:
+            pr, ok = pause_residual(y, x[:, :e], t)
+            pl = (pr * ok).sum() / ok.sum().clamp_min(1.0)
+            parts["pause"] = pl.item()
+            loss = loss + w["pause"] * pl
         if w["stoi"] > 0:
             st, ok = stoi_torch(y, t, SR)
             sl = ((1.0 - st) * ok).sum() / ok.sum().clamp_min(1.0)
