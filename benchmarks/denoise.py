@@ -303,11 +303,16 @@ def si_sdr(y, t):
 
 
 _DNSMOS = None
+# speechmos.dnsmos's polynomials (its non-personalised P.835 model): raw network outputs -> MOS
+_P835 = {"sig": np.poly1d([-0.08397278, 1.22083953, 0.0052439]),
+         "bak": np.poly1d([-0.13166888, 1.60915514, -0.39604546]),
+         "ovrl": np.poly1d([-0.06766283, 1.11546468, 0.04602535])}
 
 
-def dnsmos_ovrl(y):
-    """DNSMOS P.835 OVRL exactly as speechmos.dnsmos computes it (its sig_bak_ovr.onnx and polynomial),
-    with a one-thread onnxruntime session (speechmos's default sessions use every core)."""
+def dnsmos_p835(y) -> dict:
+    """DNSMOS P.835 {"sig", "bak", "ovrl"} of y (n,) at 16 kHz exactly as speechmos.dnsmos computes them (its
+    sig_bak_ovr.onnx and polynomials, 9.01 s windows at 1 s hops, the clip repeated up to 9.01 s), with a
+    one-thread onnxruntime session (speechmos's default sessions use every core)."""
     global _DNSMOS
     import speechmos
 
@@ -318,15 +323,20 @@ def dnsmos_ovrl(y):
     while a.size < n:
         a = np.append(a, a)
     hops = int(np.floor(a.size / SR) - 9.01) + 1
-    p = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
-    vals = []
+    vals = {k: [] for k in _P835}
     for i in range(hops):
         seg = a[i * SR : i * SR + n]
         if seg.size < n:
             continue
         raw = _DNSMOS.run(None, {"input_1": seg[None].astype(np.float32)})[0][0]
-        vals.append(p(raw[2]))
-    return float(np.mean(vals))
+        for j, k in enumerate(("sig", "bak", "ovrl")):
+            vals[k].append(_P835[k](raw[j]))
+    return {k: float(np.mean(v)) for k, v in vals.items()}
+
+
+def dnsmos_ovrl(y):
+    """DNSMOS P.835 OVRL of y (n,) at 16 kHz (:func:`dnsmos_p835`)."""
+    return dnsmos_p835(y)["ovrl"]
 
 
 def metrics(y, ref):
