@@ -72,3 +72,45 @@ def test_mask_training_step_logs_the_pause_term_when_weighted(tmp_path):
     assert any("pause" in r for r in lines if "val" not in r)
     vals = [r["val"] for r in lines if "val" in r]
     assert vals and all(0.0 <= v["pause_out"] <= 1.0 for v in vals)
+
+
+def test_a_presence_head_grown_onto_a_net_starts_at_its_output_times_0_993_and_trains(tmp_path):
+    """--presence on an --init-from net: the grown net's gains are the old net's x sigmoid(5); a smoke run logs the
+    presence term and the validation its accuracy, and the checkpoint records the head."""
+    import json
+
+    from resculpt.cli import main
+    from resculpt.models.mask.net import MaskNet
+    from resculpt.models.mask.train import add_presence_head
+
+    torch.manual_seed(0)
+    old = MaskNet(n_fine=0, df_bins=8)
+    new = MaskNet(n_fine=0, df_bins=8, presence=True)
+    add_presence_head(new, old.state_dict())
+    feat = torch.randn(2, 20, 24) * 10 - 40
+    cond = torch.tensor([[0.0, 1.0]] * 2)
+    (g0, d0), (g1, d1) = old(feat, None, cond), new(feat, None, cond)
+    s = torch.sigmoid(torch.tensor(5.0))
+    assert torch.allclose(g1, g0 * s, atol=1e-6) and torch.allclose(d1, d0 * s, atol=1e-6)
+    assert new.last_presence.shape == (2, 20, 1)
+
+    out = tmp_path / "run"
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--presence", "--df-bins", "8"]) == 0
+    lines = [json.loads(s) for s in (out / "log.jsonl").read_text().splitlines()]
+    assert any("presence" in r for r in lines if "val" not in r)
+    assert all(0.0 <= r["val"]["presence_acc"] <= 1.0 for r in lines if "val" in r)
+    ck = torch.load(out / "ckpt.pt", weights_only=False)
+    assert ck["net_kwargs"]["presence"] and "presence_head.weight" in ck["net"]
+
+
+def test_presence_target_marks_the_frames_within_40_db_of_the_loudest():
+    from resculpt.models.mask.band_io import BandIO
+    from resculpt.models.mask.train import presence_target
+
+    tt = np.arange(SR) / SR
+    t = np.sin(2 * np.pi * 1000 * tt).astype(np.float32)
+    t[SR // 2 :] *= 10 ** (-60 / 20)  # second half 60 dB down: a pause
+    pt = presence_target(BandIO(160, 80), torch.tensor(t)[None])[0, :, 0]
+    n = pt.shape[0]
+    assert pt[5 : n // 2 - 2].min() == 1.0 and pt[n // 2 + 2 :].max() == 0.0
+    assert presence_target(BandIO(160, 80), torch.zeros(1, SR)).max() == 0.0

@@ -34,6 +34,9 @@ Losses (weights in ``LOSS_W``; each can be switched off for the ablation):
          -40 dB floor, over 40 (1 = nothing removed, 0 = 40 dB or more removed). Off by default
          (``--weight pause=W``): DNSMOS's background score reads the noise left in the pauses, where the
          log-magnitude terms weigh one frame like any other and the gain terms square roots of small gains.
+  presence  (nets with a speech-presence head only, ``--presence``) binary cross-entropy of the head's per-frame
+         output against the clean frame's activity (``train.presence_target``: within 40 dB of the row's loudest
+         frame); the head scales every gain and tap of its frame, so a pause can be cut in all bands at once.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ import torch
 from torch.nn.functional import relu
 
 LOSS_W = {"recon": 1.0, "adv": 0.1, "perc": 0.5, "sparse": 0.02, "gain": 10.0, "teach": 10.0, "cspec": 10.0,
-          "stoi": 0.0, "pause": 0.0}
+          "stoi": 0.0, "pause": 0.0,
+          "presence": 0.5}
 SISDR_W = 0.05  # weight of the negative SI-SDR (dB) inside the recon term
 
 

@@ -65,12 +65,17 @@ class CausalConv(nn.Module):
         return self.conv(full), full[:, :, 1:]
 
 
+PRESENCE_BIAS = 5.0  # sigmoid(5) = 0.993: a new presence head passes every frame (-0.06 dB)
+
+
 class MaskNet(nn.Module):
     def __init__(self, n_bands: int = N_LEARNED, ch: int = 16, emb: int = 8, hidden: int = 128,
                  feat_mean=None, feat_std=None, fine_mean=None, fine_std=None, n_fine: int = N_FINE,
                  lookahead: int = 0, df_bins: int = 0, df_order: int = 5, phase_bins: int = 0,
-                 phase_steady: bool = False):
+                 phase_steady: bool = False, presence: bool = False):
         super().__init__()
+        self.presence = bool(presence)
+        self.last_presence = None  # (B, T, 1) of the last call, for the trainer's presence target
         self.phase_bins, self.phase_steady = int(phase_bins), bool(phase_steady)
         self.n_fine = n_fine
         if int(lookahead) < 0:
@@ -112,6 +117,10 @@ class MaskNet(nn.Module):
             self.df_head = nn.Linear(hidden, self.df_order * self.df_bins * 2)
             nn.init.zeros_(self.df_head.weight)
             nn.init.zeros_(self.df_head.bias)
+        if self.presence:  # speech presence, near 1 at the start: the net begins as the one it grows from
+            self.presence_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.presence_head.weight)
+            self.presence_head.bias.data.fill_(PRESENCE_BIAS)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
         with torch.no_grad():
@@ -163,7 +172,13 @@ class MaskNet(nn.Module):
 
     def _out(self, y):  # GRU output (B, T, H) -> gains (B, T, F) [, deep-filter taps (B, T, N * K * 2)]
         g = torch.sigmoid(self.head(y))
-        return (g, self.df_head(y)) if self.df_bins else g
+        df = self.df_head(y) if self.df_bins else None
+        if self.presence:  # one frame-wide factor: a pause is cut in every band at once, taps included
+            p = torch.sigmoid(self.presence_head(y))  # (B, T, 1)
+            self.last_presence = p
+            g = g * p
+            df = df * p if df is not None else None
+        return (g, df) if self.df_bins else g
 
     def align(self, gains):
         """gains (B, T, F) as emitted -> the gains of input frames 0..T-1: frame t takes the output of frame

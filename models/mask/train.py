@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.functional import binary_cross_entropy
 from resculpt.models.mask import common, mixing
 from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.losses import (
@@ -174,6 +175,29 @@ def add_df_head(net: MaskNet, sd_old: dict) -> None:
                          f"unexpected {unexpected})")
 
 
+def add_presence_head(net: MaskNet, sd_old: dict) -> None:
+    """Load a state dict without the speech-presence head into ``net`` (which has it): every shared tensor is
+    copied and the head keeps its init (zero weights, bias ``net.PRESENCE_BIAS``), so the grown net passes every
+    frame at 0.993 (-0.06 dB) of what the old one did."""
+    missing, unexpected = net.load_state_dict(sd_old, strict=False)
+    if unexpected or any(not k.startswith("presence_head.") for k in missing):
+        raise ValueError(f"add_presence_head: state dict does not match apart from presence_head (missing {missing}, "
+                         f"unexpected {unexpected})")
+
+
+PRESENCE_BELOW_DB = 40.0  # a frame whose clean power is this far under the row's loudest frame is a pause
+
+
+def presence_target(io: BandIO, t):
+    """(B, T, 1) 1 where the target t (B, N) has speech in the frame the net's outputs belong to: the frame's power
+    in the learned bands within ``PRESENCE_BELOW_DB`` of the row's loudest frame (a silent row: 0 everywhere)."""
+    _, band = io.bands(t)
+    db = 10.0 * torch.log10(band.sum(-1) + common.EPS)  # (B, T)
+    top = db.amax(dim=1, keepdim=True)
+    on = (db > top - PRESENCE_BELOW_DB) & (top > 10.0 * np.log10(common.EPS) + 1.0)
+    return on.float().unsqueeze(-1)
+
+
 # -- validation ------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
@@ -198,6 +222,9 @@ def evaluate(net, val, n_fft=160):  # 160: the 10 ms window, the deep filter's
         r[key] = float((s * ok).sum() / ok.sum().clamp_min(1.0))
     pr, ok = pause_residual(y[:, :e], x[:, :e], t[:, :e])
     r["pause_out"] = float((pr * ok).sum() / ok.sum().clamp_min(1.0))
+    if net.presence:  # how often the presence head is on the right side of 0.5
+        pt = presence_target(io, t)
+        r["presence_acc"] = float(((net.align(net.last_presence) > 0.5).float() == pt).float().mean())
     net.train()
     return r
 
@@ -264,6 +291,8 @@ def train(args) -> dict:
         if args.df_bins and args.df_bins != kw.get("df_bins", 0):
             raise SystemExit(f"{ckpt_path} has {kw.get('df_bins', 0)} deep-filter bins; --df-bins {args.df_bins} cannot "
                              "change a run in progress (use a new --out)")
+        if args.presence and not kw.get("presence", False):
+            raise SystemExit(f"{ckpt_path} was trained without --presence, which cannot change a run in progress")
         if args.phase_steady and not kw.get("phase_steady", False):
             raise SystemExit(f"{ckpt_path} was trained without --phase-steady, which cannot change a run in progress")
         if args.phase_bins and args.phase_bins != kw.get("phase_bins", 0):
@@ -287,12 +316,16 @@ def train(args) -> dict:
         add_phase = bool(args.phase_bins) and not kw.get("phase_bins", 0)
         if add_phase:
             kw.update(phase_bins=args.phase_bins, phase_steady=args.phase_steady)
+        add_pres = args.presence and not kw.get("presence", False)
+        if add_pres:
+            kw.update(presence=True)
         h_old = int(ck0["net"]["gru.weight_hh_l0"].shape[1])
         widen = args.grow_hidden > h_old
         print(f"fine-tuning from {args.init_from} (its step {ck0['step']}; fresh optimiser and schedule"
               f"{'; fine branch added' if grow else ''}{f'; GRU {h_old} -> {args.grow_hidden}' if widen else ''}"
               f"{f'; deep-filter taps added ({args.df_order} frames x {args.df_bins} bins)' if add_df else ''}"
-              f"{f'; phase-advance input added ({args.phase_bins} bins)' if add_phase else ''})",
+              f"{f'; phase-advance input added ({args.phase_bins} bins)' if add_phase else ''}"
+              f"{'; speech-presence head added' if add_pres else ''})",
               flush=True)
     else:
         kw = feature_stats(pools, args.seed, n_batches=2 if args.smoke else 8, vary_noise=vary)
@@ -301,6 +334,8 @@ def train(args) -> dict:
             kw.update(df_bins=args.df_bins, df_order=args.df_order)
         if args.phase_bins:
             kw.update(phase_bins=args.phase_bins, phase_steady=args.phase_steady)
+        if args.presence:
+            kw.update(presence=True)
         ck = None
     if ck is None:  # a new run (fresh or a fine-tune) may set the look-ahead; the weights are the same either way
         kw["lookahead"] = args.lookahead if args.lookahead is not None else kw.get("lookahead", 0)
@@ -312,6 +347,9 @@ def train(args) -> dict:
                 sd0 = net.state_dict()
             if add_phase and (widen or add_df):
                 raise SystemExit("--phase-bins grows one thing at a time: not with --grow-hidden or new --df-bins")
+            if add_pres and (widen or add_df or add_phase):
+                raise SystemExit("--presence grows one thing at a time: not with --grow-hidden, new --df-bins or "
+                                 "--phase-bins")
             if widen:
                 kw["hidden"] = args.grow_hidden
                 net = MaskNet(**kw)
@@ -320,6 +358,8 @@ def train(args) -> dict:
                 add_df_head(net, sd0)
             elif add_phase:
                 add_phase_input(net, sd0)
+            elif add_pres:
+                add_presence_head(net, sd0)
             else:
                 net.load_state_dict(sd0)
     disc = MultiResSpecDisc()
@@ -397,6 +437,11 @@ def train(args) -> dict:
             cs = cspec(y, t)
             parts["cspec"] = cs.item()
             loss = loss + w["cspec"] * cs
+        if w["presence"] > 0 and net.presence:
+            pt = presence_target(io, t_full)
+            pb = binary_cross_entropy(net.align(net.last_presence).clamp(1e-6, 1 - 1e-6), pt)
+            parts["presence"] = pb.item()
+            loss = loss + w["presence"] * pb
         if w["pause"] > 0:
             pr, ok = pause_residual(y, x[:, :e], t)
             pl = (pr * ok).sum() / ok.sum().clamp_min(1.0)
@@ -473,7 +518,7 @@ def train(args) -> dict:
                "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
                "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0,
                "lookahead": net.lookahead, "df_bins": net.df_bins, "df_order": net.df_order,
-               "phase_bins": net.phase_bins, "phase_steady": net.phase_steady}
+               "phase_bins": net.phase_bins, "phase_steady": net.phase_steady, "presence": net.presence}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\ndone: {step} steps, {wall / 60:.1f} min wall; val {r}", flush=True)
     log.close()
@@ -598,6 +643,10 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--phase-steady", action="store_true",
                     help="with --phase-bins: also give the net each bin's change of phase advance over one hop "
                          "(BandIO.phase steady=True)")
+    ap.add_argument("--presence", action="store_true",
+                    help="a speech-presence head: one sigmoid per frame from the GRU that scales every band's gain "
+                         "and the deep-filter taps, trained toward the clean frame's activity (binary cross-entropy, "
+                         "--weight presence=W); grown onto an --init-from net at 0.993")
     ap.add_argument("--grow-hidden", type=int, default=0,
                     help="with --init-from: widen the GRU to this many units, starting from exactly the old net's "
                          "output (widen_gru)")
