@@ -219,6 +219,32 @@ def test_a_deep_filter_bundle_gives_back_its_exact_torch_weights_taps_included(t
     assert back["step"] == 11
 
 
+def test_a_presence_head_exports_inside_the_gains_and_comes_back_bit_exact(tmp_path):
+    """A net with the speech-presence head exports (ORT == torch asserted by export), the stage runs the bundle,
+    and checkpoint_from_bundle gives back the head with the rest, bit for bit."""
+    from resculpt.models.mask.bundle import load_bundle
+    from resculpt.models.mask.export import checkpoint_from_bundle, export
+    from resculpt.models.mask.net import MaskNet
+
+    torch.manual_seed(9)
+    kw = {"n_fine": 128, "df_bins": 32, "df_order": 5, "presence": True}
+    net = MaskNet(**kw)
+    with torch.no_grad():  # a head that really gates: weights drawn, bias near 0
+        net.presence_head.weight.normal_(0, 0.3)
+        net.presence_head.bias.fill_(0.2)
+        net.df_head.weight.normal_(0, 0.05)
+    ck = tmp_path / "ckpt.pt"
+    torch.save({"net": net.state_dict(), "net_kwargs": kw, "step": 4}, ck)
+    export(ck, tmp_path / "bundle")
+    assert "presence_head" in load_bundle(tmp_path / "bundle").config
+    back = checkpoint_from_bundle(tmp_path / "bundle")
+    ref = net.state_dict()
+    assert set(back["net"]) == set(ref) and "presence_head.weight" in ref
+    for k, v in ref.items():
+        assert torch.equal(back["net"][k], v), k
+    assert back["net_kwargs"]["presence"]
+
+
 def test_the_shipped_bundle_rebuilds_its_net_and_fine_tunes_from_it(tmp_path):
     """The shipped bundle's rebuilt net reproduces its golden gains (checked inside checkpoint_from_bundle)
     and `--init-from models/weights/mask` starts a smoke fine-tune from it."""

@@ -84,6 +84,7 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
     n_fine = int(cfg.get("n_fine", 0))
     dfc = cfg.get("deep_filter") or {}
     df_bins, df_order = int(dfc.get("bins", 0)), int(dfc.get("order", 5))
+    presence = "presence_head" in cfg
     for node in m.graph.node:
         if node.op_type == "GRU":
             W, R, B = (init[n][0] for n in node.input[1:4])
@@ -97,7 +98,8 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
         elif node.op_type == "MatMul" and node.input[1] in init:
             w = init[node.input[1]]
             name = ("head.weight" if w.shape == (hidden, common.N_LEARNED) else
-                    "df_head.weight" if df_bins and w.shape == (hidden, df_bins * df_order * 2) else "fine_fc.weight")
+                    "df_head.weight" if df_bins and w.shape == (hidden, df_bins * df_order * 2) else
+                    "presence_head.weight" if presence and w.shape == (hidden, 1) else "fine_fc.weight")
             sd[name] = torch.from_numpy(w.T.copy())
     kw = {"n_bands": int(cfg["n_learned"]), "ch": int(sd["c1.conv.weight"].shape[0]),
           "emb": int(sd["freq_emb"].shape[1]), "hidden": hidden, "n_fine": n_fine,
@@ -105,6 +107,8 @@ def checkpoint_from_bundle(bundle: Path) -> dict:
           "lookahead": int(cfg.get("lookahead_frames", 0))}
     if df_bins:
         kw.update(df_bins=df_bins, df_order=df_order)
+    if presence:
+        kw.update(presence=True)
     if n_fine:
         kw.update(fine_mean=sd["fine_mean"].tolist(), fine_std=sd["fine_std"].tolist())
     net = MaskNet(**kw)
@@ -231,6 +235,9 @@ def export(ckpt: Path, out: Path, summary: dict | None = None, opset: int = 17) 
         "frame": {"hop_ms": common.HOP_MS, "frames_per_s": 1000.0 / common.HOP_MS, "window_ms": [10.0, 20.0],
                   "window": "periodic sqrt-Hann (analysis and synthesis, COLA-normalised)"},
         "lookahead_frames": net.lookahead,
+        **({"presence_head": "one sigmoid per frame from the GRU scales every band's gain (and the deep-filter "
+                             "taps) of its frame inside the graph: the gains output already holds it"}
+           if net.presence else {}),
         **({"deep_filter": {
             "bins": net.df_bins, "order": net.df_order, "window_ms": common.DF_WINDOW_MS,
             "output": f"df (1, T, {net.df_order} x {net.df_bins} x 2): per frame, taps C[j, k] (re, im) for j = 0..N-1 "
