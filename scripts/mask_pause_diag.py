@@ -4,13 +4,14 @@ and how deep the noise left in the speech pauses is, for the shipped systems and
     RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/mask_pause_diag.py \\
         --systems noisy resculpt-live rnnoise nsnet2 dfn3 --out benchmarks/results/mask_pause/diag
 
-Each system runs as ``benchmarks/denoise.py`` runs it (``--bundle NAME=DIR``: the mask stage alone at 16 kHz, 30 dB
-limit, as its ablation), on its validation mixtures and VoiceBank pairs, aligned to the clean speech. DNSMOS is
-``denoise.dnsmos_p835`` (speechmos's model and polynomials). The pauses: 20 ms frames of a validation file whose
-clean speech is 45 dB or more under its 95th-percentile frame (files with fewer than 5 such frames are skipped);
-there, the mixture's energy over the output's, in dB, summed over each band's bins (0-1, 1-2, 2-4, 4-8 kHz;
-Hann-windowed frames) and as the mean over frames of each frame's dB ratio (a system that zeroes some frames
-outright scores high on the second and not the first), and the spread (std over frames) of that ratio."""
+Each system runs as ``benchmarks/denoise.py`` runs it (``--bundle NAME=DIR``: the mask stage alone at 16 kHz,
+as its ablation, with a 30 dB limit or ``--reduction-db``), on its validation mixtures and VoiceBank pairs,
+aligned to the clean speech. DNSMOS is ``denoise.dnsmos_p835`` (speechmos's model and polynomials). The
+pauses: 20 ms frames of a validation file whose clean speech is 45 dB or more under its 95th-percentile frame
+(files with fewer than 5 such frames are skipped); there, the mixture's energy over the output's, in dB,
+summed over each band's bins (0-1, 1-2, 2-4, 4-8 kHz; Hann-windowed frames) and as the mean over frames of
+each frame's dB ratio (a system that zeroes some frames outright scores high on the second and not the first),
+and the spread (std over frames) of that ratio."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--systems", nargs="*", default=["noisy", "resculpt-live", "rnnoise", "nsnet2", "dfn3"],
                     help="systems of benchmarks/denoise.py")
     ap.add_argument("--bundle", nargs="*", default=[], metavar="NAME=DIR", help="mask bundles (the stage alone)")
+    ap.add_argument("--reduction-db", type=float, default=30.0, help="mask.reduction_db for --bundle rows")
     ap.add_argument("--n-val", type=int, default=12, help="validation utterances (x 4 SNRs)")
     ap.add_argument("--n-vb", type=int, default=6, help="VoiceBank pairs")
     ap.add_argument("--out", required=True, help="OUT.md and OUT.json")
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     runs = {k: (rate, make) for k, (rate, make, _) in D.systems(a.systems).items()}
     for spec in a.bundle:
         name, path = spec.split("=", 1)
-        runs[name] = (SR, lambda p=path: D.resculpt_bundle(p))
+        runs[name] = (SR, lambda p=path: D.resculpt_bundle(p, params={"mask.reduction_db": a.reduction_db}))
     res = {}
     for name, (rate, make) in runs.items():
         fn = make()
