@@ -24,8 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-import denoise as D  # noqa: E402
-from resculpt_bench_io import generated_by, write_result  # noqa: E402
+import denoise as D
+from resculpt_bench_io import generated_by, write_result
 
 SR = D.SR
 FRAME = 320  # 20 ms at 16 kHz
@@ -95,11 +95,11 @@ def main(argv=None) -> int:
     cmd, gen = generated_by("scripts/mask_pause_diag.py", argv, t0)
     n_files = max((r["val"].get("pause_files", 0) for r in res.values()), default=0)
     L = ["# DNSMOS P.835 parts and the noise left in the pauses", "",
-         gen + f"{len(sets['val'])} validation mixtures (SNR 0/5/10/15 dB) and {len(sets['voicebank'])} "
-         f"VoiceBank-DEMAND pairs; pause depth on the {n_files} validation files with pauses (frames 45 dB under the "
-         "clean speech's 95th percentile).", "",
-         "| system | val SIG | val BAK | val OVRL | VB SIG | VB BAK | VB OVRL | pause depth 0-1 / 1-2 / 2-4 / 4-8 kHz (dB) "
-         "| mean frame depth (dB) | its spread (dB) |",
+         (gen + f"{len(sets['val'])} validation mixtures (SNR 0/5/10/15 dB) and {len(sets['voicebank'])} "
+          f"VoiceBank-DEMAND pairs; pause depth on the {n_files} validation files with pauses (frames 45 dB under "
+          "the clean speech's 95th percentile)."), "",
+         ("| system | val SIG | val BAK | val OVRL | VB SIG | VB BAK | VB OVRL | pause depth 0-1 / 1-2 / 2-4 / 4-8 kHz "
+          "(dB) | mean frame depth (dB) | its spread (dB) |"),
          "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res.items():
         v, b = r["val"], r.get("voicebank", {})

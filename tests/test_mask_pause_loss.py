@@ -23,7 +23,7 @@ def _rows():
 def test_pause_residual_reads_the_cut_in_the_pauses_on_a_40_db_scale():
     from resculpt.models.mask.losses import pause_residual
 
-    t, x, z = _rows()
+    t, x, _ = _rows()
     half = x.shape[1] // 2
     for cut_db, want in ((0.0, 1.0), (20.0, 0.5), (40.0, 0.0), (60.0, 0.0)):
         y = x.clone()
@@ -40,7 +40,7 @@ def test_pause_residual_reads_the_cut_in_the_pauses_on_a_40_db_scale():
 def test_pause_residual_skips_rows_without_a_pause_and_a_silent_target_makes_every_frame_one():
     from resculpt.models.mask.losses import pause_residual
 
-    t, x, z = _rows()
+    _, x, z = _rows()
     tone = x[:, : SR // 2].repeat(1, 2)  # a target that never pauses
     _, ok = pause_residual(tone, tone, tone)
     assert ok.item() == 0.0
@@ -79,9 +79,10 @@ def test_a_presence_head_grown_onto_a_net_starts_at_its_output_times_0_993_and_t
     presence term and the validation its accuracy, and the checkpoint records the head."""
     import json
 
-    from resculpt.cli import main
     from resculpt.models.mask.net import MaskNet
     from resculpt.models.mask.train import add_presence_head
+
+    from resculpt.cli import main
 
     torch.manual_seed(0)
     old = MaskNet(n_fine=0, df_bins=8)

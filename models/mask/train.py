@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.functional import binary_cross_entropy
 from resculpt.models.mask import common, mixing
 from resculpt.models.mask.band_io import BandIO
 from resculpt.models.mask.losses import (
@@ -43,9 +42,9 @@ from resculpt.models.mask.losses import (
     cspec,
     gain_err,
     mrstft,
+    pause_residual,
     perceptual_or_off,
     si_sdr,
-    pause_residual,
     stoi_torch,
 )
 from resculpt.models.mask.mixing import SR
@@ -439,7 +438,7 @@ def train(args) -> dict:
             loss = loss + w["cspec"] * cs
         if w["presence"] > 0 and net.presence:
             pt = presence_target(io, t_full)
-            pb = binary_cross_entropy(net.align(net.last_presence).clamp(1e-6, 1 - 1e-6), pt)
+            pb = torch.nn.functional.binary_cross_entropy(net.align(net.last_presence).clamp(1e-6, 1 - 1e-6), pt)
             parts["presence"] = pb.item()
             loss = loss + w["presence"] * pb
         if w["pause"] > 0:
