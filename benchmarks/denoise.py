@@ -420,6 +420,8 @@ def main(argv=None):
     ap.add_argument("--ablation", nargs="*", metavar="NAME=BUNDLE",
                     help="score mask bundles on the val set only (16 kHz, low-latency STFT, reduction 30 dB)")
     ap.add_argument("--ablation-reduction-db", type=float, default=30.0, help="mask.reduction_db for --ablation")
+    ap.add_argument("--ablation-vb", action="store_true",
+                    help="--ablation also scores the VoiceBank pairs (columns after the validation set's)")
     ap.add_argument("--rtf-block", type=int, default=0, metavar="N",
                     help="RTF only (no scoring): the streaming systems in N-sample mono blocks -> rtf_blockN.{md,json}")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "denoise"))
@@ -570,26 +572,38 @@ def run_rtf_block(a):
 def run_ablation(a, sets, out):
     res = {}
     cache = Path(a.cache) if a.cache else None
+    names = ["val", "voicebank"] if a.ablation_vb else ["val"]
     for spec in a.ablation:
         name, path = spec.split("=", 1)
         fn = resculpt_bundle(path, params={"mask.reduction_db": a.ablation_reduction_db})
         sha = json.loads((Path(path) / "config.json").read_text())["sha256"]
         key = f"ablation-{sha[:12]}-r{a.ablation_reduction_db:g}"  # the model file and the limit decide the output
-        rows = []
-        for it in sets["val"]:
-            def compute(it=it, fn=fn):
-                return metrics(align(fn(it["noisy"]), it["clean"])[0], it["clean"])
+        for set_name in names:
+            rows = []
+            for it in sets[set_name]:
+                def compute(it=it, fn=fn):
+                    return metrics(align(fn(it["noisy"]), it["clean"])[0], it["clean"])
 
-            rows.append({k: v for k, v in cached_scores(cache, key, it, compute)[0].items() if k != "computed_utc"})
-        res[name] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+                rows.append({k: v for k, v in cached_scores(cache, key, it, compute)[0].items() if k != "computed_utc"})
+            r = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+            if set_name == "val":
+                res[name] = r
+            else:
+                res[name].update({f"vb_{k}": v for k, v in r.items()})
         print(name, res[name], flush=True)
     cmd = " ".join(["benchmarks/denoise.py", *sys.argv[1:]])
+    vb = f" and the {len(sets['voicebank'])} VoiceBank-DEMAND pairs" if a.ablation_vb else ""
     L = [f"Command: `{cmd}`", "",
-         f"Ablation on the validation split ({len(sets['val'])} mixtures, SNR 0/5/10/15 dB), mask stage alone at "
+         f"Ablation on the validation split ({len(sets['val'])} mixtures, SNR 0/5/10/15 dB){vb}, mask stage alone at "
          f"16 kHz, low-latency STFT, mask.reduction_db {a.ablation_reduction_db:g}.", "",
-         "| variant | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL |", "|---|---|---|---|---|"]
+         "| variant | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL |" + (" VB PESQ-WB | VB STOI | VB SI-SDR dB | VB DNSMOS OVRL |"
+                                                                 if a.ablation_vb else ""),
+         "|---|---|---|---|---|" + ("---|---|---|---|" if a.ablation_vb else "")]
     for k, r in res.items():
-        L.append(f"| {k} | {r['pesq_wb']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['dnsmos_ovrl']:.3f} |")
+        line = f"| {k} | {r['pesq_wb']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['dnsmos_ovrl']:.3f} |"
+        if a.ablation_vb:
+            line += f" {r['vb_pesq_wb']:.3f} | {r['vb_stoi']:.3f} | {r['vb_si_sdr']:.2f} | {r['vb_dnsmos_ovrl']:.3f} |"
+        L.append(line)
     p = out.parent / "ablation"
     Path(str(p) + ".json").write_text(json.dumps(res, indent=2))
     Path(str(p) + ".md").write_text("\n".join(L) + "\n")
