@@ -80,14 +80,14 @@ def test_a_presence_head_grown_onto_a_net_starts_at_its_output_times_0_993_and_t
     import json
 
     from resculpt.models.mask.net import MaskNet
-    from resculpt.models.mask.train import add_presence_head
+    from resculpt.models.mask.train import load_with_new_head
 
     from resculpt.cli import main
 
     torch.manual_seed(0)
     old = MaskNet(n_fine=0, df_bins=8)
     new = MaskNet(n_fine=0, df_bins=8, presence=True)
-    add_presence_head(new, old.state_dict())
+    load_with_new_head(new, old.state_dict(), "presence_head.")
     feat = torch.randn(2, 20, 24) * 10 - 40
     cond = torch.tensor([[0.0, 1.0]] * 2)
     (g0, d0), (g1, d1) = old(feat, None, cond), new(feat, None, cond)

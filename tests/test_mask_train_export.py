@@ -451,7 +451,7 @@ def test_the_stage_applies_the_deep_filter_taps_exactly_as_training_synthesises_
 
 
 def test_growing_deep_filter_taps_keeps_the_output_and_a_run_keeps_its_taps(tmp_path):
-    """add_df_head loads a net without taps into one with them, whose taps start at zero: the band gains are the
+    """load_with_new_head loads a net without taps into one with them, whose taps start at zero: the band gains are the
     old net's exactly and the synthesised waveform is unchanged; a smoke run with --df-bins records them in its
     checkpoint and summary, and resuming it with another --df-bins is refused."""
     from resculpt.models.mask import train
@@ -463,7 +463,7 @@ def test_growing_deep_filter_taps_keeps_the_output_and_a_run_keeps_its_taps(tmp_
     torch.manual_seed(2)
     old = MaskNet(n_fine=128, lookahead=2).eval()
     new = MaskNet(n_fine=128, lookahead=2, df_bins=16, df_order=3).eval()
-    train.add_df_head(new, old.state_dict())
+    train.load_with_new_head(new, old.state_dict(), "df_head.")
     io = BandIO(160, 80)
     x = torch.randn(1, 3200) * 0.1
     spec, feat = io.analyse(x)

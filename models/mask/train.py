@@ -165,22 +165,13 @@ def add_phase_input(net: MaskNet, sd_old: dict) -> None:
     net.load_state_dict(sd)
 
 
-def add_df_head(net: MaskNet, sd_old: dict) -> None:
-    """Load a state dict without deep-filter taps into ``net`` (which has them): every shared tensor is copied and
-    the taps' head keeps its zero init, so the grown net computes exactly what the old one did."""
+def load_with_new_head(net: MaskNet, sd_old: dict, prefix: str) -> None:
+    """Load a state dict that lacks one head (``prefix``: ``df_head.`` for the deep-filter taps, ``presence_head.``
+    for the speech-presence output) into ``net``, which has it: every shared tensor is copied and the new head keeps
+    its init (taps zero: the old net's output exactly; presence at sigmoid(PRESENCE_BIAS) = 0.993 of it)."""
     missing, unexpected = net.load_state_dict(sd_old, strict=False)
-    if unexpected or any(not k.startswith("df_head.") for k in missing):
-        raise ValueError(f"add_df_head: state dict does not match apart from df_head (missing {missing}, "
-                         f"unexpected {unexpected})")
-
-
-def add_presence_head(net: MaskNet, sd_old: dict) -> None:
-    """Load a state dict without the speech-presence head into ``net`` (which has it): every shared tensor is
-    copied and the head keeps its init (zero weights, bias ``net.PRESENCE_BIAS``), so the grown net passes every
-    frame at 0.993 (-0.06 dB) of what the old one did."""
-    missing, unexpected = net.load_state_dict(sd_old, strict=False)
-    if unexpected or any(not k.startswith("presence_head.") for k in missing):
-        raise ValueError(f"add_presence_head: state dict does not match apart from presence_head (missing {missing}, "
+    if unexpected or any(not k.startswith(prefix) for k in missing):
+        raise ValueError(f"state dict does not match apart from {prefix[:-1]} (missing {missing}, "
                          f"unexpected {unexpected})")
 
 
@@ -354,11 +345,11 @@ def train(args) -> dict:
                 net = MaskNet(**kw)
                 widen_gru(net, sd0)
             elif add_df:
-                add_df_head(net, sd0)
+                load_with_new_head(net, sd0, "df_head.")
             elif add_phase:
                 add_phase_input(net, sd0)
             elif add_pres:
-                add_presence_head(net, sd0)
+                load_with_new_head(net, sd0, "presence_head.")
             else:
                 net.load_state_dict(sd0)
     disc = MultiResSpecDisc()
@@ -632,7 +623,7 @@ def add_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--df-bins", type=int, default=0, metavar="K",
                     help="a new run's deep-filter taps on the lowest K bins of the 10 ms window (100 Hz apart: K = 32 "
                          "covers 0-3.1 kHz); with --init-from a net without them they are grown in at zero "
-                         "(add_df_head); such a run trains on the 10 ms window only")
+                         "(load_with_new_head); such a run trains on the 10 ms window only")
     ap.add_argument("--df-order", type=int, default=5, metavar="N",
                     help="frames each deep-filter tap set spans (the newest N; needs N >= look-ahead + 1)")
     ap.add_argument("--phase-bins", type=int, default=0, metavar="P",
