@@ -67,7 +67,7 @@ class Recorder(_ORIG):
         self.frames: list = []
         Recorder.instances.append(self)
 
-    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB):
+    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0):
         self._L[:] = np.nan
         super().process(row, ch, 0.0, tilt, speech)
         if ch == 0:
@@ -333,7 +333,7 @@ class Learned(_ORIG):
         if hasattr(self, "h"):
             self.h = [None] * len(self.h)
 
-    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB):
+    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0):
         if not self.on:
             return super().process(row, ch, share, tilt, speech, 0.0, max_db)
         self._L[:] = np.nan
@@ -349,6 +349,10 @@ class Learned(_ORIG):
             return
         t = self._tgt + np.float32(m.mean())
         if speech:
+            if self.on == "learned" and (center > 0.0 or spread > 0.0):
+                np.copyto(self._zh, zh[0, 0])              # the stage's standardisation of the z-scores
+                self._standardise(ch, center, spread)
+                zh = self._zh[None, None]
             t = t + zh[0, 0] * self._std
         else:
             t = t + L - m

@@ -25,6 +25,12 @@ the same system; "shape" = a frame's L minus its mean over the bands in question
 - voiced / unvoiced: the frames of that kind (power below 1 kHz over power above 2 kHz, 10 dB threshold)
   get G's shape for their kind (their level kept).
 - smooth-low: bands under 1 kHz smoothed across 3 bands (the harmonics' resolution there removed).
+- volume: the whole utterance moved by one gain so its mean power is the pooled mean (each recording's level
+  the same; Resemblyzer's own volume normalisation only raises quiet input).
+- pauses dropped: the pause frames (band-summed power more than PAUSE_DB under the utterance's 95th percentile
+  frame) removed, so the attacker reads speech frames only.
+- pauses pooled: each pause frame replaced by the pooled pause spectrum (G over every pause frame), set at the
+  pooled depth under the utterance's 95th percentile frame (the room tone and its depth of every speaker the same).
 - A + B: edit A, then edit B.
 """
 
@@ -82,6 +88,10 @@ class Embedder:
     def embed(self, mel, mel_slices):
         import torch
 
+        if mel_slices[-1].stop > len(mel):  # an edit that drops frames: the partials of the shorter input
+            _, mel_slices = self.enc.compute_partial_slices(len(mel) * 160, 1.3, 0.75)
+            if mel_slices[-1].stop > len(mel):
+                mel = np.pad(mel, ((0, mel_slices[-1].stop - len(mel)), (0, 0)), mode="wrap")
         mels = np.array([mel[s] for s in mel_slices], np.float32)
         with torch.no_grad():
             e = self.enc(torch.from_numpy(mels)).numpy().mean(axis=0)
@@ -92,6 +102,15 @@ def voiced(L, fc):
     """(frames,) bool: power below 1 kHz over power above 2 kHz more than 10 dB, L (frames, 40) log mel power."""
     p = np.exp(L)
     return 10 * np.log10(p[:, fc < 1000.0].sum(1) / (p[:, fc > 2000.0].sum(1) + 1e-20)) > 10.0
+
+
+PAUSE_DB = 30.0
+
+
+def pauses(L):
+    """(frames,) bool: band-summed power more than PAUSE_DB under the 95th percentile frame, L (frames, 40)."""
+    lev = 10 * np.log10(np.exp(L).sum(1) + 1e-20)
+    return lev < np.percentile(lev, 95) - PAUSE_DB
 
 
 def edits(fc):
@@ -142,6 +161,20 @@ def edits(fc):
             out[:, b] = L[:, max(b - 1, 0):b + 2].mean(1)
         return out
 
+    def pauses_dropped(L, P):
+        q = pauses(L)
+        return L[~q] if (~q).sum() >= 160 else L
+
+    def pauses_pooled(L, P):
+        q = pauses(L)
+        out = L.copy()
+        top = np.log(np.percentile(np.exp(L).sum(1), 95))
+        out[q] = P["Gp"] + top
+        return out
+
+    def volume(L, P):
+        return L - np.log(np.exp(L).mean()) + P["V"]
+
     e = {"none": lambda L, P: L, "long-term": long_term, "long-term+var": long_term_var, "level": level,
          "shuffle": shuffle, "shuffle-100ms": shuffle_blocks}
     for f0, f1 in BANDS:
@@ -149,6 +182,9 @@ def edits(fc):
     e["voiced"] = kind(True)
     e["unvoiced"] = kind(False)
     e["smooth-low"] = smooth_low
+    e["volume"] = volume
+    e["pauses dropped"] = pauses_dropped
+    e["pauses pooled"] = pauses_pooled
     for a_, b_ in [("long-term+var", "level"), ("bands 0-500 Hz", "level"), ("bands 0-500 Hz", "long-term+var")]:
         e[f"{a_} + {b_}"] = (lambda f, g: lambda L, P: g(f(L, P), P))(e[a_], e[b_])
     return e
@@ -162,6 +198,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-speakers", type=int, default=0,
                     help="the benchmark's train-split speakers instead (benchmarks/anonymity.py --split train "
                          "--skip-speakers K): the 64 after the first 48 are the ones no learned stage trained on")
+    ap.add_argument("--edit", action="append", default=[], help="only these edits (and none); default: all")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -170,6 +207,8 @@ def main(argv=None) -> int:
     utts = bench.utterances(a.speakers, a.skip_speakers, "train")[0] if a.skip_speakers else train_speakers(a.speakers)
     emb = Embedder()
     ed = edits(emb.fc)
+    if a.edit:
+        ed = {k: v for k, v in ed.items() if k == "none" or k in a.edit}
     systems = {"original": lambda x, rng=None: x}
     for p in a.system:
         systems[p] = bench.chain_system(p)
@@ -180,7 +219,11 @@ def main(argv=None) -> int:
         mels = {s: [emb.mel_of(fn(x, rng)) for x in xs] for s, xs in utts.items()}
         allL = np.concatenate([np.log(m + eps) for v in mels.values() for m, _ in v])
         v = voiced(allL, emb.fc)
-        P = {"G": allL.mean(0), "S": np.concatenate([np.log(m + eps) - np.log(m + eps).mean(0)
+        Gp = [np.log(m + eps)[pauses(np.log(m + eps))] - np.log(np.percentile(m.sum(1), 95))
+              for vv in mels.values() for m, _ in vv]
+        Gp = np.concatenate(Gp)
+        P = {"V": float(np.mean([np.log(np.exp(np.log(m + eps)).mean()) for vv in mels.values() for m, _ in vv])),
+             "Gp": Gp.mean(0) if len(Gp) else np.full(allL.shape[1], -20.0), "G": allL.mean(0), "S": np.concatenate([np.log(m + eps) - np.log(m + eps).mean(0)
                                                      for vv in mels.values() for m, _ in vv]).std(0),
              "Gv": allL[v].mean(0), "Gu": allL[~v].mean(0)}
         row = {}
@@ -193,12 +236,13 @@ def main(argv=None) -> int:
             row[en] = (bench.attack(orig, E), bench.attack(E, E))
         table[name] = row
         print(name, {k: tuple(round(x, 1) for x in v) for k, v in row.items()},
-              f"voiced share {v.mean():.2f}", f"{time.time() - t0:.0f} s", flush=True)
+              f"voiced share {v.mean():.2f}", f"pause share {len(Gp) / len(allL):.2f}", f"{time.time() - t0:.0f} s", flush=True)
 
     n_t = len(utts) * len(bench.TRIALS)
+    edit_args = "".join(f' --edit "{e}"' for e in a.edit)
     lines = ["# Where Resemblyzer finds the speaker: oracle edits of its mel input", "",
              f"`scripts/anon_mel_probe.py --speakers {a.speakers}"
-             f"{f' --skip-speakers {a.skip_speakers}' if a.skip_speakers else ''}{''.join(' --system ' + s for s in a.system)}` on "
+             f"{f' --skip-speakers {a.skip_speakers}' if a.skip_speakers else ''}{''.join(' --system ' + s for s in a.system)}{edit_args}` on "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): {len(utts)} "
              f"train-split speakers x {bench.N_UTT} chunks of {bench.SEG_S} s, {n_t} target and "
              f"{n_t * (len(utts) - 1)} non-target trials. Each cell: ignorant EER (enrolment on the unedited "

@@ -139,6 +139,88 @@ def test_split_follows_the_nets_output_exactly():
         np.testing.assert_allclose(np.abs(row) / np.abs(rows[k]), want, rtol=2e-4)
 
 
+def _zscores(center, spread, rows, speech=None):
+    """(frames, 32) the split's z-scores as the step used them (split 1, the standardisation's shares)."""
+    d = dynamics.BandDynamics(np.arange(NB) * 50.0, 1, 200.0, level_split.load())
+    out, z = rows.copy(), []
+    for k in range(len(out)):
+        d.process(out[k], 0, 1.0, 0.0, True if speech is None else bool(speech[k]), 1.0,
+                  center=center, spread=spread)
+        z.append(d._zh.copy())
+    return np.array(z)
+
+
+def test_split_standardisation_off_leaves_the_step_bit_for_bit():
+    rows = _speech_rows(80, seed=5)
+    a, _ = _run(1.0, level_split.load(), rows)
+    d = dynamics.BandDynamics(np.arange(NB) * 50.0, 1, 200.0, level_split.load())
+    b = rows.copy()
+    for k in range(len(b)):
+        d.process(b[k], 0, 1.0, 0.0, True, 1.0, center=0.0, spread=0.0)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_split_center_and_spread_hold_each_bands_movement_at_mean_zero_and_unit_spread_over_speech():
+    """Over 6 s of syllable-like speech, once the running statistics have settled (after 2 s): centred, every
+    band's z-scores average within 0.25 of 0 and keep the decoder's spread (within 10 %); centred and spread,
+    their spread is 0.75-1.25 too; the decoder's own are off in some band by more. Each share blends linearly:
+    at 50 % a frame's z-score is the mean of the two ends."""
+    rows = _speech_rows(1200, seed=6)
+    raw = _zscores(0.0, 0.0, rows)[400:]
+    cen = _zscores(1.0, 0.0, rows)[400:]
+    z = _zscores(1.0, 1.0, rows)[400:]
+    assert np.max(np.abs(raw.mean(0))) > 0.25 or np.max(np.abs(raw.std(0) - 1.0)) > 0.25
+    assert np.max(np.abs(cen.mean(0))) < 0.25, np.round(cen.mean(0), 2)
+    np.testing.assert_allclose(cen.std(0), raw.std(0), rtol=0.1)
+    assert np.max(np.abs(z.mean(0))) < 0.25, np.round(z.mean(0), 2)
+    assert 0.75 < z.std(0).min() and z.std(0).max() < 1.25, np.round(z.std(0), 2)
+    np.testing.assert_allclose(_zscores(0.5, 0.0, rows)[400:], 0.5 * (raw + cen), atol=1e-4)
+    np.testing.assert_allclose(_zscores(1.0, 0.5, rows)[400:], 0.5 * (cen + z), atol=1e-4)
+
+
+def test_split_standardisation_statistics_follow_speech_frames_only():
+    """Frames the stage calls pauses neither update the z-scores' statistics nor get standardised: with every
+    other frame a pause, the pauses' z-scores are the decoder's own, and the speech frames' equal the
+    standardisation replayed by hand over the speech frames' raw z-scores (the split's net steps on every frame
+    and reads the input's statistics, not its own output, so the raw run is the same one)."""
+    rows = _speech_rows(200, seed=7)
+    speech = np.arange(200) % 2 == 0
+    z_raw = _zscores(0.0, 0.0, rows, speech)
+    z = _zscores(1.0, 1.0, rows, speech)
+    np.testing.assert_array_equal(z[~speech], z_raw[~speech])
+    m, v, n = np.zeros(32), np.ones(32), 0
+    a = 1.0 - math.exp(-1.0 / (dynamics.TAU_S * 200.0))
+    for k in np.flatnonzero(speech):
+        kk = max(1.0 / (dynamics.PRIOR_FRAMES + n + 1.0), a)
+        dd = z_raw[k] - m
+        m = m + kk * dd
+        v = (1 - kk) * (v + kk * dd * dd)
+        n += 1
+        np.testing.assert_allclose(z[k], (z_raw[k] - m) / np.maximum(np.sqrt(v), 0.01), atol=2e-4)
+
+
+def test_the_stage_passes_the_standardisation_to_the_step():
+    """Through the anon stage (dynamics and split at 100 %) a 150 Hz voice whose syllables swing: both shares at 0
+    render exactly as the defaults, and each share on its own renders differently."""
+    from stage_testlib import make_section, run
+    from test_voice_shift import _tone
+
+    sr = 16000
+    steps = np.random.default_rng(3).standard_normal(20)
+    x = _tone(sr, 150.0, 2.0)
+    x = (x * np.repeat(10 ** (6.0 * steps / 20), int(0.1 * sr))[: x.shape[-1]]).astype(np.float32)
+    x *= np.float32(0.3 / np.max(np.abs(x)))
+
+    def out(**extra):
+        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0, **extra}
+        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
+
+    y = out()
+    assert np.array_equal(y, out(**{"anon.split_center_pct": 0.0, "anon.split_spread_pct": 0.0}))
+    for k in ("anon.split_center_pct", "anon.split_spread_pct"):
+        assert np.max(np.abs(out(**{k: 100.0}) - y)) > 1e-3 * np.max(np.abs(y)), k
+
+
 def test_training_script_smoke_trains_resumes_and_exports_weights_the_loader_accepts(tmp_path):
     pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "scripts"))

@@ -89,7 +89,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    spread, from running statistics over speech frames (the pause test's complement); pauses take the long-term
    part only; each band's correction is limited to +-``anon.dynamics_range_db``. With ``anon.split_pct``, that
    share of the speech frames' swing is not the input's, scaled, but the learned content/speaker split's
-   rendering of it in the average speaker's voice (dsp/voice/level_split.py).
+   rendering of it in the average speaker's voice (dsp/voice/level_split.py); ``anon.split_center_pct`` and
+   ``anon.split_spread_pct`` standardise that rendering's running mean and spread per band (what the decoder
+   keeps of the speaker).
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale
@@ -146,6 +148,12 @@ PARAMS = (
                   "in the average speaker's voice (acts within anon.dynamics_pct)"),
     ParamSpec("anon.dynamics_range_db", 6.0, 36.0, 12.0, "dB", smoothing_ms=0.0,
               doc="largest correction the level-dynamics step applies to a band, either way"),
+    ParamSpec("anon.split_center_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of the learned split's running mean removed from its band movement over speech (the "
+                  "long-term band offsets the decoder leaves; acts within anon.split_pct)"),
+    ParamSpec("anon.split_spread_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
+              doc="share of the learned split's band movement scaled to unit running spread over speech (the "
+                  "speaker's swing the decoder keeps; livelier, less natural; acts within anon.split_pct)"),
     ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
 )
@@ -284,7 +292,8 @@ class AnonVoice(VoiceShift):
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
-                                                "seed_spread_pct", "split_pct", "dynamics_range_db")}
+                                                "seed_spread_pct", "split_pct", "dynamics_range_db",
+                                                "split_center_pct", "split_spread_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -748,6 +757,8 @@ class AnonVoice(VoiceShift):
         dyn = 0.01 * float(v[self._i["dynamics_pct"]])
         split = 0.01 * float(v[self._i["split_pct"]])
         dyn_db = float(v[self._i["dynamics_range_db"]])
+        s_center = 0.01 * float(v[self._i["split_center_pct"]])
+        s_spread = 0.01 * float(v[self._i["split_spread_pct"]])
         b0 = 0.0
         if excite > 0.0 and self._voiced and self._nvoiced >= MIN_VOICED and abs(x - self._med) <= OUTLIER_OCT:
             b0 = f0 * r / self._spacing
@@ -797,7 +808,7 @@ class AnonVoice(VoiceShift):
                 else:
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
             if dyn > 0.0:
-                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split, dyn_db)
+                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split, dyn_db, s_center, s_spread)
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on

@@ -25,6 +25,15 @@ With ``split`` (the stage's ``anon.split_pct``), step 3's swing on speech frames
 input's deviation scaled but the learned content/speaker split's z-scores (level_split.py: the same frame's
 content rendered in the average speaker's level movement) times S_b.
 
+The decoder renders the average speaker's movement, but not exactly at mean 0 and spread 1: over a 2.8 s chunk
+each band's z-scores keep an offset (0.30 of a spread from chunk to chunk, 4-5 dB once scaled by S_b) and a
+spread of about 0.8 (scripts/anon_band_means.py --view split). With the offset removed the output's long-term
+band levels land closer to the target shape and an attacker's long-term band statistics read less of the
+speaker (docs/anonymization.md, "What the split's decoder keeps"). From running statistics of the z-scores
+over speech frames (the same prior and ``TAU_S`` as step 2), ``center`` (the stage's ``anon.split_center_pct``) removes that share of
+their running mean and ``spread`` (``anon.split_spread_pct``) scales that share of them to unit running spread:
+z' = (z - center m) (1 + spread (1 / sqrt(v) - 1)).
+
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
 speakers (scripts/build_anon_dynamics.py prints them; no validation speaker).
 """
@@ -121,30 +130,72 @@ class BandDynamics:
         self._fin = np.zeros(level_split.N_IN, np.float32)
         self._ftmp = np.zeros(BANDS, np.float32)
         self._zh = np.zeros(BANDS, np.float32)
+        self._zm = np.zeros((channels, BANDS), np.float32)   # the z-scores' running mean and variance
+        self._zv = np.ones((channels, BANDS), np.float32)
+        self._zn = np.zeros(channels, np.float64)
+        self._zd = np.zeros(BANDS, np.float32)
+        self._zt = np.zeros(BANDS, np.float32)
+        self._zk = np.zeros((), np.float32)
+        self._f32_1 = np.float32(1.0)
+        self._zfloor = np.float32(0.01)   # a z-score's spread read no lower than this (a band the decoder holds still)
         self.reset()
 
     def reset(self) -> None:
         self._n.fill(0.0)
         self._mean.fill(0.0)
         self._var.fill(0.0)
+        self._zm.fill(0.0)
+        self._zv.fill(1.0)
+        self._zn.fill(0.0)
         if self._net is not None:
             self._net.reset()
 
-    def _split_step(self, split: float, ch: int, valid: bool, speech: bool) -> None:
+    def _split_step(self, split: float, ch: int, valid: bool, speech: bool, center: float = 0.0,
+                    spread: float = 0.0) -> None:
         """Advance the split net by this frame (every frame while ``split`` > 0, so its state follows the
-        input; a frame without statistics yet feeds zeros): its z-scores into self._zh."""
+        input; a frame without statistics yet feeds zeros): its z-scores into self._zh; on speech frames,
+        ``center`` and ``spread`` standardise them by their running statistics (module doc)."""
         if split > 0.0 and self._net is not None:
             level_split.features(self._L, self._mean[ch], self._var[ch], valid, speech, self._fin, self._ftmp)
             self._net.step(self._fin, ch, self._zh)
+            if (center > 0.0 or spread > 0.0) and valid and speech:
+                self._standardise(ch, center, spread)
+
+    def _standardise(self, ch: int, center: float, spread: float) -> None:
+        """A speech frame's z-scores in self._zh: update their running mean and variance (channel ``ch``), then
+        z' = (z - center m) (1 + spread (1 / sqrt(v) - 1)) in place."""
+        z, m, v, d, t = self._zh, self._zm[ch], self._zv[ch], self._zd, self._zt
+        n = self._zn[ch]
+        self._zk[...] = max(1.0 / (PRIOR_FRAMES + n + 1.0), self._a)
+        np.subtract(z, m, out=d)
+        np.multiply(d, self._zk, out=t)
+        m += t
+        np.multiply(d, d, out=t)
+        t *= self._zk
+        v += t
+        v *= np.float32(1.0) - self._zk
+        self._zn[ch] = n + 1.0
+        if center > 0.0:
+            np.multiply(m, np.float32(center), out=d)
+            z -= d
+        if spread > 0.0:
+            np.sqrt(v, out=t)
+            np.maximum(t, self._zfloor, out=t)
+            np.divide(self._f32_1, t, out=t)
+            t -= self._f32_1
+            t *= np.float32(spread)
+            t += self._f32_1
+            z *= t
 
     def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool,
-                split: float = 0.0, max_db: float = MAX_DB) -> None:
+                split: float = 0.0, max_db: float = MAX_DB, center: float = 0.0, spread: float = 0.0) -> None:
         """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
         ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
         take the long-term part of the correction only (a pause's noise is not pulled up to the speech's swing).
         ``split`` (0..1): on speech frames, that share of the swing is the split net's z-scores times the
         average speaker's spread instead of the input's deviation scaled (needs ``split_weights``). ``max_db``:
-        the correction's limit either way, per band, before the share."""
+        the correction's limit either way, per band, before the share. ``center``, ``spread`` (0..1): the shares
+        of the split's z-scores' running mean removed and of their running spread brought to 1 (module doc)."""
         if max_db != self._max_db:
             self._max_db = max_db
             self._hi[...] = max_db
@@ -188,7 +239,7 @@ class BandDynamics:
         elif n == 0.0:
             self._split_step(split, ch, False, speech)
             return                                   # nothing heard of the speaker yet: no correction
-        self._split_step(split, ch, True, speech)
+        self._split_step(split, ch, True, speech, center, spread)
         # target: T + mean(m) + (L - m) r on speech frames, T + mean(m) - m + L (the long-term part) on others
         np.add(self._tgt, np.float32(m.mean()), out=t)
         np.subtract(L, m, out=d)

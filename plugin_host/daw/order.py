@@ -133,4 +133,6 @@ ORDER = (
     "mask_hq.contrast",
     "anon.split_pct",
     "anon.dynamics_range_db",
+    "anon.split_center_pct",
+    "anon.split_spread_pct",
 )
