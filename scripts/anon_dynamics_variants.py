@@ -18,7 +18,11 @@ Every argument is ``benchmarks/anonymity.py``'s; a preset may end in options tha
 
 The step is replaced by a NumPy port of ``BandDynamics.process`` with these options (allocating, for measurement
 only); with no option it reproduces the stage's benchmark row (checked on 8 train-split speakers: the same EERs,
-STOI and DNSMOS as ``benchmarks/anonymity.py --preset anon-neutral@anon.dynamics_pct=100``).
+STOI and DNSMOS as ``benchmarks/anonymity.py --preset anon-neutral@anon.dynamics_pct=100``). The port has the
+statistical step only: a system that runs the learned split (``anon.split_pct`` > 0, as the shipped presets do)
+is refused, so give the preset ``anon.split_pct=0`` (and its standardisation at 0) to measure a variant; it
+takes the stage's ``anon.dynamics_range_db`` (``anon-neutral@anon.split_pct=0,anon.split_center_pct=0`` with no
+option gives the stage's EERs, STOI and DNSMOS on 8 train-split speakers).
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ _PASS = {"mode": None}  # "collect" / "held" while a ``whole`` system runs its t
 _INSTANCES: list = []
 
 
-def _init(self, freqs_hz, channels, frame_rate_hz, _orig=D.BandDynamics.__init__):
-    _orig(self, freqs_hz, channels, frame_rate_hz)
+def _init(self, freqs_hz, channels, frame_rate_hz, split_weights=None, _orig=D.BandDynamics.__init__):
+    _orig(self, freqs_hz, channels, frame_rate_hz, split_weights)
     self.opt = dict(_CFG)
     if "tau" in self.opt:
         self._a = 1.0 - math.exp(-1.0 / (self.opt["tau"] * frame_rate_hz))
@@ -48,7 +52,14 @@ def _init(self, freqs_hz, channels, frame_rate_hz, _orig=D.BandDynamics.__init__
     _INSTANCES.append(self)
 
 
-def _process(self, row, ch, share, tilt, speech):
+def _process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0):
+    if split > 0.0 or center > 0.0 or spread > 0.0:
+        raise SystemExit("scripts/anon_dynamics_variants.py ports the statistical step only: run the system with "
+                         "anon.split_pct=0,anon.split_center_pct=0,anon.split_spread_pct=0")
+    if max_db != self._max_db:
+        self._max_db = max_db
+        self._hi[...] = max_db
+        self._lo[...] = -max_db
     if tilt != self._tilt:
         t = self._oct.astype(np.float64) * tilt + self._pop
         self._tgt[:] = t - t.mean()

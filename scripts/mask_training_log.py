@@ -11,20 +11,25 @@ about +-0.15 dB from one to the next, so a single step says little).
 Rows: every validation record of the log (48 fixed val mixtures, denoise, 10 ms window; ``train.py:evaluate``)
 whose step is a multiple of ``--every``, plus the first and the last; columns: step, cumulative wall time
 (hours, summed over every resumed call), validation SI-SDR out / improvement (dB) and multi-resolution STFT
-loss, and the mean training loss over the logged steps since the previous row.
+loss, the mean training loss over the logged steps since the previous row, and where the run logs them the pause
+score (``pause_out``: the noise left in the clean speech's pauses, lower is deeper; ``train.py:evaluate``) and the
+presence head's frame accuracy (``presence_acc``, runs with ``--presence``), with their means over the later half
+of the validations under the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def curve(log: Path, every: int = 0) -> list[dict]:
-    """Validation rows (step, wall_h, si_sdr_out, improvement, mrstft, train_loss) of a log.jsonl."""
+    """Validation rows (step, wall_h, si_sdr_out, improvement, mrstft, train_loss, pause_out, presence_acc; NaN
+    where the run does not log them) of a log.jsonl."""
     rows, losses = [], []
     recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     vals = [r for r in recs if "val" in r]
@@ -36,18 +41,39 @@ def curve(log: Path, every: int = 0) -> list[dict]:
             v = r["val"]
             rows.append({"step": r["step"], "wall_h": r.get("wall_s", float("nan")) / 3600.0,
                          "si_sdr_out": v["si_sdr_out"], "improvement": v["si_sdr_improvement"], "mrstft": v["mrstft"],
-                         "train_loss": sum(losses) / len(losses) if losses else float("nan")})
+                         "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+                         "pause_out": v.get("pause_out", float("nan")),
+                         "presence_acc": v.get("presence_acc", float("nan"))})
             losses = []
     return rows
 
 
+EXTRA = (("pause_out", "val pause score"), ("presence_acc", "presence accuracy"))
+
+
 def table(rows: list[dict]) -> str:
-    L = ["| step | wall h | val SI-SDR out dB | improvement dB | val multi-res STFT loss | mean train loss since previous row |",
-         "|---|---|---|---|---|---|"]
+    extra = [(k, h) for k, h in EXTRA if any(not math.isnan(r.get(k, float("nan"))) for r in rows)]
+    L = ["| step | wall h | val SI-SDR out dB | improvement dB | val multi-res STFT loss | mean train loss since previous row |"
+         + "".join(f" {h} |" for _, h in extra),
+         "|---|---|---|---|---|---|" + "---|" * len(extra)]
     for r in rows:
         L.append(f"| {r['step']} | {r['wall_h']:.2f} | {r['si_sdr_out']:.2f} | {r['improvement']:+.2f} | "
-                 f"{r['mrstft']:.3f} | {r['train_loss']:.3f} |")
+                 f"{r['mrstft']:.3f} | {r['train_loss']:.3f} |" + "".join(f" {r[k]:.3f} |" for k, _ in extra))
     return "\n".join(L) + "\n"
+
+
+def later_half(rows: list[dict]) -> str:
+    """A line with the means of the logged extras over the later half of ``rows`` (every validation), or ""."""
+    half = rows[len(rows) // 2:]
+    parts = []
+    for k, h in EXTRA:
+        vals = [r[k] for r in half if not math.isnan(r.get(k, float("nan")))]
+        if vals:
+            parts.append(f"{h} {sum(vals) / len(vals):.3f}")
+    if not parts:
+        return ""
+    return (f"\nOver the later half of the {len(rows)} validations (the {len(half)} from step {half[0]['step']}): "
+            + ", ".join(parts) + ".\n")
 
 
 def paired(run: Path, control: Path) -> tuple[str, dict]:
@@ -92,7 +118,8 @@ def main(argv=None):
     if a.against:
         print(paired(Path(a.run), Path(a.against))[0], end="")
         return
-    print(table(curve(Path(a.run) / "log.jsonl", a.every)), end="")
+    log = Path(a.run) / "log.jsonl"
+    print(table(curve(log, a.every)) + later_half(curve(log)), end="")
 
 
 if __name__ == "__main__":

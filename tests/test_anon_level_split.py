@@ -188,14 +188,13 @@ def test_split_standardisation_statistics_follow_speech_frames_only():
     z_raw = _zscores(0.0, 0.0, rows, speech)
     z = _zscores(1.0, 1.0, rows, speech)
     np.testing.assert_array_equal(z[~speech], z_raw[~speech])
-    m, v, n = np.zeros(32), np.ones(32), 0
+    m, v = np.zeros(32), np.ones(32)
     a = 1.0 - math.exp(-1.0 / (dynamics.TAU_S * 200.0))
-    for k in np.flatnonzero(speech):
+    for n, k in enumerate(np.flatnonzero(speech)):
         kk = max(1.0 / (dynamics.PRIOR_FRAMES + n + 1.0), a)
         dd = z_raw[k] - m
         m = m + kk * dd
         v = (1 - kk) * (v + kk * dd * dd)
-        n += 1
         np.testing.assert_allclose(z[k], (z_raw[k] - m) / np.maximum(np.sqrt(v), 0.01), atol=2e-4)
 
 

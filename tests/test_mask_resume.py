@@ -123,6 +123,28 @@ def test_the_training_log_table_lists_every_validation_with_cumulative_wall_hour
     assert "| 20 | 1.00 | 11.00 | +4.00 | 1.200 | 2.000 |" in mtl.table(rows)
 
 
+def test_the_training_log_shows_the_pause_score_and_presence_accuracy_only_where_the_run_logs_them(tmp_path):
+    """A run that logs ``pause_out`` (and ``presence_acc``) gets their columns and their means over the later half
+    of its validations under the table; a run that logs neither gets neither."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mtl", REPO / "scripts" / "mask_training_log.py")
+    mtl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mtl)
+    base = {"si_sdr_out": 11.0, "si_sdr_improvement": 4.0, "mrstft": 1.2}
+    recs = [{"step": 100 * i, "val": {**base, "pause_out": p, "presence_acc": a}, "wall_s": 0.0}
+            for i, (p, a) in enumerate([(0.4, 0.5), (0.3, 0.7), (0.2, 0.8), (0.1, 0.9)])]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rows = mtl.curve(tmp_path / "log.jsonl")
+    text = mtl.table(rows)
+    assert "val pause score | presence accuracy |" in text and "| 0.300 | 0.700 |" in text
+    line = mtl.later_half(rows)
+    assert "the 2 from step 200" in line and "val pause score 0.150" in line and "presence accuracy 0.850" in line
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps({"step": r["step"], "val": base}) + "\n" for r in recs))
+    plain = mtl.curve(tmp_path / "log.jsonl")
+    assert "pause" not in mtl.table(plain) and mtl.later_half(plain) == ""
+
+
 def test_the_paired_log_compares_a_branch_with_its_control_at_the_steps_both_validated(tmp_path):
     """mask_training_log.py --against: the two runs' validations side by side at shared steps, the differences, and
     their means over every validation after step 0 and over the later half."""
