@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         Gp = [np.log(m + eps)[pauses(np.log(m + eps))] - np.log(np.percentile(m.sum(1), 95))
               for vv in mels.values() for m, _ in vv]
         Gp = np.concatenate(Gp)
-        P = {"V": float(np.mean([np.log(np.exp(np.log(m + eps)).mean()) for vv in mels.values() for m, _ in vv])),
+        P = {"V": float(np.mean([np.log((m + eps).mean()) for vv in mels.values() for m, _ in vv])),
              "Gp": Gp.mean(0) if len(Gp) else np.full(allL.shape[1], -20.0), "G": allL.mean(0), "S": np.concatenate([np.log(m + eps) - np.log(m + eps).mean(0)
                                                      for vv in mels.values() for m, _ in vv]).std(0),
              "Gv": allL[v].mean(0), "Gu": allL[~v].mean(0)}

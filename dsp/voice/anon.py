@@ -90,8 +90,8 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    part only; each band's correction is limited to +-``anon.dynamics_range_db``. With ``anon.split_pct``, that
    share of the speech frames' swing is not the input's, scaled, but the learned content/speaker split's
    rendering of it in the average speaker's voice (dsp/voice/level_split.py); ``anon.split_center_pct`` and
-   ``anon.split_spread_pct`` standardise that rendering's running mean and spread per band (what the decoder
-   keeps of the speaker).
+   ``anon.split_spread_pct`` standardise that rendering's running mean and spread per band (the offset and
+   the too-small spread the decoder leaves over an utterance).
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale
@@ -153,7 +153,7 @@ PARAMS = (
                   "long-term band offsets the decoder leaves; acts within anon.split_pct)"),
     ParamSpec("anon.split_spread_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of the learned split's band movement scaled to unit running spread over speech (the "
-                  "speaker's swing the decoder keeps; livelier, less natural; acts within anon.split_pct)"),
+                  "decoder renders about 0.8 of it; livelier, less natural; acts within anon.split_pct)"),
     ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
 )

@@ -26,12 +26,13 @@ input's deviation scaled but the learned content/speaker split's z-scores (level
 content rendered in the average speaker's level movement) times S_b.
 
 The decoder renders the average speaker's movement, but not exactly at mean 0 and spread 1: over a 2.8 s chunk
-each band's z-scores keep an offset (0.30 of a spread from chunk to chunk, 4-5 dB once scaled by S_b) and a
-spread of about 0.8 (scripts/anon_band_means.py --view split). With the offset removed the output's long-term
-band levels land closer to the target shape and an attacker's long-term band statistics read less of the
-speaker (docs/anonymization.md, "What the split's decoder keeps"). From running statistics of the z-scores
-over speech frames (the same prior and ``TAU_S`` as step 2), ``center`` (the stage's ``anon.split_center_pct``) removes that share of
-their running mean and ``spread`` (``anon.split_spread_pct``) scales that share of them to unit running spread:
+each band's z-scores keep an offset (0.30 of a spread from chunk to chunk, 3.6-4.8 dB once scaled by S_b) and
+a spread of about 0.8 (scripts/anon_band_means.py --view split). With the offset removed the output's
+long-term band levels land closer to the target shape and an attacker's long-term band statistics read less of
+the speaker (docs/anonymization.md, "What the split's decoder keeps"). From running statistics of the z-scores
+over speech frames (``_update``: the same prior and ``TAU_S`` as step 2), ``center`` (the stage's
+``anon.split_center_pct``) removes that share of their running mean and ``spread`` (``anon.split_spread_pct``)
+scales that share of them to unit running spread:
 z' = (z - center m) (1 + spread (1 / sqrt(v) - 1)).
 
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
@@ -150,6 +151,21 @@ class BandDynamics:
         if self._net is not None:
             self._net.reset()
 
+    def _update(self, x, m, v, n: float, d, t, k_buf) -> float:
+        """One step of the running statistics of x (BANDS,): mean m and variance v updated in place after n
+        steps (a cumulative mean weighted against the prior's PRIOR_FRAMES, then exponential at TAU_S);
+        d, t (BANDS,) and k_buf (0-d) are scratch. Returns n + 1."""
+        k = max(1.0 / (PRIOR_FRAMES + n + 1.0), self._a)
+        k_buf[...] = k
+        np.subtract(x, m, out=d)
+        np.multiply(d, k_buf, out=t)
+        m += t                                   # m += k d
+        np.multiply(d, d, out=t)
+        t *= k_buf
+        v += t
+        v *= np.float32(1.0 - k)                 # v = (1 - k)(v + k d^2)
+        return n + 1.0
+
     def _split_step(self, split: float, ch: int, valid: bool, speech: bool, center: float = 0.0,
                     spread: float = 0.0) -> None:
         """Advance the split net by this frame (every frame while ``split`` > 0, so its state follows the
@@ -165,16 +181,7 @@ class BandDynamics:
         """A speech frame's z-scores in self._zh: update their running mean and variance (channel ``ch``), then
         z' = (z - center m) (1 + spread (1 / sqrt(v) - 1)) in place."""
         z, m, v, d, t = self._zh, self._zm[ch], self._zv[ch], self._zd, self._zt
-        n = self._zn[ch]
-        self._zk[...] = max(1.0 / (PRIOR_FRAMES + n + 1.0), self._a)
-        np.subtract(z, m, out=d)
-        np.multiply(d, self._zk, out=t)
-        m += t
-        np.multiply(d, d, out=t)
-        t *= self._zk
-        v += t
-        v *= np.float32(1.0) - self._zk
-        self._zn[ch] = n + 1.0
+        self._zn[ch] = self._update(z, m, v, self._zn[ch], d, t, self._zk)
         if center > 0.0:
             np.multiply(m, np.float32(center), out=d)
             z -= d
@@ -226,16 +233,7 @@ class BandDynamics:
                 # the targets' statistics at the speaker's level, weighted as PRIOR_FRAMES frames
                 np.add(self._tgt, np.float32(lvl), out=m)
                 np.multiply(self._std, self._std, out=v)
-            k = max(1.0 / (PRIOR_FRAMES + n + 1.0), self._a)
-            self._f[...] = k
-            np.subtract(L, m, out=d)
-            np.multiply(d, self._f, out=t)
-            m += t                                   # m += k d
-            np.multiply(d, d, out=t)
-            t *= self._f
-            v += t
-            v *= np.float32(1.0 - k)                 # v = (1 - k)(v + k d^2)
-            self._n[ch] = n + 1.0
+            self._n[ch] = self._update(L, m, v, n, d, t, self._f)
         elif n == 0.0:
             self._split_step(split, ch, False, speech)
             return                                   # nothing heard of the speaker yet: no correction
