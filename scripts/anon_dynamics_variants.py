@@ -52,7 +52,8 @@ def _init(self, freqs_hz, channels, frame_rate_hz, split_weights=None, _orig=D.B
     _INSTANCES.append(self)
 
 
-def _process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0):
+def _process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
+             pause_cut_db=0.0):
     if split > 0.0 or center > 0.0 or spread > 0.0:
         raise SystemExit("scripts/anon_dynamics_variants.py ports the statistical step only: run the system with "
                          "anon.split_pct=0,anon.split_center_pct=0,anon.split_spread_pct=0")
@@ -103,7 +104,9 @@ def _process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, cen
         d = d * r
         if self._nlow:
             d[: self._nlow] = d[: self._nlow].mean()
-    t = np.clip(t + d - L, self._lo, self._hi) * np.float32(share * math.log(10.0) / 20.0)
+    t = np.clip(t + d - L, self._lo, self._hi)
+    self._pauses(t, ch, bool(speech), pause_cut_db)   # the stage's pause handling
+    t = t * np.float32(share * math.log(10.0) / 20.0)
     row *= np.exp(self._s @ t).astype(np.complex64)
 
 

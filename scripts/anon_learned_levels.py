@@ -25,7 +25,7 @@ mel bands and 5 ms frames the dynamics step reads, after the stage's other steps
 - in the stage (``+learned`` on a preset), the decoder is given the **mean of the table** (an average speaker)
   and its z-scores replace the input's: each band's target is the step's long-term target plus the decoded
   z-score times the average speaker's spread; the correction (limited to +-12 dB) is applied as the dynamics
-  step applies its own. Pauses take the step's long-term part only, as in the step.
+  step applies its own. Pauses take the step's long-term part's cuts only (and its pause cut), as in the step.
 
 Training data: train-split speakers through the presets (every 2.8 s chunk reset, as the benchmark's
 utterances are), leaving out the 64 speakers ``--split train --skip-speakers 48 --speakers 64`` attacks and every
@@ -67,7 +67,8 @@ class Recorder(_ORIG):
         self.frames: list = []
         Recorder.instances.append(self)
 
-    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0):
+    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
+                pause_cut_db=0.0):
         self._L[:] = np.nan
         super().process(row, ch, 0.0, tilt, speech)
         if ch == 0:
@@ -333,9 +334,10 @@ class Learned(_ORIG):
         if hasattr(self, "h"):
             self.h = [None] * len(self.h)
 
-    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0):
+    def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
+                pause_cut_db=0.0):
         if not self.on:
-            return super().process(row, ch, share, tilt, speech, 0.0, max_db)
+            return super().process(row, ch, share, tilt, speech, 0.0, max_db, pause_cut_db=pause_cut_db)
         self._L[:] = np.nan
         # statistics and the range only: at share 0 the row is left as it is
         super().process(row, ch, 0.0, tilt, speech, 0.0, max_db)
@@ -356,7 +358,9 @@ class Learned(_ORIG):
             t = t + zh[0, 0] * self._std
         else:
             t = t + L - m
-        t = np.clip(t - L, self._lo, self._hi) * np.float32(share * math.log(10.0) / 20.0)
+        t = np.clip(t - L, self._lo, self._hi)
+        self._pauses(t, ch, speech, pause_cut_db)   # the stage's own pause handling (its state is this step's)
+        t = t * np.float32(share * math.log(10.0) / 20.0)
         row *= np.exp(self._s @ t).astype(np.complex64)
 
     def _step(self, L, m, v, valid, speech, ch):

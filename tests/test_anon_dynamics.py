@@ -83,11 +83,11 @@ def test_the_long_term_band_shape_moves_onto_the_average_speakers_at_the_speaker
     assert abs(Ly.mean() - Lx.mean()) < 1.0
 
 
-def test_a_pause_takes_the_long_term_correction_only_and_nothing_before_speech_is_heard():
-    """Frames that are not speech update nothing and are not pulled up to the speech's swing: a frame 30 dB under
-    the speech gets the same per-band gain as a frame at the speech's mean level would get from the long-term
-    part alone (within 0.01 dB), while the same frame called speech would be raised. Before the first speech
-    frame nothing is changed."""
+def test_a_pause_takes_only_the_long_term_corrections_cuts_and_nothing_before_speech_is_heard():
+    """Frames that are not speech update nothing, are not pulled up to the speech's swing and are not lifted
+    where the long-term part lifts a band: a frame 30 dB under the speech gets the long-term part's cuts alone as
+    its per-band gain (within 0.01 dB), where that part lifts some bands by more than 3 dB, while the same frame
+    called speech would be raised. Before the first speech frame nothing is changed."""
     nb = 161
     freqs = np.arange(nb) * SPACING_HZ
     st = dynamics.BandDynamics(freqs, 1, 200.0)
@@ -104,13 +104,77 @@ def test_a_pause_takes_the_long_term_correction_only_and_nothing_before_speech_i
     assert np.array_equal(st._mean, mean_before)
     g_pause = 20 * np.log10(np.abs(as_pause[1:100]) / np.abs(quiet[1:100]))
     long_term = np.clip(st._tgt + st._mean[0].mean() - st._mean[0], -dynamics.MAX_DB, dynamics.MAX_DB)
-    want = dynamics.spread_weights(freqs)[1:100] @ long_term
+    assert long_term.max() > 3.0 and long_term.min() < -3.0, np.round(long_term, 1)
+    want = dynamics.spread_weights(freqs)[1:100] @ np.minimum(long_term, 0.0)
     assert np.max(np.abs(g_pause - want)) < 0.01
     st2 = dynamics.BandDynamics(freqs, 1, 200.0)
     st2._mean[:], st2._var[:], st2._n[:], st2._tilt = st._mean, st._var, st._n, np.nan
     st2.process(as_speech, 0, 1.0, 0.0, True)
     g_speech = 20 * np.log10(np.abs(as_speech[1:100]) / np.abs(quiet[1:100]))
     assert np.mean(g_speech - g_pause) > 6.0
+
+
+def test_the_pause_cut_waits_its_hold_closes_over_its_time_constant_and_opens_at_once_on_speech():
+    """``pause_cut_db`` 12: after 2 s of speech frames, pause frames take the long-term part's cuts and, once the
+    pause has lasted PAUSE_HOLD_S (20 frames of 5 ms), less a cut that closes as 1 - exp(-t / 20 ms) (the first
+    frame past the hold 12 (1 - e^-0.25) dB, 40 frames later the full 12 dB), each within 0.01 dB of the same
+    frame's gain without the cut, less that cut; a speech frame takes no cut at all (its gain equals that of a
+    step that never cut, within 0.01 dB), and a pause after it waits the whole hold again."""
+    nb = 161
+    freqs = np.arange(nb) * SPACING_HZ
+    rng = np.random.default_rng(6)
+    talk = _rows(-30.0 + 12.0 * rng.standard_normal(400), nb, seed=7)
+    hold = round(dynamics.PAUSE_HOLD_S * 200.0)
+    quiet = _rows(np.full(hold + 60, -65.0), nb, seed=8)
+    cut, plain = (dynamics.BandDynamics(freqs, 1, 200.0) for _ in range(2))
+    for r in talk:
+        cut.process(r.copy(), 0, 1.0, 0.0, True, pause_cut_db=12.0)
+        plain.process(r.copy(), 0, 1.0, 0.0, True)
+    a = 1.0 - np.exp(-1.0 / (dynamics.PAUSE_CLOSE_S * 200.0))
+
+    def step(r, speech):
+        yc, yp = r.copy(), r.copy()
+        cut.process(yc, 0, 1.0, 0.0, speech, pause_cut_db=12.0)
+        plain.process(yp, 0, 1.0, 0.0, speech)
+        return 20 * np.log10(np.abs(yc[1:120]) / np.abs(yp[1:120]))
+
+    for k, r in enumerate(quiet):
+        extra = step(r, False)
+        want = 0.0 if k < hold else 12.0 * (1.0 - (1.0 - a) ** (k - hold + 1))
+        assert np.max(np.abs(extra + want)) < 0.01, (k, extra[:3])
+    assert np.max(np.abs(extra + 12.0)) < 0.01
+    assert np.max(np.abs(step(_rows(np.array([-25.0]), nb, seed=9)[0], True))) < 0.01
+    for r in quiet[:hold]:
+        assert np.max(np.abs(step(r, False))) < 0.01
+
+
+def test_the_stage_passes_its_pause_cut_to_the_step_and_only_pauses_change():
+    """Through the anon stage (dynamics 100 %) a 150 Hz voice in 0.4 s syllables with 0.4 s gaps of -60 dB
+    noise: ``anon.pause_cut_db`` 0 renders exactly as the default, and 12 dB lowers the gaps' level past the
+    hold (0.2-0.36 s into each, clear of the next syllable's window) by 6 dB or more while every syllable's middle stays within 0.1 dB."""
+    sr = 16000
+    x = _tone(sr, 150.0, 4.0)[0]
+    gate = (np.arange(x.size) // int(0.4 * sr)) % 2 == 0
+    noise = 1e-3 * np.random.default_rng(10).standard_normal(x.size)
+    x = np.where(gate, 0.3 * x / np.max(np.abs(x)), noise).astype(np.float32)[None]
+
+    def out(**extra):
+        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, **extra}
+        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
+
+    y = out()
+    assert np.array_equal(y, out(**{"anon.pause_cut_db": 0.0}))
+    yc = out(**{"anon.pause_cut_db": 12.0})
+    seg = int(0.4 * sr)
+
+    def level(z, k, lo, hi):
+        part = z[k * seg + int(lo * seg): k * seg + int(hi * seg)]
+        return 10 * np.log10(np.mean(part.astype(np.float64) ** 2) + 1e-30)
+
+    for k in (3, 5, 7):   # gaps after the first second (the stage has its level by then)
+        assert level(y, k, 0.5, 0.9) - level(yc, k, 0.5, 0.9) > 6.0, k
+    for k in (4, 6, 8):
+        assert abs(level(y, k, 0.3, 0.7) - level(yc, k, 0.3, 0.7)) < 0.1, k
 
 
 QUIET_SD, LOUD_SD = 10.0, 18.0

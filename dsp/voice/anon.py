@@ -86,8 +86,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
 10. **Level dynamics** (``anon.dynamics_pct``, dsp/voice/dynamics.py). Last, per channel: in 32 mel bands
    50 Hz .. 8 kHz, each band's level is moved toward the average speaker's long-term shape (tilted by the
    pseudo-speaker's tilt, at the speaker's level) and its swing over time scaled to the average speaker's
-   spread, from running statistics over speech frames (the pause test's complement); pauses take the long-term
-   part only; each band's correction is limited to +-``anon.dynamics_range_db``. With ``anon.split_pct``, that
+   spread, from running statistics over speech frames (the pause test's complement); pauses take the cuts of the
+   long-term part only, less ``anon.pause_cut_db``; each band's correction is limited to
+   +-``anon.dynamics_range_db``. With ``anon.split_pct``, that
    share of the speech frames' swing is not the input's, scaled, but the learned content/speaker split's
    rendering of it in the average speaker's voice (dsp/voice/level_split.py); ``anon.split_center_pct`` and
    ``anon.split_spread_pct`` standardise that rendering's running mean and spread per band (the offset and
@@ -154,6 +155,10 @@ PARAMS = (
     ParamSpec("anon.split_spread_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of the learned split's band movement scaled to unit running spread over speech (the "
                   "decoder renders about 0.8 of it; livelier, less natural; acts within anon.split_pct)"),
+    ParamSpec("anon.pause_cut_db", 0.0, 24.0, 0.0, "dB", smoothing_ms=0.0,
+              doc="extra cut of the pauses between phrases (room tone and the transformation's residue) in the "
+                  "level-dynamics step, after 100 ms of pause; closes over 20 ms, opens at once on speech (acts within "
+                  "anon.dynamics_pct)"),
     ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
 )
@@ -293,7 +298,7 @@ class AnonVoice(VoiceShift):
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
                                                 "seed_spread_pct", "split_pct", "dynamics_range_db",
-                                                "split_center_pct", "split_spread_pct")}
+                                                "split_center_pct", "split_spread_pct", "pause_cut_db")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -759,6 +764,7 @@ class AnonVoice(VoiceShift):
         dyn_db = float(v[self._i["dynamics_range_db"]])
         s_center = 0.01 * float(v[self._i["split_center_pct"]])
         s_spread = 0.01 * float(v[self._i["split_spread_pct"]])
+        p_cut = float(v[self._i["pause_cut_db"]])
         b0 = 0.0
         if excite > 0.0 and self._voiced and self._nvoiced >= MIN_VOICED and abs(x - self._med) <= OUTLIER_OCT:
             b0 = f0 * r / self._spacing
@@ -808,7 +814,8 @@ class AnonVoice(VoiceShift):
                 else:
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
             if dyn > 0.0:
-                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split, dyn_db, s_center, s_spread)
+                self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split, dyn_db, s_center, s_spread,
+                                  p_cut)
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on

@@ -35,6 +35,14 @@ over speech frames (``_update``: the same prior and ``TAU_S`` as step 2), ``cent
 scales that share of them to unit running spread:
 z' = (z - center m) (1 + spread (1 / sqrt(v) - 1)).
 
+Pauses (frames the stage's pause test does not count as speech) take only the cuts of the long-term part: a
+band the speaker has weaker than the target is lifted on speech, but the room tone and the transformation's
+residue between phrases are not lifted with it (up to ``max_db`` of hiss in the highs of a dark voice, which is
+what DNSMOS's background score heard). ``pause_cut_db`` (the stage's ``anon.pause_cut_db``) lowers pauses by that
+much more once a pause has lasted ``PAUSE_HOLD_S`` (the pause test is a level test: a weak consonant inside a word,
+/f/ or /th/ 15-25 dB under the vowels, also fails it, and is over within that hold), closing over
+``PAUSE_CLOSE_S`` and opening at once on the first speech frame, so a word's onset is never cut.
+
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
 speakers (scripts/build_anon_dynamics.py prints them; no validation speaker).
 """
@@ -56,6 +64,8 @@ MAX_DB = 12.0          # the correction's default limit either way, dB
 FLOOR_DB = 100.0       # a band's level is read no lower than this under the frame's loudest band
 FLOOR = 10.0 ** (-FLOOR_DB / 10.0)
 TILT_FROM_HZ = 500.0
+PAUSE_HOLD_S = 0.1     # a pause this long before the pause cut starts closing
+PAUSE_CLOSE_S = 0.02   # time constant of the pause cut closing (opening is immediate)
 # Mean (level arbitrary) and standard deviation (dB) of each band's level over speech frames of the average
 # speaker: scripts/build_anon_dynamics.py --speakers 48.
 POP_DB = (12.4, 14.4, 13.9, 12.3, 11.1, 10.2, 8.1, 4.9, 2.5, 0.9, 0.1, -1.0, -1.2, -0.7, -0.3, -0.4, -1.0, -1.7, -1.9, -1.8, -1.9, -2.7, -3.6, -3.8, -4.4, -5.8, -7.2, -8.6, -9.6, -10.3, -11.1, -12.1)
@@ -139,6 +149,11 @@ class BandDynamics:
         self._zk = np.zeros((), np.float32)
         self._f32_1 = np.float32(1.0)
         self._zfloor = np.float32(0.01)   # a z-score's spread read no lower than this (a band the decoder holds still)
+        self._pc = np.zeros(channels, np.float64)          # the pause cut reached, dB
+        self._pa = 1.0 - math.exp(-1.0 / (PAUSE_CLOSE_S * frame_rate_hz))
+        self._ph = np.zeros(channels, np.int64)            # consecutive pause frames
+        self._hold = int(round(PAUSE_HOLD_S * frame_rate_hz))
+        self._zero = np.float32(0.0)
         self.reset()
 
     def reset(self) -> None:
@@ -148,6 +163,8 @@ class BandDynamics:
         self._zm.fill(0.0)
         self._zv.fill(1.0)
         self._zn.fill(0.0)
+        self._pc.fill(0.0)
+        self._ph.fill(0)
         if self._net is not None:
             self._net.reset()
 
@@ -194,11 +211,28 @@ class BandDynamics:
             t += self._f32_1
             z *= t
 
+    def _pauses(self, t: np.ndarray, ch: int, speech: bool, cut_db: float) -> None:
+        """The correction t (BANDS,) dB, after its range, in place: on a pause only its cuts, less the pause cut
+        reached (after PAUSE_HOLD_S of pause, closing toward ``cut_db`` at PAUSE_CLOSE_S; a speech frame opens it
+        at once and is left as is)."""
+        if speech:
+            self._pc[ch] = 0.0
+            self._ph[ch] = 0
+            return
+        np.minimum(t, self._zero, out=t)
+        self._ph[ch] += 1
+        if self._ph[ch] > self._hold:
+            self._pc[ch] += self._pa * (cut_db - self._pc[ch])
+        if self._pc[ch] > 1e-3:
+            t -= np.float32(self._pc[ch])
+
     def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool,
-                split: float = 0.0, max_db: float = MAX_DB, center: float = 0.0, spread: float = 0.0) -> None:
+                split: float = 0.0, max_db: float = MAX_DB, center: float = 0.0, spread: float = 0.0,
+                pause_cut_db: float = 0.0) -> None:
         """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
         ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
-        take the long-term part of the correction only (a pause's noise is not pulled up to the speech's swing).
+        take the cuts of the long-term part of the correction only (a pause's noise is neither pulled up to the
+        speech's swing nor lifted with a weak band), less ``pause_cut_db`` (dB, smoothed: module doc).
         ``split`` (0..1): on speech frames, that share of the swing is the split net's z-scores times the
         average speaker's spread instead of the input's deviation scaled (needs ``split_weights``). ``max_db``:
         the correction's limit either way, per band, before the share. ``center``, ``spread`` (0..1): the shares
@@ -238,7 +272,8 @@ class BandDynamics:
             self._split_step(split, ch, False, speech)
             return                                   # nothing heard of the speaker yet: no correction
         self._split_step(split, ch, True, speech, center, spread)
-        # target: T + mean(m) + (L - m) r on speech frames, T + mean(m) - m + L (the long-term part) on others
+        # target: T + mean(m) + (L - m) r on speech frames, T + mean(m) - m + L (the long-term part) on others,
+        # whose correction _pauses then limits to its cuts
         np.add(self._tgt, np.float32(m.mean()), out=t)
         np.subtract(L, m, out=d)
         if speech:
@@ -256,6 +291,7 @@ class BandDynamics:
         t += d
         t -= L
         np.clip(t, self._lo, self._hi, out=t)
+        self._pauses(t, ch, speech, pause_cut_db)
         t *= np.float32(share * math.log(10.0) / 20.0)  # nepers
         np.dot(self._s, t, out=self._g)
         np.exp(self._g, out=self._g)

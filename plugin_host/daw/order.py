@@ -135,4 +135,5 @@ ORDER = (
     "anon.dynamics_range_db",
     "anon.split_center_pct",
     "anon.split_spread_pct",
+    "anon.pause_cut_db",
 )

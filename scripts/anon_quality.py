@@ -1,0 +1,86 @@
+"""Naturalness and intelligibility of many preset variants, with DNSMOS's three scores: no attacker.
+
+    RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_quality.py [--split val] [--speakers 17] \
+        anon-strong anon-strong@anon.pause_cut_db=12 ... [--random VARIANT ...] [--out F.md]
+
+``benchmarks/anonymity.py`` reports DNSMOS OVRL only; where a variant loses naturalness, the P.835 model's two
+other scores say whether it is the voice (SIG) or what surrounds it (BAK: noise, residue between words). This
+scores each variant (``PRESET`` or ``PRESET@key=value,...``, as the benchmark's ``--preset``; ``--random`` ones
+with a new ``anon.seed`` per utterance) on the benchmark's speakers and trial utterances, rendered and joined as
+the benchmark renders and joins them, so its OVRL and STOI equal the benchmark's for the same system. About
+50 s a system on the 17 val speakers, 3 minutes on 64, on one core. Use it with scripts/anon_sweep.py (the
+EERs) to choose what the benchmark should score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import anonymity as bench  # noqa: E402
+
+
+def score(utts: dict, fn, dnsmos, stoi) -> tuple[float, float, float, float]:
+    """(SIG, BAK, OVRL, STOI) means: DNSMOS per speaker of its trial utterances joined, STOI per utterance."""
+    rng = np.random.default_rng(bench.SEED)
+    mos, st = [], []
+    for xs in utts.values():
+        # every utterance rendered, in the benchmark's order, so a random system draws the benchmark's voices
+        ys = [fn(x, rng) for x in xs]
+        r = dnsmos.run(np.clip(np.concatenate([ys[k] for k in bench.TRIALS]), -1, 1), bench.SR)
+        mos.append((r["sig_mos"], r["bak_mos"], r["ovrl_mos"]))
+        for k in bench.TRIALS:
+            n = min(len(xs[k]), len(ys[k]))
+            st.append(stoi(xs[k][:n], ys[k][:n], bench.SR, extended=False))
+    m = np.mean(mos, axis=0)
+    return float(m[0]), float(m[1]), float(m[2]), float(np.mean(st))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("variants", nargs="*", help="PRESET or PRESET@key=value,... (a fixed pseudo-speaker)")
+    ap.add_argument("--random", action="append", default=[],
+                    help="a variant run with a new anon.seed per utterance (repeatable)")
+    ap.add_argument("--speakers", type=int, default=17)
+    ap.add_argument("--skip-speakers", type=int, default=0)
+    ap.add_argument("--split", choices=("val", "train"), default="val")
+    ap.add_argument("--out", help="also write the table here (Markdown)")
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    bench.one_thread()
+    from pystoi import stoi
+    from speechmos import dnsmos
+
+    t0 = time.time()
+    utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
+    rows = []
+    systems = [("original", lambda x, rng=None: x)]
+    systems += [(v, bench.chain_system(v)) for v in a.variants]
+    systems += [(v + ", new voice per utterance", bench.chain_system(v, random_seed=True)) for v in a.random]
+    for name, fn in systems:
+        t1 = time.time()
+        rows.append((name, *score(utts, fn, dnsmos, stoi)))
+        print(f"{name}: SIG {rows[-1][1]:.2f} BAK {rows[-1][2]:.2f} OVRL {rows[-1][3]:.2f} STOI {rows[-1][4]:.3f} "
+              f"({time.time() - t1:.0f} s)", flush=True)
+    cmd = " ".join(["scripts/anon_quality.py", f"--split {a.split}", f"--skip-speakers {a.skip_speakers}",
+                    f"--speakers {a.speakers}", *a.variants, *(f"--random {v}" for v in a.random)])
+    lines = ["# Anonymity variants: DNSMOS SIG / BAK / OVRL and STOI", "",
+             (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
+              f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), each speaker's trial utterances "
+              "joined for DNSMOS (P.835: SIG the speech, BAK the background, OVRL overall) and STOI per trial "
+              "utterance against the original, as benchmarks/anonymity.py scores them. No attacker here: "
+              "scripts/anon_sweep.py gives the EERs."), "",
+             "| system | SIG | BAK | OVRL | STOI |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {s:.2f} | {b:.2f} | {o:.2f} | {t:.3f} |" for n, s, b, o, t in rows]
+    bench.write_report(lines, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
