@@ -175,6 +175,24 @@ def pitch_shift(x, rng=None):
     return librosa.effects.pitch_shift(x, sr=SR, n_steps=4.0).astype(np.float32)
 
 
+def variant_args(doc: str, argv, speakers: int, skip: int, split: str):
+    """The parsed arguments of a script that scores many variants on this benchmark's speakers
+    (scripts/anon_sweep.py, scripts/anon_quality.py: the variants, ``--random`` ones, the speaker set with these
+    defaults, ``--out``), with warnings silenced and every model on one thread, as the benchmark runs them."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("variants", nargs="*", help="PRESET or PRESET@key=value,... (a fixed pseudo-speaker)")
+    ap.add_argument("--random", action="append", default=[],
+                    help="a variant run with a new anon.seed per utterance (repeatable)")
+    ap.add_argument("--speakers", type=int, default=speakers)
+    ap.add_argument("--skip-speakers", type=int, default=skip)
+    ap.add_argument("--split", choices=("val", "train"), default=split)
+    ap.add_argument("--out", help="also write the table here (Markdown)")
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    one_thread()
+    return a
+
+
 def label(preset: str) -> str:
     """A system's name: the preset file's stem, or "PRESET@overrides" as given."""
     return preset if "@" in preset else Path(preset).stem

@@ -14,10 +14,8 @@ EERs) to choose what the benchmark should score.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +41,7 @@ def score(utts: dict, fn, dnsmos, stoi) -> tuple[float, float, float, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("variants", nargs="*", help="PRESET or PRESET@key=value,... (a fixed pseudo-speaker)")
-    ap.add_argument("--random", action="append", default=[],
-                    help="a variant run with a new anon.seed per utterance (repeatable)")
-    ap.add_argument("--speakers", type=int, default=17)
-    ap.add_argument("--skip-speakers", type=int, default=0)
-    ap.add_argument("--split", choices=("val", "train"), default="val")
-    ap.add_argument("--out", help="also write the table here (Markdown)")
-    a = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    bench.one_thread()
+    a = bench.variant_args(__doc__, argv, speakers=17, skip=0, split="val")
     from pystoi import stoi
     from speechmos import dnsmos
 

@@ -13,10 +13,8 @@ benchmark should score; quality is not measured here.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -24,17 +22,7 @@ import anonymity as bench  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("variants", nargs="*", help="PRESET or PRESET@key=value,... (a fixed pseudo-speaker)")
-    ap.add_argument("--random", action="append", default=[],
-                    help="a variant run with a new anon.seed per utterance (repeatable)")
-    ap.add_argument("--speakers", type=int, default=64)
-    ap.add_argument("--skip-speakers", type=int, default=48)
-    ap.add_argument("--split", choices=("val", "train"), default="train")
-    ap.add_argument("--out", help="also write the table here (Markdown)")
-    a = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    bench.one_thread()
+    a = bench.variant_args(__doc__, argv, speakers=64, skip=48, split="train")
     from resemblyzer import VoiceEncoder
 
     t0 = time.time()
