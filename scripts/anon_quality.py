@@ -7,7 +7,8 @@
 other scores say whether it is the voice (SIG) or what surrounds it (BAK: noise, residue between words). This
 scores each variant (``PRESET`` or ``PRESET@key=value,...``, as the benchmark's ``--preset``; ``--random`` ones
 with a new ``anon.seed`` per utterance) on the benchmark's speakers and trial utterances, rendered and joined as
-the benchmark renders and joins them, so its OVRL and STOI equal the benchmark's for the same system. About
+the benchmark renders and joins them, so its OVRL equals the benchmark's for the same system (its STOI averages
+the trial utterances only, the benchmark's all five, so the two differ by a few thousandths). About
 50 s a system on the 17 val speakers, 3 minutes on 64, on one core. Use it with scripts/anon_sweep.py (the
 EERs) to choose what the benchmark should score.
 """
@@ -61,8 +62,9 @@ def main(argv=None) -> int:
     lines = ["# Anonymity variants: DNSMOS SIG / BAK / OVRL and STOI", "",
              (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
               f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), each speaker's trial utterances "
-              "joined for DNSMOS (P.835: SIG the speech, BAK the background, OVRL overall) and STOI per trial "
-              "utterance against the original, as benchmarks/anonymity.py scores them. No attacker here: "
+              "joined for DNSMOS (P.835: SIG the speech, BAK the background, OVRL overall) as "
+              "benchmarks/anonymity.py scores them, and STOI per trial utterance against the original (the "
+              "benchmark's STOI averages all five utterances). No attacker here: "
               "scripts/anon_sweep.py gives the EERs."), "",
              "| system | SIG | BAK | OVRL | STOI |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {s:.2f} | {b:.2f} | {o:.2f} | {t:.3f} |" for n, s, b, o, t in rows]
