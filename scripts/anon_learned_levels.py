@@ -339,8 +339,8 @@ class Learned(_ORIG):
         if not self.on:
             return super().process(row, ch, share, tilt, speech, 0.0, max_db, pause_cut_db=pause_cut_db)
         self._L[:] = np.nan
-        # statistics and the range only: at share 0 the row is left as it is
-        super().process(row, ch, 0.0, tilt, speech, 0.0, max_db)
+        # statistics, the range and the pause cut's state only: at share 0 the row is left as it is
+        super().process(row, ch, 0.0, tilt, speech, 0.0, max_db, pause_cut_db=pause_cut_db)
         L, m, v, n = self._L.copy(), self._mean[ch], self._var[ch], self._n[ch]
         valid = n > 0 and np.isfinite(L).all()
         if self.on == "flat":
@@ -359,7 +359,7 @@ class Learned(_ORIG):
         else:
             t = t + L - m
         t = np.clip(t - L, self._lo, self._hi)
-        self._pauses(t, ch, speech, pause_cut_db)   # the stage's own pause handling (its state is this step's)
+        self._pauses(t, ch, speech, pause_cut_db, advance=False)   # the stage's pause handling, stepped above
         t = t * np.float32(share * math.log(10.0) / 20.0)
         row *= np.exp(self._s @ t).astype(np.complex64)
 

@@ -285,10 +285,11 @@ def test_a_time_aware_adversary_run_resumes_as_one_exports_and_a_probe_reads_its
 
 
 def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_split(monkeypatch):
-    """scripts/anon_learned_levels.py's stand-ins for the dynamics step take the call the stage makes (split and
-    range included): `+learned` with the shipped run's checkpoint renders `anon-neutral` as the stage does with
-    the exported weights (within 1e-3 of the peak: torch against NumPy GRUs), `+flat` differently, and the
-    capture's recorder reads frames without touching the row."""
+    """scripts/anon_learned_levels.py's stand-ins for the dynamics step take the call the stage makes (split,
+    range and pause cut included): on a voice with two 0.3 s gaps, where the preset's pause cut changes the render,
+    `+learned` with the shipped run's checkpoint renders `anon-neutral` as the stage does with the exported
+    weights (within 1e-3 of the peak: torch against NumPy GRUs), `+flat` differently, and the capture's recorder
+    reads frames without touching the row."""
     torch = pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "scripts"))
     import anon_learned_levels as A
@@ -296,8 +297,12 @@ def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_
 
     sr = A.bench.SR
     x = _tone(sr, 140.0, 2.0)[0]
-    x = (x * np.repeat(10 ** (6.0 * np.random.default_rng(2).standard_normal(20) / 20), sr // 10)).astype(np.float32)
+    gain = 10 ** (6.0 * np.random.default_rng(2).standard_normal(20) / 20)
+    gain[[8, 9, 10, 15, 16, 17]] = 0.03   # two 0.3 s gaps 30 dB down: pauses past the cut's hold
+    x = (x * np.repeat(gain, sr // 10)).astype(np.float32)
     stage = A.bench.chain_system("anon-neutral")(x)
+    uncut = A.bench.chain_system("anon-neutral@anon.pause_cut_db=0")(x)
+    assert np.max(np.abs(uncut - stage)) > 1e-3 * np.max(np.abs(stage))
     st = torch.load(ROOT / "models/training/anon-levels/ckpt.pt", weights_only=False)
     net = A.build_net(**st["cfg"])
     net.load_state_dict(st["net"])

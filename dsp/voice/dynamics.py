@@ -40,7 +40,7 @@ band the speaker has weaker than the target is lifted on speech, but the room to
 residue between phrases are not lifted with it (up to ``max_db`` of hiss in the highs of a dark voice, which is
 what DNSMOS's background score heard). ``pause_cut_db`` (the stage's ``anon.pause_cut_db``) lowers pauses by that
 much more once a pause has lasted ``PAUSE_HOLD_S`` (the pause test is a level test: a weak consonant inside a word,
-/f/ or /th/ 15-25 dB under the vowels, also fails it, and is over within that hold), closing over
+/f/ or /th/ often more than 12 dB under the vowels, also fails it, and is over within that hold), closing over
 ``PAUSE_CLOSE_S`` and opening at once on the first speech frame, so a word's onset is never cut.
 
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
@@ -211,18 +211,22 @@ class BandDynamics:
             t += self._f32_1
             z *= t
 
-    def _pauses(self, t: np.ndarray, ch: int, speech: bool, cut_db: float) -> None:
+    def _pauses(self, t: np.ndarray, ch: int, speech: bool, cut_db: float, advance: bool = True) -> None:
         """The correction t (BANDS,) dB, after its range, in place: on a pause only its cuts, less the pause cut
         reached (after PAUSE_HOLD_S of pause, closing toward ``cut_db`` at PAUSE_CLOSE_S; a speech frame opens it
-        at once and is left as is)."""
+        at once and is left as is). ``advance`` False: apply the cut this frame already reached without stepping
+        the hold and the cut again (a caller that ran process() on the same frame first)."""
+        if advance:
+            if speech:
+                self._pc[ch] = 0.0
+                self._ph[ch] = 0
+            else:
+                self._ph[ch] += 1
+                if self._ph[ch] > self._hold:
+                    self._pc[ch] += self._pa * (cut_db - self._pc[ch])
         if speech:
-            self._pc[ch] = 0.0
-            self._ph[ch] = 0
             return
         np.minimum(t, self._zero, out=t)
-        self._ph[ch] += 1
-        if self._ph[ch] > self._hold:
-            self._pc[ch] += self._pa * (cut_db - self._pc[ch])
         if self._pc[ch] > 1e-3:
             t -= np.float32(self._pc[ch])
 
