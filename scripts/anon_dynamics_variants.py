@@ -53,10 +53,11 @@ def _init(self, freqs_hz, channels, frame_rate_hz, split_weights=None, _orig=D.B
 
 
 def _process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
-             pause_cut_db=0.0):
-    if split > 0.0 or center > 0.0 or spread > 0.0:
+             pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0):
+    if split > 0.0 or center > 0.0 or spread > 0.0 or lift_snr_db > 0.0 or sub_db > 0.0:
         raise SystemExit("scripts/anon_dynamics_variants.py ports the statistical step only: run the system with "
-                         "anon.split_pct=0,anon.split_center_pct=0,anon.split_spread_pct=0")
+                         "anon.split_pct=0,anon.split_center_pct=0,anon.split_spread_pct=0,anon.floor_sub_db=0,"
+                         "anon.lift_snr_db=0")
     if max_db != self._max_db:
         self._max_db = max_db
         self._hi[...] = max_db

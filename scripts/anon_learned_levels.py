@@ -68,7 +68,7 @@ class Recorder(_ORIG):
         Recorder.instances.append(self)
 
     def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
-                pause_cut_db=0.0):
+                pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0):
         self._L[:] = np.nan
         super().process(row, ch, 0.0, tilt, speech)
         if ch == 0:
@@ -335,12 +335,13 @@ class Learned(_ORIG):
             self.h = [None] * len(self.h)
 
     def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
-                pause_cut_db=0.0):
+                pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0):
+        floor = dict(pause_cut_db=pause_cut_db, lift_snr_db=lift_snr_db, sub_db=sub_db)
         if not self.on:
-            return super().process(row, ch, share, tilt, speech, 0.0, max_db, pause_cut_db=pause_cut_db)
+            return super().process(row, ch, share, tilt, speech, 0.0, max_db, **floor)
         self._L[:] = np.nan
-        # statistics, the range and the pause cut's state only: at share 0 the row is left as it is
-        super().process(row, ch, 0.0, tilt, speech, 0.0, max_db, pause_cut_db=pause_cut_db)
+        # statistics, the range, the pause cut's state and the noise floor only: at share 0 the row is left as it is
+        super().process(row, ch, 0.0, tilt, speech, 0.0, max_db, **floor)
         L, m, v, n = self._L.copy(), self._mean[ch], self._var[ch], self._n[ch]
         valid = n > 0 and np.isfinite(L).all()
         if self.on == "flat":
@@ -359,7 +360,11 @@ class Learned(_ORIG):
         else:
             t = t + L - m
         t = np.clip(t - L, self._lo, self._hi)
+        if lift_snr_db > 0.0 and self._nfn[ch] > 0:
+            self._lift_cap(t, ch, lift_snr_db)                      # the stage's floor options, stepped above
         self._pauses(t, ch, speech, pause_cut_db, advance=False)   # the stage's pause handling, stepped above
+        if sub_db > 0.0 and self._nfn[ch] > 0:
+            self._subtract(t, ch, sub_db)
         t = t * np.float32(share * math.log(10.0) / 20.0)
         row *= np.exp(self._s @ t).astype(np.complex64)
 

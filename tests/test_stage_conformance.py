@@ -164,7 +164,8 @@ ACTIVE = {
     "anon": Active({"anon.f0_hz": 200.0, "anon.timbre_pct": 100.0, "anon.codebook_pct": 100.0,
                     "anon.excite_pct": 100.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0,
                     "anon.dynamics_range_db": 24.0, "anon.split_center_pct": 100.0,
-                    "anon.split_spread_pct": 100.0, "anon.pause_cut_db": 12.0},
+                    "anon.split_spread_pct": 100.0, "anon.pause_cut_db": 12.0, "anon.floor_sub_db": 3.0,
+                    "anon.lift_snr_db": 6.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7})),
                    image_error=2e-5, signal=_low_voice),
     # Overrides moved and the match mode switched mid-stream (voice: the voice match shifts the pitch toward the

@@ -92,7 +92,9 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    share of the speech frames' swing is not the input's, scaled, but the learned content/speaker split's
    rendering of it in the average speaker's voice (dsp/voice/level_split.py); ``anon.split_center_pct`` and
    ``anon.split_spread_pct`` standardise that rendering's running mean and spread per band (the offset and
-   the too-small spread the decoder leaves over an utterance).
+   the too-small spread the decoder leaves over an utterance). ``anon.floor_sub_db`` subtracts each band's
+   tracked noise floor (the recording's own noise, a cue of the speaker's recording) and ``anon.lift_snr_db``
+   keeps a band that is noise in a frame from being lifted (dynamics.py).
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale
@@ -159,6 +161,11 @@ PARAMS = (
               doc="extra cut of the pauses between phrases (room tone and the transformation's residue) in the "
                   "level-dynamics step, after 100 ms of pause; closes over 20 ms, opens at once on speech (acts within "
                   "anon.dynamics_pct)"),
+    ParamSpec("anon.lift_snr_db", 0.0, 40.0, 0.0, "dB", smoothing_ms=0.0,
+              doc="the level-dynamics step lifts a band by at most its excess over this many dB above its noise "
+                  "floor (a band that is noise in a frame is not lifted with the voice's weak bands); 0: off"),
+    ParamSpec("anon.floor_sub_db", 0.0, 20.0, 0.0, "dB", smoothing_ms=0.0,
+              doc="power subtraction of each band's noise floor, over-estimated by this, in the level-dynamics step; 0: off"),
     ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
 )
@@ -298,7 +305,8 @@ class AnonVoice(VoiceShift):
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
                                                 "seed_spread_pct", "split_pct", "dynamics_range_db",
-                                                "split_center_pct", "split_spread_pct", "pause_cut_db")}
+                                                "split_center_pct", "split_spread_pct", "pause_cut_db",
+                                                "lift_snr_db", "floor_sub_db")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -765,6 +773,8 @@ class AnonVoice(VoiceShift):
         s_center = 0.01 * float(v[self._i["split_center_pct"]])
         s_spread = 0.01 * float(v[self._i["split_spread_pct"]])
         p_cut = float(v[self._i["pause_cut_db"]])
+        lift_snr = float(v[self._i["lift_snr_db"]])
+        f_sub = float(v[self._i["floor_sub_db"]])
         b0 = 0.0
         if excite > 0.0 and self._voiced and self._nvoiced >= MIN_VOICED and abs(x - self._med) <= OUTLIER_OCT:
             b0 = f0 * r / self._spacing
@@ -815,7 +825,7 @@ class AnonVoice(VoiceShift):
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
             if dyn > 0.0:
                 self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split, dyn_db, s_center, s_spread,
-                                  p_cut)
+                                  p_cut, lift_snr, f_sub)
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on

@@ -43,6 +43,16 @@ much more once a pause has lasted ``PAUSE_HOLD_S`` (the pause test is a level te
 /f/ or /th/ often more than 12 dB under the vowels, also fails it, and is over within that hold), closing over
 ``PAUSE_CLOSE_S`` and opening at once on the first speech frame, so a word's onset is never cut.
 
+Each band's noise floor (``_floor``, run while either of the two options below is on): the band's power averaged
+over ``FLOOR_SMOOTH_S``, in dB, followed down at once, and climbing ``FLOOR_RISE_DB_S`` while the band stays above
+it; minimum statistics in the step's own bands, of the signal it is given (the stage's output so far).
+``sub_db`` (the stage's ``anon.floor_sub_db``) subtracts that floor's power, over-estimated by ``sub_db``, from every
+frame (``_subtract``: at most ``SUB_MIN_DB``): the recording's own noise, which the other steps carry through
+at its own shape and level, is a cue of the speaker's recording that the attackers read (docs/anonymization.md,
+"The recording's noise floor"). ``lift_snr_db`` (``anon.lift_snr_db``) limits a band's lift to its level's excess
+over the floor plus that margin (``_lift_cap``): a band that is noise in a frame is not lifted with the voice's
+weak bands.
+
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
 speakers (scripts/build_anon_dynamics.py prints them; no validation speaker).
 """
@@ -66,6 +76,10 @@ FLOOR = 10.0 ** (-FLOOR_DB / 10.0)
 TILT_FROM_HZ = 500.0
 PAUSE_HOLD_S = 0.1     # a pause this long before the pause cut starts closing
 PAUSE_CLOSE_S = 0.02   # time constant of the pause cut closing (opening is immediate)
+FLOOR_WIN_S = 1.6      # the noise floor is the lowest band level of this past stretch ...
+FLOOR_PARTS = 8        # ... kept as the minima of this many equal parts (a new part replaces the oldest)
+SUB_MIN_DB = -8.0      # the floor subtraction's deepest cut, dB
+FLOOR_SMOOTH_S = 0.02  # the band powers the floor tracker reads are averaged over this (a one-frame dip is no floor)
 # Mean (level arbitrary) and standard deviation (dB) of each band's level over speech frames of the average
 # speaker: scripts/build_anon_dynamics.py --speakers 48.
 POP_DB = (12.4, 14.4, 13.9, 12.3, 11.1, 10.2, 8.1, 4.9, 2.5, 0.9, 0.1, -1.0, -1.2, -0.7, -0.3, -0.4, -1.0, -1.7, -1.9, -1.8, -1.9, -2.7, -3.6, -3.8, -4.4, -5.8, -7.2, -8.6, -9.6, -10.3, -11.1, -12.1)
@@ -154,6 +168,14 @@ class BandDynamics:
         self._ph = np.zeros(channels, np.int64)            # consecutive pause frames
         self._hold = int(round(PAUSE_HOLD_S * frame_rate_hz))
         self._zero = np.float32(0.0)
+        self._nf = np.zeros((channels, BANDS), np.float32)   # each band's noise floor, dB (module doc)
+        self._nfn = np.zeros(channels, np.int64)
+        self._part = max(1, int(round(FLOOR_WIN_S * frame_rate_hz / FLOOR_PARTS)))   # frames per part
+        self._mins = np.zeros((channels, FLOOR_PARTS, BANDS), np.float32)   # each part's minimum, dB
+        self._u = np.zeros(BANDS, np.float32)
+        self._submin = np.float32(10.0 ** (SUB_MIN_DB / 10.0))
+        self._ps = np.zeros((channels, BANDS), np.float32)   # band powers averaged over FLOOR_SMOOTH_S
+        self._psa = np.float32(1.0 - math.exp(-1.0 / (FLOOR_SMOOTH_S * frame_rate_hz)))
         self.reset()
 
     def reset(self) -> None:
@@ -165,6 +187,10 @@ class BandDynamics:
         self._zn.fill(0.0)
         self._pc.fill(0.0)
         self._ph.fill(0)
+        self._nf.fill(0.0)
+        self._nfn.fill(0)
+        self._ps.fill(0.0)
+        self._mins.fill(0.0)
         if self._net is not None:
             self._net.reset()
 
@@ -230,9 +256,58 @@ class BandDynamics:
         if self._pc[ch] > 1e-3:
             t -= np.float32(self._pc[ch])
 
+    def _floor(self, ch: int) -> None:
+        """Step channel ``ch``'s noise floor per band (dB, self._nf) on this frame's band powers self._L (linear):
+        the lowest of their average over FLOOR_SMOOTH_S, in dB, over the last FLOOR_WIN_S (minimum statistics:
+        a steady noise is read at once and a louder one within FLOOR_WIN_S; speech, never that long without a
+        dip in every band, does not lift it). The window is FLOOR_PARTS parts, each part's minimum kept."""
+        ps, nf, u, mins = self._ps[ch], self._nf[ch], self._u, self._mins[ch]
+        k = int(self._nfn[ch])
+        if k == 0:
+            np.copyto(ps, self._L)
+        else:
+            np.subtract(self._L, ps, out=u)
+            u *= self._psa
+            ps += u
+        np.log10(ps, out=u)
+        u *= np.float32(10.0)
+        j = (k // self._part) % FLOOR_PARTS
+        if k % self._part == 0:
+            np.copyto(mins[j], u)            # a new part, in the oldest one's place
+        else:
+            np.minimum(mins[j], u, out=mins[j])
+        np.copyto(nf, mins[0])
+        # the first window's parts not yet heard stay out
+        for i in range(1, min(FLOOR_PARTS, k // self._part + 1)):
+            np.minimum(nf, mins[i], out=nf)
+        self._nfn[ch] = k + 1
+
+    def _lift_cap(self, t: np.ndarray, ch: int, snr_db: float) -> None:
+        """The correction t (BANDS,) dB in place: a band lifts by at most its level's excess over its noise floor
+        plus ``snr_db`` (a band within ``snr_db`` of its floor is noise there and is not lifted; cuts untouched)."""
+        u = self._u
+        np.subtract(self._L, self._nf[ch], out=u)
+        u -= np.float32(snr_db)
+        np.maximum(u, self._zero, out=u)
+        np.minimum(t, u, out=t)
+
+    def _subtract(self, t: np.ndarray, ch: int, over_db: float) -> None:
+        """The correction t (BANDS,) dB in place, less a power subtraction of the band's noise floor over-estimated
+        by ``over_db``: 10 log10(max(1 - 10^((over_db - e) / 10), SUB_MIN)), e the band's excess over its floor."""
+        u = self._u
+        np.subtract(self._nf[ch], self._L, out=u)
+        u += np.float32(over_db)
+        u *= np.float32(0.1)
+        np.power(np.float32(10.0), u, out=u)
+        np.subtract(self._f32_1, u, out=u)
+        np.maximum(u, self._submin, out=u)
+        np.log10(u, out=u)
+        u *= np.float32(10.0)
+        t += u
+
     def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool,
                 split: float = 0.0, max_db: float = MAX_DB, center: float = 0.0, spread: float = 0.0,
-                pause_cut_db: float = 0.0) -> None:
+                pause_cut_db: float = 0.0, lift_snr_db: float = 0.0, sub_db: float = 0.0) -> None:
         """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
         ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
         take the cuts of the long-term part of the correction only (a pause's noise is neither pulled up to the
@@ -258,6 +333,8 @@ class BandDynamics:
         # band, not under an absolute floor: the same frame at any level gives the same correction.
         self._f[...] = float(L.max()) * FLOOR + 1e-37
         L += self._f
+        if (lift_snr_db > 0.0 or sub_db > 0.0) and math.isfinite(float(self._f)):
+            self._floor(ch)
         np.log10(L, out=L)
         L *= np.float32(10.0)
         lvl = float(L.mean())
@@ -295,7 +372,11 @@ class BandDynamics:
         t += d
         t -= L
         np.clip(t, self._lo, self._hi, out=t)
+        if lift_snr_db > 0.0 and self._nfn[ch] > 0:
+            self._lift_cap(t, ch, lift_snr_db)
         self._pauses(t, ch, speech, pause_cut_db)
+        if sub_db > 0.0 and self._nfn[ch] > 0:
+            self._subtract(t, ch, sub_db)     # after the pause rule: its cut adds to a pause's, not to a lift dropped there
         t *= np.float32(share * math.log(10.0) / 20.0)  # nepers
         np.dot(self._s, t, out=self._g)
         np.exp(self._g, out=self._g)

@@ -136,4 +136,6 @@ ORDER = (
     "anon.split_center_pct",
     "anon.split_spread_pct",
     "anon.pause_cut_db",
+    "anon.floor_sub_db",
+    "anon.lift_snr_db",
 )
