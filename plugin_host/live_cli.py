@@ -179,9 +179,11 @@ def cmd_live(a) -> int:
         for k, v in sets.items():
             chain.params.set(k, v)
         if a.anon_random:
-            from resculpt.plugin_host.presets import anon_random_seed
+            from resculpt.plugin_host.presets import anon_random_params
 
-            chain.params.set("anon.seed", anon_random_seed())
+            for k, v in anon_random_params().items():
+                if k == "anon.seed" or k not in sets:
+                    chain.params.set(k, v)
         if a.input_profile:
             from resculpt.dsp.profile import load_profile
 

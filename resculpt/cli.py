@@ -50,9 +50,11 @@ def cmd_render(a) -> int:
     except ValueError as e:
         return _die(str(e), 2)
     if a.anon_random:
-        from resculpt.plugin_host.presets import anon_random_seed
+        from resculpt.plugin_host.presets import anon_random_params
 
-        sets["anon.seed"] = str(anon_random_seed(quiet=a.quiet or a.json))
+        for k, v in anon_random_params(quiet=a.quiet or a.json).items():
+            if k == "anon.seed" or k not in sets:
+                sets[k] = str(v)
     if a.block < 1 or a.block > 1 << 16:
         return _die("--block must be between 1 and 65536", 2)
     if a.amount is not None and not 0.0 <= a.amount <= 1.0:
@@ -301,9 +303,10 @@ def cmd_serve(a) -> int:
     try:
         chain = Chain.from_preset(a.preset, sample_rate=a.rate, channels=a.channels, max_block=max(a.block, 1024))
         if a.anon_random:
-            from resculpt.plugin_host.presets import anon_random_seed
+            from resculpt.plugin_host.presets import anon_random_params
 
-            chain.params.set("anon.seed", anon_random_seed())
+            for k, v in anon_random_params().items():
+                chain.params.set(k, v)
         feeder = BlockFeeder(chain, a.input, block=a.block)
     except (PresetError, ValueError, OSError) as e:
         return _die(str(e))

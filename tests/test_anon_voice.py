@@ -135,7 +135,8 @@ def test_session_seed_is_in_the_parameter_range():
 
 def test_render_with_anon_random_draws_a_new_voice_per_session(tmp_path, capsys):
     """`resculpt render --anon-random` says the seed it drew on stderr; two sessions draw different seeds and
-    render different voices, and `--set anon.seed=N` renders session N's voice again, bit for bit."""
+    render different voices, and the `--set`s it prints (the seed, the level-dynamics step off) render session N's
+    voice again, bit for bit."""
     from resculpt.cli import main
     from resculpt.plugin_host.audio_io import read_audio, write_audio
 
@@ -152,8 +153,33 @@ def test_render_with_anon_random_draws_a_new_voice_per_session(tmp_path, capsys)
     assert seeds[0] != seeds[1] and not np.allclose(outs[0], outs[1], atol=1e-3)
     again = tmp_path / "again.wav"
     assert main(["render", str(src), "-o", str(again), "--preset", "anon-neutral", "-q",
-                 "--set", f"anon.seed={seeds[0]}"]) == 0
+                 "--set", f"anon.seed={seeds[0]}", "--set", "anon.dynamics_pct=0"]) == 0
     assert np.array_equal(read_audio(again)[0], outs[0])
+
+
+def test_anon_random_turns_the_level_dynamics_off_unless_the_user_sets_it(tmp_path, capsys, monkeypatch):
+    """`--anon-random` with a seed pinned (the session draw stubbed): alone, it renders as `--set anon.seed=N
+    --set anon.dynamics_pct=0`; with `--set anon.dynamics_pct=100` it keeps the user's value and renders as the
+    seed alone would with the preset's step; the two renders differ."""
+    from resculpt.cli import main
+    from resculpt.dsp.voice import anon as anon_mod
+    from resculpt.plugin_host.audio_io import read_audio, write_audio
+
+    monkeypatch.setattr(anon_mod, "session_seed", lambda: 4242)
+    sr = 16000
+    src = tmp_path / "in.wav"
+    write_audio(src, np.tile(_tone(sr, 150.0, 1.0), (1, 1)), sr)
+
+    def render(name, *args):
+        out = tmp_path / name
+        assert main(["render", str(src), "-o", str(out), "--preset", "anon-neutral", "-q", *args]) == 0
+        return read_audio(out)[0]
+
+    rnd = render("a.wav", "--anon-random")
+    assert np.array_equal(rnd, render("b.wav", "--set", "anon.seed=4242", "--set", "anon.dynamics_pct=0"))
+    kept = render("c.wav", "--anon-random", "--set", "anon.dynamics_pct=100")
+    assert np.array_equal(kept, render("d.wav", "--set", "anon.seed=4242"))
+    assert not np.allclose(rnd, kept, atol=1e-4)
 
 
 # -- frame-selection envelope replacement (dsp/voice/codebook.py) ---------------------------------------
