@@ -36,6 +36,24 @@ def _band_db(rows: np.ndarray, freqs: np.ndarray) -> np.ndarray:
 POP = np.asarray(dynamics.POP_DB) - np.mean(dynamics.POP_DB)
 
 
+GAP_SR = 16000
+
+
+def _gapped_voice(seed: int) -> np.ndarray:
+    """(1, 4 s at GAP_SR) float32: a 150 Hz voice in 0.4 s syllables at 0.3 peak with 0.4 s gaps of -60 dB noise."""
+    x = _tone(GAP_SR, 150.0, 4.0)[0]
+    gate = (np.arange(x.size) // int(0.4 * GAP_SR)) % 2 == 0
+    noise = 1e-3 * np.random.default_rng(seed).standard_normal(x.size)
+    return np.where(gate, 0.3 * x / np.max(np.abs(x)), noise).astype(np.float32)[None]
+
+
+def _through_stage(x: np.ndarray, **extra) -> np.ndarray:
+    """``x`` (1, n) through the anon stage at a 150 Hz target with the level-dynamics step at 100 % and ``extra``
+    parameters, in 512-sample blocks: (n,)."""
+    p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, **extra}
+    return run(make_section(["anon"], GAP_SR, 1, p), x, 512)[0]
+
+
 def _through(x: np.ndarray, nb: int) -> np.ndarray:
     y = x.copy()
     st = dynamics.BandDynamics(np.arange(nb) * SPACING_HZ, 1, 200.0)
@@ -152,15 +170,11 @@ def test_the_stage_passes_its_pause_cut_to_the_step_and_only_pauses_change():
     """Through the anon stage (dynamics 100 %) a 150 Hz voice in 0.4 s syllables with 0.4 s gaps of -60 dB
     noise: ``anon.pause_cut_db`` 0 renders exactly as the default, and 12 dB lowers the gaps' level past the
     hold (0.2-0.36 s into each, clear of the next syllable's window) by 6 dB or more while every syllable's middle stays within 0.1 dB."""
-    sr = 16000
-    x = _tone(sr, 150.0, 4.0)[0]
-    gate = (np.arange(x.size) // int(0.4 * sr)) % 2 == 0
-    noise = 1e-3 * np.random.default_rng(10).standard_normal(x.size)
-    x = np.where(gate, 0.3 * x / np.max(np.abs(x)), noise).astype(np.float32)[None]
+    sr = GAP_SR
+    x = _gapped_voice(10)
 
     def out(**extra):
-        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, **extra}
-        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
+        return _through_stage(x, **extra)
 
     y = out()
     assert np.array_equal(y, out(**{"anon.pause_cut_db": 0.0}))
@@ -325,15 +339,11 @@ def test_the_stage_passes_its_floor_options_to_the_step_and_off_renders_as_the_d
     exactly as the default, and 10 dB of floor subtraction lowers a syllable-gapped voice's -60 dB noise between
     syllables by more than 3 dB (the floor is a minimum: it sits under a noise's mean, by more in the narrow low
     bands, and the over-estimate has to make that up)."""
-    sr = 16000
-    x = _tone(sr, 150.0, 4.0)[0]
-    gate = (np.arange(x.size) // int(0.4 * sr)) % 2 == 0
-    noise = 1e-3 * np.random.default_rng(15).standard_normal(x.size)
-    x = np.where(gate, 0.3 * x / np.max(np.abs(x)), noise).astype(np.float32)[None]
+    sr = GAP_SR
+    x = _gapped_voice(15)
 
     def out(**extra):
-        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, **extra}
-        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
+        return _through_stage(x, **extra)
 
     y = out()
     assert np.array_equal(y, out(**{"anon.floor_sub_db": 0.0, "anon.lift_snr_db": 0.0}))
