@@ -266,8 +266,8 @@ ANON_RANDOM_HELP = ("a random pseudo-speaker for this session (anon-* presets): 
 # What a new voice per session sets besides the seed. The level-dynamics step (with its learned split) is what
 # keeps a fixed pseudo-speaker from being linked to itself across utterances; with a new voice per session the
 # voices already differ, and the step costs words and naturalness for little: on the 17 val speakers
-# anon-neutral's new voices read 37 % Whisper WER and DNSMOS 2.91 without it against 78 % and 2.78 with it, the
-# lazy-informed EER of the three voice presets' 31-33 % without it (docs/anonymization.md, "Words").
+# anon-neutral's new voices read 37 % Whisper WER and DNSMOS 2.91 without it against 78 % and 2.78 with it, and
+# the three presets' new voices keep a lazy-informed EER of 31-33 % without it (docs/anonymization.md, "Words").
 ANON_RANDOM_SETS = {"anon.dynamics_pct": 0.0}
 
 
