@@ -360,10 +360,10 @@ class Learned(_ORIG):
         else:
             t = t + L - m
         t = np.clip(t - L, self._lo, self._hi)
-        if lift_snr_db > 0.0 and self._nfn[ch] > 0:
+        if lift_snr_db > 0.0:
             self._lift_cap(t, ch, lift_snr_db)                      # the stage's floor options, stepped above
         self._pauses(t, ch, speech, pause_cut_db, advance=False)   # the stage's pause handling, stepped above
-        if sub_db > 0.0 and self._nfn[ch] > 0:
+        if sub_db > 0.0:
             self._subtract(t, ch, sub_db)
         t = t * np.float32(share * math.log(10.0) / 20.0)
         row *= np.exp(self._s @ t).astype(np.complex64)

@@ -336,7 +336,8 @@ def test_the_lift_cap_keeps_a_noise_band_from_being_lifted():
 
 def test_the_stage_passes_its_floor_options_to_the_step_and_off_renders_as_the_default():
     """Through the anon stage (dynamics 100 %): ``anon.floor_sub_db`` 0 and ``anon.lift_snr_db`` 0 render
-    exactly as the default, and 10 dB of floor subtraction lowers a syllable-gapped voice's -60 dB noise between
+    exactly as the default, ``anon.lift_snr_db`` 15 changes the render (by more than 1e-3 of its peak: the step
+    lifts the noise-only highs of this dark voice), and 10 dB of floor subtraction lowers a syllable-gapped voice's -60 dB noise between
     syllables by more than 3 dB (the floor is a minimum: it sits under a noise's mean, by more in the narrow low
     bands, and the over-estimate has to make that up)."""
     sr = GAP_SR
@@ -347,6 +348,7 @@ def test_the_stage_passes_its_floor_options_to_the_step_and_off_renders_as_the_d
 
     y = out()
     assert np.array_equal(y, out(**{"anon.floor_sub_db": 0.0, "anon.lift_snr_db": 0.0}))
+    assert np.max(np.abs(out(**{"anon.lift_snr_db": 15.0}) - y)) > 1e-3 * np.max(np.abs(y))
     ys = out(**{"anon.floor_sub_db": 10.0})
     seg = int(0.4 * sr)
     for k in (3, 5, 7):

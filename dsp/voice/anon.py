@@ -93,8 +93,8 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    rendering of it in the average speaker's voice (dsp/voice/level_split.py); ``anon.split_center_pct`` and
    ``anon.split_spread_pct`` standardise that rendering's running mean and spread per band (the offset and
    the too-small spread the decoder leaves over an utterance). ``anon.floor_sub_db`` subtracts each band's
-   tracked noise floor (the recording's own noise, a cue of the speaker's recording) and ``anon.lift_snr_db``
-   keeps a band that is noise in a frame from being lifted (dynamics.py).
+   tracked noise floor and ``anon.lift_snr_db`` keeps a band that is noise in a frame from being lifted
+   (dynamics.py).
 
 ``anon.seed`` = 0 uses the parameters as set (a preset's fixed voice). Any other value draws the targets
 from it, once per new seed value: at ``anon.seed_spread_pct`` 100, F0 within +-12 semitones, formant scale

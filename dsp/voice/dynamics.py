@@ -43,15 +43,14 @@ much more once a pause has lasted ``PAUSE_HOLD_S`` (the pause test is a level te
 /f/ or /th/ often more than 12 dB under the vowels, also fails it, and is over within that hold), closing over
 ``PAUSE_CLOSE_S`` and opening at once on the first speech frame, so a word's onset is never cut.
 
-Each band's noise floor (``_floor``, run while either of the two options below is on): the band's power averaged
-over ``FLOOR_SMOOTH_S``, in dB, followed down at once, and climbing ``FLOOR_RISE_DB_S`` while the band stays above
-it; minimum statistics in the step's own bands, of the signal it is given (the stage's output so far).
-``sub_db`` (the stage's ``anon.floor_sub_db``) subtracts that floor's power, over-estimated by ``sub_db``, from every
-frame (``_subtract``: at most ``SUB_MIN_DB``): the recording's own noise, which the other steps carry through
-at its own shape and level, is a cue of the speaker's recording that the attackers read (docs/anonymization.md,
-"The recording's noise floor"). ``lift_snr_db`` (``anon.lift_snr_db``) limits a band's lift to its level's excess
-over the floor plus that margin (``_lift_cap``): a band that is noise in a frame is not lifted with the voice's
-weak bands.
+Each band's noise floor (``_floor``, stepped on every frame while either option below is on): the band's power
+averaged over ``FLOOR_SMOOTH_S``, in dB, at its lowest over the last ``FLOOR_WIN_S`` (kept as the minima of
+``FLOOR_PARTS`` parts); minimum statistics in the step's own bands, of the signal it is given (the stage's output
+so far). ``sub_db`` (the stage's ``anon.floor_sub_db``) subtracts that floor's power, over-estimated by ``sub_db``,
+from every frame (``_subtract``: at most ``SUB_MIN_DB``), after the pause rule. ``lift_snr_db``
+(``anon.lift_snr_db``) limits a band's lift to its level's excess over the floor less that margin (``_lift_cap``): a
+band that is noise in a frame is not lifted with the voice's weak bands. What each costs and buys:
+docs/anonymization.md, "The noise floor under the voice".
 
 ``POP_DB`` and ``POP_STD_DB`` are the mean and the spread of L_b over speech frames of 48 LibriSpeech train
 speakers (scripts/build_anon_dynamics.py prints them; no validation speaker).
@@ -372,10 +371,10 @@ class BandDynamics:
         t += d
         t -= L
         np.clip(t, self._lo, self._hi, out=t)
-        if lift_snr_db > 0.0 and self._nfn[ch] > 0:
-            self._lift_cap(t, ch, lift_snr_db)
+        if lift_snr_db > 0.0:
+            self._lift_cap(t, ch, lift_snr_db)   # the floor was stepped above: this frame's levels are finite
         self._pauses(t, ch, speech, pause_cut_db)
-        if sub_db > 0.0 and self._nfn[ch] > 0:
+        if sub_db > 0.0:
             self._subtract(t, ch, sub_db)     # after the pause rule: its cut adds to a pause's, not to a lift dropped there
         t *= np.float32(share * math.log(10.0) / 20.0)  # nepers
         np.dot(self._s, t, out=self._g)
