@@ -354,3 +354,23 @@ def test_the_stage_passes_its_floor_options_to_the_step_and_off_renders_as_the_d
     for k in (3, 5, 7):
         a, b = y[k * seg + seg // 4: k * seg + 3 * seg // 4], ys[k * seg + seg // 4: k * seg + 3 * seg // 4]
         assert 10 * np.log10(np.mean(a.astype(np.float64) ** 2) / np.mean(b.astype(np.float64) ** 2)) > 3.0, k
+
+
+def test_a_floor_option_switched_on_mid_stream_tracks_from_that_frame_as_a_fresh_stream_would():
+    """The floor is stepped only while an option is on; after 1 s of -20 dB frames with the options on, 1 s at
+    -60 dB with them off, then on again over -40 dB frames: its floor equals (to 1e-4 dB) a step that heard only
+    the -40 dB frames, at once and 0.5 s later (the -60 dB minima, if kept, would hold it 20 dB low for
+    FLOOR_WIN_S)."""
+    nb = 161
+    freqs = np.arange(nb) * SPACING_HZ
+    st = dynamics.BandDynamics(freqs, 1, 200.0)
+    fresh = dynamics.BandDynamics(freqs, 1, 200.0)
+    for r in _rows(np.full(200, -20.0), nb, seed=1):
+        st.process(r, 0, 1.0, 0.0, True, sub_db=3.0)
+    for r in _rows(np.full(200, -60.0), nb, seed=2):
+        st.process(r, 0, 1.0, 0.0, True)
+    for k, r in enumerate(_rows(np.full(101, -40.0), nb, seed=3)):
+        st.process(r.copy(), 0, 1.0, 0.0, True, sub_db=3.0)
+        fresh.process(r.copy(), 0, 1.0, 0.0, True, sub_db=3.0)
+        if k in (0, 100):
+            assert np.max(np.abs(st._nf[0] - fresh._nf[0])) < 1e-4

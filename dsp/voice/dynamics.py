@@ -43,7 +43,8 @@ much more once a pause has lasted ``PAUSE_HOLD_S`` (the pause test is a level te
 /f/ or /th/ often more than 12 dB under the vowels, also fails it, and is over within that hold), closing over
 ``PAUSE_CLOSE_S`` and opening at once on the first speech frame, so a word's onset is never cut.
 
-Each band's noise floor (``_floor``, stepped on every frame while either option below is on): the band's power
+Each band's noise floor (``_floor``, stepped on every frame while either option below is on, and started afresh,
+as at the stream's start, on the first frame after one it was not stepped on): the band's power
 averaged over ``FLOOR_SMOOTH_S``, in dB, at its lowest over the last ``FLOOR_WIN_S`` (kept as the minima of
 ``FLOOR_PARTS`` parts); minimum statistics in the step's own bands, of the signal it is given (the stage's output
 so far). ``sub_db`` (the stage's ``anon.floor_sub_db``) subtracts that floor's power, over-estimated by ``sub_db``,
@@ -169,6 +170,7 @@ class BandDynamics:
         self._zero = np.float32(0.0)
         self._nf = np.zeros((channels, BANDS), np.float32)   # each band's noise floor, dB (module doc)
         self._nfn = np.zeros(channels, np.int64)
+        self._fon = np.zeros(channels, bool)                 # the floor was stepped on the channel's last frame
         self._part = max(1, int(round(FLOOR_WIN_S * frame_rate_hz / FLOOR_PARTS)))   # frames per part
         self._mins = np.zeros((channels, FLOOR_PARTS, BANDS), np.float32)   # each part's minimum, dB
         self._u = np.zeros(BANDS, np.float32)
@@ -188,6 +190,7 @@ class BandDynamics:
         self._ph.fill(0)
         self._nf.fill(0.0)
         self._nfn.fill(0)
+        self._fon.fill(False)
         self._ps.fill(0.0)
         self._mins.fill(0.0)
         if self._net is not None:
@@ -333,7 +336,12 @@ class BandDynamics:
         self._f[...] = float(L.max()) * FLOOR + 1e-37
         L += self._f
         if (lift_snr_db > 0.0 or sub_db > 0.0) and math.isfinite(float(self._f)):
+            if not self._fon[ch]:
+                self._nfn[ch] = 0    # minima from before a gap would hold a floor up to FLOOR_WIN_S stale
+                self._fon[ch] = True
             self._floor(ch)
+        else:
+            self._fon[ch] = False
         np.log10(L, out=L)
         L *= np.float32(10.0)
         lvl = float(L.mean())
