@@ -1,7 +1,8 @@
 """Naturalness and intelligibility of many preset variants, with DNSMOS's three scores and the WER: no attacker.
 
     RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_quality.py [--split val] [--speakers 17] \
-        [--no-asr] anon-strong anon-strong@anon.pause_cut_db=12 ... [--random VARIANT ...] [--out F.md]
+        [--no-asr] anon-strong anon-strong@anon.pause_cut_db=12 ... [--random VARIANT ...] [--out F.md] \
+        [--split-weights runs/other_split.npz]
 
 ``benchmarks/anonymity.py`` reports DNSMOS OVRL only; where a variant loses naturalness, the P.835 model's two
 other scores say whether it is the voice (SIG) or what surrounds it (BAK: noise, residue between words). This

@@ -1,7 +1,8 @@
 """Both attackers' EER for many preset variants, fast: the benchmark's speakers and attack without its STOI and DNSMOS.
 
     RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_sweep.py --split train --skip-speakers 48 \
-        --speakers 64 anon-neutral anon-neutral@anon.detail_pct=100 ... [--random VARIANT ...] [--out F.md]
+        --speakers 64 anon-neutral anon-neutral@anon.detail_pct=100 ... [--random VARIANT ...] [--out F.md] \
+        [--split-weights runs/other_split.npz]
 
 ``benchmarks/anonymity.py`` spends most of its time on DNSMOS and STOI (about 4 minutes a system on 64 speakers
 on one core); the speaker-verification part alone takes about 35 s a system. This runs that part for each
