@@ -170,7 +170,6 @@ class BandDynamics:
         self._zero = np.float32(0.0)
         self._nf = np.zeros((channels, BANDS), np.float32)   # each band's noise floor, dB (module doc)
         self._nfn = np.zeros(channels, np.int64)
-        self._fon = np.zeros(channels, bool)                 # the floor was stepped on the channel's last frame
         self._part = max(1, int(round(FLOOR_WIN_S * frame_rate_hz / FLOOR_PARTS)))   # frames per part
         self._mins = np.zeros((channels, FLOOR_PARTS, BANDS), np.float32)   # each part's minimum, dB
         self._u = np.zeros(BANDS, np.float32)
@@ -190,7 +189,6 @@ class BandDynamics:
         self._ph.fill(0)
         self._nf.fill(0.0)
         self._nfn.fill(0)
-        self._fon.fill(False)
         self._ps.fill(0.0)
         self._mins.fill(0.0)
         if self._net is not None:
@@ -336,12 +334,9 @@ class BandDynamics:
         self._f[...] = float(L.max()) * FLOOR + 1e-37
         L += self._f
         if (lift_snr_db > 0.0 or sub_db > 0.0) and math.isfinite(float(self._f)):
-            if not self._fon[ch]:
-                self._nfn[ch] = 0    # minima from before a gap would hold a floor up to FLOOR_WIN_S stale
-                self._fon[ch] = True
             self._floor(ch)
         else:
-            self._fon[ch] = False
+            self._nfn[ch] = 0    # restarts when next stepped: older minima would be up to FLOOR_WIN_S stale
         np.log10(L, out=L)
         L *= np.float32(10.0)
         lvl = float(L.mean())
