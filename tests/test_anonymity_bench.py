@@ -54,30 +54,54 @@ def test_attack_is_at_chance_when_trials_carry_no_speaker():
     assert bench.attack(enrol, enrol) == 0.0
 
 
+def _weights_file(path, arrays, w):
+    """An export's file with the weights ``w`` in place of its own: sha256 and reference output made to match."""
+    import json
+
+    from resculpt.dsp.voice import level_split
+
+    meta = dict(json.loads(str(arrays["meta_json"])), weights_sha256=level_split.weights_sha256(w))
+    net = level_split.SplitNet(level_split.Weights(w, meta, meta["weights_sha256"]), 1)
+    ref_out = np.zeros_like(arrays["ref_out"])
+    for f, out in zip(arrays["ref_in"], ref_out):
+        net.step(f, 0, out)
+    np.savez(path, **dict(arrays, **w, meta_json=np.array(json.dumps(meta, sort_keys=True)), ref_out=ref_out))
+
+
 def test_split_weights_option_runs_the_stage_on_that_file_checked_and_names_it_in_the_command(tmp_path):
+    """A valid file with other weights changes what anon-neutral renders (and the shipped file, set back, renders
+    as before); a file whose weights do not match its sha256 fails to load; the table's command names the file."""
     from resculpt.dsp.voice import level_split
 
     shipped = level_split.FILE
-    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
     with np.load(shipped) as z:
         arrays = {k: z[k] for k in z.files}
-    np.savez(good, **arrays)
-    w = arrays[level_split.NAMES[0]].copy()
-    w.flat[0] += 0.5
-    np.savez(bad, **dict(arrays, **{level_split.NAMES[0]: w}))
+    w = {k: arrays[k].astype(np.float32) for k in level_split.NAMES}
+    other, bad = tmp_path / "other.npz", tmp_path / "bad.npz"
+    _weights_file(other, arrays, dict(w, out_w=1.5 * w["out_w"]))
+    np.savez(bad, **dict(arrays, out_w=1.5 * w["out_w"]))      # the recorded sha256 is the shipped one's
+    t = np.arange(int(2.0 * bench.SR)) / bench.SR
+    voice = sum(np.sin(2 * np.pi * 120.0 * h * t) / h for h in range(1, 30)) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
+    voice = (0.05 * voice).astype(np.float32)
+
+    def render():
+        return bench.chain_system("anon-neutral")(voice)
+
     try:
-        assert bench.use_split_weights(good) == shipped
-        assert level_split.load().sha256 == level_split.check(shipped).sha256
+        y0 = render()
+        assert bench.use_split_weights(other) == shipped
+        y1 = render()
+        assert np.max(np.abs(y1 - y0)) > 1e-3
         bench.use_split_weights(bad)
         try:
-            level_split.load()
+            render()
         except ValueError as e:
             assert "sha256" in str(e)
         else:
-            raise AssertionError("a tampered weights file loaded")
+            raise AssertionError("a file whose weights do not match its sha256 loaded")
     finally:
         bench.use_split_weights(shipped)
-    assert level_split.load().sha256 == level_split.check(shipped).sha256
+    assert np.array_equal(render(), y0)
 
     class A:
         split, skip_speakers, speakers, variants, random = "train", 48, 64, ["anon-neutral"], []
