@@ -147,7 +147,7 @@ def build_net(n_spk, code=6, emb=16, adv="pooled", content=0, content_on="code")
                 self.adv = nn.Sequential(nn.Linear(2 * code, 128), nn.ReLU(), nn.Linear(128, n_spk))
             if content:  # training only (the stage never runs it), so it may look both ways in time
                 self.content_rnn = nn.GRU(code if content_on == "code" else 32, 64, batch_first=True,
-                                          bidirectional=True)
+                                          bidirectional=True)   # "decoded" and "input": 32 z-scores
                 self.content_out = nn.Linear(128, content)
 
         def encode(self, f, h=None):
@@ -170,9 +170,10 @@ def build_net(n_spk, code=6, emb=16, adv="pooled", content=0, content_on="code")
             return self.adv(speech_stats(c, speech))
 
         def content_head(self, c, weight):
-            """The Whisper targets predicted from the code (content_on "code") or from the decoded z-scores
-            ("decoded"): c (B, T, C or 32), T a multiple of 4 -> (B, T / 4, content). The head learns at full rate;
-            what feeds it gets ``weight`` times its gradient (0: it is only read)."""
+            """The Whisper targets predicted from the code (content_on "code"), the decoded z-scores ("decoded")
+            or the input z-scores ("input": what the levels hold at all): c (B, T, C or 32), T a multiple of 4 ->
+            (B, T / 4, content). The head learns at full rate; what feeds it gets ``weight`` times its gradient
+            (0: it is only read)."""
             c = Reverse.apply(c, -weight)
             c = c.reshape(c.shape[0], -1, 4, c.shape[-1]).mean(2)
             y, _ = self.content_rnn(c)
@@ -388,7 +389,7 @@ def train(a) -> int:
         logits = net.adversary(c, sp, lam)
         adv = torch.nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
-        src = cn if a.content_on == "code" else zh
+        src = {"code": cn, "decoded": zh, "input": f[..., :32]}[a.content_on]
         con = torch.zeros(()) if w is None else ((net.content_head(src, a.content) - w) ** 2).mean()
         return rec, adv, acc, con
 
@@ -738,8 +739,9 @@ def main(argv=None) -> int:
     t.add_argument("--content", type=float, default=0.0,
                    help="weight of the content head's gradient on the encoder (0: the head only reads the code)")
     t.add_argument("--content-dims", type=int, default=32, help="principal components of the Whisper targets")
-    t.add_argument("--content-on", choices=("code", "decoded"), default="code",
-                   help="the content head reads the code, or the decoded z-scores (what the stage renders)")
+    t.add_argument("--content-on", choices=("code", "decoded", "input"), default="code",
+                   help="the content head reads the code, the decoded z-scores (what the stage renders) or the "
+                        "input z-scores (a reference: how much of the targets the band levels hold)")
     w = sub.add_parser("capture-content", help="Whisper encoder targets for the chunks of a levels capture")
     w.add_argument("--levels", default="runs/anon-levels-data.npz", help="the capture the targets belong to")
     w.add_argument("--out", default="runs/anon-levels-content.npz")

@@ -327,7 +327,7 @@ def test_the_content_weight_scales_the_heads_gradient_on_the_encoder_and_zero_le
     assert torch.allclose(h0, h1) and torch.allclose(h5, h1) and torch.count_nonzero(h1) > 0   # the head always learns
 
 
-@pytest.mark.parametrize("content_on", ["code", "decoded"])
+@pytest.mark.parametrize("content_on", ["code", "decoded", "input"])
 def test_a_run_with_content_targets_logs_their_validation_resumes_and_exports_without_the_head(tmp_path, content_on):
     pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "scripts"))
