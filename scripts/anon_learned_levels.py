@@ -31,7 +31,8 @@ mel bands and 5 ms frames the dynamics step reads, after the stage's other steps
 With ``train --content-data runs/anon-levels-content.npz --content W`` (targets from ``capture-content``: Whisper
 tiny.en's encoder output for the same chunks, each speaker's mean frame removed, 32 principal components, whitened),
 a **content head** (training only, bidirectional GRU 64 over the code, or over the decoded z-scores with
-``--content-on decoded``, averaged to Whisper's 20 ms frames) predicts them, and the encoder (and the decoder) get W
+``--content-on decoded``, or over the input z-scores with ``input``, a reference; averaged to Whisper's 20 ms
+frames) predicts them, and the encoder (and the decoder) get W
 times its gradient: the code is asked to keep what a recogniser hears, not only what reconstructs the levels. At
 W 0 the head only reads the code (its validation loss says how much of the targets the code carries: 1 is none).
 
