@@ -77,7 +77,7 @@ class Recorder(_ORIG):
         Recorder.instances.append(self)
 
     def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
-                pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0):
+                pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0, mid=1.0):
         self._L[:] = np.nan
         super().process(row, ch, 0.0, tilt, speech)
         if ch == 0:
@@ -449,7 +449,7 @@ class Learned(_ORIG):
             self.h = [None] * len(self.h)
 
     def process(self, row, ch, share, tilt, speech, split=0.0, max_db=D.MAX_DB, center=0.0, spread=0.0,
-                pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0):
+                pause_cut_db=0.0, lift_snr_db=0.0, sub_db=0.0, mid=1.0):
         floor = dict(pause_cut_db=pause_cut_db, lift_snr_db=lift_snr_db, sub_db=sub_db)
         if not self.on:
             return super().process(row, ch, share, tilt, speech, 0.0, max_db, **floor)
@@ -470,7 +470,12 @@ class Learned(_ORIG):
                 np.copyto(self._zh, zh[0, 0])              # the stage's standardisation of the z-scores
                 self._standardise(ch, center, spread)
                 zh = self._zh[None, None]
-            t = t + zh[0, 0] * self._std
+            swing = zh[0, 0] * self._std
+            if mid < 1.0:   # the stage's anon.split_mid_pct: the input's swing, scaled, for that share there
+                r = np.clip(self._std / np.maximum(np.sqrt(v), 1e-20), self._rlo, self._rhi)
+                w = np.where(self._in_mid > 0, np.float32(mid), np.float32(1.0))
+                swing = w * swing + (1.0 - w) * (L - m) * r
+            t = t + swing
         else:
             t = t + L - m
         t = np.clip(t - L, self._lo, self._hi)

@@ -220,6 +220,55 @@ def test_the_stage_passes_the_standardisation_to_the_step():
         assert np.max(np.abs(out(**{k: 100.0}) - y)) > 1e-3 * np.max(np.abs(y)), k
 
 
+def _corrections(split, rows, mid=1.0):
+    """(frames, 32) the step's per-band correction (nepers, before the bins' spreading) at split and mid."""
+    d = dynamics.BandDynamics(np.arange(NB) * 50.0, 1, 200.0, level_split.load())
+    out, t = rows.copy(), []
+    for k in range(len(out)):
+        d.process(out[k], 0, 1.0, 0.0, True, split, max_db=36.0, mid=mid)   # no band at the range's limit
+        t.append(d._t.copy())
+    return np.array(t), d._in_mid > 0
+
+
+def test_split_mid_share_takes_the_inputs_swing_in_the_mid_bands_and_the_split_elsewhere():
+    """anon.split_mid_pct: at 0 the bands centred at 1-4 kHz take the statistical step's correction exactly and
+    every other band the split's; at 0.5 the mid bands take the mean of the two (while no band reaches the range's
+    limit: 36 dB here) and the others still the split's; at 1 the step is the split's bit for bit."""
+    rows = _speech_rows(120, seed=6)
+    full, in_mid = _corrections(1.0, rows)
+    none, _ = _corrections(0.0, rows)
+    assert 8 <= in_mid.sum() <= 16 and in_mid[11] and not in_mid[5] and not in_mid[24]
+    assert np.max(np.abs(full[:, in_mid] - none[:, in_mid])) > 0.05     # the split moves the mid bands
+    zero, _ = _corrections(1.0, rows, mid=0.0)
+    np.testing.assert_array_equal(zero[:, in_mid], none[:, in_mid])
+    np.testing.assert_array_equal(zero[:, ~in_mid], full[:, ~in_mid])
+    half, _ = _corrections(1.0, rows, mid=0.5)
+    np.testing.assert_allclose(half[:, in_mid], 0.5 * (full[:, in_mid] + none[:, in_mid]), atol=1e-5)
+    np.testing.assert_array_equal(half[:, ~in_mid], full[:, ~in_mid])
+    np.testing.assert_array_equal(_corrections(1.0, rows, mid=1.0)[0], full)
+
+
+def test_the_stage_passes_the_mid_share_to_the_step():
+    """Through the anon stage (dynamics and split at 100 %): anon.split_mid_pct at 100 renders exactly as the
+    default, at 0 differently."""
+    from stage_testlib import make_section, run
+    from test_voice_shift import _tone
+
+    sr = 16000
+    steps = np.random.default_rng(3).standard_normal(20)
+    x = _tone(sr, 150.0, 2.0)
+    x = (x * np.repeat(10 ** (6.0 * steps / 20), int(0.1 * sr))[: x.shape[-1]]).astype(np.float32)
+    x *= np.float32(0.3 / np.max(np.abs(x)))
+
+    def out(**extra):
+        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0, **extra}
+        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
+
+    y = out()
+    assert np.array_equal(y, out(**{"anon.split_mid_pct": 100.0}))
+    assert np.max(np.abs(out(**{"anon.split_mid_pct": 0.0}) - y)) > 1e-3 * np.max(np.abs(y))
+
+
 def test_training_script_smoke_trains_resumes_and_exports_weights_the_loader_accepts(tmp_path):
     pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "scripts"))

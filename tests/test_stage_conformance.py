@@ -154,7 +154,8 @@ ACTIVE = {
     # Formants pushed further, then less far, mid-stream.
     "mcadams": Active({"mcadams.alpha": 0.7}, ((0.15, {"mcadams.alpha": 0.9}),)),
     # Defaults shift the pitch to the target, envelope shapes from the codebook, the synthesized excitation, the
-    # level dynamics with the learned split's movement (standardised) and the pauses cut;
+    # level dynamics with the learned split's movement (standardised, half its share in the mid bands) and the
+    # pauses cut;
     # then a drawn pseudo-speaker, then formants and warp moved. Image: each channel picks its own spectral peaks and carries its own
     # phases from frame to frame, so copies at levels that are not powers of two (0.1, 0.7) round apart by
     # 0.7 .. 1.2e-5 of the peak over signal_for's seeds 0-7, with the numpy code and the compiled loops
@@ -165,7 +166,7 @@ ACTIVE = {
                     "anon.excite_pct": 100.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0,
                     "anon.dynamics_range_db": 24.0, "anon.split_center_pct": 100.0,
                     "anon.split_spread_pct": 100.0, "anon.pause_cut_db": 12.0, "anon.floor_sub_db": 3.0,
-                    "anon.lift_snr_db": 6.0},
+                    "anon.lift_snr_db": 6.0, "anon.split_mid_pct": 50.0},
                    ((0.12, {"anon.seed": 12345}), (0.2, {"anon.formant_ratio": 0.8, "anon.warp_alpha": 0.7})),
                    image_error=2e-5, signal=_low_voice),
     # Overrides moved and the match mode switched mid-stream (voice: the voice match shifts the pitch toward the

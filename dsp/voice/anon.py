@@ -149,6 +149,9 @@ PARAMS = (
     ParamSpec("anon.split_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
               doc="share of the level-dynamics step's speech movement decoded by the learned content/speaker split "
                   "in the average speaker's voice (acts within anon.dynamics_pct)"),
+    ParamSpec("anon.split_mid_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=50.0,
+              doc="the learned split's share in the bands centred at 1-4 kHz (F2, F3, most consonant cues), as a "
+                  "share of anon.split_pct; lower keeps more of the words there"),
     ParamSpec("anon.dynamics_range_db", 6.0, 36.0, 12.0, "dB", smoothing_ms=0.0,
               doc="largest correction the level-dynamics step applies to a band, either way"),
     ParamSpec("anon.split_center_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,
@@ -306,7 +309,7 @@ class AnonVoice(VoiceShift):
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
                                                 "seed_spread_pct", "split_pct", "dynamics_range_db",
                                                 "split_center_pct", "split_spread_pct", "pause_cut_db",
-                                                "lift_snr_db", "floor_sub_db")}
+                                                "lift_snr_db", "floor_sub_db", "split_mid_pct")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -772,6 +775,7 @@ class AnonVoice(VoiceShift):
         dyn_db = float(v[self._i["dynamics_range_db"]])
         s_center = 0.01 * float(v[self._i["split_center_pct"]])
         s_spread = 0.01 * float(v[self._i["split_spread_pct"]])
+        s_mid = 0.01 * float(v[self._i["split_mid_pct"]])
         p_cut = float(v[self._i["pause_cut_db"]])
         lift_snr = float(v[self._i["lift_snr_db"]])
         f_sub = float(v[self._i["floor_sub_db"]])
@@ -825,7 +829,7 @@ class AnonVoice(VoiceShift):
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)
             if dyn > 0.0:
                 self._dyn.process(spec[ch], ch, dyn, tilt, self.speech, split, dyn_db, s_center, s_spread,
-                                  p_cut, lift_snr, f_sub)
+                                  p_cut, lift_snr, f_sub, s_mid)
 
     def _harmonic(self, row, ch: int, r: float, b0: float) -> None:
         """One channel's voiced frame row (nb,) complex64 shifted by r through the harmonic model (in place), on

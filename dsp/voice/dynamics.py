@@ -23,7 +23,10 @@ This is its causal, audio-domain form, per channel and per 5 ms frame, after the
 
 With ``split`` (the stage's ``anon.split_pct``), step 3's swing on speech frames is, for that share, not the
 input's deviation scaled but the learned content/speaker split's z-scores (level_split.py: the same frame's
-content rendered in the average speaker's level movement) times S_b.
+content rendered in the average speaker's level movement) times S_b. In the bands centred within ``MID_HZ``
+(1-4 kHz: F2, F3 and most consonant cues) that share is scaled by ``mid`` (the stage's ``anon.split_mid_pct``):
+there the decoder's rendering costs the most words and hides little of the speaker (docs/anonymization.md,
+"The split's share in the mid bands").
 
 The decoder renders the average speaker's movement, but not exactly at mean 0 and spread 1: over a 2.8 s chunk
 each band's z-scores keep an offset (0.30 of a spread from chunk to chunk, 3.6-4.8 dB once scaled by S_b) and
@@ -118,6 +121,9 @@ def spread_weights(freqs_hz: np.ndarray) -> np.ndarray:
     return s.astype(np.float32)
 
 
+MID_HZ = (1000.0, 4000.0)  # band centres where anon.split_mid_pct scales the split's share (F2, F3, consonant cues)
+
+
 class BandDynamics:
     """process(row, ch, share, tilt, speech, split): row (n_bins,) complex64, edited in place (audio thread).
     ``split_weights`` (level_split.Weights, loaded on the control thread) enables ``split`` > 0: the share of
@@ -129,6 +135,10 @@ class BandDynamics:
         self._s = spread_weights(freqs_hz)
         c = band_edges_hz()[1:-1]
         self._oct = np.log2(np.maximum(c, TILT_FROM_HZ) / TILT_FROM_HZ).astype(np.float32)
+        self._in_mid = ((c >= MID_HZ[0]) & (c < MID_HZ[1])).astype(np.float64)
+        self._sw = np.zeros(BANDS, np.float32)    # the split's share per band
+        self._sw1 = np.ones(BANDS, np.float32)    # 1 - that share
+        self._sw_split = self._sw_mid = math.nan   # the (split, mid) the shares were computed for
         pop = np.asarray(POP_DB, np.float32)
         self._pop = pop - pop.mean()
         self._std = np.asarray(POP_STD_DB, np.float32)
@@ -193,6 +203,15 @@ class BandDynamics:
         self._mins.fill(0.0)
         if self._net is not None:
             self._net.reset()
+
+    def _split_shares(self, split: float, mid: float) -> None:
+        """The split's share per band (``split``, times ``mid`` in the mid bands) and 1 less it, into the
+        preallocated ``_sw`` and ``_sw1``; each value is the float32 of one float64 product, as a scalar share was."""
+        for b in range(BANDS):
+            w = split * (mid if self._in_mid[b] else 1.0)
+            self._sw[b] = w
+            self._sw1[b] = 1.0 - w
+        self._sw_split, self._sw_mid = split, mid
 
     def _update(self, x, m, v, n: float, d, t, k_buf) -> float:
         """One step of the running statistics of x (BANDS,): mean m and variance v updated in place after n
@@ -307,7 +326,8 @@ class BandDynamics:
 
     def process(self, row: np.ndarray, ch: int, share: float, tilt: float, speech: bool,
                 split: float = 0.0, max_db: float = MAX_DB, center: float = 0.0, spread: float = 0.0,
-                pause_cut_db: float = 0.0, lift_snr_db: float = 0.0, sub_db: float = 0.0) -> None:
+                pause_cut_db: float = 0.0, lift_snr_db: float = 0.0, sub_db: float = 0.0,
+                mid: float = 1.0) -> None:
         """One channel's frame row (n_bins,) complex64: the correction's ``share`` (0..1) applied in place.
         ``speech``: the frame is speech (it updates the statistics and takes the swing's scaling); other frames
         take the cuts of the long-term part of the correction only (a pause's noise is neither pulled up to the
@@ -315,7 +335,8 @@ class BandDynamics:
         ``split`` (0..1): on speech frames, that share of the swing is the split net's z-scores times the
         average speaker's spread instead of the input's deviation scaled (needs ``split_weights``). ``max_db``:
         the correction's limit either way, per band, before the share. ``center``, ``spread`` (0..1): the shares
-        of the split's z-scores' running mean removed and of their running spread brought to 1 (module doc)."""
+        of the split's z-scores' running mean removed and of their running spread brought to 1 (module doc).
+        ``mid`` (0..1): the split's share in the bands centred within ``MID_HZ`` is ``split`` times this."""
         if max_db != self._max_db:
             self._max_db = max_db
             self._hi[...] = max_db
@@ -366,10 +387,13 @@ class BandDynamics:
             np.clip(r, self._rlo, self._rhi, out=r)
             d *= r
             if split > 0.0 and self._net is not None:
-                # d = (1 - split) d + split zhat S: the learned movement in the average speaker's spread
-                d *= np.float32(1.0 - split)
+                # d = (1 - w) d + w zhat S, w the split's share in each band: the learned movement in the average
+                # speaker's spread
+                if split != self._sw_split or mid != self._sw_mid:
+                    self._split_shares(split, mid)
+                d *= self._sw1
                 np.multiply(self._zh, self._std, out=r)
-                r *= np.float32(split)
+                r *= self._sw
                 d += r
         t += d
         t -= L

@@ -138,4 +138,5 @@ ORDER = (
     "anon.pause_cut_db",
     "anon.floor_sub_db",
     "anon.lift_snr_db",
+    "anon.split_mid_pct",
 )
