@@ -414,7 +414,8 @@ def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_
     range and pause cut included): on a voice with two 0.3 s gaps, where the preset's pause cut changes the render,
     `+learned` with the shipped run's checkpoint renders `anon-neutral` as the stage does with the exported
     weights (within 1e-3 of the peak: torch against NumPy GRUs), `+flat` differently, and the capture's recorder
-    reads frames without touching the row."""
+    reads frames without touching the row; with the split's mid-band share lowered, `+learned` still renders as the
+    stage."""
     torch = pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "scripts"))
     import anon_learned_levels as A
@@ -427,6 +428,8 @@ def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_
     x = (x * np.repeat(gain, sr // 10)).astype(np.float32)
     stage = A.bench.chain_system("anon-neutral")(x)
     uncut = A.bench.chain_system("anon-neutral@anon.pause_cut_db=0")(x)
+    mid = "anon-neutral@anon.split_mid_pct=30"      # the split's share in the mid bands: the same call again
+    stage_mid = A.bench.chain_system(mid)(x)
     assert np.max(np.abs(uncut - stage)) > 1e-3 * np.max(np.abs(stage))
     st = torch.load(ROOT / "models/training/anon-levels/ckpt.pt", weights_only=False)
     net = A.build_net(**st["cfg"])
@@ -438,6 +441,8 @@ def test_the_bench_modes_take_the_stages_call_and_learned_reproduces_the_stages_
     flat = A._chain_system("anon-neutral+flat")(x)
     peak = np.max(np.abs(stage))
     assert np.max(np.abs(learned - stage)) < 1e-3 * peak
+    assert np.max(np.abs(stage_mid - stage)) > 1e-3 * peak
+    assert np.max(np.abs(A._chain_system(mid + "+learned")(x) - stage_mid)) < 1e-3 * peak
     assert np.max(np.abs(flat - stage)) > 1e-2 * peak
     monkeypatch.setattr(A.D, "BandDynamics", A.Recorder)
     plain = A.bench.chain_system("anon-neutral@anon.dynamics_pct=0")(x)
