@@ -471,10 +471,9 @@ class Learned(_ORIG):
                 self._standardise(ch, center, spread)
                 zh = self._zh[None, None]
             swing = zh[0, 0] * self._std
-            if mid < 1.0:   # the stage's anon.split_mid_pct: the input's swing, scaled, for that share there
-                r = np.clip(self._std / np.maximum(np.sqrt(v), 1e-20), self._rlo, self._rhi)
+            if mid < 1.0:   # the stage's anon.split_mid_pct: the speaker's own deviation for the rest there
                 w = np.where(self._in_mid > 0, np.float32(mid), np.float32(1.0))
-                swing = w * swing + (1.0 - w) * (L - m) * r
+                swing = w * swing + (1.0 - w) * (L - m)
             t = t + swing
         else:
             t = t + L - m

@@ -221,31 +221,44 @@ def test_the_stage_passes_the_standardisation_to_the_step():
 
 
 def _corrections(split, rows, mid=1.0):
-    """(frames, 32) the step's per-band correction (nepers, before the bins' spreading) at split and mid."""
+    """(frames, 32) the step's per-band correction (nepers, before the bins' spreading) at split and mid, with
+    (frames, 32) each frame's long-term part alone (target shape at the speaker's level less m, nepers)."""
     d = dynamics.BandDynamics(np.arange(NB) * 50.0, 1, 200.0, level_split.load())
-    out, t = rows.copy(), []
+    out, t, lt = rows.copy(), [], []
     for k in range(len(out)):
         d.process(out[k], 0, 1.0, 0.0, True, split, max_db=36.0, mid=mid)   # no band at the range's limit
         t.append(d._t.copy())
-    return np.array(t), d._in_mid > 0
+        m = d._mean[0].astype(np.float64)
+        lt.append((d._tgt + m.mean() - m) * math.log(10.0) / 20.0)
+    return np.array(t), np.array(lt), d._in_mid > 0
 
 
-def test_split_mid_share_takes_the_inputs_swing_in_the_mid_bands_and_the_split_elsewhere():
-    """anon.split_mid_pct: at 0 the bands centred at 1-4 kHz take the statistical step's correction exactly and
-    every other band the split's; at 0.5 the mid bands take the mean of the two (while no band reaches the range's
-    limit: 36 dB here) and the others still the split's; at 1 the step is the split's bit for bit."""
+def test_split_mid_share_keeps_the_speakers_own_swing_in_the_mid_bands_and_the_split_elsewhere():
+    """anon.split_mid_pct at split 1: at 0 the bands centred at 1-4 kHz keep the speaker's own deviation
+    (their correction is the long-term part alone: T + mean(m) - m) and every other band takes the split's; at 0.5
+    the mid bands take the mean of the two (no band reaches the range's limit: 36 dB here) and the others still
+    the split's; at 1 the step is the split's bit for bit."""
     rows = _speech_rows(120, seed=6)
-    full, in_mid = _corrections(1.0, rows)
-    none, _ = _corrections(0.0, rows)
+    full, lt, in_mid = _corrections(1.0, rows)
     assert 8 <= in_mid.sum() <= 16 and in_mid[11] and not in_mid[5] and not in_mid[24]
-    assert np.max(np.abs(full[:, in_mid] - none[:, in_mid])) > 0.05     # the split moves the mid bands
-    zero, _ = _corrections(1.0, rows, mid=0.0)
-    np.testing.assert_array_equal(zero[:, in_mid], none[:, in_mid])
+    assert np.max(np.abs(full[:, in_mid] - lt[:, in_mid])) > 0.05     # the split moves the mid bands
+    zero, _, _ = _corrections(1.0, rows, mid=0.0)
+    np.testing.assert_allclose(zero[:, in_mid], lt[:, in_mid], atol=1e-5)
     np.testing.assert_array_equal(zero[:, ~in_mid], full[:, ~in_mid])
-    half, _ = _corrections(1.0, rows, mid=0.5)
-    np.testing.assert_allclose(half[:, in_mid], 0.5 * (full[:, in_mid] + none[:, in_mid]), atol=1e-5)
+    half, _, _ = _corrections(1.0, rows, mid=0.5)
+    np.testing.assert_allclose(half[:, in_mid], 0.5 * (full[:, in_mid] + zero[:, in_mid]), atol=1e-5)
     np.testing.assert_array_equal(half[:, ~in_mid], full[:, ~in_mid])
     np.testing.assert_array_equal(_corrections(1.0, rows, mid=1.0)[0], full)
+
+
+def test_split_mid_share_leaves_the_scaled_swing_its_share_when_the_split_is_partial():
+    """At split 0.5 and mid 0 a mid band's swing is half the statistical step's scaled deviation and half the
+    speaker's own: the mean of the split-0 correction and the long-term part (own deviation) there."""
+    rows = _speech_rows(120, seed=7)
+    stat, lt, in_mid = _corrections(0.0, rows)
+    part, _, _ = _corrections(0.5, rows, mid=0.0)
+    np.testing.assert_allclose(part[:, in_mid], 0.5 * (stat[:, in_mid] + lt[:, in_mid]), atol=1e-5)
+    assert np.max(np.abs(stat[:, in_mid] - lt[:, in_mid])) > 0.05     # scaled and own swings differ here
 
 
 def test_the_stage_passes_the_mid_share_to_the_step():

@@ -150,8 +150,8 @@ PARAMS = (
               doc="share of the level-dynamics step's speech movement decoded by the learned content/speaker split "
                   "in the average speaker's voice (acts within anon.dynamics_pct)"),
     ParamSpec("anon.split_mid_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=50.0,
-              doc="the learned split's share in the bands centred at 1-4 kHz (F2, F3, most consonant cues), as a "
-                  "share of anon.split_pct; lower keeps more of the words there"),
+              doc="share of anon.split_pct's movement in the bands centred at 1-4 kHz (F2, F3, most consonant cues) "
+                  "that the learned split renders; the rest keeps the speaker's own movement there (more words)"),
     ParamSpec("anon.dynamics_range_db", 6.0, 36.0, 12.0, "dB", smoothing_ms=0.0,
               doc="largest correction the level-dynamics step applies to a band, either way"),
     ParamSpec("anon.split_center_pct", 0.0, 100.0, 0.0, "%", smoothing_ms=50.0,

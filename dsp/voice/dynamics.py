@@ -24,8 +24,9 @@ This is its causal, audio-domain form, per channel and per 5 ms frame, after the
 With ``split`` (the stage's ``anon.split_pct``), step 3's swing on speech frames is, for that share, not the
 input's deviation scaled but the learned content/speaker split's z-scores (level_split.py: the same frame's
 content rendered in the average speaker's level movement) times S_b. In the bands centred within ``MID_HZ``
-(1-4 kHz: F2, F3 and most consonant cues) that share is scaled by ``mid`` (the stage's ``anon.split_mid_pct``):
-there the decoder's rendering costs the most words and hides little of the speaker (docs/anonymization.md,
+(1-4 kHz: F2, F3 and most consonant cues) only ``mid`` (the stage's ``anon.split_mid_pct``) of that share is the
+split's and the rest is the speaker's own deviation L_b - m_b, not scaled: there the decoder's rendering costs the
+most words and hides little of the speaker, and the swing scaled to S_b costs naturalness (docs/anonymization.md,
 "The split's share in the mid bands").
 
 The decoder renders the average speaker's movement, but not exactly at mean 0 and spread 1: over a 2.8 s chunk
@@ -121,7 +122,7 @@ def spread_weights(freqs_hz: np.ndarray) -> np.ndarray:
     return s.astype(np.float32)
 
 
-MID_HZ = (1000.0, 4000.0)  # band centres where anon.split_mid_pct scales the split's share (F2, F3, consonant cues)
+MID_HZ = (1000.0, 4000.0)  # band centres where anon.split_mid_pct divides the split's share (F2, F3, consonant cues)
 
 
 class BandDynamics:
@@ -136,8 +137,10 @@ class BandDynamics:
         c = band_edges_hz()[1:-1]
         self._oct = np.log2(np.maximum(c, TILT_FROM_HZ) / TILT_FROM_HZ).astype(np.float32)
         self._in_mid = ((c >= MID_HZ[0]) & (c < MID_HZ[1])).astype(np.float64)
-        self._sw = np.zeros(BANDS, np.float32)    # the split's share per band
-        self._sw1 = np.ones(BANDS, np.float32)    # 1 - that share
+        self._sw = np.zeros(BANDS, np.float32)    # the split's rendering's share per band
+        self._sw1 = np.ones(BANDS, np.float32)    # the scaled swing's share (1 - split)
+        self._so = np.zeros(BANDS, np.float32)    # the speaker's own swing's share (the mid bands' rest)
+        self._dr = np.zeros(BANDS, np.float32)    # the frame's deviation L - m before scaling
         self._sw_split = self._sw_mid = math.nan   # the (split, mid) the shares were computed for
         pop = np.asarray(POP_DB, np.float32)
         self._pop = pop - pop.mean()
@@ -205,12 +208,14 @@ class BandDynamics:
             self._net.reset()
 
     def _split_shares(self, split: float, mid: float) -> None:
-        """The split's share per band (``split``, times ``mid`` in the mid bands) and 1 less it, into the
-        preallocated ``_sw`` and ``_sw1``; each value is the float32 of one float64 product, as a scalar share was."""
+        """Each band's shares of the speech swing, into the preallocated ``_sw`` (the split's rendering:
+        ``split``, times ``mid`` in the mid bands), ``_so`` (the speaker's own deviation: the rest of ``split`` in
+        the mid bands) and ``_sw1`` (the scaled deviation: 1 - ``split``)."""
         for b in range(BANDS):
             w = split * (mid if self._in_mid[b] else 1.0)
             self._sw[b] = w
-            self._sw1[b] = 1.0 - w
+            self._so[b] = split - w
+            self._sw1[b] = 1.0 - split
         self._sw_split, self._sw_mid = split, mid
 
     def _update(self, x, m, v, n: float, d, t, k_buf) -> float:
@@ -336,7 +341,8 @@ class BandDynamics:
         average speaker's spread instead of the input's deviation scaled (needs ``split_weights``). ``max_db``:
         the correction's limit either way, per band, before the share. ``center``, ``spread`` (0..1): the shares
         of the split's z-scores' running mean removed and of their running spread brought to 1 (module doc).
-        ``mid`` (0..1): the split's share in the bands centred within ``MID_HZ`` is ``split`` times this."""
+        ``mid`` (0..1): in the bands centred within ``MID_HZ`` this share of ``split`` is the split's and the rest
+        the speaker's own deviation, not scaled (module doc)."""
         if max_db != self._max_db:
             self._max_db = max_db
             self._hi[...] = max_db
@@ -385,16 +391,22 @@ class BandDynamics:
             np.maximum(r, self._tiny, out=r)
             np.divide(self._std, r, out=r)
             np.clip(r, self._rlo, self._rhi, out=r)
+            mixed = split > 0.0 and self._net is not None and mid < 1.0
+            if mixed:
+                np.copyto(self._dr, d)
             d *= r
             if split > 0.0 and self._net is not None:
-                # d = (1 - w) d + w zhat S, w the split's share in each band: the learned movement in the average
-                # speaker's spread
+                # d = (1 - split) d r + w zhat S + (split - w) d, w the split's share in each band: the learned
+                # movement in the average speaker's spread, and in the mid bands the speaker's own for the rest
                 if split != self._sw_split or mid != self._sw_mid:
                     self._split_shares(split, mid)
                 d *= self._sw1
                 np.multiply(self._zh, self._std, out=r)
                 r *= self._sw
                 d += r
+                if mixed:
+                    self._dr *= self._so
+                    d += self._dr
         t += d
         t -= L
         np.clip(t, self._lo, self._hi, out=t)
