@@ -198,9 +198,10 @@ def test_split_standardisation_statistics_follow_speech_frames_only():
         np.testing.assert_allclose(z[k], (z_raw[k] - m) / np.maximum(np.sqrt(v), 0.01), atol=2e-4)
 
 
-def test_the_stage_passes_the_standardisation_to_the_step():
-    """Through the anon stage (dynamics and split at 100 %) a 150 Hz voice whose syllables swing: both shares at 0
-    render exactly as the defaults, and each share on its own renders differently."""
+def test_the_stage_passes_the_splits_standardisation_and_mid_share_to_the_step():
+    """Through the anon stage (dynamics and split at 100 %) a 150 Hz voice whose syllables swing: the
+    standardisation's shares at 0 and anon.split_mid_pct at 100 render exactly as the defaults, and each
+    standardisation share at 100 and the mid share at 0 on its own renders differently."""
     from stage_testlib import make_section, run
     from test_voice_shift import _tone
 
@@ -215,9 +216,10 @@ def test_the_stage_passes_the_standardisation_to_the_step():
         return run(make_section(["anon"], sr, 1, p), x, 512)[0]
 
     y = out()
-    assert np.array_equal(y, out(**{"anon.split_center_pct": 0.0, "anon.split_spread_pct": 0.0}))
-    for k in ("anon.split_center_pct", "anon.split_spread_pct"):
-        assert np.max(np.abs(out(**{k: 100.0}) - y)) > 1e-3 * np.max(np.abs(y)), k
+    assert np.array_equal(y, out(**{"anon.split_center_pct": 0.0, "anon.split_spread_pct": 0.0,
+                                    "anon.split_mid_pct": 100.0}))
+    for k, v in (("anon.split_center_pct", 100.0), ("anon.split_spread_pct", 100.0), ("anon.split_mid_pct", 0.0)):
+        assert np.max(np.abs(out(**{k: v}) - y)) > 1e-3 * np.max(np.abs(y)), k
 
 
 def _corrections(split, rows, mid=1.0):
@@ -259,27 +261,6 @@ def test_split_mid_share_leaves_the_scaled_swing_its_share_when_the_split_is_par
     part, _, _ = _corrections(0.5, rows, mid=0.0)
     np.testing.assert_allclose(part[:, in_mid], 0.5 * (stat[:, in_mid] + lt[:, in_mid]), atol=1e-5)
     assert np.max(np.abs(stat[:, in_mid] - lt[:, in_mid])) > 0.05     # scaled and own swings differ here
-
-
-def test_the_stage_passes_the_mid_share_to_the_step():
-    """Through the anon stage (dynamics and split at 100 %): anon.split_mid_pct at 100 renders exactly as the
-    default, at 0 differently."""
-    from stage_testlib import make_section, run
-    from test_voice_shift import _tone
-
-    sr = 16000
-    steps = np.random.default_rng(3).standard_normal(20)
-    x = _tone(sr, 150.0, 2.0)
-    x = (x * np.repeat(10 ** (6.0 * steps / 20), int(0.1 * sr))[: x.shape[-1]]).astype(np.float32)
-    x *= np.float32(0.3 / np.max(np.abs(x)))
-
-    def out(**extra):
-        p = {"anon.f0_hz": 150.0, "anon.dynamics_pct": 100.0, "anon.split_pct": 100.0, **extra}
-        return run(make_section(["anon"], sr, 1, p), x, 512)[0]
-
-    y = out()
-    assert np.array_equal(y, out(**{"anon.split_mid_pct": 100.0}))
-    assert np.max(np.abs(out(**{"anon.split_mid_pct": 0.0}) - y)) > 1e-3 * np.max(np.abs(y))
 
 
 def test_training_script_smoke_trains_resumes_and_exports_weights_the_loader_accepts(tmp_path):
