@@ -472,8 +472,8 @@ class Learned(_ORIG):
                 zh = self._zh[None, None]
             swing = zh[0, 0] * self._std
             if mid < 1.0:   # the stage's anon.split_mid_pct: the speaker's own deviation for the rest there
-                w = np.where(self._in_mid > 0, np.float32(mid), np.float32(1.0))
-                swing = w * swing + (1.0 - w) * (L - m)
+                self._split_shares(1.0, mid)
+                swing = self._sw * swing + self._so * (L - m)
             t = t + swing
         else:
             t = t + L - m

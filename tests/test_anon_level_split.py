@@ -232,7 +232,7 @@ def _corrections(split, rows, mid=1.0):
         t.append(d._t.copy())
         m = d._mean[0].astype(np.float64)
         lt.append((d._tgt + m.mean() - m) * math.log(10.0) / 20.0)
-    return np.array(t), np.array(lt), d._in_mid > 0
+    return np.array(t), np.array(lt), d._in_mid
 
 
 def test_split_mid_share_keeps_the_speakers_own_swing_in_the_mid_bands_and_the_split_elsewhere():

@@ -136,9 +136,8 @@ class BandDynamics:
         self._s = spread_weights(freqs_hz)
         c = band_edges_hz()[1:-1]
         self._oct = np.log2(np.maximum(c, TILT_FROM_HZ) / TILT_FROM_HZ).astype(np.float32)
-        self._in_mid = ((c >= MID_HZ[0]) & (c < MID_HZ[1])).astype(np.float64)
+        self._in_mid = (c >= MID_HZ[0]) & (c < MID_HZ[1])
         self._sw = np.zeros(BANDS, np.float32)    # the split's rendering's share per band
-        self._sw1 = np.ones(BANDS, np.float32)    # the scaled swing's share (1 - split)
         self._so = np.zeros(BANDS, np.float32)    # the speaker's own swing's share (the mid bands' rest)
         self._dr = np.zeros(BANDS, np.float32)    # the frame's deviation L - m before scaling
         self._sw_split = self._sw_mid = math.nan   # the (split, mid) the shares were computed for
@@ -208,14 +207,13 @@ class BandDynamics:
             self._net.reset()
 
     def _split_shares(self, split: float, mid: float) -> None:
-        """Each band's shares of the speech swing, into the preallocated ``_sw`` (the split's rendering:
-        ``split``, times ``mid`` in the mid bands), ``_so`` (the speaker's own deviation: the rest of ``split`` in
-        the mid bands) and ``_sw1`` (the scaled deviation: 1 - ``split``)."""
+        """Each band's shares of the speech swing's ``split`` part, into the preallocated ``_sw`` (the split's
+        rendering: ``split``, times ``mid`` in the mid bands) and ``_so`` (the speaker's own deviation: the rest of
+        ``split`` in the mid bands, 0 elsewhere); the scaled deviation keeps 1 - ``split`` in every band."""
         for b in range(BANDS):
             w = split * (mid if self._in_mid[b] else 1.0)
             self._sw[b] = w
             self._so[b] = split - w
-            self._sw1[b] = 1.0 - split
         self._sw_split, self._sw_mid = split, mid
 
     def _update(self, x, m, v, n: float, d, t, k_buf) -> float:
@@ -391,20 +389,20 @@ class BandDynamics:
             np.maximum(r, self._tiny, out=r)
             np.divide(self._std, r, out=r)
             np.clip(r, self._rlo, self._rhi, out=r)
-            mixed = split > 0.0 and self._net is not None and mid < 1.0
-            if mixed:
+            learned = split > 0.0 and self._net is not None
+            if learned and mid < 1.0:
                 np.copyto(self._dr, d)
             d *= r
-            if split > 0.0 and self._net is not None:
+            if learned:
                 # d = (1 - split) d r + w zhat S + (split - w) d, w the split's share in each band: the learned
                 # movement in the average speaker's spread, and in the mid bands the speaker's own for the rest
                 if split != self._sw_split or mid != self._sw_mid:
                     self._split_shares(split, mid)
-                d *= self._sw1
+                d *= np.float32(1.0 - split)
                 np.multiply(self._zh, self._std, out=r)
                 r *= self._sw
                 d += r
-                if mixed:
+                if mid < 1.0:
                     self._dr *= self._so
                     d += self._dr
         t += d
