@@ -73,11 +73,12 @@ pseudo-speaker's) instead of each being moved by the same amount. Per 5 ms frame
    output frame is a source-filter resynthesis: harmonics of the output F0 (the input's F0 times the applied
    pitch ratio), each a windowed sinusoid (the section's analysis window's transform, read from a table) with
    its own running phase advanced by the hop (phase-continuous over the overlap-add), on the output
-   envelope, level sqrt(v) of it; plus noise of random phases (a 32-bit LCG restarted at reset()) on the
-   same envelope at the power per Hz of harmonics of that level, sqrt(1 - v) of it. v is the input's
-   periodicity per band (``EXCITE_BANDS_HZ``): the band-passed frame's autocorrelation at the period
-   (best of ``EXCITE_LAGS`` periods around the estimate) over the window's own, mapped from
-   ``EXCITE_V0`` .. ``EXCITE_V1`` onto 0 .. 1 and smoothed by ``EXCITE_TAU_S``. The synthesized frame is
+   envelope and its minimum phase (from its real cepstrum averaged over ``EXCITE_PHASE_TAU_S``), level
+   sqrt(v) of it; plus noise of random phases (a 32-bit LCG restarted at reset()) on the same envelope at
+   the power per Hz of harmonics of that level, sqrt(1 - v) of it. v is the input's periodicity per band
+   (``EXCITE_BANDS_HZ``): the band-passed frame's autocorrelation at the period (best of ``EXCITE_LAGS``
+   periods around the estimate) over the window's own, mapped from ``EXCITE_V0`` .. ``EXCITE_V1`` onto
+   0 .. 1 and smoothed by ``EXCITE_TAU_S``. The synthesized frame is
    scaled to the output frame's power. So the harmonics' amplitude pattern within the envelope's 500 Hz
    resolution, and the jitter and shimmer inside a frame, are the pseudo-speaker's (none: a flat source
    on the envelope, whose long-term tilt is the timbre step's), not the speaker's; the voicing per band, the
@@ -220,6 +221,10 @@ EXCITE_STEPS = 32
 EXCITE_V0, EXCITE_V1 = 0.3, 0.6
 EXCITE_LAGS = 5         # periods tried around the F0 estimate's, 0.4 % apart (kernels.band_voicing)
 EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
+# The harmonics' phase: the output envelope's minimum phase, from its real cepstrum averaged by a one-pole over
+# this many seconds of excited frames. Frame by frame, the phase of a moving formant turned each harmonic's
+# phase between overlapping frames, a roughness DNSMOS marked down (docs/anonymization.md, the excitation).
+EXCITE_PHASE_TAU_S = 0.3
 # Harmonic shift (kernels.harmonic_frame, step 3): for a speaker whose median F0 lies under HARMONIC_BELOW_BINS
 # bins (a semitone of hysteresis either way, HARMONIC_HYST_ST), voiced frames are shifted by a harmonic model
 # fitted up to HARMONIC_MAX_HZ (above it, and in the residual, the bins keep their place on the envelope's
@@ -438,6 +443,20 @@ class AnonVoice(VoiceShift):
         self._xsyn = np.zeros(nb, np.complex64)
         self._xk = 1.0 - math.exp(-1.0 / (EXCITE_TAU_S * ctx.frame_rate_hz))
         self._xadv = 2.0 * math.pi * hop / n
+        # The output envelope's minimum phase per bin (rad), on which the harmonics are laid, as a vocal tract
+        # (close to minimum phase) lays them: with their running phases alone they add up to a symmetric
+        # (zero-phase) pulse per period, and Whisper lost more of the words (docs/anonymization.md). From the
+        # envelope's real cepstrum c (quefrencies 0 .. lq, the smoothing's B1 envw), averaged over time:
+        # phi(k) = -2 sum_q c[q] sin(2 pi q k / n).
+        lq1 = self._b1.shape[0]
+        self._xps = (-2.0 * np.sin(2.0 * np.pi * np.outer(self._kf64, np.arange(lq1)) / n)).astype(np.float32)
+        self._xpc = np.zeros(lq1, np.float32)
+        self._xpcs = np.zeros((ctx.channels, lq1), np.float32)
+        self._xpcs_ch = list(self._xpcs)               # each channel's row, made once (a view per frame is an object)
+        self._xpk = np.float32(1.0 - math.exp(-1.0 / (EXCITE_PHASE_TAU_S * ctx.frame_rate_hz)))
+        self._xpt = np.zeros(lq1, np.float32)
+        self._xpfirst = np.ones(ctx.channels, bool)  # the channel's mean cepstrum starts at its first frame's
+        self._xenvp = np.zeros(nb, np.float32)
         self._xn = n
         self._xfs = float(ctx.sample_rate)
         # The numpy code's buffers (the compiled loops need none of them).
@@ -452,6 +471,7 @@ class AnonVoice(VoiceShift):
         self._x0 = np.zeros((), f64)                             # a per-frame scalar operand
         self._xh = np.arange(1, nb + 1, dtype=f64)               # harmonic numbers
         self._xhb, self._xhe, self._xha = np.zeros(nb, f64), np.zeros(nb, f64), np.zeros(nb, f64)
+        self._xhq = np.zeros(nb, f64)
         self._xhi = np.zeros(nb, np.int64)
         self._xhi1 = np.zeros(nb, np.int64)
         self._xhv = np.zeros(nb, np.float32)
@@ -517,6 +537,8 @@ class AnonVoice(VoiceShift):
         self._xvb.fill(0.0)
         self._xphase.fill(0.0)
         self._xrng.fill(EXCITE_SEED)
+        self._xpcs.fill(0.0)
+        self._xpfirst.fill(True)
         self.excite_harmonics = 0  # harmonics the last excited frame synthesized (diagnostics and tests)
         self._mean.fill(0.0)
         self._corr.fill(0.0)
@@ -820,9 +842,18 @@ class AnonVoice(VoiceShift):
                 np.conjugate(spec[ch], out=self._zpc[ch])
                 self._formants(spec[ch])
             if b0 >= 1.0:
+                np.dot(self._b1, self._envw, out=self._xpc)
+                pcs = self._xpcs_ch[ch]
+                if self._xpfirst[ch]:
+                    np.copyto(pcs, self._xpc)
+                    self._xpfirst[ch] = False
+                np.subtract(self._xpc, pcs, out=self._xpt)
+                self._xpt *= self._xpk
+                pcs += self._xpt
+                np.dot(self._xps, pcs, out=self._xenvp)
                 if self._kern:
                     self.excite_harmonics = kernels.excite_frame(
-                        spec[ch], self._envw, self._xband, self._xvb[ch], self._xphase[ch], b0, self._xadv,
+                        spec[ch], self._envw, self._xenvp, self._xband, self._xvb[ch], self._xphase[ch], b0, self._xadv,
                         self._xlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._xt0, self._xg / math.sqrt(b0),
                         self._xrng[ch], self._xsyn, excite)
                 else:
@@ -914,6 +945,15 @@ class AnonVoice(VoiceShift):
         e -= x
         e *= a
         e += x
+        q = self._xhq                                     # the phase: running plus the envelope's there
+        self._xenvp.take(i1, out=v32, mode="clip")
+        np.copyto(q, v32)
+        self._xenvp.take(i0, out=v32, mode="clip")
+        np.copyto(x, v32)
+        q -= x
+        q *= a
+        q += x
+        q += pp
         np.add(b, 0.5, out=a)
         np.copyto(i1, a, casting="unsafe")
         self._xband.take(i1, out=i1, mode="clip")
@@ -926,10 +966,10 @@ class AnonVoice(VoiceShift):
         e *= 1.0 / self._xt0
         np.copyto(a, hm)
         e *= a
-        np.cos(pp, out=a)
+        np.cos(q, out=a)
         a *= e
         np.copyto(c.real, a)
-        np.sin(pp, out=a)
+        np.sin(q, out=a)
         a *= e
         np.copyto(c.imag, a)
         # The lobes one slot (offset from each harmonic's first bin) at a time: within a slot the harmonics

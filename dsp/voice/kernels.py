@@ -361,15 +361,16 @@ def _band_voicing(row, band, lag_w, num, den, rho, vb, k, v0, v1):
             vb[b] = np.float32(vb[b] + (c - vb[b]) * k)
 
 
-def _excite_frame(row, envw, band, vb, phase, b0, adv, lobe, steps, half, t0, noise, rng, syn, share):
+def _excite_frame(row, envw, envp, band, vb, phase, b0, adv, lobe, steps, half, t0, noise, rng, syn, share):
     """One channel's output frame, in place: its fine structure replaced, by the share ``share`` (float,
     power-complementary blend), by a synthesized excitation on its own envelope. Harmonics of b0 bins (the
-    output F0) on the envelope envw (nb,) float32 (natural log), each sqrt(v) of its level (v the periodic
+    output F0) on the envelope envw (nb,) float32 (natural log) with its minimum phase envp (nb,) float32 (rad),
+    each sqrt(v) of its level (v the periodic
     share vb[band[j]] of its bin; band -1 counts as v = 0), as windowed sinusoids: lobe (2 half steps + 1,)
     complex64 the analysis window's transform at offsets -half .. half bins in 1/steps bin, t0 = |lobe at 0|;
     harmonic h's running phase phase[h - 1] (float64, at the frame's first sample) advanced by adv b
     (adv = 2 pi hop / n_fft rad per bin of frequency) after each frame: phase-continuous across the
-    overlap-add. Plus noise on the envelope, sqrt(1 - v) of the level that carries the same power per Hz
+    overlap-add; it is laid on the envelope's phase at its frequency. Plus noise on the envelope, sqrt(1 - v) of the level that carries the same power per Hz
     (``noise`` = sqrt(n_fft sum w^2 / (sum w)^2 / b0) times the random-phase frames' overlap-add loss), its
     phases from a 32-bit LCG (rng (1,) int64, the channel's state). The synthesized frame is scaled to the
     row's power before the blend, so the level is the stage's. syn (nb,) complex64 scratch. Returns the
@@ -390,8 +391,9 @@ def _excite_frame(row, envw, band, vb, phase, b0, adv, lobe, steps, half, t0, no
         a = math.exp(e) * math.sqrt(v) / t0
         ph = phase[h - 1]
         if a > 0.0:
-            ca = a * math.cos(ph)
-            sa = a * math.sin(ph)
+            q = ph + envp[i0] + (envp[min(i0 + 1, nb - 1)] - envp[i0]) * fr
+            ca = a * math.cos(q)
+            sa = a * math.sin(q)
             c = complex(ca, sa)
             cc = complex(ca, -sa)
             lo = max(math.ceil(b - half), 0)
@@ -683,7 +685,7 @@ def _bind(jit):
     smooth(fa[0], b1e, b1o, b2e, b2o, sm[0], sm[1], np.zeros(2, f32), np.zeros(1, f32), sm[2], sm[3])
     vb = np.zeros(2, f32)
     band_voicing(z, ia[0], 0.5, np.zeros((3, 2)), np.zeros(2), 0.5, vb, 0.5, 0.1, 0.9)
-    excite_frame(z.copy(), fa[0], ia[0], vb, np.zeros(4), 1.5, 0.5, np.ones(9, c64), 1.0, 4.0, 1.0, 1.0,
+    excite_frame(z.copy(), fa[0], fa[1], ia[0], vb, np.zeros(4), 1.5, 0.5, np.ones(9, c64), 1.0, 4.0, 1.0, 1.0,
                  np.ones(1, i64), ca[2], 0.5)
     harmonic_frame(z.copy(), fa[0], fa[1], 1.5, 1.2, np.ones(9), 1.0, 4.0, 1.0, 7, 0.5, np.zeros(nb, np.complex128),
                    np.zeros(nb, np.complex128), np.zeros(4), np.zeros(8), 2, 0.005, 8, 0.5, 2)
