@@ -202,6 +202,18 @@ def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool
     return a
 
 
+def variant_attack_setup(doc: str, argv, speakers: int, skip: int, split: str):
+    """What the scripts that attack many variants share (scripts/anon_sweep.py, scripts/anon_link_by_pitch.py):
+    (the parsed ``variant_args``, {speaker: utterances}, their sources, the Resemblyzer encoder, the originals'
+    embeddings)."""
+    a = variant_args(doc, argv, speakers=speakers, skip=skip, split=split)
+    from resemblyzer import VoiceEncoder
+
+    utts, sources = utterances(a.speakers, a.skip_speakers, a.split)
+    enc = VoiceEncoder(device="cpu", verbose=False)
+    return a, utts, sources, enc, embed_system(utts, lambda x, rng=None: x, enc)
+
+
 def use_split_weights(path) -> Path:
     """Every anon stage built from now on in this process runs the learned level split from ``path`` (a file
     scripts/anon_learned_levels.py export wrote; level_split checks it at the first chain built), not the shipped

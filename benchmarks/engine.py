@@ -49,7 +49,7 @@ def run(chain, block, seconds, repeats):
     return best
 
 
-VOICE_PRESETS = ("anon-low", "anon-high", "anon-neutral", "anon-strong", "deep-voice")
+VOICE_PRESETS = ("anon-low", "anon-high", "anon-neutral", "anon-strong", "anon-far", "deep-voice")
 
 
 # A worker process (one per side, with whichever resculpt its PYTHONPATH gives): the preset's chain at 48 kHz

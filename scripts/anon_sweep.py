@@ -23,14 +23,8 @@ import anonymity as bench  # noqa: E402
 
 
 def main(argv=None) -> int:
-    a = bench.variant_args(__doc__, argv, speakers=64, skip=48, split="train")
-    from resemblyzer import VoiceEncoder
-
     t0 = time.time()
-    utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
-    enc = VoiceEncoder(device="cpu", verbose=False)
-
-    orig = bench.embed_system(utts, lambda x, rng=None: x, enc)
+    a, utts, sources, enc, orig = bench.variant_attack_setup(__doc__, argv, speakers=64, skip=48, split="train")
     rows = []
     for v, rand in [(v, False) for v in a.variants] + [(v, True) for v in a.random]:
         t1 = time.time()

@@ -461,6 +461,53 @@ def test_a_voice_on_the_harmonic_shifts_limit_stays_on_one_path(f0):
     assert abs(_f0(y, sr) / (1.25 * f0) - 1.0) < 0.03
 
 
+# -- the far side (anon.far_hz) ---------------------------------------------------------------------
+@pytest.mark.parametrize("sr", RATES)
+def test_far_side_gives_a_low_voice_the_mirrored_high_pseudo_speaker_and_a_high_voice_the_low_one(sr):
+    """anon.f0_hz 95 Hz with anon.far_hz 140 Hz: a 110 Hz voice (on the pseudo-speaker's side of 140 Hz) leaves
+    at 140^2 / 95 = 206 Hz, a 180 Hz voice at 95 Hz (within 3 %); with the far side off both leave at 95 Hz."""
+    p = {**STILL, "anon.f0_hz": 95.0}
+    for f0, far, want in ((110.0, 140.0, 140.0**2 / 95.0), (180.0, 140.0, 95.0), (110.0, 0.0, 95.0),
+                          (180.0, 0.0, 95.0)):
+        y = run(make_section(["anon"], sr, 1, {**p, "anon.far_hz": far}), _tone(sr, f0, 1.5), 512)
+        assert abs(_f0(y, sr) / want - 1.0) < 0.03, (f0, far)
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_the_mirrored_pseudo_speaker_has_the_inverted_tilt_and_formant_ratio(sr):
+    """A 110 Hz voice under a dark low pseudo-speaker (95 Hz, formant ratio 0.88, -3 dB/oct) with anon.far_hz
+    140 Hz comes out with the long-term slope of the mirrored one set directly (206 Hz, 1 / 0.88, +3 dB/oct)
+    within 0.5 dB/oct, and more than 3 dB/oct brighter than the unmirrored one."""
+    base = {**STILL, "anon.timbre_pct": 100.0, "anon.formant_ratio": 0.88, "anon.tilt_db_oct": -3.0,
+            "anon.f0_hz": 95.0}
+    x = _pop_tone(sr, 110.0, 0.0, 2.0)
+    far = _slope_db_oct(run(make_section(["anon"], sr, 1, {**base, "anon.far_hz": 140.0}), x, 512), sr)
+    mirrored = {**base, "anon.f0_hz": 140.0**2 / 95.0, "anon.formant_ratio": 1.0 / 0.88, "anon.tilt_db_oct": 3.0}
+    direct = _slope_db_oct(run(make_section(["anon"], sr, 1, mirrored), x, 512), sr)
+    plain = _slope_db_oct(run(make_section(["anon"], sr, 1, base), x, 512), sr)
+    assert abs(far - direct) < 0.5 and far - plain > 3.0, (far, direct, plain)
+
+
+@pytest.mark.parametrize("f0", (110.0, 137.0, 140.0, 143.0, 180.0))
+def test_a_voice_takes_one_side_of_the_dividing_pitch_and_glides_there(f0):
+    """Voices at 110 Hz (mirrored: under 140 Hz, as the 95 Hz pseudo-speaker), 180 Hz (not) and at the dividing
+    pitch, whose tracked median dithers across it: the mirror's share moves one way only (a semitone of
+    hysteresis either side), by less than a tenth per 5 ms frame (a glide of ~0.1 s, not a jump of up to an
+    octave in pitch), and ends at 1 for 110 Hz and at 0 for 180 Hz."""
+    sr = 48000
+    rig = make_section(["anon"], sr, 1, {**STILL, "anon.f0_hz": 95.0, "anon.far_hz": 140.0})
+    st = _stage(rig)
+    share = []
+    of = st._far_side
+    st._far_side = lambda *a: (of(*a), share.append(st.far_share))[0]
+    run(rig, _tone(sr, f0, 1.5), 512)
+    d = np.diff(share)
+    assert not (np.any(d > 0) and np.any(d < 0)), share
+    assert np.max(np.abs(d)) < 0.1
+    if f0 in (110.0, 180.0):
+        assert share[-1] == (1.0 if f0 == 110.0 else 0.0)
+
+
 @pytest.mark.parametrize("sr", RATES)
 def test_excitation_phase_is_the_minimum_phase_of_the_envelope(sr):
     """The phase the synthesized harmonics are laid on, from the envelope's cepstrum (the stage's own tables), is

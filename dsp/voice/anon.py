@@ -103,6 +103,13 @@ within +-20 % (and following the drawn pitch by a quarter, as real voices do), w
 tilt within +-6 dB/oct (every range scaled by the spread), all clamped to the parameters' ranges. A session that sets a fresh seed (``resculpt render/live/serve
 --anon-random``) gets a voice of its own (docs/anonymization.md: what that buys and costs).
 
+``anon.far_hz`` > 0, the far side: once the median is trusted, a speaker whose median lies on the same side of
+that pitch as the pseudo-speaker's (after a seed's draw) gets the pseudo-speaker mirrored across it: pitch
+far^2 / f0 (as many octaves from far on the other side), formant ratio 1 / ratio, tilt -tilt (the warp and
+every other setting as set). The side is decided with ``FAR_HYST_ST`` of hysteresis and the mirror glides in
+over ``FAR_TAU_S``. So low voices get a high pseudo-speaker and high voices a low one: a fixed pseudo-speaker
+leaves the speakers whose voices lie nearest it the most linkable (docs/anonymization.md).
+
 Every tracker starts afresh on reset(). Latency: the section's (no look-ahead). Stereo: F0 from the summed
 input of all channels and the formant scale from the first channel's envelope, so one pitch ratio and
 warp for all; the timbre mean per channel.
@@ -172,6 +179,10 @@ PARAMS = (
               doc="power subtraction of each band's noise floor, over-estimated by this, in the level-dynamics step; 0: off"),
     ParamSpec("anon.seed_spread_pct", 0.0, 100.0, 100.0, "%", smoothing_ms=0.0,
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
+    ParamSpec("anon.far_hz", 0.0, 300.0, 0.0, "Hz", smoothing_ms=0.0,
+              doc="a speaker whose median pitch lies on the pseudo-speaker's side of this pitch gets the "
+                  "pseudo-speaker mirrored across it (pitch far^2 / f0, formant ratio inverted, tilt negated), so "
+                  "low voices come out high and high voices low; 0: off"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -190,6 +201,12 @@ ST_STEPS = 384                 # shift steps of 1/32 semitone from 0 to 12 st
 TIMBRE_FRAMES = 200            # voiced frames in the timbre mean (1 s of voiced speech)
 CORR_MAX = 12.0 * math.log(10.0) / 20.0  # +-12 dB in nepers
 REF_RATE = 16000.0             # the McAdams warp's angles are radians at this rate
+# The far side (anon.far_hz): the side is decided on the tracked median with FAR_HYST_ST semitones of
+# hysteresis either way (a speaker on the dividing pitch would otherwise flip as the median dithers), and a
+# change of side glides over FAR_TAU_S (a one-pole on the mirror's share: the pitch target moves by up to an
+# octave, which in one frame would be a jump in pitch and formants).
+FAR_HYST_ST = 1.0
+FAR_TAU_S = 0.1
 # A seed's pseudo-speaker around the preset's, at anon.seed_spread_pct 100: F0 within +-DRAW_ST semitones,
 # formant scale following a quarter of it (as across real voices) and within +-DRAW_FORMANT, alpha within
 # DRAW_ALPHA of the preset's, tilt within +-DRAW_TILT dB/oct; every range scaled by the spread, and clamped
@@ -312,7 +329,7 @@ class AnonVoice(VoiceShift):
         self._i = {k: ix("anon." + k) for k in ("f0_hz", "pitch_range", "formant_ratio", "formant_follow",
                                                 "warp_alpha", "timbre_pct", "tilt_db_oct", "seed", "detail_pct",
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
-                                                "seed_spread_pct", "split_pct", "dynamics_range_db",
+                                                "seed_spread_pct", "far_hz", "split_pct", "dynamics_range_db",
                                                 "split_center_pct", "split_spread_pct", "pause_cut_db",
                                                 "lift_snr_db", "floor_sub_db", "split_mid_pct")}
 
@@ -400,6 +417,8 @@ class AnonVoice(VoiceShift):
         self._mean = np.zeros((ctx.channels, nb), np.float32)
         self._ctmp = np.zeros(nb, np.float32)
         self._fst = 1.0 - math.exp(-1.0 / (ST_TAU_S * ctx.frame_rate_hz))
+        self._kfar = 1.0 - math.exp(-1.0 / (FAR_TAU_S * ctx.frame_rate_hz))
+        self._far_hyst = FAR_HYST_ST / 12.0  # octaves
         self._k_lv = int(math.ceil(100.0 / spacing))  # the pause test's level counts the bins from 100 Hz up
         # Pitch index maps of the 3-cent shift steps -12 .. +12 st (rows filled on first use; 3 MB at 48 kHz,
         # of which the pages of the steps a speaker uses are touched).
@@ -548,6 +567,9 @@ class AnonVoice(VoiceShift):
         self.formant_scale = 1.0  # 2^_ls (diagnostics and tests)
         self._med = math.nan      # octaves re 1 Hz
         self._hon = 0             # the harmonic shift: 1 on, -1 off, 0 not decided (no median yet)
+        self._far_on = 0          # the far side: 1 mirrored, -1 not, 0 not decided (no median yet)
+        self.far_share = 0.0      # the mirror's share, gliding toward the decision (diagnostics and tests)
+        self._lfar = 0.0          # log2 of the dividing pitch the mirror was last taken across
         self._nvoiced = 0
         self._nobs = -1
         self._dc.fill(0.0)
@@ -693,6 +715,28 @@ class AnonVoice(VoiceShift):
             f0, fr, al, ti = self._drawn
         return f0, fr, al, ti
 
+    def _far_side(self, far: float, lt: float, fr: float, tilt: float):
+        """(lt, fr, tilt): the pitch target (log2 Hz), formant ratio and tilt, mirrored across far (Hz; 0: off)
+        by the glide's share when the speaker's median lies on the pseudo-speaker's side of it."""
+        goal = 0.0
+        if far > 0.0:
+            self._lfar = math.log2(far)
+            if self._nvoiced >= MIN_VOICED and lt != self._lfar:
+                # > 0: the speaker's median is on the pseudo-speaker's side, by this many octaves
+                d = (self._med - self._lfar) * (1.0 if lt > self._lfar else -1.0)
+                if self._far_on == 0:
+                    self._far_on = 1 if d > 0.0 else -1
+                elif self._far_on == 1 and d < -self._far_hyst:
+                    self._far_on = -1
+                elif self._far_on == -1 and d > self._far_hyst:
+                    self._far_on = 1
+            goal = 1.0 if self._far_on == 1 else 0.0
+        m = self.far_share + self._kfar * (goal - self.far_share)
+        if abs(m - goal) < 1e-4:
+            m = goal
+        self.far_share = m
+        return lt + 2.0 * m * (self._lfar - lt), fr ** (1.0 - 2.0 * m), tilt * (1.0 - 2.0 * m)
+
     def _pitch_map(self, j: int, r: float) -> None:
         """self._sidx <- the pitch index map of shift step j (r = 2^(j / 384)): a row of a table filled on
         first use, as the shift follows the pitch contour and changes step on most voiced frames."""
@@ -752,6 +796,9 @@ class AnonVoice(VoiceShift):
             if self.pause_db is not None:
                 self._lv = sign_step_median(self._lv, self._lv_cur, self._nlv, LEVEL_STEP_DB, LEVEL_STEP0_DB)
                 self._nlv += 1
+        far = float(v[self._i["far_hz"]])
+        if far > 0.0 or self.far_share > 0.0:
+            lt, fr, tilt = self._far_side(far, lt, fr, tilt)
         if self._nvoiced >= MIN_VOICED:
             med = self._med
             self.median_hz = 2.0 ** med

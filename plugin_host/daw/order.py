@@ -139,4 +139,5 @@ ORDER = (
     "anon.floor_sub_db",
     "anon.lift_snr_db",
     "anon.split_mid_pct",
+    "anon.far_hz",
 )

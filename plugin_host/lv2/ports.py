@@ -60,6 +60,7 @@ PRESETS = (
     "warm-radio",
     "denoise-hq",
     "anon-strong",
+    "anon-far",
 )
 DEFAULT_PRESET = "clean"
 # The preset control's value while the sound is a user preset carried in the plugin's state (an LV2 preset
