@@ -474,7 +474,7 @@ def test_far_side_gives_a_low_voice_the_mirrored_high_pseudo_speaker_and_a_high_
 
 
 @pytest.mark.parametrize("sr", RATES)
-def test_the_mirrored_pseudo_speaker_has_the_inverted_tilt_and_formant_ratio(sr):
+def test_the_mirrored_pseudo_speaker_has_the_negated_tilt(sr):
     """A 110 Hz voice under a dark low pseudo-speaker (95 Hz, formant ratio 0.88, -3 dB/oct) with anon.far_hz
     140 Hz comes out with the long-term slope of the mirrored one set directly (206 Hz, 1 / 0.88, +3 dB/oct)
     within 0.5 dB/oct, and more than 3 dB/oct brighter than the unmirrored one."""
@@ -486,6 +486,22 @@ def test_the_mirrored_pseudo_speaker_has_the_inverted_tilt_and_formant_ratio(sr)
     direct = _slope_db_oct(run(make_section(["anon"], sr, 1, mirrored), x, 512), sr)
     plain = _slope_db_oct(run(make_section(["anon"], sr, 1, base), x, 512), sr)
     assert abs(far - direct) < 0.5 and far - plain > 3.0, (far, direct, plain)
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_the_mirrored_pseudo_speaker_has_the_inverted_formant_ratio(sr):
+    """A 110 Hz voice on a 1 kHz resonance under a 95 Hz pseudo-speaker with formant ratio 0.88 and anon.far_hz
+    140 Hz: its envelope peak lands within 3 % of where the mirrored pseudo-speaker set directly puts it (206 Hz,
+    1 / 0.88), and more than 20 % above where the unmirrored one puts it (the ratio between the two is 1.29)."""
+    from test_voice_shift import _envelope_peak_hz
+
+    base = {**STILL, "anon.f0_hz": 95.0, "anon.formant_ratio": 0.88}
+    x, up = _tone(sr, 110.0, 2.0), 140.0**2 / 95.0
+    far = _envelope_peak_hz(run(make_section(["anon"], sr, 1, {**base, "anon.far_hz": 140.0}), x, 512), sr, up)
+    mirrored = {**base, "anon.f0_hz": up, "anon.formant_ratio": 1.0 / 0.88}
+    direct = _envelope_peak_hz(run(make_section(["anon"], sr, 1, mirrored), x, 512), sr, up)
+    plain = _envelope_peak_hz(run(make_section(["anon"], sr, 1, base), x, 512), sr, 95.0)
+    assert abs(far / direct - 1.0) < 0.03 and far / plain > 1.2, (far, direct, plain)
 
 
 @pytest.mark.parametrize("f0", (110.0, 137.0, 140.0, 143.0, 180.0))

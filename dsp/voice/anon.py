@@ -240,7 +240,7 @@ EXCITE_LAGS = 5         # periods tried around the F0 estimate's, 0.4 % apart (k
 EXCITE_SEED = 0x5EED     # the noise generator's start state after reset()
 # The harmonics' phase: the output envelope's minimum phase, from its real cepstrum averaged by a one-pole over
 # this many seconds of excited frames. Frame by frame, the phase of a moving formant turned each harmonic's
-# phase between overlapping frames, a roughness DNSMOS marked down (docs/anonymization.md, the excitation).
+# phase between overlapping frames, a roughness DNSMOS marked down in scratch runs (docs/anonymization.md).
 EXCITE_PHASE_TAU_S = 0.3
 # Harmonic shift (kernels.harmonic_frame, step 3): for a speaker whose median F0 lies under HARMONIC_BELOW_BINS
 # bins (a semitone of hysteresis either way, HARMONIC_HYST_ST), voiced frames are shifted by a harmonic model
@@ -283,6 +283,20 @@ def sign_step_median(med: float, x: float, n: int, step: float, step0: float) ->
         return x
     s = max(step, step0 / (1.0 + 0.1 * n))
     return med + (s if x > med else -s)
+
+
+def side_with_hysteresis(side: int, d: float, hyst: float) -> int:
+    """A two-way choice on the tracked median: 1 (on) or -1 (off) from ``side`` (0: not decided yet) and ``d``,
+    how far the median lies on the "on" side of the limit (octaves, < 0: the other side). Decided by the sign of
+    d the first time; after that it changes only once d is past the limit by more than ``hyst`` octaves, so a
+    voice on the limit does not switch back and forth as its median dithers."""
+    if side == 0:
+        return 1 if d > 0.0 else -1
+    if side == 1 and d < -hyst:
+        return -1
+    if side == -1 and d > hyst:
+        return 1
+    return side
 
 
 def session_seed() -> int:
@@ -471,7 +485,7 @@ class AnonVoice(VoiceShift):
         self._xps = (-2.0 * np.sin(2.0 * np.pi * np.outer(self._kf64, np.arange(lq1)) / n)).astype(np.float32)
         self._xpc = np.zeros(lq1, np.float32)
         self._xpcs = np.zeros((ctx.channels, lq1), np.float32)
-        self._xpcs_ch = list(self._xpcs)               # each channel's row, made once (a view per frame is an object)
+        self._xpcs_ch = list(self._xpcs)   # each channel's row, made once (a view per frame is an object)
         self._xpk = np.float32(1.0 - math.exp(-1.0 / (EXCITE_PHASE_TAU_S * ctx.frame_rate_hz)))
         self._xpt = np.zeros(lq1, np.float32)
         self._xpfirst = np.ones(ctx.channels, bool)  # the channel's mean cepstrum starts at its first frame's
@@ -533,8 +547,8 @@ class AnonVoice(VoiceShift):
         # real as the window is symmetric about it: W(d) = e^{-i pi d} R(d); R(0) is the excitation's t0.
         d = np.arange(-EXCITE_HALF * EXCITE_STEPS, EXCITE_HALF * EXCITE_STEPS + 1) / EXCITE_STEPS
         self._hlobe = np.ascontiguousarray((np.exp(1j * np.pi * d) * self._wlobe).real)
-        self._hbelow = HARMONIC_BELOW_BINS * self._spacing
-        self._hyst = 2.0 ** (HARMONIC_HYST_ST / 12.0)
+        self._lbelow = math.log2(HARMONIC_BELOW_BINS * self._spacing)  # octaves re 1 Hz, as the tracked median
+        self._hyst = HARMONIC_HYST_ST / 12.0                             # octaves
         self._hkmax = float(min(HARMONIC_MAX_HZ / self._spacing, nb - 1 - EXCITE_HALF))
         self._hres = np.zeros(nb, np.complex128)
         self._hamp = np.zeros(nb, np.complex128)
@@ -722,14 +736,9 @@ class AnonVoice(VoiceShift):
         if far > 0.0:
             self._lfar = math.log2(far)
             if self._nvoiced >= MIN_VOICED and lt != self._lfar:
-                # > 0: the speaker's median is on the pseudo-speaker's side, by this many octaves
+                # "on" (mirrored): the speaker's median on the pseudo-speaker's side of the dividing pitch
                 d = (self._med - self._lfar) * (1.0 if lt > self._lfar else -1.0)
-                if self._far_on == 0:
-                    self._far_on = 1 if d > 0.0 else -1
-                elif self._far_on == 1 and d < -self._far_hyst:
-                    self._far_on = -1
-                elif self._far_on == -1 and d > self._far_hyst:
-                    self._far_on = 1
+                self._far_on = side_with_hysteresis(self._far_on, d, self._far_hyst)
             goal = 1.0 if self._far_on == 1 else 0.0
         m = self.far_share + self._kfar * (goal - self.far_share)
         if abs(m - goal) < 1e-4:
@@ -862,13 +871,7 @@ class AnonVoice(VoiceShift):
         # paths as the median dithers, and the two paths' phases do not join.
         fh = f0 if f0 > 0.0 else (self._f0h_cur if self._weak else 0.0)
         if self._harm and self._nvoiced >= MIN_VOICED:
-            m = self.median_hz
-            if self._hon == 0:
-                self._hon = 1 if m < self._hbelow else -1
-            elif self._hon == 1 and m > self._hbelow * self._hyst:
-                self._hon = -1
-            elif self._hon == -1 and m < self._hbelow / self._hyst:
-                self._hon = 1
+            self._hon = side_with_hysteresis(self._hon, self._lbelow - self._med, self._hyst)
         harm = self._hon == 1 and fh > 0.0 and abs(math.log2(fh) - self._med) <= OUTLIER_OCT
         for ch in range(spec.shape[0]):
             self._ch = ch
@@ -900,8 +903,8 @@ class AnonVoice(VoiceShift):
                 np.dot(self._xps, pcs, out=self._xenvp)
                 if self._kern:
                     self.excite_harmonics = kernels.excite_frame(
-                        spec[ch], self._envw, self._xenvp, self._xband, self._xvb[ch], self._xphase[ch], b0, self._xadv,
-                        self._xlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._xt0, self._xg / math.sqrt(b0),
+                        spec[ch], self._envw, self._xenvp, self._xband, self._xvb[ch], self._xphase[ch], b0,
+                        self._xadv, self._xlobe, float(EXCITE_STEPS), float(EXCITE_HALF), self._xt0, self._xg / math.sqrt(b0),
                         self._xrng[ch], self._xsyn, excite)
                 else:
                     self.excite_harmonics = self._excite(spec[ch], ch, b0, self._xg / math.sqrt(b0), excite)

@@ -365,16 +365,15 @@ def _excite_frame(row, envw, envp, band, vb, phase, b0, adv, lobe, steps, half, 
     """One channel's output frame, in place: its fine structure replaced, by the share ``share`` (float,
     power-complementary blend), by a synthesized excitation on its own envelope. Harmonics of b0 bins (the
     output F0) on the envelope envw (nb,) float32 (natural log) with its minimum phase envp (nb,) float32 (rad),
-    each sqrt(v) of its level (v the periodic
-    share vb[band[j]] of its bin; band -1 counts as v = 0), as windowed sinusoids: lobe (2 half steps + 1,)
-    complex64 the analysis window's transform at offsets -half .. half bins in 1/steps bin, t0 = |lobe at 0|;
-    harmonic h's running phase phase[h - 1] (float64, at the frame's first sample) advanced by adv b
-    (adv = 2 pi hop / n_fft rad per bin of frequency) after each frame: phase-continuous across the
-    overlap-add; it is laid on the envelope's phase at its frequency. Plus noise on the envelope, sqrt(1 - v) of the level that carries the same power per Hz
-    (``noise`` = sqrt(n_fft sum w^2 / (sum w)^2 / b0) times the random-phase frames' overlap-add loss), its
-    phases from a 32-bit LCG (rng (1,) int64, the channel's state). The synthesized frame is scaled to the
-    row's power before the blend, so the level is the stage's. syn (nb,) complex64 scratch. Returns the
-    number of harmonics."""
+    each sqrt(v) of its level (v the periodic share vb[band[j]] of its bin; band -1 counts as v = 0), as
+    windowed sinusoids: lobe (2 half steps + 1,) complex64 the analysis window's transform at offsets
+    -half .. half bins in 1/steps bin, t0 = |lobe at 0|; harmonic h's running phase phase[h - 1] (float64, at
+    the frame's first sample) advanced by adv b (adv = 2 pi hop / n_fft rad per bin of frequency) after each
+    frame: phase-continuous across the overlap-add; it is laid on the envelope's phase at its frequency. Plus
+    noise on the envelope, sqrt(1 - v) of the level that carries the same power per Hz (``noise`` =
+    sqrt(n_fft sum w^2 / (sum w)^2 / b0) times the random-phase frames' overlap-add loss), its phases from a
+    32-bit LCG (rng (1,) int64, the channel's state). The synthesized frame is scaled to the row's power before
+    the blend, so the level is the stage's. syn (nb,) complex64 scratch. Returns the number of harmonics."""
     nb = row.shape[0]
     for j in range(nb):
         syn[j] = 0.0
