@@ -1,7 +1,7 @@
 """Anonymity benchmark: speaker-verification attackers, intelligibility and naturalness, side by side.
 
     nice -n 5 .venv-bench/bin/python benchmarks/anonymity.py [--preset anon-x ...] [--random-preset anon-x ...]
-        [--speakers N] [--skip-speakers N] [--no-baselines]
+        [--speakers N] [--skip-speakers N] [--no-baselines] [--source fsdd_8k] [--narrowband]
     # writes benchmarks/results/anonymity.md; runs in the bench venv (scripts/bench-venv.sh)
 
 Data: the held-back speakers (``select("speech", "val")``), or with ``--split train`` train-split speakers in
@@ -10,7 +10,10 @@ codebook and level-dynamics tables were built from: ids up to 1578), for more tr
 speakers give. The manifest holds one recording per speaker,
 so a speaker's UTTERANCES are 5 consecutive chunks of their recording (each SEG_S long, recordings of at
 least 5 x SEG_S only), all at 16 kHz. Same session and microphone for every chunk of a speaker: easier
-for the attacker than the multi-session trials of VoicePrivacy.
+for the attacker than the multi-session trials of VoicePrivacy. ``--source DATASET`` attacks another dataset's
+speakers instead (``source_utterances``: FSDD's six speakers counting digits at 8 kHz, each speaker's short
+recordings joined take by take), ``--narrowband`` passes every utterance through 8 kHz first (a phone call's
+band), the original row included.
 
 Systems: original; plain pitch shift (librosa.effects.pitch_shift, +4 semitones, offline phase
 vocoder + resampling); the McAdams stage (``mcadams`` slot in a Chain, the shared STFT's default 20 ms
@@ -65,6 +68,7 @@ N_UTT = 5
 ENROL = (0, 1)
 TRIALS = (2, 3, 4)
 SEED = 20261130
+MIN_SOURCE_SPEAKERS = 5  # a --source dataset's speakers at the least: 15 target trials, 60 non-target
 LDA_DIM = 150  # of Resemblyzer's 256: at most (train speakers - 1); more adds directions of noise
 
 
@@ -88,12 +92,15 @@ def one_thread() -> None:
 
 
 # -- data ----------------------------------------------------------------------------------------
-def utterances(max_speakers: int, skip: int = 0, split: str = "val"):
+def utterances(max_speakers: int, skip: int = 0, split: str = "val", source: str = ""):
     """{speaker: [N_UTT arrays (n,) float32 at 16 kHz]} of the ``split`` (the first ``skip`` eligible speakers
     left out: speakers a tuning run never saw, or the train speakers the stage's tables were built from), plus
-    the sources used. Train speakers are taken in order of (source, speaker id), as the table builders take them."""
+    the sources used. Train speakers are taken in order of (source, speaker id), as the table builders take them.
+    With ``source``, that dataset's speakers instead (``source_utterances``)."""
     from resculpt.models import data
 
+    if source:
+        return source_utterances(source, max_speakers, skip), [source]
     out, sources = {}, set()
     n = int(SEG_S * SR)
     eligible = [it for it in data.select("speech", split) if it.duration_s >= N_UTT * SEG_S]
@@ -106,6 +113,69 @@ def utterances(max_speakers: int, skip: int = 0, split: str = "val"):
         out[f"{it.source}:{it.speaker}"] = [x[k * n : (k + 1) * n].copy() for k in range(N_UTT)]
         sources.add(it.source)
     return out, sorted(sources)
+
+
+JOIN_GAP_S = 0.1  # silence between two joined recordings: a short pause, as between counted words
+
+
+def _take_order(item) -> tuple:
+    """Sort key of a speaker's recordings when they are joined: the last number in the file name first (FSDD's
+    ``digit_speaker_take``: take by take, each take the ten digits in order), then the path."""
+    import re
+
+    nums = re.findall(r"\d+", Path(item.path).stem)
+    return (int(nums[-1]) if nums else 0, str(item.path))
+
+
+def source_utterances(source: str, max_speakers: int, skip: int = 0) -> dict:
+    """{speaker: [N_UTT arrays (n,) float32 at 16 kHz]} of one dataset's speakers, in any split but held-out and
+    test: each speaker's recordings joined in ``_take_order`` with JOIN_GAP_S of silence between them, then cut
+    into N_UTT consecutive chunks of SEG_S (speakers with less speech than that left out). For a dataset of short
+    recordings (FSDD's spoken digits, 0.1-1.1 s each) whose speakers no table of the anon stage read: its builders
+    cut chunks of SEG_S from single recordings."""
+    from resculpt.models import data
+
+    by_spk: dict = {}
+    for it in data.select("speech", source=source):
+        if it.split in ("train", "val"):
+            by_spk.setdefault(it.speaker, []).append(it)
+    n, gap = int(SEG_S * SR), np.zeros(int(JOIN_GAP_S * SR), np.float32)
+    out = {}
+    for spk in sorted(by_spk)[skip:]:
+        if len(out) >= max_speakers:
+            break
+        parts, have = [], 0
+        for it in sorted(by_spk[spk], key=_take_order):
+            x, _ = data.load(it, sample_rate=SR)
+            parts += [x, gap]
+            have += len(x) + len(gap)
+            if have >= N_UTT * n:
+                break
+        if have >= N_UTT * n:
+            x = np.concatenate(parts)
+            out[f"{source}:{spk}"] = [x[k * n : (k + 1) * n].copy() for k in range(N_UTT)]
+    return out
+
+
+NARROW_SR = 8000  # --narrowband: a telephone call's sample rate (speech up to 4 kHz)
+
+
+def narrowband(utts: dict) -> dict:
+    """``utts`` as a call would carry them: every utterance resampled to NARROW_SR and back to SR (the same
+    {speaker: [arrays (n,) float32]}, nothing above 4 kHz)."""
+    from scipy.signal import resample_poly
+
+    return {s: [resample_poly(resample_poly(x, 1, SR // NARROW_SR), SR // NARROW_SR, 1)[: len(x)].astype(np.float32)
+                for x in xs] for s, xs in utts.items()}
+
+
+def source_unseen(source: str) -> bool:
+    """Whether no recording of ``source`` is as long as one SEG_S chunk: the anon stage's table builders
+    (scripts/anon_learned_levels.py, scripts/build_anon_codebook.py, scripts/anon_band_means.py) cut whole chunks
+    from single train recordings, so such a dataset's speakers are unseen by all of them."""
+    from resculpt.models import data
+
+    return all(it.duration_s < SEG_S for it in data.select("speech", source=source))
 
 
 def train_utterances():
@@ -188,6 +258,8 @@ def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool
     ap.add_argument("--speakers", type=int, default=speakers)
     ap.add_argument("--skip-speakers", type=int, default=skip)
     ap.add_argument("--split", choices=("val", "train"), default=split)
+    ap.add_argument("--source", default="", help="attack this dataset's speakers instead (benchmark's --source)")
+    ap.add_argument("--narrowband", action="store_true", help="the speakers' speech through 8 kHz first (benchmark's)")
     ap.add_argument("--out", help="also write the table here (Markdown)")
     ap.add_argument("--split-weights", default="",
                     help="the anon stage's learned level split from this file (an export of another checkpoint: "
@@ -209,7 +281,9 @@ def variant_attack_setup(doc: str, argv, speakers: int, skip: int, split: str):
     a = variant_args(doc, argv, speakers=speakers, skip=skip, split=split)
     from resemblyzer import VoiceEncoder
 
-    utts, sources = utterances(a.speakers, a.skip_speakers, a.split)
+    utts, sources = utterances(a.speakers, a.skip_speakers, a.split, a.source)
+    if a.narrowband:
+        utts = narrowband(utts)
     enc = VoiceEncoder(device="cpu", verbose=False)
     return a, utts, sources, enc, embed_system(utts, lambda x, rng=None: x, enc)
 
@@ -228,10 +302,17 @@ def use_split_weights(path) -> Path:
 
 def variant_cmd(script: str, a) -> str:
     """The command line that gives a variant script's table again (its speaker set, options and variants)."""
-    return " ".join([script, f"--split {a.split}", f"--skip-speakers {a.skip_speakers}", f"--speakers {a.speakers}",
+    where = [f"--source {a.source}"] if getattr(a, "source", "") else [f"--split {a.split}"]
+    return " ".join([script, *where, f"--skip-speakers {a.skip_speakers}", f"--speakers {a.speakers}",
                      *([f"--split-weights {a.split_weights}"] if a.split_weights else []),
+                     *(["--narrowband"] if getattr(a, "narrowband", False) else []),
                      *(["--no-asr"] if getattr(a, "no_asr", False) else []),
                      *a.variants, *(f"--random {v}" for v in a.random)])
+
+
+def speaker_set(a) -> str:
+    """How a variant script's table names its speakers: "val-split", "train-split", or the ``--source`` dataset's."""
+    return f"{a.source}'s" if getattr(a, "source", "") else f"{a.split}-split"
 
 
 def label(preset: str) -> str:
@@ -368,6 +449,11 @@ def main(argv=None) -> int:
                     help="speakers to attack: the val split (default), or train speakers (with --skip-speakers 48: "
                          "none of those the anon codebook and level-dynamics tables were built from; more speakers "
                          "than val has, for finer EERs)")
+    ap.add_argument("--source", default="",
+                    help="attack this dataset's speakers instead of the split's LibriSpeech ones (e.g. fsdd_8k: "
+                         "each speaker's short recordings joined; see source_utterances)")
+    ap.add_argument("--narrowband", action="store_true",
+                    help="pass the speakers' speech through 8 kHz before everything (a phone call's band)")
     ap.add_argument("--no-asr", action="store_true", help="skip the Whisper WER column")
     ap.add_argument("--no-baselines", action="store_true",
                     help="only the original and the --preset systems (skips pitch shift and both McAdams rows)")
@@ -385,13 +471,16 @@ def main(argv=None) -> int:
     if a.split == "train" and a.semi_informed:
         print("--semi-informed fits its back-end on the train split: attack val speakers with it", file=sys.stderr)
         return 2
-    utts, sources = utterances(a.speakers, a.skip_speakers, a.split)
-    if len(utts) < 8:
-        print(f"only {len(utts)} val speakers with {N_UTT} x {SEG_S} s of speech", file=sys.stderr)
+    utts, sources = utterances(a.speakers, a.skip_speakers, a.split, a.source)
+    # A second dataset is scored with every speaker it has; the split's set must give EERs finer than that.
+    if len(utts) < (MIN_SOURCE_SPEAKERS if a.source else 8):
+        print(f"only {len(utts)} speakers with {N_UTT} x {SEG_S} s of speech", file=sys.stderr)
         return 1
+    if a.narrowband:
+        utts = narrowband(utts)
     print(f"{len(utts)} speakers x {N_UTT} utterances of {SEG_S} s from {sources}", flush=True)
     enc = VoiceEncoder(device="cpu", verbose=False)
-    train = train_utterances() if a.semi_informed else {}
+    train = (narrowband(train_utterances()) if a.narrowband else train_utterances()) if a.semi_informed else {}
     if a.semi_informed:
         print(f"semi-informed back-end: {len(train)} train speakers, "
               f"{sum(map(len, train.values()))} utterances of {SEG_S} s", flush=True)
@@ -438,12 +527,22 @@ def main(argv=None) -> int:
     lines = ["# Anonymity: speaker verification, intelligibility, naturalness", "",
              f"Generated by `benchmarks/anonymity.py --speakers {a.speakers}"
              f"{f' --skip-speakers {a.skip_speakers}' if a.skip_speakers else ''}{' --split train' if a.split == 'train' else ''}{' --no-baselines' if a.no_baselines else ''}"
+             f"{f' --source {a.source}' if a.source else ''}{' --narrowband' if a.narrowband else ''}"
              f"{' --no-asr' if a.no_asr else ''}{''.join(' --preset ' + p for p in a.preset)}"
              f"{''.join(' --random-preset ' + p for p in a.random_preset)}"
              f"{' --semi-informed' if a.semi_informed else ''}` on "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s). "
-             f"{len(utts)} held-back speakers ({', '.join(sources)}), {N_UTT} consecutive {SEG_S} s chunks of "
-             f"each one's recording, 16 kHz. Attacker: Resemblyzer embeddings, cosine scoring, enrolment = mean "
+             + (f"{len(utts)} held-back speakers ({', '.join(sources)}), {N_UTT} consecutive {SEG_S} s chunks of "
+                "each one's recording, 16 kHz. " if not a.source else
+                f"{len(utts)} speakers of {a.source} (all it has with {N_UTT * SEG_S:.0f} s of speech; "
+                + ("no recording of it is as long as the chunk the anon stage's table builders cut from one, so "
+                   "none read any" if source_unseen(a.source) else "some of its recordings are long enough for the "
+                   "anon stage's table builders to have read them")
+                + f"), each speaker's recordings joined in take order with {JOIN_GAP_S} s gaps, {N_UTT} consecutive "
+                f"{SEG_S} s chunks, 16 kHz. ")
+             + (f"Narrowband: every utterance resampled to {NARROW_SR} Hz and back before all systems (the "
+                "original row included), as a phone call carries it. " if a.narrowband else "")
+             + f"Attacker: Resemblyzer embeddings, cosine scoring, enrolment = mean "
              f"of utterances 1-2, {n_t} target and {n_t * (len(utts) - 1)} non-target trials (utterances 3-5). "
              "Chance EER is 50 %."
              + (f" Semi-informed: the lazy-informed trials scored after LDA ({LDA_DIM} dims at most) fitted on "

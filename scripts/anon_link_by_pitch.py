@@ -41,7 +41,7 @@ def main(argv=None) -> int:
                       for lo, hi, _ in groups)
     lines = ["# Linkability by the speaker's pitch", "",
              (f"`{bench.variant_cmd('scripts/anon_link_by_pitch.py', a)}` on "
-              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {len(spk)} {a.split}-split speakers "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {len(spk)} {bench.speaker_set(a)} speakers "
               f"({', '.join(sources)}; " + ", ".join(f"{int(m.sum())} with a median F0 of {lo:.0f}–{hi:.0f} Hz"
                                                      if hi < 1000 else f"{int(m.sum())} over {lo:.0f} Hz"
                                                      for lo, hi, m in groups)

@@ -65,7 +65,9 @@ def main(argv=None) -> int:
     asr = None if a.no_asr else bench.ASR()
     ref: dict = {}
     t0 = time.time()
-    utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split)
+    utts, sources = bench.utterances(a.speakers, a.skip_speakers, a.split, a.source)
+    if a.narrowband:
+        utts = bench.narrowband(utts)
     rows = []
     systems = [("original", lambda x, rng=None: x)]
     systems += [(v, bench.chain_system(v)) for v in a.variants]
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     cmd = bench.variant_cmd("scripts/anon_quality.py", a)
     lines = ["# Anonymity variants: DNSMOS SIG / BAK / OVRL, STOI and WER", "",
              (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
-              f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), each speaker's trial utterances "
+              f"{len(utts)} {bench.speaker_set(a)} speakers ({', '.join(sources)}), each speaker's trial utterances "
               "joined for DNSMOS (P.835: SIG the speech, BAK the background, OVRL overall) as "
               "benchmarks/anonymity.py scores them, and STOI per trial utterance against the original (the "
               "benchmark's STOI averages all five utterances), and the benchmark's WER (Whisper tiny.en's transcript "

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     cmd = bench.variant_cmd("scripts/anon_sweep.py", a)
     lines = ["# Anonymity sweep: both attackers' EER per variant", "",
              (f"`{cmd}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.time() - t0:.0f} s): "
-              f"{len(utts)} {a.split}-split speakers ({', '.join(sources)}), {n_t} target and "
+              f"{len(utts)} {bench.speaker_set(a)} speakers ({', '.join(sources)}), {n_t} target and "
               f"{n_t * (len(utts) - 1)} non-target trials, as benchmarks/anonymity.py scores them (a target trial is "
               f"{100 / n_t:.1f} points of the false-rejection rate). Original: ignorant / lazy-informed "
               f"{bench.attack(orig, orig):.1f} %. No quality metric here: score the chosen variants with the "

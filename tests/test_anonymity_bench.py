@@ -109,3 +109,58 @@ def test_split_weights_option_runs_the_stage_on_that_file_checked_and_names_it_i
     assert bench.variant_cmd("scripts/anon_sweep.py", A) == (
         "scripts/anon_sweep.py --split train --skip-speakers 48 --speakers 64 --split-weights runs/x.npz --no-asr "
         "anon-neutral")
+
+
+def _toy_source(root: Path, speakers: dict) -> None:
+    """A data root with one speech source "toy": ``speakers`` = {name: number of takes}; each take is the ten
+    digits, file ``{digit}_{name}_{take}.wav``, 0.1 s at 16 kHz of the constant (take * 10 + digit + 1) / 1000."""
+    import soundfile as sf
+
+    rows = ["path,category,source,speaker,role,sample_rate,duration_s,split,license"]
+    for name, takes in speakers.items():
+        (root / "speech" / "toy" / name).mkdir(parents=True)
+        for digit in range(10):
+            for take in range(takes):
+                rel = f"speech/toy/{name}/{digit}_{name}_{take}.wav"
+                sf.write(root / rel, np.full(1600, (take * 10 + digit + 1) / 1000, np.float32), 16000,
+                         subtype="FLOAT")
+                rows.append(f"{rel},speech,toy,{name},,16000,0.1,train,test")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_source_utterances_join_a_speakers_recordings_take_by_take_with_gaps_and_drop_short_speakers(
+        tmp_path, monkeypatch):
+    """A --source speaker's chunks are its recordings joined in take order (take 0's ten digits, then take 1's),
+    each followed by JOIN_GAP_S of silence, cut into N_UTT chunks of SEG_S; a speaker with less speech is left out."""
+    _toy_source(tmp_path, {"ann": 8, "bob": 8, "cy": 6})  # 8 takes: 80 x 0.2 s = 16 s; 6 takes: 12 s < 14 s
+    monkeypatch.setenv("RESCULPT_DATA", str(tmp_path))
+    utts = bench.source_utterances("toy", max_speakers=10)
+    assert sorted(utts) == ["toy:ann", "toy:bob"]
+    n, rec, gap = int(bench.SEG_S * bench.SR), 1600, int(bench.JOIN_GAP_S * bench.SR)
+    for xs in utts.values():
+        assert len(xs) == bench.N_UTT and all(x.shape == (n,) and x.dtype == np.float32 for x in xs)
+        x = np.concatenate(xs)
+        assert len(x) // (rec + gap) > 10  # the chunks reach into take 1
+        for k in range(len(x) // (rec + gap)):  # recording k of the joined stream: take k // 10, digit k % 10
+            seg = x[k * (rec + gap): k * (rec + gap) + rec]
+            np.testing.assert_allclose(seg, ((k // 10) * 10 + k % 10 + 1) / 1000, rtol=1e-6)
+            assert not np.any(x[k * (rec + gap) + rec: (k + 1) * (rec + gap)])
+    assert list(bench.source_utterances("toy", max_speakers=1)) == ["toy:ann"]
+    assert list(bench.source_utterances("toy", max_speakers=10, skip=1)) == ["toy:bob"]
+    assert bench.source_unseen("toy")  # 0.1 s recordings: no table builder's 2.8 s chunk fits in one
+
+
+def test_narrowband_leaves_nothing_above_4_khz_and_keeps_the_speech_band():
+    """--narrowband's resampling through 8 kHz: a 6 kHz tone is removed (< -40 dB), a 1 kHz tone kept within
+    0.5 dB; lengths and dtype unchanged."""
+    t = np.arange(int(bench.SEG_S * bench.SR)) / bench.SR
+    lo, hi = np.sin(2 * np.pi * 1000 * t).astype(np.float32), np.sin(2 * np.pi * 6000 * t).astype(np.float32)
+    out = bench.narrowband({"s": [lo, hi]})["s"]
+    assert [y.shape for y in out] == [lo.shape, hi.shape] and all(y.dtype == np.float32 for y in out)
+    mid = slice(1000, -1000)  # away from the resampling filters' edges
+
+    def rms_db(y):
+        return 20 * np.log10(np.sqrt(np.mean(y[mid].astype(np.float64) ** 2)) + 1e-12)
+
+    assert abs(rms_db(out[0]) - rms_db(lo)) < 0.5
+    assert rms_db(out[1]) - rms_db(hi) < -40.0
