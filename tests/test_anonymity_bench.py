@@ -164,3 +164,20 @@ def test_narrowband_leaves_nothing_above_4_khz_and_keeps_the_speech_band():
 
     assert abs(rms_db(out[0]) - rms_db(lo)) < 0.5
     assert rms_db(out[1]) - rms_db(hi) < -40.0
+
+
+def test_lazy_by_side_splits_non_target_trials_by_the_speakers_side_and_keeps_the_pooled_eer():
+    """scripts/anon_link_by_pitch.py --sides: with two voices (every low speaker's embedding near one point, every
+    high one's near another), non-target trials across the sides are easy (EER 0) and those within a side hard,
+    and the first column is the benchmark's own pooled EER."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import anon_link_by_pitch as lbp
+
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(32), rng.standard_normal(32)
+    centres = {f"s{k}": (a if k < 10 else b) + 0.15 * rng.standard_normal(32) for k in range(20)}
+    E = _embeddings(rng, centres, 0.2)
+    low = np.array([k < 10 for k in range(20)])
+    cells = [float(c.strip(" %")) for c in lbp._lazy_by_side("v", bench.score_matrix(E, E), low).split("|")[2:5]]
+    assert cells[0] == round(bench.attack(E, E), 1)
+    assert cells[2] == 0.0 and cells[1] > cells[0] > 0.0
