@@ -312,7 +312,7 @@ def variant_cmd(script: str, a) -> str:
 
 def speaker_set(a) -> str:
     """How a variant script's table names its speakers: "val-split", "train-split", or the ``--source`` dataset's."""
-    return f"{a.source}'s" if getattr(a, "source", "") else f"{a.split}-split"
+    return a.source if getattr(a, "source", "") else f"{a.split}-split"
 
 
 def label(preset: str) -> str:
