@@ -246,7 +246,7 @@ def pitch_shift(x, rng=None):
     return librosa.effects.pitch_shift(x, sr=SR, n_steps=4.0).astype(np.float32)
 
 
-def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool = False):
+def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool = False, extra: dict | None = None):
     """The parsed arguments of a script that scores many variants on this benchmark's speakers
     (scripts/anon_sweep.py, scripts/anon_quality.py: the variants, ``--random`` ones, the speaker set with these
     defaults, ``--out``, and with ``asr`` a ``--no-asr``), with warnings silenced and every model on one thread,
@@ -266,6 +266,8 @@ def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool
                          "scripts/anon_learned_levels.py export) instead of the shipped dsp/voice/anon_levels.npz")
     if asr:
         ap.add_argument("--no-asr", action="store_true", help="skip the Whisper WER column")
+    for flag, kw in (extra or {}).items():  # a script's own options
+        ap.add_argument(flag, **kw)
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     one_thread()
@@ -274,11 +276,11 @@ def variant_args(doc: str, argv, speakers: int, skip: int, split: str, asr: bool
     return a
 
 
-def variant_attack_setup(doc: str, argv, speakers: int, skip: int, split: str):
+def variant_attack_setup(doc: str, argv, speakers: int, skip: int, split: str, extra: dict | None = None):
     """What the scripts that attack many variants share (scripts/anon_sweep.py, scripts/anon_link_by_pitch.py):
     (the parsed ``variant_args``, {speaker: utterances}, their sources, the Resemblyzer encoder, the originals'
     embeddings)."""
-    a = variant_args(doc, argv, speakers=speakers, skip=skip, split=split)
+    a = variant_args(doc, argv, speakers=speakers, skip=skip, split=split, extra=extra)
     from resemblyzer import VoiceEncoder
 
     utts, sources = utterances(a.speakers, a.skip_speakers, a.split, a.source)
@@ -358,8 +360,13 @@ def attack(enrol: dict, trial: dict) -> float:
     """EER (%) with enrolment embeddings ``enrol[spk]`` (ENROL utterances) and trial embeddings: every trial
     against its own speaker's model (target) and every other speaker's (non-target)."""
     S = score_matrix(enrol, trial)
-    own = np.eye(S.shape[0], dtype=bool)[:, None, :].repeat(S.shape[1], axis=1)
+    own = target_mask(S)
     return eer(S[own], S[~own])
+
+
+def target_mask(S: np.ndarray) -> np.ndarray:
+    """(S, len(TRIALS), S) bool, True where ``score_matrix``'s trial is scored against its own speaker's model."""
+    return np.eye(S.shape[0], dtype=bool)[:, None, :].repeat(S.shape[1], axis=1)
 
 
 def fit_lda(E: dict, dim: int = LDA_DIM):

@@ -34,13 +34,10 @@ GROUPS_HZ = ((0.0, 140.0), (140.0, 180.0), (180.0, 1000.0))
 def main(argv=None) -> int:
     import librosa
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    sides = 0.0
-    if "--sides" in argv:  # this script's own option; the rest are the shared variant arguments
-        k = argv.index("--sides")
-        sides = float(argv[k + 1])
-        del argv[k:k + 2]
-    a, utts, sources, enc, orig = bench.variant_attack_setup(__doc__, argv, speakers=64, skip=48, split="train")
+    sides_opt = {"--sides": dict(type=float, default=0.0, help="also split the lazy-informed EER by this pitch (Hz)")}
+    a, utts, sources, enc, orig = bench.variant_attack_setup(__doc__, argv, speakers=64, skip=48, split="train",
+                                                             extra=sides_opt)
+    sides = a.sides
     spk = list(utts)
     f0 = []
     for s in spk:
@@ -88,8 +85,7 @@ def main(argv=None) -> int:
 def _lazy_by_side(var: str, S: np.ndarray, low: np.ndarray) -> str:
     """A table row: lazy-informed EERs of the (speaker, trial, enrolled speaker) scores ``S`` with every non-target
     trial, with the same-side ones only and with the cross-side ones only (``low``: (S,) bool, the speaker's side)."""
-    n = S.shape[0]
-    own = np.eye(n, dtype=bool)[:, None, :].repeat(S.shape[1], axis=1)
+    own = bench.target_mask(S)
     same = (low[:, None] == low[None, :])[:, None, :].repeat(S.shape[1], axis=1)
     cells = [bench.eer(S[own], S[~own])]
     cells += [bench.eer(S[own], S[~own & m]) if (~own & m).any() else float("nan") for m in (same, ~same)]
