@@ -347,6 +347,29 @@ def test_widening_the_gru_keeps_the_output_exactly_and_trains_the_new_units(tmp_
     assert wide["net_kwargs"]["hidden"] == 24 and wide["net"]["head.weight"][:, 16:].abs().max() > 0
 
 
+def test_widening_the_gru_of_a_net_with_deep_filter_taps_keeps_gains_and_taps_exactly():
+    """The deep-filter head reads the GRU too: widened, a net with taps emits the same gains and the same taps
+    as before (its head's columns for the new units are zero), and the new units are live."""
+    from resculpt.models.mask.net import MaskNet
+    from resculpt.models.mask.train import widen_gru
+
+    torch.manual_seed(2)
+    old = MaskNet(n_fine=128, hidden=16, df_bins=4, df_order=3)
+    with torch.no_grad():  # the taps' head starts at zero; give it weights, so the check has something to keep
+        old.df_head.weight.normal_(0, 0.3)
+        old.df_head.bias.normal_(0, 0.3)
+    new = MaskNet(n_fine=128, hidden=24, df_bins=4, df_order=3)
+    widen_gru(new, old.state_dict())
+    feat = torch.randn(2, 30, 24) * 10 - 50
+    fine = torch.randn(2, 30, 128) * 10 - 60
+    cond = torch.tensor([[0.0, 1.0], [1.0, 0.4]])
+    with torch.no_grad():
+        (g0, d0), (g1, d1) = old(feat, fine, cond), new(feat, fine, cond)
+        assert d0.abs().max() > 0.1
+        assert torch.allclose(g0, g1, atol=1e-6) and torch.allclose(d0, d1, atol=1e-6)
+        assert new.df_head.weight[:, 16:].abs().max() == 0
+
+
 def test_lookahead_aligns_each_frame_with_the_output_emitted_l_frames_later_and_travels_into_the_bundle(tmp_path):
     """MaskNet(lookahead=L).align gives frame t the gains emitted with frame t + L (the last L frames repeat
     the last output; L = 0 leaves them as emitted); export writes lookahead_frames = L (so the stage holds L

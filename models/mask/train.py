@@ -103,9 +103,10 @@ def grow_fine(net: MaskNet, sd_old: dict) -> None:
 def widen_gru(net: MaskNet, sd_old: dict) -> None:
     """Load a state dict with a narrower GRU into ``net`` (same everything else, ``hidden`` H' > H): the old
     units keep their weights and read nothing from the new ones (the new columns of the recurrent matrix that
-    feed the old units' gates are zero), and the head reads nothing from the new units (zero columns), so the
-    widened net computes exactly what the old one did (tested). The new units' own rows keep the random init,
-    so they carry a signal from the first step and the head's new columns get a gradient."""
+    feed the old units' gates are zero), and the heads (band gains, deep-filter taps, speech presence) read
+    nothing from the new units (zero columns), so the widened net computes exactly what the old one did
+    (tested). The new units' own rows keep the random init, so they carry a signal from the first step and the
+    heads' new columns get a gradient."""
     sd = net.state_dict()
     h0 = sd_old["gru.weight_hh_l0"].shape[1]
     h1 = net.hidden
@@ -119,7 +120,7 @@ def widen_gru(net: MaskNet, sd_old: dict) -> None:
                     new[:, :h0, :h0] = old
                 else:
                     new[:, :h0] = old
-            elif k == "head.weight":
+            elif k.endswith("head.weight"):  # every head reads the GRU's output: gains, taps, presence
                 sd[k].zero_()
                 sd[k][:, :h0] = v
             else:
