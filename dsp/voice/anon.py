@@ -105,8 +105,9 @@ tilt within +-6 dB/oct (every range scaled by the spread), all clamped to the pa
 
 ``anon.far_hz`` > 0, the far side: once the median is trusted, a speaker whose median lies on the same side of
 that pitch as the pseudo-speaker's (after a seed's draw) gets the pseudo-speaker mirrored across it: pitch
-far^2 / f0 (as many octaves from far on the other side), formant ratio 1 / ratio, tilt -tilt (the warp and
-every other setting as set). The side is decided with ``FAR_HYST_ST`` of hysteresis and the mirror glides in
+far^2 / f0 (as many octaves from far on the other side), formant ratio 1 / ratio or ``anon.far_formant_ratio``
+where set (a low voice's formants want to sit lower than a high one's mirrored), tilt -tilt (the warp and every
+other setting as set). The side is decided with ``FAR_HYST_ST`` of hysteresis and the mirror glides in
 over ``FAR_TAU_S``. So low voices get a high pseudo-speaker and high voices a low one: a fixed pseudo-speaker
 leaves the speakers whose voices lie nearest it the most linkable (docs/anonymization.md).
 
@@ -181,8 +182,12 @@ PARAMS = (
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
     ParamSpec("anon.far_hz", 0.0, 300.0, 0.0, "Hz", smoothing_ms=0.0,
               doc="a speaker whose median pitch lies on the pseudo-speaker's side of this pitch gets the "
-                  "pseudo-speaker mirrored across it (pitch far^2 / f0, formant ratio inverted, tilt negated), so "
+                  "pseudo-speaker mirrored across it (pitch far^2 / f0, formant ratio inverted or anon.far_formant_ratio, "
+                  "tilt negated), so "
                   "low voices come out high and high voices low; 0: off"),
+    ParamSpec("anon.far_formant_ratio", 0.0, 1.4, 0.0, "x", smoothing_ms=0.0,
+              doc="formant ratio of the mirrored pseudo-speaker on the far side (a seed's draw moves it as it moves "
+                  "anon.formant_ratio; values under 0.7 count as 0.7); 0: the reciprocal of anon.formant_ratio"),
 )
 
 F0_MIN, F0_MAX = 70.0, 400.0   # Hz: the F0 search range
@@ -345,7 +350,8 @@ class AnonVoice(VoiceShift):
                                                 "vtln_pct", "codebook_pct", "excite_pct", "dynamics_pct",
                                                 "seed_spread_pct", "far_hz", "split_pct", "dynamics_range_db",
                                                 "split_center_pct", "split_spread_pct", "pause_cut_db",
-                                                "lift_snr_db", "floor_sub_db", "split_mid_pct")}
+                                                "lift_snr_db", "floor_sub_db", "split_mid_pct",
+                                                "far_formant_ratio")}
 
     def prepare(self, ctx):
         super().prepare(ctx)
@@ -729,9 +735,10 @@ class AnonVoice(VoiceShift):
             f0, fr, al, ti = self._drawn
         return f0, fr, al, ti
 
-    def _far_side(self, far: float, lt: float, fr: float, tilt: float):
+    def _far_side(self, far: float, lt: float, fr: float, tilt: float, fr_far: float | None):
         """(lt, fr, tilt): the pitch target (log2 Hz), formant ratio and tilt, mirrored across far (Hz; 0: off)
-        by the glide's share when the speaker's median lies on the pseudo-speaker's side of it."""
+        by the glide's share when the speaker's median lies on the pseudo-speaker's side of it; fr_far is the
+        mirrored voice's formant ratio (None: 1 / fr), glided geometrically as the ratio's own scale is."""
         goal = 0.0
         if far > 0.0:
             self._lfar = math.log2(far)
@@ -744,7 +751,8 @@ class AnonVoice(VoiceShift):
         if abs(m - goal) < 1e-4:
             m = goal
         self.far_share = m
-        return lt + 2.0 * m * (self._lfar - lt), fr ** (1.0 - 2.0 * m), tilt * (1.0 - 2.0 * m)
+        fr_m = fr ** (1.0 - 2.0 * m) if fr_far is None else fr ** (1.0 - m) * fr_far ** m
+        return lt + 2.0 * m * (self._lfar - lt), fr_m, tilt * (1.0 - 2.0 * m)
 
     def _pitch_map(self, j: int, r: float) -> None:
         """self._sidx <- the pitch index map of shift step j (r = 2^(j / 384)): a row of a table filled on
@@ -807,7 +815,11 @@ class AnonVoice(VoiceShift):
                 self._nlv += 1
         far = float(v[self._i["far_hz"]])
         if far > 0.0 or self.far_share > 0.0:
-            lt, fr, tilt = self._far_side(far, lt, fr, tilt)
+            # The mirrored voice's formant ratio: the reciprocal, or the one set, moved by a seed's draw as the
+            # draw moved the pseudo-speaker's own (fr against the ratio as set).
+            ffr = float(v[self._i["far_formant_ratio"]])
+            fr_far = None if ffr <= 0.0 else max(ffr, 0.7) * fr / float(v[self._i["formant_ratio"]])
+            lt, fr, tilt = self._far_side(far, lt, fr, tilt, fr_far)
         if self._nvoiced >= MIN_VOICED:
             med = self._med
             self.median_hz = 2.0 ** med

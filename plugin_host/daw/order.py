@@ -140,4 +140,5 @@ ORDER = (
     "anon.lift_snr_db",
     "anon.split_mid_pct",
     "anon.far_hz",
+    "anon.far_formant_ratio",
 )
