@@ -182,9 +182,8 @@ PARAMS = (
               doc="how far a seed's pseudo-speaker may lie from the preset's (100: F0 +-12 st, formants +-20 %)"),
     ParamSpec("anon.far_hz", 0.0, 300.0, 0.0, "Hz", smoothing_ms=0.0,
               doc="a speaker whose median pitch lies on the pseudo-speaker's side of this pitch gets the "
-                  "pseudo-speaker mirrored across it (pitch far^2 / f0, formant ratio inverted or anon.far_formant_ratio, "
-                  "tilt negated), so "
-                  "low voices come out high and high voices low; 0: off"),
+                  "pseudo-speaker mirrored across it (pitch far^2 / f0, formant ratio inverted or "
+                  "anon.far_formant_ratio, tilt negated), so low voices come out high and high voices low; 0: off"),
     ParamSpec("anon.far_formant_ratio", 0.0, 1.4, 0.0, "x", smoothing_ms=0.0,
               doc="formant ratio of the mirrored pseudo-speaker on the far side (a seed's draw moves it as it moves "
                   "anon.formant_ratio; values under 0.7 count as 0.7); 0: the reciprocal of anon.formant_ratio"),
