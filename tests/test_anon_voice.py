@@ -529,6 +529,25 @@ def test_the_mirrored_pseudo_speaker_takes_the_far_formant_ratio_where_one_is_se
                                   y_rec)
 
 
+def test_a_seeds_draw_moves_the_far_formant_ratio_as_it_moves_the_presets():
+    """With anon.seed set, the mirrored voice's formant ratio is anon.far_formant_ratio moved by the draw's factor
+    (drawn ratio / ratio as set): a voice on the drawn pseudo-speaker's side of 140 Hz comes out within 1 dB per
+    third-octave band of the mirrored drawn targets set directly, and on average more than 3 dB from the same
+    targets with the far ratio left undrawn."""
+    sr, seed = 16000, 1
+    base = {**STILL, "anon.f0_hz": 95.0, "anon.formant_ratio": 0.88, "anon.far_hz": 140.0,
+            "anon.far_formant_ratio": 0.8, "anon.seed": float(seed)}
+    f0_d, fr_d, al_d, _ = anon.draw(seed, 95.0, 0.88, 1.0, 0.0, 1.0)
+    assert abs(fr_d / 0.88 - 1.0) > 0.1  # a draw that moves the ratio, or the check tells nothing
+    x = _tone(sr, 110.0 if f0_d < 140.0 else 180.0, 2.0)
+    got = _third_octaves_db(run(make_section(["anon"], sr, 1, base), x, 512), sr)
+    mirrored = {**STILL, "anon.f0_hz": 140.0**2 / f0_d, "anon.warp_alpha": al_d}
+    direct = _third_octaves_db(run(make_section(["anon"], sr, 1, {**mirrored, "anon.formant_ratio": 0.8 * fr_d / 0.88}),
+                                   x, 512), sr)
+    undrawn = _third_octaves_db(run(make_section(["anon"], sr, 1, {**mirrored, "anon.formant_ratio": 0.8}), x, 512), sr)
+    assert np.max(np.abs(got - direct)) < 1.0 and np.mean(np.abs(got - undrawn)) > 3.0
+
+
 @pytest.mark.parametrize("f0", (110.0, 137.0, 140.0, 143.0, 180.0))
 def test_a_voice_takes_one_side_of_the_dividing_pitch_and_glides_there(f0):
     """Voices at 110 Hz (mirrored: under 140 Hz, as the 95 Hz pseudo-speaker), 180 Hz (not) and at the dividing
