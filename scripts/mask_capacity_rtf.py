@@ -2,10 +2,12 @@
 wider GRU, against the shipped bundle, in the live path's shape (48 kHz mono, 128-sample blocks, low-latency
 STFT, one thread).
 
-    .venv/bin/python scripts/mask_capacity_rtf.py [--hidden 128 192 256] [--seconds 10] [--rounds 5]
+    .venv/bin/python scripts/mask_capacity_rtf.py [--hidden 128 192 256] [--seconds 10] [--rounds 5] \
+        [--bundle NAME=DIR ...]
 
 Each candidate is a MaskNet with random weights (the cost does not depend on the values) exported to a bundle in
-a temporary folder with ``export.py``; every bundle runs round-robin on the same noise, best round each. RTF here
+a temporary folder with ``export.py``, and each ``--bundle`` as it is (a trained bundle with look-ahead or deep-filter
+taps, say); every bundle runs round-robin on the same noise, best round each. RTF here
 is CPU seconds of the calling thread (onnxruntime with one intra-op thread runs on it) per second of audio, so
 that the time spent waiting for a core on a shared machine does not count. Prints a Markdown table: GRU width, parameters, ONNX bytes, RTF, RTF relative to the shipped
 bundle. Compare with RNNoise's RTF in ``benchmarks/results/denoise.md`` (10 ms blocks there).
@@ -64,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, nargs="*", default=[128, 192, 256])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--bundle", nargs="*", default=[], metavar="NAME=DIR", help="bundle folders to time as well")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = {"shipped bundle": BUNDLE_DIR}
@@ -78,6 +81,11 @@ def main(argv=None):
             c = export(ck, Path(td) / f"h{h}")
             rows[f"GRU {h}"] = Path(td) / f"h{h}"
             info[f"GRU {h}"] = (h, c["params"], c["onnx_bytes"])
+        for spec in a.bundle:
+            name, _, d = spec.partition("=")
+            c = json.loads((Path(d) / "config.json").read_text())
+            rows[name] = Path(d)
+            info[name] = (int(c["state_shapes"]["hidden"][-1]), c["params"], c["onnx_bytes"])
         x = (0.05 * np.random.default_rng(0).standard_normal(int(a.seconds * SR))).astype(np.float32)
         runs = {k: stage_runner(p) for k, p in rows.items()}
         for r in runs.values():
