@@ -106,8 +106,8 @@ tilt within +-6 dB/oct (every range scaled by the spread), all clamped to the pa
 ``anon.far_hz`` > 0, the far side: once the median is trusted, a speaker whose median lies on the same side of
 that pitch as the pseudo-speaker's (after a seed's draw) gets the pseudo-speaker mirrored across it: pitch
 far^2 / f0 (as many octaves from far on the other side), formant ratio 1 / ratio or ``anon.far_formant_ratio``
-where set (a low voice's formants want to sit lower than a high one's mirrored), tilt -tilt (the warp and every
-other setting as set). The side is decided with ``FAR_HYST_ST`` of hysteresis and the mirror glides in
+where set (lower formants on a low mirrored voice read more natural and keep fewer words: docs/anonymization.md),
+tilt -tilt (the warp and every other setting as set). The side is decided with ``FAR_HYST_ST`` of hysteresis and the mirror glides in
 over ``FAR_TAU_S``. So low voices get a high pseudo-speaker and high voices a low one: a fixed pseudo-speaker
 leaves the speakers whose voices lie nearest it the most linkable (docs/anonymization.md).
 
