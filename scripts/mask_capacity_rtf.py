@@ -56,11 +56,17 @@ def stage_runner(bundle_dir: Path):
     return run
 
 
+def _bundle_info(bundle_dir: Path) -> tuple[int, int, int]:
+    """(GRU width, parameters, ONNX bytes) of a bundle, from its config.json."""
+    c = json.loads((bundle_dir / "config.json").read_text())
+    return int(c["state_shapes"]["hidden"][-1]), c["params"], c["onnx_bytes"]
+
+
 def main(argv=None):
     import torch
     from resculpt.models.mask.bundle import BUNDLE_DIR
     from resculpt.models.mask.export import export
-    from resculpt.models.mask.net import MaskNet, n_params
+    from resculpt.models.mask.net import MaskNet
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hidden", type=int, nargs="*", default=[128, 192, 256])
@@ -70,22 +76,18 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = {"shipped bundle": BUNDLE_DIR}
-    cfg = json.loads((BUNDLE_DIR / "config.json").read_text())
-    info = {"shipped bundle": (int(cfg["state_shapes"]["hidden"][-1]), cfg["params"], cfg["onnx_bytes"])}
     with tempfile.TemporaryDirectory() as td:
         for h in a.hidden:
             torch.manual_seed(0)
             net = MaskNet(n_fine=128, hidden=h)
             ck = Path(td) / f"h{h}.pt"
             torch.save({"net": net.state_dict(), "net_kwargs": {"n_fine": 128, "hidden": h}, "step": 0}, ck)
-            c = export(ck, Path(td) / f"h{h}")
+            export(ck, Path(td) / f"h{h}")
             rows[f"GRU {h}"] = Path(td) / f"h{h}"
-            info[f"GRU {h}"] = (h, c["params"], c["onnx_bytes"])
         for spec in a.bundle:
             name, _, d = spec.partition("=")
-            c = json.loads((Path(d) / "config.json").read_text())
             rows[name] = Path(d)
-            info[name] = (int(c["state_shapes"]["hidden"][-1]), c["params"], c["onnx_bytes"])
+        info = {k: _bundle_info(p) for k, p in rows.items()}
         x = (0.05 * np.random.default_rng(0).standard_normal(int(a.seconds * SR))).astype(np.float32)
         runs = {k: stage_runner(p) for k, p in rows.items()}
         for r in runs.values():

@@ -349,7 +349,7 @@ def test_widening_the_gru_keeps_the_output_exactly_and_trains_the_new_units(tmp_
 
 def test_widening_the_gru_of_a_net_with_deep_filter_taps_keeps_gains_and_taps_exactly():
     """The deep-filter head reads the GRU too: widened, a net with taps emits the same gains and the same taps
-    as before (its head's columns for the new units are zero), and the new units are live."""
+    as before (its head's columns for the new units are zero)."""
     from resculpt.models.mask.net import MaskNet
     from resculpt.models.mask.train import widen_gru
 
