@@ -56,6 +56,24 @@ def test_mask_compiled_loops_give_the_numpy_codes_output_to_float32_rounding(slo
 
 
 @needs_numba
+@pytest.mark.parametrize("stft", ["low-latency", "default"])
+def test_mask_compiled_loops_hold_the_hf_floor_through_digital_silence_as_the_numpy_code(stft, monkeypatch):
+    """Unlinked stereo speech with a silent lead-in on both channels and a 50 ms dropout on one (so one row is
+    silent while the other is not), enhance mode, where the HF floor decides the most: the same output to -120 dB."""
+    sr = 48000
+    x = _speech(sr, 2)
+    x[:, : sr // 4] = 0.0
+    x[0, sr : sr + sr // 20] = 0.0
+    ys = []
+    for compiled in (True, False):
+        monkeypatch.setattr(mstage.MaskStage, "use_kernels", compiled)
+        rig = make_section(["mask"], sr, 2, {"mask.mode": "enhance"}, stft=stft, linked=False)
+        ys.append(run(rig, x, 480))
+    assert np.abs(ys[1]).max() > 1e-3
+    assert _error_db(*ys) < -120.0
+
+
+@needs_numba
 @pytest.mark.parametrize("ch,linked", [(1, True), (2, False)])
 def test_mask_compiled_loops_run_the_deep_filter_with_look_ahead_as_the_numpy_code(df_mask_bundle, ch, linked,
                                                                                      monkeypatch):

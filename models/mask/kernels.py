@@ -32,6 +32,7 @@ AVAILABLE = _jit.available("mask")
 _LN10_10 = np.float32(math.log(10.0) / 10.0)
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
+_INF = np.float32(np.inf)
 _TEN = np.float32(10.0)
 
 
@@ -113,12 +114,16 @@ def _fine_db(spec, scale, out, eps):
             out[r, k] = _TEN * np.float32(math.log10(out[r, k] * scale[r, k] + eps))
 
 
-def _apply_frame(spec_f, push_f, g, db, nf, gs, gain, j0, j1, w0, w1, outside, nf_init, rise, neg_oversub, n_learned,
+def _apply_frame(spec_f, push_f, g, db, nf, nf_ring, nf_hold, ring_pos, gs, gain, j0, j1, w0, w1, outside, silent, rise,
+                 neg_oversub, n_learned,
                  n_valid, pres_lo, contrast, mode, floor, k_att, k_rel, pick_max, mix, hist_f, taps_f, df_gain,
                  df_push, df_apply):
     """One frame's gains applied in place to spec_f (channels, 2 n_bins) float32 (the spectrum's interleaved re,
     im). g (rows, n_bands): bands < n_learned hold the model's gains; the rest get the HF rule against the floor nf
-    (rows, n_bands) dB from db (rows, n_bands) dB (nf_init: the floor starts at the frame); bands >= n_valid are 1.
+    (rows, n_bands) dB from db (rows, n_bands) dB, tracked as the stage's _hf_floor does (nf_ring (D, rows,
+    n_bands) the floors before the last D frames, slot ring_pos the oldest; nf_hold (rows,) frames left to hold;
+    silent: the dB at or below which every band of a row means digital silence; +inf: no floor yet, rule 1);
+    bands >= n_valid are 1.
     Then per band: ^contrast, inverted in creative mode (mode 2), limited at floor, smoothed into gs (attack k_att
     when rising, release k_rel when falling; pick_max: k_att >= k_rel), mixed toward 1 into gain (rows, n_bands).
     Bins get the two-band interpolation (j0, j1, w0, w1), 1 where outside (n_bins,) is nonzero. Deep filter (hist_f
@@ -133,17 +138,35 @@ def _apply_frame(spec_f, push_f, g, db, nf, gs, gain, j0, j1, w0, w1, outside, n
         p = g[r, pres_lo]
         for b in range(pres_lo + 1, n_learned):
             p = max(p, g[r, b])
+        heard = False
+        for b in range(nbands):
+            if db[r, b] > silent:
+                heard = True
+                break
+        if not heard:
+            for b in range(n_learned, nbands):
+                v = nf_ring[ring_pos, r, b]
+                nf[r, b] = v
+                for j in range(nf_ring.shape[0]):
+                    nf_ring[j, r, b] = v
+            nf_hold[r] = nf_ring.shape[0]
+        else:
+            hold = nf_hold[r] > 0
+            if hold:
+                nf_hold[r] -= 1
+            for b in range(n_learned, nbands):
+                nf_ring[ring_pos, r, b] = nf[r, b]
+                if not hold:
+                    nf[r, b] = min(db[r, b], nf[r, b] + rise)
         for b in range(n_learned, nbands):
             d = db[r, b]
-            if nf_init:
-                nf[r, b] = d
-            else:
-                v = nf[r, b] + rise
-                nf[r, b] = min(d, v)
             if b >= n_valid:
                 g[r, b] = _ONE
                 continue
-            t = np.float32(math.exp((nf[r, b] - d) * _LN10_10)) * neg_oversub + _ONE
+            if nf[r, b] == _INF:
+                t = _ONE
+            else:
+                t = np.float32(math.exp((nf[r, b] - d) * _LN10_10)) * neg_oversub + _ONE
             if mode == 1:
                 g[r, b] = max(p, t)
             else:

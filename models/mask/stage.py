@@ -20,7 +20,15 @@ Per STFT frame (the bundle's hop, 5 ms for the shipped model; any rate 16-96 kHz
    per 10 ms block live, 17 per 4096-sample render block). The gains are bit-identical either way
    (tested), so streaming equals offline exactly.
 3. Bands 24..31 (7.33-24 kHz; absent from the 16 kHz training speech): a non-learned noise-floor rule.
-   Each band's floor N tracks the band level in dB, falling at once and rising at ``HF_RISE_DB_S``; the
+   Each band's floor N tracks the band level in dB, falling at once and rising at ``HF_RISE_DB_S``. Digital
+   silence (a frame whose every band is within ``HF_SILENT_MARGIN_DB`` of the features' level of nothing,
+   -120 dB: zeros, a NaN/Inf frame the section zeroed, the empty history a stream starts with) does not
+   count as noise: the floor goes back to what it was before the frames whose window reached into the
+   silence and holds until the windows are past it, and with no floor yet the rule passes (gain 1). A
+   dropout or a silent lead-in would otherwise leave the floor at a part-empty frame's level, far under
+   the noise, and at 6 dB a second it climbs back for seconds while the hiss passes (measured in enhance
+   mode, 0.1-0.6 s after a 50 ms dropout: 8-20 kHz hiss kept whole by a floor that fell with it, 36 dB
+   off with the hold, 37 dB off with no dropout). The
    rule gain is ``clip(1 - HF_OVERSUBTRACTION * N / P, 0, 1)`` (power subtraction, 3 dB over-subtraction),
    and, with ``p`` = the largest learned gain in ``HF_PRESENCE_BANDS`` 20..23 (3.4-7.3 kHz):
    denoise (and creative, before inversion): ``min(rule, p)``: content above 8 kHz passes when it stands
@@ -72,6 +80,7 @@ from .bundle import HQ_BUNDLE_DIR, Bundle, iobinding_runner, load_bundle
 _add_all = np.add.reduce
 
 HF_RISE_DB_S = 6.0  # how fast the HF noise floor may rise, dB per second (it falls at once)
+HF_SILENT_MARGIN_DB = 1.0  # a frame whose every band is within this of 10 log10(eps) is digital silence
 HF_OVERSUBTRACTION = 2.0  # power over-subtraction factor of the HF rule (3 dB)
 HF_PRESENCE_BANDS = slice(20, 24)  # learned bands 3.4-7.3 kHz whose gain gates the rule above 7.3 kHz
 
@@ -170,6 +179,12 @@ class MaskStage(SpectralStage):
         self._change_att = np.zeros((rows, common.N_BANDS), np.float32)  # the smoother's (g - gs) x k_att
         self._bin_gain2 = np.ones((rows, 2 * nb), np.float32)  # bin gains, each twice (interleaved re, im)
         self._nf = np.zeros((rows, common.N_BANDS), np.float32)    # HF noise floor, dB (bands 24..31 used)
+        # The frames whose window can reach into a silent frame's: n_fft / hop - 1 (1 at 10 ms, 3 at 20 ms).
+        self._nf_depth = max(1, -(-ctx.n_fft // ctx.hop) - 1)
+        self._nf_ring = np.zeros((self._nf_depth, rows, common.N_BANDS), np.float32)  # floors before those frames
+        self._nf_hold = np.zeros(rows, np.int32)   # frames left whose window still reaches into silence
+        self._nf_pos = 0                           # the ring's oldest slot
+        self._rowmax = np.zeros(rows, np.float32)  # each row's loudest band this frame, dB
         self._presence = np.zeros((rows, 1), np.float32)       # largest learned gain in HF_PRESENCE_BANDS
         self._presence_pair = np.zeros((rows, 2), np.float32)  # its two pairwise maxima
         self._cond = np.zeros((1, 2), np.float32)              # model conditioning [enhance, strength]
@@ -280,9 +295,13 @@ class MaskStage(SpectralStage):
                         outs["df"] = self._dfT[r, :T].reshape(1, T, -1)
                     self._bindT[r][T] = self._bind_pair(seq, feed, outs, sa, sb)
         self._rise = np.float32(HF_RISE_DB_S * ctx.hop / ctx.sample_rate)  # dB per hop
+        self._silent = np.float32(10.0 * np.log10(common.EPS) + HF_SILENT_MARGIN_DB)  # dB: digital silence
         # The HF rule's views (bands 24..31), made once: slicing per frame would allocate view objects.
         hf = slice(common.N_LEARNED, common.N_BANDS)
         self._v_db_hf, self._v_nf_hf = self._db[:, hf], self._nf[:, hf]
+        self._v_db_hf_rows, self._v_nf_hf_rows = list(self._v_db_hf), list(self._v_nf_hf)
+        self._v_ring_hf = [[self._nf_ring[j, r, hf] for j in range(self._nf_depth)] for r in range(rows)]
+        self._nf_unset = np.zeros((rows, common.N_BANDS - common.N_LEARNED), bool)  # floors still at +inf
         self._v_scratch_hf, self._v_g_hf = self._scratch[:, hf], self._g[:, hf]
         p0 = HF_PRESENCE_BANDS.start  # presence = max over the 4 bands as two pairwise maxima
         self._v_g_pres = (self._g[:, p0 : p0 + 2], self._g[:, p0 + 2 : p0 + 4],
@@ -331,8 +350,9 @@ class MaskStage(SpectralStage):
                                  self._lfr)
             kernels.fine_db(self._lspec, self._fine_diag, self._fine_slot[0], self._k_eps)
         f32 = np.float32
-        kernels.apply_frame(spec_f, spec_f, self._g, self._db, self._nf, self._gs, self._scratch, *self._k_syn,
-                            self._outside, True, self._rise, self._neg_oversub, common.N_LEARNED, self._invalid.start,
+        kernels.apply_frame(spec_f, spec_f, self._g, self._db, self._nf, self._nf_ring, self._nf_hold, 0, self._gs,
+                            self._scratch, *self._k_syn, self._outside, self._silent, self._rise, self._neg_oversub,
+                            common.N_LEARNED, self._invalid.start,
                             HF_PRESENCE_BANDS.start, f32(1.0), 0, f32(0.0), f32(0.5), f32(0.5), True, f32(1.0),
                             self._k_hist, self._k_taps, self._df_gain_r, False, False)
 
@@ -422,8 +442,11 @@ class MaskStage(SpectralStage):
         self._lbuf2.fill(0.0)
         self._gs.fill(1.0)
         self._g.fill(1.0)
-        self._nf.fill(0.0)
-        self._nf_ready = False
+        # No floor yet, and the stream starts as after silence (the section's history is zeros).
+        self._nf.fill(np.inf)
+        self._nf_ring.fill(np.inf)
+        self._nf_hold.fill(self._nf_depth)
+        self._nf_pos = 0
         for _, sa, sb in self._feeds:
             for v in (*sa.values(), *sb.values()):
                 v.fill(0.0)
@@ -640,12 +663,13 @@ class MaskStage(SpectralStage):
         if self._ahead_list:  # look-ahead L: these gains belong to the spectrum L frames back
             push_f = self._k_ahead_f[self._swap_ahead(spec)]  # the newest spectrum, for the deep filter's history
         j0, j1, w0, w1 = self._k_syn
-        kernels.apply_frame(spec_f, push_f, self._g, self._db, self._nf, self._gs, self._scratch, j0, j1, w0, w1,
-                            self._outside, not self._nf_ready, self._rise, self._neg_oversub, common.N_LEARNED,
+        kernels.apply_frame(spec_f, push_f, self._g, self._db, self._nf, self._nf_ring, self._nf_hold, self._nf_pos,
+                            self._gs, self._scratch, j0, j1, w0, w1,
+                            self._outside, self._silent, self._rise, self._neg_oversub, common.N_LEARNED,
                             self._invalid.start, HF_PRESENCE_BANDS.start, self._contrast, self._mode, self._floor,
                             self._k_att, self._k_rel, self._k_pickmax, self._mix, self._k_hist,
                             self._k_taps, self._df_gain_r, self._df_on, self._df_apply)
-        self._nf_ready = True
+        self._nf_pos = (self._nf_pos + 1) % self._nf_depth
 
     def _deep_filter(self, lows):
         """Add to the output frame's lowest K bins sum_j C[j, k] X[newest - N + 1 + j, k] (the taps emitted with the
@@ -658,15 +682,33 @@ class MaskStage(SpectralStage):
             term *= self._df_gain
             low += term
 
+    def _hf_floor(self):
+        """Bands 24..31's floor, one frame (module doc, step 3): a silent row goes back to its floor before the D
+        frames whose window reached into the silence (ring slot _nf_pos) and holds it D frames past the silence;
+        otherwise it falls to the band level at once and rises HF_RISE_DB_S."""
+        np.maximum.reduce(self._db, axis=1, out=self._rowmax)
+        pos, rise = self._nf_pos, self._rise
+        for r in range(self.rows):
+            nf_r, ring = self._v_nf_hf_rows[r], self._v_ring_hf[r]
+            if self._rowmax[r] <= self._silent:
+                np.copyto(nf_r, ring[pos])
+                for slot in ring:
+                    np.copyto(slot, nf_r)
+                self._nf_hold[r] = self._nf_depth
+                continue
+            np.copyto(ring[pos], nf_r)
+            if self._nf_hold[r] > 0:
+                self._nf_hold[r] -= 1
+            else:
+                nf_r += rise
+                np.minimum(nf_r, self._v_db_hf_rows[r], out=nf_r)
+        self._nf_pos = (pos + 1) % self._nf_depth
+
     def _hf_rule(self):
         """Bands 24..31: power subtraction against a tracked noise floor (see module doc). Works on views
         made in prepare(): slicing here would allocate view objects every frame."""
         db, nf, t, g = self._v_db_hf, self._v_nf_hf, self._v_scratch_hf, self._v_g_hf
-        if not self._nf_ready:
-            np.copyto(nf, db)
-            self._nf_ready = True
-        nf += self._rise
-        np.minimum(nf, db, out=nf)
+        self._hf_floor()
         # rule = clip(1 - over * 10^((N - P)/10), 0, 1); 10^(x/10) = exp(x ln(10) / 10). The power is
         # positive, so the rule never exceeds 1: only the lower clip is needed, and only in denoise (in
         # enhance max(rule, presence) with presence >= 0 ignores a negative rule anyway).
@@ -675,6 +717,8 @@ class MaskStage(SpectralStage):
         np.exp(t, out=t)
         t *= self._neg_oversub
         t += self._f32_one
+        np.isinf(nf, out=self._nf_unset)
+        np.copyto(t, self._f32_one, where=self._nf_unset)  # no floor yet: the rule passes
         pa, pb, p2a, p2b = self._v_g_pres
         np.maximum(pa, pb, out=self._presence_pair)
         np.maximum(p2a, p2b, out=self._presence)
