@@ -79,8 +79,8 @@ def _syllables(sample_rate: int, channels: int, seconds: float = 0.3, seed: int 
     """_low_voice with its voice at a 4 Hz syllable rate (0.1..1 of its level) over signal_for at half its level:
     speech in noise, what the mask nets are trained on. On signal_for alone (a steady tone pair, neither clearly
     voice nor noise) a net's recurrent state settles on one reading or another, and a jolt such as a zeroed NaN
-    frame can move it to the other for seconds (measured: 0.3x the undisturbed output's RMS 0.25 s later with the
-    high-quality net, 2x 0.7 s later with the live one), so whether the stage recovers is judged on speech."""
+    frame can move it to the other for seconds (both shipped nets do), so whether the stage recovers is judged on
+    speech."""
     noise = 0.5 * signal_for(sample_rate, channels, seconds, seed)
     t = np.arange(noise.shape[1]) / sample_rate
     env = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t)

@@ -26,9 +26,9 @@ Per STFT frame (the bundle's hop, 5 ms for the shipped model; any rate 16-96 kHz
    count as noise: the floor goes back to what it was before the frames whose window reached into the
    silence and holds until the windows are past it, and with no floor yet the rule passes (gain 1). A
    dropout or a silent lead-in would otherwise leave the floor at a part-empty frame's level, far under
-   the noise, and at 6 dB a second it climbs back for seconds while the hiss passes (measured in enhance
-   mode, 0.1-0.6 s after a 50 ms dropout: 8-20 kHz hiss kept whole by a floor that fell with it, 36 dB
-   off with the hold, 37 dB off with no dropout). The
+   the noise, and at 6 dB a second it climbs back for seconds while the hiss passes (in enhance mode above
+   all; ``tests/test_mask_fullband.py`` holds hiss after a dropout, a silent lead-in or a NaN frame within
+   2 dB of the same hiss without one). The
    rule gain is ``clip(1 - HF_OVERSUBTRACTION * N / P, 0, 1)`` (power subtraction, 3 dB over-subtraction),
    and, with ``p`` = the largest learned gain in ``HF_PRESENCE_BANDS`` 20..23 (3.4-7.3 kHz):
    denoise (and creative, before inversion): ``min(rule, p)``: content above 8 kHz passes when it stands
