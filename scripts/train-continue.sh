@@ -2,7 +2,7 @@
 # Add wall-clock time to a committed training run (models/training/RUN), resuming from its committed checkpoint:
 #   bash scripts/train-continue.sh MODEL --minutes 120 [--run DIR] [--commit-every 25]
 #   MODEL = mask      (default run models/training/mask-gen2)
-#           [--teacher runs/teacher-cache [--teacher-n 120] | --no-teacher]
+#           [--teacher DIR (default models/training/teacher-gains) [--teacher-n N] | --no-teacher]
 #   MODEL = resculpt  (default run models/training/resculpt-gen1)
 # The run's fixed settings are RUN/train.args (one `resculpt train MODEL` argument per line); RUN/ckpt.pt is
 # resumed when present (mask: otherwise the run starts from the --init-from named there). Training runs in
@@ -13,11 +13,12 @@
 # call ends within --minutes. SIGTERM/SIGINT to this script (or to the training process) ends the current
 # step, saves the checkpoint, commits it (with --commit-every) and stops.
 # Nice 19, one torch/BLAS thread: it takes only the CPU the foreground work leaves.
-# Caches under runs/ do not survive a session; each model rebuilds what it needs before training, never both
+# Caches under runs/ do not survive a session; each model completes what it needs before training, never both
 # at once (one process, nice 19):
-#   mask      the teacher term is used when the teacher folder holds shards, and left out otherwise;
-#             --teacher-n N first makes the missing shards of the first N mixtures (in .venv-bench; at most
-#             half the budget);
+#   mask      the teacher term is used when the teacher folder holds shards, and left out otherwise; the
+#             default folder is the committed gains cache (scripts/mask_teacher_cache.py, grown across
+#             sessions); --teacher-n N first makes the missing shards of the first N mixtures (in .venv-bench;
+#             at most half the budget; the shards it makes are left for the cache's own --commit-every to commit);
 #   resculpt  the pair cache named by train.args' --pairs is completed to its --max-pairs pairs
 #             (scripts/resculpt_cache.py: resumable, the same pairs in every session; at most half the budget).
 set -euo pipefail
@@ -31,7 +32,7 @@ esac
 shift
 MINUTES=60
 COMMIT_EVERY=0
-TEACHER=runs/teacher-cache
+TEACHER=models/training/teacher-gains
 TEACHER_N=0
 STOP_MARGIN_S=${STOP_MARGIN_S:-150}
 while [ $# -gt 0 ]; do

@@ -88,6 +88,101 @@ def test_smoke_training_with_the_teacher_term_and_its_ablation(tmp_path):
         main(["train", "mask", "--smoke", "--quiet", "--out", str(tmp_path / "x"), "--teacher", str(tmp_path)])
 
 
+def _gains_cache(folder, pools, n=4, seconds=1.0, seed=7):
+    """A gains-format cache built by the cache script's own code with a stand-in teacher: a low-pass (its band
+    gains fall with frequency and follow the signal) delayed by the real teacher's lag."""
+    import importlib.util
+
+    from scipy.signal import butter, sosfilt
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("mask_teacher_cache", REPO / "scripts" / "mask_teacher_cache.py")
+    tc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tc)
+    sos = butter(4, 1500, fs=16000, output="sos")
+
+    def run(x):
+        return np.concatenate([np.zeros(tc.TEACHER_LAG, np.float32), sosfilt(sos, x).astype(np.float32)])
+
+    folder.mkdir()
+    for k in range(2):
+        xs, ts, ys, lag = tc.teacher_rows(k, seed, seconds, n // 2, pools, run)
+        assert 0 <= lag - tc.TEACHER_LAG < 10  # the lag check sees the shift (plus the low-pass's group delay)
+        tc.save_shard(folder, k, "gains", xs, ts, ys)
+    (folder / "meta.json").write_text(json.dumps({
+        "format": "gains", "teacher": "low-pass (test)", "seed": seed, "seconds": seconds, "shard_size": n // 2,
+        "sample_rate": 16000, "n_fft": tc.GAIN_NFFT, "hop": tc.GAIN_HOP, "coding": tc.CODING}))
+    return tc, run
+
+
+def test_gains_teacher_cache_gives_each_crop_the_coded_gains_of_its_own_samples(tmp_path):
+    """The compact cache keeps no audio: a batch regenerates mixture and target from the recipe, and the
+    teacher's gains of the crop's odd frames equal those computed on the crop itself (the teacher's output cut
+    at the same offset), up to the 5-bit code of their square root; a shard costs < 12 kB per 1 s mixture."""
+    import torch
+    from resculpt.models.mask import mixing
+    from resculpt.models.mask.band_io import BandIO
+    from resculpt.models.mask.teacher import Q_LEVELS, TeacherGains
+
+    pools = mixing.synthetic_pools(0)
+    tc, run = _gains_cache(tmp_path / "g", pools)
+    cache = TeacherGains(tmp_path / "g", pools)
+    assert cache.n_rows == 4 and cache.g.shape == (4, 100, 24)
+    io = BandIO(160, 80)
+    rng = np.random.default_rng(5)
+    x, t, g, c = cache.batch(rng, 6, 4000)
+    assert x.shape == t.shape == (6, 4000) and g.shape == (6, 25, 24)
+    assert np.array_equal(c, np.tile([0.0, 1.0], (6, 1)))
+    rng = np.random.default_rng(5)  # the same draws again, to find each row's mixture and offset
+    rows, starts = rng.integers(4, size=6), rng.integers(100 - 25 + 1, size=6)
+    spread = 0.0
+    for b, (r, u) in enumerate(zip(rows, starts)):
+        xf, tf, _ = mixing.make_example(np.random.default_rng([7, int(r)]), pools, 16000, enhance=False, strength=1.0)
+        o = int(u) * 160
+        assert np.array_equal(x[b], xf[o : o + 4000]) and np.array_equal(t[b], tf[o : o + 4000])
+        y = run(xf)[tc.TEACHER_LAG : tc.TEACHER_LAG + 16000][o : o + 4000]
+        with torch.no_grad():
+            direct = io.ideal_gains(torch.tensor(x[b : b + 1]), torch.tensor(y[None]))[0, 1::2].numpy()
+        assert np.abs(np.sqrt(direct) - np.sqrt(g[b])).max() <= 0.5 / Q_LEVELS + 1e-6
+        spread = max(spread, float(np.ptp(g[b])))
+    assert spread > 0.5  # the stand-in's gains move (a constant target would pass any alignment)
+    sel, target = cache.gain_target(io, None, torch.tensor(g))
+    assert sel == slice(1, None, 2) and cache.gain_target(BandIO(320, 80), None, torch.tensor(g)) is None
+    assert max(p.stat().st_size for p in (tmp_path / "g").glob("shard_*.npz")) < 2 * 12_000
+    with pytest.raises(ValueError, match="frame pairs"):
+        cache.batch(rng, 1, 4000 + 80)
+
+
+def test_gains_teacher_cache_refuses_mixtures_that_regenerate_differently(tmp_path):
+    """Gains paired with other audio would train toward another mixture's gains: pools that differ from the
+    ones the teacher heard (or a changed mixing recipe) fail at load, naming the cause."""
+    from resculpt.models.mask import mixing
+    from resculpt.models.mask.teacher import TeacherGains
+
+    _gains_cache(tmp_path / "g", mixing.synthetic_pools(0))
+    with pytest.raises(SystemExit, match="regenerates differently"):
+        TeacherGains(tmp_path / "g", mixing.synthetic_pools(1))
+    meta = json.loads((tmp_path / "g" / "meta.json").read_text())
+    (tmp_path / "g" / "meta.json").write_text(json.dumps({**meta, "coding": "other"}))
+    with pytest.raises(SystemExit, match="coded as"):
+        TeacherGains(tmp_path / "g", mixing.synthetic_pools(0))
+
+
+def test_smoke_training_reads_a_gains_teacher_cache_and_logs_the_teach_term(tmp_path):
+    """--teacher DIR with a gains cache (built from the smoke run's own synthetic pools, seed 0) trains with a
+    finite teach loss on the 10 ms window the gains were computed on (a deep-filter net trains on it only)."""
+    from resculpt.cli import main
+    from resculpt.models.mask import mixing
+
+    _gains_cache(tmp_path / "g", mixing.synthetic_pools(0))
+    out = tmp_path / "run"
+    assert main(["train", "mask", "--smoke", "--quiet", "--out", str(out), "--teacher", str(tmp_path / "g"),
+                 "--df-bins", "8"]) == 0
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert logs and all("teach" in r and np.isfinite(r["teach"]) and np.isfinite(r["loss"]) for r in logs)
+
+
 def test_smoke_training_with_cached_pairs_draws_them_beside_the_mixtures_and_scores_the_held_out_ones(tmp_path):
     """--pairs DIR puts cached input/target rows (codec decodes and their originals) into each batch at
     --pairs-frac; --pairs-val DIR is scored at every validation as val_pairs, beside the mixtures."""

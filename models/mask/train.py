@@ -49,7 +49,7 @@ from resculpt.models.mask.losses import (
 )
 from resculpt.models.mask.mixing import SR
 from resculpt.models.mask.net import MaskNet, MultiResSpecDisc, n_params
-from resculpt.models.mask.teacher import RowCache, TeacherCache
+from resculpt.models.mask.teacher import RowCache, open_teacher
 
 
 def mixed_rows(rng, pools, n_mix: int, seg: int, vary: bool, pairs=None, n_pairs: int = 0):
@@ -254,9 +254,9 @@ def train(args) -> dict:
     ckpt_path = out / "ckpt.pt"
     teacher, n_teach = None, 0
     if args.teacher:
-        teacher = TeacherCache(Path(args.teacher))
+        teacher = open_teacher(Path(args.teacher), pools)
         n_teach = max(1, round(args.teacher_frac * args.batch))
-        print(f"teacher cache: {len(teacher.x)} mixtures of {teacher.x.shape[1] / SR:.1f} s "
+        print(f"teacher cache: {teacher.n_rows} mixtures of {teacher.seconds:.1f} s "
               f"({teacher.meta.get('teacher')}); {n_teach} of {args.batch} rows per batch", flush=True)
     else:
         w["teach"] = 0.0
@@ -456,8 +456,9 @@ def train(args) -> dict:
         if w["gain"] > 0 or w["teach"] > 0:
             gt = io.ideal_gains(x, t_full)
             ge = gain_err(gains, gt)
-            if w["teach"] > 0:  # cached rows: the teacher's gains replace g* as the dense target
-                te = gain_err(gains[nb:], io.ideal_gains(x[nb:], torch.tensor(yc)))
+            tg = teacher.gain_target(io, x[nb:], torch.tensor(yc)) if w["teach"] > 0 else None
+            if tg is not None:  # cached rows: the teacher's gains replace g* as the dense target
+                te = gain_err(gains[nb:, tg[0]], tg[1])
                 parts["teach"] = te.mean().item()
                 loss = loss + w["teach"] * te.sum() / args.batch
                 ge = ge[:nb]
