@@ -7,17 +7,18 @@ extra gain target: the band gains clip(sqrt(P_teacher / P_mixture), 0, 1). The c
 every waveform loss; the teacher is one extra term, never the only target (``models/mask/losses.py``; the cache
 is read by ``models/mask/teacher.py``).
 
-Why a cache: the teacher runs at RTF ~0.26 per core here (48 kHz, with resampling; 2.1 s for an 8 s mixture on
-a quiet core), too slow to run on every training batch on 2 cores, while a cache of N x S seconds costs
-N * S * 0.26 / jobs seconds once.
+Why a cache: the teacher runs at about a quarter of real time per core here (48 kHz, with resampling; meta.json's
+wall_s over its n mixtures gives the figure of each build), too slow to run on every training batch on 2 cores,
+while a cache is built once.
 
 Two formats (meta.json "format"):
 
 - ``gains`` (the default; ``models/training/teacher-gains``, committed): per mixture only the teacher's band
   gains on the 10 ms window (hop 5 ms, 24 bands) of every odd frame, sqrt coded in 5 bits and xz-packed (about
-  7 kB for 8 s), and 16 samples of the mixture as its fingerprint. The mixture and its clean target are regenerated from the recipe
-  when training draws them (``mixing.make_example`` from ``default_rng([seed, i])``: about 10 ms for 8 s), so
-  the cache is small enough to commit and grows over sessions instead of being rebuilt in each.
+  8 kB for 8 s: `ls -l` a shard of 50), and 16 samples of the mixture as its fingerprint. The mixture and its
+  clean target are regenerated from the recipe when training draws them (``mixing.make_example`` from
+  ``default_rng([seed, i])``), so the cache is small enough to commit and grows over sessions instead of being
+  rebuilt in each.
 - ``wave`` (``--format wave --out runs/teacher-cache``): the mixture, clean target and teacher output as float32
   waveforms (1.5 MB a mixture; the format the runs before the gains cache trained on; never committed).
 

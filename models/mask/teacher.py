@@ -91,7 +91,7 @@ def dequantise(q: np.ndarray) -> np.ndarray:
 
 def pack_codes(q: np.ndarray) -> np.ndarray:
     """Codes (n, T, 24) uint8 -> xz bytes as a uint8 array; band-major, where a band's codes change least
-    from frame to frame (7 kB for 8 s at 100 frames/s against 10 kB time-major)."""
+    from frame to frame (xz packs it tighter than time-major)."""
     return np.frombuffer(lzma.compress(np.ascontiguousarray(q.transpose(0, 2, 1)).tobytes(),
                                        preset=9 | lzma.PRESET_EXTREME), np.uint8)
 
@@ -112,8 +112,8 @@ class TeacherGains:
     i (drawn from ``default_rng([seed, i])`` by ``mixing.make_example``, denoise mode, strength 1) the teacher's
     band gains clip(sqrt(P_teacher / P_mixture), 0, 1) on the 10 ms window (hop 5 ms) of every odd frame (100
     frames/s: neighbouring frames share half their samples), 5-bit codes, and a fingerprint of the mixture. The
-    audio is regenerated from the recipe when a batch is drawn (about 10 ms for 8 s), so a mixture costs about
-    7 kB instead of three float32 waveforms (1.5 MB), and the cache can be committed and grow across sessions.
+    audio is regenerated from the recipe when a batch is drawn (a small part of a training step), so a mixture costs about
+    8 kB instead of three float32 waveforms (1.5 MB), and the cache can be committed and grow across sessions.
 
     Crops start on even frames, so the crop's odd frame 2v + 1 is the cached frame of the same samples: its
     10 ms window lies inside the crop, and the target is exact up to the coding. The teach term compares the
