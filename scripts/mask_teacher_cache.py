@@ -95,6 +95,18 @@ def gain_rows(xs, ys):
     return quantise(g[:, 1::2]), np.stack([x[check_positions(n)] for x in xs]).astype(np.float32)
 
 
+def aligned_teacher():
+    """DeepFilterNet3-LL as a function of a 16 kHz mixture (N,) float32 -> its output (N,) lined up with it
+    (resampled to 48 kHz and back, TEACHER_LAG samples dropped, zero-padded at the end)."""
+    ll = dfn(True)
+
+    def run(x):
+        y = rs(ll(rs(x, SR, 48000)), 48000, SR)[TEACHER_LAG : TEACHER_LAG + x.size]
+        return np.pad(y, (0, x.size - y.size)).astype(np.float32)
+
+    return run
+
+
 def teacher_rows(k, seed, seconds, size, pools, run):
     """Shard k's mixtures, clean targets and the teacher's outputs (size, N) float32 (teacher output shifted by
     TEACHER_LAG so it lines up with the mixture), and the lag the first row with speech showed."""
