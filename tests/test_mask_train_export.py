@@ -181,6 +181,7 @@ def test_smoke_training_reads_a_gains_teacher_cache_and_logs_the_teach_term(tmp_
                  "--df-bins", "8"]) == 0
     logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     assert logs and all("teach" in r and np.isfinite(r["teach"]) and np.isfinite(r["loss"]) for r in logs)
+    assert json.loads((out / "summary.json").read_text())["teacher_mixtures"] == 4
 
 
 def test_smoke_training_with_cached_pairs_draws_them_beside_the_mixtures_and_scores_the_held_out_ones(tmp_path):

@@ -508,6 +508,7 @@ def train(args) -> dict:
                "batch": args.batch, "segment_s": args.segment_s, "seed": args.seed, "threads": args.threads,
                "lr": args.lr, "schedule_steps": args.steps, "init_from": args.init_from, "n_fine": net.n_fine,
                "vary_noise": vary, "teacher": args.teacher, "teacher_frac": args.teacher_frac if args.teacher else 0.0,
+               "teacher_mixtures": teacher.n_rows if teacher is not None else 0,
                "pairs": args.pairs, "pairs_frac": args.pairs_frac if args.pairs else 0.0,
                "lookahead": net.lookahead, "df_bins": net.df_bins, "df_order": net.df_order,
                "phase_bins": net.phase_bins, "phase_steady": net.phase_steady, "presence": net.presence}
