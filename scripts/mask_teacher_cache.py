@@ -95,16 +95,22 @@ def gain_rows(xs, ys):
     return quantise(g[:, 1::2]), np.stack([x[check_positions(n)] for x in xs]).astype(np.float32)
 
 
-def aligned_teacher():
-    """DeepFilterNet3-LL as a function of a 16 kHz mixture (N,) float32 -> its output (N,) lined up with it
-    (resampled to 48 kHz and back, TEACHER_LAG samples dropped, zero-padded at the end)."""
+def raw_teacher():
+    """DeepFilterNet3-LL as a function of a 16 kHz mixture (N,) float32 -> its output at 16 kHz (resampled to
+    48 kHz and back), TEACHER_LAG samples late."""
     ll = dfn(True)
+    return lambda x: rs(ll(rs(x, SR, 48000)), 48000, SR)
 
-    def run(x):
-        y = rs(ll(rs(x, SR, 48000)), 48000, SR)[TEACHER_LAG : TEACHER_LAG + x.size]
+
+def aligned_teacher():
+    """``raw_teacher`` lined up with its input: (N,) -> (N,), TEACHER_LAG samples dropped, zero-padded at the end."""
+    run = raw_teacher()
+
+    def aligned(x):
+        y = run(x)[TEACHER_LAG : TEACHER_LAG + x.size]
         return np.pad(y, (0, x.size - y.size)).astype(np.float32)
 
-    return run
+    return aligned
 
 
 def teacher_rows(k, seed, seconds, size, pools, run):
@@ -131,8 +137,7 @@ def _shard(job):
     k, fmt, seed, seconds, size, out, deadline = job
     if deadline and time.time() > deadline:
         return k, None
-    ll = dfn(True)
-    xs, ts, ys, lag_seen = teacher_rows(k, seed, seconds, size, _POOLS, lambda x: rs(ll(rs(x, SR, 48000)), 48000, SR))
+    xs, ts, ys, lag_seen = teacher_rows(k, seed, seconds, size, _POOLS, raw_teacher())
     if abs(lag_seen - TEACHER_LAG) <= LAG_TOL:
         save_shard(out, k, fmt, xs, ts, ys)
     return k, lag_seen
@@ -158,7 +163,7 @@ def commit(out: Path, message: str):
     """``git commit -- out``: the cache folder only, whatever else is staged."""
     subprocess.run(["git", "add", "--", str(out)], cwd=REPO, check=True)
     for _ in range(5):  # another git command in this worktree may hold the index lock for a moment
-        if subprocess.run(["git", "commit", "-q", "-m", message, "--", str(out)], cwd=REPO).returncode == 0:
+        if subprocess.run(["git", "commit", "-q", "-m", message, "--", str(out)], cwd=REPO, check=False).returncode == 0:
             return
         time.sleep(5)
 

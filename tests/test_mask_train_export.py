@@ -93,9 +93,8 @@ def _gains_cache(folder, pools, n=4, seconds=1.0, seed=7):
     gains fall with frequency and follow the signal) delayed by the real teacher's lag."""
     import importlib.util
 
-    from scipy.signal import butter, sosfilt
-
     from conftest import REPO
+    from scipy.signal import butter, sosfilt
 
     spec = importlib.util.spec_from_file_location("mask_teacher_cache", REPO / "scripts" / "mask_teacher_cache.py")
     tc = importlib.util.module_from_spec(spec)
@@ -147,8 +146,9 @@ def test_gains_teacher_cache_gives_each_crop_the_coded_gains_of_its_own_samples(
         assert np.abs(np.sqrt(direct) - np.sqrt(g[b])).max() <= 0.5 / Q_LEVELS + 1e-6
         spread = max(spread, float(np.ptp(g[b])))
     assert spread > 0.5  # the stand-in's gains move (a constant target would pass any alignment)
-    sel, target = cache.gain_target(io, None, torch.tensor(g))
-    assert sel == slice(1, None, 2) and cache.gain_target(BandIO(320, 80), None, torch.tensor(g)) is None
+    sel, target = cache.gain_target(io, None, torch.tensor(g))  # the cached gains, on the odd frames
+    assert sel == slice(1, None, 2) and torch.equal(target, torch.tensor(g))
+    assert cache.gain_target(BandIO(320, 80), None, torch.tensor(g)) is None  # another window: no target
     assert max(p.stat().st_size for p in (tmp_path / "g").glob("shard_*.npz")) < 2 * 12_000
     with pytest.raises(ValueError, match="frame pairs"):
         cache.batch(rng, 1, 4000 + 80)
@@ -172,8 +172,9 @@ def test_gains_teacher_cache_refuses_mixtures_that_regenerate_differently(tmp_pa
 def test_smoke_training_reads_a_gains_teacher_cache_and_logs_the_teach_term(tmp_path):
     """--teacher DIR with a gains cache (built from the smoke run's own synthetic pools, seed 0) trains with a
     finite teach loss on the 10 ms window the gains were computed on (a deep-filter net trains on it only)."""
-    from resculpt.cli import main
     from resculpt.models.mask import mixing
+
+    from resculpt.cli import main
 
     _gains_cache(tmp_path / "g", mixing.synthetic_pools(0))
     out = tmp_path / "run"

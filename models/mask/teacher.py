@@ -112,8 +112,9 @@ class TeacherGains:
     i (drawn from ``default_rng([seed, i])`` by ``mixing.make_example``, denoise mode, strength 1) the teacher's
     band gains clip(sqrt(P_teacher / P_mixture), 0, 1) on the 10 ms window (hop 5 ms) of every odd frame (100
     frames/s: neighbouring frames share half their samples), 5-bit codes, and a fingerprint of the mixture. The
-    audio is regenerated from the recipe when a batch is drawn (a small part of a training step), so a mixture costs about
-    8 kB instead of three float32 waveforms (1.5 MB), and the cache can be committed and grow across sessions.
+    audio is regenerated from the recipe when a batch is drawn (a small part of a training step), so a mixture
+    costs about 8 kB instead of three float32 waveforms (1.5 MB), and the cache can be committed and grow across
+    sessions.
 
     Crops start on even frames, so the crop's odd frame 2v + 1 is the cached frame of the same samples: its
     10 ms window lies inside the crop, and the target is exact up to the coding. The teach term compares the
@@ -135,7 +136,7 @@ class TeacherGains:
         self.idx = np.concatenate([q["idx"] for q in parts])      # (n,) mixture indices
         self.check = np.concatenate([q["check"] for q in parts])  # (n, N_CHECK) float32
         self.seed = int(self.meta["seed"])
-        self.n = int(round(self.meta["seconds"] * self.meta["sample_rate"]))
+        self.n = round(self.meta["seconds"] * self.meta["sample_rate"])
         self.n_fft, self.hop = int(self.meta["n_fft"]), int(self.meta["hop"])
         self.pools = pools
         self.n_rows, self.seconds = len(self.idx), float(self.meta["seconds"])
